@@ -1,0 +1,53 @@
+"""Element-wise op kinds: numpy-style broadcasting binaries and unary activations."""
+from __future__ import annotations
+
+from .opdef import AttrSpec, define_op
+from .shape_rules import ShapeError, broadcast
+from .types import TensorType
+
+
+def _binary(types, attrs):
+    a, b = types
+    if a.dtype != b.dtype:
+        raise ShapeError(f"operand element types {a.dtype} and {b.dtype} differ")
+    return [TensorType(broadcast(a.shape, b.shape), a.dtype)]
+
+
+def _same(types, attrs):
+    return [TensorType(types[0].shape, types[0].dtype)]
+
+
+for _kind, _doc in [("add", "a + b"), ("sub", "a - b"), ("mul", "a * b"), ("div", "a / b"),
+                    ("pow", "a ** b"), ("max", "maximum(a, b)"), ("min", "minimum(a, b)")]:
+    define_op(_kind, "a b", doc=f"Element-wise {_doc} with numpy broadcasting.")(_binary)
+
+for _kind in ["relu", "sigmoid", "tanh", "erf", "sqrt", "exp", "neg", "abs", "reciprocal",
+              "hard_swish"]:
+    define_op(_kind, "x", doc=f"Element-wise {_kind}.")(_same)
+
+define_op("leaky_relu", "x", (AttrSpec("alpha", "float", 0.01),), "x if x >= 0 else alpha * x")(_same)
+define_op("clip", "x", (AttrSpec("min", "float", float("-inf")), AttrSpec("max", "float", float("inf"))),
+          "min(max(x, min), max)")(_same)
+define_op("hard_sigmoid", "x", (AttrSpec("alpha", "float", 0.2), AttrSpec("beta", "float", 0.5)),
+          "max(0, min(1, alpha * x + beta))")(_same)
+define_op("gelu", "x", (AttrSpec("approximate", "str", "none"),),
+          "GELU, exact (erf) or approximate='tanh'.")(_same)
+
+
+@define_op("softmax", "x", (AttrSpec("axis", "int", -1),))
+def _softmax(types, attrs):
+    """Softmax along one axis (opset-13 semantics; older opsets are reshaped by the frontend)."""
+    from .shape_rules import normalize_axis
+
+    normalize_axis(attrs["axis"], types[0].rank)
+    return _same(types, attrs)
+
+
+@define_op("cast", "x", (AttrSpec("to", "str"),))
+def _cast(types, attrs):
+    """Convert element type."""
+    from .dtypes import DTYPES
+
+    if attrs["to"] not in DTYPES:
+        raise ShapeError(f"cast to unknown element type {attrs['to']!r}")
+    return [TensorType(types[0].shape, attrs["to"])]
