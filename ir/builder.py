@@ -45,13 +45,10 @@ class Builder:
         except ShapeError as exc:
             raise VerifyError(f"cannot build {kind} at {loc or self.loc!r}: {exc}") from None
         op = Op(kind, operands, types, full, self.loc if loc is None else loc)
-        if name is not None:
-            names = [self.module.fresh_name(name if i == 0 else f"{name}.{i}") for i in range(len(types))]
-            for r, n in zip(op.results, names):
-                r.name = n
-            for n in names:  # insert_op claims them again
-                self.module._taken.discard(n)
         self.module.insert_op(op, self.index)
+        if name is not None:
+            for i, r in enumerate(op.results):
+                self.module.rename(r, self.module.fresh_name(name if i == 0 else f"{name}.{i}"))
         if self.index is not None:
             self.index += 1
         return op

@@ -97,22 +97,27 @@ class Module:
 
     # -- names -------------------------------------------------------------------------------
     def fresh_name(self, hint: str = "v") -> str:
-        """A value name not used in this module yet, deterministic given the module's history."""
+        """A value name not used in this module yet (not reserved), deterministic given its history."""
         base = hint or "v"
         if base not in self._taken:
-            self._taken.add(base)
             return base
         i = 1
         while f"{base}.{i}" in self._taken:
             i += 1
-        name = f"{base}.{i}"
-        self._taken.add(name)
-        return name
+        return f"{base}.{i}"
 
     def claim_name(self, name: str) -> None:
         if name in self._taken:
             raise ValueError(f"value name %{name} defined twice")
         self._taken.add(name)
+
+    def rename(self, value: "Value", name: str) -> None:
+        """Give a value a new (unused) name."""
+        if name == value.name:
+            return
+        self.claim_name(name)
+        self._taken.discard(value.name)
+        value.name = name
 
     # -- building ----------------------------------------------------------------------------
     def add_input(self, name: str, type: TensorType) -> Value:
@@ -123,10 +128,9 @@ class Module:
 
     def insert_op(self, op: Op, index: int | None = None) -> Op:
         for r in op.results:
-            if r.name:
-                self.claim_name(r.name)
-            else:
+            if not r.name:
                 r.name = self.fresh_name(op.kind)
+            self.claim_name(r.name)
         op.module = self
         if index is None:
             self.ops.append(op)

@@ -17,3 +17,13 @@ class VerifyError(TccError):
 
 class InterpreterError(TccError):
     """The reference interpreter was asked to run something it cannot."""
+
+
+class PipelineError(TccError):
+    """A pass pipeline spec that names an unknown pass or a bad option."""
+
+
+class InternalError(TccError):
+    """A bug in tcc itself (e.g. the verifier failing after a pass), not in the user's input."""
+
+    exit_code = 3

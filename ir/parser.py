@@ -42,9 +42,10 @@ class _Builder:
 
     # -- leaves --------------------------------------------------------------------------------
     def name(self, node) -> tuple[str, Token]:
+        """The name in a ``%name`` / ``@name`` token (bare or JSON-quoted)."""
         tok = node.children[0] if isinstance(node, Tree) else node
-        text = str(tok)
-        return (json.loads(text) if tok.type == "STRING" else text), tok
+        text = str(tok)[1:]
+        return (json.loads(text) if text.startswith('"') else text), tok
 
     def value_ref(self, node):
         name, tok = self.name(node.children[0])
@@ -117,7 +118,7 @@ class _Builder:
         module = Module(mod_name)
         for item in tree.children[1:]:
             if item.data == "input":
-                name, tok = self.name(item.children[0].children[0])
+                name, tok = self.name(item.children[0])
                 if name in self.values:
                     raise self.error(tok, f"value %{name} is defined twice")
                 self.values[name] = module.add_input(name, self.type(item.children[1]))

@@ -1,0 +1,152 @@
+"""The `tcc` command line.  Every user-facing error is caught here once: message, exit code 2."""
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from tcc import __version__
+from tcc.ir.errors import TccError
+
+TARGETS = ("ir",)
+
+
+class _State:
+    debug = False
+
+
+def _shapes(values) -> dict:
+    from tcc.driver import parse_input_shape
+
+    return dict(parse_input_shape(v) for v in values)
+
+
+def _emit(module, output) -> None:
+    from tcc.driver import write_ir
+    from tcc.ir import print_module
+
+    if output in (None, "-"):
+        click.echo(print_module(module), nl=False)
+    else:
+        write_ir(module, output)
+
+
+dump_options = [
+    click.option("--dump-ir-after", "dump_after", multiple=True, metavar="PASS|all|import",
+                 help="Write the textual IR after this pass (repeatable; 'all' for every pass)."),
+    click.option("--dump-dir", type=click.Path(file_okay=False), default=None,
+                 help="Folder for --dump-ir-after files (default: current folder)."),
+    click.option("--timings", is_flag=True, help="Print per-pass wall time to stderr."),
+]
+
+
+def with_dump_options(fn):
+    for option in reversed(dump_options):
+        fn = option(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tcc")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+def cli(debug: bool) -> None:
+    """tcc: compile ONNX models for FPGA accelerators and run them on a bit-exact simulator."""
+    _State.debug = debug
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("-t", "--target", type=click.Choice(TARGETS), default="ir", show_default=True,
+              help="What to produce.")
+@click.option("-o", "--output", default=None, help="Output file ('-' or absent: stdout for IR).")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
+              help="Bind an input's shape (repeatable); needed for dynamic dims.")
+@click.option("--passes", default=None, help="Override the pass pipeline, e.g. 'fold-constants,dce'.")
+@with_dump_options
+def compile(model, target, output, input_shapes, passes, dump_after, dump_dir, timings):
+    """Compile an ONNX MODEL."""
+    from tcc.driver import compile_to_ir
+    from tcc.passes import DEFAULT_FLOAT_PIPELINE
+
+    module, manager = compile_to_ir(model, _shapes(input_shapes),
+                                    passes if passes is not None else DEFAULT_FLOAT_PIPELINE,
+                                    dump_after, dump_dir)
+    if timings:
+        click.echo(manager.timing_report(), err=True)
+    _emit(module, output)
+
+
+@cli.command()
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("--passes", default="", help="Comma-separated pass pipeline, e.g. 'dce,fold-batchnorm'.")
+@click.option("-o", "--output", default=None, help="Output file ('-' or absent: stdout).")
+@with_dump_options
+def opt(source, passes, output, dump_after, dump_dir, timings):
+    """Parse textual IR, run passes over it and print it (like mlir-opt)."""
+    from tcc.driver import load_ir, run_pipeline
+
+    module = load_ir(source)
+    manager = run_pipeline(module, passes, dump_after, dump_dir)
+    if timings:
+        click.echo(manager.timing_report(), err=True)
+    _emit(module, output)
+
+
+@cli.command()
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("--inputs", "inputs_path", default=None, help=".npz with one array per model input name.")
+@click.option("-o", "--output", required=True, help=".npz to write, one array per model output name.")
+@click.option("--seed", default=0, show_default=True, help="Seed for random inputs when --inputs is absent.")
+def run(source, inputs_path, output, seed):
+    """Run textual IR on the reference interpreter."""
+    from tcc.driver import load_inputs, load_ir, random_inputs, save_outputs
+    from tcc.ir.interpreter import run_module
+
+    module = load_ir(source)
+    if inputs_path is None:
+        click.echo(f"note: no --inputs given; using N(0,1) random inputs with seed {seed}", err=True)
+        inputs = random_inputs(module, seed)
+    else:
+        inputs = load_inputs(inputs_path, module)
+    save_outputs(output, run_module(module, inputs))
+
+
+@cli.command(name="passes")
+def list_passes():
+    """List the registered passes."""
+    from tcc.passes import PASSES
+
+    for name in sorted(PASSES):
+        click.echo(f"{name:<20} {PASSES[name].summary}")
+
+
+def main(argv=None) -> int:
+    try:
+        cli.main(args=argv, prog_name="tcc", standalone_mode=False)
+        return 0
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except TccError as exc:
+        if _State.debug:
+            traceback.print_exc()
+        prefix = "" if str(exc).startswith("internal compiler error") else "error: "
+        click.echo(f"{prefix}{exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug in tcc: say so plainly, traceback only with --debug
+        if _State.debug:
+            traceback.print_exc()
+        else:
+            click.echo(f"internal compiler error: {type(exc).__name__}: {exc}\n"
+                       f"(rerun with --debug for the traceback, and please report it)", err=True)
+        return 3
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The compiler driver: the stages behind each CLI command, callable from Python too."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tcc.ir import Module, parse_module, print_module, verify
+from tcc.ir.errors import IRParseError, TccError, VerifyError
+from tcc.ir.fileio import write_atomic
+from tcc.passes import DEFAULT_FLOAT_PIPELINE, PassManager, parse_pipeline
+
+
+class UsageError(TccError):
+    """A command-line value that cannot be used (bad --input-shape, missing file, ...)."""
+
+
+def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    """``NAME=1,3,224,224`` -> (NAME, (1, 3, 224, 224)); the name may itself contain '='."""
+    name, sep, dims = text.rpartition("=")
+    try:
+        shape = tuple(int(d) for d in dims.split(",")) if dims.strip() else ()
+    except ValueError:
+        shape = None
+    if not sep or not name or shape is None or any(d < 0 for d in shape):
+        raise UsageError(f"--input-shape {text!r} is not NAME=d0,d1,... with non-negative integers")
+    return name, shape
+
+
+def load_ir(path) -> Module:
+    """Read and verify a textual IR file; problems in it are the user's, reported as such."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise IRParseError(f"{path}: not a text file (textual IR is UTF-8)") from None
+    module = parse_module(text, str(path))
+    try:
+        verify(module)
+    except VerifyError as exc:
+        raise VerifyError(f"{path}: {exc}") from None
+    return module
+
+
+def run_pipeline(module: Module, passes, dump_after=(), dump_dir=None) -> PassManager:
+    dump = "all" if "all" in dump_after else set(dump_after)
+    manager = PassManager(parse_pipeline(passes) if passes else [], dump_after=dump,
+                          dump_dir=Path(dump_dir) if dump_dir else None)
+    if manager.wants_dump("import"):
+        manager.dump(module, "import")
+    manager.run(module)
+    return manager
+
+
+def compile_to_ir(model, input_shapes=None, passes=DEFAULT_FLOAT_PIPELINE, dump_after=(),
+                  dump_dir=None) -> tuple[Module, PassManager]:
+    """Import an ONNX model and run the float pipeline over it."""
+    from tcc.frontend import import_onnx
+
+    module = import_onnx(model, input_shapes=dict(input_shapes or {}))
+    manager = run_pipeline(module, passes, dump_after, dump_dir)
+    return module, manager
+
+
+def write_ir(module: Module, path) -> None:
+    write_atomic(path, print_module(module))
+
+
+def load_inputs(path, module: Module) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: not a readable .npz file ({exc})") from None
+
+
+def random_inputs(module: Module, seed: int = 0) -> dict[str, np.ndarray]:
+    """Inputs drawn from N(0, 1) (integer inputs: zeros), for quick runs without data."""
+    from tcc.ir.dtypes import is_float, to_numpy
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    for v in module.inputs:
+        dtype = to_numpy(v.type.dtype)
+        if is_float(v.type.dtype):
+            out[v.name] = rng.standard_normal(v.type.shape).astype(dtype)
+        else:
+            out[v.name] = np.zeros(v.type.shape, dtype)
+    return out
+
+
+def save_outputs(path, outputs: dict[str, np.ndarray]) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **outputs)
+    write_atomic(path, buffer.getvalue())

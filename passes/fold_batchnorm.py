@@ -1,0 +1,62 @@
+"""Fold inference BatchNormalization into the Conv or Linear that feeds it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tcc.ir import Module, Op
+from tcc.ir.dtypes import to_numpy
+from tcc.ir.rewrite import Rewriter, apply_patterns
+
+from .base import Pass
+
+
+def const_value(value):
+    """The array of a value produced by a const op, or None."""
+    producer = value.producer
+    if producer is None or producer.kind != "const":
+        return None
+    return producer.attrs["value"]
+
+
+class ConvBatchNormPattern:
+    """batch_norm(conv(x, w, b)) -> conv(x, w * s, (b - mean) * s + beta), s = gamma / sqrt(var + eps)."""
+
+    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
+        if op.kind != "batch_norm":
+            return False
+        producer = op.operands[0].producer
+        if producer is None or producer.kind not in ("conv", "linear") or len(producer.result.users) != 1:
+            return False
+        params = [const_value(v) for v in op.operands[1:]]
+        weight = const_value(producer.operands[1])
+        bias = const_value(producer.operands[2]) if len(producer.operands) > 2 else None
+        if weight is None or any(p is None for p in params) or (len(producer.operands) > 2 and bias is None):
+            return False
+        gamma, beta, mean, var = (p.astype(np.float64) for p in params)
+        scale = gamma / np.sqrt(var + op.attrs["epsilon"])
+        old_bias = bias.astype(np.float64) if bias is not None else np.zeros_like(mean)
+        dtype = to_numpy(producer.result.type.dtype)
+        new_weight = weight.astype(np.float64) * scale.reshape((-1,) + (1,) * (weight.ndim - 1))
+        new_bias = (old_bias - mean) * scale + beta
+        builder = rewriter.builder_before(op)
+        builder.loc = producer.loc
+        w = builder.const(new_weight.astype(dtype), name=producer.operands[1].name + ".bn")
+        b = builder.const(new_bias.astype(dtype), name=producer.result.name + ".bn_bias")
+        fused = builder.value(producer.kind, [producer.operands[0], w, b], producer.attrs,
+                              name=op.result.name + ".fused")
+        name = op.result.name
+        rewriter.replace_op(op, [fused])
+        rewriter.erase_op(producer)
+        rewriter.module.rename(fused, name)  # the fused value keeps the user-visible name
+        return True
+
+
+@dataclass
+class FoldBatchNorm(Pass):
+    name = "fold-batchnorm"
+    summary = "fold batch_norm into a preceding conv or linear with constant weights"
+
+    def apply(self, module: Module) -> None:
+        apply_patterns(module, [ConvBatchNormPattern()])

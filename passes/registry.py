@@ -1,0 +1,23 @@
+"""The explicit pass registry: one dict from name to pass class; a duplicate name is an error."""
+from __future__ import annotations
+
+from .base import Pass
+from .dce import DeadCodeElimination
+from .fold_batchnorm import FoldBatchNorm
+from .fold_constants import FoldConstants
+
+PASSES: dict[str, type[Pass]] = {}
+
+
+def register(cls: type[Pass]) -> type[Pass]:
+    if not cls.name or cls.name in PASSES:
+        raise ValueError(f"pass name {cls.name!r} is empty or registered twice")
+    PASSES[cls.name] = cls
+    return cls
+
+
+for _cls in (DeadCodeElimination, FoldConstants, FoldBatchNorm):
+    register(_cls)
+
+# The float pipeline `tcc compile -t ir` runs after import.
+DEFAULT_FLOAT_PIPELINE = ("fold-constants", "fold-batchnorm", "dce")

@@ -1,0 +1,78 @@
+"""The verifier catches malformed modules with a message naming the op."""
+import numpy as np
+import pytest
+
+from tcc.ir import Builder, Module, Op, TensorType, VerifyError, verify
+
+
+def conv_module():
+    m = Module("m")
+    x = m.add_input("x", TensorType((1, 3, 8, 8), "f32"))
+    b = Builder(m, loc="conv1")
+    w = b.const(np.zeros((4, 3, 3, 3), np.float32), "w")
+    y = b.value("conv", [x, w], {"strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1)}, name="y")
+    m.add_output("y", y)
+    return m, x, w, y
+
+
+def test_valid_module_verifies():
+    verify(conv_module()[0])
+
+
+def test_wrong_result_type_names_op_and_loc():
+    m, _, _, y = conv_module()
+    y.type = TensorType((1, 4, 8, 8), "f32")
+    with pytest.raises(VerifyError, match=r"op #1 conv %y \(loc 'conv1'\): result %y has type f32\[1,4,8,8\], "
+                                          r"the type rule gives f32\[1,4,6,6\]"):
+        verify(m)
+
+
+def test_bad_operand_count():
+    m, x, _, _ = conv_module()
+    m.insert_op(Op("relu", [x, x], [x.type], loc="r"))
+    with pytest.raises(VerifyError, match=r"relu .*2 operands do not fit \(x\)"):
+        verify(m)
+
+
+def test_missing_and_unknown_attributes():
+    m, x, w, _ = conv_module()
+    m.insert_op(Op("conv", [x, w], [TensorType((1, 4, 6, 6), "f32")], {"group": 1, "colour": 3}, loc="c2"))
+    with pytest.raises(VerifyError, match=r"unknown attribute 'colour'.*missing attribute 'strides'"):
+        verify(m)
+
+
+def test_shape_rule_failure():
+    m, x, _, _ = conv_module()
+    w2 = Builder(m).const(np.zeros((4, 5, 3, 3), np.float32))
+    m.insert_op(Op("conv", [x, w2], [TensorType((1, 4, 6, 6), "f32")],
+                   {"strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1), "group": 1}, loc="bad"))
+    with pytest.raises(VerifyError, match=r"loc 'bad'.*input channels 3 do not match weight"):
+        verify(m)
+
+
+def test_use_before_definition():
+    m, _, _, y = conv_module()
+    relu = Op("relu", [y], [y.type], loc="early")
+    m.insert_op(relu, 0)
+    with pytest.raises(VerifyError, match=r"operand %y is not defined before its use"):
+        verify(m)
+
+
+def test_undefined_output_and_no_outputs():
+    m, x, _, _ = conv_module()
+    m.outputs = []
+    with pytest.raises(VerifyError, match="has no outputs"):
+        verify(m)
+    stray = Op("relu", [x], [x.type])
+    m.add_output("z", stray.result)
+    with pytest.raises(VerifyError, match="output 'z' refers to"):
+        verify(m)
+
+
+def test_topological_sort_repairs_order_and_detects_cycles():
+    m, _, _, y = conv_module()
+    relu = Op("relu", [y], [y.type], loc="late")
+    m.insert_op(relu, 0)
+    m.sort_topologically()
+    verify(m)
+    assert m.ops[-1] is relu
