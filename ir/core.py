@@ -146,7 +146,7 @@ class Module:
 
     def erase_op(self, op: Op) -> None:
         for r in op.results:
-            if r.uses or any(v is r for _, v in self.outputs):
+            if r.uses or self.is_output(r):
                 raise ValueError(f"cannot erase {op.kind} at {op.loc!r}: its result %{r.name} is still used")
             self._taken.discard(r.name)
         op.drop_operands()
@@ -167,6 +167,9 @@ class Module:
             if candidate is op:
                 return i
         raise ValueError(f"{op!r} is not in module {self.name}")
+
+    def is_output(self, value: Value) -> bool:
+        return any(v is value for _, v in self.outputs)
 
     def output_values(self) -> list[Value]:
         return [v for _, v in self.outputs]

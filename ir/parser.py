@@ -97,6 +97,9 @@ class _Builder:
                 raise self.error(node.children[0].children[0],
                                  f"dense literal has {len(items)} elements, its type {ttype.size}")
             return np.array(items, dtype=to_numpy(ttype.dtype)).reshape(ttype.shape)
+        if node.data == "splat":
+            ttype = self.type(node.children[0])
+            return np.full(ttype.shape, self.scalar(node.children[1]), dtype=to_numpy(ttype.dtype))
         if node.data == "blob_ref":
             tok = node.children[0]
             index = int(str(tok)[1:])

@@ -10,6 +10,9 @@
       #0 = f32[64,3,7,7] "<base64 of the little-endian bytes>"
     }
 
+Constants of up to 16 elements print inline as ``dense<type, [values]>``, larger ones whose
+elements are all equal as ``splat<type, value>``, the rest as blobs.
+
 Output is deterministic: attributes sorted by name, blobs numbered in order of appearance.
 """
 from __future__ import annotations
@@ -79,8 +82,11 @@ class Printer:
     def format_attr(self, value) -> str:
         if isinstance(value, np.ndarray):
             ttype = TensorType(tuple(int(d) for d in value.shape), from_numpy(value.dtype))
+            flat = value.reshape(-1)
             if value.size <= INLINE_TENSOR_LIMIT:
-                return f"dense<{format_type(ttype)}, {format_list(value.reshape(-1).tolist())}>"
+                return f"dense<{format_type(ttype)}, {format_list(flat.tolist())}>"
+            if bool((flat == flat[0]).all()):
+                return f"splat<{format_type(ttype)}, {format_scalar(flat[0].item())}>"
             self.blobs.append(value)
             return f"blob<#{len(self.blobs) - 1}>"
         if isinstance(value, str):

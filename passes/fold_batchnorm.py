@@ -27,7 +27,8 @@ class ConvBatchNormPattern:
         if op.kind != "batch_norm":
             return False
         producer = op.operands[0].producer
-        if producer is None or producer.kind not in ("conv", "linear") or len(producer.result.users) != 1:
+        if (producer is None or producer.kind not in ("conv", "linear") or len(producer.result.users) != 1
+                or rewriter.module.is_output(producer.result)):
             return False
         params = [const_value(v) for v in op.operands[1:]]
         weight = const_value(producer.operands[1])

@@ -51,6 +51,18 @@ def test_quantized_types_round_trip():
     assert print_module(parse_module(text)) == text
 
 
+def test_splat_constants_print_compactly_and_round_trip():
+    m = Module("s")
+    b = Builder(m)
+    c = b.const(np.full((64, 3, 7, 7), 0.02, np.float32), "w")
+    m.add_output("w", c)
+    text = print_module(m)
+    assert "splat<f32[64,3,7,7], 0.019999999552965164>" in text and "blobs" not in text
+    again = parse_module(text)
+    assert print_module(again) == text
+    assert again.ops[0].attrs["value"].tobytes() == c.producer.attrs["value"].tobytes()
+
+
 def test_printer_is_deterministic():
     assert print_module(small_module()) == print_module(small_module())
 

@@ -1,0 +1,3 @@
+from tcc.cli import entry
+
+entry()

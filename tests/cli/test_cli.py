@@ -1,0 +1,93 @@
+"""The command line: contract of compile/opt/run and clear errors with exit code 2."""
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+import light_zoo
+
+
+def tiny_model(path, op="Relu"):
+    node = helper.make_node(op, ["x"], ["y"], name="the_node")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return path
+
+
+def test_compile_opt_run(tmp_path, tcc_cli):
+    model = tiny_model(tmp_path / "m.onnx")
+    code, out, err = tcc_cli("compile", model, "-t", "ir")
+    assert code == 0, err
+    assert 'output "y" = %y' in out
+    (tmp_path / "m.tir").write_text(out)
+    code, again, _ = tcc_cli("opt", tmp_path / "m.tir")
+    assert code == 0 and again == out
+    x = np.array([[-1.0, 0.5, -0.25, 2.0]], np.float32)
+    np.savez(tmp_path / "in.npz", x=x)
+    code, _, err = tcc_cli("run", tmp_path / "m.tir", "--inputs", tmp_path / "in.npz", "-o", tmp_path / "o.npz")
+    assert code == 0, err
+    with np.load(tmp_path / "o.npz") as got:
+        np.testing.assert_array_equal(got["y"], np.maximum(x, 0))
+
+
+def test_dump_ir_after_and_timings(tmp_path, tcc_cli):
+    model = tiny_model(tmp_path / "m.onnx")
+    code, _, err = tcc_cli("compile", model, "-o", tmp_path / "m.tir", "--dump-ir-after", "all",
+                           "--dump-dir", tmp_path / "dumps", "--timings")
+    assert code == 0
+    assert "fold-batchnorm" in err and "total" in err
+    names = sorted(p.name for p in (tmp_path / "dumps").iterdir())
+    assert names == ["00-import.tir", "01-fold-constants.tir", "02-fold-batchnorm.tir", "03-dce.tir"]
+
+
+def test_truncated_onnx_is_a_clear_error(tmp_path, tcc_cli):
+    data = light_zoo.light_path("squeezenet").read_bytes()
+    (tmp_path / "cut.onnx").write_bytes(data[: len(data) // 2])
+    code, out, err = tcc_cli("compile", tmp_path / "cut.onnx", "-o", tmp_path / "x.tir")
+    assert code == 2
+    assert err.startswith("error: ") and "cut.onnx" in err and "Traceback" not in err
+    assert not (tmp_path / "x.tir").exists()
+
+
+def test_console_script_exit_code_and_no_traceback(tmp_path):
+    (tmp_path / "junk.onnx").write_bytes(b"\x08\x07garbage" * 50)
+    result = subprocess.run([sys.executable, "-m", "tcc", "compile", str(tmp_path / "junk.onnx")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unsupported_op_names_node_and_opset(tmp_path, tcc_cli):
+    model = tiny_model(tmp_path / "m.onnx", op="Hardmax")
+    code, _, err = tcc_cli("compile", model)
+    assert code == 2
+    assert "Hardmax" in err and "the_node" in err and "13" in err
+
+
+def test_bad_input_shape_flag(tmp_path, tcc_cli):
+    model = tiny_model(tmp_path / "m.onnx")
+    code, _, err = tcc_cli("compile", model, "--input-shape", "x=1,a")
+    assert code == 2 and "--input-shape 'x=1,a'" in err
+
+
+def test_malformed_ir_reports_line_and_column(tmp_path, tcc_cli):
+    (tmp_path / "bad.tir").write_text('module @m {\n  input %x : f32[1]\n  %y = relu(%x : f32[1]\n}\n')
+    code, _, err = tcc_cli("opt", tmp_path / "bad.tir")
+    assert code == 2 and "bad.tir:3:" in err
+
+
+def test_unknown_pass(tmp_path, tcc_cli):
+    model = tiny_model(tmp_path / "m.onnx")
+    code, _, err = tcc_cli("compile", model, "--passes", "dce,nope")
+    assert code == 2 and "unknown pass 'nope'" in err
+
+
+def test_run_with_wrong_input_name(tmp_path, tcc_cli):
+    model = tiny_model(tmp_path / "m.onnx")
+    tcc_cli("compile", model, "-o", tmp_path / "m.tir")
+    np.savez(tmp_path / "in.npz", z=np.zeros((1, 4), np.float32))
+    code, _, err = tcc_cli("run", tmp_path / "m.tir", "--inputs", tmp_path / "in.npz", "-o", tmp_path / "o.npz")
+    assert code == 2 and "x" in err
