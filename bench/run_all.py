@@ -1,0 +1,14 @@
+"""Run every benchmark in bench/ in turn: `python bench/run_all.py`."""
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHES = ["compile_time.py"]
+
+if __name__ == "__main__":
+    here = Path(__file__).resolve().parent
+    failed = 0
+    for bench in BENCHES:
+        print(f"== {bench}", flush=True)
+        failed |= subprocess.call([sys.executable, str(here / bench)])
+    sys.exit(failed)
