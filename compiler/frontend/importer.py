@@ -1,0 +1,119 @@
+"""``import_onnx``: ONNX model -> tcc IR module.
+
+Every node is either folded (all inputs constant: evaluated by ``onnx.reference``), lowered
+(a function of the registry builds IR ops) or unsupported.  All unsupported nodes are found
+before anything is built, so one error lists them all.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+
+from tcc.ir import Module, verify
+from tcc.ir.dtypes import to_numpy
+from tcc.ir.errors import VerifyError
+
+from .context import ImportContext, NodeContext
+from .errors import FrontendError, format_unsupported, internal_error, node_label
+from .folding import SHAPE_ONLY, Folder, shape_stand_in
+from .loader import LoadedModel, load_model
+from .registry import LOWERINGS, PASS_THROUGH
+
+FOLD, LOWER, UNSUPPORTED = "fold", "lower", "unsupported"
+
+
+def import_onnx(model, input_shapes: dict[str, tuple[int, ...]] | None = None,
+                name: str | None = None) -> Module:
+    """Import an ONNX model (a path or an ``onnx.ModelProto``) as a verified tcc module.
+
+    ``input_shapes`` binds the dynamic dims of the model inputs (input name -> full shape).
+    """
+    loaded = load_model(model, input_shapes)
+    ctx = ImportContext(loaded, name or _default_name(model, loaded))
+    folder = Folder(loaded.opset)
+    _reject_unsupported(ctx, folder)
+    for node in loaded.model.graph.node:
+        if _decide(node, ctx.is_const, folder) == FOLD:
+            _fold(ctx, folder, node)
+        else:
+            _lower(ctx, node)
+    for output in loaded.model.graph.output:
+        ctx.module.add_output(output.name, ctx.value_of(output.name))
+    try:
+        verify(ctx.module)
+    except VerifyError as exc:
+        raise internal_error(loaded.label, f"the imported module does not verify: {exc}") from None
+    return ctx.module
+
+
+def _default_name(model, loaded: LoadedModel) -> str:
+    if isinstance(model, (str, Path)):
+        return Path(model).stem
+    return loaded.model.graph.name or "main"
+
+
+def _decide(node: onnx.NodeProto, is_const, folder: Folder) -> str:
+    if folder.can_fold(node):
+        if all(is_const(name) for name in node.input if name):
+            return FOLD
+        if node.op_type in SHAPE_ONLY:  # every tcc value has a static shape
+            return FOLD
+    if node.op_type in LOWERINGS:
+        return LOWER
+    return UNSUPPORTED
+
+
+def _reject_unsupported(ctx: ImportContext, folder: Folder) -> None:
+    """Raise one error naming every node tcc can neither fold nor lower."""
+    constant = set(ctx.consts)
+    unsupported: dict[str, list[str]] = {}
+    for node in ctx.loaded.model.graph.node:
+        action = _decide(node, constant.__contains__, folder)
+        if action == UNSUPPORTED:
+            unsupported.setdefault(node.op_type, []).append(node_label(node))
+        elif action == FOLD:
+            constant.update(node.output)
+        elif node.op_type in PASS_THROUGH and node.input and node.input[0] in constant:
+            constant.add(node.output[0])
+    if unsupported:
+        raise FrontendError(format_unsupported(ctx.loaded.label, ctx.loaded.opset, unsupported))
+
+
+def _fold(ctx: ImportContext, folder: Folder, node: onnx.NodeProto) -> None:
+    label = node_label(node)
+    where = f"{ctx.loaded.label}: node {label!r} ({node.op_type}, opset {ctx.loaded.opset})"
+    inputs = []
+    for name in node.input:
+        if not name:
+            inputs.append(None)
+        elif ctx.is_const(name):
+            inputs.append(ctx.consts[name])
+        else:  # Shape/Size of a computed tensor: only its static shape matters
+            tensor_type = ctx.type_of(name)
+            inputs.append(shape_stand_in(tensor_type.shape, to_numpy(tensor_type.dtype)))
+    results = folder.evaluate(node, inputs, where)
+    for name, array in zip(node.output, results):
+        if not name:
+            continue
+        expected = ctx.onnx_dtype(name)
+        if expected is not None and array.dtype != expected:
+            array = array.astype(expected)  # reference ops sometimes widen scalars
+        ctx.check_against_onnx(name, array.shape, None, where)
+        ctx.consts[name] = array
+        ctx.const_locs[name] = label
+
+
+def _lower(ctx: ImportContext, node: onnx.NodeProto) -> None:
+    n = NodeContext(ctx, node)
+    LOWERINGS[node.op_type](n)
+    for name in node.output:
+        if not name:
+            continue
+        if name in ctx.values:
+            value = ctx.values[name]
+            ctx.check_against_onnx(name, value.type.shape, value.type.dtype, n.where)
+        elif name in ctx.consts:
+            ctx.check_against_onnx(name, ctx.consts[name].shape, None, n.where)
+        elif n.output_used(list(node.output).index(name)):
+            raise internal_error(n.where, f"output {name!r} was not produced by its lowering")

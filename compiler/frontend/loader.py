@@ -1,0 +1,229 @@
+"""Load an ONNX model, validate it, bind its input shapes and run ONNX shape inference.
+
+Big weights never go through the checker or shape inference (both serialize the whole model):
+they run on a *skeleton* of the model in which large initializers are declared as typed graph
+inputs instead.  Their values never matter for shapes.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import TensorProto
+
+from tcc.ir.types import TensorType
+
+from .errors import FrontendError
+from .onnx_types import elem_name, tcc_dtype
+
+MIN_OPSET = 7
+DEFAULT_DOMAINS = ("", "ai.onnx")
+# Initializers with more elements than this stay out of the skeleton model.
+SKELETON_LIMIT = 1024
+
+
+@dataclass
+class LoadedModel:
+    """A validated model with bound input shapes and ONNX's inferred type of every tensor."""
+
+    model: onnx.ModelProto  # the user's model, weights intact
+    label: str  # how messages name the model: its file, else its graph name
+    opset: int  # version of the default ONNX domain
+    inputs: dict[str, TensorType]  # the real model inputs (not initializers), in graph order
+    initializers: dict[str, TensorProto]
+    inferred: dict[str, onnx.TypeProto]  # tensor name -> type after ONNX shape inference
+
+
+def load_model(model, input_shapes: dict | None = None) -> LoadedModel:
+    model, label = _read(model)
+    opset = _check_opsets(model, label)
+    if len(model.functions):
+        model = _inline_functions(model, label)
+    initializers = {t.name: t for t in model.graph.initializer}
+    skeleton = _skeleton(model, initializers)
+    try:
+        onnx.checker.check_model(skeleton)
+    except (onnx.checker.ValidationError, ValueError) as exc:
+        raise FrontendError(f"{label}: not a valid ONNX model: {_first_line(exc)}. "
+                            "Re-export it or run onnx.checker.check_model on it for details.") from None
+    inputs = bind_input_shapes(model, initializers, input_shapes or {}, label)
+    for value_info in skeleton.graph.input:
+        if value_info.name in inputs:
+            _set_shape(value_info, inputs[value_info.name].shape)
+    inferred = _infer(skeleton, label)
+    return LoadedModel(model, label, opset, inputs, initializers, inferred)
+
+
+# -- reading and validation --------------------------------------------------------------------
+def _read(model) -> tuple[onnx.ModelProto, str]:
+    if isinstance(model, onnx.ModelProto):
+        return model, (f"model {model.graph.name!r}" if model.graph.name else "<onnx model>")
+    if not isinstance(model, (str, Path)):
+        raise FrontendError(f"import_onnx takes a path or an onnx.ModelProto, not {type(model).__name__}")
+    label = str(model)
+    if not Path(model).is_file():
+        raise FrontendError(f"{label}: no such file; give the path of an .onnx model")
+    try:
+        return onnx.load(model), label
+    except (DecodeError, RuntimeError, ValueError, OSError, TypeError) as exc:
+        raise FrontendError(f"{label}: cannot read the ONNX protobuf ({_first_line(exc)}); the file is "
+                            "truncated, corrupted or not an ONNX model. Re-export or re-download it.") from None
+
+
+def _check_opsets(model: onnx.ModelProto, label: str) -> int:
+    versions = {imp.domain: imp.version for imp in model.opset_import}
+    default = [versions[d] for d in DEFAULT_DOMAINS if d in versions]
+    if not default:
+        raise FrontendError(f"{label}: the model imports no version of the default ONNX opset; "
+                            "re-export it with an opset between 7 and "
+                            f"{onnx.defs.onnx_opset_version()}")
+    opset = max(default)
+    newest = onnx.defs.onnx_opset_version()
+    if opset < MIN_OPSET:
+        raise FrontendError(f"{label}: opset {opset} is older than the oldest tcc supports ({MIN_OPSET}); "
+                            "convert it with onnx.version_converter.convert_version(model, 13)")
+    if opset > newest:
+        raise FrontendError(f"{label}: opset {opset} is newer than this onnx package knows ({newest}); "
+                            "upgrade onnx or export with an older opset")
+    local = {(f.domain, f.name) for f in model.functions}
+    foreign: dict[str, list[str]] = {}
+    for node in model.graph.node:
+        if node.domain not in DEFAULT_DOMAINS and (node.domain, node.op_type) not in local:
+            foreign.setdefault(node.domain, []).append(f"{node.op_type} ({node.name or node.output[0]!r})")
+    if foreign:
+        parts = [f"domain {d!r} ({versions.get(d, 'undeclared')}): " + ", ".join(ops[:5])
+                 + (f" and {len(ops) - 5} more" if len(ops) > 5 else "") for d, ops in sorted(foreign.items())]
+        raise FrontendError(f"{label}: uses ops from opset domains tcc does not know: " + "; ".join(parts)
+                            + ". tcc supports the default ONNX domain only.")
+    return opset
+
+
+def _inline_functions(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
+    """Expand model-local functions so only standard ops remain."""
+    import onnx.inliner
+
+    try:
+        return onnx.inliner.inline_local_functions(model)
+    except Exception as exc:  # the inliner reports malformed functions with assorted types
+        raise FrontendError(f"{label}: cannot inline the model's local functions: {_first_line(exc)}") from None
+
+
+def _skeleton(model: onnx.ModelProto, initializers: dict[str, TensorProto]) -> onnx.ModelProto:
+    """The model without large weight payloads; they become typed inputs of the same name."""
+    skeleton = onnx.ModelProto()
+    skeleton.ir_version = model.ir_version
+    skeleton.opset_import.extend(model.opset_import)
+    graph = skeleton.graph
+    graph.name = model.graph.name
+    graph.node.extend(model.graph.node)
+    graph.input.extend(model.graph.input)
+    graph.output.extend(model.graph.output)
+    graph.sparse_initializer.extend(model.graph.sparse_initializer)
+    # value_info is left out on purpose: inference recomputes every intermediate type.
+    declared = {vi.name: vi for vi in graph.input}
+    for tensor in initializers.values():
+        count = 1
+        for d in tensor.dims:
+            count *= d
+        if count <= SKELETON_LIMIT:
+            graph.initializer.append(tensor)
+            continue
+        vi = declared.get(tensor.name) or graph.input.add()
+        vi.CopyFrom(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+    return skeleton
+
+
+# -- input shapes ------------------------------------------------------------------------------
+def bind_input_shapes(model: onnx.ModelProto, initializers, input_shapes: dict, label: str) -> dict[str, TensorType]:
+    """Resolve every real input's static shape from its declaration and ``input_shapes``."""
+    real = [vi for vi in model.graph.input if vi.name not in initializers]
+    names = [vi.name for vi in real]
+    for key in input_shapes:
+        if key not in names:
+            listed = ", ".join(repr(n) for n in names) or "none"
+            raise FrontendError(f"{label}: input_shapes names {key!r}, which is not a model input "
+                                f"(the inputs are {listed})")
+    return {vi.name: _bind_one(vi, input_shapes.get(vi.name), label) for vi in real}
+
+
+def _bind_one(vi: onnx.ValueInfoProto, given, label: str) -> TensorType:
+    name = vi.name
+    if not vi.type.HasField("tensor_type"):
+        raise FrontendError(f"{label}: input {name!r} is not a tensor (it is {vi.type.WhichOneof('value')}); "
+                            "tcc compiles tensor inputs only")
+    elem = vi.type.tensor_type.elem_type
+    dtype = tcc_dtype(elem)
+    if dtype is None:
+        raise FrontendError(f"{label}: input {name!r} has element type {elem_name(elem)}, "
+                            "which tcc does not support")
+    declared = vi.type.tensor_type.shape.dim if vi.type.tensor_type.HasField("shape") else None
+    if given is not None:
+        shape = _check_given(name, given, declared, label)
+    elif declared is None:
+        raise FrontendError(f"{label}: input {name!r} declares no shape; give it with "
+                            f"input_shapes (--input-shape {name}=d0,d1,...)")
+    else:
+        shape = []
+        for i, d in enumerate(declared):
+            if not d.HasField("dim_value"):
+                what = f" ({d.dim_param!r})" if d.dim_param else ""
+                raise FrontendError(f"{label}: input {name!r} has a dynamic dim {i}{what}; give its size "
+                                    f"with input_shapes (--input-shape {name}=d0,d1,...)")
+            shape.append(int(d.dim_value))
+    return TensorType(tuple(shape), dtype)
+
+
+def _check_given(name: str, given, declared, label: str) -> list[int]:
+    try:
+        shape = [int(d) for d in given]
+    except (TypeError, ValueError):
+        raise FrontendError(f"{label}: input_shapes[{name!r}] = {given!r} is not a sequence of ints") from None
+    if any(d < 0 for d in shape):
+        raise FrontendError(f"{label}: input_shapes[{name!r}] = {shape} has a negative dim")
+    if declared is not None:
+        if len(declared) != len(shape):
+            raise FrontendError(f"{label}: input_shapes gives {name!r} {len(shape)} dims {shape}, "
+                                f"the model declares {len(declared)}")
+        for i, (d, s) in enumerate(zip(declared, shape)):
+            if d.HasField("dim_value") and d.dim_value != s:
+                raise FrontendError(f"{label}: input_shapes gives {name!r} dim {i} = {s}, "
+                                    f"the model declares it static {d.dim_value}")
+    return shape
+
+
+def _set_shape(vi: onnx.ValueInfoProto, shape: tuple[int, ...]) -> None:
+    tensor_type = vi.type.tensor_type
+    tensor_type.ClearField("shape")
+    tensor_type.shape.SetInParent()
+    for d in shape:
+        tensor_type.shape.dim.add().dim_value = d
+
+
+# -- shape inference ---------------------------------------------------------------------------
+_NODE_IN_MESSAGE = re.compile(r"\(op_type:([^,]*), node name: ([^)]*)\):\s*(?:\[\w+\]\s*)?(.*)")
+
+
+def _infer(skeleton: onnx.ModelProto, label: str) -> dict[str, onnx.TypeProto]:
+    try:
+        inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=True, data_prop=True)
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as exc:
+        text = str(exc).strip()
+        match = _NODE_IN_MESSAGE.search(text)
+        if match:
+            op_type, node, detail = match.groups()
+            where = f"at node {node!r} ({op_type})" if node else f"at a {op_type} node"
+            text = f"{where}: {detail.strip()}"
+        raise FrontendError(f"{label}: ONNX shape inference fails {text}. Check the model and the "
+                            "input shapes given.") from None
+    types = {}
+    for vi in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):
+        types[vi.name] = vi.type
+    return types
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

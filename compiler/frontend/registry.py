@@ -1,0 +1,23 @@
+"""The lowering registry: ONNX op type -> function building its IR ops (one explicit dict)."""
+from __future__ import annotations
+
+from . import lowering_elementwise, lowering_nn, lowering_resize, lowering_tensor
+
+
+def _merge(*tables: dict) -> dict:
+    merged: dict = {}
+    for table in tables:
+        for op_type, lower in table.items():
+            if op_type in merged:
+                raise ValueError(f"ONNX op {op_type!r} has two lowerings")
+            merged[op_type] = lower
+    return merged
+
+
+LOWERINGS = _merge(lowering_elementwise.LOWERINGS, lowering_nn.LOWERINGS, lowering_tensor.LOWERINGS,
+                   lowering_resize.LOWERINGS)
+
+# Ops whose output is their input: a constant stays a constant through them.
+PASS_THROUGH = frozenset({"Identity", "Dropout"})
+
+SUPPORTED_OPS = tuple(sorted(LOWERINGS))
