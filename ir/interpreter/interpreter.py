@@ -1,0 +1,111 @@
+"""The run loop: bind inputs, evaluate ops in order, free each intermediate after its last use."""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from ..core import Module, Op, Value
+from ..dtypes import to_numpy
+from ..errors import InterpreterError
+from ..verifier import describe
+from .registry import KERNELS
+
+
+def evaluate_op(op: Op, operands: list[np.ndarray]) -> list[np.ndarray]:
+    """Evaluate one op on concrete operand arrays; one array per result, in the result types' dtypes."""
+    kernel = KERNELS.get(op.kind)
+    if kernel is None:
+        raise InterpreterError(f"{describe(op)}: the interpreter has no kernel for op kind {op.kind!r}")
+    if len(operands) != len(op.operands):
+        raise InterpreterError(f"{describe(op)}: given {len(operands)} operand arrays, the op has "
+                               f"{len(op.operands)} operands")
+    try:
+        produced = kernel(op.attrs, *operands)
+    except InterpreterError as exc:
+        raise InterpreterError(f"{describe(op)}: {exc}") from None
+    produced = produced if isinstance(produced, tuple) else (produced,)
+    if len(produced) != len(op.results):
+        raise InterpreterError(f"{describe(op)}: kernel gave {len(produced)} arrays for "
+                               f"{len(op.results)} results")
+    arrays = []
+    for result, array in zip(op.results, produced):
+        array = np.asarray(array)
+        if array.shape != result.type.shape:
+            raise InterpreterError(f"{describe(op)}: kernel computed shape {list(array.shape)} for "
+                                   f"%{result.name}, whose type is {result.type}")
+        arrays.append(array.astype(to_numpy(result.type.dtype), copy=False))
+    return arrays
+
+
+def _bind_input(value: Value, given) -> np.ndarray:
+    array = np.asarray(given)
+    expected = to_numpy(value.type.dtype)
+    if array.shape != value.type.shape:
+        raise InterpreterError(f"input {value.name!r} has shape {list(array.shape)} ({array.dtype}), "
+                               f"expected {value.type}")
+    if array.dtype == expected:
+        return array
+    # float64 is what numpy makes by default; narrowing it to f32 is the one unsafe cast we allow.
+    if (array.dtype == np.float64 and expected == np.float32) or np.can_cast(array.dtype, expected, "safe"):
+        return array.astype(expected)
+    raise InterpreterError(f"input {value.name!r} has element type {array.dtype}, expected {value.type} "
+                           f"(numpy {expected}); cast it explicitly")
+
+
+def bind_inputs(module: Module, inputs: Mapping[str, np.ndarray]) -> dict[int, np.ndarray]:
+    """Check ``inputs`` against the module's inputs; the environment maps id(Value) to its array."""
+    expected = {v.name: v for v in module.inputs}
+    extra = sorted(set(inputs) - set(expected))
+    if extra:
+        raise InterpreterError(f"unknown input(s) {', '.join(map(repr, extra))}; module @{module.name} takes "
+                               + ", ".join(f"{v.name!r}: {v.type}" for v in module.inputs))
+    env = {}
+    for name, value in expected.items():
+        if name not in inputs:
+            raise InterpreterError(f"missing input {name!r} of type {value.type}")
+        env[id(value)] = _bind_input(value, inputs[name])
+    return env
+
+
+def last_uses(module: Module) -> list[list[Value]]:
+    """For each op index, the values that die once that op has run (never the module's outputs)."""
+    position = {id(op): i for i, op in enumerate(module.ops)}
+    kept = {id(v) for v in module.output_values()}
+    dying: list[list[Value]] = [[] for _ in module.ops]
+    for i, op in enumerate(module.ops):
+        for r in op.results:
+            if id(r) in kept:
+                continue
+            readers = [position[id(user)] for user in r.users if id(user) in position]
+            dying[max(readers, default=i)].append(r)
+    for v in module.inputs:
+        readers = [position[id(user)] for user in v.users if id(user) in position]
+        if id(v) not in kept and readers:
+            dying[max(readers)].append(v)
+    return dying
+
+
+def run_module(module: Module, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run ``module`` on named input arrays; returns its outputs by output name."""
+    env = bind_inputs(module, inputs)
+    dying = last_uses(module)
+    for i, op in enumerate(module.ops):
+        try:
+            operands = [env[id(v)] for v in op.operands]
+        except KeyError:
+            missing = next(v for v in op.operands if id(v) not in env)
+            raise InterpreterError(f"{describe(op, i)}: operand %{missing.name} is not computed before "
+                                   f"this op; is the module in topological order?") from None
+        for result, array in zip(op.results, evaluate_op(op, operands)):
+            env[id(result)] = array
+        for value in dying[i]:
+            del env[id(value)]
+    outputs = {}
+    for name, value in module.outputs:
+        if id(value) not in env:
+            raise InterpreterError(f"output {name!r} refers to %{value.name}, which no op computes")
+        array = env[id(value)]
+        # Views (broadcasts, transposes) become plain arrays; np.ascontiguousarray would turn 0-d into 1-d.
+        outputs[name] = array if array.flags.c_contiguous else array.copy(order="C")
+    return outputs

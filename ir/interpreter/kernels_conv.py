@@ -1,0 +1,72 @@
+"""Kernels of convolutions and matrix products: every one ends in a BLAS matmul."""
+from __future__ import annotations
+
+import numpy as np
+
+from .windows import im2col, pad_spatial, tap_slices
+
+
+def _channel_bias(b: np.ndarray, rank: int) -> np.ndarray:
+    return b.reshape((1, -1) + (1,) * (rank - 2))
+
+
+def conv(attrs, x, w, b=None):
+    """ONNX Conv: im2col of the padded input, then one batched matmul over the groups."""
+    group = attrs["group"]
+    n = x.shape[0]
+    m, cg, *kernel = w.shape
+    nsp = len(kernel)
+    strides, dilations, pads = attrs["strides"], attrs["dilations"], attrs["pads"]
+    xp = pad_spatial(x, pads[:nsp], pads[nsp:], 0)
+    out_sizes = [(size - d * (k - 1) - 1) // s + 1
+                 for size, k, s, d in zip(xp.shape[2:], kernel, strides, dilations)]
+    cols = im2col(xp, kernel, strides, dilations, out_sizes)
+    cols = cols.reshape(n, group, cols.shape[1] // group, cols.shape[2])
+    y = np.matmul(w.reshape(group, m // group, -1), cols).reshape(n, m, *out_sizes)
+    if b is not None:
+        y += _channel_bias(b, y.ndim)
+    return y
+
+
+def conv_transpose(attrs, x, w, b=None):
+    """ONNX ConvTranspose: one matmul per group to kernel-tap columns, then col2im by tap."""
+    group = attrs["group"]
+    n, cin, *in_sizes = x.shape
+    _, mg, *kernel = w.shape
+    nsp = len(kernel)
+    m = mg * group
+    strides, dilations, pads = attrs["strides"], attrs["dilations"], attrs["pads"]
+    w_g = w.reshape(group, cin // group, -1).transpose(0, 2, 1)
+    cols = np.matmul(w_g, x.reshape(n, group, cin // group, -1))
+    cols = cols.reshape(n, m, *kernel, *in_sizes)
+    full = [s * (i - 1) + d * (k - 1) + 1 + p
+            for s, i, d, k, p in zip(strides, in_sizes, dilations, kernel, attrs["output_padding"])]
+    y = np.zeros((n, m, *full), dtype=np.result_type(x, w))
+    for taps, slices in tap_slices(kernel, strides, dilations, in_sizes):
+        y[(slice(None), slice(None)) + slices] += cols[(slice(None), slice(None)) + taps]
+    if any(pads):
+        crop = tuple(slice(pb, f - pe) for pb, pe, f in zip(pads[:nsp], pads[nsp:], full))
+        y = np.ascontiguousarray(y[(slice(None), slice(None)) + crop])
+    if b is not None:
+        y += _channel_bias(b, y.ndim)
+    return y
+
+
+def matmul(attrs, a, b):
+    return np.matmul(a, b)
+
+
+def linear(attrs, x, w, b=None):
+    """x @ w^T + b, with w of shape [N, K]."""
+    y = np.matmul(x, w.T)
+    if b is not None:
+        y += b
+    return y
+
+
+KERNEL_TABLE = (
+    ("conv", conv),
+    ("conv_transpose", conv_transpose),
+    ("matmul", matmul),
+    ("linear", linear),
+)

@@ -1,0 +1,72 @@
+"""Pooling kernels: a vectorized max or sum per kernel tap over strided views of the padded input."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..shape_rules import window_output
+from .windows import pad_spatial, tap_slices
+
+
+def _geometry(attrs, x):
+    """Kernel, strides, dilations, begin pads, output sizes and the end padding the windows reach."""
+    kernel, strides, dilations, pads = attrs["kernel"], attrs["strides"], attrs["dilations"], attrs["pads"]
+    nsp = len(kernel)
+    begins, ends = pads[:nsp], pads[nsp:]
+    out_sizes = [window_output(x.shape[2 + i], kernel[i], strides[i], begins[i], ends[i], dilations[i],
+                               bool(attrs["ceil_mode"])) for i in range(nsp)]
+    # With ceil_mode the last window may run past the explicit end padding; pad as far as it reaches.
+    reach = [(o - 1) * s + d * (k - 1) + 1 - size - b
+             for o, s, d, k, size, b in zip(out_sizes, strides, dilations, kernel, x.shape[2:], begins)]
+    return kernel, strides, dilations, begins, ends, out_sizes, reach
+
+
+def _lowest(dtype) -> object:
+    return -np.inf if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
+
+
+def max_pool(attrs, x):
+    """Max over each window; padding is the lowest value, so it never wins."""
+    kernel, strides, dilations, begins, _, out_sizes, reach = _geometry(attrs, x)
+    xp = pad_spatial(x, begins, reach, _lowest(x.dtype))
+    y = None
+    for _, slices in tap_slices(kernel, strides, dilations, out_sizes):
+        view = xp[(slice(None), slice(None)) + slices]
+        y = view.copy() if y is None else np.maximum(y, view, out=y)
+    return y
+
+
+def _window_counts(size, kernel, stride, dilation, begin, end, out, include_pad) -> np.ndarray:
+    """Divisor of each output position along one axis: window taps inside the counted region."""
+    low, high = (0, begin + size + end) if include_pad else (begin, begin + size)
+    starts = np.arange(out) * stride
+    taps = starts[:, None] + np.arange(kernel)[None, :] * dilation
+    return ((taps >= low) & (taps < high)).sum(axis=1)
+
+
+def avg_pool(attrs, x):
+    """Mean over each window; the divisor counts explicit padding only with count_include_pad."""
+    kernel, strides, dilations, begins, ends, out_sizes, reach = _geometry(attrs, x)
+    xp = pad_spatial(x, begins, reach, 0)
+    y = None
+    for _, slices in tap_slices(kernel, strides, dilations, out_sizes):
+        view = xp[(slice(None), slice(None)) + slices]
+        y = view.copy() if y is None else np.add(y, view, out=y)
+    include_pad = bool(attrs["count_include_pad"])
+    divisor = np.ones((), dtype=np.int64)
+    for i, size in enumerate(x.shape[2:]):
+        counts = _window_counts(size, kernel[i], strides[i], dilations[i], begins[i], ends[i], out_sizes[i],
+                                include_pad)
+        divisor = np.multiply.outer(divisor, counts)
+    y /= divisor.astype(y.dtype)
+    return y
+
+
+def global_avg_pool(attrs, x):
+    return x.mean(axis=tuple(range(2, x.ndim)), keepdims=True)
+
+
+KERNEL_TABLE = (
+    ("max_pool", max_pool),
+    ("avg_pool", avg_pool),
+    ("global_avg_pool", global_avg_pool),
+)
