@@ -53,6 +53,7 @@ def load_model(model, input_shapes: dict | None = None) -> LoadedModel:
     for value_info in skeleton.graph.input:
         if value_info.name in inputs:
             _set_shape(value_info, inputs[value_info.name].shape)
+    _forget_output_shapes(skeleton)
     inferred = _infer(skeleton, label)
     return LoadedModel(model, label, opset, inputs, initializers, inferred)
 
@@ -203,6 +204,14 @@ def _set_shape(vi: onnx.ValueInfoProto, shape: tuple[int, ...]) -> None:
 
 
 # -- shape inference ---------------------------------------------------------------------------
+def _forget_output_shapes(skeleton: onnx.ModelProto) -> None:
+    """Declared output shapes are annotations that inference recomputes; like onnxruntime, tcc
+    does not reject a model whose annotations are stale."""
+    for output in skeleton.graph.output:
+        if output.type.HasField("tensor_type"):
+            output.type.tensor_type.ClearField("shape")
+
+
 _NODE_IN_MESSAGE = re.compile(r"\(op_type:([^,]*), node name: ([^)]*)\):\s*(?:\[\w+\]\s*)?(.*)")
 
 
@@ -215,7 +224,9 @@ def _infer(skeleton: onnx.ModelProto, label: str) -> dict[str, onnx.TypeProto]:
         if match:
             op_type, node, detail = match.groups()
             where = f"at node {node!r} ({op_type})" if node else f"at a {op_type} node"
-            text = f"{where}: {detail.strip()}"
+            text = f"{where}: {detail.strip().rstrip('.')}"
+        else:
+            text = f": {_first_line(exc)}"
         raise FrontendError(f"{label}: ONNX shape inference fails {text}. Check the model and the "
                             "input shapes given.") from None
     types = {}
@@ -226,4 +237,4 @@ def _infer(skeleton: onnx.ModelProto, label: str) -> dict[str, onnx.TypeProto]:
 
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return text.splitlines()[0].rstrip(".") if text else type(exc).__name__
