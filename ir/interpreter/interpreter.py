@@ -24,6 +24,9 @@ def evaluate_op(op: Op, operands: list[np.ndarray]) -> list[np.ndarray]:
         produced = kernel(op.attrs, *operands)
     except InterpreterError as exc:
         raise InterpreterError(f"{describe(op)}: {exc}") from None
+    except (ValueError, IndexError, TypeError) as exc:  # numpy refusing these operands
+        shapes = ", ".join(f"{np.asarray(a).dtype}{list(np.shape(a))}" for a in operands)
+        raise InterpreterError(f"{describe(op)}: kernel failed on operands {shapes}: {exc}") from exc
     produced = produced if isinstance(produced, tuple) else (produced,)
     if len(produced) != len(op.results):
         raise InterpreterError(f"{describe(op)}: kernel gave {len(produced)} arrays for "

@@ -10,19 +10,43 @@ def _channel_bias(b: np.ndarray, rank: int) -> np.ndarray:
     return b.reshape((1, -1) + (1,) * (rank - 2))
 
 
+# Patch matrices above this many elements (64 MiB of f32) are built and multiplied in blocks of
+# output rows, so large images do not need a patch copy of the whole input at once.
+IM2COL_MAX_ELEMENTS = 1 << 24
+
+
+def _conv_rows(xp, w_groups, kernel, strides, dilations, out_sizes, first, stop):
+    """Output rows first..stop-1 (along the first spatial dim) of a convolution, as [N, M, rows, ...]."""
+    n = xp.shape[0]
+    group, mg, _ = w_groups.shape
+    in_first = first * strides[0]
+    in_stop = (stop - 1) * strides[0] + dilations[0] * (kernel[0] - 1) + 1
+    rows = [stop - first] + list(out_sizes[1:])
+    cols = im2col(xp[:, :, in_first:in_stop], kernel, strides, dilations, rows)
+    cols = cols.reshape(n, group, cols.shape[1] // group, cols.shape[2])
+    return np.matmul(w_groups, cols).reshape(n, group * mg, *rows)
+
+
 def conv(attrs, x, w, b=None):
     """ONNX Conv: im2col of the padded input, then one batched matmul over the groups."""
     group = attrs["group"]
-    n = x.shape[0]
-    m, cg, *kernel = w.shape
+    m, _, *kernel = w.shape
     nsp = len(kernel)
     strides, dilations, pads = attrs["strides"], attrs["dilations"], attrs["pads"]
     xp = pad_spatial(x, pads[:nsp], pads[nsp:], 0)
     out_sizes = [(size - d * (k - 1) - 1) // s + 1
                  for size, k, s, d in zip(xp.shape[2:], kernel, strides, dilations)]
-    cols = im2col(xp, kernel, strides, dilations, out_sizes)
-    cols = cols.reshape(n, group, cols.shape[1] // group, cols.shape[2])
-    y = np.matmul(w.reshape(group, m // group, -1), cols).reshape(n, m, *out_sizes)
+    w_groups = w.reshape(group, m // group, -1)
+    patch_elements = x.shape[0] * w_groups.shape[2] * group * int(np.prod(out_sizes, dtype=np.int64))
+    blocks = max(1, -(-patch_elements // IM2COL_MAX_ELEMENTS))
+    step = -(-out_sizes[0] // blocks)
+    if step >= out_sizes[0]:
+        y = _conv_rows(xp, w_groups, kernel, strides, dilations, out_sizes, 0, out_sizes[0])
+    else:
+        y = np.empty((x.shape[0], m, *out_sizes), dtype=np.result_type(x, w))
+        for first in range(0, out_sizes[0], step):
+            stop = min(first + step, out_sizes[0])
+            y[:, :, first:stop] = _conv_rows(xp, w_groups, kernel, strides, dilations, out_sizes, first, stop)
     if b is not None:
         y += _channel_bias(b, y.ndim)
     return y

@@ -51,11 +51,17 @@ def _sigmoid(x):
         return 1.0 / (1.0 + np.exp(-x))
 
 
+def _relu(x):
+    return np.maximum(x, np.zeros((), dtype=x.dtype))
+
+
 def _gelu(attrs, x):
+    """Exact: x/2 (1 + erf(x / sqrt 2)); approximate='tanh': x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    real = x.dtype.type
     if attrs["approximate"] == "tanh":
-        inner = np.float32(math.sqrt(2.0 / math.pi)) * (x + np.float32(0.044715) * x * x * x)
+        inner = real(math.sqrt(2.0 / math.pi)) * (x + real(0.044715) * x * x * x)
         return 0.5 * x * (1.0 + np.tanh(inner))
-    return 0.5 * x * (1.0 + erf(x * np.float32(1.0 / math.sqrt(2.0))))
+    return 0.5 * x * (1.0 + erf(x * real(1.0 / math.sqrt(2.0))))
 
 
 def _clip(attrs, x):
@@ -68,12 +74,14 @@ def _clip(attrs, x):
 
 
 def _hard_sigmoid(attrs, x):
-    alpha, beta = np.float32(attrs["alpha"]), np.float32(attrs["beta"])
-    return np.clip(alpha * x + beta, 0, 1).astype(x.dtype, copy=False)
+    real = x.dtype.type
+    return np.clip(real(attrs["alpha"]) * x + real(attrs["beta"]), real(0), real(1))
 
 
 def _hard_swish(attrs, x):
-    return x * np.clip(x * np.float32(1.0 / 6.0) + np.float32(0.5), 0, 1).astype(x.dtype, copy=False)
+    """x * hard_sigmoid(x) with alpha 1/6 and beta 1/2."""
+    real = x.dtype.type
+    return x * np.clip(x * real(1.0 / 6.0) + real(0.5), real(0), real(1))
 
 
 def _leaky_relu(attrs, x):
@@ -96,7 +104,7 @@ KERNEL_TABLE = (
     ("pow", _binary(np.power)),
     ("max", _binary(np.maximum)),
     ("min", _binary(np.minimum)),
-    ("relu", _unary(lambda x: np.maximum(x, np.zeros((), dtype=x.dtype)))),
+    ("relu", _unary(_relu)),
     ("sigmoid", _unary(_sigmoid)),
     ("tanh", _unary(np.tanh)),
     ("erf", _unary(erf)),

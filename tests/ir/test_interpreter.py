@@ -139,3 +139,12 @@ def test_outputs_are_plain_arrays_even_when_views():
     outs = run_module(m, {"x": np.ones((1, 3), np.float32)})
     assert outs["wide"].flags.c_contiguous and outs["wide"].flags.writeable
     assert outs["scalar"].shape == () and outs["scalar"] == 3
+
+
+def test_numpy_failures_become_interpreter_errors_with_location():
+    m = Module()
+    a = m.add_input("a", TensorType((2,), "i64"))
+    b = m.add_input("b", TensorType((2,), "i64"))
+    m.add_output("y", Builder(m, loc="power_layer").value("pow", [a, b]))
+    with pytest.raises(InterpreterError, match=r"pow.*power_layer.*int64\[2\], int64\[2\]"):
+        run_module(m, {"a": np.array([2, 3]), "b": np.array([-1, 2])})

@@ -4,6 +4,7 @@ import pytest
 from onnx import helper
 
 from interpreter_oracle import check_against_ort, rand
+from tcc.ir.interpreter import kernels_conv
 
 # (x shape, w shape, strides, pads, dilations, group, with bias)
 CONV_CASES = {
@@ -79,3 +80,9 @@ def test_linear_with_leading_dims_is_matmul_by_transpose_plus_bias():
     nodes = [helper.make_node("Transpose", ["x1"], ["wt"]), helper.make_node("MatMul", ["x0", "wt"], ["xw"]),
              helper.make_node("Add", ["xw", "x2"], ["y0"])]
     check_against_ort("linear", {}, arrays, nodes)
+
+
+@pytest.mark.parametrize("case", ["7x7_stride2", "dilated", "grouped", "conv3d"])
+def test_conv_in_row_blocks_when_patches_are_large(case, monkeypatch):
+    monkeypatch.setattr(kernels_conv, "IM2COL_MAX_ELEMENTS", 500)
+    test_conv(CONV_CASES[case])
