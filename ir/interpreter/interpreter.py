@@ -108,7 +108,6 @@ def run_module(module: Module, inputs: Mapping[str, np.ndarray]) -> dict[str, np
     for name, value in module.outputs:
         if id(value) not in env:
             raise InterpreterError(f"output {name!r} refers to %{value.name}, which no op computes")
-        array = env[id(value)]
-        # Views (broadcasts, transposes) become plain arrays; np.ascontiguousarray would turn 0-d into 1-d.
-        outputs[name] = array if array.flags.c_contiguous else array.copy(order="C")
+        # A copy: an output may be a view of a constant, of an input or of a broadcast.
+        outputs[name] = np.array(env[id(value)], order="C")
     return outputs

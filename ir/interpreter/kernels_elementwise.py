@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
-# Numerical Recipes' Chebyshev fit of erfc(z) * exp(z^2) * (1 + z/2), fractional error < 1.2e-7.
+# Numerical Recipes' Chebyshev fit erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2); fractional error < 1.2e-7.
 _ERFC_COEFFS = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398,
                 1.48851587, -0.82215223, 0.17087277)
 _ERF_TAYLOR_TERMS = 16  # below |z| = 1 the series' tail is under 1e-14

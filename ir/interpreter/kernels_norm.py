@@ -10,7 +10,9 @@ def batch_norm(attrs, x, scale, bias, mean, var):
     """Inference batch norm folded to one multiply-add per channel."""
     inv = scale / np.sqrt(var + np.asarray(attrs["epsilon"], dtype=var.dtype))
     shape = (1, -1) + (1,) * (x.ndim - 2)
-    return x * inv.reshape(shape) + (bias - mean * inv).reshape(shape)
+    y = x * inv.reshape(shape)
+    y += (bias - mean * inv).reshape(shape)
+    return y
 
 
 def layer_norm(attrs, x, scale, bias=None):

@@ -131,7 +131,7 @@ def test_evaluate_op_casts_to_the_result_type():
     assert value.dtype == np.float32
 
 
-def test_outputs_are_plain_arrays_even_when_views():
+def test_outputs_are_fresh_arrays_even_when_views():
     m = Module()
     x = m.add_input("x", TensorType((1, 3), F32))
     m.add_output("wide", Builder(m).value("expand", [x], {"shape": (4, 3)}))
@@ -148,3 +148,11 @@ def test_numpy_failures_become_interpreter_errors_with_location():
     m.add_output("y", Builder(m, loc="power_layer").value("pow", [a, b]))
     with pytest.raises(InterpreterError, match=r"pow.*power_layer.*int64\[2\], int64\[2\]"):
         run_module(m, {"a": np.array([2, 3]), "b": np.array([-1, 2])})
+
+
+def test_an_output_never_aliases_a_constant_of_the_module():
+    m = Module()
+    value = np.arange(3, dtype=np.float32)
+    m.add_output("c", Builder(m).const(value))
+    run_module(m, {})["c"][:] = 7
+    np.testing.assert_array_equal(m.ops[0].attrs["value"], [0, 1, 2])
