@@ -43,16 +43,12 @@ def load_model(model, input_shapes: dict | None = None) -> LoadedModel:
     if len(model.functions):
         model = _inline_functions(model, label)
     initializers = {t.name: t for t in model.graph.initializer}
-    skeleton = _skeleton(model, initializers)
-    try:
-        onnx.checker.check_model(skeleton)
-    except (onnx.checker.ValidationError, ValueError) as exc:
-        raise FrontendError(f"{label}: not a valid ONNX model: {_first_line(exc)}. "
-                            "Re-export it or run onnx.checker.check_model on it for details.") from None
     inputs = bind_input_shapes(model, initializers, input_shapes or {}, label)
+    skeleton = _skeleton(model, initializers)
     for value_info in skeleton.graph.input:
         if value_info.name in inputs:
             _set_shape(value_info, inputs[value_info.name].shape)
+    _check(skeleton, label)
     _forget_output_shapes(skeleton)
     inferred = _infer(skeleton, label)
     return LoadedModel(model, label, opset, inputs, initializers, inferred)
@@ -102,6 +98,19 @@ def _check_opsets(model: onnx.ModelProto, label: str) -> int:
     return opset
 
 
+def _check(skeleton: onnx.ModelProto, label: str) -> None:
+    # The checker insists on a shape field for graph outputs, which some exporters omit; they
+    # are re-inferred anyway (see _forget_output_shapes).
+    for output in skeleton.graph.output:
+        if output.type.HasField("tensor_type"):
+            output.type.tensor_type.shape.SetInParent()
+    try:
+        onnx.checker.check_model(skeleton)
+    except (onnx.checker.ValidationError, ValueError) as exc:
+        raise FrontendError(f"{label}: not a valid ONNX model: {_first_line(exc)}. "
+                            "Re-export it or run onnx.checker.check_model on it for details.") from None
+
+
 def _inline_functions(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
     """Expand model-local functions so only standard ops remain."""
     import onnx.inliner
@@ -131,7 +140,8 @@ def _skeleton(model: onnx.ModelProto, initializers: dict[str, TensorProto]) -> o
             count *= d
         if count <= SKELETON_LIMIT:
             graph.initializer.append(tensor)
-            continue
+            if tensor.name not in declared:
+                continue
         vi = declared.get(tensor.name) or graph.input.add()
         vi.CopyFrom(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
     return skeleton

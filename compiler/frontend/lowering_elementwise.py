@@ -143,13 +143,15 @@ def lower_identity(n: NodeContext) -> None:
 
 
 def lower_dropout(n: NodeContext) -> None:
-    """Inference Dropout is the identity; its mask, if anyone reads it, is all true."""
+    """Inference Dropout is the identity; its mask, if anyone reads it, is all ones (as in
+    onnx.reference; onnxruntime gives zeros before opset 12)."""
     if n.opset >= 12 and n.has_input(2):
         if not n.is_const(2) or bool(n.const(2, "training_mode").reshape(())):
             raise n.error("training_mode Dropout is not supported; export the model in inference mode")
     n.alias(0, 0)
     if n.output_used(1):
-        n.set_const(1, np.ones(n.input_type(0).shape, dtype=bool))
+        mask_dtype = n.ctx.onnx_dtype(n.node.output[1]) or np.dtype(bool)
+        n.set_const(1, np.ones(n.input_type(0).shape, dtype=mask_dtype))
 
 
 LOWERINGS = {

@@ -15,8 +15,9 @@ from tcc.ir.shape_rules import normalize_axis
 from .context import NodeContext
 
 _MODES = ("nearest", "linear")
-_COORDINATE_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
-                     "asymmetric", "tf_half_pixel_for_nearest")
+# tf_half_pixel_for_nearest and tf_crop_and_resize are left out: neither onnxruntime nor
+# onnx.reference implements the first, and the second needs roi and extrapolation.
+_COORDINATE_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric")
 
 
 def _mode(n: NodeContext) -> str:
