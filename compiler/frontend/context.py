@@ -36,7 +36,7 @@ class ImportContext:
             self.values[name] = self.module.add_input(name, tensor_type)
         for name, tensor in loaded.initializers.items():
             if name not in self.values:
-                self.consts[name] = numpy_helper.to_array(tensor)
+                self.consts[name] = _initializer_array(tensor, loaded.label)
                 self.const_locs[name] = name
 
     # -- names ---------------------------------------------------------------------------------
@@ -96,6 +96,14 @@ class ImportContext:
         if inferred is None or not inferred.HasField("tensor_type") or not inferred.tensor_type.elem_type:
             return None
         return numpy_dtype(inferred.tensor_type.elem_type)
+
+
+def _initializer_array(tensor: onnx.TensorProto, label: str) -> np.ndarray:
+    """The initializer's values, viewing its raw bytes where numpy can (no copy)."""
+    try:
+        return numpy_helper.to_array(tensor)
+    except (ValueError, TypeError, OSError) as exc:  # bad sizes, unknown types, missing external data
+        raise FrontendError(f"{label}: cannot read the data of initializer {tensor.name!r}: {exc}") from None
 
 
 class NodeContext:

@@ -42,6 +42,9 @@ def load_model(model, input_shapes: dict | None = None) -> LoadedModel:
     opset = _check_opsets(model, label)
     if len(model.functions):
         model = _inline_functions(model, label)
+    if len(model.graph.sparse_initializer):
+        raise FrontendError(f"{label}: sparse initializers are not supported; store them dense "
+                            "(onnx.numpy_helper) and re-export")
     initializers = {t.name: t for t in model.graph.initializer}
     inputs = bind_input_shapes(model, initializers, input_shapes or {}, label)
     skeleton = _skeleton(model, initializers)
@@ -64,10 +67,14 @@ def _read(model) -> tuple[onnx.ModelProto, str]:
     if not Path(model).is_file():
         raise FrontendError(f"{label}: no such file; give the path of an .onnx model")
     try:
-        return onnx.load(model), label
+        loaded = onnx.load(model)
     except (DecodeError, RuntimeError, ValueError, OSError, TypeError) as exc:
         raise FrontendError(f"{label}: cannot read the ONNX protobuf ({_first_line(exc)}); the file is "
                             "truncated, corrupted or not an ONNX model. Re-export or re-download it.") from None
+    if not loaded.HasField("graph") or not loaded.ir_version:
+        raise FrontendError(f"{label}: the file holds no ONNX model (no graph or IR version); it is empty, "
+                            "truncated or some other kind of file")
+    return loaded, label
 
 
 def _check_opsets(model: onnx.ModelProto, label: str) -> int:
@@ -131,7 +138,6 @@ def _skeleton(model: onnx.ModelProto, initializers: dict[str, TensorProto]) -> o
     graph.node.extend(model.graph.node)
     graph.input.extend(model.graph.input)
     graph.output.extend(model.graph.output)
-    graph.sparse_initializer.extend(model.graph.sparse_initializer)
     # value_info is left out on purpose: inference recomputes every intermediate type.
     declared = {vi.name: vi for vi in graph.input}
     for tensor in initializers.values():
@@ -181,8 +187,9 @@ def _bind_one(vi: onnx.ValueInfoProto, given, label: str) -> TensorType:
         for i, d in enumerate(declared):
             if not d.HasField("dim_value"):
                 what = f" ({d.dim_param!r})" if d.dim_param else ""
+                example = ",".join(str(d.dim_value) if d.HasField("dim_value") else "1" for d in declared)
                 raise FrontendError(f"{label}: input {name!r} has a dynamic dim {i}{what}; give its size "
-                                    f"with input_shapes (--input-shape {name}=d0,d1,...)")
+                                    f"with input_shapes (e.g. --input-shape {name}={example})")
             shape.append(int(d.dim_value))
     return TensorType(tuple(shape), dtype)
 

@@ -1,0 +1,177 @@
+"""Models tcc cannot import fail with one FrontendError that says what, where and what to do."""
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from onnx_case import X, make_model
+from test_frontend_graph import float_input, graph_model, tensor
+from tcc.frontend import FrontendError, import_onnx
+from tcc.ir.errors import TccError
+
+LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+
+
+def frontend_error(model, **kwargs) -> str:
+    with pytest.raises(FrontendError) as info:
+        import_onnx(model, **kwargs)
+    return str(info.value)
+
+
+def test_frontend_error_is_a_tcc_error():
+    assert issubclass(FrontendError, TccError)
+
+
+def test_every_unsupported_node_is_listed_in_one_error():
+    nodes = [
+        helper.make_node("TopK", ["x", "k"], ["v0", "i0"], name="topk_0", axis=-1),
+        helper.make_node("Relu", ["x"], ["r"], name="relu"),
+        helper.make_node("TopK", ["r", "k"], ["v1", "i1"], name="topk_1", axis=-1),
+        helper.make_node("NonZero", ["r"], ["nz"], name="nz"),
+        helper.make_node("Tile", ["r", "reps"], ["t"]),
+    ]
+    model = graph_model(nodes, [float_input("x", [2, 6])], ["v0", "v1", "nz", "t"],
+                        [tensor("k", [2]), tensor("reps", [1, 2])])
+    message = frontend_error(model)
+    assert message == ("model 'g': 4 nodes use ops tcc does not support (opset 13):\n"
+                       "  NonZero: node 'nz'\n"
+                       "  Tile: node 't'\n"
+                       "  TopK: nodes 'topk_0', 'topk_1'")
+
+
+def test_unsupported_ops_are_fine_when_constant_folding_removes_them():
+    nodes = [helper.make_node("Tile", ["c", "reps"], ["t"]), helper.make_node("Add", ["x", "t"], ["y"])]
+    model = graph_model(nodes, [float_input("x", [2, 4])], ["y"],
+                        [numpy_helper.from_array(np.ones((2, 2), np.float32), "c"), tensor("reps", [1, 2])])
+    assert [op.kind for op in import_onnx(model).ops] == ["const", "add"]
+
+
+@pytest.mark.parametrize("op_type,operands,attrs,opset,expected", [
+    ("Resize", [X(1, 1, 2, 2), None, np.array([1, 1, 2, 2], np.float32)], {"mode": "cubic"}, 13,
+     "node 'node' (Resize, opset 13): mode='cubic' is not supported"),
+    ("Resize", [X(1, 1, 2, 2), np.zeros(0, np.float32), np.array([1, 1, 2, 2], np.float32)],
+     {"coordinate_transformation_mode": "tf_crop_and_resize"}, 11,
+     "node 'node' (Resize, opset 11): coordinate_transformation_mode='tf_crop_and_resize' is not supported"),
+    ("Pad", [X(2, 3), np.array([0, 1, 0, 1], np.int64)], {"mode": "wrap"}, 19,
+     "node 'node' (Pad, opset 19): mode='wrap' is not supported"),
+    ("Reshape", [X(2, 3), X(2, kind="int", dtype=np.int64)], {}, 13,
+     "node 'node' (Reshape, opset 13): input 1 (shape, 'in1') must be a constant"),
+    ("MaxPool", [X(1, 1, 4, 4)], {"kernel_shape": [2, 2]}, 13,
+     "node 'node' (MaxPool, opset 13): the Indices output of MaxPool is not supported"),
+    ("BatchNormalization", [X(1, 2, 3)] + [np.ones(2, np.float32)] * 4, {"training_mode": 1}, 15,
+     "training-mode BatchNormalization"),
+    ("Dropout", [X(2, 3), np.float32(0.5), np.bool_(True)], {}, 13, "training_mode Dropout is not supported"),
+    ("Gelu", [X(2, 3)], {"approximate": "fast"}, 20, "approximate='fast' is not 'none' or 'tanh'"),
+])
+def test_unsupported_attribute_values_name_the_node(op_type, operands, attrs, opset, expected):
+    from onnx_case import C
+
+    operands = [o if o is None or isinstance(o, X) else C(o) for o in operands]
+    outputs = {"MaxPool": 2, "BatchNormalization": 3}.get(op_type, 1)
+    model, _ = make_model(op_type, operands, attrs, opset, outputs)
+    assert expected in frontend_error(model)
+
+
+def test_missing_file(tmp_path):
+    message = frontend_error(tmp_path / "nope.onnx")
+    assert "nope.onnx: no such file" in message
+
+
+def test_truncated_model_file(tmp_path):
+    data = (LIGHT / "light_squeezenet.onnx").read_bytes()
+    path = tmp_path / "half.onnx"
+    path.write_bytes(data[: len(data) // 2])
+    message = frontend_error(path)
+    assert str(path) in message and ("truncated" in message or "not a valid ONNX model" in message)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_random_bytes(tmp_path, seed):
+    path = tmp_path / "noise.onnx"
+    path.write_bytes(np.random.default_rng(seed).bytes(3000))
+    assert str(path) in frontend_error(path)
+
+
+def test_not_a_model_argument():
+    assert "takes a path or an onnx.ModelProto" in frontend_error(42)
+
+
+def test_checker_failure_is_reported():
+    model = graph_model([helper.make_node("Relu", ["x"], ["y"])], [float_input("x", [2])], ["y"])
+    model.graph.node[0].input.append("x")  # Relu takes one input
+    assert "not a valid ONNX model" in frontend_error(model)
+
+
+def test_shape_inference_failure_names_the_node():
+    model = graph_model([helper.make_node("Add", ["x", "z"], ["y"], name="bad_add")],
+                        [float_input("x", [2, 3]), float_input("z", [2, "N"])], ["y"])
+    message = frontend_error(model, input_shapes={"z": (2, 4)})
+    assert "ONNX shape inference fails at node 'bad_add' (Add)" in message
+
+
+def test_unknown_domain():
+    model = graph_model([helper.make_node("Relu", ["x"], ["y"])], [float_input("x", [2])], ["y"])
+    model.graph.node.append(helper.make_node("FusedThing", ["y"], ["z"], domain="com.example", name="fused"))
+    model.opset_import.append(helper.make_opsetid("com.example", 1))
+    message = frontend_error(model)
+    assert "domain 'com.example'" in message and "FusedThing" in message
+
+
+@pytest.mark.parametrize("opset,expected", [(6, "older than the oldest tcc supports (7)"),
+                                            (onnx.defs.onnx_opset_version() + 1, "newer than this onnx")])
+def test_opset_out_of_range(opset, expected):
+    model = graph_model([helper.make_node("Relu", ["x"], ["y"])], [float_input("x", [2])], ["y"])
+    model.opset_import[0].version = opset
+    message = frontend_error(model)
+    assert f"opset {opset} is" in message and expected in message
+
+
+def dynamic_model():
+    return graph_model([helper.make_node("Relu", ["x"], ["y"])], [float_input("x", ["batch", 3])], ["y"])
+
+
+def test_unbound_dynamic_dim_names_the_input_and_dim():
+    message = frontend_error(dynamic_model())
+    assert "input 'x' has a dynamic dim 0 ('batch')" in message and "--input-shape x=1,3" in message
+
+
+@pytest.mark.parametrize("shapes,expected", [
+    ({"y": (1, 3)}, "input_shapes names 'y', which is not a model input (the inputs are 'x')"),
+    ({"x": (1, 4)}, "input_shapes gives 'x' dim 1 = 4, the model declares it static 3"),
+    ({"x": (1, 3, 1)}, "input_shapes gives 'x' 3 dims [1, 3, 1], the model declares 2"),
+    ({"x": (1, -3)}, "has a negative dim"),
+])
+def test_bad_input_shapes(shapes, expected):
+    assert expected in frontend_error(dynamic_model(), input_shapes=shapes)
+
+
+def test_initializers_listed_as_inputs_are_not_model_inputs():
+    path = LIGHT / "light_squeezenet.onnx"
+    message = frontend_error(path, input_shapes={"conv1_w_0__SHAPE": (4,)})
+    assert "the inputs are 'data_0'" in message
+
+
+def test_unsupported_input_element_type():
+    model = graph_model([helper.make_node("Identity", ["x"], ["y"])],
+                        [helper.make_tensor_value_info("x", TensorProto.UINT32, [2])], ["y"])
+    assert "element type UINT32" in frontend_error(model)
+
+
+def test_no_raw_exception_escapes_for_garbage_protos(tmp_path):
+    """Whatever protobuf makes of these files, the user sees a FrontendError."""
+    for i, blob in enumerate([b"", b"\x08", b"\x0a\xff\xff\xff\xff\x0f", os.urandom(64)]):
+        path = tmp_path / f"m{i}.onnx"
+        path.write_bytes(blob)
+        frontend_error(path)
+    assert "holds no ONNX model" in frontend_error(tmp_path / "m0.onnx")
+
+
+@pytest.mark.parametrize("size", [4, 4000])  # below and above the skeleton limit
+def test_corrupt_initializer_data(size):
+    model = graph_model([helper.make_node("Add", ["x", "w"], ["y"])], [float_input("x", [size])], ["y"],
+                        [numpy_helper.from_array(np.ones(size, np.float32), "w")])
+    model.graph.initializer[0].raw_data = b"123"
+    assert "'w'" in frontend_error(model)
