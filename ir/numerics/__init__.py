@@ -1,0 +1,40 @@
+"""tcc's numeric formats, one definition each, shared by the interpreter, passes and simulator.
+
+- ``integer``: saturation, exact rounding right shifts, Q31 dyadic multipliers and requantization.
+- ``uniform``: affine int-N quantize/dequantize (ONNX QuantizeLinear semantics) and int-N scales.
+- ``bf16``: bfloat16 with round-to-nearest-even after every operation; int8 <-> bf16 conversions.
+- ``dybit``: DyBit codes (run-of-ones exponent + mantissa), encode/decode, quantization, scales.
+- ``scale_search``: the MSE scale search both quantizers use.
+"""
+from .bf16 import (
+    BF16_MAX, BF16_MIN_NORMAL, BF16_MIN_SUBNORMAL, BF16_NAN, bf16_add, bf16_fma, bf16_max, bf16_min,
+    bf16_mul, bf16_mul_add, bf16_round, bf16_sub, bf16_sum, bf16_to_int8, from_bf16, int8_to_bf16,
+    to_bf16,
+)
+from .dybit import (
+    FINE_SHIFT, MAX_DECODE_INT, decode, decode_int, dybit_magnitudes, encode, max_magnitude,
+    quantize, dequantize, search_scale,
+)
+from .integer import (
+    INT8_MAX, INT8_MIN, INT16_MAX, INT16_MIN, INT32_MAX, INT32_MIN, ROUNDING_MODES, UINT8_MAX,
+    UINT8_MIN, dyadic_error, int_dtype_for_range, integer_range, multiply_by_quantized_multiplier,
+    quantize_multiplier, requantize, round_to_integer, rounding_right_shift, saturate,
+)
+from .scale_search import search_scale_mse
+from .uniform import (
+    dequantize_affine, int_dequantize, int_max_level, int_quantize, quantize_affine,
+    search_scale_uniform,
+)
+
+__all__ = [
+    "BF16_MAX", "BF16_MIN_NORMAL", "BF16_MIN_SUBNORMAL", "BF16_NAN", "FINE_SHIFT", "INT16_MAX",
+    "INT16_MIN", "INT32_MAX", "INT32_MIN", "INT8_MAX", "INT8_MIN", "MAX_DECODE_INT",
+    "ROUNDING_MODES", "UINT8_MAX", "UINT8_MIN", "bf16_add", "bf16_fma", "bf16_max", "bf16_min",
+    "bf16_mul", "bf16_mul_add", "bf16_round", "bf16_sub", "bf16_sum", "bf16_to_int8", "decode",
+    "decode_int", "dequantize", "dequantize_affine", "dyadic_error", "dybit_magnitudes", "encode",
+    "from_bf16", "int8_to_bf16", "int_dequantize", "int_dtype_for_range", "int_max_level",
+    "int_quantize", "integer_range", "max_magnitude", "multiply_by_quantized_multiplier",
+    "quantize", "quantize_affine", "quantize_multiplier", "requantize", "round_to_integer",
+    "rounding_right_shift", "saturate", "search_scale", "search_scale_mse", "search_scale_uniform",
+    "to_bf16",
+]

@@ -1,0 +1,198 @@
+"""bfloat16 emulated exactly: 1 sign, 8 exponent, 7 mantissa bits (float32's top half).
+
+Values round to nearest, ties to even (RNE); subnormals are kept (as ml_dtypes does); overflow
+rounds to +-inf.  Arithmetic takes bf16 values (bfloat16 or float arrays holding bf16 values),
+computes the exact result and rounds it once to bf16; results are float32 arrays holding bf16
+values (``to_bf16`` gives the uint16 bit patterns).  Every NaN an operation produces is the
+canonical quiet NaN 0x7FC0; ``to_bf16`` keeps a NaN's sign (0x7FC0 / 0xFFC0), like ml_dtypes.
+"""
+import numpy as np
+
+from ._arrays import along_axis, as_float64, as_int64, unwrap
+from .integer import INT8_MAX, INT8_MIN, int_dtype_for_range, round_to_integer
+
+BF16_NAN = 0x7FC0
+BF16_MAX = float.fromhex("0x1.fep127")  # 0x7F7F
+BF16_MIN_NORMAL = 2.0**-126
+BF16_MIN_SUBNORMAL = 2.0**-133
+_MIN_QUANTUM_EXP = -133  # bf16's grid never gets finer than 2**-133 (the subnormal step)
+_SIGNIFICAND_BITS = 8
+
+
+def _f32_to_bits(x32: np.ndarray) -> np.ndarray:
+    """RNE float32 -> bf16 bits: add 0x7FFF plus the kept LSB, drop the low 16 bits."""
+    bits = x32.view(np.uint32)
+    lsb = (bits >> 16) & 1
+    rounded = ((bits + np.uint32(0x7FFF) + lsb) >> 16).astype(np.uint16)
+    nan = (bits & np.uint32(0x8000_0000)) >> 16 | BF16_NAN
+    return np.where(np.isnan(x32), nan.astype(np.uint16), rounded)
+
+
+def _f64_to_bits(x: np.ndarray) -> np.ndarray:
+    """RNE float64 -> bf16 bits in one rounding (never through float32, which would round twice)."""
+    finite = np.isfinite(x)
+    xf = np.where(finite, x, 0.0)
+    _, exp = np.frexp(xf)  # xf = m * 2**exp with |m| in [0.5, 1)
+    q_exp = np.maximum(exp - _SIGNIFICAND_BITS, _MIN_QUANTUM_EXP)
+    r = np.ldexp(np.rint(np.ldexp(xf, -q_exp)), q_exp)  # scalings by powers of two are exact
+    r = np.where(np.abs(r) >= 2.0**128, np.copysign(np.inf, r), r)
+    r = np.where(finite, r, x)
+    return _f32_to_bits(r.astype(np.float32))  # r is a bf16 value, so this cast is exact
+
+
+def to_bf16(x):
+    """bf16 bit patterns (uint16) of float values, rounded to nearest even.
+
+    float64 inputs are rounded directly (one rounding); other float types are exact in float32.
+    """
+    arr = np.asarray(x)
+    if arr.dtype.name == "bfloat16":
+        return unwrap(arr.view(np.uint16).copy())
+    if arr.dtype == np.float64 or arr.dtype.kind in "iub":
+        return unwrap(_f64_to_bits(arr.astype(np.float64)))
+    return unwrap(_f32_to_bits(np.array(arr, dtype=np.float32)))
+
+
+def from_bf16(bits):
+    """float32 values of bf16 bit patterns (exact)."""
+    b = as_int64(bits, "bits")
+    if b.size and (b.min() < 0 or b.max() > 0xFFFF):
+        raise ValueError("bf16 bit patterns must be in [0, 0xFFFF]")
+    return unwrap((b.astype(np.uint32) << 16).view(np.float32))
+
+
+def bf16_round(x):
+    """float values rounded to the nearest bf16 value (RNE), as float32."""
+    return from_bf16(to_bf16(x))
+
+
+def _operand(x, name: str) -> np.ndarray:
+    """A bf16 operand as float64; refuses values that are not bf16 values (round them first)."""
+    v = as_float64(x, name)
+    back = (_f64_to_bits(v).astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    if not np.all((back == v) | np.isnan(v)):
+        raise ValueError(f"{name} holds values that are not bf16 values; apply bf16_round first")
+    return v
+
+
+def _finish(r64: np.ndarray) -> np.ndarray:
+    """Round float64 results to bf16 values (float32), NaNs made canonical."""
+    bits = np.where(np.isnan(r64), np.uint16(BF16_NAN), _f64_to_bits(r64))
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def _sum_round_to_odd(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x + y rounded to float64 with round-to-odd, so a later RNE to bf16 is a single rounding.
+
+    The error of the float64 sum is recovered exactly by TwoSum; when it is non-zero the result
+    moves to whichever neighbour has an odd last bit (53 >= 8 + 2 bits, Boldo-Melquiond).
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        s = x + y
+        yv = s - x
+        err = (x - (s - yv)) + (y - yv)
+    inexact = np.isfinite(s) & (err != 0)
+    even = (s.view(np.int64) & 1) == 0
+    toward = np.nextafter(s, np.where(err > 0, np.inf, -np.inf))
+    return np.where(inexact & even, toward, s)
+
+
+def bf16_add(a, b):
+    """a + b rounded once to bf16."""
+    return unwrap(_finish(_sum_round_to_odd(_operand(a, "a"), _operand(b, "b"))))
+
+
+def bf16_sub(a, b):
+    """a - b rounded once to bf16."""
+    return unwrap(_finish(_sum_round_to_odd(_operand(a, "a"), -_operand(b, "b"))))
+
+
+def bf16_mul(a, b):
+    """a * b rounded once to bf16 (the float64 product of two bf16 values is exact)."""
+    with np.errstate(invalid="ignore"):
+        return unwrap(_finish(_operand(a, "a") * _operand(b, "b")))
+
+
+def bf16_fma(a, b, c):
+    """Fused a * b + c with ONE rounding to bf16 (not what tcc's SIMD lane does; see mul_add)."""
+    with np.errstate(invalid="ignore"):
+        product = _operand(a, "a") * _operand(b, "b")
+    return unwrap(_finish(_sum_round_to_odd(product, _operand(c, "c"))))
+
+
+def bf16_mul_add(a, b, c):
+    """a * b + c as tcc's bf16 SIMD lane computes it: multiply, round, add, round."""
+    return bf16_add(bf16_mul(a, b), c)
+
+
+def bf16_max(a, b):
+    """Larger of a and b; NaN if either is NaN; max(+0, -0) is +0."""
+    x, y = np.broadcast_arrays(_operand(a, "a"), _operand(b, "b"))
+    r = np.where(x > y, x, y)
+    r = np.where(x == y, np.where(np.signbit(x), y, x), r)
+    return unwrap(_finish(np.where(np.isnan(x) | np.isnan(y), np.nan, r)))
+
+
+def bf16_min(a, b):
+    """Smaller of a and b; NaN if either is NaN; min(+0, -0) is -0."""
+    x, y = np.broadcast_arrays(_operand(a, "a"), _operand(b, "b"))
+    r = np.where(x < y, x, y)
+    r = np.where(x == y, np.where(np.signbit(x), x, y), r)
+    return unwrap(_finish(np.where(np.isnan(x) | np.isnan(y), np.nan, r)))
+
+
+def bf16_sum(x, axis=None):
+    """Sum along ``axis`` (all elements if None) in a fixed pairwise tree, rounding every add.
+
+    Order: each level adds neighbours (v[0]+v[1], v[2]+v[3], ...) into a new vector; an odd last
+    element passes to the next level unchanged; repeat until one value is left.  An empty sum
+    is +0.  A simulator reduces in exactly this order.
+    """
+    v = _operand(x, "x")
+    v = v.reshape(-1) if axis is None else np.moveaxis(v, axis, -1)
+    if v.shape[-1] == 0:
+        return unwrap(np.zeros(v.shape[:-1], np.float32))
+    while v.shape[-1] > 1:
+        pairs = v.shape[-1] // 2
+        level = _finish(_sum_round_to_odd(v[..., 0:2 * pairs:2], v[..., 1:2 * pairs:2]))
+        v = np.concatenate([level.astype(np.float64), v[..., 2 * pairs:]], axis=-1)
+    return unwrap(v[..., 0].astype(np.float32))
+
+
+def int8_to_bf16(q, scale, zero_point=0, axis=None):
+    """``(q - zero_point) * scale`` rounded once to bf16, as float32.
+
+    ``scale`` is taken as float32 (RNE); the product of |q - zero_point| < 2**29 and a float32 is
+    exact in float64, so the only rounding is the final RNE to bf16.  ``axis`` makes
+    scale/zero_point per-channel.
+    """
+    qa = as_int64(q, "q")
+    zp = along_axis(as_int64(zero_point, "zero_point"), qa.shape, axis, "zero_point")
+    s = along_axis(np.asarray(scale, np.float32), qa.shape, axis, "scale")
+    d = qa - zp
+    if d.size and np.max(np.abs(d)) >= 2**29:
+        raise ValueError("|q - zero_point| must stay below 2**29")
+    return unwrap(_finish(d.astype(np.float64) * s.astype(np.float64)))
+
+
+def bf16_to_int8(x, scale, zero_point=0, mode: str = "half_even", qmin: int = INT8_MIN,
+                 qmax: int = INT8_MAX, axis=None, out_dtype=None):
+    """``clamp(round(x * (1/scale)) + zero_point, qmin, qmax)`` for bf16 values ``x``.
+
+    The reciprocal is computed in float32 (RNE), as the quantization unit multiplies rather than
+    divides; x times it is exact in float64 and is rounded once to an integer in ``mode``.
+    +-inf saturates; NaN maps to ``zero_point``.  Result dtype: ``out_dtype`` or the smallest
+    integer dtype holding [qmin, qmax].
+    """
+    v = _operand(x, "x")
+    s = along_axis(np.asarray(scale, np.float32), v.shape, axis, "scale")
+    if not np.all(np.isfinite(s) & (s > 0)):
+        raise ValueError("scale must be finite and positive")
+    zp = along_axis(as_int64(zero_point, "zero_point"), v.shape, axis, "zero_point")
+    inv = (np.float32(1) / s).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        t = v * inv
+    t = np.clip(np.where(np.isnan(t), 0.0, t), -(2.0**40), 2.0**40)  # beyond this, all saturates
+    out = np.clip(np.asarray(round_to_integer(t, mode)) + zp, qmin, qmax)
+    dtype = np.dtype(out_dtype) if out_dtype is not None else int_dtype_for_range(qmin, qmax)
+    return unwrap(out.astype(dtype))

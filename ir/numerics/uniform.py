@@ -1,0 +1,77 @@
+"""Uniform (affine) integer quantization, ONNX QuantizeLinear / DequantizeLinear semantics.
+
+``quantize_affine``: ``clamp(round_half_even(float32(x) / float32(scale)) + zero_point)``, the
+division in float32 as ONNX specifies; ``dequantize_affine``: ``(q - zero_point) * scale`` in
+float32.  ``int_quantize`` is the symmetric, narrow-range int-N form ([-(2**(N-1)-1), 2**(N-1)-1],
+zero point 0) used to compare against DyBit.
+"""
+import numpy as np
+
+from ._arrays import along_axis, as_int64, unwrap
+from .integer import INT8_MAX, INT8_MIN, int_dtype_for_range, round_to_integer
+from .scale_search import search_scale_mse
+
+
+def _check_scale(s: np.ndarray) -> None:
+    if not np.all(np.isfinite(s) & (s > 0)):
+        raise ValueError("scale must be finite and positive (as float32)")
+
+
+def quantize_affine(x, scale, zero_point=0, qmin: int = INT8_MIN, qmax: int = INT8_MAX,
+                    axis=None, out_dtype=None):
+    """``clamp(round_half_even(x / scale) + zero_point, qmin, qmax)`` with the division in float32.
+
+    +-inf saturates; NaN maps to ``zero_point``.  Result dtype: ``out_dtype`` or the smallest
+    integer dtype holding [qmin, qmax].
+    """
+    x32 = np.asarray(x, np.float32)
+    s = along_axis(np.asarray(scale, np.float32), x32.shape, axis, "scale")
+    _check_scale(s)
+    zp = along_axis(as_int64(zero_point, "zero_point"), x32.shape, axis, "zero_point")
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = (x32 / s).astype(np.float64)
+    t = np.clip(np.where(np.isnan(t), 0.0, t), -(2.0**40), 2.0**40)  # beyond this, all saturates
+    out = np.clip(np.asarray(round_to_integer(t, "half_even")) + zp, qmin, qmax)
+    dtype = np.dtype(out_dtype) if out_dtype is not None else int_dtype_for_range(qmin, qmax)
+    return unwrap(out.astype(dtype))
+
+
+def dequantize_affine(q, scale, zero_point=0, axis=None):
+    """``(q - zero_point) * scale`` as float32 (one float32 rounding of the exact product)."""
+    qa = as_int64(q, "q")
+    s = along_axis(np.asarray(scale, np.float32), qa.shape, axis, "scale")
+    zp = along_axis(as_int64(zero_point, "zero_point"), qa.shape, axis, "zero_point")
+    d = qa - zp
+    if d.size and np.max(np.abs(d)) > 2**24:
+        raise ValueError("|q - zero_point| must be at most 2**24 to be exact in float32")
+    return unwrap(d.astype(np.float32) * s)
+
+
+def int_max_level(bits: int) -> int:
+    """Largest code of the symmetric narrow-range int-N grid: 2**(bits-1) - 1."""
+    if not 2 <= bits <= 32:
+        raise ValueError(f"int-N width must be in [2, 32], got {bits}")
+    return 2 ** (bits - 1) - 1
+
+
+def int_quantize(x, bits: int, scale, axis=None):
+    """Symmetric int-N codes of ``x`` (zero point 0, narrow range), in the smallest int dtype."""
+    top = int_max_level(bits)
+    return quantize_affine(x, scale, 0, -top, top, axis=axis)
+
+
+def int_dequantize(q, scale, axis=None):
+    """Values of symmetric int-N codes, as float32."""
+    return dequantize_affine(q, scale, 0, axis=axis)
+
+
+def search_scale_uniform(x, bits: int, axis=None, candidates=None):
+    """MSE-optimal symmetric int-N scale, per tensor or per channel (see scale_search).
+
+    Default factors span [1/16, 1.25] of the max-abs scale: from clipping hard (ternary-like
+    low widths want about 0.4) to a little beyond max-abs.
+    """
+    def fake_quantize(v, scale):
+        return np.asarray(int_dequantize(int_quantize(v, bits, scale), scale), np.float64)
+
+    return search_scale_mse(x, fake_quantize, int_max_level(bits), (1 / 16, 1.25), axis, candidates)
