@@ -1,7 +1,7 @@
 """The run loop: bind inputs, evaluate ops in order, free each intermediate after its last use."""
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -89,9 +89,17 @@ def last_uses(module: Module) -> list[list[Value]]:
     return dying
 
 
-def run_module(module: Module, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Run ``module`` on named input arrays; returns its outputs by output name."""
+def run_module(module: Module, inputs: Mapping[str, np.ndarray],
+               observe: Callable[[Value, np.ndarray], None] | None = None) -> dict[str, np.ndarray]:
+    """Run ``module`` on named input arrays; returns its outputs by output name.
+
+    ``observe(value, array)``, if given, sees every input and every op result as it is computed
+    (calibration uses it); it must not modify the array.
+    """
     env = bind_inputs(module, inputs)
+    if observe is not None:
+        for v in module.inputs:
+            observe(v, env[id(v)])
     dying = last_uses(module)
     for i, op in enumerate(module.ops):
         try:
@@ -102,6 +110,8 @@ def run_module(module: Module, inputs: Mapping[str, np.ndarray]) -> dict[str, np
                                    f"this op; is the module in topological order?") from None
         for result, array in zip(op.results, evaluate_op(op, operands)):
             env[id(result)] = array
+            if observe is not None:
+                observe(result, array)
         for value in dying[i]:
             del env[id(value)]
     outputs = {}

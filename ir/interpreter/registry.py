@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import kernels_conv, kernels_elementwise, kernels_norm, kernels_pool, kernels_resize, kernels_tensor
+from . import (kernels_conv, kernels_elementwise, kernels_norm, kernels_pool, kernels_quant, kernels_resize,
+               kernels_tensor)
 
 # kernel(attrs, *operand_arrays) -> array, or a tuple of arrays for ops with several results.
 Kernel = Callable[..., object]
@@ -27,3 +28,9 @@ KERNELS: dict[str, Kernel] = build_registry(
     kernels_tensor.KERNEL_TABLE,
     kernels_resize.KERNEL_TABLE,
 )
+
+# Kernels that read quantization parameters from the op's value types: kernel(op, *operand_arrays).
+OP_KERNELS: dict[str, Kernel] = build_registry(kernels_quant.OP_KERNEL_TABLE)
+_overlap = set(KERNELS) & set(OP_KERNELS)
+if _overlap:
+    raise ValueError(f"op kinds with both kinds of kernel: {sorted(_overlap)}")

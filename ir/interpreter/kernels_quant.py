@@ -1,0 +1,151 @@
+"""Integer and bf16 kernels: the integer reference semantics of the quantized op kinds.
+
+These kernels read quantization parameters from the op's value types, so they take the op
+itself: ``kernel(op, *arrays)``.  Integer matrix work runs through the float64 kernels, which is
+exact: int8 x int8 products summed over any realistic reduction stay far below 2**53.  All
+rounding goes through ``tcc.ir.numerics``; nothing here rounds inline.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import numerics
+from ..dtypes import to_numpy
+from ..errors import InterpreterError
+from ..types import TensorType
+from . import kernels_conv, kernels_pool
+
+INT32_MIN, INT32_MAX = numerics.INT32_MIN, numerics.INT32_MAX
+
+
+def quant_of(t: TensorType, what: str):
+    if t.quant is None:
+        raise InterpreterError(f"{what} of type {t} carries no quantization parameters")
+    return t.quant
+
+
+def zero_point_array(t: TensorType, rank: int) -> np.ndarray:
+    """The zero point broadcastable against a tensor of the type (per-tensor or per-axis)."""
+    q = t.quant
+    if q is None:
+        return np.zeros((), np.int64)
+    zp = np.asarray(q.zero_point, np.int64)
+    if q.axis is None:
+        return zp.reshape(())
+    shape = [1] * rank
+    shape[q.axis] = len(zp)
+    return zp.reshape(shape)
+
+
+def centred(array: np.ndarray, t: TensorType) -> np.ndarray:
+    """``q - zero_point`` as exact float64 (what the integer datapath multiplies)."""
+    return (array.astype(np.int64) - zero_point_array(t, array.ndim)).astype(np.float64)
+
+
+def to_int32(acc: np.ndarray, op) -> np.ndarray:
+    """Exact float64 integer sums -> int32, refusing accumulator overflow instead of wrapping."""
+    if acc.size and (acc.max() > INT32_MAX or acc.min() < INT32_MIN):
+        raise InterpreterError(f"int32 accumulator overflow in {op.kind} at {op.loc!r} "
+                               f"(range [{acc.min():.0f}, {acc.max():.0f}])")
+    return acc.astype(np.int64).astype(np.int32)
+
+
+def _bias(op, b) -> np.ndarray | None:
+    return None if b is None else b.astype(np.float64)
+
+
+def qconv(op, x, w, b=None):
+    x_t, w_t = op.operands[0].type, op.operands[1].type
+    return to_int32(kernels_conv.conv(op.attrs, centred(x, x_t), centred(w, w_t), _bias(op, b)), op)
+
+
+def qlinear(op, x, w, b=None):
+    x_t, w_t = op.operands[0].type, op.operands[1].type
+    return to_int32(kernels_conv.linear(op.attrs, centred(x, x_t), centred(w, w_t), _bias(op, b)), op)
+
+
+def qmatmul(op, a, b):
+    a_t, b_t = op.operands[0].type, op.operands[1].type
+    return to_int32(np.matmul(centred(a, a_t), centred(b, b_t)), op)
+
+
+def requantize(op, x):
+    a = op.attrs
+    x_t = op.operands[0].type
+    v = x.astype(np.int64) - zero_point_array(x_t, x.ndim)
+    if a["pre_shift"]:
+        v = np.left_shift(v, a["pre_shift"])
+    axis = a["axis"] if len(a["multiplier"]) > 1 else None
+    try:
+        return numerics.requantize(v, np.asarray(a["multiplier"]), np.asarray(a["shift"]), a["zero_point"],
+                                   a["qmin"], a["qmax"], a["rounding"], axis=axis,
+                                   out_dtype=to_numpy(a["dtype"]))
+    except ValueError as exc:
+        raise InterpreterError(f"requantize at {op.loc!r}: {exc}") from None
+
+
+def quantize(op, x):
+    out_t = op.result.type
+    q = quant_of(out_t, "quantize result")
+    lo, hi = numerics.integer_range(out_t.dtype.replace("i", "int").replace("u", "uint"))
+    if op.operands[0].type.dtype == "bf16":
+        return numerics.bf16_to_int8(x.astype(np.float32), q.scale[0], q.zero_point[0], "half_even", lo, hi,
+                                     out_dtype=to_numpy(out_t.dtype))
+    return numerics.quantize_affine(x, q.scale[0], q.zero_point[0], lo, hi, out_dtype=to_numpy(out_t.dtype))
+
+
+def dequantize(op, x):
+    x_t = op.operands[0].type
+    q = quant_of(x_t, "dequantize operand")
+    scale, zp = np.asarray(q.scale, np.float32), np.asarray(q.zero_point, np.int64)
+    if q.axis is None:
+        scale, zp = scale[0], zp[0]
+    if op.attrs["dtype"] == "bf16":
+        return numerics.int8_to_bf16(x, scale, zp, axis=q.axis)
+    return numerics.dequantize_affine(x, scale, zp, axis=q.axis)
+
+
+def _rounded_mean(op, total: np.ndarray, counts) -> np.ndarray:
+    # total / counts is correctly rounded in float64 and a tie is exactly representable, so rint
+    # rounds half to even exactly (|total| < 2**31, counts < 2**20).
+    mean = numerics.round_to_integer(total / counts, "half_even")
+    t = op.operands[0].type
+    zp = zero_point_array(t, total.ndim)
+    lo, hi = np.iinfo(to_numpy(t.dtype)).min, np.iinfo(to_numpy(t.dtype)).max
+    return np.clip(mean + zp, lo, hi).astype(to_numpy(t.dtype))
+
+
+def qavg_pool(op, x):
+    t = op.operands[0].type
+    attrs = dict(op.attrs)
+    centred_x = centred(x, t)
+    ones = np.ones_like(centred_x)
+    # avg_pool of (x - zp) times the divisor recovers the exact window sum; the divisor itself is
+    # avg_pool's own window count, obtained by pooling ones with the same geometry.
+    counts = None
+    if attrs["count_include_pad"]:
+        counts = np.prod(attrs["kernel"])
+    else:
+        counts = np.rint(1.0 / kernels_pool.avg_pool(attrs, ones))
+    total = np.rint(kernels_pool.avg_pool(attrs, centred_x) * counts)
+    return _rounded_mean(op, total, counts)
+
+
+def qglobal_avg_pool(op, x):
+    t = op.operands[0].type
+    axes = tuple(range(2, x.ndim))
+    total = centred(x, t).sum(axis=axes, keepdims=True)
+    count = int(np.prod([x.shape[a] for a in axes]))
+    return _rounded_mean(op, total, count)
+
+
+OP_KERNEL_TABLE = (
+    ("quantize", quantize),
+    ("dequantize", dequantize),
+    ("qconv", qconv),
+    ("qlinear", qlinear),
+    ("qmatmul", qmatmul),
+    ("requantize", requantize),
+    ("qavg_pool", qavg_pool),
+    ("qglobal_avg_pool", qglobal_avg_pool),
+)

@@ -1,0 +1,104 @@
+"""Quantized op kinds: the integer-only ops the int8 pipeline lowers to, and the conversions.
+
+Quantization parameters live in the value types (``i8[...]{scale = s, zero_point = z}``); these
+ops read them from their operands, so nothing is stored twice.  Integer semantics, exactly:
+
+- ``quantize``:   q = clamp(round_half_even(x / scale) + zero_point) from f32/bf16 (model inputs,
+  bf16 -> int8 converts); ``dequantize``: (q - zero_point) * scale to f32 or bf16.
+- ``qconv`` / ``qlinear`` / ``qmatmul``: int32 sums of (x - zp_x) * (w - zp_w) plus an int32 bias;
+  padding holds zp_x so it contributes real zero.
+- ``requantize``: v = ((x - zp_x) << pre_shift) * multiplier[c], rounded right by shift[c]
+  (``rounding``), + zero_point, clamped to [qmin, qmax] — the one rescale used everywhere
+  (after accumulators, for adds of differently scaled tensors, for concat).
+- ``qavg_pool`` / ``qglobal_avg_pool``: round_half_even(sum(x - zp) / count) + zp (the output
+  keeps the input scale).
+"""
+from __future__ import annotations
+
+from .opdef import AttrSpec, define_op
+from .ops_nn import _WINDOW, _conv, _linear, _matmul, _pool, _global_avg_pool
+from .shape_rules import ShapeError
+from .types import TensorType
+
+_INT_INPUTS = ("i8", "u8")
+
+
+def _require(types, dtypes, what):
+    for t in types:
+        if t.dtype not in dtypes:
+            raise ShapeError(f"{what} needs {' or '.join(dtypes)} operands, got {t.dtype}")
+
+
+@define_op("quantize", "x", (AttrSpec("dtype", "str", "i8"),))
+def _quantize(types, attrs):
+    """Float (f32/bf16) to integer; scale and zero point are the result type's."""
+    _require(types[:1], ("f32", "bf16"), "quantize")
+    if attrs["dtype"] not in _INT_INPUTS:
+        raise ShapeError(f"quantize to {attrs['dtype']!r}: only i8 or u8")
+    return [TensorType(types[0].shape, attrs["dtype"])]
+
+
+@define_op("dequantize", "x", (AttrSpec("dtype", "str", "f32"),))
+def _dequantize(types, attrs):
+    """Integer to float (f32 or bf16) using the operand type's scale and zero point."""
+    _require(types[:1], _INT_INPUTS + ("i32",), "dequantize")
+    if attrs["dtype"] not in ("f32", "bf16"):
+        raise ShapeError(f"dequantize to {attrs['dtype']!r}: only f32 or bf16")
+    if types[0].quant is None:
+        raise ShapeError("dequantize operand has no quantization parameters")
+    return [TensorType(types[0].shape, attrs["dtype"])]
+
+
+def _accumulate(rule):
+    def typed(types, attrs):
+        _require(types[:2], _INT_INPUTS, "integer matrix op")
+        if len(types) > 2:
+            _require(types[2:], ("i32",), "bias")
+        out = rule([t.with_dtype("f32") for t in types[:2]] + [t.with_dtype("f32") for t in types[2:]], attrs)
+        return [out[0].with_dtype("i32")]
+
+    return typed
+
+
+define_op("qconv", "x w b?", _WINDOW + (AttrSpec("group", "int", 1),),
+          "int8 convolution into int32 accumulators (+ int32 bias).")(_accumulate(_conv))
+define_op("qlinear", "x w b?", (), "int8 x @ w^T into int32 accumulators (+ int32 bias).")(_accumulate(_linear))
+define_op("qmatmul", "a b", (), "int8 matmul of two activations into int32 accumulators.")(_accumulate(_matmul))
+
+
+@define_op("requantize", "x", (AttrSpec("multiplier", "ints"), AttrSpec("shift", "ints"),
+                               AttrSpec("axis", "int", 1), AttrSpec("pre_shift", "int", 0),
+                               AttrSpec("zero_point", "int", 0), AttrSpec("qmin", "int", -128),
+                               AttrSpec("qmax", "int", 127), AttrSpec("dtype", "str", "i8"),
+                               AttrSpec("rounding", "str", "half_even")))
+def _requantize(types, attrs):
+    """Dyadic rescale with saturation; one (multiplier, shift) per tensor or per channel along axis."""
+    x = types[0]
+    _require(types, _INT_INPUTS + ("i32",), "requantize")
+    m, s = attrs["multiplier"], attrs["shift"]
+    if len(m) != len(s) or not m:
+        raise ShapeError("requantize multiplier and shift must be non-empty and of equal length")
+    if len(m) > 1 and (x.rank <= attrs["axis"] or x.shape[attrs["axis"]] != len(m)):
+        raise ShapeError(f"{len(m)} per-channel multipliers do not match axis {attrs['axis']} of {list(x.shape)}")
+    if attrs["dtype"] not in _INT_INPUTS + ("i32",):
+        raise ShapeError(f"requantize to {attrs['dtype']!r}: only i8, u8 or i32")
+    if attrs["rounding"] not in ("half_even", "half_up"):
+        raise ShapeError(f"requantize rounding {attrs['rounding']!r} is not half_even or half_up")
+    if attrs["qmin"] > attrs["qmax"]:
+        raise ShapeError("requantize qmin > qmax")
+    return [TensorType(x.shape, attrs["dtype"])]
+
+
+@define_op("qavg_pool", "x", (AttrSpec("kernel", "ints"),) + _WINDOW
+           + (AttrSpec("ceil_mode", "int", 0), AttrSpec("count_include_pad", "int", 0)))
+def _qavg_pool(types, attrs):
+    """Integer average pooling: round_half_even(sum(x - zp) / count) + zp."""
+    _require(types, _INT_INPUTS, "qavg_pool")
+    return [_pool([types[0].with_dtype("f32")], attrs)[0].with_dtype(types[0].dtype)]
+
+
+@define_op("qglobal_avg_pool", "x")
+def _qglobal_avg_pool(types, attrs):
+    """Integer global average pooling, rounding half to even."""
+    _require(types, _INT_INPUTS, "qglobal_avg_pool")
+    return [_global_avg_pool([types[0].with_dtype("f32")], attrs)[0].with_dtype(types[0].dtype)]
