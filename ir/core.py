@@ -153,6 +153,16 @@ class Module:
         self.ops.remove(op)
         op.module = None
 
+    def take_body(self, other: "Module") -> None:
+        """Replace this module's inputs, ops and outputs by ``other``'s (which is left empty).
+
+        For passes that rebuild a module wholesale: the caller's Module object stays the same.
+        """
+        self.inputs, self.ops, self.outputs, self._taken = other.inputs, other.ops, other.outputs, other._taken
+        for op in self.ops:
+            op.module = self
+        other.inputs, other.ops, other.outputs, other._taken = [], [], [], set()
+
     # -- queries -----------------------------------------------------------------------------
     def walk(self) -> Iterator[Op]:
         yield from list(self.ops)

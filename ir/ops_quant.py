@@ -51,7 +51,8 @@ def _dequantize(types, attrs):
 
 def _accumulate(rule):
     def typed(types, attrs):
-        _require(types[:2], _INT_INPUTS, "integer matrix op")
+        _require(types[:1], _INT_INPUTS, "integer matrix op")
+        _require(types[1:2], _INT_INPUTS + ("i16",), "integer matrix op weight")
         if len(types) > 2:
             _require(types[2:], ("i32",), "bias")
         out = rule([t.with_dtype("f32") for t in types[:2]] + [t.with_dtype("f32") for t in types[2:]], attrs)

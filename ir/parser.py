@@ -75,11 +75,15 @@ class _Builder:
         for f in node.children:
             key, val = f.children
             fields[str(key)] = self.attr_value(val)
+        unknown = set(fields) - {"axis", "scale", "zero_point", "format"}
+        if unknown:
+            raise self.error(node.children[0].children[0], f"unknown quantization field(s) {sorted(unknown)}")
+        fmt = fields.get("format")
         try:
             if "axis" in fields:
                 return QuantParams(tuple(float(s) for s in fields["scale"]),
-                                   tuple(int(z) for z in fields["zero_point"]), int(fields["axis"]))
-            return QuantParams((float(fields["scale"]),), (int(fields["zero_point"]),))
+                                   tuple(int(z) for z in fields["zero_point"]), int(fields["axis"]), fmt)
+            return QuantParams((float(fields["scale"]),), (int(fields["zero_point"]),), None, fmt)
         except (KeyError, TypeError, ValueError) as exc:
             raise self.error(node.children[0].children[0], f"bad quantization parameters: {exc}") from None
 

@@ -62,9 +62,12 @@ def format_list(values) -> str:
 
 def format_quant(q: QuantParams) -> str:
     if q.axis is None:
-        return f"{{scale = {format_float(q.scale[0])}, zero_point = {q.zero_point[0]}}}"
-    return (f"{{axis = {q.axis}, scale = {format_list(q.scale)}, "
-            f"zero_point = {format_list(q.zero_point)}}}")
+        fields = f"scale = {format_float(q.scale[0])}, zero_point = {q.zero_point[0]}"
+    else:
+        fields = f"axis = {q.axis}, scale = {format_list(q.scale)}, zero_point = {format_list(q.zero_point)}"
+    if q.format is not None:
+        fields += f", format = {quote(q.format)}"
+    return "{" + fields + "}"
 
 
 def format_type(t: TensorType) -> str:

@@ -11,12 +11,15 @@ class QuantParams:
     """Affine quantization ``real = scale * (q - zero_point)``.
 
     Per tensor when ``axis`` is None (one scale, one zero point), else one pair per index
-    along ``axis``.
+    along ``axis``.  ``format`` names a weight number format whose integer values the tensor
+    holds (e.g. ``dybit4``: DyBit-4 codes decoded onto their integer grid, ``int4``); None is
+    plain integers of the element type.
     """
 
     scale: tuple[float, ...]
     zero_point: tuple[int, ...]
     axis: int | None = None
+    format: str | None = None
 
     def __post_init__(self):
         if len(self.scale) != len(self.zero_point):

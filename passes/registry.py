@@ -5,6 +5,7 @@ from .base import Pass
 from .dce import DeadCodeElimination
 from .fold_batchnorm import FoldBatchNorm
 from .fold_constants import FoldConstants
+from .quantize import Quantize
 
 PASSES: dict[str, type[Pass]] = {}
 
@@ -16,7 +17,7 @@ def register(cls: type[Pass]) -> type[Pass]:
     return cls
 
 
-for _cls in (DeadCodeElimination, FoldConstants, FoldBatchNorm):
+for _cls in (DeadCodeElimination, FoldConstants, FoldBatchNorm, Quantize):
     register(_cls)
 
 # The float pipeline `tcc compile -t ir` runs after import.

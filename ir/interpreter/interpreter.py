@@ -9,19 +9,52 @@ from ..core import Module, Op, Value
 from ..dtypes import to_numpy
 from ..errors import InterpreterError
 from ..verifier import describe
-from .registry import KERNELS
+from .. import numerics
+from .registry import KERNELS, OP_KERNELS
+
+
+def _run_typed_kernel(op: Op, kernel, operands: list[np.ndarray]):
+    """Run a float kernel on whatever element types the op has.
+
+    bf16: operands widen exactly to f32, the kernel computes in f32 and each result is rounded
+    once to bf16 (RNE) -- one IR op is one rounding.  Integers: operands widen to int64 and the
+    results must fit the result type; overflow is an error, never a silent wrap.
+    """
+    dtypes = {v.type.dtype for v in op.operands} | {r.type.dtype for r in op.results}
+    if "bf16" in dtypes:
+        widened = [a.astype(np.float32) if v.type.dtype == "bf16" else a for a, v in zip(operands, op.operands)]
+        produced = kernel(op.attrs, *widened)
+        produced = produced if isinstance(produced, tuple) else (produced,)
+        return tuple(numerics.bf16_round(np.asarray(p, np.float32)) if r.type.dtype == "bf16" else p
+                     for p, r in zip(produced, op.results))
+    integer_results = [np.issubdtype(to_numpy(r.type.dtype), np.integer) for r in op.results]
+    if not any(integer_results):
+        return kernel(op.attrs, *operands)
+    widened = [a.astype(np.int64) if np.issubdtype(a.dtype, np.integer) else a for a in operands]
+    produced = kernel(op.attrs, *widened)
+    produced = produced if isinstance(produced, tuple) else (produced,)
+    for p, r, is_int in zip(produced, op.results, integer_results):
+        p = np.asarray(p)
+        info = np.iinfo(to_numpy(r.type.dtype)) if is_int else None
+        if info is not None and p.size and (p.max() > info.max or p.min() < info.min):
+            raise InterpreterError(f"integer overflow: result range [{p.min()}, {p.max()}] does not fit "
+                                   f"{r.type.dtype}")
+    return produced
 
 
 def evaluate_op(op: Op, operands: list[np.ndarray]) -> list[np.ndarray]:
     """Evaluate one op on concrete operand arrays; one array per result, in the result types' dtypes."""
-    kernel = KERNELS.get(op.kind)
-    if kernel is None:
+    if op.kind in OP_KERNELS:
+        run = lambda: OP_KERNELS[op.kind](op, *operands)  # noqa: E731
+    elif op.kind in KERNELS:
+        run = lambda: _run_typed_kernel(op, KERNELS[op.kind], operands)  # noqa: E731
+    else:
         raise InterpreterError(f"{describe(op)}: the interpreter has no kernel for op kind {op.kind!r}")
     if len(operands) != len(op.operands):
         raise InterpreterError(f"{describe(op)}: given {len(operands)} operand arrays, the op has "
                                f"{len(op.operands)} operands")
     try:
-        produced = kernel(op.attrs, *operands)
+        produced = run()
     except InterpreterError as exc:
         raise InterpreterError(f"{describe(op)}: {exc}") from None
     except (ValueError, IndexError, TypeError) as exc:  # numpy refusing these operands

@@ -89,28 +89,30 @@ class PercentileObserver(HistogramObserver):
 
 
 class EntropyObserver(HistogramObserver):
-    """Symmetric threshold minimising KL(P || Q) between the clipped |x| histogram and its
-    128-level quantized version (TensorRT's calibrator)."""
+    """Symmetric threshold minimising KL(P || Q) between the clipped histogram (outliers folded
+    into the edge bins) and its 128-level quantized version, as onnxruntime's entropy
+    calibrator computes it (TensorRT's method, with the same smoothing)."""
 
-    target_bins = 128
+    levels = 128
+    stride = 8
 
     def range(self) -> tuple[float, float]:
         low, high = super().range()
-        half = len(self.counts) // 2
-        hist = self.counts[half:] + self.counts[:half][::-1]  # |x| histogram, bin width R/half
+        hist = self.counts.astype(np.float64)
+        half = len(hist) // 2
         if hist.sum() == 0:
             return low, high
-        best_kl, best_i = np.inf, len(hist)
-        for i in range(self.target_bins, len(hist) + 1, 16):
-            p = hist[:i].astype(np.float64).copy()
-            p[i - 1] += hist[i:].sum()
-            q = _requantize_histogram(hist[:i].astype(np.float64), self.target_bins)
-            kl = _kl(p, q)
+        best_kl, best_i = np.inf, half
+        for i in range(self.levels // 2, half + 1, self.stride):
+            sliced = hist[half - i: half + i]
+            p = sliced.copy()
+            p[0] += hist[:half - i].sum()
+            p[-1] += hist[half + i:].sum()
+            kl = _kl(_smooth(p), _smooth(_quantized_like(sliced, p != 0, self.levels)))
             if kl < best_kl:
                 best_kl, best_i = kl, i
         threshold = best_i * self.radius / half
-        signed = low < 0
-        return (max(low, -threshold) if signed else max(low, 0.0)), min(high, threshold)
+        return max(low, -threshold), min(high, threshold)
 
 
 class MseObserver(HistogramObserver):
@@ -135,25 +137,35 @@ class MseObserver(HistogramObserver):
         return best
 
 
-def _requantize_histogram(p: np.ndarray, bins: int) -> np.ndarray:
-    """Spread each of ``bins`` merged groups' mass evenly over its non-empty source bins."""
-    q = np.zeros_like(p)
-    groups = np.array_split(np.arange(len(p)), bins)
-    for idx in groups:
-        nonzero = p[idx] > 0
-        if nonzero.any():
-            q[idx[nonzero]] = p[idx].sum() / nonzero.sum()
-    return q
+def _quantized_like(sliced: np.ndarray, nonzero: np.ndarray, levels: int) -> np.ndarray:
+    """Merge ``sliced`` into ``levels`` groups and spread each group's mass over its bins that
+    are non-zero in the reference distribution."""
+    width = len(sliced) // levels
+    merged = sliced[:width * levels].reshape(levels, width).sum(axis=1)
+    merged[-1] += sliced[width * levels:].sum()
+    owners = np.minimum(np.arange(len(sliced)) // width, levels - 1)
+    norm = np.bincount(owners, weights=nonzero.astype(np.float64), minlength=levels)
+    spread = np.divide(merged, norm, out=np.zeros(levels), where=norm > 0)
+    return np.where(nonzero, spread[owners], 0.0)
 
 
-def _kl(p: np.ndarray, q: np.ndarray) -> float:
-    p = p / p.sum()
-    qs = q.sum()
-    if qs == 0:
+def _smooth(p: np.ndarray, eps: float = 1e-4) -> np.ndarray | None:
+    """Move a little mass onto empty bins so the divergence stays finite (onnxruntime's rule)."""
+    zero = p == 0
+    n_zero, n_nonzero = int(zero.sum()), int((~zero).sum())
+    if n_nonzero == 0:
+        return None
+    eps1 = eps * n_zero / n_nonzero
+    return p.astype(np.float64) + eps * zero - eps1 * (~zero)
+
+
+def _kl(p: np.ndarray | None, q: np.ndarray | None) -> float:
+    if p is None or q is None:
         return np.inf
-    q = q / qs
+    p = p / p.sum()
+    q = q / q.sum()
     mask = p > 0
-    if np.any(q[mask] == 0):
+    if np.any(q[mask] <= 0):
         return np.inf
     return float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
 

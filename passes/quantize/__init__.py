@@ -1,0 +1,45 @@
+"""Post-training quantization: calibration, int8 (and DyBit / int4 weight) lowering."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tcc.ir import Module
+
+from ..base import Pass
+from .calibration import CalibrationError, calibrate, load_samples
+from .lowering import LoweringConfig, lower_module
+from .params import WEIGHT_FORMATS, QuantizationError, parse_weight_format
+
+
+@dataclass
+class Quantize(Pass):
+    """Integer-only int8 quantization from calibration data (see passes/quantize/lowering.py)."""
+
+    name = "quantize"
+    summary = "int8 post-training quantization with integer-only requantization (needs calib=FILE.npz)"
+    calib: str = ""
+    method: str = "minmax"
+    percentile: float = 99.99
+    symmetric: bool = False
+    weights: str = "int8"
+    rounding: str = "half_even"
+    max_samples: int = 0
+
+    def apply(self, module: Module) -> None:
+        parse_weight_format(self.weights)
+        if self.rounding not in ("half_even", "half_up"):
+            raise QuantizationError(f"rounding {self.rounding!r} is not half_even or half_up")
+        pinned = all(v.type.quant is not None for v in module.values() if v.type.dtype == "f32"
+                     and (v.producer is None or v.producer.kind != "const"))
+        ranges = {}
+        if self.calib:
+            samples = load_samples(self.calib, module, self.max_samples)
+            ranges = calibrate(module, samples, self.method, self.percentile)
+        elif not pinned:
+            raise QuantizationError("quantize needs calibration data: pass calib=FILE.npz "
+                                    "(CLI: --calib FILE.npz)")
+        config = LoweringConfig(weights=self.weights, symmetric=self.symmetric, rounding=self.rounding)
+        module.take_body(lower_module(module, ranges, config))
+
+
+__all__ = ["CalibrationError", "Quantize", "QuantizationError", "WEIGHT_FORMATS"]

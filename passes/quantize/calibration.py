@@ -1,0 +1,88 @@
+"""Calibration: run the float reference over sample inputs and observe every float value."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from tcc.ir import Module, Value
+from tcc.ir.errors import TccError
+from tcc.ir.interpreter import run_module
+
+from .observers import OBSERVERS, PercentileObserver
+
+
+class CalibrationError(TccError):
+    """Calibration data that does not fit the model."""
+
+
+def load_samples(path: str, module: Module, max_samples: int = 0) -> list[dict[str, np.ndarray]]:
+    """``path``: .npz, each key a model input name, axis 0 indexing samples.
+
+    A sample may have the input's full shape (key shape [N, *input_shape]) or the input's
+    shape without its leading batch dim of 1 (key shape [N, *input_shape[1:]]).
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise CalibrationError(f"{path}: no such calibration file") from None
+    except (OSError, ValueError) as exc:
+        raise CalibrationError(f"{path}: not a readable .npz file ({exc})") from None
+    expected = {v.name: v for v in module.inputs}
+    missing = sorted(set(expected) - set(arrays))
+    if missing:
+        raise CalibrationError(f"{path}: no samples for input(s) {', '.join(map(repr, missing))}; "
+                               f"keys present: {', '.join(map(repr, sorted(arrays))) or 'none'}")
+    counts = set()
+    shaped = {}
+    for name, value in expected.items():
+        a = arrays[name]
+        full = value.type.shape
+        if a.shape[1:] == full:
+            shaped[name] = a
+        elif full and full[0] == 1 and a.shape[1:] == full[1:]:
+            shaped[name] = a[:, None]
+        else:
+            raise CalibrationError(f"{path}: key {name!r} has shape {list(a.shape)}; expected "
+                                   f"[N, {', '.join(map(str, full))}] (axis 0 indexes samples)")
+        counts.add(a.shape[0])
+    if len(counts) != 1 or 0 in counts:
+        raise CalibrationError(f"{path}: inputs have different or zero sample counts {sorted(counts)}")
+    n = counts.pop()
+    if max_samples:
+        n = min(n, max_samples)
+    return [{name: a[i] for name, a in shaped.items()} for i in range(n)]
+
+
+def calibrate(module: Module, samples, method: str = "minmax", percentile: float = 99.99,
+              show_progress: bool = True) -> dict[int, tuple[float, float]]:
+    """Ranges (lo, hi) of every float value of ``module``, keyed by id(Value)."""
+    if method not in OBSERVERS:
+        raise CalibrationError(f"unknown calibration method {method!r}; choose from {', '.join(OBSERVERS)}")
+    observers: dict[int, object] = {}
+
+    def observe(value: Value, array: np.ndarray) -> None:
+        if value.type.dtype != "f32":
+            return
+        obs = observers.get(id(value))
+        if obs is None:
+            obs = PercentileObserver(percentile) if method == "percentile" else OBSERVERS[method]()
+            observers[id(value)] = obs
+        obs.observe(array)
+
+    progress = None
+    if show_progress and sys.stderr.isatty() and len(samples) > 1:
+        import click
+
+        progress = click.progressbar(length=len(samples), label="calibrating", file=sys.stderr)
+        progress.__enter__()
+    try:
+        for sample in samples:
+            run_module(module, sample, observe=observe)
+            if progress is not None:
+                progress.update(1)
+    finally:
+        if progress is not None:
+            progress.__exit__(None, None, None)
+    return {key: tuple(float(v) for v in obs.range()) for key, obs in observers.items()}

@@ -1,0 +1,169 @@
+"""Rebuild a float module as an integer-only one: int8 where the arithmetic is linear, bf16 elsewhere.
+
+Each float value of the input module gets representations in up to three domains -- ``f32``
+(model inputs/outputs), ``i8`` (affine int8) and ``bf16`` -- created on demand with explicit
+quantize / dequantize / cast ops.  Linear ops (conv, linear, matmul, add/sub/mul, concat,
+pooling) become integer ops with dyadic requantization; ReLU/Clip that follow a linear op fold
+into its requantization's clamp; data movement follows its operand's domain; every other op
+runs in bf16.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tcc.ir import Builder, Module, Op, QuantParams, TensorType, Value
+
+from .params import activation_params, dyadic, quantize_bias, quantize_weights
+
+LINEAR_KINDS = ("conv", "linear", "matmul")
+ACTIVATIONS = ("relu", "clip")
+LAYOUT_KINDS = ("reshape", "transpose", "slice", "split", "pad", "gather", "expand", "max_pool")
+IDENTITY_Q31 = ((1 << 30,), (30,))  # multiplier * 2**-shift == 1
+
+
+@dataclass
+class LoweringConfig:
+    weights: str = "int8"
+    symmetric: bool = False
+    rounding: str = "half_even"
+
+
+def _const(value: Value) -> np.ndarray | None:
+    p = value.producer
+    return p.attrs["value"] if p is not None and p.kind == "const" else None
+
+
+def _per_tensor(q: QuantParams) -> tuple[float, int]:
+    return q.scale[0], q.zero_point[0]
+
+
+class Lowering:
+    def __init__(self, source: Module, ranges: dict[int, tuple[float, float]], config: LoweringConfig):
+        self.source = source
+        self.ranges = ranges
+        self.config = config
+        self.target = Module(source.name)
+        self.domains: dict[int, dict[str, Value]] = {}
+        self.consumed: set[int] = set()  # activation ops folded into the op before them
+        self.b = Builder(self.target)
+
+    # -- parameters ----------------------------------------------------------------------------
+    def params(self, value: Value) -> QuantParams:
+        """int8 parameters of a float value: pinned on its type (QDQ import) or calibrated."""
+        if value.type.quant is not None and value.type.quant.axis is None:
+            return value.type.quant
+        rng = self.ranges.get(id(value))
+        if rng is None:
+            array = _const(value)
+            rng = (float(array.min()), float(array.max())) if array is not None and array.size else (0.0, 0.0)
+        return activation_params(*rng, self.config.symmetric)
+
+    # -- domains -------------------------------------------------------------------------------
+    def bind(self, old: Value, new: Value, domain: str) -> Value:
+        self.domains.setdefault(id(old), {})[domain] = new
+        return new
+
+    def f32(self, old: Value) -> Value:
+        have = self.domains.get(id(old), {})
+        if "f32" in have:
+            return have["f32"]
+        array = _const(old)
+        if array is not None:
+            return self.bind(old, self.b.const(array, old.name), "f32")
+        if "i8" in have:
+            return self.bind(old, self.b.value("dequantize", [have["i8"]], name=old.name + ".f32"), "f32")
+        return self.bind(old, self.b.value("cast", [have["bf16"]], {"to": "f32"}, name=old.name + ".f32"), "f32")
+
+    def i8(self, old: Value) -> Value:
+        have = self.domains.get(id(old), {})
+        if "i8" in have:
+            return have["i8"]
+        q = self.params(old)
+        array = _const(old)
+        if array is not None:
+            from tcc.ir import numerics
+
+            data = numerics.quantize_affine(array, q.scale[0], q.zero_point[0], out_dtype=np.int8)
+            new = self.b.const(data, old.name + ".q")
+        else:
+            source = have["bf16"] if "bf16" in have else self.f32(old)
+            new = self.b.value("quantize", [source], name=old.name + ".q")
+        new.type = new.type.with_dtype("i8", q)
+        return self.bind(old, new, "i8")
+
+    def bf16(self, old: Value) -> Value:
+        have = self.domains.get(id(old), {})
+        if "bf16" in have:
+            return have["bf16"]
+        array = _const(old)
+        if array is not None and np.issubdtype(array.dtype, np.floating):
+            from tcc.ir.dtypes import to_numpy
+            from tcc.ir import numerics
+
+            data = numerics.bf16_round(array.astype(np.float32)).astype(to_numpy("bf16"))
+            return self.bind(old, self.b.const(data, old.name + ".bf16"), "bf16")
+        if "i8" in have:
+            return self.bind(old, self.b.value("dequantize", [have["i8"]], {"dtype": "bf16"},
+                                                name=old.name + ".bf16"), "bf16")
+        return self.bind(old, self.b.value("cast", [self.f32(old)], {"to": "bf16"}, name=old.name + ".bf16"), "bf16")
+
+    def integer_available(self, old: Value) -> bool:
+        return "i8" in self.domains.get(id(old), {}) or _const(old) is not None and old.type.dtype == "f32"
+
+    # -- helpers -------------------------------------------------------------------------------
+    def typed(self, value: Value, dtype: str, quant: QuantParams | None) -> Value:
+        value.type = value.type.with_dtype(dtype, quant)
+        return value
+
+    def requantize(self, acc: Value, real, out: QuantParams, axis: int = 1, qmin: int = -128,
+                   qmax: int = 127, name: str = "") -> Value:
+        multiplier, shift = dyadic(real)
+        y = self.b.value("requantize", [acc], {"multiplier": multiplier, "shift": shift, "axis": axis,
+                                               "zero_point": out.zero_point[0], "qmin": qmin, "qmax": qmax,
+                                               "rounding": self.config.rounding}, name=name)
+        return self.typed(y, "i8", out)
+
+    def fused_activation(self, op: Op) -> tuple[Op | None, Value]:
+        """A relu/clip that is the only user of op's result folds into its requantization."""
+        r = op.result
+        users = r.users
+        if len(users) == 1 and users[0].kind in ACTIVATIONS and not self.source.is_output(r):
+            return users[0], users[0].result
+        return None, r
+
+    def clamp(self, act: Op | None, out: QuantParams) -> tuple[int, int]:
+        scale, zp = _per_tensor(out)
+        lo, hi = -128, 127
+        if act is None:
+            return lo, hi
+        low = 0.0 if act.kind == "relu" else act.attrs["min"]
+        high = np.inf if act.kind == "relu" else act.attrs["max"]
+        if np.isfinite(low):
+            lo = int(np.clip(zp + np.rint(low / scale), -128, 127))
+        if np.isfinite(high):
+            hi = int(np.clip(zp + np.rint(high / scale), -128, 127))
+        return lo, hi
+
+
+def lower_module(source: Module, ranges: dict[int, tuple[float, float]], config: LoweringConfig) -> Module:
+    """The integer-only module equivalent of ``source`` (a new Module)."""
+    from .rules import RULES, lower_bf16, lower_float
+
+    lw = Lowering(source, ranges, config)
+    for v in source.inputs:
+        lw.bind(v, lw.target.add_input(v.name, TensorType(v.type.shape, v.type.dtype)), "f32")
+    for op in source.ops:
+        if op.kind == "const" or id(op) in lw.consumed:
+            continue
+        lw.b.loc = op.loc
+        floating = any(r.type.dtype == "f32" for r in op.results)
+        fallback = [lower_bf16, lower_float] if floating else [lower_float]
+        for rule in RULES.get(op.kind, []) + fallback:
+            if rule(lw, op):
+                break
+    lw.b.loc = ""
+    for name, v in source.outputs:
+        lw.target.add_output(name, lw.f32(v))
+    return lw.target

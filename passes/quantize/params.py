@@ -1,0 +1,82 @@
+"""Choosing quantization parameters: activations from calibrated ranges, weights from their values."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from tcc.ir import QuantParams
+from tcc.ir import numerics
+from tcc.ir.errors import TccError
+
+INT8_MIN, INT8_MAX = -128, 127
+WEIGHT_FORMATS = ("int8", "int4") + tuple(f"dybit{n}" for n in range(2, 9))
+
+
+class QuantizationError(TccError):
+    """A quantization request that cannot be met (unknown format, bad option)."""
+
+
+def activation_params(lo: float, hi: float, symmetric: bool) -> QuantParams:
+    """int8 parameters covering [lo, hi] (widened to include 0, so real zero is exact)."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if symmetric:
+        bound = max(-lo, hi)
+        scale = bound / 127.0 if bound > 0 else 1.0
+        return QuantParams((float(np.float32(scale)),), (0,))
+    if hi - lo <= 0:
+        return QuantParams((1.0,), (0,))
+    scale = float(np.float32((hi - lo) / 255.0))
+    zero_point = int(np.clip(np.rint(INT8_MIN - lo / scale), INT8_MIN, INT8_MAX))
+    return QuantParams((scale,), (zero_point,))
+
+
+def parse_weight_format(fmt: str) -> tuple[str, int]:
+    m = re.fullmatch(r"(int|dybit)([0-9])", fmt)
+    if fmt not in WEIGHT_FORMATS or not m:
+        raise QuantizationError(f"unknown weight format {fmt!r}; choose from {', '.join(WEIGHT_FORMATS)}")
+    return m.group(1), int(m.group(2))
+
+
+def quantize_weights(w: np.ndarray, fmt: str = "int8", axis: int = 0,
+                     search: bool = True) -> tuple[np.ndarray, QuantParams]:
+    """Per-channel symmetric weights along ``axis``: (integer array, parameters).
+
+    int8 uses [-127, 127] with the max-abs scale; int4 uses [-7, 7] with an MSE scale search;
+    dybitN stores each weight's DyBit code decoded onto its integer grid (so the datapath stays an
+    integer MAC) and folds the grid step 2**-(N-2) into the scale.
+    """
+    kind, bits = parse_weight_format(fmt)
+    w = np.asarray(w, np.float32)
+    moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+    if kind == "int" and bits == 8:
+        peak = np.abs(moved).max(axis=1)
+        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+        q = numerics.int_quantize(w, 8, scale, axis=axis).astype(np.int8)
+        return q, QuantParams(tuple(float(s) for s in scale), (0,) * len(scale), axis)
+    if kind == "int":
+        scale = np.asarray(numerics.search_scale_uniform(moved, bits, axis=0), np.float32).reshape(-1)
+        q = numerics.int_quantize(w, bits, scale, axis=axis).astype(np.int8)
+        return q, QuantParams(tuple(float(s) for s in scale), (0,) * len(scale), axis, fmt)
+    scale = np.asarray(numerics.search_scale(moved, bits, axis=0), np.float32).reshape(-1)
+    codes = numerics.quantize(w, bits, scale, axis=axis)
+    values = np.asarray(numerics.decode_int(codes, bits))
+    dtype = np.int8 if numerics.MAX_DECODE_INT[bits] <= 127 else np.int16
+    step = 2.0 ** -numerics.FINE_SHIFT[bits]
+    fine = tuple(float(np.float32(s * step)) for s in scale)
+    return values.astype(dtype), QuantParams(fine, (0,) * len(fine), axis, fmt)
+
+
+def quantize_bias(b: np.ndarray, input_scale: float, weight_scales) -> tuple[np.ndarray, tuple[float, ...]]:
+    """int32 bias on the accumulator grid s_x * s_w[c]."""
+    acc_scale = np.float64(input_scale) * np.asarray(weight_scales, np.float64)
+    q = np.asarray(numerics.round_to_integer(np.asarray(b, np.float64) / acc_scale, "half_even"))
+    if q.size and (q.max() > numerics.INT32_MAX or q.min() < numerics.INT32_MIN):
+        raise QuantizationError("a bias does not fit int32 at the accumulator scale")
+    return q.astype(np.int32), tuple(float(s) for s in acc_scale)
+
+
+def dyadic(real) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Q31 multipliers and shifts for one or more positive reals."""
+    m, s = numerics.quantize_multiplier(np.atleast_1d(np.asarray(real, np.float64)))
+    return tuple(int(v) for v in np.atleast_1d(m)), tuple(int(v) for v in np.atleast_1d(s))

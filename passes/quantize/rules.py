@@ -1,0 +1,195 @@
+"""Per-op-kind lowering rules of the int8 quantizer (see lowering.py for the domains)."""
+from __future__ import annotations
+
+import numpy as np
+
+from tcc.ir import Op, QuantParams, Value
+
+from .lowering import IDENTITY_Q31, LAYOUT_KINDS, Lowering, _const, _per_tensor
+from .params import quantize_bias, quantize_weights
+
+
+def lower_linear(lw: Lowering, op: Op) -> bool:
+    """conv / linear / matmul with a constant weight -> qconv|qlinear + requantize (+ fused activation)."""
+    if op.kind == "matmul":
+        w = _const(op.operands[1])
+        if w is None or w.ndim != 2:
+            return lower_matmul(lw, op)
+        weight, channel_axis, kind, attrs = w.T, op.result.type.rank - 1, "qlinear", {}
+    else:
+        weight = _const(op.operands[1])
+        if weight is None:
+            return False
+        channel_axis = 1 if op.kind == "conv" else op.result.type.rank - 1
+        kind, attrs = ("qconv", op.attrs) if op.kind == "conv" else ("qlinear", {})
+    x = lw.i8(op.operands[0])
+    sx, _ = _per_tensor(x.type.quant)
+    wq, wparams = quantize_weights(weight, lw.config.weights, axis=0)
+    operands = [x, lw.typed(lw.b.const(wq, op.operands[1].name + ".q"), str(wq.dtype).replace("int", "i"), wparams)]
+    bias = _const(op.operands[2]) if len(op.operands) > 2 else None
+    if len(op.operands) > 2 and bias is None:
+        return False
+    if bias is not None:
+        bq, acc_scales = quantize_bias(bias, sx, wparams.scale)
+        operands.append(lw.typed(lw.b.const(bq, op.operands[2].name + ".q"), "i32",
+                                 QuantParams(acc_scales, (0,) * len(acc_scales), 0)))
+    acc_scales = tuple(sx * s for s in wparams.scale)
+    acc = lw.b.value(kind, operands, attrs, name=op.result.name + ".acc")
+    lw.typed(acc, "i32", QuantParams(acc_scales, (0,) * len(acc_scales), channel_axis))
+    act, out_old = lw.fused_activation(op)
+    out = lw.params(out_old)
+    qmin, qmax = lw.clamp(act, out)
+    real = np.asarray(acc_scales) / out.scale[0]
+    y = lw.requantize(acc, real, out, axis=channel_axis, qmin=qmin, qmax=qmax, name=out_old.name)
+    if act is not None:
+        lw.consumed.add(id(act))
+    lw.bind(out_old, y, "i8")
+    return True
+
+
+def lower_matmul(lw: Lowering, op: Op) -> bool:
+    """Two activations: per-tensor int8 x int8 -> int32 -> requantize."""
+    a, b = lw.i8(op.operands[0]), lw.i8(op.operands[1])
+    acc = lw.b.value("qmatmul", [a, b], name=op.result.name + ".acc")
+    acc_scale = a.type.quant.scale[0] * b.type.quant.scale[0]
+    lw.typed(acc, "i32", QuantParams((acc_scale,), (0,)))
+    act, out_old = lw.fused_activation(op)
+    out = lw.params(out_old)
+    qmin, qmax = lw.clamp(act, out)
+    y = lw.requantize(acc, acc_scale / out.scale[0], out, qmin=qmin, qmax=qmax, name=out_old.name)
+    if act is not None:
+        lw.consumed.add(id(act))
+    lw.bind(out_old, y, "i8")
+    return True
+
+
+def to_i32(lw: Lowering, x: Value, real: float, pre_shift: int, name: str) -> Value:
+    """(x - zp) << pre_shift, times ``real`` (dyadic), as int32 with zero point 0."""
+    from .params import dyadic
+
+    m, s = dyadic(real)
+    y = lw.b.value("requantize", [x], {"multiplier": m, "shift": s, "pre_shift": pre_shift, "zero_point": 0,
+                                       "qmin": -2**31, "qmax": 2**31 - 1, "dtype": "i32",
+                                       "rounding": lw.config.rounding}, name=name)
+    return lw.typed(y, "i32", QuantParams((x.type.quant.scale[0] / real / 2**pre_shift,), (0,)))
+
+
+def lower_add_sub(lw: Lowering, op: Op) -> bool:
+    """a +- b with different scales: both to a common int32 grid (TFLite's 20-bit headroom), add,
+    requantize (+ fused activation)."""
+    a, b = lw.i8(op.operands[0]), lw.i8(op.operands[1])
+    sa, sb = a.type.quant.scale[0], b.type.quant.scale[0]
+    common = 2 * max(sa, sb)
+    ai = to_i32(lw, a, sa / common, 20, op.result.name + ".lhs")
+    bi = to_i32(lw, b, sb / common, 20, op.result.name + ".rhs")
+    total = lw.b.value(op.kind, [ai, bi], name=op.result.name + ".acc")
+    lw.typed(total, "i32", QuantParams((common / 2**20,), (0,)))
+    act, out_old = lw.fused_activation(op)
+    out = lw.params(out_old)
+    qmin, qmax = lw.clamp(act, out)
+    y = lw.requantize(total, (common / 2**20) / out.scale[0], out, qmin=qmin, qmax=qmax, name=out_old.name)
+    if act is not None:
+        lw.consumed.add(id(act))
+    lw.bind(out_old, y, "i8")
+    return True
+
+
+def lower_mul(lw: Lowering, op: Op) -> bool:
+    """(a - za) * (b - zb) in int32, requantized."""
+    a, b = lw.i8(op.operands[0]), lw.i8(op.operands[1])
+    ai = to_i32(lw, a, 1.0, 0, op.result.name + ".lhs")
+    bi = to_i32(lw, b, 1.0, 0, op.result.name + ".rhs")
+    prod = lw.b.value("mul", [ai, bi], name=op.result.name + ".acc")
+    scale = a.type.quant.scale[0] * b.type.quant.scale[0]
+    lw.typed(prod, "i32", QuantParams((scale,), (0,)))
+    act, out_old = lw.fused_activation(op)
+    out = lw.params(out_old)
+    qmin, qmax = lw.clamp(act, out)
+    y = lw.requantize(prod, scale / out.scale[0], out, qmin=qmin, qmax=qmax, name=out_old.name)
+    if act is not None:
+        lw.consumed.add(id(act))
+    lw.bind(out_old, y, "i8")
+    return True
+
+
+def lower_concat(lw: Lowering, op: Op) -> bool:
+    """Inputs rescaled to the output's parameters where they differ, then an int8 concat."""
+    out = lw.params(op.result)
+    parts = []
+    for i, v in enumerate(op.operands):
+        x = lw.i8(v)
+        if x.type.quant != out:
+            x = lw.requantize(x, x.type.quant.scale[0] / out.scale[0], out, name=f"{op.result.name}.in{i}")
+        parts.append(x)
+    y = lw.b.value("concat", parts, op.attrs, name=op.result.name)
+    lw.bind(op.result, lw.typed(y, "i8", out), "i8")
+    return True
+
+
+def lower_pool(lw: Lowering, op: Op) -> bool:
+    """Average pools keep their input's parameters and round the mean half to even."""
+    x = lw.i8(op.operands[0])
+    kind = {"avg_pool": "qavg_pool", "global_avg_pool": "qglobal_avg_pool"}[op.kind]
+    y = lw.b.value(kind, [x], op.attrs, name=op.result.name)
+    lw.bind(op.result, lw.typed(y, "i8", x.type.quant), "i8")
+    return True
+
+
+def lower_activation(lw: Lowering, op: Op) -> bool:
+    """A relu/clip not fused into a linear op: clamp through an identity requantization."""
+    x = lw.i8(op.operands[0])
+    q = x.type.quant
+    qmin, qmax = lw.clamp(op, q)
+    y = lw.requantize(x, 1.0, q, qmin=qmin, qmax=qmax, name=op.result.name)
+    lw.bind(op.result, y, "i8")
+    return True
+
+
+def lower_layout(lw: Lowering, op: Op) -> bool:
+    """Data movement (and max pooling) runs in whatever domain its data operand already has."""
+    data = op.operands[0]
+    have = lw.domains.get(id(data), {})
+    if "i8" not in have and "bf16" in have:
+        return False
+    x = lw.i8(data)
+    attrs = dict(op.attrs)
+    if op.kind == "pad":
+        if attrs["mode"] == "constant":
+            scale, zp = _per_tensor(x.type.quant)
+            attrs["value"] = float(np.clip(zp + np.rint(attrs["value"] / scale), -128, 127))
+    rest = [lw.f32(v) for v in op.operands[1:]]  # indices and other non-data operands stay as they are
+    results = lw.b.create(op.kind, [x] + rest, attrs, name=op.results[0].name).results
+    for old, new in zip(op.results, results):
+        lw.bind(old, lw.typed(new, "i8", x.type.quant), "i8")
+    return True
+
+
+def lower_bf16(lw: Lowering, op: Op) -> bool:
+    """Anything else runs on the bf16 SIMD lanes: float operands convert to bf16."""
+    operands = [lw.bf16(v) if v.type.dtype == "f32" else lw.f32(v) for v in op.operands]
+    attrs = dict(op.attrs)
+    if op.kind == "cast":
+        return False
+    results = lw.b.create(op.kind, operands, attrs, name=op.results[0].name).results
+    for old, new in zip(op.results, results):
+        lw.bind(old, new, "bf16" if new.type.dtype == "bf16" else "f32")
+    return True
+
+
+def lower_float(lw: Lowering, op: Op) -> bool:
+    """Fallback: keep the op in f32 (casts, ops on integer tensors)."""
+    operands = [lw.f32(v) for v in op.operands]
+    results = lw.b.create(op.kind, operands, op.attrs, name=op.results[0].name).results
+    for old, new in zip(op.results, results):
+        lw.bind(old, new, "f32")
+    return True
+
+
+RULES = {
+    "conv": [lower_linear], "linear": [lower_linear], "matmul": [lower_linear],
+    "add": [lower_add_sub], "sub": [lower_add_sub], "mul": [lower_mul],
+    "concat": [lower_concat],
+    "avg_pool": [lower_pool], "global_avg_pool": [lower_pool],
+    "relu": [lower_activation], "clip": [lower_activation],
+    **{kind: [lower_layout] for kind in LAYOUT_KINDS},
+}
