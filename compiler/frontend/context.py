@@ -62,20 +62,24 @@ class ImportContext:
             return value
         if name not in self.consts:
             raise internal_error(repr(name), "tensor is used before it is defined")
-        array = self.consts[name]
-        if tcc_dtype_of_array(array) is None:
-            raise FrontendError(f"{self.loaded.label}: tensor {name!r} has element type {array.dtype}, "
-                                "which tcc cannot carry as a constant")
-        value = self.builder.const(array, name=name)
-        value.producer.loc = self.const_locs.get(name, name)
+        self._const_dtype(name)
+        value = self.builder.value("const", [], {"value": self.consts[name]}, name=name,
+                                   loc=self.const_locs.get(name, name))
         self.values[name] = value
         return value
 
     def type_of(self, name: str) -> TensorType:
         if name in self.values:
             return self.values[name].type
+        return TensorType(tuple(self.consts[name].shape), self._const_dtype(name))
+
+    def _const_dtype(self, name: str) -> str:
         array = self.consts[name]
-        return TensorType(tuple(array.shape), tcc_dtype_of_array(array) or "f32")
+        dtype = tcc_dtype_of_array(array)
+        if dtype is None:
+            raise FrontendError(f"{self.loaded.label}: tensor {name!r} has element type {array.dtype}, "
+                                "which tcc cannot carry")
+        return dtype
 
     def check_against_onnx(self, name: str, shape: tuple[int, ...], dtype: str | None, where: str) -> None:
         """tcc's type rules and ONNX shape inference must agree wherever both know the type."""
@@ -183,7 +187,7 @@ class NodeContext:
         """Create an op whose result is ONNX output ``output`` (named after it)."""
         value = self._create(kind, operands, attrs).result
         self.ctx.module.rename(value, self.node.output[output] or self.ctx.fresh(f"{self.loc}.out{output}"))
-        self.bind(output, value)
+        self._bind(output, value)
         return value
 
     def emit_results(self, kind: str, operands, attrs: dict | None = None) -> list[Value]:
@@ -192,21 +196,20 @@ class NodeContext:
         for i, r in enumerate(op.results):
             name = self.node.output[i]
             self.ctx.module.rename(r, name or self.ctx.fresh(f"{self.loc}.unused{i}"))
-            self.bind(i, r)
+            self._bind(i, r)
         return op.results
 
     def temp(self, kind: str, operands, attrs: dict | None = None, hint: str = "") -> Value:
         """Create an intermediate op whose result is no ONNX tensor."""
         value = self._create(kind, operands, attrs).result
-        self.ctx.module.rename(value, self.ctx.fresh(f"{self.node.output[0]}.{hint or kind}"))
+        self.ctx.module.rename(value, self.ctx.fresh(f"{self.node.output[0] or self.loc}.{hint or kind}"))
         return value
 
     def new_const(self, array, hint: str) -> Value:
-        value = self.ctx.builder.const(np.asarray(array), name=self.ctx.fresh(hint))
-        value.producer.loc = self.loc
-        return value
+        return self.ctx.builder.value("const", [], {"value": np.asarray(array)}, name=self.ctx.fresh(hint),
+                                      loc=self.loc)
 
-    def bind(self, output: int, value: Value) -> None:
+    def _bind(self, output: int, value: Value) -> None:
         """Record ``value`` as ONNX output ``output`` (it keeps its own name)."""
         name = self.node.output[output]
         if name:

@@ -34,10 +34,14 @@ def import_onnx(model, input_shapes: dict[str, tuple[int, ...]] | None = None,
     folder = Folder(loaded.opset)
     _reject_unsupported(ctx, folder)
     for node in loaded.model.graph.node:
-        if _decide(node, ctx.is_const, folder) == FOLD:
+        action = _decide(node, ctx.is_const, folder)
+        if action == FOLD:
             _fold(ctx, folder, node)
-        else:
+        elif action == LOWER:
             _lower(ctx, node)
+        else:
+            raise internal_error(node_label(node), f"{node.op_type} node passed the support check but "
+                                                   "can be neither folded nor lowered")
     for output in loaded.model.graph.output:
         ctx.module.add_output(output.name, ctx.value_of(output.name))
     try:

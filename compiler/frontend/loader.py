@@ -100,7 +100,7 @@ def _check_opsets(model: onnx.ModelProto, label: str) -> int:
     if foreign:
         parts = [f"domain {d!r} ({versions.get(d, 'undeclared')}): " + ", ".join(ops[:5])
                  + (f" and {len(ops) - 5} more" if len(ops) > 5 else "") for d, ops in sorted(foreign.items())]
-        raise FrontendError(f"{label}: uses ops from opset domains tcc does not know: " + "; ".join(parts)
+        raise FrontendError(f"{label}: uses ops from opset domains tcc does not support: " + "; ".join(parts)
                             + ". tcc supports the default ONNX domain only.")
     return opset
 
