@@ -16,7 +16,7 @@ from onnx import TensorProto
 
 from tcc.ir.types import TensorType
 
-from .errors import FrontendError
+from .errors import FrontendError, node_label
 from .onnx_types import elem_name, tcc_dtype
 
 MIN_OPSET = 7
@@ -79,6 +79,16 @@ def _read(model) -> tuple[onnx.ModelProto, str]:
 
 def _check_opsets(model: onnx.ModelProto, label: str) -> int:
     versions = {imp.domain: imp.version for imp in model.opset_import}
+    local = {(f.domain, f.name) for f in model.functions}
+    foreign: dict[str, list[str]] = {}
+    for node in model.graph.node:
+        if node.domain not in DEFAULT_DOMAINS and (node.domain, node.op_type) not in local:
+            foreign.setdefault(node.domain, []).append(f"{node.op_type} ({node_label(node)!r})")
+    if foreign:
+        parts = [f"domain {d!r} version {versions.get(d, '?')}: " + ", ".join(ops[:5])
+                 + (f" and {len(ops) - 5} more" if len(ops) > 5 else "") for d, ops in sorted(foreign.items())]
+        raise FrontendError(f"{label}: uses ops from opset domains tcc does not support: " + "; ".join(parts)
+                            + ". tcc supports the default ONNX domain only.")
     default = [versions[d] for d in DEFAULT_DOMAINS if d in versions]
     if not default:
         raise FrontendError(f"{label}: the model imports no version of the default ONNX opset; "
@@ -92,16 +102,6 @@ def _check_opsets(model: onnx.ModelProto, label: str) -> int:
     if opset > newest:
         raise FrontendError(f"{label}: opset {opset} is newer than this onnx package knows ({newest}); "
                             "upgrade onnx or export with an older opset")
-    local = {(f.domain, f.name) for f in model.functions}
-    foreign: dict[str, list[str]] = {}
-    for node in model.graph.node:
-        if node.domain not in DEFAULT_DOMAINS and (node.domain, node.op_type) not in local:
-            foreign.setdefault(node.domain, []).append(f"{node.op_type} ({node.name or node.output[0]!r})")
-    if foreign:
-        parts = [f"domain {d!r} ({versions.get(d, 'undeclared')}): " + ", ".join(ops[:5])
-                 + (f" and {len(ops) - 5} more" if len(ops) > 5 else "") for d, ops in sorted(foreign.items())]
-        raise FrontendError(f"{label}: uses ops from opset domains tcc does not support: " + "; ".join(parts)
-                            + ". tcc supports the default ONNX domain only.")
     return opset
 
 

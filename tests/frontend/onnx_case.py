@@ -105,20 +105,21 @@ def run_onnxruntime(model: onnx.ModelProto, feeds: dict) -> dict[str, np.ndarray
     return dict(zip(names, session.run(None, feeds)))
 
 
-def run_tcc(model: onnx.ModelProto, feeds: dict, input_shapes=None) -> dict[str, np.ndarray]:
-    module = import_onnx(model, input_shapes)
-    verify(module)
-    return run_module(module, feeds)
-
-
 def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
     scale = max(float(np.abs(expected.astype(np.float64)).max(initial=0.0)), 1e-30)
     return float(np.abs(actual.astype(np.float64) - expected.astype(np.float64)).max(initial=0.0)) / scale
 
 
 def assert_matches_onnxruntime(model: onnx.ModelProto, feeds: dict, tolerance: float = TOLERANCE) -> None:
+    module = import_onnx(model)
+    verify(module)
+    assert_close(module, model, feeds, tolerance)
+
+
+def assert_close(module, model: onnx.ModelProto, feeds: dict, tolerance: float = TOLERANCE) -> None:
+    """The imported ``module`` computes what onnxruntime computes for ``model``."""
     expected = run_onnxruntime(model, feeds)
-    got = run_tcc(model, feeds)
+    got = run_module(module, feeds)
     assert sorted(got) == sorted(expected)
     for name, want in expected.items():
         have = got[name]

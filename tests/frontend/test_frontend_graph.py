@@ -187,3 +187,57 @@ def test_path_and_model_proto_give_the_same_module(tmp_path, as_path):
     onnx.save(model, path)
     module = import_onnx(str(path) if as_path else model)
     assert print_module(module).replace("@m ", "@g ") == print_module(import_onnx(model))
+
+
+def attention_block_model():
+    """A PyTorch-style exported attention block: dynamic batch/sequence dims, shape arithmetic
+    done with Shape/Gather/Concat, decomposed LayerNorm and erf-GELU."""
+    d, heads = 8, 2
+    rng = np.random.default_rng(7)
+    weights = {n: rng.standard_normal(s).astype(np.float32) * 0.3 for n, s in
+               [("wq", (d, d)), ("wk", (d, d)), ("wv", (d, d)), ("w1", (d, 2 * d)), ("w2", (2 * d, d)),
+                ("gamma", (d,)), ("beta", (d,))]}
+    inits = [numpy_helper.from_array(v, k) for k, v in weights.items()]
+    inits += [tensor("i0", 0), tensor("i1", 1), tensor("heads_dims", [heads, d // heads]), tensor("ax0", [0]),
+              tensor("minus1", [-1]), tensor("red_axes", [-1]),
+              numpy_helper.from_array(np.float32(np.sqrt(d // heads)), "scale"),
+              numpy_helper.from_array(np.float32(2.0), "two"), numpy_helper.from_array(np.float32(1e-5), "eps"),
+              numpy_helper.from_array(np.float32(np.sqrt(2.0)), "sqrt2"),
+              numpy_helper.from_array(np.float32(0.5), "half"), numpy_helper.from_array(np.float32(1.0), "one")]
+    node = helper.make_node
+    nodes = [
+        node("Shape", ["x"], ["xs"]), node("Gather", ["xs", "i0"], ["b"], axis=0),
+        node("Gather", ["xs", "i1"], ["t"], axis=0),
+        node("Unsqueeze", ["b", "ax0"], ["b1"]), node("Unsqueeze", ["t", "ax0"], ["t1"]),
+        node("Concat", ["b1", "t1", "heads_dims"], ["split_shape"], axis=0),
+        node("Concat", ["b1", "t1", "minus1"], ["merge_shape"], axis=0),
+    ]
+    for p in "qkv":
+        nodes += [node("MatMul", ["x", f"w{p}"], [f"{p}0"], name=f"proj_{p}"),
+                  node("Reshape", [f"{p}0", "split_shape"], [f"{p}1"]),
+                  node("Transpose", [f"{p}1"], [f"{p}2"], perm=[0, 2, 1, 3] if p != "k" else [0, 2, 3, 1])]
+    nodes += [
+        node("MatMul", ["q2", "k2"], ["att0"]), node("Div", ["att0", "scale"], ["att1"]),
+        node("Softmax", ["att1"], ["att2"], axis=-1), node("MatMul", ["att2", "v2"], ["ctx0"]),
+        node("Transpose", ["ctx0"], ["ctx1"], perm=[0, 2, 1, 3]), node("Reshape", ["ctx1", "merge_shape"], ["ctx2"]),
+        node("Add", ["x", "ctx2"], ["h"]),
+        node("ReduceMean", ["h"], ["mu"], axes=[-1]), node("Sub", ["h", "mu"], ["hc"]),
+        node("Pow", ["hc", "two"], ["hc2"]), node("ReduceMean", ["hc2"], ["var"], axes=[-1]),
+        node("Add", ["var", "eps"], ["var_eps"]), node("Sqrt", ["var_eps"], ["std"]),
+        node("Div", ["hc", "std"], ["hn"]), node("Mul", ["hn", "gamma"], ["hg"]), node("Add", ["hg", "beta"], ["ln"]),
+        node("MatMul", ["ln", "w1"], ["f0"]), node("Div", ["f0", "sqrt2"], ["f1"]), node("Erf", ["f1"], ["f2"]),
+        node("Add", ["f2", "one"], ["f3"]), node("Mul", ["f0", "f3"], ["f4"]), node("Mul", ["f4", "half"], ["f5"]),
+        node("MatMul", ["f5", "w2"], ["f6"]), node("Add", ["ln", "f6"], ["y"]),
+    ]
+    return graph_model(nodes, [float_input("x", ["batch", "seq", d])], ["y"], inits)
+
+
+def test_attention_block_with_dynamic_dims_matches_onnxruntime():
+    from onnx_case import assert_close
+
+    model = attention_block_model()
+    x = rand(3, 5, 8)
+    module = import_onnx(model, input_shapes={"x": x.shape})
+    assert all(op.result.type.dtype == "f32" for op in module.ops)  # no shape tensor survives folding
+    assert [op.attrs["shape"] for op in module.ops if op.kind == "reshape"] == [(3, 5, 2, 4)] * 3 + [(3, 5, 8)]
+    assert_close(module, model, {"x": x})
