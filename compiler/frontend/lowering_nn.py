@@ -120,12 +120,14 @@ def _gemm_linear(n: NodeContext, x, alpha: float, beta: float, has_c: bool) -> l
     else:
         w = n.new_const(weight, f"{n.node.input[1]}.w")
     out_features = weight.shape[0]
-    if has_c and n.is_const(2) and _is_row(n.const(2, "C").shape, out_features):
-        c = n.const(2, "C")
-        bias = np.broadcast_to(c.reshape(c.shape[-1:]), (out_features,)) * beta
-        b_val = n.new_const(bias.astype(c.dtype), f"{n.node.input[2]}.b") if beta != 1.0 or c.shape != (
-            out_features,) else n.input(2)
-        return [("linear", [x, w, b_val])]
+    c = n.const(2, "C") if has_c and n.is_const(2) else None
+    if c is not None and _is_row(c.shape, out_features):
+        if beta == 1.0 and c.shape == (out_features,):
+            bias = n.input(2)
+        else:
+            row = np.broadcast_to(c.reshape(c.shape[-1:]), (out_features,))
+            bias = n.new_const((row * beta).astype(c.dtype), f"{n.node.input[2]}.b")
+        return [("linear", [x, w, bias])]
     steps = [("linear", [x, w])]
     if has_c:
         steps.append(("add", _scaled_c(n, beta)))

@@ -176,3 +176,20 @@ def test_corrupt_initializer_data(size):
     model.graph.initializer[0].raw_data = b"123"
     message = frontend_error(model)
     assert "'w'" in message or "tensor name: w" in message
+
+
+def test_disagreement_with_onnx_shape_inference_is_an_internal_error(monkeypatch):
+    """A lowering whose result type differs from ONNX's inferred type is tcc's bug, not the user's."""
+    from tcc.frontend import registry
+    from tcc.ir.errors import InternalError
+
+    def wrong_flatten(n):
+        n.emit("reshape", [n.input(0)], {"shape": (12, 5)})
+
+    monkeypatch.setitem(registry.LOWERINGS, "Flatten", wrong_flatten)
+    model = graph_model([helper.make_node("Flatten", ["x"], ["y"], name="flat")], [float_input("x", [5, 3, 4])], ["y"])
+    with pytest.raises(InternalError) as info:
+        import_onnx(model)
+    message = str(info.value)
+    assert "node 'flat' (Flatten, opset 13)" in message
+    assert "tensor 'y' has shape [12, 5] in tcc but [5, 12] after ONNX shape inference" in message
