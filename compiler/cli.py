@@ -63,15 +63,27 @@ def cli(debug: bool) -> None:
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
               help="Bind an input's shape (repeatable); needed for dynamic dims.")
 @click.option("--passes", default=None, help="Override the pass pipeline, e.g. 'fold-constants,dce'.")
+@click.option("--calib", default=None, type=click.Path(dir_okay=False),
+              help="Calibration .npz (key per input name, axis 0 = samples); enables quantization.")
+@click.option("--quant", type=click.Choice(["int8", "mixed"]), default="int8", show_default=True,
+              help="Quantization scheme (with --calib).")
+@click.option("--calibrate", "method", type=click.Choice(["minmax", "percentile", "entropy", "mse"]),
+              default="minmax", show_default=True, help="How calibration picks activation ranges.")
+@click.option("--weights", default="int8", show_default=True,
+              help="Weight format: int8, int4, or dybit2..dybit8.")
+@click.option("--symmetric", is_flag=True, help="Symmetric int8 activations (zero point 0).")
 @with_dump_options
-def compile(model, target, output, input_shapes, passes, dump_after, dump_dir, timings):
+def compile(model, target, output, input_shapes, passes, calib, quant, method, weights, symmetric,
+            dump_after, dump_dir, timings):
     """Compile an ONNX MODEL."""
-    from tcc.driver import compile_to_ir
+    from tcc.driver import compile_to_ir, quantization_pipeline
     from tcc.passes import DEFAULT_FLOAT_PIPELINE
 
-    module, manager = compile_to_ir(model, _shapes(input_shapes),
-                                    passes if passes is not None else DEFAULT_FLOAT_PIPELINE,
-                                    dump_after, dump_dir)
+    if passes is None:
+        passes = DEFAULT_FLOAT_PIPELINE
+        if calib is not None:
+            passes += quantization_pipeline(calib, quant, method, weights, symmetric)
+    module, manager = compile_to_ir(model, _shapes(input_shapes), passes, dump_after, dump_dir)
     if timings:
         click.echo(manager.timing_report(), err=True)
     _emit(module, output)
@@ -99,7 +111,7 @@ def opt(source, passes, output, dump_after, dump_dir, timings):
 @click.option("-o", "--output", required=True, help=".npz to write, one array per model output name.")
 @click.option("--seed", default=0, show_default=True, help="Seed for random inputs when --inputs is absent.")
 def run(source, inputs_path, output, seed):
-    """Run textual IR on the reference interpreter."""
+    """Run textual IR on the reference interpreter (integer semantics for quantized IR)."""
     from tcc.driver import load_inputs, load_ir, random_inputs, save_outputs
     from tcc.ir.interpreter import run_module
 

@@ -54,6 +54,18 @@ def run_pipeline(module: Module, passes, dump_after=(), dump_dir=None) -> PassMa
     return manager
 
 
+def quantization_pipeline(calib, quant="int8", method="minmax", weights="int8", symmetric=False) -> tuple[str, ...]:
+    """The passes that follow the float pipeline when calibration data is given."""
+    from tcc.passes import PRE_QUANT_PIPELINE
+
+    if quant != "int8":
+        raise UsageError(f"--quant {quant} is not available yet; use int8 (with --weights for low-bit weights)")
+    if "," in str(calib) or "}" in str(calib):
+        raise UsageError(f"--calib path {calib!r} may not contain ',' or '}}'")
+    options = f"calib={calib},method={method},weights={weights},symmetric={symmetric}"
+    return PRE_QUANT_PIPELINE + (f"quantize{{{options}}}", "dce")
+
+
 def compile_to_ir(model, input_shapes=None, passes=DEFAULT_FLOAT_PIPELINE, dump_after=(),
                   dump_dir=None) -> tuple[Module, PassManager]:
     """Import an ONNX model and run the float pipeline over it."""

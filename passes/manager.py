@@ -109,8 +109,9 @@ class PassManager:
 
     def timing_report(self) -> str:
         total = sum(t for _, t in self.timings) or 1e-12
-        lines = [f"{'pass':<32} {'wall (ms)':>10} {'share':>7}"]
+        width = max([len(name) for name, _ in self.timings] + [20])
+        lines = [f"{'pass':<{width}} {'wall (ms)':>10} {'share':>7}"]
         for name, t in self.timings:
-            lines.append(f"{name:<32} {t * 1e3:>10.2f} {100 * t / total:>6.1f}%")
-        lines.append(f"{'total':<32} {total * 1e3:>10.2f} {100.0:>6.1f}%")
+            lines.append(f"{name:<{width}} {t * 1e3:>10.2f} {100 * t / total:>6.1f}%")
+        lines.append(f"{'total':<{width}} {total * 1e3:>10.2f} {100.0:>6.1f}%")
         return "\n".join(lines)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .base import Pass
 from .dce import DeadCodeElimination
+from .fold_affine import BatchNormToConv, FoldAffine
 from .fold_batchnorm import FoldBatchNorm
 from .fold_constants import FoldConstants
 from .quantize import Quantize
@@ -17,8 +18,11 @@ def register(cls: type[Pass]) -> type[Pass]:
     return cls
 
 
-for _cls in (DeadCodeElimination, FoldConstants, FoldBatchNorm, Quantize):
+for _cls in (DeadCodeElimination, FoldConstants, FoldBatchNorm, FoldAffine, BatchNormToConv, Quantize):
     register(_cls)
 
 # The float pipeline `tcc compile -t ir` runs after import.
-DEFAULT_FLOAT_PIPELINE = ("fold-constants", "fold-batchnorm", "dce")
+DEFAULT_FLOAT_PIPELINE = ("fold-constants", "fold-batchnorm", "fold-affine", "dce")
+
+# Before quantization: every batch_norm becomes a conv the int8 path can run.
+PRE_QUANT_PIPELINE = ("batchnorm-to-conv", "fold-affine", "dce")

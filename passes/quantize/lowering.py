@@ -9,7 +9,7 @@ runs in bf16.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,6 +28,11 @@ class LoweringConfig:
     weights: str = "int8"
     symmetric: bool = False
     rounding: str = "half_even"
+    # Per-layer weight formats (mixed precision), keyed by the float op's result name.
+    layer_weights: dict[str, str] = field(default_factory=dict)
+
+    def weights_for(self, op: Op) -> str:
+        return self.layer_weights.get(op.result.name, self.weights)
 
 
 def _const(value: Value) -> np.ndarray | None:

@@ -24,7 +24,7 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
         kind, attrs = ("qconv", op.attrs) if op.kind == "conv" else ("qlinear", {})
     x = lw.i8(op.operands[0])
     sx, _ = _per_tensor(x.type.quant)
-    wq, wparams = quantize_weights(weight, lw.config.weights, axis=0)
+    wq, wparams = quantize_weights(weight, lw.config.weights_for(op), axis=0)
     operands = [x, lw.typed(lw.b.const(wq, op.operands[1].name + ".q"), str(wq.dtype).replace("int", "i"), wparams)]
     bias = _const(op.operands[2]) if len(op.operands) > 2 else None
     if len(op.operands) > 2 and bias is None:

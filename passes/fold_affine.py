@@ -1,0 +1,120 @@
+"""Per-channel affine rewrites around convolutions.
+
+- ``fold-affine``: conv/linear followed by ``mul`` or ``add`` with a constant that broadcasts per
+  output channel (Caffe2's Scale layers in the light zoo) folds into the weights and bias.
+- ``batchnorm-to-conv``: a batch_norm that could not fold (e.g. after a concat, DenseNet's
+  pre-activation BN) becomes a depthwise 1x1 conv, so the int8 path can run it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tcc.ir import Module, Op
+from tcc.ir.dtypes import to_numpy
+from tcc.ir.rewrite import Rewriter, apply_patterns
+
+from .base import Pass
+from .fold_batchnorm import const_value
+
+
+def _per_channel(value: np.ndarray, out_rank: int, channels: int, channel_axis: int) -> np.ndarray | None:
+    """The constant as a [channels] vector if it only varies along the channel axis, else None."""
+    if value.ndim > out_rank:
+        return None
+    full = value.reshape((1,) * (out_rank - value.ndim) + value.shape)
+    for axis, d in enumerate(full.shape):
+        if d != 1 and axis != channel_axis:
+            return None
+    vec = full.reshape(-1)
+    if vec.size == 1:
+        return np.full(channels, vec[0], dtype=value.dtype)
+    return vec if vec.size == channels else None
+
+
+class ConvAffinePattern:
+    """conv(x, w, b) * s -> conv(x, w * s, b * s);  conv(x, w, b) + t -> conv(x, w, b + t)."""
+
+    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
+        if op.kind not in ("mul", "add") or op.result.type.dtype != "f32":
+            return False
+        for data_index in (0, 1):
+            producer = op.operands[data_index].producer
+            constant = const_value(op.operands[1 - data_index])
+            if (producer is None or producer.kind not in ("conv", "linear") or constant is None
+                    or len(producer.result.users) != 1 or rewriter.module.is_output(producer.result)
+                    or producer.result.type.shape != op.result.type.shape):
+                continue
+            weight = const_value(producer.operands[1])
+            bias = const_value(producer.operands[2]) if len(producer.operands) > 2 else None
+            if weight is None or (len(producer.operands) > 2 and bias is None):
+                continue
+            out = producer.result.type
+            axis = 1 if producer.kind == "conv" else out.rank - 1
+            vec = _per_channel(constant, out.rank, out.shape[axis], axis)
+            if vec is None:
+                continue
+            self.fold(op, producer, weight, bias, vec.astype(np.float64), rewriter)
+            return True
+        return False
+
+    def fold(self, op, producer, weight, bias, vec, rewriter):
+        dtype = to_numpy(producer.result.type.dtype)
+        bias64 = bias.astype(np.float64) if bias is not None else np.zeros(weight.shape[0])
+        if op.kind == "mul":
+            weight = weight.astype(np.float64) * vec.reshape((-1,) + (1,) * (weight.ndim - 1))
+            bias64 = bias64 * vec
+        else:
+            bias64 = bias64 + vec
+        builder = rewriter.builder_before(op)
+        builder.loc = producer.loc
+        w = builder.const(weight.astype(dtype), name=producer.operands[1].name)
+        b = builder.const(bias64.astype(dtype), name=op.result.name + ".bias")
+        fused = builder.value(producer.kind, [producer.operands[0], w, b], producer.attrs, name=op.result.name)
+        name = op.result.name
+        rewriter.replace_op(op, [fused])
+        rewriter.erase_op(producer)
+        rewriter.module.rename(fused, name)
+
+
+class BatchNormToConvPattern:
+    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
+        if op.kind != "batch_norm" or op.result.type.rank < 3:
+            return False
+        params = [const_value(v) for v in op.operands[1:]]
+        if any(p is None for p in params):
+            return False
+        gamma, beta, mean, var = (p.astype(np.float64) for p in params)
+        scale = gamma / np.sqrt(var + op.attrs["epsilon"])
+        x = op.operands[0]
+        channels, nsp = x.type.shape[1], x.type.rank - 2
+        dtype = to_numpy(x.type.dtype)
+        builder = rewriter.builder_before(op)
+        w = builder.const(scale.reshape((channels, 1) + (1,) * nsp).astype(dtype), name=op.result.name + ".scale")
+        b = builder.const((beta - mean * scale).astype(dtype), name=op.result.name + ".shift")
+        conv = builder.value("conv", [x, w, b], {"strides": (1,) * nsp, "pads": (0,) * (2 * nsp),
+                                                 "dilations": (1,) * nsp, "group": channels},
+                             name=op.result.name + ".dw")
+        name = op.result.name
+        rewriter.replace_op(op, [conv])
+        rewriter.module.rename(conv, name)
+        return True
+
+
+@dataclass
+class FoldAffine(Pass):
+    name = "fold-affine"
+    summary = "fold per-channel constant mul/add after a conv or linear into its weights and bias"
+
+    def apply(self, module: Module) -> None:
+        apply_patterns(module, [ConvAffinePattern()])
+
+
+@dataclass
+class BatchNormToConv(Pass):
+    name = "batchnorm-to-conv"
+    summary = "turn a batch_norm with constant parameters into a depthwise 1x1 conv"
+
+    def apply(self, module: Module) -> None:
+        apply_patterns(module, [BatchNormToConvPattern()])
