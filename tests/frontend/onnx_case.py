@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import helper
+from onnx import TensorProto, helper, numpy_helper
 
 from tcc.frontend import import_onnx
 from tcc.ir import verify
@@ -130,3 +130,20 @@ def assert_close(module, model: onnx.ModelProto, feeds: dict, tolerance: float =
             assert error <= tolerance, f"{name}: max|diff|/max|ref| = {error:.2e}"
         else:
             np.testing.assert_array_equal(have, want)
+
+
+def graph_model(nodes, inputs, outputs, initializers=(), opset=13, functions=()):
+    graph = helper.make_graph(nodes, "g", inputs, [onnx.ValueInfoProto(name=o) for o in outputs],
+                              list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]
+                              + [helper.make_opsetid(f.domain, 1) for f in functions], functions=list(functions))
+    model.ir_version = ir_version_for(opset)
+    return with_output_types(model)
+
+
+def tensor(name, values, dtype=np.int64):
+    return numpy_helper.from_array(np.asarray(values, dtype=dtype), name)
+
+
+def float_input(name, shape):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)

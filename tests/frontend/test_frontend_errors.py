@@ -7,8 +7,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from onnx_case import X, make_model
-from test_frontend_graph import float_input, graph_model, tensor
+from onnx_case import C, X, float_input, graph_model, make_model, tensor
 from tcc.frontend import FrontendError, import_onnx
 from tcc.ir.errors import TccError
 
@@ -67,8 +66,6 @@ def test_unsupported_ops_are_fine_when_constant_folding_removes_them():
     ("Gelu", [X(2, 3)], {"approximate": "fast"}, 20, "approximate='fast' is not 'none' or 'tanh'"),
 ])
 def test_unsupported_attribute_values_name_the_node(op_type, operands, attrs, opset, expected):
-    from onnx_case import C
-
     operands = [o if o is None or isinstance(o, X) else C(o) for o in operands]
     outputs = {"MaxPool": 2, "BatchNormalization": 3}.get(op_type, 1)
     model, _ = make_model(op_type, operands, attrs, opset, outputs)

@@ -4,26 +4,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from onnx_case import assert_matches_onnxruntime, ir_version_for, rand, with_output_types
+from onnx_case import assert_matches_onnxruntime, float_input, graph_model, rand, tensor
 from tcc.frontend import import_onnx
 from tcc.ir import parse_module, print_module
-
-
-def graph_model(nodes, inputs, outputs, initializers=(), opset=13, functions=()):
-    graph = helper.make_graph(nodes, "g", inputs, [onnx.ValueInfoProto(name=o) for o in outputs],
-                              list(initializers))
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]
-                              + [helper.make_opsetid(f.domain, 1) for f in functions], functions=list(functions))
-    model.ir_version = ir_version_for(opset)
-    return with_output_types(model)
-
-
-def tensor(name, values, dtype=np.int64):
-    return numpy_helper.from_array(np.asarray(values, dtype=dtype), name)
-
-
-def float_input(name, shape):
-    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
 
 
 def kinds(module):
