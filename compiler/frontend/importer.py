@@ -85,8 +85,7 @@ def _reject_unsupported(ctx: ImportContext, folder: Folder) -> None:
 
 
 def _fold(ctx: ImportContext, folder: Folder, node: onnx.NodeProto) -> None:
-    label = node_label(node)
-    where = f"{ctx.loaded.label}: node {label!r} ({node.op_type}, opset {ctx.loaded.opset})"
+    where = NodeContext(ctx, node).where
     inputs = []
     for name in node.input:
         if not name:
@@ -105,19 +104,17 @@ def _fold(ctx: ImportContext, folder: Folder, node: onnx.NodeProto) -> None:
             array = array.astype(expected)  # reference ops sometimes widen scalars
         ctx.check_against_onnx(name, array.shape, None, where)
         ctx.consts[name] = array
-        ctx.const_locs[name] = label
+        ctx.const_locs[name] = node_label(node)
 
 
 def _lower(ctx: ImportContext, node: onnx.NodeProto) -> None:
     n = NodeContext(ctx, node)
     LOWERINGS[node.op_type](n)
-    for name in node.output:
-        if not name:
-            continue
+    for i, name in enumerate(node.output):
         if name in ctx.values:
             value = ctx.values[name]
             ctx.check_against_onnx(name, value.type.shape, value.type.dtype, n.where)
         elif name in ctx.consts:
             ctx.check_against_onnx(name, ctx.consts[name].shape, None, n.where)
-        elif n.output_used(list(node.output).index(name)):
+        elif n.output_used(i):
             raise internal_error(n.where, f"output {name!r} was not produced by its lowering")
