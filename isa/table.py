@@ -1,0 +1,206 @@
+"""The overlay's instruction set as data: one table from which the encoder, decoder, assembler,
+disassembler, simulator dispatch and docs/isa.md are all derived.
+
+Every instruction is one 64-bit little-endian word: bits [63:58] hold the opcode, the fields
+follow from bit 57 downwards in the order listed (MSB first), unused low bits are zero.  Field
+kinds: ``u`` unsigned, ``s`` two's-complement signed, ``enum`` an unsigned index into the
+field's names.
+
+Instructions read their operand geometry from 32-bit configuration registers written by SETR
+(TATAA's CONFIG instruction; VTA's loop registers), so a word only carries what changes most
+often: addresses.  All SRAM addresses are byte addresses inside one on-chip buffer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+WORD_BITS = 64
+OPCODE_BITS = 6
+
+BUFFERS = ("abuf", "wbuf", "acc", "pbuf", "vbuf")  # on-chip scratchpads, indexed by buffer id
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    bits: int
+    kind: str = "u"  # "u", "s", "enum" (names in ``values``), "reg" (register index, names in REGISTERS)
+    values: tuple[str, ...] = ()
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Instr:
+    mnemonic: str
+    opcode: int
+    fields: tuple[Field, ...]
+    unit: str  # "front" (issue logic), "load", "store", "matrix", "vector", "sys"
+    doc: str
+
+    @property
+    def used_bits(self) -> int:
+        return OPCODE_BITS + sum(f.bits for f in self.fields)
+
+
+# Configuration registers (index: name, meaning).  Registers keep their value until rewritten.
+REGISTERS: tuple[tuple[str, str], ...] = (
+    # DMA shape: a 3-D box of planes x rows x row_bytes, with independent strides on each side.
+    ("dma.planes", "number of planes moved by LOAD/STORE"),
+    ("dma.rows", "rows per plane"),
+    ("dma.row_bytes", "contiguous bytes per row"),
+    ("dma.dram_row", "DRAM stride between rows (bytes)"),
+    ("dma.dram_plane", "DRAM stride between planes (bytes)"),
+    ("dma.sram_row", "SRAM stride between rows (bytes)"),
+    ("dma.sram_plane", "SRAM stride between planes (bytes)"),
+    # Matrix unit.  GEMM: A is M x K int8 rows at mm.a with row stride mm.a_row.
+    # CONV / DWCONV: A is gathered (im2col) from an NHWC int8 slab in abuf at mm.a.
+    ("mm.a", "abuf byte address of the A operand (matrix rows or conv input slab)"),
+    ("mm.a_row", "GEMM: abuf stride between rows of A (bytes)"),
+    ("mm.m", "rows of the output tile (output pixels)"),
+    ("mm.n", "columns of the output tile (output channels)"),
+    ("mm.k", "reduction depth (GEMM/CONV: K; DWCONV: taps per channel)"),
+    ("mm.a_zp", "zero point subtracted from every A element (also the padding value)"),
+    ("mm.w_row", "wbuf stride between weight rows (elements): weights are N rows of K"),
+    ("mm.acc_row", "acc stride between output rows (int32 elements)"),
+    ("cv.h", "slab rows (input rows present in abuf)"),
+    ("cv.w", "slab columns (input width)"),
+    ("cv.c", "slab channels (NHWC innermost extent)"),
+    ("cv.kh", "kernel height"),
+    ("cv.kw", "kernel width"),
+    ("cv.sh", "stride in rows"),
+    ("cv.sw", "stride in columns"),
+    ("cv.dh", "dilation in rows"),
+    ("cv.dw", "dilation in columns"),
+    ("cv.pad_top", "padding rows above the slab's first row (may be negative: rows to skip)"),
+    ("cv.pad_left", "padding columns left of the slab"),
+    ("cv.w_out", "output columns; output pixel m is (m // w_out, m % w_out)"),
+    ("cv.c0", "first slab channel read (group offset for grouped convolution)"),
+    # Requantization unit (store path of the accumulators, and int8 -> int8 rescales).
+    ("rq.params", "pbuf byte address of per-channel (bias, multiplier, shift) int32 triples"),
+    ("rq.m", "rows"),
+    ("rq.n", "columns (channels)"),
+    ("rq.src_row", "source stride between rows (elements)"),
+    ("rq.dst_row", "destination stride between rows (elements)"),
+    ("rq.src_zp", "zero point subtracted from an int8 source"),
+    ("rq.pre_shift", "left shift applied before the multiplier"),
+    ("rq.zp", "output zero point"),
+    ("rq.qmin", "saturation low bound"),
+    ("rq.qmax", "saturation high bound"),
+    # Pooling: NHWC slab geometry from cv.*; kernel in cv.kh/kw, strides cv.sh/sw.
+    ("pl.zp", "zero point of input and output (average pooling)"),
+    ("pl.h_out", "output rows"),
+    ("pl.pad_bottom", "padding rows below the slab"),
+    ("pl.pad_right", "padding columns right of the slab"),
+    ("pl.count_pad", "1: average divisor counts padding"),
+    # Element-wise add of two int8 tensors with different scales (TFLite form, exact).
+    ("ea.b", "abuf address of the second operand"),
+    ("ea.len", "elements"),
+    ("ea.a_zp", "zero point of a"),
+    ("ea.b_zp", "zero point of b"),
+    ("ea.a_mult", "Q31 multiplier of a onto the common grid"),
+    ("ea.a_shift", "shift of a"),
+    ("ea.b_mult", "Q31 multiplier of b"),
+    ("ea.b_shift", "shift of b"),
+    ("ea.pre_shift", "left shift of both inputs before their multipliers (20)"),
+    ("ea.out_mult", "Q31 multiplier of the sum onto the output grid"),
+    ("ea.out_shift", "shift of the sum"),
+    ("ea.zp", "output zero point"),
+    ("ea.qmin", "saturation low bound"),
+    ("ea.qmax", "saturation high bound"),
+    # Strided copy inside abuf (layout changes, concatenation, slicing, padding).
+    ("cp.n0", "extent of the outermost dimension"),
+    ("cp.n1", "extent of dimension 1"),
+    ("cp.n2", "extent of dimension 2"),
+    ("cp.n3", "extent of the innermost dimension"),
+    ("cp.s0", "source stride of dimension 0 (bytes)"),
+    ("cp.s1", "source stride of dimension 1"),
+    ("cp.s2", "source stride of dimension 2"),
+    ("cp.s3", "source stride of dimension 3"),
+    ("cp.d0", "destination stride of dimension 0 (bytes)"),
+    ("cp.d1", "destination stride of dimension 1"),
+    ("cp.d2", "destination stride of dimension 2"),
+    ("cp.d3", "destination stride of dimension 3"),
+    ("cp.elem", "element size in bytes (1 int8, 2 bf16, 4 int32)"),
+    # bf16 SIMD mode.
+    ("v.len", "elements of the vector operation"),
+    ("v.src2", "vbuf address of the second operand"),
+    ("v.scale", "CVT: quantization scale as float32 bits"),
+    ("v.zp", "CVT: zero point"),
+    ("v.desc", "VOP: index into the artifact's vector-op descriptor table"),
+    # System.
+    ("sys.layer", "layer id that performance counters attribute cycles to"),
+)
+REGISTER_INDEX = {name: i for i, (name, _) in enumerate(REGISTERS)}
+
+_A24 = 24
+
+
+def _addr(name: str, doc: str) -> Field:
+    return Field(name, _A24, "u", doc=doc)
+
+
+INSTRUCTIONS: tuple[Instr, ...] = (
+    Instr("nop", 0x00, (), "front", "Do nothing for one issue cycle."),
+    Instr("halt", 0x01, (), "sys", "Wait for every unit to drain, then stop."),
+    Instr("setr", 0x02, (Field("reg", 8, "reg", doc="register"), Field("value", 32, "s", doc="new value")),
+          "front", "Write a 32-bit configuration register."),
+    Instr("load", 0x03, (Field("buf", 3, "enum", BUFFERS, "destination buffer"),
+                         _addr("sram", "destination byte address"),
+                         Field("dram", 31, "u", doc="source DRAM byte address")),
+          "load", "DMA a dma.planes x dma.rows x dma.row_bytes box from DRAM into a buffer."),
+    Instr("store", 0x04, (Field("buf", 3, "enum", BUFFERS, "source buffer"),
+                          _addr("sram", "source byte address"),
+                          Field("dram", 31, "u", doc="destination DRAM byte address")),
+          "store", "DMA a box from a buffer to DRAM (shape as for load)."),
+    Instr("matmul", 0x05, (Field("mode", 2, "enum", ("gemm", "conv", "dwconv"), "A operand form"),
+                           Field("accumulate", 1, "u", doc="1: add to acc, 0: overwrite"),
+                           Field("wide", 1, "u", doc="1: int16 weights (DyBit-6..8), 0: int8"),
+                           _addr("acc", "acc byte address of the int32 output tile"),
+                           _addr("w", "wbuf byte address of the weights (N rows of K)")),
+          "matrix", "acc[m, n] (+)= sum_k (A[m, k] - mm.a_zp) * W[n, k] on the systolic array."),
+    Instr("requant", 0x06, (Field("src", 2, "enum", ("acc", "abuf"), "source buffer"),
+                            Field("out", 1, "enum", ("i8", "i32"), "output element type"),
+                            Field("rounding", 1, "enum", ("half_even", "half_up")),
+                            _addr("dst", "abuf byte address of the output"),
+                            _addr("srcaddr", "source byte address")),
+          "matrix", "dst = clamp(round((((src - rq.src_zp) << rq.pre_shift) + bias[c]) * mult[c] >> shift[c])"
+                    " + rq.zp, rq.qmin, rq.qmax) per channel, parameters from pbuf at rq.params."),
+    Instr("pool", 0x07, (Field("mode", 2, "enum", ("max", "avg")),
+                         _addr("dst", "abuf byte address of the NHWC output"),
+                         _addr("src", "abuf byte address of the NHWC input slab")),
+          "matrix", "Max or average pooling over an NHWC slab (geometry cv.*, pl.*)."),
+    Instr("eadd", 0x08, (Field("op", 1, "enum", ("add", "sub")), Field("rounding", 1, "enum", ("half_even", "half_up")),
+                         _addr("dst", "abuf byte address of the output"),
+                         _addr("a", "abuf byte address of the first operand")),
+          "matrix", "Exact int8 add/sub of two differently scaled tensors (ea.*)."),
+    Instr("copy", 0x09, (Field("buf", 3, "enum", BUFFERS), _addr("dst", "destination byte address"),
+                         _addr("src", "source byte address")),
+          "matrix", "4-D strided copy inside one buffer (cp.*)."),
+    Instr("mode", 0x0A, (Field("to", 1, "enum", ("int8", "bf16")),),
+          "sys", "Reconfigure the PE array: int8 systolic mode or bf16 SIMD lanes (costs mode_switch cycles)."),
+    Instr("cvt", 0x0B, (Field("dir", 2, "enum", ("i8_bf16", "bf16_i8", "bf16_f32")),
+                        _addr("dst", "destination byte address"), _addr("src", "source byte address")),
+          "vector", "Convert v.len elements between abuf int8 (v.scale, v.zp) and vbuf bf16."),
+    Instr("vop", 0x0C, (_addr("dst", "vbuf byte address of the result"), _addr("src", "vbuf byte address of operand 1")),
+          "vector", "A bf16 vector operation described by descriptor v.desc (op kind, shapes, attributes)."),
+    Instr("sync", 0x0D, (Field("wait", 3, "u", doc="bit mask of units to wait for: 1 load, 2 matrix/vector, 4 store"),),
+          "front", "Stall issue until the named units are idle."),
+)
+
+BY_MNEMONIC = {i.mnemonic: i for i in INSTRUCTIONS}
+BY_OPCODE = {i.opcode: i for i in INSTRUCTIONS}
+
+
+def _check_table() -> None:
+    seen = set()
+    for instr in INSTRUCTIONS:
+        if instr.opcode in seen or not 0 <= instr.opcode < 2 ** OPCODE_BITS:
+            raise ValueError(f"bad or duplicate opcode for {instr.mnemonic}")
+        seen.add(instr.opcode)
+        if instr.used_bits > WORD_BITS:
+            raise ValueError(f"{instr.mnemonic} needs {instr.used_bits} bits")
+    if len(REGISTERS) > 256:
+        raise ValueError("more than 256 registers")
+
+
+_check_table()
