@@ -51,14 +51,20 @@ def avg_pool(attrs, x):
     for _, slices in tap_slices(kernel, strides, dilations, out_sizes):
         view = xp[(slice(None), slice(None)) + slices]
         y = view.copy() if y is None else np.add(y, view, out=y)
+    y /= window_divisors(attrs, x).astype(y.dtype)
+    return y
+
+
+def window_divisors(attrs, x) -> np.ndarray:
+    """The average-pool divisor of every output position (spatial dims only), as int64."""
+    kernel, strides, dilations, begins, ends, out_sizes, _ = _geometry(attrs, x)
     include_pad = bool(attrs["count_include_pad"])
     divisor = np.ones((), dtype=np.int64)
     for i, size in enumerate(x.shape[2:]):
         counts = _window_counts(size, kernel[i], strides[i], dilations[i], begins[i], ends[i], out_sizes[i],
                                 include_pad)
         divisor = np.multiply.outer(divisor, counts)
-    y /= divisor.astype(y.dtype)
-    return y
+    return divisor
 
 
 def global_avg_pool(attrs, x):

@@ -117,17 +117,9 @@ def _rounded_mean(op, total: np.ndarray, counts) -> np.ndarray:
 
 def qavg_pool(op, x):
     t = op.operands[0].type
-    attrs = dict(op.attrs)
-    centred_x = centred(x, t)
-    ones = np.ones_like(centred_x)
-    # avg_pool of (x - zp) times the divisor recovers the exact window sum; the divisor itself is
-    # avg_pool's own window count, obtained by pooling ones with the same geometry.
-    counts = None
-    if attrs["count_include_pad"]:
-        counts = np.prod(attrs["kernel"])
-    else:
-        counts = np.rint(1.0 / kernels_pool.avg_pool(attrs, ones))
-    total = np.rint(kernels_pool.avg_pool(attrs, centred_x) * counts)
+    counts = kernels_pool.window_divisors(op.attrs, x).astype(np.float64)
+    # avg_pool of (x - zp) times its divisor recovers the exact integer window sum.
+    total = np.rint(kernels_pool.avg_pool(op.attrs, centred(x, t)) * counts)
     return _rounded_mean(op, total, counts)
 
 
