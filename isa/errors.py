@@ -22,6 +22,9 @@ class IllegalInstruction(IsaError):
         where = f"pc {pc}: " if pc is not None else ""
         super().__init__(f"{where}illegal instruction 0x{word:016x}: {reason}")
 
+    def __reduce__(self):  # keyword-built exceptions must say how to rebuild them (pickle, copy)
+        return type(self), (self.word, self.reason, self.pc)
+
 
 class AssemblyError(IsaError):
     """Assembly text that does not assemble; the message starts with ``file:line:col``."""
@@ -33,6 +36,9 @@ class AssemblyError(IsaError):
         self.reason = message
         super().__init__(f"{filename}:{line}:{column}: {message}")
 
+    def __reduce__(self):
+        return type(self), (self.filename, self.line, self.column, self.reason)
+
 
 class SimulatorTrap(IsaError):
     """The simulator stopped on a fault; names the PC, the disassembled instruction and why."""
@@ -42,3 +48,6 @@ class SimulatorTrap(IsaError):
         self.instruction_text = instruction_text
         self.reason = reason
         super().__init__(f"trap at pc {pc} ({instruction_text}): {reason}")
+
+    def __reduce__(self):
+        return type(self), (self.pc, self.instruction_text, self.reason)
