@@ -10,7 +10,12 @@ from .params import quantize_bias, quantize_weights
 
 
 def lower_linear(lw: Lowering, op: Op) -> bool:
-    """conv / linear / matmul with a constant weight -> qconv|qlinear + requantize (+ fused activation)."""
+    """conv / linear / matmul with a constant weight -> qconv|qlinear + requantize (+ fused activation).
+
+    A layer whose weight format is ``bf16`` (mixed precision) is left to ``lower_bf16``.
+    """
+    if lw.config.weights_for(op) == "bf16":
+        return False
     if op.kind == "matmul":
         w = _const(op.operands[1])
         if w is None or w.ndim != 2:
@@ -146,11 +151,9 @@ def lower_activation(lw: Lowering, op: Op) -> bool:
 
 
 def lower_layout(lw: Lowering, op: Op) -> bool:
-    """Data movement (and max pooling) runs in whatever domain its data operand already has."""
+    """Data movement and max pooling run on int8 (a bf16 operand is quantized with its own
+    calibrated range: int8 is what the accelerator moves and pools cheaply)."""
     data = op.operands[0]
-    have = lw.domains.get(id(data), {})
-    if "i8" not in have and "bf16" in have:
-        return False
     x = lw.i8(data)
     attrs = dict(op.attrs)
     if op.kind == "pad":

@@ -1,0 +1,126 @@
+"""Quantized IR -> overlay program and artifact."""
+from __future__ import annotations
+
+import numpy as np
+
+from tcc.ir import Module, print_module
+from tcc.isa.target import TargetConfig, load_target
+
+from .artifact import FORMAT_VERSION, Artifact
+from .context import Buffers, Context
+from .emit_matrix import emit_conv, emit_gemm
+from .emit_misc import emit_eadd, emit_pool, emit_requant
+from .emit_move import emit_concat, emit_layout, layout_map
+from .emit_vector import emit_cvt, emit_vector
+from .errors import BackendError
+from .layout import nbytes, physical_perm
+from .memory import DramPlan, align, place_activations
+from .program import Program
+from .steps import build_steps, find_host_io
+
+MODES = {"conv": "int8", "gemm": "int8", "eadd": "int8", "requant": "int8", "pool": "int8",
+         "cvt_in": "bf16", "cvt_out": "bf16", "vector": "bf16"}
+
+
+def _aliases(steps) -> dict[int, object]:
+    """Layout steps whose result bytes equal their input's: the result shares the input's memory."""
+    alias = {}
+    for step in steps:
+        if step.kind != "layout":
+            continue
+        op = step.ops[0]
+        for i, r in enumerate(op.results):
+            mapping = layout_map(op, i)
+            if mapping.size == r.type.size and np.array_equal(mapping, np.arange(mapping.size)):
+                alias[id(r)] = op.operands[0]
+    return alias
+
+
+def compile_overlay(module: Module, target: TargetConfig | None = None) -> Artifact:
+    target = target or load_target()
+    io = find_host_io(module)
+    steps = build_steps(module, io)
+    alias = _aliases(steps)
+
+    def root(v):
+        while id(v) in alias:
+            v = alias[id(v)]
+        return v
+
+    # Liveness over step indices (host inputs exist before step 0, outputs after the last).
+    sizes, first, last, values = {}, {}, {}, {}
+    for _, v, _ in io.inputs:
+        r = root(v)
+        values[id(r)], sizes[id(r)], first[id(r)] = r, nbytes(r.type), 0
+    for i, step in enumerate(steps):
+        for v in step.outputs:
+            r = root(v)
+            if id(r) not in sizes:
+                values[id(r)], sizes[id(r)], first[id(r)] = r, nbytes(r.type), i
+        for v in step.inputs + step.outputs:
+            last[id(root(v))] = max(last.get(id(root(v)), 0), i)
+    pinned = {id(root(v)) for _, v, _ in io.inputs + io.outputs}
+    missing = [v for _, v, _ in io.outputs if id(root(v)) not in sizes]
+    if missing:
+        raise BackendError(f"output value %{missing[0].name} is not produced on the device")
+    offsets, act_bytes = place_activations(sizes, first, last, pinned)
+
+    plan = DramPlan()
+    ctx = Context(target, Program(), plan, Buffers.of(target))
+    # Constants are placed while emitting; activations go after them, so addresses are
+    # assigned relative to a base fixed up once emission is done.
+    base_marker = 1 << 29
+    for key, off in offsets.items():
+        ctx.addresses[key] = base_marker + off
+    for step in steps:
+        for v in step.inputs + step.outputs:
+            ctx.addresses[id(v)] = ctx.addresses[id(root(v))]
+    mode = "int8"
+    for step in steps:
+        want = MODES.get(step.kind)
+        if want is not None and want != mode:
+            ctx.program.emit("mode", to=want)
+            mode = want
+        EMITTERS[step.kind](ctx, step) if step.kind != "layout" else emit_layout(ctx, step, alias)
+    ctx.program.emit("halt")
+
+    base = align(len(plan.constants), 4096)
+    words = _encode(ctx.program, base_marker, base)
+    dram_total = base + act_bytes
+    if dram_total > target.dram_bytes:
+        raise BackendError(f"the model needs {dram_total} bytes of DRAM, the target has {target.dram_bytes}")
+
+    def device(name, v, op):
+        r = root(v)
+        return {"name": name, "value": v.name, "boundary_op": None if op is None else op.kind,
+                "address": base + offsets[id(r)], "shape": list(v.type.shape), "dtype": v.type.dtype,
+                "perm": list(physical_perm(v.type))}
+
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "model": module.name,
+        "target": target.to_dict(),
+        "inputs": [device(n, v, op) for n, v, op in io.inputs],
+        "outputs": [device(n, v, op) for n, v, op in io.outputs],
+        "descriptors": ctx.descriptors,
+        "layers": ctx.layer_stats,
+        "dram_bytes": dram_total,
+        "activation_base": base,
+    }
+    return Artifact(metadata, words, bytes(plan.constants), print_module(module))
+
+
+def _encode(program: Program, marker: int, base: int) -> np.ndarray:
+    """Words of the program, with activation addresses moved past the constants."""
+    from tcc.isa.encoding import Instruction, encode_program
+
+    fixed = []
+    for mnemonic, fields in program.instructions:
+        if mnemonic in ("load", "store") and fields["dram"] >= marker:
+            fields = dict(fields, dram=fields["dram"] - marker + base)
+        fixed.append(Instruction.of(mnemonic, **fields))
+    return encode_program(fixed)
+
+
+EMITTERS = {"conv": emit_conv, "gemm": emit_gemm, "eadd": emit_eadd, "requant": emit_requant, "pool": emit_pool,
+            "concat": emit_concat, "cvt_in": emit_cvt, "cvt_out": emit_cvt, "vector": emit_vector}

@@ -1,0 +1,86 @@
+"""What every emitter needs: the program, the target's buffer partition and tensor addresses."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tcc.ir import Value
+from tcc.isa.target import TargetConfig
+
+from .layout import nbytes
+from .memory import DramPlan
+from .program import Program
+
+
+@dataclass
+class Buffers:
+    """Fixed partition of the on-chip buffers: activation quarters (two inputs, two outputs,
+    so loads, compute and stores of consecutive tiles overlap), weight/acc/param halves."""
+
+    abuf_q: int
+    wbuf_h: int
+    acc_h: int
+    pbuf_h: int
+    vbuf_q: int
+
+    @classmethod
+    def of(cls, target: TargetConfig) -> "Buffers":
+        return cls(target.abuf_bytes // 4 // 64 * 64, target.wbuf_bytes // 2 // 64 * 64,
+                   target.acc_bytes // 2 // 64 * 64, target.pbuf_bytes // 2 // 64 * 64,
+                   target.vbuf_bytes // 4 // 64 * 64)
+
+    def a_in(self, i: int) -> int:
+        return (i % 2) * self.abuf_q
+
+    def a_out(self, i: int) -> int:
+        return (2 + i % 2) * self.abuf_q
+
+    def w(self, i: int) -> int:
+        return (i % 2) * self.wbuf_h
+
+    def acc(self, i: int) -> int:
+        return (i % 2) * self.acc_h
+
+    def p(self, i: int) -> int:
+        return (i % 2) * self.pbuf_h
+
+    def v(self, i: int) -> int:
+        return (i % 4) * self.vbuf_q
+
+
+@dataclass
+class Context:
+    target: TargetConfig
+    program: Program
+    plan: DramPlan
+    buffers: Buffers
+    addresses: dict[int, int] = field(default_factory=dict)  # id(Value) -> DRAM address
+    descriptors: list[dict] = field(default_factory=list)
+    layer_names: list[str] = field(default_factory=list)
+    layer_stats: list[dict] = field(default_factory=list)
+
+    def addr(self, value: Value) -> int:
+        return self.addresses[id(value)]
+
+    def constant(self, key: str, data: np.ndarray) -> int:
+        return self.plan.add_constant(key, data)
+
+    def begin_layer(self, name: str, macs: int, min_bytes: int) -> int:
+        """Start counting a new layer; roofline inputs are recorded for the report."""
+        index = len(self.layer_names)
+        self.layer_names.append(name)
+        self.layer_stats.append({"name": name, "macs": int(macs), "min_bytes": int(min_bytes)})
+        self.program.layer(index)
+        return index
+
+    def descriptor(self, desc: dict) -> int:
+        for i, existing in enumerate(self.descriptors):
+            if existing == desc:
+                return i
+        self.descriptors.append(desc)
+        return len(self.descriptors) - 1
+
+
+def tensor_bytes(v: Value) -> int:
+    return nbytes(v.type)

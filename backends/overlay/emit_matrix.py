@@ -1,0 +1,186 @@
+"""Code for conv and gemm steps: qconv/qlinear + requantize on the systolic array.
+
+Tiles: output channels outer (weights stay in wbuf across the row tiles), output rows inner.
+Consecutive tiles alternate buffer halves, so the hazard-checked load/compute/store units
+overlap (double buffering).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tcc.ir import Op
+
+from .context import Context
+from .errors import unsupported
+from .steps import Step
+
+PARAM_BYTES = 12  # (bias, multiplier, shift) int32 per output channel
+
+
+def _params(op_conv: Op, req: Op, channels: int) -> np.ndarray:
+    bias = np.zeros(channels, np.int64)
+    if len(op_conv.operands) > 2:
+        bias = op_conv.operands[2].producer.attrs["value"].astype(np.int64).reshape(-1)
+    mult = np.broadcast_to(np.asarray(req.attrs["multiplier"], np.int64), (channels,))
+    shift = np.broadcast_to(np.asarray(req.attrs["shift"], np.int64), (channels,))
+    return np.stack([bias, mult, shift], axis=1).astype("<i4")
+
+
+def _requant_regs(ctx: Context, req: Op, conv_zp: int = 0) -> None:
+    a = req.attrs
+    ctx.program.set(rq__src_zp=conv_zp, rq__pre_shift=a["pre_shift"], rq__zp=a["zero_point"],
+                    rq__qmin=a["qmin"], rq__qmax=a["qmax"])
+
+
+def _weight_bytes(w: np.ndarray) -> tuple[np.ndarray, bool]:
+    wide = w.dtype == np.int16
+    return w.astype("<i2" if wide else "i1"), wide
+
+
+def _pick_rows(limit_rows: int, width: int, total: int) -> int:
+    """Row-tile height: as large as fits, preferring pixel counts that fill the array rows."""
+    th = max(1, min(limit_rows, total))
+    for candidate in range(th, max(th // 2, 1) - 1, -1):
+        if (candidate * width) % 32 == 0:
+            return candidate
+    return th
+
+
+def emit_conv(ctx: Context, step: Step) -> None:
+    conv, req = step.ops
+    x, y = conv.operands[0], req.result
+    w = conv.operands[1].producer.attrs["value"]
+    _, c_in, h, wid = x.type.shape
+    _, n_out, h_out, w_out = y.type.shape
+    kh, kw = w.shape[2], w.shape[3]
+    sh, sw = conv.attrs["strides"]
+    dh, dw = conv.attrs["dilations"]
+    pt, pl, _, _ = conv.attrs["pads"]
+    group = conv.attrs["group"]
+    if x.type.shape[0] != 1 or w.ndim != 4:
+        raise unsupported(conv, "the overlay runs 2-D convolutions of batch 1")
+    depthwise = group == c_in and n_out == c_in and group > 1
+    cg, ng = c_in // group, n_out // group
+    if depthwise:
+        k = kh * kw
+        packed = w.reshape(n_out, k)
+    else:
+        k = kh * kw * cg
+        packed = np.transpose(w, (0, 2, 3, 1)).reshape(n_out, k)
+    data, wide = _weight_bytes(packed)
+    esize = 2 if wide else 1
+    b = ctx.buffers
+    x_zp = x.type.quant.zero_point[0]
+
+    # Channel tile: all channels if the weights fit, else multiples of 32 (plain convs only).
+    tn = n_out
+    if tn * k * esize > b.wbuf_h:
+        step_n = ng if group > 1 and not depthwise and ng < 32 else 32
+        tn = (b.wbuf_h // (k * esize)) // step_n * step_n
+        if tn < 1:
+            raise unsupported(conv, f"one tile of {step_n} output channels x {k} weights exceeds the weight buffer")
+    slab_row = wid * c_in
+
+    def rows_in(th: int) -> int:
+        return min((th - 1) * sh + (kh - 1) * dh + 1, h + pt + (kh - 1) * dh + 1)
+
+    th = h_out
+    while th > 1 and (rows_in(th) * slab_row > b.abuf_q or th * w_out * tn > b.abuf_q
+                      or th * w_out * tn * 4 > b.acc_h):
+        th -= 1
+    if rows_in(th) * slab_row > b.abuf_q or th * w_out * tn * 4 > b.acc_h:
+        raise unsupported(conv, "one output row does not fit the on-chip buffers")
+    th = _pick_rows(th, w_out, h_out)
+
+    w_addr = ctx.constant(f"w:{conv.operands[1].name}", data)
+    p_addr = ctx.constant(f"p:{y.name}", _params(conv, req, n_out))
+    p = ctx.program
+    macs = h_out * w_out * n_out * k
+    ctx.begin_layer(step.name, macs, x.type.size + data.nbytes + y.type.size)
+    _requant_regs(ctx, req)
+    p.set(mm__a_zp=x_zp, cv__w=wid, cv__c=c_in, cv__kh=kh, cv__kw=kw, cv__sh=sh, cv__sw=sw, cv__dh=dh,
+          cv__dw=dw, cv__pad_left=pl, cv__w_out=w_out, mm__w_row=k)
+    tile = 0
+    for n0 in range(0, n_out, tn):
+        nt = min(tn, n_out - n0)
+        wslot = b.w(n0 // tn)
+        pslot = b.p(n0 // tn)
+        p.dma("load", "wbuf", wslot, w_addr + n0 * k * esize, rows=1, row_bytes=nt * k * esize)
+        p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
+        for oy0 in range(0, h_out, th):
+            rows = min(th, h_out - oy0)
+            first = oy0 * sh - pt
+            last = (oy0 + rows - 1) * sh - pt + (kh - 1) * dh
+            lo, hi = max(first, 0), min(last + 1, h)
+            slab = b.a_in(tile)
+            p.dma("load", "abuf", slab, ctx.addr(x) + lo * slab_row, rows=1, row_bytes=(hi - lo) * slab_row)
+            p.set(mm__a=slab, cv__h=hi - lo, cv__pad_top=lo - first, mm__m=rows * w_out, mm__acc_row=nt)
+            acc = b.acc(tile)
+            if depthwise:
+                p.set(mm__n=nt, mm__k=k, cv__c0=n0)
+                p.emit("matmul", mode="dwconv", accumulate=0, wide=int(wide), acc=acc, w=wslot)
+            else:
+                for g in range(group):
+                    gn0 = max(n0, g * ng)
+                    gn1 = min(n0 + nt, (g + 1) * ng)
+                    if gn0 >= gn1:
+                        continue
+                    p.set(mm__n=gn1 - gn0, mm__k=k, cv__c0=g * cg)
+                    p.emit("matmul", mode="conv", accumulate=0, wide=int(wide), acc=acc + (gn0 - n0) * 4,
+                           w=wslot + (gn0 - n0) * k * esize)
+            out = b.a_out(tile)
+            p.set(rq__params=pslot, rq__m=rows * w_out, rq__n=nt, rq__src_row=nt, rq__dst_row=nt)
+            p.emit("requant", src="acc", out="i8", rounding=req.attrs["rounding"], dst=out, srcaddr=acc)
+            p.dma("store", "abuf", out, ctx.addr(y) + (oy0 * w_out * n_out + n0), rows=rows * w_out,
+                  row_bytes=nt, dram_row=n_out, sram_row=nt)
+            tile += 1
+
+
+def emit_gemm(ctx: Context, step: Step) -> None:
+    lin, req = step.ops
+    x, y = lin.operands[0], req.result
+    w = lin.operands[1].producer.attrs["value"]
+    n_out, k = w.shape
+    m = x.type.size // k
+    data, wide = _weight_bytes(w)
+    esize = 2 if wide else 1
+    b = ctx.buffers
+    if x.type.rank > 3 or y.type.rank > 3:
+        raise unsupported(lin, "linear layers take rank-2 or rank-3 activations on the overlay")
+    tn = min(n_out, 32 * max(1, (b.acc_h // (4 * max(m, 1))) // 32), 1024)
+    kt = k
+    while tn * kt * esize > b.wbuf_h or m * kt > b.abuf_q:
+        kt = (kt + 1) // 2
+    tm = max(1, min(m, b.acc_h // (4 * tn), b.abuf_q // max(tn, 1)))
+    w_addr = ctx.constant(f"w:{lin.operands[1].name}", data)
+    p_addr = ctx.constant(f"p:{y.name}", _params(lin, req, n_out))
+    p = ctx.program
+    ctx.begin_layer(step.name, m * n_out * k, x.type.size + data.nbytes + y.type.size)
+    _requant_regs(ctx, req)
+    p.set(mm__a_zp=x.type.quant.zero_point[0])
+    chunk = 0
+    tile = 0
+    for n0 in range(0, n_out, tn):
+        nt = min(tn, n_out - n0)
+        pslot = b.p(n0 // tn)
+        p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
+        for m0 in range(0, m, tm):
+            mt = min(tm, m - m0)
+            acc = b.acc(tile)
+            for k0 in range(0, k, kt):
+                ktile = min(kt, k - k0)
+                wslot, aslot = b.w(chunk), b.a_in(chunk)
+                p.dma("load", "wbuf", wslot, w_addr + (n0 * k + k0) * esize, rows=nt, row_bytes=ktile * esize,
+                      dram_row=k * esize, sram_row=ktile * esize)
+                p.dma("load", "abuf", aslot, ctx.addr(x) + m0 * k + k0, rows=mt, row_bytes=ktile,
+                      dram_row=k, sram_row=ktile)
+                p.set(mm__a=aslot, mm__a_row=ktile, mm__m=mt, mm__n=nt, mm__k=ktile, mm__w_row=ktile,
+                      mm__acc_row=nt)
+                p.emit("matmul", mode="gemm", accumulate=int(k0 > 0), wide=int(wide), acc=acc, w=wslot)
+                chunk += 1
+            out = b.a_out(tile)
+            p.set(rq__params=pslot, rq__m=mt, rq__n=nt, rq__src_row=nt, rq__dst_row=nt)
+            p.emit("requant", src="acc", out="i8", rounding=req.attrs["rounding"], dst=out, srcaddr=acc)
+            p.dma("store", "abuf", out, ctx.addr(y) + m0 * n_out + n0, rows=mt, row_bytes=nt,
+                  dram_row=n_out, sram_row=nt)
+            tile += 1

@@ -1,0 +1,105 @@
+"""Code for pooling, int8 adds, int8 rescales, concatenation and layout changes."""
+from __future__ import annotations
+
+import numpy as np
+
+
+from .context import Context
+from .errors import unsupported
+from .steps import Step
+
+
+def emit_pool(ctx: Context, step: Step) -> None:
+    """Row tiles of the NHWC input; when one row of all channels is too large, channel tiles too."""
+    op = step.ops[0]
+    x, y = op.operands[0], op.results[0]
+    _, c, h, w = x.type.shape
+    _, _, h_out, w_out = y.type.shape
+    if op.kind == "qglobal_avg_pool":
+        kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, count_pad = h, w, 1, 1, 1, 1, 0, 0, 0, 0, 0
+    else:
+        a = op.attrs
+        (kh, kw), (sh, sw), (dh, dw) = a["kernel"], a["strides"], a["dilations"]
+        pt, pl, pb, pr = a["pads"]
+        count_pad = a.get("count_include_pad", 0)
+    b, p = ctx.buffers, ctx.program
+
+    def rows_in(th):
+        return min((th - 1) * sh + (kh - 1) * dh + 1, h)
+
+    ct = c
+    while ct > 1 and rows_in(1) * w * ct > b.abuf_q:
+        ct = (ct + 1) // 2
+    th = h_out
+    while th > 1 and (rows_in(th) * w * ct > b.abuf_q or th * w_out * ct > b.abuf_q):
+        th -= 1
+    if rows_in(th) * w * ct > b.abuf_q:
+        raise unsupported(op, "one output row of this pooling does not fit the activation buffer")
+    ctx.begin_layer(step.name, 0, x.type.size + y.type.size)
+    p.set(cv__w=w, cv__kh=kh, cv__kw=kw, cv__sh=sh, cv__sw=sw, cv__dh=dh, cv__dw=dw, cv__pad_left=pl,
+          cv__w_out=w_out, pl__zp=x.type.quant.zero_point[0], pl__pad_right=pr, pl__count_pad=count_pad)
+    tile = 0
+    for c0 in range(0, c, ct):
+        cn = min(ct, c - c0)
+        p.set(cv__c=cn)
+        for oy0 in range(0, h_out, th):
+            rows = min(th, h_out - oy0)
+            first = oy0 * sh - pt
+            last = (oy0 + rows - 1) * sh - pt + (kh - 1) * dh
+            lo, hi = max(first, 0), min(last + 1, h)
+            src, dst = b.a_in(tile), b.a_out(tile)
+            p.dma("load", "abuf", src, ctx.addr(x) + lo * w * c + c0, rows=(hi - lo) * w, row_bytes=cn,
+                  dram_row=c, sram_row=cn)
+            p.set(cv__h=hi - lo, cv__pad_top=lo - first, pl__h_out=rows, pl__pad_bottom=h + pb - hi)
+            p.emit("pool", mode="max" if op.kind == "max_pool" else "avg", dst=dst, src=src)
+            p.dma("store", "abuf", dst, ctx.addr(y) + oy0 * w_out * c + c0, rows=rows * w_out, row_bytes=cn,
+                  dram_row=c, sram_row=cn)
+            tile += 1
+
+
+def _flat_tiles(length: int, tile: int):
+    for i, start in enumerate(range(0, length, tile)):
+        yield i, start, min(tile, length - start)
+
+
+def emit_eadd(ctx: Context, step: Step) -> None:
+    ra, rb, add, req = step.ops
+    a, bv, y = ra.operands[0], rb.operands[0], req.result
+    if ra.attrs["pre_shift"] != rb.attrs["pre_shift"] or ra.attrs["rounding"] != req.attrs["rounding"]:
+        raise unsupported(add, "the two rescales of an int8 add must share pre_shift and rounding")
+    b, p = ctx.buffers, ctx.program
+    n = y.type.size
+    half = b.abuf_q // 2
+    ctx.begin_layer(step.name, 0, a.type.size + bv.type.size + n)
+    p.set(ea__a_zp=a.type.quant.zero_point[0], ea__b_zp=bv.type.quant.zero_point[0],
+          ea__a_mult=ra.attrs["multiplier"][0], ea__a_shift=ra.attrs["shift"][0],
+          ea__b_mult=rb.attrs["multiplier"][0], ea__b_shift=rb.attrs["shift"][0],
+          ea__pre_shift=ra.attrs["pre_shift"], ea__out_mult=req.attrs["multiplier"][0],
+          ea__out_shift=req.attrs["shift"][0], ea__zp=req.attrs["zero_point"], ea__qmin=req.attrs["qmin"],
+          ea__qmax=req.attrs["qmax"])
+    for i, start, count in _flat_tiles(n, half):
+        sa, sb, so = b.a_in(0) + (i % 2) * half, b.a_in(1) + (i % 2) * half, b.a_out(0) + (i % 2) * half
+        p.dma("load", "abuf", sa, ctx.addr(a) + start, rows=1, row_bytes=count)
+        p.dma("load", "abuf", sb, ctx.addr(bv) + start, rows=1, row_bytes=count)
+        p.set(ea__b=sb, ea__len=count)
+        p.emit("eadd", op=add.kind, rounding=req.attrs["rounding"], dst=so, a=sa)
+        p.dma("store", "abuf", so, ctx.addr(y) + start, rows=1, row_bytes=count)
+
+
+def emit_requant(ctx: Context, step: Step) -> None:
+    op = step.ops[0]
+    x, y = op.operands[0], op.result
+    a = op.attrs
+    b, p = ctx.buffers, ctx.program
+    params = np.array([[0, a["multiplier"][0], a["shift"][0]]], "<i4")
+    p_addr = ctx.constant(f"p:{y.name}", params)
+    ctx.begin_layer(step.name, 0, x.type.size + y.type.size)
+    p.dma("load", "pbuf", b.p(0), p_addr, rows=1, row_bytes=12)
+    p.set(rq__params=b.p(0), rq__n=1, rq__src_row=1, rq__dst_row=1, rq__src_zp=x.type.quant.zero_point[0],
+          rq__pre_shift=a["pre_shift"], rq__zp=a["zero_point"], rq__qmin=a["qmin"], rq__qmax=a["qmax"])
+    for i, start, count in _flat_tiles(y.type.size, b.abuf_q):
+        src, dst = b.a_in(i), b.a_out(i)
+        p.dma("load", "abuf", src, ctx.addr(x) + start, rows=1, row_bytes=count)
+        p.set(rq__m=count)
+        p.emit("requant", src="abuf", out="i8", rounding=a["rounding"], dst=dst, srcaddr=src)
+        p.dma("store", "abuf", dst, ctx.addr(y) + start, rows=1, row_bytes=count)

@@ -1,0 +1,121 @@
+"""Data movement between DRAM tensors: layout changes (reshape, transpose, slice, ...) and
+concatenation, as tiles that are loaded, reordered by a strided copy, and stored with a DMA box.
+
+A move is a list of (destination element, source element) pairs over the tensors' physical
+layouts.  The source is tiled by whole outer rows so each tile fits the activation buffer; the
+pairs reading from a tile are sorted by destination, gathered into a staging area by one 4-D
+``copy`` (skipped when already in order) and stored with one DMA box.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tcc.ir.interpreter import KERNELS
+
+from .context import Context
+from .errors import unsupported
+from .layout import ELEMENT_BYTES, factor_strided, physical_offsets, physical_perm, physical_shape
+from .steps import Step
+
+
+def layout_map(op, result_index: int = 0) -> np.ndarray:
+    """For each physical element of the result, the physical element of the data operand it copies."""
+    x = op.operands[0]
+    rest = [v.producer.attrs["value"] for v in op.operands[1:]]
+    # The op's own reference kernel, run on the operand's physical offsets, says where each
+    # result element is read from.
+    produced = KERNELS[op.kind](op.attrs, physical_offsets(x.type), *rest)
+    produced = produced if isinstance(produced, tuple) else (produced,)
+    r = op.results[result_index]
+    return np.transpose(np.asarray(produced[result_index]), physical_perm(r.type)).reshape(-1)
+
+
+def _box(dims, elem: int):
+    """DMA box (planes, rows, row_bytes, plane_stride, row_stride) for loops whose innermost
+    level is contiguous; None if it needs more than three levels."""
+    if not dims or dims[-1][1] != 1:
+        dims = list(dims) + [(1, 1)]
+    inner = dims[-1][0] * elem
+    outer = [(n, s * elem) for n, s in dims[:-1] if n > 1]
+    if len(outer) > 2:
+        return None
+    while len(outer) < 2:
+        outer.insert(0, (1, 0))
+    (planes, plane_stride), (rows, row_stride) = outer
+    return planes, rows, inner, plane_stride, row_stride
+
+
+def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.ndarray) -> None:
+    elem = ELEMENT_BYTES[src.type.dtype]
+    b, p = ctx.buffers, ctx.program
+    phys = physical_shape(src.type)
+    # Tile by whole rows of the outermost physical dim whose rows fit the buffer.
+    unit = 1
+    for d in range(len(phys)):
+        unit = int(np.prod(phys[d + 1:], dtype=np.int64))
+        if unit * elem <= b.abuf_q:
+            break
+    rows_per_tile = max(1, (b.abuf_q // elem) // unit)
+    chunk = rows_per_tile * unit
+    order = np.argsort(dst_index, kind="stable")
+    dst_sorted, src_sorted = dst_index[order], src_index[order]
+    total = src.type.size
+    for tile, s0 in enumerate(range(0, total, chunk)):
+        s1 = min(s0 + chunk, total)
+        sel = (src_sorted >= s0) & (src_sorted < s1)
+        if not sel.any():
+            continue
+        d, s = dst_sorted[sel], src_sorted[sel] - s0
+        store = factor_strided(d)
+        box = _box(store[1], elem) if store else None
+        if box is None:
+            raise unsupported(op, "a tile of this data movement does not fit one DMA box")
+        slot = b.a_in(tile)
+        p.dma("load", "abuf", slot, ctx.addr(src) + s0 * elem, rows=1, row_bytes=(s1 - s0) * elem)
+        staging = slot
+        if not np.array_equal(s, np.arange(s.size)):
+            gather = factor_strided(s)
+            if gather is None or len(gather[1]) > 4:
+                raise unsupported(op, "a tile of this data movement needs more than one 4-D strided copy")
+            base, dims = gather
+            dims = [(1, 0)] * (4 - len(dims)) + dims
+            extents = [n for n, _ in dims]
+            dstr = [int(np.prod(extents[i + 1:])) * elem for i in range(4)]
+            p.set(cp__n0=extents[0], cp__n1=extents[1], cp__n2=extents[2], cp__n3=extents[3],
+                  cp__s0=dims[0][1] * elem, cp__s1=dims[1][1] * elem, cp__s2=dims[2][1] * elem,
+                  cp__s3=dims[3][1] * elem, cp__d0=dstr[0], cp__d1=dstr[1], cp__d2=dstr[2], cp__d3=dstr[3],
+                  cp__elem=elem)
+            staging = b.a_out(tile)
+            p.emit("copy", buf="abuf", dst=staging, src=slot + base * elem)
+        planes, rows, row_bytes, plane_stride, row_stride = box
+        p.dma("store", "abuf", staging, ctx.addr(dst) + store[0] * elem, rows=rows, row_bytes=row_bytes,
+              dram_row=row_stride, sram_row=row_bytes, planes=planes, dram_plane=plane_stride,
+              sram_plane=rows * row_bytes)
+
+
+def emit_layout(ctx: Context, step: Step, aliases: dict) -> None:
+    op = step.ops[0]
+    x = op.operands[0]
+    for i, r in enumerate(op.results):
+        if id(r) in aliases:
+            continue
+        mapping = layout_map(op, i)
+        ctx.begin_layer(f"{step.name}:{i}" if len(op.results) > 1 else step.name, 0,
+                        (x.type.size + r.type.size) * ELEMENT_BYTES[x.type.dtype])
+        emit_move(ctx, op, x, r, np.arange(mapping.size), mapping)
+
+
+def emit_concat(ctx: Context, step: Step) -> None:
+    op = step.ops[0]
+    y = op.result
+    axis = op.attrs["axis"] % y.type.rank
+    out_offsets = physical_offsets(y.type)
+    ctx.begin_layer(step.name, 0, 2 * y.type.size * ELEMENT_BYTES[y.type.dtype])
+    start = 0
+    for x in op.operands:
+        extent = x.type.shape[axis]
+        index = [slice(None)] * y.type.rank
+        index[axis] = slice(start, start + extent)
+        start += extent
+        scatter = np.transpose(out_offsets[tuple(index)], physical_perm(x.type)).reshape(-1)
+        emit_move(ctx, op, x, y, scatter, np.arange(x.type.size))

@@ -1,0 +1,63 @@
+"""DRAM planning: constants packed first, then activations placed by liveness (first fit),
+so tensors whose lifetimes do not overlap share memory."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ALIGN = 64
+
+
+def align(n: int, to: int = ALIGN) -> int:
+    return (n + to - 1) // to * to
+
+
+@dataclass
+class DramPlan:
+    constants: bytearray = field(default_factory=bytearray)
+    constant_offsets: dict[str, int] = field(default_factory=dict)
+    activation_base: int = 0
+    activation_bytes: int = 0
+
+    def add_constant(self, key: str, data: np.ndarray) -> int:
+        """Place raw bytes (deduplicated by key); returns the DRAM address."""
+        if key in self.constant_offsets:
+            return self.constant_offsets[key]
+        offset = align(len(self.constants))
+        self.constants.extend(b"\0" * (offset - len(self.constants)))
+        self.constants.extend(np.ascontiguousarray(data).tobytes())
+        self.constant_offsets[key] = offset
+        return offset
+
+    @property
+    def total_bytes(self) -> int:
+        return self.activation_base + self.activation_bytes
+
+
+def place_activations(sizes: dict[int, int], first_def: dict[int, int], last_use: dict[int, int],
+                      pinned: set[int]) -> tuple[dict[int, int], int]:
+    """Offsets for tensors alive over steps [first_def, last_use]: pinned tensors (model inputs
+    and outputs, which the host reads and writes) get their own space; the others are placed
+    first-fit among the tensors alive at the same time.  Returns (offsets, total bytes)."""
+    offsets: dict[int, int] = {}
+    cursor = 0
+    for key in sorted(pinned, key=lambda k: first_def[k]):
+        offsets[key] = cursor
+        cursor += align(max(sizes[key], 1))
+    base = cursor
+    live: list[tuple[int, int, int]] = []  # (start, end, last step)
+    total = base
+    for key in sorted((k for k in sizes if k not in pinned), key=lambda k: (first_def[k], -sizes[k])):
+        begin = first_def[key]
+        live = [entry for entry in live if entry[2] >= begin]
+        size = align(max(sizes[key], 1))
+        candidate = base
+        for s, e, _ in sorted(live):
+            if candidate + size <= s:
+                break
+            candidate = max(candidate, e)
+        offsets[key] = candidate
+        live.append((candidate, candidate + size, last_use.get(key, begin)))
+        total = max(total, candidate + size)
+    return offsets, total

@@ -1,0 +1,134 @@
+"""Group the ops of a quantized module into overlay steps: the units of work code is emitted for.
+
+A step covers one or more IR ops (e.g. qconv + requantize is one ``conv`` step; the four ops of an
+int8 add are one ``eadd`` step).  Model-boundary conversions (quantizing an f32 input,
+dequantizing or casting an output back to f32) are ``host`` work done by the runtime with the
+same numerics the reference interpreter uses.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tcc.ir import Module, Op, Value
+
+from .errors import unsupported
+
+LAYOUT_KINDS = ("reshape", "transpose", "slice", "split", "expand", "gather")
+POOL_KINDS = ("max_pool", "qavg_pool", "qglobal_avg_pool")
+
+
+@dataclass
+class Step:
+    kind: str  # conv | gemm | eadd | requant | pool | concat | layout | cvt_in | cvt_out | vector
+    ops: list[Op]
+    inputs: list[Value]
+    outputs: list[Value]
+    name: str = ""
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class HostIO:
+    """Boundary conversions: (module name, IR value the device tensor is, the boundary op)."""
+
+    inputs: list[tuple[str, Value, Op | None]] = field(default_factory=list)
+    outputs: list[tuple[str, Value, Op | None]] = field(default_factory=list)
+
+
+def _const(v: Value):
+    return v.producer if v.producer is not None and v.producer.kind == "const" else None
+
+
+def _sole_user(v: Value, module: Module) -> Op | None:
+    users = v.users
+    return users[0] if len(users) == 1 and not module.is_output(v) else None
+
+
+def _is_rescale_to_i32(v: Value, module: Module) -> bool:
+    p = v.producer
+    return (p is not None and p.kind == "requantize" and p.attrs["dtype"] == "i32"
+            and p.operands[0].type.dtype == "i8" and _sole_user(v, module) is not None)
+
+
+def find_host_io(module: Module) -> HostIO:
+    io = HostIO()
+    for v in module.inputs:
+        users = v.users
+        if len(users) == 1 and users[0].kind in ("quantize", "cast") and not module.is_output(v):
+            io.inputs.append((v.name, users[0].result, users[0]))
+        else:
+            io.inputs.append((v.name, v, None))
+    for name, v in module.outputs:
+        p = v.producer
+        if p is not None and p.kind in ("dequantize", "cast") and v.type.dtype == "f32":
+            io.outputs.append((name, p.operands[0], p))
+        else:
+            io.outputs.append((name, v, None))
+    return io
+
+
+def build_steps(module: Module, io: HostIO) -> list[Step]:
+    host_ops = {id(op) for _, _, op in io.inputs + io.outputs if op is not None}
+    covered: set[int] = set(host_ops)
+    steps: list[Step] = []
+    for op in module.ops:
+        if id(op) in covered or op.kind == "const":
+            continue
+        step = _match(op, module)
+        if step is None:
+            raise unsupported(op, _why(op))
+        step.name = step.name or op.loc
+        covered.update(id(o) for o in step.ops)
+        steps.append(step)
+    return steps
+
+
+def _why(op: Op) -> str:
+    if op.kind == "qmatmul":
+        return "matmul of two activations is not lowered yet (transformer support is a later issue)"
+    dtypes = sorted({v.type.dtype for v in op.operands + op.results})
+    return f"no overlay lowering for this op on element types {', '.join(dtypes)}"
+
+
+def _match(op: Op, module: Module) -> Step | None:
+    out = op.results[0]
+    if op.kind in ("qconv", "qlinear"):
+        req = _sole_user(out, module)
+        if req is None or req.kind != "requantize" or req.attrs["dtype"] != "i8" or _const(op.operands[1]) is None:
+            return None
+        if len(op.operands) > 2 and _const(op.operands[2]) is None:
+            return None
+        return Step("conv" if op.kind == "qconv" else "gemm", [op, req], [op.operands[0]], [req.result])
+    if op.kind == "requantize" and op.attrs["dtype"] == "i32":
+        add = _sole_user(out, module)
+        return _match(add, module) if add is not None and add.kind in ("add", "sub") else None
+    if op.kind in ("add", "sub") and out.type.dtype == "i32":
+        a, b = op.operands
+        req = _sole_user(out, module)
+        if not (_is_rescale_to_i32(a, module) and _is_rescale_to_i32(b, module)) or req is None \
+                or req.kind != "requantize" or req.attrs["dtype"] != "i8":
+            return None
+        ra, rb = a.producer, b.producer
+        if ra.operands[0].type.shape != rb.operands[0].type.shape:
+            return None
+        return Step("eadd", [ra, rb, op, req], [ra.operands[0], rb.operands[0]], [req.result])
+    if op.kind == "requantize" and op.attrs["dtype"] == "i8" and op.operands[0].type.dtype == "i8":
+        if len(op.attrs["multiplier"]) != 1:
+            return None
+        return Step("requant", [op], [op.operands[0]], [out])
+    if op.kind in POOL_KINDS and out.type.dtype == "i8" and out.type.rank == 4:
+        return Step("pool", [op], [op.operands[0]], [out])
+    if op.kind == "concat" and out.type.dtype in ("i8", "bf16"):
+        return Step("concat", [op], list(op.operands), [out])
+    if op.kind in LAYOUT_KINDS and out.type.dtype in ("i8", "bf16"):
+        if any(_const(v) is None for v in op.operands[1:]):
+            return None
+        return Step("layout", [op], [op.operands[0]], list(op.results))
+    if op.kind == "dequantize" and op.attrs["dtype"] == "bf16":
+        return Step("cvt_in", [op], [op.operands[0]], [out])
+    if op.kind == "quantize" and op.operands[0].type.dtype == "bf16":
+        return Step("cvt_out", [op], [op.operands[0]], [out])
+    if out.type.dtype == "bf16" and all(v.type.dtype == "bf16" for v in op.operands):
+        activations = [v for v in op.operands if _const(v) is None]
+        return Step("vector", [op], activations, list(op.results))
+    return None

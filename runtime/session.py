@@ -1,0 +1,114 @@
+"""Load a compiled artifact and run it on the simulator, like onnxruntime's InferenceSession.
+
+    session = tcc.runtime.Session("model.tcc")
+    outputs = session.run(None, {"input": x})          # list, in output order
+    reference = session.run_reference({"input": x})    # the integer reference interpreter
+
+Model-boundary conversions (quantizing float inputs, dequantizing outputs) run on the host by
+evaluating the artifact's own IR ops, so they round exactly as the reference does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tcc.backends.overlay.artifact import Artifact, ArtifactError
+from tcc.backends.overlay.layout import from_physical, to_physical
+from tcc.ir import TensorType, parse_module
+from tcc.ir.dtypes import to_numpy
+from tcc.ir.errors import InterpreterError, IRParseError
+from tcc.ir.interpreter import evaluate_op, run_module
+
+
+@dataclass
+class NodeArg:
+    """Name, shape and element type of a model input or output (onnxruntime's NodeArg)."""
+
+    name: str
+    shape: list[int]
+    type: str
+
+
+class Session:
+    def __init__(self, artifact):
+        self.artifact = artifact if isinstance(artifact, Artifact) else Artifact.load(artifact)
+        meta = self.artifact.metadata
+        try:
+            self.module = parse_module(self.artifact.ir_text, "<artifact IR>")
+        except IRParseError as exc:
+            raise ArtifactError(f"the artifact's IR does not parse: {exc}") from None
+        from tcc.isa.target import TargetConfig
+
+        self.target = TargetConfig.from_dict(meta["target"], "artifact target")
+        self._values = {v.name: v for v in self.module.values()}
+        self._inputs = {v.name: v for v in self.module.inputs}
+        self._outputs = dict(self.module.outputs)
+        self.last_result = None
+
+    # -- onnxruntime-style introspection -------------------------------------------------------
+    def get_inputs(self) -> list[NodeArg]:
+        return [NodeArg(v.name, list(v.type.shape), v.type.dtype) for v in self.module.inputs]
+
+    def get_outputs(self) -> list[NodeArg]:
+        return [NodeArg(n, list(v.type.shape), v.type.dtype) for n, v in self.module.outputs]
+
+    # -- running -------------------------------------------------------------------------------
+    def _check_inputs(self, feeds: dict) -> dict:
+        from tcc.ir.interpreter.interpreter import bind_inputs
+
+        env = bind_inputs(self.module, feeds)
+        return {v.name: env[id(v)] for v in self.module.inputs}
+
+    def run(self, output_names, feeds: dict) -> list[np.ndarray]:
+        """Run on the simulator; returns the outputs named (None: all) in order."""
+        outputs = self.run_dict(feeds)
+        names = output_names or [n for n, _ in self.module.outputs]
+        return [outputs[n] for n in names]
+
+    def run_dict(self, feeds: dict) -> dict[str, np.ndarray]:
+        from tcc.isa.simulator import Machine
+
+        feeds = self._check_inputs(feeds)
+        meta = self.artifact.metadata
+        dram = np.zeros(meta["dram_bytes"], np.uint8)
+        image = np.frombuffer(self.artifact.dram_image, np.uint8)
+        dram[:image.size] = image
+        for entry in meta["inputs"]:
+            device = self._device_array(entry, feeds[entry["name"]])
+            raw = np.frombuffer(to_physical(device, self._type(entry)).tobytes(), np.uint8)
+            dram[entry["address"]:entry["address"] + raw.size] = raw
+        machine = Machine(self.target, dram, meta["descriptors"])
+        self.last_result = machine.run(self.artifact.program)
+        out = {}
+        for entry in meta["outputs"]:
+            t = self._type(entry)
+            size = t.size * to_numpy(t.dtype).itemsize
+            raw = machine.dram[entry["address"]:entry["address"] + size]
+            device = from_physical(np.frombuffer(raw.tobytes(), to_numpy(t.dtype)), t)
+            out[entry["name"]] = self._host_output(entry, device)
+        return out
+
+    def run_reference(self, feeds: dict) -> dict[str, np.ndarray]:
+        """The integer reference interpreter on the artifact's quantized IR."""
+        return run_module(self.module, feeds)
+
+    # -- host conversions ----------------------------------------------------------------------
+    def _type(self, entry) -> TensorType:
+        return self._values[entry["value"]].type
+
+    def _device_array(self, entry, array: np.ndarray) -> np.ndarray:
+        value = self._values[entry["value"]]
+        if entry["boundary_op"] is None:
+            return array
+        op = value.producer
+        return evaluate_op(op, [array])[0]
+
+    def _host_output(self, entry, device: np.ndarray) -> np.ndarray:
+        if entry["boundary_op"] is None:
+            return device
+        op = self._outputs[entry["name"]].producer
+        try:
+            return evaluate_op(op, [device])[0]
+        except InterpreterError as exc:
+            raise ArtifactError(f"output {entry['name']!r}: {exc}") from None
