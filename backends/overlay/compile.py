@@ -81,7 +81,13 @@ def compile_overlay(module: Module, target: TargetConfig | None = None) -> Artif
         if want is not None and want != mode:
             ctx.program.emit("mode", to=want)
             mode = want
-        EMITTERS[step.kind](ctx, step) if step.kind != "layout" else emit_layout(ctx, step, alias)
+        first_layer = len(ctx.layer_stats)
+        if step.kind == "layout":
+            emit_layout(ctx, step, alias)
+        else:
+            EMITTERS[step.kind](ctx, step)
+        for stats in ctx.layer_stats[first_layer:]:
+            stats.update(kind=step.kind, mode=MODES.get(step.kind, mode))
     ctx.program.emit("halt")
 
     base = align(len(plan.constants), 4096)
