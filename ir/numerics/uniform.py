@@ -8,7 +8,7 @@ zero point 0) used to compare against DyBit.
 import numpy as np
 
 from ._arrays import along_axis, as_int64, unwrap
-from .integer import INT8_MAX, INT8_MIN, int_dtype_for_range, round_to_integer
+from .integer import INT8_MAX, INT8_MIN, int_dtype_for_range
 from .scale_search import search_scale_mse
 
 
@@ -28,12 +28,17 @@ def quantize_affine(x, scale, zero_point=0, qmin: int = INT8_MIN, qmax: int = IN
     s = along_axis(np.asarray(scale, np.float32), x32.shape, axis, "scale")
     _check_scale(s)
     zp = along_axis(as_int64(zero_point, "zero_point"), x32.shape, axis, "zero_point")
+    if zp.size and (zp.min() < -2**24 or zp.max() > 2**24):
+        raise ValueError("zero_point must be within +-2**24")
     with np.errstate(over="ignore", invalid="ignore"):
-        t = (x32 / s).astype(np.float64)
-    t = np.clip(np.where(np.isnan(t), 0.0, t), -(2.0**40), 2.0**40)  # beyond this, all saturates
-    out = np.clip(np.asarray(round_to_integer(t, "half_even")) + zp, qmin, qmax)
+        t = x32 / s
+    t[np.isnan(t)] = 0.0
+    # rint of a float32 is exact (round half to even; large values are integers already), and the
+    # clip bounds are small integers, so float32 arithmetic here rounds exactly once.
+    lo, hi = (qmin - zp).astype(np.float32), (qmax - zp).astype(np.float32)
+    r = np.clip(np.rint(t), lo, hi)
     dtype = np.dtype(out_dtype) if out_dtype is not None else int_dtype_for_range(qmin, qmax)
-    return unwrap(out.astype(dtype))
+    return unwrap((r.astype(np.int64) + zp).astype(dtype))
 
 
 def dequantize_affine(q, scale, zero_point=0, axis=None):
