@@ -1,0 +1,50 @@
+"""Performance counters per layer: an instruction counts for the value ``sys.layer`` has once it
+has executed (so ``setr sys.layer`` itself counts for the new layer).  A layer's cycles run from
+its first start to its last end, so pipelined layers may overlap in time."""
+from __future__ import annotations
+
+from .timing import UNIT_NAMES
+
+
+class LayerCounters:
+    """Raw counts of one layer; ``as_dict`` derives cycles and PE utilization."""
+
+    __slots__ = ("first_start", "last_end", "macs", "bytes_loaded", "bytes_stored", "busy", "stall_cycles",
+                 "instructions")
+
+    def __init__(self):
+        self.first_start: int | None = None
+        self.last_end = 0
+        self.macs = 0
+        self.bytes_loaded = 0
+        self.bytes_stored = 0
+        self.busy = [0, 0, 0]  # per unit, as timing.UNIT_NAMES
+        self.stall_cycles = 0  # sum over timed instructions of start - issue
+        self.instructions = 0
+
+    def record(self, unit: int, issue: int, start: int, end: int, macs: int, loaded: int, stored: int) -> None:
+        if self.first_start is None or start < self.first_start:
+            self.first_start = start
+        if end > self.last_end:
+            self.last_end = end
+        self.busy[unit] += end - start
+        self.stall_cycles += start - issue
+        self.macs += macs
+        self.bytes_loaded += loaded
+        self.bytes_stored += stored
+
+    def as_dict(self, peak_macs_per_cycle: int) -> dict:
+        cycles = 0 if self.first_start is None else self.last_end - self.first_start
+        out = {
+            "cycles": cycles,
+            "start": self.first_start or 0,
+            "end": self.last_end,
+            "instructions": self.instructions,
+            "macs": self.macs,
+            "bytes_loaded": self.bytes_loaded,
+            "bytes_stored": self.bytes_stored,
+        }
+        out.update({f"{name}_busy": busy for name, busy in zip(UNIT_NAMES, self.busy)})
+        out["stall_cycles"] = self.stall_cycles
+        out["pe_utilization"] = self.macs / (peak_macs_per_cycle * cycles) if cycles else 0.0
+        return out

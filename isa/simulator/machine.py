@@ -1,0 +1,164 @@
+"""The machine's architectural state and the vocabulary its instruction implementations share.
+
+State (docs/overlay-machine.md): DRAM and the five on-chip buffers as flat uint8 arrays, 256
+32-bit configuration registers, the PE array's mode.  Every instruction is one ``@impl``
+function ``fn(state, *fields)`` taking the decoded fields in table order; it changes the state
+and returns what the cycle model needs: an ``Effect`` (cycles, byte ranges touched, MACs and
+DRAM bytes moved), a ``Barrier`` (``sync``/``halt``) or None (issue-only instructions).
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Callable
+
+import numpy as np
+
+from ..table import BUFFERS, BY_MNEMONIC, REGISTER_INDEX
+from ..target import TargetConfig, TargetError
+
+ABUF, WBUF, ACC, PBUF, VBUF = (BUFFERS.index(name) for name in ("abuf", "wbuf", "acc", "pbuf", "vbuf"))
+DRAM = len(BUFFERS)  # memory id of DRAM, after the buffers
+MEMORY_NAMES = BUFFERS + ("dram",)
+NUM_REGISTERS = 256
+
+
+class Fault(Exception):
+    """Why an instruction cannot execute; the run loop turns it into a SimulatorTrap with PC and text."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class Effect:
+    """What one timed instruction did, for the cycle model and the counters.
+
+    ``accesses`` holds ``(memory, lo, hi, write)`` byte ranges [lo, hi): the span from the lowest
+    to the highest byte the instruction touches in that memory.
+    """
+
+    cycles: int
+    accesses: tuple
+    macs: int = 0
+    loaded: int = 0  # DRAM bytes read by a load
+    stored: int = 0  # DRAM bytes written by a store
+
+
+@dataclass(slots=True)
+class Barrier:
+    """Stall issue until the units in ``mask`` are idle (bit 0 load, 1 compute, 2 store)."""
+
+    mask: int
+
+
+IMPLS: dict[str, Callable] = {}
+
+
+def impl(mnemonic: str):
+    """Register the implementation of one instruction; its parameters after the state must be the
+    table's field names, in order."""
+
+    def register(fn: Callable) -> Callable:
+        if mnemonic not in BY_MNEMONIC:
+            raise ValueError(f"@impl({mnemonic!r}): no such instruction in isa/table.py")
+        if mnemonic in IMPLS:
+            raise ValueError(f"@impl({mnemonic!r}) registered twice")
+        params = list(inspect.signature(fn).parameters)[1:]
+        fields = [f.name for f in BY_MNEMONIC[mnemonic].fields]
+        if params != fields:
+            raise ValueError(f"@impl({mnemonic!r}): parameters {params} differ from the table's fields {fields}")
+        IMPLS[mnemonic] = fn
+        return fn
+
+    return register
+
+
+def registers(*names: str) -> Callable[[list[int]], tuple[int, ...]]:
+    """A fast reader of several configuration registers by name: ``reader(state.regs)`` -> tuple."""
+    indices = [REGISTER_INDEX[n] for n in names]
+    if len(indices) == 1:
+        only = indices[0]
+        return lambda regs: (regs[only],)
+    return itemgetter(*indices)
+
+
+def contiguous_strides(shape, itemsize: int) -> tuple[int, ...]:
+    """Byte strides of a row-major array of ``shape``."""
+    strides, step = [], itemsize
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
+
+
+class MachineState:
+    """DRAM, buffers, registers, mode and the vector-op descriptor table of one overlay core."""
+
+    def __init__(self, target: TargetConfig, dram: np.ndarray, descriptors: list[dict] | None = None):
+        image = np.asarray(dram)
+        if image.dtype != np.uint8 or image.ndim != 1:
+            raise TypeError(f"the DRAM image must be a 1-d uint8 array, got {image.dtype}{list(image.shape)}")
+        if image.size > target.dram_bytes:
+            raise TargetError(f"DRAM image of {image.size} bytes exceeds target {target.name}'s "
+                              f"dram_bytes = {target.dram_bytes}")
+        self.target = target
+        self.dram = image.copy()
+        self.buffers = {name: np.zeros(target.buffer_bytes(name), np.uint8) for name in BUFFERS}
+        self.memories = [self.buffers[name] for name in BUFFERS] + [self.dram]
+        self.descriptors = list(descriptors or [])
+        self.vector_ops: dict[int, object] = {}  # descriptor index -> built VectorOp (descriptors.py)
+        self.reset()
+
+    def reset(self) -> None:
+        """Registers to zero, int8 mode; memory keeps its contents."""
+        self.regs = [0] * NUM_REGISTERS
+        self.mode = "int8"
+        self.halted = False
+
+    def reg(self, name: str) -> int:
+        return self.regs[REGISTER_INDEX[name]]
+
+    def require_mode(self, mode: str, mnemonic: str) -> None:
+        if self.mode != mode:
+            raise Fault(f"{mnemonic} needs {mode} mode but the PE array is in {self.mode} mode "
+                        f"(emit `mode {mode}` before it)")
+
+    def region(self, memory: int, base: int, shape: tuple, strides: tuple, dtype, write: bool,
+               what: str) -> tuple[np.ndarray, tuple | None]:
+        """A view of ``shape`` elements at byte ``base`` with byte ``strides``, bounds-checked.
+
+        Returns the view and its access ``(memory, lo, hi, write)`` (None when empty).  ``what``
+        names the operand in the fault message.
+        """
+        dtype = np.dtype(dtype)
+        lo = hi = base
+        empty = False
+        for n, s in zip(shape, strides):
+            if n <= 0:
+                if n < 0:
+                    raise Fault(f"{what}: negative extent in shape {list(shape)}")
+                empty = True
+            elif s < 0:
+                lo += (n - 1) * s
+            else:
+                hi += (n - 1) * s
+        if empty:
+            return np.empty(shape, dtype), None
+        hi += dtype.itemsize
+        mem = self.memories[memory]
+        if lo < 0 or hi > mem.size:
+            raise Fault(f"{what}: {MEMORY_NAMES[memory]} range [{lo}, {hi}) is outside {MEMORY_NAMES[memory]} "
+                        f"({mem.size} bytes)")
+        view = np.ndarray(shape, dtype, buffer=mem, offset=base, strides=strides)
+        return view, (memory, lo, hi, write)
+
+    def span(self, memory: int, lo: int, hi: int, write: bool, what: str) -> tuple:
+        """Bounds-check the byte range [lo, hi) of a memory; returns its access."""
+        size = self.memories[memory].size
+        if lo < 0 or hi > size:
+            raise Fault(f"{what}: {MEMORY_NAMES[memory]} range [{lo}, {hi}) is outside {MEMORY_NAMES[memory]} "
+                        f"({size} bytes)")
+        return memory, lo, hi, write

@@ -1,0 +1,148 @@
+"""The simulator's public face: ``Machine(target, dram, descriptors).run(words) -> RunResult``.
+
+Execution is functional and in program order (each instruction completes before the next);
+the cycle model (timing.py) replays the same instructions on three decoupled units and its
+hazard checks make that order the one the hardware would observe.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from ..encoding import decode
+from ..errors import IllegalInstruction, SimulatorTrap
+from ..table import REGISTER_INDEX
+from . import impl_dma, impl_matrix, impl_pool, impl_quant, impl_system, impl_vector  # noqa: F401 (register impls)
+from .counters import LayerCounters
+from .machine import IMPLS, Barrier, Fault, MachineState
+from .timing import COMPUTE, LOAD, STORE, UNIT_NAMES, Timing
+
+# The cycle model's unit of every timed instruction (the others only take an issue slot).
+TIMED_UNITS = {"load": LOAD, "store": STORE, "matmul": COMPUTE, "requant": COMPUTE, "pool": COMPUTE,
+               "eadd": COMPUTE, "copy": COMPUTE, "cvt": COMPUTE, "vop": COMPUTE, "mode": COMPUTE}
+_LAYER = REGISTER_INDEX["sys.layer"]
+
+
+class Event(NamedTuple):
+    """One timed instruction in a trace."""
+
+    pc: int
+    unit: str
+    issue: int
+    start: int
+    end: int
+
+
+@dataclass
+class RunResult:
+    """What a run measured.  ``layers`` maps each ``sys.layer`` value to its counters
+    (``LayerCounters.as_dict``); ``units`` gives busy cycles per unit; ``trace`` (when asked
+    for) one ``Event`` per timed instruction."""
+
+    cycles: int
+    instructions: int
+    layers: dict[int, dict]
+    units: dict[str, int]
+    stall_cycles: int
+    clock_mhz: float = field(repr=False, default=0.0)
+    trace: list[Event] | None = field(repr=False, default=None)
+
+    @property
+    def seconds(self) -> float:
+        return self.cycles / (self.clock_mhz * 1e6)
+
+    @property
+    def macs(self) -> int:
+        return sum(layer["macs"] for layer in self.layers.values())
+
+
+class _Entry:
+    """One decoded program word: the implementation to call and its arguments."""
+
+    __slots__ = ("fn", "args", "unit", "text")
+
+    def __init__(self, fn, args, unit, text):
+        self.fn, self.args, self.unit, self.text = fn, args, unit, text
+
+
+def _illegal(reason: str):
+    def trap(m):
+        raise Fault(f"illegal instruction: {reason}")
+
+    return trap
+
+
+def _decode_entries(words: np.ndarray) -> list[_Entry]:
+    """Decode each distinct word once; an illegal word becomes an entry that traps when executed."""
+    unique, inverse = np.unique(words, return_inverse=True)
+    decoded = []
+    for word in unique.tolist():
+        try:
+            instr = decode(word)
+        except IllegalInstruction as exc:
+            decoded.append(_Entry(_illegal(exc.reason), (), None, f"0x{word:016x}"))
+            continue
+        decoded.append(_Entry(IMPLS[instr.mnemonic], instr.operands, TIMED_UNITS.get(instr.mnemonic), instr))
+    return [decoded[i] for i in inverse.ravel().tolist()]
+
+
+class Machine(MachineState):
+    """One overlay core: ``Machine(target, dram_image, descriptors)``; ``run(words)``; read ``dram``.
+
+    The DRAM image (uint8) is copied; outputs are read from ``machine.dram`` after the run.  A run
+    starts at PC 0 with registers zero and the array in int8 mode; memory keeps its contents.
+    """
+
+    def run(self, words, max_instructions: int | None = None, trace: bool = False) -> RunResult:
+        """Execute from PC 0 to ``halt``; SimulatorTrap on a fault, or after ``max_instructions``."""
+        words = np.asarray(words, dtype=np.uint64).ravel()
+        entries = _decode_entries(words)
+        self.reset()
+        timing = Timing()
+        layers: dict[int, LayerCounters] = {}
+        events: list[Event] | None = [] if trace else None
+        regs = self.regs
+        pc, executed, end = 0, 0, len(entries)
+        limit = max_instructions if max_instructions is not None else -1
+        while True:
+            if pc >= end:
+                raise SimulatorTrap(pc, "end of program", f"ran past the end of the program ({end} "
+                                                          f"instructions) without halt")
+            if executed == limit:
+                raise SimulatorTrap(pc, str(entries[pc].text), f"executed max_instructions = {limit} "
+                                                               f"instructions without reaching halt")
+            entry = entries[pc]
+            try:
+                effect = entry.fn(self, *entry.args)
+            except Fault as fault:
+                raise SimulatorTrap(pc, str(entry.text), fault.reason) from None
+            layer = regs[_LAYER]
+            counters = layers.get(layer)
+            if counters is None:
+                counters = layers[layer] = LayerCounters()
+            counters.instructions += 1
+            executed += 1
+            pc += 1
+            if effect is None:
+                timing.issue_only()
+            elif type(effect) is Barrier:
+                timing.barrier(effect.mask)
+                if self.halted:
+                    break
+            else:
+                issue, start, finish = timing.execute(entry.unit, effect.cycles, effect.accesses)
+                counters.record(entry.unit, issue, start, finish, effect.macs, effect.loaded, effect.stored)
+                if events is not None:
+                    events.append(Event(pc - 1, UNIT_NAMES[entry.unit], issue, start, finish))
+        peak = self.target.peak_macs_per_cycle
+        return RunResult(
+            cycles=timing.finish,
+            instructions=executed,
+            layers={k: layers[k].as_dict(peak) for k in sorted(layers)},
+            units=dict(zip(UNIT_NAMES, timing.busy)),
+            stall_cycles=sum(c.stall_cycles for c in layers.values()),
+            clock_mhz=self.target.clock_mhz,
+            trace=events,
+        )

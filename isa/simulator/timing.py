@@ -1,0 +1,94 @@
+"""The cycle model of docs/overlay-machine.md: three decoupled units behind an in-order front end.
+
+The front end issues one instruction per cycle (``sync`` and ``halt`` stall it until units are
+idle); each unit (load, compute, store) runs its instructions in order, one at a time, so its
+queue never blocks issue.  An instruction starts at ``max(issue, its unit free, end of every
+earlier conflicting instruction)``: conflicts are overlapping byte ranges [lo, hi) of one memory
+where at least one side writes.  An instruction's range in a memory is the span from the lowest
+to the highest byte it touches there (strided accesses are not split into their rows).
+
+The scoreboard keeps, per unit, memory and access kind (read or write), the ranges of recent
+instructions in order of their end cycle.  Earlier instructions of the same unit never need
+checking (the unit is in order), so an access walks the other units' lists from the newest
+entry back and stops at the first overlap (the latest end) or at the first entry ending before
+its current earliest start.  Entries ending before every unit's earliest possible next start
+are dropped.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+from .machine import MEMORY_NAMES
+
+LOAD, COMPUTE, STORE = 0, 1, 2  # also the bit positions of sync's wait mask
+UNIT_NAMES = ("load", "compute", "store")
+_OTHERS = ((COMPUTE, STORE), (LOAD, STORE), (LOAD, COMPUTE))
+_PRUNE_EVERY = 256
+
+
+class Timing:
+    def __init__(self):
+        self.issue_at = 0  # cycle at which the next instruction issues
+        self.free = [0, 0, 0]  # per unit: end of its last instruction
+        self.busy = [0, 0, 0]
+        memories = range(len(MEMORY_NAMES))
+        # [unit][memory] -> deque of (end, lo, hi), ends increasing
+        self.reads = [[deque() for _ in memories] for _ in UNIT_NAMES]
+        self.writes = [[deque() for _ in memories] for _ in UNIT_NAMES]
+        self._until_prune = _PRUNE_EVERY
+
+    def issue_only(self) -> int:
+        """An instruction that only takes its issue slot (setr, nop); returns its issue cycle."""
+        issue = self.issue_at
+        self.issue_at = issue + 1
+        return issue
+
+    def barrier(self, mask: int) -> int:
+        """sync/halt: later instructions issue once the units in ``mask`` are idle; returns that cycle."""
+        ready = self.issue_at + 1
+        for unit in (LOAD, COMPUTE, STORE):
+            if mask >> unit & 1:
+                ready = max(ready, self.free[unit])
+        self.issue_at = ready
+        return ready
+
+    def execute(self, unit: int, cycles: int, accesses: tuple) -> tuple[int, int, int]:
+        """Schedule one timed instruction with its ``(memory, lo, hi, write)`` accesses; returns its
+        (issue, start, end) cycles."""
+        issue = self.issue_at
+        self.issue_at = issue + 1
+        start = max(issue, self.free[unit])
+        for memory, lo, hi, write in accesses:
+            for other in _OTHERS[unit]:
+                lists = (self.writes[other][memory], self.reads[other][memory]) if write \
+                    else (self.writes[other][memory],)
+                for entries in lists:
+                    for end, other_lo, other_hi in reversed(entries):
+                        if end <= start:
+                            break
+                        if other_lo < hi and lo < other_hi:
+                            start = end
+                            break
+        end = start + cycles
+        self.free[unit] = end
+        self.busy[unit] += cycles
+        for memory, lo, hi, write in accesses:
+            (self.writes if write else self.reads)[unit][memory].append((end, lo, hi))
+        self._until_prune -= 1
+        if not self._until_prune:
+            self._prune(issue)
+        return issue, start, end
+
+    def _prune(self, issue: int) -> None:
+        horizon = max(issue, min(self.free))  # no later instruction starts before this
+        for per_unit in (self.reads, self.writes):
+            for per_memory in per_unit:
+                for entries in per_memory:
+                    while entries and entries[0][0] <= horizon:
+                        entries.popleft()
+        self._until_prune = _PRUNE_EVERY
+
+    @property
+    def finish(self) -> int:
+        """The cycle at which every unit is idle."""
+        return max(self.issue_at, *self.free)

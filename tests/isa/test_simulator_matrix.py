@@ -1,0 +1,304 @@
+"""Golden programs for the int8 side of the simulator: matmul (gemm, conv, dwconv), requant,
+pool, eadd and copy.  Expected values are worked out by hand or by naive loops in the test."""
+import numpy as np
+import pytest
+
+from tcc.ir import numerics
+from tcc.isa.assembler import assemble
+from tcc.isa.encoding import encode_program
+from tcc.isa.simulator import Machine
+from tcc.isa.target import load_target
+
+TARGET = load_target()
+
+
+def setr(**registers) -> str:
+    """``setr`` lines; register names with '.' spelled '__' (mm__m=2)."""
+    return "".join(f"setr {name.replace('__', '.')}, {value}\n" for name, value in registers.items())
+
+
+def run(text: str, dram=None, machine=None):
+    machine = machine or Machine(TARGET, np.zeros(256, np.uint8) if dram is None else dram, [])
+    result = machine.run(encode_program(assemble(text)))
+    return machine, result
+
+
+def int32_bytes(*values) -> np.ndarray:
+    return np.array(values, "<i4").view(np.uint8)
+
+
+def test_gemm_2x2_through_dram():
+    # A = [[1, 2], [3, 4]], W (rows are output channels) = [[5, 6], [7, 8]], a_zp = 1:
+    # acc = (A - 1) @ W.T = [[0*5+1*6, 0*7+1*8], [2*5+3*6, 2*7+3*8]] = [[6, 8], [28, 38]].
+    # Requant per channel: bias (1, -2), multiplier 0.75 * 2**31 with shift 32 (x 0.375), zp 5:
+    # [[7, 6], [29, 36]] * 0.375 = [[2.625, 2.25], [10.875, 13.5]] -> [[3, 2], [11, 14]] + 5.
+    dram = np.zeros(256, np.uint8)
+    dram[0:4] = np.array([1, 2, 3, 4], np.int8).view(np.uint8)
+    dram[16:20] = np.array([5, 6, 7, 8], np.int8).view(np.uint8)
+    dram[32:56] = int32_bytes(1, 3 << 29, 32, -2, 3 << 29, 32)
+    machine, result = run(
+        setr(dma__planes=1, dma__rows=1, dma__row_bytes=4)
+        + "load abuf, 0, 0\nload wbuf, 0, 16\n"
+        + setr(dma__row_bytes=24) + "load pbuf, 0, 32\n"
+        + setr(mm__a=0, mm__a_row=2, mm__m=2, mm__n=2, mm__k=2, mm__a_zp=1, mm__w_row=2, mm__acc_row=2)
+        + "matmul gemm, 0, 0, 0, 0\n"
+        + setr(rq__params=0, rq__m=2, rq__n=2, rq__src_row=2, rq__dst_row=2, rq__zp=5, rq__qmin=-128, rq__qmax=127)
+        + "requant acc, i8, half_even, 0x100, 0\n"
+        + setr(dma__row_bytes=4) + "store abuf, 0x100, 64\nhalt\n", dram)
+    assert machine.buffers["acc"][:16].view("<i4").tolist() == [6, 8, 28, 38]
+    assert machine.dram[64:68].view(np.int8).tolist() == [8, 7, 16, 19]
+    assert result.layers[0]["macs"] == 8
+    assert (result.layers[0]["bytes_loaded"], result.layers[0]["bytes_stored"]) == (32, 4)
+    assert dram[64] == 0  # the machine works on a copy
+
+
+def test_gemm_accumulate_and_wide_weights():
+    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine.buffers["abuf"][0:3] = np.array([1, -2, 3], np.int8).view(np.uint8)
+    machine.buffers["wbuf"][0:6] = np.array([1000, -300, 7], "<i2").view(np.uint8)  # one int16 row
+    machine.buffers["acc"][0:4] = int32_bytes(-5)
+    text = (setr(mm__m=1, mm__n=1, mm__k=3, mm__a_row=3, mm__w_row=3, mm__acc_row=1)
+            + "matmul mode=gemm, accumulate=1, wide=1, acc=0, w=0\nhalt\n")
+    # -5 + 1*1000 + (-2)*(-300) + 3*7 = 1616
+    run(text, machine=machine)
+    assert machine.buffers["acc"][0:4].view("<i4").tolist() == [1616]
+
+
+def naive_conv(slab, weights, zp, kh, kw, stride, dilation, pad, out_hw, c0, depthwise=False):
+    """acc[oy*w_out + ox, n] by loops over the docs' index formula."""
+    (sh, sw), (dh, dw), (pt, pl), (h_out, w_out) = stride, dilation, pad, out_hw
+    h, w, _ = slab.shape
+    n_out = weights.shape[0]
+    cg = 1 if depthwise else weights.shape[1] // (kh * kw)
+    acc = np.zeros((h_out * w_out, n_out), np.int64)
+    for oy in range(h_out):
+        for ox in range(w_out):
+            for n in range(n_out):
+                total = 0
+                for i in range(kh):
+                    for j in range(kw):
+                        iy, ix = oy * sh + i * dh - pt, ox * sw + j * dw - pl
+                        if not (0 <= iy < h and 0 <= ix < w):
+                            continue
+                        for ci in range(cg):
+                            if depthwise:
+                                total += (int(slab[iy, ix, c0 + n]) - zp) * int(weights[n, i * kw + j])
+                            else:
+                                total += (int(slab[iy, ix, c0 + ci]) - zp) * int(weights[n, (i * kw + j) * cg + ci])
+                acc[oy * w_out + ox, n] = total
+    return acc
+
+
+CONV_CASES = [  # (h, w, c, kh, kw, stride, dilation, pad, c0, cg)
+    (5, 4, 3, 3, 3, (1, 1), (1, 1), (1, 1), 0, 3),
+    (7, 6, 4, 3, 3, (2, 2), (1, 1), (1, 1), 0, 4),
+    (6, 6, 2, 3, 2, (1, 2), (2, 1), (2, 0), 0, 2),
+    (5, 5, 6, 3, 3, (1, 1), (1, 1), (1, 1), 2, 3),  # a group: channels 2..4 of 6
+    (6, 5, 3, 3, 3, (1, 1), (1, 1), (-1, 1), 0, 3),  # negative pad_top: skip the slab's first row
+]
+
+
+def conv_registers(h, w, c, kh, kw, stride, dilation, pad, c0, out_hw, zp, m, n, k):
+    return setr(mm__a=0, mm__m=m, mm__n=n, mm__k=k, mm__a_zp=zp, mm__w_row=k, mm__acc_row=n,
+                cv__h=h, cv__w=w, cv__c=c, cv__kh=kh, cv__kw=kw, cv__sh=stride[0], cv__sw=stride[1],
+                cv__dh=dilation[0], cv__dw=dilation[1], cv__pad_top=pad[0], cv__pad_left=pad[1],
+                cv__w_out=out_hw[1], cv__c0=c0)
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_with_padding_matches_naive_loop(case):
+    h, w, c, kh, kw, stride, dilation, pad, c0, cg = case
+    rng = np.random.default_rng(len(str(case)))
+    h_out = (h + 2 * max(pad[0], 0) - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    w_out = (w + 2 * pad[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    n, k, zp = 5, kh * kw * cg, -3
+    slab = rng.integers(-128, 128, (h, w, c), dtype=np.int8)
+    weights = rng.integers(-128, 128, (n, k), dtype=np.int8)
+    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine.buffers["abuf"][:slab.size] = slab.reshape(-1).view(np.uint8)
+    machine.buffers["wbuf"][:weights.size] = weights.reshape(-1).view(np.uint8)
+    m = h_out * w_out
+    run(conv_registers(h, w, c, kh, kw, stride, dilation, pad, c0, (h_out, w_out), zp, m, n, k)
+        + "matmul conv, 0, 0, 0, 0\nhalt\n", machine=machine)
+    got = machine.buffers["acc"][:4 * m * n].view("<i4").reshape(m, n)
+    expected = naive_conv(slab, weights, zp, kh, kw, stride, dilation, pad, (h_out, w_out), c0)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_dwconv_matches_naive_loop():
+    rng = np.random.default_rng(7)
+    h, w, c, c0, n = 5, 5, 6, 1, 4  # output channels 0..3 read slab channels 1..4
+    slab = rng.integers(-128, 128, (h, w, c), dtype=np.int8)
+    weights = rng.integers(-128, 128, (n, 9), dtype=np.int8)
+    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine.buffers["abuf"][:slab.size] = slab.reshape(-1).view(np.uint8)
+    machine.buffers["wbuf"][:weights.size] = weights.reshape(-1).view(np.uint8)
+    run(conv_registers(h, w, c, 3, 3, (2, 2), (1, 1), (1, 1), c0, (3, 3), 4, 9, n, 9)
+        + "matmul dwconv, 0, 0, 0x40, 0\nhalt\n", machine=machine)
+    got = machine.buffers["acc"][0x40:0x40 + 4 * 9 * n].view("<i4").reshape(9, n)
+    expected = naive_conv(slab, weights, 4, 3, 3, (2, 2), (1, 1), (1, 1), (3, 3), c0, depthwise=True)
+    np.testing.assert_array_equal(got, expected)
+
+
+def requant_program(accs, multiplier, shift, rounding, out="i8", zp=0, qmin=-128, qmax=127):
+    """One channel, len(accs) rows: params at pbuf 0, accumulators at acc 0, output at abuf 0."""
+    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine.buffers["pbuf"][:12] = int32_bytes(0, multiplier, shift)
+    machine.buffers["acc"][:4 * len(accs)] = int32_bytes(*accs)
+    run(setr(rq__params=0, rq__m=len(accs), rq__n=1, rq__src_row=1, rq__dst_row=1, rq__zp=zp,
+             rq__qmin=qmin, rq__qmax=qmax) + f"requant acc, {out}, {rounding}, 0, 0\nhalt\n", machine=machine)
+    size = 1 if out == "i8" else 4
+    return machine.buffers["abuf"][:size * len(accs)].view(np.int8 if out == "i8" else "<i4").tolist()
+
+
+def test_requant_rounding_ties():
+    # multiplier 2**30 with shift 31 halves: 5/2 = 2.5, -5/2 = -2.5, 7/2 = 3.5, -7/2 = -3.5, 6/2 = 3
+    accs = [5, -5, 7, -7, 6, 1]
+    assert requant_program(accs, 2**30, 31, "half_even") == [2, -2, 4, -4, 3, 0]
+    assert requant_program(accs, 2**30, 31, "half_up") == [3, -2, 4, -3, 3, 1]
+
+
+def test_requant_saturates_and_adds_zero_point():
+    # 1000 * 0.5 = 500 -> 127; -1000 * 0.5 + 10 = -490 -> -128; 101 * 0.5 = 50.5 -> 50 (+10 = 60)
+    assert requant_program([1000, -1000, 101], 2**30, 31, "half_even", zp=10) == [127, -128, 60]
+
+
+def test_requant_int32_output_from_abuf_with_pre_shift():
+    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine.buffers["abuf"][0x100:0x104] = np.array([100, -100, 3, 4], np.int8).view(np.uint8)
+    # two channels: (bias 1, x 0.5) and (bias -1, x 0.25); 2 rows of 2, src_zp 10, pre_shift 2
+    machine.buffers["pbuf"][:24] = int32_bytes(1, 2**30, 31, -1, 2**30, 32)
+    run(setr(rq__params=0, rq__m=2, rq__n=2, rq__src_row=2, rq__dst_row=2, rq__src_zp=10, rq__pre_shift=2,
+             rq__qmin=-(2**31), rq__qmax=2**31 - 1) + "requant abuf, i32, half_even, 0, 0x100\nhalt\n",
+        machine=machine)
+    # ((100-10)<<2)+1 = 361 -> 180.5 -> 180; ((-100-10)<<2)-1 = -441 -> -110.25 -> -110
+    # ((3-10)<<2)+1 = -27 -> -13.5 -> -14;   ((4-10)<<2)-1 = -25 -> -6.25 -> -6
+    assert machine.buffers["abuf"][:16].view("<i4").tolist() == [180, -110, -14, -6]
+
+
+def pool_program(slab, mode, kernel, stride, pads, out_hw, zp=0, count_pad=0):
+    h, w, c = slab.shape
+    pad_top, pad_left, pad_bottom, pad_right = pads
+    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine.buffers["abuf"][:slab.size] = slab.reshape(-1).view(np.uint8)
+    run(setr(cv__h=h, cv__w=w, cv__c=c, cv__kh=kernel[0], cv__kw=kernel[1], cv__sh=stride[0], cv__sw=stride[1],
+             cv__dh=1, cv__dw=1, cv__pad_top=pad_top, cv__pad_left=pad_left, cv__w_out=out_hw[1],
+             pl__h_out=out_hw[0], pl__pad_bottom=pad_bottom, pl__pad_right=pad_right, pl__zp=zp,
+             pl__count_pad=count_pad) + f"pool {mode}, 0x1000, 0\nhalt\n", machine=machine)
+    size = out_hw[0] * out_hw[1] * c
+    return machine.buffers["abuf"][0x1000:0x1000 + size].view(np.int8).reshape(out_hw[0], out_hw[1], c)
+
+
+def test_max_pool_padding_never_wins():
+    values = np.array([[-9, -8, -7], [-6, -5, -4], [-3, -2, -1]], np.int8)
+    slab = np.stack([values, values + 20], axis=-1)
+    # 2x2 windows, stride 2, one row/column of padding above/left: (0,0) sees only -9
+    got = pool_program(slab, "max", (2, 2), (2, 2), (1, 1, 0, 0), (2, 2))
+    assert got[..., 0].tolist() == [[-9, -7], [-3, -1]]
+    assert got[..., 1].tolist() == [[11, 13], [17, 19]]
+
+
+def test_avg_pool_rounding_and_count_pad():
+    slab = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]], np.int8)[..., None]
+    # 3x3 windows, stride 2, padding 1 all round: in-slab sums 12, 16, 24, 28 over 4 positions
+    got = pool_program(slab, "avg", (3, 3), (2, 2), (1, 1, 1, 1), (2, 2))
+    assert got[..., 0].tolist() == [[3, 4], [6, 7]]
+    # counting the padding: 12/9 = 1.33, 16/9 = 1.78, 24/9 = 2.67, 28/9 = 3.11
+    got = pool_program(slab, "avg", (3, 3), (2, 2), (1, 1, 1, 1), (2, 2), count_pad=1)
+    assert got[..., 0].tolist() == [[1, 2], [3, 3]]
+    # ties round half to even: (1+2+3+4)/4 = 2.5 -> 2; with zp 1: (0+1+2+3)/4 = 1.5 -> 2, + 1
+    tie = np.array([[1, 2], [3, 4]], np.int8)[..., None]
+    assert pool_program(tie, "avg", (2, 2), (1, 1), (0, 0, 0, 0), (1, 1)).item() == 2
+    assert pool_program(tie, "avg", (2, 2), (1, 1), (0, 0, 0, 0), (1, 1), zp=1).item() == 3
+
+
+def test_avg_pool_count_pad_stops_at_the_padded_extent():
+    # a 2x2 slab, 3x3 kernel, stride 2, pad 1 above/left and none below/right: output (0,0)
+    # window covers rows/cols -1..1, all inside the padded extent [-1, 2): divisor 9 with count_pad
+    slab = np.full((2, 2, 1), 9, np.int8)
+    assert pool_program(slab, "avg", (3, 3), (2, 2), (1, 1, 0, 0), (1, 1), count_pad=1).item() == 4  # 36/9
+    # one more output column whose window (cols 1..3) leaves the padded extent after col 1
+    got = pool_program(slab, "avg", (3, 3), (2, 2), (1, 1, 0, 0), (1, 2), count_pad=1)
+    # (0,1): cols 1..3, of which only col 1 lies in [-1, 2): divisor 3 * 1, in-slab sum 18
+    assert got[..., 0].tolist() == [[4, 6]]
+
+
+def naive_pool(slab, mode, kernel, stride, dilation, pads, out_hw, zp, count_pad):
+    h, w, c = slab.shape
+    pad_top, pad_left, pad_bottom, pad_right = pads
+    out = np.zeros(out_hw + (c,), np.int64)
+    for oy in range(out_hw[0]):
+        for ox in range(out_hw[1]):
+            for ch in range(c):
+                values, padded = [], 0
+                for i in range(kernel[0]):
+                    for j in range(kernel[1]):
+                        iy, ix = oy * stride[0] + i * dilation[0] - pad_top, ox * stride[1] + j * dilation[1] - pad_left
+                        padded += -pad_top <= iy < h + pad_bottom and -pad_left <= ix < w + pad_right
+                        if 0 <= iy < h and 0 <= ix < w:
+                            values.append(int(slab[iy, ix, ch]))
+                if mode == "max":
+                    out[oy, ox, ch] = max(values)
+                else:
+                    mean = round(sum(v - zp for v in values) / (padded if count_pad else len(values)))
+                    out[oy, ox, ch] = min(max(mean + zp, -128), 127)  # Python's round is half to even
+    return out
+
+
+@pytest.mark.parametrize("mode, count_pad", [("max", 0), ("avg", 0), ("avg", 1)])
+def test_pool_with_dilation_and_uneven_padding_matches_naive_loop(mode, count_pad):
+    rng = np.random.default_rng(11)
+    slab = rng.integers(-128, 128, (7, 6, 3), dtype=np.int8)
+    kernel, stride, dilation, pads, out_hw = (3, 2), (2, 1), (1, 2), (1, 0, 2, 1), (4, 4)
+    h, w, c = slab.shape
+    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine.buffers["abuf"][:slab.size] = slab.reshape(-1).view(np.uint8)
+    run(setr(cv__h=h, cv__w=w, cv__c=c, cv__kh=kernel[0], cv__kw=kernel[1], cv__sh=stride[0], cv__sw=stride[1],
+             cv__dh=dilation[0], cv__dw=dilation[1], cv__pad_top=pads[0], cv__pad_left=pads[1], cv__w_out=out_hw[1],
+             pl__h_out=out_hw[0], pl__pad_bottom=pads[2], pl__pad_right=pads[3], pl__zp=-5, pl__count_pad=count_pad)
+        + f"pool {mode}, 0x1000, 0\nhalt\n", machine=machine)
+    got = machine.buffers["abuf"][0x1000:0x1000 + 16 * c].view(np.int8).reshape(4, 4, c)
+    np.testing.assert_array_equal(got, naive_pool(slab, mode, kernel, stride, dilation, pads, out_hw, -5, count_pad))
+
+
+def test_eadd_matches_requantize_composed_by_hand():
+    a = np.array([10, -20, 127, -128, 0, 55], np.int8)
+    b = np.array([3, 50, -128, 127, 1, -55], np.int8)
+    a_mult, a_shift = numerics.quantize_multiplier(0.3)
+    b_mult, b_shift = numerics.quantize_multiplier(0.45)
+    out_mult, out_shift = numerics.quantize_multiplier(1 / (0.8 * 2**20))
+    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine.buffers["abuf"][0:6] = a.view(np.uint8)
+    machine.buffers["abuf"][0x40:0x46] = b.view(np.uint8)
+    text = setr(ea__b=0x40, ea__len=6, ea__a_zp=2, ea__b_zp=-1, ea__a_mult=a_mult, ea__a_shift=a_shift,
+                ea__b_mult=b_mult, ea__b_shift=b_shift, ea__pre_shift=20, ea__out_mult=out_mult,
+                ea__out_shift=out_shift, ea__zp=-4, ea__qmin=-128, ea__qmax=127)
+    for op, combine in (("add", np.add), ("sub", np.subtract)):
+        for rounding in ("half_even", "half_up"):
+            run(text + f"eadd {op}, {rounding}, 0x80, 0\nhalt\n", machine=machine)
+            va = numerics.requantize((a.astype(np.int64) - 2) << 20, a_mult, a_shift, 0, -(2**31), 2**31 - 1,
+                                     rounding)
+            vb = numerics.requantize((b.astype(np.int64) + 1) << 20, b_mult, b_shift, 0, -(2**31), 2**31 - 1,
+                                     rounding)
+            expected = numerics.requantize(combine(va.astype(np.int64), vb), out_mult, out_shift, -4, -128, 127,
+                                           rounding)
+            assert machine.buffers["abuf"][0x80:0x86].view(np.int8).tolist() == expected.tolist()
+
+
+def test_copy_transposes():
+    matrix = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine.buffers["abuf"][:12] = matrix.reshape(-1)
+    # rows of 4 at stride 4 go to columns at stride 1 of a 4x3 matrix (row stride 3)
+    run(setr(cp__n0=1, cp__n1=1, cp__n2=3, cp__n3=4, cp__s2=4, cp__s3=1, cp__d2=1, cp__d3=3, cp__elem=1)
+        + "copy abuf, 0x20, 0\nhalt\n", machine=machine)
+    assert machine.buffers["abuf"][0x20:0x2C].reshape(4, 3).tolist() == matrix.T.tolist()
+
+
+def test_copy_of_two_byte_elements_in_place():
+    values = np.arange(6, dtype="<u2")  # a 2x3 bf16-sized matrix, transposed onto itself
+    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine.buffers["vbuf"][:12] = values.view(np.uint8)
+    run(setr(cp__n0=1, cp__n1=1, cp__n2=2, cp__n3=3, cp__s2=6, cp__s3=2, cp__d2=2, cp__d3=4, cp__elem=2)
+        + "copy vbuf, 0, 0\nhalt\n", machine=machine)  # every read happens before any write
+    assert machine.buffers["vbuf"][:12].view("<u2").reshape(3, 2).tolist() == [[0, 3], [1, 4], [2, 5]]

@@ -1,0 +1,121 @@
+"""The cycle model: decoupled units, byte-range hazards, sync, per-layer counters.
+
+Default target: DMA = 64 + ceil(row_bytes / 64) per row; matmul = ceil(M/32) * ceil(N/32) * K + 64.
+"""
+import numpy as np
+
+from tcc.isa.assembler import assemble
+from tcc.isa.encoding import encode_program
+from tcc.isa.simulator import Machine
+from tcc.isa.target import load_target
+
+TARGET = load_target()
+DMA_64 = 64 + 1  # a 64-byte load or store
+MATMUL_K64 = 64 + 32 + 32  # one 1x1 tile with K = 64
+
+
+def setr(**registers) -> str:
+    return "".join(f"setr {name.replace('__', '.')}, {value}\n" for name, value in registers.items())
+
+
+def run(text):
+    machine = Machine(TARGET, np.zeros(1024, np.uint8), [])
+    result = machine.run(encode_program(assemble(text)), trace=True)
+    return result, {event.pc: event for event in result.trace}
+
+
+PROLOGUE = setr(dma__planes=1, dma__rows=1, dma__row_bytes=64)  # pcs 0..2
+GEMM = setr(mm__m=1, mm__n=1, mm__k=64, mm__a_row=64, mm__w_row=64, mm__acc_row=1)  # 6 instructions
+
+
+def test_double_buffering_overlaps_a_load_with_a_matmul():
+    result, at = run(PROLOGUE
+                     + "load abuf, 0, 0\n"          # pc 3: issue 3, runs 3..68
+                     + "load wbuf, 0, 64\n"         # pc 4: load unit busy until 68, runs 68..133
+                     + GEMM                         # pcs 5..10
+                     + "matmul gemm, 0, 0, 0, 0\n"  # pc 11: waits for the weights, 133..261
+                     + "load abuf, 64, 128\n"       # pc 12: the other half, 133..198, under the matmul
+                     + setr(mm__a=64)               # pc 13
+                     + "matmul gemm, 0, 0, 4, 0\n"  # pc 14: compute free at 261, 261..389
+                     + "halt\n")
+    assert (at[3].start, at[3].end) == (3, 3 + DMA_64)
+    assert (at[4].start, at[4].end) == (68, 68 + DMA_64)
+    assert (at[11].issue, at[11].start, at[11].end) == (11, 133, 133 + MATMUL_K64)  # waits for its load
+    assert (at[12].start, at[12].end) == (133, 198)
+    assert at[12].start < at[11].end  # overlapped
+    assert (at[14].start, at[14].end) == (261, 389)
+    assert result.cycles == 389 < 3 * DMA_64 + 2 * MATMUL_K64
+    assert result.units == {"load": 3 * DMA_64, "compute": 2 * MATMUL_K64, "store": 0}
+    assert result.layers[0]["stall_cycles"] == sum(e.start - e.issue for e in result.trace)
+
+
+def test_a_load_into_the_half_being_read_waits_for_the_matmul():
+    result, at = run(PROLOGUE + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM
+                     + "matmul gemm, 0, 0, 0, 0\n"  # pc 11: 133..261, reads abuf [0, 64)
+                     + "load abuf, 32, 128\n"       # pc 12: writes abuf [32, 96): write after read
+                     + "halt\n")
+    assert at[12].start == at[11].end == 261
+    assert result.cycles == 261 + DMA_64
+
+
+def test_store_then_load_of_the_same_dram_bytes_is_ordered():
+    result, at = run(PROLOGUE
+                     + "store abuf, 0, 512\n"   # pc 3: 3..68, writes DRAM [512, 576)
+                     + "load wbuf, 0, 544\n"    # pc 4: reads DRAM [544, 608): waits for the store
+                     + "load wbuf, 64, 0\n"     # pc 5: unrelated, but the load unit is in order
+                     + "store abuf, 64, 256\n"  # pc 6: independent of the loads: runs after pc 3
+                     + "halt\n")
+    assert at[4].start == at[3].end == 68
+    assert at[5].start == at[4].end
+    assert at[6].start == at[3].end
+    assert result.cycles == at[5].end
+
+
+def test_reads_do_not_conflict_with_reads():
+    _, at = run(PROLOGUE + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM
+                + "matmul gemm, 0, 0, 0, 0\n"  # pc 11: reads abuf [0, 64) during 133..261
+                + "store abuf, 0, 512\n"       # pc 12: reads the same bytes: only waits for the load
+                + "halt\n")
+    assert at[11].start == 133 and at[12].start == at[3].end == 68
+
+
+def test_sync_stalls_issue_until_the_unit_is_idle():
+    result, at = run(PROLOGUE + "load abuf, 0, 0\n" + "sync 1\n" + "store abuf, 0x100, 512\n" + "halt\n")
+    assert at[5].issue == at[3].end == 68  # the store would otherwise issue at 5 and start at once
+    assert at[5].start == 68
+    assert result.cycles == 68 + DMA_64
+
+
+def test_mode_switch_drains_the_compute_unit():
+    _, at = run(PROLOGUE + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM + "matmul gemm, 0, 0, 0, 0\n"
+                + "mode bf16\n" + "halt\n")
+    assert at[12].start == at[11].end and at[12].end == at[11].end + TARGET.mode_switch
+
+
+def test_per_layer_counters():
+    result, at = run(PROLOGUE + setr(sys__layer=1)
+                     + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM + "matmul gemm, 0, 0, 0, 0\n"
+                     + setr(sys__layer=2)
+                     + setr(rq__m=1, rq__n=1, rq__src_row=1, rq__dst_row=1, rq__qmin=-128, rq__qmax=127)
+                     + "requant acc, i8, half_even, 0x200, 0\n"
+                     + "store abuf, 0x200, 512\nhalt\n")
+    first, second = result.layers[1], result.layers[2]
+    load_a, matmul = at[4], at[12]
+    assert first["start"] == load_a.start and first["end"] == matmul.end
+    assert first["cycles"] == matmul.end - load_a.start
+    assert (first["macs"], first["bytes_loaded"], first["bytes_stored"]) == (64, 128, 0)
+    assert (first["load_busy"], first["compute_busy"]) == (2 * DMA_64, MATMUL_K64)
+    assert first["pe_utilization"] == 64 / (1024 * first["cycles"])
+    requant = next(e for e in result.trace if e.unit == "compute" and e.pc > 12)
+    assert requant.start == matmul.end and requant.end - requant.start == 1 + 4
+    assert (second["bytes_stored"], second["macs"], second["compute_busy"]) == (64, 0, 5)
+    assert second["cycles"] == result.cycles - requant.start
+    assert result.layers[0]["instructions"] == 3 and result.instructions == sum(
+        layer["instructions"] for layer in result.layers.values())
+
+
+def test_strided_dma_costs_per_row():
+    result, at = run(setr(dma__planes=2, dma__rows=3, dma__row_bytes=100, dma__dram_row=128, dma__dram_plane=512,
+                          dma__sram_row=100, dma__sram_plane=300) + "load abuf, 0, 0\nhalt\n")
+    assert at[7].end - at[7].start == 64 + 2 * 3 * 2  # 6 rows of ceil(100 / 64) beats
+    assert result.layers[0]["bytes_loaded"] == 600

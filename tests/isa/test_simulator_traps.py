@@ -1,0 +1,149 @@
+"""Every trap names its PC, the disassembled instruction and the reason."""
+import re
+
+import numpy as np
+import pytest
+
+from tcc.ir.errors import TccError
+from tcc.isa.assembler import assemble
+from tcc.isa.encoding import encode_program
+from tcc.isa.errors import SimulatorTrap
+from tcc.isa.simulator import IMPLS, Machine
+from tcc.isa.table import INSTRUCTIONS
+from tcc.isa.target import TargetError, load_target
+
+TARGET = load_target()
+SOFTMAX = {"kind": "softmax", "attrs": {"axis": -1}, "operands": [{"shape": [2, 8], "dtype": "bf16"}],
+           "results": [{"shape": [2, 8], "dtype": "bf16"}], "passes": 5}
+
+
+def setr(**registers) -> str:
+    return "".join(f"setr {name.replace('__', '.')}, {value}\n" for name, value in registers.items())
+
+
+def trap(words_or_text, descriptors=(), dram_bytes=1024, **run_options) -> SimulatorTrap:
+    words = encode_program(assemble(words_or_text)) if isinstance(words_or_text, str) else words_or_text
+    machine = Machine(TARGET, np.zeros(dram_bytes, np.uint8), list(descriptors))
+    with pytest.raises(SimulatorTrap) as info:
+        machine.run(words, **run_options)
+    return info.value
+
+
+def expect(error: SimulatorTrap, pc: int, text: str, reason: str) -> None:
+    assert error.pc == pc
+    assert error.instruction_text == text
+    assert re.search(reason, error.reason), error.reason
+    assert str(error) == f"trap at pc {pc} ({text}): {error.reason}"
+    assert isinstance(error, TccError)
+
+
+def test_every_instruction_has_one_implementation():
+    assert sorted(IMPLS) == sorted(i.mnemonic for i in INSTRUCTIONS)
+
+
+def test_illegal_opcode():
+    words = encode_program(assemble("nop\nhalt\n"))
+    words[1] = np.uint64(0x3F << 58)
+    expect(trap(words), 1, "0xfc00000000000000", "illegal instruction: unknown opcode 0x3f")
+
+
+def test_reserved_bits_are_illegal_but_only_when_reached():
+    words = encode_program(assemble("nop\nhalt\nnop\n"))
+    words[2] |= np.uint64(1)
+    assert Machine(TARGET, np.zeros(8, np.uint8), []).run(words).instructions == 2
+    words[0] |= np.uint64(1)
+    expect(trap(words), 0, "0x0000000000000001", "illegal instruction: nop with non-zero reserved bits")
+
+
+def test_buffer_out_of_bounds_names_buffer_range_and_size():
+    error = trap(setr(dma__planes=1, dma__rows=1, dma__row_bytes=64) + "load abuf, 0x7fff0, 0\nhalt\n")
+    expect(error, 3, "load abuf, 0x7fff0, 0x0",
+           r"destination box: abuf range \[524272, 524336\) is outside abuf \(524288 bytes\)")
+
+
+def test_dram_out_of_bounds():
+    error = trap(setr(dma__planes=1, dma__rows=1, dma__row_bytes=64) + "store wbuf, 0, 1000\nhalt\n")
+    expect(error, 3, "store wbuf, 0x0, 0x3e8", r"destination box: dram range \[1000, 1064\) is outside dram \(1024 bytes\)")
+
+
+def test_negative_strides_below_zero_are_out_of_bounds():
+    error = trap(setr(dma__planes=1, dma__rows=2, dma__row_bytes=8, dma__sram_row=-16, dma__dram_row=8)
+                 + "load acc, 8, 0\nhalt\n")
+    assert error.pc == 5 and "acc range [-8, 16)" in error.reason
+
+
+def test_matrix_instruction_in_bf16_mode():
+    expect(trap("mode bf16\nmatmul gemm, 0, 0, 0, 0\nhalt\n"), 1, "matmul gemm, 0, 0, 0x0, 0x0",
+           r"matmul needs int8 mode but the PE array is in bf16 mode \(emit `mode int8` before it\)")
+
+
+@pytest.mark.parametrize("text, pc", [("vop 0, 0\n", 0), ("mode bf16\nmode int8\ncvt i8_bf16, 0, 0\n", 2)])
+def test_vector_instruction_in_int8_mode(text, pc):
+    error = trap(text + "halt\n", [SOFTMAX])
+    assert error.pc == pc and "needs bf16 mode but the PE array is in int8 mode" in error.reason
+
+
+def test_accumulator_overflow():
+    machine = Machine(TARGET, np.zeros(8, np.uint8), [])
+    machine.buffers["acc"][:4] = np.array([2**31 - 100], "<i4").view(np.uint8)
+    machine.buffers["abuf"][:2] = np.array([10, 10], np.int8).view(np.uint8)
+    machine.buffers["wbuf"][:2] = np.array([5, 6], np.int8).view(np.uint8)
+    text = setr(mm__m=1, mm__n=1, mm__k=2, mm__a_row=2, mm__w_row=2, mm__acc_row=1) + "matmul gemm, 1, 0, 0, 0\nhalt\n"
+    with pytest.raises(SimulatorTrap) as info:
+        machine.run(encode_program(assemble(text)))
+    expect(info.value, 6, "matmul gemm, 1, 0, 0x0, 0x0", r"int32 accumulator overflow at acc\[0, 0\] = 2147483658")
+    # without accumulate the same product fits
+    machine.run(encode_program(assemble(text.replace("gemm, 1,", "gemm, 0,"))))
+    assert machine.buffers["acc"][:4].view("<i4").tolist() == [110]
+
+
+def test_bad_descriptor_index():
+    error = trap("mode bf16\n" + setr(v__desc=3) + "vop 0, 0\nhalt\n", [SOFTMAX])
+    expect(error, 2, "vop 0x0, 0x0", r"v.desc = 3 is not a descriptor index \(the artifact has 1\)")
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"attrs": {"axes": [1]}}, "softmax has no attribute 'axes'"),
+    ({"results": [{"shape": [2, 9], "dtype": "bf16"}]}, r"declares result bf16\[2,9\] but softmax .* gives bf16\[2,8\]"),
+    ({"attrs": {"axis": "last"}}, "attribute 'axis' takes int, got 'last'"),
+    ({"operands": [{"shape": [2, 8], "dtype": "f32"}]}, "vop tensors are bf16"),
+    ({"kind": "nonsense"}, "op kind 'nonsense' has no reference kernel"),
+    ({"passes": 0}, "passes must be a positive integer"),
+    ({"extra": 1}, r"unknown key\(s\) \['extra'\]"),
+])
+def test_malformed_descriptor(change, reason):
+    error = trap("mode bf16\nvop 0, 0\nhalt\n", [{**SOFTMAX, **change}])
+    assert error.pc == 1 and error.reason.startswith("bad vop descriptor 0")
+    assert re.search(reason, error.reason), error.reason
+
+
+def test_running_off_the_end():
+    expect(trap("nop\nnop\n"), 2, "end of program", r"ran past the end of the program \(2 instructions\) without halt")
+    expect(trap(np.zeros(0, np.uint64)), 0, "end of program", r"\(0 instructions\)")
+
+
+def test_max_instructions():
+    error = trap("nop\nnop\nnop\nhalt\n", max_instructions=2)
+    expect(error, 2, "nop", "executed max_instructions = 2 instructions without reaching halt")
+
+
+def test_requant_output_range_must_fit_the_output_type():
+    error = trap(setr(rq__m=1, rq__n=1, rq__qmin=-1000, rq__qmax=1000) + "requant acc, i8, half_even, 0, 0\nhalt\n")
+    assert error.pc == 4 and r"rq.qmin, rq.qmax = [-1000, 1000] must be an ordered range inside i8" in error.reason
+
+
+def test_conv_depth_must_match_the_kernel():
+    error = trap(setr(mm__m=1, mm__n=1, mm__k=10, cv__kh=3, cv__kw=3) + "matmul conv, 0, 0, 0, 0\nhalt\n")
+    assert error.pc == 5 and "mm.k = 10 is not a multiple of cv.kh * cv.kw = 3 * 3" in error.reason
+
+
+def test_pool_window_entirely_in_padding():
+    error = trap(setr(cv__h=2, cv__w=2, cv__c=1, cv__kh=1, cv__kw=1, cv__sh=1, cv__sw=1, cv__dh=1, cv__dw=1,
+                      cv__pad_top=1, cv__w_out=1, pl__h_out=1) + "pool max, 0x100, 0\nhalt\n")
+    assert "pool window of output (0, 0) lies entirely in the padding" in error.reason
+
+
+def test_dram_image_larger_than_the_target():
+    small = TARGET.__class__(**{**TARGET.to_dict(), "dram_bytes": 1024})
+    with pytest.raises(TargetError, match="DRAM image of 2048 bytes exceeds target tataa's dram_bytes = 1024"):
+        Machine(small, np.zeros(2048, np.uint8), [])
