@@ -32,6 +32,15 @@ def _emit(module, output) -> None:
         write_ir(module, output)
 
 
+def _print_plans(manager) -> None:
+    """The mixed-precision choices (table and Pareto front) go to stderr."""
+    from tcc.passes.quantize import MixedPrecision
+
+    for p in manager.passes:
+        if isinstance(p, MixedPrecision) and p.plan is not None:
+            click.echo(p.plan.format_report(), err=True)
+
+
 dump_options = [
     click.option("--dump-ir-after", "dump_after", multiple=True, metavar="PASS|all|import",
                  help="Write the textual IR after this pass (repeatable; 'all' for every pass)."),
@@ -72,9 +81,15 @@ def cli(debug: bool) -> None:
 @click.option("--weights", default="int8", show_default=True,
               help="Weight format: int8, int4, or dybit2..dybit8.")
 @click.option("--symmetric", is_flag=True, help="Symmetric int8 activations (zero point 0).")
+@click.option("--budget-bytes", type=int, default=None, metavar="N",
+              help="--quant mixed: weight memory budget in bytes.")
+@click.option("--budget-cycles", type=int, default=None, metavar="N",
+              help="--quant mixed: modeled latency budget in cycles (sum over weight layers).")
+@click.option("--candidates", default=None, metavar="F1,F2,...",
+              help="--quant mixed: formats to choose from (default int8,int4,dybit4,dybit6,bf16).")
 @with_dump_options
 def compile(model, target, output, input_shapes, passes, calib, quant, method, weights, symmetric,
-            dump_after, dump_dir, timings):
+            budget_bytes, budget_cycles, candidates, dump_after, dump_dir, timings):
     """Compile an ONNX MODEL."""
     from tcc.driver import compile_to_ir, quantization_pipeline
     from tcc.passes import DEFAULT_FLOAT_PIPELINE
@@ -82,8 +97,10 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
     if passes is None:
         passes = DEFAULT_FLOAT_PIPELINE
         if calib is not None:
-            passes += quantization_pipeline(calib, quant, method, weights, symmetric)
+            passes += quantization_pipeline(calib, quant, method, weights, symmetric, budget_bytes,
+                                            budget_cycles, candidates)
     module, manager = compile_to_ir(model, _shapes(input_shapes), passes, dump_after, dump_dir)
+    _print_plans(manager)
     if timings:
         click.echo(manager.timing_report(), err=True)
     _emit(module, output)
@@ -100,6 +117,7 @@ def opt(source, passes, output, dump_after, dump_dir, timings):
 
     module = load_ir(source)
     manager = run_pipeline(module, passes, dump_after, dump_dir)
+    _print_plans(manager)
     if timings:
         click.echo(manager.timing_report(), err=True)
     _emit(module, output)

@@ -54,16 +54,33 @@ def run_pipeline(module: Module, passes, dump_after=(), dump_dir=None) -> PassMa
     return manager
 
 
-def quantization_pipeline(calib, quant="int8", method="minmax", weights="int8", symmetric=False) -> tuple[str, ...]:
-    """The passes that follow the float pipeline when calibration data is given."""
+def quantization_pipeline(calib, quant="int8", method="minmax", weights="int8", symmetric=False,
+                          budget_bytes=None, budget_cycles=None, candidates=None) -> tuple[str, ...]:
+    """The passes that follow the float pipeline when calibration data is given.
+
+    ``quant="mixed"`` chooses weight formats per layer under one budget (mixed-precision pass).
+    """
     from tcc.passes import PRE_QUANT_PIPELINE
 
-    if quant != "int8":
-        raise UsageError(f"--quant {quant} is not available yet; use int8 (with --weights for low-bit weights)")
+    if quant not in ("int8", "mixed"):
+        raise UsageError(f"--quant {quant} is not available; use int8 or mixed")
     if "," in str(calib) or "}" in str(calib):
         raise UsageError(f"--calib path {calib!r} may not contain ',' or '}}'")
-    options = f"calib={calib},method={method},weights={weights},symmetric={symmetric}"
-    return PRE_QUANT_PIPELINE + (f"quantize{{{options}}}", "dce")
+    if quant == "int8":
+        if budget_bytes is not None or budget_cycles is not None or candidates is not None:
+            raise UsageError("--budget-bytes, --budget-cycles and --candidates go with --quant mixed")
+        options = f"calib={calib},method={method},weights={weights},symmetric={symmetric}"
+        return PRE_QUANT_PIPELINE + (f"quantize{{{options}}}", "dce")
+    if weights != "int8":
+        raise UsageError("--quant mixed chooses each layer's weight format; give the formats to choose "
+                         "from with --candidates instead of --weights")
+    if (budget_bytes is None) == (budget_cycles is None):
+        raise UsageError("--quant mixed needs one budget: --budget-bytes N or --budget-cycles N")
+    options = f"calib={calib},method={method},symmetric={symmetric},"
+    options += f"budget_bytes={budget_bytes}" if budget_bytes is not None else f"budget_cycles={budget_cycles}"
+    if candidates is not None:
+        options += ",candidates=" + "/".join(c.strip() for c in candidates.split(","))
+    return PRE_QUANT_PIPELINE + (f"mixed-precision{{{options}}}", "dce")
 
 
 def compile_to_ir(model, input_shapes=None, passes=DEFAULT_FLOAT_PIPELINE, dump_after=(),

@@ -6,7 +6,7 @@ from .dce import DeadCodeElimination
 from .fold_affine import BatchNormToConv, FoldAffine
 from .fold_batchnorm import FoldBatchNorm
 from .fold_constants import FoldConstants
-from .quantize import Quantize
+from .quantize import MixedPrecision, Quantize
 
 PASSES: dict[str, type[Pass]] = {}
 
@@ -18,7 +18,8 @@ def register(cls: type[Pass]) -> type[Pass]:
     return cls
 
 
-for _cls in (DeadCodeElimination, FoldConstants, FoldBatchNorm, FoldAffine, BatchNormToConv, Quantize):
+for _cls in (DeadCodeElimination, FoldConstants, FoldBatchNorm, FoldAffine, BatchNormToConv, Quantize,
+             MixedPrecision):
     register(_cls)
 
 # The float pipeline `tcc compile -t ir` runs after import.

@@ -1,4 +1,4 @@
-"""Post-training quantization: calibration, int8 (and DyBit / int4 weight) lowering."""
+"""Post-training quantization: calibration, int8 (and DyBit / int4 weight) lowering, mixed precision."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,6 +8,7 @@ from tcc.ir import Module
 from ..base import Pass
 from .calibration import CalibrationError, calibrate, load_samples
 from .lowering import LoweringConfig, lower_module
+from .mixed_precision import MixedPrecision, MixedPrecisionPlan
 from .params import WEIGHT_FORMATS, QuantizationError, parse_weight_format
 
 
@@ -42,4 +43,5 @@ class Quantize(Pass):
         module.take_body(lower_module(module, ranges, config))
 
 
-__all__ = ["CalibrationError", "Quantize", "QuantizationError", "WEIGHT_FORMATS"]
+__all__ = ["CalibrationError", "MixedPrecision", "MixedPrecisionPlan", "Quantize", "QuantizationError",
+           "WEIGHT_FORMATS"]

@@ -1,0 +1,143 @@
+"""Per-layer sensitivity: how much the model's output error grows when one layer changes format.
+
+The error of a quantized model is its outputs' relative mean squared error against the float
+model on the same inputs (noise-to-signal power, summed over samples before dividing; the mean
+over outputs when there are several).  We pick it over top-1 agreement (too coarse on a few
+samples) and softmax KL (only meaningful for classifier logits): it applies to any output, and
+independent quantization noises from different layers add in power to first order, which is
+what the additive model below assumes.
+
+Sensitivity of layer l in format f = error(l in f, every other weight layer int8)
+                                     - error(every weight layer int8).
+Mixed precision assumes these add up (as the DyBit paper's framework does): the error of an
+assignment is predicted as error(all int8) + the sum of its layers' sensitivities.  The pass
+reports the measured error of the chosen model next to that prediction.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tcc.ir import Module, Op
+from tcc.ir.errors import TccError
+from tcc.ir.interpreter import run_module
+
+from .cost_model import LayerCost
+from .lowering import LoweringConfig, _const, lower_module
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One weight layer of the float module: a conv / linear / matmul with a constant weight."""
+
+    name: str  # the float op's result name: the key of LoweringConfig.layer_weights
+    loc: str  # the ONNX node it came from, for reports
+    kind: str
+    weight_shape: tuple[int, ...]
+    cost: LayerCost
+
+    @property
+    def label(self) -> str:
+        return self.loc or self.name
+
+
+def _macs(op: Op, weight: np.ndarray) -> int:
+    """Multiply-accumulates of one run: every output element reduces over one weight row."""
+    out = op.result.type.size
+    if op.kind == "conv":
+        return out * int(np.prod(weight.shape[1:]))  # weight [M, C/group, *kernel]
+    return out * int(weight.shape[1] if op.kind == "linear" else weight.shape[0])
+
+
+def weight_layers(module: Module) -> list[Layer]:
+    """The layers whose weight format mixed precision chooses, in program order."""
+    layers = []
+    for op in module.ops:
+        if op.kind not in ("conv", "linear", "matmul") or len(op.operands) < 2:
+            continue
+        weight = _const(op.operands[1])
+        if weight is None or (op.kind == "matmul" and weight.ndim != 2):
+            continue
+        if len(op.operands) > 2 and _const(op.operands[2]) is None:
+            continue  # a computed bias keeps the layer out of the integer path anyway
+        cost = LayerCost(weights=int(weight.size), macs=_macs(op, weight))
+        layers.append(Layer(op.result.name, op.loc, op.kind, tuple(weight.shape), cost))
+    return layers
+
+
+def output_error(reference: list[dict[str, np.ndarray]], outputs: list[dict[str, np.ndarray]]) -> float:
+    """Relative MSE of ``outputs`` against ``reference`` (per sample, one array per output name)."""
+    ratios = []
+    for name in reference[0]:
+        signal = sum(float(np.sum(np.square(r[name], dtype=np.float64))) for r in reference)
+        noise = sum(float(np.sum(np.square(o[name].astype(np.float64) - r[name]))) for r, o in
+                    zip(reference, outputs))
+        ratios.append(noise / signal if signal > 0 else noise)
+    return float(np.mean(ratios))
+
+
+def model_error(lowered: Module, samples, reference) -> float:
+    """Output error of the quantized module ``lowered`` over ``samples`` (``reference``: float outputs)."""
+    return output_error(reference, [run_module(lowered, s) for s in samples])
+
+
+@dataclass
+class Sensitivity:
+    """Measured output errors of single-layer format changes (see the module docstring)."""
+
+    candidates: tuple[str, ...]
+    base_error: float  # every weight layer int8
+    errors: np.ndarray  # [layer, candidate]; inf where the format could not be used
+    samples: int
+    failures: dict[tuple[str, str], str] = field(default_factory=dict)  # (layer, format) -> why
+
+    @property
+    def deltas(self) -> np.ndarray:
+        return self.errors - self.base_error
+
+
+def measure_sensitivity(source: Module, ranges, layers: list[Layer], candidates, samples, reference,
+                        config: LoweringConfig, show_progress: bool = True) -> Sensitivity:
+    """Lower and run the model once per (layer, non-int8 candidate), plus once all int8.
+
+    ``reference``: the float model's outputs on ``samples``; ``config`` gives the shared
+    lowering options (its ``layer_weights`` are replaced).
+    A format that cannot be lowered or run for a layer (a bias that does not fit int32 at the
+    finer DyBit scale, an accumulator overflow) gets an infinite error and a recorded reason.
+    """
+    def error_with(layer_weights) -> float:
+        lowered = lower_module(source, ranges, LoweringConfig(
+            weights="int8", symmetric=config.symmetric, rounding=config.rounding, layer_weights=layer_weights))
+        return model_error(lowered, samples, reference)
+
+    base = error_with({})
+    errors = np.full((len(layers), len(candidates)), np.inf)
+    failures = {}
+    jobs = [(i, j) for i in range(len(layers)) for j, fmt in enumerate(candidates) if fmt != "int8"]
+    progress = None
+    if show_progress and sys.stderr.isatty() and jobs:
+        import click
+
+        progress = click.progressbar(length=len(jobs), label="sensitivity", file=sys.stderr)
+        progress.__enter__()
+    try:
+        for j, fmt in enumerate(candidates):
+            if fmt == "int8":
+                errors[:, j] = base
+        for i, j in jobs:
+            layer, fmt = layers[i], candidates[j]
+            try:
+                errors[i, j] = error_with({layer.name: fmt})
+            except TccError as exc:
+                failures[(layer.name, fmt)] = str(exc)
+            if not np.isfinite(errors[i, j]):
+                errors[i, j] = np.inf
+                failures.setdefault((layer.name, fmt), "the output error is not finite")
+            if progress is not None:
+                progress.update(1)
+    finally:
+        if progress is not None:
+            progress.__exit__(None, None, None)
+    return Sensitivity(tuple(candidates), base, errors, len(samples), failures)
