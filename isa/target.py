@@ -35,6 +35,7 @@ class TargetConfig:
     array_cols: int = 32
     simd_lanes: int = 128  # bf16 mode
     simd_latency: int = 16
+    post_lanes: int = 128  # elements per cycle of the store-path unit (requant, pool, eadd, copy)
     abuf_bytes: int = 512 * 1024  # TATAA itself has 2 x 16 KB of activations; see targets/tataa.toml
     wbuf_bytes: int = 512 * 1024
     acc_bytes: int = 256 * 1024
@@ -78,7 +79,7 @@ class TargetConfig:
             raise TargetError(f"{source}: {exc}") from None
 
 
-_POSITIVE = ("array_rows", "array_cols", "simd_lanes", "abuf_bytes", "wbuf_bytes", "acc_bytes",
+_POSITIVE = ("array_rows", "array_cols", "simd_lanes", "post_lanes", "abuf_bytes", "wbuf_bytes", "acc_bytes",
              "pbuf_bytes", "vbuf_bytes", "dram_bytes", "dram_bytes_per_cycle")
 _NON_NEGATIVE = ("simd_latency", "dma_latency", "mode_switch")
 

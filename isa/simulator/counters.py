@@ -18,7 +18,7 @@ class LayerCounters:
         self.macs = 0
         self.bytes_loaded = 0
         self.bytes_stored = 0
-        self.busy = [0, 0, 0]  # per unit, as timing.UNIT_NAMES
+        self.busy = [0] * len(UNIT_NAMES)  # per unit, as timing.UNIT_NAMES
         self.stall_cycles = 0  # sum over timed instructions of start - issue
         self.instructions = 0
 

@@ -2,7 +2,7 @@
 
 ``pool`` reads all ``cv.c`` channels of the slab at ``src`` (``cv.c0`` and ``mm.a`` are not used);
 a window with no in-slab position traps.  ``copy`` moves ``cp.elem``-byte elements and costs
-``ceil(n0*n1*n2*n3*elem / array_cols) + 4`` cycles.
+``ceil(n0*n1*n2*n3*elem / post_lanes) + 4`` cycles.
 """
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def pool(m: MachineState, mode: str, dst: int, src: int):
         divisor = in_padded if count_pad else in_slab
         mean = numerics.round_to_integer(total / divisor[..., None], "half_even")
         out[...] = np.clip(mean + zp, numerics.INT8_MIN, numerics.INT8_MAX)
-    cycles = -(-(h_out * w_out * c * kh * kw) // m.target.array_cols) + 4
+    cycles = -(-(h_out * w_out * c * kh * kw) // m.target.post_lanes) + 4
     return Effect(cycles, (s_access, d_access))
 
 
@@ -94,5 +94,5 @@ def copy(m: MachineState, buf: str, dst: int, src: int):
         return Effect(4, ())
     overlaps = s_access[1] < d_access[2] and d_access[1] < s_access[2]
     target[...] = source.copy() if overlaps else source  # every read happens before any write
-    cycles = -(-source.size // m.target.array_cols) + 4
+    cycles = -(-source.size // m.target.post_lanes) + 4
     return Effect(cycles, (s_access, d_access))

@@ -37,7 +37,7 @@ def _shift_left(x: np.ndarray, pre_shift: int, extra: int, what: str) -> np.ndar
 
 
 def _cycles(m: MachineState, elements: int) -> int:
-    return -(-elements // m.target.array_cols) + 4
+    return -(-elements // m.target.post_lanes) + 4
 
 
 @impl("requant")

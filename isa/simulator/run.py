@@ -17,11 +17,11 @@ from ..table import REGISTER_INDEX
 from . import impl_dma, impl_matrix, impl_pool, impl_quant, impl_system, impl_vector  # noqa: F401 (register impls)
 from .counters import LayerCounters
 from .machine import IMPLS, Barrier, Fault, MachineState
-from .timing import COMPUTE, LOAD, STORE, UNIT_NAMES, Timing
+from .timing import COMPUTE, LOAD, POST, STORE, UNIT_NAMES, Timing
 
 # The cycle model's unit of every timed instruction (the others only take an issue slot).
-TIMED_UNITS = {"load": LOAD, "store": STORE, "matmul": COMPUTE, "requant": COMPUTE, "pool": COMPUTE,
-               "eadd": COMPUTE, "copy": COMPUTE, "cvt": COMPUTE, "vop": COMPUTE, "mode": COMPUTE}
+TIMED_UNITS = {"load": LOAD, "store": STORE, "matmul": COMPUTE, "requant": POST, "pool": POST,
+               "eadd": POST, "copy": POST, "cvt": COMPUTE, "vop": COMPUTE, "mode": COMPUTE}
 _LAYER = REGISTER_INDEX["sys.layer"]
 
 

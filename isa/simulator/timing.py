@@ -1,5 +1,7 @@
 """The cycle model of docs/overlay-machine.md: three decoupled units behind an in-order front end.
 
+Units: load, compute (the PE array: matmul, and cvt/vop in bf16 mode), store, and post (the
+quantization / pooling / element-wise unit on the store path: requant, pool, eadd, copy).
 The front end issues one instruction per cycle (``sync`` and ``halt`` stall it until units are
 idle); each unit (load, compute, store) runs its instructions in order, one at a time, so its
 queue never blocks issue.  An instruction starts at ``max(issue, its unit free, end of every
@@ -20,17 +22,17 @@ from collections import deque
 
 from .machine import MEMORY_NAMES
 
-LOAD, COMPUTE, STORE = 0, 1, 2  # also the bit positions of sync's wait mask
-UNIT_NAMES = ("load", "compute", "store")
-_OTHERS = ((COMPUTE, STORE), (LOAD, STORE), (LOAD, COMPUTE))
+LOAD, COMPUTE, STORE, POST = 0, 1, 2, 3  # LOAD..STORE are also the bit positions of sync's wait mask
+UNIT_NAMES = ("load", "compute", "store", "post")
+_OTHERS = tuple(tuple(o for o in range(len(UNIT_NAMES)) if o != u) for u in range(len(UNIT_NAMES)))
 _PRUNE_EVERY = 256
 
 
 class Timing:
     def __init__(self):
         self.issue_at = 0  # cycle at which the next instruction issues
-        self.free = [0, 0, 0]  # per unit: end of its last instruction
-        self.busy = [0, 0, 0]
+        self.free = [0] * len(UNIT_NAMES)  # per unit: end of its last instruction
+        self.busy = [0] * len(UNIT_NAMES)
         memories = range(len(MEMORY_NAMES))
         # [unit][memory] -> deque of (end, lo, hi), ends increasing
         self.reads = [[deque() for _ in memories] for _ in UNIT_NAMES]
@@ -49,6 +51,8 @@ class Timing:
         for unit in (LOAD, COMPUTE, STORE):
             if mask >> unit & 1:
                 ready = max(ready, self.free[unit])
+        if mask >> COMPUTE & 1:  # the compute bit also covers the post-processing unit
+            ready = max(ready, self.free[POST])
         self.issue_at = ready
         return ready
 

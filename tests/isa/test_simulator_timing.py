@@ -45,7 +45,7 @@ def test_double_buffering_overlaps_a_load_with_a_matmul():
     assert at[12].start < at[11].end  # overlapped
     assert (at[14].start, at[14].end) == (261, 389)
     assert result.cycles == 389 < 3 * DMA_64 + 2 * MATMUL_K64
-    assert result.units == {"load": 3 * DMA_64, "compute": 2 * MATMUL_K64, "store": 0}
+    assert result.units == {"load": 3 * DMA_64, "compute": 2 * MATMUL_K64, "store": 0, "post": 0}
     assert result.layers[0]["stall_cycles"] == sum(e.start - e.issue for e in result.trace)
 
 
@@ -106,9 +106,9 @@ def test_per_layer_counters():
     assert (first["macs"], first["bytes_loaded"], first["bytes_stored"]) == (64, 128, 0)
     assert (first["load_busy"], first["compute_busy"]) == (2 * DMA_64, MATMUL_K64)
     assert first["pe_utilization"] == 64 / (1024 * first["cycles"])
-    requant = next(e for e in result.trace if e.unit == "compute" and e.pc > 12)
+    requant = next(e for e in result.trace if e.unit == "post" and e.pc > 12)  # the store-path unit
     assert requant.start == matmul.end and requant.end - requant.start == 1 + 4
-    assert (second["bytes_stored"], second["macs"], second["compute_busy"]) == (64, 0, 5)
+    assert (second["bytes_stored"], second["macs"], second["post_busy"]) == (64, 0, 5)
     assert second["cycles"] == result.cycles - requant.start
     assert result.layers[0]["instructions"] == 3 and result.instructions == sum(
         layer["instructions"] for layer in result.layers.values())
