@@ -61,13 +61,25 @@ def _gather(m: MachineState, M: int, channels: int):
     return rows[index], valid, access
 
 
-def _exact_type(k: int, zp: int, wide: int):
-    """The cheapest type in which ``sum_k (a - zp) * w`` over int8 ``a`` is exact: float32 or float64
-    while every partial sum is an integer below 2**24 or 2**53, else int64."""
-    worst = max(abs(numerics.INT8_MIN - zp), abs(numerics.INT8_MAX - zp)) * (2**15 if wide else 2**7) * max(k, 1)
-    if worst < 2**24:
-        return np.float32
-    return np.float64 if worst < 2**53 else np.int64
+def _exact_chunk(zp: int, wide: int) -> int:
+    """The longest reduction whose float32 partial sums of (a - zp) * w stay exact integers (< 2**24)."""
+    term = max(abs(numerics.INT8_MIN - zp), abs(numerics.INT8_MAX - zp)) * (2**15 if wide else 2**7)
+    return max(0, (2**24 - 1) // term)
+
+
+def _exact_matmul(a: np.ndarray, w: np.ndarray, zp: int, wide: int) -> np.ndarray:
+    """``(a - zp) @ w.T`` exactly, as int64: float32 BLAS over reduction chunks short enough that
+    every partial sum is an integer below 2**24, the chunks summed in int64 (float64 BLAS when a
+    chunk would be too short to pay off)."""
+    k = a.shape[1]
+    chunk = _exact_chunk(zp, wide)
+    if chunk < 64 and k > chunk:
+        return np.rint(a.astype(np.float64) @ w.T.astype(np.float64)).astype(np.int64)
+    total = None
+    for k0 in range(0, k, max(chunk, 1)):
+        part = (a[:, k0:k0 + chunk].astype(np.float32) @ w[:, k0:k0 + chunk].T.astype(np.float32)).astype(np.int64)
+        total = part if total is None else total + part
+    return total if total is not None else np.zeros((a.shape[0], w.shape[0]), np.int64)
 
 
 def _centred(values: np.ndarray, zp: int, dtype, valid: np.ndarray | None = None) -> np.ndarray:
@@ -84,24 +96,22 @@ def matmul(m: MachineState, mode: str, accumulate: int, wide: int, acc: int, w: 
     a, a_row, M, N, K, zp, w_row, acc_row = _MM(m.regs)
     e = 2 if wide else 1
     weights, w_access = m.region(WBUF, w, (N, K), (w_row * e, e), "<i2" if wide else np.int8, False, "weights")
-    dtype = _exact_type(K, zp, wide)
-    w_cast = weights.astype(dtype)
+    w_int = weights.astype(np.int32)
     if mode == "gemm":
         rows, a_access = m.region(ABUF, a, (M, K), (a_row, 1), np.int8, False, "A operand")
-        product = _centred(rows, zp, dtype) @ w_cast.T
+        product = _exact_matmul(_centred(rows, zp, np.int32), w_int, zp, wide)
     elif mode == "conv":
         kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
         if kh <= 0 or kw <= 0 or K % (kh * kw):
             raise Fault(f"conv: mm.k = {K} is not a multiple of cv.kh * cv.kw = {kh} * {kw}")
         gathered, valid, a_access = _gather(m, M, K // (kh * kw))
-        product = _centred(gathered, zp, dtype, valid).reshape(M, K) @ w_cast.T
+        product = _exact_matmul(_centred(gathered, zp, np.int32, valid).reshape(M, K), w_int, zp, wide)
     else:  # dwconv: output channel n reads slab channel cv.c0 + n at each of the K taps
         kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
         if K != kh * kw:
             raise Fault(f"dwconv: mm.k = {K} must equal cv.kh * cv.kw = {kh} * {kw}")
         gathered, valid, a_access = _gather(m, M, N)  # (M, K, N)
-        product = np.einsum("mkn,nk->mn", _centred(gathered, zp, dtype, valid), w_cast)
-    product = product.astype(np.int64)
+        product = np.einsum("mkn,nk->mn", _centred(gathered, zp, np.int64, valid), w_int.astype(np.int64))
     out, acc_access = m.region(ACC, acc, (M, N), (4 * acc_row, 4), "<i4", True, "accumulators")
     total = product + out if accumulate else product
     if total.size and (total.max() > _INT32_MAX or total.min() < _INT32_MIN):
