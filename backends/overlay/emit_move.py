@@ -74,23 +74,32 @@ def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.n
         p.dma("load", "abuf", slot, ctx.addr(src) + s0 * elem, rows=1, row_bytes=(s1 - s0) * elem)
         staging = slot
         if not np.array_equal(s, np.arange(s.size)):
-            gather = factor_strided(s)
-            if gather is None or len(gather[1]) > 4:
-                raise unsupported(op, "a tile of this data movement needs more than one 4-D strided copy")
-            base, dims = gather
-            dims = [(1, 0)] * (4 - len(dims)) + dims
-            extents = [n for n, _ in dims]
-            dstr = [int(np.prod(extents[i + 1:])) * elem for i in range(4)]
-            p.set(cp__n0=extents[0], cp__n1=extents[1], cp__n2=extents[2], cp__n3=extents[3],
-                  cp__s0=dims[0][1] * elem, cp__s1=dims[1][1] * elem, cp__s2=dims[2][1] * elem,
-                  cp__s3=dims[3][1] * elem, cp__d0=dstr[0], cp__d1=dstr[1], cp__d2=dstr[2], cp__d3=dstr[3],
-                  cp__elem=elem)
+            gather = factor_strided(s, max_dims=12)
+            if gather is None:
+                raise unsupported(op, "a tile of this data movement is not a strided gather")
             staging = b.a_out(tile)
-            p.emit("copy", buf="abuf", dst=staging, src=slot + base * elem)
+            _emit_copies(p, gather, staging, slot, elem)
         planes, rows, row_bytes, plane_stride, row_stride = box
         p.dma("store", "abuf", staging, ctx.addr(dst) + store[0] * elem, rows=rows, row_bytes=row_bytes,
               dram_row=row_stride, sram_row=row_bytes, planes=planes, dram_plane=plane_stride,
               sram_plane=rows * row_bytes)
+
+
+def _emit_copies(p, gather, dst: int, src: int, elem: int) -> None:
+    """A gather of up to 4 loop levels is one ``copy``; deeper ones loop over the outer levels."""
+    base, dims = gather
+    outer, inner = dims[:-4], dims[-4:]
+    inner = [(1, 0)] * (4 - len(inner)) + inner
+    extents = [n for n, _ in inner]
+    dstr = [int(np.prod(extents[i + 1:])) * elem for i in range(4)]
+    p.set(cp__n0=extents[0], cp__n1=extents[1], cp__n2=extents[2], cp__n3=extents[3],
+          cp__s0=inner[0][1] * elem, cp__s1=inner[1][1] * elem, cp__s2=inner[2][1] * elem,
+          cp__s3=inner[3][1] * elem, cp__d0=dstr[0], cp__d1=dstr[1], cp__d2=dstr[2], cp__d3=dstr[3],
+          cp__elem=elem)
+    block = int(np.prod(extents)) * elem
+    for i, index in enumerate(np.ndindex(*[n for n, _ in outer])):
+        offset = base + sum(k * stride for k, (_, stride) in zip(index, outer))
+        p.emit("copy", buf="abuf", dst=dst + i * block, src=src + offset * elem)
 
 
 def emit_layout(ctx: Context, step: Step, aliases: dict) -> None:

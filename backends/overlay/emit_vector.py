@@ -113,6 +113,8 @@ def independent_axes(op) -> set[int]:
         return set(range(rank)) - {1}
     if op.kind == "layer_norm":
         return set(range(op.attrs["axis"] % rank))
+    if op.kind == "resize":  # resizes the spatial dims; batch and channels are independent
+        return {a for a in range(rank) if op.attrs["sizes"][a] == op.operands[0].type.shape[a]}
     return set()
 
 

@@ -120,7 +120,8 @@ def _match(op: Op, module: Module) -> Step | None:
         return Step("pool", [op], [op.operands[0]], [out])
     if op.kind == "concat" and out.type.dtype in ("i8", "bf16"):
         return Step("concat", [op], list(op.operands), [out])
-    if op.kind in LAYOUT_KINDS and out.type.dtype in ("i8", "bf16"):
+    if (op.kind in LAYOUT_KINDS or op.kind == "resize" and op.attrs["mode"] == "nearest") \
+            and out.type.dtype in ("i8", "bf16"):
         if any(_const(v) is None for v in op.operands[1:]):
             return None
         return Step("layout", [op], [op.operands[0]], list(op.results))

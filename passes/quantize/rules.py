@@ -150,6 +150,11 @@ def lower_activation(lw: Lowering, op: Op) -> bool:
     return True
 
 
+def lower_resize(lw: Lowering, op: Op) -> bool:
+    """Nearest resize only moves elements: int8 like any layout change; linear resize runs in bf16."""
+    return op.attrs["mode"] == "nearest" and lower_layout(lw, op)
+
+
 def lower_layout(lw: Lowering, op: Op) -> bool:
     """Data movement and max pooling run on int8 (a bf16 operand is quantized with its own
     calibrated range: int8 is what the accelerator moves and pools cheaply)."""
@@ -195,4 +200,5 @@ RULES = {
     "avg_pool": [lower_pool], "global_avg_pool": [lower_pool],
     "relu": [lower_activation], "clip": [lower_activation],
     **{kind: [lower_layout] for kind in LAYOUT_KINDS},
+    "resize": [lower_resize],
 }

@@ -127,3 +127,61 @@ def test_cli_errors(tmp_path, tcc_cli):
     (tmp_path / "bad.tcc").write_bytes(b"TCCARTF\0" + b"\0" * 10)
     code, _, err = tcc_cli("run", tmp_path / "bad.tcc", "-o", tmp_path / "o.npz")
     assert code == 2 and "error:" in err and "Traceback" not in err
+
+
+def resize_model(path):
+    """conv -> relu -> {nearest, linear} 2x resize -> concat: int8 moves, a bf16 vector op, a concat."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.3, "w")
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("Resize", ["r", "", "scales"], ["up"], mode="nearest", name="up"),
+             helper.make_node("Resize", ["r", "", "scales"], ["lin"], mode="linear", name="lin"),
+             helper.make_node("Concat", ["up", "lin"], ["y"], axis=1, name="cat")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 10, 12])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 20, 24])], [w, scales])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return rng
+
+
+def test_resize_and_bf16_ops_are_bit_exact(tmp_path):
+    rng = resize_model(tmp_path / "m.onnx")
+    module = quantized(str(tmp_path / "m.onnx"), random_calibration({"x": np.zeros((1, 3, 10, 12))},
+                                                                    tmp_path / "c.npz", samples=4))
+    kinds = {op.kind for op in module.ops}
+    assert {"resize", "concat", "dequantize"} <= kinds and any(r.type.dtype == "bf16" for op in module.ops
+                                                               for r in op.results)
+    session = Session(compile_overlay(module))
+    x = {"x": rng.standard_normal((1, 3, 10, 12)).astype(np.float32)}
+    np.testing.assert_array_equal(session.run(None, x)[0], run_module(module, x)["y"])
+
+
+def test_illegal_instruction_stops_with_its_pc(digits_artifact, tmp_path, tcc_cli):
+    path, _ = digits_artifact
+    artifact = Artifact.load(path)
+    program = artifact.program.copy()
+    program[5] = np.uint64(0x3F << 58)  # opcode 0x3f does not exist
+    Artifact(artifact.metadata, program, artifact.dram_image, artifact.ir_text).save(tmp_path / "bad.tcc")
+    test = np.load("examples/digits/digits_test.npz")
+    np.savez(tmp_path / "in.npz", input=test["input"][:1])
+    code, _, err = tcc_cli("run", tmp_path / "bad.tcc", "--inputs", tmp_path / "in.npz", "-o", tmp_path / "o.npz")
+    assert code == 2 and "pc 5" in err and "illegal instruction" in err and "Traceback" not in err
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_out_of_bounds_dma_stops_with_its_pc(digits_artifact, tmp_path):
+    from tcc.isa import Instruction, decode, encode
+    from tcc.isa.errors import SimulatorTrap
+
+    path, _ = digits_artifact
+    artifact = Artifact.load(path)
+    program = artifact.program.copy()
+    pc = next(i for i, word in enumerate(program) if decode(int(word)).mnemonic == "load")
+    program[pc] = np.uint64(encode(Instruction.of("load", "abuf", sram=0, dram=(1 << 31) - 64)))
+    session = Session(Artifact(artifact.metadata, program, artifact.dram_image, artifact.ir_text))
+    x = {"input": np.load("examples/digits/digits_test.npz")["input"][:1]}
+    with pytest.raises(SimulatorTrap, match=rf"pc {pc}\b.*dram"):
+        session.run(None, x)
