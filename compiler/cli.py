@@ -5,6 +5,7 @@ import sys
 import traceback
 
 import click
+from click.core import ParameterSource
 
 from tcc import __version__
 from tcc.ir.errors import TccError
@@ -75,7 +76,8 @@ def cli(debug: bool) -> None:
 @click.option("--calib", default=None, type=click.Path(dir_okay=False),
               help="Calibration .npz (key per input name, axis 0 = samples); enables quantization.")
 @click.option("--quant", type=click.Choice(["int8", "mixed"]), default="int8", show_default=True,
-              help="Quantization scheme (with --calib).")
+              help="Quantization scheme (with --calib; int8 without --calib: the scales of a "
+                   "pre-quantized QDQ model).")
 @click.option("--calibrate", "method", type=click.Choice(["minmax", "percentile", "entropy", "mse"]),
               default="minmax", show_default=True, help="How calibration picks activation ranges.")
 @click.option("--weights", default="int8", show_default=True,
@@ -94,12 +96,15 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
     from tcc.driver import compile_to_ir, quantization_pipeline
     from tcc.passes import DEFAULT_FLOAT_PIPELINE
 
+    quant_given = click.get_current_context().get_parameter_source("quant") is ParameterSource.COMMANDLINE
+    from_pins = passes is None and calib is None and quant_given and quant == "int8"
     if passes is None:
         passes = DEFAULT_FLOAT_PIPELINE
-        if calib is not None:
+        if calib is not None or from_pins:
             passes += quantization_pipeline(calib, quant, method, weights, symmetric, budget_bytes,
                                             budget_cycles, candidates)
-    module, manager = compile_to_ir(model, _shapes(input_shapes), passes, dump_after, dump_dir)
+    module, manager = compile_to_ir(model, _shapes(input_shapes), passes, dump_after, dump_dir,
+                                    require_pins=from_pins)
     _print_plans(manager)
     if timings:
         click.echo(manager.timing_report(), err=True)
@@ -140,6 +145,17 @@ def run(source, inputs_path, output, seed):
     else:
         inputs = load_inputs(inputs_path, module)
     save_outputs(output, run_module(module, inputs))
+
+
+@cli.command(name="export-onnx")
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, help="The .onnx file to write.")
+def export_onnx(source, output):
+    """Write quantized textual IR as an ONNX QDQ model (for Netron or onnxruntime)."""
+    from tcc.driver import load_ir
+    from tcc.export_onnx import write_onnx
+
+    write_onnx(load_ir(source), output)
 
 
 @cli.command(name="passes")

@@ -58,6 +58,9 @@ def quantization_pipeline(calib, quant="int8", method="minmax", weights="int8", 
                           budget_bytes=None, budget_cycles=None, candidates=None) -> tuple[str, ...]:
     """The passes that follow the float pipeline when calibration data is given.
 
+    Without ``calib``, ``quant="int8"`` quantizes with the parameters a pre-quantized (QDQ) model
+    pins on its tensors (see ``require_pinned``).
+
     ``quant="mixed"`` chooses weight formats per layer under one budget (mixed-precision pass).
     """
     from tcc.passes import PRE_QUANT_PIPELINE
@@ -69,7 +72,7 @@ def quantization_pipeline(calib, quant="int8", method="minmax", weights="int8", 
     if quant == "int8":
         if budget_bytes is not None or budget_cycles is not None or candidates is not None:
             raise UsageError("--budget-bytes, --budget-cycles and --candidates go with --quant mixed")
-        options = f"calib={calib},method={method},weights={weights},symmetric={symmetric}"
+        options = f"calib={calib or ''},method={method},weights={weights},symmetric={symmetric}"
         return PRE_QUANT_PIPELINE + (f"quantize{{{options}}}", "dce")
     if weights != "int8":
         raise UsageError("--quant mixed chooses each layer's weight format; give the formats to choose "
@@ -84,13 +87,34 @@ def quantization_pipeline(calib, quant="int8", method="minmax", weights="int8", 
 
 
 def compile_to_ir(model, input_shapes=None, passes=DEFAULT_FLOAT_PIPELINE, dump_after=(),
-                  dump_dir=None) -> tuple[Module, PassManager]:
-    """Import an ONNX model and run the float pipeline over it."""
+                  dump_dir=None, require_pins=False) -> tuple[Module, PassManager]:
+    """Import an ONNX model and run the float pipeline over it.
+
+    ``require_pins``: the pipeline quantizes without calibration data, so the imported model must
+    carry quantization parameters on every float tensor (checked before any pass runs).
+    """
     from tcc.frontend import import_onnx
 
     module = import_onnx(model, input_shapes=dict(input_shapes or {}))
+    if require_pins:
+        require_pinned(module)
     manager = run_pipeline(module, passes, dump_after, dump_dir)
     return module, manager
+
+
+def require_pinned(module: Module) -> None:
+    """Every non-constant float value must carry int8 parameters (a QDQ model's) to quantize
+    without calibration; otherwise a UsageError names the first that does not."""
+    missing = [v for v in module.values() if v.type.dtype == "f32" and v.type.quant is None
+               and (v.producer is None or v.producer.kind != "const")]
+    if missing:
+        first = missing[0]
+        where = (f"{first.producer.kind} op from ONNX node {first.producer.loc!r}" if first.producer
+                 else "model input")
+        raise UsageError(f"quantizing without --calib uses the quantization parameters of a pre-quantized "
+                         f"(QDQ) model, but tensor {first.name!r} ({where}) has none"
+                         + (f", nor do {len(missing) - 1} other float tensors" if len(missing) > 1 else "")
+                         + "; give calibration data with --calib FILE.npz (pinned parameters are kept)")
 
 
 def write_ir(module: Module, path) -> None:

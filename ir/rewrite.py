@@ -17,7 +17,8 @@ class RewritePattern(Protocol):
 
 
 class Rewriter:
-    """The edits a pattern may make; replacements inherit the matched op's location."""
+    """The edits a pattern may make; replacements inherit the matched op's location, and the
+    quantization parameters pinned on the values they replace (they compute the same tensor)."""
 
     def __init__(self, module: Module):
         self.module = module
@@ -32,6 +33,8 @@ class Rewriter:
             raise VerifyError(f"replacement of {op.kind} at {op.loc!r} gives {len(new_values)} values "
                               f"for {len(op.results)} results")
         for old, new in zip(op.results, new_values):
+            if new.type.quant is None and old.type.quant is not None and new.type.same_layout(old.type):
+                new.type = old.type
             old.replace_all_uses_with(new)
         self.module.erase_op(op)
         self.changed = True

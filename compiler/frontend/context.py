@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from tcc.ir import Builder, Module, TensorType, Value
+from tcc.ir import Builder, Module, QuantParams, TensorType, Value
 from tcc.ir.errors import VerifyError
 
 from .errors import FrontendError, internal_error, node_label
@@ -25,6 +25,7 @@ class ImportContext:
         self.values: dict[str, Value] = {}  # ONNX tensor name -> IR value
         self.consts: dict[str, np.ndarray] = {}  # ONNX tensor name -> constant (materialized lazily)
         self.const_locs: dict[str, str] = {}
+        self.const_quant: dict[str, QuantParams] = {}  # parameters a constant came with (QDQ weights)
         graph = loaded.model.graph
         # Every ONNX tensor name; intermediate values must not take one of them.
         self.reserved: set[str] = {vi.name for vi in graph.input} | set(loaded.initializers)
@@ -65,6 +66,8 @@ class ImportContext:
         self._const_dtype(name)
         value = self.builder.value("const", [], {"value": self.consts[name]}, name=name,
                                    loc=self.const_locs.get(name, name))
+        if name in self.const_quant:
+            value.type = TensorType(value.type.shape, value.type.dtype, self.const_quant[name])
         self.values[name] = value
         return value
 

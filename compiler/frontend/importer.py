@@ -18,7 +18,8 @@ from .context import ImportContext, NodeContext
 from .errors import FrontendError, format_unsupported, internal_error, node_label
 from .folding import SHAPE_ONLY, Folder, shape_stand_in
 from .loader import LoadedModel, load_model
-from .registry import LOWERINGS, PASS_THROUGH
+from .lowering_qdq import fold_activation_pairs
+from .registry import LOWER_EVEN_IF_CONSTANT, LOWERINGS, PASS_THROUGH
 
 FOLD, LOWER, UNSUPPORTED = "fold", "lower", "unsupported"
 
@@ -44,6 +45,7 @@ def import_onnx(model, input_shapes: dict[str, tuple[int, ...]] | None = None,
                                                    "can be neither folded nor lowered")
     for output in loaded.model.graph.output:
         ctx.module.add_output(output.name, ctx.value_of(output.name))
+    fold_activation_pairs(ctx.module, loaded.label)
     try:
         verify(ctx.module)
     except VerifyError as exc:
@@ -58,7 +60,7 @@ def _default_name(model, loaded: LoadedModel) -> str:
 
 
 def _decide(node: onnx.NodeProto, is_const, folder: Folder) -> str:
-    if folder.can_fold(node):
+    if folder.can_fold(node) and node.op_type not in LOWER_EVEN_IF_CONSTANT:
         if all(is_const(name) for name in node.input if name):
             return FOLD
         if node.op_type in SHAPE_ONLY:  # every tcc value has a static shape
@@ -76,7 +78,8 @@ def _reject_unsupported(ctx: ImportContext, folder: Folder) -> None:
         action = _decide(node, constant.__contains__, folder)
         if action == UNSUPPORTED:
             unsupported.setdefault(node.op_type, []).append(node_label(node))
-        elif action == FOLD:
+        elif action == FOLD or (node.op_type in LOWER_EVEN_IF_CONSTANT
+                                and all(name in constant for name in node.input if name)):
             constant.update(node.output)
         elif node.op_type in PASS_THROUGH and node.input and node.input[0] in constant:
             constant.add(node.output[0])
