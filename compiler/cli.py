@@ -10,7 +10,7 @@ from click.core import ParameterSource
 from tcc import __version__
 from tcc.ir.errors import TccError
 
-TARGETS = ("ir",)
+TARGETS = ("ir", "overlay")
 
 
 class _State:
@@ -89,15 +89,23 @@ def cli(debug: bool) -> None:
               help="--quant mixed: modeled latency budget in cycles (sum over weight layers).")
 @click.option("--candidates", default=None, metavar="F1,F2,...",
               help="--quant mixed: formats to choose from (default int8,int4,dybit4,dybit6,bf16).")
+@click.option("--target-config", default=None, type=click.Path(dir_okay=False),
+              help="Overlay target description (TOML); default: the bundled TATAA-style core.")
 @with_dump_options
 def compile(model, target, output, input_shapes, passes, calib, quant, method, weights, symmetric,
-            budget_bytes, budget_cycles, candidates, dump_after, dump_dir, timings):
-    """Compile an ONNX MODEL."""
-    from tcc.driver import compile_to_ir, quantization_pipeline
+            budget_bytes, budget_cycles, candidates, target_config, dump_after, dump_dir, timings):
+    """Compile an ONNX MODEL to textual IR (-t ir) or an overlay artifact (-t overlay)."""
+    from tcc.driver import UsageError, compile_to_ir, quantization_pipeline
     from tcc.passes import DEFAULT_FLOAT_PIPELINE
 
     quant_given = click.get_current_context().get_parameter_source("quant") is ParameterSource.COMMANDLINE
     from_pins = passes is None and calib is None and quant_given and quant == "int8"
+    if target == "overlay":
+        if output in (None, "-"):
+            raise UsageError("-t overlay writes a binary artifact: give -o MODEL.tcc")
+        if calib is None and passes is None and not from_pins:
+            raise UsageError("-t overlay runs int8 code: give calibration data with --calib FILE.npz "
+                             "(or --quant int8 for a pre-quantized QDQ model)")
     if passes is None:
         passes = DEFAULT_FLOAT_PIPELINE
         if calib is not None or from_pins:
@@ -108,7 +116,17 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
     _print_plans(manager)
     if timings:
         click.echo(manager.timing_report(), err=True)
-    _emit(module, output)
+    if target == "ir":
+        _emit(module, output)
+        return
+    from tcc.backends.overlay import compile_overlay
+    from tcc.isa.target import load_target
+
+    artifact = compile_overlay(module, load_target(target_config))
+    artifact.save(output)
+    meta = artifact.metadata
+    click.echo(f"wrote {output}: {len(artifact.program)} instructions, {len(meta['layers'])} layers, "
+               f"{meta['dram_bytes']} bytes of DRAM", err=True)
 
 
 @cli.command()
@@ -128,23 +146,100 @@ def opt(source, passes, output, dump_after, dump_dir, timings):
     _emit(module, output)
 
 
+def _is_artifact(path) -> bool:
+    from tcc.backends.overlay.artifact import MAGIC
+
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
+def _inputs_for(module, inputs_path, seed):
+    from tcc.driver import load_inputs, random_inputs
+
+    if inputs_path is None:
+        click.echo(f"note: no --inputs given; using N(0,1) random inputs with seed {seed}", err=True)
+        return random_inputs(module, seed)
+    return load_inputs(inputs_path, module)
+
+
 @cli.command()
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.option("--inputs", "inputs_path", default=None, help=".npz with one array per model input name.")
 @click.option("-o", "--output", required=True, help=".npz to write, one array per model output name.")
 @click.option("--seed", default=0, show_default=True, help="Seed for random inputs when --inputs is absent.")
-def run(source, inputs_path, output, seed):
-    """Run textual IR on the reference interpreter (integer semantics for quantized IR)."""
-    from tcc.driver import load_inputs, load_ir, random_inputs, save_outputs
+@click.option("--reference", is_flag=True, help="Artifact: run the integer reference interpreter on its IR.")
+@click.option("--report", "report_path", default=None, help="Artifact: write the performance report (JSON).")
+def run(source, inputs_path, output, seed, reference, report_path):
+    """Run textual IR on the reference interpreter, or an artifact (.tcc) on the simulator."""
+    from tcc.driver import UsageError, load_ir, save_outputs
     from tcc.ir.interpreter import run_module
 
-    module = load_ir(source)
-    if inputs_path is None:
-        click.echo(f"note: no --inputs given; using N(0,1) random inputs with seed {seed}", err=True)
-        inputs = random_inputs(module, seed)
+    if not _is_artifact(source):
+        if reference or report_path:
+            raise UsageError("--reference and --report apply to compiled artifacts (.tcc)")
+        module = load_ir(source)
+        save_outputs(output, run_module(module, _inputs_for(module, inputs_path, seed)))
+        return
+    import json
+
+    from tcc.ir.fileio import write_atomic
+    from tcc.runtime import Session
+    from tcc.runtime.report import build_report
+
+    session = Session(source)
+    inputs = _inputs_for(session.module, inputs_path, seed)
+    if reference:
+        if report_path:
+            raise UsageError("--report needs the simulator; drop --reference")
+        save_outputs(output, session.run_reference(inputs))
+        return
+    save_outputs(output, session.run_dict(inputs))
+    if report_path:
+        report = build_report(session.artifact.metadata, session.last_result)
+        write_atomic(report_path, json.dumps(report, indent=1, sort_keys=True))
+
+
+@cli.command()
+@click.argument("artifact", type=click.Path(dir_okay=False))
+@click.option("--inputs", "inputs_path", default=None, help=".npz inputs (default: N(0,1) random).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--top", default=None, type=int, help="Show only the N slowest layers.")
+def report(artifact, inputs_path, seed, top):
+    """Simulate an artifact and print its per-layer performance table and roofline bound."""
+    from tcc.runtime import Session
+    from tcc.runtime.report import build_report, format_report
+
+    session = Session(artifact)
+    session.run_dict(_inputs_for(session.module, inputs_path, seed))
+    click.echo(format_report(build_report(session.artifact.metadata, session.last_result), top))
+
+
+@cli.command()
+@click.argument("source", type=click.Path(dir_okay=False))
+def disasm(source):
+    """Print the program of an artifact (.tcc) or of a raw binary (.bin) as assembly."""
+    from tcc.isa import disassemble, read_binary
+
+    if _is_artifact(source):
+        from tcc.backends.overlay import Artifact
+
+        words = Artifact.load(source).program
     else:
-        inputs = load_inputs(inputs_path, module)
-    save_outputs(output, run_module(module, inputs))
+        words = read_binary(source)
+    click.echo(disassemble(words), nl=False)
+
+
+@cli.command()
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, help="Raw little-endian 64-bit words.")
+def asm(source, output):
+    """Assemble overlay assembly text into a binary."""
+    from tcc.isa import assemble_file, write_binary
+
+    write_binary(assemble_file(source), output)
 
 
 @cli.command(name="export-onnx")

@@ -10,8 +10,9 @@ ops read them from their operands, so nothing is stored twice.  Integer semantic
 - ``requantize``: v = ((x - zp_x) << pre_shift) * multiplier[c], rounded right by shift[c]
   (``rounding``), + zero_point, clamped to [qmin, qmax] — the one rescale used everywhere
   (after accumulators, for adds of differently scaled tensors, for concat).
-- ``qavg_pool`` / ``qglobal_avg_pool``: round_half_even(sum(x - zp) / count) + zp (the output
-  keeps the input scale).
+- ``qavg_pool`` / ``qglobal_avg_pool``: round_half_even(sum(x - zp) * multiplier / (count << shift))
+  + zero_point, saturated to int8: one exact rounding onto the output's own scale
+  (multiplier * 2**-shift = s_in / s_out).
 """
 from __future__ import annotations
 
@@ -90,16 +91,19 @@ def _requantize(types, attrs):
     return [TensorType(x.shape, attrs["dtype"])]
 
 
+_RESCALE = (AttrSpec("multiplier", "int", 1 << 30), AttrSpec("shift", "int", 30), AttrSpec("zero_point", "int", 0))
+
+
 @define_op("qavg_pool", "x", (AttrSpec("kernel", "ints"),) + _WINDOW
-           + (AttrSpec("ceil_mode", "int", 0), AttrSpec("count_include_pad", "int", 0)))
+           + (AttrSpec("ceil_mode", "int", 0), AttrSpec("count_include_pad", "int", 0)) + _RESCALE)
 def _qavg_pool(types, attrs):
-    """Integer average pooling: round_half_even(sum(x - zp) / count) + zp."""
+    """Integer average pooling onto the output scale (see the module docstring)."""
     _require(types, _INT_INPUTS, "qavg_pool")
     return [_pool([types[0].with_dtype("f32")], attrs)[0].with_dtype(types[0].dtype)]
 
 
-@define_op("qglobal_avg_pool", "x")
+@define_op("qglobal_avg_pool", "x", _RESCALE)
 def _qglobal_avg_pool(types, attrs):
-    """Integer global average pooling, rounding half to even."""
+    """Integer global average pooling onto the output scale, rounding half to even."""
     _require(types, _INT_INPUTS, "qglobal_avg_pool")
     return [_global_avg_pool([types[0].with_dtype("f32")], attrs)[0].with_dtype(types[0].dtype)]

@@ -129,6 +129,10 @@ REGISTERS: tuple[tuple[str, str], ...] = (
     ("v.desc", "VOP: index into the artifact's vector-op descriptor table"),
     # System.
     ("sys.layer", "layer id that performance counters attribute cycles to"),
+    # Average pooling onto the output scale (appended so earlier register indices stay stable).
+    ("pl.mult", "average pooling: Q31 multiplier of s_in / s_out"),
+    ("pl.shift", "average pooling: shift of that multiplier"),
+    ("pl.out_zp", "average pooling: output zero point"),
 )
 REGISTER_INDEX = {name: i for i, (name, _) in enumerate(REGISTERS)}
 

@@ -38,6 +38,8 @@ def emit_pool(ctx: Context, step: Step) -> None:
     ctx.begin_layer(step.name, 0, x.type.size + y.type.size)
     p.set(cv__w=w, cv__kh=kh, cv__kw=kw, cv__sh=sh, cv__sw=sw, cv__dh=dh, cv__dw=dw, cv__pad_left=pl,
           cv__w_out=w_out, pl__zp=x.type.quant.zero_point[0], pl__pad_right=pr, pl__count_pad=count_pad)
+    if op.kind != "max_pool":
+        p.set(pl__mult=op.attrs["multiplier"], pl__shift=op.attrs["shift"], pl__out_zp=op.attrs["zero_point"])
     tile = 0
     for c0 in range(0, c, ct):
         cn = min(ct, c - c0)

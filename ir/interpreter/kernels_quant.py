@@ -106,18 +106,18 @@ def dequantize(op, x):
 
 
 def _rounded_mean(op, total: np.ndarray, counts) -> np.ndarray:
-    # total / counts is correctly rounded in float64 and a tie is exactly representable, so rint
-    # rounds half to even exactly (|total| < 2**31, counts < 2**20).
-    mean = numerics.round_to_integer(total / counts, "half_even")
-    t = op.operands[0].type
-    zp = zero_point_array(t, total.ndim)
-    lo, hi = np.iinfo(to_numpy(t.dtype)).min, np.iinfo(to_numpy(t.dtype)).max
-    return np.clip(mean + zp, lo, hi).astype(to_numpy(t.dtype))
+    """round(total * multiplier / (count << shift)) + zero_point, one exact rounding, saturated."""
+    a = op.attrs
+    num = np.rint(total).astype(np.int64) * np.int64(a["multiplier"])
+    den = np.left_shift(np.asarray(counts, np.int64), a["shift"])
+    mean = numerics.rounding_divide(num, den, "half_even")
+    dtype = to_numpy(op.result.type.dtype)
+    return np.clip(mean + a["zero_point"], np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype)
 
 
 def qavg_pool(op, x):
     t = op.operands[0].type
-    counts = kernels_pool.window_divisors(op.attrs, x).astype(np.float64)
+    counts = kernels_pool.window_divisors(op.attrs, x)
     # avg_pool of (x - zp) times its divisor recovers the exact integer window sum.
     total = np.rint(kernels_pool.avg_pool(op.attrs, centred(x, t)) * counts)
     return _rounded_mean(op, total, counts)

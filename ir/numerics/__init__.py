@@ -18,7 +18,7 @@ from .dybit import (
 from .integer import (
     INT8_MAX, INT8_MIN, INT16_MAX, INT16_MIN, INT32_MAX, INT32_MIN, ROUNDING_MODES, UINT8_MAX,
     UINT8_MIN, dyadic_error, int_dtype_for_range, integer_range, multiply_by_quantized_multiplier,
-    quantize_multiplier, requantize, round_to_integer, rounding_right_shift, saturate,
+    quantize_multiplier, requantize, round_to_integer, rounding_divide, rounding_right_shift, saturate,
 )
 from .scale_search import search_scale_mse
 from .uniform import (
@@ -35,6 +35,6 @@ __all__ = [
     "from_bf16", "int8_to_bf16", "int_dequantize", "int_dtype_for_range", "int_max_level",
     "int_quantize", "integer_range", "max_magnitude", "multiply_by_quantized_multiplier",
     "quantize", "quantize_affine", "quantize_multiplier", "requantize", "round_to_integer",
-    "rounding_right_shift", "saturate", "search_scale", "search_scale_mse", "search_scale_uniform",
+    "rounding_divide", "rounding_right_shift", "saturate", "search_scale", "search_scale_mse", "search_scale_uniform",
     "to_bf16",
 ]

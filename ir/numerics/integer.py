@@ -91,6 +91,26 @@ def rounding_right_shift(x, shift, mode: str = "half_even"):
     return unwrap(floor_q + inc.astype(np.int64))
 
 
+def rounding_divide(num, den, mode: str = "half_even"):
+    """``round(num / den)`` exactly, as int64, for int64 ``num`` and positive int64 ``den``."""
+    _check_mode(mode)
+    n, d = np.broadcast_arrays(as_int64(num, "num"), as_int64(den, "den"))
+    if d.size and d.min() <= 0:
+        raise ValueError("rounding_divide needs a positive divisor")
+    q, r = np.divmod(n, d)  # floor quotient, 0 <= r < d
+    if mode == "floor":
+        return unwrap(q)
+    twice = 2 * r
+    above, tie = twice > d, twice == d
+    if mode == "half_up":
+        inc = above | tie
+    elif mode == "half_away":
+        inc = above | (tie & (n >= 0))
+    else:
+        inc = above | (tie & (q % 2 == 1))
+    return unwrap(q + inc.astype(np.int64))
+
+
 def round_to_integer(x, mode: str = "half_even"):
     """Round float values to int64 exactly in the given mode (no intermediate float rounding).
 

@@ -18,6 +18,7 @@ from .machine import ABUF, Effect, Fault, MachineState, contiguous_strides, impl
 _GEOMETRY = registers("cv.h", "cv.w", "cv.c", "cv.kh", "cv.kw", "cv.sh", "cv.sw", "cv.dh", "cv.dw",
                       "cv.pad_top", "cv.pad_left", "cv.w_out", "pl.h_out", "pl.pad_bottom", "pl.pad_right",
                       "pl.zp", "pl.count_pad")
+_AVG = registers("pl.mult", "pl.shift", "pl.out_zp")
 _COPY = registers("cp.n0", "cp.n1", "cp.n2", "cp.n3", "cp.s0", "cp.s1", "cp.s2", "cp.s3",
                   "cp.d0", "cp.d1", "cp.d2", "cp.d3", "cp.elem")
 
@@ -75,8 +76,12 @@ def pool(m: MachineState, mode: str, dst: int, src: int):
     else:
         total = np.where(valid[..., None], window.astype(np.int64) - zp, 0).sum(axis=2)
         divisor = in_padded if count_pad else in_slab
-        mean = numerics.round_to_integer(total / divisor[..., None], "half_even")
-        out[...] = np.clip(mean + zp, numerics.INT8_MIN, numerics.INT8_MAX)
+        mult, shift, out_zp = _AVG(m.regs)
+        if mult < 0 or not 0 <= shift <= 50:
+            raise Fault(f"average pooling needs pl.mult >= 0 and pl.shift in [0, 50], got {mult}, {shift}")
+        den = np.left_shift(divisor[..., None].astype(np.int64), shift)
+        mean = numerics.rounding_divide(total * np.int64(mult), den, "half_even")
+        out[...] = np.clip(mean + out_zp, numerics.INT8_MIN, numerics.INT8_MAX)
     cycles = -(-(h_out * w_out * c * kh * kw) // m.target.post_lanes) + 4
     return Effect(cycles, (s_access, d_access))
 

@@ -132,11 +132,16 @@ def lower_concat(lw: Lowering, op: Op) -> bool:
 
 
 def lower_pool(lw: Lowering, op: Op) -> bool:
-    """Average pools keep their input's parameters and round the mean half to even."""
+    """Average pools round the window mean once onto the output's own calibrated scale."""
+    from .params import dyadic
+
     x = lw.i8(op.operands[0])
+    out = lw.params(op.result)
+    (multiplier,), (shift,) = dyadic(x.type.quant.scale[0] / out.scale[0])
     kind = {"avg_pool": "qavg_pool", "global_avg_pool": "qglobal_avg_pool"}[op.kind]
-    y = lw.b.value(kind, [x], op.attrs, name=op.result.name)
-    lw.bind(op.result, lw.typed(y, "i8", x.type.quant), "i8")
+    attrs = dict(op.attrs, multiplier=multiplier, shift=shift, zero_point=out.zero_point[0])
+    y = lw.b.value(kind, [x], attrs, name=op.result.name)
+    lw.bind(op.result, lw.typed(y, "i8", out), "i8")
     return True
 
 

@@ -184,7 +184,8 @@ def pool_program(slab, mode, kernel, stride, pads, out_hw, zp=0, count_pad=0):
     run(setr(cv__h=h, cv__w=w, cv__c=c, cv__kh=kernel[0], cv__kw=kernel[1], cv__sh=stride[0], cv__sw=stride[1],
              cv__dh=1, cv__dw=1, cv__pad_top=pad_top, cv__pad_left=pad_left, cv__w_out=out_hw[1],
              pl__h_out=out_hw[0], pl__pad_bottom=pad_bottom, pl__pad_right=pad_right, pl__zp=zp,
-             pl__count_pad=count_pad) + f"pool {mode}, 0x1000, 0\nhalt\n", machine=machine)
+             pl__count_pad=count_pad, pl__mult=1 << 30, pl__shift=30, pl__out_zp=zp)
+        + f"pool {mode}, 0x1000, 0\nhalt\n", machine=machine)
     size = out_hw[0] * out_hw[1] * c
     return machine.buffers["abuf"][0x1000:0x1000 + size].view(np.int8).reshape(out_hw[0], out_hw[1], c)
 
@@ -255,7 +256,8 @@ def test_pool_with_dilation_and_uneven_padding_matches_naive_loop(mode, count_pa
     machine.buffers["abuf"][:slab.size] = slab.reshape(-1).view(np.uint8)
     run(setr(cv__h=h, cv__w=w, cv__c=c, cv__kh=kernel[0], cv__kw=kernel[1], cv__sh=stride[0], cv__sw=stride[1],
              cv__dh=dilation[0], cv__dw=dilation[1], cv__pad_top=pads[0], cv__pad_left=pads[1], cv__w_out=out_hw[1],
-             pl__h_out=out_hw[0], pl__pad_bottom=pads[2], pl__pad_right=pads[3], pl__zp=-5, pl__count_pad=count_pad)
+             pl__h_out=out_hw[0], pl__pad_bottom=pads[2], pl__pad_right=pads[3], pl__zp=-5, pl__count_pad=count_pad,
+             pl__mult=1 << 30, pl__shift=30, pl__out_zp=-5)
         + f"pool {mode}, 0x1000, 0\nhalt\n", machine=machine)
     got = machine.buffers["abuf"][0x1000:0x1000 + 16 * c].view(np.int8).reshape(4, 4, c)
     np.testing.assert_array_equal(got, naive_pool(slab, mode, kernel, stride, dilation, pads, out_hw, -5, count_pad))

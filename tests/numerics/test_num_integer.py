@@ -172,3 +172,29 @@ def test_dyadic_error_zero_real():
     assert dyadic_error(0.0, 0, 0) == 0.0
     assert dyadic_error(0.0, 5, 3) == np.inf
     assert dyadic_error(0.25, 2**30, 32) == 0.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(num=st.integers(-2**50, 2**50), den=st.integers(1, 2**40),
+       mode=st.sampled_from(["half_even", "half_up", "half_away", "floor"]))
+def test_rounding_divide_matches_fraction(num, den, mode):
+    from fractions import Fraction
+
+    from tcc.ir.numerics import rounding_divide
+
+    exact = Fraction(num, den)
+    floor = exact.numerator // exact.denominator
+    frac = exact - floor
+    if mode == "floor":
+        expected = floor
+    elif frac > Fraction(1, 2):
+        expected = floor + 1
+    elif frac < Fraction(1, 2):
+        expected = floor
+    elif mode == "half_up":
+        expected = floor + 1
+    elif mode == "half_away":
+        expected = floor + 1 if num >= 0 else floor
+    else:
+        expected = floor + (floor % 2)
+    assert int(rounding_divide(num, den, mode)) == expected
