@@ -10,28 +10,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import light_zoo  # noqa: E402
+from timing import best_of  # noqa: E402
 
 from tcc.frontend import import_onnx  # noqa: E402
 from tcc.ir import parse_module, print_module  # noqa: E402
 from tcc.ir.interpreter import run_module  # noqa: E402
 from tcc.passes import DEFAULT_FLOAT_PIPELINE, PassManager, parse_pipeline  # noqa: E402
-
-
-def best_of(repeat, fn):
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def measure(name: str, repeat: int) -> dict:

@@ -16,22 +16,15 @@ import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import light_zoo  # noqa: E402
+from timing import best_of  # noqa: E402
 
 from tcc.backends.overlay import compile_overlay  # noqa: E402
 from tcc.driver import compile_to_ir, quantization_pipeline  # noqa: E402
 from tcc.passes import DEFAULT_FLOAT_PIPELINE  # noqa: E402
 from tcc.runtime import Session  # noqa: E402
 from tcc.runtime.report import build_report  # noqa: E402
-
-
-def best_of(repeat, fn):
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def sqnr_db(reference, actual) -> float:

@@ -9,6 +9,20 @@ from .lowering import IDENTITY_Q31, LAYOUT_KINDS, Lowering, _const, _per_tensor
 from .params import quantize_bias, quantize_weights
 
 
+def requantize_output(lw: Lowering, op: Op, acc: Value, acc_scales, axis: int = 1) -> bool:
+    """Finish a linear op: requantize its int32 ``acc`` (scale ``acc_scales``, per tensor or per
+    channel along ``axis``) onto the calibrated output, folding a following relu/clip into the clamp."""
+    act, out_old = lw.fused_activation(op)
+    out = lw.params(out_old)
+    qmin, qmax = lw.clamp(act, out)
+    real = np.asarray(acc_scales, np.float64) / out.scale[0]
+    y = lw.requantize(acc, real, out, axis=axis, qmin=qmin, qmax=qmax, name=out_old.name)
+    if act is not None:
+        lw.consumed.add(id(act))
+    lw.bind(out_old, y, "i8")
+    return True
+
+
 def lower_linear(lw: Lowering, op: Op) -> bool:
     """conv / linear / matmul with a constant weight -> qconv|qlinear + requantize (+ fused activation).
 
@@ -41,15 +55,7 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
     acc_scales = tuple(sx * s for s in wparams.scale)
     acc = lw.b.value(kind, operands, attrs, name=op.result.name + ".acc")
     lw.typed(acc, "i32", QuantParams(acc_scales, (0,) * len(acc_scales), channel_axis))
-    act, out_old = lw.fused_activation(op)
-    out = lw.params(out_old)
-    qmin, qmax = lw.clamp(act, out)
-    real = np.asarray(acc_scales) / out.scale[0]
-    y = lw.requantize(acc, real, out, axis=channel_axis, qmin=qmin, qmax=qmax, name=out_old.name)
-    if act is not None:
-        lw.consumed.add(id(act))
-    lw.bind(out_old, y, "i8")
-    return True
+    return requantize_output(lw, op, acc, acc_scales, channel_axis)
 
 
 def lower_matmul(lw: Lowering, op: Op) -> bool:
@@ -58,14 +64,7 @@ def lower_matmul(lw: Lowering, op: Op) -> bool:
     acc = lw.b.value("qmatmul", [a, b], name=op.result.name + ".acc")
     acc_scale = a.type.quant.scale[0] * b.type.quant.scale[0]
     lw.typed(acc, "i32", QuantParams((acc_scale,), (0,)))
-    act, out_old = lw.fused_activation(op)
-    out = lw.params(out_old)
-    qmin, qmax = lw.clamp(act, out)
-    y = lw.requantize(acc, acc_scale / out.scale[0], out, qmin=qmin, qmax=qmax, name=out_old.name)
-    if act is not None:
-        lw.consumed.add(id(act))
-    lw.bind(out_old, y, "i8")
-    return True
+    return requantize_output(lw, op, acc, acc_scale)
 
 
 def to_i32(lw: Lowering, x: Value, real: float, pre_shift: int, name: str) -> Value:
@@ -89,14 +88,7 @@ def lower_add_sub(lw: Lowering, op: Op) -> bool:
     bi = to_i32(lw, b, sb / common, 20, op.result.name + ".rhs")
     total = lw.b.value(op.kind, [ai, bi], name=op.result.name + ".acc")
     lw.typed(total, "i32", QuantParams((common / 2**20,), (0,)))
-    act, out_old = lw.fused_activation(op)
-    out = lw.params(out_old)
-    qmin, qmax = lw.clamp(act, out)
-    y = lw.requantize(total, (common / 2**20) / out.scale[0], out, qmin=qmin, qmax=qmax, name=out_old.name)
-    if act is not None:
-        lw.consumed.add(id(act))
-    lw.bind(out_old, y, "i8")
-    return True
+    return requantize_output(lw, op, total, common / 2**20)
 
 
 def lower_mul(lw: Lowering, op: Op) -> bool:
@@ -107,14 +99,7 @@ def lower_mul(lw: Lowering, op: Op) -> bool:
     prod = lw.b.value("mul", [ai, bi], name=op.result.name + ".acc")
     scale = a.type.quant.scale[0] * b.type.quant.scale[0]
     lw.typed(prod, "i32", QuantParams((scale,), (0,)))
-    act, out_old = lw.fused_activation(op)
-    out = lw.params(out_old)
-    qmin, qmax = lw.clamp(act, out)
-    y = lw.requantize(prod, scale / out.scale[0], out, qmin=qmin, qmax=qmax, name=out_old.name)
-    if act is not None:
-        lw.consumed.add(id(act))
-    lw.bind(out_old, y, "i8")
-    return True
+    return requantize_output(lw, op, prod, scale)
 
 
 def lower_concat(lw: Lowering, op: Op) -> bool:
