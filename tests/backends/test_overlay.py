@@ -53,7 +53,7 @@ def test_digits_simulator_equals_reference(digits_artifact):
     assert session.last_result.cycles > 0
 
 
-@pytest.mark.parametrize("name", ["squeezenet", "shufflenet", "inception_v1", "densenet121", "resnet50"])
+@pytest.mark.parametrize("name", light_zoo.MODELS)
 def test_light_zoo_simulator_equals_reference(name, tmp_path):
     model = light_zoo.randomized(name, expose_logits=True)
     inputs = light_zoo.model_inputs(model)
