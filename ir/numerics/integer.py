@@ -74,6 +74,14 @@ def rounding_right_shift(x, shift, mode: str = "half_even"):
     s = as_int64(shift, "shift")
     if s.size and (s.min() < 0 or s.max() > 63):
         raise ValueError(f"shift must be in [0, 63], got range [{s.min()}, {s.max()}]")
+    if mode in ("half_even", "half_up") and s.size and s.min() > 0 and xa.size \
+            and -2**62 < xa.min() and xa.max() < 2**62:
+        # Fast form, exact while x + 2**(s-1) cannot wrap: half_up is floor((x + half) / 2**s);
+        # half_even adds half - 1 plus the floor quotient's low bit, which tips exact ties to even.
+        half = np.left_shift(np.int64(1), s - 1)
+        if mode == "half_up":
+            return unwrap(np.right_shift(xa + half, s))
+        return unwrap(np.right_shift(xa + (half - 1) + np.bitwise_and(np.right_shift(xa, s), 1), s))
     xa, s = np.broadcast_arrays(xa, s)
     floor_q = np.right_shift(xa, s)
     if mode == "floor":
