@@ -168,7 +168,7 @@ def lower_module(source: Module, ranges: dict[int, tuple[float, float]], config:
         for rule in RULES.get(op.kind, []) + fallback:
             if rule(lw, op):
                 break
-    lw.b.loc = ""
     for name, v in source.outputs:
+        lw.b.loc = v.producer.loc if v.producer is not None else name  # the layer whose value leaves
         lw.target.add_output(name, lw.f32(v))
     return lw.target
