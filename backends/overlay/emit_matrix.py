@@ -13,6 +13,7 @@ from tcc.ir import Op
 from .context import Context
 from .errors import unsupported
 from .steps import Step
+from .tiling import ConvGeometry, choose_conv_tiles
 
 PARAM_BYTES = 12  # (bias, multiplier, shift) int32 per output channel
 
@@ -35,15 +36,6 @@ def _requant_regs(ctx: Context, req: Op, conv_zp: int = 0) -> None:
 def _weight_bytes(w: np.ndarray) -> tuple[np.ndarray, bool]:
     wide = w.dtype == np.int16
     return w.astype("<i2" if wide else "i1"), wide
-
-
-def _pick_rows(limit_rows: int, width: int, total: int) -> int:
-    """Row-tile height: as large as fits, preferring pixel counts that fill the array rows."""
-    th = max(1, min(limit_rows, total))
-    for candidate in range(th, max(th // 2, 1) - 1, -1):
-        if (candidate * width) % 32 == 0:
-            return candidate
-    return th
 
 
 def emit_conv(ctx: Context, step: Step) -> None:
@@ -72,25 +64,13 @@ def emit_conv(ctx: Context, step: Step) -> None:
     b = ctx.buffers
     x_zp = x.type.quant.zero_point[0]
 
-    # Channel tile: all channels if the weights fit, else multiples of 32 (plain convs only).
-    tn = n_out
-    if tn * k * esize > b.wbuf_h:
-        step_n = ng if group > 1 and not depthwise and ng < 32 else 32
-        tn = (b.wbuf_h // (k * esize)) // step_n * step_n
-        if tn < 1:
-            raise unsupported(conv, f"one tile of {step_n} output channels x {k} weights exceeds the weight buffer")
+    step_n = ng if group > 1 and not depthwise and ng < 32 else 32
+    geometry = ConvGeometry(h, wid, c_in, n_out, h_out, w_out, kh, sh, dh, k, esize, step_n)
+    tiles = choose_conv_tiles(geometry, b, ctx.target)
+    if tiles is None:
+        raise unsupported(conv, "not even one output row and one channel tile fit the on-chip buffers")
+    tn, th = tiles.tn, tiles.th
     slab_row = wid * c_in
-
-    def rows_in(th: int) -> int:
-        return min((th - 1) * sh + (kh - 1) * dh + 1, h + pt + (kh - 1) * dh + 1)
-
-    th = h_out
-    while th > 1 and (rows_in(th) * slab_row > b.abuf_q or th * w_out * tn > b.abuf_q
-                      or th * w_out * tn * 4 > b.acc_h):
-        th -= 1
-    if rows_in(th) * slab_row > b.abuf_q or th * w_out * tn * 4 > b.acc_h:
-        raise unsupported(conv, "one output row does not fit the on-chip buffers")
-    th = _pick_rows(th, w_out, h_out)
 
     w_addr = ctx.constant(f"w:{conv.operands[1].name}", data)
     p_addr = ctx.constant(f"p:{y.name}", _params(conv, req, n_out))
