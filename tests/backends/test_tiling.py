@@ -1,0 +1,51 @@
+"""Conv tiling: the chosen tiles fit the buffers, and the cost model predicts the simulator."""
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from tcc.backends.overlay import compile_overlay
+from tcc.backends.overlay.context import Buffers
+from tcc.backends.overlay.tiling import ConvGeometry, choose_conv_tiles, estimate
+from tcc.driver import compile_to_ir, quantization_pipeline
+from tcc.isa.target import load_target
+from tcc.passes import DEFAULT_FLOAT_PIPELINE
+from tcc.runtime import Session
+
+TARGET = load_target()
+BUFFERS = Buffers.of(TARGET)
+
+
+@pytest.mark.parametrize("geometry", [
+    ConvGeometry(56, 56, 64, 64, 56, 56, 3, 1, 1, 576, 1, 32),
+    ConvGeometry(7, 7, 512, 2048, 7, 7, 1, 1, 1, 512, 1, 32),
+    ConvGeometry(224, 224, 3, 64, 112, 112, 7, 2, 1, 147, 1, 32),
+    ConvGeometry(14, 14, 256, 256, 14, 14, 3, 1, 1, 2304, 2, 32),
+])
+def test_chosen_tiles_fit_and_are_cheapest_among_fitting_ones(geometry):
+    tiles = choose_conv_tiles(geometry, BUFFERS, TARGET)
+    g = geometry
+    assert tiles.tn * g.k * g.esize <= BUFFERS.wbuf_h or tiles.tn == g.n and g.n * g.k * g.esize <= BUFFERS.wbuf_h
+    assert g.rows_in(tiles.th) * g.w * g.c <= BUFFERS.abuf_q
+    assert tiles.th * g.w_out * tiles.tn * 4 <= BUFFERS.acc_h
+    for th in (1, max(1, tiles.th // 2)):
+        assert estimate(g, tiles.tn, th, TARGET) >= tiles.cycles
+    macs = g.h_out * g.w_out * g.n * g.k
+    assert tiles.cycles >= macs / (TARGET.array_rows * TARGET.array_cols)
+
+
+def test_cost_model_predicts_the_simulated_layer(tmp_path):
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array((rng.standard_normal((64, 64, 3, 3)) * 0.05).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], name="conv")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 56, 56])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64, 56, 56])], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "m.onnx"))
+    np.savez(tmp_path / "c.npz", x=rng.standard_normal((2, 1, 64, 56, 56)).astype(np.float32))
+    module, _ = compile_to_ir(str(tmp_path / "m.onnx"),
+                              passes=DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(tmp_path / "c.npz")))
+    session = Session(compile_overlay(module))
+    session.run(None, {"x": rng.standard_normal((1, 64, 56, 56)).astype(np.float32)})
+    simulated = session.last_result.layers[0]["cycles"]
+    predicted = choose_conv_tiles(ConvGeometry(56, 56, 64, 64, 56, 56, 3, 1, 1, 576, 1, 32), BUFFERS, TARGET).cycles
+    assert abs(simulated - predicted) / simulated < 0.15, (simulated, predicted)
