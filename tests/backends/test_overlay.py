@@ -185,3 +185,18 @@ def test_out_of_bounds_dma_stops_with_its_pc(digits_artifact, tmp_path):
     x = {"input": np.load("examples/digits/digits_test.npz")["input"][:1]}
     with pytest.raises(SimulatorTrap, match=rf"pc {pc}\b.*dram"):
         session.run(None, x)
+
+
+@pytest.mark.parametrize("flags", [["--weights", "dybit4"], ["--weights", "dybit6"], ["--weights", "int4"],
+                                   ["--quant", "mixed", "--budget-bytes", "9000", "--candidates", "int8,bf16,dybit4"]])
+def test_low_bit_and_mixed_weights_run_bit_exact(flags, tmp_path, tcc_cli):
+    test = np.load("examples/digits/digits_test.npz")
+    np.savez(tmp_path / "in.npz", input=test["input"][:1])
+    code, _, err = tcc_cli("compile", DIGITS, "-t", "overlay", "--calib", "examples/digits/digits_calib.npz",
+                           *flags, "-o", tmp_path / "m.tcc")
+    assert code == 0, err
+    for label, extra in (("sim", []), ("ref", ["--reference"])):
+        code, _, err = tcc_cli("run", tmp_path / "m.tcc", *extra, "--inputs", tmp_path / "in.npz",
+                               "-o", tmp_path / f"{label}.npz")
+        assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "sim.npz")["logits"], np.load(tmp_path / "ref.npz")["logits"])
