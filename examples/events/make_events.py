@@ -91,15 +91,24 @@ def split(n: int, labels: np.ndarray, seed: int):
     return train, test, calib
 
 
-def make_dataset(seed: int = SEED):
-    """All 1797 digits as events: (counts uint8 [N,2,SIDE,SIDE], labels int64 [N], split indices)."""
+def load_images():
+    """scikit-learn's bundled digits: images [1797,8,8] in 0..16 and labels int64 [1797]."""
     from sklearn.datasets import load_digits  # only for the raw images (bundled, offline)
 
     digits = load_digits()
+    return digits.images, digits.target.astype(np.int64)
+
+
+def frames_of(images: np.ndarray, seed: int) -> np.ndarray:
+    """Event counts uint8 [N,2,SIDE,SIDE]; each seed gives other placements and noise."""
     rng = np.random.default_rng(seed)
-    frames = np.stack([events_of(image, rng) for image in digits.images])
-    labels = digits.target.astype(np.int64)
-    return frames, labels, split(len(labels), labels, seed)
+    return np.stack([events_of(image, rng) for image in images])
+
+
+def make_dataset(seed: int = SEED):
+    """All 1797 digits as events: (counts uint8 [N,2,SIDE,SIDE], labels int64 [N], split indices)."""
+    images, labels = load_images()
+    return frames_of(images, seed), labels, split(len(labels), labels, seed)
 
 
 def density_report(frames: np.ndarray) -> str:
