@@ -3,6 +3,7 @@
 - ``integer``: saturation, exact rounding right shifts, Q31 dyadic multipliers and requantization.
 - ``uniform``: affine int-N quantize/dequantize (ONNX QuantizeLinear semantics) and int-N scales.
 - ``bf16``: bfloat16 with round-to-nearest-even after every operation; int8 <-> bf16 conversions.
+- ``bf16_math``: the bf16 lane's non-linear functions (exp, reciprocal, rsqrt, softmax, GELU...).
 - ``dybit``: DyBit codes (run-of-ones exponent + mantissa), encode/decode, quantization, scales.
 - ``scale_search``: the MSE scale search both quantizers use.
 """
@@ -10,6 +11,11 @@ from .bf16 import (
     BF16_MAX, BF16_MIN_NORMAL, BF16_MIN_SUBNORMAL, BF16_NAN, bf16_add, bf16_fma, bf16_max, bf16_min,
     bf16_mul, bf16_mul_add, bf16_round, bf16_sub, bf16_sum, bf16_to_int8, from_bf16, int8_to_bf16,
     to_bf16,
+)
+from . import bf16_math
+from .bf16_math import (
+    bf16_div, bf16_erf, bf16_exp, bf16_gelu, bf16_hard_swish, bf16_layer_norm, bf16_reciprocal,
+    bf16_rsqrt, bf16_sigmoid, bf16_silu, bf16_softmax, bf16_sqrt, bf16_tanh,
 )
 from .dybit import (
     FINE_SHIFT, MAX_DECODE_INT, decode, decode_int, dybit_magnitudes, encode, max_magnitude,
@@ -37,4 +43,7 @@ __all__ = [
     "quantize", "quantize_affine", "quantize_multiplier", "requantize", "round_to_integer",
     "rounding_divide", "rounding_right_shift", "saturate", "search_scale", "search_scale_mse", "search_scale_uniform",
     "to_bf16",
+    "bf16_div", "bf16_erf", "bf16_exp", "bf16_gelu", "bf16_hard_swish", "bf16_layer_norm",
+    "bf16_reciprocal", "bf16_rsqrt", "bf16_sigmoid", "bf16_silu", "bf16_softmax", "bf16_sqrt",
+    "bf16_tanh",
 ]
