@@ -31,8 +31,8 @@ def quantize_affine(x, scale, zero_point=0, qmin: int = INT8_MIN, qmax: int = IN
     if zp.size and (zp.min() < -2**24 or zp.max() > 2**24):
         raise ValueError("zero_point must be within +-2**24")
     with np.errstate(over="ignore", invalid="ignore"):
-        t = x32 / s
-    t[np.isnan(t)] = 0.0
+        t = np.asarray(x32 / s)  # a 0-d operand gives a numpy scalar, which is read-only
+    t = np.where(np.isnan(t), np.float32(0), t)
     # rint of a float32 is exact (round half to even; large values are integers already), and the
     # clip bounds are small integers, so float32 arithmetic here rounds exactly once.
     lo, hi = (qmin - zp).astype(np.float32), (qmax - zp).astype(np.float32)

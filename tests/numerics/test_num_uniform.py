@@ -92,3 +92,11 @@ def test_search_scale_uniform():
     per_channel = search_scale_uniform(x, 4, axis=0)
     assert per_channel.shape == (4,)
     assert [search_scale_uniform(row, 4) for row in x] == per_channel.tolist()
+
+
+def test_quantize_affine_accepts_scalars_and_0d_arrays():
+    from tcc.ir.numerics import quantize_affine
+
+    assert int(quantize_affine(np.float32(0.7), 0.1, 3)) == 10
+    assert int(quantize_affine(np.array(0.25, np.float32), 0.5, 0)) == 0  # 0.5 ties to even
+    assert int(quantize_affine(np.array(np.nan, np.float32), 0.5, 7)) == 7
