@@ -75,9 +75,12 @@ def requantize(op, x):
     v = x.astype(np.int64) - zero_point_array(x_t, x.ndim)
     if a["pre_shift"]:
         v = np.left_shift(v, a["pre_shift"])
-    axis = a["axis"] if len(a["multiplier"]) > 1 else None
+    per_channel = len(a["multiplier"]) > 1
+    axis = a["axis"] if per_channel else None
+    multiplier = np.asarray(a["multiplier"]) if per_channel else a["multiplier"][0]
+    shift = np.asarray(a["shift"]) if per_channel else a["shift"][0]
     try:
-        return numerics.requantize(v, np.asarray(a["multiplier"]), np.asarray(a["shift"]), a["zero_point"],
+        return numerics.requantize(v, multiplier, shift, a["zero_point"],
                                    a["qmin"], a["qmax"], a["rounding"], axis=axis,
                                    out_dtype=to_numpy(a["dtype"]))
     except ValueError as exc:

@@ -330,3 +330,26 @@ def test_observers_on_edge_cases(method):
     g_lo, g_hi = observed(method, grow)
     m_lo, m_hi = observed("minmax", grow)
     assert m_lo <= g_lo < -100 and 100 < g_hi <= m_hi
+
+
+def test_scalar_constants_quantize_and_run(tmp_path):
+    """A 0-d constant operand (ViT's query scale) goes through the integer path."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tcc.driver import compile_to_ir, quantization_pipeline
+    from tcc.ir.interpreter import run_module
+    from tcc.passes import DEFAULT_FLOAT_PIPELINE
+
+    scale = numpy_helper.from_array(np.array(0.17677669, np.float32), "s")
+    graph = helper.make_graph([helper.make_node("Mul", ["x", "s"], ["y"], name="scale")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])], [scale])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "c.npz", x=rng.standard_normal((4, 1, 8)).astype(np.float32))
+    module, _ = compile_to_ir(str(tmp_path / "m.onnx"),
+                              passes=DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(tmp_path / "c.npz")))
+    x = rng.standard_normal((1, 8)).astype(np.float32)
+    y = run_module(module, {"x": x})["y"]
+    assert np.abs(y - x * np.float32(0.17677669)).max() <= 0.02
