@@ -346,10 +346,11 @@ def test_scalar_constants_quantize_and_run(tmp_path):
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])], [scale])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
-    rng = np.random.default_rng(0)
-    np.savez(tmp_path / "c.npz", x=rng.standard_normal((4, 1, 8)).astype(np.float32))
+    samples = np.random.default_rng(0).standard_normal((4, 1, 8)).astype(np.float32)
+    np.savez(tmp_path / "c.npz", x=samples)
     module, _ = compile_to_ir(str(tmp_path / "m.onnx"),
                               passes=DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(tmp_path / "c.npz")))
-    x = rng.standard_normal((1, 8)).astype(np.float32)
+    x = samples[0]  # inside the calibrated range: the error is rounding only
     y = run_module(module, {"x": x})["y"]
-    assert np.abs(y - x * np.float32(0.17677669)).max() <= 0.02
+    out_scale = module.outputs[0][1].producer.operands[0].type.quant.scale[0]
+    assert np.abs(y - x * np.float32(0.17677669)).max() <= 1.5 * out_scale
