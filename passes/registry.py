@@ -7,6 +7,7 @@ from .fold_affine import BatchNormToConv, FoldAffine
 from .fold_batchnorm import FoldBatchNorm
 from .fold_constants import FoldConstants
 from .quantize import MixedPrecision, Quantize
+from .recognize import Recognize
 
 PASSES: dict[str, type[Pass]] = {}
 
@@ -19,11 +20,11 @@ def register(cls: type[Pass]) -> type[Pass]:
 
 
 for _cls in (DeadCodeElimination, FoldConstants, FoldBatchNorm, FoldAffine, BatchNormToConv, Quantize,
-             MixedPrecision):
+             MixedPrecision, Recognize):
     register(_cls)
 
 # The float pipeline `tcc compile -t ir` runs after import.
-DEFAULT_FLOAT_PIPELINE = ("fold-constants", "fold-batchnorm", "fold-affine", "dce")
+DEFAULT_FLOAT_PIPELINE = ("fold-constants", "recognize", "fold-batchnorm", "fold-affine", "dce")
 
 # Before quantization: every batch_norm becomes a conv the int8 path can run.
 PRE_QUANT_PIPELINE = ("batchnorm-to-conv", "fold-affine", "dce")

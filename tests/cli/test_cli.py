@@ -40,8 +40,8 @@ def test_dump_ir_after_and_timings(tmp_path, tcc_cli):
     assert code == 0
     assert "fold-batchnorm" in err and "total" in err
     names = sorted(p.name for p in (tmp_path / "dumps").iterdir())
-    assert names == ["00-import.tir", "01-fold-constants.tir", "02-fold-batchnorm.tir", "03-fold-affine.tir",
-                     "04-dce.tir"]
+    assert names == ["00-import.tir", "01-fold-constants.tir", "02-recognize.tir", "03-fold-batchnorm.tir",
+                     "04-fold-affine.tir", "05-dce.tir"]
 
 
 def test_truncated_onnx_is_a_clear_error(tmp_path, tcc_cli):

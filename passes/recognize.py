@@ -1,0 +1,340 @@
+"""Recognize the decomposed LayerNorm and GELU subgraphs exporters write and fuse them into one op.
+
+- LayerNorm: ``d = x - mean(x); d / sqrt(mean(d^2) + eps)`` over trailing axes (also ``d * d``,
+  ``d * reciprocal(sqrt(...))`` and TF's twin ``sub`` for the variance) -> ``layer_norm(x, ones)``;
+  a following ``mul``/``add`` by a constant that varies only along the normalized axes folds into
+  its scale and bias (after an imported layer_norm too).
+- GELU: ``0.5 x (1 + erf(x / sqrt 2))`` -> ``gelu{approximate="none"}`` and
+  ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` -> ``gelu{approximate="tanh"}``, with the
+  products in any order.
+
+Intermediate values must have no other user and not be module outputs; constants match within
+``RTOL``, which covers exporters writing float32-rounded or 6-digit literals.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tcc.ir import Module, Op, Value
+from tcc.ir.dtypes import is_float, to_numpy
+from tcc.ir.rewrite import Rewriter, apply_patterns
+from tcc.ir.shape_rules import normalize_axis
+
+from .base import Pass
+from .fold_batchnorm import const_value
+
+RTOL = 1e-5
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_TANH_CUBIC = 0.044715
+
+
+# -- matching helpers --------------------------------------------------------------------------
+def _scalar(value: Value) -> float | None:
+    """The number held by a one-element constant, else None."""
+    array = const_value(value)
+    if array is None or array.size != 1:
+        return None
+    return float(array.reshape(()))
+
+
+def _shortest(value: Value, number: float) -> float:
+    """number as the shortest decimal that rounds to the same float32, if value is float32."""
+    return float(str(np.float32(number))) if value.type.dtype == "f32" else number
+
+
+def _close(actual: float | None, expected: float) -> bool:
+    return actual is not None and abs(actual - expected) <= RTOL * abs(expected)
+
+
+def _private(value: Value, module: Module) -> bool:
+    """Exactly one op reads ``value`` and it is no module output: a rewrite may consume it."""
+    return len(value.users) == 1 and not module.is_output(value)
+
+
+def _producer(value: Value, *kinds: str) -> Op | None:
+    op = value.producer
+    return op if op is not None and op.kind in kinds else None
+
+
+def _split_scalar(op: Op) -> tuple[Value, float] | None:
+    """A binary op with one scalar-constant operand as (other operand, the scalar)."""
+    for i in (0, 1):
+        k = _scalar(op.operands[1 - i])
+        if k is not None:
+            return op.operands[i], k
+    return None
+
+
+def _replace(rewriter: Rewriter, root: Op, new: Value, consumed: list[Op]) -> None:
+    """Replace root by new (which takes root's name) and erase the ops the match consumed."""
+    name = root.result.name
+    rewriter.replace_op(root, [new])
+    rewriter.module.rename(new, name)
+    unique = {id(op): op for op in consumed if op is not root and op.module is rewriter.module}
+    position = {id(op): i for i, op in enumerate(rewriter.module.ops)}
+    for op in sorted(unique.values(), key=lambda o: position[id(o)], reverse=True):
+        rewriter.erase_op(op)
+
+
+# -- LayerNorm ---------------------------------------------------------------------------------
+def _trailing_axis(op: Op, rank: int) -> int | None:
+    """The first axis of a keepdims reduction over a trailing contiguous range, else None."""
+    axes = sorted({normalize_axis(a, rank) for a in op.attrs["axes"]})
+    if not op.attrs["keepdims"] or not axes or axes != list(range(axes[0], rank)):
+        return None
+    return axes[0]
+
+
+@dataclass
+class _LayerNormMatch:
+    x: Value
+    axis: int
+    epsilon: float
+    consumed: list[Op]
+
+
+def _match_normalize(root: Op, d: Value, denom: Value, inverted: bool,
+                     module: Module) -> _LayerNormMatch | None:
+    """root = d / denom (or d * denom when inverted) as a layer norm of x, else None."""
+    consumed = []
+    if inverted:
+        reciprocal = _producer(denom, "reciprocal")
+        if reciprocal is None or not _private(denom, module):
+            return None
+        consumed.append(reciprocal)
+        denom = reciprocal.operands[0]
+    std = _producer(denom, "sqrt")
+    shifted = std and _producer(std.operands[0], "add")
+    if shifted is None or not _private(denom, module) or not _private(shifted.result, module):
+        return None
+    split = _split_scalar(shifted)
+    var_op = split and _producer(split[0], "reduce_mean")
+    if var_op is None or not _private(split[0], module):
+        return None
+    square = _producer(var_op.operands[0], "pow", "mul")
+    if square is None or not _private(square.result, module):
+        return None
+    base = square.operands[0]
+    if square.kind == "pow" and _scalar(square.operands[1]) != 2.0:
+        return None
+    if square.kind == "mul" and square.operands[1] is not base:
+        return None
+    sub = _producer(d, "sub")
+    mean_op = sub and _producer(sub.operands[1], "reduce_mean")
+    if mean_op is None or mean_op.operands[0] is not sub.operands[0]:
+        return None
+    x, mean = sub.operands
+    consumed += [std, shifted, var_op, square, sub, mean_op]
+    if base is d:  # d feeds the square and the normalizing op
+        d_users, mean_users = {id(root), id(square)}, 1
+    else:  # TF's SquaredDifference: a twin sub(x, mean) feeds the square
+        twin = _producer(base, "sub")
+        if twin is None or twin.operands != sub.operands or not _private(base, module):
+            return None
+        consumed.append(twin)
+        d_users, mean_users = {id(root)}, 2
+    if ({id(u) for u in d.users} != d_users or module.is_output(d) or len(mean.users) != mean_users
+            or module.is_output(mean)):
+        return None
+    rank = x.type.rank
+    axis = _trailing_axis(mean_op, rank)
+    if (axis is None or _trailing_axis(var_op, rank) != axis or root.result.type.shape != x.type.shape
+            or not is_float(x.type.dtype)):
+        return None
+    return _LayerNormMatch(x, axis, _shortest(x, split[1]), consumed)
+
+
+class LayerNormPattern:
+    """(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) over trailing axes -> layer_norm(x, ones)."""
+
+    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
+        if op.kind == "div":
+            orders = [(op.operands[0], op.operands[1], False)]
+        elif op.kind == "mul":
+            orders = [(op.operands[0], op.operands[1], True), (op.operands[1], op.operands[0], True)]
+        else:
+            return False
+        for d, denom, inverted in orders:
+            match = _match_normalize(op, d, denom, inverted, rewriter.module)
+            if match is not None:
+                self.rewrite(op, match, rewriter)
+                return True
+        return False
+
+    def rewrite(self, op: Op, match: _LayerNormMatch, rewriter: Rewriter) -> None:
+        x = match.x
+        builder = rewriter.builder_before(op)
+        ones = builder.const(np.ones(x.type.shape[match.axis:], to_numpy(x.type.dtype)),
+                             name=op.result.name + ".scale")
+        fused = builder.value("layer_norm", [x, ones], {"axis": match.axis, "epsilon": match.epsilon},
+                              name=op.result.name)
+        _replace(rewriter, op, fused, match.consumed)
+
+
+def _along_normalized(array: np.ndarray, rank: int, axis: int) -> np.ndarray | None:
+    """The constant shaped over the normalized dims if it varies only along them, else None."""
+    if array.ndim > rank:
+        return None
+    full = array.reshape((1,) * (rank - array.ndim) + array.shape)
+    if any(d != 1 for d in full.shape[:axis]):
+        return None
+    return full.reshape(full.shape[axis:])
+
+
+class LayerNormAffinePattern:
+    """layer_norm(x, s, b) * g -> layer_norm(x, s * g, b * g);  layer_norm(x, s, b) + t ->
+    layer_norm(x, s, b + t), for constants g, t varying only along the normalized axes."""
+
+    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
+        if op.kind not in ("mul", "add"):
+            return False
+        module = rewriter.module
+        for i in (0, 1):
+            norm = _producer(op.operands[i], "layer_norm")
+            other = op.operands[1 - i]
+            array = const_value(other)
+            if (norm is None or array is None or not _private(norm.result, module)
+                    or op.result.type.shape != norm.result.type.shape):
+                continue
+            rank = norm.result.type.rank
+            axis = normalize_axis(norm.attrs["axis"], rank)
+            factor = _along_normalized(array, rank, axis)
+            scale = const_value(norm.operands[1])
+            bias = const_value(norm.operands[2]) if len(norm.operands) > 2 else None
+            if factor is None or scale is None or (len(norm.operands) > 2 and bias is None):
+                continue
+            self.rewrite(op, norm, other, factor, scale, bias, rewriter)
+            return True
+        return False
+
+    def rewrite(self, op, norm, other, factor, scale, bias, rewriter):
+        """The constant operand itself becomes the scale or bias where it already is one, else new
+        constants are computed; an all-zero bias is dropped."""
+        dtype = to_numpy(norm.result.type.dtype)
+        builder = rewriter.builder_before(op)
+        builder.loc = norm.loc
+        fits = other.type.rank <= factor.ndim  # usable as a layer_norm operand without a reshape
+        new_scale, bias64 = norm.operands[1], None if bias is None else bias.astype(np.float64)
+        if op.kind == "mul":
+            if np.all(scale == 1) and fits:
+                new_scale = other
+            else:
+                new_scale = builder.const((scale.astype(np.float64) * factor).astype(dtype),
+                                          name=op.result.name + ".scale")
+            bias64 = None if bias64 is None else bias64 * factor
+        else:
+            bias64 = factor.astype(np.float64) + (0.0 if bias64 is None else bias64)
+        if bias64 is None or not np.any(bias64):
+            new_bias = []
+        elif op.kind == "add" and bias is None and fits:
+            new_bias = [other]
+        else:
+            new_bias = [builder.const(bias64.astype(dtype), name=op.result.name + ".bias")]
+        fused = builder.value("layer_norm", [norm.operands[0], new_scale] + new_bias, norm.attrs,
+                              name=op.result.name)
+        _replace(rewriter, op, fused, [norm])
+
+
+# -- GELU --------------------------------------------------------------------------------------
+def _product(value: Value, module: Module, consumed: list[Op]) -> tuple[float, list[Value]]:
+    """value as coefficient * product of leaves, expanding private mul, div by a scalar constant
+    and pow by 2 or 3; expanded ops are appended to consumed."""
+    op = value.producer
+    if op is not None and _private(value, module):
+        return _expand(op, module, consumed)
+    k = _scalar(value)
+    return (k, []) if k is not None else (1.0, [value])
+
+
+def _expand(op: Op, module: Module, consumed: list[Op]) -> tuple[float, list[Value]]:
+    """Like _product for the result of op, which is expanded whatever its users."""
+    if op.kind == "mul":
+        c1, l1 = _product(op.operands[0], module, consumed)
+        c2, l2 = _product(op.operands[1], module, consumed)
+        consumed.append(op)
+        return c1 * c2, l1 + l2
+    k = _scalar(op.operands[1]) if op.kind in ("div", "pow") else None
+    if op.kind == "div" and k:
+        c, leaves = _product(op.operands[0], module, consumed)
+        consumed.append(op)
+        return c / k, leaves
+    if op.kind == "pow" and k in (2.0, 3.0):
+        c, leaves = _product(op.operands[0], module, consumed)
+        consumed.append(op)
+        return c ** k, leaves * int(k)
+    k = _scalar(op.result)
+    return (k, []) if k is not None else (1.0, [op.result])
+
+
+def _polynomial(value: Value, x: Value, module: Module, consumed: list[Op]) -> dict[int, float] | None:
+    """value as {degree: coefficient} of a polynomial in x built from private muls and adds."""
+    coef, leaves = _product(value, module, consumed)
+    if all(leaf is x for leaf in leaves):
+        return {len(leaves): coef}
+    add = _producer(leaves[0], "add") if len(leaves) == 1 else None
+    if add is None or not _private(leaves[0], module):
+        return None
+    consumed.append(add)
+    terms: dict[int, float] = {}
+    for operand in add.operands:
+        part = _polynomial(operand, x, module, consumed)
+        if part is None:
+            return None
+        for degree, c in part.items():
+            terms[degree] = terms.get(degree, 0.0) + coef * c
+    return terms
+
+
+def _gelu_kind(x: Value, inner: Value, module: Module, consumed: list[Op]) -> str | None:
+    """'none' or 'tanh' if inner is 1 + erf(x / sqrt 2) or 1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))."""
+    add = _producer(inner, "add")
+    split = add and _split_scalar(add)
+    if split is None or not _private(inner, module) or not _close(split[1], 1.0):
+        return None
+    squashed = _producer(split[0], "erf", "tanh")
+    if squashed is None or not _private(split[0], module):
+        return None
+    consumed += [add, squashed]
+    terms = _polynomial(squashed.operands[0], x, module, consumed)
+    if terms is None:
+        return None
+    if squashed.kind == "erf" and set(terms) == {1} and _close(terms[1], math.sqrt(0.5)):
+        return "none"
+    if (squashed.kind == "tanh" and set(terms) == {1, 3} and _close(terms[1], _SQRT_2_OVER_PI)
+            and _close(terms[3], _SQRT_2_OVER_PI * _TANH_CUBIC)):
+        return "tanh"
+    return None
+
+
+class GeluPattern:
+    """0.5 * x * (1 + erf(x / sqrt 2)) -> gelu{approximate="none"}; the tanh form -> approximate="tanh"."""
+
+    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
+        if op.kind not in ("mul", "div") or not is_float(op.result.type.dtype):
+            return False
+        module = rewriter.module
+        consumed: list[Op] = []
+        coef, leaves = _expand(op, module, consumed)
+        if len(leaves) != 2 or not _close(coef, 0.5):
+            return False
+        for x, inner in (leaves, leaves[::-1]):
+            matched = list(consumed)
+            kind = _gelu_kind(x, inner, module, matched)
+            if kind is not None and op.result.type.shape == x.type.shape:
+                builder = rewriter.builder_before(op)
+                fused = builder.value("gelu", [x], {"approximate": kind}, name=op.result.name)
+                _replace(rewriter, op, fused, matched)
+                return True
+        return False
+
+
+@dataclass
+class Recognize(Pass):
+    name = "recognize"
+    summary = "fuse decomposed LayerNorm and GELU subgraphs into layer_norm and gelu"
+
+    def apply(self, module: Module) -> None:
+        apply_patterns(module, [LayerNormPattern(), LayerNormAffinePattern(), GeluPattern()])
