@@ -10,17 +10,21 @@ from ..dtypes import to_numpy
 from ..errors import InterpreterError
 from ..verifier import describe
 from .. import numerics
-from .registry import KERNELS, OP_KERNELS
+from .registry import BF16_KERNELS, KERNELS, OP_KERNELS
 
 
 def _run_typed_kernel(op: Op, kernel, operands: list[np.ndarray]):
     """Run a float kernel on whatever element types the op has.
 
-    bf16: operands widen exactly to f32, the kernel computes in f32 and each result is rounded
-    once to bf16 (RNE) -- one IR op is one rounding.  Integers: operands widen to int64 and the
+    bf16: ops with a SIMD-lane sequence (kernels_bf16.py: softmax, gelu, layer_norm, exp, ...)
+    run it, rounding every step as the lanes do; any other op widens its operands exactly to f32,
+    computes in f32 and rounds each result once to bf16 (RNE).  Integers: operands widen to int64 and the
     results must fit the result type; overflow is an error, never a silent wrap.
     """
     dtypes = {v.type.dtype for v in op.operands} | {r.type.dtype for r in op.results}
+    if dtypes == {"bf16"} and op.kind in BF16_KERNELS:
+        produced = BF16_KERNELS[op.kind](op.attrs, *[a.astype(np.float32) for a in operands])
+        return tuple(np.asarray(p, np.float32) for p in (produced if isinstance(produced, tuple) else (produced,)))
     if "bf16" in dtypes:
         widened = [a.astype(np.float32) if v.type.dtype == "bf16" else a for a, v in zip(operands, op.operands)]
         produced = kernel(op.attrs, *widened)

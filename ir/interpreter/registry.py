@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import (kernels_conv, kernels_elementwise, kernels_norm, kernels_pool, kernels_quant, kernels_resize,
+from . import (kernels_bf16, kernels_conv, kernels_elementwise, kernels_norm, kernels_pool, kernels_quant, kernels_resize,
                kernels_tensor)
 
 # kernel(attrs, *operand_arrays) -> array, or a tuple of arrays for ops with several results.
@@ -34,3 +34,6 @@ OP_KERNELS: dict[str, Kernel] = build_registry(kernels_quant.OP_KERNEL_TABLE)
 _overlap = set(KERNELS) & set(OP_KERNELS)
 if _overlap:
     raise ValueError(f"op kinds with both kinds of kernel: {sorted(_overlap)}")
+
+# bf16 sequences of the SIMD lanes, for ops whose operands and results are all bf16.
+BF16_KERNELS: dict[str, Kernel] = build_registry(kernels_bf16.BF16_KERNEL_TABLE)
