@@ -1,7 +1,8 @@
 """Per-channel affine rewrites around convolutions.
 
 - ``fold-affine``: conv/linear followed by ``mul`` or ``add`` with a constant that broadcasts per
-  output channel (Caffe2's Scale layers in the light zoo) folds into the weights and bias.
+  output channel (Caffe2's Scale layers in the light zoo) folds into the weights and bias; a
+  matmul by a constant matrix becomes a linear first, so its bias add folds too.
 - ``batchnorm-to-conv``: a batch_norm that could not fold (e.g. after a concat, DenseNet's
   pre-activation BN) becomes a depthwise 1x1 conv, so the int8 path can run it.
 """
@@ -78,6 +79,26 @@ class ConvAffinePattern:
         rewriter.module.rename(fused, name)
 
 
+class MatmulToLinearPattern:
+    """matmul(x, W) with a constant 2-D W -> linear(x, W^T): transformer exports write their
+    projections this way, and as linear the following bias add folds and the int8 path gets
+    per-output-channel weights."""
+
+    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
+        if op.kind != "matmul" or op.result.type.dtype != "f32" or op.operands[0].type.rank < 2:
+            return False
+        weight = const_value(op.operands[1])
+        if weight is None or weight.ndim != 2:
+            return False
+        builder = rewriter.builder_before(op)
+        w = builder.const(np.ascontiguousarray(weight.T), name=op.operands[1].name + ".t")
+        linear = builder.value("linear", [op.operands[0], w], name=op.result.name + ".linear")
+        name = op.result.name
+        rewriter.replace_op(op, [linear])
+        rewriter.module.rename(linear, name)
+        return True
+
+
 class BatchNormToConvPattern:
     def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
         if op.kind != "batch_norm" or op.result.type.rank < 3:
@@ -108,7 +129,7 @@ class FoldAffine(Pass):
     summary = "fold per-channel constant mul/add after a conv or linear into its weights and bias"
 
     def apply(self, module: Module) -> None:
-        apply_patterns(module, [ConvAffinePattern()])
+        apply_patterns(module, [MatmulToLinearPattern(), ConvAffinePattern()])
 
 
 @dataclass
