@@ -13,13 +13,17 @@ from .emit_misc import emit_eadd, emit_pool, emit_requant
 from .emit_move import emit_concat, emit_layout, layout_map
 from .emit_vector import emit_cvt, emit_vector
 from .errors import BackendError
-from .layout import nbytes, physical_perm
+from .layout import nbytes, physical_perm, to_physical
 from .memory import DramPlan, align, place_activations
 from .program import Program
 from .steps import build_steps, find_host_io
 
 MODES = {"conv": "int8", "gemm": "int8", "eadd": "int8", "requant": "int8", "pool": "int8",
          "cvt_in": "bf16", "cvt_out": "bf16", "vector": "bf16"}
+
+
+def _is_const(v) -> bool:
+    return v.producer is not None and v.producer.kind == "const"
 
 
 def _aliases(steps) -> dict[int, object]:
@@ -58,7 +62,8 @@ def compile_overlay(module: Module, target: TargetConfig | None = None) -> Artif
             if id(r) not in sizes:
                 values[id(r)], sizes[id(r)], first[id(r)] = r, nbytes(r.type), i
         for v in step.inputs + step.outputs:
-            last[id(root(v))] = max(last.get(id(root(v)), 0), i)
+            if not _is_const(v):
+                last[id(root(v))] = max(last.get(id(root(v)), 0), i)
     pinned = {id(root(v)) for _, v, _ in io.inputs + io.outputs}
     missing = [v for _, v, _ in io.outputs if id(root(v)) not in sizes]
     if missing:
@@ -74,7 +79,11 @@ def compile_overlay(module: Module, target: TargetConfig | None = None) -> Artif
         ctx.addresses[key] = base_marker + off
     for step in steps:
         for v in step.inputs + step.outputs:
-            ctx.addresses[id(v)] = ctx.addresses[id(root(v))]
+            if _is_const(v):  # a constant operand (e.g. a position embedding) lives with the weights
+                data = to_physical(v.producer.attrs["value"], v.type)
+                ctx.addresses[id(v)] = plan.add_constant(f"t:{v.name}", data.astype(data.dtype.newbyteorder("<")))
+            else:
+                ctx.addresses[id(v)] = ctx.addresses[id(root(v))]
     mode = "int8"
     for step in steps:
         want = MODES.get(step.kind)

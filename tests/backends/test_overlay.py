@@ -200,3 +200,22 @@ def test_low_bit_and_mixed_weights_run_bit_exact(flags, tmp_path, tcc_cli):
                                "-o", tmp_path / f"{label}.npz")
         assert code == 0, err
     np.testing.assert_array_equal(np.load(tmp_path / "sim.npz")["logits"], np.load(tmp_path / "ref.npz")["logits"])
+
+
+def test_constant_operand_of_an_int8_add(tmp_path):
+    """conv + a constant tensor (a position-embedding-like add): the constant lives with the weights."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array((rng.standard_normal((8, 3, 3, 3)) * 0.3).astype(np.float32), "w")
+    pos = numpy_helper.from_array(rng.standard_normal((1, 8, 6, 6)).astype(np.float32), "pos")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("Add", ["c", "pos"], ["y"], name="add_pos")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 6, 6])], [w, pos])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "m.onnx"))
+    module = quantized(str(tmp_path / "m.onnx"),
+                       random_calibration({"x": np.zeros((1, 3, 6, 6))}, tmp_path / "c.npz", samples=4))
+    session = Session(compile_overlay(module))
+    x = {"x": rng.standard_normal((1, 3, 6, 6)).astype(np.float32)}
+    np.testing.assert_array_equal(session.run(None, x)[0], run_module(module, x)["y"])
