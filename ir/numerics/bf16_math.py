@@ -308,9 +308,9 @@ def bf16_softmax(x, axis: int = -1):
     """exp(x - max) * reciprocal(bf16_sum(exp(x - max))) along ``axis``."""
     arr = np.moveaxis(np.asarray(x), axis, -1)
     v = _lanes(arr).reshape(arr.shape)
-    m = v[..., :1]
-    for i in range(1, v.shape[-1]):
-        m = bf16_max(m, v[..., i:i + 1])
+    # The row maximum involves no rounding, so a vectorized max equals the lanes' pairwise one
+    # (NaN propagates; a +-0 maximum gives the same x - max for every x but -0, and exp(+-0) = 1).
+    m = np.max(v, axis=-1, keepdims=True)
     e = _exp(np.asarray(bf16_sub(v, m), np.float32).reshape(-1)).reshape(v.shape)
     r = _reciprocal(np.asarray(bf16_sum(e, axis=-1), np.float32).reshape(-1))
     y = bf16_mul(e, r.reshape(v.shape[:-1] + (1,)))
