@@ -51,3 +51,35 @@ def _cast(types, attrs):
     if attrs["to"] not in DTYPES:
         raise ShapeError(f"cast to unknown element type {attrs['to']!r}")
     return [TensorType(types[0].shape, attrs["to"])]
+
+
+def _compare(types, attrs):
+    a, b = types
+    if a.dtype != b.dtype:
+        raise ShapeError(f"compared element types {a.dtype} and {b.dtype} differ")
+    return [TensorType(broadcast(a.shape, b.shape), "bool")]
+
+
+for _kind, _doc in [("greater", "a > b"), ("less", "a < b"), ("equal", "a == b"),
+                    ("greater_or_equal", "a >= b"), ("less_or_equal", "a <= b")]:
+    define_op(_kind, "a b", doc=f"Element-wise {_doc} as bool, with numpy broadcasting.")(_compare)
+
+
+def _logical(types, attrs):
+    if any(t.dtype != "bool" for t in types):
+        raise ShapeError("logical ops take bool operands")
+    return [TensorType(broadcast(*(t.shape for t in types)), "bool")]
+
+
+for _kind in ("and", "or", "xor"):
+    define_op(_kind, "a b", doc=f"Element-wise logical {_kind} of bool tensors.")(_logical)
+define_op("not", "x", doc="Element-wise logical not of a bool tensor.")(_logical)
+
+
+@define_op("where", "condition a b")
+def _where(types, attrs):
+    """a where condition else b, with numpy broadcasting of all three."""
+    cond, a, b = types
+    if cond.dtype != "bool" or a.dtype != b.dtype:
+        raise ShapeError(f"where needs a bool condition and equal value types, got {cond.dtype}, {a.dtype}, {b.dtype}")
+    return [TensorType(broadcast(cond.shape, a.shape, b.shape), a.dtype)]

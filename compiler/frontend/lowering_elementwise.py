@@ -1,4 +1,5 @@
-"""Lowerings of element-wise ONNX ops, activations, Softmax, Cast and the pass-through ops."""
+"""Lowerings of element-wise ONNX ops, activations, comparisons and Where, Softmax, Cast and the
+pass-through ops."""
 from __future__ import annotations
 
 import numpy as np
@@ -154,6 +155,11 @@ def lower_dropout(n: NodeContext) -> None:
         n.set_const(1, np.ones(n.input_type(0).shape, dtype=mask_dtype))
 
 
+def lower_where(n: NodeContext) -> None:
+    """Where(condition, a, b) -> where, broadcasting all three."""
+    n.emit("where", [n.input(0), n.input(1), n.input(2)])
+
+
 LOWERINGS = {
     "Add": _binary("add"),
     "Sub": _binary("sub"),
@@ -181,5 +187,15 @@ LOWERINGS = {
     "Cast": lower_cast,
     "PRelu": lower_prelu,
     "Identity": lower_identity,
+    "Greater": _binary("greater"),
+    "Less": _binary("less"),
+    "Equal": _binary("equal"),
+    "GreaterOrEqual": _binary("greater_or_equal"),
+    "LessOrEqual": _binary("less_or_equal"),
+    "And": _binary("and"),
+    "Or": _binary("or"),
+    "Xor": _binary("xor"),
+    "Not": _unary("not"),
+    "Where": lower_where,
     "Dropout": lower_dropout,
 }

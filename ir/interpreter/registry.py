@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import (kernels_bf16, kernels_conv, kernels_elementwise, kernels_norm, kernels_pool, kernels_quant, kernels_resize,
+from . import (kernels_bf16, kernels_conv, kernels_elementwise, kernels_logic, kernels_norm, kernels_pool, kernels_quant, kernels_resize,
                kernels_tensor)
 
 # kernel(attrs, *operand_arrays) -> array, or a tuple of arrays for ops with several results.
@@ -22,6 +22,7 @@ def build_registry(*tables) -> dict[str, Kernel]:
 
 KERNELS: dict[str, Kernel] = build_registry(
     kernels_elementwise.KERNEL_TABLE,
+    kernels_logic.KERNEL_TABLE,
     kernels_conv.KERNEL_TABLE,
     kernels_pool.KERNEL_TABLE,
     kernels_norm.KERNEL_TABLE,
