@@ -10,7 +10,7 @@ from click.core import ParameterSource
 from tcc import __version__
 from tcc.ir.errors import TccError
 
-TARGETS = ("ir", "overlay")
+TARGETS = ("ir", "overlay", "sparse")
 
 
 class _State:
@@ -90,27 +90,39 @@ def cli(debug: bool) -> None:
 @click.option("--candidates", default=None, metavar="F1,F2,...",
               help="--quant mixed: formats to choose from (default int8,int4,dybit4,dybit6,bf16).")
 @click.option("--target-config", default=None, type=click.Path(dir_okay=False),
-              help="Overlay target description (TOML); default: the bundled TATAA-style core.")
+              help="Target description (TOML); default: the bundled TATAA-style overlay core, or "
+                   "for -t sparse the bundled ZCU102-style FPGA budget.")
+@click.option("--sparse-mode", type=click.Choice(["exact", "submanifold"]), default=None,
+              help="-t sparse: 'exact' (default) equals the dense model; 'submanifold' computes "
+                   "outputs only at active sites, as a network trained that way expects.")
 @with_dump_options
 def compile(model, target, output, input_shapes, passes, calib, quant, method, weights, symmetric,
-            budget_bytes, budget_cycles, candidates, target_config, dump_after, dump_dir, timings):
-    """Compile an ONNX MODEL to textual IR (-t ir) or an overlay artifact (-t overlay)."""
+            budget_bytes, budget_cycles, candidates, target_config, sparse_mode, dump_after, dump_dir,
+            timings):
+    """Compile an ONNX MODEL to textual IR (-t ir), an overlay artifact (-t overlay) or a sparse
+    dataflow artifact (-t sparse)."""
     from tcc.driver import UsageError, compile_to_ir, quantization_pipeline
     from tcc.passes import DEFAULT_FLOAT_PIPELINE
 
     quant_given = click.get_current_context().get_parameter_source("quant") is ParameterSource.COMMANDLINE
     from_pins = passes is None and calib is None and quant_given and quant == "int8"
-    if target == "overlay":
+    if sparse_mode is not None and target != "sparse":
+        raise UsageError("--sparse-mode goes with -t sparse")
+    if target in ("overlay", "sparse"):
         if output in (None, "-"):
-            raise UsageError("-t overlay writes a binary artifact: give -o MODEL.tcc")
+            raise UsageError(f"-t {target} writes a binary artifact: give -o MODEL.tcc")
         if calib is None and passes is None and not from_pins:
-            raise UsageError("-t overlay runs int8 code: give calibration data with --calib FILE.npz "
+            raise UsageError(f"-t {target} runs int8 code: give calibration data with --calib FILE.npz "
                              "(or --quant int8 for a pre-quantized QDQ model)")
+    if target == "sparse" and calib is None:
+        raise UsageError("-t sparse measures activation density on calibration data: give --calib FILE.npz")
     if passes is None:
         passes = DEFAULT_FLOAT_PIPELINE
         if calib is not None or from_pins:
             passes += quantization_pipeline(calib, quant, method, weights, symmetric, budget_bytes,
                                             budget_cycles, candidates)
+        if target == "sparse":
+            passes += (f"annotate-sparsity{{calib={calib},mode={sparse_mode or 'exact'}}}",)
     module, manager = compile_to_ir(model, _shapes(input_shapes), passes, dump_after, dump_dir,
                                     require_pins=from_pins)
     _print_plans(manager)
@@ -118,6 +130,13 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
         click.echo(manager.timing_report(), err=True)
     if target == "ir":
         _emit(module, output)
+        return
+    if target == "sparse":
+        from tcc.backends.sparse import compile_sparse
+
+        artifact = compile_sparse(module, mode=sparse_mode or "exact", target_path=target_config)
+        artifact.save(output)
+        click.echo(f"wrote {output}: {artifact.summary()}", err=True)
         return
     from tcc.backends.overlay import compile_overlay
     from tcc.isa.target import load_target
@@ -147,13 +166,9 @@ def opt(source, passes, output, dump_after, dump_dir, timings):
 
 
 def _is_artifact(path) -> bool:
-    from tcc.backends.overlay.artifact import MAGIC
+    from tcc.runtime import artifact_kind
 
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(MAGIC)) == MAGIC
-    except OSError:
-        return False
+    return artifact_kind(path) is not None
 
 
 def _inputs_for(module, inputs_path, seed):
@@ -186,10 +201,9 @@ def run(source, inputs_path, output, seed, reference, report_path):
     import json
 
     from tcc.ir.fileio import write_atomic
-    from tcc.runtime import Session
-    from tcc.runtime.report import build_report
+    from tcc.runtime import open_session
 
-    session = Session(source)
+    session = open_session(source)
     inputs = _inputs_for(session.module, inputs_path, seed)
     if reference:
         if report_path:
@@ -198,7 +212,7 @@ def run(source, inputs_path, output, seed, reference, report_path):
         return
     save_outputs(output, session.run_dict(inputs))
     if report_path:
-        report = build_report(session.artifact.metadata, session.last_result)
+        report = session.performance_report()
         write_atomic(report_path, json.dumps(report, indent=1, sort_keys=True))
 
 
@@ -209,12 +223,11 @@ def run(source, inputs_path, output, seed, reference, report_path):
 @click.option("--top", default=None, type=int, help="Show only the N slowest layers.")
 def report(artifact, inputs_path, seed, top):
     """Simulate an artifact and print its per-layer performance table and roofline bound."""
-    from tcc.runtime import Session
-    from tcc.runtime.report import build_report, format_report
+    from tcc.runtime import open_session
 
-    session = Session(artifact)
+    session = open_session(artifact)
     session.run_dict(_inputs_for(session.module, inputs_path, seed))
-    click.echo(format_report(build_report(session.artifact.metadata, session.last_result), top))
+    click.echo(session.format_performance(session.performance_report(), top))
 
 
 @cli.command()
@@ -223,7 +236,15 @@ def disasm(source):
     """Print the program of an artifact (.tcc) or of a raw binary (.bin) as assembly."""
     from tcc.isa import disassemble, read_binary
 
-    if _is_artifact(source):
+    from tcc.runtime import artifact_kind
+
+    kind = artifact_kind(source)
+    if kind == "sparse":
+        from tcc.backends.sparse import SparseArtifact
+
+        click.echo(SparseArtifact.load(source).describe(), nl=False)
+        return
+    if kind == "overlay":
         from tcc.backends.overlay import Artifact
 
         words = Artifact.load(source).program

@@ -93,6 +93,18 @@ class Session:
         """The integer reference interpreter on the artifact's quantized IR."""
         return run_module(self.module, feeds)
 
+    def performance_report(self) -> dict:
+        """Per-layer counters and roofline of the last run (runtime/report.py)."""
+        from .report import build_report
+
+        return build_report(self.artifact.metadata, self.last_result)
+
+    @staticmethod
+    def format_performance(report: dict, top: int | None = None) -> str:
+        from .report import format_report
+
+        return format_report(report, top)
+
     # -- host conversions ----------------------------------------------------------------------
     def _type(self, entry) -> TensorType:
         return self._values[entry["value"]].type
