@@ -101,7 +101,7 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
             timings):
     """Compile an ONNX MODEL to textual IR (-t ir), an overlay artifact (-t overlay) or a sparse
     dataflow artifact (-t sparse)."""
-    from tcc.driver import UsageError, compile_to_ir, quantization_pipeline
+    from tcc.driver import UsageError, compile_to_ir, quantization_pipeline, run_pipeline
     from tcc.passes import DEFAULT_FLOAT_PIPELINE
 
     quant_given = click.get_current_context().get_parameter_source("quant") is ParameterSource.COMMANDLINE
@@ -123,8 +123,15 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
                                             budget_cycles, candidates)
         if target == "sparse":
             passes += (f"annotate-sparsity{{calib={calib},mode={sparse_mode or 'exact'}}}",)
-    module, manager = compile_to_ir(model, _shapes(input_shapes), passes, dump_after, dump_dir,
-                                    require_pins=from_pins)
+    module, _ = compile_to_ir(model, _shapes(input_shapes), (), require_pins=from_pins)
+    overlay_target = None
+    if target == "overlay":  # limits first: calibration of a model that cannot fit is wasted time
+        from tcc.isa.target import load_target
+        from tcc.limits import check_overlay_limits
+
+        overlay_target = load_target(target_config)
+        check_overlay_limits(module, overlay_target, target_config or "the default target", weights, quant)
+    manager = run_pipeline(module, passes, dump_after, dump_dir)
     _print_plans(manager)
     if timings:
         click.echo(manager.timing_report(), err=True)
@@ -139,9 +146,8 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
         click.echo(f"wrote {output}: {artifact.summary()}", err=True)
         return
     from tcc.backends.overlay import compile_overlay
-    from tcc.isa.target import load_target
 
-    artifact = compile_overlay(module, load_target(target_config))
+    artifact = compile_overlay(module, overlay_target)
     artifact.save(output)
     meta = artifact.metadata
     click.echo(f"wrote {output}: {len(artifact.program)} instructions, {len(meta['layers'])} layers, "

@@ -1,0 +1,76 @@
+"""What a target can hold and run, checked on the imported float IR before any pass runs.
+
+Calibration and compilation of a large model take minutes; a model that cannot fit the target's
+DRAM, or uses a tensor shape the backend cannot lower, should fail in the first second with one
+message that says what to change.  Input shapes left dynamic are refused earlier still, by the
+ONNX loader (``frontend/loader.py``), with the ``--input-shape`` to give.
+"""
+from __future__ import annotations
+
+import re
+
+from tcc.ir import Module
+from tcc.ir.errors import TccError
+
+#: Activation ranks the overlay's matrix unit takes: conv is 2-D ([N, C, H, W]) at batch 1;
+#: a linear layer reads a [rows, k] or [batch, rows, k] activation (backends/overlay/emit_matrix.py).
+CONV_RANK = 4
+LINEAR_MAX_RANK = 3
+
+
+class LimitError(TccError):
+    """The model exceeds what the chosen target can hold or run."""
+
+
+def weight_bits(weights: str = "int8", quant: str = "int8") -> int:
+    """The fewest bits per weight element the quantization options can produce (a lower bound)."""
+    if quant == "mixed":
+        return 2  # the mixed-precision search may pick dybit2 anywhere
+    match = re.fullmatch(r"(?:int|dybit)(\d+)", weights or "int8")
+    return int(match[1]) if match else 8
+
+
+def constant_elements(module: Module) -> int:
+    return sum(op.result.type.size for op in module.ops if op.kind == "const")
+
+
+def check_overlay_limits(module: Module, target, target_label: str = "the target",
+                         weights: str = "int8", quant: str = "int8") -> None:
+    """Raise LimitError when ``module`` (float IR, before quantization) cannot run on ``target``."""
+    _check_shapes(module)
+    _check_memory(module, target, target_label, weight_bits(weights, quant))
+
+
+def _where(op) -> str:
+    return f"{op.kind} %{op.results[0].name}" + (f" (ONNX node {op.loc!r})" if op.loc else "")
+
+
+def _check_shapes(module: Module) -> None:
+    for op in module.ops:
+        if op.kind == "conv":
+            x = op.operands[0].type
+            if x.rank != CONV_RANK:
+                raise LimitError(f"{_where(op)} works on a rank-{x.rank} tensor {x}; the overlay runs "
+                                 f"2-D convolutions only (rank {CONV_RANK}, [N, C, H, W]). Export 1-D or 3-D "
+                                 "convolutions as 2-D ones")
+            if x.shape[0] != 1:
+                raise LimitError(f"{_where(op)} has batch {x.shape[0]} ({x}); the overlay runs batch 1. "
+                                 "Bind the batch to 1 with --input-shape NAME=1,... (and run the samples "
+                                 "one after another)")
+        if op.kind == "linear" and op.operands[0].type.rank > LINEAR_MAX_RANK:
+            x = op.operands[0].type
+            raise LimitError(f"{_where(op)} reads a rank-{x.rank} activation {x}; the overlay's linear "
+                             f"layers take rank 2 or {LINEAR_MAX_RANK} ([rows, k] or [batch, rows, k]). "
+                             "Flatten the leading dims before the layer")
+
+
+def _check_memory(module: Module, target, target_label: str, bits: int) -> None:
+    elements = constant_elements(module)
+    weight_bytes = elements * bits // 8
+    io_bytes = sum(v.type.size for v in module.inputs) + sum(v.type.size for _, v in module.outputs)
+    need = weight_bytes + io_bytes
+    if need > target.dram_bytes:
+        raise LimitError(f"the model does not fit {target_label}: its {elements} constant elements take at "
+                         f"least {weight_bytes} bytes at {bits} bits each, plus {io_bytes} bytes of int8 "
+                         f"inputs and outputs, but dram_bytes = {target.dram_bytes}. Use a target with more "
+                         "DRAM (--target-config), lower-bit weights (--weights int4 or dybit4) or a smaller model")
