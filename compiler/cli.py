@@ -154,6 +154,55 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
                f"{meta['dram_bytes']} bytes of DRAM", err=True)
 
 
+@cli.command(name="verify")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("-t", "--target", type=click.Choice(["overlay", "ir"]), default="overlay", show_default=True,
+              help="overlay: simulator and integer reference; ir: integer reference only.")
+@click.option("--calib", required=True, type=click.Path(dir_okay=False), help="Calibration .npz.")
+@click.option("--inputs", "inputs_path", default=None, type=click.Path(dir_okay=False),
+              help=".npz of inputs (one array per input, or stacked along axis 0); default: --calib's samples.")
+@click.option("--samples", default=4, show_default=True, type=click.IntRange(min=1),
+              help="How many samples to run.")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...")
+@click.option("--calibrate", "method", type=click.Choice(["minmax", "percentile", "entropy", "mse"]),
+              default="minmax", show_default=True)
+@click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, dybit2..8.")
+@click.option("--target-config", default=None, type=click.Path(dir_okay=False))
+def verify_command(model, target, calib, inputs_path, samples, input_shapes, method, weights, target_config):
+    """Per layer: SQNR of the int8 model against float (onnxruntime), and simulator == reference.
+
+    Exits 1 when the simulator disagrees with the integer reference interpreter."""
+    from tcc.driver import quantization_pipeline
+    from tcc.verify import format_result, verify
+
+    result = verify(model, calib, target, inputs_path, samples, _shapes(input_shapes), target_config,
+                    quantization_pipeline(calib, "int8", method, weights), progress=_progress("verifying"))
+    click.echo(format_result(result, style=click.style if _stdout_is_tty() else (lambda text, **_: text)))
+    if not result.simulator_agrees:
+        click.get_current_context().exit(1)
+
+
+def _stderr_is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+def _stdout_is_tty() -> bool:
+    return sys.stdout.isatty()
+
+
+def _progress(label: str):
+    """A progress bar over an iterable on stderr, shown only when stderr is a terminal."""
+    def wrap(items):
+        items = list(items)
+        if not _stderr_is_tty() or len(items) < 2:
+            yield from items
+            return
+        with click.progressbar(items, label=label, file=sys.stderr) as bar:
+            yield from bar
+
+    return wrap
+
+
 @cli.command()
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.option("--passes", default="", help="Comma-separated pass pipeline, e.g. 'dce,fold-batchnorm'.")
@@ -291,8 +340,8 @@ def list_passes():
 
 def main(argv=None) -> int:
     try:
-        cli.main(args=argv, prog_name="tcc", standalone_mode=False)
-        return 0
+        code = cli.main(args=argv, prog_name="tcc", standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130

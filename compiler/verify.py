@@ -1,0 +1,363 @@
+"""``tcc verify``: per-layer quantization error and simulator-versus-reference agreement.
+
+For each sample, three executions of the same model are compared tensor by tensor:
+
+* float: onnxruntime on the ONNX model with every intermediate tensor exposed as an output
+  (or, when onnxruntime cannot run it, tcc's float reference interpreter on the float IR);
+* the integer reference interpreter on the quantized IR (every op result observed);
+* the simulator (``-t overlay``).
+
+Tensors are matched by name: the quantized IR keeps the ONNX tensor names of the values it
+quantizes (a fused conv + relu's requantize is named after the Relu's output).
+
+The overlay's DRAM planner lets activations whose lifetimes do not overlap share memory, and an
+artifact records the addresses of its inputs and outputs only, so most layer outputs of the
+user's artifact are overwritten before the run ends.  ``verify`` therefore compiles a second,
+*checkpointed* program from the same quantized IR in which every compared tensor is also a model
+output: outputs are pinned to their own DRAM, so each survives the run.  The code that computes
+each layer is emitted by the same step emitters; only DRAM placement differs.  The user's artifact
+itself is run too and its outputs compared with the reference's.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tcc.ir import Module, parse_module, print_module
+from tcc.ir.errors import TccError
+
+CHECKPOINT_PREFIX = "verify:"
+#: A layer whose SQNR falls this much below its inputs' is where quantization error jumps.
+JUMP_DB = 6.0
+
+
+@dataclass
+class LayerCheck:
+    """One compared tensor, in program order."""
+
+    name: str
+    kind: str
+    dtype: str
+    sqnr_db: float | None = None  # dequantized integer reference vs float; None: no float tensor
+    drop_db: float | None = None  # SQNR of its nearest compared inputs minus its own
+    sim_equal: bool | None = None  # simulator == integer reference; None: not simulated
+    mismatches: int = 0
+    max_steps: int = 0
+
+
+@dataclass
+class VerifyResult:
+    model: str
+    target: str
+    samples: int
+    float_source: str
+    layers: list[LayerCheck] = field(default_factory=list)
+    outputs_equal: bool | None = None  # the user's artifact's outputs == the reference's
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def first_mismatch(self) -> LayerCheck | None:
+        return next((layer for layer in self.layers if layer.sim_equal is False), None)
+
+    @property
+    def worst_jump(self) -> LayerCheck | None:
+        jumps = [layer for layer in self.layers if layer.drop_db is not None and layer.drop_db >= JUMP_DB]
+        return max(jumps, key=lambda layer: layer.drop_db, default=None)
+
+    @property
+    def simulator_agrees(self) -> bool:
+        return self.first_mismatch is None and self.outputs_equal is not False
+
+
+def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float:
+    ref = np.asarray(reference, np.float64)
+    noise = float(np.sum((ref - np.asarray(approx, np.float64)) ** 2))
+    signal = float(np.sum(ref ** 2))
+    if noise == 0.0:
+        return math.inf
+    return 10 * math.log10(signal / noise) if signal > 0 else -math.inf
+
+
+# -- inputs ------------------------------------------------------------------------------------
+def load_samples(path, module: Module, count: int) -> list[dict[str, np.ndarray]]:
+    """Up to ``count`` samples from an .npz: per model input either one array of the input's shape
+    or a stack of them along axis 0 (as calibration files are)."""
+    from tcc.driver import UsageError
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: not a readable .npz file ({exc})") from None
+    stacks = {}
+    for v in module.inputs:
+        if v.name not in arrays:
+            raise UsageError(f"{path} has no array {v.name!r} for model input {v.name!r} "
+                             f"(it holds {', '.join(sorted(arrays)) or 'nothing'})")
+        a = arrays[v.name]
+        full = v.type.shape
+        if a.shape == full:
+            a = a[None]
+        elif full and full[0] == 1 and a.shape[1:] == full[1:]:  # samples stacked on the batch axis
+            a = a[:, None]
+        elif a.shape[1:] != full:
+            raise UsageError(f"{path}: array {v.name!r} has shape {list(a.shape)}; expected {list(v.type.shape)} "
+                             f"or [samples, {', '.join(map(str, v.type.shape))}]")
+        stacks[v.name] = a
+    n = min(min(len(a) for a in stacks.values()), count)
+    if n == 0:
+        raise UsageError(f"{path} holds no samples")
+    return [{k: a[i] for k, a in stacks.items()} for i in range(n)]
+
+
+# -- the three executions ----------------------------------------------------------------------
+def float_tensors(model, float_module: Module, names: set[str], samples) -> tuple[list[dict], str]:
+    """Per sample, the float value of each tensor in ``names`` that the float model computes."""
+    try:
+        return _onnxruntime_tensors(model, names, samples), "onnxruntime"
+    except Exception as exc:  # onnxruntime refuses some models tcc imports; fall back to tcc's own
+        note = f"tcc float reference interpreter (onnxruntime: {str(exc).splitlines()[0][:120]})"
+    return [_observed(float_module, s, names) for s in samples], note
+
+
+def _onnxruntime_tensors(model, names: set[str], samples) -> list[dict]:
+    import onnx
+    import onnxruntime as ort
+
+    proto = onnx.load(str(model)) if not isinstance(model, onnx.ModelProto) else model
+    graph = proto.graph
+    produced = {o for node in graph.node for o in node.output if o}
+    existing = {o.name for o in graph.output}
+    wanted = sorted(n for n in names if n in produced and n not in existing)
+    exposed = onnx.ModelProto()
+    exposed.CopyFrom(proto)
+    for name in wanted:
+        exposed.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor
+    options.log_severity_level = 3
+    session = ort.InferenceSession(exposed.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    out_names = [o.name for o in session.get_outputs()]
+    results = []
+    for sample in samples:
+        values = session.run(out_names, {k: np.asarray(v, np.float32) for k, v in sample.items()})
+        found = {n: np.asarray(v, np.float32) for n, v in sample.items() if n in names}
+        found.update((n, v) for n, v in zip(out_names, values) if n in names)
+        results.append(found)
+    return results
+
+
+def _observed(module: Module, feeds: dict, names: set[str] | None = None) -> dict[str, np.ndarray]:
+    from tcc.ir.interpreter import run_module
+
+    seen = {}
+
+    def observe(value, array):
+        if names is None or value.name in names:
+            seen[value.name] = np.array(array)
+
+    run_module(module, feeds, observe=observe)
+    return seen
+
+
+def compared_values(module: Module) -> list:
+    """The quantized module's activations worth comparing: int8 with affine parameters, or bf16."""
+    out = []
+    for op in module.ops:
+        if op.kind == "const":
+            continue
+        for r in op.results:
+            q = r.type.quant
+            if r.type.dtype == "bf16" or (r.type.dtype in ("i8", "u8") and q is not None and q.format is None):
+                out.append(r)
+    return out
+
+
+def float_name(value) -> str:
+    """The float tensor a quantized value stands for: its own name, or for the quantization of a
+    model input (named ``input.q``), the input's."""
+    p = value.producer
+    if p is not None and p.kind == "quantize" and p.operands[0].producer is None:
+        return p.operands[0].name
+    return value.name
+
+
+def real_value(value, array: np.ndarray) -> np.ndarray:
+    from tcc.ir.numerics import dequantize_affine
+
+    q = value.type.quant
+    if q is None:
+        return np.asarray(array, np.float32)
+    return dequantize_affine(array, np.array(q.scale), np.array(q.zero_point), axis=q.axis)
+
+
+def checkpointed(module: Module, values) -> Module:
+    """A copy of ``module`` in which every value in ``values`` is also an output."""
+    copy = parse_module(print_module(module), "<verify checkpoints>")
+    by_name = {v.name: v for v in copy.values()}
+    for v in values:
+        if not copy.is_output(by_name[v.name]):
+            copy.add_output(CHECKPOINT_PREFIX + v.name, by_name[v.name])
+    return copy
+
+
+# -- the report --------------------------------------------------------------------------------
+def verify(model, calib, target: str = "overlay", inputs=None, samples: int = 4, input_shapes=None,
+           target_config=None, quant_passes=None, progress=None) -> VerifyResult:
+    """Compile ``model`` (path or ModelProto) with calibration ``calib`` and compare the three
+    executions on ``samples`` inputs (from ``inputs``, else the first calibration samples)."""
+    from tcc.driver import compile_to_ir, quantization_pipeline
+    from tcc.passes import DEFAULT_FLOAT_PIPELINE
+
+    shapes = dict(input_shapes or {})
+    float_module, _ = compile_to_ir(model, shapes, DEFAULT_FLOAT_PIPELINE)
+    qmodule, _ = compile_to_ir(model, shapes, DEFAULT_FLOAT_PIPELINE + (quant_passes or quantization_pipeline(calib)))
+    feeds = load_samples(inputs or calib, float_module, samples)
+    values = compared_values(qmodule)
+    names = {v.name for v in values}
+    floats, source = float_tensors(model, float_module, {float_name(v) for v in values}, feeds)
+    label = model.graph.name if hasattr(model, "graph") else str(model)
+    result = VerifyResult(label, target, len(feeds), source)
+    checks = {v.name: LayerCheck(v.name, v.producer.kind, v.type.dtype) for v in values}
+    run = _simulators(qmodule, values, target_config, result) if target == "overlay" else None
+    num, den = {}, {}
+    progress = progress or (lambda items: items)
+    for i in progress(range(len(feeds))):
+        ref = _observed(qmodule, feeds[i], names)
+        for v in values:
+            f = floats[i].get(float_name(v))
+            if f is not None and f.shape == v.type.shape:
+                real = np.asarray(real_value(v, ref[v.name]), np.float64)
+                num[v.name] = num.get(v.name, 0.0) + float(np.sum(np.asarray(f, np.float64) ** 2))
+                den[v.name] = den.get(v.name, 0.0) + float(np.sum((f - real) ** 2))
+        if run is not None:
+            run(feeds[i], ref, checks)
+    for name, check in checks.items():
+        if name in num:
+            check.sqnr_db = math.inf if den[name] == 0 else (10 * math.log10(num[name] / den[name])
+                                                             if num[name] > 0 else -math.inf)
+    _drops(values, checks)
+    result.layers = [checks[v.name] for v in values]
+    return result
+
+
+def _simulators(qmodule: Module, values, target_config, result: VerifyResult):
+    """Compile the user's artifact and the checkpointed one; returns a per-sample comparison."""
+    from tcc.backends.overlay import compile_overlay
+    from tcc.isa.target import load_target
+    from tcc.runtime import Session
+
+    target = load_target(target_config)
+    artifact = Session(compile_overlay(qmodule, target))
+    try:
+        checkpoints = Session(compile_overlay(checkpointed(qmodule, values), target))
+    except TccError as exc:
+        checkpoints = None
+        result.notes.append(f"the checkpointed program does not compile ({exc}); only the model outputs "
+                            "are compared")
+    device_outputs = {name: v for name, v in qmodule.outputs}
+
+    def compare(feeds, ref, checks):
+        got = artifact.run_dict(feeds)
+        expected = artifact.run_reference(feeds)
+        same = all(np.array_equal(got[n], expected[n]) for n in device_outputs)
+        result.outputs_equal = same if result.outputs_equal is None else (result.outputs_equal and same)
+        if checkpoints is None:
+            return
+        sim = checkpoints.run_dict(feeds)
+        for v in values:
+            key = CHECKPOINT_PREFIX + v.name
+            if key not in sim:
+                key = next((n for n, o in checkpoints.module.outputs if o.name == v.name), None)
+            if key is None:
+                continue
+            check = checks[v.name]
+            a, b = np.asarray(sim[key]), np.asarray(ref[v.name])
+            differ = a != b
+            count = int(np.count_nonzero(differ))
+            check.sim_equal = (check.sim_equal is not False) and count == 0
+            check.mismatches += count
+            if count:
+                steps = np.abs(a.astype(np.float64) - b.astype(np.float64))
+                check.max_steps = max(check.max_steps, int(np.max(steps)))
+
+    return compare
+
+
+def _drops(values, checks) -> None:
+    """SQNR drop of each value below the worst of its nearest compared ancestors."""
+    compared = {id(v) for v in values}
+    for v in values:
+        check = checks[v.name]
+        if check.sqnr_db is None or not math.isfinite(check.sqnr_db):
+            continue
+        # The quantized model inputs are no baseline: rounding the input alone is near-lossless
+        # (~48 dB on 8 bits), and every first layer falls well below it.
+        ancestors = [a for a in _nearest_compared(v, compared) if float_name(a) == a.name]
+        before = [checks[a.name].sqnr_db for a in ancestors if checks[a.name].sqnr_db is not None]
+        baseline = min(before) if before else math.inf
+        if math.isfinite(baseline):
+            check.drop_db = baseline - check.sqnr_db
+
+
+def _nearest_compared(value, compared: set[int]) -> list:
+    found, stack, seen = [], [o for o in value.producer.operands], set()
+    while stack:
+        v = stack.pop()
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        if id(v) in compared:
+            found.append(v)
+        elif v.producer is not None:
+            stack.extend(v.producer.operands)
+    return found
+
+
+def format_result(result: VerifyResult, style=lambda text, **_: text) -> str:
+    """The per-layer table and the verdict lines."""
+    simulated = result.target == "overlay"
+    head = f"{'#':>4}  {'tensor':<44} {'op':<16} {'dtype':<5} {'SQNR dB':>8} {'drop dB':>8}"
+    head += f"  {'sim == ref':<12}" if simulated else ""
+    lines = [f"model {result.model}: {result.samples} sample(s); float values from {result.float_source}",
+             head, "-" * len(head)]
+    jump = result.worst_jump
+    for i, layer in enumerate(result.layers):
+        sqnr = "-" if layer.sqnr_db is None else ("inf" if math.isinf(layer.sqnr_db) else f"{layer.sqnr_db:8.1f}")
+        drop = "" if layer.drop_db is None else f"{layer.drop_db:+8.1f}"
+        name = layer.name if len(layer.name) <= 44 else "..." + layer.name[-41:]
+        line = f"{i:>4}  {name:<44} {layer.kind:<16} {layer.dtype:<5} {sqnr:>8} {drop:>8}"
+        if simulated:
+            verdict = "-" if layer.sim_equal is None else ("yes" if layer.sim_equal else f"NO ({layer.mismatches})")
+            line += f"  {verdict:<12}"
+        if layer.sim_equal is False:
+            line = style(line, fg="red", bold=True)
+        elif layer is jump:
+            line = style(line, fg="yellow")
+        lines.append(line)
+    lines.append("-" * len(head))
+    lines.extend(f"note: {n}" for n in result.notes)
+    if simulated:
+        first = result.first_mismatch
+        if first is not None:
+            lines.append(style(f"FIRST DISAGREEMENT: simulator != integer reference at {first.name!r} ({first.kind}): "
+                               f"{first.mismatches} element(s) differ, by up to {first.max_steps} step(s)",
+                               fg="red", bold=True))
+        elif result.outputs_equal is False:
+            lines.append(style("DISAGREEMENT: the artifact's outputs differ from the integer reference",
+                               fg="red", bold=True))
+        else:
+            checked = sum(layer.sim_equal is not None for layer in result.layers)
+            lines.append(f"simulator == integer reference: all {checked} checkpointed tensors and the model "
+                         f"outputs agree bit for bit")
+    if jump is not None:
+        lines.append(f"largest quantization-error jump: {jump.name!r} ({jump.kind}) loses {jump.drop_db:.1f} dB "
+                     f"against its inputs (SQNR {jump.sqnr_db:.1f} dB); consider keeping it in higher "
+                     f"precision (--quant mixed)")
+    else:
+        lines.append(f"no layer loses {JUMP_DB:.0f} dB or more against its inputs")
+    return "\n".join(lines)
