@@ -74,10 +74,11 @@ class OpDef:
         return len(fixed) <= n <= len(fixed) + len(optional)
 
     def attr(self, name: str) -> AttrSpec | None:
+        """The op kind's own attribute ``name``, else the annotation of that name, else None."""
         for a in self.attrs:
             if a.name == name:
                 return a
-        return None
+        return ANNOTATIONS.get(name)
 
     def with_defaults(self, attrs: dict) -> dict:
         out = dict(attrs)
@@ -88,6 +89,22 @@ class OpDef:
 
 
 OP_DEFS: dict[str, OpDef] = {}
+
+# Annotations: optional attributes any op may carry, the results of an analysis that later stages
+# read.  Declared here as data, so the verifier, parser and printer treat them like an op's own
+# attributes (typed, shown, round-tripped); never required.  passes/sparsity.py documents these.
+ANNOTATIONS: dict[str, AttrSpec] = {a.name: a for a in (
+    AttrSpec("sparsity.mode", "str", None),
+    AttrSpec("sparsity.density", "float", None),
+    AttrSpec("sparsity.in_density", "float", None),
+    AttrSpec("sparsity.neighbours", "float", None),
+    AttrSpec("sparsity.submanifold", "int", None),
+    AttrSpec("sparsity.weight_zeros", "float", None),
+    AttrSpec("sparsity.nm", "str", None),
+    AttrSpec("sparsity.nm_1of4", "float", None),
+    AttrSpec("sparsity.nm_2of4", "float", None),
+    AttrSpec("sparsity.nm_4of8", "float", None),
+)}
 
 
 def define_op(kind: str, operands: str, attrs: tuple[AttrSpec, ...] = (), doc: str = "",

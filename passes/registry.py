@@ -8,6 +8,7 @@ from .fold_batchnorm import FoldBatchNorm
 from .fold_constants import FoldConstants
 from .quantize import MixedPrecision, Quantize
 from .recognize import Recognize
+from .sparsity import AnnotateSparsity
 
 PASSES: dict[str, type[Pass]] = {}
 
@@ -20,7 +21,7 @@ def register(cls: type[Pass]) -> type[Pass]:
 
 
 for _cls in (DeadCodeElimination, FoldConstants, FoldBatchNorm, FoldAffine, BatchNormToConv, Quantize,
-             MixedPrecision, Recognize):
+             MixedPrecision, Recognize, AnnotateSparsity):
     register(_cls)
 
 # The float pipeline `tcc compile -t ir` runs after import.

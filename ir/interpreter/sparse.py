@@ -231,7 +231,7 @@ class SparseInterpreter:
                 continue
             rule = op_rule(op, self.spatial)
             self.rules[id(op)] = rule
-            reads_sparse = any(id(v) in self.sparse for v in op.operands)
+            reads_sparse = self.reads_sparse(op)
             if mode == "submanifold" and reads_sparse and rule.not_submanifold:
                 raise SparsityError(f"{describe(op, index)}: no submanifold semantics: {rule.not_submanifold}; "
                                     f"use --sparse-mode exact")
@@ -245,6 +245,15 @@ class SparseInterpreter:
     def rule(self, op: Op) -> OpRule | None:
         """The op's rule, or None if it reads no spatial value."""
         return self.rules.get(id(op))
+
+    def reads_sparse(self, op: Op) -> bool:
+        """Whether the op reads a spatial value that may have inactive sites."""
+        return any(id(v) in self.sparse for v in op.operands)
+
+    def has_submanifold_semantics(self, op: Op) -> bool:
+        """Whether the op runs in submanifold mode (it has a rule for it or reads nothing sparse)."""
+        rule = self.rules.get(id(op))
+        return rule is None or rule.not_submanifold is None or not self.reads_sparse(op)
 
     # -- backgrounds ---------------------------------------------------------------------------
     def _input_background(self, value: Value) -> np.ndarray:
