@@ -1,0 +1,170 @@
+"""The cycle and resource model of the sparse dataflow modules (ESDA-style, FPGA 2024).
+
+One hardware module per layer; each has a parallelism: ``pi``/``po`` input/output channels per
+beat for the convolutions and the fully connected layer, ``p`` channels per beat for the others.
+
+Busy cycles of one frame, from the real token counts of that frame (``Counts``):
+
+    input      tokens_out * ceil(C / p)                 (host DMA of the active sites' features)
+    conv KxK   tokens_out * (ceil(Ci/pi) * ceil(Co/po) + 1)   all K*K taps in parallel, 1 header beat
+    pointwise  tokens_out * ceil(Ci/pi) * ceil(Co/po)
+    depthwise  sum over output tokens of max(1, valid neighbours) * ceil(C/p) + tokens_out
+    add        tokens_out * ceil(C/p)                   (merge of the two coordinate-sorted streams)
+    maxpool    tokens_in * ceil(C/p)
+    gpool      tokens_in * ceil(C/p) + ceil(C/p)        (accumulate, then one mean per channel group)
+    fc         ceil(Ci/pi) * ceil(Co/po)                (once per frame, after the global pool)
+
+Resources per module (DSP48E2 packs two int8 MACs; BRAM18 is 512 x 36 bits):
+
+    DSP    conv ceil(K*K*pi*po/2) + po, pointwise and fc ceil(pi*po/2) + po, depthwise 2p,
+           add 2p (one rescale multiplier per branch), gpool 1, maxpool and input 0
+    BRAM18 weight ROM: ceil(width/36) * ceil(depth/512) with width = 8 bits x the weights read per
+           beat and depth = beats per full weight read; requant parameters (64 bits per channel,
+           po wide); a KxK line buffer of K rows x W x C int8, 8p (or 8pi) bits wide; an add's
+           identity-branch FIFO (``fifo_tokens`` tokens x C int8).  Arrays under 4 Kib go to LUTRAM.
+    LUT    1500 per module (token logic, FIFOs), 40 per MAC lane, 60 per requantized channel lane,
+           plus LUTRAM at 64 bits per LUT.
+
+``PIPELINE_DEPTH`` cycles per module and the line-buffer wait (see ``frame_latency``) make the
+frame latency; the slowest module's busy cycles set the throughput.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PIPELINE_DEPTH = {"input": 2, "conv": 12, "pointwise": 8, "depthwise": 10, "add": 4, "maxpool": 3,
+                  "gpool": 4, "fc": 8}
+#: Modules with a line buffer: they wait for the neighbours of their first token.
+WINDOWED = ("conv", "depthwise", "maxpool")
+#: Modules that run once per frame after the end-of-frame token (not overlapped with streaming).
+POST_FRAME = ("fc",)
+LUTRAM_BITS = 4096
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-int(a) // int(b))
+
+
+@dataclass
+class Counts:
+    """What one module saw in one frame."""
+
+    tokens_in: int = 0
+    tokens_out: int = 0
+    neighbours: int = 0  # depthwise: sum over output tokens of max(1, valid neighbours)
+    tokens_ahead: int = 0  # windowed modules: input tokens that arrive before the first output can go
+    extra: dict = field(default_factory=dict)
+
+
+def parallel_factors(channels: int, max_p: int) -> list[int]:
+    """Allowed parallelism for a channel count: even divisors up to max_p, plus 1 and the count
+    itself when small (odd counts such as 1 or 3 input channels keep 1 and the full count)."""
+    options = {d for d in range(2, min(channels, max_p) + 1, 2) if channels % d == 0}
+    options.add(1)
+    if channels <= max_p:
+        options.add(channels)
+    return sorted(options)
+
+
+def parallelism_options(spec: dict, max_p: int) -> list[dict]:
+    kind = spec["kind"]
+    cin, cout = spec["in_shape"][0], spec["out_shape"][0]
+    if kind == "input":
+        return [{"p": cin}]
+    if kind in ("conv", "pointwise", "fc"):
+        return [{"pi": a, "po": b} for a in parallel_factors(cin, max_p) for b in parallel_factors(cout, max_p)]
+    return [{"p": a} for a in parallel_factors(cout, max_p)]
+
+
+def busy_cycles(spec: dict, par: dict, c: Counts) -> int:
+    kind = spec["kind"]
+    cin, cout = spec["in_shape"][0], spec["out_shape"][0]
+    if kind in ("conv", "pointwise", "fc"):
+        beats = ceil_div(cin, par["pi"]) * ceil_div(cout, par["po"])
+        if kind == "fc":
+            return beats
+        return c.tokens_out * (beats + (1 if kind == "conv" else 0))
+    beats = ceil_div(cout, par["p"])
+    if kind in ("input", "add"):
+        return c.tokens_out * beats
+    if kind == "depthwise":
+        return c.neighbours * beats + c.tokens_out
+    if kind == "maxpool":
+        return c.tokens_in * beats
+    if kind == "gpool":
+        return (c.tokens_in + 1) * beats
+    raise ValueError(f"no cycle model for module kind {kind!r}")
+
+
+def _bram18(width_bits: int, depth: int) -> tuple[int, int]:
+    """(BRAM18, LUTRAM LUTs) of one width x depth memory."""
+    if width_bits * depth < LUTRAM_BITS:
+        return 0, ceil_div(width_bits * depth, 64)
+    return ceil_div(width_bits, 36) * ceil_div(depth, 512), 0
+
+
+def resources(spec: dict, par: dict) -> dict:
+    """{'dsp', 'bram18', 'lut'} of one module at one parallelism."""
+    kind = spec["kind"]
+    cin, h_in, w_in = spec["in_shape"]
+    cout = spec["out_shape"][0]
+    k = spec.get("kernel", 1)
+    mems = []
+    if kind in ("conv", "pointwise", "fc"):
+        pi, po = par["pi"], par["po"]
+        taps = k * k if kind == "conv" else 1
+        macs = taps * pi * po
+        dsp = ceil_div(macs, 2) + po
+        mems.append((8 * macs, ceil_div(cin, pi) * ceil_div(cout, po)))
+        mems.append((64 * po, ceil_div(cout, po)))
+        lanes = po
+        if kind == "conv":
+            mems.append((8 * pi, k * w_in * ceil_div(cin, pi)))
+    else:
+        p = par["p"]
+        macs, lanes = 0, 0
+        dsp = {"depthwise": 2 * p, "add": 2 * p, "gpool": 1}.get(kind, 0)
+        if kind == "depthwise":
+            macs, lanes = p, p
+            mems.append((8 * k * k * p, ceil_div(cout, p)))
+            mems.append((64 * p, ceil_div(cout, p)))
+            mems.append((8 * p, k * w_in * ceil_div(cin, p)))
+        elif kind == "maxpool":
+            mems.append((8 * p, k * w_in * ceil_div(cin, p)))
+        elif kind == "add":
+            lanes = 2 * p
+            mems.append((8 * p, spec.get("fifo_tokens", w_in) * ceil_div(cin, p)))
+        elif kind == "gpool":
+            mems.append((32 * p, ceil_div(cout, p)))
+    bram, lutram = 0, 0
+    for width, depth in mems:
+        b, l = _bram18(width, depth)
+        bram, lutram = bram + b, lutram + l
+    lut = 1500 + 40 * macs + 60 * lanes + lutram
+    return {"dsp": int(dsp), "bram18": int(bram), "lut": int(lut)}
+
+
+def frame_latency(modules: list[dict], busy: dict, counts: dict) -> dict:
+    """Latency of one frame through the pipeline, in cycles.
+
+    Streaming modules overlap: the frame takes the slowest one's busy cycles, plus each module's
+    pipeline depth, plus each windowed module's wait for its first token's neighbours (the input
+    tokens ahead of it times the producer's cycles per token); post-frame modules (fc) add their
+    busy cycles after the end of frame.
+    """
+    by_stream = {m["output"]: m for m in modules}
+    fill, stream_busy, post = 0, 0, 0
+    for m in modules:
+        name = m["name"]
+        fill += PIPELINE_DEPTH[m["kind"]]
+        if m["kind"] in POST_FRAME:
+            post += busy[name]
+            continue
+        stream_busy = max(stream_busy, busy[name])
+        if m["kind"] in WINDOWED and m["inputs"]:
+            producer = by_stream.get(m["inputs"][0])
+            if producer is not None:
+                made = max(1, counts[producer["name"]].tokens_out)
+                fill += ceil_div(counts[name].tokens_ahead * busy[producer["name"]], made)
+    return {"cycles": stream_busy + fill + post, "bottleneck_cycles": max(busy.values(), default=0),
+            "fill_cycles": fill, "post_frame_cycles": post}

@@ -1,0 +1,175 @@
+"""What each module computes, on whole token streams at once (numpy, vectorised over tokens).
+
+Every rounding goes through ``tcc.ir.numerics`` (requantize, rounding_divide): the simulator and
+the integer reference interpreter share those definitions.  Matrix work runs in float64, exact for
+int8 x int8 products summed over any of these layers (far below 2**53), then is checked to fit
+int32 as the hardware accumulators must.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tcc.ir import numerics
+from tcc.ir.dtypes import to_numpy
+
+from .cost import Counts
+from .errors import TokenSimError
+from .tokens import TokenStream
+
+INT32_MIN, INT32_MAX = numerics.INT32_MIN, numerics.INT32_MAX
+
+
+def requant(values: np.ndarray, rq: dict) -> np.ndarray:
+    """The requantize op's arithmetic on [N, C] values: (x - in_zp) << pre_shift, then
+    numerics.requantize with the op's multiplier, shift, zero point, clamp and rounding."""
+    v = values.astype(np.int64) - np.asarray(rq["in_zero_point"], np.int64)
+    if rq["pre_shift"]:
+        v = np.left_shift(v, rq["pre_shift"])
+    per_channel = len(rq["multiplier"]) > 1
+    mult = np.asarray(rq["multiplier"], np.int64) if per_channel else rq["multiplier"][0]
+    shift = np.asarray(rq["shift"], np.int64) if per_channel else rq["shift"][0]
+    out = numerics.requantize(v, mult, shift, rq["zero_point"], rq["qmin"], rq["qmax"], rq["rounding"],
+                              axis=v.ndim - 1 if per_channel else None, out_dtype=to_numpy(rq["dtype"]))
+    return np.asarray(out).astype(np.int64)
+
+
+def _int32(acc: np.ndarray, spec: dict) -> np.ndarray:
+    if acc.size and (acc.max() > INT32_MAX or acc.min() < INT32_MIN):
+        raise TokenSimError(f"module {spec['name']} ({spec['kind']} at {spec['loc']!r}): int32 accumulator "
+                            f"overflow (range [{acc.min():.0f}, {acc.max():.0f}])")
+    return acc.astype(np.int64)
+
+
+def _windows(stream: TokenStream, spec: dict, out_hw) -> tuple[np.ndarray, np.ndarray]:
+    """Index of every tap of every output site: [Ho*Wo, K*K] into the stream's rows, with
+    len(stream) for an in-bounds inactive site and len(stream)+1 for padding."""
+    k, s, p = spec["kernel"], spec["stride"], spec["pad"]
+    n = len(stream)
+    table = stream.index_map(p, inactive=n, outside=n + 1)
+    ho, wo = out_hw
+    oy, ox = np.meshgrid(np.arange(ho) * s, np.arange(wo) * s, indexing="ij")
+    ky, kx = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+    rows = oy.reshape(-1, 1) + ky.reshape(1, -1)
+    cols = ox.reshape(-1, 1) + kx.reshape(1, -1)
+    return table[rows, cols], n
+
+
+def output_sites(stream: TokenStream, spec: dict, mode: str, in_zero_point) -> np.ndarray:
+    """bool [Ho, Wo]: the active output sites of a windowed module.
+
+    submanifold: stride 1 keeps the input's sites; stride s makes site (i, j) active iff any input
+    site of the s x s cell at (s*i, s*j) is.  exact: every site whose window reaches an active
+    input, plus, when the input background differs from the zero point, every site whose window
+    reaches the padding (its value differs from the interior background)."""
+    _, ho, wo = spec["out_shape"]
+    s = spec["stride"]
+    if mode == "submanifold":
+        cell = np.zeros((ho, wo), bool)
+        cell[stream.coords[:, 0] // s, stream.coords[:, 1] // s] = True
+        return cell
+    taps, n = _windows(stream, spec, (ho, wo))
+    active = (taps < n).any(axis=1)
+    if np.any(stream.background != np.asarray(in_zero_point)):
+        active |= (taps == n + 1).any(axis=1)
+    return active.reshape(ho, wo)
+
+
+def _gathered(stream: TokenStream, spec: dict, sites: np.ndarray, centre) -> tuple[np.ndarray, np.ndarray]:
+    """[N_out, K*K, C] centred tap values at the output sites, and [N_out] valid-neighbour counts."""
+    _, ho, wo = spec["out_shape"]
+    taps, n = _windows(stream, spec, (ho, wo))
+    taps = taps[sites[:, 0] * wo + sites[:, 1]]
+    values = np.concatenate([stream.feats - centre, (stream.background - centre)[None, :],
+                             np.zeros((1, stream.channels), np.int64)]).astype(np.float64)
+    return values[taps], (taps < n).sum(axis=1)
+
+
+def _first_wait(stream: TokenStream, spec: dict, sites: np.ndarray) -> int:
+    """Input tokens that arrive before the first output token's last neighbour."""
+    if not len(sites) or not len(stream):
+        return 0
+    k, s, p = spec["kernel"], spec["stride"], spec["pad"]
+    y = min(sites[0, 0] * s - p + k - 1, stream.height - 1)
+    x = min(sites[0, 1] * s - p + k - 1, stream.width - 1)
+    return int(np.searchsorted(stream.raster, y * stream.width + x, side="right"))
+
+
+def conv(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[TokenStream, Counts]:
+    """conv (group 1, KxK), pointwise and depthwise modules: accumulate, requantize (+ReLU)."""
+    w = weights[spec["weight"]].astype(np.int64) - np.asarray(spec["weight_zero_point"], np.int64).reshape(-1, 1, 1, 1)
+    bias = weights[spec["bias"]].astype(np.float64) if spec.get("bias") else 0.0
+    mask = output_sites(stream, spec, mode, spec["in_zero_point"])
+    rows, cols = np.nonzero(mask)
+    sites = np.stack([rows, cols], axis=1).astype(np.int64)
+    taps, valid = _gathered(stream, spec, sites, np.int64(spec["in_zero_point"]))
+    if spec["kind"] == "depthwise":
+        acc = np.einsum("ntc,ct->nc", taps, w.reshape(w.shape[0], -1).astype(np.float64))
+    else:
+        cout, cin, k, _ = w.shape
+        wmat = w.transpose(2, 3, 1, 0).reshape(k * k * cin, cout).astype(np.float64)
+        acc = taps.reshape(len(sites), -1) @ wmat
+    acc = _int32(acc + bias, spec)
+    out = requant(acc, spec["requant"])
+    counts = Counts(len(stream), len(sites), int(np.maximum(valid, 1).sum()), _first_wait(stream, spec, sites))
+    return TokenStream.at(sites, out, spec["background"], mask.shape[0], mask.shape[1]), counts
+
+
+def maxpool(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[TokenStream, Counts]:
+    """Max over each window of the map the stream stands for (inactive sites hold the background)."""
+    mask = output_sites(stream, spec, mode, stream.background)
+    rows, cols = np.nonzero(mask)
+    sites = np.stack([rows, cols], axis=1).astype(np.int64)
+    taps, valid = _gathered(stream, spec, sites, np.int64(0))
+    out = taps.max(axis=1).astype(np.int64) if len(sites) else np.zeros((0, stream.channels), np.int64)
+    counts = Counts(len(stream), len(sites), int(valid.sum()), _first_wait(stream, spec, sites))
+    return TokenStream.at(sites, out, spec["background"], mask.shape[0], mask.shape[1]), counts
+
+
+def _aligned(stream: TokenStream, sites_raster: np.ndarray) -> np.ndarray:
+    """The stream's features at the given sites (background where it has no token)."""
+    values = np.broadcast_to(stream.background, (len(sites_raster), stream.channels)).copy()
+    where = np.searchsorted(sites_raster, stream.raster)
+    values[where] = stream.feats
+    return values
+
+
+def add(spec: dict, weights: dict, lhs: TokenStream, rhs: TokenStream, mode: str) -> tuple[TokenStream, Counts]:
+    """Residual add: merge the two coordinate-sorted streams, rescale each branch, add, requantize."""
+    raster = np.union1d(lhs.raster, rhs.raster)
+    a = requant(_aligned(lhs, raster), spec["requant_lhs"])
+    b = requant(_aligned(rhs, raster), spec["requant_rhs"])
+    total = a + b
+    if total.size and (total.max() > INT32_MAX or total.min() < INT32_MIN):
+        raise TokenSimError(f"module {spec['name']} (add at {spec['loc']!r}): int32 overflow in the sum")
+    out = requant(total, spec["requant"])
+    coords = np.stack([raster // lhs.width, raster % lhs.width], axis=1)
+    counts = Counts(len(lhs) + len(rhs), len(raster))
+    return TokenStream.at(coords, out, spec["background"], lhs.height, lhs.width), counts
+
+
+def gpool(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[TokenStream, Counts]:
+    """Global average pool over all H*W sites: sum of the tokens plus the inactive sites'
+    background, then qglobal_avg_pool's one exact rounding (numerics.rounding_divide)."""
+    zp = np.int64(spec["in_zero_point"])
+    sites = stream.height * stream.width
+    total = (stream.feats - zp).sum(axis=0) + (sites - len(stream)) * (stream.background - zp)
+    num = total.astype(np.int64) * np.int64(spec["multiplier"])
+    den = np.left_shift(np.int64(sites), spec["shift"])
+    mean = np.asarray(numerics.rounding_divide(num, den, "half_even"))
+    out = np.clip(mean + spec["zero_point"], spec["qmin"], spec["qmax"]).astype(np.int64)
+    return TokenStream.at([[0, 0]], out[None, :], spec["background"], 1, 1), Counts(len(stream), 1)
+
+
+def fc(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[TokenStream, Counts]:
+    """Fully connected layer on the one-site stream of the global pool."""
+    x = stream.densify().reshape(-1).astype(np.int64) - np.int64(spec["in_zero_point"])
+    w = weights[spec["weight"]].astype(np.int64) - np.asarray(spec["weight_zero_point"], np.int64).reshape(-1, 1)
+    acc = w.astype(np.float64) @ x.astype(np.float64)
+    if spec.get("bias"):
+        acc = acc + weights[spec["bias"]].astype(np.float64)
+    out = requant(_int32(acc[None, :], spec), spec["requant"])
+    return TokenStream.at([[0, 0]], out, spec["background"], 1, 1), Counts(len(stream), 1)
+
+
+KERNELS = {"conv": conv, "pointwise": conv, "depthwise": conv, "maxpool": maxpool, "add": add,
+           "gpool": gpool, "fc": fc}
