@@ -6,6 +6,7 @@ from .dce import DeadCodeElimination
 from .fold_affine import BatchNormToConv, FoldAffine
 from .fold_batchnorm import FoldBatchNorm
 from .fold_constants import FoldConstants
+from .mode_schedule import ScheduleModes
 from .quantize import MixedPrecision, Quantize
 from .recognize import Recognize
 from .sparsity import AnnotateSparsity
@@ -23,6 +24,7 @@ def register(cls: type[Pass]) -> type[Pass]:
 for _cls in (DeadCodeElimination, FoldConstants, FoldBatchNorm, FoldAffine, BatchNormToConv, Quantize,
              MixedPrecision, Recognize, AnnotateSparsity):
     register(_cls)
+register(ScheduleModes)
 
 # The float pipeline `tcc compile -t ir` runs after import.
 DEFAULT_FLOAT_PIPELINE = ("fold-constants", "recognize", "fold-batchnorm", "fold-affine", "dce")

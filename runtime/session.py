@@ -4,8 +4,10 @@
     outputs = session.run(None, {"input": x})          # list, in output order
     reference = session.run_reference({"input": x})    # the integer reference interpreter
 
-Model-boundary conversions (quantizing float inputs, dequantizing outputs) run on the host by
-evaluating the artifact's own IR ops, so they round exactly as the reference does.
+Model-boundary work (quantizing float inputs, looking token ids up in an embedding table,
+dequantizing outputs) runs on the host by evaluating the artifact's own IR ops, so it rounds
+exactly as the reference does.  Device tensors are laid out as the artifact's metadata says
+(``perm``: logical axes in physical order).
 """
 from __future__ import annotations
 
@@ -76,7 +78,8 @@ class Session:
         dram[:image.size] = image
         for entry in meta["inputs"]:
             device = self._device_array(entry, feeds[entry["name"]])
-            raw = np.frombuffer(to_physical(device, self._type(entry)).tobytes(), np.uint8)
+            device = np.asarray(device, to_numpy(self._type(entry).dtype))
+            raw = np.frombuffer(to_physical(device, entry["perm"]).tobytes(), np.uint8)
             dram[entry["address"]:entry["address"] + raw.size] = raw
         machine = Machine(self.target, dram, meta["descriptors"])
         self.last_result = machine.run(self.artifact.program)
@@ -85,7 +88,7 @@ class Session:
             t = self._type(entry)
             size = t.size * to_numpy(t.dtype).itemsize
             raw = machine.dram[entry["address"]:entry["address"] + size]
-            device = from_physical(np.frombuffer(raw.tobytes(), to_numpy(t.dtype)), t)
+            device = from_physical(np.frombuffer(raw.tobytes(), to_numpy(t.dtype)), t.shape, entry["perm"])
             out[entry["name"]] = self._host_output(entry, device)
         return out
 
@@ -114,7 +117,12 @@ class Session:
         if entry["boundary_op"] is None:
             return array
         op = value.producer
-        return evaluate_op(op, [array])[0]
+        # the fed input is one operand; the others (an embedding table) are constants of the IR
+        operands = [array if v.producer is None else v.producer.attrs["value"] for v in op.operands]
+        try:
+            return evaluate_op(op, operands)[0]
+        except InterpreterError as exc:
+            raise ArtifactError(f"input {entry['name']!r}: {exc}") from None
 
     def _host_output(self, entry, device: np.ndarray) -> np.ndarray:
         if entry["boundary_op"] is None:

@@ -8,17 +8,18 @@ from tcc.isa.target import TargetConfig, load_target
 
 from .artifact import FORMAT_VERSION, Artifact
 from .context import Buffers, Context
+from .emit_matmul import emit_matmul, plan_views
 from .emit_matrix import emit_conv, emit_gemm
 from .emit_misc import emit_eadd, emit_pool, emit_requant
 from .emit_move import emit_concat, emit_layout, layout_map
 from .emit_vector import emit_cvt, emit_vector
 from .errors import BackendError
-from .layout import nbytes, physical_perm, to_physical
+from .layout import nbytes
 from .memory import DramPlan, align, place_activations
 from .program import Program
-from .steps import build_steps, find_host_io
+from .steps import Step, build_steps, find_host_io, plan_layouts
 
-MODES = {"conv": "int8", "gemm": "int8", "eadd": "int8", "requant": "int8", "pool": "int8",
+MODES = {"conv": "int8", "gemm": "int8", "matmul": "int8", "eadd": "int8", "requant": "int8", "pool": "int8",
          "cvt_in": "bf16", "cvt_out": "bf16", "vector": "bf16"}
 
 
@@ -26,7 +27,22 @@ def _is_const(v) -> bool:
     return v.producer is not None and v.producer.kind == "const"
 
 
-def _aliases(steps) -> dict[int, object]:
+def _live_steps(steps: list[Step], io) -> list[Step]:
+    """Drop layout steps nothing reads any more (matmuls read and write through them by
+    addressing) and those whose result another step now produces directly."""
+    produced = {id(v) for s in steps if s.kind != "layout" for v in s.outputs}
+    needed = {id(v) for _, v, _ in io.outputs}
+    live = []
+    for step in reversed(steps):
+        if step.kind == "layout" and (any(id(r) in produced for r in step.outputs)
+                                      or not any(id(r) in needed for r in step.outputs)):
+            continue
+        live.append(step)
+        needed.update(id(v) for v in step.inputs)
+    return live[::-1]
+
+
+def _aliases(steps, layouts) -> dict[int, object]:
     """Layout steps whose result bytes equal their input's: the result shares the input's memory."""
     alias = {}
     for step in steps:
@@ -34,7 +50,7 @@ def _aliases(steps) -> dict[int, object]:
             continue
         op = step.ops[0]
         for i, r in enumerate(op.results):
-            mapping = layout_map(op, i)
+            mapping = layout_map(op, layouts, i)
             if mapping.size == r.type.size and np.array_equal(mapping, np.arange(mapping.size)):
                 alias[id(r)] = op.operands[0]
     return alias
@@ -44,7 +60,11 @@ def compile_overlay(module: Module, target: TargetConfig | None = None) -> Artif
     target = target or load_target()
     io = find_host_io(module)
     steps = build_steps(module, io)
-    alias = _aliases(steps)
+    layouts = plan_layouts(steps, io)
+    buffers = Buffers.of(target)
+    plan_views(steps, module, io, layouts, buffers)
+    steps = _live_steps(steps, io)
+    alias = _aliases(steps, layouts)
 
     def root(v):
         while id(v) in alias:
@@ -71,7 +91,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None) -> Artif
     offsets, act_bytes = place_activations(sizes, first, last, pinned)
 
     plan = DramPlan()
-    ctx = Context(target, Program(), plan, Buffers.of(target))
+    ctx = Context(target, Program(), plan, buffers, layouts)
     # Constants are placed while emitting; activations go after them, so addresses are
     # assigned relative to a base fixed up once emission is done.
     base_marker = 1 << 29
@@ -80,7 +100,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None) -> Artif
     for step in steps:
         for v in step.inputs + step.outputs:
             if _is_const(v):  # a constant operand (e.g. a position embedding) lives with the weights
-                data = to_physical(v.producer.attrs["value"], v.type)
+                data = layouts.to_physical(v.producer.attrs["value"], v)
                 ctx.addresses[id(v)] = plan.add_constant(f"t:{v.name}", data.astype(data.dtype.newbyteorder("<")))
             else:
                 ctx.addresses[id(v)] = ctx.addresses[id(root(v))]
@@ -109,7 +129,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None) -> Artif
         r = root(v)
         return {"name": name, "value": v.name, "boundary_op": None if op is None else op.kind,
                 "address": base + offsets[id(r)], "shape": list(v.type.shape), "dtype": v.type.dtype,
-                "perm": list(physical_perm(v.type))}
+                "perm": list(layouts.perm(v))}
 
     metadata = {
         "format_version": FORMAT_VERSION,
@@ -137,5 +157,5 @@ def _encode(program: Program, marker: int, base: int) -> np.ndarray:
     return encode_program(fixed)
 
 
-EMITTERS = {"conv": emit_conv, "gemm": emit_gemm, "eadd": emit_eadd, "requant": emit_requant, "pool": emit_pool,
+EMITTERS = {"conv": emit_conv, "gemm": emit_gemm, "matmul": emit_matmul, "eadd": emit_eadd, "requant": emit_requant, "pool": emit_pool,
             "concat": emit_concat, "cvt_in": emit_cvt, "cvt_out": emit_cvt, "vector": emit_vector}

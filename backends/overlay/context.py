@@ -8,7 +8,7 @@ import numpy as np
 from tcc.ir import Value
 from tcc.isa.target import TargetConfig
 
-from .layout import nbytes
+from .layout import LayoutPlan, nbytes
 from .memory import DramPlan
 from .program import Program
 
@@ -55,6 +55,7 @@ class Context:
     program: Program
     plan: DramPlan
     buffers: Buffers
+    layouts: LayoutPlan = field(default_factory=LayoutPlan)
     addresses: dict[int, int] = field(default_factory=dict)  # id(Value) -> DRAM address
     descriptors: list[dict] = field(default_factory=list)
     layer_names: list[str] = field(default_factory=list)

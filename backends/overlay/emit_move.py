@@ -14,20 +14,20 @@ from tcc.ir.interpreter import KERNELS
 
 from .context import Context
 from .errors import unsupported
-from .layout import ELEMENT_BYTES, factor_strided, physical_offsets, physical_perm, physical_shape
+from .layout import ELEMENT_BYTES, LayoutPlan, factor_strided
 from .steps import Step
 
 
-def layout_map(op, result_index: int = 0) -> np.ndarray:
+def layout_map(op, layouts: LayoutPlan, result_index: int = 0) -> np.ndarray:
     """For each physical element of the result, the physical element of the data operand it copies."""
     x = op.operands[0]
     rest = [v.producer.attrs["value"] for v in op.operands[1:]]
     # The op's own reference kernel, run on the operand's physical offsets, says where each
     # result element is read from.
-    produced = KERNELS[op.kind](op.attrs, physical_offsets(x.type), *rest)
+    produced = KERNELS[op.kind](op.attrs, layouts.offsets(x), *rest)
     produced = produced if isinstance(produced, tuple) else (produced,)
     r = op.results[result_index]
-    return np.transpose(np.asarray(produced[result_index]), physical_perm(r.type)).reshape(-1)
+    return layouts.to_physical(np.asarray(produced[result_index]), r).reshape(-1)
 
 
 def _box(dims, elem: int):
@@ -48,7 +48,7 @@ def _box(dims, elem: int):
 def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.ndarray) -> None:
     elem = ELEMENT_BYTES[src.type.dtype]
     b, p = ctx.buffers, ctx.program
-    phys = physical_shape(src.type)
+    phys = ctx.layouts.shape(src)
     # Tile by whole rows of the outermost physical dim whose rows fit the buffer.
     unit = 1
     for d in range(len(phys)):
@@ -108,7 +108,7 @@ def emit_layout(ctx: Context, step: Step, aliases: dict) -> None:
     for i, r in enumerate(op.results):
         if id(r) in aliases:
             continue
-        mapping = layout_map(op, i)
+        mapping = layout_map(op, ctx.layouts, i)
         ctx.begin_layer(f"{step.name}:{i}" if len(op.results) > 1 else step.name, 0,
                         (x.type.size + r.type.size) * ELEMENT_BYTES[x.type.dtype])
         emit_move(ctx, op, x, r, np.arange(mapping.size), mapping)
@@ -118,7 +118,7 @@ def emit_concat(ctx: Context, step: Step) -> None:
     op = step.ops[0]
     y = op.result
     axis = op.attrs["axis"] % y.type.rank
-    out_offsets = physical_offsets(y.type)
+    out_offsets = ctx.layouts.offsets(y)
     ctx.begin_layer(step.name, 0, 2 * y.type.size * ELEMENT_BYTES[y.type.dtype])
     start = 0
     for x in op.operands:
@@ -126,5 +126,5 @@ def emit_concat(ctx: Context, step: Step) -> None:
         index = [slice(None)] * y.type.rank
         index[axis] = slice(start, start + extent)
         start += extent
-        scatter = np.transpose(out_offsets[tuple(index)], physical_perm(x.type)).reshape(-1)
+        scatter = ctx.layouts.to_physical(out_offsets[tuple(index)], x).reshape(-1)
         emit_move(ctx, op, x, y, scatter, np.arange(x.type.size))

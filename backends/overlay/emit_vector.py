@@ -1,7 +1,7 @@
 """Code for the bf16 SIMD mode: int8 <-> bf16 conversions and vector operations.
 
-bf16 tensors live in DRAM row-major in their logical shape; int8 4-D tensors are NHWC, so a
-conversion also transposes (a strided copy in vbuf).  Vector ops run per tile along an axis
+bf16 tensors live in DRAM row-major in their logical shape; an int8 tensor stored NHWC
+(layout.py) is transposed by the conversion (a strided copy in vbuf).  Vector ops run per tile along an axis
 the op treats independently (rows of a softmax, pixels of an LRN).
 """
 from __future__ import annotations
@@ -41,7 +41,8 @@ def emit_cvt(ctx: Context, step: Step) -> None:
     ctx.begin_layer(step.name, 0, x.type.size * 3)
     p.set(v__scale=f32_bits(q.scale[0]), v__zp=q.zero_point[0])
     shape = x.type.shape
-    if x.type.rank == 4:
+    nhwc = ctx.layouts.is_nhwc(x if to_bf16 else y)
+    if nhwc:
         _, c, h, w = shape
         tiles = _row_tiles(h, w * c * 2, min(b.vbuf_q, 2 * b.abuf_q), op)
     else:
@@ -63,14 +64,14 @@ def emit_cvt(ctx: Context, step: Step) -> None:
         if to_bf16:
             p.dma("load", "abuf", a_slot, ctx.addr(x) + y0 * w * c, rows=1, row_bytes=n)
             p.emit("cvt", dir="i8_bf16", dst=v_in, src=a_slot)
-            if x.type.rank == 4:  # [rows, w, c] -> [c, rows, w]
+            if nhwc:  # [rows, w, c] -> [c, rows, w]
                 _copy(p, v_out, v_in, (1, c, rows, w), (0, 2, w * c * 2, c * 2), (0, rows * w * 2, w * 2, 2), 2)
                 p.dma("store", "vbuf", v_out, ctx.addr(y) + y0 * w * 2, rows=c, row_bytes=rows * w * 2,
                       dram_row=h * w * 2, sram_row=rows * w * 2)
             else:
                 p.dma("store", "vbuf", v_in, ctx.addr(y), rows=1, row_bytes=n * 2)
         else:
-            if x.type.rank == 4:  # [c, rows, w] -> [rows, w, c]
+            if nhwc:  # [c, rows, w] -> [rows, w, c]
                 p.dma("load", "vbuf", v_in, ctx.addr(x) + y0 * w * 2, rows=c, row_bytes=rows * w * 2,
                       dram_row=h * w * 2, sram_row=rows * w * 2)
                 _copy(p, v_out, v_in, (1, rows, w, c), (0, w * 2, 2, rows * w * 2), (0, w * c * 2, c * 2, 2), 2)

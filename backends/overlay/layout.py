@@ -1,48 +1,62 @@
 """Physical layouts of tensors in the overlay's memories, and strided-copy plans between them.
 
-int8 activations of rank 4 ([N, C, H, W], N = 1) are stored NHWC so convolution tiles are
-[pixels, channels] matrices; every other tensor (and every bf16 tensor) is row-major in its
-logical shape.
+int8 activations of rank 4 ([N, C, H, W], N = 1) that the convolution and pooling unit reads
+or writes (and the tensors tied to them through element-wise int8 steps) are stored NHWC, so
+convolution tiles are [pixels, channels] matrices; every other tensor (attention heads
+[1, heads, seq, dim], every bf16 tensor) is row-major in its logical shape.  The choice is per
+tensor (``LayoutPlan``, made by ``steps.plan_layouts``).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from tcc.ir import TensorType
+from tcc.ir import TensorType, Value
 
 ELEMENT_BYTES = {"i8": 1, "u8": 1, "i16": 2, "i32": 4, "bf16": 2, "f32": 4}
-
-
-def is_nhwc(t: TensorType) -> bool:
-    return t.rank == 4 and t.dtype in ("i8", "u8")
-
-
-def physical_perm(t: TensorType) -> tuple[int, ...]:
-    """Logical axes in physical (outer-to-inner) order."""
-    return (0, 2, 3, 1) if is_nhwc(t) else tuple(range(t.rank))
-
-
-def physical_shape(t: TensorType) -> tuple[int, ...]:
-    return tuple(t.shape[a] for a in physical_perm(t))
+NHWC = (0, 2, 3, 1)
 
 
 def nbytes(t: TensorType) -> int:
     return t.size * ELEMENT_BYTES[t.dtype]
 
 
-def to_physical(array: np.ndarray, t: TensorType) -> np.ndarray:
-    return np.ascontiguousarray(np.transpose(array, physical_perm(t)))
+def to_physical(array: np.ndarray, perm) -> np.ndarray:
+    """The array's elements in physical order (``perm``: logical axes outer-to-inner)."""
+    return np.ascontiguousarray(np.transpose(array, tuple(perm)))
 
 
-def from_physical(flat: np.ndarray, t: TensorType) -> np.ndarray:
-    phys = flat.reshape(physical_shape(t))
-    return np.ascontiguousarray(np.transpose(phys, np.argsort(physical_perm(t))))
+def from_physical(flat: np.ndarray, shape, perm) -> np.ndarray:
+    phys = flat.reshape([shape[a] for a in perm])
+    return np.ascontiguousarray(np.transpose(phys, np.argsort(perm)))
 
 
-def physical_offsets(t: TensorType) -> np.ndarray:
-    """For every logical element (row-major logical order), its physical element offset."""
-    offsets = np.arange(t.size, dtype=np.int64).reshape(physical_shape(t))
-    return np.transpose(offsets, np.argsort(physical_perm(t))).reshape(t.shape)
+def physical_offsets(shape, perm) -> np.ndarray:
+    """For every logical element (logical shape), its physical element offset."""
+    size = int(np.prod(shape, dtype=np.int64))
+    return from_physical(np.arange(size, dtype=np.int64), tuple(shape), perm)
+
+
+class LayoutPlan:
+    """The physical axis order of every tensor: NHWC for the values in ``nhwc`` (ids), row-major
+    in the logical shape for all others."""
+
+    def __init__(self, nhwc=()):
+        self.nhwc = set(nhwc)
+
+    def is_nhwc(self, v: Value) -> bool:
+        return id(v) in self.nhwc
+
+    def perm(self, v: Value) -> tuple[int, ...]:
+        return NHWC if id(v) in self.nhwc else tuple(range(v.type.rank))
+
+    def shape(self, v: Value) -> tuple[int, ...]:
+        return tuple(v.type.shape[a] for a in self.perm(v))
+
+    def offsets(self, v: Value) -> np.ndarray:
+        return physical_offsets(v.type.shape, self.perm(v))
+
+    def to_physical(self, array: np.ndarray, v: Value) -> np.ndarray:
+        return to_physical(array, self.perm(v))
 
 
 def factor_strided(index_map: np.ndarray, max_dims: int = 4):

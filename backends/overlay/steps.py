@@ -2,8 +2,9 @@
 
 A step covers one or more IR ops (e.g. qconv + requantize is one ``conv`` step; the four ops of an
 int8 add are one ``eadd`` step).  Model-boundary conversions (quantizing an f32 input,
-dequantizing or casting an output back to f32) are ``host`` work done by the runtime with the
-same numerics the reference interpreter uses.
+dequantizing or casting an output back to f32) and the token-embedding lookup of an integer
+model input (a ``gather`` of rows of a constant table) are ``host`` work done by the runtime with
+the same numerics the reference interpreter uses.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from tcc.ir import Module, Op, Value
 
 from .errors import unsupported
+from .layout import LayoutPlan
 
 LAYOUT_KINDS = ("reshape", "transpose", "slice", "split", "expand", "gather")
 POOL_KINDS = ("max_pool", "qavg_pool", "qglobal_avg_pool")
@@ -19,7 +21,7 @@ POOL_KINDS = ("max_pool", "qavg_pool", "qglobal_avg_pool")
 
 @dataclass
 class Step:
-    kind: str  # conv | gemm | eadd | requant | pool | concat | layout | cvt_in | cvt_out | vector
+    kind: str  # conv | gemm | matmul | eadd | requant | pool | concat | layout | cvt_in | cvt_out | vector
     ops: list[Op]
     inputs: list[Value]
     outputs: list[Value]
@@ -50,11 +52,18 @@ def _is_rescale_to_i32(v: Value, module: Module) -> bool:
             and p.operands[0].type.dtype == "i8" and _sole_user(v, module) is not None)
 
 
+def _is_embedding_lookup(op: Op, v: Value) -> bool:
+    """gather(constant table, v): the host looks the rows up, as it quantizes float inputs."""
+    return (op.kind == "gather" and len(op.operands) == 2 and op.operands[1] is v
+            and _const(op.operands[0]) is not None and op.result.type.dtype in ("i8", "bf16"))
+
+
 def find_host_io(module: Module) -> HostIO:
     io = HostIO()
     for v in module.inputs:
         users = v.users
-        if len(users) == 1 and users[0].kind in ("quantize", "cast") and not module.is_output(v):
+        if len(users) == 1 and not module.is_output(v) and (
+                users[0].kind in ("quantize", "cast") or _is_embedding_lookup(users[0], v)):
             io.inputs.append((v.name, users[0].result, users[0]))
         else:
             io.inputs.append((v.name, v, None))
@@ -68,8 +77,11 @@ def find_host_io(module: Module) -> HostIO:
 
 
 def build_steps(module: Module, io: HostIO) -> list[Step]:
+    """The steps in program order.  A step runs where its last op stands in the module (all its
+    inputs exist there), so a schedule that separates a step's ops stays valid."""
     host_ops = {id(op) for _, _, op in io.inputs + io.outputs if op is not None}
     covered: set[int] = set(host_ops)
+    position = {id(op): i for i, op in enumerate(module.ops)}
     steps: list[Step] = []
     for op in module.ops:
         if id(op) in covered or op.kind == "const":
@@ -80,12 +92,44 @@ def build_steps(module: Module, io: HostIO) -> list[Step]:
         step.name = step.name or op.loc
         covered.update(id(o) for o in step.ops)
         steps.append(step)
+    steps.sort(key=lambda s: max(position[id(o)] for o in s.ops))
     return steps
+
+
+def plan_layouts(steps: list[Step], io: HostIO) -> LayoutPlan:
+    """NHWC for rank-4 int8 tensors the conv/pool unit touches and those tied to them by
+    element-wise int8 steps (eadd, requant: all operands share one layout); row-major for the
+    rest (attention heads, bf16 tensors, everything only moved or multiplied as matrices)."""
+    parent: dict[int, int] = {}
+    values: dict[int, Value] = {}
+
+    def find(k: int) -> int:
+        while parent.setdefault(k, k) != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    seeds = set()
+    for step in steps:
+        group = step.inputs + step.outputs
+        for v in group:
+            values[id(v)] = v
+        if step.kind in ("eadd", "requant"):
+            for v in group[1:]:
+                parent[find(id(v))] = find(id(group[0]))
+        if step.kind in ("conv", "pool"):
+            seeds.update(id(v) for v in group)
+    nhwc_roots = {find(k) for k in seeds}
+    return LayoutPlan(k for k, v in values.items()
+                      if find(k) in nhwc_roots and v.type.rank == 4 and v.type.dtype in ("i8", "u8"))
 
 
 def _why(op: Op) -> str:
     if op.kind == "qmatmul":
-        return "matmul of two activations is not lowered yet (transformer support is a later issue)"
+        return "an int8 matmul of two activations needs a sole per-tensor int8 requantize after it"
+    if op.kind == "gather" and op.operands[1].type.dtype in ("i32", "i64"):
+        return ("a lookup with computed indices is not supported; indices must be constants or a model "
+                "input (an embedding lookup, done by the host)")
     dtypes = sorted({v.type.dtype for v in op.operands + op.results})
     return f"no overlay lowering for this op on element types {', '.join(dtypes)}"
 
@@ -99,6 +143,11 @@ def _match(op: Op, module: Module) -> Step | None:
         if len(op.operands) > 2 and _const(op.operands[2]) is None:
             return None
         return Step("conv" if op.kind == "qconv" else "gemm", [op, req], [op.operands[0]], [req.result])
+    if op.kind == "qmatmul":
+        req = _sole_user(out, module)
+        if req is None or req.kind != "requantize" or req.attrs["dtype"] != "i8" or len(req.attrs["multiplier"]) != 1:
+            return None
+        return Step("matmul", [op, req], list(op.operands), [req.result])
     if op.kind == "requantize" and op.attrs["dtype"] == "i32":
         add = _sole_user(out, module)
         return _match(add, module) if add is not None and add.kind in ("add", "sub") else None

@@ -16,6 +16,7 @@ from ..errors import IllegalInstruction, SimulatorTrap
 from ..table import REGISTER_INDEX
 from . import impl_dma, impl_matrix, impl_pool, impl_quant, impl_system, impl_vector  # noqa: F401 (register impls)
 from .counters import LayerCounters
+from .impl_system import mode as _mode_impl
 from .machine import IMPLS, Barrier, Fault, MachineState
 from .timing import COMPUTE, LOAD, POST, STORE, UNIT_NAMES, Timing
 
@@ -47,6 +48,12 @@ class RunResult:
     units: dict[str, int]
     stall_cycles: int
     clock_mhz: float = field(repr=False, default=0.0)
+    # The PE array's mode over time: cycles spent in each mode ("int8", "bf16") and switching
+    # between them (``mode_cycles["switch"]``), partitioning ``cycles``; the number of ``mode``
+    # instructions; and compute-unit busy cycles per mode.
+    mode_cycles: dict[str, int] = field(default_factory=dict)
+    mode_switches: int = 0
+    mode_busy: dict[str, int] = field(default_factory=dict)
     trace: list[Event] | None = field(repr=False, default=None)
 
     @property
@@ -104,6 +111,9 @@ class Machine(MachineState):
         layers: dict[int, LayerCounters] = {}
         events: list[Event] | None = [] if trace else None
         regs = self.regs
+        mode_cycles = {"int8": 0, "bf16": 0, "switch": 0}
+        mode_busy = {"int8": 0, "bf16": 0}
+        mode_since, switches, current = 0, 0, self.mode
         pc, executed, end = 0, 0, len(entries)
         limit = max_instructions if max_instructions is not None else -1
         while True:
@@ -134,9 +144,17 @@ class Machine(MachineState):
             else:
                 issue, start, finish = timing.execute(entry.unit, effect.cycles, effect.accesses)
                 counters.record(entry.unit, issue, start, finish, effect.macs, effect.loaded, effect.stored)
+                if entry.unit == COMPUTE:
+                    if entry.fn is _mode_impl:
+                        mode_cycles[current] += max(start - mode_since, 0)
+                        mode_cycles["switch"] += finish - start
+                        mode_since, current, switches = finish, self.mode, switches + 1
+                    else:
+                        mode_busy[current] += finish - start
                 if events is not None:
                     events.append(Event(pc - 1, UNIT_NAMES[entry.unit], issue, start, finish))
         peak = self.target.peak_macs_per_cycle
+        mode_cycles[current] += max(timing.finish - mode_since, 0)
         return RunResult(
             cycles=timing.finish,
             instructions=executed,
@@ -145,4 +163,7 @@ class Machine(MachineState):
             stall_cycles=sum(c.stall_cycles for c in layers.values()),
             clock_mhz=self.target.clock_mhz,
             trace=events,
+            mode_cycles=mode_cycles,
+            mode_switches=switches,
+            mode_busy=mode_busy,
         )

@@ -1,0 +1,193 @@
+"""Code for matmul steps: int8 x int8 -> int32 products of two activations (attention's Q x K^T
+and softmax(QK^T) x V), batched over heads, then one per-tensor requantization.
+
+The systolic array multiplies ``A[m, k] - zp_a`` by weight rows ``W[n, k]`` (docs/overlay-machine.md),
+so B enters as ``W = B^T`` per head.  Operands are fetched through their strided views
+(views.py): a DMA box of all heads of a tile at once, and a transposing ``copy`` in the same
+buffer when the rows of the needed matrix are not contiguous in memory.  B's zero point, when
+not zero, is corrected exactly by a second pass accumulating ``sum_k (A[m, k] - zp_a) * (-zp_b)``
+against one weight row of ``-zp_b`` read with row stride 0.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .context import Context
+from .errors import unsupported
+from .steps import Step
+from .views import Affine, affine
+
+PARAM_BYTES = 12
+
+
+def _heads(offsets: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    return offsets.reshape(-1, rows, cols)
+
+
+def matrix_views(a_off, b_off, out_shape):
+    """A as [heads, M, K] and W = B^T as [heads, N, K] offset arrays, batch dims broadcast."""
+    m, k = a_off.shape[-2:]
+    n = b_off.shape[-1]
+    batch = tuple(out_shape[:-2])
+    a = np.broadcast_to(a_off, batch + (m, k))
+    w = np.swapaxes(np.broadcast_to(b_off, batch + (k, n)), -1, -2)
+    return _heads(a, m, k), _heads(w, n, k)
+
+
+def fetchable(offsets: np.ndarray, room: int) -> bool:
+    """Whether a [P, R, C] view can be fetched: an affine map with contiguous rows or columns,
+    or any affine map whose span fits the staging room."""
+    form = affine(offsets)
+    return form is not None and (form.cs == 1 or offsets.shape[2] == 1 or form.rs == 1
+                                 or offsets.shape[1] == 1 or form.hi - form.lo <= room)
+
+
+def storable(offsets: np.ndarray) -> bool:
+    form = affine(offsets)
+    return form is not None and (form.cs == 1 or offsets.shape[2] == 1)
+
+
+def _fetch(ctx: Context, op, buf: str, dst: int, staging: int, room: int, address: int, offsets: np.ndarray):
+    """Fill dense row-major [P, R, C] int8 at ``dst`` of ``buf`` from the view ``offsets`` of the
+    tensor at ``address``."""
+    p = ctx.program
+    P, R, C = offsets.shape
+    form: Affine = affine(offsets)
+    if form is None:
+        raise unsupported(op, "an operand is not a strided view of one tensor")
+    if form.cs == 1 or C == 1:
+        p.dma("load", buf, dst, address + form.base, planes=P, rows=R, row_bytes=C, dram_plane=form.ps,
+              dram_row=form.rs, sram_plane=R * C, sram_row=C)
+        return
+    if form.rs == 1 or R == 1:  # columns contiguous: load [P, C, R], transpose on chip
+        p.dma("load", buf, staging, address + form.base, planes=P, rows=C, row_bytes=R, dram_plane=form.ps,
+              dram_row=form.cs, sram_plane=R * C, sram_row=R)
+        src, strides = staging, (0, R * C, 1, R)
+    else:
+        if form.hi - form.lo > room:
+            raise unsupported(op, "a strided operand view spans more than the staging buffer")
+        p.dma("load", buf, staging, address + form.lo, rows=1, row_bytes=form.hi - form.lo)
+        src, strides = staging + form.base - form.lo, (0, form.ps, form.rs, form.cs)
+    p.set(cp__n0=1, cp__n1=P, cp__n2=R, cp__n3=C, cp__s0=strides[0], cp__s1=strides[1], cp__s2=strides[2],
+          cp__s3=strides[3], cp__d0=0, cp__d1=R * C, cp__d2=C, cp__d3=1, cp__elem=1)
+    p.emit("copy", buf=buf, dst=dst, src=src)
+
+
+def _tiles(ctx: Context, heads: int, m: int, n: int, k: int):
+    """(heads per tile, rows per tile) that fit the buffer partition (A, W and their staging
+    areas, accumulators, output), or None."""
+    b = ctx.buffers
+    if n * k > b.wbuf_h // 4 or n * PARAM_BYTES > b.pbuf_h:
+        return None
+    mt = m
+    while mt > 1 and (mt * k > b.abuf_q // 2 or mt * n * 4 > b.acc_h or mt * n > b.abuf_q):
+        mt = (mt + 1) // 2
+    if mt * k > b.abuf_q // 2 or mt * n * 4 > b.acc_h or mt * n > b.abuf_q:
+        return None
+    hb = 1
+    if mt == m:
+        hb = max(1, min(heads, b.abuf_q // 2 // (m * k), b.wbuf_h // 4 // (n * k), b.acc_h // (4 * m * n),
+                        b.abuf_q // (m * n)))
+    return hb, mt
+
+
+def emit_matmul(ctx: Context, step: Step) -> None:
+    mm, req = step.ops
+    a_val, b_val = mm.operands
+    (a_root, a_off), (b_root, b_off) = step.info["a"], step.info["b"]
+    y_dest, y_off = step.info["y"]
+    a_heads, w_heads = matrix_views(a_off, b_off, mm.result.type.shape)
+    heads, m, k = a_heads.shape
+    n = w_heads.shape[1]
+    y_heads = y_off.reshape(heads, m, n)
+    za, zb = a_val.type.quant.zero_point[0], b_val.type.quant.zero_point[0]
+    tiles = _tiles(ctx, heads, m, n, k)
+    if tiles is None:
+        raise unsupported(mm, f"one head's {m}x{k} by {k}x{n} product does not fit the on-chip buffers")
+    hb, mt = tiles
+    b, p = ctx.buffers, ctx.program
+    a = req.attrs
+    params = np.tile(np.array([[0, a["multiplier"][0], a["shift"][0]]], "<i4"), (n, 1))
+    p_addr = ctx.constant(f"p:{req.result.name}", params)
+    wide = not -128 <= -zb <= 127
+    corr_addr = None
+    if zb:
+        corr_addr = ctx.constant(f"zp:{k}:{zb}", np.full(k, -zb, "<i2" if wide else "i1"))
+    ctx.begin_layer(step.name, heads * m * n * k * (2 if zb else 1),
+                    a_val.type.size + b_val.type.size + req.result.type.size)
+    p.set(rq__src_zp=0, rq__pre_shift=a["pre_shift"], rq__zp=a["zero_point"], rq__qmin=a["qmin"],
+          rq__qmax=a["qmax"], mm__a_zp=za)
+    p.dma("load", "pbuf", b.p(0), p_addr, rows=1, row_bytes=n * PARAM_BYTES)
+    a_addr, b_addr, y_addr = ctx.addr(a_root), ctx.addr(b_root), ctx.addr(y_dest)
+    tile = 0
+    for block, h0 in enumerate(range(0, heads, hb)):
+        hn = min(hb, heads - h0)
+        wslot = b.w(block)
+        _fetch(ctx, mm, "wbuf", wslot, wslot + b.wbuf_h // 4, b.wbuf_h // 4, b_addr, w_heads[h0:h0 + hn])
+        if zb:
+            p.dma("load", "wbuf", wslot + b.wbuf_h // 2, corr_addr, rows=1, row_bytes=k * (2 if wide else 1))
+        for m0 in range(0, m, mt):
+            rows = min(mt, m - m0)
+            aslot, acc, out = b.a_in(tile), b.acc(tile), b.a_out(tile)
+            _fetch(ctx, mm, "abuf", aslot, aslot + b.abuf_q // 2, b.abuf_q // 2, a_addr,
+                   a_heads[h0:h0 + hn, m0:m0 + rows])
+            for j in range(hn):
+                p.set(mm__a=aslot + j * rows * k, mm__a_row=k, mm__m=rows, mm__n=n, mm__k=k, mm__w_row=k,
+                      mm__acc_row=n)
+                p.emit("matmul", mode="gemm", accumulate=0, wide=0, acc=acc + 4 * j * rows * n, w=wslot + j * n * k)
+                if zb:
+                    p.set(mm__w_row=0)
+                    p.emit("matmul", mode="gemm", accumulate=1, wide=int(wide), acc=acc + 4 * j * rows * n,
+                           w=wslot + b.wbuf_h // 2)
+            p.set(rq__params=b.p(0), rq__m=hn * rows, rq__n=n, rq__src_row=n, rq__dst_row=n)
+            p.emit("requant", src="acc", out="i8", rounding=a["rounding"], dst=out, srcaddr=acc)
+            form = affine(y_heads[h0:h0 + hn, m0:m0 + rows])
+            p.dma("store", "abuf", out, y_addr + form.base, planes=hn, rows=rows, row_bytes=n,
+                  dram_plane=form.ps, dram_row=form.rs, sram_plane=rows * n, sram_row=n)
+            tile += 1
+
+
+def plan_views(steps: list[Step], module, io, layouts, buffers) -> None:
+    """Point every matmul step at the furthest tensors its operands are fetchable views of, and
+    at the furthest destination its result can be stored into directly; the layout steps this
+    bypasses are left without users (``compile`` drops them)."""
+    from .views import destination_views, source_views
+
+    movers = {id(r): s.ops[0] for s in steps if s.kind == "layout" for r in s.ops[0].results}
+    layout_ops = {id(s.ops[0]) for s in steps if s.kind == "layout"}
+    outputs = {id(v) for _, v, _ in io.outputs}
+
+    def sole_mover(x):
+        users = x.users
+        if len(users) != 1 or id(x) in outputs or id(users[0]) not in layout_ops or len(users[0].results) != 1:
+            return None
+        return users[0]
+
+    for step in steps:
+        if step.kind != "matmul":
+            continue
+        mm, req = step.ops
+        a_val, b_val = mm.operands
+        out_shape = mm.result.type.shape
+        chosen = {}
+        for key, value in (("a", a_val), ("b", b_val)):
+            for root, offsets in source_views(value, movers, layouts):
+                a_off = offsets if key == "a" else np.zeros(a_val.type.shape, np.int64)
+                b_off = offsets if key == "b" else np.zeros(b_val.type.shape, np.int64)
+                a_heads, w_heads = matrix_views(a_off, b_off, out_shape)
+                view = a_heads if key == "a" else w_heads
+                room = buffers.abuf_q // 2 if key == "a" else buffers.wbuf_h // 4
+                if fetchable(view, room):
+                    chosen[key] = (root, offsets)
+                    break
+            else:
+                raise unsupported(mm, f"operand %{value.name} is not a strided view of a tensor in memory")
+        for dest, offsets, _ in destination_views(req.result, sole_mover, layouts):
+            if storable(offsets.reshape(-1, *out_shape[-2:])):
+                chosen["y"] = (dest, offsets)
+                break
+        else:
+            raise unsupported(mm, "its result cannot be stored row by row")
+        step.info.update(chosen)
+        step.inputs = [chosen["a"][0], chosen["b"][0]]
+        step.outputs = [chosen["y"][0]]

@@ -1,0 +1,97 @@
+"""Tensors read and written through chains of data-movement ops by addressing instead of copies.
+
+A matmul operand such as ``transpose(reshape(key))`` (the heads of a key projection) is a strided
+view of ``key``: for every logical element of the operand, the element of ``key``'s memory it
+equals is found by running the movement ops' own reference kernels on ``key``'s physical
+offsets.  When that map is affine in (head, row, column), the operand is fetched straight from
+``key`` with one DMA box (plus one on-chip transposing ``copy`` when its rows are not
+contiguous), and the reshape and transpose steps are never emitted.  The same holds for a
+result that is only moved afterwards (``reshape(transpose(heads))``): it is stored directly
+where the last move would put it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tcc.ir import Value
+from tcc.ir.interpreter import KERNELS
+
+from .layout import LayoutPlan, to_physical
+
+
+@dataclass(frozen=True)
+class Affine:
+    """offsets[p, r, c] == base + p*ps + r*rs + c*cs (element units)."""
+
+    base: int
+    ps: int
+    rs: int
+    cs: int
+    lo: int
+    hi: int  # element span [lo, hi) touched
+
+
+def affine(offsets: np.ndarray) -> Affine | None:
+    """The affine form of a [P, R, C] offset array, or None."""
+    p, r, c = offsets.shape
+    base = int(offsets[0, 0, 0])
+    ps = int(offsets[1, 0, 0]) - base if p > 1 else 0
+    rs = int(offsets[0, 1, 0]) - base if r > 1 else 0
+    cs = int(offsets[0, 0, 1]) - base if c > 1 else 0
+    grid = (base + ps * np.arange(p)[:, None, None] + rs * np.arange(r)[None, :, None]
+            + cs * np.arange(c)[None, None, :])
+    if not np.array_equal(grid, offsets):
+        return None
+    return Affine(base, ps, rs, cs, int(offsets.min()), int(offsets.max()) + 1)
+
+
+def _rest(op) -> list[np.ndarray]:
+    return [v.producer.attrs["value"] for v in op.operands[1:]]
+
+
+def _apply(op, index: int, array: np.ndarray) -> np.ndarray:
+    produced = KERNELS[op.kind](op.attrs, array, *_rest(op))
+    produced = produced if isinstance(produced, tuple) else (produced,)
+    return np.asarray(produced[index])
+
+
+def source_views(v: Value, movers: dict[int, object], layouts: LayoutPlan) -> list[tuple[Value, np.ndarray]]:
+    """(root, offsets) pairs, the furthest root first, ending with ``v`` itself: ``offsets`` has
+    ``v``'s logical shape and holds the physical element of ``root`` each element equals.
+    ``movers`` maps id(value) -> the layout op producing it (only ops kept as layout steps)."""
+    chain = []
+    candidates = [(v, layouts.offsets(v))]
+    x = v
+    while id(x) in movers:
+        op = movers[id(x)]
+        chain.insert(0, (op, op.results.index(x)))
+        x = op.operands[0]
+        array = layouts.offsets(x)
+        for mover, index in chain:
+            array = _apply(mover, index, array)
+        candidates.append((x, array))
+    return candidates[::-1]
+
+
+def destination_views(y: Value, sole_mover, layouts: LayoutPlan) -> list[tuple[Value, np.ndarray, list]]:
+    """(destination, offsets, movers) triples, the furthest first, ending with ``y`` itself:
+    ``offsets`` has ``y``'s logical shape and holds the physical element of the destination
+    each element of ``y`` lands in after the (bijective) moves ``movers``.
+    ``sole_mover(x)`` is the layout op that is the only user of ``x`` (None if there is none)."""
+    out = [(y, layouts.offsets(y), [])]
+    index = np.arange(y.type.size, dtype=np.int64).reshape(y.type.shape)
+    movers = []
+    x = y
+    while (op := sole_mover(x)) is not None:
+        index = _apply(op, 0, index)
+        movers.append(op)
+        x = op.results[0]
+        flat = to_physical(index, layouts.perm(x)).reshape(-1)
+        if flat.size != y.type.size or not np.array_equal(np.sort(flat), np.arange(y.type.size)):
+            break  # not a permutation of y's elements (a slice, an expand): stop here
+        offsets = np.empty(y.type.size, np.int64)
+        offsets[flat] = np.arange(y.type.size)
+        out.append((x, offsets.reshape(y.type.shape), list(movers)))
+    return out[::-1]
