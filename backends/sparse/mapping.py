@@ -199,8 +199,10 @@ class _Mapper:
         for v in op.operands:
             if v.name not in self.stream and v.producer is not None and v.producer.result.name not in self.host:
                 raise _unmappable(op, f"operand %{v.name} is not computed by the modules")
-        if any(u.kind not in HOST_TAIL for u in op.result.users):
-            raise _unmappable(op, "only dequantize and reshape of the modules' outputs run on the host")
+        for user in op.result.users:
+            if user.kind not in HOST_TAIL:
+                raise _unmappable(user, "no module of the library implements this op kind, and the host "
+                                        "only dequantizes and reshapes the modules' outputs")
         self.host.append(op.result.name)
 
     def _map_qlinear(self, op: Op) -> None:

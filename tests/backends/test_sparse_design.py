@@ -1,0 +1,100 @@
+"""Sparse target: unmappable layers and budgets are clear errors, the design-space search is exact
+(checked by brute force), and the artifact file is checked on load."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from sparse_helpers import annotated, compiled
+from tcc.backends.sparse import SparseArtifact, SparseArtifactError, SparseError, compile_sparse
+from tcc.backends.sparse.dse import options_of, search
+from tcc.backends.sparse.target import SparseTarget
+from tcc.isa.tokensim.cost import Counts
+
+
+def _tiny_model(tmp_path, tail):
+    """input 4x8x8 -> Conv 3x3 (8) -> Relu -> ``tail`` node(s); with calibration data."""
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((8, 4, 3, 3)).astype(np.float32) * 0.3, "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv1", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu1")] + tail
+    out_shape = {"pool1": [1, 8, 4, 4], "sig1": [1, 8, 8, 8]}[tail[0].name]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], [w])
+    path = tmp_path / "tiny.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    np.savez(tmp_path / "calib.npz", x=(rng.random((4, 4, 8, 8)) * (rng.random((4, 1, 8, 8)) < 0.3)).astype(np.float32))
+    return annotated(path, tmp_path / "calib.npz", "exact")
+
+
+def test_unmappable_layer_names_op_kind_and_location(tmp_path):
+    module = _tiny_model(tmp_path, [helper.make_node("MaxPool", ["r"], ["y"], name="pool1", kernel_shape=[3, 3],
+                                                     strides=[2, 2], pads=[1, 1, 1, 1])])
+    with pytest.raises(SparseError, match=r"max_pool .*loc 'pool1'.*kernel = stride"):
+        compile_sparse(module, "exact")
+
+
+def test_op_without_module_names_op_kind_and_location(tmp_path):
+    module = _tiny_model(tmp_path, [helper.make_node("Sigmoid", ["r"], ["y"], name="sig1")])
+    with pytest.raises(SparseError) as info:
+        compile_sparse(module, "exact")
+    assert "sigmoid" in str(info.value) and "sig1" in str(info.value) and "no module" in str(info.value)
+
+
+def test_budget_too_small_names_the_module(tmp_path):
+    target = tmp_path / "tiny_board.toml"
+    target.write_text('name = "tiny"\nclock_mhz = 100\ndsp = 5\nbram36 = 100\nlut = 100000\n')
+    module = annotated(*(_digits_paths()), "exact")
+    with pytest.raises(SparseError, match=r"no design fits the budget of tiny .*module m01_conv \(conv at '/stem/stem.0/Conv'\) does not fit: .* 6 DSP"):
+        compile_sparse(module, "exact", target)
+    target.write_text('name = "tiny"\nclock_mhz = 100\ndsp = 200\nbram36 = 100\nlut = 10000\n')
+    with pytest.raises(SparseError, match=r"together do not fit .*LUT"):
+        compile_sparse(module, "exact", target)
+
+
+def _digits_paths():
+    from sparse_helpers import DIGITS
+
+    return DIGITS / "digits_cnn.onnx", DIGITS / "digits_calib.npz"
+
+
+def test_search_is_exact_against_brute_force():
+    """A 3-module slice of the digits design under budgets tight enough to bind, vs enumeration."""
+    artifact, _ = compiled("digits", "exact")
+    specs = [dict(s) for s in artifact.modules if s["kind"] in ("conv", "depthwise", "fc")][:3]
+    counts = {s["name"]: Counts(64, 64, 300) for s in specs}
+    for dsp, bram36 in ((60, 40), (120, 8), (400, 60)):
+        target = SparseTarget(name="t", dsp=dsp, bram36=bram36, lut=10**6)
+        options = [options_of(s, counts[s["name"]], target) for s in specs]
+        best = min((max(o.cycles for o in combo) for combo in itertools.product(*options)
+                    if sum(o.dsp for o in combo) <= dsp and sum(o.bram18 for o in combo) <= 2 * bram36), default=None)
+        result = search(specs, counts, target)
+        assert result["bottleneck_cycles"] == best
+        assert result["dsp"] <= dsp and result["bram18"] <= 2 * bram36
+        assert max(s["expected_cycles"] for s in specs) == best
+
+
+def test_artifact_round_trip_and_corruption(tmp_path):
+    artifact, _ = compiled("events", "submanifold")
+    path = tmp_path / "ev.tcc"
+    artifact.save(path)
+    loaded = SparseArtifact.load(path)
+    assert loaded.to_bytes() == path.read_bytes()
+    assert loaded.metadata["modules"] == artifact.metadata["modules"]
+    for name, w in artifact.weights.items():
+        np.testing.assert_array_equal(loaded.weights[name], w)
+        assert loaded.weights[name].dtype == w.dtype
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 1
+    with pytest.raises(SparseArtifactError, match="checksum"):
+        SparseArtifact.from_bytes(bytes(data))
+    data = bytearray(path.read_bytes())
+    data[8] = 9
+    with pytest.raises(SparseArtifactError, match="version 9"):
+        SparseArtifact.from_bytes(bytes(data))
+    with pytest.raises(SparseArtifactError, match="not a sparse tcc artifact"):
+        SparseArtifact.from_bytes(b"TCCARTF\0" + bytes(100))
