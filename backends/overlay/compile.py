@@ -9,7 +9,7 @@ from tcc.isa.target import TargetConfig, load_target
 from .artifact import FORMAT_VERSION, Artifact
 from .context import Buffers, Context
 from .emit_matmul import emit_matmul, plan_views
-from .emit_matrix import emit_conv, emit_gemm
+from .emit_matrix import emit_conv, emit_gemm, emit_scale
 from .emit_misc import emit_eadd, emit_pool, emit_requant
 from .emit_move import emit_concat, emit_layout, layout_map
 from .emit_vector import emit_cvt, emit_vector
@@ -19,7 +19,7 @@ from .memory import DramPlan, align, place_activations
 from .program import Program
 from .steps import Step, build_steps, find_host_io, plan_layouts
 
-MODES = {"conv": "int8", "gemm": "int8", "matmul": "int8", "eadd": "int8", "requant": "int8", "pool": "int8",
+MODES = {"conv": "int8", "gemm": "int8", "matmul": "int8", "scale": "int8", "eadd": "int8", "requant": "int8", "pool": "int8",
          "cvt_in": "bf16", "cvt_out": "bf16", "vector": "bf16"}
 
 
@@ -37,6 +37,8 @@ def _live_steps(steps: list[Step], io) -> list[Step]:
         if step.kind == "layout" and (any(id(r) in produced for r in step.outputs)
                                       or not any(id(r) in needed for r in step.outputs)):
             continue
+        if step.kind == "layout":  # results of a split nothing reads are not materialized
+            step.info["unused"] = {id(r) for r in step.outputs if id(r) not in needed}
         live.append(step)
         needed.update(id(v) for v in step.inputs)
     return live[::-1]
@@ -157,5 +159,5 @@ def _encode(program: Program, marker: int, base: int) -> np.ndarray:
     return encode_program(fixed)
 
 
-EMITTERS = {"conv": emit_conv, "gemm": emit_gemm, "matmul": emit_matmul, "eadd": emit_eadd, "requant": emit_requant, "pool": emit_pool,
+EMITTERS = {"conv": emit_conv, "gemm": emit_gemm, "matmul": emit_matmul, "scale": emit_scale, "eadd": emit_eadd, "requant": emit_requant, "pool": emit_pool,
             "concat": emit_concat, "cvt_in": emit_cvt, "cvt_out": emit_cvt, "vector": emit_vector}

@@ -164,3 +164,33 @@ def emit_gemm(ctx: Context, step: Step) -> None:
             p.dma("store", "abuf", out, ctx.addr(y) + m0 * n_out + n0, rows=mt, row_bytes=nt,
                   dram_row=n_out, sram_row=nt)
             tile += 1
+
+
+def emit_scale(ctx: Context, step: Step) -> None:
+    """x times an integer constant, requantized: the array's K = 1 product
+    ``acc[m, 0] = (x[m] - zp_x) * factor`` over the flat tensor, in tiles of the accumulators."""
+    req = step.ops[-1]
+    x, y = step.inputs[0], step.outputs[0]
+    factor = step.info["factor"]
+    if not -2**15 <= factor < 2**15:
+        raise unsupported(req, f"a constant factor of {factor} does not fit 16-bit weights")
+    data, wide = _weight_bytes(np.array([[factor]], np.int8 if -128 <= factor <= 127 else np.int16))
+    b, p = ctx.buffers, ctx.program
+    w_addr = ctx.constant(f"w:{y.name}", data)
+    p_addr = ctx.constant(f"p:{y.name}", _params(step.ops[-2], req, 1))
+    n = x.type.size
+    ctx.begin_layer(step.name, n, 2 * n)
+    _requant_regs(ctx, req)
+    p.dma("load", "wbuf", b.w(0), w_addr, rows=1, row_bytes=data.nbytes)
+    p.dma("load", "pbuf", b.p(0), p_addr, rows=1, row_bytes=12)
+    p.set(mm__a_zp=x.type.quant.zero_point[0], mm__a_row=1, mm__n=1, mm__k=1, mm__w_row=1, mm__acc_row=1,
+          rq__params=b.p(0), rq__n=1, rq__src_row=1, rq__dst_row=1)
+    tile = min(n, b.acc_h // 4, b.abuf_q)
+    for i, m0 in enumerate(range(0, n, tile)):
+        m = min(tile, n - m0)
+        aslot, acc, out = b.a_in(i), b.acc(i), b.a_out(i)
+        p.dma("load", "abuf", aslot, ctx.addr(x) + m0, rows=1, row_bytes=m)
+        p.set(mm__a=aslot, mm__m=m, rq__m=m)
+        p.emit("matmul", mode="gemm", accumulate=0, wide=int(wide), acc=acc, w=b.w(0))
+        p.emit("requant", src="acc", out="i8", rounding=req.attrs["rounding"], dst=out, srcaddr=acc)
+        p.dma("store", "abuf", out, ctx.addr(y) + m0, rows=1, row_bytes=m)

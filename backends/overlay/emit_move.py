@@ -106,7 +106,7 @@ def emit_layout(ctx: Context, step: Step, aliases: dict) -> None:
     op = step.ops[0]
     x = op.operands[0]
     for i, r in enumerate(op.results):
-        if id(r) in aliases:
+        if id(r) in aliases or id(r) in step.info.get("unused", ()):
             continue
         mapping = layout_map(op, ctx.layouts, i)
         ctx.begin_layer(f"{step.name}:{i}" if len(op.results) > 1 else step.name, 0,

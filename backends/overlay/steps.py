@@ -21,7 +21,7 @@ POOL_KINDS = ("max_pool", "qavg_pool", "qglobal_avg_pool")
 
 @dataclass
 class Step:
-    kind: str  # conv | gemm | matmul | eadd | requant | pool | concat | layout | cvt_in | cvt_out | vector
+    kind: str  # conv | gemm | matmul | scale | eadd | requant | pool | concat | layout | cvt_in | cvt_out | vector
     ops: list[Op]
     inputs: list[Value]
     outputs: list[Value]
@@ -114,7 +114,7 @@ def plan_layouts(steps: list[Step], io: HostIO) -> LayoutPlan:
         group = step.inputs + step.outputs
         for v in group:
             values[id(v)] = v
-        if step.kind in ("eadd", "requant"):
+        if step.kind in ("eadd", "requant", "scale"):
             for v in group[1:]:
                 parent[find(id(v))] = find(id(group[0]))
         if step.kind in ("conv", "pool"):
@@ -134,6 +134,32 @@ def _why(op: Op) -> str:
     return f"no overlay lowering for this op on element types {', '.join(dtypes)}"
 
 
+def _is_exact_widening(req: Op) -> bool:
+    """requantize i8 -> i32 that only subtracts the zero point (multiplier * 2**-shift == 1)."""
+    a = req.attrs
+    return (a["pre_shift"] == 0 and len(a["multiplier"]) == 1 and a["zero_point"] == 0
+            and a["multiplier"][0] * 2.0 ** -a["shift"][0] == 1.0)
+
+
+def _match_scale(op: Op, module: Module) -> Step | None:
+    """int8 activation times a scalar int8 constant (ViT's q * d**-0.5): both widened exactly to
+    int32, multiplied, requantized to int8.  Runs on the systolic array as a K = 1 product."""
+    from tcc.ir.interpreter import evaluate_op
+
+    req = _sole_user(op.result, module)
+    if req is None or req.kind != "requantize" or req.attrs["dtype"] != "i8" or len(req.attrs["multiplier"]) != 1:
+        return None
+    widened = [v.producer for v in op.operands]
+    if not all(_is_rescale_to_i32(v, module) and _is_exact_widening(v.producer) for v in op.operands):
+        return None
+    consts = [w for w in widened if _const(w.operands[0]) is not None and w.operands[0].type.size == 1]
+    if len(consts) != 1 or any(w.result.type.shape != op.result.type.shape for w in widened if w not in consts):
+        return None
+    factor = int(evaluate_op(consts[0], [_const(consts[0].operands[0]).attrs["value"]])[0].reshape(-1)[0])
+    x = next(w for w in widened if w is not consts[0]).operands[0]
+    return Step("scale", [*widened, op, req], [x], [req.result], info={"factor": factor})
+
+
 def _match(op: Op, module: Module) -> Step | None:
     out = op.results[0]
     if op.kind in ("qconv", "qlinear"):
@@ -150,7 +176,9 @@ def _match(op: Op, module: Module) -> Step | None:
         return Step("matmul", [op, req], list(op.operands), [req.result])
     if op.kind == "requantize" and op.attrs["dtype"] == "i32":
         add = _sole_user(out, module)
-        return _match(add, module) if add is not None and add.kind in ("add", "sub") else None
+        return _match(add, module) if add is not None and add.kind in ("add", "sub", "mul") else None
+    if op.kind == "mul" and out.type.dtype == "i32":
+        return _match_scale(op, module)
     if op.kind in ("add", "sub") and out.type.dtype == "i32":
         a, b = op.operands
         req = _sole_user(out, module)
