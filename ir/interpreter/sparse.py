@@ -128,25 +128,26 @@ def _channel_axis(op: Op) -> bool:
     return {a % rank for a in op.attrs["axes"]} == {1} and bool(op.attrs["keepdims"])
 
 
-def op_rule(op: Op, spatial: set[int]) -> OpRule:
-    """The rule of an op some of whose operands are the spatial values (ids) in ``spatial``."""
-    ins = [v for v in op.operands if id(v) in spatial]
-    rest = [v for v in op.operands if id(v) not in spatial]
+def op_rule(op: Op, spatial: set[int], dynamic: set[int]) -> OpRule:
+    """The rule of an op reading input-derived values: ``spatial`` and ``dynamic`` hold the ids of
+    the spatial and of all input-derived values."""
     result = op.results[0]
     if len(op.results) != 1 or not is_spatial(result):
         if op.kind in GLOBAL_KINDS:
             return OpRule("global")
         return OpRule("dense", f"{op.kind} reads a sparse spatial tensor (ESDA-style dataflow runs convs, "
                                "pooling, element-wise ops and global pooling)")
-    if op.kind in WINDOW_KINDS and ins == [op.operands[0]]:
+    x = op.operands[0]
+    if op.kind in WINDOW_KINDS and id(x) in spatial and not any(id(v) in dynamic for v in op.operands[1:]):
         win = window_of(op)
         return OpRule("window", _submanifold_window(op, win), win)
     if op.kind in GLOBAL_KINDS:
         return OpRule("global")
     if op.kind in POINTWISE_KINDS or ((op.kind in CHANNEL_AXIS_KINDS or op.kind in REDUCE_KINDS)
                                       and _channel_axis(op)):
-        if all(v.type.shape[2:] == result.type.shape[2:] for v in ins) and \
-                not any(_varies_spatially(v) for v in rest):
+        # operands of the result's resolution bring their masks; the others must be constant over sites
+        others = [v for v in op.operands if not (id(v) in spatial and v.type.shape[2:] == result.type.shape[2:])]
+        if not any(_varies_spatially(v) for v in others):
             return OpRule("pointwise")
         return OpRule("dense", f"{op.kind} combines tensors of different resolutions")
     return OpRule("dense", f"{op.kind} has no submanifold semantics")
@@ -217,33 +218,44 @@ class SparseRun:
 
 
 class SparseInterpreter:
-    """Runs one module in one mode; the data-independent parts (rules, backgrounds) are computed once."""
+    """Runs one module in one mode; rules and data-independent backgrounds are computed once.
+
+    The module must not change between runs.
+    """
 
     def __init__(self, module: Module, mode: str = "exact"):
         if mode not in MODES:
             raise SparsityError(f"sparse mode {mode!r} is not one of {', '.join(MODES)}")
         self.module, self.mode = module, mode
+        self.dynamic: set[int] = {id(v) for v in module.inputs}  # values that depend on an input
         self.spatial: set[int] = {id(v) for v in module.inputs if is_spatial(v)}
         self.sparse: set[int] = set(self.spatial)  # spatial values whose mask may have inactive sites
+        self.volatile: set[int] = set()  # ops whose background depends on the input data
         self.rules: dict[int, OpRule] = {}
         for index, op in enumerate(module.ops):
-            if not any(id(v) in self.spatial for v in op.operands):
+            if not any(id(v) in self.dynamic for v in op.operands):
                 continue
-            rule = op_rule(op, self.spatial)
+            self.dynamic.update(id(r) for r in op.results)
+            if not any(id(v) in self.spatial for v in op.operands) and not any(map(is_spatial, op.results)):
+                continue
+            rule = op_rule(op, self.spatial, self.dynamic)
             self.rules[id(op)] = rule
             reads_sparse = self.reads_sparse(op)
             if mode == "submanifold" and reads_sparse and rule.not_submanifold:
                 raise SparsityError(f"{describe(op, index)}: no submanifold semantics: {rule.not_submanifold}; "
                                     f"use --sparse-mode exact")
+            if any(id(v) in self.dynamic and id(v) not in self.spatial for v in op.operands) or \
+                    any(id(v.producer) in self.volatile for v in op.operands if v.producer is not None):
+                self.volatile.add(id(op))
             for r in op.results:
                 if is_spatial(r):
                     self.spatial.add(id(r))
                     if reads_sparse and rule.category in ("window", "pointwise"):
                         self.sparse.add(id(r))
-        self._backgrounds: dict[int, np.ndarray] = {}
+        self._backgrounds: dict[int, list] = {}  # id(op) -> background per result, non-volatile ops
 
     def rule(self, op: Op) -> OpRule | None:
-        """The op's rule, or None if it reads no spatial value."""
+        """The op's rule, or None if it reads no spatial value and makes none."""
         return self.rules.get(id(op))
 
     def reads_sparse(self, op: Op) -> bool:
@@ -256,37 +268,38 @@ class SparseInterpreter:
         return rule is None or rule.not_submanifold is None or not self.reads_sparse(op)
 
     # -- backgrounds ---------------------------------------------------------------------------
-    def _input_background(self, value: Value) -> np.ndarray:
-        return np.zeros(value.type.shape[1], to_numpy(value.type.dtype))
-
-    def _background(self, op: Op, result: Value, env: dict[int, np.ndarray]) -> np.ndarray:
+    def _op_backgrounds(self, op: Op, env: dict, backgrounds: dict) -> list:
+        """Per result: the per-channel background (None for non-spatial results)."""
         if self.mode == "submanifold":
-            return zero_points(result.type)
-        key = id(result)
-        if key not in self._backgrounds:
-            operands = [np.broadcast_to(self._backgrounds[id(v)][None, :, None, None], v.type.shape)
-                        if id(v) in self.spatial else env[id(v)] for v in op.operands]
-            produced = evaluate_op(op, operands)
-            rule = self.rules[id(op)]
-            for r, array in zip(op.results, produced):
-                i, j = _interior_site(rule.window, op.operands[0].type.shape[2:]) if rule.window else (0, 0)
-                self._backgrounds[id(r)] = array[0, :, i, j].copy() if is_spatial(r) else None
-        return self._backgrounds[key]
+            return [zero_points(r.type) if id(r) in self.spatial else None for r in op.results]
+        if id(op) in self._backgrounds:
+            return self._backgrounds[id(op)]
+        if not any(id(r) in self.spatial for r in op.results):
+            return [None] * len(op.results)
+        operands = [np.broadcast_to(backgrounds[id(v)][None, :, None, None], v.type.shape)
+                    if id(v) in self.spatial else env[id(v)] for v in op.operands]
+        rule = self.rules[id(op)]
+        i, j = _interior_site(rule.window, op.operands[0].type.shape[2:]) if rule.window else (0, 0)
+        found = [array[0, :, i, j].copy() if id(r) in self.spatial else None
+                 for r, array in zip(op.results, evaluate_op(op, operands))]
+        if id(op) not in self.volatile:
+            self._backgrounds[id(op)] = found
+        return found
 
     # -- masks ---------------------------------------------------------------------------------
-    def _mask(self, op: Op, result: Value, masks: dict[int, np.ndarray]) -> np.ndarray:
+    def _mask(self, op: Op, result: Value, masks: dict, backgrounds: dict) -> np.ndarray:
         rule = self.rules[id(op)]
-        hw = result.type.shape[2:]
         if id(result) not in self.sparse:
-            return np.ones(hw, bool)
+            return np.ones(result.type.shape[2:], bool)
         if rule.category == "pointwise":
-            return np.logical_or.reduce([masks[id(v)] for v in op.operands if id(v) in self.spatial])
+            return np.logical_or.reduce([masks[id(v)] for v in op.operands
+                                         if id(v) in self.spatial and v.type.shape[2:] == result.type.shape[2:]])
         x = op.operands[0]
         if self.mode == "submanifold":
             return cells(masks[id(x)], rule.window.strides, rule.window.out_sizes)
         active = window_count(masks[id(x)], rule.window, False) > 0
         pad_value = padding_value(op)
-        if pad_value is not None and (pad_value != self._backgrounds[id(x)]).any():
+        if pad_value is not None and (pad_value != backgrounds[id(x)]).any():
             active |= window_count(np.zeros(masks[id(x)].shape, bool), rule.window, True) > 0
         return active
 
@@ -294,25 +307,28 @@ class SparseInterpreter:
     def run(self, feeds: Mapping[str, np.ndarray]) -> SparseRun:
         env = bind_inputs(self.module, feeds)
         masks: dict[int, np.ndarray] = {}
+        backgrounds: dict[int, np.ndarray] = {}
         run = SparseRun(self.mode)
         for v in self.module.inputs:
+            run.values[v.name] = env[id(v)]
             if id(v) in self.spatial:
                 if v.type.shape[0] != 1:
                     raise SparsityError(f"input {v.name!r} has batch {v.type.shape[0]}; sparse runs take batch 1")
-                bg = self._input_background(v)
-                self._backgrounds.setdefault(id(v), bg)
-                masks[id(v)] = (env[id(v)][0] != bg[:, None, None]).any(axis=0)
-                self._record(run, v, env[id(v)], masks[id(v)], bg)
-            else:
-                run.values[v.name] = env[id(v)]
+                backgrounds[id(v)] = np.zeros(v.type.shape[1], to_numpy(v.type.dtype))
+                masks[id(v)] = (env[id(v)][0] != backgrounds[id(v)][:, None, None]).any(axis=0)
+                self._record(run, v, env[id(v)], masks[id(v)], backgrounds[id(v)])
         for op in self.module.ops:
             produced = evaluate_op(op, [env[id(v)] for v in op.operands])
+            if id(op) in self.rules:
+                for r, bg in zip(op.results, self._op_backgrounds(op, env, backgrounds)):
+                    if bg is not None:
+                        backgrounds[id(r)] = bg
             for r, array in zip(op.results, produced):
                 if id(r) in self.spatial:
                     if r.type.shape[0] != 1:
                         raise SparsityError(f"{describe(op)}: batch {r.type.shape[0]}; sparse runs take batch 1")
-                    bg = self._background(op, r, env)
-                    masks[id(r)] = self._mask(op, r, masks)
+                    bg = backgrounds[id(r)]
+                    masks[id(r)] = self._mask(op, r, masks, backgrounds)
                     if self.mode == "submanifold":
                         array = np.where(masks[id(r)], array, bg[None, :, None, None]).astype(array.dtype)
                     self._record(run, r, array, masks[id(r)], bg)

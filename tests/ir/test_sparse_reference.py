@@ -170,3 +170,47 @@ def test_exact_padding_rule_and_submanifold_cells(bias):
     np.testing.assert_array_equal(sub.active["z"], cells(x[0, 0] != 0, (2, 2), (4, 4)))
     assert sub.active["z"].sum() == 2 and sub.active["z"][1, 1] and sub.active["z"][3, 0]
     assert not sub.values["z"][0][:, ~sub.active["z"]].any()
+
+
+# Squeeze-and-excitation: the per-channel gate is computed from the data, so the background of
+# %g (and everything after it) changes from frame to frame; the 1x1 gate broadcasts over sites.
+SQUEEZE_EXCITE = textwrap.dedent("""
+    module @se {
+      input %x : f32[1,2,6,6]
+      %w = const() {value = dense<f32[2,2], [1.0, -1.0, 0.5, 2.0]>} : f32[2,2]
+      %b = const() {value = dense<f32[2], [0.25, -0.5]>} : f32[2]
+      %p = global_avg_pool(%x) : f32[1,2,1,1]
+      %f = reshape(%p) {shape = [1, 2]} : f32[1,2]
+      %l = linear(%f, %w, %b) : f32[1,2]
+      %s = sigmoid(%l) : f32[1,2]
+      %s4 = reshape(%s) {shape = [1, 2, 1, 1]} : f32[1,2,1,1]
+      %g = mul(%x, %s4) : f32[1,2,6,6]
+      %h = add(%g, %s4) : f32[1,2,6,6]
+      %k = const() {value = splat<f32[2,1,3,3], 1.0>} : f32[2,1,3,3]
+      %y = conv(%h, %k) {dilations = [1, 1], group = 2, pads = [1, 1, 1, 1], strides = [1, 1]} : f32[1,2,6,6]
+      output "y" = %y
+    }
+    """)
+
+
+def test_data_dependent_backgrounds():
+    module = parse_module(SQUEEZE_EXCITE)
+    interpreter = SparseInterpreter(module, "exact")
+    for seed in range(3):
+        x = np.zeros((1, 2, 6, 6), np.float32)
+        x[0, :, 3, seed] = np.random.default_rng(seed).standard_normal(2)
+        run = interpreter.run({"x": x})
+        dense = dense_values(module, {"x": x})
+        for name in ("g", "h", "y"):
+            inactive = dense[name][0][:, ~run.active[name]]
+            np.testing.assert_array_equal(inactive, np.broadcast_to(run.background[name][:, None], inactive.shape))
+        np.testing.assert_array_equal(run.active["h"], x[0].any(axis=0))
+        assert run.background["h"].tolist() == dense["s4"][0, :, 0, 0].tolist()  # 0 * gate + gate
+        # the background is not 0, so the zero padding lights the border on top of the 3x3 reach
+        reach = np.zeros((6, 6), bool)
+        reach[2:5, max(seed - 1, 0):seed + 2] = True
+        border = np.ones((6, 6), bool)
+        border[1:-1, 1:-1] = False
+        np.testing.assert_array_equal(run.active["y"], reach | border)
+    sub = run_sparse(module, {"x": x}, "submanifold")
+    assert not sub.values["h"][0][:, ~sub.active["h"]].any()
