@@ -100,10 +100,18 @@ class _Builder:
             if len(items) != ttype.size:
                 raise self.error(node.children[0].children[0],
                                  f"dense literal has {len(items)} elements, its type {ttype.size}")
-            return np.array(items, dtype=to_numpy(ttype.dtype)).reshape(ttype.shape)
+            try:
+                return np.array(items, dtype=to_numpy(ttype.dtype)).reshape(ttype.shape)
+            except OverflowError as exc:
+                raise self.error(node.children[0].children[0], f"dense literal value out of range: {exc}") from None
         if node.data == "splat":
             ttype = self.type(node.children[0])
-            return np.full(ttype.shape, self.scalar(node.children[1]), dtype=to_numpy(ttype.dtype))
+            try:
+                scalar = np.array(self.scalar(node.children[1]), dtype=to_numpy(ttype.dtype))
+            except OverflowError as exc:
+                raise self.error(node.children[0].children[0], f"splat value out of range: {exc}") from None
+            # A read-only view of one element: a huge declared shape allocates nothing here.
+            return np.broadcast_to(scalar, ttype.shape)
         if node.data == "blob_ref":
             tok = node.children[0]
             index = int(str(tok)[1:])
@@ -154,7 +162,7 @@ class _Builder:
                 raise self.error(key_tok, f"attribute {str(key_tok)!r} given twice")
             try:
                 attrs[spec.name] = normalize_attr(spec.kind, self.attr_value(val))
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, OverflowError) as exc:
                 raise self.error(key_tok, f"attribute {spec.name!r} is not a valid {spec.kind}: {exc}") from None
         result_types = [self.type(t) for t in types.children]
         if len(result_types) != len(results.children):

@@ -21,6 +21,10 @@ NEVER_FOLD = frozenset({
 })
 # Ops that read only the shape of their (first) input.
 SHAPE_ONLY = frozenset({"Shape", "Size"})
+# The largest tensor constant folding may create: above any real model's weight (VGG's largest is
+# 0.4 GB), below what a malicious or corrupted 8-byte shape can ask for (ConstantOfShape, Expand,
+# Tile and Range make huge outputs from tiny inputs).
+FOLD_LIMIT_BYTES = 2**31
 
 
 def _no_log(*args) -> None:
@@ -51,8 +55,17 @@ class Folder:
             return False
         return self._op_class(node.op_type) is not None
 
-    def evaluate(self, node: onnx.NodeProto, inputs: list[np.ndarray | None], where: str) -> list[np.ndarray]:
-        """Run ``node`` on ``inputs`` (None for an absent optional input); one array per output."""
+    def evaluate(self, node: onnx.NodeProto, inputs: list[np.ndarray | None], where: str,
+                 inferred_elements: int | None = None) -> list[np.ndarray]:
+        """Run ``node`` on ``inputs`` (None for an absent optional input); one array per output.
+
+        ``inferred_elements``: the output's element count after ONNX shape inference, if known;
+        a node whose output would exceed FOLD_LIMIT_BYTES is refused before it allocates."""
+        elements = max(inferred_elements or 0, output_elements(node, inputs) or 0)
+        itemsize = max([a.dtype.itemsize for a in inputs if a is not None] + [8])
+        if elements * itemsize > FOLD_LIMIT_BYTES:
+            raise FrontendError(f"{where}: this constant node would create a tensor of {elements} elements "
+                                f"(over {FOLD_LIMIT_BYTES} bytes); the model's shapes are corrupted or absurd")
         try:
             op = self._op_class(node.op_type)(node, self._run_params)
             results = op.run(*inputs)
@@ -65,3 +78,32 @@ class Folder:
 def shape_stand_in(shape: tuple[int, ...], dtype) -> np.ndarray:
     """A read-only array of ``shape`` backed by one element, for ops that only read shapes."""
     return np.broadcast_to(np.zeros((), dtype=dtype), shape)
+
+
+def output_elements(node: onnx.NodeProto, inputs: list[np.ndarray | None]) -> int | None:
+    """The output size of the ops that make large tensors from small inputs, from their constant
+    inputs alone (no allocation); None for other ops or inputs that make no sense (folding reports those)."""
+    try:
+        if node.op_type == "ConstantOfShape" and inputs and inputs[0] is not None:
+            return _product(int(d) for d in inputs[0].reshape(-1))
+        if node.op_type == "Expand" and len(inputs) == 2 and inputs[1] is not None:
+            shape = [int(d) for d in inputs[1].reshape(-1)]
+            ours = list(inputs[0].shape)
+            rank = max(len(shape), len(ours))
+            shape, ours = [1] * (rank - len(shape)) + shape, [1] * (rank - len(ours)) + ours
+            return _product(max(a, b) for a, b in zip(shape, ours))
+        if node.op_type == "Tile" and len(inputs) == 2 and inputs[1] is not None:
+            return inputs[0].size * _product(int(r) for r in inputs[1].reshape(-1))
+        if node.op_type == "Range" and len(inputs) == 3 and all(a is not None for a in inputs):
+            start, limit, delta = (float(a.reshape(-1)[0]) for a in inputs)
+            return max(int(np.ceil((limit - start) / delta)), 0) if delta else None
+    except (ValueError, TypeError, OverflowError, IndexError):
+        return None
+    return None
+
+
+def _product(values) -> int:
+    out = 1
+    for v in values:
+        out *= max(v, 0)
+    return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from tcc.ir import Module, verify
@@ -19,6 +20,7 @@ from .errors import FrontendError, format_unsupported, internal_error, node_labe
 from .folding import SHAPE_ONLY, Folder, shape_stand_in
 from .loader import LoadedModel, load_model
 from .lowering_qdq import fold_activation_pairs
+from .onnx_types import static_shape
 from .registry import LOWER_EVEN_IF_CONSTANT, LOWERINGS, PASS_THROUGH
 
 FOLD, LOWER, UNSUPPORTED = "fold", "lower", "unsupported"
@@ -98,7 +100,7 @@ def _fold(ctx: ImportContext, folder: Folder, node: onnx.NodeProto) -> None:
         else:  # Shape/Size of a computed tensor: only its static shape matters
             tensor_type = ctx.type_of(name)
             inputs.append(shape_stand_in(tensor_type.shape, to_numpy(tensor_type.dtype)))
-    results = folder.evaluate(node, inputs, where)
+    results = folder.evaluate(node, inputs, where, _inferred_elements(ctx, node))
     for name, array in zip(node.output, results):
         if not name:
             continue
@@ -108,6 +110,17 @@ def _fold(ctx: ImportContext, folder: Folder, node: onnx.NodeProto) -> None:
         ctx.check_against_onnx(name, array.shape, None, where)
         ctx.consts[name] = array
         ctx.const_locs[name] = node_label(node)
+
+
+def _inferred_elements(ctx: ImportContext, node: onnx.NodeProto) -> int | None:
+    """The largest output of ``node`` by ONNX shape inference (None when no output shape is known)."""
+    sizes = []
+    for name in node.output:
+        inferred = ctx.loaded.inferred.get(name)
+        shape = static_shape(inferred) if inferred is not None else None
+        if shape is not None:
+            sizes.append(int(np.prod(shape, dtype=object)))
+    return max(sizes, default=None)
 
 
 def _lower(ctx: ImportContext, node: onnx.NodeProto) -> None:

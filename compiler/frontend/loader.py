@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
 from onnx import TensorProto
@@ -52,6 +53,7 @@ def load_model(model, input_shapes: dict | None = None) -> LoadedModel:
         if value_info.name in inputs:
             _set_shape(value_info, inputs[value_info.name].shape)
     _check(skeleton, label)
+    _refuse_huge_constants(model, initializers, label)
     _forget_output_shapes(skeleton)
     inferred = _infer(skeleton, label)
     return LoadedModel(model, label, opset, inputs, initializers, inferred)
@@ -153,6 +155,35 @@ def _skeleton(model: onnx.ModelProto, initializers: dict[str, TensorProto]) -> o
     return skeleton
 
 
+def _refuse_huge_constants(model: onnx.ModelProto, initializers, label: str) -> None:
+    """ONNX shape inference propagates small constants (data_prop): a Range, ConstantOfShape,
+    Expand or Tile that asks for an absurd size from a few bytes would exhaust memory inside it."""
+    from onnx import numpy_helper
+
+    from .folding import FOLD_LIMIT_BYTES, output_elements
+
+    for node in model.graph.node:
+        if node.op_type not in ("Range", "ConstantOfShape", "Expand", "Tile"):
+            continue
+        inputs = []
+        for name in node.input:
+            tensor = initializers.get(name)
+            if tensor is None or np.prod(tensor.dims, dtype=object) > SKELETON_LIMIT:
+                inputs.append(None)
+                continue
+            try:
+                inputs.append(numpy_helper.to_array(tensor))
+            except (ValueError, TypeError, OSError):
+                inputs.append(None)  # reported with the initializer's name when the import reads it
+        if node.op_type in ("Expand", "Tile") and inputs and inputs[0] is None:
+            inputs[0] = np.zeros(())  # unknown data: the shape/repeats input alone bounds the size
+        elements = output_elements(node, inputs)
+        if elements is not None and elements * 4 > FOLD_LIMIT_BYTES:
+            raise FrontendError(f"{label}: node {node_label(node)!r} ({node.op_type}) asks for a tensor of "
+                                f"{elements} elements from its constant inputs; the model's shapes are "
+                                "corrupted or absurd")
+
+
 # -- input shapes ------------------------------------------------------------------------------
 def bind_input_shapes(model: onnx.ModelProto, initializers, input_shapes: dict, label: str) -> dict[str, TensorType]:
     """Resolve every real input's static shape from its declaration and ``input_shapes``."""
@@ -235,6 +266,9 @@ _NODE_IN_MESSAGE = re.compile(r"\(op_type:([^,]*), node name: ([^)]*)\):\s*(?:\[
 def _infer(skeleton: onnx.ModelProto, label: str) -> dict[str, onnx.TypeProto]:
     try:
         inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=True, data_prop=True)
+    except MemoryError:
+        raise FrontendError(f"{label}: ONNX shape inference ran out of memory; the model's shapes are "
+                            "corrupted or absurd") from None
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as exc:
         text = str(exc).strip()
         match = _NODE_IN_MESSAGE.search(text)
