@@ -9,15 +9,19 @@ cycles ``T`` over modules (isa/tokensim/cost.py's model at the calibration densi
    is a multiple-choice knapsack, solved exactly by dynamic programming over the DSP count
    (for each DSP total the least BRAM), with the LUT total checked on the chosen design;
 3. feasibility only grows with ``T``, so a binary search finds the least feasible ``T``; among its
-   designs the one with the fewest DSPs (then least BRAM) is taken (no wasted parallelism).
+   designs the one with the fewest DSPs (then least BRAM) is taken (no wasted parallelism);
+4. modules that run after the end of frame (the fc) add their cycles to the latency instead of
+   overlapping: their options are enumerated and steps 1-3 run for each; the least
+   ``T + post-frame cycles`` wins (then the fewest DSPs).
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 
-from tcc.isa.tokensim.cost import Counts, busy_cycles, parallelism_options, resources
+from tcc.isa.tokensim.cost import POST_FRAME, Counts, busy_cycles, ceil_div, parallelism_options, resources
 
 from .errors import SparseError
 from .target import SparseTarget
@@ -93,12 +97,11 @@ def _explain_misfit(modules: list[dict], all_options: list[list[Option]], target
             f"the largest is {big[0]['name']} ({big[0]['kind']} at {big[0]['loc']!r})")
 
 
-def search(modules: list[dict], counts: dict[str, Counts], target: SparseTarget) -> dict:
-    """Set ``spec['parallelism']`` on every module; returns a summary of the search."""
-    all_options = [options_of(spec, counts[spec["name"]], target) for spec in modules]
+def _least_bottleneck(all_options: list[list[Option]], target: SparseTarget) -> tuple[int, list[Option]] | None:
+    """The least T some design fits with (binary search over the candidate levels), and that design."""
     levels = sorted({o.cycles for opts in all_options for o in opts})
-    floor = max(min(o.cycles for o in opts) for opts in all_options)
-    levels = [t for t in levels if t >= floor]
+    floor = max((min(o.cycles for o in opts) for opts in all_options), default=0)
+    levels = [t for t in levels if t >= floor] or [0]
 
     def attempt(t):
         return _design([[o for o in opts if o.cycles <= t] for opts in all_options], target)
@@ -106,8 +109,7 @@ def search(modules: list[dict], counts: dict[str, Counts], target: SparseTarget)
     lo, hi = 0, len(levels) - 1
     best = attempt(levels[hi])
     if best is None:
-        raise SparseError(f"no design fits the budget of {target.name} ({target.dsp} DSP, {target.bram36} "
-                          f"BRAM36, {target.lut} LUT): {_explain_misfit(modules, all_options, target)}")
+        return None
     while lo < hi:
         mid = (lo + hi) // 2
         design = attempt(levels[mid])
@@ -115,11 +117,50 @@ def search(modules: list[dict], counts: dict[str, Counts], target: SparseTarget)
             lo = mid + 1
         else:
             hi, best = mid, design
-    for spec, o in zip(modules, best):
+    return levels[lo], best
+
+
+def search(modules: list[dict], counts: dict[str, Counts], target: SparseTarget) -> dict:
+    """Set ``spec['parallelism']`` on every module; returns a summary of the search.
+
+    Post-frame modules (the fc after the global pool) do not overlap the stream, so their cycles
+    add to the frame latency: their options are enumerated (in order of their cycles, stopping
+    once they alone exceed the best latency found) and the stream modules searched for each.
+    """
+    all_options = [options_of(spec, counts[spec["name"]], target) for spec in modules]
+    post = [i for i, s in enumerate(modules) if s["kind"] in POST_FRAME]
+    stream = [i for i in range(len(modules)) if i not in post]
+    combos = sorted(itertools.product(*[all_options[i] for i in post]), key=lambda c: sum(o.cycles for o in c))
+    floor = max((min(o.cycles for o in all_options[i]) for i in stream), default=0)
+    best = None  # (latency, dsp, T, post combo, stream design)
+    for combo in combos:
+        post_cycles = sum(o.cycles for o in combo)
+        if best is not None and floor + post_cycles > best[0]:
+            break
+        left = SparseTarget(target.name, target.clock_mhz, target.dsp - sum(o.dsp for o in combo),
+                            target.bram36 - ceil_div(sum(o.bram18 for o in combo), 2),
+                            target.lut - sum(o.lut for o in combo), target.max_parallelism) \
+            if all(r > 0 for r in (target.dsp - sum(o.dsp for o in combo),
+                                   target.bram36 - ceil_div(sum(o.bram18 for o in combo), 2),
+                                   target.lut - sum(o.lut for o in combo))) else None
+        found = _least_bottleneck([all_options[i] for i in stream], left) if left is not None else None
+        if found is None:
+            continue
+        key = (found[0] + post_cycles, sum(o.dsp for o in found[1]) + sum(o.dsp for o in combo))
+        if best is None or key < best[:2]:
+            best = (*key, found[0], combo, found[1])
+    if best is None:
+        raise SparseError(f"no design fits the budget of {target.name} ({target.dsp} DSP, {target.bram36} "
+                          f"BRAM36, {target.lut} LUT): {_explain_misfit(modules, all_options, target)}")
+    chosen = dict(zip(post, best[3])) | dict(zip(stream, best[4]))
+    for i, spec in enumerate(modules):
+        o = chosen[i]
         spec["parallelism"] = o.par
         spec["resources"] = {"dsp": o.dsp, "bram18": o.bram18, "lut": o.lut}
         spec["expected_cycles"] = o.cycles
-    return {"bottleneck_cycles": int(levels[lo]), "candidates": len(levels),
+    picked = list(chosen.values())
+    return {"bottleneck_cycles": int(best[2]), "post_frame_cycles": int(best[0] - best[2]),
+            "objective_cycles": int(best[0]),
             "design_space": int(np.prod([len(o) for o in all_options], dtype=np.float64)),
-            "dsp": sum(o.dsp for o in best), "bram18": sum(o.bram18 for o in best),
-            "lut": sum(o.lut for o in best)}
+            "dsp": sum(o.dsp for o in picked), "bram18": sum(o.bram18 for o in picked),
+            "lut": sum(o.lut for o in picked)}
