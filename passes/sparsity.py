@@ -161,6 +161,8 @@ class AnnotateSparsity(Pass):
         samples = load_samples(self.calib, module, self.max_samples)
         tallies = measure(interpreter, samples)
         for op in module.ops:
+            for key in [k for k in op.attrs if k.startswith(PREFIX)]:  # a previous run's, maybe another mode
+                del op.attrs[key]
             found = {}
             if op.kind in WEIGHTED_KINDS:
                 found.update(weight_annotations(op))

@@ -16,7 +16,8 @@ Modes (``MODES``):
 ``submanifold`` (examples/events/README.md, "The masking rule"): stride-1 windows keep the input's
 active set, stride-2 output (i, j) is active iff any site of the input cell (2i..2i+1, 2j..2j+1) is;
 pointwise ops take the union of their operands' masks; inactive sites hold real zero (the zero
-point in int8).  Values are the dense kernels' results on the masked operands, then masked.
+point in int8).  Values are the dense kernels' results on the masked operands, then masked (so
+windows, pools included, read inactive neighbours as real zero, as the masked ONNX graph does).
 Global pooling averages over all sites, the inactive ones as zeros; after it everything is dense.
 Windows must be centred odd kernels with 'same' padding or stride x stride cells, stride 1 or 2,
 dilation 1, convs ungrouped or depthwise; anything else reading a sparse value is a SparsityError.
@@ -24,7 +25,9 @@ dilation 1, convs ungrouped or depthwise; anything else reading a sparse value i
 ``exact``: values equal the dense model's (``run_module``) element for element.  A window output
 is active iff its window touches an active input site, or touches the padding while the padding
 value differs from the input's background; pointwise ops take the union.  The background of each
-value is its op applied to constant background operands (same kernels), so inactive sites hold it.
+value is its op applied to constant background operands (same kernels), so inactive sites hold it;
+it is computed once per module, or per run for ops that also read an input-derived non-spatial
+value (e.g. a squeeze-excitation gate broadcast over the sites).
 
 Activity is structural: masks come from the input mask, never from feature values.
 """

@@ -82,6 +82,8 @@ def test_golden_exact(tiny_calib):
             'sparsity.mode = "exact", sparsity.neighbours = 1.0,') in out
     assert '%r = relu(%y) {sparsity.density = 0.222222, sparsity.mode = "exact", sparsity.submanifold = 1}' in out
     assert print_module(parse_module(out)) == out
+    # annotating again replaces every earlier annotation
+    assert annotate(out, tiny_calib, "submanifold") == annotate(TINY, tiny_calib, "submanifold")
 
 
 def reach(mask: np.ndarray, stride: int) -> np.ndarray:
