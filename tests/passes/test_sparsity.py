@@ -168,3 +168,15 @@ def test_errors(tiny_calib):
         PassManager(parse_pipeline("annotate-sparsity")).run(parse_module(TINY))
     with pytest.raises(SparsityError, match="mode 'dense' is not one of exact, submanifold"):
         annotate(TINY, tiny_calib, "dense")
+
+
+def test_cli_reports_layers_without_submanifold_semantics(tcc_cli, tiny_calib, tmp_path):
+    source = tmp_path / "strided.tir"
+    source.write_text(TINY.replace("pads = [1, 1, 1, 1], strides = [2, 2]", "pads = [0, 0, 0, 0], strides = [2, 2]")
+                      .replace("f32[1,8,3,3]", "f32[1,8,2,2]").replace("f32[1,2,3,3]", "f32[1,2,2,2]"))
+    code, out, err = tcc_cli("opt", source, "--passes", f"annotate-sparsity{{calib={tiny_calib},mode=submanifold}}")
+    assert code == 2 and out == ""
+    assert "conv %y (loc 'stem'): no submanifold semantics: kernel [3, 3] with pads [0, 0, 0, 0]" in err
+    assert "use --sparse-mode exact" in err and "Traceback" not in err
+    code, out, _ = tcc_cli("opt", source, "--passes", f"annotate-sparsity{{calib={tiny_calib},mode=exact}}")
+    assert code == 0 and "sparsity.submanifold = 0" in out
