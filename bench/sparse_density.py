@@ -1,0 +1,157 @@
+"""The sparse dataflow target on the events example: modeled latency against input density,
+resources against the budget, top-1 accuracy, and the token simulator's speed against onnxruntime,
+all measured in the same run.
+
+    python bench/sparse_density.py [--frames 20] [--accuracy-frames 359]
+
+Inputs at a given density come in two families: *uniform* (each site active with that probability,
+1-3 events per polarity: downsampling makes deep maps dense fast) and *event-like* (the real test
+frames, thinned by dropping active sites, or grown by lighting inactive neighbours of active sites:
+clustered like real events).  Latency is one frame through the pipeline (slowest module + fill +
+post-frame modules); the bottleneck is the slowest module alone (1 / throughput).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import best_of  # noqa: E402
+
+from tcc.backends.sparse import compile_sparse  # noqa: E402
+from tcc.driver import compile_to_ir, quantization_pipeline  # noqa: E402
+from tcc.ir.interpreter import run_module  # noqa: E402
+from tcc.ir.interpreter.sparse import SparseInterpreter  # noqa: E402
+from tcc.passes import DEFAULT_FLOAT_PIPELINE  # noqa: E402
+from tcc.runtime.sparse_session import SparseSession  # noqa: E402
+
+EVENTS = ROOT / "examples" / "events"
+DENSITIES = (1.0, 0.5, 0.2, 0.1, 0.05)
+
+
+def compile_events(mode: str):
+    calib = EVENTS / "events_calib.npz"
+    passes = DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(calib)) + (
+        f"annotate-sparsity{{calib={calib},mode={mode}}}",)
+    start = time.perf_counter()
+    module, _ = compile_to_ir(str(EVENTS / "events_dense.onnx"), {}, passes)
+    artifact = compile_sparse(module, mode)
+    return artifact, SparseSession(artifact), time.perf_counter() - start
+
+
+def uniform_frame(rng, density: float) -> np.ndarray:
+    active = rng.random((32, 32)) < density
+    counts = rng.integers(1, 4, (2, 32, 32)) * (rng.random((2, 32, 32)) < 0.6)
+    counts[0][active & (counts.sum(axis=0) == 0)] = 1
+    return (counts * active)[None].astype(np.float32)
+
+
+def event_like_frame(rng, frame: np.ndarray, density: float) -> np.ndarray:
+    """A real frame thinned or grown (through 8-neighbours of active sites) to the density."""
+    x = frame.copy()
+    active = (x[0] != 0).any(axis=0)
+    target = int(round(density * active.size))
+    while active.sum() < target:
+        grown = active.copy()
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                grown |= np.roll(np.roll(active, dy, 0), dx, 1)
+        border = np.argwhere(grown & ~active)
+        pick = border[rng.permutation(len(border))[:target - active.sum()]]
+        active[pick[:, 0], pick[:, 1]] = True
+        x[0, rng.integers(0, 2, len(pick)), pick[:, 0], pick[:, 1]] = 1.0
+    on = np.argwhere(active)
+    drop = on[rng.permutation(len(on))[:max(0, len(on) - target)]]
+    x[0, :, drop[:, 0], drop[:, 1]] = 0.0
+    return x
+
+
+def latency_table(session: SparseSession, test: np.ndarray, frames: int) -> list[str]:
+    rows = []
+    for family in ("uniform", "event-like"):
+        base = None
+        for density in DENSITIES:
+            rng = np.random.default_rng(int(density * 1000))
+            lat, neck, dens = [], [], []
+            for i in range(frames):
+                x = uniform_frame(rng, density) if family == "uniform" else \
+                    event_like_frame(rng, test[i:i + 1], density)
+                dens.append((x[0] != 0).any(axis=0).mean())
+                session.run_dict({"input": x})
+                lat.append(session.last_result.cycles)
+                neck.append(session.last_result.latency["bottleneck_cycles"])
+            lat_m, neck_m = float(np.mean(lat)), float(np.mean(neck))
+            base = base or (lat_m, neck_m)
+            us = lat_m / session.metadata["target"]["clock_mhz"]
+            rows.append(f"  {family:<10} {100 * density:>5.0f}% {100 * np.mean(dens):>7.1f}% {lat_m:>9.0f} "
+                        f"{us:>7.2f} {lat_m / base[0]:>7.3f} {neck_m:>9.0f} {neck_m / base[1]:>7.3f}")
+    return rows
+
+
+def accuracy(sessions: dict, test: np.ndarray, labels: np.ndarray, count: int) -> list[str]:
+    lines = []
+    for name in ("events_submanifold.onnx", "events_dense.onnx"):
+        ort_session = ort.InferenceSession(str(EVENTS / name), providers=["CPUExecutionProvider"])
+        logits = np.concatenate([ort_session.run(None, {"input": test[i:i + 1]})[0] for i in range(count)])
+        lines.append(f"  float {name:<26} onnxruntime  top-1 {np.mean(logits.argmax(1) == labels[:count]):.4f}")
+    for mode, session in sessions.items():
+        interp = SparseInterpreter(session.module, mode)
+        hits, same = 0, 0
+        for i in range(count):
+            feeds = {"input": test[i:i + 1]}
+            out = session.run_dict(feeds)["logits"]
+            hits += int(out.argmax() == labels[i])
+            same += int(np.array_equal(out, interp.run(feeds).outputs["logits"]))
+        lines.append(f"  int8 {mode:<12} token simulator           top-1 {hits / count:.4f}   "
+                     f"bit-identical to run_sparse on {same}/{count} frames")
+    return lines
+
+
+def speed(session: SparseSession, test: np.ndarray, repeat: int) -> list[str]:
+    ort_session = ort.InferenceSession(str(EVENTS / "events_dense.onnx"), providers=["CPUExecutionProvider"])
+    frames = [{"input": test[i:i + 1]} for i in range(20)]
+    t_ort, _ = best_of(repeat, lambda: [ort_session.run(None, f) for f in frames])
+    t_sim, _ = best_of(repeat, lambda: [session.run_dict(f) for f in frames])
+    t_ref, _ = best_of(repeat, lambda: [run_module(session.module, f) for f in frames])
+    per = 1e3 / len(frames)
+    return [f"  onnxruntime float (dense)          {t_ort * per:8.3f} ms/frame",
+            f"  token simulator ({session.mode:<11})      {t_sim * per:8.3f} ms/frame   "
+            f"{t_sim / t_ort:6.1f}x onnxruntime",
+            f"  integer reference run_module       {t_ref * per:8.3f} ms/frame   {t_ref / t_ort:6.1f}x onnxruntime"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=20, help="frames per density")
+    parser.add_argument("--accuracy-frames", type=int, default=359)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    data = np.load(EVENTS / "events_test.npz")
+    test, labels = data["input"].astype(np.float32), data["label"]
+    sessions = {}
+    for mode in ("submanifold", "exact"):
+        artifact, session, seconds = compile_events(mode)
+        sessions[mode] = session
+        print(f"== events, {mode} (compiled in {seconds:.1f} s): {artifact.summary()}")
+        print(f"  {'inputs':<10} {'target':>6} {'actual':>8} {'latency':>9} {'us':>7} {'x 100%':>7} "
+              f"{'slowest':>9} {'x 100%':>7}")
+        print("\n".join(latency_table(session, test, args.frames)))
+        t, d = artifact.metadata["target"], artifact.metadata["dse"]
+        print(f"  resources: {d['dsp']}/{t['dsp']} DSP ({100 * d['dsp'] / t['dsp']:.0f}%), "
+              f"{d['bram18'] / 2:g}/{t['bram36']} BRAM36 ({50 * d['bram18'] / t['bram36']:.0f}%), "
+              f"{d['lut']}/{t['lut']} LUT ({100 * d['lut'] / t['lut']:.0f}%)")
+    print(f"== accuracy on examples/events/events_test.npz ({args.accuracy_frames} frames)")
+    print("\n".join(accuracy(sessions, test, labels, args.accuracy_frames)))
+    print("== wall time per frame (20 test frames, best of {})".format(args.repeat))
+    for session in sessions.values():
+        print("\n".join(speed(session, test, args.repeat)))
+
+
+if __name__ == "__main__":
+    main()
