@@ -1,0 +1,126 @@
+"""Transformers on the overlay: the encoder and ViT examples compile with -t overlay and the
+simulator equals the integer reference element for element; attention's head reshapes and
+transposes are addressing, not copies; strided operand views of every kind; mode counters."""
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+from tcc.backends.overlay import ArtifactError, compile_overlay
+from tcc.driver import compile_to_ir, quantization_pipeline
+from tcc.ir.interpreter import run_module
+from tcc.isa.target import TargetConfig
+from tcc.passes import DEFAULT_FLOAT_PIPELINE
+from tcc.runtime import Session
+
+ENC = "examples/encoder/"
+
+
+def quantized(model, calib):
+    return compile_to_ir(model, passes=DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(calib)))[0]
+
+
+def sqnr_db(reference, actual) -> float:
+    ref, act = np.asarray(reference, np.float64), np.asarray(actual, np.float64)
+    return float(10 * np.log10((ref ** 2).sum() / ((ref - act) ** 2).sum()))
+
+
+def small_calibration(name, key, directory, samples=32):
+    """The first samples of an example's calibration set (calibration time dominates these tests)."""
+    path = directory / f"{name}_calib.npz"
+    np.savez(path, **{key: np.load(ENC + f"{name}_calib.npz")[key][:samples]})
+    return path
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory):
+    calib = small_calibration("encoder", "tokens", tmp_path_factory.mktemp("encoder"))
+    module = quantized(ENC + "encoder.onnx", calib)
+    return module, compile_overlay(module)
+
+
+def test_encoder_simulator_equals_reference_and_onnxruntime_within_30db(encoder):
+    module, artifact = encoder
+    session = Session(artifact)
+    test = np.load(ENC + "encoder_test.npz")
+    ort_session = ort.InferenceSession(ENC + "encoder.onnx", providers=["CPUExecutionProvider"])
+    simulated, floats = [], []
+    for i in range(8):
+        x = {"tokens": test["tokens"][i:i + 1]}
+        out = session.run(None, x)[0]
+        if i < 2:
+            np.testing.assert_array_equal(out, run_module(module, x)["logits"])
+        simulated.append(out)
+        floats.append(ort_session.run(None, x)[0])
+    assert sqnr_db(np.concatenate(floats), np.concatenate(simulated)) >= 30
+
+
+def test_attention_heads_are_addressed_not_copied(encoder):
+    _, artifact = encoder
+    layers = artifact.metadata["layers"]
+    kinds = [layer["kind"] for layer in layers]
+    assert kinds.count("matmul") == 4 and "layout" not in kinds  # 8 transposes, 8 reshapes, the [CLS] pick
+    assert artifact.metadata["inputs"][0]["boundary_op"] == "gather"  # the embedding lookup is host work
+
+
+def test_mode_counters_partition_the_cycles(encoder):
+    _, artifact = encoder
+    session = Session(artifact)
+    session.run(None, {"tokens": np.load(ENC + "encoder_test.npz")["tokens"][:1]})
+    result = session.last_result
+    modes = [w for w in artifact.program if (int(w) >> 58) == 0x0A]
+    assert result.mode_switches == len(modes) > 0
+    assert sum(result.mode_cycles.values()) == result.cycles
+    assert result.mode_cycles["switch"] == result.mode_switches * session.target.mode_switch
+    assert result.mode_busy["int8"] > 0 and result.mode_busy["bf16"] > 0
+
+
+def test_bad_token_names_the_input(encoder):
+    _, artifact = encoder
+    with pytest.raises(ArtifactError, match="tokens"):
+        Session(artifact).run(None, {"tokens": np.full((1, 17), 500, np.int64)})
+
+
+def test_vit_block_simulator_equals_reference(tmp_path):
+    module = quantized(ENC + "vit_block.onnx", small_calibration("vit", "image", tmp_path, samples=16))
+    target = TargetConfig(mode_switch=200)
+    session = Session(compile_overlay(module, target))
+    x = {"image": np.load(ENC + "vit_test.npz")["image"][:1]}
+    np.testing.assert_array_equal(session.run(None, x)[0], run_module(module, x)["logits"])
+    assert session.last_result.mode_cycles["switch"] == 200 * session.last_result.mode_switches
+
+
+def strided_views_model(path):
+    """Matmuls whose operands are views needing the on-chip fetch forms: columns contiguous (DMA +
+    transposing copy), neither rows nor columns (span + strided copy); B with a zero point; 4-D
+    row-major inputs and outputs.  (The encoder covers operands with contiguous rows.)"""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 6, 5])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 6, 8])
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 2, 5, 4])
+    w = helper.make_tensor_value_info("w", TensorProto.FLOAT, [1, 2, 5, 5])
+    const = [helper.make_tensor(n, TensorProto.INT64, [len(v)], v) for n, v in
+             (("starts", [0]), ("ends", [8]), ("axes", [3]), ("steps", [2]))]
+    nodes = [helper.make_node("Transpose", ["x"], ["a"], perm=[0, 1, 3, 2], name="t"),  # [1,2,5,6], columns contiguous
+             helper.make_node("Slice", ["y", "starts", "ends", "axes", "steps"], ["b"], name="s"),  # [1,2,6,4]
+             helper.make_node("MatMul", ["a", "b"], ["z"], name="mm_span"),
+             helper.make_node("MatMul", ["a", "x"], ["m"], name="mm_rows"),  # x: W = x^T per head
+             helper.make_node("Transpose", ["m"], ["w"], perm=[0, 1, 2, 3], name="id")]
+    graph = helper.make_graph(nodes, "views", [x, y], [z, w], const)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+
+
+def test_strided_operand_views_run_bit_exact(tmp_path):
+    strided_views_model(tmp_path / "m.onnx")
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "c.npz", x=rng.standard_normal((4, 1, 2, 6, 5)).astype(np.float32),
+             y=rng.standard_normal((4, 1, 2, 6, 8)).astype(np.float32))
+    module = quantized(str(tmp_path / "m.onnx"), tmp_path / "c.npz")
+    artifact = compile_overlay(module)
+    assert [layer["kind"] for layer in artifact.metadata["layers"]].count("layout") == 0
+    session = Session(artifact)
+    feeds = {"x": rng.standard_normal((1, 2, 6, 5)).astype(np.float32),
+             "y": rng.standard_normal((1, 2, 6, 8)).astype(np.float32)}
+    simulated, reference = session.run_dict(feeds), run_module(module, feeds)
+    for key in ("z", "w"):
+        np.testing.assert_array_equal(simulated[key], reference[key])
