@@ -1,0 +1,102 @@
+"""A mutation-based fuzz campaign over tcc's input formats (longer than the tests run).
+
+    python tests/fuzz/campaign.py [--seconds 60] [--targets ir_parser,onnx_loader] [--seed 0]
+
+For each target it mutates the seed inputs (and the corpus of inputs that once crashed) and runs
+the target on each; a crash is any exception other than TccError, a case slower than --timeout
+seconds (a hang) or a MemoryError under the --memory-mb address-space limit (a blow-up).
+Crashing inputs are saved to tests/fuzz/corpus/<target>/, which test_fuzz.py replays.
+Prints the number of cases tried per target.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import mutations  # noqa: E402
+import targets  # noqa: E402
+
+
+class Hang(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise Hang()
+
+
+def run_case(fn, data: bytes, timeout: float) -> str | None:
+    """None if the target accepted or cleanly rejected ``data``, else a one-line crash description."""
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        fn(data)
+        return None
+    except Hang:
+        return f"hang: more than {timeout} s"
+    except MemoryError:
+        return "memory blow-up (MemoryError)"
+    except Exception as exc:  # the crash we are looking for
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        return f"{type(exc).__name__}: {str(exc)[:200]} at {Path(frame.filename).name}:{frame.lineno}"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def campaign(name: str, seconds: float, rng: random.Random, timeout: float) -> tuple[int, dict[str, bytes]]:
+    fn = targets.TARGETS[name]
+    pool = targets.seeds(name) + [p.read_bytes() for p in targets.corpus_files(name)]
+    crashes: dict[str, bytes] = {}
+    cases = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        data = rng.choice(pool)
+        if name == "onnx_loader" and rng.random() < 0.5:
+            data = mutations.mutate_onnx(data, rng)
+        else:
+            data = mutations.mutate_bytes(data, rng, pool)
+        cases += 1
+        crash = run_case(fn, data, timeout)
+        if crash is not None:
+            key = crash.split(" at ")[-1] + " " + crash.split(":")[0]
+            if key not in crashes:
+                crashes[key] = data
+                path = targets.save_crash(name, data)
+                print(f"  {name}: {crash}\n    saved {path.relative_to(targets.ROOT)}", flush=True)
+    return cases, crashes
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="per target")
+    parser.add_argument("--targets", default=",".join(targets.TARGETS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per case before it counts as a hang")
+    parser.add_argument("--memory-mb", type=int, default=4096, help="address-space limit")
+    args = parser.parse_args(argv)
+    limit = args.memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    signal.signal(signal.SIGALRM, _alarm)
+    rng = random.Random(args.seed)
+    total_crashes = 0
+    rows = []
+    for name in args.targets.split(","):
+        targets.seeds(name)  # build seeds outside the timed loop
+        cases, crashes = campaign(name, args.seconds, rng, args.timeout)
+        rows.append((name, cases, len(crashes)))
+        total_crashes += len(crashes)
+    print(f"{'target':<18} {'cases':>8} {'distinct crashes':>17}")
+    for name, cases, crashes in rows:
+        print(f"{name:<18} {cases:>8} {crashes:>17}")
+    return 1 if total_crashes else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

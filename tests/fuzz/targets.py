@@ -1,0 +1,219 @@
+"""Fuzz targets: one function per input format tcc reads, each taking raw bytes.
+
+A target returns normally when tcc accepts the input or rejects it with a ``TccError`` (what the
+CLI prints before exiting 2); anything else it lets escape is a crash.  ``SEEDS`` gives valid
+inputs of each format, made from the bundled digits model, for mutation-based fuzzing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from tcc.ir.errors import TccError
+
+ROOT = Path(__file__).resolve().parents[2]
+DIGITS = ROOT / "examples" / "digits"
+CORPUS = Path(__file__).resolve().parent / "corpus"
+
+
+def ir_parser(data: bytes) -> None:
+    """Textual IR: parse and verify, as ``tcc opt`` / ``tcc run`` do (driver.load_ir)."""
+    from tcc.driver import load_ir
+
+    _through_file(data, ".tir", load_ir)
+
+
+def assembler(data: bytes) -> None:
+    """Assembly text, as ``tcc asm`` reads it."""
+    from tcc.isa import assemble_file
+
+    _through_file(data, ".s", assemble_file)
+
+
+def decoder(data: bytes) -> None:
+    """Program words: decode and disassemble, and any word that decodes re-encodes to itself."""
+    from tcc.isa import decode, disassemble, encode
+
+    words = np.frombuffer(data[: len(data) // 8 * 8], dtype="<u8").astype(np.uint64)
+    try:
+        text = disassemble(words)
+    except TccError:
+        text = None
+    for word in words.tolist():
+        try:
+            instr = decode(word)
+        except TccError:
+            continue
+        if encode(instr) != word:
+            raise AssertionError(f"0x{word:016x} decodes to {instr} which encodes to 0x{encode(instr):016x}")
+    if text is not None:
+        from tcc.isa import assemble
+
+        again = [encode(i) for i in assemble(text)]
+        if again != words.tolist():
+            raise AssertionError("disassembly does not assemble back to the same words")
+
+
+def artifact_loader(data: bytes) -> None:
+    """A .tcc file: load it and open a session on it (parses metadata, IR and target)."""
+    from tcc.backends.overlay.artifact import Artifact
+    from tcc.runtime import Session
+
+    try:
+        Session(Artifact.from_bytes(data, "<fuzz>"))
+    except TccError:
+        pass
+
+
+def artifact_body(data: bytes) -> None:
+    """Like ``artifact_loader``, but ``data`` is the metadata JSON of a valid artifact, re-packed with a
+    correct header and checksum, so mutations reach the checks behind the checksum."""
+    artifact_loader(repack(_digits_artifact(), metadata=data))
+
+
+def onnx_loader(data: bytes) -> None:
+    """An .onnx file, imported as ``tcc compile`` does."""
+    from tcc.frontend import import_onnx
+
+    _through_file(data, ".onnx", import_onnx)
+
+
+def _through_file(data: bytes, suffix: str, load) -> None:
+    fd, path = tempfile.mkstemp(suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        load(path)
+    except TccError:
+        pass
+    finally:
+        os.unlink(path)
+
+
+# -- seeds -------------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _digits_float_ir() -> str:
+    from tcc.driver import compile_to_ir
+    from tcc.ir import print_module
+
+    module, _ = compile_to_ir(DIGITS / "digits_cnn.onnx")
+    return print_module(module)
+
+
+@lru_cache(maxsize=1)
+def _digits_quant_ir() -> str:
+    from tcc.driver import compile_to_ir, quantization_pipeline
+    from tcc.ir import print_module
+    from tcc.passes import DEFAULT_FLOAT_PIPELINE
+
+    calib = DIGITS / "digits_calib.npz"
+    module, _ = compile_to_ir(DIGITS / "digits_cnn.onnx", {}, DEFAULT_FLOAT_PIPELINE + quantization_pipeline(calib))
+    return print_module(module)
+
+
+@lru_cache(maxsize=1)
+def _digits_artifact() -> bytes:
+    from tcc.backends.overlay import compile_overlay
+    from tcc.ir import parse_module
+
+    return compile_overlay(parse_module(_digits_quant_ir())).to_bytes()
+
+
+def _shape_ops_model() -> bytes:
+    """A small model whose shapes are computed by folded ops (Shape, Range, ConstantOfShape, Expand,
+    Tile, Concat, Reshape) feeding Transpose, MatMul and Softmax, so mutations reach the folder."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    def const(name, values, dtype=np.int64):
+        return numpy_helper.from_array(np.array(values, dtype), name)
+
+    nodes = [
+        helper.make_node("Shape", ["x"], ["xs"]),
+        helper.make_node("ConstantOfShape", ["xs"], ["ones"], value=numpy_helper.from_array(np.ones(1, np.float32))),
+        helper.make_node("Add", ["x", "ones"], ["x1"]),
+        helper.make_node("Range", ["r0", "r1", "r2"], ["idx"]),
+        helper.make_node("Cast", ["idx"], ["idxf"], to=TensorProto.FLOAT),
+        helper.make_node("Expand", ["idxf", "eshape"], ["grid"]),
+        helper.make_node("Tile", ["grid", "reps"], ["tiled"]),
+        helper.make_node("Mul", ["x1", "tiled"], ["x2"]),
+        helper.make_node("Concat", ["xs", "extra"], ["cat"], axis=0),
+        helper.make_node("Reshape", ["x2", "rshape"], ["x3"]),
+        helper.make_node("Transpose", ["x3"], ["x4"], perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["x4", "w"], ["x5"]),
+        helper.make_node("Softmax", ["x5"], ["y"], axis=-1),
+    ]
+    inits = [const("r0", 0), const("r1", 4), const("r2", 1), const("eshape", [2, 4]), const("reps", [1, 2]),
+             const("extra", [1]), const("rshape", [1, 4, 4]),
+             numpy_helper.from_array(np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3), "w")]
+    graph = helper.make_graph(nodes, "shape_ops", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+
+
+def repack(artifact: bytes, metadata: bytes | None = None) -> bytes:
+    """``artifact`` with its metadata section replaced and a header (lengths, checksum) that fits."""
+    import hashlib
+
+    from tcc.backends.overlay.artifact import _HEADER
+
+    magic, version, n_meta, n_words, n_dram, n_ir, _ = _HEADER.unpack_from(artifact)
+    body = artifact[_HEADER.size:]
+    meta = body[:n_meta] if metadata is None else metadata
+    rest = body[n_meta:]
+    new_body = meta + rest
+    return _HEADER.pack(magic, version, len(meta), n_words, n_dram, n_ir, hashlib.sha256(new_body).digest()) + new_body
+
+
+def _metadata(artifact: bytes) -> bytes:
+    from tcc.backends.overlay.artifact import _HEADER
+
+    n_meta = _HEADER.unpack_from(artifact)[2]
+    return artifact[_HEADER.size:_HEADER.size + n_meta]
+
+
+def seeds(target: str) -> list[bytes]:
+    if target == "ir_parser":
+        return [_digits_float_ir().encode(), _digits_quant_ir().encode()]
+    if target in ("assembler", "decoder"):
+        from tcc.isa import disassemble
+
+        words = np.frombuffer(_digits_artifact()[76:], np.uint8)  # not aligned to the program: also fine
+        from tcc.backends.overlay.artifact import Artifact
+
+        program = Artifact.from_bytes(_digits_artifact()).program
+        if target == "assembler":
+            return [disassemble(program).encode(), disassemble(program, with_pc=False).encode()]
+        return [program.astype("<u8").tobytes(), words[: len(words) // 8 * 8].tobytes()[:4096]]
+    if target == "artifact_loader":
+        return [_digits_artifact()]
+    if target == "artifact_body":
+        return [_metadata(_digits_artifact())]
+    if target == "onnx_loader":
+        return [(DIGITS / "digits_cnn.onnx").read_bytes(), _shape_ops_model()]
+    raise KeyError(target)
+
+
+TARGETS = {"ir_parser": ir_parser, "assembler": assembler, "decoder": decoder, "artifact_loader": artifact_loader,
+           "artifact_body": artifact_body, "onnx_loader": onnx_loader}
+
+
+def corpus_files(target: str) -> list[Path]:
+    folder = CORPUS / target
+    return sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+
+
+def save_crash(target: str, data: bytes) -> Path:
+    import hashlib
+
+    folder = CORPUS / target
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"crash-{hashlib.sha1(data).hexdigest()[:16]}"
+    path.write_bytes(data)
+    return path
