@@ -1,0 +1,172 @@
+"""The C++ dataflow description of a sparse design: the module templates and a generated top.
+
+``emit_cpp(artifact, folder)`` writes ``esda_modules.hpp`` (one template per module kind) and
+``top.cpp``: ROM contents of every module (weights, biases, requantization parameters,
+backgrounds), one stream per FIFO of the artifact's graph (duplicated where two modules read it),
+and the module instances in an HLS dataflow region.  Compiled with ``-DTCC_TESTBENCH`` the top
+gains a ``main`` that reads one frame's input tokens from stdin (``N``, then ``row col f0 f1 ...``
+per token) and prints every sink stream's tokens, so it runs as a C++ program.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .artifact import SparseArtifact
+from .compile import FIFO_DEPTH as FIFO_DEPTH_DEFAULT
+from .errors import SparseError
+
+HEADER = Path(__file__).resolve().parent / "esda_modules.hpp"
+ROUNDING = {"half_even": "esda::HALF_EVEN", "half_up": "esda::HALF_UP", "half_away": "esda::HALF_AWAY",
+            "floor": "esda::FLOOR"}
+
+
+def _array(ctype: str, name: str, values) -> str:
+    flat = np.asarray(values).reshape(-1)
+    body = ", ".join(str(int(v)) for v in flat) if flat.size else "0"
+    return f"static const {ctype} {name}[] = {{{body}}};"
+
+
+def _requant(lines: list[str], name: str, rq: dict) -> str:
+    lines.append(_array("int32_t", f"{name}_mult", rq["multiplier"]))
+    lines.append(_array("int32_t", f"{name}_shift", rq["shift"]))
+    in_zp = np.atleast_1d(rq["in_zero_point"])
+    lines.append(_array("int32_t", f"{name}_inzp", in_zp))
+    lines.append(f"static const esda::Requant {name} = {{{name}_mult, {name}_shift, {len(rq['multiplier'])}, "
+                 f"{rq['zero_point']}, {rq['qmin']}, {rq['qmax']}, {rq['pre_shift']}, {ROUNDING[rq['rounding']]}, "
+                 f"{name}_inzp, {in_zp.size}}};")
+    return name
+
+
+def _roms(spec: dict, weights: dict) -> list[str]:
+    n = spec["name"]
+    lines = [f"// {n}: {spec['kind']} at {spec['loc']}"]
+    lines.append(_array("int32_t", f"{n}_bg", spec["background"]))
+    if "weight" in spec:
+        lines.append(_array("int8_t", f"{n}_w", weights[spec["weight"]]))
+        lines.append(_array("int32_t", f"{n}_wzp", spec["weight_zero_point"]))
+        if spec.get("bias"):
+            lines.append(_array("int32_t", f"{n}_b", weights[spec["bias"]]))
+    if "requant" in spec:
+        _requant(lines, f"{n}_rq", spec["requant"])
+    if spec["kind"] == "add":
+        _requant(lines, f"{n}_rqa", spec["requant_lhs"])
+        _requant(lines, f"{n}_rqb", spec["requant_rhs"])
+    return lines
+
+
+def _call(spec: dict, ins: list[str], out: str, mode: str, by_stream: dict) -> str:
+    """One module instance; a stream's background ROM is named after the module writing it."""
+    n, kind, par = spec["name"], spec["kind"], spec["parallelism"]
+
+    def _bg_name(stream: str) -> str:
+        return f"{by_stream[stream]['name']}_bg"
+
+    cin, h, w = spec["in_shape"]
+    cout, ho, wo = spec["out_shape"]
+    bias = f"{n}_b" if spec.get("bias") else "nullptr"
+    if kind in ("conv", "pointwise", "depthwise"):
+        src = spec["inputs"][0]
+        pad_active = mode == "exact" and any(b != spec["in_zero_point"] for b in by_stream[src]["background"])
+        pi, po = (par["p"], par["p"]) if kind == "depthwise" else (par["pi"], par["po"])
+        return (f"esda::conv_module<{cin}, {cout}, {h}, {w}, {ho}, {wo}, {spec['kernel']}, {spec['stride']}, "
+                f"{spec['pad']}, {str(kind == 'depthwise').lower()}, {str(mode == 'submanifold').lower()}, "
+                f"{str(pad_active).lower()}, {pi}, {po}>({ins[0]}, {out}, {n}_w, {n}_wzp, "
+                f"{len(spec['weight_zero_point'])}, {bias}, {spec['in_zero_point']}, {_bg_name(src)}, {n}_rq);")
+    if kind == "maxpool":
+        return f"esda::maxpool_module<{cin}, {h}, {w}, {spec['kernel']}, {par['p']}>({ins[0]}, {out}, {n}_bg);"
+    if kind == "add":
+        a, b = spec["inputs"]
+        return (f"esda::add_module<{cin}, {w}, {par['p']}>({ins[0]}, {ins[1]}, {out}, {_bg_name(a)}, {_bg_name(b)}, "
+                f"{n}_rqa, {n}_rqb, {n}_rq);")
+    if kind == "gpool":
+        return (f"esda::gpool_module<{cin}, {h}, {w}, {par['p']}>({ins[0]}, {out}, {_bg_name(spec['inputs'][0])}, "
+                f"{spec['in_zero_point']}, {spec['multiplier']}LL, {spec['shift']}, {spec['zero_point']}, "
+                f"{spec['qmin']}, {spec['qmax']});")
+    if kind == "fc":
+        return (f"esda::fc_module<{cin}, {cout}, {par['pi']}, {par['po']}>({ins[0]}, {out}, {n}_w, {n}_wzp, "
+                f"{len(spec['weight_zero_point'])}, {bias}, {spec['in_zero_point']}, {n}_rq);")
+    raise SparseError(f"no C++ template for module kind {kind!r}")
+
+
+def top_source(artifact: SparseArtifact) -> str:
+    meta = artifact.metadata
+    modules, mode = meta["modules"], meta["mode"]
+    for spec in modules:
+        if spec["kind"] != "input" and spec.get("requant", {}).get("dtype", "i8") != "i8":
+            raise SparseError(f"module {spec['name']}: the C++ templates stream int8 features, this module "
+                              f"writes {spec['requant']['dtype']}")
+    by_stream = {s["output"]: s for s in modules}
+    readers: dict[str, list[str]] = {s["output"]: [] for s in modules}
+    for s in modules:
+        for i in s["inputs"]:
+            readers[i].append(s["name"])
+    channels = {s["output"]: s["out_shape"][0] for s in modules}
+    sinks = [s for s in modules if not readers[s["output"]]]
+    inputs = [s for s in modules if s["kind"] == "input"]
+    lines = ["// generated by tcc (backends/sparse/hls.py): the dataflow top of "
+             f"@{meta['module_name']}, mode {mode}, target {meta['target']['name']}",
+             '#include "esda_modules.hpp"', "#include <cstdio>", "", "namespace rom {"]
+    for spec in modules:
+        lines += _roms(spec, artifact.weights)
+    lines += ["}  // namespace rom", "using namespace rom;", ""]
+    params = [f"esda::Stream<{channels[s['output']]}>& s_{s['name']}" for s in inputs]
+    params += [f"esda::Stream<{channels[s['output']]}>& s_{s['name']}" for s in sinks]
+    lines += [f"void top({', '.join(params)}) {{", "#pragma HLS dataflow"]
+    fifo_depth = {(f["src"], f["dst"]): f["depth"] for f in meta["fifos"]}
+    taps: dict[tuple[str, str], str] = {}
+    dups: dict[str, list[str]] = {}  # producer -> dup calls to run after it (the C++ run is sequential)
+    for s in modules:
+        name = f"s_{s['name']}"
+        c = channels[s["output"]]
+        if s not in inputs and s not in sinks:
+            lines.append(f"  esda::Stream<{c}> {name};  // depth {FIFO_DEPTH_DEFAULT}")
+        users = readers[s["output"]]
+        src, dups[s["name"]] = name, []
+        for k, user in enumerate(users):
+            if k == len(users) - 1:
+                taps[(s["name"], user)] = src
+                break
+            mine, rest = f"{name}_to_{user}", f"{name}_rest{k}"
+            lines.append(f"  esda::Stream<{c}> {mine}, {rest};  // depth {fifo_depth.get((s['name'], user))}")
+            dups[s["name"]].append(f"  esda::dup_module<{c}>({src}, {mine}, {rest});")
+            taps[(s["name"], user)] = mine
+            src = rest
+    for s in modules:
+        if s["kind"] != "input":
+            ins = [taps[(by_stream[i]["name"], s["name"])] for i in s["inputs"]]
+            lines.append("  " + _call(s, ins, f"s_{s['name']}", mode, by_stream))
+        lines += dups[s["name"]]
+    lines += ["}", "", "#ifdef TCC_TESTBENCH", "int main() {"]
+    for s in inputs + sinks:
+        lines.append(f"  esda::Stream<{channels[s['output']]}> s_{s['name']};")
+    for s in inputs:
+        c = channels[s["output"]]
+        lines += ["  {", "    int n = 0;", "    if (std::scanf(\"%d\", &n) != 1) return 1;",
+                  "    for (int i = 0; i < n; ++i) {", f"      esda::Tok<{c}> t; int y, x;",
+                  "      if (std::scanf(\"%d %d\", &y, &x) != 2) return 1;", "      t.y = y; t.x = x;",
+                  f"      for (int c = 0; c < {c}; ++c) {{ int v; if (std::scanf(\"%d\", &v) != 1) return 1; "
+                  f"t.f[c] = (int8_t)v; }}", f"      s_{s['name']}.write(t);", "    }",
+                  f"    esda::end_frame(s_{s['name']});", "  }"]
+    lines.append(f"  top({', '.join('s_' + s['name'] for s in inputs + sinks)});")
+    for s in sinks:
+        c = channels[s["output"]]
+        lines += [f"  std::printf(\"stream {s['output']}\\n\");",
+                  f"  for (esda::Tok<{c}> t = s_{s['name']}.read(); !t.eof; t = s_{s['name']}.read()) {{",
+                  "    std::printf(\"%d %d\", t.y, t.x);",
+                  f"    for (int c = 0; c < {c}; ++c) std::printf(\" %d\", t.f[c]);",
+                  "    std::printf(\"\\n\");", "  }"]
+    lines += ["  return 0;", "}", "#endif", ""]
+    return "\n".join(lines)
+
+
+def emit_cpp(artifact: SparseArtifact, folder) -> Path:
+    """Write esda_modules.hpp and top.cpp into ``folder``; returns the top's path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(HEADER, folder / HEADER.name)
+    top = folder / "top.cpp"
+    top.write_text(top_source(artifact), encoding="utf-8")
+    return top
