@@ -8,7 +8,7 @@ into four categories (``op_rule``):
 - window (conv, qconv, max/avg pooling): operand 0 spatial, the other operands constant;
 - pointwise (element-wise ops, requantize, quantize, batch_norm, channel concat/softmax/reductions):
   every spatial operand has the result's H x W, constant operands do not vary over H and W;
-- global (global average pooling): the result is dense (all sites active);
+- global (global average pooling, a pool whose one window is the whole map): the result is dense;
 - dense: anything else; the result is dense (exact mode only, see below).
 
 Modes (``MODES``):
@@ -118,6 +118,11 @@ def _submanifold_window(op: Op, win: Window) -> str | None:
     return None
 
 
+def _covers_the_map(win: Window, in_sizes) -> bool:
+    """A pool with one unpadded window over the whole map: global pooling."""
+    return win.out_sizes == (1, 1) and not any(win.begins + win.ends) and tuple(win.kernel) == tuple(in_sizes)
+
+
 def _varies_spatially(value: Value) -> bool:
     """Whether a constant operand, broadcast against NCHW, differs over H or W."""
     shape = value.type.shape
@@ -143,9 +148,13 @@ def op_rule(op: Op, spatial: set[int], dynamic: set[int]) -> OpRule:
     x = op.operands[0]
     if op.kind in WINDOW_KINDS and id(x) in spatial and not any(id(v) in dynamic for v in op.operands[1:]):
         win = window_of(op)
+        if op.kind != "conv" and op.kind != "qconv" and _covers_the_map(win, x.type.shape[2:]):
+            return OpRule("global")
         return OpRule("window", _submanifold_window(op, win), win)
     if op.kind in GLOBAL_KINDS:
         return OpRule("global")
+    if op.kind == "batch_norm":  # its other operands are per-channel vectors, not broadcast over W
+        return OpRule("pointwise")
     if op.kind in POINTWISE_KINDS or ((op.kind in CHANNEL_AXIS_KINDS or op.kind in REDUCE_KINDS)
                                       and _channel_axis(op)):
         # operands of the result's resolution bring their masks; the others must be constant over sites

@@ -214,3 +214,29 @@ def test_data_dependent_backgrounds():
         np.testing.assert_array_equal(run.active["y"], reach | border)
     sub = run_sparse(module, {"x": x}, "submanifold")
     assert not sub.values["h"][0][:, ~sub.active["h"]].any()
+
+
+POOLS = textwrap.dedent("""
+    module @pools {
+      input %x : f32[1,2,6,6]
+      %c = const() {value = dense<f32[2], [2.0, 3.0]>} : f32[2]
+      %n = batch_norm(%x, %c, %c, %c, %c) {epsilon = 1e-05} : f32[1,2,6,6]
+      %m = max_pool(%n) {ceil_mode = 0, dilations = [1, 1], kernel = [3, 3], pads = [1, 1, 1, 1], strides = [2, 2]} : f32[1,2,3,3]
+      %a = avg_pool(%m) {ceil_mode = 0, count_include_pad = 0, dilations = [1, 1], kernel = [3, 3], pads = [0, 0, 0, 0], strides = [1, 1]} : f32[1,2,1,1]
+      output "a" = %a
+    }
+    """)
+
+
+def test_pooling_rules():
+    module = parse_module(POOLS)
+    x = np.zeros((1, 2, 6, 6), np.float32)
+    x[0, 1, 4, 1] = 5.0
+    sub = run_sparse(module, {"x": x}, "submanifold")
+    np.testing.assert_array_equal(sub.active["n"], x[0, 1] != 0)  # batch_norm is pointwise per site
+    np.testing.assert_array_equal(sub.active["m"], cells(x[0, 1] != 0, (2, 2), (3, 3)))
+    assert sub.active["a"].all()  # one window over the whole map: global pooling
+    m = sub.values["m"][0]
+    assert np.count_nonzero(m) == np.count_nonzero(m[:, 2, 0]) and m[1, 2, 0] > 0
+    np.testing.assert_allclose(sub.values["a"][0, :, 0, 0], m.mean(axis=(1, 2)), rtol=1e-6)
+    check_exact(module, {"x": x})
