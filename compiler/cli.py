@@ -120,7 +120,7 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
         passes = DEFAULT_FLOAT_PIPELINE
         if calib is not None or from_pins:
             passes += quantization_pipeline(calib, quant, method, weights, symmetric, budget_bytes,
-                                            budget_cycles, candidates)
+                                            budget_cycles, candidates, sparse_mode)
         if target == "sparse":
             passes += (f"annotate-sparsity{{calib={calib},mode={sparse_mode or 'exact'}}}",)
     module, _ = compile_to_ir(model, _shapes(input_shapes), (), require_pins=from_pins)

@@ -55,13 +55,16 @@ def run_pipeline(module: Module, passes, dump_after=(), dump_dir=None) -> PassMa
 
 
 def quantization_pipeline(calib, quant="int8", method="minmax", weights="int8", symmetric=False,
-                          budget_bytes=None, budget_cycles=None, candidates=None) -> tuple[str, ...]:
+                          budget_bytes=None, budget_cycles=None, candidates=None,
+                          sparse_mode=None) -> tuple[str, ...]:
     """The passes that follow the float pipeline when calibration data is given.
 
     Without ``calib``, ``quant="int8"`` quantizes with the parameters a pre-quantized (QDQ) model
     pins on its tensors (see ``require_pinned``).
 
     ``quant="mixed"`` chooses weight formats per layer under one budget (mixed-precision pass).
+
+    ``sparse_mode="submanifold"`` calibrates on the values the sparse target computes.
     """
     from tcc.passes import PRE_QUANT_PIPELINE
 
@@ -73,7 +76,11 @@ def quantization_pipeline(calib, quant="int8", method="minmax", weights="int8", 
         if budget_bytes is not None or budget_cycles is not None or candidates is not None:
             raise UsageError("--budget-bytes, --budget-cycles and --candidates go with --quant mixed")
         options = f"calib={calib or ''},method={method},weights={weights},symmetric={symmetric}"
+        if sparse_mode == "submanifold":
+            options += ",sparse_mode=submanifold"
         return PRE_QUANT_PIPELINE + (f"quantize{{{options}}}", "dce")
+    if sparse_mode == "submanifold":
+        raise UsageError("--quant mixed does not calibrate with submanifold semantics yet; use --quant int8")
     if weights != "int8":
         raise UsageError("--quant mixed chooses each layer's weight format; give the formats to choose "
                          "from with --candidates instead of --weights")

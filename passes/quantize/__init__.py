@@ -25,6 +25,7 @@ class Quantize(Pass):
     weights: str = "int8"
     rounding: str = "half_even"
     max_samples: int = 0
+    sparse_mode: str = ""  # "submanifold": calibrate on the sparse target's values (calibration.py)
 
     def apply(self, module: Module) -> None:
         parse_weight_format(self.weights)
@@ -35,7 +36,7 @@ class Quantize(Pass):
         ranges = {}
         if self.calib:
             samples = load_samples(self.calib, module, self.max_samples)
-            ranges = calibrate(module, samples, self.method, self.percentile)
+            ranges = calibrate(module, samples, self.method, self.percentile, sparse_mode=self.sparse_mode)
         elif not pinned:
             raise QuantizationError("quantize needs calibration data: pass calib=FILE.npz "
                                     "(CLI: --calib FILE.npz)")

@@ -56,8 +56,13 @@ def load_samples(path: str, module: Module, max_samples: int = 0) -> list[dict[s
 
 
 def calibrate(module: Module, samples, method: str = "minmax", percentile: float = 99.99,
-              show_progress: bool = True) -> dict[int, tuple[float, float]]:
-    """Ranges (lo, hi) of every float value of ``module``, keyed by id(Value)."""
+              show_progress: bool = True, sparse_mode: str = "") -> dict[int, tuple[float, float]]:
+    """Ranges (lo, hi) of every float value of ``module``, keyed by id(Value).
+
+    ``sparse_mode="submanifold"`` observes the values the sparse target will compute (zero at
+    inactive sites, ir/interpreter/sparse.py) instead of the dense model's: a network trained
+    with submanifold semantics has different ranges under the dense rule.
+    """
     if method not in OBSERVERS:
         raise CalibrationError(f"unknown calibration method {method!r}; choose from {', '.join(OBSERVERS)}")
     observers: dict[int, object] = {}
@@ -77,12 +82,30 @@ def calibrate(module: Module, samples, method: str = "minmax", percentile: float
 
         progress = click.progressbar(length=len(samples), label="calibrating", file=sys.stderr)
         progress.__enter__()
+    run = _sparse_runner(module, sparse_mode, observe) if sparse_mode else \
+        (lambda sample: run_module(module, sample, observe=observe))
     try:
         for sample in samples:
-            run_module(module, sample, observe=observe)
+            run(sample)
             if progress is not None:
                 progress.update(1)
     finally:
         if progress is not None:
             progress.__exit__(None, None, None)
     return {key: tuple(float(v) for v in obs.range()) for key, obs in observers.items()}
+
+
+def _sparse_runner(module: Module, mode: str, observe):
+    """Run one sample with the sparse target's semantics and observe every value it computed."""
+    from tcc.ir.interpreter.sparse import SparseInterpreter
+
+    interpreter = SparseInterpreter(module, mode)
+    values = list(module.values())
+
+    def run(sample) -> None:
+        computed = interpreter.run(sample).values
+        for value in values:
+            if value.name in computed:
+                observe(value, computed[value.name])
+
+    return run
