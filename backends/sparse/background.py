@@ -33,6 +33,10 @@ def backgrounds(modules: list[dict], weights: dict, mode: str) -> None:
             out = np.full(c, spec["zero_point"], np.int64)
         elif kind in ("gpool", "fc"):
             out = np.full(c, spec["zero_point"] if kind == "gpool" else spec["requant"]["zero_point"], np.int64)
+        elif kind == "concat":
+            parts = [bg[i] if rq is None else requant(bg[i][None, :], rq)[0]
+                     for i, rq in zip(spec["inputs"], spec["rescale"])]
+            out = np.concatenate(parts)
         elif mode == "submanifold":
             out = np.full(c, spec["requant"]["zero_point"] if "requant" in spec else bg[spec["inputs"][0]][0],
                           np.int64)

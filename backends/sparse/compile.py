@@ -69,7 +69,7 @@ def fifo_graph(modules: list[dict]) -> list[dict]:
         for j, stream in enumerate(s["inputs"]):
             at, src = producer[stream]
             depth = FIFO_DEPTH
-            if s["kind"] == "add":
+            if s["kind"] in ("add", "concat"):
                 between = sum(1 for m in modules[at + 1:i] if m["kind"] in WINDOWED)
                 depth = max(FIFO_DEPTH, (2 * between + 1) * s["in_shape"][2])
                 if j == 0 or depth > s.get("fifo_tokens", 0):
@@ -86,7 +86,7 @@ def compile_sparse(module: Module, mode: str = "exact", target_path=None) -> Spa
     if mode not in MODES:
         raise SparseError(f"sparse mode {mode!r} is not one of {', '.join(MODES)}")
     target = load_sparse_target(target_path)
-    modules, weights, host, streams = map_module(module)
+    modules, weights, host, streams = map_module(module, mode)
     backgrounds(modules, weights, mode)
     fifo_graph(modules)  # sets the adds' FIFO sizes, which the resource model reads
     notes = _annotations(module)

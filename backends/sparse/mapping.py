@@ -4,13 +4,17 @@ Each pattern of ops becomes one module that reads token streams (IR values) and 
 
     qconv -> requantize(i8)            conv (group 1, KxK), pointwise (1x1), depthwise (group = C)
     requantize(i32) x2 -> add -> requantize(i8)     add (residual; the branches' rescales fused)
-    max_pool (i8, kernel = stride, no padding)      maxpool
+    [requantize(i8)] x N -> concat (channels)       concat (the branches' rescales fused)
+    max_pool (i8)                                   maxpool
     qglobal_avg_pool                                gpool
     qlinear -> requantize(i8)                       fc
     reshape of a 1 x 1 map                          nothing (the stream is already one site)
 
-``quantize`` of a model input and ``dequantize`` / ``reshape`` after the last module run on the
-host (as the overlay's runtime does).  Any other op is an error naming its kind and location.
+In submanifold mode windows must have submanifold semantics (stride 1 with 'same' padding, or
+stride s dividing the map); exact mode takes any square window.  ``quantize`` of a model input,
+``dequantize`` of a module's output and any op on non-spatial values after the modules (the
+classifier's softmax, say) run on the host, as the overlay's runtime does.  Any other op is an
+error naming its kind and location.
 """
 from __future__ import annotations
 
@@ -20,9 +24,6 @@ from tcc.ir import Module, Op, Value
 from tcc.ir.verifier import describe
 
 from .errors import SparseError
-
-HOST_TAIL = ("dequantize", "reshape")
-
 
 def _unmappable(op: Op, why: str) -> SparseError:
     return SparseError(f"the sparse target cannot map {describe(op)}: {why}")
@@ -59,9 +60,14 @@ def _chw(value: Value) -> list[int]:
                       f"C x H x W maps (N = 1)")
 
 
+def _spatial(value: Value) -> bool:
+    shape = value.type.shape
+    return len(shape) == 4 and shape[2] * shape[3] > 1
+
+
 class _Mapper:
-    def __init__(self, module: Module):
-        self.module = module
+    def __init__(self, module: Module, mode: str):
+        self.module, self.mode = module, mode
         self.modules: list[dict] = []
         self.weights: dict[str, np.ndarray] = {}
         self.stream: dict[str, str] = {}  # IR value name -> stream (the value a module writes)
@@ -91,21 +97,32 @@ class _Mapper:
         for op in self.module.ops:
             if id(op) in self.done or op.kind == "const":
                 continue
-            handler = getattr(self, f"_map_{op.kind}", None)
-            if handler is None:
-                raise _unmappable(op, "no module of the library (conv, pointwise, depthwise, maxpool, add, "
-                                      "gpool, fc) implements this op kind")
+            handler = getattr(self, f"_map_{op.kind}", self._host_or_fail)
             handler(op)
         for name, value in self.module.outputs:
-            if value.name not in self.stream and value.producer is not None \
-                    and value.producer.result.name not in self.host:
+            if not self._computed(value):
                 raise _unmappable(value.producer, f"output {name!r} is not computed by the modules")
         return self
+
+    def _computed(self, value: Value) -> bool:
+        return value.name in self.stream or value.name in self.host or \
+            (value.producer is not None and value.producer.kind == "const")
+
+    def _host_or_fail(self, op: Op) -> None:
+        """Ops on non-spatial values after the modules run on the host; anything else is an error."""
+        if all(self._computed(v) and not _spatial(v) for v in op.operands) and \
+                not any(_spatial(r) for r in op.results):
+            self.host.extend(r.name for r in op.results)
+            return
+        raise _unmappable(op, "no module of the library (conv, pointwise, depthwise, maxpool, add, concat, "
+                              "gpool, fc) implements this op kind, and the host only runs ops on non-spatial "
+                              "values after the modules")
 
     def _map_quantize(self, op: Op) -> None:
         x = op.operands[0]
         if x not in self.module.inputs:
-            raise _unmappable(op, "only model inputs are quantized on the host; quantize elsewhere has no module")
+            self._host_or_fail(op)
+            return
         out = op.result
         self.host.append(out.name)
         chw = _chw(out)
@@ -122,8 +139,7 @@ class _Mapper:
         cin, h, wd = _chw(x)
         _, ho, wo = _chw(rq.result)
         stride = a["strides"][0]
-        if k != k2 or len(set(a["strides"])) != 1 or any(d != 1 for d in a["dilations"]) \
-                or len(set(a["pads"])) != 1:
+        if k != k2 or len(set(a["strides"])) != 1 or any(d != 1 for d in a["dilations"]):
             raise _unmappable(op, "modules take square kernels, equal strides and pads, no dilation")
         if a["group"] == 1:
             kind = "pointwise" if k == 1 else "conv"
@@ -131,23 +147,48 @@ class _Mapper:
             kind = "depthwise"
         else:
             raise _unmappable(op, f"group {a['group']} is neither 1 nor depthwise")
-        pad = a["pads"][0]
-        if (stride == 1 and (pad != k // 2 or k % 2 == 0)) or h % stride or wd % stride \
-                or (ho, wo) != (h // stride, wd // stride):
-            raise _unmappable(op, f"a {k}x{k} stride-{stride} pad-{pad} window on {h}x{wd} is not a "
-                                  f"submanifold layer (stride 1 must keep the size, stride s divide it)")
+        pad = self._window_pad(op, k, stride, (h, wd), (ho, wo))
         bias = self._const(op.operands[2], op) if len(op.operands) > 2 else None
         self._add(kind, op, [self._source(x, op)], rq.result, in_shape=[cin, h, wd], kernel=k, stride=stride,
                   pad=pad, weight=self._const(w, op), bias=bias, in_zero_point=_zp(x)[0],
                   weight_zero_point=_zp(w), requant=_requant_params(rq), acc=op.result.name)
         self.done.add(id(rq))
 
+    def _window_pad(self, op: Op, k: int, stride: int, in_hw, out_hw) -> int:
+        """The window's top/left padding; submanifold mode takes submanifold windows only."""
+        pads = op.attrs["pads"]
+        (h, w), (ho, wo) = in_hw, out_hw
+        if pads[0] != pads[1]:
+            raise _unmappable(op, "modules pad top and left equally")
+        if self.mode == "submanifold":
+            same = stride == 1 and k % 2 == 1 and set(pads) == {k // 2}
+            cells = stride > 1 and h % stride == 0 and w % stride == 0 and (ho, wo) == (h // stride, w // stride)
+            if not (same or cells):
+                raise _unmappable(op, f"a {k}x{k} stride-{stride} window with pads {list(pads)} on {h}x{w} has no "
+                                      f"submanifold semantics (stride 1 must keep the size, stride s divide it); "
+                                      f"use --sparse-mode exact")
+        return int(pads[0])
+
     def _map_requantize(self, op: Op) -> None:
-        add = _only_user(op.result, "add")
-        if op.result.type.dtype != "i32" or add is None:
-            raise _unmappable(op, "a standalone requantize has no module (it fuses into the conv, fc or add "
-                                  "before it)")
-        # the residual add's branch rescale: mapped with the add
+        if _only_user(op.result, "add") is not None and op.result.type.dtype == "i32":
+            return  # the residual add's branch rescale: mapped with the add
+        if _only_user(op.result, "concat") is not None and op.result.type.dtype == op.operands[0].type.dtype:
+            return  # a concat branch's rescale: mapped with the concat
+        raise _unmappable(op, "a standalone requantize has no module (it fuses into the conv, fc, add or "
+                              "concat around it)")
+
+    def _map_concat(self, op: Op) -> None:
+        if op.attrs["axis"] % 4 != 1 or op.result.type.rank != 4:
+            raise _unmappable(op, "the concat module joins channels (axis 1) of C x H x W maps")
+        inputs, rescales = [], []
+        for v in op.operands:
+            rq = v.producer if v.producer is not None and v.producer.kind == "requantize" \
+                and v.name not in self.stream else None
+            source = rq.operands[0] if rq is not None else v
+            inputs.append(self._source(source, op))
+            rescales.append(_requant_params(rq) if rq is not None else None)
+        self._add("concat", op, inputs, op.result, in_shape=_chw(op.operands[0]), rescale=rescales,
+                  in_channels=[_chw(v)[0] for v in op.operands])
 
     def _map_add(self, op: Op) -> None:
         branches = [v.producer for v in op.operands]
@@ -167,12 +208,11 @@ class _Mapper:
         a = op.attrs
         k = a["kernel"]
         x = op.operands[0]
-        if len(set(k)) != 1 or list(a["strides"]) != list(k) or any(a["pads"]) or a["ceil_mode"] \
-                or any(d != 1 for d in a["dilations"]) or any(s % k[0] for s in _chw(x)[1:]):
-            raise _unmappable(op, "the maxpool module takes square non-overlapping windows "
-                                  "(kernel = stride, no padding) that tile the map")
-        self._add("maxpool", op, [self._source(x, op)], op.result, in_shape=_chw(x), kernel=k[0], stride=k[0],
-                  pad=0)
+        if len(set(k)) != 1 or len(set(a["strides"])) != 1 or any(d != 1 for d in a["dilations"]):
+            raise _unmappable(op, "the maxpool module takes square windows, equal strides, no dilation")
+        pad = self._window_pad(op, k[0], a["strides"][0], _chw(x)[1:], _chw(op.result)[1:])
+        self._add("maxpool", op, [self._source(x, op)], op.result, in_shape=_chw(x), kernel=k[0],
+                  stride=a["strides"][0], pad=pad)
 
     def _map_qglobal_avg_pool(self, op: Op) -> None:
         a = op.attrs
@@ -196,13 +236,9 @@ class _Mapper:
         self._host_tail(op)
 
     def _host_tail(self, op: Op) -> None:
-        for v in op.operands:
-            if v.name not in self.stream and v.producer is not None and v.producer.result.name not in self.host:
-                raise _unmappable(op, f"operand %{v.name} is not computed by the modules")
-        for user in op.result.users:
-            if user.kind not in HOST_TAIL:
-                raise _unmappable(user, "no module of the library implements this op kind, and the host "
-                                        "only dequantizes and reshapes the modules' outputs")
+        """dequantize or reshape of what the modules or the host computed: on the host."""
+        if not all(self._computed(v) for v in op.operands):
+            raise _unmappable(op, "its operands are not computed by the modules")
         self.host.append(op.result.name)
 
     def _map_qlinear(self, op: Op) -> None:
@@ -217,9 +253,9 @@ class _Mapper:
         self.done.add(id(rq))
 
 
-def map_module(module: Module) -> tuple[list[dict], dict[str, np.ndarray], list[str], dict[str, str]]:
+def map_module(module: Module, mode: str) -> tuple[list[dict], dict[str, np.ndarray], list[str], dict[str, str]]:
     """(module specs in stream order, weights by name, host op result names, value -> stream)."""
-    m = _Mapper(module).map()
+    m = _Mapper(module, mode).map()
     if not any(s["kind"] == "input" for s in m.modules):
         raise SparseError(f"module @{module.name}: no quantized model input; compile with --calib")
     return m.modules, m.weights, m.host, m.stream

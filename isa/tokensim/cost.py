@@ -10,6 +10,7 @@ Busy cycles of one frame, from the real token counts of that frame (``Counts``):
     pointwise  tokens_out * ceil(Ci/pi) * ceil(Co/po)
     depthwise  sum over output tokens of max(1, valid neighbours) * ceil(C/p) + tokens_out
     add        tokens_out * ceil(C/p)                   (merge of the two coordinate-sorted streams)
+    concat     tokens_out * ceil(C/p)                   (merge of the branches' streams)
     maxpool    tokens_in * ceil(C/p)
     gpool      tokens_in * ceil(C/p) + ceil(C/p)        (accumulate, then one mean per channel group)
     fc         ceil(Ci/pi) * ceil(Co/po)                (once per frame, after the global pool)
@@ -17,11 +18,12 @@ Busy cycles of one frame, from the real token counts of that frame (``Counts``):
 Resources per module (DSP48E2 packs two int8 MACs; BRAM18 is 512 x 36 bits):
 
     DSP    conv ceil(K*K*pi*po/2) + po, pointwise and fc ceil(pi*po/2) + po, depthwise 2p,
-           add 2p (one rescale multiplier per branch), gpool 1, maxpool and input 0
+           add 2p (one rescale multiplier per branch), concat p if a branch is rescaled, gpool 1,
+           maxpool and input 0
     BRAM18 weight ROM: ceil(width/36) * ceil(depth/512) with width = 8 bits x the weights read per
            beat and depth = beats per full weight read; requant parameters (64 bits per channel,
-           po wide); a KxK line buffer of K rows x W x C int8, 8p (or 8pi) bits wide; an add's
-           identity-branch FIFO (``fifo_tokens`` tokens x C int8).  Arrays under 4 Kib go to LUTRAM.
+           po wide); a KxK line buffer of K rows x W x C int8, 8p (or 8pi) bits wide; an add's or
+           concat's FIFO for the earlier branch (``fifo_tokens`` tokens x C int8).  Arrays under 4 Kib go to LUTRAM.
     LUT    1500 per module (token logic, FIFOs), 40 per MAC lane, 60 per requantized channel lane,
            plus LUTRAM at 64 bits per LUT.
 
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-PIPELINE_DEPTH = {"input": 2, "conv": 12, "pointwise": 8, "depthwise": 10, "add": 4, "maxpool": 3,
+PIPELINE_DEPTH = {"input": 2, "conv": 12, "pointwise": 8, "depthwise": 10, "add": 4, "concat": 3, "maxpool": 3,
                   "gpool": 4, "fc": 8}
 #: Modules with a line buffer: they wait for the neighbours of their first token.
 WINDOWED = ("conv", "depthwise", "maxpool")
@@ -85,7 +87,7 @@ def busy_cycles(spec: dict, par: dict, c: Counts) -> int:
             return beats
         return c.tokens_out * (beats + (1 if kind == "conv" else 0))
     beats = ceil_div(cout, par["p"])
-    if kind in ("input", "add"):
+    if kind in ("input", "add", "concat"):
         return c.tokens_out * beats
     if kind == "depthwise":
         return c.neighbours * beats + c.tokens_out
@@ -124,6 +126,8 @@ def resources(spec: dict, par: dict) -> dict:
         p = par["p"]
         macs, lanes = 0, 0
         dsp = {"depthwise": 2 * p, "add": 2 * p, "gpool": 1}.get(kind, 0)
+        if kind == "concat" and any(spec["rescale"]):
+            dsp, lanes = p, p
         if kind == "depthwise":
             macs, lanes = p, p
             mems.append((8 * k * k * p, ceil_div(cout, p)))
@@ -131,8 +135,8 @@ def resources(spec: dict, par: dict) -> dict:
             mems.append((8 * p, k * w_in * ceil_div(cin, p)))
         elif kind == "maxpool":
             mems.append((8 * p, k * w_in * ceil_div(cin, p)))
-        elif kind == "add":
-            lanes = 2 * p
+        elif kind in ("add", "concat"):
+            lanes = 2 * p if kind == "add" else lanes
             mems.append((8 * p, spec.get("fifo_tokens", w_in) * ceil_div(cin, p)))
         elif kind == "gpool":
             mems.append((32 * p, ceil_div(cout, p)))

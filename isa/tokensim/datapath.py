@@ -17,6 +17,7 @@ from .errors import TokenSimError
 from .tokens import TokenStream
 
 INT32_MIN, INT32_MAX = numerics.INT32_MIN, numerics.INT32_MAX
+MAX_POOL_PADDING = -(2**40)  # below any int8/int32 value: max pooling's padding never wins
 
 
 def requant(values: np.ndarray, rq: dict) -> np.ndarray:
@@ -45,8 +46,9 @@ def _windows(stream: TokenStream, spec: dict, out_hw) -> tuple[np.ndarray, np.nd
     len(stream) for an in-bounds inactive site and len(stream)+1 for padding."""
     k, s, p = spec["kernel"], spec["stride"], spec["pad"]
     n = len(stream)
-    table = stream.index_map(p, inactive=n, outside=n + 1)
     ho, wo = out_hw
+    end = max(0, (ho - 1) * s + k - p - stream.height, (wo - 1) * s + k - p - stream.width)
+    table = stream.index_map(p, inactive=n, outside=n + 1, pad_end=end)
     oy, ox = np.meshgrid(np.arange(ho) * s, np.arange(wo) * s, indexing="ij")
     ky, kx = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
     rows = oy.reshape(-1, 1) + ky.reshape(1, -1)
@@ -74,13 +76,14 @@ def output_sites(stream: TokenStream, spec: dict, mode: str, in_zero_point) -> n
     return active.reshape(ho, wo)
 
 
-def _gathered(stream: TokenStream, spec: dict, sites: np.ndarray, centre) -> tuple[np.ndarray, np.ndarray]:
-    """[N_out, K*K, C] centred tap values at the output sites, and [N_out] valid-neighbour counts."""
+def _gathered(stream: TokenStream, spec: dict, sites: np.ndarray, centre, padding=0) -> tuple[np.ndarray, np.ndarray]:
+    """[N_out, K*K, C] centred tap values at the output sites (``padding`` in the padding), and
+    [N_out] valid-neighbour counts."""
     _, ho, wo = spec["out_shape"]
     taps, n = _windows(stream, spec, (ho, wo))
     taps = taps[sites[:, 0] * wo + sites[:, 1]]
     values = np.concatenate([stream.feats - centre, (stream.background - centre)[None, :],
-                             np.zeros((1, stream.channels), np.int64)]).astype(np.float64)
+                             np.full((1, stream.channels), padding, np.int64)]).astype(np.float64)
     return values[taps], (taps < n).sum(axis=1)
 
 
@@ -119,7 +122,7 @@ def maxpool(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[
     mask = output_sites(stream, spec, mode, stream.background)
     rows, cols = np.nonzero(mask)
     sites = np.stack([rows, cols], axis=1).astype(np.int64)
-    taps, valid = _gathered(stream, spec, sites, np.int64(0))
+    taps, valid = _gathered(stream, spec, sites, np.int64(0), padding=MAX_POOL_PADDING)
     out = taps.max(axis=1).astype(np.int64) if len(sites) else np.zeros((0, stream.channels), np.int64)
     counts = Counts(len(stream), len(sites), int(valid.sum()), _first_wait(stream, spec, sites))
     return TokenStream.at(sites, out, spec["background"], mask.shape[0], mask.shape[1]), counts
@@ -147,6 +150,21 @@ def add(spec: dict, weights: dict, lhs: TokenStream, rhs: TokenStream, mode: str
     return TokenStream.at(coords, out, spec["background"], lhs.height, lhs.width), counts
 
 
+def concat(spec: dict, weights: dict, *operands) -> tuple[TokenStream, Counts]:
+    """Channel concat: merge the coordinate-sorted streams (a branch without a token at a site gives
+    its background there), rescale the branches that need it, join the feature vectors."""
+    streams = operands[:-1]
+    raster = np.unique(np.concatenate([s.raster for s in streams]))
+    parts = []
+    for stream, rq in zip(streams, spec["rescale"]):
+        values = _aligned(stream, raster)
+        parts.append(values if rq is None else requant(values, rq))
+    first = streams[0]
+    coords = np.stack([raster // first.width, raster % first.width], axis=1)
+    counts = Counts(sum(len(s) for s in streams), len(raster))
+    return TokenStream.at(coords, np.concatenate(parts, axis=1), spec["background"], first.height, first.width), counts
+
+
 def gpool(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[TokenStream, Counts]:
     """Global average pool over all H*W sites: sum of the tokens plus the inactive sites'
     background, then qglobal_avg_pool's one exact rounding (numerics.rounding_divide)."""
@@ -171,5 +189,5 @@ def fc(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[Token
     return TokenStream.at([[0, 0]], out, spec["background"], 1, 1), Counts(len(stream), 1)
 
 
-KERNELS = {"conv": conv, "pointwise": conv, "depthwise": conv, "maxpool": maxpool, "add": add,
+KERNELS = {"conv": conv, "pointwise": conv, "depthwise": conv, "maxpool": maxpool, "add": add, "concat": concat,
            "gpool": gpool, "fc": fc}

@@ -37,10 +37,11 @@ class TokenStream:
         m[self.coords[:, 0], self.coords[:, 1]] = True
         return m
 
-    def index_map(self, pad: int = 0, inactive: int = -1, outside: int = -2) -> np.ndarray:
-        """[H + 2 pad, W + 2 pad]: token index at active sites, ``inactive`` at other in-bounds
-        sites, ``outside`` in the padding ring."""
-        table = np.full((self.height + 2 * pad, self.width + 2 * pad), outside, np.int64)
+    def index_map(self, pad: int = 0, inactive: int = -1, outside: int = -2, pad_end: int | None = None) -> np.ndarray:
+        """[pad + H + pad_end, pad + W + pad_end] (pad_end defaults to pad): token index at active
+        sites, ``inactive`` at other in-bounds sites, ``outside`` in the padding."""
+        end = pad if pad_end is None else pad_end
+        table = np.full((self.height + pad + end, self.width + pad + end), outside, np.int64)
         table[pad:pad + self.height, pad:pad + self.width] = inactive
         table[self.coords[:, 0] + pad, self.coords[:, 1] + pad] = np.arange(len(self), dtype=np.int64)
         return table

@@ -38,3 +38,25 @@ def masked(x: np.ndarray, density: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     keep = rng.random((x.shape[0], 1) + x.shape[2:]) < density
     return (x * keep).astype(np.float32)
+
+
+def squeezenet_small(tmp_path, size: int = 64):
+    """The light-zoo SqueezeNet with random weights and its input bound to size x size (it ends
+    in a global pool, so any size runs), its quantized IR annotated in exact mode, and one input."""
+    import onnx
+
+    import light_zoo
+
+    model = light_zoo.randomized("squeezenet")
+    inits = {i.name for i in model.graph.initializer}
+    (inp,) = [i for i in model.graph.input if i.name not in inits]
+    for axis in (2, 3):
+        inp.type.tensor_type.shape.dim[axis].dim_value = size
+    del model.graph.value_info[:]
+    for out in model.graph.output:
+        del out.type.tensor_type.shape.dim[:]
+    path = tmp_path / "squeezenet.onnx"
+    onnx.save(model, str(path))
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz", **{inp.name: rng.standard_normal((4, 3, size, size)).astype(np.float32)})
+    return annotated(path, tmp_path / "calib.npz", "exact"), inp.name, rng.standard_normal((1, 3, size, size))

@@ -12,19 +12,19 @@ from onnx import TensorProto, helper, numpy_helper
 from sparse_helpers import annotated, compiled
 from tcc.backends.sparse import SparseArtifact, SparseArtifactError, SparseError, compile_sparse
 from tcc.backends.sparse.dse import options_of, search
+from tcc.backends.sparse.mapping import map_module
 from tcc.backends.sparse.target import SparseTarget
 from tcc.isa.tokensim.cost import Counts
 
 
-def _tiny_model(tmp_path, tail):
+def _tiny_model(tmp_path, tail, out_shape, extra=()):
     """input 4x8x8 -> Conv 3x3 (8) -> Relu -> ``tail`` node(s); with calibration data."""
     rng = np.random.default_rng(0)
     w = numpy_helper.from_array(rng.standard_normal((8, 4, 3, 3)).astype(np.float32) * 0.3, "w")
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv1", pads=[1, 1, 1, 1]),
              helper.make_node("Relu", ["c"], ["r"], name="relu1")] + tail
-    out_shape = {"pool1": [1, 8, 4, 4], "sig1": [1, 8, 8, 8]}[tail[0].name]
     graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], [w])
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], [w, *extra])
     path = tmp_path / "tiny.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     np.savez(tmp_path / "calib.npz", x=(rng.random((4, 4, 8, 8)) * (rng.random((4, 1, 8, 8)) < 0.3)).astype(np.float32))
@@ -32,14 +32,23 @@ def _tiny_model(tmp_path, tail):
 
 
 def test_unmappable_layer_names_op_kind_and_location(tmp_path):
-    module = _tiny_model(tmp_path, [helper.make_node("MaxPool", ["r"], ["y"], name="pool1", kernel_shape=[3, 3],
-                                                     strides=[2, 2], pads=[1, 1, 1, 1])])
-    with pytest.raises(SparseError, match=r"max_pool .*loc 'pool1'.*kernel = stride"):
+    w2 = numpy_helper.from_array(np.ones((8, 4, 3, 3), np.float32), "w2")
+    module = _tiny_model(tmp_path, [helper.make_node("Conv", ["r", "w2"], ["y"], name="gconv1", group=2,
+                                                     pads=[1, 1, 1, 1])], [1, 8, 8, 8], [w2])
+    with pytest.raises(SparseError, match=r"cannot map op qconv .*loc 'gconv1'.*group 2 is neither 1 nor depthwise"):
         compile_sparse(module, "exact")
 
 
+def test_window_without_submanifold_semantics_needs_exact_mode(tmp_path):
+    module = _tiny_model(tmp_path, [helper.make_node("MaxPool", ["r"], ["y"], name="pool1", kernel_shape=[3, 3])],
+                         [1, 8, 6, 6])
+    with pytest.raises(SparseError, match=r"max_pool .*loc 'pool1'.*no submanifold semantics.*--sparse-mode exact"):
+        map_module(module, "submanifold")
+    assert [s["kind"] for s in map_module(module, "exact")[0]] == ["input", "conv", "maxpool"]
+
+
 def test_op_without_module_names_op_kind_and_location(tmp_path):
-    module = _tiny_model(tmp_path, [helper.make_node("Sigmoid", ["r"], ["y"], name="sig1")])
+    module = _tiny_model(tmp_path, [helper.make_node("Sigmoid", ["r"], ["y"], name="sig1")], [1, 8, 8, 8])
     with pytest.raises(SparseError) as info:
         compile_sparse(module, "exact")
     assert "sigmoid" in str(info.value) and "sig1" in str(info.value) and "no module" in str(info.value)
