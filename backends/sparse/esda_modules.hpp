@@ -143,22 +143,22 @@ void conv_module(Stream<CIN>& in, Stream<COUT>& out, const int8_t* w, const int3
   end_frame(out);
 }
 
-// max over K x K non-overlapping windows (inactive sites hold the background)
-template <int C, int H, int W, int K, int P>
+// max over each K x K window (inactive sites hold the background, padding never wins)
+template <int C, int H, int W, int HO, int WO, int K, int S, int PAD, bool SUBMANIFOLD, int P>
 void maxpool_module(Stream<C>& in, Stream<C>& out, const int32_t* bg) {
   Frame<C, H, W> fr;
   fr.read(in);
-  for (int oy = 0; oy < H / K; ++oy)
-    for (int ox = 0; ox < W / K; ++ox) {
-      if (!site_active<C, H, W, K, K, 0, true, false>(fr, oy, ox)) continue;
+  for (int oy = 0; oy < HO; ++oy)
+    for (int ox = 0; ox < WO; ++ox) {
+      if (!site_active<C, H, W, K, S, PAD, SUBMANIFOLD, false>(fr, oy, ox)) continue;
       Tok<C> t; t.y = oy; t.x = ox;
       for (int c = 0; c < C; ++c) {
 #pragma HLS unroll factor = P
         int best = -1000;
         for (int ky = 0; ky < K; ++ky)
           for (int kx = 0; kx < K; ++kx) {
-            int i = fr.at(oy * K + ky, ox * K + kx);
-            best = std::max<int>(best, i >= 0 ? fr.f[i][c] : bg[c]);
+            int i = fr.at(oy * S - PAD + ky, ox * S - PAD + kx);
+            if (i != -2) best = std::max<int>(best, i >= 0 ? fr.f[i][c] : bg[c]);
           }
         t.f[c] = (int8_t)best;
       }
@@ -181,6 +181,32 @@ void add_module(Stream<C>& a, Stream<C>& b, Stream<C>& out, const int32_t* bg_a,
 #pragma HLS unroll factor = P
       int64_t va = requant(pa == p ? ta.f[c] : bg_a[c], ra, c), vb = requant(pb == p ? tb.f[c] : bg_b[c], rb, c);
       t.f[c] = (int8_t)requant(va + vb, ro, c);
+    }
+    out.write(t);
+    if (pa == p) ta = a.read();
+    if (pb == p) tb = b.read();
+  }
+  end_frame(out);
+}
+
+// channel concat of two branches: merge the raster-ordered streams (a missing token holds that
+// branch's background), rescale a branch when it has a Requant, join the vectors
+template <int CA, int CB, int W, int P>
+void concat_module(Stream<CA>& a, Stream<CB>& b, Stream<CA + CB>& out, const int32_t* bg_a, const int32_t* bg_b,
+                   const Requant* ra, const Requant* rb) {
+  Tok<CA> ta = a.read();
+  Tok<CB> tb = b.read();
+  while (!ta.eof || !tb.eof) {
+    int pa = ta.eof ? 1 << 30 : ta.y * W + ta.x, pb = tb.eof ? 1 << 30 : tb.y * W + tb.x;
+    int p = std::min(pa, pb);
+    Tok<CA + CB> t; t.y = p / W; t.x = p % W;
+    for (int c = 0; c < CA; ++c) {
+      int v = pa == p ? ta.f[c] : bg_a[c];
+      t.f[c] = (int8_t)(ra ? requant(v, *ra, c) : v);
+    }
+    for (int c = 0; c < CB; ++c) {
+      int v = pb == p ? tb.f[c] : bg_b[c];
+      t.f[CA + c] = (int8_t)(rb ? requant(v, *rb, c) : v);
     }
     out.write(t);
     if (pa == p) ta = a.read();

@@ -51,6 +51,9 @@ def _roms(spec: dict, weights: dict) -> list[str]:
             lines.append(_array("int32_t", f"{n}_b", weights[spec["bias"]]))
     if "requant" in spec:
         _requant(lines, f"{n}_rq", spec["requant"])
+    for i, rq in enumerate(spec.get("rescale", [])):
+        if rq is not None:
+            _requant(lines, f"{n}_rs{i}", rq)
     if spec["kind"] == "add":
         _requant(lines, f"{n}_rqa", spec["requant_lhs"])
         _requant(lines, f"{n}_rqb", spec["requant_rhs"])
@@ -76,7 +79,16 @@ def _call(spec: dict, ins: list[str], out: str, mode: str, by_stream: dict) -> s
                 f"{str(pad_active).lower()}, {pi}, {po}>({ins[0]}, {out}, {n}_w, {n}_wzp, "
                 f"{len(spec['weight_zero_point'])}, {bias}, {spec['in_zero_point']}, {_bg_name(src)}, {n}_rq);")
     if kind == "maxpool":
-        return f"esda::maxpool_module<{cin}, {h}, {w}, {spec['kernel']}, {par['p']}>({ins[0]}, {out}, {n}_bg);"
+        return (f"esda::maxpool_module<{cin}, {h}, {w}, {ho}, {wo}, {spec['kernel']}, {spec['stride']}, {spec['pad']}, "
+                f"{str(mode == 'submanifold').lower()}, {par['p']}>({ins[0]}, {out}, {_bg_name(spec['inputs'][0])});")
+    if kind == "concat":
+        if len(ins) != 2:
+            raise SparseError(f"module {n}: the C++ concat template joins two branches, this one has {len(ins)}")
+        ca, cb = spec["in_channels"]
+        rescale = [f"&{n}_rs{i}" if rq is not None else "nullptr" for i, rq in enumerate(spec["rescale"])]
+        a, b = spec["inputs"]
+        return (f"esda::concat_module<{ca}, {cb}, {w}, {par['p']}>({ins[0]}, {ins[1]}, {out}, {_bg_name(a)}, "
+                f"{_bg_name(b)}, {rescale[0]}, {rescale[1]});")
     if kind == "add":
         a, b = spec["inputs"]
         return (f"esda::add_module<{cin}, {w}, {par['p']}>({ins[0]}, {ins[1]}, {out}, {_bg_name(a)}, {_bg_name(b)}, "

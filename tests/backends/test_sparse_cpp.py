@@ -8,8 +8,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from sparse_helpers import DIGITS, EVENTS, compiled, masked
+from sparse_helpers import DIGITS, EVENTS, compiled, masked, squeezenet_small
+from tcc.backends.sparse import compile_sparse
 from tcc.backends.sparse.hls import emit_cpp
+from tcc.runtime.sparse_session import SparseSession
 
 GXX = shutil.which("g++")
 pytestmark = pytest.mark.skipif(GXX is None, reason="needs g++")
@@ -21,20 +23,16 @@ def _tokens_text(stream) -> str:
     return f"{len(stream)}\n" + "\n".join(rows) + "\n"
 
 
-@pytest.mark.parametrize("name,mode", [("events", "submanifold"), ("events", "exact"), ("digits", "exact")])
-def test_generated_top_runs_like_the_simulator(tmp_path, name, mode):
-    artifact, session = compiled(name, mode)
+def _compare(tmp_path, artifact, session, feeds_list):
     top = emit_cpp(artifact, tmp_path)
     assert "#pragma HLS dataflow" in top.read_text()
     subprocess.run([GXX, *FLAGS, "-fsyntax-only", str(top)], check=True, capture_output=True)
     program = tmp_path / "tb"
     subprocess.run([GXX, *FLAGS, "-O0", "-DTCC_TESTBENCH", "-o", str(program), str(top)], check=True,
                    capture_output=True)
-    frames = np.load(EVENTS / "events_test.npz")["input"][[3, 11]] if name == "events" else \
-        masked(np.load(DIGITS / "digits_test.npz")["input"][:2], 0.3, seed=1)
     first = artifact.modules[0]["output"]
-    for frame in frames:
-        session.run_dict({"input": frame[None]})
+    for feeds in feeds_list:
+        session.run_dict(feeds)
         streams = session.last_result.streams
         printed = subprocess.run([str(program)], input=_tokens_text(streams[first]), capture_output=True, text=True,
                                  check=True).stdout.splitlines()
@@ -42,3 +40,18 @@ def test_generated_top_runs_like_the_simulator(tmp_path, name, mode):
         expected = streams[printed[0].split()[1]]
         got = np.array([[int(v) for v in line.split()] for line in printed[1:]])
         np.testing.assert_array_equal(got, np.concatenate([expected.coords, expected.feats], axis=1))
+
+
+@pytest.mark.parametrize("name,mode", [("events", "submanifold"), ("events", "exact"), ("digits", "exact")])
+def test_generated_top_runs_like_the_simulator(tmp_path, name, mode):
+    artifact, session = compiled(name, mode)
+    frames = np.load(EVENTS / "events_test.npz")["input"][[3, 11]] if name == "events" else \
+        masked(np.load(DIGITS / "digits_test.npz")["input"][:2], 0.3, seed=1)
+    _compare(tmp_path, artifact, session, [{"input": frame[None]} for frame in frames])
+
+
+def test_generated_squeezenet_top_concat_and_padded_pooling(tmp_path):
+    module, name, x = squeezenet_small(tmp_path, size=32)
+    artifact = compile_sparse(module, "exact")
+    feeds = {name: masked(x, 0.3, seed=2)}
+    _compare(tmp_path, artifact, SparseSession(artifact), [feeds])
