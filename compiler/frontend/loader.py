@@ -47,6 +47,8 @@ def load_model(model, input_shapes: dict | None = None) -> LoadedModel:
         raise FrontendError(f"{label}: sparse initializers are not supported; store them dense "
                             "(onnx.numpy_helper) and re-export")
     initializers = {t.name: t for t in model.graph.initializer}
+    for tensor in initializers.values():
+        _check_initializer_size(tensor, label)
     inputs = bind_input_shapes(model, initializers, input_shapes or {}, label)
     skeleton = _skeleton(model, initializers)
     for value_info in skeleton.graph.input:
@@ -153,6 +155,31 @@ def _skeleton(model: onnx.ModelProto, initializers: dict[str, TensorProto]) -> o
         vi = declared.get(tensor.name) or graph.input.add()
         vi.CopyFrom(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
     return skeleton
+
+
+_TYPED_FIELDS = ("float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data")
+
+
+def _check_initializer_size(tensor: TensorProto, label: str) -> None:
+    """The data an initializer holds must fill its declared dims: a corrupted dim would otherwise
+    reach shape inference (and the skeleton) as a tensor of absurd size."""
+    if tensor.data_location == TensorProto.EXTERNAL or tensor.data_type in (TensorProto.COMPLEX64,
+                                                                            TensorProto.COMPLEX128):
+        return
+    if any(d < 0 for d in tensor.dims):
+        raise FrontendError(f"{label}: initializer {tensor.name!r} has a negative dim {list(tensor.dims)}")
+    count = int(np.prod(tensor.dims, dtype=object))
+    if tensor.HasField("raw_data"):
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize \
+            if tensor.data_type in onnx.helper.get_all_tensor_dtypes() else None
+        held, expected = len(tensor.raw_data), (count * itemsize if itemsize else None)
+    else:
+        held = sum(len(getattr(tensor, f)) for f in _TYPED_FIELDS)
+        expected = count
+    if expected is not None and held != expected and not (held == 0 and count == 0):
+        unit = "bytes" if tensor.HasField("raw_data") else "values"
+        raise FrontendError(f"{label}: initializer {tensor.name!r} declares dims {list(tensor.dims)} "
+                            f"({expected} {unit}) but holds {held} {unit}; the model is corrupted")
 
 
 def _refuse_huge_constants(model: onnx.ModelProto, initializers, label: str) -> None:

@@ -151,3 +151,25 @@ def test_huge_initializer_dims_are_an_error_not_an_allocation():
 def test_every_target_error_is_a_tcc_error_with_exit_code_2():
     for error in (IRParseError, ArtifactError, FrontendError):
         assert issubclass(error, TccError) and error.exit_code == 2
+
+
+def test_atheris_script_runs_when_atheris_is_installed(tmp_path):
+    pytest.importorskip("atheris")
+    import subprocess
+
+    script = Path(__file__).resolve().parent / "atheris_fuzz.py"
+    result = subprocess.run([sys.executable, str(script), "decoder", "-runs=200"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Done 200 runs" in result.stderr
+
+
+def test_initializer_whose_data_does_not_fill_its_dims_is_refused_quickly():
+    """Found by the campaign: a dim of 2**40 on a one-element initializer made ONNX shape inference
+    take over 10 s (a hang) before any error."""
+    extra = numpy_helper.from_array(np.array([1], np.int64), "extra")
+    extra.dims[0] = 2**40
+    model = _graph([helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Concat", ["s", "extra"], ["c"], axis=0),
+                    helper.make_node("Relu", ["x"], ["y"])], [extra])
+    with pytest.raises(FrontendError, match=r"initializer 'extra' declares dims \[1099511627776\]"):
+        import_onnx(model)
