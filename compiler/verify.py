@@ -40,6 +40,7 @@ class LayerCheck:
     name: str
     kind: str
     dtype: str
+    loc: str = ""  # the ONNX node it came from
     sqnr_db: float | None = None  # dequantized integer reference vs float; None: no float tensor
     drop_db: float | None = None  # SQNR of its nearest compared inputs minus its own
     sim_equal: bool | None = None  # simulator == integer reference; None: not simulated
@@ -222,7 +223,7 @@ def verify(model, calib, target: str = "overlay", inputs=None, samples: int = 4,
     floats, source = float_tensors(model, float_module, {float_name(v) for v in values}, feeds)
     label = model.graph.name if hasattr(model, "graph") else str(model)
     result = VerifyResult(label, target, len(feeds), source)
-    checks = {v.name: LayerCheck(v.name, v.producer.kind, v.type.dtype) for v in values}
+    checks = {v.name: LayerCheck(v.name, v.producer.kind, v.type.dtype, v.producer.loc) for v in values}
     run = _simulators(qmodule, values, target_config, result) if target == "overlay" else None
     num, den = {}, {}
     progress = progress or (lambda items: items)
@@ -290,7 +291,7 @@ def _simulators(qmodule: Module, values, target_config, result: VerifyResult):
 
 def _drops(values, checks) -> None:
     """SQNR drop of each value below the worst of its nearest compared ancestors."""
-    compared = {id(v) for v in values}
+    compared = {id(v) for v in values if checks[v.name].sqnr_db is not None}  # walk past the others
     for v in values:
         check = checks[v.name]
         if check.sqnr_db is None or not math.isfinite(check.sqnr_db):
@@ -355,7 +356,8 @@ def format_result(result: VerifyResult, style=lambda text, **_: text) -> str:
             lines.append(f"simulator == integer reference: all {checked} checkpointed tensors and the model "
                          f"outputs agree bit for bit")
     if jump is not None:
-        lines.append(f"largest quantization-error jump: {jump.name!r} ({jump.kind}) loses {jump.drop_db:.1f} dB "
+        node = f", ONNX node {jump.loc!r}" if jump.loc else ""
+        lines.append(f"largest quantization-error jump: {jump.name!r} ({jump.kind}{node}) loses {jump.drop_db:.1f} dB "
                      f"against its inputs (SQNR {jump.sqnr_db:.1f} dB); consider keeping it in higher "
                      f"precision (--quant mixed)")
     else:
