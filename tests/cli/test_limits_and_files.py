@@ -1,0 +1,107 @@
+"""Limits checked before calibration starts, and nothing lost: atomic writes, byte-identical
+artifacts and IR dumps across compiles, other artifact format versions refused."""
+import os
+import time
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+DIGITS = "examples/digits/digits_cnn.onnx"
+DYNAMIC = "examples/digits/digits_cnn_dynamic.onnx"
+CALIB = "examples/digits/digits_calib.npz"
+TATAA = "isa/targets/tataa.toml"
+
+
+def small_target(tmp_path, **sizes):
+    lines = []
+    for line in open(TATAA).read().splitlines():
+        key = line.split("=")[0].strip()
+        lines.append(f"{key} = {sizes[key]}" if key in sizes else line)
+    path = tmp_path / "small.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_weights_over_the_target_dram_are_refused_before_calibration(tmp_path, tcc_cli):
+    # digits has 6842 constant elements (weights and biases): at least 6842 bytes as int8.
+    target = small_target(tmp_path, dram_bytes=4096)
+    start = time.perf_counter()
+    code, _, err = tcc_cli("compile", DIGITS, "-t", "overlay", "--calib", CALIB, "-o", tmp_path / "m.tcc",
+                           "--target-config", target)
+    assert code == 2
+    assert "its 6842 constant elements take at least 6842 bytes at 8 bits each" in err
+    assert "dram_bytes = 4096" in err and "Traceback" not in err
+    assert not (tmp_path / "m.tcc").exists()
+    assert time.perf_counter() - start < 5
+    # At 4 bits the same weights take 3421 bytes: the lower bound no longer rules the model out.
+    code, _, err = tcc_cli("compile", DIGITS, "-t", "overlay", "--calib", CALIB, "-o", tmp_path / "m.tcc",
+                           "--target-config", target, "--weights", "int4")
+    assert "constant elements" not in err
+
+
+def test_batch_over_one_is_refused_before_calibration(tmp_path, tcc_cli):
+    calib = np.load(CALIB)["input"][:8].reshape(2, 4, 1, 16, 16)
+    np.savez(tmp_path / "c4.npz", input=calib)
+    code, _, err = tcc_cli("compile", DYNAMIC, "-t", "overlay", "--calib", tmp_path / "c4.npz",
+                           "--input-shape", "input=4,1,16,16", "-o", tmp_path / "m.tcc")
+    assert code == 2
+    assert "has batch 4" in err and "the overlay runs batch 1" in err and "--input-shape" in err
+
+
+def test_conv_rank_the_overlay_cannot_run(tmp_path, tcc_cli):
+    w = numpy_helper.from_array(np.ones((2, 1, 3), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], name="conv1d")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 6])], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "c1.onnx")
+    np.savez(tmp_path / "c.npz", x=np.ones((2, 1, 1, 8), np.float32))
+    code, _, err = tcc_cli("compile", tmp_path / "c1.onnx", "-t", "overlay", "--calib", tmp_path / "c.npz",
+                           "-o", tmp_path / "m.tcc")
+    assert code == 2
+    assert "rank-3 tensor" in err and "'conv1d'" in err and "2-D convolutions only" in err
+
+
+def test_dynamic_input_left_unbound_is_one_clear_message(tmp_path, tcc_cli):
+    for target in ("ir", "overlay"):
+        code, _, err = tcc_cli("compile", DYNAMIC, "-t", target, "--calib", CALIB, "-o", tmp_path / "m.out")
+        assert code == 2
+        assert err.count("error:") == 1
+        assert "input 'input' has a dynamic dim 0 ('batch')" in err and "--input-shape input=1,1,16,16" in err
+
+
+def test_compiling_twice_gives_byte_identical_artifacts_and_dumps(tmp_path, tcc_cli):
+    for run in ("a", "b"):
+        code, _, err = tcc_cli("compile", DIGITS, "-t", "overlay", "--calib", CALIB, "-o", tmp_path / f"{run}.tcc",
+                               "--dump-ir-after", "all", "--dump-dir", tmp_path / f"dumps_{run}")
+        assert code == 0, err
+    assert (tmp_path / "a.tcc").read_bytes() == (tmp_path / "b.tcc").read_bytes()
+    names = sorted(p.name for p in (tmp_path / "dumps_a").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "dumps_b").iterdir()) and len(names) >= 7
+    for name in names:
+        assert (tmp_path / "dumps_a" / name).read_bytes() == (tmp_path / "dumps_b" / name).read_bytes(), name
+
+
+def test_a_failing_compile_leaves_the_previous_output_and_no_temporary_files(tmp_path, tcc_cli):
+    out = tmp_path / "m.tcc"
+    code, _, _ = tcc_cli("compile", DIGITS, "-t", "overlay", "--calib", CALIB, "-o", out)
+    assert code == 0
+    before = out.read_bytes()
+    code, _, err = tcc_cli("compile", DIGITS, "-t", "overlay", "--calib", CALIB, "-o", out,
+                           "--target-config", small_target(tmp_path, dram_bytes=8192))
+    assert code == 2 and "DRAM" in err
+    assert out.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["m.tcc", "small.toml"]
+
+
+def test_other_artifact_format_versions_are_refused_by_the_cli(tmp_path, tcc_cli):
+    out = tmp_path / "m.tcc"
+    assert tcc_cli("compile", DIGITS, "-t", "overlay", "--calib", CALIB, "-o", out)[0] == 0
+    data = bytearray(out.read_bytes())
+    data[8:12] = (2).to_bytes(4, "little")
+    (tmp_path / "v2.tcc").write_bytes(bytes(data))
+    for command in (["run", tmp_path / "v2.tcc", "-o", tmp_path / "o.npz"], ["disasm", tmp_path / "v2.tcc"],
+                    ["report", tmp_path / "v2.tcc"]):
+        code, _, err = tcc_cli(*command)
+        assert code == 2, command
+        assert "artifact format version 2, this tcc reads version 1; recompile" in err
