@@ -84,7 +84,7 @@ class _Builder:
                 return QuantParams(tuple(float(s) for s in fields["scale"]),
                                    tuple(int(z) for z in fields["zero_point"]), int(fields["axis"]), fmt)
             return QuantParams((float(fields["scale"]),), (int(fields["zero_point"]),), None, fmt)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise self.error(node.children[0].children[0], f"bad quantization parameters: {exc}") from None
 
     def attr_value(self, node):
@@ -198,7 +198,7 @@ def _parse_blobs(text: str, first_line: int, filename: str) -> dict[int, np.ndar
         except ValueError:
             raise IRParseError(f"{filename}:{lineno}:1: blob #{index} is not valid base64") from None
         np_dtype = to_numpy(dtype).newbyteorder("<")
-        expected = int(np.prod(shape, dtype=np.int64)) * np_dtype.itemsize
+        expected = int(np.prod(shape, dtype=object)) * np_dtype.itemsize  # Python ints: no wrap-around
         if len(raw) != expected:
             raise IRParseError(f"{filename}:{lineno}:1: blob #{index} holds {len(raw)} bytes, "
                                f"its type {dtype}{list(shape)} needs {expected}")

@@ -173,3 +173,14 @@ def test_initializer_whose_data_does_not_fill_its_dims_is_refused_quickly():
                     helper.make_node("Relu", ["x"], ["y"])], [extra])
     with pytest.raises(FrontendError, match=r"initializer 'extra' declares dims \[1099511627776\]"):
         import_onnx(model)
+
+
+def test_ir_quant_params_and_blob_sizes_out_of_range_are_parse_errors():
+    infinite_zp = 'module @m {\n  input %x : i8[2]{scale = 1.0, zero_point = inf}\n  output "x" = %x\n}\n'
+    with pytest.raises(IRParseError, match="bad quantization parameters"):
+        parse_module(infinite_zp)
+    # 2**62 * 4 elements wraps to 0 in int64: the size check must use exact integers.
+    wrapping = ('module @m {\n  %c = const() {value = blob<#0>} : f32[4611686018427387904,4]\n  output "c" = %c\n}\n'
+                'blobs {\n  #0 = f32[4611686018427387904,4] ""\n}\n')
+    with pytest.raises(IRParseError, match="holds 0 bytes"):
+        parse_module(wrapping)
