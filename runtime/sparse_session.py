@@ -109,12 +109,12 @@ class SparseSession:
             entry = c.to_dict()
             entry["utilisation"] = c.busy_cycles / cycles
             modules.append(entry)
-        bottleneck = r.bottleneck()
+        streaming = [c for c in r.counters if c.kind != "fc"]
+        bottleneck = max(streaming or r.counters, key=lambda c: c.busy_cycles)
         meta = self.metadata
         return {"model": meta["module_name"], "mode": self.mode, "cycles": r.cycles,
                 "seconds": r.cycles / (r.clock_mhz * 1e6), "bottleneck": bottleneck.name,
                 "bottleneck_cycles": int(r.latency["bottleneck_cycles"]),
-                "fill_cycles": int(r.latency["fill_cycles"]), "post_frame_cycles": int(r.latency["post_frame_cycles"]),
                 "frames_per_second": r.clock_mhz * 1e6 / max(1, r.latency["bottleneck_cycles"]),
                 "resources": {k: meta["dse"][k] for k in ("dsp", "bram18", "lut")},
                 "target": meta["target"], "modules": modules}
@@ -125,22 +125,22 @@ class SparseSession:
         if top:
             modules = sorted(modules, key=lambda m: -m["busy_cycles"])[:top]
         head = (f"{'module':<16} {'kind':<10} {'par':>6} {'tokens in':>9} {'out':>6} {'nbrs':>6} "
-                f"{'busy':>8} {'util':>6}  loc")
+                f"{'busy':>8} {'util':>6} {'first':>7} {'done':>7}  loc")
         lines = [head, "-" * len(head)]
         for m in modules:
             par = m["parallelism"]
             p = f"{par['pi']}x{par['po']}" if "pi" in par else str(par["p"])
             mark = " *" if m["name"] == report["bottleneck"] else ""
             lines.append(f"{m['name']:<16} {m['kind']:<10} {p:>6} {m['tokens_in']:>9} {m['tokens_out']:>6} "
-                         f"{m['neighbours']:>6} {m['busy_cycles']:>8} {100 * m['utilisation']:>5.1f}%  "
-                         f"{m['loc']}{mark}")
+                         f"{m['neighbours']:>6} {m['busy_cycles']:>8} {100 * m['utilisation']:>5.1f}% "
+                         f"{m['first_token']:>7} {m['finished']:>7}  {m['loc']}{mark}")
         lines.append("-" * len(head))
         t, res = report["target"], report["resources"]
         lines.append(f"frame latency {report['cycles']} cycles ({report['seconds'] * 1e6:.2f} us at "
-                     f"{t['clock_mhz']:g} MHz): bottleneck {report['bottleneck']} {report['bottleneck_cycles']} "
-                     f"+ fill {report['fill_cycles']} + after frame {report['post_frame_cycles']}; "
-                     f"{report['frames_per_second']:.0f} frames/s; {res['dsp']}/{t['dsp']} DSP, "
-                     f"{res['bram18'] / 2:g}/{t['bram36']} BRAM36, {res['lut']}/{t['lut']} LUT")
+                     f"{t['clock_mhz']:g} MHz); slowest module {report['bottleneck']} busy "
+                     f"{report['bottleneck_cycles']} cycles ({report['frames_per_second']:.0f} frames/s streamed); "
+                     f"{res['dsp']}/{t['dsp']} DSP, {res['bram18'] / 2:g}/{t['bram36']} BRAM36, "
+                     f"{res['lut']}/{t['lut']} LUT")
         return "\n".join(lines)
 
 

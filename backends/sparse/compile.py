@@ -55,7 +55,6 @@ def expected_counts(modules: list[dict], notes: dict) -> dict[str, Counts]:
             note = notes.get(s.get("acc", s["output"]), {})
             neighbours = float(note.get("neighbours", s["kernel"] ** 2 * density[s["inputs"][0]]))
             c.neighbours = int(round(max(1.0, neighbours) * out))
-            c.tokens_ahead = int(round(density[s["inputs"][0]] * (s["kernel"] // 2 + 1) * s["in_shape"][2]))
         counts[s["name"]] = c
     return counts
 

@@ -3,10 +3,10 @@
 ``simulate(metadata, weights, inputs)`` runs every module on its token streams (datapath.py),
 counts tokens and valid neighbours, and turns them into busy cycles and frame latency (cost.py).
 """
-from .cost import Counts, busy_cycles, frame_latency, resources
+from .cost import Counts, busy_cycles, resources
 from .errors import TokenSimError
 from .machine import ModuleCounters, TokenSimResult, input_tokens, simulate
 from .tokens import TokenStream
 
 __all__ = ["Counts", "ModuleCounters", "TokenSimError", "TokenSimResult", "TokenStream", "busy_cycles",
-           "frame_latency", "input_tokens", "resources", "simulate"]
+           "input_tokens", "resources", "simulate"]

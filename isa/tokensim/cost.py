@@ -11,7 +11,7 @@ Busy cycles of one frame, from the real token counts of that frame (``Counts``):
     depthwise  sum over output tokens of max(1, valid neighbours) * ceil(C/p) + tokens_out
     add        tokens_out * ceil(C/p)                   (merge of the two coordinate-sorted streams)
     concat     tokens_out * ceil(C/p)                   (merge of the branches' streams)
-    maxpool    tokens_in * ceil(C/p)
+    maxpool    sum over output tokens of max(1, valid neighbours) * ceil(C/p)
     gpool      tokens_in * ceil(C/p) + ceil(C/p)        (accumulate, then one mean per channel group)
     fc         ceil(Ci/pi) * ceil(Co/po)                (once per frame, after the global pool)
 
@@ -27,16 +27,19 @@ Resources per module (DSP48E2 packs two int8 MACs; BRAM18 is 512 x 36 bits):
     LUT    1500 per module (token logic, FIFOs), 40 per MAC lane, 60 per requantized channel lane,
            plus LUTRAM at 64 bits per LUT.
 
-``PIPELINE_DEPTH`` cycles per module and the line-buffer wait (see ``frame_latency``) make the
-frame latency; the slowest module's busy cycles set the throughput.
+The slowest module's busy cycles set the throughput; timing.py times every token through the
+pipeline (service times as above, ``PIPELINE_DEPTH`` cycles per module, line-buffer waits) for
+the frame latency.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import numpy as np
 
 PIPELINE_DEPTH = {"input": 2, "conv": 12, "pointwise": 8, "depthwise": 10, "add": 4, "concat": 3, "maxpool": 3,
                   "gpool": 4, "fc": 8}
-#: Modules with a line buffer: they wait for the neighbours of their first token.
+#: Modules with a line buffer: an output waits for all the neighbours of its site.
 WINDOWED = ("conv", "depthwise", "maxpool")
 #: Modules that run once per frame after the end-of-frame token (not overlapped with streaming).
 POST_FRAME = ("fc",)
@@ -54,8 +57,7 @@ class Counts:
     tokens_in: int = 0
     tokens_out: int = 0
     neighbours: int = 0  # depthwise: sum over output tokens of max(1, valid neighbours)
-    tokens_ahead: int = 0  # windowed modules: input tokens that arrive before the first output can go
-    extra: dict = field(default_factory=dict)
+    valid: np.ndarray | None = None  # windowed modules: valid neighbours of each output token
 
 
 def parallel_factors(channels: int, max_p: int) -> list[int]:
@@ -92,7 +94,7 @@ def busy_cycles(spec: dict, par: dict, c: Counts) -> int:
     if kind == "depthwise":
         return c.neighbours * beats + c.tokens_out
     if kind == "maxpool":
-        return c.tokens_in * beats
+        return c.neighbours * beats
     if kind == "gpool":
         return (c.tokens_in + 1) * beats
     raise ValueError(f"no cycle model for module kind {kind!r}")
@@ -146,29 +148,3 @@ def resources(spec: dict, par: dict) -> dict:
         bram, lutram = bram + b, lutram + l
     lut = 1500 + 40 * macs + 60 * lanes + lutram
     return {"dsp": int(dsp), "bram18": int(bram), "lut": int(lut)}
-
-
-def frame_latency(modules: list[dict], busy: dict, counts: dict) -> dict:
-    """Latency of one frame through the pipeline, in cycles.
-
-    Streaming modules overlap: the frame takes the slowest one's busy cycles, plus each module's
-    pipeline depth, plus each windowed module's wait for its first token's neighbours (the input
-    tokens ahead of it times the producer's cycles per token); post-frame modules (fc) add their
-    busy cycles after the end of frame.
-    """
-    by_stream = {m["output"]: m for m in modules}
-    fill, stream_busy, post = 0, 0, 0
-    for m in modules:
-        name = m["name"]
-        fill += PIPELINE_DEPTH[m["kind"]]
-        if m["kind"] in POST_FRAME:
-            post += busy[name]
-            continue
-        stream_busy = max(stream_busy, busy[name])
-        if m["kind"] in WINDOWED and m["inputs"]:
-            producer = by_stream.get(m["inputs"][0])
-            if producer is not None:
-                made = max(1, counts[producer["name"]].tokens_out)
-                fill += ceil_div(counts[name].tokens_ahead * busy[producer["name"]], made)
-    return {"cycles": stream_busy + fill + post, "bottleneck_cycles": max(busy.values(), default=0),
-            "fill_cycles": fill, "post_frame_cycles": post}

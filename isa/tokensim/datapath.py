@@ -87,16 +87,6 @@ def _gathered(stream: TokenStream, spec: dict, sites: np.ndarray, centre, paddin
     return values[taps], (taps < n).sum(axis=1)
 
 
-def _first_wait(stream: TokenStream, spec: dict, sites: np.ndarray) -> int:
-    """Input tokens that arrive before the first output token's last neighbour."""
-    if not len(sites) or not len(stream):
-        return 0
-    k, s, p = spec["kernel"], spec["stride"], spec["pad"]
-    y = min(sites[0, 0] * s - p + k - 1, stream.height - 1)
-    x = min(sites[0, 1] * s - p + k - 1, stream.width - 1)
-    return int(np.searchsorted(stream.raster, y * stream.width + x, side="right"))
-
-
 def conv(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[TokenStream, Counts]:
     """conv (group 1, KxK), pointwise and depthwise modules: accumulate, requantize (+ReLU)."""
     w = weights[spec["weight"]].astype(np.int64) - np.asarray(spec["weight_zero_point"], np.int64).reshape(-1, 1, 1, 1)
@@ -113,7 +103,8 @@ def conv(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[Tok
         acc = taps.reshape(len(sites), -1) @ wmat
     acc = _int32(acc + bias, spec)
     out = requant(acc, spec["requant"])
-    counts = Counts(len(stream), len(sites), int(np.maximum(valid, 1).sum()), _first_wait(stream, spec, sites))
+    counts = Counts(len(stream), len(sites), int(np.maximum(valid, 1).sum()),
+                    valid=valid)
     return TokenStream.at(sites, out, spec["background"], mask.shape[0], mask.shape[1]), counts
 
 
@@ -124,7 +115,8 @@ def maxpool(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[
     sites = np.stack([rows, cols], axis=1).astype(np.int64)
     taps, valid = _gathered(stream, spec, sites, np.int64(0), padding=MAX_POOL_PADDING)
     out = taps.max(axis=1).astype(np.int64) if len(sites) else np.zeros((0, stream.channels), np.int64)
-    counts = Counts(len(stream), len(sites), int(valid.sum()), _first_wait(stream, spec, sites))
+    counts = Counts(len(stream), len(sites), int(np.maximum(valid, 1).sum()),
+                    valid=valid)
     return TokenStream.at(sites, out, spec["background"], mask.shape[0], mask.shape[1]), counts
 
 

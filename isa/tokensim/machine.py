@@ -2,17 +2,19 @@
 
 The modules form a DAG in stream order (the artifact lists them topologically), so running each
 module on its whole input stream in turn gives the same tokens as the concurrent pipeline; the
-cycle model (cost.py) then turns each module's real counts into busy cycles and the frame latency.
+cycle model (cost.py) turns each module's real counts into busy cycles, and timing.py times every
+token through the pipeline to give the frame latency.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from .cost import PIPELINE_DEPTH, Counts, busy_cycles, frame_latency
+from .cost import PIPELINE_DEPTH, POST_FRAME, Counts, busy_cycles
 from .datapath import KERNELS
 from .errors import TokenSimError
+from .timing import frame_timing
 from .tokens import TokenStream
 
 
@@ -27,6 +29,8 @@ class ModuleCounters:
     neighbours: int
     busy_cycles: int
     pipeline_depth: int
+    first_token: int = 0  # cycle the module's first output token reaches its FIFO
+    finished: int = 0  # cycle the module has finished the frame
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -36,17 +40,13 @@ class ModuleCounters:
 class TokenSimResult:
     streams: dict  # stream name -> TokenStream
     counters: list  # ModuleCounters, in module order
-    latency: dict  # frame_latency(): cycles, bottleneck_cycles, fill_cycles, post_frame_cycles
+    latency: dict  # cycles (frame latency), bottleneck_cycles (slowest module's busy cycles)
     clock_mhz: float
     mode: str = "exact"
-    extra: dict = field(default_factory=dict)
 
     @property
     def cycles(self) -> int:
         return int(self.latency["cycles"])
-
-    def bottleneck(self) -> ModuleCounters:
-        return max(self.counters, key=lambda c: c.busy_cycles)
 
 
 def simulate(metadata: dict, weights: dict, inputs: dict[str, TokenStream]) -> TokenSimResult:
@@ -74,7 +74,11 @@ def simulate(metadata: dict, weights: dict, inputs: dict[str, TokenStream]) -> T
         busy[spec["name"]] = busy_cycles(spec, spec["parallelism"], c)
         counters.append(ModuleCounters(spec["name"], spec["kind"], spec["loc"], spec["parallelism"], c.tokens_in,
                                        c.tokens_out, c.neighbours, busy[spec["name"]], PIPELINE_DEPTH[spec["kind"]]))
-    latency = frame_latency(metadata["modules"], busy, counts)
+    timing = frame_timing(metadata["modules"], streams, counts)
+    for c in counters:
+        c.first_token, c.finished = timing["modules"][c.name].first, timing["modules"][c.name].last
+    streaming = [busy[m["name"]] for m in metadata["modules"] if m["kind"] not in POST_FRAME]
+    latency = {"cycles": timing["cycles"], "bottleneck_cycles": max(streaming, default=0)}
     return TokenSimResult(streams, counters, latency, float(metadata["target"]["clock_mhz"]), mode)
 
 

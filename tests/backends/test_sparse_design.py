@@ -109,3 +109,19 @@ def test_artifact_round_trip_and_corruption(tmp_path):
         SparseArtifact.from_bytes(bytes(data))
     with pytest.raises(SparseArtifactError, match="not a sparse tcc artifact"):
         SparseArtifact.from_bytes(b"TCCARTF\0" + bytes(100))
+
+
+def test_token_timing_scan_matches_the_recurrence():
+    """out[t] = max(ready[t], out[t-1]) + service[t], the vectorised scan against a plain loop."""
+    from tcc.isa.tokensim.timing import _scan
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        n = int(rng.integers(1, 60))
+        ready = np.sort(rng.integers(0, 400, n))
+        service = rng.integers(1, 30, n)
+        out, last = [], 0
+        for r, s in zip(ready, service):
+            last = max(int(r), last) + int(s)
+            out.append(last)
+        np.testing.assert_array_equal(_scan(ready, service), out)

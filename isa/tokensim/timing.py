@@ -1,0 +1,112 @@
+"""Token-level timing of one frame through the dataflow pipeline.
+
+Every module is a server that emits its output tokens in raster order; output token t leaves at
+
+    out[t] = max(ready[t], out[t-1]) + service[t]
+
+where ``service[t]`` is its beats (cost.py: e.g. ceil(Ci/pi) ceil(Co/po) for a pointwise module,
+max(1, valid neighbours) ceil(C/p) + 1 for a depthwise one) and ``ready[t]`` the cycle its inputs
+are known: a pointwise module needs the token at its site; a windowed module (line buffer) needs
+the first input token past its window's last site, or the end of frame (ESDA: "a token is emitted
+once all its neighbours are known"); an add or concat needs, on each branch, the token at its site
+or the first one past it.  A token reaches the next module ``PIPELINE_DEPTH`` cycles after it
+leaves.  The recurrence is a max-plus scan, vectorised with ``np.maximum.accumulate``:
+
+    out[t] = S[t] + max over u <= t of (ready[u] - S[u-1]),   S = cumulative service.
+
+FIFOs are taken as deep enough never to stall a producer (the artifact sizes the residual ones).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cost import PIPELINE_DEPTH, Counts, ceil_div
+from .tokens import TokenStream
+
+
+@dataclass
+class StreamTime:
+    arrival: np.ndarray  # cycle each token reaches the consumer
+    end: int  # cycle the consumer learns the frame has ended
+
+
+@dataclass
+class ModuleTime:
+    first: int  # first output token leaves
+    last: int  # the module has finished the frame
+
+
+def _scan(ready: np.ndarray, service: np.ndarray, start: int = 0) -> np.ndarray:
+    total = np.cumsum(service)
+    before = total - service
+    return total + np.maximum.accumulate(np.maximum(ready, start) - before)
+
+
+def _next_arrival(src: StreamTime, raster: np.ndarray, positions: np.ndarray, side: str) -> np.ndarray:
+    """When the consumer knows everything of the input up to each position: the arrival of the
+    first token at (side='left') or past (side='right') it, or the end of frame."""
+    idx = np.searchsorted(raster, positions, side=side)
+    padded = np.append(src.arrival, src.end)
+    return padded[idx]
+
+
+def _beats(spec: dict) -> int:
+    par, cin, cout = spec["parallelism"], spec["in_shape"][0], spec["out_shape"][0]
+    if "pi" in par:
+        return ceil_div(cin, par["pi"]) * ceil_div(cout, par["po"])
+    return ceil_div(cout, par["p"])
+
+
+def module_timing(spec: dict, ins: list[tuple[TokenStream, StreamTime]], out: TokenStream, c: Counts):
+    """(output token leave cycles, ModuleTime, the cycle the module knows its input ended)."""
+    kind, beats = spec["kind"], _beats(spec)
+    n = len(out)
+    input_end = max((t.end for _, t in ins), default=0)
+    if kind == "input":
+        leave = np.arange(1, n + 1, dtype=np.int64) * beats
+    elif kind in ("gpool", "fc"):
+        stream, t = ins[0]
+        per_token = beats if kind == "gpool" else 0
+        done = _scan(t.arrival, np.full(len(stream), per_token, np.int64))
+        leave = np.array([max(int(done[-1]) if len(done) else 0, t.end) + beats], np.int64)
+    elif kind in ("add", "concat"):
+        ready = np.zeros(n, np.int64)
+        for stream, t in ins:
+            ready = np.maximum(ready, _next_arrival(t, stream.raster, out.raster, "left"))
+        leave = _scan(ready, np.full(n, beats, np.int64))
+    elif kind == "pointwise" and spec["stride"] == 1:
+        stream, t = ins[0]
+        ready = _next_arrival(t, stream.raster, out.raster, "left")
+        leave = _scan(ready, np.full(n, beats, np.int64))
+    else:  # windowed: conv, depthwise, maxpool (and strided pointwise)
+        stream, t = ins[0]
+        k, s, p = spec["kernel"], spec["stride"], spec["pad"]
+        y = np.minimum(out.coords[:, 0] * s - p + k - 1, stream.height - 1)
+        x = np.minimum(out.coords[:, 1] * s - p + k - 1, stream.width - 1)
+        ready = _next_arrival(t, stream.raster, y * stream.width + x, "right")
+        valid = np.maximum(c.valid, 1) if c.valid is not None else np.ones(n, np.int64)
+        service = {"conv": np.full(n, beats + 1), "depthwise": valid * beats + 1,
+                   "maxpool": valid * beats}.get(kind, np.full(n, beats))
+        leave = _scan(ready, service.astype(np.int64))
+    last = int(leave[-1]) if n else 0
+    return leave, ModuleTime(int(leave[0]) if n else input_end, max(last, input_end))
+
+
+def frame_timing(modules: list[dict], streams: dict[str, TokenStream], counts: dict[str, Counts]) -> dict:
+    """Cycle of every module's first and last token, and the frame latency (the last sink's end)."""
+    times: dict[str, StreamTime] = {}
+    modules_time: dict[str, ModuleTime] = {}
+    readers = {m["output"]: 0 for m in modules}
+    for m in modules:
+        for i in m["inputs"]:
+            readers[i] += 1
+    for spec in modules:
+        ins = [(streams[i], times[i]) for i in spec["inputs"]]
+        leave, mt = module_timing(spec, ins, streams[spec["output"]], counts[spec["name"]])
+        depth = PIPELINE_DEPTH[spec["kind"]]
+        times[spec["output"]] = StreamTime(leave + depth, mt.last + depth)
+        modules_time[spec["name"]] = ModuleTime(mt.first + depth, mt.last + depth)
+    latency = max(times[m["output"]].end for m in modules if not readers[m["output"]])
+    return {"cycles": int(latency), "modules": modules_time}
