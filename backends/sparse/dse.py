@@ -12,7 +12,9 @@ cycles ``T`` over modules (isa/tokensim/cost.py's model at the calibration densi
    designs the one with the fewest DSPs (then least BRAM) is taken (no wasted parallelism);
 4. modules that run after the end of frame (the fc) add their cycles to the latency instead of
    overlapping: their options are enumerated and steps 1-3 run for each; the least
-   ``T + post-frame cycles`` wins (then the fewest DSPs).
+   ``T + post-frame cycles`` wins (then the fewest DSPs);
+5. the budget left over then goes, greedily, to the slowest modules that can go faster (each
+   module's per-token service adds to the frame latency even when it is not the bottleneck).
 """
 from __future__ import annotations
 
@@ -120,6 +122,26 @@ def _least_bottleneck(all_options: list[list[Option]], target: SparseTarget) -> 
     return levels[lo], best
 
 
+def _spend_leftover(chosen: dict[int, Option], all_options: list[list[Option]], target: SparseTarget) -> None:
+    """Secondary goal (greedy, after the exact search): the frame's latency also counts every
+    module's per-token service, so while budget is left the slowest module that can go faster
+    takes its next faster option that fits.  The bottleneck the search found stays optimal."""
+    def fits(i: int, o: Option) -> bool:
+        old = chosen[i]
+        return (sum(c.dsp for c in chosen.values()) - old.dsp + o.dsp <= target.dsp
+                and sum(c.bram18 for c in chosen.values()) - old.bram18 + o.bram18 <= target.bram18
+                and sum(c.lut for c in chosen.values()) - old.lut + o.lut <= target.lut)
+
+    while True:
+        for i in sorted(chosen, key=lambda i: -chosen[i].cycles):
+            faster = [o for o in all_options[i] if o.cycles < chosen[i].cycles and fits(i, o)]
+            if faster:
+                chosen[i] = max(faster, key=lambda o: (o.cycles, -o.dsp, -o.bram18))
+                break
+        else:
+            return
+
+
 def search(modules: list[dict], counts: dict[str, Counts], target: SparseTarget) -> dict:
     """Set ``spec['parallelism']`` on every module; returns a summary of the search.
 
@@ -153,14 +175,16 @@ def search(modules: list[dict], counts: dict[str, Counts], target: SparseTarget)
         raise SparseError(f"no design fits the budget of {target.name} ({target.dsp} DSP, {target.bram36} "
                           f"BRAM36, {target.lut} LUT): {_explain_misfit(modules, all_options, target)}")
     chosen = dict(zip(post, best[3])) | dict(zip(stream, best[4]))
+    _spend_leftover(chosen, all_options, target)
     for i, spec in enumerate(modules):
         o = chosen[i]
         spec["parallelism"] = o.par
         spec["resources"] = {"dsp": o.dsp, "bram18": o.bram18, "lut": o.lut}
         spec["expected_cycles"] = o.cycles
     picked = list(chosen.values())
-    return {"bottleneck_cycles": int(best[2]), "post_frame_cycles": int(best[0] - best[2]),
-            "objective_cycles": int(best[0]),
+    neck = max((chosen[i].cycles for i in stream), default=0)
+    after = sum(chosen[i].cycles for i in post)
+    return {"bottleneck_cycles": int(neck), "post_frame_cycles": int(after), "objective_cycles": int(neck + after),
             "design_space": int(np.prod([len(o) for o in all_options], dtype=np.float64)),
             "dsp": sum(o.dsp for o in picked), "bram18": sum(o.bram18 for o in picked),
             "lut": sum(o.lut for o in picked)}
