@@ -7,6 +7,8 @@ int32 as the hardware accumulators must.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from tcc.ir import numerics
@@ -41,23 +43,33 @@ def _int32(acc: np.ndarray, spec: dict) -> np.ndarray:
     return acc.astype(np.int64)
 
 
-def _windows(stream: TokenStream, spec: dict, out_hw) -> tuple[np.ndarray, np.ndarray]:
-    """Index of every tap of every output site: [Ho*Wo, K*K] into the stream's rows, with
-    len(stream) for an in-bounds inactive site and len(stream)+1 for padding."""
-    k, s, p = spec["kernel"], spec["stride"], spec["pad"]
-    n = len(stream)
-    ho, wo = out_hw
-    end = max(0, (ho - 1) * s + k - p - stream.height, (wo - 1) * s + k - p - stream.width)
-    table = stream.index_map(p, inactive=n, outside=n + 1, pad_end=end)
-    oy, ox = np.meshgrid(np.arange(ho) * s, np.arange(wo) * s, indexing="ij")
-    ky, kx = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
-    rows = oy.reshape(-1, 1) + ky.reshape(1, -1)
-    cols = ox.reshape(-1, 1) + kx.reshape(1, -1)
-    return table[rows, cols], n
+@functools.lru_cache(maxsize=256)
+def _all_sites(ho: int, wo: int) -> np.ndarray:
+    rows, cols = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
+    sites = np.stack([rows.reshape(-1), cols.reshape(-1)], axis=1).astype(np.int64)
+    sites.flags.writeable = False
+    return sites
 
 
-def output_sites(stream: TokenStream, spec: dict, mode: str, in_zero_point) -> np.ndarray:
-    """bool [Ho, Wo]: the active output sites of a windowed module.
+class _Windows:
+    """The input's index map padded for a module's window: tap indices of any output sites into
+    the stream's rows, with n = len(stream) for an in-bounds inactive site and n + 1 for padding."""
+
+    def __init__(self, stream: TokenStream, spec: dict):
+        self.k, self.s, p = spec["kernel"], spec["stride"], spec["pad"]
+        _, ho, wo = spec["out_shape"]
+        self.n = len(stream)
+        end = max(0, (ho - 1) * self.s + self.k - p - stream.height, (wo - 1) * self.s + self.k - p - stream.width)
+        self.table = stream.index_map(p, inactive=self.n, outside=self.n + 1, pad_end=end)
+        ky, kx = np.divmod(np.arange(self.k * self.k), self.k)
+        self.ky, self.kx = ky[None, :], kx[None, :]
+
+    def taps(self, sites: np.ndarray) -> np.ndarray:
+        return self.table[sites[:, :1] * self.s + self.ky, sites[:, 1:] * self.s + self.kx]
+
+
+def output_sites(stream: TokenStream, spec: dict, mode: str, in_zero_point, win: _Windows) -> np.ndarray:
+    """[N, 2] the active output sites of a windowed module, in raster order.
 
     submanifold: stride 1 keeps the input's sites; stride s makes site (i, j) active iff any input
     site of the s x s cell at (s*i, s*j) is.  exact: every site whose window reaches an active
@@ -68,33 +80,31 @@ def output_sites(stream: TokenStream, spec: dict, mode: str, in_zero_point) -> n
     if mode == "submanifold":
         cell = np.zeros((ho, wo), bool)
         cell[stream.coords[:, 0] // s, stream.coords[:, 1] // s] = True
-        return cell
-    taps, n = _windows(stream, spec, (ho, wo))
-    active = (taps < n).any(axis=1)
+        return np.argwhere(cell).astype(np.int64)
+    sites = _all_sites(ho, wo)
+    taps = win.taps(sites)
+    active = (taps < win.n).any(axis=1)
     if np.any(stream.background != np.asarray(in_zero_point)):
-        active |= (taps == n + 1).any(axis=1)
-    return active.reshape(ho, wo)
+        active |= (taps == win.n + 1).any(axis=1)
+    return sites[active]
 
 
-def _gathered(stream: TokenStream, spec: dict, sites: np.ndarray, centre, padding=0) -> tuple[np.ndarray, np.ndarray]:
+def _gathered(stream: TokenStream, win: _Windows, sites: np.ndarray, centre, padding=0) -> tuple[np.ndarray, np.ndarray]:
     """[N_out, K*K, C] centred tap values at the output sites (``padding`` in the padding), and
     [N_out] valid-neighbour counts."""
-    _, ho, wo = spec["out_shape"]
-    taps, n = _windows(stream, spec, (ho, wo))
-    taps = taps[sites[:, 0] * wo + sites[:, 1]]
+    taps = win.taps(sites)
     values = np.concatenate([stream.feats - centre, (stream.background - centre)[None, :],
                              np.full((1, stream.channels), padding, np.int64)]).astype(np.float64)
-    return values[taps], (taps < n).sum(axis=1)
+    return values[taps], (taps < win.n).sum(axis=1)
 
 
 def conv(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[TokenStream, Counts]:
     """conv (group 1, KxK), pointwise and depthwise modules: accumulate, requantize (+ReLU)."""
     w = weights[spec["weight"]].astype(np.int64) - np.asarray(spec["weight_zero_point"], np.int64).reshape(-1, 1, 1, 1)
     bias = weights[spec["bias"]].astype(np.float64) if spec.get("bias") else 0.0
-    mask = output_sites(stream, spec, mode, spec["in_zero_point"])
-    rows, cols = np.nonzero(mask)
-    sites = np.stack([rows, cols], axis=1).astype(np.int64)
-    taps, valid = _gathered(stream, spec, sites, np.int64(spec["in_zero_point"]))
+    win = _Windows(stream, spec)
+    sites = output_sites(stream, spec, mode, spec["in_zero_point"], win)
+    taps, valid = _gathered(stream, win, sites, np.int64(spec["in_zero_point"]))
     if spec["kind"] == "depthwise":
         acc = np.einsum("ntc,ct->nc", taps, w.reshape(w.shape[0], -1).astype(np.float64))
     else:
@@ -103,21 +113,20 @@ def conv(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[Tok
         acc = taps.reshape(len(sites), -1) @ wmat
     acc = _int32(acc + bias, spec)
     out = requant(acc, spec["requant"])
-    counts = Counts(len(stream), len(sites), int(np.maximum(valid, 1).sum()),
-                    valid=valid)
-    return TokenStream.at(sites, out, spec["background"], mask.shape[0], mask.shape[1]), counts
+    counts = Counts(len(stream), len(sites), int(np.maximum(valid, 1).sum()), valid=valid)
+    _, ho, wo = spec["out_shape"]
+    return TokenStream.at(sites, out, spec["background"], ho, wo), counts
 
 
 def maxpool(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[TokenStream, Counts]:
     """Max over each window of the map the stream stands for (inactive sites hold the background)."""
-    mask = output_sites(stream, spec, mode, stream.background)
-    rows, cols = np.nonzero(mask)
-    sites = np.stack([rows, cols], axis=1).astype(np.int64)
-    taps, valid = _gathered(stream, spec, sites, np.int64(0), padding=MAX_POOL_PADDING)
+    win = _Windows(stream, spec)
+    sites = output_sites(stream, spec, mode, stream.background, win)
+    taps, valid = _gathered(stream, win, sites, np.int64(0), padding=MAX_POOL_PADDING)
     out = taps.max(axis=1).astype(np.int64) if len(sites) else np.zeros((0, stream.channels), np.int64)
-    counts = Counts(len(stream), len(sites), int(np.maximum(valid, 1).sum()),
-                    valid=valid)
-    return TokenStream.at(sites, out, spec["background"], mask.shape[0], mask.shape[1]), counts
+    counts = Counts(len(stream), len(sites), int(np.maximum(valid, 1).sum()), valid=valid)
+    _, ho, wo = spec["out_shape"]
+    return TokenStream.at(sites, out, spec["background"], ho, wo), counts
 
 
 def _aligned(stream: TokenStream, sites_raster: np.ndarray) -> np.ndarray:
