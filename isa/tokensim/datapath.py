@@ -110,7 +110,7 @@ def conv(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[Tok
     else:
         cout, cin, k, _ = w.shape
         wmat = w.transpose(2, 3, 1, 0).reshape(k * k * cin, cout).astype(np.float64)
-        acc = taps.reshape(len(sites), -1) @ wmat
+        acc = taps.reshape(len(sites), k * k * cin) @ wmat
     acc = _int32(acc + bias, spec)
     out = requant(acc, spec["requant"])
     counts = Counts(len(stream), len(sites), int(np.maximum(valid, 1).sum()), valid=valid)

@@ -36,6 +36,9 @@ def test_events_simulator_equals_references(mode):
         for c, spec in zip(session.last_result.counters, session.metadata["modules"]):
             if spec["kind"] not in ("gpool", "fc"):
                 assert c.tokens_out == int(ref.active[spec["output"]].sum()), spec["name"]
+    # an empty frame (no tokens at all) and a full one
+    for frame in (np.zeros_like(x[:1]), np.ones_like(x[:1])):
+        _check_against_reference(session, {"input": frame}, mode)
 
 
 @pytest.mark.parametrize("mode", ["submanifold", "exact"])
