@@ -177,7 +177,7 @@ def verify_command(model, target, calib, inputs_path, samples, input_shapes, met
 
     result = verify(model, calib, target, inputs_path, samples, _shapes(input_shapes), target_config,
                     quantization_pipeline(calib, "int8", method, weights), progress=_progress("verifying"))
-    click.echo(format_result(result, style=click.style if _stdout_is_tty() else (lambda text, **_: text)))
+    click.echo(format_result(result, style=click.style if _stdout_is_tty() else _no_style))
     if not result.simulator_agrees:
         click.get_current_context().exit(1)
 
@@ -276,13 +276,42 @@ def run(source, inputs_path, output, seed, reference, report_path):
 @click.option("--inputs", "inputs_path", default=None, help=".npz inputs (default: N(0,1) random).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--top", default=None, type=int, help="Show only the N slowest layers.")
-def report(artifact, inputs_path, seed, top):
+@click.option("--html", "html_path", default=None, type=click.Path(dir_okay=False),
+              help="Also write a self-contained HTML page (bars, roofline, mode timeline, memory, graph).")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
+              help="Also write the report as JSON.")
+def report(artifact, inputs_path, seed, top, html_path, json_path):
     """Simulate an artifact and print its per-layer performance table and roofline bound."""
-    from tcc.runtime import open_session
+    from tcc.driver import UsageError
+    from tcc.ir.fileio import write_atomic
+    from tcc.runtime import Session, open_session
 
     session = open_session(artifact)
     session.run_dict(_inputs_for(session.module, inputs_path, seed))
-    click.echo(session.format_performance(session.performance_report(), top))
+    data = session.performance_report()
+    if isinstance(session, Session):
+        from tcc.runtime.report import format_report
+
+        click.echo(format_report(data, top, style=click.style if _stdout_is_tty() else _no_style))
+    else:
+        click.echo(session.format_performance(data, top))
+    if json_path:
+        import json
+
+        write_atomic(json_path, json.dumps(data, indent=1, sort_keys=True))
+    if html_path:
+        if not isinstance(session, Session):
+            raise UsageError("--html draws overlay artifacts (.tcc from -t overlay)")
+        from tcc.runtime.html_report import render_html
+
+        meta = session.artifact.metadata
+        write_atomic(html_path, render_html(data, session.module, len(session.artifact.dram_image),
+                                            meta["dram_bytes"]))
+        click.echo(f"wrote {html_path}", err=True)
+
+
+def _no_style(text, **_):
+    return text
 
 
 @cli.command()

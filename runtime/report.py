@@ -21,7 +21,7 @@ def build_report(metadata: dict, result) -> dict:
         entry["macs"] = static["macs"]
         layers.append(entry)
     roof = sum(layer["roofline_cycles"] for layer in layers)
-    return {
+    report = {
         "model": metadata.get("model", ""),
         "cycles": int(result.cycles),
         "roofline_cycles": int(roof),
@@ -36,26 +36,84 @@ def build_report(metadata: dict, result) -> dict:
         "target": target,
         "layers": layers,
     }
+    modes = getattr(result, "mode_cycles", None)  # per-mode counters, where the simulator has them
+    if isinstance(modes, dict):
+        report["mode_cycles"] = {str(k): int(v) for k, v in modes.items()}
+    return report
 
 
-def format_report(report: dict, top: int | None = None) -> str:
-    """A terminal table of the layers (slowest first when ``top`` is given) and the totals."""
+def mode_cycles(report: dict) -> dict[str, int]:
+    """Cycles per PE-array mode: the simulator's per-mode counters when the run carries them,
+    else the cycles during which some layer compiled for that mode runs (the union of layer spans)."""
+    if isinstance(report.get("mode_cycles"), dict):
+        return {str(k): int(v) for k, v in report["mode_cycles"].items()}
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for layer in report["layers"]:
+        if layer.get("cycles"):
+            spans.setdefault(layer.get("mode") or "?", []).append((int(layer["start"]), int(layer["end"])))
+    out = {}
+    for mode, intervals in spans.items():
+        total, reach = 0, None
+        for start, end in sorted(intervals):
+            if reach is None or start > reach:
+                total += end - start
+                reach = end
+            elif end > reach:
+                total += end - reach
+                reach = end
+        out[mode] = total
+    return out
+
+
+def _bar(fraction: float, width: int) -> str:
+    """A horizontal bar of ``width`` cells filled to ``fraction`` (eighths of a cell)."""
+    eighths = round(max(0.0, min(1.0, fraction)) * width * 8)
+    full, rest = divmod(eighths, 8)
+    return ("\u2588" * full + ("" if rest == 0 else " \u258f\u258e\u258d\u258c\u258b\u258a\u2589"[rest])).ljust(width)
+
+
+def _plain(text: str, **_) -> str:
+    return text
+
+
+def format_report(report: dict, top: int | None = None, style=_plain) -> str:
+    """A terminal table of the layers (slowest first when ``top`` is given) and the totals.
+
+    ``style(text, fg=..., bold=...)`` colours cells (``click.style`` on a terminal)."""
     layers = report["layers"]
     if top:
         layers = sorted(layers, key=lambda layer: -layer.get("cycles", 0))[:top]
-    head = f"{'#':>4} {'layer':<28} {'kind':<8} {'mode':<5} {'cycles':>10} {'roofline':>10} {'x roof':>7} " \
-           f"{'MACs':>12} {'PE util':>7} {'loaded':>10} {'stored':>10}"
-    lines = [head, "-" * len(head)]
+    longest = max([layer.get("cycles", 0) for layer in report["layers"]] + [1])
+    name_width = min(max([len(layer["name"]) for layer in layers] + [5]), 36)
+    head = (f"{'#':>4}  {'layer':<{name_width}}  {'kind':<7} {'mode':<5} {'cycles':>9}  {'':<12} {'x roof':>7} "
+            f"{'MACs':>11} {'PE util':>7} {'loaded':>9} {'stored':>9}")
+    rule = "\u2500" * len(head)
+    lines = [style(head, bold=True), rule]
     for layer in layers:
         cycles = layer.get("cycles", 0)
         ratio = cycles / layer["roofline_cycles"] if layer["roofline_cycles"] else 0.0
-        lines.append(f"{layer['index']:>4} {layer['name'][:28]:<28} {layer['kind']:<8} {layer['mode']:<5} "
-                     f"{cycles:>10} {layer['roofline_cycles']:>10} {ratio:>7.2f} {layer['macs']:>12} "
-                     f"{100 * layer.get('pe_utilization', 0):>6.1f}% {layer.get('bytes_loaded', 0):>10} "
-                     f"{layer.get('bytes_stored', 0):>10}")
-    lines.append("-" * len(head))
-    lines.append(f"total cycles {report['cycles']}  roofline {report['roofline_cycles']}  "
-                 f"({report['cycles_over_roofline']:.2f}x)  {report['seconds'] * 1e3:.3f} ms at "
-                 f"{report['target']['clock_mhz']} MHz  PE utilization {100 * report['pe_utilization']:.1f}%  "
-                 f"instructions {report['instructions']}")
+        name = layer["name"] if len(layer["name"]) <= name_width else "\u2026" + layer["name"][-name_width + 1:]
+        mode = layer["mode"] or ""
+        bar = style(_bar(cycles / longest, 12), fg="magenta" if mode == "bf16" else "cyan")
+        util = 100 * layer.get("pe_utilization", 0)
+        util_text = f"{util:>6.1f}%"
+        lines.append(f"{layer['index']:>4}  {name:<{name_width}}  {layer['kind']:<7} "
+                     f"{style(f'{mode:<5}', fg='magenta' if mode == 'bf16' else None)} {cycles:>9}  {bar} "
+                     f"{style(f'{ratio:>7.2f}', fg='red' if ratio > 8 else None)} {layer['macs']:>11} "
+                     f"{style(util_text, fg='green' if util >= 50 else None)} {layer.get('bytes_loaded', 0):>9} "
+                     f"{layer.get('bytes_stored', 0):>9}")
+    lines.append(rule)
+    ratio = report["cycles_over_roofline"]
+    lines.append(style(f"total cycles {report['cycles']}", bold=True)
+                 + f"  roofline {report['roofline_cycles']}"
+                 + (f" ({ratio:.2f}x)" if ratio is not None else "")
+                 + f"  {report['seconds'] * 1e3:.3f} ms at {report['target']['clock_mhz']} MHz"
+                 + f"  PE utilization {100 * report['pe_utilization']:.1f}%  instructions {report['instructions']}")
+    busy = report.get("units_busy") or {}
+    if busy and report["cycles"]:
+        lines.append("units busy  " + "  ".join(f"{unit} {100 * cycles / report['cycles']:.0f}%"
+                                                 for unit, cycles in busy.items()))
+    modes = mode_cycles(report)
+    if modes:
+        lines.append("cycles with a layer running, by mode  " + "  ".join(f"{mode} {cycles}" for mode, cycles in sorted(modes.items())))
     return "\n".join(lines)

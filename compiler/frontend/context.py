@@ -109,7 +109,7 @@ def _initializer_array(tensor: onnx.TensorProto, label: str) -> np.ndarray:
     """The initializer's values, viewing its raw bytes where numpy can (no copy)."""
     try:
         return numpy_helper.to_array(tensor)
-    except (ValueError, TypeError, OSError) as exc:  # bad sizes, unknown types, missing external data
+    except (ValueError, TypeError, OSError, KeyError) as exc:  # bad sizes, unknown types, missing external data
         raise FrontendError(f"{label}: cannot read the data of initializer {tensor.name!r}: {exc}") from None
 
 

@@ -14,6 +14,7 @@ import onnx
 from tcc.ir import Module, verify
 from tcc.ir.dtypes import to_numpy
 from tcc.ir.errors import VerifyError
+from tcc.ir.shape_rules import ShapeError
 
 from .context import ImportContext, NodeContext
 from .errors import FrontendError, format_unsupported, internal_error, node_label
@@ -32,6 +33,15 @@ def import_onnx(model, input_shapes: dict[str, tuple[int, ...]] | None = None,
 
     ``input_shapes`` binds the dynamic dims of the model inputs (input name -> full shape).
     """
+    try:
+        return _import(model, input_shapes, name)
+    except UnicodeDecodeError as exc:  # protobuf decodes string fields (names) lazily
+        raise FrontendError(f"{model if isinstance(model, (str, Path)) else '<onnx model>'}: a name or string "
+                            f"in the model is not valid UTF-8 ({exc.reason} at byte {exc.start}); the file is "
+                            "corrupted. Re-export or re-download it.") from None
+
+
+def _import(model, input_shapes, name) -> Module:
     loaded = load_model(model, input_shapes)
     ctx = ImportContext(loaded, name or _default_name(model, loaded))
     folder = Folder(loaded.opset)
@@ -125,7 +135,10 @@ def _inferred_elements(ctx: ImportContext, node: onnx.NodeProto) -> int | None:
 
 def _lower(ctx: ImportContext, node: onnx.NodeProto) -> None:
     n = NodeContext(ctx, node)
-    LOWERINGS[node.op_type](n)
+    try:
+        LOWERINGS[node.op_type](n)
+    except ShapeError as exc:  # an attribute (axis, perm, ...) that does not fit the operand shapes
+        raise n.error(str(exc)) from None
     for i, name in enumerate(node.output):
         if name in ctx.values:
             value = ctx.values[name]

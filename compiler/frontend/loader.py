@@ -200,7 +200,7 @@ def _refuse_huge_constants(model: onnx.ModelProto, initializers, label: str) -> 
                 continue
             try:
                 inputs.append(numpy_helper.to_array(tensor))
-            except (ValueError, TypeError, OSError):
+            except (ValueError, TypeError, OSError, KeyError):
                 inputs.append(None)  # reported with the initializer's name when the import reads it
         if node.op_type in ("Expand", "Tile") and inputs and inputs[0] is None:
             inputs[0] = np.zeros(())  # unknown data: the shape/repeats input alone bounds the size
@@ -296,16 +296,16 @@ def _infer(skeleton: onnx.ModelProto, label: str) -> dict[str, onnx.TypeProto]:
     except MemoryError:
         raise FrontendError(f"{label}: ONNX shape inference ran out of memory; the model's shapes are "
                             "corrupted or absurd") from None
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as exc:
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError, ValueError) as exc:
         text = str(exc).strip()
         match = _NODE_IN_MESSAGE.search(text)
         if match:
             op_type, node, detail = match.groups()
             where = f"at node {node!r} ({op_type})" if node else f"at a {op_type} node"
-            text = f"{where}: {detail.strip().rstrip('.')}"
+            text = f" {where}: {detail.strip().rstrip('.')}"
         else:
             text = f": {_first_line(exc)}"
-        raise FrontendError(f"{label}: ONNX shape inference fails {text}. Check the model and the "
+        raise FrontendError(f"{label}: ONNX shape inference fails{text}. Check the model and the "
                             "input shapes given.") from None
     types = {}
     for vi in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):

@@ -6,9 +6,7 @@ inputs of each format, made from the bundled digits model, for mutation-based fu
 """
 from __future__ import annotations
 
-import json
 import os
-import struct
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -128,7 +126,6 @@ def _digits_artifact() -> bytes:
 def _shape_ops_model() -> bytes:
     """A small model whose shapes are computed by folded ops (Shape, Range, ConstantOfShape, Expand,
     Tile, Concat, Reshape) feeding Transpose, MatMul and Softmax, so mutations reach the folder."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     def const(name, values, dtype=np.int64):

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -184,3 +183,20 @@ def test_ir_quant_params_and_blob_sizes_out_of_range_are_parse_errors():
                 'blobs {\n  #0 = f32[4611686018427387904,4] ""\n}\n')
     with pytest.raises(IRParseError, match="holds 0 bytes"):
         parse_module(wrapping)
+
+
+def test_campaign_findings_in_the_onnx_loader(tmp_path):
+    """Each found by tests/fuzz/campaign.py as an uncaught exception; now one FrontendError each."""
+    softmax = _graph([helper.make_node("Softmax", ["x"], ["y"], axis=-2**62)], shape=(1, 2, 3))
+    with pytest.raises(FrontendError, match=r"node 'y' \(Softmax, opset 13\): axis -4611686018427387904 is out of range"):
+        import_onnx(softmax)
+    bad_type = _graph([helper.make_node("Add", ["x", "w"], ["y"])], [numpy_helper.from_array(np.ones(1, np.float32), "w")])
+    bad_type.graph.initializer[0].data_type = 123
+    with pytest.raises(FrontendError):
+        import_onnx(bad_type)
+    # A name whose bytes are not UTF-8: protobuf only complains when the field is read.
+    model = _graph([helper.make_node("Relu", ["x"], ["y"])])
+    model.graph.name = "graph_name"
+    (tmp_path / "m.onnx").write_bytes(model.SerializeToString().replace(b"graph_name", b"graph\xdf\xffame"))
+    with pytest.raises(FrontendError, match="not valid UTF-8"):
+        import_onnx(tmp_path / "m.onnx")
