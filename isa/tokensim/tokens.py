@@ -32,11 +32,6 @@ class TokenStream:
     def raster(self) -> np.ndarray:
         return self.coords[:, 0] * self.width + self.coords[:, 1]
 
-    def mask(self) -> np.ndarray:
-        m = np.zeros((self.height, self.width), bool)
-        m[self.coords[:, 0], self.coords[:, 1]] = True
-        return m
-
     def index_map(self, pad: int = 0, inactive: int = -1, outside: int = -2, pad_end: int | None = None) -> np.ndarray:
         """[pad + H + pad_end, pad + W + pad_end] (pad_end defaults to pad): token index at active
         sites, ``inactive`` at other in-bounds sites, ``outside`` in the padding."""
