@@ -125,3 +125,30 @@ def test_token_timing_scan_matches_the_recurrence():
             last = max(int(r), last) + int(s)
             out.append(last)
         np.testing.assert_array_equal(_scan(ready, service), out)
+
+
+def test_densities_come_from_annotate_sparsity(tmp_path):
+    from sparse_helpers import DIGITS
+    from tcc.driver import compile_to_ir, quantization_pipeline
+    from tcc.passes import DEFAULT_FLOAT_PIPELINE
+
+    calib = DIGITS / "digits_calib.npz"
+    plain, _ = compile_to_ir(str(DIGITS / "digits_cnn.onnx"), {}, DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(calib)))
+    assert compile_sparse(plain, "exact").metadata["density_source"].startswith("none: assumed 100%")
+    with pytest.raises(SparseError, match="measured in mode exact but the design is for mode submanifold"):
+        compile_sparse(annotated(DIGITS / "digits_cnn.onnx", calib, "exact"), "submanifold")
+
+
+def test_target_description_errors(tmp_path):
+    from tcc.backends.sparse import load_sparse_target
+
+    assert load_sparse_target().dsp == 2016 and load_sparse_target().bram36 == 730
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "b"\ndsps = 10\n')
+    with pytest.raises(SparseError, match="unknown key.*dsps"):
+        load_sparse_target(bad)
+    bad.write_text('name = "b"\ndsp = 0\n')
+    with pytest.raises(SparseError, match="dsp must be a positive number"):
+        load_sparse_target(bad)
+    with pytest.raises(SparseError, match="no such sparse target"):
+        load_sparse_target(tmp_path / "missing.toml")
