@@ -133,6 +133,10 @@ REGISTERS: tuple[tuple[str, str], ...] = (
     ("pl.mult", "average pooling: Q31 multiplier of s_in / s_out"),
     ("pl.shift", "average pooling: shift of that multiplier"),
     ("pl.out_zp", "average pooling: output zero point"),
+    # Table lookup by DMA (embedding rows chosen by token ids).
+    ("lk.index", "LOOKUP: pbuf byte address of the int64 little-endian row indices"),
+    ("lk.count", "LOOKUP: rows looked up"),
+    ("lk.rows", "LOOKUP: rows in the table; an index outside [-lk.rows, lk.rows) traps"),
 )
 REGISTER_INDEX = {name: i for i, (name, _) in enumerate(REGISTERS)}
 
@@ -187,6 +191,11 @@ INSTRUCTIONS: tuple[Instr, ...] = (
           "vector", "Convert v.len elements between abuf int8 (v.scale, v.zp) and vbuf bf16."),
     Instr("vop", 0x0C, (_addr("dst", "vbuf byte address of the result"), _addr("src", "vbuf byte address of operand 1")),
           "vector", "A bf16 vector operation described by descriptor v.desc (op kind, shapes, attributes)."),
+    Instr("lookup", 0x0E, (Field("buf", 3, "enum", BUFFERS, "destination buffer"),
+                           _addr("sram", "destination byte address of the first row"),
+                           Field("dram", 31, "u", doc="DRAM byte address of table row 0")),
+          "load", "DMA lk.count table rows chosen by the int64 indices at pbuf lk.index (negative ones count "
+                  "from the end): row j (dma.row_bytes bytes at dram + j*dma.dram_row) to sram + i*dma.sram_row."),
     Instr("sync", 0x0D, (Field("wait", 3, "u", doc="bit mask of units to wait for: 1 load, 2 matrix/vector, 4 store"),),
           "front", "Stall issue until the named units are idle."),
 )

@@ -4,10 +4,9 @@
     outputs = session.run(None, {"input": x})          # list, in output order
     reference = session.run_reference({"input": x})    # the integer reference interpreter
 
-Model-boundary work (quantizing float inputs, looking token ids up in an embedding table,
-dequantizing outputs) runs on the host by evaluating the artifact's own IR ops, so it rounds
-exactly as the reference does.  Device tensors are laid out as the artifact's metadata says
-(``perm``: logical axes in physical order).
+Model-boundary conversions (quantizing float inputs, dequantizing outputs) run on the host by
+evaluating the artifact's own IR ops, so they round exactly as the reference does.  Device
+tensors are laid out as the artifact's metadata says (``perm``: logical axes in physical order).
 """
 from __future__ import annotations
 
@@ -117,12 +116,7 @@ class Session:
         if entry["boundary_op"] is None:
             return array
         op = value.producer
-        # the fed input is one operand; the others (an embedding table) are constants of the IR
-        operands = [array if v.producer is None else v.producer.attrs["value"] for v in op.operands]
-        try:
-            return evaluate_op(op, operands)[0]
-        except InterpreterError as exc:
-            raise ArtifactError(f"input {entry['name']!r}: {exc}") from None
+        return evaluate_op(op, [array])[0]
 
     def _host_output(self, entry, device: np.ndarray) -> np.ndarray:
         if entry["boundary_op"] is None:

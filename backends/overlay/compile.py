@@ -11,7 +11,7 @@ from .context import Buffers, Context
 from .emit_matmul import emit_matmul, plan_views
 from .emit_matrix import emit_conv, emit_gemm, emit_scale
 from .emit_misc import emit_eadd, emit_pool, emit_requant
-from .emit_move import emit_concat, emit_layout, layout_map
+from .emit_move import emit_concat, emit_layout, emit_lookup, layout_map
 from .emit_vector import emit_cvt, emit_vector
 from .errors import BackendError
 from .layout import nbytes
@@ -64,7 +64,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None) -> Artif
     steps = build_steps(module, io)
     layouts = plan_layouts(steps, io)
     buffers = Buffers.of(target)
-    plan_views(steps, module, io, layouts, buffers)
+    plan_views(steps, io, layouts, buffers)
     steps = _live_steps(steps, io)
     alias = _aliases(steps, layouts)
 
@@ -153,11 +153,11 @@ def _encode(program: Program, marker: int, base: int) -> np.ndarray:
 
     fixed = []
     for mnemonic, fields in program.instructions:
-        if mnemonic in ("load", "store") and fields["dram"] >= marker:
+        if mnemonic in ("load", "store", "lookup") and fields["dram"] >= marker:
             fields = dict(fields, dram=fields["dram"] - marker + base)
         fixed.append(Instruction.of(mnemonic, **fields))
     return encode_program(fixed)
 
 
 EMITTERS = {"conv": emit_conv, "gemm": emit_gemm, "matmul": emit_matmul, "scale": emit_scale, "eadd": emit_eadd, "requant": emit_requant, "pool": emit_pool,
-            "concat": emit_concat, "cvt_in": emit_cvt, "cvt_out": emit_cvt, "vector": emit_vector}
+            "concat": emit_concat, "lookup": emit_lookup, "cvt_in": emit_cvt, "cvt_out": emit_cvt, "vector": emit_vector}

@@ -147,7 +147,7 @@ def emit_matmul(ctx: Context, step: Step) -> None:
             tile += 1
 
 
-def plan_views(steps: list[Step], module, io, layouts, buffers) -> None:
+def plan_views(steps: list[Step], io, layouts, buffers) -> None:
     """Point every matmul step at the furthest tensors its operands are fetchable views of, and
     at the furthest destination its result can be stored into directly; the layout steps this
     bypasses are left without users (``compile`` drops them)."""
@@ -169,7 +169,7 @@ def plan_views(steps: list[Step], module, io, layouts, buffers) -> None:
         mm, req = step.ops
         a_val, b_val = mm.operands
         out_shape = mm.result.type.shape
-        chosen = {}
+        chosen: dict[str, tuple] = {}
         for key, value in (("a", a_val), ("b", b_val)):
             for root, offsets in source_views(value, movers, layouts):
                 a_off = offsets if key == "a" else np.zeros(a_val.type.shape, np.int64)

@@ -128,3 +128,26 @@ def emit_concat(ctx: Context, step: Step) -> None:
         start += extent
         scatter = ctx.layouts.to_physical(out_offsets[tuple(index)], x).reshape(-1)
         emit_move(ctx, op, x, y, scatter, np.arange(x.type.size))
+
+
+def emit_lookup(ctx: Context, step: Step) -> None:
+    """Embedding lookup by DMA: the ids go to pbuf, ``lookup`` copies the chosen table rows."""
+    op = step.ops[0]
+    table, ids = step.inputs
+    y = step.outputs[0]
+    rows, width = table.type.shape
+    row_bytes = width * ELEMENT_BYTES[table.type.dtype]
+    b, p = ctx.buffers, ctx.program
+    per_tile = min(b.abuf_q // row_bytes, b.pbuf_h // 8)
+    if per_tile < 1:
+        raise unsupported(op, "one table row does not fit the activation buffer")
+    ctx.begin_layer(step.name, 0, ids.type.size * (8 + row_bytes) + y.type.size * ELEMENT_BYTES[y.type.dtype])
+    p.set(lk__rows=rows)
+    for i, start in enumerate(range(0, ids.type.size, per_tile)):
+        count = min(per_tile, ids.type.size - start)
+        slot = b.a_in(i)
+        p.dma("load", "pbuf", b.p(i), ctx.addr(ids) + 8 * start, rows=1, row_bytes=8 * count)
+        p.set(lk__index=b.p(i), lk__count=count, dma__row_bytes=row_bytes, dma__dram_row=row_bytes,
+              dma__sram_row=row_bytes)
+        p.emit("lookup", buf="abuf", sram=slot, dram=ctx.addr(table))
+        p.dma("store", "abuf", slot, ctx.addr(y) + start * row_bytes, rows=1, row_bytes=count * row_bytes)

@@ -12,7 +12,7 @@ import numpy as np
 
 from tcc.ir import TensorType, Value
 
-ELEMENT_BYTES = {"i8": 1, "u8": 1, "i16": 2, "i32": 4, "bf16": 2, "f32": 4}
+ELEMENT_BYTES = {"i8": 1, "u8": 1, "i16": 2, "i32": 4, "i64": 8, "bf16": 2, "f32": 4}
 NHWC = (0, 2, 3, 1)
 
 

@@ -2,9 +2,9 @@
 
 A step covers one or more IR ops (e.g. qconv + requantize is one ``conv`` step; the four ops of an
 int8 add are one ``eadd`` step).  Model-boundary conversions (quantizing an f32 input,
-dequantizing or casting an output back to f32) and the token-embedding lookup of an integer
-model input (a ``gather`` of rows of a constant table) are ``host`` work done by the runtime with
-the same numerics the reference interpreter uses.
+dequantizing or casting an output back to f32) are ``host`` work done by the runtime with the
+same numerics the reference interpreter uses.  An embedding lookup (``gather`` of rows of a
+constant table by integer ids) is a ``lookup`` step: the ids go to the device as they are.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ POOL_KINDS = ("max_pool", "qavg_pool", "qglobal_avg_pool")
 
 @dataclass
 class Step:
-    kind: str  # conv | gemm | matmul | scale | eadd | requant | pool | concat | layout | cvt_in | cvt_out | vector
+    kind: str  # conv | gemm | matmul | scale | lookup | eadd | requant | pool | concat | layout | cvt_in | cvt_out | vector
     ops: list[Op]
     inputs: list[Value]
     outputs: list[Value]
@@ -52,18 +52,11 @@ def _is_rescale_to_i32(v: Value, module: Module) -> bool:
             and p.operands[0].type.dtype == "i8" and _sole_user(v, module) is not None)
 
 
-def _is_embedding_lookup(op: Op, v: Value) -> bool:
-    """gather(constant table, v): the host looks the rows up, as it quantizes float inputs."""
-    return (op.kind == "gather" and len(op.operands) == 2 and op.operands[1] is v
-            and _const(op.operands[0]) is not None and op.result.type.dtype in ("i8", "bf16"))
-
-
 def find_host_io(module: Module) -> HostIO:
     io = HostIO()
     for v in module.inputs:
         users = v.users
-        if len(users) == 1 and not module.is_output(v) and (
-                users[0].kind in ("quantize", "cast") or _is_embedding_lookup(users[0], v)):
+        if len(users) == 1 and users[0].kind in ("quantize", "cast") and not module.is_output(v):
             io.inputs.append((v.name, users[0].result, users[0]))
         else:
             io.inputs.append((v.name, v, None))
@@ -127,9 +120,8 @@ def plan_layouts(steps: list[Step], io: HostIO) -> LayoutPlan:
 def _why(op: Op) -> str:
     if op.kind == "qmatmul":
         return "an int8 matmul of two activations needs a sole per-tensor int8 requantize after it"
-    if op.kind == "gather" and op.operands[1].type.dtype in ("i32", "i64"):
-        return ("a lookup with computed indices is not supported; indices must be constants or a model "
-                "input (an embedding lookup, done by the host)")
+    if op.kind == "gather" and _const(op.operands[1]) is None:
+        return "a lookup by run-time indices needs a constant 2-D table, axis 0 and int64 indices"
     dtypes = sorted({v.type.dtype for v in op.operands + op.results})
     return f"no overlay lowering for this op on element types {', '.join(dtypes)}"
 
@@ -197,6 +189,12 @@ def _match(op: Op, module: Module) -> Step | None:
         return Step("pool", [op], [op.operands[0]], [out])
     if op.kind == "concat" and out.type.dtype in ("i8", "bf16"):
         return Step("concat", [op], list(op.operands), [out])
+    if op.kind == "gather" and _const(op.operands[1]) is None:
+        table, ids = op.operands
+        if (_const(table) is None or table.type.rank != 2 or op.attrs["axis"] % 2 != 0
+                or ids.type.dtype != "i64" or out.type.dtype not in ("i8", "bf16")):
+            return None
+        return Step("lookup", [op], [table, ids], [out])
     if (op.kind in LAYOUT_KINDS or op.kind == "resize" and op.attrs["mode"] == "nearest") \
             and out.type.dtype in ("i8", "bf16"):
         if any(_const(v) is None for v in op.operands[1:]):

@@ -1,14 +1,15 @@
-"""DMA between DRAM and the on-chip buffers: load and store of a planes x rows x row_bytes box.
+"""DMA between DRAM and the on-chip buffers: load and store of a planes x rows x row_bytes box,
+and lookup of table rows chosen by indices in pbuf.
 
 Cycles: ``dma_latency + planes * rows * ceil(row_bytes / dram_bytes_per_cycle)`` (every row of
-every plane is a burst); an empty box still costs ``dma_latency``.
+every plane is a burst; a lookup moves ``lk.count`` rows); an empty box still costs ``dma_latency``.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..table import BUFFERS
-from .machine import DRAM, Effect, MachineState, impl, registers
+from .machine import DRAM, PBUF, Effect, Fault, MachineState, impl, registers
 
 _DMA = registers("dma.planes", "dma.rows", "dma.row_bytes", "dma.dram_row", "dma.dram_plane",
                  "dma.sram_row", "dma.sram_plane")
@@ -48,3 +49,27 @@ def store(m: MachineState, buf: str, sram: int, dram: int):
     sram_view, dram_view, moved, cycles, accesses = _boxes(m, buf, sram, dram, to_sram=False)
     dram_view[...] = sram_view
     return Effect(cycles, accesses, stored=moved)
+
+
+_LOOKUP = registers("lk.index", "lk.count", "lk.rows", "dma.row_bytes", "dma.dram_row", "dma.sram_row")
+
+
+@impl("lookup")
+def lookup(m: MachineState, buf: str, sram: int, dram: int):
+    index, count, rows, row_bytes, dram_row, sram_row = _LOOKUP(m.regs)
+    if count < 0 or rows <= 0 or row_bytes <= 0:
+        raise Fault(f"bad lookup geometry: lk.count={count}, lk.rows={rows}, dma.row_bytes={row_bytes}")
+    ids, index_access = m.region(PBUF, index, (count,), (8,), "<i8", False, "lookup indices")
+    ids = ids.astype(np.int64)
+    bad = (ids < -rows) | (ids >= rows)
+    if bad.any():
+        raise Fault(f"lookup index {int(ids[bad][0])} is outside a table of {rows} rows")
+    ids = np.where(ids < 0, ids + rows, ids)
+    memory = BUFFERS.index(buf)
+    table, table_access = m.region(DRAM, dram, (rows, row_bytes), (dram_row, 1), np.uint8, False, "lookup table")
+    dst, dst_access = m.region(memory, sram, (count, row_bytes), (sram_row, 1), np.uint8, True, "lookup destination")
+    dst[...] = table[ids]
+    t = m.target
+    cycles = t.dma_latency + count * -(-row_bytes // t.dram_bytes_per_cycle)
+    accesses = tuple(a for a in (index_access, table_access, dst_access) if a is not None)
+    return Effect(cycles, accesses, loaded=count * row_bytes)

@@ -21,7 +21,7 @@ from .machine import IMPLS, Barrier, Fault, MachineState
 from .timing import COMPUTE, LOAD, POST, STORE, UNIT_NAMES, Timing
 
 # The cycle model's unit of every timed instruction (the others only take an issue slot).
-TIMED_UNITS = {"load": LOAD, "store": STORE, "matmul": COMPUTE, "requant": POST, "pool": POST,
+TIMED_UNITS = {"load": LOAD, "lookup": LOAD, "store": STORE, "matmul": COMPUTE, "requant": POST, "pool": POST,
                "eadd": POST, "copy": POST, "cvt": COMPUTE, "vop": COMPUTE, "mode": COMPUTE}
 _LAYER = REGISTER_INDEX["sys.layer"]
 

@@ -63,7 +63,19 @@ class Lowering:
         if rng is None:
             array = _const(value)
             rng = (float(array.min()), float(array.max())) if array is not None and array.size else (0.0, 0.0)
-        return activation_params(*rng, self.config.symmetric)
+        return activation_params(*rng, self.config.symmetric or self.feeds_matmul_weight_side(value))
+
+    def feeds_matmul_weight_side(self, value: Value) -> bool:
+        """Whether the value is (after data movement) the B operand of a matmul of two activations:
+        those get symmetric parameters (zero point 0, as TATAA quantizes), so the int8 array, which
+        subtracts a zero point from A only, needs no correction pass for B."""
+        for user in value.users:
+            if user.kind == "matmul" and user.operands[1] is value and user.operands[0] is not value:
+                return True
+            if user.kind in LAYOUT_KINDS and user.operands[0] is value and user.kind != "max_pool" \
+                    and any(self.feeds_matmul_weight_side(r) for r in user.results):
+                return True
+        return False
 
     # -- domains -------------------------------------------------------------------------------
     def bind(self, old: Value, new: Value, domain: str) -> Value:

@@ -1,15 +1,17 @@
 """Transformers on the overlay: the encoder and ViT examples compile with -t overlay and the
 simulator equals the integer reference element for element; attention's head reshapes and
-transposes are addressing, not copies; strided operand views of every kind; mode counters."""
+transposes are addressing, not copies; the embedding lookup is a DMA by token id; strided
+operand views of every kind; mode counters."""
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from tcc.backends.overlay import ArtifactError, compile_overlay
+from tcc.backends.overlay import compile_overlay
 from tcc.driver import compile_to_ir, quantization_pipeline
 from tcc.ir.interpreter import run_module
+from tcc.isa.errors import SimulatorTrap
 from tcc.isa.target import TargetConfig
 from tcc.passes import DEFAULT_FLOAT_PIPELINE
 from tcc.runtime import Session
@@ -61,7 +63,7 @@ def test_attention_heads_are_addressed_not_copied(encoder):
     layers = artifact.metadata["layers"]
     kinds = [layer["kind"] for layer in layers]
     assert kinds.count("matmul") == 4 and "layout" not in kinds  # 8 transposes, 8 reshapes, the [CLS] pick
-    assert artifact.metadata["inputs"][0]["boundary_op"] == "gather"  # the embedding lookup is host work
+    assert kinds[0] == "lookup" and artifact.metadata["inputs"][0]["dtype"] == "i64"  # ids go to the device
 
 
 def test_mode_counters_partition_the_cycles(encoder):
@@ -76,10 +78,13 @@ def test_mode_counters_partition_the_cycles(encoder):
     assert result.mode_busy["int8"] > 0 and result.mode_busy["bf16"] > 0
 
 
-def test_bad_token_names_the_input(encoder):
-    _, artifact = encoder
-    with pytest.raises(ArtifactError, match="tokens"):
-        Session(artifact).run(None, {"tokens": np.full((1, 17), 500, np.int64)})
+def test_token_ids_from_the_end_and_out_of_range(encoder):
+    module, artifact = encoder
+    session = Session(artifact)
+    x = {"tokens": -1 - np.load(ENC + "encoder_test.npz")["tokens"][:1] % 7}  # ONNX: negative ids count back
+    np.testing.assert_array_equal(session.run(None, x)[0], run_module(module, x)["logits"])
+    with pytest.raises(SimulatorTrap, match="lookup index 500 is outside a table of 82 rows"):
+        session.run(None, {"tokens": np.full((1, 17), 500, np.int64)})
 
 
 def test_vit_block_simulator_equals_reference(tmp_path):
@@ -93,8 +98,8 @@ def test_vit_block_simulator_equals_reference(tmp_path):
 
 def strided_views_model(path):
     """Matmuls whose operands are views needing the on-chip fetch forms: columns contiguous (DMA +
-    transposing copy), neither rows nor columns (span + strided copy); B with a zero point; 4-D
-    row-major inputs and outputs.  (The encoder covers operands with contiguous rows.)"""
+    transposing copy), neither rows nor columns (span + strided copy); 4-D row-major inputs and
+    outputs.  (The encoder covers operands with contiguous rows.)"""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 6, 5])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 6, 8])
     z = helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 2, 5, 4])
@@ -124,3 +129,32 @@ def test_strided_operand_views_run_bit_exact(tmp_path):
     simulated, reference = session.run_dict(feeds), run_module(module, feeds)
     for key in ("z", "w"):
         np.testing.assert_array_equal(simulated[key], reference[key])
+
+
+ZERO_POINT_B = """\
+module @zp {
+  input %a : f32[1,2,5,6]
+  input %b : f32[1,2,6,4]
+  %a.q = quantize(%a) {dtype = "i8"} : i8[1,2,5,6]{scale = 0.02, zero_point = -4}
+  %b.q = quantize(%b) {dtype = "i8"} : i8[1,2,6,4]{scale = 0.03, zero_point = ZP}
+  %z.acc = qmatmul(%a.q, %b.q) : i32[1,2,5,4]{scale = 0.0006, zero_point = 0}
+  %z = requantize(%z.acc) {axis = 1, dtype = "i8", multiplier = [1354249760], pre_shift = 0, qmax = 127, \
+qmin = -128, rounding = "half_even", shift = [37], zero_point = -7} : i8[1,2,5,4]{scale = 0.05, zero_point = -7}
+  %z.f32 = dequantize(%z) {dtype = "f32"} : f32[1,2,5,4]
+  output "z" = %z.f32
+}
+"""
+
+
+@pytest.mark.parametrize("zero_point", [5, -128])  # -128: the correction row -zp needs 16-bit weights
+def test_b_zero_point_is_corrected_exactly(zero_point):
+    """A pinned (e.g. QDQ-imported) asymmetric B: a second pass against a row of -zp_b."""
+    from tcc.ir import parse_module
+
+    module = parse_module(ZERO_POINT_B.replace("ZP", str(zero_point)))
+    artifact = compile_overlay(module)
+    assert artifact.metadata["layers"][0]["macs"] == 2 * 2 * 5 * 4 * 6  # the product and its correction
+    rng = np.random.default_rng(2)
+    feeds = {"a": rng.uniform(-2, 2, (1, 2, 5, 6)).astype(np.float32),
+             "b": rng.uniform(-3, 3, (1, 2, 6, 4)).astype(np.float32)}
+    np.testing.assert_array_equal(Session(artifact).run(None, feeds)[0], run_module(module, feeds)["z"])
