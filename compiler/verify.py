@@ -152,7 +152,9 @@ def _onnxruntime_tensors(model, names: set[str], samples) -> list[dict]:
     return results
 
 
-def _observed(module: Module, feeds: dict, names: set[str] | None = None) -> dict[str, np.ndarray]:
+def _observed(module: Module, feeds: dict, names: set[str] | None = None, outputs: dict | None = None
+              ) -> dict[str, np.ndarray]:
+    """The values named in ``names`` (None: all) of one run; the module's outputs go to ``outputs``."""
     from tcc.ir.interpreter import run_module
 
     seen = {}
@@ -161,7 +163,9 @@ def _observed(module: Module, feeds: dict, names: set[str] | None = None) -> dic
         if names is None or value.name in names:
             seen[value.name] = np.array(array)
 
-    run_module(module, feeds, observe=observe)
+    result = run_module(module, feeds, observe=observe)
+    if outputs is not None:
+        outputs.update(result)
     return seen
 
 
@@ -228,7 +232,8 @@ def verify(model, calib, target: str = "overlay", inputs=None, samples: int = 4,
     num, den = {}, {}
     progress = progress or (lambda items: items)
     for i in progress(range(len(feeds))):
-        ref = _observed(qmodule, feeds[i], names)
+        ref_outputs: dict = {}
+        ref = _observed(qmodule, feeds[i], names, ref_outputs)
         for v in values:
             f = floats[i].get(float_name(v))
             if f is not None and f.shape == v.type.shape:
@@ -236,7 +241,7 @@ def verify(model, calib, target: str = "overlay", inputs=None, samples: int = 4,
                 num[v.name] = num.get(v.name, 0.0) + float(np.sum(np.asarray(f, np.float64) ** 2))
                 den[v.name] = den.get(v.name, 0.0) + float(np.sum((f - real) ** 2))
         if run is not None:
-            run(feeds[i], ref, checks)
+            run(feeds[i], ref, ref_outputs, checks)
     for name, check in checks.items():
         if name in num:
             check.sqnr_db = math.inf if den[name] == 0 else (10 * math.log10(num[name] / den[name])
@@ -262,9 +267,8 @@ def _simulators(qmodule: Module, values, target_config, result: VerifyResult):
                             "are compared")
     device_outputs = {name: v for name, v in qmodule.outputs}
 
-    def compare(feeds, ref, checks):
+    def compare(feeds, ref, expected, checks):
         got = artifact.run_dict(feeds)
-        expected = artifact.run_reference(feeds)
         same = all(np.array_equal(got[n], expected[n]) for n in device_outputs)
         result.outputs_equal = same if result.outputs_equal is None else (result.outputs_equal and same)
         if checkpoints is None:
