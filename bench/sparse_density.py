@@ -2,13 +2,14 @@
 resources against the budget, top-1 accuracy, and the token simulator's speed against onnxruntime,
 all measured in the same run.
 
-    python bench/sparse_density.py [--frames 20] [--accuracy-frames 359]
+    python bench/sparse_density.py [--frames 20] [--accuracy-frames 359] [--no-zoo]
 
 Inputs at a given density come in two families: *uniform* (each site active with that probability,
 1-3 events per polarity: downsampling makes deep maps dense fast) and *event-like* (the real test
 frames, thinned by dropping active sites, or grown by lighting inactive neighbours of active sites:
 clustered like real events).  Latency is one frame through the pipeline (slowest module + fill +
-post-frame modules); the bottleneck is the slowest module alone (1 / throughput).
+post-frame modules); the bottleneck is the slowest module alone (1 / throughput).  A last section
+runs the light-zoo SqueezeNet (random weights, 224 x 224, exact mode: it has no submanifold form).
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT / "examples"))
+import light_zoo  # noqa: E402
 from timing import best_of  # noqa: E402
 
 from tcc.backends.sparse import compile_sparse  # noqa: E402
@@ -126,11 +129,45 @@ def speed(session: SparseSession, test: np.ndarray, repeat: int) -> list[str]:
             f"  integer reference run_module       {t_ref * per:8.3f} ms/frame   {t_ref / t_ort:6.1f}x onnxruntime"]
 
 
+def squeezenet(work: Path, repeat: int) -> list[str]:
+    """SqueezeNet at 224 x 224 in exact mode: design, latency at 100% and 10% input density, and
+    the simulator's time against onnxruntime and the dense integer reference, on the same input."""
+    import onnx
+
+    model = light_zoo.randomized("squeezenet")
+    inputs = light_zoo.model_inputs(model)
+    name, x = next(iter(inputs.items()))
+    onnx.save(model, str(work / "squeezenet.onnx"))
+    rng = np.random.default_rng(0)
+    np.savez(work / "calib.npz", **{name: rng.standard_normal((4,) + x.shape[1:]).astype(np.float32)})
+    passes = DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(work / "calib.npz")) + (
+        f"annotate-sparsity{{calib={work / 'calib.npz'},mode=exact}}",)
+    module, _ = compile_to_ir(str(work / "squeezenet.onnx"), {}, passes)
+    artifact = compile_sparse(module, "exact")
+    session = SparseSession(artifact)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # the light zoo lists initializers as graph inputs
+    ort_session = ort.InferenceSession(str(work / "squeezenet.onnx"), options, providers=["CPUExecutionProvider"])
+    lines = [f"== light-zoo squeezenet (random weights), exact: {artifact.summary()}"]
+    for density in (1.0, 0.1):
+        feeds = {name: (x * (rng.random((1, 1) + x.shape[2:]) < density)).astype(np.float32)}
+        t_sim, out = best_of(repeat, lambda: session.run_dict(feeds))
+        t_ref, ref = best_of(1, lambda: run_module(session.module, feeds))
+        t_ort, _ = best_of(repeat, lambda: ort_session.run(None, feeds))
+        same = all(np.array_equal(out[k], ref[k]) for k in ref)
+        lines.append(f"  input density {100 * density:>3.0f}%: latency {session.last_result.cycles} cycles, slowest "
+                     f"module {session.last_result.latency['bottleneck_cycles']}; equal to run_module: {same}; "
+                     f"simulator {t_sim * 1e3:.0f} ms, run_module {t_ref * 1e3:.0f} ms, onnxruntime float "
+                     f"{t_ort * 1e3:.1f} ms ({t_sim / t_ort:.0f}x)")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=20, help="frames per density")
     parser.add_argument("--accuracy-frames", type=int, default=359)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-zoo", action="store_true", help="skip the SqueezeNet section")
     args = parser.parse_args()
     data = np.load(EVENTS / "events_test.npz")
     test, labels = data["input"].astype(np.float32), data["label"]
@@ -151,6 +188,11 @@ def main() -> None:
     print("== wall time per frame (20 test frames, best of {})".format(args.repeat))
     for session in sessions.values():
         print("\n".join(speed(session, test, args.repeat)))
+    if not args.no_zoo:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as work:
+            print("\n".join(squeezenet(Path(work), args.repeat)))
 
 
 if __name__ == "__main__":
