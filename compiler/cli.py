@@ -147,6 +147,7 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
         return
     from tcc.backends.overlay import compile_overlay
 
+    _status(f"compiling {len(module.ops)} ops for the overlay ...")
     artifact = compile_overlay(module, overlay_target)
     artifact.save(output)
     meta = artifact.metadata
@@ -184,6 +185,12 @@ def verify_command(model, target, calib, inputs_path, samples, input_shapes, met
 
 def _stderr_is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+def _status(message: str) -> None:
+    """A progress line on a terminal (stderr), so a long stage does not look like a hang."""
+    if _stderr_is_tty():
+        click.echo(message, err=True)
 
 
 def _stdout_is_tty() -> bool:
@@ -275,6 +282,7 @@ def run(source, inputs_path, output, seed, reference, report_path):
             raise UsageError("--report needs the simulator; drop --reference")
         save_outputs(output, session.run_reference(inputs))
         return
+    _status(f"simulating {source} ...")
     save_outputs(output, session.run_dict(inputs))
     if report_path:
         report = session.performance_report()
@@ -297,7 +305,9 @@ def report(artifact, inputs_path, seed, top, html_path, json_path):
     from tcc.runtime import Session, open_session
 
     session = open_session(artifact)
-    session.run_dict(_inputs_for(session.module, inputs_path, seed))
+    inputs = _inputs_for(session.module, inputs_path, seed)
+    _status(f"simulating {artifact} ...")
+    session.run_dict(inputs)
     data = session.performance_report()
     if isinstance(session, Session):
         from tcc.runtime.report import format_report
