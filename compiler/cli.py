@@ -405,6 +405,16 @@ def main(argv=None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # the file system said no (a folder where a file goes, disk full, ...)
+        if _State.debug:
+            traceback.print_exc()
+        if exc.filename2:  # a rename onto the output path (atomic writes)
+            click.echo(f"error: cannot write {exc.filename2}: {exc.strerror}", err=True)
+        elif exc.filename:
+            click.echo(f"error: {exc.filename}: {exc.strerror}", err=True)
+        else:
+            click.echo(f"error: {exc}", err=True)
+        return 2
     except Exception as exc:  # a bug in tcc: say so plainly, traceback only with --debug
         if _State.debug:
             traceback.print_exc()

@@ -105,3 +105,11 @@ def test_other_artifact_format_versions_are_refused_by_the_cli(tmp_path, tcc_cli
         code, _, err = tcc_cli(*command)
         assert code == 2, command
         assert "artifact format version 2, this tcc reads version 1; recompile" in err
+
+
+def test_an_output_path_that_cannot_be_written_is_a_clear_error(tmp_path, tcc_cli):
+    (tmp_path / "out").mkdir()
+    code, _, err = tcc_cli("compile", DIGITS, "-o", tmp_path / "out")
+    assert code == 2
+    assert err == f"error: cannot write {tmp_path / 'out'}: Is a directory\n"
+    assert sorted(os.listdir(tmp_path)) == ["out"]  # the temporary file is gone
