@@ -83,3 +83,21 @@ def test_verify_ir_on_a_zoo_model_finds_the_softmax_jump(tmp_path):
     jump = result.worst_jump
     # 1000 class probabilities near 1e-3 quantized to int8 lose most of their precision.
     assert jump.name == "softmaxout_1" and jump.drop_db > 10
+
+
+def test_float_ir_fallback_gives_the_same_sqnr_as_onnxruntime(monkeypatch):
+    import tcc.verify as verify_module
+
+    with_ort = verify(DIGITS, CALIB, target="ir", samples=3)
+
+    def refuse(*args):
+        raise RuntimeError("onnxruntime cannot load this model")
+
+    monkeypatch.setattr(verify_module, "_onnxruntime_tensors", refuse)
+    with_ir = verify(DIGITS, CALIB, target="ir", samples=3)
+    assert with_ir.float_source.startswith("tcc float reference interpreter (onnxruntime: onnxruntime cannot")
+    assert [layer.name for layer in with_ir.layers] == [layer.name for layer in with_ort.layers]
+    for a, b in zip(with_ort.layers, with_ir.layers):
+        assert (a.sqnr_db is None) == (b.sqnr_db is None)
+        if a.sqnr_db is not None:
+            assert abs(a.sqnr_db - b.sqnr_db) < 0.1, a.name
