@@ -11,7 +11,7 @@ from .context import Buffers, Context
 from .emit_matmul import emit_matmul, plan_views
 from .emit_matrix import emit_conv, emit_gemm, emit_scale
 from .emit_misc import emit_eadd, emit_pool, emit_requant
-from .emit_move import emit_concat, emit_layout, emit_lookup, layout_map
+from .emit_move import emit_concat, emit_layout, emit_lookup, plan_moves
 from .emit_vector import emit_cvt, emit_vector
 from .errors import BackendError
 from .layout import nbytes
@@ -44,17 +44,16 @@ def _live_steps(steps: list[Step], io) -> list[Step]:
     return live[::-1]
 
 
-def _aliases(steps, layouts) -> dict[int, object]:
-    """Layout steps whose result bytes equal their input's: the result shares the input's memory."""
+def _aliases(steps) -> dict[int, object]:
+    """Layout steps whose result bytes equal their source's: the result shares the source's memory."""
     alias = {}
     for step in steps:
         if step.kind != "layout":
             continue
-        op = step.ops[0]
-        for i, r in enumerate(op.results):
-            mapping = layout_map(op, layouts, i)
+        source = step.info["source"]
+        for r, mapping in zip(step.ops[0].results, step.info["maps"]):
             if mapping.size == r.type.size and np.array_equal(mapping, np.arange(mapping.size)):
-                alias[id(r)] = op.operands[0]
+                alias[id(r)] = source
     return alias
 
 
@@ -65,8 +64,9 @@ def compile_overlay(module: Module, target: TargetConfig | None = None) -> Artif
     layouts = plan_layouts(steps, io)
     buffers = Buffers.of(target)
     plan_views(steps, io, layouts, buffers)
+    plan_moves(steps, io, layouts)
     steps = _live_steps(steps, io)
-    alias = _aliases(steps, layouts)
+    alias = _aliases(steps)
 
     def root(v):
         while id(v) in alias:

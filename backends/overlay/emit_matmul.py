@@ -15,7 +15,7 @@ import numpy as np
 from .context import Context
 from .errors import unsupported
 from .steps import Step
-from .views import Affine, affine
+from .views import affine, fetch, fetchable, storable
 
 PARAM_BYTES = 12
 
@@ -32,45 +32,6 @@ def matrix_views(a_off, b_off, out_shape):
     a = np.broadcast_to(a_off, batch + (m, k))
     w = np.swapaxes(np.broadcast_to(b_off, batch + (k, n)), -1, -2)
     return _heads(a, m, k), _heads(w, n, k)
-
-
-def fetchable(offsets: np.ndarray, room: int) -> bool:
-    """Whether a [P, R, C] view can be fetched: an affine map with contiguous rows or columns,
-    or any affine map whose span fits the staging room."""
-    form = affine(offsets)
-    return form is not None and (form.cs == 1 or offsets.shape[2] == 1 or form.rs == 1
-                                 or offsets.shape[1] == 1 or form.hi - form.lo <= room)
-
-
-def storable(offsets: np.ndarray) -> bool:
-    form = affine(offsets)
-    return form is not None and (form.cs == 1 or offsets.shape[2] == 1)
-
-
-def _fetch(ctx: Context, op, buf: str, dst: int, staging: int, room: int, address: int, offsets: np.ndarray):
-    """Fill dense row-major [P, R, C] int8 at ``dst`` of ``buf`` from the view ``offsets`` of the
-    tensor at ``address``."""
-    p = ctx.program
-    P, R, C = offsets.shape
-    form: Affine = affine(offsets)
-    if form is None:
-        raise unsupported(op, "an operand is not a strided view of one tensor")
-    if form.cs == 1 or C == 1:
-        p.dma("load", buf, dst, address + form.base, planes=P, rows=R, row_bytes=C, dram_plane=form.ps,
-              dram_row=form.rs, sram_plane=R * C, sram_row=C)
-        return
-    if form.rs == 1 or R == 1:  # columns contiguous: load [P, C, R], transpose on chip
-        p.dma("load", buf, staging, address + form.base, planes=P, rows=C, row_bytes=R, dram_plane=form.ps,
-              dram_row=form.cs, sram_plane=R * C, sram_row=R)
-        src, strides = staging, (0, R * C, 1, R)
-    else:
-        if form.hi - form.lo > room:
-            raise unsupported(op, "a strided operand view spans more than the staging buffer")
-        p.dma("load", buf, staging, address + form.lo, rows=1, row_bytes=form.hi - form.lo)
-        src, strides = staging + form.base - form.lo, (0, form.ps, form.rs, form.cs)
-    p.set(cp__n0=1, cp__n1=P, cp__n2=R, cp__n3=C, cp__s0=strides[0], cp__s1=strides[1], cp__s2=strides[2],
-          cp__s3=strides[3], cp__d0=0, cp__d1=R * C, cp__d2=C, cp__d3=1, cp__elem=1)
-    p.emit("copy", buf=buf, dst=dst, src=src)
 
 
 def _tiles(ctx: Context, heads: int, m: int, n: int, k: int):
@@ -123,13 +84,13 @@ def emit_matmul(ctx: Context, step: Step) -> None:
     for block, h0 in enumerate(range(0, heads, hb)):
         hn = min(hb, heads - h0)
         wslot = b.w(block)
-        _fetch(ctx, mm, "wbuf", wslot, wslot + b.wbuf_h // 4, b.wbuf_h // 4, b_addr, w_heads[h0:h0 + hn])
+        fetch(ctx, mm, "wbuf", wslot, wslot + b.wbuf_h // 4, b.wbuf_h // 4, b_addr, w_heads[h0:h0 + hn])
         if zb:
             p.dma("load", "wbuf", wslot + b.wbuf_h // 2, corr_addr, rows=1, row_bytes=k * (2 if wide else 1))
         for m0 in range(0, m, mt):
             rows = min(mt, m - m0)
             aslot, acc, out = b.a_in(tile), b.acc(tile), b.a_out(tile)
-            _fetch(ctx, mm, "abuf", aslot, aslot + b.abuf_q // 2, b.abuf_q // 2, a_addr,
+            fetch(ctx, mm, "abuf", aslot, aslot + b.abuf_q // 2, b.abuf_q // 2, a_addr,
                    a_heads[h0:h0 + hn, m0:m0 + rows])
             for j in range(hn):
                 p.set(mm__a=aslot + j * rows * k, mm__a_row=k, mm__m=rows, mm__n=n, mm__k=k, mm__w_row=k,
@@ -149,8 +110,9 @@ def emit_matmul(ctx: Context, step: Step) -> None:
 
 def plan_views(steps: list[Step], io, layouts, buffers) -> None:
     """Point every matmul step at the furthest tensors its operands are fetchable views of, and
-    at the furthest destination its result can be stored into directly; the layout steps this
-    bypasses are left without users (``compile`` drops them)."""
+    at the furthest destination its result can be stored into directly (and every scale step at
+    the furthest tensor its input is a view of); the layout steps this bypasses are left without
+    users (``compile`` drops them)."""
     from .views import destination_views, source_views
 
     movers = {id(r): s.ops[0] for s in steps if s.kind == "layout" for r in s.ops[0].results}
@@ -164,6 +126,15 @@ def plan_views(steps: list[Step], io, layouts, buffers) -> None:
         return users[0]
 
     for step in steps:
+        if step.kind == "scale":
+            from .emit_matrix import scale_view
+
+            for root, offsets in source_views(step.inputs[0], movers, layouts):
+                if fetchable(scale_view(offsets, layouts.perm(step.outputs[0])), buffers.abuf_q // 2):
+                    step.info["view"] = (root, offsets)
+                    step.inputs = [root]
+                    break
+            continue
         if step.kind != "matmul":
             continue
         mm, req = step.ops

@@ -14,6 +14,7 @@ from .context import Context
 from .errors import unsupported
 from .steps import Step
 from .tiling import ConvGeometry, choose_conv_tiles
+from .views import fetch
 
 PARAM_BYTES = 12  # (bias, multiplier, shift) int32 per output channel
 
@@ -166,11 +167,21 @@ def emit_gemm(ctx: Context, step: Step) -> None:
             tile += 1
 
 
+def scale_view(offsets: np.ndarray, perm) -> np.ndarray:
+    """A scale step's input view in its output's physical order, as [planes, rows, columns]
+    (the last two physical axes are rows and columns)."""
+    phys = np.transpose(offsets, perm)
+    if phys.ndim < 2:
+        return phys.reshape(1, 1, -1)
+    return phys.reshape(-1, *phys.shape[-2:])
+
+
 def emit_scale(ctx: Context, step: Step) -> None:
     """x times an integer constant, requantized: the array's K = 1 product
-    ``acc[m, 0] = (x[m] - zp_x) * factor`` over the flat tensor, in tiles of the accumulators."""
+    ``acc[m, 0] = (x[m] - zp_x) * factor``, in tiles of the accumulators.  x is fetched through
+    its strided view (e.g. the query heads inside a fused QKV projection)."""
     req = step.ops[-1]
-    x, y = step.inputs[0], step.outputs[0]
+    (root, offsets), y, x = step.info["view"], step.outputs[0], step.info["value"]
     factor = step.info["factor"]
     if not -2**15 <= factor < 2**15:
         raise unsupported(req, f"a constant factor of {factor} does not fit 16-bit weights")
@@ -178,19 +189,28 @@ def emit_scale(ctx: Context, step: Step) -> None:
     b, p = ctx.buffers, ctx.program
     w_addr = ctx.constant(f"w:{y.name}", data)
     p_addr = ctx.constant(f"p:{y.name}", _params(step.ops[-2], req, 1))
-    n = x.type.size
-    ctx.begin_layer(step.name, n, 2 * n)
+    view = scale_view(offsets, ctx.layouts.perm(y))
+    planes, rows, cols = view.shape
+    limit = min(b.acc_h // 4, b.abuf_q // 2)
+    if cols > limit:
+        raise unsupported(req, "one row of this tensor does not fit the accumulators")
+    rt = min(rows, limit // cols)
+    pt = max(1, limit // (rows * cols)) if rt == rows else 1
+    ctx.begin_layer(step.name, y.type.size, 2 * y.type.size)
     _requant_regs(ctx, req)
     p.dma("load", "wbuf", b.w(0), w_addr, rows=1, row_bytes=data.nbytes)
     p.dma("load", "pbuf", b.p(0), p_addr, rows=1, row_bytes=12)
     p.set(mm__a_zp=x.type.quant.zero_point[0], mm__a_row=1, mm__n=1, mm__k=1, mm__w_row=1, mm__acc_row=1,
           rq__params=b.p(0), rq__n=1, rq__src_row=1, rq__dst_row=1)
-    tile = min(n, b.acc_h // 4, b.abuf_q)
-    for i, m0 in enumerate(range(0, n, tile)):
-        m = min(tile, n - m0)
-        aslot, acc, out = b.a_in(i), b.acc(i), b.a_out(i)
-        p.dma("load", "abuf", aslot, ctx.addr(x) + m0, rows=1, row_bytes=m)
-        p.set(mm__a=aslot, mm__m=m, rq__m=m)
-        p.emit("matmul", mode="gemm", accumulate=0, wide=int(wide), acc=acc, w=b.w(0))
-        p.emit("requant", src="acc", out="i8", rounding=req.attrs["rounding"], dst=out, srcaddr=acc)
-        p.dma("store", "abuf", out, ctx.addr(y) + m0, rows=1, row_bytes=m)
+    tile = 0
+    for p0 in range(0, planes, pt):
+        for r0 in range(0, rows, rt):
+            block = view[p0:p0 + pt, r0:r0 + rt]
+            m = block.size
+            aslot, acc, out = b.a_in(tile), b.acc(tile), b.a_out(tile)
+            fetch(ctx, req, "abuf", aslot, aslot + b.abuf_q // 2, b.abuf_q // 2, ctx.addr(root), block)
+            p.set(mm__a=aslot, mm__m=m, rq__m=m)
+            p.emit("matmul", mode="gemm", accumulate=0, wide=int(wide), acc=acc, w=b.w(0))
+            p.emit("requant", src="acc", out="i8", rounding=req.attrs["rounding"], dst=out, srcaddr=acc)
+            p.dma("store", "abuf", out, ctx.addr(y) + (p0 * rows + r0) * cols, rows=1, row_bytes=m)
+            tile += 1

@@ -102,13 +102,35 @@ def _emit_copies(p, gather, dst: int, src: int, elem: int) -> None:
         p.emit("copy", buf="abuf", dst=dst + i * block, src=src + offset * elem)
 
 
+def plan_moves(steps: list[Step], io, layouts: LayoutPlan) -> None:
+    """Give every layout step its source tensor and, per result, the element map from it
+    (``info["source"]``, ``info["maps"]``).  A move reading the only-used result of an earlier
+    move reads that move's source through the composed map instead (a chain of moves is one
+    move, an identity chain an alias), so the earlier move is left without readers."""
+    producer = {id(r): (s, i) for s in steps if s.kind == "layout" for i, r in enumerate(s.ops[0].results)}
+    outputs = {id(v) for _, v, _ in io.outputs}
+    for step in steps:
+        if step.kind != "layout":
+            continue
+        op = step.ops[0]
+        source = op.operands[0]
+        maps = [layout_map(op, layouts, i) for i in range(len(op.results))]
+        if id(source) in producer and len(source.users) == 1 and id(source) not in outputs:
+            earlier, index = producer[id(source)]
+            inner = earlier.info["maps"][index]
+            maps = [inner[m] for m in maps]
+            source = earlier.info["source"]
+        step.info.update(source=source, maps=maps)
+        step.inputs = [source]
+
+
 def emit_layout(ctx: Context, step: Step, aliases: dict) -> None:
     op = step.ops[0]
-    x = op.operands[0]
+    x = step.info["source"]
     for i, r in enumerate(op.results):
         if id(r) in aliases or id(r) in step.info.get("unused", ()):
             continue
-        mapping = layout_map(op, ctx.layouts, i)
+        mapping = step.info["maps"][i]
         ctx.begin_layer(f"{step.name}:{i}" if len(op.results) > 1 else step.name, 0,
                         (x.type.size + r.type.size) * ELEMENT_BYTES[x.type.dtype])
         emit_move(ctx, op, x, r, np.arange(mapping.size), mapping)

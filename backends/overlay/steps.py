@@ -149,7 +149,7 @@ def _match_scale(op: Op, module: Module) -> Step | None:
         return None
     factor = int(evaluate_op(consts[0], [_const(consts[0].operands[0]).attrs["value"]])[0].reshape(-1)[0])
     x = next(w for w in widened if w is not consts[0]).operands[0]
-    return Step("scale", [*widened, op, req], [x], [req.result], info={"factor": factor})
+    return Step("scale", [*widened, op, req], [x], [req.result], info={"factor": factor, "value": x})
 
 
 def _match(op: Op, module: Module) -> Step | None:

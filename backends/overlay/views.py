@@ -18,6 +18,8 @@ import numpy as np
 from tcc.ir import Value
 from tcc.ir.interpreter import KERNELS
 
+from .context import Context
+from .errors import unsupported
 from .layout import LayoutPlan, to_physical
 
 
@@ -95,3 +97,42 @@ def destination_views(y: Value, sole_mover, layouts: LayoutPlan) -> list[tuple[V
         offsets[flat] = np.arange(y.type.size)
         out.append((x, offsets.reshape(y.type.shape), list(movers)))
     return out[::-1]
+
+
+def fetchable(offsets: np.ndarray, room: int) -> bool:
+    """Whether a [P, R, C] view can be fetched: an affine map with contiguous rows or columns,
+    or any affine map whose span fits the staging room."""
+    form = affine(offsets)
+    return form is not None and (form.cs == 1 or offsets.shape[2] == 1 or form.rs == 1
+                                 or offsets.shape[1] == 1 or form.hi - form.lo <= room)
+
+
+def storable(offsets: np.ndarray) -> bool:
+    form = affine(offsets)
+    return form is not None and (form.cs == 1 or offsets.shape[2] == 1)
+
+
+def fetch(ctx: Context, op, buf: str, dst: int, staging: int, room: int, address: int, offsets: np.ndarray):
+    """Fill dense row-major [P, R, C] int8 at ``dst`` of ``buf`` from the view ``offsets`` of the
+    tensor at ``address``."""
+    p = ctx.program
+    P, R, C = offsets.shape
+    form = affine(offsets)
+    if form is None:
+        raise unsupported(op, "an operand is not a strided view of one tensor")
+    if form.cs == 1 or C == 1:
+        p.dma("load", buf, dst, address + form.base, planes=P, rows=R, row_bytes=C, dram_plane=form.ps,
+              dram_row=form.rs, sram_plane=R * C, sram_row=C)
+        return
+    if form.rs == 1 or R == 1:  # columns contiguous: load [P, C, R], transpose on chip
+        p.dma("load", buf, staging, address + form.base, planes=P, rows=C, row_bytes=R, dram_plane=form.ps,
+              dram_row=form.cs, sram_plane=R * C, sram_row=R)
+        src, strides = staging, (0, R * C, 1, R)
+    else:
+        if form.hi - form.lo > room:
+            raise unsupported(op, "a strided operand view spans more than the staging buffer")
+        p.dma("load", buf, staging, address + form.lo, rows=1, row_bytes=form.hi - form.lo)
+        src, strides = staging + form.base - form.lo, (0, form.ps, form.rs, form.cs)
+    p.set(cp__n0=1, cp__n1=P, cp__n2=R, cp__n3=C, cp__s0=strides[0], cp__s1=strides[1], cp__s2=strides[2],
+          cp__s3=strides[3], cp__d0=0, cp__d1=R * C, cp__d2=C, cp__d3=1, cp__elem=1)
+    p.emit("copy", buf=buf, dst=dst, src=src)
