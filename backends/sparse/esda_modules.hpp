@@ -6,6 +6,8 @@
 // flag) with its C int8 features (in hardware C/P beats of P channels; one vector per token here).
 // Without __SYNTHESIS__ a stream is a FIFO in memory, so the top also runs as a C++ program,
 // module after module over each frame, and gives the same integers as tcc's token simulator.
+// This is a C model of the modules in HLS style, not a synthesis-ready design: the Frame index
+// (std::vector) stands in for the K-row line buffer and its validity bitmap.
 // Requantization follows tcc.ir.numerics exactly: (x - in_zp) << pre_shift, times a Q31
 // multiplier, one rounding right shift (mode per layer), plus the zero point, clamped.
 #pragma once
@@ -24,7 +26,13 @@ struct Tok {
   std::array<int8_t, C> f{};
 };
 
-#ifndef __SYNTHESIS__
+#ifdef __SYNTHESIS__
+}  // namespace esda
+#include <hls_stream.h>
+namespace esda {
+template <int C>
+using Stream = hls::stream<Tok<C>>;
+#else
 template <int C>
 class Stream {  // hls::stream<Tok<C>> stand-in: an unbounded FIFO
  public:
