@@ -6,8 +6,6 @@ annotate-sparsity annotations, search the parallelism (dse.py), and pack the art
 """
 from __future__ import annotations
 
-import numpy as np
-
 from tcc.ir import Module, print_module
 from tcc.isa.tokensim.cost import WINDOWED, Counts
 
@@ -40,43 +38,44 @@ def _density(notes: dict, name: str, default: float) -> float:
 
 def expected_counts(modules: list[dict], notes: dict) -> dict[str, Counts]:
     """Token counts of one frame at the annotated mean density (1.0 where nothing is annotated)."""
-    counts, density = {}, {}
+    counts, tokens = {}, {}
     for s in modules:
         _, ho, wo = s["out_shape"]
-        d = _density(notes, s["output"], density.get(s["inputs"][0], 1.0) if s["inputs"] else 1.0)
-        if s["kind"] in ("gpool", "fc"):
-            d = 1.0
-        density[s["output"]] = d
-        tokens_in = sum(round(density[i] * np.prod(next(m["out_shape"] for m in modules
-                                                           if m["output"] == i)[1:])) for i in s["inputs"])
-        out = max(1, round(d * ho * wo))
-        c = Counts(int(tokens_in), int(out), int(out))
+        inherited = tokens[s["inputs"][0]] / (ho * wo) if s["inputs"] else 1.0
+        density = 1.0 if s["kind"] in ("gpool", "fc") else min(1.0, _density(notes, s["output"], inherited))
+        tokens[s["output"]] = out = max(1, round(density * ho * wo))
+        c = Counts(sum(tokens[i] for i in s["inputs"]), out, out)
         if s["kind"] in WINDOWED:
-            note = notes.get(s.get("acc", s["output"]), {})
-            neighbours = float(note.get("neighbours", s["kernel"] ** 2 * density[s["inputs"][0]]))
+            _, h, w = s["in_shape"]
+            guess = s["kernel"] ** 2 * tokens[s["inputs"][0]] / (h * w)
+            neighbours = float(notes.get(s.get("acc", s["output"]), {}).get("neighbours", guess))
             c.neighbours = int(round(max(1.0, neighbours) * out))
         counts[s["name"]] = c
     return counts
 
 
-def fifo_graph(modules: list[dict]) -> list[dict]:
-    """One FIFO pair per (producer, consumer); an add's earlier input waits for the other branch,
-    so its FIFO holds the rows the windowed modules in between delay it by."""
-    producer = {s["output"]: (i, s) for i, s in enumerate(modules)}
-    fifos = []
+def size_branch_fifos(modules: list[dict]) -> None:
+    """An add's or concat's earlier branch waits for the others: its FIFO (``fifo_tokens``) holds
+    the rows the windowed modules in between delay them by, two per module plus one."""
+    position = {s["output"]: i for i, s in enumerate(modules)}
     for i, s in enumerate(modules):
-        for j, stream in enumerate(s["inputs"]):
-            at, src = producer[stream]
-            depth = FIFO_DEPTH
-            if s["kind"] in ("add", "concat"):
-                between = sum(1 for m in modules[at + 1:i] if m["kind"] in WINDOWED)
-                depth = max(FIFO_DEPTH, (2 * between + 1) * s["in_shape"][2])
-                if j == 0 or depth > s.get("fifo_tokens", 0):
-                    s["fifo_tokens"] = depth
-            width = 8 * ((src["parallelism"].get("po") or src["parallelism"].get("p"))
-                         if "parallelism" in src else src["out_shape"][0])
+        if s["kind"] in ("add", "concat"):
+            first = min(position[stream] for stream in s["inputs"])
+            between = sum(1 for m in modules[first + 1:i] if m["kind"] in WINDOWED)
+            s["fifo_tokens"] = max(FIFO_DEPTH, (2 * between + 1) * s["in_shape"][2])
+
+
+def fifo_graph(modules: list[dict]) -> list[dict]:
+    """One FIFO pair per (producer, consumer), as wide as the producer's output beat."""
+    producer = {s["output"]: s for s in modules}
+    fifos = []
+    for s in modules:
+        for stream in s["inputs"]:
+            src = producer[stream]
+            beat = src["parallelism"].get("po") or src["parallelism"].get("p")
+            depth = s["fifo_tokens"] if s["kind"] in ("add", "concat") else FIFO_DEPTH
             fifos.append({"src": src["name"], "dst": s["name"], "stream": stream, "depth": int(depth),
-                          "width_bits": int(width)})
+                          "width_bits": 8 * int(beat)})
     return fifos
 
 
@@ -87,7 +86,7 @@ def compile_sparse(module: Module, mode: str = "exact", target_path=None) -> Spa
     target = load_sparse_target(target_path)
     modules, weights, host, streams = map_module(module, mode)
     backgrounds(modules, weights, mode)
-    fifo_graph(modules)  # sets the adds' FIFO sizes, which the resource model reads
+    size_branch_fifos(modules)  # the resource model reads them
     notes = _annotations(module)
     annotated_modes = {a.get("mode") for a in notes.values() if "mode" in a}
     if annotated_modes and annotated_modes != {mode}:
