@@ -45,6 +45,15 @@ def test_window_without_submanifold_semantics_needs_exact_mode(tmp_path):
     with pytest.raises(SparseError, match=r"max_pool .*loc 'pool1'.*no submanifold semantics.*--sparse-mode exact"):
         map_module(module, "submanifold")
     assert [s["kind"] for s in map_module(module, "exact")[0]] == ["input", "conv", "maxpool"]
+    # exact mode runs it, spatial output (densified with its background) included
+    from tcc.ir.interpreter import run_module
+    from tcc.runtime.sparse_session import SparseSession
+
+    session = SparseSession(compile_sparse(module, "exact"))
+    rng = np.random.default_rng(1)
+    for density in (0.3, 0.0):
+        x = (rng.random((1, 4, 8, 8)) * (rng.random((1, 1, 8, 8)) < density)).astype(np.float32)
+        np.testing.assert_array_equal(session.run_dict({"x": x})["y"], run_module(session.module, {"x": x})["y"])
 
 
 def test_op_without_module_names_op_kind_and_location(tmp_path):
