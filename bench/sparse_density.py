@@ -7,8 +7,8 @@ all measured in the same run.
 Inputs at a given density come in two families: *uniform* (each site active with that probability,
 1-3 events per polarity: downsampling makes deep maps dense fast) and *event-like* (the real test
 frames, thinned by dropping active sites, or grown by lighting inactive neighbours of active sites:
-clustered like real events).  Latency is one frame through the pipeline (slowest module + fill +
-post-frame modules); the bottleneck is the slowest module alone (1 / throughput).  A last section
+clustered like real events).  Latency is one frame through the pipeline, every token timed
+(isa/tokensim/timing.py); "slowest" is the slowest module's busy cycles alone (1 / throughput).  A last section
 runs the light-zoo SqueezeNet (random weights, 224 x 224, exact mode: it has no submanifold form).
 """
 from __future__ import annotations

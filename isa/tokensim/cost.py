@@ -23,7 +23,8 @@ Resources per module (DSP48E2 packs two int8 MACs; BRAM18 is 512 x 36 bits):
     BRAM18 weight ROM: ceil(width/36) * ceil(depth/512) with width = 8 bits x the weights read per
            beat and depth = beats per full weight read; requant parameters (64 bits per channel,
            po wide); a KxK line buffer of K rows x W x C int8, 8p (or 8pi) bits wide; an add's or
-           concat's FIFO for the earlier branch (``fifo_tokens`` tokens x C int8).  Arrays under 4 Kib go to LUTRAM.
+           concat's FIFO for the earlier branch (``fifo_tokens`` tokens x C int8).  Arrays under
+           4 Kib go to LUTRAM.
     LUT    1500 per module (token logic, FIFOs), 40 per MAC lane, 60 per requantized channel lane,
            plus LUTRAM at 64 bits per LUT.
 
