@@ -6,6 +6,7 @@ counts before and after the schedule-modes pass, and simulation time against onn
 float run measured in the same process.
 
     python bench/transformer.py [--models encoder,vit] [--samples 100] [--exact-samples 10] [--repeat 3]
+                                [--calibrate minmax|percentile|entropy|mse]
 """
 from __future__ import annotations
 
@@ -37,12 +38,12 @@ def sqnr_db(reference, actual) -> float:
     return float("inf") if noise == 0 else float(10 * np.log10((ref ** 2).sum() / noise))
 
 
-def measure(name: str, samples: int, exact_samples: int, repeat: int) -> dict:
+def measure(name: str, samples: int, exact_samples: int, repeat: int, method: str = "minmax") -> dict:
     model, calib, test, key = MODELS[name]
     data = np.load(EXAMPLES / test)
     start = time.perf_counter()
     module, _ = compile_to_ir(str(EXAMPLES / model),
-                              passes=DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(EXAMPLES / calib)))
+                              passes=DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(EXAMPLES / calib), method=method))
     schedule = make_pass("schedule-modes")
     schedule.apply(module)
     artifact = compile_overlay(module)
@@ -86,6 +87,7 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=100, help="test samples for SQNR and top-1")
     parser.add_argument("--exact-samples", type=int, default=10, help="of those, compared with the reference")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--calibrate", default="minmax", help="minmax, percentile, entropy or mse")
     args = parser.parse_args()
     head = (f"{'model':<9}{'compile s':>10}{'exact':>9}{'SQNR dB':>9}{'top1 sim':>9}{'top1 ort':>9}{'cycles':>9}"
             f"{'ms@clk':>8}{'int8 %':>8}{'bf16 %':>8}{'switch %':>9}{'switches':>14}{'sim s':>8}{'ort ms':>8}"
@@ -93,7 +95,7 @@ def main() -> int:
     print(head)
     print("-" * len(head))
     for name in args.models.split(","):
-        r = measure(name, args.samples, args.exact_samples, args.repeat)
+        r = measure(name, args.samples, args.exact_samples, args.repeat, args.calibrate)
         share = {k: 100 * v / r["cycles"] for k, v in r["mode_cycles"].items()}
         switches = f"{r['switches_before']}->{r['switches_after']}>={r['switch_bound']}"
         exact = f"{'yes' if r['bit_exact'] else 'NO'} {r['exact_samples']}"
