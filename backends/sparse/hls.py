@@ -130,19 +130,25 @@ def top_source(artifact: SparseArtifact) -> str:
     fifo_depth = {(f["src"], f["dst"]): f["depth"] for f in meta["fifos"]}
     taps: dict[tuple[str, str], str] = {}
     dups: dict[str, list[str]] = {}  # producer -> dup calls to run after it (the C++ run is sequential)
+
+    def declare(c: int, stream: str, depth: int) -> None:
+        lines.append(f"  esda::Stream<{c}> {stream};")
+        lines.append(f"#pragma HLS stream variable = {stream} depth = {depth}")
+
     for s in modules:
         name = f"s_{s['name']}"
         c = channels[s["output"]]
-        if s not in inputs and s not in sinks:
-            lines.append(f"  esda::Stream<{c}> {name};  // depth {FIFO_DEPTH_DEFAULT}")
         users = readers[s["output"]]
+        if s not in inputs and s not in sinks:
+            declare(c, name, fifo_depth[(s["name"], users[0])] if len(users) == 1 else FIFO_DEPTH_DEFAULT)
         src, dups[s["name"]] = name, []
         for k, user in enumerate(users):
             if k == len(users) - 1:
                 taps[(s["name"], user)] = src
                 break
             mine, rest = f"{name}_to_{user}", f"{name}_rest{k}"
-            lines.append(f"  esda::Stream<{c}> {mine}, {rest};  // depth {fifo_depth.get((s['name'], user))}")
+            declare(c, mine, fifo_depth[(s["name"], user)])
+            declare(c, rest, max(fifo_depth[(s["name"], u)] for u in users[k + 1:]))
             dups[s["name"]].append(f"  esda::dup_module<{c}>({src}, {mine}, {rest});")
             taps[(s["name"], user)] = mine
             src = rest
