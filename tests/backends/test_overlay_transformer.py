@@ -162,3 +162,35 @@ def test_b_zero_point_is_corrected_exactly(zero_point):
     feeds = {"a": rng.uniform(-2, 2, (1, 2, 5, 6)).astype(np.float32),
              "b": rng.uniform(-3, 3, (1, 2, 6, 4)).astype(np.float32)}
     np.testing.assert_array_equal(Session(artifact).run(None, feeds)[0], run_module(module, feeds)["z"])
+
+
+def self_attention_model(path, heads, seq, dim):
+    """Softmax(Q K^T) Q on the heads of one input (Q = K = V): reshape/transpose views only."""
+    vi = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)  # noqa: E731
+    nodes = [helper.make_node("Reshape", ["x", "heads"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["q"], perm=[0, 2, 1, 3]),
+             helper.make_node("Transpose", ["r"], ["kt"], perm=[0, 2, 3, 1]),
+             helper.make_node("MatMul", ["q", "kt"], ["s"]),
+             helper.make_node("Softmax", ["s"], ["p"], axis=-1),
+             helper.make_node("MatMul", ["p", "q"], ["o"]),
+             helper.make_node("Transpose", ["o"], ["ot"], perm=[0, 2, 1, 3]),
+             helper.make_node("Reshape", ["ot", "merged"], ["y"])]
+    shapes = [helper.make_tensor("heads", TensorProto.INT64, [4], [1, seq, heads, dim]),
+              helper.make_tensor("merged", TensorProto.INT64, [3], [1, seq, heads * dim])]
+    graph = helper.make_graph(nodes, "attention", [vi("x", [1, seq, heads * dim])],
+                              [vi("y", [1, seq, heads * dim])], shapes)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+
+
+def test_attention_tiles_over_heads_and_rows_on_a_small_core(tmp_path):
+    """Buffers of a few hundred bytes: one head per tile and tiles of 6 rows."""
+    self_attention_model(tmp_path / "m.onnx", heads=4, seq=24, dim=8)
+    rng = np.random.default_rng(4)
+    np.savez(tmp_path / "c.npz", x=rng.standard_normal((2, 1, 24, 32)).astype(np.float32))
+    module = quantized(str(tmp_path / "m.onnx"), tmp_path / "c.npz")
+    small = TargetConfig(abuf_bytes=2048, wbuf_bytes=2048, acc_bytes=2048, pbuf_bytes=1024, vbuf_bytes=8192)
+    artifact = compile_overlay(module, small)
+    matmuls = sum(1 for w in artifact.program if (int(w) >> 58) == 0x05)
+    assert matmuls == 2 * 4 * 4  # each product: 4 heads x 4 tiles of 6 rows (24 x 24 int32 or P's rows)
+    feeds = {"x": rng.standard_normal((1, 24, 32)).astype(np.float32)}
+    np.testing.assert_array_equal(Session(artifact).run(None, feeds)[0], run_module(module, feeds)["y"])
