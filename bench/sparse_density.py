@@ -40,7 +40,7 @@ DENSITIES = (1.0, 0.5, 0.2, 0.1, 0.05)
 
 def compile_events(mode: str):
     calib = EVENTS / "events_calib.npz"
-    passes = DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(calib)) + (
+    passes = DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(calib), sparse_mode=mode) + (
         f"annotate-sparsity{{calib={calib},mode={mode}}}",)
     start = time.perf_counter()
     module, _ = compile_to_ir(str(EVENTS / "events_dense.onnx"), {}, passes)

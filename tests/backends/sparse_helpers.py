@@ -15,7 +15,7 @@ def annotated(model: Path, calib: Path, mode: str, shapes=None):
     from tcc.driver import compile_to_ir, quantization_pipeline
     from tcc.passes import DEFAULT_FLOAT_PIPELINE
 
-    passes = DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(calib)) + (
+    passes = DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(calib), sparse_mode=mode) + (
         f"annotate-sparsity{{calib={calib},mode={mode}}}",)
     module, _ = compile_to_ir(str(model), shapes or {}, passes)
     return module
