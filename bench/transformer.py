@@ -2,20 +2,24 @@
 with ``-t overlay``, run on the simulator over test samples, against the integer reference
 (element for element) and float onnxruntime (SQNR of the logits, top-1), with the share of
 cycles spent in each PE-array mode (int8 systolic, bf16 SIMD) and on mode switches, the switch
-counts before and after the schedule-modes pass, and simulation time against onnxruntime's
-float run measured in the same process.
+counts and cycles before and after the schedule-modes pass (also on "encoder-x2": two copies
+of the encoder side by side, independent sequences whose int8 and bf16 work can be grouped), and
+simulation time against onnxruntime's float run measured in the same process.
 
-    python bench/transformer.py [--models encoder,vit] [--samples 100] [--exact-samples 10] [--repeat 3]
+    python bench/transformer.py [--models encoder,vit,encoder-x2] [--samples 100] [--exact-samples 10] [--repeat 3]
                                 [--calibrate minmax|percentile|entropy|mse]
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnx.compose
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -23,13 +27,18 @@ from timing import best_of  # noqa: E402
 
 from tcc.backends.overlay import compile_overlay  # noqa: E402
 from tcc.driver import compile_to_ir, quantization_pipeline  # noqa: E402
+from tcc.ir import parse_module, print_module  # noqa: E402
 from tcc.passes import DEFAULT_FLOAT_PIPELINE, make_pass  # noqa: E402
 from tcc.passes.mode_schedule import switch_lower_bound  # noqa: E402
 from tcc.runtime import Session  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "encoder"
+# name: (model, calibration, test set, input name); "encoder-x2" is two copies of the encoder in one
+# graph (a second, independent sequence: the case mode scheduling is for)
 MODELS = {"encoder": ("encoder.onnx", "encoder_calib.npz", "encoder_test.npz", "tokens"),
-          "vit": ("vit_block.onnx", "vit_calib.npz", "vit_test.npz", "image")}
+          "vit": ("vit_block.onnx", "vit_calib.npz", "vit_test.npz", "image"),
+          "encoder-x2": ("encoder.onnx", "encoder_calib.npz", "encoder_test.npz", "tokens")}
+SECOND = "b/"  # name prefix of the second copy
 
 
 def sqnr_db(reference, actual) -> float:
@@ -38,34 +47,69 @@ def sqnr_db(reference, actual) -> float:
     return float("inf") if noise == 0 else float(10 * np.log10((ref ** 2).sum() / noise))
 
 
-def measure(name: str, samples: int, exact_samples: int, repeat: int, method: str = "minmax") -> dict:
+def two_sequences(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model and a renamed copy side by side in one graph: two independent inputs and outputs."""
+    copy = onnx.compose.add_prefix(model, SECOND)
+    g, h = model.graph, copy.graph
+    graph = onnx.helper.make_graph(list(g.node) + list(h.node), g.name + "_x2", list(g.input) + list(h.input),
+                                   list(g.output) + list(h.output), list(g.initializer) + list(h.initializer))
+    return onnx.helper.make_model(graph, opset_imports=model.opset_import)
+
+
+def prepare(name: str, work: Path):
+    """(model path, calibration path, per-sample feeds function, test labels function)."""
     model, calib, test, key = MODELS[name]
     data = np.load(EXAMPLES / test)
+    if name != "encoder-x2":
+        return EXAMPLES / model, EXAMPLES / calib, lambda i: {key: data[key][i:i + 1]}, lambda n: data["label"][:n]
+    onnx.save(two_sequences(onnx.load(EXAMPLES / model)), work / "encoder_x2.onnx")
+    tokens = np.load(EXAMPLES / calib)[key]
+    np.savez(work / "calib.npz", **{key: tokens, SECOND + key: tokens[::-1].copy()})
+    count = len(data[key])
+
+    def feeds(i):  # sample i and the one after it, as the two sequences
+        return {key: data[key][i:i + 1], SECOND + key: data[key][(i + 1) % count:(i + 1) % count + 1]}
+
+    def labels(n):
+        return np.concatenate([data["label"][:n], np.roll(data["label"], -1)[:n]])
+
+    return work / "encoder_x2.onnx", work / "calib.npz", feeds, labels
+
+
+def measure(name: str, samples: int, exact_samples: int, repeat: int, method: str, work: Path) -> dict:
+    model, calib, feeds_of, labels_of = prepare(name, work)
     start = time.perf_counter()
-    module, _ = compile_to_ir(str(EXAMPLES / model),
-                              passes=DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(EXAMPLES / calib), method=method))
+    module, _ = compile_to_ir(str(model), passes=DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(calib),
+                                                                                                method=method))
+    program_order = parse_module(print_module(module))
     schedule = make_pass("schedule-modes")
     schedule.apply(module)
     artifact = compile_overlay(module)
     compile_s = time.perf_counter() - start
     session = Session(artifact)
+    unscheduled = Session(compile_overlay(program_order))
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    ort_session = ort.InferenceSession(str(EXAMPLES / model), options, providers=["CPUExecutionProvider"])
-    n = min(samples, len(data[key]))
+    ort_session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in ort_session.get_outputs()]
+    n = min(samples, 360)
     sim_logits, ort_logits, exact = [], [], True
     for i in range(n):
-        feeds = {key: data[key][i:i + 1]}
-        sim = session.run_dict(feeds)["logits"]
+        feeds = feeds_of(i)
+        sim = session.run_dict(feeds)
         if i < exact_samples:
-            exact &= bool(np.array_equal(sim, session.run_reference(feeds)["logits"]))
-        sim_logits.append(sim)
-        ort_logits.append(ort_session.run(None, feeds)[0])
-    sim_logits, ort_logits = np.concatenate(sim_logits), np.concatenate(ort_logits)
-    labels = data["label"][:n]
-    feeds = {key: data[key][:1]}
+            reference = session.run_reference(feeds)
+            exact &= all(np.array_equal(sim[k], reference[k]) for k in names)
+        sim_logits.append([sim[k] for k in names])
+        ort_logits.append(ort_session.run(None, feeds))
+    # [outputs][samples] -> all logits of output 0, then of output 1 ...
+    sim_logits = np.concatenate([np.concatenate(per) for per in zip(*sim_logits)])
+    ort_logits = np.concatenate([np.concatenate(per) for per in zip(*ort_logits)])
+    labels = labels_of(n)
+    feeds = feeds_of(0)
     t_ort, _ = best_of(repeat, lambda: ort_session.run(None, feeds))
+    unscheduled.run_dict(feeds)
     t_sim, _ = best_of(repeat, lambda: session.run_dict(feeds))
     result = session.last_result
     return {
@@ -74,6 +118,7 @@ def measure(name: str, samples: int, exact_samples: int, repeat: int, method: st
         "top1_sim": float((sim_logits.argmax(1) == labels).mean()),
         "top1_ort": float((ort_logits.argmax(1) == labels).mean()),
         "cycles": result.cycles, "ms_at_clock": result.seconds * 1e3,
+        "cycles_unscheduled": unscheduled.last_result.cycles,
         "mode_cycles": result.mode_cycles, "mode_busy": result.mode_busy, "mode_switches": result.mode_switches,
         "switches_before": schedule.before, "switches_after": schedule.after,
         "switch_bound": switch_lower_bound(module.ops),
@@ -83,7 +128,7 @@ def measure(name: str, samples: int, exact_samples: int, repeat: int, method: st
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="encoder,vit")
+    parser.add_argument("--models", default="encoder,vit,encoder-x2")
     parser.add_argument("--samples", type=int, default=100, help="test samples for SQNR and top-1")
     parser.add_argument("--exact-samples", type=int, default=10, help="of those, compared with the reference")
     parser.add_argument("--repeat", type=int, default=3)
@@ -95,7 +140,8 @@ def main() -> int:
     print(head)
     print("-" * len(head))
     for name in args.models.split(","):
-        r = measure(name, args.samples, args.exact_samples, args.repeat, args.calibrate)
+        with tempfile.TemporaryDirectory() as tmp:
+            r = measure(name, args.samples, args.exact_samples, args.repeat, args.calibrate, Path(tmp))
         share = {k: 100 * v / r["cycles"] for k, v in r["mode_cycles"].items()}
         switches = f"{r['switches_before']}->{r['switches_after']}>={r['switch_bound']}"
         exact = f"{'yes' if r['bit_exact'] else 'NO'} {r['exact_samples']}"
@@ -105,7 +151,8 @@ def main() -> int:
               f"{r['ort_s'] * 1e3:>8.3f}{r['sim_over_ort']:>8.0f}x", flush=True)
         busy = r["mode_busy"]
         print(f"{'':<9}PE array busy: int8 {busy['int8']} cycles, bf16 {busy['bf16']} cycles; "
-              f"{r['mode_switches']} mode instructions executed; SQNR over {r['samples']} test samples", flush=True)
+              f"{r['mode_switches']} mode instructions executed; {r['cycles_unscheduled']} cycles in program "
+              f"order; SQNR over {r['samples']} test samples", flush=True)
     print("exact: simulator == integer reference on the first N samples; SQNR: simulator logits vs float "
           "onnxruntime; int8/bf16/switch %: share of all cycles the PE array spends in each mode and "
           "reconfiguring; switches: program order -> after schedule-modes >= lower bound (most mode changes "

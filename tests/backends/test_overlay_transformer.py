@@ -194,3 +194,35 @@ def test_attention_tiles_over_heads_and_rows_on_a_small_core(tmp_path):
     assert matmuls == 2 * 4 * 4  # each product: 4 heads x 4 tiles of 6 rows (24 x 24 int32 or P's rows)
     feeds = {"x": rng.standard_normal((1, 24, 32)).astype(np.float32)}
     np.testing.assert_array_equal(Session(artifact).run(None, feeds)[0], run_module(module, feeds)["y"])
+
+
+def test_schedule_modes_halves_the_switches_of_two_independent_sequences(tmp_path):
+    """Two copies of the encoder side by side: program order alternates modes per copy (40
+    switches); schedule-modes runs both copies' int8 work together (20, the lower bound), and the
+    simulator runs both orders to identical logits, the scheduled one in fewer cycles."""
+    from onnx import compose
+
+    from tcc.ir import parse_module, print_module
+    from tcc.passes import make_pass
+    from tcc.passes.mode_schedule import switch_lower_bound
+
+    model = onnx.load(ENC + "encoder.onnx")
+    copy, g = compose.add_prefix(model, "b/").graph, model.graph
+    graph = helper.make_graph(list(g.node) + list(copy.node), "x2", list(g.input) + list(copy.input),
+                              list(g.output) + list(copy.output), list(g.initializer) + list(copy.initializer))
+    onnx.save(helper.make_model(graph, opset_imports=model.opset_import), str(tmp_path / "x2.onnx"))
+    tokens = np.load(ENC + "encoder_calib.npz")["tokens"][:16]
+    np.savez(tmp_path / "c.npz", **{"tokens": tokens, "b/tokens": tokens[::-1].copy()})
+    module = quantized(str(tmp_path / "x2.onnx"), tmp_path / "c.npz")
+    original = parse_module(print_module(module))
+    schedule = make_pass("schedule-modes")
+    schedule.apply(module)
+    assert (schedule.before, schedule.after, switch_lower_bound(module.ops)) == (40, 20, 20)
+    test = np.load(ENC + "encoder_test.npz")["tokens"]
+    feeds = {"tokens": test[:1], "b/tokens": test[1:2]}
+    runs = [Session(compile_overlay(m)) for m in (original, module)]
+    outs = [s.run_dict(feeds) for s in runs]
+    for key in ("logits", "b/logits"):
+        np.testing.assert_array_equal(outs[0][key], outs[1][key])
+    assert [s.last_result.mode_switches for s in runs] == [40, 20]
+    assert runs[1].last_result.cycles < runs[0].last_result.cycles
