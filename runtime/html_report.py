@@ -61,7 +61,11 @@ def _totals(report: dict) -> str:
     for unit, busy in (report.get("units_busy") or {}).items():
         rows.append((f"{unit} unit busy", f"{busy} cycles ({100 * busy / max(report['cycles'], 1):.0f}%)"))
     for mode, cycles in sorted(mode_cycles(report).items()):
-        rows.append((f"{mode} mode", f"{cycles} cycles"))
+        busy = (report.get("mode_busy") or {}).get(mode)
+        rows.append((f"{mode} mode" if mode != "switch" else "mode switching",
+                     f"{cycles} cycles" + (f" (compute unit busy {busy})" if busy is not None else "")))
+    if "mode_switches" in report:
+        rows.append(("mode switches", report["mode_switches"]))
     return "<table class=totals>" + "".join(f"<tr><th class=name>{_e(k)}</th><td>{_e(v)}</td></tr>"
                                              for k, v in rows) + "</table>"
 
@@ -325,9 +329,9 @@ def render_html(report: dict, module: Module, constant_bytes: int, dram_bytes: i
         ("Layers", f"<p class=note>Bars: cycles (colour = mode: {legend}) and PE utilization.</p>"
                    + _layer_table(report)),
         ("Roofline", roofline_svg(report)),
-        ("Mode timeline", timeline_svg(report) + (
-            "" if has_counters else "<p class=note>From each layer's compiled mode and its measured span; "
-                                    "this run carries no per-mode simulator counters.</p>")),
+        ("Mode timeline", timeline_svg(report) + "<p class=note>Each layer's measured span, in the lane of "
+         "the mode it was compiled for; " + ("the simulator's per-mode cycle counters are under Totals.</p>"
+                                             if has_counters else "this run carries no per-mode counters.</p>")),
         ("Memory over time", memory_svg(report, module, constant_bytes, dram_bytes) +
          "<p class=note>Constants plus the activations alive (by the IR's liveness) when each layer starts; "
          "the dashed line is the DRAM the artifact allocates (its planner shares memory among tensors whose "

@@ -36,9 +36,14 @@ def build_report(metadata: dict, result) -> dict:
         "target": target,
         "layers": layers,
     }
-    modes = getattr(result, "mode_cycles", None)  # per-mode counters, where the simulator has them
-    if isinstance(modes, dict):
-        report["mode_cycles"] = {str(k): int(v) for k, v in modes.items()}
+    # Per-mode counters, where the simulator has them: cycles in each PE-array mode and switching,
+    # the number of switches, compute-unit busy cycles per mode.
+    for key in ("mode_cycles", "mode_busy"):
+        counters = getattr(result, key, None)
+        if isinstance(counters, dict) and counters:
+            report[key] = {str(k): int(v) for k, v in counters.items()}
+    if isinstance(getattr(result, "mode_switches", None), int):
+        report["mode_switches"] = result.mode_switches
     return report
 
 
@@ -115,5 +120,8 @@ def format_report(report: dict, top: int | None = None, style=_plain) -> str:
                                                  for unit, cycles in busy.items()))
     modes = mode_cycles(report)
     if modes:
-        lines.append("cycles with a layer running, by mode  " + "  ".join(f"{mode} {cycles}" for mode, cycles in sorted(modes.items())))
+        what = "cycles by PE-array mode" if "mode_cycles" in report else "cycles with a layer running, by mode"
+        switches = f"  ({report['mode_switches']} switches)" if "mode_switches" in report else ""
+        lines.append(f"{what}  " + "  ".join(f"{mode} {cycles}" for mode, cycles in sorted(modes.items()))
+                     + switches)
     return "\n".join(lines)
