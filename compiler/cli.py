@@ -131,7 +131,8 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
 
         overlay_target = load_target(target_config)
         check_overlay_limits(module, overlay_target, target_config or "the default target", weights, quant)
-    manager = run_pipeline(module, passes, dump_after, dump_dir)
+    manager = _run_passes(module, passes, dump_after, dump_dir) if _stderr_is_tty() else \
+        run_pipeline(module, passes, dump_after, dump_dir)
     _print_plans(manager)
     if timings:
         click.echo(manager.timing_report(), err=True)
@@ -185,6 +186,22 @@ def verify_command(model, target, calib, inputs_path, samples, input_shapes, met
 
 def _stderr_is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+def _run_passes(module, passes, dump_after, dump_dir):
+    """``driver.run_pipeline`` one pass at a time, with a status line per pass (on a terminal)."""
+    from tcc.driver import run_pipeline
+
+    from tcc.passes import parse_pipeline
+
+    manager = run_pipeline(module, (), dump_after, dump_dir)  # dumps the import, runs nothing
+    pipeline = parse_pipeline(passes) if passes else []
+    for i, p in enumerate(pipeline, 1):
+        _status(f"pass {i}/{len(pipeline)}: {p.name}")
+        manager.passes = [p]
+        manager.run(module)
+    manager.passes = pipeline
+    return manager
 
 
 def _status(message: str) -> None:

@@ -113,3 +113,20 @@ def test_an_output_path_that_cannot_be_written_is_a_clear_error(tmp_path, tcc_cl
     assert code == 2
     assert err == f"error: cannot write {tmp_path / 'out'}: Is a directory\n"
     assert sorted(os.listdir(tmp_path)) == ["out"]  # the temporary file is gone
+
+
+def test_on_a_terminal_passes_report_progress_and_the_artifact_is_the_same(tmp_path, tcc_cli, monkeypatch):
+    import tcc.cli
+
+    outputs = {}
+    for tty in (False, True):
+        monkeypatch.setattr(tcc.cli, "_stderr_is_tty", lambda: tty)
+        code, _, err = tcc_cli("compile", DIGITS, "-t", "overlay", "--calib", CALIB, "-o", tmp_path / f"{tty}.tcc",
+                               "--dump-ir-after", "all", "--dump-dir", tmp_path / f"dumps{tty}")
+        assert code == 0, err
+        outputs[tty] = err
+    assert "pass 9/10: quantize" in outputs[True] and "compiling" in outputs[True]
+    assert "pass " not in outputs[False]
+    assert (tmp_path / "True.tcc").read_bytes() == (tmp_path / "False.tcc").read_bytes()
+    for dump in sorted(os.listdir(tmp_path / "dumpsFalse")):
+        assert (tmp_path / "dumpsTrue" / dump).read_bytes() == (tmp_path / "dumpsFalse" / dump).read_bytes()
