@@ -1,6 +1,7 @@
 """Limits checked before calibration starts, and nothing lost: atomic writes, byte-identical
 artifacts and IR dumps across compiles, other artifact format versions refused."""
 import os
+import re
 import time
 
 import numpy as np
@@ -125,7 +126,7 @@ def test_on_a_terminal_passes_report_progress_and_the_artifact_is_the_same(tmp_p
                                "--dump-ir-after", "all", "--dump-dir", tmp_path / f"dumps{tty}")
         assert code == 0, err
         outputs[tty] = err
-    assert "pass 9/10: quantize" in outputs[True] and "compiling" in outputs[True]
+    assert re.search(r"pass \d+/\d+: quantize\n", outputs[True]) and "compiling" in outputs[True]
     assert "pass " not in outputs[False]
     assert (tmp_path / "True.tcc").read_bytes() == (tmp_path / "False.tcc").read_bytes()
     for dump in sorted(os.listdir(tmp_path / "dumpsFalse")):
