@@ -39,6 +39,7 @@ def check_overlay_limits(module: Module, target, target_label: str = "the target
     """Raise LimitError when ``module`` (float IR, before quantization) cannot run on ``target``."""
     _check_shapes(module)
     _check_memory(module, target, target_label, weight_bits(weights, quant))
+    _check_conv_tiles(module, target, target_label)
 
 
 def _where(op) -> str:
@@ -74,3 +75,29 @@ def _check_memory(module: Module, target, target_label: str, bits: int) -> None:
                          f"least {weight_bytes} bytes at {bits} bits each, plus {io_bytes} bytes of int8 "
                          f"inputs and outputs, but dram_bytes = {target.dram_bytes}. Use a target with more "
                          "DRAM (--target-config), lower-bit weights (--weights int4 or dybit4) or a smaller model")
+
+
+def _check_conv_tiles(module: Module, target, target_label: str) -> None:
+    """Each conv needs one output row of one channel tile in the on-chip buffers: the backend's
+    own tile search (backends/overlay/tiling.py), run with one-byte weights (a lower bound)."""
+    from tcc.backends.overlay.context import Buffers
+    from tcc.backends.overlay.tiling import ConvGeometry, choose_conv_tiles
+
+    buffers = Buffers.of(target)
+    for op in module.ops:
+        if op.kind != "conv" or op.operands[0].type.rank != CONV_RANK or len(op.operands[1].type.shape) != 4:
+            continue
+        _, c_in, h, w = op.operands[0].type.shape
+        _, n_out, h_out, w_out = op.result.type.shape
+        n_w, c_g, kh, kw = op.operands[1].type.shape
+        group = op.attrs["group"]
+        depthwise = group == c_in and n_out == c_in and group > 1
+        k = kh * kw if depthwise else kh * kw * c_g
+        step = n_out // group if group > 1 and not depthwise and n_out // group < 32 else 32
+        geometry = ConvGeometry(h, w, c_in, n_out, h_out, w_out, kh, op.attrs["strides"][0],
+                                op.attrs["dilations"][0], k, 1, step)
+        if choose_conv_tiles(geometry, buffers, target) is None:
+            raise LimitError(f"{_where(op)}: not even one output row of one channel tile fits the on-chip "
+                             f"buffers of {target_label} (input {op.operands[0].type}, {kh}x{kw} kernel, "
+                             f"abuf_bytes = {target.abuf_bytes}, wbuf_bytes = {target.wbuf_bytes}, "
+                             f"acc_bytes = {target.acc_bytes}); use a target with larger buffers")

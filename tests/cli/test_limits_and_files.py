@@ -131,3 +131,18 @@ def test_on_a_terminal_passes_report_progress_and_the_artifact_is_the_same(tmp_p
     assert (tmp_path / "True.tcc").read_bytes() == (tmp_path / "False.tcc").read_bytes()
     for dump in sorted(os.listdir(tmp_path / "dumpsFalse")):
         assert (tmp_path / "dumpsTrue" / dump).read_bytes() == (tmp_path / "dumpsFalse" / dump).read_bytes()
+
+
+def test_conv_that_cannot_tile_into_the_buffers_is_refused_before_calibration(tmp_path, tcc_cli, monkeypatch):
+    import tcc.passes.quantize as quantize
+
+    def no_calibration(*args, **kwargs):
+        raise AssertionError("calibration ran although the model cannot fit")
+
+    monkeypatch.setattr(quantize.Quantize, "apply", no_calibration)
+    # 1 KiB of activation buffer: a quarter (256 B) holds no 3-row slab of a 16x16x16 int8 map.
+    code, _, err = tcc_cli("compile", DIGITS, "-t", "overlay", "--calib", CALIB, "-o", tmp_path / "m.tcc",
+                           "--target-config", small_target(tmp_path, abuf_bytes=1024))
+    assert code == 2
+    assert "(ONNX node '/down/down.0/Conv'): not even one output row of one channel tile fits" in err
+    assert "abuf_bytes = 1024" in err
