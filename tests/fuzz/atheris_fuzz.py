@@ -25,7 +25,9 @@ def main(argv: list[str]) -> None:
     if len(argv) < 2 or argv[1] not in targets.TARGETS:
         sys.exit(f"usage: {argv[0]} TARGET [libFuzzer options]; targets: {', '.join(targets.TARGETS)}")
     name = argv[1]
-    fn = targets.TARGETS[name]
+
+    def fn(data: bytes) -> None:
+        targets.run(name, data)  # TccError is a clean rejection; anything else reaches libFuzzer
     seed_dir = Path(tempfile.mkdtemp(prefix=f"tcc-fuzz-{name}-"))
     for i, data in enumerate(seeds + [p.read_bytes() for p in targets.corpus_files(name)]):
         (seed_dir / f"seed{i}").write_bytes(data)

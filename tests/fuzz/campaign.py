@@ -33,12 +33,12 @@ def _alarm(signum, frame):
     raise Hang()
 
 
-def run_case(fn, data: bytes, timeout: float) -> str | None:
-    """None if the target accepted or cleanly rejected ``data``, else a one-line crash description."""
+def run_case(name: str, data: bytes, timeout: float) -> str | bool:
+    """True if the target accepted ``data``, False if it cleanly rejected it, else a one-line crash
+    description."""
     signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
-        fn(data)
-        return None
+        return targets.run(name, data)
     except Hang:
         return f"hang: more than {timeout} s"
     except MemoryError:
@@ -50,11 +50,11 @@ def run_case(fn, data: bytes, timeout: float) -> str | None:
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
-def campaign(name: str, seconds: float, rng: random.Random, timeout: float) -> tuple[int, dict[str, bytes]]:
-    fn = targets.TARGETS[name]
+def campaign(name: str, seconds: float, rng: random.Random, timeout: float) -> tuple[int, int, dict[str, bytes]]:
+    """(cases tried, cases accepted, distinct crashes)."""
     pool = targets.seeds(name) + [p.read_bytes() for p in targets.corpus_files(name)]
     crashes: dict[str, bytes] = {}
-    cases = 0
+    cases = accepted = 0
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         data = rng.choice(pool)
@@ -63,14 +63,16 @@ def campaign(name: str, seconds: float, rng: random.Random, timeout: float) -> t
         else:
             data = mutations.mutate_bytes(data, rng, pool)
         cases += 1
-        crash = run_case(fn, data, timeout)
-        if crash is not None:
+        crash = run_case(name, data, timeout)
+        if crash is True:
+            accepted += 1
+        elif crash is not False:
             key = crash.split(" at ")[-1] + " " + crash.split(":")[0]
             if key not in crashes:
                 crashes[key] = data
                 path = targets.save_crash(name, data)
                 print(f"  {name}: {crash}\n    saved {path.relative_to(targets.ROOT)}", flush=True)
-    return cases, crashes
+    return cases, accepted, crashes
 
 
 def main(argv=None) -> int:
@@ -89,12 +91,12 @@ def main(argv=None) -> int:
     rows = []
     for name in args.targets.split(","):
         targets.seeds(name)  # build seeds outside the timed loop
-        cases, crashes = campaign(name, args.seconds, rng, args.timeout)
-        rows.append((name, cases, len(crashes)))
+        cases, accepted, crashes = campaign(name, args.seconds, rng, args.timeout)
+        rows.append((name, cases, accepted, len(crashes)))
         total_crashes += len(crashes)
-    print(f"{'target':<18} {'cases':>8} {'distinct crashes':>17}")
-    for name, cases, crashes in rows:
-        print(f"{name:<18} {cases:>8} {crashes:>17}")
+    print(f"{'target':<18} {'cases':>8} {'accepted':>9} {'distinct crashes':>17}")
+    for name, cases, accepted, crashes in rows:
+        print(f"{name:<18} {cases:>8} {accepted:>9} {crashes:>17}")
     return 1 if total_crashes else 0
 
 
