@@ -178,7 +178,8 @@ def verify_command(model, target, calib, inputs_path, samples, input_shapes, met
     from tcc.verify import format_result, verify
 
     result = verify(model, calib, target, inputs_path, samples, _shapes(input_shapes), target_config,
-                    quantization_pipeline(calib, "int8", method, weights), progress=_progress("verifying"))
+                    quantization_pipeline(calib, "int8", method, weights), progress=_progress("verifying"),
+                    weights=weights)
     click.echo(format_result(result, style=click.style if _stdout_is_tty() else _no_style))
     if not result.simulator_agrees:
         click.get_current_context().exit(1)

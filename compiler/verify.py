@@ -72,15 +72,6 @@ class VerifyResult:
         return self.first_mismatch is None and self.outputs_equal is not False
 
 
-def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float:
-    ref = np.asarray(reference, np.float64)
-    noise = float(np.sum((ref - np.asarray(approx, np.float64)) ** 2))
-    signal = float(np.sum(ref ** 2))
-    if noise == 0.0:
-        return math.inf
-    return 10 * math.log10(signal / noise) if signal > 0 else -math.inf
-
-
 # -- inputs ------------------------------------------------------------------------------------
 def load_samples(path, module: Module, count: int) -> list[dict[str, np.ndarray]]:
     """Up to ``count`` samples from an .npz: per model input either one array of the input's shape
@@ -212,7 +203,7 @@ def checkpointed(module: Module, values) -> Module:
 
 # -- the report --------------------------------------------------------------------------------
 def verify(model, calib, target: str = "overlay", inputs=None, samples: int = 4, input_shapes=None,
-           target_config=None, quant_passes=None, progress=None) -> VerifyResult:
+           target_config=None, quant_passes=None, progress=None, weights: str = "int8") -> VerifyResult:
     """Compile ``model`` (path or ModelProto) with calibration ``calib`` and compare the three
     executions on ``samples`` inputs (from ``inputs``, else the first calibration samples)."""
     from tcc.driver import compile_to_ir, quantization_pipeline
@@ -220,6 +211,12 @@ def verify(model, calib, target: str = "overlay", inputs=None, samples: int = 4,
 
     shapes = dict(input_shapes or {})
     float_module, _ = compile_to_ir(model, shapes, DEFAULT_FLOAT_PIPELINE)
+    if target == "overlay":  # before calibration, as `tcc compile` does
+        from tcc.isa.target import load_target
+        from tcc.limits import check_overlay_limits
+
+        check_overlay_limits(float_module, load_target(target_config), target_config or "the default target",
+                             weights)
     qmodule, _ = compile_to_ir(model, shapes, DEFAULT_FLOAT_PIPELINE + (quant_passes or quantization_pipeline(calib)))
     feeds = load_samples(inputs or calib, float_module, samples)
     values = compared_values(qmodule)
