@@ -77,3 +77,24 @@ def test_live_activation_bytes_fit_in_what_the_planner_allocated(digits_tcc):
     assert max(live) <= meta["dram_bytes"] - meta["activation_base"]
     # The first conv reads the 256-byte int8 input and writes its 16x16x16 int8 output.
     assert live[0] >= 256 + 16 * 16 * 16
+
+
+def test_graphviz_is_used_when_dot_is_on_path(digits_tcc, monkeypatch):
+    import subprocess
+
+    import tcc.runtime.html_report as html_report
+
+    seen = {}
+
+    def fake_dot(args, input, **kwargs):
+        seen["args"], seen["dot"] = args, input
+        return subprocess.CompletedProcess(args, 0, stdout='<?xml version="1.0"?>\n<svg id="from-dot"></svg>\n')
+
+    monkeypatch.setattr(html_report.shutil, "which", lambda name: "/usr/bin/dot" if name == "dot" else None)
+    monkeypatch.setattr(html_report.subprocess, "run", fake_dot)
+    module = Session(digits_tcc).module
+    svg = html_report.graph_svg(module)
+    assert svg.startswith('<svg id="from-dot">') and seen["args"] == ["dot", "-Tsvg"]
+    ops = [op for op in module.ops if op.kind != "const"]
+    edges = sum(1 for op in ops for v in op.operands if v.producer is not None and v.producer.kind != "const")
+    assert seen["dot"].count(" -> ") == edges and seen["dot"].count("[label=") == len(ops)
