@@ -19,8 +19,8 @@ from .memory import DramPlan, align, place_activations
 from .program import Program
 from .steps import Step, build_steps, find_host_io, plan_layouts
 
-MODES = {"conv": "int8", "gemm": "int8", "matmul": "int8", "scale": "int8", "eadd": "int8", "requant": "int8", "pool": "int8",
-         "cvt_in": "bf16", "cvt_out": "bf16", "vector": "bf16"}
+MODES = {"conv": "int8", "gemm": "int8", "matmul": "int8", "scale": "int8", "eadd": "int8", "requant": "int8",
+         "pool": "int8", "cvt_in": "bf16", "cvt_out": "bf16", "vector": "bf16"}
 
 
 def _is_const(v) -> bool:
@@ -159,5 +159,6 @@ def _encode(program: Program, marker: int, base: int) -> np.ndarray:
     return encode_program(fixed)
 
 
-EMITTERS = {"conv": emit_conv, "gemm": emit_gemm, "matmul": emit_matmul, "scale": emit_scale, "eadd": emit_eadd, "requant": emit_requant, "pool": emit_pool,
-            "concat": emit_concat, "lookup": emit_lookup, "cvt_in": emit_cvt, "cvt_out": emit_cvt, "vector": emit_vector}
+EMITTERS = {"conv": emit_conv, "gemm": emit_gemm, "matmul": emit_matmul, "scale": emit_scale, "eadd": emit_eadd,
+            "requant": emit_requant, "pool": emit_pool, "concat": emit_concat, "lookup": emit_lookup,
+            "cvt_in": emit_cvt, "cvt_out": emit_cvt, "vector": emit_vector}

@@ -21,7 +21,8 @@ POOL_KINDS = ("max_pool", "qavg_pool", "qglobal_avg_pool")
 
 @dataclass
 class Step:
-    kind: str  # conv | gemm | matmul | scale | lookup | eadd | requant | pool | concat | layout | cvt_in | cvt_out | vector
+    # conv | gemm | matmul | scale | lookup | eadd | requant | pool | concat | layout | cvt_in | cvt_out | vector
+    kind: str
     ops: list[Op]
     inputs: list[Value]
     outputs: list[Value]

@@ -17,10 +17,12 @@ module @branches {
   %q = quantize(%x) {dtype = "i8"} : i8[1,8]{scale = 0.05, zero_point = 0}
   %a = dequantize(%q) {dtype = "bf16"} : bf16[1,8]
   %t = tanh(%a) : bf16[1,8]
-  %r = requantize(%q) {axis = 1, dtype = "i8", multiplier = [1073741824], pre_shift = 0, qmax = 127, qmin = 0, rounding = "half_even", shift = [30], zero_point = 0} : i8[1,8]{scale = 0.05, zero_point = 0}
+  %r = requantize(%q) {axis = 1, dtype = "i8", multiplier = [1073741824], pre_shift = 0, qmax = 127, \
+qmin = 0, rounding = "half_even", shift = [30], zero_point = 0} : i8[1,8]{scale = 0.05, zero_point = 0}
   %u = dequantize(%r) {dtype = "bf16"} : bf16[1,8]
   %s = sigmoid(%u) : bf16[1,8]
-  %v = requantize(%r) {axis = 1, dtype = "i8", multiplier = [1073741824], pre_shift = 0, qmax = 127, qmin = -128, rounding = "half_even", shift = [31], zero_point = 0} : i8[1,8]{scale = 0.1, zero_point = 0}
+  %v = requantize(%r) {axis = 1, dtype = "i8", multiplier = [1073741824], pre_shift = 0, qmax = 127, \
+qmin = -128, rounding = "half_even", shift = [31], zero_point = 0} : i8[1,8]{scale = 0.1, zero_point = 0}
   %t.f32 = cast(%t) {to = "f32"} : f32[1,8]
   %s.f32 = cast(%s) {to = "f32"} : f32[1,8]
   %v.f32 = dequantize(%v) {dtype = "f32"} : f32[1,8]
