@@ -226,3 +226,21 @@ def test_schedule_modes_halves_the_switches_of_two_independent_sequences(tmp_pat
         np.testing.assert_array_equal(outs[0][key], outs[1][key])
     assert [s.last_result.mode_switches for s in runs] == [40, 20]
     assert runs[1].last_result.cycles < runs[0].last_result.cycles
+
+
+def test_an_operand_that_is_no_strided_box_is_materialized_first(tmp_path):
+    """Swapping two batch axes leaves per-head offsets that are not affine in the flattened head
+    index: the transpose runs as a layout step and the matmul reads its dense result."""
+    vi = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)  # noqa: E731
+    nodes = [helper.make_node("Transpose", ["x"], ["a"], perm=[1, 0, 2, 3], name="swap"),
+             helper.make_node("MatMul", ["a", "y"], ["z"], name="mm")]
+    graph = helper.make_graph(nodes, "g", [vi("x", [3, 2, 4, 5]), vi("y", [2, 3, 5, 6])], [vi("z", [2, 3, 4, 6])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "m.onnx"))
+    rng = np.random.default_rng(5)
+    feeds = {"x": rng.standard_normal((3, 2, 4, 5)).astype(np.float32),
+             "y": rng.standard_normal((2, 3, 5, 6)).astype(np.float32)}
+    np.savez(tmp_path / "c.npz", **{k: np.stack([v, -v]) for k, v in feeds.items()})
+    module = quantized(str(tmp_path / "m.onnx"), tmp_path / "c.npz")
+    artifact = compile_overlay(module)
+    assert [layer["kind"] for layer in artifact.metadata["layers"]] == ["layout", "matmul"]
+    np.testing.assert_array_equal(Session(artifact).run(None, feeds)[0], run_module(module, feeds)["z"])
