@@ -101,14 +101,16 @@ class _Builder:
                 raise self.error(node.children[0].children[0],
                                  f"dense literal has {len(items)} elements, its type {ttype.size}")
             try:
-                return np.array(items, dtype=to_numpy(ttype.dtype)).reshape(ttype.shape)
-            except OverflowError as exc:
+                with np.errstate(over="raise"):  # 1e300 in an f16 literal is an error, not a silent inf
+                    return np.array(items, dtype=to_numpy(ttype.dtype)).reshape(ttype.shape)
+            except (OverflowError, FloatingPointError) as exc:
                 raise self.error(node.children[0].children[0], f"dense literal value out of range: {exc}") from None
         if node.data == "splat":
             ttype = self.type(node.children[0])
             try:
-                scalar = np.array(self.scalar(node.children[1]), dtype=to_numpy(ttype.dtype))
-            except OverflowError as exc:
+                with np.errstate(over="raise"):
+                    scalar = np.array(self.scalar(node.children[1]), dtype=to_numpy(ttype.dtype))
+            except (OverflowError, FloatingPointError) as exc:
                 raise self.error(node.children[0].children[0], f"splat value out of range: {exc}") from None
             # A read-only view of one element: a huge declared shape allocates nothing here.
             return np.broadcast_to(scalar, ttype.shape)

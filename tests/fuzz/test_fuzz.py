@@ -200,3 +200,9 @@ def test_campaign_findings_in_the_onnx_loader(tmp_path):
     (tmp_path / "m.onnx").write_bytes(model.SerializeToString().replace(b"graph_name", b"graph\xdf\xffame"))
     with pytest.raises(FrontendError, match="not valid UTF-8"):
         import_onnx(tmp_path / "m.onnx")
+
+
+def test_float_literal_out_of_its_type_range_is_a_parse_error():
+    text = 'module @m {\n  %c = const() {value = dense<f16[2], [1e300, 1.0]>} : f16[2]\n  output "c" = %c\n}\n'
+    with pytest.raises(IRParseError, match="out of range"):
+        parse_module(text)
