@@ -423,6 +423,11 @@ def main(argv=None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except MemoryError as exc:  # an absurd tensor size in the input, or a model too large for this machine
+        if _State.debug:
+            traceback.print_exc()
+        click.echo(f"error: out of memory ({exc or 'MemoryError'}); check the shapes in the input", err=True)
+        return 2
     except OSError as exc:  # the file system said no (a folder where a file goes, disk full, ...)
         if _State.debug:
             traceback.print_exc()

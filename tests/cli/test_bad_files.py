@@ -47,3 +47,16 @@ def test_huge_declared_input_is_refused_not_allocated(tmp_path, tcc_cli):
     code, _, err = tcc_cli("run", tmp_path / "big.tir", "-o", tmp_path / "o.npz")
     assert code == 2
     assert "would take 4503599627370496 bytes of random data" in err and "--inputs" in err
+
+
+def test_out_of_memory_is_a_clear_error_not_an_internal_one(tmp_path, tcc_cli, monkeypatch):
+    import tcc.ir
+
+    def exhausted(module, *args, **kwargs):
+        raise MemoryError("Unable to allocate 1.00 TiB for an array with shape (1099511627776,)")
+
+    (tmp_path / "m.tir").write_text('module @m {\n  input %x : f32[4]\n  output "x" = %x\n}\n')
+    monkeypatch.setattr(tcc.ir, "print_module", exhausted)
+    code, _, err = tcc_cli("opt", tmp_path / "m.tir")
+    assert code == 2
+    assert err.startswith("error: out of memory (Unable to allocate 1.00 TiB") and "internal" not in err
