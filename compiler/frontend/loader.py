@@ -55,9 +55,9 @@ def load_model(model, input_shapes: dict | None = None) -> LoadedModel:
         if value_info.name in inputs:
             _set_shape(value_info, inputs[value_info.name].shape)
     _check(skeleton, label)
-    _refuse_huge_constants(model, initializers, label)
+    data_prop = _refuse_huge_constants(model, initializers, label)
     _forget_output_shapes(skeleton)
-    inferred = _infer(skeleton, label)
+    inferred = _infer(skeleton, label, data_prop)
     return LoadedModel(model, label, opset, inputs, initializers, inferred)
 
 
@@ -182,9 +182,16 @@ def _check_initializer_size(tensor: TensorProto, label: str) -> None:
                             f"({expected} {unit}) but holds {held} {unit}; the model is corrupted")
 
 
-def _refuse_huge_constants(model: onnx.ModelProto, initializers, label: str) -> None:
-    """ONNX shape inference propagates small constants (data_prop): a Range, ConstantOfShape,
-    Expand or Tile that asks for an absurd size from a few bytes would exhaust memory inside it."""
+#: ONNX's data propagation holds a Range's values as shape dims (~100 bytes each): 2**26 of them
+#: took 7 GB and 25 s.  Above this many elements, or when its size is not known from constants,
+#: inference runs without data propagation (tcc folds the Range itself, with FOLD_LIMIT_BYTES).
+DATA_PROP_RANGE_LIMIT = 2**16
+
+
+def _refuse_huge_constants(model: onnx.ModelProto, initializers, label: str) -> bool:
+    """Refuse a Range, ConstantOfShape, Expand or Tile that asks for an absurd size from a few
+    constant bytes; returns whether ONNX shape inference may propagate data (see above)."""
+    data_prop = True
     from onnx import numpy_helper
 
     from .folding import FOLD_LIMIT_BYTES, output_elements
@@ -209,6 +216,9 @@ def _refuse_huge_constants(model: onnx.ModelProto, initializers, label: str) -> 
             raise FrontendError(f"{label}: node {node_label(node)!r} ({node.op_type}) asks for a tensor of "
                                 f"{elements} elements from its constant inputs; the model's shapes are "
                                 "corrupted or absurd")
+        if node.op_type == "Range" and (elements is None or elements > DATA_PROP_RANGE_LIMIT):
+            data_prop = False
+    return data_prop
 
 
 # -- input shapes ------------------------------------------------------------------------------
@@ -290,9 +300,9 @@ def _forget_output_shapes(skeleton: onnx.ModelProto) -> None:
 _NODE_IN_MESSAGE = re.compile(r"\(op_type:([^,]*), node name: ([^)]*)\):\s*(?:\[\w+\]\s*)?(.*)")
 
 
-def _infer(skeleton: onnx.ModelProto, label: str) -> dict[str, onnx.TypeProto]:
+def _infer(skeleton: onnx.ModelProto, label: str, data_prop: bool = True) -> dict[str, onnx.TypeProto]:
     try:
-        inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=True, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=True, data_prop=data_prop)
     except MemoryError:
         raise FrontendError(f"{label}: ONNX shape inference ran out of memory; the model's shapes are "
                             "corrupted or absurd") from None

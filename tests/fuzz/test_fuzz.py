@@ -206,3 +206,32 @@ def test_float_literal_out_of_its_type_range_is_a_parse_error():
     text = 'module @m {\n  %c = const() {value = dense<f16[2], [1e300, 1.0]>} : f16[2]\n  output "c" = %c\n}\n'
     with pytest.raises(IRParseError, match="out of range"):
         parse_module(text)
+
+
+def test_huge_range_exhausts_neither_shape_inference_nor_folding(monkeypatch):
+    """atheris found Range(0, 2**26): ONNX's data propagation held it as shape dims (7 GB, 25 s).
+    A Range over 2**16 elements, or of a size not known from constants, is inferred without it."""
+    import time
+
+    from tcc.frontend import loader
+
+    calls = []
+    infer = loader.onnx.shape_inference.infer_shapes
+    monkeypatch.setattr(loader.onnx.shape_inference, "infer_shapes",
+                        lambda *a, **k: calls.append(k["data_prop"]) or infer(*a, **k))
+
+    def model(limit_input, shape, extra_nodes=(), inits=()):
+        nodes = [*extra_nodes, helper.make_node("Range", ["zero", limit_input, "one"], ["r"]),
+                 helper.make_node("Cast", ["r"], ["f"], to=TensorProto.FLOAT), helper.make_node("Add", ["x", "f"], ["y"])]
+        return _graph(nodes, [_i64("zero", 0), _i64("one", 1), *inits], shape=shape)
+
+    start = time.perf_counter()
+    small = import_onnx(model("limit", (1,), inits=[_i64("limit", 1000)]))
+    large = import_onnx(model("limit", (1,), inits=[_i64("limit", 2**22)]))
+    assert small.outputs[0][1].type.shape == (1000,) and large.outputs[0][1].type.shape == (2**22,)
+    # The size from the input's declared dim (2**40), through Shape and Gather: folding refuses it.
+    shape_of = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Gather", ["s", "zero"], ["n"])]
+    with pytest.raises(FrontendError, match="1099511627776 elements"):
+        import_onnx(model("n", (2**40,), shape_of))
+    assert calls == [True, False, False]
+    assert time.perf_counter() - start < 20
