@@ -39,6 +39,7 @@ def _live_steps(steps: list[Step], io) -> list[Step]:
             continue
         if step.kind == "layout":  # results of a split nothing reads are not materialized
             step.info["unused"] = {id(r) for r in step.outputs if id(r) not in needed}
+            step.outputs = [r for r in step.outputs if id(r) in needed]
         live.append(step)
         needed.update(id(v) for v in step.inputs)
     return live[::-1]
