@@ -165,15 +165,19 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
               help=".npz of inputs (one array per input, or stacked along axis 0); default: --calib's samples.")
 @click.option("--samples", default=4, show_default=True, type=click.IntRange(min=1),
               help="How many samples to run.")
-@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
+              help="Bind an input's shape (repeatable); needed for dynamic dims.")
 @click.option("--calibrate", "method", type=click.Choice(["minmax", "percentile", "entropy", "mse"]),
-              default="minmax", show_default=True)
+              default="minmax", show_default=True, help="How calibration picks activation ranges.")
 @click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, dybit2..8.")
-@click.option("--target-config", default=None, type=click.Path(dir_okay=False))
+@click.option("--target-config", default=None, type=click.Path(dir_okay=False),
+              help="Target description (TOML); default: the bundled overlay core.")
 def verify_command(model, target, calib, inputs_path, samples, input_shapes, method, weights, target_config):
     """Per layer: SQNR of the int8 model against float (onnxruntime), and simulator == reference.
 
-    Exits 1 when the simulator disagrees with the integer reference interpreter."""
+    Layer outputs are read from a checkpointed build of the same program in which every compared
+    tensor keeps its own DRAM (the artifact itself reuses activation memory). Exits 1 when the
+    simulator disagrees with the integer reference interpreter."""
     from tcc.driver import quantization_pipeline
     from tcc.verify import format_result, verify
 
