@@ -12,7 +12,8 @@ quantizes (a fused conv + relu's requantize is named after the Relu's output).
 
 The overlay's DRAM planner lets activations whose lifetimes do not overlap share memory, and an
 artifact records the addresses of its inputs and outputs only, so most layer outputs of the
-user's artifact are overwritten before the run ends.  ``verify`` therefore compiles a second,
+user's artifact are overwritten before the run ends (the digits CNN's artifact gives its 13130
+bytes of int8 activations 6464 bytes of DRAM; SqueezeNet's, 5.3 MB in 1.2 MB).  ``verify`` therefore compiles a second,
 *checkpointed* program from the same quantized IR in which every compared tensor is also a model
 output: outputs are pinned to their own DRAM, so each survives the run.  The code that computes
 each layer is emitted by the same step emitters; only DRAM placement differs.  The user's artifact
