@@ -194,6 +194,8 @@ def _parse_blobs(text: str, first_line: int, filename: str) -> dict[int, np.ndar
         index, dtype, dims, payload = int(m[1]), m[2], m[3], m[4]
         if dtype not in DTYPES:
             raise IRParseError(f"{filename}:{lineno}:1: unknown element type {dtype!r}")
+        if not re.fullmatch(r"(?:[0-9]+(?:,[0-9]+)*)?", dims):
+            raise IRParseError(f"{filename}:{lineno}:1: blob #{index} has a malformed shape [{dims}]")
         shape = tuple(int(d) for d in dims.split(",")) if dims else ()
         try:
             raw = base64.b64decode(payload, validate=True)

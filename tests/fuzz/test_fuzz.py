@@ -235,3 +235,11 @@ def test_huge_range_exhausts_neither_shape_inference_nor_folding(monkeypatch):
         import_onnx(model("n", (2**40,), shape_of))
     assert calls == [True, False, False]
     assert time.perf_counter() - start < 20
+
+
+def test_blob_shape_with_an_empty_dim_is_a_parse_error():
+    """Found by atheris: ``#0 = f32[4,] "..."`` reached int('')."""
+    text = 'module @m {\n  %c = const() {value = blob<#0>} : f32[4]\n  output "c" = %c\n}\nblobs {\n' \
+           '  #0 = f32[4,] "AAAAAAAAAAAAAAAAAAAAAA=="\n}\n'
+    with pytest.raises(IRParseError, match=r"blob #0 has a malformed shape \[4,\]"):
+        parse_module(text, "t.tir")
