@@ -172,7 +172,10 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
 @click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, dybit2..8.")
 @click.option("--target-config", default=None, type=click.Path(dir_okay=False),
               help="Target description (TOML); default: the bundled overlay core.")
-def verify_command(model, target, calib, inputs_path, samples, input_shapes, method, weights, target_config):
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
+              help="Also write the per-layer results as JSON.")
+def verify_command(model, target, calib, inputs_path, samples, input_shapes, method, weights, target_config,
+                   json_path):
     """Per layer: SQNR of the int8 model against float (onnxruntime), and simulator == reference.
 
     Layer outputs are read from a checkpointed build of the same program in which every compared
@@ -185,6 +188,15 @@ def verify_command(model, target, calib, inputs_path, samples, input_shapes, met
                     quantization_pipeline(calib, "int8", method, weights), progress=_progress("verifying"),
                     weights=weights)
     click.echo(format_result(result, style=click.style if _stdout_is_tty() else _no_style))
+    if json_path:
+        import dataclasses
+        import json
+
+        from tcc.ir.fileio import write_atomic
+
+        data = dataclasses.asdict(result)
+        data["simulator_agrees"] = result.simulator_agrees
+        write_atomic(json_path, json.dumps(data, indent=1, allow_nan=True))
     if not result.simulator_agrees:
         click.get_current_context().exit(1)
 

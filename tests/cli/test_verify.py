@@ -1,4 +1,5 @@
 """`tcc verify`: per-layer SQNR against onnxruntime, simulator == reference, exit codes."""
+import json
 import math
 
 import numpy as np
@@ -30,8 +31,10 @@ def test_verify_digits_overlay_agrees_and_matches_an_independent_sqnr(tmp_path, 
     test = np.load("examples/digits/digits_test.npz")["input"][:6]
     np.savez(tmp_path / "x.npz", input=test)
     code, out, err = tcc_cli("verify", DIGITS, "-t", "overlay", "--calib", CALIB, "--inputs", tmp_path / "x.npz",
-                             "--samples", 6)
+                             "--samples", 6, "--json", tmp_path / "v.json")
     assert code == 0, err
+    saved = json.loads((tmp_path / "v.json").read_text())
+    assert saved["simulator_agrees"] is True and saved["samples"] == 6 and len(saved["layers"]) == 10
     assert "all 10 checkpointed tensors and the model outputs agree bit for bit" in out
     table = rows(out)
     assert all(row[-1] == "yes" for row in table.values()), out
