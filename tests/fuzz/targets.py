@@ -202,7 +202,7 @@ TARGETS = {"ir_parser": ir_parser, "assembler": assembler, "decoder": decoder, "
 
 def corpus_files(target: str) -> list[Path]:
     folder = CORPUS / target
-    return sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix != ".md") if folder.is_dir() else []
 
 
 def save_crash(target: str, data: bytes) -> Path:
