@@ -123,6 +123,8 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
                                             budget_cycles, candidates, sparse_mode)
         if target == "sparse":
             passes += (f"annotate-sparsity{{calib={calib},mode={sparse_mode or 'exact'}}}",)
+        if target == "overlay":  # group int8 and bf16 work to save PE-array mode switches
+            passes += ("schedule-modes",)
     module, _ = compile_to_ir(model, _shapes(input_shapes), (), require_pins=from_pins)
     overlay_target = None
     if target == "overlay":  # limits first: calibration of a model that cannot fit is wasted time
@@ -399,6 +401,25 @@ def asm(source, output):
     from tcc.isa import assemble_file, write_binary
 
     write_binary(assemble_file(source), output)
+
+
+@cli.command()
+@click.argument("artifact", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "folder", required=True, type=click.Path(file_okay=False),
+              help="Folder for esda_modules.hpp and top.cpp.")
+def hls(artifact, folder):
+    """Write the C++ dataflow description of a sparse artifact (-t sparse): module templates and a
+    generated top with the weights in ROM, for high-level synthesis or as a C model
+    (g++ -std=c++17 -DTCC_TESTBENCH top.cpp)."""
+    from tcc.backends.sparse import SparseArtifact
+    from tcc.backends.sparse.hls import emit_cpp
+    from tcc.driver import UsageError
+    from tcc.runtime import artifact_kind
+
+    if artifact_kind(artifact) != "sparse":
+        raise UsageError(f"{artifact}: not a sparse artifact; compile one with -t sparse")
+    top = emit_cpp(SparseArtifact.load(artifact), folder)
+    click.echo(f"wrote {top.parent / 'esda_modules.hpp'} and {top}", err=True)
 
 
 @cli.command(name="export-onnx")

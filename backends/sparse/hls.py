@@ -9,10 +9,11 @@ per token) and prints every sink stream's tokens, so it runs as a C++ program.
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
+
+from tcc.ir.fileio import write_atomic
 
 from .artifact import SparseArtifact
 from .compile import FIFO_DEPTH as FIFO_DEPTH_DEFAULT
@@ -184,7 +185,7 @@ def emit_cpp(artifact: SparseArtifact, folder) -> Path:
     """Write esda_modules.hpp and top.cpp into ``folder``; returns the top's path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(HEADER, folder / HEADER.name)
     top = folder / "top.cpp"
-    top.write_text(top_source(artifact), encoding="utf-8")
+    write_atomic(top, top_source(artifact))
+    write_atomic(folder / HEADER.name, HEADER.read_bytes())
     return top

@@ -98,3 +98,9 @@ def test_cli_compile_run_report_disasm(tmp_path, tcc_cli):
     assert code == 0 and "slowest module" in out and len([ln for ln in out.splitlines() if ln.startswith("m0") or ln.startswith("m1")]) == 3
     code, out, _ = tcc_cli("disasm", art)
     assert code == 0 and "/blocks.1/depthwise/conv/Conv" in out and "m01_conv -> m02_pointwise" in out
+    code, _, err = tcc_cli("hls", art, "-o", tmp_path / "hls")
+    assert code == 0, err
+    top = (tmp_path / "hls" / "top.cpp").read_text()
+    assert (tmp_path / "hls" / "esda_modules.hpp").is_file() and "#pragma HLS dataflow" in top
+    code, _, err = tcc_cli("hls", EVENTS / "events_dense.onnx", "-o", tmp_path / "hls2")
+    assert code == 2 and "not a sparse artifact" in err and not (tmp_path / "hls2").exists()
