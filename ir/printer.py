@@ -77,6 +77,15 @@ def format_type(t: TensorType) -> str:
     return text
 
 
+def _is_splat(value: np.ndarray) -> bool:
+    """All elements equal. A zero-stride view (what the parser returns for ``splat<...>``) is one
+    by construction; checking it element by element would materialise a possibly huge array."""
+    if all(stride == 0 for stride in value.strides):
+        return True
+    flat = value.reshape(-1)
+    return bool((flat == flat[0]).all())
+
+
 class Printer:
     def __init__(self, elide_blobs: bool = False):
         self.blobs: list[np.ndarray] = []
@@ -85,11 +94,10 @@ class Printer:
     def format_attr(self, value) -> str:
         if isinstance(value, np.ndarray):
             ttype = TensorType(tuple(int(d) for d in value.shape), from_numpy(value.dtype))
-            flat = value.reshape(-1)
             if value.size <= INLINE_TENSOR_LIMIT:
-                return f"dense<{format_type(ttype)}, {format_list(flat.tolist())}>"
-            if bool((flat == flat[0]).all()):
-                return f"splat<{format_type(ttype)}, {format_scalar(flat[0].item())}>"
+                return f"dense<{format_type(ttype)}, {format_list(value.reshape(-1).tolist())}>"
+            if _is_splat(value):
+                return f"splat<{format_type(ttype)}, {format_scalar(value.flat[0].item())}>"
             self.blobs.append(value)
             return f"blob<#{len(self.blobs) - 1}>"
         if isinstance(value, str):
