@@ -45,7 +45,47 @@ class Session:
         self._values = {v.name: v for v in self.module.values()}
         self._inputs = {v.name: v for v in self.module.inputs}
         self._outputs = dict(self.module.outputs)
+        self._check_io_entries(meta)
         self.last_result = None
+
+    def _check_io_entries(self, meta: dict) -> None:
+        """Each input/output entry of the metadata must describe a value of the artifact's IR the way
+        the compiler wrote it: names, boundary op, type, layout and an address range inside DRAM."""
+        def bad(group: str, entry: dict, what: str) -> ArtifactError:
+            return ArtifactError(f"malformed artifact metadata: {group} entry {entry['name']!r}: {what}; "
+                                 "recompile the model")
+
+        for group, boundary in (("inputs", self._inputs), ("outputs", self._outputs)):
+            names = [entry["name"] for entry in meta[group]]
+            if sorted(names) != sorted(boundary):
+                raise ArtifactError(f"malformed artifact metadata: {group} {names} do not match the IR's "
+                                    f"{group} {sorted(boundary)}; recompile the model")
+            for entry in meta[group]:
+                value = self._values.get(entry["value"])
+                if value is None:
+                    raise bad(group, entry, f"value %{entry['value']} is not in the artifact's IR")
+                host = boundary[entry["name"]]
+                if entry["boundary_op"] is None:
+                    linked = value is host
+                elif group == "inputs":
+                    op = value.producer
+                    linked = op is not None and op.kind == entry["boundary_op"] and list(op.operands) == [host]
+                else:
+                    op = host.producer
+                    linked = op is not None and op.kind == entry["boundary_op"] and list(op.operands) == [value]
+                if not linked:
+                    raise bad(group, entry, f"value %{entry['value']} and boundary op {entry['boundary_op']!r} "
+                                            f"do not connect to the IR's {group[:-1]} {entry['name']!r}")
+                t = value.type
+                if entry["shape"] != list(t.shape) or entry["dtype"] != t.dtype:
+                    raise bad(group, entry, f"{entry['dtype']}{entry['shape']} does not match "
+                                            f"%{value.name} : {t.dtype}{list(t.shape)} in the IR")
+                if sorted(entry["perm"]) != list(range(len(t.shape))):
+                    raise bad(group, entry, f"perm {entry['perm']} is not a permutation of {len(t.shape)} axes")
+                end = entry["address"] + t.size * to_numpy(t.dtype).itemsize
+                if end > meta["dram_bytes"]:
+                    raise bad(group, entry, f"bytes {entry['address']}..{end} run past dram_bytes "
+                                            f"{meta['dram_bytes']}")
 
     # -- onnxruntime-style introspection -------------------------------------------------------
     def get_inputs(self) -> list[NodeArg]:

@@ -91,6 +91,34 @@ def test_corrupt_artifacts_are_refused(digits_artifact, tmp_path):
         Artifact.from_bytes(bytes(other))
 
 
+@pytest.mark.parametrize("group, key, value, message", [
+    ("inputs", "value", "nope", "inputs entry 'input': value %nope is not in the artifact's IR"),
+    ("inputs", "value", "input", "inputs entry 'input': value %input and boundary op 'quantize' do not connect"),
+    ("inputs", "name", "image", r"inputs \['image'\] do not match the IR's inputs \['input'\]"),
+    ("inputs", "shape", [1, 1, 16, 17], r"inputs entry 'input': i8\[1, 1, 16, 17\] does not match %input.q"),
+    ("inputs", "dtype", "i16", "inputs entry 'input': i16"),
+    ("inputs", "perm", [0, 2, 2, 1], r"perm \[0, 2, 2, 1\] is not a permutation of 4 axes"),
+    ("outputs", "value", "logits.q.x", "outputs entry 'logits': value %logits.q.x is not in"),
+    ("outputs", "boundary_op", None, "outputs entry 'logits': value %logits and boundary op None do not connect"),
+    ("outputs", "shape", [10], "outputs entry 'logits'"),
+    ("outputs", "address", "end", "outputs entry 'logits': bytes .* run past dram_bytes"),
+])
+def test_metadata_that_does_not_match_the_ir_is_refused(digits_artifact, tmp_path, tcc_cli, group, key, value,
+                                                       message):
+    # Edited metadata behind a valid checksum (Artifact.to_bytes re-packs it), as the artifact_body
+    # fuzz target makes: an ArtifactError naming the entry, not a KeyError while running.
+    path, _ = digits_artifact
+    artifact = Artifact.load(path)
+    entry = artifact.metadata[group][0]
+    entry[key] = artifact.metadata["dram_bytes"] - 4 if value == "end" else value
+    edited = tmp_path / "edited.tcc"
+    edited.write_bytes(artifact.to_bytes())
+    with pytest.raises(ArtifactError, match=message):
+        Session(edited)
+    code, _, err = tcc_cli("run", edited, "-o", tmp_path / "out.npz")
+    assert code == 2 and "malformed artifact metadata" in err and "Traceback" not in err
+
+
 def test_cli_overlay_contract(tmp_path, tcc_cli):
     test = np.load("examples/digits/digits_test.npz")
     np.savez(tmp_path / "in.npz", input=test["input"][:1])
