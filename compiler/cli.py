@@ -269,22 +269,13 @@ def _is_artifact(path) -> bool:
     return artifact_kind(path) is not None
 
 
-#: Random inputs larger than this are refused rather than allocated (a corrupted or absurd shape).
-RANDOM_INPUT_LIMIT_BYTES = 2**30
-
-
 def _inputs_for(module, inputs_path, seed):
-    from tcc.driver import UsageError, load_inputs, random_inputs
-    from tcc.ir.dtypes import to_numpy
+    from tcc.driver import load_inputs, random_inputs
 
     if inputs_path is None:
-        for v in module.inputs:
-            size = v.type.size * to_numpy(v.type.dtype).itemsize
-            if size > RANDOM_INPUT_LIMIT_BYTES:
-                raise UsageError(f"input {v.name!r} of type {v.type} would take {size} bytes of random data; "
-                                 f"give the inputs with --inputs FILE.npz")
+        inputs = random_inputs(module, seed)  # refuses absurd sizes before allocating
         click.echo(f"note: no --inputs given; using N(0,1) random inputs with seed {seed}", err=True)
-        return random_inputs(module, seed)
+        return inputs
     return load_inputs(inputs_path, module)
 
 

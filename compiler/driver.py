@@ -138,10 +138,20 @@ def load_inputs(path, module: Module) -> dict[str, np.ndarray]:
         raise UsageError(f"{path}: not a readable .npz file ({exc})") from None
 
 
+#: Random inputs larger than this are refused rather than allocated (a corrupted or absurd shape).
+RANDOM_INPUT_LIMIT_BYTES = 2**30
+
+
 def random_inputs(module: Module, seed: int = 0) -> dict[str, np.ndarray]:
-    """Inputs drawn from N(0, 1) (integer inputs: zeros), for quick runs without data."""
+    """Inputs drawn from N(0, 1) (integer inputs: zeros), for quick runs without data.
+    An input over RANDOM_INPUT_LIMIT_BYTES is a UsageError, checked before anything is allocated."""
     from tcc.ir.dtypes import is_float, to_numpy
 
+    for v in module.inputs:
+        size = v.type.size * to_numpy(v.type.dtype).itemsize
+        if size > RANDOM_INPUT_LIMIT_BYTES:
+            raise UsageError(f"input {v.name!r} of type {v.type} would take {size} bytes of random data; "
+                             f"give the inputs with --inputs FILE.npz")
     rng = np.random.default_rng(seed)
     out = {}
     for v in module.inputs:

@@ -5,9 +5,14 @@ from dataclasses import dataclass
 
 from tcc.ir import Builder, Module
 from tcc.ir.dtypes import to_numpy
+from tcc.ir.errors import InterpreterError
 from tcc.ir.interpreter import evaluate_op
 
 from .base import Pass
+
+#: The largest constant folding may create; the ONNX frontend's folder uses the same limit
+#: (FOLD_LIMIT_BYTES in compiler/frontend/folding.py, which passes/ must not import).
+FOLD_LIMIT_BYTES = 2**31
 
 
 @dataclass
@@ -21,6 +26,7 @@ class FoldConstants(Pass):
                 continue
             if not all(v.producer is not None and v.producer.kind == "const" for v in op.operands):
                 continue
+            _check_size(op)
             values = evaluate_op(op, [v.producer.attrs["value"] for v in op.operands])
             builder = Builder.before(op)
             replacements = []
@@ -33,3 +39,13 @@ class FoldConstants(Pass):
             module.erase_op(op)
             for new, name in zip(replacements, names):  # the folded value keeps the user-visible name
                 module.rename(new, name)
+
+
+def _check_size(op) -> None:
+    """Refuse, before evaluating, an op whose results would exceed FOLD_LIMIT_BYTES."""
+    size = sum(r.type.size * to_numpy(r.type.dtype).itemsize for r in op.results)
+    if size > FOLD_LIMIT_BYTES:
+        where = f" ({op.loc})" if op.loc else ""
+        raise InterpreterError(f"fold-constants: {op.kind} %{op.results[0].name}{where} would create a constant "
+                               f"of {size} bytes (over {FOLD_LIMIT_BYTES} bytes); the model's shapes are "
+                               f"corrupted or absurd")

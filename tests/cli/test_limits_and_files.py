@@ -5,7 +5,13 @@ import re
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
+
+from tcc.driver import RANDOM_INPUT_LIMIT_BYTES, UsageError, random_inputs
+from tcc.frontend.folding import FOLD_LIMIT_BYTES as FRONTEND_FOLD_LIMIT_BYTES
+from tcc.ir import parse_module
+from tcc.passes.fold_constants import FOLD_LIMIT_BYTES
 
 DIGITS = "examples/digits/digits_cnn.onnx"
 DYNAMIC = "examples/digits/digits_cnn_dynamic.onnx"
@@ -152,3 +158,26 @@ def test_overlay_pipeline_schedules_modes_after_quantization(tmp_path, tcc_cli):
     names = re.findall(r"^([a-z][a-z-]*)[{ ]", err, re.M)
     assert "quantize" in names and "schedule-modes" in names
     assert names.index("schedule-modes") > names.index("quantize")
+
+
+HUGE = ('module @huge {\n'
+        '  input %x : f32[100000,100000]\n'
+        '  %c = const() {value = splat<f32[100000,100000], 0.5>} : f32[100000,100000]\n'
+        '  %y = relu(%c) : f32[100000,100000]\n'
+        '  output "y" = %y\n'
+        '}\n')
+
+
+def test_fold_constants_refuses_a_huge_result_before_evaluating(tmp_path, tcc_cli):
+    assert FOLD_LIMIT_BYTES == FRONTEND_FOLD_LIMIT_BYTES  # one limit for folding, in the frontend and in the pass
+    (tmp_path / "huge.tir").write_text(HUGE)
+    code, _, err = tcc_cli("opt", tmp_path / "huge.tir", "--passes", "fold-constants", "-o", tmp_path / "out.tir")
+    assert code == 2 and "Traceback" not in err
+    assert f"relu %y would create a constant of 40000000000 bytes (over {FOLD_LIMIT_BYTES} bytes)" in err
+    assert not (tmp_path / "out.tir").exists()
+
+
+def test_random_inputs_refuses_a_huge_input_before_allocating():
+    with pytest.raises(UsageError, match=f"input 'x' .* would take 40000000000 bytes of random data"):
+        random_inputs(parse_module(HUGE))
+    assert RANDOM_INPUT_LIMIT_BYTES == 2**30
