@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from contextlib import ExitStack, contextmanager
 
 import click
 from click.core import ParameterSource
@@ -150,8 +151,8 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
         return
     from tcc.backends.overlay import compile_overlay
 
-    _status(f"compiling {len(module.ops)} ops for the overlay ...")
-    artifact = compile_overlay(module, overlay_target)
+    with _progress_callback(f"compiling {len(module.ops)} ops for the overlay") as progress:
+        artifact = compile_overlay(module, overlay_target, progress=progress)
     artifact.save(output)
     meta = artifact.metadata
     click.echo(f"wrote {output}: {len(artifact.program)} instructions, {len(meta['layers'])} layers, "
@@ -246,6 +247,35 @@ def _progress(label: str):
     return wrap
 
 
+@contextmanager
+def _progress_callback(label: str):
+    """A ``progress(done, total)`` callback drawing a bar on stderr, or None when stderr is not a
+    terminal (so the work runs without the callback and nothing else changes)."""
+    if not _stderr_is_tty():
+        yield None
+        return
+    with ExitStack() as stack:
+        bars = []
+
+        def update(done: int, total: int) -> None:
+            if not bars:
+                bars.append(stack.enter_context(click.progressbar(length=total, label=label, file=sys.stderr)))
+            bars[0].update(done - bars[0].pos)
+
+        yield update
+
+
+def _simulate(session, source, inputs) -> dict:
+    """``session.run_dict(inputs)``, with a progress bar over the program on a terminal (overlay)."""
+    from tcc.runtime import Session
+
+    if not isinstance(session, Session):
+        _status(f"simulating {source} ...")
+        return session.run_dict(inputs)
+    with _progress_callback(f"simulating {source}") as progress:
+        return session.run_dict(inputs, progress=progress)
+
+
 @cli.command()
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.option("--passes", default="", help="Comma-separated pass pipeline, e.g. 'dce,fold-batchnorm'.")
@@ -309,8 +339,7 @@ def run(source, inputs_path, output, seed, reference, report_path):
             raise UsageError("--report needs the simulator; drop --reference")
         save_outputs(output, session.run_reference(inputs))
         return
-    _status(f"simulating {source} ...")
-    save_outputs(output, session.run_dict(inputs))
+    save_outputs(output, _simulate(session, source, inputs))
     if report_path:
         report = session.performance_report()
         write_atomic(report_path, json.dumps(report, indent=1, sort_keys=True))
@@ -333,8 +362,7 @@ def report(artifact, inputs_path, seed, top, html_path, json_path):
 
     session = open_session(artifact)
     inputs = _inputs_for(session.module, inputs_path, seed)
-    _status(f"simulating {artifact} ...")
-    session.run_dict(inputs)
+    _simulate(session, artifact, inputs)
     data = session.performance_report()
     if isinstance(session, Session):
         from tcc.runtime.report import format_report

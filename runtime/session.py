@@ -107,7 +107,8 @@ class Session:
         names = output_names or [n for n, _ in self.module.outputs]
         return [outputs[n] for n in names]
 
-    def run_dict(self, feeds: dict) -> dict[str, np.ndarray]:
+    def run_dict(self, feeds: dict, progress=None) -> dict[str, np.ndarray]:
+        """Run on the simulator; ``progress(pc, program_length)`` as for ``Machine.run``."""
         from tcc.isa.simulator import Machine
 
         feeds = self._check_inputs(feeds)
@@ -121,7 +122,7 @@ class Session:
             raw = np.frombuffer(to_physical(device, entry["perm"]).tobytes(), np.uint8)
             dram[entry["address"]:entry["address"] + raw.size] = raw
         machine = Machine(self.target, dram, meta["descriptors"])
-        self.last_result = machine.run(self.artifact.program)
+        self.last_result = machine.run(self.artifact.program, progress=progress)
         out = {}
         for entry in meta["outputs"]:
             t = self._type(entry)

@@ -1,6 +1,8 @@
 """Quantized IR -> overlay program and artifact."""
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from tcc.ir import Module, print_module
@@ -58,7 +60,10 @@ def _aliases(steps) -> dict[int, object]:
     return alias
 
 
-def compile_overlay(module: Module, target: TargetConfig | None = None) -> Artifact:
+def compile_overlay(module: Module, target: TargetConfig | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> Artifact:
+    """The artifact running ``module`` on ``target``; ``progress(steps_done, steps)``, if given, is
+    called after each step's code is emitted."""
     target = target or load_target()
     io = find_host_io(module)
     steps = build_steps(module, io)
@@ -108,7 +113,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None) -> Artif
             else:
                 ctx.addresses[id(v)] = ctx.addresses[id(root(v))]
     mode = "int8"
-    for step in steps:
+    for done, step in enumerate(steps, 1):
         want = MODES.get(step.kind)
         if want is not None and want != mode:
             ctx.program.emit("mode", to=want)
@@ -120,6 +125,8 @@ def compile_overlay(module: Module, target: TargetConfig | None = None) -> Artif
             EMITTERS[step.kind](ctx, step)
         for stats in ctx.layer_stats[first_layer:]:
             stats.update(kind=step.kind, mode=MODES.get(step.kind, mode))
+        if progress is not None:
+            progress(done, len(steps))
     ctx.program.emit("halt")
 
     base = align(len(plan.constants), 4096)

@@ -7,7 +7,7 @@ hazard checks make that order the one the hardware would observe.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -24,6 +24,8 @@ from .timing import COMPUTE, LOAD, POST, STORE, UNIT_NAMES, Timing
 TIMED_UNITS = {"load": LOAD, "lookup": LOAD, "store": STORE, "matmul": COMPUTE, "requant": POST, "pool": POST,
                "eadd": POST, "copy": POST, "cvt": COMPUTE, "vop": COMPUTE, "mode": COMPUTE}
 _LAYER = REGISTER_INDEX["sys.layer"]
+# How many instructions run between two calls of ``Machine.run``'s progress callback.
+PROGRESS_EVERY = 4096
 
 
 class Event(NamedTuple):
@@ -102,8 +104,10 @@ class Machine(MachineState):
     starts at PC 0 with registers zero and the array in int8 mode; memory keeps its contents.
     """
 
-    def run(self, words, max_instructions: int | None = None, trace: bool = False) -> RunResult:
-        """Execute from PC 0 to ``halt``; SimulatorTrap on a fault, or after ``max_instructions``."""
+    def run(self, words, max_instructions: int | None = None, trace: bool = False,
+            progress: Callable[[int, int], None] | None = None) -> RunResult:
+        """Execute from PC 0 to ``halt``; SimulatorTrap on a fault, or after ``max_instructions``.
+        ``progress(pc, program_length)``, if given, is called every PROGRESS_EVERY instructions and at halt."""
         words = np.asarray(words, dtype=np.uint64).ravel()
         entries = _decode_entries(words)
         self.reset()
@@ -116,13 +120,20 @@ class Machine(MachineState):
         mode_since, switches, current = 0, 0, self.mode
         pc, executed, end = 0, 0, len(entries)
         limit = max_instructions if max_instructions is not None else -1
+        report = PROGRESS_EVERY if progress is not None else -1
+        # One comparison per instruction covers both the limit and the progress report.
+        checkpoint = _first_checkpoint(limit, report)
         while True:
             if pc >= end:
                 raise SimulatorTrap(pc, "end of program", f"ran past the end of the program ({end} "
                                                           f"instructions) without halt")
-            if executed == limit:
-                raise SimulatorTrap(pc, str(entries[pc].text), f"executed max_instructions = {limit} "
-                                                               f"instructions without reaching halt")
+            if executed == checkpoint:
+                if executed == limit:
+                    raise SimulatorTrap(pc, str(entries[pc].text), f"executed max_instructions = {limit} "
+                                                                   f"instructions without reaching halt")
+                progress(pc, end)
+                report += PROGRESS_EVERY
+                checkpoint = _first_checkpoint(limit, report)
             entry = entries[pc]
             try:
                 effect = entry.fn(self, *entry.args)
@@ -140,6 +151,8 @@ class Machine(MachineState):
             elif type(effect) is Barrier:
                 timing.barrier(effect.mask)
                 if self.halted:
+                    if progress is not None:
+                        progress(pc, end)
                     break
             else:
                 issue, start, finish = timing.execute(entry.unit, effect.cycles, effect.accesses)
@@ -167,3 +180,10 @@ class Machine(MachineState):
             mode_switches=switches,
             mode_busy=mode_busy,
         )
+
+
+def _first_checkpoint(limit: int, report: int) -> int:
+    """The instruction count at which ``run`` next stops to check: the smaller of the
+    ``max_instructions`` limit and the next progress report, either -1 when absent."""
+    pending = [n for n in (limit, report) if n >= 0]
+    return min(pending) if pending else -1

@@ -119,6 +119,29 @@ def test_metadata_that_does_not_match_the_ir_is_refused(digits_artifact, tmp_pat
     assert code == 2 and "malformed artifact metadata" in err and "Traceback" not in err
 
 
+def test_progress_callbacks_are_monotonic_and_change_nothing(digits_artifact, monkeypatch):
+    import tcc.isa.simulator.run as simulator_run
+
+    _, ir_text = digits_artifact
+    steps = []
+    with_progress = compile_overlay(parse_module(ir_text), progress=lambda done, total: steps.append((done, total)))
+    assert with_progress.to_bytes() == compile_overlay(parse_module(ir_text)).to_bytes()
+    total = steps[-1][1]
+    assert steps == [(done, total) for done in range(1, total + 1)]
+
+    monkeypatch.setattr(simulator_run, "PROGRESS_EVERY", 16)
+    session = Session(with_progress)
+    x = {"input": np.load("examples/digits/digits_test.npz")["input"][:1]}
+    pcs = []
+    outputs = session.run_dict(x, progress=lambda pc, length: pcs.append((pc, length)))
+    result = session.last_result
+    n = len(with_progress.program)
+    assert pcs == [(pc, n) for pc in range(16, n, 16)] + [(n, n)]
+    plain = session.run_dict(x)
+    assert outputs.keys() == plain.keys() and all(np.array_equal(outputs[k], plain[k]) for k in plain)
+    assert result == session.last_result
+
+
 def test_cli_overlay_contract(tmp_path, tcc_cli):
     test = np.load("examples/digits/digits_test.npz")
     np.savez(tmp_path / "in.npz", input=test["input"][:1])

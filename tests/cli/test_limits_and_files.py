@@ -181,3 +181,24 @@ def test_random_inputs_refuses_a_huge_input_before_allocating():
     with pytest.raises(UsageError, match=f"input 'x' .* would take 40000000000 bytes of random data"):
         random_inputs(parse_module(HUGE))
     assert RANDOM_INPUT_LIMIT_BYTES == 2**30
+
+
+def test_on_a_terminal_run_and_report_draw_progress_and_write_the_same_files(tmp_path, tcc_cli, monkeypatch):
+    import tcc.cli
+
+    code, _, err = tcc_cli("compile", DIGITS, "-t", "overlay", "--calib", CALIB, "-o", tmp_path / "m.tcc")
+    assert code == 0, err
+    outputs = {}
+    for tty in (False, True):
+        monkeypatch.setattr(tcc.cli, "_stderr_is_tty", lambda: tty)
+        code, _, err = tcc_cli("run", tmp_path / "m.tcc", "-o", tmp_path / f"{tty}.npz",
+                               "--report", tmp_path / f"{tty}.json")
+        assert code == 0, err
+        code, out, err_report = tcc_cli("report", tmp_path / "m.tcc", "--json", tmp_path / f"report{tty}.json")
+        assert code == 0, err_report
+        outputs[tty] = err, out
+    assert f"simulating {tmp_path / 'm.tcc'}" in outputs[True][0]
+    assert "simulating" not in outputs[False][0]
+    assert outputs[True][1] == outputs[False][1]
+    for name in ("{}.npz", "{}.json", "report{}.json"):
+        assert (tmp_path / name.format(True)).read_bytes() == (tmp_path / name.format(False)).read_bytes()
