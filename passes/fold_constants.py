@@ -10,8 +10,10 @@ from tcc.ir.interpreter import evaluate_op
 
 from .base import Pass
 
-#: The largest constant folding may create; the ONNX frontend's folder uses the same limit
-#: (FOLD_LIMIT_BYTES in compiler/frontend/folding.py, which passes/ must not import).
+#: The largest tensor constant folding may create, in bytes: above any real model's weight (VGG's
+#: largest is 0.4 GB), below what a malicious or corrupted 8-byte shape can ask for
+#: (ConstantOfShape, Expand, Tile and Range make huge outputs from tiny inputs). The ONNX
+#: frontend's folder (compiler/frontend/folding.py) uses this same limit.
 FOLD_LIMIT_BYTES = 2**31
 
 

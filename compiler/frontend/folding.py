@@ -12,6 +12,8 @@ import onnx
 from onnx.reference import ReferenceEvaluator
 from onnx.reference.ops import load_op
 
+from tcc.passes.fold_constants import FOLD_LIMIT_BYTES
+
 from .errors import FrontendError
 
 # Ops never folded: their results are random, or they need a training-mode decision.
@@ -21,10 +23,6 @@ NEVER_FOLD = frozenset({
 })
 # Ops that read only the shape of their (first) input.
 SHAPE_ONLY = frozenset({"Shape", "Size"})
-# The largest tensor constant folding may create: above any real model's weight (VGG's largest is
-# 0.4 GB), below what a malicious or corrupted 8-byte shape can ask for (ConstantOfShape, Expand,
-# Tile and Range make huge outputs from tiny inputs).
-FOLD_LIMIT_BYTES = 2**31
 
 
 def _no_log(*args) -> None:
