@@ -17,6 +17,11 @@ BF16_MIN_NORMAL = 2.0**-126
 BF16_MIN_SUBNORMAL = 2.0**-133
 _MIN_QUANTUM_EXP = -133  # bf16's grid never gets finer than 2**-133 (the subnormal step)
 _SIGNIFICAND_BITS = 8
+_LOW_HALF = np.uint32(0xFFFF)
+_HIGH_HALF = np.uint32(0xFFFF_0000)
+_ROUND_BIAS = np.uint32(0x7FFF)  # plus the kept LSB: round to nearest, ties to even
+_ONE = np.uint32(1)
+_NAN32 = np.uint32(BF16_NAN << 16)
 
 
 def _f32_to_bits(x32: np.ndarray) -> np.ndarray:
@@ -66,13 +71,78 @@ def bf16_round(x):
     return from_bf16(to_bf16(x))
 
 
-def _operand(x, name: str) -> np.ndarray:
-    """A bf16 operand as float64; refuses values that are not bf16 values (round them first)."""
-    v = as_float64(x, name)
-    back = (_f64_to_bits(v).astype(np.uint32) << 16).view(np.float32).astype(np.float64)
-    if not np.all((back == v) | np.isnan(v)):
+def as_bf16_lanes(x, name: str) -> np.ndarray:
+    """A bf16 operand as float32 (exact); refuses values that are not bf16 values (round first).
+
+    A float32 is a bf16 value exactly when its low 16 bits are zero (NaNs are accepted as they are);
+    other inputs must survive the float64 -> float32 -> float64 round trip and then pass that test.
+    """
+    arr = np.asarray(x)
+    if arr.dtype.name == "bfloat16":
+        return arr.astype(np.float32)
+    if arr.dtype != np.float32:
+        v = as_float64(arr, name)
+        with np.errstate(over="ignore", under="ignore"):
+            arr = v.astype(np.float32)
+        if not np.all((arr == v) | np.isnan(v)):
+            raise ValueError(f"{name} holds values that are not bf16 values; apply bf16_round first")
+    low = arr.view(np.uint32) & _LOW_HALF
+    if low.any() and not np.all((low == 0) | np.isnan(arr)):
         raise ValueError(f"{name} holds values that are not bf16 values; apply bf16_round first")
-    return v
+    return arr
+
+
+def round32(x32: np.ndarray) -> np.ndarray:
+    """float32 values rounded once (RNE) to bf16 values, as float32; every NaN becomes 0x7FC0.
+
+    The canonical NaN goes in first, so the carry of the rounding add never leaves a NaN's
+    exponent field (all other patterns are <= 0xFF800000 and cannot wrap).
+    """
+    bits = np.where(np.isnan(x32), _NAN32, x32.view(np.uint32))
+    return ((bits + (_ROUND_BIAS + ((bits >> 16) & _ONE))) & _HIGH_HALF).view(np.float32)
+
+
+# The unchecked lane operations below take float32 arrays holding bf16 values and give the same
+# bits as rounding the exact result once to bf16 (callers silence float errors):
+# - a * b: the significands have <= 8 bits, so a * b = P 2^q with |P| < 2^16.  If |a b| >= 2^-134
+#   then 2^q > 2^-150, so a b is a multiple of 2^-149 below 2^128 with < 24 significant bits,
+#   exact in float32, or it overflows, where float32 rounds to a value >= the bf16 overflow
+#   threshold 2^128 - 2^119 (or inf) exactly when a b is, and RNE to bf16 then gives inf either
+#   way.  If |a b| < 2^-134 (half the least subnormal), float32 rounds it to at most 2^-134 with
+#   its sign, and bf16 RNE sends both it and the exact product to zero (2^-134 ties to even, 0).
+# - a +- b: float32 has 24 >= 2 * 8 + 2 bits, so rounding the sum to float32 and then to bf16 is
+#   the correctly rounded sum (Figueroa's double-rounding theorem); sums below 2^-126 are
+#   multiples of 2^-133 under 2^-125, exact in float32; overflow behaves as for products.
+def mul32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a * b rounded once to bf16 (unchecked float32 lanes)."""
+    return round32(a * b)
+
+
+def add32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a + b rounded once to bf16 (unchecked float32 lanes)."""
+    return round32(a + b)
+
+
+def sub32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a - b rounded once to bf16 (unchecked float32 lanes)."""
+    return round32(a - b)
+
+
+def mul_add32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """a * b + c as the SIMD lane computes it, multiply, round, add, round (unchecked lanes)."""
+    return round32(round32(a * b) + c)
+
+
+def sum32(v: np.ndarray) -> np.ndarray:
+    """``bf16_sum`` of float32 lanes along the last axis (unchecked); see bf16_sum for the order."""
+    if v.shape[-1] == 0:
+        return np.zeros(v.shape[:-1], np.float32)
+    while v.shape[-1] > 1:
+        pairs = v.shape[-1] // 2
+        level = round32(v[..., 0:2 * pairs:2] + v[..., 1:2 * pairs:2])
+        odd_last = v[..., 2 * pairs:]
+        v = np.concatenate([level, odd_last], axis=-1) if odd_last.shape[-1] else level
+    return v[..., 0].copy()
 
 
 def _finish(r64: np.ndarray) -> np.ndarray:
@@ -99,46 +169,59 @@ def _sum_round_to_odd(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def bf16_add(a, b):
     """a + b rounded once to bf16."""
-    return unwrap(_finish(_sum_round_to_odd(_operand(a, "a"), _operand(b, "b"))))
+    x, y = as_bf16_lanes(a, "a"), as_bf16_lanes(b, "b")
+    with np.errstate(over="ignore", invalid="ignore"):
+        return unwrap(add32(x, y))
 
 
 def bf16_sub(a, b):
     """a - b rounded once to bf16."""
-    return unwrap(_finish(_sum_round_to_odd(_operand(a, "a"), -_operand(b, "b"))))
+    x, y = as_bf16_lanes(a, "a"), as_bf16_lanes(b, "b")
+    with np.errstate(over="ignore", invalid="ignore"):
+        return unwrap(sub32(x, y))
 
 
 def bf16_mul(a, b):
-    """a * b rounded once to bf16 (the float64 product of two bf16 values is exact)."""
-    with np.errstate(invalid="ignore"):
-        return unwrap(_finish(_operand(a, "a") * _operand(b, "b")))
+    """a * b rounded once to bf16."""
+    x, y = as_bf16_lanes(a, "a"), as_bf16_lanes(b, "b")
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        return unwrap(mul32(x, y))
 
 
 def bf16_fma(a, b, c):
     """Fused a * b + c with ONE rounding to bf16 (not what tcc's SIMD lane does; see mul_add)."""
+    x, y, z = (as_bf16_lanes(v, n).astype(np.float64) for v, n in ((a, "a"), (b, "b"), (c, "c")))
     with np.errstate(invalid="ignore"):
-        product = _operand(a, "a") * _operand(b, "b")
-    return unwrap(_finish(_sum_round_to_odd(product, _operand(c, "c"))))
+        product = x * y  # exact: two 8-bit significands
+    return unwrap(_finish(_sum_round_to_odd(product, z)))
 
 
 def bf16_mul_add(a, b, c):
     """a * b + c as tcc's bf16 SIMD lane computes it: multiply, round, add, round."""
-    return bf16_add(bf16_mul(a, b), c)
+    x, y, z = as_bf16_lanes(a, "a"), as_bf16_lanes(b, "b"), as_bf16_lanes(c, "c")
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        return unwrap(mul_add32(x, y, z))
+
+
+def _select_canonical(x: np.ndarray, y: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """r (one of x, y, so already a bf16 value) with the canonical NaN where x or y is NaN."""
+    return np.where(np.isnan(x) | np.isnan(y), np.float32(np.nan), r).astype(np.float32)
 
 
 def bf16_max(a, b):
     """Larger of a and b; NaN if either is NaN; max(+0, -0) is +0."""
-    x, y = np.broadcast_arrays(_operand(a, "a"), _operand(b, "b"))
+    x, y = np.broadcast_arrays(as_bf16_lanes(a, "a"), as_bf16_lanes(b, "b"))
     r = np.where(x > y, x, y)
     r = np.where(x == y, np.where(np.signbit(x), y, x), r)
-    return unwrap(_finish(np.where(np.isnan(x) | np.isnan(y), np.nan, r)))
+    return unwrap(_select_canonical(x, y, r))
 
 
 def bf16_min(a, b):
     """Smaller of a and b; NaN if either is NaN; min(+0, -0) is -0."""
-    x, y = np.broadcast_arrays(_operand(a, "a"), _operand(b, "b"))
+    x, y = np.broadcast_arrays(as_bf16_lanes(a, "a"), as_bf16_lanes(b, "b"))
     r = np.where(x < y, x, y)
     r = np.where(x == y, np.where(np.signbit(x), x, y), r)
-    return unwrap(_finish(np.where(np.isnan(x) | np.isnan(y), np.nan, r)))
+    return unwrap(_select_canonical(x, y, r))
 
 
 def bf16_sum(x, axis=None):
@@ -148,15 +231,10 @@ def bf16_sum(x, axis=None):
     element passes to the next level unchanged; repeat until one value is left.  An empty sum
     is +0.  A simulator reduces in exactly this order.
     """
-    v = _operand(x, "x")
+    v = as_bf16_lanes(x, "x")
     v = v.reshape(-1) if axis is None else np.moveaxis(v, axis, -1)
-    if v.shape[-1] == 0:
-        return unwrap(np.zeros(v.shape[:-1], np.float32))
-    while v.shape[-1] > 1:
-        pairs = v.shape[-1] // 2
-        level = _finish(_sum_round_to_odd(v[..., 0:2 * pairs:2], v[..., 1:2 * pairs:2]))
-        v = np.concatenate([level.astype(np.float64), v[..., 2 * pairs:]], axis=-1)
-    return unwrap(v[..., 0].astype(np.float32))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return unwrap(sum32(v))
 
 
 def int8_to_bf16(q, scale, zero_point=0, axis=None):
@@ -184,7 +262,7 @@ def bf16_to_int8(x, scale, zero_point=0, mode: str = "half_even", qmin: int = IN
     +-inf saturates; NaN maps to ``zero_point``.  Result dtype: ``out_dtype`` or the smallest
     integer dtype holding [qmin, qmax].
     """
-    v = _operand(x, "x")
+    v = as_bf16_lanes(x, "x")
     s = along_axis(np.asarray(scale, np.float32), v.shape, axis, "scale")
     if not np.all(np.isfinite(s) & (s > 0)):
         raise ValueError("scale must be finite and positive")

@@ -50,16 +50,25 @@ layer_norm: |y - y64| <= 2^-4 (1 + |y64|) (measured <= 0.031) on random rows wit
 Specials follow IEEE: NaN in -> NaN out; exp(+inf) = inf, exp(-inf) = 0; reciprocal(+-0) = +-inf;
 rsqrt(-0) = -inf; rsqrt/sqrt of negatives = NaN; silu(-inf) = gelu(-inf) = hard_swish(-inf) = -0.
 """
+import functools
+
 import numpy as np
 
 from ._arrays import unwrap
 from .bf16 import (
-    BF16_MIN_NORMAL, bf16_add, bf16_max, bf16_min, bf16_mul, bf16_mul_add, bf16_round, bf16_sub,
-    bf16_sum, from_bf16, to_bf16,
+    BF16_MIN_NORMAL, add32, as_bf16_lanes, bf16_add, bf16_max, bf16_min, bf16_round, mul32,
+    mul_add32, sub32, sum32,
 )
 
+# The lanes are float32 arrays holding bf16 values (low 16 bits zero; NaNs 0x7FC0 or 0xFFC0), so
+# an operation on the uint32 pattern's top half is the same operation on the bf16 bit pattern.
 _NAN = np.float32(np.nan)
 _INF = np.float32(np.inf)
+_ONE, _TWO, _HALF = np.float32(1), np.float32(2), np.float32(0.5)
+_SIGN = np.uint32(0x8000_0000)
+_MAGNITUDE = np.uint32(0x7FFF_FFFF)
+_MANTISSA = np.uint32(0x007F_0000)
+_TWO_TO_64 = np.float32(2.0**64)
 
 
 def _k(value: float) -> np.float32:
@@ -88,12 +97,16 @@ _SIXTH = _k(1 / 6)
 
 
 def _lanes(x) -> np.ndarray:
-    """Input bf16 values as a flat float32 array (refuses values that are not bf16 values)."""
-    v = np.asarray(x, dtype=np.float64).reshape(-1)
-    r = bf16_round(v)
-    if not np.all((r == v) | np.isnan(v)):
-        raise ValueError("inputs hold values that are not bf16 values; apply bf16_round first")
-    return np.asarray(r, np.float32).reshape(-1)
+    """Input bf16 values as a flat float32 array (refuses values that are not bf16 values).
+
+    A NaN becomes 0x7FC0 or 0xFFC0 (its sign kept), as ``bf16_round`` makes it.
+    """
+    v = as_bf16_lanes(x, "input").reshape(-1)
+    nan = np.isnan(v)
+    if nan.any():
+        bits = v.view(np.uint32)
+        v = np.where(nan, (bits & _SIGN) | np.uint32(0x7FC0_0000), bits).view(np.float32)
+    return v
 
 
 def _out(y: np.ndarray, like) -> np.ndarray:
@@ -101,209 +114,237 @@ def _out(y: np.ndarray, like) -> np.ndarray:
 
 
 def _bits(v: np.ndarray) -> np.ndarray:
-    return np.asarray(to_bf16(v), np.int64)
+    return v.view(np.uint32)
 
 
 def _from_bits(b: np.ndarray) -> np.ndarray:
-    return np.asarray(from_bf16(np.asarray(b, np.int64)), np.float32)
+    return b.astype(np.uint32, copy=False).view(np.float32)
 
 
 def _pow2(k: np.ndarray) -> np.ndarray:
     """2**k for integers k in [-126, 127], built in the exponent field."""
-    return _from_bits((np.asarray(k, np.int64) + 127) << 7)
+    return _from_bits((k + 127).astype(np.uint32) << 23)
 
 
 def _scale(y: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """y * 2**k for y in [0.5, 2]: the first multiply is exact, the second rounds (once)."""
+    """y * 2**k for y in [0.5, 2]: the first multiply is exact, the second rounds (once).
+
+    |k // 2| <= 67 here, so y 2**(k // 2) is a normal bf16 value and its rounding is skipped.
+    """
     k1 = k // 2
-    return np.asarray(bf16_mul(bf16_mul(y, _pow2(k1)), _pow2(k - k1)), np.float32)
+    return mul32(y * _pow2(k1), _pow2(k - k1))
 
 
 def _horner(x: np.ndarray, coeffs) -> np.ndarray:
     acc = np.full(x.shape, coeffs[0], np.float32)
     for c in coeffs[1:]:
-        acc = bf16_mul_add(acc, x, c)
-    return np.asarray(acc, np.float32)
+        acc = mul_add32(acc, x, c)
+    return acc
 
 
 def _abs(v: np.ndarray) -> np.ndarray:
-    return _from_bits(_bits(v) & 0x7FFF)
+    return _from_bits(_bits(v) & _MAGNITUDE)
 
 
 def _copysign(mag: np.ndarray, sign_of: np.ndarray) -> np.ndarray:
-    return _from_bits(_bits(mag) | (_bits(sign_of) & 0x8000))
+    return _from_bits(_bits(mag) | (_bits(sign_of) & _SIGN))
 
 
 def _exp(v: np.ndarray) -> np.ndarray:
     nan, hi, lo = np.isnan(v), v >= _EXP_HI, v <= _EXP_LO
-    x = np.where(nan | hi | lo, np.float32(0), v).astype(np.float32)
-    n = np.rint(np.asarray(bf16_mul(x, _LOG2E), np.float32))  # exact round to integer
-    n_hi = _from_bits(_bits(n) & 0xFFF0)  # top 4 significant bits; n - n_hi has at most 4
-    n_lo = np.asarray(bf16_sub(n, n_hi), np.float32)
+    x = np.where(nan | hi | lo, np.float32(0), v)
+    n = np.rint(mul32(x, _LOG2E))  # exact round to integer
+    n_hi = _from_bits(_bits(n) & np.uint32(0xFFF0_0000))  # top 4 significant bits of n
+    n_lo = sub32(n, n_hi)  # the rest: at most 4 significant bits (exact)
     r = x
-    for c in _LN2_PIECES:  # 4-bit pieces times 4-bit halves of n: every product is exact
-        r = bf16_sub(bf16_sub(r, bf16_mul(n_hi, c)), bf16_mul(n_lo, c))
-    r = np.asarray(bf16_sub(r, bf16_mul(n, _LN2_REST)), np.float32)
+    for c in _LN2_PIECES:
+        # 4-bit pieces times 4-bit halves of n: every product has <= 8 significant bits and is 0 or
+        # at least 2^-15, a bf16 value exactly, so its rounding (the identity) is skipped
+        r = sub32(sub32(r, n_hi * c), n_lo * c)
+    r = sub32(r, mul32(n, _LN2_REST))
     y = _scale(_horner(r, _EXP_POLY), n.astype(np.int64))
     y = np.where(hi, _INF, np.where(lo, np.float32(0), y))
-    return np.where(nan, _NAN, y).astype(np.float32)
+    return np.where(nan, _NAN, y)
+
+
+def _normal_exponent(a: np.ndarray):
+    """(a scaled to a normal value, its bit pattern, whether it was subnormal) for a > 0.
+
+    a 2^64 of a subnormal a is a normal bf16 value (exact, so not rounded).
+    """
+    tiny = a < BF16_MIN_NORMAL
+    a = np.where(tiny, a * _TWO_TO_64, a)
+    return a, _bits(a), tiny
 
 
 def _reciprocal(v: np.ndarray) -> np.ndarray:
     a = _abs(v)
     special = np.isnan(v) | (a == 0) | np.isinf(a)
-    a = np.where(special, np.float32(1), a).astype(np.float32)
-    tiny = a < BF16_MIN_NORMAL
-    a = np.where(tiny, bf16_mul(a, _pow2(64)), a).astype(np.float32)  # exact normalization
-    bits = _bits(a)
-    e = (bits >> 7) - 127 - np.where(tiny, 64, 0)
-    m = _from_bits((bits & 0x7F) | 0x3F80)
-    t = np.asarray(bf16_sub(_RECIP_SEED[0], bf16_mul(_RECIP_SEED[1], m)), np.float32)
+    a, bits, tiny = _normal_exponent(np.where(special, _ONE, a))
+    e = (bits >> 23).astype(np.int64) - 127 - np.where(tiny, 64, 0)
+    m = _from_bits((bits & _MANTISSA) | np.uint32(0x3F80_0000))
+    t = sub32(_RECIP_SEED[0], mul32(_RECIP_SEED[1], m))
     for _ in range(2):  # t + t (1 - m t): the residual form ends on t exactly when t = 1/m
-        t = np.asarray(bf16_mul_add(t, bf16_sub(np.float32(1), bf16_mul(m, t)), t), np.float32)
+        t = mul_add32(t, sub32(_ONE, mul32(m, t)), t)
     y = _scale(t, -e)
     y = np.where(np.isinf(v), np.float32(0), np.where(v == 0, _INF, y))
     y = _copysign(y, v)
-    return np.where(np.isnan(v), _NAN, y).astype(np.float32)
+    return np.where(np.isnan(v), _NAN, y)
 
 
 def _rsqrt(v: np.ndarray) -> np.ndarray:
     special = np.isnan(v) | (v <= 0) | np.isinf(v)
-    a = np.where(special, np.float32(1), v).astype(np.float32)
-    tiny = a < BF16_MIN_NORMAL
-    a = np.where(tiny, bf16_mul(a, _pow2(64)), a).astype(np.float32)
-    bits = _bits(a)
-    e = (bits >> 7) - 127
+    a, bits, tiny = _normal_exponent(np.where(special, _ONE, v))
+    e = (bits >> 23).astype(np.int64) - 127
     odd = e & 1
-    m = _from_bits((bits & 0x7F) | ((127 + odd) << 7))  # m in [1, 4), a = m * 2**(e - odd)
-    k = (e - odd) // 2 - np.where(tiny, 32, 0)
-    t = _from_bits(0x5F37 - (_bits(m) >> 1))
-    half_m = bf16_mul(m, np.float32(0.5))
+    m = _from_bits((bits & _MANTISSA) | ((127 + odd) << 23).astype(np.uint32))  # m in [1, 4)
+    k = (e - odd) // 2 - np.where(tiny, 32, 0)  # a = m * 2**(e - odd)
+    t = _from_bits(np.uint32(0x5F37_0000) - ((_bits(m) >> 1) & np.uint32(0xFFFF_0000)))
+    half_m = m * _HALF  # m / 2 in [0.5, 2) is a bf16 value: exact, not rounded
     for _ in range(2):  # t (1.5 - h t^2) in the residual form t + t (0.5 - h t^2)
-        u = bf16_sub(np.float32(0.5), bf16_mul(half_m, bf16_mul(t, t)))
-        t = np.asarray(bf16_mul_add(t, u, t), np.float32)
+        u = sub32(_HALF, mul32(half_m, mul32(t, t)))
+        t = mul_add32(t, u, t)
     y = _scale(t, -k)
     y = np.where(v == 0, _copysign(np.full(v.shape, _INF), v), y)
     y = np.where(v == _INF, np.float32(0), y)
-    return np.where(np.isnan(v) | (v < 0), _NAN, y).astype(np.float32)
+    return np.where(np.isnan(v) | (v < 0), _NAN, y)
 
 
 def _tanh(v: np.ndarray) -> np.ndarray:
     a = _abs(v)
-    x2 = bf16_mul(a, a)
-    series = bf16_add(a, bf16_mul(a, bf16_mul(x2, _horner(np.asarray(x2, np.float32), _TANH_POLY))))
-    e = bf16_add(_exp(np.asarray(bf16_add(a, a), np.float32)), np.float32(1))
-    tail = bf16_sub(np.float32(1), bf16_mul(np.float32(2), _reciprocal(np.asarray(e, np.float32))))
-    y = _copysign(np.where(a < _TANH_SERIES_LIMIT, series, tail).astype(np.float32), v)
-    return np.where(np.isnan(v), _NAN, y).astype(np.float32)
+    x2 = mul32(a, a)
+    series = add32(a, mul32(a, mul32(x2, _horner(x2, _TANH_POLY))))
+    e = add32(_exp(add32(a, a)), _ONE)
+    tail = sub32(_ONE, mul32(_TWO, _reciprocal(e)))
+    y = _copysign(np.where(a < _TANH_SERIES_LIMIT, series, tail), v)
+    return np.where(np.isnan(v), _NAN, y)
 
 
 def _erfc_positive(a: np.ndarray) -> np.ndarray:
     """erfc(a) for a >= 0 by Abramowitz-Stegun 7.1.26 (a may be +inf)."""
-    t = _reciprocal(np.asarray(bf16_mul_add(_AS_P, a, np.float32(1)), np.float32))
-    p = bf16_mul(t, _horner(t, _AS_POLY))
-    g = _exp(np.asarray(bf16_mul(bf16_mul(a, a), np.float32(-1)), np.float32))
-    return np.asarray(bf16_mul(p, g), np.float32)
+    t = _reciprocal(mul_add32(_AS_P, a, _ONE))
+    p = mul32(t, _horner(t, _AS_POLY))
+    g = _exp(-mul32(a, a))  # times -1 is exact; _exp maps any NaN to the canonical one
+    return mul32(p, g)
 
 
 def _erf_series(x: np.ndarray) -> np.ndarray:
-    x2 = np.asarray(bf16_mul(x, x), np.float32)
-    return np.asarray(bf16_add(x, bf16_mul(x, _horner(x2, _ERF_POLY))), np.float32)
+    x2 = mul32(x, x)
+    return add32(x, mul32(x, _horner(x2, _ERF_POLY)))
 
 
 def _erf(v: np.ndarray) -> np.ndarray:
     a = _abs(v)
-    tail = bf16_sub(np.float32(1), _erfc_positive(np.where(np.isnan(a), np.float32(0), a)))
-    y = _copysign(np.where(a < _ERF_SERIES_LIMIT, _erf_series(a), tail).astype(np.float32), v)
-    return np.where(np.isnan(v), _NAN, y).astype(np.float32)
+    tail = sub32(_ONE, _erfc_positive(np.where(np.isnan(a), np.float32(0), a)))
+    y = _copysign(np.where(a < _ERF_SERIES_LIMIT, _erf_series(a), tail), v)
+    return np.where(np.isnan(v), _NAN, y)
 
 
 def _sigmoid(v: np.ndarray) -> np.ndarray:
-    e = _exp(np.asarray(bf16_mul(_abs(v), np.float32(-1)), np.float32))
-    s = _reciprocal(np.asarray(bf16_add(np.float32(1), e), np.float32))
-    return np.where(v >= 0, s, bf16_mul(e, s)).astype(np.float32)  # NaN: e*s is NaN
+    e = _exp(-_abs(v))  # times -1 is exact; _exp maps any NaN to the canonical one
+    s = _reciprocal(add32(_ONE, e))
+    return np.where(v >= 0, s, mul32(e, s))  # NaN: e*s is NaN
 
 
 def _times(x: np.ndarray, f: np.ndarray) -> np.ndarray:
     """x * f for a factor f in [0, 1]; -inf * 0 is -0 (the functions' limit), not NaN."""
-    y = np.asarray(bf16_mul(x, f), np.float32)
-    return np.where(x == -_INF, np.float32(-0.0), y).astype(np.float32)
+    return np.where(x == -_INF, np.float32(-0.0), mul32(x, f))
 
 
+def _quiet(f):
+    """Run a lane function with float errors silenced (inf and NaN are results, not errors)."""
+    @functools.wraps(f)
+    def run(*args, **kwargs):
+        with np.errstate(all="ignore"):
+            return f(*args, **kwargs)
+    return run
+
+
+@_quiet
 def bf16_exp(x):
     """e**x (see the module table)."""
     return _out(_exp(_lanes(x)), x)
 
 
+@_quiet
 def bf16_reciprocal(x):
     """1 / x by a linear seed and two Newton steps."""
     return _out(_reciprocal(_lanes(x)), x)
 
 
+@_quiet
 def bf16_rsqrt(x):
     """1 / sqrt(x) by TATAA's bit-trick seed and two Newton steps."""
     return _out(_rsqrt(_lanes(x)), x)
 
 
+@_quiet
 def bf16_sqrt(x):
     """sqrt(x) as x * rsqrt(x); +-0 and +inf map to themselves."""
     v = _lanes(x)
-    y = np.asarray(bf16_mul(v, _rsqrt(v)), np.float32)
+    y = mul32(v, _rsqrt(v))
     y = np.where((v == 0) | (v == _INF), v, y)
     return _out(y, x)
 
 
+@_quiet
 def bf16_div(a, b):
     """a / b as a * reciprocal(b) (so a / b overflows when 1 / b does)."""
     a_arr, b_arr = np.broadcast_arrays(np.asarray(a), np.asarray(b))
-    return _out(bf16_mul(_lanes(a_arr), _reciprocal(_lanes(b_arr))), a_arr)
+    return _out(mul32(_lanes(a_arr), _reciprocal(_lanes(b_arr))), a_arr)
 
 
+@_quiet
 def bf16_tanh(x):
     """tanh(x): odd series below |x| = 0.5, 1 - 2 / (exp(2|x|) + 1) above."""
     return _out(_tanh(_lanes(x)), x)
 
 
+@_quiet
 def bf16_erf(x):
     """erf(x): odd series below |x| = 0.5, 1 - erfc (Abramowitz-Stegun 7.1.26) above."""
     return _out(_erf(_lanes(x)), x)
 
 
+@_quiet
 def bf16_sigmoid(x):
     """1 / (1 + exp(-x)), as exp(x) / (1 + exp(x)) for x < 0 to keep relative accuracy."""
     return _out(_sigmoid(_lanes(x)), x)
 
 
+@_quiet
 def bf16_silu(x):
     """x * sigmoid(x)."""
     v = _lanes(x)
     return _out(_times(v, _sigmoid(v)), x)
 
 
+@_quiet
 def bf16_hard_swish(x):
     """ONNX HardSwish x * max(0, min(1, x / 6 + 0.5)), computed as x * (relu6(x + 3) * 1/6)."""
     v = _lanes(x)
     t = bf16_min(bf16_max(bf16_add(v, np.float32(3)), np.float32(0)), np.float32(6))
-    return _out(_times(v, np.asarray(bf16_mul(t, _SIXTH), np.float32)), x)
+    return _out(_times(v, mul32(t, _SIXTH)), x)
 
 
+@_quiet
 def bf16_gelu(x, approximate: str = "none"):
     """ONNX Gelu: x * Phi(x) with erf ("none") or its tanh form ("tanh")."""
     v = _lanes(x)
     if approximate == "tanh":
-        w = bf16_mul_add(_GELU_K3, bf16_mul(v, v), _GELU_K1)
-        return _out(_times(v, _sigmoid(np.asarray(bf16_mul(v, w), np.float32))), x)
+        w = mul_add32(_GELU_K3, mul32(v, v), _GELU_K1)
+        return _out(_times(v, _sigmoid(mul32(v, w))), x)
     if approximate != "none":
         raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
-    z = np.asarray(bf16_mul(v, _INV_SQRT2), np.float32)
+    z = mul32(v, _INV_SQRT2)
     a = _abs(z)
     q = _erfc_positive(np.where(np.isnan(a), np.float32(0), a))
-    near = bf16_add(np.float32(1), _erf_series(z))
-    two_phi = np.where(a < _ERF_SERIES_LIMIT, near, np.where(z > 0, bf16_sub(np.float32(2), q), q))
-    phi = np.asarray(bf16_mul(two_phi.astype(np.float32), np.float32(0.5)), np.float32)
-    return _out(_times(v, phi), x)
+    near = add32(_ONE, _erf_series(z))
+    two_phi = np.where(a < _ERF_SERIES_LIMIT, near, np.where(z > 0, sub32(_TWO, q), q))
+    return _out(_times(v, mul32(two_phi, _HALF)), x)
 
 
+@_quiet
 def bf16_softmax(x, axis: int = -1):
     """exp(x - max) * reciprocal(bf16_sum(exp(x - max))) along ``axis``."""
     arr = np.moveaxis(np.asarray(x), axis, -1)
@@ -311,12 +352,13 @@ def bf16_softmax(x, axis: int = -1):
     # The row maximum involves no rounding, so a vectorized max equals the lanes' pairwise one
     # (NaN propagates; a +-0 maximum gives the same x - max for every x but -0, and exp(+-0) = 1).
     m = np.max(v, axis=-1, keepdims=True)
-    e = _exp(np.asarray(bf16_sub(v, m), np.float32).reshape(-1)).reshape(v.shape)
-    r = _reciprocal(np.asarray(bf16_sum(e, axis=-1), np.float32).reshape(-1))
-    y = bf16_mul(e, r.reshape(v.shape[:-1] + (1,)))
-    return unwrap(np.moveaxis(np.asarray(y, np.float32), -1, axis))
+    e = _exp(sub32(v, m).reshape(-1)).reshape(v.shape)
+    r = _reciprocal(np.reshape(sum32(e), -1))
+    y = mul32(e, r.reshape(v.shape[:-1] + (1,)))
+    return unwrap(np.moveaxis(y, -1, axis))
 
 
+@_quiet
 def bf16_layer_norm(x, scale, bias, axis: int = -1, epsilon: float = 1e-5):
     """ONNX LayerNormalization over axes ``axis``..last: (x - mean) * rsqrt(var + eps) * scale + bias.
 
@@ -329,11 +371,11 @@ def bf16_layer_norm(x, scale, bias, axis: int = -1, epsilon: float = 1e-5):
     n = rows.shape[-1]
     v = _lanes(rows).reshape(rows.shape)
     inv_n = _k(1 / n)
-    mean = bf16_mul(bf16_sum(v, axis=-1), inv_n)[..., None]
-    d = np.asarray(bf16_sub(v, mean), np.float32)
-    var = bf16_mul(bf16_sum(bf16_mul(d, d), axis=-1), inv_n)
-    r = _rsqrt(np.asarray(bf16_add(var, _k(epsilon)), np.float32).reshape(-1))
+    mean = mul32(sum32(v), inv_n)[..., None]
+    d = sub32(v, mean)
+    var = mul32(sum32(mul32(d, d)), inv_n)
+    r = _rsqrt(np.reshape(add32(var, _k(epsilon)), -1))
     g = np.broadcast_to(_lanes(scale).reshape(np.shape(scale)), arr.shape[axis:]).reshape(-1)
     b = np.broadcast_to(_lanes(bias).reshape(np.shape(bias)), arr.shape[axis:]).reshape(-1)
-    y = bf16_mul_add(bf16_mul(d, r.reshape(rows.shape[:-1] + (1,))), g, b)
+    y = mul_add32(mul32(d, r.reshape(rows.shape[:-1] + (1,))), g, b)
     return unwrap(np.asarray(y, np.float32).reshape(arr.shape))
