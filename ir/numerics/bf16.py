@@ -22,6 +22,7 @@ _HIGH_HALF = np.uint32(0xFFFF_0000)
 _ROUND_BIAS = np.uint32(0x7FFF)  # plus the kept LSB: round to nearest, ties to even
 _ONE = np.uint32(1)
 _NAN32 = np.uint32(BF16_NAN << 16)
+_LEAST_SUBNORMAL32 = np.float32(2.0**-149)
 
 
 def _f32_to_bits(x32: np.ndarray) -> np.ndarray:
@@ -71,12 +72,21 @@ def bf16_round(x):
     return from_bf16(to_bf16(x))
 
 
+def _require_subnormals() -> None:
+    """The float32 lane arithmetic needs IEEE subnormals (bf16's own subnormals are float32 ones)."""
+    if _LEAST_SUBNORMAL32 * np.float32(1) == 0:
+        raise FloatingPointError("float32 subnormals are flushed to zero in this thread (FTZ/DAZ, "
+                                 "e.g. set by a library built with -ffast-math); bf16 arithmetic "
+                                 "needs IEEE subnormals")
+
+
 def as_bf16_lanes(x, name: str) -> np.ndarray:
     """A bf16 operand as float32 (exact); refuses values that are not bf16 values (round first).
 
     A float32 is a bf16 value exactly when its low 16 bits are zero (NaNs are accepted as they are);
     other inputs must survive the float64 -> float32 -> float64 round trip and then pass that test.
     """
+    _require_subnormals()
     arr = np.asarray(x)
     if arr.dtype.name == "bfloat16":
         return arr.astype(np.float32)
