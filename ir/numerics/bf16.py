@@ -109,7 +109,12 @@ def round32(x32: np.ndarray) -> np.ndarray:
     exponent field (all other patterns are <= 0xFF800000 and cannot wrap).
     """
     bits = np.where(np.isnan(x32), _NAN32, x32.view(np.uint32))
-    return ((bits + (_ROUND_BIAS + ((bits >> 16) & _ONE))) & _HIGH_HALF).view(np.float32)
+    rounded = bits >> 16  # bits + 0x7FFF + the kept LSB, then drop the low half (in place)
+    rounded &= _ONE
+    rounded += _ROUND_BIAS
+    rounded += bits
+    rounded &= _HIGH_HALF
+    return rounded.view(np.float32)
 
 
 # The unchecked lane operations below take float32 arrays holding bf16 values and give the same
