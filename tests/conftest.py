@@ -1,5 +1,12 @@
+import os
 import sys
 from pathlib import Path
+
+# `pytest -n 2` runs one worker per core: BLAS threads on top of that oversubscribe the cores and
+# OpenBLAS's spinning threads then slow small matmuls down by 10x or more. Must precede numpy.
+if "numpy" not in sys.modules:
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
 
 import pytest
 
