@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tcc.isa.tokensim.datapath import requant
+from tcc.isa.tokensim.datapath import requant, rounded_mean
 
 
 def _conv_acc(spec: dict, weights: dict, bg_in: np.ndarray) -> np.ndarray:
@@ -38,8 +38,8 @@ def backgrounds(modules: list[dict], weights: dict, mode: str) -> None:
                      for i, rq in zip(spec["inputs"], spec["rescale"])]
             out = np.concatenate(parts)
         elif mode == "submanifold":
-            out = np.full(c, spec["requant"]["zero_point"] if "requant" in spec else bg[spec["inputs"][0]][0],
-                          np.int64)
+            zero_point = spec["requant"]["zero_point"] if "requant" in spec else spec.get("zero_point")
+            out = np.full(c, bg[spec["inputs"][0]][0] if zero_point is None else zero_point, np.int64)
         elif kind in ("conv", "pointwise", "depthwise"):
             out = requant(_conv_acc(spec, weights, bg[spec["inputs"][0]]), spec["requant"])[0]
         elif kind == "add":
@@ -48,6 +48,9 @@ def backgrounds(modules: list[dict], weights: dict, mode: str) -> None:
             out = requant(lhs + rhs, spec["requant"])[0]
         elif kind == "maxpool":
             out = bg[spec["inputs"][0]].copy()
+        elif kind == "avgpool":  # a window inside the map: k*k taps of the background
+            taps = spec["kernel"] ** 2
+            out = rounded_mean(spec, taps * (bg[spec["inputs"][0]] - spec["in_zero_point"]), taps)
         else:
             raise ValueError(f"no background rule for module kind {kind!r}")
         bg[spec["output"]] = out

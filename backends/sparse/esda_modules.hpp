@@ -175,6 +175,36 @@ void maxpool_module(Stream<C>& in, Stream<C>& out, const int32_t* bg) {
   end_frame(out);
 }
 
+// average over each K x K window (inactive sites hold the background), divided by the window's
+// taps inside the map, onto the output scale with qavg_pool's one exact rounding
+template <int C, int H, int W, int HO, int WO, int K, int S, int PAD, bool SUBMANIFOLD, int P>
+void avgpool_module(Stream<C>& in, Stream<C>& out, const int32_t* bg, int32_t in_zp, int64_t mult, int shift,
+                    int32_t zp, int32_t qmin, int32_t qmax) {
+  Frame<C, H, W> fr;
+  fr.read(in);
+  for (int oy = 0; oy < HO; ++oy)
+    for (int ox = 0; ox < WO; ++ox) {
+      if (!site_active<C, H, W, K, S, PAD, SUBMANIFOLD, false>(fr, oy, ox)) continue;
+      Tok<C> t; t.y = oy; t.x = ox;
+      for (int c = 0; c < C; ++c) {
+#pragma HLS unroll factor = P
+        int64_t total = 0;
+        int n = 0;
+        for (int ky = 0; ky < K; ++ky)
+          for (int kx = 0; kx < K; ++kx) {
+            int i = fr.at(oy * S - PAD + ky, ox * S - PAD + kx);
+            if (i == -2) continue;  // padding is not counted
+            total += (i >= 0 ? fr.f[i][c] : bg[c]) - in_zp;
+            ++n;
+          }
+        int64_t mean = round_divide(total * mult, (int64_t)n << shift, HALF_EVEN) + zp;
+        t.f[c] = (int8_t)std::max<int64_t>(qmin, std::min<int64_t>(qmax, mean));
+      }
+      out.write(t);
+    }
+  end_frame(out);
+}
+
 // residual add: merge two raster-ordered streams (a missing token holds that branch's background),
 // rescale each branch to int32, add, requantize
 template <int C, int W, int P>
@@ -242,7 +272,7 @@ void gpool_module(Stream<C>& in, Stream<C>& out, const int32_t* bg, int32_t in_z
   end_frame(out);
 }
 
-// fully connected layer on the one-site stream of the global pool
+// fully connected layer (or 1x1 conv) on the one-site stream of the global pool
 template <int CIN, int COUT, int PI, int PO>
 void fc_module(Stream<CIN>& in, Stream<COUT>& out, const int8_t* w, const int32_t* w_zp, int n_wzp,
                const int32_t* bias, int32_t in_zp, const Requant& rq) {

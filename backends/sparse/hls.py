@@ -82,6 +82,11 @@ def _call(spec: dict, ins: list[str], out: str, mode: str, by_stream: dict) -> s
     if kind == "maxpool":
         return (f"esda::maxpool_module<{cin}, {h}, {w}, {ho}, {wo}, {spec['kernel']}, {spec['stride']}, {spec['pad']}, "
                 f"{str(mode == 'submanifold').lower()}, {par['p']}>({ins[0]}, {out}, {_bg_name(spec['inputs'][0])});")
+    if kind == "avgpool":
+        return (f"esda::avgpool_module<{cin}, {h}, {w}, {ho}, {wo}, {spec['kernel']}, {spec['stride']}, {spec['pad']}, "
+                f"{str(mode == 'submanifold').lower()}, {par['p']}>({ins[0]}, {out}, {_bg_name(spec['inputs'][0])}, "
+                f"{spec['in_zero_point']}, {spec['multiplier']}LL, {spec['shift']}, {spec['zero_point']}, "
+                f"{spec['qmin']}, {spec['qmax']});")
     if kind == "concat":
         if len(ins) != 2:
             raise SparseError(f"module {n}: the C++ concat template joins two branches, this one has {len(ins)}")

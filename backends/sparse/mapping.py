@@ -6,8 +6,9 @@ Each pattern of ops becomes one module that reads token streams (IR values) and 
     requantize(i32) x2 -> add -> requantize(i8)     add (residual; the branches' rescales fused)
     [requantize(i8)] x N -> concat (channels)       concat (the branches' rescales fused)
     max_pool (i8)                                   maxpool
-    qglobal_avg_pool                                gpool
-    qlinear -> requantize(i8)                       fc
+    qavg_pool                                       avgpool
+    qglobal_avg_pool, qavg_pool over the whole map  gpool
+    qlinear -> requantize(i8)                       fc (also a 1x1 qconv on a 1 x 1 map)
     reshape of a 1 x 1 map                          nothing (the stream is already one site)
 
 In submanifold mode windows must have submanifold semantics (stride 1 with 'same' padding, or
@@ -21,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from tcc.ir import Module, Op, Value
+from tcc.ir.numerics import integer_range
 from tcc.ir.verifier import describe
 
 from .errors import SparseError
@@ -114,8 +116,8 @@ class _Mapper:
                 not any(_spatial(r) for r in op.results):
             self.host.extend(r.name for r in op.results)
             return
-        raise _unmappable(op, "no module of the library (conv, pointwise, depthwise, maxpool, add, concat, "
-                              "gpool, fc) implements this op kind, and the host only runs ops on non-spatial "
+        raise _unmappable(op, "no module of the library (conv, pointwise, depthwise, maxpool, avgpool, add, "
+                              "concat, gpool, fc) implements this op kind, and the host only runs ops on non-spatial "
                               "values after the modules")
 
     def _map_quantize(self, op: Op) -> None:
@@ -141,6 +143,9 @@ class _Mapper:
         stride = a["strides"][0]
         if k != k2 or len(set(a["strides"])) != 1 or any(d != 1 for d in a["dilations"]):
             raise _unmappable(op, "modules take square kernels, equal strides and pads, no dilation")
+        if a["group"] == 1 and k == 1 and self._after_frame(x):
+            self._map_fc(op, x, w, rq)  # a 1x1 conv on the global pool's one site (DenseNet's classifier)
+            return
         if a["group"] == 1:
             kind = "pointwise" if k == 1 else "conv"
         elif a["group"] == cin == cout and cin_g == 1:
@@ -153,6 +158,11 @@ class _Mapper:
                   pad=pad, weight=self._const(w, op), bias=bias, in_zero_point=_zp(x)[0],
                   weight_zero_point=_zp(w), requant=_requant_params(rq), acc=op.result.name)
         self.done.add(id(rq))
+
+    def _after_frame(self, value: Value) -> bool:
+        """Whether ``value`` is the one-site stream of a global pool (or of an fc after it)."""
+        source = self.stream.get(value.name)
+        return any(s["output"] == source and s["kind"] in ("gpool", "fc") for s in self.modules)
 
     def _window_pad(self, op: Op, k: int, stride: int, in_hw, out_hw) -> int:
         """The window's top/left padding; submanifold mode takes submanifold windows only."""
@@ -217,13 +227,33 @@ class _Mapper:
     def _map_qglobal_avg_pool(self, op: Op) -> None:
         a = op.attrs
         x = op.operands[0]
-        from tcc.ir.numerics import integer_range
-
         qmin, qmax = integer_range({"i8": 8, "u8": 8}.get(op.result.type.dtype, 32),
                                    op.result.type.dtype != "u8")
         self._add("gpool", op, [self._source(x, op)], op.result, in_shape=_chw(x), in_zero_point=_zp(x)[0],
                   multiplier=int(a["multiplier"]), shift=int(a["shift"]), zero_point=int(a["zero_point"]),
                   qmin=qmin, qmax=qmax)
+
+    def _map_qavg_pool(self, op: Op) -> None:
+        """An unpadded pool whose one window is the whole map (ResNet-50's 7x7 on 7x7) is a global
+        pool; any other square window is an ``avgpool`` module (DenseNet's 2x2 stride-2 transitions)."""
+        a = op.attrs
+        x = op.operands[0]
+        _, h, w = _chw(x)
+        if list(a["kernel"]) == [h, w] and not any(a["pads"]) and _chw(op.result)[1:] == [1, 1]:
+            self._map_qglobal_avg_pool(op)
+            return
+        k, stride = a["kernel"], a["strides"]
+        if len(set(k)) != 1 or len(set(stride)) != 1 or any(d != 1 for d in a["dilations"]):
+            raise _unmappable(op, "the avgpool module takes square windows, equal strides, no dilation")
+        if a["count_include_pad"] and any(a["pads"]):
+            raise _unmappable(op, "the avgpool module divides by the window's taps inside the map; this pool "
+                                  "counts its padding (count_include_pad = 1)")
+        pad = self._window_pad(op, k[0], stride[0], (h, w), _chw(op.result)[1:])
+        qmin, qmax = integer_range({"i8": 8, "u8": 8}[op.result.type.dtype], op.result.type.dtype != "u8")
+        self._add("avgpool", op, [self._source(x, op)], op.result, in_shape=_chw(x), kernel=k[0], stride=stride[0],
+                  pad=pad, pads=[int(v) for v in a["pads"]], ceil_mode=int(a["ceil_mode"]), in_zero_point=_zp(x)[0],
+                  multiplier=int(a["multiplier"]), shift=int(a["shift"]),
+                  zero_point=int(a["zero_point"]), qmin=qmin, qmax=qmax)
 
     def _map_reshape(self, op: Op) -> None:
         x = op.operands[0]
@@ -246,6 +276,9 @@ class _Mapper:
         rq = _only_user(op.result, "requantize")
         if rq is None or rq.result.type.dtype not in ("i8", "u8"):
             raise _unmappable(op, "the fc module ends in a requantize to 8 bits")
+        self._map_fc(op, x, w, rq)
+
+    def _map_fc(self, op: Op, x: Value, w: Value, rq: Op) -> None:
         bias = self._const(op.operands[2], op) if len(op.operands) > 2 else None
         self._add("fc", op, [self._source(x, op)], rq.result, in_shape=_chw(x), weight=self._const(w, op),
                   bias=bias, in_zero_point=_zp(x)[0], weight_zero_point=_zp(w), requant=_requant_params(rq),

@@ -12,17 +12,19 @@ Busy cycles of one frame, from the real token counts of that frame (``Counts``):
     add        tokens_out * ceil(C/p)                   (merge of the two coordinate-sorted streams)
     concat     tokens_out * ceil(C/p)                   (merge of the branches' streams)
     maxpool    sum over output tokens of max(1, valid neighbours) * ceil(C/p)
+    avgpool    sum over output tokens of max(1, valid neighbours) * ceil(C/p) + tokens_out (the rescale)
     gpool      tokens_in * ceil(C/p) + ceil(C/p)        (accumulate, then one mean per channel group)
     fc         ceil(Ci/pi) * ceil(Co/po)                (once per frame, after the global pool)
 
 Resources per module (DSP48E2 packs two int8 MACs; BRAM18 is 512 x 36 bits):
 
     DSP    conv ceil(K*K*pi*po/2) + po, pointwise and fc ceil(pi*po/2) + po, depthwise 2p,
-           add 2p (one rescale multiplier per branch), concat p if a branch is rescaled, gpool 1,
-           maxpool and input 0
+           add 2p (one rescale multiplier per branch), concat p if a branch is rescaled, avgpool p
+           (the rescale), gpool 1, maxpool and input 0
     BRAM18 weight ROM: ceil(width/36) * ceil(depth/512) with width = 8 bits x the weights read per
            beat and depth = beats per full weight read; requant parameters (64 bits per channel,
-           po wide); a KxK line buffer of K rows x W x C int8, 8p (or 8pi) bits wide; an add's or
+           po wide); a KxK line buffer of K rows x W x C int8, 8p (or 8pi) bits wide (conv, depthwise,
+           maxpool, avgpool); an add's or
            concat's FIFO for the earlier branch (``fifo_tokens`` tokens x C int8).  Arrays under
            4 Kib go to LUTRAM.
     LUT    1500 per module (token logic, FIFOs), 40 per MAC lane, 60 per requantized channel lane,
@@ -39,9 +41,9 @@ from dataclasses import dataclass
 import numpy as np
 
 PIPELINE_DEPTH = {"input": 2, "conv": 12, "pointwise": 8, "depthwise": 10, "add": 4, "concat": 3, "maxpool": 3,
-                  "gpool": 4, "fc": 8}
+                  "avgpool": 5, "gpool": 4, "fc": 8}
 #: Modules with a line buffer: an output waits for all the neighbours of its site.
-WINDOWED = ("conv", "depthwise", "maxpool")
+WINDOWED = ("conv", "depthwise", "maxpool", "avgpool")
 #: Modules that run once per frame after the end-of-frame token (not overlapped with streaming).
 POST_FRAME = ("fc",)
 LUTRAM_BITS = 4096
@@ -92,7 +94,7 @@ def busy_cycles(spec: dict, par: dict, c: Counts) -> int:
     beats = ceil_div(cout, par["p"])
     if kind in ("input", "add", "concat"):
         return c.tokens_out * beats
-    if kind == "depthwise":
+    if kind in ("depthwise", "avgpool"):
         return c.neighbours * beats + c.tokens_out
     if kind == "maxpool":
         return c.neighbours * beats
@@ -128,7 +130,7 @@ def resources(spec: dict, par: dict) -> dict:
     else:
         p = par["p"]
         macs, lanes = 0, 0
-        dsp = {"depthwise": 2 * p, "add": 2 * p, "gpool": 1}.get(kind, 0)
+        dsp = {"depthwise": 2 * p, "add": 2 * p, "avgpool": p, "gpool": 1}.get(kind, 0)
         if kind == "concat" and any(spec["rescale"]):
             dsp, lanes = p, p
         if kind == "depthwise":
@@ -136,7 +138,8 @@ def resources(spec: dict, par: dict) -> dict:
             mems.append((8 * k * k * p, ceil_div(cout, p)))
             mems.append((64 * p, ceil_div(cout, p)))
             mems.append((8 * p, k * w_in * ceil_div(cin, p)))
-        elif kind == "maxpool":
+        elif kind in ("maxpool", "avgpool"):
+            lanes = p if kind == "avgpool" else 0
             mems.append((8 * p, k * w_in * ceil_div(cin, p)))
         elif kind in ("add", "concat"):
             lanes = 2 * p if kind == "add" else lanes

@@ -13,6 +13,7 @@ import numpy as np
 
 from tcc.ir import numerics
 from tcc.ir.dtypes import to_numpy
+from tcc.ir.interpreter.kernels_pool import window_divisors
 
 from .cost import Counts
 from .errors import TokenSimError
@@ -98,19 +99,25 @@ def _gathered(stream: TokenStream, win: _Windows, sites: np.ndarray, centre, pad
     return values[taps], (taps < win.n).sum(axis=1)
 
 
+def _centred_weights(spec: dict, weights: dict) -> np.ndarray:
+    """[Cout, Cin/group * K * K] weights minus their zero points, in float64 (exact for int8)."""
+    w = weights[spec["weight"]]
+    mat = w.reshape(w.shape[0], -1).astype(np.float64)
+    mat -= np.asarray(spec["weight_zero_point"], np.float64)[:, None]
+    return mat
+
+
 def conv(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[TokenStream, Counts]:
     """conv (group 1, KxK), pointwise and depthwise modules: accumulate, requantize (+ReLU)."""
-    w = weights[spec["weight"]].astype(np.int64) - np.asarray(spec["weight_zero_point"], np.int64).reshape(-1, 1, 1, 1)
+    w = _centred_weights(spec, weights)
     bias = weights[spec["bias"]].astype(np.float64) if spec.get("bias") else 0.0
     win = _Windows(stream, spec)
     sites = output_sites(stream, spec, mode, spec["in_zero_point"], win)
     taps, valid = _gathered(stream, win, sites, np.int64(spec["in_zero_point"]))
     if spec["kind"] == "depthwise":
-        acc = np.einsum("ntc,ct->nc", taps, w.reshape(w.shape[0], -1).astype(np.float64))
-    else:
-        cout, cin, k, _ = w.shape
-        wmat = w.transpose(2, 3, 1, 0).reshape(k * k * cin, cout).astype(np.float64)
-        acc = taps.reshape(len(sites), k * k * cin) @ wmat
+        acc = np.einsum("ntc,ct->nc", taps, w)
+    else:  # taps [N, K*K, Cin] against weights laid out (Cin, K, K)
+        acc = taps.transpose(0, 2, 1).reshape(len(sites), w.shape[1]) @ w.T
     acc = _int32(acc + bias, spec)
     out = requant(acc, spec["requant"])
     counts = Counts(len(stream), len(sites), int(np.maximum(valid, 1).sum()), valid=valid)
@@ -166,29 +173,50 @@ def concat(spec: dict, weights: dict, *operands) -> tuple[TokenStream, Counts]:
     return TokenStream.at(coords, np.concatenate(parts, axis=1), spec["background"], first.height, first.width), counts
 
 
+def rounded_mean(spec: dict, total: np.ndarray, count) -> np.ndarray:
+    """qavg_pool's and qglobal_avg_pool's one exact rounding of a window sum onto the output scale:
+    round_half_even(total * multiplier / (count << shift)) + zero point, saturated."""
+    num = np.rint(total).astype(np.int64) * np.int64(spec["multiplier"])
+    den = np.left_shift(np.asarray(count, np.int64), spec["shift"])
+    mean = np.asarray(numerics.rounding_divide(num, den, "half_even"))
+    return np.clip(mean + spec["zero_point"], spec["qmin"], spec["qmax"]).astype(np.int64)
+
+
+def avgpool(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[TokenStream, Counts]:
+    """Average over each window (inactive sites hold the background), divided by the window's taps
+    inside the map (count_include_pad = 0; the mapping takes no counted padding)."""
+    win = _Windows(stream, spec)
+    sites = output_sites(stream, spec, mode, stream.background, win)  # padding is never counted
+    taps, valid = _gathered(stream, win, sites, np.int64(spec["in_zero_point"]))
+    _, ho, wo = spec["out_shape"]
+    k, s = spec["kernel"], spec["stride"]
+    attrs = {"kernel": [k, k], "strides": [s, s], "dilations": [1, 1], "pads": spec["pads"],
+             "ceil_mode": spec["ceil_mode"], "count_include_pad": 0}
+    divisors = window_divisors(attrs, np.empty((1, 1, stream.height, stream.width)))
+    out = rounded_mean(spec, taps.sum(axis=1), divisors[sites[:, 0], sites[:, 1]][:, None])
+    counts = Counts(len(stream), len(sites), int(np.maximum(valid, 1).sum()), valid=valid)
+    return TokenStream.at(sites, out.reshape(len(sites), stream.channels), spec["background"], ho, wo), counts
+
+
 def gpool(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[TokenStream, Counts]:
     """Global average pool over all H*W sites: sum of the tokens plus the inactive sites'
-    background, then qglobal_avg_pool's one exact rounding (numerics.rounding_divide)."""
+    background, then the one exact rounding of qglobal_avg_pool."""
     zp = np.int64(spec["in_zero_point"])
     sites = stream.height * stream.width
     total = (stream.feats - zp).sum(axis=0) + (sites - len(stream)) * (stream.background - zp)
-    num = total.astype(np.int64) * np.int64(spec["multiplier"])
-    den = np.left_shift(np.int64(sites), spec["shift"])
-    mean = np.asarray(numerics.rounding_divide(num, den, "half_even"))
-    out = np.clip(mean + spec["zero_point"], spec["qmin"], spec["qmax"]).astype(np.int64)
+    out = rounded_mean(spec, total, sites)
     return TokenStream.at([[0, 0]], out[None, :], spec["background"], 1, 1), Counts(len(stream), 1)
 
 
 def fc(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[TokenStream, Counts]:
-    """Fully connected layer on the one-site stream of the global pool."""
+    """Fully connected layer (or 1x1 conv) on the one-site stream of the global pool."""
     x = stream.densify().reshape(-1).astype(np.int64) - np.int64(spec["in_zero_point"])
-    w = weights[spec["weight"]].astype(np.int64) - np.asarray(spec["weight_zero_point"], np.int64).reshape(-1, 1)
-    acc = w.astype(np.float64) @ x.astype(np.float64)
+    acc = _centred_weights(spec, weights) @ x.astype(np.float64)
     if spec.get("bias"):
         acc = acc + weights[spec["bias"]].astype(np.float64)
     out = requant(_int32(acc[None, :], spec), spec["requant"])
     return TokenStream.at([[0, 0]], out, spec["background"], 1, 1), Counts(len(stream), 1)
 
 
-KERNELS = {"conv": conv, "pointwise": conv, "depthwise": conv, "maxpool": maxpool, "add": add, "concat": concat,
-           "gpool": gpool, "fc": fc}
+KERNELS = {"conv": conv, "pointwise": conv, "depthwise": conv, "maxpool": maxpool, "avgpool": avgpool, "add": add,
+           "concat": concat, "gpool": gpool, "fc": fc}

@@ -80,14 +80,14 @@ def module_timing(spec: dict, ins: list[tuple[TokenStream, StreamTime]], out: To
         stream, t = ins[0]
         ready = _next_arrival(t, stream.raster, out.raster, "left")
         leave = _scan(ready, np.full(n, beats, np.int64))
-    else:  # windowed: conv, depthwise, maxpool (and strided pointwise)
+    else:  # windowed: conv, depthwise, maxpool, avgpool (and strided pointwise)
         stream, t = ins[0]
         k, s, p = spec["kernel"], spec["stride"], spec["pad"]
         y = np.minimum(out.coords[:, 0] * s - p + k - 1, stream.height - 1)
         x = np.minimum(out.coords[:, 1] * s - p + k - 1, stream.width - 1)
         ready = _next_arrival(t, stream.raster, y * stream.width + x, "right")
         valid = np.maximum(c.valid, 1) if c.valid is not None else np.ones(n, np.int64)
-        service = {"conv": np.full(n, beats + 1), "depthwise": valid * beats + 1,
+        service = {"conv": np.full(n, beats + 1), "depthwise": valid * beats + 1, "avgpool": valid * beats + 1,
                    "maxpool": valid * beats}.get(kind, np.full(n, beats))
         leave = _scan(ready, service.astype(np.int64))
     last = int(leave[-1]) if n else 0

@@ -43,20 +43,67 @@ def masked(x: np.ndarray, density: float, seed: int) -> np.ndarray:
 def squeezenet_small(tmp_path, size: int = 64):
     """The light-zoo SqueezeNet with random weights and its input bound to size x size (it ends
     in a global pool, so any size runs), its quantized IR annotated in exact mode, and one input."""
+    return zoo_small(tmp_path, "squeezenet", size, "exact")
+
+
+def zoo_small(tmp_path, name: str, size: int, mode: str):
+    """A light-zoo CNN with random weights and its input bound to size x size (a multiple of 32
+    for ResNet-50, whose final 7x7 average pool is resized to cover the smaller final map, as it
+    covers the 7x7 one at 224), quantized and annotated in ``mode``; returns (module, input name,
+    one N(0, 1) input)."""
     import onnx
 
     import light_zoo
 
-    model = light_zoo.randomized("squeezenet")
+    model = light_zoo.randomized(name)
     inits = {i.name for i in model.graph.initializer}
     (inp,) = [i for i in model.graph.input if i.name not in inits]
     for axis in (2, 3):
         inp.type.tensor_type.shape.dim[axis].dim_value = size
+    for node in model.graph.node:
+        if name == "resnet50" and node.op_type == "AveragePool":
+            (kernel,) = [a for a in node.attribute if a.name == "kernel_shape"]
+            kernel.ints[:] = [size // 32] * 2
     del model.graph.value_info[:]
     for out in model.graph.output:
         del out.type.tensor_type.shape.dim[:]
-    path = tmp_path / "squeezenet.onnx"
+    path = tmp_path / f"{name}.onnx"
     onnx.save(model, str(path))
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "calib.npz", **{inp.name: rng.standard_normal((4, 3, size, size)).astype(np.float32)})
-    return annotated(path, tmp_path / "calib.npz", "exact"), inp.name, rng.standard_normal((1, 3, size, size))
+    calib = tmp_path / f"{name}_calib.npz"
+    np.savez(calib, **{inp.name: rng.standard_normal((4, 3, size, size)).astype(np.float32)})
+    return annotated(path, calib, mode), inp.name, rng.standard_normal((1, 3, size, size))
+
+
+def pooling_cnn(tmp_path, mode: str, size: int = 16):
+    """A small CNN with the pooling the zoo models use: 2x2 stride-2 and 3x3 'same' average pools
+    (DenseNet, Inception), a 4x4 average pool over the whole map (ResNet-50's 7x7 at 224) and a
+    1x1 conv classifier on the pooled site (DenseNet).  Random weights; quantized and annotated
+    in ``mode``; returns (module, input name, one input)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+
+    def conv(name, x, cin, cout, k):
+        w = (rng.standard_normal((cout, cin, k, k)) * np.sqrt(2.0 / (cin * k * k))).astype(np.float32)
+        b = rng.uniform(-0.2, 0.2, cout).astype(np.float32)
+        inits.extend([numpy_helper.from_array(w, f"{name}_w"), numpy_helper.from_array(b, f"{name}_b")])
+        return helper.make_node("Conv", [x, f"{name}_w", f"{name}_b"], [name], name=name, kernel_shape=[k, k],
+                                pads=[k // 2] * 4)
+
+    inits = []
+    last = size // 2
+    nodes = [conv("c1", "x", 3, 8, 3), helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+             helper.make_node("AveragePool", ["r1"], ["p1"], name="pool2x2", kernel_shape=[2, 2], strides=[2, 2]),
+             conv("c2", "p1", 8, 16, 3), helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+             helper.make_node("AveragePool", ["r2"], ["p2"], name="pool3x3", kernel_shape=[3, 3], pads=[1] * 4),
+             helper.make_node("AveragePool", ["p2"], ["p3"], name="poolmap", kernel_shape=[last, last]),
+             conv("fc", "p3", 16, 10, 1)]
+    graph = helper.make_graph(nodes, "pooling_cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                   [1, 3, size, size])],
+                              [helper.make_tensor_value_info("fc", TensorProto.FLOAT, None)], inits)
+    path = tmp_path / "pooling_cnn.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    np.savez(tmp_path / "calib.npz", x=masked(rng.standard_normal((4, 3, size, size)), 0.5, seed=6))
+    return annotated(path, tmp_path / "calib.npz", mode), "x", rng.standard_normal((1, 3, size, size))

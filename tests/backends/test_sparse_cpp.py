@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from sparse_helpers import DIGITS, EVENTS, compiled, masked, squeezenet_small
+from sparse_helpers import DIGITS, EVENTS, compiled, masked, pooling_cnn, squeezenet_small
 from tcc.backends.sparse import compile_sparse
 from tcc.backends.sparse.hls import emit_cpp
 from tcc.runtime.sparse_session import SparseSession
@@ -55,3 +55,11 @@ def test_generated_squeezenet_top_concat_and_padded_pooling(tmp_path):
     artifact = compile_sparse(module, "exact")
     feeds = {name: masked(x, 0.3, seed=2)}
     _compare(tmp_path, artifact, SparseSession(artifact), [feeds])
+
+
+@pytest.mark.parametrize("mode", ["exact", "submanifold"])
+def test_generated_top_average_pools_and_classifier_conv(tmp_path, mode):
+    module, name, x = pooling_cnn(tmp_path, mode)
+    artifact = compile_sparse(module, mode)
+    assert [s["kind"] for s in artifact.modules].count("avgpool") == 2
+    _compare(tmp_path, artifact, SparseSession(artifact), [{name: masked(x, 0.3, seed=3)}])
