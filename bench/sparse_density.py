@@ -2,14 +2,15 @@
 resources against the budget, top-1 accuracy, and the token simulator's speed against onnxruntime,
 all measured in the same run.
 
-    python bench/sparse_density.py [--frames 20] [--accuracy-frames 359] [--no-zoo]
+    python bench/sparse_density.py [--frames 20] [--accuracy-frames 359] [--no-zoo | --zoo-only]
 
 Inputs at a given density come in two families: *uniform* (each site active with that probability,
 1-3 events per polarity: downsampling makes deep maps dense fast) and *event-like* (the real test
 frames, thinned by dropping active sites, or grown by lighting inactive neighbours of active sites:
 clustered like real events).  Latency is one frame through the pipeline, every token timed
 (isa/tokensim/timing.py); "slowest" is the slowest module's busy cycles alone (1 / throughput).  A last section
-runs the light-zoo SqueezeNet (random weights, 224 x 224, exact mode: it has no submanifold form).
+runs light-zoo CNNs (random weights, 224 x 224): SqueezeNet (exact mode: it has no submanifold form) on
+the ZCU102 budget, ResNet-50 and DenseNet-121 (both modes) on the U250 budget.
 """
 from __future__ import annotations
 
@@ -135,36 +136,51 @@ def speed(session: SparseSession, test: np.ndarray, repeat: int) -> list[str]:
             f"  integer reference run_module       {t_ref * per:8.3f} ms/frame   {t_ref / t_ort:6.1f}x onnxruntime"]
 
 
-def squeezenet(work: Path, repeat: int) -> list[str]:
-    """SqueezeNet at 224 x 224 in exact mode: design, latency at 100% and 10% input density, and
-    the simulator's time against onnxruntime and the dense integer reference, on the same input."""
+ZOO = {"squeezenet": None, "resnet50": "u250.toml", "densenet121": "u250.toml"}  # name -> budget (None: ZCU102)
+
+
+def zoo_model(work: Path, name: str, repeat: int) -> list[str]:
+    """A light-zoo CNN at 224 x 224 in exact mode (and submanifold mode where it has one): design,
+    latency at 100% and 10% input density, equality with the references, and the simulator's time
+    against onnxruntime and the dense integer reference, on the same input."""
     import onnx
 
-    model = light_zoo.randomized("squeezenet")
+    from tcc.backends.sparse.target import DEFAULT_SPARSE_TARGET
+
+    model = light_zoo.randomized(name)
     inputs = light_zoo.model_inputs(model)
-    name, x = next(iter(inputs.items()))
-    onnx.save(model, str(work / "squeezenet.onnx"))
+    name_in, x = next(iter(inputs.items()))
+    onnx.save(model, str(work / f"{name}.onnx"))
     rng = np.random.default_rng(0)
-    np.savez(work / "calib.npz", **{name: rng.standard_normal((4,) + x.shape[1:]).astype(np.float32)})
-    passes = DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(work / "calib.npz")) + (
-        f"annotate-sparsity{{calib={work / 'calib.npz'},mode=exact}}",)
-    module, _ = compile_to_ir(str(work / "squeezenet.onnx"), {}, passes)
-    artifact = compile_sparse(module, "exact")
-    session = SparseSession(artifact)
+    np.savez(work / "calib.npz", **{name_in: rng.standard_normal((4,) + x.shape[1:]).astype(np.float32)})
+    budget = DEFAULT_SPARSE_TARGET.parent / ZOO[name] if ZOO[name] else None
     options = ort.SessionOptions()
     options.log_severity_level = 3  # the light zoo lists initializers as graph inputs
-    ort_session = ort.InferenceSession(str(work / "squeezenet.onnx"), options, providers=["CPUExecutionProvider"])
-    lines = [f"== light-zoo squeezenet (random weights), exact: {artifact.summary()}"]
-    for density in (1.0, 0.1):
-        feeds = {name: (x * (rng.random((1, 1) + x.shape[2:]) < density)).astype(np.float32)}
-        t_sim, out = best_of(repeat, lambda: session.run_dict(feeds))
-        t_ref, ref = best_of(1, lambda: run_module(session.module, feeds))
-        t_ort, _ = best_of(repeat, lambda: ort_session.run(None, feeds))
-        same = all(np.array_equal(out[k], ref[k]) for k in ref)
-        lines.append(f"  input density {100 * density:>3.0f}%: latency {session.last_result.cycles} cycles, slowest "
-                     f"module {session.last_result.latency['bottleneck_cycles']}; equal to run_module: {same}; "
-                     f"simulator {t_sim * 1e3:.0f} ms, run_module {t_ref * 1e3:.0f} ms, onnxruntime float "
-                     f"{t_ort * 1e3:.1f} ms ({t_sim / t_ort:.0f}x)")
+    ort_session = ort.InferenceSession(str(work / f"{name}.onnx"), options, providers=["CPUExecutionProvider"])
+    lines = []
+    for mode in ("exact",) if name == "squeezenet" else ("exact", "submanifold"):
+        passes = DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(work / "calib.npz"), sparse_mode=mode) + (
+            f"annotate-sparsity{{calib={work / 'calib.npz'},mode={mode}}}",)
+        start = time.perf_counter()
+        module, _ = compile_to_ir(str(work / f"{name}.onnx"), {}, passes)
+        artifact = compile_sparse(module, mode, budget)
+        session = SparseSession(artifact)
+        lines.append(f"== light-zoo {name} (random weights, 224 x 224), {mode}, compiled in "
+                     f"{time.perf_counter() - start:.0f} s: {artifact.summary()}")
+        interp = SparseInterpreter(session.module, mode)
+        for density in (1.0, 0.1):
+            feeds = {name_in: (x * (rng.random((1, 1) + x.shape[2:]) < density)).astype(np.float32)}
+            t_sim, out = best_of(repeat, lambda: session.run_dict(feeds))
+            t_ref, ref = best_of(1, lambda: interp.run(feeds).outputs)
+            same = all(np.array_equal(out[k], ref[k]) for k in ref)
+            line = (f"  input density {100 * density:>3.0f}%: latency {session.last_result.cycles} cycles, slowest "
+                    f"module {session.last_result.latency['bottleneck_cycles']}; equal to run_sparse: {same}")
+            if mode == "exact":
+                dense = run_module(session.module, feeds)
+                line += f", to run_module: {all(np.array_equal(out[k], dense[k]) for k in dense)}"
+            t_ort, _ = best_of(repeat, lambda: ort_session.run(None, feeds))
+            lines.append(line + f"; simulator {t_sim * 1e3:.0f} ms, run_sparse {t_ref * 1e3:.0f} ms, onnxruntime "
+                                f"float {t_ort * 1e3:.1f} ms ({t_sim / t_ort:.0f}x)")
     return lines
 
 
@@ -173,8 +189,20 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=20, help="frames per density")
     parser.add_argument("--accuracy-frames", type=int, default=359)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--no-zoo", action="store_true", help="skip the SqueezeNet section")
+    parser.add_argument("--no-zoo", action="store_true", help="skip the light-zoo section")
+    parser.add_argument("--zoo-only", action="store_true", help="run only the light-zoo section")
     args = parser.parse_args()
+    if not args.zoo_only:
+        events(args)
+    if not args.no_zoo:
+        import tempfile
+
+        for name in ZOO:
+            with tempfile.TemporaryDirectory() as work:
+                print("\n".join(zoo_model(Path(work), name, args.repeat)), flush=True)
+
+
+def events(args) -> None:
     data = np.load(EVENTS / "events_test.npz")
     test, labels = data["input"].astype(np.float32), data["label"]
     sessions = {}
@@ -194,11 +222,6 @@ def main() -> None:
     print("== wall time per frame (20 test frames, best of {})".format(args.repeat))
     for session in sessions.values():
         print("\n".join(speed(session, test, args.repeat)))
-    if not args.no_zoo:
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as work:
-            print("\n".join(squeezenet(Path(work), args.repeat)))
 
 
 if __name__ == "__main__":

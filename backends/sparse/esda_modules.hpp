@@ -272,17 +272,21 @@ void gpool_module(Stream<C>& in, Stream<C>& out, const int32_t* bg, int32_t in_z
   end_frame(out);
 }
 
-// fully connected layer (or 1x1 conv) on the one-site stream of the global pool
-template <int CIN, int COUT, int PI, int PO>
-void fc_module(Stream<CIN>& in, Stream<COUT>& out, const int8_t* w, const int32_t* w_zp, int n_wzp,
-               const int32_t* bias, int32_t in_zp, const Requant& rq) {
-  Tok<CIN> x = in.read();
-  for (Tok<CIN> t = in.read(); !t.eof; t = in.read()) {}
+// fully connected layer on a C x H x W map flattened in C, H, W order (the global pool's one site,
+// or a whole map: inactive sites hold the background)
+template <int C, int H, int W, int COUT, int PI, int PO>
+void fc_module(Stream<C>& in, Stream<COUT>& out, const int8_t* w, const int32_t* w_zp, int n_wzp,
+               const int32_t* bias, int32_t in_zp, const int32_t* bg, const Requant& rq) {
+  static int32_t x[C * H * W];
+  for (int c = 0; c < C; ++c)
+    for (int s = 0; s < H * W; ++s) x[c * H * W + s] = bg[c];
+  for (Tok<C> t = in.read(); !t.eof; t = in.read())
+    for (int c = 0; c < C; ++c) x[c * H * W + t.y * W + t.x] = t.f[c];
   Tok<COUT> o;
   for (int m = 0; m < COUT; ++m) {
 #pragma HLS unroll factor = PO
     int64_t acc = bias ? bias[m] : 0;
-    for (int c = 0; c < CIN; ++c) acc += (int64_t)(x.f[c] - in_zp) * (w[m * CIN + c] - w_zp[n_wzp > 1 ? m : 0]);
+    for (int i = 0; i < C * H * W; ++i) acc += (int64_t)(x[i] - in_zp) * (w[m * C * H * W + i] - w_zp[n_wzp > 1 ? m : 0]);
     o.f[m] = (int8_t)requant(acc, rq, m);
   }
   out.write(o);

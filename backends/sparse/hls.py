@@ -104,8 +104,11 @@ def _call(spec: dict, ins: list[str], out: str, mode: str, by_stream: dict) -> s
                 f"{spec['in_zero_point']}, {spec['multiplier']}LL, {spec['shift']}, {spec['zero_point']}, "
                 f"{spec['qmin']}, {spec['qmax']});")
     if kind == "fc":
-        return (f"esda::fc_module<{cin}, {cout}, {par['pi']}, {par['po']}>({ins[0]}, {out}, {n}_w, {n}_wzp, "
-                f"{len(spec['weight_zero_point'])}, {bias}, {spec['in_zero_point']}, {n}_rq);")
+        src = spec["inputs"][0]
+        c, sh, sw = by_stream[src]["out_shape"]
+        return (f"esda::fc_module<{c}, {sh}, {sw}, {cout}, {par['pi']}, {par['po']}>({ins[0]}, {out}, {n}_w, "
+                f"{n}_wzp, {len(spec['weight_zero_point'])}, {bias}, {spec['in_zero_point']}, {_bg_name(src)}, "
+                f"{n}_rq);")
     raise SparseError(f"no C++ template for module kind {kind!r}")
 
 

@@ -10,6 +10,7 @@ Each pattern of ops becomes one module that reads token streams (IR values) and 
     qglobal_avg_pool, qavg_pool over the whole map  gpool
     qlinear -> requantize(i8)                       fc (also a 1x1 qconv on a 1 x 1 map)
     reshape of a 1 x 1 map                          nothing (the stream is already one site)
+    reshape (flatten) of a C x H x W map -> qlinear  nothing: the fc densifies its input
 
 In submanifold mode windows must have submanifold semantics (stride 1 with 'same' padding, or
 stride s dividing the map); exact mode takes any square window.  ``quantize`` of a model input,
@@ -257,8 +258,9 @@ class _Mapper:
 
     def _map_reshape(self, op: Op) -> None:
         x = op.operands[0]
-        if x.name in self.stream and _chw(x)[1:] == [1, 1] and op.result.type.size == x.type.size:
-            self.stream[op.result.name] = self.stream[x.name]
+        flatten = op.result.type.rank == 2 and _only_user(op.result, "qlinear") is not None
+        if x.name in self.stream and op.result.type.size == x.type.size and (_chw(x)[1:] == [1, 1] or flatten):
+            self.stream[op.result.name] = self.stream[x.name]  # the fc module densifies a C x H x W map
             return
         self._host_tail(op)
 

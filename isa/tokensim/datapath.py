@@ -209,7 +209,8 @@ def gpool(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[To
 
 
 def fc(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[TokenStream, Counts]:
-    """Fully connected layer (or 1x1 conv) on the one-site stream of the global pool."""
+    """Fully connected layer (or 1x1 conv) on the global pool's one site, or on a whole C x H x W map
+    flattened in C, H, W order (densified: inactive sites hold the background)."""
     x = stream.densify().reshape(-1).astype(np.int64) - np.int64(spec["in_zero_point"])
     acc = _centred_weights(spec, weights) @ x.astype(np.float64)
     if spec.get("bias"):

@@ -107,3 +107,30 @@ def pooling_cnn(tmp_path, mode: str, size: int = 16):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
     np.savez(tmp_path / "calib.npz", x=masked(rng.standard_normal((4, 3, size, size)), 0.5, seed=6))
     return annotated(path, tmp_path / "calib.npz", mode), "x", rng.standard_normal((1, 3, size, size))
+
+
+def flatten_fc_cnn(tmp_path, size: int = 8):
+    """conv 3x3 -> ReLU -> max pool 2x2 -> Flatten -> Gemm (VGG's and AlexNet's classifier on a
+    flattened spatial map), random weights, quantized and annotated in exact mode (a flatten of a
+    sparse map has no submanifold semantics); returns (module, input name, one input)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(7)
+    half = size // 2
+    inits = [numpy_helper.from_array((rng.standard_normal((6, 3, 3, 3)) * 0.3).astype(np.float32), "cw"),
+             numpy_helper.from_array(rng.uniform(-0.2, 0.2, 6).astype(np.float32), "cb"),
+             numpy_helper.from_array((rng.standard_normal((5, 6 * half * half)) * 0.1).astype(np.float32), "fw"),
+             numpy_helper.from_array(rng.uniform(-0.2, 0.2, 5).astype(np.float32), "fb")]
+    nodes = [helper.make_node("Conv", ["x", "cw", "cb"], ["c"], name="conv", kernel_shape=[3, 3], pads=[1] * 4),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("MaxPool", ["r"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+             helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], name="fc", transB=1)]
+    graph = helper.make_graph(nodes, "flatten_fc", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                  [1, 3, size, size])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    path = tmp_path / "flatten_fc.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    np.savez(tmp_path / "calib.npz", x=masked(rng.standard_normal((4, 3, size, size)), 0.5, seed=8))
+    return annotated(path, tmp_path / "calib.npz", "exact"), "x", rng.standard_normal((1, 3, size, size))

@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from sparse_helpers import DIGITS, EVENTS, compiled, masked, pooling_cnn, squeezenet_small
+from sparse_helpers import DIGITS, EVENTS, compiled, flatten_fc_cnn, masked, pooling_cnn, squeezenet_small
 from tcc.backends.sparse import compile_sparse
 from tcc.backends.sparse.hls import emit_cpp
 from tcc.runtime.sparse_session import SparseSession
@@ -63,3 +63,9 @@ def test_generated_top_average_pools_and_classifier_conv(tmp_path, mode):
     artifact = compile_sparse(module, mode)
     assert [s["kind"] for s in artifact.modules].count("avgpool") == 2
     _compare(tmp_path, artifact, SparseSession(artifact), [{name: masked(x, 0.3, seed=3)}])
+
+
+def test_generated_top_fc_on_a_flattened_map(tmp_path):
+    module, name, x = flatten_fc_cnn(tmp_path)
+    artifact = compile_sparse(module, "exact")
+    _compare(tmp_path, artifact, SparseSession(artifact), [{name: masked(x, 0.3, seed=4)}])

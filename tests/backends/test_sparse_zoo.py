@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparse_helpers import masked, pooling_cnn, squeezenet_small, zoo_small
+from sparse_helpers import flatten_fc_cnn, masked, pooling_cnn, squeezenet_small, zoo_small
 from tcc.backends.sparse import compile_sparse
 from tcc.backends.sparse.target import DEFAULT_SPARSE_TARGET
 from tcc.ir.interpreter import run_module
@@ -80,4 +80,12 @@ def test_average_pools_and_classifier_conv_equal_references(tmp_path, mode):
     module, name, x = pooling_cnn(tmp_path, mode)
     artifact = compile_sparse(module, mode)
     assert [s["kind"] for s in artifact.modules] == ["input", "conv", "avgpool", "conv", "avgpool", "gpool", "fc"]
+    _check(SparseSession(artifact), name, x, (1.0, 0.3, 0.1))
+
+
+def test_fc_on_a_flattened_map_densifies_it(tmp_path):
+    module, name, x = flatten_fc_cnn(tmp_path)
+    artifact = compile_sparse(module, "exact")
+    assert [s["kind"] for s in artifact.modules] == ["input", "conv", "maxpool", "fc"]
+    assert artifact.modules[-1]["in_shape"] == [6 * 4 * 4, 1, 1]
     _check(SparseSession(artifact), name, x, (1.0, 0.3, 0.1))
