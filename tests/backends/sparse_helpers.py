@@ -48,8 +48,8 @@ def squeezenet_small(tmp_path, size: int = 64):
 
 def zoo_small(tmp_path, name: str, size: int, mode: str):
     """A light-zoo CNN with random weights and its input bound to size x size (a multiple of 32
-    for ResNet-50, whose final 7x7 average pool is resized to cover the smaller final map, as it
-    covers the 7x7 one at 224), quantized and annotated in ``mode``; returns (module, input name,
+    for ResNet-50 and Inception v2, whose final 7x7 average pool is resized to cover the smaller
+    final map, as it covers the 7x7 one at 224), quantized and annotated in ``mode``; returns (module, input name,
     one N(0, 1) input)."""
     import onnx
 
@@ -61,9 +61,9 @@ def zoo_small(tmp_path, name: str, size: int, mode: str):
     for axis in (2, 3):
         inp.type.tensor_type.shape.dim[axis].dim_value = size
     for node in model.graph.node:
-        if name == "resnet50" and node.op_type == "AveragePool":
-            (kernel,) = [a for a in node.attribute if a.name == "kernel_shape"]
-            kernel.ints[:] = [size // 32] * 2
+        kernel = [a for a in node.attribute if a.name == "kernel_shape"]
+        if node.op_type == "AveragePool" and list(kernel[0].ints) == [7, 7]:  # the final pool over 7x7
+            kernel[0].ints[:] = [size // 32] * 2
     del model.graph.value_info[:]
     for out in model.graph.output:
         del out.type.tensor_type.shape.dim[:]

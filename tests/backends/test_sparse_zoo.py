@@ -5,8 +5,9 @@ has, and, in exact mode, the dense int8 model (run_module) on the outputs.
 SqueezeNet (fire modules: channel concat with branch rescales, unpadded 3x3 stride-2 windows, so
 exact mode only); ResNet-50 (residual adds, strided 1x1 convs, its final average pool over the
 whole map) and DenseNet-121 (concat chains, BN+ReLU as depthwise 1x1 convs, 2x2 average pools,
-a 1x1 conv classifier after the global pool) in both modes, on the U250 budget: their weights
-(25 M and 8 M int8) do not fit a ZCU102's BRAM.
+a 1x1 conv classifier after the global pool) in both modes, and Inception v2 (padded 3x3
+average pools; exact mode: its 3x3 stride-2 pools pad one side only), on the U250 budget: their
+weights (25 M, 8 M and 11 M int8) do not fit a ZCU102's BRAM.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from sparse_helpers import flatten_fc_cnn, masked, pooling_cnn, squeezenet_small, zoo_small
-from tcc.backends.sparse import compile_sparse
+from tcc.backends.sparse import SparseError, compile_sparse
 from tcc.backends.sparse.target import DEFAULT_SPARSE_TARGET
 from tcc.ir.interpreter import run_module
 from tcc.ir.interpreter.sparse import run_sparse
@@ -50,6 +51,9 @@ def test_squeezenet_exact_mode_equals_references(tmp_path):
 @pytest.mark.parametrize("mode", ["exact", "submanifold"])
 def test_resnet50_equals_references(tmp_path, mode):
     module, name, x = zoo_small(tmp_path, "resnet50", 64, mode)
+    if mode == "exact":
+        with pytest.raises(SparseError, match="no design fits the budget of zcu102.*BRAM18"):
+            compile_sparse(module, mode)  # 25 M int8 weights in on-chip ROM
     artifact = compile_sparse(module, mode, U250)
     kinds = [s["kind"] for s in artifact.modules]
     assert kinds.count("add") == 16 and kinds.count("gpool") == 1 and kinds[-1] == "fc"
@@ -67,12 +71,12 @@ def test_densenet121_equals_references(tmp_path, mode):
     _check(SparseSession(artifact), name, x, (1.0, 0.1))
 
 
-def test_resnet50_does_not_fit_the_zcu102(tmp_path):
-    from tcc.backends.sparse import SparseError
-
-    module, _, _ = zoo_small(tmp_path, "resnet50", 32, "exact")
-    with pytest.raises(SparseError, match="no design fits the budget of zcu102.*BRAM18"):
-        compile_sparse(module, "exact")
+def test_inception_v2_exact_mode_equals_references(tmp_path):
+    module, name, x = zoo_small(tmp_path, "inception_v2", 64, "exact")
+    artifact = compile_sparse(module, "exact", U250)
+    kinds = [s["kind"] for s in artifact.modules]
+    assert kinds.count("avgpool") == 7 and kinds.count("gpool") == 1  # 3x3 pools padded, padding not counted
+    _check(SparseSession(artifact), name, x, (1.0, 0.1))
 
 
 @pytest.mark.parametrize("mode", ["exact", "submanifold"])
