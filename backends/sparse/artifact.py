@@ -83,13 +83,22 @@ class SparseArtifact:
                                       f"the header says {n_meta + n_weights + n_ir})")
         if hashlib.sha256(body).digest() != digest:
             raise SparseArtifactError(f"{source}: checksum mismatch: the artifact is corrupted")
-        meta = json.loads(body[:n_meta].decode("utf-8"))
-        blob = body[n_meta:n_meta + n_weights]
-        weights = {}
-        for e in meta.pop("weights"):
-            raw = blob[e["offset"]:e["offset"] + e["nbytes"]]
-            weights[e["name"]] = np.frombuffer(raw, np.dtype(e["dtype"]).newbyteorder("<")).reshape(e["shape"]).copy()
-        return cls(meta, weights, body[n_meta + n_weights:].decode("utf-8"))
+        try:
+            meta = json.loads(body[:n_meta].decode("utf-8"))
+            blob = body[n_meta:n_meta + n_weights]
+            weights = {}
+            for e in meta.pop("weights"):
+                if not 0 <= e["offset"] <= e["offset"] + e["nbytes"] <= len(blob):
+                    raise ValueError(f"weight {e['name']!r} lies outside the weight section")
+                raw = blob[e["offset"]:e["offset"] + e["nbytes"]]
+                dtype = np.dtype(e["dtype"]).newbyteorder("<")
+                weights[e["name"]] = np.frombuffer(raw, dtype).reshape(e["shape"]).copy()
+            ir = body[n_meta + n_weights:].decode("utf-8")
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # json.JSONDecodeError is a ValueError; a wrong entry type is a KeyError/TypeError.
+            raise SparseArtifactError(f"{source}: malformed metadata, weight or IR section ({type(exc).__name__}: "
+                                      f"{exc}); the artifact was not written by tcc or is corrupted") from None
+        return cls(meta, weights, ir)
 
     @classmethod
     def load(cls, path) -> "SparseArtifact":

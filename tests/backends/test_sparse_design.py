@@ -161,3 +161,41 @@ def test_target_description_errors(tmp_path):
         load_sparse_target(bad)
     with pytest.raises(SparseError, match="no such sparse target"):
         load_sparse_target(tmp_path / "missing.toml")
+
+
+def _repacked(data: bytes, meta: bytes) -> bytes:
+    """``data`` (a sparse artifact) with its metadata section replaced behind a valid header."""
+    import hashlib
+
+    from tcc.backends.sparse.artifact import _HEADER
+
+    magic, version, n_meta, n_weights, n_ir, _ = _HEADER.unpack_from(data)
+    body = meta + data[_HEADER.size + n_meta:]
+    return _HEADER.pack(magic, version, len(meta), n_weights, n_ir, hashlib.sha256(body).digest()) + body
+
+
+def test_malformed_sections_behind_a_valid_checksum_are_clear_errors(tmp_path, tcc_cli):
+    import json
+    from pathlib import Path
+
+    from tcc.backends.sparse.artifact import _HEADER
+
+    EVENTS = Path(__file__).resolve().parents[2] / "examples" / "events"
+    x = np.load(EVENTS / "events_test.npz")["input"][:1]
+    np.savez(tmp_path / "in.npz", input=x)
+    art = tmp_path / "ev.tcc"
+    code, _, err = tcc_cli("compile", EVENTS / "events_dense.onnx", "-t", "sparse", "--calib",
+                           EVENTS / "events_calib.npz", "-o", art)
+    assert code == 0, err
+    data = art.read_bytes()
+    n_meta = _HEADER.unpack_from(data)[2]
+    meta = json.loads(data[_HEADER.size:_HEADER.size + n_meta])
+    bad_offset = dict(meta, weights=[dict(meta["weights"][0], offset=10**9)] + meta["weights"][1:])
+    bad_shape = dict(meta, weights=[dict(meta["weights"][0], shape=[7, 7, 7])] + meta["weights"][1:])
+    cases = [b"{not json", b"\xff\xfe", json.dumps({"mode": "exact"}).encode(),
+             json.dumps(bad_offset).encode(), json.dumps(bad_shape).encode()]
+    for i, case in enumerate(cases):
+        path = tmp_path / f"bad{i}.tcc"
+        path.write_bytes(_repacked(data, case))
+        code, _, err = tcc_cli("run", path, "--inputs", tmp_path / "in.npz", "-o", tmp_path / "o.npz")
+        assert code == 2 and "malformed" in err and "Traceback" not in err, (i, err)
