@@ -109,9 +109,11 @@ class PassManager:
 
     def timing_report(self) -> str:
         total = sum(t for _, t in self.timings) or 1e-12
-        width = max([len(name) for name, _ in self.timings] + [20])
+        # A pass with many options (quantize{calib=...,...}) keeps its name and the options' start.
+        names = [spec if len(spec) <= 48 else spec[:44] + "...}" for spec, _ in self.timings]
+        width = max([len(name) for name in names] + [20])
         lines = [f"{'pass':<{width}} {'wall (ms)':>10} {'share':>7}"]
-        for name, t in self.timings:
+        for name, (_, t) in zip(names, self.timings):
             lines.append(f"{name:<{width}} {t * 1e3:>10.2f} {100 * t / total:>6.1f}%")
         lines.append(f"{'total':<{width}} {total * 1e3:>10.2f} {100.0:>6.1f}%")
         return "\n".join(lines)

@@ -142,3 +142,15 @@ def test_dump_after_all_writes_each_stage(tmp_path):
     assert files == ["00-fold-batchnorm.tir", "01-dce.tir"]
     verify(parse_module((tmp_path / "01-dce.tir").read_text()))
     assert "fold-batchnorm" in manager.timing_report()
+
+
+def test_timing_report_elides_long_option_lists():
+    module = parse_module(textwrap.dedent(BN_MODULE).lstrip())
+    long_path = "x" * 80 + ".npz"
+    manager = PassManager(parse_pipeline("fold-batchnorm,dce"))
+    manager.run(module)
+    manager.timings.append((f"quantize{{calib={long_path},method=minmax}}", 0.5))
+    report = manager.timing_report().splitlines()
+    assert report[-2].startswith("quantize{calib=xxx") and "...}" in report[-2]
+    assert long_path not in manager.timing_report()
+    assert {len(line) for line in report} == {len(report[0])}  # one column width for every row
