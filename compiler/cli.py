@@ -351,12 +351,13 @@ def run(source, inputs_path, output, seed, reference, report_path):
 @click.option("--seed", default=0, show_default=True)
 @click.option("--top", default=None, type=int, help="Show only the N slowest layers.")
 @click.option("--html", "html_path", default=None, type=click.Path(dir_okay=False),
-              help="Also write a self-contained HTML page (bars, roofline, mode timeline, memory, graph).")
+              help="Also write a self-contained HTML page (overlay: bars, roofline, mode timeline, memory, graph; "
+                   "sparse: totals, module bars, token timeline, FIFO graph).")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
               help="Also write the report as JSON.")
 def report(artifact, inputs_path, seed, top, html_path, json_path):
-    """Simulate an artifact and print its per-layer performance table and roofline bound."""
-    from tcc.driver import UsageError
+    """Simulate an artifact and print its performance table: per layer and the roofline bound (overlay),
+    per module and the slowest module (sparse)."""
     from tcc.ir.fileio import write_atomic
     from tcc.runtime import Session, open_session
 
@@ -375,13 +376,16 @@ def report(artifact, inputs_path, seed, top, html_path, json_path):
 
         write_atomic(json_path, json.dumps(data, indent=1, sort_keys=True))
     if html_path:
-        if not isinstance(session, Session):
-            raise UsageError("--html draws overlay artifacts (.tcc from -t overlay)")
-        from tcc.runtime.html_report import render_html
+        if isinstance(session, Session):
+            from tcc.runtime.html_report import render_html
 
-        meta = session.artifact.metadata
-        write_atomic(html_path, render_html(data, session.module, len(session.artifact.dram_image),
-                                            meta["dram_bytes"]))
+            meta = session.artifact.metadata
+            page = render_html(data, session.module, len(session.artifact.dram_image), meta["dram_bytes"])
+        else:
+            from tcc.runtime.html_sparse import render_sparse_html
+
+            page = render_sparse_html(data, session.metadata)
+        write_atomic(html_path, page)
         click.echo(f"wrote {html_path}", err=True)
 
 

@@ -2,7 +2,8 @@
 
 Sections: totals, per-layer cycles and PE utilization bars, the roofline plot, the mode timeline
 (int8 vs bf16 layers over time), DRAM use over time, and the graph (Graphviz's SVG when ``dot``
-is on PATH, else a plain layered layout drawn here).
+is on PATH, else a plain layered layout drawn here). The style, bars (``hbar``), graph drawing
+(``draw_graph``) and page shell (``page``) are shared with the sparse target's page (html_sparse.py).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import math
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 
 from tcc.ir import Module
 
@@ -42,7 +44,7 @@ def xml_svg(svg: str) -> str:
     return svg.replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1) if "xmlns=" not in svg[:200] else svg
 
 
-def _e(text) -> str:
+def escape(text) -> str:
     return html.escape(str(text), quote=True)
 
 
@@ -66,7 +68,7 @@ def _totals(report: dict) -> str:
                      f"{cycles} cycles" + (f" (compute unit busy {busy})" if busy is not None else "")))
     if "mode_switches" in report:
         rows.append(("mode switches", report["mode_switches"]))
-    return "<table class=totals>" + "".join(f"<tr><th class=name>{_e(k)}</th><td>{_e(v)}</td></tr>"
+    return "<table class=totals>" + "".join(f"<tr><th class=name>{escape(k)}</th><td>{escape(v)}</td></tr>"
                                              for k, v in rows) + "</table>"
 
 
@@ -80,18 +82,20 @@ def _layer_table(report: dict) -> str:
         cycles = layer.get("cycles", 0)
         util = layer.get("pe_utilization", 0.0)
         ratio = cycles / layer["roofline_cycles"] if layer["roofline_cycles"] else 0.0
-        cycle_bar = _hbar(cycles / longest, _colour(layer.get("mode", "")), 160)
-        util_bar = _hbar(util, "#3a9a4a", 100)
-        rows.append(f"<tr><td>{layer['index']}</td><td class=name title='{_e(layer['name'])}'>{_e(layer['name'])}</td>"
-                    f"<td>{_e(layer['kind'])}</td><td>{_e(layer.get('mode', ''))}</td><td>{cycles}</td>"
+        cycle_bar = hbar(cycles / longest, _colour(layer.get("mode", "")), 160)
+        util_bar = hbar(util, "#3a9a4a", 100)
+        rows.append(f"<tr><td>{layer['index']}</td><td class=name title='{escape(layer['name'])}'>{escape(layer['name'])}</td>"
+                    f"<td>{escape(layer['kind'])}</td><td>{escape(layer.get('mode', ''))}</td><td>{cycles}</td>"
                     f"<td>{cycle_bar}</td><td>{ratio:.2f}</td><td>{100 * util:.1f}%</td><td>{util_bar}</td>"
                     f"<td>{layer.get('bytes_loaded', 0)}</td><td>{layer.get('bytes_stored', 0)}</td></tr>")
     return f"<table>{head}{''.join(rows)}</table>"
 
 
-def _hbar(fraction: float, colour: str, width: int) -> str:
+def hbar(fraction: float, colour: str, width: int, title: str = "") -> str:
+    """A bar ``width`` pixels long filled to ``fraction``; ``title`` is its hover text."""
     w = max(0.0, min(1.0, fraction)) * width
-    return xml_svg(f"<svg width={width} height=12><rect width={width} height=12 fill='#f2f2f2'/>"
+    hover = f"<title>{escape(title)}</title>" if title else ""
+    return xml_svg(f"<svg width={width} height=12>{hover}<rect width={width} height=12 fill='#f2f2f2'/>"
             f"<rect width={w:.1f} height=12 fill='{colour}'/></svg>")
 
 
@@ -142,7 +146,7 @@ def roofline_svg(report: dict, width: int = 640, height: int = 400) -> str:
     parts.append(f"<text x={right - 4} y={py(peak) - 5:.1f} text-anchor=end fill='#c33'>peak {peak} MACs/cycle</text>")
     for x, y, layer in points:
         parts.append(f"<circle cx={px(x):.1f} cy={py(y):.1f} r=4 fill='{_colour(layer.get('mode', ''))}' "
-                     f"fill-opacity=0.8><title>{_e(layer['name'])}: {x:.2f} MACs/B, {y:.1f} MACs/cycle</title></circle>")
+                     f"fill-opacity=0.8><title>{escape(layer['name'])}: {x:.2f} MACs/B, {y:.1f} MACs/cycle</title></circle>")
     parts.append(f"<text x={(left + right) / 2} y={height - 5} text-anchor=middle>MACs per DRAM byte moved</text>"
                  f"<text x=14 y={(top + bottom) / 2} transform='rotate(-90 14 {(top + bottom) / 2})' "
                  f"text-anchor=middle>MACs per cycle</text></svg>")
@@ -158,7 +162,7 @@ def timeline_svg(report: dict, width: int = 1000) -> str:
     scale = (width - left - 10) / total
     parts = [f"<svg width={width} height={height} role=img>"]
     for i, mode in enumerate(modes):
-        parts.append(f"<text x=4 y={i * lane + 17}>{_e(mode)}</text>"
+        parts.append(f"<text x=4 y={i * lane + 17}>{escape(mode)}</text>"
                      f"<rect x={left} y={i * lane + 3} width={width - left - 10} height={lane - 6} fill='#f4f4f4'/>")
     for layer in report["layers"]:
         if not layer.get("cycles"):
@@ -168,7 +172,7 @@ def timeline_svg(report: dict, width: int = 1000) -> str:
         w = max(layer["cycles"] * scale, 1)
         parts.append(f"<rect x={x:.1f} y={i * lane + 3} width={w:.1f} height={lane - 6} "
                      f"fill='{_colour(layer.get('mode', ''))}' stroke='white' stroke-width=0.5>"
-                     f"<title>{_e(layer['name'])}: cycles {layer['start']}..{layer['end']}</title></rect>")
+                     f"<title>{escape(layer['name'])}: cycles {layer['start']}..{layer['end']}</title></rect>")
     y = lane * len(modes) + 18
     parts.append(f"<text x={left} y={y}>0</text><text x={width - 10} y={y} text-anchor=end>{total} cycles</text></svg>")
     return xml_svg("".join(parts))
@@ -251,71 +255,98 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
+@dataclass
+class GraphNode:
+    """One box of a drawn graph: a bold heading, a detail line, a hover title, an outline colour."""
+    key: str
+    heading: str
+    detail: str
+    title: str
+    colour: str
+
+
 def graph_svg(module: Module, modes: dict[str, str] | None = None) -> str:
     """The module's non-constant ops as an SVG: Graphviz when ``dot`` is available, else layered."""
     modes = modes or {}
+    ops = [op for op in module.ops if op.kind != "const"]
+    keys = {id(op): f"n{i}" for i, op in enumerate(ops)}
+    nodes = [GraphNode(keys[id(op)], op.kind, op.results[0].name,
+                       f"{op.kind} %{op.results[0].name} (ONNX node {op.loc})", _colour(modes.get(op.loc, "")))
+             for op in ops]
+    edges = [(keys[id(v.producer)], keys[id(op)], "") for op in ops for v in op.operands
+             if v.producer is not None and id(v.producer) in keys]
+    return draw_graph(nodes, edges)
+
+
+def draw_graph(nodes: list[GraphNode], edges: list[tuple[str, str, str]]) -> str:
+    """``nodes`` (in topological order) and ``edges`` (source key, destination key, hover label) as an
+    SVG: Graphviz's layout when ``dot`` is on PATH, else the plain layered one drawn here."""
     if shutil.which("dot"):
         try:
-            return _graphviz(module, modes)
+            return _graphviz(nodes, edges)
         except (OSError, subprocess.SubprocessError):
             pass  # fall back to the built-in layout
-    return layered_svg(module, modes)
+    return layered_svg(nodes, edges)
 
 
-def _graphviz(module: Module, modes: dict[str, str]) -> str:
-    ops = [op for op in module.ops if op.kind != "const"]
-    ids = {id(op): f"n{i}" for i, op in enumerate(ops)}
+def _graphviz(nodes: list[GraphNode], edges: list[tuple[str, str, str]]) -> str:
     lines = ["digraph g {", "node [shape=box, style=filled, fontname=Helvetica, fontsize=10];"]
-    for op in ops:
-        label = f"{op.kind}\\n{op.results[0].name[:40]}".replace('"', "'")
-        lines.append(f'{ids[id(op)]} [label="{label}", fillcolor="{_colour(modes.get(op.loc, "")) }30"];')
-        for v in op.operands:
-            if v.producer is not None and id(v.producer) in ids:
-                lines.append(f"{ids[id(v.producer)]} -> {ids[id(op)]};")
+    for node in nodes:
+        label = f"{node.heading}\\n{node.detail[:40]}".replace('"', "'")
+        lines.append(f'{node.key} [label="{label}", fillcolor="{node.colour}30"];')
+    for src, dst, label in edges:
+        lines.append(f"{src} -> {dst};" if not label else f'{src} -> {dst} [tooltip="{label}"];')
     lines.append("}")
     svg = subprocess.run(["dot", "-Tsvg"], input="\n".join(lines), capture_output=True, text=True, timeout=60,
                          check=True).stdout
     return svg[svg.index("<svg"):]
 
 
-def layered_svg(module: Module, modes: dict[str, str]) -> str:
-    """Ops placed in rows by longest path from the inputs; edges as straight lines."""
-    ops = [op for op in module.ops if op.kind != "const"]
-    depth: dict[int, int] = {}
-    for op in ops:  # the module is in topological order
-        depth[id(op)] = 1 + max([depth.get(id(v.producer), -1) for v in op.operands if v.producer is not None],
-                                default=-1)
-    rows: dict[int, list] = {}
-    for op in ops:
-        rows.setdefault(depth[id(op)], []).append(op)
+def layered_svg(nodes: list[GraphNode], edges: list[tuple[str, str, str]]) -> str:
+    """Nodes placed in rows by longest path from the sources; edges as straight lines."""
+    preds: dict[str, list[str]] = {}
+    for src, dst, _ in edges:
+        preds.setdefault(dst, []).append(src)
+    depth: dict[str, int] = {}
+    for node in nodes:  # topological order
+        depth[node.key] = 1 + max([depth.get(p, -1) for p in preds.get(node.key, [])], default=-1)
+    rows: dict[int, list[GraphNode]] = {}
+    for node in nodes:
+        rows.setdefault(depth[node.key], []).append(node)
     box_w, box_h, gap_x, gap_y = 150, 30, 20, 24
     widest = max([len(r) for r in rows.values()] + [1])
-    width = widest * (box_w + gap_x) + gap_x
+    width = widest * (box_w + gap_x) + gap_x + max([_bow(depth[d] - depth[s], box_w) for s, d, _ in edges] + [0])
     height = len(rows) * (box_h + gap_y) + gap_y
     where = {}
     for d, row in rows.items():
         offset = (width - len(row) * (box_w + gap_x) + gap_x) / 2
-        for i, op in enumerate(row):
-            where[id(op)] = (offset + i * (box_w + gap_x), gap_y + d * (box_h + gap_y))
+        for i, node in enumerate(row):
+            where[node.key] = (offset + i * (box_w + gap_x), gap_y + d * (box_h + gap_y))
     parts = [f"<svg width={width} height={height} role=img>"]
-    for op in ops:
-        x, y = where[id(op)]
-        for v in op.operands:
-            if v.producer is not None and id(v.producer) in where:
-                px, py = where[id(v.producer)]
-                parts.append(f"<line x1={px + box_w / 2:.0f} y1={py + box_h} x2={x + box_w / 2:.0f} y2={y} "
-                             f"stroke='#999'/>")
-    for op in ops:
-        x, y = where[id(op)]
-        name = op.results[0].name
-        short = name if len(name) <= 22 else "\u2026" + name[-21:]
-        parts.append(f"<g><title>{_e(op.kind)} %{_e(name)} (ONNX node {_e(op.loc)})</title>"
+    for src, dst, label in edges:
+        if src in where and dst in where:
+            (px, py), (x, y) = where[src], where[dst]
+            title = f"<title>{escape(label)}</title>" if label else ""
+            x1, y1, x2 = px + box_w / 2, py + box_h, x + box_w / 2
+            bow = _bow(depth[dst] - depth[src], box_w)
+            parts.append(f"<path d='M{x1:.0f},{y1} C{x1 + bow:.0f},{y1 + gap_y} {x2 + bow:.0f},{y - gap_y} "
+                         f"{x2:.0f},{y}' fill='none' stroke='#999'>{title}</path>")
+    for node in nodes:
+        x, y = where[node.key]
+        short = node.detail if len(node.detail) <= 22 else "\u2026" + node.detail[-21:]
+        parts.append(f"<g><title>{escape(node.title)}</title>"
                      f"<rect x={x:.0f} y={y} width={box_w} height={box_h} rx=4 fill='white' "
-                     f"stroke='{_colour(modes.get(op.loc, ''))}' stroke-width=1.5/>"
-                     f"<text x={x + box_w / 2:.0f} y={y + 12} text-anchor=middle font-weight=bold>{_e(op.kind)}</text>"
-                     f"<text x={x + box_w / 2:.0f} y={y + 25} text-anchor=middle>{_e(short)}</text></g>")
+                     f"stroke='{node.colour}' stroke-width=1.5/>"
+                     f"<text x={x + box_w / 2:.0f} y={y + 12} text-anchor=middle font-weight=bold>"
+                     f"{escape(node.heading)}</text>"
+                     f"<text x={x + box_w / 2:.0f} y={y + 25} text-anchor=middle>{escape(short)}</text></g>")
     parts.append("</svg>")
     return xml_svg("".join(parts))
+
+
+def _bow(rows_spanned: int, box_w: int) -> float:
+    """How far right an edge bows: one past a row would run under that row's boxes."""
+    return 0.0 if rows_spanned <= 1 else 0.75 * box_w + 12 * (rows_spanned - 2)
 
 
 # -- the page ----------------------------------------------------------------------------------
@@ -338,7 +369,12 @@ def render_html(report: dict, module: Module, constant_bytes: int, dram_bytes: i
          "lifetimes do not overlap).</p>"),
         ("Graph", f"<div class=graph>{graph_svg(module, modes)}</div>"),
     ]
-    body = "".join(f"<h2>{_e(title)}</h2>{content}" for title, content in sections)
-    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>tcc report: {_e(report.get('model', ''))}"
-            f"</title><style>{CSS}</style></head><body><h1>tcc performance report: {_e(report.get('model', ''))}</h1>"
+    return page(report.get("model", ""), sections)
+
+
+def page(model: str, sections: list[tuple[str, str]]) -> str:
+    """The HTML document: the shared style, a heading naming ``model``, then (title, markup) sections."""
+    body = "".join(f"<h2>{escape(title)}</h2>{content}" for title, content in sections)
+    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>tcc report: {escape(model)}"
+            f"</title><style>{CSS}</style></head><body><h1>tcc performance report: {escape(model)}</h1>"
             f"{body}</body></html>\n")
