@@ -28,6 +28,7 @@ import numpy as np
 
 from tcc.ir import Module, parse_module, print_module
 from tcc.ir.errors import TccError
+from tcc.passes.quantize.calibration import load_samples
 
 CHECKPOINT_PREFIX = "verify:"
 #: A layer whose SQNR falls this much below its inputs' is where quantization error jumps.
@@ -71,40 +72,6 @@ class VerifyResult:
     @property
     def simulator_agrees(self) -> bool:
         return self.first_mismatch is None and self.outputs_equal is not False
-
-
-# -- inputs ------------------------------------------------------------------------------------
-def load_samples(path, module: Module, count: int) -> list[dict[str, np.ndarray]]:
-    """Up to ``count`` samples from an .npz: per model input either one array of the input's shape
-    or a stack of them along axis 0 (as calibration files are)."""
-    from tcc.driver import UsageError
-
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: not a readable .npz file ({exc})") from None
-    stacks = {}
-    for v in module.inputs:
-        if v.name not in arrays:
-            raise UsageError(f"{path} has no array {v.name!r} for model input {v.name!r} "
-                             f"(it holds {', '.join(sorted(arrays)) or 'nothing'})")
-        a = arrays[v.name]
-        full = v.type.shape
-        if a.shape == full:
-            a = a[None]
-        elif full and full[0] == 1 and a.shape[1:] == full[1:]:  # samples stacked on the batch axis
-            a = a[:, None]
-        elif a.shape[1:] != full:
-            raise UsageError(f"{path}: array {v.name!r} has shape {list(a.shape)}; expected {list(v.type.shape)} "
-                             f"or [samples, {', '.join(map(str, v.type.shape))}]")
-        stacks[v.name] = a
-    n = min(min(len(a) for a in stacks.values()), count)
-    if n == 0:
-        raise UsageError(f"{path} holds no samples")
-    return [{k: a[i] for k, a in stacks.items()} for i in range(n)]
 
 
 # -- the three executions ----------------------------------------------------------------------
@@ -219,7 +186,7 @@ def verify(model, calib, target: str = "overlay", inputs=None, samples: int = 4,
         check_overlay_limits(float_module, load_target(target_config), target_config or "the default target",
                              weights)
     qmodule, _ = compile_to_ir(model, shapes, DEFAULT_FLOAT_PIPELINE + (quant_passes or quantization_pipeline(calib)))
-    feeds = load_samples(inputs or calib, float_module, samples)
+    feeds = load_samples(inputs or calib, float_module, samples, what="input file")
     values = compared_values(qmodule)
     names = {v.name for v in values}
     floats, source = float_tensors(model, float_module, {float_name(v) for v in values}, feeds)

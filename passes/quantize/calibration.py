@@ -16,17 +16,19 @@ class CalibrationError(TccError):
     """Calibration data that does not fit the model."""
 
 
-def load_samples(path: str, module: Module, max_samples: int = 0) -> list[dict[str, np.ndarray]]:
+def load_samples(path: str, module: Module, max_samples: int = 0,
+                 what: str = "calibration file") -> list[dict[str, np.ndarray]]:
     """``path``: .npz, each key a model input name, axis 0 indexing samples.
 
     A sample may have the input's full shape (key shape [N, *input_shape]) or the input's
-    shape without its leading batch dim of 1 (key shape [N, *input_shape[1:]]).
+    shape without its leading batch dim of 1 (key shape [N, *input_shape[1:]]); a key of
+    exactly the input's shape is one sample. ``what`` names the file in errors.
     """
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except FileNotFoundError:
-        raise CalibrationError(f"{path}: no such calibration file") from None
+        raise CalibrationError(f"{path}: no such {what}") from None
     except (OSError, ValueError) as exc:
         raise CalibrationError(f"{path}: not a readable .npz file ({exc})") from None
     expected = {v.name: v for v in module.inputs}
@@ -41,6 +43,8 @@ def load_samples(path: str, module: Module, max_samples: int = 0) -> list[dict[s
         full = value.type.shape
         if a.shape[1:] == full:
             shaped[name] = a
+        elif a.shape == full:
+            shaped[name] = a[None]
         elif full and full[0] == 1 and a.shape[1:] == full[1:]:
             shaped[name] = a[:, None]
         else:
