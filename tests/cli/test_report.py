@@ -79,19 +79,10 @@ def test_live_activation_bytes_fit_in_what_the_planner_allocated(digits_tcc):
     assert live[0] >= 256 + 16 * 16 * 16
 
 
-def test_graphviz_is_used_when_dot_is_on_path(digits_tcc, monkeypatch):
-    import subprocess
-
+def test_graphviz_is_used_when_dot_is_on_path(digits_tcc, fake_dot):
     import tcc.runtime.html_report as html_report
 
-    seen = {}
-
-    def fake_dot(args, input, **kwargs):
-        seen["args"], seen["dot"] = args, input
-        return subprocess.CompletedProcess(args, 0, stdout='<?xml version="1.0"?>\n<svg id="from-dot"></svg>\n')
-
-    monkeypatch.setattr(html_report.shutil, "which", lambda name: "/usr/bin/dot" if name == "dot" else None)
-    monkeypatch.setattr(html_report.subprocess, "run", fake_dot)
+    seen = fake_dot
     module = Session(digits_tcc).module
     svg = html_report.graph_svg(module)
     assert svg.startswith('<svg id="from-dot">') and seen["args"] == ["dot", "-Tsvg"]

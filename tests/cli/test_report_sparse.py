@@ -1,7 +1,6 @@
 """`tcc report` on sparse dataflow artifacts: --json and the self-contained --html page."""
 import json
 import re
-import subprocess
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -89,16 +88,9 @@ def test_html_page_draws_every_module_from_the_report(events, tmp_path, tcc_cli,
     assert fifos == [f"{f['stream']}: {f['width_bits']} bits x {f['depth']}" for f in metadata["fifos"]]
 
 
-def test_fifo_graph_goes_through_graphviz_when_dot_is_on_path(events, monkeypatch):
+def test_fifo_graph_goes_through_graphviz_when_dot_is_on_path(events, fake_dot):
     path, _, frame = events
-    seen = {}
-
-    def fake_dot(args, input, **kwargs):
-        seen["args"], seen["dot"] = args, input
-        return subprocess.CompletedProcess(args, 0, stdout='<?xml version="1.0"?>\n<svg id="from-dot"></svg>\n')
-
-    monkeypatch.setattr(html_report.shutil, "which", lambda name: "/usr/bin/dot" if name == "dot" else None)
-    monkeypatch.setattr(html_report.subprocess, "run", fake_dot)
+    seen = fake_dot
     session = SparseSession(path)
     session.run(None, {"input": frame})
     svg = fifo_graph_svg(session.performance_report(), session.metadata)
