@@ -90,7 +90,7 @@ def is_spatial(value: Value) -> bool:
 
 
 def window_of(op: Op) -> Window:
-    x, out = op.operands[0].type, op.results[0].type
+    out = op.results[0].type
     kernel = tuple(op.operands[1].type.shape[2:]) if op.kind in ("conv", "qconv") else tuple(op.attrs["kernel"])
     pads = op.attrs["pads"]
     return Window(kernel, tuple(op.attrs["strides"]), tuple(op.attrs["dilations"]), tuple(pads[:2]),
