@@ -29,6 +29,18 @@ def to_numpy(dtype: str) -> np.dtype:
     return _NUMPY[dtype]
 
 
+def cast(array, dtype: str) -> np.ndarray:
+    """``array`` as element type ``dtype``; bf16 rounds once to nearest even by tcc's own rule
+    (numerics.to_bf16), never by ml_dtypes' cast, whose float64 rounding changed across releases."""
+    target = to_numpy(dtype)
+    arr = np.asarray(array)
+    if dtype == "bf16" and arr.dtype != target:
+        from .numerics.bf16 import as_bf16_array
+
+        return as_bf16_array(arr)
+    return arr.astype(target, copy=False)
+
+
 def from_numpy(dtype) -> str:
     dt = np.dtype(dtype)
     for name, candidate in _NUMPY.items():

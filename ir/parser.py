@@ -12,7 +12,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 
 from .core import Module, Op
-from .dtypes import DTYPES, to_numpy
+from .dtypes import DTYPES, cast, to_numpy
 from .errors import IRParseError
 from .opdef import OP_DEFS, normalize_attr
 from .types import QuantParams, TensorType
@@ -206,7 +206,7 @@ def _parse_blobs(text: str, first_line: int, filename: str) -> dict[int, np.ndar
         if len(raw) != expected:
             raise IRParseError(f"{filename}:{lineno}:1: blob #{index} holds {len(raw)} bytes, "
                                f"its type {dtype}{list(shape)} needs {expected}")
-        blobs[index] = np.frombuffer(raw, dtype=np_dtype).astype(to_numpy(dtype)).reshape(shape)
+        blobs[index] = cast(np.frombuffer(raw, dtype=np_dtype), dtype).reshape(shape)
     raise IRParseError(f"{filename}:{first_line}:1: blobs section is not closed by '}}'")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tcc.ir import Builder, Module
-from tcc.ir.dtypes import to_numpy
+from tcc.ir.dtypes import cast, to_numpy
 from tcc.ir.errors import InterpreterError
 from tcc.ir.interpreter import evaluate_op
 
@@ -33,7 +33,7 @@ class FoldConstants(Pass):
             builder = Builder.before(op)
             replacements = []
             for value, old in zip(values, op.results):
-                value = value.astype(to_numpy(old.type.dtype), copy=False).reshape(old.type.shape)
+                value = cast(value, old.type.dtype).reshape(old.type.shape)
                 replacements.append(builder.const(value, name=old.name))
             names = [old.name for old in op.results]
             for old, new in zip(op.results, replacements):

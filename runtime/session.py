@@ -17,7 +17,7 @@ import numpy as np
 from tcc.backends.overlay.artifact import Artifact, ArtifactError
 from tcc.backends.overlay.layout import from_physical, to_physical
 from tcc.ir import TensorType, parse_module
-from tcc.ir.dtypes import to_numpy
+from tcc.ir.dtypes import cast, to_numpy
 from tcc.ir.errors import InterpreterError, IRParseError
 from tcc.ir.interpreter import evaluate_op, run_module
 
@@ -118,7 +118,7 @@ class Session:
         dram[:image.size] = image
         for entry in meta["inputs"]:
             device = self._device_array(entry, feeds[entry["name"]])
-            device = np.asarray(device, to_numpy(self._type(entry).dtype))
+            device = cast(device, self._type(entry).dtype)
             raw = np.frombuffer(to_physical(device, entry["perm"]).tobytes(), np.uint8)
             dram[entry["address"]:entry["address"] + raw.size] = raw
         machine = Machine(self.target, dram, meta["descriptors"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tcc.ir.dtypes import to_numpy
+from tcc.ir import numerics
 
 from .context import Context
 from .errors import unsupported
@@ -139,7 +139,7 @@ def emit_vector(ctx: Context, step: Step) -> None:
     addresses = []
     for v in operands:
         if v.producer is not None and v.producer.kind == "const":
-            data = v.producer.attrs["value"].astype(to_numpy("bf16")).view("<u2")
+            data = numerics.to_bf16(v.producer.attrs["value"]).astype("<u2")
             addresses.append(ctx.constant(f"c:{v.name}", data))
         else:
             addresses.append(ctx.addr(v))

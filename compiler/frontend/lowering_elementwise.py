@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tcc.ir.dtypes import to_numpy
+from tcc.ir.dtypes import cast, to_numpy
 from tcc.ir.shape_rules import normalize_axis, product
 
 from .context import NodeContext
@@ -25,7 +25,7 @@ def lower_pow(n: NodeContext) -> None:
     if n.input_type(1).dtype == dtype:
         exponent = n.input(1)
     elif n.is_const(1):
-        exponent = n.new_const(n.const(1, "exponent").astype(to_numpy(dtype)), f"{n.node.input[1]}.{dtype}")
+        exponent = n.new_const(cast(n.const(1, "exponent"), dtype), f"{n.node.input[1]}.{dtype}")
     else:
         exponent = n.temp("cast", [n.input(1)], {"to": dtype})
     n.emit("pow", [base, exponent])

@@ -6,7 +6,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ..core import Module, Op, Value
-from ..dtypes import to_numpy
+from ..dtypes import cast, to_numpy
 from ..errors import InterpreterError
 from ..verifier import describe
 from .. import numerics
@@ -74,7 +74,7 @@ def evaluate_op(op: Op, operands: list[np.ndarray]) -> list[np.ndarray]:
         if array.shape != result.type.shape:
             raise InterpreterError(f"{describe(op)}: kernel computed shape {list(array.shape)} for "
                                    f"%{result.name}, whose type is {result.type}")
-        arrays.append(array.astype(to_numpy(result.type.dtype), copy=False))
+        arrays.append(cast(array, result.type.dtype))
     return arrays
 
 

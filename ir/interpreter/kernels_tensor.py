@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import to_numpy
+from ..dtypes import cast as cast_to
 from ..errors import InterpreterError
 from ..shape_rules import broadcast, normalize_axis
 
@@ -81,7 +81,7 @@ def expand(attrs, x):
 
 
 def cast(attrs, x):
-    return x.astype(to_numpy(attrs["to"]))
+    return cast_to(x, attrs["to"])
 
 
 KERNEL_TABLE = (

@@ -8,7 +8,7 @@
 - ``scale_search``: the MSE scale search both quantizers use.
 """
 from .bf16 import (
-    BF16_MAX, BF16_MIN_NORMAL, BF16_MIN_SUBNORMAL, BF16_NAN, bf16_add, bf16_fma, bf16_max, bf16_min,
+    BF16_MAX, BF16_MIN_NORMAL, BF16_MIN_SUBNORMAL, BF16_NAN, as_bf16_array, bf16_add, bf16_fma, bf16_max, bf16_min,
     bf16_mul, bf16_mul_add, bf16_round, bf16_sub, bf16_sum, bf16_to_int8, from_bf16, int8_to_bf16,
     to_bf16,
 )
@@ -33,7 +33,7 @@ from .uniform import (
 )
 
 __all__ = [
-    "BF16_MAX", "BF16_MIN_NORMAL", "BF16_MIN_SUBNORMAL", "BF16_NAN", "FINE_SHIFT", "INT16_MAX",
+    "BF16_MAX", "BF16_MIN_NORMAL", "BF16_MIN_SUBNORMAL", "BF16_NAN", "FINE_SHIFT", "as_bf16_array", "INT16_MAX",
     "INT16_MIN", "INT32_MAX", "INT32_MIN", "INT8_MAX", "INT8_MIN", "MAX_DECODE_INT",
     "ROUNDING_MODES", "UINT8_MAX", "UINT8_MIN", "bf16_add", "bf16_fma", "bf16_max", "bf16_min",
     "bf16_mul", "bf16_mul_add", "bf16_round", "bf16_sub", "bf16_sum", "bf16_to_int8", "decode",

@@ -72,6 +72,17 @@ def bf16_round(x):
     return from_bf16(to_bf16(x))
 
 
+def as_bf16_array(x) -> np.ndarray:
+    """An array of ml_dtypes.bfloat16 holding ``x`` rounded by ``to_bf16`` (one RNE rounding).
+
+    ml_dtypes only stores the 2-byte patterns; tcc never relies on its casts, whose rounding of
+    float64 changed between releases (0.6 rounded through float32, 0.7 rounds once).
+    """
+    from tcc.ir.dtypes import to_numpy
+
+    return np.asarray(to_bf16(x), np.uint16).view(to_numpy("bf16"))
+
+
 def _require_subnormals() -> None:
     """The float32 lane arithmetic needs IEEE subnormals (bf16's own subnormals are float32 ones)."""
     if _LEAST_SUBNORMAL32 * np.float32(1) == 0:

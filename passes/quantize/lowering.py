@@ -116,10 +116,9 @@ class Lowering:
             return have["bf16"]
         array = _const(old)
         if array is not None and np.issubdtype(array.dtype, np.floating):
-            from tcc.ir.dtypes import to_numpy
             from tcc.ir import numerics
 
-            data = numerics.bf16_round(array.astype(np.float32)).astype(to_numpy("bf16"))
+            data = numerics.as_bf16_array(array)
             return self.bind(old, self.b.const(data, old.name + ".bf16"), "bf16")
         if "i8" in have:
             return self.bind(old, self.b.value("dequantize", [have["i8"]], {"dtype": "bf16"},

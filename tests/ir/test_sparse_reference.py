@@ -78,19 +78,28 @@ def test_int8_submanifold_keeps_the_trained_accuracy(events):
     np.testing.assert_array_equal(run.active["input.q"], readme_masks(frames[-1])[32])
 
 
+def same_values(have, want, err_msg=""):
+    """Integers equal; floats equal up to summation order: a background site's conv sums a
+    different BLAS call than the dense map's, and BLAS kernels order their sums as they choose."""
+    if np.issubdtype(np.asarray(want).dtype, np.floating):
+        scale = float(np.abs(want).max(initial=0.0))
+        np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-6 * scale, err_msg=err_msg)
+    else:
+        np.testing.assert_array_equal(have, want, err_msg=err_msg)
+
+
 def check_exact(module, feeds) -> SparseInterpreter:
     """Exact mode equals the dense run in every value; inactive sites hold the background."""
     run = run_sparse(module, feeds, "exact")
     dense = dense_values(module, feeds)
     for name, value in module.outputs:
-        np.testing.assert_array_equal(run.outputs[name], dense[value.name])
+        same_values(run.outputs[name], dense[value.name])
     for name, array in run.values.items():
         if name in dense:
-            np.testing.assert_array_equal(array, dense[name], err_msg=name)
+            same_values(array, dense[name], err_msg=name)
     for name, active in run.active.items():
         inactive = dense[name][0][:, ~active] if name in dense else run.values[name][0][:, ~active]
-        np.testing.assert_array_equal(inactive, np.broadcast_to(run.background[name][:, None], inactive.shape),
-                                      err_msg=name)
+        same_values(inactive, np.broadcast_to(run.background[name][:, None], inactive.shape), err_msg=name)
     return run
 
 

@@ -75,8 +75,22 @@ def test_to_bf16_float64_is_one_rounding(x):
 
 def test_to_bf16_float64_does_not_double_round():
     x = 1 + 2**-8 + 2**-30  # via float32 this would tie and round down to 1.0
+    assert to_bf16(np.float32(x)) == 0x3F80  # the double rounding that one rounding avoids
     assert to_bf16(x) == 0x3F81
-    assert np.asarray(x).astype(ml_dtypes.bfloat16).view(np.uint16) == 0x3F80  # ml_dtypes does
+
+
+@pytest.mark.parametrize("source", [np.float64, np.int64])
+def test_casts_to_bf16_round_once_whatever_ml_dtypes_does(source):
+    """Every bf16 the interpreter, folder, parser and session make goes through dtypes.cast, which
+    rounds by to_bf16 (ml_dtypes 0.6 rounded float64 through float32, 0.7 rounds once)."""
+    from tcc.ir.dtypes import cast
+    from tcc.ir.interpreter.kernels_tensor import cast as cast_kernel
+
+    x = np.array([1 + 2**-8 + 2**-30, 257, -(2.0**-134) * 3], source if source is np.float64 else np.float64)
+    x = x.astype(source) if source is np.int64 else x
+    want = to_bf16(x)
+    assert np.array_equal(cast(x, "bf16").view(np.uint16), want)
+    assert np.array_equal(cast_kernel({"to": "bf16"}, x).view(np.uint16), want)
 
 
 def test_bf16_round_values():
