@@ -1,5 +1,5 @@
 """tcc's graph IR: typed SSA values, ops declared as data, textual form, verifier."""
-from . import ops_elementwise, ops_nn, ops_quant, ops_tensor  # noqa: F401  (register op kinds)
+from . import ops_elementwise, ops_nn, ops_quant, ops_recurrent, ops_tensor  # noqa: F401  (register op kinds)
 from .builder import Builder
 from .core import Module, Op, Value
 from .errors import InterpreterError, IRParseError, TccError, VerifyError

@@ -243,7 +243,7 @@ def _product(value: Value, module: Module, consumed: list[Op]) -> tuple[float, l
     """value as coefficient * product of leaves, expanding private mul, div by a scalar constant
     and pow by 2 or 3; expanded ops are appended to consumed."""
     op = value.producer
-    if op is not None and _private(value, module):
+    if op is not None and len(op.results) == 1 and _private(value, module):  # not one result of a split
         return _expand(op, module, consumed)
     k = _scalar(value)
     return (k, []) if k is not None else (1.0, [value])

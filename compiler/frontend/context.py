@@ -202,6 +202,21 @@ class NodeContext:
             self._bind(i, r)
         return op.results
 
+    def results(self, kind: str, operands, attrs: dict | None, count: int) -> list[Value]:
+        """Create a multi-result op whose results have intermediate names; ``bind_output`` makes
+        one of them an ONNX output (the node may have fewer outputs than the op has results)."""
+        op = self._create(kind, operands, attrs)
+        if len(op.results) != count:
+            raise internal_error(self.where, f"{kind} made {len(op.results)} results, expected {count}")
+        for i, r in enumerate(op.results):
+            self.ctx.module.rename(r, self.ctx.fresh(f"{self.loc}.{kind}{i}"))
+        return op.results
+
+    def bind_output(self, output: int, value: Value) -> None:
+        """Make ONNX output ``output`` the existing ``value``, renamed after it."""
+        self.ctx.module.rename(value, self.node.output[output])
+        self._bind(output, value)
+
     def temp(self, kind: str, operands, attrs: dict | None = None, hint: str = "") -> Value:
         """Create an intermediate op whose result is no ONNX tensor."""
         value = self._create(kind, operands, attrs).result

@@ -8,6 +8,10 @@ class FrontendError(TccError):
     """An ONNX model tcc cannot import: unreadable, invalid, or using unsupported ops or attributes."""
 
 
+class FrontendNote(UserWarning):
+    """Something the import did to the model that the user should know (a warning, not an error)."""
+
+
 def node_label(node) -> str:
     """How messages name an ONNX node: its name, else its first output."""
     if node.name:

@@ -7,6 +7,7 @@ inputs instead.  Their values never matter for shapes.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from onnx import TensorProto
 
 from tcc.ir.types import TensorType
 
-from .errors import FrontendError, node_label
+from .errors import FrontendError, FrontendNote, node_label
 from .onnx_types import elem_name, tcc_dtype
 
 MIN_OPSET = 7
@@ -41,6 +42,8 @@ class LoadedModel:
 def load_model(model, input_shapes: dict | None = None) -> LoadedModel:
     model, label = _read(model)
     opset = _check_opsets(model, label)
+    if opset < MIN_OPSET:
+        model, opset = _upgrade(model, opset, label)
     if len(model.functions):
         model = _inline_functions(model, label)
     if len(model.graph.sparse_initializer):
@@ -100,13 +103,26 @@ def _check_opsets(model: onnx.ModelProto, label: str) -> int:
                             f"{onnx.defs.onnx_opset_version()}")
     opset = max(default)
     newest = onnx.defs.onnx_opset_version()
-    if opset < MIN_OPSET:
-        raise FrontendError(f"{label}: opset {opset} is older than the oldest tcc supports ({MIN_OPSET}); "
-                            "convert it with onnx.version_converter.convert_version(model, 13)")
     if opset > newest:
         raise FrontendError(f"{label}: opset {opset} is newer than this onnx package knows ({newest}); "
                             "upgrade onnx or export with an older opset")
     return opset
+
+
+def _upgrade(model: onnx.ModelProto, opset: int, label: str) -> tuple[onnx.ModelProto, int]:
+    """Opsets 1-6 are converted to MIN_OPSET by onnx.version_converter (as onnxruntime runs them);
+    a model the converter cannot convert is refused."""
+    from onnx import version_converter
+
+    try:
+        converted = version_converter.convert_version(model, MIN_OPSET)
+    except Exception as exc:  # the converter raises RuntimeError, ValueError or its own C++ errors
+        raise FrontendError(f"{label}: opset {opset} is older than the oldest tcc supports ({MIN_OPSET}) and "
+                            f"onnx.version_converter cannot convert it: {_first_line(exc)}. Re-export the "
+                            "model with a newer opset") from None
+    warnings.warn(FrontendNote(f"{label}: opset {opset} converted to opset {MIN_OPSET} by onnx.version_converter"),
+                  stacklevel=2)
+    return converted, MIN_OPSET
 
 
 def _check(skeleton: onnx.ModelProto, label: str) -> None:

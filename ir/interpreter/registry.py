@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import (kernels_bf16, kernels_conv, kernels_elementwise, kernels_logic, kernels_norm, kernels_pool, kernels_quant, kernels_resize,
+from . import (kernels_bf16, kernels_conv, kernels_elementwise, kernels_logic, kernels_norm, kernels_pool, kernels_quant, kernels_recurrent, kernels_resize,
                kernels_tensor)
 
 # kernel(attrs, *operand_arrays) -> array, or a tuple of arrays for ops with several results.
@@ -28,6 +28,7 @@ KERNELS: dict[str, Kernel] = build_registry(
     kernels_norm.KERNEL_TABLE,
     kernels_tensor.KERNEL_TABLE,
     kernels_resize.KERNEL_TABLE,
+    kernels_recurrent.KERNEL_TABLE,
 )
 
 # Kernels that read quantization parameters from the op's value types: kernel(op, *operand_arrays).

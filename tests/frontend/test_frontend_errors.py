@@ -7,8 +7,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from onnx_case import C, X, float_input, graph_model, make_model, tensor
+from onnx_case import C, X, assert_matches_onnxruntime, float_input, graph_model, make_model, tensor
 from tcc.frontend import FrontendError, import_onnx
+from tcc.frontend.errors import FrontendNote
 from tcc.ir.errors import TccError
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
@@ -117,13 +118,29 @@ def test_unknown_domain():
     assert "domain 'com.example'" in message and "FusedThing" in message
 
 
-@pytest.mark.parametrize("opset,expected", [(6, "older than the oldest tcc supports (7)"),
-                                            (onnx.defs.onnx_opset_version() + 1, "newer than this onnx")])
-def test_opset_out_of_range(opset, expected):
+def test_opset_newer_than_onnx():
     model = graph_model([helper.make_node("Relu", ["x"], ["y"])], [float_input("x", [2])], ["y"])
-    model.opset_import[0].version = opset
+    model.opset_import[0].version = opset = onnx.defs.onnx_opset_version() + 1
     message = frontend_error(model)
-    assert f"opset {opset} is" in message and expected in message
+    assert f"opset {opset} is" in message and "newer than this onnx" in message
+
+
+def test_old_opset_is_converted():
+    """Opsets 1-6 are converted by onnx.version_converter and then compute what onnxruntime does."""
+    model = graph_model([helper.make_node("Relu", ["x"], ["y"])], [float_input("x", [2])], ["y"])
+    model.opset_import[0].version = 6
+    with pytest.warns(FrontendNote, match="opset 6 converted to opset 7 by onnx.version_converter"):
+        assert_matches_onnxruntime(model, {"x": np.array([-1.0, 2.0], np.float32)})
+
+
+def test_old_opset_that_does_not_convert():
+    """Upsample-7's attributes in an opset-6 model: the 6 -> 7 adapter wants Upsample-1's."""
+    graph = helper.make_graph([helper.make_node("Upsample", ["x"], ["y"], scales=[1.0, 2.0])], "g",
+                              [float_input("x", [2, 2])], [float_input("y", [2, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 6)])
+    message = frontend_error(model)
+    assert "opset 6 is older than the oldest tcc supports (7)" in message
+    assert "onnx.version_converter cannot convert it" in message
 
 
 def dynamic_model():

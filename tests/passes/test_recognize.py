@@ -339,3 +339,18 @@ def test_onnx_decompositions_fuse_and_match_onnxruntime(build, fused):
         want = session.run(None, {"x": x})[0]
         got = run_module(module, {"x": x})["y"]
         assert np.max(np.abs(got - want)) <= 1e-5 * np.max(np.abs(want))
+
+
+def test_glu_with_a_two_result_split_is_left_alone():
+    """GLU: x[:, :n] * sigmoid(x[:, n:]) multiplies results of one split; this once crashed
+    GELU matching ("op split has 2 results, not one")."""
+    text = """\
+    module @glu {
+      input %x : f32[2,8]
+      %a, %b = split(%x) {axis = 1, sizes = [4, 4]} : f32[2,4], f32[2,4]
+      %s = sigmoid(%b) : f32[2,4]
+      %y = mul(%a, %s) : f32[2,4]
+      output "y" = %y
+    }
+    """
+    assert run(text) == expect(text)
