@@ -11,6 +11,9 @@ _NUMPY = {
     "i16": np.dtype(np.int16),
     "i8": np.dtype(np.int8),
     "u8": np.dtype(np.uint8),
+    "u16": np.dtype(np.uint16),
+    "u32": np.dtype(np.uint32),
+    "u64": np.dtype(np.uint64),
     "bool": np.dtype(np.bool_),
 }
 try:
@@ -22,7 +25,7 @@ except ImportError:  # pragma: no cover - ml_dtypes comes with onnx
 
 DTYPES = tuple(_NUMPY)
 FLOAT_DTYPES = ("f32", "f64", "f16", "bf16")
-INT_DTYPES = ("i64", "i32", "i16", "i8", "u8")
+INT_DTYPES = ("i64", "i32", "i16", "i8", "u8", "u16", "u32", "u64")
 
 
 def to_numpy(dtype: str) -> np.dtype:

@@ -101,22 +101,27 @@ def lower_clip(n: NodeContext) -> None:
             x = n.temp(kind, [x, bound])
 
 
-def lower_softmax(n: NodeContext) -> None:
-    """Opset 13+: softmax along ``axis``.  Before 13 Softmax flattens to 2-D at ``axis`` and
-    normalizes the trailing block: reshape, softmax over the last dim, reshape back."""
-    shape = n.input_type(0).shape
-    rank = len(shape)
-    if n.opset >= 13:
-        n.emit("softmax", [n.input(0)], {"axis": normalize_axis(n.attr("axis", -1), rank)})
-        return
-    axis = normalize_axis(n.attr("axis", 1), rank)
-    if axis == rank - 1:
-        n.emit("softmax", [n.input(0)], {"axis": axis})
-        return
-    flat = (product(shape[:axis]), product(shape[axis:]))
-    x = n.temp("reshape", [n.input(0)], {"shape": flat}, hint="flat")
-    y = n.temp("softmax", [x], {"axis": 1})
-    n.emit("reshape", [y], {"shape": shape})
+def softmax_like(kind: str):
+    """Opset 13+: ``kind`` along ``axis``.  Before 13 Softmax, LogSoftmax and Hardmax flatten to 2-D
+    at ``axis`` and normalize the trailing block: reshape, ``kind`` over the last dim, reshape back."""
+
+    def lower(n: NodeContext) -> None:
+        shape = n.input_type(0).shape
+        rank = len(shape)
+        if n.opset >= 13:
+            n.emit(kind, [n.input(0)], {"axis": normalize_axis(n.attr("axis", -1), rank)})
+            return
+        axis = normalize_axis(n.attr("axis", 1), rank)
+        if axis == rank - 1:
+            n.emit(kind, [n.input(0)], {"axis": axis})
+            return
+        flat = (product(shape[:axis]), product(shape[axis:]))
+        x = n.temp("reshape", [n.input(0)], {"shape": flat}, hint="flat")
+        y = n.temp(kind, [x], {"axis": 1})
+        n.emit("reshape", [y], {"shape": shape})
+
+    lower.__doc__ = f"-> {kind} (older opsets: flattened at axis)"
+    return lower
 
 
 def lower_cast(n: NodeContext) -> None:
@@ -127,6 +132,35 @@ def lower_cast(n: NodeContext) -> None:
         n.alias(0, 0)
     else:
         n.emit("cast", [n.input(0)], {"to": to})
+
+
+def lower_cast_like(n: NodeContext) -> None:
+    if n.input_type(0).dtype == n.input_type(1).dtype:
+        n.alias(0, 0)
+    else:
+        n.emit("cast", [n.input(0)], {"to": n.input_type(1).dtype})
+
+
+def lower_mean(n: NodeContext) -> None:
+    """Mean of several tensors: their sum divided by the count."""
+    present = [i for i in range(n.num_inputs) if n.has_input(i)]
+    if len(present) == 1:
+        n.alias(0, present[0])
+        return
+    total = n.input(present[0])
+    for i in present[1:]:
+        total = n.temp("add", [total, n.input(i)], hint="sum")
+    count = n.new_const(np.asarray(len(present), to_numpy(total.type.dtype)), f"{n.loc}.count")
+    n.emit("div", [total, count])
+
+
+def lower_swish(n: NodeContext) -> None:
+    """x * sigmoid(alpha * x)."""
+    x = n.input(0)
+    alpha = float(n.attr("alpha", 1.0))
+    scaled = x if alpha == 1.0 else n.temp("mul", [x, n.new_const(np.asarray(alpha, to_numpy(x.type.dtype)),
+                                                                  f"{n.loc}.alpha")], hint="scaled")
+    n.emit("mul", [x, n.temp("sigmoid", [scaled])])
 
 
 def lower_prelu(n: NodeContext) -> None:
@@ -183,9 +217,12 @@ LOWERINGS = {
     "HardSigmoid": lower_hard_sigmoid,
     "Gelu": lower_gelu,
     "Clip": lower_clip,
-    "Softmax": lower_softmax,
+    "Softmax": softmax_like("softmax"),
     "Cast": lower_cast,
     "PRelu": lower_prelu,
+    "CastLike": lower_cast_like,
+    "Mean": lower_mean,
+    "Swish": lower_swish,
     "Identity": lower_identity,
     "Greater": _binary("greater"),
     "Less": _binary("less"),

@@ -185,10 +185,14 @@ def lower_batch_norm(n: NodeContext) -> None:
 
 
 def lower_layer_norm(n: NodeContext) -> None:
-    if n.output_used(1) or n.output_used(2):
-        raise n.error("the Mean and InvStdDev outputs of LayerNormalization are not supported")
+    """The optional Mean and InvStdDev outputs come from a layer_norm_stats op beside it."""
     axis = normalize_axis(n.attr("axis", -1), n.input_type(0).rank)
-    n.emit("layer_norm", _operands(n, 3), {"axis": axis, "epsilon": n.attr("epsilon", 1e-5)})
+    attrs = {"axis": axis, "epsilon": n.attr("epsilon", 1e-5)}
+    n.emit("layer_norm", _operands(n, 3), attrs)
+    if n.output_used(1) or n.output_used(2):
+        for i, value in enumerate(n.results("layer_norm_stats", [n.input(0)], attrs, 2), start=1):
+            if n.output_used(i):
+                n.bind_output(i, value)
 
 
 def lower_lrn(n: NodeContext) -> None:
@@ -223,7 +227,9 @@ def lower_global_max_pool(n: NodeContext) -> None:
 
 
 # Opset from which each reduction takes its axes as an input rather than an attribute.
-_AXES_INPUT_SINCE = {"ReduceSum": 13, "ReduceMean": 18, "ReduceMax": 18}
+_AXES_INPUT_SINCE = {"ReduceSum": 13, "ReduceMean": 18, "ReduceMax": 18, "ReduceMin": 18, "ReduceProd": 18,
+                     "ReduceL1": 18, "ReduceL2": 18, "ReduceLogSum": 18, "ReduceLogSumExp": 18,
+                     "ReduceSumSquare": 18}
 
 
 def _reduce(kind: str):
@@ -243,6 +249,12 @@ def _reduce(kind: str):
     return lower
 
 
+def _arg(n: NodeContext, kind: str) -> None:
+    axis = normalize_axis(n.attr("axis", 0), n.input_type(0).rank)
+    n.emit(kind, [n.input(0)], {"axis": axis, "keepdims": n.attr("keepdims", 1),
+                                "select_last_index": n.attr("select_last_index", 0)})
+
+
 LOWERINGS = {
     "Conv": lower_conv,
     "ConvTranspose": lower_conv_transpose,
@@ -258,4 +270,13 @@ LOWERINGS = {
     "ReduceMean": _reduce("reduce_mean"),
     "ReduceSum": _reduce("reduce_sum"),
     "ReduceMax": _reduce("reduce_max"),
+    "ReduceMin": _reduce("reduce_min"),
+    "ReduceProd": _reduce("reduce_prod"),
+    "ReduceL1": _reduce("reduce_l1"),
+    "ReduceL2": _reduce("reduce_l2"),
+    "ReduceLogSum": _reduce("reduce_log_sum"),
+    "ReduceLogSumExp": _reduce("reduce_log_sum_exp"),
+    "ReduceSumSquare": _reduce("reduce_sum_square"),
+    "ArgMax": lambda n: _arg(n, "arg_max"),
+    "ArgMin": lambda n: _arg(n, "arg_min"),
 }

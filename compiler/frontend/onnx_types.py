@@ -17,6 +17,9 @@ _ELEM = {
     TensorProto.INT16: "i16",
     TensorProto.INT8: "i8",
     TensorProto.UINT8: "u8",
+    TensorProto.UINT16: "u16",
+    TensorProto.UINT32: "u32",
+    TensorProto.UINT64: "u64",
     TensorProto.BOOL: "bool",
 }
 

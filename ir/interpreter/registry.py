@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Callable
 
 from . import (kernels_bf16, kernels_conv, kernels_elementwise, kernels_logic, kernels_norm, kernels_pool, kernels_quant, kernels_recurrent, kernels_resize,
+               kernels_index, kernels_math, kernels_normalize, kernels_reduce,
                kernels_tensor)
 
 # kernel(attrs, *operand_arrays) -> array, or a tuple of arrays for ops with several results.
@@ -29,10 +30,14 @@ KERNELS: dict[str, Kernel] = build_registry(
     kernels_tensor.KERNEL_TABLE,
     kernels_resize.KERNEL_TABLE,
     kernels_recurrent.KERNEL_TABLE,
+    kernels_math.KERNEL_TABLE,
+    kernels_reduce.KERNEL_TABLE,
+    kernels_index.KERNEL_TABLE,
+    kernels_normalize.KERNEL_TABLE,
 )
 
 # Kernels that read quantization parameters from the op's value types: kernel(op, *operand_arrays).
-OP_KERNELS: dict[str, Kernel] = build_registry(kernels_quant.OP_KERNEL_TABLE)
+OP_KERNELS: dict[str, Kernel] = build_registry(kernels_quant.OP_KERNEL_TABLE, kernels_math.OP_KERNEL_TABLE)
 _overlap = set(KERNELS) & set(OP_KERNELS)
 if _overlap:
     raise ValueError(f"op kinds with both kinds of kernel: {sorted(_overlap)}")
