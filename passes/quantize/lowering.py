@@ -157,7 +157,7 @@ class Lowering:
             lo = int(np.clip(zp + np.rint(low / scale), -128, 127))
         if np.isfinite(high):
             hi = int(np.clip(zp + np.rint(high / scale), -128, 127))
-        return lo, hi
+        return min(lo, hi), hi  # ONNX Clip with min > max gives max everywhere
 
 
 def lower_module(source: Module, ranges: dict[int, tuple[float, float]], config: LoweringConfig) -> Module:
@@ -172,8 +172,9 @@ def lower_module(source: Module, ranges: dict[int, tuple[float, float]], config:
             continue
         lw.b.loc = op.loc
         floating = any(r.type.dtype == "f32" for r in op.results)
-        fallback = [lower_bf16, lower_float] if floating else [lower_float]
-        for rule in RULES.get(op.kind, []) + fallback:
+        # Integer-typed ops (shapes, indices, integer arithmetic) stay as they are, whatever their kind.
+        rules = RULES.get(op.kind, []) + [lower_bf16, lower_float] if floating else [lower_float]
+        for rule in rules:
             if rule(lw, op):
                 break
     for name, v in source.outputs:

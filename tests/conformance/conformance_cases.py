@@ -328,7 +328,13 @@ def _run_tcc(model: onnx.ModelProto, feeds: dict, quant: str | None) -> dict:
 
 def _quantize(module, feeds: dict, quant: str):
     from tcc.driver import quantization_pipeline
+    from tcc.frontend.errors import FrontendError
     from tcc.passes import PassManager, parse_pipeline
+
+    if not feeds:  # nothing computed at run time: nothing to calibrate or quantize
+        return module
+    if any(np.asarray(a).dtype.kind == "V" for a in feeds.values()):
+        raise FrontendError("calibration data for bf16/float8 inputs cannot be stored in .npz (int8 runs only)")
 
     with tempfile.TemporaryDirectory() as tmp:
         calib = Path(tmp) / "calib.npz"

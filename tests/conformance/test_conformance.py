@@ -5,6 +5,7 @@ A listed case that fails, or a passing case that is not listed, fails: the list 
 their reason; other failing cases are expected failures showing why they fail.
 
     python -m pytest tests/conformance -k resize      # one op's cases
+    python -m pytest tests/conformance --quant int8   # through the int8 quantizer (informational)
 """
 from __future__ import annotations
 
@@ -17,10 +18,16 @@ PASSING, OUT_OF_SCOPE = cc.expectations()
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_case(name):
+def test_case(name, request):
     case = CASES[name]
     if name in OUT_OF_SCOPE:
         pytest.skip(f"out of scope: {OUT_OF_SCOPE[name]}")
+    quant = request.config.getoption("--quant", default=None)  # registered only when run from here
+    if quant:
+        outcome = cc.run_case(case, quant)
+        if outcome.status != cc.PASS:
+            pytest.xfail(f"{quant}: {outcome.status}: {outcome.detail}")
+        return
     outcome = cc.run_case(case)
     if name in PASSING:
         assert outcome.status == cc.PASS, f"{name} is listed as passing but is {outcome.status}: {outcome.detail}"
