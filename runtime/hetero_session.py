@@ -22,7 +22,7 @@ from tcc.ir.errors import IRParseError
 from tcc.ir.interpreter import run_module
 from tcc.ir.interpreter.interpreter import bind_inputs
 
-from .session import NodeArg, Session
+from .session import ModelIO, Session
 
 
 def _parse(text: str, what: str):
@@ -32,7 +32,7 @@ def _parse(text: str, what: str):
         raise ArtifactError(f"the artifact's {what} does not parse: {exc}") from None
 
 
-class HeteroSession:
+class HeteroSession(ModelIO):
     def __init__(self, artifact):
         self.artifact = artifact if isinstance(artifact, HeteroArtifact) else HeteroArtifact.load(artifact)
         meta = self.artifact.metadata
@@ -66,13 +66,6 @@ class HeteroSession:
         if missing:
             raise ArtifactError(f"malformed artifact metadata: no partition makes output value %{missing[0]}; "
                                 "recompile the model")
-
-    # -- onnxruntime-style introspection -------------------------------------------------------
-    def get_inputs(self) -> list[NodeArg]:
-        return [NodeArg(v.name, list(v.type.shape), v.type.dtype) for v in self.module.inputs]
-
-    def get_outputs(self) -> list[NodeArg]:
-        return [NodeArg(n, list(v.type.shape), v.type.dtype) for n, v in self.module.outputs]
 
     # -- running -------------------------------------------------------------------------------
     def run(self, output_names, feeds: dict) -> list[np.ndarray]:

@@ -18,11 +18,10 @@ import hashlib
 import json
 import struct
 from dataclasses import dataclass
-from pathlib import Path
 
 from tcc.ir.fileio import write_atomic
 
-from .artifact import Artifact, ArtifactError
+from .artifact import Artifact, ArtifactError, read_artifact_file
 
 MAGIC = b"TCCHETR\0"
 FORMAT_VERSION = 1
@@ -96,14 +95,7 @@ class HeteroArtifact:
 
     @classmethod
     def load(cls, path) -> "HeteroArtifact":
-        path = Path(path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ArtifactError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise ArtifactError(f"{path}: is a directory, not an artifact") from None
-        return cls.from_bytes(data, str(path))
+        return cls.from_bytes(read_artifact_file(path), str(path))
 
 
 def _check_metadata(meta, n_parts: int, source: str) -> None:
