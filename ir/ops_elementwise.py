@@ -47,9 +47,9 @@ def _softmax(types, attrs):
     return _same(types, attrs)
 
 
-@define_op("cast", "x", (AttrSpec("to", "str"),), traits=_EW)
+@define_op("cast", "x", (AttrSpec("to", "str"), AttrSpec("saturate", "int", 1)), traits=_EW)
 def _cast(types, attrs):
-    """Convert element type."""
+    """Convert element type (``saturate``: float8 targets clamp out-of-range values, as ONNX)."""
     from .dtypes import DTYPES
 
     if attrs["to"] not in DTYPES:

@@ -95,12 +95,17 @@ def _pad(types, attrs):
 
 @define_op("resize", "x", (AttrSpec("mode", "str"), AttrSpec("coordinate_transformation_mode", "str", "half_pixel"),
                            AttrSpec("nearest_mode", "str", "round_prefer_floor"), AttrSpec("scales", "floats"),
-                           AttrSpec("sizes", "ints"), AttrSpec("cubic_coeff_a", "float", -0.75)))
+                           AttrSpec("sizes", "ints"), AttrSpec("cubic_coeff_a", "float", -0.75),
+                           AttrSpec("exclude_outside", "int", 0), AttrSpec("roi", "floats", ()),
+                           AttrSpec("extrapolation_value", "float", 0.0)))
 def _resize(types, attrs):
-    """Resize to ``sizes`` by nearest or (multi)linear interpolation; ``scales`` feed the coordinate map."""
+    """Resize to ``sizes`` by nearest, (multi)linear or cubic interpolation; ``scales`` feed the
+    coordinate map; ``roi`` (starts then ends) and ``extrapolation_value`` serve tf_crop_and_resize."""
     x = types[0]
-    if attrs["mode"] not in ("nearest", "linear"):
-        raise ShapeError(f"resize mode {attrs['mode']!r} is not nearest or linear")
+    if attrs["mode"] not in ("nearest", "linear", "cubic"):
+        raise ShapeError(f"resize mode {attrs['mode']!r} is not nearest, linear or cubic")
+    if attrs.get("roi") and len(attrs["roi"]) != 2 * x.rank:
+        raise ShapeError(f"resize roi needs {2 * x.rank} values")
     if len(attrs["sizes"]) != x.rank or len(attrs["scales"]) != x.rank:
         raise ShapeError(f"resize sizes/scales must have {x.rank} entries")
     return [x.with_shape(attrs["sizes"])]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tcc.ir.dtypes import cast, to_numpy
+from tcc.ir.dtypes import SATURATING_DTYPES, cast, to_numpy
 from tcc.ir.shape_rules import normalize_axis, product
 
 from .context import NodeContext
@@ -131,14 +131,21 @@ def lower_cast(n: NodeContext) -> None:
     if n.input_type(0).dtype == to:
         n.alias(0, 0)
     else:
-        n.emit("cast", [n.input(0)], {"to": to})
+        n.emit("cast", [n.input(0)], _cast_attrs(n, to))
+
+
+def _cast_attrs(n: NodeContext, to: str) -> dict:
+    """``saturate`` only where it matters and differs from its default (float8 targets)."""
+    if to in SATURATING_DTYPES and not n.attr("saturate", 1):
+        return {"to": to, "saturate": 0}
+    return {"to": to}
 
 
 def lower_cast_like(n: NodeContext) -> None:
     if n.input_type(0).dtype == n.input_type(1).dtype:
         n.alias(0, 0)
     else:
-        n.emit("cast", [n.input(0)], {"to": n.input_type(1).dtype})
+        n.emit("cast", [n.input(0)], _cast_attrs(n, n.input_type(1).dtype))
 
 
 def lower_mean(n: NodeContext) -> None:

@@ -14,10 +14,10 @@ from tcc.ir.shape_rules import normalize_axis
 
 from .context import NodeContext
 
-_MODES = ("nearest", "linear")
-# tf_half_pixel_for_nearest and tf_crop_and_resize are left out: neither onnxruntime nor
-# onnx.reference implements the first, and the second needs roi and extrapolation.
-_COORDINATE_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric")
+_MODES = ("nearest", "linear", "cubic")
+# tf_half_pixel_for_nearest is left out: neither onnxruntime nor onnx.reference implements it.
+_COORDINATE_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
+                     "tf_crop_and_resize")
 
 
 def _mode(n: NodeContext) -> str:
@@ -25,7 +25,7 @@ def _mode(n: NodeContext) -> str:
     if mode == "bilinear" and n.node.op_type == "Upsample":
         return "linear"
     if mode not in _MODES:
-        raise n.error(f"mode={mode!r} is not supported; tcc resizes with mode nearest or linear")
+        raise n.error(f"mode={mode!r} is not supported; tcc resizes with mode nearest, linear or cubic")
     return mode
 
 
@@ -37,12 +37,12 @@ def _scales_from_sizes(shape, sizes) -> tuple[float, ...]:
     return tuple(float(np.float32(o) / np.float32(d)) if d else 1.0 for d, o in zip(shape, sizes))
 
 
-def _emit(n: NodeContext, mode: str, coordinates: str, nearest: str, scales, sizes) -> None:
+def _emit(n: NodeContext, mode: str, coordinates: str, nearest: str, scales, sizes, extra: dict | None = None) -> None:
     if any(s <= 0 for s in scales):
         raise n.error(f"scales {list(scales)} must be positive")
     n.emit("resize", [n.input(0)], {"mode": mode, "coordinate_transformation_mode": coordinates,
                                     "nearest_mode": nearest, "scales": tuple(float(s) for s in scales),
-                                    "sizes": tuple(sizes)})
+                                    "sizes": tuple(sizes), **(extra or {})})
 
 
 def _legacy_nearest(n: NodeContext, scales) -> str:
@@ -94,9 +94,29 @@ def lower_resize(n: NodeContext) -> None:
         sizes = _sizes_from_scales(shape, scales)
     else:
         raise n.error("neither scales nor sizes is given")
-    if n.attr("antialias", 0) and mode == "linear" and any(s < 1 for s in scales):
+    if n.attr("antialias", 0) and mode != "nearest" and any(s < 1 for s in scales):
         raise n.error("antialias=1 when shrinking is not supported")
-    _emit(n, mode, coordinates, n.attr("nearest_mode", "round_prefer_floor"), scales, sizes)
+    _emit(n, mode, coordinates, n.attr("nearest_mode", "round_prefer_floor"), scales, sizes,
+          _extra_attrs(n, mode, coordinates, axes, rank))
+
+
+def _extra_attrs(n: NodeContext, mode: str, coordinates: str, axes, rank: int) -> dict:
+    """Cubic's coefficient and exclude_outside; tf_crop_and_resize's roi (per axis, starts then
+    ends; unlisted axes take the whole input) and extrapolation value."""
+    extra = {}
+    if mode == "cubic":
+        extra["cubic_coeff_a"] = float(n.attr("cubic_coeff_a", -0.75))
+        extra["exclude_outside"] = int(n.attr("exclude_outside", 0))
+    if coordinates == "tf_crop_and_resize":
+        given = n.const(1, "roi").reshape(-1) if n.has_input(1) else np.zeros(0)
+        if len(given) != 2 * len(axes):
+            raise n.error(f"roi {given.tolist()} does not have a start and an end per axis")
+        roi = [0.0] * rank + [1.0] * rank
+        for i, axis in enumerate(axes):
+            roi[axis], roi[axis + rank] = float(given[i]), float(given[i + len(axes)])
+        extra["roi"] = tuple(roi)
+        extra["extrapolation_value"] = float(n.attr("extrapolation_value", 0.0))
+    return extra
 
 
 def _target_sizes(n: NodeContext, shape, axes, given) -> tuple[list[int], list[float]]:

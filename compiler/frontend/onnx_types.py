@@ -21,6 +21,15 @@ _ELEM = {
     TensorProto.UINT32: "u32",
     TensorProto.UINT64: "u64",
     TensorProto.BOOL: "bool",
+    TensorProto.FLOAT8E4M3FN: "f8e4m3fn",
+    TensorProto.FLOAT8E4M3FNUZ: "f8e4m3fnuz",
+    TensorProto.FLOAT8E5M2: "f8e5m2",
+    TensorProto.FLOAT8E5M2FNUZ: "f8e5m2fnuz",
+    TensorProto.FLOAT4E2M1: "f4e2m1",
+    TensorProto.INT4: "i4",
+    TensorProto.UINT4: "u4",
+    TensorProto.INT2: "i2",
+    TensorProto.UINT2: "u2",
 }
 
 

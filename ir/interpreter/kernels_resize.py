@@ -8,7 +8,7 @@ from ..errors import InterpreterError
 _F32 = np.float32
 
 
-def source_coordinates(mode: str, out_len: int, in_len: int, scale: float) -> np.ndarray:
+def source_coordinates(mode: str, out_len: int, in_len: int, scale: float, roi=(0.0, 1.0)) -> np.ndarray:
     """Input coordinate of every output index along one axis (ONNX coordinate_transformation_mode).
 
     ``length_resized`` in ONNX's formulas is ``in_len * scale``, not the integer output length:
@@ -26,6 +26,11 @@ def source_coordinates(mode: str, out_len: int, in_len: int, scale: float) -> np
         return x * _F32(in_len - 1) / (length_resized - _F32(1)) if length_resized != 1 else np.zeros_like(x)
     if mode == "asymmetric":
         return x / scale
+    if mode == "tf_crop_and_resize":
+        start, end = _F32(roi[0]), _F32(roi[1])
+        if length_resized > 1:
+            return start * _F32(in_len - 1) + x * (end - start) * _F32(in_len - 1) / (length_resized - _F32(1))
+        return np.full_like(x, _F32(0.5) * (start + end) * _F32(in_len - 1))
     if mode == "tf_half_pixel_for_nn":
         return (x + _F32(0.5)) / scale
     if mode == "half_pixel_symmetric":
@@ -67,20 +72,54 @@ def _linear_axis(x: np.ndarray, axis: int, coords: np.ndarray) -> np.ndarray:
     return np.take(x, low, axis=axis) * w_low + np.take(x, high, axis=axis) * w_high
 
 
+def _cubic_axis(x: np.ndarray, axis: int, coords: np.ndarray, a: float, exclude_outside: bool) -> np.ndarray:
+    """Cubic convolution (Keys, coefficient ``a``) over taps floor(c)-1 .. floor(c)+2, indices
+    clamped to the edge; with exclude_outside the taps outside the input get weight 0 and the
+    rest are renormalized."""
+    in_len = x.shape[axis]
+    base = np.floor(coords)
+    t = (coords - base).astype(np.float64)
+    a = float(a)
+    d = [t + 1, t, 1 - t, 2 - t]
+    weights = [((a * d[0] - 5 * a) * d[0] + 8 * a) * d[0] - 4 * a,
+               ((a + 2) * d[1] - (a + 3)) * d[1] * d[1] + 1,
+               ((a + 2) * d[2] - (a + 3)) * d[2] * d[2] + 1,
+               ((a * d[3] - 5 * a) * d[3] + 8 * a) * d[3] - 4 * a]
+    taps = [base.astype(np.int64) + k for k in (-1, 0, 1, 2)]
+    if exclude_outside:
+        weights = [np.where((tap >= 0) & (tap < in_len), w, 0.0) for tap, w in zip(taps, weights)]
+        total = sum(weights)
+        weights = [w / total for w in weights]
+    out = 0
+    for tap, w in zip(taps, weights):
+        out = out + np.take(x, np.clip(tap, 0, in_len - 1), axis=axis) * _along(w.astype(x.dtype), axis, x.ndim)
+    return out
+
+
 def resize(attrs, x):
     mode = attrs["mode"]
-    if mode not in ("nearest", "linear"):
-        raise InterpreterError(f"resize mode {mode!r} is not nearest or linear")
+    if mode not in ("nearest", "linear", "cubic"):
+        raise InterpreterError(f"resize mode {mode!r} is not nearest, linear or cubic")
+    ctm = attrs["coordinate_transformation_mode"]
+    roi = attrs.get("roi") or ()
     y = x
+    outside = []
     for axis, (out_len, scale) in enumerate(zip(attrs["sizes"], attrs["scales"])):
         in_len = x.shape[axis]
-        if out_len == in_len and scale == 1.0:
+        if out_len == in_len and scale == 1.0 and ctm != "tf_crop_and_resize":
             continue  # onnxruntime maps such an axis one-to-one, whatever the coordinate mode says
-        coords = source_coordinates(attrs["coordinate_transformation_mode"], out_len, in_len, scale)
+        axis_roi = (roi[axis], roi[axis + x.ndim]) if roi else (0.0, 1.0)
+        coords = source_coordinates(ctm, out_len, in_len, scale, axis_roi)
+        if ctm == "tf_crop_and_resize":
+            outside.append((axis, (coords < 0) | (coords > in_len - 1)))
         if mode == "nearest":
             y = np.take(y, nearest_indices(coords, attrs["nearest_mode"], in_len), axis=axis)
-        else:
+        elif mode == "linear":
             y = _linear_axis(y, axis, coords)
+        else:
+            y = _cubic_axis(y, axis, coords, attrs["cubic_coeff_a"], bool(attrs.get("exclude_outside", 0)))
+    for axis, mask in outside:  # tf_crop_and_resize: positions mapped outside the input
+        y = np.where(_along(mask, axis, y.ndim), y.dtype.type(attrs.get("extrapolation_value", 0.0)), y)
     return y
 
 

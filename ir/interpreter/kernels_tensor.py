@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dtypes import SATURATING_DTYPES, saturate
 from ..dtypes import cast as cast_to
 from ..errors import InterpreterError
 from ..shape_rules import broadcast, normalize_axis
@@ -81,6 +82,8 @@ def expand(attrs, x):
 
 
 def cast(attrs, x):
+    if attrs.get("saturate", 1) and attrs["to"] in SATURATING_DTYPES:
+        return saturate(x, attrs["to"])
     return cast_to(x, attrs["to"])
 
 

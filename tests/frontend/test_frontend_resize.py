@@ -78,7 +78,7 @@ REFERENCE_MODES = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "
 
 
 @pytest.mark.parametrize("ctm", REFERENCE_MODES)
-@pytest.mark.parametrize("mode", ["nearest", "linear"])
+@pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
 @pytest.mark.parametrize("scales", [(1, 1, 0.6, 0.6), (1, 1, 1.7, 0.45), (1, 1, 2.5, 3.0), (1, 1, 0.25, 1.0)])
 def test_coordinate_modes_match_onnx_reference(ctm, mode, scales):
     from onnx.reference import ReferenceEvaluator
@@ -91,4 +91,21 @@ def test_coordinate_modes_match_onnx_reference(ctm, mode, scales):
     expected = ReferenceEvaluator(model).run(None, feeds)[0]
     actual = run_module(import_onnx(model), feeds)["out0"]
     assert actual.shape == expected.shape
-    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)  # values are N(0, 1)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("extra", [{}, {"exclude_outside": 1, "cubic_coeff_a": -0.5}])
+def test_crop_and_resize_and_cubic_options_match_onnx_reference(mode, extra):
+    from onnx.reference import ReferenceEvaluator
+
+    from tcc.frontend import import_onnx
+    from tcc.ir.interpreter import run_module
+
+    roi = floats(0, 0, 0.1, -0.2, 1, 1, 0.8, 1.3)  # the last axis reaches outside the input
+    model, feeds = make_model("Resize", [X(1, 2, 5, 6), roi, floats(1, 1, 1.6, 1.5)],
+                              {"mode": mode, "coordinate_transformation_mode": "tf_crop_and_resize",
+                               "extrapolation_value": -7.0, **extra}, opset=19)
+    expected = ReferenceEvaluator(model).run(None, feeds)[0]
+    actual = run_module(import_onnx(model), feeds)["out0"]
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
