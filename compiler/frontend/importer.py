@@ -42,7 +42,7 @@ def import_onnx(model, input_shapes: dict[str, tuple[int, ...]] | None = None,
 
 
 def _import(model, input_shapes, name) -> Module:
-    loaded = load_model(model, input_shapes)
+    loaded = load_model(model, input_shapes, supported=_lowered_or_folded)
     ctx = ImportContext(loaded, name or _default_name(model, loaded))
     folder = Folder(loaded.opset)
     _reject_unsupported(ctx, folder)
@@ -63,6 +63,15 @@ def _import(model, input_shapes, name) -> Module:
     except VerifyError as exc:
         raise internal_error(loaded.label, f"the imported module does not verify: {exc}") from None
     return ctx.module
+
+
+def _lowered_or_folded(op_type: str) -> bool:
+    """Ops the import handles without ONNX's function body: lowered ones, and those onnx.reference
+    folds that have no function body worth expanding (Shape, Size, Constant, ...)."""
+    return op_type in LOWERINGS or op_type in _FOLD_ONLY
+
+
+_FOLD_ONLY = frozenset({"Constant", "Shape", "Size", "ConstantOfShape", "Range"})
 
 
 def _default_name(model, loaded: LoadedModel) -> str:

@@ -39,7 +39,9 @@ class LoadedModel:
     inferred: dict[str, onnx.TypeProto]  # tensor name -> type after ONNX shape inference
 
 
-def load_model(model, input_shapes: dict | None = None) -> LoadedModel:
+def load_model(model, input_shapes: dict | None = None, supported=None) -> LoadedModel:
+    """``supported(op_type)``: whether the importer lowers an op; others that ONNX defines as a
+    function are replaced by the function's body (function_bodies.py)."""
     model, label = _read(model)
     opset = _check_opsets(model, label)
     if opset < MIN_OPSET:
@@ -61,7 +63,52 @@ def load_model(model, input_shapes: dict | None = None) -> LoadedModel:
     data_prop = _refuse_huge_constants(model, initializers, label)
     _forget_output_shapes(skeleton)
     inferred = _infer(skeleton, label, data_prop)
+    for _ in range(MAX_EXPANSION_ROUNDS):  # a body may use ops that are functions themselves
+        expanded = _expand_functions(model, opset, inferred, supported) if supported else None
+        if expanded is None:
+            break
+        model = expanded
+        skeleton = _skeleton(model, initializers)
+        for value_info in skeleton.graph.input:
+            if value_info.name in inputs:
+                _set_shape(value_info, inputs[value_info.name].shape)
+        _forget_output_shapes(skeleton)
+        inferred = _infer(skeleton, label, data_prop)
     return LoadedModel(model, label, opset, inputs, initializers, inferred)
+
+
+MAX_EXPANSION_ROUNDS = 3
+
+
+def _expand_functions(model: onnx.ModelProto, opset: int, inferred: dict, supported) -> onnx.ModelProto | None:
+    """The model with every unsupported default-domain op that has an ONNX function body replaced by
+    that body; None when there is none."""
+    from .function_bodies import expand, function_body
+
+    nodes, changed = [], False
+    for node in model.graph.node:
+        if node.domain in DEFAULT_DOMAINS and not supported(node.op_type):
+            types = [inferred.get(name, onnx.TypeProto()) for name in node.input]
+            body = function_body(node, opset, types)
+            if body is not None:
+                schema_node = _node_with_defaults(node, opset)
+                nodes.extend(expand(node, body, schema_node))
+                changed = True
+                continue
+        nodes.append(node)
+    if not changed:
+        return None
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    return out
+
+
+def _node_with_defaults(node, opset: int):
+    from .function_bodies import _with_defaults
+
+    return _with_defaults(node, onnx.defs.get_schema(node.op_type, opset, node.domain))
 
 
 # -- reading and validation --------------------------------------------------------------------
