@@ -80,7 +80,58 @@ def dead_gamma_cnn(seed: int = 0) -> onnx.ModelProto:
     return g.model("x", [1, 3, 16, 16], out, "dead_gamma_cnn")
 
 
-MODELS = {"dead_gamma_cnn": dead_gamma_cnn}
+def _stem(g: Graph, cin: int, c: int) -> str:
+    return g.node("Relu", [g.batchnorm(g.conv("x", cin, c, 3, bias=False), c)])
+
+
+def silu_se_cnn(seed: int = 0) -> onnx.ModelProto:
+    """EfficientNet's MBConv core: conv -> BN -> SiLU (x * Sigmoid(x)) -> depthwise conv -> SiLU ->
+    squeeze-and-excitation (x * Sigmoid(fc(SiLU(fc(GlobalAveragePool(x)))))) -> 1x1 projection."""
+    g = Graph(seed)
+    c = 16
+    x = g.batchnorm(g.conv("x", 3, c, 3, bias=False), c)
+    x = g.node("Mul", [x, g.node("Sigmoid", [x])], "silu")
+    x = g.batchnorm(g.conv(x, c, c, 3, group=c, bias=False), c)
+    x = g.node("Mul", [x, g.node("Sigmoid", [x])], "silu")
+    s = g.node("GlobalAveragePool", [x])
+    s = g.conv(s, c, 4, 1)
+    s = g.node("Mul", [s, g.node("Sigmoid", [s])], "silu")
+    s = g.node("Sigmoid", [g.conv(s, 4, c, 1)], "gate")
+    x = g.node("Mul", [x, s], "se")
+    out = g.conv(x, c, 8, 1)
+    return g.model("x", [1, 3, 16, 16], out, "silu_se_cnn")
+
+
+def hardswish_cnn(seed: int = 0) -> onnx.ModelProto:
+    """MobileNetV3's activations: x * HardSigmoid(x) written out, the HardSwish op, and an SE gate
+    through HardSigmoid."""
+    g = Graph(seed)
+    c = 16
+    x = g.batchnorm(g.conv("x", 3, c, 3, bias=False), c)
+    x = g.node("Mul", [x, g.node("HardSigmoid", [x], alpha=1.0 / 6, beta=0.5)], "hswish")
+    x = g.node("HardSwish", [g.batchnorm(g.conv(x, c, c, 3, group=c, bias=False), c)])
+    s = g.node("Relu", [g.conv(g.node("GlobalAveragePool", [x]), c, 8, 1)])
+    s = g.node("HardSigmoid", [g.conv(s, 8, c, 1)], "gate", alpha=1.0 / 6, beta=0.5)
+    out = g.conv(g.node("Mul", [s, x], "se"), c, 8, 1)
+    return g.model("x", [1, 3, 16, 16], out, "hardswish_cnn")
+
+
+def gated_cnn(seed: int = 0) -> onnx.ModelProto:
+    """Gates: a spatial attention map [1, 1, H, W] times the features, and two branches multiplied
+    element for element (GLU-style)."""
+    g = Graph(seed)
+    c = 16
+    x = _stem(g, 3, c)
+    attention = g.node("Sigmoid", [g.conv(x, c, 1, 3)], "spatial")
+    x = g.node("Mul", [x, attention], "attend")
+    value = g.conv(x, c, c, 1)
+    gate = g.node("Sigmoid", [g.conv(x, c, c, 1)], "gate")
+    out = g.conv(g.node("Mul", [value, gate], "glu"), c, 8, 3)
+    return g.model("x", [1, 3, 16, 16], out, "gated_cnn")
+
+
+MODELS = {"dead_gamma_cnn": dead_gamma_cnn, "silu_se_cnn": silu_se_cnn, "hardswish_cnn": hardswish_cnn,
+          "gated_cnn": gated_cnn}
 
 
 def calibration(model: onnx.ModelProto, samples: int = 4, seed: int = 1) -> dict[str, np.ndarray]:

@@ -37,7 +37,7 @@ def check_against_float(model: onnx.ModelProto, tmp_path, min_db: float, samples
     tests = block_models.calibration(model, samples, seed=11)[name]
     expected, got = [], []
     for x in tests:
-        feeds = {name: x[None] if x.ndim < len(model.graph.input[0].type.tensor_type.shape.dim) else x}
+        feeds = {name: x}
         simulated = session.run_dict(feeds)
         reference = run_module(module, feeds)
         for key in reference:
@@ -55,3 +55,18 @@ def test_dead_batchnorm_channels_compile_and_stay_accurate(tmp_path):
     """Folded BatchNorm with gammas ~1e-8 makes weights tiny and biases large: the weight scale of
     those channels widens so the bias fits the accumulator (was refused: bias does not fit int32)."""
     check_against_float(block_models.dead_gamma_cnn(), tmp_path, min_db=30.0)
+
+
+@pytest.mark.parametrize("build, products, tables", [(block_models.silu_se_cnn, 1, 4),
+                                                     (block_models.hardswish_cnn, 1, 3),
+                                                     (block_models.gated_cnn, 2, 2)])
+def test_activation_products_and_functions_run_in_int8(build, products, tables, tmp_path):
+    """Products of two activations (squeeze-and-excitation's [1, C, 1, 1] gate over the map, a
+    spatial [1, 1, H, W] gate, a GLU) are `emul` steps; SiLU (x * Sigmoid(x)), HardSwish (the op,
+    and x * HardSigmoid(x)) and sigmoid gates are one int8 table lookup each: no bf16 step, no
+    mode switch."""
+    model = build()
+    check_against_float(model, tmp_path, min_db=25.0)
+    kinds = [layer["kind"] for layer in Session(tmp_path / "m.tcc").artifact.metadata["layers"]]
+    assert (kinds.count("emul"), kinds.count("lut")) == (products, tables)
+    assert not {"vector", "cvt_in", "cvt_out"} & set(kinds)

@@ -10,6 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx_case import C, X, float_input, graph_model, make_model, tensor
 from tcc.frontend import FrontendError, import_onnx
 from tcc.ir.errors import TccError
+from tcc.ir.interpreter import run_module
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 
@@ -143,6 +144,18 @@ def test_unbound_dynamic_dim_names_the_input_and_dim():
 ])
 def test_bad_input_shapes(shapes, expected):
     assert expected in frontend_error(dynamic_model(), input_shapes=shapes)
+
+
+@pytest.mark.parametrize("written", [-1, 0])
+def test_dims_written_as_minus_one_or_zero_are_dynamic(written, tmp_path):
+    """Exporters write -1 or 0 for "any size": input_shapes binds such a dim, and leaving it
+    unbound is the dynamic-dim error, not a static size."""
+    model = graph_model([helper.make_node("Relu", ["x"], ["y"])], [float_input("x", [written, 3])], ["y"])
+    assert f"input 'x' has a dynamic dim 0 ({written})" in frontend_error(model)
+    module = import_onnx(model, input_shapes={"x": (2, 3)})
+    assert module.inputs[0].type.shape == (2, 3)
+    x = np.array([[-1.0, 2.0, -3.0], [4.0, -5.0, 6.0]], np.float32)
+    np.testing.assert_array_equal(run_module(module, {"x": x})["y"], np.maximum(x, 0))
 
 
 def test_initializers_listed_as_inputs_are_not_model_inputs():
