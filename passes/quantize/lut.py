@@ -14,12 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tcc.ir import Module, Op, Value
+from tcc.ir import Module, Op, Trait, Value
 from tcc.ir import numerics
 
-UNARY = {"relu", "sigmoid", "tanh", "erf", "sqrt", "exp", "neg", "abs", "reciprocal", "hard_swish",
-         "leaky_relu", "clip", "hard_sigmoid", "gelu"}
-BINARY = {"add", "sub", "mul", "div", "pow", "max", "min"}
 # Chains made only of these stay as they are: int8 requantization expresses them (scalar
 # products, clamps fused into the producer's requantization).
 LINEAR = {"relu", "clip", "add", "sub", "mul", "div", "neg", "max", "min"}
@@ -51,7 +48,7 @@ def find_chains(module: Module) -> tuple[dict[int, Chain], set[int]]:
     root: dict[int, Value] = {}  # id(value) -> the activation it is an element-wise function of
     members: dict[int, dict[int, Op]] = {}  # id(value) -> the chain ops computing it
     for op in module.ops:
-        if op.kind not in UNARY | BINARY or len(op.results) != 1 or op.result.type.dtype != "f32" \
+        if not op.has_trait(Trait.ELEMENTWISE) or len(op.results) != 1 or op.result.type.dtype != "f32" \
                 or _fused_activation(op, module):
             continue
         activations = [v for v in op.operands if not _scalar_const(v)]
