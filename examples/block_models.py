@@ -130,8 +130,21 @@ def gated_cnn(seed: int = 0) -> onnx.ModelProto:
     return g.model("x", [1, 3, 16, 16], out, "gated_cnn")
 
 
+def wide_kernel_cnn(seed: int = 0, channels: int = 480, dw_channels: int = 320, width: int = 80) -> onnx.ModelProto:
+    """Convolutions whose smallest whole-reduction tile exceeds the default target's buffers: a 5x5
+    conv over 480 channels (12000 weights per output channel) and a 7x7 depthwise conv over a
+    wide map (6 rows x 80 columns x 320 channels of slab)."""
+    g = Graph(seed)
+    x = g.node("Relu", [g.conv("x", 3, channels, 3)])
+    x = g.node("Relu", [g.conv(x, channels, 32, 5)])
+    x = g.node("Relu", [g.conv(x, 32, dw_channels, 1)])
+    x = g.node("Relu", [g.conv(x, dw_channels, dw_channels, 7, group=dw_channels)])
+    out = g.conv(x, dw_channels, 8, 1)
+    return g.model("x", [1, 3, 6, width], out, "wide_kernel_cnn")
+
+
 MODELS = {"dead_gamma_cnn": dead_gamma_cnn, "silu_se_cnn": silu_se_cnn, "hardswish_cnn": hardswish_cnn,
-          "gated_cnn": gated_cnn}
+          "gated_cnn": gated_cnn, "wide_kernel_cnn": wide_kernel_cnn}
 
 
 def calibration(model: onnx.ModelProto, samples: int = 4, seed: int = 1) -> dict[str, np.ndarray]:

@@ -70,3 +70,22 @@ def test_activation_products_and_functions_run_in_int8(build, products, tables, 
     kinds = [layer["kind"] for layer in Session(tmp_path / "m.tcc").artifact.metadata["layers"]]
     assert (kinds.count("emul"), kinds.count("lut")) == (products, tables)
     assert not {"vector", "cvt_in", "cvt_out"} & set(kinds)
+
+
+def test_convolutions_too_wide_for_one_tile_split_their_slab(tmp_path):
+    """A 5x5 conv over 480 channels (12000 weights per output channel: 32 channels' weights exceed a
+    wbuf half) accumulates input-channel chunks in acc; a 7x7 depthwise conv whose 6 x 80 x 320
+    slab exceeds an abuf quarter loads only its channel tile's channels (both were refused)."""
+    from tcc.backends.overlay.context import Buffers
+    from tcc.backends.overlay.tiling import ConvGeometry, choose_conv_tiles
+    from tcc.isa.target import load_target
+
+    target = load_target()
+    buffers = Buffers.of(target)
+    dense = ConvGeometry(6, 80, 480, 32, 6, 80, 5, 1, 1, 12000, 1, 32, "conv")
+    depthwise = ConvGeometry(6, 80, 320, 320, 6, 80, 7, 1, 1, 49, 1, 32, "depthwise")
+    for geometry in (dense, depthwise):
+        tiles = choose_conv_tiles(geometry, buffers, target)
+        assert 0 < tiles.tc < geometry.c
+        assert geometry.rows_in(tiles.th) * geometry.w * tiles.tc <= buffers.abuf_q
+    check_against_float(block_models.wide_kernel_cnn(), tmp_path, min_db=30.0, samples=1)
