@@ -147,11 +147,14 @@ def test_bad_input_shapes(shapes, expected):
 
 
 @pytest.mark.parametrize("written", [-1, 0])
-def test_dims_written_as_minus_one_or_zero_are_dynamic(written, tmp_path):
-    """Exporters write -1 or 0 for "any size": input_shapes binds such a dim, and leaving it
-    unbound is the dynamic-dim error, not a static size."""
+def test_dims_written_as_minus_one_or_zero_are_bound_by_input_shapes(written, tmp_path):
+    """Exporters write -1 or 0 for "any size": input_shapes binds such a dim.  Left unbound, -1 is
+    the dynamic-dim error and 0 stays an empty dim (ONNX's empty tensors)."""
     model = graph_model([helper.make_node("Relu", ["x"], ["y"])], [float_input("x", [written, 3])], ["y"])
-    assert f"input 'x' has a dynamic dim 0 ({written})" in frontend_error(model)
+    if written < 0:
+        assert "input 'x' has a dynamic dim 0 (-1)" in frontend_error(model)
+    else:
+        assert import_onnx(model).inputs[0].type.shape == (0, 3)
     module = import_onnx(model, input_shapes={"x": (2, 3)})
     assert module.inputs[0].type.shape == (2, 3)
     x = np.array([[-1.0, 2.0, -3.0], [4.0, -5.0, 6.0]], np.float32)
