@@ -225,7 +225,7 @@ def test_schedule_modes_halves_the_switches_of_two_independent_sequences(tmp_pat
     outs = [s.run_dict(feeds) for s in runs]
     for key in ("logits", "b/logits"):
         np.testing.assert_array_equal(outs[0][key], outs[1][key])
-    assert [s.last_result.mode_switches for s in runs] == [40, 20]
+    assert [s.last_result.mode_switches for s in runs] == [28, 14]
     assert runs[1].last_result.cycles < runs[0].last_result.cycles
 
 
