@@ -333,7 +333,7 @@ def _quantize(module, feeds: dict, quant: str):
 
     if not feeds:  # nothing computed at run time: nothing to calibrate or quantize
         return module
-    if any(not np.asarray(a).dtype.isbuiltin for a in feeds.values()):  # ml_dtypes' bf16, float8, int4...
+    if any(np.asarray(a).dtype.isbuiltin != 1 for a in feeds.values()):  # ml_dtypes' bf16, float8, int4...
         raise FrontendError("calibration data for bf16/float8/int4 inputs cannot be stored in .npz (int8 runs only)")
 
     with tempfile.TemporaryDirectory() as tmp:
