@@ -47,12 +47,7 @@ def _import(model, input_shapes, name) -> Module:
     folder = Folder(loaded.opset)
     _reject_unsupported(ctx, folder)
     for node in loaded.model.graph.node:
-        action = _decide(node, ctx.is_const, folder)
-        if action == FOLD:
-            _fold(ctx, folder, node)
-        elif action == LOWER:
-            _lower(ctx, node)
-        else:
+        if not import_node(ctx, folder, node):
             raise internal_error(node_label(node), f"{node.op_type} node passed the support check but "
                                                    "can be neither folded nor lowered")
     for output in loaded.model.graph.output:
@@ -63,6 +58,16 @@ def _import(model, input_shapes, name) -> Module:
     except VerifyError as exc:
         raise internal_error(loaded.label, f"the imported module does not verify: {exc}") from None
     return ctx.module
+
+
+def import_node(ctx: ImportContext, folder: Folder, node: onnx.NodeProto) -> bool:
+    """Fold or lower one node; False when it can be neither."""
+    action = _decide(node, ctx.is_const, folder)
+    if action == FOLD:
+        _fold(ctx, folder, node)
+    elif action == LOWER:
+        _lower(ctx, node)
+    return action != UNSUPPORTED
 
 
 def _lowered_or_folded(op_type: str) -> bool:

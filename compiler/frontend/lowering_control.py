@@ -36,7 +36,7 @@ def _inline(n: NodeContext, graph: onnx.GraphProto, inputs: list[str], prefix: s
     """Lower ``graph``'s nodes with its inputs bound to the existing tensors ``inputs``; returns
     the names of its outputs in the enclosing context."""
     from .folding import Folder
-    from .importer import FOLD, LOWER, _decide, _fold, _lower
+    from .importer import import_node
 
     ctx = n.ctx
     if len(inputs) != len(graph.input):
@@ -59,12 +59,7 @@ def _inline(n: NodeContext, graph: onnx.GraphProto, inputs: list[str], prefix: s
         copy.output[:] = [rename(o) for o in node.output]
         ctx.reserved.update(o for o in copy.output if o)
         ctx.used.update(i for i in copy.input if i)
-        action = _decide(copy, ctx.is_const, folder)
-        if action == FOLD:
-            _fold(ctx, folder, copy)
-        elif action == LOWER:
-            _lower(ctx, copy)
-        else:
+        if not import_node(ctx, folder, copy):
             raise FrontendError(f"{n.where}: its body uses {node.op_type} (node {node_label(node)!r}), "
                                 "which tcc does not support")
     outputs = [rename(vo.name) for vo in graph.output]
