@@ -3,6 +3,7 @@ parameterized activations, IsNaN/IsInf, Mod, BitShift and the bitwise ops."""
 from __future__ import annotations
 
 from .context import NodeContext
+from .lowering_elementwise import _binary, _unary
 
 _UNARY = {
     "Floor": "floor", "Ceil": "ceil", "Round": "round", "Sign": "sign", "Log": "log", "Sin": "sin",
@@ -22,27 +23,11 @@ _WITH_ATTRS = {
 _BINARY = {"BitwiseAnd": "bitwise_and", "BitwiseOr": "bitwise_or", "BitwiseXor": "bitwise_xor"}
 
 
-def _unary(kind: str):
-    def lower(n: NodeContext) -> None:
-        n.emit(kind, [n.input(0)])
-
-    lower.__doc__ = f"-> {kind}"
-    return lower
-
-
 def _with_attrs(kind: str, defaults: dict):
     def lower(n: NodeContext) -> None:
         n.emit(kind, [n.input(0)], {name: n.attr(name, default) for name, default in defaults.items()})
 
     lower.__doc__ = f"-> {kind} with the ONNX attributes (defaults filled in)"
-    return lower
-
-
-def _binary(kind: str):
-    def lower(n: NodeContext) -> None:
-        n.emit(kind, [n.input(0), n.input(1)])
-
-    lower.__doc__ = f"-> {kind}"
     return lower
 
 
