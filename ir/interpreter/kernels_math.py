@@ -63,7 +63,8 @@ def _mod(attrs, a, b):
         with np.errstate(all="ignore"):
             return np.fmod(a, b)
     if not np.issubdtype(a.dtype, np.integer):
-        raise InterpreterError("mod with fmod=0 takes integers (ONNX requires fmod=1 for floats)")
+        with np.errstate(all="ignore"):  # floats (opset 28+): the divisor's sign, NaN for x mod 0
+            return np.mod(a, b)
     if np.any(b == 0):
         raise InterpreterError("integer mod by zero")
     return np.mod(a, b)
