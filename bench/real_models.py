@@ -45,7 +45,8 @@ def measure_model(name: str, count: int, work: Path, ort_int8: bool = True) -> d
             print(f"{name}: onnxruntime quantize_static failed: {str(error).splitlines()[0]}", file=sys.stderr)
     try:
         artifact, row["compile_s"] = measure.compile_overlay(name, work)
-        row["device_macs"] = 1.0   # without host partitions the whole model runs on the overlay
+        fraction = measure.device_mac_fraction(name)
+        row["device_macs"] = 1.0 if fraction is None else fraction
         start = time.perf_counter()
         simulated, reference = measure.device_outputs(artifact, feeds)
         row["run_s"] = time.perf_counter() - start

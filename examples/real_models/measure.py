@@ -68,8 +68,8 @@ def relative_error(reference: list[dict], got: list[dict]) -> float:
     return worst
 
 
-def tcc(*args) -> None:
-    """Run the tcc CLI in-process; raise StepFailed with its message when it exits non-zero."""
+def tcc(*args) -> str:
+    """Run the tcc CLI in-process; its stdout, or StepFailed with its message when it exits non-zero."""
     from tcc.cli import main
 
     out, err = io.StringIO(), io.StringIO()
@@ -79,6 +79,7 @@ def tcc(*args) -> None:
         lines = [line.strip() for line in err.getvalue().splitlines() if line.strip()]
         reason = "; ".join(lines[:3]) if lines and lines[0].endswith(":") else (lines[0] if lines else f"exit code {code}")
         raise StepFailed(reason.removeprefix("error: ").removeprefix("Error: ") + ("" if code == 2 else f" (exit {code})"))
+    return out.getvalue()
 
 
 def ir_outputs(name: str, feeds: list[dict], work: Path, quantized: bool = False) -> list[dict]:
@@ -131,6 +132,21 @@ def compile_overlay(name: str, work: Path, input_shapes: tuple = ()) -> tuple[Pa
     start = time.perf_counter()
     tcc("compile", model_path(name), "-t", "overlay", "--calib", HERE / f"{name}_calib.npz", *shapes, "-o", artifact)
     return artifact, time.perf_counter() - start
+
+
+def device_mac_fraction(name: str, input_shapes: tuple = ()) -> float | None:
+    """The share of the model's MACs that `tcc explain --json` places on the device; None when this
+    tcc has no `explain` (before heterogeneous execution, a model that compiles runs whole on the device)."""
+    import json
+
+    from tcc.cli import cli
+
+    if "explain" not in cli.commands:
+        return None
+    shapes = [a for s in input_shapes for a in ("--input-shape", s)]
+    report = json.loads(tcc("explain", model_path(name), "-t", "overlay", "--calib", HERE / f"{name}_calib.npz",
+                            *shapes, "--json"))
+    return float(report["device_mac_fraction"])
 
 
 def device_outputs(artifact: Path, feeds: list[dict]) -> tuple[list[dict], list[dict]]:
