@@ -26,7 +26,7 @@ from macs import count_macs  # noqa: E402
 def measure_model(name: str, count: int, work: Path, ort_int8: bool = True) -> dict:
     import onnx
 
-    row = {"model": name, "macs": count_macs(onnx.load(str(measure.model_path(name))))}
+    row = {"model": name, "macs": count_macs(onnx.load(str(measure.model_path(name))), measure.input_shapes(name))}
     feeds = measure.samples(name, "test", count)
     expected = measure.onnxruntime_outputs(name, feeds)
     try:

@@ -85,12 +85,33 @@ def settle_batchnorm(model: nn.Module, batches: list) -> None:
     model.eval()
 
 
-def export(model: nn.Module, args: tuple, path: Path, input_names: list, output_names: list) -> None:
+def export(model: nn.Module, args: tuple, path: Path, input_names: list, output_names: list,
+           dynamic_shapes: dict | None = None) -> None:
     """torch.onnx.export with the current defaults (the dynamo exporter, its default opset);
-    weights inlined in one file."""
+    weights inlined in one file; ``dynamic_shapes`` as torch.export takes them."""
     model.eval()
     torch.onnx.export(model, args, str(path), input_names=input_names, output_names=output_names,
-                      dynamo=True, external_data=False)
+                      dynamo=True, external_data=False, dynamic_shapes=dynamic_shapes)
+
+
+def declare_minus_one(path: Path, dims: dict) -> None:
+    """Rewrite the model's declared input dims as several exporters (e.g. paddle2onnx) write dynamic
+    ones: -1 (``dims``: {input: shape with -1 where dynamic}); the outputs' dims follow, and the
+    exporter's static intermediate shapes (value_info) are dropped since they no longer hold."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for value in model.graph.input:
+        for dim, size in zip(value.type.tensor_type.shape.dim, dims.get(value.name, ())):
+            dim.Clear()
+            dim.dim_value = size
+    for value in model.graph.output:
+        for i, dim in enumerate(value.type.tensor_type.shape.dim):
+            if i == 0 or dim.dim_value != 1:
+                dim.Clear()
+                dim.dim_value = -1
+    del model.graph.value_info[:]
+    onnx.save(model, str(path))
 
 
 def check_onnxruntime(path: Path, model: nn.Module, feeds: dict) -> float:

@@ -9,8 +9,15 @@ import onnx
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
 
-def _shapes(model: onnx.ModelProto) -> dict:
-    inferred = onnx.shape_inference.infer_shapes(model)
+def _shapes(model: onnx.ModelProto, input_shapes: dict | None) -> dict:
+    if input_shapes:   # bind dynamic input dims; data propagation then resolves Shape -> Reshape chains
+        model = onnx.ModelProto.FromString(model.SerializeToString())
+        for value in model.graph.input:
+            if value.name in input_shapes:
+                for dim, size in zip(value.type.tensor_type.shape.dim, input_shapes[value.name]):
+                    dim.Clear()
+                    dim.dim_value = size
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
     shapes = {}
     for info in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
         dims = info.type.tensor_type.shape.dim
@@ -21,9 +28,10 @@ def _shapes(model: onnx.ModelProto) -> dict:
     return shapes
 
 
-def node_macs(model: onnx.ModelProto) -> dict:
-    """{node name (or 'op_type#index' when unnamed): MACs} for every node that multiplies."""
-    shapes, macs = _shapes(model), {}
+def node_macs(model: onnx.ModelProto, input_shapes: dict | None = None) -> dict:
+    """{node name (or 'op_type#index' when unnamed): MACs} for every node that multiplies;
+    ``input_shapes`` ({input: shape}) binds dynamic input dims."""
+    shapes, macs = _shapes(model, input_shapes), {}
     for i, node in enumerate(model.graph.node):
         key = node.name or f"{node.op_type}#{i}"
         ins = [shapes.get(n) for n in node.input]
@@ -45,5 +53,5 @@ def node_macs(model: onnx.ModelProto) -> dict:
     return macs
 
 
-def count_macs(model: onnx.ModelProto) -> int:
-    return sum(node_macs(model).values())
+def count_macs(model: onnx.ModelProto, input_shapes: dict | None = None) -> int:
+    return sum(node_macs(model, input_shapes).values())

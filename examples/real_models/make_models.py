@@ -23,8 +23,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cnns import (ConvNeXtTiny, DenseNet121, EfficientNetB0, InceptionV3, MobileNetV3Small,  # noqa: E402
                   RegNetY, ShuffleNetV2)
-from common import (HERE, check_onnxruntime, deterministic, export, randomize_norms,  # noqa: E402
-                    settle_batchnorm, smooth_images, text_images)
+from common import (HERE, check_onnxruntime, declare_minus_one, deterministic, export,  # noqa: E402
+                    randomize_norms, settle_batchnorm, smooth_images, text_images)
 from detectors import CRNN, DBNet, YOLOv8  # noqa: E402
 from transformers import Bert, DeiTTiny  # noqa: E402
 from macs import count_macs  # noqa: E402
@@ -59,6 +59,8 @@ class Spec:
     inputs: Callable[[int, int], dict]           # (count, seed) -> {name: [count, ...]}
     outputs: tuple
     ops: str = ""
+    dynamic: dict | None = None                  # {input: {axis: (name, max or None)}}: exported as dynamic dims
+    minus_one: dict | None = None                # {input: dims}: declared with -1 for dynamic dims, as paddle2onnx does
 
 
 MODELS = {
@@ -69,12 +71,28 @@ MODELS = {
     "shufflenet_v2": Spec(ShuffleNetV2, images(96), ("logits",), ops="channel Split, Concat, channel shuffle (Reshape/Transpose)"),
     "densenet121": Spec(DenseNet121, images(64), ("logits",), ops="dense Concat, pre-activation BN-ReLU-conv, AvgPool transitions"),
     "inception_v3": Spec(InceptionV3, images(128), ("logits",), ops="1x7/7x1 and 1x3/3x1 convs, AvgPool/MaxPool branches, Concat"),
-    "yolov8": Spec(YOLOv8, images(128), ("detections",), ops="SiLU, Split, Concat, nearest Resize, MaxPool 5x5, DFL Softmax, Sigmoid"),
-    "dbnet": Spec(DBNet, text_line(64, 128, 3), ("probability",), ops="FPN nearest/bilinear Resize, ConvTranspose, Sigmoid"),
+    "yolov8": Spec(YOLOv8, images(128), ("detections",), ops="SiLU, Split, Concat, nearest Resize, MaxPool 5x5, DFL Softmax, Sigmoid",
+                   dynamic={"image": {0: ("batch", None)}}),
+    "dbnet": Spec(DBNet, text_line(64, 128, 3), ("probability",), ops="FPN nearest/bilinear Resize, ConvTranspose, Sigmoid",
+                  minus_one={"image": (-1, 3, -1, -1)}),
     "crnn": Spec(CRNN, text_line(32, 128, 1), ("log_probs",), ops="VGG conv stack, bidirectional LSTM x2, LogSoftmax"),
     "vit_tiny": Spec(DeiTTiny, images(64), ("logits",), ops="patch conv, class token, LayerNorm, attention MatMul/Softmax, GELU"),
-    "bert": Spec(Bert, tokens(32, 512), ("logits",), ops="Gather embeddings, attention mask, SDPA, LayerNorm, GELU, Tanh pooler"),
+    "bert": Spec(Bert, tokens(32, 512), ("logits",), ops="Gather embeddings, attention mask, SDPA, LayerNorm, GELU, Tanh pooler",
+                 dynamic={"input_ids": {0: ("batch", None), 1: ("sequence", 32)},
+                          "attention_mask": {0: ("batch", None), 1: ("sequence", 32)}}),
 }
+
+
+def dynamic_shapes(dynamic: dict | None) -> dict | None:
+    """torch.export's dynamic_shapes for Spec.dynamic (which names every input, in order); one Dim
+    object per name, shared by the inputs."""
+    if dynamic is None:
+        return None
+    dims = {}
+    for axes in dynamic.values():
+        for name, most in axes.values():
+            dims.setdefault(name, torch.export.Dim(name, **({} if most is None else {"max": most})))
+    return tuple({axis: dims[name] for axis, (name, _) in axes.items()} for axes in dynamic.values())
 
 
 def build(name: str, out: Path, seed: int) -> dict:
@@ -87,7 +105,10 @@ def build(name: str, out: Path, seed: int) -> dict:
     settle_batchnorm(model, batches)
     example = {k: v[:1] for k, v in spec.inputs(1, seed + 2).items()}
     path = out / f"{name}.onnx"
-    export(model, tuple(torch.from_numpy(v) for v in example.values()), path, list(example), list(spec.outputs))
+    export(model, tuple(torch.from_numpy(v) for v in example.values()), path, list(example), list(spec.outputs),
+           dynamic_shapes(spec.dynamic))
+    if spec.minus_one:
+        declare_minus_one(path, spec.minus_one)
     calib, test = spec.inputs(CALIB, seed + 3), spec.inputs(TEST, seed + 4)
     np.savez_compressed(out / f"{name}_calib.npz", **calib)
     np.savez_compressed(out / f"{name}_test.npz", **test)
@@ -95,7 +116,7 @@ def build(name: str, out: Path, seed: int) -> dict:
     import onnx
 
     proto = onnx.load(str(path))
-    return {"model": name, "params": sum(p.numel() for p in model.parameters()), "macs": count_macs(proto),
+    return {"model": name, "params": sum(p.numel() for p in model.parameters()), "macs": count_macs(proto, {k: v.shape for k, v in example.items()}),
             "opset": max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
             "nodes": len(proto.graph.node), "ops": sorted({n.op_type for n in proto.graph.node}),
             "bytes": path.stat().st_size, "ort_vs_torch": error}

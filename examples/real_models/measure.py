@@ -19,6 +19,11 @@ HERE = Path(__file__).resolve().parent
 NAMES = ("mobilenet_v3", "efficientnet_b0", "regnet_y", "convnext_t", "shufflenet_v2", "densenet121",
          "inception_v3", "yolov8", "dbnet", "crnn", "vit_tiny", "bert")
 CNNS = NAMES[:9]
+#: --input-shape bindings for the models exported with dynamic dims (as detectors and Hugging Face
+#: exports usually are; dbnet's written as -1): batch 1 and the test inputs' sizes.
+INPUT_SHAPES = {"yolov8": ("image=1,3,128,128",),
+                "dbnet": ("image=1,3,64,128",),
+                "bert": ("input_ids=1,32", "attention_mask=1,32")}
 
 
 class StepFailed(Exception):
@@ -86,7 +91,8 @@ def ir_outputs(name: str, feeds: list[dict], work: Path, quantized: bool = False
     """`tcc compile -t ir` (int8 with `--calib` when ``quantized``), then `tcc run` of the IR on the
     reference interpreter (float, or integer)."""
     tir = work / f"{name}.{'int8' if quantized else 'float'}.tir"
-    tcc("compile", model_path(name), "-t", "ir", "-o", tir, *(("--calib", HERE / f"{name}_calib.npz") if quantized else ()))
+    tcc("compile", model_path(name), "-t", "ir", "-o", tir, *shape_flags(name),
+        *(("--calib", HERE / f"{name}_calib.npz") if quantized else ()))
     results = []
     for i, feed in enumerate(feeds):
         np.savez(work / f"{name}_in{i}.npz", **feed)
@@ -125,16 +131,25 @@ def onnxruntime_int8_outputs(name: str, feeds: list[dict], work: Path) -> list[d
     return [dict(zip(names, session.run(None, f))) for f in feeds]
 
 
-def compile_overlay(name: str, work: Path, input_shapes: tuple = ()) -> tuple[Path, float]:
+def shape_flags(name: str) -> list[str]:
+    return [a for s in INPUT_SHAPES.get(name, ()) for a in ("--input-shape", s)]
+
+
+def input_shapes(name: str) -> dict:
+    """{input: shape} of the model's dynamic inputs as bound for the measurements."""
+    return {k: tuple(int(d) for d in v.split(",")) for k, v in (s.split("=") for s in INPUT_SHAPES.get(name, ()))}
+
+
+def compile_overlay(name: str, work: Path) -> tuple[Path, float]:
     """`tcc compile -t overlay --calib` with no other flag (but --input-shape); (artifact, seconds)."""
     artifact = work / f"{name}.tcc"
-    shapes = [a for s in input_shapes for a in ("--input-shape", s)]
     start = time.perf_counter()
-    tcc("compile", model_path(name), "-t", "overlay", "--calib", HERE / f"{name}_calib.npz", *shapes, "-o", artifact)
+    tcc("compile", model_path(name), "-t", "overlay", "--calib", HERE / f"{name}_calib.npz", *shape_flags(name),
+        "-o", artifact)
     return artifact, time.perf_counter() - start
 
 
-def device_mac_fraction(name: str, input_shapes: tuple = ()) -> float | None:
+def device_mac_fraction(name: str) -> float | None:
     """The share of the model's MACs that `tcc explain --json` places on the device; None when this
     tcc has no `explain` (before heterogeneous execution, a model that compiles runs whole on the device)."""
     import json
@@ -143,9 +158,8 @@ def device_mac_fraction(name: str, input_shapes: tuple = ()) -> float | None:
 
     if "explain" not in cli.commands:
         return None
-    shapes = [a for s in input_shapes for a in ("--input-shape", s)]
     report = json.loads(tcc("explain", model_path(name), "-t", "overlay", "--calib", HERE / f"{name}_calib.npz",
-                            *shapes, "--json"))
+                            *shape_flags(name), "--json"))
     return float(report["device_mac_fraction"])
 
 
