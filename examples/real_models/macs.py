@@ -9,14 +9,21 @@ import onnx
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
 
+def bind_input_shapes(model: onnx.ModelProto, input_shapes: dict) -> onnx.ModelProto:
+    """A copy of the model whose inputs named in ``input_shapes`` ({input: shape}) declare those
+    static shapes, for tools that need them (shape inference, onnxruntime's quantizer)."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    for value in model.graph.input:
+        if value.name in input_shapes:
+            for dim, size in zip(value.type.tensor_type.shape.dim, input_shapes[value.name]):
+                dim.Clear()
+                dim.dim_value = size
+    return model
+
+
 def _shapes(model: onnx.ModelProto, input_shapes: dict | None) -> dict:
-    if input_shapes:   # bind dynamic input dims; data propagation then resolves Shape -> Reshape chains
-        model = onnx.ModelProto.FromString(model.SerializeToString())
-        for value in model.graph.input:
-            if value.name in input_shapes:
-                for dim, size in zip(value.type.tensor_type.shape.dim, input_shapes[value.name]):
-                    dim.Clear()
-                    dim.dim_value = size
+    if input_shapes:   # data propagation then resolves Shape -> Reshape chains
+        model = bind_input_shapes(model, input_shapes)
     inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
     shapes = {}
     for info in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):

@@ -103,9 +103,9 @@ def ir_outputs(name: str, feeds: list[dict], work: Path, quantized: bool = False
 
 
 def onnxruntime_int8_outputs(name: str, feeds: list[dict], work: Path) -> list[dict]:
-    """onnxruntime's own post-training quantization of the model, for scale: `quant_pre_process`,
-    `quantize_static` (QDQ, per-channel int8 weights, int8 activations, minmax) on the same
-    calibration file, run by onnxruntime."""
+    """onnxruntime's own post-training quantization of the model (dynamic dims bound as for tcc), for
+    scale: `quant_pre_process`, `quantize_static` (QDQ, per-channel int8 weights, int8 activations,
+    minmax) on the same calibration file, run by onnxruntime."""
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -117,11 +117,16 @@ def onnxruntime_int8_outputs(name: str, feeds: list[dict], work: Path) -> list[d
         def get_next(self):
             return next(self.feeds, None)
 
-    prepared, quantized = work / f"{name}.pre.onnx", work / f"{name}.qdq.onnx"
+    import onnx
+    from macs import bind_input_shapes
+
+    static, prepared, quantized = (work / f"{name}.{s}.onnx" for s in ("static", "pre", "qdq"))
+    onnx.save(bind_input_shapes(onnx.load(str(model_path(name))), input_shapes(name)), str(static))
     quiet = logging.getLogger().level
     logging.getLogger().setLevel(logging.ERROR)   # per-channel axis warnings for LayerNorm weights
+    ort.set_default_logger_severity(3)            # and its calibration sessions' shape warnings
     try:
-        quant_pre_process(str(model_path(name)), str(prepared))
+        quant_pre_process(str(static), str(prepared))
         quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
     finally:
