@@ -126,9 +126,10 @@ def onnxruntime_int8_outputs(name: str, feeds: list[dict], work: Path) -> list[d
     logging.getLogger().setLevel(logging.ERROR)   # per-channel axis warnings for LayerNorm weights
     ort.set_default_logger_severity(3)            # and its calibration sessions' shape warnings
     try:
-        quant_pre_process(str(static), str(prepared))
-        quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+        with contextlib.chdir(work):                # its temporary files go to the current folder
+            quant_pre_process(str(static), str(prepared))
+            quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
     finally:
         logging.getLogger().setLevel(quiet)
     session = ort.InferenceSession(str(quantized), providers=["CPUExecutionProvider"])
