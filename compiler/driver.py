@@ -198,6 +198,7 @@ class CompileOptions:
     dump_after: tuple[str, ...] = ()
     dump_dir: str | None = None
     instrumentations: list[PassInstrumentation] = field(default_factory=list)
+    host_fallback: bool = True  # -t overlay: ops the overlay cannot run go to the host (a heterogeneous artifact)
 
     @property
     def from_pins(self) -> bool:
@@ -255,7 +256,7 @@ def lower_model(model, target: str, options: CompileOptions):
 
 def compile_model(model, target: str = "ir", options: CompileOptions | None = None):
     """Compile an ONNX model (path or ModelProto) for ``target``: "ir" gives the Module, "overlay" an
-    overlay Artifact, "sparse" a SparseArtifact. The one compile flow of the CLI, ``tcc verify`` and
+    overlay Artifact (a HeteroArtifact when some ops run on the host), "sparse" a SparseArtifact. The one compile flow of the CLI, ``tcc verify`` and
     the Python API."""
     options = options or CompileOptions()
     module, overlay_target = lower_model(model, target, options)
@@ -265,7 +266,7 @@ def compile_model(model, target: str = "ir", options: CompileOptions | None = No
         from tcc.backends.sparse import compile_sparse
 
         return compile_sparse(module, mode=options.sparse_mode or "exact", target_path=options.target_config)
-    from tcc.backends.overlay import compile_overlay
+    from tcc.backends.overlay.hetero import compile_heterogeneous
 
     label = f"compiling {len(module.ops)} ops for the overlay"
 
@@ -273,4 +274,5 @@ def compile_model(model, target: str = "ir", options: CompileOptions | None = No
         for hook in options.instrumentations:
             hook.progress(label, done, total)
 
-    return compile_overlay(module, overlay_target, progress=progress if options.instrumentations else None)
+    return compile_heterogeneous(module, overlay_target, options.host_fallback,
+                                 progress if options.instrumentations else None)
