@@ -27,11 +27,12 @@ def load_samples(path: str, module: Module, max_samples: int = 0,
     the sample. ``what`` names the file in errors.
     """
     expected = {v.name: v.type.shape for v in module.inputs}
-    arrays = read_npz(path, what, _sample_check(path, expected), error=CalibrationError)
+    keys: list[str] = []
+    arrays = read_npz(path, what, _sample_check(path, expected, keys), error=CalibrationError)
     missing = sorted(set(expected) - set(arrays))
     if missing:
         raise CalibrationError(f"{path}: no samples for input(s) {', '.join(map(repr, missing))}; "
-                               f"keys present: {', '.join(map(repr, sorted(arrays))) or 'none'}")
+                               f"keys present: {', '.join(map(repr, sorted(keys))) or 'none'}")
     shaped = {}
     for name, full in expected.items():
         a = arrays[name]
@@ -47,9 +48,11 @@ def load_samples(path: str, module: Module, max_samples: int = 0,
     return [{name: a[i] for name, a in shaped.items()} for i in range(n)]
 
 
-def _sample_check(path, expected: dict[str, tuple[int, ...]]):
-    """The member check for ``read_npz``: keys of model inputs must have a sample shape."""
+def _sample_check(path, expected: dict[str, tuple[int, ...]], keys: list[str]):
+    """The member check for ``read_npz``: keys of model inputs must have a sample shape; every key
+    seen is appended to ``keys``."""
     def check(key: str, shape: tuple[int, ...], dtype) -> bool:
+        keys.append(key)
         full = expected.get(key)
         if full is None:
             return False  # another key: ignored, never decompressed
