@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from tcc.ir import Module, Op
+from tcc.ir.escape import one_line
 
 #: What each pass does to the nodes whose ops it removes.
 FOLDED_BY = {
@@ -152,13 +153,14 @@ def explain(model, target=None, calib=None, input_shapes=None, method="minmax", 
 
 
 def format_explanation(ex: Explanation) -> str:
-    width = min(max([len(n.name) for n in ex.nodes] + [4]), 40)
+    names = [one_line(n.name) for n in ex.nodes]  # node names from the model stay one line each
+    width = min(max([len(name) for name in names] + [4]), 40)
     type_width = max([len(n.op_type) for n in ex.nodes] + [7])
     lines = [f"{'node':<{width}}  {'op type':<{type_width}}  {'runs on':<26} why / MACs"]
-    for n in ex.nodes:
-        name = n.name if len(n.name) <= width else "\u2026" + n.name[-width + 1:]
+    for n, name in zip(ex.nodes, names):
+        name = name if len(name) <= width else "\u2026" + name[-width + 1:]
         detail = "; ".join(n.reasons) if n.reasons else (f"{n.macs} MACs" if n.macs else "")
-        lines.append(f"{name:<{width}}  {n.op_type:<{type_width}}  {n.where:<26} {detail}".rstrip())
+        lines.append(f"{name:<{width}}  {one_line(n.op_type):<{type_width}}  {n.where:<26} {one_line(detail)}".rstrip())
     host = ex.host_nodes()
     lines.append(f"{100 * ex.device_mac_fraction:.2f}% of {ex.macs} MACs on the device; "
                  f"{len(host)} of {len(ex.nodes)} nodes on the host"
