@@ -123,7 +123,8 @@ def _passes(calib, method, weights) -> list[Pass]:
     from tcc.driver import CompileOptions, compile_pipeline
     from tcc.passes.quantize import Quantize
 
-    pipeline = compile_pipeline("overlay", CompileOptions(calib=calib or "", method=method, weights=weights))
+    pipeline = compile_pipeline("overlay", CompileOptions(calib=str(calib) if calib else "", method=method,
+                                                          weights=weights))
     return [_PlaceholderQuantize(p.weights, p.symmetric, p.rounding) if isinstance(p, Quantize) and not calib else p
             for p in pipeline]
 
@@ -136,10 +137,12 @@ def explain(model, target=None, calib=None, input_shapes=None, method="minmax", 
     from tcc.frontend import import_onnx
     from tcc.frontend.errors import node_label
     from tcc.isa.target import load_target
+    from tcc.limits import check_overlay_limits
     from tcc.passes import PassManager
 
     target = target or load_target()
     module = import_onnx(model, input_shapes=dict(input_shapes or {}))
+    check_overlay_limits(module, target, "the target", weights)  # what the compile refuses first
     graph = (model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))).graph
     nodes = [(node_label(n), n.op_type) for n in graph.node]
     present = {op.loc for op in module.ops if op.kind != "const"}
