@@ -114,6 +114,14 @@ def test_explain_keeps_one_line_per_node(built, tcc_cli):
     assert "\x1b" not in out and "\x00" not in out
 
 
+def test_verify_table_keeps_one_line_per_layer(built, tcc_cli):
+    code, out, err = tcc_cli("verify", built / "digits.onnx", "--calib", DIGITS / "digits_calib.npz", "--samples", "1")
+    assert code == 0, err
+    rows = [line for line in out.splitlines() if line[:4].strip().isdigit()]
+    assert rows and all(line.split()[0] == str(i) for i, line in enumerate(rows))
+    assert "\x1b" not in out and "\x00" not in out and not any(line.startswith("std::") for line in out.splitlines())
+
+
 def _code_outside_comments_and_strings(path: Path) -> str:
     stripped = subprocess.run(["g++", "-fpreprocessed", "-dD", "-E", "-P", str(path)], capture_output=True,
                               text=True, check=True).stdout
