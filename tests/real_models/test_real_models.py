@@ -18,18 +18,14 @@ SQNR_GOAL_DB = 25.0
 DEVICE_MAC_GOAL = 0.99      # share of a CNN's MACs on the device
 FLOAT_TOLERANCE = 1e-4       # max |tcc - onnxruntime| / max |onnxruntime|, float32 throughout
 
-MINUS_ONE = "input dims declared -1 (as paddle2onnx writes dynamic dims): --input-shape image=1,3,64,128 is refused " \
-            "with 'the model declares it static -1' (issue 14 class 5)"
 #: Float import: what does not import yet, and why.
 FLOAT_FAILS = {
     "crnn": "frontend: LSTM (node_lstm__2, node_lstm_1__2) and LogSoftmax (node_log_softmax) unsupported",
-    "dbnet": MINUS_ONE,
 }
 #: Overlay compile or run: what fails today (node, op, message).
 OVERLAY_FAILS = {
     "convnext_t": "node_MatMul_1 (Linear on the NHWC [1,H,W,C] activation): linear layers take rank-2 or rank-3 "
                   "activations on the overlay",
-    "dbnet": MINUS_ONE + "; with static dims it passes: bit-exact, 30.2 dB",
     "crnn": "LSTM and LogSoftmax not in the frontend",
     "bert": "node_Unsqueeze_196: the quantizer quantizes the i64 attention mask "
             "(quantize needs f32 or bf16 operands, got i64)",
@@ -46,7 +42,7 @@ SQNR_FAILS = {
     "vit_tiny": "whole-model SQNR 14.1 dB < 25 (onnxruntime 11.3 dB)",
 }
 #: CNNs whose device share of MACs `tcc explain` cannot give yet.
-PLACEMENT_FAILS = {"dbnet": MINUS_ONE}
+PLACEMENT_FAILS = {}
 
 
 def cases(names, *tables) -> list:
