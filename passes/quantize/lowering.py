@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tcc.ir import Builder, Module, Op, QuantParams, TensorType, Value
+from tcc.ir import numerics
 
 from .params import activation_params, dyadic, quantize_bias, quantize_weights
 
@@ -150,17 +151,12 @@ class Lowering:
         return None, r
 
     def clamp(self, act: Op | None, out: QuantParams) -> tuple[int, int]:
-        scale, zp = _per_tensor(out)
-        lo, hi = -128, 127
         if act is None:
-            return lo, hi
+            return numerics.INT8_MIN, numerics.INT8_MAX
+        scale, zp = _per_tensor(out)
         low = 0.0 if act.kind == "relu" else act.attrs["min"]
         high = np.inf if act.kind == "relu" else act.attrs["max"]
-        if np.isfinite(low):
-            lo = int(np.clip(zp + np.rint(low / scale), -128, 127))
-        if np.isfinite(high):
-            hi = int(np.clip(zp + np.rint(high / scale), -128, 127))
-        return lo, hi
+        return int(numerics.quantize_affine(low, scale, zp)), int(numerics.quantize_affine(high, scale, zp))
 
 
 def lower_module(source: Module, ranges: dict[int, tuple[float, float]], config: LoweringConfig) -> Module:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from tcc.ir import Op, QuantParams, Value
+from tcc.ir import numerics
 
 from .lowering import IDENTITY_Q31, LAYOUT_KINDS, Lowering, _const, _per_tensor
 from .params import quantize_bias, quantize_weights
@@ -154,7 +155,7 @@ def lower_layout(lw: Lowering, op: Op) -> bool:
     if op.kind == "pad":
         if attrs["mode"] == "constant":
             scale, zp = _per_tensor(x.type.quant)
-            attrs["value"] = float(np.clip(zp + np.rint(attrs["value"] / scale), -128, 127))
+            attrs["value"] = float(numerics.quantize_affine(attrs["value"], scale, zp))
     rest = [lw.f32(v) for v in op.operands[1:]]  # indices and other non-data operands stay as they are
     results = lw.b.create(op.kind, [x] + rest, attrs, name=op.results[0].name).results
     for old, new in zip(op.results, results):
