@@ -17,7 +17,7 @@ from .emit_move import emit_concat, emit_layout, emit_lookup, plan_moves
 from .emit_vector import emit_cvt, emit_vector
 from .errors import BackendError
 from .layout import nbytes
-from .memory import DramPlan, align, place_activations
+from .memory import ActivationAddress, DramPlan, align, place_activations
 from .program import Program
 from .steps import Step, build_steps, find_host_io, plan_layouts
 
@@ -100,11 +100,10 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
 
     plan = DramPlan()
     ctx = Context(target, Program(), plan, buffers, layouts)
-    # Constants are placed while emitting; activations go after them, so addresses are
-    # assigned relative to a base fixed up once emission is done.
-    base_marker = 1 << 29
+    # Constants are placed while emitting; activations go after them, so their addresses stay
+    # relocatable (ActivationAddress) until emission is done.
     for key, off in offsets.items():
-        ctx.addresses[key] = base_marker + off
+        ctx.addresses[key] = ActivationAddress(off)
     for step in steps:
         for v in step.inputs + step.outputs:
             if _is_const(v):  # a constant operand (e.g. a position embedding) lives with the weights
@@ -130,7 +129,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
     ctx.program.emit("halt")
 
     base = align(len(plan.constants), 4096)
-    words = _encode(ctx.program, base_marker, base)
+    words = _encode(ctx.program, base)
     dram_total = base + act_bytes
     if dram_total > target.dram_bytes:
         raise BackendError(f"the model needs {dram_total} bytes of DRAM, the target has {target.dram_bytes}")
@@ -155,17 +154,16 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
     return Artifact(metadata, words, bytes(plan.constants), print_module(module))
 
 
-def _encode(program: Program, marker: int, base: int) -> np.ndarray:
-    """Words of the program, with activation addresses moved past the constants."""
+def _encode(program: Program, base: int) -> np.ndarray:
+    """Words of the program, with activation addresses resolved to lie past the constants at ``base``."""
     from tcc.isa.encoding import Instruction, encode_program
 
     fixed = []
     for mnemonic, fields in program.instructions:
-        if mnemonic in ("load", "store", "lookup") and fields["dram"] >= marker:
-            fields = dict(fields, dram=fields["dram"] - marker + base)
+        if isinstance(fields.get("dram"), ActivationAddress):
+            fields = dict(fields, dram=fields["dram"].resolve(base))
         fixed.append(Instruction.of(mnemonic, **fields))
     return encode_program(fixed)
-
 
 EMITTERS = {"conv": emit_conv, "gemm": emit_gemm, "matmul": emit_matmul, "scale": emit_scale, "eadd": emit_eadd,
             "requant": emit_requant, "pool": emit_pool, "concat": emit_concat, "lookup": emit_lookup,

@@ -9,6 +9,21 @@ import numpy as np
 ALIGN = 64
 
 
+@dataclass(frozen=True)
+class ActivationAddress:
+    """A DRAM address in the activation segment, which follows the constants: its absolute value is
+    known only once every constant is placed, so emitters carry it as an offset (adding byte
+    offsets keeps it relocatable) and ``resolve`` fixes it when the program is encoded."""
+
+    offset: int
+
+    def __add__(self, n: int) -> ActivationAddress:
+        return ActivationAddress(self.offset + int(n))
+
+    def resolve(self, base: int) -> int:
+        return base + self.offset
+
+
 def align(n: int, to: int = ALIGN) -> int:
     return (n + to - 1) // to * to
 

@@ -133,6 +133,5 @@ def fetch(ctx: Context, op, buf: str, dst: int, staging: int, room: int, address
             raise unsupported(op, "a strided operand view spans more than the staging buffer")
         p.dma("load", buf, staging, address + form.lo, rows=1, row_bytes=form.hi - form.lo)
         src, strides = staging + form.base - form.lo, (0, form.ps, form.rs, form.cs)
-    p.set(cp__n0=1, cp__n1=P, cp__n2=R, cp__n3=C, cp__s0=strides[0], cp__s1=strides[1], cp__s2=strides[2],
-          cp__s3=strides[3], cp__d0=0, cp__d1=R * C, cp__d2=C, cp__d3=1, cp__elem=1)
+    p.copy_box((1, P, R, C), strides, (0, R * C, C, 1), 1)
     p.emit("copy", buf=buf, dst=dst, src=src)
