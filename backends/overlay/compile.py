@@ -8,7 +8,7 @@ import numpy as np
 from tcc.ir import Module, print_module
 from tcc.isa.target import TargetConfig, load_target
 
-from .artifact import FORMAT_VERSION, Artifact
+from ..artifact import FORMAT_VERSION, Artifact
 from .context import Buffers, Context
 from .emit_matmul import emit_matmul, plan_views
 from .emit_matrix import emit_conv, emit_gemm, emit_scale
@@ -17,7 +17,7 @@ from .emit_move import emit_concat, emit_layout, emit_lookup, plan_moves
 from .emit_vector import emit_cvt, emit_vector
 from .errors import BackendError
 from .layout import nbytes
-from .memory import ActivationAddress, DramPlan, align, place_activations
+from .memory import ActivationAddress, DramPlan, align, live_bytes, place_activations
 from .program import Program
 from .steps import Step, build_steps, find_host_io, plan_layouts
 
@@ -97,6 +97,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
     if missing:
         raise BackendError(f"output value %{missing[0].name} is not produced on the device")
     offsets, act_bytes = place_activations(sizes, first, last, pinned)
+    live = live_bytes(sizes, first, last, pinned, len(steps))
 
     plan = DramPlan()
     ctx = Context(target, Program(), plan, buffers, layouts)
@@ -123,7 +124,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
         else:
             EMITTERS[step.kind](ctx, step)
         for stats in ctx.layer_stats[first_layer:]:
-            stats.update(kind=step.kind, mode=MODES.get(step.kind, mode))
+            stats.update(kind=step.kind, mode=MODES.get(step.kind, mode), live_bytes=live[done - 1])
         if progress is not None:
             progress(done, len(steps))
     ctx.program.emit("halt")

@@ -3,6 +3,7 @@ so tensors whose lifetimes do not overlap share memory."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 import numpy as np
 
@@ -76,3 +77,15 @@ def place_activations(sizes: dict[int, int], first_def: dict[int, int], last_use
         live.append((candidate, candidate + size, last_use.get(key, begin)))
         total = max(total, candidate + size)
     return offsets, total
+
+
+def live_bytes(sizes: dict[int, int], first_def: dict[int, int], last_use: dict[int, int], pinned: set[int],
+               steps: int) -> list[int]:
+    """Per step, the activation bytes ``place_activations`` keeps allocated then: every pinned
+    tensor, and each other one over its steps [first_def, last_use]."""
+    change = [0] * (steps + 1)
+    for key, size in sizes.items():
+        begin, end = (0, steps - 1) if key in pinned else (first_def[key], last_use.get(key, first_def[key]))
+        change[begin] += align(max(size, 1))
+        change[min(end, steps - 1) + 1] -= align(max(size, 1))
+    return list(accumulate(change))[:steps]

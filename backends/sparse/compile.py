@@ -9,7 +9,7 @@ from __future__ import annotations
 from tcc.ir import Module, print_module
 from tcc.isa.tokensim.cost import WINDOWED, Counts
 
-from .artifact import SparseArtifact
+from ..artifact import SparseArtifact
 from .background import backgrounds
 from .dse import search
 from .errors import SparseError

@@ -15,7 +15,7 @@ import numpy as np
 
 from tcc.ir.fileio import write_atomic
 
-from .artifact import SparseArtifact
+from ..artifact import SparseArtifact
 from .compile import FIFO_DEPTH as FIFO_DEPTH_DEFAULT
 from .errors import SparseError
 

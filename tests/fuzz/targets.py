@@ -55,7 +55,7 @@ def decoder(data: bytes) -> None:
 
 def artifact_loader(data: bytes) -> None:
     """A .tcc file: load it and open a session on it (parses metadata, IR and target)."""
-    from tcc.backends.overlay.artifact import Artifact
+    from tcc.backends.artifact import Artifact
     from tcc.runtime import Session
 
     Session(Artifact.from_bytes(data, "<fuzz>"))
@@ -146,23 +146,16 @@ def _shape_ops_model() -> bytes:
 
 def repack(artifact: bytes, metadata: bytes | None = None) -> bytes:
     """``artifact`` with its metadata section replaced and a header (lengths, checksum) that fits."""
-    import hashlib
+    from tcc.backends.artifact import pack, unpack
 
-    from tcc.backends.overlay.artifact import _HEADER
-
-    magic, version, n_meta, n_words, n_dram, n_ir, _ = _HEADER.unpack_from(artifact)
-    body = artifact[_HEADER.size:]
-    meta = body[:n_meta] if metadata is None else metadata
-    rest = body[n_meta:]
-    new_body = meta + rest
-    return _HEADER.pack(magic, version, len(meta), n_words, n_dram, n_ir, hashlib.sha256(new_body).digest()) + new_body
+    meta, *rest = unpack("overlay", artifact, "<seed>")
+    return pack("overlay", [meta if metadata is None else metadata] + rest)
 
 
 def _metadata(artifact: bytes) -> bytes:
-    from tcc.backends.overlay.artifact import _HEADER
+    from tcc.backends.artifact import unpack
 
-    n_meta = _HEADER.unpack_from(artifact)[2]
-    return artifact[_HEADER.size:_HEADER.size + n_meta]
+    return unpack("overlay", artifact, "<seed>")[0]
 
 
 def seeds(target: str) -> list[bytes]:
@@ -171,7 +164,7 @@ def seeds(target: str) -> list[bytes]:
     if target in ("assembler", "decoder"):
         from tcc.isa import disassemble
 
-        from tcc.backends.overlay.artifact import Artifact
+        from tcc.backends.artifact import Artifact
 
         program = Artifact.from_bytes(_digits_artifact()).program
         if target == "assembler":
