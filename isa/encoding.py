@@ -216,9 +216,15 @@ class Instruction:
             raise KeyError(f"{self.mnemonic} has no field {name!r} (fields: {layout.field_list()})") from None
 
     def __str__(self) -> str:
-        from .disassembler import format_instruction  # the text syntax lives with the disassembler
-
         return format_instruction(self)
+
+
+def format_instruction(instr: Instruction) -> str:
+    """``load wbuf, 0x100, 0x2000``: operands in table order; names bare, addresses in hex."""
+    layout = LAYOUTS[instr.mnemonic]
+    operands = [value if slot.names else slot.format_number(value)
+                for slot, value in zip(layout.slots, instr.operands)]
+    return f"{instr.mnemonic} {', '.join(operands)}" if operands else instr.mnemonic
 
 
 def encode(instr: Instruction) -> int:

@@ -16,7 +16,7 @@ import numpy as np
 from tcc.ir import Builder, Module, Op, QuantParams, TensorType, Value
 from tcc.ir import numerics
 
-from .params import activation_params, dyadic, quantize_bias, quantize_weights
+from .params import activation_params, dyadic
 
 LINEAR_KINDS = ("conv", "linear", "matmul")
 ACTIVATIONS = ("relu", "clip")
@@ -36,12 +36,14 @@ class LoweringConfig:
         return self.layer_weights.get(op.result.name, self.weights)
 
 
-def _const(value: Value) -> np.ndarray | None:
+def const_value(value: Value) -> np.ndarray | None:
+    """The value of a constant operand, or None."""
     p = value.producer
     return p.attrs["value"] if p is not None and p.kind == "const" else None
 
 
-def _per_tensor(q: QuantParams) -> tuple[float, int]:
+def per_tensor(q: QuantParams) -> tuple[float, int]:
+    """(scale, zero point) of per-tensor parameters."""
     return q.scale[0], q.zero_point[0]
 
 
@@ -62,7 +64,7 @@ class Lowering:
             return value.type.quant
         rng = self.ranges.get(id(value))
         if rng is None:
-            array = _const(value)
+            array = const_value(value)
             rng = (float(array.min()), float(array.max())) if array is not None and array.size else (0.0, 0.0)
         return activation_params(*rng, self.config.symmetric or self.feeds_matmul_weight_side(value))
 
@@ -87,7 +89,7 @@ class Lowering:
         have = self.domains.get(id(old), {})
         if "f32" in have:
             return have["f32"]
-        array = _const(old)
+        array = const_value(old)
         if array is not None:
             return self.bind(old, self.b.const(array, old.name), "f32")
         if "i8" in have:
@@ -99,7 +101,7 @@ class Lowering:
         if "i8" in have:
             return have["i8"]
         q = self.params(old)
-        array = _const(old)
+        array = const_value(old)
         if array is not None:
             from tcc.ir import numerics
 
@@ -115,7 +117,7 @@ class Lowering:
         have = self.domains.get(id(old), {})
         if "bf16" in have:
             return have["bf16"]
-        array = _const(old)
+        array = const_value(old)
         if array is not None and np.issubdtype(array.dtype, np.floating):
             from tcc.ir import numerics
 
@@ -127,7 +129,7 @@ class Lowering:
         return self.bind(old, self.b.value("cast", [self.f32(old)], {"to": "bf16"}, name=old.name + ".bf16"), "bf16")
 
     def integer_available(self, old: Value) -> bool:
-        return "i8" in self.domains.get(id(old), {}) or _const(old) is not None and old.type.dtype == "f32"
+        return "i8" in self.domains.get(id(old), {}) or const_value(old) is not None and old.type.dtype == "f32"
 
     # -- helpers -------------------------------------------------------------------------------
     def typed(self, value: Value, dtype: str, quant: QuantParams | None) -> Value:
@@ -153,29 +155,8 @@ class Lowering:
     def clamp(self, act: Op | None, out: QuantParams) -> tuple[int, int]:
         if act is None:
             return numerics.INT8_MIN, numerics.INT8_MAX
-        scale, zp = _per_tensor(out)
+        scale, zp = per_tensor(out)
         low = 0.0 if act.kind == "relu" else act.attrs["min"]
         high = np.inf if act.kind == "relu" else act.attrs["max"]
         return int(numerics.quantize_affine(low, scale, zp)), int(numerics.quantize_affine(high, scale, zp))
 
-
-def lower_module(source: Module, ranges: dict[int, tuple[float, float]], config: LoweringConfig) -> Module:
-    """The integer-only module equivalent of ``source`` (a new Module)."""
-    from .rules import RULES, lower_bf16, lower_float
-
-    lw = Lowering(source, ranges, config)
-    for v in source.inputs:
-        lw.bind(v, lw.target.add_input(v.name, TensorType(v.type.shape, v.type.dtype)), "f32")
-    for op in source.ops:
-        if op.kind == "const" or id(op) in lw.consumed:
-            continue
-        lw.b.loc = op.loc
-        floating = any(r.type.dtype == "f32" for r in op.results)
-        fallback = [lower_bf16, lower_float] if floating else [lower_float]
-        for rule in RULES.get(op.kind, []) + fallback:
-            if rule(lw, op):
-                break
-    for name, v in source.outputs:
-        lw.b.loc = v.producer.loc if v.producer is not None else name  # the layer whose value leaves
-        lw.target.add_output(name, lw.f32(v))
-    return lw.target

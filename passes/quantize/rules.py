@@ -1,13 +1,14 @@
-"""Per-op-kind lowering rules of the int8 quantizer (see lowering.py for the domains)."""
+"""Per-op-kind lowering rules of the int8 quantizer (see lowering.py for the domains), and
+``lower_module``, which applies them to every op."""
 from __future__ import annotations
 
 import numpy as np
 
-from tcc.ir import Op, QuantParams, Value
+from tcc.ir import Module, Op, QuantParams, TensorType, Value
 from tcc.ir import numerics
 
-from .lowering import IDENTITY_Q31, LAYOUT_KINDS, Lowering, _const, _per_tensor
-from .params import quantize_bias, quantize_weights
+from .lowering import IDENTITY_Q31, LAYOUT_KINDS, Lowering, LoweringConfig, const_value, per_tensor
+from .params import dyadic, quantize_bias, quantize_weights
 
 
 def requantize_output(lw: Lowering, op: Op, acc: Value, acc_scales, axis: int = 1) -> bool:
@@ -32,21 +33,21 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
     if lw.config.weights_for(op) == "bf16":
         return False
     if op.kind == "matmul":
-        w = _const(op.operands[1])
+        w = const_value(op.operands[1])
         if w is None or w.ndim != 2:
             return lower_matmul(lw, op)
         weight, channel_axis, kind, attrs = w.T, op.result.type.rank - 1, "qlinear", {}
     else:
-        weight = _const(op.operands[1])
+        weight = const_value(op.operands[1])
         if weight is None:
             return False
         channel_axis = 1 if op.kind == "conv" else op.result.type.rank - 1
         kind, attrs = ("qconv", op.attrs) if op.kind == "conv" else ("qlinear", {})
     x = lw.i8(op.operands[0])
-    sx, _ = _per_tensor(x.type.quant)
+    sx, _ = per_tensor(x.type.quant)
     wq, wparams = quantize_weights(weight, lw.config.weights_for(op), axis=0)
     operands = [x, lw.typed(lw.b.const(wq, op.operands[1].name + ".q"), str(wq.dtype).replace("int", "i"), wparams)]
-    bias = _const(op.operands[2]) if len(op.operands) > 2 else None
+    bias = const_value(op.operands[2]) if len(op.operands) > 2 else None
     if len(op.operands) > 2 and bias is None:
         return False
     if bias is not None:
@@ -70,8 +71,6 @@ def lower_matmul(lw: Lowering, op: Op) -> bool:
 
 def to_i32(lw: Lowering, x: Value, real: float, pre_shift: int, name: str) -> Value:
     """(x - zp) << pre_shift, times ``real`` (dyadic), as int32 with zero point 0."""
-    from .params import dyadic
-
     m, s = dyadic(real)
     y = lw.b.value("requantize", [x], {"multiplier": m, "shift": s, "pre_shift": pre_shift, "zero_point": 0,
                                        "qmin": -2**31, "qmax": 2**31 - 1, "dtype": "i32",
@@ -119,8 +118,6 @@ def lower_concat(lw: Lowering, op: Op) -> bool:
 
 def lower_pool(lw: Lowering, op: Op) -> bool:
     """Average pools round the window mean once onto the output's own calibrated scale."""
-    from .params import dyadic
-
     x = lw.i8(op.operands[0])
     out = lw.params(op.result)
     (multiplier,), (shift,) = dyadic(x.type.quant.scale[0] / out.scale[0])
@@ -154,7 +151,7 @@ def lower_layout(lw: Lowering, op: Op) -> bool:
     attrs = dict(op.attrs)
     if op.kind == "pad":
         if attrs["mode"] == "constant":
-            scale, zp = _per_tensor(x.type.quant)
+            scale, zp = per_tensor(x.type.quant)
             attrs["value"] = float(numerics.quantize_affine(attrs["value"], scale, zp))
     rest = [lw.f32(v) for v in op.operands[1:]]  # indices and other non-data operands stay as they are
     results = lw.b.create(op.kind, [x] + rest, attrs, name=op.results[0].name).results
@@ -193,3 +190,23 @@ RULES = {
     **{kind: [lower_layout] for kind in LAYOUT_KINDS},
     "resize": [lower_resize],
 }
+
+
+def lower_module(source: Module, ranges: dict[int, tuple[float, float]], config: LoweringConfig) -> Module:
+    """The integer-only module equivalent of ``source`` (a new Module)."""
+    lw = Lowering(source, ranges, config)
+    for v in source.inputs:
+        lw.bind(v, lw.target.add_input(v.name, TensorType(v.type.shape, v.type.dtype)), "f32")
+    for op in source.ops:
+        if op.kind == "const" or id(op) in lw.consumed:
+            continue
+        lw.b.loc = op.loc
+        floating = any(r.type.dtype == "f32" for r in op.results)
+        fallback = [lower_bf16, lower_float] if floating else [lower_float]
+        for rule in RULES.get(op.kind, []) + fallback:
+            if rule(lw, op):
+                break
+    for name, v in source.outputs:
+        lw.b.loc = v.producer.loc if v.producer is not None else name  # the layer whose value leaves
+        lw.target.add_output(name, lw.f32(v))
+    return lw.target
