@@ -255,7 +255,7 @@ def _progress_callback(label: str):
         yield None
         return
     with ExitStack() as stack:
-        bars = []
+        bars: list = []
 
         def update(done: int, total: int) -> None:
             if not bars:

@@ -167,5 +167,5 @@ def save_outputs(path, outputs: dict[str, np.ndarray]) -> None:
     import io
 
     buffer = io.BytesIO()
-    np.savez(buffer, **outputs)
+    np.savez(buffer, **outputs)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     write_atomic(path, buffer.getvalue())

@@ -4,7 +4,7 @@ import numpy as np
 from .numerics.bf16 import as_bf16_array
 
 # Printed name -> numpy dtype.  bf16 is carried as ml_dtypes.bfloat16 (shipped with onnx).
-_NUMPY = {
+_NUMPY: dict[str, np.dtype] = {
     "f32": np.dtype(np.float32),
     "f64": np.dtype(np.float64),
     "f16": np.dtype(np.float16),

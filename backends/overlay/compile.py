@@ -5,7 +5,7 @@ from typing import Callable
 
 import numpy as np
 
-from tcc.ir import Module, is_constant, print_module
+from tcc.ir import Module, Value, is_constant, print_module
 from tcc.isa.target import TargetConfig, load_target
 
 from ..artifact import FORMAT_VERSION, Artifact
@@ -76,7 +76,10 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
         return v
 
     # Liveness over step indices (host inputs exist before step 0, outputs after the last).
-    sizes, first, last, values = {}, {}, {}, {}
+    sizes: dict[int, int] = {}
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    values: dict[int, Value] = {}
     for _, v, _ in io.inputs:
         r = root(v)
         values[id(r)], sizes[id(r)], first[id(r)] = r, nbytes(r.type), 0

@@ -12,6 +12,7 @@ from tcc.ir import Trait, constant_value, is_constant, numerics
 
 from .context import Context
 from .errors import unsupported
+from .memory import ActivationAddress
 from .steps import Step
 
 # Cost of one vector op in passes over its data on the SIMD lanes (docs/overlay-machine.md).
@@ -132,7 +133,7 @@ def emit_vector(ctx: Context, step: Step) -> None:
     operands = list(op.operands)
     if len(operands) > 4:
         raise unsupported(op, "vector ops take at most four operands")
-    addresses = []
+    addresses: list[int | ActivationAddress] = []
     for v in operands:
         if is_constant(v):
             data = numerics.to_bf16(constant_value(v)).astype("<u2")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from tcc.isa.table import BY_MNEMONIC, REGISTER_INDEX
 
+from .memory import ActivationAddress
+
 
 class Program:
     """Instructions as (mnemonic, {field: value}) in program order."""
@@ -29,7 +31,7 @@ class Program:
                 self.instructions.append(("setr", {"reg": name, "value": value}))
                 self._regs[name] = value
 
-    def dma(self, direction: str, buf: str, sram: int, dram: int, rows: int, row_bytes: int,
+    def dma(self, direction: str, buf: str, sram: int, dram: int | ActivationAddress, rows: int, row_bytes: int,
             dram_row: int = 0, sram_row: int = 0, planes: int = 1, dram_plane: int = 0, sram_plane: int = 0) -> None:
         """A load or store of a planes x rows x row_bytes box; contiguous boxes collapse to one row."""
         if planes == 1 and rows > 1 and dram_row == row_bytes and sram_row == row_bytes:

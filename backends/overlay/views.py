@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tcc.ir import Value
+from tcc.ir import Op, Value
 from tcc.ir.interpreter import KERNELS
 
 from .context import Context
 from .errors import unsupported
 from .layout import LayoutPlan, to_physical
+from .memory import ActivationAddress
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,11 @@ def _apply(op, index: int, array: np.ndarray) -> np.ndarray:
     return np.asarray(produced[index])
 
 
-def source_views(v: Value, movers: dict[int, object], layouts: LayoutPlan) -> list[tuple[Value, np.ndarray]]:
+def source_views(v: Value, movers: dict[int, Op], layouts: LayoutPlan) -> list[tuple[Value, np.ndarray]]:
     """(root, offsets) pairs, the furthest root first, ending with ``v`` itself: ``offsets`` has
     ``v``'s logical shape and holds the physical element of ``root`` each element equals.
     ``movers`` maps id(value) -> the layout op producing it (only ops kept as layout steps)."""
-    chain = []
+    chain: list[tuple[Op, int]] = []
     candidates = [(v, layouts.offsets(v))]
     x = v
     while id(x) in movers:
@@ -82,7 +83,7 @@ def destination_views(y: Value, sole_mover, layouts: LayoutPlan) -> list[tuple[V
     ``offsets`` has ``y``'s logical shape and holds the physical element of the destination
     each element of ``y`` lands in after the (bijective) moves ``movers``.
     ``sole_mover(x)`` is the layout op that is the only user of ``x`` (None if there is none)."""
-    out = [(y, layouts.offsets(y), [])]
+    out: list[tuple[Value, np.ndarray, list]] = [(y, layouts.offsets(y), [])]
     index = np.arange(y.type.size, dtype=np.int64).reshape(y.type.shape)
     movers = []
     x = y
@@ -112,7 +113,8 @@ def storable(offsets: np.ndarray) -> bool:
     return form is not None and (form.cs == 1 or offsets.shape[2] == 1)
 
 
-def fetch(ctx: Context, op, buf: str, dst: int, staging: int, room: int, address: int, offsets: np.ndarray):
+def fetch(ctx: Context, op, buf: str, dst: int, staging: int, room: int, address: int | ActivationAddress,
+          offsets: np.ndarray):
     """Fill dense row-major [P, R, C] int8 at ``dst`` of ``buf`` from the view ``offsets`` of the
     tensor at ``address``."""
     p = ctx.program

@@ -38,7 +38,8 @@ def _density(notes: dict, name: str, default: float) -> float:
 
 def expected_counts(modules: list[dict], notes: dict) -> dict[str, Counts]:
     """Token counts of one frame at the annotated mean density (1.0 where nothing is annotated)."""
-    counts, tokens = {}, {}
+    counts: dict[str, Counts] = {}
+    tokens: dict[str, int] = {}
     for s in modules:
         _, ho, wo = s["out_shape"]
         inherited = tokens[s["inputs"][0]] / (ho * wo) if s["inputs"] else 1.0

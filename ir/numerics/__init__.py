@@ -34,6 +34,7 @@ from .uniform import (
 )
 
 __all__ = [
+    "bf16_math",
     "BF16_MAX", "BF16_MIN_NORMAL", "BF16_MIN_SUBNORMAL", "BF16_NAN", "FINE_SHIFT", "as_bf16_array", "INT16_MAX",
     "INT16_MIN", "INT32_MAX", "INT32_MIN", "INT8_MAX", "INT8_MIN", "MAX_DECODE_INT",
     "ROUNDING_MODES", "UINT8_MAX", "UINT8_MIN", "centre_and_shift", "bf16_add", "bf16_fma", "bf16_max", "bf16_min",

@@ -112,7 +112,10 @@ def as_bf16_lanes(x, name: str) -> np.ndarray:
     return arr
 
 
-def round32(x32: np.ndarray) -> np.ndarray:
+Lanes = np.ndarray | np.floating  # float32 lanes, or one float32 constant broadcast over them
+
+
+def round32(x32: Lanes) -> np.ndarray:
     """float32 values rounded once (RNE) to bf16 values, as float32; every NaN becomes 0x7FC0.
 
     The canonical NaN goes in first, so the carry of the rounding add never leaves a NaN's
@@ -138,22 +141,22 @@ def round32(x32: np.ndarray) -> np.ndarray:
 # - a +- b: float32 has 24 >= 2 * 8 + 2 bits, so rounding the sum to float32 and then to bf16 is
 #   the correctly rounded sum (Figueroa's double-rounding theorem); sums below 2^-126 are
 #   multiples of 2^-133 under 2^-125, exact in float32; overflow behaves as for products.
-def mul32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def mul32(a: Lanes, b: Lanes) -> np.ndarray:
     """a * b rounded once to bf16 (unchecked float32 lanes)."""
     return round32(a * b)
 
 
-def add32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def add32(a: Lanes, b: Lanes) -> np.ndarray:
     """a + b rounded once to bf16 (unchecked float32 lanes)."""
     return round32(a + b)
 
 
-def sub32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def sub32(a: Lanes, b: Lanes) -> np.ndarray:
     """a - b rounded once to bf16 (unchecked float32 lanes)."""
     return round32(a - b)
 
 
-def mul_add32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+def mul_add32(a: Lanes, b: Lanes, c: Lanes) -> np.ndarray:
     """a * b + c as the SIMD lane computes it, multiply, round, add, round (unchecked lanes)."""
     return round32(round32(a * b) + c)
 

@@ -8,6 +8,7 @@ int32 as the hardware accumulators must.
 from __future__ import annotations
 
 import functools
+from typing import Callable
 
 import numpy as np
 
@@ -215,5 +216,5 @@ def fc(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[Token
     return TokenStream.at([[0, 0]], out, spec["background"], 1, 1), Counts(len(stream), 1)
 
 
-KERNELS = {"conv": conv, "pointwise": conv, "depthwise": conv, "maxpool": maxpool, "avgpool": avgpool, "add": add,
+KERNELS: dict[str, Callable[..., tuple[TokenStream, Counts]]] = {"conv": conv, "pointwise": conv, "depthwise": conv, "maxpool": maxpool, "avgpool": avgpool, "add": add,
            "concat": concat, "gpool": gpool, "fc": fc}

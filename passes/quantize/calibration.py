@@ -9,7 +9,7 @@ from tcc.ir import Module, Value
 from tcc.ir.errors import TccError
 from tcc.ir.interpreter import run_module
 
-from .observers import OBSERVERS, PercentileObserver
+from .observers import OBSERVERS, MinMaxObserver, PercentileObserver
 
 
 class CalibrationError(TccError):
@@ -69,7 +69,7 @@ def calibrate(module: Module, samples, method: str = "minmax", percentile: float
     """
     if method not in OBSERVERS:
         raise CalibrationError(f"unknown calibration method {method!r}; choose from {', '.join(OBSERVERS)}")
-    observers: dict[int, object] = {}
+    observers: dict[int, MinMaxObserver] = {}
 
     def observe(value: Value, array: np.ndarray) -> None:
         if value.type.dtype != "f32":
@@ -96,7 +96,11 @@ def calibrate(module: Module, samples, method: str = "minmax", percentile: float
     finally:
         if progress is not None:
             progress.__exit__(None, None, None)
-    return {key: tuple(float(v) for v in obs.range()) for key, obs in observers.items()}
+    ranges = {}
+    for key, obs in observers.items():
+        lo, hi = obs.range()
+        ranges[key] = (float(lo), float(hi))
+    return ranges
 
 
 def _sparse_runner(module: Module, mode: str, observe):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tcc.ir import Builder, Module, Op, QuantParams, TensorType, Trait, Value, constant_value, kinds_with
+from tcc.ir import Builder, Module, Op, QuantParams, Trait, Value, constant_value, kinds_with
 from tcc.ir import numerics
 
 from .params import activation_params, dyadic

@@ -7,7 +7,7 @@ import numpy as np
 from tcc.ir import Module, Op, QuantParams, TensorType, Value, constant_value
 from tcc.ir import numerics
 
-from .lowering import IDENTITY_Q31, LAYOUT_KINDS, Lowering, LoweringConfig, per_tensor
+from .lowering import LAYOUT_KINDS, Lowering, LoweringConfig, per_tensor
 from .params import dyadic, quantize_bias, quantize_weights
 
 
@@ -36,7 +36,8 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
         w = constant_value(op.operands[1])
         if w is None or w.ndim != 2:
             return lower_matmul(lw, op)
-        weight, channel_axis, kind, attrs = w.T, op.result.type.rank - 1, "qlinear", {}
+        attrs: dict = {}
+        weight, channel_axis, kind = w.T, op.result.type.rank - 1, "qlinear"
     else:
         weight = constant_value(op.operands[1])
         if weight is None:
