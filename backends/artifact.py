@@ -1,12 +1,13 @@
-"""The artifact files the backends write and the runtime loads: one container, two payloads.
+"""The artifact files the backends write and the runtime loads: one container, three payloads.
 
-Container (both kinds)::
+Container (every kind)::
 
-    offset 0   magic (8 bytes: b"TCCARTF\\0" overlay, b"TCCSPRS\\0" sparse)
+    offset 0   magic (8 bytes: b"TCCARTF\\0" overlay, b"TCCSPRS\\0" sparse, b"TCCHETR\\0" heterogeneous)
            8   format version (u32 little-endian)
-          12   section lengths (n x u64; the overlay's program section counts u64 words, not bytes)
-    12 + 8n    SHA-256 of every byte after the header (32 bytes)
-    44 + 8n    the sections, in order
+               heterogeneous only: the number of sections n (u32)
+               n section lengths (u64 each; the overlay's program section counts u64 words, not bytes)
+               SHA-256 of every byte after the header (32 bytes)
+               the sections, in order
 
 Overlay (``Artifact``, n = 4): metadata JSON | program (u64 little-endian words) | DRAM image | IR
 text.  The metadata holds input/output names, shapes, device addresses and layouts (``perm``), the
@@ -15,6 +16,11 @@ target config, vector-op descriptors and per-layer roofline inputs and live DRAM
 Sparse (``SparseArtifact``, n = 3): metadata JSON | weights (raw little-endian arrays) | IR text.
 The metadata holds the mode, the target budget, one entry per module, the FIFO graph, the host ops
 and where each weight array lies in the weights section.
+
+Heterogeneous (``HeteroArtifact``, n >= 2): metadata JSON | whole-model IR text | one section per
+partition: a complete overlay artifact for a device partition, the textual IR of its ops for a
+host one.  The metadata lists the partitions in execution order with the value names each reads
+and writes, and the model's inputs and outputs as (name, value) pairs.
 
 Loading checks magic, version, lengths and checksum before anything else.  This module imports no
 backend, so the runtime can load artifacts without the compiler.
@@ -33,11 +39,15 @@ from tcc.ir.errors import TccError
 from tcc.ir.fileio import write_atomic
 
 FORMAT_VERSION = 1
-MAGICS = {"overlay": b"TCCARTF\0", "sparse": b"TCCSPRS\0"}
-# Per kind: the bytes counted by one unit of each stored section length.
-_UNITS = {"overlay": (1, 8, 1, 1), "sparse": (1, 1, 1)}
-_HOW_TO_COMPILE = {"overlay": "tcc compile MODEL.onnx -t overlay",
-                   "sparse": "tcc compile MODEL.onnx -t sparse --calib CALIB.npz"}
+MAGICS = {"overlay": b"TCCARTF\0", "sparse": b"TCCSPRS\0", "heterogeneous": b"TCCHETR\0"}
+# Per kind: the bytes counted by one unit of each stored section length; None: any number of
+# sections, counted in the header, lengths in bytes.
+_UNITS: dict[str, tuple[int, ...] | None] = {"overlay": (1, 8, 1, 1), "sparse": (1, 1, 1), "heterogeneous": None}
+_NAMES = {"overlay": "tcc artifact", "sparse": "sparse tcc artifact", "heterogeneous": "heterogeneous tcc artifact"}
+_HOW_TO_COMPILE = {"overlay": "; compile one with `tcc compile MODEL.onnx -t overlay`",
+                   "sparse": "; compile one with `tcc compile MODEL.onnx -t sparse --calib CALIB.npz`",
+                   "heterogeneous": ""}
+_HEAD = struct.Struct("<8sI")
 
 
 class ArtifactError(TccError):
@@ -45,7 +55,7 @@ class ArtifactError(TccError):
 
 
 def artifact_kind(path) -> str | None:
-    """'overlay', 'sparse', or None when PATH is not a tcc artifact (or cannot be read)."""
+    """'overlay', 'sparse', 'heterogeneous', or None when PATH is not a tcc artifact (or cannot be read)."""
     try:
         with open(path, "rb") as f:
             head = f.read(8)
@@ -54,31 +64,38 @@ def artifact_kind(path) -> str | None:
     return next((kind for kind, magic in MAGICS.items() if magic == head), None)
 
 
-def _header(kind: str) -> struct.Struct:
-    return struct.Struct(f"<8sI{len(_UNITS[kind])}Q32s")
-
-
 def pack(kind: str, sections: list[bytes]) -> bytes:
     """The container of ``kind`` around ``sections``."""
+    units = _UNITS[kind]
+    head = _HEAD.pack(MAGICS[kind], FORMAT_VERSION)
+    if units is None:
+        units = (1,) * len(sections)
+        head += struct.pack("<I", len(sections))
     body = b"".join(sections)
-    lengths = [len(s) // unit for s, unit in zip(sections, _UNITS[kind])]
-    return _header(kind).pack(MAGICS[kind], FORMAT_VERSION, *lengths, hashlib.sha256(body).digest()) + body
+    lengths = [len(s) // unit for s, unit in zip(sections, units)]
+    return head + struct.pack(f"<{len(lengths)}Q", *lengths) + hashlib.sha256(body).digest() + body
 
 
 def unpack(kind: str, data: bytes, source: str) -> list[bytes]:
     """The sections of a ``kind`` container, after checking magic, version, lengths and checksum."""
-    header = _header(kind)
-    name = "tcc artifact" if kind == "overlay" else f"{kind} tcc artifact"
-    if len(data) < header.size or data[:8] != MAGICS[kind]:
-        raise ArtifactError(f"{source}: not a {name} (no {MAGICS[kind][:7].decode()} header); compile one "
-                            f"with `{_HOW_TO_COMPILE[kind]}`")
-    _, version, *lengths, digest = header.unpack_from(data)
+    if len(data) < _HEAD.size or data[:8] != MAGICS[kind]:
+        raise ArtifactError(f"{source}: not a {_NAMES[kind]} (no {MAGICS[kind][:7].decode()} header)"
+                            f"{_HOW_TO_COMPILE[kind]}")
+    _, version = _HEAD.unpack_from(data)
     if version != FORMAT_VERSION:
-        what = "artifact" if kind == "overlay" else f"{kind} artifact"
+        what = _NAMES[kind].replace("tcc artifact", "artifact")
         raise ArtifactError(f"{source}: {what} format version {version}, this tcc reads version "
                             f"{FORMAT_VERSION}; recompile the model with this tcc")
-    sizes = [n * unit for n, unit in zip(lengths, _UNITS[kind])]
-    body = data[header.size:]
+    at, units = _HEAD.size, _UNITS[kind]
+    if units is None:
+        count = struct.unpack_from("<I", data, at)[0] if len(data) >= at + 4 else 0
+        units, at = (1,) * count, at + 4
+    start = at + 8 * len(units) + 32
+    if len(data) < start:
+        raise ArtifactError(f"{source}: truncated {_NAMES[kind]} header")
+    lengths = struct.unpack_from(f"<{len(units)}Q", data, at)
+    digest, body = data[start - 32:start], data[start:]
+    sizes = [n * unit for n, unit in zip(lengths, units)]
     if len(body) != sum(sizes):
         raise ArtifactError(f"{source}: truncated or padded artifact ({len(body)} bytes of sections, "
                             f"the header says {sum(sizes)})")
@@ -267,3 +284,82 @@ class SparseArtifact:
             lines.append(f"{f['src']} -> {f['dst']}: {f['stream']} {f['width_bits']}b x {f['depth']}")
         lines.append(f"; host: {', '.join(m['host_ops'])}")
         return "\n".join(lines) + "\n"
+
+
+# -- the heterogeneous artifact: device and host partitions of one model ---------------------------
+_PART_KEYS = {"kind": str, "inputs": list, "outputs": list, "nodes": list}
+
+
+@dataclass
+class HeteroArtifact:
+    metadata: dict
+    ir_text: str
+    parts: list  # Artifact (device) or str (host IR text), as metadata["partitions"] says
+
+    def to_bytes(self) -> bytes:
+        sections = [_json(self.metadata), self.ir_text.encode("utf-8")]
+        sections += [p.to_bytes() if isinstance(p, Artifact) else p.encode("utf-8") for p in self.parts]
+        return pack("heterogeneous", sections)
+
+    def save(self, path) -> None:
+        write_atomic(path, self.to_bytes())
+
+    def summary(self) -> str:
+        kinds = [p["kind"] for p in self.metadata["partitions"]]
+        words = sum(len(p.program) for p in self.parts if isinstance(p, Artifact))
+        return (f"{len(kinds)} partitions ({kinds.count('device')} on the device, {kinds.count('host')} on the "
+                f"host), {words} instructions")
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "<bytes>") -> HeteroArtifact:
+        sections = unpack("heterogeneous", data, source)
+        if len(sections) < 2:
+            raise ArtifactError(f"{source}: truncated heterogeneous artifact header")
+        try:
+            meta = json.loads(sections[0].decode("utf-8"))
+            ir = sections[1].decode("utf-8")
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ArtifactError(f"{source}: malformed metadata or IR section ({exc})") from None
+        _check_hetero_metadata(meta, len(sections) - 2, source)
+        parts: list = []
+        for i, (entry, raw) in enumerate(zip(meta["partitions"], sections[2:])):
+            if entry["kind"] == "device":
+                parts.append(Artifact.from_bytes(raw, f"{source} partition {i}"))
+            else:
+                try:
+                    parts.append(raw.decode("utf-8"))
+                except UnicodeDecodeError:
+                    raise ArtifactError(f"{source}: partition {i}: host IR is not UTF-8 text") from None
+        return cls(meta, ir, parts)
+
+    @classmethod
+    def load(cls, path) -> HeteroArtifact:
+        return cls.from_bytes(read_file(path), str(path))
+
+
+def _check_hetero_metadata(meta, n_parts: int, source: str) -> None:
+    def bad(what: str) -> ArtifactError:
+        return ArtifactError(f"{source}: malformed artifact metadata: {what}; recompile the model")
+
+    if not isinstance(meta, dict):
+        raise bad("expected a JSON object")
+    for key in ("inputs", "outputs", "partitions"):
+        if not isinstance(meta.get(key), list):
+            raise bad(f"{key!r} is missing or not a list")
+    for group in ("inputs", "outputs"):
+        for entry in meta[group]:
+            if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)
+                    and isinstance(entry.get("value"), str)):
+                raise bad(f"an entry of {group!r} is not {{'name': str, 'value': str}}")
+    if len(meta["partitions"]) != n_parts:
+        raise bad(f"{len(meta['partitions'])} partitions listed, {n_parts} stored")
+    for i, entry in enumerate(meta["partitions"]):
+        if not isinstance(entry, dict):
+            raise bad(f"partition {i} is not an object")
+        for key, kind in _PART_KEYS.items():
+            if not isinstance(entry.get(key), kind):
+                raise bad(f"partition {i}: {key!r} is missing or not a {kind.__name__}")
+        if entry["kind"] not in ("device", "host"):
+            raise bad(f"partition {i}: kind {entry['kind']!r} is not 'device' or 'host'")
+        if not all(isinstance(n, str) for n in entry["inputs"] + entry["outputs"]):
+            raise bad(f"partition {i}: inputs and outputs must be value names")

@@ -96,10 +96,13 @@ def cli(debug: bool) -> None:
 @click.option("--sparse-mode", type=click.Choice(["exact", "submanifold"]), default=None,
               help="-t sparse: 'exact' (default) equals the dense model; 'submanifold' computes "
                    "outputs only at active sites, as a network trained that way expects.")
+@click.option("--no-host-fallback", is_flag=True,
+              help="-t overlay: refuse, listing them, ops the overlay cannot run instead of running "
+                   "them on the host (the default makes a heterogeneous artifact).")
 @with_dump_options
 def compile(model, target, output, input_shapes, passes, calib, quant, method, weights, symmetric,
-            budget_bytes, budget_cycles, candidates, target_config, sparse_mode, dump_after, dump_dir,
-            timings):
+            budget_bytes, budget_cycles, candidates, target_config, sparse_mode, no_host_fallback, dump_after,
+            dump_dir, timings):
     """Compile an ONNX MODEL to textual IR (-t ir), an overlay artifact (-t overlay) or a sparse
     dataflow artifact (-t sparse)."""
     from tcc.driver import UsageError, compile_to_ir, quantization_pipeline, run_pipeline
@@ -109,6 +112,8 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
     from_pins = passes is None and calib is None and quant_given and quant == "int8"
     if sparse_mode is not None and target != "sparse":
         raise UsageError("--sparse-mode goes with -t sparse")
+    if no_host_fallback and target != "overlay":
+        raise UsageError("--no-host-fallback goes with -t overlay")
     if target in ("overlay", "sparse"):
         if output in (None, "-"):
             raise UsageError(f"-t {target} writes a binary artifact: give -o MODEL.tcc")
@@ -149,14 +154,64 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
         artifact.save(output)
         click.echo(f"wrote {output}: {artifact.summary()}", err=True)
         return
-    from tcc.backends.overlay import compile_overlay
+    from tcc.backends.overlay import Artifact
+    from tcc.backends.overlay.hetero import HostFallbackRefused, compile_heterogeneous
 
     with _progress_callback(f"compiling {len(module.ops)} ops for the overlay") as progress:
-        artifact = compile_overlay(module, overlay_target, progress=progress)
+        try:
+            artifact = compile_heterogeneous(module, overlay_target, not no_host_fallback, progress)
+        except HostFallbackRefused as exc:  # name the ONNX op types, as the user knows the layers
+            raise HostFallbackRefused(exc.fallbacks, _onnx_op_types(model)) from None
     artifact.save(output)
-    meta = artifact.metadata
-    click.echo(f"wrote {output}: {len(artifact.program)} instructions, {len(meta['layers'])} layers, "
-               f"{meta['dram_bytes']} bytes of DRAM", err=True)
+    if isinstance(artifact, Artifact):
+        meta = artifact.metadata
+        click.echo(f"wrote {output}: {len(artifact.program)} instructions, {len(meta['layers'])} layers, "
+                   f"{meta['dram_bytes']} bytes of DRAM", err=True)
+        return
+    click.echo(f"wrote {output}: {artifact.summary()}", err=True)
+    for f in artifact.metadata["host_ops"]:
+        click.echo(f"note: node {f['node']!r} ({f['kind']}) runs on the host: {f['reason']}", err=True)
+
+
+def _onnx_op_types(model) -> dict[str, str]:
+    """ONNX node name -> op type, for messages that name the user's layers (empty if unreadable)."""
+    try:
+        import onnx
+
+        graph = onnx.load(str(model), load_external_data=False).graph
+    except Exception:  # the model was already imported; this is only for nicer messages
+        return {}
+    return {node.name: node.op_type for node in graph.node}
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("-t", "--target", type=click.Choice(["overlay"]), default="overlay", show_default=True,
+              help="The target to place the model on.")
+@click.option("--calib", default=None, type=click.Path(dir_okay=False),
+              help="Calibration .npz (default: placeholder ranges; the placement does not depend on them).")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
+              help="Bind an input's shape (repeatable); needed for dynamic dims.")
+@click.option("--calibrate", "method", type=click.Choice(["minmax", "percentile", "entropy", "mse"]),
+              default="minmax", show_default=True, help="How calibration picks activation ranges.")
+@click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, dybit2..8.")
+@click.option("--target-config", default=None, type=click.Path(dir_okay=False),
+              help="Target description (TOML); default: the bundled overlay core.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
+def explain(model, target, calib, input_shapes, method, weights, target_config, as_json):
+    """Where each ONNX node will run on the overlay (matrix unit, vector unit, int8 lanes, data
+    movement, folded away, or the host, with the reason), and the fraction of MACs on the device.
+    Runs the compile's passes and placement, but generates no code."""
+    from tcc.explain import explain as explain_model, format_explanation
+    from tcc.isa.target import load_target
+
+    result = explain_model(model, load_target(target_config), calib, _shapes(input_shapes), method, weights)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(result.to_json(), indent=1))
+    else:
+        click.echo(format_explanation(result))
 
 
 @cli.command(name="verify")
@@ -358,6 +413,7 @@ def run(source, inputs_path, output, seed, reference, report_path):
 def report(artifact, inputs_path, seed, top, html_path, json_path):
     """Simulate an artifact and print its performance table: per layer and the roofline bound (overlay),
     per module and the slowest module (sparse)."""
+    from tcc.driver import UsageError
     from tcc.ir.fileio import write_atomic
     from tcc.runtime import Session, open_session
 
@@ -365,7 +421,13 @@ def report(artifact, inputs_path, seed, top, html_path, json_path):
     inputs = _inputs_for(session.module, inputs_path, seed)
     _simulate(session, artifact, inputs)
     data = session.performance_report()
-    if isinstance(session, Session):
+    if html_path and data.get("heterogeneous"):
+        raise UsageError("--html does not draw heterogeneous artifacts (host partitions) yet; use --json")
+    if data.get("heterogeneous"):
+        from tcc.runtime.hetero_report import format_hetero_report
+
+        click.echo(format_hetero_report(data, top, style=click.style if _stdout_is_tty() else _no_style))
+    elif isinstance(session, Session):
         from tcc.runtime.report import format_report
 
         click.echo(format_report(data, top, style=click.style if _stdout_is_tty() else _no_style))
@@ -406,6 +468,15 @@ def disasm(source):
         from tcc.backends.sparse import SparseArtifact
 
         click.echo(SparseArtifact.load(source).describe(), nl=False)
+        return
+    if kind == "heterogeneous":
+        from tcc.backends.artifact import HeteroArtifact
+
+        hetero = HeteroArtifact.load(source)
+        for i, (entry, part) in enumerate(zip(hetero.metadata["partitions"], hetero.parts)):
+            what = "program" if entry["kind"] == "device" else "IR (reference interpreter)"
+            click.echo(f"; partition {i}: {entry['kind']} {what}")
+            click.echo(disassemble(part.program) if entry["kind"] == "device" else part, nl=False)
         return
     if kind == "overlay":
         from tcc.backends.overlay import Artifact

@@ -10,6 +10,10 @@ def open_session(path):
         from .sparse_session import SparseSession
 
         return SparseSession(path)
+    if artifact_kind(path) == "heterogeneous":
+        from .hetero_session import HeteroSession
+
+        return HeteroSession(path)
     return Session(path)
 
 
