@@ -24,14 +24,15 @@ import numpy as np
 
 from .core import Module, Op
 from .dtypes import from_numpy
-from .types import TensorType, format_list, format_scalar, format_type, quote
+from .escape import ir_string
+from .types import TensorType, format_list, format_scalar, format_type
 
 INLINE_TENSOR_LIMIT = 16
 _BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*|[0-9]+")
 
 
 def format_name(name: str) -> str:
-    return name if _BARE.fullmatch(name) else quote(name)
+    return name if _BARE.fullmatch(name) else ir_string(name)
 
 
 def _is_splat(value: np.ndarray) -> bool:
@@ -58,7 +59,7 @@ class Printer:
             self.blobs.append(value)
             return f"blob<#{len(self.blobs) - 1}>"
         if isinstance(value, str):
-            return quote(value)
+            return ir_string(value)
         if isinstance(value, tuple):
             return format_list(value)
         return format_scalar(value)
@@ -72,7 +73,7 @@ class Printer:
             text += " {" + attrs + "}"
         text += " : " + ", ".join(format_type(r.type) for r in op.results)
         if op.loc:
-            text += f" loc({quote(op.loc)})"
+            text += f" loc({ir_string(op.loc)})"
         return text
 
     def format_blob(self, index: int, value: np.ndarray) -> str:
@@ -91,7 +92,7 @@ class Printer:
         for op in module.ops:
             lines.append("  " + self.format_op(op))
         for name, v in module.outputs:
-            lines.append(f"  output {quote(name)} = %{format_name(v.name)}")
+            lines.append(f"  output {ir_string(name)} = %{format_name(v.name)}")
         lines.append("}")
         if self.blobs:
             lines.append("blobs {")

@@ -1,13 +1,13 @@
 """Tensor types: static shape, element type and optional quantization parameters."""
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .dtypes import DTYPES
+from .escape import ir_string
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,6 @@ class TensorType:
 
 
 # -- textual form (the printer's syntax for types; the parser reads it back) ---------------------
-def quote(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
-
-
 def format_float(value: float) -> str:
     if math.isnan(value):
         return "nan"
@@ -100,7 +96,7 @@ def format_quant(q: QuantParams) -> str:
     else:
         fields = f"axis = {q.axis}, scale = {format_list(q.scale)}, zero_point = {format_list(q.zero_point)}"
     if q.format is not None:
-        fields += f", format = {quote(q.format)}"
+        fields += f", format = {ir_string(q.format)}"
     return "{" + fields + "}"
 
 

@@ -1,7 +1,8 @@
 """What a pass is: a named unit that mutates a module in place and returns nothing."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 from tcc.ir import Module
@@ -14,10 +15,19 @@ class Pass:
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    #: Set by the pass manager while the pass runs: where ``report_progress`` goes (not an option:
+    #: options are the fields ``__init__`` takes).
+    progress_sink: Callable[[str, int, int], None] | None = field(default=None, init=False, repr=False,
+                                                                   compare=False)
 
     def apply(self, module: Module) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def report_progress(self, label: str, done: int, total: int) -> None:
+        """Tell the pass manager's instrumentations how far a long pass is (no-op outside a manager)."""
+        if self.progress_sink is not None:
+            self.progress_sink(label, done, total)
+
     def spec(self) -> str:
-        opts = ",".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
+        opts = ",".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self) if f.init)
         return f"{self.name}{{{opts}}}" if opts else self.name

@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 
 from tcc.ir import Module
+from tcc.ir.escape import html_text as escape
 
-from .html_draw import GraphNode, draw_graph, escape, hbar, page, size_text, xml_svg
+from .html_draw import GraphNode, draw_graph, hbar, page, size_text, xml_svg
 from .report import mode_cycles
 
 MODE_COLOURS = {"int8": "#2b7bb9", "bf16": "#d9661f"}
