@@ -3,9 +3,9 @@
 Units (``table.UNITS``, each instruction's unit is in the ISA table): load (``load``, ``lookup``),
 compute (the PE array: ``matmul``, ``mode``, and ``cvt``/``vop`` in bf16 mode), store (``store``),
 and post (the quantization / pooling / element-wise unit on the store path: ``requant``, ``pool``,
-``eadd``, ``copy``).  The front end issues one instruction per cycle (``sync`` and ``halt`` stall
-it until units are idle); each unit runs its instructions in order, one at a time, so its queue
-never blocks issue.  An instruction starts at ``max(issue, its unit free, end of every earlier
+``eadd``, ``emul``, ``lut``, ``copy``).  The front end issues one instruction per cycle (``sync``
+and ``halt`` stall it until units are idle); each unit runs its instructions in order, one at a
+time, so its queue never blocks issue.  An instruction starts at ``max(issue, its unit free, end of every earlier
 conflicting instruction)``: conflicts are overlapping byte ranges [lo, hi) of one memory where at
 least one side writes.  An instruction's range in a memory is the span from the lowest to the
 highest byte it touches there (strided accesses are not split into their rows).

@@ -4,8 +4,9 @@ Each float value of the input module gets representations in up to three domains
 (model inputs/outputs), ``i8`` (affine int8) and ``bf16`` -- created on demand with explicit
 quantize / dequantize / cast ops.  Linear ops (conv, linear, matmul, add/sub/mul, concat,
 pooling) become integer ops with dyadic requantization; ReLU/Clip that follow a linear op fold
-into its requantization's clamp; data movement follows its operand's domain; every other op
-runs in bf16.
+into its requantization's clamp; data movement follows its operand's domain; element-wise
+functions of one activation with a non-linearity (SiLU, GELU, sigmoid...) become one int8 table
+lookup (lut.py); every other op runs in bf16.
 """
 from __future__ import annotations
 

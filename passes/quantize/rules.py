@@ -8,7 +8,8 @@ from tcc.ir import Module, Op, QuantParams, TensorType, Value, constant_value
 from tcc.ir import numerics
 
 from .lowering import LAYOUT_KINDS, Lowering, LoweringConfig, per_tensor
-from .params import dyadic, quantize_bias, quantize_weights
+from .lut import find_chains, lower_chain
+from .params import bias_weight_scales, dyadic, quantize_bias, quantize_weights
 
 
 def requantize_output(lw: Lowering, op: Op, acc: Value, acc_scales, axis: int = 1) -> bool:
@@ -46,11 +47,12 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
         kind, attrs = ("qconv", op.attrs) if op.kind == "conv" else ("qlinear", {})
     x = lw.i8(op.operands[0])
     sx, _ = per_tensor(x.type.quant)
-    wq, wparams = quantize_weights(weight, lw.config.weights_for(op), axis=0)
-    operands = [x, lw.typed(lw.b.const(wq, op.operands[1].name + ".q"), str(wq.dtype).replace("int", "i"), wparams)]
     bias = constant_value(op.operands[2]) if len(op.operands) > 2 else None
     if len(op.operands) > 2 and bias is None:
         return False
+    min_scale = bias_weight_scales(bias, sx) if bias is not None else None
+    wq, wparams = quantize_weights(weight, lw.config.weights_for(op), axis=0, min_scale=min_scale)
+    operands = [x, lw.typed(lw.b.const(wq, op.operands[1].name + ".q"), str(wq.dtype).replace("int", "i"), wparams)]
     if bias is not None:
         bq, acc_scales = quantize_bias(bias, sx, wparams.scale)
         operands.append(lw.typed(lw.b.const(bq, op.operands[2].name + ".q"), "i32",
@@ -196,12 +198,16 @@ RULES = {
 def lower_module(source: Module, ranges: dict[int, tuple[float, float]], config: LoweringConfig) -> Module:
     """The integer-only module equivalent of ``source`` (a new Module)."""
     lw = Lowering(source, ranges, config)
+    chains, absorbed = find_chains(source)
     for v in source.inputs:
         lw.bind(v, lw.target.add_input(v.name, TensorType(v.type.shape, v.type.dtype)), "f32")
     for op in source.ops:
-        if op.kind == "const" or id(op) in lw.consumed:
+        if op.kind == "const" or id(op) in lw.consumed or id(op) in absorbed:
             continue
         lw.b.loc = op.loc
+        if id(op) in chains:
+            lower_chain(lw, chains[id(op)])
+            continue
         floating = any(r.type.dtype == "f32" for r in op.results)
         fallback = [lower_bf16, lower_float] if floating else [lower_float]
         for rule in RULES.get(op.kind, []) + fallback:
