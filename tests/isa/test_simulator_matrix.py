@@ -293,13 +293,15 @@ def test_emul_broadcasts_b_by_repeat_period_and_phase():
     machine = Machine(TARGET, np.zeros(16, np.uint8), [])
     machine.buffers["abuf"][0:6] = a.view(np.uint8)
     machine.buffers["abuf"][0x40:0x43] = b.view(np.uint8)
-    regs = dict(ea__b=0x40, ea__len=6, ea__a_zp=1, ea__b_zp=-2, ea__out_mult=2**30, ea__out_shift=32, ea__zp=3,
-                ea__qmin=-128, ea__qmax=100)
-    run(setr(**regs, em__b_rep=1, em__b_period=3, em__b_phase=0) + "emul half_even, 0x80, 0\nhalt\n", machine=machine)
+    regs = {"ea.b": 0x40, "ea.len": 6, "ea.a_zp": 1, "ea.b_zp": -2, "ea.out_mult": 2**30, "ea.out_shift": 32,
+            "ea.zp": 3, "ea.qmin": -128, "ea.qmax": 100}
+    run(setr(regs | {"em.b_rep": 1, "em.b_period": 3, "em.b_phase": 0}) + "emul half_even, 0x80, 0\nhalt\n",
+        machine=machine)
     assert machine.buffers["abuf"][0x80:0x86].view(np.int8).tolist() == [2, -15, 100, -13, 3, -126]
     # b as a spatial map (one value per pixel, rep = channels), starting one element into the
     # pattern (phase 2): elements read b[0], b[1], b[1], b[1], b[2], b[2].
-    run(setr(**regs, em__b_rep=3, em__b_period=3, em__b_phase=2) + "emul half_up, 0x80, 0\nhalt\n", machine=machine)
+    run(setr(regs | {"em.b_rep": 3, "em.b_period": 3, "em.b_phase": 2}) + "emul half_up, 0x80, 0\nhalt\n",
+        machine=machine)
     factors = np.array([3, -8, -8, -8, 4, 4])
     expected = [max(-128, min(100, int(np.floor((int(x) - 1) * f / 4 + 0.5)) + 3)) for x, f in zip(a, factors)]
     assert machine.buffers["abuf"][0x80:0x86].view(np.int8).tolist() == expected
