@@ -5,7 +5,6 @@ from __future__ import annotations
 from .opdef import AttrSpec, define_op
 from .ops_nn import _WINDOW, _pool
 from .shape_rules import ShapeError, broadcast, normalize_axis
-from .types import TensorType
 
 
 def _same(types, attrs):

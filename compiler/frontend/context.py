@@ -5,6 +5,8 @@ node, and ``emit`` to create ops named after the node's outputs with the node's 
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
@@ -26,6 +28,9 @@ class ImportContext:
         self.consts: dict[str, np.ndarray] = {}  # ONNX tensor name -> constant (materialized lazily)
         self.const_locs: dict[str, str] = {}
         self.const_quant: dict[str, QuantParams] = {}  # parameters a constant came with (QDQ weights)
+        # Folds or lowers one more node (set by the importer; If/Loop/Scan bodies use it): False
+        # when the node can be neither.
+        self.import_node: Callable[[onnx.NodeProto], bool] = lambda node: False
         graph = loaded.model.graph
         # Every ONNX tensor name; intermediate values must not take one of them.
         self.reserved: set[str] = {vi.name for vi in graph.input} | set(loaded.initializers)

@@ -21,14 +21,14 @@ def function_body(node: NodeProto, opset: int, input_types: list[onnx.TypeProto]
     except Exception:  # no schema for this op at this opset
         return None
     proto = FunctionProto()
-    versions = [v for v in schema.function_opset_versions if v <= opset]
+    versions = [v for v in schema.function_opset_versions if v <= opset]  # type: ignore[attr-defined]
     if versions:
-        proto.ParseFromString(schema.get_function_with_opset_version(max(versions)))
+        proto.ParseFromString(schema.get_function_with_opset_version(max(versions)))  # type: ignore[attr-defined]
         return proto
-    versions = [v for v in schema.context_dependent_function_opset_versions if v <= opset]
+    versions = [v for v in schema.context_dependent_function_opset_versions if v <= opset]  # type: ignore[attr-defined]
     if versions:
         try:
-            serialized = schema.get_context_dependent_function_with_opset_version(
+            serialized = schema.get_context_dependent_function_with_opset_version(  # type: ignore[attr-defined]
                 max(versions), _with_defaults(node, schema).SerializeToString(),
                 [t.SerializeToString() for t in input_types])
         except Exception:  # the body builder refuses these inputs

@@ -45,6 +45,7 @@ def _import(model, input_shapes, name) -> Module:
     loaded = load_model(model, input_shapes, supported=_lowered_or_folded)
     ctx = ImportContext(loaded, name or _default_name(model, loaded))
     folder = Folder(loaded.opset)
+    ctx.import_node = lambda node: import_node(ctx, folder, node)
     _reject_unsupported(ctx, folder)
     for node in loaded.model.graph.node:
         if not import_node(ctx, folder, node):

@@ -35,9 +35,6 @@ def _bind(ctx, target: str, source: str) -> None:
 def _inline(n: NodeContext, graph: onnx.GraphProto, inputs: list[str], prefix: str) -> list[str]:
     """Lower ``graph``'s nodes with its inputs bound to the existing tensors ``inputs``; returns
     the names of its outputs in the enclosing context."""
-    from .folding import Folder
-    from .importer import import_node
-
     ctx = n.ctx
     if len(inputs) != len(graph.input):
         raise n.error(f"the body takes {len(graph.input)} inputs, the node gives it {len(inputs)}")
@@ -50,7 +47,6 @@ def _inline(n: NodeContext, graph: onnx.GraphProto, inputs: list[str], prefix: s
             if out:
                 names[out] = f"{prefix}{out}"
     rename = lambda name: names.get(name, name) if name else ""  # noqa: E731  (outer names stay)
-    folder = Folder(ctx.loaded.opset)
     for node in graph.node:
         copy = onnx.NodeProto()
         copy.CopyFrom(node)
@@ -59,7 +55,7 @@ def _inline(n: NodeContext, graph: onnx.GraphProto, inputs: list[str], prefix: s
         copy.output[:] = [rename(o) for o in node.output]
         ctx.reserved.update(o for o in copy.output if o)
         ctx.used.update(i for i in copy.input if i)
-        if not import_node(ctx, folder, copy):
+        if not ctx.import_node(copy):
             raise FrontendError(f"{n.where}: its body uses {node.op_type} (node {node_label(node)!r}), "
                                 "which tcc does not support")
     outputs = [rename(vo.name) for vo in graph.output]

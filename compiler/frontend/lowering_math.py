@@ -12,7 +12,7 @@ _UNARY = {
     "Softsign": "softsign", "Mish": "mish", "BitwiseNot": "bitwise_not", "IsNaN": "is_nan",
 }
 # ONNX op -> (tcc kind, attributes copied with their ONNX defaults).
-_WITH_ATTRS = {
+_WITH_ATTRS: dict[str, tuple[str, dict]] = {
     "Elu": ("elu", {"alpha": 1.0}),
     "Selu": ("selu", {"alpha": 1.67326319217681884765625, "gamma": 1.05070102214813232421875}),
     "Celu": ("celu", {"alpha": 1.0}),

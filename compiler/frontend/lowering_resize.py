@@ -105,7 +105,7 @@ def lower_resize(n: NodeContext) -> None:
 def _extra_attrs(n: NodeContext, mode: str, coordinates: str, axes, rank: int) -> dict:
     """Cubic's coefficient and exclude_outside; tf_crop_and_resize's roi (per axis, starts then
     ends; unlisted axes take the whole input) and extrapolation value."""
-    extra = {}
+    extra: dict[str, object] = {}
     if mode == "cubic":
         extra["cubic_coeff_a"] = float(n.attr("cubic_coeff_a", -0.75))
         extra["exclude_outside"] = int(n.attr("exclude_outside", 0))

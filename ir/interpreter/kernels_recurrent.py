@@ -103,7 +103,6 @@ def lstm(attrs, x, w, r, b, lens, h0, c0, p):
 
 
 def gru(attrs, x, w, r, b, lens, h0):
-    hidden = attrs["hidden_size"]
     fns = [_activations("gru", attrs, d, x.dtype) for d in range(w.shape[0])]
 
     def step(d, xt, state):

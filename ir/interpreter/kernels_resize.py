@@ -91,10 +91,9 @@ def _cubic_axis(x: np.ndarray, axis: int, coords: np.ndarray, a: float, exclude_
         weights = [np.where((tap >= 0) & (tap < in_len), w, 0.0) for tap, w in zip(taps, weights)]
         total = sum(weights)
         weights = [w / total for w in weights]
-    out = 0
-    for tap, w in zip(taps, weights):
-        out = out + np.take(x, np.clip(tap, 0, in_len - 1), axis=axis) * _along(w.astype(x.dtype), axis, x.ndim)
-    return out
+    terms = [np.take(x, np.clip(tap, 0, in_len - 1), axis=axis) * _along(w.astype(x.dtype), axis, x.ndim)
+             for tap, w in zip(taps, weights)]
+    return terms[0] + terms[1] + terms[2] + terms[3]
 
 
 def resize(attrs, x):
