@@ -19,16 +19,11 @@ DEVICE_MAC_GOAL = 0.99      # share of a CNN's MACs on the device
 FLOAT_TOLERANCE = 1e-4       # max |tcc - onnxruntime| / max |onnxruntime|, float32 throughout
 
 #: Float import: what does not import yet, and why.
-FLOAT_FAILS = {
-    "crnn": "frontend: LSTM (node_lstm__2, node_lstm_1__2) and LogSoftmax (node_log_softmax) unsupported",
-}
+FLOAT_FAILS: dict[str, str] = {}
 #: Overlay compile or run: what fails today (node, op, message).
 OVERLAY_FAILS = {
     "convnext_t": "node_MatMul_1 (Linear on the NHWC [1,H,W,C] activation): linear layers take rank-2 or rank-3 "
                   "activations on the overlay",
-    "crnn": "LSTM and LogSoftmax not in the frontend",
-    "bert": "node_Unsqueeze_196: the quantizer quantizes the i64 attention mask "
-            "(quantize needs f32 or bf16 operands, got i64)",
 }
 #: Compiled and bit-exact, but below the SQNR goal (whole model against float onnxruntime; in
 #: brackets onnxruntime's quantize_static, QDQ per-channel, same calibration file).
