@@ -35,7 +35,7 @@ class TargetConfig:
     array_cols: int = 32
     simd_lanes: int = 128  # bf16 mode
     simd_latency: int = 16
-    post_lanes: int = 128  # elements per cycle of the store-path unit (requant, pool, eadd, copy)
+    post_lanes: int = 128  # elements per cycle of the store-path unit (requant, pool, eadd, emul, lut, copy)
     abuf_bytes: int = 512 * 1024  # TATAA itself has 2 x 16 KB of activations; see targets/tataa.toml
     wbuf_bytes: int = 512 * 1024
     acc_bytes: int = 256 * 1024
