@@ -47,9 +47,9 @@ def _softmax(types, attrs):
     return _same(types, attrs)
 
 
-@define_op("cast", "x", (AttrSpec("to", "str"), AttrSpec("saturate", "int", 1)), traits=_EW)
+@define_op("cast", "x", (AttrSpec("to", "str"),), traits=_EW)
 def _cast(types, attrs):
-    """Convert element type (``saturate``: float8 targets clamp out-of-range values, as ONNX)."""
+    """Convert element type (float8 targets clamp out-of-range values: ONNX's saturate=1)."""
     from .dtypes import DTYPES
 
     if attrs["to"] not in DTYPES:
@@ -87,3 +87,8 @@ def _where(types, attrs):
     if cond.dtype != "bool" or a.dtype != b.dtype:
         raise ShapeError(f"where needs a bool condition and equal value types, got {cond.dtype}, {a.dtype}, {b.dtype}")
     return [TensorType(broadcast(cond.shape, a.shape, b.shape), a.dtype)]
+
+
+define_op("cast_no_saturate", "x", (AttrSpec("to", "str"),),
+          "Convert to a float8 type without saturation (ONNX's saturate=0): out-of-range values become "
+          "infinity or NaN.", traits=_EW)(_cast)

@@ -131,21 +131,19 @@ def lower_cast(n: NodeContext) -> None:
     if n.input_type(0).dtype == to:
         n.alias(0, 0)
     else:
-        n.emit("cast", [n.input(0)], _cast_attrs(n, to))
+        n.emit(_cast_kind(n, to), [n.input(0)], {"to": to})
 
 
-def _cast_attrs(n: NodeContext, to: str) -> dict:
-    """``saturate`` only where it matters and differs from its default (float8 targets)."""
-    if to in SATURATING_DTYPES and not n.attr("saturate", 1):
-        return {"to": to, "saturate": 0}
-    return {"to": to}
+def _cast_kind(n: NodeContext, to: str) -> str:
+    """cast saturates float8 targets (ONNX's default); saturate=0 is cast_no_saturate."""
+    return "cast_no_saturate" if to in SATURATING_DTYPES and not n.attr("saturate", 1) else "cast"
 
 
 def lower_cast_like(n: NodeContext) -> None:
     if n.input_type(0).dtype == n.input_type(1).dtype:
         n.alias(0, 0)
     else:
-        n.emit("cast", [n.input(0)], _cast_attrs(n, n.input_type(1).dtype))
+        n.emit(_cast_kind(n, n.input_type(1).dtype), [n.input(0)], {"to": n.input_type(1).dtype})
 
 
 def lower_mean(n: NodeContext) -> None:

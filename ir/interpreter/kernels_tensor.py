@@ -82,8 +82,12 @@ def expand(attrs, x):
 
 
 def cast(attrs, x):
-    if attrs.get("saturate", 1) and attrs["to"] in SATURATING_DTYPES:
+    if attrs["to"] in SATURATING_DTYPES:
         return saturate(x, attrs["to"])
+    return cast_to(x, attrs["to"])
+
+
+def cast_no_saturate(attrs, x):
     return cast_to(x, attrs["to"])
 
 
@@ -98,4 +102,5 @@ KERNEL_TABLE = (
     ("gather", gather),
     ("expand", expand),
     ("cast", cast),
+    ("cast_no_saturate", cast_no_saturate),
 )
