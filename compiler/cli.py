@@ -9,6 +9,7 @@ import click
 from click.core import ParameterSource
 
 from tcc import __version__
+from tcc.cli_files import FileCommand, InputFile, OutputFile, OutputFolder
 from tcc.ir.errors import TccError
 
 TARGETS = ("ir", "overlay", "sparse")
@@ -66,15 +67,19 @@ def cli(debug: bool) -> None:
     _State.debug = debug
 
 
+cli.command_class = FileCommand  # every command: outputs checked against inputs before any work
+
+
 @cli.command()
-@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("model", type=InputFile())
 @click.option("-t", "--target", type=click.Choice(TARGETS), default="ir", show_default=True,
               help="What to produce.")
-@click.option("-o", "--output", default=None, help="Output file ('-' or absent: stdout for IR).")
+@click.option("-o", "--output", default=None, type=OutputFile(stdout="text"),
+              help="Output file ('-' or absent: stdout for IR; '-' for an artifact: stdout, not a terminal).")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
               help="Bind an input's shape (repeatable); needed for dynamic dims.")
 @click.option("--passes", default=None, help="Override the pass pipeline, e.g. 'fold-constants,dce'.")
-@click.option("--calib", default=None, type=click.Path(dir_okay=False),
+@click.option("--calib", default=None, type=InputFile(),
               help="Calibration .npz (key per input name, axis 0 = samples); enables quantization.")
 @click.option("--quant", type=click.Choice(["int8", "mixed"]), default="int8", show_default=True,
               help="Quantization scheme (with --calib; int8 without --calib: the scales of a "
@@ -90,7 +95,7 @@ def cli(debug: bool) -> None:
               help="--quant mixed: modeled latency budget in cycles (sum over weight layers).")
 @click.option("--candidates", default=None, metavar="F1,F2,...",
               help="--quant mixed: formats to choose from (default int8,int4,dybit4,dybit6,bf16).")
-@click.option("--target-config", default=None, type=click.Path(dir_okay=False),
+@click.option("--target-config", default=None, type=InputFile(),
               help="Target description (TOML); default: the bundled TATAA-style overlay core, or "
                    "for -t sparse the bundled ZCU102-style FPGA budget.")
 @click.option("--sparse-mode", type=click.Choice(["exact", "submanifold"]), default=None,
@@ -110,7 +115,7 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
     if sparse_mode is not None and target != "sparse":
         raise UsageError("--sparse-mode goes with -t sparse")
     if target in ("overlay", "sparse"):
-        if output in (None, "-"):
+        if output is None or output == "-" and _stdout_is_tty():
             raise UsageError(f"-t {target} writes a binary artifact: give -o MODEL.tcc")
         if calib is None and passes is None and not from_pins:
             raise UsageError(f"-t {target} runs int8 code: give calibration data with --calib FILE.npz "
@@ -160,11 +165,11 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
 
 
 @cli.command(name="verify")
-@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("model", type=InputFile())
 @click.option("-t", "--target", type=click.Choice(["overlay", "ir"]), default="overlay", show_default=True,
               help="overlay: simulator and integer reference; ir: integer reference only.")
-@click.option("--calib", required=True, type=click.Path(dir_okay=False), help="Calibration .npz.")
-@click.option("--inputs", "inputs_path", default=None, type=click.Path(dir_okay=False),
+@click.option("--calib", required=True, type=InputFile(), help="Calibration .npz.")
+@click.option("--inputs", "inputs_path", default=None, type=InputFile(),
               help=".npz of inputs (one array per input, or stacked along axis 0); default: --calib's samples.")
 @click.option("--samples", default=4, show_default=True, type=click.IntRange(min=1),
               help="How many samples to run.")
@@ -173,10 +178,10 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
 @click.option("--calibrate", "method", type=click.Choice(["minmax", "percentile", "entropy", "mse"]),
               default="minmax", show_default=True, help="How calibration picks activation ranges.")
 @click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, dybit2..8.")
-@click.option("--target-config", default=None, type=click.Path(dir_okay=False),
+@click.option("--target-config", default=None, type=InputFile(),
               help="Target description (TOML); default: the bundled overlay core.")
-@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
-              help="Also write the per-layer results as JSON.")
+@click.option("--json", "json_path", default=None, type=OutputFile(stdout="text"),
+              help="Also write the per-layer results as JSON ('-': stdout).")
 def verify_command(model, target, calib, inputs_path, samples, input_shapes, method, weights, target_config,
                    json_path):
     """Per layer: SQNR of the int8 model against float (onnxruntime), and simulator == reference.
@@ -277,9 +282,10 @@ def _simulate(session, source, inputs) -> dict:
 
 
 @cli.command()
-@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("source", type=InputFile())
 @click.option("--passes", default="", help="Comma-separated pass pipeline, e.g. 'dce,fold-batchnorm'.")
-@click.option("-o", "--output", default=None, help="Output file ('-' or absent: stdout).")
+@click.option("-o", "--output", default=None, type=OutputFile(stdout="text"),
+              help="Output file ('-' or absent: stdout).")
 @with_dump_options
 def opt(source, passes, output, dump_after, dump_dir, timings):
     """Parse textual IR, run passes over it and print it (like mlir-opt)."""
@@ -310,12 +316,15 @@ def _inputs_for(module, inputs_path, seed):
 
 
 @cli.command()
-@click.argument("source", type=click.Path(dir_okay=False))
-@click.option("--inputs", "inputs_path", default=None, help=".npz with one array per model input name.")
-@click.option("-o", "--output", required=True, help=".npz to write, one array per model output name.")
+@click.argument("source", type=InputFile())
+@click.option("--inputs", "inputs_path", default=None, type=InputFile(),
+              help=".npz with one array per model input name.")
+@click.option("-o", "--output", required=True, type=OutputFile(stdout="binary"),
+              help=".npz to write, one array per model output name ('-': stdout, not a terminal).")
 @click.option("--seed", default=0, show_default=True, help="Seed for random inputs when --inputs is absent.")
 @click.option("--reference", is_flag=True, help="Artifact: run the integer reference interpreter on its IR.")
-@click.option("--report", "report_path", default=None, help="Artifact: write the performance report (JSON).")
+@click.option("--report", "report_path", default=None, type=OutputFile(stdout="text"),
+              help="Artifact: write the performance report (JSON; '-': stdout).")
 def run(source, inputs_path, output, seed, reference, report_path):
     """Run textual IR on the reference interpreter, or an artifact (.tcc) on the simulator."""
     from tcc.driver import UsageError, load_ir, save_outputs
@@ -346,14 +355,14 @@ def run(source, inputs_path, output, seed, reference, report_path):
 
 
 @cli.command()
-@click.argument("artifact", type=click.Path(dir_okay=False))
-@click.option("--inputs", "inputs_path", default=None, help=".npz inputs (default: N(0,1) random).")
+@click.argument("artifact", type=InputFile())
+@click.option("--inputs", "inputs_path", default=None, type=InputFile(), help=".npz inputs (default: N(0,1) random).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--top", default=None, type=int, help="Show only the N slowest layers.")
-@click.option("--html", "html_path", default=None, type=click.Path(dir_okay=False),
+@click.option("--html", "html_path", default=None, type=OutputFile(),
               help="Also write a self-contained HTML page (overlay: bars, roofline, mode timeline, memory, graph; "
                    "sparse: totals, module bars, token timeline, FIFO graph).")
-@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
+@click.option("--json", "json_path", default=None, type=OutputFile(),
               help="Also write the report as JSON.")
 def report(artifact, inputs_path, seed, top, html_path, json_path):
     """Simulate an artifact and print its performance table: per layer and the roofline bound (overlay),
@@ -394,7 +403,7 @@ def _no_style(text, **_):
 
 
 @cli.command()
-@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("source", type=InputFile())
 def disasm(source):
     """Print the program of an artifact (.tcc) or of a raw binary (.bin) as assembly."""
     from tcc.isa import disassemble, read_binary
@@ -417,8 +426,9 @@ def disasm(source):
 
 
 @cli.command()
-@click.argument("source", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, help="Raw little-endian 64-bit words.")
+@click.argument("source", type=InputFile())
+@click.option("-o", "--output", required=True, type=OutputFile(stdout="binary"),
+              help="Raw little-endian 64-bit words ('-': stdout, not a terminal).")
 def asm(source, output):
     """Assemble overlay assembly text into a binary."""
     from tcc.isa import assemble_file, write_binary
@@ -427,8 +437,8 @@ def asm(source, output):
 
 
 @cli.command()
-@click.argument("artifact", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", "folder", required=True, type=click.Path(file_okay=False),
+@click.argument("artifact", type=InputFile())
+@click.option("-o", "--output", "folder", required=True, type=OutputFolder(("top.cpp", "esda_modules.hpp")),
               help="Folder for esda_modules.hpp and top.cpp.")
 def hls(artifact, folder):
     """Write the C++ dataflow description of a sparse artifact (-t sparse): module templates and a
@@ -446,8 +456,9 @@ def hls(artifact, folder):
 
 
 @cli.command(name="export-onnx")
-@click.argument("source", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, help="The .onnx file to write.")
+@click.argument("source", type=InputFile())
+@click.option("-o", "--output", required=True, type=OutputFile(stdout="binary"),
+              help="The .onnx file to write ('-': stdout, not a terminal).")
 def export_onnx(source, output):
     """Write quantized textual IR as an ONNX QDQ model (for Netron or onnxruntime)."""
     from tcc.driver import load_ir

@@ -19,6 +19,8 @@ import numpy as np
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
+from tcc.ir.fileio import write_atomic
+
 from .encoding import LAYOUTS, EncodingError, Instruction, Layout, Slot, check_operand, did_you_mean, encode_program
 from .errors import AssemblyError, IsaError
 
@@ -127,8 +129,8 @@ def assemble_file(path) -> np.ndarray:
 
 
 def write_binary(words, path) -> None:
-    """Write words as raw little-endian 64-bit values."""
-    Path(path).write_bytes(np.asarray(words, dtype=np.uint64).astype("<u8").tobytes())
+    """Write words as raw little-endian 64-bit values (atomically: a failed write keeps the old file)."""
+    write_atomic(path, np.asarray(words, dtype=np.uint64).astype("<u8").tobytes())
 
 
 def read_binary(path) -> np.ndarray:

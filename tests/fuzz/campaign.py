@@ -1,6 +1,6 @@
 """A mutation-based fuzz campaign over tcc's input formats (longer than the tests run).
 
-    python tests/fuzz/campaign.py [--seconds 60] [--targets ir_parser,onnx_loader] [--seed 0]
+    python tests/fuzz/campaign.py [--seconds 60 | --cases 100000] [--targets ir_parser,onnx_loader] [--seed 0]
 
 For each target it mutates the seed inputs (and the corpus of inputs that once crashed) and runs
 the target on each; a crash is any exception other than TccError, a case slower than --timeout
@@ -50,13 +50,15 @@ def run_case(name: str, data: bytes, timeout: float) -> str | bool:
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
-def campaign(name: str, seconds: float, rng: random.Random, timeout: float) -> tuple[int, int, dict[str, bytes]]:
-    """(cases tried, cases accepted, distinct crashes)."""
+def campaign(name: str, seconds: float, rng: random.Random, timeout: float,
+             max_cases: int | None = None) -> tuple[int, int, dict[str, bytes]]:
+    """(cases tried, cases accepted, distinct crashes), after ``seconds`` or ``max_cases`` cases,
+    whichever comes first."""
     pool = targets.seeds(name) + [p.read_bytes() for p in targets.corpus_files(name)]
     crashes: dict[str, bytes] = {}
     cases = accepted = 0
     end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    while time.monotonic() < end and (max_cases is None or cases < max_cases):
         data = rng.choice(pool)
         if name == "onnx_loader" and rng.random() < 0.5:
             data = mutations.mutate_onnx(data, rng)
@@ -77,12 +79,14 @@ def campaign(name: str, seconds: float, rng: random.Random, timeout: float) -> t
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60.0, help="per target")
+    parser.add_argument("--seconds", type=float, default=None, help="per target (default 60 without --cases)")
+    parser.add_argument("--cases", type=int, default=None, help="per target: stop after this many cases")
     parser.add_argument("--targets", default=",".join(targets.TARGETS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per case before it counts as a hang")
     parser.add_argument("--memory-mb", type=int, default=4096, help="address-space limit")
     args = parser.parse_args(argv)
+    seconds = args.seconds if args.seconds is not None else (float("inf") if args.cases else 60.0)
     limit = args.memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     signal.signal(signal.SIGALRM, _alarm)
@@ -91,12 +95,14 @@ def main(argv=None) -> int:
     rows = []
     for name in args.targets.split(","):
         targets.seeds(name)  # build seeds outside the timed loop
-        cases, accepted, crashes = campaign(name, args.seconds, rng, args.timeout)
-        rows.append((name, cases, accepted, len(crashes)))
+        start = time.monotonic()
+        cases, accepted, crashes = campaign(name, seconds, rng, args.timeout, args.cases)
+        rows.append((name, cases, accepted, len(crashes), time.monotonic() - start))
+        print(f"  {name}: {cases} cases, {accepted} accepted, {len(crashes)} distinct crashes", flush=True)
         total_crashes += len(crashes)
-    print(f"{'target':<18} {'cases':>8} {'accepted':>9} {'distinct crashes':>17}")
-    for name, cases, accepted, crashes in rows:
-        print(f"{name:<18} {cases:>8} {accepted:>9} {crashes:>17}")
+    print(f"{'target':<18} {'cases':>8} {'accepted':>9} {'distinct crashes':>17} {'seconds':>8}")
+    for name, cases, accepted, crashes, elapsed in rows:
+        print(f"{name:<18} {cases:>8} {accepted:>9} {crashes:>17} {elapsed:>8.0f}")
     return 1 if total_crashes else 0
 
 
