@@ -131,6 +131,10 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
             passes += (f"annotate-sparsity{{calib={calib},mode={sparse_mode or 'exact'}}}",)
         if target == "overlay":  # group int8 and bf16 work to save PE-array mode switches
             passes += ("schedule-modes",)
+    if target == "sparse":  # a bad target file is refused before any work
+        from tcc.backends.sparse.target import load_sparse_target
+
+        load_sparse_target(target_config)
     module, _ = compile_to_ir(model, _shapes(input_shapes), (), require_pins=from_pins)
     overlay_target = None
     if target == "overlay":  # limits first: calibration of a model that cannot fit is wasted time
@@ -219,8 +223,8 @@ def _run_passes(module, passes, dump_after, dump_dir):
 
     from tcc.passes import parse_pipeline
 
-    manager = run_pipeline(module, (), dump_after, dump_dir)  # dumps the import, runs nothing
     pipeline = parse_pipeline(passes) if passes else []
+    manager = run_pipeline(module, (), dump_after, dump_dir, pipeline)  # dumps the import, runs nothing
     for i, p in enumerate(pipeline, 1):
         _status(f"pass {i}/{len(pipeline)}: {p.name}")
         manager.passes = [p]
@@ -321,7 +325,8 @@ def _inputs_for(module, inputs_path, seed):
               help=".npz with one array per model input name.")
 @click.option("-o", "--output", required=True, type=OutputFile(stdout="binary"),
               help=".npz to write, one array per model output name ('-': stdout, not a terminal).")
-@click.option("--seed", default=0, show_default=True, help="Seed for random inputs when --inputs is absent.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Seed for random inputs when --inputs is absent.")
 @click.option("--reference", is_flag=True, help="Artifact: run the integer reference interpreter on its IR.")
 @click.option("--report", "report_path", default=None, type=OutputFile(stdout="text"),
               help="Artifact: write the performance report (JSON; '-': stdout).")
@@ -357,8 +362,9 @@ def run(source, inputs_path, output, seed, reference, report_path):
 @cli.command()
 @click.argument("artifact", type=InputFile())
 @click.option("--inputs", "inputs_path", default=None, type=InputFile(), help=".npz inputs (default: N(0,1) random).")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--top", default=None, type=int, help="Show only the N slowest layers.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Seed for random inputs when --inputs is absent.")
+@click.option("--top", default=None, type=click.IntRange(min=1), help="Show only the N slowest layers.")
 @click.option("--html", "html_path", default=None, type=OutputFile(),
               help="Also write a self-contained HTML page (overlay: bars, roofline, mode timeline, memory, graph; "
                    "sparse: totals, module bars, token timeline, FIFO graph).")
@@ -483,8 +489,12 @@ def main(argv=None) -> int:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
+    except click.UsageError as exc:  # one line, like every other error; the hint names the command's help
+        command = exc.ctx.command_path if exc.ctx is not None else "tcc"
+        click.echo(f"error: {exc.format_message()} (see '{command} --help')", err=True)
+        return 2
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         return 2
     except TccError as exc:
         if _State.debug:

@@ -93,9 +93,13 @@ def _check_output_path(label: str, value: str, stdout: str | None) -> None:
         return
     if stdout is None:
         raise UsageError(f"{label} -: this output cannot go to standard output; give a file name")
-    if stdout == "binary" and sys.stdout.isatty():
+    if stdout == "binary" and stdout_is_terminal():
         raise UsageError(f"{label} -: refusing to write binary data to a terminal; redirect standard output "
                          "or give a file name")
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
 
 
 def same_file(a: str, b: str) -> bool:

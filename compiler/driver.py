@@ -44,14 +44,27 @@ def load_ir(path) -> Module:
     return module
 
 
-def run_pipeline(module: Module, passes, dump_after=(), dump_dir=None) -> PassManager:
+def run_pipeline(module: Module, passes, dump_after=(), dump_dir=None, dump_names=None) -> PassManager:
+    """Run ``passes`` over ``module``, dumping the IR after the passes named in ``dump_after``
+    (``dump_names``: the passes those names may be checked against, default the pipeline's)."""
+    pipeline = parse_pipeline(passes) if passes else []
+    check_dump_names(dump_after, pipeline if dump_names is None else dump_names)
     dump = "all" if "all" in dump_after else set(dump_after)
-    manager = PassManager(parse_pipeline(passes) if passes else [], dump_after=dump,
-                          dump_dir=Path(dump_dir) if dump_dir else None)
+    manager = PassManager(pipeline, dump_after=dump, dump_dir=Path(dump_dir) if dump_dir else None)
     if manager.wants_dump("import"):
         manager.dump(module, "import")
     manager.run(module)
     return manager
+
+
+def check_dump_names(dump_after, pipeline) -> None:
+    """Every ``--dump-ir-after`` name is 'all', 'import' or a pass of the pipeline."""
+    names = {p.name for p in pipeline}
+    for name in dump_after:
+        if name not in names | {"all", "import"}:
+            runs = ", ".join(dict.fromkeys(p.name for p in pipeline)) or "none"
+            raise UsageError(f"--dump-ir-after {name}: no pass of that name runs here, so nothing would be "
+                             f"dumped (the passes that run: {runs}; or 'all', 'import')")
 
 
 def quantization_pipeline(calib, quant="int8", method="minmax", weights="int8", symmetric=False,

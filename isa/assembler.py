@@ -21,7 +21,8 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from tcc.ir.fileio import write_atomic
 
-from .encoding import LAYOUTS, EncodingError, Instruction, Layout, Slot, check_operand, did_you_mean, encode_program
+from .encoding import (LAYOUTS, EncodingError, Instruction, Layout, Slot, check_operand, did_you_mean, encode_program,
+                       register_value_error)
 from .errors import AssemblyError, IsaError
 
 _TERMINAL_WORDS = {"NAME": "a name", "NUMBER": "a number", "COMMA": "','", "EQUAL": "'='",
@@ -92,6 +93,8 @@ class _Line:
                 raise self.error(self.mnemonic_token, layout.count_message(len(self.operands)))
             missing = [s.field.name for s, v in zip(layout.slots, values) if v is None]
             raise self.error(self.mnemonic_token, f"{mnemonic}: missing field(s) {', '.join(missing)}")
+        if mnemonic == "setr" and (problem := register_value_error(*values)):
+            raise self.error(self.mnemonic_token, problem)
         return Instruction._checked(mnemonic, tuple(values))  # each operand passed check_operand
 
     def keyword_position(self, layout: Layout, name_token: Token) -> int:

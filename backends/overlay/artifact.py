@@ -23,6 +23,8 @@ import numpy as np
 from tcc.ir.errors import TccError
 from tcc.ir.fileio import write_atomic
 
+from ..schema import NAT, STR, Int, List, Nullable, Record, SchemaError, check
+
 MAGIC = b"TCCARTF\0"
 FORMAT_VERSION = 1
 _HEADER = struct.Struct("<8sI4Q32s")
@@ -92,37 +94,30 @@ class Artifact:
         return cls.from_bytes(data, str(path))
 
 
-# What the runtime reads from the metadata: key -> type (entries of "inputs"/"outputs" below).
-_METADATA_KEYS = {"target": dict, "inputs": list, "outputs": list, "descriptors": list, "layers": list,
-                  "dram_bytes": int, "activation_base": int}
-_IO_KEYS = {"name": str, "value": str, "address": int, "shape": list, "dtype": str, "perm": list}
+# What the runtime reads from the metadata.  The target's fields are TargetConfig's (checked with
+# their ranges when a session opens); a descriptor's are checked when the simulator first uses it.
+_IO_ENTRY = Record({"name": STR, "value": STR, "address": NAT, "shape": List(NAT), "dtype": STR,
+                    "perm": List(NAT)}, optional={"boundary_op": Nullable(STR)})
+_LAYER = Record({"name": STR, "macs": NAT, "min_bytes": NAT}, optional={"kind": STR, "mode": STR})
+METADATA_SCHEMA = Record({"target": Record({}), "inputs": List(_IO_ENTRY),
+                          "outputs": List(_IO_ENTRY), "descriptors": List(Record({})), "layers": List(_LAYER),
+                          "dram_bytes": NAT, "activation_base": NAT},
+                         optional={"model": STR, "format_version": Int()})
 
 
 def _check_metadata(meta, n_dram: int, source: str) -> None:
-    """Refuse metadata the runtime could trip over, with the key that is wrong."""
+    """Refuse metadata the runtime could trip over, with the field that is wrong."""
     def bad(what: str) -> ArtifactError:
         return ArtifactError(f"{source}: malformed artifact metadata: {what}; recompile the model")
 
-    if not isinstance(meta, dict):
-        raise bad(f"expected a JSON object, got {type(meta).__name__}")
-    for key, kind in _METADATA_KEYS.items():
-        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
-            raise bad(f"{key!r} is missing or not a {kind.__name__}")
+    try:
+        check(meta, METADATA_SCHEMA)
+    except SchemaError as exc:
+        raise bad(str(exc)) from None
     if not n_dram <= meta["dram_bytes"] or not 0 <= meta["activation_base"] <= meta["dram_bytes"]:
         raise bad(f"dram_bytes {meta['dram_bytes']} / activation_base {meta['activation_base']} do not fit "
                   f"the {n_dram}-byte DRAM image")
     for group in ("inputs", "outputs"):
         for entry in meta[group]:
-            if not isinstance(entry, dict):
-                raise bad(f"an entry of {group!r} is not an object")
-            for key, kind in _IO_KEYS.items():
-                if not isinstance(entry.get(key), kind) or isinstance(entry.get(key), bool):
-                    raise bad(f"{group} entry {entry.get('name')!r}: {key!r} is missing or not a {kind.__name__}")
-            if not isinstance(entry.get("boundary_op", 0), (str, type(None))):
-                raise bad(f"{group} entry {entry['name']!r}: 'boundary_op' is not a string or null")
-            if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in entry["shape"]):
-                raise bad(f"{group} entry {entry['name']!r}: 'shape' is not a list of non-negative integers")
-            if not 0 <= entry["address"] <= meta["dram_bytes"]:
+            if not entry["address"] <= meta["dram_bytes"]:
                 raise bad(f"{group} entry {entry['name']!r}: address {entry['address']} is outside DRAM")
-    if not all(isinstance(d, dict) for d in meta["descriptors"] + meta["layers"]):
-        raise bad("'descriptors' and 'layers' must be lists of objects")

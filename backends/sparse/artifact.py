@@ -24,6 +24,11 @@ import numpy as np
 from tcc.ir.errors import TccError
 from tcc.ir.fileio import write_atomic
 
+from ..schema import SchemaError
+from .errors import SparseError
+from .metadata import check_metadata
+from .target import SparseTarget
+
 MAGIC = b"TCCSPRS\0"
 FORMAT_VERSION = 1
 _HEADER = struct.Struct("<8sI3Q32s")
@@ -98,6 +103,11 @@ class SparseArtifact:
             # json.JSONDecodeError is a ValueError; a wrong entry type is a KeyError/TypeError.
             raise SparseArtifactError(f"{source}: malformed metadata, weight or IR section ({type(exc).__name__}: "
                                       f"{exc}); the artifact was not written by tcc or is corrupted") from None
+        try:
+            check_metadata(meta, weights)
+            SparseTarget.from_dict(meta["target"], "target", complete=True)
+        except (SchemaError, SparseError) as exc:
+            raise SparseArtifactError(f"{source}: malformed artifact metadata: {exc}; recompile the model") from None
         return cls(meta, weights, ir)
 
     @classmethod

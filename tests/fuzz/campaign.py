@@ -62,9 +62,13 @@ def campaign(name: str, seconds: float, rng: random.Random, timeout: float,
         data = rng.choice(pool)
         if name == "onnx_loader" and rng.random() < 0.5:
             data = mutations.mutate_onnx(data, rng)
+        elif name in ("artifact_body", "sparse_body") and rng.random() < 0.5:
+            data = mutations.mutate_json(data, rng)
         else:
             data = mutations.mutate_bytes(data, rng, pool)
         cases += 1
+        if cases % 10_000 == 0:
+            print(f"  {name}: {cases} cases so far, {len(crashes)} distinct crashes", flush=True)
         crash = run_case(name, data, timeout)
         if crash is True:
             accepted += 1

@@ -67,6 +67,19 @@ def artifact_body(data: bytes) -> None:
     artifact_loader(repack(_digits_artifact(), metadata=data))
 
 
+def sparse_body(data: bytes) -> None:
+    """The metadata JSON of a valid sparse artifact (the events network), re-packed with a correct
+    header and checksum: load it, run the token simulator, describe it and report."""
+    from tcc.backends.sparse import SparseArtifact
+    from tcc.runtime.sparse_session import SparseSession
+
+    artifact = SparseArtifact.from_bytes(repack_sparse(_events_artifact(), metadata=data), "<fuzz>")
+    session = SparseSession(artifact)
+    session.run_dict({"input": _events_input()})
+    session.format_performance(session.performance_report())
+    artifact.describe()
+
+
 def onnx_loader(data: bytes) -> None:
     """An .onnx file, imported as ``tcc compile`` does."""
     from tcc.frontend import import_onnx
@@ -111,6 +124,48 @@ def _digits_artifact() -> bytes:
     from tcc.ir import parse_module
 
     return compile_overlay(parse_module(_digits_quant_ir())).to_bytes()
+
+
+@lru_cache(maxsize=1)
+def _events_artifact() -> bytes:
+    """The event-camera network compiled for the sparse target (submanifold, calibration samples)."""
+    from tcc.backends.sparse import compile_sparse
+    from tcc.driver import compile_to_ir, quantization_pipeline
+    from tcc.passes import DEFAULT_FLOAT_PIPELINE
+
+    events = ROOT / "examples" / "events"
+    calib = events / "events_calib.npz"
+    passes = DEFAULT_FLOAT_PIPELINE + quantization_pipeline(calib, sparse_mode="submanifold") \
+        + (f"annotate-sparsity{{calib={calib},mode=submanifold}}",)
+    module, _ = compile_to_ir(events / "events_dense.onnx", {}, passes)
+    return compile_sparse(module, mode="submanifold").to_bytes()
+
+
+@lru_cache(maxsize=1)
+def _events_input() -> np.ndarray:
+    return np.load(ROOT / "examples" / "events" / "events_test.npz")["input"][:1]
+
+
+def repack_sparse(artifact: bytes, metadata: bytes | None = None) -> bytes:
+    """A sparse artifact with its metadata section replaced and a header that fits.  The metadata
+    lists the weights' places in the weight section: a replacement lacking them gets the original's."""
+    import hashlib
+    import json
+
+    from tcc.backends.sparse.artifact import _HEADER
+
+    magic, version, n_meta, n_weights, n_ir, _ = _HEADER.unpack_from(artifact)
+    body = artifact[_HEADER.size:]
+    meta = body[:n_meta] if metadata is None else metadata
+    try:
+        doc = json.loads(meta)
+        if isinstance(doc, dict) and "weights" not in doc:
+            doc["weights"] = json.loads(body[:n_meta])["weights"]
+            meta = json.dumps(doc).encode()
+    except (ValueError, UnicodeDecodeError):
+        pass
+    new_body = meta + body[n_meta:]
+    return _HEADER.pack(magic, version, len(meta), n_weights, n_ir, hashlib.sha256(new_body).digest()) + new_body
 
 
 def _shape_ops_model() -> bytes:
@@ -158,6 +213,13 @@ def repack(artifact: bytes, metadata: bytes | None = None) -> bytes:
     return _HEADER.pack(magic, version, len(meta), n_words, n_dram, n_ir, hashlib.sha256(new_body).digest()) + new_body
 
 
+def repack_metadata(artifact: bytes, edit) -> bytes:
+    """``artifact`` with its metadata replaced by ``edit(metadata dict)``, re-checksummed."""
+    import json
+
+    return repack(artifact, json.dumps(edit(json.loads(_metadata(artifact)))).encode())
+
+
 def _metadata(artifact: bytes) -> bytes:
     from tcc.backends.overlay.artifact import _HEADER
 
@@ -183,6 +245,11 @@ def seeds(target: str) -> list[bytes]:
         return [_metadata(_digits_artifact())]
     if target == "onnx_loader":
         return [(DIGITS / "digits_cnn.onnx").read_bytes(), _shape_ops_model()]
+    if target == "sparse_body":
+        from tcc.backends.sparse.artifact import _HEADER
+
+        artifact = _events_artifact()
+        return [artifact[_HEADER.size:_HEADER.size + _HEADER.unpack_from(artifact)[2]]]
     raise KeyError(target)
 
 
@@ -197,7 +264,7 @@ def run(target: str, data: bytes) -> bool:
 
 
 TARGETS = {"ir_parser": ir_parser, "assembler": assembler, "decoder": decoder, "artifact_loader": artifact_loader,
-           "artifact_body": artifact_body, "onnx_loader": onnx_loader}
+           "artifact_body": artifact_body, "sparse_body": sparse_body, "onnx_loader": onnx_loader}
 
 
 def corpus_files(target: str) -> list[Path]:
