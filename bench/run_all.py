@@ -3,7 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["compile_time.py", "overlay.py", "transformer.py", "sparse_density.py", "quant_vs_ort.py"]
+BENCHES = ["compile_time.py", "overlay.py", "transformer.py", "sparse_density.py", "quant_vs_ort.py", "eval_scale.py"]
 
 if __name__ == "__main__":
     here = Path(__file__).resolve().parent

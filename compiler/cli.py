@@ -482,6 +482,58 @@ def list_passes():
         click.echo(f"{name:<20} {PASSES[name].summary}")
 
 
+@cli.command(name="eval")
+@click.argument("model", required=False, type=click.Path(dir_okay=False))
+@click.option("--artifact", default=None, type=click.Path(dir_okay=False),
+              help="The compiled model: a .tcc artifact (reference + simulator) or a quantized .tir.")
+@click.option("--data", required=True, type=click.Path(),
+              help="Samples: .npz (key per input, axis 0 = samples), .npy (one input), or an image "
+                   "folder with one subfolder per class.")
+@click.option("--labels", default=None, help="The .npz key (or an .npy file) holding one integer class per sample.")
+@click.option("--limit", default=None, type=click.IntRange(min=1), help="Evaluate the first N samples only.")
+@click.option("--paths", "paths_text", default=None, metavar="P1,P2,...",
+              help="Executions to run: float (onnxruntime), reference, sim (default: all that apply).")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Worker processes (default: one per core; 1 runs in this process).")
+@click.option("--ray", "ray_address", default=None, metavar="local|auto|ADDRESS",
+              help="Run on Ray: 'local' starts one here, 'auto' joins the running cluster.")
+@click.option("--per-layer", is_flag=True, help="Each layer's SQNR against float over the set; names error jumps.")
+@click.option("--output", "output_name", default=None, help="The model output compared (default: the first).")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Also write the results as JSON.")
+@click.option("--resize", default=None, type=click.IntRange(min=1), help="Image folder: shorter side before the crop.")
+@click.option("--crop", default=None, type=click.IntRange(min=1), help="Image folder: center crop size.")
+@click.option("--mean", default="0.485,0.456,0.406", show_default=True, help="Image folder: per-channel mean.")
+@click.option("--std", default="0.229,0.224,0.225", show_default=True, help="Image folder: per-channel std.")
+@click.option("--layout", type=click.Choice(["nchw", "nhwc"]), default="nchw", show_default=True,
+              help="Image folder: the input's layout.")
+def eval_command(model, artifact, data, labels, limit, paths_text, workers, ray_address, per_layer, output_name,
+                 json_path, resize, crop, mean, std, layout):
+    """Accuracy over a data set: float onnxruntime on MODEL, the integer reference and the simulator
+    on --artifact. Reports top-1/top-5, agreement with float, output SQNR and time per path."""
+    from tcc.evaluation import EvalError, Preprocess, evaluate, format_eval
+
+    def floats(text: str, option: str) -> tuple[float, ...]:
+        try:
+            return tuple(float(v) for v in text.split(","))
+        except ValueError:
+            raise EvalError(f"{option} {text!r}: give comma-separated numbers") from None
+
+    preprocess = Preprocess(resize, crop, floats(mean, "--mean"), floats(std, "--std"), layout)
+    paths = tuple(p.strip() for p in paths_text.split(",")) if paths_text else None
+    with _progress_callback("evaluating") as progress:
+        result = evaluate(model, artifact, data, labels, paths, limit, workers, ray_address, per_layer,
+                          output_name, preprocess, progress)
+    click.echo(format_eval(result))
+    if json_path:
+        import json
+
+        from tcc.ir.fileio import write_atomic
+
+        write_atomic(json_path, json.dumps(result.to_json(), indent=1))
+    if result.first_mismatch is not None:
+        click.get_current_context().exit(1)
+
+
 def main(argv=None) -> int:
     try:
         code = cli.main(args=argv, prog_name="tcc", standalone_mode=False)

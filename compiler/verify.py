@@ -85,10 +85,20 @@ def float_tensors(model, float_module: Module, names: set[str], samples) -> tupl
 
 
 def _onnxruntime_tensors(model, names: set[str], samples) -> list[dict]:
+    run = exposed_float_run(model, names)
+    return [run(sample) for sample in samples]
+
+
+def exposed_float_run(model, names: set[str]):
+    """A function from one sample's feeds to the float values (onnxruntime) of the tensors in
+    ``names`` that the ONNX model computes or takes as inputs; the session is built once."""
     import onnx
     import onnxruntime as ort
 
-    proto = onnx.load(str(model)) if not isinstance(model, onnx.ModelProto) else model
+    if isinstance(model, bytes):
+        proto = onnx.load_from_string(model)
+    else:
+        proto = onnx.load(str(model)) if not isinstance(model, onnx.ModelProto) else model
     graph = proto.graph
     produced = {o for node in graph.node for o in node.output if o}
     existing = {o.name for o in graph.output}
@@ -102,13 +112,25 @@ def _onnxruntime_tensors(model, names: set[str], samples) -> list[dict]:
     options.log_severity_level = 3
     session = ort.InferenceSession(exposed.SerializeToString(), options, providers=["CPUExecutionProvider"])
     out_names = [o.name for o in session.get_outputs()]
-    results = []
-    for sample in samples:
-        values = session.run(out_names, {k: np.asarray(v, np.float32) for k, v in sample.items()})
+
+    def run(sample: dict) -> dict:
+        values = session.run(out_names, onnxruntime_feeds(session, sample))
         found = {n: np.asarray(v, np.float32) for n, v in sample.items() if n in names}
         found.update((n, v) for n, v in zip(out_names, values) if n in names)
-        results.append(found)
-    return results
+        return found
+
+    return run
+
+
+def onnxruntime_feeds(session, feeds: dict) -> dict:
+    """``feeds`` as the element types an onnxruntime session's inputs declare (float32 when unknown)."""
+    declared = {i.name: i.type for i in session.get_inputs()}
+    return {k: np.asarray(v, _ORT_TYPES.get(declared.get(k), np.float32)) for k, v in feeds.items()}
+
+
+_ORT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+              "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int16)": np.int16,
+              "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
 
 
 def _observed(module: Module, feeds: dict, names: set[str] | None = None, outputs: dict | None = None
@@ -199,21 +221,35 @@ def verify(model, calib, target: str = "overlay", inputs=None, samples: int = 4,
     for i in progress(range(len(feeds))):
         ref_outputs: dict = {}
         ref = _observed(qmodule, feeds[i], names, ref_outputs)
-        for v in values:
-            f = floats[i].get(float_name(v))
-            if f is not None and f.shape == v.type.shape:
-                real = np.asarray(real_value(v, ref[v.name]), np.float64)
-                num[v.name] = num.get(v.name, 0.0) + float(np.sum(np.asarray(f, np.float64) ** 2))
-                den[v.name] = den.get(v.name, 0.0) + float(np.sum((f - real) ** 2))
+        for name, (n, d) in layer_error_sums(values, floats[i], ref).items():
+            num[name] = num.get(name, 0.0) + n
+            den[name] = den.get(name, 0.0) + d
         if run is not None:
             run(feeds[i], ref, ref_outputs, checks)
+    finish_layers(values, checks, num, den)
+    result.layers = [checks[v.name] for v in values]
+    return result
+
+
+def layer_error_sums(values, floats: dict, ref: dict) -> dict[str, tuple[float, float]]:
+    """Per compared value of one sample: (sum of float**2, sum of (float - dequantized)**2)."""
+    sums = {}
+    for v in values:
+        f = floats.get(float_name(v))
+        if f is not None and f.shape == v.type.shape and v.name in ref:
+            real = np.asarray(real_value(v, ref[v.name]), np.float64)
+            f64 = np.asarray(f, np.float64)
+            sums[v.name] = (float(np.sum(f64 ** 2)), float(np.sum((f64 - real) ** 2)))
+    return sums
+
+
+def finish_layers(values, checks: dict, num: dict, den: dict) -> None:
+    """SQNR of each compared value from its accumulated sums, then the drops against its inputs."""
     for name, check in checks.items():
         if name in num:
             check.sqnr_db = math.inf if den[name] == 0 else (10 * math.log10(num[name] / den[name])
                                                              if num[name] > 0 else -math.inf)
     _drops(values, checks)
-    result.layers = [checks[v.name] for v in values]
-    return result
 
 
 def _simulators(qmodule: Module, values, target_config, result: VerifyResult):

@@ -5,9 +5,15 @@ Value keeps the list of ops using it, so rewrites never look edges up by string.
 """
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
+from .attributes import Attributes
+from .errors import VerifyError
 from .types import TensorType
+
+# One Op subclass per registered op kind, carrying its definition and named accessors
+# (ir/opdef.py's define_op fills this); Op(kind, ...) builds an instance of the kind's class.
+OP_CLASSES: dict[str, type["Op"]] = {}
 
 
 class Value:
@@ -40,15 +46,32 @@ class Value:
 
 
 class Op:
-    """One operation: kind, operands, results, attributes and the location it came from."""
+    """One operation: kind, operands, results, attributes and the location it came from.
+
+    ``Op(kind, ...)`` makes an instance of the kind's class (``OP_CLASSES``), which adds read-only
+    accessors named by the op definition: operands (``conv.x``, ``conv.w``, ``conv.b`` -- None when
+    an optional operand is absent, a list for a variadic one) and attributes (``conv.strides``).
+    Attribute values are frozen and checked against the definition as they are set.
+    """
 
     __slots__ = ("kind", "_operands", "results", "attrs", "loc", "module")
+    definition: Any = None  # the kind's OpDef (set on each kind's class), None for an unknown kind
+
+    def __new__(cls, kind: str = "", *args, **kwargs):
+        if cls is Op:
+            cls = OP_CLASSES.get(kind, Op)
+        return object.__new__(cls)
 
     def __init__(self, kind: str, operands: Iterable[Value], result_types: Iterable[TensorType],
                  attrs: dict | None = None, loc: str = "", result_names: Iterable[str] | None = None):
         self.kind = kind
         self._operands: list[Value] = []
-        self.attrs: dict = dict(attrs or {})
+        definition = self.definition
+        try:
+            self.attrs = Attributes(definition.attr if definition is not None else None, kind, attrs or {})
+        except (KeyError, TypeError) as exc:
+            where = f" (loc {loc!r})" if loc else ""
+            raise VerifyError(f"{exc.args[0]}{where}") from None
         self.loc = loc
         self.module: Module | None = None
         names = list(result_names) if result_names is not None else None
@@ -80,6 +103,16 @@ class Op:
 
     def drop_operands(self) -> None:
         self.operands = []
+
+    def has_trait(self, trait) -> bool:
+        """Whether the op's kind declares ``trait`` (an ir.traits.Trait)."""
+        return self.definition is not None and trait in self.definition.traits
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for a name that is neither a slot nor one of the kind's accessors.
+        if name.startswith("_") or name in Op.__slots__:
+            raise AttributeError(name)
+        raise AttributeError(f"op {self.kind} has no operand or attribute {name!r}")
 
     def __repr__(self) -> str:
         return f"<Op {self.kind} loc={self.loc!r}>"

@@ -8,21 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
-
+from .attributes import ATTR_KINDS, normalize_attr  # noqa: F401  (re-exported: older spellings)
+from .core import OP_CLASSES, Op
+from .traits import Trait, closure
 from .types import TensorType
 
 REQUIRED = object()
-
-# Attribute kinds and the Python values they hold.
-ATTR_KINDS = {
-    "int": (int,),
-    "float": (float, int),
-    "str": (str,),
-    "ints": (tuple,),
-    "floats": (tuple,),
-    "tensor": (np.ndarray,),
-}
 
 
 @dataclass(frozen=True)
@@ -65,6 +56,7 @@ class OpDef:
     doc: str = ""
     num_results: int | None = 1  # None: decided by the type rule (e.g. split)
     extra: dict = field(default_factory=dict)
+    traits: frozenset[Trait] = frozenset()
 
     def operand_count_ok(self, n: int) -> bool:
         fixed = [s for s in self.operands if not s.optional and not s.variadic]
@@ -108,21 +100,74 @@ ANNOTATIONS: dict[str, AttrSpec] = {a.name: a for a in (
 
 
 def define_op(kind: str, operands: str, attrs: tuple[AttrSpec, ...] = (), doc: str = "",
-              num_results: int | None = 1):
+              num_results: int | None = 1, traits: tuple[Trait, ...] = ()):
     """Register an op kind; decorates its type rule.
 
-    ``operands`` is a space-separated list such as ``"x w b?"`` or ``"inputs*"``.
+    ``operands`` is a space-separated list such as ``"x w b?"`` or ``"inputs*"``; ``traits`` are
+    the categories the kind belongs to (ir/traits.py).
     """
 
     def register(rule: TypeRule) -> TypeRule:
         if kind in OP_DEFS:
             raise ValueError(f"op kind {kind!r} defined twice")
         specs = tuple(OperandSpec.parse(t) for t in operands.split())
-        OP_DEFS[kind] = OpDef(kind, specs, tuple(attrs), rule, doc or (rule.__doc__ or "").strip(),
-                              num_results)
+        opdef = OpDef(kind, specs, tuple(attrs), rule, doc or (rule.__doc__ or "").strip(), num_results,
+                      traits=closure(traits))
+        OP_CLASSES[kind] = op_class(opdef)
+        OP_DEFS[kind] = opdef
         return rule
 
     return register
+
+
+def _operand_accessor(index: int, spec: OperandSpec) -> property:
+    if spec.variadic:
+        def get(op):
+            return op._operands[index:]
+    elif spec.optional:
+        def get(op):
+            return op._operands[index] if len(op._operands) > index else None
+    else:
+        def get(op):
+            return op._operands[index]
+    return property(get, doc=f"Operand {spec.name}" + (" (None if absent)" if spec.optional else ""))
+
+
+def _attr_accessor(spec: AttrSpec) -> property:
+    if spec.required:
+        def get(op):
+            return op.attrs[spec.name]
+    else:
+        def get(op):
+            return op.attrs.get(spec.name, spec.default)
+    return property(get, doc=f"Attribute {spec.name} ({spec.kind})")
+
+
+def op_class(opdef: OpDef) -> type[Op]:
+    """The Op subclass of one kind: its definition and a read-only accessor per operand and attribute."""
+    accessors: dict[str, property] = {}
+    for index, spec in enumerate(opdef.operands):
+        accessors[spec.name] = _operand_accessor(index, spec)
+    for spec in opdef.attrs:
+        if spec.name in accessors:
+            raise ValueError(f"op kind {opdef.kind!r}: attribute {spec.name!r} has an operand's name")
+        accessors[spec.name] = _attr_accessor(spec)
+    clashes = [name for name in accessors if name in dir(Op)]
+    if clashes:
+        raise ValueError(f"op kind {opdef.kind!r}: {', '.join(clashes)} would hide Op members")
+    name = "".join(part.capitalize() for part in opdef.kind.split("_")) + "Op"
+    return type(name, (Op,), {"__slots__": (), "definition": opdef, "__doc__": opdef.doc, **accessors})
+
+
+def has_trait(kind: str, trait: Trait) -> bool:
+    """Whether op kind ``kind`` declares ``trait`` (False for an unknown kind)."""
+    opdef = OP_DEFS.get(kind)
+    return opdef is not None and trait in opdef.traits
+
+
+def kinds_with(trait: Trait) -> frozenset[str]:
+    """Every registered op kind that declares ``trait``."""
+    return frozenset(kind for kind, opdef in OP_DEFS.items() if trait in opdef.traits)
 
 
 def get_def(kind: str) -> OpDef:
@@ -130,20 +175,3 @@ def get_def(kind: str) -> OpDef:
         return OP_DEFS[kind]
     except KeyError:
         raise KeyError(f"unknown op kind {kind!r}") from None
-
-
-def normalize_attr(kind: str, value):
-    """Coerce a Python value to the canonical form of an attribute kind (tuples, ints, floats)."""
-    if kind == "int":
-        return int(value)
-    if kind == "float":
-        return float(value)
-    if kind == "str":
-        return str(value)
-    if kind == "ints":
-        return tuple(int(v) for v in value)
-    if kind == "floats":
-        return tuple(float(v) for v in value)
-    if kind == "tensor":
-        return np.asarray(value)
-    raise ValueError(f"unknown attribute kind {kind!r}")

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 from .opdef import AttrSpec, define_op
+from .traits import Trait
 from .shape_rules import ShapeError, broadcast
 from .types import TensorType
+
+
+_EW = (Trait.ELEMENTWISE,)
 
 
 def _binary(types, attrs):
@@ -19,19 +23,19 @@ def _same(types, attrs):
 
 for _kind, _doc in [("add", "a + b"), ("sub", "a - b"), ("mul", "a * b"), ("div", "a / b"),
                     ("pow", "a ** b"), ("max", "maximum(a, b)"), ("min", "minimum(a, b)")]:
-    define_op(_kind, "a b", doc=f"Element-wise {_doc} with numpy broadcasting.")(_binary)
+    define_op(_kind, "a b", doc=f"Element-wise {_doc} with numpy broadcasting.", traits=_EW)(_binary)
 
 for _kind in ["relu", "sigmoid", "tanh", "erf", "sqrt", "exp", "neg", "abs", "reciprocal",
               "hard_swish"]:
-    define_op(_kind, "x", doc=f"Element-wise {_kind}.")(_same)
+    define_op(_kind, "x", doc=f"Element-wise {_kind}.", traits=_EW)(_same)
 
-define_op("leaky_relu", "x", (AttrSpec("alpha", "float", 0.01),), "x if x >= 0 else alpha * x")(_same)
+define_op("leaky_relu", "x", (AttrSpec("alpha", "float", 0.01),), "x if x >= 0 else alpha * x", traits=_EW)(_same)
 define_op("clip", "x", (AttrSpec("min", "float", float("-inf")), AttrSpec("max", "float", float("inf"))),
-          "min(max(x, min), max)")(_same)
+          "min(max(x, min), max)", traits=_EW)(_same)
 define_op("hard_sigmoid", "x", (AttrSpec("alpha", "float", 0.2), AttrSpec("beta", "float", 0.5)),
-          "max(0, min(1, alpha * x + beta))")(_same)
+          "max(0, min(1, alpha * x + beta))", traits=_EW)(_same)
 define_op("gelu", "x", (AttrSpec("approximate", "str", "none"),),
-          "GELU, exact (erf) or approximate='tanh'.")(_same)
+          "GELU, exact (erf) or approximate='tanh'.", traits=_EW)(_same)
 
 
 @define_op("softmax", "x", (AttrSpec("axis", "int", -1),))
@@ -43,7 +47,7 @@ def _softmax(types, attrs):
     return _same(types, attrs)
 
 
-@define_op("cast", "x", (AttrSpec("to", "str"),))
+@define_op("cast", "x", (AttrSpec("to", "str"),), traits=_EW)
 def _cast(types, attrs):
     """Convert element type."""
     from .dtypes import DTYPES
@@ -62,7 +66,7 @@ def _compare(types, attrs):
 
 for _kind, _doc in [("greater", "a > b"), ("less", "a < b"), ("equal", "a == b"),
                     ("greater_or_equal", "a >= b"), ("less_or_equal", "a <= b")]:
-    define_op(_kind, "a b", doc=f"Element-wise {_doc} as bool, with numpy broadcasting.")(_compare)
+    define_op(_kind, "a b", doc=f"Element-wise {_doc} as bool, with numpy broadcasting.", traits=_EW)(_compare)
 
 
 def _logical(types, attrs):
@@ -72,11 +76,11 @@ def _logical(types, attrs):
 
 
 for _kind in ("and", "or", "xor"):
-    define_op(_kind, "a b", doc=f"Element-wise logical {_kind} of bool tensors.")(_logical)
-define_op("not", "x", doc="Element-wise logical not of a bool tensor.")(_logical)
+    define_op(_kind, "a b", doc=f"Element-wise logical {_kind} of bool tensors.", traits=_EW)(_logical)
+define_op("not", "x", doc="Element-wise logical not of a bool tensor.", traits=_EW)(_logical)
 
 
-@define_op("where", "condition a b")
+@define_op("where", "condition a b", traits=_EW)
 def _where(types, attrs):
     """a where condition else b, with numpy broadcasting of all three."""
     cond, a, b = types

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .opdef import AttrSpec, define_op
+from .traits import Trait
 from .shape_rules import ShapeError, broadcast, normalize_axis, spatial_attrs, window_output
 from .types import TensorType
 
@@ -13,7 +14,7 @@ def _check_bias(types, channels):
         raise ShapeError(f"bias shape {list(types[2].shape)} is not [{channels}]")
 
 
-@define_op("conv", "x w b?", _WINDOW + (AttrSpec("group", "int", 1),))
+@define_op("conv", "x w b?", _WINDOW + (AttrSpec("group", "int", 1),), traits=(Trait.WINDOW, Trait.WEIGHTED))
 def _conv(types, attrs):
     """N-d convolution, NC[spatial] activations, OI[kernel] weights, pads as begins then ends."""
     x, w = types[0], types[1]
@@ -73,7 +74,7 @@ def _matmul(types, attrs):
     return [TensorType(out, a.dtype)]
 
 
-@define_op("linear", "x w b?")
+@define_op("linear", "x w b?", traits=(Trait.WEIGHTED,))
 def _linear(types, attrs):
     """y = x @ w^T + b with w of shape [N, K] (a Gemm with constant weights)."""
     x, w = types[0], types[1]
@@ -83,7 +84,7 @@ def _linear(types, attrs):
     return [TensorType(x.shape[:-1] + (w.shape[0],), x.dtype)]
 
 
-@define_op("batch_norm", "x scale bias mean var", (AttrSpec("epsilon", "float", 1e-5),))
+@define_op("batch_norm", "x scale bias mean var", (AttrSpec("epsilon", "float", 1e-5),), traits=(Trait.ELEMENTWISE,))
 def _batch_norm(types, attrs):
     """Inference batch normalization over axis 1."""
     x = types[0]
@@ -115,13 +116,14 @@ def _pool(types, attrs):
 
 
 define_op("max_pool", "x", (AttrSpec("kernel", "ints"),) + _WINDOW + (AttrSpec("ceil_mode", "int", 0),),
-          "Max pooling; padding never wins the max.")(_pool)
+          "Max pooling; padding never wins the max.", traits=(Trait.POOL, Trait.WINDOW))(_pool)
 define_op("avg_pool", "x", (AttrSpec("kernel", "ints"),) + _WINDOW
           + (AttrSpec("ceil_mode", "int", 0), AttrSpec("count_include_pad", "int", 0)),
-          "Average pooling; count_include_pad counts explicit padding in the divisor.")(_pool)
+          "Average pooling; count_include_pad counts explicit padding in the divisor.",
+          traits=(Trait.POOL, Trait.WINDOW))(_pool)
 
 
-@define_op("global_avg_pool", "x")
+@define_op("global_avg_pool", "x", traits=(Trait.POOL, Trait.GLOBAL))
 def _global_avg_pool(types, attrs):
     """Mean over all spatial dims, keeping them as size 1."""
     x = types[0]
@@ -131,7 +133,7 @@ def _global_avg_pool(types, attrs):
 
 
 @define_op("lrn", "x", (AttrSpec("size", "int"), AttrSpec("alpha", "float", 1e-4),
-                        AttrSpec("beta", "float", 0.75), AttrSpec("bias", "float", 1.0)))
+                        AttrSpec("beta", "float", 0.75), AttrSpec("bias", "float", 1.0)), traits=(Trait.SITEWISE,))
 def _lrn(types, attrs):
     """Local response normalization across channels."""
     return [TensorType(types[0].shape, types[0].dtype)]
@@ -149,4 +151,4 @@ def _reduce(types, attrs):
 
 for _kind in ["reduce_mean", "reduce_sum", "reduce_max"]:
     define_op(_kind, "x", (AttrSpec("axes", "ints"), AttrSpec("keepdims", "int", 1)),
-              f"{_kind} over the listed axes.")(_reduce)
+              f"{_kind} over the listed axes.", traits=(Trait.REDUCTION,))(_reduce)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from .opdef import AttrSpec, define_op
 from .ops_nn import _WINDOW, _conv, _linear, _matmul, _pool, _global_avg_pool
 from .shape_rules import ShapeError
+from .traits import Trait
 from .types import TensorType
 
 _INT_INPUTS = ("i8", "u8")
@@ -30,7 +31,7 @@ def _require(types, dtypes, what):
             raise ShapeError(f"{what} needs {' or '.join(dtypes)} operands, got {t.dtype}")
 
 
-@define_op("quantize", "x", (AttrSpec("dtype", "str", "i8"),))
+@define_op("quantize", "x", (AttrSpec("dtype", "str", "i8"),), traits=(Trait.ELEMENTWISE,))
 def _quantize(types, attrs):
     """Float (f32/bf16) to integer; scale and zero point are the result type's."""
     _require(types[:1], ("f32", "bf16"), "quantize")
@@ -39,7 +40,7 @@ def _quantize(types, attrs):
     return [TensorType(types[0].shape, attrs["dtype"])]
 
 
-@define_op("dequantize", "x", (AttrSpec("dtype", "str", "f32"),))
+@define_op("dequantize", "x", (AttrSpec("dtype", "str", "f32"),), traits=(Trait.ELEMENTWISE,))
 def _dequantize(types, attrs):
     """Integer to float (f32 or bf16) using the operand type's scale and zero point."""
     _require(types[:1], _INT_INPUTS + ("i32",), "dequantize")
@@ -63,8 +64,10 @@ def _accumulate(rule):
 
 
 define_op("qconv", "x w b?", _WINDOW + (AttrSpec("group", "int", 1),),
-          "int8 convolution into int32 accumulators (+ int32 bias).")(_accumulate(_conv))
-define_op("qlinear", "x w b?", (), "int8 x @ w^T into int32 accumulators (+ int32 bias).")(_accumulate(_linear))
+          "int8 convolution into int32 accumulators (+ int32 bias).",
+          traits=(Trait.WINDOW, Trait.WEIGHTED))(_accumulate(_conv))
+define_op("qlinear", "x w b?", (), "int8 x @ w^T into int32 accumulators (+ int32 bias).",
+          traits=(Trait.WEIGHTED,))(_accumulate(_linear))
 define_op("qmatmul", "a b", (), "int8 matmul of two activations into int32 accumulators.")(_accumulate(_matmul))
 
 
@@ -72,7 +75,7 @@ define_op("qmatmul", "a b", (), "int8 matmul of two activations into int32 accum
                                AttrSpec("axis", "int", 1), AttrSpec("pre_shift", "int", 0),
                                AttrSpec("zero_point", "int", 0), AttrSpec("qmin", "int", -128),
                                AttrSpec("qmax", "int", 127), AttrSpec("dtype", "str", "i8"),
-                               AttrSpec("rounding", "str", "half_even")))
+                               AttrSpec("rounding", "str", "half_even")), traits=(Trait.ELEMENTWISE,))
 def _requantize(types, attrs):
     """Dyadic rescale with saturation; one (multiplier, shift) per tensor or per channel along axis."""
     x = types[0]
@@ -95,14 +98,15 @@ _RESCALE = (AttrSpec("multiplier", "int", 1 << 30), AttrSpec("shift", "int", 30)
 
 
 @define_op("qavg_pool", "x", (AttrSpec("kernel", "ints"),) + _WINDOW
-           + (AttrSpec("ceil_mode", "int", 0), AttrSpec("count_include_pad", "int", 0)) + _RESCALE)
+           + (AttrSpec("ceil_mode", "int", 0), AttrSpec("count_include_pad", "int", 0)) + _RESCALE,
+           traits=(Trait.POOL, Trait.WINDOW))
 def _qavg_pool(types, attrs):
     """Integer average pooling onto the output scale (see the module docstring)."""
     _require(types, _INT_INPUTS, "qavg_pool")
     return [_pool([types[0].with_dtype("f32")], attrs)[0].with_dtype(types[0].dtype)]
 
 
-@define_op("qglobal_avg_pool", "x", _RESCALE)
+@define_op("qglobal_avg_pool", "x", _RESCALE, traits=(Trait.POOL, Trait.GLOBAL))
 def _qglobal_avg_pool(types, attrs):
     """Integer global average pooling onto the output scale, rounding half to even."""
     _require(types, _INT_INPUTS, "qglobal_avg_pool")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .dtypes import from_numpy
 from .opdef import AttrSpec, define_op
+from .traits import Trait
 from .shape_rules import ShapeError, normalize_axis, product
 from .types import TensorType
 
@@ -14,7 +15,7 @@ def _const(types, attrs):
     return [TensorType(tuple(int(d) for d in value.shape), from_numpy(value.dtype))]
 
 
-@define_op("reshape", "x", (AttrSpec("shape", "ints"),))
+@define_op("reshape", "x", (AttrSpec("shape", "ints"),), traits=(Trait.VIEW,))
 def _reshape(types, attrs):
     """Reinterpret with a fully resolved static shape (no -1 or 0 placeholders)."""
     x = types[0]
@@ -24,7 +25,7 @@ def _reshape(types, attrs):
     return [TensorType(tuple(shape), x.dtype)]
 
 
-@define_op("transpose", "x", (AttrSpec("perm", "ints"),))
+@define_op("transpose", "x", (AttrSpec("perm", "ints"),), traits=(Trait.VIEW,))
 def _transpose(types, attrs):
     """Permute dims: output dim i is input dim perm[i]."""
     x = types[0]
@@ -34,7 +35,7 @@ def _transpose(types, attrs):
     return [TensorType(tuple(x.shape[p] for p in perm), x.dtype)]
 
 
-@define_op("concat", "inputs*", (AttrSpec("axis", "int"),))
+@define_op("concat", "inputs*", (AttrSpec("axis", "int"),), traits=(Trait.MOVES,))
 def _concat(types, attrs):
     """Join along one axis."""
     first = types[0]
@@ -48,7 +49,7 @@ def _concat(types, attrs):
     return [TensorType(tuple(shape), first.dtype)]
 
 
-@define_op("split", "x", (AttrSpec("axis", "int"), AttrSpec("sizes", "ints")), num_results=None)
+@define_op("split", "x", (AttrSpec("axis", "int"), AttrSpec("sizes", "ints")), num_results=None, traits=(Trait.VIEW,))
 def _split(types, attrs):
     """Split along one axis into pieces of the given sizes (one result each)."""
     x = types[0]
@@ -60,7 +61,7 @@ def _split(types, attrs):
 
 
 @define_op("slice", "x", (AttrSpec("starts", "ints"), AttrSpec("ends", "ints"), AttrSpec("axes", "ints"),
-                          AttrSpec("steps", "ints")))
+                          AttrSpec("steps", "ints")), traits=(Trait.VIEW,))
 def _slice(types, attrs):
     """Strided slice per listed axis with Python (and ONNX) clamping rules."""
     x = types[0]
@@ -77,7 +78,7 @@ def _slice(types, attrs):
 
 
 @define_op("pad", "x", (AttrSpec("pads", "ints"), AttrSpec("mode", "str", "constant"),
-                        AttrSpec("value", "float", 0.0)))
+                        AttrSpec("value", "float", 0.0)), traits=(Trait.MOVES,))
 def _pad(types, attrs):
     """Pad (or crop, with negative pads) every dim; pads are all begins then all ends."""
     x = types[0]
@@ -105,7 +106,7 @@ def _resize(types, attrs):
     return [x.with_shape(attrs["sizes"])]
 
 
-@define_op("gather", "data indices", (AttrSpec("axis", "int", 0),))
+@define_op("gather", "data indices", (AttrSpec("axis", "int", 0),), traits=(Trait.VIEW,))
 def _gather(types, attrs):
     """Take slices of data along axis at integer indices (negative counts from the end)."""
     data, idx = types
@@ -115,7 +116,7 @@ def _gather(types, attrs):
     return [data.with_shape(data.shape[:axis] + idx.shape + data.shape[axis + 1:])]
 
 
-@define_op("expand", "x", (AttrSpec("shape", "ints"),))
+@define_op("expand", "x", (AttrSpec("shape", "ints"),), traits=(Trait.VIEW,))
 def _expand(types, attrs):
     """Broadcast to a static shape."""
     from .shape_rules import broadcast

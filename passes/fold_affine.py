@@ -12,12 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tcc.ir import Module, Op
+from tcc.ir import Module, Op, constant_value
 from tcc.ir.dtypes import to_numpy
 from tcc.ir.rewrite import Rewriter, apply_patterns
 
 from .base import Pass
-from .fold_batchnorm import const_value
 
 
 def _per_channel(value: np.ndarray, out_rank: int, channels: int, channel_axis: int) -> np.ndarray | None:
@@ -42,13 +41,13 @@ class ConvAffinePattern:
             return False
         for data_index in (0, 1):
             producer = op.operands[data_index].producer
-            constant = const_value(op.operands[1 - data_index])
+            constant = constant_value(op.operands[1 - data_index])
             if (producer is None or producer.kind not in ("conv", "linear") or constant is None
                     or len(producer.result.users) != 1 or rewriter.module.is_output(producer.result)
                     or producer.result.type.shape != op.result.type.shape):
                 continue
-            weight = const_value(producer.operands[1])
-            bias = const_value(producer.operands[2]) if len(producer.operands) > 2 else None
+            weight = constant_value(producer.operands[1])
+            bias = constant_value(producer.operands[2]) if len(producer.operands) > 2 else None
             if weight is None or (len(producer.operands) > 2 and bias is None):
                 continue
             out = producer.result.type
@@ -87,7 +86,7 @@ class MatmulToLinearPattern:
     def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
         if op.kind != "matmul" or op.result.type.dtype != "f32" or op.operands[0].type.rank < 2:
             return False
-        weight = const_value(op.operands[1])
+        weight = constant_value(op.operands[1])
         if weight is None or weight.ndim != 2:
             return False
         builder = rewriter.builder_before(op)
@@ -103,7 +102,7 @@ class BatchNormToConvPattern:
     def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
         if op.kind != "batch_norm" or op.result.type.rank < 3:
             return False
-        params = [const_value(v) for v in op.operands[1:]]
+        params = [constant_value(v) for v in op.operands[1:]]
         if any(p is None for p in params):
             return False
         gamma, beta, mean, var = (p.astype(np.float64) for p in params)

@@ -5,19 +5,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tcc.ir import Module, Op
+from tcc.ir import Module, Op, constant_value
 from tcc.ir.dtypes import to_numpy
 from tcc.ir.rewrite import Rewriter, apply_patterns
 
 from .base import Pass
-
-
-def const_value(value):
-    """The array of a value produced by a const op, or None."""
-    producer = value.producer
-    if producer is None or producer.kind != "const":
-        return None
-    return producer.attrs["value"]
 
 
 class ConvBatchNormPattern:
@@ -30,9 +22,9 @@ class ConvBatchNormPattern:
         if (producer is None or producer.kind not in ("conv", "linear") or len(producer.result.users) != 1
                 or rewriter.module.is_output(producer.result)):
             return False
-        params = [const_value(v) for v in op.operands[1:]]
-        weight = const_value(producer.operands[1])
-        bias = const_value(producer.operands[2]) if len(producer.operands) > 2 else None
+        params = [constant_value(v) for v in op.operands[1:]]
+        weight = constant_value(producer.operands[1])
+        bias = constant_value(producer.operands[2]) if len(producer.operands) > 2 else None
         if weight is None or any(p is None for p in params) or (len(producer.operands) > 2 and bias is None):
             return False
         gamma, beta, mean, var = (p.astype(np.float64) for p in params)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tcc.ir import Builder, Module
+from tcc.ir import Builder, Module, constant_value, is_constant
 from tcc.ir.dtypes import cast, to_numpy
 from tcc.ir.errors import InterpreterError
 from tcc.ir.interpreter import evaluate_op
@@ -61,10 +61,10 @@ class FoldConstants(Pass):
         for op in list(module.ops):
             if op.kind == "const" or not op.operands:
                 continue
-            if not all(v.producer is not None and v.producer.kind == "const" for v in op.operands):
+            if not all(is_constant(v) for v in op.operands):
                 continue
             _check_size(op, budget)
-            values = evaluate_op(op, [v.producer.attrs["value"] for v in op.operands])
+            values = evaluate_op(op, [constant_value(v) for v in op.operands])
             builder = Builder.before(op)
             replacements = []
             for value, old in zip(values, op.results):

@@ -13,20 +13,18 @@ import heapq
 from dataclasses import dataclass
 from typing import ClassVar
 
-from tcc.ir import Module, Op
+from tcc.ir import Module, Op, Trait
 
 from .base import Pass
 
-# Ops that only move elements: the overlay runs them with DMA and ``copy``, in either mode.
-MOVES = ("reshape", "transpose", "slice", "split", "expand", "gather", "concat", "squeeze", "unsqueeze",
-         "flatten", "pad")
 
 
 def op_mode(op: Op) -> str | None:
     """'int8' (systolic array, quantization unit), 'bf16' (SIMD lanes, int8<->bf16 conversion)
     or None (mode-neutral)."""
     dtypes = {v.type.dtype for v in op.operands + op.results}
-    if op.kind == "const" or op.kind in MOVES or "f32" in dtypes or "i64" in dtypes:
+    # ops that only move elements: the overlay runs them with DMA and ``copy``, in either mode
+    if op.kind == "const" or op.has_trait(Trait.MOVES) or "f32" in dtypes or "i64" in dtypes:
         return None  # constants, data movement, and host work at the model boundary
     if "bf16" in dtypes:
         return "bf16"

@@ -18,13 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tcc.ir import Module, Op, Value
+from tcc.ir import Module, Op, Value, constant_value
 from tcc.ir.dtypes import is_float, to_numpy
 from tcc.ir.rewrite import Rewriter, apply_patterns
 from tcc.ir.shape_rules import normalize_axis
 
 from .base import Pass
-from .fold_batchnorm import const_value
 
 RTOL = 1e-5
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -34,7 +33,7 @@ _TANH_CUBIC = 0.044715
 # -- matching helpers --------------------------------------------------------------------------
 def _scalar(value: Value) -> float | None:
     """The number held by a one-element constant, else None."""
-    array = const_value(value)
+    array = constant_value(value)
     if array is None or array.size != 1:
         return None
     return float(array.reshape(()))
@@ -195,15 +194,15 @@ class LayerNormAffinePattern:
         for i in (0, 1):
             norm = _producer(op.operands[i], "layer_norm")
             other = op.operands[1 - i]
-            array = const_value(other)
+            array = constant_value(other)
             if (norm is None or array is None or not _private(norm.result, module)
                     or op.result.type.shape != norm.result.type.shape):
                 continue
             rank = norm.result.type.rank
             axis = normalize_axis(norm.attrs["axis"], rank)
             factor = _along_normalized(array, rank, axis)
-            scale = const_value(norm.operands[1])
-            bias = const_value(norm.operands[2]) if len(norm.operands) > 2 else None
+            scale = constant_value(norm.operands[1])
+            bias = constant_value(norm.operands[2]) if len(norm.operands) > 2 else None
             if factor is None or scale is None or (len(norm.operands) > 2 and bias is None):
                 continue
             self.rewrite(op, norm, other, factor, scale, bias, rewriter)

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tcc.ir import Module, Op
+from tcc.ir import Module, Op, Trait
 from tcc.ir.interpreter.sparse import MODES, SparseInterpreter, SparsityError, window_count
 from tcc.ir.types import TensorType
 
@@ -56,7 +56,6 @@ from .base import Pass
 from .quantize.calibration import load_samples
 
 PREFIX = "sparsity."
-WEIGHTED_KINDS = ("conv", "qconv", "linear", "qlinear")
 NM_PATTERNS = ((1, 4), (2, 4), (4, 8))  # strictest first: 1:4 implies 2:4 implies 4:8
 
 
@@ -164,7 +163,7 @@ class AnnotateSparsity(Pass):
             for key in [k for k in op.attrs if k.startswith(PREFIX)]:  # a previous run's, maybe another mode
                 del op.attrs[key]
             found = {}
-            if op.kind in WEIGHTED_KINDS:
+            if op.has_trait(Trait.WEIGHTED):
                 found.update(weight_annotations(op))
             rule = interpreter.rule(op)
             if rule is not None:

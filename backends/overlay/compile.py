@@ -5,7 +5,7 @@ from typing import Callable
 
 import numpy as np
 
-from tcc.ir import Module, print_module
+from tcc.ir import Module, is_constant, print_module
 from tcc.isa.target import TargetConfig, load_target
 
 from .artifact import FORMAT_VERSION, Artifact
@@ -23,10 +23,6 @@ from .steps import Step, build_steps, find_host_io, plan_layouts
 
 MODES = {"conv": "int8", "gemm": "int8", "matmul": "int8", "scale": "int8", "eadd": "int8", "requant": "int8",
          "pool": "int8", "cvt_in": "bf16", "cvt_out": "bf16", "vector": "bf16"}
-
-
-def _is_const(v) -> bool:
-    return v.producer is not None and v.producer.kind == "const"
 
 
 def _live_steps(steps: list[Step], io) -> list[Step]:
@@ -90,7 +86,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
             if id(r) not in sizes:
                 values[id(r)], sizes[id(r)], first[id(r)] = r, nbytes(r.type), i
         for v in step.inputs + step.outputs:
-            if not _is_const(v):
+            if not is_constant(v):
                 last[id(root(v))] = max(last.get(id(root(v)), 0), i)
     pinned = {id(root(v)) for _, v, _ in io.inputs + io.outputs}
     missing = [v for _, v, _ in io.outputs if id(root(v)) not in sizes]
@@ -107,7 +103,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
         ctx.addresses[key] = base_marker + off
     for step in steps:
         for v in step.inputs + step.outputs:
-            if _is_const(v):  # a constant operand (e.g. a position embedding) lives with the weights
+            if is_constant(v):  # a constant operand (e.g. a position embedding) lives with the weights
                 data = layouts.to_physical(v.producer.attrs["value"], v)
                 ctx.addresses[id(v)] = plan.add_constant(f"t:{v.name}", data.astype(data.dtype.newbyteorder("<")))
             else:

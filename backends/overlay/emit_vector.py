@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from tcc.ir import numerics
+from tcc.ir import Trait, constant_value, is_constant, numerics
 
 from .context import Context
 from .errors import unsupported
 from .steps import Step
 
-ELEMENTWISE = {"relu", "sigmoid", "tanh", "erf", "sqrt", "exp", "neg", "abs", "reciprocal", "hard_swish",
-               "leaky_relu", "clip", "hard_sigmoid", "gelu", "add", "sub", "mul", "div", "pow", "max", "min"}
 # Cost of one vector op in passes over its data on the SIMD lanes (docs/overlay-machine.md).
 PASSES = {"softmax": 5, "lrn": 6, "layer_norm": 6, "gelu": 5, "sigmoid": 3, "tanh": 3, "erf": 4, "exp": 2,
           "hard_swish": 2, "div": 2, "pow": 3, "sqrt": 2, "reciprocal": 2}
@@ -106,7 +104,7 @@ def _copy(p, dst, src, extents, src_strides, dst_strides, elem):
 
 def independent_axes(op) -> set[int]:
     rank = op.result.type.rank
-    if op.kind in ELEMENTWISE:
+    if op.has_trait(Trait.ELEMENTWISE):
         return set(range(rank))
     if op.kind == "softmax":
         return set(range(rank)) - {op.attrs["axis"] % rank}
@@ -138,8 +136,8 @@ def emit_vector(ctx: Context, step: Step) -> None:
         raise unsupported(op, "vector ops take at most four operands")
     addresses = []
     for v in operands:
-        if v.producer is not None and v.producer.kind == "const":
-            data = numerics.to_bf16(v.producer.attrs["value"]).astype("<u2")
+        if is_constant(v):
+            data = numerics.to_bf16(constant_value(v)).astype("<u2")
             addresses.append(ctx.constant(f"c:{v.name}", data))
         else:
             addresses.append(ctx.addr(v))

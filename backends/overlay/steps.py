@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tcc.ir import Module, Op, Value
+from tcc.ir import Module, Op, Trait, Value, constant_value, is_constant
 
 from .errors import unsupported
 from .layout import LayoutPlan
 
-LAYOUT_KINDS = ("reshape", "transpose", "slice", "split", "expand", "gather")
-POOL_KINDS = ("max_pool", "qavg_pool", "qglobal_avg_pool")
 
 
 @dataclass
@@ -36,10 +34,6 @@ class HostIO:
 
     inputs: list[tuple[str, Value, Op | None]] = field(default_factory=list)
     outputs: list[tuple[str, Value, Op | None]] = field(default_factory=list)
-
-
-def _const(v: Value):
-    return v.producer if v.producer is not None and v.producer.kind == "const" else None
 
 
 def _sole_user(v: Value, module: Module) -> Op | None:
@@ -121,7 +115,7 @@ def plan_layouts(steps: list[Step], io: HostIO) -> LayoutPlan:
 def _why(op: Op) -> str:
     if op.kind == "qmatmul":
         return "an int8 matmul of two activations needs a sole per-tensor int8 requantize after it"
-    if op.kind == "gather" and _const(op.operands[1]) is None:
+    if op.kind == "gather" and not is_constant(op.operands[1]):
         return "a lookup by run-time indices needs a constant 2-D table, axis 0 and int64 indices"
     dtypes = sorted({v.type.dtype for v in op.operands + op.results})
     return f"no overlay lowering for this op on element types {', '.join(dtypes)}"
@@ -145,10 +139,10 @@ def _match_scale(op: Op, module: Module) -> Step | None:
     widened = [v.producer for v in op.operands]
     if not all(_is_rescale_to_i32(v, module) and _is_exact_widening(v.producer) for v in op.operands):
         return None
-    consts = [w for w in widened if _const(w.operands[0]) is not None and w.operands[0].type.size == 1]
+    consts = [w for w in widened if is_constant(w.operands[0]) and w.operands[0].type.size == 1]
     if len(consts) != 1 or any(w.result.type.shape != op.result.type.shape for w in widened if w not in consts):
         return None
-    factor = int(evaluate_op(consts[0], [_const(consts[0].operands[0]).attrs["value"]])[0].reshape(-1)[0])
+    factor = int(evaluate_op(consts[0], [constant_value(consts[0].operands[0])])[0].reshape(-1)[0])
     x = next(w for w in widened if w is not consts[0]).operands[0]
     return Step("scale", [*widened, op, req], [x], [req.result], info={"factor": factor, "value": x})
 
@@ -157,9 +151,9 @@ def _match(op: Op, module: Module) -> Step | None:
     out = op.results[0]
     if op.kind in ("qconv", "qlinear"):
         req = _sole_user(out, module)
-        if req is None or req.kind != "requantize" or req.attrs["dtype"] != "i8" or _const(op.operands[1]) is None:
+        if req is None or req.kind != "requantize" or req.attrs["dtype"] != "i8" or not is_constant(op.operands[1]):
             return None
-        if len(op.operands) > 2 and _const(op.operands[2]) is None:
+        if len(op.operands) > 2 and not is_constant(op.operands[2]):
             return None
         return Step("conv" if op.kind == "qconv" else "gemm", [op, req], [op.operands[0]], [req.result])
     if op.kind == "qmatmul":
@@ -186,19 +180,19 @@ def _match(op: Op, module: Module) -> Step | None:
         if len(op.attrs["multiplier"]) != 1:
             return None
         return Step("requant", [op], [op.operands[0]], [out])
-    if op.kind in POOL_KINDS and out.type.dtype == "i8" and out.type.rank == 4:
+    if op.has_trait(Trait.POOL) and out.type.dtype == "i8" and out.type.rank == 4:
         return Step("pool", [op], [op.operands[0]], [out])
     if op.kind == "concat" and out.type.dtype in ("i8", "bf16"):
         return Step("concat", [op], list(op.operands), [out])
-    if op.kind == "gather" and _const(op.operands[1]) is None:
+    if op.kind == "gather" and not is_constant(op.operands[1]):
         table, ids = op.operands
-        if (_const(table) is None or table.type.rank != 2 or op.attrs["axis"] % 2 != 0
+        if (not is_constant(table) or table.type.rank != 2 or op.attrs["axis"] % 2 != 0
                 or ids.type.dtype != "i64" or out.type.dtype not in ("i8", "bf16")):
             return None
         return Step("lookup", [op], [table, ids], [out])
-    if (op.kind in LAYOUT_KINDS or op.kind == "resize" and op.attrs["mode"] == "nearest") \
+    if (op.has_trait(Trait.VIEW) or op.kind == "resize" and op.attrs["mode"] == "nearest") \
             and out.type.dtype in ("i8", "bf16"):
-        if any(_const(v) is None for v in op.operands[1:]):
+        if not all(is_constant(v) for v in op.operands[1:]):
             return None
         return Step("layout", [op], [op.operands[0]], list(op.results))
     if op.kind == "dequantize" and op.attrs["dtype"] == "bf16":
@@ -206,6 +200,6 @@ def _match(op: Op, module: Module) -> Step | None:
     if op.kind == "quantize" and op.operands[0].type.dtype == "bf16":
         return Step("cvt_out", [op], [op.operands[0]], [out])
     if out.type.dtype == "bf16" and all(v.type.dtype == "bf16" for v in op.operands):
-        activations = [v for v in op.operands if _const(v) is None]
+        activations = [v for v in op.operands if not is_constant(v)]
         return Step("vector", [op], activations, list(op.results))
     return None

@@ -7,6 +7,7 @@ annotate-sparsity annotations, search the parallelism (dse.py), and pack the art
 from __future__ import annotations
 
 from tcc.ir import Module, print_module
+from tcc.ir.interpreter.sparse import MODES
 from tcc.isa.tokensim.cost import WINDOWED, Counts
 
 from .artifact import SparseArtifact
@@ -16,7 +17,6 @@ from .errors import SparseError
 from .mapping import map_module
 from .target import load_sparse_target
 
-MODES = ("exact", "submanifold")
 FIFO_DEPTH = 32  # tokens between neighbouring modules (stream FIFOs, LUTRAM)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tcc.ir import Module, Op, Value
+from tcc.ir import Module, Op, Value, constant_value, is_constant
 from tcc.ir.numerics import integer_range
 from tcc.ir.verifier import describe
 
@@ -78,10 +78,9 @@ class _Mapper:
         self.done: set[int] = set()
 
     def _const(self, value: Value, op: Op) -> str:
-        producer = value.producer
-        if producer is None or producer.kind != "const":
+        if not is_constant(value):
             raise _unmappable(op, f"operand %{value.name} is not a constant; weights live in on-chip ROM")
-        self.weights[value.name] = np.asarray(producer.attrs["value"])
+        self.weights[value.name] = constant_value(value)
         return value.name
 
     def _source(self, value: Value, op: Op) -> str:
@@ -108,8 +107,7 @@ class _Mapper:
         return self
 
     def _computed(self, value: Value) -> bool:
-        return value.name in self.stream or value.name in self.host or \
-            (value.producer is not None and value.producer.kind == "const")
+        return value.name in self.stream or value.name in self.host or is_constant(value)
 
     def _host_or_fail(self, op: Op) -> None:
         """Ops on non-spatial values after the modules run on the host; anything else is an error."""

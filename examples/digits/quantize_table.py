@@ -21,13 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from tcc.driver import compile_to_ir, quantization_pipeline
-from tcc.ir import Module
+from tcc.ir import Module, Trait
 from tcc.ir.interpreter import run_module
 from tcc.passes import DEFAULT_FLOAT_PIPELINE, PASSES
 
 HERE = Path(__file__).resolve().parent
 MODEL = HERE / "digits_cnn.onnx"
-WEIGHT_KINDS = ("conv", "linear", "qconv", "qlinear")
 DTYPE_BITS = {"f32": 32, "bf16": 16, "i8": 8, "i16": 16}
 
 
@@ -45,7 +44,7 @@ def weight_layers(module: Module) -> list[tuple[str, int]]:
     """
     layers = []
     for op in module.ops:
-        if op.kind in WEIGHT_KINDS:
+        if op.has_trait(Trait.WEIGHTED):
             t = op.operands[1].type
             fmt = t.quant.format if t.quant is not None and t.quant.format else t.dtype
             layers.append((fmt, t.size))

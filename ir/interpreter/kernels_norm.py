@@ -57,6 +57,20 @@ def _reduce(fn):
     return kernel
 
 
+def lowest(dtype: np.dtype):
+    """The identity of max: -inf, the integer minimum, or False (ONNX's value for an empty reduction)."""
+    if dtype == np.bool_:
+        return False
+    if np.issubdtype(dtype, np.integer):
+        return np.iinfo(dtype).min
+    return -np.inf
+
+
+def reduce_max(attrs, x):
+    axes = tuple(sorted({normalize_axis(a, x.ndim) for a in attrs["axes"]}))
+    return np.max(x, axis=axes, keepdims=bool(attrs["keepdims"]), initial=lowest(x.dtype))
+
+
 KERNEL_TABLE = (
     ("batch_norm", batch_norm),
     ("layer_norm", layer_norm),
@@ -64,5 +78,5 @@ KERNEL_TABLE = (
     ("softmax", softmax),
     ("reduce_mean", _reduce(np.mean)),
     ("reduce_sum", _reduce(np.sum)),
-    ("reduce_max", _reduce(np.max)),
+    ("reduce_max", reduce_max),
 )

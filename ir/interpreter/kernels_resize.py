@@ -9,15 +9,21 @@ _F32 = np.float32
 
 
 def source_coordinates(mode: str, out_len: int, in_len: int, scale: float) -> np.ndarray:
-    """Input coordinate of every output index along one axis (ONNX coordinate_transformation_mode)."""
+    """Input coordinate of every output index along one axis (ONNX coordinate_transformation_mode).
+
+    ``length_resized`` in ONNX's formulas is ``in_len * scale``, not the integer output length:
+    the two differ when the scale does not divide evenly (0.6 x 4 = 2.4, output 2), and
+    align_corners with the integer length gave wrong values there.
+    """
     x = np.arange(out_len, dtype=_F32)
     scale = _F32(scale)
+    length_resized = _F32(in_len) * scale
     if mode == "half_pixel":
         return (x + _F32(0.5)) / scale - _F32(0.5)
     if mode == "pytorch_half_pixel":
-        return (x + _F32(0.5)) / scale - _F32(0.5) if out_len > 1 else np.zeros_like(x)
+        return (x + _F32(0.5)) / scale - _F32(0.5) if length_resized > 1 else np.zeros_like(x)
     if mode == "align_corners":
-        return x * _F32(in_len - 1) / _F32(out_len - 1) if out_len > 1 else np.zeros_like(x)
+        return x * _F32(in_len - 1) / (length_resized - _F32(1)) if length_resized != 1 else np.zeros_like(x)
     if mode == "asymmetric":
         return x / scale
     if mode == "tf_half_pixel_for_nn":

@@ -41,22 +41,16 @@ import numpy as np
 from ..core import Module, Op, Value
 from ..dtypes import to_numpy
 from ..errors import TccError
+from ..traits import Trait
 from ..verifier import describe
 from .interpreter import bind_inputs, evaluate_op
 from .windows import pad_spatial, tap_slices
 
 MODES = ("exact", "submanifold")
 
-WINDOW_KINDS = ("conv", "qconv", "max_pool", "avg_pool", "qavg_pool")
-GLOBAL_KINDS = ("global_avg_pool", "qglobal_avg_pool")
-POINTWISE_KINDS = (
-    "add", "sub", "mul", "div", "pow", "max", "min", "relu", "sigmoid", "tanh", "erf", "sqrt", "exp", "neg",
-    "abs", "reciprocal", "hard_swish", "leaky_relu", "clip", "hard_sigmoid", "gelu", "cast", "greater",
-    "less", "equal", "greater_or_equal", "less_or_equal", "and", "or", "xor", "not", "where",
-    "quantize", "dequantize", "requantize", "batch_norm", "lrn")
-# Ops that are pointwise over sites when their axis attribute is the channel axis.
+# Ops that are pointwise over sites when their axis attribute is the channel axis (reductions too,
+# when ``axes`` is the channel axis alone).
 CHANNEL_AXIS_KINDS = ("softmax", "concat")
-REDUCE_KINDS = ("reduce_mean", "reduce_sum", "reduce_max")
 
 
 class SparsityError(TccError):
@@ -141,22 +135,22 @@ def op_rule(op: Op, spatial: set[int], dynamic: set[int]) -> OpRule:
     the spatial and of all input-derived values."""
     result = op.results[0]
     if len(op.results) != 1 or not is_spatial(result):
-        if op.kind in GLOBAL_KINDS:
+        if op.has_trait(Trait.GLOBAL):
             return OpRule("global")
         return OpRule("dense", f"{op.kind} reads a sparse spatial tensor (ESDA-style dataflow runs convs, "
                                "pooling, element-wise ops and global pooling)")
     x = op.operands[0]
-    if op.kind in WINDOW_KINDS and id(x) in spatial and not any(id(v) in dynamic for v in op.operands[1:]):
+    if op.has_trait(Trait.WINDOW) and id(x) in spatial and not any(id(v) in dynamic for v in op.operands[1:]):
         win = window_of(op)
         if op.kind != "conv" and op.kind != "qconv" and _covers_the_map(win, x.type.shape[2:]):
             return OpRule("global")
         return OpRule("window", _submanifold_window(op, win), win)
-    if op.kind in GLOBAL_KINDS:
+    if op.has_trait(Trait.GLOBAL):
         return OpRule("global")
     if op.kind == "batch_norm":  # its other operands are per-channel vectors, not broadcast over W
         return OpRule("pointwise")
-    if op.kind in POINTWISE_KINDS or ((op.kind in CHANNEL_AXIS_KINDS or op.kind in REDUCE_KINDS)
-                                      and _channel_axis(op)):
+    if op.has_trait(Trait.SITEWISE) or ((op.kind in CHANNEL_AXIS_KINDS or op.has_trait(Trait.REDUCTION))
+                                        and _channel_axis(op)):
         # operands of the result's resolution bring their masks; the others must be constant over sites
         others = [v for v in op.operands if not (id(v) in spatial and v.type.shape[2:] == result.type.shape[2:])]
         if not any(_varies_spatially(v) for v in others):

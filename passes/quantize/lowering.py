@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tcc.ir import Builder, Module, Op, QuantParams, TensorType, Value
+from tcc.ir import Builder, Module, Op, QuantParams, TensorType, Trait, Value, constant_value, kinds_with
 
 from .params import activation_params, dyadic, quantize_bias, quantize_weights
 
 LINEAR_KINDS = ("conv", "linear", "matmul")
 ACTIVATIONS = ("relu", "clip")
-LAYOUT_KINDS = ("reshape", "transpose", "slice", "split", "pad", "gather", "expand", "max_pool")
+# Ops whose int8 result keeps its operand's scale and zero point: moves of one tensor (concat joins
+# tensors of different scales: rules.lower_concat) and max pooling, which commutes with rounding.
+LAYOUT_KINDS = tuple(sorted(kinds_with(Trait.MOVES) - {"concat"})) + ("max_pool",)
 IDENTITY_Q31 = ((1 << 30,), (30,))  # multiplier * 2**-shift == 1
 
 
@@ -33,11 +35,6 @@ class LoweringConfig:
 
     def weights_for(self, op: Op) -> str:
         return self.layer_weights.get(op.result.name, self.weights)
-
-
-def _const(value: Value) -> np.ndarray | None:
-    p = value.producer
-    return p.attrs["value"] if p is not None and p.kind == "const" else None
 
 
 def _per_tensor(q: QuantParams) -> tuple[float, int]:
@@ -61,7 +58,7 @@ class Lowering:
             return value.type.quant
         rng = self.ranges.get(id(value))
         if rng is None:
-            array = _const(value)
+            array = constant_value(value)
             rng = (float(array.min()), float(array.max())) if array is not None and array.size else (0.0, 0.0)
         return activation_params(*rng, self.config.symmetric or self.feeds_matmul_weight_side(value))
 
@@ -86,7 +83,7 @@ class Lowering:
         have = self.domains.get(id(old), {})
         if "f32" in have:
             return have["f32"]
-        array = _const(old)
+        array = constant_value(old)
         if array is not None:
             return self.bind(old, self.b.const(array, old.name), "f32")
         if "i8" in have:
@@ -98,7 +95,7 @@ class Lowering:
         if "i8" in have:
             return have["i8"]
         q = self.params(old)
-        array = _const(old)
+        array = constant_value(old)
         if array is not None:
             from tcc.ir import numerics
 
@@ -114,7 +111,7 @@ class Lowering:
         have = self.domains.get(id(old), {})
         if "bf16" in have:
             return have["bf16"]
-        array = _const(old)
+        array = constant_value(old)
         if array is not None and np.issubdtype(array.dtype, np.floating):
             from tcc.ir import numerics
 
@@ -126,7 +123,7 @@ class Lowering:
         return self.bind(old, self.b.value("cast", [self.f32(old)], {"to": "bf16"}, name=old.name + ".bf16"), "bf16")
 
     def integer_available(self, old: Value) -> bool:
-        return "i8" in self.domains.get(id(old), {}) or _const(old) is not None and old.type.dtype == "f32"
+        return "i8" in self.domains.get(id(old), {}) or constant_value(old) is not None and old.type.dtype == "f32"
 
     # -- helpers -------------------------------------------------------------------------------
     def typed(self, value: Value, dtype: str, quant: QuantParams | None) -> Value:

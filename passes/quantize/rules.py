@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tcc.ir import Op, QuantParams, Value
+from tcc.ir import Op, QuantParams, Value, constant_value
 
-from .lowering import IDENTITY_Q31, LAYOUT_KINDS, Lowering, _const, _per_tensor
+from .lowering import IDENTITY_Q31, LAYOUT_KINDS, Lowering, _per_tensor
 from .params import quantize_bias, quantize_weights
 
 
@@ -31,12 +31,12 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
     if lw.config.weights_for(op) == "bf16":
         return False
     if op.kind == "matmul":
-        w = _const(op.operands[1])
+        w = constant_value(op.operands[1])
         if w is None or w.ndim != 2:
             return lower_matmul(lw, op)
         weight, channel_axis, kind, attrs = w.T, op.result.type.rank - 1, "qlinear", {}
     else:
-        weight = _const(op.operands[1])
+        weight = constant_value(op.operands[1])
         if weight is None:
             return False
         channel_axis = 1 if op.kind == "conv" else op.result.type.rank - 1
@@ -45,7 +45,7 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
     sx, _ = _per_tensor(x.type.quant)
     wq, wparams = quantize_weights(weight, lw.config.weights_for(op), axis=0)
     operands = [x, lw.typed(lw.b.const(wq, op.operands[1].name + ".q"), str(wq.dtype).replace("int", "i"), wparams)]
-    bias = _const(op.operands[2]) if len(op.operands) > 2 else None
+    bias = constant_value(op.operands[2]) if len(op.operands) > 2 else None
     if len(op.operands) > 2 and bias is None:
         return False
     if bias is not None:

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tcc.ir import Module, Op
+from tcc.ir import Module, Op, constant_value
 from tcc.ir.errors import TccError
 from tcc.ir.interpreter import run_module
 
 from .cost_model import LayerCost
-from .lowering import LoweringConfig, _const, lower_module
+from .lowering import LoweringConfig, lower_module
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,10 @@ def weight_layers(module: Module) -> list[Layer]:
     for op in module.ops:
         if op.kind not in ("conv", "linear", "matmul") or len(op.operands) < 2:
             continue
-        weight = _const(op.operands[1])
+        weight = constant_value(op.operands[1])
         if weight is None or (op.kind == "matmul" and weight.ndim != 2):
             continue
-        if len(op.operands) > 2 and _const(op.operands[2]) is None:
+        if len(op.operands) > 2 and constant_value(op.operands[2]) is None:
             continue  # a computed bias keeps the layer out of the integer path anyway
         cost = LayerCost(weights=int(weight.size), macs=_macs(op, weight))
         layers.append(Layer(op.result.name, op.loc, op.kind, tuple(weight.shape), cost))

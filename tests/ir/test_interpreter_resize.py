@@ -28,6 +28,12 @@ def _ir_geometry(shape, given, values):
 
 def _check(mode, coordinate_mode, nearest_mode, geometry):
     shape, given, values = geometry
+    if coordinate_mode == "align_corners" and given == "scales" and any(
+            float(np.float32(d) * np.float32(s)) != int(np.float32(d) * np.float32(s)) for d, s in zip(shape, values)):
+        # onnxruntime divides by the integer output length here; the ONNX spec (length_resized =
+        # scale * length_original), onnx.reference and ONNX's conformance data use the fractional
+        # one: tcc follows the spec (tests/frontend/test_frontend_resize.py checks it).
+        pytest.skip("onnxruntime departs from the ONNX spec for align_corners with fractional lengths")
     x = rand(np.random.default_rng(0), *shape)
     sizes, scales = _ir_geometry(shape, given, values)
     attrs = dict(mode=mode, coordinate_transformation_mode=coordinate_mode, nearest_mode=nearest_mode,

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from tcc.ir import Builder, Module, Op, TensorType, VerifyError, verify
+from tcc.ir import (Builder, Module, Op, TensorType, Trait, VerifyError, constant_value, has_trait, is_constant,
+                    kinds_with, verify)
 
 
 def conv_module():
@@ -36,9 +37,26 @@ def test_bad_operand_count():
 
 def test_missing_and_unknown_attributes():
     m, x, w, _ = conv_module()
-    m.insert_op(Op("conv", [x, w], [TensorType((1, 4, 6, 6), "f32")], {"group": 1, "colour": 3}, loc="c2"))
-    with pytest.raises(VerifyError, match=r"unknown attribute 'colour'.*missing attribute 'strides'"):
+    with pytest.raises(VerifyError, match=r"op conv has no attribute 'colour' \(loc 'c2'\)"):
+        Op("conv", [x, w], [TensorType((1, 4, 6, 6), "f32")], {"group": 1, "colour": 3}, loc="c2")
+    m.insert_op(Op("conv", [x, w], [TensorType((1, 4, 6, 6), "f32")], {"group": 1}, loc="c2"))
+    with pytest.raises(VerifyError, match=r"missing attribute 'strides'"):
         verify(m)
+
+
+def test_attribute_values_are_frozen_and_checked():
+    m, x, w, y = conv_module()
+    conv = y.producer
+    assert conv.strides == conv.attrs["strides"] and isinstance(conv.strides, tuple)
+    with pytest.raises(TypeError, match="attribute 'group' takes int"):
+        conv.attrs["group"] = 1.5
+    with pytest.raises(KeyError, match="no attribute 'colour'"):
+        conv.attrs.update(colour=3)
+    conv.attrs["pads"] = [0, 0, 0, 0]
+    assert conv.pads == (0, 0, 0, 0)
+    weights = w.producer.value
+    with pytest.raises(ValueError, match="read-only"):
+        weights[0, 0, 0, 0] = 1.0
 
 
 def test_shape_rule_failure():
@@ -76,3 +94,19 @@ def test_topological_sort_repairs_order_and_detects_cycles():
     m.sort_topologically()
     verify(m)
     assert m.ops[-1] is relu
+
+
+def test_named_accessors_and_traits_come_from_the_op_definition():
+    m, x, w, y = conv_module()
+    conv = y.producer
+    assert type(conv).__name__ == "ConvOp" and conv.x is x and conv.w is w and conv.b is None
+    assert (conv.strides, conv.group) == ((1, 1), 1)
+    assert conv.has_trait(Trait.WINDOW) and conv.has_trait(Trait.WEIGHTED) and not conv.has_trait(Trait.POOL)
+    assert is_constant(w) and not is_constant(x) and constant_value(x) is None
+    assert constant_value(w).shape == (4, 3, 3, 3)
+    with pytest.raises(AttributeError, match="op conv has no operand or attribute 'axis'"):
+        conv.axis  # noqa: B018
+    cat = Builder(m).create("concat", [x, x], {"axis": 1})
+    assert cat.inputs == [x, x] and has_trait("concat", Trait.MOVES) and not has_trait("concat", Trait.VIEW)
+    assert has_trait("reshape", Trait.MOVES)  # VIEW implies MOVES
+    assert "relu" in kinds_with(Trait.SITEWISE) and "lrn" in kinds_with(Trait.SITEWISE)
