@@ -184,8 +184,8 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
 @click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, dybit2..8.")
 @click.option("--target-config", default=None, type=InputFile(),
               help="Target description (TOML); default: the bundled overlay core.")
-@click.option("--json", "json_path", default=None, type=OutputFile(stdout="text"),
-              help="Also write the per-layer results as JSON ('-': stdout).")
+@click.option("--json", "json_path", default=None, type=OutputFile(),
+              help="Also write the per-layer results as JSON.")
 def verify_command(model, target, calib, inputs_path, samples, input_shapes, method, weights, target_config,
                    json_path):
     """Per layer: SQNR of the int8 model against float (onnxruntime), and simulator == reference.

@@ -57,7 +57,7 @@ def check_files(params, values: dict) -> None:
     """Raise UsageError when the declared outputs clash with the inputs or each other."""
     from tcc.driver import UsageError
 
-    inputs, outputs = [], []
+    inputs, outputs, to_stdout = [], [], []
     for param in params:
         value = values.get(param.name)
         if value is None:
@@ -67,12 +67,13 @@ def check_files(params, values: dict) -> None:
             inputs.append((label, str(value)))
         elif isinstance(param.type, OutputFile):
             _check_output_path(label, str(value), param.type.stdout)
-            if str(value) != STDOUT:
-                outputs.append((label, str(value)))
+            (outputs if str(value) != STDOUT else to_stdout).append((label, str(value)))
         elif isinstance(param.type, OutputFolder):
             if not str(value):
                 raise UsageError(f"{label}: empty folder name; give the folder to write into")
             outputs += [(label, os.path.join(str(value), name)) for name in param.type.names]
+    if len(to_stdout) > 1:
+        raise UsageError(f"{' and '.join(label for label, _ in to_stdout)} cannot both go to standard output")
     for i, (out_label, out) in enumerate(outputs):
         for in_label, inp in inputs:
             if same_file(out, inp):

@@ -97,7 +97,7 @@ class Artifact:
 # What the runtime reads from the metadata.  The target's fields are TargetConfig's (checked with
 # their ranges when a session opens); a descriptor's are checked when the simulator first uses it.
 _IO_ENTRY = Record({"name": STR, "value": STR, "address": NAT, "shape": List(NAT), "dtype": STR,
-                    "perm": List(NAT)}, optional={"boundary_op": Nullable(STR)})
+                    "perm": List(NAT), "boundary_op": Nullable(STR)})
 _LAYER = Record({"name": STR, "macs": NAT, "min_bytes": NAT}, optional={"kind": STR, "mode": STR})
 METADATA_SCHEMA = Record({"target": Record({}), "inputs": List(_IO_ENTRY),
                           "outputs": List(_IO_ENTRY), "descriptors": List(Record({})), "layers": List(_LAYER),

@@ -151,6 +151,8 @@ CASES = [
     Case("symlink to the input", _symlink_to_input, ("alias.onnx", "is the input MODEL"), unchanged=("m.onnx",)),
     Case("two outputs, one file", lambda d: ["run", relu_ir(d), "-o", d / "o.npz", "--report", d / "o.npz"],
          ("--report", "are the same file"), outputs=("o.npz",)),
+    Case("two outputs to stdout", lambda d: ["run", relu_ir(d), "-o", "-", "--report", "-"],
+         ("--output and --report cannot both go to standard output",)),
     Case("empty -o", lambda d: ["compile", relu_model(d), "-o", ""], ("--output: empty file name",)),
     Case("binary -o - on a terminal", lambda d: ["asm", asm_file(d), "-o", "-"],
          ("refusing to write binary data to a terminal",), extra={"tty": True}),

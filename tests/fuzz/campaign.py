@@ -1,6 +1,7 @@
 """A mutation-based fuzz campaign over tcc's input formats (longer than the tests run).
 
-    python tests/fuzz/campaign.py [--seconds 60 | --cases 100000] [--targets ir_parser,onnx_loader] [--seed 0]
+    python tests/fuzz/campaign.py [--seconds 60 | --cases 100000 [--chunk 2000]] [--targets ir_parser,onnx_loader]
+                                  [--seed 0]
 
 For each target it mutates the seed inputs (and the corpus of inputs that once crashed) and runs
 the target on each; a crash is any exception other than TccError, a case slower than --timeout
@@ -67,8 +68,6 @@ def campaign(name: str, seconds: float, rng: random.Random, timeout: float,
         else:
             data = mutations.mutate_bytes(data, rng, pool)
         cases += 1
-        if cases % 10_000 == 0:
-            print(f"  {name}: {cases} cases so far, {len(crashes)} distinct crashes", flush=True)
         crash = run_case(name, data, timeout)
         if crash is True:
             accepted += 1
@@ -85,6 +84,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=None, help="per target (default 60 without --cases)")
     parser.add_argument("--cases", type=int, default=None, help="per target: stop after this many cases")
+    parser.add_argument("--chunk", type=int, default=None,
+                        help="targets take turns, this many cases each, and the table prints after every "
+                             "round (so a run stopped early has counts for every target)")
     parser.add_argument("--targets", default=",".join(targets.TARGETS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per case before it counts as a hang")
@@ -95,19 +97,37 @@ def main(argv=None) -> int:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     signal.signal(signal.SIGALRM, _alarm)
     rng = random.Random(args.seed)
-    total_crashes = 0
-    rows = []
-    for name in args.targets.split(","):
+    names = args.targets.split(",")
+    totals = {name: [0, 0, {}, 0.0] for name in names}  # cases, accepted, crashes, seconds
+    for name in names:
         targets.seeds(name)  # build seeds outside the timed loop
-        start = time.monotonic()
-        cases, accepted, crashes = campaign(name, seconds, rng, args.timeout, args.cases)
-        rows.append((name, cases, accepted, len(crashes), time.monotonic() - start))
-        print(f"  {name}: {cases} cases, {accepted} accepted, {len(crashes)} distinct crashes", flush=True)
-        total_crashes += len(crashes)
+    while True:
+        active = [n for n in names if (args.cases is None or totals[n][0] < args.cases) and totals[n][3] < seconds]
+        if not active:
+            break
+        for name in active:
+            total = totals[name]
+            want = args.cases - total[0] if args.cases is not None else None
+            if args.chunk:
+                want = args.chunk if want is None else min(want, args.chunk)
+            start = time.monotonic()
+            cases, accepted, crashes = campaign(name, seconds - total[3], rng, args.timeout, want)
+            total[0] += cases
+            total[1] += accepted
+            total[2].update(crashes)
+            total[3] += time.monotonic() - start
+        if args.chunk:
+            _table(names, totals)
+    if not args.chunk:
+        _table(names, totals)
+    return 1 if any(total[2] for total in totals.values()) else 0
+
+
+def _table(names, totals) -> None:
     print(f"{'target':<18} {'cases':>8} {'accepted':>9} {'distinct crashes':>17} {'seconds':>8}")
-    for name, cases, accepted, crashes, elapsed in rows:
-        print(f"{name:<18} {cases:>8} {accepted:>9} {crashes:>17} {elapsed:>8.0f}")
-    return 1 if total_crashes else 0
+    for name in names:
+        cases, accepted, crashes, elapsed = totals[name]
+        print(f"{name:<18} {cases:>8} {accepted:>9} {len(crashes):>17} {elapsed:>8.0f}", flush=True)
 
 
 if __name__ == "__main__":
