@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 
 import click
 from click.core import ParameterSource
@@ -11,8 +11,9 @@ from click.core import ParameterSource
 from tcc import __version__
 from tcc.cli_files import FileCommand, InputFile, OutputFile, OutputFolder
 from tcc.ir.errors import TccError
+from tcc.driver import TARGETS
+from tcc.passes import PassInstrumentation
 
-TARGETS = ("ir", "overlay", "sparse")
 
 
 class _State:
@@ -35,13 +36,61 @@ def _emit(module, output) -> None:
         write_ir(module, output)
 
 
-def _print_plans(manager) -> None:
-    """The mixed-precision choices (table and Pareto front) go to stderr."""
-    from tcc.passes.quantize import MixedPrecision
+class _PlanPrinter(PassInstrumentation):
+    """The mixed-precision choices (table and Pareto front) go to stderr after that pass."""
 
-    for p in manager.passes:
+    def after_pass(self, p, module) -> None:
+        from tcc.passes.quantize import MixedPrecision
+
         if isinstance(p, MixedPrecision) and p.plan is not None:
             click.echo(p.plan.format_report(), err=True)
+
+
+class _TerminalProgress(PassInstrumentation):
+    """On a terminal: a status line per pass and a progress bar for long work (calibration samples,
+    sensitivity runs, overlay compilation), so a long stage does not look like a hang."""
+
+    def __init__(self):
+        self.done_passes, self.total_passes = 0, 0
+        self.bar, self.label = None, None
+
+    def before_pipeline(self, module, passes) -> None:
+        self.done_passes, self.total_passes = 0, len(passes)
+
+    def before_pass(self, p, module) -> None:
+        self.done_passes += 1
+        click.echo(f"pass {self.done_passes}/{self.total_passes}: {p.name}", err=True)
+
+    def after_pass(self, p, module) -> None:
+        self._finish()
+
+    def progress(self, label: str, done: int, total: int) -> None:
+        if self.bar is None or label != self.label:
+            self._finish()
+            if total < 2:
+                return
+            self.bar, self.label = click.progressbar(length=total, label=label, file=sys.stderr), label
+        self.bar.update(done - self.bar.pos)
+        if done >= total:
+            self._finish()
+
+    def _finish(self) -> None:
+        if self.bar is not None:
+            self.bar.render_finish()
+            self.bar = None
+
+
+def _instrumentations(timings: list | None = None) -> list[PassInstrumentation]:
+    """What the CLI hooks into a pass pipeline: plans, per-pass wall time (``timings`` gets the
+    records) and, on a terminal, progress."""
+    from tcc.passes.manager import Timing
+
+    hooks: list[PassInstrumentation] = [_PlanPrinter()]
+    if timings is not None:
+        hooks.append(Timing(timings))
+    if _stderr_is_tty():
+        hooks.append(_TerminalProgress())
+    return hooks
 
 
 dump_options = [
@@ -101,71 +150,93 @@ cli.command_class = FileCommand  # every command: outputs checked against inputs
 @click.option("--sparse-mode", type=click.Choice(["exact", "submanifold"]), default=None,
               help="-t sparse: 'exact' (default) equals the dense model; 'submanifold' computes "
                    "outputs only at active sites, as a network trained that way expects.")
+@click.option("--no-host-fallback", is_flag=True,
+              help="-t overlay: refuse, listing them, ops the overlay cannot run instead of running "
+                   "them on the host (the default makes a heterogeneous artifact).")
 @with_dump_options
 def compile(model, target, output, input_shapes, passes, calib, quant, method, weights, symmetric,
-            budget_bytes, budget_cycles, candidates, target_config, sparse_mode, dump_after, dump_dir,
-            timings):
+            budget_bytes, budget_cycles, candidates, target_config, sparse_mode, no_host_fallback, dump_after,
+            dump_dir, timings):
     """Compile an ONNX MODEL to textual IR (-t ir), an overlay artifact (-t overlay) or a sparse
     dataflow artifact (-t sparse)."""
-    from tcc.driver import UsageError, compile_to_ir, quantization_pipeline, run_pipeline
-    from tcc.passes import DEFAULT_FLOAT_PIPELINE
+    from tcc.driver import CompileOptions, UsageError, compile_model
+    from tcc.passes.manager import format_timings
 
     quant_given = click.get_current_context().get_parameter_source("quant") is ParameterSource.COMMANDLINE
-    from_pins = passes is None and calib is None and quant_given and quant == "int8"
-    if sparse_mode is not None and target != "sparse":
-        raise UsageError("--sparse-mode goes with -t sparse")
-    if target in ("overlay", "sparse"):
-        if output is None or output == "-" and _stdout_is_tty():
-            raise UsageError(f"-t {target} writes a binary artifact: give -o MODEL.tcc")
-        if calib is None and passes is None and not from_pins:
-            raise UsageError(f"-t {target} runs int8 code: give calibration data with --calib FILE.npz "
-                             "(or --quant int8 for a pre-quantized QDQ model)")
-    if target == "sparse" and calib is None:
-        raise UsageError("-t sparse measures activation density on calibration data: give --calib FILE.npz")
-    if passes is None:
-        passes = DEFAULT_FLOAT_PIPELINE
-        if calib is not None or from_pins:
-            passes += quantization_pipeline(calib, quant, method, weights, symmetric, budget_bytes,
-                                            budget_cycles, candidates, sparse_mode)
-        if target == "sparse":
-            passes += (f"annotate-sparsity{{calib={calib},mode={sparse_mode or 'exact'}}}",)
-        if target == "overlay":  # group int8 and bf16 work to save PE-array mode switches
-            passes += ("schedule-modes",)
-    if target == "sparse":  # a bad target file is refused before any work
-        from tcc.backends.sparse.target import load_sparse_target
+    if no_host_fallback and target != "overlay":
+        raise UsageError("--no-host-fallback goes with -t overlay")
+    if target in ("overlay", "sparse") and (output is None or output == "-" and _stdout_is_tty()):
+        raise UsageError(f"-t {target} writes a binary artifact: give -o MODEL.tcc")
+    records: list | None = [] if timings else None
+    options = CompileOptions(_shapes(input_shapes), passes, calib, quant if quant_given else None, method, weights,
+                             symmetric, budget_bytes, budget_cycles, candidates, sparse_mode, target_config,
+                             dump_after, dump_dir, _instrumentations(records), host_fallback=not no_host_fallback)
+    from tcc.backends.overlay.hetero import HostFallbackRefused
 
-        load_sparse_target(target_config)
-    module, _ = compile_to_ir(model, _shapes(input_shapes), (), require_pins=from_pins)
-    overlay_target = None
-    if target == "overlay":  # limits first: calibration of a model that cannot fit is wasted time
-        from tcc.isa.target import load_target
-        from tcc.limits import check_overlay_limits
-
-        overlay_target = load_target(target_config)
-        check_overlay_limits(module, overlay_target, target_config or "the default target", weights, quant)
-    manager = _run_passes(module, passes, dump_after, dump_dir) if _stderr_is_tty() else \
-        run_pipeline(module, passes, dump_after, dump_dir)
-    _print_plans(manager)
-    if timings:
-        click.echo(manager.timing_report(), err=True)
+    try:
+        result = compile_model(model, target, options)
+    except HostFallbackRefused as exc:  # name the ONNX op types, as the user knows the layers
+        raise HostFallbackRefused(exc.fallbacks, _onnx_op_types(model)) from None
+    if records is not None:
+        click.echo(format_timings(records), err=True)
     if target == "ir":
-        _emit(module, output)
+        _emit(result, output)
         return
+    result.save(output)
     if target == "sparse":
-        from tcc.backends.sparse import compile_sparse
-
-        artifact = compile_sparse(module, mode=sparse_mode or "exact", target_path=target_config)
-        artifact.save(output)
-        click.echo(f"wrote {output}: {artifact.summary()}", err=True)
+        click.echo(f"wrote {output}: {result.summary()}", err=True)
         return
-    from tcc.backends.overlay import compile_overlay
+    from tcc.backends.overlay import Artifact
 
-    with _progress_callback(f"compiling {len(module.ops)} ops for the overlay") as progress:
-        artifact = compile_overlay(module, overlay_target, progress=progress)
-    artifact.save(output)
-    meta = artifact.metadata
-    click.echo(f"wrote {output}: {len(artifact.program)} instructions, {len(meta['layers'])} layers, "
-               f"{meta['dram_bytes']} bytes of DRAM", err=True)
+    if isinstance(result, Artifact):
+        meta = result.metadata
+        click.echo(f"wrote {output}: {len(result.program)} instructions, {len(meta['layers'])} layers, "
+                   f"{meta['dram_bytes']} bytes of DRAM", err=True)
+        return
+    click.echo(f"wrote {output}: {result.summary()}", err=True)
+    for f in result.metadata["host_ops"]:
+        click.echo(f"note: node {f['node']!r} ({f['kind']}) runs on the host: {f['reason']}", err=True)
+
+
+def _onnx_op_types(model) -> dict[str, str]:
+    """ONNX node name -> op type, for messages that name the user's layers (empty if unreadable)."""
+    try:
+        import onnx
+
+        graph = onnx.load(str(model), load_external_data=False).graph
+    except Exception:  # the model was already imported; this is only for nicer messages
+        return {}
+    return {node.name: node.op_type for node in graph.node}
+
+
+@cli.command()
+@click.argument("model", type=InputFile())
+@click.option("-t", "--target", type=click.Choice(["overlay"]), default="overlay", show_default=True,
+              help="The target to place the model on.")
+@click.option("--calib", default=None, type=InputFile(),
+              help="Calibration .npz (default: placeholder ranges; the placement does not depend on them).")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
+              help="Bind an input's shape (repeatable); needed for dynamic dims.")
+@click.option("--calibrate", "method", type=click.Choice(["minmax", "percentile", "entropy", "mse"]),
+              default="minmax", show_default=True, help="How calibration picks activation ranges.")
+@click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, dybit2..8.")
+@click.option("--target-config", default=None, type=InputFile(),
+              help="Target description (TOML); default: the bundled overlay core.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
+def explain(model, target, calib, input_shapes, method, weights, target_config, as_json):
+    """Where each ONNX node will run on the overlay (matrix unit, vector unit, int8 lanes, data
+    movement, folded away, or the host, with the reason), and the fraction of MACs on the device.
+    Runs the compile's passes and placement, but generates no code."""
+    from tcc.explain import explain as explain_model, format_explanation
+    from tcc.isa.target import load_target
+
+    result = explain_model(model, load_target(target_config), calib, _shapes(input_shapes), method, weights)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(result.to_json(), indent=1))
+    else:
+        click.echo(format_explanation(result))
 
 
 @cli.command(name="verify")
@@ -193,12 +264,10 @@ def verify_command(model, target, calib, inputs_path, samples, input_shapes, met
     Layer outputs are read from a checkpointed build of the same program in which every compared
     tensor keeps its own DRAM (the artifact itself reuses activation memory). Exits 1 when the
     simulator disagrees with the integer reference interpreter."""
-    from tcc.driver import quantization_pipeline
     from tcc.verify import format_result, verify
 
     result = verify(model, calib, target, inputs_path, samples, _shapes(input_shapes), target_config,
-                    quantization_pipeline(calib, "int8", method, weights), progress=_progress("verifying"),
-                    weights=weights)
+                    progress=_progress("verifying"), weights=weights, method=method)
     click.echo(format_result(result, style=click.style if _stdout_is_tty() else _no_style))
     if json_path:
         import dataclasses
@@ -215,22 +284,6 @@ def verify_command(model, target, calib, inputs_path, samples, input_shapes, met
 
 def _stderr_is_tty() -> bool:
     return sys.stderr.isatty()
-
-
-def _run_passes(module, passes, dump_after, dump_dir):
-    """``driver.run_pipeline`` one pass at a time, with a status line per pass (on a terminal)."""
-    from tcc.driver import run_pipeline
-
-    from tcc.passes import parse_pipeline
-
-    pipeline = parse_pipeline(passes) if passes else []
-    manager = run_pipeline(module, (), dump_after, dump_dir, pipeline)  # dumps the import, runs nothing
-    for i, p in enumerate(pipeline, 1):
-        _status(f"pass {i}/{len(pipeline)}: {p.name}")
-        manager.passes = [p]
-        manager.run(module)
-    manager.passes = pipeline
-    return manager
 
 
 def _status(message: str) -> None:
@@ -263,15 +316,11 @@ def _progress_callback(label: str):
     if not _stderr_is_tty():
         yield None
         return
-    with ExitStack() as stack:
-        bars = []
-
-        def update(done: int, total: int) -> None:
-            if not bars:
-                bars.append(stack.enter_context(click.progressbar(length=total, label=label, file=sys.stderr)))
-            bars[0].update(done - bars[0].pos)
-
-        yield update
+    bar = _TerminalProgress()
+    try:
+        yield lambda done, total: bar.progress(label, done, total)
+    finally:
+        bar._finish()
 
 
 def _simulate(session, source, inputs) -> dict:
@@ -294,12 +343,13 @@ def _simulate(session, source, inputs) -> dict:
 def opt(source, passes, output, dump_after, dump_dir, timings):
     """Parse textual IR, run passes over it and print it (like mlir-opt)."""
     from tcc.driver import load_ir, run_pipeline
+    from tcc.passes.manager import format_timings
 
     module = load_ir(source)
-    manager = run_pipeline(module, passes, dump_after, dump_dir)
-    _print_plans(manager)
-    if timings:
-        click.echo(manager.timing_report(), err=True)
+    records: list | None = [] if timings else None
+    run_pipeline(module, passes, dump_after, dump_dir, _instrumentations(records))
+    if records is not None:
+        click.echo(format_timings(records), err=True)
     _emit(module, output)
 
 
@@ -373,6 +423,7 @@ def run(source, inputs_path, output, seed, reference, report_path):
 def report(artifact, inputs_path, seed, top, html_path, json_path):
     """Simulate an artifact and print its performance table: per layer and the roofline bound (overlay),
     per module and the slowest module (sparse)."""
+    from tcc.driver import UsageError
     from tcc.ir.fileio import write_atomic
     from tcc.runtime import Session, open_session
 
@@ -380,7 +431,13 @@ def report(artifact, inputs_path, seed, top, html_path, json_path):
     inputs = _inputs_for(session.module, inputs_path, seed)
     _simulate(session, artifact, inputs)
     data = session.performance_report()
-    if isinstance(session, Session):
+    if html_path and data.get("heterogeneous"):
+        raise UsageError("--html does not draw heterogeneous artifacts (host partitions) yet; use --json")
+    if data.get("heterogeneous"):
+        from tcc.runtime.hetero_report import format_hetero_report
+
+        click.echo(format_hetero_report(data, top, style=click.style if _stdout_is_tty() else _no_style))
+    elif isinstance(session, Session):
         from tcc.runtime.report import format_report
 
         click.echo(format_report(data, top, style=click.style if _stdout_is_tty() else _no_style))
@@ -421,6 +478,15 @@ def disasm(source):
         from tcc.backends.sparse import SparseArtifact
 
         click.echo(SparseArtifact.load(source).describe(), nl=False)
+        return
+    if kind == "heterogeneous":
+        from tcc.backends.overlay.hetero_artifact import HeteroArtifact
+
+        hetero = HeteroArtifact.load(source)
+        for i, (entry, part) in enumerate(zip(hetero.metadata["partitions"], hetero.parts)):
+            what = "program" if entry["kind"] == "device" else "IR (reference interpreter)"
+            click.echo(f"; partition {i}: {entry['kind']} {what}")
+            click.echo(disassemble(part.program) if entry["kind"] == "device" else part, nl=False)
         return
     if kind == "overlay":
         from tcc.backends.overlay import Artifact
@@ -483,10 +549,10 @@ def list_passes():
 
 
 @cli.command(name="eval")
-@click.argument("model", required=False, type=click.Path(dir_okay=False))
-@click.option("--artifact", default=None, type=click.Path(dir_okay=False),
+@click.argument("model", required=False, type=InputFile())
+@click.option("--artifact", default=None, type=InputFile(),
               help="The compiled model: a .tcc artifact (reference + simulator) or a quantized .tir.")
-@click.option("--data", required=True, type=click.Path(),
+@click.option("--data", required=True, type=InputFile(dir_okay=True),
               help="Samples: .npz (key per input, axis 0 = samples), .npy (one input), or an image "
                    "folder with one subfolder per class.")
 @click.option("--labels", default=None, help="The .npz key (or an .npy file) holding one integer class per sample.")
@@ -499,7 +565,7 @@ def list_passes():
               help="Run on Ray: 'local' starts one here, 'auto' joins the running cluster.")
 @click.option("--per-layer", is_flag=True, help="Each layer's SQNR against float over the set; names error jumps.")
 @click.option("--output", "output_name", default=None, help="The model output compared (default: the first).")
-@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Also write the results as JSON.")
+@click.option("--json", "json_path", default=None, type=OutputFile(), help="Also write the results as JSON.")
 @click.option("--resize", default=None, type=click.IntRange(min=1), help="Image folder: shorter side before the crop.")
 @click.option("--crop", default=None, type=click.IntRange(min=1), help="Image folder: center crop size.")
 @click.option("--mean", default="0.485,0.456,0.406", show_default=True, help="Image folder: per-channel mean.")

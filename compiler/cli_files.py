@@ -17,10 +17,10 @@ from tcc.ir.fileio import STDOUT
 
 
 class InputFile(click.Path):
-    """A file the command reads."""
+    """A file (or, with ``dir_okay``, a folder) the command reads."""
 
-    def __init__(self):
-        super().__init__(dir_okay=False)
+    def __init__(self, dir_okay: bool = False):
+        super().__init__(dir_okay=dir_okay)
 
 
 class OutputFile(click.ParamType):

@@ -1,6 +1,7 @@
 """The compiler driver: the stages behind each CLI command, callable from Python too."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,9 @@ import numpy as np
 from tcc.ir import Module, parse_module, print_module, verify
 from tcc.ir.errors import IRParseError, TccError, VerifyError
 from tcc.ir.fileio import write_atomic
-from tcc.passes import DEFAULT_FLOAT_PIPELINE, PassManager, parse_pipeline
+from tcc.passes import DEFAULT_FLOAT_PIPELINE, Pass, PassInstrumentation, PassManager, make_pass, parse_pipeline
+
+TARGETS = ("ir", "overlay", "sparse")
 
 
 class UsageError(TccError):
@@ -44,15 +47,13 @@ def load_ir(path) -> Module:
     return module
 
 
-def run_pipeline(module: Module, passes, dump_after=(), dump_dir=None, dump_names=None) -> PassManager:
-    """Run ``passes`` over ``module``, dumping the IR after the passes named in ``dump_after``
-    (``dump_names``: the passes those names may be checked against, default the pipeline's)."""
+def run_pipeline(module: Module, passes, dump_after=(), dump_dir=None, instrumentations=()) -> PassManager:
+    """Run ``passes`` (pass objects, registered names, or a pipeline typed by a person) over ``module``."""
     pipeline = parse_pipeline(passes) if passes else []
-    check_dump_names(dump_after, pipeline if dump_names is None else dump_names)
+    check_dump_names(dump_after, pipeline)
     dump = "all" if "all" in dump_after else set(dump_after)
-    manager = PassManager(pipeline, dump_after=dump, dump_dir=Path(dump_dir) if dump_dir else None)
-    if manager.wants_dump("import"):
-        manager.dump(module, "import")
+    manager = PassManager(pipeline, dump_after=dump, dump_dir=Path(dump_dir) if dump_dir else None,
+                          instrumentations=list(instrumentations))
     manager.run(module)
     return manager
 
@@ -69,7 +70,7 @@ def check_dump_names(dump_after, pipeline) -> None:
 
 def quantization_pipeline(calib, quant="int8", method="minmax", weights="int8", symmetric=False,
                           budget_bytes=None, budget_cycles=None, candidates=None,
-                          sparse_mode=None) -> tuple[str, ...]:
+                          sparse_mode=None) -> tuple[Pass, ...]:
     """The passes that follow the float pipeline when calibration data is given.
 
     Without ``calib``, ``quant="int8"`` quantizes with the parameters a pre-quantized (QDQ) model
@@ -80,18 +81,17 @@ def quantization_pipeline(calib, quant="int8", method="minmax", weights="int8", 
     ``sparse_mode="submanifold"`` calibrates on the values the sparse target computes.
     """
     from tcc.passes import PRE_QUANT_PIPELINE
+    from tcc.passes.quantize import MixedPrecision, Quantize
 
     if quant not in ("int8", "mixed"):
         raise UsageError(f"--quant {quant} is not available; use int8 or mixed")
-    if "," in str(calib) or "}" in str(calib):
-        raise UsageError(f"--calib path {calib!r} may not contain ',' or '}}'")
+    before = tuple(make_pass(name) for name in PRE_QUANT_PIPELINE)
     if quant == "int8":
         if budget_bytes is not None or budget_cycles is not None or candidates is not None:
             raise UsageError("--budget-bytes, --budget-cycles and --candidates go with --quant mixed")
-        options = f"calib={calib or ''},method={method},weights={weights},symmetric={symmetric}"
-        if sparse_mode == "submanifold":
-            options += ",sparse_mode=submanifold"
-        return PRE_QUANT_PIPELINE + (f"quantize{{{options}}}", "dce")
+        quantize = Quantize(calib=str(calib or ""), method=method, weights=weights, symmetric=symmetric,
+                            sparse_mode="submanifold" if sparse_mode == "submanifold" else "")
+        return before + (quantize, make_pass("dce"))
     if sparse_mode == "submanifold":
         raise UsageError("--quant mixed does not calibrate with submanifold semantics yet; use --quant int8")
     if weights != "int8":
@@ -99,15 +99,15 @@ def quantization_pipeline(calib, quant="int8", method="minmax", weights="int8", 
                          "from with --candidates instead of --weights")
     if (budget_bytes is None) == (budget_cycles is None):
         raise UsageError("--quant mixed needs one budget: --budget-bytes N or --budget-cycles N")
-    options = f"calib={calib},method={method},symmetric={symmetric},"
-    options += f"budget_bytes={budget_bytes}" if budget_bytes is not None else f"budget_cycles={budget_cycles}"
+    mixed = MixedPrecision(calib=str(calib), method=method, symmetric=symmetric, budget_bytes=budget_bytes or 0,
+                           budget_cycles=budget_cycles or 0)
     if candidates is not None:
-        options += ",candidates=" + "/".join(c.strip() for c in candidates.split(","))
-    return PRE_QUANT_PIPELINE + (f"mixed-precision{{{options}}}", "dce")
+        mixed.candidates = "/".join(c.strip() for c in candidates.split(","))
+    return before + (mixed, make_pass("dce"))
 
 
 def compile_to_ir(model, input_shapes=None, passes=DEFAULT_FLOAT_PIPELINE, dump_after=(),
-                  dump_dir=None, require_pins=False) -> tuple[Module, PassManager]:
+                  dump_dir=None, require_pins=False, instrumentations=()) -> tuple[Module, PassManager]:
     """Import an ONNX model and run the float pipeline over it.
 
     ``require_pins``: the pipeline quantizes without calibration data, so the imported model must
@@ -118,7 +118,7 @@ def compile_to_ir(model, input_shapes=None, passes=DEFAULT_FLOAT_PIPELINE, dump_
     module = import_onnx(model, input_shapes=dict(input_shapes or {}))
     if require_pins:
         require_pinned(module)
-    manager = run_pipeline(module, passes, dump_after, dump_dir)
+    manager = run_pipeline(module, passes, dump_after, dump_dir, instrumentations)
     return module, manager
 
 
@@ -182,3 +182,107 @@ def save_outputs(path, outputs: dict[str, np.ndarray]) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, **outputs)
     write_atomic(path, buffer.getvalue())
+
+
+@dataclass
+class CompileOptions:
+    """How ``compile_model`` compiles (the options of ``tcc compile``; see its --help)."""
+
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    passes: str | None = None  # a pipeline typed by a person, replacing the default one
+    calib: str | None = None  # calibration .npz; enables quantization
+    quant: str | None = None  # None: not asked for; "int8" without calib: a QDQ model's own parameters
+    method: str = "minmax"
+    weights: str = "int8"
+    symmetric: bool = False
+    budget_bytes: int | None = None
+    budget_cycles: int | None = None
+    candidates: str | None = None
+    sparse_mode: str | None = None
+    target_config: str | None = None
+    dump_after: tuple[str, ...] = ()
+    dump_dir: str | None = None
+    instrumentations: list[PassInstrumentation] = field(default_factory=list)
+    host_fallback: bool = True  # -t overlay: ops the overlay cannot run go to the host (a heterogeneous artifact)
+
+    @property
+    def from_pins(self) -> bool:
+        """Quantize with a pre-quantized (QDQ) model's parameters: int8 asked for, no calibration data."""
+        return self.passes is None and self.calib is None and self.quant == "int8"
+
+
+def compile_pipeline(target: str, options: CompileOptions) -> list[Pass]:
+    """The passes ``compile_model`` runs for ``target``: configured objects, no text in between."""
+    if options.passes is not None:
+        return parse_pipeline(options.passes)
+    from tcc.passes import PASSES
+
+    pipeline = [make_pass(name) for name in DEFAULT_FLOAT_PIPELINE]
+    if options.calib is not None or options.from_pins:
+        pipeline += quantization_pipeline(options.calib, options.quant or "int8", options.method, options.weights,
+                                          options.symmetric, options.budget_bytes, options.budget_cycles,
+                                          options.candidates, options.sparse_mode)
+    if target == "sparse":
+        pipeline.append(PASSES["annotate-sparsity"](calib=str(options.calib), mode=options.sparse_mode or "exact"))
+    if target == "overlay":  # group int8 and bf16 work to save PE-array mode switches
+        pipeline.append(make_pass("schedule-modes"))
+    return pipeline
+
+
+def lower_model(model, target: str, options: CompileOptions):
+    """Import ``model``, check it against ``target``'s limits and run ``compile_pipeline``: (the IR,
+    the overlay target description or None)."""
+    if target not in TARGETS:
+        raise UsageError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
+    if options.sparse_mode is not None and target != "sparse":
+        raise UsageError("--sparse-mode goes with -t sparse")
+    if target in ("overlay", "sparse") and options.calib is None and options.passes is None and not options.from_pins:
+        raise UsageError(f"-t {target} runs int8 code: give calibration data with --calib FILE.npz "
+                         "(or --quant int8 for a pre-quantized QDQ model)")
+    if target == "sparse" and options.calib is None:
+        raise UsageError("-t sparse measures activation density on calibration data: give --calib FILE.npz")
+    pipeline = compile_pipeline(target, options)
+    check_dump_names(options.dump_after, pipeline)  # before any work, like the target files below
+    if target == "sparse":
+        from tcc.backends.sparse.target import load_sparse_target
+
+        load_sparse_target(options.target_config)
+    if options.passes is None and (options.quant or "int8") == "int8" and (options.calib or options.from_pins):
+        from tcc.passes.quantize.params import parse_weight_format
+
+        parse_weight_format(options.weights)  # before any work: the format is a user's typo or not
+    module, _ = compile_to_ir(model, options.input_shapes, (), require_pins=options.from_pins)
+    overlay_target = None
+    if target == "overlay":  # limits first: calibration of a model that cannot fit is wasted time
+        from tcc.isa.target import load_target
+        from tcc.limits import check_overlay_limits
+
+        overlay_target = load_target(options.target_config)
+        check_overlay_limits(module, overlay_target, options.target_config or "the default target",
+                             options.weights, options.quant or "int8")
+    run_pipeline(module, pipeline, options.dump_after, options.dump_dir, options.instrumentations)
+    return module, overlay_target
+
+
+def compile_model(model, target: str = "ir", options: CompileOptions | None = None):
+    """Compile an ONNX model (path or ModelProto) for ``target``: "ir" gives the Module, "overlay" an
+    overlay Artifact (a HeteroArtifact when some ops run on the host), "sparse" a SparseArtifact. The one compile flow of the CLI, ``tcc verify`` and
+    the Python API."""
+    options = options or CompileOptions()
+    module, overlay_target = lower_model(model, target, options)
+    if target == "ir":
+        return module
+    if target == "sparse":
+        from tcc.backends.sparse import compile_sparse
+
+        return compile_sparse(module, mode=options.sparse_mode or "exact", target_path=options.target_config)
+    from tcc.backends.overlay.hetero import compile_heterogeneous
+
+    label = f"compiling {len(module.ops)} ops for the overlay"
+
+    def progress(done: int, total: int) -> None:
+        for hook in options.instrumentations:
+            hook.progress(label, done, total)
+
+    return compile_heterogeneous(module, overlay_target, options.host_fallback,
+                                 progress if options.instrumentations else None)

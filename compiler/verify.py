@@ -193,21 +193,17 @@ def checkpointed(module: Module, values) -> Module:
 
 # -- the report --------------------------------------------------------------------------------
 def verify(model, calib, target: str = "overlay", inputs=None, samples: int = 4, input_shapes=None,
-           target_config=None, quant_passes=None, progress=None, weights: str = "int8") -> VerifyResult:
-    """Compile ``model`` (path or ModelProto) with calibration ``calib`` and compare the three
-    executions on ``samples`` inputs (from ``inputs``, else the first calibration samples)."""
-    from tcc.driver import compile_to_ir, quantization_pipeline
-    from tcc.passes import DEFAULT_FLOAT_PIPELINE
+           target_config=None, progress=None, weights: str = "int8", method: str = "minmax") -> VerifyResult:
+    """Compile ``model`` (path or ModelProto) with calibration ``calib`` as ``tcc compile`` does
+    (``driver.compile_model``) and compare the three executions on ``samples`` inputs (from
+    ``inputs``, else the first calibration samples)."""
+    from tcc.driver import CompileOptions, compile_model, lower_model
 
     shapes = dict(input_shapes or {})
-    float_module, _ = compile_to_ir(model, shapes, DEFAULT_FLOAT_PIPELINE)
-    if target == "overlay":  # before calibration, as `tcc compile` does
-        from tcc.isa.target import load_target
-        from tcc.limits import check_overlay_limits
-
-        check_overlay_limits(float_module, load_target(target_config), target_config or "the default target",
-                             weights)
-    qmodule, _ = compile_to_ir(model, shapes, DEFAULT_FLOAT_PIPELINE + (quant_passes or quantization_pipeline(calib)))
+    float_module = compile_model(model, "ir", CompileOptions(input_shapes=shapes))
+    options = CompileOptions(input_shapes=shapes, calib=calib, method=method, weights=weights,
+                             target_config=target_config)
+    qmodule, _ = lower_model(model, target, options)  # the overlay's limits are checked before calibration
     feeds = load_samples(inputs or calib, float_module, samples, what="input file")
     values = compared_values(qmodule)
     names = {v.name for v in values}

@@ -18,7 +18,6 @@ Output is deterministic: attributes sorted by name, blobs numbered in order of a
 from __future__ import annotations
 
 import base64
-import json
 import math
 import re
 
@@ -26,18 +25,15 @@ import numpy as np
 
 from .core import Module, Op
 from .dtypes import from_numpy
+from .escape import ir_string
 from .types import QuantParams, TensorType
 
 INLINE_TENSOR_LIMIT = 16
 _BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*|[0-9]+")
 
 
-def quote(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
-
-
 def format_name(name: str) -> str:
-    return name if _BARE.fullmatch(name) else quote(name)
+    return name if _BARE.fullmatch(name) else ir_string(name)
 
 
 def format_float(value: float) -> str:
@@ -66,7 +62,7 @@ def format_quant(q: QuantParams) -> str:
     else:
         fields = f"axis = {q.axis}, scale = {format_list(q.scale)}, zero_point = {format_list(q.zero_point)}"
     if q.format is not None:
-        fields += f", format = {quote(q.format)}"
+        fields += f", format = {ir_string(q.format)}"
     return "{" + fields + "}"
 
 
@@ -101,7 +97,7 @@ class Printer:
             self.blobs.append(value)
             return f"blob<#{len(self.blobs) - 1}>"
         if isinstance(value, str):
-            return quote(value)
+            return ir_string(value)
         if isinstance(value, tuple):
             return format_list(value)
         return format_scalar(value)
@@ -115,7 +111,7 @@ class Printer:
             text += " {" + attrs + "}"
         text += " : " + ", ".join(format_type(r.type) for r in op.results)
         if op.loc:
-            text += f" loc({quote(op.loc)})"
+            text += f" loc({ir_string(op.loc)})"
         return text
 
     def format_blob(self, index: int, value: np.ndarray) -> str:
@@ -134,7 +130,7 @@ class Printer:
         for op in module.ops:
             lines.append("  " + self.format_op(op))
         for name, v in module.outputs:
-            lines.append(f"  output {quote(name)} = %{format_name(v.name)}")
+            lines.append(f"  output {ir_string(name)} = %{format_name(v.name)}")
         lines.append("}")
         if self.blobs:
             lines.append("blobs {")

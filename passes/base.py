@@ -1,6 +1,7 @@
 """What a pass is: a named unit that mutates a module in place and returns nothing."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
@@ -14,9 +15,16 @@ class Pass:
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    #: Set by the pass manager while the pass runs: where ``report_progress`` goes (not an option).
+    progress_sink: ClassVar[Callable[[str, int, int], None] | None] = None
 
     def apply(self, module: Module) -> None:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def report_progress(self, label: str, done: int, total: int) -> None:
+        """Tell the pass manager's instrumentations how far a long pass is (no-op outside a manager)."""
+        if self.progress_sink is not None:
+            self.progress_sink(label, done, total)
 
     def spec(self) -> str:
         opts = ",".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))

@@ -46,10 +46,17 @@ def make_pass(name: str, options: dict[str, str] | None = None) -> Pass:
     return cls(**kwargs)
 
 
-def parse_pipeline(spec: str | list[str] | tuple[str, ...]) -> list[Pass]:
-    """``"dce,tile{size=4}"`` (or a list of such items) -> pass instances."""
-    text = spec if isinstance(spec, str) else ",".join(spec)
-    passes: list[Pass] = []
+def parse_pipeline(spec) -> list[Pass]:
+    """``"dce,tile{size=4}"`` -> pass instances. A list or tuple may mix such text items (registered
+    names, pipelines typed by people) with configured ``Pass`` objects, which are kept as they are:
+    options from program values go in as objects, never through text."""
+    if not isinstance(spec, str):
+        passes: list[Pass] = []
+        for item in spec:
+            passes.extend([item] if isinstance(item, Pass) else parse_pipeline(item))
+        return passes
+    text = spec
+    passes = []
     pos = 0
     text = text.strip()
     while pos < len(text):
@@ -68,52 +75,132 @@ def parse_pipeline(spec: str | list[str] | tuple[str, ...]) -> list[Pass]:
     return passes
 
 
-@dataclass
-class PassManager:
-    passes: list[Pass]
-    verify_each: bool = True
-    dump_after: set[str] | str = field(default_factory=set)  # pass names, or "all"
-    dump_dir: Path | None = None
-    timings: list[tuple[str, float]] = field(default_factory=list)
-    _dumped: int = 0
+class PassInstrumentation:
+    """Hooks the pass manager calls around every pass (MLIR's ``PassInstrumentation``): timing, IR
+    dumps, verification and a front end's progress display are instrumentations, so no pass needs
+    to know about any of them. Subclasses override the hooks they need."""
 
-    def wants_dump(self, name: str) -> bool:
-        return self.dump_after == "all" or name in self.dump_after
+    def before_pipeline(self, module: Module, passes: list[Pass]) -> None:
+        """Called once before the first pass."""
+
+    def before_pass(self, p: Pass, module: Module) -> None:
+        """Called before ``p`` runs."""
+
+    def after_pass(self, p: Pass, module: Module) -> None:
+        """Called after ``p`` ran (hooks run in registration order)."""
+
+    def progress(self, label: str, done: int, total: int) -> None:
+        """A long pass (or stage) has done ``done`` of ``total`` units of the work ``label`` names."""
+
+
+class Timing(PassInstrumentation):
+    """Wall time of each pass, as (pass spec, seconds) appended to ``records``."""
+
+    def __init__(self, records: list[tuple[str, float]]):
+        self.records = records
+        self._start = 0.0
+
+    def before_pass(self, p: Pass, module: Module) -> None:
+        self._start = time.perf_counter()
+
+    def after_pass(self, p: Pass, module: Module) -> None:
+        self.records.append((p.spec(), time.perf_counter() - self._start))
+
+
+class VerifyEach(PassInstrumentation):
+    """Verify the IR after each pass; invalid IR is tcc's bug: say which pass, keep the IR."""
+
+    def after_pass(self, p: Pass, module: Module) -> None:
+        try:
+            verify(module)
+        except VerifyError as exc:
+            path = Path(tempfile.mkdtemp(prefix="tcc-ice-")) / f"after-{p.name}.tir"
+            path.write_text(print_module(module))
+            raise InternalError(f"internal compiler error: the IR is invalid after pass "
+                                f"{p.spec()!r}: {exc}\n(the IR after that pass is in {path}; "
+                                f"please report it)") from None
+
+
+class DumpIR(PassInstrumentation):
+    """Write the textual IR after the passes named in ``after`` ("all": every pass; "import": the
+    IR before the first pass) to ``folder``, numbered in order."""
+
+    def __init__(self, after: set[str] | str, folder: Path | None = None):
+        self.after, self.folder, self.count = after, Path(folder) if folder else Path("."), 0
+
+    def wants(self, name: str) -> bool:
+        return self.after == "all" or name in self.after
 
     def dump(self, module: Module, stage: str) -> Path:
         from tcc.ir.fileio import write_atomic
 
-        folder = Path(self.dump_dir) if self.dump_dir else Path(".")
-        path = folder / f"{self._dumped:02d}-{stage}.tir"
+        path = self.folder / f"{self.count:02d}-{stage}.tir"
         write_atomic(path, print_module(module))
-        self._dumped += 1
+        self.count += 1
         return path
 
+    def before_pipeline(self, module: Module, passes: list[Pass]) -> None:
+        if self.wants("import"):
+            self.dump(module, "import")
+
+    def after_pass(self, p: Pass, module: Module) -> None:
+        if self.wants(p.name):
+            self.dump(module, p.name)
+
+
+@dataclass
+class PassManager:
+    """Runs ``passes`` in order; around each, the instrumentations: timing (``timings``), verification
+    (``verify_each``), dumps (``dump_after``, ``dump_dir``), then ``instrumentations`` in order."""
+
+    passes: list[Pass]
+    verify_each: bool = True
+    dump_after: set[str] | str = field(default_factory=set)  # pass names, "import", or "all"
+    dump_dir: Path | None = None
+    instrumentations: list[PassInstrumentation] = field(default_factory=list)
+    timings: list[tuple[str, float]] = field(default_factory=list)
+
+    def hooks(self) -> list[PassInstrumentation]:
+        hooks: list[PassInstrumentation] = [Timing(self.timings)]
+        if self.verify_each:
+            hooks.append(VerifyEach())
+        if self.dump_after:
+            hooks.append(DumpIR(self.dump_after, self.dump_dir))
+        return hooks + list(self.instrumentations)
+
     def run(self, module: Module) -> Module:
+        hooks = self.hooks()
+
+        def progress(label: str, done: int, total: int) -> None:
+            for hook in hooks:
+                hook.progress(label, done, total)
+
+        for hook in hooks:
+            hook.before_pipeline(module, self.passes)
         for p in self.passes:
-            start = time.perf_counter()
-            p.apply(module)
-            self.timings.append((p.spec(), time.perf_counter() - start))
-            if self.verify_each:
-                try:
-                    verify(module)
-                except VerifyError as exc:
-                    path = Path(tempfile.mkdtemp(prefix="tcc-ice-")) / f"after-{p.name}.tir"
-                    path.write_text(print_module(module))
-                    raise InternalError(f"internal compiler error: the IR is invalid after pass "
-                                        f"{p.spec()!r}: {exc}\n(the IR after that pass is in {path}; "
-                                        f"please report it)") from None
-            if self.wants_dump(p.name):
-                self.dump(module, p.name)
+            for hook in hooks:
+                hook.before_pass(p, module)
+            p.progress_sink = progress
+            try:
+                p.apply(module)
+            finally:
+                p.progress_sink = None
+            for hook in hooks:
+                hook.after_pass(p, module)
         return module
 
     def timing_report(self) -> str:
-        total = sum(t for _, t in self.timings) or 1e-12
-        # A pass with many options (quantize{calib=...,...}) keeps its name and the options' start.
-        names = [spec if len(spec) <= 48 else spec[:44] + "...}" for spec, _ in self.timings]
-        width = max([len(name) for name in names] + [20])
-        lines = [f"{'pass':<{width}} {'wall (ms)':>10} {'share':>7}"]
-        for name, (_, t) in zip(names, self.timings):
-            lines.append(f"{name:<{width}} {t * 1e3:>10.2f} {100 * t / total:>6.1f}%")
-        lines.append(f"{'total':<{width}} {total * 1e3:>10.2f} {100.0:>6.1f}%")
-        return "\n".join(lines)
+        return format_timings(self.timings)
+
+
+def format_timings(records: list[tuple[str, float]]) -> str:
+    """A table of (pass spec, seconds) records with each pass's share of the total."""
+    total = sum(t for _, t in records) or 1e-12
+    # A pass with many options (quantize{calib=...,...}) keeps its name and the options' start.
+    names = [spec if len(spec) <= 48 else spec[:44] + "...}" for spec, _ in records]
+    width = max([len(name) for name in names] + [20])
+    lines = [f"{'pass':<{width}} {'wall (ms)':>10} {'share':>7}"]
+    for name, (_, t) in zip(names, records):
+        lines.append(f"{name:<{width}} {t * 1e3:>10.2f} {100 * t / total:>6.1f}%")
+    lines.append(f"{'total':<{width}} {total * 1e3:>10.2f} {100.0:>6.1f}%")
+    return "\n".join(lines)

@@ -2,8 +2,9 @@
 from .session import NodeArg, Session
 
 #: First bytes of each artifact kind: the overlay's (.tcc, backends/overlay/artifact.py) and the
-#: sparse dataflow target's (backends/sparse).
-MAGICS = {b"TCCARTF\0": "overlay", b"TCCSPRS\0": "sparse"}
+#: sparse dataflow target's (backends/sparse) and the overlay's with host partitions
+#: (backends/overlay/hetero_artifact.py).
+MAGICS = {b"TCCARTF\0": "overlay", b"TCCSPRS\0": "sparse", b"TCCHETR\0": "heterogeneous"}
 
 
 def artifact_kind(path) -> str | None:
@@ -22,6 +23,10 @@ def open_session(path):
         from .sparse_session import SparseSession
 
         return SparseSession(path)
+    if artifact_kind(path) == "heterogeneous":
+        from .hetero_session import HeteroSession
+
+        return HeteroSession(path)
     return Session(path)
 
 

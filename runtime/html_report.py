@@ -7,7 +7,6 @@ is on PATH, else a plain layered layout drawn here). The style, bars (``hbar``),
 """
 from __future__ import annotations
 
-import html
 import math
 import re
 import shutil
@@ -15,6 +14,8 @@ import subprocess
 from dataclasses import dataclass
 
 from tcc.ir import Module
+from tcc.ir.escape import dot_string
+from tcc.ir.escape import html_text as escape
 
 from .report import mode_cycles
 
@@ -42,10 +43,6 @@ def xml_svg(svg: str) -> str:
     as well as HTML (a saved .svg opens in any viewer; tests parse it)."""
     svg = _TAG.sub(lambda m: _BARE_ATTRIBUTE.sub(r'\1="\2"', m.group(0)), svg)
     return svg.replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1) if "xmlns=" not in svg[:200] else svg
-
-
-def escape(text) -> str:
-    return html.escape(str(text), quote=True)
 
 
 def _colour(mode: str) -> str:
@@ -289,16 +286,22 @@ def draw_graph(nodes: list[GraphNode], edges: list[tuple[str, str, str]]) -> str
     return layered_svg(nodes, edges)
 
 
-def _graphviz(nodes: list[GraphNode], edges: list[tuple[str, str, str]]) -> str:
+def dot_source(nodes: list[GraphNode], edges: list[tuple[str, str, str]]) -> str:
+    """The graph in Graphviz's DOT language; every ID and label is a ``dot_string``."""
     lines = ["digraph g {", "node [shape=box, style=filled, fontname=Helvetica, fontsize=10];"]
     for node in nodes:
-        label = f"{node.heading}\\n{node.detail[:40]}".replace('"', "'")
-        lines.append(f'{node.key} [label="{label}", fillcolor="{node.colour}30"];')
+        label = dot_string(node.heading, node.detail[:40])  # cut before escaping, never inside an escape
+        lines.append(f'{dot_string(node.key)} [label={label}, fillcolor={dot_string(node.colour + "30")}];')
     for src, dst, label in edges:
-        lines.append(f"{src} -> {dst};" if not label else f'{src} -> {dst} [tooltip="{label}"];')
+        edge = f"{dot_string(src)} -> {dot_string(dst)}"
+        lines.append(f"{edge};" if not label else f"{edge} [tooltip={dot_string(label)}];")
     lines.append("}")
-    svg = subprocess.run(["dot", "-Tsvg"], input="\n".join(lines), capture_output=True, text=True, timeout=60,
-                         check=True).stdout
+    return "\n".join(lines)
+
+
+def _graphviz(nodes: list[GraphNode], edges: list[tuple[str, str, str]]) -> str:
+    svg = subprocess.run(["dot", "-Tsvg"], input=dot_source(nodes, edges), capture_output=True, text=True,
+                         timeout=60, check=True).stdout
     return svg[svg.index("<svg"):]
 
 

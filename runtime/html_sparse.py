@@ -6,7 +6,9 @@ FIFO graph. The style, bars, graph layout and page shell are html_report.py's.
 """
 from __future__ import annotations
 
-from .html_report import GraphNode, draw_graph, escape, hbar, page, xml_svg
+from tcc.ir.escape import html_text as escape
+
+from .html_report import GraphNode, draw_graph, hbar, page, xml_svg
 
 KIND_COLOURS = {"input": "#888", "conv": "#2b7bb9", "pointwise": "#5b9bd5", "depthwise": "#3a9a4a",
                 "add": "#d9661f", "concat": "#c9a227", "maxpool": "#8e5bb5", "avgpool": "#b07cc6",
@@ -66,11 +68,11 @@ def _module_table(report: dict, specs: dict[str, dict]) -> str:
         resources = specs.get(name, {}).get("resources", {})
         label = f"<b>{escape(name)} *</b>" if name == report["bottleneck"] else escape(name)
         rows.append(f"<tr><td>{index}</td><td class=name>{label}</td><td>{escape(m['kind'])}</td>"
-                    f"<td>{parallelism_text(m['parallelism'])}</td><td>{m['busy_cycles']}</td><td>{busy}</td>"
-                    f"<td>{m['tokens_in']}</td><td>{m['tokens_out']}</td><td>{tokens}</td>"
+                    f"<td>{escape(parallelism_text(m['parallelism']))}</td><td>{m['busy_cycles']}</td>"
+                    f"<td>{busy}</td><td>{m['tokens_in']}</td><td>{m['tokens_out']}</td><td>{tokens}</td>"
                     f"<td>{100 * m['utilisation']:.1f}%</td><td>{util}</td>"
-                    f"<td>{resources.get('dsp', '')}</td><td>{resources.get('bram18', 0) / 2:g}</td>"
-                    f"<td>{resources.get('lut', '')}</td>"
+                    f"<td>{escape(resources.get('dsp', ''))}</td><td>{resources.get('bram18', 0) / 2:g}</td>"
+                    f"<td>{escape(resources.get('lut', ''))}</td>"
                     f"<td class=name title='{escape(m['loc'])}'>{escape(m['loc'])}</td></tr>")
     return f"<table>{''.join([head] + rows)}</table>"
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+from tcc.ir.escape import one_line
+
 
 def roofline(layer: dict, target: dict) -> int:
     """The lower bound of one layer: max(MACs / PEs, bytes / bandwidth)."""
@@ -89,15 +91,16 @@ def format_report(report: dict, top: int | None = None, style=_plain) -> str:
     if top:
         layers = sorted(layers, key=lambda layer: -layer.get("cycles", 0))[:top]
     longest = max([layer.get("cycles", 0) for layer in report["layers"]] + [1])
-    name_width = min(max([len(layer["name"]) for layer in layers] + [5]), 36)
+    names = [one_line(layer["name"]) for layer in layers]
+    name_width = min(max([len(name) for name in names] + [5]), 36)
     head = (f"{'#':>4}  {'layer':<{name_width}}  {'kind':<7} {'mode':<5} {'cycles':>9}  {'':<12} {'x roof':>7} "
             f"{'MACs':>11} {'PE util':>7} {'loaded':>9} {'stored':>9}")
     rule = "\u2500" * len(head)
     lines = [style(head, bold=True), rule]
-    for layer in layers:
+    for layer, name in zip(layers, names):
         cycles = layer.get("cycles", 0)
         ratio = cycles / layer["roofline_cycles"] if layer["roofline_cycles"] else 0.0
-        name = layer["name"] if len(layer["name"]) <= name_width else "\u2026" + layer["name"][-name_width + 1:]
+        name = name if len(name) <= name_width else "\u2026" + name[-name_width + 1:]
         mode = layer["mode"] or ""
         bar = style(_bar(cycles / longest, 12), fg="magenta" if mode == "bf16" else "cyan")
         util = 100 * layer.get("pe_utilization", 0)

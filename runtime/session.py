@@ -16,7 +16,7 @@ import numpy as np
 
 from tcc.backends.overlay.artifact import Artifact, ArtifactError
 from tcc.backends.overlay.layout import from_physical, to_physical
-from tcc.ir import TensorType, parse_module
+from tcc.ir import Module, TensorType, parse_module
 from tcc.ir.dtypes import cast, to_numpy
 from tcc.ir.errors import InterpreterError, IRParseError
 from tcc.ir.interpreter import evaluate_op, run_module
@@ -31,7 +31,19 @@ class NodeArg:
     type: str
 
 
-class Session:
+class ModelIO:
+    """onnxruntime-style introspection of a session's ``module``."""
+
+    module: Module
+
+    def get_inputs(self) -> list[NodeArg]:
+        return [NodeArg(v.name, list(v.type.shape), v.type.dtype) for v in self.module.inputs]
+
+    def get_outputs(self) -> list[NodeArg]:
+        return [NodeArg(n, list(v.type.shape), v.type.dtype) for n, v in self.module.outputs]
+
+
+class Session(ModelIO):
     def __init__(self, artifact):
         self.artifact = artifact if isinstance(artifact, Artifact) else Artifact.load(artifact)
         meta = self.artifact.metadata
@@ -86,13 +98,6 @@ class Session:
                 if end > meta["dram_bytes"]:
                     raise bad(group, entry, f"bytes {entry['address']}..{end} run past dram_bytes "
                                             f"{meta['dram_bytes']}")
-
-    # -- onnxruntime-style introspection -------------------------------------------------------
-    def get_inputs(self) -> list[NodeArg]:
-        return [NodeArg(v.name, list(v.type.shape), v.type.dtype) for v in self.module.inputs]
-
-    def get_outputs(self) -> list[NodeArg]:
-        return [NodeArg(n, list(v.type.shape), v.type.dtype) for n, v in self.module.outputs]
 
     # -- running -------------------------------------------------------------------------------
     def _check_inputs(self, feeds: dict) -> dict:

@@ -17,6 +17,7 @@ import numpy as np
 from tcc.backends.sparse.artifact import SparseArtifact, SparseArtifactError
 from tcc.ir import parse_module
 from tcc.ir.errors import InterpreterError, IRParseError
+from tcc.ir.escape import one_line
 from tcc.ir.interpreter import evaluate_op
 from tcc.ir.interpreter.interpreter import bind_inputs
 from tcc.isa.tokensim import input_tokens, simulate
@@ -162,7 +163,7 @@ class SparseSession:
                      f"{report['bottleneck_cycles']} cycles ({report['frames_per_second']:.0f} frames/s streamed); "
                      f"{res['dsp']}/{t['dsp']} DSP, {res['bram18'] / 2:g}/{t['bram36']} BRAM36, "
                      f"{res['lut']}/{t['lut']} LUT")
-        return "\n".join(lines)
+        return "\n".join(one_line(line) for line in lines)  # names from the model stay one line each
 
 
 def _np_dtype(dtype: str) -> str:

@@ -84,14 +84,18 @@ class Artifact:
 
     @classmethod
     def load(cls, path) -> "Artifact":
-        path = Path(path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ArtifactError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise ArtifactError(f"{path}: is a directory, not an artifact") from None
-        return cls.from_bytes(data, str(path))
+        return cls.from_bytes(read_artifact_file(path), str(path))
+
+
+def read_artifact_file(path) -> bytes:
+    """The bytes of an artifact file; a missing file or a folder is an ArtifactError."""
+    path = Path(path)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ArtifactError(f"{path}: is a directory, not an artifact") from None
 
 
 # What the runtime reads from the metadata.  The target's fields are TargetConfig's (checked with

@@ -15,11 +15,12 @@ from .emit_matrix import emit_conv, emit_gemm, emit_scale
 from .emit_misc import emit_eadd, emit_pool, emit_requant
 from .emit_move import emit_concat, emit_layout, emit_lookup, plan_moves
 from .emit_vector import emit_cvt, emit_vector
-from .errors import BackendError
+from .errors import BackendError, unsupported
 from .layout import nbytes
 from .memory import DramPlan, align, place_activations
 from .program import Program
-from .steps import Step, build_steps, find_host_io, plan_layouts
+from .placement import place_module
+from .steps import Step, plan_layouts
 
 MODES = {"conv": "int8", "gemm": "int8", "matmul": "int8", "scale": "int8", "eadd": "int8", "requant": "int8",
          "pool": "int8", "cvt_in": "bf16", "cvt_out": "bf16", "vector": "bf16"}
@@ -61,8 +62,11 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
     """The artifact running ``module`` on ``target``; ``progress(steps_done, steps)``, if given, is
     called after each step's code is emitted."""
     target = target or load_target()
-    io = find_host_io(module)
-    steps = build_steps(module, io)
+    placement = place_module(module, target)
+    host = placement.host_ops(module)
+    if host:
+        raise unsupported(host[0], placement.of[id(host[0])].reason)
+    io, steps = placement.io, placement.steps
     layouts = plan_layouts(steps, io)
     buffers = Buffers.of(target)
     plan_views(steps, io, layouts, buffers)

@@ -126,14 +126,33 @@ def _json_attrs(attrs: dict) -> dict:
     return out
 
 
+def vector_tiles(op, vbuf_q: int) -> tuple[int | None, int]:
+    """(axis, chunk): the vector op runs in slices of ``chunk`` along ``axis`` (None: in one piece).
+    Raises BackendError when the op has too many operands or a slice exceeds the vector buffer."""
+    shape = op.result.type.shape
+    operands = list(op.operands)
+    if len(operands) > 4:
+        raise unsupported(op, "vector ops take at most four operands")
+    axis = next((a for a in sorted(independent_axes(op)) if shape[a] > 1
+                 and all(v.type.rank == len(shape) and v.type.shape[a] in (1, shape[a]) for v in operands)), None)
+    unit = 2 * op.result.type.size // (shape[axis] if axis is not None else 1)
+    max_chunk = shape[axis] if axis is not None else 1
+    chunk = max(1, min(max_chunk, vbuf_q // max(unit, 1) if axis is not None else 1))
+    largest = max([v.type.size * 2 for v in operands] + [op.result.type.size * 2])
+    if axis is None and largest > vbuf_q:
+        raise unsupported(op, f"a {largest}-byte bf16 operand exceeds the vector buffer and the op cannot be tiled")
+    if axis is not None and chunk * unit > vbuf_q:
+        raise unsupported(op, "one slice of this vector op exceeds the vector buffer")
+    return axis, chunk
+
+
 def emit_vector(ctx: Context, step: Step) -> None:
     op = step.ops[0]
     y = op.result
     shape = y.type.shape
     b, p = ctx.buffers, ctx.program
     operands = list(op.operands)
-    if len(operands) > 4:
-        raise unsupported(op, "vector ops take at most four operands")
+    axis, chunk = vector_tiles(op, b.vbuf_q)
     addresses = []
     for v in operands:
         if is_constant(v):
@@ -141,16 +160,6 @@ def emit_vector(ctx: Context, step: Step) -> None:
             addresses.append(ctx.constant(f"c:{v.name}", data))
         else:
             addresses.append(ctx.addr(v))
-    axis = next((a for a in sorted(independent_axes(op)) if shape[a] > 1
-                 and all(v.type.rank == len(shape) and v.type.shape[a] in (1, shape[a]) for v in operands)), None)
-    unit = 2 * y.type.size // (shape[axis] if axis is not None else 1)
-    max_chunk = shape[axis] if axis is not None else 1
-    chunk = max(1, min(max_chunk, b.vbuf_q // max(unit, 1) if axis is not None else 1))
-    largest = max([v.type.size * 2 for v in operands] + [y.type.size * 2])
-    if axis is None and largest > b.vbuf_q:
-        raise unsupported(op, f"a {largest}-byte bf16 operand exceeds the vector buffer and the op cannot be tiled")
-    if axis is not None and chunk * unit > b.vbuf_q:
-        raise unsupported(op, "one slice of this vector op exceeds the vector buffer")
     ctx.begin_layer(step.name, 0, sum(v.type.size * 2 for v in operands) + y.type.size * 2)
     slots = [b.v(0), b.v(1), b.v(3), b.v(3) + b.vbuf_q // 2]
     extent = shape[axis] if axis is not None else 1

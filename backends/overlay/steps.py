@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 from tcc.ir import Module, Op, Trait, Value, constant_value, is_constant
 
-from .errors import unsupported
 from .layout import LayoutPlan
 
 
@@ -64,26 +63,6 @@ def find_host_io(module: Module) -> HostIO:
     return io
 
 
-def build_steps(module: Module, io: HostIO) -> list[Step]:
-    """The steps in program order.  A step runs where its last op stands in the module (all its
-    inputs exist there), so a schedule that separates a step's ops stays valid."""
-    host_ops = {id(op) for _, _, op in io.inputs + io.outputs if op is not None}
-    covered: set[int] = set(host_ops)
-    position = {id(op): i for i, op in enumerate(module.ops)}
-    steps: list[Step] = []
-    for op in module.ops:
-        if id(op) in covered or op.kind == "const":
-            continue
-        step = _match(op, module)
-        if step is None:
-            raise unsupported(op, _why(op))
-        step.name = step.name or op.loc
-        covered.update(id(o) for o in step.ops)
-        steps.append(step)
-    steps.sort(key=lambda s: max(position[id(o)] for o in s.ops))
-    return steps
-
-
 def plan_layouts(steps: list[Step], io: HostIO) -> LayoutPlan:
     """NHWC for rank-4 int8 tensors the conv/pool unit touches and those tied to them by
     element-wise int8 steps (eadd, requant: all operands share one layout); row-major for the
@@ -112,13 +91,13 @@ def plan_layouts(steps: list[Step], io: HostIO) -> LayoutPlan:
                       if find(k) in nhwc_roots and v.type.rank == 4 and v.type.dtype in ("i8", "u8"))
 
 
-def _why(op: Op) -> str:
+def host_reason(op: Op) -> str:
     if op.kind == "qmatmul":
         return "an int8 matmul of two activations needs a sole per-tensor int8 requantize after it"
     if op.kind == "gather" and not is_constant(op.operands[1]):
         return "a lookup by run-time indices needs a constant 2-D table, axis 0 and int64 indices"
     dtypes = sorted({v.type.dtype for v in op.operands + op.results})
-    return f"no overlay lowering for this op on element types {', '.join(dtypes)}"
+    return f"no overlay lowering for {op.kind} on element types {', '.join(dtypes)}"
 
 
 def _is_exact_widening(req: Op) -> bool:
@@ -147,7 +126,7 @@ def _match_scale(op: Op, module: Module) -> Step | None:
     return Step("scale", [*widened, op, req], [x], [req.result], info={"factor": factor, "value": x})
 
 
-def _match(op: Op, module: Module) -> Step | None:
+def match_step(op: Op, module: Module) -> Step | None:
     out = op.results[0]
     if op.kind in ("qconv", "qlinear"):
         req = _sole_user(out, module)
@@ -163,7 +142,7 @@ def _match(op: Op, module: Module) -> Step | None:
         return Step("matmul", [op, req], list(op.operands), [req.result])
     if op.kind == "requantize" and op.attrs["dtype"] == "i32":
         add = _sole_user(out, module)
-        return _match(add, module) if add is not None and add.kind in ("add", "sub", "mul") else None
+        return match_step(add, module) if add is not None and add.kind in ("add", "sub", "mul") else None
     if op.kind == "mul" and out.type.dtype == "i32":
         return _match_scale(op, module)
     if op.kind in ("add", "sub") and out.type.dtype == "i32":

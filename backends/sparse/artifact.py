@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from tcc.ir.errors import TccError
+from tcc.ir.escape import one_line
 from tcc.ir.fileio import write_atomic
 
 from ..schema import SchemaError
@@ -151,4 +152,4 @@ class SparseArtifact:
         for f in m["fifos"]:
             lines.append(f"{f['src']} -> {f['dst']}: {f['stream']} {f['width_bits']}b x {f['depth']}")
         lines.append(f"; host: {', '.join(m['host_ops'])}")
-        return "\n".join(lines) + "\n"
+        return "".join(one_line(line) + "\n" for line in lines)  # names from the model stay one line each

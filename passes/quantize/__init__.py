@@ -36,7 +36,8 @@ class Quantize(Pass):
         ranges = {}
         if self.calib:
             samples = load_samples(self.calib, module, self.max_samples)
-            ranges = calibrate(module, samples, self.method, self.percentile, sparse_mode=self.sparse_mode)
+            ranges = calibrate(module, samples, self.method, self.percentile, sparse_mode=self.sparse_mode,
+                               progress=lambda done, total: self.report_progress("calibrating", done, total))
         elif not pinned:
             raise QuantizationError("quantize needs calibration data: pass calib=FILE.npz "
                                     "(CLI: --calib FILE.npz)")

@@ -1,7 +1,7 @@
 """Calibration: run the float reference over sample inputs and observe every float value."""
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 
 import numpy as np
 
@@ -60,8 +60,10 @@ def load_samples(path: str, module: Module, max_samples: int = 0,
 
 
 def calibrate(module: Module, samples, method: str = "minmax", percentile: float = 99.99,
-              show_progress: bool = True, sparse_mode: str = "") -> dict[int, tuple[float, float]]:
-    """Ranges (lo, hi) of every float value of ``module``, keyed by id(Value).
+              progress: Callable[[int, int], None] | None = None, sparse_mode: str = ""
+              ) -> dict[int, tuple[float, float]]:
+    """Ranges (lo, hi) of every float value of ``module``, keyed by id(Value); ``progress(done, total)``
+    is called after each sample.
 
     ``sparse_mode="submanifold"`` observes the values the sparse target will compute (zero at
     inactive sites, ir/interpreter/sparse.py) instead of the dense model's: a network trained
@@ -80,22 +82,12 @@ def calibrate(module: Module, samples, method: str = "minmax", percentile: float
             observers[id(value)] = obs
         obs.observe(array)
 
-    progress = None
-    if show_progress and sys.stderr.isatty() and len(samples) > 1:
-        import click
-
-        progress = click.progressbar(length=len(samples), label="calibrating", file=sys.stderr)
-        progress.__enter__()
     run = _sparse_runner(module, sparse_mode, observe) if sparse_mode else \
         (lambda sample: run_module(module, sample, observe=observe))
-    try:
-        for sample in samples:
-            run(sample)
-            if progress is not None:
-                progress.update(1)
-    finally:
+    for done, sample in enumerate(samples, 1):
+        run(sample)
         if progress is not None:
-            progress.__exit__(None, None, None)
+            progress(done, len(samples))
     return {key: tuple(float(v) for v in obs.range()) for key, obs in observers.items()}
 
 

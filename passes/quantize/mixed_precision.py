@@ -243,11 +243,13 @@ class MixedPrecision(Pass):
         costs = cost_tables(layers, candidates, OverlayCostModel())[kind]
         check_budget(kind, budget, costs, np.ones(costs.shape, bool), candidates)  # before measuring
         samples = load_samples(self.calib, module, self.max_samples)
-        ranges = calibrate(module, samples, self.method, self.percentile)
+        ranges = calibrate(module, samples, self.method, self.percentile,
+                           progress=lambda done, total: self.report_progress("calibrating", done, total))
         config = LoweringConfig(symmetric=self.symmetric, rounding=self.rounding)
         subset = _subset(samples, self.sensitivity_samples)
         reference = [run_module(module, s) for s in subset]
-        sensitivity = measure_sensitivity(module, ranges, layers, candidates, subset, reference, config)
+        sensitivity = measure_sensitivity(module, ranges, layers, candidates, subset, reference, config,
+                                          lambda done, total: self.report_progress("sensitivity", done, total))
         plan = plan_mixed_precision(layers, sensitivity, budget_bytes=self.budget_bytes,
                                     budget_cycles=self.budget_cycles)
         config.layer_weights = plan.layer_weights

@@ -15,7 +15,7 @@ reports the measured error of the chosen model next to that prediction.
 """
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,11 +99,13 @@ class Sensitivity:
 
 
 def measure_sensitivity(source: Module, ranges, layers: list[Layer], candidates, samples, reference,
-                        config: LoweringConfig, show_progress: bool = True) -> Sensitivity:
+                        config: LoweringConfig, progress: Callable[[int, int], None] | None = None
+                        ) -> Sensitivity:
     """Lower and run the model once per (layer, non-int8 candidate), plus once all int8.
 
     ``reference``: the float model's outputs on ``samples``; ``config`` gives the shared
     lowering options (its ``layer_weights`` are replaced).
+    ``progress(done, total)`` is called after each lowering and run.
     A format that cannot be lowered or run for a layer (a bias that does not fit int32 at the
     finer DyBit scale, an accumulator overflow) gets an infinite error and a recorded reason.
     """
@@ -116,28 +118,18 @@ def measure_sensitivity(source: Module, ranges, layers: list[Layer], candidates,
     errors = np.full((len(layers), len(candidates)), np.inf)
     failures = {}
     jobs = [(i, j) for i in range(len(layers)) for j, fmt in enumerate(candidates) if fmt != "int8"]
-    progress = None
-    if show_progress and sys.stderr.isatty() and jobs:
-        import click
-
-        progress = click.progressbar(length=len(jobs), label="sensitivity", file=sys.stderr)
-        progress.__enter__()
-    try:
-        for j, fmt in enumerate(candidates):
-            if fmt == "int8":
-                errors[:, j] = base
-        for i, j in jobs:
-            layer, fmt = layers[i], candidates[j]
-            try:
-                errors[i, j] = error_with({layer.name: fmt})
-            except TccError as exc:
-                failures[(layer.name, fmt)] = str(exc)
-            if not np.isfinite(errors[i, j]):
-                errors[i, j] = np.inf
-                failures.setdefault((layer.name, fmt), "the output error is not finite")
-            if progress is not None:
-                progress.update(1)
-    finally:
+    for j, fmt in enumerate(candidates):
+        if fmt == "int8":
+            errors[:, j] = base
+    for done, (i, j) in enumerate(jobs, 1):
+        layer, fmt = layers[i], candidates[j]
+        try:
+            errors[i, j] = error_with({layer.name: fmt})
+        except TccError as exc:
+            failures[(layer.name, fmt)] = str(exc)
+        if not np.isfinite(errors[i, j]):
+            errors[i, j] = np.inf
+            failures.setdefault((layer.name, fmt), "the output error is not finite")
         if progress is not None:
-            progress.__exit__(None, None, None)
+            progress(done, len(jobs))
     return Sensitivity(tuple(candidates), base, errors, len(samples), failures)

@@ -139,8 +139,8 @@ def test_dump_after_all_writes_each_stage(tmp_path):
     manager = PassManager(parse_pipeline("fold-batchnorm,dce"), dump_after="all", dump_dir=tmp_path)
     manager.run(module)
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert files == ["00-fold-batchnorm.tir", "01-dce.tir"]
-    verify(parse_module((tmp_path / "01-dce.tir").read_text()))
+    assert files == ["00-import.tir", "01-fold-batchnorm.tir", "02-dce.tir"]  # "all": the input IR too
+    verify(parse_module((tmp_path / "02-dce.tir").read_text()))
     assert "fold-batchnorm" in manager.timing_report()
 
 

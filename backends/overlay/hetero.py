@@ -1,0 +1,87 @@
+"""Compile a quantized module for the overlay, running what the overlay cannot run on the host.
+
+A module every op of which the overlay runs compiles to a plain overlay artifact.  Otherwise
+the module is partitioned (``partition.py``): each device partition is compiled to an overlay
+artifact of its own, each host partition is kept as IR for the reference interpreter, and all
+of them go into one heterogeneous artifact (``hetero_artifact.py``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from tcc.ir import Module, Op, print_module
+from tcc.isa.target import TargetConfig, load_target
+
+from .artifact import Artifact
+from .compile import compile_overlay
+from .errors import BackendError
+from .hetero_artifact import HeteroArtifact
+from .partition import DEVICE, partition
+from .placement import ModulePlacement, place_module
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """One op that would run on the host."""
+
+    node: str  # the ONNX node it came from
+    kind: str  # the IR op kind
+    reason: str
+
+
+class HostFallbackRefused(BackendError):
+    """--no-host-fallback, and some ops cannot run on the overlay."""
+
+    def __init__(self, fallbacks: list[Fallback], op_types: dict[str, str] | None = None):
+        self.fallbacks = fallbacks
+        lines = [f"{len(fallbacks)} op(s) cannot run on the overlay and --no-host-fallback forbids running "
+                 "them on the host:"]
+        for f in fallbacks:
+            op_type = (op_types or {}).get(f.node, f.kind)
+            lines.append(f"  node {f.node!r} ({op_type}): {f.reason}")
+        super().__init__("\n".join(lines))
+
+
+def fallbacks(module: Module, placement: ModulePlacement) -> list[Fallback]:
+    return [Fallback(op.loc, op.kind, placement.of[id(op)].reason) for op in placement.host_ops(module)]
+
+
+def compile_heterogeneous(module: Module, target: TargetConfig | None = None, host_fallback: bool = True,
+                          progress: Callable[[int, int], None] | None = None) -> Artifact | HeteroArtifact:
+    """The artifact running ``module``: plain when the overlay runs every op, heterogeneous when some
+    run on the host (refused with HostFallbackRefused when ``host_fallback`` is False)."""
+    target = target or load_target()
+    placement = place_module(module, target)
+    host = fallbacks(module, placement)
+    if not host:
+        return compile_overlay(module, target, progress=progress)
+    if not host_fallback:
+        raise HostFallbackRefused(host)
+    parts = partition(module, placement)
+    entries, blobs = [], []
+    for part in parts:
+        sub = part.module
+        entry = {"kind": part.kind, "inputs": [v.name for v in sub.inputs],
+                 "outputs": [n for n, _ in sub.outputs], "nodes": _nodes(sub.ops)}
+        if part.kind == DEVICE:
+            blobs.append(compile_overlay(sub, target))
+        else:
+            blobs.append(print_module(sub))
+        entries.append(entry)
+    metadata = {
+        "model": module.name,
+        "inputs": [{"name": v.name, "value": v.name} for v in module.inputs],
+        "outputs": [{"name": n, "value": v.name} for n, v in module.outputs],
+        "partitions": entries,
+        "host_ops": [{"node": f.node, "kind": f.kind, "reason": f.reason} for f in host],
+    }
+    return HeteroArtifact(metadata, print_module(module), blobs)
+
+
+def _nodes(ops: list[Op]) -> list[str]:
+    seen: dict[str, None] = {}
+    for op in ops:
+        if op.kind != "const" and op.loc:
+            seen.setdefault(op.loc)
+    return list(seen)

@@ -1,0 +1,113 @@
+"""Where each op of a quantized module runs: a unit of the overlay, or the host.
+
+One definition, read by the code generator (``build_steps``), by the partitioner of heterogeneous
+artifacts (``partition.py``) and by ``tcc explain``: an op runs on the device when it belongs to a
+step the backend can emit (``steps._match``) and that step passes the static checks below (vector
+ops need a SIMD-lane kernel and must tile into the vector buffer).  Everything else runs on the
+host, on the reference interpreter, with the reason recorded.  Conversions between f32 and int8
+or bf16 (quantizing an f32 input, dequantizing an output or the operand of an f32 host op) are
+host work in every artifact: host boundaries are where int8 tensors are (de)quantized.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tcc.ir import Module, Op
+from tcc.isa.target import TargetConfig
+
+from .errors import BackendError
+from .steps import HostIO, Step, find_host_io, host_reason, match_step
+
+#: Which unit of the overlay runs each step kind.
+UNITS = {"conv": "matrix", "gemm": "matrix", "matmul": "matrix", "scale": "matrix",
+         "eadd": "int8 lanes", "requant": "int8 lanes", "pool": "int8 lanes",
+         "vector": "vector", "cvt_in": "vector", "cvt_out": "vector",
+         "concat": "data movement", "layout": "data movement", "lookup": "data movement"}
+HOST = "host"
+
+
+@dataclass
+class Placement:
+    """Where one op runs: ``unit`` is a value of UNITS or ``host``; ``step`` the device step it
+    belongs to; ``reason`` says why an op runs on the host."""
+
+    unit: str
+    step: Step | None = None
+    reason: str = ""
+    boundary: bool = False  # an f32 <-> int8/bf16 conversion at a model or host boundary
+
+
+@dataclass
+class ModulePlacement:
+    io: HostIO
+    steps: list[Step] = field(default_factory=list)  # device steps in program order
+    of: dict[int, Placement] = field(default_factory=dict)  # id(op) -> placement
+
+    def host_ops(self, module: Module) -> list[Op]:
+        """Ops that fall back to the host (not counting model-boundary conversions)."""
+        return [op for op in module.ops if op.kind != "const" and self.of[id(op)].unit == HOST
+                and not self.of[id(op)].boundary]
+
+
+def vector_step_problem(step: Step, target: TargetConfig) -> str | None:
+    """Why a bf16 vector step cannot run on the SIMD lanes, or None."""
+    from tcc.ir.interpreter import KERNELS, OP_KERNELS
+
+    from .context import Buffers
+    from .emit_vector import vector_tiles
+
+    op = step.ops[0]
+    if len(op.results) != 1:
+        return f"the vector unit writes one result; {op.kind} has {len(op.results)}"
+    if op.kind not in KERNELS and op.kind not in OP_KERNELS:
+        return f"no SIMD-lane kernel for {op.kind}"
+    if any(hasattr(v, "shape") for v in op.attrs.values()):
+        return "a tensor attribute cannot go into a vector descriptor"
+    try:
+        vector_tiles(op, Buffers.of(target).vbuf_q)
+    except BackendError as exc:
+        return str(exc).rsplit(": ", 1)[-1]
+    return None
+
+
+def is_host_conversion(op: Op) -> bool:
+    """An op converting between a device tensor (int8, bf16) and an f32 one: it exists only because
+    an f32 model input, output or host op needs it, and always runs on the host."""
+    if op.kind not in ("quantize", "dequantize", "cast"):
+        return False
+    dtypes = {op.operands[0].type.dtype, op.result.type.dtype}
+    return "f32" in dtypes and len(dtypes) == 2 \
+        and dtypes <= {"f32", "i8", "u8", "bf16"}
+
+
+def _problem(step: Step, target: TargetConfig) -> str | None:
+    if step.kind == "vector":
+        return vector_step_problem(step, target)
+    return None
+
+
+def place_module(module: Module, target: TargetConfig) -> ModulePlacement:
+    """The placement of every non-constant op of ``module`` (quantized IR) on ``target``."""
+    io = find_host_io(module)
+    placement = ModulePlacement(io)
+    boundary = {id(op) for _, _, op in io.inputs + io.outputs if op is not None}
+    position = {id(op): i for i, op in enumerate(module.ops)}
+    for op in module.ops:
+        if op.kind == "const" or id(op) in placement.of:
+            continue
+        if id(op) in boundary or is_host_conversion(op):
+            placement.of[id(op)] = Placement(HOST, reason="converts between f32 and a device tensor", boundary=True)
+            continue
+        step = match_step(op, module)
+        problem = host_reason(op) if step is None else _problem(step, target)
+        if step is not None and any(id(o) in placement.of for o in step.ops):
+            step, problem = None, "its step overlaps an op placed before it"
+        if problem is not None:
+            placement.of[id(op)] = Placement(HOST, reason=problem)
+            continue
+        step.name = step.name or op.loc
+        for o in step.ops:
+            placement.of[id(o)] = Placement(UNITS[step.kind], step)
+        placement.steps.append(step)
+    placement.steps.sort(key=lambda s: max(position[id(o)] for o in s.ops))
+    return placement

@@ -1,0 +1,166 @@
+"""`tcc explain`: where each ONNX node of a model will run on the overlay, and why not on the device.
+
+The same passes as ``tcc compile -t overlay`` run (one at a time, to see which pass folds a node
+away), then the overlay's placement (``backends/overlay/placement.py``, the function the code
+generator and the partitioner use) is read per node.  No code is generated and nothing is
+simulated.  Without calibration data the quantizer runs on placeholder ranges: the int8/bf16
+structure, hence the placement, does not depend on the ranges' values.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from tcc.ir import Module, Op
+
+#: What each pass does to the nodes whose ops it removes.
+FOLDED_BY = {
+    "import": "computed at compile time (constant inputs) or a pass-through",
+    "fold-constants": "computed at compile time (constant inputs)",
+    "recognize": "merged into a recognized op",
+    "fold-batchnorm": "folded into the convolution before it",
+    "batchnorm-to-conv": "folded into a convolution",
+    "fold-affine": "folded into a neighbouring linear layer",
+    "quantize": "fused into the requantization of the layer before it",
+    "mixed-precision": "fused into the requantization of the layer before it",
+    "dce": "removed: nothing uses its result",
+}
+
+
+@dataclass
+class NodePlacement:
+    name: str
+    op_type: str
+    where: str  # "host" when any of its work runs there, else its units joined by " + ", or "folded"
+    units: list[str] = field(default_factory=list)  # every unit its ops run on (the host included)
+    reasons: list[str] = field(default_factory=list)  # why on the host, or what folded it
+    macs: int = 0
+    device_macs: int = 0
+
+
+@dataclass
+class Explanation:
+    model: str
+    nodes: list[NodePlacement]
+    calibrated: bool
+
+    @property
+    def macs(self) -> int:
+        return sum(n.macs for n in self.nodes)
+
+    @property
+    def device_macs(self) -> int:
+        return sum(n.device_macs for n in self.nodes)
+
+    @property
+    def device_mac_fraction(self) -> float:
+        return self.device_macs / self.macs if self.macs else 1.0
+
+    def host_nodes(self) -> list[NodePlacement]:
+        return [n for n in self.nodes if n.where == "host"]
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "calibrated": self.calibrated, "macs": self.macs,
+                "device_macs": self.device_macs, "device_mac_fraction": self.device_mac_fraction,
+                "nodes": [asdict(n) for n in self.nodes]}
+
+
+def op_macs(op: Op) -> int:
+    """Multiply-accumulates of a matrix op (conv, linear, matmul, float or quantized); 0 otherwise."""
+    kind = op.kind[1:] if op.kind in ("qconv", "qlinear", "qmatmul") else op.kind
+    if kind == "conv":
+        w = op.operands[1].type.shape
+        return op.result.type.size * int(np.prod(w[1:]))
+    if kind in ("linear", "matmul"):
+        k = op.operands[0].type.shape[-1]
+        return op.result.type.size * k
+    return 0
+
+
+class _PlaceholderRanges(dict):
+    """Calibration ranges for a placement-only quantization: [-1, 1] for every value."""
+
+    def get(self, key, default=None):
+        return (-1.0, 1.0)
+
+
+def _passes(calib, method, weights):
+    from tcc.driver import quantization_pipeline
+    from tcc.passes import DEFAULT_FLOAT_PIPELINE, parse_pipeline
+
+    specs = DEFAULT_FLOAT_PIPELINE + quantization_pipeline(calib or "", "int8", method, weights) + ("schedule-modes",)
+    return parse_pipeline(specs)
+
+
+def _quantize_placeholder(module: Module, pass_) -> None:
+    from tcc.passes.quantize import LoweringConfig, lower_module
+
+    config = LoweringConfig(weights=pass_.weights, symmetric=pass_.symmetric, rounding=pass_.rounding)
+    module.take_body(lower_module(module, _PlaceholderRanges(), config))
+
+
+def explain(model, target=None, calib=None, input_shapes=None, method="minmax", weights="int8") -> Explanation:
+    """Placement of every node of the ONNX ``model`` on the overlay ``target``."""
+    import onnx
+
+    from tcc.backends.overlay.placement import HOST, place_module
+    from tcc.frontend import import_onnx
+    from tcc.frontend.errors import node_label
+    from tcc.isa.target import load_target
+    from tcc.passes import PassManager
+    from tcc.passes.quantize import Quantize
+
+    target = target or load_target()
+    module = import_onnx(model, input_shapes=dict(input_shapes or {}))
+    graph = (model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))).graph
+    nodes = [(node_label(n), n.op_type) for n in graph.node]
+    gone: dict[str, str] = {}
+    present = {op.loc for op in module.ops if op.kind != "const"}
+    gone.update({name: "import" for name, _ in nodes if name not in present})
+    for p in _passes(calib, method, weights):
+        if isinstance(p, Quantize) and not calib:
+            _quantize_placeholder(module, p)
+        else:
+            PassManager([p]).run(module)
+        now = {op.loc for op in module.ops if op.kind != "const"}
+        gone.update({loc: p.name for loc in present - now if loc not in gone})
+        present = now
+    placement = place_module(module, target)
+    by_node: dict[str, list[Op]] = {}
+    for op in module.ops:
+        if op.kind != "const":
+            by_node.setdefault(op.loc, []).append(op)
+    out = []
+    for name, op_type in nodes:
+        ops = by_node.get(name, [])
+        work = [op for op in ops if not placement.of[id(op)].boundary]
+        macs = sum(op_macs(op) for op in ops)
+        if not work:
+            if ops:  # only conversions between f32 and device tensors
+                out.append(NodePlacement(name, op_type, HOST, [HOST], ["converts between f32 and a device tensor"]))
+            else:
+                out.append(NodePlacement(name, op_type, "folded", [],
+                                         [FOLDED_BY.get(gone.get(name, ""), "folded away")]))
+            continue
+        units = sorted({placement.of[id(op)].unit for op in work})
+        host = [op for op in work if placement.of[id(op)].unit == HOST]
+        reasons = list(dict.fromkeys(f"{op.kind}: {placement.of[id(op)].reason}" for op in host))
+        device = sum(op_macs(op) for op in work if placement.of[id(op)].unit != HOST)
+        out.append(NodePlacement(name, op_type, HOST if host else " + ".join(units), units, reasons, macs, device))
+    return Explanation(module.name, out, calib is not None)
+
+
+def format_explanation(ex: Explanation) -> str:
+    width = min(max([len(n.name) for n in ex.nodes] + [4]), 40)
+    type_width = max([len(n.op_type) for n in ex.nodes] + [7])
+    lines = [f"{'node':<{width}}  {'op type':<{type_width}}  {'runs on':<26} why / MACs"]
+    for n in ex.nodes:
+        name = n.name if len(n.name) <= width else "\u2026" + n.name[-width + 1:]
+        detail = "; ".join(n.reasons) if n.reasons else (f"{n.macs} MACs" if n.macs else "")
+        lines.append(f"{name:<{width}}  {n.op_type:<{type_width}}  {n.where:<26} {detail}".rstrip())
+    host = ex.host_nodes()
+    lines.append(f"{100 * ex.device_mac_fraction:.2f}% of {ex.macs} MACs on the device; "
+                 f"{len(host)} of {len(ex.nodes)} nodes on the host"
+                 + ("" if ex.calibrated else " (placeholder calibration ranges; --calib for the real ones)"))
+    return "\n".join(lines)

@@ -1,0 +1,114 @@
+"""Run a heterogeneous artifact: device partitions on the simulator, host partitions on the host.
+
+    session = tcc.runtime.open_session("model.tcc")     # a HeteroSession for a TCCHETR file
+    outputs = session.run(None, {"input": x})
+
+Partitions run in the artifact's order; tensors pass between them by value name, exactly as the
+quantized IR types them, so the whole run equals the integer reference interpreter on the
+artifact's IR whenever each device partition equals it (the simulator's bit-exactness).  Host
+partitions run on the reference interpreter; their wall time is measured, the device's time is
+the simulator's cycle count.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from tcc.backends.overlay.artifact import Artifact, ArtifactError
+from tcc.backends.overlay.hetero_artifact import HeteroArtifact
+from tcc.ir import parse_module
+from tcc.ir.errors import IRParseError
+from tcc.ir.interpreter import run_module
+from tcc.ir.interpreter.interpreter import bind_inputs
+
+from .session import ModelIO, Session
+
+
+def _parse(text: str, what: str):
+    try:
+        return parse_module(text, what)
+    except IRParseError as exc:
+        raise ArtifactError(f"the artifact's {what} does not parse: {exc}") from None
+
+
+class HeteroSession(ModelIO):
+    def __init__(self, artifact):
+        self.artifact = artifact if isinstance(artifact, HeteroArtifact) else HeteroArtifact.load(artifact)
+        meta = self.artifact.metadata
+        self.module = _parse(self.artifact.ir_text, "IR")
+        self.parts = []
+        for i, (entry, part) in enumerate(zip(meta["partitions"], self.artifact.parts)):
+            runner = Session(part) if isinstance(part, Artifact) else _parse(part, f"partition {i} IR")
+            module = runner.module if isinstance(runner, Session) else runner
+            names = ([v.name for v in module.inputs], [n for n, _ in module.outputs])
+            if names != (entry["inputs"], entry["outputs"]):
+                raise ArtifactError(f"malformed artifact metadata: partition {i} lists inputs/outputs "
+                                    f"{entry['inputs']}/{entry['outputs']}, its IR has {names[0]}/{names[1]}; "
+                                    "recompile the model")
+            self.parts.append(runner)
+        self._check_dataflow(meta)
+        self.last_run: list[dict] | None = None
+
+    def _check_dataflow(self, meta: dict) -> None:
+        """Every partition input must be a model input or an earlier partition's output, and every
+        model output must be made by some partition (or be an input)."""
+        available = {entry["value"] for entry in meta["inputs"]}
+        if sorted(available) != sorted(v.name for v in self.module.inputs):
+            raise ArtifactError("malformed artifact metadata: inputs do not match the IR's; recompile the model")
+        for i, entry in enumerate(meta["partitions"]):
+            missing = [n for n in entry["inputs"] if n not in available]
+            if missing:
+                raise ArtifactError(f"malformed artifact metadata: partition {i} reads %{missing[0]} before "
+                                    "any partition makes it; recompile the model")
+            available.update(entry["outputs"])
+        missing = [e["value"] for e in meta["outputs"] if e["value"] not in available]
+        if missing:
+            raise ArtifactError(f"malformed artifact metadata: no partition makes output value %{missing[0]}; "
+                                "recompile the model")
+
+    # -- running -------------------------------------------------------------------------------
+    def run(self, output_names, feeds: dict) -> list[np.ndarray]:
+        outputs = self.run_dict(feeds)
+        names = output_names or [n for n, _ in self.module.outputs]
+        return [outputs[n] for n in names]
+
+    def run_dict(self, feeds: dict, progress=None) -> dict[str, np.ndarray]:
+        """Run every partition in order; ``progress(done, partitions)`` after each one."""
+        bound = bind_inputs(self.module, feeds)
+        env = {v.name: bound[id(v)] for v in self.module.inputs}
+        meta = self.artifact.metadata
+        stats = []
+        for i, (entry, runner) in enumerate(zip(meta["partitions"], self.parts)):
+            given = {n: env[n] for n in entry["inputs"]}
+            start = time.perf_counter()
+            made = runner.run_dict(given) if isinstance(runner, Session) else run_module(runner, given)
+            seconds = time.perf_counter() - start
+            env.update(made)
+            stat = {"index": i, "kind": entry["kind"], "nodes": len(entry["nodes"]),
+                    "bytes_in": int(sum(np.asarray(a).nbytes for a in given.values())),
+                    "bytes_out": int(sum(np.asarray(a).nbytes for a in made.values())),
+                    "wall_seconds": seconds}
+            if isinstance(runner, Session):
+                stat["device"] = runner.performance_report()
+            stats.append(stat)
+            if progress is not None:
+                progress(i + 1, len(self.parts))
+        self.last_run = stats
+        return {e["name"]: np.array(env[e["value"]], order="C") for e in meta["outputs"]}
+
+    def run_reference(self, feeds: dict) -> dict[str, np.ndarray]:
+        """The integer reference interpreter on the whole model's quantized IR."""
+        return run_module(self.module, feeds)
+
+    def performance_report(self) -> dict:
+        """Per partition: where the time goes (device cycles, host wall time) and bytes crossing."""
+        from .hetero_report import build_hetero_report
+
+        return build_hetero_report(self.artifact.metadata, self.last_run)
+
+    @staticmethod
+    def format_performance(report: dict, top: int | None = None) -> str:
+        from .hetero_report import format_hetero_report
+
+        return format_hetero_report(report, top)

@@ -1,0 +1,119 @@
+"""Heterogeneous execution: ops the overlay cannot run go to the host, in one artifact.
+
+The model (examples/hetero/make_models.py) has a Greater + Where gate between convolutions, so the
+device runs before and after a host island.
+"""
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+MODEL = EXAMPLES / "hetero" / "gated_cnn.onnx"
+CALIB = EXAMPLES / "hetero" / "gated_cnn_calib.npz"
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    from tcc.cli import main
+
+    path = tmp_path_factory.mktemp("hetero") / "gated.tcc"
+    assert main(["compile", str(MODEL), "-t", "overlay", "--calib", str(CALIB), "-o", str(path)]) == 0
+    return path
+
+
+def _samples():
+    return np.load(CALIB)["x"][:2]
+
+
+def test_host_island_runs_and_matches_the_reference_bit_for_bit(artifact):
+    from tcc.runtime import open_session
+    from tcc.runtime.hetero_session import HeteroSession
+
+    session = open_session(artifact)
+    assert isinstance(session, HeteroSession)
+    kinds = [p["kind"] for p in session.artifact.metadata["partitions"]]
+    assert kinds.count("device") == 2 and "host" in kinds  # device, host island, device again
+    host_nodes = {f["node"] for f in session.artifact.metadata["host_ops"]}
+    assert host_nodes == {"gate_mask", "gate"}
+    onnx_session = ort.InferenceSession(str(MODEL))
+    for x in _samples():
+        x = x[None]
+        (got,) = session.run(None, {"x": x})
+        assert np.array_equal(got, session.run_reference({"x": x})["logits"])
+        (want,) = onnx_session.run(None, {"x": x})
+        sqnr = 10 * np.log10(np.sum(want ** 2) / np.sum((want - got) ** 2))
+        assert sqnr > 30, sqnr
+
+
+def test_each_device_partition_equals_its_reference(artifact):
+    """The device part alone: each partition's simulator run equals the integer reference
+    interpreter on that partition's own IR, fed the tensors the whole run gave it."""
+    from tcc.ir.interpreter import run_module
+    from tcc.runtime import open_session
+    from tcc.runtime.session import Session
+
+    session = open_session(artifact)
+    feeds = {"x": _samples()[:1]}
+    env = dict(feeds)
+    checked = 0
+    for entry, runner in zip(session.artifact.metadata["partitions"], session.parts):
+        given = {n: env[n] for n in entry["inputs"]}
+        made = runner.run_dict(given) if isinstance(runner, Session) else run_module(runner, given)
+        if isinstance(runner, Session):
+            reference = runner.run_reference(given)
+            assert made.keys() == reference.keys()
+            for name in made:
+                assert made[name].dtype == reference[name].dtype
+                assert np.array_equal(made[name].view(np.uint8), reference[name].view(np.uint8)), name
+            checked += 1
+        env.update(made)
+    assert checked == 2
+
+
+def test_report_shows_where_time_goes_and_bytes_crossing(artifact, tcc_cli, tmp_path):
+    code, out, _ = tcc_cli("report", artifact, "--json", tmp_path / "r.json")
+    assert code == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    parts = report["partitions"]
+    device = [p for p in parts if p["kind"] == "device"]
+    host = [p for p in parts if p["kind"] == "host"]
+    assert all(p["cycles"] > 0 for p in device) and all(p["wall_seconds"] > 0 for p in host)
+    assert report["device_cycles"] == sum(p["cycles"] for p in device)
+    # bytes crossing: the f32 input, its int8 copy, the gate's tensors both ways, the logits
+    assert report["bytes_crossing"] == sum(p["bytes_in"] for p in parts)
+    assert parts[0]["bytes_in"] == 3 * 16 * 16 * 4
+    assert "device cycles" in out and "host ms" in out and "gate_mask" in out
+
+
+def test_run_and_run_reference_from_the_cli(artifact, tcc_cli, tmp_path):
+    np.savez(tmp_path / "in.npz", x=_samples()[:1])
+    assert tcc_cli("run", artifact, "--inputs", tmp_path / "in.npz", "-o", tmp_path / "sim.npz")[0] == 0
+    assert tcc_cli("run", artifact, "--inputs", tmp_path / "in.npz", "-o", tmp_path / "ref.npz",
+                   "--reference")[0] == 0
+    assert np.array_equal(np.load(tmp_path / "sim.npz")["logits"], np.load(tmp_path / "ref.npz")["logits"])
+    code, out, _ = tcc_cli("disasm", artifact)
+    assert code == 0 and out.count("; partition") == 5 and "matmul" in out
+
+
+def test_no_host_fallback_lists_every_op_that_would_fall_back(tcc_cli, tmp_path):
+    code, _, err = tcc_cli("compile", MODEL, "-t", "overlay", "--calib", CALIB, "-o", tmp_path / "m.tcc",
+                           "--no-host-fallback")
+    assert code == 2
+    assert "node 'gate_mask' (Greater): no overlay lowering for greater on element types bool, f32" in err
+    assert "node 'gate' (Where): no overlay lowering for where on element types bf16, bool" in err
+    assert "dequantize" not in err  # conversions at host boundaries are not fallbacks
+    assert not (tmp_path / "m.tcc").exists()
+
+
+def test_corrupted_heterogeneous_artifact_is_one_clear_error(artifact, tcc_cli, tmp_path):
+    data = bytearray(artifact.read_bytes())
+    data[-5] ^= 0xFF
+    bad = tmp_path / "bad.tcc"
+    bad.write_bytes(bytes(data))
+    code, _, err = tcc_cli("run", bad, "-o", tmp_path / "o.npz")
+    assert code == 2 and "checksum mismatch" in err and "Traceback" not in err

@@ -1,0 +1,85 @@
+"""`tcc explain`: the placement it predicts is the one the compile then makes."""
+import json
+
+import pytest
+
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+MODELS = {
+    "gated_cnn": (EXAMPLES / "hetero" / "gated_cnn.onnx", EXAMPLES / "hetero" / "gated_cnn_calib.npz"),
+    "digits": (EXAMPLES / "digits" / "digits_cnn.onnx", EXAMPLES / "digits" / "digits_calib.npz"),
+    "encoder": (EXAMPLES / "encoder" / "encoder.onnx", EXAMPLES / "encoder" / "encoder_calib.npz"),
+}
+
+
+def _device_layers(artifact) -> set[tuple[str, str]]:
+    """(node, unit) of every layer the compiled program runs."""
+    from tcc.backends.overlay import Artifact
+    from tcc.backends.overlay.placement import UNITS
+
+    programs = [artifact] if isinstance(artifact, Artifact) else \
+        [p for p in artifact.parts if isinstance(p, Artifact)]
+    return {(layer["name"], UNITS[layer["kind"]]) for a in programs for layer in a.metadata["layers"]}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_explain_matches_the_compile(name, tcc_cli, tmp_path):
+    from tcc.backends.overlay import Artifact
+    from tcc.backends.overlay.hetero_artifact import HeteroArtifact
+    from tcc.runtime import artifact_kind
+
+    model, calib = MODELS[name]
+    code, out, err = tcc_cli("explain", model, "--calib", calib, "--json")
+    assert code == 0, err
+    explained = json.loads(out)
+    code, _, err = tcc_cli("compile", model, "-t", "overlay", "--calib", calib, "-o", tmp_path / "m.tcc")
+    assert code == 0, err
+    kind = artifact_kind(tmp_path / "m.tcc")
+    artifact = (HeteroArtifact if kind == "heterogeneous" else Artifact).load(tmp_path / "m.tcc")
+
+    host = {n["name"] for n in explained["nodes"] if n["where"] == "host"}
+    compiled_host = {f["node"] for f in artifact.metadata.get("host_ops", [])}
+    assert host == compiled_host
+    assert (kind == "heterogeneous") == bool(host)
+    predicted = {(n["name"], unit) for n in explained["nodes"] for unit in n["units"]}
+    assert _device_layers(artifact) <= predicted
+    # every node that runs a layer on the device is predicted on the device, and no folded node runs
+    folded = {n["name"] for n in explained["nodes"] if n["where"] == "folded"}
+    assert not folded & {node for node, _ in _device_layers(artifact)}
+    assert explained["device_mac_fraction"] == 1.0 and explained["macs"] > 0
+
+
+def test_explain_table_names_the_reason_and_the_mac_fraction(tcc_cli):
+    model, _ = MODELS["gated_cnn"]
+    code, out, _ = tcc_cli("explain", model)
+    assert code == 0
+    lines = {line.split()[0]: line for line in out.splitlines()[1:-1]}
+    assert "host" in lines["gate"] and "no overlay lowering for where on element types bf16, bool" in lines["gate"]
+    assert "folded" in lines["relu1"] and "fused into the requantization" in lines["relu1"]
+    assert "matrix" in lines["conv1"] and "55296 MACs" in lines["conv1"]
+    assert "data movement" in lines["flatten"]
+    assert out.splitlines()[-1].startswith("100.00% of 276640 MACs on the device; 2 of 11 nodes on the host")
+
+
+def test_explain_counts_host_macs(tmp_path, tcc_cli):
+    """A matmul of two activations runs on the array (its MACs counted), the comparison and select
+    after it on the host."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("MatMul", ["a", "b"], ["y"], name="mm"),
+             helper.make_node("Greater", ["y", "zero"], ["m"], name="mask"),
+             helper.make_node("Where", ["m", "y", "zero"], ["z"], name="gate")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [4, 8]),
+                                           helper.make_tensor_value_info("b", TensorProto.FLOAT, [8, 4])],
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, [4, 4])],
+                              [onnx.numpy_helper.from_array(np.zeros((), np.float32), "zero")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, tmp_path / "m.onnx")
+    code, out, _ = tcc_cli("explain", tmp_path / "m.onnx", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["macs"] == 4 * 4 * 8
+    assert {n["name"]: n["where"] for n in data["nodes"]} == {"mm": "matrix", "mask": "host", "gate": "host"}
