@@ -9,6 +9,7 @@ in float on DequantizeLinear'd operands, and an int8 result is quantized again:
     requantize to int32 (add inputs)  nothing: the same real value on a finer grid
     add of int32 -> requantize        Add -> Q
     max_pool, reshape, concat ...     DQ -> the float op -> Q with the result's parameters
+    qlut(x, table)                    Gather(table, Cast(x, int32) + 128): exact, on the integers
     quantize / dequantize             QuantizeLinear / DequantizeLinear
     bf16 and f32 ops                  the float op
 
@@ -287,5 +288,17 @@ def _cast(ex: _Exporter, op: Op) -> None:
     ex.floats[id(y)] = name
 
 
+def _qlut(ex: _Exporter, op: Op) -> None:
+    x, y = op.operands[0], op.result
+    wide, index = ex.fresh(f"{y.name}_x_int32"), ex.fresh(f"{y.name}_index")
+    ex.node("Cast", [ex.int_of(x)], [wide], op, label=f"{wide}_Cast", to=TensorProto.INT32)
+    ex.node("Add", [wide, ex.constant(np.asarray(128, np.int32), f"{y.name}_offset")], [index], op,
+            label=f"{index}_Add")
+    table = ex.constant(np.asarray(op.operands[1].producer.attrs["value"], np.int8), f"{y.name}_table")
+    name = ex.name_for(y)
+    ex.node("Gather", [table, index], [name], op, axis=0)
+    ex.ints[id(y)] = name
+
+
 _SPECIAL = {"const": _const, "quantize": _quantize, "dequantize": _dequantize, "requantize": _requantize,
-            "cast": _cast}
+            "cast": _cast, "qlut": _qlut}

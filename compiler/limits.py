@@ -78,8 +78,9 @@ def _check_memory(module: Module, target, target_label: str, bits: int) -> None:
 
 
 def _check_conv_tiles(module: Module, target, target_label: str) -> None:
-    """Each conv needs one output row of one channel tile in the on-chip buffers: the backend's
-    own tile search (backends/overlay/tiling.py), run with one-byte weights (a lower bound)."""
+    """Each conv needs one output row of one channel in the on-chip buffers (the reduction may be
+    split over input-channel chunks): the backend's own tile search (backends/overlay/tiling.py),
+    run with one-byte weights (a lower bound)."""
     from tcc.backends.overlay.context import Buffers
     from tcc.backends.overlay.tiling import ConvGeometry, choose_conv_tiles
 
@@ -94,10 +95,11 @@ def _check_conv_tiles(module: Module, target, target_label: str) -> None:
         depthwise = group == c_in and n_out == c_in and group > 1
         k = kh * kw if depthwise else kh * kw * c_g
         step = n_out // group if group > 1 and not depthwise and n_out // group < 32 else 32
+        kind = "depthwise" if depthwise else "grouped" if group > 1 else "conv"
         geometry = ConvGeometry(h, w, c_in, n_out, h_out, w_out, kh, op.attrs["strides"][0],
-                                op.attrs["dilations"][0], k, 1, step)
+                                op.attrs["dilations"][0], k, 1, step, kind)
         if choose_conv_tiles(geometry, buffers, target) is None:
-            raise LimitError(f"{_where(op)}: not even one output row of one channel tile fits the on-chip "
+            raise LimitError(f"{_where(op)}: not even one output row of one channel fits the on-chip "
                              f"buffers of {target_label} (input {op.operands[0].type}, {kh}x{kw} kernel, "
                              f"abuf_bytes = {target.abuf_bytes}, wbuf_bytes = {target.wbuf_bytes}, "
                              f"acc_bytes = {target.acc_bytes}); use a target with larger buffers")

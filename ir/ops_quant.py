@@ -10,6 +10,8 @@ ops read them from their operands, so nothing is stored twice.  Integer semantic
 - ``requantize``: v = ((x - zp_x) << pre_shift) * multiplier[c], rounded right by shift[c]
   (``rounding``), + zero_point, clamped to [qmin, qmax] — the one rescale used everywhere
   (after accumulators, for adds of differently scaled tensors, for concat).
+- ``qlut``: y = table[x + 128] for int8 x and an i8[256] constant table: any element-wise
+  function of one int8 tensor (SiLU, HardSwish, GELU, Mish, sigmoid...), tabulated by the quantizer.
 - ``qavg_pool`` / ``qglobal_avg_pool``: round_half_even(sum(x - zp) * multiplier / (count << shift))
   + zero_point, saturated to int8: one exact rounding onto the output's own scale
   (multiplier * 2**-shift = s_in / s_out).
@@ -111,3 +113,12 @@ def _qglobal_avg_pool(types, attrs):
     """Integer global average pooling onto the output scale, rounding half to even."""
     _require(types, _INT_INPUTS, "qglobal_avg_pool")
     return [_global_avg_pool([types[0].with_dtype("f32")], attrs)[0].with_dtype(types[0].dtype)]
+
+
+@define_op("qlut", "x table")
+def _qlut(types, attrs):
+    """int8 table lookup: y[i] = table[x[i] + 128], table i8[256] (see the module docstring)."""
+    _require(types[:1], ("i8",), "qlut")
+    if types[1].dtype != "i8" or types[1].shape != (256,):
+        raise ShapeError(f"qlut table must be i8[256], got {types[1].dtype}{list(types[1].shape)}")
+    return [TensorType(types[0].shape, "i8")]

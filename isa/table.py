@@ -160,6 +160,13 @@ REGISTERS: tuple[tuple[str, str, str], ...] = (
     ("lk.index", "sram", "LOOKUP: pbuf byte address of the int64 little-endian row indices"),
     ("lk.count", "extent", "LOOKUP: rows looked up"),
     ("lk.rows", "index", "LOOKUP: rows in the table; an index outside [-lk.rows, lk.rows) traps"),
+    # Element-wise product of two int8 tensors, b broadcast by a repeat/period pattern (EMUL).
+    ("em.b_rep", "extent", "EMUL: consecutive elements of a that share one element of b (>= 1)"),
+    ("em.b_period", "extent", "EMUL: elements of b read cyclically (>= 1)"),
+    ("em.b_phase", "extent", "EMUL: element index offset of a's first element in the pattern (>= 0)"),
+    # Table lookup of int8 elements (LUT).
+    ("lt.table", "sram", "LUT: pbuf byte address of the 256-entry int8 table"),
+    ("lt.len", "extent", "LUT: elements"),
 )
 REGISTER_INDEX = {name: i for i, (name, _, _) in enumerate(REGISTERS)}
 REGISTER_RANGE = {name: VALUE_RANGES[kind] for name, kind, _ in REGISTERS}
@@ -220,6 +227,14 @@ INSTRUCTIONS: tuple[Instr, ...] = (
                            Field("dram", DRAM_ADDRESS_BITS, "u", doc="DRAM byte address of table row 0")),
           "load", "DMA lk.count table rows chosen by the int64 indices at pbuf lk.index (negative ones count "
                   "from the end): row j (dma.row_bytes bytes at dram + j*dma.dram_row) to sram + i*dma.sram_row."),
+    Instr("emul", 0x0F, (Field("rounding", 1, "enum", ("half_even", "half_up")),
+                         _addr("dst", "abuf byte address of the output"),
+                         _addr("a", "abuf byte address of the first operand")),
+          "matrix", "int8 product with b broadcast: for i < ea.len, j = ((i + em.b_phase) // em.b_rep) % em.b_period, "
+                    "dst[i] = clamp(round((a[i] - ea.a_zp) * (b[j] - ea.b_zp) * ea.out_mult / 2**ea.out_shift) + ea.zp, "
+                    "ea.qmin, ea.qmax), b at abuf ea.b."),
+    Instr("lut", 0x10, (_addr("dst", "abuf byte address of the output"), _addr("src", "abuf byte address of the input")),
+          "matrix", "dst[i] = table[src[i] + 128] for i < lt.len: an int8 -> int8 function tabulated in pbuf at lt.table."),
     Instr("sync", 0x0D, (Field("wait", 3, "u", doc="bit mask of units to wait for: 1 load, 2 matrix/vector, 4 store"),),
           "front", "Stall issue until the named units are idle."),
 )

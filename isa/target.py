@@ -47,7 +47,7 @@ class TargetConfig:
     array_cols: int = target_range(32, _EXTENT, "an extent register holds the tile columns")
     simd_lanes: int = target_range(128, _EXTENT, "bf16 lanes, an extent register")
     simd_latency: int = target_range(16, _CYCLES, "cycles")
-    # elements per cycle of the store-path unit (requant, pool, eadd, copy)
+    # elements per cycle of the store-path unit (requant, pool, eadd, emul, lut, copy)
     post_lanes: int = target_range(128, _EXTENT, "elements per cycle, an extent register")
     # TATAA itself has 2 x 16 KB of activations; see targets/tataa.toml
     abuf_bytes: int = target_range(512 * 1024, _BUFFER, "what an SRAM address field reaches")

@@ -12,7 +12,7 @@ from .artifact import FORMAT_VERSION, Artifact
 from .context import Buffers, Context
 from .emit_matmul import emit_matmul, plan_views
 from .emit_matrix import emit_conv, emit_gemm, emit_scale
-from .emit_misc import emit_eadd, emit_pool, emit_requant
+from .emit_misc import emit_eadd, emit_emul, emit_lut, emit_pool, emit_requant
 from .emit_move import emit_concat, emit_layout, emit_lookup, plan_moves
 from .emit_vector import emit_cvt, emit_vector
 from .errors import BackendError, unsupported
@@ -22,7 +22,8 @@ from .program import Program
 from .placement import place_module
 from .steps import Step, plan_layouts
 
-MODES = {"conv": "int8", "gemm": "int8", "matmul": "int8", "scale": "int8", "eadd": "int8", "requant": "int8",
+MODES = {"conv": "int8", "gemm": "int8", "matmul": "int8", "scale": "int8", "eadd": "int8", "emul": "int8", "lut": "int8",
+         "requant": "int8",
          "pool": "int8", "cvt_in": "bf16", "cvt_out": "bf16", "vector": "bf16"}
 
 
@@ -168,5 +169,6 @@ def _encode(program: Program, marker: int, base: int) -> np.ndarray:
 
 
 EMITTERS = {"conv": emit_conv, "gemm": emit_gemm, "matmul": emit_matmul, "scale": emit_scale, "eadd": emit_eadd,
+            "emul": emit_emul, "lut": emit_lut,
             "requant": emit_requant, "pool": emit_pool, "concat": emit_concat, "lookup": emit_lookup,
             "cvt_in": emit_cvt, "cvt_out": emit_cvt, "vector": emit_vector}

@@ -66,10 +66,11 @@ def emit_conv(ctx: Context, step: Step) -> None:
     x_zp = x.type.quant.zero_point[0]
 
     step_n = ng if group > 1 and not depthwise and ng < 32 else 32
-    geometry = ConvGeometry(h, wid, c_in, n_out, h_out, w_out, kh, sh, dh, k, esize, step_n)
+    kind = "depthwise" if depthwise else "grouped" if group > 1 else "conv"
+    geometry = ConvGeometry(h, wid, c_in, n_out, h_out, w_out, kh, sh, dh, k, esize, step_n, kind)
     tiles = choose_conv_tiles(geometry, b, ctx.target)
     if tiles is None:
-        raise unsupported(conv, "not even one output row and one channel tile fit the on-chip buffers")
+        raise unsupported(conv, "not even one output row of one channel fits the on-chip buffers")
     tn, th = tiles.tn, tiles.th
     slab_row = wid * c_in
 
@@ -81,6 +82,9 @@ def emit_conv(ctx: Context, step: Step) -> None:
     _requant_regs(ctx, req)
     p.set(mm__a_zp=x_zp, cv__w=wid, cv__c=c_in, cv__kh=kh, cv__kw=kw, cv__sh=sh, cv__sw=sw, cv__dh=dh,
           cv__dw=dw, cv__pad_left=pl, cv__w_out=w_out, mm__w_row=k)
+    if tiles.tc:
+        _emit_split_conv(ctx, step, tiles, geometry, w_addr, p_addr)
+        return
     tile = 0
     for n0 in range(0, n_out, tn):
         nt = min(tn, n_out - n0)
@@ -114,6 +118,57 @@ def emit_conv(ctx: Context, step: Step) -> None:
             p.emit("requant", src="acc", out="i8", rounding=req.attrs["rounding"], dst=out, srcaddr=acc)
             p.dma("store", "abuf", out, ctx.addr(y) + (oy0 * w_out * n_out + n0), rows=rows * w_out,
                   row_bytes=nt, dram_row=n_out, sram_row=nt)
+            tile += 1
+
+
+def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: int, p_addr: int) -> None:
+    """The slab holds ``tiles.tc`` channels: input-channel chunks of a group-1 conv accumulate
+    their partial sums in acc (each chunk's weights are the matching taps x channels of every
+    output channel's row), or a depthwise conv's slab holds the output tile's own channels."""
+    conv, req = step.ops
+    x, y = conv.operands[0], req.result
+    b, p = ctx.buffers, ctx.program
+    sh, pt = conv.attrs["strides"][0], conv.attrs["pads"][0]
+    dh = conv.attrs["dilations"][0]
+    depthwise = g.kind == "depthwise"
+    taps = g.taps
+    tile = chunk = 0
+    for n0 in range(0, g.n, tiles.tn):
+        nt = min(tiles.tn, g.n - n0)
+        pslot = b.p(n0 // tiles.tn)
+        p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
+        if depthwise:
+            wslot = b.w(n0 // tiles.tn)
+            p.dma("load", "wbuf", wslot, w_addr + n0 * g.k * g.esize, rows=1, row_bytes=nt * g.k * g.esize)
+        for oy0 in range(0, g.h_out, tiles.th):
+            rows = min(tiles.th, g.h_out - oy0)
+            first = oy0 * sh - pt
+            last = (oy0 + rows - 1) * sh - pt + (g.kh - 1) * dh
+            lo, hi = max(first, 0), min(last + 1, g.h)
+            acc = b.acc(tile)
+            p.set(cv__h=hi - lo, cv__pad_top=lo - first, mm__m=rows * g.w_out, mm__acc_row=nt, mm__n=nt, cv__c0=0)
+            slices = [(n0, nt)] if depthwise else [(c0, min(tiles.tc, g.c - c0)) for c0 in range(0, g.c, tiles.tc)]
+            for c0, cn in slices:
+                slab = b.a_in(chunk)
+                p.dma("load", "abuf", slab, ctx.addr(x) + lo * g.w * g.c + c0, rows=(hi - lo) * g.w, row_bytes=cn,
+                      dram_row=g.c, sram_row=cn)
+                p.set(mm__a=slab, cv__c=cn)
+                if depthwise:
+                    p.set(mm__k=g.k)
+                    p.emit("matmul", mode="dwconv", accumulate=0, wide=int(g.esize == 2), acc=acc, w=wslot)
+                else:
+                    wslot = b.w(chunk)
+                    p.dma("load", "wbuf", wslot, w_addr + (n0 * g.k + c0) * g.esize, planes=nt, rows=taps,
+                          row_bytes=cn * g.esize, dram_row=g.c * g.esize, dram_plane=g.k * g.esize,
+                          sram_row=cn * g.esize, sram_plane=taps * cn * g.esize)
+                    p.set(mm__k=taps * cn, mm__w_row=taps * cn)
+                    p.emit("matmul", mode="conv", accumulate=int(c0 > 0), wide=int(g.esize == 2), acc=acc, w=wslot)
+                chunk += 1
+            out = b.a_out(tile)
+            p.set(rq__params=pslot, rq__m=rows * g.w_out, rq__n=nt, rq__src_row=nt, rq__dst_row=nt)
+            p.emit("requant", src="acc", out="i8", rounding=req.attrs["rounding"], dst=out, srcaddr=acc)
+            p.dma("store", "abuf", out, ctx.addr(y) + (oy0 * g.w_out * g.n + n0), rows=rows * g.w_out,
+                  row_bytes=nt, dram_row=g.n, sram_row=nt)
             tile += 1
 
 

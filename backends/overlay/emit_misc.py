@@ -1,4 +1,4 @@
-"""Code for pooling, int8 adds, int8 rescales, concatenation and layout changes."""
+"""Code for pooling, int8 adds and products, int8 rescales, concatenation and layout changes."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,6 +6,7 @@ import numpy as np
 
 from .context import Context
 from .errors import unsupported
+from .layout import physical_offsets, to_physical
 from .steps import Step
 
 
@@ -86,6 +87,73 @@ def emit_eadd(ctx: Context, step: Step) -> None:
         p.set(ea__b=sb, ea__len=count)
         p.emit("eadd", op=add.kind, rounding=req.attrs["rounding"], dst=so, a=sa)
         p.dma("store", "abuf", so, ctx.addr(y) + start, rows=1, row_bytes=count)
+
+
+def broadcast_pattern(ctx: Context, b, out, op) -> tuple[int, int]:
+    """(rep, period) such that output element i (physical order) reads b's physical element
+    (i // rep) % period: a channel vector under NHWC is (1, C), a spatial map (C, H*W), a scalar (n, 1)."""
+    index = to_physical(np.broadcast_to(physical_offsets(b.type.shape, ctx.layouts.perm(b)), out.type.shape),
+                        ctx.layouts.perm(out)).reshape(-1)
+    changes = np.flatnonzero(index[1:] != index[:-1])
+    rep = int(changes[0]) + 1 if changes.size else index.size
+    period = b.type.size
+    if not np.array_equal(index, np.arange(index.size) // rep % period):
+        raise unsupported(op, f"the broadcast of operand %{b.name} {list(b.type.shape)} over "
+                              f"{list(out.type.shape)} is not a repeated run of its elements in memory order")
+    return rep, period
+
+
+def emit_emul(ctx: Context, step: Step) -> None:
+    """Tiles of the full-shape operand; b is loaded once when it fits a quarter of abuf, else the
+    segment each tile reads (tiles then also break where b's pattern restarts)."""
+    ra, rb, mul, req = step.ops
+    (a, bv), y = step.inputs, req.result
+    if ctx.layouts.perm(a) != ctx.layouts.perm(y):
+        raise unsupported(mul, "the operand of an elementwise product with the result's shape must share its layout")
+    rep, period = broadcast_pattern(ctx, bv, y, mul)
+    b, p = ctx.buffers, ctx.program
+    n, half = y.type.size, b.abuf_q // 2
+    ctx.begin_layer(step.name, 0, a.type.size + bv.type.size + n)
+    p.set(ea__a_zp=a.type.quant.zero_point[0], ea__b_zp=bv.type.quant.zero_point[0],
+          ea__out_mult=req.attrs["multiplier"][0], ea__out_shift=req.attrs["shift"][0],
+          ea__zp=req.attrs["zero_point"], ea__qmin=req.attrs["qmin"], ea__qmax=req.attrs["qmax"], em__b_rep=rep)
+    cycle = rep * period
+    whole = period <= b.abuf_q
+    if whole:
+        p.dma("load", "abuf", b.a_in(1), ctx.addr(bv), rows=1, row_bytes=period)
+        p.set(ea__b=b.a_in(1), em__b_period=period)
+        chunks = [(start, count, start % cycle) for _, start, count in _flat_tiles(n, half)]
+    else:
+        chunks = [(start + c0, cn, c0 % rep) for start in range(0, n, cycle)
+                  for _, c0, cn in _flat_tiles(min(cycle, n - start), half)]
+    for i, (start, count, phase) in enumerate(chunks):
+        sa, so = b.a_in(0) + (i % 2) * half, b.a_out(0) + (i % 2) * half
+        p.dma("load", "abuf", sa, ctx.addr(a) + start, rows=1, row_bytes=count)
+        if not whole:
+            first, segment = start % cycle // rep, (phase + count - 1) // rep + 1
+            sb = b.a_in(1) + (i % 2) * half
+            p.dma("load", "abuf", sb, ctx.addr(bv) + first, rows=1, row_bytes=segment)
+            p.set(ea__b=sb, em__b_period=segment)
+        p.set(ea__len=count, em__b_phase=phase)
+        p.emit("emul", rounding=req.attrs["rounding"], dst=so, a=sa)
+        p.dma("store", "abuf", so, ctx.addr(y) + start, rows=1, row_bytes=count)
+
+
+def emit_lut(ctx: Context, step: Step) -> None:
+    """The table goes to pbuf once; the input streams through in flat tiles."""
+    op = step.ops[0]
+    x, y = op.operands[0], op.result
+    b, p = ctx.buffers, ctx.program
+    table = ctx.constant(f"lut:{y.name}", op.operands[1].producer.attrs["value"].astype(np.int8))
+    ctx.begin_layer(step.name, 0, x.type.size + y.type.size + 256)
+    p.dma("load", "pbuf", b.p(0), table, rows=1, row_bytes=256)
+    p.set(lt__table=b.p(0))
+    for i, start, count in _flat_tiles(y.type.size, b.abuf_q):
+        src, dst = b.a_in(i), b.a_out(i)
+        p.dma("load", "abuf", src, ctx.addr(x) + start, rows=1, row_bytes=count)
+        p.set(lt__len=count)
+        p.emit("lut", dst=dst, src=src)
+        p.dma("store", "abuf", dst, ctx.addr(y) + start, rows=1, row_bytes=count)
 
 
 def emit_requant(ctx: Context, step: Step) -> None:

@@ -20,7 +20,7 @@ from .steps import HostIO, Step, find_host_io, host_reason, match_step
 
 #: Which unit of the overlay runs each step kind.
 UNITS = {"conv": "matrix", "gemm": "matrix", "matmul": "matrix", "scale": "matrix",
-         "eadd": "int8 lanes", "requant": "int8 lanes", "pool": "int8 lanes",
+         "eadd": "int8 lanes", "emul": "int8 lanes", "lut": "int8 lanes", "requant": "int8 lanes", "pool": "int8 lanes",
          "vector": "vector", "cvt_in": "vector", "cvt_out": "vector",
          "concat": "data movement", "layout": "data movement", "lookup": "data movement"}
 HOST = "host"

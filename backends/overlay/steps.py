@@ -18,7 +18,7 @@ from .layout import LayoutPlan
 
 @dataclass
 class Step:
-    # conv | gemm | matmul | scale | lookup | eadd | requant | pool | concat | layout | cvt_in | cvt_out | vector
+    # conv | gemm | matmul | scale | lookup | eadd | emul | lut | requant | pool | concat | layout | cvt_in | cvt_out | vector
     kind: str
     ops: list[Op]
     inputs: list[Value]
@@ -81,9 +81,14 @@ def plan_layouts(steps: list[Step], io: HostIO) -> LayoutPlan:
         group = step.inputs + step.outputs
         for v in group:
             values[id(v)] = v
-        if step.kind in ("eadd", "requant", "scale"):
+        if step.kind in ("eadd", "requant", "scale", "lut"):
             for v in group[1:]:
                 parent[find(id(v))] = find(id(group[0]))
+        if step.kind == "emul":  # the full-shape operand and the result; a broadcast b keeps its own
+            out = step.outputs[0]
+            for v in step.inputs:
+                if v.type.shape == out.type.shape:
+                    parent[find(id(v))] = find(id(out))
         if step.kind in ("conv", "pool"):
             seeds.update(id(v) for v in group)
     nhwc_roots = {find(k) for k in seeds}
@@ -96,6 +101,9 @@ def host_reason(op: Op) -> str:
         return "an int8 matmul of two activations needs a sole per-tensor int8 requantize after it"
     if op.kind == "gather" and not is_constant(op.operands[1]):
         return "a lookup by run-time indices needs a constant 2-D table, axis 0 and int64 indices"
+    if op.kind == "requantize" and op.attrs["dtype"] == "i32" and len(op.result.users) == 1:
+        user = op.result.users[0]
+        return f"it widens an operand of the int8 {user.kind} %{user.results[0].name}, which runs on the host"
     dtypes = sorted({v.type.dtype for v in op.operands + op.results})
     return f"no overlay lowering for {op.kind} on element types {', '.join(dtypes)}"
 
@@ -126,6 +134,24 @@ def _match_scale(op: Op, module: Module) -> Step | None:
     return Step("scale", [*widened, op, req], [x], [req.result], info={"factor": factor, "value": x})
 
 
+def _match_emul(op: Op, module: Module) -> Step | None:
+    """Product of two int8 activations (SiLU's x * sigmoid(x), squeeze-and-excitation's channel
+    scaling, gates): both widened exactly to int32, multiplied with broadcasting, requantized to
+    int8 per tensor.  One operand must have the result's shape; the other may broadcast."""
+    req = _sole_user(op.result, module)
+    if req is None or req.kind != "requantize" or req.attrs["dtype"] != "i8" or len(req.attrs["multiplier"]) != 1:
+        return None
+    if not all(_is_rescale_to_i32(v, module) and _is_exact_widening(v.producer) for v in op.operands):
+        return None
+    widened = [v.producer for v in op.operands]
+    shape = op.result.type.shape
+    full = next((w for w in widened if w.result.type.shape == shape), None)
+    if full is None or any(is_constant(w.operands[0]) for w in widened):
+        return None
+    other = widened[1] if full is widened[0] else widened[0]
+    return Step("emul", [*widened, op, req], [full.operands[0], other.operands[0]], [req.result])
+
+
 def match_step(op: Op, module: Module) -> Step | None:
     out = op.results[0]
     if op.kind in ("qconv", "qlinear"):
@@ -144,7 +170,7 @@ def match_step(op: Op, module: Module) -> Step | None:
         add = _sole_user(out, module)
         return match_step(add, module) if add is not None and add.kind in ("add", "sub", "mul") else None
     if op.kind == "mul" and out.type.dtype == "i32":
-        return _match_scale(op, module)
+        return _match_scale(op, module) or _match_emul(op, module)
     if op.kind in ("add", "sub") and out.type.dtype == "i32":
         a, b = op.operands
         req = _sole_user(out, module)
@@ -159,6 +185,8 @@ def match_step(op: Op, module: Module) -> Step | None:
         if len(op.attrs["multiplier"]) != 1:
             return None
         return Step("requant", [op], [op.operands[0]], [out])
+    if op.kind == "qlut" and is_constant(op.operands[1]):
+        return Step("lut", [op], [op.operands[0]], [out])
     if op.has_trait(Trait.POOL) and out.type.dtype == "i8" and out.type.rank == 4:
         return Step("pool", [op], [op.operands[0]], [out])
     if op.kind == "concat" and out.type.dtype in ("i8", "bf16"):

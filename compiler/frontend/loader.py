@@ -283,13 +283,20 @@ def _bind_one(vi: onnx.ValueInfoProto, given, label: str) -> TensorType:
     else:
         shape = []
         for i, d in enumerate(declared):
-            if not d.HasField("dim_value"):
-                what = f" ({d.dim_param!r})" if d.dim_param else ""
-                example = ",".join(str(d.dim_value) if d.HasField("dim_value") else "1" for d in declared)
+            if _static_dim(d) is None:
+                what = f" ({d.dim_param!r})" if d.dim_param else f" ({d.dim_value})" if d.HasField("dim_value") else ""
+                example = ",".join(str(_static_dim(d) or 1) for d in declared)
                 raise FrontendError(f"{label}: input {name!r} has a dynamic dim {i}{what}; give its size "
                                     f"with input_shapes (e.g. --input-shape {name}={example})")
             shape.append(int(d.dim_value))
     return TensorType(tuple(shape), dtype)
+
+
+def _static_dim(d) -> int | None:
+    """A declared dim's size, or None when it is dynamic: a dim_param, no value, or -1 (which
+    several exporters write for "any size").  0 is a size (an empty tensor) unless input_shapes
+    binds it: some exporters write 0 for "any size" too (see _check_given)."""
+    return int(d.dim_value) if d.HasField("dim_value") and d.dim_value >= 0 else None
 
 
 def _check_given(name: str, given, declared, label: str) -> list[int]:
@@ -304,7 +311,7 @@ def _check_given(name: str, given, declared, label: str) -> list[int]:
             raise FrontendError(f"{label}: input_shapes gives {name!r} {len(shape)} dims {shape}, "
                                 f"the model declares {len(declared)}")
         for i, (d, s) in enumerate(zip(declared, shape)):
-            if d.HasField("dim_value") and d.dim_value != s:
+            if _static_dim(d) and d.dim_value != s:  # a declared 0 or -1 takes the given size
                 raise FrontendError(f"{label}: input_shapes gives {name!r} dim {i} = {s}, "
                                     f"the model declares it static {d.dim_value}")
     return shape

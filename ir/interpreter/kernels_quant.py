@@ -134,6 +134,10 @@ def qglobal_avg_pool(op, x):
     return _rounded_mean(op, total, count)
 
 
+def qlut(op, x, table):
+    return table[x.astype(np.int64) - numerics.INT8_MIN].astype(np.int8)
+
+
 OP_KERNEL_TABLE = (
     ("quantize", quantize),
     ("dequantize", dequantize),
@@ -143,4 +147,5 @@ OP_KERNEL_TABLE = (
     ("requantize", requantize),
     ("qavg_pool", qavg_pool),
     ("qglobal_avg_pool", qglobal_avg_pool),
+    ("qlut", qlut),
 )

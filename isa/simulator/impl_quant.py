@@ -1,4 +1,4 @@
-"""The requantization unit: ``requant`` (accumulators or int8 -> int8/int32) and ``eadd``.
+"""The requantization unit: ``requant`` (accumulators or int8 -> int8/int32), ``eadd``, ``emul`` and ``lut``.
 
 All rounding is ``numerics.requantize``, the function the reference interpreter calls.  Nothing
 wraps: ``[qmin, qmax]`` must lie inside the output type (int8, or int32 for ``requant ... i32``,
@@ -16,6 +16,9 @@ _RQ = registers("rq.params", "rq.m", "rq.n", "rq.src_row", "rq.dst_row", "rq.src
                 "rq.zp", "rq.qmin", "rq.qmax")
 _EA = registers("ea.b", "ea.len", "ea.a_zp", "ea.b_zp", "ea.a_mult", "ea.a_shift", "ea.b_mult", "ea.b_shift",
                 "ea.pre_shift", "ea.out_mult", "ea.out_shift", "ea.zp", "ea.qmin", "ea.qmax")
+_EM = registers("ea.b", "ea.len", "ea.a_zp", "ea.b_zp", "ea.out_mult", "ea.out_shift", "ea.zp", "ea.qmin",
+                "ea.qmax", "em.b_rep", "em.b_period", "em.b_phase")
+_LT = registers("lt.table", "lt.len")
 _OUT_RANGE = {"i8": (numerics.INT8_MIN, numerics.INT8_MAX), "i32": (numerics.INT32_MIN, numerics.INT32_MAX)}
 _SHIFTED_LIMIT = 2**62  # beyond this an int64 left shift (plus bias) could wrap
 
@@ -88,4 +91,38 @@ def eadd(m: MachineState, op: str, rounding: str, dst: int, a: int):
     out, d_access = m.region(ABUF, dst, (length,), (1,), np.int8, True, "eadd output")
     out[...] = y
     accesses = tuple(x for x in (a_access, b_access, d_access) if x is not None)
+    return Effect(_cycles(m, length), accesses)
+
+
+@impl("emul")
+def emul(m: MachineState, rounding: str, dst: int, a: int):
+    m.require_mode("int8", "emul")
+    b, length, a_zp, b_zp, out_mult, out_shift, zp, qmin, qmax, rep, period, phase = _EM(m.regs)
+    _check_saturation("i8", qmin, qmax, "ea.qmin, ea.qmax")
+    if rep < 1 or period < 1 or phase < 0:
+        raise Fault(f"emul: em.b_rep = {rep} and em.b_period = {period} must be >= 1, em.b_phase = {phase} >= 0")
+    a_view, a_access = m.region(ABUF, a, (length,), (1,), np.int8, False, "emul operand a")
+    b_view, b_access = m.region(ABUF, b, (period,), (1,), np.int8, False, "emul operand b (ea.b)")
+    index = (np.arange(length, dtype=np.int64) + phase) // rep % period
+    product = (a_view.astype(np.int64) - a_zp) * (b_view.astype(np.int64)[index] - b_zp)
+    try:
+        y = numerics.requantize(product, out_mult, out_shift, zp, qmin, qmax, rounding, out_dtype=np.int64)
+    except ValueError as exc:
+        raise Fault(f"emul: {exc}") from None
+    out, d_access = m.region(ABUF, dst, (length,), (1,), np.int8, True, "emul output")
+    out[...] = y
+    accesses = tuple(x for x in (a_access, b_access, d_access) if x is not None)
+    return Effect(_cycles(m, length), accesses)
+
+
+@impl("lut")
+def lut(m: MachineState, dst: int, src: int):
+    m.require_mode("int8", "lut")
+    table_at, length = _LT(m.regs)
+    x, x_access = m.region(ABUF, src, (length,), (1,), np.int8, False, "lut input")
+    table, t_access = m.region(PBUF, table_at, (256,), (1,), np.int8, False, "lut table (lt.table)")
+    y = table[x.astype(np.int64) + 128]
+    out, d_access = m.region(ABUF, dst, (length,), (1,), np.int8, True, "lut output")
+    out[...] = y
+    accesses = tuple(a for a in (x_access, t_access, d_access) if a is not None)
     return Effect(_cycles(m, length), accesses)

@@ -22,7 +22,7 @@ from .timing import COMPUTE, LOAD, POST, STORE, UNIT_NAMES, Timing
 
 # The cycle model's unit of every timed instruction (the others only take an issue slot).
 TIMED_UNITS = {"load": LOAD, "lookup": LOAD, "store": STORE, "matmul": COMPUTE, "requant": POST, "pool": POST,
-               "eadd": POST, "copy": POST, "cvt": COMPUTE, "vop": COMPUTE, "mode": COMPUTE}
+               "eadd": POST, "emul": POST, "lut": POST, "copy": POST, "cvt": COMPUTE, "vop": COMPUTE, "mode": COMPUTE}
 _LAYER = REGISTER_INDEX["sys.layer"]
 # How many instructions run between two calls of ``Machine.run``'s progress callback.
 PROGRESS_EVERY = 4096

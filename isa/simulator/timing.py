@@ -1,7 +1,7 @@
 """The cycle model of docs/overlay-machine.md: three decoupled units behind an in-order front end.
 
 Units: load, compute (the PE array: matmul, and cvt/vop in bf16 mode), store, and post (the
-quantization / pooling / element-wise unit on the store path: requant, pool, eadd, copy).
+quantization / pooling / element-wise unit on the store path: requant, pool, eadd, emul, lut, copy).
 The front end issues one instruction per cycle (``sync`` and ``halt`` stall it until units are
 idle); each unit (load, compute, store) runs its instructions in order, one at a time, so its
 queue never blocks issue.  An instruction starts at ``max(issue, its unit free, end of every

@@ -4,8 +4,9 @@ Each float value of the input module gets representations in up to three domains
 (model inputs/outputs), ``i8`` (affine int8) and ``bf16`` -- created on demand with explicit
 quantize / dequantize / cast ops.  Linear ops (conv, linear, matmul, add/sub/mul, concat,
 pooling) become integer ops with dyadic requantization; ReLU/Clip that follow a linear op fold
-into its requantization's clamp; data movement follows its operand's domain; every other op
-runs in bf16.
+into its requantization's clamp; data movement follows its operand's domain; element-wise
+functions of one activation with a non-linearity (SiLU, GELU, sigmoid...) become one int8 table
+lookup (lut.py); every other op runs in bf16.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from tcc.ir import Builder, Module, Op, QuantParams, TensorType, Trait, Value, constant_value, kinds_with
 
+from .lut import find_chains, lower_chain
 from .params import activation_params, dyadic, quantize_bias, quantize_weights
 
 LINEAR_KINDS = ("conv", "linear", "matmul")
@@ -165,12 +167,16 @@ def lower_module(source: Module, ranges: dict[int, tuple[float, float]], config:
     from .rules import RULES, lower_bf16, lower_float
 
     lw = Lowering(source, ranges, config)
+    chains, absorbed = find_chains(source)
     for v in source.inputs:
         lw.bind(v, lw.target.add_input(v.name, TensorType(v.type.shape, v.type.dtype)), "f32")
     for op in source.ops:
-        if op.kind == "const" or id(op) in lw.consumed:
+        if op.kind == "const" or id(op) in lw.consumed or id(op) in absorbed:
             continue
         lw.b.loc = op.loc
+        if id(op) in chains:
+            lower_chain(lw, chains[id(op)])
+            continue
         floating = any(r.type.dtype == "f32" for r in op.results)
         fallback = [lower_bf16, lower_float] if floating else [lower_float]
         for rule in RULES.get(op.kind, []) + fallback:

@@ -10,6 +10,9 @@ from tcc.ir import numerics
 from tcc.ir.errors import TccError
 
 INT8_MIN, INT8_MAX = -128, 127
+# The largest |bias| on the accumulator grid: half the int32 range, the other half is left to the
+# sum of products (K products of |x - zp| <= 255 and |w| <= 127 stay below 2**30 for K <= 2**15).
+BIAS_BOUND = 2**30
 WEIGHT_FORMATS = ("int8", "int4") + tuple(f"dybit{n}" for n in range(2, 9))
 
 
@@ -38,37 +41,57 @@ def parse_weight_format(fmt: str) -> tuple[str, int]:
     return m.group(1), int(m.group(2))
 
 
+def bias_weight_scales(bias: np.ndarray, input_scale: float) -> np.ndarray:
+    """The smallest weight scale per output channel at which ``bias`` fits the accumulator grid.
+
+    Rule (never refuse real weights): a channel whose bias would exceed BIAS_BOUND steps of
+    s_x * s_w[c] -- a trained channel with a tiny BatchNorm gamma and a large beta -- gets its
+    weight scale widened to |b[c]| / (s_x * BIAS_BOUND).  Its weights then use fewer levels, but
+    that channel's output is dominated by its bias, which stays exact to 2**-30 of itself.
+    """
+    b = np.abs(np.asarray(bias, np.float64))
+    return (b / (np.float64(input_scale) * BIAS_BOUND)).astype(np.float32)
+
+
 def quantize_weights(w: np.ndarray, fmt: str = "int8", axis: int = 0,
-                     search: bool = True) -> tuple[np.ndarray, QuantParams]:
+                     min_scale: np.ndarray | None = None) -> tuple[np.ndarray, QuantParams]:
     """Per-channel symmetric weights along ``axis``: (integer array, parameters).
 
     int8 uses [-127, 127] with the max-abs scale; int4 uses [-7, 7] with an MSE scale search;
     dybitN stores each weight's DyBit code decoded onto its integer grid (so the datapath stays an
-    integer MAC) and folds the grid step 2**-(N-2) into the scale.
+    integer MAC) and folds the grid step 2**-(N-2) into the scale.  ``min_scale`` (per channel)
+    widens a channel's scale to at least that value (see ``bias_weight_scales``).
     """
     kind, bits = parse_weight_format(fmt)
     w = np.asarray(w, np.float32)
     moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+
+    def widened(scale: np.ndarray, step: float = 1.0) -> np.ndarray:
+        if min_scale is None:
+            return scale
+        return np.maximum(scale, np.float32(np.asarray(min_scale, np.float64) / step)).astype(np.float32)
+
     if kind == "int" and bits == 8:
         peak = np.abs(moved).max(axis=1)
-        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+        scale = widened(np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32))
         q = numerics.int_quantize(w, 8, scale, axis=axis).astype(np.int8)
         return q, QuantParams(tuple(float(s) for s in scale), (0,) * len(scale), axis)
     if kind == "int":
-        scale = np.asarray(numerics.search_scale_uniform(moved, bits, axis=0), np.float32).reshape(-1)
+        scale = widened(np.asarray(numerics.search_scale_uniform(moved, bits, axis=0), np.float32).reshape(-1))
         q = numerics.int_quantize(w, bits, scale, axis=axis).astype(np.int8)
         return q, QuantParams(tuple(float(s) for s in scale), (0,) * len(scale), axis, fmt)
-    scale = np.asarray(numerics.search_scale(moved, bits, axis=0), np.float32).reshape(-1)
+    step = 2.0 ** -numerics.FINE_SHIFT[bits]
+    scale = widened(np.asarray(numerics.search_scale(moved, bits, axis=0), np.float32).reshape(-1), step)
     codes = numerics.quantize(w, bits, scale, axis=axis)
     values = np.asarray(numerics.decode_int(codes, bits))
     dtype = np.int8 if numerics.MAX_DECODE_INT[bits] <= 127 else np.int16
-    step = 2.0 ** -numerics.FINE_SHIFT[bits]
     fine = tuple(float(np.float32(s * step)) for s in scale)
     return values.astype(dtype), QuantParams(fine, (0,) * len(fine), axis, fmt)
 
 
 def quantize_bias(b: np.ndarray, input_scale: float, weight_scales) -> tuple[np.ndarray, tuple[float, ...]]:
-    """int32 bias on the accumulator grid s_x * s_w[c]."""
+    """int32 bias on the accumulator grid s_x * s_w[c] (weight scales from ``bias_weight_scales``
+    keep it within BIAS_BOUND; rounding may land one step past it, still far inside int32)."""
     acc_scale = np.float64(input_scale) * np.asarray(weight_scales, np.float64)
     q = np.asarray(numerics.round_to_integer(np.asarray(b, np.float64) / acc_scale, "half_even"))
     if q.size and (q.max() > numerics.INT32_MAX or q.min() < numerics.INT32_MIN):

@@ -6,7 +6,7 @@ import numpy as np
 from tcc.ir import Op, QuantParams, Value, constant_value
 
 from .lowering import IDENTITY_Q31, LAYOUT_KINDS, Lowering, _per_tensor
-from .params import quantize_bias, quantize_weights
+from .params import bias_weight_scales, quantize_bias, quantize_weights
 
 
 def requantize_output(lw: Lowering, op: Op, acc: Value, acc_scales, axis: int = 1) -> bool:
@@ -43,11 +43,12 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
         kind, attrs = ("qconv", op.attrs) if op.kind == "conv" else ("qlinear", {})
     x = lw.i8(op.operands[0])
     sx, _ = _per_tensor(x.type.quant)
-    wq, wparams = quantize_weights(weight, lw.config.weights_for(op), axis=0)
-    operands = [x, lw.typed(lw.b.const(wq, op.operands[1].name + ".q"), str(wq.dtype).replace("int", "i"), wparams)]
     bias = constant_value(op.operands[2]) if len(op.operands) > 2 else None
     if len(op.operands) > 2 and bias is None:
         return False
+    min_scale = bias_weight_scales(bias, sx) if bias is not None else None
+    wq, wparams = quantize_weights(weight, lw.config.weights_for(op), axis=0, min_scale=min_scale)
+    operands = [x, lw.typed(lw.b.const(wq, op.operands[1].name + ".q"), str(wq.dtype).replace("int", "i"), wparams)]
     if bias is not None:
         bq, acc_scales = quantize_bias(bias, sx, wparams.scale)
         operands.append(lw.typed(lw.b.const(bq, op.operands[2].name + ".q"), "i32",

@@ -11,6 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 from tcc.driver import RANDOM_INPUT_LIMIT_BYTES, UsageError, random_inputs
 from tcc.ir import parse_module
 from tcc.passes.fold_constants import FOLD_LIMIT_BYTES
+from tcc.runtime import Session
 
 DIGITS = "examples/digits/digits_cnn.onnx"
 DYNAMIC = "examples/digits/digits_cnn_dynamic.onnx"
@@ -142,12 +143,24 @@ def test_conv_that_cannot_tile_into_the_buffers_is_refused_before_calibration(tm
         raise AssertionError("calibration ran although the model cannot fit")
 
     monkeypatch.setattr(quantize.Quantize, "apply", no_calibration)
-    # 1 KiB of activation buffer: a quarter (256 B) holds no 3-row slab of a 16x16x16 int8 map.
+    # 128 B of activation buffer: a (64-byte aligned) quarter holds not even one channel of a 3-row
+    # slab of a 16-column map.  (At 1 KiB the slab now splits into channel chunks and compiles.)
+    code, _, err = tcc_cli("compile", DIGITS, "-t", "overlay", "--calib", CALIB, "-o", tmp_path / "m.tcc",
+                           "--target-config", small_target(tmp_path, abuf_bytes=128))
+    assert code == 2
+    assert "(ONNX node '/stem/stem.0/Conv'): not even one output row of one channel fits" in err
+    assert "abuf_bytes = 128" in err
+
+
+def test_conv_split_over_input_channels_on_a_small_buffer_equals_the_reference(tmp_path, tcc_cli):
+    """1 KiB of activation buffer (256-byte quarters) cannot hold the 16-channel slabs of the
+    digits CNN: its convs run on channel chunks (partial sums kept in acc) and stay bit-exact."""
     code, _, err = tcc_cli("compile", DIGITS, "-t", "overlay", "--calib", CALIB, "-o", tmp_path / "m.tcc",
                            "--target-config", small_target(tmp_path, abuf_bytes=1024))
-    assert code == 2
-    assert "(ONNX node '/down/down.0/Conv'): not even one output row of one channel tile fits" in err
-    assert "abuf_bytes = 1024" in err
+    assert code == 0, err
+    session = Session(tmp_path / "m.tcc")
+    x = {"input": np.load(CALIB)["input"][:1]}
+    np.testing.assert_array_equal(session.run(None, x)[0], session.run_reference(x)["logits"])
 
 
 def test_overlay_pipeline_schedules_modes_after_quantization(tmp_path, tcc_cli):

@@ -10,6 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx_case import C, X, float_input, graph_model, make_model, tensor
 from tcc.frontend import FrontendError, import_onnx
 from tcc.ir.errors import TccError
+from tcc.ir.interpreter import run_module
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 
@@ -143,6 +144,21 @@ def test_unbound_dynamic_dim_names_the_input_and_dim():
 ])
 def test_bad_input_shapes(shapes, expected):
     assert expected in frontend_error(dynamic_model(), input_shapes=shapes)
+
+
+@pytest.mark.parametrize("written", [-1, 0])
+def test_dims_written_as_minus_one_or_zero_are_bound_by_input_shapes(written, tmp_path):
+    """Exporters write -1 or 0 for "any size": input_shapes binds such a dim.  Left unbound, -1 is
+    the dynamic-dim error and 0 stays an empty dim (ONNX's empty tensors)."""
+    model = graph_model([helper.make_node("Relu", ["x"], ["y"])], [float_input("x", [written, 3])], ["y"])
+    if written < 0:
+        assert "input 'x' has a dynamic dim 0 (-1)" in frontend_error(model)
+    else:
+        assert import_onnx(model).inputs[0].type.shape == (0, 3)
+    module = import_onnx(model, input_shapes={"x": (2, 3)})
+    assert module.inputs[0].type.shape == (2, 3)
+    x = np.array([[-1.0, 2.0, -3.0], [4.0, -5.0, 6.0]], np.float32)
+    np.testing.assert_array_equal(run_module(module, {"x": x})["y"], np.maximum(x, 0))
 
 
 def test_initializers_listed_as_inputs_are_not_model_inputs():

@@ -287,6 +287,28 @@ def test_eadd_matches_requantize_composed_by_hand():
             assert machine.buffers["abuf"][0x80:0x86].view(np.int8).tolist() == expected.tolist()
 
 
+def test_emul_broadcasts_b_by_repeat_period_and_phase():
+    # a: 2 pixels x 3 channels (NHWC) at abuf 0; b: a per-channel vector (1, 3) at 0x40.
+    # (a - 1) * (b + 2) = [[-1*3, 9*-8, 99*4], [-21*3, 0*-8, -129*4]] = [[-3, -72, 396], [-63, 0, -516]];
+    # times 0.25 (mult 2**30, shift 32), + zp 3, half_even: [-0.75, -18, 99, -15.75, 0, -129] ->
+    # [-1, -18, 99, -16, 0, -129] + 3 = [2, -15, 102, -13, 3, -126] (then clamped at qmax 100).
+    a = np.array([0, 10, 100, -20, 1, -128], np.int8)
+    b = np.array([1, -10, 2], np.int8)
+    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine.buffers["abuf"][0:6] = a.view(np.uint8)
+    machine.buffers["abuf"][0x40:0x43] = b.view(np.uint8)
+    regs = dict(ea__b=0x40, ea__len=6, ea__a_zp=1, ea__b_zp=-2, ea__out_mult=2**30, ea__out_shift=32, ea__zp=3,
+                ea__qmin=-128, ea__qmax=100)
+    run(setr(**regs, em__b_rep=1, em__b_period=3, em__b_phase=0) + "emul half_even, 0x80, 0\nhalt\n", machine=machine)
+    assert machine.buffers["abuf"][0x80:0x86].view(np.int8).tolist() == [2, -15, 100, -13, 3, -126]
+    # b as a spatial map (one value per pixel, rep = channels), starting one element into the
+    # pattern (phase 2): elements read b[0], b[1], b[1], b[1], b[2], b[2].
+    run(setr(**regs, em__b_rep=3, em__b_period=3, em__b_phase=2) + "emul half_up, 0x80, 0\nhalt\n", machine=machine)
+    factors = np.array([3, -8, -8, -8, 4, 4])
+    expected = [max(-128, min(100, int(np.floor((int(x) - 1) * f / 4 + 0.5)) + 3)) for x, f in zip(a, factors)]
+    assert machine.buffers["abuf"][0x80:0x86].view(np.int8).tolist() == expected
+
+
 def test_copy_transposes():
     matrix = np.arange(12, dtype=np.uint8).reshape(3, 4)
     machine = Machine(TARGET, np.zeros(16, np.uint8), [])

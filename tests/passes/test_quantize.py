@@ -354,3 +354,23 @@ def test_scalar_constants_quantize_and_run(tmp_path):
     y = run_module(module, {"x": x})["y"]
     out_scale = module.outputs[0][1].producer.operands[0].type.quant.scale[0]
     assert np.abs(y - x * np.float32(0.17677669)).max() <= 1.5 * out_scale
+
+
+@pytest.mark.parametrize("fmt", ["int8", "int4", "dybit4"])
+def test_a_bias_too_large_for_the_accumulator_widens_its_channel_weight_scale(fmt):
+    """Channel 1's folded weights are ~1e-9 and its bias 2.0: at the max-abs weight scale its bias
+    would be ~1e14 steps; the rule widens that channel's scale so the bias is BIAS_BOUND steps."""
+    from tcc.passes.quantize.params import BIAS_BOUND, bias_weight_scales, quantize_bias, quantize_weights
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((3, 8)).astype(np.float32)
+    w[1] *= 1e-9
+    bias, sx = np.array([0.1, 2.0, -0.3], np.float32), 0.01
+    wq, params = quantize_weights(w, fmt, min_scale=bias_weight_scales(bias, sx))
+    untouched, plain = quantize_weights(w, fmt)
+    assert params.scale[0] == plain.scale[0] and params.scale[2] == plain.scale[2]
+    assert np.array_equal(wq[[0, 2]], untouched[[0, 2]])
+    assert params.scale[1] > 100 * plain.scale[1]
+    bq, _ = quantize_bias(bias, sx, params.scale)
+    assert abs(int(bq[1])) <= BIAS_BOUND + 1 and abs(int(bq[1])) >= BIAS_BOUND // 2
+    assert bq[1] * sx * params.scale[1] == pytest.approx(2.0, rel=1e-6)

@@ -1,0 +1,172 @@
+"""Small ONNX models of the blocks modern trained CNNs are made of, built with onnx.helper (no
+torch), for tests and benches of the overlay target: trained-looking BatchNorm statistics,
+squeeze-and-excitation, SiLU / HardSwish / Mish / GELU activations, gating, wide and large-kernel
+convolutions.
+
+    python examples/block_models.py OUT_DIR    # writes OUT_DIR/<name>.onnx and <name>.calib.npz
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+
+
+class Graph:
+    """A tiny graph builder: ``node`` adds a node and returns its output name."""
+
+    def __init__(self, seed: int = 0):
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.count = 0
+
+    def name(self, hint: str) -> str:
+        self.count += 1
+        return f"{hint}{self.count}"
+
+    def const(self, array: np.ndarray, hint: str = "w") -> str:
+        name = self.name(hint)
+        self.inits.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], hint: str = "", **attrs) -> str:
+        out = self.name(hint or op.lower())
+        self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
+        return out
+
+    def conv(self, x: str, cin: int, cout: int, k: int, stride: int = 1, group: int = 1, bias: bool = True) -> str:
+        fan_in = cin // group * k * k
+        w = (self.rng.standard_normal((cout, cin // group, k, k)) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+        inputs = [x, self.const(w)]
+        if bias:
+            inputs.append(self.const((0.1 * self.rng.standard_normal(cout)).astype(np.float32), "b"))
+        return self.node("Conv", inputs, "conv", kernel_shape=[k, k], strides=[stride, stride],
+                         pads=[k // 2] * 4, group=group)
+
+    def batchnorm(self, x: str, c: int, gamma: np.ndarray | None = None) -> str:
+        if gamma is None:
+            gamma = self.rng.uniform(0.5, 1.5, c)
+        beta = self.rng.normal(0.0, 0.5, c)
+        mean = self.rng.normal(0.0, 0.5, c)
+        var = self.rng.uniform(0.5, 2.0, c)
+        args = [self.const(np.asarray(a, np.float32), "bn") for a in (gamma, beta, mean, var)]
+        return self.node("BatchNormalization", [x, *args], "bn", epsilon=1e-5)
+
+    def model(self, x: str, shape: list[int], out: str, name: str) -> onnx.ModelProto:
+        graph = helper.make_graph(self.nodes, name, [helper.make_tensor_value_info(x, TensorProto.FLOAT, shape)],
+                                  [helper.make_tensor_value_info(out, TensorProto.FLOAT, [])], self.inits)
+        del graph.output[0].type.tensor_type.shape.dim[:]
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+        model.ir_version = 8
+        onnx.checker.check_model(model)
+        return model
+
+
+def dead_gamma_cnn(seed: int = 0) -> onnx.ModelProto:
+    """conv -> BatchNorm with some gammas near zero (pruned / dead channels of a trained network,
+    so the folded weights are tiny while the folded bias is not) -> ReLU -> conv."""
+    g = Graph(seed)
+    gamma = g.rng.uniform(0.5, 1.5, 16)
+    gamma[[1, 5, 11]] = [1e-8, -3e-9, 2e-7]
+    x = g.conv("x", 3, 16, 3, bias=False)
+    x = g.node("Relu", [g.batchnorm(x, 16, gamma)])
+    out = g.conv(x, 16, 8, 3)
+    return g.model("x", [1, 3, 16, 16], out, "dead_gamma_cnn")
+
+
+def _stem(g: Graph, cin: int, c: int) -> str:
+    return g.node("Relu", [g.batchnorm(g.conv("x", cin, c, 3, bias=False), c)])
+
+
+def silu_se_cnn(seed: int = 0) -> onnx.ModelProto:
+    """EfficientNet's MBConv core: conv -> BN -> SiLU (x * Sigmoid(x)) -> depthwise conv -> SiLU ->
+    squeeze-and-excitation (x * Sigmoid(fc(SiLU(fc(GlobalAveragePool(x)))))) -> 1x1 projection."""
+    g = Graph(seed)
+    c = 16
+    x = g.batchnorm(g.conv("x", 3, c, 3, bias=False), c)
+    x = g.node("Mul", [x, g.node("Sigmoid", [x])], "silu")
+    x = g.batchnorm(g.conv(x, c, c, 3, group=c, bias=False), c)
+    x = g.node("Mul", [x, g.node("Sigmoid", [x])], "silu")
+    s = g.node("GlobalAveragePool", [x])
+    s = g.conv(s, c, 4, 1)
+    s = g.node("Mul", [s, g.node("Sigmoid", [s])], "silu")
+    s = g.node("Sigmoid", [g.conv(s, 4, c, 1)], "gate")
+    x = g.node("Mul", [x, s], "se")
+    out = g.conv(x, c, 8, 1)
+    return g.model("x", [1, 3, 16, 16], out, "silu_se_cnn")
+
+
+def hardswish_cnn(seed: int = 0) -> onnx.ModelProto:
+    """MobileNetV3's activations: x * HardSigmoid(x) written out, the HardSwish op, and an SE gate
+    through HardSigmoid."""
+    g = Graph(seed)
+    c = 16
+    x = g.batchnorm(g.conv("x", 3, c, 3, bias=False), c)
+    x = g.node("Mul", [x, g.node("HardSigmoid", [x], alpha=1.0 / 6, beta=0.5)], "hswish")
+    x = g.node("HardSwish", [g.batchnorm(g.conv(x, c, c, 3, group=c, bias=False), c)])
+    s = g.node("Relu", [g.conv(g.node("GlobalAveragePool", [x]), c, 8, 1)])
+    s = g.node("HardSigmoid", [g.conv(s, 8, c, 1)], "gate", alpha=1.0 / 6, beta=0.5)
+    out = g.conv(g.node("Mul", [s, x], "se"), c, 8, 1)
+    return g.model("x", [1, 3, 16, 16], out, "hardswish_cnn")
+
+
+def gated_cnn(seed: int = 0) -> onnx.ModelProto:
+    """Gates: a spatial attention map [1, 1, H, W] times the features, and two branches multiplied
+    element for element (GLU-style)."""
+    g = Graph(seed)
+    c = 16
+    x = _stem(g, 3, c)
+    attention = g.node("Sigmoid", [g.conv(x, c, 1, 3)], "spatial")
+    x = g.node("Mul", [x, attention], "attend")
+    value = g.conv(x, c, c, 1)
+    gate = g.node("Sigmoid", [g.conv(x, c, c, 1)], "gate")
+    out = g.conv(g.node("Mul", [value, gate], "glu"), c, 8, 3)
+    return g.model("x", [1, 3, 16, 16], out, "gated_cnn")
+
+
+def wide_kernel_cnn(seed: int = 0, channels: int = 480, dw_channels: int = 320, width: int = 80) -> onnx.ModelProto:
+    """Convolutions whose smallest whole-reduction tile exceeds the default target's buffers: a 5x5
+    conv over 480 channels (12000 weights per output channel) and a 7x7 depthwise conv over a
+    wide map (6 rows x 80 columns x 320 channels of slab)."""
+    g = Graph(seed)
+    x = g.node("Relu", [g.conv("x", 3, channels, 3)])
+    x = g.node("Relu", [g.conv(x, channels, 32, 5)])
+    x = g.node("Relu", [g.conv(x, 32, dw_channels, 1)])
+    x = g.node("Relu", [g.conv(x, dw_channels, dw_channels, 7, group=dw_channels)])
+    out = g.conv(x, dw_channels, 8, 1)
+    return g.model("x", [1, 3, 6, width], out, "wide_kernel_cnn")
+
+
+MODELS = {"dead_gamma_cnn": dead_gamma_cnn, "silu_se_cnn": silu_se_cnn, "hardswish_cnn": hardswish_cnn,
+          "gated_cnn": gated_cnn, "wide_kernel_cnn": wide_kernel_cnn}
+
+
+def calibration(model: onnx.ModelProto, samples: int = 4, seed: int = 1) -> dict[str, np.ndarray]:
+    """N(0, 1) samples for the model's one input (axis 0 = samples)."""
+    inp = model.graph.input[0]
+    shape = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+    return {inp.name: np.random.default_rng(seed).standard_normal([samples, *shape]).astype(np.float32)}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print(__doc__)
+        return 2
+    out = Path(argv[0])
+    out.mkdir(parents=True, exist_ok=True)
+    for name, build in MODELS.items():
+        model = build()
+        onnx.save(model, str(out / f"{name}.onnx"))
+        np.savez(out / f"{name}.calib.npz", **calibration(model))
+        print(f"wrote {out / name}.onnx")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
