@@ -51,10 +51,15 @@ def write_atomic(path, data: bytes | str) -> None:
         raise
 
 
+#: Names of an open file descriptor: ``/dev/stdout`` is a link to whatever the shell opened as
+#: standard output, possibly a regular file opened with ``>>``, which must not be replaced.
+_DESCRIPTOR_PATHS = ("/dev/stdin", "/dev/stdout", "/dev/stderr", "/dev/fd/", "/proc/")
+
+
 def _is_special(path: Path) -> bool:
-    """A path that names a stream rather than a file: an existing device, FIFO or socket, or anything
-    under /dev or /proc (``/dev/stdout`` is a link to whatever the shell opened as standard output)."""
-    if path.is_absolute() and path.parts[1:2] in (("dev",), ("proc",)):
+    """A path that names a stream rather than a file: an existing device, FIFO or socket, or an open
+    file descriptor (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``)."""
+    if str(path).startswith(_DESCRIPTOR_PATHS):
         return True
     try:
         mode = os.stat(path).st_mode
