@@ -10,8 +10,9 @@ from click.core import ParameterSource
 
 from tcc import __version__
 from tcc.cli_files import FileCommand, InputFile, OutputFile, OutputFolder
-from tcc.ir.errors import TccError
 from tcc.driver import TARGETS
+from tcc.ir.errors import TccError
+from tcc.ir.escape import one_line
 from tcc.passes import PassInstrumentation
 
 
@@ -195,7 +196,7 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
         return
     click.echo(f"wrote {output}: {result.summary()}", err=True)
     for f in result.metadata["host_ops"]:
-        click.echo(f"note: node {f['node']!r} ({f['kind']}) runs on the host: {f['reason']}", err=True)
+        click.echo(one_line(f"note: node {f['node']!r} ({f['kind']}) runs on the host: {f['reason']}"), err=True)
 
 
 def _onnx_op_types(model) -> dict[str, str]:
@@ -449,7 +450,7 @@ def report(artifact, inputs_path, seed, top, html_path, json_path):
         write_atomic(json_path, json.dumps(data, indent=1, sort_keys=True))
     if html_path:
         if isinstance(session, Session):
-            from tcc.runtime.html_report import render_html
+            from tcc.runtime.html_overlay import render_html
 
             meta = session.artifact.metadata
             page = render_html(data, session.module, len(session.artifact.dram_image), meta["dram_bytes"])
@@ -480,7 +481,7 @@ def disasm(source):
         click.echo(SparseArtifact.load(source).describe(), nl=False)
         return
     if kind == "heterogeneous":
-        from tcc.backends.overlay.hetero_artifact import HeteroArtifact
+        from tcc.backends.artifact import HeteroArtifact
 
         hetero = HeteroArtifact.load(source)
         for i, (entry, part) in enumerate(zip(hetero.metadata["partitions"], hetero.parts)):

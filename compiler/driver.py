@@ -9,6 +9,7 @@ import numpy as np
 from tcc.ir import Module, parse_module, print_module, verify
 from tcc.ir.errors import IRParseError, TccError, VerifyError
 from tcc.ir.fileio import write_atomic
+from tcc.ir.npz import read_npz
 from tcc.passes import DEFAULT_FLOAT_PIPELINE, Pass, PassInstrumentation, PassManager, make_pass, parse_pipeline
 
 TARGETS = ("ir", "overlay", "sparse")
@@ -142,13 +143,19 @@ def write_ir(module: Module, path) -> None:
 
 
 def load_inputs(path, module: Module) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: not a readable .npz file ({exc})") from None
+    """The arrays of an .npz of model inputs; every key must name an input and have its shape, checked
+    before any array is decompressed (``ir/npz.py``)."""
+    expected = {v.name: v.type for v in module.inputs}
+
+    def check(key: str, shape: tuple[int, ...], dtype) -> bool:
+        if key not in expected:
+            raise UsageError(f"{path}: key {key!r} is not an input of the model; its inputs: "
+                             + ", ".join(f"{name!r}: {t}" for name, t in expected.items()))
+        if shape != expected[key].shape:
+            raise UsageError(f"{path}: key {key!r} has shape {list(shape)} ({dtype}), expected {expected[key]}")
+        return True
+
+    return read_npz(path, "input file", check)
 
 
 #: Random inputs larger than this are refused rather than allocated (a corrupted or absurd shape).
@@ -180,7 +187,7 @@ def save_outputs(path, outputs: dict[str, np.ndarray]) -> None:
     import io
 
     buffer = io.BytesIO()
-    np.savez(buffer, **outputs)
+    np.savez(buffer, **outputs)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     write_atomic(path, buffer.getvalue())
 
 
@@ -215,7 +222,7 @@ def compile_pipeline(target: str, options: CompileOptions) -> list[Pass]:
     """The passes ``compile_model`` runs for ``target``: configured objects, no text in between."""
     if options.passes is not None:
         return parse_pipeline(options.passes)
-    from tcc.passes import PASSES
+    from tcc.passes.sparsity import AnnotateSparsity
 
     pipeline = [make_pass(name) for name in DEFAULT_FLOAT_PIPELINE]
     if options.calib is not None or options.from_pins:
@@ -223,7 +230,7 @@ def compile_pipeline(target: str, options: CompileOptions) -> list[Pass]:
                                           options.symmetric, options.budget_bytes, options.budget_cycles,
                                           options.candidates, options.sparse_mode)
     if target == "sparse":
-        pipeline.append(PASSES["annotate-sparsity"](calib=str(options.calib), mode=options.sparse_mode or "exact"))
+        pipeline.append(AnnotateSparsity(calib=str(options.calib), mode=options.sparse_mode or "exact"))
     if target == "overlay":  # group int8 and bf16 work to save PE-array mode switches
         pipeline.append(make_pass("schedule-modes"))
     return pipeline

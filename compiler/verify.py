@@ -28,6 +28,7 @@ import numpy as np
 
 from tcc.ir import Module, parse_module, print_module
 from tcc.ir.errors import TccError
+from tcc.ir.escape import one_line
 from tcc.passes.quantize.calibration import load_samples
 
 CHECKPOINT_PREFIX = "verify:"
@@ -212,7 +213,8 @@ def verify(model, calib, target: str = "overlay", inputs=None, samples: int = 4,
     result = VerifyResult(label, target, len(feeds), source)
     checks = {v.name: LayerCheck(v.name, v.producer.kind, v.type.dtype, v.producer.loc) for v in values}
     run = _simulators(qmodule, values, target_config, result) if target == "overlay" else None
-    num, den = {}, {}
+    num: dict[str, float] = {}
+    den: dict[str, float] = {}
     progress = progress or (lambda items: items)
     for i in progress(range(len(feeds))):
         ref_outputs: dict = {}
@@ -250,14 +252,20 @@ def finish_layers(values, checks: dict, num: dict, den: dict) -> None:
 
 def _simulators(qmodule: Module, values, target_config, result: VerifyResult):
     """Compile the user's artifact and the checkpointed one; returns a per-sample comparison."""
-    from tcc.backends.overlay import compile_overlay
+    from tcc.backends.overlay import Artifact
+    from tcc.backends.overlay.hetero import compile_heterogeneous
     from tcc.isa.target import load_target
     from tcc.runtime import Session
+    from tcc.runtime.hetero_session import HeteroSession
+
+    def session(module):  # ops the overlay cannot run go to the host, as in tcc compile
+        compiled = compile_heterogeneous(module, target)
+        return Session(compiled) if isinstance(compiled, Artifact) else HeteroSession(compiled)
 
     target = load_target(target_config)
-    artifact = Session(compile_overlay(qmodule, target))
+    artifact = session(qmodule)
     try:
-        checkpoints = Session(compile_overlay(checkpointed(qmodule, values), target))
+        checkpoints = session(checkpointed(qmodule, values))
     except TccError as exc:
         checkpoints = None
         result.notes.append(f"the checkpointed program does not compile ({exc}); only the model outputs "
@@ -325,13 +333,14 @@ def format_result(result: VerifyResult, style=lambda text, **_: text) -> str:
     simulated = result.target == "overlay"
     head = f"{'#':>4}  {'tensor':<44} {'op':<16} {'dtype':<5} {'SQNR dB':>8} {'drop dB':>8}"
     head += f"  {'sim == ref':<12}" if simulated else ""
-    lines = [f"model {result.model}: {result.samples} sample(s); float values from {result.float_source}",
+    lines = [one_line(f"model {result.model}: {result.samples} sample(s); float values from {result.float_source}"),
              head, "-" * len(head)]
     jump = result.worst_jump
     for i, layer in enumerate(result.layers):
         sqnr = "-" if layer.sqnr_db is None else ("inf" if math.isinf(layer.sqnr_db) else f"{layer.sqnr_db:8.1f}")
         drop = "" if layer.drop_db is None else f"{layer.drop_db:+8.1f}"
-        name = layer.name if len(layer.name) <= 44 else "..." + layer.name[-41:]
+        name = one_line(layer.name)  # names from the model stay one line each
+        name = name if len(name) <= 44 else "..." + name[-41:]
         line = f"{i:>4}  {name:<44} {layer.kind:<16} {layer.dtype:<5} {sqnr:>8} {drop:>8}"
         if simulated:
             verdict = "-" if layer.sim_equal is None else ("yes" if layer.sim_equal else f"NO ({layer.mismatches})")
@@ -342,7 +351,7 @@ def format_result(result: VerifyResult, style=lambda text, **_: text) -> str:
             line = style(line, fg="yellow")
         lines.append(line)
     lines.append("-" * len(head))
-    lines.extend(f"note: {n}" for n in result.notes)
+    lines.extend(one_line(f"note: {n}") for n in result.notes)
     if simulated:
         first = result.first_mismatch
         if first is not None:

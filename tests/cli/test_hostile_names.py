@@ -106,6 +106,22 @@ def test_sparse_listings_keep_one_line_per_entry(built, tcc_cli):
     assert len(out.splitlines()) == 2 + len(meta["modules"]) + 2
 
 
+def test_explain_keeps_one_line_per_node(built, tcc_cli):
+    code, out, err = tcc_cli("explain", built / "digits.onnx", "--calib", DIGITS / "digits_calib.npz")
+    assert code == 0, err
+    nodes = len(onnx.load(str(built / "digits.onnx")).graph.node)
+    assert len(out.splitlines()) == 1 + nodes + 1  # heading, one line per node, totals
+    assert "\x1b" not in out and "\x00" not in out
+
+
+def test_verify_table_keeps_one_line_per_layer(built, tcc_cli):
+    code, out, err = tcc_cli("verify", built / "digits.onnx", "--calib", DIGITS / "digits_calib.npz", "--samples", "1")
+    assert code == 0, err
+    rows = [line for line in out.splitlines() if line[:4].strip().isdigit()]
+    assert rows and all(line.split()[0] == str(i) for i, line in enumerate(rows))
+    assert "\x1b" not in out and "\x00" not in out and not any(line.startswith("std::") for line in out.splitlines())
+
+
 def _code_outside_comments_and_strings(path: Path) -> str:
     stripped = subprocess.run(["g++", "-fpreprocessed", "-dD", "-E", "-P", str(path)], capture_output=True,
                               text=True, check=True).stdout
@@ -155,7 +171,7 @@ def test_html_report_holds_no_injected_markup(built, tcc_cli, artifact, tmp_path
 
 def test_dot_source_keeps_every_name_inside_its_string():
     from tcc.ir.escape import dot_string
-    from tcc.runtime.html_report import GraphNode, dot_source
+    from tcc.runtime.html_draw import GraphNode, dot_source
 
     nodes = [GraphNode(hostile_name(i), hostile_name(i + 1), hostile_name(i + 2), "t", "#888")
              for i in range(len(HOSTILE))]
@@ -194,7 +210,7 @@ def test_hls_refuses_a_hand_edited_artifact_with_code_in_a_field(built, tcc_cli,
     artifact.metadata["modules"][1][field] = value
     artifact.save(tmp_path / "edited.tcc")  # re-checksummed: only the type checks can stop it
     code, _, err = tcc_cli("hls", tmp_path / "edited.tcc", "-o", tmp_path / "out")
-    # the loader's metadata checks (backends/sparse/metadata.py) or, past them, hls's own name checks
+    # the loader's metadata checks (backends/artifact_metadata.py) or, past them, hls's own name checks
     assert code == 2 and ("malformed artifact metadata" in err or "not written by tcc" in err)
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out" / "top.cpp").exists()

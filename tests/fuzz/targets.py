@@ -55,7 +55,7 @@ def decoder(data: bytes) -> None:
 
 def artifact_loader(data: bytes) -> None:
     """A .tcc file: load it and open a session on it (parses metadata, IR and target)."""
-    from tcc.backends.overlay.artifact import Artifact
+    from tcc.backends.artifact import Artifact
     from tcc.runtime import Session
 
     Session(Artifact.from_bytes(data, "<fuzz>"))
@@ -82,7 +82,7 @@ def sparse_body(data: bytes) -> None:
 
 def hetero_loader(data: bytes) -> None:
     """A heterogeneous .tcc file (device programs and host partitions): load it, open a session."""
-    from tcc.backends.overlay.hetero_artifact import HeteroArtifact
+    from tcc.backends.artifact import HeteroArtifact
     from tcc.runtime.hetero_session import HeteroSession
 
     HeteroSession(HeteroArtifact.from_bytes(data, "<fuzz>"))
@@ -90,9 +90,9 @@ def hetero_loader(data: bytes) -> None:
 
 def hetero_body(data: bytes) -> None:
     """``data`` is the metadata JSON of a valid heterogeneous artifact, re-packed with a correct header."""
-    from tcc.backends.overlay.hetero_artifact import pack_sections, unpack_sections
+    from tcc.backends.artifact import pack, unpack
 
-    hetero_loader(pack_sections([data] + unpack_sections(_gated_artifact(), "<seed>")[1:]))
+    hetero_loader(pack("heterogeneous", [data] + unpack("heterogeneous", _gated_artifact(), "<seed>")[1:]))
 
 
 def onnx_loader(data: bytes) -> None:
@@ -100,6 +100,15 @@ def onnx_loader(data: bytes) -> None:
     from tcc.frontend import import_onnx
 
     _through_file(data, ".onnx", import_onnx)
+
+
+def calib_loader(data: bytes) -> None:
+    """A calibration .npz for the digits model: load its samples (ir/npz.py) and calibrate on two."""
+    from tcc.ir import parse_module
+    from tcc.passes.quantize.calibration import calibrate, load_samples
+
+    module = parse_module(_digits_float_ir())
+    _through_file(data, ".npz", lambda path: calibrate(module, load_samples(path, module, max_samples=2)))
 
 
 def _through_file(data: bytes, suffix: str, load) -> None:
@@ -164,23 +173,20 @@ def _events_input() -> np.ndarray:
 def repack_sparse(artifact: bytes, metadata: bytes | None = None) -> bytes:
     """A sparse artifact with its metadata section replaced and a header that fits.  The metadata
     lists the weights' places in the weight section: a replacement lacking them gets the original's."""
-    import hashlib
     import json
 
-    from tcc.backends.sparse.artifact import _HEADER
+    from tcc.backends.artifact import pack, unpack
 
-    magic, version, n_meta, n_weights, n_ir, _ = _HEADER.unpack_from(artifact)
-    body = artifact[_HEADER.size:]
-    meta = body[:n_meta] if metadata is None else metadata
+    original, *rest = unpack("sparse", artifact, "<seed>")
+    meta = original if metadata is None else metadata
     try:
         doc = json.loads(meta)
         if isinstance(doc, dict) and "weights" not in doc:
-            doc["weights"] = json.loads(body[:n_meta])["weights"]
+            doc["weights"] = json.loads(original)["weights"]
             meta = json.dumps(doc).encode()
     except (ValueError, UnicodeDecodeError):
         pass
-    new_body = meta + body[n_meta:]
-    return _HEADER.pack(magic, version, len(meta), n_weights, n_ir, hashlib.sha256(new_body).digest()) + new_body
+    return pack("sparse", [meta] + rest)
 
 
 @lru_cache(maxsize=1)
@@ -229,16 +235,10 @@ def _shape_ops_model() -> bytes:
 
 def repack(artifact: bytes, metadata: bytes | None = None) -> bytes:
     """``artifact`` with its metadata section replaced and a header (lengths, checksum) that fits."""
-    import hashlib
+    from tcc.backends.artifact import pack, unpack
 
-    from tcc.backends.overlay.artifact import _HEADER
-
-    magic, version, n_meta, n_words, n_dram, n_ir, _ = _HEADER.unpack_from(artifact)
-    body = artifact[_HEADER.size:]
-    meta = body[:n_meta] if metadata is None else metadata
-    rest = body[n_meta:]
-    new_body = meta + rest
-    return _HEADER.pack(magic, version, len(meta), n_words, n_dram, n_ir, hashlib.sha256(new_body).digest()) + new_body
+    meta, *rest = unpack("overlay", artifact, "<seed>")
+    return pack("overlay", [meta if metadata is None else metadata] + rest)
 
 
 def repack_metadata(artifact: bytes, edit) -> bytes:
@@ -249,10 +249,9 @@ def repack_metadata(artifact: bytes, edit) -> bytes:
 
 
 def _metadata(artifact: bytes) -> bytes:
-    from tcc.backends.overlay.artifact import _HEADER
+    from tcc.backends.artifact import unpack
 
-    n_meta = _HEADER.unpack_from(artifact)[2]
-    return artifact[_HEADER.size:_HEADER.size + n_meta]
+    return unpack("overlay", artifact, "<seed>")[0]
 
 
 def seeds(target: str) -> list[bytes]:
@@ -261,7 +260,7 @@ def seeds(target: str) -> list[bytes]:
     if target in ("assembler", "decoder"):
         from tcc.isa import disassemble
 
-        from tcc.backends.overlay.artifact import Artifact
+        from tcc.backends.artifact import Artifact
 
         program = Artifact.from_bytes(_digits_artifact()).program
         if target == "assembler":
@@ -271,19 +270,27 @@ def seeds(target: str) -> list[bytes]:
         return [_digits_artifact()]
     if target == "artifact_body":
         return [_metadata(_digits_artifact())]
+    if target == "calib_loader":
+        import io
+
+        with np.load(DIGITS / "digits_calib.npz") as calib:
+            few = calib["input"][:3]
+        plain, packed = io.BytesIO(), io.BytesIO()
+        np.savez(plain, input=few)
+        np.savez_compressed(packed, input=few[:2], label=np.arange(2))  # an extra key is ignored
+        return [plain.getvalue(), packed.getvalue()]
     if target == "hetero_loader":
         return [_gated_artifact()]
     if target == "hetero_body":
-        from tcc.backends.overlay.hetero_artifact import unpack_sections
+        from tcc.backends.artifact import unpack
 
-        return [unpack_sections(_gated_artifact(), "<seed>")[0]]
+        return [unpack("heterogeneous", _gated_artifact(), "<seed>")[0]]
     if target == "onnx_loader":
         return [(DIGITS / "digits_cnn.onnx").read_bytes(), _shape_ops_model()]
     if target == "sparse_body":
-        from tcc.backends.sparse.artifact import _HEADER
+        from tcc.backends.artifact import unpack
 
-        artifact = _events_artifact()
-        return [artifact[_HEADER.size:_HEADER.size + _HEADER.unpack_from(artifact)[2]]]
+        return [unpack("sparse", _events_artifact(), "<seed>")[0]]
     raise KeyError(target)
 
 
@@ -299,7 +306,7 @@ def run(target: str, data: bytes) -> bool:
 
 TARGETS = {"ir_parser": ir_parser, "assembler": assembler, "decoder": decoder, "artifact_loader": artifact_loader,
            "artifact_body": artifact_body, "sparse_body": sparse_body, "hetero_loader": hetero_loader,
-           "hetero_body": hetero_body, "onnx_loader": onnx_loader}
+           "hetero_body": hetero_body, "onnx_loader": onnx_loader, "calib_loader": calib_loader}
 
 
 def corpus_files(target: str) -> list[Path]:

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mutations  # noqa: E402
 import targets  # noqa: E402
-from tcc.backends.overlay.artifact import Artifact, ArtifactError  # noqa: E402
+from tcc.backends.artifact import Artifact, ArtifactError  # noqa: E402
 from tcc.frontend import FrontendError, import_onnx  # noqa: E402
 from tcc.ir import parse_module  # noqa: E402
 from tcc.ir.errors import IRParseError, TccError  # noqa: E402
@@ -43,7 +43,7 @@ def test_seeds_are_accepted(target):
 
 
 @pytest.mark.parametrize("target", ["ir_parser", "assembler", "decoder", "artifact_loader", "artifact_body",
-                                    "hetero_loader", "hetero_body"])
+                                    "hetero_loader", "hetero_body", "calib_loader"])
 @FUZZ
 @given(seed=st.integers(0, 2**32 - 1))
 def test_byte_mutations_end_in_tcc_errors(target, seed):

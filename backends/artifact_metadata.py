@@ -1,11 +1,12 @@
-"""What a sparse artifact's metadata holds, declared per module kind (``backends/schema.py``), and
-how its parts must agree (streams, shapes, weights, per-channel parameters), checked on load so the
-token simulator never meets a module it cannot run."""
+"""What an artifact's metadata holds, declared as data (``ir/schema.py``) and checked on load: the
+overlay's inputs, outputs and layers; the sparse target's modules per kind and how their parts must
+agree (streams, shapes, weights, per-channel parameters), so the token simulator never meets a
+module it cannot run.  Part of the artifact layer: imports only ``tcc.ir``."""
 from __future__ import annotations
 
 from tcc.ir.numerics import INT32_MAX, INT32_MIN, ROUNDING_MODES, integer_range
 
-from ..schema import STR, Int, List, Map, Nullable, Record, SchemaError, check
+from tcc.ir.schema import STR, Int, List, Map, Nullable, Number, Record, SchemaError, check
 
 INT = Int(INT32_MIN, INT32_MAX)  # every number the modules compute with is an int32 at most
 NAT = Int(0, INT32_MAX)
@@ -51,9 +52,21 @@ MODULE_FIELDS = {
     "add": {"requant": REQUANT, "requant_lhs": REQUANT, "requant_rhs": REQUANT, "fifo_tokens": NAT},
     "concat": {"rescale": List(Nullable(REQUANT)), "in_channels": List(POSITIVE), "fifo_tokens": NAT},
 }
+# The overlay: what the runtime reads.  The target's fields are TargetConfig's (checked with their
+# ranges when a session opens); a descriptor's are checked when the simulator first uses it.
+_IO_ENTRY = Record({"name": STR, "value": STR, "address": Int(min=0), "shape": List(Int(min=0)), "dtype": STR,
+                    "perm": List(Int(min=0)), "boundary_op": Nullable(STR)})
+_LAYER = Record({"name": STR, "macs": Int(min=0), "min_bytes": Int(min=0)},
+                optional={"kind": STR, "mode": STR, "live_bytes": Int(min=0)})
+OVERLAY_METADATA = Record({"target": Record({}), "inputs": List(_IO_ENTRY), "outputs": List(_IO_ENTRY),
+                           "descriptors": List(Record({})), "layers": List(_LAYER), "dram_bytes": Int(min=0),
+                           "activation_base": Int(min=0)}, optional={"model": STR, "format_version": Int()})
+# The sparse target's budget as backends/sparse/target.py writes it (its ranges are checked there).
+_SPARSE_TARGET = Record({"name": STR, "clock_mhz": Number(), "dsp": POSITIVE, "bram36": POSITIVE, "lut": POSITIVE,
+                         "max_parallelism": POSITIVE})
 FIFO = Record({"src": STR, "dst": STR, "stream": STR, "width_bits": NAT, "depth": NAT})
 METADATA = Record({
-    "mode": STR, "module_name": STR, "target": Record({}), "modules": List(Record({"kind": STR})),
+    "mode": STR, "module_name": STR, "target": _SPARSE_TARGET, "modules": List(Record({"kind": STR})),
     "fifos": List(FIFO), "host_ops": List(STR), "streams": Map(STR),
     "inputs": List(Record({"name": STR, "dtype": STR, "shape": List(NAT)})),
     "outputs": List(Record({"name": STR, "value": STR})),
@@ -63,8 +76,20 @@ METADATA = Record({
 _INPUT_COUNT = {"input": 0, "add": 2}
 
 
-def check_metadata(meta: dict, weights: dict) -> None:
-    """Raise SchemaError naming the first field of ``meta`` the runtime could trip over."""
+def check_overlay_metadata(meta, n_dram: int) -> None:
+    """Raise SchemaError naming the first field of an overlay artifact's metadata that is wrong."""
+    check(meta, OVERLAY_METADATA)
+    if not n_dram <= meta["dram_bytes"] or not 0 <= meta["activation_base"] <= meta["dram_bytes"]:
+        raise SchemaError(f"dram_bytes {meta['dram_bytes']} / activation_base {meta['activation_base']} do not "
+                          f"fit the {n_dram}-byte DRAM image")
+    for group in ("inputs", "outputs"):
+        for entry in meta[group]:
+            if not entry["address"] <= meta["dram_bytes"]:
+                raise SchemaError(f"{group} entry {entry['name']!r}: address {entry['address']} is outside DRAM")
+
+
+def check_sparse_metadata(meta: dict, weights: dict) -> None:
+    """Raise SchemaError naming the first field of a sparse artifact's metadata the runtime could trip over."""
     check(meta, METADATA)
     if meta["mode"] not in ("exact", "submanifold"):
         raise SchemaError(f"mode is {meta['mode']!r}, not 'exact' or 'submanifold'")
