@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from tcc.ir.numerics import INT32_MAX, INT32_MIN, ROUNDING_MODES, integer_range
 
-from tcc.ir.schema import STR, Int, List, Map, Nullable, Number, Record, SchemaError, check
+from tcc.ir.schema import STR, Int, List, Map, Nullable, Number, Record, Schema, SchemaError, check
 
 INT = Int(INT32_MIN, INT32_MAX)  # every number the modules compute with is an int32 at most
 NAT = Int(0, INT32_MAX)
@@ -32,15 +32,15 @@ class _Parallelism:
 REQUANT = Record({"multiplier": List(Int(0, INT32_MAX)), "shift": List(Int(0, 63)), "zero_point": INT, "qmin": INT,
                   "qmax": INT, "rounding": STR, "pre_shift": Int(0, 31), "dtype": STR, "in_zero_point": _ZeroPoint()})
 SHAPE = List(POSITIVE)
-_COMMON = {"name": STR, "kind": STR, "loc": STR, "inputs": List(STR), "output": STR, "out_shape": SHAPE,
+_COMMON: dict[str, Schema] = {"name": STR, "kind": STR, "loc": STR, "inputs": List(STR), "output": STR, "out_shape": SHAPE,
            "in_shape": SHAPE, "parallelism": _Parallelism(), "resources": Record({"dsp": NAT, "bram18": NAT, "lut": NAT}),
            "expected_cycles": NAT, "background": List(INT)}
-_WINDOW = {"kernel": Int(1, 64), "stride": Int(1, 64), "pad": Int(0, 63)}
-_WEIGHTED = {"weight": STR, "bias": Nullable(STR), "in_zero_point": INT, "weight_zero_point": List(INT),
+_WINDOW: dict[str, Schema] = {"kernel": Int(1, 64), "stride": Int(1, 64), "pad": Int(0, 63)}
+_WEIGHTED: dict[str, Schema] = {"weight": STR, "bias": Nullable(STR), "in_zero_point": INT, "weight_zero_point": List(INT),
              "requant": REQUANT, "acc": STR}
-_POOL_REQUANT = {"in_zero_point": INT, "multiplier": Int(0, INT32_MAX), "shift": Int(0, 31), "zero_point": INT,
+_POOL_REQUANT: dict[str, Schema] = {"in_zero_point": INT, "multiplier": Int(0, INT32_MAX), "shift": Int(0, 31), "zero_point": INT,
                  "qmin": INT, "qmax": INT}
-MODULE_FIELDS = {
+MODULE_FIELDS: dict[str, dict[str, Schema]] = {
     "input": {"model_input": STR, "zero_point": INT},
     "conv": {**_WINDOW, **_WEIGHTED},
     "pointwise": {**_WINDOW, **_WEIGHTED},

@@ -57,7 +57,9 @@ def check_files(params, values: dict) -> None:
     """Raise UsageError when the declared outputs clash with the inputs or each other."""
     from tcc.driver import UsageError
 
-    inputs, outputs, to_stdout = [], [], []
+    inputs: list[tuple[str, str]] = []
+    outputs: list[tuple[str, str]] = []
+    to_stdout: list[tuple[str, str]] = []
     for param in params:
         value = values.get(param.name)
         if value is None:

@@ -8,10 +8,15 @@ so a corrupted or hand-edited artifact is refused with a message instead of a Ke
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 class SchemaError(ValueError):
     """A metadata field that does not fit the schema; the message names the field."""
+
+
+class Schema(Protocol):
+    def check(self, value, where: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class Str:
 
 @dataclass(frozen=True)
 class Nullable:
-    item: object
+    item: Schema
 
     def check(self, value, where: str) -> None:
         if value is not None:
@@ -53,7 +58,7 @@ class Nullable:
 
 @dataclass(frozen=True)
 class List:
-    item: object
+    item: Schema
 
     def check(self, value, where: str) -> None:
         if not isinstance(value, list):
@@ -66,7 +71,7 @@ class List:
 class Map:
     """An object with any string keys, each value of one kind."""
 
-    item: object
+    item: Schema
 
     def check(self, value, where: str) -> None:
         if not isinstance(value, dict):
@@ -98,7 +103,7 @@ NAT = Int(min=0)
 STR = Str()
 
 
-def check(value, schema, where: str = "") -> None:
+def check(value, schema: Schema, where: str = "") -> None:
     """Raise SchemaError naming the first field of ``value`` that does not fit ``schema``."""
     schema.check(value, where or "metadata")
 

@@ -93,7 +93,7 @@ class _Line:
                 raise self.error(self.mnemonic_token, layout.count_message(len(self.operands)))
             missing = [s.field.name for s, v in zip(layout.slots, values) if v is None]
             raise self.error(self.mnemonic_token, f"{mnemonic}: missing field(s) {', '.join(missing)}")
-        if mnemonic == "setr" and (problem := register_value_error(*values)):
+        if mnemonic == "setr" and (problem := register_value_error(str(values[0]), int(values[1]))):
             raise self.error(self.mnemonic_token, problem)
         return Instruction._checked(mnemonic, tuple(values))  # each operand passed check_operand
 

@@ -167,7 +167,7 @@ class Instruction:
         if len(operands) != len(layout.slots):
             raise EncodingError(layout.count_message(len(operands)))
         canonical = tuple(check_operand(layout, slot, v) for slot, v in zip(layout.slots, operands))
-        if self.mnemonic == "setr" and (problem := register_value_error(*canonical)):
+        if self.mnemonic == "setr" and (problem := register_value_error(str(canonical[0]), int(canonical[1]))):
             raise EncodingError(problem)
         object.__setattr__(self, "operands", canonical)
 
@@ -273,7 +273,7 @@ def decode(word: int, pc: int | None = None) -> Instruction:
             operands.append(number - (1 << slot.field.bits))
         else:
             operands.append(number)
-    if layout.mnemonic == "setr" and (problem := register_value_error(*operands)):
+    if layout.mnemonic == "setr" and (problem := register_value_error(str(operands[0]), int(operands[1]))):
         raise IllegalInstruction(word, problem, pc)
     return Instruction._checked(layout.mnemonic, tuple(operands))
 
