@@ -79,9 +79,19 @@ def to_i32(lw: Lowering, x: Value, real: float, pre_shift: int, name: str) -> Va
     return lw.typed(y, "i32", QuantParams((x.type.quant.scale[0] / real / 2**pre_shift,), (0,)))
 
 
+def stays_bf16(lw: Lowering, op: Op) -> bool:
+    """An add/sub/mul whose activation operands were computed in bf16 (their first domain; e.g. an
+    LSTM's cell update, products of gate activations) or are f32 model inputs runs in bf16 too:
+    quantizing them only to widen them again would cost two conversions and the int8 rounding of each."""
+    firsts = [next(iter(lw.domains.get(id(v), {"": None}))) for v in op.operands if constant_value(v) is None]
+    return "bf16" in firsts and set(firsts) <= {"bf16", "f32"}  # f32: a model input (a carried state)
+
+
 def lower_add_sub(lw: Lowering, op: Op) -> bool:
     """a +- b with different scales: both to a common int32 grid (TFLite's 20-bit headroom), add,
     requantize (+ fused activation)."""
+    if stays_bf16(lw, op):
+        return False
     a, b = lw.i8(op.operands[0]), lw.i8(op.operands[1])
     sa, sb = a.type.quant.scale[0], b.type.quant.scale[0]
     common = 2 * max(sa, sb)
@@ -94,6 +104,8 @@ def lower_add_sub(lw: Lowering, op: Op) -> bool:
 
 def lower_mul(lw: Lowering, op: Op) -> bool:
     """(a - za) * (b - zb) in int32, requantized."""
+    if stays_bf16(lw, op):
+        return False
     a, b = lw.i8(op.operands[0]), lw.i8(op.operands[1])
     ai = to_i32(lw, a, 1.0, 0, op.result.name + ".lhs")
     bi = to_i32(lw, b, 1.0, 0, op.result.name + ".rhs")
