@@ -94,8 +94,12 @@ def stays_bf16(lw: Lowering, op: Op) -> bool:
     f32 model inputs runs in bf16, and so does what it makes: an LSTM's or GRU's gate products and
     cell update keep a bf16 state instead of an int8 one requantized at every time step (a carried
     state loses 20-30 dB of SQNR in int8 on examples/recurrent's streaming model).  A product with a
-    linear layer's int8 output (squeeze-and-excitation, gating) stays an int8 element-wise product."""
-    kinds = {_nonlinear_domain(lw, v) for v in op.operands if constant_value(v) is None}
+    linear layer's int8 output (gating, GLU) or a broadcast one of table lookups (squeeze-and-
+    excitation over a SiLU map) stays an int8 element-wise product."""
+    activations = [v for v in op.operands if constant_value(v) is None]
+    kinds = {_nonlinear_domain(lw, v) for v in activations}
+    if "bf16" not in kinds and any(v.type.shape != op.result.type.shape for v in activations):
+        return False  # a broadcast gate of table lookups (squeeze-and-excitation) is an int8 product
     return bool(kinds) and kinds <= {"bf16", "f32", "lut"} and kinds != {"f32"}
 
 
