@@ -12,6 +12,13 @@ import pytest
 
 HERE = Path(__file__).resolve().parents[2] / "examples" / "recurrent"
 
+from tcc.frontend.registry import SUPPORTED_OPS  # noqa: E402
+
+# The frontend's LSTM/GRU/RNN import (issue 15) is on a branch of its own; these tests ran green on it
+# merged with this one and run here once it lands.
+pytestmark = pytest.mark.skipif(not {"LSTM", "GRU", "RNN"} <= set(SUPPORTED_OPS),
+                                reason="the ONNX frontend does not import LSTM/GRU/RNN yet (issue 15)")
+
 
 def _paths(name):
     return HERE / f"{name}.onnx", HERE / f"{name}_calib.npz"
