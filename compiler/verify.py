@@ -213,7 +213,8 @@ def verify(model, calib, target: str = "overlay", inputs=None, samples: int = 4,
     result = VerifyResult(label, target, len(feeds), source)
     checks = {v.name: LayerCheck(v.name, v.producer.kind, v.type.dtype, v.producer.loc) for v in values}
     run = _simulators(qmodule, values, target_config, result) if target == "overlay" else None
-    num, den = {}, {}
+    num: dict[str, float] = {}
+    den: dict[str, float] = {}
     progress = progress or (lambda items: items)
     for i in progress(range(len(feeds))):
         ref_outputs: dict = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tcc.ir import constant_value
 from tcc.ir.interpreter import KERNELS
 
 from .context import Context
@@ -21,7 +22,7 @@ from .steps import Step
 def layout_map(op, layouts: LayoutPlan, result_index: int = 0) -> np.ndarray:
     """For each physical element of the result, the physical element of the data operand it copies."""
     x = op.operands[0]
-    rest = [v.producer.attrs["value"] for v in op.operands[1:]]
+    rest = [constant_value(v) for v in op.operands[1:]]
     # The op's own reference kernel, run on the operand's physical offsets, says where each
     # result element is read from.
     produced = KERNELS[op.kind](op.attrs, layouts.offsets(x), *rest)
@@ -92,10 +93,7 @@ def _emit_copies(p, gather, dst: int, src: int, elem: int) -> None:
     inner = [(1, 0)] * (4 - len(inner)) + inner
     extents = [n for n, _ in inner]
     dstr = [int(np.prod(extents[i + 1:])) * elem for i in range(4)]
-    p.set(cp__n0=extents[0], cp__n1=extents[1], cp__n2=extents[2], cp__n3=extents[3],
-          cp__s0=inner[0][1] * elem, cp__s1=inner[1][1] * elem, cp__s2=inner[2][1] * elem,
-          cp__s3=inner[3][1] * elem, cp__d0=dstr[0], cp__d1=dstr[1], cp__d2=dstr[2], cp__d3=dstr[3],
-          cp__elem=elem)
+    p.copy_box(extents, [stride * elem for _, stride in inner], dstr, elem)
     block = int(np.prod(extents)) * elem
     for i, index in enumerate(np.ndindex(*[n for n, _ in outer])):
         offset = base + sum(k * stride for k, (_, stride) in zip(index, outer))
@@ -139,7 +137,7 @@ def emit_layout(ctx: Context, step: Step, aliases: dict) -> None:
 def emit_concat(ctx: Context, step: Step) -> None:
     op = step.ops[0]
     y = op.result
-    axis = op.attrs["axis"] % y.type.rank
+    axis = op.axis % y.type.rank
     out_offsets = ctx.layouts.offsets(y)
     ctx.begin_layer(step.name, 0, 2 * y.type.size * ELEMENT_BYTES[y.type.dtype])
     start = 0
@@ -164,12 +162,12 @@ def emit_lookup(ctx: Context, step: Step) -> None:
     if per_tile < 1:
         raise unsupported(op, "one table row does not fit the activation buffer")
     ctx.begin_layer(step.name, 0, ids.type.size * (8 + row_bytes) + y.type.size * ELEMENT_BYTES[y.type.dtype])
-    p.set(lk__rows=rows)
+    p.set({"lk.rows": rows})
     for i, start in enumerate(range(0, ids.type.size, per_tile)):
         count = min(per_tile, ids.type.size - start)
         slot = b.a_in(i)
         p.dma("load", "pbuf", b.p(i), ctx.addr(ids) + 8 * start, rows=1, row_bytes=8 * count)
-        p.set(lk__index=b.p(i), lk__count=count, dma__row_bytes=row_bytes, dma__dram_row=row_bytes,
-              dma__sram_row=row_bytes)
+        p.set({"lk.index": b.p(i), "lk.count": count, "dma.row_bytes": row_bytes, "dma.dram_row": row_bytes,
+               "dma.sram_row": row_bytes})
         p.emit("lookup", buf="abuf", sram=slot, dram=ctx.addr(table))
         p.dma("store", "abuf", slot, ctx.addr(y) + start * row_bytes, rows=1, row_bytes=count * row_bytes)

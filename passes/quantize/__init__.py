@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tcc.ir import Module
+from tcc.ir import Module, is_constant
 
 from ..base import Pass
 from .calibration import CalibrationError, calibrate, load_samples
-from .lowering import LoweringConfig, lower_module
+from .lowering import LoweringConfig
+from .rules import lower_module
 from .mixed_precision import MixedPrecision, MixedPrecisionPlan
 from .params import WEIGHT_FORMATS, QuantizationError, parse_weight_format
 
@@ -32,7 +33,7 @@ class Quantize(Pass):
         if self.rounding not in ("half_even", "half_up"):
             raise QuantizationError(f"rounding {self.rounding!r} is not half_even or half_up")
         pinned = all(v.type.quant is not None for v in module.values() if v.type.dtype == "f32"
-                     and (v.producer is None or v.producer.kind != "const"))
+                     and not is_constant(v))
         ranges = {}
         if self.calib:
             samples = load_samples(self.calib, module, self.max_samples)

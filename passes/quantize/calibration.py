@@ -9,7 +9,7 @@ from tcc.ir import Module, Value
 from tcc.ir.interpreter import run_module
 from tcc.ir.npz import DataFileError, read_npz
 
-from .observers import OBSERVERS, PercentileObserver
+from .observers import OBSERVERS, MinMaxObserver, PercentileObserver
 
 
 class CalibrationError(DataFileError):
@@ -89,7 +89,7 @@ def calibrate(module: Module, samples, method: str = "minmax", percentile: float
     """
     if method not in OBSERVERS:
         raise CalibrationError(f"unknown calibration method {method!r}; choose from {', '.join(OBSERVERS)}")
-    observers: dict[int, object] = {}
+    observers: dict[int, MinMaxObserver] = {}
     sample_index = 0
 
     def observe(value: Value, array: np.ndarray) -> None:
@@ -113,7 +113,11 @@ def calibrate(module: Module, samples, method: str = "minmax", percentile: float
             run(sample)
         if progress is not None:
             progress(sample_index + 1, len(samples))
-    return {key: tuple(float(v) for v in obs.range()) for key, obs in observers.items()}
+    ranges = {}
+    for key, obs in observers.items():
+        lo, hi = obs.range()
+        ranges[key] = (float(lo), float(hi))
+    return ranges
 
 
 def _sparse_runner(module: Module, mode: str, observe):
