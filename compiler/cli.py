@@ -12,7 +12,7 @@ from tcc import __version__
 from tcc.ir.errors import TccError
 from tcc.driver import TARGETS
 from tcc.passes import PassInstrumentation
-from tcc.passes.quantize.calibration import CALIBRATION_METHODS
+from tcc.passes.quantize.calibration import CALIBRATION_METHODS, DEFAULT_CALIBRATION
 
 
 
@@ -130,7 +130,7 @@ def cli(debug: bool) -> None:
               help="Quantization scheme (with --calib; int8 without --calib: the scales of a "
                    "pre-quantized QDQ model).")
 @click.option("--calibrate", "method", type=click.Choice(list(CALIBRATION_METHODS)),
-              default="minmax", show_default=True,
+              default=DEFAULT_CALIBRATION, show_default=True,
               help="How calibration picks activation ranges (auto: min/max, and the range of least "
                    "int8 error for the inputs of conv/linear/matmul layers).")
 @click.option("--weights", default="int8", show_default=True,
@@ -216,7 +216,7 @@ def _onnx_op_types(model) -> dict[str, str]:
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
               help="Bind an input's shape (repeatable); needed for dynamic dims.")
 @click.option("--calibrate", "method", type=click.Choice(list(CALIBRATION_METHODS)),
-              default="minmax", show_default=True,
+              default=DEFAULT_CALIBRATION, show_default=True,
               help="How calibration picks activation ranges (auto: min/max, and the range of least "
                    "int8 error for the inputs of conv/linear/matmul layers).")
 @click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, dybit2..8.")
@@ -251,7 +251,7 @@ def explain(model, target, calib, input_shapes, method, weights, target_config, 
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
               help="Bind an input's shape (repeatable); needed for dynamic dims.")
 @click.option("--calibrate", "method", type=click.Choice(list(CALIBRATION_METHODS)),
-              default="minmax", show_default=True,
+              default=DEFAULT_CALIBRATION, show_default=True,
               help="How calibration picks activation ranges (auto: min/max, and the range of least "
                    "int8 error for the inputs of conv/linear/matmul layers).")
 @click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, dybit2..8.")

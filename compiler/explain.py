@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from tcc.ir import Module, Op
+from tcc.passes.quantize.calibration import DEFAULT_CALIBRATION
 
 #: What each pass does to the nodes whose ops it removes.
 FOLDED_BY = {
@@ -100,7 +101,7 @@ def _quantize_placeholder(module: Module, pass_) -> None:
     module.take_body(lower_module(module, _PlaceholderRanges(), config))
 
 
-def explain(model, target=None, calib=None, input_shapes=None, method="minmax", weights="int8") -> Explanation:
+def explain(model, target=None, calib=None, input_shapes=None, method=DEFAULT_CALIBRATION, weights="int8") -> Explanation:
     """Placement of every node of the ONNX ``model`` on the overlay ``target``."""
     import onnx
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from tcc.ir import Module
 
 from ..base import Pass
-from .calibration import CalibrationError, calibrate, load_samples
+from .calibration import DEFAULT_CALIBRATION, CalibrationError, calibrate, load_samples
 from .lowering import LoweringConfig, lower_module
 from .mixed_precision import MixedPrecision, MixedPrecisionPlan
 from .params import WEIGHT_FORMATS, QuantizationError, parse_weight_format
@@ -19,7 +19,7 @@ class Quantize(Pass):
     name = "quantize"
     summary = "int8 post-training quantization with integer-only requantization (needs calib=FILE.npz)"
     calib: str = ""
-    method: str = "minmax"
+    method: str = DEFAULT_CALIBRATION
     percentile: float = 99.99
     symmetric: bool = False
     weights: str = "int8"

@@ -14,6 +14,7 @@ from .observers import OBSERVERS, MinMaxObserver, MseObserver, PercentileObserve
 # ``auto``: min/max, except the data inputs of reduction layers, which get the range of least
 # measured int8 error (reduction_inputs).
 CALIBRATION_METHODS = ("auto",) + tuple(OBSERVERS)
+DEFAULT_CALIBRATION = "auto"
 
 
 class CalibrationError(TccError):
@@ -81,7 +82,7 @@ def reduction_inputs(module: Module) -> set[int]:
     return chosen
 
 
-def calibrate(module: Module, samples, method: str = "minmax", percentile: float = 99.99,
+def calibrate(module: Module, samples, method: str = DEFAULT_CALIBRATION, percentile: float = 99.99,
               progress: Callable[[int, int], None] | None = None, sparse_mode: str = ""
               ) -> dict[int, tuple[float, float]]:
     """Ranges (lo, hi) of every float value of ``module``, keyed by id(Value); ``progress(done, total)``

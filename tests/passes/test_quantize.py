@@ -251,7 +251,7 @@ def error_cases(tmp: Path) -> dict:
         "missing file": (["--calib", tmp / "absent.npz"], quantization_pipeline(tmp / "absent.npz"),
                          CalibrationError, "absent.npz: no such calibration file"),
         "unknown method": ([f"--passes={method}"], (method,), CalibrationError,
-                           "unknown calibration method 'kmeans'; choose from minmax, percentile, entropy, mse"),
+                           "unknown calibration method 'kmeans'; choose from auto, minmax, percentile, entropy, mse"),
         "unknown weight format": (["--calib", calib, "--weights", "int3"], quantization_pipeline(calib, weights="int3"),
                                   QuantizationError, "unknown weight format 'int3'; choose from int8, int4, dybit2"),
         "no calibration": (["--passes=quantize"], ("quantize",), QuantizationError,
