@@ -87,11 +87,12 @@ class _PlaceholderRanges(dict):
 
 
 def _passes(calib, method, weights):
-    from tcc.driver import quantization_pipeline
-    from tcc.passes import DEFAULT_FLOAT_PIPELINE, parse_pipeline
+    """The passes ``tcc compile -t overlay`` runs (driver.compile_pipeline); without calibration data
+    the quantize pass is there with no file, and ``explain`` quantizes on placeholder ranges instead."""
+    from tcc.driver import CompileOptions, compile_pipeline
 
-    specs = DEFAULT_FLOAT_PIPELINE + quantization_pipeline(calib or "", "int8", method, weights) + ("schedule-modes",)
-    return parse_pipeline(specs)
+    return compile_pipeline("overlay", CompileOptions(calib=str(calib) if calib else "", method=method,
+                                                      weights=weights))
 
 
 def _quantize_placeholder(module: Module, pass_) -> None:
@@ -109,11 +110,13 @@ def explain(model, target=None, calib=None, input_shapes=None, method=DEFAULT_CA
     from tcc.frontend import import_onnx
     from tcc.frontend.errors import node_label
     from tcc.isa.target import load_target
+    from tcc.limits import check_overlay_limits
     from tcc.passes import PassManager
     from tcc.passes.quantize import Quantize
 
     target = target or load_target()
     module = import_onnx(model, input_shapes=dict(input_shapes or {}))
+    check_overlay_limits(module, target, "the target", weights)  # what the compile refuses first
     graph = (model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))).graph
     nodes = [(node_label(n), n.op_type) for n in graph.node]
     gone: dict[str, str] = {}

@@ -39,10 +39,7 @@ class HeteroArtifact:
         sections = [json.dumps(self.metadata, sort_keys=True, separators=(",", ":")).encode("utf-8"),
                     self.ir_text.encode("utf-8")]
         sections += [p.to_bytes() if isinstance(p, Artifact) else p.encode("utf-8") for p in self.parts]
-        body = b"".join(sections)
-        header = _HEAD.pack(MAGIC, FORMAT_VERSION, len(sections))
-        header += struct.pack(f"<{len(sections)}Q", *map(len, sections)) + hashlib.sha256(body).digest()
-        return header + body
+        return pack_sections(sections)
 
     def save(self, path) -> None:
         write_atomic(path, self.to_bytes())
@@ -55,33 +52,13 @@ class HeteroArtifact:
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "<bytes>") -> "HeteroArtifact":
-        if len(data) < _HEAD.size or data[:8] != MAGIC:
-            raise ArtifactError(f"{source}: not a heterogeneous tcc artifact (no TCCHETR header)")
-        _, version, count = _HEAD.unpack_from(data)
-        if version != FORMAT_VERSION:
-            raise ArtifactError(f"{source}: heterogeneous artifact format version {version}, this tcc reads "
-                                f"version {FORMAT_VERSION}; recompile the model with this tcc")
-        start = _HEAD.size + 8 * count + 32
-        if count < 2 or len(data) < start:
-            raise ArtifactError(f"{source}: truncated heterogeneous artifact header")
-        lengths = struct.unpack_from(f"<{count}Q", data, _HEAD.size)
-        digest = data[start - 32:start]
-        body = data[start:]
-        if len(body) != sum(lengths):
-            raise ArtifactError(f"{source}: truncated or padded artifact ({len(body)} bytes of sections, "
-                                f"the header says {sum(lengths)})")
-        if hashlib.sha256(body).digest() != digest:
-            raise ArtifactError(f"{source}: checksum mismatch: the artifact is corrupted")
-        sections, at = [], 0
-        for n in lengths:
-            sections.append(body[at:at + n])
-            at += n
+        sections = unpack_sections(data, source)
         try:
             meta = json.loads(sections[0].decode("utf-8"))
             ir = sections[1].decode("utf-8")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ArtifactError(f"{source}: malformed metadata or IR section ({exc})") from None
-        _check_metadata(meta, count - 2, source)
+        _check_metadata(meta, len(sections) - 2, source)
         parts = []
         for i, (entry, raw) in enumerate(zip(meta["partitions"], sections[2:])):
             if entry["kind"] == "device":
@@ -96,6 +73,38 @@ class HeteroArtifact:
     @classmethod
     def load(cls, path) -> "HeteroArtifact":
         return cls.from_bytes(read_artifact_file(path), str(path))
+
+
+def pack_sections(sections: list[bytes]) -> bytes:
+    """Header (magic, version, lengths, SHA-256 of the body) followed by the sections."""
+    body = b"".join(sections)
+    header = _HEAD.pack(MAGIC, FORMAT_VERSION, len(sections))
+    return header + struct.pack(f"<{len(sections)}Q", *map(len, sections)) + hashlib.sha256(body).digest() + body
+
+
+def unpack_sections(data: bytes, source: str) -> list[bytes]:
+    """The sections of a heterogeneous artifact, after checking magic, version, lengths and checksum."""
+    if len(data) < _HEAD.size or data[:8] != MAGIC:
+        raise ArtifactError(f"{source}: not a heterogeneous tcc artifact (no TCCHETR header)")
+    _, version, count = _HEAD.unpack_from(data)
+    if version != FORMAT_VERSION:
+        raise ArtifactError(f"{source}: heterogeneous artifact format version {version}, this tcc reads "
+                            f"version {FORMAT_VERSION}; recompile the model with this tcc")
+    start = _HEAD.size + 8 * count + 32
+    if count < 2 or len(data) < start:
+        raise ArtifactError(f"{source}: truncated heterogeneous artifact header")
+    lengths = struct.unpack_from(f"<{count}Q", data, _HEAD.size)
+    body = data[start:]
+    if len(body) != sum(lengths):
+        raise ArtifactError(f"{source}: truncated or padded artifact ({len(body)} bytes of sections, "
+                            f"the header says {sum(lengths)})")
+    if hashlib.sha256(body).digest() != data[start - 32:start]:
+        raise ArtifactError(f"{source}: checksum mismatch: the artifact is corrupted")
+    sections, at = [], 0
+    for n in lengths:
+        sections.append(body[at:at + n])
+        at += n
+    return sections
 
 
 def _check_metadata(meta, n_parts: int, source: str) -> None:

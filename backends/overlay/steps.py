@@ -101,6 +101,9 @@ def host_reason(op: Op) -> str:
         return "an int8 matmul of two activations needs a sole per-tensor int8 requantize after it"
     if op.kind == "gather" and not is_constant(op.operands[1]):
         return "a lookup by run-time indices needs a constant 2-D table, axis 0 and int64 indices"
+    if op.kind == "requantize" and op.attrs["dtype"] == "i32" and len(op.result.users) == 1:
+        user = op.result.users[0]
+        return f"it widens an operand of the int8 {user.kind} %{user.results[0].name}, which runs on the host"
     dtypes = sorted({v.type.dtype for v in op.operands + op.results})
     return f"no overlay lowering for {op.kind} on element types {', '.join(dtypes)}"
 

@@ -67,6 +67,21 @@ def artifact_body(data: bytes) -> None:
     artifact_loader(repack(_digits_artifact(), metadata=data))
 
 
+def hetero_loader(data: bytes) -> None:
+    """A heterogeneous .tcc file (device programs and host partitions): load it, open a session."""
+    from tcc.backends.overlay.hetero_artifact import HeteroArtifact
+    from tcc.runtime.hetero_session import HeteroSession
+
+    HeteroSession(HeteroArtifact.from_bytes(data, "<fuzz>"))
+
+
+def hetero_body(data: bytes) -> None:
+    """``data`` is the metadata JSON of a valid heterogeneous artifact, re-packed with a correct header."""
+    from tcc.backends.overlay.hetero_artifact import pack_sections, unpack_sections
+
+    hetero_loader(pack_sections([data] + unpack_sections(_gated_artifact(), "<seed>")[1:]))
+
+
 def onnx_loader(data: bytes) -> None:
     """An .onnx file, imported as ``tcc compile`` does."""
     from tcc.frontend import import_onnx
@@ -111,6 +126,19 @@ def _digits_artifact() -> bytes:
     from tcc.ir import parse_module
 
     return compile_overlay(parse_module(_digits_quant_ir())).to_bytes()
+
+
+@lru_cache(maxsize=1)
+def _gated_artifact() -> bytes:
+    """examples/hetero's gated CNN: a Greater + Where gate on the host between device partitions."""
+    from tcc.backends.overlay.hetero import compile_heterogeneous
+    from tcc.driver import compile_to_ir, quantization_pipeline
+    from tcc.passes import DEFAULT_FLOAT_PIPELINE
+
+    hetero = DIGITS.parent / "hetero"
+    module, _ = compile_to_ir(hetero / "gated_cnn.onnx", {},
+                              DEFAULT_FLOAT_PIPELINE + quantization_pipeline(hetero / "gated_cnn_calib.npz"))
+    return compile_heterogeneous(module).to_bytes()
 
 
 def _shape_ops_model() -> bytes:
@@ -181,6 +209,12 @@ def seeds(target: str) -> list[bytes]:
         return [_digits_artifact()]
     if target == "artifact_body":
         return [_metadata(_digits_artifact())]
+    if target == "hetero_loader":
+        return [_gated_artifact()]
+    if target == "hetero_body":
+        from tcc.backends.overlay.hetero_artifact import unpack_sections
+
+        return [unpack_sections(_gated_artifact(), "<seed>")[0]]
     if target == "onnx_loader":
         return [(DIGITS / "digits_cnn.onnx").read_bytes(), _shape_ops_model()]
     raise KeyError(target)
@@ -197,7 +231,8 @@ def run(target: str, data: bytes) -> bool:
 
 
 TARGETS = {"ir_parser": ir_parser, "assembler": assembler, "decoder": decoder, "artifact_loader": artifact_loader,
-           "artifact_body": artifact_body, "onnx_loader": onnx_loader}
+           "artifact_body": artifact_body, "hetero_loader": hetero_loader, "hetero_body": hetero_body,
+           "onnx_loader": onnx_loader}
 
 
 def corpus_files(target: str) -> list[Path]:

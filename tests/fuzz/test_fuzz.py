@@ -42,7 +42,8 @@ def test_seeds_are_accepted(target):
         assert targets.run(target, data)
 
 
-@pytest.mark.parametrize("target", ["ir_parser", "assembler", "decoder", "artifact_loader", "artifact_body"])
+@pytest.mark.parametrize("target", ["ir_parser", "assembler", "decoder", "artifact_loader", "artifact_body",
+                                    "hetero_loader", "hetero_body"])
 @FUZZ
 @given(seed=st.integers(0, 2**32 - 1))
 def test_byte_mutations_end_in_tcc_errors(target, seed):
