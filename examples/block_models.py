@@ -103,13 +103,17 @@ def silu_se_cnn(seed: int = 0) -> onnx.ModelProto:
 
 
 def hardswish_cnn(seed: int = 0) -> onnx.ModelProto:
-    """MobileNetV3's activations: x * HardSigmoid(x) written out, the HardSwish op, and an SE gate
-    through HardSigmoid."""
+    """MobileNetV3's activations: x * HardSigmoid(x) written out, the HardSwish op followed by
+    x * ReLU6(x + 3) / 6 (older exporters' form; the two compose into one function of the
+    BatchNorm output, so one table), and an SE gate through HardSigmoid."""
     g = Graph(seed)
     c = 16
     x = g.batchnorm(g.conv("x", 3, c, 3, bias=False), c)
     x = g.node("Mul", [x, g.node("HardSigmoid", [x], alpha=1.0 / 6, beta=0.5)], "hswish")
     x = g.node("HardSwish", [g.batchnorm(g.conv(x, c, c, 3, group=c, bias=False), c)])
+    six = g.const(np.float32(6.0), "six")
+    relu6 = g.node("Clip", [g.node("Add", [x, g.const(np.float32(3.0), "three")]), g.const(np.float32(0.0), "zero"), six])
+    x = g.node("Div", [g.node("Mul", [x, relu6]), six], "hswish_relu6")
     s = g.node("Relu", [g.conv(g.node("GlobalAveragePool", [x]), c, 8, 1)])
     s = g.node("HardSigmoid", [g.conv(s, 8, c, 1)], "gate", alpha=1.0 / 6, beta=0.5)
     out = g.conv(g.node("Mul", [s, x], "se"), c, 8, 1)
