@@ -9,8 +9,9 @@ import click
 from click.core import ParameterSource
 
 from tcc import __version__
-from tcc.ir.errors import TccError
 from tcc.driver import TARGETS
+from tcc.ir.errors import TccError
+from tcc.ir.escape import one_line
 from tcc.passes import PassInstrumentation
 from tcc.passes.quantize.calibration import CALIBRATION_METHODS, DEFAULT_CALIBRATION
 
@@ -193,7 +194,7 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
         return
     click.echo(f"wrote {output}: {result.summary()}", err=True)
     for f in result.metadata["host_ops"]:
-        click.echo(f"note: node {f['node']!r} ({f['kind']}) runs on the host: {f['reason']}", err=True)
+        click.echo(one_line(f"note: node {f['node']!r} ({f['kind']}) runs on the host: {f['reason']}"), err=True)
 
 
 def _onnx_op_types(model) -> dict[str, str]:

@@ -9,6 +9,7 @@ import numpy as np
 from tcc.ir import Module, parse_module, print_module, verify
 from tcc.ir.errors import IRParseError, TccError, VerifyError
 from tcc.ir.fileio import write_atomic
+from tcc.ir.npz import read_npz
 from tcc.passes import DEFAULT_FLOAT_PIPELINE, Pass, PassInstrumentation, PassManager, make_pass, parse_pipeline
 from tcc.passes.quantize.calibration import DEFAULT_CALIBRATION
 
@@ -131,13 +132,19 @@ def write_ir(module: Module, path) -> None:
 
 
 def load_inputs(path, module: Module) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: not a readable .npz file ({exc})") from None
+    """The arrays of an .npz of model inputs; every key must name an input and have its shape, checked
+    before any array is decompressed (``ir/npz.py``)."""
+    expected = {v.name: v.type for v in module.inputs}
+
+    def check(key: str, shape: tuple[int, ...], dtype) -> bool:
+        if key not in expected:
+            raise UsageError(f"{path}: key {key!r} is not an input of the model; its inputs: "
+                             + ", ".join(f"{name!r}: {t}" for name, t in expected.items()))
+        if shape != expected[key].shape:
+            raise UsageError(f"{path}: key {key!r} has shape {list(shape)} ({dtype}), expected {expected[key]}")
+        return True
+
+    return read_npz(path, "input file", check)
 
 
 #: Random inputs larger than this are refused rather than allocated (a corrupted or absurd shape).

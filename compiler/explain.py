@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from tcc.ir import Module, Op
+from tcc.ir.escape import one_line
+from tcc.passes import Pass, PassInstrumentation
 from tcc.passes.quantize.calibration import DEFAULT_CALIBRATION
 
 #: What each pass does to the nodes whose ops it removes.
@@ -86,20 +88,46 @@ class _PlaceholderRanges(dict):
         return (-1.0, 1.0)
 
 
-def _passes(calib, method, weights):
-    """The passes ``tcc compile -t overlay`` runs (driver.compile_pipeline); without calibration data
-    the quantize pass is there with no file, and ``explain`` quantizes on placeholder ranges instead."""
+@dataclass
+class _PlaceholderQuantize(Pass):
+    """``quantize`` without calibration data: [-1, 1] ranges everywhere (placement does not depend on them)."""
+
+    name = "quantize"
+    weights: str = "int8"
+    symmetric: bool = False
+    rounding: str = "half_even"
+
+    def apply(self, module: Module) -> None:
+        from tcc.passes.quantize import LoweringConfig, lower_module
+
+        config = LoweringConfig(weights=self.weights, symmetric=self.symmetric, rounding=self.rounding)
+        module.take_body(lower_module(module, _PlaceholderRanges(), config))
+
+
+class _FoldedBy(PassInstrumentation):
+    """Which pass made each ONNX node's ops disappear (``gone``: node name -> pass name)."""
+
+    def __init__(self, gone: dict[str, str]):
+        self.gone, self.present = gone, set()
+
+    def before_pipeline(self, module: Module, passes) -> None:
+        self.present = {op.loc for op in module.ops if op.kind != "const"}
+
+    def after_pass(self, p: Pass, module: Module) -> None:
+        now = {op.loc for op in module.ops if op.kind != "const"}
+        self.gone.update({loc: p.name for loc in self.present - now if loc not in self.gone})
+        self.present = now
+
+
+def _passes(calib, method, weights) -> list[Pass]:
+    """``tcc compile -t overlay``'s passes; without ``calib`` the quantization uses placeholder ranges."""
     from tcc.driver import CompileOptions, compile_pipeline
+    from tcc.passes.quantize import Quantize
 
-    return compile_pipeline("overlay", CompileOptions(calib=str(calib) if calib else "", method=method,
-                                                      weights=weights))
-
-
-def _quantize_placeholder(module: Module, pass_) -> None:
-    from tcc.passes.quantize import LoweringConfig, lower_module
-
-    config = LoweringConfig(weights=pass_.weights, symmetric=pass_.symmetric, rounding=pass_.rounding)
-    module.take_body(lower_module(module, _PlaceholderRanges(), config))
+    pipeline = compile_pipeline("overlay", CompileOptions(calib=str(calib) if calib else "", method=method,
+                                                          weights=weights))
+    return [_PlaceholderQuantize(p.weights, p.symmetric, p.rounding) if isinstance(p, Quantize) and not calib else p
+            for p in pipeline]
 
 
 def explain(model, target=None, calib=None, input_shapes=None, method=DEFAULT_CALIBRATION, weights="int8") -> Explanation:
@@ -112,24 +140,15 @@ def explain(model, target=None, calib=None, input_shapes=None, method=DEFAULT_CA
     from tcc.isa.target import load_target
     from tcc.limits import check_overlay_limits
     from tcc.passes import PassManager
-    from tcc.passes.quantize import Quantize
 
     target = target or load_target()
     module = import_onnx(model, input_shapes=dict(input_shapes or {}))
     check_overlay_limits(module, target, "the target", weights)  # what the compile refuses first
     graph = (model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))).graph
     nodes = [(node_label(n), n.op_type) for n in graph.node]
-    gone: dict[str, str] = {}
     present = {op.loc for op in module.ops if op.kind != "const"}
-    gone.update({name: "import" for name, _ in nodes if name not in present})
-    for p in _passes(calib, method, weights):
-        if isinstance(p, Quantize) and not calib:
-            _quantize_placeholder(module, p)
-        else:
-            PassManager([p]).run(module)
-        now = {op.loc for op in module.ops if op.kind != "const"}
-        gone.update({loc: p.name for loc in present - now if loc not in gone})
-        present = now
+    gone = {name: "import" for name, _ in nodes if name not in present}
+    PassManager(_passes(calib, method, weights), instrumentations=[_FoldedBy(gone)]).run(module)
     placement = place_module(module, target)
     by_node: dict[str, list[Op]] = {}
     for op in module.ops:
@@ -156,13 +175,14 @@ def explain(model, target=None, calib=None, input_shapes=None, method=DEFAULT_CA
 
 
 def format_explanation(ex: Explanation) -> str:
-    width = min(max([len(n.name) for n in ex.nodes] + [4]), 40)
+    names = [one_line(n.name) for n in ex.nodes]  # node names from the model stay one line each
+    width = min(max([len(name) for name in names] + [4]), 40)
     type_width = max([len(n.op_type) for n in ex.nodes] + [7])
     lines = [f"{'node':<{width}}  {'op type':<{type_width}}  {'runs on':<26} why / MACs"]
-    for n in ex.nodes:
-        name = n.name if len(n.name) <= width else "\u2026" + n.name[-width + 1:]
+    for n, name in zip(ex.nodes, names):
+        name = name if len(name) <= width else "\u2026" + name[-width + 1:]
         detail = "; ".join(n.reasons) if n.reasons else (f"{n.macs} MACs" if n.macs else "")
-        lines.append(f"{name:<{width}}  {n.op_type:<{type_width}}  {n.where:<26} {detail}".rstrip())
+        lines.append(f"{name:<{width}}  {one_line(n.op_type):<{type_width}}  {n.where:<26} {one_line(detail)}".rstrip())
     host = ex.host_nodes()
     lines.append(f"{100 * ex.device_mac_fraction:.2f}% of {ex.macs} MACs on the device; "
                  f"{len(host)} of {len(ex.nodes)} nodes on the host"

@@ -28,6 +28,7 @@ import numpy as np
 
 from tcc.ir import Module, parse_module, print_module
 from tcc.ir.errors import TccError
+from tcc.ir.escape import one_line
 from tcc.passes.quantize.calibration import DEFAULT_CALIBRATION, load_samples
 
 CHECKPOINT_PREFIX = "verify:"
@@ -325,13 +326,14 @@ def format_result(result: VerifyResult, style=lambda text, **_: text) -> str:
     simulated = result.target == "overlay"
     head = f"{'#':>4}  {'tensor':<44} {'op':<16} {'dtype':<5} {'SQNR dB':>8} {'drop dB':>8}"
     head += f"  {'sim == ref':<12}" if simulated else ""
-    lines = [f"model {result.model}: {result.samples} sample(s); float values from {result.float_source}",
+    lines = [one_line(f"model {result.model}: {result.samples} sample(s); float values from {result.float_source}"),
              head, "-" * len(head)]
     jump = result.worst_jump
     for i, layer in enumerate(result.layers):
         sqnr = "-" if layer.sqnr_db is None else ("inf" if math.isinf(layer.sqnr_db) else f"{layer.sqnr_db:8.1f}")
         drop = "" if layer.drop_db is None else f"{layer.drop_db:+8.1f}"
-        name = layer.name if len(layer.name) <= 44 else "..." + layer.name[-41:]
+        name = one_line(layer.name)  # names from the model stay one line each
+        name = name if len(name) <= 44 else "..." + name[-41:]
         line = f"{i:>4}  {name:<44} {layer.kind:<16} {layer.dtype:<5} {sqnr:>8} {drop:>8}"
         if simulated:
             verdict = "-" if layer.sim_equal is None else ("yes" if layer.sim_equal else f"NO ({layer.mismatches})")
@@ -342,7 +344,7 @@ def format_result(result: VerifyResult, style=lambda text, **_: text) -> str:
             line = style(line, fg="yellow")
         lines.append(line)
     lines.append("-" * len(head))
-    lines.extend(f"note: {n}" for n in result.notes)
+    lines.extend(one_line(f"note: {n}") for n in result.notes)
     if simulated:
         first = result.first_mismatch
         if first is not None:

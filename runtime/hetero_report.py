@@ -2,6 +2,8 @@
 the bytes that cross between partitions."""
 from __future__ import annotations
 
+from tcc.ir.escape import one_line
+
 from .report import format_report
 
 
@@ -33,7 +35,7 @@ def build_hetero_report(metadata: dict, run: list[dict] | None) -> dict:
 
 
 def _names(nodes: list[str], width: int = 40) -> str:
-    text = ", ".join(nodes)
+    text = ", ".join(one_line(node) for node in nodes)
     return text if len(text) <= width else text[:width - 1] + "\u2026"
 
 
@@ -52,7 +54,7 @@ def format_hetero_report(report: dict, top: int | None = None, style=lambda text
                  + f"  host {1e3 * report['host_wall_seconds']:.3f} ms wall (reference interpreter)"
                  + f"  {report['bytes_crossing']} bytes cross partitions")
     for f in report["host_ops"]:
-        lines.append(f"  host: node {f['node']!r} ({f['kind']}): {f['reason']}")
+        lines.append(one_line(f"  host: node {f['node']!r} ({f['kind']}): {f['reason']}"))
     for p in report["partitions"]:
         if "cycles" in p:
             lines += ["", style(f"device partition {p['index']}", bold=True), format_report(p, top, style)]

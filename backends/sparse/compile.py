@@ -6,9 +6,12 @@ annotate-sparsity annotations, search the parallelism (dse.py), and pack the art
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from tcc.ir import Module, print_module
 from tcc.ir.interpreter.sparse import MODES
 from tcc.isa.tokensim.cost import WINDOWED, Counts
+from tcc.isa.tokensim.memories import has_line_buffer
 
 from .artifact import SparseArtifact
 from .background import backgrounds
@@ -17,7 +20,7 @@ from .errors import SparseError
 from .mapping import map_module
 from .target import load_sparse_target
 
-FIFO_DEPTH = 32  # tokens between neighbouring modules (stream FIFOs, LUTRAM)
+FIFO_DEPTH = 2  # tokens between neighbouring modules: the HLS default, a register pair
 
 
 def _annotations(module: Module) -> dict[str, dict]:
@@ -56,25 +59,82 @@ def expected_counts(modules: list[dict], notes: dict) -> dict[str, Counts]:
 
 def size_branch_fifos(modules: list[dict]) -> None:
     """An add's or concat's earlier branch waits for the others: its FIFO (``fifo_tokens``) holds
-    the rows the windowed modules in between delay them by, two per module plus one."""
+    every token the windowed modules in between can delay them by at full density.  A windowed
+    module emits output row r once an input row past its window has arrived: K - pad input rows
+    (at least 2) of its input width; plus one row of the merge's own width."""
     position = {s["output"]: i for i, s in enumerate(modules)}
     for i, s in enumerate(modules):
         if s["kind"] in ("add", "concat"):
             first = min(position[stream] for stream in s["inputs"])
-            between = sum(1 for m in modules[first + 1:i] if m["kind"] in WINDOWED)
-            s["fifo_tokens"] = max(FIFO_DEPTH, (2 * between + 1) * s["in_shape"][2])
+            delay = sum(max(2, m["kernel"] - m["pad"]) * m["in_shape"][2]
+                        for m in modules[first + 1:i] if has_line_buffer(m))
+            s["fifo_tokens"] = max(FIFO_DEPTH, delay + s["in_shape"][2])
+
+
+def reader_depth(reader: dict) -> int:
+    return reader["fifo_tokens"] if reader["kind"] in ("add", "concat") else FIFO_DEPTH
+
+
+@dataclass
+class StreamPlan:
+    """The streams the generated top declares for one module's output, and who reads which."""
+
+    source: str  # the variable the module writes (a top-level port for inputs and sinks)
+    declared: list[tuple[str, int]] = field(default_factory=list)  # (variable, depth) inside top
+    taps: dict[str, str] = field(default_factory=dict)  # reader module -> the variable it reads
+    dups: list[tuple[str, str, str]] = field(default_factory=list)  # (from, to reader, to the rest)
+
+
+def stream_plan(modules: list[dict]) -> dict[str, StreamPlan]:
+    """Per module: its output stream; with several readers, a chain of two-way duplicators, each
+    copy as deep as its reader's FIFO (the rest as deep as the deepest remaining reader's)."""
+    readers: dict[str, list[dict]] = {s["output"]: [] for s in modules}
+    for s in modules:
+        for stream in s["inputs"]:
+            readers[stream].append(s)
+    plans = {}
+    for s in modules:
+        users, name = readers[s["output"]], f"s_{s['name']}"
+        plan = plans[s["name"]] = StreamPlan(name)
+        port = s["kind"] == "input" or not users
+        if len(users) == 1:
+            if not port:
+                plan.declared.append((name, reader_depth(users[0])))
+            plan.taps[users[0]["name"]] = name
+            continue
+        if users and not port:
+            plan.declared.append((name, FIFO_DEPTH))
+        src = name
+        for k, user in enumerate(users[:-1]):
+            mine, rest = f"{name}_to_{user['name']}", f"{name}_rest{k}"
+            plan.declared += [(mine, reader_depth(user)), (rest, max(reader_depth(u) for u in users[k + 1:]))]
+            plan.dups.append((src, mine, rest))
+            plan.taps[user["name"]] = mine
+            src = rest
+        if users:
+            plan.taps[users[-1]["name"]] = src
+    return plans
+
+
+def plan_memories(modules: list[dict], weights: dict) -> None:
+    """The sizes the resource model reads: ROM counts and the FIFOs each module writes."""
+    for s in modules:
+        if "weight" in s:
+            s["weight_count"] = int(weights[s["weight"]].size)
+            s["bias_count"] = int(weights[s["bias"]].size) if s.get("bias") else 0
+    for s in modules:
+        s["fanout"] = [{"stream": var, "depth": int(depth)} for var, depth in stream_plan(modules)[s["name"]].declared]
 
 
 def fifo_graph(modules: list[dict]) -> list[dict]:
-    """One FIFO pair per (producer, consumer), as wide as the producer's output beat."""
+    """One FIFO per (producer, consumer), as wide as the producer's output beat."""
     producer = {s["output"]: s for s in modules}
     fifos = []
     for s in modules:
         for stream in s["inputs"]:
             src = producer[stream]
             beat = src["parallelism"].get("po") or src["parallelism"].get("p")
-            depth = s["fifo_tokens"] if s["kind"] in ("add", "concat") else FIFO_DEPTH
-            fifos.append({"src": src["name"], "dst": s["name"], "stream": stream, "depth": int(depth),
+            fifos.append({"src": src["name"], "dst": s["name"], "stream": stream, "depth": reader_depth(s),
                           "width_bits": 8 * int(beat)})
     return fifos
 
@@ -87,6 +147,7 @@ def compile_sparse(module: Module, mode: str = "exact", target_path=None) -> Spa
     modules, weights, host, streams = map_module(module, mode)
     backgrounds(modules, weights, mode)
     size_branch_fifos(modules)  # the resource model reads them
+    plan_memories(modules, weights)
     notes = _annotations(module)
     annotated_modes = {a.get("mode") for a in notes.values() if "mode" in a}
     if annotated_modes and annotated_modes != {mode}:

@@ -1,48 +1,58 @@
-// esda_modules.hpp: the sparse dataflow module library as C++ templates (tcc backends/sparse).
+// esda_modules.hpp: the sparse dataflow module library as streaming HLS templates (tcc backends/sparse).
 //
-// One template per module kind; a generated top (tcc's emit_cpp) instantiates one per layer with
-// its shapes, kernel, stride, parallelism and ROM contents, and connects them with streams in an
-// HLS dataflow region.  Each stream carries tokens: an active site (row, column, end-of-frame
-// flag) with its C int8 features (in hardware C/P beats of P channels; one vector per token here).
-// Without __SYNTHESIS__ a stream is a FIFO in memory, so the top also runs as a C++ program,
-// module after module over each frame, and gives the same integers as tcc's token simulator.
-// This is a C model of the modules in HLS style, not a synthesis-ready design: the Frame index
-// (std::vector) stands in for the K-row line buffer and its validity bitmap.
+// One template per module kind; the generated top.cpp instantiates one per layer with its shapes,
+// kernel, stride and parallelism, declares its ROMs, line buffers and FIFOs (sized by the design
+// search), and connects the modules with hls::stream FIFOs under #pragma HLS DATAFLOW.
+//
+// A stream carries tokens in raster order: one active site (row, column, end-of-frame flag) with
+// its C int8 features.  Windowed modules keep a line buffer of the last ROWS input rows of
+// active-site features plus an occupancy map (which sites of those rows are active) and emit an
+// output row once an input token past its window (or the end of frame) arrives, so memory is
+// ROWS x W x C whatever the frame height, and compute follows the active sites.  Channel loops
+// run P lanes per beat (PIPELINE II=1 over the C/P beats, the P lanes unrolled).
+//
+// Vendor headers (hls_stream.h, ap_int.h) are used when they are on the include path (Vitis HLS
+// C-simulation, synthesis, co-simulation); otherwise tcc's shim (hls_shim/) provides the subset
+// used here, with bounded blocking FIFOs and one thread per module, so `g++` runs the design as it
+// streams in hardware: FIFOs hold at most their declared depth.
+//
 // Requantization follows tcc.ir.numerics exactly: (x - in_zp) << pre_shift, times a Q31
 // multiplier, one rounding right shift (mode per layer), plus the zero point, clamped.
 #pragma once
 #include <algorithm>
-#include <array>
 #include <cstdint>
-#include <deque>
-#include <vector>
+
+#if defined(__SYNTHESIS__) || (defined(__has_include) && __has_include(<hls_stream.h>) && !defined(TCC_HLS_SHIM))
+#include <ap_int.h>
+#include <hls_stream.h>
+#define ESDA_VENDOR 1
+#define ESDA_SET_DEPTH(stream, depth)
+#define ESDA_DATAFLOW_BEGIN
+#define ESDA_TASK(...) __VA_ARGS__;
+#define ESDA_DATAFLOW_END
+#else
+#include "hls_shim/ap_int.h"
+#include "hls_shim/hls_stream.h"
+#define ESDA_SET_DEPTH(stream, depth) (stream).set_depth(depth)
+#define ESDA_DATAFLOW_BEGIN hls::tasks esda_tasks_;
+#define ESDA_TASK(...) esda_tasks_.run([&] { __VA_ARGS__; });
+#define ESDA_DATAFLOW_END esda_tasks_.join();
+#endif
 
 namespace esda {
+
+typedef ap_int<8> feat_t;
+typedef ap_int<8> weight_t;
 
 template <int C>
 struct Tok {
-  int16_t y = 0, x = 0;
-  bool eof = false;
-  std::array<int8_t, C> f{};
+  ap_uint<16> y, x;
+  bool eof;
+  feat_t f[C];
 };
 
-#ifdef __SYNTHESIS__
-}  // namespace esda
-#include <hls_stream.h>
-namespace esda {
 template <int C>
-using Stream = hls::stream<Tok<C>>;
-#else
-template <int C>
-class Stream {  // hls::stream<Tok<C>> stand-in: an unbounded FIFO
- public:
-  void write(const Tok<C>& t) { q_.push_back(t); }
-  Tok<C> read() { Tok<C> t = q_.front(); q_.pop_front(); return t; }
-  bool empty() const { return q_.empty(); }
- private:
-  std::deque<Tok<C>> q_;
-};
-#endif
+using Stream = hls::stream<Tok<C> >;
 
 enum Rounding { HALF_EVEN, HALF_UP, HALF_AWAY, FLOOR };
 
@@ -85,124 +95,200 @@ inline int64_t requant(int64_t v, const Requant& r, int c) {
 }
 
 template <int C>
-void end_frame(Stream<C>& out) { Tok<C> t; t.eof = true; out.write(t); }
+Tok<C> site(int y, int x) {
+  Tok<C> t;
+  t.y = y; t.x = x; t.eof = false;
+  for (int c = 0; c < C; ++c) t.f[c] = 0;
+  return t;
+}
 
-// The frame's tokens in an H x W index (the line buffer holds K rows of it in hardware).
-template <int C, int H, int W>
-struct Frame {
-  std::vector<int> idx = std::vector<int>(H * W, -1);
-  std::vector<std::array<int8_t, C>> f;
-  void read(Stream<C>& in) {
-    for (Tok<C> t = in.read(); !t.eof; t = in.read()) { idx[t.y * W + t.x] = (int)f.size(); f.push_back(t.f); }
+template <int C>
+void end_frame(Stream<C>& out) { Tok<C> t = site<C>(0, 0); t.eof = true; out.write(t); }
+
+// The line buffer of a windowed module: the last ROWS input rows of active-site features (row r in
+// slot r % ROWS) and the occupancy map of those rows.  at(): -2 outside the map (padding), -1 an
+// inactive site (it holds the background), else the slot row of an active site.
+template <int C, int H, int W, int ROWS>
+struct LineBuffer {
+  feat_t (&f)[ROWS][W][C];
+  bool (&occ)[ROWS][W];
+  int row_of[ROWS];
+  LineBuffer(feat_t (&f_)[ROWS][W][C], bool (&occ_)[ROWS][W]) : f(f_), occ(occ_) {
+    for (int r = 0; r < ROWS; ++r) row_of[r] = -1;
   }
-  int at(int y, int x) const { return (y < 0 || x < 0 || y >= H || x >= W) ? -2 : idx[y * W + x]; }
+  int at(int y, int x) const {
+    if (y < 0 || x < 0 || y >= H || x >= W) return -2;
+    int slot = y % ROWS;
+    return (row_of[slot] == y && occ[slot][x]) ? slot : -1;
+  }
+  void store(const Tok<C>& t) {
+    int y = t.y, x = t.x, slot = y % ROWS;
+    if (row_of[slot] != y) {  // a new row takes the slot of the row ROWS above: clear its occupancy
+      for (int i = 0; i < W; ++i) occ[slot][i] = false;
+      row_of[slot] = y;
+    }
+    occ[slot][x] = true;
+    for (int c = 0; c < C; ++c) f[slot][x][c] = t.f[c];
+  }
+  int feature(int slot, int x, int c, const int32_t* bg) const { return slot >= 0 ? (int)f[slot][x][c] : bg[c]; }
 };
 
 // Whether output site (oy, ox) is active: submanifold: any input of its S x S cell; exact: any
 // input in its window, or its window reaches the padding when PAD_ACTIVE (background != zp).
-template <int C, int H, int W, int K, int S, int PAD, bool SUBMANIFOLD, bool PAD_ACTIVE>
-bool site_active(const Frame<C, H, W>& fr, int oy, int ox) {
+template <int C, int H, int W, int ROWS, int K, int S, int PAD, bool SUBMANIFOLD, bool PAD_ACTIVE>
+bool site_active(const LineBuffer<C, H, W, ROWS>& lb, int oy, int ox) {
   if (SUBMANIFOLD) {
     for (int dy = 0; dy < S; ++dy)
       for (int dx = 0; dx < S; ++dx)
-        if (fr.at(oy * S + dy, ox * S + dx) >= 0) return true;
+        if (lb.at(oy * S + dy, ox * S + dx) >= 0) return true;
     return false;
   }
   for (int ky = 0; ky < K; ++ky)
     for (int kx = 0; kx < K; ++kx) {
-      int i = fr.at(oy * S - PAD + ky, ox * S - PAD + kx);
+      int i = lb.at(oy * S - PAD + ky, ox * S - PAD + kx);
       if (i >= 0 || (PAD_ACTIVE && i == -2)) return true;
     }
   return false;
 }
 
-// conv (group 1, K x K, all taps in parallel), pointwise (K = 1) and depthwise (DW) modules:
-// accumulate over the window (inactive neighbours hold the background, padding the zero point),
-// add the bias, requantize (+ReLU through qmin).  PI/PO: channels per beat (unrolled in HLS).
-template <int CIN, int COUT, int H, int W, int HO, int WO, int K, int S, int PAD, bool DW, bool SUBMANIFOLD,
+// The streaming skeleton of every windowed module: store each token in the line buffer; before a
+// token of row r is stored, every output row whose window (and submanifold cell) ends above r is
+// complete: emit its active sites in raster order (compute(lb, oy, ox, token)).  At the end of the
+// frame the remaining rows follow.
+template <int CIN, int COUT, int H, int W, int HO, int WO, int ROWS, int K, int S, int PAD, bool SUBMANIFOLD,
+          bool PAD_ACTIVE, typename Compute>
+void window_stream(Stream<CIN>& in, Stream<COUT>& out, LineBuffer<CIN, H, W, ROWS>& lb, Compute compute) {
+  const int last = std::max(K - 1 - PAD, S - 1);  // output row oy needs input rows up to oy * S + last
+  int next_row = 0;
+  auto emit_rows_before = [&](int input_row) {
+    for (; next_row < HO && next_row * S + last < input_row; ++next_row)
+      for (int ox = 0; ox < WO; ++ox) {
+        if (!site_active<CIN, H, W, ROWS, K, S, PAD, SUBMANIFOLD, PAD_ACTIVE>(lb, next_row, ox)) continue;
+        Tok<COUT> t = site<COUT>(next_row, ox);
+        compute(lb, next_row, ox, t);
+        out.write(t);
+      }
+  };
+  for (Tok<CIN> t = in.read(); !t.eof; t = in.read()) {
+    emit_rows_before((int)t.y);
+    lb.store(t);
+  }
+  emit_rows_before(H + last + 1);
+  end_frame(out);
+}
+
+// conv (group 1, K x K), strided pointwise (K = 1) and depthwise (DW) modules: accumulate over the
+// window (inactive neighbours hold the background, padding the zero point), add the bias,
+// requantize (+ReLU through qmin).  Weights are stored beat-major for conv/pointwise
+// ([COUT/PO][CIN/PI][PO][PI][K][K]: one ROM word per beat), [C][K][K] for depthwise.
+template <int CIN, int COUT, int H, int W, int HO, int WO, int ROWS, int K, int S, int PAD, bool DW, bool SUBMANIFOLD,
           bool PAD_ACTIVE, int PI, int PO>
-void conv_module(Stream<CIN>& in, Stream<COUT>& out, const int8_t* w, const int32_t* w_zp, int n_wzp,
-                 const int32_t* bias, int32_t in_zp, const int32_t* bg_in, const Requant& rq) {
-  Frame<CIN, H, W> fr;
-  fr.read(in);
-  for (int oy = 0; oy < HO; ++oy)
-    for (int ox = 0; ox < WO; ++ox) {
-      if (!site_active<CIN, H, W, K, S, PAD, SUBMANIFOLD, PAD_ACTIVE>(fr, oy, ox)) continue;
-      Tok<COUT> t; t.y = oy; t.x = ox;
-      for (int m = 0; m < COUT; ++m) {
-#pragma HLS unroll factor = PO
+void conv_module(Stream<CIN>& in, Stream<COUT>& out, feat_t (&lb_f)[ROWS][W][CIN], bool (&lb_occ)[ROWS][W],
+                 const weight_t* w, const int32_t* w_zp, int n_wzp, const int32_t* bias, int32_t in_zp,
+                 const int32_t* bg_in, const Requant& rq) {
+  LineBuffer<CIN, H, W, ROWS> lb(lb_f, lb_occ);
+  auto compute = [&](const LineBuffer<CIN, H, W, ROWS>& b, int oy, int ox, Tok<COUT>& t) {
+    for (int mb = 0; mb < COUT; mb += PO) {
+#pragma HLS PIPELINE II = 1
+      for (int mo = 0; mo < PO; ++mo) {
+#pragma HLS UNROLL
+        int m = mb + mo;
         int64_t acc = bias ? bias[m] : 0;
         int32_t wz = w_zp[n_wzp > 1 ? m : 0];
         for (int ky = 0; ky < K; ++ky)
           for (int kx = 0; kx < K; ++kx) {
-            int i = fr.at(oy * S - PAD + ky, ox * S - PAD + kx);
-            if (i == -2) continue;  // padding: the zero point, centred 0
+            int iy = oy * S - PAD + ky, ix = ox * S - PAD + kx;
+            int slot = b.at(iy, ix);
+            if (slot == -2) continue;  // padding: the zero point, centred 0
             for (int c = DW ? m : 0; c < (DW ? m + 1 : CIN); ++c) {
-#pragma HLS unroll factor = PI
-              int64_t v = (i >= 0 ? fr.f[i][c] : bg_in[c]) - in_zp;
-              int wi = DW ? (m * K + ky) * K + kx : ((m * CIN + c) * K + ky) * K + kx;
-              acc += v * (w[wi] - wz);
+              int64_t v = b.feature(slot, ix, c, bg_in) - in_zp;
+              int wi = DW ? (m * K + ky) * K + kx
+                          : (((((m / PO) * (CIN / PI) + c / PI) * PO + m % PO) * PI + c % PI) * K + ky) * K + kx;
+              acc += v * ((int)w[wi] - wz);
             }
           }
-        t.f[m] = (int8_t)requant(acc, rq, m);
+        t.f[m] = (int)requant(acc, rq, m);
       }
-      out.write(t);
     }
+  };
+  window_stream<CIN, COUT, H, W, HO, WO, ROWS, K, S, PAD, SUBMANIFOLD, PAD_ACTIVE>(in, out, lb, compute);
+}
+
+// pointwise (1 x 1, stride 1): one output token per input token, no line buffer
+template <int CIN, int COUT, int PI, int PO>
+void pointwise_module(Stream<CIN>& in, Stream<COUT>& out, const weight_t* w, const int32_t* w_zp, int n_wzp,
+                      const int32_t* bias, int32_t in_zp, const Requant& rq) {
+  for (Tok<CIN> t = in.read(); !t.eof; t = in.read()) {
+    Tok<COUT> o = site<COUT>(t.y, t.x);
+    for (int mb = 0; mb < COUT; mb += PO) {
+#pragma HLS PIPELINE II = 1
+      for (int mo = 0; mo < PO; ++mo) {
+#pragma HLS UNROLL
+        int m = mb + mo;
+        int64_t acc = bias ? bias[m] : 0;
+        int32_t wz = w_zp[n_wzp > 1 ? m : 0];
+        for (int c = 0; c < CIN; ++c) {
+          int wi = (((m / PO) * (CIN / PI) + c / PI) * PO + m % PO) * PI + c % PI;
+          acc += (int64_t)((int)t.f[c] - in_zp) * ((int)w[wi] - wz);
+        }
+        o.f[m] = (int)requant(acc, rq, m);
+      }
+    }
+    out.write(o);
+  }
   end_frame(out);
 }
 
 // max over each K x K window (inactive sites hold the background, padding never wins)
-template <int C, int H, int W, int HO, int WO, int K, int S, int PAD, bool SUBMANIFOLD, int P>
-void maxpool_module(Stream<C>& in, Stream<C>& out, const int32_t* bg) {
-  Frame<C, H, W> fr;
-  fr.read(in);
-  for (int oy = 0; oy < HO; ++oy)
-    for (int ox = 0; ox < WO; ++ox) {
-      if (!site_active<C, H, W, K, S, PAD, SUBMANIFOLD, false>(fr, oy, ox)) continue;
-      Tok<C> t; t.y = oy; t.x = ox;
-      for (int c = 0; c < C; ++c) {
-#pragma HLS unroll factor = P
+template <int C, int H, int W, int HO, int WO, int ROWS, int K, int S, int PAD, bool SUBMANIFOLD, int P>
+void maxpool_module(Stream<C>& in, Stream<C>& out, feat_t (&lb_f)[ROWS][W][C], bool (&lb_occ)[ROWS][W],
+                    const int32_t* bg) {
+  LineBuffer<C, H, W, ROWS> lb(lb_f, lb_occ);
+  auto compute = [&](const LineBuffer<C, H, W, ROWS>& b, int oy, int ox, Tok<C>& t) {
+    for (int cb = 0; cb < C; cb += P) {
+#pragma HLS PIPELINE II = 1
+      for (int c = cb; c < cb + P; ++c) {
+#pragma HLS UNROLL
         int best = -1000;
         for (int ky = 0; ky < K; ++ky)
           for (int kx = 0; kx < K; ++kx) {
-            int i = fr.at(oy * S - PAD + ky, ox * S - PAD + kx);
-            if (i != -2) best = std::max<int>(best, i >= 0 ? fr.f[i][c] : bg[c]);
+            int ix = ox * S - PAD + kx, slot = b.at(oy * S - PAD + ky, ix);
+            if (slot != -2) best = std::max(best, b.feature(slot, ix, c, bg));
           }
-        t.f[c] = (int8_t)best;
+        t.f[c] = best;
       }
-      out.write(t);
     }
-  end_frame(out);
+  };
+  window_stream<C, C, H, W, HO, WO, ROWS, K, S, PAD, SUBMANIFOLD, false>(in, out, lb, compute);
 }
 
 // average over each K x K window (inactive sites hold the background), divided by the window's
 // taps inside the map, onto the output scale with qavg_pool's one exact rounding
-template <int C, int H, int W, int HO, int WO, int K, int S, int PAD, bool SUBMANIFOLD, int P>
-void avgpool_module(Stream<C>& in, Stream<C>& out, const int32_t* bg, int32_t in_zp, int64_t mult, int shift,
-                    int32_t zp, int32_t qmin, int32_t qmax) {
-  Frame<C, H, W> fr;
-  fr.read(in);
-  for (int oy = 0; oy < HO; ++oy)
-    for (int ox = 0; ox < WO; ++ox) {
-      if (!site_active<C, H, W, K, S, PAD, SUBMANIFOLD, false>(fr, oy, ox)) continue;
-      Tok<C> t; t.y = oy; t.x = ox;
-      for (int c = 0; c < C; ++c) {
-#pragma HLS unroll factor = P
+template <int C, int H, int W, int HO, int WO, int ROWS, int K, int S, int PAD, bool SUBMANIFOLD, int P>
+void avgpool_module(Stream<C>& in, Stream<C>& out, feat_t (&lb_f)[ROWS][W][C], bool (&lb_occ)[ROWS][W],
+                    const int32_t* bg, int32_t in_zp, int64_t mult, int shift, int32_t zp, int32_t qmin,
+                    int32_t qmax) {
+  LineBuffer<C, H, W, ROWS> lb(lb_f, lb_occ);
+  auto compute = [&](const LineBuffer<C, H, W, ROWS>& b, int oy, int ox, Tok<C>& t) {
+    for (int cb = 0; cb < C; cb += P) {
+#pragma HLS PIPELINE II = 1
+      for (int c = cb; c < cb + P; ++c) {
+#pragma HLS UNROLL
         int64_t total = 0;
         int n = 0;
         for (int ky = 0; ky < K; ++ky)
           for (int kx = 0; kx < K; ++kx) {
-            int i = fr.at(oy * S - PAD + ky, ox * S - PAD + kx);
-            if (i == -2) continue;  // padding is not counted
-            total += (i >= 0 ? fr.f[i][c] : bg[c]) - in_zp;
+            int ix = ox * S - PAD + kx, slot = b.at(oy * S - PAD + ky, ix);
+            if (slot == -2) continue;  // padding is not counted
+            total += b.feature(slot, ix, c, bg) - in_zp;
             ++n;
           }
         int64_t mean = round_divide(total * mult, (int64_t)n << shift, HALF_EVEN) + zp;
-        t.f[c] = (int8_t)std::max<int64_t>(qmin, std::min<int64_t>(qmax, mean));
+        t.f[c] = (int)std::max<int64_t>(qmin, std::min<int64_t>(qmax, mean));
       }
-      out.write(t);
     }
-  end_frame(out);
+  };
+  window_stream<C, C, H, W, HO, WO, ROWS, K, S, PAD, SUBMANIFOLD, false>(in, out, lb, compute);
 }
 
 // residual add: merge two raster-ordered streams (a missing token holds that branch's background),
@@ -212,13 +298,17 @@ void add_module(Stream<C>& a, Stream<C>& b, Stream<C>& out, const int32_t* bg_a,
                 const Requant& ra, const Requant& rb, const Requant& ro) {
   Tok<C> ta = a.read(), tb = b.read();
   while (!ta.eof || !tb.eof) {
-    int pa = ta.eof ? 1 << 30 : ta.y * W + ta.x, pb = tb.eof ? 1 << 30 : tb.y * W + tb.x;
+    int pa = ta.eof ? 1 << 30 : (int)ta.y * W + (int)ta.x, pb = tb.eof ? 1 << 30 : (int)tb.y * W + (int)tb.x;
     int p = std::min(pa, pb);
-    Tok<C> t; t.y = p / W; t.x = p % W;
-    for (int c = 0; c < C; ++c) {
-#pragma HLS unroll factor = P
-      int64_t va = requant(pa == p ? ta.f[c] : bg_a[c], ra, c), vb = requant(pb == p ? tb.f[c] : bg_b[c], rb, c);
-      t.f[c] = (int8_t)requant(va + vb, ro, c);
+    Tok<C> t = site<C>(p / W, p % W);
+    for (int cb = 0; cb < C; cb += P) {
+#pragma HLS PIPELINE II = 1
+      for (int c = cb; c < cb + P; ++c) {
+#pragma HLS UNROLL
+        int64_t va = requant(pa == p ? (int)ta.f[c] : bg_a[c], ra, c);
+        int64_t vb = requant(pb == p ? (int)tb.f[c] : bg_b[c], rb, c);
+        t.f[c] = (int)requant(va + vb, ro, c);
+      }
     }
     out.write(t);
     if (pa == p) ta = a.read();
@@ -235,16 +325,18 @@ void concat_module(Stream<CA>& a, Stream<CB>& b, Stream<CA + CB>& out, const int
   Tok<CA> ta = a.read();
   Tok<CB> tb = b.read();
   while (!ta.eof || !tb.eof) {
-    int pa = ta.eof ? 1 << 30 : ta.y * W + ta.x, pb = tb.eof ? 1 << 30 : tb.y * W + tb.x;
+    int pa = ta.eof ? 1 << 30 : (int)ta.y * W + (int)ta.x, pb = tb.eof ? 1 << 30 : (int)tb.y * W + (int)tb.x;
     int p = std::min(pa, pb);
-    Tok<CA + CB> t; t.y = p / W; t.x = p % W;
+    Tok<CA + CB> t = site<CA + CB>(p / W, p % W);
     for (int c = 0; c < CA; ++c) {
-      int v = pa == p ? ta.f[c] : bg_a[c];
-      t.f[c] = (int8_t)(ra ? requant(v, *ra, c) : v);
+#pragma HLS UNROLL factor = P
+      int v = pa == p ? (int)ta.f[c] : bg_a[c];
+      t.f[c] = (int)(ra ? requant(v, *ra, c) : v);
     }
     for (int c = 0; c < CB; ++c) {
-      int v = pb == p ? tb.f[c] : bg_b[c];
-      t.f[CA + c] = (int8_t)(rb ? requant(v, *rb, c) : v);
+#pragma HLS UNROLL factor = P
+      int v = pb == p ? (int)tb.f[c] : bg_b[c];
+      t.f[CA + c] = (int)(rb ? requant(v, *rb, c) : v);
     }
     out.write(t);
     if (pa == p) ta = a.read();
@@ -255,39 +347,44 @@ void concat_module(Stream<CA>& a, Stream<CB>& b, Stream<CA + CB>& out, const int
 
 // global average pool over all H*W sites (inactive ones hold the background): one exact rounding
 template <int C, int H, int W, int P>
-void gpool_module(Stream<C>& in, Stream<C>& out, const int32_t* bg, int32_t in_zp, int64_t mult, int shift,
-                  int32_t zp, int32_t qmin, int32_t qmax) {
-  int64_t total[C] = {};
+void gpool_module(Stream<C>& in, Stream<C>& out, ap_int<32> (&total)[C], const int32_t* bg, int32_t in_zp,
+                  int64_t mult, int shift, int32_t zp, int32_t qmin, int32_t qmax) {
+  for (int c = 0; c < C; ++c) total[c] = 0;
   int n = 0;
   for (Tok<C> t = in.read(); !t.eof; t = in.read(), ++n)
-    for (int c = 0; c < C; ++c) total[c] += t.f[c] - in_zp;
-  Tok<C> o;
+    for (int cb = 0; cb < C; cb += P) {
+#pragma HLS PIPELINE II = 1
+      for (int c = cb; c < cb + P; ++c) total[c] = (int64_t)total[c] + ((int)t.f[c] - in_zp);
+    }
+  Tok<C> o = site<C>(0, 0);
   for (int c = 0; c < C; ++c) {
-#pragma HLS unroll factor = P
-    int64_t sum = total[c] + (int64_t)(H * W - n) * (bg[c] - in_zp);
+#pragma HLS UNROLL factor = P
+    int64_t sum = (int64_t)total[c] + (int64_t)(H * W - n) * (bg[c] - in_zp);
     int64_t mean = round_divide(sum * mult, (int64_t)(H * W) << shift, HALF_EVEN) + zp;
-    o.f[c] = (int8_t)std::max<int64_t>(qmin, std::min<int64_t>(qmax, mean));
+    o.f[c] = (int)std::max<int64_t>(qmin, std::min<int64_t>(qmax, mean));
   }
   out.write(o);
   end_frame(out);
 }
 
-// fully connected layer on a C x H x W map flattened in C, H, W order (the global pool's one site,
-// or a whole map: inactive sites hold the background)
+// fully connected layer on the global pool's one site, or on a C x H x W map flattened in C, H, W
+// order: the map (inactive sites holding the background) is densified into ``x`` first
 template <int C, int H, int W, int COUT, int PI, int PO>
-void fc_module(Stream<C>& in, Stream<COUT>& out, const int8_t* w, const int32_t* w_zp, int n_wzp,
+void fc_module(Stream<C>& in, Stream<COUT>& out, feat_t* x, const weight_t* w, const int32_t* w_zp, int n_wzp,
                const int32_t* bias, int32_t in_zp, const int32_t* bg, const Requant& rq) {
-  static int32_t x[C * H * W];
   for (int c = 0; c < C; ++c)
     for (int s = 0; s < H * W; ++s) x[c * H * W + s] = bg[c];
   for (Tok<C> t = in.read(); !t.eof; t = in.read())
-    for (int c = 0; c < C; ++c) x[c * H * W + t.y * W + t.x] = t.f[c];
-  Tok<COUT> o;
+    for (int c = 0; c < C; ++c) x[c * H * W + (int)t.y * W + (int)t.x] = t.f[c];
+  Tok<COUT> o = site<COUT>(0, 0);
   for (int m = 0; m < COUT; ++m) {
-#pragma HLS unroll factor = PO
+#pragma HLS UNROLL factor = PO
     int64_t acc = bias ? bias[m] : 0;
-    for (int i = 0; i < C * H * W; ++i) acc += (int64_t)(x[i] - in_zp) * (w[m * C * H * W + i] - w_zp[n_wzp > 1 ? m : 0]);
-    o.f[m] = (int8_t)requant(acc, rq, m);
+    for (int i = 0; i < C * H * W; ++i) {
+#pragma HLS PIPELINE II = 1
+      acc += (int64_t)((int)x[i] - in_zp) * ((int)w[m * C * H * W + i] - w_zp[n_wzp > 1 ? m : 0]);
+    }
+    o.f[m] = (int)requant(acc, rq, m);
   }
   out.write(o);
   end_frame(out);
@@ -297,6 +394,7 @@ void fc_module(Stream<C>& in, Stream<COUT>& out, const int8_t* w, const int32_t*
 template <int C>
 void dup_module(Stream<C>& in, Stream<C>& a, Stream<C>& b) {
   for (;;) {
+#pragma HLS PIPELINE II = 1
     Tok<C> t = in.read();
     a.write(t);
     b.write(t);

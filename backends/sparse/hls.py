@@ -1,11 +1,18 @@
-"""The C++ dataflow description of a sparse design: the module templates and a generated top.
+"""The HLS design of a sparse dataflow artifact: streaming module templates and a generated top.
 
-``emit_cpp(artifact, folder)`` writes ``esda_modules.hpp`` (one template per module kind) and
-``top.cpp``: ROM contents of every module (weights, biases, requantization parameters,
-backgrounds), one stream per FIFO of the artifact's graph (duplicated where two modules read it),
-and the module instances in an HLS dataflow region.  Compiled with ``-DTCC_TESTBENCH`` the top
-gains a ``main`` that reads one frame's input tokens from stdin (``N``, then ``row col f0 f1 ...``
-per token) and prints every sink stream's tokens, so it runs as a C++ program.
+``emit_cpp(artifact, folder)`` writes
+
+* ``esda_modules.hpp``: one streaming template per module kind (line buffers, occupancy maps,
+  PIPELINE/UNROLL pragmas), and ``hls_shim/``: the ``hls::stream``/``ap_int`` subset for g++
+  C-simulation where the vendor headers are absent (bounded FIFOs, a thread per module);
+* ``top.cpp``: every module's ROMs (weights beat-major, biases, requantization parameters,
+  backgrounds) and buffers, declared with the sizes and ``ARRAY_RESHAPE`` factors that the resource
+  model charges (isa/tokensim/memories.py: one list sizes both), one ``hls::stream`` per FIFO of the
+  design at the depth the compiler chose, and the module instances under ``#pragma HLS DATAFLOW``;
+  compiled with ``-DTCC_TESTBENCH`` it gains a ``main`` that streams one frame's input tokens from
+  stdin (``N``, then ``row col f0 f1 ...`` per token) and prints every sink stream's tokens;
+* ``run_hls.tcl``: the Vitis HLS flow (part and clock of the target, C-simulation, synthesis,
+  co-simulation, IP export).
 """
 from __future__ import annotations
 
@@ -15,24 +22,38 @@ import numpy as np
 
 from tcc.ir.escape import cpp_comment, cpp_string, is_cpp_identifier
 from tcc.ir.fileio import write_atomic
+from tcc.isa.tokensim.memories import has_line_buffer, lanes, module_memories, window_rows
 
 from .artifact import SparseArtifact
-from .compile import FIFO_DEPTH as FIFO_DEPTH_DEFAULT
+from .compile import stream_plan
 from .errors import SparseError
 
-HEADER = Path(__file__).resolve().parent / "esda_modules.hpp"
+HERE = Path(__file__).resolve().parent
+HEADER = HERE / "esda_modules.hpp"
+SHIM = HERE / "hls_shim"
 KINDS = ("input", "conv", "pointwise", "depthwise", "maxpool", "avgpool", "concat", "add", "gpool", "fc")
 ROUNDING = {"half_even": "esda::HALF_EVEN", "half_up": "esda::HALF_UP", "half_away": "esda::HALF_AWAY",
             "floor": "esda::FLOOR"}
+#: The C++ element type of each memory role (memories.py): what top.cpp declares.
+ROLE_TYPES = {"w": "esda::weight_t", "lb": "esda::feat_t", "map": "esda::feat_t", "occ": "bool", "acc": "ap_int<32>"}
+#: Vitis part numbers of the bundled budgets.
+PARTS = {"zcu102": "xczu9eg-ffvb1156-2-e", "u250": "xcu250-figd2104-2L-e"}
 
 
 def _array(ctype: str, name: str, values) -> str:
     flat = np.asarray(values).reshape(-1)
     body = ", ".join(str(int(v)) for v in flat) if flat.size else "0"
-    return f"static const {ctype} {name}[] = {{{body}}};"
+    return f"static const {ctype} {name}[{max(flat.size, 1)}] = {{{body}}};"
 
 
-def _requant(lines: list[str], name: str, rq: dict) -> str:
+def beat_major(weights: np.ndarray, pi: int, po: int) -> np.ndarray:
+    """[COUT][CIN][K][K] -> [COUT/PO][CIN/PI][PO][PI][K][K]: the weights of one beat in one ROM word."""
+    cout, cin = weights.shape[:2]
+    w = weights.reshape(cout // po, po, cin // pi, pi, -1)
+    return w.transpose(0, 2, 1, 3, 4).reshape(-1)
+
+
+def _requant(lines: list[str], name: str, rq: dict) -> None:
     lines.append(_array("int32_t", f"{name}_mult", rq["multiplier"]))
     lines.append(_array("int32_t", f"{name}_shift", rq["shift"]))
     in_zp = np.atleast_1d(rq["in_zero_point"])
@@ -42,15 +63,18 @@ def _requant(lines: list[str], name: str, rq: dict) -> str:
     lines.append(f"static const esda::Requant {name} = {{{name}_mult, {name}_shift, {len(rq['multiplier'])}, "
                  f"{rq['zero_point']}, {rq['qmin']}, {rq['qmax']}, {rq['pre_shift']}, {ROUNDING[rq['rounding']]}, "
                  f"{name}_inzp, {in_zp.size}}};")
-    return name
 
 
 def _roms(spec: dict, weights: dict) -> list[str]:
-    n = spec["name"]
-    lines = [f"// {n}: {cpp_comment(spec['kind'])} at {cpp_comment(spec['loc'])}"]
+    n, kind = spec["name"], spec["kind"]
+    lines = [f"// {n}: {cpp_comment(kind)} at {cpp_comment(spec['loc'])}"]
     lines.append(_array("int32_t", f"{n}_bg", spec["background"]))
     if "weight" in spec:
-        lines.append(_array("int8_t", f"{n}_w", weights[spec["weight"]]))
+        w = np.asarray(weights[spec["weight"]])
+        if kind in ("conv", "pointwise"):
+            pi, po = lanes(spec, spec["parallelism"])
+            w = beat_major(w, pi, po)
+        lines.append(_array("esda::weight_t", f"{n}_w", w))
         lines.append(_array("int32_t", f"{n}_wzp", spec["weight_zero_point"]))
         if spec.get("bias"):
             lines.append(_array("int32_t", f"{n}_b", weights[spec["bias"]]))
@@ -59,15 +83,43 @@ def _roms(spec: dict, weights: dict) -> list[str]:
     for i, rq in enumerate(spec.get("rescale", [])):
         if rq is not None:
             _requant(lines, f"{n}_rs{i}", rq)
-    if spec["kind"] == "add":
+    if kind == "add":
         _requant(lines, f"{n}_rqa", spec["requant_lhs"])
         _requant(lines, f"{n}_rqb", spec["requant_rhs"])
     return lines
 
 
+def _buffers(spec: dict) -> list[str]:
+    """The module's read-write memories, at file scope (they outlive a call, as on chip)."""
+    n, (cin, h, w) = spec["name"], spec["in_shape"]
+    lines = []
+    if has_line_buffer(spec):
+        rows = window_rows(spec)
+        lines.append(f"static esda::feat_t {n}_lb[{rows}][{w}][{cin}];")
+        lines.append(f"static bool {n}_occ[{rows}][{w}];")
+    if spec["kind"] == "gpool":
+        lines.append(f"static ap_int<32> {n}_acc[{spec['out_shape'][0]}];")
+    if spec["kind"] == "fc":
+        lines.append(f"static esda::feat_t {n}_map[{cin * h * w}];")
+    return lines
+
+
+def _reshape_pragmas(spec: dict) -> list[str]:
+    """One ARRAY_RESHAPE per memory with a factor above 1, named as memories.py names its role."""
+    n = spec["name"]
+    out = []
+    for mem in module_memories(spec, spec["parallelism"]):
+        if mem.stream_depth or mem.factor <= 1:
+            continue
+        dim = 3 if mem.role == "lb" else 1
+        out.append(f"#pragma HLS ARRAY_RESHAPE variable = {n}_{mem.role} cyclic factor = {mem.factor} dim = {dim}")
+    return out
+
+
 def _call(spec: dict, ins: list[str], out: str, mode: str, by_stream: dict) -> str:
     """One module instance; a stream's background ROM is named after the module writing it."""
     n, kind, par = spec["name"], spec["kind"], spec["parallelism"]
+    sub = str(mode == "submanifold").lower()
 
     def _bg_name(stream: str) -> str:
         return f"{by_stream[stream]['name']}_bg"
@@ -75,22 +127,25 @@ def _call(spec: dict, ins: list[str], out: str, mode: str, by_stream: dict) -> s
     cin, h, w = spec["in_shape"]
     cout, ho, wo = spec["out_shape"]
     bias = f"{n}_b" if spec.get("bias") else "nullptr"
+    pi, po = lanes(spec, par)
+    if kind == "pointwise" and not has_line_buffer(spec):
+        return (f"esda::pointwise_module<{cin}, {cout}, {pi}, {po}>({ins[0]}, {out}, {n}_w, {n}_wzp, "
+                f"{len(spec['weight_zero_point'])}, {bias}, {spec['in_zero_point']}, {n}_rq)")
+    window = (f"{h}, {w}, {ho}, {wo}, {window_rows(spec) if has_line_buffer(spec) else 1}, {spec.get('kernel', 1)}, "
+              f"{spec.get('stride', 1)}, {spec.get('pad', 0)}")
     if kind in ("conv", "pointwise", "depthwise"):
         src = spec["inputs"][0]
         pad_active = mode == "exact" and any(b != spec["in_zero_point"] for b in by_stream[src]["background"])
-        pi, po = (par["p"], par["p"]) if kind == "depthwise" else (par["pi"], par["po"])
-        return (f"esda::conv_module<{cin}, {cout}, {h}, {w}, {ho}, {wo}, {spec['kernel']}, {spec['stride']}, "
-                f"{spec['pad']}, {str(kind == 'depthwise').lower()}, {str(mode == 'submanifold').lower()}, "
-                f"{str(pad_active).lower()}, {pi}, {po}>({ins[0]}, {out}, {n}_w, {n}_wzp, "
-                f"{len(spec['weight_zero_point'])}, {bias}, {spec['in_zero_point']}, {_bg_name(src)}, {n}_rq);")
+        return (f"esda::conv_module<{cin}, {cout}, {window}, {str(kind == 'depthwise').lower()}, {sub}, "
+                f"{str(pad_active).lower()}, {pi}, {po}>({ins[0]}, {out}, {n}_lb, {n}_occ, {n}_w, {n}_wzp, "
+                f"{len(spec['weight_zero_point'])}, {bias}, {spec['in_zero_point']}, {_bg_name(src)}, {n}_rq)")
     if kind == "maxpool":
-        return (f"esda::maxpool_module<{cin}, {h}, {w}, {ho}, {wo}, {spec['kernel']}, {spec['stride']}, {spec['pad']}, "
-                f"{str(mode == 'submanifold').lower()}, {par['p']}>({ins[0]}, {out}, {_bg_name(spec['inputs'][0])});")
+        return (f"esda::maxpool_module<{cin}, {window}, {sub}, {par['p']}>({ins[0]}, {out}, {n}_lb, {n}_occ, "
+                f"{_bg_name(spec['inputs'][0])})")
     if kind == "avgpool":
-        return (f"esda::avgpool_module<{cin}, {h}, {w}, {ho}, {wo}, {spec['kernel']}, {spec['stride']}, {spec['pad']}, "
-                f"{str(mode == 'submanifold').lower()}, {par['p']}>({ins[0]}, {out}, {_bg_name(spec['inputs'][0])}, "
-                f"{spec['in_zero_point']}, {spec['multiplier']}LL, {spec['shift']}, {spec['zero_point']}, "
-                f"{spec['qmin']}, {spec['qmax']});")
+        return (f"esda::avgpool_module<{cin}, {window}, {sub}, {par['p']}>({ins[0]}, {out}, {n}_lb, {n}_occ, "
+                f"{_bg_name(spec['inputs'][0])}, {spec['in_zero_point']}, {spec['multiplier']}LL, {spec['shift']}, "
+                f"{spec['zero_point']}, {spec['qmin']}, {spec['qmax']})")
     if kind == "concat":
         if len(ins) != 2:
             raise SparseError(f"module {n}: the C++ concat template joins two branches, this one has {len(ins)}")
@@ -98,28 +153,29 @@ def _call(spec: dict, ins: list[str], out: str, mode: str, by_stream: dict) -> s
         rescale = [f"&{n}_rs{i}" if rq is not None else "nullptr" for i, rq in enumerate(spec["rescale"])]
         a, b = spec["inputs"]
         return (f"esda::concat_module<{ca}, {cb}, {w}, {par['p']}>({ins[0]}, {ins[1]}, {out}, {_bg_name(a)}, "
-                f"{_bg_name(b)}, {rescale[0]}, {rescale[1]});")
+                f"{_bg_name(b)}, {rescale[0]}, {rescale[1]})")
     if kind == "add":
         a, b = spec["inputs"]
         return (f"esda::add_module<{cin}, {w}, {par['p']}>({ins[0]}, {ins[1]}, {out}, {_bg_name(a)}, {_bg_name(b)}, "
-                f"{n}_rqa, {n}_rqb, {n}_rq);")
+                f"{n}_rqa, {n}_rqb, {n}_rq)")
     if kind == "gpool":
-        return (f"esda::gpool_module<{cin}, {h}, {w}, {par['p']}>({ins[0]}, {out}, {_bg_name(spec['inputs'][0])}, "
-                f"{spec['in_zero_point']}, {spec['multiplier']}LL, {spec['shift']}, {spec['zero_point']}, "
-                f"{spec['qmin']}, {spec['qmax']});")
+        return (f"esda::gpool_module<{cin}, {h}, {w}, {par['p']}>({ins[0]}, {out}, {n}_acc, "
+                f"{_bg_name(spec['inputs'][0])}, {spec['in_zero_point']}, {spec['multiplier']}LL, {spec['shift']}, "
+                f"{spec['zero_point']}, {spec['qmin']}, {spec['qmax']})")
     if kind == "fc":
         src = spec["inputs"][0]
         c, sh, sw = by_stream[src]["out_shape"]
-        return (f"esda::fc_module<{c}, {sh}, {sw}, {cout}, {par['pi']}, {par['po']}>({ins[0]}, {out}, {n}_w, "
+        return (f"esda::fc_module<{c}, {sh}, {sw}, {cout}, {pi}, {po}>({ins[0]}, {out}, {n}_map, {n}_w, "
                 f"{n}_wzp, {len(spec['weight_zero_point'])}, {bias}, {spec['in_zero_point']}, {_bg_name(src)}, "
-                f"{n}_rq);")
+                f"{n}_rq)")
     raise SparseError(f"no C++ template for module kind {kind!r}")
 
 
-#: Module fields that hold text (``None`` marks an absent entry, e.g. a concat input without rescale): names (C++ identifiers, checked), the kind and rounding (looked up),
-#: and names from the model, which reach the C++ only through ``cpp_comment``/``cpp_string``.
+#: Module fields that hold text (``None`` marks an absent entry, e.g. a concat input without rescale):
+#: names (C++ identifiers, checked), the kind and rounding (looked up), and names from the model,
+#: which reach the C++ only through ``cpp_comment``/``cpp_string``.
 _TEXT_FIELDS = {"name", "kind", "loc", "output", "inputs", "model_input", "acc", "weight", "bias",
-                "rounding", "dtype"}
+                "rounding", "dtype", "stream"}
 
 
 def _check_numbers(where: str, value) -> None:
@@ -155,81 +211,119 @@ def top_source(artifact: SparseArtifact) -> str:
             raise SparseError(f"module {spec['name']}: the C++ templates stream int8 features, this module "
                               f"writes {spec['requant']['dtype']}")
     by_stream = {s["output"]: s for s in modules}
-    readers: dict[str, list[str]] = {s["output"]: [] for s in modules}
-    for s in modules:
-        for i in s["inputs"]:
-            readers[i].append(s["name"])
-    channels = {s["output"]: s["out_shape"][0] for s in modules}
-    sinks = [s for s in modules if not readers[s["output"]]]
+    plans = stream_plan(modules)
+    channels = {s["name"]: s["out_shape"][0] for s in modules}
+    read = {i for s in modules for i in s["inputs"]}
+    sinks = [s for s in modules if s["output"] not in read]
     inputs = [s for s in modules if s["kind"] == "input"]
+    ports = inputs + sinks
     lines = ["// generated by tcc (backends/sparse/hls.py): the dataflow top of "
              f"@{cpp_comment(meta['module_name'])}, mode {cpp_comment(mode)}, "
              f"target {cpp_comment(meta['target']['name'])}",
              '#include "esda_modules.hpp"', "#include <cstdio>", "", "namespace rom {"]
     for spec in modules:
         lines += _roms(spec, artifact.weights)
-    lines += ["}  // namespace rom", "using namespace rom;", ""]
-    params = [f"esda::Stream<{channels[s['output']]}>& s_{s['name']}" for s in inputs]
-    params += [f"esda::Stream<{channels[s['output']]}>& s_{s['name']}" for s in sinks]
-    lines += [f"void top({', '.join(params)}) {{", "#pragma HLS dataflow"]
-    fifo_depth = {(f["src"], f["dst"]): f["depth"] for f in meta["fifos"]}
-    taps: dict[tuple[str, str], str] = {}
-    dups: dict[str, list[str]] = {}  # producer -> dup calls to run after it (the C++ run is sequential)
-
-    def declare(c: int, stream: str, depth: int) -> None:
-        lines.append(f"  esda::Stream<{c}> {stream};")
-        lines.append(f"#pragma HLS stream variable = {stream} depth = {depth}")
-
-    for s in modules:
-        name = f"s_{s['name']}"
-        c = channels[s["output"]]
-        users = readers[s["output"]]
-        if s not in inputs and s not in sinks:
-            declare(c, name, fifo_depth[(s["name"], users[0])] if len(users) == 1 else FIFO_DEPTH_DEFAULT)
-        src, dups[s["name"]] = name, []
-        for k, user in enumerate(users):
-            if k == len(users) - 1:
-                taps[(s["name"], user)] = src
-                break
-            mine, rest = f"{name}_to_{user}", f"{name}_rest{k}"
-            declare(c, mine, fifo_depth[(s["name"], user)])
-            declare(c, rest, max(fifo_depth[(s["name"], u)] for u in users[k + 1:]))
-            dups[s["name"]].append(f"  esda::dup_module<{c}>({src}, {mine}, {rest});")
-            taps[(s["name"], user)] = mine
-            src = rest
+    lines += ["}  // namespace rom", "using namespace rom;", "", "// line buffers, occupancy maps, accumulators"]
+    for spec in modules:
+        lines += _buffers(spec)
+    params = [f"esda::Stream<{channels[s['name']]}>& s_{s['name']}" for s in ports]
+    lines += ["", f"void top({', '.join(params)}) {{"]
+    lines += [f"#pragma HLS INTERFACE axis port = s_{s['name']}" for s in ports]
+    lines.append("#pragma HLS DATAFLOW")
+    for spec in modules:
+        lines += _reshape_pragmas(spec)
+    for spec in modules:
+        for var, depth in plans[spec["name"]].declared:
+            lines += [f"  esda::Stream<{channels[spec['name']]}> {var};",
+                      f"#pragma HLS STREAM variable = {var} depth = {depth}", f"  ESDA_SET_DEPTH({var}, {depth});"]
+    lines.append("  ESDA_DATAFLOW_BEGIN")
     for s in modules:
         if s["kind"] != "input":
-            ins = [taps[(by_stream[i]["name"], s["name"])] for i in s["inputs"]]
-            lines.append("  " + _call(s, ins, f"s_{s['name']}", mode, by_stream))
-        lines += dups[s["name"]]
-    lines += ["}", "", "#ifdef TCC_TESTBENCH", "int main() {"]
-    for s in inputs + sinks:
-        lines.append(f"  esda::Stream<{channels[s['output']]}> s_{s['name']};")
-    for s in inputs:
-        c = channels[s["output"]]
-        lines += ["  {", "    int n = 0;", "    if (std::scanf(\"%d\", &n) != 1) return 1;",
-                  "    for (int i = 0; i < n; ++i) {", f"      esda::Tok<{c}> t; int y, x;",
-                  "      if (std::scanf(\"%d %d\", &y, &x) != 2) return 1;", "      t.y = y; t.x = x;",
-                  f"      for (int c = 0; c < {c}; ++c) {{ int v; if (std::scanf(\"%d\", &v) != 1) return 1; "
-                  f"t.f[c] = (int8_t)v; }}", f"      s_{s['name']}.write(t);", "    }",
-                  f"    esda::end_frame(s_{s['name']});", "  }"]
-    lines.append(f"  top({', '.join('s_' + s['name'] for s in inputs + sinks)});")
-    for s in sinks:
-        c = channels[s["output"]]
-        lines += [f"  std::printf(\"stream %s\\n\", {cpp_string(s['output'])});",
-                  f"  for (esda::Tok<{c}> t = s_{s['name']}.read(); !t.eof; t = s_{s['name']}.read()) {{",
-                  "    std::printf(\"%d %d\", t.y, t.x);",
-                  f"    for (int c = 0; c < {c}; ++c) std::printf(\" %d\", t.f[c]);",
-                  "    std::printf(\"\\n\");", "  }"]
-    lines += ["  return 0;", "}", "#endif", ""]
+            ins = [plans[by_stream[i]["name"]].taps[s["name"]] for i in s["inputs"]]
+            call = _call(s, ins, "s_" + s["name"], mode, by_stream)
+            lines.append(f"  ESDA_TASK({call})")
+        for src, mine, rest in plans[s["name"]].dups:
+            lines.append(f"  ESDA_TASK(esda::dup_module<{channels[s['name']]}>({src}, {mine}, {rest}))")
+    lines += ["  ESDA_DATAFLOW_END", "}", ""]
+    lines += _testbench(inputs, sinks, channels)
     return "\n".join(lines)
 
 
+def _testbench(inputs: list[dict], sinks: list[dict], channels: dict) -> list[str]:
+    """main(): one thread feeds each input stream from stdin, one drains each sink into text, the
+    top runs meanwhile (with the vendor headers, one after the other, as Vitis C-simulation runs)."""
+    lines = ["#ifdef TCC_TESTBENCH", "#include <cstring>", "#include <string>", "#ifndef ESDA_VENDOR", "#include <thread>", "#endif", "",
+             "template <int C>", "static bool feed(esda::Stream<C>& s) {",
+             "  int n = 0;", "  bool ok = std::scanf(\"%d\", &n) == 1;",
+             "  for (int i = 0; ok && i < n; ++i) {", "    int y, x;",
+             "    ok = std::scanf(\"%d %d\", &y, &x) == 2;", "    esda::Tok<C> t = esda::site<C>(y, x);",
+             "    for (int c = 0; ok && c < C; ++c) { int v; ok = std::scanf(\"%d\", &v) == 1; t.f[c] = v; }",
+             "    if (ok) s.write(t);", "  }", "  esda::end_frame(s);", "  return ok;", "}", "",
+             "template <int C>", "static void drain(esda::Stream<C>& s, std::string& text) {",
+             "  char buf[32];",
+             "  for (esda::Tok<C> t = s.read(); !t.eof; t = s.read()) {",
+             "    std::snprintf(buf, sizeof buf, \"%d %d\", (int)t.y, (int)t.x);", "    text += buf;",
+             "    for (int c = 0; c < C; ++c) { std::snprintf(buf, sizeof buf, \" %d\", (int)t.f[c]); text += buf; }",
+             "    text += '\\n';", "  }", "}", "",
+             "// The resident-set high-water mark to stderr (Linux): what the line buffers and FIFOs cost.",
+             "static void report_peak_memory() {",
+             "  if (std::FILE* f = std::fopen(\"/proc/self/status\", \"r\")) {",
+             "    char line[256];",
+             "    while (std::fgets(line, sizeof line, f))",
+             "      if (std::strncmp(line, \"VmHWM:\", 6) == 0) std::fprintf(stderr, \"peak memory: %s\", line + 6);",
+             "    std::fclose(f);", "  }", "}", "", "int main() {"]
+    for s in inputs + sinks:
+        lines.append(f"  esda::Stream<{channels[s['name']]}> s_{s['name']};")
+    lines += [f"  std::string text_{s['name']};" for s in sinks]
+    lines.append("  bool ok = true;")
+    args = ", ".join(f"s_{s['name']}" for s in inputs + sinks)
+    lines += ["#ifdef ESDA_VENDOR"]
+    lines += [f"  ok = feed(s_{s['name']}) && ok;" for s in inputs]
+    lines += [f"  top({args});"]
+    lines += [f"  drain(s_{s['name']}, text_{s['name']});" for s in sinks]
+    lines += ["#else", "  {", "    hls::tasks io;"]
+    lines += [f"    io.run([&] {{ drain(s_{s['name']}, text_{s['name']}); }});" for s in sinks]
+    lines += ["    io.run([&] {"] + [f"      ok = feed(s_{s['name']}) && ok;" for s in inputs] + ["    });"]
+    lines += [f"    top({args});", "  }", "#endif"]
+    for s in sinks:
+        lines += [f"  std::printf(\"stream %s\\n\", {cpp_string(s['output'])});",
+                  f"  std::fputs(text_{s['name']}.c_str(), stdout);"]
+    lines += ["  report_peak_memory();", "  return ok ? 0 : 1;", "}", "#endif", ""]
+    return lines
+
+
+def tcl_script(artifact: SparseArtifact) -> str:
+    """run_hls.tcl: Vitis HLS C-simulation, synthesis, co-simulation and IP export at the target's
+    part and clock (``vitis_hls -f run_hls.tcl`` beside top.cpp and a token file ``tokens.txt``)."""
+    target = artifact.metadata["target"]
+    part = next((p for key, p in PARTS.items() if key in target["name"].lower()), PARTS["zcu102"])
+    period = 1000.0 / float(target["clock_mhz"])
+    return "\n".join([
+        f"# generated by tcc: the Vitis HLS flow of the sparse design, target {cpp_comment(target['name'])}",
+        "open_project -reset esda_prj",
+        "set_top top",
+        "add_files top.cpp",
+        "add_files esda_modules.hpp",
+        'add_files -tb top.cpp -cflags "-DTCC_TESTBENCH"',
+        "add_files -tb tokens.txt",
+        "open_solution -reset sol -flow_target vivado",
+        f"set_part {{{part}}}",
+        f"create_clock -period {period:.3f} -name default",
+        "csim_design -argv {< tokens.txt}",
+        "csynth_design",
+        "cosim_design -argv {< tokens.txt}",
+        "export_design -format ip_catalog",
+        "exit", ""])
+
+
 def emit_cpp(artifact: SparseArtifact, folder) -> Path:
-    """Write esda_modules.hpp and top.cpp into ``folder``; returns the top's path."""
+    """Write top.cpp, esda_modules.hpp, hls_shim/ and run_hls.tcl into ``folder``; returns the top's path."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    (folder / SHIM.name).mkdir(parents=True, exist_ok=True)
     top = folder / "top.cpp"
     write_atomic(top, top_source(artifact))
     write_atomic(folder / HEADER.name, HEADER.read_bytes())
+    for header in sorted(SHIM.glob("*.h")):
+        write_atomic(folder / SHIM.name / header.name, header.read_bytes())
+    write_atomic(folder / "run_hls.tcl", tcl_script(artifact))
     return top

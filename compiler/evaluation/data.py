@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from tcc.ir.errors import TccError
+from tcc.ir.npz import DataFileError, npy_header
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp", ".tif", ".tiff")
 
@@ -84,21 +85,14 @@ class _Member:
 
 
 def _npy_header(stream, where: str) -> tuple[tuple[int, ...], np.dtype, int]:
-    """(shape, dtype, header length in bytes) of the ``.npy`` data in ``stream``."""
-    fmt = np.lib.format
+    """(shape, dtype, header length in bytes) of the ``.npy`` data in ``stream`` (read by ir/npz.py)."""
     try:
-        version = fmt.read_magic(stream)
-        reader = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
-        if reader is None:
-            raise ValueError(f"unsupported .npy format version {version}")
-        shape, fortran, dtype = reader(stream)
-    except ValueError as exc:
-        raise EvalError(f"{where}: not an .npy array ({exc})") from None
-    if dtype.hasobject:
-        raise EvalError(f"{where}: holds Python objects; only numeric arrays are read")
+        shape, fortran, dtype, length = npy_header(stream, where)
+    except DataFileError as exc:
+        raise EvalError(str(exc)) from None
     if fortran and len(shape) > 1:
         raise EvalError(f"{where}: is stored in Fortran order; save it C-contiguous (np.ascontiguousarray)")
-    return tuple(shape), dtype, stream.tell()
+    return shape, dtype, length
 
 
 # -- datasets ----------------------------------------------------------------------------------

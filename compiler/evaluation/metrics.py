@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from tcc.ir.escape import one_line
+
 from .paths import Record
 
 
@@ -131,7 +133,7 @@ def format_eval(result: EvalResult) -> str:
             drop = "" if layer.drop_db is None else f"  drop {layer.drop_db:+.1f} dB"
             mark = "  <- error jumps" if layer.drop_db is not None and layer.drop_db >= JUMP_DB else ""
             lines.append(f"  {layer.name:<44} {layer.kind:<14} {_db(layer.sqnr_db):>8}{drop}{mark}")
-    return "\n".join(lines)
+    return "\n".join(one_line(line) for line in lines)  # names from the model stay one line each
 
 
 def _pct(value: float | None) -> str:

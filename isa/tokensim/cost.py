@@ -16,19 +16,16 @@ Busy cycles of one frame, from the real token counts of that frame (``Counts``):
     gpool      tokens_in * ceil(C/p) + ceil(C/p)        (accumulate, then one mean per channel group)
     fc         ceil(Ci/pi) * ceil(Co/po)                (once per frame, after the global pool)
 
-Resources per module (DSP48E2 packs two int8 MACs; BRAM18 is 512 x 36 bits):
+Resources per module (DSP48E2 packs two int8 MACs):
 
     DSP    conv ceil(K*K*pi*po/2) + po, pointwise and fc ceil(pi*po/2) + po, depthwise 2p,
            add 2p (one rescale multiplier per branch), concat p if a branch is rescaled, avgpool p
            (the rescale), gpool 1, maxpool and input 0
-    BRAM18 weight ROM: ceil(width/36) * ceil(depth/512) with width = 8 bits x the weights read per
-           beat and depth = beats per full weight read; requant parameters (64 bits per channel,
-           po wide); a KxK line buffer of K rows x W x C int8, 8p (or 8pi) bits wide (conv, depthwise,
-           maxpool, avgpool); an add's or
-           concat's FIFO for the earlier branch (``fifo_tokens`` tokens x C int8).  Arrays under
-           4 Kib go to LUTRAM.
-    LUT    1500 per module (token logic, FIFOs), 40 per MAC lane, 60 per requantized channel lane,
-           plus LUTRAM at 64 bits per LUT.
+    BRAM18 the memories the generated HLS declares (memories.py: weight/bias/requantization ROMs
+           reshaped to one beat per word, the line buffer of K rows x W x C int8 and its occupancy
+           map, accumulators, the FIFOs the module writes), packed by the BRAM18/LUTRAM/SRL rules
+    LUT    1500 per module (token logic), 40 per MAC lane, 60 per requantized channel lane, plus
+           LUTRAM and shift-register FIFOs
 
 The slowest module's busy cycles set the throughput; timing.py times every token through the
 pipeline (service times as above, ``PIPELINE_DEPTH`` cycles per module, line-buffer waits) for
@@ -40,17 +37,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .memories import ceil_div, memory_cost, module_memories
+
 PIPELINE_DEPTH = {"input": 2, "conv": 12, "pointwise": 8, "depthwise": 10, "add": 4, "concat": 3, "maxpool": 3,
                   "avgpool": 5, "gpool": 4, "fc": 8}
 #: Modules with a line buffer: an output waits for all the neighbours of its site.
 WINDOWED = ("conv", "depthwise", "maxpool", "avgpool")
 #: Modules that run once per frame after the end-of-frame token (not overlapped with streaming).
 POST_FRAME = ("fc",)
-LUTRAM_BITS = 4096
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-int(a) // int(b))
 
 
 @dataclass
@@ -103,30 +97,15 @@ def busy_cycles(spec: dict, par: dict, c: Counts) -> int:
     raise ValueError(f"no cycle model for module kind {kind!r}")
 
 
-def _bram18(width_bits: int, depth: int) -> tuple[int, int]:
-    """(BRAM18, LUTRAM LUTs) of one width x depth memory."""
-    if width_bits * depth < LUTRAM_BITS:
-        return 0, ceil_div(width_bits * depth, 64)
-    return ceil_div(width_bits, 36) * ceil_div(depth, 512), 0
-
-
 def resources(spec: dict, par: dict) -> dict:
-    """{'dsp', 'bram18', 'lut'} of one module at one parallelism."""
+    """{'dsp', 'bram18', 'lut'} of one module at one parallelism; memories as the generated HLS
+    declares them (memories.py)."""
     kind = spec["kind"]
-    cin, h_in, w_in = spec["in_shape"]
-    cout = spec["out_shape"][0]
     k = spec.get("kernel", 1)
-    mems = []
     if kind in ("conv", "pointwise", "fc"):
         pi, po = par["pi"], par["po"]
-        taps = k * k if kind == "conv" else 1
-        macs = taps * pi * po
-        dsp = ceil_div(macs, 2) + po
-        mems.append((8 * macs, ceil_div(cin, pi) * ceil_div(cout, po)))
-        mems.append((64 * po, ceil_div(cout, po)))
-        lanes = po
-        if kind == "conv":
-            mems.append((8 * pi, k * w_in * ceil_div(cin, pi)))
+        macs = (k * k if kind == "conv" else 1) * pi * po
+        dsp, lanes = ceil_div(macs, 2) + po, po
     else:
         p = par["p"]
         macs, lanes = 0, 0
@@ -135,20 +114,10 @@ def resources(spec: dict, par: dict) -> dict:
             dsp, lanes = p, p
         if kind == "depthwise":
             macs, lanes = p, p
-            mems.append((8 * k * k * p, ceil_div(cout, p)))
-            mems.append((64 * p, ceil_div(cout, p)))
-            mems.append((8 * p, k * w_in * ceil_div(cin, p)))
-        elif kind in ("maxpool", "avgpool"):
-            lanes = p if kind == "avgpool" else 0
-            mems.append((8 * p, k * w_in * ceil_div(cin, p)))
-        elif kind in ("add", "concat"):
-            lanes = 2 * p if kind == "add" else lanes
-            mems.append((8 * p, spec.get("fifo_tokens", w_in) * ceil_div(cin, p)))
-        elif kind == "gpool":
-            mems.append((32 * p, ceil_div(cout, p)))
-    bram, lutram = 0, 0
-    for width, depth in mems:
-        b, l = _bram18(width, depth)
-        bram, lutram = bram + b, lutram + l
+        elif kind == "avgpool":
+            lanes = p
+        elif kind == "add":
+            lanes = 2 * p
+    bram, lutram = memory_cost(module_memories(spec, par))
     lut = 1500 + 40 * macs + 60 * lanes + lutram
     return {"dsp": int(dsp), "bram18": int(bram), "lut": int(lut)}

@@ -6,8 +6,8 @@ from collections.abc import Callable
 import numpy as np
 
 from tcc.ir import Module, Value
-from tcc.ir.errors import TccError
 from tcc.ir.interpreter import run_module
+from tcc.ir.npz import DataFileError, read_npz
 
 from .observers import OBSERVERS, MinMaxObserver, MseObserver, PercentileObserver
 
@@ -17,7 +17,7 @@ CALIBRATION_METHODS = ("auto",) + tuple(OBSERVERS)
 DEFAULT_CALIBRATION = "auto"
 
 
-class CalibrationError(TccError):
+class CalibrationError(DataFileError):
     """Calibration data that does not fit the model."""
 
 
@@ -27,41 +27,59 @@ def load_samples(path: str, module: Module, max_samples: int = 0,
 
     A sample may have the input's full shape (key shape [N, *input_shape]) or the input's
     shape without its leading batch dim of 1 (key shape [N, *input_shape[1:]]); a key of
-    exactly the input's shape is one sample. ``what`` names the file in errors.
+    exactly the input's shape is one sample. Shapes are checked before any array is
+    decompressed (``ir/npz.py``); a non-finite value (+-Inf, NaN) is refused, naming the input and
+    the sample. ``what`` names the file in errors.
     """
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise CalibrationError(f"{path}: no such {what}") from None
-    except (OSError, ValueError) as exc:
-        raise CalibrationError(f"{path}: not a readable .npz file ({exc})") from None
-    expected = {v.name: v for v in module.inputs}
+    expected = {v.name: v.type.shape for v in module.inputs}
+    keys: list[str] = []
+    arrays = read_npz(path, what, _sample_check(path, expected, keys), error=CalibrationError)
     missing = sorted(set(expected) - set(arrays))
     if missing:
         raise CalibrationError(f"{path}: no samples for input(s) {', '.join(map(repr, missing))}; "
-                               f"keys present: {', '.join(map(repr, sorted(arrays))) or 'none'}")
-    counts = set()
+                               f"keys present: {', '.join(map(repr, sorted(keys))) or 'none'}")
     shaped = {}
-    for name, value in expected.items():
+    for name, full in expected.items():
         a = arrays[name]
-        full = value.type.shape
-        if a.shape[1:] == full:
-            shaped[name] = a
-        elif a.shape == full:
-            shaped[name] = a[None]
-        elif full and full[0] == 1 and a.shape[1:] == full[1:]:
-            shaped[name] = a[:, None]
-        else:
-            raise CalibrationError(f"{path}: key {name!r} has shape {list(a.shape)}; expected "
-                                   f"[N, {', '.join(map(str, full))}] (axis 0 indexes samples)")
-        counts.add(a.shape[0])
+        shaped[name] = a if a.shape[1:] == full else a[None] if a.shape == full else a[:, None]
+    counts = {a.shape[0] for a in shaped.values()}
     if len(counts) != 1 or 0 in counts:
         raise CalibrationError(f"{path}: inputs have different or zero sample counts {sorted(counts)}")
     n = counts.pop()
     if max_samples:
         n = min(n, max_samples)
+    for name, a in shaped.items():
+        _check_finite(path, name, a[:n])
     return [{name: a[i] for name, a in shaped.items()} for i in range(n)]
+
+
+def _sample_check(path, expected: dict[str, tuple[int, ...]], keys: list[str]):
+    """The member check for ``read_npz``: keys of model inputs must have a sample shape; every key
+    seen is appended to ``keys``."""
+    def check(key: str, shape: tuple[int, ...], dtype) -> bool:
+        keys.append(key)
+        full = expected.get(key)
+        if full is None:
+            return False  # another key: ignored, never decompressed
+        if shape[1:] == full or shape == full or (full and full[0] == 1 and shape[1:] == full[1:]):
+            return True
+        raise CalibrationError(f"{path}: key {key!r} has shape {list(shape)}; expected "
+                               f"[N, {', '.join(map(str, full))}] (axis 0 indexes samples)")
+
+    return check
+
+
+def _check_finite(path, name: str, samples: np.ndarray) -> None:
+    """Calibration data must be finite: one Inf or NaN makes every range (and scale) after it garbage."""
+    if samples.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(samples.reshape(len(samples), -1)).all(axis=1)
+    if bad.any():
+        first = int(np.argmax(bad))
+        values = samples[first][~np.isfinite(samples[first])]
+        kinds = sorted({"NaN" if np.isnan(v) else "+Inf" if v > 0 else "-Inf" for v in values[:1000].tolist()})
+        raise CalibrationError(f"{path}: input {name!r} sample {first} holds {'/'.join(kinds)} ({int(bad.sum())} "
+                               f"of {len(samples)} samples are not finite); tcc calibrates on finite values only")
 
 
 def reduction_inputs(module: Module) -> set[int]:
@@ -97,10 +115,16 @@ def calibrate(module: Module, samples, method: str = DEFAULT_CALIBRATION, percen
                                f"choose from {', '.join(CALIBRATION_METHODS)}")
     observers: dict[int, object] = {}
     reduced = reduction_inputs(module) if method == "auto" else set()
+    sample_index = 0
 
     def observe(value: Value, array: np.ndarray) -> None:
         if value.type.dtype != "f32":
             return
+        if not np.isfinite(array).all():  # finite inputs, but the float model overflows float32
+            where = f"{value.producer.kind} op from ONNX node {value.producer.loc!r}" if value.producer else "input"
+            raise CalibrationError(f"calibration sample {sample_index}: tensor {value.name!r} ({where}) is not "
+                                   f"finite: the float model overflows float32 on this sample, so it has no "
+                                   f"int8 range; check the calibration data's scale")
         obs = observers.get(id(value))
         if obs is None:
             if method == "auto":
@@ -112,10 +136,11 @@ def calibrate(module: Module, samples, method: str = DEFAULT_CALIBRATION, percen
 
     run = _sparse_runner(module, sparse_mode, observe) if sparse_mode else \
         (lambda sample: run_module(module, sample, observe=observe))
-    for done, sample in enumerate(samples, 1):
-        run(sample)
+    for sample_index, sample in enumerate(samples):
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by observe, in one line
+            run(sample)
         if progress is not None:
-            progress(done, len(samples))
+            progress(sample_index + 1, len(samples))
     return {key: tuple(float(v) for v in obs.range()) for key, obs in observers.items()}
 
 

@@ -134,3 +134,40 @@ def flatten_fc_cnn(tmp_path, size: int = 8):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
     np.savez(tmp_path / "calib.npz", x=masked(rng.standard_normal((4, 3, size, size)), 0.5, seed=8))
     return annotated(path, tmp_path / "calib.npz", "exact"), "x", rng.standard_normal((1, 3, size, size))
+
+
+def streaming_cnn(tmp_path, size: int, mode: str = "submanifold", density: float = 0.03):
+    """An event-camera style CNN whose input size is free (it ends in a global pool): conv 3x3
+    (2 -> 8), conv 3x3 stride 2 (8 -> 16), a residual block (depthwise 3x3, pointwise) and a
+    classifier; random weights, quantized and annotated at ``size`` x ``size`` on sparse frames
+    of ``density``; returns (module, input name, one frame)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(11)
+    inits = []
+
+    def conv(name, x, cin, cout, k, stride=1, group=1):
+        w = (rng.standard_normal((cout, cin // group, k, k)) * np.sqrt(2.0 / (cin // group * k * k))).astype(np.float32)
+        b = rng.uniform(-0.1, 0.1, cout).astype(np.float32)
+        inits.extend([numpy_helper.from_array(w, f"{name}_w"), numpy_helper.from_array(b, f"{name}_b")])
+        return helper.make_node("Conv", [x, f"{name}_w", f"{name}_b"], [name], name=name, kernel_shape=[k, k],
+                                pads=[k // 2] * 4, strides=[stride] * 2, group=group)
+
+    inits.append(numpy_helper.from_array((rng.standard_normal((10, 16)) * 0.3).astype(np.float32), "fw"))
+    nodes = [conv("c1", "x", 2, 8, 3), helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+             conv("c2", "r1", 8, 16, 3, stride=2), helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+             conv("dw", "r2", 16, 16, 3, group=16), helper.make_node("Relu", ["dw"], ["r3"], name="relu3"),
+             conv("pw", "r3", 16, 16, 1), helper.make_node("Add", ["r2", "pw"], ["a"], name="residual"),
+             helper.make_node("GlobalAveragePool", ["a"], ["g"], name="gap"),
+             helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+             helper.make_node("Gemm", ["f", "fw"], ["y"], name="fc", transB=1)]
+    graph = helper.make_graph(nodes, "streaming_cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                     [1, 2, size, size])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    path = tmp_path / f"streaming_cnn_{size}.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    calib = tmp_path / f"calib_{size}.npz"
+    np.savez(calib, x=masked(np.abs(rng.standard_normal((2, 2, size, size))), density, seed=12))
+    frame = masked(np.abs(rng.standard_normal((1, 2, size, size))), density, seed=13)
+    return annotated(path, calib, mode), "x", frame

@@ -101,6 +101,6 @@ def test_cli_compile_run_report_disasm(tmp_path, tcc_cli):
     code, _, err = tcc_cli("hls", art, "-o", tmp_path / "hls")
     assert code == 0, err
     top = (tmp_path / "hls" / "top.cpp").read_text()
-    assert (tmp_path / "hls" / "esda_modules.hpp").is_file() and "#pragma HLS dataflow" in top
+    assert (tmp_path / "hls" / "esda_modules.hpp").is_file() and "#pragma HLS DATAFLOW" in top
     code, _, err = tcc_cli("hls", EVENTS / "events_dense.onnx", "-o", tmp_path / "hls2")
     assert code == 2 and "not a sparse artifact" in err and not (tmp_path / "hls2").exists()

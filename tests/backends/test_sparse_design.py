@@ -199,3 +199,53 @@ def test_malformed_sections_behind_a_valid_checksum_are_clear_errors(tmp_path, t
         path.write_bytes(_repacked(data, case))
         code, _, err = tcc_cli("run", path, "--inputs", tmp_path / "in.npz", "-o", tmp_path / "o.npz")
         assert code == 2 and "malformed" in err and "Traceback" not in err, (i, err)
+
+
+# -- the resource model is the generated design's own ---------------------------------------------
+def _declared_memories(top: str) -> tuple[dict, dict]:
+    """From top.cpp: {array name: (element bits, elements, reshape factor)} and {stream: (channels, depth)}."""
+    import re
+
+    bits = {"int32_t": 32, "esda::weight_t": 8, "esda::feat_t": 8, "bool": 1, "ap_int<32>": 32}
+    arrays = {}
+    for ctype, name, dims in re.findall(r"^static (?:const )?(\S+) (\w+)((?:\[\d+\])+)", top, re.M):
+        count = int(np.prod([int(d) for d in re.findall(r"\d+", dims)]))
+        arrays[name] = [bits[ctype], count, 1]
+    for name, factor in re.findall(r"#pragma HLS ARRAY_RESHAPE variable = (\w+) cyclic factor = (\d+)", top):
+        arrays[name][2] = int(factor)
+    channels = dict((v, int(c)) for c, v in re.findall(r"esda::Stream<(\d+)> (\w+);", top))
+    streams = {v: (channels[v], int(d)) for v, d in re.findall(r"#pragma HLS STREAM variable = (\w+) depth = (\d+)", top)}
+    return arrays, streams
+
+
+@pytest.mark.parametrize("mode", ["exact", "submanifold"])
+def test_the_cost_model_charges_exactly_the_memories_top_cpp_declares(tmp_path, mode):
+    from sparse_helpers import compiled, pooling_cnn
+
+    from tcc.backends.sparse.hls import top_source
+    from tcc.isa.tokensim.cost import resources
+    from tcc.isa.tokensim.memories import Memory, memory_cost, module_memories, token_bits
+
+    artifact, _ = compiled("events", mode)
+    module, _, _ = pooling_cnn(tmp_path, mode)
+    for art in (artifact, compile_sparse(module, mode)):
+        arrays, streams = _declared_memories(top_source(art))
+        claimed = set()
+        for spec in art.modules:
+            model = module_memories(spec, spec["parallelism"])
+            declared = []
+            for mem in model:
+                if mem.stream_depth:
+                    var = spec["fanout"][int(mem.role[4:])]["stream"]
+                    c, depth = streams[var]
+                    declared.append(Memory(mem.role, token_bits(c), 0, 1, depth))
+                    claimed.add(var)
+                else:
+                    name = f"{spec['name']}_{mem.role}"
+                    declared.append(Memory(mem.role, *arrays[name]))
+                    claimed.add(name)
+            assert declared == model, spec["name"]
+            assert memory_cost(declared)[0] == resources(spec, spec["parallelism"])["bram18"]
+        # nothing is declared that the model does not charge
+        unclaimed = set(arrays) - claimed
+        assert not unclaimed and set(streams) == claimed & set(streams)

@@ -106,6 +106,22 @@ def test_sparse_listings_keep_one_line_per_entry(built, tcc_cli):
     assert len(out.splitlines()) == 2 + len(meta["modules"]) + 2
 
 
+def test_explain_keeps_one_line_per_node(built, tcc_cli):
+    code, out, err = tcc_cli("explain", built / "digits.onnx", "--calib", DIGITS / "digits_calib.npz")
+    assert code == 0, err
+    nodes = len(onnx.load(str(built / "digits.onnx")).graph.node)
+    assert len(out.splitlines()) == 1 + nodes + 1  # heading, one line per node, totals
+    assert "\x1b" not in out and "\x00" not in out
+
+
+def test_verify_table_keeps_one_line_per_layer(built, tcc_cli):
+    code, out, err = tcc_cli("verify", built / "digits.onnx", "--calib", DIGITS / "digits_calib.npz", "--samples", "1")
+    assert code == 0, err
+    rows = [line for line in out.splitlines() if line[:4].strip().isdigit()]
+    assert rows and all(line.split()[0] == str(i) for i, line in enumerate(rows))
+    assert "\x1b" not in out and "\x00" not in out and not any(line.startswith("std::") for line in out.splitlines())
+
+
 def _code_outside_comments_and_strings(path: Path) -> str:
     stripped = subprocess.run(["g++", "-fpreprocessed", "-dD", "-E", "-P", str(path)], capture_output=True,
                               text=True, check=True).stdout

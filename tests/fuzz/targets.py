@@ -89,6 +89,15 @@ def onnx_loader(data: bytes) -> None:
     _through_file(data, ".onnx", import_onnx)
 
 
+def calib_loader(data: bytes) -> None:
+    """A calibration .npz for the digits model: load its samples (ir/npz.py) and calibrate on two."""
+    from tcc.ir import parse_module
+    from tcc.passes.quantize.calibration import calibrate, load_samples
+
+    module = parse_module(_digits_float_ir())
+    _through_file(data, ".npz", lambda path: calibrate(module, load_samples(path, module, max_samples=2)))
+
+
 def _through_file(data: bytes, suffix: str, load) -> None:
     fd, path = tempfile.mkstemp(suffix=suffix)
     try:
@@ -209,6 +218,15 @@ def seeds(target: str) -> list[bytes]:
         return [_digits_artifact()]
     if target == "artifact_body":
         return [_metadata(_digits_artifact())]
+    if target == "calib_loader":
+        import io
+
+        with np.load(DIGITS / "digits_calib.npz") as calib:
+            few = calib["input"][:3]
+        plain, packed = io.BytesIO(), io.BytesIO()
+        np.savez(plain, input=few)
+        np.savez_compressed(packed, input=few[:2], label=np.arange(2))  # an extra key is ignored
+        return [plain.getvalue(), packed.getvalue()]
     if target == "hetero_loader":
         return [_gated_artifact()]
     if target == "hetero_body":
@@ -232,7 +250,7 @@ def run(target: str, data: bytes) -> bool:
 
 TARGETS = {"ir_parser": ir_parser, "assembler": assembler, "decoder": decoder, "artifact_loader": artifact_loader,
            "artifact_body": artifact_body, "hetero_loader": hetero_loader, "hetero_body": hetero_body,
-           "onnx_loader": onnx_loader}
+           "onnx_loader": onnx_loader, "calib_loader": calib_loader}
 
 
 def corpus_files(target: str) -> list[Path]:
