@@ -69,7 +69,7 @@ def memory(folder: Path, images: int) -> None:
 
     data = np.load(MODELS["digits CNN"][2])
     pixels = np.rint((data["input"][:, 0] + 1) * 120).astype(np.uint8)
-    print(f"\nimage folder of digits PNGs (float path, one process): max RSS against the folder's size")
+    print("\nimage folder of digits PNGs (float path, one process): max RSS against the folder's size")
     print(f"{'images':>8} {'seconds':>8} {'images/s':>9} {'max RSS MB':>11} {'top-1':>7}")
     for count in (images // 10, images):
         root = folder / f"images{count}"

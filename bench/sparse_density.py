@@ -170,15 +170,15 @@ def zoo_model(work: Path, name: str, repeat: int) -> list[str]:
         interp = SparseInterpreter(session.module, mode)
         for density in (1.0, 0.1):
             feeds = {name_in: (x * (rng.random((1, 1) + x.shape[2:]) < density)).astype(np.float32)}
-            t_sim, out = best_of(repeat, lambda: session.run_dict(feeds))
-            t_ref, ref = best_of(1, lambda: interp.run(feeds).outputs)
+            t_sim, out = best_of(repeat, lambda s=session, feeds=feeds: s.run_dict(feeds))
+            t_ref, ref = best_of(1, lambda i=interp, feeds=feeds: i.run(feeds).outputs)
             same = all(np.array_equal(out[k], ref[k]) for k in ref)
             line = (f"  input density {100 * density:>3.0f}%: latency {session.last_result.cycles} cycles, slowest "
                     f"module {session.last_result.latency['bottleneck_cycles']}; equal to run_sparse: {same}")
             if mode == "exact":
                 dense = run_module(session.module, feeds)
                 line += f", to run_module: {all(np.array_equal(out[k], dense[k]) for k in dense)}"
-            t_ort, _ = best_of(repeat, lambda: ort_session.run(None, feeds))
+            t_ort, _ = best_of(repeat, lambda feeds=feeds: ort_session.run(None, feeds))
             lines.append(line + f"; simulator {t_sim * 1e3:.0f} ms, run_sparse {t_ref * 1e3:.0f} ms, onnxruntime "
                                 f"float {t_ort * 1e3:.1f} ms ({t_sim / t_ort:.0f}x)")
     return lines

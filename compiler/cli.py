@@ -446,7 +446,7 @@ def report(artifact, inputs_path, seed, top, html_path, json_path):
         write_atomic(json_path, json.dumps(data, indent=1, sort_keys=True))
     if html_path:
         if isinstance(session, Session):
-            from tcc.runtime.html_report import render_html
+            from tcc.runtime.html_overlay import render_html
 
             meta = session.artifact.metadata
             page = render_html(data, session.module, len(session.artifact.dram_image), meta["dram_bytes"])
@@ -477,7 +477,7 @@ def disasm(source):
         click.echo(SparseArtifact.load(source).describe(), nl=False)
         return
     if kind == "heterogeneous":
-        from tcc.backends.overlay.hetero_artifact import HeteroArtifact
+        from tcc.backends.artifact import HeteroArtifact
 
         hetero = HeteroArtifact.load(source)
         for i, (entry, part) in enumerate(zip(hetero.metadata["partitions"], hetero.parts)):

@@ -176,7 +176,7 @@ def save_outputs(path, outputs: dict[str, np.ndarray]) -> None:
     import io
 
     buffer = io.BytesIO()
-    np.savez(buffer, **outputs)
+    np.savez(buffer, **outputs)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     write_atomic(path, buffer.getvalue())
 
 
@@ -211,7 +211,7 @@ def compile_pipeline(target: str, options: CompileOptions) -> list[Pass]:
     """The passes ``compile_model`` runs for ``target``: configured objects, no text in between."""
     if options.passes is not None:
         return parse_pipeline(options.passes)
-    from tcc.passes import PASSES
+    from tcc.passes.sparsity import AnnotateSparsity
 
     pipeline = [make_pass(name) for name in DEFAULT_FLOAT_PIPELINE]
     if options.calib is not None or options.from_pins:
@@ -219,7 +219,7 @@ def compile_pipeline(target: str, options: CompileOptions) -> list[Pass]:
                                           options.symmetric, options.budget_bytes, options.budget_cycles,
                                           options.candidates, options.sparse_mode)
     if target == "sparse":
-        pipeline.append(PASSES["annotate-sparsity"](calib=str(options.calib), mode=options.sparse_mode or "exact"))
+        pipeline.append(AnnotateSparsity(calib=str(options.calib), mode=options.sparse_mode or "exact"))
     if target == "overlay":  # group int8 and bf16 work to save PE-array mode switches
         pipeline.append(make_pass("schedule-modes"))
     return pipeline

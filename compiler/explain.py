@@ -108,7 +108,8 @@ class _FoldedBy(PassInstrumentation):
     """Which pass made each ONNX node's ops disappear (``gone``: node name -> pass name)."""
 
     def __init__(self, gone: dict[str, str]):
-        self.gone, self.present = gone, set()
+        self.gone = gone
+        self.present: set[str] = set()
 
     def before_pipeline(self, module: Module, passes) -> None:
         self.present = {op.loc for op in module.ops if op.kind != "const"}

@@ -20,6 +20,8 @@ so).  Input and output names are the module's.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -119,6 +121,7 @@ class _Exporter:
         if id(value) not in self.params:
             q = value.type.quant
             zp_dtype = to_numpy(value.type.dtype)
+            scale: np.floating | np.ndarray
             if len(q.scale) == 1:
                 scale, zero_point, axis = np.float32(q.scale[0]), zp_dtype.type(q.zero_point[0]), None
             else:
@@ -130,12 +133,12 @@ class _Exporter:
 
     def dequantize(self, integer: str, value: Value, out: str) -> None:
         scale, zero_point, axis = self.quant_params(value)
-        attrs = {"axis": axis} if axis is not None else {}
+        attrs: dict[str, Any] = {"axis": axis} if axis is not None else {}
         self.node("DequantizeLinear", [integer, scale, zero_point], [out], label=f"{out}_DequantizeLinear", **attrs)
 
     def quantize(self, real: str, value: Value, out: str) -> None:
         scale, zero_point, axis = self.quant_params(value)
-        attrs = {"axis": axis} if axis is not None else {}
+        attrs: dict[str, Any] = {"axis": axis} if axis is not None else {}
         self.node("QuantizeLinear", [real, scale, zero_point], [out], label=f"{out}_QuantizeLinear", **attrs)
         self.ints[id(value)] = out
 

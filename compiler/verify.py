@@ -213,7 +213,8 @@ def verify(model, calib, target: str = "overlay", inputs=None, samples: int = 4,
     result = VerifyResult(label, target, len(feeds), source)
     checks = {v.name: LayerCheck(v.name, v.producer.kind, v.type.dtype, v.producer.loc) for v in values}
     run = _simulators(qmodule, values, target_config, result) if target == "overlay" else None
-    num, den = {}, {}
+    num: dict[str, float] = {}
+    den: dict[str, float] = {}
     progress = progress or (lambda items: items)
     for i in progress(range(len(feeds))):
         ref_outputs: dict = {}
@@ -251,14 +252,20 @@ def finish_layers(values, checks: dict, num: dict, den: dict) -> None:
 
 def _simulators(qmodule: Module, values, target_config, result: VerifyResult):
     """Compile the user's artifact and the checkpointed one; returns a per-sample comparison."""
-    from tcc.backends.overlay import compile_overlay
+    from tcc.backends.overlay import Artifact
+    from tcc.backends.overlay.hetero import compile_heterogeneous
     from tcc.isa.target import load_target
     from tcc.runtime import Session
+    from tcc.runtime.hetero_session import HeteroSession
+
+    def session(module):  # ops the overlay cannot run go to the host, as in tcc compile
+        compiled = compile_heterogeneous(module, target)
+        return Session(compiled) if isinstance(compiled, Artifact) else HeteroSession(compiled)
 
     target = load_target(target_config)
-    artifact = Session(compile_overlay(qmodule, target))
+    artifact = session(qmodule)
     try:
-        checkpoints = Session(compile_overlay(checkpointed(qmodule, values), target))
+        checkpoints = session(checkpointed(qmodule, values))
     except TccError as exc:
         checkpoints = None
         result.notes.append(f"the checkpointed program does not compile ({exc}); only the model outputs "

@@ -28,7 +28,7 @@ def _integer(value) -> int:
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real) and float(value).is_integer():
-        return int(value)
+        return int(float(value))
     raise TypeError(f"{value!r} is not an integer")
 
 
@@ -95,7 +95,7 @@ class Attributes(dict):
                 raise TypeError(f"op {self._owner}: attribute {name!r} takes {spec.kind}: {exc}") from None
         super().__setitem__(name, value)
 
-    def update(self, values=(), **more) -> None:
+    def update(self, values=(), **more) -> None:  # type: ignore[override]  # checks every value
         for name, value in dict(values, **more).items():
             self[name] = value
 
@@ -104,7 +104,7 @@ class Attributes(dict):
             self[name] = value
         return self[name]
 
-    def __ior__(self, values):
+    def __ior__(self, values):  # type: ignore[misc]  # dict's |= with the same checks
         self.update(values)
         return self
 

@@ -1,8 +1,10 @@
 """Element types of tensor values and their numpy equivalents."""
 import numpy as np
 
+from .numerics.bf16 import as_bf16_array
+
 # Printed name -> numpy dtype.  bf16 is carried as ml_dtypes.bfloat16 (shipped with onnx).
-_NUMPY = {
+_NUMPY: dict[str, np.dtype] = {
     "f32": np.dtype(np.float32),
     "f64": np.dtype(np.float64),
     "f16": np.dtype(np.float16),
@@ -35,8 +37,6 @@ def cast(array, dtype: str) -> np.ndarray:
     target = to_numpy(dtype)
     arr = np.asarray(array)
     if dtype == "bf16" and arr.dtype != target:
-        from .numerics.bf16 import as_bf16_array
-
         return as_bf16_array(arr)
     return arr.astype(target, copy=False)
 

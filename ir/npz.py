@@ -81,7 +81,7 @@ def _read_members(path: Path, archive: zipfile.ZipFile, what: str, check: Member
                                 f"{limit_bytes} bytes of arrays; tcc refuses data this large")
         headers[key] = (info, nbytes)
     arrays = {}
-    for key, (info, nbytes) in headers.items():
+    for key, (info, _) in headers.items():
         try:
             with archive.open(info) as member:
                 arrays[key] = np.lib.format.read_array(member, allow_pickle=False)

@@ -148,10 +148,10 @@ def op_class(opdef: OpDef) -> type[Op]:
     accessors: dict[str, property] = {}
     for index, spec in enumerate(opdef.operands):
         accessors[spec.name] = _operand_accessor(index, spec)
-    for spec in opdef.attrs:
-        if spec.name in accessors:
-            raise ValueError(f"op kind {opdef.kind!r}: attribute {spec.name!r} has an operand's name")
-        accessors[spec.name] = _attr_accessor(spec)
+    for attr in opdef.attrs:
+        if attr.name in accessors:
+            raise ValueError(f"op kind {opdef.kind!r}: attribute {attr.name!r} has an operand's name")
+        accessors[attr.name] = _attr_accessor(attr)
     clashes = [name for name in accessors if name in dir(Op)]
     if clashes:
         raise ValueError(f"op kind {opdef.kind!r}: {', '.join(clashes)} would hide Op members")

@@ -38,7 +38,7 @@ def _conv_transpose(types, attrs):
     x, w = types[0], types[1]
     nsp = x.rank - 2
     if nsp < 1 or w.rank != x.rank:
-        raise ShapeError(f"conv_transpose needs input and weight of equal rank >= 3")
+        raise ShapeError("conv_transpose needs input and weight of equal rank >= 3")
     strides, pads, dil = spatial_attrs(attrs, nsp)
     group = attrs["group"]
     if x.shape[1] != w.shape[0] or w.shape[0] % group:

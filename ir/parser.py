@@ -45,7 +45,7 @@ class _Builder:
         """The name in a ``%name`` / ``@name`` token (bare or JSON-quoted)."""
         tok = node.children[0] if isinstance(node, Tree) else node
         text = str(tok)[1:]
-        return (json.loads(text) if text.startswith('"') else text), tok
+        return (json.loads(text) if text.startswith('"') else text), tok  # type: ignore[return-value]
 
     def value_ref(self, node):
         name, tok = self.name(node.children[0])

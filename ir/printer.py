@@ -18,7 +18,6 @@ Output is deterministic: attributes sorted by name, blobs numbered in order of a
 from __future__ import annotations
 
 import base64
-import math
 import re
 
 import numpy as np
@@ -26,7 +25,7 @@ import numpy as np
 from .core import Module, Op
 from .dtypes import from_numpy
 from .escape import ir_string
-from .types import QuantParams, TensorType
+from .types import TensorType, format_list, format_scalar, format_type
 
 INLINE_TENSOR_LIMIT = 16
 _BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*|[0-9]+")
@@ -34,43 +33,6 @@ _BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*|[0-9]+")
 
 def format_name(name: str) -> str:
     return name if _BARE.fullmatch(name) else ir_string(name)
-
-
-def format_float(value: float) -> str:
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return repr(float(value))
-
-
-def format_scalar(value) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return "1" if value else "0"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    return format_float(float(value))
-
-
-def format_list(values) -> str:
-    return "[" + ", ".join(format_scalar(v) for v in values) + "]"
-
-
-def format_quant(q: QuantParams) -> str:
-    if q.axis is None:
-        fields = f"scale = {format_float(q.scale[0])}, zero_point = {q.zero_point[0]}"
-    else:
-        fields = f"axis = {q.axis}, scale = {format_list(q.scale)}, zero_point = {format_list(q.zero_point)}"
-    if q.format is not None:
-        fields += f", format = {ir_string(q.format)}"
-    return "{" + fields + "}"
-
-
-def format_type(t: TensorType) -> str:
-    text = f"{t.dtype}[{','.join(str(d) for d in t.shape)}]"
-    if t.quant is not None:
-        text += format_quant(t.quant)
-    return text
 
 
 def _is_splat(value: np.ndarray) -> bool:

@@ -1,9 +1,13 @@
 """Tensor types: static shape, element type and optional quantization parameters."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from .dtypes import DTYPES
+from .escape import ir_string
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,42 @@ class TensorType:
         return self.shape == other.shape and self.dtype == other.dtype
 
     def __str__(self) -> str:
-        from .printer import format_type
-
         return format_type(self)
+
+
+# -- textual form (the printer's syntax for types; the parser reads it back) ---------------------
+def format_float(value: float) -> str:
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return repr(float(value))
+
+
+def format_scalar(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "1" if value else "0"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return format_float(float(value))
+
+
+def format_list(values) -> str:
+    return "[" + ", ".join(format_scalar(v) for v in values) + "]"
+
+
+def format_quant(q: QuantParams) -> str:
+    if q.axis is None:
+        fields = f"scale = {format_float(q.scale[0])}, zero_point = {q.zero_point[0]}"
+    else:
+        fields = f"axis = {q.axis}, scale = {format_list(q.scale)}, zero_point = {format_list(q.zero_point)}"
+    if q.format is not None:
+        fields += f", format = {ir_string(q.format)}"
+    return "{" + fields + "}"
+
+
+def format_type(t: TensorType) -> str:
+    text = f"{t.dtype}[{','.join(str(d) for d in t.shape)}]"
+    if t.quant is not None:
+        text += format_quant(t.quant)
+    return text

@@ -1,7 +1,7 @@
 """The overlay's instruction set: table, encoding, assembly text, docs (and the simulator)."""
 from .assembler import assemble, assemble_file, read_binary, write_binary
-from .disassembler import disassemble, format_instruction
-from .encoding import Instruction, decode, decode_program, encode, encode_program
+from .disassembler import disassemble
+from .encoding import Instruction, decode, decode_program, encode, encode_program, format_instruction
 from .errors import AssemblyError, EncodingError, IllegalInstruction, IsaError, SimulatorTrap
 
 __all__ = [

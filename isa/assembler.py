@@ -40,7 +40,7 @@ def assemble(text: str, filename: str = "<string>") -> list[Instruction]:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
         raise AssemblyError(filename, exc.line, exc.column, _syntax_message(exc)) from None
-    return [_Line(filename, node.children).instruction() for node in tree.children]
+    return [_Line(filename, node.children).instruction() for node in tree.children]  # type: ignore[union-attr]
 
 
 def _syntax_message(exc: UnexpectedInput) -> str:

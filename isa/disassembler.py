@@ -3,17 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .encoding import LAYOUTS, Instruction, decode, decode_program
+from .encoding import Instruction, decode, decode_program, format_instruction
 
 PC_COLUMN = 40  # the ``; pc N`` comments start here, so listings line up
-
-
-def format_instruction(instr: Instruction) -> str:
-    """``load wbuf, 0x100, 0x2000``: operands in table order; names bare, addresses in hex."""
-    layout = LAYOUTS[instr.mnemonic]
-    operands = [value if slot.names else slot.format_number(value)
-                for slot, value in zip(layout.slots, instr.operands)]
-    return f"{instr.mnemonic} {', '.join(operands)}" if operands else instr.mnemonic
 
 
 def disassemble(program, with_pc: bool = True) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import EncodingError, IllegalInstruction
-from .table import INSTRUCTIONS, OPCODE_BITS, REGISTER_INDEX, REGISTERS, WORD_BITS, Field, Instr
+from .table import INSTRUCTIONS, OPCODE_BITS, REGISTERS, WORD_BITS, Field, Instr
 
 OPCODE_SHIFT = WORD_BITS - OPCODE_BITS
 WORD_MASK = (1 << WORD_BITS) - 1
@@ -206,7 +206,7 @@ class Instruction:
         i = self._position(name)
         slot = LAYOUTS[self.mnemonic].slots[i]
         value = self.operands[i]
-        return slot.index[value] if slot.names else value
+        return slot.index[str(value)] if slot.names else int(value)
 
     def _position(self, name: str) -> int:
         layout = LAYOUTS[self.mnemonic]
@@ -216,9 +216,15 @@ class Instruction:
             raise KeyError(f"{self.mnemonic} has no field {name!r} (fields: {layout.field_list()})") from None
 
     def __str__(self) -> str:
-        from .disassembler import format_instruction  # the text syntax lives with the disassembler
-
         return format_instruction(self)
+
+
+def format_instruction(instr: Instruction) -> str:
+    """``load wbuf, 0x100, 0x2000``: operands in table order; names bare, addresses in hex."""
+    layout = LAYOUTS[instr.mnemonic]
+    operands = [str(value) if slot.names else slot.format_number(int(value))
+                for slot, value in zip(layout.slots, instr.operands)]
+    return f"{instr.mnemonic} {', '.join(operands)}" if operands else instr.mnemonic
 
 
 def encode(instr: Instruction) -> int:
@@ -226,7 +232,7 @@ def encode(instr: Instruction) -> int:
     layout = LAYOUTS[instr.mnemonic]
     word = layout.spec.opcode << OPCODE_SHIFT
     for slot, value in zip(layout.slots, instr.operands):
-        number = slot.index[value] if slot.names else value
+        number = slot.index[str(value)] if slot.names else int(value)
         word |= (number & slot.mask) << slot.lo
     return word
 
@@ -242,7 +248,7 @@ def decode(word: int, pc: int | None = None) -> Instruction:
     if word & ((1 << layout.reserved_bits) - 1):
         raise IllegalInstruction(word, f"{layout.mnemonic} with non-zero reserved bits "
                                        f"[{layout.reserved_bits - 1}:0]", pc)
-    operands = []
+    operands: list[int | str] = []
     for slot in layout.slots:
         number = (word >> slot.lo) & slot.mask
         if slot.names:

@@ -18,6 +18,10 @@ WORD_BITS = 64
 OPCODE_BITS = 6
 
 BUFFERS = ("abuf", "wbuf", "acc", "pbuf", "vbuf")  # on-chip scratchpads, indexed by buffer id
+# The decoupled units of the cycle model (simulator/timing.py) that run timed instructions; the first
+# three are also the bits of sync's wait mask.  Instructions of unit "front" only take an issue
+# slot (setr, nop) or stall issue (sync, halt).
+UNITS = ("load", "compute", "store", "post")
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ class Instr:
     mnemonic: str
     opcode: int
     fields: tuple[Field, ...]
-    unit: str  # "front" (issue logic), "load", "store", "matrix", "vector", "sys"
+    unit: str  # one of UNITS, or "front"
     doc: str
 
     @property
@@ -156,7 +160,7 @@ def _addr(name: str, doc: str) -> Field:
 
 INSTRUCTIONS: tuple[Instr, ...] = (
     Instr("nop", 0x00, (), "front", "Do nothing for one issue cycle."),
-    Instr("halt", 0x01, (), "sys", "Wait for every unit to drain, then stop."),
+    Instr("halt", 0x01, (), "front", "Wait for every unit to drain, then stop."),
     Instr("setr", 0x02, (Field("reg", 8, "reg", doc="register"), Field("value", 32, "s", doc="new value")),
           "front", "Write a 32-bit configuration register."),
     Instr("load", 0x03, (Field("buf", 3, "enum", BUFFERS, "destination buffer"),
@@ -172,32 +176,32 @@ INSTRUCTIONS: tuple[Instr, ...] = (
                            Field("wide", 1, "u", doc="1: int16 weights (DyBit-6..8), 0: int8"),
                            _addr("acc", "acc byte address of the int32 output tile"),
                            _addr("w", "wbuf byte address of the weights (N rows of K)")),
-          "matrix", "acc[m, n] (+)= sum_k (A[m, k] - mm.a_zp) * W[n, k] on the systolic array."),
+          "compute", "acc[m, n] (+)= sum_k (A[m, k] - mm.a_zp) * W[n, k] on the systolic array."),
     Instr("requant", 0x06, (Field("src", 2, "enum", ("acc", "abuf"), "source buffer"),
                             Field("out", 1, "enum", ("i8", "i32"), "output element type"),
                             Field("rounding", 1, "enum", ("half_even", "half_up")),
                             _addr("dst", "abuf byte address of the output"),
                             _addr("srcaddr", "source byte address")),
-          "matrix", "dst = clamp(round((((src - rq.src_zp) << rq.pre_shift) + bias[c]) * mult[c] >> shift[c])"
+          "post", "dst = clamp(round((((src - rq.src_zp) << rq.pre_shift) + bias[c]) * mult[c] >> shift[c])"
                     " + rq.zp, rq.qmin, rq.qmax) per channel, parameters from pbuf at rq.params."),
     Instr("pool", 0x07, (Field("mode", 2, "enum", ("max", "avg")),
                          _addr("dst", "abuf byte address of the NHWC output"),
                          _addr("src", "abuf byte address of the NHWC input slab")),
-          "matrix", "Max or average pooling over an NHWC slab (geometry cv.*, pl.*)."),
+          "post", "Max or average pooling over an NHWC slab (geometry cv.*, pl.*)."),
     Instr("eadd", 0x08, (Field("op", 1, "enum", ("add", "sub")), Field("rounding", 1, "enum", ("half_even", "half_up")),
                          _addr("dst", "abuf byte address of the output"),
                          _addr("a", "abuf byte address of the first operand")),
-          "matrix", "Exact int8 add/sub of two differently scaled tensors (ea.*)."),
+          "post", "Exact int8 add/sub of two differently scaled tensors (ea.*)."),
     Instr("copy", 0x09, (Field("buf", 3, "enum", BUFFERS), _addr("dst", "destination byte address"),
                          _addr("src", "source byte address")),
-          "matrix", "4-D strided copy inside one buffer (cp.*)."),
+          "post", "4-D strided copy inside one buffer (cp.*)."),
     Instr("mode", 0x0A, (Field("to", 1, "enum", ("int8", "bf16")),),
-          "sys", "Reconfigure the PE array: int8 systolic mode or bf16 SIMD lanes (costs mode_switch cycles)."),
+          "compute", "Reconfigure the PE array: int8 systolic mode or bf16 SIMD lanes (costs mode_switch cycles)."),
     Instr("cvt", 0x0B, (Field("dir", 2, "enum", ("i8_bf16", "bf16_i8", "bf16_f32")),
                         _addr("dst", "destination byte address"), _addr("src", "source byte address")),
-          "vector", "Convert v.len elements between abuf int8 (v.scale, v.zp) and vbuf bf16."),
+          "compute", "Convert v.len elements between abuf int8 (v.scale, v.zp) and vbuf bf16."),
     Instr("vop", 0x0C, (_addr("dst", "vbuf byte address of the result"), _addr("src", "vbuf byte address of operand 1")),
-          "vector", "A bf16 vector operation described by descriptor v.desc (op kind, shapes, attributes)."),
+          "compute", "A bf16 vector operation described by descriptor v.desc (op kind, shapes, attributes)."),
     Instr("lookup", 0x0E, (Field("buf", 3, "enum", BUFFERS, "destination buffer"),
                            _addr("sram", "destination byte address of the first row"),
                            Field("dram", 31, "u", doc="DRAM byte address of table row 0")),
@@ -206,12 +210,12 @@ INSTRUCTIONS: tuple[Instr, ...] = (
     Instr("emul", 0x0F, (Field("rounding", 1, "enum", ("half_even", "half_up")),
                          _addr("dst", "abuf byte address of the output"),
                          _addr("a", "abuf byte address of the first operand")),
-          "matrix", "int8 product with b broadcast: for i < ea.len, j = ((i + em.b_phase) // em.b_rep) % em.b_period, "
+          "post", "int8 product with b broadcast: for i < ea.len, j = ((i + em.b_phase) // em.b_rep) % em.b_period, "
                     "dst[i] = clamp(round((a[i] - ea.a_zp) * (b[j] - ea.b_zp) * ea.out_mult / 2**ea.out_shift) + ea.zp, "
                     "ea.qmin, ea.qmax), b at abuf ea.b."),
     Instr("lut", 0x10, (_addr("dst", "abuf byte address of the output"), _addr("src", "abuf byte address of the input")),
-          "matrix", "dst[i] = table[src[i] + 128] for i < lt.len: an int8 -> int8 function tabulated in pbuf at lt.table."),
-    Instr("sync", 0x0D, (Field("wait", 3, "u", doc="bit mask of units to wait for: 1 load, 2 matrix/vector, 4 store"),),
+          "post", "dst[i] = table[src[i] + 128] for i < lt.len: an int8 -> int8 function tabulated in pbuf at lt.table."),
+    Instr("sync", 0x0D, (Field("wait", 3, "u", doc="bit mask of units to wait for: 1 load, 2 compute and post, 4 store"),),
           "front", "Stall issue until the named units are idle."),
 )
 
@@ -227,6 +231,8 @@ def _check_table() -> None:
         seen.add(instr.opcode)
         if instr.used_bits > WORD_BITS:
             raise ValueError(f"{instr.mnemonic} needs {instr.used_bits} bits")
+        if instr.unit not in UNITS + ("front",):
+            raise ValueError(f"{instr.mnemonic}: unknown unit {instr.unit!r}")
     if len(REGISTERS) > 256:
         raise ValueError("more than 256 registers")
 

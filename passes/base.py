@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 from tcc.ir import Module
@@ -15,8 +15,10 @@ class Pass:
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
-    #: Set by the pass manager while the pass runs: where ``report_progress`` goes (not an option).
-    progress_sink: ClassVar[Callable[[str, int, int], None] | None] = None
+    #: Set by the pass manager while the pass runs: where ``report_progress`` goes (not an option:
+    #: options are the fields ``__init__`` takes).
+    progress_sink: Callable[[str, int, int], None] | None = field(default=None, init=False, repr=False,
+                                                                   compare=False)
 
     def apply(self, module: Module) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -27,5 +29,5 @@ class Pass:
             self.progress_sink(label, done, total)
 
     def spec(self) -> str:
-        opts = ",".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
+        opts = ",".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self) if f.init)
         return f"{self.name}{{{opts}}}" if opts else self.name

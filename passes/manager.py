@@ -32,7 +32,7 @@ def make_pass(name: str, options: dict[str, str] | None = None) -> Pass:
     if name not in PASSES:
         raise PipelineError(f"unknown pass {name!r}; known passes: {', '.join(sorted(PASSES))}")
     cls = PASSES[name]
-    known = {f.name: f for f in fields(cls)}
+    known = {f.name: f for f in fields(cls) if f.init}
     kwargs = {}
     for key, text in (options or {}).items():
         if key not in known:

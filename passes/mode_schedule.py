@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
-from typing import ClassVar
 
 from tcc.ir import Module, Op, Trait
 
@@ -62,7 +61,7 @@ def mode_schedule(ops: list[Op], start: str = "int8") -> list[Op]:
     position = {id(op): i for i, op in enumerate(ops)}
     pending = {id(op): len({id(v.producer) for v in op.operands if v.producer is not None
                             and id(v.producer) in position}) for op in ops}
-    ready = {None: [], "int8": [], "bf16": []}
+    ready: dict[str | None, list] = {None: [], "int8": [], "bf16": []}
     for op in ops:
         if pending[id(op)] == 0:
             heapq.heappush(ready[op_mode(op)], (position[id(op)], op))
@@ -91,9 +90,8 @@ def mode_schedule(ops: list[Op], start: str = "int8") -> list[Op]:
 class ScheduleModes(Pass):
     name = "schedule-modes"
     summary = "reorder independent ops to group int8 and bf16 work (fewer PE-array mode switches)"
-    # After ``apply``: the switch counts of the order before and after (read by benchmarks).
-    before: ClassVar[int] = 0
-    after: ClassVar[int] = 0
+    # After ``apply``: ``before`` and ``after``, the switch counts of the order before and after
+    # (read by benchmarks); instance attributes, not options, so no dataclass fields.
 
     def apply(self, module: Module) -> None:
         self.before = count_switches(module.ops)

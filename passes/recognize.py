@@ -290,7 +290,7 @@ def _polynomial(value: Value, x: Value, module: Module, consumed: list[Op]) -> d
 def _gelu_kind(x: Value, inner: Value, module: Module, consumed: list[Op]) -> str | None:
     """'none' or 'tanh' if inner is 1 + erf(x / sqrt 2) or 1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))."""
     add = _producer(inner, "add")
-    split = add and _split_scalar(add)
+    split = _split_scalar(add) if add is not None else None
     if split is None or not _private(inner, module) or not _close(split[1], 1.0):
         return None
     squashed = _producer(split[0], "erf", "tanh")

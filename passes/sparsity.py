@@ -100,7 +100,7 @@ def weight_annotations(op: Op) -> dict:
     if w.producer is None or w.producer.kind != "const":
         return {}
     zero = real_zeros(np.asarray(w.producer.attrs["value"]), w.type)
-    attrs = {"weight_zeros": float(zero.mean())}
+    attrs: dict[str, float | str] = {"weight_zeros": float(zero.mean())}
     fractions = nm_fractions(~zero)
     if fractions:
         for (n, m), frac in zip(NM_PATTERNS, fractions.values()):

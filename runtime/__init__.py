@@ -1,20 +1,7 @@
 """Load compiled artifacts and run them on the simulator (or the reference interpreter)."""
+from tcc.backends.artifact import artifact_kind
+
 from .session import NodeArg, Session
-
-#: First bytes of each artifact kind: the overlay's (.tcc, backends/overlay/artifact.py) and the
-#: sparse dataflow target's (backends/sparse) and the overlay's with host partitions
-#: (backends/overlay/hetero_artifact.py).
-MAGICS = {b"TCCARTF\0": "overlay", b"TCCSPRS\0": "sparse", b"TCCHETR\0": "heterogeneous"}
-
-
-def artifact_kind(path) -> str | None:
-    """'overlay', 'sparse', or None when PATH is not a tcc artifact (or cannot be read)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError:
-        return None
-    return MAGICS.get(head)
 
 
 def open_session(path):

@@ -15,8 +15,7 @@ import time
 
 import numpy as np
 
-from tcc.backends.overlay.artifact import Artifact, ArtifactError
-from tcc.backends.overlay.hetero_artifact import HeteroArtifact
+from tcc.backends.artifact import Artifact, ArtifactError, HeteroArtifact
 from tcc.ir import parse_module
 from tcc.ir.errors import IRParseError
 from tcc.ir.interpreter import run_module

@@ -2,13 +2,13 @@
 
 Sections: totals (frame latency, slowest module, throughput, DSP/BRAM/LUT used against the
 budget), per-module bars, the token timeline (each module's first to last output token), and the
-FIFO graph. The style, bars, graph layout and page shell are html_report.py's.
+FIFO graph. The style, bars, graph layout and page shell are html_draw.py's.
 """
 from __future__ import annotations
 
 from tcc.ir.escape import html_text as escape
 
-from .html_report import GraphNode, draw_graph, hbar, page, xml_svg
+from .html_draw import GraphNode, draw_graph, hbar, page, xml_svg
 
 KIND_COLOURS = {"input": "#888", "conv": "#2b7bb9", "pointwise": "#5b9bd5", "depthwise": "#3a9a4a",
                 "add": "#d9661f", "concat": "#c9a227", "maxpool": "#8e5bb5", "avgpool": "#b07cc6",

@@ -18,7 +18,8 @@ def build_report(metadata: dict, result) -> dict:
     for index, static in enumerate(metadata["layers"]):
         measured = result.layers.get(index, {})
         entry = {"index": index, "name": static["name"], "kind": static.get("kind", ""),
-                 "mode": static.get("mode", ""), "roofline_cycles": roofline(static, target)}
+                 "mode": static.get("mode", ""), "roofline_cycles": roofline(static, target),
+                 "live_bytes": static.get("live_bytes", 0)}
         entry.update(measured)
         entry["macs"] = static["macs"]
         layers.append(entry)

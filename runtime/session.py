@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tcc.backends.overlay.artifact import Artifact, ArtifactError
-from tcc.backends.overlay.layout import from_physical, to_physical
+from tcc.backends.artifact import Artifact, ArtifactError, from_physical, to_physical
 from tcc.ir import Module, TensorType, parse_module
 from tcc.ir.dtypes import cast, to_numpy
 from tcc.ir.errors import InterpreterError, IRParseError

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tcc.backends.sparse.artifact import SparseArtifact, SparseArtifactError
+from tcc.backends.artifact import ArtifactError, SparseArtifact
 from tcc.ir import parse_module
 from tcc.ir.errors import InterpreterError, IRParseError
 from tcc.ir.escape import one_line
@@ -29,7 +29,7 @@ class SparseSession:
         try:
             self.module = parse_module(self.artifact.ir_text, "<artifact IR>")
         except IRParseError as exc:
-            raise SparseArtifactError(f"the artifact's IR does not parse: {exc}") from None
+            raise ArtifactError(f"the artifact's IR does not parse: {exc}") from None
         self.metadata = self.artifact.metadata
         self.mode = self.metadata["mode"]
         self._values = {v.name: v for v in self.module.values()}
@@ -79,7 +79,7 @@ class SparseSession:
         try:
             return evaluate_op(op, operands)[0]
         except InterpreterError as exc:
-            raise SparseArtifactError(f"host op {op.kind} at {op.loc!r}: {exc}") from None
+            raise ArtifactError(f"host op {op.kind} at {op.loc!r}: {exc}") from None
 
     def _outputs(self, result, arrays: dict) -> dict[str, np.ndarray]:
         env = dict(arrays)
@@ -102,7 +102,7 @@ class SparseSession:
     def performance_report(self) -> dict:
         """Per-module tokens, busy cycles, utilisation and the bottleneck of the last run."""
         if self.last_result is None:
-            raise SparseArtifactError("no run yet: call run() or run_dict() before performance_report()")
+            raise ArtifactError("no run yet: call run() or run_dict() before performance_report()")
         r = self.last_result
         cycles = max(r.cycles, 1)
         modules = []

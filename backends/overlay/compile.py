@@ -5,10 +5,10 @@ from typing import Callable
 
 import numpy as np
 
-from tcc.ir import Module, is_constant, print_module
+from tcc.ir import Module, Value, is_constant, print_module
 from tcc.isa.target import TargetConfig, load_target
 
-from .artifact import FORMAT_VERSION, Artifact
+from ..artifact import FORMAT_VERSION, Artifact
 from .context import Buffers, Context
 from .emit_matmul import emit_matmul, plan_views
 from .emit_matrix import emit_conv, emit_gemm, emit_scale
@@ -17,7 +17,7 @@ from .emit_move import emit_concat, emit_layout, emit_lookup, plan_moves
 from .emit_vector import emit_cvt, emit_vector
 from .errors import BackendError, unsupported
 from .layout import nbytes
-from .memory import DramPlan, align, place_activations
+from .memory import ActivationAddress, DramPlan, align, live_bytes, place_activations
 from .program import Program
 from .placement import place_module
 from .steps import Step, plan_layouts
@@ -81,7 +81,10 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
         return v
 
     # Liveness over step indices (host inputs exist before step 0, outputs after the last).
-    sizes, first, last, values = {}, {}, {}, {}
+    sizes: dict[int, int] = {}
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    values: dict[int, Value] = {}
     for _, v, _ in io.inputs:
         r = root(v)
         values[id(r)], sizes[id(r)], first[id(r)] = r, nbytes(r.type), 0
@@ -98,14 +101,14 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
     if missing:
         raise BackendError(f"output value %{missing[0].name} is not produced on the device")
     offsets, act_bytes = place_activations(sizes, first, last, pinned)
+    live = live_bytes(sizes, first, last, pinned, len(steps))
 
     plan = DramPlan()
     ctx = Context(target, Program(), plan, buffers, layouts)
-    # Constants are placed while emitting; activations go after them, so addresses are
-    # assigned relative to a base fixed up once emission is done.
-    base_marker = 1 << 29
+    # Constants are placed while emitting; activations go after them, so their addresses stay
+    # relocatable (ActivationAddress) until emission is done.
     for key, off in offsets.items():
-        ctx.addresses[key] = base_marker + off
+        ctx.addresses[key] = ActivationAddress(off)
     for step in steps:
         for v in step.inputs + step.outputs:
             if is_constant(v):  # a constant operand (e.g. a position embedding) lives with the weights
@@ -125,13 +128,13 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
         else:
             EMITTERS[step.kind](ctx, step)
         for stats in ctx.layer_stats[first_layer:]:
-            stats.update(kind=step.kind, mode=MODES.get(step.kind, mode))
+            stats.update(kind=step.kind, mode=MODES.get(step.kind, mode), live_bytes=live[done - 1])
         if progress is not None:
             progress(done, len(steps))
     ctx.program.emit("halt")
 
     base = align(len(plan.constants), 4096)
-    words = _encode(ctx.program, base_marker, base)
+    words = _encode(ctx.program, base)
     dram_total = base + act_bytes
     if dram_total > target.dram_bytes:
         raise BackendError(f"the model needs {dram_total} bytes of DRAM, the target has {target.dram_bytes}")
@@ -156,17 +159,16 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
     return Artifact(metadata, words, bytes(plan.constants), print_module(module))
 
 
-def _encode(program: Program, marker: int, base: int) -> np.ndarray:
-    """Words of the program, with activation addresses moved past the constants."""
+def _encode(program: Program, base: int) -> np.ndarray:
+    """Words of the program, with activation addresses resolved to lie past the constants at ``base``."""
     from tcc.isa.encoding import Instruction, encode_program
 
     fixed = []
     for mnemonic, fields in program.instructions:
-        if mnemonic in ("load", "store", "lookup") and fields["dram"] >= marker:
-            fields = dict(fields, dram=fields["dram"] - marker + base)
+        if isinstance(fields.get("dram"), ActivationAddress):
+            fields = dict(fields, dram=fields["dram"].resolve(base))
         fixed.append(Instruction.of(mnemonic, **fields))
     return encode_program(fixed)
-
 
 EMITTERS = {"conv": emit_conv, "gemm": emit_gemm, "matmul": emit_matmul, "scale": emit_scale, "eadd": emit_eadd,
             "emul": emit_emul, "lut": emit_lut,

@@ -9,7 +9,7 @@ from tcc.ir import Value
 from tcc.isa.target import TargetConfig
 
 from .layout import LayoutPlan, nbytes
-from .memory import DramPlan
+from .memory import ActivationAddress, DramPlan
 from .program import Program
 
 
@@ -56,12 +56,13 @@ class Context:
     plan: DramPlan
     buffers: Buffers
     layouts: LayoutPlan = field(default_factory=LayoutPlan)
-    addresses: dict[int, int] = field(default_factory=dict)  # id(Value) -> DRAM address
+    # id(Value) -> DRAM address: an int for constants, an ActivationAddress for activations
+    addresses: dict[int, int | ActivationAddress] = field(default_factory=dict)
     descriptors: list[dict] = field(default_factory=list)
     layer_names: list[str] = field(default_factory=list)
     layer_stats: list[dict] = field(default_factory=list)
 
-    def addr(self, value: Value) -> int:
+    def addr(self, value: Value) -> int | ActivationAddress:
         return self.addresses[id(value)]
 
     def constant(self, key: str, data: np.ndarray) -> int:

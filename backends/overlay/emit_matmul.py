@@ -76,8 +76,8 @@ def emit_matmul(ctx: Context, step: Step) -> None:
         corr_addr = ctx.constant(f"zp:{k}:{zb}", np.full(k, -zb, "<i2" if wide else "i1"))
     ctx.begin_layer(step.name, heads * m * n * k * (2 if zb else 1),
                     a_val.type.size + b_val.type.size + req.result.type.size)
-    p.set(rq__src_zp=0, rq__pre_shift=a["pre_shift"], rq__zp=a["zero_point"], rq__qmin=a["qmin"],
-          rq__qmax=a["qmax"], mm__a_zp=za)
+    p.set({"rq.src_zp": 0, "rq.pre_shift": a["pre_shift"], "rq.zp": a["zero_point"], "rq.qmin": a["qmin"],
+           "rq.qmax": a["qmax"], "mm.a_zp": za})
     p.dma("load", "pbuf", b.p(0), p_addr, rows=1, row_bytes=n * PARAM_BYTES)
     a_addr, b_addr, y_addr = ctx.addr(a_root), ctx.addr(b_root), ctx.addr(y_dest)
     tile = 0
@@ -93,14 +93,14 @@ def emit_matmul(ctx: Context, step: Step) -> None:
             fetch(ctx, mm, "abuf", aslot, aslot + b.abuf_q // 2, b.abuf_q // 2, a_addr,
                    a_heads[h0:h0 + hn, m0:m0 + rows])
             for j in range(hn):
-                p.set(mm__a=aslot + j * rows * k, mm__a_row=k, mm__m=rows, mm__n=n, mm__k=k, mm__w_row=k,
-                      mm__acc_row=n)
+                p.set({"mm.a": aslot + j * rows * k, "mm.a_row": k, "mm.m": rows, "mm.n": n, "mm.k": k, "mm.w_row": k,
+                       "mm.acc_row": n})
                 p.emit("matmul", mode="gemm", accumulate=0, wide=0, acc=acc + 4 * j * rows * n, w=wslot + j * n * k)
                 if zb:
-                    p.set(mm__w_row=0)
+                    p.set({"mm.w_row": 0})
                     p.emit("matmul", mode="gemm", accumulate=1, wide=int(wide), acc=acc + 4 * j * rows * n,
                            w=wslot + b.wbuf_h // 2)
-            p.set(rq__params=b.p(0), rq__m=hn * rows, rq__n=n, rq__src_row=n, rq__dst_row=n)
+            p.set({"rq.params": b.p(0), "rq.m": hn * rows, "rq.n": n, "rq.src_row": n, "rq.dst_row": n})
             p.emit("requant", src="acc", out="i8", rounding=a["rounding"], dst=out, srcaddr=acc)
             form = affine(y_heads[h0:h0 + hn, m0:m0 + rows])
             p.dma("store", "abuf", out, y_addr + form.base, planes=hn, rows=rows, row_bytes=n,

@@ -30,8 +30,8 @@ def _params(op_conv: Op, req: Op, channels: int) -> np.ndarray:
 
 def _requant_regs(ctx: Context, req: Op, conv_zp: int = 0) -> None:
     a = req.attrs
-    ctx.program.set(rq__src_zp=conv_zp, rq__pre_shift=a["pre_shift"], rq__zp=a["zero_point"],
-                    rq__qmin=a["qmin"], rq__qmax=a["qmax"])
+    ctx.program.set({"rq.src_zp": conv_zp, "rq.pre_shift": a["pre_shift"], "rq.zp": a["zero_point"],
+                     "rq.qmin": a["qmin"], "rq.qmax": a["qmax"]})
 
 
 def _weight_bytes(w: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -80,8 +80,8 @@ def emit_conv(ctx: Context, step: Step) -> None:
     macs = h_out * w_out * n_out * k
     ctx.begin_layer(step.name, macs, x.type.size + data.nbytes + y.type.size)
     _requant_regs(ctx, req)
-    p.set(mm__a_zp=x_zp, cv__w=wid, cv__c=c_in, cv__kh=kh, cv__kw=kw, cv__sh=sh, cv__sw=sw, cv__dh=dh,
-          cv__dw=dw, cv__pad_left=pl, cv__w_out=w_out, mm__w_row=k)
+    p.set({"mm.a_zp": x_zp, "cv.w": wid, "cv.c": c_in, "cv.kh": kh, "cv.kw": kw, "cv.sh": sh, "cv.sw": sw, "cv.dh": dh,
+           "cv.dw": dw, "cv.pad_left": pl, "cv.w_out": w_out, "mm.w_row": k})
     if tiles.tc:
         _emit_split_conv(ctx, step, tiles, geometry, w_addr, p_addr)
         return
@@ -99,10 +99,10 @@ def emit_conv(ctx: Context, step: Step) -> None:
             lo, hi = max(first, 0), min(last + 1, h)
             slab = b.a_in(tile)
             p.dma("load", "abuf", slab, ctx.addr(x) + lo * slab_row, rows=1, row_bytes=(hi - lo) * slab_row)
-            p.set(mm__a=slab, cv__h=hi - lo, cv__pad_top=lo - first, mm__m=rows * w_out, mm__acc_row=nt)
+            p.set({"mm.a": slab, "cv.h": hi - lo, "cv.pad_top": lo - first, "mm.m": rows * w_out, "mm.acc_row": nt})
             acc = b.acc(tile)
             if depthwise:
-                p.set(mm__n=nt, mm__k=k, cv__c0=n0)
+                p.set({"mm.n": nt, "mm.k": k, "cv.c0": n0})
                 p.emit("matmul", mode="dwconv", accumulate=0, wide=int(wide), acc=acc, w=wslot)
             else:
                 for g in range(group):
@@ -110,11 +110,11 @@ def emit_conv(ctx: Context, step: Step) -> None:
                     gn1 = min(n0 + nt, (g + 1) * ng)
                     if gn0 >= gn1:
                         continue
-                    p.set(mm__n=gn1 - gn0, mm__k=k, cv__c0=g * cg)
+                    p.set({"mm.n": gn1 - gn0, "mm.k": k, "cv.c0": g * cg})
                     p.emit("matmul", mode="conv", accumulate=0, wide=int(wide), acc=acc + (gn0 - n0) * 4,
                            w=wslot + (gn0 - n0) * k * esize)
             out = b.a_out(tile)
-            p.set(rq__params=pslot, rq__m=rows * w_out, rq__n=nt, rq__src_row=nt, rq__dst_row=nt)
+            p.set({"rq.params": pslot, "rq.m": rows * w_out, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})
             p.emit("requant", src="acc", out="i8", rounding=req.attrs["rounding"], dst=out, srcaddr=acc)
             p.dma("store", "abuf", out, ctx.addr(y) + (oy0 * w_out * n_out + n0), rows=rows * w_out,
                   row_bytes=nt, dram_row=n_out, sram_row=nt)
@@ -146,26 +146,27 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
             last = (oy0 + rows - 1) * sh - pt + (g.kh - 1) * dh
             lo, hi = max(first, 0), min(last + 1, g.h)
             acc = b.acc(tile)
-            p.set(cv__h=hi - lo, cv__pad_top=lo - first, mm__m=rows * g.w_out, mm__acc_row=nt, mm__n=nt, cv__c0=0)
+            p.set({"cv.h": hi - lo, "cv.pad_top": lo - first, "mm.m": rows * g.w_out, "mm.acc_row": nt, "mm.n": nt,
+                   "cv.c0": 0})
             slices = [(n0, nt)] if depthwise else [(c0, min(tiles.tc, g.c - c0)) for c0 in range(0, g.c, tiles.tc)]
             for c0, cn in slices:
                 slab = b.a_in(chunk)
                 p.dma("load", "abuf", slab, ctx.addr(x) + lo * g.w * g.c + c0, rows=(hi - lo) * g.w, row_bytes=cn,
                       dram_row=g.c, sram_row=cn)
-                p.set(mm__a=slab, cv__c=cn)
+                p.set({"mm.a": slab, "cv.c": cn})
                 if depthwise:
-                    p.set(mm__k=g.k)
+                    p.set({"mm.k": g.k})
                     p.emit("matmul", mode="dwconv", accumulate=0, wide=int(g.esize == 2), acc=acc, w=wslot)
                 else:
                     wslot = b.w(chunk)
                     p.dma("load", "wbuf", wslot, w_addr + (n0 * g.k + c0) * g.esize, planes=nt, rows=taps,
                           row_bytes=cn * g.esize, dram_row=g.c * g.esize, dram_plane=g.k * g.esize,
                           sram_row=cn * g.esize, sram_plane=taps * cn * g.esize)
-                    p.set(mm__k=taps * cn, mm__w_row=taps * cn)
+                    p.set({"mm.k": taps * cn, "mm.w_row": taps * cn})
                     p.emit("matmul", mode="conv", accumulate=int(c0 > 0), wide=int(g.esize == 2), acc=acc, w=wslot)
                 chunk += 1
             out = b.a_out(tile)
-            p.set(rq__params=pslot, rq__m=rows * g.w_out, rq__n=nt, rq__src_row=nt, rq__dst_row=nt)
+            p.set({"rq.params": pslot, "rq.m": rows * g.w_out, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})
             p.emit("requant", src="acc", out="i8", rounding=req.attrs["rounding"], dst=out, srcaddr=acc)
             p.dma("store", "abuf", out, ctx.addr(y) + (oy0 * g.w_out * g.n + n0), rows=rows * g.w_out,
                   row_bytes=nt, dram_row=g.n, sram_row=nt)
@@ -193,7 +194,7 @@ def emit_gemm(ctx: Context, step: Step) -> None:
     p = ctx.program
     ctx.begin_layer(step.name, m * n_out * k, x.type.size + data.nbytes + y.type.size)
     _requant_regs(ctx, req)
-    p.set(mm__a_zp=x.type.quant.zero_point[0])
+    p.set({"mm.a_zp": x.type.quant.zero_point[0]})
     chunk = 0
     tile = 0
     for n0 in range(0, n_out, tn):
@@ -210,12 +211,12 @@ def emit_gemm(ctx: Context, step: Step) -> None:
                       dram_row=k * esize, sram_row=ktile * esize)
                 p.dma("load", "abuf", aslot, ctx.addr(x) + m0 * k + k0, rows=mt, row_bytes=ktile,
                       dram_row=k, sram_row=ktile)
-                p.set(mm__a=aslot, mm__a_row=ktile, mm__m=mt, mm__n=nt, mm__k=ktile, mm__w_row=ktile,
-                      mm__acc_row=nt)
+                p.set({"mm.a": aslot, "mm.a_row": ktile, "mm.m": mt, "mm.n": nt, "mm.k": ktile, "mm.w_row": ktile,
+                       "mm.acc_row": nt})
                 p.emit("matmul", mode="gemm", accumulate=int(k0 > 0), wide=int(wide), acc=acc, w=wslot)
                 chunk += 1
             out = b.a_out(tile)
-            p.set(rq__params=pslot, rq__m=mt, rq__n=nt, rq__src_row=nt, rq__dst_row=nt)
+            p.set({"rq.params": pslot, "rq.m": mt, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})
             p.emit("requant", src="acc", out="i8", rounding=req.attrs["rounding"], dst=out, srcaddr=acc)
             p.dma("store", "abuf", out, ctx.addr(y) + m0 * n_out + n0, rows=mt, row_bytes=nt,
                   dram_row=n_out, sram_row=nt)
@@ -255,8 +256,8 @@ def emit_scale(ctx: Context, step: Step) -> None:
     _requant_regs(ctx, req)
     p.dma("load", "wbuf", b.w(0), w_addr, rows=1, row_bytes=data.nbytes)
     p.dma("load", "pbuf", b.p(0), p_addr, rows=1, row_bytes=12)
-    p.set(mm__a_zp=x.type.quant.zero_point[0], mm__a_row=1, mm__n=1, mm__k=1, mm__w_row=1, mm__acc_row=1,
-          rq__params=b.p(0), rq__n=1, rq__src_row=1, rq__dst_row=1)
+    p.set({"mm.a_zp": x.type.quant.zero_point[0], "mm.a_row": 1, "mm.n": 1, "mm.k": 1, "mm.w_row": 1, "mm.acc_row": 1,
+           "rq.params": b.p(0), "rq.n": 1, "rq.src_row": 1, "rq.dst_row": 1})
     tile = 0
     for p0 in range(0, planes, pt):
         for r0 in range(0, rows, rt):
@@ -264,7 +265,7 @@ def emit_scale(ctx: Context, step: Step) -> None:
             m = block.size
             aslot, acc, out = b.a_in(tile), b.acc(tile), b.a_out(tile)
             fetch(ctx, req, "abuf", aslot, aslot + b.abuf_q // 2, b.abuf_q // 2, ctx.addr(root), block)
-            p.set(mm__a=aslot, mm__m=m, rq__m=m)
+            p.set({"mm.a": aslot, "mm.m": m, "rq.m": m})
             p.emit("matmul", mode="gemm", accumulate=0, wide=int(wide), acc=acc, w=b.w(0))
             p.emit("requant", src="acc", out="i8", rounding=req.attrs["rounding"], dst=out, srcaddr=acc)
             p.dma("store", "abuf", out, ctx.addr(y) + (p0 * rows + r0) * cols, rows=1, row_bytes=m)

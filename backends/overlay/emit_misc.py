@@ -37,14 +37,14 @@ def emit_pool(ctx: Context, step: Step) -> None:
     if rows_in(th) * w * ct > b.abuf_q:
         raise unsupported(op, "one output row of this pooling does not fit the activation buffer")
     ctx.begin_layer(step.name, 0, x.type.size + y.type.size)
-    p.set(cv__w=w, cv__kh=kh, cv__kw=kw, cv__sh=sh, cv__sw=sw, cv__dh=dh, cv__dw=dw, cv__pad_left=pl,
-          cv__w_out=w_out, pl__zp=x.type.quant.zero_point[0], pl__pad_right=pr, pl__count_pad=count_pad)
+    p.set({"cv.w": w, "cv.kh": kh, "cv.kw": kw, "cv.sh": sh, "cv.sw": sw, "cv.dh": dh, "cv.dw": dw, "cv.pad_left": pl,
+           "cv.w_out": w_out, "pl.zp": x.type.quant.zero_point[0], "pl.pad_right": pr, "pl.count_pad": count_pad})
     if op.kind != "max_pool":
-        p.set(pl__mult=op.attrs["multiplier"], pl__shift=op.attrs["shift"], pl__out_zp=op.attrs["zero_point"])
+        p.set({"pl.mult": op.attrs["multiplier"], "pl.shift": op.attrs["shift"], "pl.out_zp": op.attrs["zero_point"]})
     tile = 0
     for c0 in range(0, c, ct):
         cn = min(ct, c - c0)
-        p.set(cv__c=cn)
+        p.set({"cv.c": cn})
         for oy0 in range(0, h_out, th):
             rows = min(th, h_out - oy0)
             first = oy0 * sh - pt
@@ -53,7 +53,7 @@ def emit_pool(ctx: Context, step: Step) -> None:
             src, dst = b.a_in(tile), b.a_out(tile)
             p.dma("load", "abuf", src, ctx.addr(x) + lo * w * c + c0, rows=(hi - lo) * w, row_bytes=cn,
                   dram_row=c, sram_row=cn)
-            p.set(cv__h=hi - lo, cv__pad_top=lo - first, pl__h_out=rows, pl__pad_bottom=h + pb - hi)
+            p.set({"cv.h": hi - lo, "cv.pad_top": lo - first, "pl.h_out": rows, "pl.pad_bottom": h + pb - hi})
             p.emit("pool", mode="max" if op.kind == "max_pool" else "avg", dst=dst, src=src)
             p.dma("store", "abuf", dst, ctx.addr(y) + oy0 * w_out * c + c0, rows=rows * w_out, row_bytes=cn,
                   dram_row=c, sram_row=cn)
@@ -74,17 +74,17 @@ def emit_eadd(ctx: Context, step: Step) -> None:
     n = y.type.size
     half = b.abuf_q // 2
     ctx.begin_layer(step.name, 0, a.type.size + bv.type.size + n)
-    p.set(ea__a_zp=a.type.quant.zero_point[0], ea__b_zp=bv.type.quant.zero_point[0],
-          ea__a_mult=ra.attrs["multiplier"][0], ea__a_shift=ra.attrs["shift"][0],
-          ea__b_mult=rb.attrs["multiplier"][0], ea__b_shift=rb.attrs["shift"][0],
-          ea__pre_shift=ra.attrs["pre_shift"], ea__out_mult=req.attrs["multiplier"][0],
-          ea__out_shift=req.attrs["shift"][0], ea__zp=req.attrs["zero_point"], ea__qmin=req.attrs["qmin"],
-          ea__qmax=req.attrs["qmax"])
+    p.set({"ea.a_zp": a.type.quant.zero_point[0], "ea.b_zp": bv.type.quant.zero_point[0],
+           "ea.a_mult": ra.attrs["multiplier"][0], "ea.a_shift": ra.attrs["shift"][0],
+           "ea.b_mult": rb.attrs["multiplier"][0], "ea.b_shift": rb.attrs["shift"][0],
+           "ea.pre_shift": ra.attrs["pre_shift"], "ea.out_mult": req.attrs["multiplier"][0],
+           "ea.out_shift": req.attrs["shift"][0], "ea.zp": req.attrs["zero_point"], "ea.qmin": req.attrs["qmin"],
+           "ea.qmax": req.attrs["qmax"]})
     for i, start, count in _flat_tiles(n, half):
         sa, sb, so = b.a_in(0) + (i % 2) * half, b.a_in(1) + (i % 2) * half, b.a_out(0) + (i % 2) * half
         p.dma("load", "abuf", sa, ctx.addr(a) + start, rows=1, row_bytes=count)
         p.dma("load", "abuf", sb, ctx.addr(bv) + start, rows=1, row_bytes=count)
-        p.set(ea__b=sb, ea__len=count)
+        p.set({"ea.b": sb, "ea.len": count})
         p.emit("eadd", op=add.kind, rounding=req.attrs["rounding"], dst=so, a=sa)
         p.dma("store", "abuf", so, ctx.addr(y) + start, rows=1, row_bytes=count)
 
@@ -114,14 +114,15 @@ def emit_emul(ctx: Context, step: Step) -> None:
     b, p = ctx.buffers, ctx.program
     n, half = y.type.size, b.abuf_q // 2
     ctx.begin_layer(step.name, 0, a.type.size + bv.type.size + n)
-    p.set(ea__a_zp=a.type.quant.zero_point[0], ea__b_zp=bv.type.quant.zero_point[0],
-          ea__out_mult=req.attrs["multiplier"][0], ea__out_shift=req.attrs["shift"][0],
-          ea__zp=req.attrs["zero_point"], ea__qmin=req.attrs["qmin"], ea__qmax=req.attrs["qmax"], em__b_rep=rep)
+    p.set({"ea.a_zp": a.type.quant.zero_point[0], "ea.b_zp": bv.type.quant.zero_point[0],
+           "ea.out_mult": req.attrs["multiplier"][0], "ea.out_shift": req.attrs["shift"][0],
+           "ea.zp": req.attrs["zero_point"], "ea.qmin": req.attrs["qmin"], "ea.qmax": req.attrs["qmax"],
+           "em.b_rep": rep})
     cycle = rep * period
     whole = period <= b.abuf_q
     if whole:
         p.dma("load", "abuf", b.a_in(1), ctx.addr(bv), rows=1, row_bytes=period)
-        p.set(ea__b=b.a_in(1), em__b_period=period)
+        p.set({"ea.b": b.a_in(1), "em.b_period": period})
         chunks = [(start, count, start % cycle) for _, start, count in _flat_tiles(n, half)]
     else:
         chunks = [(start + c0, cn, c0 % rep) for start in range(0, n, cycle)
@@ -133,8 +134,8 @@ def emit_emul(ctx: Context, step: Step) -> None:
             first, segment = start % cycle // rep, (phase + count - 1) // rep + 1
             sb = b.a_in(1) + (i % 2) * half
             p.dma("load", "abuf", sb, ctx.addr(bv) + first, rows=1, row_bytes=segment)
-            p.set(ea__b=sb, em__b_period=segment)
-        p.set(ea__len=count, em__b_phase=phase)
+            p.set({"ea.b": sb, "em.b_period": segment})
+        p.set({"ea.len": count, "em.b_phase": phase})
         p.emit("emul", rounding=req.attrs["rounding"], dst=so, a=sa)
         p.dma("store", "abuf", so, ctx.addr(y) + start, rows=1, row_bytes=count)
 
@@ -147,11 +148,11 @@ def emit_lut(ctx: Context, step: Step) -> None:
     table = ctx.constant(f"lut:{y.name}", op.operands[1].producer.attrs["value"].astype(np.int8))
     ctx.begin_layer(step.name, 0, x.type.size + y.type.size + 256)
     p.dma("load", "pbuf", b.p(0), table, rows=1, row_bytes=256)
-    p.set(lt__table=b.p(0))
+    p.set({"lt.table": b.p(0)})
     for i, start, count in _flat_tiles(y.type.size, b.abuf_q):
         src, dst = b.a_in(i), b.a_out(i)
         p.dma("load", "abuf", src, ctx.addr(x) + start, rows=1, row_bytes=count)
-        p.set(lt__len=count)
+        p.set({"lt.len": count})
         p.emit("lut", dst=dst, src=src)
         p.dma("store", "abuf", dst, ctx.addr(y) + start, rows=1, row_bytes=count)
 
@@ -165,11 +166,11 @@ def emit_requant(ctx: Context, step: Step) -> None:
     p_addr = ctx.constant(f"p:{y.name}", params)
     ctx.begin_layer(step.name, 0, x.type.size + y.type.size)
     p.dma("load", "pbuf", b.p(0), p_addr, rows=1, row_bytes=12)
-    p.set(rq__params=b.p(0), rq__n=1, rq__src_row=1, rq__dst_row=1, rq__src_zp=x.type.quant.zero_point[0],
-          rq__pre_shift=a["pre_shift"], rq__zp=a["zero_point"], rq__qmin=a["qmin"], rq__qmax=a["qmax"])
+    p.set({"rq.params": b.p(0), "rq.n": 1, "rq.src_row": 1, "rq.dst_row": 1, "rq.src_zp": x.type.quant.zero_point[0],
+           "rq.pre_shift": a["pre_shift"], "rq.zp": a["zero_point"], "rq.qmin": a["qmin"], "rq.qmax": a["qmax"]})
     for i, start, count in _flat_tiles(y.type.size, b.abuf_q):
         src, dst = b.a_in(i), b.a_out(i)
         p.dma("load", "abuf", src, ctx.addr(x) + start, rows=1, row_bytes=count)
-        p.set(rq__m=count)
+        p.set({"rq.m": count})
         p.emit("requant", src="abuf", out="i8", rounding=a["rounding"], dst=dst, srcaddr=src)
         p.dma("store", "abuf", dst, ctx.addr(y) + start, rows=1, row_bytes=count)

@@ -92,10 +92,7 @@ def _emit_copies(p, gather, dst: int, src: int, elem: int) -> None:
     inner = [(1, 0)] * (4 - len(inner)) + inner
     extents = [n for n, _ in inner]
     dstr = [int(np.prod(extents[i + 1:])) * elem for i in range(4)]
-    p.set(cp__n0=extents[0], cp__n1=extents[1], cp__n2=extents[2], cp__n3=extents[3],
-          cp__s0=inner[0][1] * elem, cp__s1=inner[1][1] * elem, cp__s2=inner[2][1] * elem,
-          cp__s3=inner[3][1] * elem, cp__d0=dstr[0], cp__d1=dstr[1], cp__d2=dstr[2], cp__d3=dstr[3],
-          cp__elem=elem)
+    p.copy_box(extents, [stride * elem for _, stride in inner], dstr, elem)
     block = int(np.prod(extents)) * elem
     for i, index in enumerate(np.ndindex(*[n for n, _ in outer])):
         offset = base + sum(k * stride for k, (_, stride) in zip(index, outer))
@@ -164,12 +161,12 @@ def emit_lookup(ctx: Context, step: Step) -> None:
     if per_tile < 1:
         raise unsupported(op, "one table row does not fit the activation buffer")
     ctx.begin_layer(step.name, 0, ids.type.size * (8 + row_bytes) + y.type.size * ELEMENT_BYTES[y.type.dtype])
-    p.set(lk__rows=rows)
+    p.set({"lk.rows": rows})
     for i, start in enumerate(range(0, ids.type.size, per_tile)):
         count = min(per_tile, ids.type.size - start)
         slot = b.a_in(i)
         p.dma("load", "pbuf", b.p(i), ctx.addr(ids) + 8 * start, rows=1, row_bytes=8 * count)
-        p.set(lk__index=b.p(i), lk__count=count, dma__row_bytes=row_bytes, dma__dram_row=row_bytes,
-              dma__sram_row=row_bytes)
+        p.set({"lk.index": b.p(i), "lk.count": count, "dma.row_bytes": row_bytes, "dma.dram_row": row_bytes,
+               "dma.sram_row": row_bytes})
         p.emit("lookup", buf="abuf", sram=slot, dram=ctx.addr(table))
         p.dma("store", "abuf", slot, ctx.addr(y) + start * row_bytes, rows=1, row_bytes=count * row_bytes)

@@ -12,6 +12,7 @@ from tcc.ir import Trait, constant_value, is_constant, numerics
 
 from .context import Context
 from .errors import unsupported
+from .memory import ActivationAddress
 from .steps import Step
 
 # Cost of one vector op in passes over its data on the SIMD lanes (docs/overlay-machine.md).
@@ -37,7 +38,7 @@ def emit_cvt(ctx: Context, step: Step) -> None:
     q = (x if to_bf16 else y).type.quant
     b, p = ctx.buffers, ctx.program
     ctx.begin_layer(step.name, 0, x.type.size * 3)
-    p.set(v__scale=f32_bits(q.scale[0]), v__zp=q.zero_point[0])
+    p.set({"v.scale": f32_bits(q.scale[0]), "v.zp": q.zero_point[0]})
     shape = x.type.shape
     nhwc = ctx.layouts.is_nhwc(x if to_bf16 else y)
     if nhwc:
@@ -58,7 +59,7 @@ def emit_cvt(ctx: Context, step: Step) -> None:
     for i, (y0, rows) in enumerate(tiles):
         n = rows * w * c
         a_slot, v_in, v_out = b.a_in(i) if to_bf16 else b.a_out(i), b.v(i % 2), b.v(2 + i % 2)
-        p.set(v__len=n)
+        p.set({"v.len": n})
         if to_bf16:
             p.dma("load", "abuf", a_slot, ctx.addr(x) + y0 * w * c, rows=1, row_bytes=n)
             p.emit("cvt", dir="i8_bf16", dst=v_in, src=a_slot)
@@ -84,7 +85,7 @@ def emit_cvt(ctx: Context, step: Step) -> None:
 def _cvt_flat(ctx, op, to_bf16, x, y, start, count, i):
     b, p = ctx.buffers, ctx.program
     a_slot, v_slot = b.a_in(i), b.v(i % 2)
-    p.set(v__len=count)
+    p.set({"v.len": count})
     if to_bf16:
         p.dma("load", "abuf", a_slot, ctx.addr(x) + start, rows=1, row_bytes=count)
         p.emit("cvt", dir="i8_bf16", dst=v_slot, src=a_slot)
@@ -96,9 +97,7 @@ def _cvt_flat(ctx, op, to_bf16, x, y, start, count, i):
 
 
 def _copy(p, dst, src, extents, src_strides, dst_strides, elem):
-    p.set(cp__n0=extents[0], cp__n1=extents[1], cp__n2=extents[2], cp__n3=extents[3],
-          cp__s0=src_strides[0], cp__s1=src_strides[1], cp__s2=src_strides[2], cp__s3=src_strides[3],
-          cp__d0=dst_strides[0], cp__d1=dst_strides[1], cp__d2=dst_strides[2], cp__d3=dst_strides[3], cp__elem=elem)
+    p.copy_box(extents, src_strides, dst_strides, elem)
     p.emit("copy", buf="vbuf", dst=dst, src=src)
 
 
@@ -153,7 +152,7 @@ def emit_vector(ctx: Context, step: Step) -> None:
     b, p = ctx.buffers, ctx.program
     operands = list(op.operands)
     axis, chunk = vector_tiles(op, b.vbuf_q)
-    addresses = []
+    addresses: list[int | ActivationAddress] = []
     for v in operands:
         if is_constant(v):
             data = numerics.to_bf16(constant_value(v)).astype("<u2")
@@ -181,7 +180,7 @@ def emit_vector(ctx: Context, step: Step) -> None:
                 "operands": [{"shape": s, "dtype": "bf16"} for s in tile_shapes],
                 "results": [{"shape": out_shape, "dtype": "bf16"}],
                 "passes": PASSES.get(op.kind, 1), "addresses": slots[2:len(operands)]}
-        p.set(v__desc=ctx.descriptor(desc), v__src2=slots[1], v__len=int(np.prod(out_shape)))
+        p.set({"v.desc": ctx.descriptor(desc), "v.src2": slots[1], "v.len": int(np.prod(out_shape))})
         p.emit("vop", dst=b.v(2), src=slots[0])
         if axis is not None:
             _tile_dma(p, "store", b.v(2), ctx.addr(y), shape, axis, c0, cn)

@@ -3,7 +3,7 @@
 A module every op of which the overlay runs compiles to a plain overlay artifact.  Otherwise
 the module is partitioned (``partition.py``): each device partition is compiled to an overlay
 artifact of its own, each host partition is kept as IR for the reference interpreter, and all
-of them go into one heterogeneous artifact (``hetero_artifact.py``).
+of them go into one heterogeneous artifact (``backends/artifact.py``).
 """
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from typing import Callable
 from tcc.ir import Module, Op, print_module
 from tcc.isa.target import TargetConfig, load_target
 
-from .artifact import Artifact
+from ..artifact import Artifact, HeteroArtifact
 from .compile import compile_overlay
 from .errors import BackendError
-from .hetero_artifact import HeteroArtifact
 from .partition import DEVICE, partition
 from .placement import ModulePlacement, place_module
 
@@ -59,7 +58,8 @@ def compile_heterogeneous(module: Module, target: TargetConfig | None = None, ho
     if not host_fallback:
         raise HostFallbackRefused(host)
     parts = partition(module, placement)
-    entries, blobs = [], []
+    entries: list[dict] = []
+    blobs: list[Artifact | str] = []
     for part in parts:
         sub = part.module
         entry = {"kind": part.kind, "inputs": [v.name for v in sub.inputs],

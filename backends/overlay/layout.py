@@ -12,22 +12,14 @@ import numpy as np
 
 from tcc.ir import TensorType, Value
 
+from ..artifact import from_physical, to_physical
+
 ELEMENT_BYTES = {"i8": 1, "u8": 1, "i16": 2, "i32": 4, "i64": 8, "bf16": 2, "f32": 4}
 NHWC = (0, 2, 3, 1)
 
 
 def nbytes(t: TensorType) -> int:
     return t.size * ELEMENT_BYTES[t.dtype]
-
-
-def to_physical(array: np.ndarray, perm) -> np.ndarray:
-    """The array's elements in physical order (``perm``: logical axes outer-to-inner)."""
-    return np.ascontiguousarray(np.transpose(array, tuple(perm)))
-
-
-def from_physical(flat: np.ndarray, shape, perm) -> np.ndarray:
-    phys = flat.reshape([shape[a] for a in perm])
-    return np.ascontiguousarray(np.transpose(phys, np.argsort(perm)))
 
 
 def physical_offsets(shape, perm) -> np.ndarray:

@@ -3,10 +3,26 @@ so tensors whose lifetimes do not overlap share memory."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 import numpy as np
 
 ALIGN = 64
+
+
+@dataclass(frozen=True)
+class ActivationAddress:
+    """A DRAM address in the activation segment, which follows the constants: its absolute value is
+    known only once every constant is placed, so emitters carry it as an offset (adding byte
+    offsets keeps it relocatable) and ``resolve`` fixes it when the program is encoded."""
+
+    offset: int
+
+    def __add__(self, n: int) -> ActivationAddress:
+        return ActivationAddress(self.offset + int(n))
+
+    def resolve(self, base: int) -> int:
+        return base + self.offset
 
 
 def align(n: int, to: int = ALIGN) -> int:
@@ -61,3 +77,15 @@ def place_activations(sizes: dict[int, int], first_def: dict[int, int], last_use
         live.append((candidate, candidate + size, last_use.get(key, begin)))
         total = max(total, candidate + size)
     return offsets, total
+
+
+def live_bytes(sizes: dict[int, int], first_def: dict[int, int], last_use: dict[int, int], pinned: set[int],
+               steps: int) -> list[int]:
+    """Per step, the activation bytes ``place_activations`` keeps allocated then: every pinned
+    tensor, and each other one over its steps [first_def, last_use]."""
+    change = [0] * (steps + 1)
+    for key, size in sizes.items():
+        begin, end = (0, steps - 1) if key in pinned else (first_def[key], last_use.get(key, first_def[key]))
+        change[begin] += align(max(size, 1))
+        change[min(end, steps - 1) + 1] -= align(max(size, 1))
+    return list(accumulate(change))[:steps]

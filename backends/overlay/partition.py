@@ -50,7 +50,7 @@ def partition(module: Module, placement: ModulePlacement) -> list[Part]:
             index_of[id(op)] = k
         groups.setdefault(k, []).extend(ops)
     position = {id(op): i for i, op in enumerate(module.ops)}
-    parts = []
+    parts: list[Part] = []
     for k in sorted(groups):
         ops = sorted(groups[k], key=lambda o: position[id(o)])
         parts.append(Part(DEVICE if k % 2 == 0 else HOST, extract(module, ops, f"{module.name}.part{len(parts)}")))

@@ -76,7 +76,7 @@ def plan_layouts(steps: list[Step], io: HostIO) -> LayoutPlan:
             k = parent[k]
         return k
 
-    seeds = set()
+    seeds: set[int] = set()
     for step in steps:
         group = step.inputs + step.outputs
         for v in group:

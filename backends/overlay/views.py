@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tcc.ir import Value
+from tcc.ir import Op, Value
 from tcc.ir.interpreter import KERNELS
 
 from .context import Context
 from .errors import unsupported
 from .layout import LayoutPlan, to_physical
+from .memory import ActivationAddress
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,11 @@ def _apply(op, index: int, array: np.ndarray) -> np.ndarray:
     return np.asarray(produced[index])
 
 
-def source_views(v: Value, movers: dict[int, object], layouts: LayoutPlan) -> list[tuple[Value, np.ndarray]]:
+def source_views(v: Value, movers: dict[int, Op], layouts: LayoutPlan) -> list[tuple[Value, np.ndarray]]:
     """(root, offsets) pairs, the furthest root first, ending with ``v`` itself: ``offsets`` has
     ``v``'s logical shape and holds the physical element of ``root`` each element equals.
     ``movers`` maps id(value) -> the layout op producing it (only ops kept as layout steps)."""
-    chain = []
+    chain: list[tuple[Op, int]] = []
     candidates = [(v, layouts.offsets(v))]
     x = v
     while id(x) in movers:
@@ -82,7 +83,7 @@ def destination_views(y: Value, sole_mover, layouts: LayoutPlan) -> list[tuple[V
     ``offsets`` has ``y``'s logical shape and holds the physical element of the destination
     each element of ``y`` lands in after the (bijective) moves ``movers``.
     ``sole_mover(x)`` is the layout op that is the only user of ``x`` (None if there is none)."""
-    out = [(y, layouts.offsets(y), [])]
+    out: list[tuple[Value, np.ndarray, list]] = [(y, layouts.offsets(y), [])]
     index = np.arange(y.type.size, dtype=np.int64).reshape(y.type.shape)
     movers = []
     x = y
@@ -112,7 +113,8 @@ def storable(offsets: np.ndarray) -> bool:
     return form is not None and (form.cs == 1 or offsets.shape[2] == 1)
 
 
-def fetch(ctx: Context, op, buf: str, dst: int, staging: int, room: int, address: int, offsets: np.ndarray):
+def fetch(ctx: Context, op, buf: str, dst: int, staging: int, room: int, address: int | ActivationAddress,
+          offsets: np.ndarray):
     """Fill dense row-major [P, R, C] int8 at ``dst`` of ``buf`` from the view ``offsets`` of the
     tensor at ``address``."""
     p = ctx.program
@@ -133,6 +135,5 @@ def fetch(ctx: Context, op, buf: str, dst: int, staging: int, room: int, address
             raise unsupported(op, "a strided operand view spans more than the staging buffer")
         p.dma("load", buf, staging, address + form.lo, rows=1, row_bytes=form.hi - form.lo)
         src, strides = staging + form.base - form.lo, (0, form.ps, form.rs, form.cs)
-    p.set(cp__n0=1, cp__n1=P, cp__n2=R, cp__n3=C, cp__s0=strides[0], cp__s1=strides[1], cp__s2=strides[2],
-          cp__s3=strides[3], cp__d0=0, cp__d1=R * C, cp__d2=C, cp__d3=1, cp__elem=1)
+    p.copy_box((1, P, R, C), strides, (0, R * C, C, 1), 1)
     p.emit("copy", buf=buf, dst=dst, src=src)

@@ -5,10 +5,10 @@ each module's parallelism by an exact design-space search under the FPGA budget 
 ``SparseArtifact`` (``.save``, ``.summary``, ``.describe``); ``isa/tokensim`` simulates it.
 See docs/sparse-target.md.
 """
-from .artifact import MAGIC, SparseArtifact, SparseArtifactError
+from ..artifact import SparseArtifact
 from .compile import compile_sparse
 from .errors import SparseError
 from .target import SparseTarget, load_sparse_target
 
-__all__ = ["MAGIC", "SparseArtifact", "SparseArtifactError", "SparseError", "SparseTarget", "compile_sparse",
+__all__ = ["SparseArtifact", "SparseError", "SparseTarget", "compile_sparse",
            "load_sparse_target"]

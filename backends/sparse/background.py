@@ -26,7 +26,7 @@ def _conv_acc(spec: dict, weights: dict, bg_in: np.ndarray) -> np.ndarray:
 
 def backgrounds(modules: list[dict], weights: dict, mode: str) -> None:
     """Set ``spec['background']`` (a list of ints, one per output channel) on every module."""
-    bg = {}
+    bg: dict[str, np.ndarray] = {}
     for spec in modules:
         kind, c = spec["kind"], spec["out_shape"][0]
         if kind == "input":

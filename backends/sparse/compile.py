@@ -13,7 +13,7 @@ from tcc.ir.interpreter.sparse import MODES
 from tcc.isa.tokensim.cost import WINDOWED, Counts
 from tcc.isa.tokensim.memories import has_line_buffer
 
-from .artifact import SparseArtifact
+from ..artifact import SparseArtifact
 from .background import backgrounds
 from .dse import search
 from .errors import SparseError
@@ -41,7 +41,8 @@ def _density(notes: dict, name: str, default: float) -> float:
 
 def expected_counts(modules: list[dict], notes: dict) -> dict[str, Counts]:
     """Token counts of one frame at the annotated mean density (1.0 where nothing is annotated)."""
-    counts, tokens = {}, {}
+    counts: dict[str, Counts] = {}
+    tokens: dict[str, int] = {}
     for s in modules:
         _, ho, wo = s["out_shape"]
         inherited = tokens[s["inputs"][0]] / (ho * wo) if s["inputs"] else 1.0

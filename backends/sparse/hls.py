@@ -24,7 +24,7 @@ from tcc.ir.escape import cpp_comment, cpp_string, is_cpp_identifier
 from tcc.ir.fileio import write_atomic
 from tcc.isa.tokensim.memories import has_line_buffer, lanes, module_memories, window_rows
 
-from .artifact import SparseArtifact
+from ..artifact import SparseArtifact
 from .compile import stream_plan
 from .errors import SparseError
 

@@ -17,6 +17,7 @@ import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ class _Member:
             self.shape, self.dtype, header_bytes = _npy_header(stream, f"{path}: key {self.key!r}")
         self.row_shape = self.shape[1:]
         self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
-        self._mapped = None
+        self._mapped: np.ndarray | None = None
         if info.compress_type == zipfile.ZIP_STORED:
             with open(path, "rb") as f:
                 f.seek(info.header_offset)
@@ -55,7 +56,7 @@ class _Member:
             name_len, extra_len = struct.unpack("<HH", local[26:30])
             offset = info.header_offset + 30 + name_len + extra_len + header_bytes
             self._mapped = np.memmap(path, self.dtype, "r", offset=offset, shape=self.shape)
-        self._stream = None
+        self._stream: IO[bytes] | None = None
         self._position = 0
 
     def rows(self, start: int, stop: int) -> np.ndarray:
@@ -103,7 +104,7 @@ class ArrayDataset:
         self.path = Path(path)
         self.inputs = inputs
         self.labels_key = labels
-        self._members: dict[str, object] = {}
+        self._members: dict[str, Any] = {}
         self._labels = None
         if not self.path.is_file():
             raise EvalError(f"{path}: no such data file")
@@ -254,19 +255,19 @@ class ImageFolderDataset:
             raise EvalError(f"--crop {self.pre.crop}: the input {self.input!r} takes {self.height}x{self.width}")
         resize = self.pre.resize or round(min(crop_h, crop_w) / 0.875)
         try:
-            with Image.open(path) as image:
-                image = image.convert("RGB" if self.channels == 3 else "L")
+            with Image.open(path) as opened:
+                image = opened.convert("RGB" if self.channels == 3 else "L")
                 w, h = image.size
                 ratio = resize / min(w, h)
                 image = image.resize((max(crop_w, round(w * ratio)), max(crop_h, round(h * ratio))),
-                                     Image.BILINEAR)
+                                     Image.Resampling.BILINEAR)
                 w, h = image.size
                 left, top = (w - crop_w) // 2, (h - crop_h) // 2
-                pixels = np.asarray(image.crop((left, top, left + crop_w, top + crop_h)), np.float32)
+                pixels: np.ndarray = np.asarray(image.crop((left, top, left + crop_w, top + crop_h)), np.float32)
         except OSError as exc:
             raise EvalError(f"{path}: not a readable image ({exc})") from None
         pixels = pixels.reshape(crop_h, crop_w, self.channels) * np.float32(self.pre.scale)
-        pixels = (pixels - np.float32(self.pre.mean)) / np.float32(self.pre.std)
+        pixels = (pixels - np.asarray(self.pre.mean, np.float32)) / np.asarray(self.pre.std, np.float32)
         if self.pre.layout == "nchw":
             pixels = pixels.transpose(2, 0, 1)
         return np.ascontiguousarray(pixels[None], np.float32)

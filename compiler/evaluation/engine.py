@@ -69,7 +69,7 @@ def _pool_records(spec: EvalSpec, dataset, chunks, workers: int):
 
 def _ordered(submit, dataset, chunks, workers: int):
     """Submit chunks with at most IN_FLIGHT per worker queued; yield their results in order."""
-    pending = deque()
+    pending: deque = deque()
     for start, stop in chunks:
         pending.append(submit(start, dataset.read(start, stop)))
         if len(pending) >= IN_FLIGHT * workers:

@@ -16,6 +16,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +71,9 @@ class Runners:
 
     def __init__(self, spec: EvalSpec):
         self.spec = spec
-        self.session = self.module = self.float_session = None
+        self.session: Any = None
+        self.module: Any = None
+        self.float_session: Any = None
         if "float" in spec.paths or spec.per_layer:
             self._open_float()
         if spec.artifact is not None:

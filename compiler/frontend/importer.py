@@ -101,7 +101,7 @@ def _reject_unsupported(ctx: ImportContext, folder: Folder) -> None:
 
 def _fold(ctx: ImportContext, folder: Folder, node: onnx.NodeProto) -> None:
     where = NodeContext(ctx, node).where
-    inputs = []
+    inputs: list = []
     for name in node.input:
         if not name:
             inputs.append(None)

@@ -199,7 +199,7 @@ def _refuse_huge_constants(model: onnx.ModelProto, initializers, label: str) -> 
     for node in model.graph.node:
         if node.op_type not in ("Range", "ConstantOfShape", "Expand", "Tile"):
             continue
-        inputs = []
+        inputs: list = []
         for name in node.input:
             tensor = initializers.get(name)
             if tensor is None or np.prod(tensor.dims, dtype=object) > SKELETON_LIMIT:

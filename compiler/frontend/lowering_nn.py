@@ -6,6 +6,7 @@ IR never depends on ONNX conventions.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -143,7 +144,7 @@ def _gemm_matmul(n: NodeContext, x, alpha: float) -> list:
     b = n.input(1)
     if n.attr("transB", 0):
         b = n.temp("transpose", [b], {"perm": (1, 0)}, hint="b_t")
-    steps = [("matmul", [x, b])]
+    steps: list[tuple[str, Any]] = [("matmul", [x, b])]
     if alpha != 1.0:
         steps.append(("mul", n.new_const(np.asarray(alpha, _np_dtype(n)), f"{n.node.output[0]}.alpha")))
     return steps
@@ -155,8 +156,8 @@ def _np_dtype(n: NodeContext):
 
 def _scaled_c(n: NodeContext, beta: float):
     if n.is_const(2):
-        c = n.const(2, "C")
-        return n.input(2) if beta == 1.0 else n.new_const((c * beta).astype(c.dtype), f"{n.node.input[2]}.b")
+        given = n.const(2, "C")
+        return n.input(2) if beta == 1.0 else n.new_const((given * beta).astype(given.dtype), f"{n.node.input[2]}.b")
     c = n.input(2)
     if beta == 1.0:
         return c

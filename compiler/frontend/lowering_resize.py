@@ -7,6 +7,7 @@ given scales yield sizes ``floor(float32(in) * scale)``.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 
@@ -83,6 +84,7 @@ def lower_resize(n: NodeContext) -> None:
     sizes_given = n.const_ints(3, "sizes") if n.has_input(3) else ()
     if len(scales_given) and len(sizes_given):
         raise n.error("both scales and sizes are given")
+    sizes: Sequence[int]
     if len(sizes_given):
         sizes, scales = _target_sizes(n, shape, axes, sizes_given)
     elif len(scales_given):

@@ -7,7 +7,7 @@ from onnx import TensorProto, helper
 from tcc.ir.dtypes import from_numpy
 
 # ONNX elem_type -> tcc element type, for the types tcc can carry in its IR.
-_ELEM = {
+_ELEM: dict[int, str] = {
     TensorProto.FLOAT: "f32",
     TensorProto.DOUBLE: "f64",
     TensorProto.FLOAT16: "f16",

@@ -72,14 +72,12 @@ def qmatmul(op, a, b):
 def requantize(op, x):
     a = op.attrs
     x_t = op.operands[0].type
-    v = x.astype(np.int64) - zero_point_array(x_t, x.ndim)
-    if a["pre_shift"]:
-        v = np.left_shift(v, a["pre_shift"])
     per_channel = len(a["multiplier"]) > 1
     axis = a["axis"] if per_channel else None
     multiplier = np.asarray(a["multiplier"]) if per_channel else a["multiplier"][0]
     shift = np.asarray(a["shift"]) if per_channel else a["shift"][0]
     try:
+        v = numerics.centre_and_shift(x, zero_point_array(x_t, x.ndim), a["pre_shift"])
         return numerics.requantize(v, multiplier, shift, a["zero_point"],
                                    a["qmin"], a["qmax"], a["rounding"], axis=axis,
                                    out_dtype=to_numpy(a["dtype"]))
@@ -109,13 +107,14 @@ def dequantize(op, x):
 
 
 def _rounded_mean(op, total: np.ndarray, counts) -> np.ndarray:
-    """round(total * multiplier / (count << shift)) + zero_point, one exact rounding, saturated."""
     a = op.attrs
-    num = np.rint(total).astype(np.int64) * np.int64(a["multiplier"])
-    den = np.left_shift(np.asarray(counts, np.int64), a["shift"])
-    mean = numerics.rounding_divide(num, den, "half_even")
     dtype = to_numpy(op.result.type.dtype)
-    return np.clip(mean + a["zero_point"], np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype)
+    try:
+        mean = numerics.rounded_mean(np.rint(total).astype(np.int64), counts, a["multiplier"], a["shift"],
+                                     a["zero_point"], *numerics.integer_range(dtype))
+    except ValueError as exc:
+        raise InterpreterError(f"{op.kind} at {op.loc!r}: {exc}") from None
+    return np.asarray(mean).astype(dtype)
 
 
 def qavg_pool(op, x):

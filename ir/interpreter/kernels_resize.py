@@ -8,7 +8,7 @@ from ..errors import InterpreterError
 _F32 = np.float32
 
 
-def source_coordinates(mode: str, out_len: int, in_len: int, scale: float) -> np.ndarray:
+def source_coordinates(mode: str, out_len: int, in_len: int, scale: float | np.float32) -> np.ndarray:
     """Input coordinate of every output index along one axis (ONNX coordinate_transformation_mode).
 
     ``length_resized`` in ONNX's formulas is ``in_len * scale``, not the integer output length:

@@ -61,12 +61,12 @@ class SparsityError(TccError):
 class Window:
     """Geometry of a sliding window over H and W."""
 
-    kernel: tuple[int, int]
-    strides: tuple[int, int]
-    dilations: tuple[int, int]
-    begins: tuple[int, int]
-    ends: tuple[int, int]
-    out_sizes: tuple[int, int]
+    kernel: tuple[int, ...]
+    strides: tuple[int, ...]
+    dilations: tuple[int, ...]
+    begins: tuple[int, ...]
+    ends: tuple[int, ...]
+    out_sizes: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,7 @@ def cells(mask: np.ndarray, strides, out_sizes) -> np.ndarray:
     h, w = mask.shape
     grown = np.zeros((-(-h // sh) * sh, -(-w // sw) * sw), bool)
     grown[:h, :w] = mask
-    merged = grown.reshape(grown.shape[0] // sh, sh, grown.shape[1] // sw, sw).any(axis=(1, 3))
+    merged = np.asarray(grown.reshape(grown.shape[0] // sh, sh, grown.shape[1] // sw, sw).any(axis=(1, 3)))
     return merged[:out_sizes[0], :out_sizes[1]]
 
 

@@ -23,8 +23,9 @@ from .dybit import (
 )
 from .integer import (
     INT8_MAX, INT8_MIN, INT16_MAX, INT16_MIN, INT32_MAX, INT32_MIN, ROUNDING_MODES, UINT8_MAX,
-    UINT8_MIN, dyadic_error, int_dtype_for_range, integer_range, multiply_by_quantized_multiplier,
-    quantize_multiplier, requantize, round_to_integer, rounding_divide, rounding_right_shift, saturate,
+    UINT8_MIN, centre_and_shift, dyadic_error, int_dtype_for_range, integer_range, multiply_by_quantized_multiplier,
+    quantize_multiplier, requantize, round_to_integer, rounded_mean, rounding_divide, rounding_right_shift,
+    saturate,
 )
 from .scale_search import search_scale_mse
 from .uniform import (
@@ -33,15 +34,16 @@ from .uniform import (
 )
 
 __all__ = [
+    "bf16_math",
     "BF16_MAX", "BF16_MIN_NORMAL", "BF16_MIN_SUBNORMAL", "BF16_NAN", "FINE_SHIFT", "as_bf16_array", "INT16_MAX",
     "INT16_MIN", "INT32_MAX", "INT32_MIN", "INT8_MAX", "INT8_MIN", "MAX_DECODE_INT",
-    "ROUNDING_MODES", "UINT8_MAX", "UINT8_MIN", "bf16_add", "bf16_fma", "bf16_max", "bf16_min",
+    "ROUNDING_MODES", "UINT8_MAX", "UINT8_MIN", "centre_and_shift", "bf16_add", "bf16_fma", "bf16_max", "bf16_min",
     "bf16_mul", "bf16_mul_add", "bf16_round", "bf16_sub", "bf16_sum", "bf16_to_int8", "decode",
     "decode_int", "dequantize", "dequantize_affine", "dyadic_error", "dybit_magnitudes", "encode",
     "from_bf16", "int8_to_bf16", "int_dequantize", "int_dtype_for_range", "int_max_level",
     "int_quantize", "integer_range", "max_magnitude", "multiply_by_quantized_multiplier",
     "quantize", "quantize_affine", "quantize_multiplier", "requantize", "round_to_integer",
-    "rounding_divide", "rounding_right_shift", "saturate", "search_scale", "search_scale_mse", "search_scale_uniform",
+    "rounded_mean", "rounding_divide", "rounding_right_shift", "saturate", "search_scale", "search_scale_mse", "search_scale_uniform",
     "to_bf16",
     "bf16_div", "bf16_erf", "bf16_exp", "bf16_gelu", "bf16_hard_swish", "bf16_layer_norm",
     "bf16_reciprocal", "bf16_rsqrt", "bf16_sigmoid", "bf16_silu", "bf16_softmax", "bf16_sqrt",

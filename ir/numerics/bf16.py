@@ -6,6 +6,7 @@ computes the exact result and rounds it once to bf16; results are float32 arrays
 values (``to_bf16`` gives the uint16 bit patterns).  Every NaN an operation produces is the
 canonical quiet NaN 0x7FC0; ``to_bf16`` keeps a NaN's sign (0x7FC0 / 0xFFC0), like ml_dtypes.
 """
+import ml_dtypes
 import numpy as np
 
 from ._arrays import along_axis, as_float64, as_int64, unwrap
@@ -78,9 +79,7 @@ def as_bf16_array(x) -> np.ndarray:
     ml_dtypes only stores the 2-byte patterns; tcc never relies on its casts, whose rounding of
     float64 changed between releases (0.6 rounded through float32, 0.7 rounds once).
     """
-    from tcc.ir.dtypes import to_numpy
-
-    return np.asarray(to_bf16(x), np.uint16).view(to_numpy("bf16"))
+    return np.asarray(to_bf16(x), np.uint16).view(ml_dtypes.bfloat16)
 
 
 def _require_subnormals() -> None:
@@ -113,7 +112,10 @@ def as_bf16_lanes(x, name: str) -> np.ndarray:
     return arr
 
 
-def round32(x32: np.ndarray) -> np.ndarray:
+Lanes = np.ndarray | np.floating  # float32 lanes, or one float32 constant broadcast over them
+
+
+def round32(x32: Lanes) -> np.ndarray:
     """float32 values rounded once (RNE) to bf16 values, as float32; every NaN becomes 0x7FC0.
 
     The canonical NaN goes in first, so the carry of the rounding add never leaves a NaN's
@@ -139,22 +141,22 @@ def round32(x32: np.ndarray) -> np.ndarray:
 # - a +- b: float32 has 24 >= 2 * 8 + 2 bits, so rounding the sum to float32 and then to bf16 is
 #   the correctly rounded sum (Figueroa's double-rounding theorem); sums below 2^-126 are
 #   multiples of 2^-133 under 2^-125, exact in float32; overflow behaves as for products.
-def mul32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def mul32(a: Lanes, b: Lanes) -> np.ndarray:
     """a * b rounded once to bf16 (unchecked float32 lanes)."""
     return round32(a * b)
 
 
-def add32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def add32(a: Lanes, b: Lanes) -> np.ndarray:
     """a + b rounded once to bf16 (unchecked float32 lanes)."""
     return round32(a + b)
 
 
-def sub32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def sub32(a: Lanes, b: Lanes) -> np.ndarray:
     """a - b rounded once to bf16 (unchecked float32 lanes)."""
     return round32(a - b)
 
 
-def mul_add32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+def mul_add32(a: Lanes, b: Lanes, c: Lanes) -> np.ndarray:
     """a * b + c as the SIMD lane computes it, multiply, round, add, round (unchecked lanes)."""
     return round32(round32(a * b) + c)
 

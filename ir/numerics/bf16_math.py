@@ -367,7 +367,7 @@ def bf16_layer_norm(x, scale, bias, axis: int = -1, epsilon: float = 1e-5):
     """
     arr = np.asarray(x)
     axis %= arr.ndim
-    rows = arr.reshape(arr.shape[:axis] + (-1,))
+    rows: np.ndarray = arr.reshape(arr.shape[:axis] + (-1,))
     n = rows.shape[-1]
     v = _lanes(rows).reshape(rows.shape)
     inv_n = _k(1 / n)

@@ -1,4 +1,5 @@
-"""Integer numerics: saturation, rounding right shifts and dyadic (Q31) requantization.
+"""Integer numerics: saturation, rounding right shifts, dyadic (Q31) requantization and the
+integer datapath's stages built on them (``centre_and_shift``, ``rounded_mean``).
 
 A dyadic multiplier represents a real scale as ``multiplier * 2**-shift`` with ``multiplier`` in
 [2**30, 2**31); ``requantize`` computes ``clamp(round(acc * multiplier / 2**shift) + zero_point)``
@@ -215,6 +216,42 @@ def requantize(acc, multiplier, shift, zero_point=0, qmin: int = INT8_MIN, qmax:
     out = np.clip(scaled + zp, qmin, qmax)
     dtype = np.dtype(out_dtype) if out_dtype is not None else int_dtype_for_range(qmin, qmax)
     return unwrap(out.astype(dtype))
+
+
+def centre_and_shift(x, zero_point, pre_shift: int = 0, headroom: int = 0):
+    """``(x - zero_point) << pre_shift`` as int64: the requantizer's input stage, before the multiplier.
+
+    ``pre_shift`` must be in [0, 62] and ``|x - zero_point| << pre_shift`` plus ``headroom`` (the
+    largest magnitude added afterwards, such as a bias) must stay below 2**62, so neither the shift
+    nor that addition can wrap int64; otherwise ValueError.
+    """
+    if not 0 <= pre_shift <= 62:
+        raise ValueError(f"pre_shift = {pre_shift} must be in [0, 62]")
+    v = as_int64(x, "x") - as_int64(zero_point, "zero_point")
+    largest = int(np.abs(v).max()) if v.size else 0
+    if (largest << pre_shift) + headroom >= _PRODUCT_LIMIT:
+        raise ValueError(f"pre_shift = {pre_shift} shifts |{largest}| beyond 2**62")
+    return unwrap(np.left_shift(v, pre_shift))
+
+
+def rounded_mean(total, count, multiplier: int, shift: int, zero_point: int = 0, qmin: int = INT8_MIN,
+                 qmax: int = INT8_MAX):
+    """Average pooling's output: ``clamp(round_half_even(total * multiplier / (count << shift)) + zero_point)``.
+
+    ``total`` is a window's exact integer sum of ``x - zero_point_in`` and ``count`` its divisor;
+    one exact rounding (``rounding_divide``), int64 out.  ``multiplier`` must be >= 0, ``shift`` in
+    [0, 50] and ``count`` >= 1, so ``count << shift`` and the product stay exact; else ValueError.
+    """
+    if multiplier < 0 or not 0 <= shift <= 50:
+        raise ValueError(f"a rounded mean needs multiplier >= 0 and shift in [0, 50], got {multiplier}, {shift}")
+    t = as_int64(total, "total")
+    c = as_int64(count, "count")
+    if c.size and c.min() < 1:
+        raise ValueError("a rounded mean needs window counts >= 1")
+    if t.size and int(np.abs(t).max()) * multiplier >= _PRODUCT_LIMIT:
+        raise ValueError("total * multiplier would reach 2**62 and could overflow int64")
+    mean = np.asarray(rounding_divide(t * np.int64(multiplier), np.left_shift(c, shift), "half_even"))
+    return unwrap(np.clip(mean + zero_point, qmin, qmax))
 
 
 def dyadic_error(real, multiplier, shift):

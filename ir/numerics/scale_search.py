@@ -59,7 +59,7 @@ def search_scale_mse(x, fake_quantize, max_level: float, factor_range: tuple[flo
         ratio = grid[1] / grid[0]
         steps = np.linspace(0.0, 1.0, _REFINE_POINTS)
         lo, hi = coarse / ratio, coarse * ratio
-        factors = [coarse] + [lo + t * (hi - lo) for t in steps]  # never worse than coarse
+        factors = np.stack([coarse] + [lo + t * (hi - lo) for t in steps])  # never worse than coarse
     else:
         factors = np.asarray(candidates, np.float64)
         if factors.ndim != 1 or factors.size == 0 or not np.all((factors > 0) & np.isfinite(factors)):

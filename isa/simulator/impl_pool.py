@@ -77,11 +77,10 @@ def pool(m: MachineState, mode: str, dst: int, src: int):
         total = np.where(valid[..., None], window.astype(np.int64) - zp, 0).sum(axis=2)
         divisor = in_padded if count_pad else in_slab
         mult, shift, out_zp = _AVG(m.regs)
-        if mult < 0 or not 0 <= shift <= 50:
-            raise Fault(f"average pooling needs pl.mult >= 0 and pl.shift in [0, 50], got {mult}, {shift}")
-        den = np.left_shift(divisor[..., None].astype(np.int64), shift)
-        mean = numerics.rounding_divide(total * np.int64(mult), den, "half_even")
-        out[...] = np.clip(mean + out_zp, numerics.INT8_MIN, numerics.INT8_MAX)
+        try:
+            out[...] = numerics.rounded_mean(total, divisor[..., None], mult, shift, out_zp)
+        except ValueError as exc:
+            raise Fault(f"average pooling (pl.mult, pl.shift): {exc}") from None
     cycles = -(-(h_out * w_out * c * kh * kw) // m.target.post_lanes) + 4
     return Effect(cycles, (s_access, d_access))
 

@@ -1,8 +1,9 @@
 """The requantization unit: ``requant`` (accumulators or int8 -> int8/int32), ``eadd``, ``emul`` and ``lut``.
 
-All rounding is ``numerics.requantize``, the function the reference interpreter calls.  Nothing
-wraps: ``[qmin, qmax]`` must lie inside the output type (int8, or int32 for ``requant ... i32``,
-which also writes to abuf), and ``pre_shift`` must be in [0, 62] without overflowing int64.
+The input stage and all rounding are ``numerics.centre_and_shift`` and ``numerics.requantize``, the
+rules the reference interpreter applies.  Nothing wraps: ``[qmin, qmax]`` must lie inside the output
+type (int8, or int32 for ``requant ... i32``, which also writes to abuf), and ``pre_shift`` must be
+in [0, 62] without overflowing int64.
 """
 from __future__ import annotations
 
@@ -20,23 +21,12 @@ _EM = registers("ea.b", "ea.len", "ea.a_zp", "ea.b_zp", "ea.out_mult", "ea.out_s
                 "ea.qmax", "em.b_rep", "em.b_period", "em.b_phase")
 _LT = registers("lt.table", "lt.len")
 _OUT_RANGE = {"i8": (numerics.INT8_MIN, numerics.INT8_MAX), "i32": (numerics.INT32_MIN, numerics.INT32_MAX)}
-_SHIFTED_LIMIT = 2**62  # beyond this an int64 left shift (plus bias) could wrap
 
 
 def _check_saturation(out: str, qmin: int, qmax: int, names: str) -> None:
     lo, hi = _OUT_RANGE[out]
     if not lo <= qmin <= qmax <= hi:
         raise Fault(f"{names} = [{qmin}, {qmax}] must be an ordered range inside {out} [{lo}, {hi}]")
-
-
-def _shift_left(x: np.ndarray, pre_shift: int, extra: int, what: str) -> np.ndarray:
-    """``x << pre_shift`` in int64, refusing shifts that could wrap (``extra`` bounds what is added after)."""
-    if not 0 <= pre_shift <= 62:
-        raise Fault(f"{what} = {pre_shift} must be in [0, 62]")
-    largest = int(np.abs(x).max()) if x.size else 0
-    if (largest << pre_shift) + extra >= _SHIFTED_LIMIT:
-        raise Fault(f"{what} = {pre_shift} shifts |{largest}| beyond 2**62")
-    return np.left_shift(x, pre_shift)
 
 
 def _cycles(m: MachineState, elements: int) -> int:
@@ -55,8 +45,8 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
     params, p_access = m.region(PBUF, params_at, (cols, 3), (12, 4), "<i4", False, "requant parameters")
     bias, mult, shift = (params[:, i].astype(np.int64) for i in range(3))
     largest_bias = int(np.abs(bias).max()) if bias.size else 0
-    v = _shift_left(x.astype(np.int64) - src_zp, pre_shift, largest_bias, "rq.pre_shift") + bias
     try:
+        v = numerics.centre_and_shift(x, src_zp, pre_shift, largest_bias) + bias
         y = numerics.requantize(v, mult, shift, zp, qmin, qmax, rounding, out_dtype=np.int64)
     except ValueError as exc:
         raise Fault(f"requant: {exc}") from None
@@ -78,12 +68,10 @@ def eadd(m: MachineState, op: str, rounding: str, dst: int, a: int):
     a_view, a_access = m.region(ABUF, a, (length,), (1,), np.int8, False, "eadd operand a")
     b_view, b_access = m.region(ABUF, b, (length,), (1,), np.int8, False, "eadd operand b (ea.b)")
     try:
-        va = numerics.requantize(_shift_left(a_view.astype(np.int64) - a_zp, pre_shift, 0, "ea.pre_shift"),
-                                 a_mult, a_shift, 0, numerics.INT32_MIN, numerics.INT32_MAX, rounding,
-                                 out_dtype=np.int64)
-        vb = numerics.requantize(_shift_left(b_view.astype(np.int64) - b_zp, pre_shift, 0, "ea.pre_shift"),
-                                 b_mult, b_shift, 0, numerics.INT32_MIN, numerics.INT32_MAX, rounding,
-                                 out_dtype=np.int64)
+        va = numerics.requantize(numerics.centre_and_shift(a_view, a_zp, pre_shift), a_mult, a_shift, 0,
+                                 numerics.INT32_MIN, numerics.INT32_MAX, rounding, out_dtype=np.int64)
+        vb = numerics.requantize(numerics.centre_and_shift(b_view, b_zp, pre_shift), b_mult, b_shift, 0,
+                                 numerics.INT32_MIN, numerics.INT32_MAX, rounding, out_dtype=np.int64)
         total = va + vb if op == "add" else va - vb
         y = numerics.requantize(total, out_mult, out_shift, zp, qmin, qmax, rounding, out_dtype=np.int64)
     except ValueError as exc:

@@ -1,7 +1,7 @@
 """The simulator's public face: ``Machine(target, dram, descriptors).run(words) -> RunResult``.
 
 Execution is functional and in program order (each instruction completes before the next);
-the cycle model (timing.py) replays the same instructions on three decoupled units and its
+the cycle model (timing.py) replays the same instructions on four decoupled units and its
 hazard checks make that order the one the hardware would observe.
 """
 from __future__ import annotations
@@ -13,16 +13,15 @@ import numpy as np
 
 from ..encoding import decode
 from ..errors import IllegalInstruction, SimulatorTrap
-from ..table import REGISTER_INDEX
+from ..table import INSTRUCTIONS, REGISTER_INDEX
 from . import impl_dma, impl_matrix, impl_pool, impl_quant, impl_system, impl_vector  # noqa: F401 (register impls)
 from .counters import LayerCounters
 from .impl_system import mode as _mode_impl
 from .machine import IMPLS, Barrier, Fault, MachineState
-from .timing import COMPUTE, LOAD, POST, STORE, UNIT_NAMES, Timing
+from .timing import COMPUTE, UNIT_NAMES, Timing
 
-# The cycle model's unit of every timed instruction (the others only take an issue slot).
-TIMED_UNITS = {"load": LOAD, "lookup": LOAD, "store": STORE, "matmul": COMPUTE, "requant": POST, "pool": POST,
-               "eadd": POST, "emul": POST, "lut": POST, "copy": POST, "cvt": COMPUTE, "vop": COMPUTE, "mode": COMPUTE}
+# The cycle model's unit of every timed instruction, from the ISA table ("front" ones only take an issue slot).
+UNIT_OF = {i.mnemonic: UNIT_NAMES.index(i.unit) for i in INSTRUCTIONS if i.unit != "front"}
 _LAYER = REGISTER_INDEX["sys.layer"]
 # How many instructions run between two calls of ``Machine.run``'s progress callback.
 PROGRESS_EVERY = 4096
@@ -93,7 +92,7 @@ def _decode_entries(words: np.ndarray) -> list[_Entry]:
         except IllegalInstruction as exc:
             decoded.append(_Entry(_illegal(exc.reason), (), None, f"0x{word:016x}"))
             continue
-        decoded.append(_Entry(IMPLS[instr.mnemonic], instr.operands, TIMED_UNITS.get(instr.mnemonic), instr))
+        decoded.append(_Entry(IMPLS[instr.mnemonic], instr.operands, UNIT_OF.get(instr.mnemonic), instr))
     return [decoded[i] for i in inverse.ravel().tolist()]
 
 

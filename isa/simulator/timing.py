@@ -1,13 +1,14 @@
-"""The cycle model of docs/overlay-machine.md: three decoupled units behind an in-order front end.
+"""The cycle model of docs/overlay-machine.md: four decoupled units behind an in-order front end.
 
-Units: load, compute (the PE array: matmul, and cvt/vop in bf16 mode), store, and post (the
-quantization / pooling / element-wise unit on the store path: requant, pool, eadd, emul, lut, copy).
-The front end issues one instruction per cycle (``sync`` and ``halt`` stall it until units are
-idle); each unit (load, compute, store) runs its instructions in order, one at a time, so its
-queue never blocks issue.  An instruction starts at ``max(issue, its unit free, end of every
-earlier conflicting instruction)``: conflicts are overlapping byte ranges [lo, hi) of one memory
-where at least one side writes.  An instruction's range in a memory is the span from the lowest
-to the highest byte it touches there (strided accesses are not split into their rows).
+Units (``table.UNITS``, each instruction's unit is in the ISA table): load (``load``, ``lookup``),
+compute (the PE array: ``matmul``, ``mode``, and ``cvt``/``vop`` in bf16 mode), store (``store``),
+and post (the quantization / pooling / element-wise unit on the store path: ``requant``, ``pool``,
+``eadd``, ``emul``, ``lut``, ``copy``).  The front end issues one instruction per cycle (``sync``
+and ``halt`` stall it until units are idle); each unit runs its instructions in order, one at a
+time, so its queue never blocks issue.  An instruction starts at ``max(issue, its unit free, end of every earlier
+conflicting instruction)``: conflicts are overlapping byte ranges [lo, hi) of one memory where at
+least one side writes.  An instruction's range in a memory is the span from the lowest to the
+highest byte it touches there (strided accesses are not split into their rows).
 
 The scoreboard keeps, per unit, memory and access kind (read or write), the ranges of recent
 instructions in order of their end cycle.  Earlier instructions of the same unit never need
@@ -20,10 +21,10 @@ from __future__ import annotations
 
 from collections import deque
 
+from ..table import UNITS as UNIT_NAMES
 from .machine import MEMORY_NAMES
 
-LOAD, COMPUTE, STORE, POST = 0, 1, 2, 3  # LOAD..STORE are also the bit positions of sync's wait mask
-UNIT_NAMES = ("load", "compute", "store", "post")
+LOAD, COMPUTE, STORE, POST = (UNIT_NAMES.index(u) for u in ("load", "compute", "store", "post"))
 _OTHERS = tuple(tuple(o for o in range(len(UNIT_NAMES)) if o != u) for u in range(len(UNIT_NAMES)))
 _PRUNE_EVERY = 256
 

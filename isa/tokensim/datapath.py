@@ -1,6 +1,6 @@
 """What each module computes, on whole token streams at once (numpy, vectorised over tokens).
 
-Every rounding goes through ``tcc.ir.numerics`` (requantize, rounding_divide): the simulator and
+Every rounding goes through ``tcc.ir.numerics`` (centre_and_shift, requantize, rounded_mean): the simulator and
 the integer reference interpreter share those definitions.  Matrix work runs in float64, exact for
 int8 x int8 products summed over any of these layers (far below 2**53), then is checked to fit
 int32 as the hardware accumulators must.
@@ -8,6 +8,7 @@ int32 as the hardware accumulators must.
 from __future__ import annotations
 
 import functools
+from typing import Callable
 
 import numpy as np
 
@@ -26,9 +27,7 @@ MAX_POOL_PADDING = -(2**40)  # below any int8/int32 value: max pooling's padding
 def requant(values: np.ndarray, rq: dict) -> np.ndarray:
     """The requantize op's arithmetic on [N, C] values: (x - in_zp) << pre_shift, then
     numerics.requantize with the op's multiplier, shift, zero point, clamp and rounding."""
-    v = values.astype(np.int64) - np.asarray(rq["in_zero_point"], np.int64)
-    if rq["pre_shift"]:
-        v = np.left_shift(v, rq["pre_shift"])
+    v = np.asarray(numerics.centre_and_shift(values, np.asarray(rq["in_zero_point"], np.int64), rq["pre_shift"]))
     per_channel = len(rq["multiplier"]) > 1
     mult = np.asarray(rq["multiplier"], np.int64) if per_channel else rq["multiplier"][0]
     shift = np.asarray(rq["shift"], np.int64) if per_channel else rq["shift"][0]
@@ -176,10 +175,8 @@ def concat(spec: dict, weights: dict, *operands) -> tuple[TokenStream, Counts]:
 def rounded_mean(spec: dict, total: np.ndarray, count) -> np.ndarray:
     """qavg_pool's and qglobal_avg_pool's one exact rounding of a window sum onto the output scale:
     round_half_even(total * multiplier / (count << shift)) + zero point, saturated."""
-    num = np.rint(total).astype(np.int64) * np.int64(spec["multiplier"])
-    den = np.left_shift(np.asarray(count, np.int64), spec["shift"])
-    mean = np.asarray(numerics.rounding_divide(num, den, "half_even"))
-    return np.clip(mean + spec["zero_point"], spec["qmin"], spec["qmax"]).astype(np.int64)
+    return np.asarray(numerics.rounded_mean(np.rint(total).astype(np.int64), count, spec["multiplier"],
+                                            spec["shift"], spec["zero_point"], spec["qmin"], spec["qmax"]))
 
 
 def avgpool(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[TokenStream, Counts]:
@@ -219,5 +216,5 @@ def fc(spec: dict, weights: dict, stream: TokenStream, mode: str) -> tuple[Token
     return TokenStream.at([[0, 0]], out, spec["background"], 1, 1), Counts(len(stream), 1)
 
 
-KERNELS = {"conv": conv, "pointwise": conv, "depthwise": conv, "maxpool": maxpool, "avgpool": avgpool, "add": add,
+KERNELS: dict[str, Callable[..., tuple[TokenStream, Counts]]] = {"conv": conv, "pointwise": conv, "depthwise": conv, "maxpool": maxpool, "avgpool": avgpool, "add": add,
            "concat": concat, "gpool": gpool, "fc": fc}

@@ -75,8 +75,8 @@ def simulate(metadata: dict, weights: dict, inputs: dict[str, TokenStream]) -> T
         counters.append(ModuleCounters(spec["name"], spec["kind"], spec["loc"], spec["parallelism"], c.tokens_in,
                                        c.tokens_out, c.neighbours, busy[spec["name"]], PIPELINE_DEPTH[spec["kind"]]))
     timing = frame_timing(metadata["modules"], streams, counts)
-    for c in counters:
-        c.first_token, c.finished = timing["modules"][c.name].first, timing["modules"][c.name].last
+    for counter in counters:
+        counter.first_token, counter.finished = timing["modules"][counter.name].first, timing["modules"][counter.name].last
     streaming = [busy[m["name"]] for m in metadata["modules"] if m["kind"] not in POST_FRAME]
     latency = {"cycles": timing["cycles"], "bottleneck_cycles": max(streaming, default=0)}
     return TokenSimResult(streams, counters, latency, float(metadata["target"]["clock_mhz"]), mode)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Literal
+
 import numpy as np
 
 from .cost import PIPELINE_DEPTH, Counts, ceil_div
@@ -44,7 +46,7 @@ def _scan(ready: np.ndarray, service: np.ndarray, start: int = 0) -> np.ndarray:
     return total + np.maximum.accumulate(np.maximum(ready, start) - before)
 
 
-def _next_arrival(src: StreamTime, raster: np.ndarray, positions: np.ndarray, side: str) -> np.ndarray:
+def _next_arrival(src: StreamTime, raster: np.ndarray, positions: np.ndarray, side: Literal["left", "right"]) -> np.ndarray:
     """When the consumer knows everything of the input up to each position: the arrival of the
     first token at (side='left') or past (side='right') it, or the end of frame."""
     idx = np.searchsorted(raster, positions, side=side)

@@ -57,6 +57,6 @@ class TokenStream:
         return cls(coords, feats, bg, int(dense.shape[1]), int(dense.shape[2]))
 
     @classmethod
-    def at(cls, coords: np.ndarray, feats: np.ndarray, background, height: int, width: int) -> "TokenStream":
+    def at(cls, coords: np.ndarray | list, feats: np.ndarray, background, height: int, width: int) -> "TokenStream":
         return cls(np.asarray(coords, np.int64).reshape(-1, 2), np.asarray(feats, np.int64),
                    np.asarray(background, np.int64), height, width)

@@ -7,7 +7,8 @@ from tcc.ir import Module
 
 from ..base import Pass
 from .calibration import DEFAULT_CALIBRATION, CalibrationError, calibrate, load_samples
-from .lowering import LoweringConfig, lower_module
+from .lowering import LoweringConfig
+from .rules import lower_module
 from .mixed_precision import MixedPrecision, MixedPrecisionPlan
 from .params import WEIGHT_FORMATS, QuantizationError, parse_weight_format
 

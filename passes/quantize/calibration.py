@@ -113,7 +113,7 @@ def calibrate(module: Module, samples, method: str = DEFAULT_CALIBRATION, percen
     if method not in OBSERVERS and method != "auto":
         raise CalibrationError(f"unknown calibration method {method!r}; "
                                f"choose from {', '.join(CALIBRATION_METHODS)}")
-    observers: dict[int, object] = {}
+    observers: dict[int, MinMaxObserver] = {}
     reduced = reduction_inputs(module) if method == "auto" else set()
     sample_index = 0
 
@@ -141,7 +141,11 @@ def calibrate(module: Module, samples, method: str = DEFAULT_CALIBRATION, percen
             run(sample)
         if progress is not None:
             progress(sample_index + 1, len(samples))
-    return {key: tuple(float(v) for v in obs.range()) for key, obs in observers.items()}
+    ranges = {}
+    for key, obs in observers.items():
+        lo, hi = obs.range()
+        ranges[key] = (float(lo), float(hi))
+    return ranges
 
 
 def _sparse_runner(module: Module, mode: str, observe):

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tcc.ir import Builder, Module, Op, QuantParams, TensorType, Trait, Value, constant_value, kinds_with
+from tcc.ir import Builder, Module, Op, QuantParams, Trait, Value, constant_value, kinds_with
+from tcc.ir import numerics
 
-from .lut import find_chains, lower_chain
-from .params import activation_params, dyadic, quantize_bias, quantize_weights
+from .params import activation_params, dyadic
 
 LINEAR_KINDS = ("conv", "linear", "matmul")
 ACTIVATIONS = ("relu", "clip")
@@ -39,7 +39,8 @@ class LoweringConfig:
         return self.layer_weights.get(op.result.name, self.weights)
 
 
-def _per_tensor(q: QuantParams) -> tuple[float, int]:
+def per_tensor(q: QuantParams) -> tuple[float, int]:
+    """(scale, zero point) of per-tensor parameters."""
     return q.scale[0], q.zero_point[0]
 
 
@@ -149,40 +150,10 @@ class Lowering:
         return None, r
 
     def clamp(self, act: Op | None, out: QuantParams) -> tuple[int, int]:
-        scale, zp = _per_tensor(out)
-        lo, hi = -128, 127
         if act is None:
-            return lo, hi
+            return numerics.INT8_MIN, numerics.INT8_MAX
+        scale, zp = per_tensor(out)
         low = 0.0 if act.kind == "relu" else act.attrs["min"]
         high = np.inf if act.kind == "relu" else act.attrs["max"]
-        if np.isfinite(low):
-            lo = int(np.clip(zp + np.rint(low / scale), -128, 127))
-        if np.isfinite(high):
-            hi = int(np.clip(zp + np.rint(high / scale), -128, 127))
-        return lo, hi
+        return int(numerics.quantize_affine(low, scale, zp)), int(numerics.quantize_affine(high, scale, zp))
 
-
-def lower_module(source: Module, ranges: dict[int, tuple[float, float]], config: LoweringConfig) -> Module:
-    """The integer-only module equivalent of ``source`` (a new Module)."""
-    from .rules import RULES, lower_bf16, lower_float
-
-    lw = Lowering(source, ranges, config)
-    chains, absorbed = find_chains(source)
-    for v in source.inputs:
-        lw.bind(v, lw.target.add_input(v.name, TensorType(v.type.shape, v.type.dtype)), "f32")
-    for op in source.ops:
-        if op.kind == "const" or id(op) in lw.consumed or id(op) in absorbed:
-            continue
-        lw.b.loc = op.loc
-        if id(op) in chains:
-            lower_chain(lw, chains[id(op)])
-            continue
-        floating = any(r.type.dtype == "f32" for r in op.results)
-        fallback = [lower_bf16, lower_float] if floating else [lower_float]
-        for rule in RULES.get(op.kind, []) + fallback:
-            if rule(lw, op):
-                break
-    for name, v in source.outputs:
-        lw.b.loc = v.producer.loc if v.producer is not None else name  # the layer whose value leaves
-        lw.target.add_output(name, lw.f32(v))
-    return lw.target

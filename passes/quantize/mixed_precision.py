@@ -22,7 +22,8 @@ from ..base import Pass
 from .assignment import cheapest_cost, pareto_front
 from .calibration import DEFAULT_CALIBRATION, calibrate, load_samples
 from .cost_model import BF16, OverlayCostModel
-from .lowering import LoweringConfig, lower_module
+from .lowering import LoweringConfig
+from .rules import lower_module
 from .params import WEIGHT_FORMATS, QuantizationError
 from .sensitivity import Layer, Sensitivity, measure_sensitivity, model_error, weight_layers
 

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from tcc.ir import numerics
+
+from .params import activation_params
+
 NUM_BINS = 4096  # even, so merging pairs keeps the centre at zero
 
 
@@ -126,12 +130,13 @@ class MseObserver(HistogramObserver):
         best, best_err = (low, high), np.inf
         for frac in np.linspace(0.3, 1.0, 71):
             lo, hi = min(low * frac, 0.0), max(high * frac, 0.0)
-            scale = (hi - lo) / 255.0
-            if scale <= 0:
+            if hi - lo <= 0:
                 continue
-            zp = np.round(-lo / scale) - 128
-            q = np.clip(np.round(centres / scale) + zp, -128, 127)
-            err = float(np.sum(weights * ((q - zp) * scale - centres) ** 2))
+            # the parameters the quantizer will choose for this range (float32 scale), and its rounding
+            params = activation_params(lo, hi, symmetric=False)
+            scale, zp = params.scale[0], params.zero_point[0]
+            q = numerics.quantize_affine(centres, scale, zp)
+            err = float(np.sum(weights * (numerics.dequantize_affine(q, scale, zp) - centres) ** 2))
             if err < best_err:
                 best, best_err = (lo, hi), err
         return best

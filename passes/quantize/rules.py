@@ -1,12 +1,15 @@
-"""Per-op-kind lowering rules of the int8 quantizer (see lowering.py for the domains)."""
+"""Per-op-kind lowering rules of the int8 quantizer (see lowering.py for the domains), and
+``lower_module``, which applies them to every op."""
 from __future__ import annotations
 
 import numpy as np
 
-from tcc.ir import Op, QuantParams, Value, constant_value
+from tcc.ir import Module, Op, QuantParams, TensorType, Value, constant_value
+from tcc.ir import numerics
 
-from .lowering import IDENTITY_Q31, LAYOUT_KINDS, Lowering, _per_tensor
-from .params import bias_weight_scales, quantize_bias, quantize_weights
+from .lowering import LAYOUT_KINDS, Lowering, LoweringConfig, per_tensor
+from .lut import find_chains, lower_chain
+from .params import bias_weight_scales, dyadic, quantize_bias, quantize_weights
 
 
 def requantize_output(lw: Lowering, op: Op, acc: Value, acc_scales, axis: int = 1) -> bool:
@@ -34,7 +37,8 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
         w = constant_value(op.operands[1])
         if w is None or w.ndim != 2:
             return lower_matmul(lw, op)
-        weight, channel_axis, kind, attrs = w.T, op.result.type.rank - 1, "qlinear", {}
+        attrs: dict = {}
+        weight, channel_axis, kind = w.T, op.result.type.rank - 1, "qlinear"
     else:
         weight = constant_value(op.operands[1])
         if weight is None:
@@ -42,7 +46,7 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
         channel_axis = 1 if op.kind == "conv" else op.result.type.rank - 1
         kind, attrs = ("qconv", op.attrs) if op.kind == "conv" else ("qlinear", {})
     x = lw.i8(op.operands[0])
-    sx, _ = _per_tensor(x.type.quant)
+    sx, _ = per_tensor(x.type.quant)
     bias = constant_value(op.operands[2]) if len(op.operands) > 2 else None
     if len(op.operands) > 2 and bias is None:
         return False
@@ -70,8 +74,6 @@ def lower_matmul(lw: Lowering, op: Op) -> bool:
 
 def to_i32(lw: Lowering, x: Value, real: float, pre_shift: int, name: str) -> Value:
     """(x - zp) << pre_shift, times ``real`` (dyadic), as int32 with zero point 0."""
-    from .params import dyadic
-
     m, s = dyadic(real)
     y = lw.b.value("requantize", [x], {"multiplier": m, "shift": s, "pre_shift": pre_shift, "zero_point": 0,
                                        "qmin": -2**31, "qmax": 2**31 - 1, "dtype": "i32",
@@ -119,8 +121,6 @@ def lower_concat(lw: Lowering, op: Op) -> bool:
 
 def lower_pool(lw: Lowering, op: Op) -> bool:
     """Average pools round the window mean once onto the output's own calibrated scale."""
-    from .params import dyadic
-
     x = lw.i8(op.operands[0])
     out = lw.params(op.result)
     (multiplier,), (shift,) = dyadic(x.type.quant.scale[0] / out.scale[0])
@@ -154,8 +154,8 @@ def lower_layout(lw: Lowering, op: Op) -> bool:
     attrs = dict(op.attrs)
     if op.kind == "pad":
         if attrs["mode"] == "constant":
-            scale, zp = _per_tensor(x.type.quant)
-            attrs["value"] = float(np.clip(zp + np.rint(attrs["value"] / scale), -128, 127))
+            scale, zp = per_tensor(x.type.quant)
+            attrs["value"] = float(numerics.quantize_affine(attrs["value"], scale, zp))
     rest = [lw.f32(v) for v in op.operands[1:]]  # indices and other non-data operands stay as they are
     results = lw.b.create(op.kind, [x] + rest, attrs, name=op.results[0].name).results
     for old, new in zip(op.results, results):
@@ -193,3 +193,27 @@ RULES = {
     **{kind: [lower_layout] for kind in LAYOUT_KINDS},
     "resize": [lower_resize],
 }
+
+
+def lower_module(source: Module, ranges: dict[int, tuple[float, float]], config: LoweringConfig) -> Module:
+    """The integer-only module equivalent of ``source`` (a new Module)."""
+    lw = Lowering(source, ranges, config)
+    chains, absorbed = find_chains(source)
+    for v in source.inputs:
+        lw.bind(v, lw.target.add_input(v.name, TensorType(v.type.shape, v.type.dtype)), "f32")
+    for op in source.ops:
+        if op.kind == "const" or id(op) in lw.consumed or id(op) in absorbed:
+            continue
+        lw.b.loc = op.loc
+        if id(op) in chains:
+            lower_chain(lw, chains[id(op)])
+            continue
+        floating = any(r.type.dtype == "f32" for r in op.results)
+        fallback = [lower_bf16, lower_float] if floating else [lower_float]
+        for rule in RULES.get(op.kind, []) + fallback:
+            if rule(lw, op):
+                break
+    for name, v in source.outputs:
+        lw.b.loc = v.producer.loc if v.producer is not None else name  # the layer whose value leaves
+        lw.target.add_output(name, lw.f32(v))
+    return lw.target

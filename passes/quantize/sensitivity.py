@@ -25,7 +25,8 @@ from tcc.ir.errors import TccError
 from tcc.ir.interpreter import run_module
 
 from .cost_model import LayerCost
-from .lowering import LoweringConfig, lower_module
+from .lowering import LoweringConfig
+from .rules import lower_module
 
 
 @dataclass(frozen=True)

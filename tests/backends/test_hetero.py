@@ -117,3 +117,9 @@ def test_corrupted_heterogeneous_artifact_is_one_clear_error(artifact, tcc_cli, 
     bad.write_bytes(bytes(data))
     code, _, err = tcc_cli("run", bad, "-o", tmp_path / "o.npz")
     assert code == 2 and "checksum mismatch" in err and "Traceback" not in err
+
+
+def test_verify_compares_a_model_with_host_partitions(tcc_cli):
+    code, out, _ = tcc_cli("verify", MODEL, "--calib", CALIB, "--samples", "1")
+    assert code == 0
+    assert "simulator == integer reference: all" in out and "agree bit for bit" in out

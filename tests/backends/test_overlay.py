@@ -270,3 +270,18 @@ def test_constant_operand_of_an_int8_add(tmp_path):
     session = Session(compile_overlay(module))
     x = {"x": rng.standard_normal((1, 3, 6, 6)).astype(np.float32)}
     np.testing.assert_array_equal(session.run(None, x)[0], run_module(module, x)["y"])
+
+
+@pytest.mark.parametrize("impl, rule", [("impl_quant", "requantize"), ("impl_pool", "rounded_mean")])
+def test_a_one_lsb_error_in_the_simulator_datapath_breaks_bit_exactness(digits_artifact, off_by_one_lsb, impl, rule):
+    """The simulator shares only the rounding rules with the reference, not its kernels: a
+    deliberate one-bit error in the simulator's requantizer or average pool must show."""
+    import importlib
+
+    path, _ = digits_artifact
+    x = {"input": np.load("examples/digits/digits_test.npz")["input"][:1]}
+    session = Session(path)
+    np.testing.assert_array_equal(session.run(None, x)[0], session.run_reference(x)["logits"])
+    off_by_one_lsb(importlib.import_module(f"tcc.isa.simulator.{impl}"), rule)
+    with pytest.raises(AssertionError):
+        np.testing.assert_array_equal(session.run(None, x)[0], session.run_reference(x)["logits"])

@@ -104,3 +104,17 @@ def test_cli_compile_run_report_disasm(tmp_path, tcc_cli):
     assert (tmp_path / "hls" / "esda_modules.hpp").is_file() and "#pragma HLS DATAFLOW" in top
     code, _, err = tcc_cli("hls", EVENTS / "events_dense.onnx", "-o", tmp_path / "hls2")
     assert code == 2 and "not a sparse artifact" in err and not (tmp_path / "hls2").exists()
+
+
+@pytest.mark.parametrize("rule", ["requantize", "rounded_mean"])
+def test_a_one_lsb_error_in_the_token_datapath_breaks_bit_exactness(off_by_one_lsb, rule):
+    """The token simulator shares only numerics' rules with the references: a deliberate one-bit
+    error in its requantizer or global average pool makes the bit-exactness check fail."""
+    from tcc.isa.tokensim import datapath
+
+    _, session = compiled("digits", "exact")
+    feeds = {"input": np.load(DIGITS / "digits_test.npz")["input"][:1]}
+    _check_against_reference(session, feeds, "exact")
+    off_by_one_lsb(datapath, rule)
+    with pytest.raises(AssertionError):
+        _check_against_reference(session, feeds, "exact")

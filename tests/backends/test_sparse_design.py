@@ -10,7 +10,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from sparse_helpers import annotated, compiled
-from tcc.backends.sparse import SparseArtifact, SparseArtifactError, SparseError, compile_sparse
+from tcc.backends.artifact import ArtifactError
+from tcc.backends.sparse import SparseArtifact, SparseError, compile_sparse
 from tcc.backends.sparse.dse import options_of, search
 from tcc.backends.sparse.mapping import map_module
 from tcc.backends.sparse.target import SparseTarget
@@ -110,13 +111,13 @@ def test_artifact_round_trip_and_corruption(tmp_path):
         assert loaded.weights[name].dtype == w.dtype
     data = bytearray(path.read_bytes())
     data[-5] ^= 1
-    with pytest.raises(SparseArtifactError, match="checksum"):
+    with pytest.raises(ArtifactError, match="checksum"):
         SparseArtifact.from_bytes(bytes(data))
     data = bytearray(path.read_bytes())
     data[8] = 9
-    with pytest.raises(SparseArtifactError, match="version 9"):
+    with pytest.raises(ArtifactError, match="version 9"):
         SparseArtifact.from_bytes(bytes(data))
-    with pytest.raises(SparseArtifactError, match="not a sparse tcc artifact"):
+    with pytest.raises(ArtifactError, match="not a sparse tcc artifact"):
         SparseArtifact.from_bytes(b"TCCARTF\0" + bytes(100))
 
 
@@ -165,20 +166,16 @@ def test_target_description_errors(tmp_path):
 
 def _repacked(data: bytes, meta: bytes) -> bytes:
     """``data`` (a sparse artifact) with its metadata section replaced behind a valid header."""
-    import hashlib
+    from tcc.backends.artifact import pack, unpack
 
-    from tcc.backends.sparse.artifact import _HEADER
-
-    magic, version, n_meta, n_weights, n_ir, _ = _HEADER.unpack_from(data)
-    body = meta + data[_HEADER.size + n_meta:]
-    return _HEADER.pack(magic, version, len(meta), n_weights, n_ir, hashlib.sha256(body).digest()) + body
+    return pack("sparse", [meta] + unpack("sparse", data, "<test>")[1:])
 
 
 def test_malformed_sections_behind_a_valid_checksum_are_clear_errors(tmp_path, tcc_cli):
     import json
     from pathlib import Path
 
-    from tcc.backends.sparse.artifact import _HEADER
+    from tcc.backends.artifact import unpack
 
     EVENTS = Path(__file__).resolve().parents[2] / "examples" / "events"
     x = np.load(EVENTS / "events_test.npz")["input"][:1]
@@ -188,8 +185,7 @@ def test_malformed_sections_behind_a_valid_checksum_are_clear_errors(tmp_path, t
                            EVENTS / "events_calib.npz", "-o", art)
     assert code == 0, err
     data = art.read_bytes()
-    n_meta = _HEADER.unpack_from(data)[2]
-    meta = json.loads(data[_HEADER.size:_HEADER.size + n_meta])
+    meta = json.loads(unpack("sparse", data, "<test>")[0])
     bad_offset = dict(meta, weights=[dict(meta["weights"][0], offset=10**9)] + meta["weights"][1:])
     bad_shape = dict(meta, weights=[dict(meta["weights"][0], shape=[7, 7, 7])] + meta["weights"][1:])
     cases = [b"{not json", b"\xff\xfe", json.dumps({"mode": "exact"}).encode(),

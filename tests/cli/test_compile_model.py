@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DIGITS, CALIB = EXAMPLES / "digits" / "digits_cnn.onnx", EXAMPLES / "digits" / "digits_calib.npz"

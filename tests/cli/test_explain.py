@@ -27,7 +27,7 @@ def _device_layers(artifact) -> set[tuple[str, str]]:
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_explain_matches_the_compile(name, tcc_cli, tmp_path):
     from tcc.backends.overlay import Artifact
-    from tcc.backends.overlay.hetero_artifact import HeteroArtifact
+    from tcc.backends.artifact import HeteroArtifact
     from tcc.runtime import artifact_kind
 
     model, calib = MODELS[name]

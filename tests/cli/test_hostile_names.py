@@ -171,7 +171,7 @@ def test_html_report_holds_no_injected_markup(built, tcc_cli, artifact, tmp_path
 
 def test_dot_source_keeps_every_name_inside_its_string():
     from tcc.ir.escape import dot_string
-    from tcc.runtime.html_report import GraphNode, dot_source
+    from tcc.runtime.html_draw import GraphNode, dot_source
 
     nodes = [GraphNode(hostile_name(i), hostile_name(i + 1), hostile_name(i + 2), "t", "#888")
              for i in range(len(HOSTILE))]

@@ -124,7 +124,7 @@ def test_on_a_terminal_passes_report_progress_and_the_artifact_is_the_same(tmp_p
 
     outputs = {}
     for tty in (False, True):
-        monkeypatch.setattr(tcc.cli, "_stderr_is_tty", lambda: tty)
+        monkeypatch.setattr(tcc.cli, "_stderr_is_tty", lambda tty=tty: tty)
         code, _, err = tcc_cli("compile", DIGITS, "-t", "overlay", "--calib", CALIB, "-o", tmp_path / f"{tty}.tcc",
                                "--dump-ir-after", "all", "--dump-dir", tmp_path / f"dumps{tty}")
         assert code == 0, err
@@ -189,7 +189,7 @@ def test_fold_constants_refuses_a_huge_result_before_evaluating(tmp_path, tcc_cl
 
 
 def test_random_inputs_refuses_a_huge_input_before_allocating():
-    with pytest.raises(UsageError, match=f"input 'x' .* would take 40000000000 bytes of random data"):
+    with pytest.raises(UsageError, match="input 'x' .* would take 40000000000 bytes of random data"):
         random_inputs(parse_module(HUGE))
     assert RANDOM_INPUT_LIMIT_BYTES == 2**30
 
@@ -201,7 +201,7 @@ def test_on_a_terminal_run_and_report_draw_progress_and_write_the_same_files(tmp
     assert code == 0, err
     outputs = {}
     for tty in (False, True):
-        monkeypatch.setattr(tcc.cli, "_stderr_is_tty", lambda: tty)
+        monkeypatch.setattr(tcc.cli, "_stderr_is_tty", lambda tty=tty: tty)
         code, _, err = tcc_cli("run", tmp_path / "m.tcc", "-o", tmp_path / f"{tty}.npz",
                                "--report", tmp_path / f"{tty}.json")
         assert code == 0, err

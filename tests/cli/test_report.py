@@ -6,7 +6,6 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tcc.runtime import Session
-from tcc.runtime.html_report import live_bytes_by_layer
 
 DIGITS = "examples/digits/digits_cnn.onnx"
 CALIB = "examples/digits/digits_calib.npz"
@@ -70,7 +69,7 @@ def test_live_activation_bytes_fit_in_what_the_planner_allocated(digits_tcc):
     session = Session(digits_tcc)
     session.run_dict({"input": __import__("numpy").zeros((1, 1, 16, 16), "float32")})
     report = session.performance_report()
-    live = live_bytes_by_layer(session.module, report)
+    live = [layer["live_bytes"] for layer in report["layers"]]
     meta = session.artifact.metadata
     assert len(live) == len(report["layers"]) and min(live) > 0
     # The planner may only share memory among tensors that are not alive together.
@@ -80,11 +79,11 @@ def test_live_activation_bytes_fit_in_what_the_planner_allocated(digits_tcc):
 
 
 def test_graphviz_is_used_when_dot_is_on_path(digits_tcc, fake_dot):
-    import tcc.runtime.html_report as html_report
+    import tcc.runtime.html_overlay as html_overlay
 
     seen = fake_dot
     module = Session(digits_tcc).module
-    svg = html_report.graph_svg(module)
+    svg = html_overlay.graph_svg(module)
     assert svg.startswith('<svg id="from-dot">') and seen["args"] == ["dot", "-Tsvg"]
     ops = [op for op in module.ops if op.kind != "const"]
     edges = sum(1 for op in ops for v in op.operands if v.producer is not None and v.producer.kind != "const")

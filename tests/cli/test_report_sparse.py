@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-import tcc.runtime.html_report as html_report
+import tcc.runtime.html_draw as html_draw
 from tcc.runtime.html_sparse import fifo_graph_svg
 from tcc.runtime.sparse_session import SparseSession
 
@@ -49,7 +49,7 @@ def test_json_is_the_sessions_performance_report(events, tmp_path, tcc_cli):
 
 
 def test_html_page_draws_every_module_from_the_report(events, tmp_path, tcc_cli, monkeypatch):
-    monkeypatch.setattr(html_report.shutil, "which", lambda name: None)  # the built-in graph layout
+    monkeypatch.setattr(html_draw.shutil, "which", lambda name: None)  # the built-in graph layout
     path, inputs, _ = events
     code, out, err = tcc_cli("report", path, "--inputs", inputs, "--html", tmp_path / "r.html",
                              "--json", tmp_path / "r.json")

@@ -6,7 +6,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from tcc.evaluation import EvalError, Preprocess, evaluate
+from tcc.evaluation import Preprocess, evaluate
 from tcc.evaluation.data import ArrayDataset, ImageFolderDataset
 
 DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"

@@ -311,7 +311,7 @@ def test_digits_int8_tensors_before_the_pool_equal_onnxruntimes(digits_qdq):
     compared = set()
     for x in digits_test_inputs()[:40]:
         seen = {}
-        run_module(module, {"input": x[None]}, observe=lambda v, a: seen.__setitem__(v.name, a))
+        run_module(module, {"input": x[None]}, observe=lambda v, a, seen=seen: seen.__setitem__(v.name, a))
         theirs = dict(zip(names, session.run(None, {"input": x[None]})))
         for name in quantized:
             tensor = name.removesuffix("_QuantizeLinear_Output")

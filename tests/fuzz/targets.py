@@ -55,7 +55,7 @@ def decoder(data: bytes) -> None:
 
 def artifact_loader(data: bytes) -> None:
     """A .tcc file: load it and open a session on it (parses metadata, IR and target)."""
-    from tcc.backends.overlay.artifact import Artifact
+    from tcc.backends.artifact import Artifact
     from tcc.runtime import Session
 
     Session(Artifact.from_bytes(data, "<fuzz>"))
@@ -69,7 +69,7 @@ def artifact_body(data: bytes) -> None:
 
 def hetero_loader(data: bytes) -> None:
     """A heterogeneous .tcc file (device programs and host partitions): load it, open a session."""
-    from tcc.backends.overlay.hetero_artifact import HeteroArtifact
+    from tcc.backends.artifact import HeteroArtifact
     from tcc.runtime.hetero_session import HeteroSession
 
     HeteroSession(HeteroArtifact.from_bytes(data, "<fuzz>"))
@@ -77,9 +77,9 @@ def hetero_loader(data: bytes) -> None:
 
 def hetero_body(data: bytes) -> None:
     """``data`` is the metadata JSON of a valid heterogeneous artifact, re-packed with a correct header."""
-    from tcc.backends.overlay.hetero_artifact import pack_sections, unpack_sections
+    from tcc.backends.artifact import pack, unpack
 
-    hetero_loader(pack_sections([data] + unpack_sections(_gated_artifact(), "<seed>")[1:]))
+    hetero_loader(pack("heterogeneous", [data] + unpack("heterogeneous", _gated_artifact(), "<seed>")[1:]))
 
 
 def onnx_loader(data: bytes) -> None:
@@ -183,23 +183,16 @@ def _shape_ops_model() -> bytes:
 
 def repack(artifact: bytes, metadata: bytes | None = None) -> bytes:
     """``artifact`` with its metadata section replaced and a header (lengths, checksum) that fits."""
-    import hashlib
+    from tcc.backends.artifact import pack, unpack
 
-    from tcc.backends.overlay.artifact import _HEADER
-
-    magic, version, n_meta, n_words, n_dram, n_ir, _ = _HEADER.unpack_from(artifact)
-    body = artifact[_HEADER.size:]
-    meta = body[:n_meta] if metadata is None else metadata
-    rest = body[n_meta:]
-    new_body = meta + rest
-    return _HEADER.pack(magic, version, len(meta), n_words, n_dram, n_ir, hashlib.sha256(new_body).digest()) + new_body
+    meta, *rest = unpack("overlay", artifact, "<seed>")
+    return pack("overlay", [meta if metadata is None else metadata] + rest)
 
 
 def _metadata(artifact: bytes) -> bytes:
-    from tcc.backends.overlay.artifact import _HEADER
+    from tcc.backends.artifact import unpack
 
-    n_meta = _HEADER.unpack_from(artifact)[2]
-    return artifact[_HEADER.size:_HEADER.size + n_meta]
+    return unpack("overlay", artifact, "<seed>")[0]
 
 
 def seeds(target: str) -> list[bytes]:
@@ -208,7 +201,7 @@ def seeds(target: str) -> list[bytes]:
     if target in ("assembler", "decoder"):
         from tcc.isa import disassemble
 
-        from tcc.backends.overlay.artifact import Artifact
+        from tcc.backends.artifact import Artifact
 
         program = Artifact.from_bytes(_digits_artifact()).program
         if target == "assembler":
@@ -230,9 +223,9 @@ def seeds(target: str) -> list[bytes]:
     if target == "hetero_loader":
         return [_gated_artifact()]
     if target == "hetero_body":
-        from tcc.backends.overlay.hetero_artifact import unpack_sections
+        from tcc.backends.artifact import unpack
 
-        return [unpack_sections(_gated_artifact(), "<seed>")[0]]
+        return [unpack("heterogeneous", _gated_artifact(), "<seed>")[0]]
     if target == "onnx_loader":
         return [(DIGITS / "digits_cnn.onnx").read_bytes(), _shape_ops_model()]
     raise KeyError(target)

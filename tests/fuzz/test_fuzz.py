@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mutations  # noqa: E402
 import targets  # noqa: E402
-from tcc.backends.overlay.artifact import Artifact, ArtifactError  # noqa: E402
+from tcc.backends.artifact import Artifact, ArtifactError  # noqa: E402
 from tcc.frontend import FrontendError, import_onnx  # noqa: E402
 from tcc.ir import parse_module  # noqa: E402
 from tcc.ir.errors import IRParseError, TccError  # noqa: E402

@@ -3,6 +3,7 @@ pool, eadd and copy.  Expected values are worked out by hand or by naive loops i
 import numpy as np
 import pytest
 
+from isa_helpers import setr
 from tcc.ir import numerics
 from tcc.isa.assembler import assemble
 from tcc.isa.encoding import encode_program
@@ -10,11 +11,6 @@ from tcc.isa.simulator import Machine
 from tcc.isa.target import load_target
 
 TARGET = load_target()
-
-
-def setr(**registers) -> str:
-    """``setr`` lines; register names with '.' spelled '__' (mm__m=2)."""
-    return "".join(f"setr {name.replace('__', '.')}, {value}\n" for name, value in registers.items())
 
 
 def run(text: str, dram=None, machine=None):
@@ -37,14 +33,14 @@ def test_gemm_2x2_through_dram():
     dram[16:20] = np.array([5, 6, 7, 8], np.int8).view(np.uint8)
     dram[32:56] = int32_bytes(1, 3 << 29, 32, -2, 3 << 29, 32)
     machine, result = run(
-        setr(dma__planes=1, dma__rows=1, dma__row_bytes=4)
+        setr({"dma.planes": 1, "dma.rows": 1, "dma.row_bytes": 4})
         + "load abuf, 0, 0\nload wbuf, 0, 16\n"
-        + setr(dma__row_bytes=24) + "load pbuf, 0, 32\n"
-        + setr(mm__a=0, mm__a_row=2, mm__m=2, mm__n=2, mm__k=2, mm__a_zp=1, mm__w_row=2, mm__acc_row=2)
+        + setr({"dma.row_bytes": 24}) + "load pbuf, 0, 32\n"
+        + setr({"mm.a": 0, "mm.a_row": 2, "mm.m": 2, "mm.n": 2, "mm.k": 2, "mm.a_zp": 1, "mm.w_row": 2, "mm.acc_row": 2})
         + "matmul gemm, 0, 0, 0, 0\n"
-        + setr(rq__params=0, rq__m=2, rq__n=2, rq__src_row=2, rq__dst_row=2, rq__zp=5, rq__qmin=-128, rq__qmax=127)
+        + setr({"rq.params": 0, "rq.m": 2, "rq.n": 2, "rq.src_row": 2, "rq.dst_row": 2, "rq.zp": 5, "rq.qmin": -128, "rq.qmax": 127})
         + "requant acc, i8, half_even, 0x100, 0\n"
-        + setr(dma__row_bytes=4) + "store abuf, 0x100, 64\nhalt\n", dram)
+        + setr({"dma.row_bytes": 4}) + "store abuf, 0x100, 64\nhalt\n", dram)
     assert machine.buffers["acc"][:16].view("<i4").tolist() == [6, 8, 28, 38]
     assert machine.dram[64:68].view(np.int8).tolist() == [8, 7, 16, 19]
     assert result.layers[0]["macs"] == 8
@@ -57,7 +53,7 @@ def test_gemm_accumulate_and_wide_weights():
     machine.buffers["abuf"][0:3] = np.array([1, -2, 3], np.int8).view(np.uint8)
     machine.buffers["wbuf"][0:6] = np.array([1000, -300, 7], "<i2").view(np.uint8)  # one int16 row
     machine.buffers["acc"][0:4] = int32_bytes(-5)
-    text = (setr(mm__m=1, mm__n=1, mm__k=3, mm__a_row=3, mm__w_row=3, mm__acc_row=1)
+    text = (setr({"mm.m": 1, "mm.n": 1, "mm.k": 3, "mm.a_row": 3, "mm.w_row": 3, "mm.acc_row": 1})
             + "matmul mode=gemm, accumulate=1, wide=1, acc=0, w=0\nhalt\n")
     # -5 + 1*1000 + (-2)*(-300) + 3*7 = 1616
     run(text, machine=machine)
@@ -99,10 +95,10 @@ CONV_CASES = [  # (h, w, c, kh, kw, stride, dilation, pad, c0, cg)
 
 
 def conv_registers(h, w, c, kh, kw, stride, dilation, pad, c0, out_hw, zp, m, n, k):
-    return setr(mm__a=0, mm__m=m, mm__n=n, mm__k=k, mm__a_zp=zp, mm__w_row=k, mm__acc_row=n,
-                cv__h=h, cv__w=w, cv__c=c, cv__kh=kh, cv__kw=kw, cv__sh=stride[0], cv__sw=stride[1],
-                cv__dh=dilation[0], cv__dw=dilation[1], cv__pad_top=pad[0], cv__pad_left=pad[1],
-                cv__w_out=out_hw[1], cv__c0=c0)
+    return setr({"mm.a": 0, "mm.m": m, "mm.n": n, "mm.k": k, "mm.a_zp": zp, "mm.w_row": k, "mm.acc_row": n,
+                 "cv.h": h, "cv.w": w, "cv.c": c, "cv.kh": kh, "cv.kw": kw, "cv.sh": stride[0], "cv.sw": stride[1],
+                 "cv.dh": dilation[0], "cv.dw": dilation[1], "cv.pad_top": pad[0], "cv.pad_left": pad[1],
+                 "cv.w_out": out_hw[1], "cv.c0": c0})
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
@@ -145,8 +141,8 @@ def requant_program(accs, multiplier, shift, rounding, out="i8", zp=0, qmin=-128
     machine = Machine(TARGET, np.zeros(16, np.uint8), [])
     machine.buffers["pbuf"][:12] = int32_bytes(0, multiplier, shift)
     machine.buffers["acc"][:4 * len(accs)] = int32_bytes(*accs)
-    run(setr(rq__params=0, rq__m=len(accs), rq__n=1, rq__src_row=1, rq__dst_row=1, rq__zp=zp,
-             rq__qmin=qmin, rq__qmax=qmax) + f"requant acc, {out}, {rounding}, 0, 0\nhalt\n", machine=machine)
+    run(setr({"rq.params": 0, "rq.m": len(accs), "rq.n": 1, "rq.src_row": 1, "rq.dst_row": 1, "rq.zp": zp,
+              "rq.qmin": qmin, "rq.qmax": qmax}) + f"requant acc, {out}, {rounding}, 0, 0\nhalt\n", machine=machine)
     size = 1 if out == "i8" else 4
     return machine.buffers["abuf"][:size * len(accs)].view(np.int8 if out == "i8" else "<i4").tolist()
 
@@ -168,8 +164,8 @@ def test_requant_int32_output_from_abuf_with_pre_shift():
     machine.buffers["abuf"][0x100:0x104] = np.array([100, -100, 3, 4], np.int8).view(np.uint8)
     # two channels: (bias 1, x 0.5) and (bias -1, x 0.25); 2 rows of 2, src_zp 10, pre_shift 2
     machine.buffers["pbuf"][:24] = int32_bytes(1, 2**30, 31, -1, 2**30, 32)
-    run(setr(rq__params=0, rq__m=2, rq__n=2, rq__src_row=2, rq__dst_row=2, rq__src_zp=10, rq__pre_shift=2,
-             rq__qmin=-(2**31), rq__qmax=2**31 - 1) + "requant abuf, i32, half_even, 0, 0x100\nhalt\n",
+    run(setr({"rq.params": 0, "rq.m": 2, "rq.n": 2, "rq.src_row": 2, "rq.dst_row": 2, "rq.src_zp": 10, "rq.pre_shift": 2,
+              "rq.qmin": -(2**31), "rq.qmax": 2**31 - 1}) + "requant abuf, i32, half_even, 0, 0x100\nhalt\n",
         machine=machine)
     # ((100-10)<<2)+1 = 361 -> 180.5 -> 180; ((-100-10)<<2)-1 = -441 -> -110.25 -> -110
     # ((3-10)<<2)+1 = -27 -> -13.5 -> -14;   ((4-10)<<2)-1 = -25 -> -6.25 -> -6
@@ -181,10 +177,10 @@ def pool_program(slab, mode, kernel, stride, pads, out_hw, zp=0, count_pad=0):
     pad_top, pad_left, pad_bottom, pad_right = pads
     machine = Machine(TARGET, np.zeros(16, np.uint8), [])
     machine.buffers["abuf"][:slab.size] = slab.reshape(-1).view(np.uint8)
-    run(setr(cv__h=h, cv__w=w, cv__c=c, cv__kh=kernel[0], cv__kw=kernel[1], cv__sh=stride[0], cv__sw=stride[1],
-             cv__dh=1, cv__dw=1, cv__pad_top=pad_top, cv__pad_left=pad_left, cv__w_out=out_hw[1],
-             pl__h_out=out_hw[0], pl__pad_bottom=pad_bottom, pl__pad_right=pad_right, pl__zp=zp,
-             pl__count_pad=count_pad, pl__mult=1 << 30, pl__shift=30, pl__out_zp=zp)
+    run(setr({"cv.h": h, "cv.w": w, "cv.c": c, "cv.kh": kernel[0], "cv.kw": kernel[1], "cv.sh": stride[0], "cv.sw": stride[1],
+              "cv.dh": 1, "cv.dw": 1, "cv.pad_top": pad_top, "cv.pad_left": pad_left, "cv.w_out": out_hw[1],
+              "pl.h_out": out_hw[0], "pl.pad_bottom": pad_bottom, "pl.pad_right": pad_right, "pl.zp": zp,
+              "pl.count_pad": count_pad, "pl.mult": 1 << 30, "pl.shift": 30, "pl.out_zp": zp})
         + f"pool {mode}, 0x1000, 0\nhalt\n", machine=machine)
     size = out_hw[0] * out_hw[1] * c
     return machine.buffers["abuf"][0x1000:0x1000 + size].view(np.int8).reshape(out_hw[0], out_hw[1], c)
@@ -254,10 +250,10 @@ def test_pool_with_dilation_and_uneven_padding_matches_naive_loop(mode, count_pa
     h, w, c = slab.shape
     machine = Machine(TARGET, np.zeros(16, np.uint8), [])
     machine.buffers["abuf"][:slab.size] = slab.reshape(-1).view(np.uint8)
-    run(setr(cv__h=h, cv__w=w, cv__c=c, cv__kh=kernel[0], cv__kw=kernel[1], cv__sh=stride[0], cv__sw=stride[1],
-             cv__dh=dilation[0], cv__dw=dilation[1], cv__pad_top=pads[0], cv__pad_left=pads[1], cv__w_out=out_hw[1],
-             pl__h_out=out_hw[0], pl__pad_bottom=pads[2], pl__pad_right=pads[3], pl__zp=-5, pl__count_pad=count_pad,
-             pl__mult=1 << 30, pl__shift=30, pl__out_zp=-5)
+    run(setr({"cv.h": h, "cv.w": w, "cv.c": c, "cv.kh": kernel[0], "cv.kw": kernel[1], "cv.sh": stride[0], "cv.sw": stride[1],
+              "cv.dh": dilation[0], "cv.dw": dilation[1], "cv.pad_top": pads[0], "cv.pad_left": pads[1], "cv.w_out": out_hw[1],
+              "pl.h_out": out_hw[0], "pl.pad_bottom": pads[2], "pl.pad_right": pads[3], "pl.zp": -5, "pl.count_pad": count_pad,
+              "pl.mult": 1 << 30, "pl.shift": 30, "pl.out_zp": -5})
         + f"pool {mode}, 0x1000, 0\nhalt\n", machine=machine)
     got = machine.buffers["abuf"][0x1000:0x1000 + 16 * c].view(np.int8).reshape(4, 4, c)
     np.testing.assert_array_equal(got, naive_pool(slab, mode, kernel, stride, dilation, pads, out_hw, -5, count_pad))
@@ -272,9 +268,9 @@ def test_eadd_matches_requantize_composed_by_hand():
     machine = Machine(TARGET, np.zeros(16, np.uint8), [])
     machine.buffers["abuf"][0:6] = a.view(np.uint8)
     machine.buffers["abuf"][0x40:0x46] = b.view(np.uint8)
-    text = setr(ea__b=0x40, ea__len=6, ea__a_zp=2, ea__b_zp=-1, ea__a_mult=a_mult, ea__a_shift=a_shift,
-                ea__b_mult=b_mult, ea__b_shift=b_shift, ea__pre_shift=20, ea__out_mult=out_mult,
-                ea__out_shift=out_shift, ea__zp=-4, ea__qmin=-128, ea__qmax=127)
+    text = setr({"ea.b": 0x40, "ea.len": 6, "ea.a_zp": 2, "ea.b_zp": -1, "ea.a_mult": a_mult, "ea.a_shift": a_shift,
+                 "ea.b_mult": b_mult, "ea.b_shift": b_shift, "ea.pre_shift": 20, "ea.out_mult": out_mult,
+                 "ea.out_shift": out_shift, "ea.zp": -4, "ea.qmin": -128, "ea.qmax": 127})
     for op, combine in (("add", np.add), ("sub", np.subtract)):
         for rounding in ("half_even", "half_up"):
             run(text + f"eadd {op}, {rounding}, 0x80, 0\nhalt\n", machine=machine)
@@ -297,13 +293,15 @@ def test_emul_broadcasts_b_by_repeat_period_and_phase():
     machine = Machine(TARGET, np.zeros(16, np.uint8), [])
     machine.buffers["abuf"][0:6] = a.view(np.uint8)
     machine.buffers["abuf"][0x40:0x43] = b.view(np.uint8)
-    regs = dict(ea__b=0x40, ea__len=6, ea__a_zp=1, ea__b_zp=-2, ea__out_mult=2**30, ea__out_shift=32, ea__zp=3,
-                ea__qmin=-128, ea__qmax=100)
-    run(setr(**regs, em__b_rep=1, em__b_period=3, em__b_phase=0) + "emul half_even, 0x80, 0\nhalt\n", machine=machine)
+    regs = {"ea.b": 0x40, "ea.len": 6, "ea.a_zp": 1, "ea.b_zp": -2, "ea.out_mult": 2**30, "ea.out_shift": 32,
+            "ea.zp": 3, "ea.qmin": -128, "ea.qmax": 100}
+    run(setr(regs | {"em.b_rep": 1, "em.b_period": 3, "em.b_phase": 0}) + "emul half_even, 0x80, 0\nhalt\n",
+        machine=machine)
     assert machine.buffers["abuf"][0x80:0x86].view(np.int8).tolist() == [2, -15, 100, -13, 3, -126]
     # b as a spatial map (one value per pixel, rep = channels), starting one element into the
     # pattern (phase 2): elements read b[0], b[1], b[1], b[1], b[2], b[2].
-    run(setr(**regs, em__b_rep=3, em__b_period=3, em__b_phase=2) + "emul half_up, 0x80, 0\nhalt\n", machine=machine)
+    run(setr(regs | {"em.b_rep": 3, "em.b_period": 3, "em.b_phase": 2}) + "emul half_up, 0x80, 0\nhalt\n",
+        machine=machine)
     factors = np.array([3, -8, -8, -8, 4, 4])
     expected = [max(-128, min(100, int(np.floor((int(x) - 1) * f / 4 + 0.5)) + 3)) for x, f in zip(a, factors)]
     assert machine.buffers["abuf"][0x80:0x86].view(np.int8).tolist() == expected
@@ -314,7 +312,7 @@ def test_copy_transposes():
     machine = Machine(TARGET, np.zeros(16, np.uint8), [])
     machine.buffers["abuf"][:12] = matrix.reshape(-1)
     # rows of 4 at stride 4 go to columns at stride 1 of a 4x3 matrix (row stride 3)
-    run(setr(cp__n0=1, cp__n1=1, cp__n2=3, cp__n3=4, cp__s2=4, cp__s3=1, cp__d2=1, cp__d3=3, cp__elem=1)
+    run(setr({"cp.n0": 1, "cp.n1": 1, "cp.n2": 3, "cp.n3": 4, "cp.s2": 4, "cp.s3": 1, "cp.d2": 1, "cp.d3": 3, "cp.elem": 1})
         + "copy abuf, 0x20, 0\nhalt\n", machine=machine)
     assert machine.buffers["abuf"][0x20:0x2C].reshape(4, 3).tolist() == matrix.T.tolist()
 
@@ -323,6 +321,6 @@ def test_copy_of_two_byte_elements_in_place():
     values = np.arange(6, dtype="<u2")  # a 2x3 bf16-sized matrix, transposed onto itself
     machine = Machine(TARGET, np.zeros(16, np.uint8), [])
     machine.buffers["vbuf"][:12] = values.view(np.uint8)
-    run(setr(cp__n0=1, cp__n1=1, cp__n2=2, cp__n3=3, cp__s2=6, cp__s3=2, cp__d2=2, cp__d3=4, cp__elem=2)
+    run(setr({"cp.n0": 1, "cp.n1": 1, "cp.n2": 2, "cp.n3": 3, "cp.s2": 6, "cp.s3": 2, "cp.d2": 2, "cp.d3": 4, "cp.elem": 2})
         + "copy vbuf, 0, 0\nhalt\n", machine=machine)  # every read happens before any write
     assert machine.buffers["vbuf"][:12].view("<u2").reshape(3, 2).tolist() == [[0, 3], [1, 4], [2, 5]]

@@ -34,5 +34,5 @@ def test_progress_and_max_instructions_together(monkeypatch):
     for limit, reported in [(20, [7, 14]), (14, [7]), (3, [])]:
         calls = []
         with pytest.raises(SimulatorTrap, match=f"executed max_instructions = {limit} "):
-            simulate(max_instructions=limit, progress=lambda pc, total: calls.append(pc))
+            simulate(max_instructions=limit, progress=lambda pc, total, calls=calls: calls.append(pc))
         assert calls == reported

@@ -4,6 +4,7 @@ Default target: DMA = 64 + ceil(row_bytes / 64) per row; matmul = ceil(M/32) * c
 """
 import numpy as np
 
+from isa_helpers import setr
 from tcc.isa.assembler import assemble
 from tcc.isa.encoding import encode_program
 from tcc.isa.simulator import Machine
@@ -14,18 +15,14 @@ DMA_64 = 64 + 1  # a 64-byte load or store
 MATMUL_K64 = 64 + 32 + 32  # one 1x1 tile with K = 64
 
 
-def setr(**registers) -> str:
-    return "".join(f"setr {name.replace('__', '.')}, {value}\n" for name, value in registers.items())
-
-
 def run(text):
     machine = Machine(TARGET, np.zeros(1024, np.uint8), [])
     result = machine.run(encode_program(assemble(text)), trace=True)
     return result, {event.pc: event for event in result.trace}
 
 
-PROLOGUE = setr(dma__planes=1, dma__rows=1, dma__row_bytes=64)  # pcs 0..2
-GEMM = setr(mm__m=1, mm__n=1, mm__k=64, mm__a_row=64, mm__w_row=64, mm__acc_row=1)  # 6 instructions
+PROLOGUE = setr({"dma.planes": 1, "dma.rows": 1, "dma.row_bytes": 64})  # pcs 0..2
+GEMM = setr({"mm.m": 1, "mm.n": 1, "mm.k": 64, "mm.a_row": 64, "mm.w_row": 64, "mm.acc_row": 1})  # 6 instructions
 
 
 def test_double_buffering_overlaps_a_load_with_a_matmul():
@@ -35,7 +32,7 @@ def test_double_buffering_overlaps_a_load_with_a_matmul():
                      + GEMM                         # pcs 5..10
                      + "matmul gemm, 0, 0, 0, 0\n"  # pc 11: waits for the weights, 133..261
                      + "load abuf, 64, 128\n"       # pc 12: the other half, 133..198, under the matmul
-                     + setr(mm__a=64)               # pc 13
+                     + setr({"mm.a": 64})               # pc 13
                      + "matmul gemm, 0, 0, 4, 0\n"  # pc 14: compute free at 261, 261..389
                      + "halt\n")
     assert (at[3].start, at[3].end) == (3, 3 + DMA_64)
@@ -93,10 +90,10 @@ def test_mode_switch_drains_the_compute_unit():
 
 
 def test_per_layer_counters():
-    result, at = run(PROLOGUE + setr(sys__layer=1)
+    result, at = run(PROLOGUE + setr({"sys.layer": 1})
                      + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM + "matmul gemm, 0, 0, 0, 0\n"
-                     + setr(sys__layer=2)
-                     + setr(rq__m=1, rq__n=1, rq__src_row=1, rq__dst_row=1, rq__qmin=-128, rq__qmax=127)
+                     + setr({"sys.layer": 2})
+                     + setr({"rq.m": 1, "rq.n": 1, "rq.src_row": 1, "rq.dst_row": 1, "rq.qmin": -128, "rq.qmax": 127})
                      + "requant acc, i8, half_even, 0x200, 0\n"
                      + "store abuf, 0x200, 512\nhalt\n")
     first, second = result.layers[1], result.layers[2]
@@ -115,7 +112,7 @@ def test_per_layer_counters():
 
 
 def test_strided_dma_costs_per_row():
-    result, at = run(setr(dma__planes=2, dma__rows=3, dma__row_bytes=100, dma__dram_row=128, dma__dram_plane=512,
-                          dma__sram_row=100, dma__sram_plane=300) + "load abuf, 0, 0\nhalt\n")
+    result, at = run(setr({"dma.planes": 2, "dma.rows": 3, "dma.row_bytes": 100, "dma.dram_row": 128, "dma.dram_plane": 512,
+                           "dma.sram_row": 100, "dma.sram_plane": 300}) + "load abuf, 0, 0\nhalt\n")
     assert at[7].end - at[7].start == 64 + 2 * 3 * 2  # 6 rows of ceil(100 / 64) beats
     assert result.layers[0]["bytes_loaded"] == 600

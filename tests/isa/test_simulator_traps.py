@@ -4,6 +4,7 @@ import re
 import numpy as np
 import pytest
 
+from isa_helpers import setr
 from tcc.ir.errors import TccError
 from tcc.isa.assembler import assemble
 from tcc.isa.encoding import encode_program
@@ -15,10 +16,6 @@ from tcc.isa.target import TargetError, load_target
 TARGET = load_target()
 SOFTMAX = {"kind": "softmax", "attrs": {"axis": -1}, "operands": [{"shape": [2, 8], "dtype": "bf16"}],
            "results": [{"shape": [2, 8], "dtype": "bf16"}], "passes": 5}
-
-
-def setr(**registers) -> str:
-    return "".join(f"setr {name.replace('__', '.')}, {value}\n" for name, value in registers.items())
 
 
 def trap(words_or_text, descriptors=(), dram_bytes=1024, **run_options) -> SimulatorTrap:
@@ -56,18 +53,18 @@ def test_reserved_bits_are_illegal_but_only_when_reached():
 
 
 def test_buffer_out_of_bounds_names_buffer_range_and_size():
-    error = trap(setr(dma__planes=1, dma__rows=1, dma__row_bytes=64) + "load abuf, 0x7fff0, 0\nhalt\n")
+    error = trap(setr({"dma.planes": 1, "dma.rows": 1, "dma.row_bytes": 64}) + "load abuf, 0x7fff0, 0\nhalt\n")
     expect(error, 3, "load abuf, 0x7fff0, 0x0",
            r"destination box: abuf range \[524272, 524336\) is outside abuf \(524288 bytes\)")
 
 
 def test_dram_out_of_bounds():
-    error = trap(setr(dma__planes=1, dma__rows=1, dma__row_bytes=64) + "store wbuf, 0, 1000\nhalt\n")
+    error = trap(setr({"dma.planes": 1, "dma.rows": 1, "dma.row_bytes": 64}) + "store wbuf, 0, 1000\nhalt\n")
     expect(error, 3, "store wbuf, 0x0, 0x3e8", r"destination box: dram range \[1000, 1064\) is outside dram \(1024 bytes\)")
 
 
 def test_negative_strides_below_zero_are_out_of_bounds():
-    error = trap(setr(dma__planes=1, dma__rows=2, dma__row_bytes=8, dma__sram_row=-16, dma__dram_row=8)
+    error = trap(setr({"dma.planes": 1, "dma.rows": 2, "dma.row_bytes": 8, "dma.sram_row": -16, "dma.dram_row": 8})
                  + "load acc, 8, 0\nhalt\n")
     assert error.pc == 5 and "acc range [-8, 16)" in error.reason
 
@@ -88,7 +85,7 @@ def test_accumulator_overflow():
     machine.buffers["acc"][:4] = np.array([2**31 - 100], "<i4").view(np.uint8)
     machine.buffers["abuf"][:2] = np.array([10, 10], np.int8).view(np.uint8)
     machine.buffers["wbuf"][:2] = np.array([5, 6], np.int8).view(np.uint8)
-    text = setr(mm__m=1, mm__n=1, mm__k=2, mm__a_row=2, mm__w_row=2, mm__acc_row=1) + "matmul gemm, 1, 0, 0, 0\nhalt\n"
+    text = setr({"mm.m": 1, "mm.n": 1, "mm.k": 2, "mm.a_row": 2, "mm.w_row": 2, "mm.acc_row": 1}) + "matmul gemm, 1, 0, 0, 0\nhalt\n"
     with pytest.raises(SimulatorTrap) as info:
         machine.run(encode_program(assemble(text)))
     expect(info.value, 6, "matmul gemm, 1, 0, 0x0, 0x0", r"int32 accumulator overflow at acc\[0, 0\] = 2147483658")
@@ -98,7 +95,7 @@ def test_accumulator_overflow():
 
 
 def test_bad_descriptor_index():
-    error = trap("mode bf16\n" + setr(v__desc=3) + "vop 0, 0\nhalt\n", [SOFTMAX])
+    error = trap("mode bf16\n" + setr({"v.desc": 3}) + "vop 0, 0\nhalt\n", [SOFTMAX])
     expect(error, 2, "vop 0x0, 0x0", r"v.desc = 3 is not a descriptor index \(the artifact has 1\)")
 
 
@@ -128,18 +125,18 @@ def test_max_instructions():
 
 
 def test_requant_output_range_must_fit_the_output_type():
-    error = trap(setr(rq__m=1, rq__n=1, rq__qmin=-1000, rq__qmax=1000) + "requant acc, i8, half_even, 0, 0\nhalt\n")
+    error = trap(setr({"rq.m": 1, "rq.n": 1, "rq.qmin": -1000, "rq.qmax": 1000}) + "requant acc, i8, half_even, 0, 0\nhalt\n")
     assert error.pc == 4 and r"rq.qmin, rq.qmax = [-1000, 1000] must be an ordered range inside i8" in error.reason
 
 
 def test_conv_depth_must_match_the_kernel():
-    error = trap(setr(mm__m=1, mm__n=1, mm__k=10, cv__kh=3, cv__kw=3) + "matmul conv, 0, 0, 0, 0\nhalt\n")
+    error = trap(setr({"mm.m": 1, "mm.n": 1, "mm.k": 10, "cv.kh": 3, "cv.kw": 3}) + "matmul conv, 0, 0, 0, 0\nhalt\n")
     assert error.pc == 5 and "mm.k = 10 is not a multiple of cv.kh * cv.kw = 3 * 3" in error.reason
 
 
 def test_pool_window_entirely_in_padding():
-    error = trap(setr(cv__h=2, cv__w=2, cv__c=1, cv__kh=1, cv__kw=1, cv__sh=1, cv__sw=1, cv__dh=1, cv__dw=1,
-                      cv__pad_top=1, cv__w_out=1, pl__h_out=1) + "pool max, 0x100, 0\nhalt\n")
+    error = trap(setr({"cv.h": 2, "cv.w": 2, "cv.c": 1, "cv.kh": 1, "cv.kw": 1, "cv.sh": 1, "cv.sw": 1, "cv.dh": 1, "cv.dw": 1,
+                       "cv.pad_top": 1, "cv.w_out": 1, "pl.h_out": 1}) + "pool max, 0x100, 0\nhalt\n")
     assert "pool window of output (0, 0) lies entirely in the padding" in error.reason
 
 

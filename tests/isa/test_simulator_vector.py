@@ -2,6 +2,7 @@
 import ml_dtypes
 import numpy as np
 
+from isa_helpers import setr
 from tcc.ir import Op, TensorType, Value, numerics
 from tcc.ir.interpreter import evaluate_op
 from tcc.isa.assembler import assemble
@@ -10,10 +11,6 @@ from tcc.isa.simulator import Machine
 from tcc.isa.target import load_target
 
 TARGET = load_target()
-
-
-def setr(**registers) -> str:
-    return "".join(f"setr {name.replace('__', '.')}, {value}\n" for name, value in registers.items())
 
 
 def run(machine, text):
@@ -31,7 +28,7 @@ def bf16_bits(values) -> np.ndarray:
 def test_cvt_int8_to_bf16():
     machine = Machine(TARGET, np.zeros(16, np.uint8), [])
     machine.buffers["abuf"][:5] = np.array([-128, -1, 0, 5, 127], np.int8).view(np.uint8)
-    run(machine, "mode bf16\n" + setr(v__len=5, v__scale=f32_bits(0.5), v__zp=1) + "cvt i8_bf16, 0x10, 0\nhalt\n")
+    run(machine, "mode bf16\n" + setr({"v.len": 5, "v.scale": f32_bits(0.5), "v.zp": 1}) + "cvt i8_bf16, 0x10, 0\nhalt\n")
     # (q - 1) * 0.5, all exact in bf16
     got = machine.buffers["vbuf"][0x10:0x1A].view("<u2")
     assert got.tolist() == bf16_bits([-64.5, -1.0, -0.5, 2.0, 63.0]).tolist()
@@ -40,7 +37,7 @@ def test_cvt_int8_to_bf16():
 def test_cvt_bf16_to_int8_rounds_half_even_and_saturates():
     machine = Machine(TARGET, np.zeros(16, np.uint8), [])
     machine.buffers["vbuf"][:14] = bf16_bits([1.0, 3.0, -1.0, 5.0, 300.0, -300.0, np.nan]).view(np.uint8)
-    run(machine, "mode bf16\n" + setr(v__len=7, v__scale=f32_bits(2.0), v__zp=0) + "cvt bf16_i8, 0x20, 0\nhalt\n")
+    run(machine, "mode bf16\n" + setr({"v.len": 7, "v.scale": f32_bits(2.0), "v.zp": 0}) + "cvt bf16_i8, 0x20, 0\nhalt\n")
     # x / 2 = 0.5, 1.5, -0.5, 2.5 -> 0, 2, 0, 2 (ties to even); 150, -150 saturate; NaN -> zp
     assert machine.buffers["abuf"][0x20:0x27].view(np.int8).tolist() == [0, 2, 0, 2, 127, -128, 0]
 
@@ -49,7 +46,7 @@ def test_cvt_with_an_inexact_scale_matches_numerics():
     q = np.arange(-128, 128, dtype=np.int8)
     machine = Machine(TARGET, np.zeros(16, np.uint8), [])
     machine.buffers["abuf"][:256] = q.view(np.uint8)
-    run(machine, "mode bf16\n" + setr(v__len=256, v__scale=f32_bits(0.0371), v__zp=-7)
+    run(machine, "mode bf16\n" + setr({"v.len": 256, "v.scale": f32_bits(0.0371), "v.zp": -7})
         + "cvt i8_bf16, 0, 0\ncvt bf16_f32, 0x400, 0\ncvt bf16_i8, 0x200, 0\nhalt\n")
     expected = numerics.int8_to_bf16(q, np.float32(0.0371), -7)
     assert machine.buffers["vbuf"][:512].view("<u2").tolist() == numerics.to_bf16(expected).tolist()
@@ -73,7 +70,7 @@ def test_vop_softmax_matches_the_reference_interpreter():
                   "results": [{"shape": [3, 40], "dtype": "bf16"}], "passes": 5}
     machine = Machine(TARGET, np.zeros(16, np.uint8), [{"kind": "relu"}, descriptor])
     machine.buffers["vbuf"][0x100:0x100 + x.nbytes] = x.view(np.uint8).reshape(-1)
-    result = run(machine, "mode bf16\n" + setr(v__desc=1) + "vop 0x1000, 0x100\nhalt\n")
+    result = run(machine, "mode bf16\n" + setr({"v.desc": 1}) + "vop 0x1000, 0x100\nhalt\n")
     got = machine.buffers["vbuf"][0x1000:0x1000 + x.nbytes].view("<u2").reshape(3, 40)
     np.testing.assert_array_equal(got, reference("softmax", {"axis": -1}, [x]))
     # passes * ceil(120 / 128 lanes) + 16 latency, after the 64-cycle mode switch
@@ -94,7 +91,7 @@ def test_vop_layer_norm_reads_its_third_operand_from_addresses():
     vbuf[0:128] = x.view(np.uint8).reshape(-1)
     vbuf[0x200:0x220] = scale.view(np.uint8)
     vbuf[0x300:0x320] = bias.view(np.uint8)
-    run(machine, "mode bf16\n" + setr(v__desc=0, v__src2=0x200) + "vop 0, 0\nhalt\n")  # in place
+    run(machine, "mode bf16\n" + setr({"v.desc": 0, "v.src2": 0x200}) + "vop 0, 0\nhalt\n")  # in place
     expected = reference("layer_norm", {"axis": -1, "epsilon": 1e-5}, [x, scale, bias])
     np.testing.assert_array_equal(vbuf[0:128].view("<u2").reshape(4, 16), expected)
 
@@ -107,5 +104,5 @@ def test_vop_fills_attribute_defaults_and_binary_operands():
     machine = Machine(TARGET, np.zeros(16, np.uint8), [descriptor])
     machine.buffers["vbuf"][0:8] = a.view(np.uint8)
     machine.buffers["vbuf"][8:16] = b.view(np.uint8)
-    run(machine, "mode bf16\n" + setr(v__src2=8) + "vop 0x20, 0\nhalt\n")
+    run(machine, "mode bf16\n" + setr({"v.src2": 8}) + "vop 0x20, 0\nhalt\n")
     assert machine.buffers["vbuf"][0x20:0x28].view("<u2").tolist() == bf16_bits([0.75, -1.0, -0.8125, 0.0]).tolist()

@@ -198,3 +198,39 @@ def test_rounding_divide_matches_fraction(num, den, mode):
     else:
         expected = floor + (floor % 2)
     assert int(rounding_divide(num, den, mode)) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(totals=st.lists(st.integers(-255 * 64, 255 * 64), min_size=1, max_size=8), count=st.integers(1, 64),
+       mult=st.integers(0, 2**31 - 1), shift=st.integers(0, 50), zp=st.integers(-128, 127))
+def test_rounded_mean_matches_fraction(totals, count, mult, shift, zp):
+    from tcc.ir.numerics import rounded_mean
+
+    expected = [min(max(ref_round(Fraction(t * mult, count << shift), "half_even") + zp, -128), 127)
+                for t in totals]
+    assert np.asarray(rounded_mean(np.array(totals), count, mult, shift, zp)).tolist() == expected
+
+
+def test_rounded_mean_rejects():
+    from tcc.ir.numerics import rounded_mean
+
+    for bad in ((1, -1, 0), (1, 1, 51), (0, 1, 0)):
+        count, mult, shift = bad
+        with pytest.raises(ValueError):
+            rounded_mean(np.array([5]), count, mult, shift)
+
+
+@settings(max_examples=200, deadline=None)
+@given(xs=st.lists(st.integers(-2**31, 2**31 - 1), min_size=1, max_size=8), zp=st.integers(-128, 127),
+       pre_shift=st.integers(0, 62))
+def test_centre_and_shift_is_exact_or_refuses(xs, zp, pre_shift):
+    from tcc.ir.numerics import centre_and_shift
+
+    exact = [(x - zp) * 2**pre_shift for x in xs]
+    if max(abs(v) for v in exact) >= 2**62:
+        with pytest.raises(ValueError, match="beyond 2\\*\\*62"):
+            centre_and_shift(np.array(xs), zp, pre_shift)
+    else:
+        assert np.asarray(centre_and_shift(np.array(xs), zp, pre_shift)).tolist() == exact
+    with pytest.raises(ValueError, match="must be in"):
+        centre_and_shift(np.array(xs), zp, 63)

@@ -207,7 +207,8 @@ def digits_float():
 
 def test_digits_budget_between_int4_and_int8():
     from tcc.passes.quantize.calibration import calibrate, load_samples
-    from tcc.passes.quantize.lowering import LoweringConfig, lower_module
+    from tcc.passes.quantize.lowering import LoweringConfig
+    from tcc.passes.quantize.rules import lower_module
     from tcc.passes.quantize.sensitivity import weight_layers
 
     with np.load(DIGITS / "digits_test.npz") as data:

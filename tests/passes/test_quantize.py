@@ -17,7 +17,8 @@ from tcc.ir import TccError, parse_module, print_module, verify
 from tcc.ir.interpreter import run_module
 from tcc.passes import DEFAULT_FLOAT_PIPELINE
 from tcc.passes.quantize import CalibrationError, QuantizationError
-from tcc.passes.quantize.lowering import LoweringConfig, lower_module
+from tcc.passes.quantize.lowering import LoweringConfig
+from tcc.passes.quantize.rules import lower_module
 from tcc.passes.quantize.observers import OBSERVERS, PercentileObserver
 
 DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
