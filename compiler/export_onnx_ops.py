@@ -21,7 +21,7 @@ _SAME = {
 
 def _same(onnx_op: str):
     def rule(ex, op, ins, outs):
-        attrs = {"axis": op.attrs["axis"]} if onnx_op == "Gather" else {}
+        attrs = {"axis": op.axis} if onnx_op == "Gather" else {}
         ex.node(onnx_op, ins, outs, op, **attrs)
 
     return rule
@@ -36,24 +36,24 @@ def _float(ex, value: float, hint: str) -> str:
 
 
 def _window(op) -> dict:
-    return {"strides": list(op.attrs["strides"]), "pads": list(op.attrs["pads"]),
-            "dilations": list(op.attrs["dilations"])}
+    return {"strides": list(op.strides), "pads": list(op.pads),
+            "dilations": list(op.dilations)}
 
 
 def conv(ex, op, ins, outs):
-    kernel = list(op.operands[1].type.shape[2:])
-    ex.node("Conv", ins, outs, op, kernel_shape=kernel, group=op.attrs["group"], **_window(op))
+    kernel = list(op.w.type.shape[2:])
+    ex.node("Conv", ins, outs, op, kernel_shape=kernel, group=op.group, **_window(op))
 
 
 def conv_transpose(ex, op, ins, outs):
-    kernel = list(op.operands[1].type.shape[2:])
-    ex.node("ConvTranspose", ins, outs, op, kernel_shape=kernel, group=op.attrs["group"],
-            output_padding=list(op.attrs["output_padding"]), **_window(op))
+    kernel = list(op.w.type.shape[2:])
+    ex.node("ConvTranspose", ins, outs, op, kernel_shape=kernel, group=op.group,
+            output_padding=list(op.output_padding), **_window(op))
 
 
 def linear(ex, op, ins, outs):
     """Rank-2 input: Gemm(x, w, b, transB=1); otherwise MatMul with the transposed weight (+ Add)."""
-    if op.operands[0].type.rank == 2:
+    if op.x.type.rank == 2:
         ex.node("Gemm", ins, outs, op, transB=1)
         return
     w_t = ex.fresh(f"{outs[0]}_weight_t")
@@ -67,34 +67,34 @@ def linear(ex, op, ins, outs):
 
 
 def batch_norm(ex, op, ins, outs):
-    ex.node("BatchNormalization", ins, outs, op, epsilon=op.attrs["epsilon"])
+    ex.node("BatchNormalization", ins, outs, op, epsilon=op.epsilon)
 
 
 def layer_norm(ex, op, ins, outs):
-    ex.node("LayerNormalization", ins, outs, op, axis=op.attrs["axis"], epsilon=op.attrs["epsilon"])
+    ex.node("LayerNormalization", ins, outs, op, axis=op.axis, epsilon=op.epsilon)
 
 
 def lrn(ex, op, ins, outs):
-    ex.node("LRN", ins, outs, op, size=op.attrs["size"], alpha=op.attrs["alpha"], beta=op.attrs["beta"],
-            bias=op.attrs["bias"])
+    ex.node("LRN", ins, outs, op, size=op.size, alpha=op.alpha, beta=op.beta,
+            bias=op.bias)
 
 
 def max_pool(ex, op, ins, outs):
-    ex.node("MaxPool", ins, outs, op, kernel_shape=list(op.attrs["kernel"]), ceil_mode=op.attrs["ceil_mode"],
+    ex.node("MaxPool", ins, outs, op, kernel_shape=list(op.kernel), ceil_mode=op.ceil_mode,
             **_window(op))
 
 
 def avg_pool(ex, op, ins, outs):
-    if any(d != 1 for d in op.attrs["dilations"]):
+    if any(d != 1 for d in op.dilations):
         raise ex.error(op, "dilated average pooling has no opset-17 AveragePool")
-    ex.node("AveragePool", ins, outs, op, kernel_shape=list(op.attrs["kernel"]), strides=list(op.attrs["strides"]),
-            pads=list(op.attrs["pads"]), ceil_mode=op.attrs["ceil_mode"],
-            count_include_pad=op.attrs["count_include_pad"])
+    ex.node("AveragePool", ins, outs, op, kernel_shape=list(op.kernel), strides=list(op.strides),
+            pads=list(op.pads), ceil_mode=op.ceil_mode,
+            count_include_pad=op.count_include_pad)
 
 
 def reduce(onnx_op: str):
     def rule(ex, op, ins, outs):
-        axes, keepdims = list(op.attrs["axes"]), op.attrs["keepdims"]
+        axes, keepdims = list(op.axes), op.keepdims
         if onnx_op == "ReduceSum":  # axes became an input of ReduceSum in opset 13
             ex.node(onnx_op, [ins[0], _ints(ex, axes, f"{outs[0]}_axes")], outs, op, keepdims=keepdims)
         else:
@@ -104,15 +104,15 @@ def reduce(onnx_op: str):
 
 
 def leaky_relu(ex, op, ins, outs):
-    ex.node("LeakyRelu", ins, outs, op, alpha=op.attrs["alpha"])
+    ex.node("LeakyRelu", ins, outs, op, alpha=op.alpha)
 
 
 def hard_sigmoid(ex, op, ins, outs):
-    ex.node("HardSigmoid", ins, outs, op, alpha=op.attrs["alpha"], beta=op.attrs["beta"])
+    ex.node("HardSigmoid", ins, outs, op, alpha=op.alpha, beta=op.beta)
 
 
 def clip(ex, op, ins, outs):
-    low, high = op.attrs["min"], op.attrs["max"]
+    low, high = op.min, op.max
     bounds = [_float(ex, low, f"{outs[0]}_min") if math.isfinite(low) else "",
               _float(ex, high, f"{outs[0]}_max") if math.isfinite(high) else ""]
     while bounds and bounds[-1] == "":
@@ -129,7 +129,7 @@ def gelu(ex, op, ins, outs):
         ex.node(onnx_op, operands, [name], op)
         return name
 
-    if op.attrs["approximate"] == "tanh":
+    if op.approximate == "tanh":
         cube = step("Mul", [step("Mul", [x, x]), x])
         inner = step("Add", [x, step("Mul", [cube, _float(ex, 0.044715, f"{out}_c")])])
         squashed = step("Tanh", [step("Mul", [inner, _float(ex, math.sqrt(2 / math.pi), f"{out}_k")])])
@@ -140,23 +140,23 @@ def gelu(ex, op, ins, outs):
 
 
 def softmax(ex, op, ins, outs):
-    ex.node("Softmax", ins, outs, op, axis=op.attrs["axis"])
+    ex.node("Softmax", ins, outs, op, axis=op.axis)
 
 
 def reshape(ex, op, ins, outs):
-    ex.node("Reshape", [ins[0], _ints(ex, op.attrs["shape"], f"{outs[0]}_shape")], outs, op)
+    ex.node("Reshape", [ins[0], _ints(ex, op.shape, f"{outs[0]}_shape")], outs, op)
 
 
 def transpose(ex, op, ins, outs):
-    ex.node("Transpose", ins, outs, op, perm=list(op.attrs["perm"]))
+    ex.node("Transpose", ins, outs, op, perm=list(op.perm))
 
 
 def concat(ex, op, ins, outs):
-    ex.node("Concat", ins, outs, op, axis=op.attrs["axis"])
+    ex.node("Concat", ins, outs, op, axis=op.axis)
 
 
 def split(ex, op, ins, outs):
-    ex.node("Split", [ins[0], _ints(ex, op.attrs["sizes"], f"{outs[0]}_sizes")], outs, op, axis=op.attrs["axis"])
+    ex.node("Split", [ins[0], _ints(ex, op.sizes, f"{outs[0]}_sizes")], outs, op, axis=op.axis)
 
 
 def slice_(ex, op, ins, outs):
@@ -165,28 +165,28 @@ def slice_(ex, op, ins, outs):
 
 
 def pad(ex, op, ins, outs):
-    operands = [ins[0], _ints(ex, op.attrs["pads"], f"{outs[0]}_pads")]
-    if op.attrs["mode"] == "constant":
-        operands.append(_float(ex, op.attrs["value"], f"{outs[0]}_value"))
-    ex.node("Pad", operands, outs, op, mode=op.attrs["mode"])
+    operands = [ins[0], _ints(ex, op.pads, f"{outs[0]}_pads")]
+    if op.mode == "constant":
+        operands.append(_float(ex, op.value, f"{outs[0]}_value"))
+    ex.node("Pad", operands, outs, op, mode=op.mode)
 
 
 def resize(ex, op, ins, outs):
     """Scales when they give the sizes (their coordinate map is the one tcc computes), else sizes."""
-    shape, sizes, scales = op.operands[0].type.shape, op.attrs["sizes"], op.attrs["scales"]
+    shape, sizes, scales = op.x.type.shape, op.sizes, op.scales
     from_scales = tuple(int(np.floor(np.float32(d) * np.float32(s))) for d, s in zip(shape, scales))
     if from_scales == tuple(sizes):
         operands = [ins[0], "", ex.constant(np.asarray(scales, np.float32), f"{outs[0]}_scales")]
     else:
         operands = [ins[0], "", "", _ints(ex, sizes, f"{outs[0]}_sizes")]
-    attrs = {"mode": op.attrs["mode"], "coordinate_transformation_mode": op.attrs["coordinate_transformation_mode"]}
-    if op.attrs["mode"] == "nearest":
-        attrs["nearest_mode"] = op.attrs["nearest_mode"]
+    attrs = {"mode": op.mode, "coordinate_transformation_mode": op.coordinate_transformation_mode}
+    if op.mode == "nearest":
+        attrs["nearest_mode"] = op.nearest_mode
     ex.node("Resize", operands, outs, op, **attrs)
 
 
 def expand(ex, op, ins, outs):
-    ex.node("Expand", [ins[0], _ints(ex, op.attrs["shape"], f"{outs[0]}_shape")], outs, op)
+    ex.node("Expand", [ins[0], _ints(ex, op.shape, f"{outs[0]}_shape")], outs, op)
 
 
 FLOAT_RULES = {

@@ -49,7 +49,7 @@ def _where(op) -> str:
 def _check_shapes(module: Module) -> None:
     for op in module.ops:
         if op.kind == "conv":
-            x = op.operands[0].type
+            x = op.x.type
             if x.rank != CONV_RANK:
                 raise LimitError(f"{_where(op)} works on a rank-{x.rank} tensor {x}; the overlay runs "
                                  f"2-D convolutions only (rank {CONV_RANK}, [N, C, H, W]). Export 1-D or 3-D "
@@ -58,8 +58,8 @@ def _check_shapes(module: Module) -> None:
                 raise LimitError(f"{_where(op)} has batch {x.shape[0]} ({x}); the overlay runs batch 1. "
                                  "Bind the batch to 1 with --input-shape NAME=1,... (and run the samples "
                                  "one after another)")
-        if op.kind == "linear" and op.operands[0].type.rank > LINEAR_MAX_RANK:
-            x = op.operands[0].type
+        if op.kind == "linear" and op.x.type.rank > LINEAR_MAX_RANK:
+            x = op.x.type
             raise LimitError(f"{_where(op)} reads a rank-{x.rank} activation {x}; the overlay's linear "
                              f"layers take rank 2 or {LINEAR_MAX_RANK} ([rows, k] or [batch, rows, k]). "
                              "Flatten the leading dims before the layer")
@@ -86,20 +86,20 @@ def _check_conv_tiles(module: Module, target, target_label: str) -> None:
 
     buffers = Buffers.of(target)
     for op in module.ops:
-        if op.kind != "conv" or op.operands[0].type.rank != CONV_RANK or len(op.operands[1].type.shape) != 4:
+        if op.kind != "conv" or op.x.type.rank != CONV_RANK or len(op.w.type.shape) != 4:
             continue
-        _, c_in, h, w = op.operands[0].type.shape
+        _, c_in, h, w = op.x.type.shape
         _, n_out, h_out, w_out = op.result.type.shape
-        n_w, c_g, kh, kw = op.operands[1].type.shape
-        group = op.attrs["group"]
+        n_w, c_g, kh, kw = op.w.type.shape
+        group = op.group
         depthwise = group == c_in and n_out == c_in and group > 1
         k = kh * kw if depthwise else kh * kw * c_g
         step = n_out // group if group > 1 and not depthwise and n_out // group < 32 else 32
         kind = "depthwise" if depthwise else "grouped" if group > 1 else "conv"
-        geometry = ConvGeometry(h, w, c_in, n_out, h_out, w_out, kh, op.attrs["strides"][0],
-                                op.attrs["dilations"][0], k, 1, step, kind)
+        geometry = ConvGeometry(h, w, c_in, n_out, h_out, w_out, kh, op.strides[0],
+                                op.dilations[0], k, 1, step, kind)
         if choose_conv_tiles(geometry, buffers, target) is None:
             raise LimitError(f"{_where(op)}: not even one output row of one channel fits the on-chip "
-                             f"buffers of {target_label} (input {op.operands[0].type}, {kh}x{kw} kernel, "
+                             f"buffers of {target_label} (input {op.x.type}, {kh}x{kw} kernel, "
                              f"abuf_bytes = {target.abuf_bytes}, wbuf_bytes = {target.wbuf_bytes}, "
                              f"acc_bytes = {target.acc_bytes}); use a target with larger buffers")

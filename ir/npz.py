@@ -9,7 +9,9 @@ line naming the file (and the member).
 """
 from __future__ import annotations
 
+import tokenize
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +22,10 @@ from .errors import TccError
 #: Archives whose arrays would take more than this are refused before anything is decompressed.
 NPZ_LIMIT_BYTES = 2**30
 _NPY_MAGIC = b"\x93NUMPY"
+#: What zipfile and numpy raise on a damaged archive or member (NotImplementedError: an unknown zip
+#: version or compression method; zlib.error: corrupt deflate data; RuntimeError: an encrypted member;
+#: UnicodeDecodeError, a ValueError: a member name that is not UTF-8).
+_CORRUPT = (ValueError, OSError, EOFError, RuntimeError, zipfile.BadZipFile, NotImplementedError, zlib.error)
 
 
 class DataFileError(TccError):
@@ -60,6 +66,8 @@ def _read_npz(path: Path, what: str, check: MemberCheck | None, limit_bytes: int
             raise DataFileError(f"{path}: a single .npy array, not an .npz archive; save the {what} with "
                                 f"np.savez(path, NAME=array) (one key per model input)") from None
         raise DataFileError(f"{path}: not an .npz archive ({what}; write one with np.savez)") from None
+    except (ValueError, EOFError, RuntimeError, NotImplementedError, zlib.error) as exc:  # see _CORRUPT
+        raise DataFileError(f"{path}: damaged or unsupported .npz archive ({exc})") from None
 
 
 def _read_members(path: Path, archive: zipfile.ZipFile, what: str, check: MemberCheck | None,
@@ -85,7 +93,7 @@ def _read_members(path: Path, archive: zipfile.ZipFile, what: str, check: Member
         try:
             with archive.open(info) as member:
                 arrays[key] = np.lib.format.read_array(member, allow_pickle=False)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        except _CORRUPT as exc:
             raise DataFileError(f"{path}: key {key!r}: truncated or corrupt array data ({exc})") from None
     return arrays
 
@@ -95,7 +103,7 @@ def _member_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) 
     try:
         with archive.open(info) as member:
             shape, _, dtype, _ = npy_header(member, where)
-    except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError) as exc:
+    except _CORRUPT as exc:
         raise DataFileError(f"{where}: not a .npy array ({exc})") from None
     return shape, dtype
 
@@ -111,7 +119,7 @@ def npy_header(stream, where: str) -> tuple[tuple[int, ...], bool, np.dtype, int
         if reader is None:
             raise ValueError(f"unsupported .npy format version {version}")
         shape, fortran, dtype = reader(stream)
-    except (ValueError, SyntaxError, TypeError) as exc:  # a malformed header dict is a SyntaxError
+    except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as exc:  # numpy parses the header as Python
         raise DataFileError(f"{where}: not a .npy array ({exc})") from None
     if dtype.hasobject or dtype.kind not in "biuf":
         raise DataFileError(f"{where}: element type {dtype} is not numeric (tcc reads bool, integer and "

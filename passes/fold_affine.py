@@ -46,9 +46,9 @@ class ConvAffinePattern:
                     or len(producer.result.users) != 1 or rewriter.module.is_output(producer.result)
                     or producer.result.type.shape != op.result.type.shape):
                 continue
-            weight = constant_value(producer.operands[1])
-            bias = constant_value(producer.operands[2]) if len(producer.operands) > 2 else None
-            if weight is None or (len(producer.operands) > 2 and bias is None):
+            weight = constant_value(producer.w)
+            bias = constant_value(producer.b) if producer.b is not None else None
+            if weight is None or (producer.b is not None and bias is None):
                 continue
             out = producer.result.type
             axis = 1 if producer.kind == "conv" else out.rank - 1
@@ -69,9 +69,9 @@ class ConvAffinePattern:
             bias64 = bias64 + vec
         builder = rewriter.builder_before(op)
         builder.loc = producer.loc
-        w = builder.const(weight.astype(dtype), name=producer.operands[1].name)
+        w = builder.const(weight.astype(dtype), name=producer.w.name)
         b = builder.const(bias64.astype(dtype), name=op.result.name + ".bias")
-        fused = builder.value(producer.kind, [producer.operands[0], w, b], producer.attrs, name=op.result.name)
+        fused = builder.value(producer.kind, [producer.x, w, b], producer.attrs, name=op.result.name)
         name = op.result.name
         rewriter.replace_op(op, [fused])
         rewriter.erase_op(producer)
@@ -84,14 +84,14 @@ class MatmulToLinearPattern:
     per-output-channel weights."""
 
     def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
-        if op.kind != "matmul" or op.result.type.dtype != "f32" or op.operands[0].type.rank < 2:
+        if op.kind != "matmul" or op.result.type.dtype != "f32" or op.a.type.rank < 2:
             return False
-        weight = constant_value(op.operands[1])
+        weight = constant_value(op.b)
         if weight is None or weight.ndim != 2:
             return False
         builder = rewriter.builder_before(op)
-        w = builder.const(np.ascontiguousarray(weight.T), name=op.operands[1].name + ".t")
-        linear = builder.value("linear", [op.operands[0], w], name=op.result.name + ".linear")
+        w = builder.const(np.ascontiguousarray(weight.T), name=op.b.name + ".t")
+        linear = builder.value("linear", [op.a, w], name=op.result.name + ".linear")
         name = op.result.name
         rewriter.replace_op(op, [linear])
         rewriter.module.rename(linear, name)
@@ -102,12 +102,12 @@ class BatchNormToConvPattern:
     def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
         if op.kind != "batch_norm" or op.result.type.rank < 3:
             return False
-        params = [constant_value(v) for v in op.operands[1:]]
+        params = [constant_value(v) for v in (op.scale, op.bias, op.mean, op.var)]
         if any(p is None for p in params):
             return False
         gamma, beta, mean, var = (p.astype(np.float64) for p in params)
-        scale = gamma / np.sqrt(var + op.attrs["epsilon"])
-        x = op.operands[0]
+        scale = gamma / np.sqrt(var + op.epsilon)
+        x = op.x
         channels, nsp = x.type.shape[1], x.type.rank - 2
         dtype = to_numpy(x.type.dtype)
         builder = rewriter.builder_before(op)

@@ -18,26 +18,26 @@ class ConvBatchNormPattern:
     def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
         if op.kind != "batch_norm":
             return False
-        producer = op.operands[0].producer
+        producer = op.x.producer
         if (producer is None or producer.kind not in ("conv", "linear") or len(producer.result.users) != 1
                 or rewriter.module.is_output(producer.result)):
             return False
-        params = [constant_value(v) for v in op.operands[1:]]
-        weight = constant_value(producer.operands[1])
-        bias = constant_value(producer.operands[2]) if len(producer.operands) > 2 else None
-        if weight is None or any(p is None for p in params) or (len(producer.operands) > 2 and bias is None):
+        params = [constant_value(v) for v in (op.scale, op.bias, op.mean, op.var)]
+        weight = constant_value(producer.w)
+        bias = constant_value(producer.b) if producer.b is not None else None
+        if weight is None or any(p is None for p in params) or (producer.b is not None and bias is None):
             return False
         gamma, beta, mean, var = (p.astype(np.float64) for p in params)
-        scale = gamma / np.sqrt(var + op.attrs["epsilon"])
+        scale = gamma / np.sqrt(var + op.epsilon)
         old_bias = bias.astype(np.float64) if bias is not None else np.zeros_like(mean)
         dtype = to_numpy(producer.result.type.dtype)
         new_weight = weight.astype(np.float64) * scale.reshape((-1,) + (1,) * (weight.ndim - 1))
         new_bias = (old_bias - mean) * scale + beta
         builder = rewriter.builder_before(op)
         builder.loc = producer.loc
-        w = builder.const(new_weight.astype(dtype), name=producer.operands[1].name + ".bn")
+        w = builder.const(new_weight.astype(dtype), name=producer.w.name + ".bn")
         b = builder.const(new_bias.astype(dtype), name=producer.result.name + ".bn_bias")
-        fused = builder.value(producer.kind, [producer.operands[0], w, b], producer.attrs,
+        fused = builder.value(producer.kind, [producer.x, w, b], producer.attrs,
                               name=op.result.name + ".fused")
         name = op.result.name
         rewriter.replace_op(op, [fused])

@@ -81,8 +81,8 @@ def _replace(rewriter: Rewriter, root: Op, new: Value, consumed: list[Op]) -> No
 # -- LayerNorm ---------------------------------------------------------------------------------
 def _trailing_axis(op: Op, rank: int) -> int | None:
     """The first axis of a keepdims reduction over a trailing contiguous range, else None."""
-    axes = sorted({normalize_axis(a, rank) for a in op.attrs["axes"]})
-    if not op.attrs["keepdims"] or not axes or axes != list(range(axes[0], rank)):
+    axes = sorted({normalize_axis(a, rank) for a in op.axes})
+    if not op.keepdims or not axes or axes != list(range(axes[0], rank)):
         return None
     return axes[0]
 
@@ -104,26 +104,26 @@ def _match_normalize(root: Op, d: Value, denom: Value, inverted: bool,
         if reciprocal is None or not _private(denom, module):
             return None
         consumed.append(reciprocal)
-        denom = reciprocal.operands[0]
+        denom = reciprocal.x
     std = _producer(denom, "sqrt")
-    shifted = std and _producer(std.operands[0], "add")
+    shifted = std and _producer(std.x, "add")
     if shifted is None or not _private(denom, module) or not _private(shifted.result, module):
         return None
     split = _split_scalar(shifted)
     var_op = split and _producer(split[0], "reduce_mean")
     if var_op is None or not _private(split[0], module):
         return None
-    square = _producer(var_op.operands[0], "pow", "mul")
+    square = _producer(var_op.x, "pow", "mul")
     if square is None or not _private(square.result, module):
         return None
-    base = square.operands[0]
-    if square.kind == "pow" and _scalar(square.operands[1]) != 2.0:
+    base = square.a
+    if square.kind == "pow" and _scalar(square.b) != 2.0:
         return None
-    if square.kind == "mul" and square.operands[1] is not base:
+    if square.kind == "mul" and square.b is not base:
         return None
     sub = _producer(d, "sub")
-    mean_op = sub and _producer(sub.operands[1], "reduce_mean")
-    if mean_op is None or mean_op.operands[0] is not sub.operands[0]:
+    mean_op = sub and _producer(sub.b, "reduce_mean")
+    if mean_op is None or mean_op.x is not sub.a:
         return None
     x, mean = sub.operands
     consumed += [std, shifted, var_op, square, sub, mean_op]
@@ -151,9 +151,9 @@ class LayerNormPattern:
 
     def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
         if op.kind == "div":
-            orders = [(op.operands[0], op.operands[1], False)]
+            orders = [(op.a, op.b, False)]
         elif op.kind == "mul":
-            orders = [(op.operands[0], op.operands[1], True), (op.operands[1], op.operands[0], True)]
+            orders = [(op.a, op.b, True), (op.b, op.a, True)]
         else:
             return False
         for d, denom, inverted in orders:
@@ -199,11 +199,11 @@ class LayerNormAffinePattern:
                     or op.result.type.shape != norm.result.type.shape):
                 continue
             rank = norm.result.type.rank
-            axis = normalize_axis(norm.attrs["axis"], rank)
+            axis = normalize_axis(norm.axis, rank)
             factor = _along_normalized(array, rank, axis)
-            scale = constant_value(norm.operands[1])
-            bias = constant_value(norm.operands[2]) if len(norm.operands) > 2 else None
-            if factor is None or scale is None or (len(norm.operands) > 2 and bias is None):
+            scale = constant_value(norm.scale)
+            bias = constant_value(norm.bias) if norm.bias is not None else None
+            if factor is None or scale is None or (norm.bias is not None and bias is None):
                 continue
             self.rewrite(op, norm, other, factor, scale, bias, rewriter)
             return True
@@ -216,7 +216,7 @@ class LayerNormAffinePattern:
         builder = rewriter.builder_before(op)
         builder.loc = norm.loc
         fits = other.type.rank <= factor.ndim  # usable as a layer_norm operand without a reshape
-        new_scale, bias64 = norm.operands[1], None if bias is None else bias.astype(np.float64)
+        new_scale, bias64 = norm.scale, None if bias is None else bias.astype(np.float64)
         if op.kind == "mul":
             if np.all(scale == 1) and fits:
                 new_scale = other
@@ -232,7 +232,7 @@ class LayerNormAffinePattern:
             new_bias = [other]
         else:
             new_bias = [builder.const(bias64.astype(dtype), name=op.result.name + ".bias")]
-        fused = builder.value("layer_norm", [norm.operands[0], new_scale] + new_bias, norm.attrs,
+        fused = builder.value("layer_norm", [norm.x, new_scale] + new_bias, norm.attrs,
                               name=op.result.name)
         _replace(rewriter, op, fused, [norm])
 
@@ -251,17 +251,17 @@ def _product(value: Value, module: Module, consumed: list[Op]) -> tuple[float, l
 def _expand(op: Op, module: Module, consumed: list[Op]) -> tuple[float, list[Value]]:
     """Like _product for the result of op, which is expanded whatever its users."""
     if op.kind == "mul":
-        c1, l1 = _product(op.operands[0], module, consumed)
-        c2, l2 = _product(op.operands[1], module, consumed)
+        c1, l1 = _product(op.a, module, consumed)
+        c2, l2 = _product(op.b, module, consumed)
         consumed.append(op)
         return c1 * c2, l1 + l2
-    k = _scalar(op.operands[1]) if op.kind in ("div", "pow") else None
+    k = _scalar(op.b) if op.kind in ("div", "pow") else None
     if op.kind == "div" and k:
-        c, leaves = _product(op.operands[0], module, consumed)
+        c, leaves = _product(op.a, module, consumed)
         consumed.append(op)
         return c / k, leaves
     if op.kind == "pow" and k in (2.0, 3.0):
-        c, leaves = _product(op.operands[0], module, consumed)
+        c, leaves = _product(op.a, module, consumed)
         consumed.append(op)
         return c ** k, leaves * int(k)
     k = _scalar(op.result)
@@ -297,7 +297,7 @@ def _gelu_kind(x: Value, inner: Value, module: Module, consumed: list[Op]) -> st
     if squashed is None or not _private(split[0], module):
         return None
     consumed += [add, squashed]
-    terms = _polynomial(squashed.operands[0], x, module, consumed)
+    terms = _polynomial(squashed.x, x, module, consumed)
     if terms is None:
         return None
     if squashed.kind == "erf" and set(terms) == {1} and _close(terms[1], math.sqrt(0.5)):

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tcc.ir import Module, Op, Trait
+from tcc.ir import Module, Op, Trait, constant_value, is_constant
 from tcc.ir.interpreter.sparse import MODES, SparseInterpreter, SparsityError, window_count
 from tcc.ir.types import TensorType
 
@@ -96,10 +96,10 @@ def nm_fractions(nonzero: np.ndarray) -> dict[str, float]:
 
 
 def weight_annotations(op: Op) -> dict:
-    w = op.operands[1]
-    if w.producer is None or w.producer.kind != "const":
+    w = op.w
+    if not is_constant(w):
         return {}
-    zero = real_zeros(np.asarray(w.producer.attrs["value"]), w.type)
+    zero = real_zeros(constant_value(w), w.type)
     attrs: dict[str, float | str] = {"weight_zeros": float(zero.mean())}
     fractions = nm_fractions(~zero)
     if fractions:

@@ -25,3 +25,8 @@ def tcc_cli(capsys):
         return code, out.out, out.err
 
     return run
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-goldens", action="store_true",
+                     help="rewrite the exact golden files of tests/golden from the current output")

@@ -5,7 +5,7 @@ from typing import Callable
 
 import numpy as np
 
-from tcc.ir import Module, Value, is_constant, print_module
+from tcc.ir import Module, Value, constant_value, is_constant, print_module
 from tcc.isa.target import TargetConfig, load_target
 
 from ..artifact import FORMAT_VERSION, Artifact
@@ -112,7 +112,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
     for step in steps:
         for v in step.inputs + step.outputs:
             if is_constant(v):  # a constant operand (e.g. a position embedding) lives with the weights
-                data = layouts.to_physical(v.producer.attrs["value"], v)
+                data = layouts.to_physical(constant_value(v), v)
                 ctx.addresses[id(v)] = plan.add_constant(f"t:{v.name}", data.astype(data.dtype.newbyteorder("<")))
             else:
                 ctx.addresses[id(v)] = ctx.addresses[id(root(v))]

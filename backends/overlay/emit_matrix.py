@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tcc.ir import Op
+from tcc.ir import Op, constant_value
 
 from .context import Context
 from .errors import unsupported
@@ -21,10 +21,10 @@ PARAM_BYTES = 12  # (bias, multiplier, shift) int32 per output channel
 
 def _params(op_conv: Op, req: Op, channels: int) -> np.ndarray:
     bias = np.zeros(channels, np.int64)
-    if len(op_conv.operands) > 2:
-        bias = op_conv.operands[2].producer.attrs["value"].astype(np.int64).reshape(-1)
-    mult = np.broadcast_to(np.asarray(req.attrs["multiplier"], np.int64), (channels,))
-    shift = np.broadcast_to(np.asarray(req.attrs["shift"], np.int64), (channels,))
+    if len(op_conv.operands) > 2:  # qconv/qlinear's bias (emit_scale passes its i32 mul, which has none)
+        bias = constant_value(op_conv.operands[2]).astype(np.int64).reshape(-1)
+    mult = np.broadcast_to(np.asarray(req.multiplier, np.int64), (channels,))
+    shift = np.broadcast_to(np.asarray(req.shift, np.int64), (channels,))
     return np.stack([bias, mult, shift], axis=1).astype("<i4")
 
 
@@ -41,15 +41,15 @@ def _weight_bytes(w: np.ndarray) -> tuple[np.ndarray, bool]:
 
 def emit_conv(ctx: Context, step: Step) -> None:
     conv, req = step.ops
-    x, y = conv.operands[0], req.result
-    w = conv.operands[1].producer.attrs["value"]
+    x, y = conv.x, req.result
+    w = constant_value(conv.w)
     _, c_in, h, wid = x.type.shape
     _, n_out, h_out, w_out = y.type.shape
     kh, kw = w.shape[2], w.shape[3]
-    sh, sw = conv.attrs["strides"]
-    dh, dw = conv.attrs["dilations"]
-    pt, pl, _, _ = conv.attrs["pads"]
-    group = conv.attrs["group"]
+    sh, sw = conv.strides
+    dh, dw = conv.dilations
+    pt, pl, _, _ = conv.pads
+    group = conv.group
     if x.type.shape[0] != 1 or w.ndim != 4:
         raise unsupported(conv, "the overlay runs 2-D convolutions of batch 1")
     depthwise = group == c_in and n_out == c_in and group > 1
@@ -74,7 +74,7 @@ def emit_conv(ctx: Context, step: Step) -> None:
     tn, th = tiles.tn, tiles.th
     slab_row = wid * c_in
 
-    w_addr = ctx.constant(f"w:{conv.operands[1].name}", data)
+    w_addr = ctx.constant(f"w:{conv.w.name}", data)
     p_addr = ctx.constant(f"p:{y.name}", _params(conv, req, n_out))
     p = ctx.program
     macs = h_out * w_out * n_out * k
@@ -175,8 +175,8 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
 
 def emit_gemm(ctx: Context, step: Step) -> None:
     lin, req = step.ops
-    x, y = lin.operands[0], req.result
-    w = lin.operands[1].producer.attrs["value"]
+    x, y = lin.x, req.result
+    w = constant_value(lin.w)
     n_out, k = w.shape
     m = x.type.size // k
     data, wide = _weight_bytes(w)
@@ -189,7 +189,7 @@ def emit_gemm(ctx: Context, step: Step) -> None:
     while tn * kt * esize > b.wbuf_h or m * kt > b.abuf_q:
         kt = (kt + 1) // 2
     tm = max(1, min(m, b.acc_h // (4 * tn), b.abuf_q // max(tn, 1)))
-    w_addr = ctx.constant(f"w:{lin.operands[1].name}", data)
+    w_addr = ctx.constant(f"w:{lin.w.name}", data)
     p_addr = ctx.constant(f"p:{y.name}", _params(lin, req, n_out))
     p = ctx.program
     ctx.begin_layer(step.name, m * n_out * k, x.type.size + data.nbytes + y.type.size)

@@ -13,7 +13,7 @@ from .steps import Step
 def emit_pool(ctx: Context, step: Step) -> None:
     """Row tiles of the NHWC input; when one row of all channels is too large, channel tiles too."""
     op = step.ops[0]
-    x, y = op.operands[0], op.results[0]
+    x, y = op.x, op.results[0]
     _, c, h, w = x.type.shape
     _, _, h_out, w_out = y.type.shape
     if op.kind == "qglobal_avg_pool":
@@ -67,8 +67,8 @@ def _flat_tiles(length: int, tile: int):
 
 def emit_eadd(ctx: Context, step: Step) -> None:
     ra, rb, add, req = step.ops
-    a, bv, y = ra.operands[0], rb.operands[0], req.result
-    if ra.attrs["pre_shift"] != rb.attrs["pre_shift"] or ra.attrs["rounding"] != req.attrs["rounding"]:
+    a, bv, y = ra.x, rb.x, req.result
+    if ra.pre_shift != rb.pre_shift or ra.rounding != req.rounding:
         raise unsupported(add, "the two rescales of an int8 add must share pre_shift and rounding")
     b, p = ctx.buffers, ctx.program
     n = y.type.size
@@ -159,7 +159,7 @@ def emit_lut(ctx: Context, step: Step) -> None:
 
 def emit_requant(ctx: Context, step: Step) -> None:
     op = step.ops[0]
-    x, y = op.operands[0], op.result
+    x, y = op.x, op.result
     a = op.attrs
     b, p = ctx.buffers, ctx.program
     params = np.array([[0, a["multiplier"][0], a["shift"][0]]], "<i4")

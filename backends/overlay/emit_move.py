@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tcc.ir import constant_value
 from tcc.ir.interpreter import KERNELS
 
 from .context import Context
@@ -21,7 +22,7 @@ from .steps import Step
 def layout_map(op, layouts: LayoutPlan, result_index: int = 0) -> np.ndarray:
     """For each physical element of the result, the physical element of the data operand it copies."""
     x = op.operands[0]
-    rest = [v.producer.attrs["value"] for v in op.operands[1:]]
+    rest = [constant_value(v) for v in op.operands[1:]]
     # The op's own reference kernel, run on the operand's physical offsets, says where each
     # result element is read from.
     produced = KERNELS[op.kind](op.attrs, layouts.offsets(x), *rest)
@@ -136,7 +137,7 @@ def emit_layout(ctx: Context, step: Step, aliases: dict) -> None:
 def emit_concat(ctx: Context, step: Step) -> None:
     op = step.ops[0]
     y = op.result
-    axis = op.attrs["axis"] % y.type.rank
+    axis = op.axis % y.type.rank
     out_offsets = ctx.layouts.offsets(y)
     ctx.begin_layer(step.name, 0, 2 * y.type.size * ELEMENT_BYTES[y.type.dtype])
     start = 0

@@ -33,7 +33,7 @@ def _row_tiles(rows: int, row_bytes: int, limit: int, op):
 
 def emit_cvt(ctx: Context, step: Step) -> None:
     op = step.ops[0]
-    x, y = op.operands[0], op.result
+    x, y = op.x, op.result
     to_bf16 = step.kind == "cvt_in"
     q = (x if to_bf16 else y).type.quant
     b, p = ctx.buffers, ctx.program
@@ -106,13 +106,13 @@ def independent_axes(op) -> set[int]:
     if op.has_trait(Trait.ELEMENTWISE):
         return set(range(rank))
     if op.kind == "softmax":
-        return set(range(rank)) - {op.attrs["axis"] % rank}
+        return set(range(rank)) - {op.axis % rank}
     if op.kind == "lrn":
         return set(range(rank)) - {1}
     if op.kind == "layer_norm":
-        return set(range(op.attrs["axis"] % rank))
+        return set(range(op.axis % rank))
     if op.kind == "resize":  # resizes the spatial dims; batch and channels are independent
-        return {a for a in range(rank) if op.attrs["sizes"][a] == op.operands[0].type.shape[a]}
+        return {a for a in range(rank) if op.sizes[a] == op.x.type.shape[a]}
     return set()
 
 

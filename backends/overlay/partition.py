@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tcc.ir import Module, Op, Value
+from tcc.ir import Module, Op, Value, is_constant
 
 from .placement import HOST, ModulePlacement
 
@@ -42,7 +42,7 @@ def partition(module: Module, placement: ModulePlacement) -> list[Part]:
         for op in ops:
             for v in op.operands:
                 p = v.producer
-                if p is None or p.kind == "const" or id(p) not in index_of:
+                if p is None or is_constant(v) or id(p) not in index_of:
                     continue
                 source = index_of[id(p)]
                 k = max(k, source if (source % 2 == 0) == (kind == DEVICE) else source + 1)
@@ -66,9 +66,8 @@ def extract(module: Module, ops: list[Op], name: str) -> Module:
 
     def operand(v: Value) -> Value:
         if id(v) not in mapping:
-            p = v.producer
-            if p is not None and p.kind == "const":
-                mapping[id(v)] = sub.insert_op(_clone(p, [])).result
+            if is_constant(v):
+                mapping[id(v)] = sub.insert_op(_clone(v.producer, [])).result
             else:
                 mapping[id(v)] = sub.add_input(v.name, v.type)
         return mapping[id(v)]

@@ -42,8 +42,8 @@ def _sole_user(v: Value, module: Module) -> Op | None:
 
 def _is_rescale_to_i32(v: Value, module: Module) -> bool:
     p = v.producer
-    return (p is not None and p.kind == "requantize" and p.attrs["dtype"] == "i32"
-            and p.operands[0].type.dtype == "i8" and _sole_user(v, module) is not None)
+    return (p is not None and p.kind == "requantize" and p.dtype == "i32"
+            and p.x.type.dtype == "i8" and _sole_user(v, module) is not None)
 
 
 def find_host_io(module: Module) -> HostIO:
@@ -57,7 +57,7 @@ def find_host_io(module: Module) -> HostIO:
     for name, v in module.outputs:
         p = v.producer
         if p is not None and p.kind in ("dequantize", "cast") and v.type.dtype == "f32":
-            io.outputs.append((name, p.operands[0], p))
+            io.outputs.append((name, p.x, p))
         else:
             io.outputs.append((name, v, None))
     return io
@@ -99,7 +99,7 @@ def plan_layouts(steps: list[Step], io: HostIO) -> LayoutPlan:
 def host_reason(op: Op) -> str:
     if op.kind == "qmatmul":
         return "an int8 matmul of two activations needs a sole per-tensor int8 requantize after it"
-    if op.kind == "gather" and not is_constant(op.operands[1]):
+    if op.kind == "gather" and not is_constant(op.indices):
         return "a lookup by run-time indices needs a constant 2-D table, axis 0 and int64 indices"
     if op.kind == "requantize" and op.attrs["dtype"] == "i32" and len(op.result.users) == 1:
         user = op.result.users[0]
@@ -121,16 +121,16 @@ def _match_scale(op: Op, module: Module) -> Step | None:
     from tcc.ir.interpreter import evaluate_op
 
     req = _sole_user(op.result, module)
-    if req is None or req.kind != "requantize" or req.attrs["dtype"] != "i8" or len(req.attrs["multiplier"]) != 1:
+    if req is None or req.kind != "requantize" or req.dtype != "i8" or len(req.multiplier) != 1:
         return None
     widened = [v.producer for v in op.operands]
     if not all(_is_rescale_to_i32(v, module) and _is_exact_widening(v.producer) for v in op.operands):
         return None
-    consts = [w for w in widened if is_constant(w.operands[0]) and w.operands[0].type.size == 1]
+    consts = [w for w in widened if is_constant(w.x) and w.x.type.size == 1]
     if len(consts) != 1 or any(w.result.type.shape != op.result.type.shape for w in widened if w not in consts):
         return None
-    factor = int(evaluate_op(consts[0], [constant_value(consts[0].operands[0])])[0].reshape(-1)[0])
-    x = next(w for w in widened if w is not consts[0]).operands[0]
+    factor = int(evaluate_op(consts[0], [constant_value(consts[0].x)])[0].reshape(-1)[0])
+    x = next(w for w in widened if w is not consts[0]).x
     return Step("scale", [*widened, op, req], [x], [req.result], info={"factor": factor, "value": x})
 
 
@@ -139,34 +139,34 @@ def _match_emul(op: Op, module: Module) -> Step | None:
     scaling, gates): both widened exactly to int32, multiplied with broadcasting, requantized to
     int8 per tensor.  One operand must have the result's shape; the other may broadcast."""
     req = _sole_user(op.result, module)
-    if req is None or req.kind != "requantize" or req.attrs["dtype"] != "i8" or len(req.attrs["multiplier"]) != 1:
+    if req is None or req.kind != "requantize" or req.dtype != "i8" or len(req.multiplier) != 1:
         return None
     if not all(_is_rescale_to_i32(v, module) and _is_exact_widening(v.producer) for v in op.operands):
         return None
     widened = [v.producer for v in op.operands]
     shape = op.result.type.shape
     full = next((w for w in widened if w.result.type.shape == shape), None)
-    if full is None or any(is_constant(w.operands[0]) for w in widened):
+    if full is None or any(is_constant(w.x) for w in widened):
         return None
     other = widened[1] if full is widened[0] else widened[0]
-    return Step("emul", [*widened, op, req], [full.operands[0], other.operands[0]], [req.result])
+    return Step("emul", [*widened, op, req], [full.x, other.x], [req.result])
 
 
 def match_step(op: Op, module: Module) -> Step | None:
     out = op.results[0]
     if op.kind in ("qconv", "qlinear"):
         req = _sole_user(out, module)
-        if req is None or req.kind != "requantize" or req.attrs["dtype"] != "i8" or not is_constant(op.operands[1]):
+        if req is None or req.kind != "requantize" or req.dtype != "i8" or not is_constant(op.w):
             return None
-        if len(op.operands) > 2 and not is_constant(op.operands[2]):
+        if op.b is not None and not is_constant(op.b):
             return None
-        return Step("conv" if op.kind == "qconv" else "gemm", [op, req], [op.operands[0]], [req.result])
+        return Step("conv" if op.kind == "qconv" else "gemm", [op, req], [op.x], [req.result])
     if op.kind == "qmatmul":
         req = _sole_user(out, module)
-        if req is None or req.kind != "requantize" or req.attrs["dtype"] != "i8" or len(req.attrs["multiplier"]) != 1:
+        if req is None or req.kind != "requantize" or req.dtype != "i8" or len(req.multiplier) != 1:
             return None
         return Step("matmul", [op, req], list(op.operands), [req.result])
-    if op.kind == "requantize" and op.attrs["dtype"] == "i32":
+    if op.kind == "requantize" and op.dtype == "i32":
         add = _sole_user(out, module)
         return match_step(add, module) if add is not None and add.kind in ("add", "sub", "mul") else None
     if op.kind == "mul" and out.type.dtype == "i32":
@@ -175,37 +175,37 @@ def match_step(op: Op, module: Module) -> Step | None:
         a, b = op.operands
         req = _sole_user(out, module)
         if not (_is_rescale_to_i32(a, module) and _is_rescale_to_i32(b, module)) or req is None \
-                or req.kind != "requantize" or req.attrs["dtype"] != "i8":
+                or req.kind != "requantize" or req.dtype != "i8":
             return None
         ra, rb = a.producer, b.producer
-        if ra.operands[0].type.shape != rb.operands[0].type.shape:
+        if ra.x.type.shape != rb.x.type.shape:
             return None
-        return Step("eadd", [ra, rb, op, req], [ra.operands[0], rb.operands[0]], [req.result])
-    if op.kind == "requantize" and op.attrs["dtype"] == "i8" and op.operands[0].type.dtype == "i8":
-        if len(op.attrs["multiplier"]) != 1:
+        return Step("eadd", [ra, rb, op, req], [ra.x, rb.x], [req.result])
+    if op.kind == "requantize" and op.dtype == "i8" and op.x.type.dtype == "i8":
+        if len(op.multiplier) != 1:
             return None
-        return Step("requant", [op], [op.operands[0]], [out])
-    if op.kind == "qlut" and is_constant(op.operands[1]):
-        return Step("lut", [op], [op.operands[0]], [out])
+        return Step("requant", [op], [op.x], [out])
+    if op.kind == "qlut" and is_constant(op.table):
+        return Step("lut", [op], [op.x], [out])
     if op.has_trait(Trait.POOL) and out.type.dtype == "i8" and out.type.rank == 4:
-        return Step("pool", [op], [op.operands[0]], [out])
+        return Step("pool", [op], [op.x], [out])
     if op.kind == "concat" and out.type.dtype in ("i8", "bf16"):
         return Step("concat", [op], list(op.operands), [out])
-    if op.kind == "gather" and not is_constant(op.operands[1]):
+    if op.kind == "gather" and not is_constant(op.indices):
         table, ids = op.operands
-        if (not is_constant(table) or table.type.rank != 2 or op.attrs["axis"] % 2 != 0
+        if (not is_constant(table) or table.type.rank != 2 or op.axis % 2 != 0
                 or ids.type.dtype != "i64" or out.type.dtype not in ("i8", "bf16")):
             return None
         return Step("lookup", [op], [table, ids], [out])
-    if (op.has_trait(Trait.VIEW) or op.kind == "resize" and op.attrs["mode"] == "nearest") \
+    if (op.has_trait(Trait.VIEW) or op.kind == "resize" and op.mode == "nearest") \
             and out.type.dtype in ("i8", "bf16"):
         if not all(is_constant(v) for v in op.operands[1:]):
             return None
         return Step("layout", [op], [op.operands[0]], list(op.results))
-    if op.kind == "dequantize" and op.attrs["dtype"] == "bf16":
-        return Step("cvt_in", [op], [op.operands[0]], [out])
-    if op.kind == "quantize" and op.operands[0].type.dtype == "bf16":
-        return Step("cvt_out", [op], [op.operands[0]], [out])
+    if op.kind == "dequantize" and op.dtype == "bf16":
+        return Step("cvt_in", [op], [op.x], [out])
+    if op.kind == "quantize" and op.x.type.dtype == "bf16":
+        return Step("cvt_out", [op], [op.x], [out])
     if out.type.dtype == "bf16" and all(v.type.dtype == "bf16" for v in op.operands):
         activations = [v for v in op.operands if not is_constant(v)]
         return Step("vector", [op], activations, list(op.results))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tcc.ir import Op, Value
+from tcc.ir import Op, Value, constant_value
 from tcc.ir.interpreter import KERNELS
 
 from .context import Context
@@ -51,7 +51,7 @@ def affine(offsets: np.ndarray) -> Affine | None:
 
 
 def _rest(op) -> list[np.ndarray]:
-    return [v.producer.attrs["value"] for v in op.operands[1:]]
+    return [constant_value(v) for v in op.operands[1:]]
 
 
 def _apply(op, index: int, array: np.ndarray) -> np.ndarray:

@@ -38,11 +38,10 @@ def _zp(value: Value) -> list[int]:
 
 
 def _requant_params(op: Op) -> dict:
-    a = op.attrs
-    zp_in = _zp(op.operands[0])
-    return {"multiplier": [int(m) for m in a["multiplier"]], "shift": [int(s) for s in a["shift"]],
-            "zero_point": int(a["zero_point"]), "qmin": int(a["qmin"]), "qmax": int(a["qmax"]),
-            "rounding": a["rounding"], "pre_shift": int(a["pre_shift"]), "dtype": a["dtype"],
+    zp_in = _zp(op.x)
+    return {"multiplier": [int(m) for m in op.multiplier], "shift": [int(s) for s in op.shift],
+            "zero_point": int(op.zero_point), "qmin": int(op.qmin), "qmax": int(op.qmax),
+            "rounding": op.rounding, "pre_shift": int(op.pre_shift), "dtype": op.dtype,
             "in_zero_point": zp_in if len(zp_in) > 1 else zp_in[0]}
 
 
@@ -120,7 +119,7 @@ class _Mapper:
                               "values after the modules")
 
     def _map_quantize(self, op: Op) -> None:
-        x = op.operands[0]
+        x = op.x
         if x not in self.module.inputs:
             self._host_or_fail(op)
             return
@@ -130,8 +129,7 @@ class _Mapper:
         self._add("input", op, [], out, in_shape=chw, model_input=x.name, zero_point=_zp(out)[0])
 
     def _map_qconv(self, op: Op) -> None:
-        a = op.attrs
-        x, w = op.operands[0], op.operands[1]
+        x, w = op.x, op.w
         rq = _only_user(op.result, "requantize")
         if rq is None or rq.result.type.dtype not in ("i8", "u8"):
             raise _unmappable(op, "a conv module ends in a requantize to 8 bits; this qconv's result has "
@@ -139,20 +137,20 @@ class _Mapper:
         cout, cin_g, k, k2 = w.type.shape
         cin, h, wd = _chw(x)
         _, ho, wo = _chw(rq.result)
-        stride = a["strides"][0]
-        if k != k2 or len(set(a["strides"])) != 1 or any(d != 1 for d in a["dilations"]):
+        stride = op.strides[0]
+        if k != k2 or len(set(op.strides)) != 1 or any(d != 1 for d in op.dilations):
             raise _unmappable(op, "modules take square kernels, equal strides and pads, no dilation")
-        if a["group"] == 1 and k == 1 and self._after_frame(x):
+        if op.group == 1 and k == 1 and self._after_frame(x):
             self._map_fc(op, x, w, rq)  # a 1x1 conv on the global pool's one site (DenseNet's classifier)
             return
-        if a["group"] == 1:
+        if op.group == 1:
             kind = "pointwise" if k == 1 else "conv"
-        elif a["group"] == cin == cout and cin_g == 1:
+        elif op.group == cin == cout and cin_g == 1:
             kind = "depthwise"
         else:
-            raise _unmappable(op, f"group {a['group']} is neither 1 nor depthwise")
+            raise _unmappable(op, f"group {op.group} is neither 1 nor depthwise")
         pad = self._window_pad(op, k, stride, (h, wd), (ho, wo))
-        bias = self._const(op.operands[2], op) if len(op.operands) > 2 else None
+        bias = self._const(op.b, op) if op.b is not None else None
         self._add(kind, op, [self._source(x, op)], rq.result, in_shape=[cin, h, wd], kernel=k, stride=stride,
                   pad=pad, weight=self._const(w, op), bias=bias, in_zero_point=_zp(x)[0],
                   weight_zero_point=_zp(w), requant=_requant_params(rq), acc=op.result.name)
@@ -165,7 +163,7 @@ class _Mapper:
 
     def _window_pad(self, op: Op, k: int, stride: int, in_hw, out_hw) -> int:
         """The window's top/left padding; submanifold mode takes submanifold windows only."""
-        pads = op.attrs["pads"]
+        pads = op.pads
         (h, w), (ho, wo) = in_hw, out_hw
         if pads[0] != pads[1]:
             raise _unmappable(op, "modules pad top and left equally")
@@ -181,22 +179,22 @@ class _Mapper:
     def _map_requantize(self, op: Op) -> None:
         if _only_user(op.result, "add") is not None and op.result.type.dtype == "i32":
             return  # the residual add's branch rescale: mapped with the add
-        if _only_user(op.result, "concat") is not None and op.result.type.dtype == op.operands[0].type.dtype:
+        if _only_user(op.result, "concat") is not None and op.result.type.dtype == op.x.type.dtype:
             return  # a concat branch's rescale: mapped with the concat
         raise _unmappable(op, "a standalone requantize has no module (it fuses into the conv, fc, add or "
                               "concat around it)")
 
     def _map_concat(self, op: Op) -> None:
-        if op.attrs["axis"] % 4 != 1 or op.result.type.rank != 4:
+        if op.axis % 4 != 1 or op.result.type.rank != 4:
             raise _unmappable(op, "the concat module joins channels (axis 1) of C x H x W maps")
         inputs, rescales = [], []
         for v in op.operands:
             rq = v.producer if v.producer is not None and v.producer.kind == "requantize" \
                 and v.name not in self.stream else None
-            source = rq.operands[0] if rq is not None else v
+            source = rq.x if rq is not None else v
             inputs.append(self._source(source, op))
             rescales.append(_requant_params(rq) if rq is not None else None)
-        self._add("concat", op, inputs, op.result, in_shape=_chw(op.operands[0]), rescale=rescales,
+        self._add("concat", op, inputs, op.result, in_shape=_chw(op.inputs[0]), rescale=rescales,
                   in_channels=[_chw(v)[0] for v in op.operands])
 
     def _map_add(self, op: Op) -> None:
@@ -205,7 +203,7 @@ class _Mapper:
         if any(b is None or b.kind != "requantize" for b in branches) or out is None \
                 or out.result.type.dtype not in ("i8", "u8"):
             raise _unmappable(op, "the add module takes two rescaled 8-bit branches and requantizes the sum")
-        lhs, rhs = (b.operands[0] for b in branches)
+        lhs, rhs = (b.x for b in branches)
         if _chw(lhs) != _chw(rhs):
             raise _unmappable(op, "the two branches differ in shape")
         self._add("add", op, [self._source(lhs, op), self._source(rhs, op)], out.result, in_shape=_chw(lhs),
@@ -214,48 +212,44 @@ class _Mapper:
         self.done.add(id(out))
 
     def _map_max_pool(self, op: Op) -> None:
-        a = op.attrs
-        k = a["kernel"]
-        x = op.operands[0]
-        if len(set(k)) != 1 or len(set(a["strides"])) != 1 or any(d != 1 for d in a["dilations"]):
+        k, x = op.kernel, op.x
+        if len(set(k)) != 1 or len(set(op.strides)) != 1 or any(d != 1 for d in op.dilations):
             raise _unmappable(op, "the maxpool module takes square windows, equal strides, no dilation")
-        pad = self._window_pad(op, k[0], a["strides"][0], _chw(x)[1:], _chw(op.result)[1:])
+        pad = self._window_pad(op, k[0], op.strides[0], _chw(x)[1:], _chw(op.result)[1:])
         self._add("maxpool", op, [self._source(x, op)], op.result, in_shape=_chw(x), kernel=k[0],
-                  stride=a["strides"][0], pad=pad)
+                  stride=op.strides[0], pad=pad)
 
     def _map_qglobal_avg_pool(self, op: Op) -> None:
-        a = op.attrs
-        x = op.operands[0]
+        x = op.x
         qmin, qmax = integer_range({"i8": 8, "u8": 8}.get(op.result.type.dtype, 32),
                                    op.result.type.dtype != "u8")
         self._add("gpool", op, [self._source(x, op)], op.result, in_shape=_chw(x), in_zero_point=_zp(x)[0],
-                  multiplier=int(a["multiplier"]), shift=int(a["shift"]), zero_point=int(a["zero_point"]),
+                  multiplier=int(op.multiplier), shift=int(op.shift), zero_point=int(op.zero_point),
                   qmin=qmin, qmax=qmax)
 
     def _map_qavg_pool(self, op: Op) -> None:
         """An unpadded pool whose one window is the whole map (ResNet-50's 7x7 on 7x7) is a global
         pool; any other square window is an ``avgpool`` module (DenseNet's 2x2 stride-2 transitions)."""
-        a = op.attrs
-        x = op.operands[0]
+        x = op.x
         _, h, w = _chw(x)
-        if list(a["kernel"]) == [h, w] and not any(a["pads"]) and _chw(op.result)[1:] == [1, 1]:
+        if list(op.kernel) == [h, w] and not any(op.pads) and _chw(op.result)[1:] == [1, 1]:
             self._map_qglobal_avg_pool(op)
             return
-        k, stride = a["kernel"], a["strides"]
-        if len(set(k)) != 1 or len(set(stride)) != 1 or any(d != 1 for d in a["dilations"]):
+        k, stride = op.kernel, op.strides
+        if len(set(k)) != 1 or len(set(stride)) != 1 or any(d != 1 for d in op.dilations):
             raise _unmappable(op, "the avgpool module takes square windows, equal strides, no dilation")
-        if a["count_include_pad"] and any(a["pads"]):
+        if op.count_include_pad and any(op.pads):
             raise _unmappable(op, "the avgpool module divides by the window's taps inside the map; this pool "
                                   "counts its padding (count_include_pad = 1)")
         pad = self._window_pad(op, k[0], stride[0], (h, w), _chw(op.result)[1:])
         qmin, qmax = integer_range({"i8": 8, "u8": 8}[op.result.type.dtype], op.result.type.dtype != "u8")
         self._add("avgpool", op, [self._source(x, op)], op.result, in_shape=_chw(x), kernel=k[0], stride=stride[0],
-                  pad=pad, pads=[int(v) for v in a["pads"]], ceil_mode=int(a["ceil_mode"]), in_zero_point=_zp(x)[0],
-                  multiplier=int(a["multiplier"]), shift=int(a["shift"]),
-                  zero_point=int(a["zero_point"]), qmin=qmin, qmax=qmax)
+                  pad=pad, pads=[int(v) for v in op.pads], ceil_mode=int(op.ceil_mode), in_zero_point=_zp(x)[0],
+                  multiplier=int(op.multiplier), shift=int(op.shift),
+                  zero_point=int(op.zero_point), qmin=qmin, qmax=qmax)
 
     def _map_reshape(self, op: Op) -> None:
-        x = op.operands[0]
+        x = op.x
         flatten = op.result.type.rank == 2 and _only_user(op.result, "qlinear") is not None
         if x.name in self.stream and op.result.type.size == x.type.size and (_chw(x)[1:] == [1, 1] or flatten):
             self.stream[op.result.name] = self.stream[x.name]  # the fc module densifies a C x H x W map
@@ -272,14 +266,14 @@ class _Mapper:
         self.host.append(op.result.name)
 
     def _map_qlinear(self, op: Op) -> None:
-        x, w = op.operands[0], op.operands[1]
+        x, w = op.x, op.w
         rq = _only_user(op.result, "requantize")
         if rq is None or rq.result.type.dtype not in ("i8", "u8"):
             raise _unmappable(op, "the fc module ends in a requantize to 8 bits")
         self._map_fc(op, x, w, rq)
 
     def _map_fc(self, op: Op, x: Value, w: Value, rq: Op) -> None:
-        bias = self._const(op.operands[2], op) if len(op.operands) > 2 else None
+        bias = self._const(op.b, op) if op.b is not None else None
         self._add("fc", op, [self._source(x, op)], rq.result, in_shape=_chw(x), weight=self._const(w, op),
                   bias=bias, in_zero_point=_zp(x)[0], weight_zero_point=_zp(w), requant=_requant_params(rq),
                   acc=op.result.name)

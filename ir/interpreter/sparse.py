@@ -85,15 +85,15 @@ def is_spatial(value: Value) -> bool:
 
 def window_of(op: Op) -> Window:
     out = op.results[0].type
-    kernel = tuple(op.operands[1].type.shape[2:]) if op.kind in ("conv", "qconv") else tuple(op.attrs["kernel"])
-    pads = op.attrs["pads"]
-    return Window(kernel, tuple(op.attrs["strides"]), tuple(op.attrs["dilations"]), tuple(pads[:2]),
+    kernel = tuple(op.w.type.shape[2:]) if op.kind in ("conv", "qconv") else tuple(op.kernel)
+    pads = op.pads
+    return Window(kernel, tuple(op.strides), tuple(op.dilations), tuple(pads[:2]),
                   tuple(pads[2:]), tuple(out.shape[2:]))
 
 
 def _submanifold_window(op: Op, win: Window) -> str | None:
     """None if the window has submanifold semantics, else the reason it has not."""
-    in_sizes = op.operands[0].type.shape[2:]
+    in_sizes = op.x.type.shape[2:]
     for k, s, d, b, size, out in zip(win.kernel, win.strides, win.dilations, win.begins, in_sizes,
                                      win.out_sizes):
         if d != 1:
@@ -106,7 +106,7 @@ def _submanifold_window(op: Op, win: Window) -> str | None:
         if out not in (size // s, -(-size // s)):
             return f"output size {out} from input {size} is not input / stride {s}"
     if op.kind in ("conv", "qconv"):
-        group, c_in = op.attrs["group"], op.operands[0].type.shape[1]
+        group, c_in = op.group, op.x.type.shape[1]
         if group != 1 and group != c_in:
             return f"group {group} (needs 1 or depthwise, {c_in})"
     return None
@@ -197,12 +197,12 @@ def zero_points(t) -> np.ndarray:
 
 def padding_value(op: Op) -> np.ndarray | None:
     """What the window reads in its padding, per channel of the input (None: padding never matters)."""
-    x = op.operands[0].type
+    x = op.x.type
     if op.kind in ("conv", "qconv"):
         return zero_points(x)
     if op.kind == "max_pool":
         return None  # the lowest value never wins the max
-    if op.kind == "qavg_pool" and not op.attrs["count_include_pad"]:
+    if op.kind == "qavg_pool" and not op.count_include_pad:
         return None  # integer mean of equal values over any count is exact
     # avg_pool: 0 when counted; otherwise a float mean over fewer taps may round differently.
     return zero_points(x)

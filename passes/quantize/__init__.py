@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tcc.ir import Module
+from tcc.ir import Module, is_constant
 
 from ..base import Pass
 from .calibration import DEFAULT_CALIBRATION, CalibrationError, calibrate, load_samples
@@ -33,7 +33,7 @@ class Quantize(Pass):
         if self.rounding not in ("half_even", "half_up"):
             raise QuantizationError(f"rounding {self.rounding!r} is not half_even or half_up")
         pinned = all(v.type.quant is not None for v in module.values() if v.type.dtype == "f32"
-                     and (v.producer is None or v.producer.kind != "const"))
+                     and not is_constant(v))
         ranges = {}
         if self.calib:
             samples = load_samples(self.calib, module, self.max_samples)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tcc.ir import Module, Op, Trait, Value
+from tcc.ir import Module, Op, Trait, Value, is_constant
 from tcc.ir import numerics
 
 # Chains made only of these stay as they are: int8 requantization expresses them (scalar
@@ -32,8 +32,7 @@ class Chain:
 
 
 def _scalar_const(v: Value) -> bool:
-    p = v.producer
-    return p is not None and p.kind == "const" and v.type.size == 1
+    return is_constant(v) and v.type.size == 1
 
 
 def _fused_activation(op: Op, module: Module) -> bool:
@@ -55,7 +54,7 @@ def find_chains(module: Module) -> tuple[dict[int, Chain], set[int]]:
             continue  # folds into its producer's requantization (unless that producer is tabulated)
         activations = [v for v in op.operands if not _scalar_const(v)]
         if not activations or any(v.type.shape != op.result.type.shape or v.type.dtype != "f32"
-                                  or v.producer is not None and v.producer.kind == "const" for v in activations):
+                                  or is_constant(v) for v in activations):
             continue
         roots = {id(root.get(id(v), v)): root.get(id(v), v) for v in activations}
         if len(roots) != 1:

@@ -91,10 +91,9 @@ def onnx_loader(data: bytes) -> None:
 
 def calib_loader(data: bytes) -> None:
     """A calibration .npz for the digits model: load its samples (ir/npz.py) and calibrate on two."""
-    from tcc.ir import parse_module
     from tcc.passes.quantize.calibration import calibrate, load_samples
 
-    module = parse_module(_digits_float_ir())
+    module = _digits_float_module()  # shared: loading and calibrating only read the module
     _through_file(data, ".npz", lambda path: calibrate(module, load_samples(path, module, max_samples=2)))
 
 
@@ -116,6 +115,13 @@ def _digits_float_ir() -> str:
 
     module, _ = compile_to_ir(DIGITS / "digits_cnn.onnx")
     return print_module(module)
+
+
+@lru_cache(maxsize=1)
+def _digits_float_module():
+    from tcc.ir import parse_module
+
+    return parse_module(_digits_float_ir())
 
 
 @lru_cache(maxsize=1)
@@ -213,6 +219,8 @@ def seeds(target: str) -> list[bytes]:
         return [_metadata(_digits_artifact())]
     if target == "calib_loader":
         import io
+
+        _digits_float_module()  # built here, not inside the first (timed) case
 
         with np.load(DIGITS / "digits_calib.npz") as calib:
             few = calib["input"][:3]
