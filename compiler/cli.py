@@ -14,6 +14,7 @@ from tcc.driver import TARGETS
 from tcc.ir.errors import TccError
 from tcc.ir.escape import one_line
 from tcc.passes import PassInstrumentation
+from tcc.passes.quantize.calibration import CALIBRATION_METHODS, DEFAULT_CALIBRATION
 
 
 
@@ -134,8 +135,10 @@ cli.command_class = FileCommand  # every command: outputs checked against inputs
 @click.option("--quant", type=click.Choice(["int8", "mixed"]), default="int8", show_default=True,
               help="Quantization scheme (with --calib; int8 without --calib: the scales of a "
                    "pre-quantized QDQ model).")
-@click.option("--calibrate", "method", type=click.Choice(["minmax", "percentile", "entropy", "mse"]),
-              default="minmax", show_default=True, help="How calibration picks activation ranges.")
+@click.option("--calibrate", "method", type=click.Choice(list(CALIBRATION_METHODS)),
+              default=DEFAULT_CALIBRATION, show_default=True,
+              help="How calibration picks activation ranges (auto: min/max, and the range of least "
+                   "int8 error for the inputs of conv/linear/matmul layers).")
 @click.option("--weights", default="int8", show_default=True,
               help="Weight format: int8, int4, or dybit2..dybit8.")
 @click.option("--symmetric", is_flag=True, help="Symmetric int8 activations (zero point 0).")
@@ -218,8 +221,10 @@ def _onnx_op_types(model) -> dict[str, str]:
               help="Calibration .npz (default: placeholder ranges; the placement does not depend on them).")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
               help="Bind an input's shape (repeatable); needed for dynamic dims.")
-@click.option("--calibrate", "method", type=click.Choice(["minmax", "percentile", "entropy", "mse"]),
-              default="minmax", show_default=True, help="How calibration picks activation ranges.")
+@click.option("--calibrate", "method", type=click.Choice(list(CALIBRATION_METHODS)),
+              default=DEFAULT_CALIBRATION, show_default=True,
+              help="How calibration picks activation ranges (auto: min/max, and the range of least "
+                   "int8 error for the inputs of conv/linear/matmul layers).")
 @click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, dybit2..8.")
 @click.option("--target-config", default=None, type=InputFile(),
               help="Target description (TOML); default: the bundled overlay core.")
@@ -251,8 +256,10 @@ def explain(model, target, calib, input_shapes, method, weights, target_config, 
               help="How many samples to run.")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
               help="Bind an input's shape (repeatable); needed for dynamic dims.")
-@click.option("--calibrate", "method", type=click.Choice(["minmax", "percentile", "entropy", "mse"]),
-              default="minmax", show_default=True, help="How calibration picks activation ranges.")
+@click.option("--calibrate", "method", type=click.Choice(list(CALIBRATION_METHODS)),
+              default=DEFAULT_CALIBRATION, show_default=True,
+              help="How calibration picks activation ranges (auto: min/max, and the range of least "
+                   "int8 error for the inputs of conv/linear/matmul layers).")
 @click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, dybit2..8.")
 @click.option("--target-config", default=None, type=InputFile(),
               help="Target description (TOML); default: the bundled overlay core.")

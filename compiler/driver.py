@@ -11,6 +11,7 @@ from tcc.ir.errors import IRParseError, TccError, VerifyError
 from tcc.ir.fileio import write_atomic
 from tcc.ir.npz import read_npz
 from tcc.passes import DEFAULT_FLOAT_PIPELINE, Pass, PassInstrumentation, PassManager, make_pass, parse_pipeline
+from tcc.passes.quantize.calibration import DEFAULT_CALIBRATION
 
 TARGETS = ("ir", "overlay", "sparse")
 
@@ -69,7 +70,7 @@ def check_dump_names(dump_after, pipeline) -> None:
                              f"dumped (the passes that run: {runs}; or 'all', 'import')")
 
 
-def quantization_pipeline(calib, quant="int8", method="minmax", weights="int8", symmetric=False,
+def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weights="int8", symmetric=False,
                           budget_bytes=None, budget_cycles=None, candidates=None,
                           sparse_mode=None) -> tuple[Pass, ...]:
     """The passes that follow the float pipeline when calibration data is given.
@@ -199,7 +200,7 @@ class CompileOptions:
     passes: str | None = None  # a pipeline typed by a person, replacing the default one
     calib: str | None = None  # calibration .npz; enables quantization
     quant: str | None = None  # None: not asked for; "int8" without calib: a QDQ model's own parameters
-    method: str = "minmax"
+    method: str = DEFAULT_CALIBRATION
     weights: str = "int8"
     symmetric: bool = False
     budget_bytes: int | None = None
