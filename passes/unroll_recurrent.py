@@ -92,8 +92,8 @@ class _Unroller:
         return self.v("add", [x_part, hr], f"{name}.pre")
 
     def run(self) -> list[Value]:
-        x, w, r, b = self.op.operands[:4]
-        w, r, b = constant_value(w), constant_value(r), constant_value(b)
+        x = self.op.operands[0]
+        w, r, b = (constant_value(v) for v in self.op.operands[1:4])
         flat = self.v("reshape", [x], "x2d", shape=(self.seq * self.batch, self.size))
         outputs, finals = [], []
         for d in range(self.dirs):
