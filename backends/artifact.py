@@ -38,6 +38,9 @@ import numpy as np
 from tcc.ir.errors import TccError
 from tcc.ir.escape import one_line
 from tcc.ir.fileio import write_atomic
+from tcc.ir.schema import SchemaError
+
+from .artifact_metadata import check_overlay_metadata, check_sparse_metadata
 
 FORMAT_VERSION = 1
 MAGICS = {"overlay": b"TCCARTF\0", "sparse": b"TCCSPRS\0", "heterogeneous": b"TCCHETR\0"}
@@ -167,40 +170,12 @@ class Artifact:
         return cls.from_bytes(read_file(path), str(path))
 
 
-# What the runtime reads from the metadata: key -> type (entries of "inputs"/"outputs" below).
-_METADATA_KEYS = {"target": dict, "inputs": list, "outputs": list, "descriptors": list, "layers": list,
-                  "dram_bytes": int, "activation_base": int}
-_IO_KEYS = {"name": str, "value": str, "address": int, "shape": list, "dtype": str, "perm": list}
-
-
 def _check_metadata(meta, n_dram: int, source: str) -> None:
-    """Refuse metadata the runtime could trip over, with the key that is wrong."""
-    def bad(what: str) -> ArtifactError:
-        return ArtifactError(f"{source}: malformed artifact metadata: {what}; recompile the model")
-
-    if not isinstance(meta, dict):
-        raise bad(f"expected a JSON object, got {type(meta).__name__}")
-    for key, kind in _METADATA_KEYS.items():
-        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
-            raise bad(f"{key!r} is missing or not a {kind.__name__}")
-    if not n_dram <= meta["dram_bytes"] or not 0 <= meta["activation_base"] <= meta["dram_bytes"]:
-        raise bad(f"dram_bytes {meta['dram_bytes']} / activation_base {meta['activation_base']} do not fit "
-                  f"the {n_dram}-byte DRAM image")
-    for group in ("inputs", "outputs"):
-        for entry in meta[group]:
-            if not isinstance(entry, dict):
-                raise bad(f"an entry of {group!r} is not an object")
-            for key, kind in _IO_KEYS.items():
-                if not isinstance(entry.get(key), kind) or isinstance(entry.get(key), bool):
-                    raise bad(f"{group} entry {entry.get('name')!r}: {key!r} is missing or not a {kind.__name__}")
-            if not isinstance(entry.get("boundary_op", 0), (str, type(None))):
-                raise bad(f"{group} entry {entry['name']!r}: 'boundary_op' is not a string or null")
-            if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in entry["shape"]):
-                raise bad(f"{group} entry {entry['name']!r}: 'shape' is not a list of non-negative integers")
-            if not 0 <= entry["address"] <= meta["dram_bytes"]:
-                raise bad(f"{group} entry {entry['name']!r}: address {entry['address']} is outside DRAM")
-    if not all(isinstance(d, dict) for d in meta["descriptors"] + meta["layers"]):
-        raise bad("'descriptors' and 'layers' must be lists of objects")
+    """Refuse metadata the runtime could trip over, with the field that is wrong."""
+    try:
+        check_overlay_metadata(meta, n_dram)
+    except SchemaError as exc:
+        raise ArtifactError(f"{source}: malformed artifact metadata: {exc}; recompile the model") from None
 
 
 # -- the sparse dataflow artifact -----------------------------------------------------------------
@@ -249,6 +224,10 @@ class SparseArtifact:
             # json.JSONDecodeError is a ValueError; a wrong entry type is a KeyError/TypeError.
             raise ArtifactError(f"{source}: malformed metadata, weight or IR section ({type(exc).__name__}: "
                                 f"{exc}); the artifact was not written by tcc or is corrupted") from None
+        try:
+            check_sparse_metadata(meta, weights)
+        except SchemaError as exc:
+            raise ArtifactError(f"{source}: malformed artifact metadata: {exc}; recompile the model") from None
         return cls(meta, weights, ir)
 
     @classmethod

@@ -1,7 +1,7 @@
 """tcc's int8 quantizer beside onnxruntime's `quantize_static`, on the same calibration and test inputs.
 
     python bench/quant_vs_ort.py [--models digits,resnet50,...] [--method minmax|entropy|percentile]
-                                 [--calib-samples 8] [--test-samples 16]
+                                 [--tcc-method auto|minmax|...] [--calib-samples 8] [--test-samples 16]
 
 Per model, both quantizers see the same float ONNX model and the same calibration samples:
 tcc runs its float pipeline plus the quantization pipeline and the integer reference
@@ -12,7 +12,9 @@ Both are measured against float onnxruntime on the test inputs: SQNR in dB of th
 digits CNN with its own calibration and test splits, also scored against the test labels;
 the light zoo models have random weights, N(0, 1) calibration inputs and other N(0, 1) test
 inputs (random-weight squeezenet's logits are nearly tied, so its top-1 agreement is noise).
-Goal: tcc at least as close to float as onnxruntime on every model.
+Goal: tcc at least as close to float as onnxruntime on every model.  ``--tcc-method`` gives tcc
+another calibration method than onnxruntime's (e.g. ``auto``: min/max, and the least-error range
+for the inputs of conv/linear/matmul layers; the data are the same).
 
 Note on `--method entropy`: `quantize_static` builds onnxruntime's entropy calibrator with 128
 histogram bins and 128 quantized bins, and offers no option to change them, so its search has
@@ -39,11 +41,13 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
+import block_models  # noqa: E402
 import light_zoo  # noqa: E402
 
 from tcc.driver import compile_to_ir, quantization_pipeline  # noqa: E402
 from tcc.ir.interpreter import run_module  # noqa: E402
 from tcc.passes import DEFAULT_FLOAT_PIPELINE  # noqa: E402
+from tcc.passes.quantize.calibration import CALIBRATION_METHODS  # noqa: E402
 
 DIGITS = ROOT / "examples" / "digits"
 DEFAULT_MODELS = ("digits", "resnet50", "squeezenet", "inception_v1", "densenet121", "shufflenet")
@@ -93,6 +97,15 @@ def zoo_case(name: str, n_calib: int, n_test: int) -> Case:
     calib = np.random.default_rng(1).standard_normal([n_calib, *shape]).astype(np.float32)
     test = np.random.default_rng(2).standard_normal([n_test, *shape]).astype(np.float32)
     return Case(name, model, data[0].name, calib, test, model.graph.output[-1].name)
+
+
+def block_case(name: str, n_calib: int, n_test: int) -> Case:
+    """A block model of examples/block_models.py (SE, SiLU, HardSwish, gates, dead BatchNorm channels)."""
+    model = block_models.MODELS[name]()
+    input_name = model.graph.input[0].name
+    calib = block_models.calibration(model, n_calib, seed=1)[input_name]
+    test = block_models.calibration(model, n_test, seed=2)[input_name]
+    return Case(name, model, input_name, calib, test, model.graph.output[0].name)
 
 
 def session(model) -> ort.InferenceSession:
@@ -151,9 +164,9 @@ def top1(outputs: list[np.ndarray]) -> np.ndarray:
     return np.array([int(np.argmax(o)) for o in outputs])
 
 
-def measure(case: Case, method: str, workdir: Path) -> dict:
+def measure(case: Case, method: str, workdir: Path, tcc_method: str | None = None) -> dict:
     reference, float_s = run_ort(session(case.model), case)
-    tcc, theirs = tcc_int8(case, method, workdir), ort_int8(case, method, workdir)
+    tcc, theirs = tcc_int8(case, tcc_method or method, workdir), ort_int8(case, method, workdir)
     row = {"model": case.name, "n": (len(case.calib), len(case.test)), "float_run": float_s,
            "tcc": tcc, "ort": theirs}
     for side, result in (("tcc", tcc), ("ort", theirs)):
@@ -169,20 +182,24 @@ def measure(case: Case, method: str, workdir: Path) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS),
-                        help=f"comma-separated: digits and/or light zoo names ({', '.join(light_zoo.MODELS)})")
+                        help=f"comma-separated: digits, light zoo names ({', '.join(light_zoo.MODELS)}) "
+                             f"and/or block models ({', '.join(block_models.MODELS)})")
     parser.add_argument("--method", choices=sorted(ORT_METHODS), default="minmax",
-                        help="calibration method, the same on both sides")
+                        help="calibration method, the same on both sides unless --tcc-method")
+    parser.add_argument("--tcc-method", choices=sorted(CALIBRATION_METHODS), default=None,
+                        help="tcc's calibration method (default: --method)")
     parser.add_argument("--calib-samples", type=int, default=8, help="light zoo: N(0,1) calibration inputs")
     parser.add_argument("--test-samples", type=int, default=16, help="light zoo: N(0,1) test inputs")
     args = parser.parse_args()
     names = [n.strip() for n in args.models.split(",") if n.strip()]
-    unknown = [n for n in names if n != "digits" and n not in light_zoo.MODELS]
+    unknown = [n for n in names if n != "digits" and n not in light_zoo.MODELS and n not in block_models.MODELS]
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}")
     logging.getLogger().setLevel(logging.ERROR)  # onnxruntime's quantizer warns on root per tensor
     ort.set_default_logger_severity(3)
 
-    print(f"int8 vs float onnxruntime, calibration {args.method}: SQNR of the logits (dB), top-1 agreement "
+    tcc_method = args.tcc_method or args.method
+    print(f"int8 vs float onnxruntime, calibration tcc {tcc_method}, ORT {args.method}: SQNR of the logits (dB), top-1 agreement "
           f"with float; times in s (quantize = import/pre-process + calibrate + lower; run = all test samples)")
     header = (f"{'model':<14}{'calib/test':>11}{'tcc dB':>8}{'ORT dB':>8}{'tcc-ORT':>8}{'tcc agree':>10}"
               f"{'ORT agree':>10}{'tcc quant':>10}{'ORT quant':>10}{'tcc run':>9}{'ORT run':>9}{'float run':>10}")
@@ -191,8 +208,11 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="tcc-quant-vs-ort-") as tmp:
         for name in names:
-            case = digits_case() if name == "digits" else zoo_case(name, args.calib_samples, args.test_samples)
-            r = measure(case, args.method, Path(tmp))
+            if name in block_models.MODELS:
+                case = block_case(name, args.calib_samples, args.test_samples)
+            else:
+                case = digits_case() if name == "digits" else zoo_case(name, args.calib_samples, args.test_samples)
+            r = measure(case, args.method, Path(tmp), tcc_method)
             rows.append(r)
             print(f"{r['model']:<14}{'%d/%d' % r['n']:>11}{r['tcc_db']:>8.2f}{r['ort_db']:>8.2f}"
                   f"{r['tcc_db'] - r['ort_db']:>+8.2f}{r['tcc_agree']:>10.3f}{r['ort_agree']:>10.3f}"

@@ -9,10 +9,12 @@ import click
 from click.core import ParameterSource
 
 from tcc import __version__
+from tcc.cli_files import FileCommand, InputFile, OutputFile, OutputFolder
 from tcc.driver import TARGETS
 from tcc.ir.errors import TccError
 from tcc.ir.escape import one_line
 from tcc.passes import PassInstrumentation
+from tcc.passes.quantize.calibration import CALIBRATION_METHODS, DEFAULT_CALIBRATION
 
 
 
@@ -116,21 +118,27 @@ def cli(debug: bool) -> None:
     _State.debug = debug
 
 
+cli.command_class = FileCommand  # every command: outputs checked against inputs before any work
+
+
 @cli.command()
-@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("model", type=InputFile())
 @click.option("-t", "--target", type=click.Choice(TARGETS), default="ir", show_default=True,
               help="What to produce.")
-@click.option("-o", "--output", default=None, help="Output file ('-' or absent: stdout for IR).")
+@click.option("-o", "--output", default=None, type=OutputFile(stdout="text"),
+              help="Output file ('-' or absent: stdout for IR; '-' for an artifact: stdout, not a terminal).")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
               help="Bind an input's shape (repeatable); needed for dynamic dims.")
 @click.option("--passes", default=None, help="Override the pass pipeline, e.g. 'fold-constants,dce'.")
-@click.option("--calib", default=None, type=click.Path(dir_okay=False),
+@click.option("--calib", default=None, type=InputFile(),
               help="Calibration .npz (key per input name, axis 0 = samples); enables quantization.")
 @click.option("--quant", type=click.Choice(["int8", "mixed"]), default="int8", show_default=True,
               help="Quantization scheme (with --calib; int8 without --calib: the scales of a "
                    "pre-quantized QDQ model).")
-@click.option("--calibrate", "method", type=click.Choice(["minmax", "percentile", "entropy", "mse"]),
-              default="minmax", show_default=True, help="How calibration picks activation ranges.")
+@click.option("--calibrate", "method", type=click.Choice(list(CALIBRATION_METHODS)),
+              default=DEFAULT_CALIBRATION, show_default=True,
+              help="How calibration picks activation ranges (auto: min/max, and the range of least "
+                   "int8 error for the inputs of conv/linear/matmul layers).")
 @click.option("--weights", default="int8", show_default=True,
               help="Weight format: int8, int4, or dybit2..dybit8.")
 @click.option("--symmetric", is_flag=True, help="Symmetric int8 activations (zero point 0).")
@@ -140,7 +148,7 @@ def cli(debug: bool) -> None:
               help="--quant mixed: modeled latency budget in cycles (sum over weight layers).")
 @click.option("--candidates", default=None, metavar="F1,F2,...",
               help="--quant mixed: formats to choose from (default int8,int4,dybit4,dybit6,bf16).")
-@click.option("--target-config", default=None, type=click.Path(dir_okay=False),
+@click.option("--target-config", default=None, type=InputFile(),
               help="Target description (TOML); default: the bundled TATAA-style overlay core, or "
                    "for -t sparse the bundled ZCU102-style FPGA budget.")
 @click.option("--sparse-mode", type=click.Choice(["exact", "submanifold"]), default=None,
@@ -161,7 +169,7 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
     quant_given = click.get_current_context().get_parameter_source("quant") is ParameterSource.COMMANDLINE
     if no_host_fallback and target != "overlay":
         raise UsageError("--no-host-fallback goes with -t overlay")
-    if target in ("overlay", "sparse") and output in (None, "-"):
+    if target in ("overlay", "sparse") and (output is None or output == "-" and _stdout_is_tty()):
         raise UsageError(f"-t {target} writes a binary artifact: give -o MODEL.tcc")
     records: list | None = [] if timings else None
     options = CompileOptions(_shapes(input_shapes), passes, calib, quant if quant_given else None, method, weights,
@@ -206,17 +214,19 @@ def _onnx_op_types(model) -> dict[str, str]:
 
 
 @cli.command()
-@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("model", type=InputFile())
 @click.option("-t", "--target", type=click.Choice(["overlay"]), default="overlay", show_default=True,
               help="The target to place the model on.")
-@click.option("--calib", default=None, type=click.Path(dir_okay=False),
+@click.option("--calib", default=None, type=InputFile(),
               help="Calibration .npz (default: placeholder ranges; the placement does not depend on them).")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
               help="Bind an input's shape (repeatable); needed for dynamic dims.")
-@click.option("--calibrate", "method", type=click.Choice(["minmax", "percentile", "entropy", "mse"]),
-              default="minmax", show_default=True, help="How calibration picks activation ranges.")
+@click.option("--calibrate", "method", type=click.Choice(list(CALIBRATION_METHODS)),
+              default=DEFAULT_CALIBRATION, show_default=True,
+              help="How calibration picks activation ranges (auto: min/max, and the range of least "
+                   "int8 error for the inputs of conv/linear/matmul layers).")
 @click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, dybit2..8.")
-@click.option("--target-config", default=None, type=click.Path(dir_okay=False),
+@click.option("--target-config", default=None, type=InputFile(),
               help="Target description (TOML); default: the bundled overlay core.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
 def explain(model, target, calib, input_shapes, method, weights, target_config, as_json):
@@ -236,22 +246,24 @@ def explain(model, target, calib, input_shapes, method, weights, target_config, 
 
 
 @cli.command(name="verify")
-@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("model", type=InputFile())
 @click.option("-t", "--target", type=click.Choice(["overlay", "ir"]), default="overlay", show_default=True,
               help="overlay: simulator and integer reference; ir: integer reference only.")
-@click.option("--calib", required=True, type=click.Path(dir_okay=False), help="Calibration .npz.")
-@click.option("--inputs", "inputs_path", default=None, type=click.Path(dir_okay=False),
+@click.option("--calib", required=True, type=InputFile(), help="Calibration .npz.")
+@click.option("--inputs", "inputs_path", default=None, type=InputFile(),
               help=".npz of inputs (one array per input, or stacked along axis 0); default: --calib's samples.")
 @click.option("--samples", default=4, show_default=True, type=click.IntRange(min=1),
               help="How many samples to run.")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
               help="Bind an input's shape (repeatable); needed for dynamic dims.")
-@click.option("--calibrate", "method", type=click.Choice(["minmax", "percentile", "entropy", "mse"]),
-              default="minmax", show_default=True, help="How calibration picks activation ranges.")
+@click.option("--calibrate", "method", type=click.Choice(list(CALIBRATION_METHODS)),
+              default=DEFAULT_CALIBRATION, show_default=True,
+              help="How calibration picks activation ranges (auto: min/max, and the range of least "
+                   "int8 error for the inputs of conv/linear/matmul layers).")
 @click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, dybit2..8.")
-@click.option("--target-config", default=None, type=click.Path(dir_okay=False),
+@click.option("--target-config", default=None, type=InputFile(),
               help="Target description (TOML); default: the bundled overlay core.")
-@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
+@click.option("--json", "json_path", default=None, type=OutputFile(),
               help="Also write the per-layer results as JSON.")
 def verify_command(model, target, calib, inputs_path, samples, input_shapes, method, weights, target_config,
                    json_path):
@@ -331,9 +343,10 @@ def _simulate(session, source, inputs) -> dict:
 
 
 @cli.command()
-@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("source", type=InputFile())
 @click.option("--passes", default="", help="Comma-separated pass pipeline, e.g. 'dce,fold-batchnorm'.")
-@click.option("-o", "--output", default=None, help="Output file ('-' or absent: stdout).")
+@click.option("-o", "--output", default=None, type=OutputFile(stdout="text"),
+              help="Output file ('-' or absent: stdout).")
 @with_dump_options
 def opt(source, passes, output, dump_after, dump_dir, timings):
     """Parse textual IR, run passes over it and print it (like mlir-opt)."""
@@ -365,12 +378,16 @@ def _inputs_for(module, inputs_path, seed):
 
 
 @cli.command()
-@click.argument("source", type=click.Path(dir_okay=False))
-@click.option("--inputs", "inputs_path", default=None, help=".npz with one array per model input name.")
-@click.option("-o", "--output", required=True, help=".npz to write, one array per model output name.")
-@click.option("--seed", default=0, show_default=True, help="Seed for random inputs when --inputs is absent.")
+@click.argument("source", type=InputFile())
+@click.option("--inputs", "inputs_path", default=None, type=InputFile(),
+              help=".npz with one array per model input name.")
+@click.option("-o", "--output", required=True, type=OutputFile(stdout="binary"),
+              help=".npz to write, one array per model output name ('-': stdout, not a terminal).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Seed for random inputs when --inputs is absent.")
 @click.option("--reference", is_flag=True, help="Artifact: run the integer reference interpreter on its IR.")
-@click.option("--report", "report_path", default=None, help="Artifact: write the performance report (JSON).")
+@click.option("--report", "report_path", default=None, type=OutputFile(stdout="text"),
+              help="Artifact: write the performance report (JSON; '-': stdout).")
 def run(source, inputs_path, output, seed, reference, report_path):
     """Run textual IR on the reference interpreter, or an artifact (.tcc) on the simulator."""
     from tcc.driver import UsageError, load_ir, save_outputs
@@ -401,14 +418,15 @@ def run(source, inputs_path, output, seed, reference, report_path):
 
 
 @cli.command()
-@click.argument("artifact", type=click.Path(dir_okay=False))
-@click.option("--inputs", "inputs_path", default=None, help=".npz inputs (default: N(0,1) random).")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--top", default=None, type=int, help="Show only the N slowest layers.")
-@click.option("--html", "html_path", default=None, type=click.Path(dir_okay=False),
+@click.argument("artifact", type=InputFile())
+@click.option("--inputs", "inputs_path", default=None, type=InputFile(), help=".npz inputs (default: N(0,1) random).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Seed for random inputs when --inputs is absent.")
+@click.option("--top", default=None, type=click.IntRange(min=1), help="Show only the N slowest layers.")
+@click.option("--html", "html_path", default=None, type=OutputFile(),
               help="Also write a self-contained HTML page (overlay: bars, roofline, mode timeline, memory, graph; "
                    "sparse: totals, module bars, token timeline, FIFO graph).")
-@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
+@click.option("--json", "json_path", default=None, type=OutputFile(),
               help="Also write the report as JSON.")
 def report(artifact, inputs_path, seed, top, html_path, json_path):
     """Simulate an artifact and print its performance table: per layer and the roofline bound (overlay),
@@ -456,7 +474,7 @@ def _no_style(text, **_):
 
 
 @cli.command()
-@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("source", type=InputFile())
 def disasm(source):
     """Print the program of an artifact (.tcc) or of a raw binary (.bin) as assembly."""
     from tcc.isa import disassemble, read_binary
@@ -488,8 +506,9 @@ def disasm(source):
 
 
 @cli.command()
-@click.argument("source", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, help="Raw little-endian 64-bit words.")
+@click.argument("source", type=InputFile())
+@click.option("-o", "--output", required=True, type=OutputFile(stdout="binary"),
+              help="Raw little-endian 64-bit words ('-': stdout, not a terminal).")
 def asm(source, output):
     """Assemble overlay assembly text into a binary."""
     from tcc.isa import assemble_file, write_binary
@@ -498,8 +517,8 @@ def asm(source, output):
 
 
 @cli.command()
-@click.argument("artifact", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", "folder", required=True, type=click.Path(file_okay=False),
+@click.argument("artifact", type=InputFile())
+@click.option("-o", "--output", "folder", required=True, type=OutputFolder(("top.cpp", "esda_modules.hpp")),
               help="Folder for esda_modules.hpp and top.cpp.")
 def hls(artifact, folder):
     """Write the C++ dataflow description of a sparse artifact (-t sparse): module templates and a
@@ -517,8 +536,9 @@ def hls(artifact, folder):
 
 
 @cli.command(name="export-onnx")
-@click.argument("source", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, help="The .onnx file to write.")
+@click.argument("source", type=InputFile())
+@click.option("-o", "--output", required=True, type=OutputFile(stdout="binary"),
+              help="The .onnx file to write ('-': stdout, not a terminal).")
 def export_onnx(source, output):
     """Write quantized textual IR as an ONNX QDQ model (for Netron or onnxruntime)."""
     from tcc.driver import load_ir
@@ -537,10 +557,10 @@ def list_passes():
 
 
 @cli.command(name="eval")
-@click.argument("model", required=False, type=click.Path(dir_okay=False))
-@click.option("--artifact", default=None, type=click.Path(dir_okay=False),
+@click.argument("model", required=False, type=InputFile())
+@click.option("--artifact", default=None, type=InputFile(),
               help="The compiled model: a .tcc artifact (reference + simulator) or a quantized .tir.")
-@click.option("--data", required=True, type=click.Path(),
+@click.option("--data", required=True, type=InputFile(dir_okay=True),
               help="Samples: .npz (key per input, axis 0 = samples), .npy (one input), or an image "
                    "folder with one subfolder per class.")
 @click.option("--labels", default=None, help="The .npz key (or an .npy file) holding one integer class per sample.")
@@ -553,7 +573,7 @@ def list_passes():
               help="Run on Ray: 'local' starts one here, 'auto' joins the running cluster.")
 @click.option("--per-layer", is_flag=True, help="Each layer's SQNR against float over the set; names error jumps.")
 @click.option("--output", "output_name", default=None, help="The model output compared (default: the first).")
-@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Also write the results as JSON.")
+@click.option("--json", "json_path", default=None, type=OutputFile(), help="Also write the results as JSON.")
 @click.option("--resize", default=None, type=click.IntRange(min=1), help="Image folder: shorter side before the crop.")
 @click.option("--crop", default=None, type=click.IntRange(min=1), help="Image folder: center crop size.")
 @click.option("--mean", default="0.485,0.456,0.406", show_default=True, help="Image folder: per-channel mean.")
@@ -595,8 +615,12 @@ def main(argv=None) -> int:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
+    except click.UsageError as exc:  # one line, like every other error; the hint names the command's help
+        command = exc.ctx.command_path if exc.ctx is not None else "tcc"
+        click.echo(f"error: {exc.format_message()} (see '{command} --help')", err=True)
+        return 2
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         return 2
     except TccError as exc:
         if _State.debug:

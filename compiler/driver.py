@@ -11,6 +11,7 @@ from tcc.ir.errors import IRParseError, TccError, VerifyError
 from tcc.ir.fileio import write_atomic
 from tcc.ir.npz import read_npz
 from tcc.passes import DEFAULT_FLOAT_PIPELINE, Pass, PassInstrumentation, PassManager, make_pass, parse_pipeline
+from tcc.passes.quantize.calibration import DEFAULT_CALIBRATION
 
 TARGETS = ("ir", "overlay", "sparse")
 
@@ -50,14 +51,26 @@ def load_ir(path) -> Module:
 
 def run_pipeline(module: Module, passes, dump_after=(), dump_dir=None, instrumentations=()) -> PassManager:
     """Run ``passes`` (pass objects, registered names, or a pipeline typed by a person) over ``module``."""
+    pipeline = parse_pipeline(passes) if passes else []
+    check_dump_names(dump_after, pipeline)
     dump = "all" if "all" in dump_after else set(dump_after)
-    manager = PassManager(parse_pipeline(passes) if passes else [], dump_after=dump,
-                          dump_dir=Path(dump_dir) if dump_dir else None, instrumentations=list(instrumentations))
+    manager = PassManager(pipeline, dump_after=dump, dump_dir=Path(dump_dir) if dump_dir else None,
+                          instrumentations=list(instrumentations))
     manager.run(module)
     return manager
 
 
-def quantization_pipeline(calib, quant="int8", method="minmax", weights="int8", symmetric=False,
+def check_dump_names(dump_after, pipeline) -> None:
+    """Every ``--dump-ir-after`` name is 'all', 'import' or a pass of the pipeline."""
+    names = {p.name for p in pipeline}
+    for name in dump_after:
+        if name not in names | {"all", "import"}:
+            runs = ", ".join(dict.fromkeys(p.name for p in pipeline)) or "none"
+            raise UsageError(f"--dump-ir-after {name}: no pass of that name runs here, so nothing would be "
+                             f"dumped (the passes that run: {runs}; or 'all', 'import')")
+
+
+def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weights="int8", symmetric=False,
                           budget_bytes=None, budget_cycles=None, candidates=None,
                           sparse_mode=None) -> tuple[Pass, ...]:
     """The passes that follow the float pipeline when calibration data is given.
@@ -187,7 +200,7 @@ class CompileOptions:
     passes: str | None = None  # a pipeline typed by a person, replacing the default one
     calib: str | None = None  # calibration .npz; enables quantization
     quant: str | None = None  # None: not asked for; "int8" without calib: a QDQ model's own parameters
-    method: str = "minmax"
+    method: str = DEFAULT_CALIBRATION
     weights: str = "int8"
     symmetric: bool = False
     budget_bytes: int | None = None
@@ -237,6 +250,11 @@ def lower_model(model, target: str, options: CompileOptions):
     if target == "sparse" and options.calib is None:
         raise UsageError("-t sparse measures activation density on calibration data: give --calib FILE.npz")
     pipeline = compile_pipeline(target, options)
+    check_dump_names(options.dump_after, pipeline)  # before any work, like the target files below
+    if target == "sparse":
+        from tcc.backends.sparse.target import load_sparse_target
+
+        load_sparse_target(options.target_config)
     if options.passes is None and (options.quant or "int8") == "int8" and (options.calib or options.from_pins):
         from tcc.passes.quantize.params import parse_weight_format
 

@@ -15,6 +15,7 @@ import numpy as np
 from tcc.ir import Module, Op
 from tcc.ir.escape import one_line
 from tcc.passes import Pass, PassInstrumentation
+from tcc.passes.quantize.calibration import DEFAULT_CALIBRATION
 
 #: What each pass does to the nodes whose ops it removes.
 FOLDED_BY = {
@@ -130,7 +131,7 @@ def _passes(calib, method, weights) -> list[Pass]:
             for p in pipeline]
 
 
-def explain(model, target=None, calib=None, input_shapes=None, method="minmax", weights="int8") -> Explanation:
+def explain(model, target=None, calib=None, input_shapes=None, method=DEFAULT_CALIBRATION, weights="int8") -> Explanation:
     """Placement of every node of the ONNX ``model`` on the overlay ``target``."""
     import onnx
 

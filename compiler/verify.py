@@ -29,7 +29,7 @@ import numpy as np
 from tcc.ir import Module, parse_module, print_module
 from tcc.ir.errors import TccError
 from tcc.ir.escape import one_line
-from tcc.passes.quantize.calibration import load_samples
+from tcc.passes.quantize.calibration import DEFAULT_CALIBRATION, load_samples
 
 CHECKPOINT_PREFIX = "verify:"
 #: A layer whose SQNR falls this much below its inputs' is where quantization error jumps.
@@ -194,7 +194,7 @@ def checkpointed(module: Module, values) -> Module:
 
 # -- the report --------------------------------------------------------------------------------
 def verify(model, calib, target: str = "overlay", inputs=None, samples: int = 4, input_shapes=None,
-           target_config=None, progress=None, weights: str = "int8", method: str = "minmax") -> VerifyResult:
+           target_config=None, progress=None, weights: str = "int8", method: str = DEFAULT_CALIBRATION) -> VerifyResult:
     """Compile ``model`` (path or ModelProto) with calibration ``calib`` as ``tcc compile`` does
     (``driver.compile_model``) and compare the three executions on ``samples`` inputs (from
     ``inputs``, else the first calibration samples)."""

@@ -103,13 +103,17 @@ def silu_se_cnn(seed: int = 0) -> onnx.ModelProto:
 
 
 def hardswish_cnn(seed: int = 0) -> onnx.ModelProto:
-    """MobileNetV3's activations: x * HardSigmoid(x) written out, the HardSwish op, and an SE gate
-    through HardSigmoid."""
+    """MobileNetV3's activations: x * HardSigmoid(x) written out, the HardSwish op followed by
+    x * ReLU6(x + 3) / 6 (older exporters' form; the two compose into one function of the
+    BatchNorm output, so one table), and an SE gate through HardSigmoid."""
     g = Graph(seed)
     c = 16
     x = g.batchnorm(g.conv("x", 3, c, 3, bias=False), c)
     x = g.node("Mul", [x, g.node("HardSigmoid", [x], alpha=1.0 / 6, beta=0.5)], "hswish")
     x = g.node("HardSwish", [g.batchnorm(g.conv(x, c, c, 3, group=c, bias=False), c)])
+    six = g.const(np.float32(6.0), "six")
+    relu6 = g.node("Clip", [g.node("Add", [x, g.const(np.float32(3.0), "three")]), g.const(np.float32(0.0), "zero"), six])
+    x = g.node("Div", [g.node("Mul", [x, relu6]), six], "hswish_relu6")
     s = g.node("Relu", [g.conv(g.node("GlobalAveragePool", [x]), c, 8, 1)])
     s = g.node("HardSigmoid", [g.conv(s, 8, c, 1)], "gate", alpha=1.0 / 6, beta=0.5)
     out = g.conv(g.node("Mul", [s, x], "se"), c, 8, 1)
@@ -130,6 +134,24 @@ def gated_cnn(seed: int = 0) -> onnx.ModelProto:
     return g.model("x", [1, 3, 16, 16], out, "gated_cnn")
 
 
+def gelu_cnn(seed: int = 0) -> onnx.ModelProto:
+    """GELU as exporters write it: 0.5 x (1 + Erf(x / sqrt 2)) after one conv, the tanh form
+    0.5 x (1 + Tanh(sqrt(2/pi) (x + 0.044715 x^3))) after the next."""
+    g = Graph(seed)
+    c = 16
+    x = g.conv("x", 3, c, 3)
+    half, one = g.const(np.float32(0.5), "half"), g.const(np.float32(1.0), "one")
+    erf = g.node("Erf", [g.node("Div", [x, g.const(np.float32(np.sqrt(2.0)), "sqrt2")])])
+    x = g.node("Mul", [g.node("Mul", [x, half]), g.node("Add", [erf, one])], "gelu_erf")
+    x = g.conv(x, c, c, 3)
+    cube = g.node("Mul", [g.node("Mul", [x, x]), x])
+    inner = g.node("Add", [x, g.node("Mul", [cube, g.const(np.float32(0.044715), "k")])])
+    tanh = g.node("Tanh", [g.node("Mul", [inner, g.const(np.float32(np.sqrt(2.0 / np.pi)), "s")])])
+    x = g.node("Mul", [g.node("Mul", [half, x]), g.node("Add", [one, tanh])], "gelu_tanh")
+    out = g.conv(x, c, 8, 1)
+    return g.model("x", [1, 3, 16, 16], out, "gelu_cnn")
+
+
 def wide_kernel_cnn(seed: int = 0, channels: int = 480, dw_channels: int = 320, width: int = 80) -> onnx.ModelProto:
     """Convolutions whose smallest whole-reduction tile exceeds the default target's buffers: a 5x5
     conv over 480 channels (12000 weights per output channel) and a 7x7 depthwise conv over a
@@ -144,7 +166,7 @@ def wide_kernel_cnn(seed: int = 0, channels: int = 480, dw_channels: int = 320, 
 
 
 MODELS = {"dead_gamma_cnn": dead_gamma_cnn, "silu_se_cnn": silu_se_cnn, "hardswish_cnn": hardswish_cnn,
-          "gated_cnn": gated_cnn, "wide_kernel_cnn": wide_kernel_cnn}
+          "gated_cnn": gated_cnn, "gelu_cnn": gelu_cnn, "wide_kernel_cnn": wide_kernel_cnn}
 
 
 def calibration(model: onnx.ModelProto, samples: int = 4, seed: int = 1) -> dict[str, np.ndarray]:

@@ -19,7 +19,10 @@ import numpy as np
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
-from .encoding import LAYOUTS, EncodingError, Instruction, Layout, Slot, check_operand, did_you_mean, encode_program
+from tcc.ir.fileio import write_atomic
+
+from .encoding import (LAYOUTS, EncodingError, Instruction, Layout, Slot, check_operand, did_you_mean, encode_program,
+                       register_value_error)
 from .errors import AssemblyError, IsaError
 
 _TERMINAL_WORDS = {"NAME": "a name", "NUMBER": "a number", "COMMA": "','", "EQUAL": "'='",
@@ -90,6 +93,8 @@ class _Line:
                 raise self.error(self.mnemonic_token, layout.count_message(len(self.operands)))
             missing = [s.field.name for s, v in zip(layout.slots, values) if v is None]
             raise self.error(self.mnemonic_token, f"{mnemonic}: missing field(s) {', '.join(missing)}")
+        if mnemonic == "setr" and (problem := register_value_error(str(values[0]), int(values[1]))):
+            raise self.error(self.mnemonic_token, problem)
         return Instruction._checked(mnemonic, tuple(values))  # each operand passed check_operand
 
     def keyword_position(self, layout: Layout, name_token: Token) -> int:
@@ -127,8 +132,8 @@ def assemble_file(path) -> np.ndarray:
 
 
 def write_binary(words, path) -> None:
-    """Write words as raw little-endian 64-bit values."""
-    Path(path).write_bytes(np.asarray(words, dtype=np.uint64).astype("<u8").tobytes())
+    """Write words as raw little-endian 64-bit values (atomically: a failed write keeps the old file)."""
+    write_atomic(path, np.asarray(words, dtype=np.uint64).astype("<u8").tobytes())
 
 
 def read_binary(path) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from .encoding import LAYOUTS, OPCODE_SHIFT, Layout, Slot
-from .table import OPCODE_BITS, REGISTERS, WORD_BITS
+from .table import OPCODE_BITS, REGISTERS, VALUE_RANGES, WORD_BITS
 
 _HEADER = f"""\
 # Overlay ISA
@@ -87,9 +87,12 @@ def render_isa_markdown() -> str:
     for layout in layouts:
         lines += _instruction_section(layout)
     lines += ["## Configuration registers", "",
-              "32-bit signed, zero at reset, written by `setr`; a register keeps its value until rewritten.", "",
-              "| index | name | meaning |", "|---|---|---|"]
-    lines += [f"| {i} | `{name}` | {_escape(doc)} |" for i, (name, doc) in enumerate(REGISTERS)]
+              "32-bit signed, zero at reset, written by `setr`; a register keeps its value until rewritten. "
+              "Each register takes the values of its range (what it holds); `setr` with a value outside it "
+              "does not assemble and its word is an illegal instruction.", "",
+              "| index | name | values | meaning |", "|---|---|---|---|"]
+    lines += [f"| {i} | `{name}` | {kind} {VALUE_RANGES[kind][0]}..{VALUE_RANGES[kind][1]} | {_escape(doc)} |"
+              for i, (name, kind, doc) in enumerate(REGISTERS)]
     return "\n".join(lines) + "\n"
 
 

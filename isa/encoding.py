@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import EncodingError, IllegalInstruction
-from .table import INSTRUCTIONS, OPCODE_BITS, REGISTERS, WORD_BITS, Field, Instr
+from .table import INSTRUCTIONS, OPCODE_BITS, REGISTER_INDEX, REGISTER_RANGE, REGISTERS, WORD_BITS, Field, Instr
 
 OPCODE_SHIFT = WORD_BITS - OPCODE_BITS
 WORD_MASK = (1 << WORD_BITS) - 1
@@ -84,7 +84,7 @@ def _build_layout(spec: Instr) -> Layout:
         if field.kind == "enum":
             names = field.values
         elif field.kind == "reg":
-            names = tuple(name for name, _ in REGISTERS)
+            names = tuple(name for name, _, _ in REGISTERS)
         else:
             names = ()
         slots.append(Slot(field, hi, hi - field.bits + 1, names, {n: i for i, n in enumerate(names)}))
@@ -135,6 +135,18 @@ def check_operand(layout: Layout, slot: Slot, value) -> int | str:
     return number
 
 
+_REGISTER_LOW, _REGISTER_HIGH = (np.array([REGISTER_RANGE[name][i] for name, _, _ in REGISTERS], np.int64)
+                                 for i in (0, 1))
+
+
+def register_value_error(reg: str, value: int) -> str | None:
+    """Why ``setr reg, value`` is out of the register's range (isa/table.py), or None."""
+    lo, hi = REGISTER_RANGE[reg]
+    if lo <= value <= hi:
+        return None
+    return f"setr: register {reg} takes values in {lo}..{hi}, got {value}"
+
+
 def _as_int(where: str, value) -> int:
     try:
         return operator.index(value)
@@ -155,6 +167,8 @@ class Instruction:
         if len(operands) != len(layout.slots):
             raise EncodingError(layout.count_message(len(operands)))
         canonical = tuple(check_operand(layout, slot, v) for slot, v in zip(layout.slots, operands))
+        if self.mnemonic == "setr" and (problem := register_value_error(str(canonical[0]), int(canonical[1]))):
+            raise EncodingError(problem)
         object.__setattr__(self, "operands", canonical)
 
     @classmethod
@@ -259,6 +273,8 @@ def decode(word: int, pc: int | None = None) -> Instruction:
             operands.append(number - (1 << slot.field.bits))
         else:
             operands.append(number)
+    if layout.mnemonic == "setr" and (problem := register_value_error(str(operands[0]), int(operands[1]))):
+        raise IllegalInstruction(word, problem, pc)
     return Instruction._checked(layout.mnemonic, tuple(operands))
 
 
@@ -309,6 +325,10 @@ def decode_program(words) -> list[Instruction]:
                 columns.append(np.where(numbers > slot.max, numbers - (1 << slot.field.bits), numbers).tolist())
             else:
                 columns.append(numbers.tolist())
+        if layout.mnemonic == "setr":  # each register's value range (the scalar decoder says which)
+            index = np.array([REGISTER_INDEX[name] for name in columns[0]], np.int64)
+            values = np.array(columns[1], np.int64)
+            bad[pcs] |= (values < _REGISTER_LOW[index]) | (values > _REGISTER_HIGH[index])
         rows = zip(*columns) if columns else [()] * len(pcs)
         for pc, operands in zip(pcs.tolist(), rows):
             program[pc] = Instruction._checked(layout.mnemonic, tuple(operands))

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tcc.ir.numerics import INT8_MAX, INT8_MIN, INT32_MAX, INT32_MIN
+
 WORD_BITS = 64
 OPCODE_BITS = 6
 
@@ -46,112 +48,134 @@ class Instr:
         return OPCODE_BITS + sum(f.bits for f in self.fields)
 
 
-# Configuration registers (index: name, meaning).  Registers keep their value until rewritten.
-REGISTERS: tuple[tuple[str, str], ...] = (
+SRAM_ADDRESS_BITS = 24  # every SRAM byte address field (and so every on-chip buffer's size limit)
+DRAM_ADDRESS_BITS = 31
+
+# The values a configuration register takes, by what it holds (the middle column of REGISTERS).
+# The encoder checks them, so the assembler, the decoder and every program the compiler emits do.
+VALUE_RANGES: dict[str, tuple[int, int]] = {
+    "sram": (0, 2**SRAM_ADDRESS_BITS - 1),  # a byte address inside one on-chip buffer
+    "extent": (0, 2**SRAM_ADDRESS_BITS),  # rows, columns, elements or bytes that fit one buffer
+    "stride": (-(2**SRAM_ADDRESS_BITS), 2**SRAM_ADDRESS_BITS),  # a step inside one buffer
+    "offset": (-(2**SRAM_ADDRESS_BITS), 2**SRAM_ADDRESS_BITS),  # padding (negative: rows to skip)
+    "dram_stride": (-(2**DRAM_ADDRESS_BITS - 1), 2**DRAM_ADDRESS_BITS - 1),  # a step inside DRAM
+    "index": (0, 2**31 - 1),  # a layer id, descriptor index or table length
+    "int8": (INT8_MIN, INT8_MAX),  # zero points and saturation bounds of int8 data
+    "int32": (INT32_MIN, INT32_MAX),  # saturation bounds of int32 results
+    "bits32": (INT32_MIN, INT32_MAX),  # a float32 bit pattern
+    "q31": (0, INT32_MAX),  # a dyadic multiplier (numerics.quantize_multiplier)
+    "shift": (0, 63),  # its right shift (numerics.rounding_right_shift takes 0..63)
+    "pre_shift": (0, 62),  # a left shift of int64 values before the multiplier
+    "flag": (0, 1),
+}
+
+# Configuration registers (index: name, value range, meaning).  Registers keep their value until rewritten.
+REGISTERS: tuple[tuple[str, str, str], ...] = (
     # DMA shape: a 3-D box of planes x rows x row_bytes, with independent strides on each side.
-    ("dma.planes", "number of planes moved by LOAD/STORE"),
-    ("dma.rows", "rows per plane"),
-    ("dma.row_bytes", "contiguous bytes per row"),
-    ("dma.dram_row", "DRAM stride between rows (bytes)"),
-    ("dma.dram_plane", "DRAM stride between planes (bytes)"),
-    ("dma.sram_row", "SRAM stride between rows (bytes)"),
-    ("dma.sram_plane", "SRAM stride between planes (bytes)"),
+    ("dma.planes", "extent", "number of planes moved by LOAD/STORE"),
+    ("dma.rows", "extent", "rows per plane"),
+    ("dma.row_bytes", "extent", "contiguous bytes per row"),
+    ("dma.dram_row", "dram_stride", "DRAM stride between rows (bytes)"),
+    ("dma.dram_plane", "dram_stride", "DRAM stride between planes (bytes)"),
+    ("dma.sram_row", "stride", "SRAM stride between rows (bytes)"),
+    ("dma.sram_plane", "stride", "SRAM stride between planes (bytes)"),
     # Matrix unit.  GEMM: A is M x K int8 rows at mm.a with row stride mm.a_row.
     # CONV / DWCONV: A is gathered (im2col) from an NHWC int8 slab in abuf at mm.a.
-    ("mm.a", "abuf byte address of the A operand (matrix rows or conv input slab)"),
-    ("mm.a_row", "GEMM: abuf stride between rows of A (bytes)"),
-    ("mm.m", "rows of the output tile (output pixels)"),
-    ("mm.n", "columns of the output tile (output channels)"),
-    ("mm.k", "reduction depth (GEMM/CONV: K; DWCONV: taps per channel)"),
-    ("mm.a_zp", "zero point subtracted from every A element (also the padding value)"),
-    ("mm.w_row", "wbuf stride between weight rows (elements): weights are N rows of K"),
-    ("mm.acc_row", "acc stride between output rows (int32 elements)"),
-    ("cv.h", "slab rows (input rows present in abuf)"),
-    ("cv.w", "slab columns (input width)"),
-    ("cv.c", "slab channels (NHWC innermost extent)"),
-    ("cv.kh", "kernel height"),
-    ("cv.kw", "kernel width"),
-    ("cv.sh", "stride in rows"),
-    ("cv.sw", "stride in columns"),
-    ("cv.dh", "dilation in rows"),
-    ("cv.dw", "dilation in columns"),
-    ("cv.pad_top", "padding rows above the slab's first row (may be negative: rows to skip)"),
-    ("cv.pad_left", "padding columns left of the slab"),
-    ("cv.w_out", "output columns; output pixel m is (m // w_out, m % w_out)"),
-    ("cv.c0", "first slab channel read (group offset for grouped convolution)"),
+    ("mm.a", "sram", "abuf byte address of the A operand (matrix rows or conv input slab)"),
+    ("mm.a_row", "stride", "GEMM: abuf stride between rows of A (bytes)"),
+    ("mm.m", "extent", "rows of the output tile (output pixels)"),
+    ("mm.n", "extent", "columns of the output tile (output channels)"),
+    ("mm.k", "extent", "reduction depth (GEMM/CONV: K; DWCONV: taps per channel)"),
+    ("mm.a_zp", "int8", "zero point subtracted from every A element (also the padding value)"),
+    ("mm.w_row", "stride", "wbuf stride between weight rows (elements): weights are N rows of K"),
+    ("mm.acc_row", "stride", "acc stride between output rows (int32 elements)"),
+    ("cv.h", "extent", "slab rows (input rows present in abuf)"),
+    ("cv.w", "extent", "slab columns (input width)"),
+    ("cv.c", "extent", "slab channels (NHWC innermost extent)"),
+    ("cv.kh", "extent", "kernel height"),
+    ("cv.kw", "extent", "kernel width"),
+    ("cv.sh", "extent", "stride in rows"),
+    ("cv.sw", "extent", "stride in columns"),
+    ("cv.dh", "extent", "dilation in rows"),
+    ("cv.dw", "extent", "dilation in columns"),
+    ("cv.pad_top", "offset", "padding rows above the slab's first row (may be negative: rows to skip)"),
+    ("cv.pad_left", "offset", "padding columns left of the slab"),
+    ("cv.w_out", "extent", "output columns; output pixel m is (m // w_out, m % w_out)"),
+    ("cv.c0", "extent", "first slab channel read (group offset for grouped convolution)"),
     # Requantization unit (store path of the accumulators, and int8 -> int8 rescales).
-    ("rq.params", "pbuf byte address of per-channel (bias, multiplier, shift) int32 triples"),
-    ("rq.m", "rows"),
-    ("rq.n", "columns (channels)"),
-    ("rq.src_row", "source stride between rows (elements)"),
-    ("rq.dst_row", "destination stride between rows (elements)"),
-    ("rq.src_zp", "zero point subtracted from an int8 source"),
-    ("rq.pre_shift", "left shift applied before the multiplier"),
-    ("rq.zp", "output zero point"),
-    ("rq.qmin", "saturation low bound"),
-    ("rq.qmax", "saturation high bound"),
+    ("rq.params", "sram", "pbuf byte address of per-channel (bias, multiplier, shift) int32 triples"),
+    ("rq.m", "extent", "rows"),
+    ("rq.n", "extent", "columns (channels)"),
+    ("rq.src_row", "stride", "source stride between rows (elements)"),
+    ("rq.dst_row", "stride", "destination stride between rows (elements)"),
+    ("rq.src_zp", "int8", "zero point subtracted from an int8 source"),
+    ("rq.pre_shift", "pre_shift", "left shift applied before the multiplier"),
+    ("rq.zp", "int8", "output zero point"),
+    ("rq.qmin", "int32", "saturation low bound"),
+    ("rq.qmax", "int32", "saturation high bound"),
     # Pooling: NHWC slab geometry from cv.*; kernel in cv.kh/kw, strides cv.sh/sw.
-    ("pl.zp", "zero point of input and output (average pooling)"),
-    ("pl.h_out", "output rows"),
-    ("pl.pad_bottom", "padding rows below the slab"),
-    ("pl.pad_right", "padding columns right of the slab"),
-    ("pl.count_pad", "1: average divisor counts padding"),
+    ("pl.zp", "int8", "zero point of input and output (average pooling)"),
+    ("pl.h_out", "extent", "output rows"),
+    ("pl.pad_bottom", "offset", "padding rows below the slab"),
+    ("pl.pad_right", "offset", "padding columns right of the slab"),
+    ("pl.count_pad", "flag", "1: average divisor counts padding"),
     # Element-wise add of two int8 tensors with different scales (TFLite form, exact).
-    ("ea.b", "abuf address of the second operand"),
-    ("ea.len", "elements"),
-    ("ea.a_zp", "zero point of a"),
-    ("ea.b_zp", "zero point of b"),
-    ("ea.a_mult", "Q31 multiplier of a onto the common grid"),
-    ("ea.a_shift", "shift of a"),
-    ("ea.b_mult", "Q31 multiplier of b"),
-    ("ea.b_shift", "shift of b"),
-    ("ea.pre_shift", "left shift of both inputs before their multipliers (20)"),
-    ("ea.out_mult", "Q31 multiplier of the sum onto the output grid"),
-    ("ea.out_shift", "shift of the sum"),
-    ("ea.zp", "output zero point"),
-    ("ea.qmin", "saturation low bound"),
-    ("ea.qmax", "saturation high bound"),
+    ("ea.b", "sram", "abuf address of the second operand"),
+    ("ea.len", "extent", "elements"),
+    ("ea.a_zp", "int8", "zero point of a"),
+    ("ea.b_zp", "int8", "zero point of b"),
+    ("ea.a_mult", "q31", "Q31 multiplier of a onto the common grid"),
+    ("ea.a_shift", "shift", "shift of a"),
+    ("ea.b_mult", "q31", "Q31 multiplier of b"),
+    ("ea.b_shift", "shift", "shift of b"),
+    ("ea.pre_shift", "pre_shift", "left shift of both inputs before their multipliers (20)"),
+    ("ea.out_mult", "q31", "Q31 multiplier of the sum onto the output grid"),
+    ("ea.out_shift", "shift", "shift of the sum"),
+    ("ea.zp", "int8", "output zero point"),
+    ("ea.qmin", "int8", "saturation low bound"),
+    ("ea.qmax", "int8", "saturation high bound"),
     # Strided copy inside abuf (layout changes, concatenation, slicing, padding).
-    ("cp.n0", "extent of the outermost dimension"),
-    ("cp.n1", "extent of dimension 1"),
-    ("cp.n2", "extent of dimension 2"),
-    ("cp.n3", "extent of the innermost dimension"),
-    ("cp.s0", "source stride of dimension 0 (bytes)"),
-    ("cp.s1", "source stride of dimension 1"),
-    ("cp.s2", "source stride of dimension 2"),
-    ("cp.s3", "source stride of dimension 3"),
-    ("cp.d0", "destination stride of dimension 0 (bytes)"),
-    ("cp.d1", "destination stride of dimension 1"),
-    ("cp.d2", "destination stride of dimension 2"),
-    ("cp.d3", "destination stride of dimension 3"),
-    ("cp.elem", "element size in bytes (1 int8, 2 bf16, 4 int32)"),
+    ("cp.n0", "extent", "extent of the outermost dimension"),
+    ("cp.n1", "extent", "extent of dimension 1"),
+    ("cp.n2", "extent", "extent of dimension 2"),
+    ("cp.n3", "extent", "extent of the innermost dimension"),
+    ("cp.s0", "stride", "source stride of dimension 0 (bytes)"),
+    ("cp.s1", "stride", "source stride of dimension 1"),
+    ("cp.s2", "stride", "source stride of dimension 2"),
+    ("cp.s3", "stride", "source stride of dimension 3"),
+    ("cp.d0", "stride", "destination stride of dimension 0 (bytes)"),
+    ("cp.d1", "stride", "destination stride of dimension 1"),
+    ("cp.d2", "stride", "destination stride of dimension 2"),
+    ("cp.d3", "stride", "destination stride of dimension 3"),
+    ("cp.elem", "extent", "element size in bytes (1 int8, 2 bf16, 4 int32)"),
     # bf16 SIMD mode.
-    ("v.len", "elements of the vector operation"),
-    ("v.src2", "vbuf address of the second operand"),
-    ("v.scale", "CVT: quantization scale as float32 bits"),
-    ("v.zp", "CVT: zero point"),
-    ("v.desc", "VOP: index into the artifact's vector-op descriptor table"),
+    ("v.len", "extent", "elements of the vector operation"),
+    ("v.src2", "sram", "vbuf address of the second operand"),
+    ("v.scale", "bits32", "CVT: quantization scale as float32 bits"),
+    ("v.zp", "int8", "CVT: zero point"),
+    ("v.desc", "index", "VOP: index into the artifact's vector-op descriptor table"),
     # System.
-    ("sys.layer", "layer id that performance counters attribute cycles to"),
+    ("sys.layer", "index", "layer id that performance counters attribute cycles to"),
     # Average pooling onto the output scale (appended so earlier register indices stay stable).
-    ("pl.mult", "average pooling: Q31 multiplier of s_in / s_out"),
-    ("pl.shift", "average pooling: shift of that multiplier"),
-    ("pl.out_zp", "average pooling: output zero point"),
+    ("pl.mult", "q31", "average pooling: Q31 multiplier of s_in / s_out"),
+    ("pl.shift", "shift", "average pooling: shift of that multiplier"),
+    ("pl.out_zp", "int8", "average pooling: output zero point"),
     # Table lookup by DMA (embedding rows chosen by token ids).
-    ("lk.index", "LOOKUP: pbuf byte address of the int64 little-endian row indices"),
-    ("lk.count", "LOOKUP: rows looked up"),
-    ("lk.rows", "LOOKUP: rows in the table; an index outside [-lk.rows, lk.rows) traps"),
+    ("lk.index", "sram", "LOOKUP: pbuf byte address of the int64 little-endian row indices"),
+    ("lk.count", "extent", "LOOKUP: rows looked up"),
+    ("lk.rows", "index", "LOOKUP: rows in the table; an index outside [-lk.rows, lk.rows) traps"),
     # Element-wise product of two int8 tensors, b broadcast by a repeat/period pattern (EMUL).
-    ("em.b_rep", "EMUL: consecutive elements of a that share one element of b (>= 1)"),
-    ("em.b_period", "EMUL: elements of b read cyclically (>= 1)"),
-    ("em.b_phase", "EMUL: element index offset of a's first element in the pattern (>= 0)"),
+    ("em.b_rep", "extent", "EMUL: consecutive elements of a that share one element of b (>= 1)"),
+    ("em.b_period", "extent", "EMUL: elements of b read cyclically (>= 1)"),
+    ("em.b_phase", "extent", "EMUL: element index offset of a's first element in the pattern (>= 0)"),
     # Table lookup of int8 elements (LUT).
-    ("lt.table", "LUT: pbuf byte address of the 256-entry int8 table"),
-    ("lt.len", "LUT: elements"),
+    ("lt.table", "sram", "LUT: pbuf byte address of the 256-entry int8 table"),
+    ("lt.len", "extent", "LUT: elements"),
 )
-REGISTER_INDEX = {name: i for i, (name, _) in enumerate(REGISTERS)}
+REGISTER_INDEX = {name: i for i, (name, _, _) in enumerate(REGISTERS)}
+REGISTER_RANGE = {name: VALUE_RANGES[kind] for name, kind, _ in REGISTERS}
 
-_A24 = 24
+_A24 = SRAM_ADDRESS_BITS
 
 
 def _addr(name: str, doc: str) -> Field:
@@ -165,11 +189,11 @@ INSTRUCTIONS: tuple[Instr, ...] = (
           "front", "Write a 32-bit configuration register."),
     Instr("load", 0x03, (Field("buf", 3, "enum", BUFFERS, "destination buffer"),
                          _addr("sram", "destination byte address"),
-                         Field("dram", 31, "u", doc="source DRAM byte address")),
+                         Field("dram", DRAM_ADDRESS_BITS, "u", doc="source DRAM byte address")),
           "load", "DMA a dma.planes x dma.rows x dma.row_bytes box from DRAM into a buffer."),
     Instr("store", 0x04, (Field("buf", 3, "enum", BUFFERS, "source buffer"),
                           _addr("sram", "source byte address"),
-                          Field("dram", 31, "u", doc="destination DRAM byte address")),
+                          Field("dram", DRAM_ADDRESS_BITS, "u", doc="destination DRAM byte address")),
           "store", "DMA a box from a buffer to DRAM (shape as for load)."),
     Instr("matmul", 0x05, (Field("mode", 2, "enum", ("gemm", "conv", "dwconv"), "A operand form"),
                            Field("accumulate", 1, "u", doc="1: add to acc, 0: overwrite"),
@@ -204,7 +228,7 @@ INSTRUCTIONS: tuple[Instr, ...] = (
           "compute", "A bf16 vector operation described by descriptor v.desc (op kind, shapes, attributes)."),
     Instr("lookup", 0x0E, (Field("buf", 3, "enum", BUFFERS, "destination buffer"),
                            _addr("sram", "destination byte address of the first row"),
-                           Field("dram", 31, "u", doc="DRAM byte address of table row 0")),
+                           Field("dram", DRAM_ADDRESS_BITS, "u", doc="DRAM byte address of table row 0")),
           "load", "DMA lk.count table rows chosen by the int64 indices at pbuf lk.index (negative ones count "
                   "from the end): row j (dma.row_bytes bytes at dram + j*dma.dram_row) to sram + i*dma.sram_row."),
     Instr("emul", 0x0F, (Field("rounding", 1, "enum", ("half_even", "half_up")),

@@ -7,18 +7,29 @@ The code generator tiles against the sizes, the simulator bounds-checks and time
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from tcc.ir.errors import TccError
 
-from .table import BY_MNEMONIC
+from .table import DRAM_ADDRESS_BITS, SRAM_ADDRESS_BITS, VALUE_RANGES
 
 DEFAULT_TARGET = Path(__file__).resolve().parent / "targets" / "tataa.toml"
 
-# What an instruction word can address: buffer offsets and DRAM addresses are fields of load.
-SRAM_ADDRESS_LIMIT = 2 ** next(f.bits for f in BY_MNEMONIC["load"].fields if f.name == "sram")
-DRAM_ADDRESS_LIMIT = 2 ** next(f.bits for f in BY_MNEMONIC["load"].fields if f.name == "dram")
+# The range of every numeric field, as data beside the field (``_range``), derived from what the
+# ISA can express (isa/table.py): buffers and DRAM as large as an address field reaches, array and
+# lane counts as large as an "extent" register holds, latencies as a 32-bit cycle count.
+SRAM_ADDRESS_LIMIT = 2 ** SRAM_ADDRESS_BITS
+DRAM_ADDRESS_LIMIT = 2 ** DRAM_ADDRESS_BITS
+_EXTENT = (1, VALUE_RANGES["extent"][1])
+_BUFFER = (1, SRAM_ADDRESS_LIMIT)
+_CYCLES = (0, VALUE_RANGES["index"][1])
+CLOCK_MHZ = (0.001, 1_000_000)
+
+
+def target_range(default, bounds: tuple, why: str):
+    """A dataclass field with its valid range (checked by ``check_ranges``)."""
+    return field(default=default, metadata={"range": bounds, "why": why})
 
 
 class TargetError(TccError):
@@ -30,21 +41,25 @@ class TargetConfig:
     """One overlay core.  Sizes in bytes, latencies in cycles."""
 
     name: str = "tataa"
-    clock_mhz: float = 225
-    array_rows: int = 32  # systolic array: an array_rows x array_cols output tile per pass
-    array_cols: int = 32
-    simd_lanes: int = 128  # bf16 mode
-    simd_latency: int = 16
-    post_lanes: int = 128  # elements per cycle of the store-path unit (requant, pool, eadd, emul, lut, copy)
-    abuf_bytes: int = 512 * 1024  # TATAA itself has 2 x 16 KB of activations; see targets/tataa.toml
-    wbuf_bytes: int = 512 * 1024
-    acc_bytes: int = 256 * 1024
-    pbuf_bytes: int = 64 * 1024
-    vbuf_bytes: int = 256 * 1024
-    dram_bytes: int = 1024 ** 3  # largest addressable DRAM; an artifact allocates its image size
-    dram_bytes_per_cycle: int = 64  # two 256-bit HBM channels
-    dma_latency: int = 64
-    mode_switch: int = 64
+    clock_mhz: float = target_range(225, CLOCK_MHZ, "MHz, 1 kHz to 1 THz")
+    # systolic array: an array_rows x array_cols output tile per pass (mm.m / mm.n registers)
+    array_rows: int = target_range(32, _EXTENT, "an extent register holds the tile rows")
+    array_cols: int = target_range(32, _EXTENT, "an extent register holds the tile columns")
+    simd_lanes: int = target_range(128, _EXTENT, "bf16 lanes, an extent register")
+    simd_latency: int = target_range(16, _CYCLES, "cycles")
+    # elements per cycle of the store-path unit (requant, pool, eadd, emul, lut, copy)
+    post_lanes: int = target_range(128, _EXTENT, "elements per cycle, an extent register")
+    # TATAA itself has 2 x 16 KB of activations; see targets/tataa.toml
+    abuf_bytes: int = target_range(512 * 1024, _BUFFER, "what an SRAM address field reaches")
+    wbuf_bytes: int = target_range(512 * 1024, _BUFFER, "what an SRAM address field reaches")
+    acc_bytes: int = target_range(256 * 1024, _BUFFER, "what an SRAM address field reaches")
+    pbuf_bytes: int = target_range(64 * 1024, _BUFFER, "what an SRAM address field reaches")
+    vbuf_bytes: int = target_range(256 * 1024, _BUFFER, "what an SRAM address field reaches")
+    # largest addressable DRAM; an artifact allocates its image size
+    dram_bytes: int = target_range(1024 ** 3, (1, DRAM_ADDRESS_LIMIT), "what a DRAM address field reaches")
+    dram_bytes_per_cycle: int = target_range(64, (1, DRAM_ADDRESS_LIMIT), "bytes per cycle")  # two 256-bit HBM channels
+    dma_latency: int = target_range(64, _CYCLES, "cycles")
+    mode_switch: int = target_range(64, _CYCLES, "cycles")
 
     def __post_init__(self):
         _check(self)
@@ -79,31 +94,25 @@ class TargetConfig:
             raise TargetError(f"{source}: {exc}") from None
 
 
-_POSITIVE = ("array_rows", "array_cols", "simd_lanes", "post_lanes", "abuf_bytes", "wbuf_bytes", "acc_bytes",
-             "pbuf_bytes", "vbuf_bytes", "dram_bytes", "dram_bytes_per_cycle")
-_NON_NEGATIVE = ("simd_latency", "dma_latency", "mode_switch")
+def check_ranges(config, error) -> None:
+    """Every field of a target dataclass with a ``_range`` lies in it (ints stay ints); ``error``
+    is the exception type to raise.  Shared by the overlay and the sparse target descriptions."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if "range" not in f.metadata:
+            if not isinstance(value, str) or not value:
+                raise error(f"{f.name} must be a non-empty string, got {value!r}")
+            continue
+        lo, hi = f.metadata["range"]
+        integral = f.type in (int, "int")
+        if isinstance(value, bool) or not isinstance(value, int if integral else (int, float)):
+            raise error(f"{f.name} must be {'an integer' if integral else 'a number'}, got {value!r}")
+        if not lo <= value <= hi:
+            raise error(f"{f.name} = {value} is out of range: it takes {lo}..{hi} ({f.metadata['why']})")
 
 
 def _check(t: TargetConfig) -> None:
-    if not isinstance(t.name, str) or not t.name:
-        raise TargetError(f"name must be a non-empty string, got {t.name!r}")
-    if isinstance(t.clock_mhz, bool) or not isinstance(t.clock_mhz, (int, float)) or not t.clock_mhz > 0:
-        raise TargetError(f"clock_mhz must be a positive number, got {t.clock_mhz!r}")
-    for key in _POSITIVE + _NON_NEGATIVE:
-        value = getattr(t, key)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TargetError(f"{key} must be an integer, got {value!r}")
-        if key in _POSITIVE and value <= 0:
-            raise TargetError(f"{key} must be positive, got {value}")
-        if value < 0:
-            raise TargetError(f"{key} must be non-negative, got {value}")
-    for key in ("abuf_bytes", "wbuf_bytes", "acc_bytes", "pbuf_bytes", "vbuf_bytes"):
-        if getattr(t, key) > SRAM_ADDRESS_LIMIT:
-            raise TargetError(f"{key} = {getattr(t, key)} exceeds the {SRAM_ADDRESS_LIMIT} bytes an "
-                              f"instruction's SRAM address field can reach")
-    if t.dram_bytes > DRAM_ADDRESS_LIMIT:
-        raise TargetError(f"dram_bytes = {t.dram_bytes} exceeds the {DRAM_ADDRESS_LIMIT} bytes an "
-                          f"instruction's DRAM address field can reach")
+    check_ranges(t, TargetError)
 
 
 def load_target(path: str | Path | None = None) -> TargetConfig:

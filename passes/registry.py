@@ -10,6 +10,7 @@ from .mode_schedule import ScheduleModes
 from .quantize import MixedPrecision, Quantize
 from .recognize import Recognize
 from .sparsity import AnnotateSparsity
+from .unroll_recurrent import UnrollRecurrent
 
 PASSES: dict[str, type[Pass]] = {}
 
@@ -22,12 +23,13 @@ def register(cls: type[Pass]) -> type[Pass]:
 
 
 for _cls in (DeadCodeElimination, FoldConstants, FoldBatchNorm, FoldAffine, BatchNormToConv, Quantize,
-             MixedPrecision, Recognize, AnnotateSparsity):
+             MixedPrecision, Recognize, AnnotateSparsity, UnrollRecurrent):
     register(_cls)
 register(ScheduleModes)
 
 # The float pipeline `tcc compile -t ir` runs after import.
 DEFAULT_FLOAT_PIPELINE = ("fold-constants", "recognize", "fold-batchnorm", "fold-affine", "dce")
 
-# Before quantization: every batch_norm becomes a conv the int8 path can run.
-PRE_QUANT_PIPELINE = ("batchnorm-to-conv", "fold-affine", "dce")
+# Before quantization: recurrent layers become their time steps and every batch_norm a conv, so
+# the int8 path can run them.
+PRE_QUANT_PIPELINE = ("unroll-recurrent", "batchnorm-to-conv", "fold-affine", "dce")

@@ -10,6 +10,8 @@ own IR ops, so it rounds exactly as the reference does.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from tcc.backends.artifact import ArtifactError, SparseArtifact
@@ -33,7 +35,26 @@ class SparseSession:
         self.metadata = self.artifact.metadata
         self.mode = self.metadata["mode"]
         self._values = {v.name: v for v in self.module.values()}
+        self._check_names(artifact if isinstance(artifact, (str, Path)) else "the artifact")
         self.last_result = None
+
+    def _check_names(self, source) -> None:
+        """Every IR value the metadata names exists in the artifact's IR."""
+        meta = self.metadata
+        inputs = {v.name for v in self.module.inputs}
+        named = [(f"outputs[{i}].value", o["value"]) for i, o in enumerate(meta["outputs"])]
+        named += [(f"streams key {name!r}", name) for name in meta["streams"]]
+        named += [(f"host_ops[{i}]", name) for i, name in enumerate(meta["host_ops"])]
+        for i, spec in enumerate(meta["modules"]):
+            if spec["kind"] == "input":
+                named.append((f"modules[{i}].output", spec["output"]))
+                if spec["model_input"] not in inputs:
+                    raise ArtifactError(f"{source}: malformed artifact metadata: modules[{i}].model_input "
+                                              f"{spec['model_input']!r} is not an input of the artifact's IR")
+        for where, name in named:
+            if name not in self._values:
+                raise ArtifactError(f"{source}: malformed artifact metadata: {where} names %{name}, which the "
+                                          "artifact's IR does not define")
 
     def get_inputs(self) -> list[NodeArg]:
         return [NodeArg(v.name, list(v.type.shape), v.type.dtype) for v in self.module.inputs]

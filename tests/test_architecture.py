@@ -54,7 +54,7 @@ def _imports(modules) -> list[tuple[str, str, str]]:
 
 
 def _layer(module: str) -> str:
-    if module == "tcc.backends.artifact":
+    if module in ("tcc.backends.artifact", "tcc.backends.artifact_metadata"):
         return "artifact"
     part = module.split(".")[1] if "." in module else ""
     return part if part in ("ir", "passes", "frontend", "isa", "backends", "runtime") else "compiler"

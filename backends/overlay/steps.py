@@ -104,6 +104,10 @@ def host_reason(op: Op) -> str:
     if op.kind == "requantize" and op.attrs["dtype"] == "i32" and len(op.result.users) == 1:
         user = op.result.users[0]
         return f"it widens an operand of the int8 {user.kind} %{user.results[0].name}, which runs on the host"
+    if op.kind in ("lstm", "gru", "rnn"):
+        return ("a recurrent layer runs on the overlay once unroll-recurrent unrolls it, which needs constant "
+                "weights and sequence lengths, full-length sequences, sigmoid/tanh/relu activations and no clip, "
+                "peepholes or input_forget")
     dtypes = sorted({v.type.dtype for v in op.operands + op.results})
     return f"no overlay lowering for {op.kind} on element types {', '.join(dtypes)}"
 

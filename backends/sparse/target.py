@@ -10,27 +10,31 @@ import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from tcc.isa.target import CLOCK_MHZ, check_ranges, target_range
+
 from .errors import SparseError
 
 DEFAULT_SPARSE_TARGET = Path(__file__).resolve().parent / "zcu102.toml"
 
 
+_RESOURCES = (1, 2**31 - 1)
+
+
 @dataclass(frozen=True)
 class SparseTarget:
     name: str = "zcu102-80pct"
-    clock_mhz: float = 187.5
-    dsp: int = 2016
-    bram36: int = 730
-    lut: int = 219264
-    max_parallelism: int = 32
+    clock_mhz: float = target_range(187.5, CLOCK_MHZ, "MHz, 1 kHz to 1 THz")
+    dsp: int = target_range(2016, _RESOURCES, "a count of DSP slices")
+    bram36: int = target_range(730, _RESOURCES, "a count of BRAM36 blocks")
+    lut: int = target_range(219264, _RESOURCES, "a count of LUTs")
+    # a FIFO beat carries p int8 channels as one ap_uint<8p>; Vitis HLS caps ap_uint at 4096 bits
+    max_parallelism: int = target_range(32, (1, 512), "channels per FIFO beat, an ap_uint of at most 4096 bits")
 
     def __post_init__(self):
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name != "name" and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                     or value <= 0):
-                raise SparseError(f"sparse target {self.name!r}: {f.name} must be a positive number, "
-                                  f"got {value!r}")
+        try:
+            check_ranges(self, SparseError)
+        except SparseError as exc:
+            raise SparseError(f"sparse target {self.name!r}: {exc}") from None
 
     @property
     def bram18(self) -> int:
@@ -40,12 +44,22 @@ class SparseTarget:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = "sparse target") -> "SparseTarget":
+    def from_dict(cls, data: dict, source: str = "sparse target", complete: bool = False) -> "SparseTarget":
+        """The target of ``data``; keys it leaves out keep their defaults unless ``complete`` (an
+        artifact's embedded target, which ``to_dict`` wrote whole)."""
+        if not isinstance(data, dict):
+            raise SparseError(f"{source}: expected a table of key = value pairs, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise SparseError(f"{source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**data)
+        missing = sorted(known - set(data))
+        if complete and missing:
+            raise SparseError(f"{source}: missing key(s) {', '.join(missing)}")
+        try:
+            return cls(**data)
+        except SparseError as exc:
+            raise SparseError(f"{source}: {exc}") from None
 
 
 def load_sparse_target(path: str | Path | None = None) -> SparseTarget:

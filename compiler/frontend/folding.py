@@ -12,7 +12,7 @@ import onnx
 from onnx.reference import ReferenceEvaluator
 from onnx.reference.ops import load_op
 
-from tcc.passes.fold_constants import FOLD_LIMIT_BYTES
+from tcc.passes.fold_constants import FoldBudget
 
 from .errors import FrontendError
 
@@ -32,8 +32,9 @@ def _no_log(*args) -> None:
 class Folder:
     """Evaluates constant ONNX nodes of one model (one default-domain opset)."""
 
-    def __init__(self, opset: int):
+    def __init__(self, opset: int, budget: FoldBudget):
         self.opset = opset
+        self.budget = budget
         self._classes: dict[str, type | None] = {}
         self._run_params = {"opsets": {"": opset}, "new_ops": None, "log": _no_log,
                             "evaluator_cls": ReferenceEvaluator}
@@ -58,19 +59,30 @@ class Folder:
         """Run ``node`` on ``inputs`` (None for an absent optional input); one array per output.
 
         ``inferred_elements``: the output's element count after ONNX shape inference, if known;
-        a node whose output would exceed FOLD_LIMIT_BYTES is refused before it allocates."""
+        a node whose output would break the folding budget (FoldBudget: per op and for the whole
+        model) is refused before it allocates.  A Constant node's value is the model's own data
+        (counted in the budget's base), not charged."""
         elements = max(inferred_elements or 0, output_elements(node, inputs) or 0)
         itemsize = max([a.dtype.itemsize for a in inputs if a is not None] + [8])
-        if elements * itemsize > FOLD_LIMIT_BYTES:
-            raise FrontendError(f"{where}: this constant node would create a tensor of {elements} elements "
-                                f"(over {FOLD_LIMIT_BYTES} bytes); the model's shapes are corrupted or absurd")
+        charged = node.op_type != "Constant"
+        refusal = self.budget.refusal(elements * itemsize) if charged else None
+        if refusal:
+            raise FrontendError(f"{where}: folding this constant node ({elements} elements) {refusal}; the "
+                                "model's shapes are corrupted or absurd")
         try:
             op = self._op_class(node.op_type)(node, self._run_params)
-            results = op.run(*inputs)
+            results = [np.asarray(r) for r in op.run(*inputs)]
         except Exception as exc:  # the reference ops raise whatever numpy raises
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise FrontendError(f"{where}: cannot evaluate this constant node with onnx.reference: {detail}") from None
-        return [np.asarray(r) for r in results]
+        if charged:
+            made = sum(r.nbytes for r in results)
+            refusal = self.budget.refusal(made)
+            if refusal:
+                raise FrontendError(f"{where}: folding this constant node {refusal}; the model's shapes are "
+                                    "corrupted or absurd")
+            self.budget.charge(made)
+        return results
 
 
 def shape_stand_in(shape: tuple[int, ...], dtype) -> np.ndarray:

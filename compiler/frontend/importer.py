@@ -15,6 +15,7 @@ from tcc.ir import Module, verify
 from tcc.ir.dtypes import to_numpy
 from tcc.ir.errors import VerifyError
 from tcc.ir.shape_rules import ShapeError
+from tcc.passes.fold_constants import FoldBudget
 
 from .context import ImportContext, NodeContext
 from .errors import FrontendError, format_unsupported, internal_error, node_label
@@ -44,7 +45,7 @@ def import_onnx(model, input_shapes: dict[str, tuple[int, ...]] | None = None,
 def _import(model, input_shapes, name) -> Module:
     loaded = load_model(model, input_shapes, supported=_lowered_or_folded)
     ctx = ImportContext(loaded, name or _default_name(model, loaded))
-    folder = Folder(loaded.opset)
+    folder = Folder(loaded.opset, FoldBudget(_own_constant_bytes(ctx)))
     ctx.import_node = lambda node: import_node(ctx, folder, node)
     _reject_unsupported(ctx, folder)
     for node in loaded.model.graph.node:
@@ -78,6 +79,20 @@ def _lowered_or_folded(op_type: str) -> bool:
 
 
 _FOLD_ONLY = frozenset({"Constant", "Shape", "Size", "ConstantOfShape", "Range"})
+
+
+def _own_constant_bytes(ctx: ImportContext) -> int:
+    """The bytes of constant data the model holds: initializers and Constant nodes' values."""
+    total = sum(array.nbytes for array in ctx.consts.values())
+    for node in ctx.loaded.model.graph.node:
+        if node.op_type == "Constant":
+            for attribute in node.attribute:
+                if attribute.type == onnx.AttributeProto.TENSOR:
+                    tensor = attribute.t
+                    itemsize = (onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+                                if tensor.data_type in onnx.helper.get_all_tensor_dtypes() else 8)
+                    total += int(np.prod(tensor.dims, dtype=object)) * itemsize
+    return total
 
 
 def _default_name(model, loaded: LoadedModel) -> str:

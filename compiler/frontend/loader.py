@@ -19,6 +19,7 @@ from onnx import TensorProto
 from tcc.ir.types import TensorType
 
 from .errors import FrontendError, FrontendNote, node_label
+from .external_data import load_external_data
 from .onnx_types import elem_name, tcc_dtype
 
 MIN_OPSET = 7
@@ -44,6 +45,9 @@ def load_model(model, input_shapes: dict | None = None, supported=None) -> Loade
     function are replaced by the function's body (function_bodies.py)."""
     model, label = _read(model)
     opset = _check_opsets(model, label)
+    if not model.graph.output:
+        raise FrontendError(f"{label}: the graph declares no outputs, so there is nothing to compute; "
+                            "re-export the model with its outputs")
     if opset < MIN_OPSET:
         model, opset = _upgrade(model, opset, label)
     if len(model.functions):
@@ -118,16 +122,19 @@ def _read(model) -> tuple[onnx.ModelProto, str]:
     if not isinstance(model, (str, Path)):
         raise FrontendError(f"import_onnx takes a path or an onnx.ModelProto, not {type(model).__name__}")
     label = str(model)
-    if not Path(model).is_file():
+    if not Path(model).exists():  # not is_file(): /dev/stdin and FIFOs are fine
         raise FrontendError(f"{label}: no such file; give the path of an .onnx model")
+    if Path(model).is_dir():
+        raise FrontendError(f"{label}: is a folder; give the path of an .onnx model")
     try:
-        loaded = onnx.load(model)
+        loaded = onnx.load(model, load_external_data=False)
     except (DecodeError, RuntimeError, ValueError, OSError, TypeError) as exc:
         raise FrontendError(f"{label}: cannot read the ONNX protobuf ({_first_line(exc)}); the file is "
                             "truncated, corrupted or not an ONNX model. Re-export or re-download it.") from None
     if not loaded.HasField("graph") or not loaded.ir_version:
         raise FrontendError(f"{label}: the file holds no ONNX model (no graph or IR version); it is empty, "
                             "truncated or some other kind of file")
+    load_external_data(loaded, Path(model), label)
     return loaded, label
 
 
@@ -181,8 +188,29 @@ def _check(skeleton: onnx.ModelProto, label: str) -> None:
     try:
         onnx.checker.check_model(skeleton)
     except (onnx.checker.ValidationError, ValueError) as exc:
-        raise FrontendError(f"{label}: not a valid ONNX model: {_first_line(exc)}. "
+        detail = _unsorted_input(skeleton.graph, str(exc)) or _first_line(exc)
+        raise FrontendError(f"{label}: not a valid ONNX model: {detail}. "
                             "Re-export it or run onnx.checker.check_model on it for details.") from None
+
+
+_UNSORTED = re.compile(r"topologically sorted, however input '(.*)' of node:\s*name: (.*?) OpType: (\S*)", re.S)
+
+
+def _unsorted_input(graph: onnx.GraphProto, message: str) -> str | None:
+    """The checker's "must be topologically sorted" message (which it cuts across lines) as one line
+    naming the node, the tensor it reads, and the node that makes that tensor, if any."""
+    match = _UNSORTED.search(message)
+    if not match:
+        return None
+    tensor, node, op_type = match.groups()
+    where = f"node {node!r} ({op_type})" if node else f"a {op_type} node"
+    producers = [n for n in graph.node if tensor in n.output]
+    if not producers:
+        return (f"{where} reads tensor {tensor!r}, which is not a graph input, an initializer or the output "
+                "of any node")
+    made_by = node_label(producers[0])
+    return (f"{where} reads tensor {tensor!r} before node {made_by!r} ({producers[0].op_type}) makes it: the "
+            "nodes are out of order or form a cycle")
 
 
 def _inline_functions(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
@@ -257,7 +285,9 @@ def _refuse_huge_constants(model: onnx.ModelProto, initializers, label: str) -> 
     data_prop = True
     from onnx import numpy_helper
 
-    from .folding import FOLD_LIMIT_BYTES, output_elements
+    from tcc.passes.fold_constants import FOLD_LIMIT_BYTES
+
+    from .folding import output_elements
 
     for node in model.graph.node:
         if node.op_type not in ("Range", "ConstantOfShape", "Expand", "Tile"):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from tcc.ir import Module, is_constant
 
 from ..base import Pass
-from .calibration import CalibrationError, calibrate, load_samples
+from .calibration import DEFAULT_CALIBRATION, CalibrationError, calibrate, load_samples
 from .lowering import LoweringConfig
 from .rules import lower_module
 from .mixed_precision import MixedPrecision, MixedPrecisionPlan
@@ -20,7 +20,7 @@ class Quantize(Pass):
     name = "quantize"
     summary = "int8 post-training quantization with integer-only requantization (needs calib=FILE.npz)"
     calib: str = ""
-    method: str = "minmax"
+    method: str = DEFAULT_CALIBRATION
     percentile: float = 99.99
     symmetric: bool = False
     weights: str = "int8"

@@ -89,7 +89,7 @@ class Lowering:
         array = constant_value(old)
         if array is not None:
             return self.bind(old, self.b.const(array, old.name), "f32")
-        if "i8" in have:
+        if "i8" in have and next(iter(have)) != "bf16":  # from the value as computed, not a lossier copy
             return self.bind(old, self.b.value("dequantize", [have["i8"]], name=old.name + ".f32"), "f32")
         return self.bind(old, self.b.value("cast", [have["bf16"]], {"to": "f32"}, name=old.name + ".f32"), "f32")
 

@@ -36,7 +36,8 @@ def _scalar_const(v: Value) -> bool:
 
 
 def _fused_activation(op: Op, module: Module) -> bool:
-    """A relu/clip that is its operand's only user folds into that operand's requantization."""
+    """A relu/clip that is its operand's only user folds into that operand's requantization
+    (Lowering.fused_activation), so it starts no chain."""
     x = op.operands[0]
     return op.kind in ("relu", "clip") and len(x.users) == 1 and not module.is_output(x)
 
@@ -47,9 +48,10 @@ def find_chains(module: Module) -> tuple[dict[int, Chain], set[int]]:
     root: dict[int, Value] = {}  # id(value) -> the activation it is an element-wise function of
     members: dict[int, dict[int, Op]] = {}  # id(value) -> the chain ops computing it
     for op in module.ops:
-        if not op.has_trait(Trait.ELEMENTWISE) or len(op.results) != 1 or op.result.type.dtype != "f32" \
-                or _fused_activation(op, module):
+        if not op.has_trait(Trait.ELEMENTWISE) or len(op.results) != 1 or op.result.type.dtype != "f32":
             continue
+        if _fused_activation(op, module) and id(op.operands[0]) not in root:
+            continue  # folds into its producer's requantization (unless that producer is tabulated)
         activations = [v for v in op.operands if not _scalar_const(v)]
         if not activations or any(v.type.shape != op.result.type.shape or v.type.dtype != "f32"
                                   or is_constant(v) for v in activations):

@@ -20,7 +20,7 @@ from tcc.ir.interpreter import run_module
 
 from ..base import Pass
 from .assignment import cheapest_cost, pareto_front
-from .calibration import calibrate, load_samples
+from .calibration import DEFAULT_CALIBRATION, calibrate, load_samples
 from .cost_model import BF16, OverlayCostModel
 from .lowering import LoweringConfig
 from .rules import lower_module
@@ -220,7 +220,7 @@ class MixedPrecision(Pass):
     budget_cycles: int = 0
     candidates: str = "/".join(DEFAULT_CANDIDATES)
     sensitivity_samples: int = 64
-    method: str = "minmax"
+    method: str = DEFAULT_CALIBRATION
     percentile: float = 99.99
     symmetric: bool = False
     rounding: str = "half_even"

@@ -1,9 +1,10 @@
 """A mutation-based fuzz campaign over tcc's input formats (longer than the tests run).
 
-    python tests/fuzz/campaign.py [--seconds 60] [--targets ir_parser,onnx_loader] [--seed 0]
+    python tests/fuzz/campaign.py [--seconds 60 | --cases 100000 [--chunk 2000]] [--targets ir_parser,onnx_loader]
+                                  [--seed 0]
 
 For each target it mutates the seed inputs (and the corpus of inputs that once crashed) and runs
-the target on each; a crash is any exception other than TccError, a case slower than --timeout
+the target on each; a crash is any exception other than TccError, a case taking more than --timeout
 seconds (a hang) or a MemoryError under the --memory-mb address-space limit (a blow-up).
 Crashing inputs are saved to tests/fuzz/corpus/<target>/, which test_fuzz.py replays.
 Prints the number of cases tried per target.
@@ -36,30 +37,34 @@ def _alarm(signum, frame):
 def run_case(name: str, data: bytes, timeout: float) -> str | bool:
     """True if the target accepted ``data``, False if it cleanly rejected it, else a one-line crash
     description."""
-    signal.setitimer(signal.ITIMER_REAL, timeout)
+    signal.setitimer(signal.ITIMER_PROF, timeout)
     try:
         return targets.run(name, data)
     except Hang:
-        return f"hang: more than {timeout} s"
+        return f"hang: more than {timeout} s of CPU time"
     except MemoryError:
         return "memory blow-up (MemoryError)"
     except Exception as exc:  # the crash we are looking for
         frame = traceback.extract_tb(exc.__traceback__)[-1]
         return f"{type(exc).__name__}: {str(exc)[:200]} at {Path(frame.filename).name}:{frame.lineno}"
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.setitimer(signal.ITIMER_PROF, 0)
 
 
-def campaign(name: str, seconds: float, rng: random.Random, timeout: float) -> tuple[int, int, dict[str, bytes]]:
-    """(cases tried, cases accepted, distinct crashes)."""
+def campaign(name: str, seconds: float, rng: random.Random, timeout: float,
+             max_cases: int | None = None) -> tuple[int, int, dict[str, bytes]]:
+    """(cases tried, cases accepted, distinct crashes), after ``seconds`` or ``max_cases`` cases,
+    whichever comes first."""
     pool = targets.seeds(name) + [p.read_bytes() for p in targets.corpus_files(name)]
     crashes: dict[str, bytes] = {}
     cases = accepted = 0
     end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    while time.monotonic() < end and (max_cases is None or cases < max_cases):
         data = rng.choice(pool)
         if name == "onnx_loader" and rng.random() < 0.5:
             data = mutations.mutate_onnx(data, rng)
+        elif name in ("artifact_body", "sparse_body") and rng.random() < 0.5:
+            data = mutations.mutate_json(data, rng)
         else:
             data = mutations.mutate_bytes(data, rng, pool)
         cases += 1
@@ -77,27 +82,52 @@ def campaign(name: str, seconds: float, rng: random.Random, timeout: float) -> t
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60.0, help="per target")
+    parser.add_argument("--seconds", type=float, default=None, help="per target (default 60 without --cases)")
+    parser.add_argument("--cases", type=int, default=None, help="per target: stop after this many cases")
+    parser.add_argument("--chunk", type=int, default=None,
+                        help="targets take turns, this many cases each, and the table prints after every "
+                             "round (so a run stopped early has counts for every target)")
     parser.add_argument("--targets", default=",".join(targets.TARGETS))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per case before it counts as a hang")
+    parser.add_argument("--timeout", type=float, default=10.0, help="CPU seconds per case before it counts as a hang (CPU time, so a loaded machine gives no false hangs)")
     parser.add_argument("--memory-mb", type=int, default=4096, help="address-space limit")
     args = parser.parse_args(argv)
+    seconds = args.seconds if args.seconds is not None else (float("inf") if args.cases else 60.0)
     limit = args.memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    signal.signal(signal.SIGALRM, _alarm)
+    signal.signal(signal.SIGPROF, _alarm)
     rng = random.Random(args.seed)
-    total_crashes = 0
-    rows = []
-    for name in args.targets.split(","):
+    names = args.targets.split(",")
+    totals = {name: [0, 0, {}, 0.0] for name in names}  # cases, accepted, crashes, seconds
+    for name in names:
         targets.seeds(name)  # build seeds outside the timed loop
-        cases, accepted, crashes = campaign(name, args.seconds, rng, args.timeout)
-        rows.append((name, cases, accepted, len(crashes)))
-        total_crashes += len(crashes)
-    print(f"{'target':<18} {'cases':>8} {'accepted':>9} {'distinct crashes':>17}")
-    for name, cases, accepted, crashes in rows:
-        print(f"{name:<18} {cases:>8} {accepted:>9} {crashes:>17}")
-    return 1 if total_crashes else 0
+    while True:
+        active = [n for n in names if (args.cases is None or totals[n][0] < args.cases) and totals[n][3] < seconds]
+        if not active:
+            break
+        for name in active:
+            total = totals[name]
+            want = args.cases - total[0] if args.cases is not None else None
+            if args.chunk:
+                want = args.chunk if want is None else min(want, args.chunk)
+            start = time.monotonic()
+            cases, accepted, crashes = campaign(name, seconds - total[3], rng, args.timeout, want)
+            total[0] += cases
+            total[1] += accepted
+            total[2].update(crashes)
+            total[3] += time.monotonic() - start
+        if args.chunk:
+            _table(names, totals)
+    if not args.chunk:
+        _table(names, totals)
+    return 1 if any(total[2] for total in totals.values()) else 0
+
+
+def _table(names, totals) -> None:
+    print(f"{'target':<18} {'cases':>8} {'accepted':>9} {'distinct crashes':>17} {'seconds':>8}")
+    for name in names:
+        cases, accepted, crashes, elapsed = totals[name]
+        print(f"{name:<18} {cases:>8} {accepted:>9} {len(crashes):>17} {elapsed:>8.0f}", flush=True)
 
 
 if __name__ == "__main__":

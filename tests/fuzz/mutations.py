@@ -120,3 +120,43 @@ def mutate_onnx(data: bytes, rng: random.Random) -> bytes:
         else:
             model.ir_version = rng.choice([0, 1, 99])
     return model.SerializeToString()
+
+
+JSON_VALUES = [None, True, -1, 0, 2**31, 2**63, -(2**40), 1.5, float("nan"), "", "x", [], [1], {}, {"p": 0}]
+
+
+def mutate_json(data: bytes, rng: random.Random) -> bytes:
+    """A structural edit of a JSON document (artifact metadata): one field deleted, replaced by a value
+    of another kind or an extreme number, or a list item dropped or duplicated (falls back to byte
+    edits if it does not parse)."""
+    import json
+
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return mutate_bytes(data, rng)
+    containers = []
+
+    def walk(node):
+        if isinstance(node, dict) and node:
+            containers.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list) and node:
+            containers.append(node)
+            for value in node:
+                walk(value)
+
+    walk(doc)
+    if not containers:
+        return mutate_bytes(data, rng)
+    node = rng.choice(containers)
+    key = rng.choice(list(node)) if isinstance(node, dict) else rng.randrange(len(node))
+    choice = rng.randrange(4)
+    if choice == 0:
+        del node[key]
+    elif choice == 1 and isinstance(node, list):
+        node.insert(key, node[key])
+    else:
+        node[key] = rng.choice(JSON_VALUES)
+    return json.dumps(doc).encode()

@@ -67,6 +67,19 @@ def artifact_body(data: bytes) -> None:
     artifact_loader(repack(_digits_artifact(), metadata=data))
 
 
+def sparse_body(data: bytes) -> None:
+    """The metadata JSON of a valid sparse artifact (the events network), re-packed with a correct
+    header and checksum: load it, run the token simulator, describe it and report."""
+    from tcc.backends.sparse import SparseArtifact
+    from tcc.runtime.sparse_session import SparseSession
+
+    artifact = SparseArtifact.from_bytes(repack_sparse(_events_artifact(), metadata=data), "<fuzz>")
+    session = SparseSession(artifact)
+    session.run_dict({"input": _events_input()})
+    session.format_performance(session.performance_report())
+    artifact.describe()
+
+
 def hetero_loader(data: bytes) -> None:
     """A heterogeneous .tcc file (device programs and host partitions): load it, open a session."""
     from tcc.backends.artifact import HeteroArtifact
@@ -144,6 +157,45 @@ def _digits_artifact() -> bytes:
 
 
 @lru_cache(maxsize=1)
+def _events_artifact() -> bytes:
+    """The event-camera network compiled for the sparse target (submanifold, calibration samples)."""
+    from tcc.backends.sparse import compile_sparse
+    from tcc.driver import compile_to_ir, quantization_pipeline
+    from tcc.passes import DEFAULT_FLOAT_PIPELINE
+
+    events = ROOT / "examples" / "events"
+    calib = events / "events_calib.npz"
+    passes = DEFAULT_FLOAT_PIPELINE + quantization_pipeline(calib, sparse_mode="submanifold") \
+        + (f"annotate-sparsity{{calib={calib},mode=submanifold}}",)
+    module, _ = compile_to_ir(events / "events_dense.onnx", {}, passes)
+    return compile_sparse(module, mode="submanifold").to_bytes()
+
+
+@lru_cache(maxsize=1)
+def _events_input() -> np.ndarray:
+    return np.load(ROOT / "examples" / "events" / "events_test.npz")["input"][:1]
+
+
+def repack_sparse(artifact: bytes, metadata: bytes | None = None) -> bytes:
+    """A sparse artifact with its metadata section replaced and a header that fits.  The metadata
+    lists the weights' places in the weight section: a replacement lacking them gets the original's."""
+    import json
+
+    from tcc.backends.artifact import pack, unpack
+
+    original, *rest = unpack("sparse", artifact, "<seed>")
+    meta = original if metadata is None else metadata
+    try:
+        doc = json.loads(meta)
+        if isinstance(doc, dict) and "weights" not in doc:
+            doc["weights"] = json.loads(original)["weights"]
+            meta = json.dumps(doc).encode()
+    except (ValueError, UnicodeDecodeError):
+        pass
+    return pack("sparse", [meta] + rest)
+
+
+@lru_cache(maxsize=1)
 def _gated_artifact() -> bytes:
     """examples/hetero's gated CNN: a Greater + Where gate on the host between device partitions."""
     from tcc.backends.overlay.hetero import compile_heterogeneous
@@ -195,6 +247,13 @@ def repack(artifact: bytes, metadata: bytes | None = None) -> bytes:
     return pack("overlay", [meta if metadata is None else metadata] + rest)
 
 
+def repack_metadata(artifact: bytes, edit) -> bytes:
+    """``artifact`` with its metadata replaced by ``edit(metadata dict)``, re-checksummed."""
+    import json
+
+    return repack(artifact, json.dumps(edit(json.loads(_metadata(artifact)))).encode())
+
+
 def _metadata(artifact: bytes) -> bytes:
     from tcc.backends.artifact import unpack
 
@@ -236,6 +295,10 @@ def seeds(target: str) -> list[bytes]:
         return [unpack("heterogeneous", _gated_artifact(), "<seed>")[0]]
     if target == "onnx_loader":
         return [(DIGITS / "digits_cnn.onnx").read_bytes(), _shape_ops_model()]
+    if target == "sparse_body":
+        from tcc.backends.artifact import unpack
+
+        return [unpack("sparse", _events_artifact(), "<seed>")[0]]
     raise KeyError(target)
 
 
@@ -250,8 +313,8 @@ def run(target: str, data: bytes) -> bool:
 
 
 TARGETS = {"ir_parser": ir_parser, "assembler": assembler, "decoder": decoder, "artifact_loader": artifact_loader,
-           "artifact_body": artifact_body, "hetero_loader": hetero_loader, "hetero_body": hetero_body,
-           "onnx_loader": onnx_loader, "calib_loader": calib_loader}
+           "artifact_body": artifact_body, "sparse_body": sparse_body, "hetero_loader": hetero_loader,
+           "hetero_body": hetero_body, "onnx_loader": onnx_loader, "calib_loader": calib_loader}
 
 
 def corpus_files(target: str) -> list[Path]:

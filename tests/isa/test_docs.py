@@ -16,7 +16,7 @@ def test_isa_doc_covers_the_table():
     text = render_isa_markdown()
     for spec in INSTRUCTIONS:
         assert f"### `{spec.mnemonic}`\n\nOpcode 0x{spec.opcode:02x}, unit `{spec.unit}`." in text
-    for index, (name, _) in enumerate(REGISTERS):
+    for index, (name, _, _) in enumerate(REGISTERS):
         assert f"| {index} | `{name}` |" in text
     assert "| `sram` | [54:31] | u24 | 0x0..0xffffff | destination byte address |" in text
     assert "| `value` | [49:18] | s32 | -2147483648..2147483647 | new value |" in text

@@ -9,23 +9,30 @@ from tcc.isa import (EncodingError, IllegalInstruction, Instruction, assemble_fi
                      encode, encode_program, read_binary, write_binary)
 from tcc.isa.encoding import LAYOUTS, OPCODE_SHIFT
 from tcc.isa.errors import IsaError, SimulatorTrap
-from tcc.isa.table import INSTRUCTIONS, REGISTER_INDEX, REGISTERS, WORD_BITS
+from tcc.isa.table import INSTRUCTIONS, REGISTER_INDEX, REGISTER_RANGE, REGISTERS, WORD_BITS
 
 
 def field_values(field):
     if field.kind == "enum":
         return st.sampled_from(field.values)
     if field.kind == "reg":
-        return st.sampled_from([name for name, _ in REGISTERS])
+        return st.sampled_from([name for name, _, _ in REGISTERS])
     if field.kind == "s":
         return st.integers(-(1 << (field.bits - 1)), (1 << (field.bits - 1)) - 1)
     return st.integers(0, (1 << field.bits) - 1)
 
 
+def _setr_operands():
+    """A register and a value in that register's range (isa/table.py VALUE_RANGES)."""
+    return st.sampled_from([name for name, _, _ in REGISTERS]).flatmap(
+        lambda reg: st.tuples(st.just(reg), st.integers(*REGISTER_RANGE[reg])))
+
+
 def instructions():
     """Any instruction of the table with random in-range field values (names for enums/registers)."""
     return st.sampled_from(INSTRUCTIONS).flatmap(
-        lambda spec: st.tuples(*[field_values(f) for f in spec.fields]).map(
+        lambda spec: (_setr_operands() if spec.mnemonic == "setr"
+                      else st.tuples(*[field_values(f) for f in spec.fields])).map(
             lambda operands: Instruction(spec.mnemonic, operands)))
 
 
@@ -101,6 +108,8 @@ def test_every_mnemonic_round_trips_at_field_extremes():
         slots = LAYOUTS[spec.mnemonic].slots
         for pick in (0, -1):
             operands = tuple(s.names[pick] if s.names else (s.min, s.max)[pick] for s in slots)
+            if spec.mnemonic == "setr":  # the value field's extremes are the register's (all: below)
+                operands = (operands[0], REGISTER_RANGE[operands[0]][pick])
             instr = Instruction(spec.mnemonic, operands)
             assert decode(encode(instr)) == instr
 
@@ -114,7 +123,7 @@ def test_instruction_canonical_form_and_accessors():
     assert by_index.operands == ("wbuf", 0x100, 0x2000)
     assert by_index["buf"] == "wbuf" and by_index.raw("buf") == 1 and by_index.raw("sram") == 0x100
     assert by_index.fields == {"buf": "wbuf", "sram": 0x100, "dram": 0x2000}
-    assert Instruction("setr", (REGISTER_INDEX["mm.k"], np.int64(-5))).operands == ("mm.k", -5)
+    assert Instruction("setr", (REGISTER_INDEX["mm.a_zp"], np.int64(-5))).operands == ("mm.a_zp", -5)
     assert str(by_name) == "load wbuf, 0x100, 0x2000"
     with pytest.raises(KeyError, match="no field 'sarm'"):
         by_name["sarm"]
@@ -245,3 +254,28 @@ def test_assemble_file(tmp_path):
     path = tmp_path / "prog.s"
     path.write_text("setr mm.m, 49\nhalt\n")
     assert assemble_file(path).tolist() == [0x0824_0000_00C4_0000, 1 << 58]
+
+
+# ---- register value ranges ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("reg", [name for name, _, _ in REGISTERS])
+def test_every_register_range_is_enforced_by_encoder_assembler_and_decoder(reg):
+    from tcc.isa import assemble
+    from tcc.isa.errors import AssemblyError
+
+    lo, hi = REGISTER_RANGE[reg]
+    for value in (lo, hi):
+        assert decode(encode(Instruction("setr", (reg, value)))) == Instruction("setr", (reg, value))
+    for value in (lo - 1, hi + 1):
+        if not -2**31 <= value < 2**31:
+            continue  # the 32-bit field itself refuses it
+        with pytest.raises(EncodingError, match=f"register {reg} takes values in {lo}..{hi}, got {value}"):
+            Instruction("setr", (reg, value))
+        with pytest.raises(AssemblyError, match=f"p.s:1:1: setr: register {reg} takes values in"):
+            assemble(f"setr {reg}, {value}\n", filename="p.s")
+        word = (LAYOUTS["setr"].spec.opcode << OPCODE_SHIFT) | (REGISTER_INDEX[reg] << 50) \
+            | ((value & 0xFFFFFFFF) << 18)
+        with pytest.raises(IllegalInstruction, match=f"register {reg} takes values"):
+            decode(word)
+        with pytest.raises(IllegalInstruction, match=f"register {reg} takes values"):
+            decode_program(np.array([0, word], np.uint64))

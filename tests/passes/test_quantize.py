@@ -252,7 +252,7 @@ def error_cases(tmp: Path) -> dict:
         "missing file": (["--calib", tmp / "absent.npz"], quantization_pipeline(tmp / "absent.npz"),
                          CalibrationError, "absent.npz: no such calibration file"),
         "unknown method": ([f"--passes={method}"], (method,), CalibrationError,
-                           "unknown calibration method 'kmeans'; choose from minmax, percentile, entropy, mse"),
+                           "unknown calibration method 'kmeans'; choose from auto, minmax, percentile, entropy, mse"),
         "unknown weight format": (["--calib", calib, "--weights", "int3"], quantization_pipeline(calib, weights="int3"),
                                   QuantizationError, "unknown weight format 'int3'; choose from int8, int4, dybit2"),
         "no calibration": (["--passes=quantize"], ("quantize",), QuantizationError,
@@ -375,3 +375,36 @@ def test_a_bias_too_large_for_the_accumulator_widens_its_channel_weight_scale(fm
     bq, _ = quantize_bias(bias, sx, params.scale)
     assert abs(int(bq[1])) <= BIAS_BOUND + 1 and abs(int(bq[1])) >= BIAS_BOUND // 2
     assert bq[1] * sx * params.scale[1] == pytest.approx(2.0, rel=1e-6)
+
+
+def test_auto_calibration_measures_ranges_for_reduction_inputs_only():
+    """``auto``: the inputs of conv layers (the model input and the ReLU between the convs) take
+    the clipping range of least int8 round-trip error, within min/max; the output keeps
+    min/max.  The chosen range's error is no larger than min/max's on the calibration data."""
+    import block_models
+    from tcc.passes.quantize.calibration import calibrate, reduction_inputs
+
+    model = block_models.dead_gamma_cnn()
+    module, _ = compile_to_ir(model)
+    samples = [{"x": x} for x in block_models.calibration(model, 4)["x"]]
+    auto, minmax = calibrate(module, samples, "auto"), calibrate(module, samples, "minmax")
+    reduced = reduction_inputs(module)
+    by_id = {id(v): v for v in module.values()}
+    assert sorted(by_id[k].type.shape for k in reduced) == [(1, 3, 16, 16), (1, 16, 16, 16)]
+    out = module.outputs[0][1]
+    assert auto[id(out)] == minmax[id(out)]
+    values = {}
+    for sample in samples:
+        run_module(module, sample, observe=lambda v, a: values.setdefault(id(v), []).append(a))
+
+    def round_trip_error(array, lo, hi):
+        scale = (hi - lo) / 255
+        zp = np.round(-lo / scale) - 128
+        return float(np.sum(((np.clip(np.round(array / scale) + zp, -128, 127) - zp) * scale - array) ** 2))
+
+    for k in reduced:
+        (lo, hi), (mlo, mhi) = auto[k], minmax[k]
+        assert mlo <= lo <= 0 <= hi <= mhi
+        data = np.concatenate([a.ravel() for a in values[k]])
+        assert round_trip_error(data, lo, hi) <= round_trip_error(data, min(mlo, 0), max(mhi, 0))
+    assert any(auto[k] != minmax[k] for k in reduced)  # N(0, 1) inputs: a clipped range wins

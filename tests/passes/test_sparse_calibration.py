@@ -23,8 +23,8 @@ def float_module():
 
 def test_submanifold_ranges_are_those_of_the_sparse_values(float_module):
     samples = load_samples(str(EVENTS / "events_calib.npz"), float_module, 8)
-    ranges = calibrate(float_module, samples, sparse_mode="submanifold")
-    dense = calibrate(float_module, samples)
+    ranges = calibrate(float_module, samples, "minmax", sparse_mode="submanifold")
+    dense = calibrate(float_module, samples, "minmax")
     runs = [run_sparse(float_module, s, "submanifold").values for s in samples]
     differ = 0
     for value in float_module.values():

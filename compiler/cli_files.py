@@ -1,0 +1,118 @@
+"""The files a command reads and writes, declared by the types of its options.
+
+``FileCommand`` checks them once, before the command does any work: no output path is empty, none
+names an input (the same file by ``os.path.samefile``, or the same resolved path) or another
+output, and ``-`` (standard output) only where the format allows it.  How an output is then
+written (atomically, or through to a device, FIFO or link target) is ``tcc.ir.fileio``'s rule.
+"""
+from __future__ import annotations
+
+import os
+import stat
+import sys
+
+import click
+
+from tcc.ir.fileio import STDOUT
+
+
+class InputFile(click.Path):
+    """A file (or, with ``dir_okay``, a folder) the command reads."""
+
+    def __init__(self, dir_okay: bool = False):
+        super().__init__(dir_okay=dir_okay)
+
+
+class OutputFile(click.ParamType):
+    """A file the command writes.  ``stdout``: None if ``-`` is not allowed, "text" or "binary"
+    (binary output is refused when standard output is a terminal)."""
+
+    name = "file"
+
+    def __init__(self, stdout: str | None = None):
+        self.stdout = stdout
+
+
+class OutputFolder(click.Path):
+    """A folder the command writes the files ``names`` into."""
+
+    def __init__(self, names: tuple[str, ...] = ()):
+        super().__init__(file_okay=False)
+        self.names = names
+
+
+class FileCommand(click.Command):
+    def invoke(self, ctx: click.Context):
+        check_files(self.params, ctx.params)
+        return super().invoke(ctx)
+
+
+def _label(param: click.Parameter) -> str:
+    if isinstance(param, click.Argument):
+        return param.human_readable_name
+    return max(param.opts, key=len)
+
+
+def check_files(params, values: dict) -> None:
+    """Raise UsageError when the declared outputs clash with the inputs or each other."""
+    from tcc.driver import UsageError
+
+    inputs: list[tuple[str, str]] = []
+    outputs: list[tuple[str, str]] = []
+    to_stdout: list[tuple[str, str]] = []
+    for param in params:
+        value = values.get(param.name)
+        if value is None:
+            continue
+        label = _label(param)
+        if isinstance(param.type, InputFile):
+            inputs.append((label, str(value)))
+        elif isinstance(param.type, OutputFile):
+            _check_output_path(label, str(value), param.type.stdout)
+            (outputs if str(value) != STDOUT else to_stdout).append((label, str(value)))
+        elif isinstance(param.type, OutputFolder):
+            if not str(value):
+                raise UsageError(f"{label}: empty folder name; give the folder to write into")
+            outputs += [(label, os.path.join(str(value), name)) for name in param.type.names]
+    if len(to_stdout) > 1:
+        raise UsageError(f"{' and '.join(label for label, _ in to_stdout)} cannot both go to standard output")
+    for i, (out_label, out) in enumerate(outputs):
+        for in_label, inp in inputs:
+            if same_file(out, inp):
+                raise UsageError(f"{out_label} {out} is the input {in_label} {inp}: writing it would destroy "
+                                 "the input; choose another output file")
+        for other_label, other in outputs[:i]:
+            if same_file(out, other):
+                raise UsageError(f"{out_label} {out} and {other_label} {other} are the same file; give each "
+                                 "output its own file")
+
+
+def _check_output_path(label: str, value: str, stdout: str | None) -> None:
+    from tcc.driver import UsageError
+
+    if not value.strip():
+        raise UsageError(f"{label}: empty file name; give the file to write")
+    if value != STDOUT:
+        return
+    if stdout is None:
+        raise UsageError(f"{label} -: this output cannot go to standard output; give a file name")
+    if stdout == "binary" and stdout_is_terminal():
+        raise UsageError(f"{label} -: refusing to write binary data to a terminal; redirect standard output "
+                         "or give a file name")
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def same_file(a: str, b: str) -> bool:
+    """Whether writing ``a`` would overwrite ``b``: the same resolved path, or the same existing regular
+    file (a hard link, a symlink, ``/dev/stdin`` redirected from it)."""
+    if STDOUT in (a, b):
+        return False
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b) and stat.S_ISREG(os.stat(b).st_mode)
+    except OSError:
+        return False
