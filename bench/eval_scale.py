@@ -28,15 +28,6 @@ MODELS = {
 }
 
 
-def comparable(result) -> dict:
-    data = result.to_json()
-    for key in ("wall_seconds", "workers", "executor"):
-        data.pop(key)
-    for path in data["paths"]:
-        path.pop("ms_per_sample")
-    return data
-
-
 def scaling(folder: Path) -> None:
     from tcc.cli import main
     from tcc.evaluation import evaluate, format_eval
@@ -48,7 +39,7 @@ def scaling(folder: Path) -> None:
         assert main(["compile", str(model), "-t", "overlay", "--calib", str(calib), "-o", str(artifact)]) == 0
         runs = {w: evaluate(model, artifact, test, labels="label", workers=w) for w in (1, 2)}
         rate = {w: r.samples / r.wall_seconds for w, r in runs.items()}
-        same = comparable(runs[1]) == comparable(runs[2])
+        same = runs[1].sample_results() == runs[2].sample_results()
         print(f"{name:<12} {rate[1]:>9.1f}/s {rate[2]:>9.1f}/s {rate[2] / rate[1]:>7.2f}x  {same}")
         tables.append(format_eval(runs[2]))
     print()

@@ -123,8 +123,9 @@ def plan_memories(modules: list[dict], weights: dict) -> None:
         if "weight" in s:
             s["weight_count"] = int(weights[s["weight"]].size)
             s["bias_count"] = int(weights[s["bias"]].size) if s.get("bias") else 0
+    plans = stream_plan(modules)
     for s in modules:
-        s["fanout"] = [{"stream": var, "depth": int(depth)} for var, depth in stream_plan(modules)[s["name"]].declared]
+        s["fanout"] = [{"stream": var, "depth": int(depth)} for var, depth in plans[s["name"]].declared]
 
 
 def fifo_graph(modules: list[dict]) -> list[dict]:

@@ -94,6 +94,13 @@ inline int64_t requant(int64_t v, const Requant& r, int c) {
   return std::max<int64_t>(r.qmin, std::min<int64_t>(r.qmax, q));
 }
 
+// Where weight (m, c) of a beat-major ROM ([COUT/PO][CIN/PI][PO][PI], hls.beat_major) starts; the
+// K x K taps follow it.
+template <int CIN, int PI, int PO>
+inline int beat_major_index(int m, int c) {
+  return (((m / PO) * (CIN / PI) + c / PI) * PO + m % PO) * PI + c % PI;
+}
+
 template <int C>
 Tok<C> site(int y, int x) {
   Tok<C> t;
@@ -202,8 +209,7 @@ void conv_module(Stream<CIN>& in, Stream<COUT>& out, feat_t (&lb_f)[ROWS][W][CIN
             if (slot == -2) continue;  // padding: the zero point, centred 0
             for (int c = DW ? m : 0; c < (DW ? m + 1 : CIN); ++c) {
               int64_t v = b.feature(slot, ix, c, bg_in) - in_zp;
-              int wi = DW ? (m * K + ky) * K + kx
-                          : (((((m / PO) * (CIN / PI) + c / PI) * PO + m % PO) * PI + c % PI) * K + ky) * K + kx;
+              int wi = ((DW ? m : beat_major_index<CIN, PI, PO>(m, c)) * K + ky) * K + kx;
               acc += v * ((int)w[wi] - wz);
             }
           }
@@ -228,8 +234,7 @@ void pointwise_module(Stream<CIN>& in, Stream<COUT>& out, const weight_t* w, con
         int64_t acc = bias ? bias[m] : 0;
         int32_t wz = w_zp[n_wzp > 1 ? m : 0];
         for (int c = 0; c < CIN; ++c) {
-          int wi = (((m / PO) * (CIN / PI) + c / PI) * PO + m % PO) * PI + c % PI;
-          acc += (int64_t)((int)t.f[c] - in_zp) * ((int)w[wi] - wz);
+          acc += (int64_t)((int)t.f[c] - in_zp) * ((int)w[beat_major_index<CIN, PI, PO>(m, c)] - wz);
         }
         o.f[m] = (int)requant(acc, rq, m);
       }

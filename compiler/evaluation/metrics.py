@@ -45,6 +45,16 @@ class EvalResult:
         out["layers"] = [asdict(layer) for layer in self.layers]
         return _finite(out)
 
+    def sample_results(self) -> dict:
+        """``to_json`` without what depends on how it ran (times, workers, executor): equal, bit for
+        bit, in one process, a process pool or on Ray."""
+        data = self.to_json()
+        for key in ("wall_seconds", "workers", "executor"):
+            data.pop(key)
+        for path in data["paths"]:
+            path.pop("ms_per_sample")
+        return data
+
     @property
     def worst_jump(self):
         from tcc.verify import JUMP_DB

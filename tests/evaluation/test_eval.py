@@ -23,15 +23,6 @@ def artifact(tmp_path_factory):
     return path
 
 
-def without_times(result) -> dict:
-    data = result.to_json()
-    for key in ("wall_seconds", "workers", "executor"):
-        data.pop(key)
-    for path in data["paths"]:
-        path.pop("ms_per_sample")
-    return data
-
-
 def onnxruntime_top1(limit: int) -> float:
     """Float top-1 computed directly with onnxruntime, independently of tcc eval."""
     data = np.load(TEST)
@@ -60,14 +51,14 @@ def test_three_paths_on_the_digits_test_split(serial):
 def test_a_process_pool_gives_the_same_result_bit_for_bit(serial, artifact):
     pooled = evaluate(MODEL, artifact, TEST, labels="label", limit=LIMIT, workers=2)
     assert pooled.executor == "process pool"
-    assert without_times(pooled) == without_times(serial)
+    assert pooled.sample_results() == serial.sample_results()
 
 
 def test_ray_gives_the_same_result_bit_for_bit(serial, artifact):
     pytest.importorskip("ray")
     on_ray = evaluate(MODEL, artifact, TEST, labels="label", limit=LIMIT, workers=2, ray="local")
     assert on_ray.executor == "ray local"
-    assert without_times(on_ray) == without_times(serial)
+    assert on_ray.sample_results() == serial.sample_results()
 
 
 def test_per_layer_drift_equals_tcc_verify_on_the_same_samples(tmp_path):
