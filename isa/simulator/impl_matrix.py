@@ -1,9 +1,8 @@
 """The systolic array: ``matmul`` in gemm, conv (implicit im2col) and dwconv form.
 
-``acc[m, n] (+)= sum_k (A[m, k] - mm.a_zp) * W[n, k]``.  The sum is one BLAS matrix product in
-float32 or float64, exact because every partial sum is an integer below 2**24 or 2**53 (bounded
-from the operand ranges and K; an int64 product is the fallback), and the int32 result traps
-instead of wrapping.  In conv/dwconv form only the slab bytes actually read (the span of the
+``acc[m, n] (+)= sum_k (A[m, k] - mm.a_zp) * W[n, k]``.  The sum is a BLAS matrix product in
+float32 or float64, exact because every partial sum is an integer the format holds
+(exact_product.py proves the bound), and the int32 result traps instead of wrapping.  In conv/dwconv form only the slab bytes actually read (the span of the
 in-slab window pixels, channels cv.c0 on) are bounds-checked and count as the access.
 """
 from __future__ import annotations
@@ -14,6 +13,7 @@ import numpy as np
 
 from tcc.ir import numerics
 
+from .exact_product import exact_depthwise, exact_product, zero_point_fits
 from .machine import ABUF, ACC, WBUF, Effect, Fault, MachineState, impl, registers
 
 _MM = registers("mm.a", "mm.a_row", "mm.m", "mm.n", "mm.k", "mm.a_zp", "mm.w_row", "mm.acc_row")
@@ -25,8 +25,9 @@ _INT32_MIN, _INT32_MAX = numerics.INT32_MIN, numerics.INT32_MAX
 @lru_cache(maxsize=64)
 def _windows(M: int, h: int, w: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, pad_top: int,
              pad_left: int, w_out: int):
-    """For every (output pixel, tap): the slab pixel to read, relative to the first one read, and
-    whether it lies in the slab; plus the first and last pixel read (None if none is).
+    """For every (output pixel, tap): the slab pixel to read, relative to the first one read, or the
+    row just past the last one read where the tap lies outside the slab (the caller puts the zero
+    point there); plus the first and last pixel read (None if none is).
 
     Output pixel m is (m // w_out, m % w_out); tap i*kw + j reads (oy*sh + i*dh - pad_top,
     ox*sw + j*dw - pad_left).  Cached: a layer's tiles repeat the same geometry.
@@ -37,57 +38,30 @@ def _windows(M: int, h: int, w: int, kh: int, kw: int, sh: int, sw: int, dh: int
     valid = (((iy >= 0) & (iy < h))[:, :, None] & ((ix >= 0) & (ix < w))[:, None, :]).reshape(M, kh * kw)
     pixel = (iy[:, :, None] * w + ix[:, None, :]).reshape(M, kh * kw)
     if not valid.any():
-        return None, valid, None, None
+        return None, None, None
     first, last = int(pixel[valid].min()), int(pixel[valid].max())
-    index = np.where(valid, pixel - first, 0)
-    index.flags.writeable = valid.flags.writeable = False
-    return index, valid, first, last
+    index = np.where(valid, pixel - first, last - first + 1)
+    index.flags.writeable = False
+    return index, first, last
 
 
-def _gather(m: MachineState, M: int, channels: int):
-    """Slab values at every window position for ``channels`` channels from cv.c0, as int8
-    (M, kh*kw, channels) (padding positions hold junk; ``valid`` marks the others), the validity
-    mask (M, kh*kw) and the slab's access."""
+def _gather(m: MachineState, M: int, channels: int, zp: int, dtype) -> tuple[np.ndarray, tuple | None]:
+    """Slab values at every window position for ``channels`` channels from cv.c0, as ``dtype``
+    (M, kh*kw, channels), ``zp`` at padding positions, and the slab's access."""
     h, w, c, kh, kw, sh, sw, dh, dw, pad_top, pad_left, w_out, c0 = _CV(m.regs)
     if w_out <= 0 or kh <= 0 or kw <= 0 or h < 0 or w < 0 or c <= 0:
         raise Fault(f"bad conv geometry: cv.w_out={w_out}, cv.kh={kh}, cv.kw={kw}, cv.h={h}, cv.w={w}, cv.c={c}")
     if c0 < 0 or c0 + channels > c:
         raise Fault(f"reads channels [{c0}, {c0 + channels}) of a slab of cv.c = {c} channels")
-    index, valid, first, last = _windows(M, h, w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, w_out)
+    index, first, last = _windows(M, h, w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, w_out)
     if index is None:
-        return np.zeros((M, kh * kw, channels), np.int8), valid, None
+        return np.full((M, kh * kw, channels), zp, dtype), None
     rows, access = m.region(ABUF, m.reg("mm.a") + first * c + c0, (last - first + 1, channels), (c, 1), np.int8,
                             False, "conv input slab")
-    return rows[index], valid, access
-
-
-def _exact_chunk(zp: int, wide: int) -> int:
-    """The longest reduction whose float32 partial sums of (a - zp) * w stay exact integers (< 2**24)."""
-    term = max(abs(numerics.INT8_MIN - zp), abs(numerics.INT8_MAX - zp)) * (2**15 if wide else 2**7)
-    return max(0, (2**24 - 1) // term)
-
-
-def _exact_matmul(a: np.ndarray, w: np.ndarray, zp: int, wide: int) -> np.ndarray:
-    """``(a - zp) @ w.T`` exactly, as int64: float32 BLAS over reduction chunks short enough that
-    every partial sum is an integer below 2**24, the chunks summed in int64 (float64 BLAS when a
-    chunk would be too short to pay off)."""
-    k = a.shape[1]
-    chunk = _exact_chunk(zp, wide)
-    if chunk < 64 and k > chunk:
-        return np.rint(a.astype(np.float64) @ w.T.astype(np.float64)).astype(np.int64)
-    total = None
-    for k0 in range(0, k, max(chunk, 1)):
-        part = (a[:, k0:k0 + chunk].astype(np.float32) @ w[:, k0:k0 + chunk].T.astype(np.float32)).astype(np.int64)
-        total = part if total is None else total + part
-    return total if total is not None else np.zeros((a.shape[0], w.shape[0]), np.int64)
-
-
-def _centred(values: np.ndarray, zp: int, dtype, valid: np.ndarray | None = None) -> np.ndarray:
-    out = values.astype(dtype)
-    out -= dtype(zp)
-    if valid is not None:
-        out[~valid] = 0  # padding reads zp: contributes exactly zero (valid masks the leading axes)
-    return out
+    padded = np.empty((rows.shape[0] + 1, channels), dtype)  # one more row: the zero point
+    padded[:-1] = rows
+    padded[-1] = zp
+    return padded[index], access
 
 
 @impl("matmul")
@@ -96,22 +70,23 @@ def matmul(m: MachineState, mode: str, accumulate: int, wide: int, acc: int, w: 
     a, a_row, M, N, K, zp, w_row, acc_row = _MM(m.regs)
     e = 2 if wide else 1
     weights, w_access = m.region(WBUF, w, (N, K), (w_row * e, e), "<i2" if wide else np.int8, False, "weights")
-    w_int = weights.astype(np.int32)
+    # float32 holds the int8 operands exactly; a zero point outside int8 keeps them as int64.
+    dtype = np.float32 if zero_point_fits(zp) else np.int64
     if mode == "gemm":
         rows, a_access = m.region(ABUF, a, (M, K), (a_row, 1), np.int8, False, "A operand")
-        product = _exact_matmul(_centred(rows, zp, np.int32), w_int, zp, wide)
+        product = exact_product(rows, weights, zp, wide)
     elif mode == "conv":
         kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
         if kh <= 0 or kw <= 0 or K % (kh * kw):
             raise Fault(f"conv: mm.k = {K} is not a multiple of cv.kh * cv.kw = {kh} * {kw}")
-        gathered, valid, a_access = _gather(m, M, K // (kh * kw))
-        product = _exact_matmul(_centred(gathered, zp, np.int32, valid).reshape(M, K), w_int, zp, wide)
+        gathered, a_access = _gather(m, M, K // (kh * kw), zp, dtype)
+        product = exact_product(gathered.reshape(M, K), weights, zp, wide)
     else:  # dwconv: output channel n reads slab channel cv.c0 + n at each of the K taps
         kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
         if K != kh * kw:
             raise Fault(f"dwconv: mm.k = {K} must equal cv.kh * cv.kw = {kh} * {kw}")
-        gathered, valid, a_access = _gather(m, M, N)  # (M, K, N)
-        product = np.einsum("mkn,nk->mn", _centred(gathered, zp, np.int64, valid), w_int.astype(np.int64))
+        gathered, a_access = _gather(m, M, N, zp, dtype)  # (M, K, N)
+        product = exact_depthwise(gathered, weights, zp)
     out, acc_access = m.region(ACC, acc, (M, N), (4 * acc_row, 4), "<i4", True, "accumulators")
     total = product + out if accumulate else product
     if total.size and (total.max() > _INT32_MAX or total.min() < _INT32_MIN):

@@ -285,3 +285,18 @@ def test_a_one_lsb_error_in_the_simulator_datapath_breaks_bit_exactness(digits_a
     off_by_one_lsb(importlib.import_module(f"tcc.isa.simulator.{impl}"), rule)
     with pytest.raises(AssertionError):
         np.testing.assert_array_equal(session.run(None, x)[0], session.run_reference(x)["logits"])
+
+
+def test_a_one_bit_error_in_the_blas_product_breaks_bit_exactness(digits_artifact, monkeypatch):
+    """The matrix unit's fast path (float BLAS, exact_product.py) is checked by the model-level
+    comparison too: the lowest bit of every accumulator flipped must show in the logits."""
+    import tcc.isa.simulator.impl_matrix as impl_matrix
+
+    path, _ = digits_artifact
+    x = {"input": np.load("examples/digits/digits_test.npz")["input"][:1]}
+    session = Session(path)
+    np.testing.assert_array_equal(session.run(None, x)[0], session.run_reference(x)["logits"])
+    real = impl_matrix.exact_product
+    monkeypatch.setattr(impl_matrix, "exact_product", lambda *args: real(*args) ^ 1)
+    with pytest.raises(AssertionError):
+        np.testing.assert_array_equal(session.run(None, x)[0], session.run_reference(x)["logits"])

@@ -1,0 +1,82 @@
+"""The PE array's BLAS-backed products at the extremes of their exactness bound (exact_product.py):
+every operand at its largest magnitude, reductions at and past the float32 slice length and up to
+the longest one the int32 accumulator holds; expected sums are Python integers."""
+import numpy as np
+import pytest
+
+from isa_helpers import setr
+from tcc.isa.assembler import assemble
+from tcc.isa.encoding import encode_program
+from tcc.isa.simulator import Machine
+from tcc.isa.simulator.exact_product import FLOAT32_TERMS, exact_depthwise, exact_product
+from tcc.isa.target import load_target
+
+TARGET = load_target()
+INT32_MAX = 2**31 - 1
+
+
+@pytest.mark.parametrize("k", [1, FLOAT32_TERMS - 1, FLOAT32_TERMS, FLOAT32_TERMS + 1, 3 * FLOAT32_TERMS + 7, 2**20])
+@pytest.mark.parametrize("zp", [0, 127, -128])
+def test_int8_extremes_sum_exactly(k, zp):
+    a = np.full((2, k), -128, np.int8)
+    w = np.full((3, k), -128, np.int8)
+    w[1] = 127
+    got = exact_product(a, w, zp, wide=False)
+    expected = [[k * (-128 - zp) * int(w[n, 0]) for n in range(3)]] * 2
+    assert got.dtype == np.int64 and got.tolist() == expected
+
+
+@pytest.mark.parametrize("k", [1, 257, 4099, 2**20])
+def test_wide_weight_extremes_sum_exactly(k):
+    a = np.full((1, k), -128, np.int8)
+    w = np.full((2, k), -2**15, np.int16)
+    w[1] = 2**15 - 1
+    assert exact_product(a, w, 127, wide=True).tolist() == [[k * -255 * -2**15, k * -255 * (2**15 - 1)]]
+
+
+def test_a_zero_point_outside_int8_takes_the_integer_path():
+    rng = np.random.default_rng(1)
+    a = rng.integers(-128, 128, (5, 3000)).astype(np.int8)
+    w = rng.integers(-128, 128, (4, 3000)).astype(np.int8)
+    for zp in (200, -1000, 2**30):
+        expected = [[sum((int(x) - zp) * int(y) for x, y in zip(row, col)) for col in w] for row in a]
+        assert exact_product(a, w, zp, wide=False).tolist() == expected
+
+
+def test_depthwise_extremes_sum_exactly():
+    k = FLOAT32_TERMS
+    a = np.full((2, k, 3), -128, np.float32)
+    w = np.full((3, k), -128, np.int8)
+    assert exact_depthwise(a, w, 127).tolist() == [[k * -255 * -128] * 3] * 2
+    assert exact_depthwise(np.full((1, k + 1, 1), -128, np.int8), w[:1, :1].repeat(k + 1, 1), 127).tolist() \
+        == [[(k + 1) * -255 * -128]]
+
+
+def gemm_accumulator(a: np.ndarray, w: np.ndarray, zp: int) -> list[int]:
+    """One row of A against one weight row through a `matmul gemm` instruction."""
+    k = a.size
+    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine.buffers["abuf"][:k] = a.view(np.uint8)
+    machine.buffers["wbuf"][:k] = w.view(np.uint8)
+    program = (setr({"mm.m": 1, "mm.n": 1, "mm.k": k, "mm.a_row": k, "mm.w_row": k, "mm.acc_row": 1, "mm.a_zp": zp})
+               + "matmul gemm, 0, 0, 0, 0\nhalt\n")
+    machine.run(encode_program(assemble(program)))
+    return machine.buffers["acc"][:4].view("<i4").tolist()
+
+
+def test_the_longest_reduction_the_accumulator_holds():
+    """(-128 - 127) * -128 = 32640 per term: 65793 terms are the most below 2**31."""
+    k = INT32_MAX // 32640
+    a, w = np.full(k, -128, np.int8), np.full(k, -128, np.int8)
+    assert gemm_accumulator(a, w, 127) == [k * 32640]
+
+
+def test_a_one_bit_error_in_the_product_fails_the_extremes_check(monkeypatch):
+    """The check above sees a broken fast path: the lowest bit of every product flipped."""
+    import tcc.isa.simulator.impl_matrix as impl_matrix
+
+    k = FLOAT32_TERMS
+    a, w = np.full(k, -128, np.int8), np.full(k, -128, np.int8)
+    assert gemm_accumulator(a, w, 0) == [k * 16384]
+    monkeypatch.setattr(impl_matrix, "exact_product", lambda *args: exact_product(*args) ^ 1)
+    assert gemm_accumulator(a, w, 0) == [k * 16384 + 1]
