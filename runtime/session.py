@@ -58,6 +58,7 @@ class Session(ModelIO):
         self._outputs = dict(self.module.outputs)
         self._check_io_entries(meta)
         self.last_result = None
+        self._machine = None  # made by the first run, then kept: it holds the prepared program
 
     def _check_io_entries(self, meta: dict) -> None:
         """Each input/output entry of the metadata must describe a value of the artifact's IR the way
@@ -117,15 +118,17 @@ class Session(ModelIO):
 
         feeds = self._check_inputs(feeds)
         meta = self.artifact.metadata
-        dram = np.zeros(meta["dram_bytes"], np.uint8)
         image = np.frombuffer(self.artifact.dram_image, np.uint8)
-        dram[:image.size] = image
+        if self._machine is None:
+            self._machine = Machine(self.target, np.zeros(meta["dram_bytes"], np.uint8), meta["descriptors"])
+        machine = self._machine
+        machine.load_image(image)
+        dram = machine.dram
         for entry in meta["inputs"]:
             device = self._device_array(entry, feeds[entry["name"]])
             device = cast(device, self._type(entry).dtype)
             raw = np.frombuffer(to_physical(device, entry["perm"]).tobytes(), np.uint8)
             dram[entry["address"]:entry["address"] + raw.size] = raw
-        machine = Machine(self.target, dram, meta["descriptors"])
         self.last_result = machine.run(self.artifact.program, progress=progress)
         out = {}
         for entry in meta["outputs"]:

@@ -34,7 +34,7 @@ def zero_point_fits(zp: int) -> bool:
     return -_INT8_MAGNITUDE <= zp < _INT8_MAGNITUDE
 
 
-def exact_product(a: np.ndarray, w: np.ndarray, zp: int, wide: bool) -> np.ndarray:
+def exact_product(a: np.ndarray, w: np.ndarray, zp: int, wide: int) -> np.ndarray:
     """``(a - zp) @ w.T`` as int64, for ``a`` (M, K) holding int8 values (any numeric dtype; padding
     positions hold ``zp``) and ``w`` (N, K) int8, or int16 when ``wide``."""
     k = a.shape[1]
@@ -69,7 +69,7 @@ def exact_depthwise(a: np.ndarray, w: np.ndarray, zp: int) -> np.ndarray:
     return total
 
 
-def _integer_product(a: np.ndarray, w: np.ndarray, zp: int, wide: bool) -> np.ndarray:
+def _integer_product(a: np.ndarray, w: np.ndarray, zp: int, wide: int) -> np.ndarray:
     """The same product in integers: int64 when no sum can reach 2**63, Python integers otherwise."""
     bound = a.shape[1] * (_INT8_MAGNITUDE + abs(zp)) * (_INT16_MAGNITUDE if wide else _INT8_MAGNITUDE)
     dtype = np.int64 if bound < 2**63 else object

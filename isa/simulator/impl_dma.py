@@ -6,6 +6,8 @@ every plane is a burst; a lookup moves ``lk.count`` rows); an empty box still co
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from ..table import BUFFERS
@@ -40,15 +42,13 @@ def _boxes(m: MachineState, buf: str, sram: int, dram: int, to_sram: bool):
 @impl("load")
 def load(m: MachineState, buf: str, sram: int, dram: int):
     sram_view, dram_view, moved, cycles, accesses = _boxes(m, buf, sram, dram, to_sram=True)
-    sram_view[...] = dram_view
-    return Effect(cycles, accesses, loaded=moved)
+    return Effect(cycles, accesses, loaded=moved, action=partial(np.copyto, sram_view, dram_view))
 
 
 @impl("store")
 def store(m: MachineState, buf: str, sram: int, dram: int):
     sram_view, dram_view, moved, cycles, accesses = _boxes(m, buf, sram, dram, to_sram=False)
-    dram_view[...] = sram_view
-    return Effect(cycles, accesses, stored=moved)
+    return Effect(cycles, accesses, stored=moved, action=partial(np.copyto, dram_view, sram_view))
 
 
 _LOOKUP = registers("lk.index", "lk.count", "lk.rows", "dma.row_bytes", "dma.dram_row", "dma.sram_row")
@@ -59,17 +59,19 @@ def lookup(m: MachineState, buf: str, sram: int, dram: int):
     index, count, rows, row_bytes, dram_row, sram_row = _LOOKUP(m.regs)
     if count < 0 or rows <= 0 or row_bytes <= 0:
         raise Fault(f"bad lookup geometry: lk.count={count}, lk.rows={rows}, dma.row_bytes={row_bytes}")
-    ids, index_access = m.region(PBUF, index, (count,), (8,), "<i8", False, "lookup indices")
-    ids = ids.astype(np.int64)
-    bad = (ids < -rows) | (ids >= rows)
-    if bad.any():
-        raise Fault(f"lookup index {int(ids[bad][0])} is outside a table of {rows} rows")
-    ids = np.where(ids < 0, ids + rows, ids)
+    index_view, index_access = m.region(PBUF, index, (count,), (8,), "<i8", False, "lookup indices")
     memory = BUFFERS.index(buf)
     table, table_access = m.region(DRAM, dram, (rows, row_bytes), (dram_row, 1), np.uint8, False, "lookup table")
     dst, dst_access = m.region(memory, sram, (count, row_bytes), (sram_row, 1), np.uint8, True, "lookup destination")
-    dst[...] = table[ids]
+
+    def action() -> None:
+        ids = index_view.astype(np.int64)
+        bad = (ids < -rows) | (ids >= rows)
+        if bad.any():
+            raise Fault(f"lookup index {int(ids[bad][0])} is outside a table of {rows} rows")
+        dst[...] = table[np.where(ids < 0, ids + rows, ids)]
+
     t = m.target
     cycles = t.dma_latency + count * -(-row_bytes // t.dram_bytes_per_cycle)
     accesses = tuple(a for a in (index_access, table_access, dst_access) if a is not None)
-    return Effect(cycles, accesses, loaded=count * row_bytes)
+    return Effect(cycles, accesses, loaded=count * row_bytes, action=action)

@@ -45,9 +45,9 @@ def _windows(M: int, h: int, w: int, kh: int, kw: int, sh: int, sw: int, dh: int
     return index, first, last
 
 
-def _gather(m: MachineState, M: int, channels: int, zp: int, dtype) -> tuple[np.ndarray, tuple | None]:
-    """Slab values at every window position for ``channels`` channels from cv.c0, as ``dtype``
-    (M, kh*kw, channels), ``zp`` at padding positions, and the slab's access."""
+def _window_reader(m: MachineState, M: int, channels: int, zp: int, dtype):
+    """A function giving the slab values at every window position for ``channels`` channels from
+    cv.c0, as ``dtype`` (M, kh*kw, channels) with ``zp`` at padding positions; and the slab's access."""
     h, w, c, kh, kw, sh, sw, dh, dw, pad_top, pad_left, w_out, c0 = _CV(m.regs)
     if w_out <= 0 or kh <= 0 or kw <= 0 or h < 0 or w < 0 or c <= 0:
         raise Fault(f"bad conv geometry: cv.w_out={w_out}, cv.kh={kh}, cv.kw={kw}, cv.h={h}, cv.w={w}, cv.c={c}")
@@ -55,13 +55,17 @@ def _gather(m: MachineState, M: int, channels: int, zp: int, dtype) -> tuple[np.
         raise Fault(f"reads channels [{c0}, {c0 + channels}) of a slab of cv.c = {c} channels")
     index, first, last = _windows(M, h, w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, w_out)
     if index is None:
-        return np.full((M, kh * kw, channels), zp, dtype), None
+        return lambda: np.full((M, kh * kw, channels), zp, dtype), None
     rows, access = m.region(ABUF, m.reg("mm.a") + first * c + c0, (last - first + 1, channels), (c, 1), np.int8,
                             False, "conv input slab")
-    padded = np.empty((rows.shape[0] + 1, channels), dtype)  # one more row: the zero point
-    padded[:-1] = rows
-    padded[-1] = zp
-    return padded[index], access
+
+    def read() -> np.ndarray:
+        padded = np.empty((rows.shape[0] + 1, channels), dtype)  # one more row: the zero point
+        padded[:-1] = rows
+        padded[-1] = zp
+        return padded[index]
+
+    return read, access
 
 
 @impl("matmul")
@@ -74,26 +78,37 @@ def matmul(m: MachineState, mode: str, accumulate: int, wide: int, acc: int, w: 
     dtype = np.float32 if zero_point_fits(zp) else np.int64
     if mode == "gemm":
         rows, a_access = m.region(ABUF, a, (M, K), (a_row, 1), np.int8, False, "A operand")
-        product = exact_product(rows, weights, zp, wide)
+
+        def product() -> np.ndarray:
+            return exact_product(rows, weights, zp, wide)
     elif mode == "conv":
         kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
         if kh <= 0 or kw <= 0 or K % (kh * kw):
             raise Fault(f"conv: mm.k = {K} is not a multiple of cv.kh * cv.kw = {kh} * {kw}")
-        gathered, a_access = _gather(m, M, K // (kh * kw), zp, dtype)
-        product = exact_product(gathered.reshape(M, K), weights, zp, wide)
+        windows, a_access = _window_reader(m, M, K // (kh * kw), zp, dtype)
+
+        def product() -> np.ndarray:
+            return exact_product(windows().reshape(M, K), weights, zp, wide)
     else:  # dwconv: output channel n reads slab channel cv.c0 + n at each of the K taps
         kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
         if K != kh * kw:
             raise Fault(f"dwconv: mm.k = {K} must equal cv.kh * cv.kw = {kh} * {kw}")
-        gathered, a_access = _gather(m, M, N, zp, dtype)  # (M, K, N)
-        product = exact_depthwise(gathered, weights, zp)
+        windows, a_access = _window_reader(m, M, N, zp, dtype)  # (M, K, N)
+
+        def product() -> np.ndarray:
+            return exact_depthwise(windows(), weights, zp)
     out, acc_access = m.region(ACC, acc, (M, N), (4 * acc_row, 4), "<i4", True, "accumulators")
-    total = product + out if accumulate else product
-    if total.size and (total.max() > _INT32_MAX or total.min() < _INT32_MIN):
-        bad = np.unravel_index(np.argmax((total > _INT32_MAX) | (total < _INT32_MIN)), total.shape)
-        raise Fault(f"int32 accumulator overflow at acc[{bad[0]}, {bad[1]}] = {int(total[bad])}")
-    out[...] = total
+
+    def action() -> None:
+        total = product()
+        if accumulate:
+            total += out
+        if total.size and (total.max() > _INT32_MAX or total.min() < _INT32_MIN):
+            bad = np.unravel_index(np.argmax((total > _INT32_MAX) | (total < _INT32_MIN)), total.shape)
+            raise Fault(f"int32 accumulator overflow at acc[{bad[0]}, {bad[1]}] = {int(total[bad])}")
+        out[...] = total
+
     t = m.target
     cycles = -(-M // t.array_rows) * -(-N // t.array_cols) * K * e + t.array_rows + t.array_cols
     accesses = tuple(x for x in (a_access, w_access, acc_access) if x is not None)
-    return Effect(cycles, accesses, macs=M * N * K)
+    return Effect(cycles, accesses, macs=M * N * K, action=action)

@@ -70,19 +70,22 @@ def pool(m: MachineState, mode: str, dst: int, src: int):
         return Effect(4, ())
     rows, s_access = m.region(ABUF, src + first * c, (last - first + 1, c), (c, 1), np.int8, False,
                               "pool input slab")
-    window = rows[index]  # (h_out, w_out, taps, c) int8
-    if mode == "max":  # padding becomes -128, which never exceeds an in-slab value
-        out[...] = np.where(valid[..., None], window, np.int8(numerics.INT8_MIN)).max(axis=2)
-    else:
+    mult, shift, out_zp = _AVG(m.regs)
+    divisor = (in_padded if count_pad else in_slab)[..., None]
+
+    def action() -> None:
+        window = rows[index]  # (h_out, w_out, taps, c) int8
+        if mode == "max":  # padding becomes -128, which never exceeds an in-slab value
+            out[...] = np.where(valid[..., None], window, np.int8(numerics.INT8_MIN)).max(axis=2)
+            return
         total = np.where(valid[..., None], window.astype(np.int64) - zp, 0).sum(axis=2)
-        divisor = in_padded if count_pad else in_slab
-        mult, shift, out_zp = _AVG(m.regs)
         try:
-            out[...] = numerics.rounded_mean(total, divisor[..., None], mult, shift, out_zp)
+            out[...] = numerics.rounded_mean(total, divisor, mult, shift, out_zp)
         except ValueError as exc:
             raise Fault(f"average pooling (pl.mult, pl.shift): {exc}") from None
+
     cycles = -(-(h_out * w_out * c * kh * kw) // m.target.post_lanes) + 4
-    return Effect(cycles, (s_access, d_access))
+    return Effect(cycles, (s_access, d_access), action=action)
 
 
 @impl("copy")
@@ -97,6 +100,9 @@ def copy(m: MachineState, buf: str, dst: int, src: int):
     if s_access is None:
         return Effect(4, ())
     overlaps = s_access[1] < d_access[2] and d_access[1] < s_access[2]
-    target[...] = source.copy() if overlaps else source  # every read happens before any write
+
+    def action() -> None:
+        target[...] = source.copy() if overlaps else source  # every read happens before any write
+
     cycles = -(-source.size // m.target.post_lanes) + 4
-    return Effect(cycles, (s_access, d_access))
+    return Effect(cycles, (s_access, d_access), action=action)

@@ -43,20 +43,22 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
     else:
         x, x_access = m.region(ABUF, srcaddr, (rows, cols), (src_row, 1), np.int8, False, "requant source")
     params, p_access = m.region(PBUF, params_at, (cols, 3), (12, 4), "<i4", False, "requant parameters")
-    bias, mult, shift = (params[:, i].astype(np.int64) for i in range(3))
-    largest_bias = int(np.abs(bias).max()) if bias.size else 0
-    try:
-        v = numerics.centre_and_shift(x, src_zp, pre_shift, largest_bias) + bias
-        y = numerics.requantize(v, mult, shift, zp, qmin, qmax, rounding, out_dtype=np.int64)
-    except ValueError as exc:
-        raise Fault(f"requant: {exc}") from None
     if out == "i8":
         dst_view, d_access = m.region(ABUF, dst, (rows, cols), (dst_row, 1), np.int8, True, "requant output")
     else:
         dst_view, d_access = m.region(ABUF, dst, (rows, cols), (4 * dst_row, 4), "<i4", True, "requant output")
-    dst_view[...] = y
+
+    def action() -> None:
+        bias, mult, shift = (params[:, i].astype(np.int64) for i in range(3))
+        largest_bias = int(np.abs(bias).max()) if bias.size else 0
+        try:
+            v = numerics.centre_and_shift(x, src_zp, pre_shift, largest_bias) + bias
+            dst_view[...] = numerics.requantize(v, mult, shift, zp, qmin, qmax, rounding, out_dtype=np.int64)
+        except ValueError as exc:
+            raise Fault(f"requant: {exc}") from None
+
     accesses = tuple(a for a in (x_access, p_access, d_access) if a is not None)
-    return Effect(_cycles(m, rows * cols), accesses)
+    return Effect(_cycles(m, rows * cols), accesses, action=action)
 
 
 @impl("eadd")
@@ -67,19 +69,21 @@ def eadd(m: MachineState, op: str, rounding: str, dst: int, a: int):
     _check_saturation("i8", qmin, qmax, "ea.qmin, ea.qmax")
     a_view, a_access = m.region(ABUF, a, (length,), (1,), np.int8, False, "eadd operand a")
     b_view, b_access = m.region(ABUF, b, (length,), (1,), np.int8, False, "eadd operand b (ea.b)")
-    try:
-        va = numerics.requantize(numerics.centre_and_shift(a_view, a_zp, pre_shift), a_mult, a_shift, 0,
-                                 numerics.INT32_MIN, numerics.INT32_MAX, rounding, out_dtype=np.int64)
-        vb = numerics.requantize(numerics.centre_and_shift(b_view, b_zp, pre_shift), b_mult, b_shift, 0,
-                                 numerics.INT32_MIN, numerics.INT32_MAX, rounding, out_dtype=np.int64)
-        total = va + vb if op == "add" else va - vb
-        y = numerics.requantize(total, out_mult, out_shift, zp, qmin, qmax, rounding, out_dtype=np.int64)
-    except ValueError as exc:
-        raise Fault(f"eadd: {exc}") from None
     out, d_access = m.region(ABUF, dst, (length,), (1,), np.int8, True, "eadd output")
-    out[...] = y
+
+    def action() -> None:
+        try:
+            va = numerics.requantize(numerics.centre_and_shift(a_view, a_zp, pre_shift), a_mult, a_shift, 0,
+                                     numerics.INT32_MIN, numerics.INT32_MAX, rounding, out_dtype=np.int64)
+            vb = numerics.requantize(numerics.centre_and_shift(b_view, b_zp, pre_shift), b_mult, b_shift, 0,
+                                     numerics.INT32_MIN, numerics.INT32_MAX, rounding, out_dtype=np.int64)
+            total = va + vb if op == "add" else va - vb
+            out[...] = numerics.requantize(total, out_mult, out_shift, zp, qmin, qmax, rounding, out_dtype=np.int64)
+        except ValueError as exc:
+            raise Fault(f"eadd: {exc}") from None
+
     accesses = tuple(x for x in (a_access, b_access, d_access) if x is not None)
-    return Effect(_cycles(m, length), accesses)
+    return Effect(_cycles(m, length), accesses, action=action)
 
 
 @impl("emul")
@@ -92,15 +96,17 @@ def emul(m: MachineState, rounding: str, dst: int, a: int):
     a_view, a_access = m.region(ABUF, a, (length,), (1,), np.int8, False, "emul operand a")
     b_view, b_access = m.region(ABUF, b, (period,), (1,), np.int8, False, "emul operand b (ea.b)")
     index = (np.arange(length, dtype=np.int64) + phase) // rep % period
-    product = (a_view.astype(np.int64) - a_zp) * (b_view.astype(np.int64)[index] - b_zp)
-    try:
-        y = numerics.requantize(product, out_mult, out_shift, zp, qmin, qmax, rounding, out_dtype=np.int64)
-    except ValueError as exc:
-        raise Fault(f"emul: {exc}") from None
     out, d_access = m.region(ABUF, dst, (length,), (1,), np.int8, True, "emul output")
-    out[...] = y
+
+    def action() -> None:
+        product = (a_view.astype(np.int64) - a_zp) * (b_view.astype(np.int64)[index] - b_zp)
+        try:
+            out[...] = numerics.requantize(product, out_mult, out_shift, zp, qmin, qmax, rounding, out_dtype=np.int64)
+        except ValueError as exc:
+            raise Fault(f"emul: {exc}") from None
+
     accesses = tuple(x for x in (a_access, b_access, d_access) if x is not None)
-    return Effect(_cycles(m, length), accesses)
+    return Effect(_cycles(m, length), accesses, action=action)
 
 
 @impl("lut")
@@ -109,8 +115,10 @@ def lut(m: MachineState, dst: int, src: int):
     table_at, length = _LT(m.regs)
     x, x_access = m.region(ABUF, src, (length,), (1,), np.int8, False, "lut input")
     table, t_access = m.region(PBUF, table_at, (256,), (1,), np.int8, False, "lut table (lt.table)")
-    y = table[x.astype(np.int64) + 128]
     out, d_access = m.region(ABUF, dst, (length,), (1,), np.int8, True, "lut output")
-    out[...] = y
+
+    def action() -> None:
+        out[...] = table[x.astype(np.int64) + 128]
+
     accesses = tuple(a for a in (x_access, t_access, d_access) if a is not None)
-    return Effect(_cycles(m, length), accesses)
+    return Effect(_cycles(m, length), accesses, action=action)

@@ -1,6 +1,7 @@
 """Front-end and system instructions: nop, setr, sync, halt, mode.
 
-``mode`` costs ``mode_switch`` compute cycles even when the array is already in that mode.
+``mode`` costs ``mode_switch`` compute cycles even when the array is already in that mode.  These
+change only the decode-time state (registers, mode, the halted flag), so none has an action.
 """
 from __future__ import annotations
 

@@ -30,24 +30,33 @@ def cvt(m: MachineState, dir: str, dst: int, src: int):
     m.require_mode("bf16", "cvt")
     length, scale_bits, zp = _CVT(m.regs)
     scale = _scale(scale_bits)
-    try:
-        if dir == "i8_bf16":
-            q, s_access = m.region(ABUF, src, (length,), (1,), np.int8, False, "cvt source")
-            values = numerics.to_bf16(numerics.int8_to_bf16(q, scale, zp))
-            out, d_access = m.region(VBUF, dst, (length,), (2,), "<u2", True, "cvt destination")
-        elif dir == "bf16_i8":
-            x, s_access = m.region(VBUF, src, (length,), (2,), "<u2", False, "cvt source")
-            values = numerics.bf16_to_int8(numerics.from_bf16(x), scale, zp, "half_even")
-            out, d_access = m.region(ABUF, dst, (length,), (1,), np.int8, True, "cvt destination")
-        else:  # bf16_f32
-            x, s_access = m.region(VBUF, src, (length,), (2,), "<u2", False, "cvt source")
-            values = numerics.from_bf16(x)
-            out, d_access = m.region(VBUF, dst, (length,), (4,), "<f4", True, "cvt destination")
-    except ValueError as exc:
-        raise Fault(f"cvt {dir} with v.scale = {float(scale)!r}, v.zp = {zp}: {exc}") from None
-    out[...] = values
+    if dir == "i8_bf16":
+        q, s_access = m.region(ABUF, src, (length,), (1,), np.int8, False, "cvt source")
+        out, d_access = m.region(VBUF, dst, (length,), (2,), "<u2", True, "cvt destination")
+
+        def convert():
+            return numerics.to_bf16(numerics.int8_to_bf16(q, scale, zp))
+    elif dir == "bf16_i8":
+        x, s_access = m.region(VBUF, src, (length,), (2,), "<u2", False, "cvt source")
+        out, d_access = m.region(ABUF, dst, (length,), (1,), np.int8, True, "cvt destination")
+
+        def convert():
+            return numerics.bf16_to_int8(numerics.from_bf16(x), scale, zp, "half_even")
+    else:  # bf16_f32
+        x, s_access = m.region(VBUF, src, (length,), (2,), "<u2", False, "cvt source")
+        out, d_access = m.region(VBUF, dst, (length,), (4,), "<f4", True, "cvt destination")
+
+        def convert():
+            return numerics.from_bf16(x)
+
+    def action() -> None:
+        try:
+            out[...] = convert()
+        except ValueError as exc:
+            raise Fault(f"cvt {dir} with v.scale = {float(scale)!r}, v.zp = {zp}: {exc}") from None
+
     accesses = tuple(a for a in (s_access, d_access) if a is not None)
-    return Effect(_simd_cycles(m, 1, length), accesses)
+    return Effect(_simd_cycles(m, 1, length), accesses, action=action)
 
 
 def _tensor(m: MachineState, address: int, shape: tuple, write: bool, what: str):
@@ -65,12 +74,15 @@ def vop(m: MachineState, dst: int, src: int):
         array, access = _tensor(m, addresses[i], shape, False, f"vop operand {i}")
         operands.append(array)
         accesses.append(access)
-    try:
-        (result,) = evaluate_op(desc.op, operands)
-    except TccError as exc:
-        raise Fault(f"vop descriptor {index} ({desc.op.kind}): {exc}") from None
     out, access = _tensor(m, dst, desc.result_shape, True, "vop result")
-    out[...] = result
     accesses.append(access)
+
+    def action() -> None:
+        try:
+            (result,) = evaluate_op(desc.op, operands)
+        except TccError as exc:
+            raise Fault(f"vop descriptor {index} ({desc.op.kind}): {exc}") from None
+        out[...] = result
+
     cycles = _simd_cycles(m, desc.passes, desc.elements)
-    return Effect(cycles, tuple(a for a in accesses if a is not None))
+    return Effect(cycles, tuple(a for a in accesses if a is not None), action=action)

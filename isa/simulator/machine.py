@@ -2,9 +2,17 @@
 
 State (docs/overlay-machine.md): DRAM and the five on-chip buffers as flat uint8 arrays, 256
 32-bit configuration registers, the PE array's mode.  Every instruction is one ``@impl``
-function ``fn(state, *fields)`` taking the decoded fields in table order; it changes the state
-and returns what the cycle model needs: an ``Effect`` (cycles, byte ranges touched, MACs and
-DRAM bytes moved), a ``Barrier`` (``sync``/``halt``) or None (issue-only instructions).
+function ``fn(state, *fields)`` taking the decoded fields in table order.
+
+Registers change only by ``setr`` with an immediate and programs are straight-line, so the
+registers and the mode at each PC are a property of the program (its decode-time state), while
+the memories hold the data.  An implementation therefore does two things: it reads the registers
+and checks everything they decide (geometry, bounds, mode: a Fault here traps at that PC), and it
+returns the datapath's work on the memories as the ``action`` of its ``Effect``, a closure over
+views of the memories that runs when the instruction executes (and may raise a Fault about the
+data, e.g. an accumulator overflow).  It returns an ``Effect`` (cycles, byte ranges touched, MACs
+and DRAM bytes moved, action), a ``Barrier`` (``sync``/``halt``) or None (issue-only
+instructions).  run.py prepares a program once per machine and replays only the actions.
 """
 from __future__ import annotations
 
@@ -37,7 +45,8 @@ class Effect:
     """What one timed instruction did, for the cycle model and the counters.
 
     ``accesses`` holds ``(memory, lo, hi, write)`` byte ranges [lo, hi): the span from the lowest
-    to the highest byte the instruction touches in that memory.
+    to the highest byte the instruction touches in that memory.  ``action`` does the work on the
+    memories (None: the instruction only takes time, like ``mode``).
     """
 
     cycles: int
@@ -45,6 +54,7 @@ class Effect:
     macs: int = 0
     loaded: int = 0  # DRAM bytes read by a load
     stored: int = 0  # DRAM bytes written by a store
+    action: Callable[[], None] | None = None
 
 
 @dataclass(slots=True)
@@ -111,6 +121,16 @@ class MachineState:
         self.descriptors = list(descriptors or [])
         self.vector_ops: dict[int, object] = {}  # descriptor index -> built VectorOp (descriptors.py)
         self.reset()
+
+    def load_image(self, image: np.ndarray) -> None:
+        """DRAM to ``image`` followed by zeros and every buffer to zeros, in place (the arrays, and
+        views of them that a prepared program holds, stay the same)."""
+        if image.size > self.dram.size:
+            raise TargetError(f"DRAM image of {image.size} bytes exceeds this machine's {self.dram.size}")
+        self.dram[:image.size] = image
+        self.dram[image.size:] = 0
+        for buffer in self.buffers.values():
+            buffer.fill(0)
 
     def reset(self) -> None:
         """Registers to zero, int8 mode; memory keeps its contents."""

@@ -3,9 +3,18 @@
 Execution is functional and in program order (each instruction completes before the next);
 the cycle model (timing.py) replays the same instructions on four decoupled units and its
 hazard checks make that order the one the hardware would observe.
+
+A program is prepared once per machine (``Plan``): decoded, walked through its decode-time state
+(registers, mode; machine.py) calling each instruction's implementation, which checks it and
+hands back its action, and timed: cycles and counters depend on the program only, so they are
+computed here, once.  A run then replays the actions in order.  A Fault while preparing (a bad
+geometry, an address out of bounds) traps at its PC when a run reaches it, after the actions
+before it have run, as if the instructions had executed one by one.
 """
 from __future__ import annotations
 
+import copy
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, NamedTuple
@@ -103,101 +112,156 @@ def _decode_entries(words: np.ndarray) -> list[_Entry]:
     return [decoded[i] for i in inverse.ravel().tolist()]
 
 
-class Machine(MachineState):
-    """One overlay core: ``Machine(target, dram_image, descriptors)``; ``run(words)``; read ``dram``.
+class Plan:
+    """A program prepared for one machine: the (pc, action) of every instruction that works on the
+    memories, how the run ends (``stop``: the PC of the halt, or of the instruction that traps,
+    with ``trap`` its reason), the decoded entries (for trap messages) and, when it halts, the
+    run's timing and counters."""
 
-    The DRAM image (uint8) is copied; outputs are read from ``machine.dram`` after the run.  A run
-    starts at PC 0 with registers zero and the array in int8 mode; memory keeps its contents.
-    """
+    __slots__ = ("pcs", "actions", "entries", "stop", "trap", "result", "final_regs", "final_mode")
 
-    def run(self, words, max_instructions: int | None = None, trace: bool = False,
-            progress: Callable[[int, int], None] | None = None) -> RunResult:
-        """Execute from PC 0 to ``halt``; SimulatorTrap on a fault, or after ``max_instructions``.
-        ``progress(pc, program_length)``, if given, is called every PROGRESS_EVERY instructions and at halt."""
-        # One BLAS thread: the array's products are tile-sized (a few MFLOP), where OpenBLAS's thread
-        # hand-off costs more than it saves, and on a shared machine its spinning threads make a run
-        # several times slower (measured 10x on ResNet-50 with other jobs running).
-        with _blas_threads().limit(limits=1, user_api="blas"):
-            return self._run(words, max_instructions, trace, progress)
+    def __init__(self, entries: list[_Entry]):
+        self.entries = entries
+        self.pcs: list[int] = []
+        self.actions: list[Callable[[], None]] = []
+        self.stop = len(entries)
+        self.trap: str | None = "end of program"
+        self.result: RunResult | None = None
+        self.final_regs: list[int] = []
+        self.final_mode = "int8"
 
-    def _run(self, words, max_instructions: int | None, trace: bool,
-             progress: Callable[[int, int], None] | None) -> RunResult:
-        words = np.asarray(words, dtype=np.uint64).ravel()
-        entries = _decode_entries(words)
-        self.reset()
-        timing = Timing()
-        layers: dict[int, LayerCounters] = {}
-        events: list[Event] | None = [] if trace else None
-        regs = self.regs
-        mode_cycles = {"int8": 0, "bf16": 0, "switch": 0}
-        mode_busy = {"int8": 0, "bf16": 0}
-        mode_since, switches, current = 0, 0, self.mode
-        pc, executed, end = 0, 0, len(entries)
-        limit = max_instructions if max_instructions is not None else -1
-        report = PROGRESS_EVERY if progress is not None else -1
-        # One comparison per instruction covers both the limit and the progress report.
-        checkpoint = _first_checkpoint(limit, report)
-        while True:
-            if pc >= end:
-                raise SimulatorTrap(pc, "end of program", f"ran past the end of the program ({end} "
-                                                          f"instructions) without halt")
-            if executed == checkpoint:
-                if executed == limit:
-                    raise SimulatorTrap(pc, str(entries[pc].text), f"executed max_instructions = {limit} "
-                                                                   f"instructions without reaching halt")
-                progress(pc, end)
-                report += PROGRESS_EVERY
-                checkpoint = _first_checkpoint(limit, report)
-            entry = entries[pc]
-            try:
-                effect = entry.fn(self, *entry.args)
-            except Fault as fault:
-                raise SimulatorTrap(pc, str(entry.text), fault.reason) from None
-            layer = regs[_LAYER]
-            counters = layers.get(layer)
-            if counters is None:
-                counters = layers[layer] = LayerCounters()
-            counters.instructions += 1
-            executed += 1
-            pc += 1
-            if effect is None:
-                timing.issue_only()
-            elif type(effect) is Barrier:
-                timing.barrier(effect.mask)
-                if self.halted:
-                    if progress is not None:
-                        progress(pc, end)
-                    break
-            else:
-                issue, start, finish = timing.execute(entry.unit, effect.cycles, effect.accesses)
-                counters.record(entry.unit, issue, start, finish, effect.macs, effect.loaded, effect.stored)
-                if entry.unit == COMPUTE:
-                    if entry.fn is _mode_impl:
-                        mode_cycles[current] += max(start - mode_since, 0)
-                        mode_cycles["switch"] += finish - start
-                        mode_since, current, switches = finish, self.mode, switches + 1
-                    else:
-                        mode_busy[current] += finish - start
-                if events is not None:
-                    events.append(Event(pc - 1, UNIT_NAMES[entry.unit], issue, start, finish))
-        peak = self.target.peak_macs_per_cycle
+    def text(self, pc: int) -> str:
+        return "end of program" if pc >= len(self.entries) else str(self.entries[pc].text)
+
+
+def prepare(machine: MachineState, words: np.ndarray, trace: bool = False) -> Plan:
+    """Walk the program from PC 0 (registers zero, int8 mode) to its halt or first trap."""
+    plan = Plan(_decode_entries(words))
+    machine.reset()
+    timing = Timing()
+    layers: dict[int, LayerCounters] = {}
+    events: list[Event] | None = [] if trace else None
+    regs = machine.regs
+    mode_cycles = {"int8": 0, "bf16": 0, "switch": 0}
+    mode_busy = {"int8": 0, "bf16": 0}
+    mode_since, switches, current = 0, 0, machine.mode
+    end = len(plan.entries)
+    plan.trap = f"ran past the end of the program ({end} instructions) without halt"
+    for pc, entry in enumerate(plan.entries):
+        try:
+            effect = entry.fn(machine, *entry.args)
+        except Fault as fault:
+            plan.stop, plan.trap = pc, fault.reason
+            break
+        layer = regs[_LAYER]
+        counters = layers.get(layer)
+        if counters is None:
+            counters = layers[layer] = LayerCounters()
+        counters.instructions += 1
+        if effect is None:
+            timing.issue_only()
+        elif type(effect) is Barrier:
+            timing.barrier(effect.mask)
+            if machine.halted:
+                plan.stop, plan.trap = pc, None
+                break
+        else:
+            if effect.action is not None:
+                plan.pcs.append(pc)
+                plan.actions.append(effect.action)
+            issue, start, finish = timing.execute(entry.unit, effect.cycles, effect.accesses)
+            counters.record(entry.unit, issue, start, finish, effect.macs, effect.loaded, effect.stored)
+            if entry.unit == COMPUTE:
+                if entry.fn is _mode_impl:
+                    mode_cycles[current] += max(start - mode_since, 0)
+                    mode_cycles["switch"] += finish - start
+                    mode_since, current, switches = finish, machine.mode, switches + 1
+                else:
+                    mode_busy[current] += finish - start
+            if events is not None:
+                events.append(Event(pc, UNIT_NAMES[entry.unit], issue, start, finish))
+    plan.final_regs, plan.final_mode = list(regs), machine.mode
+    if plan.trap is None:
+        peak = machine.target.peak_macs_per_cycle
         mode_cycles[current] += max(timing.finish - mode_since, 0)
-        return RunResult(
+        plan.result = RunResult(
             cycles=timing.finish,
-            instructions=executed,
+            instructions=plan.stop + 1,
             layers={k: layers[k].as_dict(peak) for k in sorted(layers)},
             units=dict(zip(UNIT_NAMES, timing.busy)),
             stall_cycles=sum(c.stall_cycles for c in layers.values()),
-            clock_mhz=self.target.clock_mhz,
+            clock_mhz=machine.target.clock_mhz,
             trace=events,
             mode_cycles=mode_cycles,
             mode_switches=switches,
             mode_busy=mode_busy,
         )
+    return plan
 
 
-def _first_checkpoint(limit: int, report: int) -> int:
-    """The instruction count at which ``run`` next stops to check: the smaller of the
-    ``max_instructions`` limit and the next progress report, either -1 when absent."""
-    pending = [n for n in (limit, report) if n >= 0]
-    return min(pending) if pending else -1
+class Machine(MachineState):
+    """One overlay core: ``Machine(target, dram_image, descriptors)``; ``run(words)``; read ``dram``.
+
+    The DRAM image (uint8) is copied; outputs are read from ``machine.dram`` after the run.  A run
+    starts at PC 0 with registers zero and the array in int8 mode; memory keeps its contents.  The
+    last program run is kept prepared, so running it again (on new data in the memories) replays
+    its actions only.
+    """
+
+    _plan: tuple[bytes, Plan] | None = None
+
+    def run(self, words, max_instructions: int | None = None, trace: bool = False,
+            progress: Callable[[int, int], None] | None = None) -> RunResult:
+        """Execute from PC 0 to ``halt``; SimulatorTrap on a fault, or after ``max_instructions``.
+        ``progress(pc, program_length)``, if given, is called every PROGRESS_EVERY instructions and at halt."""
+        plan = self.prepared(words, trace)
+        self.regs, self.mode, self.halted = list(plan.final_regs), plan.final_mode, plan.trap is None
+        stop, reported = plan.stop, plan.stop  # progress is reported at multiples up to ``reported``
+        if max_instructions is not None and max_instructions <= stop:
+            stop, reported = max_instructions, max_instructions - 1
+            reason = f"executed max_instructions = {max_instructions} instructions without reaching halt"
+        else:
+            reason = plan.trap
+        # One BLAS thread: the array's products are tile-sized (a few MFLOP), where OpenBLAS's thread
+        # hand-off costs more than it saves, and on a shared machine its spinning threads make a run
+        # several times slower (measured 10x on ResNet-50 with other jobs running).
+        with _blas_threads().limit(limits=1, user_api="blas"):
+            self._replay(plan, bisect_left(plan.pcs, stop), reported, progress)
+        if reason is not None:
+            raise SimulatorTrap(stop, plan.text(stop), reason)
+        if progress is not None:
+            progress(stop + 1, len(plan.entries))
+        assert plan.result is not None
+        return copy.deepcopy(plan.result)
+
+    def prepared(self, words, trace: bool = False) -> Plan:
+        """The plan of ``words`` on this machine (kept for the next call unless ``trace``)."""
+        words = np.asarray(words, dtype=np.uint64).ravel()
+        key = words.tobytes()
+        if self._plan is not None and self._plan[0] == key and not trace:
+            return self._plan[1]
+        plan = prepare(self, words, trace)
+        if not trace:
+            self._plan = (key, plan)
+        return plan
+
+    def _replay(self, plan: Plan, count: int, reported: int, progress) -> None:
+        """Run the first ``count`` actions; ``progress`` at every PROGRESS_EVERY-th PC up to ``reported``."""
+        pcs, actions = plan.pcs, plan.actions
+        i = 0
+        try:
+            if progress is None:
+                for i in range(count):
+                    actions[i]()
+                return
+            end = len(plan.entries)
+            for report in range(PROGRESS_EVERY, reported + 1, PROGRESS_EVERY):
+                while i < count and pcs[i] < report:
+                    actions[i]()
+                    i += 1
+                progress(report, end)
+            while i < count:
+                actions[i]()
+                i += 1
+        except Fault as fault:
+            raise SimulatorTrap(pcs[i], plan.text(pcs[i]), fault.reason) from None
