@@ -42,7 +42,7 @@ from tcc.ir.schema import SchemaError
 
 from .artifact_metadata import check_overlay_metadata, check_sparse_metadata
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the metadata carries the model-boundary ops (the IR is parsed only when asked for)
 MAGICS = {"overlay": b"TCCARTF\0", "sparse": b"TCCSPRS\0", "heterogeneous": b"TCCHETR\0"}
 # Per kind: the bytes counted by one unit of each stored section length; None: any number of
 # sections, counted in the header, lengths in bytes.
@@ -80,8 +80,13 @@ def pack(kind: str, sections: list[bytes]) -> bytes:
     return head + struct.pack(f"<{len(lengths)}Q", *lengths) + hashlib.sha256(body).digest() + body
 
 
-def unpack(kind: str, data: bytes, source: str) -> list[bytes]:
+def unpack(kind: str, data: bytes | memoryview, source: str) -> list[bytes]:
     """The sections of a ``kind`` container, after checking magic, version, lengths and checksum."""
+    return [bytes(section) for section in _sections(kind, data, source)]
+
+
+def _sections(kind: str, data: bytes | memoryview, source: str) -> list[memoryview]:
+    """``unpack``'s sections as views of ``data``, not copies (an artifact can be tens of megabytes)."""
     if len(data) < _HEAD.size or data[:8] != MAGICS[kind]:
         raise ArtifactError(f"{source}: not a {_NAMES[kind]} (no {MAGICS[kind][:7].decode()} header)"
                             f"{_HOW_TO_COMPILE[kind]}")
@@ -98,7 +103,7 @@ def unpack(kind: str, data: bytes, source: str) -> list[bytes]:
     if len(data) < start:
         raise ArtifactError(f"{source}: truncated {_NAMES[kind]} header")
     lengths = struct.unpack_from(f"<{len(units)}Q", data, at)
-    digest, body = data[start - 32:start], data[start:]
+    digest, body = data[start - 32:start], memoryview(data)[start:]
     sizes = [n * unit for n, unit in zip(lengths, units)]
     if len(body) != sum(sizes):
         raise ArtifactError(f"{source}: truncated or padded artifact ({len(body)} bytes of sections, "
@@ -143,7 +148,7 @@ def from_physical(flat: np.ndarray, shape, perm) -> np.ndarray:
 class Artifact:
     metadata: dict
     program: np.ndarray  # uint64 words
-    dram_image: bytes  # constants; activations follow at metadata["activation_base"]
+    dram_image: bytes | memoryview  # constants; activations follow at metadata["activation_base"]
     ir_text: str
 
     def to_bytes(self) -> bytes:
@@ -154,11 +159,11 @@ class Artifact:
         write_atomic(path, self.to_bytes())
 
     @classmethod
-    def from_bytes(cls, data: bytes, source: str = "<bytes>") -> Artifact:
-        meta_bytes, words, dram, ir_bytes = unpack("overlay", data, source)
+    def from_bytes(cls, data: bytes | memoryview, source: str = "<bytes>") -> Artifact:
+        meta_bytes, words, dram, ir_bytes = _sections("overlay", data, source)
         try:
-            meta = json.loads(meta_bytes.decode("utf-8"))
-            ir = ir_bytes.decode("utf-8")
+            meta = json.loads(str(meta_bytes, "utf-8"))
+            ir = str(ir_bytes, "utf-8")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ArtifactError(f"{source}: malformed metadata or IR section ({exc}); the artifact was not "
                                 "written by tcc or is corrupted") from None
@@ -208,10 +213,10 @@ class SparseArtifact:
         write_atomic(path, self.to_bytes())
 
     @classmethod
-    def from_bytes(cls, data: bytes, source: str = "<bytes>") -> SparseArtifact:
-        meta_bytes, blob, ir_bytes = unpack("sparse", data, source)
+    def from_bytes(cls, data: bytes | memoryview, source: str = "<bytes>") -> SparseArtifact:
+        meta_bytes, blob, ir_bytes = _sections("sparse", data, source)
         try:
-            meta = json.loads(meta_bytes.decode("utf-8"))
+            meta = json.loads(str(meta_bytes, "utf-8"))
             weights = {}
             for e in meta.pop("weights"):
                 if not 0 <= e["offset"] <= e["offset"] + e["nbytes"] <= len(blob):
@@ -219,7 +224,7 @@ class SparseArtifact:
                 raw = blob[e["offset"]:e["offset"] + e["nbytes"]]
                 dtype = np.dtype(e["dtype"]).newbyteorder("<")
                 weights[e["name"]] = np.frombuffer(raw, dtype).reshape(e["shape"]).copy()
-            ir = ir_bytes.decode("utf-8")
+            ir = str(ir_bytes, "utf-8")
         except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
             # json.JSONDecodeError is a ValueError; a wrong entry type is a KeyError/TypeError.
             raise ArtifactError(f"{source}: malformed metadata, weight or IR section ({type(exc).__name__}: "
@@ -291,13 +296,13 @@ class HeteroArtifact:
                 f"host), {words} instructions")
 
     @classmethod
-    def from_bytes(cls, data: bytes, source: str = "<bytes>") -> HeteroArtifact:
-        sections = unpack("heterogeneous", data, source)
+    def from_bytes(cls, data: bytes | memoryview, source: str = "<bytes>") -> HeteroArtifact:
+        sections = _sections("heterogeneous", data, source)
         if len(sections) < 2:
             raise ArtifactError(f"{source}: truncated heterogeneous artifact header")
         try:
-            meta = json.loads(sections[0].decode("utf-8"))
-            ir = sections[1].decode("utf-8")
+            meta = json.loads(str(sections[0], "utf-8"))
+            ir = str(sections[1], "utf-8")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ArtifactError(f"{source}: malformed metadata or IR section ({exc})") from None
         _check_hetero_metadata(meta, len(sections) - 2, source)
@@ -307,7 +312,7 @@ class HeteroArtifact:
                 parts.append(Artifact.from_bytes(raw, f"{source} partition {i}"))
             else:
                 try:
-                    parts.append(raw.decode("utf-8"))
+                    parts.append(str(raw, "utf-8"))
                 except UnicodeDecodeError:
                     raise ArtifactError(f"{source}: partition {i}: host IR is not UTF-8 text") from None
         return cls(meta, ir, parts)

@@ -4,7 +4,10 @@ agree (streams, shapes, weights, per-channel parameters), so the token simulator
 module it cannot run.  Part of the artifact layer: imports only ``tcc.ir``."""
 from __future__ import annotations
 
+from tcc.ir import Op, QuantParams, TensorType, Value, get_def
+from tcc.ir.errors import TccError
 from tcc.ir.numerics import INT32_MAX, INT32_MIN, ROUNDING_MODES, integer_range
+from tcc.ir.opdef import normalize_attr
 
 from tcc.ir.schema import STR, Int, List, Map, Nullable, Number, Record, Schema, SchemaError, check
 
@@ -54,8 +57,11 @@ MODULE_FIELDS: dict[str, dict[str, Schema]] = {
 }
 # The overlay: what the runtime reads.  The target's fields are TargetConfig's (checked with their
 # ranges when a session opens); a descriptor's are checked when the simulator first uses it.
+_TYPE = Record({"shape": List(Int(min=0)), "dtype": STR},
+               optional={"quant": Nullable(Record({"scale": List(Number()), "zero_point": List(INT)}))})
+_BOUNDARY = Record({"kind": STR, "attrs": Record({}), "operand": _TYPE, "result": _TYPE})
 _IO_ENTRY = Record({"name": STR, "value": STR, "address": Int(min=0), "shape": List(Int(min=0)), "dtype": STR,
-                    "perm": List(Int(min=0)), "boundary_op": Nullable(STR)})
+                    "perm": List(Int(min=0)), "boundary": Nullable(_BOUNDARY)})
 _LAYER = Record({"name": STR, "macs": Int(min=0), "min_bytes": Int(min=0)},
                 optional={"kind": STR, "mode": STR, "live_bytes": Int(min=0)})
 OVERLAY_METADATA = Record({"target": Record({}), "inputs": List(_IO_ENTRY), "outputs": List(_IO_ENTRY),
@@ -191,3 +197,62 @@ def _check_requant(rq: dict, channels: int, where: str) -> None:
     if not lo <= rq["qmin"] <= rq["qmax"] <= hi or not lo <= rq["zero_point"] <= hi:
         raise SchemaError(f"{where}: qmin {rq['qmin']}, qmax {rq['qmax']} and zero_point {rq['zero_point']} must lie "
                           f"in {rq['dtype']} [{lo}, {hi}] with qmin <= qmax")
+
+
+# -- the ops at an overlay model's boundary (quantize an input, dequantize an output), as JSON ------
+# They run on the host; carrying them in the metadata lets a session open without parsing the IR.
+def type_json(t: TensorType) -> dict:
+    q = t.quant
+    return {"shape": list(t.shape), "dtype": t.dtype,
+            "quant": None if q is None else {"scale": list(q.scale), "zero_point": list(q.zero_point),
+                                             "axis": q.axis, "format": q.format}}
+
+
+def boundary_json(op: Op) -> dict:
+    """A one-operand, one-result op as JSON: kind, attributes, operand and result types."""
+    attrs = {}
+    for name, value in sorted(op.attrs.items()):
+        if not isinstance(value, (str, int, float, bool, tuple)):
+            raise TypeError(f"boundary op {op.kind}: attribute {name!r} = {value!r} is not a JSON value")
+        attrs[name] = list(value) if isinstance(value, tuple) else value
+    return {"kind": op.kind, "attrs": attrs, "operand": type_json(op.operands[0].type),
+            "result": type_json(op.results[0].type)}
+
+
+def _type(desc: dict, where: str) -> TensorType:
+    try:
+        q = desc.get("quant")
+        quant = None if q is None else QuantParams(tuple(float(s) for s in q["scale"]),
+                                                   tuple(int(z) for z in q["zero_point"]), q.get("axis"),
+                                                   q.get("format"))
+        return TensorType(tuple(desc["shape"]), desc["dtype"], quant)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SchemaError(f"{where} is not a tensor type: {exc}") from None
+
+
+def boundary_op(desc: dict, operand: str, result: str, where: str) -> Op:
+    """The op of ``boundary_json`` reading a value named ``operand`` and producing ``result``;
+    SchemaError saying what is wrong when the description is not a valid op."""
+    kind = desc["kind"]
+    try:
+        opdef = get_def(kind)
+    except (TccError, KeyError):
+        raise SchemaError(f"{where}.kind {kind!r} is not an op kind") from None
+    attrs = {}
+    for name, value in desc["attrs"].items():
+        spec = opdef.attr(name)
+        if spec is None:
+            raise SchemaError(f"{where}: {kind} has no attribute {name!r}")
+        try:
+            attrs[name] = normalize_attr(spec.kind, value)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise SchemaError(f"{where}: attribute {name!r} of {kind}: {exc}") from None
+    operand_type, result_type = _type(desc["operand"], f"{where}.operand"), _type(desc["result"], f"{where}.result")
+    try:
+        inferred = opdef.infer([operand_type], opdef.with_defaults(attrs))
+    except (TccError, ValueError, TypeError, KeyError, IndexError) as exc:
+        raise SchemaError(f"{where}: {kind} does not apply to {operand_type}: {exc}") from None
+    if [t.same_layout(result_type) for t in inferred] != [True]:
+        raise SchemaError(f"{where}: {kind} of {operand_type} gives {', '.join(map(str, inferred))}, "
+                          f"not {result_type}")
+    return Op(kind, [Value(operand, operand_type)], [result_type], attrs, loc=where, result_names=[result])

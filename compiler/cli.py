@@ -10,11 +10,50 @@ from click.core import ParameterSource
 
 from tcc import __version__
 from tcc.cli_files import FileCommand, InputFile, OutputFile, OutputFolder
-from tcc.driver import TARGETS
-from tcc.ir.errors import TccError
-from tcc.ir.escape import one_line
-from tcc.passes import PassInstrumentation
-from tcc.passes.quantize.calibration import CALIBRATION_METHODS, DEFAULT_CALIBRATION
+
+# Only click and the few names above load with the CLI, so `tcc --help` answers at once; every
+# command imports what it needs.  The vocabulary of the options comes from the modules that own it,
+# loaded when an option is parsed or its help shown (LazyChoice, _default).
+
+
+class LazyChoice(click.Choice):
+    """A Choice whose values are read from their owner module on first use."""
+
+    def __init__(self, load):
+        self._load = load
+        super().__init__(())
+
+    @property  # type: ignore[override]
+    def choices(self):
+        return tuple(self._load())
+
+    @choices.setter
+    def choices(self, value) -> None:
+        pass
+
+
+def _targets():
+    from tcc.driver import TARGETS
+
+    return TARGETS
+
+
+def _calibration_methods():
+    from tcc.passes.quantize.calibration import CALIBRATION_METHODS
+
+    return CALIBRATION_METHODS
+
+
+class _DefaultCalibration:
+    """The default calibration method, shown in help and used when --calibrate is absent."""
+
+    def __call__(self) -> str:
+        from tcc.passes.quantize.calibration import DEFAULT_CALIBRATION
+
+        return DEFAULT_CALIBRATION
+
+    def __str__(self) -> str:
+        return self()
 
 
 
@@ -38,60 +77,17 @@ def _emit(module, output) -> None:
         write_ir(module, output)
 
 
-class _PlanPrinter(PassInstrumentation):
-    """The mixed-precision choices (table and Pareto front) go to stderr after that pass."""
-
-    def after_pass(self, p, module) -> None:
-        from tcc.passes.quantize import MixedPrecision
-
-        if isinstance(p, MixedPrecision) and p.plan is not None:
-            click.echo(p.plan.format_report(), err=True)
-
-
-class _TerminalProgress(PassInstrumentation):
-    """On a terminal: a status line per pass and a progress bar for long work (calibration samples,
-    sensitivity runs, overlay compilation), so a long stage does not look like a hang."""
-
-    def __init__(self):
-        self.done_passes, self.total_passes = 0, 0
-        self.bar, self.label = None, None
-
-    def before_pipeline(self, module, passes) -> None:
-        self.done_passes, self.total_passes = 0, len(passes)
-
-    def before_pass(self, p, module) -> None:
-        self.done_passes += 1
-        click.echo(f"pass {self.done_passes}/{self.total_passes}: {p.name}", err=True)
-
-    def after_pass(self, p, module) -> None:
-        self._finish()
-
-    def progress(self, label: str, done: int, total: int) -> None:
-        if self.bar is None or label != self.label:
-            self._finish()
-            if total < 2:
-                return
-            self.bar, self.label = click.progressbar(length=total, label=label, file=sys.stderr), label
-        self.bar.update(done - self.bar.pos)
-        if done >= total:
-            self._finish()
-
-    def _finish(self) -> None:
-        if self.bar is not None:
-            self.bar.render_finish()
-            self.bar = None
-
-
-def _instrumentations(timings: list | None = None) -> list[PassInstrumentation]:
+def _instrumentations(timings: list | None = None) -> list:
     """What the CLI hooks into a pass pipeline: plans, per-pass wall time (``timings`` gets the
     records) and, on a terminal, progress."""
+    from tcc.cli_hooks import PlanPrinter, TerminalProgress
     from tcc.passes.manager import Timing
 
-    hooks: list[PassInstrumentation] = [_PlanPrinter()]
+    hooks: list = [PlanPrinter()]
     if timings is not None:
         hooks.append(Timing(timings))
     if _stderr_is_tty():
-        hooks.append(_TerminalProgress())
+        hooks.append(TerminalProgress())
     return hooks
 
 
@@ -100,7 +96,7 @@ dump_options = [
                  help="Write the textual IR after this pass (repeatable; 'all' for every pass)."),
     click.option("--dump-dir", type=click.Path(file_okay=False), default=None,
                  help="Folder for --dump-ir-after files (default: current folder)."),
-    click.option("--timings", is_flag=True, help="Print per-pass wall time to stderr."),
+    click.option("--timings", is_flag=True, help="Print the wall time of each pass and backend phase to stderr."),
 ]
 
 
@@ -123,7 +119,7 @@ cli.command_class = FileCommand  # every command: outputs checked against inputs
 
 @cli.command()
 @click.argument("model", type=InputFile())
-@click.option("-t", "--target", type=click.Choice(TARGETS), default="ir", show_default=True,
+@click.option("-t", "--target", type=LazyChoice(_targets), default="ir", show_default=True,
               help="What to produce.")
 @click.option("-o", "--output", default=None, type=OutputFile(stdout="text"),
               help="Output file ('-' or absent: stdout for IR; '-' for an artifact: stdout, not a terminal).")
@@ -135,8 +131,8 @@ cli.command_class = FileCommand  # every command: outputs checked against inputs
 @click.option("--quant", type=click.Choice(["int8", "mixed"]), default="int8", show_default=True,
               help="Quantization scheme (with --calib; int8 without --calib: the scales of a "
                    "pre-quantized QDQ model).")
-@click.option("--calibrate", "method", type=click.Choice(list(CALIBRATION_METHODS)),
-              default=DEFAULT_CALIBRATION, show_default=True,
+@click.option("--calibrate", "method", type=LazyChoice(_calibration_methods),
+              default=_DefaultCalibration(), show_default=True,
               help="How calibration picks activation ranges (auto: min/max, and the range of least "
                    "int8 error for the inputs of conv/linear/matmul layers).")
 @click.option("--weights", default="int8", show_default=True,
@@ -198,6 +194,8 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
                    f"{meta['dram_bytes']} bytes of DRAM", err=True)
         return
     click.echo(f"wrote {output}: {result.summary()}", err=True)
+    from tcc.ir.escape import one_line
+
     for f in result.metadata["host_ops"]:
         click.echo(one_line(f"note: node {f['node']!r} ({f['kind']}) runs on the host: {f['reason']}"), err=True)
 
@@ -221,8 +219,8 @@ def _onnx_op_types(model) -> dict[str, str]:
               help="Calibration .npz (default: placeholder ranges; the placement does not depend on them).")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
               help="Bind an input's shape (repeatable); needed for dynamic dims.")
-@click.option("--calibrate", "method", type=click.Choice(list(CALIBRATION_METHODS)),
-              default=DEFAULT_CALIBRATION, show_default=True,
+@click.option("--calibrate", "method", type=LazyChoice(_calibration_methods),
+              default=_DefaultCalibration(), show_default=True,
               help="How calibration picks activation ranges (auto: min/max, and the range of least "
                    "int8 error for the inputs of conv/linear/matmul layers).")
 @click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, dybit2..8.")
@@ -256,8 +254,8 @@ def explain(model, target, calib, input_shapes, method, weights, target_config, 
               help="How many samples to run.")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
               help="Bind an input's shape (repeatable); needed for dynamic dims.")
-@click.option("--calibrate", "method", type=click.Choice(list(CALIBRATION_METHODS)),
-              default=DEFAULT_CALIBRATION, show_default=True,
+@click.option("--calibrate", "method", type=LazyChoice(_calibration_methods),
+              default=_DefaultCalibration(), show_default=True,
               help="How calibration picks activation ranges (auto: min/max, and the range of least "
                    "int8 error for the inputs of conv/linear/matmul layers).")
 @click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, dybit2..8.")
@@ -324,7 +322,9 @@ def _progress_callback(label: str):
     if not _stderr_is_tty():
         yield None
         return
-    bar = _TerminalProgress()
+    from tcc.cli_hooks import TerminalProgress
+
+    bar = TerminalProgress()
     try:
         yield lambda done, total: bar.progress(label, done, total)
     finally:
@@ -405,7 +405,7 @@ def run(source, inputs_path, output, seed, reference, report_path):
     from tcc.runtime import open_session
 
     session = open_session(source)
-    inputs = _inputs_for(session.module, inputs_path, seed)
+    inputs = _inputs_for(session.interface, inputs_path, seed)
     if reference:
         if report_path:
             raise UsageError("--report needs the simulator; drop --reference")
@@ -436,7 +436,7 @@ def report(artifact, inputs_path, seed, top, html_path, json_path):
     from tcc.runtime import Session, open_session
 
     session = open_session(artifact)
-    inputs = _inputs_for(session.module, inputs_path, seed)
+    inputs = _inputs_for(session.interface, inputs_path, seed)
     _simulate(session, artifact, inputs)
     data = session.performance_report()
     if html_path and data.get("heterogeneous"):
@@ -608,6 +608,12 @@ def eval_command(model, artifact, data, labels, limit, paths_text, workers, ray_
         click.get_current_context().exit(1)
 
 
+def _tcc_error() -> type:
+    from tcc.ir.errors import TccError
+
+    return TccError
+
+
 def main(argv=None) -> int:
     try:
         code = cli.main(args=argv, prog_name="tcc", standalone_mode=False)
@@ -622,7 +628,7 @@ def main(argv=None) -> int:
     except click.ClickException as exc:
         click.echo(f"error: {exc.format_message()}", err=True)
         return 2
-    except TccError as exc:
+    except _tcc_error() as exc:  # evaluated only when an exception gets here: tcc.ir is loaded by then
         if _State.debug:
             traceback.print_exc()
         prefix = "" if str(exc).startswith("internal compiler error") else "error: "

@@ -292,5 +292,10 @@ def compile_model(model, target: str = "ir", options: CompileOptions | None = No
         for hook in options.instrumentations:
             hook.progress(label, done, total)
 
+    def phase(name: str, seconds: float) -> None:
+        for hook in options.instrumentations:
+            hook.phase(name, seconds)
+
     return compile_heterogeneous(module, overlay_target, options.host_fallback,
-                                 progress if options.instrumentations else None)
+                                 progress if options.instrumentations else None,
+                                 phase if options.instrumentations else None)

@@ -3,7 +3,7 @@ import numpy as np
 
 from .numerics.bf16 import as_bf16_array
 
-# Printed name -> numpy dtype.  bf16 is carried as ml_dtypes.bfloat16 (shipped with onnx).
+# Printed name -> numpy dtype.
 _NUMPY: dict[str, np.dtype] = {
     "f32": np.dtype(np.float32),
     "f64": np.dtype(np.float64),
@@ -18,19 +18,22 @@ _NUMPY: dict[str, np.dtype] = {
     "u64": np.dtype(np.uint64),
     "bool": np.dtype(np.bool_),
 }
-try:
+# bf16 and the narrow storage types (ONNX's float8, float4, int4 and int2: carried and cast, not
+# computed on) are ml_dtypes' (shipped with onnx), imported on first use: the import takes a few
+# tenths of a second that `tcc --help` or an int8 model should not pay.
+_ML_DTYPES = {"bf16": "bfloat16", "f8e4m3fn": "float8_e4m3fn", "f8e4m3fnuz": "float8_e4m3fnuz",
+              "f8e5m2": "float8_e5m2", "f8e5m2fnuz": "float8_e5m2fnuz", "f4e2m1": "float4_e2m1fn", "i4": "int4",
+              "u4": "uint4", "i2": "int2", "u2": "uint2"}
+
+
+def _load_ml_dtypes() -> None:
     import ml_dtypes
 
-    _NUMPY["bf16"] = np.dtype(ml_dtypes.bfloat16)
-    # Narrow storage types (ONNX's float8, float4, int4 and int2): carried and cast, not computed on.
-    for _name, _ml in (("f8e4m3fn", "float8_e4m3fn"), ("f8e4m3fnuz", "float8_e4m3fnuz"), ("f8e5m2", "float8_e5m2"),
-                       ("f8e5m2fnuz", "float8_e5m2fnuz"), ("f4e2m1", "float4_e2m1fn"), ("i4", "int4"),
-                       ("u4", "uint4"), ("i2", "int2"), ("u2", "uint2")):
-        _NUMPY[_name] = np.dtype(getattr(ml_dtypes, _ml))
-except ImportError:  # pragma: no cover - ml_dtypes comes with onnx
-    pass
+    for name, attr in _ML_DTYPES.items():
+        _NUMPY[name] = np.dtype(getattr(ml_dtypes, attr))
 
-DTYPES = tuple(_NUMPY)
+
+DTYPES = tuple(_NUMPY) + tuple(_ML_DTYPES)
 FLOAT_DTYPES = ("f32", "f64", "f16", "bf16")
 INT_DTYPES = ("i64", "i32", "i16", "i8", "u8", "u16", "u32", "u64")
 # Types whose ONNX Cast saturates by default (saturate=1): out-of-range values and infinities
@@ -39,6 +42,9 @@ SATURATING_DTYPES = ("f8e4m3fn", "f8e4m3fnuz", "f8e5m2", "f8e5m2fnuz")
 
 
 def to_numpy(dtype: str) -> np.dtype:
+    found = _NUMPY.get(dtype)
+    if found is None and dtype in _ML_DTYPES:
+        _load_ml_dtypes()
     return _NUMPY[dtype]
 
 
@@ -62,9 +68,12 @@ def saturate(array, dtype: str) -> np.ndarray:
 
 def from_numpy(dtype) -> str:
     dt = np.dtype(dtype)
-    for name, candidate in _NUMPY.items():
-        if candidate == dt:
-            return name
+    for loaded in (False, True):
+        if loaded:
+            _load_ml_dtypes()
+        for name, candidate in _NUMPY.items():
+            if candidate == dt:
+                return name
     raise KeyError(f"numpy dtype {dt} has no tcc element type")
 
 

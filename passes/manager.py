@@ -92,6 +92,9 @@ class PassInstrumentation:
     def progress(self, label: str, done: int, total: int) -> None:
         """A long pass (or stage) has done ``done`` of ``total`` units of the work ``label`` names."""
 
+    def phase(self, name: str, seconds: float) -> None:
+        """A stage after the pipeline (a backend's placement, layouts, code emission...) took ``seconds``."""
+
 
 class Timing(PassInstrumentation):
     """Wall time of each pass, as (pass spec, seconds) appended to ``records``."""
@@ -105,6 +108,9 @@ class Timing(PassInstrumentation):
 
     def after_pass(self, p: Pass, module: Module) -> None:
         self.records.append((p.spec(), time.perf_counter() - self._start))
+
+    def phase(self, name: str, seconds: float) -> None:
+        self.records.append((name, seconds))
 
 
 class VerifyEach(PassInstrumentation):
@@ -194,12 +200,12 @@ class PassManager:
 
 
 def format_timings(records: list[tuple[str, float]]) -> str:
-    """A table of (pass spec, seconds) records with each pass's share of the total."""
+    """A table of (pass spec or backend phase, seconds) records with each one's share of the total."""
     total = sum(t for _, t in records) or 1e-12
     # A pass with many options (quantize{calib=...,...}) keeps its name and the options' start.
     names = [spec if len(spec) <= 48 else spec[:44] + "...}" for spec, _ in records]
     width = max([len(name) for name in names] + [20])
-    lines = [f"{'pass':<{width}} {'wall (ms)':>10} {'share':>7}"]
+    lines = [f"{'pass / backend phase':<{width}} {'wall (ms)':>10} {'share':>7}"]
     for name, (_, t) in zip(names, records):
         lines.append(f"{name:<{width}} {t * 1e3:>10.2f} {100 * t / total:>6.1f}%")
     lines.append(f"{'total':<{width}} {total * 1e3:>10.2f} {100.0:>6.1f}%")

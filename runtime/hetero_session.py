@@ -39,7 +39,7 @@ class HeteroSession(ModelIO):
         self.parts = []
         for i, (entry, part) in enumerate(zip(meta["partitions"], self.artifact.parts)):
             runner = Session(part) if isinstance(part, Artifact) else _parse(part, f"partition {i} IR")
-            module = runner.module if isinstance(runner, Session) else runner
+            module = runner.interface if isinstance(runner, Session) else runner
             names = ([v.name for v in module.inputs], [n for n, _ in module.outputs])
             if names != (entry["inputs"], entry["outputs"]):
                 raise ArtifactError(f"malformed artifact metadata: partition {i} lists inputs/outputs "

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from tcc.backends.artifact import Artifact, ArtifactError, from_physical, to_physical
-from tcc.ir import Module, TensorType, parse_module
-from tcc.ir.dtypes import cast, to_numpy
+from tcc.backends.artifact_metadata import boundary_json, boundary_op
+from tcc.ir import Module, Op, TensorType, Value, parse_module
+from tcc.ir.dtypes import DTYPES, cast, to_numpy
 from tcc.ir.errors import InterpreterError, IRParseError
 from tcc.ir.interpreter import evaluate_op, run_module
+from tcc.ir.schema import SchemaError
 
 
 @dataclass
@@ -31,85 +33,138 @@ class NodeArg:
 
 
 class ModelIO:
-    """onnxruntime-style introspection of a session's ``module``."""
+    """onnxruntime-style introspection of a session's model inputs and outputs (``interface``)."""
 
     module: Module
 
+    @property
+    def interface(self) -> Module:
+        """A module whose inputs and outputs are the model's: the whole IR unless a session has a lighter one."""
+        return self.module
+
     def get_inputs(self) -> list[NodeArg]:
-        return [NodeArg(v.name, list(v.type.shape), v.type.dtype) for v in self.module.inputs]
+        return [NodeArg(v.name, list(v.type.shape), v.type.dtype) for v in self.interface.inputs]
 
     def get_outputs(self) -> list[NodeArg]:
-        return [NodeArg(n, list(v.type.shape), v.type.dtype) for n, v in self.module.outputs]
+        return [NodeArg(n, list(v.type.shape), v.type.dtype) for n, v in self.interface.outputs]
 
 
 class Session(ModelIO):
+    """An overlay artifact on the simulator.  Opening reads only the metadata, the program and the
+    DRAM image; the IR text is parsed when asked for (``module``, ``run_reference``)."""
+
     def __init__(self, artifact):
         self.artifact = artifact if isinstance(artifact, Artifact) else Artifact.load(artifact)
         meta = self.artifact.metadata
-        try:
-            self.module = parse_module(self.artifact.ir_text, "<artifact IR>")
-        except IRParseError as exc:
-            raise ArtifactError(f"the artifact's IR does not parse: {exc}") from None
         from tcc.isa.target import TargetConfig
 
         self.target = TargetConfig.from_dict(meta["target"], "artifact target")
-        self._values = {v.name: v for v in self.module.values()}
-        self._inputs = {v.name: v for v in self.module.inputs}
-        self._outputs = dict(self.module.outputs)
-        self._check_io_entries(meta)
+        self._interface = Module(meta.get("model", "model"))  # the model's inputs and outputs, no ops
+        self._boundary: dict[tuple[str, str], Op] = {}  # (group, name) -> op run on the host
+        self._device_types: dict[tuple[str, str], TensorType] = {}
+        try:
+            self._read_io_entries(meta)
+        except SchemaError as exc:
+            raise ArtifactError(f"malformed artifact metadata: {exc}; recompile the model") from None
+        self._module: Module | None = None
         self.last_result = None
         self._machine = None  # made by the first run, then kept: it holds the prepared program
 
-    def _check_io_entries(self, meta: dict) -> None:
+    def _read_io_entries(self, meta: dict) -> None:
+        """The host-side value and boundary op of every input/output entry, checked against the
+        entry's device type, layout and address."""
+        for group in ("inputs", "outputs"):
+            for entry in meta[group]:
+                where, name = f"{group} entry {entry['name']!r}", entry["name"]
+                if entry["dtype"] not in DTYPES:
+                    raise SchemaError(f"{where}: dtype {entry['dtype']!r} is not an element type")
+                device = TensorType(tuple(entry["shape"]), entry["dtype"])
+                host = device
+                if entry["boundary"] is not None:
+                    if group == "inputs":
+                        op = boundary_op(entry["boundary"], name, entry["value"], where)
+                        host, produced = op.operands[0].type, op.results[0].type
+                    else:
+                        op = boundary_op(entry["boundary"], entry["value"], name, where)
+                        host, produced = op.results[0].type, op.operands[0].type
+                    if not produced.same_layout(device):
+                        raise SchemaError(f"{where}: {entry['dtype']}{entry['shape']} does not match its boundary "
+                                          f"op's {produced}")
+                    self._boundary[group, name] = op
+                self._device_types[group, name] = device
+                if group == "inputs":
+                    self._interface.add_input(name, host)
+                else:
+                    self._interface.add_output(name, Value(name, host))
+                if sorted(entry["perm"]) != list(range(len(device.shape))):
+                    raise SchemaError(f"{where}: perm {entry['perm']} is not a permutation of "
+                                      f"{len(device.shape)} axes")
+                end = entry["address"] + device.size * to_numpy(device.dtype).itemsize
+                if end > meta["dram_bytes"]:
+                    raise SchemaError(f"{where}: bytes {entry['address']}..{end} run past dram_bytes "
+                                      f"{meta['dram_bytes']}")
+
+    @property
+    def interface(self) -> Module:
+        return self._interface
+
+    @property  # type: ignore[override]
+    def module(self) -> Module:
+        """The artifact's quantized IR (parsed on first use, and checked against the metadata)."""
+        if self._module is None:
+            try:
+                module = parse_module(self.artifact.ir_text, "<artifact IR>")
+            except IRParseError as exc:
+                raise ArtifactError(f"the artifact's IR does not parse: {exc}") from None
+            self._check_io_entries(module, self.artifact.metadata)
+            self._module = module
+        return self._module
+
+    @staticmethod
+    def _check_io_entries(module: Module, meta: dict) -> None:
         """Each input/output entry of the metadata must describe a value of the artifact's IR the way
-        the compiler wrote it: names, boundary op, type, layout and an address range inside DRAM."""
+        the compiler wrote it: names, boundary op and type."""
         def bad(group: str, entry: dict, what: str) -> ArtifactError:
             return ArtifactError(f"malformed artifact metadata: {group} entry {entry['name']!r}: {what}; "
                                  "recompile the model")
 
-        for group, boundary in (("inputs", self._inputs), ("outputs", self._outputs)):
+        values = {v.name: v for v in module.values()}
+        for group, boundary in (("inputs", {v.name: v for v in module.inputs}), ("outputs", dict(module.outputs))):
             names = [entry["name"] for entry in meta[group]]
             if sorted(names) != sorted(boundary):
                 raise ArtifactError(f"malformed artifact metadata: {group} {names} do not match the IR's "
                                     f"{group} {sorted(boundary)}; recompile the model")
             for entry in meta[group]:
-                value = self._values.get(entry["value"])
+                value = values.get(entry["value"])
                 if value is None:
                     raise bad(group, entry, f"value %{entry['value']} is not in the artifact's IR")
                 host = boundary[entry["name"]]
-                if entry["boundary_op"] is None:
+                op = value.producer if group == "inputs" else host.producer
+                if entry["boundary"] is None:
                     linked = value is host
-                elif group == "inputs":
-                    op = value.producer
-                    linked = op is not None and op.kind == entry["boundary_op"] and list(op.operands) == [host]
                 else:
-                    op = host.producer
-                    linked = op is not None and op.kind == entry["boundary_op"] and list(op.operands) == [value]
+                    ends = [host] if group == "inputs" else [value]
+                    linked = op is not None and boundary_json(op) == entry["boundary"] and list(op.operands) == ends
                 if not linked:
-                    raise bad(group, entry, f"value %{entry['value']} and boundary op {entry['boundary_op']!r} "
+                    kind = None if entry["boundary"] is None else entry["boundary"]["kind"]
+                    raise bad(group, entry, f"value %{entry['value']} and boundary op {kind!r} "
                                             f"do not connect to the IR's {group[:-1]} {entry['name']!r}")
                 t = value.type
                 if entry["shape"] != list(t.shape) or entry["dtype"] != t.dtype:
                     raise bad(group, entry, f"{entry['dtype']}{entry['shape']} does not match "
                                             f"%{value.name} : {t.dtype}{list(t.shape)} in the IR")
-                if sorted(entry["perm"]) != list(range(len(t.shape))):
-                    raise bad(group, entry, f"perm {entry['perm']} is not a permutation of {len(t.shape)} axes")
-                end = entry["address"] + t.size * to_numpy(t.dtype).itemsize
-                if end > meta["dram_bytes"]:
-                    raise bad(group, entry, f"bytes {entry['address']}..{end} run past dram_bytes "
-                                            f"{meta['dram_bytes']}")
 
     # -- running -------------------------------------------------------------------------------
     def _check_inputs(self, feeds: dict) -> dict:
         from tcc.ir.interpreter.interpreter import bind_inputs
 
-        env = bind_inputs(self.module, feeds)
-        return {v.name: env[id(v)] for v in self.module.inputs}
+        env = bind_inputs(self.interface, feeds)
+        return {v.name: env[id(v)] for v in self.interface.inputs}
 
     def run(self, output_names, feeds: dict) -> list[np.ndarray]:
         """Run on the simulator; returns the outputs named (None: all) in order."""
         outputs = self.run_dict(feeds)
-        names = output_names or [n for n, _ in self.module.outputs]
+        names = output_names or [n for n, _ in self.interface.outputs]
         return [outputs[n] for n in names]
 
     def run_dict(self, feeds: dict, progress=None) -> dict[str, np.ndarray]:
@@ -126,13 +181,13 @@ class Session(ModelIO):
         dram = machine.dram
         for entry in meta["inputs"]:
             device = self._device_array(entry, feeds[entry["name"]])
-            device = cast(device, self._type(entry).dtype)
+            device = cast(device, entry["dtype"])
             raw = np.frombuffer(to_physical(device, entry["perm"]).tobytes(), np.uint8)
             dram[entry["address"]:entry["address"] + raw.size] = raw
         self.last_result = machine.run(self.artifact.program, progress=progress)
         out = {}
         for entry in meta["outputs"]:
-            t = self._type(entry)
+            t = self._device_types["outputs", entry["name"]]
             size = t.size * to_numpy(t.dtype).itemsize
             raw = machine.dram[entry["address"]:entry["address"] + size]
             device = from_physical(np.frombuffer(raw.tobytes(), to_numpy(t.dtype)), t.shape, entry["perm"])
@@ -156,20 +211,14 @@ class Session(ModelIO):
         return format_report(report, top)
 
     # -- host conversions ----------------------------------------------------------------------
-    def _type(self, entry) -> TensorType:
-        return self._values[entry["value"]].type
-
     def _device_array(self, entry, array: np.ndarray) -> np.ndarray:
-        value = self._values[entry["value"]]
-        if entry["boundary_op"] is None:
-            return array
-        op = value.producer
-        return evaluate_op(op, [array])[0]
+        op = self._boundary.get(("inputs", entry["name"]))
+        return array if op is None else evaluate_op(op, [array])[0]
 
     def _host_output(self, entry, device: np.ndarray) -> np.ndarray:
-        if entry["boundary_op"] is None:
+        op = self._boundary.get(("outputs", entry["name"]))
+        if op is None:
             return device
-        op = self._outputs[entry["name"]].producer
         try:
             return evaluate_op(op, [device])[0]
         except InterpreterError as exc:

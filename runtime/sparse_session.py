@@ -22,10 +22,10 @@ from tcc.ir.interpreter import evaluate_op
 from tcc.ir.interpreter.interpreter import bind_inputs
 from tcc.isa.tokensim import input_tokens, simulate
 
-from .session import NodeArg
+from .session import ModelIO
 
 
-class SparseSession:
+class SparseSession(ModelIO):
     def __init__(self, artifact):
         self.artifact = artifact if isinstance(artifact, SparseArtifact) else SparseArtifact.load(artifact)
         try:
@@ -56,13 +56,6 @@ class SparseSession:
                 raise ArtifactError(f"{source}: malformed artifact metadata: {where} names %{name}, which the "
                                           "artifact's IR does not define")
 
-    def get_inputs(self) -> list[NodeArg]:
-        return [NodeArg(v.name, list(v.type.shape), v.type.dtype) for v in self.module.inputs]
-
-    def get_outputs(self) -> list[NodeArg]:
-        return [NodeArg(n, list(v.type.shape), v.type.dtype) for n, v in self.module.outputs]
-
-    # -- running ---------------------------------------------------------------------------------
     def run(self, output_names, feeds: dict) -> list[np.ndarray]:
         """Run on the token simulator; returns the outputs named (None: all) in order."""
         outputs = self.run_dict(feeds)

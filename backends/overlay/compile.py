@@ -1,6 +1,8 @@
 """Quantized IR -> overlay program and artifact."""
 from __future__ import annotations
 
+import time
+
 from typing import Callable
 
 import numpy as np
@@ -9,6 +11,7 @@ from tcc.ir import Module, Value, constant_value, is_constant, print_module
 from tcc.isa.target import TargetConfig, load_target
 
 from ..artifact import FORMAT_VERSION, Artifact
+from ..artifact_metadata import boundary_json
 from .context import Buffers, Context
 from .emit_matmul import emit_matmul, plan_views
 from .emit_matrix import emit_conv, emit_gemm, emit_scale
@@ -58,10 +61,25 @@ def _aliases(steps) -> dict[int, object]:
     return alias
 
 
+class PhaseClock:
+    """Reports the wall time of consecutive backend phases: ``clock.done(name)`` ends one."""
+
+    def __init__(self, report: Callable[[str, float], None] | None):
+        self.report, self.start = report, time.perf_counter()
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.report is not None:
+            self.report(f"backend: {name}", now - self.start)
+        self.start = now
+
+
 def compile_overlay(module: Module, target: TargetConfig | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> Artifact:
+                    progress: Callable[[int, int], None] | None = None,
+                    phases: Callable[[str, float], None] | None = None) -> Artifact:
     """The artifact running ``module`` on ``target``; ``progress(steps_done, steps)``, if given, is
-    called after each step's code is emitted."""
+    called after each step's code is emitted, ``phases(name, seconds)`` after each backend phase."""
+    clock = PhaseClock(phases)
     target = target or load_target()
     placement = place_module(module, target)
     host = placement.host_ops(module)
@@ -72,6 +90,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
     buffers = Buffers.of(target)
     plan_views(steps, io, layouts, buffers)
     plan_moves(steps, io, layouts)
+    clock.done("placement and layouts")
     steps = _live_steps(steps, io)
     alias = _aliases(steps)
 
@@ -102,6 +121,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
         raise BackendError(f"output value %{missing[0].name} is not produced on the device")
     offsets, act_bytes = place_activations(sizes, first, last, pinned)
     live = live_bytes(sizes, first, last, pinned, len(steps))
+    clock.done("liveness and DRAM plan")
 
     plan = DramPlan()
     ctx = Context(target, Program(), plan, buffers, layouts)
@@ -132,16 +152,18 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
         if progress is not None:
             progress(done, len(steps))
     ctx.program.emit("halt")
+    clock.done("code emission")
 
     base = align(len(plan.constants), 4096)
     words = _encode(ctx.program, base)
+    clock.done("encoding")
     dram_total = base + act_bytes
     if dram_total > target.dram_bytes:
         raise BackendError(f"the model needs {dram_total} bytes of DRAM, the target has {target.dram_bytes}")
 
     def device(name, v, op):
         r = root(v)
-        return {"name": name, "value": v.name, "boundary_op": None if op is None else op.kind,
+        return {"name": name, "value": v.name, "boundary": None if op is None else boundary_json(op),
                 "address": base + offsets[id(r)], "shape": list(v.type.shape), "dtype": v.type.dtype,
                 "perm": list(layouts.perm(v))}
 
@@ -156,7 +178,9 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
         "dram_bytes": dram_total,
         "activation_base": base,
     }
-    return Artifact(metadata, words, bytes(plan.constants), print_module(module))
+    artifact = Artifact(metadata, words, bytes(plan.constants), print_module(module))
+    clock.done("IR text")
+    return artifact
 
 
 def _encode(program: Program, base: int) -> np.ndarray:

@@ -47,14 +47,15 @@ def fallbacks(module: Module, placement: ModulePlacement) -> list[Fallback]:
 
 
 def compile_heterogeneous(module: Module, target: TargetConfig | None = None, host_fallback: bool = True,
-                          progress: Callable[[int, int], None] | None = None) -> Artifact | HeteroArtifact:
+                          progress: Callable[[int, int], None] | None = None,
+                          phases: Callable[[str, float], None] | None = None) -> Artifact | HeteroArtifact:
     """The artifact running ``module``: plain when the overlay runs every op, heterogeneous when some
     run on the host (refused with HostFallbackRefused when ``host_fallback`` is False)."""
     target = target or load_target()
     placement = place_module(module, target)
     host = fallbacks(module, placement)
     if not host:
-        return compile_overlay(module, target, progress=progress)
+        return compile_overlay(module, target, progress=progress, phases=phases)
     if not host_fallback:
         raise HostFallbackRefused(host)
     parts = partition(module, placement)
@@ -65,7 +66,7 @@ def compile_heterogeneous(module: Module, target: TargetConfig | None = None, ho
         entry = {"kind": part.kind, "inputs": [v.name for v in sub.inputs],
                  "outputs": [n for n, _ in sub.outputs], "nodes": _nodes(sub.ops)}
         if part.kind == DEVICE:
-            blobs.append(compile_overlay(sub, target))
+            blobs.append(compile_overlay(sub, target, phases=phases))
         else:
             blobs.append(print_module(sub))
         entries.append(entry)

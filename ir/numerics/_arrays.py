@@ -6,7 +6,8 @@ INT64_MAX = 2**63 - 1
 
 
 def as_int64(x, name: str) -> np.ndarray:
-    """``x`` as an int64 array; floats are refused (integer paths never go through float)."""
+    """``x`` as an int64 array (``x`` itself when it is one: callers never write into it); floats are
+    refused (integer paths never go through float)."""
     arr = np.asarray(x)
     if arr.dtype == object:
         try:
@@ -17,7 +18,7 @@ def as_int64(x, name: str) -> np.ndarray:
         raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
     if arr.dtype == np.uint64 and arr.size and int(arr.max()) > INT64_MAX:
         raise ValueError(f"{name} has values above int64 range")
-    return arr.astype(np.int64)
+    return arr.astype(np.int64, copy=False)
 
 
 def as_float64(x, name: str) -> np.ndarray:

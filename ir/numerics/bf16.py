@@ -6,7 +6,6 @@ computes the exact result and rounds it once to bf16; results are float32 arrays
 values (``to_bf16`` gives the uint16 bit patterns).  Every NaN an operation produces is the
 canonical quiet NaN 0x7FC0; ``to_bf16`` keeps a NaN's sign (0x7FC0 / 0xFFC0), like ml_dtypes.
 """
-import ml_dtypes
 import numpy as np
 
 from ._arrays import along_axis, as_float64, as_int64, unwrap
@@ -79,6 +78,8 @@ def as_bf16_array(x) -> np.ndarray:
     ml_dtypes only stores the 2-byte patterns; tcc never relies on its casts, whose rounding of
     float64 changed between releases (0.6 rounded through float32, 0.7 rounds once).
     """
+    import ml_dtypes  # on first use (tcc.ir.dtypes says why)
+
     return np.asarray(to_bf16(x), np.uint16).view(ml_dtypes.bfloat16)
 
 

@@ -13,7 +13,6 @@ from .machine import ABUF, VBUF, Effect, Fault, MachineState, contiguous_strides
 
 _CVT = registers("v.len", "v.scale", "v.zp")
 _VOP = registers("v.desc", "v.src2")
-BF16 = to_numpy("bf16")  # ml_dtypes.bfloat16: 2 bytes, the bit pattern vbuf holds
 
 
 def _scale(bits: int) -> np.float32:
@@ -60,7 +59,9 @@ def cvt(m: MachineState, dir: str, dst: int, src: int):
 
 
 def _tensor(m: MachineState, address: int, shape: tuple, write: bool, what: str):
-    return m.region(VBUF, address, shape, contiguous_strides(shape, 2), BF16, write, what)
+    # ml_dtypes.bfloat16 (2 bytes, the bit pattern vbuf holds), looked up here so that loading the
+    # simulator does not import ml_dtypes (tcc.ir.dtypes)
+    return m.region(VBUF, address, shape, contiguous_strides(shape, 2), to_numpy("bf16"), write, what)
 
 
 @impl("vop")

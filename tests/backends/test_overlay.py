@@ -91,20 +91,26 @@ def test_corrupt_artifacts_are_refused(digits_artifact, tmp_path):
         Artifact.from_bytes(bytes(other))
 
 
-@pytest.mark.parametrize("group, key, value, message", [
-    ("inputs", "value", "nope", "inputs entry 'input': value %nope is not in the artifact's IR"),
-    ("inputs", "value", "input", "inputs entry 'input': value %input and boundary op 'quantize' do not connect"),
-    ("inputs", "name", "image", r"inputs \['image'\] do not match the IR's inputs \['input'\]"),
-    ("inputs", "shape", [1, 1, 16, 17], r"inputs entry 'input': i8\[1, 1, 16, 17\] does not match %input.q"),
-    ("inputs", "dtype", "i16", "inputs entry 'input': i16"),
-    ("inputs", "perm", [0, 2, 2, 1], r"perm \[0, 2, 2, 1\] is not a permutation of 4 axes"),
-    ("outputs", "value", "logits.q.x", "outputs entry 'logits': value %logits.q.x is not in"),
-    ("outputs", "boundary_op", None, "outputs entry 'logits': value %logits and boundary op None do not connect"),
-    ("outputs", "shape", [10], "outputs entry 'logits'"),
-    ("outputs", "address", "end", "outputs entry 'logits': bytes .* run past dram_bytes"),
+# (group, key, value, message, when): "open" entries are refused when a session opens (they are all
+# the simulator reads); "ir" ones, which tie the metadata to the IR text, when the IR is parsed
+# (``Session.module``, `tcc run --reference`).
+@pytest.mark.parametrize("group, key, value, message, when", [
+    ("inputs", "value", "nope", "inputs entry 'input': value %nope is not in the artifact's IR", "ir"),
+    ("inputs", "value", "input", "inputs entry 'input': value %input and boundary op 'quantize' do not connect", "ir"),
+    ("inputs", "name", "image", r"inputs \['image'\] do not match the IR's inputs \['input'\]", "ir"),
+    ("inputs", "shape", [1, 1, 16, 17], r"inputs entry 'input': i8\[1, 1, 16, 17\] does not match", "open"),
+    ("inputs", "dtype", "i16", "inputs entry 'input': i16", "open"),
+    ("inputs", "dtype", "i9", "inputs entry 'input': dtype 'i9' is not an element type", "open"),
+    ("inputs", "perm", [0, 2, 2, 1], r"perm \[0, 2, 2, 1\] is not a permutation of 4 axes", "open"),
+    ("inputs", "boundary", {"kind": "nope", "attrs": {}, "operand": {"shape": [1], "dtype": "f32"},
+                            "result": {"shape": [1], "dtype": "i8"}}, "inputs entry 'input'.kind 'nope' is not", "open"),
+    ("outputs", "value", "logits.q.x", "outputs entry 'logits': value %logits.q.x is not in", "ir"),
+    ("outputs", "boundary", None, "outputs entry 'logits': value %logits and boundary op None do not connect", "ir"),
+    ("outputs", "shape", [10], "outputs entry 'logits'", "open"),
+    ("outputs", "address", "end", "outputs entry 'logits': bytes .* run past dram_bytes", "open"),
 ])
 def test_metadata_that_does_not_match_the_ir_is_refused(digits_artifact, tmp_path, tcc_cli, group, key, value,
-                                                       message):
+                                                       message, when):
     # Edited metadata behind a valid checksum (Artifact.to_bytes re-packs it), as the artifact_body
     # fuzz target makes: an ArtifactError naming the entry, not a KeyError while running.
     path, _ = digits_artifact
@@ -114,8 +120,11 @@ def test_metadata_that_does_not_match_the_ir_is_refused(digits_artifact, tmp_pat
     edited = tmp_path / "edited.tcc"
     edited.write_bytes(artifact.to_bytes())
     with pytest.raises(ArtifactError, match=message):
-        Session(edited)
-    code, _, err = tcc_cli("run", edited, "-o", tmp_path / "out.npz")
+        Session(edited).module
+    if when == "open":
+        with pytest.raises(ArtifactError, match=message):
+            Session(edited)
+    code, _, err = tcc_cli("run", edited, "-o", tmp_path / "out.npz", *(["--reference"] if when == "ir" else []))
     assert code == 2 and "malformed artifact metadata" in err and "Traceback" not in err
 
 

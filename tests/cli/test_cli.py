@@ -92,3 +92,17 @@ def test_run_with_wrong_input_name(tmp_path, tcc_cli):
     np.savez(tmp_path / "in.npz", z=np.zeros((1, 4), np.float32))
     code, _, err = tcc_cli("run", tmp_path / "m.tir", "--inputs", tmp_path / "in.npz", "-o", tmp_path / "o.npz")
     assert code == 2 and "x" in err
+
+
+def test_the_cli_loads_without_the_compiler():
+    """`tcc --help` answers at once: importing the CLI loads click, not the IR, passes or ml_dtypes."""
+    import subprocess
+    import sys
+
+    code = "import sys, tcc.cli; print(sorted(m for m in sys.modules if m.startswith(('tcc.ir', 'tcc.passes', 'ml_dtypes'))))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+    from tcc.cli_files import STDOUT
+    from tcc.ir.fileio import STDOUT as fileio_stdout
+
+    assert STDOUT == fileio_stdout
