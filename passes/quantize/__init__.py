@@ -1,12 +1,14 @@
 """Post-training quantization: calibration, int8 (and DyBit / int4 weight) lowering, mixed precision."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from tcc.ir import Module, is_constant
 
 from ..base import Pass
 from .calibration import DEFAULT_CALIBRATION, CalibrationError, calibrate, load_samples
+from .dybit_caps import choose_dybit_caps
 from .lowering import LoweringConfig
 from .rules import lower_module
 from .mixed_precision import MixedPrecision, MixedPrecisionPlan
@@ -27,6 +29,10 @@ class Quantize(Pass):
     rounding: str = "half_even"
     max_samples: int = 0
     sparse_mode: str = ""  # "submanifold": calibrate on the sparse target's values (calibration.py)
+    # dybitN: choose each layer's exponent-run cap by the output error on cap_samples calibration
+    # samples ("output", dybit_caps.py) or by the weight MSE alone ("weights": no model runs)
+    dybit_caps: str = "output"
+    cap_samples: int = 8
 
     def apply(self, module: Module) -> None:
         parse_weight_format(self.weights)
@@ -43,6 +49,12 @@ class Quantize(Pass):
             raise QuantizationError("quantize needs calibration data: pass calib=FILE.npz "
                                     "(CLI: --calib FILE.npz)")
         config = LoweringConfig(weights=self.weights, symmetric=self.symmetric, rounding=self.rounding)
+        if self.dybit_caps not in ("output", "weights"):
+            raise QuantizationError(f"dybit_caps {self.dybit_caps!r} is not output or weights")
+        if self.calib and self.dybit_caps == "output" and re.fullmatch(r"dybit[0-9]", self.weights):
+            config.layer_weights = choose_dybit_caps(
+                module, ranges, samples[:self.cap_samples], self.weights, config,
+                lambda done, total: self.report_progress("DyBit caps", done, total))
         module.take_body(lower_module(module, ranges, config))
 
 
