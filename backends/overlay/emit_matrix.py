@@ -13,7 +13,7 @@ from tcc.ir import Op, constant_value
 from .context import Context
 from .errors import unsupported
 from .steps import Step
-from .tiling import ConvGeometry, choose_conv_tiles
+from .tiling import ConvGeometry, choose_conv_tiles, choose_gemm_tiles
 from .views import fetch
 
 PARAM_BYTES = 12  # (bias, multiplier, shift) int32 per output channel
@@ -173,6 +173,14 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
             tile += 1
 
 
+def gemm_weight_tiles(w: np.ndarray, tn: int, kt: int) -> np.ndarray:
+    """The weights [n, k] in DRAM order for tiles of ``tn`` rows and ``kt`` columns: row tiles in
+    order, inside each its reduction chunks in order, each chunk a contiguous [rows, chunk] block
+    (so every weight load is one contiguous transfer)."""
+    n, k = w.shape
+    return np.concatenate([w[n0:n0 + tn, k0:k0 + kt].ravel() for n0 in range(0, n, tn) for k0 in range(0, k, kt)])
+
+
 def emit_gemm(ctx: Context, step: Step) -> None:
     lin, req = step.ops
     x, y = lin.x, req.result
@@ -184,35 +192,44 @@ def emit_gemm(ctx: Context, step: Step) -> None:
     b = ctx.buffers
     if x.type.rank > 3 or y.type.rank > 3:
         raise unsupported(lin, "linear layers take rank-2 or rank-3 activations on the overlay")
-    tn = min(n_out, 32 * max(1, (b.acc_h // (4 * max(m, 1))) // 32), 1024)
-    kt = k
-    while tn * kt * esize > b.wbuf_h or m * kt > b.abuf_q:
-        kt = (kt + 1) // 2
-    tm = max(1, min(m, b.acc_h // (4 * tn), b.abuf_q // max(tn, 1)))
-    w_addr = ctx.constant(f"w:{lin.w.name}", data)
+    try:
+        tiles = choose_gemm_tiles(m, n_out, k, esize, b, ctx.target)
+    except ValueError:
+        raise unsupported(lin, "not even one output row of one column tile fits the on-chip buffers") from None
+    tn, tm, kt = tiles.tn, tiles.tm, tiles.kt
+    single = kt >= k
+    w_addr = ctx.constant(f"w:{lin.w.name}:{tn}x{kt}", gemm_weight_tiles(data, tn, kt))
     p_addr = ctx.constant(f"p:{y.name}", _params(lin, req, n_out))
     p = ctx.program
     ctx.begin_layer(step.name, m * n_out * k, x.type.size + data.nbytes + y.type.size)
     _requant_regs(ctx, req)
     p.set({"mm.a_zp": x.type.quant.zero_point[0]})
-    chunk = 0
-    tile = 0
-    for n0 in range(0, n_out, tn):
+    if tiles.resident:
+        p.dma("load", "abuf", b.a_in(0), ctx.addr(x), rows=1, row_bytes=m * k)
+    chunk = tile = 0
+    for n_tile, n0 in enumerate(range(0, n_out, tn)):
         nt = min(tn, n_out - n0)
-        pslot = b.p(n0 // tn)
+        pslot = b.p(n_tile)
         p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
+        if single:
+            p.dma("load", "wbuf", b.w(n_tile), w_addr + n0 * k * esize, rows=1, row_bytes=nt * k * esize)
         for m0 in range(0, m, tm):
             mt = min(tm, m - m0)
             acc = b.acc(tile)
             for k0 in range(0, k, kt):
                 ktile = min(kt, k - k0)
-                wslot, aslot = b.w(chunk), b.a_in(chunk)
-                p.dma("load", "wbuf", wslot, w_addr + (n0 * k + k0) * esize, rows=nt, row_bytes=ktile * esize,
-                      dram_row=k * esize, sram_row=ktile * esize)
-                p.dma("load", "abuf", aslot, ctx.addr(x) + m0 * k + k0, rows=mt, row_bytes=ktile,
-                      dram_row=k, sram_row=ktile)
-                p.set({"mm.a": aslot, "mm.a_row": ktile, "mm.m": mt, "mm.n": nt, "mm.k": ktile, "mm.w_row": ktile,
-                       "mm.acc_row": nt})
+                wslot = b.w(n_tile) if single else b.w(chunk)
+                if not single:
+                    p.dma("load", "wbuf", wslot, w_addr + (n0 * k + nt * k0) * esize, rows=1,
+                          row_bytes=nt * ktile * esize)
+                if tiles.resident:
+                    p.set({"mm.a": b.a_in(0) + m0 * k + k0, "mm.a_row": k})
+                else:
+                    aslot = b.a_in(chunk)
+                    p.dma("load", "abuf", aslot, ctx.addr(x) + m0 * k + k0, rows=mt, row_bytes=ktile,
+                          dram_row=k, sram_row=ktile)
+                    p.set({"mm.a": aslot, "mm.a_row": ktile})
+                p.set({"mm.m": mt, "mm.n": nt, "mm.k": ktile, "mm.w_row": ktile, "mm.acc_row": nt})
                 p.emit("matmul", mode="gemm", accumulate=int(k0 > 0), wide=int(wide), acc=acc, w=wslot)
                 chunk += 1
             out = b.a_out(tile)

@@ -14,6 +14,7 @@ import numpy as np
 
 from tcc.ir import numerics
 
+from ..cycles import matmul_cycles
 from .machine import ABUF, ACC, WBUF, Effect, Fault, MachineState, impl, registers
 
 _MM = registers("mm.a", "mm.a_row", "mm.m", "mm.n", "mm.k", "mm.a_zp", "mm.w_row", "mm.acc_row")
@@ -118,7 +119,6 @@ def matmul(m: MachineState, mode: str, accumulate: int, wide: int, acc: int, w: 
         bad = np.unravel_index(np.argmax((total > _INT32_MAX) | (total < _INT32_MIN)), total.shape)
         raise Fault(f"int32 accumulator overflow at acc[{bad[0]}, {bad[1]}] = {int(total[bad])}")
     out[...] = total
-    t = m.target
-    cycles = -(-M // t.array_rows) * -(-N // t.array_cols) * K * e + t.array_rows + t.array_cols
+    cycles = matmul_cycles(m.target, M, N, K, bool(wide))
     accesses = tuple(x for x in (a_access, w_access, acc_access) if x is not None)
     return Effect(cycles, accesses, macs=M * N * K)
