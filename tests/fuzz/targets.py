@@ -110,6 +110,24 @@ def calib_loader(data: bytes) -> None:
     _through_file(data, ".npz", lambda path: calibrate(module, load_samples(path, module, max_samples=2)))
 
 
+def target_loader(data: bytes) -> None:
+    """A target description (TOML), read as ``--target-config`` (overlay) and as a sparse target is:
+    accepted if either loader accepts it, so each loader's own checks are reached."""
+    from tcc.backends.sparse.target import load_sparse_target
+    from tcc.isa.target import load_target
+
+    rejected: TccError | None = None
+    accepted = False
+    for load in (load_target, load_sparse_target):
+        try:
+            _through_file(data, ".toml", load)
+            accepted = True
+        except TccError as exc:
+            rejected = exc
+    if not accepted and rejected is not None:
+        raise rejected
+
+
 def _through_file(data: bytes, suffix: str, load) -> None:
     fd, path = tempfile.mkstemp(suffix=suffix)
     try:
@@ -293,6 +311,12 @@ def seeds(target: str) -> list[bytes]:
         from tcc.backends.artifact import unpack
 
         return [unpack("heterogeneous", _gated_artifact(), "<seed>")[0]]
+    if target == "target_loader":
+        from tcc.backends.sparse.target import DEFAULT_SPARSE_TARGET
+        from tcc.isa.target import DEFAULT_TARGET
+
+        return [DEFAULT_TARGET.read_bytes(), DEFAULT_SPARSE_TARGET.read_bytes(),
+                (DEFAULT_SPARSE_TARGET.parent / "u250.toml").read_bytes()]
     if target == "onnx_loader":
         return [(DIGITS / "digits_cnn.onnx").read_bytes(), _shape_ops_model()]
     if target == "sparse_body":
@@ -314,7 +338,8 @@ def run(target: str, data: bytes) -> bool:
 
 TARGETS = {"ir_parser": ir_parser, "assembler": assembler, "decoder": decoder, "artifact_loader": artifact_loader,
            "artifact_body": artifact_body, "sparse_body": sparse_body, "hetero_loader": hetero_loader,
-           "hetero_body": hetero_body, "onnx_loader": onnx_loader, "calib_loader": calib_loader}
+           "hetero_body": hetero_body, "onnx_loader": onnx_loader, "calib_loader": calib_loader,
+           "target_loader": target_loader}
 
 
 def corpus_files(target: str) -> list[Path]:
