@@ -423,16 +423,16 @@ def run(source, inputs_path, output, seed, reference, report_path):
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
               help="Seed for random inputs when --inputs is absent.")
 @click.option("--top", default=None, type=click.IntRange(min=1), help="Show only the N slowest layers.")
-@click.option("--html", "html_path", default=None, type=OutputFile(),
+@click.option("--html", "html_path", default=None, type=OutputFile(stdout="text"),
               help="Also write a self-contained HTML page (overlay: bars, roofline, mode timeline, memory, graph; "
-                   "sparse: totals, module bars, token timeline, FIFO graph).")
-@click.option("--json", "json_path", default=None, type=OutputFile(),
-              help="Also write the report as JSON.")
+                   "sparse: totals, module bars, token timeline, FIFO graph). '-': stdout (the table goes to stderr).")
+@click.option("--json", "json_path", default=None, type=OutputFile(stdout="text"),
+              help="Also write the report as JSON ('-': stdout, and the table goes to stderr).")
 def report(artifact, inputs_path, seed, top, html_path, json_path):
     """Simulate an artifact and print its performance table: per layer and the roofline bound (overlay),
     per module and the slowest module (sparse)."""
     from tcc.driver import UsageError
-    from tcc.ir.fileio import write_atomic
+    from tcc.ir.fileio import STDOUT, write_atomic
     from tcc.runtime import Session, open_session
 
     session = open_session(artifact)
@@ -441,20 +441,22 @@ def report(artifact, inputs_path, seed, top, html_path, json_path):
     data = session.performance_report()
     if html_path and data.get("heterogeneous"):
         raise UsageError("--html does not draw heterogeneous artifacts (host partitions) yet; use --json")
+    table_to_stderr = STDOUT in (json_path, html_path)  # standard output holds the file alone
+    style = click.style if (_stderr_is_tty() if table_to_stderr else _stdout_is_tty()) else _no_style
     if data.get("heterogeneous"):
         from tcc.runtime.hetero_report import format_hetero_report
 
-        click.echo(format_hetero_report(data, top, style=click.style if _stdout_is_tty() else _no_style))
+        click.echo(format_hetero_report(data, top, style=style), err=table_to_stderr)
     elif isinstance(session, Session):
         from tcc.runtime.report import format_report
 
-        click.echo(format_report(data, top, style=click.style if _stdout_is_tty() else _no_style))
+        click.echo(format_report(data, top, style=style), err=table_to_stderr)
     else:
-        click.echo(session.format_performance(data, top))
+        click.echo(session.format_performance(data, top), err=table_to_stderr)
     if json_path:
         import json
 
-        write_atomic(json_path, json.dumps(data, indent=1, sort_keys=True))
+        write_atomic(json_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
     if html_path:
         if isinstance(session, Session):
             from tcc.runtime.html_overlay import render_html
@@ -466,7 +468,8 @@ def report(artifact, inputs_path, seed, top, html_path, json_path):
 
             page = render_sparse_html(data, session.metadata)
         write_atomic(html_path, page)
-        click.echo(f"wrote {html_path}", err=True)
+        if html_path != STDOUT:
+            click.echo(f"wrote {html_path}", err=True)
 
 
 def _no_style(text, **_):
