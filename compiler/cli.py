@@ -14,6 +14,7 @@ from tcc.driver import TARGETS
 from tcc.ir.errors import TccError
 from tcc.ir.escape import one_line
 from tcc.passes import PassInstrumentation
+from tcc.passes.manager import DUMP_NAME
 from tcc.passes.quantize.calibration import CALIBRATION_METHODS, DEFAULT_CALIBRATION
 
 
@@ -98,7 +99,7 @@ def _instrumentations(timings: list | None = None) -> list[PassInstrumentation]:
 dump_options = [
     click.option("--dump-ir-after", "dump_after", multiple=True, metavar="PASS|all|import",
                  help="Write the textual IR after this pass (repeatable; 'all' for every pass)."),
-    click.option("--dump-dir", type=click.Path(file_okay=False), default=None,
+    click.option("--dump-dir", type=OutputFolder(pattern=(DUMP_NAME, "NN-PASS.tir"), written_with="dump_after"), default=None,
                  help="Folder for --dump-ir-after files (default: current folder)."),
     click.option("--timings", is_flag=True, help="Print per-pass wall time to stderr."),
 ]
