@@ -264,8 +264,8 @@ def explain(model, target, calib, input_shapes, method, weights, target_config, 
 @click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, dybit2..8.")
 @click.option("--target-config", default=None, type=InputFile(),
               help="Target description (TOML); default: the bundled overlay core.")
-@click.option("--json", "json_path", default=None, type=OutputFile(),
-              help="Also write the per-layer results as JSON.")
+@click.option("--json", "json_path", default=None, type=OutputFile(stdout="text"),
+              help="Also write the per-layer results as JSON ('-': stdout, and the table goes to stderr).")
 def verify_command(model, target, calib, inputs_path, samples, input_shapes, method, weights, target_config,
                    json_path):
     """Per layer: SQNR of the int8 model against float (onnxruntime), and simulator == reference.
@@ -277,7 +277,9 @@ def verify_command(model, target, calib, inputs_path, samples, input_shapes, met
 
     result = verify(model, calib, target, inputs_path, samples, _shapes(input_shapes), target_config,
                     progress=_progress("verifying"), weights=weights, method=method)
-    click.echo(format_result(result, style=click.style if _stdout_is_tty() else _no_style))
+    to_stderr = json_path == "-"  # standard output holds the JSON alone
+    style = click.style if (_stderr_is_tty() if to_stderr else _stdout_is_tty()) else _no_style
+    click.echo(format_result(result, style=style), err=to_stderr)
     if json_path:
         import dataclasses
         import json
@@ -286,7 +288,7 @@ def verify_command(model, target, calib, inputs_path, samples, input_shapes, met
 
         data = dataclasses.asdict(result)
         data["simulator_agrees"] = result.simulator_agrees
-        write_atomic(json_path, json.dumps(data, indent=1, allow_nan=True))
+        write_atomic(json_path, json.dumps(data, indent=1, allow_nan=True) + "\n")
     if not result.simulator_agrees:
         click.get_current_context().exit(1)
 
@@ -577,7 +579,8 @@ def list_passes():
               help="Run on Ray: 'local' starts one here, 'auto' joins the running cluster.")
 @click.option("--per-layer", is_flag=True, help="Each layer's SQNR against float over the set; names error jumps.")
 @click.option("--output", "output_name", default=None, help="The model output compared (default: the first).")
-@click.option("--json", "json_path", default=None, type=OutputFile(), help="Also write the results as JSON.")
+@click.option("--json", "json_path", default=None, type=OutputFile(stdout="text"),
+              help="Also write the results as JSON ('-': stdout, and the table goes to stderr).")
 @click.option("--resize", default=None, type=click.IntRange(min=1), help="Image folder: shorter side before the crop.")
 @click.option("--crop", default=None, type=click.IntRange(min=1), help="Image folder: center crop size.")
 @click.option("--mean", default="0.485,0.456,0.406", show_default=True, help="Image folder: per-channel mean.")
@@ -601,13 +604,13 @@ def eval_command(model, artifact, data, labels, limit, paths_text, workers, ray_
     with _progress_callback("evaluating") as progress:
         result = evaluate(model, artifact, data, labels, paths, limit, workers, ray_address, per_layer,
                           output_name, preprocess, progress)
-    click.echo(format_eval(result))
+    click.echo(format_eval(result), err=json_path == "-")  # standard output holds the JSON alone
     if json_path:
         import json
 
         from tcc.ir.fileio import write_atomic
 
-        write_atomic(json_path, json.dumps(result.to_json(), indent=1))
+        write_atomic(json_path, json.dumps(result.to_json(), indent=1) + "\n")
     if result.first_mismatch is not None:
         click.get_current_context().exit(1)
 
