@@ -57,7 +57,8 @@ MODULE_FIELDS: dict[str, dict[str, Schema]] = {
 _IO_ENTRY = Record({"name": STR, "value": STR, "address": Int(min=0), "shape": List(Int(min=0)), "dtype": STR,
                     "perm": List(Int(min=0)), "boundary_op": Nullable(STR)})
 _LAYER = Record({"name": STR, "macs": Int(min=0), "min_bytes": Int(min=0)},
-                optional={"kind": STR, "mode": STR, "live_bytes": Int(min=0)})
+                optional={"kind": STR, "mode": STR, "live_bytes": Int(min=0), "weight_bytes": Int(min=0),
+                          "weight_format": STR})
 OVERLAY_METADATA = Record({"target": Record({}), "inputs": List(_IO_ENTRY), "outputs": List(_IO_ENTRY),
                            "descriptors": List(Record({})), "layers": List(_LAYER), "dram_bytes": Int(min=0),
                            "activation_base": Int(min=0)}, optional={"model": STR, "format_version": Int()})

@@ -196,11 +196,16 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
     if isinstance(result, Artifact):
         meta = result.metadata
         click.echo(f"wrote {output}: {len(result.program)} instructions, {len(meta['layers'])} layers, "
-                   f"{meta['dram_bytes']} bytes of DRAM", err=True)
+                   f"{meta['dram_bytes']} bytes of DRAM ({weight_bytes(meta)} of packed weights)", err=True)
         return
     click.echo(f"wrote {output}: {result.summary()}", err=True)
     for f in result.metadata["host_ops"]:
         click.echo(one_line(f"note: node {f['node']!r} ({f['kind']}) runs on the host: {f['reason']}"), err=True)
+
+
+def weight_bytes(meta: dict) -> int:
+    """Bytes of the packed weight constants of an overlay artifact's layers."""
+    return sum(layer.get("weight_bytes", 0) for layer in meta["layers"])
 
 
 def _onnx_op_types(model) -> dict[str, str]:
