@@ -5,7 +5,10 @@ generator, whose tile search costs candidate tilings with it.
 """
 from __future__ import annotations
 
+from tcc.ir.numerics import WeightFormat
+
 from .target import TargetConfig
+from .weights import reduction_steps
 
 
 def _ceil(a: int, b: int) -> int:
@@ -26,13 +29,13 @@ def split_factor(target: TargetConfig, m: int) -> int:
     return max(1, target.array_rows // m) if 0 < m < target.array_rows else 1
 
 
-def matmul_cycles(target: TargetConfig, m: int, n: int, k: int, wide: bool) -> int:
-    """One matmul of an ``m x n`` output over a reduction of ``k`` (``wide``: 16-bit weights, two
-    passes): per array pass of array_rows x array_cols outputs, one cycle per reduction element of
-    a slice, plus the array's fill and drain and the adder tree's stages."""
+def matmul_cycles(target: TargetConfig, m: int, n: int, k: int, fmt: WeightFormat) -> int:
+    """One matmul of an ``m x n`` output over a reduction of ``k`` weights of format ``fmt``: per
+    array pass of array_rows x array_cols outputs, the reduction steps of one slice (isa/weights.py),
+    plus the array's fill and drain and the adder tree's stages."""
     split = split_factor(target, m)
     tree = (split - 1).bit_length()
-    return (_ceil(m * split, target.array_rows) * _ceil(n, target.array_cols) * _ceil(k, split) * (2 if wide else 1)
+    return (_ceil(m * split, target.array_rows) * _ceil(n, target.array_cols) * reduction_steps(_ceil(k, split), fmt)
             + target.array_rows + target.array_cols + tree)
 
 
