@@ -83,5 +83,30 @@ def expand(node: NodeProto, body: FunctionProto, schema_node: NodeProto) -> list
                     copy.attribute.append(bound)
             else:
                 copy.attribute.append(attr)
+                if attr.type == AttributeProto.GRAPH:
+                    _rename_outer_references(copy.attribute[-1].g, rename, set())
+                elif attr.type == AttributeProto.GRAPHS:
+                    for g in copy.attribute[-1].graphs:
+                        _rename_outer_references(g, rename, set())
         nodes.append(copy)
     return nodes
+
+
+def _rename_outer_references(graph: onnx.GraphProto, rename, outer_local: set[str]) -> None:
+    """Rename, in a body node's subgraph (a Scan or Loop body), the names it reads from the body
+    around it; names the subgraph (or a subgraph enclosing it inside the body) defines stay."""
+    local = set(outer_local)
+    local.update(vi.name for vi in graph.input)
+    local.update(t.name for t in graph.initializer)
+    local.update(o for node in graph.node for o in node.output)
+    for node in graph.node:
+        node.input[:] = [i if not i or i in local else rename(i) for i in node.input]
+        for attr in node.attribute:
+            if attr.type == AttributeProto.GRAPH:
+                _rename_outer_references(attr.g, rename, local)
+            elif attr.type == AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    _rename_outer_references(g, rename, local)
+    for vi in graph.output:
+        if vi.name not in local:
+            vi.name = rename(vi.name)

@@ -417,7 +417,7 @@ def _infer(skeleton: onnx.ModelProto, label: str, data_prop: bool = True) -> dic
             text = f": {_first_line(exc)}"
         raise FrontendError(f"{label}: ONNX shape inference fails{text}. Check the model and the "
                             "input shapes given.") from None
-    types = {}
+    types = {t.name: onnx.helper.make_tensor_type_proto(t.data_type, t.dims) for t in inferred.graph.initializer}
     for vi in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):
         types[vi.name] = vi.type
     return types
