@@ -83,13 +83,19 @@ def expand(node: NodeProto, body: FunctionProto, schema_node: NodeProto) -> list
                     copy.attribute.append(bound)
             else:
                 copy.attribute.append(attr)
-                if attr.type == AttributeProto.GRAPH:
-                    _rename_outer_references(copy.attribute[-1].g, rename, set())
-                elif attr.type == AttributeProto.GRAPHS:
-                    for g in copy.attribute[-1].graphs:
-                        _rename_outer_references(g, rename, set())
+        rename_subgraph_references(copy, rename)
         nodes.append(copy)
     return nodes
+
+
+def rename_subgraph_references(node: NodeProto, rename) -> None:
+    """Rename, in the subgraphs of a node copied out of a body, the names they read from that body."""
+    for attr in node.attribute:
+        if attr.type == AttributeProto.GRAPH:
+            _rename_outer_references(attr.g, rename, set())
+        elif attr.type == AttributeProto.GRAPHS:
+            for g in attr.graphs:
+                _rename_outer_references(g, rename, set())
 
 
 def _rename_outer_references(graph: onnx.GraphProto, rename, outer_local: set[str]) -> None:
