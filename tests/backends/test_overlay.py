@@ -66,6 +66,20 @@ def test_light_zoo_simulator_equals_reference(name, tmp_path):
     for key in reference:
         np.testing.assert_array_equal(simulated[key], reference[key], err_msg=f"{name} output {key}")
         print(f"{name} {key}: SQNR vs float {sqnr_db(float_out[key], simulated[key]):.1f} dB")
+    assert_counters_add_up(session.last_result)
+
+
+def assert_counters_add_up(result):
+    """Per unit busy + stall + idle = cycles, the front end's issue + stalls + idle = cycles, and the
+    per-layer busy and stall cycles sum to the run's."""
+    assert set(result.unit_cycles) == set(result.units)
+    for unit, split in result.unit_cycles.items():
+        assert min(split.values()) >= 0 and sum(split.values()) == result.cycles, unit
+        assert split["busy"] == result.units[unit] == sum(layer[f"{unit}_busy"] for layer in result.layers.values())
+        assert split["stall"] == sum(layer[f"{unit}_stall"] for layer in result.layers.values())
+    assert min(result.front_cycles.values()) >= 0 and sum(result.front_cycles.values()) == result.cycles
+    assert result.front_cycles["issue"] == result.instructions
+    assert result.stall_cycles == sum(split["stall"] for split in result.unit_cycles.values())
 
 
 def test_artifact_is_deterministic(tmp_path):

@@ -8,7 +8,7 @@ from isa_helpers import setr
 from tcc.isa.assembler import assemble
 from tcc.isa.encoding import encode_program
 from tcc.isa.simulator import Machine
-from tcc.isa.target import load_target
+from tcc.isa.target import TargetConfig, load_target
 
 TARGET = load_target()
 DMA_64 = 64 + 1  # a 64-byte load or store
@@ -43,7 +43,34 @@ def test_double_buffering_overlaps_a_load_with_a_matmul():
     assert (at[14].start, at[14].end) == (261, 389)
     assert result.cycles == 389 < 3 * DMA_64 + 2 * MATMUL_K64
     assert result.units == {"load": 3 * DMA_64, "compute": 2 * MATMUL_K64, "store": 0, "post": 0}
-    assert result.layers[0]["stall_cycles"] == sum(e.start - e.issue for e in result.trace)
+    # only the first matmul waits with its unit free (for its weights, 11..133); the loads queue
+    # behind busy units, which is not a stall
+    assert result.layers[0]["stall_cycles"] == result.layers[0]["compute_stall"] == 133 - 11
+    assert result.unit_cycles["compute"] == {"busy": 2 * MATMUL_K64, "stall": 122, "idle": 389 - 2 * MATMUL_K64 - 122}
+    assert result.unit_cycles["load"] == {"busy": 3 * DMA_64, "stall": 0, "idle": 389 - 3 * DMA_64}
+
+
+def run_on(target, text):
+    machine = Machine(target, np.zeros(4096, np.uint8), [])
+    result = machine.run(encode_program(assemble(text)), trace=True)
+    return result, {event.pc: event for event in result.trace}
+
+
+def test_a_full_queue_stalls_issue():
+    loads = "".join(f"load abuf, {64 * i}, {64 * i}\n" for i in range(6))  # pcs 3..8, 65 cycles each
+    text = PROLOGUE + loads + "store abuf, 0x800, 0x800\n" + "halt\n"   # pc 9: independent of the loads
+    deep, at_deep = run_on(TARGET, text)
+    assert at_deep[9].issue == 9 and at_deep[9].start == 9  # issued past the queued loads
+    shallow_target = TargetConfig.from_dict({**TARGET.to_dict(), "load_queue": 2})
+    shallow, at = run_on(shallow_target, text)
+    # with 2 entries, the load at pc k >= 6 enters the queue when the one at pc k - 2 starts
+    assert [at[pc].issue for pc in range(3, 9)] == [3, 4, 5, 3 + DMA_64, 3 + 2 * DMA_64, 3 + 3 * DMA_64]
+    assert at[9].issue == at[8].issue + 1 == 3 + 3 * DMA_64 + 1  # the store waited behind the full queue
+    assert shallow.front_cycles["queue_stall"] == at[8].issue - 8  # pc 8 would have issued at cycle 8
+    assert shallow.cycles == deep.cycles == 3 + 6 * DMA_64  # the loads still bound the run
+    for result in (deep, shallow):
+        assert sum(result.front_cycles.values()) == result.cycles
+        assert all(sum(c.values()) == result.cycles for c in result.unit_cycles.values())
 
 
 def test_a_load_into_the_half_being_read_waits_for_the_matmul():
