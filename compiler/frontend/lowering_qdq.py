@@ -41,6 +41,7 @@ from onnx import helper
 from tcc.ir import Builder, Module, QuantParams, TensorType, Value, numerics
 from tcc.ir.dtypes import from_numpy
 from tcc.ir.shape_rules import ShapeError, normalize_axis
+from tcc.passes.quantize.lowering import LAYOUT_KINDS  # the quantizer runs these on their operand's grid
 
 from .context import NodeContext
 from .errors import FrontendError
@@ -51,8 +52,6 @@ LOWER_EVEN_IF_CONSTANT = frozenset({"DequantizeLinear"})
 _ACTIVATION_DTYPES = {np.dtype(np.int8): "i8", np.dtype(np.uint8): "u8"}
 # Ops whose result is non-negative whatever their operands, and ops that keep their data operands' sign.
 _NON_NEGATIVE = frozenset({"relu", "sigmoid", "softmax", "exp", "abs", "sqrt", "hard_sigmoid"})
-# Data movement: the quantizer runs these on their operand's integer grid.
-_LAYOUT = frozenset({"reshape", "transpose", "slice", "split", "pad", "gather", "expand", "max_pool"})
 _SIGN_KEEPING = frozenset({"max_pool", "avg_pool", "global_avg_pool", "reshape", "transpose", "slice",
                            "split", "concat", "gather", "expand", "resize", "reduce_max", "reduce_mean"})
 
@@ -227,12 +226,10 @@ def fold_activation_pairs(module: Module, label: str) -> None:
     """
     targets: dict[int, Value] = {}  # id(x) -> the value that replaces x's dequantized copies
     for op in list(module.ops):
-        if op.kind != "dequantize" or op.operands[0].producer is None:
+        quantize = op.x.producer if op.kind == "dequantize" else None
+        if quantize is None or quantize.kind != "quantize":
             continue
-        quantize = op.operands[0].producer
-        if quantize.kind != "quantize":
-            continue
-        x = quantize.operands[0]
+        x = quantize.x
         if id(x) not in targets:
             targets[id(x)] = _pin(module, x, quantize, op)
         op.result.replace_all_uses_with(targets[id(x)])
@@ -256,12 +253,15 @@ def _inherit_parameters(module: Module) -> None:
     parameters, the sole input of a pinned relu/clip the activation's."""
     for op in module.ops:
         if op.kind in ("relu", "clip") and op.result.type.quant is not None:
-            x = op.operands[0]
+            x = op.x
             if (x.type.quant is None and x.producer is not None and x.producer.kind != "const"
                     and x.users == [op] and not module.is_output(x)):
                 x.type = TensorType(x.type.shape, x.type.dtype, op.result.type.quant)
-        source = op.operands[0].type if op.kind in _LAYOUT else None
-        if source is not None and source.quant is not None and source.quant.axis is None:
+        if op.kind not in LAYOUT_KINDS:
+            continue
+        moved, *_ = op.operands
+        source = moved.type
+        if source.quant is not None and source.quant.axis is None:
             for r in op.results:
                 if r.type.quant is None and r.type.dtype == source.dtype:
                     r.type = TensorType(r.type.shape, r.type.dtype, source.quant)
@@ -288,13 +288,13 @@ def _non_negative(value: Value) -> bool:
     if op is None:
         return False
     if op.kind == "const":
-        array = op.attrs["value"]
+        array = op.value
         return bool(array.size == 0 or np.all(array >= 0))
     if op.kind in _NON_NEGATIVE:
         return True
     if op.kind == "clip":
-        return op.attrs["min"] >= 0
-    if op.kind == "pad" and op.attrs["mode"] == "constant" and op.attrs["value"] < 0:
+        return op.min >= 0
+    if op.kind == "pad" and op.mode == "constant" and op.value < 0:
         return False
     if op.kind in _SIGN_KEEPING or op.kind == "pad":
         data = op.operands if op.kind == "concat" else op.operands[:1]

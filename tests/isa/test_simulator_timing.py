@@ -30,10 +30,10 @@ def test_double_buffering_overlaps_a_load_with_a_matmul():
                      + "load abuf, 0, 0\n"          # pc 3: issue 3, runs 3..68
                      + "load wbuf, 0, 64\n"         # pc 4: load unit busy until 68, runs 68..133
                      + GEMM                         # pcs 5..10
-                     + "matmul gemm, 0, 0, 0, 0\n"  # pc 11: waits for the weights, 133..261
+                     + "matmul gemm, 0, int8, 0, 0, 0\n"  # pc 11: waits for the weights, 133..261
                      + "load abuf, 64, 128\n"       # pc 12: the other half, 133..198, under the matmul
                      + setr({"mm.a": 64})               # pc 13
-                     + "matmul gemm, 0, 0, 4, 0\n"  # pc 14: compute free at 261, 261..389
+                     + "matmul gemm, 0, int8, 0, 4, 0\n"  # pc 14: compute free at 261, 261..389
                      + "halt\n")
     assert (at[3].start, at[3].end) == (3, 3 + DMA_64)
     assert (at[4].start, at[4].end) == (68, 68 + DMA_64)
@@ -75,7 +75,7 @@ def test_a_full_queue_stalls_issue():
 
 def test_a_load_into_the_half_being_read_waits_for_the_matmul():
     result, at = run(PROLOGUE + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM
-                     + "matmul gemm, 0, 0, 0, 0\n"  # pc 11: 133..261, reads abuf [0, 64)
+                     + "matmul gemm, 0, int8, 0, 0, 0\n"  # pc 11: 133..261, reads abuf [0, 64)
                      + "load abuf, 32, 128\n"       # pc 12: writes abuf [32, 96): write after read
                      + "halt\n")
     assert at[12].start == at[11].end == 261
@@ -97,7 +97,7 @@ def test_store_then_load_of_the_same_dram_bytes_is_ordered():
 
 def test_reads_do_not_conflict_with_reads():
     _, at = run(PROLOGUE + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM
-                + "matmul gemm, 0, 0, 0, 0\n"  # pc 11: reads abuf [0, 64) during 133..261
+                + "matmul gemm, 0, int8, 0, 0, 0\n"  # pc 11: reads abuf [0, 64) during 133..261
                 + "store abuf, 0, 512\n"       # pc 12: reads the same bytes: only waits for the load
                 + "halt\n")
     assert at[11].start == 133 and at[12].start == at[3].end == 68
@@ -111,14 +111,14 @@ def test_sync_stalls_issue_until_the_unit_is_idle():
 
 
 def test_mode_switch_drains_the_compute_unit():
-    _, at = run(PROLOGUE + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM + "matmul gemm, 0, 0, 0, 0\n"
+    _, at = run(PROLOGUE + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM + "matmul gemm, 0, int8, 0, 0, 0\n"
                 + "mode bf16\n" + "halt\n")
     assert at[12].start == at[11].end and at[12].end == at[11].end + TARGET.mode_switch
 
 
 def test_per_layer_counters():
     result, at = run(PROLOGUE + setr({"sys.layer": 1})
-                     + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM + "matmul gemm, 0, 0, 0, 0\n"
+                     + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM + "matmul gemm, 0, int8, 0, 0, 0\n"
                      + setr({"sys.layer": 2})
                      + setr({"rq.m": 1, "rq.n": 1, "rq.src_row": 1, "rq.dst_row": 1, "rq.qmin": -128, "rq.qmax": 127})
                      + "requant acc, i8, half_even, 0x200, 0\n"
