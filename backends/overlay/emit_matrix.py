@@ -24,17 +24,16 @@ PARAM_BYTES = 12  # (bias, multiplier, shift) int32 per output channel
 
 def _params(op_conv: Op, req: Op, channels: int) -> np.ndarray:
     bias = np.zeros(channels, np.int64)
-    if len(op_conv.operands) > 2:  # qconv/qlinear's bias (emit_scale passes its i32 mul, which has none)
-        bias = constant_value(op_conv.operands[2]).astype(np.int64).reshape(-1)
+    if op_conv.kind != "mul" and op_conv.b is not None:  # emit_scale passes its i32 mul, which has no bias
+        bias = constant_value(op_conv.b).astype(np.int64).reshape(-1)
     mult = np.broadcast_to(np.asarray(req.multiplier, np.int64), (channels,))
     shift = np.broadcast_to(np.asarray(req.shift, np.int64), (channels,))
     return np.stack([bias, mult, shift], axis=1).astype("<i4")
 
 
 def _requant_regs(ctx: Context, req: Op, conv_zp: int = 0) -> None:
-    a = req.attrs
-    ctx.program.set({"rq.src_zp": conv_zp, "rq.pre_shift": a["pre_shift"], "rq.zp": a["zero_point"],
-                     "rq.qmin": a["qmin"], "rq.qmax": a["qmax"]})
+    ctx.program.set({"rq.src_zp": conv_zp, "rq.pre_shift": req.pre_shift, "rq.zp": req.zero_point,
+                     "rq.qmin": req.qmin, "rq.qmax": req.qmax})
 
 
 def emit_conv(ctx: Context, step: Step) -> None:
@@ -116,7 +115,7 @@ def emit_conv(ctx: Context, step: Step) -> None:
                            w=wslot + (gn0 - n0) * rb)
             out = b.a_out(tile)
             p.set({"rq.params": pslot, "rq.m": rows * w_out, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})
-            p.emit("requant", src="acc", out="i8", rounding=req.attrs["rounding"], dst=out, srcaddr=acc)
+            p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
             p.dma("store", "abuf", out, ctx.addr(y) + (oy0 * w_out * n_out + n0), rows=rows * w_out,
                   row_bytes=nt, dram_row=n_out, sram_row=nt)
             tile += 1
@@ -127,10 +126,9 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
     their partial sums in acc (each chunk's weights are the matching taps x channels of every
     output channel's row), or a depthwise conv's slab holds the output tile's own channels."""
     conv, req = step.ops
-    x, y = conv.operands[0], req.result
+    x, y = conv.x, req.result
     b, p = ctx.buffers, ctx.program
-    sh, pt = conv.attrs["strides"][0], conv.attrs["pads"][0]
-    dh = conv.attrs["dilations"][0]
+    sh, pt, dh = conv.strides[0], conv.pads[0], conv.dilations[0]
     depthwise = g.kind == "depthwise"
     taps = g.taps
     wf = matmul_fields(g.fmt)
@@ -170,7 +168,7 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
                 chunk += 1
             out = b.a_out(tile)
             p.set({"rq.params": pslot, "rq.m": rows * g.w_out, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})
-            p.emit("requant", src="acc", out="i8", rounding=req.attrs["rounding"], dst=out, srcaddr=acc)
+            p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
             p.dma("store", "abuf", out, ctx.addr(y) + (oy0 * g.w_out * g.n + n0), rows=rows * g.w_out,
                   row_bytes=nt, dram_row=g.n, sram_row=nt)
             tile += 1
@@ -244,7 +242,7 @@ def emit_gemm(ctx: Context, step: Step) -> None:
                 chunk += 1
             out = b.a_out(tile)
             p.set({"rq.params": pslot, "rq.m": mt, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})
-            p.emit("requant", src="acc", out="i8", rounding=req.attrs["rounding"], dst=out, srcaddr=acc)
+            p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
             p.dma("store", "abuf", out, ctx.addr(y) + m0 * n_out + n0, rows=mt, row_bytes=nt,
                   dram_row=n_out, sram_row=nt)
             tile += 1
@@ -295,6 +293,6 @@ def emit_scale(ctx: Context, step: Step) -> None:
             fetch(ctx, req, "abuf", aslot, aslot + b.abuf_q // 2, b.abuf_q // 2, ctx.addr(root), block)
             p.set({"mm.a": aslot, "mm.m": m, "rq.m": m})
             p.emit("matmul", mode="gemm", accumulate=0, **matmul_fields(fmt), acc=acc, w=b.w(0))
-            p.emit("requant", src="acc", out="i8", rounding=req.attrs["rounding"], dst=out, srcaddr=acc)
+            p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
             p.dma("store", "abuf", out, ctx.addr(y) + (p0 * rows + r0) * cols, rows=1, row_bytes=m)
             tile += 1
