@@ -16,14 +16,14 @@ import numpy as np
 from tcc.ir import Module, constant_value
 from tcc.ir.interpreter import run_module
 
-from .lowering import LoweringConfig
+from .lowering import LoweringConfig, matrix_operands
 from .params import dybit_caps, parse_weight_format, quantize_weights, weight_sse
 from .sensitivity import measure_sensitivity, weight_layers
 
 
 def _layer_weight(module: Module, name: str) -> np.ndarray:
     op = next(op for op in module.ops if op.result.name == name)
-    w = constant_value(op.operands[1])
+    w = constant_value(matrix_operands(op)[1])
     return w.T if op.kind == "matmul" else w  # the quantizer's [N, K] orientation (rules.lower_linear)
 
 
