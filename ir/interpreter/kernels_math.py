@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dtypes import to_numpy
 from ..errors import InterpreterError
 
 
@@ -120,4 +121,5 @@ KERNEL_TABLE = (
 OP_KERNEL_TABLE = (
     ("bitwise_not", lambda op, x: np.invert(x)),
     ("bit_shift", _bit_shift),
+    ("bitcast", lambda op, x: np.array(x, order="C").view(to_numpy(op.attrs["to"]))),
 )
