@@ -72,3 +72,11 @@ def _bitcast(types, attrs):
     if to_numpy(attrs["to"]).itemsize != to_numpy(types[0].dtype).itemsize:
         raise ShapeError(f"bitcast from {types[0].dtype} to {attrs['to']} changes the element width")
     return [TensorType(types[0].shape, attrs["to"])]
+
+
+@define_op("det", "x", doc="Determinant of each square matrix of the last two axes.")
+def _det(types, attrs):
+    x = types[0]
+    if x.rank < 2 or x.shape[-1] != x.shape[-2]:
+        raise ShapeError(f"det needs square matrices in the last two axes, got {list(x.shape)}")
+    return [TensorType(x.shape[:-2], x.dtype)]

@@ -65,4 +65,5 @@ LOWERINGS = {
     "Mod": lower_mod,
     "BitShift": lower_bit_shift,
     "BitCast": lower_bitcast,
+    "Det": _unary("det"),
 }

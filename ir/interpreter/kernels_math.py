@@ -112,6 +112,7 @@ KERNEL_TABLE = (
     ("thresholded_relu", _thresholded_relu),
     ("shrink", _shrink),
     ("mod", _mod),
+    ("det", lambda attrs, x: np.asarray(np.linalg.det(x)).astype(x.dtype)),
     ("bitwise_and", _binary(np.bitwise_and)),
     ("bitwise_or", _binary(np.bitwise_or)),
     ("bitwise_xor", _binary(np.bitwise_xor)),
