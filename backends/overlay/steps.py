@@ -9,6 +9,7 @@ constant table by integer ids) is a ``lookup`` step: the ids go to the device as
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from tcc.ir import Module, Op, Trait, Value, constant_value, is_constant
 
@@ -16,10 +17,22 @@ from .layout import LayoutPlan
 
 
 
+class StepKind(NamedTuple):
+    unit: str  # the overlay unit that runs it
+    mode: str | None  # the machine mode its instructions need (None: either)
+
+
+STEP_KINDS = {
+    **{kind: StepKind("matrix", "int8") for kind in ("conv", "gemm", "matmul", "scale")},
+    **{kind: StepKind("int8 lanes", "int8") for kind in ("eadd", "emul", "lut", "requant", "pool")},
+    **{kind: StepKind("vector", "bf16") for kind in ("vector", "cvt_in", "cvt_out")},
+    **{kind: StepKind("data movement", None) for kind in ("concat", "layout", "lookup")},
+}
+
+
 @dataclass
 class Step:
-    # conv | gemm | matmul | scale | lookup | eadd | emul | lut | requant | pool | concat | layout | cvt_in | cvt_out | vector
-    kind: str
+    kind: str  # a key of STEP_KINDS
     ops: list[Op]
     inputs: list[Value]
     outputs: list[Value]
