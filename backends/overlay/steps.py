@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from tcc.ir import Module, Op, Trait, Value, constant_value, is_constant
+from tcc.passes.unroll_recurrent import RECURRENT
 
 from .layout import LayoutPlan
 
@@ -117,7 +118,7 @@ def host_reason(op: Op) -> str:
     if op.kind == "requantize" and op.dtype == "i32" and len(op.result.users) == 1:
         user = op.result.users[0]
         return f"it widens an operand of the int8 {user.kind} %{user.results[0].name}, which runs on the host"
-    if op.kind in ("lstm", "gru", "rnn"):
+    if op.kind in RECURRENT:
         return ("a recurrent layer runs on the overlay once unroll-recurrent unrolls it, which needs constant "
                 "weights and sequence lengths, full-length sequences, sigmoid/tanh/relu activations and no clip, "
                 "peepholes or input_forget")
