@@ -274,8 +274,7 @@ def verify_command(model, target, calib, inputs_path, samples, input_shapes, met
     result = verify(model, calib, target, inputs_path, samples, _shapes(input_shapes), target_config,
                     progress=_progress("verifying"), weights=weights, method=method)
     to_stderr = json_path == "-"  # standard output holds the JSON alone
-    style = click.style if (_stderr_is_tty() if to_stderr else _stdout_is_tty()) else _no_style
-    click.echo(format_result(result, style=style), err=to_stderr)
+    click.echo(format_result(result, style=_style_for(to_stderr)), err=to_stderr)
     if json_path:
         import dataclasses
         import json
@@ -301,6 +300,13 @@ def _status(message: str) -> None:
 
 def _stdout_is_tty() -> bool:
     return sys.stdout.isatty()
+
+
+def _style_for(stderr: bool):
+    """click.style when the table goes to a terminal (stderr or stdout), else no colour."""
+    from tcc.runtime.report import plain
+
+    return click.style if (_stderr_is_tty() if stderr else _stdout_is_tty()) else plain
 
 
 def _progress(label: str):
@@ -441,17 +447,7 @@ def report(artifact, inputs_path, seed, top, html_path, json_path):
     if html_path and data.get("heterogeneous"):
         raise UsageError("--html does not draw heterogeneous artifacts (host partitions) yet; use --json")
     table_to_stderr = STDOUT in (json_path, html_path)  # standard output holds the file alone
-    style = click.style if (_stderr_is_tty() if table_to_stderr else _stdout_is_tty()) else _no_style
-    if data.get("heterogeneous"):
-        from tcc.runtime.hetero_report import format_hetero_report
-
-        click.echo(format_hetero_report(data, top, style=style), err=table_to_stderr)
-    elif isinstance(session, Session):
-        from tcc.runtime.report import format_report
-
-        click.echo(format_report(data, top, style=style), err=table_to_stderr)
-    else:
-        click.echo(session.format_performance(data, top), err=table_to_stderr)
+    click.echo(session.format_performance(data, top, style=_style_for(table_to_stderr)), err=table_to_stderr)
     if json_path:
         import json
 
@@ -469,10 +465,6 @@ def report(artifact, inputs_path, seed, top, html_path, json_path):
         write_atomic(html_path, page)
         if html_path != STDOUT:
             click.echo(f"wrote {html_path}", err=True)
-
-
-def _no_style(text, **_):
-    return text
 
 
 @cli.command()
