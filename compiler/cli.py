@@ -372,6 +372,14 @@ def _is_artifact(path) -> bool:
     return artifact_kind(path) is not None
 
 
+with_input_options = option_group(
+    click.option("--inputs", "inputs_path", default=None, type=InputFile(),
+                 help=".npz with one array per model input name (default: N(0,1) random)."),
+    click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+                 help="Seed for random inputs when --inputs is absent."),
+)
+
+
 def _inputs_for(module, inputs_path, seed):
     from tcc.driver import load_inputs, random_inputs
 
@@ -384,12 +392,9 @@ def _inputs_for(module, inputs_path, seed):
 
 @cli.command()
 @click.argument("source", type=InputFile())
-@click.option("--inputs", "inputs_path", default=None, type=InputFile(),
-              help=".npz with one array per model input name.")
+@with_input_options
 @click.option("-o", "--output", required=True, type=OutputFile(stdout="binary"),
               help=".npz to write, one array per model output name ('-': stdout, not a terminal).")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Seed for random inputs when --inputs is absent.")
 @click.option("--reference", is_flag=True, help="Artifact: run the integer reference interpreter on its IR.")
 @click.option("--report", "report_path", default=None, type=OutputFile(stdout="text"),
               help="Artifact: write the performance report (JSON; '-': stdout).")
@@ -424,9 +429,7 @@ def run(source, inputs_path, output, seed, reference, report_path):
 
 @cli.command()
 @click.argument("artifact", type=InputFile())
-@click.option("--inputs", "inputs_path", default=None, type=InputFile(), help=".npz inputs (default: N(0,1) random).")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Seed for random inputs when --inputs is absent.")
+@with_input_options
 @click.option("--top", default=None, type=click.IntRange(min=1), help="Show only the N slowest layers.")
 @click.option("--html", "html_path", default=None, type=OutputFile(stdout="text"),
               help="Also write a self-contained HTML page (overlay: bars, roofline, mode timeline, memory, graph; "
