@@ -404,6 +404,11 @@ COMMANDS = {  # target -> (file suffix, CLI arguments reading it)
     "artifact_loader": (".tcc", lambda f, tmp: ["run", f, "-o", tmp / "out.npz"]),
     "artifact_body": (".tcc", lambda f, tmp: ["disasm", f]),
     "onnx_loader": (".onnx", lambda f, tmp: ["compile", f, "-o", tmp / "out.tir"]),
+    "hetero_loader": (".tcc", lambda f, tmp: ["run", f, "-o", tmp / "out.npz"]),
+    "sparse_body": (".tcc", lambda f, tmp: ["report", f]),
+    "calib_loader": (".npz", lambda f, tmp: ["compile", DIGITS, "--calib", f, "-o", tmp / "out.tir"]),
+    "target_loader": (".toml", lambda f, tmp: ["compile", DIGITS, "-t", "sparse", "--calib", CALIB,
+                                               "--target-config", f, "-o", tmp / "out.tcc"]),
 }
 
 
@@ -422,6 +427,8 @@ def test_corpus_inputs_through_the_cli_exit_2(target, path, tmp_path, tcc_cli):
     data = path.read_bytes()
     if target == "artifact_body":
         data = targets.repack(targets.seeds("artifact_loader")[0], data)
+    if target == "sparse_body":
+        data = targets.repack_sparse(targets._events_artifact(), data)
     file = tmp_path / f"input{suffix}"
     file.write_bytes(data)
     code, _, err = tcc_cli(*command(file, tmp_path))
