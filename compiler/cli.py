@@ -96,19 +96,36 @@ def _instrumentations(timings: list | None = None) -> list[PassInstrumentation]:
     return hooks
 
 
-dump_options = [
+def option_group(*options):
+    """One decorator applying ``options`` in the order given (the order --help lists them)."""
+    def apply(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return apply
+
+
+with_dump_options = option_group(
     click.option("--dump-ir-after", "dump_after", multiple=True, metavar="PASS|all|import",
                  help="Write the textual IR after this pass (repeatable; 'all' for every pass)."),
     click.option("--dump-dir", type=OutputFolder(pattern=(DUMP_NAME, "NN-PASS.tir"), written_with="dump_after"), default=None,
                  help="Folder for --dump-ir-after files (default: current folder)."),
     click.option("--timings", is_flag=True, help="Print per-pass wall time to stderr."),
-]
+)
 
-
-def with_dump_options(fn):
-    for option in reversed(dump_options):
-        fn = option(fn)
-    return fn
+# What every command that compiles a model takes (compile, explain, verify); each adds its own --calib.
+with_model_options = option_group(
+    click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
+                 help="Bind an input's shape (repeatable); needed for dynamic dims."),
+    click.option("--calibrate", "method", type=click.Choice(list(CALIBRATION_METHODS)),
+                 default=DEFAULT_CALIBRATION, show_default=True,
+                 help="How calibration picks activation ranges (auto: min/max, and the range of least "
+                      "int8 error for the inputs of conv/linear/matmul layers)."),
+    click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, or dybit2..dybit8."),
+    click.option("--target-config", default=None, type=InputFile(),
+                 help="Target description (TOML); default: the bundled TATAA-style overlay core "
+                      "(-t sparse: the bundled ZCU102-style FPGA budget)."),
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -128,20 +145,13 @@ cli.command_class = FileCommand  # every command: outputs checked against inputs
               help="What to produce.")
 @click.option("-o", "--output", default=None, type=OutputFile(stdout="text"),
               help="Output file ('-' or absent: stdout for IR; '-' for an artifact: stdout, not a terminal).")
-@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
-              help="Bind an input's shape (repeatable); needed for dynamic dims.")
 @click.option("--passes", default=None, help="Override the pass pipeline, e.g. 'fold-constants,dce'.")
 @click.option("--calib", default=None, type=InputFile(),
               help="Calibration .npz (key per input name, axis 0 = samples); enables quantization.")
 @click.option("--quant", type=click.Choice(["int8", "mixed"]), default="int8", show_default=True,
               help="Quantization scheme (with --calib; int8 without --calib: the scales of a "
                    "pre-quantized QDQ model).")
-@click.option("--calibrate", "method", type=click.Choice(list(CALIBRATION_METHODS)),
-              default=DEFAULT_CALIBRATION, show_default=True,
-              help="How calibration picks activation ranges (auto: min/max, and the range of least "
-                   "int8 error for the inputs of conv/linear/matmul layers).")
-@click.option("--weights", default="int8", show_default=True,
-              help="Weight format: int8, int4, or dybit2..dybit8.")
+@with_model_options
 @click.option("--symmetric", is_flag=True, help="Symmetric int8 activations (zero point 0).")
 @click.option("--budget-bytes", type=int, default=None, metavar="N",
               help="--quant mixed: weight memory budget in bytes.")
@@ -149,9 +159,6 @@ cli.command_class = FileCommand  # every command: outputs checked against inputs
               help="--quant mixed: modeled latency budget in cycles (sum over weight layers).")
 @click.option("--candidates", default=None, metavar="F1,F2,...",
               help="--quant mixed: formats to choose from (default int8,int4,dybit4,dybit6,bf16).")
-@click.option("--target-config", default=None, type=InputFile(),
-              help="Target description (TOML); default: the bundled TATAA-style overlay core, or "
-                   "for -t sparse the bundled ZCU102-style FPGA budget.")
 @click.option("--sparse-mode", type=click.Choice(["exact", "submanifold"]), default=None,
               help="-t sparse: 'exact' (default) equals the dense model; 'submanifold' computes "
                    "outputs only at active sites, as a network trained that way expects.")
@@ -225,15 +232,7 @@ def _onnx_op_types(model) -> dict[str, str]:
               help="The target to place the model on.")
 @click.option("--calib", default=None, type=InputFile(),
               help="Calibration .npz (default: placeholder ranges; the placement does not depend on them).")
-@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
-              help="Bind an input's shape (repeatable); needed for dynamic dims.")
-@click.option("--calibrate", "method", type=click.Choice(list(CALIBRATION_METHODS)),
-              default=DEFAULT_CALIBRATION, show_default=True,
-              help="How calibration picks activation ranges (auto: min/max, and the range of least "
-                   "int8 error for the inputs of conv/linear/matmul layers).")
-@click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, dybit2..8.")
-@click.option("--target-config", default=None, type=InputFile(),
-              help="Target description (TOML); default: the bundled overlay core.")
+@with_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
 def explain(model, target, calib, input_shapes, method, weights, target_config, as_json):
     """Where each ONNX node will run on the overlay (matrix unit, vector unit, int8 lanes, data
@@ -260,15 +259,7 @@ def explain(model, target, calib, input_shapes, method, weights, target_config, 
               help=".npz of inputs (one array per input, or stacked along axis 0); default: --calib's samples.")
 @click.option("--samples", default=4, show_default=True, type=click.IntRange(min=1),
               help="How many samples to run.")
-@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
-              help="Bind an input's shape (repeatable); needed for dynamic dims.")
-@click.option("--calibrate", "method", type=click.Choice(list(CALIBRATION_METHODS)),
-              default=DEFAULT_CALIBRATION, show_default=True,
-              help="How calibration picks activation ranges (auto: min/max, and the range of least "
-                   "int8 error for the inputs of conv/linear/matmul layers).")
-@click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, dybit2..8.")
-@click.option("--target-config", default=None, type=InputFile(),
-              help="Target description (TOML); default: the bundled overlay core.")
+@with_model_options
 @click.option("--json", "json_path", default=None, type=OutputFile(stdout="text"),
               help="Also write the per-layer results as JSON ('-': stdout, and the table goes to stderr).")
 def verify_command(model, target, calib, inputs_path, samples, input_shapes, method, weights, target_config,
