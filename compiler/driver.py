@@ -72,7 +72,7 @@ def check_dump_names(dump_after, pipeline) -> None:
 
 def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weights="int8", symmetric=False,
                           budget_bytes=None, budget_cycles=None, candidates=None,
-                          sparse_mode=None) -> tuple[Pass, ...]:
+                          sparse_mode=None, target_config=None) -> tuple[Pass, ...]:
     """The passes that follow the float pipeline when calibration data is given.
 
     Without ``calib``, ``quant="int8"`` quantizes with the parameters a pre-quantized (QDQ) model
@@ -81,6 +81,8 @@ def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weigh
     ``quant="mixed"`` chooses weight formats per layer under one budget (mixed-precision pass).
 
     ``sparse_mode="submanifold"`` calibrates on the values the sparse target computes.
+    Mixed precision prices formats with the overlay's cost model on ``target_config`` (a TOML
+    path; None: the default core).
     """
     from tcc.passes import PRE_QUANT_PIPELINE
     from tcc.passes.quantize import MixedPrecision, Quantize
@@ -105,6 +107,10 @@ def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weigh
                            budget_cycles=budget_cycles or 0)
     if candidates is not None:
         mixed.candidates = "/".join(c.strip() for c in candidates.split(","))
+    from tcc.backends.overlay.layer_costs import OverlayCostModel
+    from tcc.isa.target import load_target
+
+    mixed.cost_model = OverlayCostModel(load_target(target_config))
     return before + (mixed, make_pass("dce"))
 
 
@@ -228,7 +234,7 @@ def compile_pipeline(target: str, options: CompileOptions) -> list[Pass]:
     if options.calib is not None or options.from_pins:
         pipeline += quantization_pipeline(options.calib, options.quant or "int8", options.method, options.weights,
                                           options.symmetric, options.budget_bytes, options.budget_cycles,
-                                          options.candidates, options.sparse_mode)
+                                          options.candidates, options.sparse_mode, options.target_config)
     if target == "sparse":
         pipeline.append(AnnotateSparsity(calib=str(options.calib), mode=options.sparse_mode or "exact"))
     if target == "overlay":  # group int8 and bf16 work to save PE-array mode switches
