@@ -182,8 +182,11 @@ def emit_gemm(ctx: Context, step: Step) -> None:
     data, wide = _weight_bytes(w)
     esize = 2 if wide else 1
     b = ctx.buffers
-    if x.type.rank > 3 or y.type.rank > 3:
-        raise unsupported(lin, "linear layers take rank-2 or rank-3 activations on the overlay")
+    # The matrix view [m, k] -> [m, n_out] needs the reduced axis innermost in memory: any rank
+    # stored row-major (a Linear over [N, H, W, C], ConvNeXt's MLP) is that view already.
+    for v in (x, y):
+        if ctx.layouts.perm(v) != tuple(range(v.type.rank)):
+            raise unsupported(lin, f"linear layer over {v.name}, which is stored NHWC for a convolution")
     tn = min(n_out, 32 * max(1, (b.acc_h // (4 * max(m, 1))) // 32), 1024)
     kt = k
     while tn * kt * esize > b.wbuf_h or m * kt > b.abuf_q:

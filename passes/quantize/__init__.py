@@ -1,12 +1,12 @@
 """Post-training quantization: calibration, int8 (and DyBit / int4 weight) lowering, mixed precision."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tcc.ir import Module, is_constant
 
 from ..base import Pass
-from .calibration import DEFAULT_CALIBRATION, CalibrationError, calibrate, load_samples
+from .calibration import DEFAULT_CALIBRATION, CalibrationError, Executor, calibrate, load_samples
 from .lowering import LoweringConfig
 from .rules import lower_module
 from .mixed_precision import MixedPrecision, MixedPrecisionPlan
@@ -27,6 +27,9 @@ class Quantize(Pass):
     rounding: str = "half_even"
     max_samples: int = 0
     sparse_mode: str = ""  # "submanifold": calibrate on the sparse target's values (calibration.py)
+    #: Where the calibration samples are read and observed (not an option: the driver streams the
+    #: file through its evaluation engine, in parallel with --workers); None: loaded here, serially.
+    executor: Executor | None = field(default=None, init=False, repr=False, compare=False)
 
     def apply(self, module: Module) -> None:
         parse_weight_format(self.weights)
@@ -36,9 +39,10 @@ class Quantize(Pass):
                      and not is_constant(v))
         ranges = {}
         if self.calib:
-            samples = load_samples(self.calib, module, self.max_samples)
+            samples = load_samples(self.calib, module, self.max_samples) if self.executor is None else None
             ranges = calibrate(module, samples, self.method, self.percentile, sparse_mode=self.sparse_mode,
-                               progress=lambda done, total: self.report_progress("calibrating", done, total))
+                               progress=lambda done, total: self.report_progress("calibrating", done, total),
+                               executor=self.executor)
         elif not pinned:
             raise QuantizationError("quantize needs calibration data: pass calib=FILE.npz "
                                     "(CLI: --calib FILE.npz)")
