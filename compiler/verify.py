@@ -168,8 +168,8 @@ def float_name(value) -> str:
     """The float tensor a quantized value stands for: its own name, or for the quantization of a
     model input (named ``input.q``), the input's."""
     p = value.producer
-    if p is not None and p.kind == "quantize" and p.operands[0].producer is None:
-        return p.operands[0].name
+    if p is not None and p.kind == "quantize" and p.x.producer is None:
+        return p.x.name
     return value.name
 
 

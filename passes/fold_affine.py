@@ -40,9 +40,9 @@ class ConvAffinePattern:
     def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
         if op.kind not in ("mul", "add") or op.result.type.dtype != "f32":
             return False
-        for data_index in (0, 1):
-            producer = op.operands[data_index].producer
-            constant = constant_value(op.operands[1 - data_index])
+        for data, other in ((op.a, op.b), (op.b, op.a)):
+            producer = data.producer
+            constant = constant_value(other)
             if (producer is None or producer.kind not in ("conv", "linear") or constant is None
                     or len(producer.result.users) != 1 or rewriter.module.is_output(producer.result)
                     or producer.result.type.shape != op.result.type.shape):

@@ -75,7 +75,7 @@ def is_host_conversion(op: Op) -> bool:
     an f32 model input, output or host op needs it, and always runs on the host."""
     if op.kind not in ("quantize", "dequantize", "cast"):
         return False
-    dtypes = {op.operands[0].type.dtype, op.result.type.dtype}
+    dtypes = {op.x.type.dtype, op.result.type.dtype}
     return "f32" in dtypes and len(dtypes) == 2 \
         and dtypes <= {"f32", "i8", "u8", "bf16"}
 

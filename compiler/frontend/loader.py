@@ -248,6 +248,8 @@ def _skeleton(model: onnx.ModelProto, initializers: dict[str, TensorProto]) -> o
     return skeleton
 
 
+_PACKED = {TensorProto.INT4: 2, TensorProto.UINT4: 2, TensorProto.FLOAT4E2M1: 2,
+           getattr(TensorProto, "INT2", -1): 4, getattr(TensorProto, "UINT2", -2): 4}
 _TYPED_FIELDS = ("float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data")
 
 
@@ -260,13 +262,14 @@ def _check_initializer_size(tensor: TensorProto, label: str) -> None:
     if any(d < 0 for d in tensor.dims):
         raise FrontendError(f"{label}: initializer {tensor.name!r} has a negative dim {list(tensor.dims)}")
     count = int(np.prod(tensor.dims, dtype=object))
+    per_byte = _PACKED.get(tensor.data_type, 1)  # 4- and 2-bit types pack several elements a byte
     if tensor.HasField("raw_data"):
         itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize \
             if tensor.data_type in onnx.helper.get_all_tensor_dtypes() else None
-        held, expected = len(tensor.raw_data), (count * itemsize if itemsize else None)
+        held, expected = len(tensor.raw_data), (-(-count // per_byte) * itemsize if itemsize else None)
     else:
         held = sum(len(getattr(tensor, f)) for f in _TYPED_FIELDS)
-        expected = count
+        expected = -(-count // per_byte)
     if expected is not None and held != expected and not (held == 0 and count == 0):
         unit = "bytes" if tensor.HasField("raw_data") else "values"
         raise FrontendError(f"{label}: initializer {tensor.name!r} declares dims {list(tensor.dims)} "
@@ -417,7 +420,7 @@ def _infer(skeleton: onnx.ModelProto, label: str, data_prop: bool = True) -> dic
             text = f": {_first_line(exc)}"
         raise FrontendError(f"{label}: ONNX shape inference fails{text}. Check the model and the "
                             "input shapes given.") from None
-    types = {}
+    types = {t.name: onnx.helper.make_tensor_type_proto(t.data_type, t.dims) for t in inferred.graph.initializer}
     for vi in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):
         types[vi.name] = vi.type
     return types

@@ -72,11 +72,11 @@ def _mod(attrs, a, b):
 
 def _bit_shift(op, a, b):
     """In the operands' own unsigned type (bits shifted out are lost), not widened to int64."""
-    if op.attrs["direction"] == "LEFT":
+    if op.direction == "LEFT":
         return np.left_shift(a, b)
-    if op.attrs["direction"] == "RIGHT":
+    if op.direction == "RIGHT":
         return np.right_shift(a, b)
-    raise InterpreterError(f"bit_shift direction {op.attrs['direction']!r} is not LEFT or RIGHT")
+    raise InterpreterError(f"bit_shift direction {op.direction!r} is not LEFT or RIGHT")
 
 
 def _binary(fn):

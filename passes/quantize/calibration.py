@@ -9,6 +9,7 @@ from tcc.ir import Module, Value
 from tcc.ir.interpreter import run_module
 from tcc.ir.npz import DataFileError, read_npz
 
+from .lowering import LINEAR_KINDS, matrix_operands
 from .observers import OBSERVERS, MinMaxObserver, MseObserver, PercentileObserver
 
 # ``auto``: min/max, except the data inputs of reduction layers, which get the range of least
@@ -108,7 +109,7 @@ def reduction_inputs(module: Module) -> set[int]:
     for value in module.values():
         users = value.users
         if users and not module.is_output(value) and all(
-                u.kind in ("conv", "linear", "matmul") and u.operands[0] is value for u in users):
+                u.kind in LINEAR_KINDS and matrix_operands(u)[0] is value for u in users):
             chosen.add(id(value))
     return chosen
 
