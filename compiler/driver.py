@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tcc.ir import Module, parse_module, print_module, verify
+from tcc.ir import Module, is_constant, parse_module, print_module, verify
 from tcc.ir.errors import IRParseError, TccError, VerifyError
 from tcc.ir.fileio import write_atomic
 from tcc.ir.npz import read_npz
@@ -127,8 +127,7 @@ def compile_to_ir(model, input_shapes=None, passes=DEFAULT_FLOAT_PIPELINE, dump_
 def require_pinned(module: Module) -> None:
     """Every non-constant float value must carry int8 parameters (a QDQ model's) to quantize
     without calibration; otherwise a UsageError names the first that does not."""
-    missing = [v for v in module.values() if v.type.dtype == "f32" and v.type.quant is None
-               and (v.producer is None or v.producer.kind != "const")]
+    missing = [v for v in module.values() if v.type.dtype == "f32" and v.type.quant is None and not is_constant(v)]
     if missing:
         first = missing[0]
         where = (f"{first.producer.kind} op from ONNX node {first.producer.loc!r}" if first.producer

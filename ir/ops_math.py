@@ -59,4 +59,4 @@ define_op("mod", "a b", (AttrSpec("fmod", "int", 0),),
 define_op("bit_shift", "a b", (AttrSpec("direction", "str"),),
           "Element-wise a << b (direction 'LEFT') or a >> b ('RIGHT') of unsigned integers.", traits=_EW)(_binary)
 for _kind, _doc in (("bitwise_and", "a & b"), ("bitwise_or", "a | b"), ("bitwise_xor", "a ^ b")):
-    define_op(_kind, "a b", doc=f"Element-wise {_doc} of integers.", traits=_EW)(_binary)
+    define_op(_kind, "a b", doc=f"Element-wise {_doc} of integers.", traits=(Trait.ELEMENTWISE, Trait.COMMUTATIVE))(_binary)

@@ -251,7 +251,6 @@ INSTRUCTIONS: tuple[Instr, ...] = (
 )
 
 BY_MNEMONIC = {i.mnemonic: i for i in INSTRUCTIONS}
-BY_OPCODE = {i.opcode: i for i in INSTRUCTIONS}
 
 
 def _check_table() -> None:

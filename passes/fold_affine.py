@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tcc.ir import Module, Op, constant_value
+from tcc.ir.traits import operand_orders
 from tcc.ir.dtypes import to_numpy
 from tcc.ir.rewrite import Rewriter, apply_patterns
 
@@ -40,7 +41,7 @@ class ConvAffinePattern:
     def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
         if op.kind not in ("mul", "add") or op.result.type.dtype != "f32":
             return False
-        for data, other in ((op.a, op.b), (op.b, op.a)):
+        for data, other in operand_orders(op):
             producer = data.producer
             constant = constant_value(other)
             if (producer is None or producer.kind not in ("conv", "linear") or constant is None

@@ -8,7 +8,7 @@ import numpy as np
 from tcc.ir import Value
 from tcc.isa.target import TargetConfig
 
-from .layout import LayoutPlan, nbytes
+from .layout import LayoutPlan
 from .memory import ActivationAddress, DramPlan
 from .program import Program
 
@@ -87,6 +87,3 @@ class Context:
         self.descriptors.append(desc)
         return len(self.descriptors) - 1
 
-
-def tensor_bytes(v: Value) -> int:
-    return nbytes(v.type)

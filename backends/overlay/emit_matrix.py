@@ -6,7 +6,6 @@ overlap (double buffering).
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -16,7 +15,7 @@ from tcc.isa.weights import matmul_fields, row_bytes
 from .context import Context
 from .errors import unsupported
 from .steps import Step
-from .tiling import ConvGeometry, choose_conv_tiles
+from .tiling import ConvGeometry, choose_conv_tiles, choose_gemm_tiles
 from .views import fetch
 from .weight_packing import integer_format, pack_rows, weight_format_of
 
@@ -175,6 +174,21 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
             tile += 1
 
 
+def gemm_weight_tiles(w: np.ndarray, fmt, tn: int, kt: int) -> tuple[np.ndarray, dict[tuple[int, int], int]]:
+    """The weights [n, k] packed in DRAM order for tiles of ``tn`` rows and ``kt`` columns (row
+    tiles in order, inside each its reduction chunks in order, each chunk's rows packed on their
+    own, so every weight load is one contiguous transfer), and each block's byte offset by (n0, k0)."""
+    n, k = w.shape
+    blocks, offsets, at = [], {}, 0
+    for n0 in range(0, n, tn):
+        for k0 in range(0, k, kt):
+            block = pack_rows(w[n0:n0 + tn, k0:k0 + kt], fmt).ravel()
+            blocks.append(block)
+            offsets[n0, k0] = at
+            at += block.size
+    return np.concatenate(blocks), offsets
+
+
 def emit_gemm(ctx: Context, step: Step) -> None:
     lin, req = step.ops
     x, y = lin.x, req.result
@@ -182,45 +196,51 @@ def emit_gemm(ctx: Context, step: Step) -> None:
     n_out, k = w.shape
     m = x.type.size // k
     fmt = weight_format_of(lin.w, w)
-    data = pack_rows(w, fmt)
-    rb = row_bytes(k, fmt)
     b = ctx.buffers
     # The matrix view [m, k] -> [m, n_out] needs the reduced axis innermost in memory: any rank
     # stored row-major (a Linear over [N, H, W, C], ConvNeXt's MLP) is that view already.
     for v in (x, y):
         if ctx.layouts.perm(v) != tuple(range(v.type.rank)):
             raise unsupported(lin, f"linear layer over {v.name}, which is stored NHWC for a convolution")
-    tn = min(n_out, 32 * max(1, (b.acc_h // (4 * max(m, 1))) // 32), 1024)
-    kt = k
-    align = 8 // math.gcd(8, fmt.bits)  # chunks of k start on whole bytes of packed codes
-    while (tn * row_bytes(kt, fmt) > b.wbuf_h or m * kt > b.abuf_q) and kt > align:
-        kt = -(-kt // (2 * align)) * align
-    tm = max(1, min(m, b.acc_h // (4 * tn), b.abuf_q // max(tn, 1)))
-    w_addr = ctx.constant(f"w:{lin.w.name}", data)
+    try:
+        tiles = choose_gemm_tiles(m, n_out, k, fmt, b, ctx.target)
+    except ValueError:
+        raise unsupported(lin, "not even one output row of one column tile fits the on-chip buffers") from None
+    tn, tm, kt = tiles.tn, tiles.tm, tiles.kt
+    single = kt >= k
+    data, blocks = gemm_weight_tiles(w, fmt, tn, kt)
+    w_addr = ctx.constant(f"w:{lin.w.name}:{tn}x{kt}", data)
     p_addr = ctx.constant(f"p:{y.name}", _params(lin, req, n_out))
     p = ctx.program
     ctx.begin_layer(step.name, m * n_out * k, x.type.size + data.nbytes + y.type.size)
     ctx.record_weights(fmt.name, data.nbytes)
     _requant_regs(ctx, req)
     p.set({"mm.a_zp": x.type.quant.zero_point[0]})
-    chunk = 0
-    tile = 0
-    for n0 in range(0, n_out, tn):
+    if tiles.resident:
+        p.dma("load", "abuf", b.a_in(0), ctx.addr(x), rows=1, row_bytes=m * k)
+    chunk = tile = 0
+    for n_tile, n0 in enumerate(range(0, n_out, tn)):
         nt = min(tn, n_out - n0)
-        pslot = b.p(n0 // tn)
+        pslot = b.p(n_tile)
         p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
+        if single:
+            p.dma("load", "wbuf", b.w(n_tile), w_addr + blocks[n0, 0], rows=1, row_bytes=nt * row_bytes(k, fmt))
         for m0 in range(0, m, tm):
             mt = min(tm, m - m0)
             acc = b.acc(tile)
             for k0 in range(0, k, kt):
                 ktile = min(kt, k - k0)
-                wslot, aslot = b.w(chunk), b.a_in(chunk)
-                p.dma("load", "wbuf", wslot, w_addr + n0 * rb + row_bytes(k0, fmt), rows=nt,
-                      row_bytes=row_bytes(ktile, fmt), dram_row=rb, sram_row=row_bytes(ktile, fmt))
-                p.dma("load", "abuf", aslot, ctx.addr(x) + m0 * k + k0, rows=mt, row_bytes=ktile,
-                      dram_row=k, sram_row=ktile)
-                p.set({"mm.a": aslot, "mm.a_row": ktile, "mm.m": mt, "mm.n": nt, "mm.k": ktile, "mm.w_row": row_bytes(ktile, fmt),
-                       "mm.acc_row": nt})
+                wslot = b.w(n_tile) if single else b.w(chunk)
+                if not single:
+                    p.dma("load", "wbuf", wslot, w_addr + blocks[n0, k0], rows=1, row_bytes=nt * row_bytes(ktile, fmt))
+                if tiles.resident:
+                    p.set({"mm.a": b.a_in(0) + m0 * k + k0, "mm.a_row": k})
+                else:
+                    aslot = b.a_in(chunk)
+                    p.dma("load", "abuf", aslot, ctx.addr(x) + m0 * k + k0, rows=mt, row_bytes=ktile,
+                          dram_row=k, sram_row=ktile)
+                    p.set({"mm.a": aslot, "mm.a_row": ktile})
+                p.set({"mm.m": mt, "mm.n": nt, "mm.k": ktile, "mm.w_row": row_bytes(ktile, fmt), "mm.acc_row": nt})
                 p.emit("matmul", mode="gemm", accumulate=int(k0 > 0), **matmul_fields(fmt), acc=acc, w=wslot)
                 chunk += 1
             out = b.a_out(tile)

@@ -71,6 +71,17 @@ def _output_rescale(req) -> dict[str, int]:
             "ea.qmin": req.qmin, "ea.qmax": req.qmax}
 
 
+def _stream(ctx: Context, x, y, length_register: str, emit) -> None:
+    """``y`` from ``x`` in flat tiles of abuf: load a tile, set its length, ``emit(src, dst)``, store."""
+    b, p = ctx.buffers, ctx.program
+    for i, start, count in _flat_tiles(y.type.size, b.abuf_q):
+        src, dst = b.a_in(i), b.a_out(i)
+        p.dma("load", "abuf", src, ctx.addr(x) + start, rows=1, row_bytes=count)
+        p.set({length_register: count})
+        emit(src, dst)
+        p.dma("store", "abuf", dst, ctx.addr(y) + start, rows=1, row_bytes=count)
+
+
 def emit_eadd(ctx: Context, step: Step) -> None:
     ra, rb, add, req = step.ops
     a, bv, y = ra.x, rb.x, req.result
@@ -150,12 +161,7 @@ def emit_lut(ctx: Context, step: Step) -> None:
     ctx.begin_layer(step.name, 0, x.type.size + y.type.size + 256)
     p.dma("load", "pbuf", b.p(0), table, rows=1, row_bytes=256)
     p.set({"lt.table": b.p(0)})
-    for i, start, count in _flat_tiles(y.type.size, b.abuf_q):
-        src, dst = b.a_in(i), b.a_out(i)
-        p.dma("load", "abuf", src, ctx.addr(x) + start, rows=1, row_bytes=count)
-        p.set({"lt.len": count})
-        p.emit("lut", dst=dst, src=src)
-        p.dma("store", "abuf", dst, ctx.addr(y) + start, rows=1, row_bytes=count)
+    _stream(ctx, x, y, "lt.len", lambda src, dst: p.emit("lut", dst=dst, src=src))
 
 
 def emit_requant(ctx: Context, step: Step) -> None:
@@ -168,9 +174,5 @@ def emit_requant(ctx: Context, step: Step) -> None:
     p.dma("load", "pbuf", b.p(0), p_addr, rows=1, row_bytes=12)
     p.set({"rq.params": b.p(0), "rq.n": 1, "rq.src_row": 1, "rq.dst_row": 1, "rq.src_zp": x.type.quant.zero_point[0],
            "rq.pre_shift": op.pre_shift, "rq.zp": op.zero_point, "rq.qmin": op.qmin, "rq.qmax": op.qmax})
-    for i, start, count in _flat_tiles(y.type.size, b.abuf_q):
-        src, dst = b.a_in(i), b.a_out(i)
-        p.dma("load", "abuf", src, ctx.addr(x) + start, rows=1, row_bytes=count)
-        p.set({"rq.m": count})
-        p.emit("requant", src="abuf", out="i8", rounding=op.rounding, dst=dst, srcaddr=src)
-        p.dma("store", "abuf", dst, ctx.addr(y) + start, rows=1, row_bytes=count)
+    _stream(ctx, x, y, "rq.m", lambda src, dst: p.emit("requant", src="abuf", out="i8", rounding=op.rounding,
+                                                      dst=dst, srcaddr=src))

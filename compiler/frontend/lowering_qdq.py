@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from tcc.ir import Builder, Module, QuantParams, TensorType, Value, numerics
+from tcc.ir import Builder, Module, QuantParams, TensorType, Value, is_constant, numerics
 from tcc.ir.dtypes import from_numpy
 from tcc.ir.shape_rules import ShapeError, normalize_axis
 from tcc.passes.quantize.lowering import LAYOUT_KINDS  # the quantizer runs these on their operand's grid
@@ -254,7 +254,7 @@ def _inherit_parameters(module: Module) -> None:
     for op in module.ops:
         if op.kind in ("relu", "clip") and op.result.type.quant is not None:
             x = op.x
-            if (x.type.quant is None and x.producer is not None and x.producer.kind != "const"
+            if (x.type.quant is None and x.producer is not None and not is_constant(x)
                     and x.users == [op] and not module.is_output(x)):
                 x.type = TensorType(x.type.shape, x.type.dtype, op.result.type.quant)
         if op.kind not in LAYOUT_KINDS:

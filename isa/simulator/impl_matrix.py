@@ -14,7 +14,8 @@ import numpy as np
 
 from tcc.ir import numerics
 
-from ..weights import matmul_format, reduction_steps, row_bytes
+from ..cycles import matmul_cycles
+from ..weights import matmul_format, row_bytes
 from .machine import ABUF, ACC, WBUF, Effect, Fault, MachineState, impl, registers
 from .weight_decode import decode_rows
 
@@ -124,7 +125,6 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
         bad = np.unravel_index(np.argmax((total > _INT32_MAX) | (total < _INT32_MIN)), total.shape)
         raise Fault(f"int32 accumulator overflow at acc[{bad[0]}, {bad[1]}] = {int(total[bad])}")
     out[...] = total
-    t = m.target
-    cycles = -(-M // t.array_rows) * -(-N // t.array_cols) * reduction_steps(K, fmt) + t.array_rows + t.array_cols
+    cycles = matmul_cycles(m.target, M, N, K, fmt)
     accesses = tuple(x for x in (a_access, w_access, acc_access) if x is not None)
     return Effect(cycles, accesses, macs=M * N * K)
