@@ -64,7 +64,10 @@ def emit_conv(ctx: Context, step: Step) -> None:
     b = ctx.buffers
     x_zp = x.type.quant.zero_point[0]
 
-    step_n = ng if group > 1 and not depthwise and ng < 32 else 32
+    # channel tiles of whole groups share the array's columns in one gconv pass (when one group's
+    # weights fit a wbuf half; otherwise each group takes conv passes of its own)
+    packed_groups = group > 1 and not depthwise and ng * rb <= b.wbuf_h
+    step_n = ng if packed_groups or group > 1 and not depthwise and ng < 32 else 32
     kind = "depthwise" if depthwise else "grouped" if group > 1 else "conv"
     geometry = ConvGeometry(h, wid, c_in, n_out, h_out, w_out, kh, sh, dh, k, fmt, step_n, kind)
     tiles = choose_conv_tiles(geometry, b, ctx.target)
@@ -104,6 +107,9 @@ def emit_conv(ctx: Context, step: Step) -> None:
             if depthwise:
                 p.set({"mm.n": nt, "mm.k": k, "cv.c0": n0})
                 p.emit("matmul", mode="dwconv", accumulate=0, **wf, acc=acc, w=wslot)
+            elif packed_groups:  # tiles hold whole groups (channel_step = ng): one pass over all of them
+                p.set({"mm.n": nt, "mm.k": k, "cv.c0": n0 // ng * cg, "cv.cg": cg, "cv.ng": ng})
+                p.emit("matmul", mode="gconv", accumulate=0, **wf, acc=acc, w=wslot)
             else:
                 for g in range(group):
                     gn0 = max(n0, g * ng)
