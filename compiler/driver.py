@@ -52,12 +52,26 @@ def load_ir(path) -> Module:
 def run_pipeline(module: Module, passes, dump_after=(), dump_dir=None, instrumentations=()) -> PassManager:
     """Run ``passes`` (pass objects, registered names, or a pipeline typed by a person) over ``module``."""
     pipeline = parse_pipeline(passes) if passes else []
+    attach_cost_models(pipeline)
     check_dump_names(dump_after, pipeline)
     dump = "all" if "all" in dump_after else set(dump_after)
     manager = PassManager(pipeline, dump_after=dump, dump_dir=Path(dump_dir) if dump_dir else None,
                           instrumentations=list(instrumentations))
     manager.run(module)
     return manager
+
+
+def attach_cost_models(pipeline, target_config=None) -> None:
+    """Give every mixed-precision pass without one the overlay's cost model (on ``target_config``,
+    a TOML path; None: the default core): the formats it chooses are priced on the overlay."""
+    from tcc.passes.quantize import MixedPrecision
+
+    for p in pipeline:
+        if isinstance(p, MixedPrecision) and p.cost_model is None:
+            from tcc.backends.overlay.layer_costs import OverlayCostModel
+            from tcc.isa.target import load_target
+
+            p.cost_model = OverlayCostModel(load_target(target_config))
 
 
 def check_dump_names(dump_after, pipeline) -> None:
@@ -107,10 +121,7 @@ def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weigh
                            budget_cycles=budget_cycles or 0)
     if candidates is not None:
         mixed.candidates = "/".join(c.strip() for c in candidates.split(","))
-    from tcc.backends.overlay.layer_costs import OverlayCostModel
-    from tcc.isa.target import load_target
-
-    mixed.cost_model = OverlayCostModel(load_target(target_config))
+    attach_cost_models([mixed], target_config)
     return before + (mixed, make_pass("dce"))
 
 
