@@ -1,10 +1,13 @@
 """Kernels of ops_sample: GridSample (nearest, n-linear and cubic interpolation with zeros,
-border or reflection padding), computed in float64 and returned in the input's type."""
+border or reflection padding, in float64, returned in the input's type), Col2Im, MaxUnpool and
+TensorScatter."""
 from __future__ import annotations
 
 import itertools
 
 import numpy as np
+
+from ..errors import InterpreterError
 
 CUBIC_A = -0.75  # ONNX's (and PyTorch's) cubic convolution coefficient
 
@@ -109,6 +112,51 @@ def _cubic(data, coords, spatial, padding, align):
     return out
 
 
+def col2im(attrs, x):
+    image, block = attrs["image_shape"], attrs["block_shape"]
+    strides, pads, dilations = attrs["strides"], attrs["pads"], attrs["dilations"]
+    r = len(image)
+    padded = [image[i] + pads[i] + pads[r + i] for i in range(r)]
+    counts = [(padded[i] - dilations[i] * (block[i] - 1) - 1) // strides[i] + 1 for i in range(r)]
+    n, rows, _ = x.shape
+    channels = rows // int(np.prod(block))
+    cols = x.reshape(n, channels, *block, *counts)
+    out = np.zeros((n, channels, *padded), np.float64)
+    for tap in itertools.product(*(range(b) for b in block)):
+        where = tuple(slice(t * d, t * d + s * (c - 1) + 1, s) for t, d, s, c in zip(tap, dilations, strides, counts))
+        out[(slice(None), slice(None)) + where] += cols[(slice(None), slice(None)) + tap]
+    crop = tuple(slice(pads[i], pads[i] + image[i]) for i in range(r))
+    return out[(slice(None), slice(None)) + crop].astype(x.dtype)
+
+
+def max_unpool(attrs, x, indices):
+    source = tuple(attrs["pooled_from"])
+    flat = indices.reshape(-1)
+    if flat.size and (flat.min() < 0 or flat.max() >= int(np.prod(source))):
+        raise InterpreterError(f"max_unpool index out of range for the pooled shape {list(source)}")
+    out = np.zeros(tuple(attrs["shape"]), x.dtype)
+    out[np.unravel_index(flat, source)] = x.reshape(-1)
+    return out
+
+
+def tensor_scatter(attrs, cache, update, indices=None):
+    axis, length = attrs["axis"], cache.shape[attrs["axis"]]
+    out = cache.copy()
+    starts = np.zeros(cache.shape[0], np.int64) if indices is None else indices.astype(np.int64)
+    for b, start in enumerate(starts):
+        positions = start + np.arange(update.shape[axis])
+        if attrs["circular"]:
+            positions %= length
+        elif positions.size and (start < 0 or positions[-1] >= length):
+            raise InterpreterError(f"tensor_scatter writes positions {start}..{positions[-1]} of a cache of {length}")
+        target = np.moveaxis(out[b], axis - 1, 0)  # a view: writing it writes out
+        target[positions] = np.moveaxis(update[b], axis - 1, 0)
+    return out
+
+
 KERNEL_TABLE = (
     ("grid_sample", grid_sample),
+    ("col2im", col2im),
+    ("max_unpool", max_unpool),
+    ("tensor_scatter", tensor_scatter),
 )
