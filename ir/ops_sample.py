@@ -81,3 +81,46 @@ def _tensor_scatter(types, attrs):
     if len(types) > 2 and types[2].shape != (cache.shape[0],):
         raise ShapeError(f"tensor_scatter indices must be [{cache.shape[0]}], got {list(types[2].shape)}")
     return [cache]
+
+
+@define_op("roi_align", "x rois batch_indices", (AttrSpec("mode", "str", "avg"), AttrSpec("height", "int", 1),
+                                                 AttrSpec("width", "int", 1), AttrSpec("sampling_ratio", "int", 0),
+                                                 AttrSpec("spatial_scale", "float", 1.0),
+                                                 AttrSpec("half_pixel", "int", 1)))
+def _roi_align(types, attrs):
+    """ONNX RoiAlign: for each region (x1, y1, x2, y2) of image batch_indices[i] of x (N, C, H, W),
+    a height x width grid of bins, each the average (or max) of bilinear samples; result
+    (regions, C, height, width)."""
+    x, rois, batch = types
+    if x.rank != 4 or rois.rank != 2 or rois.shape[1] != 4 or batch.shape != (rois.shape[0],):
+        raise ShapeError(f"roi_align needs x (N, C, H, W), rois (R, 4) and batch_indices (R,), got "
+                         f"{list(x.shape)}, {list(rois.shape)}, {list(batch.shape)}")
+    if attrs["mode"] not in ("avg", "max"):
+        raise ShapeError(f"roi_align mode {attrs['mode']!r} is not avg or max")
+    return [TensorType((rois.shape[0], x.shape[1], attrs["height"], attrs["width"]), x.dtype)]
+
+
+@define_op("deform_conv", "x w offset b? mask?", (AttrSpec("strides", "ints"), AttrSpec("pads", "ints"),
+                                                  AttrSpec("dilations", "ints"), AttrSpec("group", "int", 1),
+                                                  AttrSpec("offset_group", "int", 1)))
+def _deform_conv(types, attrs):
+    """ONNX DeformConv (2-D): a convolution whose kernel taps read x bilinearly at positions moved
+    by ``offset`` (N, offset_group * 2 * kH * kW, oH, oW: dy, dx per tap), each read scaled by
+    ``mask`` (N, offset_group * kH * kW, oH, oW) when given."""
+    from .shape_rules import window_output
+
+    x, w, offset = types[0], types[1], types[2]
+    if x.rank != 4 or w.rank != 4:
+        raise ShapeError(f"deform_conv is 2-D: x and w of rank 4, got {list(x.shape)} and {list(w.shape)}")
+    group, offset_group = attrs["group"], attrs["offset_group"]
+    if group < 1 or x.shape[1] != w.shape[1] * group or w.shape[0] % group or x.shape[1] % offset_group:
+        raise ShapeError(f"input channels {x.shape[1]} do not match weight {list(w.shape)} with group {group} "
+                         f"and offset_group {offset_group}")
+    strides, pads, dil = attrs["strides"], attrs["pads"], attrs["dilations"]
+    out = tuple(window_output(x.shape[2 + i], w.shape[2 + i], strides[i], pads[i], pads[2 + i], dil[i])
+                for i in range(2))
+    taps = w.shape[2] * w.shape[3]
+    if offset.shape != (x.shape[0], offset_group * 2 * taps) + out:
+        raise ShapeError(f"deform_conv offset {list(offset.shape)}, expected "
+                         f"{[x.shape[0], offset_group * 2 * taps, *out]}")
+    return [TensorType((x.shape[0], w.shape[0]) + out, x.dtype)]
