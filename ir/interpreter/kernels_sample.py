@@ -206,7 +206,7 @@ def _deform_read(image: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
     y0, x0 = np.floor(y).astype(np.int64), np.floor(x).astype(np.int64)
     ly, lx = y - y0, x - x0
     inside = (y > -1) & (y < height) & (x > -1) & (x < width)
-    out = 0
+    out = np.zeros((image.shape[0],) + np.broadcast_shapes(y.shape, x.shape))
     for dy, dx, weight in ((0, 0, (1 - ly) * (1 - lx)), (0, 1, (1 - ly) * lx), (1, 0, ly * (1 - lx)), (1, 1, ly * lx)):
         yi, xi = y0 + dy, x0 + dx
         valid = inside & (yi >= 0) & (yi < height) & (xi >= 0) & (xi < width)
