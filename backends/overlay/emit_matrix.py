@@ -216,8 +216,11 @@ def emit_gemm(ctx: Context, step: Step) -> None:
     m = x.type.size // k
     fmt = weight_format_of(lin.w, w)
     b = ctx.buffers
-    if x.type.rank > 3 or y.type.rank > 3:
-        raise unsupported(lin, "linear layers take rank-2 or rank-3 activations on the overlay")
+    # The matrix view [m, k] -> [m, n_out] needs the reduced axis innermost in memory: any rank
+    # stored row-major (a Linear over [N, H, W, C], ConvNeXt's MLP) is that view already.
+    for v in (x, y):
+        if ctx.layouts.perm(v) != tuple(range(v.type.rank)):
+            raise unsupported(lin, f"linear layer over {v.name}, which is stored NHWC for a convolution")
     try:
         tiles = choose_gemm_tiles(m, n_out, k, fmt, b, ctx.target)
     except ValueError:
