@@ -152,6 +152,9 @@ cli.command_class = FileCommand  # every command: outputs checked against inputs
               help="Quantization scheme (with --calib; int8 without --calib: the scales of a "
                    "pre-quantized QDQ model).")
 @with_model_options
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Calibrate in N processes, streaming --calib in chunks instead of loading it whole "
+                   "(for thousands of samples); the ranges do not depend on N.")
 @click.option("--symmetric", is_flag=True, help="Symmetric int8 activations (zero point 0).")
 @click.option("--budget-bytes", type=int, default=None, metavar="N",
               help="--quant mixed: weight memory budget in bytes.")
@@ -166,7 +169,7 @@ cli.command_class = FileCommand  # every command: outputs checked against inputs
               help="-t overlay: refuse, listing them, ops the overlay cannot run instead of running "
                    "them on the host (the default makes a heterogeneous artifact).")
 @with_dump_options
-def compile(model, target, output, input_shapes, passes, calib, quant, method, weights, symmetric,
+def compile(model, target, output, input_shapes, passes, calib, quant, method, weights, workers, symmetric,
             budget_bytes, budget_cycles, candidates, target_config, sparse_mode, no_host_fallback, dump_after,
             dump_dir, timings):
     """Compile an ONNX MODEL to textual IR (-t ir), an overlay artifact (-t overlay) or a sparse
@@ -182,7 +185,8 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
     records: list | None = [] if timings else None
     options = CompileOptions(_shapes(input_shapes), passes, calib, quant if quant_given else None, method, weights,
                              symmetric, budget_bytes, budget_cycles, candidates, sparse_mode, target_config,
-                             dump_after, dump_dir, _instrumentations(records), host_fallback=not no_host_fallback)
+                             dump_after, dump_dir, _instrumentations(records), host_fallback=not no_host_fallback,
+                             workers=workers)
     from tcc.backends.overlay.hetero import HostFallbackRefused
 
     try:
@@ -206,8 +210,11 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
                    f"{meta['dram_bytes']} bytes of DRAM ({weight_bytes(meta)} of packed weights)", err=True)
         return
     click.echo(f"wrote {output}: {result.summary()}", err=True)
-    for f in result.metadata["host_ops"]:
-        click.echo(one_line(f"note: node {f['node']!r} ({f['kind']}) runs on the host: {f['reason']}"), err=True)
+    # One line per distinct reason: an ONNX node lowers to several IR ops that often share one.
+    notes = dict.fromkeys(one_line(f"note: node {f['node']!r} ({f['kind']}) runs on the host: {f['reason']}")
+                          for f in result.metadata["host_ops"])
+    for note in notes:
+        click.echo(note, err=True)
 
 
 def weight_bytes(meta: dict) -> int:

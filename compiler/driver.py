@@ -211,6 +211,7 @@ class CompileOptions:
     dump_dir: str | None = None
     instrumentations: list[PassInstrumentation] = field(default_factory=list)
     host_fallback: bool = True  # -t overlay: ops the overlay cannot run go to the host (a heterogeneous artifact)
+    workers: int = 1  # calibration: processes observing chunks of the samples (the result does not depend on it)
 
     @property
     def from_pins(self) -> bool:
@@ -229,6 +230,13 @@ def compile_pipeline(target: str, options: CompileOptions) -> list[Pass]:
         pipeline += quantization_pipeline(options.calib, options.quant or "int8", options.method, options.weights,
                                           options.symmetric, options.budget_bytes, options.budget_cycles,
                                           options.candidates, options.sparse_mode)
+    if options.calib is not None and options.workers > 1:
+        from tcc.evaluation.calibrate import calibration_executor
+        from tcc.passes.quantize import Quantize
+
+        for p in pipeline:
+            if isinstance(p, Quantize):  # stream the file through the evaluation engine
+                p.executor = calibration_executor(str(options.calib), options.workers, max_samples=p.max_samples)
     if target == "sparse":
         pipeline.append(AnnotateSparsity(calib=str(options.calib), mode=options.sparse_mode or "exact"))
     if target == "overlay":  # group int8 and bf16 work to save PE-array mode switches

@@ -80,12 +80,12 @@ REGISTERS: tuple[tuple[str, str, str], ...] = (
     ("dma.sram_row", "stride", "SRAM stride between rows (bytes)"),
     ("dma.sram_plane", "stride", "SRAM stride between planes (bytes)"),
     # Matrix unit.  GEMM: A is M x K int8 rows at mm.a with row stride mm.a_row.
-    # CONV / DWCONV: A is gathered (im2col) from an NHWC int8 slab in abuf at mm.a.
+    # CONV / DWCONV / GCONV: A is gathered (im2col) from an NHWC int8 slab in abuf at mm.a.
     ("mm.a", "sram", "abuf byte address of the A operand (matrix rows or conv input slab)"),
     ("mm.a_row", "stride", "GEMM: abuf stride between rows of A (bytes)"),
     ("mm.m", "extent", "rows of the output tile (output pixels)"),
     ("mm.n", "extent", "columns of the output tile (output channels)"),
-    ("mm.k", "extent", "reduction depth (GEMM/CONV: K; DWCONV: taps per channel)"),
+    ("mm.k", "extent", "reduction depth (GEMM/CONV: K; DWCONV: taps per channel; GCONV: taps x cv.cg)"),
     ("mm.a_zp", "int8", "zero point subtracted from every A element (also the padding value)"),
     ("mm.w_row", "stride", "wbuf stride between weight rows (bytes): weights are N rows of K codes, each row packed"),
     ("mm.acc_row", "stride", "acc stride between output rows (int32 elements)"),
@@ -102,6 +102,8 @@ REGISTERS: tuple[tuple[str, str, str], ...] = (
     ("cv.pad_left", "offset", "padding columns left of the slab"),
     ("cv.w_out", "extent", "output columns; output pixel m is (m // w_out, m % w_out)"),
     ("cv.c0", "extent", "first slab channel read (group offset for grouped convolution)"),
+    ("cv.cg", "extent", "GCONV: slab channels per group (each output channel's reduction reads cv.cg channels)"),
+    ("cv.ng", "extent", "GCONV: output channels per group (output channel n belongs to group n // cv.ng)"),
     # Requantization unit (store path of the accumulators, and int8 -> int8 rescales).
     ("rq.params", "sram", "pbuf byte address of per-channel (bias, multiplier, shift) int32 triples"),
     ("rq.m", "extent", "rows"),
@@ -200,7 +202,7 @@ INSTRUCTIONS: tuple[Instr, ...] = (
                           _addr("sram", "source byte address"),
                           Field("dram", DRAM_ADDRESS_BITS, "u", doc="destination DRAM byte address")),
           "store", "DMA a box from a buffer to DRAM (shape as for load)."),
-    Instr("matmul", 0x05, (Field("mode", 2, "enum", ("gemm", "conv", "dwconv"), "A operand form"),
+    Instr("matmul", 0x05, (Field("mode", 2, "enum", ("gemm", "conv", "dwconv", "gconv"), "A operand form"),
                            Field("accumulate", 1, "u", doc="1: add to acc, 0: overwrite"),
                            Field("wfmt", 4, "enum", WEIGHT_FORMATS, "weight format of the codes in wbuf"),
                            Field("wcap", 3, "u", doc="DyBit: exponent-run cap (0..bits-1); 0 for intN"),
@@ -248,6 +250,9 @@ INSTRUCTIONS: tuple[Instr, ...] = (
           "post", "dst[i] = table[src[i] + 128] for i < lt.len: an int8 -> int8 function tabulated in pbuf at lt.table."),
     Instr("sync", 0x0D, (Field("wait", 3, "u", doc="bit mask of units to wait for: 1 load, 2 compute and post, 4 store"),),
           "front", "Stall issue until the named units are idle."),
+    Instr("barrier", 0x11, (), "front",
+          "Drain every unit, then wait until every core has reached its barrier of the same count "
+          "(each core runs its own instruction stream; target cores)."),
 )
 
 BY_MNEMONIC = {i.mnemonic: i for i in INSTRUCTIONS}
