@@ -125,7 +125,7 @@ class Session(ModelIO):
             device = cast(device, self._type(entry).dtype)
             raw = np.frombuffer(to_physical(device, entry["perm"]).tobytes(), np.uint8)
             dram[entry["address"]:entry["address"] + raw.size] = raw
-        machine = Machine(self.target, dram, meta["descriptors"])
+        machine = Machine(self.target, dram)
         self.last_result = machine.run(self.artifact.program, progress=progress)
         out = {}
         for entry in meta["outputs"]:

@@ -58,7 +58,6 @@ class Context:
     layouts: LayoutPlan = field(default_factory=LayoutPlan)
     # id(Value) -> DRAM address: an int for constants, an ActivationAddress for activations
     addresses: dict[int, int | ActivationAddress] = field(default_factory=dict)
-    descriptors: list[dict] = field(default_factory=list)
     layer_names: list[str] = field(default_factory=list)
     layer_stats: list[dict] = field(default_factory=list)
 
@@ -75,13 +74,6 @@ class Context:
         self.layer_stats.append({"name": name, "macs": int(macs), "min_bytes": int(min_bytes)})
         self.program.layer(index)
         return index
-
-    def descriptor(self, desc: dict) -> int:
-        for i, existing in enumerate(self.descriptors):
-            if existing == desc:
-                return i
-        self.descriptors.append(desc)
-        return len(self.descriptors) - 1
 
 
 def tensor_bytes(v: Value) -> int:

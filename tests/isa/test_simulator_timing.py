@@ -16,7 +16,7 @@ MATMUL_K64 = 64 + 32 + 32  # one 1x1 tile with K = 64
 
 
 def run(text):
-    machine = Machine(TARGET, np.zeros(1024, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(1024, np.uint8))
     result = machine.run(encode_program(assemble(text)), trace=True)
     return result, {event.pc: event for event in result.trace}
 

@@ -47,7 +47,7 @@ def test_illegal_opcode():
 def test_reserved_bits_are_illegal_but_only_when_reached():
     words = encode_program(assemble("nop\nhalt\nnop\n"))
     words[2] |= np.uint64(1)
-    assert Machine(TARGET, np.zeros(8, np.uint8), []).run(words).instructions == 2
+    assert Machine(TARGET, np.zeros(8, np.uint8)).run(words).instructions == 2
     words[0] |= np.uint64(1)
     expect(trap(words), 0, "0x0000000000000001", "illegal instruction: nop with non-zero reserved bits")
 
@@ -81,7 +81,7 @@ def test_vector_instruction_in_int8_mode(text, pc):
 
 
 def test_accumulator_overflow():
-    machine = Machine(TARGET, np.zeros(8, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(8, np.uint8))
     machine.buffers["acc"][:4] = np.array([2**31 - 100], "<i4").view(np.uint8)
     machine.buffers["abuf"][:2] = np.array([10, 10], np.int8).view(np.uint8)
     machine.buffers["wbuf"][:2] = np.array([5, 6], np.int8).view(np.uint8)
@@ -143,4 +143,4 @@ def test_pool_window_entirely_in_padding():
 def test_dram_image_larger_than_the_target():
     small = TARGET.__class__(**{**TARGET.to_dict(), "dram_bytes": 1024})
     with pytest.raises(TargetError, match="DRAM image of 2048 bytes exceeds target tataa's dram_bytes = 1024"):
-        Machine(small, np.zeros(2048, np.uint8), [])
+        Machine(small, np.zeros(2048, np.uint8))

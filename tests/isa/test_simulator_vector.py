@@ -26,7 +26,7 @@ def bf16_bits(values) -> np.ndarray:
 
 
 def test_cvt_int8_to_bf16():
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
     machine.buffers["abuf"][:5] = np.array([-128, -1, 0, 5, 127], np.int8).view(np.uint8)
     run(machine, "mode bf16\n" + setr({"v.len": 5, "v.scale": f32_bits(0.5), "v.zp": 1}) + "cvt i8_bf16, 0x10, 0\nhalt\n")
     # (q - 1) * 0.5, all exact in bf16
@@ -35,7 +35,7 @@ def test_cvt_int8_to_bf16():
 
 
 def test_cvt_bf16_to_int8_rounds_half_even_and_saturates():
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
     machine.buffers["vbuf"][:14] = bf16_bits([1.0, 3.0, -1.0, 5.0, 300.0, -300.0, np.nan]).view(np.uint8)
     run(machine, "mode bf16\n" + setr({"v.len": 7, "v.scale": f32_bits(2.0), "v.zp": 0}) + "cvt bf16_i8, 0x20, 0\nhalt\n")
     # x / 2 = 0.5, 1.5, -0.5, 2.5 -> 0, 2, 0, 2 (ties to even); 150, -150 saturate; NaN -> zp
@@ -44,7 +44,7 @@ def test_cvt_bf16_to_int8_rounds_half_even_and_saturates():
 
 def test_cvt_with_an_inexact_scale_matches_numerics():
     q = np.arange(-128, 128, dtype=np.int8)
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
     machine.buffers["abuf"][:256] = q.view(np.uint8)
     run(machine, "mode bf16\n" + setr({"v.len": 256, "v.scale": f32_bits(0.0371), "v.zp": -7})
         + "cvt i8_bf16, 0, 0\ncvt bf16_f32, 0x400, 0\ncvt bf16_i8, 0x200, 0\nhalt\n")
