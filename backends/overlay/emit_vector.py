@@ -12,7 +12,8 @@ from .context import Context
 from .errors import unsupported
 from .steps import Step
 from .vector_lowering import record, tile_rows, vector_lowering
-from .vector_program import COL, FULL, ROW
+from .memory import ActivationAddress
+from .vector_program import COL, FULL, ROW, Handle
 
 
 def f32_bits(value: float) -> int:
@@ -126,10 +127,11 @@ def emit_vector(ctx: Context, step: Step) -> None:
     rows = tile_rows(op, lowering, code, ctx.target.vbuf_bytes)
     cols, p = lowering.cols, ctx.program
     slot_bytes = rows * cols * 2
-    inputs = []
-    for i, (handle, given) in enumerate(zip(code.handles, lowering.inputs)):
+    inputs: list[tuple[Handle, str, int | ActivationAddress]] = []
+    for handle, given in zip(code.handles, lowering.inputs):
         if handle.constant:
             continue
+        dram: int | ActivationAddress
         if given.data is not None:
             name = given.value.name if given.value is not None else "zeros"
             dram = ctx.constant(f"v:{name}:{given.data.size}", given.data.astype("<u2"))

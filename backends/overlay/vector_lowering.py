@@ -16,7 +16,7 @@ from tcc.ir import Op, Value, constant_value, is_constant, numerics
 from tcc.ir.numerics import bf16_functions as spec
 
 from .errors import unsupported
-from .vector_program import COL, FULL, ROW, Recorder, VectorProgramError, allocate
+from .vector_program import COL, FULL, ROW, Handle, Recorder, VectorProgramError, allocate
 
 
 @dataclass
@@ -136,9 +136,10 @@ def vector_lowering(op: Op) -> VectorLowering:
     if op.kind == "gelu":
         return VectorLowering(x.type.size, 1, [VectorInput(FULL, x)], spec.GELU[op.approximate])
     if op.kind == "softmax":
-        if op.axis % x.type.rank != x.type.rank - 1:
-            raise unsupported(op, "the vector unit runs softmax along the last axis only")
-        cols = x.type.shape[-1]
+        axis = op.axis % x.type.rank
+        if any(d != 1 for d in x.type.shape[axis + 1:]):
+            raise unsupported(op, "the vector unit runs softmax along the last axis of size > 1 only")
+        cols = x.type.shape[axis]
         return VectorLowering(x.type.size // cols, cols, [VectorInput(FULL, x)], spec.softmax)
     return _normalization(op)
 
@@ -148,8 +149,8 @@ class VectorCode:
     """A recorded sequence: its instructions, the handles of its inputs and result, vbuf slots."""
 
     recorder: Recorder
-    handles: list
-    result: object
+    handles: list[Handle]
+    result: Handle
     slots: list[int]
     slot_count: int
 
