@@ -11,7 +11,7 @@ import numpy as np
 from .context import Context
 from .errors import unsupported
 from .steps import Step
-from .vector_lowering import record, tile_rows, vector_lowering
+from .vector_lowering import record, tile_shape, vector_lowering
 from .memory import ActivationAddress
 from .vector_program import COL, FULL, ROW, Handle
 
@@ -119,14 +119,22 @@ class ConstantRegisters:
         return f"k{k}"
 
 
+def _tiles(lowering, tile_rows: int, tile_cols: int):
+    """(batch, first row, rows, first column, columns) of each tile, in program order."""
+    for batch in range(lowering.batches):
+        for r0 in range(0, lowering.rows, tile_rows):
+            for c0 in range(0, lowering.cols, tile_cols):
+                yield batch, r0, min(tile_rows, lowering.rows - r0), c0, min(tile_cols, lowering.cols - c0)
+
+
 def emit_vector(ctx: Context, step: Step) -> None:
-    """A bf16 op as its lane sequence of vector instructions, in tiles of rows (vector_lowering.py)."""
+    """A bf16 op as its lane sequence of vector instructions, tile by tile (vector_lowering.py)."""
     op = step.ops[0]
     lowering = vector_lowering(op)
     code = record(op, lowering)
-    rows = tile_rows(op, lowering, code, ctx.target.vbuf_bytes)
-    cols, p = lowering.cols, ctx.program
-    slot_bytes = rows * cols * 2
+    tile_rows, tile_cols = tile_shape(op, lowering, code, ctx.target.vbuf_bytes)
+    rows, cols, p = lowering.rows, lowering.cols, ctx.program
+    slot_bytes = tile_rows * tile_cols * 2
     inputs: list[tuple[Handle, str, int | ActivationAddress]] = []
     for handle, given in zip(code.handles, lowering.inputs):
         if handle.constant:
@@ -140,20 +148,24 @@ def emit_vector(ctx: Context, step: Step) -> None:
         inputs.append((handle, given.space, dram))
     ctx.begin_layer(step.name, 0, sum(v.type.size * 2 for v in op.operands) + op.result.type.size * 2)
     constants = ConstantRegisters(p)
-    for r0 in range(0, lowering.rows, rows):
-        rn = min(rows, lowering.rows - r0)
-        length = {FULL: rn * cols, ROW: rn, COL: cols}
-        start = {FULL: r0 * cols * 2, ROW: r0 * 2, COL: 0}
+    for batch, r0, rn, c0, cn in _tiles(lowering, tile_rows, tile_cols):
+        length = {FULL: rn * cn, ROW: rn, COL: cn}
+        full_start = (batch * rows * cols + r0 * cols + c0) * 2
+        start = {FULL: full_start, ROW: r0 * 2, COL: c0 * 2}
         for handle, space, dram in inputs:
-            p.dma("load", "vbuf", code.slots[handle.index] * slot_bytes, dram + start[space], rows=1,
-                  row_bytes=length[space] * 2)
+            slot = code.slots[handle.index] * slot_bytes
+            if space == FULL:
+                p.dma("load", "vbuf", slot, dram + full_start, rows=rn, row_bytes=cn * 2, dram_row=cols * 2,
+                      sram_row=cn * 2)
+            else:
+                p.dma("load", "vbuf", slot, dram + start[space], rows=1, row_bytes=length[space] * 2)
         for ins in code.recorder.code:
-            _emit(p, ins, code, constants, length, cols, rn, slot_bytes)
-        p.dma("store", "vbuf", code.slots[code.result.index] * slot_bytes, ctx.addr(op.result) + start[FULL],
-              rows=1, row_bytes=length[FULL] * 2)
+            _emit(p, ins, code, constants, length, rn, cn, slot_bytes)
+        p.dma("store", "vbuf", code.slots[code.result.index] * slot_bytes, ctx.addr(op.result) + full_start,
+              rows=rn, row_bytes=cn * 2, dram_row=cols * 2, sram_row=cn * 2)
 
 
-def _emit(p, ins, code, constants, length, cols, rn, slot_bytes) -> None:
+def _emit(p, ins, code, constants, length, rn, cn, slot_bytes) -> None:
     busy: set[int] = set()
 
     def operand(h, reg: str) -> str:
@@ -163,21 +175,37 @@ def _emit(p, ins, code, constants, length, cols, rn, slot_bytes) -> None:
         if space == ins.space:
             rep, period = 1, length[space]
         else:  # a row or column value read across the full tile
-            rep, period = (cols, rn) if space == ROW else (1, cols)
+            rep, period = (cn, rn) if space == ROW else (1, cn)
         p.set({f"v.{reg}": code.slots[h.index] * slot_bytes, f"v.{reg}_rep": rep, f"v.{reg}_period": period})
         return "vec"
 
     dst, a = code.slots[ins.dst] * slot_bytes, code.slots[ins.a] * slot_bytes
     if ins.mnemonic == "vred":
-        p.set({"v.len": length[FULL], "v.row": cols})
+        p.set({"v.len": length[FULL], "v.row": cn})
         p.emit("vred", op=ins.op, dst=dst, a=a)
-        return
-    p.set({"v.len": length[ins.space]})
-    if ins.mnemonic == "vbin":
+    elif ins.mnemonic == "window":
+        _emit_window(p, constants, dst, a, rn, cn, ins.amount, ins.after)
+    elif ins.mnemonic == "vbin":
+        p.set({"v.len": length[ins.space]})
         p.emit("vbin", op=ins.op, b=operand(ins.b, "b"), dst=dst, a=a)
     elif ins.mnemonic == "vun":
+        p.set({"v.len": length[ins.space]})
         p.emit("vun", op=ins.op, amount=ins.amount, dst=dst, a=a)
     else:
+        p.set({"v.len": length[ins.space]})
         b, c = operand(ins.b, "b"), operand(ins.c, "c")
         fields = {"mask": a} if ins.mnemonic == "vsel" else {"a": a}
         p.emit(ins.mnemonic, b=b, c=c, dst=dst, **fields)
+
+
+def _emit_window(p, constants, dst, a, rn, cn, before, after) -> None:
+    """dst = a's window sum over rows (bf16_lanes.window_sum's order): a copy, then for each shift k
+    one add over the rows that have a neighbour k rows away, operands addressed k rows apart."""
+    p.set({"v.len": rn * cn})
+    p.emit("vbin", op="or", b=constants.source(0, set()), dst=dst, a=a)  # an exact copy
+    shifts = [(k, dst, a + 2 * k * cn) for k in range(1, min(after, rn - 1) + 1)]
+    shifts += [(k, dst + 2 * k * cn, a) for k in range(1, min(before, rn - 1) + 1)]
+    for k, target, source in shifts:
+        n = (rn - k) * cn
+        p.set({"v.len": n, "v.b": source, "v.b_rep": 1, "v.b_period": n})
+        p.emit("vbin", op="add", b="vec", dst=target, a=target)

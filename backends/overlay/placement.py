@@ -51,14 +51,14 @@ class ModulePlacement:
 
 def vector_step_problem(step: Step, target: TargetConfig) -> str | None:
     """Why a bf16 vector step cannot run on the SIMD lanes, or None."""
-    from .vector_lowering import record, tile_rows, vector_lowering
+    from .vector_lowering import record, tile_shape, vector_lowering
 
     op = step.ops[0]
     if len(op.results) != 1:
         return f"the vector unit writes one result; {op.kind} has {len(op.results)}"
     try:
         lowering = vector_lowering(op)
-        tile_rows(op, lowering, record(op, lowering), target.vbuf_bytes)
+        tile_shape(op, lowering, record(op, lowering), target.vbuf_bytes)
     except BackendError as exc:
         return str(exc).rsplit(": ", 1)[-1]
     return None

@@ -36,6 +36,8 @@ class VectorLowering:
     cols: int
     inputs: list[VectorInput]
     function: Callable  # function(L, *operand handles) -> result handle
+    tile_columns: bool = False  # rows depend on each other (LRN's channels): tile along columns instead
+    batches: int = 1  # independent rows x cols blocks, one after another in DRAM
 
 
 _BINARY: dict[str, Callable] = {
@@ -43,7 +45,7 @@ _BINARY: dict[str, Callable] = {
     "max": lambda L, a, b: L.max(a, b), "min": lambda L, a, b: L.min(a, b), "div": spec.div,
 }
 #: bf16 op kinds the vector unit runs (each has the same sequence in ir/interpreter/kernels_bf16.py).
-VECTOR_KINDS = frozenset(_BINARY) | frozenset(spec.UNARY) | {"gelu", "softmax", "layer_norm", "rms_norm"}
+VECTOR_KINDS = frozenset(_BINARY) | frozenset(spec.UNARY) | {"gelu", "softmax", "layer_norm", "rms_norm", "lrn"}
 
 
 def _patterns(v: Value, shape) -> np.ndarray:
@@ -125,7 +127,8 @@ def _normalization(op: Op) -> VectorLowering:
 def vector_lowering(op: Op) -> VectorLowering:
     """The lowering of a bf16 op onto the vector unit; BackendError when it has none."""
     if op.kind not in VECTOR_KINDS:
-        raise unsupported(op, f"no vector-unit lowering for {op.kind} (it has: {', '.join(sorted(VECTOR_KINDS))})")
+        raise unsupported(op, f"no vector-unit lowering for {op.kind}; the vector unit runs "
+                              f"{', '.join(sorted(VECTOR_KINDS))}")
     x = op.operands[0]
     if op.result.type.size == 0:
         raise unsupported(op, "an empty tensor")
@@ -135,6 +138,13 @@ def vector_lowering(op: Op) -> VectorLowering:
         return VectorLowering(x.type.size, 1, [VectorInput(FULL, x)], spec.UNARY[op.kind])
     if op.kind == "gelu":
         return VectorLowering(x.type.size, 1, [VectorInput(FULL, x)], spec.GELU[op.approximate])
+    if op.kind == "lrn":
+        if x.type.rank < 2 or op.bias <= 0:
+            raise unsupported(op, "the vector unit runs LRN on [N, C, ...] tensors with bias > 0")
+        n, c = x.type.shape[:2]
+        size, alpha, beta, bias = op.size, op.alpha, op.beta, op.bias
+        return VectorLowering(c, x.type.size // max(n * c, 1), [VectorInput(FULL, x)],
+                              lambda L, v: spec.lrn(L, v, size, alpha, beta, bias), tile_columns=True, batches=n)
     if op.kind == "softmax":
         axis = op.axis % x.type.rank
         if any(d != 1 for d in x.type.shape[axis + 1:]):
@@ -169,11 +179,17 @@ def record(op: Op, lowering: VectorLowering) -> VectorCode:
     return VectorCode(recorder, handles, result, slots, count)
 
 
-def tile_rows(op: Op, lowering: VectorLowering, code: VectorCode, vbuf_bytes: int) -> int:
-    """Rows per tile so that every slot of the sequence fits vbuf; BackendError if one row does not."""
-    per_row = code.slot_count * lowering.cols * 2
-    rows = min(lowering.rows, vbuf_bytes // per_row)
+def tile_shape(op: Op, lowering: VectorLowering, code: VectorCode, vbuf_bytes: int) -> tuple[int, int]:
+    """(rows, cols) of a tile so that every slot of the sequence fits vbuf; BackendError if one row
+    (one column, for column tiles) does not."""
+    if lowering.tile_columns:
+        cols = min(lowering.cols, vbuf_bytes // (code.slot_count * lowering.rows * 2))
+        if cols < 1:
+            raise unsupported(op, f"a column of {lowering.rows} elements in {code.slot_count} live vectors "
+                                  f"exceeds the vector buffer ({vbuf_bytes} bytes)")
+        return lowering.rows, cols
+    rows = min(lowering.rows, vbuf_bytes // (code.slot_count * lowering.cols * 2))
     if rows < 1:
-        raise unsupported(op, f"one row of {lowering.cols} elements in {code.slot_count} live vectors exceeds "
+        raise unsupported(op, f"a row of {lowering.cols} elements in {code.slot_count} live vectors exceeds "
                               f"the vector buffer ({vbuf_bytes} bytes)")
-    return rows
+    return rows, lowering.cols

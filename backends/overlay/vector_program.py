@@ -48,7 +48,8 @@ class VInstr:
     a: int  # vbuf operand A (vsel: the mask)
     b: Handle | None = None
     c: Handle | None = None
-    amount: int = 0
+    amount: int = 0  # vun: the shift; window: rows before
+    after: int = 0  # window: rows after
 
 
 def _widest(*handles: Handle) -> str:
@@ -197,6 +198,15 @@ class Recorder:
     def itof(self, a):
         return self._unary("itof", a)
 
+    def window_sum(self, a, before: int, after: int):
+        """Recorded as one ``window`` entry, which the emitter expands into a copy and one add of
+        the tile shifted by k rows per k (vbin over a sub-range: address arithmetic)."""
+        if a.constant or a.space != FULL:
+            raise VectorProgramError("a window sum reads a full tile")
+        dst = self._new(FULL)
+        self.code.append(VInstr("window", "", FULL, dst.index, a.index, amount=before, after=after))
+        return dst
+
     def row_sum(self, a):
         return self._reduce("sum", a)
 
@@ -229,7 +239,7 @@ def allocate(recorder: Recorder, inputs: list[Handle], result: Handle) -> tuple[
     for i, ins in enumerate(recorder.code):
         read = {ins.a: ins.space} | {h.index: h.space for h in (ins.b, ins.c) if h is not None and not h.constant}
         done = [v for v in read if last[v] == i]
-        in_place = [v for v in done if read[v] == recorder.spaces[ins.dst] and ins.mnemonic != "vred"
+        in_place = [v for v in done if read[v] == recorder.spaces[ins.dst] and ins.mnemonic not in ("vred", "window")
                     and v == ins.a]  # operand A is read at the destination's own index
         for v in in_place:
             free.append(slot[v])

@@ -17,7 +17,7 @@ from .bf16 import (
 from . import bf16_math
 from .bf16_math import (
     bf16_div, bf16_erf, bf16_exp, bf16_gelu, bf16_hard_swish, bf16_layer_norm, bf16_reciprocal,
-    bf16_rms_norm, bf16_rsqrt, bf16_sigmoid, bf16_silu, bf16_softmax, bf16_sqrt, bf16_tanh,
+    bf16_lrn, bf16_rms_norm, bf16_rsqrt, bf16_sigmoid, bf16_silu, bf16_softmax, bf16_sqrt, bf16_tanh,
 )
 from .dybit import (
     FINE_SHIFT, MAX_DECODE_INT, decode, decode_int, dybit_magnitudes, encode, max_magnitude,
@@ -48,6 +48,6 @@ __all__ = [
     "rounded_mean", "rounding_divide", "rounding_right_shift", "saturate", "search_scale", "search_scale_mse", "search_scale_uniform",
     "to_bf16",
     "bf16_div", "bf16_erf", "bf16_exp", "bf16_gelu", "bf16_hard_swish", "bf16_layer_norm",
-    "bf16_reciprocal", "bf16_rms_norm", "bf16_rsqrt", "bf16_sigmoid", "bf16_silu", "bf16_softmax", "bf16_sqrt",
+    "bf16_lrn", "bf16_reciprocal", "bf16_rms_norm", "bf16_rsqrt", "bf16_sigmoid", "bf16_silu", "bf16_softmax", "bf16_sqrt",
     "bf16_tanh",
 ]

@@ -28,6 +28,8 @@ RSQRT_MAGIC = 0x5F37
 TANH_POLY = (62 / 2835, -17 / 315, 2 / 15, -1 / 3)  # x + x*x2*P(x2)
 ERF_POLY = (0.0001205533298, -0.0008548327023, 0.005223977625, -0.02686617065,
             0.1128379167, -0.376126389, 0.1283791671)  # x + x*Q(x2); Q ends in 2/sqrt(pi) - 1
+LN2 = 0.6931471805599453
+LOG_POLY = (1 / 7, 1 / 5, 1 / 3)  # ln m = 2 s (1 + s2 (1/3 + s2 (1/5 + s2 / 7)))
 AS_P = 0.3275911
 AS_POLY = (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
 TANH_SERIES_LIMIT = 0.5
@@ -238,7 +240,27 @@ def rms_norm(L, x, gamma, n: int, epsilon: float):
     return L.mul(L.mul(x, rsqrt(L, L.add(ms, L.const(epsilon)))), gamma)
 
 
-#: Element-wise functions of one operand by IR op kind (gelu by its ``approximate`` attribute).
+def log(L, v):
+    """ln(v) for normal v > 0: v = m 2^e, m in [1, 2); ln m = 2 s (1 + s^2/3 + s^4/5 + s^6/7) with
+    s = (m - 1) / (m + 1) in [0, 1/3); plus e ln2 (one multiply-add)."""
+    e = L.itof(L.isub(L.shr(v, 7), L.pattern(127)))
+    m = L.or_(L.and_(v, L.pattern(MANTISSA)), L.pattern(ONE_BITS))
+    s = L.mul(L.sub(m, L.const(1.0)), reciprocal(L, L.add(m, L.const(1.0))))
+    s2 = L.mul(s, s)
+    series = L.fma(s2, _horner(L, s2, LOG_POLY), L.const(1.0))
+    return L.fma(e, L.const(LN2), L.mul(L.mul(s, L.const(2.0)), series))
+
+
+def lrn(L, x, size: int, alpha: float, beta: float, bias: float):
+    """ONNX LRN with rows as channels: x * exp(-beta ln(bias + alpha/size * window_sum(x^2))).
+    The base must be a normal positive number (bias > 0)."""
+    total = L.window_sum(L.mul(x, x), (size - 1) // 2, size // 2)
+    base = L.fma(total, L.const(alpha / size), L.const(bias))
+    return L.mul(x, exp(L, L.mul(log(L, base), L.const(-beta))))
+
+
+#: Element-wise functions of one operand by IR op kind (gelu by its ``approximate`` attribute; SiLU
+#: has no op kind of its own: ONNX graphs spell it x * sigmoid(x)).
 UNARY = {"exp": exp, "reciprocal": reciprocal, "sqrt": sqrt, "tanh": tanh, "erf": erf,
-         "sigmoid": sigmoid, "silu": silu, "hard_swish": hard_swish}
+         "sigmoid": sigmoid, "hard_swish": hard_swish}
 GELU = {"none": gelu_erf, "tanh": gelu_tanh}

@@ -179,3 +179,12 @@ def bf16_rms_norm(x, scale, axis: int = -1, epsilon: float = 1e-5):
     with np.errstate(all="ignore"):
         p = spec.rms_norm(_L, rows, _columns(scale, arr.shape[axis:]), rows.shape[1], epsilon)
     return _values(p, rows.shape).reshape(arr.shape)
+
+
+def bf16_lrn(x, size: int, alpha: float = 1e-4, beta: float = 0.75, bias: float = 1.0):
+    """ONNX LRN across the channels (axis 1) of x [N, C, ...]: x / (bias + alpha/size * sum x^2)^beta."""
+    arr = np.asarray(x)
+    tiles = _patterns(arr).reshape(arr.shape[0], arr.shape[1], -1)
+    with np.errstate(all="ignore"):
+        p = spec.lrn(_L, tiles, size, alpha, beta, bias)
+    return _values(p, tiles.shape).reshape(arr.shape)
