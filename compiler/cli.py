@@ -14,6 +14,7 @@ from tcc.driver import TARGETS
 from tcc.ir.errors import TccError
 from tcc.ir.escape import one_line
 from tcc.passes import PassInstrumentation
+from tcc.passes.manager import DUMP_NAME
 from tcc.passes.quantize.calibration import CALIBRATION_METHODS, DEFAULT_CALIBRATION
 
 
@@ -98,7 +99,7 @@ def _instrumentations(timings: list | None = None) -> list[PassInstrumentation]:
 dump_options = [
     click.option("--dump-ir-after", "dump_after", multiple=True, metavar="PASS|all|import",
                  help="Write the textual IR after this pass (repeatable; 'all' for every pass)."),
-    click.option("--dump-dir", type=click.Path(file_okay=False), default=None,
+    click.option("--dump-dir", type=OutputFolder(pattern=(DUMP_NAME, "NN-PASS.tir"), written_with="dump_after"), default=None,
                  help="Folder for --dump-ir-after files (default: current folder)."),
     click.option("--timings", is_flag=True, help="Print per-pass wall time to stderr."),
 ]
@@ -195,11 +196,16 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
     if isinstance(result, Artifact):
         meta = result.metadata
         click.echo(f"wrote {output}: {len(result.program)} instructions, {len(meta['layers'])} layers, "
-                   f"{meta['dram_bytes']} bytes of DRAM", err=True)
+                   f"{meta['dram_bytes']} bytes of DRAM ({weight_bytes(meta)} of packed weights)", err=True)
         return
     click.echo(f"wrote {output}: {result.summary()}", err=True)
     for f in result.metadata["host_ops"]:
         click.echo(one_line(f"note: node {f['node']!r} ({f['kind']}) runs on the host: {f['reason']}"), err=True)
+
+
+def weight_bytes(meta: dict) -> int:
+    """Bytes of the packed weight constants of an overlay artifact's layers."""
+    return sum(layer.get("weight_bytes", 0) for layer in meta["layers"])
 
 
 def _onnx_op_types(model) -> dict[str, str]:
@@ -263,8 +269,8 @@ def explain(model, target, calib, input_shapes, method, weights, target_config, 
 @click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, dybit2..8.")
 @click.option("--target-config", default=None, type=InputFile(),
               help="Target description (TOML); default: the bundled overlay core.")
-@click.option("--json", "json_path", default=None, type=OutputFile(),
-              help="Also write the per-layer results as JSON.")
+@click.option("--json", "json_path", default=None, type=OutputFile(stdout="text"),
+              help="Also write the per-layer results as JSON ('-': stdout, and the table goes to stderr).")
 def verify_command(model, target, calib, inputs_path, samples, input_shapes, method, weights, target_config,
                    json_path):
     """Per layer: SQNR of the int8 model against float (onnxruntime), and simulator == reference.
@@ -276,7 +282,9 @@ def verify_command(model, target, calib, inputs_path, samples, input_shapes, met
 
     result = verify(model, calib, target, inputs_path, samples, _shapes(input_shapes), target_config,
                     progress=_progress("verifying"), weights=weights, method=method)
-    click.echo(format_result(result, style=click.style if _stdout_is_tty() else _no_style))
+    to_stderr = json_path == "-"  # standard output holds the JSON alone
+    style = click.style if (_stderr_is_tty() if to_stderr else _stdout_is_tty()) else _no_style
+    click.echo(format_result(result, style=style), err=to_stderr)
     if json_path:
         import dataclasses
         import json
@@ -285,7 +293,7 @@ def verify_command(model, target, calib, inputs_path, samples, input_shapes, met
 
         data = dataclasses.asdict(result)
         data["simulator_agrees"] = result.simulator_agrees
-        write_atomic(json_path, json.dumps(data, indent=1, allow_nan=True))
+        write_atomic(json_path, json.dumps(data, indent=1, allow_nan=True) + "\n")
     if not result.simulator_agrees:
         click.get_current_context().exit(1)
 
@@ -423,16 +431,16 @@ def run(source, inputs_path, output, seed, reference, report_path):
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
               help="Seed for random inputs when --inputs is absent.")
 @click.option("--top", default=None, type=click.IntRange(min=1), help="Show only the N slowest layers.")
-@click.option("--html", "html_path", default=None, type=OutputFile(),
+@click.option("--html", "html_path", default=None, type=OutputFile(stdout="text"),
               help="Also write a self-contained HTML page (overlay: bars, roofline, mode timeline, memory, graph; "
-                   "sparse: totals, module bars, token timeline, FIFO graph).")
-@click.option("--json", "json_path", default=None, type=OutputFile(),
-              help="Also write the report as JSON.")
+                   "sparse: totals, module bars, token timeline, FIFO graph). '-': stdout (the table goes to stderr).")
+@click.option("--json", "json_path", default=None, type=OutputFile(stdout="text"),
+              help="Also write the report as JSON ('-': stdout, and the table goes to stderr).")
 def report(artifact, inputs_path, seed, top, html_path, json_path):
     """Simulate an artifact and print its performance table: per layer and the roofline bound (overlay),
     per module and the slowest module (sparse)."""
     from tcc.driver import UsageError
-    from tcc.ir.fileio import write_atomic
+    from tcc.ir.fileio import STDOUT, write_atomic
     from tcc.runtime import Session, open_session
 
     session = open_session(artifact)
@@ -441,20 +449,22 @@ def report(artifact, inputs_path, seed, top, html_path, json_path):
     data = session.performance_report()
     if html_path and data.get("heterogeneous"):
         raise UsageError("--html does not draw heterogeneous artifacts (host partitions) yet; use --json")
+    table_to_stderr = STDOUT in (json_path, html_path)  # standard output holds the file alone
+    style = click.style if (_stderr_is_tty() if table_to_stderr else _stdout_is_tty()) else _no_style
     if data.get("heterogeneous"):
         from tcc.runtime.hetero_report import format_hetero_report
 
-        click.echo(format_hetero_report(data, top, style=click.style if _stdout_is_tty() else _no_style))
+        click.echo(format_hetero_report(data, top, style=style), err=table_to_stderr)
     elif isinstance(session, Session):
         from tcc.runtime.report import format_report
 
-        click.echo(format_report(data, top, style=click.style if _stdout_is_tty() else _no_style))
+        click.echo(format_report(data, top, style=style), err=table_to_stderr)
     else:
-        click.echo(session.format_performance(data, top))
+        click.echo(session.format_performance(data, top), err=table_to_stderr)
     if json_path:
         import json
 
-        write_atomic(json_path, json.dumps(data, indent=1, sort_keys=True))
+        write_atomic(json_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
     if html_path:
         if isinstance(session, Session):
             from tcc.runtime.html_overlay import render_html
@@ -466,7 +476,8 @@ def report(artifact, inputs_path, seed, top, html_path, json_path):
 
             page = render_sparse_html(data, session.metadata)
         write_atomic(html_path, page)
-        click.echo(f"wrote {html_path}", err=True)
+        if html_path != STDOUT:
+            click.echo(f"wrote {html_path}", err=True)
 
 
 def _no_style(text, **_):
@@ -573,7 +584,8 @@ def list_passes():
               help="Run on Ray: 'local' starts one here, 'auto' joins the running cluster.")
 @click.option("--per-layer", is_flag=True, help="Each layer's SQNR against float over the set; names error jumps.")
 @click.option("--output", "output_name", default=None, help="The model output compared (default: the first).")
-@click.option("--json", "json_path", default=None, type=OutputFile(), help="Also write the results as JSON.")
+@click.option("--json", "json_path", default=None, type=OutputFile(stdout="text"),
+              help="Also write the results as JSON ('-': stdout, and the table goes to stderr).")
 @click.option("--resize", default=None, type=click.IntRange(min=1), help="Image folder: shorter side before the crop.")
 @click.option("--crop", default=None, type=click.IntRange(min=1), help="Image folder: center crop size.")
 @click.option("--mean", default="0.485,0.456,0.406", show_default=True, help="Image folder: per-channel mean.")
@@ -597,13 +609,13 @@ def eval_command(model, artifact, data, labels, limit, paths_text, workers, ray_
     with _progress_callback("evaluating") as progress:
         result = evaluate(model, artifact, data, labels, paths, limit, workers, ray_address, per_layer,
                           output_name, preprocess, progress)
-    click.echo(format_eval(result))
+    click.echo(format_eval(result), err=json_path == "-")  # standard output holds the JSON alone
     if json_path:
         import json
 
         from tcc.ir.fileio import write_atomic
 
-        write_atomic(json_path, json.dumps(result.to_json(), indent=1))
+        write_atomic(json_path, json.dumps(result.to_json(), indent=1) + "\n")
     if result.first_mismatch is not None:
         click.get_current_context().exit(1)
 

@@ -89,7 +89,7 @@ REGISTERS: tuple[tuple[str, str, str], ...] = (
     ("mm.n", "extent", "columns of the output tile (output channels)"),
     ("mm.k", "extent", "reduction depth (GEMM/CONV: K; DWCONV: taps per channel)"),
     ("mm.a_zp", "int8", "zero point subtracted from every A element (also the padding value)"),
-    ("mm.w_row", "stride", "wbuf stride between weight rows (elements): weights are N rows of K"),
+    ("mm.w_row", "stride", "wbuf stride between weight rows (bytes): weights are N rows of K codes, each row packed"),
     ("mm.acc_row", "stride", "acc stride between output rows (int32 elements)"),
     ("cv.h", "extent", "slab rows (input rows present in abuf)"),
     ("cv.w", "extent", "slab columns (input width)"),
@@ -195,6 +195,11 @@ REGISTER_RANGE = {name: VALUE_RANGES[kind] for name, kind, _ in REGISTERS}
 
 _A24 = SRAM_ADDRESS_BITS
 
+# The matrix unit's weight formats (matmul's ``wfmt`` field; code tables in tcc.ir.numerics.weight_format,
+# the PE model in isa/weights.py).  A row of K codes of b bits is packed from bit 0 of its first
+# byte upwards (code j in bits [j*b, (j+1)*b), little-endian bit order) and padded to whole bytes.
+WEIGHT_FORMATS = ("int8", "int16", "int4", "int2") + tuple(f"dybit{n}" for n in range(2, 9))
+
 
 def _addr(name: str, doc: str) -> Field:
     return Field(name, _A24, "u", doc=doc)
@@ -228,10 +233,12 @@ INSTRUCTIONS: tuple[Instr, ...] = (
           "store", "DMA a box from a buffer to DRAM (shape as for load)."),
     Instr("matmul", 0x05, (Field("mode", 2, "enum", ("gemm", "conv", "dwconv"), "A operand form"),
                            Field("accumulate", 1, "u", doc="1: add to acc, 0: overwrite"),
-                           Field("wide", 1, "u", doc="1: int16 weights (DyBit-6..8), 0: int8"),
+                           Field("wfmt", 4, "enum", WEIGHT_FORMATS, "weight format of the codes in wbuf"),
+                           Field("wcap", 3, "u", doc="DyBit: exponent-run cap (0..bits-1); 0 for intN"),
                            _addr("acc", "acc byte address of the int32 output tile"),
                            _addr("w", "wbuf byte address of the weights (N rows of K)")),
-          "compute", "acc[m, n] (+)= sum_k (A[m, k] - mm.a_zp) * W[n, k] on the systolic array."),
+          "compute", "acc[m, n] (+)= sum_k (A[m, k] - mm.a_zp) * W[n, k] on the systolic array; W[n, k] is the "
+                     "value of code k of the packed row n (wfmt, wcap) at w + n * mm.w_row."),
     Instr("requant", 0x06, (Field("src", 2, "enum", ("acc", "abuf"), "source buffer"),
                             Field("out", 1, "enum", ("i8", "i32"), "output element type"),
                             Field("rounding", 1, "enum", ("half_even", "half_up")),

@@ -75,6 +75,10 @@ class Context:
         self.program.layer(index)
         return index
 
+    def record_weights(self, fmt_name: str, nbytes: int) -> None:
+        """The current layer's packed weight constant: its format and DRAM bytes."""
+        self.layer_stats[-1].update(weight_format=fmt_name, weight_bytes=int(nbytes))
+
 
 def tensor_bytes(v: Value) -> int:
     return nbytes(v.type)

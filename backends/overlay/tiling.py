@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tcc.ir.numerics import WeightFormat
 from tcc.isa.target import TargetConfig
+from tcc.isa.weights import reduction_steps, row_bytes
 
 from .context import Buffers
 
@@ -33,13 +35,20 @@ class ConvGeometry:
     sh: int
     dh: int
     k: int  # reduction depth per output channel
-    esize: int  # weight bytes per element
+    fmt: WeightFormat  # of the packed weights
     channel_step: int  # channel tiles are multiples of this (or all channels)
     kind: str = "conv"  # "conv" (group 1), "grouped" or "depthwise": which slab splits are possible
 
     def rows_in(self, th: int) -> int:
         return min((th - 1) * self.sh + (self.kh - 1) * self.dh + 1, self.h)
 
+    def wbytes(self, k: int) -> int:
+        """Bytes of one packed weight row of ``k`` codes."""
+        return row_bytes(k, self.fmt)
+
+    def byte_aligned(self, channels: int) -> bool:
+        """Whether ``channels`` codes fill whole bytes (a slab split needs its chunks to)."""
+        return channels * self.fmt.bits % 8 == 0
 
     @property
     def taps(self) -> int:
@@ -66,20 +75,20 @@ def estimate(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: int = 
     chunks = [(c0, min(tc, g.c - c0)) for c0 in range(0, g.c, tc)] if tc and g.kind == "conv" else [(0, 0)]
     for n0 in range(0, g.n, tn):
         nt = min(tn, g.n - n0)
-        load += _dma(target, 1, nt * 12) + (0 if len(chunks) > 1 else _dma(target, 1, nt * g.k * g.esize))
+        load += _dma(target, 1, nt * 12) + (0 if len(chunks) > 1 else _dma(target, 1, nt * g.wbytes(g.k)))
         for oy0 in range(0, g.h_out, th):
             rows = min(th, g.h_out - oy0)
             m = rows * g.w_out
             pixels = g.rows_in(rows) * g.w
             for _, cn in chunks:
                 if len(chunks) > 1:  # each chunk's weights: nt x taps rows of cn elements
-                    load += _dma(target, nt * g.taps, cn * g.esize) + _dma(target, pixels, cn)
+                    load += _dma(target, nt * g.taps, g.wbytes(cn)) + _dma(target, pixels, cn)
                     k = g.taps * cn
                 else:
                     load += _dma(target, pixels, nt) if tc else _dma(target, 1, pixels * g.c)
                     k = g.k
                 first_load = first_load or load
-                compute += (_ceil(m, target.array_rows) * _ceil(nt, target.array_cols) * k * g.esize
+                compute += (_ceil(m, target.array_rows) * _ceil(nt, target.array_cols) * reduction_steps(k, g.fmt)
                             + target.array_rows + target.array_cols)
             post += _ceil(m * nt, target.post_lanes) + 4
             last_store = _dma(target, 1, m * nt) if nt == g.n else _dma(target, m, nt)
@@ -94,8 +103,8 @@ def choose_conv_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -
 
 
 def _whole_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -> ConvTiles | None:
-    tn_max = g.n if g.n * g.k * g.esize <= buffers.wbuf_h else \
-        (buffers.wbuf_h // (g.k * g.esize)) // g.channel_step * g.channel_step
+    tn_max = g.n if g.n * g.wbytes(g.k) <= buffers.wbuf_h else \
+        (buffers.wbuf_h // g.wbytes(g.k)) // g.channel_step * g.channel_step
     if tn_max < 1:
         return None
     channel_tiles = sorted({tn_max} | set(range(g.channel_step, tn_max + 1, max(g.channel_step, 32))))
@@ -118,14 +127,15 @@ def _split_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -
         return None
     rows_one = g.rows_in(1) * g.w
     if g.kind == "depthwise":
-        tn_max = min(g.n, buffers.abuf_q // rows_one, buffers.wbuf_h // (g.k * g.esize))
+        tn_max = min(g.n, buffers.abuf_q // rows_one, buffers.wbuf_h // g.wbytes(g.k))
         options = [(tn, tn) for tn in sorted({tn_max} | set(range(32, tn_max + 1, 32))) if tn >= 1]
     else:
         fitting = [tc for tc in sorted({_ceil(g.c, parts) for parts in range(2, g.c + 1)}, reverse=True)
-                   if tc * rows_one <= buffers.abuf_q and min(g.n, g.channel_step) * g.taps * tc * g.esize <= buffers.wbuf_h]
+                   if tc * rows_one <= buffers.abuf_q and g.byte_aligned(tc) and g.byte_aligned(g.c)
+                   and min(g.n, g.channel_step) * g.taps * g.wbytes(tc) <= buffers.wbuf_h]
         options = []
         for tc in fitting[:3]:
-            tn_max = min(g.n, buffers.wbuf_h // (g.taps * tc * g.esize))
+            tn_max = min(g.n, buffers.wbuf_h // (g.taps * g.wbytes(tc)))
             if tn_max > g.channel_step:
                 tn_max = tn_max // g.channel_step * g.channel_step
             options += [(tn, tc) for tn in sorted({tn_max} | set(range(32, tn_max + 1, 64)))]

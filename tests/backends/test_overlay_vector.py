@@ -83,7 +83,7 @@ def test_binary_ops_with_broadcast_operands_bit_exact(kind):
     cases = {"full": (12, 20), "row": (12, 1), "col": (20,)}
     for name, shape in cases.items():
         b = numerics.as_bf16_array(rng.standard_normal(shape) * 3)
-        for first, second, types in (("a", "b", (a.shape, shape)), ("b", "a", (shape, a.shape))):
+        for first, second in (("a", "b"), ("b", "a")):
             inputs = {"a": f"bf16[{','.join(map(str, a.shape))}]", "b": f"bf16[{','.join(map(str, shape))}]"}
             text = module(f"  %y = {kind}(%{first}, %{second}) : bf16[12,20] loc(\"e\")\n", inputs)
             got, want = simulate(text, {"a": a, "b": b}, SMALL)

@@ -8,24 +8,27 @@ from tcc.backends.overlay import compile_overlay
 from tcc.backends.overlay.context import Buffers
 from tcc.backends.overlay.tiling import ConvGeometry, choose_conv_tiles, estimate
 from tcc.driver import compile_to_ir, quantization_pipeline
+from tcc.ir.numerics import WeightFormat
 from tcc.isa.target import load_target
 from tcc.passes import DEFAULT_FLOAT_PIPELINE
 from tcc.runtime import Session
+
+INT8, INT16 = WeightFormat("int", 8), WeightFormat("int", 16)
 
 TARGET = load_target()
 BUFFERS = Buffers.of(TARGET)
 
 
 @pytest.mark.parametrize("geometry", [
-    ConvGeometry(56, 56, 64, 64, 56, 56, 3, 1, 1, 576, 1, 32),
-    ConvGeometry(7, 7, 512, 2048, 7, 7, 1, 1, 1, 512, 1, 32),
-    ConvGeometry(224, 224, 3, 64, 112, 112, 7, 2, 1, 147, 1, 32),
-    ConvGeometry(14, 14, 256, 256, 14, 14, 3, 1, 1, 2304, 2, 32),
+    ConvGeometry(56, 56, 64, 64, 56, 56, 3, 1, 1, 576, INT8, 32),
+    ConvGeometry(7, 7, 512, 2048, 7, 7, 1, 1, 1, 512, INT8, 32),
+    ConvGeometry(224, 224, 3, 64, 112, 112, 7, 2, 1, 147, INT8, 32),
+    ConvGeometry(14, 14, 256, 256, 14, 14, 3, 1, 1, 2304, INT16, 32),
 ])
 def test_chosen_tiles_fit_and_are_cheapest_among_fitting_ones(geometry):
     tiles = choose_conv_tiles(geometry, BUFFERS, TARGET)
     g = geometry
-    assert tiles.tn * g.k * g.esize <= BUFFERS.wbuf_h or tiles.tn == g.n and g.n * g.k * g.esize <= BUFFERS.wbuf_h
+    assert tiles.tn * g.wbytes(g.k) <= BUFFERS.wbuf_h or tiles.tn == g.n and g.n * g.wbytes(g.k) <= BUFFERS.wbuf_h
     assert g.rows_in(tiles.th) * g.w * g.c <= BUFFERS.abuf_q
     assert tiles.th * g.w_out * tiles.tn * 4 <= BUFFERS.acc_h
     for th in (1, max(1, tiles.th // 2)):
@@ -47,5 +50,5 @@ def test_cost_model_predicts_the_simulated_layer(tmp_path):
     session = Session(compile_overlay(module))
     session.run(None, {"x": rng.standard_normal((1, 64, 56, 56)).astype(np.float32)})
     simulated = session.last_result.layers[0]["cycles"]
-    predicted = choose_conv_tiles(ConvGeometry(56, 56, 64, 64, 56, 56, 3, 1, 1, 576, 1, 32), BUFFERS, TARGET).cycles
+    predicted = choose_conv_tiles(ConvGeometry(56, 56, 64, 64, 56, 56, 3, 1, 1, 576, INT8, 32), BUFFERS, TARGET).cycles
     assert abs(simulated - predicted) / simulated < 0.15, (simulated, predicted)

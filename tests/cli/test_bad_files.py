@@ -133,6 +133,20 @@ def _symlink_to_input(d):
     return ["compile", d / "m.onnx", "-o", d / "alias.onnx"]
 
 
+def _dump_over_input(d):
+    """`tcc opt 00-import.tir --dump-ir-after all` in the input's folder would dump over the input."""
+    relu_ir(d).rename(d / "00-import.tir")
+    return ["opt", d / "00-import.tir", "--passes", "dce", "--dump-ir-after", "all", "-o", d / "o.tir"]
+
+
+def _dump_link_to_input(d):
+    relu_ir(d)
+    (d / "dumps").mkdir()
+    os.symlink(d / "m.tir", d / "dumps" / "01-dce.tir")
+    return ["opt", d / "m.tir", "--passes", "dce", "--dump-ir-after", "dce", "--dump-dir", d / "dumps",
+            "-o", d / "o.tir"]
+
+
 CASES = [
     # Data loss: an output that is an input is refused before any work.
     Case("compile -o MODEL", lambda d: ["compile", relu_model(d), "-o", d / "m.onnx"],
@@ -153,6 +167,18 @@ CASES = [
          ("--report", "are the same file"), outputs=("o.npz",)),
     Case("two outputs to stdout", lambda d: ["run", relu_ir(d), "-o", "-", "--report", "-"],
          ("--output and --report cannot both go to standard output",)),
+    Case("dump over the input (current folder)", _dump_over_input,
+         ("--dump-dir (default: the current folder) . could overwrite the input SOURCE", "00-import.tir",
+          "NN-PASS.tir"), outputs=("o.tir",), unchanged=("00-import.tir",), extra={"cwd": True}),
+    Case("dump folder holds a link to the input", _dump_link_to_input,
+         ("--dump-dir", "dumps could overwrite the input SOURCE", "m.tir"), outputs=("o.tir",),
+         unchanged=("m.tir",)),
+    Case("dump folder is -o", lambda d: ["compile", relu_model(d), "--dump-ir-after", "all", "--dump-dir",
+                                         d / "new.tir", "-o", d / "new.tir"],
+         ("--dump-dir", "new.tir is also --output",)),
+    Case("dump folder is an input", lambda d: ["compile", relu_model(d), "--dump-ir-after", "all", "--dump-dir",
+                                               d / "m.onnx", "-o", d / "o.tir"],
+         ("--dump-dir", "m.onnx", "is a file"), outputs=("o.tir",), unchanged=("m.onnx",)),
     Case("empty -o", lambda d: ["compile", relu_model(d), "-o", ""], ("--output: empty file name",)),
     Case("binary -o - on a terminal", lambda d: ["asm", asm_file(d), "-o", "-"],
          ("refusing to write binary data to a terminal",), extra={"tty": True}),
@@ -221,6 +247,8 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(case, tmp_path, tcc_cl
         import tcc.cli_files
 
         monkeypatch.setattr(tcc.cli_files, "stdout_is_terminal", lambda: True)
+    if case.extra.get("cwd"):
+        monkeypatch.chdir(d)
     argv = case.argv(d)
     for name in case.outputs:
         (d / name).write_bytes(OLD)

@@ -1,17 +1,24 @@
 """A mutation-based fuzz campaign over tcc's input formats (longer than the tests run).
 
     python tests/fuzz/campaign.py [--seconds 60 | --cases 100000 [--chunk 2000]] [--targets ir_parser,onnx_loader]
-                                  [--seed 0]
+                                  [--seed 0] [--state DIR]
 
 For each target it mutates the seed inputs (and the corpus of inputs that once crashed) and runs
 the target on each; a crash is any exception other than TccError, a case taking more than --timeout
 seconds (a hang) or a MemoryError under the --memory-mb address-space limit (a blow-up).
 Crashing inputs are saved to tests/fuzz/corpus/<target>/, which test_fuzz.py replays.
 Prints the number of cases tried per target.
+
+With ``--state DIR`` the counts are kept in DIR/<target>.json after every chunk, and a run started
+again with the same DIR continues where the last one stopped (a killed or starved run loses at most
+one chunk).  Chunk k of a target draws its cases from its own generator, seeded by (seed, target, k),
+so a resumed run tries new cases, never the ones already counted.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
 import resource
 import signal
@@ -90,6 +97,7 @@ def main(argv=None) -> int:
     parser.add_argument("--targets", default=",".join(targets.TARGETS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=10.0, help="CPU seconds per case before it counts as a hang (CPU time, so a loaded machine gives no false hangs)")
+    parser.add_argument("--state", default=None, help="folder keeping the counts per target: resume from it")
     parser.add_argument("--memory-mb", type=int, default=4096, help="address-space limit")
     args = parser.parse_args(argv)
     seconds = args.seconds if args.seconds is not None else (float("inf") if args.cases else 60.0)
@@ -98,7 +106,8 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGPROF, _alarm)
     rng = random.Random(args.seed)
     names = args.targets.split(",")
-    totals = {name: [0, 0, {}, 0.0] for name in names}  # cases, accepted, crashes, seconds
+    state = Path(args.state) if args.state else None
+    totals = {name: _load_state(state, name, args.seed) for name in names}  # cases, accepted, crashes, seconds
     for name in names:
         targets.seeds(name)  # build seeds outside the timed loop
     while True:
@@ -110,17 +119,38 @@ def main(argv=None) -> int:
             want = args.cases - total[0] if args.cases is not None else None
             if args.chunk:
                 want = args.chunk if want is None else min(want, args.chunk)
+                rng = random.Random(f"{args.seed}/{name}/{total[0]}")  # this chunk's own cases
             start = time.monotonic()
             cases, accepted, crashes = campaign(name, seconds - total[3], rng, args.timeout, want)
             total[0] += cases
             total[1] += accepted
             total[2].update(crashes)
             total[3] += time.monotonic() - start
+            _save_state(state, name, args.seed, total)
         if args.chunk:
             _table(names, totals)
     if not args.chunk:
         _table(names, totals)
     return 1 if any(total[2] for total in totals.values()) else 0
+
+
+def _load_state(state: Path | None, name: str, seed: int) -> list:
+    if state is None or not (state / f"{name}.json").exists():
+        return [0, 0, {}, 0.0]
+    saved = json.loads((state / f"{name}.json").read_text())
+    if saved["seed"] != seed:
+        raise SystemExit(f"{state / name}.json was made with --seed {saved['seed']}, not {seed}")
+    return [saved["cases"], saved["accepted"], dict.fromkeys(saved["crashes"], b""), saved["seconds"]]
+
+
+def _save_state(state: Path | None, name: str, seed: int, total: list) -> None:
+    if state is None:
+        return
+    state.mkdir(parents=True, exist_ok=True)
+    doc = {"seed": seed, "cases": total[0], "accepted": total[1], "crashes": sorted(total[2]), "seconds": total[3]}
+    tmp = state / f".{name}.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    os.replace(tmp, state / f"{name}.json")
 
 
 def _table(names, totals) -> None:

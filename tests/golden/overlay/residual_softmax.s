@@ -36,7 +36,7 @@ setr mm.acc_row, 2                       ; pc 34
 setr mm.n, 2                             ; pc 35
 setr mm.k, 18                            ; pc 36
 setr cv.c0, 0                            ; pc 37
-matmul conv, 0, 0, 0x0, 0x0              ; pc 38
+matmul conv, 0, int8, 0, 0x0, 0x0        ; pc 38
 setr rq.params, 0                        ; pc 39
 setr rq.m, 36                            ; pc 40
 setr rq.n, 2                             ; pc 41
@@ -115,8 +115,8 @@ setr dma.dram_row, 2                     ; pc 113
 setr dma.sram_row, 2                     ; pc 114
 store vbuf, 0x20000, 0x1100              ; pc 115
 setr sys.layer, 4                        ; pc 116
-setr dma.dram_row, 0                     ; pc 117
-setr dma.sram_row, 0                     ; pc 118
+setr dma.dram_row, 4                     ; pc 117
+setr dma.sram_row, 4                     ; pc 118
 load vbuf, 0x0, 0x1100                   ; pc 119
 setr v.row, 2                            ; pc 120
 vred max, 0x4, 0x0                       ; pc 121

@@ -36,7 +36,7 @@ setr mm.acc_row, 4                       ; pc 34
 setr mm.n, 4                             ; pc 35
 setr mm.k, 18                            ; pc 36
 setr cv.c0, 0                            ; pc 37
-matmul conv, 0, 0, 0x0, 0x0              ; pc 38
+matmul conv, 0, int8, 0, 0x0, 0x0        ; pc 38
 setr rq.params, 0                        ; pc 39
 setr rq.m, 36                            ; pc 40
 setr rq.n, 4                             ; pc 41
@@ -104,7 +104,7 @@ setr mm.n, 3                             ; pc 102
 setr mm.k, 36                            ; pc 103
 setr mm.w_row, 36                        ; pc 104
 setr mm.acc_row, 3                       ; pc 105
-matmul gemm, 0, 0, 0x0, 0x0              ; pc 106
+matmul gemm, 0, int8, 0, 0x0, 0x0        ; pc 106
 setr rq.m, 1                             ; pc 107
 setr rq.n, 3                             ; pc 108
 setr rq.src_row, 3                       ; pc 109
