@@ -59,7 +59,7 @@ VALUE_RANGES: dict[str, tuple[int, int]] = {
     "stride": (-(2**SRAM_ADDRESS_BITS), 2**SRAM_ADDRESS_BITS),  # a step inside one buffer
     "offset": (-(2**SRAM_ADDRESS_BITS), 2**SRAM_ADDRESS_BITS),  # padding (negative: rows to skip)
     "dram_stride": (-(2**DRAM_ADDRESS_BITS - 1), 2**DRAM_ADDRESS_BITS - 1),  # a step inside DRAM
-    "index": (0, 2**31 - 1),  # a layer id, descriptor index or table length
+    "index": (0, 2**31 - 1),  # a layer id or table length
     "int8": (INT8_MIN, INT8_MAX),  # zero points and saturation bounds of int8 data
     "int32": (INT32_MIN, INT32_MAX),  # saturation bounds of int32 results
     "bits32": (INT32_MIN, INT32_MAX),  # a float32 bit pattern
