@@ -115,6 +115,8 @@ def _check_output_path(label: str, value: str, stdout: str | None) -> None:
 
     if not value.strip():
         raise UsageError(f"{label}: empty file name; give the file to write")
+    if value != STDOUT and os.path.isdir(value):
+        raise UsageError(f"{label} {value}: is a folder; give the file to write")
     if value != STDOUT:
         return
     if stdout is None:

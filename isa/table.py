@@ -82,12 +82,12 @@ REGISTERS: tuple[tuple[str, str, str], ...] = (
     ("dma.sram_row", "stride", "SRAM stride between rows (bytes)"),
     ("dma.sram_plane", "stride", "SRAM stride between planes (bytes)"),
     # Matrix unit.  GEMM: A is M x K int8 rows at mm.a with row stride mm.a_row.
-    # CONV / DWCONV: A is gathered (im2col) from an NHWC int8 slab in abuf at mm.a.
+    # CONV / DWCONV / GCONV: A is gathered (im2col) from an NHWC int8 slab in abuf at mm.a.
     ("mm.a", "sram", "abuf byte address of the A operand (matrix rows or conv input slab)"),
     ("mm.a_row", "stride", "GEMM: abuf stride between rows of A (bytes)"),
     ("mm.m", "extent", "rows of the output tile (output pixels)"),
     ("mm.n", "extent", "columns of the output tile (output channels)"),
-    ("mm.k", "extent", "reduction depth (GEMM/CONV: K; DWCONV: taps per channel)"),
+    ("mm.k", "extent", "reduction depth (GEMM/CONV: K; DWCONV: taps per channel; GCONV: taps x cv.cg)"),
     ("mm.a_zp", "int8", "zero point subtracted from every A element (also the padding value)"),
     ("mm.w_row", "stride", "wbuf stride between weight rows (bytes): weights are N rows of K codes, each row packed"),
     ("mm.acc_row", "stride", "acc stride between output rows (int32 elements)"),
@@ -104,6 +104,8 @@ REGISTERS: tuple[tuple[str, str, str], ...] = (
     ("cv.pad_left", "offset", "padding columns left of the slab"),
     ("cv.w_out", "extent", "output columns; output pixel m is (m // w_out, m % w_out)"),
     ("cv.c0", "extent", "first slab channel read (group offset for grouped convolution)"),
+    ("cv.cg", "extent", "GCONV: slab channels per group (each output channel's reduction reads cv.cg channels)"),
+    ("cv.ng", "extent", "GCONV: output channels per group (output channel n belongs to group n // cv.ng)"),
     # Requantization unit (store path of the accumulators, and int8 -> int8 rescales).
     ("rq.params", "sram", "pbuf byte address of per-channel (bias, multiplier, shift) int32 triples"),
     ("rq.m", "extent", "rows"),
@@ -231,7 +233,7 @@ INSTRUCTIONS: tuple[Instr, ...] = (
                           _addr("sram", "source byte address"),
                           Field("dram", DRAM_ADDRESS_BITS, "u", doc="destination DRAM byte address")),
           "store", "DMA a box from a buffer to DRAM (shape as for load)."),
-    Instr("matmul", 0x05, (Field("mode", 2, "enum", ("gemm", "conv", "dwconv"), "A operand form"),
+    Instr("matmul", 0x05, (Field("mode", 2, "enum", ("gemm", "conv", "dwconv", "gconv"), "A operand form"),
                            Field("accumulate", 1, "u", doc="1: add to acc, 0: overwrite"),
                            Field("wfmt", 4, "enum", WEIGHT_FORMATS, "weight format of the codes in wbuf"),
                            Field("wcap", 3, "u", doc="DyBit: exponent-run cap (0..bits-1); 0 for intN"),
@@ -267,17 +269,17 @@ INSTRUCTIONS: tuple[Instr, ...] = (
           "compute", "dst[i] = A[i] op B[i] for i < v.len on bf16 lanes: add/sub/mul rounded once to bf16 (RNE), "
                      "rsub B - A, max/min (NaN if either is NaN), and/or/xor and iadd/isub/irsub (modulo 2**16) on "
                      "the bit patterns, lt/le/gt/ge/eq IEEE comparisons giving 0xFFFF or 0."),
-    Instr("vfma", 0x11, (_source("b", "operand B"), _source("c", "operand C"),
+    Instr("vfma", 0x12, (_source("b", "operand B"), _source("c", "operand C"),
                          _addr("dst", "vbuf byte address of the result"), _addr("a", "vbuf byte address of operand A")),
           "compute", "dst[i] = round(round(A[i] * B[i]) + C[i]) for i < v.len: the lane's multiply-add."),
-    Instr("vsel", 0x12, (_source("b", "operand B"), _source("c", "operand C"),
+    Instr("vsel", 0x13, (_source("b", "operand B"), _source("c", "operand C"),
                          _addr("dst", "vbuf byte address of the result"), _addr("mask", "vbuf byte address of the mask")),
           "compute", "dst[i] = B[i] if mask[i] != 0 else C[i] for i < v.len."),
-    Instr("vun", 0x13, (Field("op", 3, "enum", VUN_OPS, "operation"), Field("amount", 4, "u", doc="shift amount"),
+    Instr("vun", 0x14, (Field("op", 3, "enum", VUN_OPS, "operation"), Field("amount", 4, "u", doc="shift amount"),
                         _addr("dst", "vbuf byte address of the result"), _addr("a", "vbuf byte address of operand A")),
           "compute", "dst[i] = f(A[i]) for i < v.len: shl/shr (logical, by amount) of the bit pattern, rint (to an "
                      "integral value, ties to even), ftoi (int16 of rint, saturating, NaN 0), itof (int16 to bf16)."),
-    Instr("vred", 0x14, (Field("op", 1, "enum", VRED_OPS, "operation"),
+    Instr("vred", 0x15, (Field("op", 1, "enum", VRED_OPS, "operation"),
                          _addr("dst", "vbuf byte address of the v.len / v.row results"),
                          _addr("a", "vbuf byte address of the v.len inputs")),
           "compute", "Reduce each row of v.row elements to one bf16 value by a pairwise tree (neighbours at each "
@@ -297,10 +299,12 @@ INSTRUCTIONS: tuple[Instr, ...] = (
           "post", "dst[i] = table[src[i] + 128] for i < lt.len: an int8 -> int8 function tabulated in pbuf at lt.table."),
     Instr("sync", 0x0D, (Field("wait", 3, "u", doc="bit mask of units to wait for: 1 load, 2 compute and post, 4 store"),),
           "front", "Stall issue until the named units are idle."),
+    Instr("barrier", 0x11, (), "front",
+          "Drain every unit, then wait until every core has reached its barrier of the same count "
+          "(each core runs its own instruction stream; target cores)."),
 )
 
 BY_MNEMONIC = {i.mnemonic: i for i in INSTRUCTIONS}
-BY_OPCODE = {i.opcode: i for i in INSTRUCTIONS}
 
 
 def _check_table() -> None:

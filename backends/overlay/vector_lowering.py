@@ -105,11 +105,11 @@ def _binary(op: Op) -> VectorLowering:
 
 
 def _normalization(op: Op) -> VectorLowering:
-    x = op.operands[0]
+    x = op.x
     axis = op.axis % x.type.rank
     trailing = tuple(x.type.shape[axis:])
     cols = int(np.prod(trailing))
-    params = list(op.operands[1:])
+    params = [op.scale] + ([op.bias] if op.kind == "layer_norm" and op.bias is not None else [])
     for p in params:
         if not is_constant(p) and tuple(p.type.shape) != trailing:
             raise unsupported(op, "a non-constant scale or bias must have the normalized shape")
@@ -129,11 +129,11 @@ def vector_lowering(op: Op) -> VectorLowering:
     if op.kind not in VECTOR_KINDS:
         raise unsupported(op, f"no vector-unit lowering for {op.kind}; the vector unit runs "
                               f"{', '.join(sorted(VECTOR_KINDS))}")
-    x = op.operands[0]
     if op.result.type.size == 0:
         raise unsupported(op, "an empty tensor")
     if op.kind in _BINARY:
         return _binary(op)
+    x = op.x
     if op.kind in spec.UNARY:
         return VectorLowering(x.type.size, 1, [VectorInput(FULL, x)], spec.UNARY[op.kind])
     if op.kind == "gelu":

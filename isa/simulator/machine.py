@@ -108,6 +108,7 @@ class MachineState:
         self.dram = image.copy()
         self.buffers = {name: np.zeros(target.buffer_bytes(name), np.uint8) for name in BUFFERS}
         self.memories = [self.buffers[name] for name in BUFFERS] + [self.dram]
+        self.stop_at_barrier = False  # set by a multi-core run: ``barrier`` ends a run like ``halt``
         self.reset()
 
     def reset(self) -> None:

@@ -1,4 +1,4 @@
-"""Golden programs for the int8 side of the simulator: matmul (gemm, conv, dwconv), requant,
+"""Golden programs for the int8 side of the simulator: matmul (gemm, conv, dwconv, gconv), requant,
 pool, eadd and copy.  Expected values are worked out by hand or by naive loops in the test."""
 import numpy as np
 import pytest
@@ -134,6 +134,28 @@ def test_dwconv_matches_naive_loop():
     got = machine.buffers["acc"][0x40:0x40 + 4 * 9 * n].view("<i4").reshape(9, n)
     expected = naive_conv(slab, weights, 4, 3, 3, (2, 2), (1, 1), (1, 1), (3, 3), c0, depthwise=True)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_gconv_packs_groups_into_one_pass():
+    """gconv: output channels 0..5 in groups of 2 (cv.ng) read 3-channel groups (cv.cg) of the
+    slab from channel 1; each group equals a conv over its own channels (the naive loop)."""
+    rng = np.random.default_rng(11)
+    h, w, c, c0, cg, ng, groups = 5, 4, 10, 1, 3, 2, 3
+    k = 9 * cg
+    slab = rng.integers(-128, 128, (h, w, c), dtype=np.int8)
+    weights = rng.integers(-128, 128, (groups * ng, k), dtype=np.int8)
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
+    machine.buffers["abuf"][:slab.size] = slab.reshape(-1).view(np.uint8)
+    machine.buffers["wbuf"][:weights.size] = weights.reshape(-1).view(np.uint8)
+    n, m = groups * ng, 5 * 4
+    _, result = run(conv_registers(h, w, c, 3, 3, (1, 1), (1, 1), (1, 1), c0, (5, 4), -5, m, n, k)
+                    + setr({"cv.cg": cg, "cv.ng": ng}) + "matmul gconv, 0, int8, 0, 0, 0\nhalt\n", machine=machine)
+    got = machine.buffers["acc"][:4 * m * n].view("<i4").reshape(m, n)
+    for g in range(groups):
+        expected = naive_conv(slab, weights[g * ng:(g + 1) * ng], -5, 3, 3, (1, 1), (1, 1), (1, 1), (5, 4),
+                              c0 + g * cg)
+        np.testing.assert_array_equal(got[:, g * ng:(g + 1) * ng], expected)
+    assert result.layers[0]["macs"] == m * n * k
 
 
 def requant_program(accs, multiplier, shift, rounding, out="i8", zp=0, qmin=-128, qmax=127):

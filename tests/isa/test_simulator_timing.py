@@ -1,6 +1,7 @@
 """The cycle model: decoupled units, byte-range hazards, sync, per-layer counters.
 
-Default target: DMA = 64 + ceil(row_bytes / 64) per row; matmul = ceil(M/32) * ceil(N/32) * K + 64.
+Default target: DMA = 64 + ceil(row_bytes / 64) per row; matmul = ceil(M*s/32) * ceil(N/32) * ceil(K/s) + 64 +
+bits(s - 1), with the reduction split s = 32 // M ways when M < 32.
 """
 import numpy as np
 
@@ -12,7 +13,7 @@ from tcc.isa.target import TargetConfig, load_target
 
 TARGET = load_target()
 DMA_64 = 64 + 1  # a 64-byte load or store
-MATMUL_K64 = 64 + 32 + 32  # one 1x1 tile with K = 64
+MATMUL_K64 = 2 + 32 + 32 + 5  # one 1x1 tile with K = 64, split 32 ways (2 cycles each, 5 adder stages)
 
 
 def run(text):
@@ -30,24 +31,24 @@ def test_double_buffering_overlaps_a_load_with_a_matmul():
                      + "load abuf, 0, 0\n"          # pc 3: issue 3, runs 3..68
                      + "load wbuf, 0, 64\n"         # pc 4: load unit busy until 68, runs 68..133
                      + GEMM                         # pcs 5..10
-                     + "matmul gemm, 0, int8, 0, 0, 0\n"  # pc 11: waits for the weights, 133..261
+                     + "matmul gemm, 0, int8, 0, 0, 0\n"  # pc 11: waits for the weights, 133..204
                      + "load abuf, 64, 128\n"       # pc 12: the other half, 133..198, under the matmul
                      + setr({"mm.a": 64})               # pc 13
-                     + "matmul gemm, 0, int8, 0, 4, 0\n"  # pc 14: compute free at 261, 261..389
+                     + "matmul gemm, 0, int8, 0, 4, 0\n"  # pc 14: compute free at 204, 204..275
                      + "halt\n")
     assert (at[3].start, at[3].end) == (3, 3 + DMA_64)
     assert (at[4].start, at[4].end) == (68, 68 + DMA_64)
     assert (at[11].issue, at[11].start, at[11].end) == (11, 133, 133 + MATMUL_K64)  # waits for its load
     assert (at[12].start, at[12].end) == (133, 198)
     assert at[12].start < at[11].end  # overlapped
-    assert (at[14].start, at[14].end) == (261, 389)
-    assert result.cycles == 389 < 3 * DMA_64 + 2 * MATMUL_K64
+    assert (at[14].start, at[14].end) == (204, 275)
+    assert result.cycles == 275 < 3 * DMA_64 + 2 * MATMUL_K64
     assert result.units == {"load": 3 * DMA_64, "compute": 2 * MATMUL_K64, "store": 0, "post": 0}
     # only the first matmul waits with its unit free (for its weights, 11..133); the loads queue
     # behind busy units, which is not a stall
     assert result.layers[0]["stall_cycles"] == result.layers[0]["compute_stall"] == 133 - 11
-    assert result.unit_cycles["compute"] == {"busy": 2 * MATMUL_K64, "stall": 122, "idle": 389 - 2 * MATMUL_K64 - 122}
-    assert result.unit_cycles["load"] == {"busy": 3 * DMA_64, "stall": 0, "idle": 389 - 3 * DMA_64}
+    assert result.unit_cycles["compute"] == {"busy": 2 * MATMUL_K64, "stall": 122, "idle": 275 - 2 * MATMUL_K64 - 122}
+    assert result.unit_cycles["load"] == {"busy": 3 * DMA_64, "stall": 0, "idle": 275 - 3 * DMA_64}
 
 
 def run_on(target, text):
@@ -75,11 +76,11 @@ def test_a_full_queue_stalls_issue():
 
 def test_a_load_into_the_half_being_read_waits_for_the_matmul():
     result, at = run(PROLOGUE + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM
-                     + "matmul gemm, 0, int8, 0, 0, 0\n"  # pc 11: 133..261, reads abuf [0, 64)
+                     + "matmul gemm, 0, int8, 0, 0, 0\n"  # pc 11: 133..204, reads abuf [0, 64)
                      + "load abuf, 32, 128\n"       # pc 12: writes abuf [32, 96): write after read
                      + "halt\n")
-    assert at[12].start == at[11].end == 261
-    assert result.cycles == 261 + DMA_64
+    assert at[12].start == at[11].end == 204
+    assert result.cycles == 204 + DMA_64
 
 
 def test_store_then_load_of_the_same_dram_bytes_is_ordered():
@@ -97,7 +98,7 @@ def test_store_then_load_of_the_same_dram_bytes_is_ordered():
 
 def test_reads_do_not_conflict_with_reads():
     _, at = run(PROLOGUE + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM
-                + "matmul gemm, 0, int8, 0, 0, 0\n"  # pc 11: reads abuf [0, 64) during 133..261
+                + "matmul gemm, 0, int8, 0, 0, 0\n"  # pc 11: reads abuf [0, 64) during 133..204
                 + "store abuf, 0, 512\n"       # pc 12: reads the same bytes: only waits for the load
                 + "halt\n")
     assert at[11].start == 133 and at[12].start == at[3].end == 68
