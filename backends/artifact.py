@@ -93,6 +93,8 @@ def unpack(kind: str, data: bytes, source: str) -> list[bytes]:
     at, units = _HEAD.size, _UNITS[kind]
     if units is None:
         count = struct.unpack_from("<I", data, at)[0] if len(data) >= at + 4 else 0
+        if len(data) < at + 4 + 8 * count + 32:  # before making a tuple of up to 2**32 units
+            raise ArtifactError(f"{source}: truncated {_NAMES[kind]} header ({count} sections declared)")
         units, at = (1,) * count, at + 4
     start = at + 8 * len(units) + 32
     if len(data) < start:

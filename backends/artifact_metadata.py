@@ -57,12 +57,14 @@ MODULE_FIELDS: dict[str, dict[str, Schema]] = {
 _IO_ENTRY = Record({"name": STR, "value": STR, "address": Int(min=0), "shape": List(Int(min=0)), "dtype": STR,
                     "perm": List(Int(min=0)), "boundary_op": Nullable(STR)})
 _LAYER = Record({"name": STR, "macs": Int(min=0), "min_bytes": Int(min=0)},
-                optional={"kind": STR, "mode": STR, "live_bytes": Int(min=0)})
+                optional={"kind": STR, "mode": STR, "live_bytes": Int(min=0), "weight_bytes": Int(min=0),
+                          "weight_format": STR})
 OVERLAY_METADATA = Record({"target": Record({}), "inputs": List(_IO_ENTRY), "outputs": List(_IO_ENTRY),
                            "descriptors": List(Record({})), "layers": List(_LAYER), "dram_bytes": Int(min=0),
                            "activation_base": Int(min=0)}, optional={"model": STR, "format_version": Int()})
-# The sparse target's budget as backends/sparse/target.py writes it (its ranges are checked there).
-_SPARSE_TARGET = Record({"name": STR, "clock_mhz": Number(), "dsp": POSITIVE, "bram36": POSITIVE, "lut": POSITIVE,
+# The sparse target's budget as backends/sparse/target.py writes it (SparseTarget checks the ranges;
+# the runtime and the listing divide by the clock).
+_SPARSE_TARGET = Record({"name": STR, "clock_mhz": Number(positive=True), "dsp": POSITIVE, "bram36": POSITIVE, "lut": POSITIVE,
                          "max_parallelism": POSITIVE})
 FIFO = Record({"src": STR, "dst": STR, "stream": STR, "width_bits": NAT, "depth": NAT})
 METADATA = Record({

@@ -80,14 +80,14 @@ REGISTERS: tuple[tuple[str, str, str], ...] = (
     ("dma.sram_row", "stride", "SRAM stride between rows (bytes)"),
     ("dma.sram_plane", "stride", "SRAM stride between planes (bytes)"),
     # Matrix unit.  GEMM: A is M x K int8 rows at mm.a with row stride mm.a_row.
-    # CONV / DWCONV: A is gathered (im2col) from an NHWC int8 slab in abuf at mm.a.
+    # CONV / DWCONV / GCONV: A is gathered (im2col) from an NHWC int8 slab in abuf at mm.a.
     ("mm.a", "sram", "abuf byte address of the A operand (matrix rows or conv input slab)"),
     ("mm.a_row", "stride", "GEMM: abuf stride between rows of A (bytes)"),
     ("mm.m", "extent", "rows of the output tile (output pixels)"),
     ("mm.n", "extent", "columns of the output tile (output channels)"),
-    ("mm.k", "extent", "reduction depth (GEMM/CONV: K; DWCONV: taps per channel)"),
+    ("mm.k", "extent", "reduction depth (GEMM/CONV: K; DWCONV: taps per channel; GCONV: taps x cv.cg)"),
     ("mm.a_zp", "int8", "zero point subtracted from every A element (also the padding value)"),
-    ("mm.w_row", "stride", "wbuf stride between weight rows (elements): weights are N rows of K"),
+    ("mm.w_row", "stride", "wbuf stride between weight rows (bytes): weights are N rows of K codes, each row packed"),
     ("mm.acc_row", "stride", "acc stride between output rows (int32 elements)"),
     ("cv.h", "extent", "slab rows (input rows present in abuf)"),
     ("cv.w", "extent", "slab columns (input width)"),
@@ -102,6 +102,8 @@ REGISTERS: tuple[tuple[str, str, str], ...] = (
     ("cv.pad_left", "offset", "padding columns left of the slab"),
     ("cv.w_out", "extent", "output columns; output pixel m is (m // w_out, m % w_out)"),
     ("cv.c0", "extent", "first slab channel read (group offset for grouped convolution)"),
+    ("cv.cg", "extent", "GCONV: slab channels per group (each output channel's reduction reads cv.cg channels)"),
+    ("cv.ng", "extent", "GCONV: output channels per group (output channel n belongs to group n // cv.ng)"),
     # Requantization unit (store path of the accumulators, and int8 -> int8 rescales).
     ("rq.params", "sram", "pbuf byte address of per-channel (bias, multiplier, shift) int32 triples"),
     ("rq.m", "extent", "rows"),
@@ -177,6 +179,11 @@ REGISTER_RANGE = {name: VALUE_RANGES[kind] for name, kind, _ in REGISTERS}
 
 _A24 = SRAM_ADDRESS_BITS
 
+# The matrix unit's weight formats (matmul's ``wfmt`` field; code tables in tcc.ir.numerics.weight_format,
+# the PE model in isa/weights.py).  A row of K codes of b bits is packed from bit 0 of its first
+# byte upwards (code j in bits [j*b, (j+1)*b), little-endian bit order) and padded to whole bytes.
+WEIGHT_FORMATS = ("int8", "int16", "int4", "int2") + tuple(f"dybit{n}" for n in range(2, 9))
+
 
 def _addr(name: str, doc: str) -> Field:
     return Field(name, _A24, "u", doc=doc)
@@ -195,12 +202,14 @@ INSTRUCTIONS: tuple[Instr, ...] = (
                           _addr("sram", "source byte address"),
                           Field("dram", DRAM_ADDRESS_BITS, "u", doc="destination DRAM byte address")),
           "store", "DMA a box from a buffer to DRAM (shape as for load)."),
-    Instr("matmul", 0x05, (Field("mode", 2, "enum", ("gemm", "conv", "dwconv"), "A operand form"),
+    Instr("matmul", 0x05, (Field("mode", 2, "enum", ("gemm", "conv", "dwconv", "gconv"), "A operand form"),
                            Field("accumulate", 1, "u", doc="1: add to acc, 0: overwrite"),
-                           Field("wide", 1, "u", doc="1: int16 weights (DyBit-6..8), 0: int8"),
+                           Field("wfmt", 4, "enum", WEIGHT_FORMATS, "weight format of the codes in wbuf"),
+                           Field("wcap", 3, "u", doc="DyBit: exponent-run cap (0..bits-1); 0 for intN"),
                            _addr("acc", "acc byte address of the int32 output tile"),
                            _addr("w", "wbuf byte address of the weights (N rows of K)")),
-          "compute", "acc[m, n] (+)= sum_k (A[m, k] - mm.a_zp) * W[n, k] on the systolic array."),
+          "compute", "acc[m, n] (+)= sum_k (A[m, k] - mm.a_zp) * W[n, k] on the systolic array; W[n, k] is the "
+                     "value of code k of the packed row n (wfmt, wcap) at w + n * mm.w_row."),
     Instr("requant", 0x06, (Field("src", 2, "enum", ("acc", "abuf"), "source buffer"),
                             Field("out", 1, "enum", ("i8", "i32"), "output element type"),
                             Field("rounding", 1, "enum", ("half_even", "half_up")),
@@ -244,7 +253,6 @@ INSTRUCTIONS: tuple[Instr, ...] = (
 )
 
 BY_MNEMONIC = {i.mnemonic: i for i in INSTRUCTIONS}
-BY_OPCODE = {i.opcode: i for i in INSTRUCTIONS}
 
 
 def _check_table() -> None:

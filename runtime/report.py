@@ -36,6 +36,8 @@ def build_report(metadata: dict, result) -> dict:
         "instructions": int(result.instructions),
         "units_busy": dict(result.units),
         "stall_cycles": int(result.stall_cycles),
+        "unit_cycles": {u: dict(c) for u, c in (getattr(result, "unit_cycles", None) or {}).items()},
+        "front_cycles": dict(getattr(result, "front_cycles", None) or {}),
         "target": target,
         "layers": layers,
     }
@@ -80,11 +82,12 @@ def _bar(fraction: float, width: int) -> str:
     return ("\u2588" * full + ("" if rest == 0 else " \u258f\u258e\u258d\u258c\u258b\u258a\u2589"[rest])).ljust(width)
 
 
-def _plain(text: str, **_) -> str:
+def plain(text: str, **_) -> str:
+    """The style of text without colour: a stand-in for ``click.style`` off a terminal."""
     return text
 
 
-def format_report(report: dict, top: int | None = None, style=_plain) -> str:
+def format_report(report: dict, top: int | None = None, style=plain) -> str:
     """A terminal table of the layers (slowest first when ``top`` is given) and the totals.
 
     ``style(text, fg=..., bold=...)`` colours cells (``click.style`` on a terminal)."""
@@ -118,10 +121,20 @@ def format_report(report: dict, top: int | None = None, style=_plain) -> str:
                  + (f" ({ratio:.2f}x)" if ratio is not None else "")
                  + f"  {report['seconds'] * 1e3:.3f} ms at {report['target']['clock_mhz']} MHz"
                  + f"  PE utilization {100 * report['pe_utilization']:.1f}%  instructions {report['instructions']}")
-    busy = report.get("units_busy") or {}
-    if busy and report["cycles"]:
-        lines.append("units busy  " + "  ".join(f"{unit} {100 * cycles / report['cycles']:.0f}%"
-                                                 for unit, cycles in busy.items()))
+    split = report.get("unit_cycles") or {}
+    if split and report["cycles"]:
+        lines.append("units busy/stall/idle  " + "  ".join(
+            f"{unit} {100 * c['busy'] / report['cycles']:.0f}/{100 * c['stall'] / report['cycles']:.0f}/"
+            f"{100 * c['idle'] / report['cycles']:.0f}%" for unit, c in split.items()))
+    else:
+        busy = report.get("units_busy") or {}
+        if busy and report["cycles"]:
+            lines.append("units busy  " + "  ".join(f"{unit} {100 * cycles / report['cycles']:.0f}%"
+                                                     for unit, cycles in busy.items()))
+    front = report.get("front_cycles") or {}
+    if front and report["cycles"]:
+        lines.append("front end  " + "  ".join(f"{k.replace('_', ' ')} {100 * v / report['cycles']:.0f}%"
+                                               for k, v in front.items()))
     modes = mode_cycles(report)
     if modes:
         what = "cycles by PE-array mode" if "mode_cycles" in report else "cycles with a layer running, by mode"

@@ -20,6 +20,8 @@ from tcc.ir.dtypes import cast, to_numpy
 from tcc.ir.errors import InterpreterError, IRParseError
 from tcc.ir.interpreter import evaluate_op, run_module
 
+from .report import plain
+
 
 @dataclass
 class NodeArg:
@@ -147,10 +149,11 @@ class Session(ModelIO):
         return build_report(self.artifact.metadata, self.last_result)
 
     @staticmethod
-    def format_performance(report: dict, top: int | None = None) -> str:
+    def format_performance(report: dict, top: int | None = None, style=plain) -> str:
+        """The report as a table; ``style(text, fg=..., bold=...)`` colours it (click.style on a terminal)."""
         from .report import format_report
 
-        return format_report(report, top)
+        return format_report(report, top, style)
 
     # -- host conversions ----------------------------------------------------------------------
     def _type(self, entry) -> TensorType:

@@ -104,3 +104,57 @@ def test_no_module_imports_itself_back():
         if module not in state:
             visit(module, [module])
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+# Positional reads of an op's operands or attributes outside ir/ that are allowed, as
+# "path: the line's code" -> why.  For a genuinely variadic op a named accessor returns the list
+# (``concat.inputs``), so this stays empty unless an op's operand roles are positional by nature.
+POSITIONAL_READS_ALLOWED: dict[str, str] = {}
+
+
+def _positional_reads(source: str, filename: str) -> list[tuple[int, str]]:
+    """(line, what) for each ``x.operands[<int>]`` / ``x.operands[<int>:]``, ``x.attrs[...]`` or
+    ``x.attrs.get(...)`` read, and each ``a = x.attrs`` alias, in ``source``."""
+    found = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) \
+                and isinstance(node.value, ast.Attribute):
+            index = node.slice.lower if isinstance(node.slice, ast.Slice) else node.slice
+            if isinstance(index, ast.UnaryOp):
+                index = index.operand
+            if node.value.attr == "operands" and isinstance(index, ast.Constant) and isinstance(index.value, int):
+                found.append((node.lineno, "operands[<int>]"))
+            elif node.value.attr == "attrs":
+                found.append((node.lineno, "attrs[...]"))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
+                and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "attrs":
+            found.append((node.lineno, "attrs.get(...)"))
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Attribute) and node.value.attr == "attrs" \
+                and all(isinstance(t, ast.Name) for t in node.targets):
+            found.append((node.lineno, "an alias of attrs"))
+    return sorted(found)
+
+
+def test_the_detector_sees_positional_reads():
+    source = "x = op.operands[1]\nrest = op.operands[1:]\nk = op.attrs['axis']\nd = op.attrs.get('d')\na = op.attrs\n" \
+             "first, *_ = op.operands\nop.attrs['k'] = 1\ndel op.attrs['k']\nfirst = op.operands[:1]\n"
+    assert [what for _, what in _positional_reads(source, "<test>")] == [
+        "operands[<int>]", "operands[<int>]", "attrs[...]", "attrs.get(...)", "an alias of attrs"]
+
+
+def test_ops_are_read_through_named_accessors():
+    """Outside ir/ an op's operands and attributes are read by name (``conv.w``, ``req.shift``:
+    the accessors define_op generates), not by position or string key, so renaming or adding an
+    operand is one declaration.  Code generic over op kinds unpacks ``first, *rest = op.operands``."""
+    wrong = []
+    for folder, package in _package_dirs().items():
+        if package == "tcc.ir":
+            continue
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            source = path.read_text()
+            lines = source.splitlines()
+            for line, what in _positional_reads(source, str(path)):
+                where = f"{path.relative_to(ROOT)}: {lines[line - 1].strip()}"
+                if where not in POSITIONAL_READS_ALLOWED:
+                    wrong.append(f"{path.relative_to(ROOT)}:{line}: {what}")
+    assert not wrong, "read these through the op's named accessors (ir/opdef.py):\n" + "\n".join(wrong)

@@ -20,12 +20,7 @@ from .layout import nbytes
 from .memory import ActivationAddress, DramPlan, align, live_bytes, place_activations
 from .program import Program
 from .placement import place_module
-from .steps import Step, plan_layouts
-
-MODES = {"conv": "int8", "gemm": "int8", "matmul": "int8", "scale": "int8", "eadd": "int8", "emul": "int8", "lut": "int8",
-         "requant": "int8",
-         "pool": "int8", "cvt_in": "bf16", "cvt_out": "bf16", "vector": "bf16"}
-
+from .steps import STEP_KINDS, Step, plan_layouts
 
 def _live_steps(steps: list[Step], io) -> list[Step]:
     """Drop layout steps nothing reads any more (matmuls read and write through them by
@@ -118,7 +113,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
                 ctx.addresses[id(v)] = ctx.addresses[id(root(v))]
     mode = "int8"
     for done, step in enumerate(steps, 1):
-        want = MODES.get(step.kind)
+        want = STEP_KINDS[step.kind].mode
         if want is not None and want != mode:
             ctx.program.emit("mode", to=want)
             mode = want
@@ -128,7 +123,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
         else:
             EMITTERS[step.kind](ctx, step)
         for stats in ctx.layer_stats[first_layer:]:
-            stats.update(kind=step.kind, mode=MODES.get(step.kind, mode), live_bytes=live[done - 1])
+            stats.update(kind=step.kind, mode=mode, live_bytes=live[done - 1])
         if progress is not None:
             progress(done, len(steps))
     ctx.program.emit("halt")

@@ -8,7 +8,7 @@ import numpy as np
 from tcc.ir import Value
 from tcc.isa.target import TargetConfig
 
-from .layout import LayoutPlan, nbytes
+from .layout import LayoutPlan
 from .memory import ActivationAddress, DramPlan
 from .program import Program
 
@@ -76,6 +76,10 @@ class Context:
         self.program.layer(index)
         return index
 
+    def record_weights(self, fmt_name: str, nbytes: int) -> None:
+        """The current layer's packed weight constant: its format and DRAM bytes."""
+        self.layer_stats[-1].update(weight_format=fmt_name, weight_bytes=int(nbytes))
+
     def descriptor(self, desc: dict) -> int:
         for i, existing in enumerate(self.descriptors):
             if existing == desc:
@@ -83,6 +87,3 @@ class Context:
         self.descriptors.append(desc)
         return len(self.descriptors) - 1
 
-
-def tensor_bytes(v: Value) -> int:
-    return nbytes(v.type)

@@ -16,19 +16,14 @@ from tcc.ir import Module, Op
 from tcc.isa.target import TargetConfig
 
 from .errors import BackendError
-from .steps import HostIO, Step, find_host_io, host_reason, match_step
+from .steps import STEP_KINDS, HostIO, Step, find_host_io, host_reason, match_step
 
-#: Which unit of the overlay runs each step kind.
-UNITS = {"conv": "matrix", "gemm": "matrix", "matmul": "matrix", "scale": "matrix",
-         "eadd": "int8 lanes", "emul": "int8 lanes", "lut": "int8 lanes", "requant": "int8 lanes", "pool": "int8 lanes",
-         "vector": "vector", "cvt_in": "vector", "cvt_out": "vector",
-         "concat": "data movement", "layout": "data movement", "lookup": "data movement"}
 HOST = "host"
 
 
 @dataclass
 class Placement:
-    """Where one op runs: ``unit`` is a value of UNITS or ``host``; ``step`` the device step it
+    """Where one op runs: ``unit`` is a step kind's (STEP_KINDS) or ``host``; ``step`` the device step it
     belongs to; ``reason`` says why an op runs on the host."""
 
     unit: str
@@ -75,7 +70,7 @@ def is_host_conversion(op: Op) -> bool:
     an f32 model input, output or host op needs it, and always runs on the host."""
     if op.kind not in ("quantize", "dequantize", "cast"):
         return False
-    dtypes = {op.operands[0].type.dtype, op.result.type.dtype}
+    dtypes = {op.x.type.dtype, op.result.type.dtype}
     return "f32" in dtypes and len(dtypes) == 2 \
         and dtypes <= {"f32", "i8", "u8", "bf16"}
 
@@ -107,7 +102,7 @@ def place_module(module: Module, target: TargetConfig) -> ModulePlacement:
             continue
         step.name = step.name or op.loc
         for o in step.ops:
-            placement.of[id(o)] = Placement(UNITS[step.kind], step)
+            placement.of[id(o)] = Placement(STEP_KINDS[step.kind].unit, step)
         placement.steps.append(step)
     placement.steps.sort(key=lambda s: max(position[id(o)] for o in s.ops))
     return placement

@@ -55,6 +55,7 @@ def load_model(model, input_shapes: dict | None = None, supported=None) -> Loade
     if len(model.graph.sparse_initializer):
         raise FrontendError(f"{label}: sparse initializers are not supported; store them dense "
                             "(onnx.numpy_helper) and re-export")
+    model = _explicit_defaults(model)
     initializers = {t.name: t for t in model.graph.initializer}
     for tensor in initializers.values():
         _check_initializer_size(tensor, label)
@@ -82,6 +83,27 @@ def load_model(model, input_shapes: dict | None = None, supported=None) -> Loade
 
 
 MAX_EXPANSION_ROUNDS = 3
+
+# Attributes whose schema default ONNX's shape inference ignores (it reads STFT's onesided as 0
+# unless the node sets it; the spec's default and the reference implementation use 1).
+_DEFAULTS_INFERENCE_MISSES = {"STFT": ("onesided", 1)}
+
+
+def _explicit_defaults(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with those defaults written on the nodes, so inference sees the spec's value."""
+    missing = [node for node in model.graph.node if node.op_type in _DEFAULTS_INFERENCE_MISSES
+               and node.domain in DEFAULT_DOMAINS
+               and all(a.name != _DEFAULTS_INFERENCE_MISSES[node.op_type][0] for a in node.attribute)]
+    if not missing:
+        return model
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for node in out.graph.node:
+        if node.op_type in _DEFAULTS_INFERENCE_MISSES and node.domain in DEFAULT_DOMAINS:
+            name, value = _DEFAULTS_INFERENCE_MISSES[node.op_type]
+            if all(a.name != name for a in node.attribute):
+                node.attribute.append(onnx.helper.make_attribute(name, value))
+    return out
 
 
 def _expand_functions(model: onnx.ModelProto, opset: int, inferred: dict, supported) -> onnx.ModelProto | None:
@@ -248,6 +270,8 @@ def _skeleton(model: onnx.ModelProto, initializers: dict[str, TensorProto]) -> o
     return skeleton
 
 
+_PACKED = {TensorProto.INT4: 2, TensorProto.UINT4: 2, TensorProto.FLOAT4E2M1: 2,
+           getattr(TensorProto, "INT2", -1): 4, getattr(TensorProto, "UINT2", -2): 4}
 _TYPED_FIELDS = ("float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data")
 
 
@@ -260,13 +284,14 @@ def _check_initializer_size(tensor: TensorProto, label: str) -> None:
     if any(d < 0 for d in tensor.dims):
         raise FrontendError(f"{label}: initializer {tensor.name!r} has a negative dim {list(tensor.dims)}")
     count = int(np.prod(tensor.dims, dtype=object))
+    per_byte = _PACKED.get(tensor.data_type, 1)  # 4- and 2-bit types pack several elements a byte
     if tensor.HasField("raw_data"):
         itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize \
             if tensor.data_type in onnx.helper.get_all_tensor_dtypes() else None
-        held, expected = len(tensor.raw_data), (count * itemsize if itemsize else None)
+        held, expected = len(tensor.raw_data), (-(-count // per_byte) * itemsize if itemsize else None)
     else:
         held = sum(len(getattr(tensor, f)) for f in _TYPED_FIELDS)
-        expected = count
+        expected = -(-count // per_byte)
     if expected is not None and held != expected and not (held == 0 and count == 0):
         unit = "bytes" if tensor.HasField("raw_data") else "values"
         raise FrontendError(f"{label}: initializer {tensor.name!r} declares dims {list(tensor.dims)} "
@@ -417,7 +442,7 @@ def _infer(skeleton: onnx.ModelProto, label: str, data_prop: bool = True) -> dic
             text = f": {_first_line(exc)}"
         raise FrontendError(f"{label}: ONNX shape inference fails{text}. Check the model and the "
                             "input shapes given.") from None
-    types = {}
+    types = {t.name: onnx.helper.make_tensor_type_proto(t.data_type, t.dims) for t in inferred.graph.initializer}
     for vi in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):
         types[vi.name] = vi.type
     return types

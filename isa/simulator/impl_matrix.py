@@ -14,7 +14,10 @@ import numpy as np
 
 from tcc.ir import numerics
 
+from ..cycles import matmul_cycles
+from ..weights import matmul_format, row_bytes
 from .machine import ABUF, ACC, WBUF, Effect, Fault, MachineState, impl, registers
+from .weight_decode import decode_rows
 
 _MM = registers("mm.a", "mm.a_row", "mm.m", "mm.n", "mm.k", "mm.a_zp", "mm.w_row", "mm.acc_row")
 _CV = registers("cv.h", "cv.w", "cv.c", "cv.kh", "cv.kw", "cv.sh", "cv.sw", "cv.dh", "cv.dw",
@@ -61,18 +64,18 @@ def _gather(m: MachineState, M: int, channels: int):
     return rows[index], valid, access
 
 
-def _exact_chunk(zp: int, wide: int) -> int:
+def _exact_chunk(zp: int, w_max: int) -> int:
     """The longest reduction whose float32 partial sums of (a - zp) * w stay exact integers (< 2**24)."""
-    term = max(abs(numerics.INT8_MIN - zp), abs(numerics.INT8_MAX - zp)) * (2**15 if wide else 2**7)
+    term = max(abs(numerics.INT8_MIN - zp), abs(numerics.INT8_MAX - zp)) * w_max
     return max(0, (2**24 - 1) // term)
 
 
-def _exact_matmul(a: np.ndarray, w: np.ndarray, zp: int, wide: int) -> np.ndarray:
+def _exact_matmul(a: np.ndarray, w: np.ndarray, zp: int, w_max: int) -> np.ndarray:
     """``(a - zp) @ w.T`` exactly, as int64: float32 BLAS over reduction chunks short enough that
     every partial sum is an integer below 2**24, the chunks summed in int64 (float64 BLAS when a
     chunk would be too short to pay off)."""
     k = a.shape[1]
-    chunk = _exact_chunk(zp, wide)
+    chunk = _exact_chunk(zp, w_max)
     if chunk < 64 and k > chunk:
         return np.rint(a.astype(np.float64) @ w.T.astype(np.float64)).astype(np.int64)
     total = None
@@ -90,22 +93,44 @@ def _centred(values: np.ndarray, zp: int, dtype, valid: np.ndarray | None = None
     return out
 
 
+def _grouped(m: MachineState, M: int, N: int, K: int, zp: int, w_int: np.ndarray, w_max: int):
+    """gconv: output channel n belongs to group g = n // cv.ng and reduces over the cv.cg slab
+    channels from cv.c0 + g * cv.cg, K = taps * cv.cg (reduction index tap * cv.cg + ci)."""
+    kh, kw, cg, ng = m.reg("cv.kh"), m.reg("cv.kw"), m.reg("cv.cg"), m.reg("cv.ng")
+    if cg <= 0 or ng <= 0 or kh <= 0 or kw <= 0 or K != kh * kw * cg:
+        raise Fault(f"gconv: mm.k = {K} must equal cv.kh * cv.kw * cv.cg = {kh} * {kw} * {cg} (cv.ng = {ng})")
+    groups = -(-N // ng)
+    gathered, valid, a_access = _gather(m, M, groups * cg)  # (M, taps, groups * cg)
+    centred = _centred(gathered, zp, np.int32, valid).reshape(M, kh * kw, groups, cg)
+    product = np.empty((M, N), np.int64)
+    for g in range(groups):
+        a = centred[:, :, g, :].reshape(M, K)
+        product[:, g * ng:(g + 1) * ng] = _exact_matmul(a, w_int[g * ng:(g + 1) * ng], zp, w_max)
+    return product, a_access
+
+
 @impl("matmul")
-def matmul(m: MachineState, mode: str, accumulate: int, wide: int, acc: int, w: int):
+def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, acc: int, w: int):
     m.require_mode("int8", "matmul")
     a, a_row, M, N, K, zp, w_row, acc_row = _MM(m.regs)
-    e = 2 if wide else 1
-    weights, w_access = m.region(WBUF, w, (N, K), (w_row * e, e), "<i2" if wide else np.int8, False, "weights")
-    w_int = weights.astype(np.int32)
+    try:
+        fmt = matmul_format(wfmt, wcap)
+    except ValueError as e:
+        raise Fault(str(e)) from None
+    packed, w_access = m.region(WBUF, w, (N, row_bytes(K, fmt)), (w_row, 1), np.uint8, False, "weights")
+    w_int = decode_rows(packed, K, fmt)
+    w_max = max(1, numerics.max_abs_value(fmt))
     if mode == "gemm":
         rows, a_access = m.region(ABUF, a, (M, K), (a_row, 1), np.int8, False, "A operand")
-        product = _exact_matmul(_centred(rows, zp, np.int32), w_int, zp, wide)
+        product = _exact_matmul(_centred(rows, zp, np.int32), w_int, zp, w_max)
     elif mode == "conv":
         kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
         if kh <= 0 or kw <= 0 or K % (kh * kw):
             raise Fault(f"conv: mm.k = {K} is not a multiple of cv.kh * cv.kw = {kh} * {kw}")
         gathered, valid, a_access = _gather(m, M, K // (kh * kw))
-        product = _exact_matmul(_centred(gathered, zp, np.int32, valid).reshape(M, K), w_int, zp, wide)
+        product = _exact_matmul(_centred(gathered, zp, np.int32, valid).reshape(M, K), w_int, zp, w_max)
+    elif mode == "gconv":
+        product, a_access = _grouped(m, M, N, K, zp, w_int, w_max)
     else:  # dwconv: output channel n reads slab channel cv.c0 + n at each of the K taps
         kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
         if K != kh * kw:
@@ -118,7 +143,6 @@ def matmul(m: MachineState, mode: str, accumulate: int, wide: int, acc: int, w: 
         bad = np.unravel_index(np.argmax((total > _INT32_MAX) | (total < _INT32_MIN)), total.shape)
         raise Fault(f"int32 accumulator overflow at acc[{bad[0]}, {bad[1]}] = {int(total[bad])}")
     out[...] = total
-    t = m.target
-    cycles = -(-M // t.array_rows) * -(-N // t.array_cols) * K * e + t.array_rows + t.array_cols
+    cycles = matmul_cycles(m.target, M, N, K, fmt)
     accesses = tuple(x for x in (a_access, w_access, acc_access) if x is not None)
     return Effect(cycles, accesses, macs=M * N * K)

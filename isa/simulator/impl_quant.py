@@ -11,6 +11,7 @@ import numpy as np
 
 from tcc.ir import numerics
 
+from ..cycles import post_cycles
 from .machine import ABUF, ACC, PBUF, Effect, Fault, MachineState, impl, registers
 
 _RQ = registers("rq.params", "rq.m", "rq.n", "rq.src_row", "rq.dst_row", "rq.src_zp", "rq.pre_shift",
@@ -30,7 +31,7 @@ def _check_saturation(out: str, qmin: int, qmax: int, names: str) -> None:
 
 
 def _cycles(m: MachineState, elements: int) -> int:
-    return -(-elements // m.target.post_lanes) + 4
+    return post_cycles(m.target, elements)
 
 
 @impl("requant")
@@ -67,19 +68,18 @@ def eadd(m: MachineState, op: str, rounding: str, dst: int, a: int):
     _check_saturation("i8", qmin, qmax, "ea.qmin, ea.qmax")
     a_view, a_access = m.region(ABUF, a, (length,), (1,), np.int8, False, "eadd operand a")
     b_view, b_access = m.region(ABUF, b, (length,), (1,), np.int8, False, "eadd operand b (ea.b)")
+
+    def to_common_grid(view, view_zp, mult, shift):  # an operand on the int32 grid both share
+        return numerics.requantize(numerics.centre_and_shift(view, view_zp, pre_shift), mult, shift, 0,
+                                   numerics.INT32_MIN, numerics.INT32_MAX, rounding, out_dtype=np.int64)
+
     try:
-        va = numerics.requantize(numerics.centre_and_shift(a_view, a_zp, pre_shift), a_mult, a_shift, 0,
-                                 numerics.INT32_MIN, numerics.INT32_MAX, rounding, out_dtype=np.int64)
-        vb = numerics.requantize(numerics.centre_and_shift(b_view, b_zp, pre_shift), b_mult, b_shift, 0,
-                                 numerics.INT32_MIN, numerics.INT32_MAX, rounding, out_dtype=np.int64)
+        va, vb = to_common_grid(a_view, a_zp, a_mult, a_shift), to_common_grid(b_view, b_zp, b_mult, b_shift)
         total = va + vb if op == "add" else va - vb
         y = numerics.requantize(total, out_mult, out_shift, zp, qmin, qmax, rounding, out_dtype=np.int64)
     except ValueError as exc:
         raise Fault(f"eadd: {exc}") from None
-    out, d_access = m.region(ABUF, dst, (length,), (1,), np.int8, True, "eadd output")
-    out[...] = y
-    accesses = tuple(x for x in (a_access, b_access, d_access) if x is not None)
-    return Effect(_cycles(m, length), accesses)
+    return _int8_result(m, "eadd", dst, y, (a_access, b_access))
 
 
 @impl("emul")
@@ -97,10 +97,7 @@ def emul(m: MachineState, rounding: str, dst: int, a: int):
         y = numerics.requantize(product, out_mult, out_shift, zp, qmin, qmax, rounding, out_dtype=np.int64)
     except ValueError as exc:
         raise Fault(f"emul: {exc}") from None
-    out, d_access = m.region(ABUF, dst, (length,), (1,), np.int8, True, "emul output")
-    out[...] = y
-    accesses = tuple(x for x in (a_access, b_access, d_access) if x is not None)
-    return Effect(_cycles(m, length), accesses)
+    return _int8_result(m, "emul", dst, y, (a_access, b_access))
 
 
 @impl("lut")
@@ -109,8 +106,11 @@ def lut(m: MachineState, dst: int, src: int):
     table_at, length = _LT(m.regs)
     x, x_access = m.region(ABUF, src, (length,), (1,), np.int8, False, "lut input")
     table, t_access = m.region(PBUF, table_at, (256,), (1,), np.int8, False, "lut table (lt.table)")
-    y = table[x.astype(np.int64) + 128]
-    out, d_access = m.region(ABUF, dst, (length,), (1,), np.int8, True, "lut output")
+    return _int8_result(m, "lut", dst, table[x.astype(np.int64) + 128], (x_access, t_access))
+
+
+def _int8_result(m: MachineState, mnemonic: str, dst: int, y: np.ndarray, accesses) -> Effect:
+    """Store the int8 result ``y`` of an element-wise instruction at abuf[dst]; the effect of the instruction."""
+    out, d_access = m.region(ABUF, dst, (len(y),), (1,), np.int8, True, f"{mnemonic} output")
     out[...] = y
-    accesses = tuple(a for a in (x_access, t_access, d_access) if a is not None)
-    return Effect(_cycles(m, length), accesses)
+    return Effect(_cycles(m, len(y)), tuple(a for a in (*accesses, d_access) if a is not None))

@@ -40,8 +40,10 @@ class Event(NamedTuple):
 @dataclass
 class RunResult:
     """What a run measured.  ``layers`` maps each ``sys.layer`` value to its counters
-    (``LayerCounters.as_dict``); ``units`` gives busy cycles per unit; ``trace`` (when asked
-    for) one ``Event`` per timed instruction."""
+    (``LayerCounters.as_dict``); ``units`` gives busy cycles per unit; ``unit_cycles`` splits the
+    run's cycles per unit into busy, stall and idle, ``front_cycles`` the front end's into issue,
+    queue_stall, sync_stall and idle (each adds up to ``cycles``; timing.py); ``stall_cycles`` is
+    the units' total stall; ``trace`` (when asked for) one ``Event`` per timed instruction."""
 
     cycles: int
     instructions: int
@@ -55,6 +57,8 @@ class RunResult:
     mode_cycles: dict[str, int] = field(default_factory=dict)
     mode_switches: int = 0
     mode_busy: dict[str, int] = field(default_factory=dict)
+    unit_cycles: dict[str, dict[str, int]] = field(default_factory=dict)
+    front_cycles: dict[str, int] = field(default_factory=dict)
     trace: list[Event] | None = field(repr=False, default=None)
 
     @property
@@ -110,7 +114,7 @@ class Machine(MachineState):
         words = np.asarray(words, dtype=np.uint64).ravel()
         entries = _decode_entries(words)
         self.reset()
-        timing = Timing()
+        timing = Timing(tuple(self.target.queue_depth(u) for u in UNIT_NAMES))
         layers: dict[int, LayerCounters] = {}
         events: list[Event] | None = [] if trace else None
         regs = self.regs
@@ -154,8 +158,8 @@ class Machine(MachineState):
                         progress(pc, end)
                     break
             else:
-                issue, start, finish = timing.execute(entry.unit, effect.cycles, effect.accesses)
-                counters.record(entry.unit, issue, start, finish, effect.macs, effect.loaded, effect.stored)
+                issue, start, finish, stalled = timing.execute(entry.unit, effect.cycles, effect.accesses)
+                counters.record(entry.unit, start, finish, stalled, effect.macs, effect.loaded, effect.stored)
                 if entry.unit == COMPUTE:
                     if entry.fn is _mode_impl:
                         mode_cycles[current] += max(start - mode_since, 0)
@@ -172,7 +176,9 @@ class Machine(MachineState):
             instructions=executed,
             layers={k: layers[k].as_dict(peak) for k in sorted(layers)},
             units=dict(zip(UNIT_NAMES, timing.busy)),
-            stall_cycles=sum(c.stall_cycles for c in layers.values()),
+            stall_cycles=sum(timing.stall),
+            unit_cycles=timing.unit_cycles(),
+            front_cycles=timing.front_cycles(),
             clock_mhz=self.target.clock_mhz,
             trace=events,
             mode_cycles=mode_cycles,

@@ -1,4 +1,4 @@
-"""Golden programs for the int8 side of the simulator: matmul (gemm, conv, dwconv), requant,
+"""Golden programs for the int8 side of the simulator: matmul (gemm, conv, dwconv, gconv), requant,
 pool, eadd and copy.  Expected values are worked out by hand or by naive loops in the test."""
 import numpy as np
 import pytest
@@ -37,7 +37,7 @@ def test_gemm_2x2_through_dram():
         + "load abuf, 0, 0\nload wbuf, 0, 16\n"
         + setr({"dma.row_bytes": 24}) + "load pbuf, 0, 32\n"
         + setr({"mm.a": 0, "mm.a_row": 2, "mm.m": 2, "mm.n": 2, "mm.k": 2, "mm.a_zp": 1, "mm.w_row": 2, "mm.acc_row": 2})
-        + "matmul gemm, 0, 0, 0, 0\n"
+        + "matmul gemm, 0, int8, 0, 0, 0\n"
         + setr({"rq.params": 0, "rq.m": 2, "rq.n": 2, "rq.src_row": 2, "rq.dst_row": 2, "rq.zp": 5, "rq.qmin": -128, "rq.qmax": 127})
         + "requant acc, i8, half_even, 0x100, 0\n"
         + setr({"dma.row_bytes": 4}) + "store abuf, 0x100, 64\nhalt\n", dram)
@@ -53,8 +53,8 @@ def test_gemm_accumulate_and_wide_weights():
     machine.buffers["abuf"][0:3] = np.array([1, -2, 3], np.int8).view(np.uint8)
     machine.buffers["wbuf"][0:6] = np.array([1000, -300, 7], "<i2").view(np.uint8)  # one int16 row
     machine.buffers["acc"][0:4] = int32_bytes(-5)
-    text = (setr({"mm.m": 1, "mm.n": 1, "mm.k": 3, "mm.a_row": 3, "mm.w_row": 3, "mm.acc_row": 1})
-            + "matmul mode=gemm, accumulate=1, wide=1, acc=0, w=0\nhalt\n")
+    text = (setr({"mm.m": 1, "mm.n": 1, "mm.k": 3, "mm.a_row": 3, "mm.w_row": 6, "mm.acc_row": 1})
+            + "matmul mode=gemm, accumulate=1, wfmt=int16, wcap=0, acc=0, w=0\nhalt\n")
     # -5 + 1*1000 + (-2)*(-300) + 3*7 = 1616
     run(text, machine=machine)
     assert machine.buffers["acc"][0:4].view("<i4").tolist() == [1616]
@@ -115,7 +115,7 @@ def test_conv_with_padding_matches_naive_loop(case):
     machine.buffers["wbuf"][:weights.size] = weights.reshape(-1).view(np.uint8)
     m = h_out * w_out
     run(conv_registers(h, w, c, kh, kw, stride, dilation, pad, c0, (h_out, w_out), zp, m, n, k)
-        + "matmul conv, 0, 0, 0, 0\nhalt\n", machine=machine)
+        + "matmul conv, 0, int8, 0, 0, 0\nhalt\n", machine=machine)
     got = machine.buffers["acc"][:4 * m * n].view("<i4").reshape(m, n)
     expected = naive_conv(slab, weights, zp, kh, kw, stride, dilation, pad, (h_out, w_out), c0)
     np.testing.assert_array_equal(got, expected)
@@ -130,10 +130,32 @@ def test_dwconv_matches_naive_loop():
     machine.buffers["abuf"][:slab.size] = slab.reshape(-1).view(np.uint8)
     machine.buffers["wbuf"][:weights.size] = weights.reshape(-1).view(np.uint8)
     run(conv_registers(h, w, c, 3, 3, (2, 2), (1, 1), (1, 1), c0, (3, 3), 4, 9, n, 9)
-        + "matmul dwconv, 0, 0, 0x40, 0\nhalt\n", machine=machine)
+        + "matmul dwconv, 0, int8, 0, 0x40, 0\nhalt\n", machine=machine)
     got = machine.buffers["acc"][0x40:0x40 + 4 * 9 * n].view("<i4").reshape(9, n)
     expected = naive_conv(slab, weights, 4, 3, 3, (2, 2), (1, 1), (1, 1), (3, 3), c0, depthwise=True)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_gconv_packs_groups_into_one_pass():
+    """gconv: output channels 0..5 in groups of 2 (cv.ng) read 3-channel groups (cv.cg) of the
+    slab from channel 1; each group equals a conv over its own channels (the naive loop)."""
+    rng = np.random.default_rng(11)
+    h, w, c, c0, cg, ng, groups = 5, 4, 10, 1, 3, 2, 3
+    k = 9 * cg
+    slab = rng.integers(-128, 128, (h, w, c), dtype=np.int8)
+    weights = rng.integers(-128, 128, (groups * ng, k), dtype=np.int8)
+    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine.buffers["abuf"][:slab.size] = slab.reshape(-1).view(np.uint8)
+    machine.buffers["wbuf"][:weights.size] = weights.reshape(-1).view(np.uint8)
+    n, m = groups * ng, 5 * 4
+    _, result = run(conv_registers(h, w, c, 3, 3, (1, 1), (1, 1), (1, 1), c0, (5, 4), -5, m, n, k)
+                    + setr({"cv.cg": cg, "cv.ng": ng}) + "matmul gconv, 0, int8, 0, 0, 0\nhalt\n", machine=machine)
+    got = machine.buffers["acc"][:4 * m * n].view("<i4").reshape(m, n)
+    for g in range(groups):
+        expected = naive_conv(slab, weights[g * ng:(g + 1) * ng], -5, 3, 3, (1, 1), (1, 1), (1, 1), (5, 4),
+                              c0 + g * cg)
+        np.testing.assert_array_equal(got[:, g * ng:(g + 1) * ng], expected)
+    assert result.layers[0]["macs"] == m * n * k
 
 
 def requant_program(accs, multiplier, shift, rounding, out="i8", zp=0, qmin=-128, qmax=127):

@@ -70,7 +70,7 @@ def test_negative_strides_below_zero_are_out_of_bounds():
 
 
 def test_matrix_instruction_in_bf16_mode():
-    expect(trap("mode bf16\nmatmul gemm, 0, 0, 0, 0\nhalt\n"), 1, "matmul gemm, 0, 0, 0x0, 0x0",
+    expect(trap("mode bf16\nmatmul gemm, 0, int8, 0, 0, 0\nhalt\n"), 1, "matmul gemm, 0, int8, 0, 0x0, 0x0",
            r"matmul needs int8 mode but the PE array is in bf16 mode \(emit `mode int8` before it\)")
 
 
@@ -85,10 +85,10 @@ def test_accumulator_overflow():
     machine.buffers["acc"][:4] = np.array([2**31 - 100], "<i4").view(np.uint8)
     machine.buffers["abuf"][:2] = np.array([10, 10], np.int8).view(np.uint8)
     machine.buffers["wbuf"][:2] = np.array([5, 6], np.int8).view(np.uint8)
-    text = setr({"mm.m": 1, "mm.n": 1, "mm.k": 2, "mm.a_row": 2, "mm.w_row": 2, "mm.acc_row": 1}) + "matmul gemm, 1, 0, 0, 0\nhalt\n"
+    text = setr({"mm.m": 1, "mm.n": 1, "mm.k": 2, "mm.a_row": 2, "mm.w_row": 2, "mm.acc_row": 1}) + "matmul gemm, 1, int8, 0, 0, 0\nhalt\n"
     with pytest.raises(SimulatorTrap) as info:
         machine.run(encode_program(assemble(text)))
-    expect(info.value, 6, "matmul gemm, 1, 0, 0x0, 0x0", r"int32 accumulator overflow at acc\[0, 0\] = 2147483658")
+    expect(info.value, 6, "matmul gemm, 1, int8, 0, 0x0, 0x0", r"int32 accumulator overflow at acc\[0, 0\] = 2147483658")
     # without accumulate the same product fits
     machine.run(encode_program(assemble(text.replace("gemm, 1,", "gemm, 0,"))))
     assert machine.buffers["acc"][:4].view("<i4").tolist() == [110]
@@ -130,7 +130,7 @@ def test_requant_output_range_must_fit_the_output_type():
 
 
 def test_conv_depth_must_match_the_kernel():
-    error = trap(setr({"mm.m": 1, "mm.n": 1, "mm.k": 10, "cv.kh": 3, "cv.kw": 3}) + "matmul conv, 0, 0, 0, 0\nhalt\n")
+    error = trap(setr({"mm.m": 1, "mm.n": 1, "mm.k": 10, "cv.kh": 3, "cv.kw": 3}) + "matmul conv, 0, int8, 0, 0, 0\nhalt\n")
     assert error.pc == 5 and "mm.k = 10 is not a multiple of cv.kh * cv.kw = 3 * 3" in error.reason
 
 

@@ -36,7 +36,7 @@ setr mm.acc_row, 2                       ; pc 34
 setr mm.n, 2                             ; pc 35
 setr mm.k, 18                            ; pc 36
 setr cv.c0, 0                            ; pc 37
-matmul conv, 0, 0, 0x0, 0x0              ; pc 38
+matmul conv, 0, int8, 0, 0x0, 0x0        ; pc 38
 setr rq.params, 0                        ; pc 39
 setr rq.m, 36                            ; pc 40
 setr rq.n, 2                             ; pc 41
