@@ -41,7 +41,7 @@ class SegmentChoice:
 def residual_segments(module: Module) -> list[list[Op]]:
     """The residual stream's segments (see the module docstring), each in program order."""
     stream: dict[int, Op] = {}
-    pending = [op.operands[0].producer for op in module.ops if op.kind == "layer_norm"]
+    pending = [op.x.producer for op in module.ops if op.kind == "layer_norm"]
     while pending:
         op = pending.pop()
         if op is None or id(op) in stream or op.kind not in STREAM_KINDS or op.results[0].type.dtype != "f32":

@@ -49,7 +49,7 @@ class Site:
 
 def _channel_gather(op: Op) -> bool:
     """A gather that picks along an axis other than the last keeps the channel axis intact."""
-    return op.kind == "gather" and op.axis % op.operands[0].type.rank != op.operands[0].type.rank - 1 \
+    return op.kind == "gather" and op.axis % op.data.type.rank != op.data.type.rank - 1 \
         and constant_value(op.indices) is not None
 
 
@@ -57,9 +57,9 @@ def smoothing_sites(module: Module) -> list[Site]:
     """The LayerNorms whose output only linear layers read (see the module docstring)."""
     sites = []
     for op in module.ops:
-        if op.kind != "layer_norm" or op.result.type.dtype != "f32" or len(op.operands) < 3:
+        if op.kind != "layer_norm" or op.result.type.dtype != "f32" or op.bias is None:
             continue
-        if any(constant_value(v) is None for v in op.operands[1:]) or module.is_output(op.result):
+        if constant_value(op.scale) is None or constant_value(op.bias) is None or module.is_output(op.result):
             continue
         if op.axis % op.result.type.rank != op.result.type.rank - 1:
             continue
@@ -72,7 +72,7 @@ def smoothing_sites(module: Module) -> list[Site]:
                 users = [user]
             for linear in users:
                 if linear.kind != "linear" or linear.x is not (via.result if via else op.result) \
-                        or constant_value(linear.w) is None or any(v is linear.x for v in linear.operands[1:]):
+                        or constant_value(linear.w) is None or linear.w is linear.x or linear.b is linear.x:
                     readers = []
                     break
                 readers.append((linear, via))
@@ -131,16 +131,19 @@ def apply_factors(site: Site, s: np.ndarray) -> None:
         if not value.name.endswith(".smoothed"):
             module.rename(value, module.fresh_name(value.name + ".smoothed"))
     builder = Builder.before(norm)
-    for index in (1, 2):
-        old = norm.operands[index]
+    for old in (norm.scale, norm.bias):
         value = constant_value(old).astype(np.float64) / s
-        norm.set_operand(index, builder.const(value.astype(np.float32), name=old.name + ".smooth"))
+        _replace_operand(norm, old, builder.const(value.astype(np.float32), name=old.name + ".smooth"))
         _erase_if_unused(module, old)
     for linear, _ in site.readers:
         old = linear.w
         w = constant_value(old).astype(np.float64) * s[None, :]
-        linear.set_operand(1, Builder.before(linear).const(w.astype(np.float32), name=old.name + ".smooth"))
+        _replace_operand(linear, old, Builder.before(linear).const(w.astype(np.float32), name=old.name + ".smooth"))
         _erase_if_unused(module, old)
+
+
+def _replace_operand(op: Op, old: Value, new: Value) -> None:
+    op.operands = [new if v is old else v for v in op.operands]
 
 
 def _erase_if_unused(module: Module, value: Value) -> None:
