@@ -61,7 +61,8 @@ _LAYER = Record({"name": STR, "macs": Int(min=0), "min_bytes": Int(min=0)},
                           "weight_format": STR})
 OVERLAY_METADATA = Record({"target": Record({}), "inputs": List(_IO_ENTRY), "outputs": List(_IO_ENTRY),
                            "descriptors": List(Record({})), "layers": List(_LAYER), "dram_bytes": Int(min=0),
-                           "activation_base": Int(min=0)}, optional={"model": STR, "format_version": Int()})
+                           "activation_base": Int(min=0)},
+                          optional={"model": STR, "format_version": Int(), "core_entries": List(Int(min=0))})
 # The sparse target's budget as backends/sparse/target.py writes it (SparseTarget checks the ranges;
 # the runtime and the listing divide by the clock).
 _SPARSE_TARGET = Record({"name": STR, "clock_mhz": Number(positive=True), "dsp": POSITIVE, "bram36": POSITIVE, "lut": POSITIVE,

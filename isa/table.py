@@ -250,6 +250,9 @@ INSTRUCTIONS: tuple[Instr, ...] = (
           "post", "dst[i] = table[src[i] + 128] for i < lt.len: an int8 -> int8 function tabulated in pbuf at lt.table."),
     Instr("sync", 0x0D, (Field("wait", 3, "u", doc="bit mask of units to wait for: 1 load, 2 compute and post, 4 store"),),
           "front", "Stall issue until the named units are idle."),
+    Instr("barrier", 0x11, (), "front",
+          "Drain every unit, then wait until every core has reached its barrier of the same count "
+          "(each core runs its own instruction stream; target cores)."),
 )
 
 BY_MNEMONIC = {i.mnemonic: i for i in INSTRUCTIONS}

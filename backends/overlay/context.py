@@ -61,6 +61,13 @@ class Context:
     descriptors: list[dict] = field(default_factory=list)
     layer_names: list[str] = field(default_factory=list)
     layer_stats: list[dict] = field(default_factory=list)
+    # the core whose stream is being emitted, of the cores a split step is spread over
+    core: int = 0
+    cores: int = 1
+
+    def share(self, count: int) -> range:
+        """This core's contiguous share of ``count`` tiles (all of them when one core emits)."""
+        return range(self.core * count // self.cores, (self.core + 1) * count // self.cores)
 
     def addr(self, value: Value) -> int | ActivationAddress:
         return self.addresses[id(value)]

@@ -110,6 +110,7 @@ class MachineState:
         self.memories = [self.buffers[name] for name in BUFFERS] + [self.dram]
         self.descriptors = list(descriptors or [])
         self.vector_ops: dict[int, object] = {}  # descriptor index -> built VectorOp (descriptors.py)
+        self.stop_at_barrier = False  # set by a multi-core run: ``barrier`` ends a run like ``halt``
         self.reset()
 
     def reset(self) -> None:

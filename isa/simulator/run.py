@@ -59,6 +59,7 @@ class RunResult:
     mode_busy: dict[str, int] = field(default_factory=dict)
     unit_cycles: dict[str, dict[str, int]] = field(default_factory=dict)
     front_cycles: dict[str, int] = field(default_factory=dict)
+    cores: int = 1  # a multi-core run (multicore.py) sums the unit, front and mode counters over its cores
     trace: list[Event] | None = field(repr=False, default=None)
 
     @property
