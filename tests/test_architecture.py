@@ -126,7 +126,7 @@ POSITIONAL_READS_ALLOWED: dict[str, str] = {}
 
 
 def _positional_reads(source: str, filename: str) -> list[tuple[int, str]]:
-    """(line, what) for each ``x.operands[<int>]`` / ``x.operands[<int>:]``, ``x.attrs[...]`` or
+    """(line, what) for each ``x.operands[<int>]`` / ``[<int>:]`` / ``[1 - i]``, ``x.attrs[...]`` or
     ``x.attrs.get(...)`` read, and each ``a = x.attrs`` alias, in ``source``."""
     found = []
     for node in ast.walk(ast.parse(source, filename)):
@@ -135,7 +135,8 @@ def _positional_reads(source: str, filename: str) -> list[tuple[int, str]]:
             index = node.slice.lower if isinstance(node.slice, ast.Slice) else node.slice
             if isinstance(index, ast.UnaryOp):
                 index = index.operand
-            if node.value.attr == "operands" and isinstance(index, ast.Constant) and isinstance(index.value, int):
+            positional = isinstance(index, ast.Constant) and isinstance(index.value, int) or isinstance(index, ast.BinOp)
+            if node.value.attr == "operands" and positional:
                 found.append((node.lineno, "operands[<int>]"))
             elif node.value.attr == "attrs":
                 found.append((node.lineno, "attrs[...]"))
@@ -150,9 +151,10 @@ def _positional_reads(source: str, filename: str) -> list[tuple[int, str]]:
 
 def test_the_detector_sees_positional_reads():
     source = "x = op.operands[1]\nrest = op.operands[1:]\nk = op.attrs['axis']\nd = op.attrs.get('d')\na = op.attrs\n" \
-             "first, *_ = op.operands\nop.attrs['k'] = 1\ndel op.attrs['k']\nfirst = op.operands[:1]\n"
+             "other = op.operands[1 - i]\nfirst, *_ = op.operands\nop.attrs['k'] = 1\ndel op.attrs['k']\n" \
+             "first = op.operands[:1]\n"
     assert [what for _, what in _positional_reads(source, "<test>")] == [
-        "operands[<int>]", "operands[<int>]", "attrs[...]", "attrs.get(...)", "an alias of attrs"]
+        "operands[<int>]", "operands[<int>]", "attrs[...]", "attrs.get(...)", "an alias of attrs", "operands[<int>]"]
 
 
 def test_ops_are_read_through_named_accessors():
