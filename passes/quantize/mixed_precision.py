@@ -199,7 +199,7 @@ def plan_mixed_precision(layers: list[Layer], sensitivity: Sensitivity, costs: L
                               all_int8=all_int8)
 
 
-def _subset(samples: list, count: int) -> list:
+def spread_subset(samples: list, count: int) -> list:
     """``count`` samples spread evenly over the set (calibration files are often sorted by class)."""
     if count <= 0 or count >= len(samples):
         return samples
@@ -257,7 +257,7 @@ class MixedPrecision(Pass):
         check_budget(kind, budget, costs.bytes if kind == "bytes" else costs.cycles,
                      np.ones(costs.bytes.shape, bool), candidates,
                      costs.other_cycles if kind == "cycles" else 0)  # before measuring
-        subset = _subset(samples, self.sensitivity_samples)
+        subset = spread_subset(samples, self.sensitivity_samples)
         reference = [run_module(module, s) for s in subset]
         sensitivity = measure_sensitivity(module, ranges, layers, candidates, subset, reference, config,
                                           lambda done, total: self.report_progress("sensitivity", done, total))
