@@ -81,7 +81,7 @@ def simulated_cycles(module: Module, target: TargetConfig) -> int:
     """Cycles of ``module`` compiled for and simulated on ``target`` (zero inputs: timing does not
     depend on values); host partitions of a heterogeneous model take none."""
     from tcc.backends.artifact import Artifact
-    from tcc.isa.simulator import Machine
+    from tcc.isa.simulator import Machine, run_cores
 
     from .hetero import compile_heterogeneous
 
@@ -92,5 +92,8 @@ def simulated_cycles(module: Module, target: TargetConfig) -> int:
         dram = np.zeros(artifact.metadata["dram_bytes"], np.uint8)
         image = np.frombuffer(artifact.dram_image, np.uint8)
         dram[:image.size] = image
-        total += Machine(target, dram, artifact.metadata["descriptors"]).run(artifact.program).cycles
+        if "core_entries" in artifact.metadata:  # one stream per core over shared DRAM
+            total += run_cores(target, dram, artifact.program, artifact.metadata["core_entries"])[0].cycles
+        else:
+            total += Machine(target, dram).run(artifact.program).cycles
     return total
