@@ -15,7 +15,7 @@ from tcc.isa.weights import matmul_fields, row_bytes
 from .context import Context
 from .errors import unsupported
 from .steps import Step
-from .tiling import ConvGeometry, choose_conv_tiles, choose_gemm_tiles
+from .tiling import ConvGeometry, choose_conv_tiles, choose_gemm_tiles, input_rows
 from .views import fetch
 from .weight_packing import integer_format, pack_rows, weight_format_of
 
@@ -110,9 +110,7 @@ def emit_conv(ctx: Context, step: Step) -> None:
         p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
         for oy0 in row_tiles:
             rows = min(th, h_out - oy0)
-            first = oy0 * sh - pt
-            last = (oy0 + rows - 1) * sh - pt + (kh - 1) * dh
-            lo, hi = max(first, 0), min(last + 1, h)
+            first, lo, hi = input_rows(oy0, rows, sh, pt, kh, dh, h)
             slab = b.a_in(tile)
             p.dma("load", "abuf", slab, ctx.addr(x) + lo * slab_row, rows=1, row_bytes=(hi - lo) * slab_row)
             p.set({"mm.a": slab, "cv.h": hi - lo, "cv.pad_top": lo - first, "mm.m": rows * w_out, "mm.acc_row": nt})
@@ -162,9 +160,7 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
             p.dma("load", "wbuf", wslot, w_addr + n0 * rb, rows=1, row_bytes=nt * rb)
         for oy0 in row_tiles:
             rows = min(tiles.th, g.h_out - oy0)
-            first = oy0 * sh - pt
-            last = (oy0 + rows - 1) * sh - pt + (g.kh - 1) * dh
-            lo, hi = max(first, 0), min(last + 1, g.h)
+            first, lo, hi = input_rows(oy0, rows, sh, pt, g.kh, dh, g.h)
             acc = b.acc(tile)
             p.set({"cv.h": hi - lo, "cv.pad_top": lo - first, "mm.m": rows * g.w_out, "mm.acc_row": nt, "mm.n": nt,
                    "cv.c0": 0})

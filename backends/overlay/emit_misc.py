@@ -9,6 +9,7 @@ from .context import Context
 from .errors import unsupported
 from .layout import physical_offsets, to_physical
 from .steps import Step
+from .tiling import input_rows
 
 
 def emit_pool(ctx: Context, step: Step) -> None:
@@ -49,9 +50,7 @@ def emit_pool(ctx: Context, step: Step) -> None:
         cn = min(ct, c - c0)
         p.set({"cv.c": cn})
         rows = min(th, h_out - oy0)
-        first = oy0 * sh - pt
-        last = (oy0 + rows - 1) * sh - pt + (kh - 1) * dh
-        lo, hi = max(first, 0), min(last + 1, h)
+        first, lo, hi = input_rows(oy0, rows, sh, pt, kh, dh, h)
         src, dst = b.a_in(tile), b.a_out(tile)
         p.dma("load", "abuf", src, ctx.addr(x) + lo * w * c + c0, rows=(hi - lo) * w, row_bytes=cn,
               dram_row=c, sram_row=cn)

@@ -24,6 +24,14 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def input_rows(oy0: int, rows: int, stride: int, pad: int, kernel: int, dilation: int, h: int):
+    """The input rows that output rows [oy0, oy0 + rows) of a window read: (first, lo, hi), the
+    first (negative inside the top padding) and the range [lo, hi) inside the h rows of the map."""
+    first = oy0 * stride - pad
+    last = first + (rows - 1) * stride + (kernel - 1) * dilation
+    return first, max(first, 0), min(last + 1, h)
+
+
 @dataclass(frozen=True)
 class ConvGeometry:
     h: int
