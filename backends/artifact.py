@@ -11,7 +11,7 @@ Container (every kind)::
 
 Overlay (``Artifact``, n = 4): metadata JSON | program (u64 little-endian words) | DRAM image | IR
 text.  The metadata holds input/output names, shapes, device addresses and layouts (``perm``), the
-target config, vector-op descriptors and per-layer roofline inputs and live DRAM bytes.
+target config and per-layer roofline inputs and live DRAM bytes.
 
 Sparse (``SparseArtifact``, n = 3): metadata JSON | weights (raw little-endian arrays) | IR text.
 The metadata holds the mode, the target budget, one entry per module, the FIFO graph, the host ops
@@ -42,7 +42,7 @@ from tcc.ir.schema import SchemaError
 
 from .artifact_metadata import check_overlay_metadata, check_sparse_metadata
 
-FORMAT_VERSION = 2  # 2: the metadata carries the model-boundary ops (the IR is parsed only when asked for)
+FORMAT_VERSION = 3  # 3: the metadata carries the model-boundary ops (the IR is parsed when asked for); 2: the bf16 vector instructions replaced vop
 MAGICS = {"overlay": b"TCCARTF\0", "sparse": b"TCCSPRS\0", "heterogeneous": b"TCCHETR\0"}
 # Per kind: the bytes counted by one unit of each stored section length; None: any number of
 # sections, counted in the header, lengths in bytes.
@@ -98,6 +98,8 @@ def _sections(kind: str, data: bytes | memoryview, source: str) -> list[memoryvi
     at, units = _HEAD.size, _UNITS[kind]
     if units is None:
         count = struct.unpack_from("<I", data, at)[0] if len(data) >= at + 4 else 0
+        if len(data) < at + 4 + 8 * count + 32:  # before making a tuple of up to 2**32 units
+            raise ArtifactError(f"{source}: truncated {_NAMES[kind]} header ({count} sections declared)")
         units, at = (1,) * count, at + 4
     start = at + 8 * len(units) + 32
     if len(data) < start:

@@ -13,7 +13,7 @@ from tcc.cli_files import FileCommand, InputFile, OutputFile, OutputFolder
 
 # Only click and the few names above load with the CLI, so `tcc --help` answers at once; every
 # command imports what it needs.  The vocabulary of the options comes from the modules that own it,
-# loaded when an option is parsed or its help shown (LazyChoice, _default).
+# loaded when an option is parsed or its help shown (LazyChoice, _DefaultCalibration, _DumpName).
 
 
 class LazyChoice(click.Choice):
@@ -56,6 +56,15 @@ class _DefaultCalibration:
         return self()
 
 
+class _DumpName:
+    """passes.manager.DUMP_NAME (the names --dump-ir-after writes), read when a dump folder is checked."""
+
+    def fullmatch(self, name: str):
+        from tcc.passes.manager import DUMP_NAME
+
+        return DUMP_NAME.fullmatch(name)
+
+
 
 class _State:
     debug = False
@@ -91,19 +100,37 @@ def _instrumentations(timings: list | None = None) -> list:
     return hooks
 
 
-dump_options = [
+def option_group(*options):
+    """One decorator applying ``options`` in the order given (the order --help lists them)."""
+    def apply(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return apply
+
+
+with_dump_options = option_group(
     click.option("--dump-ir-after", "dump_after", multiple=True, metavar="PASS|all|import",
                  help="Write the textual IR after this pass (repeatable; 'all' for every pass)."),
-    click.option("--dump-dir", type=click.Path(file_okay=False), default=None,
+    click.option("--dump-dir", type=OutputFolder(pattern=(_DumpName(), "NN-PASS.tir"),  # type: ignore[arg-type]
+                                                 written_with="dump_after"), default=None,
                  help="Folder for --dump-ir-after files (default: current folder)."),
     click.option("--timings", is_flag=True, help="Print the wall time of each pass and backend phase to stderr."),
-]
+)
 
-
-def with_dump_options(fn):
-    for option in reversed(dump_options):
-        fn = option(fn)
-    return fn
+# What every command that compiles a model takes (compile, explain, verify); each adds its own --calib.
+with_model_options = option_group(
+    click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
+                 help="Bind an input's shape (repeatable); needed for dynamic dims."),
+    click.option("--calibrate", "method", type=LazyChoice(_calibration_methods),
+                 default=_DefaultCalibration(), show_default=True,
+                 help="How calibration picks activation ranges (auto: min/max, and the range of least "
+                      "int8 error for the inputs of conv/linear/matmul layers)."),
+    click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, or dybit2..dybit8."),
+    click.option("--target-config", default=None, type=InputFile(),
+                 help="Target description (TOML); default: the bundled TATAA-style overlay core "
+                      "(-t sparse: the bundled ZCU102-style FPGA budget)."),
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -123,30 +150,23 @@ cli.command_class = FileCommand  # every command: outputs checked against inputs
               help="What to produce.")
 @click.option("-o", "--output", default=None, type=OutputFile(stdout="text"),
               help="Output file ('-' or absent: stdout for IR; '-' for an artifact: stdout, not a terminal).")
-@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
-              help="Bind an input's shape (repeatable); needed for dynamic dims.")
 @click.option("--passes", default=None, help="Override the pass pipeline, e.g. 'fold-constants,dce'.")
 @click.option("--calib", default=None, type=InputFile(),
               help="Calibration .npz (key per input name, axis 0 = samples); enables quantization.")
 @click.option("--quant", type=click.Choice(["int8", "mixed"]), default="int8", show_default=True,
               help="Quantization scheme (with --calib; int8 without --calib: the scales of a "
                    "pre-quantized QDQ model).")
-@click.option("--calibrate", "method", type=LazyChoice(_calibration_methods),
-              default=_DefaultCalibration(), show_default=True,
-              help="How calibration picks activation ranges (auto: min/max, and the range of least "
-                   "int8 error for the inputs of conv/linear/matmul layers).")
-@click.option("--weights", default="int8", show_default=True,
-              help="Weight format: int8, int4, or dybit2..dybit8.")
+@with_model_options
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Calibrate in N processes, streaming --calib in chunks instead of loading it whole "
+                   "(for thousands of samples); the ranges do not depend on N.")
 @click.option("--symmetric", is_flag=True, help="Symmetric int8 activations (zero point 0).")
 @click.option("--budget-bytes", type=int, default=None, metavar="N",
               help="--quant mixed: weight memory budget in bytes.")
 @click.option("--budget-cycles", type=int, default=None, metavar="N",
-              help="--quant mixed: modeled latency budget in cycles (sum over weight layers).")
+              help="--quant mixed: latency budget in cycles of the whole model on the overlay.")
 @click.option("--candidates", default=None, metavar="F1,F2,...",
-              help="--quant mixed: formats to choose from (default int8,int4,dybit4,dybit6,bf16).")
-@click.option("--target-config", default=None, type=InputFile(),
-              help="Target description (TOML); default: the bundled TATAA-style overlay core, or "
-                   "for -t sparse the bundled ZCU102-style FPGA budget.")
+              help="--quant mixed: formats to choose from (default int8,int4,dybit4,dybit6; also int2, dybit2..8).")
 @click.option("--sparse-mode", type=click.Choice(["exact", "submanifold"]), default=None,
               help="-t sparse: 'exact' (default) equals the dense model; 'submanifold' computes "
                    "outputs only at active sites, as a network trained that way expects.")
@@ -154,7 +174,7 @@ cli.command_class = FileCommand  # every command: outputs checked against inputs
               help="-t overlay: refuse, listing them, ops the overlay cannot run instead of running "
                    "them on the host (the default makes a heterogeneous artifact).")
 @with_dump_options
-def compile(model, target, output, input_shapes, passes, calib, quant, method, weights, symmetric,
+def compile(model, target, output, input_shapes, passes, calib, quant, method, weights, workers, symmetric,
             budget_bytes, budget_cycles, candidates, target_config, sparse_mode, no_host_fallback, dump_after,
             dump_dir, timings):
     """Compile an ONNX MODEL to textual IR (-t ir), an overlay artifact (-t overlay) or a sparse
@@ -170,7 +190,8 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
     records: list | None = [] if timings else None
     options = CompileOptions(_shapes(input_shapes), passes, calib, quant if quant_given else None, method, weights,
                              symmetric, budget_bytes, budget_cycles, candidates, sparse_mode, target_config,
-                             dump_after, dump_dir, _instrumentations(records), host_fallback=not no_host_fallback)
+                             dump_after, dump_dir, _instrumentations(records), host_fallback=not no_host_fallback,
+                             workers=workers)
     from tcc.backends.overlay.hetero import HostFallbackRefused
 
     try:
@@ -191,13 +212,21 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
     if isinstance(result, Artifact):
         meta = result.metadata
         click.echo(f"wrote {output}: {len(result.program)} instructions, {len(meta['layers'])} layers, "
-                   f"{meta['dram_bytes']} bytes of DRAM", err=True)
+                   f"{meta['dram_bytes']} bytes of DRAM ({weight_bytes(meta)} of packed weights)", err=True)
         return
     click.echo(f"wrote {output}: {result.summary()}", err=True)
     from tcc.ir.escape import one_line
 
-    for f in result.metadata["host_ops"]:
-        click.echo(one_line(f"note: node {f['node']!r} ({f['kind']}) runs on the host: {f['reason']}"), err=True)
+    # One line per distinct reason: an ONNX node lowers to several IR ops that often share one.
+    notes = dict.fromkeys(one_line(f"note: node {f['node']!r} ({f['kind']}) runs on the host: {f['reason']}")
+                          for f in result.metadata["host_ops"])
+    for note in notes:
+        click.echo(note, err=True)
+
+
+def weight_bytes(meta: dict) -> int:
+    """Bytes of the packed weight constants of an overlay artifact's layers."""
+    return sum(layer.get("weight_bytes", 0) for layer in meta["layers"])
 
 
 def _onnx_op_types(model) -> dict[str, str]:
@@ -217,15 +246,7 @@ def _onnx_op_types(model) -> dict[str, str]:
               help="The target to place the model on.")
 @click.option("--calib", default=None, type=InputFile(),
               help="Calibration .npz (default: placeholder ranges; the placement does not depend on them).")
-@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
-              help="Bind an input's shape (repeatable); needed for dynamic dims.")
-@click.option("--calibrate", "method", type=LazyChoice(_calibration_methods),
-              default=_DefaultCalibration(), show_default=True,
-              help="How calibration picks activation ranges (auto: min/max, and the range of least "
-                   "int8 error for the inputs of conv/linear/matmul layers).")
-@click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, dybit2..8.")
-@click.option("--target-config", default=None, type=InputFile(),
-              help="Target description (TOML); default: the bundled overlay core.")
+@with_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
 def explain(model, target, calib, input_shapes, method, weights, target_config, as_json):
     """Where each ONNX node will run on the overlay (matrix unit, vector unit, int8 lanes, data
@@ -252,17 +273,9 @@ def explain(model, target, calib, input_shapes, method, weights, target_config, 
               help=".npz of inputs (one array per input, or stacked along axis 0); default: --calib's samples.")
 @click.option("--samples", default=4, show_default=True, type=click.IntRange(min=1),
               help="How many samples to run.")
-@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=d0,d1,...",
-              help="Bind an input's shape (repeatable); needed for dynamic dims.")
-@click.option("--calibrate", "method", type=LazyChoice(_calibration_methods),
-              default=_DefaultCalibration(), show_default=True,
-              help="How calibration picks activation ranges (auto: min/max, and the range of least "
-                   "int8 error for the inputs of conv/linear/matmul layers).")
-@click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, dybit2..8.")
-@click.option("--target-config", default=None, type=InputFile(),
-              help="Target description (TOML); default: the bundled overlay core.")
-@click.option("--json", "json_path", default=None, type=OutputFile(),
-              help="Also write the per-layer results as JSON.")
+@with_model_options
+@click.option("--json", "json_path", default=None, type=OutputFile(stdout="text"),
+              help="Also write the per-layer results as JSON ('-': stdout, and the table goes to stderr).")
 def verify_command(model, target, calib, inputs_path, samples, input_shapes, method, weights, target_config,
                    json_path):
     """Per layer: SQNR of the int8 model against float (onnxruntime), and simulator == reference.
@@ -274,7 +287,8 @@ def verify_command(model, target, calib, inputs_path, samples, input_shapes, met
 
     result = verify(model, calib, target, inputs_path, samples, _shapes(input_shapes), target_config,
                     progress=_progress("verifying"), weights=weights, method=method)
-    click.echo(format_result(result, style=click.style if _stdout_is_tty() else _no_style))
+    to_stderr = json_path == "-"  # standard output holds the JSON alone
+    click.echo(format_result(result, style=_style_for(to_stderr)), err=to_stderr)
     if json_path:
         import dataclasses
         import json
@@ -283,7 +297,7 @@ def verify_command(model, target, calib, inputs_path, samples, input_shapes, met
 
         data = dataclasses.asdict(result)
         data["simulator_agrees"] = result.simulator_agrees
-        write_atomic(json_path, json.dumps(data, indent=1, allow_nan=True))
+        write_atomic(json_path, json.dumps(data, indent=1, allow_nan=True) + "\n")
     if not result.simulator_agrees:
         click.get_current_context().exit(1)
 
@@ -300,6 +314,13 @@ def _status(message: str) -> None:
 
 def _stdout_is_tty() -> bool:
     return sys.stdout.isatty()
+
+
+def _style_for(stderr: bool):
+    """click.style when the table goes to a terminal (stderr or stdout), else no colour."""
+    from tcc.runtime.report import plain
+
+    return click.style if (_stderr_is_tty() if stderr else _stdout_is_tty()) else plain
 
 
 def _progress(label: str):
@@ -367,6 +388,14 @@ def _is_artifact(path) -> bool:
     return artifact_kind(path) is not None
 
 
+with_input_options = option_group(
+    click.option("--inputs", "inputs_path", default=None, type=InputFile(),
+                 help=".npz with one array per model input name (default: N(0,1) random)."),
+    click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+                 help="Seed for random inputs when --inputs is absent."),
+)
+
+
 def _inputs_for(module, inputs_path, seed):
     from tcc.driver import load_inputs, random_inputs
 
@@ -379,12 +408,9 @@ def _inputs_for(module, inputs_path, seed):
 
 @cli.command()
 @click.argument("source", type=InputFile())
-@click.option("--inputs", "inputs_path", default=None, type=InputFile(),
-              help=".npz with one array per model input name.")
+@with_input_options
 @click.option("-o", "--output", required=True, type=OutputFile(stdout="binary"),
               help=".npz to write, one array per model output name ('-': stdout, not a terminal).")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Seed for random inputs when --inputs is absent.")
 @click.option("--reference", is_flag=True, help="Artifact: run the integer reference interpreter on its IR.")
 @click.option("--report", "report_path", default=None, type=OutputFile(stdout="text"),
               help="Artifact: write the performance report (JSON; '-': stdout).")
@@ -419,20 +445,18 @@ def run(source, inputs_path, output, seed, reference, report_path):
 
 @cli.command()
 @click.argument("artifact", type=InputFile())
-@click.option("--inputs", "inputs_path", default=None, type=InputFile(), help=".npz inputs (default: N(0,1) random).")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Seed for random inputs when --inputs is absent.")
+@with_input_options
 @click.option("--top", default=None, type=click.IntRange(min=1), help="Show only the N slowest layers.")
-@click.option("--html", "html_path", default=None, type=OutputFile(),
+@click.option("--html", "html_path", default=None, type=OutputFile(stdout="text"),
               help="Also write a self-contained HTML page (overlay: bars, roofline, mode timeline, memory, graph; "
-                   "sparse: totals, module bars, token timeline, FIFO graph).")
-@click.option("--json", "json_path", default=None, type=OutputFile(),
-              help="Also write the report as JSON.")
+                   "sparse: totals, module bars, token timeline, FIFO graph). '-': stdout (the table goes to stderr).")
+@click.option("--json", "json_path", default=None, type=OutputFile(stdout="text"),
+              help="Also write the report as JSON ('-': stdout, and the table goes to stderr).")
 def report(artifact, inputs_path, seed, top, html_path, json_path):
     """Simulate an artifact and print its performance table: per layer and the roofline bound (overlay),
     per module and the slowest module (sparse)."""
     from tcc.driver import UsageError
-    from tcc.ir.fileio import write_atomic
+    from tcc.ir.fileio import STDOUT, write_atomic
     from tcc.runtime import Session, open_session
 
     session = open_session(artifact)
@@ -441,20 +465,12 @@ def report(artifact, inputs_path, seed, top, html_path, json_path):
     data = session.performance_report()
     if html_path and data.get("heterogeneous"):
         raise UsageError("--html does not draw heterogeneous artifacts (host partitions) yet; use --json")
-    if data.get("heterogeneous"):
-        from tcc.runtime.hetero_report import format_hetero_report
-
-        click.echo(format_hetero_report(data, top, style=click.style if _stdout_is_tty() else _no_style))
-    elif isinstance(session, Session):
-        from tcc.runtime.report import format_report
-
-        click.echo(format_report(data, top, style=click.style if _stdout_is_tty() else _no_style))
-    else:
-        click.echo(session.format_performance(data, top))
+    table_to_stderr = STDOUT in (json_path, html_path)  # standard output holds the file alone
+    click.echo(session.format_performance(data, top, style=_style_for(table_to_stderr)), err=table_to_stderr)
     if json_path:
         import json
 
-        write_atomic(json_path, json.dumps(data, indent=1, sort_keys=True))
+        write_atomic(json_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
     if html_path:
         if isinstance(session, Session):
             from tcc.runtime.html_overlay import render_html
@@ -466,11 +482,8 @@ def report(artifact, inputs_path, seed, top, html_path, json_path):
 
             page = render_sparse_html(data, session.metadata)
         write_atomic(html_path, page)
-        click.echo(f"wrote {html_path}", err=True)
-
-
-def _no_style(text, **_):
-    return text
+        if html_path != STDOUT:
+            click.echo(f"wrote {html_path}", err=True)
 
 
 @cli.command()
@@ -573,7 +586,8 @@ def list_passes():
               help="Run on Ray: 'local' starts one here, 'auto' joins the running cluster.")
 @click.option("--per-layer", is_flag=True, help="Each layer's SQNR against float over the set; names error jumps.")
 @click.option("--output", "output_name", default=None, help="The model output compared (default: the first).")
-@click.option("--json", "json_path", default=None, type=OutputFile(), help="Also write the results as JSON.")
+@click.option("--json", "json_path", default=None, type=OutputFile(stdout="text"),
+              help="Also write the results as JSON ('-': stdout, and the table goes to stderr).")
 @click.option("--resize", default=None, type=click.IntRange(min=1), help="Image folder: shorter side before the crop.")
 @click.option("--crop", default=None, type=click.IntRange(min=1), help="Image folder: center crop size.")
 @click.option("--mean", default="0.485,0.456,0.406", show_default=True, help="Image folder: per-channel mean.")
@@ -597,13 +611,13 @@ def eval_command(model, artifact, data, labels, limit, paths_text, workers, ray_
     with _progress_callback("evaluating") as progress:
         result = evaluate(model, artifact, data, labels, paths, limit, workers, ray_address, per_layer,
                           output_name, preprocess, progress)
-    click.echo(format_eval(result))
+    click.echo(format_eval(result), err=json_path == "-")  # standard output holds the JSON alone
     if json_path:
         import json
 
         from tcc.ir.fileio import write_atomic
 
-        write_atomic(json_path, json.dumps(result.to_json(), indent=1))
+        write_atomic(json_path, json.dumps(result.to_json(), indent=1) + "\n")
     if result.first_mismatch is not None:
         click.get_current_context().exit(1)
 

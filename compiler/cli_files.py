@@ -8,6 +8,7 @@ written (atomically, or through to a device, FIFO or link target) is ``tcc.ir.fi
 from __future__ import annotations
 
 import os
+import re
 import stat
 import sys
 
@@ -34,11 +35,15 @@ class OutputFile(click.ParamType):
 
 
 class OutputFolder(click.Path):
-    """A folder the command writes the files ``names`` into."""
+    """A folder the command writes the files ``names`` into, or (``pattern``: a regular expression and
+    how to say it to a user) files whose names are not known before the command runs but match it.
+    ``written_with``: the option without which nothing is written into the folder, and with which
+    the current folder is written when this option is absent."""
 
-    def __init__(self, names: tuple[str, ...] = ()):
+    def __init__(self, names: tuple[str, ...] = (), pattern: tuple[re.Pattern, str] | None = None,
+                 written_with: str | None = None):
         super().__init__(file_okay=False)
-        self.names = names
+        self.names, self.pattern, self.written_with = names, pattern, written_with
 
 
 class FileCommand(click.Command):
@@ -60,11 +65,19 @@ def check_files(params, values: dict) -> None:
     inputs: list[tuple[str, str]] = []
     outputs: list[tuple[str, str]] = []
     to_stdout: list[tuple[str, str]] = []
+    folders: list[tuple[str, str, tuple[re.Pattern, str]]] = []  # folders written by name pattern
     for param in params:
         value = values.get(param.name)
+        label = _label(param)
+        if isinstance(param.type, OutputFolder) and param.type.written_with:
+            if not values.get(param.type.written_with):
+                continue  # nothing is written there
+            if value is None:
+                value, label = ".", f"{label} (default: the current folder)"
         if value is None:
             continue
-        label = _label(param)
+        if isinstance(param.type, OutputFolder) and param.type.pattern is not None:
+            folders.append((label, str(value), param.type.pattern))
         if isinstance(param.type, InputFile):
             inputs.append((label, str(value)))
         elif isinstance(param.type, OutputFile):
@@ -76,6 +89,16 @@ def check_files(params, values: dict) -> None:
             outputs += [(label, os.path.join(str(value), name)) for name in param.type.names]
     if len(to_stdout) > 1:
         raise UsageError(f"{' and '.join(label for label, _ in to_stdout)} cannot both go to standard output")
+    for label, folder, (pattern, names) in folders:
+        for in_label, inp in inputs:
+            if same_file(folder, inp):
+                raise UsageError(f"{label} {folder} is the input {in_label} {inp}; choose another folder")
+            if written_by_pattern(folder, pattern, inp):
+                raise UsageError(f"{label} {folder} could overwrite the input {in_label} {inp} (it gets files "
+                                 f"named {names}); choose another folder or rename the input")
+        for out_label, out in outputs + to_stdout:
+            if same_file(folder, out):
+                raise UsageError(f"{label} {folder} is also {out_label}; give each output its own name")
     for i, (out_label, out) in enumerate(outputs):
         for in_label, inp in inputs:
             if same_file(out, inp):
@@ -92,6 +115,8 @@ def _check_output_path(label: str, value: str, stdout: str | None) -> None:
 
     if not value.strip():
         raise UsageError(f"{label}: empty file name; give the file to write")
+    if value != STDOUT and os.path.isdir(value):
+        raise UsageError(f"{label} {value}: is a folder; give the file to write")
     if value != STDOUT:
         return
     if stdout is None:
@@ -103,6 +128,19 @@ def _check_output_path(label: str, value: str, stdout: str | None) -> None:
 
 def stdout_is_terminal() -> bool:
     return sys.stdout.isatty()
+
+
+def written_by_pattern(folder: str, pattern: re.Pattern, path: str) -> bool:
+    """Whether writing files named by ``pattern`` into ``folder`` could overwrite ``path``: its name
+    matches in that folder, or a file of the folder that matches is ``path`` (a link to it)."""
+    if os.path.realpath(os.path.dirname(path) or ".") == os.path.realpath(folder or ".") \
+            and pattern.fullmatch(os.path.basename(path)):
+        return True
+    try:
+        names = [name for name in os.listdir(folder or ".") if pattern.fullmatch(name)]
+    except OSError:
+        return False
+    return any(same_file(os.path.join(folder, name), path) for name in names)
 
 
 def same_file(a: str, b: str) -> bool:

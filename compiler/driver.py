@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tcc.ir import Module, parse_module, print_module, verify
+from tcc.ir import Module, is_constant, parse_module, print_module, verify
 from tcc.ir.errors import IRParseError, TccError, VerifyError
 from tcc.ir.fileio import write_atomic
 from tcc.ir.npz import read_npz
@@ -52,12 +52,26 @@ def load_ir(path) -> Module:
 def run_pipeline(module: Module, passes, dump_after=(), dump_dir=None, instrumentations=()) -> PassManager:
     """Run ``passes`` (pass objects, registered names, or a pipeline typed by a person) over ``module``."""
     pipeline = parse_pipeline(passes) if passes else []
+    attach_cost_models(pipeline)
     check_dump_names(dump_after, pipeline)
     dump = "all" if "all" in dump_after else set(dump_after)
     manager = PassManager(pipeline, dump_after=dump, dump_dir=Path(dump_dir) if dump_dir else None,
                           instrumentations=list(instrumentations))
     manager.run(module)
     return manager
+
+
+def attach_cost_models(pipeline, target_config=None) -> None:
+    """Give every mixed-precision pass without one the overlay's cost model (on ``target_config``,
+    a TOML path; None: the default core): the formats it chooses are priced on the overlay."""
+    from tcc.passes.quantize import MixedPrecision
+
+    for p in pipeline:
+        if isinstance(p, MixedPrecision) and p.cost_model is None:
+            from tcc.backends.overlay.layer_costs import OverlayCostModel
+            from tcc.isa.target import load_target
+
+            p.cost_model = OverlayCostModel(load_target(target_config))
 
 
 def check_dump_names(dump_after, pipeline) -> None:
@@ -72,7 +86,7 @@ def check_dump_names(dump_after, pipeline) -> None:
 
 def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weights="int8", symmetric=False,
                           budget_bytes=None, budget_cycles=None, candidates=None,
-                          sparse_mode=None) -> tuple[Pass, ...]:
+                          sparse_mode=None, target_config=None) -> tuple[Pass, ...]:
     """The passes that follow the float pipeline when calibration data is given.
 
     Without ``calib``, ``quant="int8"`` quantizes with the parameters a pre-quantized (QDQ) model
@@ -81,9 +95,11 @@ def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weigh
     ``quant="mixed"`` chooses weight formats per layer under one budget (mixed-precision pass).
 
     ``sparse_mode="submanifold"`` calibrates on the values the sparse target computes.
+    Mixed precision prices formats with the overlay's cost model on ``target_config`` (a TOML
+    path; None: the default core).
     """
     from tcc.passes import PRE_QUANT_PIPELINE
-    from tcc.passes.quantize import MixedPrecision, Quantize
+    from tcc.passes.quantize import MixedPrecision, Quantize, SmoothQuant
 
     if quant not in ("int8", "mixed"):
         raise UsageError(f"--quant {quant} is not available; use int8 or mixed")
@@ -93,7 +109,9 @@ def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weigh
             raise UsageError("--budget-bytes, --budget-cycles and --candidates go with --quant mixed")
         quantize = Quantize(calib=str(calib or ""), method=method, weights=weights, symmetric=symmetric,
                             sparse_mode="submanifold" if sparse_mode == "submanifold" else "")
-        return before + (quantize, make_pass("dce"))
+        # SmoothQuant changes only LayerNorm -> linear sites, and only where it measures less int8 error
+        smooth = (SmoothQuant(calib=str(calib)),) if calib and sparse_mode != "submanifold" else ()
+        return before + smooth + (quantize, make_pass("dce"))
     if sparse_mode == "submanifold":
         raise UsageError("--quant mixed does not calibrate with submanifold semantics yet; use --quant int8")
     if weights != "int8":
@@ -105,6 +123,7 @@ def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weigh
                            budget_cycles=budget_cycles or 0)
     if candidates is not None:
         mixed.candidates = "/".join(c.strip() for c in candidates.split(","))
+    attach_cost_models([mixed], target_config)
     return before + (mixed, make_pass("dce"))
 
 
@@ -127,8 +146,7 @@ def compile_to_ir(model, input_shapes=None, passes=DEFAULT_FLOAT_PIPELINE, dump_
 def require_pinned(module: Module) -> None:
     """Every non-constant float value must carry int8 parameters (a QDQ model's) to quantize
     without calibration; otherwise a UsageError names the first that does not."""
-    missing = [v for v in module.values() if v.type.dtype == "f32" and v.type.quant is None
-               and (v.producer is None or v.producer.kind != "const")]
+    missing = [v for v in module.values() if v.type.dtype == "f32" and v.type.quant is None and not is_constant(v)]
     if missing:
         first = missing[0]
         where = (f"{first.producer.kind} op from ONNX node {first.producer.loc!r}" if first.producer
@@ -212,6 +230,7 @@ class CompileOptions:
     dump_dir: str | None = None
     instrumentations: list[PassInstrumentation] = field(default_factory=list)
     host_fallback: bool = True  # -t overlay: ops the overlay cannot run go to the host (a heterogeneous artifact)
+    workers: int = 1  # calibration: processes observing chunks of the samples (the result does not depend on it)
 
     @property
     def from_pins(self) -> bool:
@@ -229,7 +248,14 @@ def compile_pipeline(target: str, options: CompileOptions) -> list[Pass]:
     if options.calib is not None or options.from_pins:
         pipeline += quantization_pipeline(options.calib, options.quant or "int8", options.method, options.weights,
                                           options.symmetric, options.budget_bytes, options.budget_cycles,
-                                          options.candidates, options.sparse_mode)
+                                          options.candidates, options.sparse_mode, options.target_config)
+    if options.calib is not None and options.workers > 1:
+        from tcc.evaluation.calibrate import calibration_executor
+        from tcc.passes.quantize import Quantize
+
+        for p in pipeline:
+            if isinstance(p, Quantize):  # stream the file through the evaluation engine
+                p.executor = calibration_executor(str(options.calib), options.workers, max_samples=p.max_samples)
     if target == "sparse":
         pipeline.append(AnnotateSparsity(calib=str(options.calib), mode=options.sparse_mode or "exact"))
     if target == "overlay":  # group int8 and bf16 work to save PE-array mode switches

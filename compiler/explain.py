@@ -73,10 +73,9 @@ def op_macs(op: Op) -> int:
     """Multiply-accumulates of a matrix op (conv, linear, matmul, float or quantized); 0 otherwise."""
     kind = op.kind[1:] if op.kind in ("qconv", "qlinear", "qmatmul") else op.kind
     if kind == "conv":
-        w = op.operands[1].type.shape
-        return op.result.type.size * int(np.prod(w[1:]))
+        return op.result.type.size * int(np.prod(op.w.type.shape[1:]))
     if kind in ("linear", "matmul"):
-        k = op.operands[0].type.shape[-1]
+        k = (op.a if kind == "matmul" else op.x).type.shape[-1]
         return op.result.type.size * k
     return 0
 

@@ -27,7 +27,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from tcc import __version__
-from tcc.ir import Module, Op, Value, numerics
+from tcc.ir import Module, Op, Value, constant_value, numerics
 from tcc.ir.dtypes import INT_DTYPES, to_numpy
 from tcc.ir.errors import InternalError, TccError
 from tcc.ir.fileio import write_atomic
@@ -224,7 +224,7 @@ class _Exporter:
 
 # -- ops with their own form ---------------------------------------------------------------------
 def _const(ex: _Exporter, op: Op) -> None:
-    value, array = op.result, op.attrs["value"]
+    value, array = op.result, op.value
     name = ex.name_for(value)
     if quantized(value) and value.type.dtype in _DQ_DTYPES:
         ex.initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), name))
@@ -243,11 +243,11 @@ def _const(ex: _Exporter, op: Op) -> None:
 
 
 def _quantize(ex: _Exporter, op: Op) -> None:
-    ex.quantize(ex.float_of(op.operands[0]), op.result, ex.name_for(op.result))
+    ex.quantize(ex.float_of(op.x), op.result, ex.name_for(op.result))
 
 
 def _dequantize(ex: _Exporter, op: Op) -> None:
-    x, y = op.operands[0], op.result
+    x, y = op.x, op.result
     if x.type.dtype not in _Q_DTYPES:  # an int32 accumulator: its float view is the value already
         ex.floats[id(y)] = ex.float_of(x)
         return
@@ -259,13 +259,13 @@ def _dequantize(ex: _Exporter, op: Op) -> None:
 
 def _requantize(ex: _Exporter, op: Op) -> None:
     """Rescaling is free in float: only the clamp (a fused activation) and the final Q remain."""
-    x, y = op.operands[0], op.result
+    x, y = op.x, op.result
     real = ex.float_of(x)
     if y.type.dtype not in _Q_DTYPES:
         ex.floats[id(y)] = real
         return
     lowest, highest = numerics.integer_range(to_numpy(y.type.dtype))
-    qmin, qmax = op.attrs["qmin"], op.attrs["qmax"]
+    qmin, qmax = op.qmin, op.qmax
     if qmin > lowest or qmax < highest:
         scale, zero_point = y.type.quant.scale[0], y.type.quant.zero_point[0]
         low = (qmin - zero_point) * scale if qmin > lowest else None
@@ -282,7 +282,7 @@ def _requantize(ex: _Exporter, op: Op) -> None:
 
 
 def _cast(ex: _Exporter, op: Op) -> None:
-    x, y = op.operands[0], op.result
+    x, y = op.x, op.result
     if x.type.dtype in ("f32", "bf16") and y.type.dtype in ("f32", "bf16"):  # bf16 is float32 here
         ex.floats[id(y)] = ex.float_of(x)
         return
@@ -292,12 +292,12 @@ def _cast(ex: _Exporter, op: Op) -> None:
 
 
 def _qlut(ex: _Exporter, op: Op) -> None:
-    x, y = op.operands[0], op.result
+    x, y = op.x, op.result
     wide, index = ex.fresh(f"{y.name}_x_int32"), ex.fresh(f"{y.name}_index")
     ex.node("Cast", [ex.int_of(x)], [wide], op, label=f"{wide}_Cast", to=TensorProto.INT32)
     ex.node("Add", [wide, ex.constant(np.asarray(128, np.int32), f"{y.name}_offset")], [index], op,
             label=f"{index}_Add")
-    table = ex.constant(np.asarray(op.operands[1].producer.attrs["value"], np.int8), f"{y.name}_table")
+    table = ex.constant(np.asarray(constant_value(op.table), np.int8), f"{y.name}_table")
     name = ex.name_for(y)
     ex.node("Gather", [table, index], [name], op, axis=0)
     ex.ints[id(y)] = name

@@ -160,7 +160,7 @@ def split(ex, op, ins, outs):
 
 
 def slice_(ex, op, ins, outs):
-    parts = [_ints(ex, op.attrs[key], f"{outs[0]}_{key}") for key in ("starts", "ends", "axes", "steps")]
+    parts = [_ints(ex, getattr(op, key), f"{outs[0]}_{key}") for key in ("starts", "ends", "axes", "steps")]
     ex.node("Slice", [ins[0]] + parts, outs, op)
 
 

@@ -83,6 +83,7 @@ def _check_conv_tiles(module: Module, target, target_label: str) -> None:
     run with one-byte weights (a lower bound)."""
     from tcc.backends.overlay.context import Buffers
     from tcc.backends.overlay.tiling import ConvGeometry, choose_conv_tiles
+    from tcc.isa.weights import INT8_WEIGHTS
 
     buffers = Buffers.of(target)
     for op in module.ops:
@@ -97,7 +98,7 @@ def _check_conv_tiles(module: Module, target, target_label: str) -> None:
         step = n_out // group if group > 1 and not depthwise and n_out // group < 32 else 32
         kind = "depthwise" if depthwise else "grouped" if group > 1 else "conv"
         geometry = ConvGeometry(h, w, c_in, n_out, h_out, w_out, kh, op.strides[0],
-                                op.dilations[0], k, 1, step, kind)
+                                op.dilations[0], k, INT8_WEIGHTS, step, kind)
         if choose_conv_tiles(geometry, buffers, target) is None:
             raise LimitError(f"{_where(op)}: not even one output row of one channel fits the on-chip "
                              f"buffers of {target_label} (input {op.x.type}, {kh}x{kw} kernel, "

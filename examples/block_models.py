@@ -8,11 +8,12 @@ convolutions.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from light_zoo import random_weight, write_models
 
 OPSET = 17
 
@@ -41,9 +42,7 @@ class Graph:
         return out
 
     def conv(self, x: str, cin: int, cout: int, k: int, stride: int = 1, group: int = 1, bias: bool = True) -> str:
-        fan_in = cin // group * k * k
-        w = (self.rng.standard_normal((cout, cin // group, k, k)) * np.sqrt(2.0 / fan_in)).astype(np.float32)
-        inputs = [x, self.const(w)]
+        inputs = [x, self.const(random_weight((cout, cin // group, k, k), self.rng))]
         if bias:
             inputs.append(self.const((0.1 * self.rng.standard_normal(cout)).astype(np.float32), "b"))
         return self.node("Conv", inputs, "conv", kernel_shape=[k, k], strides=[stride, stride],
@@ -177,17 +176,7 @@ def calibration(model: onnx.ModelProto, samples: int = 4, seed: int = 1) -> dict
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print(__doc__)
-        return 2
-    out = Path(argv[0])
-    out.mkdir(parents=True, exist_ok=True)
-    for name, build in MODELS.items():
-        model = build()
-        onnx.save(model, str(out / f"{name}.onnx"))
-        np.savez(out / f"{name}.calib.npz", **calibration(model))
-        print(f"wrote {out / name}.onnx")
-    return 0
+    return write_models(argv, __doc__ or "", ((name, build()) for name, build in MODELS.items()), calibration, "calib")
 
 
 if __name__ == "__main__":

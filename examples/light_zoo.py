@@ -82,18 +82,23 @@ def model_inputs(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]
     return out
 
 
-def main(argv: list[str]) -> int:
+def write_models(argv: list[str], usage: str, models, data, suffix: str) -> int:
+    """The scripts' main: write each (name, model) of ``models`` and its ``data(model)`` arrays as
+    NAME.onnx and NAME.SUFFIX.npz into the folder argv names."""
     if len(argv) != 1:
-        print(__doc__)
+        print(usage)
         return 2
     out = Path(argv[0])
     out.mkdir(parents=True, exist_ok=True)
-    for name in MODELS:
-        model = randomized(name)
+    for name, model in models:
         onnx.save(model, str(out / f"{name}.onnx"))
-        np.savez(out / f"{name}.inputs.npz", **model_inputs(model))
+        np.savez(out / f"{name}.{suffix}.npz", **data(model))
         print(f"wrote {out / name}.onnx")
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return write_models(argv, __doc__ or "", ((name, randomized(name)) for name in MODELS), model_inputs, "inputs")
 
 
 if __name__ == "__main__":

@@ -122,3 +122,60 @@ def _qlut(types, attrs):
     if types[1].dtype != "i8" or types[1].shape != (256,):
         raise ShapeError(f"qlut table must be i8[256], got {types[1].dtype}{list(types[1].shape)}")
     return [TensorType(types[0].shape, "i8")]
+
+
+# -- ONNX's QuantizeLinear / DequantizeLinear as float-model ops ---------------------------------
+# A lone QuantizeLinear or DequantizeLinear (one that is not half of a QDQ pair the importer folds
+# into pinned parameters) computes ONNX's formula on its operands: per tensor, per axis (1-D scale)
+# or blocked (scale of x's rank, ``block_size`` elements of ``axis`` per scale), to any integer,
+# float8 or float4 type.
+_QDQ_ATTRS = (AttrSpec("axis", "int", 1), AttrSpec("block_size", "int", 0))
+_QUANTIZED = ("i8", "u8", "i16", "u16", "i32", "i4", "u4", "i2", "u2",
+              "f8e4m3fn", "f8e4m3fnuz", "f8e5m2", "f8e5m2fnuz", "f4e2m1")
+
+
+def _check_scale_shape(x: TensorType, scale: TensorType, attrs) -> None:
+    if scale.rank == 0 or (scale.rank == 1 and scale.shape[0] == 1 and not attrs["block_size"]):
+        return
+    axis = attrs["axis"] + x.rank if attrs["axis"] < 0 else attrs["axis"]
+    if not 0 <= axis < x.rank:
+        raise ShapeError(f"axis {attrs['axis']} is out of range for rank {x.rank}")
+    if attrs["block_size"]:
+        blocks = -(-x.shape[axis] // attrs["block_size"])
+        want = x.shape[:axis] + (blocks,) + x.shape[axis + 1:]
+        if scale.shape != want:
+            raise ShapeError(f"blocked scale shape {list(scale.shape)}, expected {list(want)}")
+    elif scale.shape != (x.shape[axis],):
+        raise ShapeError(f"per-axis scale shape {list(scale.shape)} does not match axis {axis} of {list(x.shape)}")
+
+
+def _check_zero_point(types, dtype: str) -> None:
+    if len(types) < 3:
+        return
+    zp, scale = types[2], types[1]
+    if zp.dtype != dtype:
+        raise ShapeError(f"zero point of element type {zp.dtype}, expected {dtype}")
+    if zp.shape != scale.shape and not (zp.size == 1 and scale.size == 1):
+        raise ShapeError(f"zero point shape {list(zp.shape)} differs from the scale's {list(scale.shape)}")
+
+
+@define_op("quantize_linear", "x scale zero_point?", _QDQ_ATTRS + (AttrSpec("dtype", "str", "u8"),
+                                                                   AttrSpec("saturate", "int", 1)))
+def _quantize_linear(types, attrs):
+    """ONNX QuantizeLinear: saturate(round_half_even(x / scale) + zero_point) in ``dtype``; to
+    float8/float4 a cast of x / scale (saturating unless ``saturate`` = 0)."""
+    if attrs["dtype"] not in _QUANTIZED:
+        raise ShapeError(f"quantize_linear to {attrs['dtype']!r}: not a quantized type")
+    _check_scale_shape(types[0], types[1], attrs)
+    _check_zero_point(types, attrs["dtype"])
+    return [TensorType(types[0].shape, attrs["dtype"])]
+
+
+@define_op("dequantize_linear", "x scale zero_point?", _QDQ_ATTRS + (AttrSpec("dtype", "str", "f32"),))
+def _dequantize_linear(types, attrs):
+    """ONNX DequantizeLinear: (x - zero_point) * scale, as ``dtype`` (the scale's float type)."""
+    if types[0].dtype not in _QUANTIZED:
+        raise ShapeError(f"dequantize_linear of {types[0].dtype}: not a quantized type")
+    _check_scale_shape(types[0], types[1], attrs)
+    _check_zero_point(types, types[0].dtype)
+    return [TensorType(types[0].shape, attrs["dtype"])]

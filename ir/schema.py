@@ -7,6 +7,7 @@ so a corrupted or hand-edited artifact is refused with a message instead of a Ke
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,9 +36,13 @@ class Int:
 
 @dataclass(frozen=True)
 class Number:
+    positive: bool = False  # and finite: a rate or clock the reader divides by
+
     def check(self, value, where: str) -> None:
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
             raise SchemaError(f"{where} is {_show(value)}, not a number")
+        if self.positive and not 0 < value < math.inf:
+            raise SchemaError(f"{where} is {_show(value)}, not a positive finite number")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Syntax, one instruction per line::
 
     setr mm.m, 49                   ; registers and enum values by name
     load wbuf, 0x100, 0x2000        # numbers decimal or hex, negative allowed
-    matmul mode=conv, accumulate=1, wide=0, acc=0, w=0x100
+    matmul mode=conv, accumulate=1, wfmt=int8, wcap=0, acc=0, w=0x100
 
 Operands are positional in table field order, or ``field=value`` after the positional ones.
 Comments run from ``;`` or ``#`` to the end of the line.  Errors name ``file:line:col``.

@@ -31,7 +31,7 @@ from `;` or `#` to the end of the line. The disassembler prints wide unsigned fi
 ```
 setr mm.m, 49                    ; registers by name
 load wbuf, 0x100, 0x2000         ; positional, in field order
-matmul mode=conv, accumulate=1, wide=0, acc=0x0, w=0x100
+matmul mode=conv, accumulate=1, wfmt=int8, wcap=0, acc=0x0, w=0x100
 halt
 ```
 """

@@ -25,6 +25,7 @@ _EXTENT = (1, VALUE_RANGES["extent"][1])
 _BUFFER = (1, SRAM_ADDRESS_LIMIT)
 _CYCLES = (0, VALUE_RANGES["index"][1])
 CLOCK_MHZ = (0.001, 1_000_000)
+_QUEUE = (1, 65536)
 
 
 def target_range(default, bounds: tuple, why: str):
@@ -60,6 +61,17 @@ class TargetConfig:
     dram_bytes_per_cycle: int = target_range(64, (1, DRAM_ADDRESS_LIMIT), "bytes per cycle")  # two 256-bit HBM channels
     dma_latency: int = target_range(64, _CYCLES, "cycles")
     mode_switch: int = target_range(64, _CYCLES, "cycles")
+    # instruction queues between the front end and each unit: entries issued but not yet started
+    # (a full queue stalls issue: back-pressure)
+    load_queue: int = target_range(8, _QUEUE, "entries, at least one")
+    compute_queue: int = target_range(8, _QUEUE, "entries, at least one")
+    store_queue: int = target_range(8, _QUEUE, "entries, at least one")
+    post_queue: int = target_range(8, _QUEUE, "entries, at least one")
+    # cores, each with its own units, buffers and instruction stream, sharing DRAM; the DRAM
+    # interface moves at most hbm_bytes_per_cycle for all cores together (each core's load and
+    # store units at dram_bytes_per_cycle each)
+    cores: int = target_range(1, (1, 64), "cores sharing DRAM, 1..64")
+    hbm_bytes_per_cycle: int = target_range(512, (1, DRAM_ADDRESS_LIMIT), "bytes per cycle, all cores together")
 
     def __post_init__(self):
         _check(self)
@@ -68,6 +80,10 @@ class TargetConfig:
     def peak_macs_per_cycle(self) -> int:
         """int8 MACs per cycle of the full array (the roofline's compute ceiling)."""
         return self.array_rows * self.array_cols
+
+    def queue_depth(self, unit: str) -> int:
+        """Entries of the instruction queue in front of a unit (``load``, ``compute``, ``store``, ``post``)."""
+        return getattr(self, f"{unit}_queue")
 
     def buffer_bytes(self, buffer: str) -> int:
         """Size of an on-chip buffer by its ISA name (``abuf``, ``wbuf``, ``acc``, ``pbuf``, ``vbuf``)."""

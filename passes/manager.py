@@ -127,9 +127,13 @@ class VerifyEach(PassInstrumentation):
                                 f"please report it)") from None
 
 
+#: The names DumpIR gives its files (``03-fold-constants.tir``): what ``tcc --dump-dir`` may overwrite.
+DUMP_NAME = re.compile(r"\d{2,}-.+\.tir")
+
+
 class DumpIR(PassInstrumentation):
     """Write the textual IR after the passes named in ``after`` ("all": every pass; "import": the
-    IR before the first pass) to ``folder``, numbered in order."""
+    IR before the first pass) to ``folder``, numbered in order (names matching ``DUMP_NAME``)."""
 
     def __init__(self, after: set[str] | str, folder: Path | None = None):
         self.after, self.folder, self.count = after, Path(folder) if folder else Path("."), 0

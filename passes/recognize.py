@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tcc.ir import Module, Op, Value, constant_value
+from tcc.ir.traits import operand_orders
 from tcc.ir.dtypes import is_float, to_numpy
 from tcc.ir.rewrite import Rewriter, apply_patterns
 from tcc.ir.shape_rules import normalize_axis
@@ -60,10 +61,10 @@ def _producer(value: Value, *kinds: str) -> Op | None:
 
 def _split_scalar(op: Op) -> tuple[Value, float] | None:
     """A binary op with one scalar-constant operand as (other operand, the scalar)."""
-    for i in (0, 1):
-        k = _scalar(op.operands[1 - i])
+    for x, other in operand_orders(op):
+        k = _scalar(other)
         if k is not None:
-            return op.operands[i], k
+            return x, k
     return None
 
 
@@ -191,9 +192,8 @@ class LayerNormAffinePattern:
         if op.kind not in ("mul", "add"):
             return False
         module = rewriter.module
-        for i in (0, 1):
-            norm = _producer(op.operands[i], "layer_norm")
-            other = op.operands[1 - i]
+        for x, other in operand_orders(op):
+            norm = _producer(x, "layer_norm")
             array = constant_value(other)
             if (norm is None or array is None or not _private(norm.result, module)
                     or op.result.type.shape != norm.result.type.shape):

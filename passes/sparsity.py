@@ -133,7 +133,7 @@ def measure(interpreter: SparseInterpreter, samples) -> dict[int, _Tally]:
             out_mask = run.active[op.results[0].name]
             tally.density += float(out_mask.mean())
             if rule.category == "window":
-                in_mask = run.active[op.operands[0].name]
+                in_mask = run.active[op.x.name]
                 tally.in_density += float(in_mask.mean())
                 tally.neighbours += int(window_count(in_mask, rule.window, False)[out_mask].sum())
                 tally.active_outputs += int(out_mask.sum())

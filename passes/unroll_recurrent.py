@@ -29,17 +29,15 @@ _ACTIVATION_OPS = {"sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu"}
 
 def unroll_problem(op: Op) -> str | None:
     """Why ``op`` (lstm, gru or rnn) cannot be unrolled, or None."""
-    x, w, r, b, lens = op.operands[:5]
-    if any(constant_value(v) is None for v in (w, r, b, lens)):
+    if any(constant_value(v) is None for v in (op.w, op.r, op.b, op.sequence_lens)):
         return "its weights, biases and sequence lengths must be constants"
-    if not np.all(constant_value(lens) == x.type.shape[0]):
+    if not np.all(constant_value(op.sequence_lens) == op.x.type.shape[0]):
         return "every sequence must cover the whole time axis (sequence_lens = seq)"
-    if np.isfinite(op.attrs["clip"]):
+    if np.isfinite(op.clip):
         return "clip is not supported"
-    names = op.attrs["activations"].split(",")
-    if any(n not in _ACTIVATION_OPS for n in names):
-        return f"activations {op.attrs['activations']!r}: only sigmoid, tanh and relu are unrolled"
-    if op.kind == "lstm" and (op.attrs["input_forget"] or np.any(constant_value(op.operands[7]) != 0)):
+    if any(n not in _ACTIVATION_OPS for n in op.activations.split(",")):
+        return f"activations {op.activations!r}: only sigmoid, tanh and relu are unrolled"
+    if op.kind == "lstm" and (op.input_forget or np.any(constant_value(op.p) != 0)):
         return "peepholes and input_forget are not supported"
     return None
 
@@ -53,11 +51,11 @@ class _Unroller:
     def __init__(self, op: Op):
         self.op = op
         self.b = Builder.before(op)
-        self.seq, self.batch, self.size = op.operands[0].type.shape
-        self.hidden = op.attrs["hidden_size"]
-        self.dirs = op.operands[1].type.shape[0]
+        self.seq, self.batch, self.size = op.x.type.shape
+        self.hidden = op.hidden_size
+        self.dirs = op.w.type.shape[0]
         self.gates = {"lstm": 4, "gru": 3, "rnn": 1}[op.kind]
-        self.names = op.attrs["activations"].split(",")
+        self.names = op.activations.split(",")
         self.prefix = op.results[0].name
 
     def v(self, kind, operands, name, **attrs) -> Value:
@@ -92,21 +90,21 @@ class _Unroller:
         return self.v("add", [x_part, hr], f"{name}.pre")
 
     def run(self) -> list[Value]:
-        x = self.op.operands[0]
-        w, r, b = (constant_value(v) for v in self.op.operands[1:4])
+        x = self.op.x
+        w, r, b = (constant_value(v) for v in (self.op.w, self.op.r, self.op.b))
         flat = self.v("reshape", [x], "x2d", shape=(self.seq * self.batch, self.size))
         outputs, finals = [], []
         for d in range(self.dirs):
             g, h = self.gates * self.hidden, self.hidden
             bias = b[d, :g] + b[d, g:]
-            if self.op.kind == "gru" and self.op.attrs["linear_before_reset"]:  # rbh is scaled by the reset gate
+            if self.op.kind == "gru" and self.op.linear_before_reset:  # rbh is scaled by the reset gate
                 bias = np.concatenate([bias[:2 * h], b[d, 2 * h:g]])
             gx = self.v("linear", [flat, self.const(w[d], f"d{d}.w"), self.const(bias, f"d{d}.b")], f"d{d}.gx")
             gx = self.v("reshape", [gx], f"d{d}.gx3", shape=(self.seq, self.batch, g))
-            states = [self.state(self.op.operands[5], d, "h0")]
+            states = [self.state(self.op.initial_h, d, "h0")]
             if self.op.kind == "lstm":
-                states.append(self.state(self.op.operands[6], d, "c0"))
-            reverse = self.op.attrs["direction"] == "reverse" or d == 1
+                states.append(self.state(self.op.initial_c, d, "c0"))
+            reverse = self.op.direction == "reverse" or d == 1
             hs = {}
             for t in (range(self.seq - 1, -1, -1) if reverse else range(self.seq)):
                 step = getattr(self, f"_{self.op.kind}_step")
@@ -152,7 +150,7 @@ class _Unroller:
         xz, xr, xh = self._split(x_part, f"{name}.xgates")
         rz, rr, rh = r[:hid], r[hid:2 * hid], r[2 * hid:]
         z = self.act(d, 0, self.recurrence(h, rz, xz, f"{name}.z"), f"{name}.zs")
-        if self.op.attrs["linear_before_reset"]:  # xh + reset * (h @ rh^T + rbh)
+        if self.op.linear_before_reset:  # xh + reset * (h @ rh^T + rbh)
             rbh = self.const(b[5 * hid:], f"{name}.rbh")
             reset = self.act(d, 0, self.recurrence(h, rr, xr, f"{name}.r"), f"{name}.rs")
             hr = rbh if h is None else self.v("linear", [h, self.const(rh, f"{name}.rh"), rbh], f"{name}.hr")
@@ -179,7 +177,7 @@ class UnrollRecurrent(Pass):
 
     def apply(self, module: Module) -> None:
         for op in list(module.ops):
-            if op.kind not in RECURRENT or op.operands[0].type.dtype != "f32" or unroll_problem(op) is not None:
+            if op.kind not in RECURRENT or op.x.type.dtype != "f32" or unroll_problem(op) is not None:
                 continue
             results = _Unroller(op).run()
             for old, new in zip(op.results, results):

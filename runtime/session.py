@@ -22,6 +22,8 @@ from tcc.ir.errors import InterpreterError, IRParseError
 from tcc.ir.interpreter import evaluate_op, run_module
 from tcc.ir.schema import SchemaError
 
+from .report import plain
+
 
 @dataclass
 class NodeArg:
@@ -169,13 +171,13 @@ class Session(ModelIO):
 
     def run_dict(self, feeds: dict, progress=None) -> dict[str, np.ndarray]:
         """Run on the simulator; ``progress(pc, program_length)`` as for ``Machine.run``."""
-        from tcc.isa.simulator import Machine
+        from tcc.isa.simulator import Machine, run_cores
 
         feeds = self._check_inputs(feeds)
         meta = self.artifact.metadata
         image = np.frombuffer(self.artifact.dram_image, np.uint8)
         if self._machine is None:
-            self._machine = Machine(self.target, np.zeros(meta["dram_bytes"], np.uint8), meta["descriptors"])
+            self._machine = Machine(self.target, np.zeros(meta["dram_bytes"], np.uint8))
         machine = self._machine
         machine.load_image(image)
         dram = machine.dram
@@ -184,12 +186,16 @@ class Session(ModelIO):
             device = cast(device, entry["dtype"])
             raw = np.frombuffer(to_physical(device, entry["perm"]).tobytes(), np.uint8)
             dram[entry["address"]:entry["address"] + raw.size] = raw
-        self.last_result = machine.run(self.artifact.program, progress=progress)
+        if "core_entries" in meta:  # one stream per core over shared DRAM
+            self.last_result, final = run_cores(self.target, dram, self.artifact.program, meta["core_entries"])
+        else:
+            self.last_result = machine.run(self.artifact.program, progress=progress)
+            final = machine.dram
         out = {}
         for entry in meta["outputs"]:
             t = self._device_types["outputs", entry["name"]]
             size = t.size * to_numpy(t.dtype).itemsize
-            raw = machine.dram[entry["address"]:entry["address"] + size]
+            raw = final[entry["address"]:entry["address"] + size]
             device = from_physical(np.frombuffer(raw.tobytes(), to_numpy(t.dtype)), t.shape, entry["perm"])
             out[entry["name"]] = self._host_output(entry, device)
         return out
@@ -205,10 +211,11 @@ class Session(ModelIO):
         return build_report(self.artifact.metadata, self.last_result)
 
     @staticmethod
-    def format_performance(report: dict, top: int | None = None) -> str:
+    def format_performance(report: dict, top: int | None = None, style=plain) -> str:
+        """The report as a table; ``style(text, fg=..., bold=...)`` colours it (click.style on a terminal)."""
         from .report import format_report
 
-        return format_report(report, top)
+        return format_report(report, top, style)
 
     # -- host conversions ----------------------------------------------------------------------
     def _device_array(self, entry, array: np.ndarray) -> np.ndarray:

@@ -104,3 +104,72 @@ def test_no_module_imports_itself_back():
         if module not in state:
             visit(module, [module])
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+# The sparse target's token simulator shares the average-pool divisors (window geometry, not
+# arithmetic) with the pooling kernel; it is the one exception, until that geometry moves to ir/.
+_SIMULATOR_USES_OF_THE_INTERPRETER = {("tcc.isa.tokensim.datapath", "tcc.ir.interpreter.kernels_pool")}
+
+
+def test_the_simulators_do_not_import_the_reference_interpreter():
+    """isa/ executes instructions with its own code, sharing only ir/numerics with the reference, so
+    that simulator == reference is a check of two executions (docs/architecture.md)."""
+    found = {(src, dst) for src, dst, _ in _imports(_modules())
+             if src.startswith("tcc.isa") and (dst == "tcc.ir.interpreter" or dst.startswith("tcc.ir.interpreter."))}
+    assert found == _SIMULATOR_USES_OF_THE_INTERPRETER
+
+
+# Positional reads of an op's operands or attributes outside ir/ that are allowed, as
+# "path: the line's code" -> why.  For a genuinely variadic op a named accessor returns the list
+# (``concat.inputs``), so this stays empty unless an op's operand roles are positional by nature.
+POSITIONAL_READS_ALLOWED: dict[str, str] = {}
+
+
+def _positional_reads(source: str, filename: str) -> list[tuple[int, str]]:
+    """(line, what) for each ``x.operands[<int>]`` / ``[<int>:]`` / ``[1 - i]``, ``x.attrs[...]`` or
+    ``x.attrs.get(...)`` read, and each ``a = x.attrs`` alias, in ``source``."""
+    found = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) \
+                and isinstance(node.value, ast.Attribute):
+            index = node.slice.lower if isinstance(node.slice, ast.Slice) else node.slice
+            if isinstance(index, ast.UnaryOp):
+                index = index.operand
+            positional = isinstance(index, ast.Constant) and isinstance(index.value, int) or isinstance(index, ast.BinOp)
+            if node.value.attr == "operands" and positional:
+                found.append((node.lineno, "operands[<int>]"))
+            elif node.value.attr == "attrs":
+                found.append((node.lineno, "attrs[...]"))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
+                and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "attrs":
+            found.append((node.lineno, "attrs.get(...)"))
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Attribute) and node.value.attr == "attrs" \
+                and all(isinstance(t, ast.Name) for t in node.targets):
+            found.append((node.lineno, "an alias of attrs"))
+    return sorted(found)
+
+
+def test_the_detector_sees_positional_reads():
+    source = "x = op.operands[1]\nrest = op.operands[1:]\nk = op.attrs['axis']\nd = op.attrs.get('d')\na = op.attrs\n" \
+             "other = op.operands[1 - i]\nfirst, *_ = op.operands\nop.attrs['k'] = 1\ndel op.attrs['k']\n" \
+             "first = op.operands[:1]\n"
+    assert [what for _, what in _positional_reads(source, "<test>")] == [
+        "operands[<int>]", "operands[<int>]", "attrs[...]", "attrs.get(...)", "an alias of attrs", "operands[<int>]"]
+
+
+def test_ops_are_read_through_named_accessors():
+    """Outside ir/ an op's operands and attributes are read by name (``conv.w``, ``req.shift``:
+    the accessors define_op generates), not by position or string key, so renaming or adding an
+    operand is one declaration.  Code generic over op kinds unpacks ``first, *rest = op.operands``."""
+    wrong = []
+    for folder, package in _package_dirs().items():
+        if package == "tcc.ir":
+            continue
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            source = path.read_text()
+            lines = source.splitlines()
+            for line, what in _positional_reads(source, str(path)):
+                where = f"{path.relative_to(ROOT)}: {lines[line - 1].strip()}"
+                if where not in POSITIONAL_READS_ALLOWED:
+                    wrong.append(f"{path.relative_to(ROOT)}:{line}: {what}")
+    assert not wrong, "read these through the op's named accessors (ir/opdef.py):\n" + "\n".join(wrong)

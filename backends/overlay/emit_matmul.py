@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from tcc.isa.weights import INT8_WEIGHTS, matmul_fields, row_bytes
+
 from .context import Context
 from .errors import unsupported
 from .steps import Step
 from .views import affine, fetch, fetchable, storable
+from .weight_packing import integer_format, pack_rows
 
 PARAM_BYTES = 12
 
@@ -67,17 +70,16 @@ def emit_matmul(ctx: Context, step: Step) -> None:
         raise unsupported(mm, f"one head's {m}x{k} by {k}x{n} product does not fit the on-chip buffers")
     hb, mt = tiles
     b, p = ctx.buffers, ctx.program
-    a = req.attrs
-    params = np.tile(np.array([[0, a["multiplier"][0], a["shift"][0]]], "<i4"), (n, 1))
+    params = np.tile(np.array([[0, req.multiplier[0], req.shift[0]]], "<i4"), (n, 1))
     p_addr = ctx.constant(f"p:{req.result.name}", params)
-    wide = not -128 <= -zb <= 127
+    corr_fmt = integer_format(np.array([-zb]))
     corr_addr = None
     if zb:
-        corr_addr = ctx.constant(f"zp:{k}:{zb}", np.full(k, -zb, "<i2" if wide else "i1"))
+        corr_addr = ctx.constant(f"zp:{k}:{zb}", pack_rows(np.full((1, k), -zb), corr_fmt))
     ctx.begin_layer(step.name, heads * m * n * k * (2 if zb else 1),
                     a_val.type.size + b_val.type.size + req.result.type.size)
-    p.set({"rq.src_zp": 0, "rq.pre_shift": a["pre_shift"], "rq.zp": a["zero_point"], "rq.qmin": a["qmin"],
-           "rq.qmax": a["qmax"], "mm.a_zp": za})
+    p.set({"rq.src_zp": 0, "rq.pre_shift": req.pre_shift, "rq.zp": req.zero_point, "rq.qmin": req.qmin,
+           "rq.qmax": req.qmax, "mm.a_zp": za})
     p.dma("load", "pbuf", b.p(0), p_addr, rows=1, row_bytes=n * PARAM_BYTES)
     a_addr, b_addr, y_addr = ctx.addr(a_root), ctx.addr(b_root), ctx.addr(y_dest)
     tile = 0
@@ -86,7 +88,7 @@ def emit_matmul(ctx: Context, step: Step) -> None:
         wslot = b.w(block)
         fetch(ctx, mm, "wbuf", wslot, wslot + b.wbuf_h // 4, b.wbuf_h // 4, b_addr, w_heads[h0:h0 + hn])
         if zb:
-            p.dma("load", "wbuf", wslot + b.wbuf_h // 2, corr_addr, rows=1, row_bytes=k * (2 if wide else 1))
+            p.dma("load", "wbuf", wslot + b.wbuf_h // 2, corr_addr, rows=1, row_bytes=row_bytes(k, corr_fmt))
         for m0 in range(0, m, mt):
             rows = min(mt, m - m0)
             aslot, acc, out = b.a_in(tile), b.acc(tile), b.a_out(tile)
@@ -95,13 +97,14 @@ def emit_matmul(ctx: Context, step: Step) -> None:
             for j in range(hn):
                 p.set({"mm.a": aslot + j * rows * k, "mm.a_row": k, "mm.m": rows, "mm.n": n, "mm.k": k, "mm.w_row": k,
                        "mm.acc_row": n})
-                p.emit("matmul", mode="gemm", accumulate=0, wide=0, acc=acc + 4 * j * rows * n, w=wslot + j * n * k)
+                p.emit("matmul", mode="gemm", accumulate=0, **matmul_fields(INT8_WEIGHTS), acc=acc + 4 * j * rows * n,
+                       w=wslot + j * n * k)
                 if zb:
                     p.set({"mm.w_row": 0})
-                    p.emit("matmul", mode="gemm", accumulate=1, wide=int(wide), acc=acc + 4 * j * rows * n,
+                    p.emit("matmul", mode="gemm", accumulate=1, **matmul_fields(corr_fmt), acc=acc + 4 * j * rows * n,
                            w=wslot + b.wbuf_h // 2)
             p.set({"rq.params": b.p(0), "rq.m": hn * rows, "rq.n": n, "rq.src_row": n, "rq.dst_row": n})
-            p.emit("requant", src="acc", out="i8", rounding=a["rounding"], dst=out, srcaddr=acc)
+            p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
             form = affine(y_heads[h0:h0 + hn, m0:m0 + rows])
             p.dma("store", "abuf", out, y_addr + form.base, planes=hn, rows=rows, row_bytes=n,
                   dram_plane=form.ps, dram_row=form.rs, sram_plane=rows * n, sram_row=n)

@@ -6,37 +6,47 @@ overlap (double buffering).
 """
 from __future__ import annotations
 
+
 import numpy as np
 
 from tcc.ir import Op, constant_value
+from tcc.isa.weights import matmul_fields, row_bytes
 
 from .context import Context
 from .errors import unsupported
 from .steps import Step
-from .tiling import ConvGeometry, choose_conv_tiles
+from .tiling import ConvGeometry, choose_conv_tiles, choose_gemm_tiles, conv_geometry, input_rows
 from .views import fetch
+from .weight_packing import integer_format, pack_rows, weight_format_of
 
 PARAM_BYTES = 12  # (bias, multiplier, shift) int32 per output channel
 
 
 def _params(op_conv: Op, req: Op, channels: int) -> np.ndarray:
     bias = np.zeros(channels, np.int64)
-    if len(op_conv.operands) > 2:  # qconv/qlinear's bias (emit_scale passes its i32 mul, which has none)
-        bias = constant_value(op_conv.operands[2]).astype(np.int64).reshape(-1)
+    if op_conv.kind != "mul" and op_conv.b is not None:  # emit_scale passes its i32 mul, which has no bias
+        bias = constant_value(op_conv.b).astype(np.int64).reshape(-1)
     mult = np.broadcast_to(np.asarray(req.multiplier, np.int64), (channels,))
     shift = np.broadcast_to(np.asarray(req.shift, np.int64), (channels,))
     return np.stack([bias, mult, shift], axis=1).astype("<i4")
 
 
 def _requant_regs(ctx: Context, req: Op, conv_zp: int = 0) -> None:
-    a = req.attrs
-    ctx.program.set({"rq.src_zp": conv_zp, "rq.pre_shift": a["pre_shift"], "rq.zp": a["zero_point"],
-                     "rq.qmin": a["qmin"], "rq.qmax": a["qmax"]})
+    ctx.program.set({"rq.src_zp": conv_zp, "rq.pre_shift": req.pre_shift, "rq.zp": req.zero_point,
+                     "rq.qmin": req.qmin, "rq.qmax": req.qmax})
 
 
-def _weight_bytes(w: np.ndarray) -> tuple[np.ndarray, bool]:
-    wide = w.dtype == np.int16
-    return w.astype("<i2" if wide else "i1"), wide
+def _my_tiles(ctx: Context, n: int, tn: int, rows: int, th: int) -> list[tuple[int, list[int]]]:
+    """This core's share of the (channel tile, row tile) grid, channel tiles outer: each channel
+    tile it has rows of, with those rows' first indices (ctx.share)."""
+    row_starts = list(range(0, rows, th))
+    mine = ctx.share(len(range(0, n, tn)) * len(row_starts))
+    out = []
+    for i, n0 in enumerate(range(0, n, tn)):
+        own = [r for j, r in enumerate(row_starts) if i * len(row_starts) + j in mine]
+        if own:
+            out.append((n0, own))
+    return out
 
 
 def emit_conv(ctx: Context, step: Step) -> None:
@@ -56,18 +66,19 @@ def emit_conv(ctx: Context, step: Step) -> None:
     cg, ng = c_in // group, n_out // group
     if depthwise:
         k = kh * kw
-        packed = w.reshape(n_out, k)
+        rows_nk = w.reshape(n_out, k)
     else:
         k = kh * kw * cg
-        packed = np.transpose(w, (0, 2, 3, 1)).reshape(n_out, k)
-    data, wide = _weight_bytes(packed)
-    esize = 2 if wide else 1
+        rows_nk = np.transpose(w, (0, 2, 3, 1)).reshape(n_out, k)
+    fmt = weight_format_of(conv.w, w)
+    data = pack_rows(rows_nk, fmt)
+    rb = row_bytes(k, fmt)
+    wf = matmul_fields(fmt)
     b = ctx.buffers
     x_zp = x.type.quant.zero_point[0]
 
-    step_n = ng if group > 1 and not depthwise and ng < 32 else 32
-    kind = "depthwise" if depthwise else "grouped" if group > 1 else "conv"
-    geometry = ConvGeometry(h, wid, c_in, n_out, h_out, w_out, kh, sh, dh, k, esize, step_n, kind)
+    geometry = conv_geometry(x.type.shape, w.shape, y.type.shape, conv.strides, conv.dilations, group, fmt, b)
+    packed_groups = geometry.kind == "grouped" and ng * rb <= b.wbuf_h  # one gconv pass per channel tile
     tiles = choose_conv_tiles(geometry, b, ctx.target)
     if tiles is None:
         raise unsupported(conv, "not even one output row of one channel fits the on-chip buffers")
@@ -79,31 +90,33 @@ def emit_conv(ctx: Context, step: Step) -> None:
     p = ctx.program
     macs = h_out * w_out * n_out * k
     ctx.begin_layer(step.name, macs, x.type.size + data.nbytes + y.type.size)
+    ctx.record_weights(fmt.name, data.nbytes)
     _requant_regs(ctx, req)
     p.set({"mm.a_zp": x_zp, "cv.w": wid, "cv.c": c_in, "cv.kh": kh, "cv.kw": kw, "cv.sh": sh, "cv.sw": sw, "cv.dh": dh,
-           "cv.dw": dw, "cv.pad_left": pl, "cv.w_out": w_out, "mm.w_row": k})
+           "cv.dw": dw, "cv.pad_left": pl, "cv.w_out": w_out, "mm.w_row": rb})
     if tiles.tc:
         _emit_split_conv(ctx, step, tiles, geometry, w_addr, p_addr)
         return
     tile = 0
-    for n0 in range(0, n_out, tn):
+    for n0, row_tiles in _my_tiles(ctx, n_out, tn, h_out, th):
         nt = min(tn, n_out - n0)
         wslot = b.w(n0 // tn)
         pslot = b.p(n0 // tn)
-        p.dma("load", "wbuf", wslot, w_addr + n0 * k * esize, rows=1, row_bytes=nt * k * esize)
+        p.dma("load", "wbuf", wslot, w_addr + n0 * rb, rows=1, row_bytes=nt * rb)
         p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
-        for oy0 in range(0, h_out, th):
+        for oy0 in row_tiles:
             rows = min(th, h_out - oy0)
-            first = oy0 * sh - pt
-            last = (oy0 + rows - 1) * sh - pt + (kh - 1) * dh
-            lo, hi = max(first, 0), min(last + 1, h)
+            first, lo, hi = input_rows(oy0, rows, sh, pt, kh, dh, h)
             slab = b.a_in(tile)
             p.dma("load", "abuf", slab, ctx.addr(x) + lo * slab_row, rows=1, row_bytes=(hi - lo) * slab_row)
             p.set({"mm.a": slab, "cv.h": hi - lo, "cv.pad_top": lo - first, "mm.m": rows * w_out, "mm.acc_row": nt})
             acc = b.acc(tile)
             if depthwise:
                 p.set({"mm.n": nt, "mm.k": k, "cv.c0": n0})
-                p.emit("matmul", mode="dwconv", accumulate=0, wide=int(wide), acc=acc, w=wslot)
+                p.emit("matmul", mode="dwconv", accumulate=0, **wf, acc=acc, w=wslot)
+            elif packed_groups:  # tiles hold whole groups (channel_step = ng): one pass over all of them
+                p.set({"mm.n": nt, "mm.k": k, "cv.c0": n0 // ng * cg, "cv.cg": cg, "cv.ng": ng})
+                p.emit("matmul", mode="gconv", accumulate=0, **wf, acc=acc, w=wslot)
             else:
                 for g in range(group):
                     gn0 = max(n0, g * ng)
@@ -111,11 +124,11 @@ def emit_conv(ctx: Context, step: Step) -> None:
                     if gn0 >= gn1:
                         continue
                     p.set({"mm.n": gn1 - gn0, "mm.k": k, "cv.c0": g * cg})
-                    p.emit("matmul", mode="conv", accumulate=0, wide=int(wide), acc=acc + (gn0 - n0) * 4,
-                           w=wslot + (gn0 - n0) * k * esize)
+                    p.emit("matmul", mode="conv", accumulate=0, **wf, acc=acc + (gn0 - n0) * 4,
+                           w=wslot + (gn0 - n0) * rb)
             out = b.a_out(tile)
             p.set({"rq.params": pslot, "rq.m": rows * w_out, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})
-            p.emit("requant", src="acc", out="i8", rounding=req.attrs["rounding"], dst=out, srcaddr=acc)
+            p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
             p.dma("store", "abuf", out, ctx.addr(y) + (oy0 * w_out * n_out + n0), rows=rows * w_out,
                   row_bytes=nt, dram_row=n_out, sram_row=nt)
             tile += 1
@@ -126,25 +139,24 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
     their partial sums in acc (each chunk's weights are the matching taps x channels of every
     output channel's row), or a depthwise conv's slab holds the output tile's own channels."""
     conv, req = step.ops
-    x, y = conv.operands[0], req.result
+    x, y = conv.x, req.result
     b, p = ctx.buffers, ctx.program
-    sh, pt = conv.attrs["strides"][0], conv.attrs["pads"][0]
-    dh = conv.attrs["dilations"][0]
+    sh, pt, dh = conv.strides[0], conv.pads[0], conv.dilations[0]
     depthwise = g.kind == "depthwise"
     taps = g.taps
+    wf = matmul_fields(g.fmt)
+    rb = g.wbytes(g.k)
     tile = chunk = 0
-    for n0 in range(0, g.n, tiles.tn):
+    for n0, row_tiles in _my_tiles(ctx, g.n, tiles.tn, g.h_out, tiles.th):
         nt = min(tiles.tn, g.n - n0)
         pslot = b.p(n0 // tiles.tn)
         p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
         if depthwise:
             wslot = b.w(n0 // tiles.tn)
-            p.dma("load", "wbuf", wslot, w_addr + n0 * g.k * g.esize, rows=1, row_bytes=nt * g.k * g.esize)
-        for oy0 in range(0, g.h_out, tiles.th):
+            p.dma("load", "wbuf", wslot, w_addr + n0 * rb, rows=1, row_bytes=nt * rb)
+        for oy0 in row_tiles:
             rows = min(tiles.th, g.h_out - oy0)
-            first = oy0 * sh - pt
-            last = (oy0 + rows - 1) * sh - pt + (g.kh - 1) * dh
-            lo, hi = max(first, 0), min(last + 1, g.h)
+            first, lo, hi = input_rows(oy0, rows, sh, pt, g.kh, dh, g.h)
             acc = b.acc(tile)
             p.set({"cv.h": hi - lo, "cv.pad_top": lo - first, "mm.m": rows * g.w_out, "mm.acc_row": nt, "mm.n": nt,
                    "cv.c0": 0})
@@ -155,22 +167,37 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
                       dram_row=g.c, sram_row=cn)
                 p.set({"mm.a": slab, "cv.c": cn})
                 if depthwise:
-                    p.set({"mm.k": g.k})
-                    p.emit("matmul", mode="dwconv", accumulate=0, wide=int(g.esize == 2), acc=acc, w=wslot)
-                else:
+                    p.set({"mm.k": g.k, "mm.w_row": rb})
+                    p.emit("matmul", mode="dwconv", accumulate=0, **wf, acc=acc, w=wslot)
+                else:  # chunks are byte-aligned in every tap (tiling.byte_aligned)
                     wslot = b.w(chunk)
-                    p.dma("load", "wbuf", wslot, w_addr + (n0 * g.k + c0) * g.esize, planes=nt, rows=taps,
-                          row_bytes=cn * g.esize, dram_row=g.c * g.esize, dram_plane=g.k * g.esize,
-                          sram_row=cn * g.esize, sram_plane=taps * cn * g.esize)
-                    p.set({"mm.k": taps * cn, "mm.w_row": taps * cn})
-                    p.emit("matmul", mode="conv", accumulate=int(c0 > 0), wide=int(g.esize == 2), acc=acc, w=wslot)
+                    p.dma("load", "wbuf", wslot, w_addr + n0 * rb + g.wbytes(c0), planes=nt, rows=taps,
+                          row_bytes=g.wbytes(cn), dram_row=g.wbytes(g.c), dram_plane=rb,
+                          sram_row=g.wbytes(cn), sram_plane=taps * g.wbytes(cn))
+                    p.set({"mm.k": taps * cn, "mm.w_row": taps * g.wbytes(cn)})
+                    p.emit("matmul", mode="conv", accumulate=int(c0 > 0), **wf, acc=acc, w=wslot)
                 chunk += 1
             out = b.a_out(tile)
             p.set({"rq.params": pslot, "rq.m": rows * g.w_out, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})
-            p.emit("requant", src="acc", out="i8", rounding=req.attrs["rounding"], dst=out, srcaddr=acc)
+            p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
             p.dma("store", "abuf", out, ctx.addr(y) + (oy0 * g.w_out * g.n + n0), rows=rows * g.w_out,
                   row_bytes=nt, dram_row=g.n, sram_row=nt)
             tile += 1
+
+
+def gemm_weight_tiles(w: np.ndarray, fmt, tn: int, kt: int) -> tuple[np.ndarray, dict[tuple[int, int], int]]:
+    """The weights [n, k] packed in DRAM order for tiles of ``tn`` rows and ``kt`` columns (row
+    tiles in order, inside each its reduction chunks in order, each chunk's rows packed on their
+    own, so every weight load is one contiguous transfer), and each block's byte offset by (n0, k0)."""
+    n, k = w.shape
+    blocks, offsets, at = [], {}, 0
+    for n0 in range(0, n, tn):
+        for k0 in range(0, k, kt):
+            block = pack_rows(w[n0:n0 + tn, k0:k0 + kt], fmt).ravel()
+            blocks.append(block)
+            offsets[n0, k0] = at
+            at += block.size
+    return np.concatenate(blocks), offsets
 
 
 def emit_gemm(ctx: Context, step: Step) -> None:
@@ -179,45 +206,59 @@ def emit_gemm(ctx: Context, step: Step) -> None:
     w = constant_value(lin.w)
     n_out, k = w.shape
     m = x.type.size // k
-    data, wide = _weight_bytes(w)
-    esize = 2 if wide else 1
+    fmt = weight_format_of(lin.w, w)
     b = ctx.buffers
-    if x.type.rank > 3 or y.type.rank > 3:
-        raise unsupported(lin, "linear layers take rank-2 or rank-3 activations on the overlay")
-    tn = min(n_out, 32 * max(1, (b.acc_h // (4 * max(m, 1))) // 32), 1024)
-    kt = k
-    while tn * kt * esize > b.wbuf_h or m * kt > b.abuf_q:
-        kt = (kt + 1) // 2
-    tm = max(1, min(m, b.acc_h // (4 * tn), b.abuf_q // max(tn, 1)))
-    w_addr = ctx.constant(f"w:{lin.w.name}", data)
+    # The matrix view [m, k] -> [m, n_out] needs the reduced axis innermost in memory: any rank
+    # stored row-major (a Linear over [N, H, W, C], ConvNeXt's MLP) is that view already.
+    for v in (x, y):
+        if ctx.layouts.perm(v) != tuple(range(v.type.rank)):
+            raise unsupported(lin, f"linear layer over {v.name}, which is stored NHWC for a convolution")
+    try:
+        tiles = choose_gemm_tiles(m, n_out, k, fmt, b, ctx.target)
+    except ValueError:
+        raise unsupported(lin, "not even one output row of one column tile fits the on-chip buffers") from None
+    tn, tm, kt = tiles.tn, tiles.tm, tiles.kt
+    single = kt >= k
+    data, blocks = gemm_weight_tiles(w, fmt, tn, kt)
+    w_addr = ctx.constant(f"w:{lin.w.name}:{tn}x{kt}", data)
     p_addr = ctx.constant(f"p:{y.name}", _params(lin, req, n_out))
     p = ctx.program
     ctx.begin_layer(step.name, m * n_out * k, x.type.size + data.nbytes + y.type.size)
+    ctx.record_weights(fmt.name, data.nbytes)
     _requant_regs(ctx, req)
     p.set({"mm.a_zp": x.type.quant.zero_point[0]})
-    chunk = 0
-    tile = 0
-    for n0 in range(0, n_out, tn):
+    mine = _my_tiles(ctx, n_out, tn, m, tm)
+    if tiles.resident and mine:
+        p.dma("load", "abuf", b.a_in(0), ctx.addr(x), rows=1, row_bytes=m * k)
+    chunk = tile = 0
+    for n0, row_tiles in mine:
+        n_tile = n0 // tn
         nt = min(tn, n_out - n0)
-        pslot = b.p(n0 // tn)
+        pslot = b.p(n_tile)
         p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
-        for m0 in range(0, m, tm):
+        if single:
+            p.dma("load", "wbuf", b.w(n_tile), w_addr + blocks[n0, 0], rows=1, row_bytes=nt * row_bytes(k, fmt))
+        for m0 in row_tiles:
             mt = min(tm, m - m0)
             acc = b.acc(tile)
             for k0 in range(0, k, kt):
                 ktile = min(kt, k - k0)
-                wslot, aslot = b.w(chunk), b.a_in(chunk)
-                p.dma("load", "wbuf", wslot, w_addr + (n0 * k + k0) * esize, rows=nt, row_bytes=ktile * esize,
-                      dram_row=k * esize, sram_row=ktile * esize)
-                p.dma("load", "abuf", aslot, ctx.addr(x) + m0 * k + k0, rows=mt, row_bytes=ktile,
-                      dram_row=k, sram_row=ktile)
-                p.set({"mm.a": aslot, "mm.a_row": ktile, "mm.m": mt, "mm.n": nt, "mm.k": ktile, "mm.w_row": ktile,
-                       "mm.acc_row": nt})
-                p.emit("matmul", mode="gemm", accumulate=int(k0 > 0), wide=int(wide), acc=acc, w=wslot)
+                wslot = b.w(n_tile) if single else b.w(chunk)
+                if not single:
+                    p.dma("load", "wbuf", wslot, w_addr + blocks[n0, k0], rows=1, row_bytes=nt * row_bytes(ktile, fmt))
+                if tiles.resident:
+                    p.set({"mm.a": b.a_in(0) + m0 * k + k0, "mm.a_row": k})
+                else:
+                    aslot = b.a_in(chunk)
+                    p.dma("load", "abuf", aslot, ctx.addr(x) + m0 * k + k0, rows=mt, row_bytes=ktile,
+                          dram_row=k, sram_row=ktile)
+                    p.set({"mm.a": aslot, "mm.a_row": ktile})
+                p.set({"mm.m": mt, "mm.n": nt, "mm.k": ktile, "mm.w_row": row_bytes(ktile, fmt), "mm.acc_row": nt})
+                p.emit("matmul", mode="gemm", accumulate=int(k0 > 0), **matmul_fields(fmt), acc=acc, w=wslot)
                 chunk += 1
             out = b.a_out(tile)
             p.set({"rq.params": pslot, "rq.m": mt, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})
-            p.emit("requant", src="acc", out="i8", rounding=req.attrs["rounding"], dst=out, srcaddr=acc)
+            p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
             p.dma("store", "abuf", out, ctx.addr(y) + m0 * n_out + n0, rows=mt, row_bytes=nt,
                   dram_row=n_out, sram_row=nt)
             tile += 1
@@ -241,7 +282,8 @@ def emit_scale(ctx: Context, step: Step) -> None:
     factor = step.info["factor"]
     if not -2**15 <= factor < 2**15:
         raise unsupported(req, f"a constant factor of {factor} does not fit 16-bit weights")
-    data, wide = _weight_bytes(np.array([[factor]], np.int8 if -128 <= factor <= 127 else np.int16))
+    fmt = integer_format(np.array([factor]))
+    data = pack_rows(np.array([[factor]]), fmt)
     b, p = ctx.buffers, ctx.program
     w_addr = ctx.constant(f"w:{y.name}", data)
     p_addr = ctx.constant(f"p:{y.name}", _params(step.ops[-2], req, 1))
@@ -256,7 +298,7 @@ def emit_scale(ctx: Context, step: Step) -> None:
     _requant_regs(ctx, req)
     p.dma("load", "wbuf", b.w(0), w_addr, rows=1, row_bytes=data.nbytes)
     p.dma("load", "pbuf", b.p(0), p_addr, rows=1, row_bytes=12)
-    p.set({"mm.a_zp": x.type.quant.zero_point[0], "mm.a_row": 1, "mm.n": 1, "mm.k": 1, "mm.w_row": 1, "mm.acc_row": 1,
+    p.set({"mm.a_zp": x.type.quant.zero_point[0], "mm.a_row": 1, "mm.n": 1, "mm.k": 1, "mm.w_row": data.nbytes, "mm.acc_row": 1,
            "rq.params": b.p(0), "rq.n": 1, "rq.src_row": 1, "rq.dst_row": 1})
     tile = 0
     for p0 in range(0, planes, pt):
@@ -266,7 +308,7 @@ def emit_scale(ctx: Context, step: Step) -> None:
             aslot, acc, out = b.a_in(tile), b.acc(tile), b.a_out(tile)
             fetch(ctx, req, "abuf", aslot, aslot + b.abuf_q // 2, b.abuf_q // 2, ctx.addr(root), block)
             p.set({"mm.a": aslot, "mm.m": m, "rq.m": m})
-            p.emit("matmul", mode="gemm", accumulate=0, wide=int(wide), acc=acc, w=b.w(0))
-            p.emit("requant", src="acc", out="i8", rounding=req.attrs["rounding"], dst=out, srcaddr=acc)
+            p.emit("matmul", mode="gemm", accumulate=0, **matmul_fields(fmt), acc=acc, w=b.w(0))
+            p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
             p.dma("store", "abuf", out, ctx.addr(y) + (p0 * rows + r0) * cols, rows=1, row_bytes=m)
             tile += 1

@@ -10,25 +10,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from tcc.ir import constant_value
-from tcc.ir.interpreter import KERNELS
-
 from .context import Context
 from .errors import unsupported
 from .layout import ELEMENT_BYTES, LayoutPlan, factor_strided
 from .steps import Step
+from .views import apply_view
 
 
 def layout_map(op, layouts: LayoutPlan, result_index: int = 0) -> np.ndarray:
     """For each physical element of the result, the physical element of the data operand it copies."""
-    x = op.operands[0]
-    rest = [constant_value(v) for v in op.operands[1:]]
     # The op's own reference kernel, run on the operand's physical offsets, says where each
     # result element is read from.
-    produced = KERNELS[op.kind](op.attrs, layouts.offsets(x), *rest)
-    produced = produced if isinstance(produced, tuple) else (produced,)
-    r = op.results[result_index]
-    return layouts.to_physical(np.asarray(produced[result_index]), r).reshape(-1)
+    source, *_ = op.operands
+    produced = apply_view(op, result_index, layouts.offsets(source))
+    return layouts.to_physical(produced, op.results[result_index]).reshape(-1)
 
 
 def _box(dims, elem: int):
@@ -111,7 +106,7 @@ def plan_moves(steps: list[Step], io, layouts: LayoutPlan) -> None:
         if step.kind != "layout":
             continue
         op = step.ops[0]
-        source = op.operands[0]
+        source, *_ = op.operands
         maps = [layout_map(op, layouts, i) for i in range(len(op.results))]
         if id(source) in producer and len(source.users) == 1 and id(source) not in outputs:
             earlier, index = producer[id(source)]

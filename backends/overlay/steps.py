@@ -9,17 +9,31 @@ constant table by integer ids) is a ``lookup`` step: the ids go to the device as
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from tcc.ir import Module, Op, Trait, Value, constant_value, is_constant
+from tcc.passes.unroll_recurrent import RECURRENT
 
 from .layout import LayoutPlan
 
 
 
+class StepKind(NamedTuple):
+    unit: str  # the overlay unit that runs it
+    mode: str | None  # the machine mode its instructions need (None: either)
+
+
+STEP_KINDS = {
+    **{kind: StepKind("matrix", "int8") for kind in ("conv", "gemm", "matmul", "scale")},
+    **{kind: StepKind("int8 lanes", "int8") for kind in ("eadd", "emul", "lut", "requant", "pool")},
+    **{kind: StepKind("vector", "bf16") for kind in ("vector", "cvt_in", "cvt_out")},
+    **{kind: StepKind("data movement", None) for kind in ("concat", "layout", "lookup")},
+}
+
+
 @dataclass
 class Step:
-    # conv | gemm | matmul | scale | lookup | eadd | emul | lut | requant | pool | concat | layout | cvt_in | cvt_out | vector
-    kind: str
+    kind: str  # a key of STEP_KINDS
     ops: list[Op]
     inputs: list[Value]
     outputs: list[Value]
@@ -101,10 +115,10 @@ def host_reason(op: Op) -> str:
         return "an int8 matmul of two activations needs a sole per-tensor int8 requantize after it"
     if op.kind == "gather" and not is_constant(op.indices):
         return "a lookup by run-time indices needs a constant 2-D table, axis 0 and int64 indices"
-    if op.kind == "requantize" and op.attrs["dtype"] == "i32" and len(op.result.users) == 1:
+    if op.kind == "requantize" and op.dtype == "i32" and len(op.result.users) == 1:
         user = op.result.users[0]
         return f"it widens an operand of the int8 {user.kind} %{user.results[0].name}, which runs on the host"
-    if op.kind in ("lstm", "gru", "rnn"):
+    if op.kind in RECURRENT:
         return ("a recurrent layer runs on the overlay once unroll-recurrent unrolls it, which needs constant "
                 "weights and sequence lengths, full-length sequences, sigmoid/tanh/relu activations and no clip, "
                 "peepholes or input_forget")
@@ -114,9 +128,8 @@ def host_reason(op: Op) -> str:
 
 def _is_exact_widening(req: Op) -> bool:
     """requantize i8 -> i32 that only subtracts the zero point (multiplier * 2**-shift == 1)."""
-    a = req.attrs
-    return (a["pre_shift"] == 0 and len(a["multiplier"]) == 1 and a["zero_point"] == 0
-            and a["multiplier"][0] * 2.0 ** -a["shift"][0] == 1.0)
+    return (req.pre_shift == 0 and len(req.multiplier) == 1 and req.zero_point == 0
+            and req.multiplier[0] * 2.0 ** -req.shift[0] == 1.0)
 
 
 def _match_scale(op: Op, module: Module) -> Step | None:
@@ -203,9 +216,10 @@ def match_step(op: Op, module: Module) -> Step | None:
         return Step("lookup", [op], [table, ids], [out])
     if (op.has_trait(Trait.VIEW) or op.kind == "resize" and op.mode == "nearest") \
             and out.type.dtype in ("i8", "bf16"):
-        if not all(is_constant(v) for v in op.operands[1:]):
+        source, *rest = op.operands  # a view reads its first operand; the others choose what
+        if not all(is_constant(v) for v in rest):
             return None
-        return Step("layout", [op], [op.operands[0]], list(op.results))
+        return Step("layout", [op], [source], list(op.results))
     if op.kind == "dequantize" and op.dtype == "bf16":
         return Step("cvt_in", [op], [op.x], [out])
     if op.kind == "quantize" and op.x.type.dtype == "bf16":

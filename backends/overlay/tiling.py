@@ -12,13 +12,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tcc.ir.numerics import WeightFormat
+from tcc.isa.cycles import dma_cycles, matmul_cycles, post_cycles
 from tcc.isa.target import TargetConfig
+from tcc.isa.weights import row_bytes
 
 from .context import Buffers
 
 
 def _ceil(a: int, b: int) -> int:
     return -(-a // b)
+
+
+def input_rows(oy0: int, rows: int, stride: int, pad: int, kernel: int, dilation: int, h: int):
+    """The input rows that output rows [oy0, oy0 + rows) of a window read: (first, lo, hi), the
+    first (negative inside the top padding) and the range [lo, hi) inside the h rows of the map."""
+    first = oy0 * stride - pad
+    last = first + (rows - 1) * stride + (kernel - 1) * dilation
+    return first, max(first, 0), min(last + 1, h)
 
 
 @dataclass(frozen=True)
@@ -33,17 +44,41 @@ class ConvGeometry:
     sh: int
     dh: int
     k: int  # reduction depth per output channel
-    esize: int  # weight bytes per element
+    fmt: WeightFormat  # of the packed weights
     channel_step: int  # channel tiles are multiples of this (or all channels)
     kind: str = "conv"  # "conv" (group 1), "grouped" or "depthwise": which slab splits are possible
 
     def rows_in(self, th: int) -> int:
         return min((th - 1) * self.sh + (self.kh - 1) * self.dh + 1, self.h)
 
+    def wbytes(self, k: int) -> int:
+        """Bytes of one packed weight row of ``k`` codes."""
+        return row_bytes(k, self.fmt)
+
+    def byte_aligned(self, channels: int) -> bool:
+        """Whether ``channels`` codes fill whole bytes (a slab split needs its chunks to)."""
+        return channels * self.fmt.bits % 8 == 0
 
     @property
     def taps(self) -> int:
         return self.k // self.c if self.kind == "conv" else self.k
+
+
+def conv_geometry(x_shape, w_shape, y_shape, strides, dilations, group: int, fmt: WeightFormat,
+                  buffers: Buffers) -> ConvGeometry:
+    """The tile search's view of a 2-D convolution (NCHW activations, OIHW weights stored in
+    ``fmt``).  Channel tiles of whole groups share the array's columns in one gconv pass when one
+    group's weights fit a wbuf half (otherwise each group takes conv passes of its own)."""
+    _, c_in, h, wid = x_shape
+    _, n_out, h_out, w_out = y_shape
+    kh, kw = w_shape[2], w_shape[3]
+    depthwise = group == c_in and n_out == c_in and group > 1
+    cg, ng = c_in // group, n_out // group
+    k = kh * kw if depthwise else kh * kw * cg
+    packed_groups = group > 1 and not depthwise and ng * row_bytes(k, fmt) <= buffers.wbuf_h
+    step_n = ng if packed_groups or group > 1 and not depthwise and ng < 32 else 32
+    kind = "depthwise" if depthwise else "grouped" if group > 1 else "conv"
+    return ConvGeometry(h, wid, c_in, n_out, h_out, w_out, kh, strides[0], dilations[0], k, fmt, step_n, kind)
 
 
 @dataclass(frozen=True)
@@ -54,37 +89,34 @@ class ConvTiles:
     tc: int = 0  # slab channels per tile when the slab holds a subset (0: all g.c channels)
 
 
-def _dma(target: TargetConfig, rows: int, row_bytes: int) -> int:
-    return target.dma_latency + rows * _ceil(row_bytes, target.dram_bytes_per_cycle)
-
-
 def estimate(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: int = 0) -> int:
-    """Modeled cycles of the tile loop: the busiest unit's total plus the first load and last store
-    that cannot overlap anything (double buffering overlaps the rest).  ``tc`` as in ConvTiles."""
+    """Modeled cycles of the tile loop: the busiest unit's total (shared by the target's cores when
+    there are tiles for them) plus the first load and last store that cannot overlap anything
+    (double buffering overlaps the rest).  ``tc`` as in ConvTiles."""
     load = compute = post = store = 0
     first_load = last_store = 0
     chunks = [(c0, min(tc, g.c - c0)) for c0 in range(0, g.c, tc)] if tc and g.kind == "conv" else [(0, 0)]
     for n0 in range(0, g.n, tn):
         nt = min(tn, g.n - n0)
-        load += _dma(target, 1, nt * 12) + (0 if len(chunks) > 1 else _dma(target, 1, nt * g.k * g.esize))
+        load += dma_cycles(target, 1, nt * 12) + (0 if len(chunks) > 1 else dma_cycles(target, 1, nt * g.wbytes(g.k)))
         for oy0 in range(0, g.h_out, th):
             rows = min(th, g.h_out - oy0)
             m = rows * g.w_out
             pixels = g.rows_in(rows) * g.w
             for _, cn in chunks:
                 if len(chunks) > 1:  # each chunk's weights: nt x taps rows of cn elements
-                    load += _dma(target, nt * g.taps, cn * g.esize) + _dma(target, pixels, cn)
+                    load += dma_cycles(target, nt * g.taps, g.wbytes(cn)) + dma_cycles(target, pixels, cn)
                     k = g.taps * cn
                 else:
-                    load += _dma(target, pixels, nt) if tc else _dma(target, 1, pixels * g.c)
+                    load += dma_cycles(target, pixels, nt) if tc else dma_cycles(target, 1, pixels * g.c)
                     k = g.k
                 first_load = first_load or load
-                compute += (_ceil(m, target.array_rows) * _ceil(nt, target.array_cols) * k * g.esize
-                            + target.array_rows + target.array_cols)
-            post += _ceil(m * nt, target.post_lanes) + 4
-            last_store = _dma(target, 1, m * nt) if nt == g.n else _dma(target, m, nt)
+                compute += matmul_cycles(target, m, nt, k, g.fmt)
+            post += post_cycles(target, m * nt)
+            last_store = dma_cycles(target, 1, m * nt) if nt == g.n else dma_cycles(target, m, nt)
             store += last_store
-    return max(load, compute, post, store) + first_load + last_store
+    spread = min(target.cores, _ceil(g.n, tn) * _ceil(g.h_out, th))  # cores sharing the tiles
+    return _ceil(max(load, compute, post, store), spread) + first_load + last_store
 
 
 def choose_conv_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -> ConvTiles | None:
@@ -94,8 +126,8 @@ def choose_conv_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -
 
 
 def _whole_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -> ConvTiles | None:
-    tn_max = g.n if g.n * g.k * g.esize <= buffers.wbuf_h else \
-        (buffers.wbuf_h // (g.k * g.esize)) // g.channel_step * g.channel_step
+    tn_max = g.n if g.n * g.wbytes(g.k) <= buffers.wbuf_h else \
+        (buffers.wbuf_h // g.wbytes(g.k)) // g.channel_step * g.channel_step
     if tn_max < 1:
         return None
     channel_tiles = sorted({tn_max} | set(range(g.channel_step, tn_max + 1, max(g.channel_step, 32))))
@@ -118,14 +150,15 @@ def _split_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -
         return None
     rows_one = g.rows_in(1) * g.w
     if g.kind == "depthwise":
-        tn_max = min(g.n, buffers.abuf_q // rows_one, buffers.wbuf_h // (g.k * g.esize))
+        tn_max = min(g.n, buffers.abuf_q // rows_one, buffers.wbuf_h // g.wbytes(g.k))
         options = [(tn, tn) for tn in sorted({tn_max} | set(range(32, tn_max + 1, 32))) if tn >= 1]
     else:
         fitting = [tc for tc in sorted({_ceil(g.c, parts) for parts in range(2, g.c + 1)}, reverse=True)
-                   if tc * rows_one <= buffers.abuf_q and min(g.n, g.channel_step) * g.taps * tc * g.esize <= buffers.wbuf_h]
+                   if tc * rows_one <= buffers.abuf_q and g.byte_aligned(tc) and g.byte_aligned(g.c)
+                   and min(g.n, g.channel_step) * g.taps * g.wbytes(tc) <= buffers.wbuf_h]
         options = []
         for tc in fitting[:3]:
-            tn_max = min(g.n, buffers.wbuf_h // (g.taps * tc * g.esize))
+            tn_max = min(g.n, buffers.wbuf_h // (g.taps * g.wbytes(tc)))
             if tn_max > g.channel_step:
                 tn_max = tn_max // g.channel_step * g.channel_step
             options += [(tn, tc) for tn in sorted({tn_max} | set(range(32, tn_max + 1, 64)))]
@@ -138,4 +171,73 @@ def _split_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -
             cycles = estimate(g, tn, th, target, tc)
             if best is None or cycles < best.cycles:
                 best = ConvTiles(tn, th, cycles, tc)
+    return best
+
+
+@dataclass(frozen=True)
+class GemmTiles:
+    """Output tiles of ``tm`` rows x ``tn`` columns, the reduction in chunks of ``kt``;
+    ``resident``: the whole A operand (one row tile) is loaded once and every chunk reads it in place."""
+
+    tn: int
+    tm: int
+    kt: int
+    resident: bool
+    cycles: int
+
+
+def _sizes(total: int, tile: int) -> list[tuple[int, int]]:
+    """(size, count) of the tiles of ``total`` in steps of ``tile``: the full ones and the remainder."""
+    full, rest = divmod(total, tile)
+    return [(s, c) for s, c in ((tile, full), (rest, 1)) if c and s]
+
+
+def estimate_gemm(m: int, n: int, k: int, fmt: WeightFormat, tn: int, tm: int, kt: int, resident: bool,
+                  target: TargetConfig) -> int:
+    """Modeled cycles of emit_gemm's tile loop (n tiles outer, m tiles, reduction chunks inner;
+    weights pre-tiled in DRAM so each chunk is one contiguous transfer), as ``estimate``: the
+    busiest unit plus the first load and the last store."""
+    chunks = _sizes(k, kt)
+    single = len(chunks) == 1 and chunks[0][1] == 1
+    load = dma_cycles(target, 1, m * k) if resident else 0
+    compute = post = store = 0
+    first_load = last_store = 0
+    for nt, n_count in _sizes(n, tn):
+        per_n = dma_cycles(target, 1, nt * 12) + (dma_cycles(target, 1, nt * row_bytes(k, fmt)) if single else 0)
+        for mt, m_count in _sizes(m, tm):
+            per_m = 0
+            for kc, k_count in chunks:
+                a_load = 0 if resident else dma_cycles(target, 1 if kc == k else mt, mt * kc if kc == k else kc)
+                w_load = 0 if single else dma_cycles(target, 1, nt * row_bytes(kc, fmt))
+                per_m += k_count * (a_load + w_load)
+                compute += n_count * m_count * k_count * matmul_cycles(target, mt, nt, kc, fmt)
+                first_load = first_load or load + per_n + a_load + w_load
+            per_n += m_count * per_m
+            post += n_count * m_count * post_cycles(target, mt * nt)
+            last_store = dma_cycles(target, 1, mt * nt) if nt == n else dma_cycles(target, mt, nt)
+            store += n_count * m_count * last_store
+        load += n_count * per_n
+    spread = min(target.cores, _ceil(n, tn) * _ceil(m, tm))  # cores sharing the tiles
+    return _ceil(max(load, compute, post, store), spread) + first_load + last_store
+
+
+def choose_gemm_tiles(m: int, n: int, k: int, fmt: WeightFormat, buffers: Buffers, target: TargetConfig) -> GemmTiles:
+    """The cheapest gemm tiling that fits the buffer halves: column tiles in multiples of the array
+    width, the reduction whole or in the few largest chunks that fit, as many rows as fit."""
+    columns = sorted({n} | set(range(target.array_cols, n, target.array_cols)))
+    chunk_sizes = sorted({_ceil(k, parts) for parts in range(1, k + 1)}, reverse=True)
+    best = None
+    for tn in columns:
+        kts = [kt for kt in chunk_sizes if tn * row_bytes(kt, fmt) <= buffers.wbuf_h][:4]
+        for kt in kts:
+            rows_fit = min(buffers.acc_h // (4 * tn), buffers.abuf_q // tn)
+            for resident in ((True, False) if m * k <= buffers.abuf_q else (False,)):
+                tm = min(m, rows_fit, buffers.abuf_q // (k if resident else kt))
+                if tm < 1 or resident and tm < m:
+                    continue
+                cycles = estimate_gemm(m, n, k, fmt, tn, tm, kt, resident, target)
+                if best is None or cycles < best.cycles:
+                    best = GemmTiles(tn, tm, kt, resident, cycles)
+    if best is None:
+        raise ValueError(f"no gemm tiling of {m} x {n} x {k} fits the buffers")
     return best

@@ -50,12 +50,11 @@ def affine(offsets: np.ndarray) -> Affine | None:
     return Affine(base, ps, rs, cs, int(offsets.min()), int(offsets.max()) + 1)
 
 
-def _rest(op) -> list[np.ndarray]:
-    return [constant_value(v) for v in op.operands[1:]]
-
-
-def _apply(op, index: int, array: np.ndarray) -> np.ndarray:
-    produced = KERNELS[op.kind](op.attrs, array, *_rest(op))
+def apply_view(op: Op, index: int, array: np.ndarray) -> np.ndarray:
+    """Result ``index`` of the layout op ``op`` run on ``array`` in place of its first operand, the
+    one its result elements are copied from; the other operands are constants choosing which."""
+    _, *rest = op.operands
+    produced = KERNELS[op.kind](op.attrs, array, *(constant_value(v) for v in rest))
     produced = produced if isinstance(produced, tuple) else (produced,)
     return np.asarray(produced[index])
 
@@ -70,10 +69,10 @@ def source_views(v: Value, movers: dict[int, Op], layouts: LayoutPlan) -> list[t
     while id(x) in movers:
         op = movers[id(x)]
         chain.insert(0, (op, op.results.index(x)))
-        x = op.operands[0]
+        x, *_ = op.operands
         array = layouts.offsets(x)
         for mover, index in chain:
-            array = _apply(mover, index, array)
+            array = apply_view(mover, index, array)
         candidates.append((x, array))
     return candidates[::-1]
 
@@ -88,7 +87,7 @@ def destination_views(y: Value, sole_mover, layouts: LayoutPlan) -> list[tuple[V
     movers = []
     x = y
     while (op := sole_mover(x)) is not None:
-        index = _apply(op, 0, index)
+        index = apply_view(op, 0, index)
         movers.append(op)
         x = op.results[0]
         flat = to_physical(index, layouts.perm(x)).reshape(-1)

@@ -66,9 +66,11 @@ def load_sparse_target(path: str | Path | None = None) -> SparseTarget:
     """Read a sparse target TOML (None: the bundled ZCU102 budget)."""
     path = Path(path) if path is not None else DEFAULT_SPARSE_TARGET
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise SparseError(f"{path}: no such sparse target description") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SparseError(f"cannot read sparse target description {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise SparseError(f"{path}: not valid TOML: {exc}") from None
     return SparseTarget.from_dict(data, str(path))

@@ -3,7 +3,10 @@
 * ``.npz``: one key per model input (axis 0 indexes samples) and optionally a label key. Each member's
   shape and dtype are read from its ``.npy`` header before any data: an uncompressed member is
   memory-mapped, a compressed one is decompressed as a stream, front to back (a reader keeps its
-  position, so consecutive ranges cost one pass over the member).
+  position, so consecutive ranges cost one pass over the member).  The data is streamed, so a set
+  may be larger than memory; what the header declares is checked before anything is decompressed
+  (``_check_declared``): it must be what the archive records for the member and what its compressed
+  bytes can hold, one sample at most ``NPZ_LIMIT_BYTES``, and labels (read whole) at most that.
 * ``.npy``: the samples of a model with one input, memory-mapped.
 * an image folder: one subfolder per class (sorted names are the labels 0..K-1), ImageNet-style
   preprocessing (resize of the shorter side, center crop, mean/std, NCHW or NHWC); needs Pillow.
@@ -13,8 +16,10 @@ A sample's array has the input's full shape, or its shape without a leading batc
 """
 from __future__ import annotations
 
+import os
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -22,7 +27,7 @@ from typing import IO, Any
 import numpy as np
 
 from tcc.ir.errors import TccError
-from tcc.ir.npz import DataFileError, npy_header
+from tcc.ir.npz import NPZ_LIMIT_BYTES, DataFileError, npy_header
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp", ".tif", ".tiff")
 
@@ -44,10 +49,16 @@ class _Member:
     def __init__(self, path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo):
         self.path, self.info = path, info
         self.key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-        with archive.open(info) as stream:
-            self.shape, self.dtype, header_bytes = _npy_header(stream, f"{path}: key {self.key!r}")
+        self.where = f"{path}: key {self.key!r}"
+        try:
+            with archive.open(info) as stream:
+                self.shape, self.dtype, header_bytes = _npy_header(stream, self.where)
+        except _CORRUPT as exc:
+            raise EvalError(f"{self.where}: not a .npy array ({exc})") from None
         self.row_shape = self.shape[1:]
-        self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
+        self.row_bytes = int(np.prod(self.row_shape, dtype=object)) * self.dtype.itemsize
+        self.nbytes = int(np.prod(self.shape, dtype=object)) * self.dtype.itemsize
+        _check_declared(self, info, header_bytes)
         self._mapped: np.ndarray | None = None
         if info.compress_type == zipfile.ZIP_STORED:
             with open(path, "rb") as f:
@@ -55,6 +66,8 @@ class _Member:
                 local = f.read(30)
             name_len, extra_len = struct.unpack("<HH", local[26:30])
             offset = info.header_offset + 30 + name_len + extra_len + header_bytes
+            if offset + self.nbytes > os.path.getsize(path):
+                raise EvalError(f"{self.where}: declares {_declared(self)}, past the end of the file (truncated?)")
             self._mapped = np.memmap(path, self.dtype, "r", offset=offset, shape=self.shape)
         self._stream: IO[bytes] | None = None
         self._position = 0
@@ -65,9 +78,19 @@ class _Member:
         if self._stream is None or start < self._position:
             self._reopen()
         skip = (start - self._position) * self.row_bytes
-        while skip:
-            skip -= len(self._stream.read(min(skip, 1 << 24)))
-        raw = self._stream.read((stop - start) * self.row_bytes)
+        want = (stop - start) * self.row_bytes
+        try:
+            while skip:
+                got = len(self._stream.read(min(skip, 1 << 24)))
+                if not got:
+                    break
+                skip -= got
+            raw = self._stream.read(want) if not skip else b""
+        except _CORRUPT as exc:
+            raise EvalError(f"{self.where}: corrupt compressed data at sample {start} ({exc})") from None
+        if len(raw) != want:
+            raise EvalError(f"{self.where}: the data ends before sample {stop - 1} of the {self.shape[0]} its header "
+                            "declares (truncated or damaged archive)")
         self._position = stop
         return np.frombuffer(raw, self.dtype).reshape((stop - start, *self.row_shape)).copy()
 
@@ -83,6 +106,31 @@ class _Member:
             self._stream.close()
             self._archive.close()
             self._stream = None
+
+
+#: What zipfile and zlib raise on a damaged member (a bad CRC is a BadZipFile, bad deflate data zlib.error).
+_CORRUPT = (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
+#: Deflate's largest expansion: a compressed byte yields at most 1032 (RFC 1951's longest match
+#: every bit); a member declaring more than that per compressed byte cannot hold what it declares.
+_DEFLATE_MAX_RATIO = 1032
+
+
+def _declared(member: "_Member") -> str:
+    return f"{list(member.shape)} {member.dtype} ({member.nbytes} bytes)"
+
+
+def _check_declared(member: "_Member", info: zipfile.ZipInfo, header_bytes: int) -> None:
+    """Refuse, before any data is decompressed, a member whose ``.npy`` header declares more than
+    the archive holds for it, or a sample tcc would not read into memory."""
+    if header_bytes + member.nbytes != info.file_size:
+        raise EvalError(f"{member.where}: the header declares {_declared(member)}, but the archive records "
+                        f"{info.file_size - header_bytes} bytes of data for it (damaged or crafted archive)")
+    if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > _DEFLATE_MAX_RATIO * info.compress_size + 1024:
+        raise EvalError(f"{member.where}: declares {_declared(member)} in {info.compress_size} compressed bytes, "
+                        f"more than deflate can hold (a crafted archive)")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise EvalError(f"{member.where}: compression method {info.compress_type}; tcc eval streams stored or "
+                        "deflated members (np.savez, np.savez_compressed)")
 
 
 def _npy_header(stream, where: str) -> tuple[tuple[int, ...], np.dtype, int]:
@@ -103,7 +151,6 @@ class ArrayDataset:
     def __init__(self, path, inputs: dict[str, tuple[int, ...]], labels: str | None = None):
         self.path = Path(path)
         self.inputs = inputs
-        self.labels_key = labels
         self._members: dict[str, Any] = {}
         self._labels = None
         if not self.path.is_file():
@@ -112,32 +159,54 @@ class ArrayDataset:
             self._open_npy()
         else:
             self._open_npz()
+        for name in self._members:
+            shape = self._shape_of(name)
+            if not shape:
+                raise EvalError(f"{path}: key {name!r} is a scalar; samples go along axis 0 of an array")
+            row_bytes = int(np.prod(shape[1:], dtype=object)) * self._members[name].dtype.itemsize
+            if row_bytes > NPZ_LIMIT_BYTES:
+                raise EvalError(f"{path}: key {name!r}: one sample of {list(shape)} takes {row_bytes} bytes, more "
+                                f"than the {NPZ_LIMIT_BYTES} tcc reads at once")
         counts = {name: self._shape_of(name)[0] for name in self._members}
         if len(set(counts.values())) != 1:
             raise EvalError(f"{path}: keys have different sample counts {counts}")
         self.count = next(iter(counts.values()))
         if self.count == 0:
             raise EvalError(f"{path}: holds no samples")
-        if labels is not None:
-            self._labels = self._read_labels(labels)
         for name, shape in inputs.items():
             self._row_layout(name, shape)
+        if labels is not None:
+            self._labels = self._read_labels(labels)
 
     def _open_npy(self) -> None:
         if len(self.inputs) != 1:
             raise EvalError(f"{self.path}: an .npy holds one array, but the model has inputs "
                             f"{sorted(self.inputs)}; use an .npz with one key per input")
+        with open(self.path, "rb") as f:
+            magic = f.read(6)
+        if magic.startswith(b"PK"):
+            raise EvalError(f"{self.path}: damaged or truncated .npz archive (its zip directory is unreadable)")
+        if magic != b"\x93NUMPY":
+            raise EvalError(f"{self.path}: not an .npy or .npz file (write one with np.save or np.savez)")
         try:
             array = np.load(self.path, mmap_mode="r", allow_pickle=False)
-        except ValueError as exc:
+        except (ValueError, OSError, EOFError) as exc:
             raise EvalError(f"{self.path}: not an .npy or .npz file ({exc})") from None
+        if array.dtype.hasobject or array.dtype.kind not in "biuf":
+            raise EvalError(f"{self.path}: element type {array.dtype} is not numeric")
         self._members[next(iter(self.inputs))] = array
 
     def _open_npz(self) -> None:
-        with zipfile.ZipFile(self.path) as archive:
+        try:
+            archive = zipfile.ZipFile(self.path)
+        except (zipfile.BadZipFile, *_CORRUPT) as exc:
+            raise EvalError(f"{self.path}: damaged .npz archive ({exc})") from None
+        with archive:
             members = {}
             for info in archive.infolist():
                 member = _Member(self.path, archive, info)
+                if member.key in members:
+                    raise EvalError(f"{member.where} appears twice in the archive")
                 members[member.key] = member
         missing = sorted(set(self.inputs) - set(members))
         if missing:
@@ -150,17 +219,18 @@ class ArrayDataset:
         members = getattr(self, "_all_members", {})
         if labels in members:
             member = members[labels]
-            values = member.rows(0, member.shape[0]) if member.shape else None
+            _check_labels(labels, member.shape, member.dtype, self.count)  # before reading them whole
+            values = member.rows(0, member.shape[0])
         elif Path(labels).suffix == ".npy" and Path(labels).is_file():
-            values = np.load(labels, allow_pickle=False)
+            try:
+                values = np.load(labels, mmap_mode="r", allow_pickle=False)
+            except ValueError as exc:
+                raise EvalError(f"labels {labels!r}: not a .npy array ({exc})") from None
+            _check_labels(labels, values.shape, values.dtype, self.count)
+            values = np.array(values)
         else:
             raise EvalError(f"{self.path}: no label key {labels!r} (keys: {', '.join(sorted(members)) or 'none'}), "
                             "and it is not an .npy file")
-        if values is None or values.ndim != 1 or values.dtype.kind not in "iu":
-            raise EvalError(f"labels {labels!r}: expected one integer class per sample, got "
-                            f"{'a scalar' if values is None else f'{values.dtype}{list(values.shape)}'}")
-        if len(values) != self.count:
-            raise EvalError(f"labels {labels!r}: {len(values)} labels for {self.count} samples")
         return np.asarray(values, np.int64)
 
     def _shape_of(self, name: str) -> tuple[int, ...]:
@@ -191,6 +261,17 @@ class ArrayDataset:
         return [Sample({name: rows[i] for name, rows in columns.items()},
                        None if self._labels is None else int(self._labels[start + i]))
                 for i in range(stop - start)]
+
+
+def _check_labels(labels: str, shape: tuple, dtype: np.dtype, count: int) -> None:
+    if len(shape) != 1 or dtype.kind not in "iu":
+        raise EvalError(f"labels {labels!r}: expected one integer class per sample, got "
+                        f"{'a scalar' if not shape else f'{dtype}{list(shape)}'}")
+    if shape[0] != count:
+        raise EvalError(f"labels {labels!r}: {shape[0]} labels for {count} samples")
+    if shape[0] * dtype.itemsize > NPZ_LIMIT_BYTES:
+        raise EvalError(f"labels {labels!r}: {shape[0]} labels of {dtype} take more than the {NPZ_LIMIT_BYTES} "
+                        "bytes tcc reads at once")
 
 
 def _matches(shape, pattern) -> bool:

@@ -83,5 +83,36 @@ def expand(node: NodeProto, body: FunctionProto, schema_node: NodeProto) -> list
                     copy.attribute.append(bound)
             else:
                 copy.attribute.append(attr)
+        rename_subgraph_references(copy, rename)
         nodes.append(copy)
     return nodes
+
+
+def rename_subgraph_references(node: NodeProto, rename) -> None:
+    """Rename, in the subgraphs of a node copied out of a body, the names they read from that body."""
+    for attr in node.attribute:
+        if attr.type == AttributeProto.GRAPH:
+            _rename_outer_references(attr.g, rename, set())
+        elif attr.type == AttributeProto.GRAPHS:
+            for g in attr.graphs:
+                _rename_outer_references(g, rename, set())
+
+
+def _rename_outer_references(graph: onnx.GraphProto, rename, outer_local: set[str]) -> None:
+    """Rename, in a body node's subgraph (a Scan or Loop body), the names it reads from the body
+    around it; names the subgraph (or a subgraph enclosing it inside the body) defines stay."""
+    local = set(outer_local)
+    local.update(vi.name for vi in graph.input)
+    local.update(t.name for t in graph.initializer)
+    local.update(o for node in graph.node for o in node.output)
+    for node in graph.node:
+        node.input[:] = [i if not i or i in local else rename(i) for i in node.input]
+        for attr in node.attribute:
+            if attr.type == AttributeProto.GRAPH:
+                _rename_outer_references(attr.g, rename, local)
+            elif attr.type == AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    _rename_outer_references(g, rename, local)
+    for vi in graph.output:
+        if vi.name not in local:
+            vi.name = rename(vi.name)

@@ -125,8 +125,22 @@ def _reject_unsupported(ctx: ImportContext, folder: Folder) -> None:
             constant.update(node.output)
         elif node.op_type in PASS_THROUGH and node.input and node.input[0] in constant:
             constant.add(node.output[0])
+        elif node.op_type == "If" and node.input[0] in constant and all(
+                _branch_folds(a.g, constant, folder) for a in node.attribute if a.type == onnx.AttributeProto.GRAPH):
+            constant.update(o for o in node.output if o)  # either inlined branch is constants only
     if unsupported:
         raise FrontendError(format_unsupported(ctx.loaded.label, ctx.loaded.opset, unsupported))
+
+
+def _branch_folds(graph: onnx.GraphProto, outer_constant: set[str], folder: Folder) -> bool:
+    """Whether every output of an If branch folds to a constant, given the enclosing constants."""
+    constant = set(outer_constant) | {t.name for t in graph.initializer}
+    for node in graph.node:
+        if _decide(node, constant.__contains__, folder) == FOLD:
+            constant.update(node.output)
+        elif node.op_type in PASS_THROUGH and node.input and node.input[0] in constant:
+            constant.add(node.output[0])
+    return all(o.name in constant for o in graph.output)
 
 
 def _fold(ctx: ImportContext, folder: Folder, node: onnx.NodeProto) -> None:

@@ -19,6 +19,7 @@ from tcc.ir.shape_rules import normalize_axis
 
 from .context import NodeContext
 from .errors import FrontendError, node_label
+from .function_bodies import rename_subgraph_references
 
 MAX_UNROLL = 4096  # iterations; a longer loop would make a program too large to be useful
 
@@ -53,6 +54,7 @@ def _inline(n: NodeContext, graph: onnx.GraphProto, inputs: list[str], prefix: s
         copy.name = f"{prefix}{node_label(node)}"
         copy.input[:] = [rename(i) for i in node.input]
         copy.output[:] = [rename(o) for o in node.output]
+        rename_subgraph_references(copy, rename)
         ctx.reserved.update(o for o in copy.output if o)
         ctx.used.update(i for i in copy.input if i)
         if not ctx.import_node(copy):

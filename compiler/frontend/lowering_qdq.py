@@ -38,8 +38,10 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from tcc.ir import Builder, Module, QuantParams, TensorType, Value, numerics
+from tcc.ir import Builder, Module, QuantParams, TensorType, Trait, Value, is_constant, kinds_with, numerics
+from tcc.ir.dtypes import from_numpy
 from tcc.ir.shape_rules import ShapeError, normalize_axis
+from tcc.passes.quantize.lowering import LAYOUT_KINDS  # the quantizer runs these on their operand's grid
 
 from .context import NodeContext
 from .errors import FrontendError
@@ -50,10 +52,7 @@ LOWER_EVEN_IF_CONSTANT = frozenset({"DequantizeLinear"})
 _ACTIVATION_DTYPES = {np.dtype(np.int8): "i8", np.dtype(np.uint8): "u8"}
 # Ops whose result is non-negative whatever their operands, and ops that keep their data operands' sign.
 _NON_NEGATIVE = frozenset({"relu", "sigmoid", "softmax", "exp", "abs", "sqrt", "hard_sigmoid"})
-# Data movement: the quantizer runs these on their operand's integer grid.
-_LAYOUT = frozenset({"reshape", "transpose", "slice", "split", "pad", "gather", "expand", "max_pool"})
-_SIGN_KEEPING = frozenset({"max_pool", "avg_pool", "global_avg_pool", "reshape", "transpose", "slice",
-                           "split", "concat", "gather", "expand", "resize", "reduce_max", "reduce_mean"})
+_SIGN_KEEPING = kinds_with(Trait.MOVES) | kinds_with(Trait.POOL) | {"resize", "reduce_max", "reduce_mean"}
 
 
 def to_int8_params(scale, zero_point, dtype: np.dtype, axis: int | None = None) -> QuantParams:
@@ -61,11 +60,6 @@ def to_int8_params(scale, zero_point, dtype: np.dtype, axis: int | None = None) 
     shift = 128 if np.dtype(dtype) == np.uint8 else 0
     return QuantParams(tuple(float(s) for s in np.asarray(scale, np.float32).reshape(-1)),
                        tuple(int(z) - shift for z in np.asarray(zero_point).reshape(-1)), axis)
-
-
-def _reject_blocked(n: NodeContext) -> None:
-    if n.attr("block_size", 0):
-        raise n.error("blocked quantization (block_size) is not supported; quantize per tensor or per axis")
 
 
 def _parameters(n: NodeContext, dtype: np.dtype | None) -> tuple[np.ndarray, np.ndarray, np.dtype]:
@@ -104,41 +98,95 @@ def _axis(n: NodeContext, scale: np.ndarray, shape: tuple[int, ...]) -> int | No
 
 
 def lower_quantize_linear(n: NodeContext) -> None:
-    """An activation's QuantizeLinear: a ``quantize`` op that ``fold_activation_pairs`` removes."""
-    _reject_blocked(n)
+    """Half of an activation's QDQ pair: a ``quantize`` op that ``fold_activation_pairs`` removes;
+    any other QuantizeLinear: a ``quantize_linear`` op computing ONNX's formula."""
+    if not _pair_half(n):
+        _lower_standalone(n, "quantize_linear", _quantized_dtype(n), {"saturate": n.attr("saturate", 1)})
+        return
     scale, zero_point, dtype = _parameters(n, None)
-    if dtype not in _ACTIVATION_DTYPES:
-        raise n.error(f"quantizing activations to {dtype} is not supported; tcc imports int8 and uint8")
-    if scale.size != 1:
-        raise n.error("per-axis activation quantization is not supported; tcc pins one scale and zero "
-                      "point per activation tensor")
     y = n.emit("quantize", [n.input(0)], {"dtype": _ACTIVATION_DTYPES[dtype]})
     y.type = TensorType(y.type.shape, y.type.dtype, QuantParams((float(scale.reshape(-1)[0]),),
                                                                  (int(zero_point.reshape(-1)[0]),)))
 
 
 def lower_dequantize_linear(n: NodeContext) -> None:
-    """A weight's DequantizeLinear folds to a pinned float constant; an activation's becomes a
-    ``dequantize`` op that ``fold_activation_pairs`` removes with its QuantizeLinear."""
-    _reject_blocked(n)
-    if n.is_const(0):
+    """A weight's DequantizeLinear folds to a pinned float constant; the other half of an
+    activation's QDQ pair becomes a ``dequantize`` op that ``fold_activation_pairs`` removes with
+    its QuantizeLinear; any other DequantizeLinear is a ``dequantize_linear`` op."""
+    if n.is_const(0) and _foldable_weight(n):
         _fold_weight(n)
         return
     x = n.input(0)
+    if x.producer is None or x.producer.kind != "quantize" or x.type.quant is None:
+        scale_type = n.input_type(1).dtype
+        out = n.attr("output_dtype", 0)
+        _lower_standalone(n, "dequantize_linear", from_numpy(helper.tensor_dtype_to_np_dtype(out)) if out
+                          else scale_type, {})
+        return
     scale, zero_point, _ = _parameters(n, None)
-    if scale.size != 1:
-        raise n.error("per-axis DequantizeLinear of a computed tensor is not supported; tcc pins one "
-                      "scale and zero point per activation tensor")
     params = QuantParams((float(scale.reshape(-1)[0]),), (int(zero_point.reshape(-1)[0]),))
-    if x.type.quant is None:
-        raise n.error(f"dequantizes {n.node.input[0]!r}, which no QuantizeLinear produced; tcc imports "
-                      "QDQ models whose integer tensors live only between QuantizeLinear and "
-                      "DequantizeLinear pairs (float model inputs)")
     if x.type.quant != params:
         raise n.error(f"uses scale {params.scale[0]!r} and zero point {params.zero_point[0]}, but the "
                       f"QuantizeLinear producing {n.node.input[0]!r} uses scale {x.type.quant.scale[0]!r} "
                       f"and zero point {x.type.quant.zero_point[0]}; tcc imports pairs with equal parameters")
     n.emit("dequantize", [x])
+
+
+def _pair_half(n: NodeContext) -> bool:
+    """Whether a QuantizeLinear is the first half of QDQ pairs the importer folds: constant
+    per-tensor float32 parameters to int8/uint8, read only by DequantizeLinear nodes with the same
+    parameters (then the integer tensor never exists in the float model)."""
+    if n.attr("block_size", 0) or not n.is_const(1) or (n.has_input(2) and not n.is_const(2)):
+        return False
+    if n.const(1, "scale").dtype != np.float32:
+        return False
+    scale, zero_point, dtype = _parameters(n, None)
+    if dtype not in _ACTIVATION_DTYPES or scale.size != 1:
+        return False
+    name = n.node.output[0]
+    graph = n.ctx.loaded.model.graph
+    if any(o.name == name for o in graph.output):
+        return False
+    readers = [node for node in graph.node if name in node.input]
+    return bool(readers) and all(_same_parameters(n, reader) for reader in readers)
+
+
+def _same_parameters(n: NodeContext, reader) -> bool:
+    """Whether ``reader`` is a per-tensor DequantizeLinear with the QuantizeLinear's constant parameters."""
+    if reader.op_type != "DequantizeLinear" or len(reader.input) != len(n.node.input):
+        return False
+    if any(a.name == "block_size" and a.i for a in reader.attribute):
+        return False
+    consts = n.ctx.consts
+    return all(a == b or (a in consts and b in consts and np.array_equal(consts[a], consts[b])
+                          and consts[a].dtype == consts[b].dtype)
+               for a, b in zip(reader.input[1:], n.node.input[1:]))
+
+
+def _foldable_weight(n: NodeContext) -> bool:
+    """Whether a constant's DequantizeLinear folds into a pinned float32 constant (8- to 32-bit
+    integers, per tensor or per axis, float32 scales); others run as dequantize_linear."""
+    q = np.asarray(n.ctx.consts[n.node.input[0]])
+    if n.attr("block_size", 0) or q.dtype.kind not in "iu" or q.dtype.itemsize > 4:
+        return False
+    if not n.is_const(1) or (n.has_input(2) and not n.is_const(2)) or n.attr("output_dtype", 0):
+        return False
+    return n.const(1, "scale").dtype == np.float32
+
+
+def _quantized_dtype(n: NodeContext) -> str:
+    """The element type of a QuantizeLinear's result: its zero point's, else output_dtype's, else uint8."""
+    if n.has_input(2):
+        return n.input_type(2).dtype
+    elem = n.attr("output_dtype", 0)
+    return from_numpy(helper.tensor_dtype_to_np_dtype(elem)) if elem else "u8"
+
+
+def _lower_standalone(n: NodeContext, kind: str, dtype: str, extra: dict) -> None:
+    """ONNX's formula as an op of the float model, with scale and zero point as operands."""
+    operands = [n.input(i) for i in range(3) if n.has_input(i)]
+    n.emit(kind, operands, {"axis": n.attr("axis", 1), "block_size": n.attr("block_size", 0), "dtype": dtype,
+                            **extra})
 
 
 def _fold_weight(n: NodeContext) -> None:
@@ -177,12 +225,10 @@ def fold_activation_pairs(module: Module, label: str) -> None:
     """
     targets: dict[int, Value] = {}  # id(x) -> the value that replaces x's dequantized copies
     for op in list(module.ops):
-        if op.kind != "dequantize" or op.operands[0].producer is None:
+        quantize = op.x.producer if op.kind == "dequantize" else None
+        if quantize is None or quantize.kind != "quantize":
             continue
-        quantize = op.operands[0].producer
-        if quantize.kind != "quantize":
-            continue
-        x = quantize.operands[0]
+        x = quantize.x
         if id(x) not in targets:
             targets[id(x)] = _pin(module, x, quantize, op)
         op.result.replace_all_uses_with(targets[id(x)])
@@ -206,12 +252,15 @@ def _inherit_parameters(module: Module) -> None:
     parameters, the sole input of a pinned relu/clip the activation's."""
     for op in module.ops:
         if op.kind in ("relu", "clip") and op.result.type.quant is not None:
-            x = op.operands[0]
-            if (x.type.quant is None and x.producer is not None and x.producer.kind != "const"
+            x = op.x
+            if (x.type.quant is None and x.producer is not None and not is_constant(x)
                     and x.users == [op] and not module.is_output(x)):
                 x.type = TensorType(x.type.shape, x.type.dtype, op.result.type.quant)
-        source = op.operands[0].type if op.kind in _LAYOUT else None
-        if source is not None and source.quant is not None and source.quant.axis is None:
+        if op.kind not in LAYOUT_KINDS:
+            continue
+        moved, *_ = op.operands
+        source = moved.type
+        if source.quant is not None and source.quant.axis is None:
             for r in op.results:
                 if r.type.quant is None and r.type.dtype == source.dtype:
                     r.type = TensorType(r.type.shape, r.type.dtype, source.quant)
@@ -238,15 +287,15 @@ def _non_negative(value: Value) -> bool:
     if op is None:
         return False
     if op.kind == "const":
-        array = op.attrs["value"]
+        array = op.value
         return bool(array.size == 0 or np.all(array >= 0))
     if op.kind in _NON_NEGATIVE:
         return True
     if op.kind == "clip":
-        return op.attrs["min"] >= 0
-    if op.kind == "pad" and op.attrs["mode"] == "constant" and op.attrs["value"] < 0:
+        return op.min >= 0
+    if op.kind == "pad" and op.mode == "constant" and op.value < 0:
         return False
-    if op.kind in _SIGN_KEEPING or op.kind == "pad":
+    if op.kind in _SIGN_KEEPING:  # pad with a negative value returned above
         data = op.operands if op.kind == "concat" else op.operands[:1]
         return all(_non_negative(v) for v in data)
     return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dtypes import to_numpy
 from ..errors import InterpreterError
 
 
@@ -72,11 +73,11 @@ def _mod(attrs, a, b):
 
 def _bit_shift(op, a, b):
     """In the operands' own unsigned type (bits shifted out are lost), not widened to int64."""
-    if op.attrs["direction"] == "LEFT":
+    if op.direction == "LEFT":
         return np.left_shift(a, b)
-    if op.attrs["direction"] == "RIGHT":
+    if op.direction == "RIGHT":
         return np.right_shift(a, b)
-    raise InterpreterError(f"bit_shift direction {op.attrs['direction']!r} is not LEFT or RIGHT")
+    raise InterpreterError(f"bit_shift direction {op.direction!r} is not LEFT or RIGHT")
 
 
 def _binary(fn):
@@ -111,6 +112,7 @@ KERNEL_TABLE = (
     ("thresholded_relu", _thresholded_relu),
     ("shrink", _shrink),
     ("mod", _mod),
+    ("det", lambda attrs, x: np.asarray(np.linalg.det(x)).astype(x.dtype)),
     ("bitwise_and", _binary(np.bitwise_and)),
     ("bitwise_or", _binary(np.bitwise_or)),
     ("bitwise_xor", _binary(np.bitwise_xor)),
@@ -120,4 +122,5 @@ KERNEL_TABLE = (
 OP_KERNEL_TABLE = (
     ("bitwise_not", lambda op, x: np.invert(x)),
     ("bit_shift", _bit_shift),
+    ("bitcast", lambda op, x: np.array(x, order="C").view(to_numpy(op.attrs["to"]))),
 )

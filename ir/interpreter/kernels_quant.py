@@ -50,37 +50,31 @@ def to_int32(acc: np.ndarray, op) -> np.ndarray:
     return acc.astype(np.int64).astype(np.int32)
 
 
-def _bias(op, b) -> np.ndarray | None:
+def _bias(b) -> np.ndarray | None:
     return None if b is None else b.astype(np.float64)
 
 
 def qconv(op, x, w, b=None):
-    x_t, w_t = op.operands[0].type, op.operands[1].type
-    return to_int32(kernels_conv.conv(op.attrs, centred(x, x_t), centred(w, w_t), _bias(op, b)), op)
+    return to_int32(kernels_conv.conv(op.attrs, centred(x, op.x.type), centred(w, op.w.type), _bias(b)), op)
 
 
 def qlinear(op, x, w, b=None):
-    x_t, w_t = op.operands[0].type, op.operands[1].type
-    return to_int32(kernels_conv.linear(op.attrs, centred(x, x_t), centred(w, w_t), _bias(op, b)), op)
+    return to_int32(kernels_conv.linear(op.attrs, centred(x, op.x.type), centred(w, op.w.type), _bias(b)), op)
 
 
 def qmatmul(op, a, b):
-    a_t, b_t = op.operands[0].type, op.operands[1].type
-    return to_int32(np.matmul(centred(a, a_t), centred(b, b_t)), op)
+    return to_int32(np.matmul(centred(a, op.a.type), centred(b, op.b.type)), op)
 
 
 def requantize(op, x):
-    a = op.attrs
-    x_t = op.operands[0].type
-    per_channel = len(a["multiplier"]) > 1
-    axis = a["axis"] if per_channel else None
-    multiplier = np.asarray(a["multiplier"]) if per_channel else a["multiplier"][0]
-    shift = np.asarray(a["shift"]) if per_channel else a["shift"][0]
+    per_channel = len(op.multiplier) > 1
+    axis = op.axis if per_channel else None
+    multiplier = np.asarray(op.multiplier) if per_channel else op.multiplier[0]
+    shift = np.asarray(op.shift) if per_channel else op.shift[0]
     try:
-        v = numerics.centre_and_shift(x, zero_point_array(x_t, x.ndim), a["pre_shift"])
-        return numerics.requantize(v, multiplier, shift, a["zero_point"],
-                                   a["qmin"], a["qmax"], a["rounding"], axis=axis,
-                                   out_dtype=to_numpy(a["dtype"]))
+        v = numerics.centre_and_shift(x, zero_point_array(op.x.type, x.ndim), op.pre_shift)
+        return numerics.requantize(v, multiplier, shift, op.zero_point, op.qmin, op.qmax, op.rounding, axis=axis,
+                                   out_dtype=to_numpy(op.dtype))
     except ValueError as exc:
         raise InterpreterError(f"requantize at {op.loc!r}: {exc}") from None
 
@@ -89,46 +83,42 @@ def quantize(op, x):
     out_t = op.result.type
     q = quant_of(out_t, "quantize result")
     lo, hi = numerics.integer_range(out_t.dtype.replace("i", "int").replace("u", "uint"))
-    if op.operands[0].type.dtype == "bf16":
+    if op.x.type.dtype == "bf16":
         return numerics.bf16_to_int8(x.astype(np.float32), q.scale[0], q.zero_point[0], "half_even", lo, hi,
                                      out_dtype=to_numpy(out_t.dtype))
     return numerics.quantize_affine(x, q.scale[0], q.zero_point[0], lo, hi, out_dtype=to_numpy(out_t.dtype))
 
 
 def dequantize(op, x):
-    x_t = op.operands[0].type
-    q = quant_of(x_t, "dequantize operand")
+    q = quant_of(op.x.type, "dequantize operand")
     scale, zp = np.asarray(q.scale, np.float32), np.asarray(q.zero_point, np.int64)
     if q.axis is None:
         scale, zp = scale[0], zp[0]
-    if op.attrs["dtype"] == "bf16":
+    if op.dtype == "bf16":
         return numerics.int8_to_bf16(x, scale, zp, axis=q.axis)
     return numerics.dequantize_affine(x, scale, zp, axis=q.axis)
 
 
 def _rounded_mean(op, total: np.ndarray, counts) -> np.ndarray:
-    a = op.attrs
     dtype = to_numpy(op.result.type.dtype)
     try:
-        mean = numerics.rounded_mean(np.rint(total).astype(np.int64), counts, a["multiplier"], a["shift"],
-                                     a["zero_point"], *numerics.integer_range(dtype))
+        mean = numerics.rounded_mean(np.rint(total).astype(np.int64), counts, op.multiplier, op.shift,
+                                     op.zero_point, *numerics.integer_range(dtype))
     except ValueError as exc:
         raise InterpreterError(f"{op.kind} at {op.loc!r}: {exc}") from None
     return np.asarray(mean).astype(dtype)
 
 
 def qavg_pool(op, x):
-    t = op.operands[0].type
     counts = kernels_pool.window_divisors(op.attrs, x)
     # avg_pool of (x - zp) times its divisor recovers the exact integer window sum.
-    total = np.rint(kernels_pool.avg_pool(op.attrs, centred(x, t)) * counts)
+    total = np.rint(kernels_pool.avg_pool(op.attrs, centred(x, op.x.type)) * counts)
     return _rounded_mean(op, total, counts)
 
 
 def qglobal_avg_pool(op, x):
-    t = op.operands[0].type
     axes = tuple(range(2, x.ndim))
-    total = centred(x, t).sum(axis=axes, keepdims=True)
+    total = centred(x, op.x.type).sum(axis=axes, keepdims=True)
     count = int(np.prod([x.shape[a] for a in axes]))
     return _rounded_mean(op, total, count)
 

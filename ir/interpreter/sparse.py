@@ -124,10 +124,10 @@ def _varies_spatially(value: Value) -> bool:
 
 
 def _channel_axis(op: Op) -> bool:
-    rank = op.operands[0].type.rank
+    rank = op.result.type.rank  # the operands' (a reduction without keepdims is refused anyway)
     if op.kind in CHANNEL_AXIS_KINDS:
-        return op.attrs["axis"] % rank == 1
-    return {a % rank for a in op.attrs["axes"]} == {1} and bool(op.attrs["keepdims"])
+        return op.axis % rank == 1
+    return bool(op.keepdims) and {a % rank for a in op.axes} == {1}
 
 
 def op_rule(op: Op, spatial: set[int], dynamic: set[int]) -> OpRule:
@@ -139,8 +139,8 @@ def op_rule(op: Op, spatial: set[int], dynamic: set[int]) -> OpRule:
             return OpRule("global")
         return OpRule("dense", f"{op.kind} reads a sparse spatial tensor (ESDA-style dataflow runs convs, "
                                "pooling, element-wise ops and global pooling)")
-    x = op.operands[0]
-    if op.has_trait(Trait.WINDOW) and id(x) in spatial and not any(id(v) in dynamic for v in op.operands[1:]):
+    x, *rest = op.operands
+    if op.has_trait(Trait.WINDOW) and id(x) in spatial and not any(id(v) in dynamic for v in rest):
         win = window_of(op)
         if op.kind != "conv" and op.kind != "qconv" and _covers_the_map(win, x.type.shape[2:]):
             return OpRule("global")
@@ -285,7 +285,7 @@ class SparseInterpreter:
         operands = [np.broadcast_to(backgrounds[id(v)][None, :, None, None], v.type.shape)
                     if id(v) in self.spatial else env[id(v)] for v in op.operands]
         rule = self.rules[id(op)]
-        i, j = _interior_site(rule.window, op.operands[0].type.shape[2:]) if rule.window else (0, 0)
+        i, j = _interior_site(rule.window, op.x.type.shape[2:]) if rule.window else (0, 0)
         found = [array[0, :, i, j].copy() if id(r) in self.spatial else None
                  for r, array in zip(op.results, evaluate_op(op, operands))]
         if id(op) not in self.volatile:
@@ -300,7 +300,7 @@ class SparseInterpreter:
         if rule.category == "pointwise":
             return np.logical_or.reduce([masks[id(v)] for v in op.operands
                                          if id(v) in self.spatial and v.type.shape[2:] == result.type.shape[2:]])
-        x = op.operands[0]
+        x, *_ = op.operands
         if self.mode == "submanifold":
             return cells(masks[id(x)], rule.window.strides, rule.window.out_sizes)
         active = window_count(masks[id(x)], rule.window, False) > 0

@@ -3,8 +3,12 @@
 - ``integer``: saturation, exact rounding right shifts, Q31 dyadic multipliers and requantization.
 - ``uniform``: affine int-N quantize/dequantize (ONNX QuantizeLinear semantics) and int-N scales.
 - ``bf16``: bfloat16 with round-to-nearest-even after every operation; int8 <-> bf16 conversions.
-- ``bf16_math``: the bf16 lane's non-linear functions (exp, reciprocal, rsqrt, softmax, GELU...).
+- ``bf16_lanes``: the bf16 vector unit's lane operations (the reference's execution of them).
+- ``bf16_functions``: its non-linear functions, each written once as a sequence of lane operations.
+- ``bf16_math``: those functions on arrays (exp, reciprocal, rsqrt, softmax, GELU, LayerNorm...).
 - ``dybit``: DyBit codes (run-of-ones exponent + mantissa), encode/decode, quantization, scales.
+- ``weight_format``: the matrix unit's weight formats (intN, DyBit with its exponent-run cap) as
+  code tables: code -> integer value and back.
 - ``scale_search``: the MSE scale search both quantizers use.
 """
 from .bf16 import (
@@ -15,11 +19,11 @@ from .bf16 import (
 from . import bf16_math
 from .bf16_math import (
     bf16_div, bf16_erf, bf16_exp, bf16_gelu, bf16_hard_swish, bf16_layer_norm, bf16_reciprocal,
-    bf16_rsqrt, bf16_sigmoid, bf16_silu, bf16_softmax, bf16_sqrt, bf16_tanh,
+    bf16_lrn, bf16_rms_norm, bf16_rsqrt, bf16_sigmoid, bf16_silu, bf16_softmax, bf16_sqrt, bf16_tanh,
 )
 from .dybit import (
-    FINE_SHIFT, MAX_DECODE_INT, decode, decode_int, dybit_magnitudes, encode, max_magnitude,
-    quantize, dequantize, search_scale,
+    FINE_SHIFT, MAX_DECODE_INT, check_cap, decode, decode_int, dybit_magnitudes, encode, magnitude_ints,
+    max_decode_int, max_magnitude, quantize, dequantize, search_scale,
 )
 from .integer import (
     INT8_MAX, INT8_MIN, INT16_MAX, INT16_MIN, INT32_MAX, INT32_MIN, ROUNDING_MODES, UINT8_MAX,
@@ -32,6 +36,7 @@ from .uniform import (
     dequantize_affine, int_dequantize, int_max_level, int_quantize, quantize_affine,
     search_scale_uniform,
 )
+from .weight_format import WeightFormat, code_values, max_abs_value, parse_weight_format, value_codes
 
 __all__ = [
     "bf16_math",
@@ -44,8 +49,9 @@ __all__ = [
     "int_quantize", "integer_range", "max_magnitude", "multiply_by_quantized_multiplier",
     "quantize", "quantize_affine", "quantize_multiplier", "requantize", "round_to_integer",
     "rounded_mean", "rounding_divide", "rounding_right_shift", "saturate", "search_scale", "search_scale_mse", "search_scale_uniform",
-    "to_bf16",
+    "to_bf16", "check_cap", "magnitude_ints", "max_decode_int",
+    "WeightFormat", "code_values", "max_abs_value", "parse_weight_format", "value_codes",
     "bf16_div", "bf16_erf", "bf16_exp", "bf16_gelu", "bf16_hard_swish", "bf16_layer_norm",
-    "bf16_reciprocal", "bf16_rsqrt", "bf16_sigmoid", "bf16_silu", "bf16_softmax", "bf16_sqrt",
+    "bf16_lrn", "bf16_reciprocal", "bf16_rms_norm", "bf16_rsqrt", "bf16_sigmoid", "bf16_silu", "bf16_softmax", "bf16_sqrt",
     "bf16_tanh",
 ]

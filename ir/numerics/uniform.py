@@ -18,24 +18,25 @@ def _check_scale(s: np.ndarray) -> None:
 
 
 def quantize_affine(x, scale, zero_point=0, qmin: int = INT8_MIN, qmax: int = INT8_MAX,
-                    axis=None, out_dtype=None):
-    """``clamp(round_half_even(x / scale) + zero_point, qmin, qmax)`` with the division in float32.
+                    axis=None, out_dtype=None, precision=np.float32):
+    """``clamp(round_half_even(x / scale) + zero_point, qmin, qmax)`` with the division in float32
+    (or ``precision``: ONNX divides in the scale's type, float16 for a float16 scale).
 
     +-inf saturates; NaN maps to ``zero_point``.  Result dtype: ``out_dtype`` or the smallest
     integer dtype holding [qmin, qmax].
     """
-    x32 = np.asarray(x, np.float32)
-    s = along_axis(np.asarray(scale, np.float32), x32.shape, axis, "scale")
+    x32 = np.asarray(x, precision)
+    s = along_axis(np.asarray(scale, precision), x32.shape, axis, "scale")
     _check_scale(s)
     zp = along_axis(as_int64(zero_point, "zero_point"), x32.shape, axis, "zero_point")
     if zp.size and (zp.min() < -2**24 or zp.max() > 2**24):
         raise ValueError("zero_point must be within +-2**24")
     with np.errstate(over="ignore", invalid="ignore"):
         t = np.asarray(x32 / s)  # a 0-d operand gives a numpy scalar, which is read-only
-    t = np.where(np.isnan(t), np.float32(0), t)
+    t = np.where(np.isnan(t), t.dtype.type(0), t)
     # rint of a float32 is exact (round half to even; large values are integers already), and the
     # clip bounds are small integers, so float32 arithmetic here rounds exactly once.
-    lo, hi = (qmin - zp).astype(np.float32), (qmax - zp).astype(np.float32)
+    lo, hi = (qmin - zp).astype(np.float64), (qmax - zp).astype(np.float64)
     r = np.clip(np.rint(t), lo, hi)
     dtype = np.dtype(out_dtype) if out_dtype is not None else int_dtype_for_range(qmin, qmax)
     return unwrap((r.astype(np.int64) + zp).astype(dtype))

@@ -10,6 +10,7 @@ from functools import partial
 
 import numpy as np
 
+from ..cycles import dma_cycles
 from ..table import BUFFERS
 from .machine import DRAM, PBUF, Effect, Fault, MachineState, impl, registers
 
@@ -33,8 +34,7 @@ def _boxes(m: MachineState, buf: str, sram: int, dram: int, to_sram: bool):
                                           f"{sram_what} box")
         dram_view, dram_access = m.region(DRAM, dram, shape, (dram_plane, dram_row, 1), np.uint8, not to_sram,
                                           f"{dram_what} box")
-    t = m.target
-    cycles = t.dma_latency + planes * rows * -(-row_bytes // t.dram_bytes_per_cycle)
+    cycles = dma_cycles(m.target, planes * rows, row_bytes)
     accesses = tuple(a for a in (sram_access, dram_access) if a is not None)
     return sram_view, dram_view, planes * rows * row_bytes, cycles, accesses
 
@@ -72,6 +72,6 @@ def lookup(m: MachineState, buf: str, sram: int, dram: int):
         dst[...] = table[np.where(ids < 0, ids + rows, ids)]
 
     t = m.target
-    cycles = t.dma_latency + count * -(-row_bytes // t.dram_bytes_per_cycle)
+    cycles = dma_cycles(t, count, row_bytes)
     accesses = tuple(a for a in (index_access, table_access, dst_access) if a is not None)
     return Effect(cycles, accesses, loaded=count * row_bytes, action=action)

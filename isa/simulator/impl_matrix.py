@@ -2,8 +2,9 @@
 
 ``acc[m, n] (+)= sum_k (A[m, k] - mm.a_zp) * W[n, k]``.  The sum is a BLAS matrix product in
 float32 or float64, exact because every partial sum is an integer the format holds
-(exact_product.py proves the bound), and the int32 result traps instead of wrapping.  In conv/dwconv form only the slab bytes actually read (the span of the
-in-slab window pixels, channels cv.c0 on) are bounds-checked and count as the access.
+(exact_product.py proves the bound), and the int32 result traps instead of wrapping.  In
+conv/dwconv form only the slab bytes actually read (the span of the in-slab window pixels,
+channels cv.c0 on) are bounds-checked and count as the access.
 """
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ import numpy as np
 
 from tcc.ir import numerics
 
+from ..cycles import matmul_cycles
+from ..weights import matmul_format, row_bytes
 from .exact_product import exact_depthwise, exact_product, zero_point_fits
 from .machine import ABUF, ACC, WBUF, Effect, Fault, MachineState, impl, registers
+from .weight_decode import decode_rows
 
 _MM = registers("mm.a", "mm.a_row", "mm.m", "mm.n", "mm.k", "mm.a_zp", "mm.w_row", "mm.acc_row")
 _CV = registers("cv.h", "cv.w", "cv.c", "cv.kh", "cv.kw", "cv.sh", "cv.sw", "cv.dh", "cv.dw",
@@ -68,39 +72,66 @@ def _window_reader(m: MachineState, M: int, channels: int, zp: int, dtype):
     return read, access
 
 
+def _grouped(m: MachineState, M: int, N: int, K: int, zp: int, w_max: int, dtype):
+    """gconv: output channel n belongs to group g = n // cv.ng and reduces over the cv.cg slab
+    channels from cv.c0 + g * cv.cg, K = taps * cv.cg (reduction index tap * cv.cg + ci).
+    Returns a function of the weights giving the product, and the slab's access."""
+    kh, kw, cg, ng = m.reg("cv.kh"), m.reg("cv.kw"), m.reg("cv.cg"), m.reg("cv.ng")
+    if cg <= 0 or ng <= 0 or kh <= 0 or kw <= 0 or K != kh * kw * cg:
+        raise Fault(f"gconv: mm.k = {K} must equal cv.kh * cv.kw * cv.cg = {kh} * {kw} * {cg} (cv.ng = {ng})")
+    groups = -(-N // ng)
+    windows, a_access = _window_reader(m, M, groups * cg, zp, dtype)  # (M, taps, groups * cg)
+
+    def product(w_int: np.ndarray) -> np.ndarray:
+        gathered = windows().reshape(M, kh * kw, groups, cg)
+        out = np.empty((M, N), np.int64)
+        for g in range(groups):
+            a = gathered[:, :, g, :].reshape(M, K)
+            out[:, g * ng:(g + 1) * ng] = exact_product(a, w_int[g * ng:(g + 1) * ng], zp, w_max)
+        return out
+
+    return product, a_access
+
+
 @impl("matmul")
-def matmul(m: MachineState, mode: str, accumulate: int, wide: int, acc: int, w: int):
+def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, acc: int, w: int):
     m.require_mode("int8", "matmul")
     a, a_row, M, N, K, zp, w_row, acc_row = _MM(m.regs)
-    e = 2 if wide else 1
-    weights, w_access = m.region(WBUF, w, (N, K), (w_row * e, e), "<i2" if wide else np.int8, False, "weights")
+    try:
+        fmt = matmul_format(wfmt, wcap)
+    except ValueError as e:
+        raise Fault(str(e)) from None
+    packed, w_access = m.region(WBUF, w, (N, row_bytes(K, fmt)), (w_row, 1), np.uint8, False, "weights")
+    w_max = max(1, numerics.max_abs_value(fmt))
     # float32 holds the int8 operands exactly; a zero point outside int8 keeps them as int64.
     dtype = np.float32 if zero_point_fits(zp) else np.int64
     if mode == "gemm":
         rows, a_access = m.region(ABUF, a, (M, K), (a_row, 1), np.int8, False, "A operand")
 
-        def product() -> np.ndarray:
-            return exact_product(rows, weights, zp, wide)
+        def product(w_int: np.ndarray) -> np.ndarray:
+            return exact_product(rows, w_int, zp, w_max)
     elif mode == "conv":
         kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
         if kh <= 0 or kw <= 0 or K % (kh * kw):
             raise Fault(f"conv: mm.k = {K} is not a multiple of cv.kh * cv.kw = {kh} * {kw}")
         windows, a_access = _window_reader(m, M, K // (kh * kw), zp, dtype)
 
-        def product() -> np.ndarray:
-            return exact_product(windows().reshape(M, K), weights, zp, wide)
+        def product(w_int: np.ndarray) -> np.ndarray:
+            return exact_product(windows().reshape(M, K), w_int, zp, w_max)
+    elif mode == "gconv":
+        product, a_access = _grouped(m, M, N, K, zp, w_max, dtype)
     else:  # dwconv: output channel n reads slab channel cv.c0 + n at each of the K taps
         kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
         if K != kh * kw:
             raise Fault(f"dwconv: mm.k = {K} must equal cv.kh * cv.kw = {kh} * {kw}")
         windows, a_access = _window_reader(m, M, N, zp, dtype)  # (M, K, N)
 
-        def product() -> np.ndarray:
-            return exact_depthwise(windows(), weights, zp)
+        def product(w_int: np.ndarray) -> np.ndarray:
+            return exact_depthwise(windows(), w_int, zp, w_max)
     out, acc_access = m.region(ACC, acc, (M, N), (4 * acc_row, 4), "<i4", True, "accumulators")
 
     def action() -> None:
-        total = product()
+        total = product(decode_rows(packed, K, fmt))
         if accumulate:
             total += out
         if total.size and (total.max() > _INT32_MAX or total.min() < _INT32_MIN):
@@ -108,7 +139,6 @@ def matmul(m: MachineState, mode: str, accumulate: int, wide: int, acc: int, w: 
             raise Fault(f"int32 accumulator overflow at acc[{bad[0]}, {bad[1]}] = {int(total[bad])}")
         out[...] = total
 
-    t = m.target
-    cycles = -(-M // t.array_rows) * -(-N // t.array_cols) * K * e + t.array_rows + t.array_cols
+    cycles = matmul_cycles(m.target, M, N, K, fmt)
     accesses = tuple(x for x in (a_access, w_access, acc_access) if x is not None)
     return Effect(cycles, accesses, macs=M * N * K, action=action)

@@ -11,6 +11,7 @@ import numpy as np
 
 from tcc.ir import numerics
 
+from ..cycles import post_cycles
 from .machine import ABUF, ACC, PBUF, Effect, Fault, MachineState, impl, registers
 
 _RQ = registers("rq.params", "rq.m", "rq.n", "rq.src_row", "rq.dst_row", "rq.src_zp", "rq.pre_shift",
@@ -30,7 +31,7 @@ def _check_saturation(out: str, qmin: int, qmax: int, names: str) -> None:
 
 
 def _cycles(m: MachineState, elements: int) -> int:
-    return -(-elements // m.target.post_lanes) + 4
+    return post_cycles(m.target, elements)
 
 
 @impl("requant")

@@ -1,4 +1,4 @@
-"""The simulator's public face: ``Machine(target, dram, descriptors).run(words) -> RunResult``.
+"""The simulator's public face: ``Machine(target, dram).run(words) -> RunResult``.
 
 Execution is functional and in program order (each instruction completes before the next);
 the cycle model (timing.py) replays the same instructions on four decoupled units and its
@@ -51,8 +51,10 @@ class Event(NamedTuple):
 @dataclass
 class RunResult:
     """What a run measured.  ``layers`` maps each ``sys.layer`` value to its counters
-    (``LayerCounters.as_dict``); ``units`` gives busy cycles per unit; ``trace`` (when asked
-    for) one ``Event`` per timed instruction."""
+    (``LayerCounters.as_dict``); ``units`` gives busy cycles per unit; ``unit_cycles`` splits the
+    run's cycles per unit into busy, stall and idle, ``front_cycles`` the front end's into issue,
+    queue_stall, sync_stall and idle (each adds up to ``cycles``; timing.py); ``stall_cycles`` is
+    the units' total stall; ``trace`` (when asked for) one ``Event`` per timed instruction."""
 
     cycles: int
     instructions: int
@@ -66,6 +68,9 @@ class RunResult:
     mode_cycles: dict[str, int] = field(default_factory=dict)
     mode_switches: int = 0
     mode_busy: dict[str, int] = field(default_factory=dict)
+    unit_cycles: dict[str, dict[str, int]] = field(default_factory=dict)
+    front_cycles: dict[str, int] = field(default_factory=dict)
+    cores: int = 1  # a multi-core run (multicore.py) sums the unit, front and mode counters over its cores
     trace: list[Event] | None = field(repr=False, default=None)
 
     @property
@@ -135,10 +140,11 @@ class Plan:
 
 
 def prepare(machine: MachineState, words: np.ndarray, trace: bool = False) -> Plan:
-    """Walk the program from PC 0 (registers zero, int8 mode) to its halt or first trap."""
+    """Walk the program from PC 0 (after ``machine.reset()``: registers zero, int8 mode) to its halt
+    or first trap."""
     plan = Plan(_decode_entries(words))
     machine.reset()
-    timing = Timing()
+    timing = Timing(tuple(machine.target.queue_depth(u) for u in UNIT_NAMES))
     layers: dict[int, LayerCounters] = {}
     events: list[Event] | None = [] if trace else None
     regs = machine.regs
@@ -169,8 +175,8 @@ def prepare(machine: MachineState, words: np.ndarray, trace: bool = False) -> Pl
             if effect.action is not None:
                 plan.pcs.append(pc)
                 plan.actions.append(effect.action)
-            issue, start, finish = timing.execute(entry.unit, effect.cycles, effect.accesses)
-            counters.record(entry.unit, issue, start, finish, effect.macs, effect.loaded, effect.stored)
+            issue, start, finish, stalled = timing.execute(entry.unit, effect.cycles, effect.accesses)
+            counters.record(entry.unit, start, finish, stalled, effect.macs, effect.loaded, effect.stored)
             if entry.unit == COMPUTE:
                 if entry.fn is _mode_impl:
                     mode_cycles[current] += max(start - mode_since, 0)
@@ -189,7 +195,9 @@ def prepare(machine: MachineState, words: np.ndarray, trace: bool = False) -> Pl
             instructions=plan.stop + 1,
             layers={k: layers[k].as_dict(peak) for k in sorted(layers)},
             units=dict(zip(UNIT_NAMES, timing.busy)),
-            stall_cycles=sum(c.stall_cycles for c in layers.values()),
+            stall_cycles=sum(timing.stall),
+            unit_cycles=timing.unit_cycles(),
+            front_cycles=timing.front_cycles(),
             clock_mhz=machine.target.clock_mhz,
             trace=events,
             mode_cycles=mode_cycles,
@@ -200,7 +208,7 @@ def prepare(machine: MachineState, words: np.ndarray, trace: bool = False) -> Pl
 
 
 class Machine(MachineState):
-    """One overlay core: ``Machine(target, dram_image, descriptors)``; ``run(words)``; read ``dram``.
+    """One overlay core: ``Machine(target, dram_image)``; ``run(words)``; read ``dram``.
 
     The DRAM image (uint8) is copied; outputs are read from ``machine.dram`` after the run.  A run
     starts at PC 0 with registers zero and the array in int8 mode; memory keeps its contents.  The
@@ -208,7 +216,7 @@ class Machine(MachineState):
     its actions only.
     """
 
-    _plan: tuple[bytes, Plan] | None = None
+    _plan: tuple[tuple, Plan] | None = None
 
     def run(self, words, max_instructions: int | None = None, trace: bool = False,
             progress: Callable[[int, int], None] | None = None) -> RunResult:
@@ -237,7 +245,8 @@ class Machine(MachineState):
     def prepared(self, words, trace: bool = False) -> Plan:
         """The plan of ``words`` on this machine (kept for the next call unless ``trace``)."""
         words = np.asarray(words, dtype=np.uint64).ravel()
-        key = words.tobytes()
+        self.reset()  # a Core (multicore.py) keeps its registers from the segment before: part of the key
+        key = (words.tobytes(), tuple(self.regs), self.mode)
         if self._plan is not None and self._plan[0] == key and not trace:
             return self._plan[1]
         plan = prepare(self, words, trace)

@@ -1,14 +1,22 @@
 """The cycle model of docs/overlay-machine.md: four decoupled units behind an in-order front end.
 
 Units (``table.UNITS``, each instruction's unit is in the ISA table): load (``load``, ``lookup``),
-compute (the PE array: ``matmul``, ``mode``, and ``cvt``/``vop`` in bf16 mode), store (``store``),
+compute (the PE array: ``matmul``, ``mode``, and ``cvt`` and the vector instructions in bf16 mode), store (``store``),
 and post (the quantization / pooling / element-wise unit on the store path: ``requant``, ``pool``,
-``eadd``, ``emul``, ``lut``, ``copy``).  The front end issues one instruction per cycle (``sync``
-and ``halt`` stall it until units are idle); each unit runs its instructions in order, one at a
-time, so its queue never blocks issue.  An instruction starts at ``max(issue, its unit free, end of every earlier
-conflicting instruction)``: conflicts are overlapping byte ranges [lo, hi) of one memory where at
-least one side writes.  An instruction's range in a memory is the span from the lowest to the
-highest byte it touches there (strided accesses are not split into their rows).
+``eadd``, ``emul``, ``lut``, ``copy``).  The front end issues one instruction per cycle in program
+order into the queue of its unit; each queue holds at most the target's ``<unit>_queue`` entries
+(issued, not yet started), and an instruction whose queue is full stalls issue until the oldest
+entry starts (back-pressure).  ``sync`` and ``halt`` stall issue until units are idle.  Each unit
+runs its instructions in order, one at a time.  An instruction starts at ``max(issue, its unit
+free, end of every earlier conflicting instruction)``: conflicts are overlapping byte ranges
+[lo, hi) of one memory where at least one side writes.  An instruction's range in a memory is the
+span from the lowest to the highest byte it touches there (strided accesses are not split into
+their rows).
+
+Counters add up: every cycle of a run is, per unit, busy (running an instruction), stalled (its
+next instruction is queued but waits for a conflicting instruction of another unit) or idle (its
+queue is empty); for the front end, issuing, stalled on a full queue, stalled on ``sync``/``halt``,
+or idle (after the last issue).
 
 The scoreboard keeps, per unit, memory and access kind (read or write), the ranges of recent
 instructions in order of their end cycle.  Earlier instructions of the same unit never need
@@ -30,20 +38,28 @@ _PRUNE_EVERY = 256
 
 
 class Timing:
-    def __init__(self):
+    def __init__(self, depths: tuple[int, ...]):
         self.issue_at = 0  # cycle at which the next instruction issues
         self.free = [0] * len(UNIT_NAMES)  # per unit: end of its last instruction
         self.busy = [0] * len(UNIT_NAMES)
+        self.stall = [0] * len(UNIT_NAMES)  # queued instruction waiting on a conflict
+        self.idle = [0] * len(UNIT_NAMES)  # up to the last instruction's end; ``finish`` adds the tail
+        # per unit: start cycles of its most recent ``depth`` instructions (the oldest frees the next slot)
+        self.starts: list[deque[int]] = [deque(maxlen=d) for d in depths]
+        self.issued = 0  # instructions issued (one cycle each)
+        self.queue_stall = 0  # front-end cycles waiting for a slot in a full queue
+        self.sync_stall = 0  # front-end cycles waiting at sync/halt
         memories = range(len(MEMORY_NAMES))
         # [unit][memory] -> deque of (end, lo, hi), ends increasing
-        self.reads = [[deque() for _ in memories] for _ in UNIT_NAMES]
-        self.writes = [[deque() for _ in memories] for _ in UNIT_NAMES]
+        self.reads: list[list[deque]] = [[deque() for _ in memories] for _ in UNIT_NAMES]
+        self.writes: list[list[deque]] = [[deque() for _ in memories] for _ in UNIT_NAMES]
         self._until_prune = _PRUNE_EVERY
 
     def issue_only(self) -> int:
         """An instruction that only takes its issue slot (setr, nop); returns its issue cycle."""
         issue = self.issue_at
         self.issue_at = issue + 1
+        self.issued += 1
         return issue
 
     def barrier(self, mask: int) -> int:
@@ -54,15 +70,23 @@ class Timing:
                 ready = max(ready, self.free[unit])
         if mask >> COMPUTE & 1:  # the compute bit also covers the post-processing unit
             ready = max(ready, self.free[POST])
+        self.issued += 1
+        self.sync_stall += ready - self.issue_at - 1
         self.issue_at = ready
         return ready
 
-    def execute(self, unit: int, cycles: int, accesses: tuple) -> tuple[int, int, int]:
+    def execute(self, unit: int, cycles: int, accesses: tuple) -> tuple[int, int, int, int]:
         """Schedule one timed instruction with its ``(memory, lo, hi, write)`` accesses; returns its
-        (issue, start, end) cycles."""
+        (issue, start, end) cycles and the cycles its unit stalled on it (waiting for a conflict)."""
         issue = self.issue_at
+        starts = self.starts[unit]
+        if len(starts) == starts.maxlen and starts[0] > issue:  # queue full: wait for its oldest to start
+            self.queue_stall += starts[0] - issue
+            issue = starts[0]
         self.issue_at = issue + 1
-        start = max(issue, self.free[unit])
+        self.issued += 1
+        free = self.free[unit]
+        start = queued = max(issue, free)
         for memory, lo, hi, write in accesses:
             for other in _OTHERS[unit]:
                 lists = (self.writes[other][memory], self.reads[other][memory]) if write \
@@ -77,12 +101,15 @@ class Timing:
         end = start + cycles
         self.free[unit] = end
         self.busy[unit] += cycles
+        self.stall[unit] += start - queued
+        self.idle[unit] += queued - free
+        starts.append(start)
         for memory, lo, hi, write in accesses:
             (self.writes if write else self.reads)[unit][memory].append((end, lo, hi))
         self._until_prune -= 1
         if not self._until_prune:
             self._prune(issue)
-        return issue, start, end
+        return issue, start, end, start - queued
 
     def _prune(self, issue: int) -> None:
         horizon = max(issue, min(self.free))  # no later instruction starts before this
@@ -97,3 +124,16 @@ class Timing:
     def finish(self) -> int:
         """The cycle at which every unit is idle."""
         return max(self.issue_at, *self.free)
+
+    def unit_cycles(self) -> dict[str, dict[str, int]]:
+        """Per unit, the run's cycles split into busy, stall and idle (they add up to ``finish``)."""
+        finish = self.finish
+        return {name: {"busy": self.busy[u], "stall": self.stall[u], "idle": self.idle[u] + finish - self.free[u]}
+                for u, name in enumerate(UNIT_NAMES)}
+
+    def front_cycles(self) -> dict[str, int]:
+        """The front end's cycles: issuing, stalled on a full queue, stalled at sync/halt, idle
+        (they add up to ``finish``)."""
+        busy_until = self.issue_at
+        return {"issue": self.issued, "queue_stall": self.queue_stall, "sync_stall": self.sync_stall,
+                "idle": self.finish - busy_until}

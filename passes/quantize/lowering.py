@@ -19,12 +19,16 @@ from tcc.ir import numerics
 
 from .params import activation_params, dyadic
 
-LINEAR_KINDS = ("conv", "linear", "matmul")
+LINEAR_KINDS = ("conv", "linear", "matmul")  # the layers with a weight operand (matmul's may be an activation)
 ACTIVATIONS = ("relu", "clip")
 # Ops whose int8 result keeps its operand's scale and zero point: moves of one tensor (concat joins
 # tensors of different scales: rules.lower_concat) and max pooling, which commutes with rounding.
 LAYOUT_KINDS = tuple(sorted(kinds_with(Trait.MOVES) - {"concat"})) + ("max_pool",)
-IDENTITY_Q31 = ((1 << 30,), (30,))  # multiplier * 2**-shift == 1
+
+
+def matrix_operands(op: Op) -> tuple[Value, Value, Value | None]:
+    """(activation, weight, bias or None) of a conv, linear or matmul (LINEAR_KINDS)."""
+    return (op.a, op.b, None) if op.kind == "matmul" else (op.x, op.w, op.b)
 
 
 @dataclass
@@ -34,9 +38,15 @@ class LoweringConfig:
     rounding: str = "half_even"
     # Per-layer weight formats (mixed precision), keyed by the float op's result name.
     layer_weights: dict[str, str] = field(default_factory=dict)
+    # Float values (by name) whose element-wise op (add/sub/mul/concat) runs on the bf16 SIMD lanes
+    # instead of the int8 array: the residual stream of a transformer (remedies.py).
+    bf16_values: frozenset[str] = frozenset()
 
     def weights_for(self, op: Op) -> str:
         return self.layer_weights.get(op.result.name, self.weights)
+
+    def keeps_bf16(self, op: Op) -> bool:
+        return op.results[0].name in self.bf16_values
 
 
 def per_tensor(q: QuantParams) -> tuple[float, int]:
@@ -70,9 +80,9 @@ class Lowering:
         those get symmetric parameters (zero point 0, as TATAA quantizes), so the int8 array, which
         subtracts a zero point from A only, needs no correction pass for B."""
         for user in value.users:
-            if user.kind == "matmul" and user.operands[1] is value and user.operands[0] is not value:
+            if user.kind == "matmul" and user.b is value and user.a is not value:
                 return True
-            if user.kind in LAYOUT_KINDS and user.operands[0] is value and user.kind != "max_pool" \
+            if user.kind in LAYOUT_KINDS and user.kind != "max_pool" and user.operands.index(value) == 0 \
                     and any(self.feeds_matmul_weight_side(r) for r in user.results):
                 return True
         return False
@@ -125,9 +135,6 @@ class Lowering:
                                                 name=old.name + ".bf16"), "bf16")
         return self.bind(old, self.b.value("cast", [self.f32(old)], {"to": "bf16"}, name=old.name + ".bf16"), "bf16")
 
-    def integer_available(self, old: Value) -> bool:
-        return "i8" in self.domains.get(id(old), {}) or constant_value(old) is not None and old.type.dtype == "f32"
-
     # -- helpers -------------------------------------------------------------------------------
     def typed(self, value: Value, dtype: str, quant: QuantParams | None) -> Value:
         value.type = value.type.with_dtype(dtype, quant)
@@ -153,8 +160,8 @@ class Lowering:
         if act is None:
             return numerics.INT8_MIN, numerics.INT8_MAX
         scale, zp = per_tensor(out)
-        low = 0.0 if act.kind == "relu" else act.attrs["min"]
-        high = np.inf if act.kind == "relu" else act.attrs["max"]
+        low = 0.0 if act.kind == "relu" else act.min
+        high = np.inf if act.kind == "relu" else act.max
         lo, hi = int(numerics.quantize_affine(low, scale, zp)), int(numerics.quantize_affine(high, scale, zp))
         return min(lo, hi), hi  # ONNX Clip with min > max gives max everywhere
 

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tcc.ir import Module, Op, Trait, Value, is_constant
+from tcc.ir import Module, Op, Trait, Value, constant_value, is_constant
 from tcc.ir import numerics
+
+from .lowering import ACTIVATIONS
 
 # Chains made only of these stay as they are: int8 requantization expresses them (scalar
 # products, clamps fused into the producer's requantization).
@@ -38,8 +40,7 @@ def _scalar_const(v: Value) -> bool:
 def _fused_activation(op: Op, module: Module) -> bool:
     """A relu/clip that is its operand's only user folds into that operand's requantization
     (Lowering.fused_activation), so it starts no chain."""
-    x = op.operands[0]
-    return op.kind in ("relu", "clip") and len(x.users) == 1 and not module.is_output(x)
+    return op.kind in ACTIVATIONS and len(op.x.users) == 1 and not module.is_output(op.x)
 
 
 def find_chains(module: Module) -> tuple[dict[int, Chain], set[int]]:
@@ -50,7 +51,7 @@ def find_chains(module: Module) -> tuple[dict[int, Chain], set[int]]:
     for op in module.ops:
         if not op.has_trait(Trait.ELEMENTWISE) or len(op.results) != 1 or op.result.type.dtype != "f32":
             continue
-        if _fused_activation(op, module) and id(op.operands[0]) not in root:
+        if _fused_activation(op, module) and id(op.x) not in root:
             continue  # folds into its producer's requantization (unless that producer is tabulated)
         activations = [v for v in op.operands if not _scalar_const(v)]
         if not activations or any(v.type.shape != op.result.type.shape or v.type.dtype != "f32"
@@ -93,7 +94,7 @@ def tabulate(chain: Chain, x_scale: float, x_zp: int, y_scale: float, y_zp: int)
     q = np.arange(-128, 128, dtype=np.int64)
     values = {id(chain.root): ((q - x_zp) * np.float64(x_scale)).astype(np.float32)}
     for op in chain.ops:
-        operands = [values[id(v)] if id(v) in values else np.asarray(v.producer.attrs["value"]).reshape(())
+        operands = [values[id(v)] if id(v) in values else np.asarray(constant_value(v)).reshape(())
                     for v in op.operands]
         values[id(op.result)] = np.asarray(KERNELS[op.kind](op.attrs, *operands), np.float32).reshape(-1)
     y = np.nan_to_num(values[id(chain.result)].astype(np.float64), nan=0.0, posinf=1e30, neginf=-1e30)

@@ -7,7 +7,7 @@ import numpy as np
 from tcc.ir import Module, Op, QuantParams, TensorType, Value, constant_value
 from tcc.ir import numerics
 
-from .lowering import LAYOUT_KINDS, Lowering, LoweringConfig, per_tensor
+from .lowering import LAYOUT_KINDS, LINEAR_KINDS, Lowering, LoweringConfig, matrix_operands, per_tensor
 from .lut import find_chains, lower_chain
 from .params import bias_weight_scales, dyadic, quantize_bias, quantize_weights
 
@@ -33,29 +33,30 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
     """
     if lw.config.weights_for(op) == "bf16":
         return False
+    x_in, w_in, b_in = matrix_operands(op)
     if op.kind == "matmul":
-        w = constant_value(op.operands[1])
+        w = constant_value(w_in)
         if w is None or w.ndim != 2:
             return lower_matmul(lw, op)
         attrs: dict = {}
         weight, channel_axis, kind = w.T, op.result.type.rank - 1, "qlinear"
     else:
-        weight = constant_value(op.operands[1])
+        weight = constant_value(w_in)
         if weight is None:
             return False
         channel_axis = 1 if op.kind == "conv" else op.result.type.rank - 1
         kind, attrs = ("qconv", op.attrs) if op.kind == "conv" else ("qlinear", {})
-    x = lw.i8(op.operands[0])
+    x = lw.i8(x_in)
     sx, _ = per_tensor(x.type.quant)
-    bias = constant_value(op.operands[2]) if len(op.operands) > 2 else None
-    if len(op.operands) > 2 and bias is None:
+    bias = constant_value(b_in) if b_in is not None else None
+    if b_in is not None and bias is None:
         return False
     min_scale = bias_weight_scales(bias, sx) if bias is not None else None
     wq, wparams = quantize_weights(weight, lw.config.weights_for(op), axis=0, min_scale=min_scale)
-    operands = [x, lw.typed(lw.b.const(wq, op.operands[1].name + ".q"), str(wq.dtype).replace("int", "i"), wparams)]
+    operands = [x, lw.typed(lw.b.const(wq, w_in.name + ".q"), str(wq.dtype).replace("int", "i"), wparams)]
     if bias is not None:
         bq, acc_scales = quantize_bias(bias, sx, wparams.scale)
-        operands.append(lw.typed(lw.b.const(bq, op.operands[2].name + ".q"), "i32",
+        operands.append(lw.typed(lw.b.const(bq, b_in.name + ".q"), "i32",
                                  QuantParams(acc_scales, (0,) * len(acc_scales), 0)))
     acc_scales = tuple(sx * s for s in wparams.scale)
     acc = lw.b.value(kind, operands, attrs, name=op.result.name + ".acc")
@@ -65,7 +66,7 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
 
 def lower_matmul(lw: Lowering, op: Op) -> bool:
     """Two activations: per-tensor int8 x int8 -> int32 -> requantize."""
-    a, b = lw.i8(op.operands[0]), lw.i8(op.operands[1])
+    a, b = lw.i8(op.a), lw.i8(op.b)
     acc = lw.b.value("qmatmul", [a, b], name=op.result.name + ".acc")
     acc_scale = a.type.quant.scale[0] * b.type.quant.scale[0]
     lw.typed(acc, "i32", QuantParams((acc_scale,), (0,)))
@@ -98,6 +99,8 @@ def stays_bf16(lw: Lowering, op: Op) -> bool:
     state loses 20-30 dB of SQNR in int8 on examples/recurrent's streaming model).  A product with a
     linear layer's int8 output (gating, GLU) or a broadcast one of table lookups (squeeze-and-
     excitation over a SiLU map) stays an int8 element-wise product."""
+    if lw.config.keeps_bf16(op):
+        return True
     activations = [v for v in op.operands if constant_value(v) is None]
     kinds = {_nonlinear_domain(lw, v) for v in activations}
     if "bf16" not in kinds and any(v.type.shape != op.result.type.shape for v in activations):
@@ -110,7 +113,7 @@ def lower_add_sub(lw: Lowering, op: Op) -> bool:
     requantize (+ fused activation)."""
     if stays_bf16(lw, op):
         return False
-    a, b = lw.i8(op.operands[0]), lw.i8(op.operands[1])
+    a, b = lw.i8(op.a), lw.i8(op.b)
     sa, sb = a.type.quant.scale[0], b.type.quant.scale[0]
     common = 2 * max(sa, sb)
     ai = to_i32(lw, a, sa / common, 20, op.result.name + ".lhs")
@@ -124,7 +127,7 @@ def lower_mul(lw: Lowering, op: Op) -> bool:
     """(a - za) * (b - zb) in int32, requantized."""
     if stays_bf16(lw, op):
         return False
-    a, b = lw.i8(op.operands[0]), lw.i8(op.operands[1])
+    a, b = lw.i8(op.a), lw.i8(op.b)
     ai = to_i32(lw, a, 1.0, 0, op.result.name + ".lhs")
     bi = to_i32(lw, b, 1.0, 0, op.result.name + ".rhs")
     prod = lw.b.value("mul", [ai, bi], name=op.result.name + ".acc")
@@ -134,7 +137,10 @@ def lower_mul(lw: Lowering, op: Op) -> bool:
 
 
 def lower_concat(lw: Lowering, op: Op) -> bool:
-    """Inputs rescaled to the output's parameters where they differ, then an int8 concat."""
+    """Inputs rescaled to the output's parameters where they differ, then an int8 concat (a concat
+    kept in bf16 joins bf16 copies of its inputs instead)."""
+    if lw.config.keeps_bf16(op):
+        return False
     out = lw.params(op.result)
     parts = []
     for i, v in enumerate(op.operands):
@@ -149,7 +155,7 @@ def lower_concat(lw: Lowering, op: Op) -> bool:
 
 def lower_pool(lw: Lowering, op: Op) -> bool:
     """Average pools round the window mean once onto the output's own calibrated scale."""
-    x = lw.i8(op.operands[0])
+    x = lw.i8(op.x)
     out = lw.params(op.result)
     (multiplier,), (shift,) = dyadic(x.type.quant.scale[0] / out.scale[0])
     kind = {"avg_pool": "qavg_pool", "global_avg_pool": "qglobal_avg_pool"}[op.kind]
@@ -161,7 +167,7 @@ def lower_pool(lw: Lowering, op: Op) -> bool:
 
 def lower_activation(lw: Lowering, op: Op) -> bool:
     """A relu/clip not fused into a linear op: clamp through an identity requantization."""
-    x = lw.i8(op.operands[0])
+    x = lw.i8(op.x)
     q = x.type.quant
     qmin, qmax = lw.clamp(op, q)
     y = lw.requantize(x, 1.0, q, qmin=qmin, qmax=qmax, name=op.result.name)
@@ -171,21 +177,19 @@ def lower_activation(lw: Lowering, op: Op) -> bool:
 
 def lower_resize(lw: Lowering, op: Op) -> bool:
     """Nearest resize only moves elements: int8 like any layout change; linear resize runs in bf16."""
-    return op.attrs["mode"] == "nearest" and lower_layout(lw, op)
+    return op.mode == "nearest" and lower_layout(lw, op)
 
 
 def lower_layout(lw: Lowering, op: Op) -> bool:
     """Data movement and max pooling run on int8 (a bf16 operand is quantized with its own
     calibrated range: int8 is what the accelerator moves and pools cheaply)."""
-    data = op.operands[0]
+    data, *rest = op.operands  # indices and other non-data operands stay as they are
     x = lw.i8(data)
     attrs = dict(op.attrs)
-    if op.kind == "pad":
-        if attrs["mode"] == "constant":
-            scale, zp = per_tensor(x.type.quant)
-            attrs["value"] = float(numerics.quantize_affine(attrs["value"], scale, zp))
-    rest = [lw.f32(v) for v in op.operands[1:]]  # indices and other non-data operands stay as they are
-    results = lw.b.create(op.kind, [x] + rest, attrs, name=op.results[0].name).results
+    if op.kind == "pad" and op.mode == "constant":
+        scale, zp = per_tensor(x.type.quant)
+        attrs["value"] = float(numerics.quantize_affine(op.value, scale, zp))
+    results = lw.b.create(op.kind, [x] + [lw.f32(v) for v in rest], attrs, name=op.results[0].name).results
     for old, new in zip(op.results, results):
         lw.bind(old, lw.typed(new, "i8", x.type.quant), "i8")
     return True
@@ -213,7 +217,7 @@ def lower_float(lw: Lowering, op: Op) -> bool:
 
 
 RULES = {
-    "conv": [lower_linear], "linear": [lower_linear], "matmul": [lower_linear],
+    **{kind: [lower_linear] for kind in LINEAR_KINDS},
     "add": [lower_add_sub], "sub": [lower_add_sub], "mul": [lower_mul],
     "concat": [lower_concat],
     "avg_pool": [lower_pool], "global_avg_pool": [lower_pool],

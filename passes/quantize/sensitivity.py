@@ -25,7 +25,7 @@ from tcc.ir.errors import TccError
 from tcc.ir.interpreter import run_module
 
 from .cost_model import LayerCost
-from .lowering import LoweringConfig
+from .lowering import LINEAR_KINDS, LoweringConfig, matrix_operands
 from .rules import lower_module
 
 
@@ -56,12 +56,13 @@ def weight_layers(module: Module) -> list[Layer]:
     """The layers whose weight format mixed precision chooses, in program order."""
     layers = []
     for op in module.ops:
-        if op.kind not in ("conv", "linear", "matmul") or len(op.operands) < 2:
+        if op.kind not in LINEAR_KINDS:
             continue
-        weight = constant_value(op.operands[1])
+        _, w, b = matrix_operands(op)
+        weight = constant_value(w)
         if weight is None or (op.kind == "matmul" and weight.ndim != 2):
             continue
-        if len(op.operands) > 2 and constant_value(op.operands[2]) is None:
+        if b is not None and constant_value(b) is None:
             continue  # a computed bias keeps the layer out of the integer path anyway
         cost = LayerCost(weights=int(weight.size), macs=_macs(op, weight))
         layers.append(Layer(op.result.name, op.loc, op.kind, tuple(weight.shape), cost))

@@ -66,6 +66,20 @@ def test_light_zoo_simulator_equals_reference(name, tmp_path):
     for key in reference:
         np.testing.assert_array_equal(simulated[key], reference[key], err_msg=f"{name} output {key}")
         print(f"{name} {key}: SQNR vs float {sqnr_db(float_out[key], simulated[key]):.1f} dB")
+    assert_counters_add_up(session.last_result)
+
+
+def assert_counters_add_up(result):
+    """Per unit busy + stall + idle = cycles, the front end's issue + stalls + idle = cycles, and the
+    per-layer busy and stall cycles sum to the run's."""
+    assert set(result.unit_cycles) == set(result.units)
+    for unit, split in result.unit_cycles.items():
+        assert min(split.values()) >= 0 and sum(split.values()) == result.cycles, unit
+        assert split["busy"] == result.units[unit] == sum(layer[f"{unit}_busy"] for layer in result.layers.values())
+        assert split["stall"] == sum(layer[f"{unit}_stall"] for layer in result.layers.values())
+    assert min(result.front_cycles.values()) >= 0 and sum(result.front_cycles.values()) == result.cycles
+    assert result.front_cycles["issue"] == result.instructions
+    assert result.stall_cycles == sum(split["stall"] for split in result.unit_cycles.values())
 
 
 def test_artifact_is_deterministic(tmp_path):
@@ -190,7 +204,7 @@ def test_cli_errors(tmp_path, tcc_cli):
 
 
 def resize_model(path):
-    """conv -> relu -> {nearest, linear} 2x resize -> concat: int8 moves, a bf16 vector op, a concat."""
+    """conv -> relu -> {nearest, linear} 2x resize -> concat: int8 moves, a bf16 linear resize, a concat."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
@@ -208,13 +222,20 @@ def resize_model(path):
 
 
 def test_resize_and_bf16_ops_are_bit_exact(tmp_path):
+    """The vector unit has no lowering for a linear resize (a gather): it runs on the host, the rest
+    on the overlay, and the heterogeneous run equals the reference."""
+    from tcc.backends.overlay.hetero import compile_heterogeneous
+    from tcc.runtime.hetero_session import HeteroSession
+
     rng = resize_model(tmp_path / "m.onnx")
     module = quantized(str(tmp_path / "m.onnx"), random_calibration({"x": np.zeros((1, 3, 10, 12))},
                                                                     tmp_path / "c.npz", samples=4))
     kinds = {op.kind for op in module.ops}
     assert {"resize", "concat", "dequantize"} <= kinds and any(r.type.dtype == "bf16" for op in module.ops
                                                                for r in op.results)
-    session = Session(compile_overlay(module))
+    artifact = compile_heterogeneous(module)
+    assert [(h["kind"], h["node"]) for h in artifact.metadata["host_ops"]] == [("resize", "lin")]
+    session = HeteroSession(artifact)
     x = {"x": rng.standard_normal((1, 3, 10, 12)).astype(np.float32)}
     np.testing.assert_array_equal(session.run(None, x)[0], run_module(module, x)["y"])
 
@@ -248,7 +269,7 @@ def test_out_of_bounds_dma_stops_with_its_pc(digits_artifact, tmp_path):
 
 
 @pytest.mark.parametrize("flags", [["--weights", "dybit4"], ["--weights", "dybit6"], ["--weights", "int4"],
-                                   ["--quant", "mixed", "--budget-bytes", "9000", "--candidates", "int8,bf16,dybit4"]])
+                                   ["--quant", "mixed", "--budget-bytes", "5000", "--candidates", "int8,int2,dybit4"]])
 def test_low_bit_and_mixed_weights_run_bit_exact(flags, tmp_path, tcc_cli):
     test = np.load("examples/digits/digits_test.npz")
     np.savez(tmp_path / "in.npz", input=test["input"][:1])
@@ -281,7 +302,8 @@ def test_constant_operand_of_an_int8_add(tmp_path):
     np.testing.assert_array_equal(session.run(None, x)[0], run_module(module, x)["y"])
 
 
-@pytest.mark.parametrize("impl, rule", [("impl_quant", "requantize"), ("impl_pool", "rounded_mean")])
+@pytest.mark.parametrize("impl, rule", [("impl_quant", "requantize"), ("impl_pool", "rounded_mean"),
+                                        ("weight_decode", "code_values")])
 def test_a_one_lsb_error_in_the_simulator_datapath_breaks_bit_exactness(digits_artifact, off_by_one_lsb, impl, rule):
     """The simulator shares only the rounding rules with the reference, not its kernels: a
     deliberate one-bit error in the simulator's requantizer or average pool must show."""
@@ -309,3 +331,49 @@ def test_a_one_bit_error_in_the_blas_product_breaks_bit_exactness(digits_artifac
     monkeypatch.setattr(impl_matrix, "exact_product", lambda *args: real(*args) ^ 1)
     with pytest.raises(AssertionError):
         np.testing.assert_array_equal(session.run(None, x)[0], session.run_reference(x)["logits"])
+
+
+@pytest.fixture(scope="module")
+def digits_by_format():
+    """The digits CNN compiled with each weight format: {format: (artifact, quantized module)}."""
+    out = {}
+    for fmt in ("int8", "dybit6", "int4", "dybit4", "dybit3", "dybit2"):
+        module, _ = compile_to_ir(DIGITS, passes=DEFAULT_FLOAT_PIPELINE + quantization_pipeline(
+            "examples/digits/digits_calib.npz", weights=fmt))
+        out[fmt] = compile_overlay(module), module
+    return out
+
+
+def test_weight_bytes_and_cycles_fall_with_the_bit_width(digits_by_format):
+    """Packed codes and the PE model (docs/overlay-machine.md): fewer bits, fewer bytes and cycles."""
+    x = {"input": np.load("examples/digits/digits_test.npz")["input"][:1]}
+    costs = {}
+    for fmt, (artifact, module) in digits_by_format.items():
+        session = Session(artifact)
+        np.testing.assert_array_equal(session.run(None, x)[0], run_module(module, x)["logits"])
+        layers = [layer for layer in artifact.metadata["layers"] if "weight_bytes" in layer]
+        assert all(layer["weight_format"].startswith(fmt) for layer in layers)  # dybitN or dybitNcK
+        costs[fmt] = (sum(layer["weight_bytes"] for layer in layers), session.last_result.cycles)
+    bits = {"int8": 8, "dybit6": 6, "int4": 4, "dybit4": 4, "dybit3": 3, "dybit2": 2}
+    weights = 144 + 4608 + 288 + 1024 + 320
+    for fmt, (nbytes, _) in costs.items():  # every row packs densely (the 1-channel stem's 9 taps pad a little)
+        assert weights * bits[fmt] / 8 <= nbytes <= weights * bits[fmt] / 8 + 5 * 32
+    order = ["int8", "dybit6", "int4", "dybit2"]
+    assert all(costs[a][0] > costs[b][0] and costs[a][1] > costs[b][1] for a, b in zip(order, order[1:]))
+    assert costs["int4"] == costs["dybit4"]  # same code width: same bytes and PE rate
+
+
+@pytest.mark.parametrize("fmt", ["int4", "dybit4", "dybit3"])
+def test_a_one_bit_error_in_the_weight_decoder_breaks_bit_exactness(digits_by_format, monkeypatch, fmt):
+    """The simulator unpacks the codes itself (it shares only the code tables with the packer):
+    reading each code with its lowest bit flipped must show."""
+    from tcc.isa.simulator import weight_decode
+
+    artifact, module = digits_by_format[fmt]
+    x = {"input": np.load("examples/digits/digits_test.npz")["input"][:1]}
+    session = Session(artifact)
+    np.testing.assert_array_equal(session.run(None, x)[0], run_module(module, x)["logits"])
+    real = weight_decode.unpack_codes
+    monkeypatch.setattr(weight_decode, "unpack_codes", lambda rows, k, bits: real(rows, k, bits) ^ 1)
+    with pytest.raises(AssertionError):
+        np.testing.assert_array_equal(Session(artifact).run(None, x)[0], run_module(module, x)["logits"])

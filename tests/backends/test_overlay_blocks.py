@@ -81,11 +81,12 @@ def test_convolutions_too_wide_for_one_tile_split_their_slab(tmp_path):
     from tcc.backends.overlay.context import Buffers
     from tcc.backends.overlay.tiling import ConvGeometry, choose_conv_tiles
     from tcc.isa.target import load_target
+    from tcc.isa.weights import INT8_WEIGHTS as INT8
 
     target = load_target()
     buffers = Buffers.of(target)
-    dense = ConvGeometry(6, 80, 480, 32, 6, 80, 5, 1, 1, 12000, 1, 32, "conv")
-    depthwise = ConvGeometry(6, 80, 320, 320, 6, 80, 7, 1, 1, 49, 1, 32, "depthwise")
+    dense = ConvGeometry(6, 80, 480, 32, 6, 80, 5, 1, 1, 12000, INT8, 32, "conv")
+    depthwise = ConvGeometry(6, 80, 320, 320, 6, 80, 7, 1, 1, 49, INT8, 32, "depthwise")
     for geometry in (dense, depthwise):
         tiles = choose_conv_tiles(geometry, buffers, target)
         assert 0 < tiles.tc < geometry.c

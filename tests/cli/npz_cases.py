@@ -34,7 +34,11 @@ def bad_files(tmp_path):
         archive.writestr("input.npy", header.getvalue() + bytes(8))
     with zipfile.ZipFile(tmp_path / "not_npy.npz", "w") as archive:
         archive.writestr("input.npy", b"this is no array")
-    return {
+    return BAD_FILES
+
+
+#: The files ``bad_files`` writes, each with a fragment of the loader's one-line message.
+BAD_FILES = {
         "npy_as.npz": "a single .npy array, not an .npz archive",
         "empty.npz": "empty file, not an .npz archive",
         "text.npz": "not an .npz archive",
@@ -45,4 +49,4 @@ def bad_files(tmp_path):
         "short_member.npz": "truncated or corrupt array data",
         "not_npy.npz": "key 'input': not a .npy array",
         "absent.npz": "no such calibration file",
-    }
+}

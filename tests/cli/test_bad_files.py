@@ -3,8 +3,9 @@ with the expected code and one line that names the offending file or field, prin
 and leave every existing output untouched (nothing half-written, nothing created).
 
 Hostile names in generated code are tests/cli/test_hostile_names.py (they are not errors: they must
-come out escaped). Rows for non-finite calibration data and malformed or oversized .npz files join
-``CASES`` when that work lands."""
+come out escaped). The .npz files are tests/cli/npz_cases.py's (test_calibration_data.py and
+test_npz_loader.py check the loader's messages in more detail); tcc eval's streamed data has its
+own checks in tests/evaluation/test_eval_data_checks.py."""
 import os
 import stat
 import sys
@@ -21,6 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
 
 import targets  # noqa: E402
+from npz_cases import BAD_FILES, bad_files, header_bomb  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "examples" / "digits" / "digits_cnn.onnx"
@@ -121,6 +123,11 @@ class Case:
     extra: dict = field(default_factory=dict)
 
 
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
 def _hard_link(d):
     relu_ir(d)
     os.link(d / "m.tir", d / "hard.tir")
@@ -131,6 +138,46 @@ def _symlink_to_input(d):
     relu_model(d)
     os.symlink(d / "m.onnx", d / "alias.onnx")
     return ["compile", d / "m.onnx", "-o", d / "alias.onnx"]
+
+
+def _dump_over_input(d):
+    """`tcc opt 00-import.tir --dump-ir-after all` in the input's folder would dump over the input."""
+    relu_ir(d).rename(d / "00-import.tir")
+    return ["opt", d / "00-import.tir", "--passes", "dce", "--dump-ir-after", "all", "-o", d / "o.tir"]
+
+
+def _dump_link_to_input(d):
+    relu_ir(d)
+    (d / "dumps").mkdir()
+    os.symlink(d / "m.tir", d / "dumps" / "01-dce.tir")
+    return ["opt", d / "m.tir", "--passes", "dce", "--dump-ir-after", "dce", "--dump-dir", d / "dumps",
+            "-o", d / "o.tir"]
+
+
+def _npz_case(name, flag):
+    """Each malformed .npz of npz_cases.bad_files as --calib (compile) or --inputs (run)."""
+    def argv(d):
+        bad_files(d)
+        if flag == "--calib":
+            return ["compile", DIGITS, "--calib", d / name, "-o", d / "q.tir"]
+        (d / "m.tir").write_text('module @m {\n  input %input : f32[16,1,16,16]\n'
+                                 '  %y = relu(%input) : f32[16,1,16,16]\n  output "y" = %y\n}\n')
+        return ["run", d / "m.tir", "--inputs", d / name, "-o", d / "o.npz"]
+    return argv
+
+
+def _calib_with(d, edit):
+    with np.load(CALIB) as data:
+        samples = data["input"][:4].copy()
+    edit(samples)
+    np.savez(d / "c.npz", input=samples)
+    return ["compile", DIGITS, "-t", "overlay", "--calib", d / "c.npz", "-o", d / "q.tcc"]
+
+
+def _set(index, value):
+    def edit(samples):
+        samples[index] = value
+    return edit
 
 
 CASES = [
@@ -153,7 +200,20 @@ CASES = [
          ("--report", "are the same file"), outputs=("o.npz",)),
     Case("two outputs to stdout", lambda d: ["run", relu_ir(d), "-o", "-", "--report", "-"],
          ("--output and --report cannot both go to standard output",)),
+    Case("dump over the input (current folder)", _dump_over_input,
+         ("--dump-dir (default: the current folder) . could overwrite the input SOURCE", "00-import.tir",
+          "NN-PASS.tir"), outputs=("o.tir",), unchanged=("00-import.tir",), extra={"cwd": True}),
+    Case("dump folder holds a link to the input", _dump_link_to_input,
+         ("--dump-dir", "dumps could overwrite the input SOURCE", "m.tir"), outputs=("o.tir",),
+         unchanged=("m.tir",)),
+    Case("dump folder is -o", lambda d: ["compile", relu_model(d), "--dump-ir-after", "all", "--dump-dir",
+                                         d / "new.tir", "-o", d / "new.tir"],
+         ("--dump-dir", "new.tir is also --output",)),
+    Case("dump folder is an input", lambda d: ["compile", relu_model(d), "--dump-ir-after", "all", "--dump-dir",
+                                               d / "m.onnx", "-o", d / "o.tir"],
+         ("--dump-dir", "m.onnx", "is a file"), outputs=("o.tir",), unchanged=("m.onnx",)),
     Case("empty -o", lambda d: ["compile", relu_model(d), "-o", ""], ("--output: empty file name",)),
+    Case("-o a folder", lambda d: ["asm", asm_file(d), "-o", d], ("--output", "is a folder; give the file to write")),
     Case("binary -o - on a terminal", lambda d: ["asm", asm_file(d), "-o", "-"],
          ("refusing to write binary data to a terminal",), extra={"tty": True}),
     # A user's error, not tcc's: exit 2 naming the file, tensor or option.
@@ -193,6 +253,30 @@ CASES = [
     Case("pipeline injection through --weights", lambda d: ["compile", DIGITS, "--calib", CALIB, "--weights",
                                                             "int8},dce,quantize{calib=x", "-o", d / "q.tir"],
          ("unknown weight format 'int8},dce,quantize{calib=x'",), outputs=("q.tir",)),
+    # Calibration and input .npz files: malformed, a zip bomb, non-finite values (ir/npz.py, calibration).
+    *[Case(f"--calib {name}", _npz_case(name, "--calib"), (name, message), outputs=("q.tir",))
+      for name, message in BAD_FILES.items()],
+    *[Case(f"--inputs {name}", _npz_case(name, "--inputs"), (name, message.replace("calibration", "input")),
+           outputs=("o.npz",)) for name, message in BAD_FILES.items() if name != "objects.npz"],
+    Case("--calib declaring 4 GiB", lambda d: ["compile", DIGITS, "--calib", header_bomb(d / "bomb.npz",
+                                                                                         (2**22, 1, 16, 16)),
+                                               "-o", d / "q.tir"],
+         ("bomb.npz", "key 'input'", "more than 1073741824 bytes"), outputs=("q.tir",)),
+    Case("--inputs declaring 4 GiB", lambda d: ["run", relu_ir(d), "--inputs", header_bomb(d / "bomb.npz",
+                                                                                           (2**30, 4), key="x"),
+                                                "-o", d / "o.npz"],
+         ("bomb.npz", "key 'x' has shape [1073741824, 4]"), outputs=("o.npz",)),
+    Case("eval --data declaring 4 GiB", lambda d: ["eval", DIGITS, "--paths", "float", "--workers", "1", "--data",
+                                                   header_bomb(d / "bomb.npz", (2**22, 1, 16, 16))],
+         ("bomb.npz: key 'input'", "declares [4194304, 1, 16, 16] float32")),
+    Case("calibration +Inf", lambda d: _calib_with(d, _set((2, 0, 7, 9), np.inf)),
+         ("c.npz", "input 'input' sample 2 holds +Inf"), outputs=("q.tcc",)),
+    Case("calibration NaN", lambda d: _calib_with(d, _set((3, 0, 0, 0), np.nan)),
+         ("c.npz", "sample 3 holds NaN (1 of 4 samples are not finite)"), outputs=("q.tcc",)),
+    Case("calibration all NaN", lambda d: _calib_with(d, lambda s: s.fill(np.nan)),
+         ("c.npz", "sample 0 holds NaN (4 of 4 samples are not finite)"), outputs=("q.tcc",)),
+    Case("calibration near float32's limit", lambda d: _calib_with(d, _set((1, 0), np.float32(3.0e38))),
+         ("calibration sample 1: tensor", "overflows float32"), outputs=("q.tcc",)),
     # Ranges of ISA registers and target fields.
     Case("register out of range", lambda d: ["asm", asm_file(d, "setr rq.zp, -129999999\n"), "-o", d / "p.bin"],
          ("p.s:1:1", "register rq.zp takes values in -128..127, got -129999999"), outputs=("p.bin",)),
@@ -207,6 +291,12 @@ CASES = [
                                                         d / "m.tcc", "--target-config",
                                                         sparse_target_file(d, "max_parallelism", 10**6)],
          ("s.toml", "max_parallelism = 1000000 is out of range"), outputs=("m.tcc",)),
+    Case("sparse target file not UTF-8", lambda d: ["compile", DIGITS, "-t", "sparse", "--calib", CALIB, "-o",
+                                                    d / "m.tcc", "--target-config", _write(d / "s.toml", b"clock_mhz = \xff\n")],
+         ("cannot read sparse target description", "s.toml", "utf-8"), outputs=("m.tcc",)),
+    Case("target file not UTF-8", lambda d: ["compile", DIGITS, "-t", "overlay", "--calib", CALIB, "-o",
+                                             d / "m.tcc", "--target-config", _write(d / "t.toml", b"\xfe\xff")],
+         ("cannot read target file", "t.toml"), outputs=("m.tcc",)),
     # Resources: constant folding has a budget for the whole module.
     Case("folding over the budget", lambda d: ["compile", range_model(d), "-o", d / "o.tir"],
          ("range.onnx", "node 'rng' (Range", "over the module's budget"), outputs=("o.tir",)),
@@ -221,6 +311,8 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(case, tmp_path, tcc_cl
         import tcc.cli_files
 
         monkeypatch.setattr(tcc.cli_files, "stdout_is_terminal", lambda: True)
+    if case.extra.get("cwd"):
+        monkeypatch.chdir(d)
     argv = case.argv(d)
     for name in case.outputs:
         (d / name).write_bytes(OLD)
@@ -312,6 +404,11 @@ COMMANDS = {  # target -> (file suffix, CLI arguments reading it)
     "artifact_loader": (".tcc", lambda f, tmp: ["run", f, "-o", tmp / "out.npz"]),
     "artifact_body": (".tcc", lambda f, tmp: ["disasm", f]),
     "onnx_loader": (".onnx", lambda f, tmp: ["compile", f, "-o", tmp / "out.tir"]),
+    "hetero_loader": (".tcc", lambda f, tmp: ["run", f, "-o", tmp / "out.npz"]),
+    "sparse_body": (".tcc", lambda f, tmp: ["report", f]),
+    "calib_loader": (".npz", lambda f, tmp: ["compile", DIGITS, "--calib", f, "-o", tmp / "out.tir"]),
+    "target_loader": (".toml", lambda f, tmp: ["compile", DIGITS, "-t", "sparse", "--calib", CALIB,
+                                               "--target-config", f, "-o", tmp / "out.tcc"]),
 }
 
 
@@ -330,6 +427,8 @@ def test_corpus_inputs_through_the_cli_exit_2(target, path, tmp_path, tcc_cli):
     data = path.read_bytes()
     if target == "artifact_body":
         data = targets.repack(targets.seeds("artifact_loader")[0], data)
+    if target == "sparse_body":
+        data = targets.repack_sparse(targets._events_artifact(), data)
     file = tmp_path / f"input{suffix}"
     file.write_bytes(data)
     code, _, err = tcc_cli(*command(file, tmp_path))

@@ -41,6 +41,18 @@ def test_report_table_json_and_run_report_agree(digits_tcc, tmp_path, tcc_cli):
         [layer["name"] for layer in slowest]
 
 
+def test_report_json_to_stdout_alone_and_the_table_to_stderr(digits_tcc, tmp_path, tcc_cli):
+    """`--json -` makes standard output the JSON document alone (for a pipe into jq); the table goes to
+    stderr.  The document is the one `--json FILE` writes."""
+    code, out, err = tcc_cli("report", digits_tcc, "--json", "-")
+    assert code == 0, err
+    assert tcc_cli("report", digits_tcc, "--json", tmp_path / "r.json")[0] == 0
+    assert json.loads(out) == json.loads((tmp_path / "r.json").read_text())
+    assert "total cycles" in err and "total cycles" not in out
+    code, _, err = tcc_cli("report", digits_tcc, "--json", "-", "--html", "-")
+    assert code == 2 and "cannot both go to standard output" in err
+
+
 def test_html_report_is_self_contained_and_draws_every_layer(digits_tcc, tmp_path, tcc_cli):
     code, _, err = tcc_cli("report", digits_tcc, "--html", tmp_path / "r.html", "--json", tmp_path / "r.json")
     assert code == 0, err

@@ -35,6 +35,9 @@ def test_verify_digits_overlay_agrees_and_matches_an_independent_sqnr(tmp_path, 
     assert code == 0, err
     saved = json.loads((tmp_path / "v.json").read_text())
     assert saved["simulator_agrees"] is True and saved["samples"] == 6 and len(saved["layers"]) == 10
+    code, to_stdout, table = tcc_cli("verify", DIGITS, "-t", "overlay", "--calib", CALIB, "--inputs",
+                                     tmp_path / "x.npz", "--samples", 6, "--json", "-")
+    assert code == 0 and json.loads(to_stdout) == saved and rows(table) == rows(out)  # '-': JSON alone on stdout
     assert "all 10 checkpointed tensors and the model outputs agree bit for bit" in out
     table = rows(out)
     assert all(row[-1] == "yes" for row in table.values()), out

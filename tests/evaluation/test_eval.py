@@ -137,3 +137,10 @@ def test_cli_table_and_json(tcc_cli, artifact, tmp_path):
     assert "sim" in out and "8/8" in out
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["samples"] == 8 and data["paths"][2]["equal_reference"] == 8
+
+
+def test_json_to_stdout_leaves_the_table_on_stderr(tcc_cli, tmp_path):
+    code, out, err = tcc_cli("eval", MODEL, "--data", TEST, "--labels", "label", "--limit", "4", "--paths", "float",
+                             "--workers", "1", "--json", "-")
+    assert code == 0, err
+    assert json.loads(out)["samples"] == 4 and "float" in err

@@ -110,6 +110,56 @@ def calib_loader(data: bytes) -> None:
     _through_file(data, ".npz", lambda path: calibrate(module, load_samples(path, module, max_samples=2)))
 
 
+def target_loader(data: bytes) -> None:
+    """A target description (TOML), read as ``--target-config`` (overlay) and as a sparse target is:
+    accepted if either loader accepts it, so each loader's own checks are reached."""
+    from tcc.backends.sparse.target import load_sparse_target
+    from tcc.isa.target import load_target
+
+    rejected: TccError | None = None
+    accepted = False
+    for load in (load_target, load_sparse_target):
+        try:
+            _through_file(data, ".toml", load)
+            accepted = True
+        except TccError as exc:
+            rejected = exc
+    if not accepted and rejected is not None:
+        raise rejected
+
+
+# -- parsing an artifact's IR section once ----------------------------------------------------------
+_PARSED: dict[tuple[str, str], object] = {}
+
+
+def _parse_once(text: str, filename: str = "<string>"):
+    """``parse_module`` for the sessions the targets open.  The ``*_body`` targets mutate metadata
+    only, so every case carries the seed's IR section, and parsing it again is most of a case's time
+    (0.1 s for the events network).  Parsing is deterministic: a text that parsed once is handed out
+    as a deep copy of that module; a text that fails, or is new, is parsed for real.  The parser
+    itself is fuzzed by ``ir_parser``."""
+    import copy
+
+    from tcc.ir import parse_module
+
+    key = (text, filename)
+    if key not in _PARSED:
+        module = parse_module(text, filename)
+        if len(_PARSED) < 16:
+            _PARSED[key] = module
+        return module
+    return copy.deepcopy(_PARSED[key])
+
+
+def _sessions_parse_once() -> None:
+    import tcc.runtime.hetero_session
+    import tcc.runtime.session
+    import tcc.runtime.sparse_session
+
+    for module in (tcc.runtime.session, tcc.runtime.hetero_session, tcc.runtime.sparse_session):
+        module.parse_module = _parse_once  # type: ignore[attr-defined]
+
+
 def _through_file(data: bytes, suffix: str, load) -> None:
     fd, path = tempfile.mkstemp(suffix=suffix)
     try:
@@ -293,6 +343,12 @@ def seeds(target: str) -> list[bytes]:
         from tcc.backends.artifact import unpack
 
         return [unpack("heterogeneous", _gated_artifact(), "<seed>")[0]]
+    if target == "target_loader":
+        from tcc.backends.sparse.target import DEFAULT_SPARSE_TARGET
+        from tcc.isa.target import DEFAULT_TARGET
+
+        return [DEFAULT_TARGET.read_bytes(), DEFAULT_SPARSE_TARGET.read_bytes(),
+                (DEFAULT_SPARSE_TARGET.parent / "u250.toml").read_bytes()]
     if target == "onnx_loader":
         return [(DIGITS / "digits_cnn.onnx").read_bytes(), _shape_ops_model()]
     if target == "sparse_body":
@@ -305,6 +361,7 @@ def seeds(target: str) -> list[bytes]:
 def run(target: str, data: bytes) -> bool:
     """Run a target: True if tcc accepted ``data``, False if it rejected it with a TccError; a crash
     propagates."""
+    _sessions_parse_once()
     try:
         TARGETS[target](data)
         return True
@@ -314,7 +371,8 @@ def run(target: str, data: bytes) -> bool:
 
 TARGETS = {"ir_parser": ir_parser, "assembler": assembler, "decoder": decoder, "artifact_loader": artifact_loader,
            "artifact_body": artifact_body, "sparse_body": sparse_body, "hetero_loader": hetero_loader,
-           "hetero_body": hetero_body, "onnx_loader": onnx_loader, "calib_loader": calib_loader}
+           "hetero_body": hetero_body, "onnx_loader": onnx_loader, "calib_loader": calib_loader,
+           "target_loader": target_loader}
 
 
 def corpus_files(target: str) -> list[Path]:

@@ -43,7 +43,7 @@ def test_seeds_are_accepted(target):
 
 
 @pytest.mark.parametrize("target", ["ir_parser", "assembler", "decoder", "artifact_loader", "artifact_body",
-                                    "hetero_loader", "hetero_body", "calib_loader"])
+                                    "hetero_loader", "hetero_body", "calib_loader", "target_loader"])
 @FUZZ
 @given(seed=st.integers(0, 2**32 - 1))
 def test_byte_mutations_end_in_tcc_errors(target, seed):

@@ -15,16 +15,16 @@ setr mm.m, 49          # registers by name; '#' comments too
   setr cv.pad_top, -1
 load wbuf, 0x100, 0x2000
 
-matmul conv, 1, 0, 0, 256      ; positional in table order
-matmul mode=conv, accumulate=1, wide=0, acc=0, w=0x100
-matmul conv, 1, w=256, acc=0X0, wide=0
+matmul conv, 1, int8, 0, 0, 256      ; positional in table order
+matmul mode=conv, accumulate=1, wfmt=int8, wcap=0, acc=0, w=0x100
+matmul conv, 1, w=256, acc=0X0, wfmt=int8, wcap=0
 sync 7
 halt"""
 
 
 def test_example_program():
     program = assemble(EXAMPLE)
-    conv = Instruction("matmul", ("conv", 1, 0, 0, 256))
+    conv = Instruction("matmul", ("conv", 1, "int8", 0, 0, 256))
     assert program == [Instruction("setr", ("mm.m", 49)), Instruction("setr", ("cv.pad_top", -1)),
                        Instruction("load", ("wbuf", 0x100, 0x2000)), conv, conv, conv,
                        Instruction("sync", (7,)), Instruction("halt")]
@@ -36,9 +36,9 @@ def test_disassembly_text():
         "setr mm.m, 49\n"
         "setr cv.pad_top, -1\n"
         "load wbuf, 0x100, 0x2000\n"
-        "matmul conv, 1, 0, 0x0, 0x100\n"
-        "matmul conv, 1, 0, 0x0, 0x100\n"
-        "matmul conv, 1, 0, 0x0, 0x100\n"
+        "matmul conv, 1, int8, 0, 0x0, 0x100\n"
+        "matmul conv, 1, int8, 0, 0x0, 0x100\n"
+        "matmul conv, 1, int8, 0, 0x0, 0x100\n"
         "sync 7\n"
         "halt\n")
     listing = disassemble(program[:3])
@@ -87,7 +87,7 @@ def test_keyword_form_in_any_order_equals_positional(instr, data):
 
 @pytest.mark.parametrize("text, where, message", [
     ("lod wbuf, 1, 2", "1:1", "unknown mnemonic 'lod' (did you mean 'load'?)"),
-    ("halt\nmatmull gemm, 0, 0, 0, 0", "2:1", "did you mean 'matmul'?"),
+    ("halt\nmatmull gemm, 0, int8, 0, 0, 0", "2:1", "did you mean 'matmul'?"),
     ("load wbuf, 1", "1:1", "load takes 3 operand(s) (buf, sram, dram), got 2"),
     ("load wbuf, 1, 2, 3", "1:18", "load takes 3 operand(s) (buf, sram, dram), got 4"),
     ("nop\n\n  halt 3", "3:8", "halt takes no operands, got 1"),

@@ -68,10 +68,12 @@ def test_golden_load():
 
 
 def test_golden_matmul():
-    # matmul: opcode 5, mode [57:56] (conv = 1), accumulate [55], wide [54], acc [53:30], w [29:6].
-    word = (5 << 58) | (1 << 56) | (1 << 55) | (0 << 54) | (0x40 << 30) | (0x100 << 6)
-    assert word == 0x1580_0010_0000_4000
-    assert encode(Instruction.of("matmul", "conv", 1, 0, acc=0x40, w=0x100)) == word
+    # matmul: opcode 5, mode [57:56] (conv = 1), accumulate [55], wfmt [54:51] (int4 = 2), wcap [50:48],
+    # acc [47:24], w [23:0]: the word is full.
+    word = (5 << 58) | (1 << 56) | (1 << 55) | (2 << 51) | (0 << 48) | (0x40 << 24) | 0x100
+    assert word == 0x1590_0000_4000_0100
+    assert encode(Instruction.of("matmul", "conv", 1, "int4", 0, acc=0x40, w=0x100)) == word
+    assert decode(word) == Instruction("matmul", ("conv", 1, "int4", 0, 0x40, 0x100))
 
 
 def test_layouts_tile_the_word():
@@ -135,7 +137,7 @@ def test_instruction_canonical_form_and_accessors():
     (lambda: Instruction("load", ("wbuf", 0, 1 << 31)), ["load", "dram", "0x0..0x7fffffff"]),
     (lambda: Instruction("setr", ("mm.m", 1 << 31)), ["setr", "value", "-2147483648..2147483647"]),
     (lambda: Instruction("setr", ("mm.m", -(1 << 31) - 1)), ["setr", "value", "32-bit signed"]),
-    (lambda: Instruction("matmul", ("gemm", 2, 0, 0, 0)), ["matmul", "accumulate", "0..1", "got 2"]),
+    (lambda: Instruction("matmul", ("gemm", 2, "int8", 0, 0, 0)), ["matmul", "accumulate", "0..1", "got 2"]),
     (lambda: Instruction("load", (5, 0, 0)), ["load", "buf", "0..4"]),
     (lambda: Instruction("setr", (len(REGISTERS), 0)), ["setr", "reg", f"0..{len(REGISTERS) - 1}"]),
     (lambda: Instruction("load", ("wbf", 0, 0)), ["did you mean 'wbuf'", "abuf, wbuf, acc, pbuf, vbuf"]),

@@ -8,11 +8,12 @@ from isa_helpers import setr
 from tcc.isa.assembler import assemble
 from tcc.isa.encoding import encode_program
 from tcc.isa.simulator import Machine
-from tcc.isa.simulator.exact_product import FLOAT32_TERMS, exact_depthwise, exact_product
+from tcc.isa.simulator.exact_product import exact_depthwise, exact_product, float32_terms
 from tcc.isa.target import load_target
 
 TARGET = load_target()
 INT32_MAX = 2**31 - 1
+FLOAT32_TERMS = float32_terms(128)  # int8 weights: 1024
 
 
 @pytest.mark.parametrize("k", [1, FLOAT32_TERMS - 1, FLOAT32_TERMS, FLOAT32_TERMS + 1, 3 * FLOAT32_TERMS + 7, 2**20])
@@ -21,7 +22,7 @@ def test_int8_extremes_sum_exactly(k, zp):
     a = np.full((2, k), -128, np.int8)
     w = np.full((3, k), -128, np.int8)
     w[1] = 127
-    got = exact_product(a, w, zp, wide=False)
+    got = exact_product(a, w, zp, 128)
     expected = [[k * (-128 - zp) * int(w[n, 0]) for n in range(3)]] * 2
     assert got.dtype == np.int64 and got.tolist() == expected
 
@@ -31,7 +32,7 @@ def test_wide_weight_extremes_sum_exactly(k):
     a = np.full((1, k), -128, np.int8)
     w = np.full((2, k), -2**15, np.int16)
     w[1] = 2**15 - 1
-    assert exact_product(a, w, 127, wide=True).tolist() == [[k * -255 * -2**15, k * -255 * (2**15 - 1)]]
+    assert exact_product(a, w, 127, 2**15).tolist() == [[k * -255 * -2**15, k * -255 * (2**15 - 1)]]
 
 
 def test_a_zero_point_outside_int8_takes_the_integer_path():
@@ -40,15 +41,15 @@ def test_a_zero_point_outside_int8_takes_the_integer_path():
     w = rng.integers(-128, 128, (4, 3000)).astype(np.int8)
     for zp in (200, -1000, 2**30):
         expected = [[sum((int(x) - zp) * int(y) for x, y in zip(row, col)) for col in w] for row in a]
-        assert exact_product(a, w, zp, wide=False).tolist() == expected
+        assert exact_product(a, w, zp, 128).tolist() == expected
 
 
 def test_depthwise_extremes_sum_exactly():
     k = FLOAT32_TERMS
     a = np.full((2, k, 3), -128, np.float32)
     w = np.full((3, k), -128, np.int8)
-    assert exact_depthwise(a, w, 127).tolist() == [[k * -255 * -128] * 3] * 2
-    assert exact_depthwise(np.full((1, k + 1, 1), -128, np.int8), w[:1, :1].repeat(k + 1, 1), 127).tolist() \
+    assert exact_depthwise(a, w, 127, 128).tolist() == [[k * -255 * -128] * 3] * 2
+    assert exact_depthwise(np.full((1, k + 1, 1), -128, np.int8), w[:1, :1].repeat(k + 1, 1), 127, 128).tolist() \
         == [[(k + 1) * -255 * -128]]
 
 

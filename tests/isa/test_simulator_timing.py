@@ -1,6 +1,7 @@
 """The cycle model: decoupled units, byte-range hazards, sync, per-layer counters.
 
-Default target: DMA = 64 + ceil(row_bytes / 64) per row; matmul = ceil(M/32) * ceil(N/32) * K + 64.
+Default target: DMA = 64 + ceil(row_bytes / 64) per row; matmul = ceil(M*s/32) * ceil(N/32) * ceil(K/s) + 64 +
+bits(s - 1), with the reduction split s = 32 // M ways when M < 32.
 """
 import numpy as np
 
@@ -8,15 +9,15 @@ from isa_helpers import setr
 from tcc.isa.assembler import assemble
 from tcc.isa.encoding import encode_program
 from tcc.isa.simulator import Machine
-from tcc.isa.target import load_target
+from tcc.isa.target import TargetConfig, load_target
 
 TARGET = load_target()
 DMA_64 = 64 + 1  # a 64-byte load or store
-MATMUL_K64 = 64 + 32 + 32  # one 1x1 tile with K = 64
+MATMUL_K64 = 2 + 32 + 32 + 5  # one 1x1 tile with K = 64, split 32 ways (2 cycles each, 5 adder stages)
 
 
 def run(text):
-    machine = Machine(TARGET, np.zeros(1024, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(1024, np.uint8))
     result = machine.run(encode_program(assemble(text)), trace=True)
     return result, {event.pc: event for event in result.trace}
 
@@ -30,29 +31,56 @@ def test_double_buffering_overlaps_a_load_with_a_matmul():
                      + "load abuf, 0, 0\n"          # pc 3: issue 3, runs 3..68
                      + "load wbuf, 0, 64\n"         # pc 4: load unit busy until 68, runs 68..133
                      + GEMM                         # pcs 5..10
-                     + "matmul gemm, 0, 0, 0, 0\n"  # pc 11: waits for the weights, 133..261
+                     + "matmul gemm, 0, int8, 0, 0, 0\n"  # pc 11: waits for the weights, 133..204
                      + "load abuf, 64, 128\n"       # pc 12: the other half, 133..198, under the matmul
                      + setr({"mm.a": 64})               # pc 13
-                     + "matmul gemm, 0, 0, 4, 0\n"  # pc 14: compute free at 261, 261..389
+                     + "matmul gemm, 0, int8, 0, 4, 0\n"  # pc 14: compute free at 204, 204..275
                      + "halt\n")
     assert (at[3].start, at[3].end) == (3, 3 + DMA_64)
     assert (at[4].start, at[4].end) == (68, 68 + DMA_64)
     assert (at[11].issue, at[11].start, at[11].end) == (11, 133, 133 + MATMUL_K64)  # waits for its load
     assert (at[12].start, at[12].end) == (133, 198)
     assert at[12].start < at[11].end  # overlapped
-    assert (at[14].start, at[14].end) == (261, 389)
-    assert result.cycles == 389 < 3 * DMA_64 + 2 * MATMUL_K64
+    assert (at[14].start, at[14].end) == (204, 275)
+    assert result.cycles == 275 < 3 * DMA_64 + 2 * MATMUL_K64
     assert result.units == {"load": 3 * DMA_64, "compute": 2 * MATMUL_K64, "store": 0, "post": 0}
-    assert result.layers[0]["stall_cycles"] == sum(e.start - e.issue for e in result.trace)
+    # only the first matmul waits with its unit free (for its weights, 11..133); the loads queue
+    # behind busy units, which is not a stall
+    assert result.layers[0]["stall_cycles"] == result.layers[0]["compute_stall"] == 133 - 11
+    assert result.unit_cycles["compute"] == {"busy": 2 * MATMUL_K64, "stall": 122, "idle": 275 - 2 * MATMUL_K64 - 122}
+    assert result.unit_cycles["load"] == {"busy": 3 * DMA_64, "stall": 0, "idle": 275 - 3 * DMA_64}
+
+
+def run_on(target, text):
+    machine = Machine(target, np.zeros(4096, np.uint8))
+    result = machine.run(encode_program(assemble(text)), trace=True)
+    return result, {event.pc: event for event in result.trace}
+
+
+def test_a_full_queue_stalls_issue():
+    loads = "".join(f"load abuf, {64 * i}, {64 * i}\n" for i in range(6))  # pcs 3..8, 65 cycles each
+    text = PROLOGUE + loads + "store abuf, 0x800, 0x800\n" + "halt\n"   # pc 9: independent of the loads
+    deep, at_deep = run_on(TARGET, text)
+    assert at_deep[9].issue == 9 and at_deep[9].start == 9  # issued past the queued loads
+    shallow_target = TargetConfig.from_dict({**TARGET.to_dict(), "load_queue": 2})
+    shallow, at = run_on(shallow_target, text)
+    # with 2 entries, the load at pc k >= 6 enters the queue when the one at pc k - 2 starts
+    assert [at[pc].issue for pc in range(3, 9)] == [3, 4, 5, 3 + DMA_64, 3 + 2 * DMA_64, 3 + 3 * DMA_64]
+    assert at[9].issue == at[8].issue + 1 == 3 + 3 * DMA_64 + 1  # the store waited behind the full queue
+    assert shallow.front_cycles["queue_stall"] == at[8].issue - 8  # pc 8 would have issued at cycle 8
+    assert shallow.cycles == deep.cycles == 3 + 6 * DMA_64  # the loads still bound the run
+    for result in (deep, shallow):
+        assert sum(result.front_cycles.values()) == result.cycles
+        assert all(sum(c.values()) == result.cycles for c in result.unit_cycles.values())
 
 
 def test_a_load_into_the_half_being_read_waits_for_the_matmul():
     result, at = run(PROLOGUE + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM
-                     + "matmul gemm, 0, 0, 0, 0\n"  # pc 11: 133..261, reads abuf [0, 64)
+                     + "matmul gemm, 0, int8, 0, 0, 0\n"  # pc 11: 133..204, reads abuf [0, 64)
                      + "load abuf, 32, 128\n"       # pc 12: writes abuf [32, 96): write after read
                      + "halt\n")
-    assert at[12].start == at[11].end == 261
-    assert result.cycles == 261 + DMA_64
+    assert at[12].start == at[11].end == 204
+    assert result.cycles == 204 + DMA_64
 
 
 def test_store_then_load_of_the_same_dram_bytes_is_ordered():
@@ -70,7 +98,7 @@ def test_store_then_load_of_the_same_dram_bytes_is_ordered():
 
 def test_reads_do_not_conflict_with_reads():
     _, at = run(PROLOGUE + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM
-                + "matmul gemm, 0, 0, 0, 0\n"  # pc 11: reads abuf [0, 64) during 133..261
+                + "matmul gemm, 0, int8, 0, 0, 0\n"  # pc 11: reads abuf [0, 64) during 133..204
                 + "store abuf, 0, 512\n"       # pc 12: reads the same bytes: only waits for the load
                 + "halt\n")
     assert at[11].start == 133 and at[12].start == at[3].end == 68
@@ -84,14 +112,14 @@ def test_sync_stalls_issue_until_the_unit_is_idle():
 
 
 def test_mode_switch_drains_the_compute_unit():
-    _, at = run(PROLOGUE + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM + "matmul gemm, 0, 0, 0, 0\n"
+    _, at = run(PROLOGUE + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM + "matmul gemm, 0, int8, 0, 0, 0\n"
                 + "mode bf16\n" + "halt\n")
     assert at[12].start == at[11].end and at[12].end == at[11].end + TARGET.mode_switch
 
 
 def test_per_layer_counters():
     result, at = run(PROLOGUE + setr({"sys.layer": 1})
-                     + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM + "matmul gemm, 0, 0, 0, 0\n"
+                     + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM + "matmul gemm, 0, int8, 0, 0, 0\n"
                      + setr({"sys.layer": 2})
                      + setr({"rq.m": 1, "rq.n": 1, "rq.src_row": 1, "rq.dst_row": 1, "rq.qmin": -128, "rq.qmax": 127})
                      + "requant acc, i8, half_even, 0x200, 0\n"

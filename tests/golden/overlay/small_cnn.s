@@ -36,7 +36,7 @@ setr mm.acc_row, 4                       ; pc 34
 setr mm.n, 4                             ; pc 35
 setr mm.k, 18                            ; pc 36
 setr cv.c0, 0                            ; pc 37
-matmul conv, 0, 0, 0x0, 0x0              ; pc 38
+matmul conv, 0, int8, 0, 0x0, 0x0        ; pc 38
 setr rq.params, 0                        ; pc 39
 setr rq.m, 36                            ; pc 40
 setr rq.n, 4                             ; pc 41
@@ -91,27 +91,24 @@ setr rq.zp, 70                           ; pc 89
 setr mm.a_zp, -128                       ; pc 90
 setr dma.sram_row, 0                     ; pc 91
 setr dma.sram_plane, 0                   ; pc 92
-load pbuf, 0x0, 0x140                    ; pc 93
-setr dma.row_bytes, 108                  ; pc 94
-setr dma.dram_row, 36                    ; pc 95
-setr dma.sram_row, 36                    ; pc 96
-load wbuf, 0x0, 0xc0                     ; pc 97
-setr dma.row_bytes, 36                   ; pc 98
-load abuf, 0x0, 0x10c0                   ; pc 99
-setr mm.a_row, 36                        ; pc 100
-setr mm.m, 1                             ; pc 101
-setr mm.n, 3                             ; pc 102
-setr mm.k, 36                            ; pc 103
-setr mm.w_row, 36                        ; pc 104
-setr mm.acc_row, 3                       ; pc 105
-matmul gemm, 0, 0, 0x0, 0x0              ; pc 106
-setr rq.m, 1                             ; pc 107
-setr rq.n, 3                             ; pc 108
-setr rq.src_row, 3                       ; pc 109
-setr rq.dst_row, 3                       ; pc 110
-requant acc, i8, half_even, 0x40000, 0x0 ; pc 111
-setr dma.row_bytes, 3                    ; pc 112
-setr dma.dram_row, 3                     ; pc 113
-setr dma.sram_row, 3                     ; pc 114
-store abuf, 0x40000, 0x1080              ; pc 115
-halt                                     ; pc 116
+load abuf, 0x0, 0x10c0                   ; pc 93
+load pbuf, 0x0, 0x140                    ; pc 94
+setr dma.row_bytes, 108                  ; pc 95
+load wbuf, 0x0, 0xc0                     ; pc 96
+setr mm.a_row, 36                        ; pc 97
+setr mm.m, 1                             ; pc 98
+setr mm.n, 3                             ; pc 99
+setr mm.k, 36                            ; pc 100
+setr mm.w_row, 36                        ; pc 101
+setr mm.acc_row, 3                       ; pc 102
+matmul gemm, 0, int8, 0, 0x0, 0x0        ; pc 103
+setr rq.m, 1                             ; pc 104
+setr rq.n, 3                             ; pc 105
+setr rq.src_row, 3                       ; pc 106
+setr rq.dst_row, 3                       ; pc 107
+requant acc, i8, half_even, 0x40000, 0x0 ; pc 108
+setr dma.row_bytes, 3                    ; pc 109
+setr dma.dram_row, 3                     ; pc 110
+setr dma.sram_row, 3                     ; pc 111
+store abuf, 0x40000, 0x1080              ; pc 112
+halt                                     ; pc 113

@@ -1,0 +1,37 @@
+"""The matrix unit's weight decoder: packed rows of codes in wbuf -> integer weights.
+
+Written apart from the compiler's packer (backends/overlay/weight_packing.py); the two share only
+the format's code table (tcc.ir.numerics.weight_format) and the packing rule of isa/table.py:
+code j of a row occupies bits [j*b, (j+1)*b) counted from bit 0 of the row's first byte.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tcc.ir import numerics
+from tcc.ir.numerics import WeightFormat
+
+
+def unpack_codes(rows: np.ndarray, k: int, bits: int) -> np.ndarray:
+    """Codes (int64, N x k) of ``bits``-bit fields packed LSB-first in each uint8 row of ``rows``."""
+    if bits == 8:
+        return rows[:, :k].astype(np.int64)
+    if bits == 16:
+        return rows[:, 0:2 * k:2].astype(np.int64) | (rows[:, 1:2 * k:2].astype(np.int64) << 8)
+    if 8 % bits == 0:  # whole codes per byte: shift each byte's fields down
+        per_byte = 8 // bits
+        fields = (rows[:, :, None] >> (np.arange(per_byte, dtype=np.uint8) * bits)) & ((1 << bits) - 1)
+        return fields.reshape(rows.shape[0], -1)[:, :k].astype(np.int64)
+    # codes straddle bytes (3, 5, 6, 7 bits): gather each code's bits one by one
+    start = np.arange(k, dtype=np.int64) * bits
+    codes = np.zeros((rows.shape[0], k), np.int64)
+    for b in range(bits):
+        position = start + b
+        bit = (rows[:, position >> 3] >> (position & 7).astype(np.uint8)) & 1
+        codes |= bit.astype(np.int64) << b
+    return codes
+
+
+def decode_rows(rows: np.ndarray, k: int, fmt: WeightFormat) -> np.ndarray:
+    """Integer weights (int32, N x k) of packed rows (uint8, N x row bytes) in format ``fmt``."""
+    return numerics.code_values(fmt)[unpack_codes(rows, k, fmt.bits)]
