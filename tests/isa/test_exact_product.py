@@ -56,11 +56,11 @@ def test_depthwise_extremes_sum_exactly():
 def gemm_accumulator(a: np.ndarray, w: np.ndarray, zp: int) -> list[int]:
     """One row of A against one weight row through a `matmul gemm` instruction."""
     k = a.size
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
     machine.buffers["abuf"][:k] = a.view(np.uint8)
     machine.buffers["wbuf"][:k] = w.view(np.uint8)
     program = (setr({"mm.m": 1, "mm.n": 1, "mm.k": k, "mm.a_row": k, "mm.w_row": k, "mm.acc_row": 1, "mm.a_zp": zp})
-               + "matmul gemm, 0, 0, 0, 0\nhalt\n")
+               + "matmul gemm, 0, int8, 0, 0, 0\nhalt\n")
     machine.run(encode_program(assemble(program)))
     return machine.buffers["acc"][:4].view("<i4").tolist()
 
