@@ -134,7 +134,7 @@ def test_metadata_that_does_not_match_the_ir_is_refused(digits_artifact, tmp_pat
     edited = tmp_path / "edited.tcc"
     edited.write_bytes(artifact.to_bytes())
     with pytest.raises(ArtifactError, match=message):
-        Session(edited).module
+        _ = Session(edited).module
     if when == "open":
         with pytest.raises(ArtifactError, match=message):
             Session(edited)
