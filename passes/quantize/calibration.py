@@ -117,7 +117,9 @@ def reduction_inputs(module: Module) -> set[int]:
 
 
 def softmax_inputs(module: Module) -> set[int]:
-    """Values (ids) read only by softmaxes over their last axis: attention scores.
+    """Values (ids) made by a matmul and read only by softmaxes over their last axis: attention
+    scores.  (A score that an attention mask was added to is left alone: the mask's range, about
+    -3.4e38 in Hugging Face exports, is not the scores'.)
 
     ``auto`` calibration gives these a range whose low end is chosen by the error of the softmax
     output (observers.SoftmaxInputObserver), and keeps min/max for the softmax's own output, which
@@ -127,6 +129,8 @@ def softmax_inputs(module: Module) -> set[int]:
     chosen = set()
     for value in module.values():
         users = value.users
+        if value.producer is None or value.producer.kind != "matmul":
+            continue
         if users and not module.is_output(value) and all(
                 u.kind == "softmax" and u.axis % value.type.rank == value.type.rank - 1 for u in users):
             chosen.add(id(value))

@@ -170,13 +170,26 @@ def test_softmax_input_range_clips_scores_the_softmax_forgets():
     assert softmax_error(lo) < softmax_error(-40.0) / 4
 
 
+ATTENTION = """module @attention {
+  input %x : f32[1,5,8]
+  input %mask : f32[1,5,5]
+  %t = transpose(%x) {perm = [0, 2, 1]} : f32[1,8,5]
+  %scores = matmul(%x, %t) : f32[1,5,5]
+  %probs = softmax(%scores) {axis = 2} : f32[1,5,5]
+  %out = matmul(%probs, %x) : f32[1,5,8]
+  output "out" = %out
+}
+"""
+
+
 def test_auto_calibration_gives_scores_the_softmax_range_and_probabilities_min_max():
     from tcc.passes.quantize.calibration import reduction_inputs, softmax_inputs
 
-    text = vit_like().replace(
-        '  %out = linear(%ln2, %head) : f32[1,5,3]',
-        '  %sm = softmax(%ln2) {axis = 2} : f32[1,5,8]\n  %out = linear(%sm, %head) : f32[1,5,3]')
-    module = parse_module(text)
+    module = parse_module(ATTENTION)
     names = lambda ids: sorted(v.name for v in module.values() if id(v) in ids)
-    assert names(softmax_inputs(module)) == ["ln2"]
-    assert "sm" not in names(reduction_inputs(module))  # probabilities keep min/max
+    assert names(softmax_inputs(module)) == ["scores"]
+    assert names(reduction_inputs(module)) == []  # the probabilities (a matmul A operand) keep min/max
+    masked = ATTENTION.replace("%probs = softmax(%scores)", "%masked = add(%scores, %mask) : f32[1,5,5]\n"
+                                                            "  %probs = softmax(%masked)")
+    module = parse_module(masked)
+    assert names(softmax_inputs(module)) == []  # a mask's range is not the scores'
