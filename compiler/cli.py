@@ -152,6 +152,9 @@ cli.command_class = FileCommand  # every command: outputs checked against inputs
               help="Quantization scheme (with --calib; int8 without --calib: the scales of a "
                    "pre-quantized QDQ model).")
 @with_model_options
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Calibrate in N processes, streaming --calib in chunks instead of loading it whole "
+                   "(for thousands of samples); the ranges do not depend on N.")
 @click.option("--symmetric", is_flag=True, help="Symmetric int8 activations (zero point 0).")
 @click.option("--budget-bytes", type=int, default=None, metavar="N",
               help="--quant mixed: weight memory budget in bytes.")
@@ -166,7 +169,7 @@ cli.command_class = FileCommand  # every command: outputs checked against inputs
               help="-t overlay: refuse, listing them, ops the overlay cannot run instead of running "
                    "them on the host (the default makes a heterogeneous artifact).")
 @with_dump_options
-def compile(model, target, output, input_shapes, passes, calib, quant, method, weights, symmetric,
+def compile(model, target, output, input_shapes, passes, calib, quant, method, weights, workers, symmetric,
             budget_bytes, budget_cycles, candidates, target_config, sparse_mode, no_host_fallback, dump_after,
             dump_dir, timings):
     """Compile an ONNX MODEL to textual IR (-t ir), an overlay artifact (-t overlay) or a sparse
@@ -182,7 +185,8 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
     records: list | None = [] if timings else None
     options = CompileOptions(_shapes(input_shapes), passes, calib, quant if quant_given else None, method, weights,
                              symmetric, budget_bytes, budget_cycles, candidates, sparse_mode, target_config,
-                             dump_after, dump_dir, _instrumentations(records), host_fallback=not no_host_fallback)
+                             dump_after, dump_dir, _instrumentations(records), host_fallback=not no_host_fallback,
+                             workers=workers)
     from tcc.backends.overlay.hetero import HostFallbackRefused
 
     try:
@@ -206,8 +210,11 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
                    f"{meta['dram_bytes']} bytes of DRAM ({weight_bytes(meta)} of packed weights)", err=True)
         return
     click.echo(f"wrote {output}: {result.summary()}", err=True)
-    for f in result.metadata["host_ops"]:
-        click.echo(one_line(f"note: node {f['node']!r} ({f['kind']}) runs on the host: {f['reason']}"), err=True)
+    # One line per distinct reason: an ONNX node lowers to several IR ops that often share one.
+    notes = dict.fromkeys(one_line(f"note: node {f['node']!r} ({f['kind']}) runs on the host: {f['reason']}")
+                          for f in result.metadata["host_ops"])
+    for note in notes:
+        click.echo(note, err=True)
 
 
 def weight_bytes(meta: dict) -> int:
@@ -274,8 +281,7 @@ def verify_command(model, target, calib, inputs_path, samples, input_shapes, met
     result = verify(model, calib, target, inputs_path, samples, _shapes(input_shapes), target_config,
                     progress=_progress("verifying"), weights=weights, method=method)
     to_stderr = json_path == "-"  # standard output holds the JSON alone
-    style = click.style if (_stderr_is_tty() if to_stderr else _stdout_is_tty()) else _no_style
-    click.echo(format_result(result, style=style), err=to_stderr)
+    click.echo(format_result(result, style=_style_for(to_stderr)), err=to_stderr)
     if json_path:
         import dataclasses
         import json
@@ -301,6 +307,13 @@ def _status(message: str) -> None:
 
 def _stdout_is_tty() -> bool:
     return sys.stdout.isatty()
+
+
+def _style_for(stderr: bool):
+    """click.style when the table goes to a terminal (stderr or stdout), else no colour."""
+    from tcc.runtime.report import plain
+
+    return click.style if (_stderr_is_tty() if stderr else _stdout_is_tty()) else plain
 
 
 def _progress(label: str):
@@ -366,6 +379,14 @@ def _is_artifact(path) -> bool:
     return artifact_kind(path) is not None
 
 
+with_input_options = option_group(
+    click.option("--inputs", "inputs_path", default=None, type=InputFile(),
+                 help=".npz with one array per model input name (default: N(0,1) random)."),
+    click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+                 help="Seed for random inputs when --inputs is absent."),
+)
+
+
 def _inputs_for(module, inputs_path, seed):
     from tcc.driver import load_inputs, random_inputs
 
@@ -378,12 +399,9 @@ def _inputs_for(module, inputs_path, seed):
 
 @cli.command()
 @click.argument("source", type=InputFile())
-@click.option("--inputs", "inputs_path", default=None, type=InputFile(),
-              help=".npz with one array per model input name.")
+@with_input_options
 @click.option("-o", "--output", required=True, type=OutputFile(stdout="binary"),
               help=".npz to write, one array per model output name ('-': stdout, not a terminal).")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Seed for random inputs when --inputs is absent.")
 @click.option("--reference", is_flag=True, help="Artifact: run the integer reference interpreter on its IR.")
 @click.option("--report", "report_path", default=None, type=OutputFile(stdout="text"),
               help="Artifact: write the performance report (JSON; '-': stdout).")
@@ -418,9 +436,7 @@ def run(source, inputs_path, output, seed, reference, report_path):
 
 @cli.command()
 @click.argument("artifact", type=InputFile())
-@click.option("--inputs", "inputs_path", default=None, type=InputFile(), help=".npz inputs (default: N(0,1) random).")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Seed for random inputs when --inputs is absent.")
+@with_input_options
 @click.option("--top", default=None, type=click.IntRange(min=1), help="Show only the N slowest layers.")
 @click.option("--html", "html_path", default=None, type=OutputFile(stdout="text"),
               help="Also write a self-contained HTML page (overlay: bars, roofline, mode timeline, memory, graph; "
@@ -441,17 +457,7 @@ def report(artifact, inputs_path, seed, top, html_path, json_path):
     if html_path and data.get("heterogeneous"):
         raise UsageError("--html does not draw heterogeneous artifacts (host partitions) yet; use --json")
     table_to_stderr = STDOUT in (json_path, html_path)  # standard output holds the file alone
-    style = click.style if (_stderr_is_tty() if table_to_stderr else _stdout_is_tty()) else _no_style
-    if data.get("heterogeneous"):
-        from tcc.runtime.hetero_report import format_hetero_report
-
-        click.echo(format_hetero_report(data, top, style=style), err=table_to_stderr)
-    elif isinstance(session, Session):
-        from tcc.runtime.report import format_report
-
-        click.echo(format_report(data, top, style=style), err=table_to_stderr)
-    else:
-        click.echo(session.format_performance(data, top), err=table_to_stderr)
+    click.echo(session.format_performance(data, top, style=_style_for(table_to_stderr)), err=table_to_stderr)
     if json_path:
         import json
 
@@ -469,10 +475,6 @@ def report(artifact, inputs_path, seed, top, html_path, json_path):
         write_atomic(html_path, page)
         if html_path != STDOUT:
             click.echo(f"wrote {html_path}", err=True)
-
-
-def _no_style(text, **_):
-    return text
 
 
 @cli.command()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tcc.ir import Module, parse_module, print_module, verify
+from tcc.ir import Module, is_constant, parse_module, print_module, verify
 from tcc.ir.errors import IRParseError, TccError, VerifyError
 from tcc.ir.fileio import write_atomic
 from tcc.ir.npz import read_npz
@@ -83,7 +83,7 @@ def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weigh
     ``sparse_mode="submanifold"`` calibrates on the values the sparse target computes.
     """
     from tcc.passes import PRE_QUANT_PIPELINE
-    from tcc.passes.quantize import MixedPrecision, Quantize
+    from tcc.passes.quantize import MixedPrecision, Quantize, SmoothQuant
 
     if quant not in ("int8", "mixed"):
         raise UsageError(f"--quant {quant} is not available; use int8 or mixed")
@@ -93,7 +93,9 @@ def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weigh
             raise UsageError("--budget-bytes, --budget-cycles and --candidates go with --quant mixed")
         quantize = Quantize(calib=str(calib or ""), method=method, weights=weights, symmetric=symmetric,
                             sparse_mode="submanifold" if sparse_mode == "submanifold" else "")
-        return before + (quantize, make_pass("dce"))
+        # SmoothQuant changes only LayerNorm -> linear sites, and only where it measures less int8 error
+        smooth = (SmoothQuant(calib=str(calib)),) if calib and sparse_mode != "submanifold" else ()
+        return before + smooth + (quantize, make_pass("dce"))
     if sparse_mode == "submanifold":
         raise UsageError("--quant mixed does not calibrate with submanifold semantics yet; use --quant int8")
     if weights != "int8":
@@ -127,8 +129,7 @@ def compile_to_ir(model, input_shapes=None, passes=DEFAULT_FLOAT_PIPELINE, dump_
 def require_pinned(module: Module) -> None:
     """Every non-constant float value must carry int8 parameters (a QDQ model's) to quantize
     without calibration; otherwise a UsageError names the first that does not."""
-    missing = [v for v in module.values() if v.type.dtype == "f32" and v.type.quant is None
-               and (v.producer is None or v.producer.kind != "const")]
+    missing = [v for v in module.values() if v.type.dtype == "f32" and v.type.quant is None and not is_constant(v)]
     if missing:
         first = missing[0]
         where = (f"{first.producer.kind} op from ONNX node {first.producer.loc!r}" if first.producer
@@ -212,6 +213,7 @@ class CompileOptions:
     dump_dir: str | None = None
     instrumentations: list[PassInstrumentation] = field(default_factory=list)
     host_fallback: bool = True  # -t overlay: ops the overlay cannot run go to the host (a heterogeneous artifact)
+    workers: int = 1  # calibration: processes observing chunks of the samples (the result does not depend on it)
 
     @property
     def from_pins(self) -> bool:
@@ -230,6 +232,13 @@ def compile_pipeline(target: str, options: CompileOptions) -> list[Pass]:
         pipeline += quantization_pipeline(options.calib, options.quant or "int8", options.method, options.weights,
                                           options.symmetric, options.budget_bytes, options.budget_cycles,
                                           options.candidates, options.sparse_mode)
+    if options.calib is not None and options.workers > 1:
+        from tcc.evaluation.calibrate import calibration_executor
+        from tcc.passes.quantize import Quantize
+
+        for p in pipeline:
+            if isinstance(p, Quantize):  # stream the file through the evaluation engine
+                p.executor = calibration_executor(str(options.calib), options.workers, max_samples=p.max_samples)
     if target == "sparse":
         pipeline.append(AnnotateSparsity(calib=str(options.calib), mode=options.sparse_mode or "exact"))
     if target == "overlay":  # group int8 and bf16 work to save PE-array mode switches

@@ -30,6 +30,7 @@ from tcc.ir import Module, parse_module, print_module
 from tcc.ir.errors import TccError
 from tcc.ir.escape import one_line
 from tcc.passes.quantize.calibration import DEFAULT_CALIBRATION, load_samples
+from tcc.runtime.report import plain
 
 CHECKPOINT_PREFIX = "verify:"
 #: A layer whose SQNR falls this much below its inputs' is where quantization error jumps.
@@ -328,7 +329,7 @@ def _nearest_compared(value, compared: set[int]) -> list:
     return found
 
 
-def format_result(result: VerifyResult, style=lambda text, **_: text) -> str:
+def format_result(result: VerifyResult, style=plain) -> str:
     """The per-layer table and the verdict lines."""
     simulated = result.target == "overlay"
     head = f"{'#':>4}  {'tensor':<44} {'op':<16} {'dtype':<5} {'SQNR dB':>8} {'drop dB':>8}"

@@ -1,5 +1,5 @@
 """tcc's graph IR: typed SSA values, ops declared as data, textual form, verifier."""
-from . import ops_elementwise, ops_index, ops_math, ops_nn, ops_normalize, ops_quant, ops_recurrent, ops_reduce, ops_tensor  # noqa: F401  (register op kinds)
+from . import ops_elementwise, ops_index, ops_math, ops_nn, ops_normalize, ops_quant, ops_recurrent, ops_reduce, ops_sample, ops_signal, ops_tensor  # noqa: F401  (register op kinds)
 from .builder import Builder
 from .constants import constant_value, is_constant
 from .core import Module, Op, Value

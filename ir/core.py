@@ -90,11 +90,6 @@ class Op:
         for v in self._operands:
             v.uses.append(self)
 
-    def set_operand(self, index: int, value: Value) -> None:
-        ops = self.operands
-        ops[index] = value
-        self.operands = ops
-
     @property
     def result(self) -> Value:
         if len(self.results) != 1:
@@ -197,9 +192,6 @@ class Module:
         other.inputs, other.ops, other.outputs, other._taken = [], [], [], set()
 
     # -- queries -----------------------------------------------------------------------------
-    def walk(self) -> Iterator[Op]:
-        yield from list(self.ops)
-
     def values(self) -> Iterator[Value]:
         yield from self.inputs
         for op in self.ops:

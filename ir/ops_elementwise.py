@@ -8,6 +8,7 @@ from .types import TensorType
 
 
 _EW = (Trait.ELEMENTWISE,)
+_SWAPS = (Trait.ELEMENTWISE, Trait.COMMUTATIVE)
 
 
 def _binary(types, attrs):
@@ -21,9 +22,10 @@ def _same(types, attrs):
     return [TensorType(types[0].shape, types[0].dtype)]
 
 
-for _kind, _doc in [("add", "a + b"), ("sub", "a - b"), ("mul", "a * b"), ("div", "a / b"),
-                    ("pow", "a ** b"), ("max", "maximum(a, b)"), ("min", "minimum(a, b)")]:
-    define_op(_kind, "a b", doc=f"Element-wise {_doc} with numpy broadcasting.", traits=_EW)(_binary)
+for _kind, _doc, _traits in [("add", "a + b", _SWAPS), ("sub", "a - b", _EW), ("mul", "a * b", _SWAPS),
+                             ("div", "a / b", _EW), ("pow", "a ** b", _EW), ("max", "maximum(a, b)", _SWAPS),
+                             ("min", "minimum(a, b)", _SWAPS)]:
+    define_op(_kind, "a b", doc=f"Element-wise {_doc} with numpy broadcasting.", traits=_traits)(_binary)
 
 for _kind in ["relu", "sigmoid", "tanh", "erf", "sqrt", "exp", "neg", "abs", "reciprocal",
               "hard_swish"]:
@@ -64,9 +66,9 @@ def _compare(types, attrs):
     return [TensorType(broadcast(a.shape, b.shape), "bool")]
 
 
-for _kind, _doc in [("greater", "a > b"), ("less", "a < b"), ("equal", "a == b"),
-                    ("greater_or_equal", "a >= b"), ("less_or_equal", "a <= b")]:
-    define_op(_kind, "a b", doc=f"Element-wise {_doc} as bool, with numpy broadcasting.", traits=_EW)(_compare)
+for _kind, _doc, _traits in [("greater", "a > b", _EW), ("less", "a < b", _EW), ("equal", "a == b", _SWAPS),
+                             ("greater_or_equal", "a >= b", _EW), ("less_or_equal", "a <= b", _EW)]:
+    define_op(_kind, "a b", doc=f"Element-wise {_doc} as bool, with numpy broadcasting.", traits=_traits)(_compare)
 
 
 def _logical(types, attrs):
@@ -76,7 +78,7 @@ def _logical(types, attrs):
 
 
 for _kind in ("and", "or", "xor"):
-    define_op(_kind, "a b", doc=f"Element-wise logical {_kind} of bool tensors.", traits=_EW)(_logical)
+    define_op(_kind, "a b", doc=f"Element-wise logical {_kind} of bool tensors.", traits=_SWAPS)(_logical)
 define_op("not", "x", doc="Element-wise logical not of a bool tensor.", traits=_EW)(_logical)
 
 

@@ -59,4 +59,24 @@ define_op("mod", "a b", (AttrSpec("fmod", "int", 0),),
 define_op("bit_shift", "a b", (AttrSpec("direction", "str"),),
           "Element-wise a << b (direction 'LEFT') or a >> b ('RIGHT') of unsigned integers.", traits=_EW)(_binary)
 for _kind, _doc in (("bitwise_and", "a & b"), ("bitwise_or", "a | b"), ("bitwise_xor", "a ^ b")):
-    define_op(_kind, "a b", doc=f"Element-wise {_doc} of integers.", traits=_EW)(_binary)
+    define_op(_kind, "a b", doc=f"Element-wise {_doc} of integers.", traits=(Trait.ELEMENTWISE, Trait.COMMUTATIVE))(_binary)
+
+
+@define_op("bitcast", "x", (AttrSpec("to", "str"),), "The bits of each element read as element type ``to`` "
+           "(of the same width).", traits=_EW)
+def _bitcast(types, attrs):
+    from .dtypes import DTYPES, to_numpy
+
+    if attrs["to"] not in DTYPES:
+        raise ShapeError(f"bitcast to {attrs['to']!r}: not an element type")
+    if to_numpy(attrs["to"]).itemsize != to_numpy(types[0].dtype).itemsize:
+        raise ShapeError(f"bitcast from {types[0].dtype} to {attrs['to']} changes the element width")
+    return [TensorType(types[0].shape, attrs["to"])]
+
+
+@define_op("det", "x", doc="Determinant of each square matrix of the last two axes.")
+def _det(types, attrs):
+    x = types[0]
+    if x.rank < 2 or x.shape[-1] != x.shape[-2]:
+        raise ShapeError(f"det needs square matrices in the last two axes, got {list(x.shape)}")
+    return [TensorType(x.shape[:-2], x.dtype)]

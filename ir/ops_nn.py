@@ -117,6 +117,16 @@ def _pool(types, attrs):
 
 define_op("max_pool", "x", (AttrSpec("kernel", "ints"),) + _WINDOW + (AttrSpec("ceil_mode", "int", 0),),
           "Max pooling; padding never wins the max.", traits=(Trait.POOL, Trait.WINDOW))(_pool)
+
+
+@define_op("max_pool_indices", "x", (AttrSpec("kernel", "ints"),) + _WINDOW
+           + (AttrSpec("ceil_mode", "int", 0), AttrSpec("storage_order", "int", 0)))
+def _max_pool_indices(types, attrs):
+    """Where max_pool's maxima are: flat indices into x (row-major, or with storage_order=1 the
+    spatial part column-major), the first of equal values in window order."""
+    return [_pool(types, attrs)[0].with_dtype("i64")]
+
+
 define_op("avg_pool", "x", (AttrSpec("kernel", "ints"),) + _WINDOW
           + (AttrSpec("ceil_mode", "int", 0), AttrSpec("count_include_pad", "int", 0)),
           "Average pooling; count_include_pad counts explicit padding in the divisor.",

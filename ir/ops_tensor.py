@@ -85,8 +85,8 @@ def _pad(types, attrs):
     pads = attrs["pads"]
     if len(pads) != 2 * x.rank:
         raise ShapeError(f"pad needs {2 * x.rank} pads for rank {x.rank}, got {len(pads)}")
-    if attrs["mode"] not in ("constant", "reflect", "edge"):
-        raise ShapeError(f"pad mode {attrs['mode']!r} is not constant, reflect or edge")
+    if attrs["mode"] not in ("constant", "reflect", "edge", "wrap"):
+        raise ShapeError(f"pad mode {attrs['mode']!r} is not constant, reflect, edge or wrap")
     shape = [d + pads[i] + pads[i + x.rank] for i, d in enumerate(x.shape)]
     if any(d < 0 for d in shape):
         raise ShapeError(f"pads {list(pads)} crop {list(x.shape)} below zero")

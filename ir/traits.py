@@ -38,12 +38,22 @@ class Trait(enum.Enum):
     REDUCTION = "reduction"
     """Reduces the dims listed in ``axes`` (``keepdims`` keeps them as size 1)."""
 
+    COMMUTATIVE = "commutative"
+    """A binary op whose two operands may swap without changing the result (``a b`` = ``b a``)."""
+
     WEIGHTED = "weighted"
     """Operands are ``x w b?``: an activation, a weight tensor (constant in a deployable model) and
     an optional bias, one weight row (conv: output channel) per output feature."""
 
 
 IMPLIED = {Trait.ELEMENTWISE: (Trait.SITEWISE,), Trait.VIEW: (Trait.MOVES,)}
+
+
+def operand_orders(op) -> list[tuple]:
+    """A binary op's operands as (a, b), and as (b, a) too when its kind is COMMUTATIVE: the orders
+    a rewrite pattern looking for "x op constant" has to try."""
+    a, b = op.operands
+    return [(a, b), (b, a)] if op.has_trait(Trait.COMMUTATIVE) else [(a, b)]
 
 
 def closure(traits) -> frozenset[Trait]:

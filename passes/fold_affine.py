@@ -1,7 +1,8 @@
 """Per-channel affine rewrites around convolutions.
 
 - ``fold-affine``: conv/linear followed by ``mul`` or ``add`` with a constant that broadcasts per
-  output channel (Caffe2's Scale layers in the light zoo) folds into the weights and bias; a
+  output channel (Caffe2's Scale layers in the light zoo) folds into the weights and bias, also
+  across a transpose in between (ConvNeXt's layer scale after its NHWC -> NCHW permute); a
   matmul by a constant matrix becomes a linear first, so its bias add folds too.
 - ``batchnorm-to-conv``: a batch_norm that could not fold (e.g. after a concat, DenseNet's
   pre-activation BN) becomes a depthwise 1x1 conv, so the int8 path can run it.
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tcc.ir import Module, Op, constant_value
+from tcc.ir.traits import operand_orders
 from tcc.ir.dtypes import to_numpy
 from tcc.ir.rewrite import Rewriter, apply_patterns
 
@@ -39,7 +41,7 @@ class ConvAffinePattern:
     def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
         if op.kind not in ("mul", "add") or op.result.type.dtype != "f32":
             return False
-        for data, other in ((op.a, op.b), (op.b, op.a)):
+        for data, other in operand_orders(op):
             producer = data.producer
             constant = constant_value(other)
             if (producer is None or producer.kind not in ("conv", "linear") or constant is None
@@ -76,6 +78,38 @@ class ConvAffinePattern:
         rewriter.replace_op(op, [fused])
         rewriter.erase_op(producer)
         rewriter.module.rename(fused, name)
+
+
+class ConstantBeforeTransposePattern:
+    """mul/add(transpose(conv or linear), c) -> transpose(mul/add(conv or linear, c')), c' the
+    constant in the producer's axis order, so that ``ConvAffinePattern`` folds it next."""
+
+    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
+        if op.kind not in ("mul", "add") or op.result.type.dtype != "f32":
+            return False
+        for data, other in operand_orders(op):
+            t = data.producer
+            constant = constant_value(other)
+            if t is None or t.kind != "transpose" or constant is None or constant.ndim > t.result.type.rank:
+                continue
+            inner = t.x.producer
+            if (inner is None or inner.kind not in ("conv", "linear") or len(inner.result.users) != 1
+                    or len(t.result.users) != 1 or rewriter.module.is_output(t.result)
+                    or t.result.type.shape != op.result.type.shape):
+                continue
+            full = constant.reshape((1,) * (t.result.type.rank - constant.ndim) + constant.shape)
+            moved = np.ascontiguousarray(np.transpose(full, np.argsort(t.perm)))
+            builder = rewriter.builder_before(op)
+            c = builder.const(moved, name=other.name + ".t")
+            inner_op = builder.value(op.kind, [t.x, c], name=op.result.name + ".pre")
+            builder.loc = t.loc
+            moved_t = builder.value("transpose", [inner_op], t.attrs, name=op.result.name + ".t")
+            name = op.result.name
+            rewriter.replace_op(op, [moved_t])
+            rewriter.erase_op(t)
+            rewriter.module.rename(moved_t, name)
+            return True
+        return False
 
 
 class MatmulToLinearPattern:
@@ -128,7 +162,7 @@ class FoldAffine(Pass):
     summary = "fold per-channel constant mul/add after a conv or linear into its weights and bias"
 
     def apply(self, module: Module) -> None:
-        apply_patterns(module, [MatmulToLinearPattern(), ConvAffinePattern()])
+        apply_patterns(module, [MatmulToLinearPattern(), ConstantBeforeTransposePattern(), ConvAffinePattern()])
 
 
 @dataclass

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tcc.ir import Module, Op, Value, constant_value
+from tcc.ir.traits import operand_orders
 from tcc.ir.dtypes import is_float, to_numpy
 from tcc.ir.rewrite import Rewriter, apply_patterns
 from tcc.ir.shape_rules import normalize_axis
@@ -60,7 +61,7 @@ def _producer(value: Value, *kinds: str) -> Op | None:
 
 def _split_scalar(op: Op) -> tuple[Value, float] | None:
     """A binary op with one scalar-constant operand as (other operand, the scalar)."""
-    for x, other in ((op.a, op.b), (op.b, op.a)):
+    for x, other in operand_orders(op):
         k = _scalar(other)
         if k is not None:
             return x, k
@@ -191,7 +192,7 @@ class LayerNormAffinePattern:
         if op.kind not in ("mul", "add"):
             return False
         module = rewriter.module
-        for x, other in ((op.a, op.b), (op.b, op.a)):
+        for x, other in operand_orders(op):
             norm = _producer(x, "layer_norm")
             array = constant_value(other)
             if (norm is None or array is None or not _private(norm.result, module)

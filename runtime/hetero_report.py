@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tcc.ir.escape import one_line
 
-from .report import format_report
+from .report import format_report, plain
 
 
 def build_hetero_report(metadata: dict, run: list[dict] | None) -> dict:
@@ -39,7 +39,7 @@ def _names(nodes: list[str], width: int = 40) -> str:
     return text if len(text) <= width else text[:width - 1] + "\u2026"
 
 
-def format_hetero_report(report: dict, top: int | None = None, style=lambda text, **_: text) -> str:
+def format_hetero_report(report: dict, top: int | None = None, style=plain) -> str:
     """The partition table, then each device partition's layer table."""
     head = f"{'#':>3}  {'where':<6} {'nodes':>5} {'device cycles':>13} {'host ms':>9} {'bytes in':>10} {'bytes out':>10}  nodes"
     lines = [style(head, bold=True), "\u2500" * len(head)]

@@ -21,6 +21,7 @@ from tcc.ir.errors import IRParseError
 from tcc.ir.interpreter import run_module
 from tcc.ir.interpreter.interpreter import bind_inputs
 
+from .report import plain
 from .session import ModelIO, Session
 
 
@@ -107,7 +108,7 @@ class HeteroSession(ModelIO):
         return build_hetero_report(self.artifact.metadata, self.last_run)
 
     @staticmethod
-    def format_performance(report: dict, top: int | None = None) -> str:
+    def format_performance(report: dict, top: int | None = None, style=plain) -> str:
         from .hetero_report import format_hetero_report
 
-        return format_hetero_report(report, top)
+        return format_hetero_report(report, top, style)

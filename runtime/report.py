@@ -82,11 +82,12 @@ def _bar(fraction: float, width: int) -> str:
     return ("\u2588" * full + ("" if rest == 0 else " \u258f\u258e\u258d\u258c\u258b\u258a\u2589"[rest])).ljust(width)
 
 
-def _plain(text: str, **_) -> str:
+def plain(text: str, **_) -> str:
+    """The style of text without colour: a stand-in for ``click.style`` off a terminal."""
     return text
 
 
-def format_report(report: dict, top: int | None = None, style=_plain) -> str:
+def format_report(report: dict, top: int | None = None, style=plain) -> str:
     """A terminal table of the layers (slowest first when ``top`` is given) and the totals.
 
     ``style(text, fg=..., bold=...)`` colours cells (``click.style`` on a terminal)."""

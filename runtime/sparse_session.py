@@ -142,7 +142,7 @@ class SparseSession:
                 "target": meta["target"], "modules": modules}
 
     @staticmethod
-    def format_performance(report: dict, top: int | None = None) -> str:
+    def format_performance(report: dict, top: int | None = None, style=None) -> str:  # uncoloured: ignores style
         modules = report["modules"]
         if top:
             modules = sorted(modules, key=lambda m: -m["busy_cycles"])[:top]

@@ -9,6 +9,7 @@ from .context import Context
 from .errors import unsupported
 from .layout import physical_offsets, to_physical
 from .steps import Step
+from .tiling import input_rows
 
 
 def emit_pool(ctx: Context, step: Step) -> None:
@@ -41,23 +42,22 @@ def emit_pool(ctx: Context, step: Step) -> None:
            "cv.w_out": w_out, "pl.zp": x.type.quant.zero_point[0], "pl.pad_right": pr, "pl.count_pad": count_pad})
     if op.kind != "max_pool":
         p.set({"pl.mult": op.multiplier, "pl.shift": op.shift, "pl.out_zp": op.zero_point})
-    tile = 0
-    for c0 in range(0, c, ct):
+    if ctx.cores > 1:  # enough row tiles for every core
+        th = min(th, max(1, -(-h_out // ctx.cores)))
+    grid = [(c0, oy0) for c0 in range(0, c, ct) for oy0 in range(0, h_out, th)]
+    mine = ctx.share(len(grid))
+    for tile, (c0, oy0) in enumerate(grid[mine.start:mine.stop]):
         cn = min(ct, c - c0)
         p.set({"cv.c": cn})
-        for oy0 in range(0, h_out, th):
-            rows = min(th, h_out - oy0)
-            first = oy0 * sh - pt
-            last = (oy0 + rows - 1) * sh - pt + (kh - 1) * dh
-            lo, hi = max(first, 0), min(last + 1, h)
-            src, dst = b.a_in(tile), b.a_out(tile)
-            p.dma("load", "abuf", src, ctx.addr(x) + lo * w * c + c0, rows=(hi - lo) * w, row_bytes=cn,
-                  dram_row=c, sram_row=cn)
-            p.set({"cv.h": hi - lo, "cv.pad_top": lo - first, "pl.h_out": rows, "pl.pad_bottom": h + pb - hi})
-            p.emit("pool", mode="max" if op.kind == "max_pool" else "avg", dst=dst, src=src)
-            p.dma("store", "abuf", dst, ctx.addr(y) + oy0 * w_out * c + c0, rows=rows * w_out, row_bytes=cn,
-                  dram_row=c, sram_row=cn)
-            tile += 1
+        rows = min(th, h_out - oy0)
+        first, lo, hi = input_rows(oy0, rows, sh, pt, kh, dh, h)
+        src, dst = b.a_in(tile), b.a_out(tile)
+        p.dma("load", "abuf", src, ctx.addr(x) + lo * w * c + c0, rows=(hi - lo) * w, row_bytes=cn,
+              dram_row=c, sram_row=cn)
+        p.set({"cv.h": hi - lo, "cv.pad_top": lo - first, "pl.h_out": rows, "pl.pad_bottom": h + pb - hi})
+        p.emit("pool", mode="max" if op.kind == "max_pool" else "avg", dst=dst, src=src)
+        p.dma("store", "abuf", dst, ctx.addr(y) + oy0 * w_out * c + c0, rows=rows * w_out, row_bytes=cn,
+              dram_row=c, sram_row=cn)
 
 
 def _flat_tiles(length: int, tile: int):
@@ -69,6 +69,17 @@ def _output_rescale(req) -> dict[str, int]:
     """The ea.* registers of the requantize that ends an int8 add or product step."""
     return {"ea.out_mult": req.multiplier[0], "ea.out_shift": req.shift[0], "ea.zp": req.zero_point,
             "ea.qmin": req.qmin, "ea.qmax": req.qmax}
+
+
+def _stream(ctx: Context, x, y, length_register: str, emit) -> None:
+    """``y`` from ``x`` in flat tiles of abuf: load a tile, set its length, ``emit(src, dst)``, store."""
+    b, p = ctx.buffers, ctx.program
+    for i, start, count in _flat_tiles(y.type.size, b.abuf_q):
+        src, dst = b.a_in(i), b.a_out(i)
+        p.dma("load", "abuf", src, ctx.addr(x) + start, rows=1, row_bytes=count)
+        p.set({length_register: count})
+        emit(src, dst)
+        p.dma("store", "abuf", dst, ctx.addr(y) + start, rows=1, row_bytes=count)
 
 
 def emit_eadd(ctx: Context, step: Step) -> None:
@@ -83,7 +94,9 @@ def emit_eadd(ctx: Context, step: Step) -> None:
     p.set({"ea.a_zp": a.type.quant.zero_point[0], "ea.b_zp": bv.type.quant.zero_point[0],
            "ea.a_mult": ra.multiplier[0], "ea.a_shift": ra.shift[0], "ea.b_mult": rb.multiplier[0],
            "ea.b_shift": rb.shift[0], "ea.pre_shift": ra.pre_shift, **_output_rescale(req)})
-    for i, start, count in _flat_tiles(n, half):
+    tiles = list(_flat_tiles(n, half if ctx.cores == 1 else min(half, -(-n // ctx.cores))))
+    mine = ctx.share(len(tiles))
+    for i, start, count in tiles[mine.start:mine.stop]:
         sa, sb, so = b.a_in(0) + (i % 2) * half, b.a_in(1) + (i % 2) * half, b.a_out(0) + (i % 2) * half
         p.dma("load", "abuf", sa, ctx.addr(a) + start, rows=1, row_bytes=count)
         p.dma("load", "abuf", sb, ctx.addr(bv) + start, rows=1, row_bytes=count)
@@ -150,12 +163,7 @@ def emit_lut(ctx: Context, step: Step) -> None:
     ctx.begin_layer(step.name, 0, x.type.size + y.type.size + 256)
     p.dma("load", "pbuf", b.p(0), table, rows=1, row_bytes=256)
     p.set({"lt.table": b.p(0)})
-    for i, start, count in _flat_tiles(y.type.size, b.abuf_q):
-        src, dst = b.a_in(i), b.a_out(i)
-        p.dma("load", "abuf", src, ctx.addr(x) + start, rows=1, row_bytes=count)
-        p.set({"lt.len": count})
-        p.emit("lut", dst=dst, src=src)
-        p.dma("store", "abuf", dst, ctx.addr(y) + start, rows=1, row_bytes=count)
+    _stream(ctx, x, y, "lt.len", lambda src, dst: p.emit("lut", dst=dst, src=src))
 
 
 def emit_requant(ctx: Context, step: Step) -> None:
@@ -168,9 +176,5 @@ def emit_requant(ctx: Context, step: Step) -> None:
     p.dma("load", "pbuf", b.p(0), p_addr, rows=1, row_bytes=12)
     p.set({"rq.params": b.p(0), "rq.n": 1, "rq.src_row": 1, "rq.dst_row": 1, "rq.src_zp": x.type.quant.zero_point[0],
            "rq.pre_shift": op.pre_shift, "rq.zp": op.zero_point, "rq.qmin": op.qmin, "rq.qmax": op.qmax})
-    for i, start, count in _flat_tiles(y.type.size, b.abuf_q):
-        src, dst = b.a_in(i), b.a_out(i)
-        p.dma("load", "abuf", src, ctx.addr(x) + start, rows=1, row_bytes=count)
-        p.set({"rq.m": count})
-        p.emit("requant", src="abuf", out="i8", rounding=op.rounding, dst=dst, srcaddr=src)
-        p.dma("store", "abuf", dst, ctx.addr(y) + start, rows=1, row_bytes=count)
+    _stream(ctx, x, y, "rq.m", lambda src, dst: p.emit("requant", src="abuf", out="i8", rounding=op.rounding,
+                                                      dst=dst, srcaddr=src))

@@ -58,7 +58,7 @@ def place_activations(sizes: dict[int, int], first_def: dict[int, int], last_use
     first-fit among the tensors alive at the same time.  Returns (offsets, total bytes)."""
     offsets: dict[int, int] = {}
     cursor = 0
-    for key in sorted(pinned, key=lambda k: first_def[k]):
+    for key in sorted((k for k in sizes if k in pinned), key=lambda k: first_def[k]):  # ties: sizes' order
         offsets[key] = cursor
         cursor += align(max(sizes[key], 1))
     base = cursor

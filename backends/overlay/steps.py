@@ -9,17 +9,31 @@ constant table by integer ids) is a ``lookup`` step: the ids go to the device as
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from tcc.ir import Module, Op, Trait, Value, constant_value, is_constant
+from tcc.passes.unroll_recurrent import RECURRENT
 
 from .layout import LayoutPlan
 
 
 
+class StepKind(NamedTuple):
+    unit: str  # the overlay unit that runs it
+    mode: str | None  # the machine mode its instructions need (None: either)
+
+
+STEP_KINDS = {
+    **{kind: StepKind("matrix", "int8") for kind in ("conv", "gemm", "matmul", "scale")},
+    **{kind: StepKind("int8 lanes", "int8") for kind in ("eadd", "emul", "lut", "requant", "pool")},
+    **{kind: StepKind("vector", "bf16") for kind in ("vector", "cvt_in", "cvt_out")},
+    **{kind: StepKind("data movement", None) for kind in ("concat", "layout", "lookup")},
+}
+
+
 @dataclass
 class Step:
-    # conv | gemm | matmul | scale | lookup | eadd | emul | lut | requant | pool | concat | layout | cvt_in | cvt_out | vector
-    kind: str
+    kind: str  # a key of STEP_KINDS
     ops: list[Op]
     inputs: list[Value]
     outputs: list[Value]
@@ -104,7 +118,7 @@ def host_reason(op: Op) -> str:
     if op.kind == "requantize" and op.dtype == "i32" and len(op.result.users) == 1:
         user = op.result.users[0]
         return f"it widens an operand of the int8 {user.kind} %{user.results[0].name}, which runs on the host"
-    if op.kind in ("lstm", "gru", "rnn"):
+    if op.kind in RECURRENT:
         return ("a recurrent layer runs on the overlay once unroll-recurrent unrolls it, which needs constant "
                 "weights and sequence lengths, full-length sequences, sigmoid/tanh/relu activations and no clip, "
                 "peepholes or input_forget")

@@ -34,8 +34,6 @@ SHIM = HERE / "hls_shim"
 KINDS = ("input", "conv", "pointwise", "depthwise", "maxpool", "avgpool", "concat", "add", "gpool", "fc")
 ROUNDING = {"half_even": "esda::HALF_EVEN", "half_up": "esda::HALF_UP", "half_away": "esda::HALF_AWAY",
             "floor": "esda::FLOOR"}
-#: The C++ element type of each memory role (memories.py): what top.cpp declares.
-ROLE_TYPES = {"w": "esda::weight_t", "lb": "esda::feat_t", "map": "esda::feat_t", "occ": "bool", "acc": "ap_int<32>"}
 #: Vitis part numbers of the bundled budgets.
 PARTS = {"zcu102": "xczu9eg-ffvb1156-2-e", "u250": "xcu250-figd2104-2L-e"}
 

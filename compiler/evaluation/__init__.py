@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from .data import EvalError, Preprocess, open_dataset
-from .engine import default_workers, run_records
+from .engine import default_workers
 from .metrics import EvalResult, format_eval, layer_drift, summarize
-from .paths import PATHS, EvalSpec, Runners, check_paths
+from .paths import PATHS, EvalSpec, Runners, check_paths, run_records
 
 
 def evaluate(model=None, artifact=None, data=None, labels: str | None = None, paths=None,

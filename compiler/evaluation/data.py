@@ -152,7 +152,6 @@ class ArrayDataset:
     def __init__(self, path, inputs: dict[str, tuple[int, ...]], labels: str | None = None):
         self.path = Path(path)
         self.inputs = inputs
-        self.labels_key = labels
         self._members: dict[str, Any] = {}
         self._labels = None
         if not self.path.is_file():

@@ -1,9 +1,12 @@
-"""Run every sample through the opened executions: in this process, a local process pool, or Ray.
+"""Run a task over every sample: in this process, a local process pool, or Ray.
 
-The driver reads the data in chunks (lazily, so memory stays bounded by the chunks in flight),
-hands each chunk to a worker and collects the records in sample order.  Each worker opens the
-model and artifact once.  Records depend only on their sample, and the summary is computed from
-them in sample order, so the result is the same bit for bit whichever way it runs.
+A task is a picklable object with ``open()`` (called once wherever it runs) and ``run(start,
+samples) -> result``.  The driver reads the data in chunks (lazily, so memory stays bounded by the
+chunks in flight), hands each chunk to a worker and yields the results in sample order.  Two tasks
+use it: evaluation (``EvalTask``: a Record per sample, from the model and artifact each worker
+opens once) and calibration (passes/quantize/calibration.py's ``CalibrationTask``: the observers of
+a chunk, merged exactly by the caller).  Results depend only on their samples and are consumed
+in sample order, so the outcome is the same bit for bit whichever way it runs.
 """
 from __future__ import annotations
 
@@ -12,8 +15,7 @@ import os
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 
-from .data import EvalError, Sample
-from .paths import EvalSpec, Record, Runners
+from .data import EvalError
 
 CHUNK = 8  # samples per task: amortizes the hand-off, keeps the progress bar moving
 IN_FLIGHT = 2  # chunks queued per worker
@@ -23,46 +25,40 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def run_records(spec: EvalSpec, dataset, count: int, workers: int = 1, ray_address: str | None = None,
-                progress=None, opened: Runners | None = None):
-    """Yield one Record per sample 0..count-1, in order; ``progress(done)`` after each chunk.
-    ``opened``: runners already open in this process, used when running here."""
-    chunks = [(start, min(start + CHUNK, count)) for start in range(0, count, CHUNK)]
+def map_chunks(task, dataset, count: int, workers: int = 1, ray_address: str | None = None, chunk: int = CHUNK):
+    """Yield ``task.run(start, dataset.read(start, stop))`` for consecutive chunks of samples
+    0..count-1, in order: here (workers <= 1), in a local process pool, or on Ray."""
+    chunks = [(start, min(start + chunk, count)) for start in range(0, count, chunk)]
     if ray_address is not None:
-        source = _ray_records(spec, dataset, chunks, ray_address, workers)
+        yield from _ray_chunks(task, dataset, chunks, ray_address, workers)
     elif workers <= 1:
-        runners = opened or Runners(spec)
-        source = ([runners.run(start + i, s) for i, s in enumerate(dataset.read(start, stop))]
-                  for start, stop in chunks)
+        task.open()
+        yield from (task.run(start, dataset.read(start, stop)) for start, stop in chunks)
     else:
-        source = _pool_records(spec, dataset, chunks, workers)
-    done = 0
-    for records in source:
-        yield from records
-        done += len(records)
-        if progress is not None:
-            progress(done)
+        yield from _pool_chunks(task, dataset, chunks, workers)
 
 
 # -- a local process pool -----------------------------------------------------------------------
-_RUNNERS: Runners | None = None
+_TASK = None
 
 
-def _init_worker(spec: EvalSpec) -> None:
-    global _RUNNERS
+def _init_worker(task) -> None:
+    global _TASK
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")  # one core per worker; the pool provides the parallelism
-    _RUNNERS = Runners(spec)
+    task.open()
+    _TASK = task
 
 
-def _run_chunk(start: int, samples: list[Sample]) -> list[Record]:
-    return [_RUNNERS.run(start + i, s) for i, s in enumerate(samples)]
+def _run_chunk(start: int, samples: list):
+    assert _TASK is not None
+    return _TASK.run(start, samples)
 
 
-def _pool_records(spec: EvalSpec, dataset, chunks, workers: int):
+def _pool_chunks(task, dataset, chunks, workers: int):
     # spawn: a fork would copy onnxruntime's and BLAS's thread state into the children
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(spec,)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(task,)) as pool:
         yield from _ordered(lambda start, samples: pool.submit(_run_chunk, start, samples).result,
                             dataset, chunks, workers)
 
@@ -79,7 +75,7 @@ def _ordered(submit, dataset, chunks, workers: int):
 
 
 # -- Ray ------------------------------------------------------------------------------------------
-def _ray_records(spec: EvalSpec, dataset, chunks, address: str, workers: int):
+def _ray_chunks(task, dataset, chunks, address: str, workers: int):
     try:
         import ray
     except ImportError:
@@ -92,8 +88,8 @@ def _ray_records(spec: EvalSpec, dataset, chunks, address: str, workers: int):
     try:
         count = workers if address == "local" else max(1, int(ray.cluster_resources().get("CPU", 1)))
         actor = ray.remote(num_cpus=1)(_RayWorker)
-        spec_ref = ray.put(spec)
-        actors = [actor.remote(spec_ref) for _ in range(count)]
+        task_ref = ray.put(task)
+        actors = [actor.remote(task_ref) for _ in range(count)]
         turn = iter(range(len(chunks)))
 
         def submit(start, samples):
@@ -107,8 +103,8 @@ def _ray_records(spec: EvalSpec, dataset, chunks, address: str, workers: int):
 
 
 class _RayWorker:
-    def __init__(self, spec: EvalSpec):
-        _init_worker(spec)
+    def __init__(self, task):
+        _init_worker(task)
 
-    def run(self, start: int, samples: list[Sample]) -> list[Record]:
+    def run(self, start: int, samples: list):
         return _run_chunk(start, samples)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .data import EvalError, Sample
+from .engine import map_chunks
 
 PATHS = ("float", "reference", "sim")
 TOP_K = 5
@@ -174,3 +175,33 @@ def check_paths(spec: EvalSpec) -> None:
         raise EvalError("a .tir module has no simulator; compile it with -t overlay, or use --paths float,reference")
     if spec.per_layer and (spec.artifact is None or spec.model is None):
         raise EvalError("--per-layer compares the artifact's layers with the ONNX model's: give both")
+
+
+class EvalTask:
+    """Evaluation: one Record per sample through the opened runners."""
+
+    def __init__(self, spec: EvalSpec, opened: Runners | None = None):
+        self.spec, self.runners = spec, opened
+
+    def __getstate__(self):
+        return {"spec": self.spec, "runners": None}
+
+    def open(self) -> None:
+        if self.runners is None:
+            self.runners = Runners(self.spec)
+
+    def run(self, start: int, samples: list[Sample]) -> list[Record]:
+        assert self.runners is not None
+        return [self.runners.run(start + i, s) for i, s in enumerate(samples)]
+
+
+def run_records(spec: EvalSpec, dataset, count: int, workers: int = 1, ray_address: str | None = None,
+                progress=None, opened: Runners | None = None):
+    """Yield one Record per sample 0..count-1, in order; ``progress(done)`` after each chunk.
+    ``opened``: runners already open in this process, used when running here."""
+    done = 0
+    for records in map_chunks(EvalTask(spec, opened), dataset, count, workers, ray_address):
+        yield from records
+        done += len(records)
+        if progress is not None:
+            progress(done)

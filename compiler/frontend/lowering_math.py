@@ -3,7 +3,10 @@ parameterized activations, IsNaN/IsInf, Mod, BitShift and the bitwise ops."""
 from __future__ import annotations
 
 from .context import NodeContext
+from tcc.ir.dtypes import to_numpy
+
 from .lowering_elementwise import _binary, _unary
+from .onnx_types import elem_name, tcc_dtype
 
 _UNARY = {
     "Floor": "floor", "Ceil": "ceil", "Round": "round", "Sign": "sign", "Log": "log", "Sin": "sin",
@@ -45,10 +48,22 @@ def lower_bit_shift(n: NodeContext) -> None:
     n.emit("bit_shift", [n.input(0), n.input(1)], {"direction": direction})
 
 
+def lower_bitcast(n: NodeContext) -> None:
+    to = tcc_dtype(n.attr("to"))
+    if to is None:
+        raise n.error(f"bitcast to {elem_name(n.attr('to'))} is not supported by tcc")
+    if to_numpy(to).itemsize != to_numpy(n.input_type(0).dtype).itemsize:
+        raise n.error(f"bitcast from {n.input_type(0).dtype} to {to} changes the element width; tcc "
+                      "reinterprets elements of equal width only")
+    n.emit("bitcast", [n.input(0)], {"to": to})
+
+
 LOWERINGS = {
     **{op: _unary(kind) for op, kind in _UNARY.items()},
     **{op: _with_attrs(kind, defaults) for op, (kind, defaults) in _WITH_ATTRS.items()},
     **{op: _binary(kind) for op, kind in _BINARY.items()},
     "Mod": lower_mod,
     "BitShift": lower_bit_shift,
+    "BitCast": lower_bitcast,
+    "Det": _unary("det"),
 }

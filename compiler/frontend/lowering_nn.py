@@ -202,12 +202,13 @@ def lower_lrn(n: NodeContext) -> None:
 
 
 def lower_max_pool(n: NodeContext) -> None:
-    if n.output_used(1):
-        raise n.error("the Indices output of MaxPool is not supported")
     kernel = tuple(n.attr("kernel_shape"))
     strides, pads, dilations = _window(n, kernel)
-    n.emit("max_pool", [n.input(0)], {"kernel": kernel, "strides": strides, "pads": pads,
-                                      "dilations": dilations, "ceil_mode": n.attr("ceil_mode", 0)})
+    attrs = {"kernel": kernel, "strides": strides, "pads": pads, "dilations": dilations,
+             "ceil_mode": n.attr("ceil_mode", 0)}
+    n.emit("max_pool", [n.input(0)], attrs)
+    if n.output_used(1):
+        n.emit("max_pool_indices", [n.input(0)], {**attrs, "storage_order": n.attr("storage_order", 0)}, output=1)
 
 
 def lower_avg_pool(n: NodeContext) -> None:

@@ -127,14 +127,14 @@ def lower_slice(n: NodeContext) -> None:
                                    "axes": axes, "steps": tuple(steps)})
 
 
-_PAD_MODES = ("constant", "reflect", "edge")
+_PAD_MODES = ("constant", "reflect", "edge", "wrap")
 
 
 def lower_pad(n: NodeContext) -> None:
     rank = n.input_type(0).rank
     mode = n.attr("mode", "constant")
     if mode not in _PAD_MODES:
-        raise n.error(f"mode={mode!r} is not supported; tcc pads with mode constant, reflect or edge")
+        raise n.error(f"mode={mode!r} is not supported; tcc pads with mode constant, reflect, edge or wrap")
     if n.opset < 11:
         pads, value = tuple(n.attr("pads")), float(n.attr("value", 0.0))
     else:

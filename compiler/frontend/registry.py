@@ -1,8 +1,8 @@
 """The lowering registry: ONNX op type -> function building its IR ops (one explicit dict)."""
 from __future__ import annotations
 
-from . import (lowering_control, lowering_elementwise, lowering_index, lowering_math, lowering_nn, lowering_normalize, lowering_qdq,
-               lowering_recurrent, lowering_resize, lowering_tensor)
+from . import (lowering_control, lowering_elementwise, lowering_index, lowering_integer, lowering_math, lowering_nn, lowering_normalize, lowering_qdq,
+               lowering_recurrent, lowering_resize, lowering_sample, lowering_signal, lowering_tensor)
 
 
 def _merge(*tables: dict) -> dict:
@@ -18,7 +18,8 @@ def _merge(*tables: dict) -> dict:
 LOWERINGS = _merge(lowering_elementwise.LOWERINGS, lowering_nn.LOWERINGS, lowering_tensor.LOWERINGS,
                    lowering_resize.LOWERINGS, lowering_qdq.LOWERINGS, lowering_recurrent.LOWERINGS,
                    lowering_math.LOWERINGS, lowering_index.LOWERINGS, lowering_normalize.LOWERINGS,
-                   lowering_control.LOWERINGS)
+                   lowering_control.LOWERINGS, lowering_sample.LOWERINGS,
+                   lowering_signal.LOWERINGS, lowering_integer.LOWERINGS)
 
 # Ops lowered even when all their inputs are constant (their lowering folds, keeping more than values).
 LOWER_EVEN_IF_CONSTANT = lowering_qdq.LOWER_EVEN_IF_CONSTANT

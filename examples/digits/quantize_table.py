@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from tcc.driver import compile_to_ir, quantization_pipeline
-from tcc.ir import Module, Trait
+from tcc.ir import Module, Trait, numerics
 from tcc.ir.interpreter import run_module
 from tcc.passes import DEFAULT_FLOAT_PIPELINE, PASSES
 
@@ -52,9 +52,9 @@ def weight_layers(module: Module) -> list[tuple[str, int]]:
 
 
 def format_bits(fmt: str) -> int:
-    """Stored bits per weight: int4 and dybitN pack to 4 and N bits, others their element type."""
+    """Stored bits per weight: intN and dybitN(cK) pack to N bits, others their element type."""
     if fmt.startswith("dybit") or fmt.startswith("int"):
-        return int(fmt.removeprefix("dybit").removeprefix("int"))
+        return numerics.parse_weight_format(fmt).bits
     return DTYPE_BITS[fmt]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dtypes import to_numpy
 from ..errors import InterpreterError
 
 
@@ -111,6 +112,7 @@ KERNEL_TABLE = (
     ("thresholded_relu", _thresholded_relu),
     ("shrink", _shrink),
     ("mod", _mod),
+    ("det", lambda attrs, x: np.asarray(np.linalg.det(x)).astype(x.dtype)),
     ("bitwise_and", _binary(np.bitwise_and)),
     ("bitwise_or", _binary(np.bitwise_or)),
     ("bitwise_xor", _binary(np.bitwise_xor)),
@@ -120,4 +122,5 @@ KERNEL_TABLE = (
 OP_KERNEL_TABLE = (
     ("bitwise_not", lambda op, x: np.invert(x)),
     ("bit_shift", _bit_shift),
+    ("bitcast", lambda op, x: np.array(x, order="C").view(to_numpy(op.attrs["to"]))),
 )

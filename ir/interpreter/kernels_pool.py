@@ -35,6 +35,31 @@ def max_pool(attrs, x):
     return y
 
 
+def max_pool_indices(attrs, x):
+    """Flat input index of each window's first maximum (ONNX MaxPool's Indices output)."""
+    kernel, strides, dilations, begins, _, out_sizes, reach = _geometry(attrs, x)
+    xp = pad_spatial(x, begins, reach, _lowest(x.dtype))
+    spatial = x.shape[2:]
+    best, where = None, None
+    for taps, slices in tap_slices(kernel, strides, dilations, out_sizes):
+        view = xp[(slice(None), slice(None)) + slices]
+        # Input coordinates this tap reads, per output position, flattened over the spatial axes.
+        coords = np.meshgrid(*[np.arange(o) * s + t * d - b for o, s, t, d, b
+                               in zip(out_sizes, strides, taps, dilations, begins)], indexing="ij")
+        order = range(len(spatial)) if not attrs["storage_order"] else reversed(range(len(spatial)))
+        flat = np.zeros(coords[0].shape, np.int64)
+        for axis in order:
+            flat = flat * spatial[axis] + coords[axis]
+        if best is None:
+            best, where = view.copy(), np.broadcast_to(flat, view.shape).copy()
+        else:
+            better = view > best
+            best = np.where(better, view, best)
+            where = np.where(better, flat, where)
+    planes = np.arange(x.shape[0] * x.shape[1]).reshape(x.shape[0], x.shape[1], *([1] * len(spatial)))
+    return where + planes * int(np.prod(spatial))
+
+
 def _window_counts(size, kernel, stride, dilation, begin, end, out, include_pad) -> np.ndarray:
     """Divisor of each output position along one axis: window taps inside the counted region."""
     low, high = (0, begin + size + end) if include_pad else (begin, begin + size)
@@ -73,6 +98,7 @@ def global_avg_pool(attrs, x):
 
 KERNEL_TABLE = (
     ("max_pool", max_pool),
+    ("max_pool_indices", max_pool_indices),
     ("avg_pool", avg_pool),
     ("global_avg_pool", global_avg_pool),
 )

@@ -38,7 +38,8 @@ def quantize_linear(op, x, scale, zero_point=None):
     s = expand_parameter(scale, x.shape, attrs["axis"], attrs["block_size"])
     zp = (np.zeros((), out) if zero_point is None
           else expand_parameter(zero_point, x.shape, attrs["axis"], attrs["block_size"]))
-    precision = np.float16 if scale.dtype == np.float16 else np.float32
+    # The scale's type is the division's precision (float32 for bf16 and narrower types).
+    precision = scale.dtype if scale.dtype in (np.float16, np.float64) else np.float32
     if attrs["dtype"] in _NARROW_FLOATS:
         with np.errstate(all="ignore"):
             value = (x.astype(precision) / s.astype(precision)).astype(np.float32) + zp.astype(np.float32)

@@ -63,9 +63,9 @@ def pad(attrs, x):
                 raise InterpreterError(f"reflect pads {list(attrs['pads'])} need every padded dim longer "
                                        f"than its pad, input is {list(x.shape)}")
         return np.pad(x, widths, mode="reflect")
-    if mode == "edge":
-        return np.pad(x, widths, mode="edge")
-    raise InterpreterError(f"pad mode {mode!r} is not constant, reflect or edge")
+    if mode in ("edge", "wrap"):  # wrap: the tensor repeated cyclically, as ONNX's Pad-19 says
+        return np.pad(x, widths, mode=mode)
+    raise InterpreterError(f"pad mode {mode!r} is not constant, reflect, edge or wrap")
 
 
 def gather(attrs, data, indices):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import (kernels_bf16, kernels_conv, kernels_elementwise, kernels_logic, kernels_norm, kernels_pool, kernels_qdq, kernels_quant, kernels_recurrent, kernels_resize,
+from . import (kernels_bf16, kernels_conv, kernels_elementwise, kernels_logic, kernels_norm, kernels_pool, kernels_qdq, kernels_quant, kernels_recurrent, kernels_resize, kernels_sample, kernels_signal,
                kernels_index, kernels_math, kernels_normalize, kernels_reduce,
                kernels_tensor)
 
@@ -34,6 +34,8 @@ KERNELS: dict[str, Kernel] = build_registry(
     kernels_reduce.KERNEL_TABLE,
     kernels_index.KERNEL_TABLE,
     kernels_normalize.KERNEL_TABLE,
+    kernels_sample.KERNEL_TABLE,
+    kernels_signal.KERNEL_TABLE,
 )
 
 # Kernels that read quantization parameters from the op's value types: kernel(op, *operand_arrays).

@@ -1,7 +1,6 @@
 """Array plumbing shared by the numeric modules: integer coercion, per-axis broadcast, scalar out."""
 import numpy as np
 
-INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
 

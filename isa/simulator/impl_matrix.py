@@ -93,6 +93,22 @@ def _centred(values: np.ndarray, zp: int, dtype, valid: np.ndarray | None = None
     return out
 
 
+def _grouped(m: MachineState, M: int, N: int, K: int, zp: int, w_int: np.ndarray, w_max: int):
+    """gconv: output channel n belongs to group g = n // cv.ng and reduces over the cv.cg slab
+    channels from cv.c0 + g * cv.cg, K = taps * cv.cg (reduction index tap * cv.cg + ci)."""
+    kh, kw, cg, ng = m.reg("cv.kh"), m.reg("cv.kw"), m.reg("cv.cg"), m.reg("cv.ng")
+    if cg <= 0 or ng <= 0 or kh <= 0 or kw <= 0 or K != kh * kw * cg:
+        raise Fault(f"gconv: mm.k = {K} must equal cv.kh * cv.kw * cv.cg = {kh} * {kw} * {cg} (cv.ng = {ng})")
+    groups = -(-N // ng)
+    gathered, valid, a_access = _gather(m, M, groups * cg)  # (M, taps, groups * cg)
+    centred = _centred(gathered, zp, np.int32, valid).reshape(M, kh * kw, groups, cg)
+    product = np.empty((M, N), np.int64)
+    for g in range(groups):
+        a = centred[:, :, g, :].reshape(M, K)
+        product[:, g * ng:(g + 1) * ng] = _exact_matmul(a, w_int[g * ng:(g + 1) * ng], zp, w_max)
+    return product, a_access
+
+
 @impl("matmul")
 def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, acc: int, w: int):
     m.require_mode("int8", "matmul")
@@ -113,6 +129,8 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
             raise Fault(f"conv: mm.k = {K} is not a multiple of cv.kh * cv.kw = {kh} * {kw}")
         gathered, valid, a_access = _gather(m, M, K // (kh * kw))
         product = _exact_matmul(_centred(gathered, zp, np.int32, valid).reshape(M, K), w_int, zp, w_max)
+    elif mode == "gconv":
+        product, a_access = _grouped(m, M, N, K, zp, w_int, w_max)
     else:  # dwconv: output channel n reads slab channel cv.c0 + n at each of the K taps
         kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
         if K != kh * kw:

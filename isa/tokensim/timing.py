@@ -15,6 +15,10 @@ leaves.  The recurrence is a max-plus scan, vectorised with ``np.maximum.accumul
     out[t] = S[t] + max over u <= t of (ready[u] - S[u-1]),   S = cumulative service.
 
 FIFOs are taken as deep enough never to stall a producer (the artifact sizes the residual ones).
+
+``dense_frame_timing`` times the dense dataflow design of the same modules and parallelism (what
+issue 20 compares the sparse design's full-density latency with): every site is a token, no
+coordinate header beat, a windowed module iterates its whole K x K window (padding included).
 """
 from __future__ import annotations
 
@@ -61,8 +65,10 @@ def _beats(spec: dict) -> int:
     return ceil_div(cout, par["p"])
 
 
-def module_timing(spec: dict, ins: list[tuple[TokenStream, StreamTime]], out: TokenStream, c: Counts):
-    """(output token leave cycles, ModuleTime, the cycle the module knows its input ended)."""
+def module_timing(spec: dict, ins: list[tuple[TokenStream, StreamTime]], out: TokenStream, c: Counts,
+                  header: int = 1):
+    """(output token leave cycles, ModuleTime, the cycle the module knows its input ended);
+    ``header``: the per-token coordinate beat of the sparse design (0: the dense design)."""
     kind, beats = spec["kind"], _beats(spec)
     n = len(out)
     input_end = max((t.end for _, t in ins), default=0)
@@ -89,14 +95,16 @@ def module_timing(spec: dict, ins: list[tuple[TokenStream, StreamTime]], out: To
         x = np.minimum(out.coords[:, 1] * s - p + k - 1, stream.width - 1)
         ready = _next_arrival(t, stream.raster, y * stream.width + x, "right")
         valid = np.maximum(c.valid, 1) if c.valid is not None else np.ones(n, np.int64)
-        service = {"conv": np.full(n, beats + 1), "depthwise": valid * beats + 1, "avgpool": valid * beats + 1,
+        service = {"conv": np.full(n, beats + header), "depthwise": valid * beats + header,
+                   "avgpool": valid * beats + header,
                    "maxpool": valid * beats}.get(kind, np.full(n, beats))
         leave = _scan(ready, service.astype(np.int64))
     last = int(leave[-1]) if n else 0
     return leave, ModuleTime(int(leave[0]) if n else input_end, max(last, input_end))
 
 
-def frame_timing(modules: list[dict], streams: dict[str, TokenStream], counts: dict[str, Counts]) -> dict:
+def frame_timing(modules: list[dict], streams: dict[str, TokenStream], counts: dict[str, Counts],
+                 header: int = 1) -> dict:
     """Cycle of every module's first and last token, and the frame latency (the last sink's end)."""
     times: dict[str, StreamTime] = {}
     modules_time: dict[str, ModuleTime] = {}
@@ -106,9 +114,22 @@ def frame_timing(modules: list[dict], streams: dict[str, TokenStream], counts: d
             readers[i] += 1
     for spec in modules:
         ins = [(streams[i], times[i]) for i in spec["inputs"]]
-        leave, mt = module_timing(spec, ins, streams[spec["output"]], counts[spec["name"]])
+        leave, mt = module_timing(spec, ins, streams[spec["output"]], counts[spec["name"]], header)
         depth = PIPELINE_DEPTH[spec["kind"]]
         times[spec["output"]] = StreamTime(leave + depth, mt.last + depth)
         modules_time[spec["name"]] = ModuleTime(mt.first + depth, mt.last + depth)
     latency = max(times[m["output"]].end for m in modules if not readers[m["output"]])
     return {"cycles": int(latency), "modules": modules_time}
+
+
+def dense_frame_timing(modules: list[dict]) -> dict:
+    """``frame_timing`` of the dense dataflow design with the same modules and parallelism."""
+    streams, counts = {}, {}
+    for spec in modules:
+        _, height, width = spec["out_shape"]
+        rows, cols = np.divmod(np.arange(height * width, dtype=np.int64), width)
+        streams[spec["output"]] = TokenStream(np.stack([rows, cols], 1), np.zeros((height * width, 0), np.int64),
+                                              np.zeros(0, np.int64), height, width)
+        window = spec.get("kernel", 1) ** 2 if spec["kind"] in ("conv", "depthwise", "maxpool", "avgpool") else 1
+        counts[spec["name"]] = Counts(valid=np.full(height * width, window, np.int64))
+    return frame_timing(modules, streams, counts, header=0)

@@ -1,16 +1,24 @@
 """Post-training quantization: calibration, int8 (and DyBit / int4 weight) lowering, mixed precision."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 from tcc.ir import Module, is_constant
+from tcc.ir.interpreter import run_module
 
 from ..base import Pass
-from .calibration import DEFAULT_CALIBRATION, CalibrationError, calibrate, load_samples
+from .calibration import DEFAULT_CALIBRATION, CalibrationError, Executor, calibrate, load_samples
+from .dybit_caps import choose_dybit_caps
 from .lowering import LoweringConfig
 from .rules import lower_module
-from .mixed_precision import MixedPrecision, MixedPrecisionPlan
+from .mixed_precision import MixedPrecision, MixedPrecisionPlan, spread_subset
 from .params import WEIGHT_FORMATS, QuantizationError, parse_weight_format
+from .remedies import SegmentChoice, choose_bf16_stream, residual_segments
+from .smoothing import SmoothQuant
+
+RESIDUAL_CHOICES = ("auto", "bf16", "int8")
+REMEDY_SAMPLES = 16  # calibration samples the residual-stream choice measures the output error on
 
 
 @dataclass
@@ -27,24 +35,68 @@ class Quantize(Pass):
     rounding: str = "half_even"
     max_samples: int = 0
     sparse_mode: str = ""  # "submanifold": calibrate on the sparse target's values (calibration.py)
+    # dybitN: choose each layer's exponent-run cap by the output error on cap_samples calibration
+    # samples ("output", dybit_caps.py) or by the weight MSE alone ("weights": no model runs)
+    dybit_caps: str = "output"
+    cap_samples: int = 8
+    #: Where the calibration samples are read and observed (not an option: the driver streams the
+    #: file through its evaluation engine, in parallel with --workers); None: loaded here, serially.
+    executor: Executor | None = field(default=None, init=False, repr=False, compare=False)
+    # The residual stream of transformers (remedies.py): "auto" keeps each segment in bf16 when that
+    # measurably lowers the output error, "bf16" keeps all, "int8" none.
+    residual: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.residual_choices: list[SegmentChoice] = []  # the result of the last apply (not an option)
 
     def apply(self, module: Module) -> None:
         parse_weight_format(self.weights)
         if self.rounding not in ("half_even", "half_up"):
             raise QuantizationError(f"rounding {self.rounding!r} is not half_even or half_up")
+        if self.residual not in RESIDUAL_CHOICES:
+            raise QuantizationError(f"residual {self.residual!r} is not one of {', '.join(RESIDUAL_CHOICES)}")
         pinned = all(v.type.quant is not None for v in module.values() if v.type.dtype == "f32"
                      and not is_constant(v))
         ranges = {}
+        samples = None
         if self.calib:
-            samples = load_samples(self.calib, module, self.max_samples)
+            samples = load_samples(self.calib, module, self.max_samples) if self.executor is None else None
             ranges = calibrate(module, samples, self.method, self.percentile, sparse_mode=self.sparse_mode,
-                               progress=lambda done, total: self.report_progress("calibrating", done, total))
+                               progress=lambda done, total: self.report_progress("calibrating", done, total),
+                               executor=self.executor)
         elif not pinned:
             raise QuantizationError("quantize needs calibration data: pass calib=FILE.npz "
                                     "(CLI: --calib FILE.npz)")
         config = LoweringConfig(weights=self.weights, symmetric=self.symmetric, rounding=self.rounding)
+        if self.dybit_caps not in ("output", "weights"):
+            raise QuantizationError(f"dybit_caps {self.dybit_caps!r} is not output or weights")
+        if self.calib and self.dybit_caps == "output" and re.fullmatch(r"dybit[0-9]", self.weights):
+            if samples is None:  # streamed by the executor: read just the few the cap search needs
+                samples = load_samples(self.calib, module, self.cap_samples)
+            config.layer_weights = choose_dybit_caps(
+                module, ranges, samples[:self.cap_samples], self.weights, config,
+                lambda done, total: self.report_progress("DyBit caps", done, total))
+        config.bf16_values = self.residual_stream(module, ranges, config, samples)
         module.take_body(lower_module(module, ranges, config))
+
+    def residual_stream(self, module: Module, ranges, config: LoweringConfig, samples) -> frozenset[str]:
+        """The float values kept in bf16 (remedies.py); measured on calibration samples under "auto"."""
+        self.residual_choices = []
+        if self.residual == "int8":
+            return frozenset()
+        if self.residual == "bf16":
+            return frozenset(op.results[0].name for ops in residual_segments(module) for op in ops)
+        if not self.calib or not residual_segments(module):
+            return frozenset()
+        if samples is None:  # streamed by the executor: read them for the few runs the choice measures
+            samples = load_samples(self.calib, module, self.max_samples)
+        subset = spread_subset(samples, REMEDY_SAMPLES)
+        reference = [run_module(module, s) for s in subset]
+        self.residual_choices = choose_bf16_stream(
+            module, ranges, config, subset, reference,
+            lambda done, total: self.report_progress("residual stream", done, total))
+        return frozenset(n for c in self.residual_choices if c.kept for n in c.names)
 
 
 __all__ = ["CalibrationError", "MixedPrecision", "MixedPrecisionPlan", "Quantize", "QuantizationError",
-           "WEIGHT_FORMATS"]
+           "SmoothQuant", "WEIGHT_FORMATS"]

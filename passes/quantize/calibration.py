@@ -1,7 +1,7 @@
 """Calibration: run the float reference over sample inputs and observe every float value."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -54,6 +54,19 @@ def load_samples(path: str, module: Module, max_samples: int = 0,
     return [{name: a[i] for name, a in shaped.items()} for i in range(n)]
 
 
+def check_samples_file(path: str, module: Module, what: str = "calibration file") -> None:
+    """``load_samples``'s checks of the archive and of each key's shape, from the headers alone
+    (nothing is decompressed): for readers that stream the samples afterwards."""
+    expected = {v.name: v.type.shape for v in module.inputs}
+    keys: list[str] = []
+    check = _sample_check(path, expected, keys)
+    read_npz(path, what, lambda key, shape, dtype: check(key, shape, dtype) and False, error=CalibrationError)
+    missing = sorted(set(expected) - set(keys))
+    if missing:
+        raise CalibrationError(f"{path}: no samples for input(s) {', '.join(map(repr, missing))}; "
+                               f"keys present: {', '.join(map(repr, sorted(keys))) or 'none'}")
+
+
 def _sample_check(path, expected: dict[str, tuple[int, ...]], keys: list[str]):
     """The member check for ``read_npz``: keys of model inputs must have a sample shape; every key
     seen is appended to ``keys``."""
@@ -101,11 +114,23 @@ def reduction_inputs(module: Module) -> set[int]:
     return chosen
 
 
+CHUNK = 8  # samples per unit of work: the serial and the parallel runs merge the same chunks
+
+#: ``executor(task, module)`` -> (sample count, the results ``task.run(start, samples)`` of consecutive
+#: chunks of the calibration samples in sample order, having called ``task.open()`` once wherever it
+#: runs): the driver provides one that streams the file through tcc's evaluation engine, in parallel.
+Executor = Callable[["CalibrationTask", Module], tuple[int, Iterable[dict]]]
+
+
 def calibrate(module: Module, samples, method: str = DEFAULT_CALIBRATION, percentile: float = 99.99,
-              progress: Callable[[int, int], None] | None = None, sparse_mode: str = ""
-              ) -> dict[int, tuple[float, float]]:
+              progress: Callable[[int, int], None] | None = None, sparse_mode: str = "",
+              executor: Executor | None = None) -> dict[int, tuple[float, float]]:
     """Ranges (lo, hi) of every float value of ``module``, keyed by id(Value); ``progress(done, total)``
-    is called after each sample.
+    is called after each chunk of samples.
+
+    ``samples``: a list of feeds, run here chunk by chunk; or None with an ``executor`` that reads
+    and runs the chunks wherever it likes.  Observers of each chunk merge
+    in sample order, exactly (observers.py), so the ranges do not depend on how the chunks ran.
 
     ``sparse_mode="submanifold"`` observes the values the sparse target will compute (zero at
     inactive sites, ir/interpreter/sparse.py) instead of the dense model's: a network trained
@@ -114,39 +139,94 @@ def calibrate(module: Module, samples, method: str = DEFAULT_CALIBRATION, percen
     if method not in OBSERVERS and method != "auto":
         raise CalibrationError(f"unknown calibration method {method!r}; "
                                f"choose from {', '.join(CALIBRATION_METHODS)}")
-    observers: dict[int, MinMaxObserver] = {}
-    reduced = reduction_inputs(module) if method == "auto" else set()
-    sample_index = 0
-
-    def observe(value: Value, array: np.ndarray) -> None:
-        if value.type.dtype != "f32":
-            return
-        if not np.isfinite(array).all():  # finite inputs, but the float model overflows float32
-            where = f"{value.producer.kind} op from ONNX node {value.producer.loc!r}" if value.producer else "input"
-            raise CalibrationError(f"calibration sample {sample_index}: tensor {value.name!r} ({where}) is not "
-                                   f"finite: the float model overflows float32 on this sample, so it has no "
-                                   f"int8 range; check the calibration data's scale")
-        obs = observers.get(id(value))
-        if obs is None:
-            if method == "auto":
-                obs = MseObserver() if id(value) in reduced else MinMaxObserver()
+    task = CalibrationTask(method, percentile, sparse_mode, module)
+    if executor is None:  # here, a sample at a time (merging is exact, so any chunking gives the same)
+        task.open()
+        total, step = len(samples), 1
+        parts: Iterable[dict] = (task.run(i, [sample]) for i, sample in enumerate(samples))
+    else:
+        (total, parts), step = executor(task, module), CHUNK
+    observers: dict[str, MinMaxObserver] = {}
+    done = 0
+    for part in parts:
+        for name, obs in part.items():
+            if name in observers:
+                observers[name].merge(obs)
             else:
-                obs = PercentileObserver(percentile) if method == "percentile" else OBSERVERS[method]()
-            observers[id(value)] = obs
-        obs.observe(array)
-
-    run = _sparse_runner(module, sparse_mode, observe) if sparse_mode else \
-        (lambda sample: run_module(module, sample, observe=observe))
-    for sample_index, sample in enumerate(samples):
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by observe, in one line
-            run(sample)
+                observers[name] = obs
+        done = min(done + step, total)
         if progress is not None:
-            progress(sample_index + 1, len(samples))
+            progress(done, total)
+    by_name = {v.name: v for v in module.values()}
     ranges = {}
-    for key, obs in observers.items():
+    for name, obs in observers.items():
         lo, hi = obs.range()
-        ranges[key] = (float(lo), float(hi))
+        ranges[id(by_name[name])] = (float(lo), float(hi))
     return ranges
+
+
+class CalibrationTask:
+    """The observers of a chunk of samples, by value name: picklable, so a worker process opens it
+    (the module travels as IR text) and runs any chunks it is given."""
+
+    def __init__(self, method: str, percentile: float, sparse_mode: str, module: Module):
+        self.method, self.percentile, self.sparse_mode = method, percentile, sparse_mode
+        self.text: str | None = None
+        self.module: Module | None = module
+
+    def __getstate__(self):
+        state = dict(self.__dict__, module=None)
+        if state["text"] is None and self.module is not None:
+            from tcc.ir import print_module
+
+            state["text"] = print_module(self.module)
+        return state
+
+    def open(self) -> None:
+        """Ready to run: on the module given, or in another process on the one parsed back from text."""
+        if self.module is None:
+            from tcc.ir import parse_module
+
+            self.module = parse_module(self.text or "")
+        module = self.module
+        self.reduced = {v.name for v in module.values() if id(v) in reduction_inputs(module)} \
+            if self.method == "auto" else set()
+        self.input_names = {v.name for v in module.inputs}
+
+    def _new_observer(self, name: str) -> MinMaxObserver:
+        if self.method == "auto":
+            return MseObserver() if name in self.reduced else MinMaxObserver()
+        return PercentileObserver(self.percentile) if self.method == "percentile" else OBSERVERS[self.method]()
+
+    def run(self, start: int, samples) -> dict[str, MinMaxObserver]:
+        assert self.module is not None, "CalibrationTask.run before open"
+        observers: dict[str, MinMaxObserver] = {}
+        index = start
+
+        def observe(value: Value, array: np.ndarray) -> None:
+            if value.type.dtype != "f32":
+                return
+            if not np.isfinite(array).all():
+                if value.name in self.input_names:
+                    raise CalibrationError(f"calibration sample {index}: input {value.name!r} is not finite "
+                                           f"(Inf or NaN); tcc calibrates on finite values only")
+                where = f"{value.producer.kind} op from ONNX node {value.producer.loc!r}" if value.producer else "input"
+                raise CalibrationError(f"calibration sample {index}: tensor {value.name!r} ({where}) is not "
+                                       f"finite: the float model overflows float32 on this sample, so it has no "
+                                       f"int8 range; check the calibration data's scale")
+            obs = observers.get(value.name)
+            if obs is None:
+                obs = observers[value.name] = self._new_observer(value.name)
+            obs.observe(array)
+
+        module = self.module
+        run = _sparse_runner(module, self.sparse_mode, observe) if self.sparse_mode else \
+            (lambda sample: run_module(module, sample, observe=observe))
+        for offset, sample in enumerate(samples):
+            index = start + offset
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by observe, in one line
+                run(getattr(sample, "feeds", sample))
+        return observers
 
 
 def _sparse_runner(module: Module, mode: str, observe):

@@ -24,7 +24,6 @@ ACTIVATIONS = ("relu", "clip")
 # Ops whose int8 result keeps its operand's scale and zero point: moves of one tensor (concat joins
 # tensors of different scales: rules.lower_concat) and max pooling, which commutes with rounding.
 LAYOUT_KINDS = tuple(sorted(kinds_with(Trait.MOVES) - {"concat"})) + ("max_pool",)
-IDENTITY_Q31 = ((1 << 30,), (30,))  # multiplier * 2**-shift == 1
 
 
 def matrix_operands(op: Op) -> tuple[Value, Value, Value | None]:
@@ -39,9 +38,15 @@ class LoweringConfig:
     rounding: str = "half_even"
     # Per-layer weight formats (mixed precision), keyed by the float op's result name.
     layer_weights: dict[str, str] = field(default_factory=dict)
+    # Float values (by name) whose element-wise op (add/sub/mul/concat) runs on the bf16 SIMD lanes
+    # instead of the int8 array: the residual stream of a transformer (remedies.py).
+    bf16_values: frozenset[str] = frozenset()
 
     def weights_for(self, op: Op) -> str:
         return self.layer_weights.get(op.result.name, self.weights)
+
+    def keeps_bf16(self, op: Op) -> bool:
+        return op.results[0].name in self.bf16_values
 
 
 def per_tensor(q: QuantParams) -> tuple[float, int]:
@@ -129,9 +134,6 @@ class Lowering:
             return self.bind(old, self.b.value("dequantize", [have["i8"]], {"dtype": "bf16"},
                                                 name=old.name + ".bf16"), "bf16")
         return self.bind(old, self.b.value("cast", [self.f32(old)], {"to": "bf16"}, name=old.name + ".bf16"), "bf16")
-
-    def integer_available(self, old: Value) -> bool:
-        return "i8" in self.domains.get(id(old), {}) or constant_value(old) is not None and old.type.dtype == "f32"
 
     # -- helpers -------------------------------------------------------------------------------
     def typed(self, value: Value, dtype: str, quant: QuantParams | None) -> Value:

@@ -8,6 +8,12 @@
 
 Histograms use a fixed number of bins over [-R, R]; when a sample exceeds R, R doubles and
 adjacent bin pairs merge, so no data is re-read and counts stay exact at the coarser resolution.
+
+Observers merge (``merge``): calibration over chunks of samples in parallel workers gives the
+serial result exactly.  R is always a power of two and the bin edges of [-R, R] (a power-of-two
+number of bins) are exact binary fractions, so np.histogram assigns every value to the bin its
+exact position falls in; the edges at 2R are a subset of those at R, so binning at R and merging
+pairs equals binning at 2R, whatever order the samples and the growth came in.
 """
 from __future__ import annotations
 
@@ -34,6 +40,11 @@ class MinMaxObserver:
         if not np.isfinite(self.low):
             return 0.0, 0.0
         return self.low, self.high
+
+    def merge(self, other: MinMaxObserver) -> None:
+        """Add what ``other`` observed (an observer of the same kind and options)."""
+        self.low = min(self.low, other.low)
+        self.high = max(self.high, other.high)
 
 
 class HistogramObserver(MinMaxObserver):
@@ -65,6 +76,24 @@ class HistogramObserver(MinMaxObserver):
             self._grow(peak)
         counts, _ = np.histogram(x, bins=len(self.counts), range=(-self.radius, self.radius))
         self.counts += counts
+
+    def merge(self, other: MinMaxObserver) -> None:
+        super().merge(other)
+        assert isinstance(other, HistogramObserver) and len(other.counts) == len(self.counts)
+        if other.radius == 0.0:
+            return
+        if self.radius == 0.0:
+            self.counts, self.radius = other.counts.copy(), other.radius
+            return
+        counts, radius = other.counts, other.radius
+        if radius < self.radius:
+            grown = HistogramObserver(len(counts))
+            grown.counts, grown.radius = counts.copy(), radius
+            grown._grow(self.radius)
+            counts = grown.counts
+        else:
+            self._grow(radius)
+        self.counts = self.counts + counts
 
     def edges(self) -> np.ndarray:
         return np.linspace(-self.radius, self.radius, len(self.counts) + 1)

@@ -13,7 +13,7 @@ INT8_MIN, INT8_MAX = -128, 127
 # The largest |bias| on the accumulator grid: half the int32 range, the other half is left to the
 # sum of products (K products of |x - zp| <= 255 and |w| <= 127 stay below 2**30 for K <= 2**15).
 BIAS_BOUND = 2**30
-WEIGHT_FORMATS = ("int8", "int4") + tuple(f"dybit{n}" for n in range(2, 9))
+WEIGHT_FORMATS = ("int8", "int4", "int2") + tuple(f"dybit{n}" for n in range(2, 9))
 
 
 class QuantizationError(TccError):
@@ -35,10 +35,30 @@ def activation_params(lo: float, hi: float, symmetric: bool) -> QuantParams:
 
 
 def parse_weight_format(fmt: str) -> tuple[str, int]:
-    m = re.fullmatch(r"(int|dybit)([0-9])", fmt)
-    if fmt not in WEIGHT_FORMATS or not m:
-        raise QuantizationError(f"unknown weight format {fmt!r}; choose from {', '.join(WEIGHT_FORMATS)}")
-    return m.group(1), int(m.group(2))
+    """(kind, bits) of a weight format: one of WEIGHT_FORMATS or a DyBit one with its cap (dybit4c2)."""
+    kind, bits, _ = parse_weight_format_cap(fmt)
+    return kind, bits
+
+
+def parse_weight_format_cap(fmt: str) -> tuple[str, int, int | None]:
+    """(kind, bits, the DyBit cap given or None)."""
+    m = re.fullmatch(r"(int|dybit)([0-9])(?:c([0-9]))?", fmt)
+    if not m or (m.group(3) is None and fmt not in WEIGHT_FORMATS) or \
+            (m.group(3) is not None and (m.group(1) != "dybit" or not int(m.group(3)) < int(m.group(2)))):
+        raise QuantizationError(f"unknown weight format {fmt!r}; choose from {', '.join(WEIGHT_FORMATS)} "
+                                "(or dybitNcK: DyBit-N with its exponent run capped at K < N)")
+    return m.group(1), int(m.group(2)), None if m.group(3) is None else int(m.group(3))
+
+
+def weight_sse(w: np.ndarray, values: np.ndarray, params: QuantParams) -> float:
+    """Sum of squared errors of quantized weights ``values`` (scales along params.axis) against ``w``."""
+    return _weight_sse(w, values, params.scale, params.axis or 0)
+
+
+def _weight_sse(w: np.ndarray, values: np.ndarray, scales, axis: int) -> float:
+    shape = (-1,) + (1,) * (w.ndim - 1)
+    real = np.moveaxis(np.moveaxis(values, axis, 0) * np.asarray(scales, np.float64).reshape(shape), 0, axis)
+    return float(np.sum((real - np.asarray(w, np.float64)) ** 2))
 
 
 def bias_weight_scales(bias: np.ndarray, input_scale: float) -> np.ndarray:
@@ -53,16 +73,26 @@ def bias_weight_scales(bias: np.ndarray, input_scale: float) -> np.ndarray:
     return (b / (np.float64(input_scale) * BIAS_BOUND)).astype(np.float32)
 
 
+def dybit_caps(bits: int) -> tuple[int, ...]:
+    """The exponent-run caps a DyBit layer chooses from: 0 (the intN grid; cap 1 is the same grid)
+    and 2 .. bits-1."""
+    return (0,) + tuple(range(2, bits))
+
+
 def quantize_weights(w: np.ndarray, fmt: str = "int8", axis: int = 0,
                      min_scale: np.ndarray | None = None) -> tuple[np.ndarray, QuantParams]:
     """Per-channel symmetric weights along ``axis``: (integer array, parameters).
 
-    int8 uses [-127, 127] with the max-abs scale; int4 uses [-7, 7] with an MSE scale search;
-    dybitN stores each weight's DyBit code decoded onto its integer grid (so the datapath stays an
-    integer MAC) and folds the grid step 2**-(N-2) into the scale.  ``min_scale`` (per channel)
-    widens a channel's scale to at least that value (see ``bias_weight_scales``).
+    int8 uses [-127, 127] with the max-abs scale; int4/int2 use [-7, 7]/[-1, 1] with an MSE scale
+    search; dybitN stores each weight's DyBit code decoded onto its integer grid (so the datapath
+    stays an integer MAC) and folds the grid step 2**-(N-2) into the scale.  DyBit adapts to the
+    layer by its exponent-run cap: ``dybitNcK`` takes cap K; ``dybitN`` takes, of the caps
+    ``dybit_caps``, the one of least weight MSE.  Cap 0 is quantized exactly as intN (same scale
+    search, same grid), so DyBit's weight error is never above intN's.  The chosen cap is in the
+    format name (``dybit4c2``; the full run is ``dybit4c3``, printed ``dybit4``).  ``min_scale``
+    (per channel) widens a channel's scale to at least that value (see ``bias_weight_scales``).
     """
-    kind, bits = parse_weight_format(fmt)
+    kind, bits, explicit_cap = parse_weight_format_cap(fmt)
     w = np.asarray(w, np.float32)
     moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
 
@@ -80,13 +110,29 @@ def quantize_weights(w: np.ndarray, fmt: str = "int8", axis: int = 0,
         scale = widened(np.asarray(numerics.search_scale_uniform(moved, bits, axis=0), np.float32).reshape(-1))
         q = numerics.int_quantize(w, bits, scale, axis=axis).astype(np.int8)
         return q, QuantParams(tuple(float(s) for s in scale), (0,) * len(scale), axis, fmt)
+    candidates = []
+    for cap in dybit_caps(bits) if explicit_cap is None else (explicit_cap,):
+        values, fine = _dybit_weights(w, moved, bits, cap, axis, widened)
+        candidates.append((_weight_sse(w, values, fine, axis), cap, values, fine))
+    _, cap, values, fine = min(candidates, key=lambda c: c[0])  # ties: the earlier (smaller) cap
+    dtype = np.int8 if numerics.max_decode_int(bits, cap) <= 127 else np.int16
+    name = numerics.WeightFormat("dybit", bits, cap).name
+    return values.astype(dtype), QuantParams(fine, (0,) * len(fine), axis, name)
+
+
+def _dybit_weights(w: np.ndarray, moved: np.ndarray, bits: int, cap: int, axis: int,
+                   widened) -> tuple[np.ndarray, tuple[float, ...]]:
+    """DyBit-``bits`` weights with exponent-run cap ``cap`` on the fine grid, and the fine scales.
+    Cap 0 is the intN grid [-(2**(bits-1)-1), 2**(bits-1)-1] and takes intN's scale search."""
+    if cap == 0:
+        scale = widened(np.asarray(numerics.search_scale_uniform(moved, bits, axis=0), np.float32).reshape(-1))
+        values = np.asarray(numerics.int_quantize(w, bits, scale, axis=axis)).astype(np.int32)
+        return values, tuple(float(s) for s in scale)
     step = 2.0 ** -numerics.FINE_SHIFT[bits]
-    scale = widened(np.asarray(numerics.search_scale(moved, bits, axis=0), np.float32).reshape(-1), step)
-    codes = numerics.quantize(w, bits, scale, axis=axis)
-    values = np.asarray(numerics.decode_int(codes, bits))
-    dtype = np.int8 if numerics.MAX_DECODE_INT[bits] <= 127 else np.int16
-    fine = tuple(float(np.float32(s * step)) for s in scale)
-    return values.astype(dtype), QuantParams(fine, (0,) * len(fine), axis, fmt)
+    scale = widened(np.asarray(numerics.search_scale(moved, bits, axis=0, cap=cap), np.float32).reshape(-1), step)
+    codes = numerics.quantize(w, bits, scale, axis=axis, cap=cap)
+    values = np.asarray(numerics.decode_int(codes, bits, cap))
+    return values, tuple(float(np.float32(s * step)) for s in scale)
 
 
 def quantize_bias(b: np.ndarray, input_scale: float, weight_scales) -> tuple[np.ndarray, tuple[float, ...]]:

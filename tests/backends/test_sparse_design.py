@@ -245,3 +245,17 @@ def test_the_cost_model_charges_exactly_the_memories_top_cpp_declares(tmp_path, 
         # nothing is declared that the model does not charge
         unclaimed = set(arrays) - claimed
         assert not unclaimed and set(streams) == claimed & set(streams)
+
+
+@pytest.mark.parametrize("mode", ["submanifold", "exact"])
+def test_full_density_latency_is_within_1_2x_of_the_dense_dataflow_design(mode):
+    """Issue 20: at 100% input density the sparse design costs at most 1.2x the dense dataflow
+    design of the same modules and parallelism (every site a token, no coordinate beat, whole
+    windows); the dense design is never slower than the sparse one at full density."""
+    from tcc.isa.tokensim.timing import dense_frame_timing
+
+    _, session = compiled("events", mode)
+    dense = dense_frame_timing(session.metadata["modules"])["cycles"]
+    frame = np.ones((1, 2, 32, 32), np.float32)
+    session.run_dict({"input": frame})
+    assert dense <= session.last_result.cycles <= 1.2 * dense

@@ -32,12 +32,13 @@ def test_every_unsupported_node_is_listed_in_one_error():
         helper.make_node("Relu", ["x"], ["r"], name="relu"),
         helper.make_node("NonZero", ["r"], ["v1"], name="nz_1"),
         helper.make_node("Unique", ["r"], ["u"], name="uniq"),
-        helper.make_node("Det", ["m"], ["d"]),
+        helper.make_node("NonMaxSuppression", ["boxes", "scores"], ["d"], name="nms"),
     ]
-    model = graph_model(nodes, [float_input("x", [2, 6]), float_input("m", [3, 3])], ["v0", "v1", "u", "d"])
+    model = graph_model(nodes, [float_input("x", [2, 6]), float_input("boxes", [1, 3, 4]),
+                                float_input("scores", [1, 1, 3])], ["v0", "v1", "u", "d"])
     message = frontend_error(model)
     assert message == ("model 'g': 4 nodes use ops tcc does not support (opset 13):\n"
-                       "  Det: node 'd'\n"
+                       "  NonMaxSuppression: node 'nms'\n"
                        "  NonZero: nodes 'nz_0', 'nz_1'\n"
                        "  Unique: node 'uniq'")
 
@@ -55,12 +56,10 @@ def test_unsupported_ops_are_fine_when_constant_folding_removes_them():
     ("Resize", [X(1, 1, 2, 2), np.zeros(0, np.float32), np.array([1, 1, 2, 2], np.float32)],
      {"coordinate_transformation_mode": "tf_half_pixel_for_nn"}, 11,
      "node 'node' (Resize, opset 11): coordinate_transformation_mode='tf_half_pixel_for_nn' is not supported"),
-    ("Pad", [X(2, 3), np.array([0, 1, 0, 1], np.int64)], {"mode": "wrap"}, 19,
-     "node 'node' (Pad, opset 19): mode='wrap' is not supported"),
+    ("Resize", [X(1, 1, 4, 4), None, np.array([1, 1, 0.5, 0.5], np.float32)], {"mode": "linear", "antialias": 1},
+     19, "node 'node' (Resize, opset 19): antialias=1 when shrinking is not supported"),
     ("Reshape", [X(2, 3), X(2, kind="int", dtype=np.int64)], {}, 13,
      "node 'node' (Reshape, opset 13): input 1 (shape, 'in1') must be a constant"),
-    ("MaxPool", [X(1, 1, 4, 4)], {"kernel_shape": [2, 2]}, 13,
-     "node 'node' (MaxPool, opset 13): the Indices output of MaxPool is not supported"),
     ("BatchNormalization", [X(1, 2, 3)] + [np.ones(2, np.float32)] * 4, {"training_mode": 1}, 15,
      "training-mode BatchNormalization"),
     ("Dropout", [X(2, 3), np.float32(0.5), np.bool_(True)], {}, 13, "training_mode Dropout is not supported"),
@@ -68,7 +67,7 @@ def test_unsupported_ops_are_fine_when_constant_folding_removes_them():
 ])
 def test_unsupported_attribute_values_name_the_node(op_type, operands, attrs, opset, expected):
     operands = [o if o is None or isinstance(o, X) else C(o) for o in operands]
-    outputs = {"MaxPool": 2, "BatchNormalization": 3}.get(op_type, 1)
+    outputs = {"BatchNormalization": 3}.get(op_type, 1)
     model, _ = make_model(op_type, operands, attrs, opset, outputs)
     assert expected in frontend_error(model)
 

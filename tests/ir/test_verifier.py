@@ -4,6 +4,7 @@ import pytest
 
 from tcc.ir import (Builder, Module, Op, TensorType, Trait, VerifyError, constant_value, has_trait, is_constant,
                     kinds_with, verify)
+from tcc.ir.traits import operand_orders
 
 
 def conv_module():
@@ -110,3 +111,14 @@ def test_named_accessors_and_traits_come_from_the_op_definition():
     assert cat.inputs == [x, x] and has_trait("concat", Trait.MOVES) and not has_trait("concat", Trait.VIEW)
     assert has_trait("reshape", Trait.MOVES)  # VIEW implies MOVES
     assert "relu" in kinds_with(Trait.SITEWISE) and "lrn" in kinds_with(Trait.SITEWISE)
+
+
+def test_commutative_binaries_offer_both_operand_orders():
+    m, x, _, _ = conv_module()
+    b = Builder(m)
+    r = b.value("relu", [x])
+    add, sub = b.create("add", [x, r], {}), b.create("sub", [x, r], {})
+    assert add.has_trait(Trait.COMMUTATIVE) and not sub.has_trait(Trait.COMMUTATIVE)
+    assert operand_orders(add) == [(add.a, add.b), (add.b, add.a)] and operand_orders(sub) == [(sub.a, sub.b)]
+    assert {"add", "mul", "max", "min", "equal"} <= kinds_with(Trait.COMMUTATIVE)
+    assert not {"sub", "div", "pow", "greater"} & kinds_with(Trait.COMMUTATIVE)
