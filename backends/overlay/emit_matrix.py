@@ -231,10 +231,11 @@ def emit_gemm(ctx: Context, step: Step) -> None:
     ctx.record_weights(fmt.name, data.nbytes)
     _requant_regs(ctx, req)
     p.set({"mm.a_zp": x.type.quant.zero_point[0]})
-    if tiles.resident:
+    mine = _my_tiles(ctx, n_out, tn, m, tm)
+    if tiles.resident and mine:
         p.dma("load", "abuf", b.a_in(0), ctx.addr(x), rows=1, row_bytes=m * k)
     chunk = tile = 0
-    for n0, row_tiles in _my_tiles(ctx, n_out, tn, m, tm):
+    for n0, row_tiles in mine:
         n_tile = n0 // tn
         nt = min(tn, n_out - n0)
         pslot = b.p(n_tile)
