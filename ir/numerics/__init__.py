@@ -55,5 +55,5 @@ __all__ = [
     "WeightFormat", "code_values", "max_abs_value", "parse_weight_format", "value_codes",
     "bf16_div", "bf16_erf", "bf16_exp", "bf16_gelu", "bf16_hard_swish", "bf16_layer_norm",
     "bf16_lrn", "bf16_reciprocal", "bf16_rms_norm", "bf16_rsqrt", "bf16_sigmoid", "bf16_silu", "bf16_softmax", "bf16_sqrt",
-    "bf16_tanh",
+    "bf16_tanh", "E8M0_ROUNDING", "from_e8m0_codes", "to_e8m0_codes",
 ]
