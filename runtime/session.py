@@ -128,10 +128,10 @@ class Session(ModelIO):
             raw = np.frombuffer(to_physical(device, entry["perm"]).tobytes(), np.uint8)
             dram[entry["address"]:entry["address"] + raw.size] = raw
         if "core_entries" in meta:  # one stream per core over shared DRAM
-            self.last_result, final = run_cores(self.target, dram, meta["descriptors"], self.artifact.program,
+            self.last_result, final = run_cores(self.target, dram, self.artifact.program,
                                                 meta["core_entries"])
         else:
-            machine = Machine(self.target, dram, meta["descriptors"])
+            machine = Machine(self.target, dram)
             self.last_result = machine.run(self.artifact.program, progress=progress)
             final = machine.dram
         out = {}

@@ -106,6 +106,14 @@ def test_no_module_imports_itself_back():
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
 
 
+def test_the_simulators_do_not_import_the_reference_interpreter():
+    """isa/ executes instructions with its own code, sharing only ir/numerics with the reference, so
+    that simulator == reference is a check of two executions (docs/architecture.md)."""
+    found = {(src, dst) for src, dst, _ in _imports(_modules())
+             if src.startswith("tcc.isa") and (dst == "tcc.ir.interpreter" or dst.startswith("tcc.ir.interpreter."))}
+    assert not found, f"isa/ imports the reference interpreter: {sorted(found)}"
+
+
 # Positional reads of an op's operands or attributes outside ir/ that are allowed, as
 # "path: the line's code" -> why.  For a genuinely variadic op a named accessor returns the list
 # (``concat.inputs``), so this stays empty unless an op's operand roles are positional by nature.

@@ -55,7 +55,7 @@ def load_model(model, input_shapes: dict | None = None, supported=None) -> Loade
     if len(model.graph.sparse_initializer):
         raise FrontendError(f"{label}: sparse initializers are not supported; store them dense "
                             "(onnx.numpy_helper) and re-export")
-    model = _explicit_defaults(model)
+    model = _explicit_defaults(model, opset)
     initializers = {t.name: t for t in model.graph.initializer}
     for tensor in initializers.values():
         _check_initializer_size(tensor, label)
@@ -84,25 +84,27 @@ def load_model(model, input_shapes: dict | None = None, supported=None) -> Loade
 
 MAX_EXPANSION_ROUNDS = 3
 
-# Attributes whose schema default ONNX's shape inference ignores (it reads STFT's onesided as 0
-# unless the node sets it; the spec's default and the reference implementation use 1).
-_DEFAULTS_INFERENCE_MISSES = {"STFT": ("onesided", 1)}
+# Ops whose schema defaults ONNX's shape inference does not apply: it reads STFT's onesided as 0
+# unless the node sets it (the spec's default and the reference implementation use 1), and it
+# inlines a function body (MeanVarianceNormalization) without the defaults its attribute
+# references need.
+_DEFAULTS_INFERENCE_MISSES = frozenset({"STFT", "MeanVarianceNormalization"})
 
 
-def _explicit_defaults(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The model with those defaults written on the nodes, so inference sees the spec's value."""
-    missing = [node for node in model.graph.node if node.op_type in _DEFAULTS_INFERENCE_MISSES
-               and node.domain in DEFAULT_DOMAINS
-               and all(a.name != _DEFAULTS_INFERENCE_MISSES[node.op_type][0] for a in node.attribute)]
-    if not missing:
+def _explicit_defaults(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """The model with those ops' missing attributes written with their schema defaults."""
+    if not any(node.op_type in _DEFAULTS_INFERENCE_MISSES and node.domain in DEFAULT_DOMAINS
+               for node in model.graph.node):
         return model
     out = onnx.ModelProto()
     out.CopyFrom(model)
     for node in out.graph.node:
         if node.op_type in _DEFAULTS_INFERENCE_MISSES and node.domain in DEFAULT_DOMAINS:
-            name, value = _DEFAULTS_INFERENCE_MISSES[node.op_type]
-            if all(a.name != name for a in node.attribute):
-                node.attribute.append(onnx.helper.make_attribute(name, value))
+            present = {a.name for a in node.attribute}
+            schema = onnx.defs.get_schema(node.op_type, opset, node.domain)
+            for name, spec in schema.attributes.items():
+                if name not in present and spec.default_value and spec.default_value.name:
+                    node.attribute.append(spec.default_value)
     return out
 
 
@@ -190,6 +192,7 @@ def _upgrade(model: onnx.ModelProto, opset: int, label: str) -> tuple[onnx.Model
     a model the converter cannot convert is refused."""
     from onnx import version_converter
 
+    model = _channel_slopes(model)
     try:
         converted = version_converter.convert_version(model, MIN_OPSET)
     except Exception as exc:  # the converter raises RuntimeError, ValueError or its own C++ errors
@@ -199,6 +202,37 @@ def _upgrade(model: onnx.ModelProto, opset: int, label: str) -> tuple[onnx.Model
     warnings.warn(FrontendNote(f"{label}: opset {opset} converted to opset {MIN_OPSET} by onnx.version_converter"),
                   stacklevel=2)
     return converted, MIN_OPSET
+
+
+def _channel_slopes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """PRelu before opset 7 applies a 1-D slope of C values per channel (axis 1); from opset 7 on
+    slopes broadcast numpy-style, and the version converter leaves them 1-D. Give such constant
+    slopes the shape [C, 1, ...] that means the same thing after conversion."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # an old model inference cannot type: convert it as it is
+        return model
+    ranks = {vi.name: len(vi.type.tensor_type.shape.dim) for vi in (*inferred.graph.input, *inferred.graph.value_info)
+             if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape")}
+    shared = {name for node in model.graph.node if node.op_type != "PRelu" for name in node.input}
+    slopes = {t.name: t for t in model.graph.initializer if t.name not in shared}
+    out = None
+    for node in model.graph.node:
+        if node.op_type != "PRelu" or len(node.input) < 2 or node.input[1] not in slopes:
+            continue
+        slope, rank = slopes[node.input[1]], ranks.get(node.input[0], 0)
+        if len(slope.dims) == 1 and slope.dims[0] > 1 and rank > 2:
+            if out is None:
+                out = onnx.ModelProto()
+                out.CopyFrom(model)
+            target = next(t for t in out.graph.initializer if t.name == slope.name)
+            target.dims[:] = [slope.dims[0]] + [1] * (rank - 2)
+            for vi in out.graph.input:  # old models list initializers as inputs too
+                if vi.name == slope.name and vi.type.tensor_type.HasField("shape"):
+                    del vi.type.tensor_type.shape.dim[:]
+                    for d in target.dims:
+                        vi.type.tensor_type.shape.dim.add().dim_value = d
+    return out if out is not None else model
 
 
 def _check(skeleton: onnx.ModelProto, label: str) -> None:

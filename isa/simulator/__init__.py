@@ -1,6 +1,6 @@
 """The overlay's instruction-set simulator: the executable specification of docs/overlay-machine.md.
 
-``Machine(target, dram_image, descriptors).run(words) -> RunResult``; outputs are read from
+``Machine(target, dram_image).run(words) -> RunResult``; outputs are read from
 ``machine.dram``; ``run_cores`` runs one stream per core over shared DRAM (``multicore.py``).  One ``@impl`` function per instruction (``impl_*.py``), a cycle model with
 byte-range hazards (``timing.py``) and per-layer counters (``counters.py``).
 """

@@ -1,4 +1,4 @@
-"""Several overlay cores sharing DRAM: ``run_cores(target, dram, descriptors, words, entries)``.
+"""Several overlay cores sharing DRAM: ``run_cores(target, dram, words, entries)``.
 
 Each core has its own units, buffers, registers and instruction stream (``words[entries[c]:
 entries[c + 1]]``, each ending in ``halt``) and shares the DRAM array.  ``barrier`` drains a
@@ -29,9 +29,9 @@ class Core(Machine):
     """One core of a multi-core run: its registers and mode carry over from one segment to the
     next (a barrier resets nothing); DRAM is the shared array."""
 
-    def __init__(self, target: TargetConfig, dram: np.ndarray, descriptors: list[dict]):
+    def __init__(self, target: TargetConfig, dram: np.ndarray):
         self._started = False
-        super().__init__(target, np.zeros(0, np.uint8), descriptors)
+        super().__init__(target, np.zeros(0, np.uint8))
         self.dram = dram
         self.memories[-1] = dram
         self.stop_at_barrier = True
@@ -63,7 +63,7 @@ def _mnemonic(word: int) -> str:
         return ""
 
 
-def run_cores(target: TargetConfig, dram: np.ndarray, descriptors: list[dict], words,
+def run_cores(target: TargetConfig, dram: np.ndarray, words,
               entries: list[int]) -> tuple[RunResult, np.ndarray]:
     """Run one stream per core (core ``c`` from ``entries[c]``) to ``halt``; returns the combined
     result and the DRAM after the run."""
@@ -75,7 +75,7 @@ def run_cores(target: TargetConfig, dram: np.ndarray, descriptors: list[dict], w
     if len(counts) != 1:
         raise SimulatorTrap(0, "barrier", "the cores' streams have different numbers of barriers "
                                           f"({[len(s) - 1 for s in streams]}): a core would wait forever")
-    cores = [Core(target, shared, descriptors) for _ in streams]
+    cores = [Core(target, shared) for _ in streams]
     total = _Totals(target, len(cores))
     for k in range(counts.pop()):
         results = []

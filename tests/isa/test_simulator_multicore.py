@@ -21,7 +21,7 @@ PROLOGUE = setr({"dma.planes": 1, "dma.rows": 1, "dma.row_bytes": 64})
 def two_cores(first: str, second: str, target=TARGET):
     words0, words1 = encode_program(assemble(first)), encode_program(assemble(second))
     dram = np.arange(4096, dtype=np.uint32).astype(np.uint8)
-    return run_cores(target, dram, [], np.concatenate([words0, words1]), [0, len(words0)])
+    return run_cores(target, dram, np.concatenate([words0, words1]), [0, len(words0)])
 
 
 def test_a_barrier_orders_one_cores_store_before_anothers_load():
