@@ -23,7 +23,7 @@ _NUMPY: dict[str, np.dtype] = {
 # tenths of a second that `tcc --help` or an int8 model should not pay.
 _ML_DTYPES = {"bf16": "bfloat16", "f8e4m3fn": "float8_e4m3fn", "f8e4m3fnuz": "float8_e4m3fnuz",
               "f8e5m2": "float8_e5m2", "f8e5m2fnuz": "float8_e5m2fnuz", "f4e2m1": "float4_e2m1fn", "i4": "int4",
-              "u4": "uint4", "i2": "int2", "u2": "uint2"}
+              "u4": "uint4", "i2": "int2", "u2": "uint2", "f8e8m0": "float8_e8m0fnu"}
 
 
 def _load_ml_dtypes() -> None:
