@@ -218,8 +218,8 @@ def boundary_json(op: Op) -> dict:
         if not isinstance(value, (str, int, float, bool, tuple)):
             raise TypeError(f"boundary op {op.kind}: attribute {name!r} = {value!r} is not a JSON value")
         attrs[name] = list(value) if isinstance(value, tuple) else value
-    return {"kind": op.kind, "attrs": attrs, "operand": type_json(op.operands[0].type),
-            "result": type_json(op.results[0].type)}
+    (operand,) = op.operands  # a boundary op has one operand and one result, whatever its kind
+    return {"kind": op.kind, "attrs": attrs, "operand": type_json(operand.type), "result": type_json(op.result.type)}
 
 
 def _type(desc: dict, where: str) -> TensorType:

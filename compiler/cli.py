@@ -4,12 +4,16 @@ from __future__ import annotations
 import sys
 import traceback
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
 from click.core import ParameterSource
 
 from tcc import __version__
 from tcc.cli_files import FileCommand, InputFile, OutputFile, OutputFolder
+
+if TYPE_CHECKING:
+    from tcc.ir.errors import TccError
 
 # Only click and the few names above load with the CLI, so `tcc --help` answers at once; every
 # command imports what it needs.  The vocabulary of the options comes from the modules that own it,
@@ -23,7 +27,7 @@ class LazyChoice(click.Choice):
         self._load = load
         super().__init__(())
 
-    @property  # type: ignore[override]
+    @property
     def choices(self):
         return tuple(self._load())
 
@@ -626,7 +630,7 @@ def eval_command(model, artifact, data, labels, limit, paths_text, workers, ray_
         click.get_current_context().exit(1)
 
 
-def _tcc_error() -> type:
+def _tcc_error() -> type[TccError]:
     from tcc.ir.errors import TccError
 
     return TccError

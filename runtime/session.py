@@ -85,10 +85,12 @@ class Session(ModelIO):
                 if entry["boundary"] is not None:
                     if group == "inputs":
                         op = boundary_op(entry["boundary"], name, entry["value"], where)
-                        host, produced = op.operands[0].type, op.results[0].type
+                        (operand,) = op.operands
+                        host, produced = operand.type, op.result.type
                     else:
                         op = boundary_op(entry["boundary"], entry["value"], name, where)
-                        host, produced = op.results[0].type, op.operands[0].type
+                        (operand,) = op.operands
+                        host, produced = op.result.type, operand.type
                     if not produced.same_layout(device):
                         raise SchemaError(f"{where}: {entry['dtype']}{entry['shape']} does not match its boundary "
                                           f"op's {produced}")
@@ -110,8 +112,8 @@ class Session(ModelIO):
     def interface(self) -> Module:
         return self._interface
 
-    @property  # type: ignore[override]
-    def module(self) -> Module:
+    @property
+    def module(self) -> Module:  # type: ignore[override]
         """The artifact's quantized IR (parsed on first use, and checked against the metadata)."""
         if self._module is None:
             try:

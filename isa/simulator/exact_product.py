@@ -47,6 +47,7 @@ def exact_product(a: np.ndarray, w: np.ndarray, zp: int, w_max: int) -> np.ndarr
     if not zero_point_fits(zp) or k * _A_MAGNITUDE * max(w_max, 1) > _FLOAT64_EXACT:
         return _integer_product(a, w, zp, w_max)
     terms = float32_terms(w_max)
+    product: np.ndarray
     if terms < MIN_SLICE:
         product = a.astype(np.float64) @ w.T.astype(np.float64)
     else:
