@@ -11,7 +11,7 @@ Container (every kind)::
 
 Overlay (``Artifact``, n = 4): metadata JSON | program (u64 little-endian words) | DRAM image | IR
 text.  The metadata holds input/output names, shapes, device addresses and layouts (``perm``), the
-target config, vector-op descriptors and per-layer roofline inputs and live DRAM bytes.
+target config and per-layer roofline inputs and live DRAM bytes.
 
 Sparse (``SparseArtifact``, n = 3): metadata JSON | weights (raw little-endian arrays) | IR text.
 The metadata holds the mode, the target budget, one entry per module, the FIFO graph, the host ops
@@ -42,7 +42,7 @@ from tcc.ir.schema import SchemaError
 
 from .artifact_metadata import check_overlay_metadata, check_sparse_metadata
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the bf16 vector instructions replaced the descriptor-driven vop
 MAGICS = {"overlay": b"TCCARTF\0", "sparse": b"TCCSPRS\0", "heterogeneous": b"TCCHETR\0"}
 # Per kind: the bytes counted by one unit of each stored section length; None: any number of
 # sections, counted in the header, lengths in bytes.

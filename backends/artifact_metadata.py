@@ -53,15 +53,16 @@ MODULE_FIELDS: dict[str, dict[str, Schema]] = {
     "concat": {"rescale": List(Nullable(REQUANT)), "in_channels": List(POSITIVE), "fifo_tokens": NAT},
 }
 # The overlay: what the runtime reads.  The target's fields are TargetConfig's (checked with their
-# ranges when a session opens); a descriptor's are checked when the simulator first uses it.
+# ranges when a session opens).
 _IO_ENTRY = Record({"name": STR, "value": STR, "address": Int(min=0), "shape": List(Int(min=0)), "dtype": STR,
                     "perm": List(Int(min=0)), "boundary_op": Nullable(STR)})
 _LAYER = Record({"name": STR, "macs": Int(min=0), "min_bytes": Int(min=0)},
                 optional={"kind": STR, "mode": STR, "live_bytes": Int(min=0), "weight_bytes": Int(min=0),
                           "weight_format": STR})
 OVERLAY_METADATA = Record({"target": Record({}), "inputs": List(_IO_ENTRY), "outputs": List(_IO_ENTRY),
-                           "descriptors": List(Record({})), "layers": List(_LAYER), "dram_bytes": Int(min=0),
-                           "activation_base": Int(min=0)}, optional={"model": STR, "format_version": Int()})
+                           "layers": List(_LAYER), "dram_bytes": Int(min=0),
+                           "activation_base": Int(min=0)},
+                          optional={"model": STR, "format_version": Int(), "core_entries": List(Int(min=0))})
 # The sparse target's budget as backends/sparse/target.py writes it (SparseTarget checks the ranges;
 # the runtime and the listing divide by the clock).
 _SPARSE_TARGET = Record({"name": STR, "clock_mhz": Number(positive=True), "dsp": POSITIVE, "bram36": POSITIVE, "lut": POSITIVE,

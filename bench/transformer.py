@@ -4,10 +4,12 @@ with ``-t overlay``, run on the simulator over test samples, against the integer
 cycles spent in each PE-array mode (int8 systolic, bf16 SIMD) and on mode switches, the switch
 counts and cycles before and after the schedule-modes pass (also on "encoder-x2": two copies
 of the encoder side by side, independent sequences whose int8 and bf16 work can be grouped), and
-simulation time against onnxruntime's float run measured in the same process.
+simulation time against onnxruntime's float run measured in the same process.  Then the
+ablation of the transformer quantization remedies (passes/quantize/smoothing.py, remedies.py) on
+the encoder and the ViT block: plain int8, each remedy alone, and what ``--quant int8`` chooses.
 
     python bench/transformer.py [--models encoder,vit,encoder-x2] [--samples 100] [--exact-samples 10] [--repeat 3]
-                                [--calibrate minmax|percentile|entropy|mse]
+                                [--calibrate auto|minmax|percentile|entropy|mse] [--ablation encoder,vit]
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from tcc.driver import compile_to_ir, quantization_pipeline  # noqa: E402
 from tcc.ir import parse_module, print_module  # noqa: E402
 from tcc.passes import DEFAULT_FLOAT_PIPELINE, make_pass  # noqa: E402
 from tcc.passes.mode_schedule import switch_lower_bound  # noqa: E402
+from tcc.passes.quantize import Quantize, SmoothQuant  # noqa: E402
 from tcc.runtime import Session  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "encoder"
@@ -76,11 +79,29 @@ def prepare(name: str, work: Path):
     return work / "encoder_x2.onnx", work / "calib.npz", feeds, labels
 
 
-def measure(name: str, samples: int, exact_samples: int, repeat: int, method: str, work: Path) -> dict:
+# Ablation of the remedies: (label, SmoothQuant on, Quantize's residual option); the last row is
+# what `--quant int8` does (quantization_pipeline).
+REMEDIES = (("int8, no remedy", False, "int8"), ("+ SmoothQuant", True, "int8"),
+            ("+ bf16 residual stream", False, "bf16"), ("--quant int8 (auto)", True, "auto"))
+
+
+def remedy_pipeline(calib: Path, method: str, smooth: bool, residual: str) -> tuple:
+    default = quantization_pipeline(str(calib), method=method)
+    passes = []
+    for p in default:
+        if isinstance(p, SmoothQuant) and not smooth:
+            continue
+        if isinstance(p, Quantize):
+            p.residual = residual
+        passes.append(p)
+    return DEFAULT_FLOAT_PIPELINE + tuple(passes)
+
+
+def measure(name: str, samples: int, exact_samples: int, repeat: int, method: str, work: Path,
+            remedy: tuple[bool, str] = (True, "auto")) -> dict:
     model, calib, feeds_of, labels_of = prepare(name, work)
     start = time.perf_counter()
-    module, _ = compile_to_ir(str(model), passes=DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(calib),
-                                                                                                method=method))
+    module, _ = compile_to_ir(str(model), passes=remedy_pipeline(calib, method, *remedy))
     program_order = parse_module(print_module(module))
     schedule = make_pass("schedule-modes")
     schedule.apply(module)
@@ -132,7 +153,8 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=100, help="test samples for SQNR and top-1")
     parser.add_argument("--exact-samples", type=int, default=10, help="of those, compared with the reference")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--calibrate", default="minmax", help="minmax, percentile, entropy or mse")
+    parser.add_argument("--calibrate", default="auto", help="auto, minmax, percentile, entropy or mse")
+    parser.add_argument("--ablation", default="encoder,vit", help="models of the remedy ablation ('' to skip)")
     args = parser.parse_args()
     head = (f"{'model':<9}{'compile s':>10}{'exact':>9}{'SQNR dB':>9}{'top1 sim':>9}{'top1 ort':>9}{'cycles':>9}"
             f"{'ms@clk':>8}{'int8 %':>8}{'bf16 %':>8}{'switch %':>9}{'switches':>14}{'sim s':>8}{'ort ms':>8}"
@@ -157,7 +179,30 @@ def main() -> int:
           "onnxruntime; int8/bf16/switch %: share of all cycles the PE array spends in each mode and "
           "reconfiguring; switches: program order -> after schedule-modes >= lower bound (most mode changes "
           "on one dependency path); sim/ort: one sample, best of --repeat")
+    if args.ablation:
+        ablation(args)
     return 0
+
+
+def ablation(args) -> None:
+    print()
+    head = (f"{'model':<9}{'remedy':<26}{'exact':>9}{'SQNR dB':>9}{'top1 sim':>9}{'top1 ort':>9}{'cycles':>9}"
+            f"{'d cycles':>10}{'int8 %':>8}{'bf16 %':>8}")
+    print(head)
+    print("-" * len(head))
+    for name in args.ablation.split(","):
+        base = None
+        for label, smooth, residual in REMEDIES:
+            with tempfile.TemporaryDirectory() as tmp:
+                r = measure(name, args.samples, args.exact_samples, 1, args.calibrate, Path(tmp), (smooth, residual))
+            base = r["cycles"] if base is None else base
+            share = {k: 100 * v / r["cycles"] for k, v in r["mode_cycles"].items()}
+            exact = f"{'yes' if r['bit_exact'] else 'NO'} {r['exact_samples']}"
+            print(f"{name:<9}{label:<26}{exact:>9}{r['sqnr_db']:>9.2f}{r['top1_sim']:>9.4f}{r['top1_ort']:>9.4f}"
+                  f"{r['cycles']:>9}{r['cycles'] - base:>+10}{share['int8']:>7.1f}%{share['bf16']:>7.1f}%", flush=True)
+    print("remedy: SmoothQuant = smooth-quant pass (LayerNorm -> linear sites, strength searched per site); "
+          "bf16 residual stream = every residual segment bf16; auto = both, each segment kept only where it "
+          "measurably lowers the output error (what --quant int8 does); d cycles: against no remedy")
 
 
 if __name__ == "__main__":

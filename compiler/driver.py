@@ -83,7 +83,7 @@ def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weigh
     ``sparse_mode="submanifold"`` calibrates on the values the sparse target computes.
     """
     from tcc.passes import PRE_QUANT_PIPELINE
-    from tcc.passes.quantize import MixedPrecision, Quantize
+    from tcc.passes.quantize import MixedPrecision, Quantize, SmoothQuant
 
     if quant not in ("int8", "mixed"):
         raise UsageError(f"--quant {quant} is not available; use int8 or mixed")
@@ -93,7 +93,9 @@ def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weigh
             raise UsageError("--budget-bytes, --budget-cycles and --candidates go with --quant mixed")
         quantize = Quantize(calib=str(calib or ""), method=method, weights=weights, symmetric=symmetric,
                             sparse_mode="submanifold" if sparse_mode == "submanifold" else "")
-        return before + (quantize, make_pass("dce"))
+        # SmoothQuant changes only LayerNorm -> linear sites, and only where it measures less int8 error
+        smooth = (SmoothQuant(calib=str(calib)),) if calib and sparse_mode != "submanifold" else ()
+        return before + smooth + (quantize, make_pass("dce"))
     if sparse_mode == "submanifold":
         raise UsageError("--quant mixed does not calibrate with submanifold semantics yet; use --quant int8")
     if weights != "int8":

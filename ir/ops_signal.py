@@ -52,3 +52,21 @@ def _stft(types, attrs):
     frames = 1 + (signal.shape[1] - length) // step
     bins = length // 2 + 1 if attrs["onesided"] else length
     return [TensorType((signal.shape[0], frames, bins, 2), signal.dtype)]
+
+
+@define_op("tfidf_vectorizer", "x", (AttrSpec("min_gram", "int"), AttrSpec("max_gram", "int"),
+                                     AttrSpec("max_skip", "int"), AttrSpec("mode", "str"),
+                                     AttrSpec("pool", "ints"), AttrSpec("ngram_counts", "ints"),
+                                     AttrSpec("ngram_indexes", "ints"), AttrSpec("weights", "floats")))
+def _tfidf_vectorizer(types, attrs):
+    """ONNX TfIdfVectorizer over integer sequences (one per row of a 2-D x): the count (TF), the
+    weighted presence (IDF) or the weighted count (TFIDF) of each pooled n-gram, n-grams of n > 1
+    also read with up to ``max_skip`` elements skipped between their items; result (rows,
+    max(ngram_indexes) + 1) in float32."""
+    x = types[0]
+    if x.rank not in (1, 2) or x.dtype not in ("i32", "i64"):
+        raise ShapeError(f"tfidf_vectorizer needs i32/i64 sequences of rank 1 or 2, got {x}")
+    if attrs["mode"] not in ("TF", "IDF", "TFIDF"):
+        raise ShapeError(f"tfidf_vectorizer mode {attrs['mode']!r} is not TF, IDF or TFIDF")
+    width = max(attrs["ngram_indexes"], default=-1) + 1
+    return [TensorType((width,) if x.rank == 1 else (x.shape[0], width), "f32")]

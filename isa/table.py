@@ -59,7 +59,7 @@ VALUE_RANGES: dict[str, tuple[int, int]] = {
     "stride": (-(2**SRAM_ADDRESS_BITS), 2**SRAM_ADDRESS_BITS),  # a step inside one buffer
     "offset": (-(2**SRAM_ADDRESS_BITS), 2**SRAM_ADDRESS_BITS),  # padding (negative: rows to skip)
     "dram_stride": (-(2**DRAM_ADDRESS_BITS - 1), 2**DRAM_ADDRESS_BITS - 1),  # a step inside DRAM
-    "index": (0, 2**31 - 1),  # a layer id, descriptor index or table length
+    "index": (0, 2**31 - 1),  # a layer id or table length
     "int8": (INT8_MIN, INT8_MAX),  # zero points and saturation bounds of int8 data
     "int32": (INT32_MIN, INT32_MAX),  # saturation bounds of int32 results
     "bits32": (INT32_MIN, INT32_MAX),  # a float32 bit pattern
@@ -67,6 +67,8 @@ VALUE_RANGES: dict[str, tuple[int, int]] = {
     "shift": (0, 63),  # its right shift (numerics.rounding_right_shift takes 0..63)
     "pre_shift": (0, 62),  # a left shift of int64 values before the multiplier
     "flag": (0, 1),
+    "bf16": (0, 0xFFFF),  # a bf16 bit pattern
+    "count": (1, 2**SRAM_ADDRESS_BITS),  # a repeat count or period of at least one element
 }
 
 # Configuration registers (index: name, value range, meaning).  Registers keep their value until rewritten.
@@ -152,10 +154,10 @@ REGISTERS: tuple[tuple[str, str, str], ...] = (
     ("cp.elem", "extent", "element size in bytes (1 int8, 2 bf16, 4 int32)"),
     # bf16 SIMD mode.
     ("v.len", "extent", "elements of the vector operation"),
-    ("v.src2", "sram", "vbuf address of the second operand"),
+    ("v.b", "sram", "VBIN/VFMA/VSEL: vbuf address of vector operand B"),
     ("v.scale", "bits32", "CVT: quantization scale as float32 bits"),
     ("v.zp", "int8", "CVT: zero point"),
-    ("v.desc", "index", "VOP: index into the artifact's vector-op descriptor table"),
+    ("v.row", "count", "VRED: elements per reduced row (v.len is a multiple of it)"),
     # System.
     ("sys.layer", "index", "layer id that performance counters attribute cycles to"),
     # Average pooling onto the output scale (appended so earlier register indices stay stable).
@@ -173,6 +175,22 @@ REGISTERS: tuple[tuple[str, str, str], ...] = (
     # Table lookup of int8 elements (LUT).
     ("lt.table", "sram", "LUT: pbuf byte address of the 256-entry int8 table"),
     ("lt.len", "extent", "LUT: elements"),
+    # bf16 vector operands (VBIN/VFMA/VSEL): element i of a vector operand B is
+    # vbuf[v.b + 2 * ((i // v.b_rep) % v.b_period)] -- a full vector (1, v.len), one value per row
+    # (row length, rows) or per column (1, row length): broadcasting is operand addressing.
+    ("v.b_rep", "count", "consecutive elements that share one element of vector operand B"),
+    ("v.b_period", "count", "elements of vector operand B read cyclically"),
+    ("v.c", "sram", "VFMA/VSEL: vbuf address of vector operand C"),
+    ("v.c_rep", "count", "consecutive elements that share one element of vector operand C"),
+    ("v.c_period", "count", "elements of vector operand C read cyclically"),
+    ("v.k0", "bf16", "bf16 constant register 0 (operand selector k0)"),
+    ("v.k1", "bf16", "bf16 constant register 1"),
+    ("v.k2", "bf16", "bf16 constant register 2"),
+    ("v.k3", "bf16", "bf16 constant register 3"),
+    ("v.k4", "bf16", "bf16 constant register 4"),
+    ("v.k5", "bf16", "bf16 constant register 5"),
+    ("v.k6", "bf16", "bf16 constant register 6"),
+    ("v.k7", "bf16", "bf16 constant register 7"),
 )
 REGISTER_INDEX = {name: i for i, (name, _, _) in enumerate(REGISTERS)}
 REGISTER_RANGE = {name: VALUE_RANGES[kind] for name, kind, _ in REGISTERS}
@@ -187,6 +205,19 @@ WEIGHT_FORMATS = ("int8", "int16", "int4", "int2") + tuple(f"dybit{n}" for n in 
 
 def _addr(name: str, doc: str) -> Field:
     return Field(name, _A24, "u", doc=doc)
+
+
+# bf16 vector instructions.  An operand selector picks a vector in vbuf (addressed by the v.b or
+# v.c registers, with their broadcast pattern) or one of the eight bf16 constant registers.
+OPERAND_SOURCES = ("vec",) + tuple(f"k{i}" for i in range(8))
+VBIN_OPS = ("add", "sub", "rsub", "mul", "max", "min", "and", "or", "xor", "iadd", "isub", "irsub",
+            "lt", "le", "gt", "ge", "eq")
+VUN_OPS = ("shl", "shr", "rint", "ftoi", "itof")
+VRED_OPS = ("sum", "max")
+
+
+def _source(name: str, doc: str) -> Field:
+    return Field(name, 4, "enum", OPERAND_SOURCES, doc)
 
 
 INSTRUCTIONS: tuple[Instr, ...] = (
@@ -233,8 +264,26 @@ INSTRUCTIONS: tuple[Instr, ...] = (
     Instr("cvt", 0x0B, (Field("dir", 2, "enum", ("i8_bf16", "bf16_i8", "bf16_f32")),
                         _addr("dst", "destination byte address"), _addr("src", "source byte address")),
           "compute", "Convert v.len elements between abuf int8 (v.scale, v.zp) and vbuf bf16."),
-    Instr("vop", 0x0C, (_addr("dst", "vbuf byte address of the result"), _addr("src", "vbuf byte address of operand 1")),
-          "compute", "A bf16 vector operation described by descriptor v.desc (op kind, shapes, attributes)."),
+    Instr("vbin", 0x0C, (Field("op", 5, "enum", VBIN_OPS, "operation"), _source("b", "operand B"),
+                         _addr("dst", "vbuf byte address of the result"), _addr("a", "vbuf byte address of operand A")),
+          "compute", "dst[i] = A[i] op B[i] for i < v.len on bf16 lanes: add/sub/mul rounded once to bf16 (RNE), "
+                     "rsub B - A, max/min (NaN if either is NaN), and/or/xor and iadd/isub/irsub (modulo 2**16) on "
+                     "the bit patterns, lt/le/gt/ge/eq IEEE comparisons giving 0xFFFF or 0."),
+    Instr("vfma", 0x12, (_source("b", "operand B"), _source("c", "operand C"),
+                         _addr("dst", "vbuf byte address of the result"), _addr("a", "vbuf byte address of operand A")),
+          "compute", "dst[i] = round(round(A[i] * B[i]) + C[i]) for i < v.len: the lane's multiply-add."),
+    Instr("vsel", 0x13, (_source("b", "operand B"), _source("c", "operand C"),
+                         _addr("dst", "vbuf byte address of the result"), _addr("mask", "vbuf byte address of the mask")),
+          "compute", "dst[i] = B[i] if mask[i] != 0 else C[i] for i < v.len."),
+    Instr("vun", 0x14, (Field("op", 3, "enum", VUN_OPS, "operation"), Field("amount", 4, "u", doc="shift amount"),
+                        _addr("dst", "vbuf byte address of the result"), _addr("a", "vbuf byte address of operand A")),
+          "compute", "dst[i] = f(A[i]) for i < v.len: shl/shr (logical, by amount) of the bit pattern, rint (to an "
+                     "integral value, ties to even), ftoi (int16 of rint, saturating, NaN 0), itof (int16 to bf16)."),
+    Instr("vred", 0x15, (Field("op", 1, "enum", VRED_OPS, "operation"),
+                         _addr("dst", "vbuf byte address of the v.len / v.row results"),
+                         _addr("a", "vbuf byte address of the v.len inputs")),
+          "compute", "Reduce each row of v.row elements to one bf16 value by a pairwise tree (neighbours at each "
+                     "level, an odd last element passes up): sum (each add rounded) or max."),
     Instr("lookup", 0x0E, (Field("buf", 3, "enum", BUFFERS, "destination buffer"),
                            _addr("sram", "destination byte address of the first row"),
                            Field("dram", DRAM_ADDRESS_BITS, "u", doc="DRAM byte address of table row 0")),
@@ -250,6 +299,9 @@ INSTRUCTIONS: tuple[Instr, ...] = (
           "post", "dst[i] = table[src[i] + 128] for i < lt.len: an int8 -> int8 function tabulated in pbuf at lt.table."),
     Instr("sync", 0x0D, (Field("wait", 3, "u", doc="bit mask of units to wait for: 1 load, 2 compute and post, 4 store"),),
           "front", "Stall issue until the named units are idle."),
+    Instr("barrier", 0x11, (), "front",
+          "Drain every unit, then wait until every core has reached its barrier of the same count "
+          "(each core runs its own instruction stream; target cores)."),
 )
 
 BY_MNEMONIC = {i.mnemonic: i for i in INSTRUCTIONS}

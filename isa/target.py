@@ -67,6 +67,11 @@ class TargetConfig:
     compute_queue: int = target_range(8, _QUEUE, "entries, at least one")
     store_queue: int = target_range(8, _QUEUE, "entries, at least one")
     post_queue: int = target_range(8, _QUEUE, "entries, at least one")
+    # cores, each with its own units, buffers and instruction stream, sharing DRAM; the DRAM
+    # interface moves at most hbm_bytes_per_cycle for all cores together (each core's load and
+    # store units at dram_bytes_per_cycle each)
+    cores: int = target_range(1, (1, 64), "cores sharing DRAM, 1..64")
+    hbm_bytes_per_cycle: int = target_range(512, (1, DRAM_ADDRESS_LIMIT), "bytes per cycle, all cores together")
 
     def __post_init__(self):
         _check(self)

@@ -87,9 +87,9 @@ class ConstantBeforeTransposePattern:
     def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
         if op.kind not in ("mul", "add") or op.result.type.dtype != "f32":
             return False
-        for data_index in (0, 1):
-            t = op.operands[data_index].producer
-            constant = constant_value(op.operands[1 - data_index])
+        for data, other in operand_orders(op):
+            t = data.producer
+            constant = constant_value(other)
             if t is None or t.kind != "transpose" or constant is None or constant.ndim > t.result.type.rank:
                 continue
             inner = t.x.producer
@@ -100,7 +100,7 @@ class ConstantBeforeTransposePattern:
             full = constant.reshape((1,) * (t.result.type.rank - constant.ndim) + constant.shape)
             moved = np.ascontiguousarray(np.transpose(full, np.argsort(t.perm)))
             builder = rewriter.builder_before(op)
-            c = builder.const(moved, name=op.operands[1 - data_index].name + ".t")
+            c = builder.const(moved, name=other.name + ".t")
             inner_op = builder.value(op.kind, [t.x, c], name=op.result.name + ".pre")
             builder.loc = t.loc
             moved_t = builder.value("transpose", [inner_op], t.attrs, name=op.result.name + ".t")

@@ -115,7 +115,7 @@ class Session(ModelIO):
 
     def run_dict(self, feeds: dict, progress=None) -> dict[str, np.ndarray]:
         """Run on the simulator; ``progress(pc, program_length)`` as for ``Machine.run``."""
-        from tcc.isa.simulator import Machine
+        from tcc.isa.simulator import Machine, run_cores
 
         feeds = self._check_inputs(feeds)
         meta = self.artifact.metadata
@@ -127,13 +127,18 @@ class Session(ModelIO):
             device = cast(device, self._type(entry).dtype)
             raw = np.frombuffer(to_physical(device, entry["perm"]).tobytes(), np.uint8)
             dram[entry["address"]:entry["address"] + raw.size] = raw
-        machine = Machine(self.target, dram, meta["descriptors"])
-        self.last_result = machine.run(self.artifact.program, progress=progress)
+        if "core_entries" in meta:  # one stream per core over shared DRAM
+            self.last_result, final = run_cores(self.target, dram, self.artifact.program,
+                                                meta["core_entries"])
+        else:
+            machine = Machine(self.target, dram)
+            self.last_result = machine.run(self.artifact.program, progress=progress)
+            final = machine.dram
         out = {}
         for entry in meta["outputs"]:
             t = self._type(entry)
             size = t.size * to_numpy(t.dtype).itemsize
-            raw = machine.dram[entry["address"]:entry["address"] + size]
+            raw = final[entry["address"]:entry["address"] + size]
             device = from_physical(np.frombuffer(raw.tobytes(), to_numpy(t.dtype)), t.shape, entry["perm"])
             out[entry["name"]] = self._host_output(entry, device)
         return out

@@ -99,7 +99,8 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
     live = live_bytes(sizes, first, last, pinned, len(steps))
 
     plan = DramPlan()
-    ctx = Context(target, Program(), plan, buffers, layouts)
+    programs = [Program() for _ in range(target.cores)]
+    ctx = Context(target, programs[0], plan, buffers, layouts)
     # Constants are placed while emitting; activations go after them, so their addresses stay
     # relocatable (ActivationAddress) until emission is done.
     for key, off in offsets.items():
@@ -111,25 +112,35 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
                 ctx.addresses[id(v)] = plan.add_constant(f"t:{v.name}", data.astype(data.dtype.newbyteorder("<")))
             else:
                 ctx.addresses[id(v)] = ctx.addresses[id(root(v))]
-    mode = "int8"
+    modes = ["int8"] * target.cores
     for done, step in enumerate(steps, 1):
         want = STEP_KINDS[step.kind].mode
-        if want is not None and want != mode:
-            ctx.program.emit("mode", to=want)
-            mode = want
         first_layer = len(ctx.layer_stats)
-        if step.kind == "layout":
-            emit_layout(ctx, step, alias)
-        else:
-            EMITTERS[step.kind](ctx, step)
+        workers = range(target.cores) if step.kind in SPLIT_KINDS else range(1)
+        for core in workers:  # each core emits its share of the step's tiles, with the same layers
+            del ctx.layer_names[first_layer:], ctx.layer_stats[first_layer:]
+            ctx.program, ctx.core, ctx.cores = programs[core], core, len(workers)
+            if want is not None and want != modes[core]:
+                ctx.program.emit("mode", to=want)
+                modes[core] = want
+            if step.kind == "layout":
+                emit_layout(ctx, step, alias)
+            else:
+                EMITTERS[step.kind](ctx, step)
         for stats in ctx.layer_stats[first_layer:]:
-            stats.update(kind=step.kind, mode=mode, live_bytes=live[done - 1])
+            stats.update(kind=step.kind, mode=want or modes[0], live_bytes=live[done - 1])
+        if target.cores > 1:  # the next step reads what every core wrote
+            for program in programs:
+                program.emit("barrier")
         if progress is not None:
             progress(done, len(steps))
-    ctx.program.emit("halt")
+    for program in programs:
+        program.emit("halt")
 
     base = align(len(plan.constants), 4096)
-    words = _encode(ctx.program, base)
+    streams = [_encode(program, base) for program in programs]
+    words = np.concatenate(streams)
+    entries = np.cumsum([0] + [len(w) for w in streams[:-1]]).tolist()
     dram_total = base + act_bytes
     if dram_total > target.dram_bytes:
         raise BackendError(f"the model needs {dram_total} bytes of DRAM, the target has {target.dram_bytes}")
@@ -146,11 +157,12 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
         "target": target.to_dict(),
         "inputs": [device(n, v, op) for n, v, op in io.inputs],
         "outputs": [device(n, v, op) for n, v, op in io.outputs],
-        "descriptors": ctx.descriptors,
         "layers": ctx.layer_stats,
         "dram_bytes": dram_total,
         "activation_base": base,
     }
+    if target.cores > 1:  # where each core's instruction stream starts in the program
+        metadata["core_entries"] = entries
     return Artifact(metadata, words, bytes(plan.constants), print_module(module))
 
 
@@ -165,6 +177,9 @@ def _encode(program: Program, base: int) -> np.ndarray:
         fixed.append(Instruction.of(mnemonic, **fields))
     return encode_program(fixed)
 
+
+# Steps whose tiles are spread over the cores; the others run on core 0 while the rest wait at the barrier.
+SPLIT_KINDS = ("conv", "gemm", "eadd", "pool")
 EMITTERS = {"conv": emit_conv, "gemm": emit_gemm, "matmul": emit_matmul, "scale": emit_scale, "eadd": emit_eadd,
             "emul": emit_emul, "lut": emit_lut,
             "requant": emit_requant, "pool": emit_pool, "concat": emit_concat, "lookup": emit_lookup,

@@ -58,9 +58,15 @@ class Context:
     layouts: LayoutPlan = field(default_factory=LayoutPlan)
     # id(Value) -> DRAM address: an int for constants, an ActivationAddress for activations
     addresses: dict[int, int | ActivationAddress] = field(default_factory=dict)
-    descriptors: list[dict] = field(default_factory=list)
     layer_names: list[str] = field(default_factory=list)
     layer_stats: list[dict] = field(default_factory=list)
+    # the core whose stream is being emitted, of the cores a split step is spread over
+    core: int = 0
+    cores: int = 1
+
+    def share(self, count: int) -> range:
+        """This core's contiguous share of ``count`` tiles (all of them when one core emits)."""
+        return range(self.core * count // self.cores, (self.core + 1) * count // self.cores)
 
     def addr(self, value: Value) -> int | ActivationAddress:
         return self.addresses[id(value)]
@@ -79,11 +85,3 @@ class Context:
     def record_weights(self, fmt_name: str, nbytes: int) -> None:
         """The current layer's packed weight constant: its format and DRAM bytes."""
         self.layer_stats[-1].update(weight_format=fmt_name, weight_bytes=int(nbytes))
-
-    def descriptor(self, desc: dict) -> int:
-        for i, existing in enumerate(self.descriptors):
-            if existing == desc:
-                return i
-        self.descriptors.append(desc)
-        return len(self.descriptors) - 1
-

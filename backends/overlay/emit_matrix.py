@@ -15,7 +15,7 @@ from tcc.isa.weights import matmul_fields, row_bytes
 from .context import Context
 from .errors import unsupported
 from .steps import Step
-from .tiling import ConvGeometry, choose_conv_tiles, choose_gemm_tiles
+from .tiling import ConvGeometry, choose_conv_tiles, choose_gemm_tiles, input_rows
 from .views import fetch
 from .weight_packing import integer_format, pack_rows, weight_format_of
 
@@ -34,6 +34,19 @@ def _params(op_conv: Op, req: Op, channels: int) -> np.ndarray:
 def _requant_regs(ctx: Context, req: Op, conv_zp: int = 0) -> None:
     ctx.program.set({"rq.src_zp": conv_zp, "rq.pre_shift": req.pre_shift, "rq.zp": req.zero_point,
                      "rq.qmin": req.qmin, "rq.qmax": req.qmax})
+
+
+def _my_tiles(ctx: Context, n: int, tn: int, rows: int, th: int) -> list[tuple[int, list[int]]]:
+    """This core's share of the (channel tile, row tile) grid, channel tiles outer: each channel
+    tile it has rows of, with those rows' first indices (ctx.share)."""
+    row_starts = list(range(0, rows, th))
+    mine = ctx.share(len(range(0, n, tn)) * len(row_starts))
+    out = []
+    for i, n0 in enumerate(range(0, n, tn)):
+        own = [r for j, r in enumerate(row_starts) if i * len(row_starts) + j in mine]
+        if own:
+            out.append((n0, own))
+    return out
 
 
 def emit_conv(ctx: Context, step: Step) -> None:
@@ -89,17 +102,15 @@ def emit_conv(ctx: Context, step: Step) -> None:
         _emit_split_conv(ctx, step, tiles, geometry, w_addr, p_addr)
         return
     tile = 0
-    for n0 in range(0, n_out, tn):
+    for n0, row_tiles in _my_tiles(ctx, n_out, tn, h_out, th):
         nt = min(tn, n_out - n0)
         wslot = b.w(n0 // tn)
         pslot = b.p(n0 // tn)
         p.dma("load", "wbuf", wslot, w_addr + n0 * rb, rows=1, row_bytes=nt * rb)
         p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
-        for oy0 in range(0, h_out, th):
+        for oy0 in row_tiles:
             rows = min(th, h_out - oy0)
-            first = oy0 * sh - pt
-            last = (oy0 + rows - 1) * sh - pt + (kh - 1) * dh
-            lo, hi = max(first, 0), min(last + 1, h)
+            first, lo, hi = input_rows(oy0, rows, sh, pt, kh, dh, h)
             slab = b.a_in(tile)
             p.dma("load", "abuf", slab, ctx.addr(x) + lo * slab_row, rows=1, row_bytes=(hi - lo) * slab_row)
             p.set({"mm.a": slab, "cv.h": hi - lo, "cv.pad_top": lo - first, "mm.m": rows * w_out, "mm.acc_row": nt})
@@ -140,18 +151,16 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
     wf = matmul_fields(g.fmt)
     rb = g.wbytes(g.k)
     tile = chunk = 0
-    for n0 in range(0, g.n, tiles.tn):
+    for n0, row_tiles in _my_tiles(ctx, g.n, tiles.tn, g.h_out, tiles.th):
         nt = min(tiles.tn, g.n - n0)
         pslot = b.p(n0 // tiles.tn)
         p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
         if depthwise:
             wslot = b.w(n0 // tiles.tn)
             p.dma("load", "wbuf", wslot, w_addr + n0 * rb, rows=1, row_bytes=nt * rb)
-        for oy0 in range(0, g.h_out, tiles.th):
+        for oy0 in row_tiles:
             rows = min(tiles.th, g.h_out - oy0)
-            first = oy0 * sh - pt
-            last = (oy0 + rows - 1) * sh - pt + (g.kh - 1) * dh
-            lo, hi = max(first, 0), min(last + 1, g.h)
+            first, lo, hi = input_rows(oy0, rows, sh, pt, g.kh, dh, g.h)
             acc = b.acc(tile)
             p.set({"cv.h": hi - lo, "cv.pad_top": lo - first, "mm.m": rows * g.w_out, "mm.acc_row": nt, "mm.n": nt,
                    "cv.c0": 0})
@@ -225,13 +234,14 @@ def emit_gemm(ctx: Context, step: Step) -> None:
     if tiles.resident:
         p.dma("load", "abuf", b.a_in(0), ctx.addr(x), rows=1, row_bytes=m * k)
     chunk = tile = 0
-    for n_tile, n0 in enumerate(range(0, n_out, tn)):
+    for n0, row_tiles in _my_tiles(ctx, n_out, tn, m, tm):
+        n_tile = n0 // tn
         nt = min(tn, n_out - n0)
         pslot = b.p(n_tile)
         p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
         if single:
             p.dma("load", "wbuf", b.w(n_tile), w_addr + blocks[n0, 0], rows=1, row_bytes=nt * row_bytes(k, fmt))
-        for m0 in range(0, m, tm):
+        for m0 in row_tiles:
             mt = min(tm, m - m0)
             acc = b.acc(tile)
             for k0 in range(0, k, kt):

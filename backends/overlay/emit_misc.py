@@ -9,6 +9,7 @@ from .context import Context
 from .errors import unsupported
 from .layout import physical_offsets, to_physical
 from .steps import Step
+from .tiling import input_rows
 
 
 def emit_pool(ctx: Context, step: Step) -> None:
@@ -41,23 +42,22 @@ def emit_pool(ctx: Context, step: Step) -> None:
            "cv.w_out": w_out, "pl.zp": x.type.quant.zero_point[0], "pl.pad_right": pr, "pl.count_pad": count_pad})
     if op.kind != "max_pool":
         p.set({"pl.mult": op.multiplier, "pl.shift": op.shift, "pl.out_zp": op.zero_point})
-    tile = 0
-    for c0 in range(0, c, ct):
+    if ctx.cores > 1:  # enough row tiles for every core
+        th = min(th, max(1, -(-h_out // ctx.cores)))
+    grid = [(c0, oy0) for c0 in range(0, c, ct) for oy0 in range(0, h_out, th)]
+    mine = ctx.share(len(grid))
+    for tile, (c0, oy0) in enumerate(grid[mine.start:mine.stop]):
         cn = min(ct, c - c0)
         p.set({"cv.c": cn})
-        for oy0 in range(0, h_out, th):
-            rows = min(th, h_out - oy0)
-            first = oy0 * sh - pt
-            last = (oy0 + rows - 1) * sh - pt + (kh - 1) * dh
-            lo, hi = max(first, 0), min(last + 1, h)
-            src, dst = b.a_in(tile), b.a_out(tile)
-            p.dma("load", "abuf", src, ctx.addr(x) + lo * w * c + c0, rows=(hi - lo) * w, row_bytes=cn,
-                  dram_row=c, sram_row=cn)
-            p.set({"cv.h": hi - lo, "cv.pad_top": lo - first, "pl.h_out": rows, "pl.pad_bottom": h + pb - hi})
-            p.emit("pool", mode="max" if op.kind == "max_pool" else "avg", dst=dst, src=src)
-            p.dma("store", "abuf", dst, ctx.addr(y) + oy0 * w_out * c + c0, rows=rows * w_out, row_bytes=cn,
-                  dram_row=c, sram_row=cn)
-            tile += 1
+        rows = min(th, h_out - oy0)
+        first, lo, hi = input_rows(oy0, rows, sh, pt, kh, dh, h)
+        src, dst = b.a_in(tile), b.a_out(tile)
+        p.dma("load", "abuf", src, ctx.addr(x) + lo * w * c + c0, rows=(hi - lo) * w, row_bytes=cn,
+              dram_row=c, sram_row=cn)
+        p.set({"cv.h": hi - lo, "cv.pad_top": lo - first, "pl.h_out": rows, "pl.pad_bottom": h + pb - hi})
+        p.emit("pool", mode="max" if op.kind == "max_pool" else "avg", dst=dst, src=src)
+        p.dma("store", "abuf", dst, ctx.addr(y) + oy0 * w_out * c + c0, rows=rows * w_out, row_bytes=cn,
+              dram_row=c, sram_row=cn)
 
 
 def _flat_tiles(length: int, tile: int):
@@ -94,7 +94,9 @@ def emit_eadd(ctx: Context, step: Step) -> None:
     p.set({"ea.a_zp": a.type.quant.zero_point[0], "ea.b_zp": bv.type.quant.zero_point[0],
            "ea.a_mult": ra.multiplier[0], "ea.a_shift": ra.shift[0], "ea.b_mult": rb.multiplier[0],
            "ea.b_shift": rb.shift[0], "ea.pre_shift": ra.pre_shift, **_output_rescale(req)})
-    for i, start, count in _flat_tiles(n, half):
+    tiles = list(_flat_tiles(n, half if ctx.cores == 1 else min(half, -(-n // ctx.cores))))
+    mine = ctx.share(len(tiles))
+    for i, start, count in tiles[mine.start:mine.stop]:
         sa, sb, so = b.a_in(0) + (i % 2) * half, b.a_in(1) + (i % 2) * half, b.a_out(0) + (i % 2) * half
         p.dma("load", "abuf", sa, ctx.addr(a) + start, rows=1, row_bytes=count)
         p.dma("load", "abuf", sb, ctx.addr(bv) + start, rows=1, row_bytes=count)

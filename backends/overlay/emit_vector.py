@@ -1,23 +1,19 @@
 """Code for the bf16 SIMD mode: int8 <-> bf16 conversions and vector operations.
 
 bf16 tensors live in DRAM row-major in their logical shape; an int8 tensor stored NHWC
-(layout.py) is transposed by the conversion (a strided copy in vbuf).  Vector ops run per tile along an axis
-the op treats independently (rows of a softmax, pixels of an LRN).
+(layout.py) is transposed by the conversion (a strided copy in vbuf).  A vector op runs as its lane
+sequence of vector instructions (vector_lowering.py) over tiles of independent rows.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from tcc.ir import Trait, constant_value, is_constant, numerics
-
 from .context import Context
 from .errors import unsupported
-from .memory import ActivationAddress
 from .steps import Step
-
-# Cost of one vector op in passes over its data on the SIMD lanes (docs/overlay-machine.md).
-PASSES = {"softmax": 5, "lrn": 6, "layer_norm": 6, "gelu": 5, "sigmoid": 3, "tanh": 3, "erf": 4, "exp": 2,
-          "hard_swish": 2, "div": 2, "pow": 3, "sqrt": 2, "reciprocal": 2}
+from .vector_lowering import record, tile_shape, vector_lowering
+from .memory import ActivationAddress
+from .vector_program import COL, FULL, ROW, Handle
 
 
 def f32_bits(value: float) -> int:
@@ -101,95 +97,115 @@ def _copy(p, dst, src, extents, src_strides, dst_strides, elem):
     p.emit("copy", buf="vbuf", dst=dst, src=src)
 
 
-def independent_axes(op) -> set[int]:
-    rank = op.result.type.rank
-    if op.has_trait(Trait.ELEMENTWISE):
-        return set(range(rank))
-    if op.kind == "softmax":
-        return set(range(rank)) - {op.axis % rank}
-    if op.kind == "lrn":
-        return set(range(rank)) - {1}
-    if op.kind == "layer_norm":
-        return set(range(op.axis % rank))
-    if op.kind == "resize":  # resizes the spatial dims; batch and channels are independent
-        return {a for a in range(rank) if op.sizes[a] == op.x.type.shape[a]}
-    return set()
+class ConstantRegisters:
+    """The eight bf16 constant registers v.k0..v.k7, reused least recently used first."""
+
+    def __init__(self, program):
+        self.program = program
+        self.held: list[int | None] = [None] * 8
+        self.used = [0] * 8
+        self.clock = 0
+
+    def source(self, bits: int, busy: set[int]) -> str:
+        self.clock += 1
+        if bits in self.held:
+            k = self.held.index(bits)
+        else:
+            k = min((i for i in range(8) if i not in busy), key=lambda i: self.used[i])
+            self.program.set({f"v.k{k}": bits})
+            self.held[k] = bits
+        self.used[k] = self.clock
+        busy.add(k)
+        return f"k{k}"
 
 
-def _json_attrs(attrs: dict) -> dict:
-    out = {}
-    for k, v in attrs.items():
-        if isinstance(v, np.ndarray):
-            raise ValueError(f"tensor attribute {k!r} cannot go into a vector descriptor")
-        out[k] = list(v) if isinstance(v, tuple) else v
-    return out
-
-
-def vector_tiles(op, vbuf_q: int) -> tuple[int | None, int]:
-    """(axis, chunk): the vector op runs in slices of ``chunk`` along ``axis`` (None: in one piece).
-    Raises BackendError when the op has too many operands or a slice exceeds the vector buffer."""
-    shape = op.result.type.shape
-    operands = list(op.operands)
-    if len(operands) > 4:
-        raise unsupported(op, "vector ops take at most four operands")
-    axis = next((a for a in sorted(independent_axes(op)) if shape[a] > 1
-                 and all(v.type.rank == len(shape) and v.type.shape[a] in (1, shape[a]) for v in operands)), None)
-    unit = 2 * op.result.type.size // (shape[axis] if axis is not None else 1)
-    max_chunk = shape[axis] if axis is not None else 1
-    chunk = max(1, min(max_chunk, vbuf_q // max(unit, 1) if axis is not None else 1))
-    largest = max([v.type.size * 2 for v in operands] + [op.result.type.size * 2])
-    if axis is None and largest > vbuf_q:
-        raise unsupported(op, f"a {largest}-byte bf16 operand exceeds the vector buffer and the op cannot be tiled")
-    if axis is not None and chunk * unit > vbuf_q:
-        raise unsupported(op, "one slice of this vector op exceeds the vector buffer")
-    return axis, chunk
+def _tiles(lowering, tile_rows: int, tile_cols: int):
+    """(batch, first row, rows, first column, columns) of each tile, in program order."""
+    for batch in range(lowering.batches):
+        for r0 in range(0, lowering.rows, tile_rows):
+            for c0 in range(0, lowering.cols, tile_cols):
+                yield batch, r0, min(tile_rows, lowering.rows - r0), c0, min(tile_cols, lowering.cols - c0)
 
 
 def emit_vector(ctx: Context, step: Step) -> None:
+    """A bf16 op as its lane sequence of vector instructions, tile by tile (vector_lowering.py)."""
     op = step.ops[0]
-    y = op.result
-    shape = y.type.shape
-    b, p = ctx.buffers, ctx.program
-    operands = list(op.operands)
-    axis, chunk = vector_tiles(op, b.vbuf_q)
-    addresses: list[int | ActivationAddress] = []
-    for v in operands:
-        if is_constant(v):
-            data = numerics.to_bf16(constant_value(v)).astype("<u2")
-            addresses.append(ctx.constant(f"c:{v.name}", data))
+    lowering = vector_lowering(op)
+    code = record(op, lowering)
+    tile_rows, tile_cols = tile_shape(op, lowering, code, ctx.target.vbuf_bytes)
+    rows, cols, p = lowering.rows, lowering.cols, ctx.program
+    slot_bytes = tile_rows * tile_cols * 2
+    inputs: list[tuple[Handle, str, int | ActivationAddress]] = []
+    for handle, given in zip(code.handles, lowering.inputs):
+        if handle.constant:
+            continue
+        dram: int | ActivationAddress
+        if given.data is not None:
+            name = given.value.name if given.value is not None else "zeros"
+            dram = ctx.constant(f"v:{name}:{given.data.size}", given.data.astype("<u2"))
         else:
-            addresses.append(ctx.addr(v))
-    ctx.begin_layer(step.name, 0, sum(v.type.size * 2 for v in operands) + y.type.size * 2)
-    slots = [b.v(0), b.v(1), b.v(3), b.v(3) + b.vbuf_q // 2]
-    extent = shape[axis] if axis is not None else 1
-    for c0 in range(0, extent, chunk):
-        cn = min(chunk, extent - c0)
-        tile_shapes = []
-        for v, slot, addr in zip(operands, slots, addresses):
-            vshape = list(v.type.shape)
-            if axis is not None and vshape[axis] == extent and extent > 1:
-                vshape[axis] = cn
-                _tile_dma(p, "load", slot, addr, v.type.shape, axis, c0, cn)
+            dram = ctx.addr(given.value)
+        inputs.append((handle, given.space, dram))
+    ctx.begin_layer(step.name, 0, sum(v.type.size * 2 for v in op.operands) + op.result.type.size * 2)
+    constants = ConstantRegisters(p)
+    for batch, r0, rn, c0, cn in _tiles(lowering, tile_rows, tile_cols):
+        length = {FULL: rn * cn, ROW: rn, COL: cn}
+        full_start = (batch * rows * cols + r0 * cols + c0) * 2
+        start = {FULL: full_start, ROW: r0 * 2, COL: c0 * 2}
+        for handle, space, dram in inputs:
+            slot = code.slots[handle.index] * slot_bytes
+            if space == FULL:
+                p.dma("load", "vbuf", slot, dram + full_start, rows=rn, row_bytes=cn * 2, dram_row=cols * 2,
+                      sram_row=cn * 2)
             else:
-                p.dma("load", "vbuf", slot, addr, rows=1, row_bytes=v.type.size * 2)
-            tile_shapes.append(vshape)
-        out_shape = list(shape)
-        if axis is not None:
-            out_shape[axis] = cn
-        desc = {"kind": op.kind, "attrs": _json_attrs(op.attrs),
-                "operands": [{"shape": s, "dtype": "bf16"} for s in tile_shapes],
-                "results": [{"shape": out_shape, "dtype": "bf16"}],
-                "passes": PASSES.get(op.kind, 1), "addresses": slots[2:len(operands)]}
-        p.set({"v.desc": ctx.descriptor(desc), "v.src2": slots[1], "v.len": int(np.prod(out_shape))})
-        p.emit("vop", dst=b.v(2), src=slots[0])
-        if axis is not None:
-            _tile_dma(p, "store", b.v(2), ctx.addr(y), shape, axis, c0, cn)
-        else:
-            p.dma("store", "vbuf", b.v(2), ctx.addr(y), rows=1, row_bytes=y.type.size * 2)
+                p.dma("load", "vbuf", slot, dram + start[space], rows=1, row_bytes=length[space] * 2)
+        for ins in code.recorder.code:
+            _emit(p, ins, code, constants, length, rn, cn, slot_bytes)
+        p.dma("store", "vbuf", code.slots[code.result.index] * slot_bytes, ctx.addr(op.result) + full_start,
+              rows=rn, row_bytes=cn * 2, dram_row=cols * 2, sram_row=cn * 2)
 
 
-def _tile_dma(p, direction, slot, addr, shape, axis, c0, cn):
-    outer = int(np.prod(shape[:axis]))
-    inner = int(np.prod(shape[axis + 1:])) * 2
-    p.dma(direction, "vbuf", slot, addr + c0 * inner, planes=outer, rows=1, row_bytes=cn * inner,
-          dram_plane=shape[axis] * inner, sram_plane=cn * inner)
+def _emit(p, ins, code, constants, length, rn, cn, slot_bytes) -> None:
+    busy: set[int] = set()
+
+    def operand(h, reg: str) -> str:
+        if h.constant:
+            return constants.source(h.bits, busy)
+        space = code.recorder.spaces[h.index]
+        if space == ins.space:
+            rep, period = 1, length[space]
+        else:  # a row or column value read across the full tile
+            rep, period = (cn, rn) if space == ROW else (1, cn)
+        p.set({f"v.{reg}": code.slots[h.index] * slot_bytes, f"v.{reg}_rep": rep, f"v.{reg}_period": period})
+        return "vec"
+
+    dst, a = code.slots[ins.dst] * slot_bytes, code.slots[ins.a] * slot_bytes
+    if ins.mnemonic == "vred":
+        p.set({"v.len": length[FULL], "v.row": cn})
+        p.emit("vred", op=ins.op, dst=dst, a=a)
+    elif ins.mnemonic == "window":
+        _emit_window(p, constants, dst, a, rn, cn, ins.amount, ins.after)
+    elif ins.mnemonic == "vbin":
+        p.set({"v.len": length[ins.space]})
+        p.emit("vbin", op=ins.op, b=operand(ins.b, "b"), dst=dst, a=a)
+    elif ins.mnemonic == "vun":
+        p.set({"v.len": length[ins.space]})
+        p.emit("vun", op=ins.op, amount=ins.amount, dst=dst, a=a)
+    else:
+        p.set({"v.len": length[ins.space]})
+        b, c = operand(ins.b, "b"), operand(ins.c, "c")
+        fields = {"mask": a} if ins.mnemonic == "vsel" else {"a": a}
+        p.emit(ins.mnemonic, b=b, c=c, dst=dst, **fields)
+
+
+def _emit_window(p, constants, dst, a, rn, cn, before, after) -> None:
+    """dst = a's window sum over rows (bf16_lanes.window_sum's order): a copy, then for each shift k
+    one add over the rows that have a neighbour k rows away, operands addressed k rows apart."""
+    p.set({"v.len": rn * cn})
+    p.emit("vbin", op="or", b=constants.source(0, set()), dst=dst, a=a)  # an exact copy
+    shifts = [(k, dst, a + 2 * k * cn) for k in range(1, min(after, rn - 1) + 1)]
+    shifts += [(k, dst + 2 * k * cn, a) for k in range(1, min(before, rn - 1) + 1)]
+    for k, target, source in shifts:
+        n = (rn - k) * cn
+        p.set({"v.len": n, "v.b": source, "v.b_rep": 1, "v.b_period": n})
+        p.emit("vbin", op="add", b="vec", dst=target, a=target)

@@ -3,7 +3,7 @@
 One definition, read by the code generator (``build_steps``), by the partitioner of heterogeneous
 artifacts (``partition.py``) and by ``tcc explain``: an op runs on the device when it belongs to a
 step the backend can emit (``steps._match``) and that step passes the static checks below (vector
-ops need a SIMD-lane kernel and must tile into the vector buffer).  Everything else runs on the
+ops need a vector-unit lowering and must tile into the vector buffer).  Everything else runs on the
 host, on the reference interpreter, with the reason recorded.  Conversions between f32 and int8
 or bf16 (quantizing an f32 input, dequantizing an output or the operand of an f32 host op) are
 host work in every artifact: host boundaries are where int8 tensors are (de)quantized.
@@ -46,20 +46,14 @@ class ModulePlacement:
 
 def vector_step_problem(step: Step, target: TargetConfig) -> str | None:
     """Why a bf16 vector step cannot run on the SIMD lanes, or None."""
-    from tcc.ir.interpreter import KERNELS, OP_KERNELS
-
-    from .context import Buffers
-    from .emit_vector import vector_tiles
+    from .vector_lowering import record, tile_shape, vector_lowering
 
     op = step.ops[0]
     if len(op.results) != 1:
         return f"the vector unit writes one result; {op.kind} has {len(op.results)}"
-    if op.kind not in KERNELS and op.kind not in OP_KERNELS:
-        return f"no SIMD-lane kernel for {op.kind}"
-    if any(hasattr(v, "shape") for v in op.attrs.values()):
-        return "a tensor attribute cannot go into a vector descriptor"
     try:
-        vector_tiles(op, Buffers.of(target).vbuf_q)
+        lowering = vector_lowering(op)
+        tile_shape(op, lowering, record(op, lowering), target.vbuf_bytes)
     except BackendError as exc:
         return str(exc).rsplit(": ", 1)[-1]
     return None

@@ -24,6 +24,14 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def input_rows(oy0: int, rows: int, stride: int, pad: int, kernel: int, dilation: int, h: int):
+    """The input rows that output rows [oy0, oy0 + rows) of a window read: (first, lo, hi), the
+    first (negative inside the top padding) and the range [lo, hi) inside the h rows of the map."""
+    first = oy0 * stride - pad
+    last = first + (rows - 1) * stride + (kernel - 1) * dilation
+    return first, max(first, 0), min(last + 1, h)
+
+
 @dataclass(frozen=True)
 class ConvGeometry:
     h: int
@@ -65,8 +73,9 @@ class ConvTiles:
 
 
 def estimate(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: int = 0) -> int:
-    """Modeled cycles of the tile loop: the busiest unit's total plus the first load and last store
-    that cannot overlap anything (double buffering overlaps the rest).  ``tc`` as in ConvTiles."""
+    """Modeled cycles of the tile loop: the busiest unit's total (shared by the target's cores when
+    there are tiles for them) plus the first load and last store that cannot overlap anything
+    (double buffering overlaps the rest).  ``tc`` as in ConvTiles."""
     load = compute = post = store = 0
     first_load = last_store = 0
     chunks = [(c0, min(tc, g.c - c0)) for c0 in range(0, g.c, tc)] if tc and g.kind == "conv" else [(0, 0)]
@@ -89,7 +98,8 @@ def estimate(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: int = 
             post += post_cycles(target, m * nt)
             last_store = dma_cycles(target, 1, m * nt) if nt == g.n else dma_cycles(target, m, nt)
             store += last_store
-    return max(load, compute, post, store) + first_load + last_store
+    spread = min(target.cores, _ceil(g.n, tn) * _ceil(g.h_out, th))  # cores sharing the tiles
+    return _ceil(max(load, compute, post, store), spread) + first_load + last_store
 
 
 def choose_conv_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -> ConvTiles | None:
@@ -190,7 +200,8 @@ def estimate_gemm(m: int, n: int, k: int, fmt: WeightFormat, tn: int, tm: int, k
             last_store = dma_cycles(target, 1, mt * nt) if nt == n else dma_cycles(target, mt, nt)
             store += n_count * m_count * last_store
         load += n_count * per_n
-    return max(load, compute, post, store) + first_load + last_store
+    spread = min(target.cores, _ceil(n, tn) * _ceil(m, tm))  # cores sharing the tiles
+    return _ceil(max(load, compute, post, store), spread) + first_load + last_store
 
 
 def choose_gemm_tiles(m: int, n: int, k: int, fmt: WeightFormat, buffers: Buffers, target: TargetConfig) -> GemmTiles:

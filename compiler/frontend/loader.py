@@ -190,6 +190,7 @@ def _upgrade(model: onnx.ModelProto, opset: int, label: str) -> tuple[onnx.Model
     a model the converter cannot convert is refused."""
     from onnx import version_converter
 
+    model = _channel_slopes(model)
     try:
         converted = version_converter.convert_version(model, MIN_OPSET)
     except Exception as exc:  # the converter raises RuntimeError, ValueError or its own C++ errors
@@ -199,6 +200,37 @@ def _upgrade(model: onnx.ModelProto, opset: int, label: str) -> tuple[onnx.Model
     warnings.warn(FrontendNote(f"{label}: opset {opset} converted to opset {MIN_OPSET} by onnx.version_converter"),
                   stacklevel=2)
     return converted, MIN_OPSET
+
+
+def _channel_slopes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """PRelu before opset 7 applies a 1-D slope of C values per channel (axis 1); from opset 7 on
+    slopes broadcast numpy-style, and the version converter leaves them 1-D. Give such constant
+    slopes the shape [C, 1, ...] that means the same thing after conversion."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # an old model inference cannot type: convert it as it is
+        return model
+    ranks = {vi.name: len(vi.type.tensor_type.shape.dim) for vi in (*inferred.graph.input, *inferred.graph.value_info)
+             if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape")}
+    shared = {name for node in model.graph.node if node.op_type != "PRelu" for name in node.input}
+    slopes = {t.name: t for t in model.graph.initializer if t.name not in shared}
+    out = None
+    for node in model.graph.node:
+        if node.op_type != "PRelu" or len(node.input) < 2 or node.input[1] not in slopes:
+            continue
+        slope, rank = slopes[node.input[1]], ranks.get(node.input[0], 0)
+        if len(slope.dims) == 1 and slope.dims[0] > 1 and rank > 2:
+            if out is None:
+                out = onnx.ModelProto()
+                out.CopyFrom(model)
+            target = next(t for t in out.graph.initializer if t.name == slope.name)
+            target.dims[:] = [slope.dims[0]] + [1] * (rank - 2)
+            for vi in out.graph.input:  # old models list initializers as inputs too
+                if vi.name == slope.name and vi.type.tensor_type.HasField("shape"):
+                    del vi.type.tensor_type.shape.dim[:]
+                    for d in target.dims:
+                        vi.type.tensor_type.shape.dim.add().dim_value = d
+    return out if out is not None else model
 
 
 def _check(skeleton: onnx.ModelProto, label: str) -> None:

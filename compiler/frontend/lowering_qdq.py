@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from tcc.ir import Builder, Module, QuantParams, TensorType, Value, is_constant, numerics
+from tcc.ir import Builder, Module, QuantParams, TensorType, Trait, Value, is_constant, kinds_with, numerics
 from tcc.ir.dtypes import from_numpy
 from tcc.ir.shape_rules import ShapeError, normalize_axis
 from tcc.passes.quantize.lowering import LAYOUT_KINDS  # the quantizer runs these on their operand's grid
@@ -52,8 +52,7 @@ LOWER_EVEN_IF_CONSTANT = frozenset({"DequantizeLinear"})
 _ACTIVATION_DTYPES = {np.dtype(np.int8): "i8", np.dtype(np.uint8): "u8"}
 # Ops whose result is non-negative whatever their operands, and ops that keep their data operands' sign.
 _NON_NEGATIVE = frozenset({"relu", "sigmoid", "softmax", "exp", "abs", "sqrt", "hard_sigmoid"})
-_SIGN_KEEPING = frozenset({"max_pool", "avg_pool", "global_avg_pool", "reshape", "transpose", "slice",
-                           "split", "concat", "gather", "expand", "resize", "reduce_max", "reduce_mean"})
+_SIGN_KEEPING = kinds_with(Trait.MOVES) | kinds_with(Trait.POOL) | {"resize", "reduce_max", "reduce_mean"}
 
 
 def to_int8_params(scale, zero_point, dtype: np.dtype, axis: int | None = None) -> QuantParams:
@@ -296,7 +295,7 @@ def _non_negative(value: Value) -> bool:
         return op.min >= 0
     if op.kind == "pad" and op.mode == "constant" and op.value < 0:
         return False
-    if op.kind in _SIGN_KEEPING or op.kind == "pad":
+    if op.kind in _SIGN_KEEPING:  # pad with a negative value returned above
         data = op.operands if op.kind == "concat" else op.operands[:1]
         return all(_non_negative(v) for v in data)
     return False

@@ -1,4 +1,5 @@
-"""Lowerings of the ONNX signal ops: DFT and STFT (parameters must be constants)."""
+"""Lowerings of the ONNX signal ops: DFT and STFT (parameters must be constants), and
+TfIdfVectorizer over integer sequences."""
 from __future__ import annotations
 
 import numpy as np
@@ -47,7 +48,19 @@ def lower_stft(n: NodeContext) -> None:
            {"step": step, "length": length, "onesided": onesided})
 
 
+def lower_tfidf_vectorizer(n: NodeContext) -> None:
+    if n.attr("pool_strings"):
+        raise n.error("string n-grams (pool_strings) are not supported; tcc counts integer n-grams")
+    mode = n.attr("mode")
+    n.emit("tfidf_vectorizer", [n.input(0)],
+           {"min_gram": n.attr("min_gram_length"), "max_gram": n.attr("max_gram_length"),
+            "max_skip": n.attr("max_skip_count"), "mode": mode,
+            "pool": tuple(n.attr("pool_int64s") or ()), "ngram_counts": tuple(n.attr("ngram_counts")),
+            "ngram_indexes": tuple(n.attr("ngram_indexes")), "weights": tuple(n.attr("weights") or ())})
+
+
 LOWERINGS = {
     "DFT": lower_dft,
     "STFT": lower_stft,
+    "TfIdfVectorizer": lower_tfidf_vectorizer,
 }

@@ -1,4 +1,4 @@
-"""bf16 kernels: the SIMD lanes' own sequences (``tcc.ir.numerics.bf16_math``), used for ops whose
+"""bf16 kernels: the SIMD lanes' own sequences (``tcc.ir.numerics.bf16_functions`` run by ``bf16_math``), used for ops whose
 operands and result are bf16, so the reference computes exactly what the hardware lanes do.
 
 Ops without an entry here fall back to the float kernel rounded once to bf16 (interpreter.py).
@@ -33,4 +33,6 @@ BF16_KERNEL_TABLE = (
     ("gelu", lambda attrs, x: numerics.bf16_gelu(x, attrs["approximate"])),
     ("softmax", lambda attrs, x: numerics.bf16_softmax(x, attrs["axis"])),
     ("layer_norm", _layer_norm),
+    ("lrn", lambda attrs, x: numerics.bf16_lrn(x, attrs["size"], attrs["alpha"], attrs["beta"], attrs["bias"])),
+    ("rms_norm", lambda attrs, x, scale: numerics.bf16_rms_norm(x, scale, attrs["axis"], attrs["epsilon"])),
 )

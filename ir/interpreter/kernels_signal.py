@@ -44,7 +44,41 @@ def stft(attrs, signal, window=None):
     return _as_pairs(spectrum, signal.dtype)
 
 
+def _pooled_ngrams(attrs) -> dict[tuple[int, ...], int]:
+    """Each pooled n-gram (as a tuple) -> its position in the pool's n-gram order."""
+    pool, starts = attrs["pool"], list(attrs["ngram_counts"]) + [len(attrs["pool"])]
+    ngrams: dict[tuple[int, ...], int] = {}
+    for n in range(1, len(attrs["ngram_counts"]) + 1):
+        for at in range(starts[n - 1], starts[n], n):
+            ngrams[tuple(pool[at:at + n])] = len(ngrams)
+    return ngrams
+
+
+def tfidf_vectorizer(attrs, x):
+    ngrams = _pooled_ngrams(attrs)
+    rows = x.reshape(1, -1) if x.ndim == 1 else x
+    counts = np.zeros((rows.shape[0], len(ngrams)))
+    for r, row in enumerate(rows.tolist()):
+        for n in range(max(attrs["min_gram"], 1), attrs["max_gram"] + 1):
+            for skip in range(attrs["max_skip"] + 1 if n > 1 else 1):  # a 1-gram is counted once
+                step = skip + 1
+                for start in range(len(row) - (n - 1) * step):
+                    at = ngrams.get(tuple(row[start:start + (n - 1) * step + 1:step]))
+                    if at is not None:
+                        counts[r, at] += 1
+    weights = np.asarray(attrs["weights"] or [1.0] * len(ngrams))
+    if attrs["mode"] == "IDF":
+        counts = np.minimum(counts, 1) * weights
+    elif attrs["mode"] == "TFIDF":
+        counts = counts * weights
+    width = max(attrs["ngram_indexes"], default=-1) + 1
+    out = np.zeros((rows.shape[0], width), np.float32)
+    out[:, list(attrs["ngram_indexes"])] = counts
+    return out.reshape(-1) if x.ndim == 1 else out
+
+
 KERNEL_TABLE = (
     ("dft", dft),
     ("stft", stft),
+    ("tfidf_vectorizer", tfidf_vectorizer),
 )

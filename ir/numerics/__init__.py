@@ -3,7 +3,9 @@
 - ``integer``: saturation, exact rounding right shifts, Q31 dyadic multipliers and requantization.
 - ``uniform``: affine int-N quantize/dequantize (ONNX QuantizeLinear semantics) and int-N scales.
 - ``bf16``: bfloat16 with round-to-nearest-even after every operation; int8 <-> bf16 conversions.
-- ``bf16_math``: the bf16 lane's non-linear functions (exp, reciprocal, rsqrt, softmax, GELU...).
+- ``bf16_lanes``: the bf16 vector unit's lane operations (the reference's execution of them).
+- ``bf16_functions``: its non-linear functions, each written once as a sequence of lane operations.
+- ``bf16_math``: those functions on arrays (exp, reciprocal, rsqrt, softmax, GELU, LayerNorm...).
 - ``dybit``: DyBit codes (run-of-ones exponent + mantissa), encode/decode, quantization, scales.
 - ``weight_format``: the matrix unit's weight formats (intN, DyBit with its exponent-run cap) as
   code tables: code -> integer value and back.
@@ -17,7 +19,7 @@ from .bf16 import (
 from . import bf16_math
 from .bf16_math import (
     bf16_div, bf16_erf, bf16_exp, bf16_gelu, bf16_hard_swish, bf16_layer_norm, bf16_reciprocal,
-    bf16_rsqrt, bf16_sigmoid, bf16_silu, bf16_softmax, bf16_sqrt, bf16_tanh,
+    bf16_lrn, bf16_rms_norm, bf16_rsqrt, bf16_sigmoid, bf16_silu, bf16_softmax, bf16_sqrt, bf16_tanh,
 )
 from .dybit import (
     FINE_SHIFT, MAX_DECODE_INT, check_cap, decode, decode_int, dybit_magnitudes, encode, magnitude_ints,
@@ -50,6 +52,6 @@ __all__ = [
     "to_bf16", "check_cap", "magnitude_ints", "max_decode_int",
     "WeightFormat", "code_values", "max_abs_value", "parse_weight_format", "value_codes",
     "bf16_div", "bf16_erf", "bf16_exp", "bf16_gelu", "bf16_hard_swish", "bf16_layer_norm",
-    "bf16_reciprocal", "bf16_rsqrt", "bf16_sigmoid", "bf16_silu", "bf16_softmax", "bf16_sqrt",
+    "bf16_lrn", "bf16_reciprocal", "bf16_rms_norm", "bf16_rsqrt", "bf16_sigmoid", "bf16_silu", "bf16_softmax", "bf16_sqrt",
     "bf16_tanh",
 ]

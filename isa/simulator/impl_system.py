@@ -36,3 +36,9 @@ def halt(m: MachineState):
 def mode(m: MachineState, to: str):
     m.mode = to
     return Effect(m.target.mode_switch, ())
+
+
+@impl("barrier")
+def barrier(m: MachineState):
+    m.halted = m.stop_at_barrier  # a multi-core run resumes every core once all reach it (multicore.py)
+    return Barrier(ALL_UNITS)

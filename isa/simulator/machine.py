@@ -95,9 +95,9 @@ def contiguous_strides(shape, itemsize: int) -> tuple[int, ...]:
 
 
 class MachineState:
-    """DRAM, buffers, registers, mode and the vector-op descriptor table of one overlay core."""
+    """DRAM, buffers, registers and mode of one overlay core."""
 
-    def __init__(self, target: TargetConfig, dram: np.ndarray, descriptors: list[dict] | None = None):
+    def __init__(self, target: TargetConfig, dram: np.ndarray):
         image = np.asarray(dram)
         if image.dtype != np.uint8 or image.ndim != 1:
             raise TypeError(f"the DRAM image must be a 1-d uint8 array, got {image.dtype}{list(image.shape)}")
@@ -108,8 +108,7 @@ class MachineState:
         self.dram = image.copy()
         self.buffers = {name: np.zeros(target.buffer_bytes(name), np.uint8) for name in BUFFERS}
         self.memories = [self.buffers[name] for name in BUFFERS] + [self.dram]
-        self.descriptors = list(descriptors or [])
-        self.vector_ops: dict[int, object] = {}  # descriptor index -> built VectorOp (descriptors.py)
+        self.stop_at_barrier = False  # set by a multi-core run: ``barrier`` ends a run like ``halt``
         self.reset()
 
     def reset(self) -> None:

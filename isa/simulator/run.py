@@ -1,4 +1,4 @@
-"""The simulator's public face: ``Machine(target, dram, descriptors).run(words) -> RunResult``.
+"""The simulator's public face: ``Machine(target, dram).run(words) -> RunResult``.
 
 Execution is functional and in program order (each instruction completes before the next);
 the cycle model (timing.py) replays the same instructions on four decoupled units and its
@@ -59,6 +59,7 @@ class RunResult:
     mode_busy: dict[str, int] = field(default_factory=dict)
     unit_cycles: dict[str, dict[str, int]] = field(default_factory=dict)
     front_cycles: dict[str, int] = field(default_factory=dict)
+    cores: int = 1  # a multi-core run (multicore.py) sums the unit, front and mode counters over its cores
     trace: list[Event] | None = field(repr=False, default=None)
 
     @property
@@ -101,7 +102,7 @@ def _decode_entries(words: np.ndarray) -> list[_Entry]:
 
 
 class Machine(MachineState):
-    """One overlay core: ``Machine(target, dram_image, descriptors)``; ``run(words)``; read ``dram``.
+    """One overlay core: ``Machine(target, dram_image)``; ``run(words)``; read ``dram``.
 
     The DRAM image (uint8) is copied; outputs are read from ``machine.dram`` after the run.  A run
     starts at PC 0 with registers zero and the array in int8 mode; memory keeps its contents.

@@ -1,7 +1,7 @@
 """The cycle model of docs/overlay-machine.md: four decoupled units behind an in-order front end.
 
 Units (``table.UNITS``, each instruction's unit is in the ISA table): load (``load``, ``lookup``),
-compute (the PE array: ``matmul``, ``mode``, and ``cvt``/``vop`` in bf16 mode), store (``store``),
+compute (the PE array: ``matmul``, ``mode``, and ``cvt`` and the vector instructions in bf16 mode), store (``store``),
 and post (the quantization / pooling / element-wise unit on the store path: ``requant``, ``pool``,
 ``eadd``, ``emul``, ``lut``, ``copy``).  The front end issues one instruction per cycle in program
 order into the queue of its unit; each queue holds at most the target's ``<unit>_queue`` entries

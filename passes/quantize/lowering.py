@@ -38,9 +38,15 @@ class LoweringConfig:
     rounding: str = "half_even"
     # Per-layer weight formats (mixed precision), keyed by the float op's result name.
     layer_weights: dict[str, str] = field(default_factory=dict)
+    # Float values (by name) whose element-wise op (add/sub/mul/concat) runs on the bf16 SIMD lanes
+    # instead of the int8 array: the residual stream of a transformer (remedies.py).
+    bf16_values: frozenset[str] = frozenset()
 
     def weights_for(self, op: Op) -> str:
         return self.layer_weights.get(op.result.name, self.weights)
+
+    def keeps_bf16(self, op: Op) -> bool:
+        return op.results[0].name in self.bf16_values
 
 
 def per_tensor(q: QuantParams) -> tuple[float, int]:

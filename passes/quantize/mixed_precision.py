@@ -201,7 +201,7 @@ def plan_mixed_precision(layers: list[Layer], sensitivity: Sensitivity, *, budge
                               all_int8=int8)
 
 
-def _subset(samples: list, count: int) -> list:
+def spread_subset(samples: list, count: int) -> list:
     """``count`` samples spread evenly over the set (calibration files are often sorted by class)."""
     if count <= 0 or count >= len(samples):
         return samples
@@ -247,7 +247,7 @@ class MixedPrecision(Pass):
         ranges = calibrate(module, samples, self.method, self.percentile,
                            progress=lambda done, total: self.report_progress("calibrating", done, total))
         config = LoweringConfig(symmetric=self.symmetric, rounding=self.rounding)
-        subset = _subset(samples, self.sensitivity_samples)
+        subset = spread_subset(samples, self.sensitivity_samples)
         reference = [run_module(module, s) for s in subset]
         sensitivity = measure_sensitivity(module, ranges, layers, candidates, subset, reference, config,
                                           lambda done, total: self.report_progress("sensitivity", done, total))

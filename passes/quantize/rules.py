@@ -99,6 +99,8 @@ def stays_bf16(lw: Lowering, op: Op) -> bool:
     state loses 20-30 dB of SQNR in int8 on examples/recurrent's streaming model).  A product with a
     linear layer's int8 output (gating, GLU) or a broadcast one of table lookups (squeeze-and-
     excitation over a SiLU map) stays an int8 element-wise product."""
+    if lw.config.keeps_bf16(op):
+        return True
     activations = [v for v in op.operands if constant_value(v) is None]
     kinds = {_nonlinear_domain(lw, v) for v in activations}
     if "bf16" not in kinds and any(v.type.shape != op.result.type.shape for v in activations):
@@ -135,7 +137,10 @@ def lower_mul(lw: Lowering, op: Op) -> bool:
 
 
 def lower_concat(lw: Lowering, op: Op) -> bool:
-    """Inputs rescaled to the output's parameters where they differ, then an int8 concat."""
+    """Inputs rescaled to the output's parameters where they differ, then an int8 concat (a concat
+    kept in bf16 joins bf16 copies of its inputs instead)."""
+    if lw.config.keeps_bf16(op):
+        return False
     out = lw.params(op.result)
     parts = []
     for i, v in enumerate(op.operands):

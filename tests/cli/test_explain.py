@@ -17,11 +17,11 @@ MODELS = {
 def _device_layers(artifact) -> set[tuple[str, str]]:
     """(node, unit) of every layer the compiled program runs."""
     from tcc.backends.overlay import Artifact
-    from tcc.backends.overlay.placement import UNITS
+    from tcc.backends.overlay.steps import STEP_KINDS
 
     programs = [artifact] if isinstance(artifact, Artifact) else \
         [p for p in artifact.parts if isinstance(p, Artifact)]
-    return {(layer["name"], UNITS[layer["kind"]]) for a in programs for layer in a.metadata["layers"]}
+    return {(layer["name"], STEP_KINDS[layer["kind"]].unit) for a in programs for layer in a.metadata["layers"]}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -102,13 +102,13 @@ def test_other_artifact_format_versions_are_refused_by_the_cli(tmp_path, tcc_cli
     out = tmp_path / "m.tcc"
     assert tcc_cli("compile", DIGITS, "-t", "overlay", "--calib", CALIB, "-o", out)[0] == 0
     data = bytearray(out.read_bytes())
-    data[8:12] = (2).to_bytes(4, "little")
-    (tmp_path / "v2.tcc").write_bytes(bytes(data))
-    for command in (["run", tmp_path / "v2.tcc", "-o", tmp_path / "o.npz"], ["disasm", tmp_path / "v2.tcc"],
-                    ["report", tmp_path / "v2.tcc"]):
+    data[8:12] = (1).to_bytes(4, "little")  # version 1: the descriptor-driven vop, before the vector ISA
+    (tmp_path / "v1.tcc").write_bytes(bytes(data))
+    for command in (["run", tmp_path / "v1.tcc", "-o", tmp_path / "o.npz"], ["disasm", tmp_path / "v1.tcc"],
+                    ["report", tmp_path / "v1.tcc"]):
         code, _, err = tcc_cli(*command)
         assert code == 2, command
-        assert "artifact format version 2, this tcc reads version 1; recompile" in err
+        assert "artifact format version 1, this tcc reads version 2; recompile" in err
 
 
 def test_an_output_path_that_cannot_be_written_is_a_clear_error(tmp_path, tcc_cli):

@@ -32,14 +32,13 @@ def test_every_unsupported_node_is_listed_in_one_error():
         helper.make_node("Relu", ["x"], ["r"], name="relu"),
         helper.make_node("NonZero", ["r"], ["v1"], name="nz_1"),
         helper.make_node("Unique", ["r"], ["u"], name="uniq"),
-        helper.make_node("MaxUnpool", ["m", "i"], ["d"], kernel_shape=[2]),
+        helper.make_node("NonMaxSuppression", ["boxes", "scores"], ["d"], name="nms"),
     ]
-    model = graph_model(nodes, [float_input("x", [2, 6]), float_input("m", [1, 1, 3]),
-                                helper.make_tensor_value_info("i", onnx.TensorProto.INT64, [1, 1, 3])],
-                        ["v0", "v1", "u", "d"])
+    model = graph_model(nodes, [float_input("x", [2, 6]), float_input("boxes", [1, 3, 4]),
+                                float_input("scores", [1, 1, 3])], ["v0", "v1", "u", "d"])
     message = frontend_error(model)
     assert message == ("model 'g': 4 nodes use ops tcc does not support (opset 13):\n"
-                       "  MaxUnpool: node 'd'\n"
+                       "  NonMaxSuppression: node 'nms'\n"
                        "  NonZero: nodes 'nz_0', 'nz_1'\n"
                        "  Unique: node 'uniq'")
 

@@ -25,7 +25,7 @@ def machine(ids):
     dram[:8 * len(ids)] = np.frombuffer(np.asarray(ids, "<i8").tobytes(), np.uint8)
     table = np.arange(ROWS * 32, dtype=np.uint8).reshape(ROWS, 32) * 7
     dram[TABLE:TABLE + table.size] = table.reshape(-1)
-    return Machine(TARGET, dram, []), table
+    return Machine(TARGET, dram), table
 
 
 def test_rows_land_in_order_with_negative_ids_from_the_end():

@@ -14,7 +14,7 @@ TARGET = load_target()
 
 
 def run(text: str, dram=None, machine=None):
-    machine = machine or Machine(TARGET, np.zeros(256, np.uint8) if dram is None else dram, [])
+    machine = machine or Machine(TARGET, np.zeros(256, np.uint8) if dram is None else dram)
     result = machine.run(encode_program(assemble(text)))
     return machine, result
 
@@ -49,7 +49,7 @@ def test_gemm_2x2_through_dram():
 
 
 def test_gemm_accumulate_and_wide_weights():
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
     machine.buffers["abuf"][0:3] = np.array([1, -2, 3], np.int8).view(np.uint8)
     machine.buffers["wbuf"][0:6] = np.array([1000, -300, 7], "<i2").view(np.uint8)  # one int16 row
     machine.buffers["acc"][0:4] = int32_bytes(-5)
@@ -110,7 +110,7 @@ def test_conv_with_padding_matches_naive_loop(case):
     n, k, zp = 5, kh * kw * cg, -3
     slab = rng.integers(-128, 128, (h, w, c), dtype=np.int8)
     weights = rng.integers(-128, 128, (n, k), dtype=np.int8)
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
     machine.buffers["abuf"][:slab.size] = slab.reshape(-1).view(np.uint8)
     machine.buffers["wbuf"][:weights.size] = weights.reshape(-1).view(np.uint8)
     m = h_out * w_out
@@ -126,7 +126,7 @@ def test_dwconv_matches_naive_loop():
     h, w, c, c0, n = 5, 5, 6, 1, 4  # output channels 0..3 read slab channels 1..4
     slab = rng.integers(-128, 128, (h, w, c), dtype=np.int8)
     weights = rng.integers(-128, 128, (n, 9), dtype=np.int8)
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
     machine.buffers["abuf"][:slab.size] = slab.reshape(-1).view(np.uint8)
     machine.buffers["wbuf"][:weights.size] = weights.reshape(-1).view(np.uint8)
     run(conv_registers(h, w, c, 3, 3, (2, 2), (1, 1), (1, 1), c0, (3, 3), 4, 9, n, 9)
@@ -144,7 +144,7 @@ def test_gconv_packs_groups_into_one_pass():
     k = 9 * cg
     slab = rng.integers(-128, 128, (h, w, c), dtype=np.int8)
     weights = rng.integers(-128, 128, (groups * ng, k), dtype=np.int8)
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
     machine.buffers["abuf"][:slab.size] = slab.reshape(-1).view(np.uint8)
     machine.buffers["wbuf"][:weights.size] = weights.reshape(-1).view(np.uint8)
     n, m = groups * ng, 5 * 4
@@ -160,7 +160,7 @@ def test_gconv_packs_groups_into_one_pass():
 
 def requant_program(accs, multiplier, shift, rounding, out="i8", zp=0, qmin=-128, qmax=127):
     """One channel, len(accs) rows: params at pbuf 0, accumulators at acc 0, output at abuf 0."""
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
     machine.buffers["pbuf"][:12] = int32_bytes(0, multiplier, shift)
     machine.buffers["acc"][:4 * len(accs)] = int32_bytes(*accs)
     run(setr({"rq.params": 0, "rq.m": len(accs), "rq.n": 1, "rq.src_row": 1, "rq.dst_row": 1, "rq.zp": zp,
@@ -182,7 +182,7 @@ def test_requant_saturates_and_adds_zero_point():
 
 
 def test_requant_int32_output_from_abuf_with_pre_shift():
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
     machine.buffers["abuf"][0x100:0x104] = np.array([100, -100, 3, 4], np.int8).view(np.uint8)
     # two channels: (bias 1, x 0.5) and (bias -1, x 0.25); 2 rows of 2, src_zp 10, pre_shift 2
     machine.buffers["pbuf"][:24] = int32_bytes(1, 2**30, 31, -1, 2**30, 32)
@@ -197,7 +197,7 @@ def test_requant_int32_output_from_abuf_with_pre_shift():
 def pool_program(slab, mode, kernel, stride, pads, out_hw, zp=0, count_pad=0):
     h, w, c = slab.shape
     pad_top, pad_left, pad_bottom, pad_right = pads
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
     machine.buffers["abuf"][:slab.size] = slab.reshape(-1).view(np.uint8)
     run(setr({"cv.h": h, "cv.w": w, "cv.c": c, "cv.kh": kernel[0], "cv.kw": kernel[1], "cv.sh": stride[0], "cv.sw": stride[1],
               "cv.dh": 1, "cv.dw": 1, "cv.pad_top": pad_top, "cv.pad_left": pad_left, "cv.w_out": out_hw[1],
@@ -270,7 +270,7 @@ def test_pool_with_dilation_and_uneven_padding_matches_naive_loop(mode, count_pa
     slab = rng.integers(-128, 128, (7, 6, 3), dtype=np.int8)
     kernel, stride, dilation, pads, out_hw = (3, 2), (2, 1), (1, 2), (1, 0, 2, 1), (4, 4)
     h, w, c = slab.shape
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
     machine.buffers["abuf"][:slab.size] = slab.reshape(-1).view(np.uint8)
     run(setr({"cv.h": h, "cv.w": w, "cv.c": c, "cv.kh": kernel[0], "cv.kw": kernel[1], "cv.sh": stride[0], "cv.sw": stride[1],
               "cv.dh": dilation[0], "cv.dw": dilation[1], "cv.pad_top": pads[0], "cv.pad_left": pads[1], "cv.w_out": out_hw[1],
@@ -287,7 +287,7 @@ def test_eadd_matches_requantize_composed_by_hand():
     a_mult, a_shift = numerics.quantize_multiplier(0.3)
     b_mult, b_shift = numerics.quantize_multiplier(0.45)
     out_mult, out_shift = numerics.quantize_multiplier(1 / (0.8 * 2**20))
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
     machine.buffers["abuf"][0:6] = a.view(np.uint8)
     machine.buffers["abuf"][0x40:0x46] = b.view(np.uint8)
     text = setr({"ea.b": 0x40, "ea.len": 6, "ea.a_zp": 2, "ea.b_zp": -1, "ea.a_mult": a_mult, "ea.a_shift": a_shift,
@@ -312,7 +312,7 @@ def test_emul_broadcasts_b_by_repeat_period_and_phase():
     # [-1, -18, 99, -16, 0, -129] + 3 = [2, -15, 102, -13, 3, -126] (then clamped at qmax 100).
     a = np.array([0, 10, 100, -20, 1, -128], np.int8)
     b = np.array([1, -10, 2], np.int8)
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
     machine.buffers["abuf"][0:6] = a.view(np.uint8)
     machine.buffers["abuf"][0x40:0x43] = b.view(np.uint8)
     regs = {"ea.b": 0x40, "ea.len": 6, "ea.a_zp": 1, "ea.b_zp": -2, "ea.out_mult": 2**30, "ea.out_shift": 32,
@@ -331,7 +331,7 @@ def test_emul_broadcasts_b_by_repeat_period_and_phase():
 
 def test_copy_transposes():
     matrix = np.arange(12, dtype=np.uint8).reshape(3, 4)
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
     machine.buffers["abuf"][:12] = matrix.reshape(-1)
     # rows of 4 at stride 4 go to columns at stride 1 of a 4x3 matrix (row stride 3)
     run(setr({"cp.n0": 1, "cp.n1": 1, "cp.n2": 3, "cp.n3": 4, "cp.s2": 4, "cp.s3": 1, "cp.d2": 1, "cp.d3": 3, "cp.elem": 1})
@@ -341,7 +341,7 @@ def test_copy_transposes():
 
 def test_copy_of_two_byte_elements_in_place():
     values = np.arange(6, dtype="<u2")  # a 2x3 bf16-sized matrix, transposed onto itself
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
     machine.buffers["vbuf"][:12] = values.view(np.uint8)
     run(setr({"cp.n0": 1, "cp.n1": 1, "cp.n2": 2, "cp.n3": 3, "cp.s2": 6, "cp.s3": 2, "cp.d2": 2, "cp.d3": 4, "cp.elem": 2})
         + "copy vbuf, 0, 0\nhalt\n", machine=machine)  # every read happens before any write

@@ -15,7 +15,7 @@ PROGRAM = encode_program(assemble("setr sys.layer, 1\n" + "nop\n" * 40 + "setr s
 
 
 def simulate(**options):
-    machine = Machine(TARGET, np.arange(256, dtype=np.uint8), [])
+    machine = Machine(TARGET, np.arange(256, dtype=np.uint8))
     return machine, machine.run(PROGRAM, **options)
 
 

@@ -17,7 +17,7 @@ MATMUL_K64 = 2 + 32 + 32 + 5  # one 1x1 tile with K = 64, split 32 ways (2 cycle
 
 
 def run(text):
-    machine = Machine(TARGET, np.zeros(1024, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(1024, np.uint8))
     result = machine.run(encode_program(assemble(text)), trace=True)
     return result, {event.pc: event for event in result.trace}
 
@@ -52,7 +52,7 @@ def test_double_buffering_overlaps_a_load_with_a_matmul():
 
 
 def run_on(target, text):
-    machine = Machine(target, np.zeros(4096, np.uint8), [])
+    machine = Machine(target, np.zeros(4096, np.uint8))
     result = machine.run(encode_program(assemble(text)), trace=True)
     return result, {event.pc: event for event in result.trace}
 

@@ -14,13 +14,11 @@ from tcc.isa.table import INSTRUCTIONS
 from tcc.isa.target import TargetError, load_target
 
 TARGET = load_target()
-SOFTMAX = {"kind": "softmax", "attrs": {"axis": -1}, "operands": [{"shape": [2, 8], "dtype": "bf16"}],
-           "results": [{"shape": [2, 8], "dtype": "bf16"}], "passes": 5}
 
 
-def trap(words_or_text, descriptors=(), dram_bytes=1024, **run_options) -> SimulatorTrap:
+def trap(words_or_text, dram_bytes=1024, **run_options) -> SimulatorTrap:
     words = encode_program(assemble(words_or_text)) if isinstance(words_or_text, str) else words_or_text
-    machine = Machine(TARGET, np.zeros(dram_bytes, np.uint8), list(descriptors))
+    machine = Machine(TARGET, np.zeros(dram_bytes, np.uint8))
     with pytest.raises(SimulatorTrap) as info:
         machine.run(words, **run_options)
     return info.value
@@ -47,7 +45,7 @@ def test_illegal_opcode():
 def test_reserved_bits_are_illegal_but_only_when_reached():
     words = encode_program(assemble("nop\nhalt\nnop\n"))
     words[2] |= np.uint64(1)
-    assert Machine(TARGET, np.zeros(8, np.uint8), []).run(words).instructions == 2
+    assert Machine(TARGET, np.zeros(8, np.uint8)).run(words).instructions == 2
     words[0] |= np.uint64(1)
     expect(trap(words), 0, "0x0000000000000001", "illegal instruction: nop with non-zero reserved bits")
 
@@ -74,14 +72,14 @@ def test_matrix_instruction_in_bf16_mode():
            r"matmul needs int8 mode but the PE array is in bf16 mode \(emit `mode int8` before it\)")
 
 
-@pytest.mark.parametrize("text, pc", [("vop 0, 0\n", 0), ("mode bf16\nmode int8\ncvt i8_bf16, 0, 0\n", 2)])
+@pytest.mark.parametrize("text, pc", [("vbin add, k0, 0, 0\n", 0), ("mode bf16\nmode int8\ncvt i8_bf16, 0, 0\n", 2)])
 def test_vector_instruction_in_int8_mode(text, pc):
-    error = trap(text + "halt\n", [SOFTMAX])
+    error = trap(text + "halt\n")
     assert error.pc == pc and "needs bf16 mode but the PE array is in int8 mode" in error.reason
 
 
 def test_accumulator_overflow():
-    machine = Machine(TARGET, np.zeros(8, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(8, np.uint8))
     machine.buffers["acc"][:4] = np.array([2**31 - 100], "<i4").view(np.uint8)
     machine.buffers["abuf"][:2] = np.array([10, 10], np.int8).view(np.uint8)
     machine.buffers["wbuf"][:2] = np.array([5, 6], np.int8).view(np.uint8)
@@ -94,24 +92,19 @@ def test_accumulator_overflow():
     assert machine.buffers["acc"][:4].view("<i4").tolist() == [110]
 
 
-def test_bad_descriptor_index():
-    error = trap("mode bf16\n" + setr({"v.desc": 3}) + "vop 0, 0\nhalt\n", [SOFTMAX])
-    expect(error, 2, "vop 0x0, 0x0", r"v.desc = 3 is not a descriptor index \(the artifact has 1\)")
+def test_vector_operand_pattern_must_repeat_at_least_once():
+    error = trap("mode bf16\n" + setr({"v.len": 4, "v.b_period": 2}) + "vbin add, vec, 0, 0\nhalt\n")
+    expect(error, 3, "vbin add, vec, 0x0, 0x0", r"vbin operand B: repeat 0 and period 2 must be at least 1")
 
 
-@pytest.mark.parametrize("change, reason", [
-    ({"attrs": {"axes": [1]}}, "softmax has no attribute 'axes'"),
-    ({"results": [{"shape": [2, 9], "dtype": "bf16"}]}, r"declares result bf16\[2,9\] but softmax .* gives bf16\[2,8\]"),
-    ({"attrs": {"axis": "last"}}, "attribute 'axis' takes int, got 'last'"),
-    ({"operands": [{"shape": [2, 8], "dtype": "f32"}]}, "vop tensors are bf16"),
-    ({"kind": "nonsense"}, "op kind 'nonsense' has no reference kernel"),
-    ({"passes": 0}, "passes must be a positive integer"),
-    ({"extra": 1}, r"unknown key\(s\) \['extra'\]"),
-])
-def test_malformed_descriptor(change, reason):
-    error = trap("mode bf16\nvop 0, 0\nhalt\n", [{**SOFTMAX, **change}])
-    assert error.pc == 1 and error.reason.startswith("bad vop descriptor 0")
-    assert re.search(reason, error.reason), error.reason
+def test_reduction_rows_must_divide_the_length():
+    error = trap("mode bf16\n" + setr({"v.len": 10, "v.row": 4}) + "vred sum, 0, 0\nhalt\n")
+    expect(error, 3, "vred sum, 0x0, 0x0", r"vred: v.len = 10 is not a multiple of v.row = 4")
+
+
+def test_vector_operand_outside_vbuf():
+    error = trap("mode bf16\n" + setr({"v.len": 8}) + f"vun shr, 1, 0, {TARGET.vbuf_bytes - 8}\nhalt\n")
+    assert error.pc == 2 and "vun operand: vbuf range" in error.reason
 
 
 def test_running_off_the_end():
@@ -143,4 +136,4 @@ def test_pool_window_entirely_in_padding():
 def test_dram_image_larger_than_the_target():
     small = TARGET.__class__(**{**TARGET.to_dict(), "dram_bytes": 1024})
     with pytest.raises(TargetError, match="DRAM image of 2048 bytes exceeds target tataa's dram_bytes = 1024"):
-        Machine(small, np.zeros(2048, np.uint8), [])
+        Machine(small, np.zeros(2048, np.uint8))

@@ -1,10 +1,10 @@
-"""Golden programs for the bf16 side of the simulator: cvt and descriptor-driven vop."""
+"""Golden programs for the bf16 side of the simulator: cvt and the vector instructions, against values
+worked out by hand."""
 import ml_dtypes
 import numpy as np
 
 from isa_helpers import setr
-from tcc.ir import Op, TensorType, Value, numerics
-from tcc.ir.interpreter import evaluate_op
+from tcc.ir import numerics
 from tcc.isa.assembler import assemble
 from tcc.isa.encoding import encode_program
 from tcc.isa.simulator import Machine
@@ -26,7 +26,7 @@ def bf16_bits(values) -> np.ndarray:
 
 
 def test_cvt_int8_to_bf16():
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
     machine.buffers["abuf"][:5] = np.array([-128, -1, 0, 5, 127], np.int8).view(np.uint8)
     run(machine, "mode bf16\n" + setr({"v.len": 5, "v.scale": f32_bits(0.5), "v.zp": 1}) + "cvt i8_bf16, 0x10, 0\nhalt\n")
     # (q - 1) * 0.5, all exact in bf16
@@ -35,7 +35,7 @@ def test_cvt_int8_to_bf16():
 
 
 def test_cvt_bf16_to_int8_rounds_half_even_and_saturates():
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
     machine.buffers["vbuf"][:14] = bf16_bits([1.0, 3.0, -1.0, 5.0, 300.0, -300.0, np.nan]).view(np.uint8)
     run(machine, "mode bf16\n" + setr({"v.len": 7, "v.scale": f32_bits(2.0), "v.zp": 0}) + "cvt bf16_i8, 0x20, 0\nhalt\n")
     # x / 2 = 0.5, 1.5, -0.5, 2.5 -> 0, 2, 0, 2 (ties to even); 150, -150 saturate; NaN -> zp
@@ -44,7 +44,7 @@ def test_cvt_bf16_to_int8_rounds_half_even_and_saturates():
 
 def test_cvt_with_an_inexact_scale_matches_numerics():
     q = np.arange(-128, 128, dtype=np.int8)
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [])
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
     machine.buffers["abuf"][:256] = q.view(np.uint8)
     run(machine, "mode bf16\n" + setr({"v.len": 256, "v.scale": f32_bits(0.0371), "v.zp": -7})
         + "cvt i8_bf16, 0, 0\ncvt bf16_f32, 0x400, 0\ncvt bf16_i8, 0x200, 0\nhalt\n")
@@ -55,54 +55,78 @@ def test_cvt_with_an_inexact_scale_matches_numerics():
     assert machine.buffers["abuf"][0x200:0x300].view(np.int8).tolist() == back.tolist()
 
 
-def reference(kind, attrs, operands):
-    """The interpreter's bf16 result for an op built here, independently of the simulator."""
-    values = [Value(f"x{i}", TensorType(a.shape, "bf16")) for i, a in enumerate(operands)]
-    op = Op(kind, values, [TensorType(operands[0].shape, "bf16")], attrs)
-    (result,) = evaluate_op(op, operands)
-    return result.view("<u2")
+def vector_machine(**vectors):
+    """A machine in bf16 mode with bf16 vectors at the given vbuf byte addresses ("at_<address>")."""
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
+    for name, values in vectors.items():
+        address = int(name.split("_")[1], 0)
+        data = bf16_bits(values)
+        machine.buffers["vbuf"][address:address + data.nbytes] = data.view(np.uint8)
+    return machine
 
 
-def test_vop_softmax_matches_the_reference_interpreter():
-    rng = np.random.default_rng(3)
-    x = (rng.standard_normal((3, 40)) * 4).astype(np.float32).astype(ml_dtypes.bfloat16)
-    descriptor = {"kind": "softmax", "attrs": {"axis": -1}, "operands": [{"shape": [3, 40], "dtype": "bf16"}],
-                  "results": [{"shape": [3, 40], "dtype": "bf16"}], "passes": 5}
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [{"kind": "relu"}, descriptor])
-    machine.buffers["vbuf"][0x100:0x100 + x.nbytes] = x.view(np.uint8).reshape(-1)
-    result = run(machine, "mode bf16\n" + setr({"v.desc": 1}) + "vop 0x1000, 0x100\nhalt\n")
-    got = machine.buffers["vbuf"][0x1000:0x1000 + x.nbytes].view("<u2").reshape(3, 40)
-    np.testing.assert_array_equal(got, reference("softmax", {"axis": -1}, [x]))
-    # passes * ceil(120 / 128 lanes) + 16 latency, after the 64-cycle mode switch
-    assert result.units["compute"] == 64 + 5 * 1 + 16
+def lanes(machine, address, count):
+    return machine.buffers["vbuf"][address:address + 2 * count].view("<u2").tolist()
 
 
-def test_vop_layer_norm_reads_its_third_operand_from_addresses():
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal((4, 16)).astype(np.float32).astype(ml_dtypes.bfloat16)
-    scale = rng.standard_normal(16).astype(np.float32).astype(ml_dtypes.bfloat16)
-    bias = rng.standard_normal(16).astype(np.float32).astype(ml_dtypes.bfloat16)
-    descriptor = {"kind": "layer_norm", "attrs": {"axis": -1, "epsilon": 1e-5},
-                  "operands": [{"shape": [4, 16], "dtype": "bf16"}, {"shape": [16], "dtype": "bf16"},
-                               {"shape": [16], "dtype": "bf16"}],
-                  "results": [{"shape": [4, 16], "dtype": "bf16"}], "passes": 6, "addresses": [0x300]}
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [descriptor])
-    vbuf = machine.buffers["vbuf"]
-    vbuf[0:128] = x.view(np.uint8).reshape(-1)
-    vbuf[0x200:0x220] = scale.view(np.uint8)
-    vbuf[0x300:0x320] = bias.view(np.uint8)
-    run(machine, "mode bf16\n" + setr({"v.desc": 0, "v.src2": 0x200}) + "vop 0, 0\nhalt\n")  # in place
-    expected = reference("layer_norm", {"axis": -1, "epsilon": 1e-5}, [x, scale, bias])
-    np.testing.assert_array_equal(vbuf[0:128].view("<u2").reshape(4, 16), expected)
+def test_vbin_arithmetic_rounds_once_to_nearest_even():
+    # 1 + 2**-8 and 1.5 + 2**-8 are ties: to the even neighbours 1 and 1.5; 3 * 85 = 255 has 8 bits, exact
+    a, b = [1.0, 3.0, 1.5, -0.0], [2.0**-8, 85.0, 2.0**-8, 0.0]
+    machine = vector_machine(at_0x0=a, at_0x100=b)
+    prog = "mode bf16\n" + setr({"v.len": 4, "v.b": 0x100, "v.b_rep": 1, "v.b_period": 4})
+    run(machine, prog + "vbin add, vec, 0x200, 0x0\nvbin mul, vec, 0x300, 0x0\nvbin rsub, vec, 0x400, 0x0\nhalt\n")
+    assert lanes(machine, 0x200, 4) == bf16_bits([1.0, 88.0, 1.5, 0.0]).tolist()
+    assert lanes(machine, 0x300, 4) == bf16_bits([2.0**-8, 255.0, 1.5 * 2.0**-8, -0.0]).tolist()
+    assert lanes(machine, 0x400, 4) == bf16_bits([2.0**-8 - 1, 82.0, 2.0**-8 - 1.5, 0.0]).tolist()
 
 
-def test_vop_fills_attribute_defaults_and_binary_operands():
-    a = np.array([1.5, -2.0, 3.25, 0.0], np.float32).astype(ml_dtypes.bfloat16)
-    b = np.array([0.5, 0.5, -0.25, 7.0], np.float32).astype(ml_dtypes.bfloat16)
-    descriptor = {"kind": "mul", "attrs": {}, "operands": [{"shape": [4], "dtype": "bf16"}] * 2,
-                  "results": [{"shape": [4], "dtype": "bf16"}], "passes": 1}
-    machine = Machine(TARGET, np.zeros(16, np.uint8), [descriptor])
-    machine.buffers["vbuf"][0:8] = a.view(np.uint8)
-    machine.buffers["vbuf"][8:16] = b.view(np.uint8)
-    run(machine, "mode bf16\n" + setr({"v.src2": 8}) + "vop 0x20, 0\nhalt\n")
-    assert machine.buffers["vbuf"][0x20:0x28].view("<u2").tolist() == bf16_bits([0.75, -1.0, -0.8125, 0.0]).tolist()
+def test_vbin_bit_operations_and_comparisons():
+    machine = vector_machine(at_0x0=[1.0, -2.0, np.nan, 0.0])
+    prog = "mode bf16\n" + setr({"v.len": 4, "v.k0": 0x7FFF, "v.k1": 0x3F80, "v.k2": 0x0080})
+    run(machine, prog + "vbin and, k0, 0x100, 0x0\nvbin lt, k1, 0x200, 0x0\nvbin eq, k1, 0x300, 0x0\n"
+        "vbin irsub, k2, 0x400, 0x0\nhalt\n")
+    assert lanes(machine, 0x100, 4) == bf16_bits([1.0, 2.0, np.nan, 0.0]).tolist()  # |x|
+    assert lanes(machine, 0x200, 4) == [0, 0xFFFF, 0, 0xFFFF]  # x < 1 (NaN compares false)
+    assert lanes(machine, 0x300, 4) == [0xFFFF, 0, 0, 0]
+    assert lanes(machine, 0x400, 4) == [(0x0080 - 0x3F80) & 0xFFFF, (0x0080 - 0xC000) & 0xFFFF,
+                                        (0x0080 - 0x7FC0) & 0xFFFF, 0x0080]
+
+
+def test_vfma_rounds_the_product_then_the_sum():
+    # (1 + 2**-7)**2 = 1 + 2**-6 + 2**-14 rounds to 1 + 2**-6; plus -1 gives 2**-6 (fused: 2**-6 + 2**-14)
+    machine = vector_machine(at_0x0=[1 + 2.0**-7])
+    run(machine, "mode bf16\n" + setr({"v.len": 1, "v.k0": 0x3F81, "v.k1": 0xBF80}) + "vfma k0, k1, 0x10, 0x0\nhalt\n")
+    assert lanes(machine, 0x10, 1) == bf16_bits([2.0**-6]).tolist()
+
+
+def test_operand_patterns_broadcast_rows_and_columns():
+    machine = vector_machine(at_0x0=np.arange(6), at_0x100=[10, 20], at_0x200=[100, 200, 300])
+    prog = "mode bf16\n" + setr({"v.len": 6, "v.b": 0x100, "v.b_rep": 3, "v.b_period": 2,
+                                  "v.c": 0x200, "v.c_rep": 1, "v.c_period": 3, "v.k0": 0x3F80})
+    run(machine, prog + "vfma vec, vec, 0x300, 0x0\nvbin gt, k0, 0x400, 0x0\nvsel vec, vec, 0x500, 0x400\nhalt\n")
+    assert lanes(machine, 0x300, 6) == bf16_bits([100, 210, 320, 160, 280, 400]).tolist()  # x * row + col
+    assert lanes(machine, 0x500, 6) == bf16_bits([100, 200, 10, 20, 20, 20]).tolist()
+
+
+def test_vun_shifts_rounding_and_integer_conversion():
+    machine = vector_machine(at_0x0=[2.5, -3.5, 1e6, np.nan])
+    prog = "mode bf16\n" + setr({"v.len": 4})
+    run(machine, prog + "vun rint, 0, 0x100, 0x0\nvun ftoi, 0, 0x200, 0x0\nvun itof, 0, 0x300, 0x200\n"
+        "vun shr, 7, 0x400, 0x0\nhalt\n")
+    assert lanes(machine, 0x100, 4) == bf16_bits([2.0, -4.0, 999424.0, np.nan]).tolist()
+    assert lanes(machine, 0x200, 4) == [2, (-4) & 0xFFFF, 32767, 0]
+    assert lanes(machine, 0x300, 4) == bf16_bits([2.0, -4.0, 32768.0, 0.0]).tolist()
+    assert lanes(machine, 0x400, 4) == [0x80, 0x180, 0x92, 0xFF]  # sign and exponent fields
+
+
+def test_vred_sums_in_the_pairwise_tree_order_and_pays_per_level():
+    # ((1 + 2**-8) + (2**-8 + 2**-8)) + 256 = (1 + 2**-7) + 256 rounds to 258; left to right it would
+    # be 1 + 256 = 257, a tie that rounds to 256
+    row = [1.0, 2.0**-8, 2.0**-8, 2.0**-8, 256.0]
+    machine = vector_machine(at_0x0=row + [5.0, -1.0, np.nan, 0.0, 1.0])
+    result = run(machine, "mode bf16\n" + setr({"v.len": 10, "v.row": 5}) + "vred sum, 0x100, 0x0\n"
+                 "vred max, 0x200, 0x0\nhalt\n")
+    assert lanes(machine, 0x100, 2) == bf16_bits([258.0, np.nan]).tolist()
+    assert lanes(machine, 0x200, 2) == bf16_bits([256.0, np.nan]).tolist()
+    # three tree levels each: ceil(pairs / 128 lanes) + 16 latency, twice, after the 64-cycle switch
+    assert result.units["compute"] == 64 + 2 * 3 * (1 + 16)

@@ -1,0 +1,195 @@
+"""Which bf16 ops the vector unit runs, and as what: a ``bf16_functions`` sequence over a rows x cols view.
+
+An op lowers to a ``VectorLowering``: the view of its result as rows x cols (rows are independent,
+so the code runs in tiles of rows), its operands with their space (a full tile, one value per row,
+one value per column, or a scalar constant) and the lane sequence.  The reference interpreter runs
+the same ``bf16_functions`` sequence (ir/interpreter/kernels_bf16.py through numerics.bf16_math).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from tcc.ir import Op, Value, constant_value, is_constant, numerics
+from tcc.ir.numerics import bf16_functions as spec
+
+from .errors import unsupported
+from .vector_program import COL, FULL, ROW, Handle, Recorder, VectorProgramError, allocate
+
+
+@dataclass
+class VectorInput:
+    """An operand: an activation or constant tensor in DRAM (``value``; ``data`` holds a constant's
+    bf16 patterns as the tile reads them), or a scalar constant (``bits``)."""
+
+    space: str
+    value: Value | None = None
+    data: np.ndarray | None = None
+    bits: int | None = None
+
+
+@dataclass
+class VectorLowering:
+    rows: int
+    cols: int
+    inputs: list[VectorInput]
+    function: Callable  # function(L, *operand handles) -> result handle
+    tile_columns: bool = False  # rows depend on each other (LRN's channels): tile along columns instead
+    batches: int = 1  # independent rows x cols blocks, one after another in DRAM
+
+
+_BINARY: dict[str, Callable] = {
+    "add": lambda L, a, b: L.add(a, b), "sub": lambda L, a, b: L.sub(a, b), "mul": lambda L, a, b: L.mul(a, b),
+    "max": lambda L, a, b: L.max(a, b), "min": lambda L, a, b: L.min(a, b), "div": spec.div,
+}
+#: bf16 op kinds the vector unit runs (each has the same sequence in ir/interpreter/kernels_bf16.py).
+VECTOR_KINDS = frozenset(_BINARY) | frozenset(spec.UNARY) | {"gelu", "softmax", "layer_norm", "rms_norm", "lrn"}
+
+
+def _patterns(v: Value, shape) -> np.ndarray:
+    data = numerics.to_bf16(constant_value(v))
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(data, np.uint16).reshape(v.type.shape), shape))
+
+
+def _tensor(v: Value, space: str, shape) -> VectorInput:
+    if is_constant(v):
+        return VectorInput(space, v, data=_patterns(v, shape).reshape(-1))
+    return VectorInput(space, v)
+
+
+def _scalar(v: Value) -> VectorInput:
+    return VectorInput(FULL, bits=int(np.asarray(_patterns(v, ())).reshape(-1)[0]))
+
+
+def _broadcast_space(v: Value, shape: tuple) -> tuple[str, int] | None:
+    """(space, block size) of an operand broadcast to ``shape`` along one leading (row) or trailing
+    (col) block of dims; None when it is neither."""
+    padded = (1,) * (len(shape) - v.type.rank) + tuple(v.type.shape)
+    kept = [i for i, d in enumerate(padded) if d != 1]
+    if not kept or kept != list(range(kept[0], kept[-1] + 1)) or any(padded[i] != shape[i] for i in kept):
+        return None
+    block = int(np.prod([shape[i] for i in kept]))
+    if kept[-1] == len(shape) - 1:
+        return COL, block
+    if kept[0] == 0:
+        return ROW, block
+    return None
+
+
+def _binary(op: Op) -> VectorLowering:
+    shape = tuple(op.result.type.shape)
+    n = int(np.prod(shape))
+    rows, cols = n, 1
+    inputs = []
+    for v in op.operands:
+        if v.type.size == 1 and is_constant(v):
+            inputs.append(_scalar(v))
+        elif tuple(v.type.shape) == shape:
+            inputs.append(VectorInput(FULL))
+        else:
+            found = _broadcast_space(v, shape)
+            if found is None or any(i.space != FULL for i in inputs):
+                raise unsupported(op, "the vector unit broadcasts one operand along leading or trailing dims only")
+            space, block = found
+            rows, cols = (n // block, block) if space == COL else (block, n // block)
+            inputs.append(VectorInput(space))
+    for i, v in zip(inputs, op.operands):
+        if i.bits is None:
+            i.value = v
+            i.data = _patterns(v, v.type.shape).reshape(-1) if is_constant(v) else None
+    if all(i.bits is not None for i in inputs):
+        raise unsupported(op, "every operand is a constant (fold-constants folds these)")
+    return VectorLowering(rows, cols, inputs, _BINARY[op.kind])
+
+
+def _normalization(op: Op) -> VectorLowering:
+    x = op.x
+    axis = op.axis % x.type.rank
+    trailing = tuple(x.type.shape[axis:])
+    cols = int(np.prod(trailing))
+    params = [op.scale] + ([op.bias] if op.kind == "layer_norm" and op.bias is not None else [])
+    for p in params:
+        if not is_constant(p) and tuple(p.type.shape) != trailing:
+            raise unsupported(op, "a non-constant scale or bias must have the normalized shape")
+    inputs = [VectorInput(FULL, x)] + [_tensor(p, COL, trailing) for p in params]
+    eps = op.epsilon
+    if op.kind == "rms_norm":
+        return VectorLowering(x.type.size // max(cols, 1), cols, inputs,
+                              lambda L, v, g: spec.rms_norm(L, v, g, cols, eps))
+    if len(params) == 1:  # no bias: the reference adds zeros
+        inputs.append(VectorInput(COL, data=np.zeros(cols, np.uint16)))
+    return VectorLowering(x.type.size // max(cols, 1), cols, inputs,
+                          lambda L, v, g, b: spec.layer_norm(L, v, g, b, cols, eps))
+
+
+def vector_lowering(op: Op) -> VectorLowering:
+    """The lowering of a bf16 op onto the vector unit; BackendError when it has none."""
+    if op.kind not in VECTOR_KINDS:
+        raise unsupported(op, f"no vector-unit lowering for {op.kind}; the vector unit runs "
+                              f"{', '.join(sorted(VECTOR_KINDS))}")
+    if op.result.type.size == 0:
+        raise unsupported(op, "an empty tensor")
+    if op.kind in _BINARY:
+        return _binary(op)
+    x = op.x
+    if op.kind in spec.UNARY:
+        return VectorLowering(x.type.size, 1, [VectorInput(FULL, x)], spec.UNARY[op.kind])
+    if op.kind == "gelu":
+        return VectorLowering(x.type.size, 1, [VectorInput(FULL, x)], spec.GELU[op.approximate])
+    if op.kind == "lrn":
+        if x.type.rank < 2 or op.bias <= 0:
+            raise unsupported(op, "the vector unit runs LRN on [N, C, ...] tensors with bias > 0")
+        n, c = x.type.shape[:2]
+        size, alpha, beta, bias = op.size, op.alpha, op.beta, op.bias
+        return VectorLowering(c, x.type.size // max(n * c, 1), [VectorInput(FULL, x)],
+                              lambda L, v: spec.lrn(L, v, size, alpha, beta, bias), tile_columns=True, batches=n)
+    if op.kind == "softmax":
+        axis = op.axis % x.type.rank
+        if any(d != 1 for d in x.type.shape[axis + 1:]):
+            raise unsupported(op, "the vector unit runs softmax along the last axis of size > 1 only")
+        cols = x.type.shape[axis]
+        return VectorLowering(x.type.size // cols, cols, [VectorInput(FULL, x)], spec.softmax)
+    return _normalization(op)
+
+
+@dataclass
+class VectorCode:
+    """A recorded sequence: its instructions, the handles of its inputs and result, vbuf slots."""
+
+    recorder: Recorder
+    handles: list[Handle]
+    result: Handle
+    slots: list[int]
+    slot_count: int
+
+
+def record(op: Op, lowering: VectorLowering) -> VectorCode:
+    recorder = Recorder()
+    handles = [recorder.pattern(i.bits) if i.bits is not None else recorder.input(i.space) for i in lowering.inputs]
+    try:
+        result = lowering.function(recorder, *handles)
+    except VectorProgramError as exc:
+        raise unsupported(op, str(exc)) from None
+    if result.constant or result.space != FULL:
+        raise unsupported(op, "the result is not a full tile")
+    inputs = [h for h in handles if not h.constant]
+    slots, count = allocate(recorder, inputs, result)
+    return VectorCode(recorder, handles, result, slots, count)
+
+
+def tile_shape(op: Op, lowering: VectorLowering, code: VectorCode, vbuf_bytes: int) -> tuple[int, int]:
+    """(rows, cols) of a tile so that every slot of the sequence fits vbuf; BackendError if one row
+    (one column, for column tiles) does not."""
+    if lowering.tile_columns:
+        cols = min(lowering.cols, vbuf_bytes // (code.slot_count * lowering.rows * 2))
+        if cols < 1:
+            raise unsupported(op, f"a column of {lowering.rows} elements in {code.slot_count} live vectors "
+                                  f"exceeds the vector buffer ({vbuf_bytes} bytes)")
+        return lowering.rows, cols
+    rows = min(lowering.rows, vbuf_bytes // (code.slot_count * lowering.cols * 2))
+    if rows < 1:
+        raise unsupported(op, f"a row of {lowering.cols} elements in {code.slot_count} live vectors exceeds "
+                              f"the vector buffer ({vbuf_bytes} bytes)")
+    return rows, lowering.cols

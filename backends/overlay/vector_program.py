@@ -1,0 +1,252 @@
+"""bf16 functions as vector instructions: record a ``bf16_functions`` sequence, place its values in vbuf.
+
+``Recorder`` implements the lane operations of ``tcc.ir.numerics.bf16_lanes`` by appending one
+vector instruction (``vbin``, ``vfma``, ``vsel``, ``vun``, ``vred``) per operation; operations on
+constants alone are evaluated at compile time with the reference's lane operations (the result is
+the same constant either way).  Values live in one of three spaces: ``full`` (the rows x cols
+tile), ``row`` (one value per row: reduction results) and ``col`` (one value per column: LayerNorm's
+gamma and beta); an instruction runs over its widest operand's space and reads narrower operands
+through their broadcast pattern.  ``allocate`` gives every value a vbuf slot by liveness.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tcc.ir.numerics.bf16_lanes import NumpyLanes
+
+FULL, ROW, COL = "full", "row", "col"
+_COMMUTATIVE = {"add", "mul", "max", "min", "and", "or", "xor", "iadd", "eq"}
+_REVERSED = {"sub": "rsub", "isub": "irsub", "lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}
+_LANE_NAME = {"and": "and_", "or": "or_"}  # NumpyLanes method names of the ISA's operations
+
+
+class VectorProgramError(Exception):
+    """A lane sequence the vector instructions cannot express (an operand in the wrong space)."""
+
+
+@dataclass(frozen=True)
+class Handle:
+    """A value of the sequence: vbuf value ``index`` in ``space``, or (index None) a bf16 constant."""
+
+    index: int | None
+    space: str | None = None
+    bits: int = 0
+
+    @property
+    def constant(self) -> bool:
+        return self.index is None
+
+
+@dataclass(frozen=True)
+class VInstr:
+    mnemonic: str
+    op: str  # vbin/vun/vred operation ("" for vfma/vsel)
+    space: str  # the space the instruction runs over (its destination's)
+    dst: int
+    a: int  # vbuf operand A (vsel: the mask)
+    b: Handle | None = None
+    c: Handle | None = None
+    amount: int = 0  # vun: the shift; window: rows before
+    after: int = 0  # window: rows after
+
+
+def _widest(*handles: Handle) -> str:
+    spaces = {h.space for h in handles if not h.constant}
+    if FULL in spaces:
+        return FULL
+    if len(spaces) != 1:
+        raise VectorProgramError(f"operands in spaces {sorted(s for s in spaces if s)} cannot be combined")
+    return spaces.pop()
+
+
+class Recorder:
+    """The lane operations, recorded as vector instructions over vbuf values."""
+
+    def __init__(self):
+        self.code: list[VInstr] = []
+        self.spaces: list[str] = []  # space of each value, by index
+
+    def input(self, space: str) -> Handle:
+        self.spaces.append(space)
+        return Handle(len(self.spaces) - 1, space)
+
+    def _new(self, space: str) -> Handle:
+        return self.input(space)
+
+    @staticmethod
+    def const(value: float) -> Handle:
+        return Handle(None, bits=int(NumpyLanes.const(value)))
+
+    @staticmethod
+    def pattern(bits: int) -> Handle:
+        return Handle(None, bits=bits & 0xFFFF)
+
+    @staticmethod
+    def _fold(name: str, *operands) -> Handle:
+        args = [np.asarray(o.bits, np.uint16) if isinstance(o, Handle) else o for o in operands]
+        with np.errstate(all="ignore"):
+            return Handle(None, bits=int(getattr(NumpyLanes, _LANE_NAME.get(name, name))(*args)))
+
+    def _binary(self, op: str, a: Handle, b: Handle) -> Handle:
+        if a.constant and b.constant:
+            return self._fold(op, a, b)
+        space = _widest(a, b)
+        if a.constant or a.space != space:
+            a, b = b, a
+            op = op if op in _COMMUTATIVE else _REVERSED.get(op, "")
+            if not op or a.space != space:
+                raise VectorProgramError(f"vbin needs operand A in the {space} space")
+        dst = self._new(space)
+        self.code.append(VInstr("vbin", op, space, dst.index, a.index, b))
+        return dst
+
+    def fma(self, a: Handle, b: Handle, c: Handle) -> Handle:
+        if a.constant and b.constant and c.constant:
+            return self._fold("fma", a, b, c)
+        space = _widest(a, b, c)
+        if a.constant or a.space != space:
+            a, b = b, a  # the product commutes
+        if a.constant or a.space != space:
+            raise VectorProgramError(f"vfma needs a factor in the {space} space")
+        dst = self._new(space)
+        self.code.append(VInstr("vfma", "", space, dst.index, a.index, b, c))
+        return dst
+
+    def select(self, m: Handle, a: Handle, b: Handle) -> Handle:
+        if m.constant:
+            return a if m.bits else b
+        space = _widest(m, a, b)
+        if m.space != space:
+            raise VectorProgramError(f"vsel needs its mask in the {space} space")
+        dst = self._new(space)
+        self.code.append(VInstr("vsel", "", space, dst.index, m.index, a, b))
+        return dst
+
+    def _unary(self, op: str, a: Handle, amount: int = 0) -> Handle:
+        if a.constant:
+            return self._fold(op, a, amount) if op in ("shl", "shr") else self._fold(op, a)
+        dst = self._new(a.space)
+        self.code.append(VInstr("vun", op, a.space, dst.index, a.index, amount=amount))
+        return dst
+
+    def _reduce(self, op: str, a: Handle) -> Handle:
+        if a.constant or a.space != FULL:
+            raise VectorProgramError("a row reduction reads a full tile")
+        dst = self._new(ROW)
+        self.code.append(VInstr("vred", op, FULL, dst.index, a.index))
+        return dst
+
+    def add(self, a, b):
+        return self._binary("add", a, b)
+
+    def sub(self, a, b):
+        return self._binary("sub", a, b)
+
+    def mul(self, a, b):
+        return self._binary("mul", a, b)
+
+    def max(self, a, b):
+        return self._binary("max", a, b)
+
+    def min(self, a, b):
+        return self._binary("min", a, b)
+
+    def and_(self, a, b):
+        return self._binary("and", a, b)
+
+    def or_(self, a, b):
+        return self._binary("or", a, b)
+
+    def xor(self, a, b):
+        return self._binary("xor", a, b)
+
+    def iadd(self, a, b):
+        return self._binary("iadd", a, b)
+
+    def isub(self, a, b):
+        return self._binary("isub", a, b)
+
+    def lt(self, a, b):
+        return self._binary("lt", a, b)
+
+    def le(self, a, b):
+        return self._binary("le", a, b)
+
+    def gt(self, a, b):
+        return self._binary("gt", a, b)
+
+    def ge(self, a, b):
+        return self._binary("ge", a, b)
+
+    def eq(self, a, b):
+        return self._binary("eq", a, b)
+
+    def shl(self, a, n: int):
+        return self._unary("shl", a, n)
+
+    def shr(self, a, n: int):
+        return self._unary("shr", a, n)
+
+    def rint(self, a):
+        return self._unary("rint", a)
+
+    def ftoi(self, a):
+        return self._unary("ftoi", a)
+
+    def itof(self, a):
+        return self._unary("itof", a)
+
+    def window_sum(self, a, before: int, after: int):
+        """Recorded as one ``window`` entry, which the emitter expands into a copy and one add of
+        the tile shifted by k rows per k (vbin over a sub-range: address arithmetic)."""
+        if a.constant or a.space != FULL:
+            raise VectorProgramError("a window sum reads a full tile")
+        dst = self._new(FULL)
+        self.code.append(VInstr("window", "", FULL, dst.index, a.index, amount=before, after=after))
+        return dst
+
+    def row_sum(self, a):
+        return self._reduce("sum", a)
+
+    def row_max(self, a):
+        return self._reduce("max", a)
+
+
+def allocate(recorder: Recorder, inputs: list[Handle], result: Handle) -> tuple[list[int], int]:
+    """A vbuf slot for every value (by index) and the number of slots: a value's slot is free after
+    its last read; an instruction may write over an operand it reads element for element."""
+    last = {h.index: -1 for h in inputs}
+    for i, ins in enumerate(recorder.code):
+        for h in (Handle(ins.a, ins.space), ins.b, ins.c):
+            if h is not None and not h.constant:
+                last[h.index] = i
+    last[result.index] = len(recorder.code)
+    slot = [-1] * len(recorder.spaces)
+    free: list[int] = []
+    count = 0
+
+    def take() -> int:
+        nonlocal count
+        if free:
+            return free.pop()
+        count += 1
+        return count - 1
+
+    for h in inputs:
+        slot[h.index] = take()
+    for i, ins in enumerate(recorder.code):
+        read = {ins.a: ins.space} | {h.index: h.space for h in (ins.b, ins.c) if h is not None and not h.constant}
+        done = [v for v in read if last[v] == i]
+        in_place = [v for v in done if read[v] == recorder.spaces[ins.dst] and ins.mnemonic not in ("vred", "window")
+                    and v == ins.a]  # operand A is read at the destination's own index
+        for v in in_place:
+            free.append(slot[v])
+        slot[ins.dst] = take()
+        for v in done:
+            if v not in in_place:
+                free.append(slot[v])
+        if last.get(ins.dst, -1) < i:  # never read (and not the result)
+            free.append(slot[ins.dst])
+    return slot, count

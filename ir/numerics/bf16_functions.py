@@ -1,0 +1,266 @@
+"""The bf16 vector unit's non-linear functions, each written once as a sequence of lane operations.
+
+Every function here takes ``L`` (an implementation of the lane operations of ``bf16_lanes``) and
+operand handles, and returns the result handle.  The reference interpreter runs them with
+``bf16_lanes.NumpyLanes`` (through ``bf16_math``); the overlay compiler runs them with a recorder
+that emits one vector instruction per operation (backends/overlay/vector_program.py), which the
+simulator then executes with its own arithmetic.  Error bounds: ``bf16_math``'s table and
+docs/overlay-machine.md.
+
+Operand kinds: ``x`` is a vector (rows x cols); row reductions give one value per row; LayerNorm's
+gamma/beta are one value per column; ``L.const``/``L.pattern`` are constants.  The first operand
+of a two-operand operation may be a constant only when the second is not.
+"""
+from __future__ import annotations
+
+SIGN, MAGNITUDE = 0x8000, 0x7FFF
+NAN, INF, NEG_INF = 0x7FC0, 0x7F80, 0xFF80
+MANTISSA, ONE_BITS = 0x007F, 0x3F80
+MIN_NORMAL = 2.0**-126
+
+LOG2E = 1.4426950408889634
+LN2_PIECES = (0.6875, 0.005859375, -0.000213623046875)  # 4 significant bits each
+LN2_REST = 1.4286068202862268e-06  # ln2 minus the pieces
+EXP_POLY = (1 / 24, 1 / 6, 0.5, 1.0, 1.0)  # e^r, Horner, highest first
+EXP_HI, EXP_LO = 89.0, -93.0  # bf16 inputs at/above overflow, at/below underflow
+RECIP_SEED = (24 / 17, 8 / 17)
+RSQRT_MAGIC = 0x5F37
+TANH_POLY = (62 / 2835, -17 / 315, 2 / 15, -1 / 3)  # x + x*x2*P(x2)
+ERF_POLY = (0.0001205533298, -0.0008548327023, 0.005223977625, -0.02686617065,
+            0.1128379167, -0.376126389, 0.1283791671)  # x + x*Q(x2); Q ends in 2/sqrt(pi) - 1
+LN2 = 0.6931471805599453
+LOG_POLY = (1 / 7, 1 / 5, 1 / 3)  # ln m = 2 s (1 + s2 (1/3 + s2 (1/5 + s2 / 7)))
+AS_P = 0.3275911
+AS_POLY = (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
+TANH_SERIES_LIMIT = 0.5
+ERF_SERIES_LIMIT = 1.0
+INV_SQRT2 = 0.7071067811865476
+GELU_K1 = 1.5957691216057308  # 2 sqrt(2/pi)
+GELU_K3 = 1.5957691216057308 * 0.044715
+
+
+def _abs(L, v):
+    return L.and_(v, L.pattern(MAGNITUDE))
+
+
+def _neg(L, v):
+    return L.xor(v, L.pattern(SIGN))
+
+
+def _copysign(L, mag, sign_of):
+    return L.or_(mag, L.and_(sign_of, L.pattern(SIGN)))
+
+
+def _nan_to_canonical(L, v, y):
+    """y, or the canonical NaN where v is NaN (v == v is false only for NaN)."""
+    return L.select(L.eq(v, v), y, L.pattern(NAN))
+
+
+def _horner(L, x, coeffs):
+    acc = L.fma(x, L.const(coeffs[0]), L.const(coeffs[1]))  # c0 x + c1 (the product commutes)
+    for c in coeffs[2:]:
+        acc = L.fma(acc, x, L.const(c))
+    return acc
+
+
+def _scale(L, t, k):
+    """t * 2**k for t in [0.5, 2] and an int16 k in [-256, 252]: two multiplies by powers of two
+    built in the exponent field; the first (by 2**floor(k/2)) is exact, the second rounds once."""
+    h = L.shr(L.iadd(k, L.pattern(256)), 1)  # floor(k / 2) + 128
+    first = L.isub(L.shl(h, 7), L.pattern(128))  # pattern of 2**floor(k/2)
+    second = L.shl(L.iadd(L.isub(k, h), L.pattern(255)), 7)  # pattern of 2**(k - floor(k/2))
+    return L.mul(L.mul(t, first), second)
+
+
+def _normal(L, a):
+    """(a scaled to a normal value, the tiny mask) for a > 0: a subnormal a times 2**64 (exact)."""
+    tiny = L.lt(a, L.const(MIN_NORMAL))
+    return L.select(tiny, L.mul(a, L.const(2.0**64)), a), tiny
+
+
+def exp(L, v):
+    """e**v: v = n ln2 + r, n = rint(v log2e); r by Cody-Waite with ln2 in 4-bit pieces (n split
+    into two 4-bit halves, so each product is exact); e^r by degree-4 Taylor/Horner; times 2^n."""
+    inside = L.and_(L.lt(v, L.const(EXP_HI)), L.gt(v, L.const(EXP_LO)))  # false for NaN
+    x = L.select(inside, v, L.pattern(0))
+    n = L.rint(L.mul(x, L.const(LOG2E)))
+    n_hi = L.and_(n, L.pattern(0xFFF0))  # top 4 significant bits of n
+    n_lo = L.sub(n, n_hi)  # the rest: at most 4 significant bits (exact)
+    r = x
+    for c in LN2_PIECES:  # r - n c as r + n (-c): each product is exact
+        r = L.fma(n_lo, L.const(-c), L.fma(n_hi, L.const(-c), r))
+    r = L.fma(n, L.const(-LN2_REST), r)
+    y = _scale(L, _horner(L, r, EXP_POLY), L.ftoi(n))
+    y = L.select(L.le(v, L.const(EXP_LO)), L.pattern(0), y)
+    y = L.select(L.ge(v, L.const(EXP_HI)), L.pattern(INF), y)
+    return _nan_to_canonical(L, v, y)
+
+
+def reciprocal(L, v):
+    """1 / v: v = m 2^e, m in [1, 2); seed 24/17 - 8/17 m; two Newton steps t + t (1 - m t); times 2^-e."""
+    a = _abs(L, v)
+    ordinary = L.and_(L.gt(a, L.pattern(0)), L.lt(a, L.pattern(INF)))  # not 0, inf or NaN
+    scaled, tiny = _normal(L, L.select(ordinary, a, L.const(1.0)))
+    biased = L.isub(L.shr(scaled, 7), L.and_(tiny, L.pattern(64)))  # exponent field, 64 less if scaled
+    m = L.or_(L.and_(scaled, L.pattern(MANTISSA)), L.pattern(ONE_BITS))
+    t = L.fma(m, L.const(-RECIP_SEED[1]), L.const(RECIP_SEED[0]))
+    for _ in range(2):  # t + t (1 - m t): the residual form ends on t exactly when t = 1/m
+        t = L.fma(t, L.sub(L.const(1.0), L.mul(m, t)), t)
+    y = _scale(L, t, L.isub(L.pattern(127), biased))
+    y = L.select(L.eq(a, L.pattern(0)), L.pattern(INF), y)
+    y = L.select(L.eq(a, L.pattern(INF)), L.pattern(0), y)
+    return _nan_to_canonical(L, v, _copysign(L, y, v))
+
+
+def rsqrt(L, v):
+    """1 / sqrt(v): v = m 2^2k, m in [1, 4); seed 0x5F37 - (bits >> 1); two Newton steps
+    t + t (0.5 - (0.5 m) t^2); times 2^-k."""
+    ordinary = L.and_(L.gt(v, L.pattern(0)), L.lt(v, L.pattern(INF)))
+    a, tiny = _normal(L, L.select(ordinary, v, L.const(1.0)))
+    biased = L.shr(a, 7)
+    odd = L.xor(L.and_(biased, L.pattern(1)), L.pattern(1))  # (biased - 127) is odd
+    m = L.or_(L.and_(a, L.pattern(MANTISSA)), L.shl(L.iadd(odd, L.pattern(127)), 7))  # in [1, 4)
+    # -k = (127 + odd - biased) / 2 + 32 if scaled; 383 keeps the halved value positive
+    half = L.shr(L.iadd(L.isub(L.pattern(383), biased), odd), 1)
+    k = L.iadd(L.isub(half, L.pattern(128)), L.and_(tiny, L.pattern(32)))
+    t = L.isub(L.pattern(RSQRT_MAGIC), L.shr(m, 1))
+    half_m = L.mul(m, L.const(0.5))  # exact
+    for _ in range(2):  # t (1.5 - h t^2) in the residual form t + t (0.5 - h t^2)
+        u = L.sub(L.const(0.5), L.mul(half_m, L.mul(t, t)))
+        t = L.fma(t, u, t)
+    y = _scale(L, t, k)
+    y = L.select(L.eq(v, L.pattern(0)), _copysign(L, L.pattern(INF), v), y)
+    y = L.select(L.eq(v, L.pattern(INF)), L.pattern(0), y)
+    y = L.select(L.lt(v, L.pattern(0)), L.pattern(NAN), y)
+    return _nan_to_canonical(L, v, y)
+
+
+def sqrt(L, v):
+    """v * rsqrt(v); +-0 and +inf map to themselves."""
+    y = L.mul(v, rsqrt(L, v))
+    keep = L.or_(L.eq(v, L.pattern(0)), L.eq(v, L.pattern(INF)))
+    return L.select(keep, v, y)
+
+
+def div(L, a, b):
+    """a * reciprocal(b) (so a / b overflows when 1 / b does)."""
+    return L.mul(a, reciprocal(L, b))
+
+
+def tanh(L, v):
+    """|x| < 0.5: x + x x^2 P(x^2) (Taylor to x^9); else 1 - 2 reciprocal(exp(2|x|) + 1); odd."""
+    a = _abs(L, v)
+    x2 = L.mul(a, a)
+    series = L.add(a, L.mul(a, L.mul(x2, _horner(L, x2, TANH_POLY))))
+    e = L.add(exp(L, L.add(a, a)), L.const(1.0))
+    tail = L.sub(L.const(1.0), L.mul(reciprocal(L, e), L.const(2.0)))
+    y = _copysign(L, L.select(L.lt(a, L.const(TANH_SERIES_LIMIT)), series, tail), v)
+    return _nan_to_canonical(L, v, y)
+
+
+def _erfc_positive(L, a):
+    """erfc(a) for a >= 0 by Abramowitz-Stegun 7.1.26 (a may be +inf)."""
+    t = reciprocal(L, L.fma(a, L.const(AS_P), L.const(1.0)))
+    p = L.mul(t, _horner(L, t, AS_POLY))
+    g = exp(L, _neg(L, L.mul(a, a)))
+    return L.mul(p, g)
+
+
+def _erf_series(L, x):
+    return L.add(x, L.mul(x, _horner(L, L.mul(x, x), ERF_POLY)))
+
+
+def erf(L, v):
+    """|x| < 1: x + x Q(x^2) (Taylor to x^13); else 1 - erfc (Abramowitz-Stegun); odd."""
+    a = _abs(L, v)
+    tail = L.sub(L.const(1.0), _erfc_positive(L, L.select(L.eq(a, a), a, L.pattern(0))))
+    y = _copysign(L, L.select(L.lt(a, L.const(ERF_SERIES_LIMIT)), _erf_series(L, a), tail), v)
+    return _nan_to_canonical(L, v, y)
+
+
+def sigmoid(L, v):
+    """e = exp(-|x|), s = reciprocal(1 + e); x >= 0: s, else e s."""
+    e = exp(L, L.or_(v, L.pattern(SIGN)))
+    s = reciprocal(L, L.add(e, L.const(1.0)))
+    return L.select(L.ge(v, L.pattern(0)), s, L.mul(e, s))  # NaN: e s is NaN
+
+
+def _times(L, x, f):
+    """x * f for a factor f in [0, 1]; -inf * 0 is -0 (the functions' limit), not NaN."""
+    return L.select(L.eq(x, L.pattern(NEG_INF)), L.pattern(SIGN), L.mul(x, f))
+
+
+def silu(L, v):
+    """x * sigmoid(x)."""
+    return _times(L, v, sigmoid(L, v))
+
+
+def hard_swish(L, v):
+    """x * (min(max(x + 3, 0), 6) * bf16(1/6))."""
+    t = L.min(L.max(L.add(v, L.const(3.0)), L.pattern(0)), L.const(6.0))
+    return _times(L, v, L.mul(t, L.const(1 / 6)))
+
+
+def gelu_tanh(L, v):
+    """x * sigmoid(2 sqrt(2/pi) (x + 0.044715 x^3)): 0.5 x (1 + tanh(...)) without its cancellation."""
+    w = L.fma(L.mul(v, v), L.const(GELU_K3), L.const(GELU_K1))
+    return _times(L, v, sigmoid(L, L.mul(v, w)))
+
+
+def gelu_erf(L, v):
+    """x * 0.5 (1 + erf(x / sqrt2)); for x / sqrt2 <= -1 the sum is erfc(|x| / sqrt2) directly."""
+    z = L.mul(v, L.const(INV_SQRT2))
+    a = _abs(L, z)
+    q = _erfc_positive(L, L.select(L.eq(a, a), a, L.pattern(0)))
+    near = L.add(_erf_series(L, z), L.const(1.0))
+    far = L.select(L.gt(z, L.pattern(0)), L.sub(L.const(2.0), q), q)
+    two_phi = L.select(L.lt(a, L.const(ERF_SERIES_LIMIT)), near, far)
+    return _times(L, v, L.mul(two_phi, L.const(0.5)))
+
+
+def softmax(L, x):
+    """Along each row: e = exp(x - max); e * reciprocal(row_sum(e))."""
+    e = exp(L, L.sub(x, L.row_max(x)))
+    return L.mul(e, reciprocal(L, L.row_sum(e)))
+
+
+def layer_norm(L, x, gamma, beta, n: int, epsilon: float):
+    """mean = row_sum(x) bf16(1/n); d = x - mean; var = row_sum(d d) bf16(1/n) (two passes);
+    (d rsqrt(var + bf16(eps))) gamma + beta."""
+    inv_n = L.const(1 / n)
+    d = L.sub(x, L.mul(L.row_sum(x), inv_n))
+    var = L.mul(L.row_sum(L.mul(d, d)), inv_n)
+    r = rsqrt(L, L.add(var, L.const(epsilon)))
+    return L.fma(L.mul(d, r), gamma, beta)
+
+
+def rms_norm(L, x, gamma, n: int, epsilon: float):
+    """(x rsqrt(row_sum(x x) bf16(1/n) + bf16(eps))) gamma."""
+    ms = L.mul(L.row_sum(L.mul(x, x)), L.const(1 / n))
+    return L.mul(L.mul(x, rsqrt(L, L.add(ms, L.const(epsilon)))), gamma)
+
+
+def log(L, v):
+    """ln(v) for normal v > 0: v = m 2^e, m in [1, 2); ln m = 2 s (1 + s^2/3 + s^4/5 + s^6/7) with
+    s = (m - 1) / (m + 1) in [0, 1/3); plus e ln2 (one multiply-add)."""
+    e = L.itof(L.isub(L.shr(v, 7), L.pattern(127)))
+    m = L.or_(L.and_(v, L.pattern(MANTISSA)), L.pattern(ONE_BITS))
+    s = L.mul(L.sub(m, L.const(1.0)), reciprocal(L, L.add(m, L.const(1.0))))
+    s2 = L.mul(s, s)
+    series = L.fma(s2, _horner(L, s2, LOG_POLY), L.const(1.0))
+    return L.fma(e, L.const(LN2), L.mul(L.mul(s, L.const(2.0)), series))
+
+
+def lrn(L, x, size: int, alpha: float, beta: float, bias: float):
+    """ONNX LRN with rows as channels: x * exp(-beta ln(bias + alpha/size * window_sum(x^2))).
+    The base must be a normal positive number (bias > 0)."""
+    total = L.window_sum(L.mul(x, x), (size - 1) // 2, size // 2)
+    base = L.fma(total, L.const(alpha / size), L.const(bias))
+    return L.mul(x, exp(L, L.mul(log(L, base), L.const(-beta))))
+
+
+#: Element-wise functions of one operand by IR op kind (gelu by its ``approximate`` attribute; SiLU
+#: has no op kind of its own: ONNX graphs spell it x * sigmoid(x)).
+UNARY = {"exp": exp, "reciprocal": reciprocal, "sqrt": sqrt, "tanh": tanh, "erf": erf,
+         "sigmoid": sigmoid, "hard_swish": hard_swish}
+GELU = {"none": gelu_erf, "tanh": gelu_tanh}

@@ -1,0 +1,94 @@
+"""Keeping a transformer's residual stream in bf16, chosen per stream segment by measured error.
+
+A LayerNorm normalizes each token by its own spread, so int8 noise on its input is amplified in
+tokens whose values are small against the tensor's range -- ViT's class token, concatenated from
+a learned vector about 30x smaller than the patch embeddings, gets a handful of int8 levels and
+loses 8 dB in ``norm1`` (examples/encoder/README.md).  The residual stream (the adds and concats
+that feed LayerNorms) then stays on the bf16 SIMD lanes: linear layers still run int8 and their
+outputs convert to bf16 (``cvt``) before the add.
+
+Rule (when it applies): a *segment* is a connected set of add / sub / concat ops that feed a
+``layer_norm`` directly or through each other (post-LN BERT has one per LayerNorm, pre-LN ViT one
+for the whole stream).  Each segment is kept in bf16 when that lowers the quantized model's
+output error (relative MSE against float, sensitivity.py) on calibration samples by at least
+``MIN_GAIN``; segments are decided one after another in program order, each on top of the ones
+already kept.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tcc.ir import Module, Op, constant_value
+
+from .lowering import LoweringConfig
+from .rules import lower_module
+from .sensitivity import model_error
+
+STREAM_KINDS = ("add", "sub", "concat")
+MIN_GAIN = 0.05  # keep a segment in bf16 when it cuts the output error by at least 5% (0.2 dB)
+
+
+@dataclass(frozen=True)
+class SegmentChoice:
+    names: tuple[str, ...]  # the float values of the segment
+    loc: str  # the ONNX node of its first op, for reports
+    error_int8: float  # output error before deciding this segment (earlier choices applied)
+    error_bf16: float
+    kept: bool
+
+
+def residual_segments(module: Module) -> list[list[Op]]:
+    """The residual stream's segments (see the module docstring), each in program order."""
+    stream: dict[int, Op] = {}
+    pending = [op.x.producer for op in module.ops if op.kind == "layer_norm"]
+    while pending:
+        op = pending.pop()
+        if op is None or id(op) in stream or op.kind not in STREAM_KINDS or op.results[0].type.dtype != "f32":
+            continue
+        stream[id(op)] = op
+        pending.extend(v.producer for v in op.operands if constant_value(v) is None)
+    parent = {key: key for key in stream}
+
+    def root(key: int) -> int:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for op in stream.values():
+        for v in op.operands:
+            if v.producer is not None and id(v.producer) in stream:
+                parent[root(id(v.producer))] = root(id(op))
+    order = {id(op): i for i, op in enumerate(module.ops)}
+    groups: dict[int, list[Op]] = {}
+    for key in sorted(stream, key=order.__getitem__):
+        groups.setdefault(root(key), []).append(stream[key])
+    return sorted(groups.values(), key=lambda ops: order[id(ops[0])])
+
+
+def choose_bf16_stream(source: Module, ranges, config: LoweringConfig, samples, reference,
+                       progress: Callable[[int, int], None] | None = None) -> list[SegmentChoice]:
+    """Decide every residual segment by measured output error (module docstring); ``reference``: the
+    float model's outputs on ``samples``.  The chosen values are ``{n for c in result if c.kept
+    for n in c.names}``."""
+    segments = residual_segments(source)
+    kept: frozenset[str] = config.bf16_values
+
+    def error_with(values: frozenset[str]) -> float:
+        trial = LoweringConfig(weights=config.weights, symmetric=config.symmetric, rounding=config.rounding,
+                               layer_weights=config.layer_weights, bf16_values=values)
+        return model_error(lower_module(source, ranges, trial), samples, reference)
+
+    choices = []
+    current = error_with(kept) if segments else 0.0
+    for done, ops in enumerate(segments, 1):
+        names = tuple(op.results[0].name for op in ops)
+        trial = error_with(kept | set(names))
+        keep = trial < current * (1 - MIN_GAIN)
+        choices.append(SegmentChoice(names, ops[0].loc, current, trial, keep))
+        if keep:
+            kept, current = kept | set(names), trial
+        if progress is not None:
+            progress(done, len(segments))
+    return choices

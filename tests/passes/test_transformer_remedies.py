@@ -1,0 +1,142 @@
+"""Transformer quantization remedies: SmoothQuant (passes/quantize/smoothing.py) and the bf16
+residual stream (passes/quantize/remedies.py), on small IR modules written for the case each
+rule is about: a LayerNorm whose input has an outlier channel, a ViT-like class token far smaller
+than the patch tokens, and a post-LN block whose LayerNorm output also feeds the residual add."""
+import numpy as np
+import pytest
+
+from tcc.ir import parse_module, print_module, verify
+from tcc.ir.interpreter import run_module
+from tcc.passes.quantize import Quantize, QuantizationError, SmoothQuant
+from tcc.passes.quantize.remedies import residual_segments
+from tcc.passes.quantize.smoothing import choose_alpha, smoothing_sites
+
+
+def blob(array) -> str:
+    import base64
+    return base64.b64encode(np.ascontiguousarray(array, np.float32).tobytes()).decode()
+
+
+def vit_like(seed: int = 0, outlier: float = 30.0) -> str:
+    """x [1,4,8] patch tokens; a class token 50x smaller concatenated in front, + position, pre-LN,
+    then a linear layer (its LayerNorm's gamma gives channel 0 an outlier) and a residual add."""
+    rng = np.random.default_rng(seed)
+    gamma = np.ones(8, np.float32)
+    gamma[0] = outlier
+    consts = {"cls": rng.standard_normal((1, 1, 8)) * 0.02, "pos": rng.standard_normal((1, 5, 8)) * 0.1,
+              "gamma": gamma, "beta": rng.standard_normal(8) * 0.1, "w": rng.standard_normal((8, 8)) * 0.3,
+              "b": rng.standard_normal(8) * 0.1, "g2": np.ones(8), "b2": np.zeros(8),
+              "head": rng.standard_normal((3, 8)) * 0.3}
+    shapes = {"cls": "1,1,8", "pos": "1,5,8", "gamma": "8", "beta": "8", "w": "8,8", "b": "8", "g2": "8",
+              "b2": "8", "head": "3,8"}
+    lines = ["module @vit_like {", "  input %x : f32[1,4,8]"]
+    lines += [f"  %{k} = const() {{value = blob<#{i}>}} : f32[{shapes[k]}]" for i, k in enumerate(consts)]
+    lines += [
+        "  %cat = concat(%cls, %x) {axis = 1} : f32[1,5,8]",
+        "  %res0 = add(%cat, %pos) : f32[1,5,8]",
+        "  %ln = layer_norm(%res0, %gamma, %beta) {axis = 2, epsilon = 1e-06} : f32[1,5,8]",
+        "  %y = linear(%ln, %w, %b) : f32[1,5,8]",
+        "  %res1 = add(%res0, %y) : f32[1,5,8]",
+        "  %ln2 = layer_norm(%res1, %g2, %b2) {axis = 2, epsilon = 1e-06} : f32[1,5,8]",
+        "  %out = linear(%ln2, %head) : f32[1,5,3]",
+        '  output "out" = %out',
+        "}",
+        "blobs {",
+    ]
+    lines += [f'  #{i} = f32[{shapes[k]}] "{blob(consts[k])}"' for i, k in enumerate(consts)]
+    lines += ["}"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def calib(tmp_path):
+    path = tmp_path / "calib.npz"
+    np.savez(path, x=np.random.default_rng(1).uniform(-2, 2, (24, 1, 4, 8)).astype(np.float32))
+    return str(path)
+
+
+def inputs(count=8, seed=2):
+    return [{"x": a[None]} for a in np.random.default_rng(seed).uniform(-2, 2, (count, 4, 8)).astype(np.float32)]
+
+
+def output_error(float_module, module) -> float:
+    ref = np.concatenate([run_module(float_module, s)["out"] for s in inputs()])
+    got = np.concatenate([run_module(module, s)["out"] for s in inputs()])
+    return float(np.sum((ref - got) ** 2) / np.sum(ref ** 2))
+
+
+def test_smoothing_sites_are_layer_norms_read_only_by_linear_layers():
+    module = parse_module(vit_like())
+    sites = smoothing_sites(module)
+    assert [s.norm.result.name for s in sites] == ["ln", "ln2"]
+    assert [[r.result.name for r, _ in s.readers] for s in sites] == [["y"], ["out"]]
+
+
+def test_post_ln_norm_feeding_a_residual_add_is_not_smoothed():
+    text = vit_like().replace("%res1 = add(%res0, %y)", "%res1 = add(%ln, %y)")
+    assert [s.norm.result.name for s in smoothing_sites(parse_module(text))] == ["ln2"]
+
+
+def test_smooth_quant_keeps_the_float_model_and_cuts_int8_error(calib):
+    floating = parse_module(vit_like())
+    smoothed = parse_module(vit_like())
+    smooth = SmoothQuant(calib=calib)
+    smooth.apply(smoothed)
+    verify(smoothed)
+    for s in inputs():
+        np.testing.assert_allclose(run_module(smoothed, s)["out"], run_module(floating, s)["out"], rtol=2e-5,
+                                   atol=2e-5)
+    loc, alpha, after, before = smooth.report[0]
+    assert alpha is not None and after < before / 2  # the outlier channel's migration pays
+    assert "ln.smooth" not in print_module(floating)
+    plain = parse_module(vit_like())
+    Quantize(calib=calib, residual="int8").apply(plain)
+    Quantize(calib=calib, residual="int8").apply(smoothed)
+    assert output_error(floating, smoothed) < output_error(floating, plain)
+
+
+def test_alpha_search_leaves_a_site_without_outliers_alone():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((64, 8))
+    w = rng.standard_normal((4, 8))
+    alpha, s, err, base = choose_alpha(x, [w])
+    assert err <= base
+    if alpha is None:
+        assert s is None and err == base
+
+
+def test_smooth_quant_needs_calibration():
+    with pytest.raises(QuantizationError, match="calib"):
+        SmoothQuant().apply(parse_module(vit_like()))
+
+
+def test_residual_segments_follow_adds_and_concats_into_layer_norms():
+    segments = residual_segments(parse_module(vit_like()))
+    assert [[op.result.name for op in ops] for ops in segments] == [["cat", "res0", "res1"]]
+    post_ln = vit_like().replace("%res1 = add(%res0, %y)", "%res1 = add(%ln, %y)")
+    segments = residual_segments(parse_module(post_ln))
+    assert [[op.result.name for op in ops] for ops in segments] == [["cat", "res0"], ["res1"]]
+
+
+def test_residual_stream_in_bf16_is_chosen_by_measured_error(calib):
+    floating = parse_module(vit_like())
+    modules = {}
+    for residual in ("int8", "bf16", "auto"):
+        module = parse_module(vit_like())
+        quantize = Quantize(calib=calib, residual=residual)
+        quantize.apply(module)
+        verify(module)
+        modules[residual] = (module, quantize)
+    kinds = {r: {op.results[0].name: op.results[0].type.dtype for op in m.ops if op.kind in ("add", "concat")}
+             for r, (m, _) in modules.items()}
+    assert kinds["bf16"]["res0"] == kinds["bf16"]["cat"] == "bf16"
+    assert "res0" not in kinds["int8"] or kinds["int8"]["res0"] != "bf16"
+    (choice,) = modules["auto"][1].residual_choices
+    assert choice.names == ("cat", "res0", "res1") and choice.kept  # the small class token needs it
+    assert choice.error_bf16 < choice.error_int8
+    assert output_error(floating, modules["bf16"][0]) < 0.8 * output_error(floating, modules["int8"][0])
+
+
+def test_unknown_residual_choice_is_refused(calib):
+    with pytest.raises(QuantizationError, match="residual"):
+        Quantize(calib=calib, residual="fp8").apply(parse_module(vit_like()))
