@@ -159,9 +159,9 @@ cli.command_class = FileCommand  # every command: outputs checked against inputs
 @click.option("--budget-bytes", type=int, default=None, metavar="N",
               help="--quant mixed: weight memory budget in bytes.")
 @click.option("--budget-cycles", type=int, default=None, metavar="N",
-              help="--quant mixed: modeled latency budget in cycles (sum over weight layers).")
+              help="--quant mixed: latency budget in cycles of the whole model on the overlay.")
 @click.option("--candidates", default=None, metavar="F1,F2,...",
-              help="--quant mixed: formats to choose from (default int8,int4,dybit4,dybit6,bf16).")
+              help="--quant mixed: formats to choose from (default int8,int4,dybit4,dybit6; also int2, dybit2..8).")
 @click.option("--sparse-mode", type=click.Choice(["exact", "submanifold"]), default=None,
               help="-t sparse: 'exact' (default) equals the dense model; 'submanifold' computes "
                    "outputs only at active sites, as a network trained that way expects.")

@@ -52,12 +52,26 @@ def load_ir(path) -> Module:
 def run_pipeline(module: Module, passes, dump_after=(), dump_dir=None, instrumentations=()) -> PassManager:
     """Run ``passes`` (pass objects, registered names, or a pipeline typed by a person) over ``module``."""
     pipeline = parse_pipeline(passes) if passes else []
+    attach_cost_models(pipeline)
     check_dump_names(dump_after, pipeline)
     dump = "all" if "all" in dump_after else set(dump_after)
     manager = PassManager(pipeline, dump_after=dump, dump_dir=Path(dump_dir) if dump_dir else None,
                           instrumentations=list(instrumentations))
     manager.run(module)
     return manager
+
+
+def attach_cost_models(pipeline, target_config=None) -> None:
+    """Give every mixed-precision pass without one the overlay's cost model (on ``target_config``,
+    a TOML path; None: the default core): the formats it chooses are priced on the overlay."""
+    from tcc.passes.quantize import MixedPrecision
+
+    for p in pipeline:
+        if isinstance(p, MixedPrecision) and p.cost_model is None:
+            from tcc.backends.overlay.layer_costs import OverlayCostModel
+            from tcc.isa.target import load_target
+
+            p.cost_model = OverlayCostModel(load_target(target_config))
 
 
 def check_dump_names(dump_after, pipeline) -> None:
@@ -72,7 +86,7 @@ def check_dump_names(dump_after, pipeline) -> None:
 
 def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weights="int8", symmetric=False,
                           budget_bytes=None, budget_cycles=None, candidates=None,
-                          sparse_mode=None) -> tuple[Pass, ...]:
+                          sparse_mode=None, target_config=None) -> tuple[Pass, ...]:
     """The passes that follow the float pipeline when calibration data is given.
 
     Without ``calib``, ``quant="int8"`` quantizes with the parameters a pre-quantized (QDQ) model
@@ -81,6 +95,8 @@ def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weigh
     ``quant="mixed"`` chooses weight formats per layer under one budget (mixed-precision pass).
 
     ``sparse_mode="submanifold"`` calibrates on the values the sparse target computes.
+    Mixed precision prices formats with the overlay's cost model on ``target_config`` (a TOML
+    path; None: the default core).
     """
     from tcc.passes import PRE_QUANT_PIPELINE
     from tcc.passes.quantize import MixedPrecision, Quantize, SmoothQuant
@@ -107,6 +123,7 @@ def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weigh
                            budget_cycles=budget_cycles or 0)
     if candidates is not None:
         mixed.candidates = "/".join(c.strip() for c in candidates.split(","))
+    attach_cost_models([mixed], target_config)
     return before + (mixed, make_pass("dce"))
 
 
@@ -231,7 +248,7 @@ def compile_pipeline(target: str, options: CompileOptions) -> list[Pass]:
     if options.calib is not None or options.from_pins:
         pipeline += quantization_pipeline(options.calib, options.quant or "int8", options.method, options.weights,
                                           options.symmetric, options.budget_bytes, options.budget_cycles,
-                                          options.candidates, options.sparse_mode)
+                                          options.candidates, options.sparse_mode, options.target_config)
     if options.calib is not None and options.workers > 1:
         from tcc.evaluation.calibrate import calibration_executor
         from tcc.passes.quantize import Quantize

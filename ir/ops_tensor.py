@@ -93,11 +93,14 @@ def _pad(types, attrs):
     return [x.with_shape(shape)]
 
 
-@define_op("resize", "x", (AttrSpec("mode", "str"), AttrSpec("coordinate_transformation_mode", "str", "half_pixel"),
-                           AttrSpec("nearest_mode", "str", "round_prefer_floor"), AttrSpec("scales", "floats"),
-                           AttrSpec("sizes", "ints"), AttrSpec("cubic_coeff_a", "float", -0.75),
-                           AttrSpec("exclude_outside", "int", 0), AttrSpec("roi", "floats", ()),
-                           AttrSpec("extrapolation_value", "float", 0.0)))
+_RESIZE_ATTRS = (AttrSpec("mode", "str"), AttrSpec("coordinate_transformation_mode", "str", "half_pixel"),
+                 AttrSpec("nearest_mode", "str", "round_prefer_floor"), AttrSpec("scales", "floats"),
+                 AttrSpec("sizes", "ints"), AttrSpec("cubic_coeff_a", "float", -0.75),
+                 AttrSpec("exclude_outside", "int", 0), AttrSpec("roi", "floats", ()),
+                 AttrSpec("extrapolation_value", "float", 0.0))
+
+
+@define_op("resize", "x", _RESIZE_ATTRS)
 def _resize(types, attrs):
     """Resize to ``sizes`` by nearest, (multi)linear or cubic interpolation; ``scales`` feed the
     coordinate map; ``roi`` (starts then ends) and ``extrapolation_value`` serve tf_crop_and_resize."""
@@ -109,6 +112,11 @@ def _resize(types, attrs):
     if len(attrs["sizes"]) != x.rank or len(attrs["scales"]) != x.rank:
         raise ShapeError(f"resize sizes/scales must have {x.rank} entries")
     return [x.with_shape(attrs["sizes"])]
+
+
+define_op("resize_antialias", "x", _RESIZE_ATTRS,
+          "Resize (linear or cubic) whose filter is stretched by 1 / scale along the axes it shrinks, "
+          "so every input pixel under the stretched filter contributes (ONNX antialias=1).")(_resize)
 
 
 @define_op("gather", "data indices", (AttrSpec("axis", "int", 0),), traits=(Trait.VIEW,))

@@ -7,9 +7,14 @@ from tcc.ir.escape import one_line
 
 
 def roofline(layer: dict, target: dict) -> int:
-    """The lower bound of one layer: max(MACs / PEs, bytes / bandwidth)."""
-    peak = target["array_rows"] * target["array_cols"]
-    return int(max(math.ceil(layer["macs"] / peak), math.ceil(layer["min_bytes"] / target["dram_bytes_per_cycle"])))
+    """The lower bound of one layer: max(MACs / PEs, bytes / bandwidth), over all cores (their PEs,
+    and their DRAM bandwidth up to the shared interface's)."""
+    cores = target.get("cores", 1)
+    peak = target["array_rows"] * target["array_cols"] * cores
+    bandwidth = target["dram_bytes_per_cycle"] * cores
+    if cores > 1:
+        bandwidth = min(bandwidth, target["hbm_bytes_per_cycle"])
+    return int(max(math.ceil(layer["macs"] / peak), math.ceil(layer["min_bytes"] / bandwidth)))
 
 
 def build_report(metadata: dict, result) -> dict:
@@ -32,7 +37,8 @@ def build_report(metadata: dict, result) -> dict:
         "seconds": result.cycles / (target["clock_mhz"] * 1e6),
         "macs": int(sum(layer["macs"] for layer in layers)),
         "pe_utilization": (sum(layer["macs"] for layer in layers)
-                           / (target["array_rows"] * target["array_cols"] * max(result.cycles, 1))),
+                           / (target["array_rows"] * target["array_cols"] * target.get("cores", 1)
+                              * max(result.cycles, 1))),
         "instructions": int(result.instructions),
         "units_busy": dict(result.units),
         "stall_cycles": int(result.stall_cycles),
@@ -122,19 +128,19 @@ def format_report(report: dict, top: int | None = None, style=plain) -> str:
                  + f"  {report['seconds'] * 1e3:.3f} ms at {report['target']['clock_mhz']} MHz"
                  + f"  PE utilization {100 * report['pe_utilization']:.1f}%  instructions {report['instructions']}")
     split = report.get("unit_cycles") or {}
-    if split and report["cycles"]:
+    total = report["cycles"] * report["target"].get("cores", 1)  # a multi-core run sums its cores' counters
+    if split and total:
         lines.append("units busy/stall/idle  " + "  ".join(
-            f"{unit} {100 * c['busy'] / report['cycles']:.0f}/{100 * c['stall'] / report['cycles']:.0f}/"
-            f"{100 * c['idle'] / report['cycles']:.0f}%" for unit, c in split.items()))
+            f"{unit} {100 * c['busy'] / total:.0f}/{100 * c['stall'] / total:.0f}/{100 * c['idle'] / total:.0f}%"
+            for unit, c in split.items()))
     else:
         busy = report.get("units_busy") or {}
         if busy and report["cycles"]:
             lines.append("units busy  " + "  ".join(f"{unit} {100 * cycles / report['cycles']:.0f}%"
                                                      for unit, cycles in busy.items()))
     front = report.get("front_cycles") or {}
-    if front and report["cycles"]:
-        lines.append("front end  " + "  ".join(f"{k.replace('_', ' ')} {100 * v / report['cycles']:.0f}%"
-                                               for k, v in front.items()))
+    if front and total:
+        lines.append("front end  " + "  ".join(f"{k.replace('_', ' ')} {100 * v / total:.0f}%" for k, v in front.items()))
     modes = mode_cycles(report)
     if modes:
         what = "cycles by PE-array mode" if "mode_cycles" in report else "cycles with a layer running, by mode"

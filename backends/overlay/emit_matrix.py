@@ -15,7 +15,7 @@ from tcc.isa.weights import matmul_fields, row_bytes
 from .context import Context
 from .errors import unsupported
 from .steps import Step
-from .tiling import ConvGeometry, choose_conv_tiles, choose_gemm_tiles, input_rows
+from .tiling import ConvGeometry, choose_conv_tiles, choose_gemm_tiles, conv_geometry, input_rows
 from .views import fetch
 from .weight_packing import integer_format, pack_rows, weight_format_of
 
@@ -77,12 +77,8 @@ def emit_conv(ctx: Context, step: Step) -> None:
     b = ctx.buffers
     x_zp = x.type.quant.zero_point[0]
 
-    # channel tiles of whole groups share the array's columns in one gconv pass (when one group's
-    # weights fit a wbuf half; otherwise each group takes conv passes of its own)
-    packed_groups = group > 1 and not depthwise and ng * rb <= b.wbuf_h
-    step_n = ng if packed_groups or group > 1 and not depthwise and ng < 32 else 32
-    kind = "depthwise" if depthwise else "grouped" if group > 1 else "conv"
-    geometry = ConvGeometry(h, wid, c_in, n_out, h_out, w_out, kh, sh, dh, k, fmt, step_n, kind)
+    geometry = conv_geometry(x.type.shape, w.shape, y.type.shape, conv.strides, conv.dilations, group, fmt, b)
+    packed_groups = geometry.kind == "grouped" and ng * rb <= b.wbuf_h  # one gconv pass per channel tile
     tiles = choose_conv_tiles(geometry, b, ctx.target)
     if tiles is None:
         raise unsupported(conv, "not even one output row of one channel fits the on-chip buffers")
@@ -231,10 +227,11 @@ def emit_gemm(ctx: Context, step: Step) -> None:
     ctx.record_weights(fmt.name, data.nbytes)
     _requant_regs(ctx, req)
     p.set({"mm.a_zp": x.type.quant.zero_point[0]})
-    if tiles.resident:
+    mine = _my_tiles(ctx, n_out, tn, m, tm)
+    if tiles.resident and mine:
         p.dma("load", "abuf", b.a_in(0), ctx.addr(x), rows=1, row_bytes=m * k)
     chunk = tile = 0
-    for n0, row_tiles in _my_tiles(ctx, n_out, tn, m, tm):
+    for n0, row_tiles in mine:
         n_tile = n0 // tn
         nt = min(tn, n_out - n0)
         pslot = b.p(n_tile)

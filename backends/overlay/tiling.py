@@ -64,6 +64,23 @@ class ConvGeometry:
         return self.k // self.c if self.kind == "conv" else self.k
 
 
+def conv_geometry(x_shape, w_shape, y_shape, strides, dilations, group: int, fmt: WeightFormat,
+                  buffers: Buffers) -> ConvGeometry:
+    """The tile search's view of a 2-D convolution (NCHW activations, OIHW weights stored in
+    ``fmt``).  Channel tiles of whole groups share the array's columns in one gconv pass when one
+    group's weights fit a wbuf half (otherwise each group takes conv passes of its own)."""
+    _, c_in, h, wid = x_shape
+    _, n_out, h_out, w_out = y_shape
+    kh, kw = w_shape[2], w_shape[3]
+    depthwise = group == c_in and n_out == c_in and group > 1
+    cg, ng = c_in // group, n_out // group
+    k = kh * kw if depthwise else kh * kw * cg
+    packed_groups = group > 1 and not depthwise and ng * row_bytes(k, fmt) <= buffers.wbuf_h
+    step_n = ng if packed_groups or group > 1 and not depthwise and ng < 32 else 32
+    kind = "depthwise" if depthwise else "grouped" if group > 1 else "conv"
+    return ConvGeometry(h, wid, c_in, n_out, h_out, w_out, kh, strides[0], dilations[0], k, fmt, step_n, kind)
+
+
 @dataclass(frozen=True)
 class ConvTiles:
     tn: int

@@ -120,8 +120,9 @@ def _declared(member: "_Member") -> str:
 
 
 def _check_declared(member: "_Member", info: zipfile.ZipInfo, header_bytes: int) -> None:
-    """Refuse, before any data is decompressed, a member whose ``.npy`` header declares more than
-    the archive holds for it, or a sample tcc would not read into memory."""
+    """Refuse, before any data is decompressed, a member whose ``.npy`` header declares other than
+    what the archive records for it, or more than its compressed bytes can hold.  (The size of one
+    sample is checked by ``ArrayDataset``, for ``.npy`` files too.)"""
     if header_bytes + member.nbytes != info.file_size:
         raise EvalError(f"{member.where}: the header declares {_declared(member)}, but the archive records "
                         f"{info.file_size - header_bytes} bytes of data for it (damaged or crafted archive)")

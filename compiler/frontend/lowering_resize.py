@@ -38,10 +38,11 @@ def _scales_from_sizes(shape, sizes) -> tuple[float, ...]:
     return tuple(float(np.float32(o) / np.float32(d)) if d else 1.0 for d, o in zip(shape, sizes))
 
 
-def _emit(n: NodeContext, mode: str, coordinates: str, nearest: str, scales, sizes, extra: dict | None = None) -> None:
+def _emit(n: NodeContext, mode: str, coordinates: str, nearest: str, scales, sizes, extra: dict | None = None,
+          kind: str = "resize") -> None:
     if any(s <= 0 for s in scales):
         raise n.error(f"scales {list(scales)} must be positive")
-    n.emit("resize", [n.input(0)], {"mode": mode, "coordinate_transformation_mode": coordinates,
+    n.emit(kind, [n.input(0)], {"mode": mode, "coordinate_transformation_mode": coordinates,
                                     "nearest_mode": nearest, "scales": tuple(float(s) for s in scales),
                                     "sizes": tuple(sizes), **(extra or {})})
 
@@ -96,10 +97,11 @@ def lower_resize(n: NodeContext) -> None:
         sizes = _sizes_from_scales(shape, scales)
     else:
         raise n.error("neither scales nor sizes is given")
-    if n.attr("antialias", 0) and mode != "nearest" and any(s < 1 for s in scales):
-        raise n.error("antialias=1 when shrinking is not supported")
+    antialias = bool(n.attr("antialias", 0)) and mode != "nearest" and any(s < 1 for s in scales)
+    if antialias and coordinates == "tf_crop_and_resize":
+        raise n.error("antialias=1 with tf_crop_and_resize is not supported")
     _emit(n, mode, coordinates, n.attr("nearest_mode", "round_prefer_floor"), scales, sizes,
-          _extra_attrs(n, mode, coordinates, axes, rank))
+          _extra_attrs(n, mode, coordinates, axes, rank), "resize_antialias" if antialias else "resize")
 
 
 def _extra_attrs(n: NodeContext, mode: str, coordinates: str, axes, rank: int) -> dict:

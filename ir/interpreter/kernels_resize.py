@@ -96,6 +96,49 @@ def _cubic_axis(x: np.ndarray, axis: int, coords: np.ndarray, a: float, exclude_
     return terms[0] + terms[1] + terms[2] + terms[3]
 
 
+def _antialias_axis(x: np.ndarray, axis: int, coords: np.ndarray, scale: float, mode: str, a: float,
+                    exclude_outside: bool) -> np.ndarray:
+    """Shrinking with the filter (triangle for linear, Keys cubic) stretched by 1 / scale: every
+    tap j within the stretched support of a source position c weighs filter(|j - c| * scale),
+    taps outside the input read the edge (or, with exclude_outside, weigh 0); the weights are
+    normalized to sum 1."""
+    in_len = x.shape[axis]
+    support = (1.0 if mode == "linear" else 2.0) / scale
+    c = coords.astype(np.float64)
+    low = np.ceil(c - support).astype(np.int64)
+    count = int((np.floor(c + support).astype(np.int64) - low).max(initial=0)) + 1
+    taps = low[:, None] + np.arange(count)[None, :]
+    d = np.abs(taps - c[:, None]) * scale
+    if mode == "linear":
+        weights = np.maximum(1 - d, 0)
+    else:
+        weights = np.where(d <= 1, ((a + 2) * d - (a + 3)) * d * d + 1,
+                           np.where(d < 2, ((a * d - 5 * a) * d + 8 * a) * d - 4 * a, 0))
+    if exclude_outside:
+        weights = np.where((taps >= 0) & (taps < in_len), weights, 0)
+    weights /= weights.sum(axis=1, keepdims=True)
+    out = np.zeros(x.shape[:axis] + (len(c),) + x.shape[axis + 1:], x.dtype)
+    for k in range(count):
+        out += np.take(x, np.clip(taps[:, k], 0, in_len - 1), axis=axis) * _along(
+            weights[:, k].astype(x.dtype), axis, x.ndim)
+    return out
+
+
+def resize_antialias(attrs, x):
+    """resize, with the axes that shrink filtered by _antialias_axis."""
+    y = x
+    for axis, (out_len, scale) in enumerate(zip(attrs["sizes"], attrs["scales"])):
+        single = {**attrs, "sizes": tuple(out_len if i == axis else d for i, d in enumerate(y.shape)),
+                  "scales": tuple(scale if i == axis else 1.0 for i in range(y.ndim))}
+        if scale < 1:
+            coords = source_coordinates(attrs["coordinate_transformation_mode"], out_len, y.shape[axis], scale)
+            y = _antialias_axis(y, axis, coords, float(scale), attrs["mode"], float(attrs["cubic_coeff_a"]),
+                                bool(attrs["exclude_outside"]))
+        else:
+            y = resize(single, y)
+    return y
+
+
 def resize(attrs, x):
     mode = attrs["mode"]
     if mode not in ("nearest", "linear", "cubic"):
@@ -125,4 +168,5 @@ def resize(attrs, x):
 
 KERNEL_TABLE = (
     ("resize", resize),
+    ("resize_antialias", resize_antialias),
 )

@@ -3,7 +3,8 @@
 After DyBit's framework (arXiv 2302.12510), adapted: (1) calibrate activation ranges once;
 (2) measure each weight layer's sensitivity to each candidate format on calibration samples
 (sensitivity.py; errors assumed additive); (3) cost each (layer, format) in weight bytes and
-modeled cycles (cost_model.py, a stand-in for the overlay target's model); (4) find the exact
+cycles with the target's own cost model (cost_model.py; the overlay's is
+backends/overlay/layer_costs.py, handed to the pass by the driver as ``cost_model``); (4) find the exact
 (cost, error) Pareto front by dynamic programming and take its best point within the budget
 (assignment.py); (5) lower with those per-layer formats, so the IR shows them: weight constants
 carry ``format = "dybit4"`` etc., bf16 layers are bf16 ops.  The plan -- table, totals, front --
@@ -21,13 +22,13 @@ from tcc.ir.interpreter import run_module
 from ..base import Pass
 from .assignment import cheapest_cost, pareto_front
 from .calibration import DEFAULT_CALIBRATION, calibrate, load_samples
-from .cost_model import BF16, OverlayCostModel
+from .cost_model import BF16, CostModel, LayerCosts
 from .lowering import LoweringConfig
 from .rules import lower_module
 from .params import WEIGHT_FORMATS, QuantizationError
 from .sensitivity import Layer, Sensitivity, measure_sensitivity, model_error, weight_layers
 
-DEFAULT_CANDIDATES = ("int8", "int4", "dybit4", "dybit6", "bf16")
+DEFAULT_CANDIDATES = ("int8", "int4", "dybit4", "dybit6")
 MAX_LISTED_LAYERS = 16  # wider models print a format count per front point instead
 
 
@@ -75,7 +76,7 @@ class MixedPrecisionPlan:
     front: list[FrontPoint]  # Pareto front of the budgeted cost vs predicted error
     chosen: int  # index of the chosen point in ``front``
     sensitivity: Sensitivity
-    cost_model: OverlayCostModel
+    costs: LayerCosts
     unit: int = 1  # cost rounding of the search (1: exact)
     measured_error: float | None = None  # of the lowered model, on the same samples
     all_int8: tuple[int, int] = (0, 0)  # (bytes, cycles) with every layer int8, for comparison
@@ -90,7 +91,8 @@ class MixedPrecisionPlan:
 
     @property
     def total_cycles(self) -> int:
-        return sum(c.cycles for c in self.choices)
+        """Predicted cycles of the whole model: its weight layers' plus everything else's."""
+        return self.costs.other_cycles + sum(c.cycles for c in self.choices)
 
     @property
     def predicted_error(self) -> float:
@@ -102,7 +104,7 @@ class MixedPrecisionPlan:
 
 def _table_lines(plan: MixedPrecisionPlan) -> list[str]:
     s = plan.sensitivity
-    unit = "weight bytes" if plan.budget_kind == "bytes" else "modeled cycles"
+    unit = "weight bytes" if plan.budget_kind == "bytes" else "cycles of the whole model"
     width = max([len(c.layer.label) for c in plan.choices] + [5])
     lines = [f"mixed precision: budget {plan.budget} {unit}; sensitivity = rise of the output's relative "
              f"MSE vs float over the all-int8 model's ({s.base_error:.3e}), on {s.samples} calibration samples",
@@ -113,16 +115,15 @@ def _table_lines(plan: MixedPrecisionPlan) -> list[str]:
                      f"{c.bytes:>8} {c.cycles:>8}  {c.sensitivity:>+11.3e}")
     measured = "" if plan.measured_error is None else f", measured {plan.measured_error:.3e}"
     lines.append(f"{'total':<{width}}  {'':<6} {sum(c.layer.cost.macs for c in plan.choices):>10}  "
-                 f"{'':<7} {plan.total_bytes:>8} {plan.total_cycles:>8}  "
+                 f"{'':<7} {plan.total_bytes:>8} {plan.total_cycles - plan.costs.other_cycles:>8}  "
                  f"{plan.predicted_error - s.base_error:>+11.3e}")
-    model = plan.cost_model
-    lines.append(f"output error: predicted {plan.predicted_error:.3e}{measured}; all int8: "
-                 f"{plan.all_int8[0]} bytes, {plan.all_int8[1]} cycles; modeled latency "
-                 f"{model.microseconds(plan.total_cycles):.2f} us at {model.clock_mhz:g} MHz")
-    lines.append(f"cost model (stand-in for the overlay target's): {model.dsps * model.int8_macs_per_dsp} "
-                 f"int8 MACs/cycle, x{model.low_bit_speedup} for <= {model.low_bit_max_bits}-bit weights, "
-                 f"bf16 {model.bf16_lanes} lanes, {model.weight_bytes_per_cycle:g} weight B/cycle, "
-                 f"+{model.layer_overhead_cycles} cycles/layer")
+    costs = plan.costs
+    lines.append(f"output error: predicted {plan.predicted_error:.3e}{measured}; whole model: "
+                 f"{plan.total_cycles} cycles (the layers' plus {costs.other_cycles} for the rest and the "
+                 f"overlap between steps), "
+                 f"{plan.total_cycles / costs.clock_mhz:.2f} us at {costs.clock_mhz:g} MHz; all int8: "
+                 f"{plan.all_int8[0]} bytes, {plan.all_int8[1]} cycles")
+    lines.append(f"cost model: {costs.description}")
     for (name, fmt), why in sorted(plan.sensitivity.failures.items()):
         lines.append(f"not a candidate: {fmt} for {name}: {why}")
     return lines
@@ -158,47 +159,44 @@ def budget_of(budget_bytes: int, budget_cycles: int) -> tuple[str, int]:
     return ("bytes", budget_bytes) if budget_bytes > 0 else ("cycles", budget_cycles)
 
 
-def cost_tables(layers: list[Layer], candidates, model: OverlayCostModel) -> dict[str, np.ndarray]:
-    """Weight bytes and modeled cycles of every (layer, candidate), as [layer, candidate] arrays."""
-    return {"bytes": np.array([[model.weight_bytes(l.cost, f) for f in candidates] for l in layers], np.int64),
-            "cycles": np.array([[model.cycles(l.cost, f) for f in candidates] for l in layers], np.int64)}
-
-
-def check_budget(kind: str, budget: int, costs: np.ndarray, usable: np.ndarray, candidates) -> None:
-    """Refuse a budget below every layer's cheapest usable candidate, naming that minimum."""
-    floor = cheapest_cost(costs, np.where(usable, 0.0, np.inf))
+def check_budget(kind: str, budget: int, costs: np.ndarray, usable: np.ndarray, candidates, fixed: int = 0) -> None:
+    """Refuse a budget below every layer's cheapest usable candidate (plus ``fixed``, the cycles
+    outside the weight layers), naming that minimum."""
+    floor = cheapest_cost(costs, np.where(usable, 0.0, np.inf)) + fixed
     if budget < floor:
-        what = "weight memory" if kind == "bytes" else "modeled cycles"
+        what = "weight memory" if kind == "bytes" else "cycles"
         raise QuantizationError(f"budget_{kind}={budget} is below the least achievable {what}, {floor} "
                                 f"(every layer in its cheapest of {'/'.join(candidates)}); "
                                 f"raise the budget to at least {floor}")
 
 
-def plan_mixed_precision(layers: list[Layer], sensitivity: Sensitivity, *, budget_bytes: int = 0,
-                         budget_cycles: int = 0, cost_model: OverlayCostModel | None = None) -> MixedPrecisionPlan:
-    """Choose each layer's format from measured sensitivities, under exactly one budget."""
+def plan_mixed_precision(layers: list[Layer], sensitivity: Sensitivity, costs: LayerCosts, *, budget_bytes: int = 0,
+                         budget_cycles: int = 0) -> MixedPrecisionPlan:
+    """Choose each layer's format from measured sensitivities and the target's costs, under exactly
+    one budget (cycles: of the whole model, the layers' share being the budget less ``other_cycles``)."""
     kind, budget = budget_of(budget_bytes, budget_cycles)
-    model = cost_model or OverlayCostModel()
     candidates = sensitivity.candidates
-    tables = cost_tables(layers, candidates, model)
+    tables = {"bytes": costs.bytes, "cycles": costs.cycles}
+    fixed = costs.other_cycles if kind == "cycles" else 0
     deltas = sensitivity.deltas
-    check_budget(kind, budget, tables[kind], np.isfinite(deltas), candidates)
+    check_budget(kind, budget, tables[kind], np.isfinite(deltas), candidates, fixed)
     front = pareto_front(deltas, tables[kind])
-    chosen = front.best_within(budget)
+    chosen = front.best_within(budget - fixed)
     if chosen is None:  # only possible when the search rounded costs
         raise QuantizationError(f"no assignment found within budget_{kind}={budget} at the search's cost "
                                 f"resolution of {front.unit}; raise the budget slightly")
     rows = np.arange(len(layers))
-    points = [FrontPoint(int(tables["bytes"][rows, c].sum()), int(tables["cycles"][rows, c].sum()),
+    points = [FrontPoint(int(tables["bytes"][rows, c].sum()), costs.other_cycles + int(tables["cycles"][rows, c].sum()),
                          sensitivity.base_error + float(e), tuple(candidates[j] for j in c))
               for c, e in zip(front.choices, front.errors)]
     choices = [LayerChoice(l, candidates[j], int(tables["bytes"][i, j]), int(tables["cycles"][i, j]),
                            float(deltas[i, j]))
                for i, (l, j) in enumerate(zip(layers, front.choices[chosen]))]
-    int8 = (sum(model.weight_bytes(l.cost, "int8") for l in layers),
-            sum(model.cycles(l.cost, "int8") for l in layers))
-    return MixedPrecisionPlan(kind, budget, choices, points, chosen, sensitivity, model, front.unit,
-                              all_int8=int8)
+    int8 = [candidates.index("int8")] * len(layers) if "int8" in candidates else None
+    all_int8 = (0, 0) if int8 is None else (int(tables["bytes"][rows, int8].sum()),
+                                            costs.other_cycles + int(tables["cycles"][rows, int8].sum()))
+    return MixedPrecisionPlan(kind, budget, choices, points, chosen, sensitivity, costs, front.unit,
+                              all_int8=all_int8)
 
 
 def spread_subset(samples: list, count: int) -> list:
@@ -228,30 +226,42 @@ class MixedPrecision(Pass):
 
     def __post_init__(self) -> None:
         self.plan: MixedPrecisionPlan | None = None  # the result of the last apply (not an option)
+        self.cost_model: CostModel | None = None  # the target's, set by the driver (not an option)
 
     def apply(self, module: Module) -> None:
         candidates = parse_candidates(self.candidates)
         if self.rounding not in ("half_even", "half_up"):
             raise QuantizationError(f"rounding {self.rounding!r} is not half_even or half_up")
-        kind, budget = budget_of(self.budget_bytes, self.budget_cycles)
+        budget_of(self.budget_bytes, self.budget_cycles)
         if not self.calib:
             raise QuantizationError("mixed-precision needs calibration data: pass calib=FILE.npz "
                                     "(CLI: --calib FILE.npz)")
+        if self.cost_model is None:
+            raise QuantizationError("mixed-precision needs the target's cost model: compile with tcc compile "
+                                    "--quant mixed (the overlay's), or set the pass's cost_model in Python")
         layers = weight_layers(module)
         if not layers:
             raise QuantizationError("mixed-precision found no conv/linear/matmul with constant weights to "
                                     "choose formats for; use the quantize pass")
-        costs = cost_tables(layers, candidates, OverlayCostModel())[kind]
-        check_budget(kind, budget, costs, np.ones(costs.shape, bool), candidates)  # before measuring
         samples = load_samples(self.calib, module, self.max_samples)
         ranges = calibrate(module, samples, self.method, self.percentile,
                            progress=lambda done, total: self.report_progress("calibrating", done, total))
         config = LoweringConfig(symmetric=self.symmetric, rounding=self.rounding)
+        try:
+            costs = self.cost_model.layer_costs(module, lower_module(module, ranges, config),
+                                                [l.name for l in layers], candidates)
+        except ValueError as exc:
+            raise QuantizationError(f"mixed-precision: {exc}; choose --candidates among "
+                                    f"{', '.join(WEIGHT_FORMATS)}") from None
+        kind, budget = budget_of(self.budget_bytes, self.budget_cycles)
+        check_budget(kind, budget, costs.bytes if kind == "bytes" else costs.cycles,
+                     np.ones(costs.bytes.shape, bool), candidates,
+                     costs.other_cycles if kind == "cycles" else 0)  # before measuring
         subset = spread_subset(samples, self.sensitivity_samples)
         reference = [run_module(module, s) for s in subset]
         sensitivity = measure_sensitivity(module, ranges, layers, candidates, subset, reference, config,
                                           lambda done, total: self.report_progress("sensitivity", done, total))
-        plan = plan_mixed_precision(layers, sensitivity, budget_bytes=self.budget_bytes,
+        plan = plan_mixed_precision(layers, sensitivity, costs, budget_bytes=self.budget_bytes,
                                     budget_cycles=self.budget_cycles)
         config.layer_weights = plan.layer_weights
         lowered = lower_module(module, ranges, config)

@@ -24,10 +24,11 @@ def test_squeezenet_on_three_cores_is_bit_identical_to_one_and_faster(tmp_path):
                                         for k, v in inputs.items()})
     module, _ = compile_to_ir(model, passes=DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(tmp_path / "calib.npz")))
     reference = run_module(module, inputs)
-    runs = {}
+    runs, reports = {}, {}
     for cores in (1, 3):
         session = Session(compile_overlay(module, replace(TARGET, cores=cores)))
         runs[cores] = session.run_dict(inputs), session.last_result
+        reports[cores] = session.performance_report()
     for key in reference:
         np.testing.assert_array_equal(runs[3][0][key], runs[1][0][key])
         np.testing.assert_array_equal(runs[3][0][key], reference[key])
@@ -37,3 +38,7 @@ def test_squeezenet_on_three_cores_is_bit_identical_to_one_and_faster(tmp_path):
     for split in three.unit_cycles.values():  # summed over the cores
         assert sum(split.values()) == 3 * three.cycles
     assert sum(three.front_cycles.values()) == 3 * three.cycles
+    # the report's bound and utilization count all three cores' PEs
+    assert reports[3]["roofline_cycles"] < reports[1]["roofline_cycles"] <= reports[3]["cycles"] * 3
+    assert reports[3]["pe_utilization"] == three.macs / (3 * TARGET.peak_macs_per_cycle * three.cycles)
+    assert "units busy/stall/idle" in Session.format_performance(reports[3])

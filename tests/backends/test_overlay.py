@@ -260,7 +260,7 @@ def test_out_of_bounds_dma_stops_with_its_pc(digits_artifact, tmp_path):
 
 
 @pytest.mark.parametrize("flags", [["--weights", "dybit4"], ["--weights", "dybit6"], ["--weights", "int4"],
-                                   ["--quant", "mixed", "--budget-bytes", "9000", "--candidates", "int8,bf16,dybit4"]])
+                                   ["--quant", "mixed", "--budget-bytes", "5000", "--candidates", "int8,int2,dybit4"]])
 def test_low_bit_and_mixed_weights_run_bit_exact(flags, tmp_path, tcc_cli):
     test = np.load("examples/digits/digits_test.npz")
     np.savez(tmp_path / "in.npz", input=test["input"][:1])

@@ -391,6 +391,18 @@ def test_compile_reads_a_model_from_a_pipe(tmp_path, tcc_cli):
     assert "relu(%x)" in (tmp_path / "o.tir").read_text()
 
 
+def test_compile_reads_dev_stdin(tmp_path):
+    """`tcc compile /dev/stdin < m.onnx` (was "no such file")."""
+    import subprocess
+
+    model = relu_model(tmp_path)
+    with open(model, "rb") as stdin:
+        done = subprocess.run([sys.executable, "-m", "tcc", "compile", "/dev/stdin", "-o", str(tmp_path / "o.tir")],
+                              stdin=stdin, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "relu(%x)" in (tmp_path / "o.tir").read_text()
+
+
 def test_folding_under_the_budget_still_folds(tmp_path, tcc_cli):
     code, _, err = tcc_cli("compile", range_model(tmp_path, limit=1000), "-o", tmp_path / "o.tir")
     assert code == 0, err

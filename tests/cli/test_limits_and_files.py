@@ -115,8 +115,8 @@ def test_an_output_path_that_cannot_be_written_is_a_clear_error(tmp_path, tcc_cl
     (tmp_path / "out").mkdir()
     code, _, err = tcc_cli("compile", DIGITS, "-o", tmp_path / "out")
     assert code == 2
-    assert err == f"error: cannot write {tmp_path / 'out'}: Is a directory\n"
-    assert sorted(os.listdir(tmp_path)) == ["out"]  # the temporary file is gone
+    assert err == f"error: --output {tmp_path / 'out'}: is a folder; give the file to write\n"  # before any work
+    assert sorted(os.listdir(tmp_path)) == ["out"]
 
 
 def test_on_a_terminal_passes_report_progress_and_the_artifact_is_the_same(tmp_path, tcc_cli, monkeypatch):

@@ -56,8 +56,6 @@ def test_unsupported_ops_are_fine_when_constant_folding_removes_them():
     ("Resize", [X(1, 1, 2, 2), np.zeros(0, np.float32), np.array([1, 1, 2, 2], np.float32)],
      {"coordinate_transformation_mode": "tf_half_pixel_for_nn"}, 11,
      "node 'node' (Resize, opset 11): coordinate_transformation_mode='tf_half_pixel_for_nn' is not supported"),
-    ("Resize", [X(1, 1, 4, 4), None, np.array([1, 1, 0.5, 0.5], np.float32)], {"mode": "linear", "antialias": 1},
-     19, "node 'node' (Resize, opset 19): antialias=1 when shrinking is not supported"),
     ("Reshape", [X(2, 3), X(2, kind="int", dtype=np.int64)], {}, 13,
      "node 'node' (Reshape, opset 13): input 1 (shape, 'in1') must be a constant"),
     ("BatchNormalization", [X(1, 2, 3)] + [np.ones(2, np.float32)] * 4, {"training_mode": 1}, 15,

@@ -68,6 +68,9 @@ def test_missing_key(tmp_path):
     ("mode_switch = true", "mode_switch must be an integer"),
     ("name = \"\"", "name must be a non-empty string"),
     ("array_rows = 100000000", "array_rows = 100000000 is out of range: it takes 1..16777216"),
+    ("load_queue = 0", "load_queue = 0 is out of range: it takes 1..65536 \\(entries, at least one\\)"),
+    ("cores = 0", "cores = 0 is out of range: it takes 1..64"),
+    ("cores = 2.5", "cores must be an integer"),
     ("abuf_bytes = 33554432", r"abuf_bytes = 33554432 is out of range: it takes 1..16777216 \(what an SRAM address field reaches\)"),
     ("dram_bytes = 4294967296", "dram_bytes = 4294967296 is out of range: it takes 1..2147483648"),
 ])
