@@ -165,13 +165,17 @@ cli.command_class = FileCommand  # every command: outputs checked against inputs
 @click.option("--sparse-mode", type=click.Choice(["exact", "submanifold"]), default=None,
               help="-t sparse: 'exact' (default) equals the dense model; 'submanifold' computes "
                    "outputs only at active sites, as a network trained that way expects.")
+@click.option("--dybit-caps", type=click.Choice(["output", "weights"]), default="output", show_default=True,
+              help="--weights dybitN: each layer's exponent-run cap of least output error on 8 calibration "
+                   "samples (one model run per layer and cap: minutes for ResNet-50), or of least weight MSE "
+                   "(instant).")
 @click.option("--no-host-fallback", is_flag=True,
               help="-t overlay: refuse, listing them, ops the overlay cannot run instead of running "
                    "them on the host (the default makes a heterogeneous artifact).")
 @with_dump_options
 def compile(model, target, output, input_shapes, passes, calib, quant, method, weights, workers, symmetric,
-            budget_bytes, budget_cycles, candidates, target_config, sparse_mode, no_host_fallback, dump_after,
-            dump_dir, timings):
+            budget_bytes, budget_cycles, candidates, target_config, sparse_mode, dybit_caps, no_host_fallback,
+            dump_after, dump_dir, timings):
     """Compile an ONNX MODEL to textual IR (-t ir), an overlay artifact (-t overlay) or a sparse
     dataflow artifact (-t sparse)."""
     from tcc.driver import CompileOptions, UsageError, compile_model
@@ -186,7 +190,7 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
     options = CompileOptions(_shapes(input_shapes), passes, calib, quant if quant_given else None, method, weights,
                              symmetric, budget_bytes, budget_cycles, candidates, sparse_mode, target_config,
                              dump_after, dump_dir, _instrumentations(records), host_fallback=not no_host_fallback,
-                             workers=workers)
+                             workers=workers, dybit_caps=dybit_caps)
     from tcc.backends.overlay.hetero import HostFallbackRefused
 
     try:

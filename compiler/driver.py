@@ -86,7 +86,7 @@ def check_dump_names(dump_after, pipeline) -> None:
 
 def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weights="int8", symmetric=False,
                           budget_bytes=None, budget_cycles=None, candidates=None,
-                          sparse_mode=None, target_config=None) -> tuple[Pass, ...]:
+                          sparse_mode=None, target_config=None, dybit_caps="output") -> tuple[Pass, ...]:
     """The passes that follow the float pipeline when calibration data is given.
 
     Without ``calib``, ``quant="int8"`` quantizes with the parameters a pre-quantized (QDQ) model
@@ -96,7 +96,9 @@ def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weigh
 
     ``sparse_mode="submanifold"`` calibrates on the values the sparse target computes.
     Mixed precision prices formats with the overlay's cost model on ``target_config`` (a TOML
-    path; None: the default core).
+    path; None: the default core).  ``dybit_caps``: how ``--weights dybitN`` picks each layer's
+    exponent-run cap ("output": least output error on calibration samples, one model run per
+    layer and cap; "weights": least weight MSE).
     """
     from tcc.passes import PRE_QUANT_PIPELINE
     from tcc.passes.quantize import MixedPrecision, Quantize, SmoothQuant
@@ -108,7 +110,7 @@ def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weigh
         if budget_bytes is not None or budget_cycles is not None or candidates is not None:
             raise UsageError("--budget-bytes, --budget-cycles and --candidates go with --quant mixed")
         quantize = Quantize(calib=str(calib or ""), method=method, weights=weights, symmetric=symmetric,
-                            sparse_mode="submanifold" if sparse_mode == "submanifold" else "")
+                            sparse_mode="submanifold" if sparse_mode == "submanifold" else "", dybit_caps=dybit_caps)
         # SmoothQuant changes only LayerNorm -> linear sites, and only where it measures less int8 error
         smooth = (SmoothQuant(calib=str(calib)),) if calib and sparse_mode != "submanifold" else ()
         return before + smooth + (quantize, make_pass("dce"))
@@ -231,6 +233,7 @@ class CompileOptions:
     instrumentations: list[PassInstrumentation] = field(default_factory=list)
     host_fallback: bool = True  # -t overlay: ops the overlay cannot run go to the host (a heterogeneous artifact)
     workers: int = 1  # calibration: processes observing chunks of the samples (the result does not depend on it)
+    dybit_caps: str = "output"  # --weights dybitN: each layer's exponent-run cap by output error or weight MSE
 
     @property
     def from_pins(self) -> bool:
@@ -248,7 +251,8 @@ def compile_pipeline(target: str, options: CompileOptions) -> list[Pass]:
     if options.calib is not None or options.from_pins:
         pipeline += quantization_pipeline(options.calib, options.quant or "int8", options.method, options.weights,
                                           options.symmetric, options.budget_bytes, options.budget_cycles,
-                                          options.candidates, options.sparse_mode, options.target_config)
+                                          options.candidates, options.sparse_mode, options.target_config,
+                                          options.dybit_caps)
     if options.calib is not None and options.workers > 1:
         from tcc.evaluation.calibrate import calibration_executor
         from tcc.passes.quantize import Quantize

@@ -25,7 +25,7 @@ try:
     # Narrow storage types (ONNX's float8, float4, int4 and int2): carried and cast, not computed on.
     for _name, _ml in (("f8e4m3fn", "float8_e4m3fn"), ("f8e4m3fnuz", "float8_e4m3fnuz"), ("f8e5m2", "float8_e5m2"),
                        ("f8e5m2fnuz", "float8_e5m2fnuz"), ("f4e2m1", "float4_e2m1fn"), ("i4", "int4"),
-                       ("u4", "uint4"), ("i2", "int2"), ("u2", "uint2")):
+                       ("u4", "uint4"), ("i2", "int2"), ("u2", "uint2"), ("f8e8m0", "float8_e8m0fnu")):
         _NUMPY[_name] = np.dtype(getattr(ml_dtypes, _ml))
 except ImportError:  # pragma: no cover - ml_dtypes comes with onnx
     pass

@@ -91,6 +91,17 @@ def _where(types, attrs):
     return [TensorType(broadcast(cond.shape, a.shape, b.shape), a.dtype)]
 
 
+@define_op("cast_e8m0", "x", (AttrSpec("round_mode", "str", "up"), AttrSpec("saturate", "int", 1)), traits=_EW)
+def _cast_e8m0(types, attrs):
+    """Convert a float tensor to float8e8m0 powers of two, rounding the mantissa ``up``, ``down``
+    or to ``nearest`` (numerics.e8m0); ``saturate`` = 0 turns overflow into NaN."""
+    from .numerics import E8M0_ROUNDING
+
+    if attrs["round_mode"] not in E8M0_ROUNDING:
+        raise ShapeError(f"cast_e8m0 round_mode {attrs['round_mode']!r} is not one of {', '.join(E8M0_ROUNDING)}")
+    return [TensorType(types[0].shape, "f8e8m0")]
+
+
 define_op("cast_no_saturate", "x", (AttrSpec("to", "str"),),
           "Convert to a float8 type without saturation (ONNX's saturate=0): out-of-range values become "
           "infinity or NaN.", traits=_EW)(_cast)

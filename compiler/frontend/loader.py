@@ -55,7 +55,7 @@ def load_model(model, input_shapes: dict | None = None, supported=None) -> Loade
     if len(model.graph.sparse_initializer):
         raise FrontendError(f"{label}: sparse initializers are not supported; store them dense "
                             "(onnx.numpy_helper) and re-export")
-    model = _explicit_defaults(model)
+    model = _explicit_defaults(model, opset)
     initializers = {t.name: t for t in model.graph.initializer}
     for tensor in initializers.values():
         _check_initializer_size(tensor, label)
@@ -84,25 +84,27 @@ def load_model(model, input_shapes: dict | None = None, supported=None) -> Loade
 
 MAX_EXPANSION_ROUNDS = 3
 
-# Attributes whose schema default ONNX's shape inference ignores (it reads STFT's onesided as 0
-# unless the node sets it; the spec's default and the reference implementation use 1).
-_DEFAULTS_INFERENCE_MISSES = {"STFT": ("onesided", 1)}
+# Ops whose schema defaults ONNX's shape inference does not apply: it reads STFT's onesided as 0
+# unless the node sets it (the spec's default and the reference implementation use 1), and it
+# inlines a function body (MeanVarianceNormalization) without the defaults its attribute
+# references need.
+_DEFAULTS_INFERENCE_MISSES = frozenset({"STFT", "MeanVarianceNormalization"})
 
 
-def _explicit_defaults(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The model with those defaults written on the nodes, so inference sees the spec's value."""
-    missing = [node for node in model.graph.node if node.op_type in _DEFAULTS_INFERENCE_MISSES
-               and node.domain in DEFAULT_DOMAINS
-               and all(a.name != _DEFAULTS_INFERENCE_MISSES[node.op_type][0] for a in node.attribute)]
-    if not missing:
+def _explicit_defaults(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """The model with those ops' missing attributes written with their schema defaults."""
+    if not any(node.op_type in _DEFAULTS_INFERENCE_MISSES and node.domain in DEFAULT_DOMAINS
+               for node in model.graph.node):
         return model
     out = onnx.ModelProto()
     out.CopyFrom(model)
     for node in out.graph.node:
         if node.op_type in _DEFAULTS_INFERENCE_MISSES and node.domain in DEFAULT_DOMAINS:
-            name, value = _DEFAULTS_INFERENCE_MISSES[node.op_type]
-            if all(a.name != name for a in node.attribute):
-                node.attribute.append(onnx.helper.make_attribute(name, value))
+            present = {a.name for a in node.attribute}
+            schema = onnx.defs.get_schema(node.op_type, opset, node.domain)
+            for name, spec in schema.attributes.items():
+                if name not in present and spec.default_value and spec.default_value.name:
+                    node.attribute.append(spec.default_value)
     return out
 
 

@@ -130,6 +130,10 @@ def lower_cast(n: NodeContext) -> None:
         raise n.error(f"cast to {elem_name(n.attr('to'))} is not supported by tcc")
     if n.input_type(0).dtype == to:
         n.alias(0, 0)
+    elif to == "f8e8m0":
+        if n.input_type(0).dtype not in ("f32", "f16", "bf16", "f64"):
+            raise n.error(f"cast from {n.input_type(0).dtype} to FLOAT8E8M0 is not supported; tcc converts floats")
+        n.emit("cast_e8m0", [n.input(0)], {"round_mode": n.attr("round_mode", "up"), "saturate": n.attr("saturate", 1)})
     else:
         n.emit(_cast_kind(n, to), [n.input(0)], {"to": to})
 

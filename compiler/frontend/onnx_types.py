@@ -30,6 +30,7 @@ _ELEM: dict[int, str] = {
     TensorProto.UINT4: "u4",
     TensorProto.INT2: "i2",
     TensorProto.UINT2: "u2",
+    TensorProto.FLOAT8E8M0: "f8e8m0",
 }
 
 

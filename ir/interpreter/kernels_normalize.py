@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..shape_rules import normalize_axis
-from .kernels_pool import _geometry
+from ..pool_geometry import pool_geometry as _geometry
 from .windows import pad_spatial, tap_slices
 
 

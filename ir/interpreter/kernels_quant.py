@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import numerics
 from ..dtypes import to_numpy
+from ..pool_geometry import window_divisors
 from ..errors import InterpreterError
 from ..types import TensorType
 from . import kernels_conv, kernels_pool
@@ -110,7 +111,7 @@ def _rounded_mean(op, total: np.ndarray, counts) -> np.ndarray:
 
 
 def qavg_pool(op, x):
-    counts = kernels_pool.window_divisors(op.attrs, x)
+    counts = window_divisors(op.attrs, x)
     # avg_pool of (x - zp) times its divisor recovers the exact integer window sum.
     total = np.rint(kernels_pool.avg_pool(op.attrs, centred(x, op.x.type)) * counts)
     return _rounded_mean(op, total, counts)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import SATURATING_DTYPES, saturate
+from ..dtypes import SATURATING_DTYPES, saturate, to_numpy
 from ..dtypes import cast as cast_to
 from ..errors import InterpreterError
 from ..shape_rules import broadcast, normalize_axis
@@ -87,6 +87,12 @@ def cast(attrs, x):
     return cast_to(x, attrs["to"])
 
 
+def cast_e8m0(attrs, x):
+    from .. import numerics
+
+    return numerics.to_e8m0_codes(x, attrs["round_mode"], bool(attrs["saturate"])).view(to_numpy("f8e8m0"))
+
+
 def cast_no_saturate(attrs, x):
     return cast_to(x, attrs["to"])
 
@@ -103,4 +109,5 @@ KERNEL_TABLE = (
     ("expand", expand),
     ("cast", cast),
     ("cast_no_saturate", cast_no_saturate),
+    ("cast_e8m0", cast_e8m0),
 )

@@ -10,6 +10,7 @@
 - ``weight_format``: the matrix unit's weight formats (intN, DyBit with its exponent-run cap) as
   code tables: code -> integer value and back.
 - ``scale_search``: the MSE scale search both quantizers use.
+- ``e8m0``: float8e8m0 codes (power-of-two scales) with ONNX Cast's rounding modes.
 """
 from .bf16 import (
     BF16_MAX, BF16_MIN_NORMAL, BF16_MIN_SUBNORMAL, BF16_NAN, as_bf16_array, bf16_add, bf16_fma, bf16_max, bf16_min,
@@ -17,6 +18,7 @@ from .bf16 import (
     to_bf16,
 )
 from . import bf16_math
+from .e8m0 import E8M0_ROUNDING, from_e8m0_codes, to_e8m0_codes
 from .bf16_math import (
     bf16_div, bf16_erf, bf16_exp, bf16_gelu, bf16_hard_swish, bf16_layer_norm, bf16_reciprocal,
     bf16_lrn, bf16_rms_norm, bf16_rsqrt, bf16_sigmoid, bf16_silu, bf16_softmax, bf16_sqrt, bf16_tanh,
@@ -53,5 +55,5 @@ __all__ = [
     "WeightFormat", "code_values", "max_abs_value", "parse_weight_format", "value_codes",
     "bf16_div", "bf16_erf", "bf16_exp", "bf16_gelu", "bf16_hard_swish", "bf16_layer_norm",
     "bf16_lrn", "bf16_reciprocal", "bf16_rms_norm", "bf16_rsqrt", "bf16_sigmoid", "bf16_silu", "bf16_softmax", "bf16_sqrt",
-    "bf16_tanh",
+    "bf16_tanh", "E8M0_ROUNDING", "from_e8m0_codes", "to_e8m0_codes",
 ]

@@ -14,7 +14,7 @@ import numpy as np
 
 from tcc.ir import numerics
 from tcc.ir.dtypes import to_numpy
-from tcc.ir.interpreter.kernels_pool import window_divisors
+from tcc.ir.pool_geometry import window_divisors
 
 from .cost import Counts
 from .errors import TokenSimError

@@ -18,7 +18,7 @@ from .remedies import SegmentChoice, choose_bf16_stream, residual_segments
 from .smoothing import SmoothQuant
 
 RESIDUAL_CHOICES = ("auto", "bf16", "int8")
-REMEDY_SAMPLES = 16  # calibration samples the residual-stream choice measures the output error on
+REMEDY_SAMPLES = 8  # calibration samples the residual-stream choice measures the output error on
 
 
 @dataclass

@@ -10,7 +10,7 @@ from tcc.ir.interpreter import run_module
 from tcc.ir.npz import DataFileError, read_npz
 
 from .lowering import LINEAR_KINDS, matrix_operands
-from .observers import OBSERVERS, MinMaxObserver, MseObserver, PercentileObserver
+from .observers import OBSERVERS, MinMaxObserver, MseObserver, PercentileObserver, SoftmaxInputObserver
 
 # ``auto``: min/max, except the data inputs of reduction layers, which get the range of least
 # measured int8 error (reduction_inputs).
@@ -108,8 +108,31 @@ def reduction_inputs(module: Module) -> set[int]:
     chosen = set()
     for value in module.values():
         users = value.users
+        if value.producer is not None and value.producer.kind == "softmax":
+            continue  # attention probabilities: the few near 1 carry the result (softmax_inputs)
         if users and not module.is_output(value) and all(
                 u.kind in LINEAR_KINDS and matrix_operands(u)[0] is value for u in users):
+            chosen.add(id(value))
+    return chosen
+
+
+def softmax_inputs(module: Module) -> set[int]:
+    """Values (ids) made by a matmul and read only by softmaxes over their last axis: attention
+    scores.  (A score that an attention mask was added to is left alone: the mask's range, about
+    -3.4e38 in Hugging Face exports, is not the scores'.)
+
+    ``auto`` calibration gives these a range whose low end is chosen by the error of the softmax
+    output (observers.SoftmaxInputObserver), and keeps min/max for the softmax's own output, which
+    MSE clipping would cut at the few probabilities near 1 that carry the attention.  On the ViT
+    block (examples/encoder) min/max scores and MSE probabilities are 41.7 and 41.2 dB of logits
+    SQNR when each is the only int8 tensor; the clipped scores 44.0 dB, min/max probabilities 42.4 dB."""
+    chosen = set()
+    for value in module.values():
+        users = value.users
+        if value.producer is None or value.producer.kind != "matmul":
+            continue
+        if users and not module.is_output(value) and all(
+                u.kind == "softmax" and u.axis % value.type.rank == value.type.rank - 1 for u in users):
             chosen.add(id(value))
     return chosen
 
@@ -191,10 +214,14 @@ class CalibrationTask:
         module = self.module
         self.reduced = {v.name for v in module.values() if id(v) in reduction_inputs(module)} \
             if self.method == "auto" else set()
+        self.scores = {v.name for v in module.values() if id(v) in softmax_inputs(module)} \
+            if self.method == "auto" else set()
         self.input_names = {v.name for v in module.inputs}
 
     def _new_observer(self, name: str) -> MinMaxObserver:
         if self.method == "auto":
+            if name in self.scores:
+                return SoftmaxInputObserver()
             return MseObserver() if name in self.reduced else MinMaxObserver()
         return PercentileObserver(self.percentile) if self.method == "percentile" else OBSERVERS[self.method]()
 

@@ -171,6 +171,65 @@ class MseObserver(HistogramObserver):
         return best
 
 
+class SoftmaxInputObserver(MinMaxObserver):
+    """Min/max, and the lower end that minimises the error of the softmax *output* (``auto`` for
+    values read only by a softmax along the last axis).
+
+    A softmax forgets scores far below its row's maximum (exp(-10) < 5e-5), so clipping the low
+    end of its input costs almost nothing while every level saved refines the scores that matter.
+    The candidates are lo = max(min, max - T) for T in ``SPANS``; each is scored by the squared
+    error of softmax(int8 round trip of the stored rows) against softmax(rows), the int8
+    parameters being the ones the quantizer will choose (activation_params).  Rows are kept in
+    sample order up to ``MAX_ROWS``.
+    """
+
+    MAX_ROWS = 4096
+    SPANS = (8.0, 10.0, 12.0, 14.0, 16.0, 20.0)
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[np.ndarray] = []
+        self.count = 0
+
+    def observe(self, x: np.ndarray) -> None:
+        super().observe(x)
+        if x.size and self.count < self.MAX_ROWS:
+            rows = np.asarray(x, np.float64).reshape(-1, x.shape[-1])[:self.MAX_ROWS - self.count]
+            self.rows.append(rows)
+            self.count += len(rows)
+
+    def merge(self, other: MinMaxObserver) -> None:
+        super().merge(other)
+        assert isinstance(other, SoftmaxInputObserver)
+        for rows in other.rows:
+            if self.count >= self.MAX_ROWS:
+                break
+            rows = rows[:self.MAX_ROWS - self.count]
+            self.rows.append(rows)
+            self.count += len(rows)
+
+    def range(self) -> tuple[float, float]:
+        low, high = super().range()
+        if not self.rows or high <= low:
+            return low, high
+        x = np.concatenate(self.rows)
+        exact = _softmax(x)
+        best, best_err = (low, high), np.inf
+        for lo in [low] + [high - span for span in self.SPANS if high - span > low]:
+            params = activation_params(lo, high, symmetric=False)
+            scale, zp = params.scale[0], params.zero_point[0]
+            rounded = numerics.dequantize_affine(numerics.quantize_affine(x, scale, zp), scale, zp)
+            err = float(np.sum((_softmax(rounded) - exact) ** 2))
+            if err < best_err:
+                best, best_err = (lo, high), err
+        return best
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def _quantized_like(sliced: np.ndarray, nonzero: np.ndarray, levels: int) -> np.ndarray:
     """Merge ``sliced`` into ``levels`` groups and spread each group's mass over its bins that
     are non-zero in the reference distribution."""

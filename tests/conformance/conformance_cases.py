@@ -262,7 +262,8 @@ def prepared_model(case: Case) -> tuple[onnx.ModelProto, list[int]]:
     if not params:
         return model, list(range(len(data_inputs(model))))
     inputs, _ = case.data_sets[0]
-    kept = [vi for k, vi in enumerate(model.graph.input) if k not in params]
+    # Before IR version 4 every initializer is also a graph input (the checker insists).
+    kept = [vi for k, vi in enumerate(model.graph.input) if k not in params or model.ir_version < 4]
     for k in sorted(params):
         name = model.graph.input[k].name
         model.graph.initializer.append(numpy_helper.from_array(inputs[k], name))

@@ -140,3 +140,56 @@ def test_residual_stream_in_bf16_is_chosen_by_measured_error(calib):
 def test_unknown_residual_choice_is_refused(calib):
     with pytest.raises(QuantizationError, match="residual"):
         Quantize(calib=calib, residual="fp8").apply(parse_module(vit_like()))
+
+
+def test_softmax_input_range_clips_scores_the_softmax_forgets():
+    from tcc.passes.quantize.observers import MinMaxObserver, SoftmaxInputObserver
+
+    rng = np.random.default_rng(4)
+    scores = rng.normal(0, 2, (64, 17))
+    scores[:, 0] = -40.0  # a masked-out position: far below every row's maximum
+    obs = SoftmaxInputObserver()
+    for chunk in np.split(scores, 4):
+        part = SoftmaxInputObserver()
+        part.observe(chunk)
+        obs.merge(part)
+    plain = MinMaxObserver()
+    plain.observe(scores)
+    lo, hi = obs.range()
+    assert hi == plain.range()[1] and -40.0 < lo <= hi - SoftmaxInputObserver.SPANS[0]
+
+    def softmax_error(lo_):
+        from tcc.ir import numerics
+        from tcc.passes.quantize.params import activation_params
+        p = activation_params(lo_, hi, False)
+        q = numerics.dequantize_affine(numerics.quantize_affine(scores, p.scale[0], p.zero_point[0]),
+                                       p.scale[0], p.zero_point[0])
+        e = lambda x: np.exp(x - x.max(1, keepdims=True)) / np.exp(x - x.max(1, keepdims=True)).sum(1, keepdims=True)
+        return np.sum((e(q) - e(scores)) ** 2)
+
+    assert softmax_error(lo) < softmax_error(-40.0) / 4
+
+
+ATTENTION = """module @attention {
+  input %x : f32[1,5,8]
+  input %mask : f32[1,5,5]
+  %t = transpose(%x) {perm = [0, 2, 1]} : f32[1,8,5]
+  %scores = matmul(%x, %t) : f32[1,5,5]
+  %probs = softmax(%scores) {axis = 2} : f32[1,5,5]
+  %out = matmul(%probs, %x) : f32[1,5,8]
+  output "out" = %out
+}
+"""
+
+
+def test_auto_calibration_gives_scores_the_softmax_range_and_probabilities_min_max():
+    from tcc.passes.quantize.calibration import reduction_inputs, softmax_inputs
+
+    module = parse_module(ATTENTION)
+    names = lambda ids: sorted(v.name for v in module.values() if id(v) in ids)
+    assert names(softmax_inputs(module)) == ["scores"]
+    assert names(reduction_inputs(module)) == []  # the probabilities (a matmul A operand) keep min/max
+    masked = ATTENTION.replace("%probs = softmax(%scores)", "%masked = add(%scores, %mask) : f32[1,5,5]\n"
+                                                            "  %probs = softmax(%masked)")
+    module = parse_module(masked)
+    assert names(softmax_inputs(module)) == []  # a mask's range is not the scores'

@@ -32,7 +32,6 @@ SQNR_FAILS = {
     "shufflenet_v2": "whole-model SQNR 15.8 dB < 25 (onnxruntime 17.9 dB)",
     "densenet121": "whole-model SQNR 14.3 dB < 25 (onnxruntime 13.8 dB)",
     "inception_v3": "whole-model SQNR 14.4 dB < 25 (onnxruntime 14.3 dB)",
-    "vit_tiny": "whole-model SQNR 13.6 dB < 25 (onnxruntime 11.4 dB)",
 }
 #: CNNs whose device share of MACs `tcc explain` cannot give yet.
 PLACEMENT_FAILS = {}
