@@ -75,9 +75,9 @@ def lower_conv_transpose(n: NodeContext) -> None:
         for i in range(nsp):
             total = (strides[i] * (spatial[i] - 1) + output_padding[i] + (kernel[i] - 1) * dilations[i] + 1
                      - target[i])
-            if total < 0:
-                raise n.error(f"output_shape {list(target)} needs negative padding; tcc does not support that")
             upper = auto_pad == "SAME_UPPER"
+            # A negative total (an output larger than the transposed convolution makes) grows the
+            # end: floor division, as ONNX's conformance case convtranspose_output_shape expects.
             begins.append(total // 2 if upper else total - total // 2)
             ends.append(total - total // 2 if upper else total // 2)
         pads = tuple(begins + ends)
@@ -85,9 +85,21 @@ def lower_conv_transpose(n: NodeContext) -> None:
         pads = (0,) * (2 * nsp)
     else:
         pads = tuple(n.attr("pads") or (0,) * (2 * nsp))
-    n.emit("conv_transpose", _operands(n, 3),
-           {"strides": strides, "pads": pads, "dilations": dilations, "group": n.attr("group", 1),
-            "output_padding": output_padding})
+    attrs = {"strides": strides, "pads": pads, "dilations": dilations, "group": n.attr("group", 1),
+             "output_padding": output_padding}
+    if min(pads) >= 0:
+        n.emit("conv_transpose", _operands(n, 3), attrs)
+        return
+    # Negative pads: the output reaches past what the transposed convolution writes; those
+    # positions hold zero plus the bias.
+    y = n.temp("conv_transpose", [n.input(0), n.input(1)], {**attrs, "pads": tuple(max(p, 0) for p in pads)})
+    grow = (0, 0) + tuple(max(-p, 0) for p in pads[:nsp]) + (0, 0) + tuple(max(-p, 0) for p in pads[nsp:])
+    if not n.has_input(2):
+        n.emit("pad", [y], {"pads": grow, "mode": "constant", "value": 0.0})
+        return
+    y = n.temp("pad", [y], {"pads": grow, "mode": "constant", "value": 0.0})
+    bias = n.temp("reshape", [n.input(2)], {"shape": (w_shape[1] * n.attr("group", 1),) + (1,) * nsp})
+    n.emit("add", [y, bias])
 
 
 def lower_matmul(n: NodeContext) -> None:
