@@ -4,8 +4,9 @@
 
 For the digits CNN (360 test images) and the BERT-style encoder (360 test sequences): compile for the
 overlay, evaluate float / reference / simulator with 1 and 2 worker processes, print samples per
-second and the speedup, check the two runs agree bit for bit, and print the accuracy table. Then
-the data reader's memory: a folder of N digits images evaluated on the float path, max RSS measured
+second and the speedup, check the two runs agree bit for bit, and print the accuracy table. The
+same engine calibrates: each model's calibration file observed with 1 and 2 workers (ranges equal?).
+Then the data reader's memory: a folder of N digits images evaluated on the float path, max RSS measured
 in a child process beside one of N/10 images (bounded memory: the two should be about equal).
 """
 from __future__ import annotations
@@ -44,6 +45,26 @@ def scaling(folder: Path) -> None:
         tables.append(format_eval(runs[2]))
     print()
     print("\n\n".join(tables))
+    calibration_scaling()
+
+
+def calibration_scaling() -> None:
+    from tcc.driver import CompileOptions, compile_model
+    from tcc.evaluation.calibrate import calibration_executor
+    from tcc.passes.quantize.calibration import calibrate
+
+    print(f"\ncalibration through the engine (--calibrate auto, streamed)\n{'model':<12} {'samples':>8} "
+          f"{'1 worker':>12} {'2 workers':>12} {'speedup':>8}  same ranges")
+    for name, (model, calib, _) in MODELS.items():
+        module = compile_model(str(model), "ir", CompileOptions())
+        seconds, ranges = {}, {}
+        for w in (1, 2):
+            start = time.perf_counter()
+            ranges[w] = calibrate(module, None, "auto", executor=calibration_executor(str(calib), w))
+            seconds[w] = time.perf_counter() - start
+        n = len(np.load(calib)[module.inputs[0].name])
+        print(f"{name:<12} {n:>8} {n / seconds[1]:>9.1f}/s {n / seconds[2]:>9.1f}/s "
+              f"{seconds[1] / seconds[2]:>7.2f}x  {ranges[1] == ranges[2]}")
 
 
 CHILD = """

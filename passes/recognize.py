@@ -330,10 +330,29 @@ class GeluPattern:
         return False
 
 
+class GlobalMeanPattern:
+    """reduce_mean over every spatial axis of an [N, C, H, W, ...] tensor, dims kept ->
+    global_avg_pool (torch exports adaptive_avg_pool2d(x, 1) and x.mean((2, 3), keepdim=True) this
+    way): the int8 path then averages exactly in integers (qglobal_avg_pool) and the sparse
+    target maps it onto its gpool module."""
+
+    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
+        if op.kind != "reduce_mean" or not is_float(op.result.type.dtype) or not op.keepdims:
+            return False
+        rank = op.x.type.rank
+        if rank < 4 or sorted(a % rank for a in op.axes) != list(range(2, rank)):  # rank 3: a LayerNorm's mean
+            return False
+        builder = rewriter.builder_before(op)
+        pooled = builder.value("global_avg_pool", [op.x], name=op.result.name)
+        _replace(rewriter, op, pooled, [])
+        return True
+
+
 @dataclass
 class Recognize(Pass):
     name = "recognize"
-    summary = "fuse decomposed LayerNorm and GELU subgraphs into layer_norm and gelu"
+    summary = ("fuse decomposed LayerNorm and GELU subgraphs into layer_norm and gelu; a spatial mean "
+               "becomes global_avg_pool")
 
     def apply(self, module: Module) -> None:
-        apply_patterns(module, [LayerNormPattern(), LayerNormAffinePattern(), GeluPattern()])
+        apply_patterns(module, [LayerNormPattern(), LayerNormAffinePattern(), GeluPattern(), GlobalMeanPattern()])

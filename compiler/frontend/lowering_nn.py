@@ -75,9 +75,9 @@ def lower_conv_transpose(n: NodeContext) -> None:
         for i in range(nsp):
             total = (strides[i] * (spatial[i] - 1) + output_padding[i] + (kernel[i] - 1) * dilations[i] + 1
                      - target[i])
-            if total < 0:
-                raise n.error(f"output_shape {list(target)} needs negative padding; tcc does not support that")
             upper = auto_pad == "SAME_UPPER"
+            # A negative total (an output larger than the transposed convolution makes) grows the
+            # end: floor division, as ONNX's conformance case convtranspose_output_shape expects.
             begins.append(total // 2 if upper else total - total // 2)
             ends.append(total - total // 2 if upper else total // 2)
         pads = tuple(begins + ends)
@@ -85,9 +85,21 @@ def lower_conv_transpose(n: NodeContext) -> None:
         pads = (0,) * (2 * nsp)
     else:
         pads = tuple(n.attr("pads") or (0,) * (2 * nsp))
-    n.emit("conv_transpose", _operands(n, 3),
-           {"strides": strides, "pads": pads, "dilations": dilations, "group": n.attr("group", 1),
-            "output_padding": output_padding})
+    attrs = {"strides": strides, "pads": pads, "dilations": dilations, "group": n.attr("group", 1),
+             "output_padding": output_padding}
+    if min(pads) >= 0:
+        n.emit("conv_transpose", _operands(n, 3), attrs)
+        return
+    # Negative pads: the output reaches past what the transposed convolution writes; those
+    # positions hold zero plus the bias.
+    y = n.temp("conv_transpose", [n.input(0), n.input(1)], {**attrs, "pads": tuple(max(p, 0) for p in pads)})
+    grow = (0, 0) + tuple(max(-p, 0) for p in pads[:nsp]) + (0, 0) + tuple(max(-p, 0) for p in pads[nsp:])
+    if not n.has_input(2):
+        n.emit("pad", [y], {"pads": grow, "mode": "constant", "value": 0.0})
+        return
+    y = n.temp("pad", [y], {"pads": grow, "mode": "constant", "value": 0.0})
+    bias = n.temp("reshape", [n.input(2)], {"shape": (w_shape[1] * n.attr("group", 1),) + (1,) * nsp})
+    n.emit("add", [y, bias])
 
 
 def lower_matmul(n: NodeContext) -> None:
@@ -177,12 +189,38 @@ def _chain(n: NodeContext, steps: list) -> None:
 
 
 def lower_batch_norm(n: NodeContext) -> None:
-    if n.attr("training_mode", 0) or any(n.output_used(i) for i in range(1, len(n.node.output))):
-        raise n.error("training-mode BatchNormalization (extra outputs) is not supported; "
+    if n.attr("training_mode", 0):
+        _batch_norm_training(n)
+        return
+    if any(n.output_used(i) for i in range(1, len(n.node.output))):
+        raise n.error("BatchNormalization's extra outputs (opset < 14 training outputs) are not supported; "
                       "export the model in inference mode")
     if n.opset < 9 and n.attr("spatial", 1) == 0:
         raise n.error("spatial=0 (per-activation statistics) is not supported")
     n.emit("batch_norm", _operands(n, 5), {"epsilon": n.attr("epsilon", 1e-5)})
+
+
+def _batch_norm_training(n: NodeContext) -> None:
+    """training_mode=1 (opset 14+): normalize with the batch's own mean and (population) variance
+    per channel; the running statistics outputs are input * momentum + batch * (1 - momentum)."""
+    x = n.input(0)
+    rank, channels = x.type.rank, x.type.shape[1]
+    axes = (0,) + tuple(range(2, rank))
+    mean = n.temp("reduce_mean", [x], {"axes": axes, "keepdims": 1}, hint="batch_mean")
+    centred = n.temp("sub", [x, mean], hint="centred")
+    var = n.temp("reduce_mean", [n.temp("mul", [centred, centred], hint="squares")], {"axes": axes, "keepdims": 1},
+                 hint="batch_var")
+    mean = n.temp("reshape", [mean], {"shape": (channels,)}, hint="mean")
+    var = n.temp("reshape", [var], {"shape": (channels,)}, hint="var")
+    n.emit("batch_norm", [x, n.input(1), n.input(2), mean, var], {"epsilon": n.attr("epsilon", 1e-5)})
+    momentum = float(n.attr("momentum", 0.9))
+    dtype = np.dtype(to_numpy(n.input_type(3).dtype))
+    keep = n.new_const(np.asarray(momentum, dtype), f"{n.loc}.momentum")
+    take = n.new_const(np.asarray(1 - momentum, dtype), f"{n.loc}.one_minus_momentum")
+    for output, (running, batch) in enumerate(((3, mean), (4, var)), start=1):
+        if n.output_used(output):
+            old = n.temp("mul", [n.input(running), keep], hint="kept")
+            n.emit("add", [old, n.temp("mul", [batch, take], hint="taken")], output=output)
 
 
 def lower_layer_norm(n: NodeContext) -> None:

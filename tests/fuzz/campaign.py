@@ -14,7 +14,8 @@ again with the same DIR continues where the last one stopped (a killed or starve
 one chunk).  Chunk k of a target draws its cases from its own generator, seeded by (seed, target, k),
 so a resumed run tries new cases, never the ones already counted.  ``--shard K/N`` lets N processes
 share a target (on a machine with cores to spare): shard K keeps DIR/<target>.shard-K.json and
-draws from its own generators, and every shard stops when the shards' counts add up to --cases.
+draws from its own generators, and every process stops when the shards' counts (and an unsharded
+run's) add up to --cases.
 ``--totals DIR`` prints the counts summed over the shards, without running anything.
 """
 from __future__ import annotations
@@ -119,7 +120,7 @@ def main(argv=None) -> int:
     for name in names:
         targets.seeds(name)  # build seeds outside the timed loop
     while True:
-        done = {n: totals[n][0] + (_other_shards(state, n, shard) if shard else 0) for n in names}
+        done = {n: totals[n][0] + (_other_shards(state, n, shard) if state else 0) for n in names}
         active = [n for n in names if (args.cases is None or done[n] < args.cases) and totals[n][3] < seconds]
         if not active:
             break

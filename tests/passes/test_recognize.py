@@ -354,3 +354,32 @@ def test_glu_with_a_two_result_split_is_left_alone():
     }
     """
     assert run(text) == expect(text)
+
+
+def test_a_spatial_mean_becomes_a_global_average_pool_with_the_same_values():
+    """x.mean((2, 3), keepdim=True), as torch exports adaptive pooling, -> global_avg_pool (values as
+    onnxruntime's); a mean over the last axis of a rank-3 tensor (a LayerNorm's) stays a reduce_mean."""
+    from tcc.driver import CompileOptions, compile_model
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 5, 7])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 1, 1])
+    axes = numpy_helper.from_array(np.array([-1, 2], np.int64), "axes")
+    graph = helper.make_graph([helper.make_node("ReduceMean", ["x", "axes"], ["y"], keepdims=1)], "g", [x], [y],
+                              [axes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    module = compile_model(model, "ir", CompileOptions())
+    assert [op.kind for op in module.ops if op.kind != "const"] == ["global_avg_pool"]
+    data = np.random.default_rng(0).standard_normal((1, 3, 5, 7)).astype(np.float32)
+    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"x": data})[0]
+    np.testing.assert_allclose(run_module(module, {"x": data})["y"], expected, rtol=1e-6, atol=1e-7)
+
+    ln = parse_module(textwrap.dedent("""\
+        module @m {
+          input %x : f32[1,8,32]
+          %mu = reduce_mean(%x) {axes = [2], keepdims = 1} : f32[1,8,1] loc("ln")
+          output "y" = %mu
+        }
+        """))
+    PassManager(parse_pipeline("recognize")).run(ln)
+    assert "reduce_mean(%x)" in print_module(ln)
