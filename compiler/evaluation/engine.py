@@ -46,6 +46,11 @@ def _init_worker(task) -> None:
     global _TASK
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")  # one core per worker; the pool provides the parallelism
+    # BLAS is loaded by now (numpy came with the task), so the variables above no longer reach it:
+    # limit its pool itself, or two workers' spinning BLAS threads oversubscribe the cores.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
     task.open()
     _TASK = task
 
