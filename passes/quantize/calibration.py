@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from tcc.ir import Module, Value
 from tcc.ir.interpreter import run_module
@@ -249,10 +250,13 @@ class CalibrationTask:
         module = self.module
         run = _sparse_runner(module, self.sparse_mode, observe) if self.sparse_mode else \
             (lambda sample: run_module(module, sample, observe=observe))
-        for offset, sample in enumerate(samples):
-            index = start + offset
-            with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by observe, in one line
-                run(getattr(sample, "feeds", sample))
+        # One BLAS thread wherever a chunk runs: a float matmul's rounding depends on how BLAS splits
+        # it over threads, and the ranges must not depend on how many workers calibrate.
+        with threadpool_limits(1, user_api="blas"):
+            for offset, sample in enumerate(samples):
+                index = start + offset
+                with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by observe, in one line
+                    run(getattr(sample, "feeds", sample))
         return observers
 
 

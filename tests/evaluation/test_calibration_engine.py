@@ -34,6 +34,16 @@ def test_parallel_streamed_calibration_equals_serial(float_module, method):
     assert activations <= set(serial)  # every float activation has a range
 
 
+def test_parallel_calibration_of_a_transformer_equals_serial():
+    """The encoder's float matmuls go through BLAS, whose rounding depends on its thread count:
+    the ranges must not depend on the workers (every chunk runs with one BLAS thread)."""
+    encoder = Path(__file__).resolve().parents[2] / "examples" / "encoder"
+    calib = str(encoder / "encoder_calib.npz")
+    module = compile_model(str(encoder / "encoder.onnx"), "ir", CompileOptions())
+    serial = calibrate(module, load_samples(calib, module, 48), "auto")
+    assert calibrate(module, None, "auto", executor=calibration_executor(calib, 2, max_samples=48)) == serial
+
+
 @pytest.mark.parametrize("kind", ["minmax", "entropy"])
 def test_observer_merge_is_exact_whatever_the_growth_order(kind):
     rng = np.random.default_rng(3)
