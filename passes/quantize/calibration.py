@@ -36,10 +36,7 @@ def load_samples(path: str, module: Module, max_samples: int = 0,
     expected = {v.name: v.type.shape for v in module.inputs}
     keys: list[str] = []
     arrays = read_npz(path, what, _sample_check(path, expected, keys), error=CalibrationError)
-    missing = sorted(set(expected) - set(arrays))
-    if missing:
-        raise CalibrationError(f"{path}: no samples for input(s) {', '.join(map(repr, missing))}; "
-                               f"keys present: {', '.join(map(repr, sorted(keys))) or 'none'}")
+    _require_inputs(path, expected, keys)
     shaped = {}
     for name, full in expected.items():
         a = arrays[name]
@@ -62,6 +59,10 @@ def check_samples_file(path: str, module: Module, what: str = "calibration file"
     keys: list[str] = []
     check = _sample_check(path, expected, keys)
     read_npz(path, what, lambda key, shape, dtype: check(key, shape, dtype) and False, error=CalibrationError)
+    _require_inputs(path, expected, keys)
+
+
+def _require_inputs(path, expected: dict[str, tuple[int, ...]], keys: list[str]) -> None:
     missing = sorted(set(expected) - set(keys))
     if missing:
         raise CalibrationError(f"{path}: no samples for input(s) {', '.join(map(repr, missing))}; "
