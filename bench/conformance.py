@@ -47,6 +47,9 @@ def run(quant: str | None, names: list[str], show_failures: bool, by_op: bool) -
         if finite:
             print(f"[int8] SQNR of passing float outputs: median {finite[len(finite) // 2]:.1f} dB, "
                   f"min {finite[0]:.1f} dB ({len(sqnrs) - len(finite)} exact)")
+        slacked = sorted(n for n, o in scope.items() if o.status == cc.PASS and o.within_rounding)
+        print(f"[int8] {len(slacked)} pass only within what their inputs' rounding moves the float result by "
+              f"(tests/conformance/int8_tolerance.py){': ' + ', '.join(slacked) if show_failures else ''}")
     if by_op:
         table = collections.defaultdict(collections.Counter)
         for name, o in scope.items():
