@@ -18,7 +18,6 @@ import math
 import os
 import re
 import tempfile
-import tomllib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,6 @@ from onnx import numpy_helper
 import int8_tolerance
 
 DATA_DIRS = ("simple", "pytorch-converted", "pytorch-operator")
-EXPECTATIONS = Path(__file__).resolve().parent / "expected.toml"
 
 PASS, WRONG, UNSUPPORTED, CRASH = "pass", "wrong", "unsupported", "crash"
 
@@ -426,21 +424,3 @@ def _sqnr(actual: np.ndarray, expected: np.ndarray) -> float:
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-# -- the expectation file ----------------------------------------------------------------------
-@functools.cache
-def expectations() -> tuple[frozenset[str], dict[str, str]]:
-    """(cases expected to pass, out-of-scope cases with their reason) from expected.toml."""
-    data = tomllib.loads(EXPECTATIONS.read_text(encoding="utf-8"))
-    return frozenset(data.get("pass", ())), dict(data.get("out_of_scope", {}))
-
-
-def write_expectations(passing, out_of_scope: dict[str, str]) -> None:
-    lines = ["# ONNX conformance cases tcc passes (float path), and the cases out of scope with why.",
-             "# Regenerate deliberately: python bench/conformance.py --update  (the pass list only grows).",
-             "pass = ["]
-    lines += [f'  "{name}",' for name in sorted(passing)]
-    lines += ["]", "", "[out_of_scope]"]
-    lines += [f'{name} = "{reason}"' for name, reason in sorted(out_of_scope.items())]
-    EXPECTATIONS.write_text("\n".join(lines) + "\n", encoding="utf-8")
