@@ -47,6 +47,7 @@ class ConvGeometry:
     fmt: WeightFormat  # of the packed weights
     channel_step: int  # channel tiles are multiples of this (or all channels)
     kind: str = "conv"  # "conv" (group 1), "grouped" or "depthwise": which slab splits are possible
+    own_columns: bool = False  # runs as dwconv or gconv: each array column reads its own channels
 
     def rows_in(self, th: int) -> int:
         return min((th - 1) * self.sh + (self.kh - 1) * self.dh + 1, self.h)
@@ -78,7 +79,8 @@ def conv_geometry(x_shape, w_shape, y_shape, strides, dilations, group: int, fmt
     packed_groups = group > 1 and not depthwise and ng * row_bytes(k, fmt) <= buffers.wbuf_h
     step_n = ng if packed_groups or group > 1 and not depthwise and ng < 32 else 32
     kind = "depthwise" if depthwise else "grouped" if group > 1 else "conv"
-    return ConvGeometry(h, wid, c_in, n_out, h_out, w_out, kh, strides[0], dilations[0], k, fmt, step_n, kind)
+    return ConvGeometry(h, wid, c_in, n_out, h_out, w_out, kh, strides[0], dilations[0], k, fmt, step_n, kind,
+                        depthwise or packed_groups)
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ def estimate(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: int = 
                     load += dma_cycles(target, pixels, nt) if tc else dma_cycles(target, 1, pixels * g.c)
                     k = g.k
                 first_load = first_load or load
-                compute += matmul_cycles(target, m, nt, k, g.fmt)
+                compute += matmul_cycles(target, m, nt, k, g.fmt, g.own_columns)
             post += post_cycles(target, m * nt)
             last_store = dma_cycles(target, 1, m * nt) if nt == g.n else dma_cycles(target, m, nt)
             store += last_store
