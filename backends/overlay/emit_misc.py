@@ -8,6 +8,7 @@ from tcc.ir import constant_value
 from .context import Context
 from .errors import unsupported
 from .layout import physical_offsets, to_physical
+from .residual import eadd_registers
 from .steps import Step
 from .tiling import input_rows
 
@@ -85,15 +86,12 @@ def _stream(ctx: Context, x, y, length_register: str, emit) -> None:
 def emit_eadd(ctx: Context, step: Step) -> None:
     ra, rb, add, req = step.ops
     a, bv, y = ra.x, rb.x, req.result
-    if ra.pre_shift != rb.pre_shift or ra.rounding != req.rounding:
-        raise unsupported(add, "the two rescales of an int8 add must share pre_shift and rounding")
+    registers = eadd_registers(ra, rb, add, req)
     b, p = ctx.buffers, ctx.program
     n = y.type.size
     half = b.abuf_q // 2
     ctx.begin_layer(step.name, 0, a.type.size + bv.type.size + n)
-    p.set({"ea.a_zp": a.type.quant.zero_point[0], "ea.b_zp": bv.type.quant.zero_point[0],
-           "ea.a_mult": ra.multiplier[0], "ea.a_shift": ra.shift[0], "ea.b_mult": rb.multiplier[0],
-           "ea.b_shift": rb.shift[0], "ea.pre_shift": ra.pre_shift, **_output_rescale(req)})
+    p.set(registers)
     tiles = list(_flat_tiles(n, half if ctx.cores == 1 else min(half, -(-n // ctx.cores))))
     mine = ctx.share(len(tiles))
     for i, start, count in tiles[mine.start:mine.stop]:

@@ -48,6 +48,11 @@ class ConvGeometry:
     channel_step: int  # channel tiles are multiples of this (or all channels)
     kind: str = "conv"  # "conv" (group 1), "grouped" or "depthwise": which slab splits are possible
     own_columns: bool = False  # runs as dwconv or gconv: each array column reads its own channels
+    residual: bool = False  # a fused residual add: each output tile loads its skip tile beside it
+
+    def output_limit(self, buffers: Buffers) -> int:
+        """Bytes an output tile may take: an abuf quarter, half of one with a fused residual add."""
+        return buffers.abuf_q // 2 if self.residual else buffers.abuf_q
 
     def rows_in(self, th: int) -> int:
         return min((th - 1) * self.sh + (self.kh - 1) * self.dh + 1, self.h)
@@ -66,7 +71,7 @@ class ConvGeometry:
 
 
 def conv_geometry(x_shape, w_shape, y_shape, strides, dilations, group: int, fmt: WeightFormat,
-                  buffers: Buffers) -> ConvGeometry:
+                  buffers: Buffers, residual: bool = False) -> ConvGeometry:
     """The tile search's view of a 2-D convolution (NCHW activations, OIHW weights stored in
     ``fmt``).  Channel tiles of whole groups share the array's columns in one gconv pass when one
     group's weights fit a wbuf half (otherwise each group takes conv passes of its own)."""
@@ -80,7 +85,7 @@ def conv_geometry(x_shape, w_shape, y_shape, strides, dilations, group: int, fmt
     step_n = ng if packed_groups or group > 1 and not depthwise and ng < 32 else 32
     kind = "depthwise" if depthwise else "grouped" if group > 1 else "conv"
     return ConvGeometry(h, wid, c_in, n_out, h_out, w_out, kh, strides[0], dilations[0], k, fmt, step_n, kind,
-                        depthwise or packed_groups)
+                        depthwise or packed_groups, residual)
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,9 @@ def estimate(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: int = 
             post += post_cycles(target, m * nt)
             last_store = dma_cycles(target, 1, m * nt) if nt == g.n else dma_cycles(target, m, nt)
             store += last_store
+            if g.residual:  # the skip tile comes in as the output tile goes out; eadd on the post unit
+                load += last_store
+                post += post_cycles(target, m * nt)
     spread = min(target.cores, _ceil(g.n, tn) * _ceil(g.h_out, th))  # cores sharing the tiles
     return _ceil(max(load, compute, post, store), spread) + first_load + last_store
 
@@ -136,7 +144,7 @@ def _whole_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -
     best = None
     for tn in channel_tiles:
         for th in range(1, g.h_out + 1):
-            if (g.rows_in(th) * g.w * g.c > buffers.abuf_q or th * g.w_out * tn > buffers.abuf_q
+            if (g.rows_in(th) * g.w * g.c > buffers.abuf_q or th * g.w_out * tn > g.output_limit(buffers)
                     or th * g.w_out * tn * 4 > buffers.acc_h):
                 break
             cycles = estimate(g, tn, th, target)
@@ -167,7 +175,7 @@ def _split_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -
     best = None
     for tn, tc in options:
         for th in range(1, g.h_out + 1):
-            if g.rows_in(th) * g.w * tc > buffers.abuf_q or th * g.w_out * tn > buffers.abuf_q \
+            if g.rows_in(th) * g.w * tc > buffers.abuf_q or th * g.w_out * tn > g.output_limit(buffers) \
                     or th * g.w_out * tn * 4 > buffers.acc_h:
                 break
             cycles = estimate(g, tn, th, target, tc)
