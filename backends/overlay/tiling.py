@@ -251,3 +251,20 @@ def choose_gemm_tiles(m: int, n: int, k: int, fmt: WeightFormat, buffers: Buffer
     if best is None:
         raise ValueError(f"no gemm tiling of {m} x {n} x {k} fits the buffers")
     return best
+
+
+def stream_tile(total: int, limit: int, target: TargetConfig, inputs: int = 1, unit: int = 1) -> int:
+    """Units per tile for a stream of ``total`` units of ``unit`` bytes (each tile: ``inputs`` loads,
+    one post-unit instruction, one store), at most ``limit``: the size with the least modeled time,
+    the busiest DMA unit's total plus the first tile's loads and the last tile's store.  One tile is
+    serial (load, then process, then store); a few overlap one tile's store with the next one's
+    load, each paying the transfer latency once more."""
+    def cycles(tile: int) -> int:
+        full, rest = divmod(total, tile)
+        one, last = dma_cycles(target, 1, tile * unit), dma_cycles(target, 1, rest * unit) if rest else 0
+        transfers = full * one + last
+        return max(inputs * transfers, transfers) + inputs * one + (last or one)
+
+    fewest = _ceil(total, limit)
+    sizes = {min(limit, _ceil(total, count)) for count in range(fewest, fewest + 32)}
+    return min(sorted(sizes, reverse=True), key=cycles)
