@@ -163,7 +163,8 @@ cli.command_class = FileCommand  # every command: outputs checked against inputs
 @with_model_options
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Calibrate in N processes, streaming --calib in chunks instead of loading it whole "
-                   "(for thousands of samples); the ranges do not depend on N.")
+                   "(for thousands of samples), and with --quant mixed measure layer sensitivities in N "
+                   "processes; the result does not depend on N.")
 @click.option("--symmetric", is_flag=True, help="Symmetric int8 activations (zero point 0).")
 @click.option("--budget-bytes", type=int, default=None, metavar="N",
               help="--quant mixed: weight memory budget in bytes.")

@@ -144,3 +144,18 @@ def test_json_to_stdout_leaves_the_table_on_stderr(tcc_cli, tmp_path):
                              "--workers", "1", "--json", "-")
     assert code == 0, err
     assert json.loads(out)["samples"] == 4 and "float" in err
+
+
+def test_a_script_without_a_main_guard_fails_clearly_instead_of_hanging(tmp_path):
+    """Process-pool workers import the calling script again; a script that evaluates at import time
+    would start pools from its workers.  It must stop within seconds with the advice, not hang."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text("from tcc.evaluation import evaluate\n"
+                      f"evaluate({str(MODEL)!r}, data={str(TEST)!r}, paths=('float',), limit=16, workers=2)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode != 0
+    assert 'if __name__ == "__main__":' in done.stderr
+    assert "EvalError" in done.stderr  # the caller gets tcc's error, not a bare BrokenProcessPool
