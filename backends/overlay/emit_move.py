@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tcc.isa.cycles import dma_cycles, post_cycles
+
 from .context import Context
 from .errors import unsupported
 from .layout import ELEMENT_BYTES, LayoutPlan, factor_strided
@@ -45,13 +47,14 @@ def _box(dims, elem: int):
 def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.ndarray) -> None:
     elem = ELEMENT_BYTES[src.type.dtype]
     b, p = ctx.buffers, ctx.program
-    problem = ""
+    plans, problem = [], ""
     for chunk in _chunks(ctx, ctx.layouts.shape(src), elem, src.type.size):
         tiles, problem = _plan_tiles(dst_index, src_index, chunk, src.type.size, elem)
         if tiles is not None:
-            break
-    else:
+            plans.append(tiles)
+    if not plans:
         raise unsupported(op, problem)
+    tiles = min(plans, key=lambda t: _move_cycles(ctx, t, elem))
     for tile, (s0, s1, store, box, gather) in enumerate(tiles):
         slot = b.a_in(tile)
         p.dma("load", "abuf", slot, ctx.addr(src) + s0 * elem, rows=1, row_bytes=(s1 - s0) * elem)
@@ -63,6 +66,22 @@ def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.n
         p.dma("store", "abuf", staging, ctx.addr(dst) + store * elem, rows=rows, row_bytes=row_bytes,
               dram_row=row_stride, sram_row=row_bytes, planes=planes, dram_plane=plane_stride,
               sram_plane=rows * row_bytes)
+
+
+def _move_cycles(ctx: Context, tiles, elem: int) -> int:
+    """Modeled cycles of a move's tiles (the cost model's DMA and copy cycles): the busiest unit's
+    total plus the first load and the last store, as the conv tile search counts."""
+    loads, copies, stores = [], [], []
+    for s0, s1, _, (planes, rows, row_bytes, _, row_stride), gather in tiles:
+        loads.append(dma_cycles(ctx.target, 1, (s1 - s0) * elem))
+        contiguous = planes == 1 and row_stride == row_bytes
+        stores.append(dma_cycles(ctx.target, 1, rows * row_bytes) if contiguous
+                      else dma_cycles(ctx.target, planes * rows, row_bytes))
+        if gather is not None:
+            extents = [n for n, _ in gather[1]]
+            block = int(np.prod(extents[-4:])) * elem
+            copies.append(int(np.prod(extents[:-4])) * post_cycles(ctx.target, block))
+    return max(sum(loads), sum(copies), sum(stores)) + loads[0] + stores[-1]
 
 
 def _row_elements(phys, limit: int, several: bool) -> int:
