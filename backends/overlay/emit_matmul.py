@@ -173,5 +173,5 @@ def plan_views(steps: list[Step], io, layouts, buffers) -> None:
         else:
             raise unsupported(mm, "its result cannot be stored row by row")
         step.info.update(chosen)
-        step.inputs = [chosen["a"][0], chosen["b"][0]] + list(req.operands[1:])
+        step.inputs = [chosen["a"][0], chosen["b"][0]] + ([req.row_shift] if req.row_shift is not None else [])
         step.outputs = [chosen["y"][0]]

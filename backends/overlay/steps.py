@@ -182,7 +182,7 @@ def match_step(op: Op, module: Module) -> Step | None:
         req = _sole_user(out, module)
         if req is None or req.kind != "requantize" or req.dtype != "i8" or len(req.multiplier) != 1:
             return None
-        return Step("matmul", [op, req], list(op.operands) + list(req.operands[1:]), [req.result])
+        return Step("matmul", [op, req], list(op.operands) + ([req.row_shift] if req.row_shift is not None else []), [req.result])
     if op.kind == "requantize" and op.dtype == "i32":
         add = _sole_user(out, module)
         return match_step(add, module) if add is not None and add.kind in ("add", "sub", "mul") else None
