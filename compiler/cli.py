@@ -590,7 +590,8 @@ def list_passes():
 @click.option("--paths", "paths_text", default=None, metavar="P1,P2,...",
               help="Executions to run: float (onnxruntime), reference, sim (default: all that apply).")
 @click.option("--workers", default=None, type=click.IntRange(min=1),
-              help="Worker processes (default: one per core; 1 runs in this process).")
+              help="Worker processes (default: one per core, unless the first samples show the set is "
+                   "done here sooner than workers start; 1 runs in this process).")
 @click.option("--ray", "ray_address", default=None, metavar="local|auto|ADDRESS",
               help="Run on Ray: 'local' starts one here, 'auto' joins the running cluster.")
 @click.option("--per-layer", is_flag=True, help="Each layer's SQNR against float over the set; names error jumps.")

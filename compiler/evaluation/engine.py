@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import pickle
 import tempfile
+import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -28,17 +29,45 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def map_chunks(task, dataset, count: int, workers: int = 1, ray_address: str | None = None, chunk: int = CHUNK):
+#: Seconds of work left below which a pool is not worth starting: each worker spawns a Python,
+#: imports numpy, onnxruntime and tcc and opens the task (about a second each on a quiet machine).
+POOL_PAYS_FROM = 4.0
+
+
+def map_chunks(task, dataset, count: int, workers: int = 1, ray_address: str | None = None, chunk: int = CHUNK,
+               adaptive: bool = False, chosen=None):
     """Yield ``task.run(start, dataset.read(start, stop))`` for consecutive chunks of samples
-    0..count-1, in order: here (workers <= 1), in a local process pool, or on Ray."""
+    0..count-1, in order: here (workers <= 1), in a local process pool, or on Ray.
+
+    ``adaptive`` (workers > 1 not asked for explicitly): run the first chunk here, and start the
+    pool for the rest only if they would take longer than POOL_PAYS_FROM seconds here.  Results
+    depend only on their samples, so the choice does not change them.  ``chosen(executor)`` is
+    told where the chunks ran: "in process", "process pool" or "ray".
+    """
     chunks = [(start, min(start + chunk, count)) for start in range(0, count, chunk)]
     if ray_address is not None:
+        _tell(chosen, "ray")
         yield from _ray_chunks(task, dataset, chunks, ray_address, workers)
-    elif workers <= 1:
+        return
+    if workers > 1 and adaptive and len(chunks) > 1:
+        task.open()
+        started = time.perf_counter()
+        (start, stop), chunks = chunks[0], chunks[1:]
+        yield task.run(start, dataset.read(start, stop))
+        if (time.perf_counter() - started) * len(chunks) < POOL_PAYS_FROM:
+            workers = 1
+    if workers <= 1:
+        _tell(chosen, "in process")
         task.open()
         yield from (task.run(start, dataset.read(start, stop)) for start, stop in chunks)
     else:
+        _tell(chosen, "process pool")
         yield from _pool_chunks(task, dataset, chunks, workers)
+
+
+def _tell(chosen, executor: str) -> None:
+    if chosen is not None:
+        chosen(executor)
 
 
 # -- a local process pool -----------------------------------------------------------------------
