@@ -17,7 +17,10 @@ import numpy as np
 
 from tcc.backends.artifact import Artifact, ArtifactError, HeteroArtifact
 from tcc.ir import parse_module
+from tcc.frontend import run_model
+from tcc.frontend.host_tail import TailRunner, tail_runner
 from tcc.ir.errors import IRParseError
+from tcc.ir.host_tail import HostTail, parse_host_tail
 from tcc.ir.interpreter import run_module
 from tcc.ir.interpreter.interpreter import bind_inputs
 
@@ -32,6 +35,13 @@ def _parse(text: str, what: str):
         raise ArtifactError(f"the artifact's {what} does not parse: {exc}") from None
 
 
+def _parse_tail(text: str, what: str) -> HostTail:
+    try:
+        return parse_host_tail(text, 1, what)
+    except ValueError as exc:
+        raise ArtifactError(f"the artifact's {what} (host tail) does not parse: {exc}") from None
+
+
 class HeteroSession(ModelIO):
     def __init__(self, artifact):
         self.artifact = artifact if isinstance(artifact, HeteroArtifact) else HeteroArtifact.load(artifact)
@@ -39,6 +49,10 @@ class HeteroSession(ModelIO):
         self.module = _parse(self.artifact.ir_text, "IR")
         self.parts = []
         for i, (entry, part) in enumerate(zip(meta["partitions"], self.artifact.parts)):
+            if entry.get("graph") == "onnx":
+                tail = _parse_tail(part, f"partition {i}")
+                self.parts.append(tail_runner(tail))
+                continue
             runner = Session(part) if isinstance(part, Artifact) else _parse(part, f"partition {i} IR")
             module = runner.interface if isinstance(runner, Session) else runner
             names = ([v.name for v in module.inputs], [n for n, _ in module.outputs])
@@ -82,7 +96,10 @@ class HeteroSession(ModelIO):
         for i, (entry, runner) in enumerate(zip(meta["partitions"], self.parts)):
             given = {n: env[n] for n in entry["inputs"]}
             start = time.perf_counter()
-            made = runner.run_dict(given) if isinstance(runner, Session) else run_module(runner, given)
+            if isinstance(runner, TailRunner):  # the tail's inputs by its own (ONNX) names
+                made = runner.run(dict(zip(runner.input_names, given.values())))
+            else:
+                made = runner.run_dict(given) if isinstance(runner, Session) else run_module(runner, given)
             seconds = time.perf_counter() - start
             env.update(made)
             stat = {"index": i, "kind": entry["kind"], "nodes": len(entry["nodes"]),
@@ -98,8 +115,8 @@ class HeteroSession(ModelIO):
         return {e["name"]: np.array(env[e["value"]], order="C") for e in meta["outputs"]}
 
     def run_reference(self, feeds: dict) -> dict[str, np.ndarray]:
-        """The integer reference interpreter on the whole model's quantized IR."""
-        return run_module(self.module, feeds)
+        """The integer reference interpreter on the whole model's quantized IR (then its host tail)."""
+        return run_model(self.module, feeds)
 
     def performance_report(self) -> dict:
         """Per partition: where the time goes (device cycles, host wall time) and bytes crossing."""
