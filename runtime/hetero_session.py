@@ -19,13 +19,14 @@ from tcc.backends.artifact import Artifact, ArtifactError, HeteroArtifact
 from tcc.ir import parse_module
 from tcc.frontend import run_model
 from tcc.frontend.host_tail import TailRunner, tail_runner
+from tcc.frontend.onnx_types import tcc_dtype
 from tcc.ir.errors import IRParseError
 from tcc.ir.host_tail import HostTail, parse_host_tail
 from tcc.ir.interpreter import run_module
 from tcc.ir.interpreter.interpreter import bind_inputs
 
 from .report import plain
-from .session import ModelIO, Session
+from .session import ModelIO, NodeArg, Session
 
 
 def _parse(text: str, what: str):
@@ -81,10 +82,29 @@ class HeteroSession(ModelIO):
             raise ArtifactError(f"malformed artifact metadata: no partition makes output value %{missing[0]}; "
                                 "recompile the model")
 
+    def get_outputs(self) -> list[NodeArg]:
+        """The model's outputs; those of a host tail have shapes known only at run time (dims as
+        the ONNX model names them, or None)."""
+        tail = self.module.host_tail
+        if tail is None:
+            return super().get_outputs()
+        made = {n: v for n, v in self.module.outputs}
+        declared = {o.name: o for o in tail_runner(tail).graph.output}
+        args = []
+        for entry in self.artifact.metadata["outputs"]:
+            name = entry["name"]
+            if name in made:
+                args.append(NodeArg(name, list(made[name].type.shape), made[name].type.dtype))
+            else:
+                t = declared[name].type.tensor_type
+                dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
+                args.append(NodeArg(name, dims, tcc_dtype(t.elem_type) or "?"))
+        return args
+
     # -- running -------------------------------------------------------------------------------
     def run(self, output_names, feeds: dict) -> list[np.ndarray]:
         outputs = self.run_dict(feeds)
-        names = output_names or [n for n, _ in self.module.outputs]
+        names = output_names or [e["name"] for e in self.artifact.metadata["outputs"]]
         return [outputs[n] for n in names]
 
     def run_dict(self, feeds: dict, progress=None) -> dict[str, np.ndarray]:

@@ -4,11 +4,12 @@ scripts): the number of detections, hence every shape after NMS, is known only a
 
     python examples/real_models/yolov8_nms.py     # writes yolov8_nms.onnx here (batch 1)
 
-Appended to the detector's ``detections`` [1, 4 + classes, anchors] (boxes as centre x, y,
-width, height, then per-class scores):
+The detector's output concatenates boxes (centre x, y, width, height) and per-class scores;
+NMS exports take the two before that Concat (boxes span hundreds of pixels, scores 0..1: one
+int8 scale for both would leave the scores no resolution):
 
-    boxes  = Transpose(detections[:, :4])            [1, anchors, 4]
-    scores = detections[:, 4:]                       [1, classes, anchors]
+    boxes  = Transpose(box_xywh)                     [1, anchors, 4]
+    scores = sigmoid                                 [1, classes, anchors]
     selected = NonMaxSuppression(boxes, scores, 20 per class, IoU 0.45, score 0.25, centre boxes)
     det_boxes  = boxes[0][selected[:, 2]]            [K, 4]
     det_scores = GatherND(scores, selected)          [K]
@@ -28,29 +29,26 @@ MAX_PER_CLASS, IOU, SCORE = 20, 0.45, 0.25
 
 def with_nms(model: onnx.ModelProto) -> onnx.ModelProto:
     graph = model.graph
-    det = graph.output[0].name
-    classes = graph.output[0].type.tensor_type.shape.dim[1].dim_value - 4
+    concat = next(n for n in graph.node if graph.output[0].name in n.output)  # boxes ++ scores
+    box_xywh, scores = concat.input  # [1, 4, anchors], [1, classes, anchors]
     consts = {
-        "nms.zero": np.array([0], np.int64), "nms.four": np.array([4], np.int64),
-        "nms.end": np.array([4 + classes], np.int64), "nms.axis1": np.array([1], np.int64),
-        "nms.max": np.array([MAX_PER_CLASS], np.int64), "nms.iou": np.array([IOU], np.float32),
-        "nms.score": np.array([SCORE], np.float32), "nms.two": np.array(2, np.int64),
-        "nms.one": np.array(1, np.int64),
+        "nms.zero": np.array([0], np.int64), "nms.max": np.array([MAX_PER_CLASS], np.int64),
+        "nms.iou": np.array([IOU], np.float32), "nms.score": np.array([SCORE], np.float32),
+        "nms.two": np.array(2, np.int64), "nms.one": np.array(1, np.int64),
     }
     nodes = [
-        helper.make_node("Slice", [det, "nms.zero", "nms.four", "nms.axis1"], ["nms.xywh"], name="nms/boxes"),
-        helper.make_node("Transpose", ["nms.xywh"], ["nms.boxes"], perm=[0, 2, 1], name="nms/boxes_t"),
-        helper.make_node("Slice", [det, "nms.four", "nms.end", "nms.axis1"], ["nms.scores"], name="nms/scores"),
-        helper.make_node("NonMaxSuppression", ["nms.boxes", "nms.scores", "nms.max", "nms.iou", "nms.score"],
+        helper.make_node("Transpose", [box_xywh], ["nms.boxes"], perm=[0, 2, 1], name="nms/boxes"),
+        helper.make_node("NonMaxSuppression", ["nms.boxes", scores, "nms.max", "nms.iou", "nms.score"],
                          ["selected"], center_point_box=1, name="nms/nms"),
         helper.make_node("Gather", ["selected", "nms.two"], ["nms.box_index"], axis=1, name="nms/box_index"),
         helper.make_node("Squeeze", ["nms.boxes", "nms.zero"], ["nms.boxes0"], name="nms/boxes0"),
         helper.make_node("Gather", ["nms.boxes0", "nms.box_index"], ["det_boxes"], axis=0, name="nms/det_boxes"),
-        helper.make_node("GatherND", ["nms.scores", "selected"], ["det_scores"], name="nms/det_scores"),
+        helper.make_node("GatherND", [scores, "selected"], ["det_scores"], name="nms/det_scores"),
         helper.make_node("Gather", ["selected", "nms.one"], ["det_class"], axis=1, name="nms/det_class"),
     ]
     out = onnx.ModelProto()
     out.CopyFrom(model)
+    out.graph.node.remove(next(n for n in out.graph.node if n.name == concat.name))
     out.graph.node.extend(nodes)
     out.graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in consts.items())
     del out.graph.output[:]
