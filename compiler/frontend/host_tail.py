@@ -1,7 +1,5 @@
-"""The host tail of an imported model: cut when importing, run once its inputs are known.
+"""Running a module's host tail (``tail_cut.py`` made it) once its inputs are known.
 
-``cut_tail`` keeps the nodes ``dynamic_shapes.dynamic_nodes`` picked as an ONNX graph (the
-model's own nodes, after function expansion) and makes the tensors they read module outputs.
 ``run_model`` runs a module and then its tail: the tail runs in segments, each imported by
 this frontend with the shapes and shape-setting values known by then and run on tcc's float
 reference interpreter; the ops whose output size is a function of their data (NonZero, Unique,
@@ -19,48 +17,16 @@ import onnx
 from onnx import helper, numpy_helper
 
 from tcc.ir import Module
-from tcc.ir.host_tail import HostTail, TailNode
+from tcc.ir.host_tail import HostTail
 from tcc.ir.interpreter import run_module
 from tcc.ir.interpreter.kernels_dynamic import non_max_suppression, nonzero, unique
 
-from .context import ImportContext
 from .dynamic_shapes import DATA_DEPENDENT, dynamic_nodes, outer_reads, shape_inputs
 from .errors import FrontendError, node_label
-from .onnx_types import onnx_elem_type
+from .importer import import_onnx
 
 #: Imported segments kept per tail (distinct shapes or shape-setting values make new ones).
 SEGMENT_CACHE_SIZE = 64
-
-
-def cut_tail(ctx: ImportContext, tail: dict[int, str]) -> HostTail:
-    """The host tail of the nodes ``tail`` (index -> reason); adds the module's outputs: the
-    model outputs the imported part makes, then the tensors the tail reads (model inputs too)."""
-    graph = ctx.loaded.model.graph
-    nodes = [graph.node[i] for i in sorted(tail)]
-    made = {o for node in nodes for o in node.output if o}
-    for output in graph.output:
-        if output.name not in made:
-            ctx.module.add_output(output.name, ctx.value_of(output.name))
-    reads = sorted({n for node in nodes for n in outer_reads(node)} - made)
-    module_inputs = {v.name for v in ctx.module.inputs}
-    inputs, initializers = [], []
-    for name in reads:
-        if name in ctx.consts and name not in module_inputs:
-            initializers.append(numpy_helper.from_array(np.asarray(ctx.consts[name]), name))
-            continue
-        if name not in ctx.values and name not in ctx.consts:
-            continue  # defined inside a subgraph of the tail
-        if not any(n == name for n, _ in ctx.module.outputs):  # a model input too: the module has outputs
-            ctx.module.add_output(name, ctx.value_of(name))
-        t = ctx.type_of(name)
-        inputs.append(helper.make_tensor_value_info(name, onnx_elem_type(t.dtype), list(t.shape)))
-    outputs = [o for o in graph.output if o.name in made]
-    model = helper.make_model(helper.make_graph(nodes, f"{graph.name}.host_tail", inputs, outputs, initializers),
-                              opset_imports=list(ctx.loaded.model.opset_import),
-                              ir_version=ctx.loaded.model.ir_version)
-    return HostTail(tuple(vi.name for vi in inputs), tuple(o.name for o in graph.output),
-                    tuple(TailNode(node_label(graph.node[i]), graph.node[i].op_type, tail[i]) for i in sorted(tail)),
-                    model.SerializeToString())
 
 
 def run_model(module: Module, feeds: Mapping[str, np.ndarray],
@@ -128,8 +94,6 @@ class TailRunner:
         return run_module(module, {n: known[n] for n in inputs})
 
     def _import_segment(self, nodes, known, inputs, constants, outputs) -> Module:
-        from .importer import import_onnx
-
         graph = helper.make_graph(
             nodes, f"{self.graph.name}.segment",
             [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(known[n].dtype), known[n].shape)

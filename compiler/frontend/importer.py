@@ -19,7 +19,7 @@ from tcc.passes.fold_constants import FoldBudget
 
 from .context import ImportContext, NodeContext
 from .dynamic_shapes import DATA_DEPENDENT, dynamic_nodes, outer_reads
-from .host_tail import cut_tail
+from .tail_cut import cut_tail
 from .errors import FrontendError, format_unsupported, internal_error, node_label
 from .folding import SHAPE_ONLY, Folder, shape_stand_in
 from .loader import LoadedModel, load_model
