@@ -232,7 +232,7 @@ class CompileOptions:
     dump_dir: str | None = None
     instrumentations: list[PassInstrumentation] = field(default_factory=list)
     host_fallback: bool = True  # -t overlay: ops the overlay cannot run go to the host (a heterogeneous artifact)
-    workers: int = 1  # calibration: processes observing chunks of the samples (the result does not depend on it)
+    workers: int = 1  # calibration and the sensitivity sweep: worker processes (the result does not depend on it)
     dybit_caps: str = "output"  # --weights dybitN: each layer's exponent-run cap by output error or weight MSE
 
     @property
@@ -254,12 +254,14 @@ def compile_pipeline(target: str, options: CompileOptions) -> list[Pass]:
                                           options.candidates, options.sparse_mode, options.target_config,
                                           options.dybit_caps)
     if options.calib is not None and options.workers > 1:
-        from tcc.evaluation.calibrate import calibration_executor
-        from tcc.passes.quantize import Quantize
+        from tcc.evaluation.calibrate import calibration_executor, sweep_mapper
+        from tcc.passes.quantize import MixedPrecision, Quantize
 
         for p in pipeline:
-            if isinstance(p, Quantize):  # stream the file through the evaluation engine
+            if isinstance(p, (Quantize, MixedPrecision)):  # stream the file through the evaluation engine
                 p.executor = calibration_executor(str(options.calib), options.workers, max_samples=p.max_samples)
+            if isinstance(p, MixedPrecision):  # and spread the sensitivity sweep over the workers
+                p.mapper = sweep_mapper(options.workers)
     if target == "sparse":
         pipeline.append(AnnotateSparsity(calib=str(options.calib), mode=options.sparse_mode or "exact"))
     if target == "overlay":  # group int8 and bf16 work to save PE-array mode switches

@@ -262,6 +262,21 @@ def test_cli_mixed(tcc_cli, tmp_path):
     assert code == 2 and "go with --quant mixed" in err
 
 
+def test_the_sensitivity_sweep_on_two_workers_is_the_serial_one(tcc_cli, tmp_path):
+    """--workers 2 spreads calibration and the per-layer runs over a process pool: the same errors,
+    so the same plan (its table prints the predicted and measured errors) and the same bytes."""
+    model, calib = DIGITS / "digits_cnn.onnx", DIGITS / "digits_calib.npz"
+    plans = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}.tir"
+        code, _, err = tcc_cli("compile", model, "-t", "ir", "--calib", calib, "--quant", "mixed",
+                               "--budget-cycles", "2700", "--workers", workers, "-o", out)
+        assert code == 0, err
+        plans.append((out.read_bytes(), [line for line in err.splitlines() if "error" in line or "|" in line]))
+    assert plans[0][0] == plans[1][0]
+    assert plans[0][1] == plans[1][1] and plans[0][1]
+
+
 @pytest.mark.parametrize("kind, budget", [("bytes", 4000), ("cycles", 2650)])
 def test_the_plan_is_the_overlays_own(kind, budget):
     """The plan's predicted weight bytes are the artifact's exactly, its cycles within 5% of the
