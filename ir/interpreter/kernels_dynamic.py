@@ -53,26 +53,29 @@ def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, max_per_class: in
     Per batch and class: boxes scoring above ``score_threshold`` (all, when None) in decreasing
     score (ties: lower index first); a box is kept unless its IoU with a kept box of the class
     exceeds ``iou_threshold``; at most ``max_per_class`` kept.  IoU is computed in the boxes'
-    float precision, in the operation order of the reference implementations, so boundary cases
-    decide alike."""
+    float precision, in the operation order of the reference implementations (symmetric in the
+    two boxes, so each kept box's row of IoUs suppresses at once), so boundary cases decide alike."""
     rows: list[tuple[int, int, int]] = []
     if max_per_class <= 0:
         return np.zeros((0, 3), np.int64)
     for b in range(boxes.shape[0]):
         lo, hi = _corners(boxes[b], center_point_box)
         area = (hi[:, 0] - lo[:, 0]) * (hi[:, 1] - lo[:, 1])
+        everyone = np.arange(boxes.shape[1])
         for c in range(scores.shape[1]):
             s = scores[b, c]
-            candidates = np.arange(s.size) if score_threshold is None else np.flatnonzero(s > score_threshold)
+            candidates = everyone if score_threshold is None else np.flatnonzero(s > score_threshold)
             order = candidates[np.argsort(-s[candidates], kind="stable")]
-            kept: list[int] = []
-            for i in order:
-                if len(kept) == max_per_class:
+            suppressed = np.zeros(everyone.size, bool)  # by a box kept before (IoU is symmetric)
+            kept = 0
+            for i in order.tolist():
+                if kept == max_per_class:
                     break
-                if kept and _overlaps(i, np.array(kept), lo, hi, area, iou_threshold).any():
+                if suppressed[i]:
                     continue
-                kept.append(int(i))
-                rows.append((b, c, int(i)))
+                kept += 1
+                rows.append((b, c, i))
+                suppressed |= _overlaps(i, everyone, lo, hi, area, iou_threshold)
     return np.array(rows, np.int64).reshape(-1, 3)
 
 
