@@ -2,7 +2,7 @@
 end: the static part on the float reference / the overlay simulator, NMS and what follows it as
 the host tail, against onnxruntime.
 
-    python bench/host_tail.py
+    python bench/host_tail.py          # builds the model in memory (yolov8_nms.with_nms)
 
 Prints per test image: detections from onnxruntime and from tcc (-t ir float; -t overlay int8),
 whether the float path selects exactly onnxruntime's boxes, and for int8 the fraction of
@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = ROOT / "examples" / "real_models" / "yolov8_nms.onnx"
+sys.path.insert(0, str(ROOT / "examples" / "real_models"))
 CALIB = ROOT / "examples" / "real_models" / "yolov8_calib.npz"
 TEST = ROOT / "examples" / "real_models" / "yolov8_test.npz"
 
@@ -48,13 +49,16 @@ def main() -> int:
     from tcc.frontend import run_model
     from tcc.runtime import open_session
 
+    from yolov8_nms import HERE, with_nms
+
+    model = with_nms(onnx.load(str(HERE / "yolov8.onnx")))
     images = np.load(TEST)["image"]
     names = ["selected", "det_boxes", "det_scores", "det_class"]
-    onnx_session = ort.InferenceSession(str(MODEL))
+    onnx_session = ort.InferenceSession(model.SerializeToString())
     shapes = {"image": (1, 3, 128, 128)}
-    module = compile_model(str(MODEL), "ir", CompileOptions(input_shapes=shapes))
+    module = compile_model(model, "ir", CompileOptions(input_shapes=shapes))
     with tempfile.TemporaryDirectory() as tmp:
-        artifact = compile_model(str(MODEL), "overlay", CompileOptions(input_shapes=shapes, calib=str(CALIB)))
+        artifact = compile_model(model, "overlay", CompileOptions(input_shapes=shapes, calib=str(CALIB)))
         artifact.save(Path(tmp) / "m.tcc")
         session = open_session(Path(tmp) / "m.tcc")
     print(f"host tail: {', '.join(f'{n.name} ({n.op_type})' for n in module.host_tail.nodes)}")
