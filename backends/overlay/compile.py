@@ -17,7 +17,7 @@ from .emit_matmul import emit_matmul, plan_views
 from .emit_matrix import emit_conv, emit_gemm, emit_scale
 from .emit_misc import emit_eadd, emit_emul, emit_lut, emit_pool, emit_requant
 from .emit_move import emit_concat, emit_layout, emit_lookup, plan_moves
-from .emit_vector import emit_cvt, emit_vector
+from .emit_vector import emit_cvt, emit_cvt_rows, emit_vector
 from .errors import BackendError, unsupported
 from .layout import nbytes
 from .memory import ActivationAddress, DramPlan, align, live_bytes, place_activations
@@ -207,4 +207,4 @@ SPLIT_KINDS = ("conv", "gemm", "eadd", "pool")
 EMITTERS = {"conv": emit_conv, "gemm": emit_gemm, "matmul": emit_matmul, "scale": emit_scale, "eadd": emit_eadd,
             "emul": emit_emul, "lut": emit_lut,
             "requant": emit_requant, "pool": emit_pool, "concat": emit_concat, "lookup": emit_lookup,
-            "cvt_in": emit_cvt, "cvt_out": emit_cvt, "vector": emit_vector}
+            "cvt_in": emit_cvt, "cvt_out": emit_cvt, "cvt_rows": emit_cvt_rows, "vector": emit_vector}
