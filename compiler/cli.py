@@ -426,13 +426,13 @@ def _inputs_for(module, inputs_path, seed):
 def run(source, inputs_path, output, seed, reference, report_path):
     """Run textual IR on the reference interpreter, or an artifact (.tcc) on the simulator."""
     from tcc.driver import UsageError, load_ir, save_outputs
-    from tcc.ir.interpreter import run_module
+    from tcc.frontend import run_model
 
     if not _is_artifact(source):
         if reference or report_path:
             raise UsageError("--reference and --report apply to compiled artifacts (.tcc)")
         module = load_ir(source)
-        save_outputs(output, run_module(module, _inputs_for(module, inputs_path, seed)))
+        save_outputs(output, run_model(module, _inputs_for(module, inputs_path, seed)))
         return
     import json
 
