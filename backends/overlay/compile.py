@@ -22,7 +22,7 @@ from .errors import BackendError, unsupported
 from .layout import nbytes
 from .memory import ActivationAddress, DramPlan, align, live_bytes, place_activations
 from .program import Program
-from .residual import fuse_residual_adds
+from .epilogue import fuse_epilogues
 from .placement import place_module
 from .steps import STEP_KINDS, Step, plan_layouts
 
@@ -84,7 +84,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
     io, steps = placement.io, placement.steps
     layouts = plan_layouts(steps, io)
     buffers = Buffers.of(target)
-    steps = fuse_residual_adds(steps, {id(v) for _, v, _ in io.outputs})
+    steps = fuse_epilogues(steps, {id(v) for _, v, _ in io.outputs}, buffers.pbuf_h)
     plan_views(steps, io, layouts, buffers)
     plan_moves(steps, io, layouts)
     clock.done("placement and layouts")
