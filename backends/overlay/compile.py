@@ -22,7 +22,7 @@ from .errors import BackendError, unsupported
 from .layout import nbytes
 from .memory import ActivationAddress, DramPlan, align, live_bytes, place_activations
 from .program import Program
-from .epilogue import fuse_epilogues
+from .epilogue import fuse_epilogues, fused_kinds
 from .placement import place_module
 from .steps import STEP_KINDS, Step, plan_layouts
 
@@ -151,6 +151,8 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
                 EMITTERS[step.kind](ctx, step)
         for stats in ctx.layer_stats[first_layer:]:
             stats.update(kind=step.kind, mode=want or modes[0], live_bytes=live[done - 1])
+            if fused_kinds(step):
+                stats["fused"] = fused_kinds(step)
         if target.cores > 1:  # the next step reads what every core wrote
             for program in programs:
                 program.emit("barrier")

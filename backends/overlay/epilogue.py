@@ -90,6 +90,11 @@ def _fuse_luts(steps: list[Step], outputs: set[int], pbuf_half: int) -> list[Ste
     return [s for s in steps if s.kind != "fused"]
 
 
+def fused_kinds(step: Step) -> list[str]:
+    """The step kinds fused into ``step``'s epilogue, in the order they run (the layer's ``fused``)."""
+    return [kind for kind, key in (("eadd", "residual"), ("lut", "lut")) if key in step.info]
+
+
 def table_offset(channels: int) -> int:
     """Where a fused lut's table sits in a pbuf half: after the parameters of ``channels`` output
     channels (12 bytes each), 64-byte aligned."""

@@ -51,7 +51,8 @@ def test_residual_add_fused_into_its_conv_is_bit_exact(tmp_path, combine, shared
             np.testing.assert_array_equal(simulated[key], reference[key], err_msg=key)
     if not shared:  # the fused conv loads x twice (its slab and the skip), stores y once, never b
         fused = artifact.metadata["layers"][-1]
-        assert fused["kind"] == "conv" and fused["min_bytes"] == 3 * 16 * 12 * 12 + fused["weight_bytes"]
+        assert fused["kind"] == "conv" and fused["fused"] == ["eadd"]
+        assert fused["min_bytes"] == 3 * 16 * 12 * 12 + fused["weight_bytes"]
 
 
 @pytest.mark.parametrize("layer", ["Conv", "Gemm"])
@@ -74,7 +75,7 @@ def test_table_lookup_fused_into_its_conv_or_gemm_is_bit_exact(tmp_path, layer):
     module = quantized(str(tmp_path / "m.onnx"), random_calibration({"x": np.zeros(shape)}, tmp_path / "c.npz", samples=4))
     assert any(op.kind == "qlut" for op in module.ops)
     artifact = compile_overlay(module)
-    assert [layer["kind"] for layer in artifact.metadata["layers"]] == [layer.lower()]
+    assert [(entry["kind"], entry["fused"]) for entry in artifact.metadata["layers"]] == [(layer.lower(), ["lut"])]
     session = Session(artifact)
     for _ in range(3):
         x = {"x": rng.standard_normal(shape).astype(np.float32) * 2}
