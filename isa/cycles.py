@@ -41,11 +41,10 @@ def matmul_cycles(target: TargetConfig, m: int, n: int, k: int, fmt: WeightForma
         steps += cols_full * reduction_steps(_ceil(k, row_split), fmt)
         if cols_left:
             steps += reduction_steps(_ceil(k, max(row_split, col_split)), fmt)
-    splits = (row_split if rows_left and (cols_full or cols_left) else 1,
-              col_split if cols_left and (rows_full or rows_left) else 1)
-    if cols_left and rows_left:
-        splits += (max(row_split, col_split),)
-    tree = (max(splits) - 1).bit_length()
+    # the largest split of a pass that exists (a split of leftover rows or columns with no pass is none)
+    split = max(row_split if rows_left and (cols_full or cols_left) else 1,
+                col_split if cols_left and (rows_full or rows_left) else 1)
+    tree = (split - 1).bit_length()
     return steps + target.array_rows + target.array_cols + tree
 
 
