@@ -52,7 +52,11 @@ class TailRunner:
     """Runs one host tail; keeps the segments it imported."""
 
     def __init__(self, tail: HostTail):
-        self.model = onnx.load_from_string(tail.onnx)
+        try:
+            self.model = onnx.load_from_string(tail.onnx)
+        except Exception as exc:  # protobuf's DecodeError and friends
+            raise FrontendError(f"the host tail's ONNX graph does not decode ({type(exc).__name__}); "
+                                "recompile the model") from None
         self.graph = self.model.graph
         self.input_names = list(tail.inputs)
         self.constants = {t.name: numpy_helper.to_array(t) for t in self.graph.initializer}

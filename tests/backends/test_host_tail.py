@@ -130,3 +130,25 @@ def test_without_host_tail_the_frontend_refuses():
 
     with pytest.raises(FrontendError, match="NonMaxSuppression"):
         import_onnx(onnx.load(str(MODEL)))
+
+
+def test_a_tail_that_makes_no_output_is_dropped():
+    """A NonZero nothing reads: no host tail, the model's outputs as before."""
+    from onnx import TensorProto, helper
+
+    from tcc.frontend import import_onnx
+
+    graph = helper.make_graph([helper.make_node("NonZero", ["x"], ["nz"]), helper.make_node("Relu", ["x"], ["y"])],
+                              "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
+    module = import_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), host_tail=True)
+    assert module.host_tail is None and [n for n, _ in module.outputs] == ["y"]
+
+
+def test_textual_tail_is_verified():
+    from tcc.driver import compile_model
+    from tcc.ir import VerifyError, parse_module, print_module, verify
+
+    text = print_module(compile_model(str(MODEL), "ir"))
+    with pytest.raises(VerifyError, match="host_tail input 'nope' is not an output of the module"):
+        verify(parse_module(text.replace('  input "boxes"\n', '  input "nope"\n')))
