@@ -138,5 +138,7 @@ class ConvTransposeAsConv(Pass):
     def apply(self, module: Module) -> None:
         for op in list(module.ops):
             if conv_problem(op) is None:
-                op.result.replace_all_uses_with(_rewrite(op))
+                name, new = op.result.name, _rewrite(op)
+                op.result.replace_all_uses_with(new)
                 module.erase_op(op)
+                module.rename(new, name)  # the layer keeps its name in dumps and reports

@@ -88,5 +88,7 @@ class ResizeAsMatmul(Pass):
     def apply(self, module: Module) -> None:
         for op in list(module.ops):
             if matmul_problem(op) is None:
-                op.result.replace_all_uses_with(_rewrite(op))
+                name, new = op.result.name, _rewrite(op)
+                op.result.replace_all_uses_with(new)
                 module.erase_op(op)
+                module.rename(new, name)  # the layer keeps its name in dumps and reports
