@@ -1,6 +1,7 @@
 """numerics.Requantizer (the prepared form) against numerics.requantize and an exact Fraction
 reference: bit-identical at the extremes of every operand, per channel, in every rounding mode."""
 import itertools
+from functools import partial
 
 import numpy as np
 import pytest
@@ -33,7 +34,8 @@ def test_extremes_match_requantize_and_exact(mode):
     for mult, shift, (qmin, qmax), zp in itertools.product(MULTIPLIERS, SHIFTS, RANGES, (0, -128, 127, INT32_MIN)):
         fits = np.array([a for a in ACCS if abs(a) * mult < 2**62], np.int64)  # and all of them: the error
         for acc in (fits, np.array(ACCS, np.int64)):
-            want = outcome(lambda a: requantize(a, mult, shift, zp, qmin, qmax, mode, out_dtype=np.int64), acc)
+            want = outcome(partial(requantize, multiplier=mult, shift=shift, zero_point=zp, qmin=qmin, qmax=qmax,
+                                   mode=mode, out_dtype=np.int64), acc)
             got = outcome(Requantizer(mult, shift, zp, qmin, qmax, mode), acc)
             assert got == want, (mult, shift, qmin, qmax, zp)
     small = [a for a in ACCS if abs(a) < 2**32]
