@@ -223,7 +223,8 @@ class Machine(MachineState):
     its actions only.
     """
 
-    _plan: tuple[tuple, Plan] | None = None
+    _plans: dict[tuple, Plan] | None = None
+    plans_kept = 1  # programs kept prepared (a multi-core Core keeps every segment of its stream)
 
     def run(self, words, max_instructions: int | None = None, trace: bool = False,
             progress: Callable[[int, int], None] | None = None) -> RunResult:
@@ -254,11 +255,15 @@ class Machine(MachineState):
         words = np.asarray(words, dtype=np.uint64).ravel()
         self.reset()  # a Core (multicore.py) keeps its registers from the segment before: part of the key
         key = (words.tobytes(), tuple(self.regs), self.mode)
-        if self._plan is not None and self._plan[0] == key and not trace:
-            return self._plan[1]
-        plan = prepare(self, words, trace)
-        if not trace:
-            self._plan = (key, plan)
+        if self._plans is None:
+            self._plans = {}
+        plan = None if trace else self._plans.get(key)
+        if plan is None:
+            plan = prepare(self, words, trace)
+            if not trace:
+                if len(self._plans) >= self.plans_kept:
+                    self._plans.clear()
+                self._plans[key] = plan
         return plan
 
     def _replay(self, plan: Plan, count: int, reported: int, progress) -> None:
