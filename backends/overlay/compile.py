@@ -17,11 +17,12 @@ from .emit_matmul import emit_matmul, plan_views
 from .emit_matrix import emit_conv, emit_gemm, emit_scale
 from .emit_misc import emit_eadd, emit_emul, emit_lut, emit_pool, emit_requant
 from .emit_move import emit_concat, emit_layout, emit_lookup, plan_moves
-from .emit_vector import emit_cvt, emit_vector
+from .emit_vector import emit_cvt, emit_cvt_rows, emit_vector
 from .errors import BackendError, unsupported
 from .layout import nbytes
 from .memory import ActivationAddress, DramPlan, align, live_bytes, place_activations
 from .program import Program
+from .residual import fuse_residual_adds
 from .placement import place_module
 from .steps import STEP_KINDS, Step, plan_layouts
 
@@ -83,6 +84,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
     io, steps = placement.io, placement.steps
     layouts = plan_layouts(steps, io)
     buffers = Buffers.of(target)
+    steps = fuse_residual_adds(steps, {id(v) for _, v, _ in io.outputs})
     plan_views(steps, io, layouts, buffers)
     plan_moves(steps, io, layouts)
     clock.done("placement and layouts")
@@ -207,4 +209,4 @@ SPLIT_KINDS = ("conv", "gemm", "eadd", "pool")
 EMITTERS = {"conv": emit_conv, "gemm": emit_gemm, "matmul": emit_matmul, "scale": emit_scale, "eadd": emit_eadd,
             "emul": emit_emul, "lut": emit_lut,
             "requant": emit_requant, "pool": emit_pool, "concat": emit_concat, "lookup": emit_lookup,
-            "cvt_in": emit_cvt, "cvt_out": emit_cvt, "vector": emit_vector}
+            "cvt_in": emit_cvt, "cvt_out": emit_cvt, "cvt_rows": emit_cvt_rows, "vector": emit_vector}

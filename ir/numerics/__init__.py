@@ -10,6 +10,7 @@
 - ``dybit``: DyBit codes (run-of-ones exponent + mantissa), encode/decode, quantization, scales.
 - ``weight_format``: the matrix unit's weight formats (intN, DyBit with its exponent-run cap) as
   code tables: code -> integer value and back.
+- ``row_scale``: per-row power-of-two activation scales (row shifts) and their conversions.
 - ``scale_search``: the MSE scale search both quantizers use.
 - ``e8m0``: float8e8m0 codes (power-of-two scales) with ONNX Cast's rounding modes.
 """
@@ -35,6 +36,7 @@ from .integer import (
     saturate,
 )
 from .requantizer import Centring, Requantizer
+from .row_scale import ROW_SHIFT_MAX, bf16_to_int8_rows, row_shifted, row_shifts, shift_for_range
 from .scale_search import search_scale_mse
 from .uniform import (
     dequantize_affine, int_dequantize, int_max_level, int_quantize, quantize_affine,
@@ -57,5 +59,5 @@ __all__ = [
     "WeightFormat", "code_values", "max_abs_value", "parse_weight_format", "value_codes",
     "bf16_div", "bf16_erf", "bf16_exp", "bf16_gelu", "bf16_hard_swish", "bf16_layer_norm",
     "bf16_lrn", "bf16_reciprocal", "bf16_rms_norm", "bf16_rsqrt", "bf16_sigmoid", "bf16_silu", "bf16_softmax", "bf16_sqrt",
-    "bf16_tanh", "E8M0_ROUNDING", "from_e8m0_codes", "to_e8m0_codes",
+    "bf16_tanh", "ROW_SHIFT_MAX", "bf16_to_int8_rows", "row_shifted", "row_shifts", "shift_for_range", "E8M0_ROUNDING", "from_e8m0_codes", "to_e8m0_codes",
 ]

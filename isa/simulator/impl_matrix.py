@@ -150,6 +150,6 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
             raise Fault(f"int32 accumulator overflow at acc[{bad[0]}, {bad[1]}] = {int(total[bad])}")
         out[...] = total
 
-    cycles = matmul_cycles(m.target, M, N, K, fmt)
+    cycles = matmul_cycles(m.target, M, N, K, fmt, own_columns=mode in ("dwconv", "gconv"))
     accesses = tuple(x for x in (a_access, w_access, acc_access) if x is not None)
     return Effect(cycles, accesses, macs=M * N * K, action=action)

@@ -21,6 +21,7 @@ _EA = registers("ea.b", "ea.len", "ea.a_zp", "ea.b_zp", "ea.a_mult", "ea.a_shift
 _EM = registers("ea.b", "ea.len", "ea.a_zp", "ea.b_zp", "ea.out_mult", "ea.out_shift", "ea.zp", "ea.qmin",
                 "ea.qmax", "em.b_rep", "em.b_period", "em.b_phase")
 _LT = registers("lt.table", "lt.len")
+_RQ_ROWS = registers("rq.by_row", "rq.row_shift")
 _OUT_RANGE = {"i8": (numerics.INT8_MIN, numerics.INT8_MAX), "i32": (numerics.INT32_MIN, numerics.INT32_MAX)}
 
 
@@ -54,13 +55,17 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
     else:
         x, x_access = m.region(ABUF, srcaddr, (rows, cols), (src_row, 1), np.int8, False, "requant source")
     params, p_access = m.region(PBUF, params_at, (cols, 3), (12, 4), "<i4", False, "requant parameters")
+    by_row, row_shift_at = _RQ_ROWS(m.regs)
+    row_shift, r_access = None, None
+    if by_row:
+        row_shift, r_access = m.region(PBUF, row_shift_at, (rows,), (1,), np.int8, False, "requant row shifts")
     if out == "i8":
         dst_view, d_access = m.region(ABUF, dst, (rows, cols), (dst_row, 1), np.int8, True, "requant output")
     else:
         dst_view, d_access = m.region(ABUF, dst, (rows, cols), (4 * dst_row, 4), "<i4", True, "requant output")
 
     magnitude = -_OUT_RANGE["i32"][0] if src == "acc" else -numerics.INT8_MIN
-    prepared: list = [None, None, None, None]  # params bytes, bias, Centring, Requantizer: rebuilt when pbuf changes
+    prepared: list = [None] * 6  # params bytes, bias, Centring, Requantizer, mult, shift: rebuilt when pbuf changes
 
     def action() -> None:
         try:
@@ -69,16 +74,19 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
                 bias, mult, shift = (params[:, i].astype(np.int64) for i in range(3))
                 largest_bias = int(np.abs(bias).max()) if bias.size else 0
                 prepared[:] = (None, bias, numerics.Centring(src_zp, pre_shift, magnitude, largest_bias),
-                               numerics.Requantizer(mult, shift, zp, qmin, qmax, rounding))
+                               numerics.Requantizer(mult, shift, zp, qmin, qmax, rounding), mult, shift)
                 prepared[0] = key
-            _, bias, centre, requantize = prepared
+            _, bias, centre, requantize, mult, shift = prepared
             v = centre(x)
             v += bias
+            if row_shift is not None:  # row m's accumulators are 2**row_shift[m] finer: shifts of this run's data
+                requantize = numerics.Requantizer(mult, numerics.row_shifted(shift[None, :], row_shift), zp, qmin,
+                                                  qmax, rounding)
             dst_view[...] = requantize(v)
         except ValueError as exc:
             raise Fault(f"requant: {exc}") from None
 
-    accesses = tuple(a for a in (x_access, p_access, d_access) if a is not None)
+    accesses = tuple(a for a in (x_access, p_access, r_access, d_access) if a is not None)
     return Effect(_cycles(m, rows * cols), accesses, action=action)
 
 

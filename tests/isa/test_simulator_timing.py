@@ -1,7 +1,8 @@
 """The cycle model: decoupled units, byte-range hazards, sync, per-layer counters.
 
-Default target: DMA = 64 + ceil(row_bytes / 64) per row; matmul = ceil(M*s/32) * ceil(N/32) * ceil(K/s) + 64 +
-bits(s - 1), with the reduction split s = 32 // M ways when M < 32.
+Default target: DMA = 64 + ceil(row_bytes / 64) per row; matmul = per 32 x 32 pass ceil(K/s), plus 64 +
+bits(s - 1), with the reduction split s = 32 // rows ways in a pass of fewer than 32 output rows
+(and, in dwconv/gconv form, 32 // columns ways in a pass of fewer than 32 columns).
 """
 import numpy as np
 
@@ -167,3 +168,17 @@ def test_a_run_result_is_a_copy_the_caller_may_change():
         first.layers[0]["cycles"] = -1
         first.unit_cycles["load"]["busy"] = -1
         assert machine.run(words, trace=trace) == mine
+
+
+def test_passes_with_idle_rows_or_columns_split_the_reduction():
+    from tcc.isa.cycles import matmul_cycles
+    from tcc.isa.weights import INT8_WEIGHTS
+
+    # 196 x 272 x 68: 6 x 8 full passes of 68 steps; 6 passes of the last 16 columns; 8 passes of
+    # the last 4 rows, split 8 ways (9 steps each); the corner pass split 8 ways; 64 fill, 3 tree stages
+    assert matmul_cycles(TARGET, 196, 272, 68, INT8_WEIGHTS) == 48 * 68 + 6 * 68 + 8 * 9 + 9 + 64 + 3
+    # own columns (dwconv/gconv): the 16-column passes split K over the 16 idle columns too
+    assert matmul_cycles(TARGET, 196, 272, 68, INT8_WEIGHTS, own_columns=True) == 48 * 68 + 6 * 34 + 8 * 9 + 9 + 64 + 3
+    # a short product as before: 4 rows, all 8 ways split, one pass per 32 columns
+    assert matmul_cycles(TARGET, 4, 64, 64, INT8_WEIGHTS) == 2 * 8 + 64 + 3
+    assert matmul_cycles(TARGET, 64, 64, 64, INT8_WEIGHTS) == 4 * 64 + 64
