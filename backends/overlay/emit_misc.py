@@ -8,7 +8,7 @@ from tcc.ir import constant_value
 from .context import Context
 from .errors import unsupported
 from .layout import physical_offsets, to_physical
-from .residual import eadd_registers
+from .epilogue import eadd_registers
 from .steps import Step
 from .tiling import input_rows, stream_tile
 
