@@ -541,11 +541,11 @@ def asm(source, output):
 @cli.command()
 @click.argument("artifact", type=InputFile())
 @click.option("-o", "--output", "folder", required=True, type=OutputFolder(("top.cpp", "esda_modules.hpp")),
-              help="Folder for esda_modules.hpp and top.cpp.")
+              help="Folder for esda_modules.hpp, top.cpp, weights/, hls_shim/ and run_hls.tcl.")
 def hls(artifact, folder):
-    """Write the C++ dataflow description of a sparse artifact (-t sparse): module templates and a
-    generated top with the weights in ROM, for high-level synthesis or as a C model
-    (g++ -std=c++17 -DTCC_TESTBENCH top.cpp)."""
+    """Write the HLS dataflow design of a sparse artifact (-t sparse): module templates, a generated
+    top whose weight ROMs are initialised from weights/*.inc, and the Vitis HLS script; C-simulate
+    it with g++ -std=c++17 -pthread -DTCC_TESTBENCH top.cpp, run from the folder."""
     from tcc.backends.sparse import SparseArtifact
     from tcc.backends.sparse.hls import emit_cpp
     from tcc.driver import UsageError
@@ -554,7 +554,8 @@ def hls(artifact, folder):
     if artifact_kind(artifact) != "sparse":
         raise UsageError(f"{artifact}: not a sparse artifact; compile one with -t sparse")
     top = emit_cpp(SparseArtifact.load(artifact), folder)
-    click.echo(f"wrote {top.parent / 'esda_modules.hpp'} and {top}", err=True)
+    click.echo(f"wrote {top}, {top.parent / 'esda_modules.hpp'}, the weight ROMs in {top.parent / 'weights'} "
+               f"and {top.parent / 'run_hls.tcl'}", err=True)
 
 
 @cli.command(name="export-onnx")

@@ -17,7 +17,7 @@ import numpy as np
 
 from tcc.backends.artifact import Artifact, ArtifactError, HeteroArtifact
 from tcc.ir import parse_module
-from tcc.frontend import run_model
+from tcc.frontend import FrontendError, run_model
 from tcc.frontend.host_tail import TailRunner, tail_runner
 from tcc.frontend.onnx_types import tcc_dtype
 from tcc.ir.errors import IRParseError
@@ -51,8 +51,10 @@ class HeteroSession(ModelIO):
         self.parts = []
         for i, (entry, part) in enumerate(zip(meta["partitions"], self.artifact.parts)):
             if entry.get("graph") == "onnx":
-                tail = _parse_tail(part, f"partition {i}")
-                self.parts.append(tail_runner(tail))
+                try:
+                    self.parts.append(tail_runner(_parse_tail(part, f"partition {i}")))
+                except FrontendError as exc:
+                    raise ArtifactError(f"partition {i}: {exc}") from None
                 continue
             runner = Session(part) if isinstance(part, Artifact) else _parse(part, f"partition {i} IR")
             module = runner.interface if isinstance(runner, Session) else runner

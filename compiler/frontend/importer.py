@@ -58,9 +58,10 @@ def _import(model, input_shapes, name, host_tail: bool) -> Module:
         if i not in tail and not import_node(ctx, folder, node):
             raise internal_error(node_label(node), f"{node.op_type} node passed the support check but "
                                                    "can be neither folded nor lowered")
-    if tail:
+    made_late = {o for i in tail for o in loaded.model.graph.node[i].output}
+    if any(output.name in made_late for output in loaded.model.graph.output):
         ctx.module.host_tail = cut_tail(ctx, tail)
-    else:
+    else:  # no tail, or one that makes no output (nothing else reads it): nothing to run
         for output in loaded.model.graph.output:
             ctx.module.add_output(output.name, ctx.value_of(output.name))
     fold_activation_pairs(ctx.module, loaded.label)
