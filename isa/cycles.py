@@ -33,16 +33,18 @@ def matmul_cycles(target: TargetConfig, m: int, n: int, k: int, fmt: WeightForma
     splits K over them the same way, ``array_cols // columns`` columns per output column."""
     rows_full, rows_left = divmod(m, target.array_rows)
     cols_full, cols_left = divmod(n, target.array_cols)
-    steps = tree = 0
-    for rows, row_passes in ((target.array_rows, rows_full), (rows_left, 1)):
-        for cols, col_passes in ((target.array_cols, cols_full), (cols_left, 1)):
-            if not (rows and row_passes and cols and col_passes):
-                continue
-            split = target.array_rows // rows
-            if own_columns:
-                split = max(split, target.array_cols // cols)
-            steps += row_passes * col_passes * reduction_steps(_ceil(k, split), fmt)
-            tree = max(tree, (split - 1).bit_length())
+    row_split = target.array_rows // rows_left if rows_left else 1
+    col_split = target.array_cols // cols_left if cols_left and own_columns else 1
+    steps = rows_full * (cols_full * reduction_steps(k, fmt) + (reduction_steps(_ceil(k, col_split), fmt)
+                                                               if cols_left else 0))
+    if rows_left:
+        steps += cols_full * reduction_steps(_ceil(k, row_split), fmt)
+        if cols_left:
+            steps += reduction_steps(_ceil(k, max(row_split, col_split)), fmt)
+    # the largest split of a pass that exists (a split of leftover rows or columns with no pass is none)
+    split = max(row_split if rows_left and (cols_full or cols_left) else 1,
+                col_split if cols_left and (rows_full or rows_left) else 1)
+    tree = (split - 1).bit_length()
     return steps + target.array_rows + target.array_cols + tree
 
 

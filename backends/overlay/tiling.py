@@ -49,6 +49,7 @@ class ConvGeometry:
     kind: str = "conv"  # "conv" (group 1), "grouped" or "depthwise": which slab splits are possible
     own_columns: bool = False  # runs as dwconv or gconv: each array column reads its own channels
     residual: bool = False  # a fused residual add: each output tile loads its skip tile beside it
+    lut: bool = False  # a fused table lookup on each output tile
 
     def output_limit(self, buffers: Buffers) -> int:
         """Bytes an output tile may take: an abuf quarter, half of one with a fused residual add."""
@@ -71,7 +72,7 @@ class ConvGeometry:
 
 
 def conv_geometry(x_shape, w_shape, y_shape, strides, dilations, group: int, fmt: WeightFormat,
-                  buffers: Buffers, residual: bool = False) -> ConvGeometry:
+                  buffers: Buffers, residual: bool = False, lut: bool = False) -> ConvGeometry:
     """The tile search's view of a 2-D convolution (NCHW activations, OIHW weights stored in
     ``fmt``).  Channel tiles of whole groups share the array's columns in one gconv pass when one
     group's weights fit a wbuf half (otherwise each group takes conv passes of its own)."""
@@ -85,7 +86,7 @@ def conv_geometry(x_shape, w_shape, y_shape, strides, dilations, group: int, fmt
     step_n = ng if packed_groups or group > 1 and not depthwise and ng < 32 else 32
     kind = "depthwise" if depthwise else "grouped" if group > 1 else "conv"
     return ConvGeometry(h, wid, c_in, n_out, h_out, w_out, kh, strides[0], dilations[0], k, fmt, step_n, kind,
-                        depthwise or packed_groups, residual)
+                        depthwise or packed_groups, residual, lut)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,8 @@ def estimate(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: int = 
             store += last_store
             if g.residual:  # the skip tile comes in as the output tile goes out; eadd on the post unit
                 load += last_store
+                post += post_cycles(target, m * nt)
+            if g.lut:
                 post += post_cycles(target, m * nt)
     spread = min(target.cores, _ceil(g.n, tn) * _ceil(g.h_out, th))  # cores sharing the tiles
     return _ceil(max(load, compute, post, store), spread) + first_load + last_store

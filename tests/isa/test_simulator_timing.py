@@ -147,6 +147,29 @@ def test_strided_dma_costs_per_row():
     assert result.layers[0]["bytes_loaded"] == 600
 
 
+def test_a_run_result_is_a_copy_the_caller_may_change():
+    """A run hands back a copy of the prepared program's result (RunResult.copy, not deepcopy): equal
+    to it, sharing no dict or list, so changing one run's result leaves the next run's alone."""
+    import copy
+    import dataclasses
+
+    machine = Machine(TARGET, np.zeros(1024, np.uint8))
+    words = encode_program(assemble(PROLOGUE + "load abuf, 0, 0\n" + GEMM + "matmul gemm, 0, int8, 0, 0, 0\nhalt\n"))
+    for trace in (False, True):
+        first = machine.run(words, trace=trace)
+        mine = first.copy()
+        assert mine == copy.deepcopy(first)
+        for f in dataclasses.fields(first):
+            value = getattr(first, f.name)
+            if isinstance(value, (dict, list)):
+                assert getattr(mine, f.name) is not value, f.name
+                for inner in value.values() if isinstance(value, dict) else ():
+                    assert not isinstance(inner, (dict, list)) or all(inner is not v for v in getattr(mine, f.name).values())
+        first.layers[0]["cycles"] = -1
+        first.unit_cycles["load"]["busy"] = -1
+        assert machine.run(words, trace=trace) == mine
+
+
 def test_passes_with_idle_rows_or_columns_split_the_reduction():
     from tcc.isa.cycles import matmul_cycles
     from tcc.isa.weights import INT8_WEIGHTS
