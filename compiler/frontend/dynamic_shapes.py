@@ -8,6 +8,8 @@ shapes depend on are known) and by ``tcc explain``:
   constant: its output size is a function of its data;
 - a node with a non-constant input in a slot of ``SHAPE_INPUTS`` (a Reshape's shape, a Range's
   bounds, a Loop's trip count...): its output shape is that input's value;
+- a Loop whose body computes its condition from data (a while loop): it runs on the host,
+  iteration by iteration;
 - every node reading a result of one of those.
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ import onnx
 
 REASON = "output shape depends on input values"
 FOLLOWS = "reads a tensor whose shape is known only at run time"
+LOOP_REASON = "the loop's trip count depends on input values"
 
 #: Ops whose output size is a function of their data (run by ``ir/interpreter/kernels_dynamic.py``).
 DATA_DEPENDENT = frozenset({"NonZero", "Unique", "NonMaxSuppression"})
@@ -46,7 +49,23 @@ def dynamic_reason(node: onnx.NodeProto, is_const: Callable[[str], bool]) -> str
         return REASON
     if any(not is_const(n) for n in shape_inputs(node)):
         return REASON
+    if node.op_type == "Loop" and _condition_varies(node, is_const):
+        return LOOP_REASON
     return None
+
+
+def _condition_varies(loop: onnx.NodeProto, is_const: Callable[[str], bool]) -> bool:
+    """Whether a Loop body's condition output is computed from data (a while loop), not from the
+    iteration number, the incoming condition and constants alone."""
+    body = next(a.g for a in loop.attribute if a.name == "body")
+    if len(body.input) < 2 or not body.output:
+        return False
+    known = {body.input[0].name, body.input[1].name} | {t.name for t in body.initializer}
+    for inner in body.node:
+        reads = [n for n in inner.input if n]
+        if inner.op_type == "Constant" or (reads and all(n in known or is_const(n) for n in reads)):
+            known.update(o for o in inner.output if o)
+    return body.output[0].name not in known
 
 
 def dynamic_nodes(nodes: Iterable[onnx.NodeProto], is_const: Callable[[str], bool],

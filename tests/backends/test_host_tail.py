@@ -152,3 +152,46 @@ def test_textual_tail_is_verified():
     text = print_module(compile_model(str(MODEL), "ir"))
     with pytest.raises(VerifyError, match="host_tail input 'nope' is not an output of the module"):
         verify(parse_module(text.replace('  input "boxes"\n', '  input "nope"\n')))
+
+
+def _while_loop_model() -> onnx.ModelProto:
+    """relu(x), then halve it while max |y| > 0.1 (the body computes the condition from data);
+    outputs 2y and every y computed."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    body = helper.make_graph(
+        [helper.make_node("Mul", ["y_in", "half"], ["y_out"]), helper.make_node("Abs", ["y_out"], ["a"]),
+         helper.make_node("ReduceMax", ["a"], ["m"], keepdims=0),
+         helper.make_node("Greater", ["m", "tenth"], ["cond_out"]), helper.make_node("Identity", ["y_out"], ["scan"])],
+        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("y_in", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("y_out", TensorProto.FLOAT, [3]),
+         helper.make_tensor_value_info("scan", TensorProto.FLOAT, [3])],
+        [numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+         numpy_helper.from_array(np.array(0.1, np.float32), "tenth")])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Loop", ["", "go", "r"], ["y", "ys"], body=body),
+         helper.make_node("Add", ["y", "y"], ["z"])], "while_loop",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [3]),
+         helper.make_tensor_value_info("ys", TensorProto.FLOAT, ["n", 3])],
+        [numpy_helper.from_array(np.array(True), "go")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_while_loop_runs_on_the_host_iteration_by_iteration():
+    from tcc.frontend import import_onnx, run_model
+
+    model = _while_loop_model()
+    module = import_onnx(model, host_tail=True)
+    assert module.host_tail.nodes[0].reason == "the loop's trip count depends on input values"
+    session = ort.InferenceSession(model.SerializeToString())
+    trips = set()
+    for x in (np.array([1, -2, 3], np.float32), np.array([0.05, 0.5, 8], np.float32)):
+        z, ys = session.run(None, {"x": x})
+        got = run_model(module, {"x": x})
+        assert np.array_equal(got["z"], z) and np.array_equal(got["ys"], ys)
+        trips.add(len(ys))
+    assert trips == {5, 7}
