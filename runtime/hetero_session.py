@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from tcc.backends.artifact import Artifact, ArtifactError, HeteroArtifact
-from tcc.ir import Module, Value, parse_module
+from tcc.ir import Module, TensorType, Value, parse_module
 from tcc.ir.errors import IRParseError
 from tcc.ir.host_tail import HostTail, parse_host_tail
 from tcc.ir.interpreter import run_module
@@ -83,7 +83,7 @@ class HeteroSession(ModelIO):
         """The model's inputs and outputs typed by the partitions that read and make them, so that
         opening does not parse the whole IR; None when a host tail makes outputs or an input is
         read by no partition (the whole IR then gives them)."""
-        typed = {}
+        typed: dict[str, TensorType] = {}
         for entry, runner in zip(meta["partitions"], self.parts):
             if entry.get("graph") == "onnx":
                 return None
