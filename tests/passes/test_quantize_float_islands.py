@@ -145,3 +145,25 @@ def test_bf16_inputs_calibrate_from_float32_samples(tmp_path):
     with pytest.raises(CalibrationError, match="input 'x' is bf16; its samples .* cannot represent exactly"):
         quantized(model, tmp_path / "inexact.npz")
 
+
+
+@pytest.mark.parametrize("op, x, refused", [("Exp", 100.0, True), ("Reciprocal", 0.0, False), ("Log", -1.0, False)])
+def test_a_float32_overflow_is_refused_a_pole_or_domain_error_is_not(tmp_path, op, x, refused):
+    """exp(100) is finite in float64: the calibration data overflows float32.  1/0 and log(-1) are
+    infinite or NaN by definition: the model's own values."""
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["r"]), helper.make_node(op, ["x"], ["f"]),
+                               helper.make_node("Add", ["r", "f"], ["y"])], "one_op",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    np.savez(tmp_path / "c.npz", x=np.array([[0.5, 1.0, 2.0, x]], np.float32))
+    if refused:
+        with pytest.raises(CalibrationError, match=f"tensor 'f' \\({op.lower()} op .* overflows float32"):
+            quantized(model, tmp_path / "c.npz")
+    else:
+        module = quantized(model, tmp_path / "c.npz")
+        feeds = {"x": np.array([0.5, 1.0, 2.0, x], np.float32)}
+        (want,) = onnxruntime(model, feeds)
+        got = run_module(module, feeds)["y"]
+        assert np.array_equal(np.isfinite(got), np.isfinite(want))
+        assert np.allclose(got[np.isfinite(want)], want[np.isfinite(want)], rtol=0.02, atol=0.02)
