@@ -21,6 +21,13 @@ def dma_cycles(target: TargetConfig, rows: int, row_bytes: int) -> int:
     return target.dma_latency + rows * _ceil(row_bytes, target.dram_bytes_per_cycle)
 
 
+def dram_beats(target: TargetConfig, cycles: int) -> int:
+    """The cycles a load/store of ``cycles`` (``dma_cycles``; 0 for none) holds the DRAM channel:
+    its beats, which follow its latency.  ``dram_bytes_per_cycle`` is the core's whole DRAM
+    bandwidth, so the load and store units' beats never overlap (their latencies may)."""
+    return max(cycles - target.dma_latency, 0)
+
+
 def matmul_cycles(target: TargetConfig, m: int, n: int, k: int, fmt: WeightFormat, own_columns: bool = False) -> int:
     """One matmul of an ``m x n`` output over a reduction of ``k`` weights of format ``fmt``: per
     array pass of up to array_rows x array_cols outputs, the reduction steps of one slice of K

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tcc.isa.cycles import dma_cycles, post_cycles
+from tcc.isa.cycles import dma_cycles, dram_beats, post_cycles
 
 from .context import Context
 from .emit_misc import set_rescale
@@ -76,7 +76,8 @@ def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.n
 
 def _move_cycles(ctx: Context, tiles, elem: int, rescaled: bool = False) -> int:
     """Modeled cycles of a move's tiles (the cost model's DMA and copy cycles): the busiest unit's
-    total plus the first load and the last store, as the conv tile search counts."""
+    total, or the beats of the DRAM channel the loads and stores share, plus the first load and the
+    last store, as the conv tile search counts."""
     loads, copies, stores = [], [], []
     for s0, s1, _, (planes, rows, row_bytes, _, row_stride), gather in tiles:
         loads.append(dma_cycles(ctx.target, 1, (s1 - s0) * elem))
@@ -89,7 +90,8 @@ def _move_cycles(ctx: Context, tiles, elem: int, rescaled: bool = False) -> int:
             extents = [n for n, _ in gather[1]]
             block = int(np.prod(extents[-4:])) * elem
             copies.append(int(np.prod(extents[:-4])) * post_cycles(ctx.target, block))
-    return max(sum(loads), sum(copies), sum(stores)) + loads[0] + stores[-1]
+    beats = sum(dram_beats(ctx.target, t) for t in loads + stores)  # loads and stores share DRAM
+    return max(sum(loads), sum(copies), sum(stores), beats) + loads[0] + stores[-1]
 
 
 def _row_elements(phys, limit: int, several: bool) -> int:

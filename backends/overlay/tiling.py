@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tcc.ir.numerics import WeightFormat
-from tcc.isa.cycles import dma_cycles, matmul_cycles, post_cycles
+from tcc.isa.cycles import dma_cycles, dram_beats, matmul_cycles, post_cycles
 from tcc.isa.target import TargetConfig
 from tcc.isa.weights import row_bytes
 
@@ -98,38 +98,46 @@ class ConvTiles:
 
 
 def estimate(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: int = 0) -> int:
-    """Modeled cycles of the tile loop: the busiest unit's total (shared by the target's cores when
-    there are tiles for them) plus the first load and last store that cannot overlap anything
-    (double buffering overlaps the rest).  ``tc`` as in ConvTiles."""
-    load = compute = post = store = 0
+    """Modeled cycles of the tile loop: the busiest unit's total, or the DRAM channel's beats that
+    the load and store units share, if more (shared by the target's cores when there are tiles for
+    them), plus the first load and last store that cannot overlap anything (double buffering
+    overlaps the rest).  ``tc`` as in ConvTiles."""
+    load = compute = post = store = dram = 0
     first_load = last_store = 0
     chunks = [(c0, min(tc, g.c - c0)) for c0 in range(0, g.c, tc)] if tc and g.kind == "conv" else [(0, 0)]
+
+    def loaded(*transfers: int) -> int:
+        nonlocal dram
+        dram += sum(dram_beats(target, t) for t in transfers)
+        return sum(transfers)
+
     for n0 in range(0, g.n, tn):
         nt = min(tn, g.n - n0)
-        load += dma_cycles(target, 1, nt * 12) + (0 if len(chunks) > 1 else dma_cycles(target, 1, nt * g.wbytes(g.k)))
+        load += loaded(dma_cycles(target, 1, nt * 12),
+                       0 if len(chunks) > 1 else dma_cycles(target, 1, nt * g.wbytes(g.k)))
         for oy0 in range(0, g.h_out, th):
             rows = min(th, g.h_out - oy0)
             m = rows * g.w_out
             pixels = g.rows_in(rows) * g.w
             for _, cn in chunks:
                 if len(chunks) > 1:  # each chunk's weights: nt x taps rows of cn elements
-                    load += dma_cycles(target, nt * g.taps, g.wbytes(cn)) + dma_cycles(target, pixels, cn)
+                    load += loaded(dma_cycles(target, nt * g.taps, g.wbytes(cn)), dma_cycles(target, pixels, cn))
                     k = g.taps * cn
                 else:
-                    load += dma_cycles(target, pixels, nt) if tc else dma_cycles(target, 1, pixels * g.c)
+                    load += loaded(dma_cycles(target, pixels, nt) if tc else dma_cycles(target, 1, pixels * g.c))
                     k = g.k
                 first_load = first_load or load
                 compute += matmul_cycles(target, m, nt, k, g.fmt, g.own_columns)
             post += post_cycles(target, m * nt)
             last_store = dma_cycles(target, 1, m * nt) if nt == g.n else dma_cycles(target, m, nt)
-            store += last_store
+            store += loaded(last_store)
             if g.residual:  # the skip tile comes in as the output tile goes out; eadd on the post unit
-                load += last_store
+                load += loaded(last_store)
                 post += post_cycles(target, m * nt)
             if g.lut:
                 post += post_cycles(target, m * nt)
     spread = min(target.cores, _ceil(g.n, tn) * _ceil(g.h_out, th))  # cores sharing the tiles
-    return _ceil(max(load, compute, post, store), spread) + first_load + last_store
+    return _ceil(max(load, compute, post, store, dram), spread) + first_load + last_store
 
 
 def choose_conv_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -> ConvTiles | None:
@@ -209,29 +217,34 @@ def estimate_gemm(m: int, n: int, k: int, fmt: WeightFormat, tn: int, tm: int, k
                   target: TargetConfig) -> int:
     """Modeled cycles of emit_gemm's tile loop (n tiles outer, m tiles, reduction chunks inner;
     weights pre-tiled in DRAM so each chunk is one contiguous transfer), as ``estimate``: the
-    busiest unit plus the first load and the last store."""
+    busiest unit (or the shared DRAM channel) plus the first load and the last store."""
     chunks = _sizes(k, kt)
     single = len(chunks) == 1 and chunks[0][1] == 1
     load = dma_cycles(target, 1, m * k) if resident else 0
+    dram = dram_beats(target, load)  # the beats of loads and stores, which share the DRAM channel
     compute = post = store = 0
     first_load = last_store = 0
     for nt, n_count in _sizes(n, tn):
-        per_n = dma_cycles(target, 1, nt * 12) + (dma_cycles(target, 1, nt * row_bytes(k, fmt)) if single else 0)
+        bias, weights = dma_cycles(target, 1, nt * 12), dma_cycles(target, 1, nt * row_bytes(k, fmt)) if single else 0
+        per_n = bias + weights
+        dram += n_count * (dram_beats(target, bias) + dram_beats(target, weights))
         for mt, m_count in _sizes(m, tm):
             per_m = 0
             for kc, k_count in chunks:
                 a_load = 0 if resident else dma_cycles(target, 1 if kc == k else mt, mt * kc if kc == k else kc)
                 w_load = 0 if single else dma_cycles(target, 1, nt * row_bytes(kc, fmt))
                 per_m += k_count * (a_load + w_load)
+                dram += n_count * m_count * k_count * (dram_beats(target, a_load) + dram_beats(target, w_load))
                 compute += n_count * m_count * k_count * matmul_cycles(target, mt, nt, kc, fmt)
                 first_load = first_load or load + per_n + a_load + w_load
             per_n += m_count * per_m
             post += n_count * m_count * post_cycles(target, mt * nt)
             last_store = dma_cycles(target, 1, mt * nt) if nt == n else dma_cycles(target, mt, nt)
             store += n_count * m_count * last_store
+            dram += n_count * m_count * dram_beats(target, last_store)
         load += n_count * per_n
     spread = min(target.cores, _ceil(n, tn) * _ceil(m, tm))  # cores sharing the tiles
-    return _ceil(max(load, compute, post, store), spread) + first_load + last_store
+    return _ceil(max(load, compute, post, store, dram), spread) + first_load + last_store
 
 
 def choose_gemm_tiles(m: int, n: int, k: int, fmt: WeightFormat, buffers: Buffers, target: TargetConfig) -> GemmTiles:
@@ -259,14 +272,16 @@ def choose_gemm_tiles(m: int, n: int, k: int, fmt: WeightFormat, buffers: Buffer
 def stream_tile(total: int, limit: int, target: TargetConfig, inputs: int = 1, unit: int = 1) -> int:
     """Units per tile for a stream of ``total`` units of ``unit`` bytes (each tile: ``inputs`` loads,
     one post-unit instruction, one store), at most ``limit``: the size with the least modeled time,
-    the busiest DMA unit's total plus the first tile's loads and the last tile's store.  One tile is
-    serial (load, then process, then store); a few overlap one tile's store with the next one's
-    load, each paying the transfer latency once more."""
+    the load unit's total or the beats of all transfers on the shared DRAM channel, whichever is
+    more, plus the first tile's loads and the last tile's store.  One tile is serial (load, then
+    process, then store); a few overlap one tile's store with the next one's load, each paying the
+    transfer latency once more."""
     def cycles(tile: int) -> int:
         full, rest = divmod(total, tile)
         one, last = dma_cycles(target, 1, tile * unit), dma_cycles(target, 1, rest * unit) if rest else 0
         transfers = full * one + last
-        return max(inputs * transfers, transfers) + inputs * one + (last or one)
+        beats = (inputs + 1) * (full * dram_beats(target, one) + dram_beats(target, last))
+        return max(inputs * transfers, transfers, beats) + inputs * one + (last or one)
 
     fewest = _ceil(total, limit)
     sizes = {min(limit, _ceil(total, count)) for count in range(fewest, fewest + 32)}

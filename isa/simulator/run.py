@@ -151,7 +151,7 @@ def prepare(machine: MachineState, words: np.ndarray, trace: bool = False) -> Pl
     or first trap."""
     plan = Plan(_decode_entries(words))
     machine.reset()
-    timing = Timing(tuple(machine.target.queue_depth(u) for u in UNIT_NAMES))
+    timing = Timing(machine.target)
     layers: dict[int, LayerCounters] = {}
     events: list[Event] | None = [] if trace else None
     regs = machine.regs

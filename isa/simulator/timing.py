@@ -11,11 +11,14 @@ runs its instructions in order, one at a time.  An instruction starts at ``max(i
 free, end of every earlier conflicting instruction)``: conflicts are overlapping byte ranges
 [lo, hi) of one memory where at least one side writes.  An instruction's range in a memory is the
 span from the lowest to the highest byte it touches there (strided accesses are not split into
-their rows).
+their rows).  The load and store units share the core's DRAM channel (``dram_bytes_per_cycle`` is
+its whole bandwidth): a transfer's beats (``cycles.dram_beats``, after its latency) take the
+earliest gap of the channel's busy intervals at or after its start plus latency, and the
+transfer starts that much later (counted as a stall of its unit; latencies overlap freely).
 
 Counters add up: every cycle of a run is, per unit, busy (running an instruction), stalled (its
-next instruction is queued but waits for a conflicting instruction of another unit) or idle (its
-queue is empty); for the front end, issuing, stalled on a full queue, stalled on ``sync``/``halt``,
+next instruction is queued but waits for a conflicting instruction of another unit or for the
+DRAM channel) or idle (its queue is empty); for the front end, issuing, stalled on a full queue, stalled on ``sync``/``halt``,
 or idle (after the last issue).
 
 The scoreboard keeps, per unit, memory and access kind (read or write), the ranges of recent
@@ -27,9 +30,12 @@ are dropped.
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 
+from ..cycles import dram_beats
 from ..table import UNITS as UNIT_NAMES
+from ..target import TargetConfig
 from .machine import MEMORY_NAMES
 
 LOAD, COMPUTE, STORE, POST = (UNIT_NAMES.index(u) for u in ("load", "compute", "store", "post"))
@@ -38,7 +44,9 @@ _PRUNE_EVERY = 256
 
 
 class Timing:
-    def __init__(self, depths: tuple[int, ...]):
+    def __init__(self, target: TargetConfig):
+        depths = tuple(target.queue_depth(u) for u in UNIT_NAMES)
+        self.target = target
         self.issue_at = 0  # cycle at which the next instruction issues
         self.free = [0] * len(UNIT_NAMES)  # per unit: end of its last instruction
         self.busy = [0] * len(UNIT_NAMES)
@@ -54,6 +62,9 @@ class Timing:
         self.reads: list[list[deque]] = [[deque() for _ in memories] for _ in UNIT_NAMES]
         self.writes: list[list[deque]] = [[deque() for _ in memories] for _ in UNIT_NAMES]
         self._until_prune = _PRUNE_EVERY
+        # the DRAM channel's busy intervals [begin, end), disjoint, in order
+        self.channel_begin: list[int] = []
+        self.channel_end: list[int] = []
 
     def issue_only(self) -> int:
         """An instruction that only takes its issue slot (setr, nop); returns its issue cycle."""
@@ -98,6 +109,11 @@ class Timing:
                         if other_lo < hi and lo < other_hi:
                             start = end
                             break
+        if unit == LOAD or unit == STORE:
+            beats = dram_beats(self.target, cycles)
+            if beats:
+                latency = cycles - beats
+                start = self._take_channel(start + latency, beats) - latency
         end = start + cycles
         self.free[unit] = end
         self.busy[unit] += cycles
@@ -111,8 +127,29 @@ class Timing:
             self._prune(issue)
         return issue, start, end, start - queued
 
+    def _take_channel(self, earliest: int, beats: int) -> int:
+        """Reserve the DRAM channel for ``beats`` cycles in its first gap from ``earliest``; returns
+        the gap's first cycle."""
+        begins, ends = self.channel_begin, self.channel_end
+        at = earliest
+        i = bisect_right(ends, at)  # the first interval still busy after ``at``
+        while i < len(begins) and begins[i] < at + beats:
+            at = max(at, ends[i])
+            i += 1
+        if i and ends[i - 1] == at:  # extend the interval it follows
+            ends[i - 1] = at + beats
+            if i < len(begins) and begins[i] == at + beats:  # and join the next one
+                ends[i - 1] = ends.pop(i)
+                begins.pop(i)
+        else:
+            begins.insert(i, at)
+            ends.insert(i, at + beats)
+        return at
+
     def _prune(self, issue: int) -> None:
         horizon = max(issue, min(self.free))  # no later instruction starts before this
+        drop = bisect_right(self.channel_end, horizon)
+        del self.channel_begin[:drop], self.channel_end[:drop]
         for per_unit in (self.reads, self.writes):
             for per_memory in per_unit:
                 for entries in per_memory:

@@ -89,20 +89,35 @@ def test_store_then_load_of_the_same_dram_bytes_is_ordered():
                      + "store abuf, 0, 512\n"   # pc 3: 3..68, writes DRAM [512, 576)
                      + "load wbuf, 0, 544\n"    # pc 4: reads DRAM [544, 608): waits for the store
                      + "load wbuf, 64, 0\n"     # pc 5: unrelated, but the load unit is in order
-                     + "store abuf, 64, 256\n"  # pc 6: independent of the loads: runs after pc 3
-                     + "halt\n")
+                     + "store abuf, 64, 256\n"  # pc 6: independent of the loads: runs after pc 3,
+                     + "halt\n")                # its beat one cycle after pc 4's on the shared DRAM channel
     assert at[4].start == at[3].end == 68
     assert at[5].start == at[4].end
-    assert at[6].start == at[3].end
+    assert at[6].start == at[3].end + 1
     assert result.cycles == at[5].end
+
+
+def test_loads_and_stores_share_the_dram_channel():
+    """dram_bytes_per_cycle is the core's whole DRAM bandwidth: a store issued beside a load moves
+    its bytes after the load's (their latencies overlap), and waits for that as a stall."""
+    rows = setr({"dma.planes": 1, "dma.rows": 1, "dma.row_bytes": 1024})  # pcs 0..2: 16 beats each
+    result, at = run_on(TARGET, rows
+                        + "load abuf, 0, 0\n"           # pc 3: 3..83, beats 67..83
+                        + "store abuf, 1024, 2048\n"    # pc 4: beats 83..99, so 19..99
+                        + "halt\n")
+    assert (at[3].start, at[3].end) == (3, 3 + 64 + 16)
+    assert (at[4].start, at[4].end) == (at[3].end - 64, at[3].end + 16)
+    assert result.unit_cycles["store"] == {"busy": 64 + 16, "stall": at[4].start - 4, "idle": 4}
+    assert result.cycles == at[4].end
+    assert all(sum(c.values()) == result.cycles for c in result.unit_cycles.values())
 
 
 def test_reads_do_not_conflict_with_reads():
     _, at = run(PROLOGUE + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM
                 + "matmul gemm, 0, int8, 0, 0, 0\n"  # pc 11: reads abuf [0, 64) during 133..204
                 + "store abuf, 0, 512\n"       # pc 12: reads the same bytes: only waits for the load
-                + "halt\n")
-    assert at[11].start == 133 and at[12].start == at[3].end == 68
+                + "halt\n")                    # (and one cycle for pc 4's beat on the DRAM channel)
+    assert at[11].start == 133 and at[12].start == at[3].end + 1 == 69
 
 
 def test_sync_stalls_issue_until_the_unit_is_idle():
