@@ -13,8 +13,10 @@ free, end of every earlier conflicting instruction)``: conflicts are overlapping
 span from the lowest to the highest byte it touches there (strided accesses are not split into
 their rows).  The load and store units share the core's DRAM channel (``dram_bytes_per_cycle`` is
 its whole bandwidth): a transfer's beats (``cycles.dram_beats``, after its latency) take the
-earliest gap of the channel's busy intervals at or after its start plus latency, and the
-transfer starts that much later (counted as a stall of its unit; latencies overlap freely).
+channel's free cycles from its start plus latency on, in the gaps between other transfers' beats
+(bursts interleave), and the transfer starts as much later as its last beat ends later (counted
+as a stall of its unit; latencies overlap freely).  Transfers take the channel in program order:
+a later one fills the gaps an earlier one left, it never moves an earlier one's beats.
 
 Counters add up: every cycle of a run is, per unit, busy (running an instruction), stalled (its
 next instruction is queued but waits for a conflicting instruction of another unit or for the
@@ -112,8 +114,7 @@ class Timing:
         if unit == LOAD or unit == STORE:
             beats = dram_beats(self.target, cycles)
             if beats:
-                latency = cycles - beats
-                start = self._take_channel(start + latency, beats) - latency
+                start = self._take_channel(start + cycles - beats, beats) - cycles
         end = start + cycles
         self.free[unit] = end
         self.busy[unit] += cycles
@@ -128,23 +129,31 @@ class Timing:
         return issue, start, end, start - queued
 
     def _take_channel(self, earliest: int, beats: int) -> int:
-        """Reserve the DRAM channel for ``beats`` cycles in its first gap from ``earliest``; returns
-        the gap's first cycle."""
+        """Give ``beats`` cycles of the DRAM channel from ``earliest`` on, in whatever gaps its busy
+        intervals leave (bursts of different transfers interleave); returns the end of the last."""
         begins, ends = self.channel_begin, self.channel_end
+        i = bisect_right(ends, earliest)  # the first interval still busy after ``earliest``
         at = earliest
-        i = bisect_right(ends, at)  # the first interval still busy after ``at``
-        while i < len(begins) and begins[i] < at + beats:
-            at = max(at, ends[i])
+        if i < len(begins) and begins[i] <= at:
+            at = ends[i]
             i += 1
-        if i and ends[i - 1] == at:  # extend the interval it follows
-            ends[i - 1] = at + beats
-            if i < len(begins) and begins[i] == at + beats:  # and join the next one
-                ends[i - 1] = ends.pop(i)
-                begins.pop(i)
+        first, left, j = at, beats, i
+        while j < len(begins) and begins[j] - at < left:  # fill the gap before interval j, go past it
+            left -= begins[j] - at
+            at = ends[j]
+            j += 1
+        last = at + left
+        del begins[i:j], ends[i:j]  # intervals i..j-1 now lie inside [first, last)
+        if i and ends[i - 1] == first:
+            ends[i - 1] = last
         else:
-            begins.insert(i, at)
-            ends.insert(i, at + beats)
-        return at
+            begins.insert(i, first)
+            ends.insert(i, last)
+            i += 1
+        if i < len(begins) and begins[i] == last:  # join the next interval
+            ends[i - 1] = ends.pop(i)
+            begins.pop(i)
+        return last
 
     def _prune(self, issue: int) -> None:
         horizon = max(issue, min(self.free))  # no later instruction starts before this

@@ -67,6 +67,15 @@ def test_light_zoo_simulator_equals_reference(name, tmp_path):
         np.testing.assert_array_equal(simulated[key], reference[key], err_msg=f"{name} output {key}")
         print(f"{name} {key}: SQNR vs float {sqnr_db(float_out[key], simulated[key]):.1f} dB")
     assert_counters_add_up(session.last_result)
+    assert_no_layer_beats_its_roofline(session.performance_report())
+
+
+def assert_no_layer_beats_its_roofline(report):
+    """The cycle model never beats its own lower bound: every layer takes at least max(MACs / PEs,
+    bytes / DRAM bandwidth) cycles (a load and a store do not each get the whole bandwidth)."""
+    for layer in report["layers"]:
+        assert layer.get("cycles", 0) >= layer["roofline_cycles"], \
+            f"layer {layer['name']} ({layer['kind']}): {layer.get('cycles', 0)} cycles < roofline {layer['roofline_cycles']}"
 
 
 def assert_counters_add_up(result):
