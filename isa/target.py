@@ -58,7 +58,7 @@ class TargetConfig:
     vbuf_bytes: int = target_range(256 * 1024, _BUFFER, "what an SRAM address field reaches")
     # largest addressable DRAM; an artifact allocates its image size
     dram_bytes: int = target_range(1024 ** 3, (1, DRAM_ADDRESS_LIMIT), "what a DRAM address field reaches")
-    dram_bytes_per_cycle: int = target_range(64, (1, DRAM_ADDRESS_LIMIT), "bytes per cycle")  # two 256-bit HBM channels
+    dram_bytes_per_cycle: int = target_range(64, (1, DRAM_ADDRESS_LIMIT), "bytes per cycle")  # two 256-bit HBM channels; loads and stores share it
     dma_latency: int = target_range(64, _CYCLES, "cycles")
     mode_switch: int = target_range(64, _CYCLES, "cycles")
     # instruction queues between the front end and each unit: entries issued but not yet started
@@ -69,7 +69,7 @@ class TargetConfig:
     post_queue: int = target_range(8, _QUEUE, "entries, at least one")
     # cores, each with its own units, buffers and instruction stream, sharing DRAM; the DRAM
     # interface moves at most hbm_bytes_per_cycle for all cores together (each core's load and
-    # store units at dram_bytes_per_cycle each)
+    # store units at dram_bytes_per_cycle together)
     cores: int = target_range(1, (1, 64), "cores sharing DRAM, 1..64")
     hbm_bytes_per_cycle: int = target_range(512, (1, DRAM_ADDRESS_LIMIT), "bytes per cycle, all cores together")
 

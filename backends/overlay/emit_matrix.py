@@ -50,6 +50,26 @@ def _my_tiles(ctx: Context, n: int, tn: int, rows: int, th: int) -> list[tuple[i
     return out
 
 
+class _LaterStore:
+    """A tile's output store, emitted once the next tile's input loads are: program order is then
+    the order in which the DMAs want the shared DRAM channel (isa/simulator/timing.py), so the
+    store's beats fill the gaps the loads leave instead of holding the loads back.  Between the
+    two, only loads into other buffers or other abuf quarters run (the store reads its a_out tile)."""
+
+    def __init__(self, ctx: Context):
+        self.program, self.pending = ctx.program, None
+
+    def later(self, *args, **fields) -> None:
+        self.now()
+        self.pending = (args, fields)
+
+    def now(self) -> None:
+        if self.pending is not None:
+            args, fields = self.pending
+            self.program.dma("store", *args, **fields)
+            self.pending = None
+
+
 def emit_conv(ctx: Context, step: Step) -> None:
     conv, req = step.ops[:2]
     x, y = conv.x, step.outputs[0]
@@ -104,6 +124,7 @@ def emit_conv(ctx: Context, step: Step) -> None:
         _emit_split_conv(ctx, step, tiles, geometry, w_addr, p_addr)
         return
     tile = 0
+    stores = _LaterStore(ctx)
     for n0, row_tiles in _my_tiles(ctx, n_out, tn, h_out, th):
         nt = min(tn, n_out - n0)
         wslot = b.w(n0 // tn)
@@ -116,6 +137,7 @@ def emit_conv(ctx: Context, step: Step) -> None:
             first, lo, hi = input_rows(oy0, rows, sh, pt, kh, dh, h)
             slab = b.a_in(tile)
             p.dma("load", "abuf", slab, ctx.addr(x) + lo * slab_row, rows=1, row_bytes=(hi - lo) * slab_row)
+            stores.now()
             p.set({"mm.a": slab, "cv.h": hi - lo, "cv.pad_top": lo - first, "mm.m": rows * w_out, "mm.acc_row": nt})
             acc = b.acc(tile)
             if depthwise:
@@ -138,9 +160,10 @@ def emit_conv(ctx: Context, step: Step) -> None:
             p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
             emit_epilogue(ctx, step, out, out + b.abuf_q // 2, oy0 * w_out * n_out + n0, rows * w_out, nt, n_out,
                           pslot)
-            p.dma("store", "abuf", out, ctx.addr(y) + (oy0 * w_out * n_out + n0), rows=rows * w_out,
-                  row_bytes=nt, dram_row=n_out, sram_row=nt)
+            stores.later("abuf", out, ctx.addr(y) + (oy0 * w_out * n_out + n0), rows=rows * w_out,
+                         row_bytes=nt, dram_row=n_out, sram_row=nt)
             tile += 1
+    stores.now()
 
 
 def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: int, p_addr: int) -> None:
@@ -156,6 +179,7 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
     wf = matmul_fields(g.fmt)
     rb = g.wbytes(g.k)
     tile = chunk = 0
+    stores = _LaterStore(ctx)
     for n0, row_tiles in _my_tiles(ctx, g.n, tiles.tn, g.h_out, tiles.th):
         nt = min(tiles.tn, g.n - n0)
         pslot = b.p(n0 // tiles.tn)
@@ -175,6 +199,7 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
                 slab = b.a_in(chunk)
                 p.dma("load", "abuf", slab, ctx.addr(x) + lo * g.w * g.c + c0, rows=(hi - lo) * g.w, row_bytes=cn,
                       dram_row=g.c, sram_row=cn)
+                stores.now()
                 p.set({"mm.a": slab, "cv.c": cn})
                 if depthwise:
                     p.set({"mm.k": g.k, "mm.w_row": rb})
@@ -192,9 +217,10 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
             p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
             emit_epilogue(ctx, step, out, out + b.abuf_q // 2, oy0 * g.w_out * g.n + n0, rows * g.w_out, nt, g.n,
                           pslot)
-            p.dma("store", "abuf", out, ctx.addr(y) + (oy0 * g.w_out * g.n + n0), rows=rows * g.w_out,
-                  row_bytes=nt, dram_row=g.n, sram_row=nt)
+            stores.later("abuf", out, ctx.addr(y) + (oy0 * g.w_out * g.n + n0), rows=rows * g.w_out,
+                         row_bytes=nt, dram_row=g.n, sram_row=nt)
             tile += 1
+    stores.now()
 
 
 def gemm_weight_tiles(w: np.ndarray, fmt, tn: int, kt: int) -> tuple[np.ndarray, dict[tuple[int, int], int]]:
@@ -243,6 +269,7 @@ def emit_gemm(ctx: Context, step: Step) -> None:
     if tiles.resident and mine:
         p.dma("load", "abuf", b.a_in(0), ctx.addr(x), rows=1, row_bytes=m * k)
     chunk = tile = 0
+    stores = _LaterStore(ctx)
     for n0, row_tiles in mine:
         n_tile = n0 // tn
         nt = min(tn, n_out - n0)
@@ -266,6 +293,7 @@ def emit_gemm(ctx: Context, step: Step) -> None:
                     p.dma("load", "abuf", aslot, ctx.addr(x) + m0 * k + k0, rows=mt, row_bytes=ktile,
                           dram_row=k, sram_row=ktile)
                     p.set({"mm.a": aslot, "mm.a_row": ktile})
+                stores.now()
                 p.set({"mm.m": mt, "mm.n": nt, "mm.k": ktile, "mm.w_row": row_bytes(ktile, fmt), "mm.acc_row": nt})
                 p.emit("matmul", mode="gemm", accumulate=int(k0 > 0), **matmul_fields(fmt), acc=acc, w=wslot)
                 chunk += 1
@@ -273,9 +301,10 @@ def emit_gemm(ctx: Context, step: Step) -> None:
             p.set({"rq.params": pslot, "rq.m": mt, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})
             p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
             emit_epilogue(ctx, step, out, out, 0, mt, nt, n_out, pslot)
-            p.dma("store", "abuf", out, ctx.addr(y) + m0 * n_out + n0, rows=mt, row_bytes=nt,
-                  dram_row=n_out, sram_row=nt)
+            stores.later("abuf", out, ctx.addr(y) + m0 * n_out + n0, rows=mt, row_bytes=nt,
+                         dram_row=n_out, sram_row=nt)
             tile += 1
+    stores.now()
 
 
 def scale_view(offsets: np.ndarray, perm) -> np.ndarray:

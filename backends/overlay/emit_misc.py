@@ -73,14 +73,20 @@ def _output_rescale(req) -> dict[str, int]:
 
 
 def _stream(ctx: Context, x, y, length_register: str, emit) -> None:
-    """``y`` from ``x`` in flat tiles of abuf: load a tile, set its length, ``emit(src, dst)``, store."""
+    """``y`` from ``x`` in flat tiles of abuf: load a tile, set its length, ``emit(src, dst)``, store;
+    the next tile's load comes before this tile's store, so that program order is the order in
+    which the DMAs want the shared DRAM channel."""
     b, p = ctx.buffers, ctx.program
-    for i, start, count in _flat_tiles(y.type.size, stream_tile(y.type.size, b.abuf_q, ctx.target)):
-        src, dst = b.a_in(i), b.a_out(i)
-        p.dma("load", "abuf", src, ctx.addr(x) + start, rows=1, row_bytes=count)
+    tiles = list(_flat_tiles(y.type.size, stream_tile(y.type.size, b.abuf_q, ctx.target)))
+    for k, (i, start, count) in enumerate(tiles):
+        if k == 0:
+            p.dma("load", "abuf", b.a_in(i), ctx.addr(x) + start, rows=1, row_bytes=count)
         p.set({length_register: count})
-        emit(src, dst)
-        p.dma("store", "abuf", dst, ctx.addr(y) + start, rows=1, row_bytes=count)
+        emit(b.a_in(i), b.a_out(i))
+        if k + 1 < len(tiles):
+            i_next, start_next, count_next = tiles[k + 1]
+            p.dma("load", "abuf", b.a_in(i_next), ctx.addr(x) + start_next, rows=1, row_bytes=count_next)
+        p.dma("store", "abuf", b.a_out(i), ctx.addr(y) + start, rows=1, row_bytes=count)
 
 
 def emit_eadd(ctx: Context, step: Step) -> None:
@@ -95,12 +101,19 @@ def emit_eadd(ctx: Context, step: Step) -> None:
     tiles = list(_flat_tiles(n, stream_tile(n, half, ctx.target, inputs=2) if ctx.cores == 1
                              else min(half, -(-n // ctx.cores))))
     mine = ctx.share(len(tiles))
-    for i, start, count in tiles[mine.start:mine.stop]:
+    def load(i: int, start: int, count: int) -> None:
+        p.dma("load", "abuf", b.a_in(0) + (i % 2) * half, ctx.addr(a) + start, rows=1, row_bytes=count)
+        p.dma("load", "abuf", b.a_in(1) + (i % 2) * half, ctx.addr(bv) + start, rows=1, row_bytes=count)
+
+    mine_tiles = tiles[mine.start:mine.stop]
+    for k, (i, start, count) in enumerate(mine_tiles):  # next tile's loads before this store (as _stream)
         sa, sb, so = b.a_in(0) + (i % 2) * half, b.a_in(1) + (i % 2) * half, b.a_out(0) + (i % 2) * half
-        p.dma("load", "abuf", sa, ctx.addr(a) + start, rows=1, row_bytes=count)
-        p.dma("load", "abuf", sb, ctx.addr(bv) + start, rows=1, row_bytes=count)
+        if k == 0:
+            load(i, start, count)
         p.set({"ea.b": sb, "ea.len": count})
         p.emit("eadd", op=add.kind, rounding=req.rounding, dst=so, a=sa)
+        if k + 1 < len(mine_tiles):
+            load(*mine_tiles[k + 1])
         p.dma("store", "abuf", so, ctx.addr(y) + start, rows=1, row_bytes=count)
 
 

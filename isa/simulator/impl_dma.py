@@ -3,6 +3,7 @@ and lookup of table rows chosen by indices in pbuf.
 
 Cycles: ``dma_latency + planes * rows * ceil(row_bytes / dram_bytes_per_cycle)`` (every row of
 every plane is a burst; a lookup moves ``lk.count`` rows); an empty box still costs ``dma_latency``.
+The load and store units share the DRAM channel's beats (timing.py).
 """
 from __future__ import annotations
 

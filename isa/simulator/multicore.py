@@ -8,7 +8,7 @@ resume together.  So a run is a sequence of segments between barriers: within on
 runs its own stream on its own cycle model (timing.py) from idle units, and the segment lasts
 as long as the slowest core, and no less than the bytes all cores moved through DRAM divided by
 the target's ``hbm_bytes_per_cycle`` (the shared DRAM interface; each core's load and store
-units move at most ``dram_bytes_per_cycle`` each).  Execution is functional and core after core
+units move at most ``dram_bytes_per_cycle`` together).  Execution is functional and core after core
 within a segment: the compiler gives cores disjoint outputs between barriers, so the order does
 not change any byte.
 

@@ -279,7 +279,7 @@ def test_the_sensitivity_sweep_on_two_workers_is_the_serial_one(tcc_cli, tmp_pat
 
 @pytest.mark.parametrize("kind, budget", [("bytes", 4000), ("cycles", 2650)])
 def test_the_plan_is_the_overlays_own(kind, budget):
-    """The plan's predicted weight bytes are the artifact's exactly, its cycles within 5% of the
+    """The plan's predicted weight bytes are the artifact's exactly, its cycles within 7% of the
     simulated run, and the budget holds on the overlay."""
     from tcc.backends.overlay import compile_overlay
     from tcc.driver import compile_to_ir, quantization_pipeline
@@ -297,5 +297,7 @@ def test_the_plan_is_the_overlays_own(kind, budget):
     plan = mixed_pass.plan
     assert [layer["weight_format"].startswith(c.format) for c, layer in zip(plan.choices, layers)] == [True] * 5
     assert plan.total_bytes == sum(layer["weight_bytes"] for layer in layers)
-    assert abs(plan.total_cycles - simulated) <= 0.05 * simulated
+    # 7%: the plan adds per-layer estimates to the rest measured on the all-int8 run, and the layers'
+    # loads and stores now share the DRAM channel with their neighbours' (64 cycles more on all-int8)
+    assert abs(plan.total_cycles - simulated) <= 0.07 * simulated
     assert (plan.total_bytes if kind == "bytes" else simulated) <= budget
