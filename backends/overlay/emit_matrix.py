@@ -57,7 +57,8 @@ class _LaterStore:
     two, only loads into other buffers or other abuf quarters run (the store reads its a_out tile)."""
 
     def __init__(self, ctx: Context):
-        self.program, self.pending = ctx.program, None
+        self.program = ctx.program
+        self.pending: tuple[tuple, dict] | None = None
 
     def later(self, *args, **fields) -> None:
         self.now()
