@@ -54,6 +54,7 @@ def test_textual_ir_keeps_the_tail(tmp_path, tcc_cli):
 
     code, _, err = tcc_cli("compile", MODEL, "-t", "ir", "-o", tmp_path / "m.tir")
     assert code == 0, err
+    assert "node 'nms' (NonMaxSuppression) and the 2 node(s) after it form the host tail" in err
     text = (tmp_path / "m.tir").read_text()
     assert "host_tail {" in text and print_module(parse_module(text)) == text
     x = _samples()[0]
