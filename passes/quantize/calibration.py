@@ -54,7 +54,7 @@ def load_samples(path: str, module: Module, max_samples: int = 0,
         n = min(n, max_samples)
     for name, a in shaped.items():
         _check_finite(path, name, a[:n])
-        shaped[name] = _as_input_type(path, name, a[:n], types[name])
+        shaped[name] = _as_input_type(str(path), name, a[:n], types[name])
     return [{name: a[i] for name, a in shaped.items()} for i in range(n)]
 
 
@@ -104,9 +104,10 @@ def _check_finite(path, name: str, samples: np.ndarray) -> None:
                                f"of {len(samples)} samples are not finite); tcc calibrates on finite values only")
 
 
-def _as_input_type(path, name: str, samples: np.ndarray, dtype: str) -> np.ndarray:
+def _as_input_type(where: str, name: str, samples: np.ndarray, dtype: str) -> np.ndarray:
     """Samples of an input whose type numpy has no builtin for (ml_dtypes' bf16, float8, int4),
-    converted from the wider array .npz stores; refused unless every value converts exactly."""
+    converted from the wider array .npz stores; refused unless every value converts exactly.
+    ``where`` (the file, or the sample) starts the error message."""
     target = to_numpy(dtype)
     if target.isbuiltin == 1 or samples.dtype == target:
         return samples
@@ -115,8 +116,8 @@ def _as_input_type(path, name: str, samples: np.ndarray, dtype: str) -> np.ndarr
     same = (back == samples.astype(np.float64)) | (np.isnan(back) & np.isnan(samples.astype(np.float64)))
     if not same.all():
         first = samples.reshape(-1)[int(np.argmin(same.reshape(-1)))]
-        raise CalibrationError(f"{path}: input {name!r} is {dtype}; its samples ({samples.dtype}) hold values "
-                               f"{dtype} cannot represent exactly (first: {first!r}); round them to {dtype} first")
+        raise CalibrationError(f"{where}: input {name!r} is {dtype}; its samples ({samples.dtype}) hold values "
+                               f"{dtype} cannot represent exactly (first: {first}); round them to {dtype} first")
     return converted
 
 
@@ -242,6 +243,7 @@ class CalibrationTask:
         self.scores = {v.name for v in module.values() if id(v) in softmax_inputs(module)} \
             if self.method == "auto" else set()
         self.input_names = {v.name for v in module.inputs}
+        self.input_types = {v.name: v.type.dtype for v in module.inputs}
 
     def _new_observer(self, name: str) -> MinMaxObserver:
         if self.method == "auto":
@@ -281,7 +283,8 @@ class CalibrationTask:
             for offset, sample in enumerate(samples):
                 index = start + offset
                 made.clear()
-                feeds = getattr(sample, "feeds", sample)
+                feeds = {name: _as_input_type(f"calibration sample {index}", name, np.asarray(a), self.input_types[name])
+                         if name in self.input_types else a for name, a in getattr(sample, "feeds", sample).items()}
                 with np.errstate(all="ignore"):  # an overflow is reported below, in one line
                     run(feeds)
                 self._refuse_overflow(made, feeds, index)

@@ -6,6 +6,7 @@ import math
 
 import ml_dtypes
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
@@ -130,12 +131,16 @@ def test_dynamic_quantize_linear_is_exact_after_int8_quantization(tmp_path, x):
         assert np.array_equal(got[name], w), name
 
 
-def test_bf16_inputs_calibrate_from_float32_samples(tmp_path):
+def bf16_input_model():
     graph = helper.make_graph([helper.make_node("Cast", ["x"], ["f"], to=TensorProto.FLOAT),
                                helper.make_node("Sigmoid", ["f"], ["y"])], "bf16_in",
                               [helper.make_tensor_value_info("x", TensorProto.BFLOAT16, [4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_bf16_inputs_calibrate_from_float32_samples(tmp_path):
+    model = bf16_input_model()
     samples = np.array([[0.5, -1.25, 3.0, 0.0078125]], np.float32)  # exact in bf16
     np.savez(tmp_path / "c.npz", x=samples)
     module = quantized(model, tmp_path / "c.npz")
@@ -144,6 +149,18 @@ def test_bf16_inputs_calibrate_from_float32_samples(tmp_path):
     np.savez(tmp_path / "inexact.npz", x=samples + np.float32(1e-3))
     with pytest.raises(CalibrationError, match="input 'x' is bf16; its samples .* cannot represent exactly"):
         quantized(model, tmp_path / "inexact.npz")
+
+
+def test_bf16_inputs_calibrate_from_float32_samples_streamed_by_workers(tmp_path, tcc_cli):
+    onnx.save(bf16_input_model(), tmp_path / "m.onnx")
+    np.savez(tmp_path / "c.npz", x=np.array([[0.5, -1.25, 3.0, 0.0078125]] * 3, np.float32))
+    np.savez(tmp_path / "inexact.npz", x=np.array([[0.5, -1.25, 3.0, 0.1]] * 3, np.float32))
+    code, _, err = tcc_cli("compile", tmp_path / "m.onnx", "--calib", tmp_path / "c.npz", "--workers", 2,
+                           "-o", tmp_path / "m.tir")
+    assert code == 0, err
+    code, _, err = tcc_cli("compile", tmp_path / "m.onnx", "--calib", tmp_path / "inexact.npz", "--workers", 2,
+                           "-o", tmp_path / "bad.tir")
+    assert code == 2 and "calibration sample 0: input 'x' is bf16" in err and "(first: 0.1" in err
 
 
 
