@@ -69,10 +69,10 @@ def _condition_varies(loop: onnx.NodeProto, is_const: Callable[[str], bool]) -> 
 
 
 def dynamic_nodes(nodes: Iterable[onnx.NodeProto], is_const: Callable[[str], bool],
-                  constant_after: Callable[[onnx.NodeProto], bool]) -> dict[int, str]:
+                  constants_made: Callable[[onnx.NodeProto], Iterable[str]]) -> dict[int, str]:
     """Index -> reason of every node (in ``nodes``' topological order) that belongs to the host
-    tail.  ``constant_after(node)``: whether the import makes ``node``'s outputs constants (the
-    importer's own folding rule), applied to the nodes that stay static."""
+    tail.  ``constants_made(node)``: the outputs the import makes constants (the importer's own
+    folding rule; it may read ``is_const``), asked of the nodes that stay static."""
     dynamic: dict[int, str] = {}
     late: set[str] = set()  # tensors whose shape is known only at run time
     constant: set[str] = set()
@@ -86,8 +86,7 @@ def dynamic_nodes(nodes: Iterable[onnx.NodeProto], is_const: Callable[[str], boo
         else:
             reason = dynamic_reason(node, const)
             if reason is None:
-                if constant_after(node):
-                    constant.update(o for o in node.output if o)
+                constant.update(constants_made(node))
                 continue
             dynamic[i] = reason
         late.update(o for o in node.output if o)
