@@ -7,7 +7,7 @@ from .fold_affine import BatchNormToConv, FoldAffine
 from .fold_batchnorm import FoldBatchNorm
 from .fold_constants import FoldConstants
 from .mode_schedule import ScheduleModes
-from .quantize import MixedPrecision, Quantize, SmoothQuant
+from .quantize import CrossLayerEqualization, MixedPrecision, Quantize, SmoothQuant
 from .recognize import Recognize
 from .sparsity import AnnotateSparsity
 from .unroll_recurrent import UnrollRecurrent
@@ -23,7 +23,7 @@ def register(cls: type[Pass]) -> type[Pass]:
 
 
 for _cls in (DeadCodeElimination, FoldConstants, FoldBatchNorm, FoldAffine, BatchNormToConv, Quantize,
-             MixedPrecision, SmoothQuant, Recognize, AnnotateSparsity, UnrollRecurrent):
+             MixedPrecision, SmoothQuant, CrossLayerEqualization, Recognize, AnnotateSparsity, UnrollRecurrent):
     register(_cls)
 register(ScheduleModes)
 

@@ -10,6 +10,7 @@ from tcc.ir.interpreter import run_module
 from ..base import Pass
 from .calibration import DEFAULT_CALIBRATION, CalibrationError, Executor, calibrate, load_samples
 from .dybit_caps import choose_dybit_caps
+from .equalization import CrossLayerEqualization
 from .lowering import LoweringConfig
 from .rules import lower_module
 from .mixed_precision import MixedPrecision, MixedPrecisionPlan, spread_subset
@@ -98,5 +99,5 @@ class Quantize(Pass):
         return frozenset(n for c in self.residual_choices if c.kept for n in c.names)
 
 
-__all__ = ["CalibrationError", "MixedPrecision", "MixedPrecisionPlan", "Quantize", "QuantizationError",
+__all__ = ["CalibrationError", "CrossLayerEqualization", "MixedPrecision", "MixedPrecisionPlan", "Quantize", "QuantizationError",
            "SmoothQuant", "WEIGHT_FORMATS"]
