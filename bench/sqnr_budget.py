@@ -8,8 +8,8 @@ test file, 2 samples), all on tcc's reference interpreters, SQNR in dB against t
 - ``int8``: tcc's default int8 pipeline (the integer model issue 14's >= 25 dB goal is about).
 - ``+equalize``: the cross-layer equalization pass before quantizing (passes/quantize/equalization.py),
   on the test samples and, in brackets, on the calibration samples it was fitted on.
-- ``input only``: the float model with nothing quantized but its input, at the range tcc calibrates
-  and at the calibration min/max: a bound on any int8 model with an int8 input.
+- ``input only``: the float model with nothing quantized but its input, rounded to int8 at the range
+  tcc calibrates for it (the calibration min/max): a bound on any int8 model with an int8 input.
 - ``noise 40 dB``: the float model's output SQNR when white noise 40 dB below the input is added to
   it: how much these networks amplify a perturbation (a quantizer adds one at every tensor).
 - the ``--top`` tensors whose int8 rounding alone (every other tensor float) costs the most, as
@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--top", type=int, default=0, help="list the N costliest tensors (slow)")
     args = parser.parse_args()
-    print(f"{'model':16s} {'int8':>6s} {'+equalize (calib)':>18s} {'input only: tcc range / minmax':>31s} "
+    print(f"{'model':16s} {'int8':>6s} {'+equalize (calib vs int8)':>25s} {'input only':>11s} "
           f"{'noise 40 dB':>12s} {'seconds':>8s}")
     for name in args.models.split(","):
         start = time.perf_counter()
@@ -117,13 +117,12 @@ def main() -> None:
         eq_calib = measure.sqnr_db(ref_calib, [run_module(equalized, f) for f in calib])
         plain_calib = measure.sqnr_db(ref_calib, [run_module(plain, f) for f in calib])
         auto = calibrate(floating, calib)
-        minmax = calibrate(floating, calib, "minmax")
         inputs = {id(v) for v in floating.inputs}
-        only = [measure.sqnr_db(ref_test, [run_with_overrides(floating, _rounded_inputs(floating, f, inputs, r), set(), r)
-                                           for f in test]) for r in (auto, minmax)]
+        only = measure.sqnr_db(ref_test, [run_with_overrides(floating, _rounded_inputs(floating, f, inputs, auto),
+                                                             set(), auto) for f in test])
         gain = noise_gain(floating, test)
-        print(f"{name:16s} {int8:6.1f} {eq_test:7.1f} ({eq_calib:4.1f} vs {plain_calib:4.1f}) "
-              f"{only[0]:20.1f} / {only[1]:4.1f} {gain:12.1f} {time.perf_counter() - start:8.0f}", flush=True)
+        print(f"{name:16s} {int8:6.1f} {eq_test:10.1f} ({eq_calib:4.1f} vs {plain_calib:4.1f}) "
+              f"{only:11.1f} {gain:12.1f} {time.perf_counter() - start:8.0f}", flush=True)
         if args.top:
             for tensor, kind, share in top_tensors(floating, auto, test, args.top):
                 print(f"    {tensor:32s} {kind:18s} {100 * share:5.1f}% of the single-tensor noise")
