@@ -11,6 +11,7 @@ from ..base import Pass
 from .calibration import DEFAULT_CALIBRATION, CalibrationError, Executor, calibrate, load_samples
 from .dybit_caps import choose_dybit_caps
 from .equalization import CrossLayerEqualization
+from .input_range import MAX_SAMPLES as INPUT_RANGE_SAMPLES, InputRangeChoice, choose_input_ranges
 from .lowering import LoweringConfig
 from .rules import lower_module
 from .mixed_precision import MixedPrecision, MixedPrecisionPlan, spread_subset
@@ -49,6 +50,7 @@ class Quantize(Pass):
 
     def __post_init__(self) -> None:
         self.residual_choices: list[SegmentChoice] = []  # the result of the last apply (not an option)
+        self.input_choices: list[InputRangeChoice] = []  # input_range.py, likewise
 
     def apply(self, module: Module) -> None:
         parse_weight_format(self.weights)
@@ -77,6 +79,12 @@ class Quantize(Pass):
             config.layer_weights = choose_dybit_caps(
                 module, ranges, samples[:self.cap_samples], self.weights, config,
                 lambda done, total: self.report_progress("DyBit caps", done, total))
+        if self.calib and self.method == "auto":
+            # streamed by the executor: read just the few the choice measures (and fits the clip on)
+            fitted = samples if samples is not None else load_samples(self.calib, module, INPUT_RANGE_SAMPLES)
+            self.input_choices = choose_input_ranges(
+                module, ranges, config, fitted,
+                lambda done, total: self.report_progress("input ranges", done, total))
         config.bf16_values = self.residual_stream(module, ranges, config, samples)
         module.take_body(lower_module(module, ranges, config))
 

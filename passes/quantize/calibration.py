@@ -108,17 +108,14 @@ def reduction_inputs(module: Module) -> set[int]:
     elements is what survives (measured on the light zoo: MSE ranges everywhere lose 0.4 dB on
     SqueezeNet, on reduction inputs only they gain 0.1-0.2 dB; bench/quant_vs_ort.py).
 
-    The model's inputs keep min/max too: their extremes are the data (an image's brightest and
-    darkest pixels), every later layer amplifies an error made there, and inputs unseen in
-    calibration reach past a range fitted to its few samples.  On the real-model CNNs
-    (examples/real_models, test samples) clipping the image cost 0.1-2.6 dB on 6 of 7 (ConvNeXt-T
-    27.4 dB with min/max, 24.9 clipped; DenseNet-121 14.0 against 14.3)."""
+    The model's inputs are calibrated at min/max here; the quantizer then takes the clip instead
+    only where that measures less output error on held-out calibration samples (input_range.py)."""
     chosen = set()
     inputs = {id(v) for v in module.inputs}
     for value in module.values():
         users = value.users
         if id(value) in inputs:
-            continue  # a model input keeps min/max (see above)
+            continue  # a model input: input_range.py chooses its range
         if value.producer is not None and value.producer.kind == "softmax":
             continue  # attention probabilities: the few near 1 carry the result (softmax_inputs)
         if users and not module.is_output(value) and all(
