@@ -90,9 +90,7 @@ class Quantize(Pass):
         if self.calib and self.method == "auto":
             # streamed by the executor: read just the few the choice measures (and fits the clip on)
             fitted = samples if samples is not None else load_samples(self.calib, module, INPUT_RANGE_SAMPLES)
-            self.input_choices = choose_input_ranges(
-                module, ranges, config, fitted,
-                lambda done, total: self.report_progress("input ranges", done, total))
+            self.input_choices = choose_input_ranges(module, ranges, fitted, self.symmetric)
         config.bf16_values = self.residual_stream(module, ranges, config, samples)
         config.row_scaled = self.row_scales(module, ranges, config, samples)
         module.take_body(lower_module(module, ranges, config))

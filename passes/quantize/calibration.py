@@ -109,7 +109,8 @@ def reduction_inputs(module: Module) -> set[int]:
     SqueezeNet, on reduction inputs only they gain 0.1-0.2 dB; bench/quant_vs_ort.py).
 
     The model's inputs are calibrated at min/max here; the quantizer then takes the clip instead
-    only where that measures less output error on held-out calibration samples (input_range.py)."""
+    only where rounding the input at it measures less output error on held-out calibration
+    samples (input_range.py)."""
     chosen = set()
     inputs = {id(v) for v in module.inputs}
     for value in module.values():

@@ -70,8 +70,8 @@ def _reader(op: Op, value: Value) -> bool:
 
 def _same_window(a: Op, b: Op) -> bool:
     """Readers that reduce over the same windows (one set of calibration patches serves both)."""
-    return a.w.type.shape[1:] == b.w.type.shape[1:] and (a.kind == "linear" or all(
-        a.attrs.get(k) == b.attrs.get(k) for k in ("strides", "pads", "dilations")))
+    return a.w.type.shape[1:] == b.w.type.shape[1:] and (a.kind == "linear" or (
+        a.strides, a.pads, a.dilations) == (b.strides, b.pads, b.dilations))
 
 
 def equalization_sites(module: Module) -> list[EqualizationSite]:

@@ -1,36 +1,35 @@
 """The int8 range of a model input: its min/max or the clip of least int8 error, chosen by the
-quantized model's output error on calibration samples it was not fitted on.
+output error that rounding the input causes on calibration samples the range was not fitted on.
 
-An input's error reaches every later layer, so which range is better depends on the data more
-than on the input's own round-trip error: white-noise-like inputs (the light zoo's N(0, 1)) gain
-from the finer step of a clipped range, while an image's extremes are its brightest and darkest
-pixels, and a held-out image reaches past a range fitted to a few others (clipping the input cost
-0.1-2.6 dB on 6 of the 7 real-model CNNs under 25 dB; examples/real_models/README.md).
-Measuring on the samples the range was fitted on would always favour the clip, so the choice is
-cross-validated.
+An input's rounding error reaches every later layer, so which range is better depends on the
+network and the data more than on the input's own round-trip error: white-noise-like inputs (the
+light zoo's N(0, 1)) gain from the finer step of a clipped range, while an image's extremes are its
+brightest and darkest pixels, and a held-out image reaches past a range fitted to a few others
+(clipping the image cost 0.1-2.6 dB on 6 of the 7 real-model CNNs under 25 dB;
+examples/real_models/README.md).  Measured on the samples it was fitted on, the clip would always
+look better, so the choice is cross-validated.
 
 Rule (when it applies): under ``auto`` calibration, for each model input read only as the data
-operand of conv / linear / matmul layers (the others keep min/max), the calibration samples are
-split in two halves; each candidate range (``MinMaxObserver``, ``MseObserver``) is fitted on one
-half and the model's output error (sensitivity.model_error, every other range as calibrated) is
-measured on the other, both ways round.  The clip is taken, fitted on all samples, only when its
-summed held-out error is lower.  Cost: 4 lowerings and one run per calibration sample and
-candidate (at most ``MAX_SAMPLES`` samples).
+operand of conv / linear / matmul layers (the others keep min/max), the first ``MAX_SAMPLES``
+calibration samples are split in two halves; each candidate range (``MinMaxObserver``,
+``MseObserver``) is fitted on one half, and the float model is run on the other half with only
+that input rounded to int8 at that range, both ways round; the output error (sensitivity.
+output_error) is summed.  The clip is taken, fitted on all samples, only when its error is lower.
+Cost: float runs only, ``MAX_SAMPLES`` * (1 + number of candidates) per input, no lowering.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from tcc.ir import Module, Value
+from tcc.ir import Module, Value, numerics
 from tcc.ir.interpreter import run_module
 
-from .lowering import LINEAR_KINDS, LoweringConfig, matrix_operands
+from .lowering import LINEAR_KINDS, matrix_operands
 from .observers import MinMaxObserver, MseObserver
-from .rules import lower_module
-from .sensitivity import model_error
+from .params import activation_params
+from .sensitivity import output_error
 
-MAX_SAMPLES = 8  # calibration samples the choice runs on (two halves of 4)
+MAX_SAMPLES = 4  # calibration samples the choice runs on (two halves of 2)
 CANDIDATES = (("minmax", MinMaxObserver), ("mse", MseObserver))
 
 
@@ -55,8 +54,14 @@ def _fitted(observer: type[MinMaxObserver], value: Value, samples) -> tuple[floa
     return float(lo), float(hi)
 
 
-def choose_input_ranges(module: Module, ranges: dict, config: LoweringConfig, samples,
-                        progress: Callable[[int, int], None] | None = None) -> list[InputRangeChoice]:
+def _rounded(sample: dict, value: Value, lo: float, hi: float, symmetric: bool) -> dict:
+    """``sample`` with ``value``'s array rounded to int8 at the parameters the quantizer picks for [lo, hi]."""
+    p = activation_params(lo, hi, symmetric)
+    x = numerics.quantize_affine(sample[value.name], p.scale[0], p.zero_point[0])
+    return dict(sample, **{value.name: numerics.dequantize_affine(x, p.scale[0], p.zero_point[0]).astype("float32")})
+
+
+def choose_input_ranges(module: Module, ranges: dict, samples, symmetric: bool = False) -> list[InputRangeChoice]:
     """Decide each clippable input's range (module docstring) on the first ``MAX_SAMPLES`` of
     ``samples``; ``ranges`` is updated in place, the chosen range fitted on all ``samples``."""
     inputs = clippable_inputs(module)
@@ -67,19 +72,14 @@ def choose_input_ranges(module: Module, ranges: dict, config: LoweringConfig, sa
     folds = [(subset[:half], subset[half:]), (subset[half:], subset[:half])]
     reference = {id(s): run_module(module, s) for s in subset}
     choices = []
-    total, done = len(inputs) * len(CANDIDATES) * len(folds), 0
     for value in inputs:
         errors = {}
         for name, observer in CANDIDATES:
             errors[name] = 0.0
             for fit, held in folds:
-                trial = dict(ranges)
-                trial[id(value)] = _fitted(observer, value, fit)
-                errors[name] += model_error(lower_module(module, trial, config), held,
-                                            [reference[id(s)] for s in held])
-                done += 1
-                if progress is not None:
-                    progress(done, total)
+                lo, hi = _fitted(observer, value, fit)
+                outputs = [run_module(module, _rounded(s, value, lo, hi, symmetric)) for s in held]
+                errors[name] += output_error([reference[id(s)] for s in held], outputs)
         chosen = min(errors, key=lambda n: (errors[n], n != "minmax"))  # a tie keeps min/max
         ranges[id(value)] = _fitted(dict(CANDIDATES)[chosen], value, samples)
         choices.append(InputRangeChoice(value.name, errors, chosen))

@@ -1,5 +1,5 @@
-"""A model input's int8 range, min/max or the least-error clip, chosen by held-out output error
-(passes/quantize/input_range.py), on a small conv module."""
+"""A model input's int8 range, min/max or the least-error clip, chosen by the output error its
+rounding causes on held-out calibration samples (passes/quantize/input_range.py), on a small conv module."""
 import base64
 
 import numpy as np
@@ -9,7 +9,6 @@ from tcc.ir import parse_module
 from tcc.passes.quantize import Quantize
 from tcc.passes.quantize.calibration import calibrate
 from tcc.passes.quantize.input_range import choose_input_ranges, clippable_inputs
-from tcc.passes.quantize.lowering import LoweringConfig
 from tcc.passes.quantize.observers import MinMaxObserver, MseObserver
 
 
@@ -52,7 +51,7 @@ def test_the_range_of_less_held_out_error_is_taken_fitted_on_every_sample():
     ranges = calibrate(module, data)
     x = id(module.inputs[0])
     assert ranges[x] == pytest.approx(fitted(MinMaxObserver, data))  # auto calibrates inputs at min/max
-    (choice,) = choose_input_ranges(module, ranges, LoweringConfig(), data)
+    (choice,) = choose_input_ranges(module, ranges, data)
     assert set(choice.errors) == {"minmax", "mse"} and all(np.isfinite(e) for e in choice.errors.values())
     assert choice.chosen == min(choice.errors, key=choice.errors.get)
     observer = {"minmax": MinMaxObserver, "mse": MseObserver}[choice.chosen]
