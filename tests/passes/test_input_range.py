@@ -8,7 +8,7 @@ import pytest
 from tcc.ir import parse_module
 from tcc.passes.quantize import Quantize
 from tcc.passes.quantize.calibration import calibrate
-from tcc.passes.quantize.input_range import choose_input_ranges, clippable_inputs
+from tcc.passes.quantize.input_range import MIN_GAIN, choose_input_ranges, clippable_inputs
 from tcc.passes.quantize.observers import MinMaxObserver, MseObserver
 
 
@@ -53,7 +53,7 @@ def test_the_range_of_less_held_out_error_is_taken_fitted_on_every_sample():
     assert ranges[x] == pytest.approx(fitted(MinMaxObserver, data))  # auto calibrates inputs at min/max
     (choice,) = choose_input_ranges(module, ranges, data)
     assert set(choice.errors) == {"minmax", "mse"} and all(np.isfinite(e) for e in choice.errors.values())
-    assert choice.chosen == min(choice.errors, key=choice.errors.get)
+    assert choice.chosen == ("mse" if choice.errors["mse"] < (1 - MIN_GAIN) * choice.errors["minmax"] else "minmax")
     observer = {"minmax": MinMaxObserver, "mse": MseObserver}[choice.chosen]
     assert ranges[x] == pytest.approx(fitted(observer, data))
     if choice.chosen == "mse":
