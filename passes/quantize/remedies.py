@@ -118,10 +118,16 @@ class SiteChoice:
     kept: bool
 
 
+def _with_sites(config: LoweringConfig, field: str, names: frozenset[str]) -> LoweringConfig:
+    if field == "row_scaled":
+        return replace(config, row_scaled=names)
+    return replace(config, wide_scores=names)
+
+
 def remedy_sites(source: Module, ranges, config: LoweringConfig, field: str) -> list[Op]:
     """The matmuls the remedy ``field`` (SITE_FIELDS) would change if asked, in program order."""
     every = frozenset(op.results[0].name for op in source.ops if op.kind == "matmul")
-    lowered = lower(source, ranges, replace(config, **{field: every}))
+    lowered = lower(source, ranges, _with_sites(config, field, every))
     return lowered.row_sites if field == "row_scaled" else lowered.wide_sites
 
 
@@ -133,7 +139,7 @@ def choose_sites(source: Module, ranges, config: LoweringConfig, field: str, sam
     kept: frozenset[str] = getattr(config, field)
 
     def error_with(names: frozenset[str]) -> float:
-        return model_error(lower_module(source, ranges, replace(config, **{field: names})), samples, reference)
+        return model_error(lower_module(source, ranges, _with_sites(config, field, names)), samples, reference)
 
     choices = []
     current = error_with(kept) if sites else 0.0
