@@ -211,6 +211,11 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
         click.echo(format_timings(records), err=True)
     if target == "ir":
         _emit(result, output)
+        if result.host_tail is not None:
+            first = result.host_tail.nodes[0]
+            click.echo(f"note: node {first.name!r} ({first.op_type}) and the {len(result.host_tail.nodes) - 1} "
+                       f"node(s) after it form the host tail ({first.reason}): they run when the model runs, "
+                       "once their shapes are known", err=True)
         return
     result.save(output)
     if target == "sparse":
@@ -426,13 +431,13 @@ def _inputs_for(module, inputs_path, seed):
 def run(source, inputs_path, output, seed, reference, report_path):
     """Run textual IR on the reference interpreter, or an artifact (.tcc) on the simulator."""
     from tcc.driver import UsageError, load_ir, save_outputs
-    from tcc.ir.interpreter import run_module
+    from tcc.frontend import run_model
 
     if not _is_artifact(source):
         if reference or report_path:
             raise UsageError("--reference and --report apply to compiled artifacts (.tcc)")
         module = load_ir(source)
-        save_outputs(output, run_module(module, _inputs_for(module, inputs_path, seed)))
+        save_outputs(output, run_model(module, _inputs_for(module, inputs_path, seed)))
         return
     import json
 
@@ -541,11 +546,11 @@ def asm(source, output):
 @cli.command()
 @click.argument("artifact", type=InputFile())
 @click.option("-o", "--output", "folder", required=True, type=OutputFolder(("top.cpp", "esda_modules.hpp")),
-              help="Folder for esda_modules.hpp and top.cpp.")
+              help="Folder for esda_modules.hpp, top.cpp, weights/, hls_shim/ and run_hls.tcl.")
 def hls(artifact, folder):
-    """Write the C++ dataflow description of a sparse artifact (-t sparse): module templates and a
-    generated top with the weights in ROM, for high-level synthesis or as a C model
-    (g++ -std=c++17 -DTCC_TESTBENCH top.cpp)."""
+    """Write the HLS dataflow design of a sparse artifact (-t sparse): module templates, a generated
+    top whose weight ROMs are initialised from weights/*.inc, and the Vitis HLS script; C-simulate
+    it with g++ -std=c++17 -pthread -DTCC_TESTBENCH top.cpp, run from the folder."""
     from tcc.backends.sparse import SparseArtifact
     from tcc.backends.sparse.hls import emit_cpp
     from tcc.driver import UsageError
@@ -554,7 +559,8 @@ def hls(artifact, folder):
     if artifact_kind(artifact) != "sparse":
         raise UsageError(f"{artifact}: not a sparse artifact; compile one with -t sparse")
     top = emit_cpp(SparseArtifact.load(artifact), folder)
-    click.echo(f"wrote {top.parent / 'esda_modules.hpp'} and {top}", err=True)
+    click.echo(f"wrote {top}, {top.parent / 'esda_modules.hpp'}, the weight ROMs in {top.parent / 'weights'} "
+               f"and {top.parent / 'run_hls.tcl'}", err=True)
 
 
 @cli.command(name="export-onnx")

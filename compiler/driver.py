@@ -138,7 +138,7 @@ def compile_to_ir(model, input_shapes=None, passes=DEFAULT_FLOAT_PIPELINE, dump_
     """
     from tcc.frontend import import_onnx
 
-    module = import_onnx(model, input_shapes=dict(input_shapes or {}))
+    module = import_onnx(model, input_shapes=dict(input_shapes or {}), host_tail=True)
     if require_pins:
         require_pinned(module)
     manager = run_pipeline(module, passes, dump_after, dump_dir, instrumentations)
@@ -314,6 +314,12 @@ def compile_model(model, target: str = "ir", options: CompileOptions | None = No
         return module
     if target == "sparse":
         from tcc.backends.sparse import compile_sparse
+
+        if module.host_tail is not None:
+            first = module.host_tail.nodes[0]
+            raise UsageError(f"-t sparse runs the whole model on the sparse accelerator, but node {first.name!r} "
+                             f"({first.op_type}) must run on the host ({first.reason}); compile it with -t overlay "
+                             "or -t ir, which run such ops on the host")
 
         return compile_sparse(module, mode=options.sparse_mode or "exact", target_path=options.target_config)
     from tcc.backends.overlay.hetero import compile_heterogeneous

@@ -16,13 +16,14 @@ import time
 import numpy as np
 
 from tcc.backends.artifact import Artifact, ArtifactError, HeteroArtifact
-from tcc.ir import parse_module
+from tcc.ir import Module, TensorType, Value, parse_module
 from tcc.ir.errors import IRParseError
+from tcc.ir.host_tail import HostTail, parse_host_tail
 from tcc.ir.interpreter import run_module
 from tcc.ir.interpreter.interpreter import bind_inputs
 
 from .report import plain
-from .session import ModelIO, Session
+from .session import ModelIO, NodeArg, Session
 
 
 def _parse(text: str, what: str):
@@ -32,13 +33,29 @@ def _parse(text: str, what: str):
         raise ArtifactError(f"the artifact's {what} does not parse: {exc}") from None
 
 
+def _parse_tail(text: str, what: str) -> HostTail:
+    try:
+        return parse_host_tail(text, 1, what)
+    except ValueError as exc:
+        raise ArtifactError(f"the artifact's {what} (host tail) does not parse: {exc}") from None
+
+
 class HeteroSession(ModelIO):
     def __init__(self, artifact):
         self.artifact = artifact if isinstance(artifact, HeteroArtifact) else HeteroArtifact.load(artifact)
         meta = self.artifact.metadata
-        self.module = _parse(self.artifact.ir_text, "IR")
+        self._module: Module | None = None
         self.parts = []
         for i, (entry, part) in enumerate(zip(meta["partitions"], self.artifact.parts)):
+            if entry.get("graph") == "onnx":  # a host tail runs as ONNX (the frontend, and onnx, only then)
+                from tcc.frontend import FrontendError
+                from tcc.frontend.host_tail import tail_runner
+
+                try:
+                    self.parts.append(tail_runner(_parse_tail(part, f"partition {i}")))
+                except FrontendError as exc:
+                    raise ArtifactError(f"partition {i}: {exc}") from None
+                continue
             runner = Session(part) if isinstance(part, Artifact) else _parse(part, f"partition {i} IR")
             module = runner.interface if isinstance(runner, Session) else runner
             names = ([v.name for v in module.inputs], [n for n, _ in module.outputs])
@@ -47,14 +64,49 @@ class HeteroSession(ModelIO):
                                     f"{entry['inputs']}/{entry['outputs']}, its IR has {names[0]}/{names[1]}; "
                                     "recompile the model")
             self.parts.append(runner)
+        self._interface = self._partition_interface(meta)
         self._check_dataflow(meta)
         self.last_run: list[dict] | None = None
+
+    @property
+    def module(self) -> Module:  # type: ignore[override]
+        """The whole model's quantized IR (parsed on first use: the reference and a host tail's outputs need it)."""
+        if self._module is None:
+            self._module = _parse(self.artifact.ir_text, "IR")
+        return self._module
+
+    @property
+    def interface(self) -> Module:
+        return self.module if self._interface is None else self._interface
+
+    def _partition_interface(self, meta: dict) -> Module | None:
+        """The model's inputs and outputs typed by the partitions that read and make them, so that
+        opening does not parse the whole IR; None when a host tail makes outputs or an input is
+        read by no partition (the whole IR then gives them)."""
+        typed: dict[str, TensorType] = {}
+        for entry, runner in zip(meta["partitions"], self.parts):
+            if entry.get("graph") == "onnx":
+                return None
+            io = runner.interface if isinstance(runner, Session) else runner
+            for v in io.inputs:
+                typed.setdefault(v.name, v.type)
+            typed.update((name, v.type) for name, v in io.outputs)  # the last maker's type
+        interface = Module(meta.get("model", "model"))
+        for entry in meta["inputs"]:
+            if entry["value"] not in typed or entry["name"] != entry["value"]:
+                return None
+            interface.add_input(entry["name"], typed[entry["value"]])
+        for entry in meta["outputs"]:
+            if entry["value"] not in typed:
+                return None
+            interface.add_output(entry["name"], Value(entry["value"], typed[entry["value"]]))
+        return interface
 
     def _check_dataflow(self, meta: dict) -> None:
         """Every partition input must be a model input or an earlier partition's output, and every
         model output must be made by some partition (or be an input)."""
         available = {entry["value"] for entry in meta["inputs"]}
-        if sorted(available) != sorted(v.name for v in self.module.inputs):
+        if sorted(available) != sorted(v.name for v in self.interface.inputs):
             raise ArtifactError("malformed artifact metadata: inputs do not match the IR's; recompile the model")
         for i, entry in enumerate(meta["partitions"]):
             missing = [n for n in entry["inputs"] if n not in available]
@@ -67,22 +119,47 @@ class HeteroSession(ModelIO):
             raise ArtifactError(f"malformed artifact metadata: no partition makes output value %{missing[0]}; "
                                 "recompile the model")
 
+    def get_outputs(self) -> list[NodeArg]:
+        """The model's outputs; those of a host tail have shapes known only at run time (dims as
+        the ONNX model names them, or None)."""
+        if self._interface is not None or self.module.host_tail is None:
+            return super().get_outputs()
+        from tcc.frontend.host_tail import tail_runner
+        from tcc.frontend.onnx_types import tcc_dtype
+
+        tail = self.module.host_tail
+        made = {n: v for n, v in self.module.outputs}
+        declared = {o.name: o for o in tail_runner(tail).graph.output}
+        args = []
+        for entry in self.artifact.metadata["outputs"]:
+            name = entry["name"]
+            if name in made:
+                args.append(NodeArg(name, list(made[name].type.shape), made[name].type.dtype))
+            else:
+                t = declared[name].type.tensor_type
+                dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
+                args.append(NodeArg(name, dims, tcc_dtype(t.elem_type) or "?"))
+        return args
+
     # -- running -------------------------------------------------------------------------------
     def run(self, output_names, feeds: dict) -> list[np.ndarray]:
         outputs = self.run_dict(feeds)
-        names = output_names or [n for n, _ in self.module.outputs]
+        names = output_names or [e["name"] for e in self.artifact.metadata["outputs"]]
         return [outputs[n] for n in names]
 
     def run_dict(self, feeds: dict, progress=None) -> dict[str, np.ndarray]:
         """Run every partition in order; ``progress(done, partitions)`` after each one."""
-        bound = bind_inputs(self.module, feeds)
-        env = {v.name: bound[id(v)] for v in self.module.inputs}
+        bound = bind_inputs(self.interface, feeds)
+        env = {v.name: bound[id(v)] for v in self.interface.inputs}
         meta = self.artifact.metadata
         stats = []
         for i, (entry, runner) in enumerate(zip(meta["partitions"], self.parts)):
             given = {n: env[n] for n in entry["inputs"]}
             start = time.perf_counter()
-            made = runner.run_dict(given) if isinstance(runner, Session) else run_module(runner, given)
+            if entry.get("graph") == "onnx":  # a host tail: its inputs by its own (ONNX) names
+                made = runner.run(dict(zip(runner.input_names, given.values())))
+            else:
+                made = runner.run_dict(given) if isinstance(runner, Session) else run_module(runner, given)
             seconds = time.perf_counter() - start
             env.update(made)
             stat = {"index": i, "kind": entry["kind"], "nodes": len(entry["nodes"]),
@@ -98,8 +175,10 @@ class HeteroSession(ModelIO):
         return {e["name"]: np.array(env[e["value"]], order="C") for e in meta["outputs"]}
 
     def run_reference(self, feeds: dict) -> dict[str, np.ndarray]:
-        """The integer reference interpreter on the whole model's quantized IR."""
-        return run_module(self.module, feeds)
+        """The integer reference interpreter on the whole model's quantized IR (then its host tail)."""
+        from tcc.frontend import run_model
+
+        return run_model(self.module, feeds)
 
     def performance_report(self) -> dict:
         """Per partition: where the time goes (device cycles, host wall time) and bytes crossing."""

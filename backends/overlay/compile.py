@@ -22,6 +22,7 @@ from .errors import BackendError, unsupported
 from .layout import nbytes
 from .memory import ActivationAddress, DramPlan, align, live_bytes, place_activations
 from .program import Program
+from .epilogue import fuse_epilogues, fused_kinds
 from .placement import place_module
 from .steps import STEP_KINDS, Step, plan_layouts
 
@@ -83,6 +84,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
     io, steps = placement.io, placement.steps
     layouts = plan_layouts(steps, io)
     buffers = Buffers.of(target)
+    steps = fuse_epilogues(steps, {id(v) for _, v, _ in io.outputs}, buffers.pbuf_h)
     plan_views(steps, io, layouts, buffers)
     plan_moves(steps, io, layouts)
     clock.done("placement and layouts")
@@ -134,7 +136,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
                 ctx.addresses[id(v)] = ctx.addresses[id(root(v))]
     modes = ["int8"] * target.cores
     for done, step in enumerate(steps, 1):
-        want = STEP_KINDS[step.kind].mode
+        want = "int8" if "rescale" in step.info else STEP_KINDS[step.kind].mode  # a concat's fused requants
         first_layer = len(ctx.layer_stats)
         workers = range(target.cores) if step.kind in SPLIT_KINDS else range(1)
         for core in workers:  # each core emits its share of the step's tiles, with the same layers
@@ -149,6 +151,8 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
                 EMITTERS[step.kind](ctx, step)
         for stats in ctx.layer_stats[first_layer:]:
             stats.update(kind=step.kind, mode=want or modes[0], live_bytes=live[done - 1])
+            if fused_kinds(step):
+                stats["fused"] = fused_kinds(step)
         if target.cores > 1:  # the next step reads what every core wrote
             for program in programs:
                 program.emit("barrier")

@@ -14,6 +14,7 @@ from tcc.isa.weights import matmul_fields, row_bytes
 
 from .context import Context
 from .errors import unsupported
+from .epilogue import eadd_registers, emit_epilogue, load_table
 from .steps import Step
 from .tiling import ConvGeometry, choose_conv_tiles, choose_gemm_tiles, conv_geometry, input_rows
 from .views import fetch
@@ -50,8 +51,9 @@ def _my_tiles(ctx: Context, n: int, tn: int, rows: int, th: int) -> list[tuple[i
 
 
 def emit_conv(ctx: Context, step: Step) -> None:
-    conv, req = step.ops
-    x, y = conv.x, req.result
+    conv, req = step.ops[:2]
+    x, y = conv.x, step.outputs[0]
+    residual = step.info.get("residual")
     w = constant_value(conv.w)
     _, c_in, h, wid = x.type.shape
     _, n_out, h_out, w_out = y.type.shape
@@ -77,7 +79,8 @@ def emit_conv(ctx: Context, step: Step) -> None:
     b = ctx.buffers
     x_zp = x.type.quant.zero_point[0]
 
-    geometry = conv_geometry(x.type.shape, w.shape, y.type.shape, conv.strides, conv.dilations, group, fmt, b)
+    geometry = conv_geometry(x.type.shape, w.shape, y.type.shape, conv.strides, conv.dilations, group, fmt, b,
+                             residual is not None, "lut" in step.info)
     packed_groups = geometry.kind == "grouped" and ng * rb <= b.wbuf_h  # one gconv pass per channel tile
     tiles = choose_conv_tiles(geometry, b, ctx.target)
     if tiles is None:
@@ -89,9 +92,12 @@ def emit_conv(ctx: Context, step: Step) -> None:
     p_addr = ctx.constant(f"p:{y.name}", _params(conv, req, n_out))
     p = ctx.program
     macs = h_out * w_out * n_out * k
-    ctx.begin_layer(step.name, macs, x.type.size + data.nbytes + y.type.size)
+    epilogue_bytes = (0 if residual is None else residual.skip.type.size) + (256 if "lut" in step.info else 0)
+    ctx.begin_layer(step.name, macs, x.type.size + data.nbytes + epilogue_bytes + y.type.size)
     ctx.record_weights(fmt.name, data.nbytes)
     _requant_regs(ctx, req)
+    if residual is not None:
+        p.set(eadd_registers(*residual.ops))
     p.set({"mm.a_zp": x_zp, "cv.w": wid, "cv.c": c_in, "cv.kh": kh, "cv.kw": kw, "cv.sh": sh, "cv.sw": sw, "cv.dh": dh,
            "cv.dw": dw, "cv.pad_left": pl, "cv.w_out": w_out, "mm.w_row": rb})
     if tiles.tc:
@@ -104,6 +110,7 @@ def emit_conv(ctx: Context, step: Step) -> None:
         pslot = b.p(n0 // tn)
         p.dma("load", "wbuf", wslot, w_addr + n0 * rb, rows=1, row_bytes=nt * rb)
         p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
+        load_table(ctx, step, pslot, nt)
         for oy0 in row_tiles:
             rows = min(th, h_out - oy0)
             first, lo, hi = input_rows(oy0, rows, sh, pt, kh, dh, h)
@@ -129,6 +136,8 @@ def emit_conv(ctx: Context, step: Step) -> None:
             out = b.a_out(tile)
             p.set({"rq.params": pslot, "rq.m": rows * w_out, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})
             p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
+            emit_epilogue(ctx, step, out, out + b.abuf_q // 2, oy0 * w_out * n_out + n0, rows * w_out, nt, n_out,
+                          pslot)
             p.dma("store", "abuf", out, ctx.addr(y) + (oy0 * w_out * n_out + n0), rows=rows * w_out,
                   row_bytes=nt, dram_row=n_out, sram_row=nt)
             tile += 1
@@ -138,8 +147,8 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
     """The slab holds ``tiles.tc`` channels: input-channel chunks of a group-1 conv accumulate
     their partial sums in acc (each chunk's weights are the matching taps x channels of every
     output channel's row), or a depthwise conv's slab holds the output tile's own channels."""
-    conv, req = step.ops
-    x, y = conv.x, req.result
+    conv, req = step.ops[:2]
+    x, y = conv.x, step.outputs[0]
     b, p = ctx.buffers, ctx.program
     sh, pt, dh = conv.strides[0], conv.pads[0], conv.dilations[0]
     depthwise = g.kind == "depthwise"
@@ -151,6 +160,7 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
         nt = min(tiles.tn, g.n - n0)
         pslot = b.p(n0 // tiles.tn)
         p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
+        load_table(ctx, step, pslot, nt)
         if depthwise:
             wslot = b.w(n0 // tiles.tn)
             p.dma("load", "wbuf", wslot, w_addr + n0 * rb, rows=1, row_bytes=nt * rb)
@@ -180,6 +190,8 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
             out = b.a_out(tile)
             p.set({"rq.params": pslot, "rq.m": rows * g.w_out, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})
             p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
+            emit_epilogue(ctx, step, out, out + b.abuf_q // 2, oy0 * g.w_out * g.n + n0, rows * g.w_out, nt, g.n,
+                          pslot)
             p.dma("store", "abuf", out, ctx.addr(y) + (oy0 * g.w_out * g.n + n0), rows=rows * g.w_out,
                   row_bytes=nt, dram_row=g.n, sram_row=nt)
             tile += 1
@@ -201,8 +213,8 @@ def gemm_weight_tiles(w: np.ndarray, fmt, tn: int, kt: int) -> tuple[np.ndarray,
 
 
 def emit_gemm(ctx: Context, step: Step) -> None:
-    lin, req = step.ops
-    x, y = lin.x, req.result
+    lin, req = step.ops[:2]
+    x, y = lin.x, step.outputs[0]
     w = constant_value(lin.w)
     n_out, k = w.shape
     m = x.type.size // k
@@ -223,7 +235,7 @@ def emit_gemm(ctx: Context, step: Step) -> None:
     w_addr = ctx.constant(f"w:{lin.w.name}:{tn}x{kt}", data)
     p_addr = ctx.constant(f"p:{y.name}", _params(lin, req, n_out))
     p = ctx.program
-    ctx.begin_layer(step.name, m * n_out * k, x.type.size + data.nbytes + y.type.size)
+    ctx.begin_layer(step.name, m * n_out * k, x.type.size + data.nbytes + y.type.size + (256 if "lut" in step.info else 0))
     ctx.record_weights(fmt.name, data.nbytes)
     _requant_regs(ctx, req)
     p.set({"mm.a_zp": x.type.quant.zero_point[0]})
@@ -236,6 +248,7 @@ def emit_gemm(ctx: Context, step: Step) -> None:
         nt = min(tn, n_out - n0)
         pslot = b.p(n_tile)
         p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
+        load_table(ctx, step, pslot, nt)
         if single:
             p.dma("load", "wbuf", b.w(n_tile), w_addr + blocks[n0, 0], rows=1, row_bytes=nt * row_bytes(k, fmt))
         for m0 in row_tiles:
@@ -259,6 +272,7 @@ def emit_gemm(ctx: Context, step: Step) -> None:
             out = b.a_out(tile)
             p.set({"rq.params": pslot, "rq.m": mt, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})
             p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
+            emit_epilogue(ctx, step, out, out, 0, mt, nt, n_out, pslot)
             p.dma("store", "abuf", out, ctx.addr(y) + m0 * n_out + n0, rows=mt, row_bytes=nt,
                   dram_row=n_out, sram_row=nt)
             tile += 1

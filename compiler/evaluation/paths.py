@@ -149,9 +149,9 @@ class Runners:
         if path == "reference":
             if self.session is not None:
                 return self.session.run_reference(feeds)[self.output]
-            from tcc.ir.interpreter import run_module
+            from tcc.frontend import run_model
 
-            return run_module(self.module, feeds)[self.output]
+            return run_model(self.module, feeds)[self.output]
         (out,) = self.session.run([self.output], feeds)
         return out
 

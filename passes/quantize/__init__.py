@@ -69,7 +69,7 @@ class Quantize(Pass):
                 raise QuantizationError(f"{option} {getattr(self, option)!r} is not one of {', '.join(SITE_CHOICES)}")
         pinned = all(v.type.quant is not None for v in module.values() if v.type.dtype == "f32"
                      and not is_constant(v))
-        ranges = {}
+        ranges: dict[int, tuple[float, float]] = {}
         samples = None
         if self.calib:
             samples = load_samples(self.calib, module, self.max_samples) if self.executor is None else None

@@ -250,7 +250,7 @@ def test_digits_budget_between_int4_and_int8():
 def test_cli_mixed(tcc_cli, tmp_path):
     model, calib = DIGITS / "digits_cnn.onnx", DIGITS / "digits_calib.npz"
     code, out, err = tcc_cli("compile", model, "-t", "ir", "--calib", calib, "--quant", "mixed",
-                             "--budget-cycles", "2700")
+                             "--budget-cycles", "2500")
     assert code == 0, err
     assert "Pareto front (cycles vs predicted output error)" in err and "/down/down.0/Conv" in err
     assert 'format = "' in out
@@ -270,7 +270,7 @@ def test_the_sensitivity_sweep_on_two_workers_is_the_serial_one(tcc_cli, tmp_pat
     for workers in ("1", "2"):
         out = tmp_path / f"w{workers}.tir"
         code, _, err = tcc_cli("compile", model, "-t", "ir", "--calib", calib, "--quant", "mixed",
-                               "--budget-cycles", "2700", "--workers", workers, "-o", out)
+                               "--budget-cycles", "2500", "--workers", workers, "-o", out)
         assert code == 0, err
         plans.append((out.read_bytes(), [line for line in err.splitlines() if "error" in line or "|" in line]))
     assert plans[0][0] == plans[1][0]
