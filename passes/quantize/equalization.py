@@ -168,9 +168,9 @@ def apply_site(site: EqualizationSite, s: np.ndarray) -> None:
             module.rename(value, module.fresh_name(value.name + ".equalized"))
     builder = Builder.before(producer)
     for old in [producer.w] + ([producer.b] if producer.b is not None else []):
-        value = constant_value(old).astype(np.float64)  # weight [out, ...] (conv and linear) or bias [out]
-        value = value / s.reshape((-1,) + (1,) * (value.ndim - 1))
-        replace_operand(producer, old, builder.const(value.astype(np.float32), name=old.name + ".eq"))
+        array = constant_value(old).astype(np.float64)  # weight [out, ...] (conv and linear) or bias [out]
+        array = array / s.reshape((-1,) + (1,) * (array.ndim - 1))
+        replace_operand(producer, old, builder.const(array.astype(np.float32), name=old.name + ".eq"))
         erase_if_unused(module, old)
     for reader in site.readers:
         old = reader.w
