@@ -67,6 +67,7 @@ class HeteroSession(ModelIO):
         self._interface = self._partition_interface(meta)
         self._check_dataflow(meta)
         self.last_run: list[dict] | None = None
+        self._device_results: dict = {}  # partition index -> its last RunResult
 
     @property
     def module(self) -> Module:  # type: ignore[override]
@@ -152,7 +153,7 @@ class HeteroSession(ModelIO):
         bound = bind_inputs(self.interface, feeds)
         env = {v.name: bound[id(v)] for v in self.interface.inputs}
         meta = self.artifact.metadata
-        stats = []
+        stats, results = [], {}
         for i, (entry, runner) in enumerate(zip(meta["partitions"], self.parts)):
             given = {n: env[n] for n in entry["inputs"]}
             start = time.perf_counter()
@@ -166,12 +167,12 @@ class HeteroSession(ModelIO):
                     "bytes_in": int(sum(np.asarray(a).nbytes for a in given.values())),
                     "bytes_out": int(sum(np.asarray(a).nbytes for a in made.values())),
                     "wall_seconds": seconds}
-            if isinstance(runner, Session):
-                stat["device"] = runner.performance_report()
+            if isinstance(runner, Session):  # its report is built when asked for (performance_report)
+                results[i] = runner.last_result
             stats.append(stat)
             if progress is not None:
                 progress(i + 1, len(self.parts))
-        self.last_run = stats
+        self.last_run, self._device_results = stats, results
         return {e["name"]: np.array(env[e["value"]], order="C") for e in meta["outputs"]}
 
     def run_reference(self, feeds: dict) -> dict[str, np.ndarray]:
@@ -183,8 +184,13 @@ class HeteroSession(ModelIO):
     def performance_report(self) -> dict:
         """Per partition: where the time goes (device cycles, host wall time) and bytes crossing."""
         from .hetero_report import build_hetero_report
+        from .report import build_report
 
-        return build_hetero_report(self.artifact.metadata, self.last_run)
+        stats = self.last_run
+        if stats is not None:
+            stats = [dict(stat, device=build_report(self.parts[i].artifact.metadata, self._device_results[i]))
+                     if i in self._device_results else stat for i, stat in enumerate(stats)]
+        return build_hetero_report(self.artifact.metadata, stats)
 
     @staticmethod
     def format_performance(report: dict, top: int | None = None, style=plain) -> str:

@@ -69,7 +69,7 @@ class TailRunner:
         remaining = list(self.graph.node)
         while remaining:
             bound = set(self.constants) | {n for node in remaining for n in shape_inputs(node) if n in known}
-            late = dynamic_nodes(remaining, bound.__contains__, lambda node: False)
+            late = dynamic_nodes(remaining, bound.__contains__, lambda node: ())
             static = [node for i, node in enumerate(remaining) if i not in late]
             if static:
                 later = {n for i in late for n in outer_reads(remaining[i])} | {o.name for o in self.graph.output}

@@ -196,3 +196,31 @@ def test_a_while_loop_runs_on_the_host_iteration_by_iteration():
         assert np.array_equal(got["z"], z) and np.array_equal(got["ys"], ys)
         trips.add(len(ys))
     assert trips == {5, 7}
+
+
+def test_an_if_whose_branches_differ_in_shape_runs_on_the_host():
+    """cond = sum(x) > 0 picks x[:2] or x: the output shape is the branch taken's."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tcc.frontend import import_onnx, run_model
+
+    then = helper.make_graph([helper.make_node("Slice", ["x", "s0", "s2"], ["head"])], "then", [],
+                             [helper.make_tensor_value_info("head", TensorProto.FLOAT, [2])],
+                             [numpy_helper.from_array(np.array([0], np.int64), "s0"),
+                              numpy_helper.from_array(np.array([2], np.int64), "s2")])
+    other = helper.make_graph([helper.make_node("Neg", ["x"], ["all"])], "else", [],
+                              [helper.make_tensor_value_info("all", TensorProto.FLOAT, [4])])
+    graph = helper.make_graph(
+        [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+         helper.make_node("Greater", ["s", "zero"], ["c"]),
+         helper.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other)], "if_shapes",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.array(0, np.float32), "zero")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    module = import_onnx(model, host_tail=True)
+    assert [n.op_type for n in module.host_tail.nodes] == ["If"]
+    session = ort.InferenceSession(model.SerializeToString())
+    for x in (np.array([1, 2, 3, 4], np.float32), np.array([-1, -2, 0.5, 0], np.float32)):
+        (want,) = session.run(None, {"x": x})
+        assert np.array_equal(run_model(module, {"x": x})["y"], want)
