@@ -17,7 +17,7 @@ from tcc.ir import numerics
 from ..cycles import matmul_cycles
 from ..weights import matmul_format, row_bytes
 from .exact_product import exact_depthwise, exact_product, zero_point_fits
-from .machine import ABUF, ACC, WBUF, Effect, Fault, MachineState, impl, registers
+from .machine import ABUF, ACC, PBUF, WBUF, Effect, Fault, MachineState, impl, registers
 from .weight_decode import decode_rows
 
 _MM = registers("mm.a", "mm.a_row", "mm.m", "mm.n", "mm.k", "mm.a_zp", "mm.w_row", "mm.acc_row")
@@ -102,6 +102,9 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
     except ValueError as e:
         raise Fault(str(e)) from None
     packed, w_access = m.region(WBUF, w, (N, row_bytes(K, fmt)), (w_row, 1), np.uint8, False, "weights")
+    caps, caps_access = None, None
+    if fmt.row_caps:  # row n's cap: the byte at pbuf[mm.wcaps + n]
+        caps, caps_access = m.region(PBUF, m.reg("mm.wcaps"), (N,), (1,), np.uint8, False, "weight row caps")
     w_max = max(1, numerics.max_abs_value(fmt))
     # float32 holds the int8 operands exactly; a zero point outside int8 keeps them as int64.
     dtype = np.float32 if zero_point_fits(zp) else np.int64
@@ -131,7 +134,10 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
     out, acc_access = m.region(ACC, acc, (M, N), (4 * acc_row, 4), "<i4", True, "accumulators")
 
     def action() -> None:
-        total = product(decode_rows(packed, K, fmt))
+        if caps is not None and caps.size and int(caps.max()) > fmt.bits - 1:
+            row = int(np.argmax(caps > fmt.bits - 1))
+            raise Fault(f"weight row {row} has cap {int(caps[row])}; {fmt.name} caps lie in [0, {fmt.bits - 1}]")
+        total = product(decode_rows(packed, K, fmt, caps))
         if accumulate:
             total += out
         if total.size and (total.max() > _INT32_MAX or total.min() < _INT32_MIN):
@@ -140,5 +146,5 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
         out[...] = total
 
     cycles = matmul_cycles(m.target, M, N, K, fmt)
-    accesses = tuple(x for x in (a_access, w_access, acc_access) if x is not None)
+    accesses = tuple(x for x in (a_access, w_access, caps_access, acc_access) if x is not None)
     return Effect(cycles, accesses, macs=M * N * K, action=action)

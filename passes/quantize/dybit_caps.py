@@ -18,6 +18,8 @@ from tcc.ir.interpreter import run_module
 
 from .lowering import LoweringConfig, matrix_operands
 from .params import dybit_caps, parse_weight_format, quantize_weights, weight_sse
+
+ROW_CAPS = 7  # the matrix unit reads per-row caps for dybit2..dybit7 (isa/weights.py: wcap 7 is dybit8's full run)
 from .sensitivity import measure_sensitivity, weight_layers
 
 
@@ -28,9 +30,11 @@ def _layer_weight(module: Module, name: str) -> np.ndarray:
 
 
 def cap_formats(fmt: str) -> tuple[str, ...]:
-    """``dybitN`` -> the explicit formats of its caps, cap 0 first."""
+    """``dybitN`` -> the explicit formats of its caps, cap 0 first, then a cap per channel
+    (``dybitNr``, each channel's cap of least weight MSE) where the matrix unit has it (N <= 7)."""
     _, bits = parse_weight_format(fmt)
-    return tuple(f"dybit{bits}c{cap}" for cap in dybit_caps(bits))
+    per_row = (f"dybit{bits}r",) if bits - 1 < ROW_CAPS else ()
+    return tuple(f"dybit{bits}c{cap}" for cap in dybit_caps(bits)) + per_row
 
 
 def choose_dybit_caps(module: Module, ranges, samples: list, fmt: str, config: LoweringConfig,
