@@ -86,7 +86,8 @@ def check_dump_names(dump_after, pipeline) -> None:
 
 def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weights="int8", symmetric=False,
                           budget_bytes=None, budget_cycles=None, candidates=None,
-                          sparse_mode=None, target_config=None, dybit_caps="output") -> tuple[Pass, ...]:
+                          sparse_mode=None, target_config=None, dybit_caps="output",
+                          weight_error="weights") -> tuple[Pass, ...]:
     """The passes that follow the float pipeline when calibration data is given.
 
     Without ``calib``, ``quant="int8"`` quantizes with the parameters a pre-quantized (QDQ) model
@@ -110,7 +111,8 @@ def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weigh
         if budget_bytes is not None or budget_cycles is not None or candidates is not None:
             raise UsageError("--budget-bytes, --budget-cycles and --candidates go with --quant mixed")
         quantize = Quantize(calib=str(calib or ""), method=method, weights=weights, symmetric=symmetric,
-                            sparse_mode="submanifold" if sparse_mode == "submanifold" else "", dybit_caps=dybit_caps)
+                            sparse_mode="submanifold" if sparse_mode == "submanifold" else "", dybit_caps=dybit_caps,
+                            weight_error=weight_error)
         # SmoothQuant changes only LayerNorm -> linear sites, and only where it measures less int8 error
         smooth = (SmoothQuant(calib=str(calib)),) if calib and sparse_mode != "submanifold" else ()
         return before + smooth + (quantize, make_pass("dce"))

@@ -45,7 +45,8 @@ def choose_dybit_caps(module: Module, ranges, samples: list, fmt: str, config: L
     allowed = np.zeros((len(layers), len(candidates)), bool)
     for i, layer in enumerate(layers):
         w = _layer_weight(module, layer.name)
-        sse = np.array([weight_sse(w, *quantize_weights(w, c)) for c in candidates])
+        inputs = config.layer_inputs.get(layer.name)
+        sse = np.array([weight_sse(w, *quantize_weights(w, c, inputs=inputs), inputs=inputs) for c in candidates])
         allowed[i] = sse <= sse[0]
     reference = [run_module(module, s) for s in samples]
     sensitivity = measure_sensitivity(module, ranges, layers, candidates, samples, reference, config, progress)

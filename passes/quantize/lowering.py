@@ -41,6 +41,9 @@ class LoweringConfig:
     # Float values (by name) whose element-wise op (add/sub/mul/concat) runs on the bf16 SIMD lanes
     # instead of the int8 array: the residual stream of a transformer (remedies.py).
     bf16_values: frozenset[str] = frozenset()
+    # Rows of each weight layer's input (layer_inputs.py), by float op result name: the narrow
+    # weight formats' searches then minimise the layer's output error on them.
+    layer_inputs: dict[str, np.ndarray] = field(default_factory=dict)
 
     def weights_for(self, op: Op) -> str:
         return self.layer_weights.get(op.result.name, self.weights)

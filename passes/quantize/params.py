@@ -54,8 +54,11 @@ def parse_weight_format_cap(fmt: str) -> tuple[str, int, int | None]:
     return m.group(1), int(m.group(2)), cap
 
 
-def weight_sse(w: np.ndarray, values: np.ndarray, params: QuantParams) -> float:
-    """Sum of squared errors of quantized weights ``values`` (scales along params.axis) against ``w``."""
+def weight_sse(w: np.ndarray, values: np.ndarray, params: QuantParams, inputs: np.ndarray | None = None) -> float:
+    """Sum of squared errors of quantized weights ``values`` (scales along params.axis) against ``w``;
+    with ``inputs``, of the layer's outputs on those rows (see ``quantize_weights``)."""
+    if inputs is not None:
+        return float(np.sum(_channel_sse(w, values, params.scale, params.axis or 0, inputs)))
     return _weight_sse(w, values, params.scale, params.axis or 0)
 
 
@@ -83,8 +86,8 @@ def dybit_caps(bits: int) -> tuple[int, ...]:
     return (0,) + tuple(range(2, bits))
 
 
-def quantize_weights(w: np.ndarray, fmt: str = "int8", axis: int = 0,
-                     min_scale: np.ndarray | None = None) -> tuple[np.ndarray, QuantParams]:
+def quantize_weights(w: np.ndarray, fmt: str = "int8", axis: int = 0, min_scale: np.ndarray | None = None,
+                     inputs: np.ndarray | None = None) -> tuple[np.ndarray, QuantParams]:
     """Per-channel symmetric weights along ``axis``: (integer array, parameters).
 
     int8 uses [-127, 127] with the max-abs scale; int4/int2 use [-7, 7]/[-1, 1] with an MSE scale
@@ -97,6 +100,9 @@ def quantize_weights(w: np.ndarray, fmt: str = "int8", axis: int = 0,
     DyBit's weight error is never above intN's.  The chosen cap is in the format name
     (``dybit4c2``; the full run is ``dybit4c3``, printed ``dybit4``).  ``min_scale`` (per
     channel) widens a channel's scale to at least that value (see ``bias_weight_scales``).
+    ``inputs`` (rows [M, K] of the layer's input, K in the order of ``w``'s non-channel axes):
+    every search and choice of the narrow formats minimises the layer's output error on those
+    rows instead of the weights' squared error (intN and DyBit alike).
     """
     kind, bits, explicit_cap = parse_weight_format_cap(fmt)
     w = np.asarray(w, np.float32)
@@ -113,12 +119,13 @@ def quantize_weights(w: np.ndarray, fmt: str = "int8", axis: int = 0,
         q = numerics.int_quantize(w, 8, scale, axis=axis).astype(np.int8)
         return q, QuantParams(tuple(float(s) for s in scale), (0,) * len(scale), axis)
     if kind == "int":
-        scale = widened(np.asarray(numerics.search_scale_uniform(moved, bits, axis=0), np.float32).reshape(-1))
+        scale = widened(np.asarray(numerics.search_scale_uniform(moved, bits, axis=0, inputs=inputs),
+                                   np.float32).reshape(-1))
         q = numerics.int_quantize(w, bits, scale, axis=axis).astype(np.int8)
         return q, QuantParams(tuple(float(s) for s in scale), (0,) * len(scale), axis, fmt)
     caps = dybit_caps(bits) if explicit_cap in (None, ROW_CAPS) else (explicit_cap,)
-    tried = [_dybit_weights(w, moved, bits, cap, axis, widened) for cap in caps]
-    errors = np.array([_channel_sse(w, values, fine, axis) for values, fine in tried])  # [cap, channel]
+    tried = [_dybit_weights(w, moved, bits, cap, axis, widened, inputs) for cap in caps]
+    errors = np.array([_channel_sse(w, values, fine, axis, inputs) for values, fine in tried])  # [cap, channel]
     if explicit_cap == ROW_CAPS:
         best = np.argmin(errors, axis=0)  # ties: the earlier (smaller) cap
         pick = np.stack([np.moveaxis(v, axis, 0) for v, _ in tried])  # [cap, channel, ...]
@@ -134,24 +141,29 @@ def quantize_weights(w: np.ndarray, fmt: str = "int8", axis: int = 0,
     return values.astype(dtype), QuantParams(fine, (0,) * len(fine), axis, name)
 
 
-def _channel_sse(w: np.ndarray, values: np.ndarray, scales, axis: int) -> np.ndarray:
-    """Per-channel (along ``axis``) sums of squared errors of quantized ``values`` against ``w``."""
+def _channel_sse(w: np.ndarray, values: np.ndarray, scales, axis: int, inputs=None) -> np.ndarray:
+    """Per-channel (along ``axis``) sums of squared errors of quantized ``values`` against ``w``
+    (of the layer's outputs on ``inputs`` rows when given)."""
     shape = (-1,) + (1,) * (w.ndim - 1)
     real = np.moveaxis(values, axis, 0) * np.asarray(scales, np.float64).reshape(shape)
-    diff = real - np.moveaxis(np.asarray(w, np.float64), axis, 0)
-    return np.sum(diff.reshape(diff.shape[0], -1) ** 2, axis=1)
+    diff = (real - np.moveaxis(np.asarray(w, np.float64), axis, 0)).reshape(real.shape[0], -1)
+    if inputs is not None:
+        diff = diff @ np.asarray(inputs, np.float64).T
+    return np.sum(diff ** 2, axis=1)
 
 
 def _dybit_weights(w: np.ndarray, moved: np.ndarray, bits: int, cap: int, axis: int,
-                   widened) -> tuple[np.ndarray, tuple[float, ...]]:
+                   widened, inputs=None) -> tuple[np.ndarray, tuple[float, ...]]:
     """DyBit-``bits`` weights with exponent-run cap ``cap`` on the fine grid, and the fine scales.
     Cap 0 is the intN grid [-(2**(bits-1)-1), 2**(bits-1)-1] and takes intN's scale search."""
     if cap == 0:
-        scale = widened(np.asarray(numerics.search_scale_uniform(moved, bits, axis=0), np.float32).reshape(-1))
+        scale = widened(np.asarray(numerics.search_scale_uniform(moved, bits, axis=0, inputs=inputs),
+                                   np.float32).reshape(-1))
         values = np.asarray(numerics.int_quantize(w, bits, scale, axis=axis)).astype(np.int32)
         return values, tuple(float(s) for s in scale)
     step = 2.0 ** -numerics.FINE_SHIFT[bits]
-    scale = widened(np.asarray(numerics.search_scale(moved, bits, axis=0, cap=cap), np.float32).reshape(-1), step)
+    scale = widened(np.asarray(numerics.search_scale(moved, bits, axis=0, cap=cap, inputs=inputs),
+                               np.float32).reshape(-1), step)
     codes = numerics.quantize(w, bits, scale, axis=axis, cap=cap)
     values = np.asarray(numerics.decode_int(codes, bits, cap))
     return values, tuple(float(np.float32(s * step)) for s in scale)

@@ -113,7 +113,8 @@ def measure_sensitivity(source: Module, ranges, layers: list[Layer], candidates,
     """
     def error_with(layer_weights) -> float:
         lowered = lower_module(source, ranges, LoweringConfig(
-            weights="int8", symmetric=config.symmetric, rounding=config.rounding, layer_weights=layer_weights))
+            weights="int8", symmetric=config.symmetric, rounding=config.rounding, layer_weights=layer_weights,
+            layer_inputs=config.layer_inputs))
         return model_error(lowered, samples, reference)
 
     base = error_with({})
