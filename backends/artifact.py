@@ -346,6 +346,8 @@ def _check_hetero_metadata(meta, n_parts: int, source: str) -> None:
         for key, kind in _PART_KEYS.items():
             if not isinstance(entry.get(key), kind):
                 raise bad(f"partition {i}: {key!r} is missing or not a {kind.__name__}")
+        if entry.get("graph", "ir") not in ("ir", "onnx") or (entry.get("graph") == "onnx" and entry["kind"] != "host"):
+            raise bad(f"partition {i}: graph {entry.get('graph')!r} is not 'ir', or 'onnx' on the host")
         if entry["kind"] not in ("device", "host"):
             raise bad(f"partition {i}: kind {entry['kind']!r} is not 'device' or 'host'")
         if not all(isinstance(n, str) for n in entry["inputs"] + entry["outputs"]):

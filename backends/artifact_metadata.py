@@ -64,7 +64,7 @@ _IO_ENTRY = Record({"name": STR, "value": STR, "address": Int(min=0), "shape": L
                     "perm": List(Int(min=0)), "boundary": Nullable(_BOUNDARY)})
 _LAYER = Record({"name": STR, "macs": Int(min=0), "min_bytes": Int(min=0)},
                 optional={"kind": STR, "mode": STR, "live_bytes": Int(min=0), "weight_bytes": Int(min=0),
-                          "weight_format": STR})
+                          "weight_format": STR, "fused": List(STR)})
 OVERLAY_METADATA = Record({"target": Record({}), "inputs": List(_IO_ENTRY), "outputs": List(_IO_ENTRY),
                            "layers": List(_LAYER), "dram_bytes": Int(min=0),
                            "activation_base": Int(min=0)},

@@ -5,7 +5,9 @@
 For the digits CNN (360 test images) and the BERT-style encoder (360 test sequences): compile for the
 overlay, evaluate float / reference / simulator with 1 and 2 worker processes, print samples per
 second and the speedup, check the two runs agree bit for bit, and print the accuracy table. The
-same engine calibrates: each model's calibration file observed with 1 and 2 workers (ranges equal?).
+same engine calibrates: each model's calibration file observed with 1 and 2 workers (ranges equal?),
+and measures mixed precision's per-layer sensitivities (the sweep of --quant mixed) on 1 and 2 workers
+(errors equal?).
 Then the data reader's memory: a folder of N digits images evaluated on the float path, max RSS measured
 in a child process beside one of N/10 images (bounded memory: the two should be about equal).
 """
@@ -46,6 +48,36 @@ def scaling(folder: Path) -> None:
     print()
     print("\n\n".join(tables))
     calibration_scaling()
+    sweep_scaling()
+
+
+def sweep_scaling() -> None:
+    from tcc.driver import CompileOptions, compile_model
+    from tcc.evaluation.calibrate import sweep_mapper
+    from tcc.ir.interpreter import run_module
+    from tcc.passes.quantize.calibration import calibrate, load_samples
+    from tcc.passes.quantize.lowering import LoweringConfig
+    from tcc.passes.quantize.mixed_precision import DEFAULT_CANDIDATES, spread_subset
+    from tcc.passes.quantize.sensitivity import measure_sensitivity, weight_layers
+
+    print(f"\nmixed precision's sensitivity sweep (candidates {'/'.join(DEFAULT_CANDIDATES)}, 64 samples)\n"
+          f"{'model':<12} {'runs':>5} {'1 worker':>10} {'2 workers':>10} {'speedup':>8}  same errors")
+    for name, (model, calib, _) in MODELS.items():
+        module = compile_model(str(model), "ir", CompileOptions())
+        samples = load_samples(str(calib), module)
+        ranges = calibrate(module, samples)
+        subset = spread_subset(samples, 64)
+        reference = [run_module(module, x) for x in subset]
+        layers = weight_layers(module)
+        seconds, errors = {}, {}
+        for w in (1, 2):
+            start = time.perf_counter()
+            errors[w] = measure_sensitivity(module, ranges, layers, DEFAULT_CANDIDATES, subset, reference,
+                                            LoweringConfig(), mapper=None if w == 1 else sweep_mapper(w)).errors
+            seconds[w] = time.perf_counter() - start
+        runs = 1 + len(layers) * (len(DEFAULT_CANDIDATES) - 1)
+        print(f"{name:<12} {runs:>5} {seconds[1]:>9.1f}s {seconds[2]:>9.1f}s {seconds[1] / seconds[2]:>7.2f}x  "
+              f"{np.array_equal(errors[1], errors[2])}")
 
 
 def calibration_scaling() -> None:

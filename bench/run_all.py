@@ -3,8 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["conformance.py", "compile_time.py", "overlay.py", "transformer.py", "sparse_density.py", "quant_vs_ort.py",
-           "eval_scale.py", "real_models.py"]
+BENCHES = ["conformance.py", "compile_time.py", "overlay.py", "transformer.py", "sparse_density.py", "sparse_hls_zoo.py",
+           "quant_vs_ort.py", "eval_scale.py", "real_models.py"]
 
 if __name__ == "__main__":
     here = Path(__file__).resolve().parent

@@ -79,26 +79,27 @@ def prepare(name: str, work: Path):
     return work / "encoder_x2.onnx", work / "calib.npz", feeds, labels
 
 
-# Ablation of the remedies: (label, SmoothQuant on, Quantize's residual option); the last row is
-# what `--quant int8` does (quantization_pipeline).
-REMEDIES = (("int8, no remedy", False, "int8"), ("+ SmoothQuant", True, "int8"),
-            ("+ bf16 residual stream", False, "bf16"), ("--quant int8 (auto)", True, "auto"))
+# Ablation of the remedies: (label, SmoothQuant on, Quantize's residual option, its rows option); the
+# last row is what `--quant int8` does (quantization_pipeline).
+REMEDIES = (("int8, no remedy", False, "int8", "off"), ("+ SmoothQuant", True, "int8", "off"),
+            ("+ bf16 residual stream", False, "bf16", "off"), ("+ per-row softmax scales", False, "int8", "on"),
+            ("--quant int8 (auto)", True, "auto", "auto"))
 
 
-def remedy_pipeline(calib: Path, method: str, smooth: bool, residual: str) -> tuple:
+def remedy_pipeline(calib: Path, method: str, smooth: bool, residual: str, rows: str = "auto") -> tuple:
     default = quantization_pipeline(str(calib), method=method)
     passes = []
     for p in default:
         if isinstance(p, SmoothQuant) and not smooth:
             continue
         if isinstance(p, Quantize):
-            p.residual = residual
+            p.residual, p.rows = residual, rows
         passes.append(p)
     return DEFAULT_FLOAT_PIPELINE + tuple(passes)
 
 
 def measure(name: str, samples: int, exact_samples: int, repeat: int, method: str, work: Path,
-            remedy: tuple[bool, str] = (True, "auto")) -> dict:
+            remedy: tuple[bool, str, str] = (True, "auto", "auto")) -> dict:
     model, calib, feeds_of, labels_of = prepare(name, work)
     start = time.perf_counter()
     module, _ = compile_to_ir(str(model), passes=remedy_pipeline(calib, method, *remedy))
@@ -192,17 +193,20 @@ def ablation(args) -> None:
     print("-" * len(head))
     for name in args.ablation.split(","):
         base = None
-        for label, smooth, residual in REMEDIES:
+        for label, smooth, residual, rows in REMEDIES:
             with tempfile.TemporaryDirectory() as tmp:
-                r = measure(name, args.samples, args.exact_samples, 1, args.calibrate, Path(tmp), (smooth, residual))
+                r = measure(name, args.samples, args.exact_samples, 1, args.calibrate, Path(tmp),
+                            (smooth, residual, rows))
             base = r["cycles"] if base is None else base
             share = {k: 100 * v / r["cycles"] for k, v in r["mode_cycles"].items()}
             exact = f"{'yes' if r['bit_exact'] else 'NO'} {r['exact_samples']}"
             print(f"{name:<9}{label:<26}{exact:>9}{r['sqnr_db']:>9.2f}{r['top1_sim']:>9.4f}{r['top1_ort']:>9.4f}"
                   f"{r['cycles']:>9}{r['cycles'] - base:>+10}{share['int8']:>7.1f}%{share['bf16']:>7.1f}%", flush=True)
     print("remedy: SmoothQuant = smooth-quant pass (LayerNorm -> linear sites, strength searched per site); "
-          "bf16 residual stream = every residual segment bf16; auto = both, each segment kept only where it "
-          "measurably lowers the output error (what --quant int8 does); d cycles: against no remedy")
+          "bf16 residual stream = every residual segment bf16; per-row softmax scales = quantize{rows=on}: "
+          "attention probabilities quantized row by row with power-of-two scales; auto = all three, each segment "
+          "and matmul kept only where it measurably lowers the output error (what --quant int8 does); d cycles: "
+          "against no remedy")
 
 
 if __name__ == "__main__":

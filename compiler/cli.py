@@ -165,7 +165,8 @@ cli.command_class = FileCommand  # every command: outputs checked against inputs
 @with_model_options
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Calibrate in N processes, streaming --calib in chunks instead of loading it whole "
-                   "(for thousands of samples); the ranges do not depend on N.")
+                   "(for thousands of samples), and with --quant mixed measure layer sensitivities in N "
+                   "processes; the result does not depend on N.")
 @click.option("--symmetric", is_flag=True, help="Symmetric int8 activations (zero point 0).")
 @click.option("--budget-bytes", type=int, default=None, metavar="N",
               help="--quant mixed: weight memory budget in bytes.")
@@ -431,13 +432,13 @@ def _inputs_for(module, inputs_path, seed):
 def run(source, inputs_path, output, seed, reference, report_path):
     """Run textual IR on the reference interpreter, or an artifact (.tcc) on the simulator."""
     from tcc.driver import UsageError, load_ir, save_outputs
-    from tcc.ir.interpreter import run_module
+    from tcc.frontend import run_model
 
     if not _is_artifact(source):
         if reference or report_path:
             raise UsageError("--reference and --report apply to compiled artifacts (.tcc)")
         module = load_ir(source)
-        save_outputs(output, run_module(module, _inputs_for(module, inputs_path, seed)))
+        save_outputs(output, run_model(module, _inputs_for(module, inputs_path, seed)))
         return
     import json
 
@@ -546,11 +547,11 @@ def asm(source, output):
 @cli.command()
 @click.argument("artifact", type=InputFile())
 @click.option("-o", "--output", "folder", required=True, type=OutputFolder(("top.cpp", "esda_modules.hpp")),
-              help="Folder for esda_modules.hpp and top.cpp.")
+              help="Folder for esda_modules.hpp, top.cpp, weights/, hls_shim/ and run_hls.tcl.")
 def hls(artifact, folder):
-    """Write the C++ dataflow description of a sparse artifact (-t sparse): module templates and a
-    generated top with the weights in ROM, for high-level synthesis or as a C model
-    (g++ -std=c++17 -DTCC_TESTBENCH top.cpp)."""
+    """Write the HLS dataflow design of a sparse artifact (-t sparse): module templates, a generated
+    top whose weight ROMs are initialised from weights/*.inc, and the Vitis HLS script; C-simulate
+    it with g++ -std=c++17 -pthread -DTCC_TESTBENCH top.cpp, run from the folder."""
     from tcc.backends.sparse import SparseArtifact
     from tcc.backends.sparse.hls import emit_cpp
     from tcc.driver import UsageError
@@ -559,7 +560,8 @@ def hls(artifact, folder):
     if artifact_kind(artifact) != "sparse":
         raise UsageError(f"{artifact}: not a sparse artifact; compile one with -t sparse")
     top = emit_cpp(SparseArtifact.load(artifact), folder)
-    click.echo(f"wrote {top.parent / 'esda_modules.hpp'} and {top}", err=True)
+    click.echo(f"wrote {top}, {top.parent / 'esda_modules.hpp'}, the weight ROMs in {top.parent / 'weights'} "
+               f"and {top.parent / 'run_hls.tcl'}", err=True)
 
 
 @cli.command(name="export-onnx")
@@ -595,7 +597,8 @@ def list_passes():
 @click.option("--paths", "paths_text", default=None, metavar="P1,P2,...",
               help="Executions to run: float (onnxruntime), reference, sim (default: all that apply).")
 @click.option("--workers", default=None, type=click.IntRange(min=1),
-              help="Worker processes (default: one per core; 1 runs in this process).")
+              help="Worker processes (default: one per core, unless the first samples show the set is "
+                   "done here sooner than workers start; 1 runs in this process).")
 @click.option("--ray", "ray_address", default=None, metavar="local|auto|ADDRESS",
               help="Run on Ray: 'local' starts one here, 'auto' joins the running cluster.")
 @click.option("--per-layer", is_flag=True, help="Each layer's SQNR against float over the set; names error jumps.")

@@ -142,7 +142,7 @@ def compile_to_ir(model, input_shapes=None, passes=DEFAULT_FLOAT_PIPELINE, dump_
     """
     from tcc.frontend import import_onnx
 
-    module = import_onnx(model, input_shapes=dict(input_shapes or {}))
+    module = import_onnx(model, input_shapes=dict(input_shapes or {}), host_tail=True)
     if require_pins:
         require_pinned(module)
     manager = run_pipeline(module, passes, dump_after, dump_dir, instrumentations)
@@ -236,7 +236,7 @@ class CompileOptions:
     dump_dir: str | None = None
     instrumentations: list[PassInstrumentation] = field(default_factory=list)
     host_fallback: bool = True  # -t overlay: ops the overlay cannot run go to the host (a heterogeneous artifact)
-    workers: int = 1  # calibration: processes observing chunks of the samples (the result does not depend on it)
+    workers: int = 1  # calibration and the sensitivity sweep: worker processes (the result does not depend on it)
     dybit_caps: str = "output"  # --weights dybitN: each layer's exponent-run cap by output error or weight MSE
     weight_error: str = "weights"  # what the narrow weight formats' searches minimise (weights or layer output)
 
@@ -259,12 +259,14 @@ def compile_pipeline(target: str, options: CompileOptions) -> list[Pass]:
                                           options.candidates, options.sparse_mode, options.target_config,
                                           options.dybit_caps, options.weight_error)
     if options.calib is not None and options.workers > 1:
-        from tcc.evaluation.calibrate import calibration_executor
-        from tcc.passes.quantize import Quantize
+        from tcc.evaluation.calibrate import calibration_executor, sweep_mapper
+        from tcc.passes.quantize import MixedPrecision, Quantize
 
         for p in pipeline:
-            if isinstance(p, Quantize):  # stream the file through the evaluation engine
+            if isinstance(p, (Quantize, MixedPrecision)):  # stream the file through the evaluation engine
                 p.executor = calibration_executor(str(options.calib), options.workers, max_samples=p.max_samples)
+            if isinstance(p, MixedPrecision):  # and spread the sensitivity sweep over the workers
+                p.mapper = sweep_mapper(options.workers)
     if target == "sparse":
         pipeline.append(AnnotateSparsity(calib=str(options.calib), mode=options.sparse_mode or "exact"))
     if target == "overlay":  # group int8 and bf16 work to save PE-array mode switches
@@ -317,6 +319,12 @@ def compile_model(model, target: str = "ir", options: CompileOptions | None = No
         return module
     if target == "sparse":
         from tcc.backends.sparse import compile_sparse
+
+        if module.host_tail is not None:
+            first = module.host_tail.nodes[0]
+            raise UsageError(f"-t sparse runs the whole model on the sparse accelerator, but node {first.name!r} "
+                             f"({first.op_type}) must run on the host ({first.reason}); compile it with -t overlay "
+                             "or -t ir, which run such ops on the host")
 
         return compile_sparse(module, mode=options.sparse_mode or "exact", target_path=options.target_config)
     from tcc.backends.overlay.hetero import compile_heterogeneous

@@ -142,12 +142,13 @@ def explain(model, target=None, calib=None, input_shapes=None, method=DEFAULT_CA
     from tcc.passes import PassManager
 
     target = target or load_target()
-    module = import_onnx(model, input_shapes=dict(input_shapes or {}))
+    module = import_onnx(model, input_shapes=dict(input_shapes or {}), host_tail=True)
     check_overlay_limits(module, target, "the target", weights)  # what the compile refuses first
     graph = (model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))).graph
     nodes = [(node_label(n), n.op_type) for n in graph.node]
+    tail = {n.name: n.reason for n in module.host_tail.nodes} if module.host_tail else {}
     present = {op.loc for op in module.ops if op.kind != "const"}
-    gone = {name: "import" for name, _ in nodes if name not in present}
+    gone = {name: "import" for name, _ in nodes if name not in present and name not in tail}
     PassManager(_passes(calib, method, weights), instrumentations=[_FoldedBy(gone)]).run(module)
     placement = place_module(module, target)
     by_node: dict[str, list[Op]] = {}
@@ -156,6 +157,9 @@ def explain(model, target=None, calib=None, input_shapes=None, method=DEFAULT_CA
             by_node.setdefault(op.loc, []).append(op)
     out = []
     for name, op_type in nodes:
+        if name in tail:  # in the host tail: shapes known only at run time
+            out.append(NodePlacement(name, op_type, HOST, [HOST], [tail[name]]))
+            continue
         ops = by_node.get(name, [])
         work = [op for op in ops if not placement.of[id(op)].boundary]
         macs = sum(op_macs(op) for op in ops)

@@ -9,6 +9,7 @@ from typing import Any, Iterable, Iterator
 
 from .attributes import Attributes
 from .errors import VerifyError
+from .host_tail import HostTail
 from .types import TensorType
 
 # One Op subclass per registered op kind, carrying its definition and named accessors
@@ -121,6 +122,8 @@ class Module:
         self.inputs: list[Value] = []
         self.ops: list[Op] = []
         self.outputs: list[tuple[str, Value]] = []  # (user-visible output name, value)
+        # The ops whose shapes are known only at run time, kept as ONNX (host_tail.py); None: none.
+        self.host_tail: HostTail | None = None
         self._taken: set[str] = set()
 
     # -- names -------------------------------------------------------------------------------

@@ -7,8 +7,12 @@ ops read them from their operands, so nothing is stored twice.  Integer semantic
   bf16 -> int8 converts); ``dequantize``: (q - zero_point) * scale to f32 or bf16.
 - ``qconv`` / ``qlinear`` / ``qmatmul``: int32 sums of (x - zp_x) * (w - zp_w) plus an int32 bias;
   padding holds zp_x so it contributes real zero.
+- ``quantize_rows``: bf16 to int8 row by row (last axis): row i on the grid scale * 2**-r[i]
+  (numerics.row_scale); results: the int8 rows (type: the base scale and zero point) and r (i8,
+  one per row).  Its int8 rows only feed matrix products whose requantize takes r.
 - ``requantize``: v = ((x - zp_x) << pre_shift) * multiplier[c], rounded right by shift[c]
-  (``rounding``), + zero_point, clamped to [qmin, qmax] — the one rescale used everywhere
+  (plus row_shift[row] when given: the row shifts of a ``quantize_rows`` operand, rows being all
+  axes but the last), + zero_point, clamped to [qmin, qmax] — the one rescale used everywhere
   (after accumulators, for adds of differently scaled tensors, for concat).
 - ``qlut``: y = table[x + 128] for int8 x and an i8[256] constant table: any element-wise
   function of one int8 tensor (SiLU, HardSwish, GELU, Mish, sigmoid...), tabulated by the quantizer.
@@ -53,6 +57,19 @@ def _dequantize(types, attrs):
     return [TensorType(types[0].shape, attrs["dtype"])]
 
 
+@define_op("quantize_rows", "x", (AttrSpec("dtype", "str", "i8"),), num_results=2)
+def _quantize_rows(types, attrs):
+    """bf16 to int8 with a power-of-two scale per row (see the module docstring); results: the
+    int8 rows and their shifts (i8, one per row)."""
+    _require(types[:1], ("bf16",), "quantize_rows")
+    if attrs["dtype"] != "i8":
+        raise ShapeError(f"quantize_rows to {attrs['dtype']!r}: only i8")
+    x = types[0]
+    if x.rank < 2:
+        raise ShapeError(f"quantize_rows needs rows: rank >= 2, got {list(x.shape)}")
+    return [TensorType(x.shape, "i8"), TensorType(x.shape[:-1], "i8")]
+
+
 def _accumulate(rule):
     def typed(types, attrs):
         _require(types[:1], _INT_INPUTS, "integer matrix op")
@@ -73,7 +90,7 @@ define_op("qlinear", "x w b?", (), "int8 x @ w^T into int32 accumulators (+ int3
 define_op("qmatmul", "a b", (), "int8 matmul of two activations into int32 accumulators.")(_accumulate(_matmul))
 
 
-@define_op("requantize", "x", (AttrSpec("multiplier", "ints"), AttrSpec("shift", "ints"),
+@define_op("requantize", "x row_shift?", (AttrSpec("multiplier", "ints"), AttrSpec("shift", "ints"),
                                AttrSpec("axis", "int", 1), AttrSpec("pre_shift", "int", 0),
                                AttrSpec("zero_point", "int", 0), AttrSpec("qmin", "int", -128),
                                AttrSpec("qmax", "int", 127), AttrSpec("dtype", "str", "i8"),
@@ -81,7 +98,7 @@ define_op("qmatmul", "a b", (), "int8 matmul of two activations into int32 accum
 def _requantize(types, attrs):
     """Dyadic rescale with saturation; one (multiplier, shift) per tensor or per channel along axis."""
     x = types[0]
-    _require(types, _INT_INPUTS + ("i32",), "requantize")
+    _require(types[:1], _INT_INPUTS + ("i32",), "requantize")
     m, s = attrs["multiplier"], attrs["shift"]
     if len(m) != len(s) or not m:
         raise ShapeError("requantize multiplier and shift must be non-empty and of equal length")
@@ -93,6 +110,9 @@ def _requantize(types, attrs):
         raise ShapeError(f"requantize rounding {attrs['rounding']!r} is not half_even or half_up")
     if attrs["qmin"] > attrs["qmax"]:
         raise ShapeError("requantize qmin > qmax")
+    if len(types) > 1 and (types[1].dtype != "i8" or types[1].shape != x.shape[:-1]):
+        raise ShapeError(f"requantize row shifts must be i8{list(x.shape[:-1])} (one per row of x), "
+                         f"got {types[1].dtype}{list(types[1].shape)}")
     return [TensorType(x.shape, attrs["dtype"])]
 
 

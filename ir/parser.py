@@ -14,10 +14,12 @@ from lark.exceptions import UnexpectedInput
 from .core import Module, Op
 from .dtypes import DTYPES, cast, to_numpy
 from .errors import IRParseError
+from .host_tail import parse_host_tail
 from .opdef import OP_DEFS, normalize_attr
 from .types import QuantParams, TensorType
 
 _BLOBS_START = re.compile(r"^blobs \{$", re.M)
+_HOST_TAIL_START = re.compile(r"^host_tail \{$", re.M)
 _BLOB_LINE = re.compile(r'^\s*#([0-9]+) = ([A-Za-z0-9_]+)\[([0-9,]*)\] "([A-Za-z0-9+/=]*)"\s*$')
 
 
@@ -218,6 +220,14 @@ def parse_module(text: str, filename: str = "<string>") -> Module:
     m = _BLOBS_START.search(text)
     body = text[:m.start()] if m else text
     blobs = _parse_blobs(text[m.start():], body.count("\n") + 1, filename) if m else {}
+    tail_start = _HOST_TAIL_START.search(body)
+    tail = None
+    if tail_start:
+        try:
+            tail = parse_host_tail(body[tail_start.start():], body[:tail_start.start()].count("\n") + 1, filename)
+        except ValueError as exc:
+            raise IRParseError(str(exc)) from None
+        body = body[:tail_start.start()]
     try:
         tree = _lark().parse(body)
     except UnexpectedInput as exc:
@@ -226,6 +236,8 @@ def parse_module(text: str, filename: str = "<string>") -> Module:
         hint = f"; expected one of {', '.join(expected[:8])}" if expected else ""
         raise IRParseError(f"{filename}:{exc.line}:{exc.column}: syntax error{hint}\n{context}") from None
     try:
-        return _Builder(filename, blobs).build(tree)
+        module = _Builder(filename, blobs).build(tree)
     except ValueError as exc:
         raise IRParseError(f"{filename}: {exc}") from None
+    module.host_tail = tail
+    return module

@@ -94,6 +94,8 @@ class Printer:
         for name, v in module.outputs:
             lines.append(f"  output {ir_string(name)} = %{format_name(v.name)}")
         lines.append("}")
+        if module.host_tail is not None:
+            lines.append(module.host_tail.format())
         if self.blobs:
             lines.append("blobs {")
             lines.extend(self.format_blob(i, b) for i, b in enumerate(self.blobs))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .core import Module, Op
 from .errors import VerifyError
+from .host_tail import HostTail
 from .opdef import ATTR_KINDS, OP_DEFS
 from .shape_rules import ShapeError
 
@@ -87,3 +88,17 @@ def verify(module: Module) -> None:
         if name in out_names:
             raise VerifyError(f"output name {name!r} appears twice")
         out_names.add(name)
+    if module.host_tail is not None:
+        _verify_host_tail(module.host_tail, out_names)
+
+
+def _verify_host_tail(tail: HostTail, module_outputs: set[str]) -> None:
+    """The tail reads module outputs (its ONNX graph is the frontend's to check) and lists every
+    model output once, at least one of them its own."""
+    missing = [n for n in tail.inputs if n not in module_outputs]
+    if missing:
+        raise VerifyError(f"host_tail input {missing[0]!r} is not an output of the module")
+    if len(set(tail.outputs)) != len(tail.outputs):
+        raise VerifyError("host_tail lists a model output twice")
+    if not tail.nodes or set(tail.outputs) <= module_outputs:
+        raise VerifyError("host_tail has no nodes or makes none of the model's outputs")

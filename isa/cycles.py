@@ -21,22 +21,31 @@ def dma_cycles(target: TargetConfig, rows: int, row_bytes: int) -> int:
     return target.dma_latency + rows * _ceil(row_bytes, target.dram_bytes_per_cycle)
 
 
-def split_factor(target: TargetConfig, m: int) -> int:
-    """How many slices of the reduction the array runs side by side for an ``m``-row product:
-    fewer output rows than array rows leave rows idle, so each output row takes
-    ``array_rows // m`` rows, each reducing its own slice of K (partial sums added by an adder
-    tree at the array's edge)."""
-    return max(1, target.array_rows // m) if 0 < m < target.array_rows else 1
-
-
-def matmul_cycles(target: TargetConfig, m: int, n: int, k: int, fmt: WeightFormat) -> int:
+def matmul_cycles(target: TargetConfig, m: int, n: int, k: int, fmt: WeightFormat, own_columns: bool = False) -> int:
     """One matmul of an ``m x n`` output over a reduction of ``k`` weights of format ``fmt``: per
-    array pass of array_rows x array_cols outputs, the reduction steps of one slice (isa/weights.py),
-    plus the array's fill and drain and the adder tree's stages."""
-    split = split_factor(target, m)
+    array pass of up to array_rows x array_cols outputs, the reduction steps of one slice of K
+    (isa/weights.py), plus the array's fill and drain and the adder tree's stages.
+
+    A pass with fewer output rows than the array (a short product, or the last rows of a tall
+    one) gives each output row ``s = array_rows // rows`` array rows, each reducing its own slice
+    of K, the partial sums added by an adder tree at the array's edge.  With ``own_columns``
+    (dwconv and gconv, where every column reads its own activations) a pass with idle columns
+    splits K over them the same way, ``array_cols // columns`` columns per output column."""
+    rows_full, rows_left = divmod(m, target.array_rows)
+    cols_full, cols_left = divmod(n, target.array_cols)
+    row_split = target.array_rows // rows_left if rows_left else 1
+    col_split = target.array_cols // cols_left if cols_left and own_columns else 1
+    steps = rows_full * (cols_full * reduction_steps(k, fmt) + (reduction_steps(_ceil(k, col_split), fmt)
+                                                               if cols_left else 0))
+    if rows_left:
+        steps += cols_full * reduction_steps(_ceil(k, row_split), fmt)
+        if cols_left:
+            steps += reduction_steps(_ceil(k, max(row_split, col_split)), fmt)
+    # the largest split of a pass that exists (a split of leftover rows or columns with no pass is none)
+    split = max(row_split if rows_left and (cols_full or cols_left) else 1,
+                col_split if cols_left and (rows_full or rows_left) else 1)
     tree = (split - 1).bit_length()
-    return (_ceil(m * split, target.array_rows) * _ceil(n, target.array_cols) * reduction_steps(_ceil(k, split), fmt)
-            + target.array_rows + target.array_cols + tree)
+    return steps + target.array_rows + target.array_cols + tree
 
 
 def post_cycles(target: TargetConfig, elements: int) -> int:

@@ -191,6 +191,10 @@ REGISTERS: tuple[tuple[str, str, str], ...] = (
     ("v.k5", "bf16", "bf16 constant register 5"),
     ("v.k6", "bf16", "bf16 constant register 6"),
     ("v.k7", "bf16", "bf16 constant register 7"),
+    # Per-row power-of-two scales (numerics/row_scale.py), appended so earlier indices stay stable.
+    ("v.shifts", "sram", "CVT bf16_i8_rows: abuf byte address of the row shifts written (one int8 per v.row elements)"),
+    ("rq.by_row", "flag", "REQUANT: 1 adds each row's shift (int8 at rq.row_shift + row) to its channel's shift"),
+    ("rq.row_shift", "sram", "REQUANT with rq.by_row: pbuf byte address of the rq.m row shifts"),
     # Per-row DyBit caps (matmul wcap = 7): one byte per weight row, beside the requantization triples.
     ("mm.wcaps", "sram", "MATMUL with wcap = 7: pbuf byte address of the weight rows' caps (row n's at + n)"),
 )
@@ -250,7 +254,8 @@ INSTRUCTIONS: tuple[Instr, ...] = (
                             _addr("dst", "abuf byte address of the output"),
                             _addr("srcaddr", "source byte address")),
           "post", "dst = clamp(round((((src - rq.src_zp) << rq.pre_shift) + bias[c]) * mult[c] >> shift[c])"
-                    " + rq.zp, rq.qmin, rq.qmax) per channel, parameters from pbuf at rq.params."),
+                    " + rq.zp, rq.qmin, rq.qmax) per channel, parameters from pbuf at rq.params; with rq.by_row, row m "
+                    "shifts rq.row_shift[m] bits more (its A rows had power-of-two scales, cvt bf16_i8_rows)."),
     Instr("pool", 0x07, (Field("mode", 2, "enum", ("max", "avg")),
                          _addr("dst", "abuf byte address of the NHWC output"),
                          _addr("src", "abuf byte address of the NHWC input slab")),
@@ -264,9 +269,12 @@ INSTRUCTIONS: tuple[Instr, ...] = (
           "post", "4-D strided copy inside one buffer (cp.*)."),
     Instr("mode", 0x0A, (Field("to", 1, "enum", ("int8", "bf16")),),
           "compute", "Reconfigure the PE array: int8 systolic mode or bf16 SIMD lanes (costs mode_switch cycles)."),
-    Instr("cvt", 0x0B, (Field("dir", 2, "enum", ("i8_bf16", "bf16_i8", "bf16_f32")),
+    Instr("cvt", 0x0B, (Field("dir", 2, "enum", ("i8_bf16", "bf16_i8", "bf16_f32", "bf16_i8_rows")),
                         _addr("dst", "destination byte address"), _addr("src", "source byte address")),
-          "compute", "Convert v.len elements between abuf int8 (v.scale, v.zp) and vbuf bf16."),
+          "compute", "Convert v.len elements between abuf int8 (v.scale, v.zp) and vbuf bf16; bf16_i8_rows "
+                     "gives each row of v.row elements a power-of-two scale v.scale * 2**-r (r: the most "
+                     "doublings the row takes without saturating, numerics/row_scale.py) and writes r to "
+                     "abuf at v.shifts + row; it reduces each row to its max and min first."),
     Instr("vbin", 0x0C, (Field("op", 5, "enum", VBIN_OPS, "operation"), _source("b", "operand B"),
                          _addr("dst", "vbuf byte address of the result"), _addr("a", "vbuf byte address of operand A")),
           "compute", "dst[i] = A[i] op B[i] for i < v.len on bf16 lanes: add/sub/mul rounded once to bf16 (RNE), "

@@ -331,19 +331,24 @@ class GeluPattern:
 
 
 class GlobalMeanPattern:
-    """reduce_mean over every spatial axis of an [N, C, H, W, ...] tensor, dims kept ->
-    global_avg_pool (torch exports adaptive_avg_pool2d(x, 1) and x.mean((2, 3), keepdim=True) this
-    way): the int8 path then averages exactly in integers (qglobal_avg_pool) and the sparse
-    target maps it onto its gpool module."""
+    """reduce_mean over every spatial axis of an [N, C, H, W, ...] tensor -> global_avg_pool (torch
+    exports adaptive_avg_pool2d(x, 1) and x.mean((2, 3), keepdim=True) this way), followed by a
+    reshape to [N, C] when the dims are not kept (x.mean((2, 3)), as torchvision's MNASNet and
+    ShuffleNetV2 write it): the int8 path then averages exactly in integers (qglobal_avg_pool) and
+    the sparse target maps it onto its gpool module."""
 
     def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
-        if op.kind != "reduce_mean" or not is_float(op.result.type.dtype) or not op.keepdims:
+        if op.kind != "reduce_mean" or not is_float(op.result.type.dtype):
             return False
         rank = op.x.type.rank
         if rank < 4 or sorted(a % rank for a in op.axes) != list(range(2, rank)):  # rank 3: a LayerNorm's mean
             return False
         builder = rewriter.builder_before(op)
-        pooled = builder.value("global_avg_pool", [op.x], name=op.result.name)
+        if op.keepdims:
+            pooled = builder.value("global_avg_pool", [op.x], name=op.result.name)
+        else:
+            kept = builder.value("global_avg_pool", [op.x], name=f"{op.result.name}.pool")
+            pooled = builder.value("reshape", [kept], {"shape": tuple(op.result.type.shape)}, name=op.result.name)
         _replace(rewriter, op, pooled, [])
         return True
 

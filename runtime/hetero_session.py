@@ -17,12 +17,16 @@ import numpy as np
 
 from tcc.backends.artifact import Artifact, ArtifactError, HeteroArtifact
 from tcc.ir import parse_module
+from tcc.frontend import FrontendError, run_model
+from tcc.frontend.host_tail import TailRunner, tail_runner
+from tcc.frontend.onnx_types import tcc_dtype
 from tcc.ir.errors import IRParseError
+from tcc.ir.host_tail import HostTail, parse_host_tail
 from tcc.ir.interpreter import run_module
 from tcc.ir.interpreter.interpreter import bind_inputs
 
 from .report import plain
-from .session import ModelIO, Session
+from .session import ModelIO, NodeArg, Session
 
 
 def _parse(text: str, what: str):
@@ -32,6 +36,13 @@ def _parse(text: str, what: str):
         raise ArtifactError(f"the artifact's {what} does not parse: {exc}") from None
 
 
+def _parse_tail(text: str, what: str) -> HostTail:
+    try:
+        return parse_host_tail(text, 1, what)
+    except ValueError as exc:
+        raise ArtifactError(f"the artifact's {what} (host tail) does not parse: {exc}") from None
+
+
 class HeteroSession(ModelIO):
     def __init__(self, artifact):
         self.artifact = artifact if isinstance(artifact, HeteroArtifact) else HeteroArtifact.load(artifact)
@@ -39,6 +50,12 @@ class HeteroSession(ModelIO):
         self.module = _parse(self.artifact.ir_text, "IR")
         self.parts = []
         for i, (entry, part) in enumerate(zip(meta["partitions"], self.artifact.parts)):
+            if entry.get("graph") == "onnx":
+                try:
+                    self.parts.append(tail_runner(_parse_tail(part, f"partition {i}")))
+                except FrontendError as exc:
+                    raise ArtifactError(f"partition {i}: {exc}") from None
+                continue
             runner = Session(part) if isinstance(part, Artifact) else _parse(part, f"partition {i} IR")
             module = runner.interface if isinstance(runner, Session) else runner
             names = ([v.name for v in module.inputs], [n for n, _ in module.outputs])
@@ -67,10 +84,29 @@ class HeteroSession(ModelIO):
             raise ArtifactError(f"malformed artifact metadata: no partition makes output value %{missing[0]}; "
                                 "recompile the model")
 
+    def get_outputs(self) -> list[NodeArg]:
+        """The model's outputs; those of a host tail have shapes known only at run time (dims as
+        the ONNX model names them, or None)."""
+        tail = self.module.host_tail
+        if tail is None:
+            return super().get_outputs()
+        made = {n: v for n, v in self.module.outputs}
+        declared = {o.name: o for o in tail_runner(tail).graph.output}
+        args = []
+        for entry in self.artifact.metadata["outputs"]:
+            name = entry["name"]
+            if name in made:
+                args.append(NodeArg(name, list(made[name].type.shape), made[name].type.dtype))
+            else:
+                t = declared[name].type.tensor_type
+                dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
+                args.append(NodeArg(name, dims, tcc_dtype(t.elem_type) or "?"))
+        return args
+
     # -- running -------------------------------------------------------------------------------
     def run(self, output_names, feeds: dict) -> list[np.ndarray]:
         outputs = self.run_dict(feeds)
-        names = output_names or [n for n, _ in self.module.outputs]
+        names = output_names or [e["name"] for e in self.artifact.metadata["outputs"]]
         return [outputs[n] for n in names]
 
     def run_dict(self, feeds: dict, progress=None) -> dict[str, np.ndarray]:
@@ -82,7 +118,10 @@ class HeteroSession(ModelIO):
         for i, (entry, runner) in enumerate(zip(meta["partitions"], self.parts)):
             given = {n: env[n] for n in entry["inputs"]}
             start = time.perf_counter()
-            made = runner.run_dict(given) if isinstance(runner, Session) else run_module(runner, given)
+            if isinstance(runner, TailRunner):  # the tail's inputs by its own (ONNX) names
+                made = runner.run(dict(zip(runner.input_names, given.values())))
+            else:
+                made = runner.run_dict(given) if isinstance(runner, Session) else run_module(runner, given)
             seconds = time.perf_counter() - start
             env.update(made)
             stat = {"index": i, "kind": entry["kind"], "nodes": len(entry["nodes"]),
@@ -98,8 +137,8 @@ class HeteroSession(ModelIO):
         return {e["name"]: np.array(env[e["value"]], order="C") for e in meta["outputs"]}
 
     def run_reference(self, feeds: dict) -> dict[str, np.ndarray]:
-        """The integer reference interpreter on the whole model's quantized IR."""
-        return run_module(self.module, feeds)
+        """The integer reference interpreter on the whole model's quantized IR (then its host tail)."""
+        return run_model(self.module, feeds)
 
     def performance_report(self) -> dict:
         """Per partition: where the time goes (device cycles, host wall time) and bytes crossing."""

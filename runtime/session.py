@@ -71,6 +71,7 @@ class Session(ModelIO):
         self._module: Module | None = None
         self.last_result = None
         self._machine = None  # made by the first run, then kept: it holds the prepared program
+        self._cores = None  # a multi-core artifact's cores over the machine's DRAM, kept likewise
 
     def _read_io_entries(self, meta: dict) -> None:
         """The host-side value and boundary op of every input/output entry, checked against the
@@ -173,7 +174,7 @@ class Session(ModelIO):
 
     def run_dict(self, feeds: dict, progress=None) -> dict[str, np.ndarray]:
         """Run on the simulator; ``progress(pc, program_length)`` as for ``Machine.run``."""
-        from tcc.isa.simulator import Machine, run_cores
+        from tcc.isa.simulator import Machine, Multicore
 
         feeds = self._check_inputs(feeds)
         meta = self.artifact.metadata
@@ -188,11 +189,13 @@ class Session(ModelIO):
             device = cast(device, entry["dtype"])
             raw = np.frombuffer(to_physical(device, entry["perm"]).tobytes(), np.uint8)
             dram[entry["address"]:entry["address"] + raw.size] = raw
-        if "core_entries" in meta:  # one stream per core over shared DRAM
-            self.last_result, final = run_cores(self.target, dram, self.artifact.program, meta["core_entries"])
+        if "core_entries" in meta:  # one stream per core over the machine's DRAM, the cores kept prepared
+            if self._cores is None:
+                self._cores = Multicore(self.target, dram)
+            self.last_result = self._cores.run(self.artifact.program, meta["core_entries"])
         else:
             self.last_result = machine.run(self.artifact.program, progress=progress)
-            final = machine.dram
+        final = machine.dram
         out = {}
         for entry in meta["outputs"]:
             t = self._device_types["outputs", entry["name"]]

@@ -17,11 +17,12 @@ from .emit_matmul import emit_matmul, plan_views
 from .emit_matrix import emit_conv, emit_gemm, emit_scale
 from .emit_misc import emit_eadd, emit_emul, emit_lut, emit_pool, emit_requant
 from .emit_move import emit_concat, emit_layout, emit_lookup, plan_moves
-from .emit_vector import emit_cvt, emit_vector
+from .emit_vector import emit_cvt, emit_cvt_rows, emit_vector
 from .errors import BackendError, unsupported
 from .layout import nbytes
 from .memory import ActivationAddress, DramPlan, align, live_bytes, place_activations
 from .program import Program
+from .epilogue import fuse_epilogues, fused_kinds
 from .placement import place_module
 from .steps import STEP_KINDS, Step, plan_layouts
 
@@ -83,6 +84,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
     io, steps = placement.io, placement.steps
     layouts = plan_layouts(steps, io)
     buffers = Buffers.of(target)
+    steps = fuse_epilogues(steps, {id(v) for _, v, _ in io.outputs}, buffers.pbuf_h)
     plan_views(steps, io, layouts, buffers)
     plan_moves(steps, io, layouts)
     clock.done("placement and layouts")
@@ -149,6 +151,8 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
                 EMITTERS[step.kind](ctx, step)
         for stats in ctx.layer_stats[first_layer:]:
             stats.update(kind=step.kind, mode=want or modes[0], live_bytes=live[done - 1])
+            if fused_kinds(step):
+                stats["fused"] = fused_kinds(step)
         if target.cores > 1:  # the next step reads what every core wrote
             for program in programs:
                 program.emit("barrier")
@@ -207,4 +211,4 @@ SPLIT_KINDS = ("conv", "gemm", "eadd", "pool")
 EMITTERS = {"conv": emit_conv, "gemm": emit_gemm, "matmul": emit_matmul, "scale": emit_scale, "eadd": emit_eadd,
             "emul": emit_emul, "lut": emit_lut,
             "requant": emit_requant, "pool": emit_pool, "concat": emit_concat, "lookup": emit_lookup,
-            "cvt_in": emit_cvt, "cvt_out": emit_cvt, "vector": emit_vector}
+            "cvt_in": emit_cvt, "cvt_out": emit_cvt, "cvt_rows": emit_cvt_rows, "vector": emit_vector}

@@ -1,5 +1,6 @@
 """Code for matmul steps: int8 x int8 -> int32 products of two activations (attention's Q x K^T
-and softmax(QK^T) x V), batched over heads, then one per-tensor requantization.
+and softmax(QK^T) x V), batched over heads, then one per-tensor requantization (plus a shift per
+row when A was quantized per row: ``rq.by_row``, the row shifts loaded into pbuf per tile).
 
 The systolic array multiplies ``A[m, k] - zp_a`` by weight rows ``W[n, k]`` (docs/overlay-machine.md),
 so B enters as ``W = B^T`` per head.  Operands are fetched through their strided views
@@ -37,13 +38,14 @@ def matrix_views(a_off, b_off, out_shape):
     return _heads(a, m, k), _heads(w, n, k)
 
 
-def _tiles(ctx: Context, heads: int, m: int, n: int, k: int):
+def _tiles(ctx: Context, heads: int, m: int, n: int, k: int, by_row: bool):
     """(heads per tile, rows per tile) that fit the buffer partition (A, W and their staging
-    areas, accumulators, output), or None."""
+    areas, accumulators, output; the row shifts after the parameters in pbuf), or None."""
     b = ctx.buffers
-    if n * k > b.wbuf_h // 4 or n * PARAM_BYTES > b.pbuf_h:
+    shifts = b.pbuf_h - n * PARAM_BYTES if by_row else m * heads  # room for a tile's row shifts
+    if n * k > b.wbuf_h // 4 or n * PARAM_BYTES > b.pbuf_h or shifts < 1:
         return None
-    mt = m
+    mt = min(m, shifts)
     while mt > 1 and (mt * k > b.abuf_q // 2 or mt * n * 4 > b.acc_h or mt * n > b.abuf_q):
         mt = (mt + 1) // 2
     if mt * k > b.abuf_q // 2 or mt * n * 4 > b.acc_h or mt * n > b.abuf_q:
@@ -51,7 +53,7 @@ def _tiles(ctx: Context, heads: int, m: int, n: int, k: int):
     hb = 1
     if mt == m:
         hb = max(1, min(heads, b.abuf_q // 2 // (m * k), b.wbuf_h // 4 // (n * k), b.acc_h // (4 * m * n),
-                        b.abuf_q // (m * n)))
+                        b.abuf_q // (m * n), shifts // m))
     return hb, mt
 
 
@@ -65,7 +67,8 @@ def emit_matmul(ctx: Context, step: Step) -> None:
     n = w_heads.shape[1]
     y_heads = y_off.reshape(heads, m, n)
     za, zb = a_val.type.quant.zero_point[0], b_val.type.quant.zero_point[0]
-    tiles = _tiles(ctx, heads, m, n, k)
+    row_shift = req.row_shift
+    tiles = _tiles(ctx, heads, m, n, k, row_shift is not None)
     if tiles is None:
         raise unsupported(mm, f"one head's {m}x{k} by {k}x{n} product does not fit the on-chip buffers")
     hb, mt = tiles
@@ -82,6 +85,7 @@ def emit_matmul(ctx: Context, step: Step) -> None:
            "rq.qmax": req.qmax, "mm.a_zp": za})
     p.dma("load", "pbuf", b.p(0), p_addr, rows=1, row_bytes=n * PARAM_BYTES)
     a_addr, b_addr, y_addr = ctx.addr(a_root), ctx.addr(b_root), ctx.addr(y_dest)
+    shifts_at = b.p(0) + n * PARAM_BYTES  # a tile's row shifts (A quantized per row), after the parameters
     tile = 0
     for block, h0 in enumerate(range(0, heads, hb)):
         hn = min(hb, heads - h0)
@@ -104,11 +108,17 @@ def emit_matmul(ctx: Context, step: Step) -> None:
                     p.emit("matmul", mode="gemm", accumulate=1, **matmul_fields(corr_fmt), acc=acc + 4 * j * rows * n,
                            w=wslot + b.wbuf_h // 2)
             p.set({"rq.params": b.p(0), "rq.m": hn * rows, "rq.n": n, "rq.src_row": n, "rq.dst_row": n})
+            if row_shift is not None:  # the shifts of rows m0.. of heads h0.., in the requant's row order
+                p.dma("load", "pbuf", shifts_at, ctx.addr(row_shift) + h0 * m + m0, planes=hn, rows=1,
+                      row_bytes=rows, dram_plane=m, sram_plane=rows)
+                p.set({"rq.by_row": 1, "rq.row_shift": shifts_at})
             p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
             form = affine(y_heads[h0:h0 + hn, m0:m0 + rows])
             p.dma("store", "abuf", out, y_addr + form.base, planes=hn, rows=rows, row_bytes=n,
                   dram_plane=form.ps, dram_row=form.rs, sram_plane=rows * n, sram_row=n)
             tile += 1
+    if row_shift is not None:
+        p.set({"rq.by_row": 0})  # registers persist: the next requant is per channel again
 
 
 def plan_views(steps: list[Step], io, layouts, buffers) -> None:
@@ -163,5 +173,5 @@ def plan_views(steps: list[Step], io, layouts, buffers) -> None:
         else:
             raise unsupported(mm, "its result cannot be stored row by row")
         step.info.update(chosen)
-        step.inputs = [chosen["a"][0], chosen["b"][0]]
+        step.inputs = [chosen["a"][0], chosen["b"][0]] + ([req.row_shift] if req.row_shift is not None else [])
         step.outputs = [chosen["y"][0]]

@@ -14,6 +14,7 @@ from tcc.isa.weights import matmul_fields, row_bytes
 
 from .context import Context
 from .errors import unsupported
+from .epilogue import eadd_registers, emit_epilogue, load_table, table_offset
 from .steps import Step
 from .tiling import ConvGeometry, choose_conv_tiles, choose_gemm_tiles, conv_geometry, input_rows
 from .views import fetch
@@ -38,10 +39,11 @@ def _requant_regs(ctx: Context, req: Op, conv_zp: int = 0) -> None:
 
 def _load_caps(ctx: Context, caps_addr: int | None, n0: int, nt: int, pslot: int, tn: int) -> int | None:
     """Per-row DyBit caps: load the tile's ``nt`` caps (a byte per row) into pbuf after its ``tn``
-    requantization triples; returns their pbuf address (None for a format with one cap)."""
+    requantization triples and the 256 bytes a fused lut's table may take (epilogue.load_table);
+    returns their pbuf address (None for a format with one cap)."""
     if caps_addr is None:
         return None
-    at = pslot + tn * PARAM_BYTES
+    at = pslot + table_offset(tn) + 256
     ctx.program.dma("load", "pbuf", at, caps_addr + n0, rows=1, row_bytes=nt)
     return at
 
@@ -66,8 +68,9 @@ def _my_tiles(ctx: Context, n: int, tn: int, rows: int, th: int) -> list[tuple[i
 
 
 def emit_conv(ctx: Context, step: Step) -> None:
-    conv, req = step.ops
-    x, y = conv.x, req.result
+    conv, req = step.ops[:2]
+    x, y = conv.x, step.outputs[0]
+    residual = step.info.get("residual")
     w = constant_value(conv.w)
     _, c_in, h, wid = x.type.shape
     _, n_out, h_out, w_out = y.type.shape
@@ -94,7 +97,8 @@ def emit_conv(ctx: Context, step: Step) -> None:
     b = ctx.buffers
     x_zp = x.type.quant.zero_point[0]
 
-    geometry = conv_geometry(x.type.shape, w.shape, y.type.shape, conv.strides, conv.dilations, group, fmt, b)
+    geometry = conv_geometry(x.type.shape, w.shape, y.type.shape, conv.strides, conv.dilations, group, fmt, b,
+                             residual is not None, "lut" in step.info)
     packed_groups = geometry.kind == "grouped" and ng * rb <= b.wbuf_h  # one gconv pass per channel tile
     tiles = choose_conv_tiles(geometry, b, ctx.target)
     if tiles is None:
@@ -108,9 +112,12 @@ def emit_conv(ctx: Context, step: Step) -> None:
     p = ctx.program
     macs = h_out * w_out * n_out * k
     stored = data.nbytes + (0 if caps is None else caps.nbytes)
-    ctx.begin_layer(step.name, macs, x.type.size + stored + y.type.size)
+    epilogue_bytes = (0 if residual is None else residual.skip.type.size) + (256 if "lut" in step.info else 0)
+    ctx.begin_layer(step.name, macs, x.type.size + stored + epilogue_bytes + y.type.size)
     ctx.record_weights(fmt.name, stored)
     _requant_regs(ctx, req)
+    if residual is not None:
+        p.set(eadd_registers(*residual.ops))
     p.set({"mm.a_zp": x_zp, "cv.w": wid, "cv.c": c_in, "cv.kh": kh, "cv.kw": kw, "cv.sh": sh, "cv.sw": sw, "cv.dh": dh,
            "cv.dw": dw, "cv.pad_left": pl, "cv.w_out": w_out, "mm.w_row": rb})
     if tiles.tc:
@@ -123,6 +130,7 @@ def emit_conv(ctx: Context, step: Step) -> None:
         pslot = b.p(n0 // tn)
         p.dma("load", "wbuf", wslot, w_addr + n0 * rb, rows=1, row_bytes=nt * rb)
         p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
+        load_table(ctx, step, pslot, nt)
         caps_at = _load_caps(ctx, caps_addr, n0, nt, pslot, tn)
         for oy0 in row_tiles:
             rows = min(th, h_out - oy0)
@@ -152,6 +160,8 @@ def emit_conv(ctx: Context, step: Step) -> None:
             out = b.a_out(tile)
             p.set({"rq.params": pslot, "rq.m": rows * w_out, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})
             p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
+            emit_epilogue(ctx, step, out, out + b.abuf_q // 2, oy0 * w_out * n_out + n0, rows * w_out, nt, n_out,
+                          pslot)
             p.dma("store", "abuf", out, ctx.addr(y) + (oy0 * w_out * n_out + n0), rows=rows * w_out,
                   row_bytes=nt, dram_row=n_out, sram_row=nt)
             tile += 1
@@ -162,8 +172,8 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
     """The slab holds ``tiles.tc`` channels: input-channel chunks of a group-1 conv accumulate
     their partial sums in acc (each chunk's weights are the matching taps x channels of every
     output channel's row), or a depthwise conv's slab holds the output tile's own channels."""
-    conv, req = step.ops
-    x, y = conv.x, req.result
+    conv, req = step.ops[:2]
+    x, y = conv.x, step.outputs[0]
     b, p = ctx.buffers, ctx.program
     sh, pt, dh = conv.strides[0], conv.pads[0], conv.dilations[0]
     depthwise = g.kind == "depthwise"
@@ -175,6 +185,7 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
         nt = min(tiles.tn, g.n - n0)
         pslot = b.p(n0 // tiles.tn)
         p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
+        load_table(ctx, step, pslot, nt)
         caps_at = _load_caps(ctx, caps_addr, n0, nt, pslot, tiles.tn)
         if depthwise:
             wslot = b.w(n0 // tiles.tn)
@@ -206,6 +217,8 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
             out = b.a_out(tile)
             p.set({"rq.params": pslot, "rq.m": rows * g.w_out, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})
             p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
+            emit_epilogue(ctx, step, out, out + b.abuf_q // 2, oy0 * g.w_out * g.n + n0, rows * g.w_out, nt, g.n,
+                          pslot)
             p.dma("store", "abuf", out, ctx.addr(y) + (oy0 * g.w_out * g.n + n0), rows=rows * g.w_out,
                   row_bytes=nt, dram_row=g.n, sram_row=nt)
             tile += 1
@@ -228,8 +241,8 @@ def gemm_weight_tiles(w: np.ndarray, fmt, tn: int, kt: int, caps: np.ndarray | N
 
 
 def emit_gemm(ctx: Context, step: Step) -> None:
-    lin, req = step.ops
-    x, y = lin.x, req.result
+    lin, req = step.ops[:2]
+    x, y = lin.x, step.outputs[0]
     w = constant_value(lin.w)
     n_out, k = w.shape
     m = x.type.size // k
@@ -253,7 +266,7 @@ def emit_gemm(ctx: Context, step: Step) -> None:
     caps_addr = None if caps is None else ctx.constant(f"c:{lin.w.name}", caps)
     p = ctx.program
     stored = data.nbytes + (0 if caps is None else caps.nbytes)
-    ctx.begin_layer(step.name, m * n_out * k, x.type.size + stored + y.type.size)
+    ctx.begin_layer(step.name, m * n_out * k, x.type.size + stored + y.type.size + (256 if "lut" in step.info else 0))
     ctx.record_weights(fmt.name, stored)
     _requant_regs(ctx, req)
     p.set({"mm.a_zp": x.type.quant.zero_point[0]})
@@ -266,6 +279,7 @@ def emit_gemm(ctx: Context, step: Step) -> None:
         nt = min(tn, n_out - n0)
         pslot = b.p(n_tile)
         p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
+        load_table(ctx, step, pslot, nt)
         caps_at = _load_caps(ctx, caps_addr, n0, nt, pslot, tn)
         if single:
             p.dma("load", "wbuf", b.w(n_tile), w_addr + blocks[n0, 0], rows=1, row_bytes=nt * row_bytes(k, fmt))
@@ -291,6 +305,7 @@ def emit_gemm(ctx: Context, step: Step) -> None:
             out = b.a_out(tile)
             p.set({"rq.params": pslot, "rq.m": mt, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})
             p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
+            emit_epilogue(ctx, step, out, out, 0, mt, nt, n_out, pslot)
             p.dma("store", "abuf", out, ctx.addr(y) + m0 * n_out + n0, rows=mt, row_bytes=nt,
                   dram_row=n_out, sram_row=nt)
             tile += 1

@@ -8,8 +8,9 @@ from tcc.ir import constant_value
 from .context import Context
 from .errors import unsupported
 from .layout import physical_offsets, to_physical
+from .epilogue import eadd_registers
 from .steps import Step
-from .tiling import input_rows
+from .tiling import input_rows, stream_tile
 
 
 def emit_pool(ctx: Context, step: Step) -> None:
@@ -74,7 +75,7 @@ def _output_rescale(req) -> dict[str, int]:
 def _stream(ctx: Context, x, y, length_register: str, emit) -> None:
     """``y`` from ``x`` in flat tiles of abuf: load a tile, set its length, ``emit(src, dst)``, store."""
     b, p = ctx.buffers, ctx.program
-    for i, start, count in _flat_tiles(y.type.size, b.abuf_q):
+    for i, start, count in _flat_tiles(y.type.size, stream_tile(y.type.size, b.abuf_q, ctx.target)):
         src, dst = b.a_in(i), b.a_out(i)
         p.dma("load", "abuf", src, ctx.addr(x) + start, rows=1, row_bytes=count)
         p.set({length_register: count})
@@ -85,16 +86,14 @@ def _stream(ctx: Context, x, y, length_register: str, emit) -> None:
 def emit_eadd(ctx: Context, step: Step) -> None:
     ra, rb, add, req = step.ops
     a, bv, y = ra.x, rb.x, req.result
-    if ra.pre_shift != rb.pre_shift or ra.rounding != req.rounding:
-        raise unsupported(add, "the two rescales of an int8 add must share pre_shift and rounding")
+    registers = eadd_registers(ra, rb, add, req)
     b, p = ctx.buffers, ctx.program
     n = y.type.size
     half = b.abuf_q // 2
     ctx.begin_layer(step.name, 0, a.type.size + bv.type.size + n)
-    p.set({"ea.a_zp": a.type.quant.zero_point[0], "ea.b_zp": bv.type.quant.zero_point[0],
-           "ea.a_mult": ra.multiplier[0], "ea.a_shift": ra.shift[0], "ea.b_mult": rb.multiplier[0],
-           "ea.b_shift": rb.shift[0], "ea.pre_shift": ra.pre_shift, **_output_rescale(req)})
-    tiles = list(_flat_tiles(n, half if ctx.cores == 1 else min(half, -(-n // ctx.cores))))
+    p.set(registers)
+    tiles = list(_flat_tiles(n, stream_tile(n, half, ctx.target, inputs=2) if ctx.cores == 1
+                             else min(half, -(-n // ctx.cores))))
     mine = ctx.share(len(tiles))
     for i, start, count in tiles[mine.start:mine.stop]:
         sa, sb, so = b.a_in(0) + (i % 2) * half, b.a_in(1) + (i % 2) * half, b.a_out(0) + (i % 2) * half

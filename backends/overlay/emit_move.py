@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from tcc.isa.cycles import dma_cycles, post_cycles
+
 from .context import Context
 from .errors import unsupported
 from .layout import ELEMENT_BYTES, LayoutPlan, factor_strided
 from .steps import Step
+from .tiling import stream_tile
 from .views import apply_view
 
 
@@ -44,41 +47,88 @@ def _box(dims, elem: int):
 def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.ndarray) -> None:
     elem = ELEMENT_BYTES[src.type.dtype]
     b, p = ctx.buffers, ctx.program
-    phys = ctx.layouts.shape(src)
-    # Tile by whole rows of the outermost physical dim whose rows fit the buffer.
-    unit = 1
-    for d in range(len(phys)):
-        unit = int(np.prod(phys[d + 1:], dtype=np.int64))
-        if unit * elem <= b.abuf_q:
-            break
-    rows_per_tile = max(1, (b.abuf_q // elem) // unit)
-    chunk = rows_per_tile * unit
-    order = np.argsort(dst_index, kind="stable")
-    dst_sorted, src_sorted = dst_index[order], src_index[order]
-    total = src.type.size
-    for tile, s0 in enumerate(range(0, total, chunk)):
-        s1 = min(s0 + chunk, total)
-        sel = (src_sorted >= s0) & (src_sorted < s1)
-        if not sel.any():
-            continue
-        d, s = dst_sorted[sel], src_sorted[sel] - s0
-        store = factor_strided(d)
-        box = _box(store[1], elem) if store else None
-        if box is None:
-            raise unsupported(op, "a tile of this data movement does not fit one DMA box")
+    plans, problem = [], ""
+    for chunk in _chunks(ctx, ctx.layouts.shape(src), elem, src.type.size):
+        tiles, problem = _plan_tiles(dst_index, src_index, chunk, src.type.size, elem)
+        if tiles is not None:
+            plans.append(tiles)
+    if not plans:
+        raise unsupported(op, problem)
+    tiles = min(plans, key=lambda t: _move_cycles(ctx, t, elem))
+    for tile, (s0, s1, store, box, gather) in enumerate(tiles):
         slot = b.a_in(tile)
         p.dma("load", "abuf", slot, ctx.addr(src) + s0 * elem, rows=1, row_bytes=(s1 - s0) * elem)
         staging = slot
-        if not np.array_equal(s, np.arange(s.size)):
-            gather = factor_strided(s, max_dims=12)
-            if gather is None:
-                raise unsupported(op, "a tile of this data movement is not a strided gather")
+        if gather is not None:
             staging = b.a_out(tile)
             _emit_copies(p, gather, staging, slot, elem)
         planes, rows, row_bytes, plane_stride, row_stride = box
-        p.dma("store", "abuf", staging, ctx.addr(dst) + store[0] * elem, rows=rows, row_bytes=row_bytes,
+        p.dma("store", "abuf", staging, ctx.addr(dst) + store * elem, rows=rows, row_bytes=row_bytes,
               dram_row=row_stride, sram_row=row_bytes, planes=planes, dram_plane=plane_stride,
               sram_plane=rows * row_bytes)
+
+
+def _move_cycles(ctx: Context, tiles, elem: int) -> int:
+    """Modeled cycles of a move's tiles (the cost model's DMA and copy cycles): the busiest unit's
+    total plus the first load and the last store, as the conv tile search counts."""
+    loads, copies, stores = [], [], []
+    for s0, s1, _, (planes, rows, row_bytes, _, row_stride), gather in tiles:
+        loads.append(dma_cycles(ctx.target, 1, (s1 - s0) * elem))
+        contiguous = planes == 1 and row_stride == row_bytes
+        stores.append(dma_cycles(ctx.target, 1, rows * row_bytes) if contiguous
+                      else dma_cycles(ctx.target, planes * rows, row_bytes))
+        if gather is not None:
+            extents = [n for n, _ in gather[1]]
+            block = int(np.prod(extents[-4:])) * elem
+            copies.append(int(np.prod(extents[:-4])) * post_cycles(ctx.target, block))
+    return max(sum(loads), sum(copies), sum(stores)) + loads[0] + stores[-1]
+
+
+def _row_elements(phys, limit: int, several: bool) -> int:
+    """Elements of one row of the outermost physical dim whose rows fit ``limit`` elements (and,
+    if ``several``, that has more than one row)."""
+    for d in range(len(phys)):
+        unit = int(np.prod(phys[d + 1:], dtype=np.int64))
+        if unit <= limit and (phys[d] > 1 or not several):
+            return unit
+    return 1
+
+
+def _chunks(ctx: Context, phys, elem: int, total: int) -> list[int]:
+    """Source elements per tile to try, best first: whole rows, as many as pipeline best
+    (tiling.stream_tile: one tile's store overlaps the next one's load), of the outermost dim with
+    several rows that fit; then as many rows of the outermost dim whose rows fit as the buffer
+    holds (the whole tensor in one tile when it fits, whose store is one DMA box if any is)."""
+    limit = ctx.buffers.abuf_q // elem
+    unit = _row_elements(phys, limit, several=True)
+    pipelined = unit * stream_tile(-(-total // unit), max(1, limit // unit), ctx.target, unit=unit * elem)
+    unit = _row_elements(phys, limit, several=False)
+    return [pipelined, max(1, limit // unit) * unit]
+
+
+def _plan_tiles(dst_index: np.ndarray, src_index: np.ndarray, chunk: int, total: int, elem: int):
+    """Per tile of ``chunk`` source elements: (first, end, store offset, DMA box, gather or None),
+    the tile's pairs in destination order; or None and why a tile fits no DMA box or strided gather."""
+    tile_of = src_index // chunk
+    order = np.lexsort((dst_index, tile_of))
+    bounds = np.searchsorted(tile_of[order], np.arange(int(tile_of.max(initial=0)) + 2))
+    tiles = []
+    for t, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        if lo == hi:
+            continue
+        s0 = t * chunk
+        d, s = dst_index[order[lo:hi]], src_index[order[lo:hi]] - s0
+        store = factor_strided(d)
+        box = _box(store[1], elem) if store else None
+        if box is None:
+            return None, "a tile of this data movement does not fit one DMA box"
+        gather = None
+        if not np.array_equal(s, np.arange(s.size)):
+            gather = factor_strided(s, max_dims=12)
+            if gather is None:
+                return None, "a tile of this data movement is not a strided gather"
+        tiles.append((s0, min(s0 + chunk, total), store[0], box, gather))
+    return tiles, ""
 
 
 def _emit_copies(p, gather, dst: int, src: int, elem: int) -> None:

@@ -78,6 +78,30 @@ def emit_cvt(ctx: Context, step: Step) -> None:
             p.dma("store", "abuf", a_slot, ctx.addr(y) + y0 * w * c, rows=1, row_bytes=n)
 
 
+def emit_cvt_rows(ctx: Context, step: Step) -> None:
+    """quantize_rows: bf16 rows (row-major, the last axis a row) to int8 with a power-of-two scale
+    each (``cvt bf16_i8_rows``), writing the int8 rows and their shifts; tiles of whole rows."""
+    op = step.ops[0]
+    x, (q, shifts) = op.x, op.results
+    quant = q.type.quant
+    b, p = ctx.buffers, ctx.program
+    row = x.type.shape[-1]
+    rows = x.type.size // row
+    per = min(rows, b.vbuf_q // (2 * row), b.abuf_q // (row + 1))
+    if per < 1:
+        raise unsupported(op, f"one row of {row} elements does not fit the vector buffer")
+    ctx.begin_layer(step.name, 0, x.type.size * 3 + rows)
+    p.set({"v.scale": f32_bits(quant.scale[0]), "v.zp": quant.zero_point[0], "v.row": row})
+    for i, r0 in enumerate(range(0, rows, per)):
+        n = min(per, rows - r0)
+        a_slot, v_in = b.a_out(i), b.v(i % 2)
+        p.set({"v.len": n * row, "v.shifts": a_slot + n * row})
+        p.dma("load", "vbuf", v_in, ctx.addr(x) + 2 * r0 * row, rows=1, row_bytes=2 * n * row)
+        p.emit("cvt", dir="bf16_i8_rows", dst=a_slot, src=v_in)
+        p.dma("store", "abuf", a_slot, ctx.addr(q) + r0 * row, rows=1, row_bytes=n * row)
+        p.dma("store", "abuf", a_slot + n * row, ctx.addr(shifts) + r0, rows=1, row_bytes=n)
+
+
 def _cvt_flat(ctx, op, to_bf16, x, y, start, count, i):
     b, p = ctx.buffers, ctx.program
     a_slot, v_slot = b.a_in(i), b.v(i % 2)

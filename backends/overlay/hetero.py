@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from tcc.ir import Module, Op, print_module
+from tcc.ir.host_tail import HostTail
 from tcc.isa.target import TargetConfig, load_target
 
 from ..artifact import Artifact, HeteroArtifact
@@ -43,14 +44,18 @@ class HostFallbackRefused(BackendError):
 
 
 def fallbacks(module: Module, placement: ModulePlacement) -> list[Fallback]:
-    return [Fallback(op.loc, op.kind, placement.of[id(op)].reason) for op in placement.host_ops(module)]
+    """The ops that run on the host: those the overlay cannot run, then the host tail's nodes."""
+    found = [Fallback(op.loc, op.kind, placement.of[id(op)].reason) for op in placement.host_ops(module)]
+    tail = module.host_tail
+    return found + ([Fallback(n.name, n.op_type, n.reason) for n in tail.nodes] if tail else [])
 
 
 def compile_heterogeneous(module: Module, target: TargetConfig | None = None, host_fallback: bool = True,
                           progress: Callable[[int, int], None] | None = None,
                           phases: Callable[[str, float], None] | None = None) -> Artifact | HeteroArtifact:
     """The artifact running ``module``: plain when the overlay runs every op, heterogeneous when some
-    run on the host (refused with HostFallbackRefused when ``host_fallback`` is False)."""
+    run on the host or the module has a host tail (refused with HostFallbackRefused when
+    ``host_fallback`` is False)."""
     target = target or load_target()
     placement = place_module(module, target)
     host = fallbacks(module, placement)
@@ -70,14 +75,30 @@ def compile_heterogeneous(module: Module, target: TargetConfig | None = None, ho
         else:
             blobs.append(print_module(sub))
         entries.append(entry)
+    outputs = [{"name": n, "value": v.name} for n, v in module.outputs]
+    if module.host_tail is not None:
+        entry, outputs = _tail_entry(module, module.host_tail)
+        entries.append(entry)
+        blobs.append(module.host_tail.format())
     metadata = {
         "model": module.name,
         "inputs": [{"name": v.name, "value": v.name} for v in module.inputs],
-        "outputs": [{"name": n, "value": v.name} for n, v in module.outputs],
+        "outputs": outputs,
         "partitions": entries,
         "host_ops": [{"node": f.node, "kind": f.kind, "reason": f.reason} for f in host],
     }
     return HeteroArtifact(metadata, print_module(module), blobs)
+
+
+def _tail_entry(module: Module, tail: HostTail) -> tuple[dict, list[dict]]:
+    """The host tail's partition (its inputs: the values of the module outputs or inputs it reads;
+    its outputs: the model outputs it makes) and the whole model's outputs."""
+    values = {v.name: v.name for v in module.inputs} | {n: v.name for n, v in module.outputs}
+    made = [n for n in tail.outputs if n not in dict(module.outputs)]
+    entry = {"kind": "host", "graph": "onnx", "inputs": [values[n] for n in tail.inputs], "outputs": made,
+             "nodes": [n.name for n in tail.nodes]}
+    outputs = [{"name": n, "value": n if n in made else values[n]} for n in tail.outputs]
+    return entry, outputs
 
 
 def _nodes(ops: list[Op]) -> list[str]:

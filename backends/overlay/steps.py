@@ -26,7 +26,7 @@ class StepKind(NamedTuple):
 STEP_KINDS = {
     **{kind: StepKind("matrix", "int8") for kind in ("conv", "gemm", "matmul", "scale")},
     **{kind: StepKind("int8 lanes", "int8") for kind in ("eadd", "emul", "lut", "requant", "pool")},
-    **{kind: StepKind("vector", "bf16") for kind in ("vector", "cvt_in", "cvt_out")},
+    **{kind: StepKind("vector", "bf16") for kind in ("vector", "cvt_in", "cvt_out", "cvt_rows")},
     **{kind: StepKind("data movement", None) for kind in ("concat", "layout", "lookup")},
 }
 
@@ -182,7 +182,7 @@ def match_step(op: Op, module: Module) -> Step | None:
         req = _sole_user(out, module)
         if req is None or req.kind != "requantize" or req.dtype != "i8" or len(req.multiplier) != 1:
             return None
-        return Step("matmul", [op, req], list(op.operands), [req.result])
+        return Step("matmul", [op, req], list(op.operands) + ([req.row_shift] if req.row_shift is not None else []), [req.result])
     if op.kind == "requantize" and op.dtype == "i32":
         add = _sole_user(out, module)
         return match_step(add, module) if add is not None and add.kind in ("add", "sub", "mul") else None
@@ -224,6 +224,8 @@ def match_step(op: Op, module: Module) -> Step | None:
         return Step("cvt_in", [op], [op.x], [out])
     if op.kind == "quantize" and op.x.type.dtype == "bf16":
         return Step("cvt_out", [op], [op.x], [out])
+    if op.kind == "quantize_rows":
+        return Step("cvt_rows", [op], [op.x], list(op.results))
     if out.type.dtype == "bf16" and all(v.type.dtype == "bf16" for v in op.operands):
         activations = [v for v in op.operands if not is_constant(v)]
         return Step("vector", [op], activations, list(op.results))

@@ -47,6 +47,13 @@ class ConvGeometry:
     fmt: WeightFormat  # of the packed weights
     channel_step: int  # channel tiles are multiples of this (or all channels)
     kind: str = "conv"  # "conv" (group 1), "grouped" or "depthwise": which slab splits are possible
+    own_columns: bool = False  # runs as dwconv or gconv: each array column reads its own channels
+    residual: bool = False  # a fused residual add: each output tile loads its skip tile beside it
+    lut: bool = False  # a fused table lookup on each output tile
+
+    def output_limit(self, buffers: Buffers) -> int:
+        """Bytes an output tile may take: an abuf quarter, half of one with a fused residual add."""
+        return buffers.abuf_q // 2 if self.residual else buffers.abuf_q
 
     def rows_in(self, th: int) -> int:
         return min((th - 1) * self.sh + (self.kh - 1) * self.dh + 1, self.h)
@@ -65,7 +72,7 @@ class ConvGeometry:
 
 
 def conv_geometry(x_shape, w_shape, y_shape, strides, dilations, group: int, fmt: WeightFormat,
-                  buffers: Buffers) -> ConvGeometry:
+                  buffers: Buffers, residual: bool = False, lut: bool = False) -> ConvGeometry:
     """The tile search's view of a 2-D convolution (NCHW activations, OIHW weights stored in
     ``fmt``).  Channel tiles of whole groups share the array's columns in one gconv pass when one
     group's weights fit a wbuf half (otherwise each group takes conv passes of its own)."""
@@ -78,7 +85,8 @@ def conv_geometry(x_shape, w_shape, y_shape, strides, dilations, group: int, fmt
     packed_groups = group > 1 and not depthwise and ng * row_bytes(k, fmt) <= buffers.wbuf_h
     step_n = ng if packed_groups or group > 1 and not depthwise and ng < 32 else 32
     kind = "depthwise" if depthwise else "grouped" if group > 1 else "conv"
-    return ConvGeometry(h, wid, c_in, n_out, h_out, w_out, kh, strides[0], dilations[0], k, fmt, step_n, kind)
+    return ConvGeometry(h, wid, c_in, n_out, h_out, w_out, kh, strides[0], dilations[0], k, fmt, step_n, kind,
+                        depthwise or packed_groups, residual, lut)
 
 
 @dataclass(frozen=True)
@@ -117,10 +125,15 @@ def estimate(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: int = 
                     load += dma_cycles(target, pixels, nt) if tc else dma_cycles(target, 1, pixels * g.c)
                     k = g.k
                 first_load = first_load or load
-                compute += matmul_cycles(target, m, nt, k, g.fmt)
+                compute += matmul_cycles(target, m, nt, k, g.fmt, g.own_columns)
             post += post_cycles(target, m * nt)
             last_store = dma_cycles(target, 1, m * nt) if nt == g.n else dma_cycles(target, m, nt)
             store += last_store
+            if g.residual:  # the skip tile comes in as the output tile goes out; eadd on the post unit
+                load += last_store
+                post += post_cycles(target, m * nt)
+            if g.lut:
+                post += post_cycles(target, m * nt)
     spread = min(target.cores, _ceil(g.n, tn) * _ceil(g.h_out, th))  # cores sharing the tiles
     return _ceil(max(load, compute, post, store), spread) + first_load + last_store
 
@@ -140,7 +153,7 @@ def _whole_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -
     best = None
     for tn in channel_tiles:
         for th in range(1, g.h_out + 1):
-            if (g.rows_in(th) * g.w * g.c > buffers.abuf_q or th * g.w_out * tn > buffers.abuf_q
+            if (g.rows_in(th) * g.w * g.c > buffers.abuf_q or th * g.w_out * tn > g.output_limit(buffers)
                     or th * g.w_out * tn * 4 > buffers.acc_h):
                 break
             cycles = estimate(g, tn, th, target)
@@ -171,7 +184,7 @@ def _split_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -
     best = None
     for tn, tc in options:
         for th in range(1, g.h_out + 1):
-            if g.rows_in(th) * g.w * tc > buffers.abuf_q or th * g.w_out * tn > buffers.abuf_q \
+            if g.rows_in(th) * g.w * tc > buffers.abuf_q or th * g.w_out * tn > g.output_limit(buffers) \
                     or th * g.w_out * tn * 4 > buffers.acc_h:
                 break
             cycles = estimate(g, tn, th, target, tc)
@@ -247,3 +260,20 @@ def choose_gemm_tiles(m: int, n: int, k: int, fmt: WeightFormat, buffers: Buffer
     if best is None:
         raise ValueError(f"no gemm tiling of {m} x {n} x {k} fits the buffers")
     return best
+
+
+def stream_tile(total: int, limit: int, target: TargetConfig, inputs: int = 1, unit: int = 1) -> int:
+    """Units per tile for a stream of ``total`` units of ``unit`` bytes (each tile: ``inputs`` loads,
+    one post-unit instruction, one store), at most ``limit``: the size with the least modeled time,
+    the busiest DMA unit's total plus the first tile's loads and the last tile's store.  One tile is
+    serial (load, then process, then store); a few overlap one tile's store with the next one's
+    load, each paying the transfer latency once more."""
+    def cycles(tile: int) -> int:
+        full, rest = divmod(total, tile)
+        one, last = dma_cycles(target, 1, tile * unit), dma_cycles(target, 1, rest * unit) if rest else 0
+        transfers = full * one + last
+        return max(inputs * transfers, transfers) + inputs * one + (last or one)
+
+    fewest = _ceil(total, limit)
+    sizes = {min(limit, _ceil(total, count)) for count in range(fewest, fewest + 32)}
+    return min(sorted(sizes, reverse=True), key=cycles)

@@ -60,16 +60,19 @@ def expected_counts(modules: list[dict], notes: dict) -> dict[str, Counts]:
 
 def size_branch_fifos(modules: list[dict]) -> None:
     """An add's or concat's earlier branch waits for the others: its FIFO (``fifo_tokens``) holds
-    every token the windowed modules in between can delay them by at full density.  A windowed
-    module emits output row r once an input row past its window has arrived: K - pad input rows
-    (at least 2) of its input width; plus one row of the merge's own width."""
-    position = {s["output"]: i for i, s in enumerate(modules)}
-    for i, s in enumerate(modules):
+    every token the windowed modules on the slower branch can delay it by at full density.  A
+    windowed module emits output row r once an input row past its window has arrived: K - pad input
+    rows (at least 2) of its input width.  Each stream's lag is the longest such sum from the input
+    along any path; a merge's FIFOs hold the spread of its branches' lags (a projection shortcut
+    mapped after the main branch lags as little as its own windows make it), plus one row of the
+    merge's own width."""
+    lag: dict[str, int] = {}
+    for s in modules:
+        own = max(2, s["kernel"] - s["pad"]) * s["in_shape"][2] if has_line_buffer(s) else 0
+        ins = [lag[stream] for stream in s["inputs"]]
+        lag[s["output"]] = max(ins, default=0) + own
         if s["kind"] in ("add", "concat"):
-            first = min(position[stream] for stream in s["inputs"])
-            delay = sum(max(2, m["kernel"] - m["pad"]) * m["in_shape"][2]
-                        for m in modules[first + 1:i] if has_line_buffer(m))
-            s["fifo_tokens"] = max(FIFO_DEPTH, delay + s["in_shape"][2])
+            s["fifo_tokens"] = max(FIFO_DEPTH, max(ins) - min(ins) + s["in_shape"][2])
 
 
 def reader_depth(reader: dict) -> int:

@@ -21,6 +21,12 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#ifndef __SYNTHESIS__
+#include <cstdio>  // load_rom: C-simulation reads the weight ROM files
+#include <cstdlib>
+#include <string>
+#include <vector>
+#endif
 
 #if defined(__SYNTHESIS__) || (defined(__has_include) && __has_include(<hls_stream.h>) && !defined(TCC_HLS_SHIM))
 #include <ap_int.h>
@@ -322,30 +328,61 @@ void add_module(Stream<C>& a, Stream<C>& b, Stream<C>& out, const int32_t* bg_a,
   end_frame(out);
 }
 
-// channel concat of two branches: merge the raster-ordered streams (a missing token holds that
-// branch's background), rescale a branch when it has a Requant, join the vectors
-template <int CA, int CB, int W, int P>
-void concat_module(Stream<CA>& a, Stream<CB>& b, Stream<CA + CB>& out, const int32_t* bg_a, const int32_t* bg_b,
-                   const Requant* ra, const Requant* rb) {
-  Tok<CA> ta = a.read();
-  Tok<CB> tb = b.read();
-  while (!ta.eof || !tb.eof) {
-    int pa = ta.eof ? 1 << 30 : (int)ta.y * W + (int)ta.x, pb = tb.eof ? 1 << 30 : (int)tb.y * W + (int)tb.x;
-    int p = std::min(pa, pb);
-    Tok<CA + CB> t = site<CA + CB>(p / W, p % W);
-    for (int c = 0; c < CA; ++c) {
+// One branch of a concat: its stream, the token at its head, the background that a missing token
+// holds, and its rescale (nullptr: none).
+template <int C>
+struct Branch {
+  Stream<C>& s;
+  const int32_t* bg;
+  const Requant* rq;
+  Tok<C> t;
+  Branch(Stream<C>& s_, const int32_t* bg_, const Requant* rq_) : s(s_), bg(bg_), rq(rq_), t(site<C>(0, 0)) {}
+  template <int W>
+  int position() const { return t.eof ? 1 << 30 : (int)t.y * W + (int)t.x; }
+};
+
+inline void read_heads() {}
+template <int C, typename... Rest>
+void read_heads(Branch<C>& b, Rest&... rest) {
+  b.t = b.s.read();
+  read_heads(rest...);
+}
+
+// The least raster position at the heads of the branches (recursion over the parameter pack:
+// C++14, as Vitis HLS compiles it).
+template <int W>
+int head_position() { return 1 << 30; }
+template <int W, int C, typename... Rest>
+int head_position(const Branch<C>& b, const Rest&... rest) {
+  return std::min(b.template position<W>(), head_position<W>(rest...));
+}
+
+// Channels [OFF, OFF + C) of the output token at raster position p from each branch in turn
+// (its token when it is at p, else its background; rescaled when it has a Requant); a branch
+// whose token was used reads its next one.
+template <int W, int COUT, int OFF, int P>
+void put_branches(Tok<COUT>&, int) {}
+template <int W, int COUT, int OFF, int P, int C, typename... Rest>
+void put_branches(Tok<COUT>& o, int p, Branch<C>& b, Rest&... rest) {
+  bool here = b.template position<W>() == p;
+  for (int c = 0; c < C; ++c) {
 #pragma HLS UNROLL factor = P
-      int v = pa == p ? (int)ta.f[c] : bg_a[c];
-      t.f[c] = (int)(ra ? requant(v, *ra, c) : v);
-    }
-    for (int c = 0; c < CB; ++c) {
-#pragma HLS UNROLL factor = P
-      int v = pb == p ? (int)tb.f[c] : bg_b[c];
-      t.f[CA + c] = (int)(rb ? requant(v, *rb, c) : v);
-    }
+    int v = here ? (int)b.t.f[c] : b.bg[c];
+    o.f[OFF + c] = (int)(b.rq ? requant(v, *b.rq, c) : v);
+  }
+  if (here) b.t = b.s.read();
+  put_branches<W, COUT, OFF + C, P>(o, p, rest...);
+}
+
+// channel concat of N branches: merge the raster-ordered streams (a missing token holds that
+// branch's background), rescale a branch when it has a Requant, join the vectors in branch order
+template <int COUT, int W, int P, typename... Branches>
+void concat_module(Stream<COUT>& out, Branches... branches) {
+  read_heads(branches...);
+  for (int p = head_position<W>(branches...); p != 1 << 30; p = head_position<W>(branches...)) {
+    Tok<COUT> t = site<COUT>(p / W, p % W);
+    put_branches<W, COUT, 0, P>(t, p, branches...);
     out.write(t);
-    if (pa == p) ta = a.read();
-    if (pb == p) tb = b.read();
   }
   end_frame(out);
 }
@@ -406,5 +443,48 @@ void dup_module(Stream<C>& in, Stream<C>& a, Stream<C>& b) {
     if (t.eof) break;
   }
 }
+
+#ifndef __SYNTHESIS__
+// C-simulation: fill a ROM from its file in ESDA_ROM_DIR (the integers of the synthesis
+// initializer, comma separated); a missing file or a wrong count stops the run with a message.
+#ifndef ESDA_ROM_DIR
+#define ESDA_ROM_DIR "weights/"
+#endif
+template <typename T>
+void load_rom(T* rom, long count, const char* name) {
+  const std::string path = std::string(ESDA_ROM_DIR) + name;
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) {
+    std::fprintf(stderr, "error: cannot open the ROM file %s (run from the folder tcc hls wrote)\n", path.c_str());
+    std::exit(2);
+  }
+  std::vector<char> buf(1 << 16);
+  long n = 0, value = 0;
+  bool digits = false, negative = false;
+  for (std::size_t got; (got = std::fread(buf.data(), 1, buf.size(), f)) > 0;) {
+    for (std::size_t i = 0; i < got; ++i) {
+      char ch = buf[i];
+      if (ch >= '0' && ch <= '9') {
+        value = value * 10 + (ch - '0');
+        digits = true;
+      } else if (ch == '-' && !digits) {
+        negative = true;
+      } else if (digits) {
+        if (n < count) rom[n] = negative ? -value : value;
+        ++n, value = 0, digits = negative = false;
+      }
+    }
+  }
+  if (digits) {
+    if (n < count) rom[n] = negative ? -value : value;
+    ++n;
+  }
+  std::fclose(f);
+  if (n != count) {
+    std::fprintf(stderr, "error: the ROM file %s holds %ld values, the ROM has %ld\n", path.c_str(), n, count);
+    std::exit(2);
+  }
+}
+#endif
 
 }  // namespace esda

@@ -5,12 +5,15 @@
 * ``esda_modules.hpp``: one streaming template per module kind (line buffers, occupancy maps,
   PIPELINE/UNROLL pragmas), and ``hls_shim/``: the ``hls::stream``/``ap_int`` subset for g++
   C-simulation where the vendor headers are absent (bounded FIFOs, a thread per module);
-* ``top.cpp``: every module's ROMs (weights beat-major, biases, requantization parameters,
-  backgrounds) and buffers, declared with the sizes and ``ARRAY_RESHAPE`` factors that the resource
+* ``top.cpp``: every module's ROMs (biases, requantization parameters, backgrounds) and buffers, declared with the sizes and ``ARRAY_RESHAPE`` factors that the resource
   model charges (isa/tokensim/memories.py: one list sizes both), one ``hls::stream`` per FIFO of the
   design at the depth the compiler chose, and the module instances under ``#pragma HLS DATAFLOW``;
   compiled with ``-DTCC_TESTBENCH`` it gains a ``main`` that streams one frame's input tokens from
   stdin (``N``, then ``row col f0 f1 ...`` per token) and prints every sink stream's tokens;
+* ``weights/<module>_w.inc``: each weight ROM's values (beat-major for conv/pointwise), comma
+  separated.  Synthesis compiles them in as the ROM's initializer (``#include`` inside the braces);
+  C-simulation reads the same files when ``top()`` first runs (hls4ml's ``weights/*.txt`` scheme), so
+  g++ never parses millions of initializers and a ResNet-50 builds in bounded memory;
 * ``run_hls.tcl``: the Vitis HLS flow (part and clock of the target, C-simulation, synthesis,
   co-simulation, IP export).
 """
@@ -36,6 +39,11 @@ ROUNDING = {"half_even": "esda::HALF_EVEN", "half_up": "esda::HALF_UP", "half_aw
             "floor": "esda::FLOOR"}
 #: Vitis part numbers of the bundled budgets.
 PARTS = {"zcu102": "xczu9eg-ffvb1156-2-e", "u250": "xcu250-figd2104-2L-e"}
+
+
+#: Where the weight ROM files go, beside top.cpp (``add_files -tb`` copies it for C-simulation).
+ROM_DIR = "weights"
+_VALUES_PER_LINE = 32
 
 
 def _array(ctype: str, name: str, values) -> str:
@@ -68,11 +76,7 @@ def _roms(spec: dict, weights: dict) -> list[str]:
     lines = [f"// {n}: {cpp_comment(kind)} at {cpp_comment(spec['loc'])}"]
     lines.append(_array("int32_t", f"{n}_bg", spec["background"]))
     if "weight" in spec:
-        w = np.asarray(weights[spec["weight"]])
-        if kind in ("conv", "pointwise"):
-            pi, po = lanes(spec, spec["parallelism"])
-            w = beat_major(w, pi, po)
-        lines.append(_array("esda::weight_t", f"{n}_w", w))
+        lines += _rom_from_file("esda::weight_t", f"{n}_w", int(np.asarray(weights[spec["weight"]]).size))
         lines.append(_array("int32_t", f"{n}_wzp", spec["weight_zero_point"]))
         if spec.get("bias"):
             lines.append(_array("int32_t", f"{n}_b", weights[spec["bias"]]))
@@ -85,6 +89,47 @@ def _roms(spec: dict, weights: dict) -> list[str]:
         _requant(lines, f"{n}_rqa", spec["requant_lhs"])
         _requant(lines, f"{n}_rqb", spec["requant_rhs"])
     return lines
+
+
+def _rom_from_file(ctype: str, name: str, count: int) -> list[str]:
+    """A ROM initialised from ``weights/<name>.inc`` at synthesis and loaded from it in C-simulation."""
+    return ["#ifdef __SYNTHESIS__", f"static const {ctype} {name}[{count}] = {{",
+            f'#include "{ROM_DIR}/{name}.inc"', "};", "#else", f"static {ctype} {name}[{count}];", "#endif"]
+
+
+def weight_roms(artifact: SparseArtifact) -> list[tuple[str, np.ndarray]]:
+    """(ROM name, values in ROM order) of every ROM top.cpp reads from ``weights/``."""
+    roms = []
+    for spec in artifact.metadata["modules"]:
+        if "weight" in spec:
+            w = np.asarray(artifact.weights[spec["weight"]])
+            if spec["kind"] in ("conv", "pointwise"):
+                pi, po = lanes(spec, spec["parallelism"])
+                w = beat_major(w, pi, po)
+            roms.append((f"{spec['name']}_w", w.reshape(-1)))
+    return roms
+
+
+def rom_text(values: np.ndarray) -> str:
+    """The body of a C initializer: the integers, comma separated, 32 to a line.  Each distinct
+    value is formatted once (millions of int8 weights take few distinct values)."""
+    flat = np.asarray(values).reshape(-1)
+    if not flat.size:
+        return ""
+    distinct, index = np.unique(flat, return_inverse=True)
+    ends = np.zeros(flat.size, bool)
+    ends[_VALUES_PER_LINE - 1::_VALUES_PER_LINE] = True
+    ends[-1] = True
+    words = np.array([f"{int(v)}, " for v in distinct.tolist()] + [f"{int(v)},\n" for v in distinct.tolist()])
+    return "".join(words[index.reshape(-1) + distinct.size * ends].tolist())
+
+
+def _rom_loader(artifact: SparseArtifact) -> list[str]:
+    """load_roms(): C-simulation fills the weight ROMs from their files once, before the first frame."""
+    lines = ["#ifndef __SYNTHESIS__", "static void load_roms() {", "  static bool loaded = false;",
+             "  if (loaded) return;"]
+    lines += [f'  esda::load_rom({name}, {values.size}, "{name}.inc");' for name, values in weight_roms(artifact)]
+    return lines + ["  loaded = true;", "}", "#endif"]
 
 
 def _buffers(spec: dict) -> list[str]:
@@ -145,13 +190,10 @@ def _call(spec: dict, ins: list[str], out: str, mode: str, by_stream: dict) -> s
                 f"{_bg_name(spec['inputs'][0])}, {spec['in_zero_point']}, {spec['multiplier']}LL, {spec['shift']}, "
                 f"{spec['zero_point']}, {spec['qmin']}, {spec['qmax']})")
     if kind == "concat":
-        if len(ins) != 2:
-            raise SparseError(f"module {n}: the C++ concat template joins two branches, this one has {len(ins)}")
-        ca, cb = spec["in_channels"]
-        rescale = [f"&{n}_rs{i}" if rq is not None else "nullptr" for i, rq in enumerate(spec["rescale"])]
-        a, b = spec["inputs"]
-        return (f"esda::concat_module<{ca}, {cb}, {w}, {par['p']}>({ins[0]}, {ins[1]}, {out}, {_bg_name(a)}, "
-                f"{_bg_name(b)}, {rescale[0]}, {rescale[1]})")
+        branches = [f"esda::Branch<{c}>({tap}, {_bg_name(src)}, {f'&{n}_rs{i}' if rq is not None else 'nullptr'})"
+                    for i, (c, tap, src, rq) in enumerate(zip(spec["in_channels"], ins, spec["inputs"],
+                                                              spec["rescale"]))]
+        return f"esda::concat_module<{cout}, {w}, {par['p']}>({out}, {', '.join(branches)})"
     if kind == "add":
         a, b = spec["inputs"]
         return (f"esda::add_module<{cin}, {w}, {par['p']}>({ins[0]}, {ins[1]}, {out}, {_bg_name(a)}, {_bg_name(b)}, "
@@ -224,10 +266,12 @@ def top_source(artifact: SparseArtifact) -> str:
     lines += ["}  // namespace rom", "using namespace rom;", "", "// line buffers, occupancy maps, accumulators"]
     for spec in modules:
         lines += _buffers(spec)
+    lines += ["", *_rom_loader(artifact)]
     params = [f"esda::Stream<{channels[s['name']]}>& s_{s['name']}" for s in ports]
     lines += ["", f"void top({', '.join(params)}) {{"]
     lines += [f"#pragma HLS INTERFACE axis port = s_{s['name']}" for s in ports]
     lines.append("#pragma HLS DATAFLOW")
+    lines += ["#ifndef __SYNTHESIS__", "  load_roms();", "#endif"]
     for spec in modules:
         lines += _reshape_pragmas(spec)
     for spec in modules:
@@ -304,6 +348,7 @@ def tcl_script(artifact: SparseArtifact) -> str:
         "add_files esda_modules.hpp",
         'add_files -tb top.cpp -cflags "-DTCC_TESTBENCH"',
         "add_files -tb tokens.txt",
+        f"add_files -tb {ROM_DIR}",
         "open_solution -reset sol -flow_target vivado",
         f"set_part {{{part}}}",
         f"create_clock -period {period:.3f} -name default",
@@ -315,9 +360,12 @@ def tcl_script(artifact: SparseArtifact) -> str:
 
 
 def emit_cpp(artifact: SparseArtifact, folder) -> Path:
-    """Write top.cpp, esda_modules.hpp, hls_shim/ and run_hls.tcl into ``folder``; returns the top's path."""
+    """Write top.cpp, esda_modules.hpp, hls_shim/, weights/ and run_hls.tcl into ``folder``; returns
+    the top's path."""
     folder = Path(folder)
     (folder / SHIM.name).mkdir(parents=True, exist_ok=True)
+    for name, values in weight_roms(artifact):
+        write_atomic(folder / ROM_DIR / f"{name}.inc", rom_text(values))
     top = folder / "top.cpp"
     write_atomic(top, top_source(artifact))
     write_atomic(folder / HEADER.name, HEADER.read_bytes())

@@ -25,7 +25,8 @@ def evaluate(model=None, artifact=None, data=None, labels: str | None = None, pa
              progress=None) -> EvalResult:
     """Evaluate ``model`` (ONNX path) and/or ``artifact`` (.tcc or .tir path) on ``data``.
 
-    ``progress(done, total)`` is called as samples finish.  ``workers`` defaults to every core;
+    ``progress(done, total)`` is called as samples finish.  ``workers`` defaults to every core
+    (unless the first chunk shows the whole set takes less here than starting workers would);
     ``ray`` is 'local' (start Ray here), 'auto' (the running cluster) or a cluster address.
     """
     if data is None:
@@ -40,6 +41,7 @@ def evaluate(model=None, artifact=None, data=None, labels: str | None = None, pa
     if paths is None:
         paths = tuple(p for p, have in (("float", model is not None), ("reference", artifact is not None),
                                         ("sim", artifact is not None and not is_ir)) if have)
+    adaptive = workers is None and not ray  # every core, unless the set is done before workers start
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise EvalError(f"--workers {workers}: give at least 1")
@@ -56,10 +58,12 @@ def evaluate(model=None, artifact=None, data=None, labels: str | None = None, pa
     count = len(dataset) if limit is None else min(limit, len(dataset))
     start = time.perf_counter()
     tick = None if progress is None else (lambda done: progress(done, count))
-    records = list(run_records(spec, dataset, count, workers, ray, tick, opened))
+    where: list[str] = []
+    records = list(run_records(spec, dataset, count, workers, ray, tick, opened, adaptive, where.append))
     wall = time.perf_counter() - start
     summaries, mismatch = summarize(records, spec.paths)
-    executor = f"ray {ray}" if ray else ("process pool" if workers > 1 else "in process")
+    executor = f"ray {ray}" if ray else where[-1]
+    workers = workers if executor != "in process" else 1
     result = EvalResult(str(model) if model else "-", str(artifact) if artifact else None, str(data), count,
                         workers, executor, wall, summaries, first_mismatch=mismatch)
     if per_layer:

@@ -149,9 +149,9 @@ class Runners:
         if path == "reference":
             if self.session is not None:
                 return self.session.run_reference(feeds)[self.output]
-            from tcc.ir.interpreter import run_module
+            from tcc.frontend import run_model
 
-            return run_module(self.module, feeds)[self.output]
+            return run_model(self.module, feeds)[self.output]
         (out,) = self.session.run([self.output], feeds)
         return out
 
@@ -196,11 +196,13 @@ class EvalTask:
 
 
 def run_records(spec: EvalSpec, dataset, count: int, workers: int = 1, ray_address: str | None = None,
-                progress=None, opened: Runners | None = None):
+                progress=None, opened: Runners | None = None, adaptive: bool = False, chosen=None):
     """Yield one Record per sample 0..count-1, in order; ``progress(done)`` after each chunk.
-    ``opened``: runners already open in this process, used when running here."""
+    ``opened``: runners already open in this process, used when running here; ``adaptive`` and
+    ``chosen``: see engine.map_chunks."""
     done = 0
-    for records in map_chunks(EvalTask(spec, opened), dataset, count, workers, ray_address):
+    for records in map_chunks(EvalTask(spec, opened), dataset, count, workers, ray_address,
+                              adaptive=adaptive, chosen=chosen):
         yield from records
         done += len(records)
         if progress is not None:

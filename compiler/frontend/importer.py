@@ -18,6 +18,8 @@ from tcc.ir.shape_rules import ShapeError
 from tcc.passes.fold_constants import FoldBudget
 
 from .context import ImportContext, NodeContext
+from .dynamic_shapes import DATA_DEPENDENT, dynamic_nodes, outer_reads
+from .tail_cut import cut_tail
 from .errors import FrontendError, format_unsupported, internal_error, node_label
 from .folding import SHAPE_ONLY, Folder, shape_stand_in
 from .loader import LoadedModel, load_model
@@ -29,31 +31,39 @@ FOLD, LOWER, UNSUPPORTED = "fold", "lower", "unsupported"
 
 
 def import_onnx(model, input_shapes: dict[str, tuple[int, ...]] | None = None,
-                name: str | None = None) -> Module:
+                name: str | None = None, host_tail: bool = False) -> Module:
     """Import an ONNX model (a path or an ``onnx.ModelProto``) as a verified tcc module.
 
     ``input_shapes`` binds the dynamic dims of the model inputs (input name -> full shape).
+    ``host_tail``: nodes whose output shape depends on run-time values (``dynamic_shapes.py``),
+    and all that follows them, become the module's host tail (``ir/host_tail.py``; run it with
+    ``run_model``) instead of being refused.
     """
     try:
-        return _import(model, input_shapes, name)
+        return _import(model, input_shapes, name, host_tail)
     except UnicodeDecodeError as exc:  # protobuf decodes string fields (names) lazily
         raise FrontendError(f"{model if isinstance(model, (str, Path)) else '<onnx model>'}: a name or string "
                             f"in the model is not valid UTF-8 ({exc.reason} at byte {exc.start}); the file is "
                             "corrupted. Re-export or re-download it.") from None
 
 
-def _import(model, input_shapes, name) -> Module:
+def _import(model, input_shapes, name, host_tail: bool) -> Module:
     loaded = load_model(model, input_shapes, supported=_lowered_or_folded)
     ctx = ImportContext(loaded, name or _default_name(model, loaded))
     folder = Folder(loaded.opset, FoldBudget(_own_constant_bytes(ctx)))
     ctx.import_node = lambda node: import_node(ctx, folder, node)
-    _reject_unsupported(ctx, folder)
-    for node in loaded.model.graph.node:
-        if not import_node(ctx, folder, node):
+    tail = _tail_nodes(ctx, folder) if host_tail else {}
+    _reject_unsupported(ctx, folder, tail)
+    for i, node in enumerate(loaded.model.graph.node):
+        if i not in tail and not import_node(ctx, folder, node):
             raise internal_error(node_label(node), f"{node.op_type} node passed the support check but "
                                                    "can be neither folded nor lowered")
-    for output in loaded.model.graph.output:
-        ctx.module.add_output(output.name, ctx.value_of(output.name))
+    made_late = {o for i in tail for o in loaded.model.graph.node[i].output}
+    if any(output.name in made_late for output in loaded.model.graph.output):
+        ctx.module.host_tail = cut_tail(ctx, tail)
+    else:  # no tail, or one that makes no output (nothing else reads it): nothing to run
+        for output in loaded.model.graph.output:
+            ctx.module.add_output(output.name, ctx.value_of(output.name))
     fold_activation_pairs(ctx.module, loaded.label)
     try:
         verify(ctx.module)
@@ -112,24 +122,53 @@ def _decide(node: onnx.NodeProto, is_const, folder: Folder) -> str:
     return UNSUPPORTED
 
 
-def _reject_unsupported(ctx: ImportContext, folder: Folder) -> None:
-    """Raise one error naming every node tcc can neither fold nor lower."""
+def _reject_unsupported(ctx: ImportContext, folder: Folder, tail: dict[int, str]) -> None:
+    """Raise one error naming every node tcc can neither fold nor lower (nor, in the host tail,
+    run at run time)."""
     constant = set(ctx.consts)
     unsupported: dict[str, list[str]] = {}
-    for node in ctx.loaded.model.graph.node:
-        action = _decide(node, constant.__contains__, folder)
-        if action == UNSUPPORTED:
+    for i, node in enumerate(ctx.loaded.model.graph.node):
+        if i in tail:
+            if not runs_in_tail(node, folder):
+                unsupported.setdefault(node.op_type, []).append(node_label(node))
+            continue
+        if _decide(node, constant.__contains__, folder) == UNSUPPORTED:
             unsupported.setdefault(node.op_type, []).append(node_label(node))
-        elif action == FOLD or (node.op_type in LOWER_EVEN_IF_CONSTANT
-                                and all(name in constant for name in node.input if name)):
-            constant.update(node.output)
-        elif node.op_type in PASS_THROUGH and node.input and node.input[0] in constant:
-            constant.add(node.output[0])
-        elif node.op_type == "If" and node.input[0] in constant and all(
-                _branch_folds(a.g, constant, folder) for a in node.attribute if a.type == onnx.AttributeProto.GRAPH):
-            constant.update(o for o in node.output if o)  # either inlined branch is constants only
+        elif _makes_constants(node, constant.__contains__, folder):
+            constant.update(o for o in node.output if o)
     if unsupported:
         raise FrontendError(format_unsupported(ctx.loaded.label, ctx.loaded.opset, unsupported))
+
+
+def _makes_constants(node: onnx.NodeProto, is_const, folder: Folder) -> bool:
+    """Whether importing ``node`` makes its outputs constants (folded, or passed through from one)."""
+    action = _decide(node, is_const, folder)
+    if action == FOLD or (node.op_type in LOWER_EVEN_IF_CONSTANT and all(is_const(n) for n in node.input if n)):
+        return True
+    if node.op_type in PASS_THROUGH and node.input and is_const(node.input[0]):
+        return True  # (only its first output is the constant; the others are never read)
+    constant = {n for n in outer_reads(node) if is_const(n)}
+    return node.op_type == "If" and is_const(node.input[0]) and all(  # either inlined branch is constants only
+        _branch_folds(a.g, constant, folder) for a in node.attribute if a.type == onnx.AttributeProto.GRAPH)
+
+
+def _tail_nodes(ctx: ImportContext, folder: Folder) -> dict[int, str]:
+    """Index -> reason of the nodes that go to the host tail (``dynamic_shapes.py``)."""
+    constant = set(ctx.consts)
+
+    def after(node: onnx.NodeProto) -> bool:
+        made = _makes_constants(node, constant.__contains__, folder)
+        if made:
+            constant.update(o for o in node.output if o)
+        return made
+
+    return dynamic_nodes(ctx.loaded.model.graph.node, constant.__contains__, after)
+
+
+def runs_in_tail(node: onnx.NodeProto, folder: Folder) -> bool:
+    """Whether the host tail can run ``node`` once its shape inputs are known: a host kernel,
+    a lowering, or folding."""
+    return node.op_type in DATA_DEPENDENT or node.op_type in LOWERINGS or folder.can_fold(node)
 
 
 def _branch_folds(graph: onnx.GraphProto, outer_constant: set[str], folder: Folder) -> bool:

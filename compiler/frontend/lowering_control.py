@@ -5,7 +5,7 @@
 - Loop: unrolled when its trip count is known at compile time: a constant ``M`` and a condition
   that stays constant (folded) on every iteration; the scan outputs are stacked along axis 0.
 - Scan (opset 9+): unrolled over the static length of its scan inputs, in either direction,
-  scan outputs stacked along their axes.
+  scan outputs stacked along their axes.  Scan-8 (axis 0 a batch) unrolls each batch entry so.
 
 A body's tensors are renamed ``<node>/<iteration>/<name>`` so that every iteration is its own
 set of values; names a body reads from the enclosing graph keep their own.
@@ -143,7 +143,8 @@ def _stack(n: NodeContext, output: int, parts: list[str], axis: int) -> None:
 
 def lower_scan(n: NodeContext) -> None:
     if n.opset < 9:
-        raise n.error("Scan before opset 9 (batched, with sequence_lens) is not supported")
+        _lower_batched_scan(n)
+        return
     body = n.attr("body")
     n_scan_in = n.attr("num_scan_inputs")
     n_state = n.num_inputs - n_scan_in
@@ -154,30 +155,7 @@ def lower_scan(n: NodeContext) -> None:
     n_scan_out = len(body.output) - n_state
     out_axes = list(n.attr("scan_output_axes") or [0] * n_scan_out)
     out_dirs = list(n.attr("scan_output_directions") or [0] * n_scan_out)
-    types = [n.ctx.type_of(name) for name in scan_inputs]
-    in_axes = [normalize_axis(a, t.rank) for a, t in zip(in_axes, types)]
-    lengths = {t.shape[a] for t, a in zip(types, in_axes)}
-    if len(lengths) != 1:
-        raise n.error(f"scan inputs have different lengths {sorted(lengths)}")
-    length = lengths.pop()
-    if length > MAX_UNROLL:
-        raise n.error(f"the scan runs {length} iterations; tcc does not unroll more than {MAX_UNROLL}")
-    outputs: list[list[str]] = [[] for _ in range(n_scan_out)]
-    for t in range(length):
-        prefix = f"{n.loc}/{t}/"
-        slices = []
-        for j, (name, tt, axis, direction) in enumerate(zip(scan_inputs, types, in_axes, in_dirs)):
-            index = length - 1 - t if direction else t
-            part = n.temp("slice", [n.ctx.value_of(name)], {"starts": (index,), "ends": (index + 1,),
-                                                             "axes": (axis,), "steps": (1,)}, hint=f"in{j}_{t}")
-            shape = tuple(d for k, d in enumerate(tt.shape) if k != axis)
-            element = f"{prefix}scan_input{j}"
-            n.ctx.values[element] = n.temp("reshape", [part], {"shape": shape}, hint=f"elem{j}_{t}")
-            slices.append(element)
-        produced = _inline(n, body, states + slices, prefix)
-        states = produced[:n_state]
-        for j, name in enumerate(produced[n_state:]):
-            outputs[j].append(name)
+    states, outputs = _scan_steps(n, body, states, scan_inputs, in_axes, in_dirs, f"{n.loc}/")
     for k, name in enumerate(states):
         if n.node.output[k]:
             _bind(n.ctx, n.node.output[k], name)
@@ -186,6 +164,83 @@ def lower_scan(n: NodeContext) -> None:
             parts = parts[::-1]
         rank = n.ctx.type_of(parts[0]).rank + 1 if parts else 1
         _stack(n, n_state + j, parts, normalize_axis(out_axes[j], rank))
+
+
+def _scan_steps(n: NodeContext, body: onnx.GraphProto, states: list[str], scan_inputs: list[str],
+                in_axes: list[int], in_dirs: list[int], prefix: str) -> tuple[list[str], list[list[str]]]:
+    """Unroll one scan: (the final states, each scan output's per-iteration tensors in iteration
+    order), as tensor names of the enclosing context."""
+    types = [n.ctx.type_of(name) for name in scan_inputs]
+    in_axes = [normalize_axis(a, t.rank) for a, t in zip(in_axes, types)]
+    lengths = {t.shape[a] for t, a in zip(types, in_axes)}
+    if len(lengths) != 1:
+        raise n.error(f"scan inputs have different lengths {sorted(lengths)}")
+    length = lengths.pop()
+    if length > MAX_UNROLL:
+        raise n.error(f"the scan runs {length} iterations; tcc does not unroll more than {MAX_UNROLL}")
+    outputs: list[list[str]] = [[] for _ in range(len(body.output) - len(states))]
+    for t in range(length):
+        step = f"{prefix}{t}/"
+        slices = []
+        for j, (name, axis, direction) in enumerate(zip(scan_inputs, in_axes, in_dirs)):
+            index = length - 1 - t if direction else t
+            element = f"{step}scan_input{j}"
+            n.ctx.values[element] = _take(n, name, axis, index, f"in{j}_{t}")
+            slices.append(element)
+        produced = _inline(n, body, states + slices, step)
+        states = produced[:len(states)]
+        for j, name in enumerate(produced[len(states):]):
+            outputs[j].append(name)
+    return states, outputs
+
+
+def _take(n: NodeContext, name: str, axis: int, index: int, hint: str):
+    """Tensor ``name`` at ``index`` along ``axis``, that axis removed."""
+    t = n.ctx.type_of(name)
+    part = n.temp("slice", [n.ctx.value_of(name)], {"starts": (index,), "ends": (index + 1,), "axes": (axis,),
+                                                    "steps": (1,)}, hint=hint)
+    return n.temp("reshape", [part], {"shape": tuple(d for k, d in enumerate(t.shape) if k != axis)}, hint=hint)
+
+
+def _lower_batched_scan(n: NodeContext) -> None:
+    """Scan-8: axis 0 of every state and scan input is a batch, axis 1 the scanned one; each batch
+    entry scans on its own (an absent ``sequence_lens``: every entry the full length)."""
+    if n.has_input(0):
+        raise n.error("Scan-8 with sequence_lens (per-batch lengths) is not supported; leave the input empty")
+    body = n.attr("body")
+    n_scan_in = n.attr("num_scan_inputs")
+    n_state = n.num_inputs - 1 - n_scan_in
+    states = [n.node.input[1 + i] for i in range(n_state)]
+    scan_inputs = [n.node.input[1 + n_state + i] for i in range(n_scan_in)]
+    directions = list(n.attr("directions") or [0] * n_scan_in)
+    batch = n.ctx.type_of((states + scan_inputs)[0]).shape[0]
+    finals: list[list[str]] = [[] for _ in states]
+    scanned: list[list[str]] = [[] for _ in range(len(body.output) - n_state)]
+    for b in range(batch):
+        prefix = f"{n.loc}/b{b}/"
+        entry = []
+        for k, name in enumerate(states + scan_inputs):
+            entry.append(f"{prefix}entry{k}")
+            n.ctx.values[entry[-1]] = _take(n, name, 0, b, f"b{b}_{k}")
+        final, outputs = _scan_steps(n, body, entry[:n_state], entry[n_state:], [0] * n_scan_in, directions, prefix)
+        for k, name in enumerate(final):
+            finals[k].append(name)
+        for j, parts in enumerate(outputs):
+            scanned[j].append(f"{prefix}scan_output{j}")
+            n.ctx.values[scanned[j][-1]] = _stacked(n, parts, 0)
+    for k, parts in enumerate(finals + scanned):
+        if n.output_used(k):
+            n.bind_output(k, _stacked(n, parts, 0))
+
+
+def _stacked(n: NodeContext, parts: list[str], axis: int):
+    """The tensors ``parts`` stacked along a new ``axis`` (an intermediate value)."""
+    pieces = []
+    for name in parts:
+        shape = list(n.ctx.type_of(name).shape)
+        shape.insert(axis, 1)
+        pieces.append(n.temp("reshape", [n.ctx.value_of(name)], {"shape": tuple(shape)}, hint="step"))
+    return n.temp("concat", pieces, {"axis": axis}, hint="stacked")
 
 
 LOWERINGS = {

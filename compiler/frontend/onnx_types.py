@@ -68,3 +68,11 @@ def static_shape(type_proto) -> tuple[int, ...] | None:
             return None
         dims.append(int(d.dim_value))
     return tuple(dims)
+
+
+def onnx_elem_type(dtype: str) -> int:
+    """The ONNX elem_type of a tcc element type."""
+    for elem, name in _ELEM.items():
+        if name == dtype:
+            return elem
+    raise KeyError(dtype)

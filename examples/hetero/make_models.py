@@ -1,6 +1,6 @@
 """Small models with layers the overlay cannot run, for heterogeneous execution (tests, docs).
 
-    python examples/hetero/make_models.py      # writes gated_cnn.onnx, gated_cnn_calib.npz here
+    python examples/hetero/make_models.py      # writes gated_cnn.onnx, gated_cnn_calib.npz, box_head.onnx here
 
 ``gated_cnn``: conv -> relu -> conv, then a leaky gate written with Greater + Where (a boolean mask:
 no overlay lowering, runs on the host), then conv -> global average pool -> linear head.  The device
@@ -68,10 +68,56 @@ def gated_cnn(seed: int = 0) -> onnx.ModelProto:
     return model
 
 
+def box_head(seed: int = 2) -> onnx.ModelProto:
+    """A one-conv detector head with NonMaxSuppression: per 2x2 cell a box (centre from a sigmoid
+    over the 16x16 image, size up to 24) and two class scores; NMS keeps at most 10 boxes per
+    class above score 0.5 and IoU 0.3; the boxes kept are gathered.  The number kept, hence
+    every shape from NMS on, is known only at run time (a host tail); ``scores`` is also an output."""
+    rng = np.random.default_rng(seed)
+    inits = {
+        "w": _he(rng, 6, 3, 3, 3), "b": np.zeros(6, np.float32), "flat": np.array([1, 6, 64], np.int64),
+        "s0": np.array([0], np.int64), "s2": np.array([2], np.int64), "s4": np.array([4], np.int64),
+        "s6": np.array([6], np.int64), "ax1": np.array([1], np.int64), "ax0": np.array([0], np.int64),
+        "img": np.full((), 16, np.float32), "cell": np.full((), 24, np.float32),
+        "max": np.array([10], np.int64), "iou": np.array([0.3], np.float32), "thr": np.array([0.5], np.float32),
+        "two": np.array(2, np.int64),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Reshape", ["c", "flat"], ["f"], name="flatten"),
+        helper.make_node("Slice", ["f", "s0", "s2", "ax1"], ["xy_raw"], name="xy_slice"),
+        helper.make_node("Sigmoid", ["xy_raw"], ["xy_s"], name="xy_sigmoid"),
+        helper.make_node("Mul", ["xy_s", "img"], ["xy"], name="xy"),
+        helper.make_node("Slice", ["f", "s2", "s4", "ax1"], ["wh_raw"], name="wh_slice"),
+        helper.make_node("Sigmoid", ["wh_raw"], ["wh_s"], name="wh_sigmoid"),
+        helper.make_node("Mul", ["wh_s", "cell"], ["wh"], name="wh"),
+        helper.make_node("Concat", ["xy", "wh"], ["xywh"], name="xywh", axis=1),
+        helper.make_node("Transpose", ["xywh"], ["boxes"], name="boxes", perm=[0, 2, 1]),
+        helper.make_node("Slice", ["f", "s4", "s6", "ax1"], ["logit"], name="score_slice"),
+        helper.make_node("Sigmoid", ["logit"], ["scores"], name="scores"),
+        helper.make_node("NonMaxSuppression", ["boxes", "scores", "max", "iou", "thr"], ["selected"],
+                         name="nms", center_point_box=1),
+        helper.make_node("Gather", ["selected", "two"], ["box_index"], name="box_index", axis=1),
+        helper.make_node("Squeeze", ["boxes", "ax0"], ["boxes0"], name="boxes0"),
+        helper.make_node("Gather", ["boxes0", "box_index"], ["det_boxes"], name="det_boxes", axis=0),
+    ]
+    graph = helper.make_graph(nodes, "box_head",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info("selected", TensorProto.INT64, ["k", 3]),
+                               helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 2, 64]),
+                               helper.make_tensor_value_info("det_boxes", TensorProto.FLOAT, ["k", 4])],
+                              [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
 def main() -> None:
     onnx.save(gated_cnn(), HERE / "gated_cnn.onnx")
     np.savez(HERE / "gated_cnn_calib.npz", x=images(np.random.default_rng(1), 8))
-    print(f"wrote {HERE / 'gated_cnn.onnx'} and gated_cnn_calib.npz")
+    onnx.save(box_head(), HERE / "box_head.onnx")
+    print(f"wrote {HERE / 'gated_cnn.onnx'}, gated_cnn_calib.npz and box_head.onnx (calibrate it on gated_cnn_calib.npz)")
 
 
 if __name__ == "__main__":

@@ -67,13 +67,20 @@ def qmatmul(op, a, b):
     return to_int32(np.matmul(centred(a, op.a.type), centred(b, op.b.type)), op)
 
 
-def requantize(op, x):
+def requantize(op, x, row_shift=None):
     per_channel = len(op.multiplier) > 1
     axis = op.axis if per_channel else None
     multiplier = np.asarray(op.multiplier) if per_channel else op.multiplier[0]
     shift = np.asarray(op.shift) if per_channel else op.shift[0]
     try:
         v = numerics.centre_and_shift(x, zero_point_array(op.x.type, x.ndim), op.pre_shift)
+        if row_shift is not None:  # pre-shaped: the channel's shift plus the row's
+            shape = [1] * x.ndim
+            if per_channel:
+                shape[axis] = len(op.multiplier)
+            multiplier = np.reshape(multiplier, shape)
+            shift = numerics.row_shifted(np.reshape(shift, shape), row_shift)
+            axis = None
         return numerics.requantize(v, multiplier, shift, op.zero_point, op.qmin, op.qmax, op.rounding, axis=axis,
                                    out_dtype=to_numpy(op.dtype))
     except ValueError as exc:
@@ -88,6 +95,15 @@ def quantize(op, x):
         return numerics.bf16_to_int8(x.astype(np.float32), q.scale[0], q.zero_point[0], "half_even", lo, hi,
                                      out_dtype=to_numpy(out_t.dtype))
     return numerics.quantize_affine(x, q.scale[0], q.zero_point[0], lo, hi, out_dtype=to_numpy(out_t.dtype))
+
+
+def quantize_rows(op, x):
+    q = quant_of(op.results[0].type, "quantize_rows result")
+    try:
+        shifts = numerics.row_shifts(x, q.scale[0], q.zero_point[0])
+        return numerics.bf16_to_int8_rows(x, q.scale[0], q.zero_point[0], shifts), shifts
+    except ValueError as exc:
+        raise InterpreterError(f"quantize_rows at {op.loc!r}: {exc}") from None
 
 
 def dequantize(op, x):
@@ -130,6 +146,7 @@ def qlut(op, x, table):
 
 OP_KERNEL_TABLE = (
     ("quantize", quantize),
+    ("quantize_rows", quantize_rows),
     ("dequantize", dequantize),
     ("qconv", qconv),
     ("qlinear", qlinear),

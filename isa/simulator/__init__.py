@@ -5,7 +5,7 @@
 byte-range hazards (``timing.py``) and per-layer counters (``counters.py``).
 """
 from .machine import IMPLS, MachineState
-from .multicore import run_cores
+from .multicore import Multicore, run_cores
 from .run import Event, Machine, RunResult
 
-__all__ = ["IMPLS", "Event", "Machine", "MachineState", "RunResult", "run_cores"]
+__all__ = ["IMPLS", "Event", "Machine", "MachineState", "Multicore", "RunResult", "run_cores"]

@@ -40,40 +40,68 @@ def zero_point_fits(zp: int) -> bool:
     return -_A_MAGNITUDE <= zp < _A_MAGNITUDE
 
 
-def exact_product(a: np.ndarray, w: np.ndarray, zp: int, w_max: int) -> np.ndarray:
+class Weights:
+    """An (N, K) integer weight matrix (``values``, magnitudes at most ``w_max``) with the float
+    copies and row sums the products make from it, made on first use and kept: a program's weights
+    are the same on every run, so the matrix unit converts them once (impl_matrix.py)."""
+
+    __slots__ = ("values", "w_max", "_transposed", "_sums")
+
+    def __init__(self, values: np.ndarray, w_max: int):
+        self.values, self.w_max = values, w_max
+        self._transposed: dict = {}
+        self._sums: np.ndarray | None = None
+
+    def transposed(self, dtype) -> np.ndarray:
+        """``values.T`` as ``dtype`` (float32 or float64: exact for the weight formats' integers)."""
+        copy = self._transposed.get(dtype)
+        if copy is None:
+            copy = self._transposed[dtype] = self.values.T.astype(dtype)
+        return copy
+
+    def row_sums(self) -> np.ndarray:
+        """``sum_k values[n, k]`` as int64 (the zero-point correction)."""
+        if self._sums is None:
+            self._sums = self.values.sum(axis=1, dtype=np.int64)
+        return self._sums
+
+
+def exact_product(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int) -> np.ndarray:
     """``(a - zp) @ w.T`` as int64, for ``a`` (M, K) holding int8 values (any numeric dtype; padding
-    positions hold ``zp``) and ``w`` (N, K) integers of magnitude at most ``w_max``."""
+    positions hold ``zp``) and ``w`` (N, K) integers of magnitude at most ``w_max`` (or their Weights)."""
+    weights = w if isinstance(w, Weights) else Weights(w, w_max)
     k = a.shape[1]
     if not zero_point_fits(zp) or k * _A_MAGNITUDE * max(w_max, 1) > _FLOAT64_EXACT:
-        return _integer_product(a, w, zp, w_max)
+        return _integer_product(a, weights.values, zp, w_max)
     terms = float32_terms(w_max)
     product: np.ndarray
     if terms < MIN_SLICE:
-        product = a.astype(np.float64) @ w.T.astype(np.float64)
+        product = a.astype(np.float64) @ weights.transposed(np.float64)
     else:
-        a32, w32 = a.astype(np.float32, copy=False), w.T.astype(np.float32)
+        a32, w32 = a.astype(np.float32, copy=False), weights.transposed(np.float32)
         if k <= terms:
             product = a32 @ w32
         else:
-            product = np.zeros((a.shape[0], w.shape[0]), np.float64)
+            product = np.zeros((a.shape[0], w32.shape[1]), np.float64)
             for k0 in range(0, k, terms):
                 product += a32[:, k0:k0 + terms] @ w32[k0:k0 + terms]
     out = product.astype(np.int64)
     if zp:
-        out -= zp * w.sum(axis=1, dtype=np.int64)
+        out -= zp * weights.row_sums()
     return out
 
 
-def exact_depthwise(a: np.ndarray, w: np.ndarray, zp: int, w_max: int) -> np.ndarray:
+def exact_depthwise(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int) -> np.ndarray:
     """``sum_k (a[m, k, n] - zp) * w[n, k]`` as int64, for ``a`` (M, K, N) holding int8 values
-    (padding positions hold ``zp``) and ``w`` (N, K) of magnitude at most ``w_max``: float32 under
-    the module's bound."""
+    (padding positions hold ``zp``) and ``w`` (N, K) of magnitude at most ``w_max`` (or their
+    Weights): float32 under the module's bound."""
+    weights = w if isinstance(w, Weights) else Weights(w, w_max)
     k = a.shape[1]
     if not zero_point_fits(zp) or k > float32_terms(w_max):
-        return np.einsum("mkn,nk->mn", a.astype(np.int64) - zp, w.astype(np.int64))
-    total = (a.astype(np.float32, copy=False) * w.T.astype(np.float32)).sum(axis=1).astype(np.int64)
+        return np.einsum("mkn,nk->mn", a.astype(np.int64) - zp, weights.values.astype(np.int64))
+    total = (a.astype(np.float32, copy=False) * weights.transposed(np.float32)).sum(axis=1).astype(np.int64)
     if zp:
-        total -= zp * w.sum(axis=1, dtype=np.int64)
+        total -= zp * weights.row_sums()
     return total
 
 

@@ -2,7 +2,9 @@
 
 ``acc[m, n] (+)= sum_k (A[m, k] - mm.a_zp) * W[n, k]``.  The sum is a BLAS matrix product in
 float32 or float64, exact because every partial sum is an integer the format holds
-(exact_product.py proves the bound), and the int32 result traps instead of wrapping.  In
+(exact_product.py proves the bound), and the int32 result traps instead of wrapping.  Each
+instruction keeps its decoded weights (and their float copies) with the packed bytes they came
+from, and decodes again only when wbuf holds different bytes.  In
 conv/dwconv form only the slab bytes actually read (the span of the in-slab window pixels,
 channels cv.c0 on) are bounds-checked and count as the access.
 """
@@ -16,7 +18,7 @@ from tcc.ir import numerics
 
 from ..cycles import matmul_cycles
 from ..weights import matmul_format, row_bytes
-from .exact_product import exact_depthwise, exact_product, zero_point_fits
+from .exact_product import Weights, exact_depthwise, exact_product, zero_point_fits
 from .machine import ABUF, ACC, PBUF, WBUF, Effect, Fault, MachineState, impl, registers
 from .weight_decode import decode_rows
 
@@ -82,12 +84,16 @@ def _grouped(m: MachineState, M: int, N: int, K: int, zp: int, w_max: int, dtype
     groups = -(-N // ng)
     windows, a_access = _window_reader(m, M, groups * cg, zp, dtype)  # (M, taps, groups * cg)
 
-    def product(w_int: np.ndarray) -> np.ndarray:
+    split: list = [None, []]  # the Weights last split and their groups' Weights
+
+    def product(weights: Weights) -> np.ndarray:
+        if split[0] is not weights:
+            split[:] = [weights, [Weights(weights.values[g * ng:(g + 1) * ng], w_max) for g in range(groups)]]
         gathered = windows().reshape(M, kh * kw, groups, cg)
         out = np.empty((M, N), np.int64)
-        for g in range(groups):
+        for g, group in enumerate(split[1]):
             a = gathered[:, :, g, :].reshape(M, K)
-            out[:, g * ng:(g + 1) * ng] = exact_product(a, w_int[g * ng:(g + 1) * ng], zp, w_max)
+            out[:, g * ng:(g + 1) * ng] = exact_product(a, group, zp, w_max)
         return out
 
     return product, a_access
@@ -111,16 +117,16 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
     if mode == "gemm":
         rows, a_access = m.region(ABUF, a, (M, K), (a_row, 1), np.int8, False, "A operand")
 
-        def product(w_int: np.ndarray) -> np.ndarray:
-            return exact_product(rows, w_int, zp, w_max)
+        def product(weights: Weights) -> np.ndarray:
+            return exact_product(rows, weights, zp, w_max)
     elif mode == "conv":
         kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
         if kh <= 0 or kw <= 0 or K % (kh * kw):
             raise Fault(f"conv: mm.k = {K} is not a multiple of cv.kh * cv.kw = {kh} * {kw}")
         windows, a_access = _window_reader(m, M, K // (kh * kw), zp, dtype)
 
-        def product(w_int: np.ndarray) -> np.ndarray:
-            return exact_product(windows().reshape(M, K), w_int, zp, w_max)
+        def product(weights: Weights) -> np.ndarray:
+            return exact_product(windows().reshape(M, K), weights, zp, w_max)
     elif mode == "gconv":
         product, a_access = _grouped(m, M, N, K, zp, w_max, dtype)
     else:  # dwconv: output channel n reads slab channel cv.c0 + n at each of the K taps
@@ -129,15 +135,20 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
             raise Fault(f"dwconv: mm.k = {K} must equal cv.kh * cv.kw = {kh} * {kw}")
         windows, a_access = _window_reader(m, M, N, zp, dtype)  # (M, K, N)
 
-        def product(w_int: np.ndarray) -> np.ndarray:
-            return exact_depthwise(windows(), w_int, zp, w_max)
+        def product(weights: Weights) -> np.ndarray:
+            return exact_depthwise(windows(), weights, zp, w_max)
     out, acc_access = m.region(ACC, acc, (M, N), (4 * acc_row, 4), "<i4", True, "accumulators")
+
+    decoded: list = [None, None]  # the packed weight bytes last decoded and their Weights
 
     def action() -> None:
         if caps is not None and caps.size and int(caps.max()) > fmt.bits - 1:
             row = int(np.argmax(caps > fmt.bits - 1))
             raise Fault(f"weight row {row} has cap {int(caps[row])}; {fmt.name} caps lie in [0, {fmt.bits - 1}]")
-        total = product(decode_rows(packed, K, fmt, caps))
+        key = packed.tobytes() + (b"" if caps is None else caps.tobytes())
+        if key != decoded[0]:  # new weights (or caps) in wbuf: the first run, or a program that reloads them
+            decoded[:] = [key, Weights(decode_rows(packed, K, fmt, caps), w_max)]
+        total = product(decoded[1])
         if accumulate:
             total += out
         if total.size and (total.max() > _INT32_MAX or total.min() < _INT32_MIN):
@@ -145,6 +156,6 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
             raise Fault(f"int32 accumulator overflow at acc[{bad[0]}, {bad[1]}] = {int(total[bad])}")
         out[...] = total
 
-    cycles = matmul_cycles(m.target, M, N, K, fmt)
+    cycles = matmul_cycles(m.target, M, N, K, fmt, own_columns=mode in ("dwconv", "gconv"))
     accesses = tuple(x for x in (a_access, w_access, caps_access, acc_access) if x is not None)
     return Effect(cycles, accesses, macs=M * N * K, action=action)

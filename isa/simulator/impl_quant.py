@@ -21,6 +21,7 @@ _EA = registers("ea.b", "ea.len", "ea.a_zp", "ea.b_zp", "ea.a_mult", "ea.a_shift
 _EM = registers("ea.b", "ea.len", "ea.a_zp", "ea.b_zp", "ea.out_mult", "ea.out_shift", "ea.zp", "ea.qmin",
                 "ea.qmax", "em.b_rep", "em.b_period", "em.b_phase")
 _LT = registers("lt.table", "lt.len")
+_RQ_ROWS = registers("rq.by_row", "rq.row_shift")
 _OUT_RANGE = {"i8": (numerics.INT8_MIN, numerics.INT8_MAX), "i32": (numerics.INT32_MIN, numerics.INT32_MAX)}
 
 
@@ -28,6 +29,16 @@ def _check_saturation(out: str, qmin: int, qmax: int, names: str) -> None:
     lo, hi = _OUT_RANGE[out]
     if not lo <= qmin <= qmax <= hi:
         raise Fault(f"{names} = [{qmin}, {qmax}] must be an ordered range inside {out} [{lo}, {hi}]")
+
+
+def _requantizers(*parameters: tuple) -> tuple | str:
+    """One numerics.Requantizer per (multiplier, shift, zero point, qmin, qmax, rounding), made once
+    when the instruction is prepared; or the reason one is refused (the action raises it, as
+    numerics.requantize would when the instruction runs)."""
+    try:
+        return tuple(numerics.Requantizer(*p) for p in parameters)
+    except ValueError as exc:
+        return str(exc)
 
 
 def _cycles(m: MachineState, elements: int) -> int:
@@ -44,21 +55,38 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
     else:
         x, x_access = m.region(ABUF, srcaddr, (rows, cols), (src_row, 1), np.int8, False, "requant source")
     params, p_access = m.region(PBUF, params_at, (cols, 3), (12, 4), "<i4", False, "requant parameters")
+    by_row, row_shift_at = _RQ_ROWS(m.regs)
+    row_shift, r_access = None, None
+    if by_row:
+        row_shift, r_access = m.region(PBUF, row_shift_at, (rows,), (1,), np.int8, False, "requant row shifts")
     if out == "i8":
         dst_view, d_access = m.region(ABUF, dst, (rows, cols), (dst_row, 1), np.int8, True, "requant output")
     else:
         dst_view, d_access = m.region(ABUF, dst, (rows, cols), (4 * dst_row, 4), "<i4", True, "requant output")
 
+    magnitude = -_OUT_RANGE["i32"][0] if src == "acc" else -numerics.INT8_MIN
+    prepared: list = [None] * 6  # params bytes, bias, Centring, Requantizer, mult, shift: rebuilt when pbuf changes
+
     def action() -> None:
-        bias, mult, shift = (params[:, i].astype(np.int64) for i in range(3))
-        largest_bias = int(np.abs(bias).max()) if bias.size else 0
         try:
-            v = numerics.centre_and_shift(x, src_zp, pre_shift, largest_bias) + bias
-            dst_view[...] = numerics.requantize(v, mult, shift, zp, qmin, qmax, rounding, out_dtype=np.int64)
+            key = params.tobytes()
+            if key != prepared[0]:
+                bias, mult, shift = (params[:, i].astype(np.int64) for i in range(3))
+                largest_bias = int(np.abs(bias).max()) if bias.size else 0
+                prepared[:] = (None, bias, numerics.Centring(src_zp, pre_shift, magnitude, largest_bias),
+                               numerics.Requantizer(mult, shift, zp, qmin, qmax, rounding), mult, shift)
+                prepared[0] = key
+            _, bias, centre, requantize, mult, shift = prepared
+            v = centre(x)
+            v += bias
+            if row_shift is not None:  # row m's accumulators are 2**row_shift[m] finer: shifts of this run's data
+                requantize = numerics.Requantizer(mult, numerics.row_shifted(shift[None, :], row_shift), zp, qmin,
+                                                  qmax, rounding)
+            dst_view[...] = requantize(v)
         except ValueError as exc:
             raise Fault(f"requant: {exc}") from None
 
-    accesses = tuple(a for a in (x_access, p_access, d_access) if a is not None)
+    accesses = tuple(a for a in (x_access, p_access, r_access, d_access) if a is not None)
     return Effect(_cycles(m, rows * cols), accesses, action=action)
 
 
@@ -72,14 +100,20 @@ def eadd(m: MachineState, op: str, rounding: str, dst: int, a: int):
     b_view, b_access = m.region(ABUF, b, (length,), (1,), np.int8, False, "eadd operand b (ea.b)")
     out, d_access = m.region(ABUF, dst, (length,), (1,), np.int8, True, "eadd output")
 
+    i32 = (numerics.INT32_MIN, numerics.INT32_MAX, rounding)
+    magnitude = -numerics.INT8_MIN
+    centre_a, centre_b = numerics.Centring(a_zp, pre_shift, magnitude), numerics.Centring(b_zp, pre_shift, magnitude)
+    requantizers = _requantizers((a_mult, a_shift, 0) + i32, (b_mult, b_shift, 0) + i32,
+                                 (out_mult, out_shift, zp, qmin, qmax, rounding))
+
     def action() -> None:
         try:
-            va = numerics.requantize(numerics.centre_and_shift(a_view, a_zp, pre_shift), a_mult, a_shift, 0,
-                                     numerics.INT32_MIN, numerics.INT32_MAX, rounding, out_dtype=np.int64)
-            vb = numerics.requantize(numerics.centre_and_shift(b_view, b_zp, pre_shift), b_mult, b_shift, 0,
-                                     numerics.INT32_MIN, numerics.INT32_MAX, rounding, out_dtype=np.int64)
-            total = va + vb if op == "add" else va - vb
-            out[...] = numerics.requantize(total, out_mult, out_shift, zp, qmin, qmax, rounding, out_dtype=np.int64)
+            va, vb = centre_a(a_view), centre_b(b_view)
+            if isinstance(requantizers, str):
+                raise ValueError(requantizers)
+            rq_a, rq_b, rq_out = requantizers
+            va, vb = rq_a(va), rq_b(vb)
+            out[...] = rq_out(va + vb if op == "add" else va - vb)
         except ValueError as exc:
             raise Fault(f"eadd: {exc}") from None
 
@@ -99,10 +133,14 @@ def emul(m: MachineState, rounding: str, dst: int, a: int):
     index = (np.arange(length, dtype=np.int64) + phase) // rep % period
     out, d_access = m.region(ABUF, dst, (length,), (1,), np.int8, True, "emul output")
 
+    requantizers = _requantizers((out_mult, out_shift, zp, qmin, qmax, rounding))
+
     def action() -> None:
         product = (a_view.astype(np.int64) - a_zp) * (b_view.astype(np.int64)[index] - b_zp)
         try:
-            out[...] = numerics.requantize(product, out_mult, out_shift, zp, qmin, qmax, rounding, out_dtype=np.int64)
+            if isinstance(requantizers, str):
+                raise ValueError(requantizers)
+            out[...] = requantizers[0](product)
         except ValueError as exc:
             raise Fault(f"emul: {exc}") from None
 

@@ -18,6 +18,7 @@ from tcc.ir.numerics.bf16 import round32
 from .machine import ABUF, VBUF, Effect, Fault, MachineState, impl, registers
 
 _CVT = registers("v.len", "v.scale", "v.zp")
+_CVT_ROWS = registers("v.row", "v.shifts")
 _LEN = registers("v.len")
 _B = registers("v.b", "v.b_rep", "v.b_period")
 _C = registers("v.c", "v.c_rep", "v.c_period")
@@ -53,6 +54,8 @@ def cvt(m: MachineState, dir: str, dst: int, src: int):
 
         def convert():
             return numerics.bf16_to_int8(numerics.from_bf16(x), scale, zp, "half_even")
+    elif dir == "bf16_i8_rows":
+        return _cvt_rows(m, length, scale, zp, dst, src)
     else:  # bf16_f32
         x, s_access = m.region(VBUF, src, (length,), (2,), "<u2", False, "cvt source")
         out, d_access = m.region(VBUF, dst, (length,), (4,), "<f4", True, "cvt destination")
@@ -68,6 +71,40 @@ def cvt(m: MachineState, dir: str, dst: int, src: int):
 
     accesses = tuple(a for a in (s_access, d_access) if a is not None)
     return Effect(_simd_cycles(m, 1, length), accesses, action=action)
+
+
+def _cvt_rows(m: MachineState, length: int, scale: np.float32, zp: int, dst: int, src: int) -> Effect:
+    """bf16 -> int8 with a power-of-two scale per row of v.row elements: a max and a min reduction
+    per row, the row's shift r from them (numerics.shift_for_range), the row scaled by 2**r (an
+    exponent add) and converted as ``bf16_i8``; r goes to abuf at v.shifts + row."""
+    row, shifts_at = _CVT_ROWS(m.regs)
+    if row < 1 or length % row:
+        raise Fault(f"cvt bf16_i8_rows: v.len = {length} is not a multiple of v.row = {row}")
+    rows = length // row
+    x, s_access = m.region(VBUF, src, (rows, row), (2 * row, 2), "<u2", False, "cvt source")
+    out, d_access = m.region(ABUF, dst, (rows, row), (row, 1), np.int8, True, "cvt destination")
+    shifts, r_access = m.region(ABUF, shifts_at, (rows,), (1,), np.int8, True, "cvt row shifts (v.shifts)")
+
+    def action() -> None:
+        values = _value(x)
+        try:
+            with np.errstate(invalid="ignore"):
+                r = np.asarray(numerics.shift_for_range(values.max(axis=1), values.min(axis=1), scale, zp),
+                               np.int64)
+            scaled = np.ldexp(values.astype(np.float64), r[:, None])
+            out[...] = numerics.bf16_to_int8(scaled, scale, zp, "half_even")
+        except ValueError as exc:
+            raise Fault(f"cvt bf16_i8_rows with v.scale = {float(scale)!r}, v.zp = {zp}: {exc}") from None
+        shifts[...] = r
+
+    reduce = 0
+    width = row
+    while width > 1:  # the max and min reduction trees: one SIMD pass per level each
+        pairs = width // 2
+        reduce += 2 * _simd_cycles(m, 1, rows * pairs)
+        width -= pairs
+    accesses = tuple(a for a in (s_access, d_access, r_access) if a is not None)
+    return Effect(reduce + _simd_cycles(m, 1, length), accesses, action=action)
 
 
 # --- lane arithmetic on uint16 bf16 patterns ---------------------------------------------------

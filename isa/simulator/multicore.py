@@ -1,4 +1,5 @@
-"""Several overlay cores sharing DRAM: ``run_cores(target, dram, words, entries)``.
+"""Several overlay cores sharing DRAM: ``run_cores(target, dram, words, entries)``, or a
+``Multicore(target, dram)`` kept to run the same program again.
 
 Each core has its own units, buffers, registers and instruction stream (``words[entries[c]:
 entries[c + 1]]``, each ending in ``halt``) and shares the DRAM array.  ``barrier`` drains a
@@ -29,12 +30,20 @@ class Core(Machine):
     """One core of a multi-core run: its registers and mode carry over from one segment to the
     next (a barrier resets nothing); DRAM is the shared array."""
 
+    plans_kept = 1 << 20  # every segment of the core's stream stays prepared
+
     def __init__(self, target: TargetConfig, dram: np.ndarray):
         self._started = False
         super().__init__(target, np.zeros(0, np.uint8))
         self.dram = dram
         self.memories[-1] = dram
         self.stop_at_barrier = True
+
+    def restart(self) -> None:
+        """Back to the start of a run: registers zero (at the first segment), buffers zero."""
+        self._started = False
+        for buffer in self.buffers.values():
+            buffer.fill(0)
 
     def reset(self) -> None:
         if self._started:
@@ -66,27 +75,46 @@ def _mnemonic(word: int) -> str:
 def run_cores(target: TargetConfig, dram: np.ndarray, words,
               entries: list[int]) -> tuple[RunResult, np.ndarray]:
     """Run one stream per core (core ``c`` from ``entries[c]``) to ``halt``; returns the combined
-    result and the DRAM after the run."""
-    words = np.asarray(words, dtype=np.uint64).ravel()
-    shared = np.asarray(dram, np.uint8).copy()
-    bounds = list(entries) + [len(words)]
-    streams = [_segments(words[a:b], c) for c, (a, b) in enumerate(zip(bounds, bounds[1:]))]
-    counts = {len(s) for s in streams}
-    if len(counts) != 1:
-        raise SimulatorTrap(0, "barrier", "the cores' streams have different numbers of barriers "
-                                          f"({[len(s) - 1 for s in streams]}): a core would wait forever")
-    cores = [Core(target, shared) for _ in streams]
-    total = _Totals(target, len(cores))
-    for k in range(counts.pop()):
-        results = []
-        for c, core in enumerate(cores):
-            try:
-                results.append(core.run(streams[c][k]))
-            except SimulatorTrap as trap:
-                raise SimulatorTrap(trap.pc + entries[c] + sum(len(s) for s in streams[c][:k]), trap.instruction_text,
-                                    f"core {c}: {trap.reason}") from None
-        total.add(results, [core.mode for core in cores])
-    return total.result(), shared
+    result and the DRAM after the run (``dram`` itself is left as it was)."""
+    cores = Multicore(target, np.asarray(dram, np.uint8).copy())
+    return cores.run(words, entries), cores.dram
+
+
+class Multicore:
+    """The cores of a multi-core overlay over one DRAM array (``dram``, written in place), kept from
+    one run to the next so that every core keeps each segment of its stream prepared: a second run
+    of the same program on new data in ``dram`` replays the cores' actions only."""
+
+    def __init__(self, target: TargetConfig, dram: np.ndarray):
+        self.target, self.dram = target, dram
+        self._cores: list[Core] = []
+
+    def run(self, words, entries: list[int]) -> RunResult:
+        """Run one stream per core (core ``c`` from ``entries[c]``) to ``halt``, from registers and
+        buffers zero."""
+        words = np.asarray(words, dtype=np.uint64).ravel()
+        bounds = list(entries) + [len(words)]
+        streams = [_segments(words[a:b], c) for c, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+        counts = {len(s) for s in streams}
+        if len(counts) != 1:
+            raise SimulatorTrap(0, "barrier", "the cores' streams have different numbers of barriers "
+                                              f"({[len(s) - 1 for s in streams]}): a core would wait forever")
+        if len(self._cores) != len(streams):
+            self._cores = [Core(self.target, self.dram) for _ in streams]
+        cores = self._cores
+        for core in cores:
+            core.restart()
+        total = _Totals(self.target, len(cores))
+        for k in range(counts.pop()):
+            results = []
+            for c, core in enumerate(cores):
+                try:
+                    results.append(core.run(streams[c][k]))
+                except SimulatorTrap as trap:
+                    raise SimulatorTrap(trap.pc + entries[c] + sum(len(s) for s in streams[c][:k]),
+                                        trap.instruction_text, f"core {c}: {trap.reason}") from None
+            total.add(results, [core.mode for core in cores])
+        return total.result()
 
 
 class _Totals:

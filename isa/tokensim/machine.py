@@ -14,7 +14,7 @@ import numpy as np
 from .cost import PIPELINE_DEPTH, POST_FRAME, Counts, busy_cycles
 from .datapath import KERNELS
 from .errors import TokenSimError
-from .timing import frame_timing
+from .timing import frame_timing, latency_floor
 from .tokens import TokenStream
 
 
@@ -40,7 +40,8 @@ class ModuleCounters:
 class TokenSimResult:
     streams: dict  # stream name -> TokenStream
     counters: list  # ModuleCounters, in module order
-    latency: dict  # cycles (frame latency), bottleneck_cycles (slowest module's busy cycles)
+    latency: dict  # cycles (frame latency), bottleneck_cycles (slowest module's busy cycles), floor_cycles
+    # (timing.latency_floor: what no schedule of this design beats)
     clock_mhz: float
     mode: str = "exact"
 
@@ -78,7 +79,8 @@ def simulate(metadata: dict, weights: dict, inputs: dict[str, TokenStream]) -> T
     for counter in counters:
         counter.first_token, counter.finished = timing["modules"][counter.name].first, timing["modules"][counter.name].last
     streaming = [busy[m["name"]] for m in metadata["modules"] if m["kind"] not in POST_FRAME]
-    latency = {"cycles": timing["cycles"], "bottleneck_cycles": max(streaming, default=0)}
+    latency = {"cycles": timing["cycles"], "bottleneck_cycles": max(streaming, default=0),
+               "floor_cycles": latency_floor(metadata["modules"], busy)}
     return TokenSimResult(streams, counters, latency, float(metadata["target"]["clock_mhz"]), mode)
 
 

@@ -122,6 +122,22 @@ def frame_timing(modules: list[dict], streams: dict[str, TokenStream], counts: d
     return {"cycles": int(latency), "modules": modules_time}
 
 
+def latency_floor(modules: list[dict], busy: dict[str, int]) -> int:
+    """A bound no schedule of this design beats, whatever its FIFOs and line-buffer waits: every
+    module's busy cycles, plus the pipeline depths of the longest module chains before and after
+    it (a token reaches a module only through all of them, and the frame ends only after its last
+    token has passed all of them); the largest over the modules."""
+    start: dict[str, int] = {}
+    for spec in modules:
+        start[spec["output"]] = max((start[i] for i in spec["inputs"]), default=0) + PIPELINE_DEPTH[spec["kind"]]
+    tail: dict[str, int] = {}
+    for spec in reversed(modules):
+        tail.setdefault(spec["output"], 0)
+        for i in spec["inputs"]:
+            tail[i] = max(tail.get(i, 0), tail[spec["output"]] + PIPELINE_DEPTH[spec["kind"]])
+    return max(start[s["output"]] + busy[s["name"]] + tail[s["output"]] for s in modules)
+
+
 def dense_frame_timing(modules: list[dict]) -> dict:
     """``frame_timing`` of the dense dataflow design with the same modules and parallelism."""
     streams, counts = {}, {}

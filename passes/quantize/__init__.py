@@ -15,10 +15,12 @@ from .lowering import LoweringConfig
 from .rules import lower_module
 from .mixed_precision import MixedPrecision, MixedPrecisionPlan, spread_subset
 from .params import WEIGHT_FORMATS, QuantizationError, parse_weight_format
-from .remedies import SegmentChoice, choose_bf16_stream, residual_segments
+from .remedies import RowChoice, SegmentChoice, choose_bf16_stream, choose_row_scales, residual_segments, \
+    row_scale_sites
 from .smoothing import SmoothQuant
 
 RESIDUAL_CHOICES = ("auto", "bf16", "int8")
+ROW_CHOICES = ("auto", "on", "off")
 REMEDY_SAMPLES = 8  # calibration samples the residual-stream choice measures the output error on
 WEIGHT_ERRORS = ("weights", "output")
 
@@ -52,9 +54,13 @@ class Quantize(Pass):
     # The residual stream of transformers (remedies.py): "auto" keeps each segment in bf16 when that
     # measurably lowers the output error, "bf16" keeps all, "int8" none.
     residual: str = "auto"
+    # Per-row scales of the bf16 A operand of activation matmuls (softmax x V; remedies.py): "auto"
+    # keeps them per matmul where they measurably lower the output error, "on" everywhere, "off" never.
+    rows: str = "auto"
 
     def __post_init__(self) -> None:
-        self.residual_choices: list[SegmentChoice] = []  # the result of the last apply (not an option)
+        self.residual_choices: list[SegmentChoice] = []  # the results of the last apply (not options)
+        self.row_choices: list[RowChoice] = []
 
     def apply(self, module: Module) -> None:
         parse_weight_format(self.weights)
@@ -62,6 +68,8 @@ class Quantize(Pass):
             raise QuantizationError(f"rounding {self.rounding!r} is not half_even or half_up")
         if self.residual not in RESIDUAL_CHOICES:
             raise QuantizationError(f"residual {self.residual!r} is not one of {', '.join(RESIDUAL_CHOICES)}")
+        if self.rows not in ROW_CHOICES:
+            raise QuantizationError(f"rows {self.rows!r} is not one of {', '.join(ROW_CHOICES)}")
         pinned = all(v.type.quant is not None for v in module.values() if v.type.dtype == "f32"
                      and not is_constant(v))
         ranges = {}
@@ -90,6 +98,7 @@ class Quantize(Pass):
                 module, ranges, samples[:self.cap_samples], self.weights, config,
                 lambda done, total: self.report_progress("DyBit caps", done, total))
         config.bf16_values = self.residual_stream(module, ranges, config, samples)
+        config.row_scaled = self.row_scales(module, ranges, config, samples)
         module.take_body(lower_module(module, ranges, config))
 
     def residual_stream(self, module: Module, ranges, config: LoweringConfig, samples) -> frozenset[str]:
@@ -109,6 +118,24 @@ class Quantize(Pass):
             module, ranges, config, subset, reference,
             lambda done, total: self.report_progress("residual stream", done, total))
         return frozenset(n for c in self.residual_choices if c.kept for n in c.names)
+
+    def row_scales(self, module: Module, ranges, config: LoweringConfig, samples) -> frozenset[str]:
+        """The matmuls whose bf16 A operand is quantized per row (remedies.py)."""
+        self.row_choices = []
+        if self.rows == "off":
+            return frozenset()
+        if self.rows == "on":
+            return frozenset(op.results[0].name for op in row_scale_sites(module, ranges, config))
+        if not self.calib or not row_scale_sites(module, ranges, config):
+            return frozenset()
+        if samples is None:
+            samples = load_samples(self.calib, module, self.max_samples)
+        subset = spread_subset(samples, REMEDY_SAMPLES)
+        reference = [run_module(module, s) for s in subset]
+        self.row_choices = choose_row_scales(
+            module, ranges, config, subset, reference,
+            lambda done, total: self.report_progress("row scales", done, total))
+        return frozenset(c.name for c in self.row_choices if c.kept)
 
 
 __all__ = ["CalibrationError", "MixedPrecision", "MixedPrecisionPlan", "Quantize", "QuantizationError",

@@ -41,6 +41,9 @@ class LoweringConfig:
     # Float values (by name) whose element-wise op (add/sub/mul/concat) runs on the bf16 SIMD lanes
     # instead of the int8 array: the residual stream of a transformer (remedies.py).
     bf16_values: frozenset[str] = frozenset()
+    # Matmuls of two activations (by the float op's result name) whose bf16 A operand is quantized
+    # with a power-of-two scale per row (``quantize_rows``; remedies.py), undone by their requantize.
+    row_scaled: frozenset[str] = frozenset()
     # Rows of each weight layer's input (layer_inputs.py), by float op result name: the narrow
     # weight formats' searches then minimise the layer's output error on them.
     layer_inputs: dict[str, np.ndarray] = field(default_factory=dict)
@@ -65,6 +68,7 @@ class Lowering:
         self.target = Module(source.name)
         self.domains: dict[int, dict[str, Value]] = {}
         self.consumed: set[int] = set()  # activation ops folded into the op before them
+        self.row_sites: list[Op] = []  # the float matmuls lowered with per-row A scales
         self.b = Builder(self.target)
 
     # -- parameters ----------------------------------------------------------------------------
@@ -144,9 +148,10 @@ class Lowering:
         return value
 
     def requantize(self, acc: Value, real, out: QuantParams, axis: int = 1, qmin: int = -128,
-                   qmax: int = 127, name: str = "") -> Value:
+                   qmax: int = 127, name: str = "", row_shift: Value | None = None) -> Value:
         multiplier, shift = dyadic(real)
-        y = self.b.value("requantize", [acc], {"multiplier": multiplier, "shift": shift, "axis": axis,
+        operands = [acc] if row_shift is None else [acc, row_shift]
+        y = self.b.value("requantize", operands, {"multiplier": multiplier, "shift": shift, "axis": axis,
                                                "zero_point": out.zero_point[0], "qmin": qmin, "qmax": qmax,
                                                "rounding": self.config.rounding}, name=name)
         return self.typed(y, "i8", out)

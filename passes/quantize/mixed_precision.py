@@ -12,7 +12,7 @@ is kept on the pass as ``plan`` for the CLI to print and Python callers to read.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,12 +21,12 @@ from tcc.ir.interpreter import run_module
 
 from ..base import Pass
 from .assignment import cheapest_cost, pareto_front
-from .calibration import DEFAULT_CALIBRATION, calibrate, load_samples
+from .calibration import DEFAULT_CALIBRATION, Executor, calibrate, load_samples
 from .cost_model import BF16, CostModel, LayerCosts
 from .lowering import LoweringConfig
 from .rules import lower_module
 from .params import WEIGHT_FORMATS, QuantizationError
-from .sensitivity import Layer, Sensitivity, measure_sensitivity, model_error, weight_layers
+from .sensitivity import Layer, Mapper, Sensitivity, measure_sensitivity, model_error, weight_layers
 
 DEFAULT_CANDIDATES = ("int8", "int4", "dybit4", "dybit6")
 MAX_LISTED_LAYERS = 16  # wider models print a format count per front point instead
@@ -223,6 +223,10 @@ class MixedPrecision(Pass):
     symmetric: bool = False
     rounding: str = "half_even"
     max_samples: int = 0
+    #: Where calibration and the sensitivity sweep run (not options: the driver sets them to its
+    #: evaluation engine's process pool with --workers N); None: here, serially.  Same result either way.
+    executor: Executor | None = field(default=None, init=False, repr=False, compare=False)
+    mapper: Mapper | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.plan: MixedPrecisionPlan | None = None  # the result of the last apply (not an option)
@@ -244,8 +248,9 @@ class MixedPrecision(Pass):
             raise QuantizationError("mixed-precision found no conv/linear/matmul with constant weights to "
                                     "choose formats for; use the quantize pass")
         samples = load_samples(self.calib, module, self.max_samples)
-        ranges = calibrate(module, samples, self.method, self.percentile,
-                           progress=lambda done, total: self.report_progress("calibrating", done, total))
+        ranges = calibrate(module, None if self.executor else samples, self.method, self.percentile,
+                           progress=lambda done, total: self.report_progress("calibrating", done, total),
+                           executor=self.executor)
         config = LoweringConfig(symmetric=self.symmetric, rounding=self.rounding)
         try:
             costs = self.cost_model.layer_costs(module, lower_module(module, ranges, config),
@@ -260,7 +265,8 @@ class MixedPrecision(Pass):
         subset = spread_subset(samples, self.sensitivity_samples)
         reference = [run_module(module, s) for s in subset]
         sensitivity = measure_sensitivity(module, ranges, layers, candidates, subset, reference, config,
-                                          lambda done, total: self.report_progress("sensitivity", done, total))
+                                          lambda done, total: self.report_progress("sensitivity", done, total),
+                                          self.mapper)
         plan = plan_mixed_precision(layers, sensitivity, costs, budget_bytes=self.budget_bytes,
                                     budget_cycles=self.budget_cycles)
         config.layer_weights = plan.layer_weights

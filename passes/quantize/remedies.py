@@ -1,4 +1,5 @@
-"""Keeping a transformer's residual stream in bf16, chosen per stream segment by measured error.
+"""Transformer remedies chosen by measured error: the residual stream in bf16 (per stream segment),
+and per-row scales for the bf16 A operand of an activation matmul (per matmul).
 
 A LayerNorm normalizes each token by its own spread, so int8 noise on its input is amplified in
 tokens whose values are small against the tensor's range -- ViT's class token, concatenated from
@@ -17,12 +18,12 @@ already kept.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tcc.ir import Module, Op, constant_value
 
 from .lowering import LoweringConfig
-from .rules import lower_module
+from .rules import lower, lower_module
 from .sensitivity import model_error
 
 STREAM_KINDS = ("add", "sub", "concat")
@@ -91,4 +92,51 @@ def choose_bf16_stream(source: Module, ranges, config: LoweringConfig, samples, 
             kept, current = kept | set(names), trial
         if progress is not None:
             progress(done, len(segments))
+    return choices
+
+
+# -- per-row scales of a matmul's bf16 A operand --------------------------------------------------
+# Rule (when it applies): a matmul of two activations whose A operand the quantizer computes in bf16
+# (attention's softmax probabilities: rows whose largest value ranges from 1/seq to 1, all on one
+# per-tensor grid sized for 1) may quantize A row by row with power-of-two scales (quantize_rows,
+# numerics/row_scale.py); its requantize then shifts each row back.  Each such matmul keeps it when
+# that lowers the output error by at least MIN_GAIN, decided in program order on top of the earlier.
+
+
+@dataclass(frozen=True)
+class RowChoice:
+    name: str  # the float matmul's result name (LoweringConfig.row_scaled)
+    loc: str
+    error_tensor: float  # output error with A per tensor (earlier choices applied)
+    error_rows: float
+    kept: bool
+
+
+def row_scale_sites(source: Module, ranges, config: LoweringConfig) -> list[Op]:
+    """The matmuls whose A operand would be quantized per row if asked (bf16 A), in program order."""
+    every = frozenset(op.results[0].name for op in source.ops if op.kind == "matmul")
+    return lower(source, ranges, replace(config, row_scaled=every)).row_sites
+
+
+def choose_row_scales(source: Module, ranges, config: LoweringConfig, samples, reference,
+                      progress: Callable[[int, int], None] | None = None) -> list[RowChoice]:
+    """Decide every row-scale site by measured output error (rule above); the chosen matmuls are
+    ``{c.name for c in result if c.kept}``."""
+    sites = row_scale_sites(source, ranges, config)
+    kept = config.row_scaled
+
+    def error_with(names: frozenset[str]) -> float:
+        return model_error(lower_module(source, ranges, replace(config, row_scaled=names)), samples, reference)
+
+    choices = []
+    current = error_with(kept) if sites else 0.0
+    for done, op in enumerate(sites, 1):
+        name = op.results[0].name
+        trial = error_with(kept | {name})
+        keep = trial < current * (1 - MIN_GAIN)
+        choices.append(RowChoice(name, op.loc, current, trial, keep))
+        if keep:
+            kept, current = kept | {name}, trial
+        if progress is not None:
+            progress(done, len(sites))
     return choices

@@ -12,14 +12,16 @@ from .lut import find_chains, lower_chain
 from .params import bias_weight_scales, dyadic, quantize_bias, quantize_weights
 
 
-def requantize_output(lw: Lowering, op: Op, acc: Value, acc_scales, axis: int = 1) -> bool:
+def requantize_output(lw: Lowering, op: Op, acc: Value, acc_scales, axis: int = 1,
+                      row_shift: Value | None = None) -> bool:
     """Finish a linear op: requantize its int32 ``acc`` (scale ``acc_scales``, per tensor or per
-    channel along ``axis``) onto the calibrated output, folding a following relu/clip into the clamp."""
+    channel along ``axis``; rows 2**row_shift finer when given) onto the calibrated output, folding a
+    following relu/clip into the clamp."""
     act, out_old = lw.fused_activation(op)
     out = lw.params(out_old)
     qmin, qmax = lw.clamp(act, out)
     real = np.asarray(acc_scales, np.float64) / out.scale[0]
-    y = lw.requantize(acc, real, out, axis=axis, qmin=qmin, qmax=qmax, name=out_old.name)
+    y = lw.requantize(acc, real, out, axis=axis, qmin=qmin, qmax=qmax, name=out_old.name, row_shift=row_shift)
     if act is not None:
         lw.consumed.add(id(act))
     lw.bind(out_old, y, "i8")
@@ -66,12 +68,22 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
 
 
 def lower_matmul(lw: Lowering, op: Op) -> bool:
-    """Two activations: per-tensor int8 x int8 -> int32 -> requantize."""
-    a, b = lw.i8(op.a), lw.i8(op.b)
+    """Two activations: per-tensor int8 x int8 -> int32 -> requantize.  An A operand computed in
+    bf16 (a softmax) of a matmul in ``config.row_scaled`` is quantized per row instead
+    (``quantize_rows``), and its row shifts go to the requantize."""
+    row_shift = None
+    if op.result.name in lw.config.row_scaled and _nonlinear_domain(lw, op.a) == "bf16" \
+            and op.a.type.shape[:-1] == op.result.type.shape[:-1]:
+        rows = lw.b.create("quantize_rows", [lw.bf16(op.a)], name=op.a.name + ".rows")
+        a, row_shift = lw.typed(rows.results[0], "i8", lw.params(op.a)), rows.results[1]
+        lw.row_sites.append(op)
+    else:
+        a = lw.i8(op.a)
+    b = lw.i8(op.b)
     acc = lw.b.value("qmatmul", [a, b], name=op.result.name + ".acc")
     acc_scale = a.type.quant.scale[0] * b.type.quant.scale[0]
     lw.typed(acc, "i32", QuantParams((acc_scale,), (0,)))
-    return requantize_output(lw, op, acc, acc_scale)
+    return requantize_output(lw, op, acc, acc_scale, row_shift=row_shift)
 
 
 def to_i32(lw: Lowering, x: Value, real: float, pre_shift: int, name: str) -> Value:
@@ -230,6 +242,11 @@ RULES = {
 
 def lower_module(source: Module, ranges: dict[int, tuple[float, float]], config: LoweringConfig) -> Module:
     """The integer-only module equivalent of ``source`` (a new Module)."""
+    return lower(source, ranges, config).target
+
+
+def lower(source: Module, ranges: dict[int, tuple[float, float]], config: LoweringConfig) -> Lowering:
+    """The lowering of ``source``: its ``target`` module and what the rules decided on the way."""
     lw = Lowering(source, ranges, config)
     chains, absorbed = find_chains(source)
     for v in source.inputs:
@@ -250,4 +267,4 @@ def lower_module(source: Module, ranges: dict[int, tuple[float, float]], config:
     for name, v in source.outputs:
         lw.b.loc = v.producer.loc if v.producer is not None else name  # the layer whose value leaves
         lw.target.add_output(name, lw.f32(v))
-    return lw.target
+    return lw

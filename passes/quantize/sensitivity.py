@@ -15,10 +15,11 @@ reports the measured error of the chosen model next to that prediction.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from tcc.ir import Module, Op, constant_value
 from tcc.ir.errors import TccError
@@ -100,39 +101,98 @@ class Sensitivity:
         return self.errors - self.base_error
 
 
+#: ``mapper(task, jobs)``: ``task.run(start, jobs[start:stop])`` over consecutive chunks of ``jobs``, in
+#: order, having called ``task.open()`` once wherever it runs.  The driver provides one that runs the
+#: chunks on tcc's evaluation engine (a process pool or Ray); None runs them here.
+Mapper = Callable[["SensitivityTask", list], Iterable[list]]
+
+
+class SensitivityTask:
+    """Output errors of single-layer format changes, one job = (layer name, format): picklable, so
+    a worker process opens it (the module travels as IR text, ranges by value name) and measures
+    any jobs it is given.  Each result depends only on its job, so the sweep gives the same errors
+    whichever way its jobs run."""
+
+    def __init__(self, source: Module, ranges, samples, reference, config: LoweringConfig):
+        self.text: str | None = None
+        self.source: Module | None = source
+        by_id = {id(v): v.name for v in source.values()}
+        self.range_names = {by_id[key]: r for key, r in ranges.items() if key in by_id}
+        self.samples, self.reference = samples, reference
+        self.symmetric, self.rounding = config.symmetric, config.rounding
+        self.layer_inputs = config.layer_inputs
+
+    def __getstate__(self):
+        state = dict(self.__dict__, source=None)
+        if state["text"] is None and self.source is not None:
+            from tcc.ir import print_module
+
+            state["text"] = print_module(self.source)
+        return state
+
+    def open(self) -> None:
+        if self.source is None:
+            from tcc.ir import parse_module
+
+            self.source = parse_module(self.text or "")
+        by_name = {v.name: v for v in self.source.values()}
+        self.ranges = {id(by_name[name]): r for name, r in self.range_names.items()}
+
+    def error_with(self, layer_weights: dict[str, str]) -> float:
+        """The output error with ``layer_weights`` (layer name -> format), every other layer int8."""
+        assert self.source is not None, "SensitivityTask.error_with before open"
+        lowered = lower_module(self.source, self.ranges, LoweringConfig(
+            weights="int8", symmetric=self.symmetric, rounding=self.rounding, layer_weights=layer_weights,
+            layer_inputs=self.layer_inputs))
+        # One BLAS thread wherever a job runs: float islands' matmul rounding depends on BLAS's
+        # thread count, and the errors must not depend on how many workers measure them.
+        with threadpool_limits(1, user_api="blas"):
+            return model_error(lowered, self.samples, self.reference)
+
+    def run(self, start: int, jobs: list[tuple[str, str]]) -> list[tuple[float, str | None]]:
+        """(error, why it is infinite or None) per job."""
+        results = []
+        for layer, fmt in jobs:
+            try:
+                error = self.error_with({layer: fmt})
+            except TccError as exc:
+                results.append((float("inf"), str(exc)))
+                continue
+            results.append((error, None) if np.isfinite(error) else (float("inf"), "the output error is not finite"))
+        return results
+
+
 def measure_sensitivity(source: Module, ranges, layers: list[Layer], candidates, samples, reference,
-                        config: LoweringConfig, progress: Callable[[int, int], None] | None = None
-                        ) -> Sensitivity:
+                        config: LoweringConfig, progress: Callable[[int, int], None] | None = None,
+                        mapper: Mapper | None = None) -> Sensitivity:
     """Lower and run the model once per (layer, non-int8 candidate), plus once all int8.
 
     ``reference``: the float model's outputs on ``samples``; ``config`` gives the shared
     lowering options (its ``layer_weights`` are replaced).
-    ``progress(done, total)`` is called after each lowering and run.
+    ``progress(done, total)`` is called as runs finish; ``mapper`` runs the single-layer runs
+    elsewhere (in parallel), with the same result.
     A format that cannot be lowered or run for a layer (a bias that does not fit int32 at the
     finer DyBit scale, an accumulator overflow) gets an infinite error and a recorded reason.
     """
-    def error_with(layer_weights) -> float:
-        lowered = lower_module(source, ranges, LoweringConfig(
-            weights="int8", symmetric=config.symmetric, rounding=config.rounding, layer_weights=layer_weights,
-            layer_inputs=config.layer_inputs))
-        return model_error(lowered, samples, reference)
-
-    base = error_with({})
+    task = SensitivityTask(source, ranges, samples, reference, config)
+    task.open()
+    base = task.error_with({})
     errors = np.full((len(layers), len(candidates)), np.inf)
     failures = {}
-    jobs = [(i, j) for i in range(len(layers)) for j, fmt in enumerate(candidates) if fmt != "int8"]
+    cells = [(i, j) for i in range(len(layers)) for j, fmt in enumerate(candidates) if fmt != "int8"]
     for j, fmt in enumerate(candidates):
         if fmt == "int8":
             errors[:, j] = base
-    for done, (i, j) in enumerate(jobs, 1):
-        layer, fmt = layers[i], candidates[j]
-        try:
-            errors[i, j] = error_with({layer.name: fmt})
-        except TccError as exc:
-            failures[(layer.name, fmt)] = str(exc)
-        if not np.isfinite(errors[i, j]):
-            errors[i, j] = np.inf
-            failures.setdefault((layer.name, fmt), "the output error is not finite")
+    jobs = [(layers[i].name, candidates[j]) for i, j in cells]
+    parts = (task.run(k, [job]) for k, job in enumerate(jobs)) if mapper is None else mapper(task, jobs)
+    done = 0
+    for part in parts:
+        for error, why in part:
+            i, j = cells[done]
+            errors[i, j] = error
+            if why is not None:
+                failures[(layers[i].name, candidates[j])] = why
+            done += 1
         if progress is not None:
             progress(done, len(jobs))
     return Sensitivity(tuple(candidates), base, errors, len(samples), failures)

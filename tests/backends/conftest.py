@@ -6,13 +6,17 @@ import pytest
 @pytest.fixture
 def off_by_one_lsb(monkeypatch):
     """``break_rule(module, rule)``: give a simulator datapath module its own copy of the numerics
-    namespace whose ``rule`` returns one LSB more; the reference interpreters keep the real rule."""
+    namespace whose ``rule`` returns one LSB more (a class rule: whose instances do); the reference
+    interpreters keep the real rule."""
     from tcc.ir import numerics
 
     def break_rule(module, rule: str) -> None:
         real = getattr(numerics, rule)
         broken = types.SimpleNamespace(**vars(numerics))
-        setattr(broken, rule, lambda *args, **kwargs: real(*args, **kwargs) + 1)
+        if isinstance(real, type):
+            setattr(broken, rule, type(rule, (real,), {"__call__": lambda self, *a: real.__call__(self, *a) + 1}))
+        else:
+            setattr(broken, rule, lambda *args, **kwargs: real(*args, **kwargs) + 1)
         monkeypatch.setattr(module, "numerics", broken)
 
     return break_rule

@@ -4,6 +4,7 @@ bit-identical to one core and to the integer reference."""
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 import light_zoo
 from tcc.backends.overlay import compile_overlay
@@ -16,7 +17,7 @@ from tcc.runtime import Session
 TARGET = load_target()
 
 
-def test_squeezenet_on_three_cores_is_bit_identical_to_one_and_faster(tmp_path):
+def test_squeezenet_on_three_cores_is_bit_identical_to_one_and_faster(tmp_path, monkeypatch):
     model = light_zoo.randomized("squeezenet", expose_logits=True)
     inputs = light_zoo.model_inputs(model)
     rng = np.random.default_rng(3)
@@ -42,3 +43,13 @@ def test_squeezenet_on_three_cores_is_bit_identical_to_one_and_faster(tmp_path):
     assert reports[3]["roofline_cycles"] < reports[1]["roofline_cycles"] <= reports[3]["cycles"] * 3
     assert reports[3]["pe_utilization"] == three.macs / (3 * TARGET.peak_macs_per_cycle * three.cycles)
     assert "units busy/stall/idle" in Session.format_performance(reports[3])
+    # the session keeps its cores: a run on new data prepares nothing again and stays exact
+    import tcc.isa.simulator.run as simulator_run
+
+    prepared = []
+    monkeypatch.setattr(simulator_run, "prepare", lambda *args: prepared.append(args) or pytest.fail("re-prepared"))
+    other = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in inputs.items()}
+    again = session.run_dict(other)
+    for key, value in run_module(module, other).items():
+        np.testing.assert_array_equal(again[key], value)
+    assert session.last_result == three and not prepared

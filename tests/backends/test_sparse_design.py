@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from sparse_helpers import annotated, compiled
+from sparse_helpers import EVENTS, annotated, compiled, masked
 from tcc.backends.artifact import ArtifactError
 from tcc.backends.sparse import SparseArtifact, SparseError, compile_sparse
 from tcc.backends.sparse.dse import options_of, search
@@ -135,6 +135,23 @@ def test_token_timing_scan_matches_the_recurrence():
             last = max(int(r), last) + int(s)
             out.append(last)
         np.testing.assert_array_equal(_scan(ready, service), out)
+
+
+def test_latency_floor_bounds_the_timed_latency():
+    """timing.latency_floor: on the events network (every module on one chain) it is the slowest
+    module's busy cycles plus every module's pipeline depth, and the token-timed latency of each
+    frame is at least that."""
+    from tcc.isa.tokensim.cost import PIPELINE_DEPTH
+
+    _, session = compiled("events", "submanifold")
+    depths = sum(PIPELINE_DEPTH[s["kind"]] for s in session.metadata["modules"])
+    frames = np.load(EVENTS / "events_test.npz")["input"][:3]
+    for density in (1.0, 0.3, 0.1):
+        for frame in masked(frames, density, seed=9):
+            session.run_dict({"input": frame[None]})
+            latency = session.last_result.latency
+            assert latency["floor_cycles"] == latency["bottleneck_cycles"] + depths
+            assert latency["floor_cycles"] <= latency["cycles"]
 
 
 def test_densities_come_from_annotate_sparsity(tmp_path):

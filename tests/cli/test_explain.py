@@ -9,6 +9,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 MODELS = {
     "gated_cnn": (EXAMPLES / "hetero" / "gated_cnn.onnx", EXAMPLES / "hetero" / "gated_cnn_calib.npz"),
+    "box_head": (EXAMPLES / "hetero" / "box_head.onnx", EXAMPLES / "hetero" / "gated_cnn_calib.npz"),  # a host tail
     "digits": (EXAMPLES / "digits" / "digits_cnn.onnx", EXAMPLES / "digits" / "digits_calib.npz"),
     "encoder": (EXAMPLES / "encoder" / "encoder.onnx", EXAMPLES / "encoder" / "encoder_calib.npz"),
 }

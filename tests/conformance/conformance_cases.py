@@ -313,18 +313,17 @@ def run_case(case: Case, quant: str | None = None) -> Outcome:
 
 
 def _run_tcc(model: onnx.ModelProto, feeds: dict, quant: str | None) -> dict:
-    from tcc.frontend import import_onnx
-    from tcc.ir.interpreter import run_module
+    from tcc.frontend import import_onnx, run_model
     from tcc.passes import DEFAULT_FLOAT_PIPELINE, PassManager, parse_pipeline
 
     with warnings.catch_warnings():  # opset 1-6 models are converted with a note
         warnings.simplefilter("ignore")
-        module = import_onnx(model)
+        module = import_onnx(model, host_tail=True)
     PassManager(parse_pipeline(DEFAULT_FLOAT_PIPELINE)).run(module)
     if quant:
         module = _quantize(module, feeds, quant)
     with np.errstate(all="ignore"):
-        return run_module(module, feeds)
+        return run_model(module, feeds)
 
 
 def _quantize(module, feeds: dict, quant: str):

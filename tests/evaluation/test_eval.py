@@ -54,6 +54,21 @@ def test_a_process_pool_gives_the_same_result_bit_for_bit(serial, artifact):
     assert pooled.sample_results() == serial.sample_results()
 
 
+@pytest.mark.parametrize("pays_from, executor", [(1e9, "in process"), (0.0, "process pool")])
+def test_by_default_workers_start_only_when_the_set_outlasts_their_start(serial, artifact, monkeypatch,
+                                                                         pays_from, executor):
+    """No --workers: the first chunk runs here and times the set; a set done sooner than workers
+    start stays here, a longer one goes to the pool for the rest; the result is the same."""
+    import tcc.evaluation as evaluation
+    from tcc.evaluation import engine
+
+    monkeypatch.setattr(engine, "POOL_PAYS_FROM", pays_from)
+    monkeypatch.setattr(evaluation, "default_workers", lambda: 2)  # as on a 2-core machine
+    auto = evaluate(MODEL, artifact, TEST, labels="label", limit=LIMIT)
+    assert auto.executor == executor and auto.workers == (1 if executor == "in process" else 2)
+    assert auto.sample_results() == serial.sample_results()
+
+
 def test_ray_gives_the_same_result_bit_for_bit(serial, artifact):
     pytest.importorskip("ray")
     on_ray = evaluate(MODEL, artifact, TEST, labels="label", limit=LIMIT, workers=2, ray="local")
@@ -144,3 +159,18 @@ def test_json_to_stdout_leaves_the_table_on_stderr(tcc_cli, tmp_path):
                              "--workers", "1", "--json", "-")
     assert code == 0, err
     assert json.loads(out)["samples"] == 4 and "float" in err
+
+
+def test_a_script_without_a_main_guard_fails_clearly_instead_of_hanging(tmp_path):
+    """Process-pool workers import the calling script again; a script that evaluates at import time
+    would start pools from its workers.  It must stop within seconds with the advice, not hang."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text("from tcc.evaluation import evaluate\n"
+                      f"evaluate({str(MODEL)!r}, data={str(TEST)!r}, paths=('float',), limit=16, workers=2)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode != 0
+    assert 'if __name__ == "__main__":' in done.stderr
+    assert "EvalError" in done.stderr  # the caller gets tcc's error, not a bare BrokenProcessPool

@@ -1,7 +1,8 @@
 """The cycle model: decoupled units, byte-range hazards, sync, per-layer counters.
 
-Default target: DMA = 64 + ceil(row_bytes / 64) per row; matmul = ceil(M*s/32) * ceil(N/32) * ceil(K/s) + 64 +
-bits(s - 1), with the reduction split s = 32 // M ways when M < 32.
+Default target: DMA = 64 + ceil(row_bytes / 64) per row; matmul = per 32 x 32 pass ceil(K/s), plus 64 +
+bits(s - 1), with the reduction split s = 32 // rows ways in a pass of fewer than 32 output rows
+(and, in dwconv/gconv form, 32 // columns ways in a pass of fewer than 32 columns).
 """
 import numpy as np
 
@@ -144,3 +145,40 @@ def test_strided_dma_costs_per_row():
                            "dma.sram_row": 100, "dma.sram_plane": 300}) + "load abuf, 0, 0\nhalt\n")
     assert at[7].end - at[7].start == 64 + 2 * 3 * 2  # 6 rows of ceil(100 / 64) beats
     assert result.layers[0]["bytes_loaded"] == 600
+
+
+def test_a_run_result_is_a_copy_the_caller_may_change():
+    """A run hands back a copy of the prepared program's result (RunResult.copy, not deepcopy): equal
+    to it, sharing no dict or list, so changing one run's result leaves the next run's alone."""
+    import copy
+    import dataclasses
+
+    machine = Machine(TARGET, np.zeros(1024, np.uint8))
+    words = encode_program(assemble(PROLOGUE + "load abuf, 0, 0\n" + GEMM + "matmul gemm, 0, int8, 0, 0, 0\nhalt\n"))
+    for trace in (False, True):
+        first = machine.run(words, trace=trace)
+        mine = first.copy()
+        assert mine == copy.deepcopy(first)
+        for f in dataclasses.fields(first):
+            value = getattr(first, f.name)
+            if isinstance(value, (dict, list)):
+                assert getattr(mine, f.name) is not value, f.name
+                for inner in value.values() if isinstance(value, dict) else ():
+                    assert not isinstance(inner, (dict, list)) or all(inner is not v for v in getattr(mine, f.name).values())
+        first.layers[0]["cycles"] = -1
+        first.unit_cycles["load"]["busy"] = -1
+        assert machine.run(words, trace=trace) == mine
+
+
+def test_passes_with_idle_rows_or_columns_split_the_reduction():
+    from tcc.isa.cycles import matmul_cycles
+    from tcc.isa.weights import INT8_WEIGHTS
+
+    # 196 x 272 x 68: 6 x 8 full passes of 68 steps; 6 passes of the last 16 columns; 8 passes of
+    # the last 4 rows, split 8 ways (9 steps each); the corner pass split 8 ways; 64 fill, 3 tree stages
+    assert matmul_cycles(TARGET, 196, 272, 68, INT8_WEIGHTS) == 48 * 68 + 6 * 68 + 8 * 9 + 9 + 64 + 3
+    # own columns (dwconv/gconv): the 16-column passes split K over the 16 idle columns too
+    assert matmul_cycles(TARGET, 196, 272, 68, INT8_WEIGHTS, own_columns=True) == 48 * 68 + 6 * 34 + 8 * 9 + 9 + 64 + 3
+    # a short product as before: 4 rows, all 8 ways split, one pass per 32 columns
+    assert matmul_cycles(TARGET, 4, 64, 64, INT8_WEIGHTS) == 2 * 8 + 64 + 3
+    assert matmul_cycles(TARGET, 64, 64, 64, INT8_WEIGHTS) == 4 * 64 + 64

@@ -250,7 +250,7 @@ def test_digits_budget_between_int4_and_int8():
 def test_cli_mixed(tcc_cli, tmp_path):
     model, calib = DIGITS / "digits_cnn.onnx", DIGITS / "digits_calib.npz"
     code, out, err = tcc_cli("compile", model, "-t", "ir", "--calib", calib, "--quant", "mixed",
-                             "--budget-cycles", "2700")
+                             "--budget-cycles", "2500")
     assert code == 0, err
     assert "Pareto front (cycles vs predicted output error)" in err and "/down/down.0/Conv" in err
     assert 'format = "' in out
@@ -260,6 +260,21 @@ def test_cli_mixed(tcc_cli, tmp_path):
     assert code == 2 and "--budget-bytes N or --budget-cycles N" in err
     code, _, err = tcc_cli("compile", model, "--calib", calib, "--budget-bytes", "4000")
     assert code == 2 and "go with --quant mixed" in err
+
+
+def test_the_sensitivity_sweep_on_two_workers_is_the_serial_one(tcc_cli, tmp_path):
+    """--workers 2 spreads calibration and the per-layer runs over a process pool: the same errors,
+    so the same plan (its table prints the predicted and measured errors) and the same bytes."""
+    model, calib = DIGITS / "digits_cnn.onnx", DIGITS / "digits_calib.npz"
+    plans = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}.tir"
+        code, _, err = tcc_cli("compile", model, "-t", "ir", "--calib", calib, "--quant", "mixed",
+                               "--budget-cycles", "2500", "--workers", workers, "-o", out)
+        assert code == 0, err
+        plans.append((out.read_bytes(), [line for line in err.splitlines() if "error" in line or "|" in line]))
+    assert plans[0][0] == plans[1][0]
+    assert plans[0][1] == plans[1][1] and plans[0][1]
 
 
 @pytest.mark.parametrize("kind, budget", [("bytes", 4000), ("cycles", 2650)])

@@ -356,19 +356,21 @@ def test_glu_with_a_two_result_split_is_left_alone():
     assert run(text) == expect(text)
 
 
-def test_a_spatial_mean_becomes_a_global_average_pool_with_the_same_values():
+@pytest.mark.parametrize("keepdims, kinds", [(1, ["global_avg_pool"]), (0, ["global_avg_pool", "reshape"])])
+def test_a_spatial_mean_becomes_a_global_average_pool_with_the_same_values(keepdims, kinds):
     """x.mean((2, 3), keepdim=True), as torch exports adaptive pooling, -> global_avg_pool (values as
-    onnxruntime's); a mean over the last axis of a rank-3 tensor (a LayerNorm's) stays a reduce_mean."""
+    onnxruntime's), and x.mean((2, 3)) (torchvision's MNASNet, ShuffleNetV2) -> global_avg_pool and a
+    reshape; a mean over the last axis of a rank-3 tensor (a LayerNorm's) stays a reduce_mean."""
     from tcc.driver import CompileOptions, compile_model
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 5, 7])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 1, 1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 1, 1] if keepdims else [1, 3])
     axes = numpy_helper.from_array(np.array([-1, 2], np.int64), "axes")
-    graph = helper.make_graph([helper.make_node("ReduceMean", ["x", "axes"], ["y"], keepdims=1)], "g", [x], [y],
-                              [axes])
+    graph = helper.make_graph([helper.make_node("ReduceMean", ["x", "axes"], ["y"], keepdims=keepdims)], "g", [x],
+                              [y], [axes])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     module = compile_model(model, "ir", CompileOptions())
-    assert [op.kind for op in module.ops if op.kind != "const"] == ["global_avg_pool"]
+    assert [op.kind for op in module.ops if op.kind != "const"] == kinds
     data = np.random.default_rng(0).standard_normal((1, 3, 5, 7)).astype(np.float32)
     expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
         None, {"x": data})[0]

@@ -1,0 +1,67 @@
+"""Per-row A scales on the overlay (quantize{rows=on}): the ViT block's softmax probabilities are
+quantized row by row (``cvt bf16_i8_rows``) and softmax x V's requantize shifts each row back
+(``rq.by_row``); the simulator equals the integer reference, and a one-LSB error in either
+simulator stage is caught."""
+import numpy as np
+import pytest
+
+from tcc.backends.overlay import compile_overlay
+from tcc.driver import compile_to_ir, quantization_pipeline
+from tcc.ir.interpreter import run_module
+from tcc.isa.errors import SimulatorTrap
+from tcc.isa.simulator import impl_quant, impl_vector
+from tcc.passes import DEFAULT_FLOAT_PIPELINE
+from tcc.passes.quantize import Quantize
+from tcc.runtime import Session
+
+ENC = "examples/encoder/"
+
+
+@pytest.fixture(scope="module")
+def vit_rows(tmp_path_factory):
+    calib = tmp_path_factory.mktemp("vit_rows") / "calib.npz"
+    np.savez(calib, image=np.load(ENC + "vit_calib.npz")["image"][:24])
+    passes = quantization_pipeline(str(calib))
+    for p in passes:
+        if isinstance(p, Quantize):
+            p.rows, p.residual = "on", "bf16"  # the choices fixed: no measuring runs in the test
+    module = compile_to_ir(ENC + "vit_block.onnx", passes=DEFAULT_FLOAT_PIPELINE + passes)[0]
+    return module, compile_overlay(module)
+
+
+def samples(count):
+    images = np.load(ENC + "vit_test.npz")["image"]
+    return [{"image": images[i:i + 1]} for i in range(count)]
+
+
+def test_softmax_rows_are_quantized_per_row_and_the_simulator_is_exact(vit_rows):
+    module, artifact = vit_rows
+    rows = [op for op in module.ops if op.kind == "quantize_rows"]
+    assert len(rows) == 1 and rows[0].x.producer.kind == "softmax"
+    assert rows[0].results[1].users[0].kind == "requantize"
+    session = Session(artifact)
+    shifts = []
+    for x in samples(3):
+        np.testing.assert_array_equal(session.run(None, x)[0], run_module(module, x)["logits"])
+        shifts.append(run_module_shifts(module, x, rows[0].results[1]))
+    assert max(s.max() for s in shifts) >= 1  # some rows really are on a finer grid
+
+
+def run_module_shifts(module, x, value):
+    seen = {}
+    run_module(module, x, observe=lambda v, a: seen.update({id(v): a}) if v is value else None)
+    return seen[id(value)]
+
+
+@pytest.mark.parametrize("module, rule", [(impl_quant, "row_shifted"), (impl_vector, "shift_for_range")])
+def test_a_one_lsb_error_in_a_row_stage_is_caught(vit_rows, off_by_one_lsb, module, rule):
+    ir, artifact = vit_rows
+    off_by_one_lsb(module, rule)
+    session = Session(artifact)
+    differs = False
+    for x in samples(3):
+        try:
+            differs |= not np.array_equal(session.run(None, x)[0], run_module(ir, x)["logits"])
+        except SimulatorTrap:  # a shift pushed out of range traps: caught as well
+            differs = True
+    assert differs
