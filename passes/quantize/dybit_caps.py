@@ -6,6 +6,7 @@ cap is chosen like mixed precision chooses formats (sensitivity.py): each layer'
 rise is measured for each cap, the rest of the model int8, and the layer takes the cap of least
 error.  Only caps whose weight MSE is at most cap 0's (the intN grid) are candidates, so each
 layer's DyBit weights are never further from the float weights than intN's; ties go to cap 0.
+(With the config's layer input rows, layer_inputs.py, "weight MSE" is the layer's output error.)
 """
 from __future__ import annotations
 
@@ -18,8 +19,6 @@ from tcc.ir.interpreter import run_module
 
 from .lowering import LoweringConfig, matrix_operands
 from .params import dybit_caps, parse_weight_format, quantize_weights, weight_sse
-
-ROW_CAPS = 7  # the matrix unit reads per-row caps for dybit2..dybit7 (isa/weights.py: wcap 7 is dybit8's full run)
 from .sensitivity import measure_sensitivity, weight_layers
 
 
@@ -30,11 +29,10 @@ def _layer_weight(module: Module, name: str) -> np.ndarray:
 
 
 def cap_formats(fmt: str) -> tuple[str, ...]:
-    """``dybitN`` -> the explicit formats of its caps, cap 0 first, then a cap per channel
-    (``dybitNr``, each channel's cap of least weight MSE) where the matrix unit has it (N <= 7)."""
+    """``dybitN`` -> the explicit formats of its caps, cap 0 first.  (A cap per channel,
+    ``dybitNr``, is a format of its own: its caps cost a byte per channel and a DMA per tile.)"""
     _, bits = parse_weight_format(fmt)
-    per_row = (f"dybit{bits}r",) if bits - 1 < ROW_CAPS else ()
-    return tuple(f"dybit{bits}c{cap}" for cap in dybit_caps(bits)) + per_row
+    return tuple(f"dybit{bits}c{cap}" for cap in dybit_caps(bits))
 
 
 def choose_dybit_caps(module: Module, ranges, samples: list, fmt: str, config: LoweringConfig,

@@ -45,11 +45,11 @@ def parse_weight_format_cap(fmt: str) -> tuple[str, int, int | None]:
     """(kind, bits, the DyBit cap given or None); ``dybitNr`` (a cap per channel) gives ROW_CAPS."""
     m = re.fullmatch(r"(int|dybit)([0-9])(?:c([0-9])|(r))?", fmt)
     if not m or (m.group(3) is None and m.group(4) is None and fmt not in WEIGHT_FORMATS) or \
-            (m.group(4) is not None and (m.group(1) != "dybit" or f"dybit{m.group(2)}" not in WEIGHT_FORMATS)) or \
+            (m.group(4) is not None and (m.group(1) != "dybit" or not 2 <= int(m.group(2)) <= 7)) or \
             (m.group(3) is not None and (m.group(1) != "dybit" or not int(m.group(3)) < int(m.group(2)))):
         raise QuantizationError(f"unknown weight format {fmt!r}; choose from {', '.join(WEIGHT_FORMATS)} "
-                                "(or dybitNcK: DyBit-N with its exponent run capped at K < N; dybitNr: a cap "
-                                "per output channel)")
+                                "(or dybitNcK: DyBit-N with its exponent run capped at K < N; dybitNr, N <= 7: "
+                                "a cap per output channel)")
     cap = ROW_CAPS if m.group(4) is not None else None if m.group(3) is None else int(m.group(3))
     return m.group(1), int(m.group(2)), cap
 
