@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 BENCHES = ["conformance.py", "compile_time.py", "overlay.py", "transformer.py", "sparse_density.py", "sparse_hls_zoo.py",
-           "quant_vs_ort.py", "eval_scale.py", "real_models.py"]
+           "quant_vs_ort.py", "eval_scale.py", "real_models.py", "host_tail.py"]
 
 if __name__ == "__main__":
     here = Path(__file__).resolve().parent

@@ -217,6 +217,11 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
         click.echo(format_timings(records), err=True)
     if target == "ir":
         _emit(result, output)
+        if result.host_tail is not None:
+            first = result.host_tail.nodes[0]
+            click.echo(f"note: node {first.name!r} ({first.op_type}) and the {len(result.host_tail.nodes) - 1} "
+                       f"node(s) after it form the host tail ({first.reason}): they run when the model runs, "
+                       "once their shapes are known", err=True)
         return
     result.save(output)
     if target == "sparse":

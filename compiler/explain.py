@@ -70,10 +70,12 @@ class Explanation:
 
 
 def op_macs(op: Op) -> int:
-    """Multiply-accumulates of a matrix op (conv, linear, matmul, float or quantized); 0 otherwise."""
+    """Multiply-accumulates of a matrix op (conv, conv_transpose, linear, matmul, float or quantized); 0 otherwise."""
     kind = op.kind[1:] if op.kind in ("qconv", "qlinear", "qmatmul") else op.kind
     if kind == "conv":
         return op.result.type.size * int(np.prod(op.w.type.shape[1:]))
+    if kind == "conv_transpose":  # every input element meets (M / group) * kernel weights
+        return op.x.type.size * int(np.prod(op.w.type.shape[1:]))
     if kind in ("linear", "matmul"):
         k = (op.a if kind == "matmul" else op.x).type.shape[-1]
         return op.result.type.size * k

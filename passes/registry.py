@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .base import Pass
+from .conv_transpose_as_conv import ConvTransposeAsConv
 from .dce import DeadCodeElimination
 from .fold_affine import BatchNormToConv, FoldAffine
 from .fold_batchnorm import FoldBatchNorm
@@ -9,6 +10,7 @@ from .fold_constants import FoldConstants
 from .mode_schedule import ScheduleModes
 from .quantize import MixedPrecision, Quantize, SmoothQuant
 from .recognize import Recognize
+from .resize_as_matmul import ResizeAsMatmul
 from .sparsity import AnnotateSparsity
 from .unroll_recurrent import UnrollRecurrent
 
@@ -23,13 +25,16 @@ def register(cls: type[Pass]) -> type[Pass]:
 
 
 for _cls in (DeadCodeElimination, FoldConstants, FoldBatchNorm, FoldAffine, BatchNormToConv, Quantize,
-             MixedPrecision, SmoothQuant, Recognize, AnnotateSparsity, UnrollRecurrent):
+             MixedPrecision, SmoothQuant, Recognize, AnnotateSparsity, UnrollRecurrent, ResizeAsMatmul,
+             ConvTransposeAsConv):
     register(_cls)
 register(ScheduleModes)
 
 # The float pipeline `tcc compile -t ir` runs after import.
 DEFAULT_FLOAT_PIPELINE = ("fold-constants", "recognize", "fold-batchnorm", "fold-affine", "dce")
 
-# Before quantization: recurrent layers become their time steps and every batch_norm a conv, so
-# the int8 path can run them.
-PRE_QUANT_PIPELINE = ("unroll-recurrent", "batchnorm-to-conv", "fold-affine", "dce")
+# Before quantization: recurrent layers become their time steps, every batch_norm a conv, every
+# interpolating resize matrix products and every transposed convolution convolutions, so the int8
+# path can run them.
+PRE_QUANT_PIPELINE = ("unroll-recurrent", "batchnorm-to-conv", "resize-as-matmul", "conv-transpose-as-conv",
+                      "fold-affine", "dce")

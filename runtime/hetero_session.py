@@ -16,10 +16,7 @@ import time
 import numpy as np
 
 from tcc.backends.artifact import Artifact, ArtifactError, HeteroArtifact
-from tcc.ir import parse_module
-from tcc.frontend import FrontendError, run_model
-from tcc.frontend.host_tail import TailRunner, tail_runner
-from tcc.frontend.onnx_types import tcc_dtype
+from tcc.ir import Module, TensorType, Value, parse_module
 from tcc.ir.errors import IRParseError
 from tcc.ir.host_tail import HostTail, parse_host_tail
 from tcc.ir.interpreter import run_module
@@ -47,10 +44,13 @@ class HeteroSession(ModelIO):
     def __init__(self, artifact):
         self.artifact = artifact if isinstance(artifact, HeteroArtifact) else HeteroArtifact.load(artifact)
         meta = self.artifact.metadata
-        self.module = _parse(self.artifact.ir_text, "IR")
+        self._module: Module | None = None
         self.parts = []
         for i, (entry, part) in enumerate(zip(meta["partitions"], self.artifact.parts)):
-            if entry.get("graph") == "onnx":
+            if entry.get("graph") == "onnx":  # a host tail runs as ONNX (the frontend, and onnx, only then)
+                from tcc.frontend import FrontendError
+                from tcc.frontend.host_tail import tail_runner
+
                 try:
                     self.parts.append(tail_runner(_parse_tail(part, f"partition {i}")))
                 except FrontendError as exc:
@@ -64,14 +64,50 @@ class HeteroSession(ModelIO):
                                     f"{entry['inputs']}/{entry['outputs']}, its IR has {names[0]}/{names[1]}; "
                                     "recompile the model")
             self.parts.append(runner)
+        self._interface = self._partition_interface(meta)
         self._check_dataflow(meta)
         self.last_run: list[dict] | None = None
+        self._device_results: dict = {}  # partition index -> its last RunResult
+
+    @property
+    def module(self) -> Module:  # type: ignore[override]
+        """The whole model's quantized IR (parsed on first use: the reference and a host tail's outputs need it)."""
+        if self._module is None:
+            self._module = _parse(self.artifact.ir_text, "IR")
+        return self._module
+
+    @property
+    def interface(self) -> Module:
+        return self.module if self._interface is None else self._interface
+
+    def _partition_interface(self, meta: dict) -> Module | None:
+        """The model's inputs and outputs typed by the partitions that read and make them, so that
+        opening does not parse the whole IR; None when a host tail makes outputs or an input is
+        read by no partition (the whole IR then gives them)."""
+        typed: dict[str, TensorType] = {}
+        for entry, runner in zip(meta["partitions"], self.parts):
+            if entry.get("graph") == "onnx":
+                return None
+            io = runner.interface if isinstance(runner, Session) else runner
+            for v in io.inputs:
+                typed.setdefault(v.name, v.type)
+            typed.update((name, v.type) for name, v in io.outputs)  # the last maker's type
+        interface = Module(meta.get("model", "model"))
+        for entry in meta["inputs"]:
+            if entry["value"] not in typed or entry["name"] != entry["value"]:
+                return None
+            interface.add_input(entry["name"], typed[entry["value"]])
+        for entry in meta["outputs"]:
+            if entry["value"] not in typed:
+                return None
+            interface.add_output(entry["name"], Value(entry["value"], typed[entry["value"]]))
+        return interface
 
     def _check_dataflow(self, meta: dict) -> None:
         """Every partition input must be a model input or an earlier partition's output, and every
         model output must be made by some partition (or be an input)."""
         available = {entry["value"] for entry in meta["inputs"]}
-        if sorted(available) != sorted(v.name for v in self.module.inputs):
+        if sorted(available) != sorted(v.name for v in self.interface.inputs):
             raise ArtifactError("malformed artifact metadata: inputs do not match the IR's; recompile the model")
         for i, entry in enumerate(meta["partitions"]):
             missing = [n for n in entry["inputs"] if n not in available]
@@ -87,9 +123,12 @@ class HeteroSession(ModelIO):
     def get_outputs(self) -> list[NodeArg]:
         """The model's outputs; those of a host tail have shapes known only at run time (dims as
         the ONNX model names them, or None)."""
-        tail = self.module.host_tail
-        if tail is None:
+        if self._interface is not None or self.module.host_tail is None:
             return super().get_outputs()
+        from tcc.frontend.host_tail import tail_runner
+        from tcc.frontend.onnx_types import tcc_dtype
+
+        tail = self.module.host_tail
         made = {n: v for n, v in self.module.outputs}
         declared = {o.name: o for o in tail_runner(tail).graph.output}
         args = []
@@ -111,14 +150,14 @@ class HeteroSession(ModelIO):
 
     def run_dict(self, feeds: dict, progress=None) -> dict[str, np.ndarray]:
         """Run every partition in order; ``progress(done, partitions)`` after each one."""
-        bound = bind_inputs(self.module, feeds)
-        env = {v.name: bound[id(v)] for v in self.module.inputs}
+        bound = bind_inputs(self.interface, feeds)
+        env = {v.name: bound[id(v)] for v in self.interface.inputs}
         meta = self.artifact.metadata
-        stats = []
+        stats, results = [], {}
         for i, (entry, runner) in enumerate(zip(meta["partitions"], self.parts)):
             given = {n: env[n] for n in entry["inputs"]}
             start = time.perf_counter()
-            if isinstance(runner, TailRunner):  # the tail's inputs by its own (ONNX) names
+            if entry.get("graph") == "onnx":  # a host tail: its inputs by its own (ONNX) names
                 made = runner.run(dict(zip(runner.input_names, given.values())))
             else:
                 made = runner.run_dict(given) if isinstance(runner, Session) else run_module(runner, given)
@@ -128,23 +167,30 @@ class HeteroSession(ModelIO):
                     "bytes_in": int(sum(np.asarray(a).nbytes for a in given.values())),
                     "bytes_out": int(sum(np.asarray(a).nbytes for a in made.values())),
                     "wall_seconds": seconds}
-            if isinstance(runner, Session):
-                stat["device"] = runner.performance_report()
+            if isinstance(runner, Session):  # its report is built when asked for (performance_report)
+                results[i] = runner.last_result
             stats.append(stat)
             if progress is not None:
                 progress(i + 1, len(self.parts))
-        self.last_run = stats
+        self.last_run, self._device_results = stats, results
         return {e["name"]: np.array(env[e["value"]], order="C") for e in meta["outputs"]}
 
     def run_reference(self, feeds: dict) -> dict[str, np.ndarray]:
         """The integer reference interpreter on the whole model's quantized IR (then its host tail)."""
+        from tcc.frontend import run_model
+
         return run_model(self.module, feeds)
 
     def performance_report(self) -> dict:
         """Per partition: where the time goes (device cycles, host wall time) and bytes crossing."""
         from .hetero_report import build_hetero_report
+        from .report import build_report
 
-        return build_hetero_report(self.artifact.metadata, self.last_run)
+        stats = self.last_run
+        if stats is not None:
+            stats = [dict(stat, device=build_report(self.parts[i].artifact.metadata, self._device_results[i]))
+                     if i in self._device_results else stat for i, stat in enumerate(stats)]
+        return build_hetero_report(self.artifact.metadata, stats)
 
     @staticmethod
     def format_performance(report: dict, top: int | None = None, style=plain) -> str:

@@ -130,6 +130,7 @@ class SparseSession(ModelIO):
         return {"model": meta["module_name"], "mode": self.mode, "cycles": r.cycles,
                 "seconds": r.cycles / (r.clock_mhz * 1e6), "bottleneck": bottleneck.name,
                 "bottleneck_cycles": int(r.latency["bottleneck_cycles"]),
+                "floor_cycles": int(r.latency["floor_cycles"]),
                 "frames_per_second": r.clock_mhz * 1e6 / max(1, r.latency["bottleneck_cycles"]),
                 "resources": {k: meta["dse"][k] for k in ("dsp", "bram18", "lut")},
                 "target": meta["target"], "modules": modules}
@@ -152,7 +153,8 @@ class SparseSession(ModelIO):
         lines.append("-" * len(head))
         t, res = report["target"], report["resources"]
         lines.append(f"frame latency {report['cycles']} cycles ({report['seconds'] * 1e6:.2f} us at "
-                     f"{t['clock_mhz']:g} MHz); slowest module {report['bottleneck']} busy "
+                     f"{t['clock_mhz']:g} MHz; floor {report['floor_cycles']}: the slowest module plus the "
+                     f"pipeline depths around it); slowest module {report['bottleneck']} busy "
                      f"{report['bottleneck_cycles']} cycles ({report['frames_per_second']:.0f} frames/s streamed); "
                      f"{res['dsp']}/{t['dsp']} DSP, {res['bram18'] / 2:g}/{t['bram36']} BRAM36, "
                      f"{res['lut']}/{t['lut']} LUT")

@@ -136,7 +136,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
                 ctx.addresses[id(v)] = ctx.addresses[id(root(v))]
     modes = ["int8"] * target.cores
     for done, step in enumerate(steps, 1):
-        want = STEP_KINDS[step.kind].mode
+        want = "int8" if "rescale" in step.info else STEP_KINDS[step.kind].mode  # a concat's fused requants
         first_layer = len(ctx.layer_stats)
         workers = range(target.cores) if step.kind in SPLIT_KINDS else range(1)
         for core in workers:  # each core emits its share of the step's tiles, with the same layers

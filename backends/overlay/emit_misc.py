@@ -165,15 +165,21 @@ def emit_lut(ctx: Context, step: Step) -> None:
     _stream(ctx, x, y, "lt.len", lambda src, dst: p.emit("lut", dst=dst, src=src))
 
 
+def set_rescale(ctx: Context, op, key: str, pslot: int) -> None:
+    """Load a per-tensor int8 requantize's parameter triple to pbuf ``pslot`` and set its registers
+    (``rq.m``, the elements, is left to each tile)."""
+    p = ctx.program
+    params = np.array([[0, op.multiplier[0], op.shift[0]]], "<i4")
+    p.dma("load", "pbuf", pslot, ctx.constant(key, params), rows=1, row_bytes=12)
+    p.set({"rq.params": pslot, "rq.n": 1, "rq.src_row": 1, "rq.dst_row": 1, "rq.src_zp": op.x.type.quant.zero_point[0],
+           "rq.pre_shift": op.pre_shift, "rq.zp": op.zero_point, "rq.qmin": op.qmin, "rq.qmax": op.qmax})
+
+
 def emit_requant(ctx: Context, step: Step) -> None:
     op = step.ops[0]
     x, y = op.x, op.result
     b, p = ctx.buffers, ctx.program
-    params = np.array([[0, op.multiplier[0], op.shift[0]]], "<i4")
-    p_addr = ctx.constant(f"p:{y.name}", params)
     ctx.begin_layer(step.name, 0, x.type.size + y.type.size)
-    p.dma("load", "pbuf", b.p(0), p_addr, rows=1, row_bytes=12)
-    p.set({"rq.params": b.p(0), "rq.n": 1, "rq.src_row": 1, "rq.dst_row": 1, "rq.src_zp": x.type.quant.zero_point[0],
-           "rq.pre_shift": op.pre_shift, "rq.zp": op.zero_point, "rq.qmin": op.qmin, "rq.qmax": op.qmax})
+    set_rescale(ctx, op, f"p:{y.name}", b.p(0))
     _stream(ctx, x, y, "rq.m", lambda src, dst: p.emit("requant", src="abuf", out="i8", rounding=op.rounding,
                                                       dst=dst, srcaddr=src))

@@ -13,6 +13,7 @@ import numpy as np
 from tcc.isa.cycles import dma_cycles, post_cycles
 
 from .context import Context
+from .emit_misc import set_rescale
 from .errors import unsupported
 from .layout import ELEMENT_BYTES, LayoutPlan, factor_strided
 from .steps import Step
@@ -44,7 +45,9 @@ def _box(dims, elem: int):
     return planes, rows, inner, plane_stride, row_stride
 
 
-def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.ndarray) -> None:
+def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.ndarray, rescale=None) -> None:
+    """``dst`` elements ``dst_index`` from ``src`` elements ``src_index``; ``rescale``: an int8
+    per-tensor requantize (its parameters set up by the caller) run in place on every loaded tile."""
     elem = ELEMENT_BYTES[src.type.dtype]
     b, p = ctx.buffers, ctx.program
     plans, problem = [], ""
@@ -54,10 +57,13 @@ def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.n
             plans.append(tiles)
     if not plans:
         raise unsupported(op, problem)
-    tiles = min(plans, key=lambda t: _move_cycles(ctx, t, elem))
+    tiles = min(plans, key=lambda t: _move_cycles(ctx, t, elem, rescale is not None))
     for tile, (s0, s1, store, box, gather) in enumerate(tiles):
         slot = b.a_in(tile)
         p.dma("load", "abuf", slot, ctx.addr(src) + s0 * elem, rows=1, row_bytes=(s1 - s0) * elem)
+        if rescale is not None:
+            p.set({"rq.m": s1 - s0})
+            p.emit("requant", src="abuf", out="i8", rounding=rescale.rounding, dst=slot, srcaddr=slot)
         staging = slot
         if gather is not None:
             staging = b.a_out(tile)
@@ -68,12 +74,14 @@ def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.n
               sram_plane=rows * row_bytes)
 
 
-def _move_cycles(ctx: Context, tiles, elem: int) -> int:
+def _move_cycles(ctx: Context, tiles, elem: int, rescaled: bool = False) -> int:
     """Modeled cycles of a move's tiles (the cost model's DMA and copy cycles): the busiest unit's
     total plus the first load and the last store, as the conv tile search counts."""
     loads, copies, stores = [], [], []
     for s0, s1, _, (planes, rows, row_bytes, _, row_stride), gather in tiles:
         loads.append(dma_cycles(ctx.target, 1, (s1 - s0) * elem))
+        if rescaled:
+            copies.append(post_cycles(ctx.target, s1 - s0))
         contiguous = planes == 1 and row_stride == row_bytes
         stores.append(dma_cycles(ctx.target, 1, rows * row_bytes) if contiguous
                       else dma_cycles(ctx.target, planes * rows, row_bytes))
@@ -186,13 +194,17 @@ def emit_concat(ctx: Context, step: Step) -> None:
     out_offsets = ctx.layouts.offsets(y)
     ctx.begin_layer(step.name, 0, 2 * y.type.size * ELEMENT_BYTES[y.type.dtype])
     start = 0
-    for x in op.operands:
+    for i, x in enumerate(op.operands):
         extent = x.type.shape[axis]
         index = [slice(None)] * y.type.rank
         index[axis] = slice(start, start + extent)
         start += extent
         scatter = ctx.layouts.to_physical(out_offsets[tuple(index)], x).reshape(-1)
-        emit_move(ctx, op, x, y, scatter, np.arange(x.type.size))
+        rescale = step.info.get("rescale", {}).get(i)
+        if rescale is not None:  # move the requantize's input, rescaled tile by tile
+            x = rescale.x
+            set_rescale(ctx, rescale, f"p:{rescale.result.name}", ctx.buffers.p(i))
+        emit_move(ctx, op, x, y, scatter, np.arange(x.type.size), rescale)
 
 
 def emit_lookup(ctx: Context, step: Step) -> None:

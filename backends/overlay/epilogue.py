@@ -38,7 +38,7 @@ def fuse_epilogues(steps: list[Step], outputs: set[int], pbuf_half: int) -> list
     produce their input (``info["residual"]``, ``info["lut"]``).  ``outputs``: ids of the values
     the model outputs (never fused away); ``pbuf_half``: bytes of a pbuf half, which must hold a
     step's parameters and the table."""
-    return _fuse_luts(_fuse_residual_adds(steps, outputs), outputs, pbuf_half)
+    return _fuse_concat_rescales(_fuse_luts(_fuse_residual_adds(steps, outputs), outputs, pbuf_half), outputs)
 
 
 def _fuse_residual_adds(steps: list[Step], outputs: set[int]) -> list[Step]:
@@ -90,9 +90,32 @@ def _fuse_luts(steps: list[Step], outputs: set[int], pbuf_half: int) -> list[Ste
     return [s for s in steps if s.kind != "fused"]
 
 
+def _fuse_concat_rescales(steps: list[Step], outputs: set[int]) -> list[Step]:
+    """Every per-tensor int8 requant step whose result only a concat reads, merged into the concat:
+    the concat moves the requant's input and rescales each tile after loading it
+    (``info["rescale"]``: operand index -> the requantize op)."""
+    producer_of = {id(v): s for s in steps for v in s.outputs}
+    for step in steps:
+        if step.kind != "concat":
+            continue
+        concat = step.ops[0]
+        for index, v in enumerate(concat.operands):
+            producer = producer_of.get(id(v))
+            if (producer is None or producer.kind not in ("requant", "fused") or producer.outputs != [v]
+                    or id(v) in outputs or any(u is not concat for u in v.users)):
+                continue
+            req = producer.ops[0]
+            step.info.setdefault("rescale", {})[index] = req
+            if producer.kind == "requant":  # (an operand the concat reads twice is merged once)
+                step.ops = step.ops + producer.ops
+                step.inputs = [req.x if u is v else u for u in step.inputs]
+                producer.kind = "fused"
+    return [s for s in steps if s.kind != "fused"]
+
+
 def fused_kinds(step: Step) -> list[str]:
     """The step kinds fused into ``step``'s epilogue, in the order they run (the layer's ``fused``)."""
-    return [kind for kind, key in (("eadd", "residual"), ("lut", "lut")) if key in step.info]
+    return [kind for kind, key in (("eadd", "residual"), ("lut", "lut"), ("requant", "rescale")) if key in step.info]
 
 
 def table_offset(channels: int) -> int:

@@ -5,7 +5,8 @@
 * ``esda_modules.hpp``: one streaming template per module kind (line buffers, occupancy maps,
   PIPELINE/UNROLL pragmas), and ``hls_shim/``: the ``hls::stream``/``ap_int`` subset for g++
   C-simulation where the vendor headers are absent (bounded FIFOs, a thread per module);
-* ``top.cpp``: every module's ROMs (biases, requantization parameters, backgrounds) and buffers, declared with the sizes and ``ARRAY_RESHAPE`` factors that the resource
+* ``top.cpp``: every module's ROMs (biases, requantization parameters, backgrounds; weights as
+  below) and buffers, declared with the sizes and ``ARRAY_RESHAPE`` factors that the resource
   model charges (isa/tokensim/memories.py: one list sizes both), one ``hls::stream`` per FIFO of the
   design at the depth the compiler chose, and the module instances under ``#pragma HLS DATAFLOW``;
   compiled with ``-DTCC_TESTBENCH`` it gains a ``main`` that streams one frame's input tokens from
@@ -128,7 +129,8 @@ def _rom_loader(artifact: SparseArtifact) -> list[str]:
     """load_roms(): C-simulation fills the weight ROMs from their files once, before the first frame."""
     lines = ["#ifndef __SYNTHESIS__", "static void load_roms() {", "  static bool loaded = false;",
              "  if (loaded) return;"]
-    lines += [f'  esda::load_rom({name}, {values.size}, "{name}.inc");' for name, values in weight_roms(artifact)]
+    lines += [f'  esda::load_rom({s["name"]}_w, {np.asarray(artifact.weights[s["weight"]]).size}, "{s["name"]}_w.inc");'
+              for s in artifact.metadata["modules"] if "weight" in s]
     return lines + ["  loaded = true;", "}", "#endif"]
 
 

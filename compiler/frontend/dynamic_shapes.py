@@ -8,6 +8,9 @@ shapes depend on are known) and by ``tcc explain``:
   constant: its output size is a function of its data;
 - a node with a non-constant input in a slot of ``SHAPE_INPUTS`` (a Reshape's shape, a Range's
   bounds, a Loop's trip count...): its output shape is that input's value;
+- a Loop whose body computes its condition from data (a while loop): it runs on the host,
+  iteration by iteration; an If with a computed condition whose branches declare outputs of
+  different shapes (the condition is then a shape input);
 - every node reading a result of one of those.
 """
 from __future__ import annotations
@@ -18,6 +21,7 @@ import onnx
 
 REASON = "output shape depends on input values"
 FOLLOWS = "reads a tensor whose shape is known only at run time"
+LOOP_REASON = "the loop's trip count depends on input values"
 
 #: Ops whose output size is a function of their data (run by ``ir/interpreter/kernels_dynamic.py``).
 DATA_DEPENDENT = frozenset({"NonZero", "Unique", "NonMaxSuppression"})
@@ -35,8 +39,34 @@ SHAPE_INPUTS: dict[str, tuple[int, ...]] = {
 
 
 def shape_inputs(node: onnx.NodeProto) -> list[str]:
-    """The names of ``node``'s inputs whose values set its output shape."""
+    """The names of ``node``'s inputs whose values set its output shape (an If's condition when
+    its branches declare outputs of different static types)."""
+    if node.op_type == "If":
+        return [node.input[0]] if _branches_differ(node) else []
     return [node.input[i] for i in SHAPE_INPUTS.get(node.op_type, ()) if i < len(node.input) and node.input[i]]
+
+
+def _branches_differ(node: onnx.NodeProto) -> bool:
+    """Whether an If's branches declare some output with different static shapes or element types."""
+    branches = {a.name: a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH}
+    if set(branches) != {"then_branch", "else_branch"}:
+        return False
+    for a, b in zip(branches["then_branch"].output, branches["else_branch"].output):
+        ta, tb = a.type.tensor_type, b.type.tensor_type
+        if not (a.type.HasField("tensor_type") and b.type.HasField("tensor_type")):
+            continue
+        if ta.elem_type and tb.elem_type and ta.elem_type != tb.elem_type:
+            return True
+        da, db = _static_dims(ta), _static_dims(tb)
+        if da is not None and db is not None and da != db:
+            return True
+    return False
+
+
+def _static_dims(tensor_type) -> tuple[int, ...] | None:
+    if not tensor_type.HasField("shape") or not all(d.HasField("dim_value") for d in tensor_type.shape.dim):
+        return None
+    return tuple(d.dim_value for d in tensor_type.shape.dim)
 
 
 def dynamic_reason(node: onnx.NodeProto, is_const: Callable[[str], bool]) -> str | None:
@@ -46,14 +76,30 @@ def dynamic_reason(node: onnx.NodeProto, is_const: Callable[[str], bool]) -> str
         return REASON
     if any(not is_const(n) for n in shape_inputs(node)):
         return REASON
+    if node.op_type == "Loop" and _condition_varies(node, is_const):
+        return LOOP_REASON
     return None
 
 
+def _condition_varies(loop: onnx.NodeProto, is_const: Callable[[str], bool]) -> bool:
+    """Whether a Loop body's condition output is computed from data (a while loop), not from the
+    iteration number, the incoming condition and constants alone."""
+    body = next(a.g for a in loop.attribute if a.name == "body")
+    if len(body.input) < 2 or not body.output:
+        return False
+    known = {body.input[0].name, body.input[1].name} | {t.name for t in body.initializer}
+    for inner in body.node:
+        reads = [n for n in inner.input if n]
+        if inner.op_type == "Constant" or (reads and all(n in known or is_const(n) for n in reads)):
+            known.update(o for o in inner.output if o)
+    return body.output[0].name not in known
+
+
 def dynamic_nodes(nodes: Iterable[onnx.NodeProto], is_const: Callable[[str], bool],
-                  constant_after: Callable[[onnx.NodeProto], bool]) -> dict[int, str]:
+                  constants_made: Callable[[onnx.NodeProto], Iterable[str]]) -> dict[int, str]:
     """Index -> reason of every node (in ``nodes``' topological order) that belongs to the host
-    tail.  ``constant_after(node)``: whether the import makes ``node``'s outputs constants (the
-    importer's own folding rule), applied to the nodes that stay static."""
+    tail.  ``constants_made(node)``: the outputs the import makes constants (the importer's own
+    folding rule; it may read ``is_const``), asked of the nodes that stay static."""
     dynamic: dict[int, str] = {}
     late: set[str] = set()  # tensors whose shape is known only at run time
     constant: set[str] = set()
@@ -67,8 +113,7 @@ def dynamic_nodes(nodes: Iterable[onnx.NodeProto], is_const: Callable[[str], boo
         else:
             reason = dynamic_reason(node, const)
             if reason is None:
-                if constant_after(node):
-                    constant.update(o for o in node.output if o)
+                constant.update(constants_made(node))
                 continue
             dynamic[i] = reason
         late.update(o for o in node.output if o)

@@ -27,6 +27,8 @@ from .importer import import_onnx
 
 #: Imported segments kept per tail (distinct shapes or shape-setting values make new ones).
 SEGMENT_CACHE_SIZE = 64
+#: A while loop still running after this many iterations is stopped with an error.
+MAX_HOST_ITERATIONS = 1_000_000
 
 
 def run_model(module: Module, feeds: Mapping[str, np.ndarray],
@@ -67,7 +69,7 @@ class TailRunner:
         remaining = list(self.graph.node)
         while remaining:
             bound = set(self.constants) | {n for node in remaining for n in shape_inputs(node) if n in known}
-            late = dynamic_nodes(remaining, bound.__contains__, lambda node: False)
+            late = dynamic_nodes(remaining, bound.__contains__, lambda node: ())
             static = [node for i, node in enumerate(remaining) if i not in late]
             if static:
                 later = {n for i in late for n in outer_reads(remaining[i])} | {o.name for o in self.graph.output}
@@ -75,7 +77,11 @@ class TailRunner:
                 remaining = [remaining[i] for i in sorted(late)]
             else:  # the first node has all its inputs: one whose output size its data decides
                 node = remaining.pop(0)
-                known.update(zip(node.output, run_data_dependent(node, [known[n] if n else None for n in node.input])))
+                if node.op_type == "Loop":
+                    made = self._run_loop(node, known)
+                else:
+                    made = run_data_dependent(node, [known[n] if n else None for n in node.input])
+                known.update((name, array) for name, array in zip(node.output, made) if name)
         return {o.name: known[o.name] for o in self.graph.output}
 
     def _run_segment(self, nodes: list[onnx.NodeProto], known: dict[str, np.ndarray], bound: set[str],
@@ -97,6 +103,50 @@ class TailRunner:
             self.segments.move_to_end(key)
         return run_module(module, {n: known[n] for n in inputs})
 
+    def _run_loop(self, node: onnx.NodeProto, known: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """A Loop iteration by iteration: its body is imported as a model of its own (with a host
+        tail if it needs one) for the shapes it is given, and run until the condition is false or
+        the trip count is reached; scan outputs stacked along a new axis 0."""
+        body = next(a.g for a in node.attribute if a.name == "body")
+        trips = int(known[node.input[0]].reshape(-1)[0]) if node.input[0] else None
+        running = bool(known[node.input[1]].reshape(-1)[0]) if len(node.input) > 1 and node.input[1] else True
+        carried = [known[n] for n in node.input[2:]]
+        inside = {vi.name for vi in body.input} | {t.name for t in body.initializer} | \
+            {o for inner in body.node for o in inner.output}
+        outer = sorted((outer_reads(node) - set(node.input) - inside) & set(known))
+        scans: list[list[np.ndarray]] = [[] for _ in range(len(body.output) - 1 - len(carried))]
+        i = 0
+        while running and (trips is None or i < trips):
+            if i == MAX_HOST_ITERATIONS:
+                raise FrontendError(f"node {node_label(node)!r} (Loop): still running after {i} iterations")
+            feeds = dict(zip([vi.name for vi in body.input], [np.array(i, np.int64), np.array(running)] + carried))
+            feeds.update((n, known[n]) for n in outer)
+            out = run_model(self._body_module(body, feeds), feeds)
+            running = bool(np.asarray(out[body.output[0].name]).reshape(-1)[0])
+            carried = [out[o.name] for o in body.output[1:1 + len(carried)]]
+            for j, o in enumerate(body.output[1 + len(carried):]):
+                scans[j].append(out[o.name])
+            i += 1
+        declared = body.output[1 + len(carried):]
+        return carried + [np.stack(parts) if parts else _no_iterations(o) for parts, o in zip(scans, declared)]
+
+    def _body_module(self, body: onnx.GraphProto, feeds: dict[str, np.ndarray]) -> Module:
+        key = (id(body), tuple((n, a.shape, a.dtype.str) for n, a in feeds.items()))
+        module = self.segments.get(key)
+        if module is None:
+            graph = helper.make_graph(
+                body.node, f"{self.graph.name}.loop_body",
+                [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
+                 for n, a in feeds.items()],
+                [helper.make_tensor_value_info(o.name, o.type.tensor_type.elem_type, None) for o in body.output],
+                list(body.initializer))
+            model = helper.make_model(graph, opset_imports=list(self.model.opset_import),
+                                      ir_version=self.model.ir_version)
+            module = self.segments[key] = import_onnx(model, name=self.graph.name, host_tail=True)
+            if len(self.segments) > SEGMENT_CACHE_SIZE:
+                self.segments.popitem(last=False)
+        return module
+
     def _import_segment(self, nodes, known, inputs, constants, outputs) -> Module:
         graph = helper.make_graph(
             nodes, f"{self.graph.name}.segment",
@@ -107,6 +157,15 @@ class TailRunner:
         elem = _element_types(model)
         model.graph.output.extend(helper.make_tensor_value_info(n, elem.get(n, 0), None) for n in outputs)
         return import_onnx(model, name=self.graph.name)
+
+
+def _no_iterations(output: onnx.ValueInfoProto) -> np.ndarray:
+    """A scan output of a loop that ran zero times: [0, *the body's declared shape] when it
+    declares one, else [0]."""
+    t = output.type.tensor_type
+    dims = [d.dim_value for d in t.shape.dim] if all(d.HasField("dim_value") for d in t.shape.dim) else []
+    dtype = helper.tensor_dtype_to_np_dtype(t.elem_type) if t.elem_type else np.float32
+    return np.zeros((0, *dims), dtype)
 
 
 def _element_types(model: onnx.ModelProto) -> dict[str, int]:

@@ -134,35 +134,36 @@ def _reject_unsupported(ctx: ImportContext, folder: Folder, tail: dict[int, str]
             continue
         if _decide(node, constant.__contains__, folder) == UNSUPPORTED:
             unsupported.setdefault(node.op_type, []).append(node_label(node))
-        elif _makes_constants(node, constant.__contains__, folder):
-            constant.update(o for o in node.output if o)
+        else:
+            constant.update(_constants_made(node, constant.__contains__, folder))
     if unsupported:
         raise FrontendError(format_unsupported(ctx.loaded.label, ctx.loaded.opset, unsupported))
 
 
-def _makes_constants(node: onnx.NodeProto, is_const, folder: Folder) -> bool:
-    """Whether importing ``node`` makes its outputs constants (folded, or passed through from one)."""
+def _constants_made(node: onnx.NodeProto, is_const, folder: Folder) -> list[str]:
+    """The outputs that importing ``node`` makes constants (folded, or passed through from one)."""
     action = _decide(node, is_const, folder)
     if action == FOLD or (node.op_type in LOWER_EVEN_IF_CONSTANT and all(is_const(n) for n in node.input if n)):
-        return True
+        return [o for o in node.output if o]
     if node.op_type in PASS_THROUGH and node.input and is_const(node.input[0]):
-        return True  # (only its first output is the constant; the others are never read)
+        return [node.output[0]]
     constant = {n for n in outer_reads(node) if is_const(n)}
-    return node.op_type == "If" and is_const(node.input[0]) and all(  # either inlined branch is constants only
-        _branch_folds(a.g, constant, folder) for a in node.attribute if a.type == onnx.AttributeProto.GRAPH)
+    if node.op_type == "If" and is_const(node.input[0]) and all(  # either inlined branch is constants only
+            _branch_folds(a.g, constant, folder) for a in node.attribute if a.type == onnx.AttributeProto.GRAPH):
+        return [o for o in node.output if o]
+    return []
 
 
 def _tail_nodes(ctx: ImportContext, folder: Folder) -> dict[int, str]:
     """Index -> reason of the nodes that go to the host tail (``dynamic_shapes.py``)."""
     constant = set(ctx.consts)
 
-    def after(node: onnx.NodeProto) -> bool:
-        made = _makes_constants(node, constant.__contains__, folder)
-        if made:
-            constant.update(o for o in node.output if o)
-        return made
+    def made(node: onnx.NodeProto) -> list[str]:
+        names = _constants_made(node, constant.__contains__, folder)
+        constant.update(names)
+        return names
 
-    return dynamic_nodes(ctx.loaded.model.graph.node, constant.__contains__, after)
+    return dynamic_nodes(ctx.loaded.model.graph.node, constant.__contains__, made)
 
 
 def runs_in_tail(node: onnx.NodeProto, folder: Folder) -> bool:

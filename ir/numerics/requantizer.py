@@ -54,17 +54,18 @@ class Requantizer:
         self.shift = s
 
     def __call__(self, acc: np.ndarray) -> np.ndarray:
-        a = as_int64(acc, "acc")
-        if not self._fast or (a.size and (a.max() > self._bound or a.min() < -self._bound)):
+        a = acc if type(acc) is np.ndarray and acc.dtype == np.int64 else as_int64(acc, "acc")
+        if not self._fast or not a.ndim or (a.size and (a.max() > self._bound or a.min() < -self._bound)):
             return np.asarray(requantize(a, self.multiplier, self.shift, self.zero_point, self.qmin, self.qmax,
                                          self.mode, out_dtype=np.int64))
         x = a * self.multiplier
         q = x + self._add
-        if self.mode == "half_even":
-            q += np.bitwise_and(np.right_shift(x, self.shift), 1)
+        if self.mode == "half_even":  # x's buffer becomes the floor quotient's low bit
+            q += np.bitwise_and(np.right_shift(x, self.shift, out=x), 1, out=x)
         np.right_shift(q, self.shift, out=q)
         q += self.zero_point
-        return np.clip(q, self.qmin, self.qmax, out=q)
+        np.maximum(q, self.qmin, out=q)
+        return np.minimum(q, self.qmax, out=q)
 
 
 class Centring:

@@ -99,7 +99,8 @@ def exact_depthwise(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int)
     k = a.shape[1]
     if not zero_point_fits(zp) or k > float32_terms(w_max):
         return np.einsum("mkn,nk->mn", a.astype(np.int64) - zp, weights.values.astype(np.int64))
-    total = (a.astype(np.float32, copy=False) * weights.transposed(np.float32)).sum(axis=1).astype(np.int64)
+    # einsum sums in whatever order it likes: every partial sum is still an integer below 2**24
+    total = np.einsum("mkn,kn->mn", a.astype(np.float32, copy=False), weights.transposed(np.float32)).astype(np.int64)
     if zp:
         total -= zp * weights.row_sums()
     return total

@@ -65,11 +65,12 @@ def _window_reader(m: MachineState, M: int, channels: int, zp: int, dtype):
     rows, access = m.region(ABUF, m.reg("mm.a") + first * c + c0, (last - first + 1, channels), (c, 1), np.int8,
                             False, "conv input slab")
 
+    padded = np.empty((rows.shape[0] + 1, channels), dtype)  # the slab as dtype, one more row: the zero point
+    padded[-1] = zp
+
     def read() -> np.ndarray:
-        padded = np.empty((rows.shape[0] + 1, channels), dtype)  # one more row: the zero point
         padded[:-1] = rows
-        padded[-1] = zp
-        return padded[index]
+        return np.take(padded, index, axis=0)
 
     return read, access
 

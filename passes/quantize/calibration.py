@@ -7,11 +7,13 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from tcc.ir import Module, Value
+from tcc.ir.dtypes import cast, to_numpy
 from tcc.ir.interpreter import run_module
 from tcc.ir.npz import DataFileError, read_npz
 
 from .lowering import LINEAR_KINDS, matrix_operands
-from .observers import OBSERVERS, MinMaxObserver, MseObserver, PercentileObserver, SoftmaxInputObserver
+from .nonfinite import all_finite, overflows_float32
+from .observers import OBSERVERS, MinMaxObserver, MseObserver, PercentileObserver, Ranges, SoftmaxInputObserver
 
 # ``auto``: min/max, except the data inputs of reduction layers, which get the range of least
 # measured int8 error (reduction_inputs).
@@ -31,9 +33,12 @@ def load_samples(path: str, module: Module, max_samples: int = 0,
     shape without its leading batch dim of 1 (key shape [N, *input_shape[1:]]); a key of
     exactly the input's shape is one sample. Shapes are checked before any array is
     decompressed (``ir/npz.py``); a non-finite value (+-Inf, NaN) is refused, naming the input and
-    the sample. ``what`` names the file in errors.
+    the sample. An input of a type .npz cannot store (bf16, float8, int4...) takes its samples as
+    float32 (integers: int8/uint8 or wider) holding values of that type exactly. ``what`` names the
+    file in errors.
     """
     expected = {v.name: v.type.shape for v in module.inputs}
+    types = {v.name: v.type.dtype for v in module.inputs}
     keys: list[str] = []
     arrays = read_npz(path, what, _sample_check(path, expected, keys), error=CalibrationError)
     _require_inputs(path, expected, keys)
@@ -49,6 +54,7 @@ def load_samples(path: str, module: Module, max_samples: int = 0,
         n = min(n, max_samples)
     for name, a in shaped.items():
         _check_finite(path, name, a[:n])
+        shaped[name] = _as_input_type(str(path), name, a[:n], types[name])
     return [{name: a[i] for name, a in shaped.items()} for i in range(n)]
 
 
@@ -96,6 +102,23 @@ def _check_finite(path, name: str, samples: np.ndarray) -> None:
         kinds = sorted({"NaN" if np.isnan(v) else "+Inf" if v > 0 else "-Inf" for v in values[:1000].tolist()})
         raise CalibrationError(f"{path}: input {name!r} sample {first} holds {'/'.join(kinds)} ({int(bad.sum())} "
                                f"of {len(samples)} samples are not finite); tcc calibrates on finite values only")
+
+
+def _as_input_type(where: str, name: str, samples: np.ndarray, dtype: str) -> np.ndarray:
+    """Samples of an input whose type numpy has no builtin for (ml_dtypes' bf16, float8, int4),
+    converted from the wider array .npz stores; refused unless every value converts exactly.
+    ``where`` (the file, or the sample) starts the error message."""
+    target = to_numpy(dtype)
+    if target.isbuiltin == 1 or samples.dtype == target:
+        return samples
+    converted = cast(samples, dtype)
+    back = converted.astype(np.float64)
+    same = (back == samples.astype(np.float64)) | (np.isnan(back) & np.isnan(samples.astype(np.float64)))
+    if not same.all():
+        first = samples.reshape(-1)[int(np.argmin(same.reshape(-1)))]
+        raise CalibrationError(f"{where}: input {name!r} is {dtype}; its samples ({samples.dtype}) hold values "
+                               f"{dtype} cannot represent exactly (first: {first}); round them to {dtype} first")
+    return converted
 
 
 def reduction_inputs(module: Module) -> set[int]:
@@ -149,7 +172,7 @@ Executor = Callable[["CalibrationTask", Module], tuple[int, Iterable[dict]]]
 
 def calibrate(module: Module, samples, method: str = DEFAULT_CALIBRATION, percentile: float = 99.99,
               progress: Callable[[int, int], None] | None = None, sparse_mode: str = "",
-              executor: Executor | None = None) -> dict[int, tuple[float, float]]:
+              executor: Executor | None = None) -> Ranges:
     """Ranges (lo, hi) of every float value of ``module``, keyed by id(Value); ``progress(done, total)``
     is called after each chunk of samples.
 
@@ -183,10 +206,11 @@ def calibrate(module: Module, samples, method: str = DEFAULT_CALIBRATION, percen
         if progress is not None:
             progress(done, total)
     by_name = {v.name: v for v in module.values()}
-    ranges = {}
+    ranges = Ranges()
     for name, obs in observers.items():
         lo, hi = obs.range()
         ranges[id(by_name[name])] = (float(lo), float(hi))
+    ranges.non_finite = frozenset(id(by_name[name]) for name, obs in observers.items() if obs.non_finite)
     return ranges
 
 
@@ -219,6 +243,7 @@ class CalibrationTask:
         self.scores = {v.name for v in module.values() if id(v) in softmax_inputs(module)} \
             if self.method == "auto" else set()
         self.input_names = {v.name for v in module.inputs}
+        self.input_types = {v.name: v.type.dtype for v in module.inputs}
 
     def _new_observer(self, name: str) -> MinMaxObserver:
         if self.method == "auto":
@@ -231,21 +256,22 @@ class CalibrationTask:
         assert self.module is not None, "CalibrationTask.run before open"
         observers: dict[str, MinMaxObserver] = {}
         index = start
+        made: dict[int, tuple[Value, np.ndarray]] = {}  # the running sample's non-finite values, by id
 
         def observe(value: Value, array: np.ndarray) -> None:
-            if value.type.dtype != "f32":
-                return
-            if not np.isfinite(array).all():
+            if not all_finite(array):
                 if value.name in self.input_names:
                     raise CalibrationError(f"calibration sample {index}: input {value.name!r} is not finite "
                                            f"(Inf or NaN); tcc calibrates on finite values only")
-                where = f"{value.producer.kind} op from ONNX node {value.producer.loc!r}" if value.producer else "input"
-                raise CalibrationError(f"calibration sample {index}: tensor {value.name!r} ({where}) is not "
-                                       f"finite: the float model overflows float32 on this sample, so it has no "
-                                       f"int8 range; check the calibration data's scale")
+                made[id(value)] = (value, array)
+            if value.type.dtype != "f32":
+                return
             obs = observers.get(value.name)
             if obs is None:
                 obs = observers[value.name] = self._new_observer(value.name)
+            if id(value) in made:  # the range of its finite values; the lowering keeps it off int8
+                obs.non_finite = True
+                array = array[np.isfinite(array)]
             obs.observe(array)
 
         module = self.module
@@ -256,9 +282,27 @@ class CalibrationTask:
         with threadpool_limits(1, user_api="blas"):
             for offset, sample in enumerate(samples):
                 index = start + offset
-                with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by observe, in one line
-                    run(getattr(sample, "feeds", sample))
+                made.clear()
+                feeds = {name: _as_input_type(f"calibration sample {index}", name, np.asarray(a), self.input_types[name])
+                         if name in self.input_types else a for name, a in getattr(sample, "feeds", sample).items()}
+                with np.errstate(all="ignore"):  # an overflow is reported below, in one line
+                    run(feeds)
+                self._refuse_overflow(made, feeds, index)
         return observers
+
+    def _refuse_overflow(self, made: dict[int, tuple[Value, np.ndarray]], feeds, index: int) -> None:
+        """Refuse the sample if one of its non-finite values is a float32 overflow: made from finite
+        operands, and finite when its op runs in float64 (nonfinite.py; a constant's -inf, its
+        propagation, log(0) and the like are the model's own)."""
+        assert self.module is not None
+        for value, array in made.values():
+            op = value.producer
+            if op is None or op.kind == "const" or any(id(v) in made for v in op.operands):
+                continue
+            if self.sparse_mode or overflows_float32(self.module, value, array, feeds):
+                raise CalibrationError(f"calibration sample {index}: tensor {value.name!r} ({op.kind} op from ONNX "
+                                       f"node {op.loc!r}) is not finite: the float model overflows float32 on "
+                                       f"this sample, so it has no int8 range; check the calibration data's scale")
 
 
 def _sparse_runner(module: Module, mode: str, observe):

@@ -17,6 +17,7 @@ import numpy as np
 from tcc.ir import Builder, Module, Op, QuantParams, Trait, Value, constant_value, kinds_with
 from tcc.ir import numerics
 
+from .observers import Ranges
 from .params import activation_params, dyadic
 
 LINEAR_KINDS = ("conv", "linear", "matmul")  # the layers with a weight operand (matmul's may be an activation)
@@ -44,6 +45,9 @@ class LoweringConfig:
     # Matmuls of two activations (by the float op's result name) whose bf16 A operand is quantized
     # with a power-of-two scale per row (``quantize_rows``; remedies.py), undone by their requantize.
     row_scaled: frozenset[str] = frozenset()
+    # Matmuls of two activations (by the float op's result name) read only by a softmax whose int32
+    # accumulators go to bf16 as they are, without an int8 rounding (remedies.py: wide scores).
+    wide_scores: frozenset[str] = frozenset()
     # Rows of each weight layer's input (layer_inputs.py), by float op result name: the narrow
     # weight formats' searches then minimise the layer's output error on them.
     layer_inputs: dict[str, np.ndarray] = field(default_factory=dict)
@@ -64,11 +68,14 @@ class Lowering:
     def __init__(self, source: Module, ranges: dict[int, tuple[float, float]], config: LoweringConfig):
         self.source = source
         self.ranges = ranges
+        # Values that carried +-Inf or NaN in calibration (nonfinite.py): never on the int8 grid.
+        self.non_finite = ranges.non_finite if isinstance(ranges, Ranges) else frozenset()
         self.config = config
         self.target = Module(source.name)
         self.domains: dict[int, dict[str, Value]] = {}
         self.consumed: set[int] = set()  # activation ops folded into the op before them
         self.row_sites: list[Op] = []  # the float matmuls lowered with per-row A scales
+        self.wide_sites: list[Op] = []  # the float matmuls whose accumulators went to bf16 directly
         self.b = Builder(self.target)
 
     # -- parameters ----------------------------------------------------------------------------
@@ -76,11 +83,26 @@ class Lowering:
         """int8 parameters of a float value: pinned on its type (QDQ import) or calibrated."""
         if value.type.quant is not None and value.type.quant.axis is None:
             return value.type.quant
+        return activation_params(*self.range_of(value), self.config.symmetric or self.feeds_matmul_weight_side(value))
+
+    def range_of(self, value: Value) -> tuple[float, float]:
+        """The calibrated range of a value, or a constant's (lo, hi); (0, 0) when neither is known."""
         rng = self.ranges.get(id(value))
         if rng is None:
             array = constant_value(value)
             rng = (float(array.min()), float(array.max())) if array is not None and array.size else (0.0, 0.0)
-        return activation_params(*rng, self.config.symmetric or self.feeds_matmul_weight_side(value))
+        return rng
+
+    def off_int8(self, op: Op) -> bool:
+        """Whether ``op`` reads or makes a value that holds +-Inf or NaN (an attention mask of -inf and
+        what it is added to): int8 has no code for them, so the op runs in bf16 or f32."""
+        for v in (*op.operands, *op.results):
+            if id(v) in self.non_finite:
+                return True
+            array = constant_value(v) if v.type.dtype == "f32" else None
+            if array is not None and not np.isfinite(array).all():
+                return True
+        return False
 
     def feeds_matmul_weight_side(self, value: Value) -> bool:
         """Whether the value is (after data movement) the B operand of a matmul of two activations:

@@ -43,13 +43,17 @@ def _fused_activation(op: Op, module: Module) -> bool:
     return op.kind in ACTIVATIONS and len(op.x.users) == 1 and not module.is_output(op.x)
 
 
-def find_chains(module: Module) -> tuple[dict[int, Chain], set[int]]:
+def find_chains(module: Module, excluded: frozenset[int] = frozenset()) -> tuple[dict[int, Chain], set[int]]:
     """Chains worth a table, keyed by id of their last op; and the ids of the ops they absorb
-    (members whose values only chain ops read)."""
+    (members whose values only chain ops read).  An op reading or making a value of ``excluded``
+    (ids: values holding +-Inf or NaN, as log(0) does, which an int8 table cannot; results of ops
+    that must run in f32, such as round) joins no chain."""
     root: dict[int, Value] = {}  # id(value) -> the activation it is an element-wise function of
     members: dict[int, dict[int, Op]] = {}  # id(value) -> the chain ops computing it
     for op in module.ops:
         if not op.has_trait(Trait.ELEMENTWISE) or len(op.results) != 1 or op.result.type.dtype != "f32":
+            continue
+        if any(id(v) in excluded for v in (*op.operands, op.result)):
             continue
         if _fused_activation(op, module) and id(op.x) not in root:
             continue  # folds into its producer's requantization (unless that producer is tabulated)

@@ -30,6 +30,7 @@ class MinMaxObserver:
     def __init__(self):
         self.low = np.inf
         self.high = -np.inf
+        self.non_finite = False  # the tensor carried +-Inf or NaN (observed: its finite values only)
 
     def observe(self, x: np.ndarray) -> None:
         if x.size:
@@ -45,6 +46,7 @@ class MinMaxObserver:
         """Add what ``other`` observed (an observer of the same kind and options)."""
         self.low = min(self.low, other.low)
         self.high = max(self.high, other.high)
+        self.non_finite = self.non_finite or other.non_finite
 
 
 class HistogramObserver(MinMaxObserver):
@@ -261,6 +263,14 @@ def _kl(p: np.ndarray | None, q: np.ndarray | None) -> float:
     if np.any(q[mask] <= 0):
         return np.inf
     return float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
+
+
+class Ranges(dict[int, tuple[float, float]]):
+    """Calibrated ranges (lo, hi) by id(Value), and ``non_finite``: the ids of the values that carried
+    +-Inf or NaN in some sample by the model's construction (nonfinite.py; their range is that of
+    their finite values, and the lowering keeps them off the int8 grid)."""
+
+    non_finite: frozenset[int] = frozenset()
 
 
 OBSERVERS = {

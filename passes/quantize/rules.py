@@ -83,6 +83,14 @@ def lower_matmul(lw: Lowering, op: Op) -> bool:
     acc = lw.b.value("qmatmul", [a, b], name=op.result.name + ".acc")
     acc_scale = a.type.quant.scale[0] * b.type.quant.scale[0]
     lw.typed(acc, "i32", QuantParams((acc_scale,), (0,)))
+    users = op.result.users
+    if op.result.name in lw.config.wide_scores and row_shift is None and len(users) == 1 \
+            and users[0].kind == "softmax" and not lw.source.is_output(op.result):
+        # attention scores: the softmax reads the accumulators on their own grid (int32 -> bf16)
+        lw.wide_sites.append(op)
+        wide = lw.b.value("dequantize", [acc], {"dtype": "bf16"}, name=op.result.name + ".bf16")
+        lw.bind(op.result, wide, "bf16")
+        return True
     return requantize_output(lw, op, acc, acc_scale, row_shift=row_shift)
 
 
@@ -121,10 +129,24 @@ def stays_bf16(lw: Lowering, op: Op) -> bool:
     return bool(kinds) and kinds <= {"bf16", "f32", "lut"} and kinds != {"f32"}
 
 
+def crushes_an_operand(lw: Lowering, op: Op) -> bool:
+    """Whether the int8 result of a sum would lose an operand whole: the operand's range spans less
+    than one step of the result's grid.  An attention mask of -1e4 ... -3.4e38 added to scores of
+    span ~10 is the case: on the sum's grid every real score rounds to the same level, and the
+    softmax after it sees none of them.  Such a sum runs in bf16 (-3.4e38 rounds to -inf there,
+    which the softmax treats as float32's -3.4e38: a weight of zero)."""
+    step = lw.params(op.result).scale[0]
+    for v in op.operands:
+        lo, hi = lw.range_of(v)
+        if 0.0 < hi - lo < step:
+            return True
+    return False
+
+
 def lower_add_sub(lw: Lowering, op: Op) -> bool:
     """a +- b with different scales: both to a common int32 grid (TFLite's 20-bit headroom), add,
     requantize (+ fused activation)."""
-    if stays_bf16(lw, op):
+    if stays_bf16(lw, op) or crushes_an_operand(lw, op):
         return False
     a, b = lw.i8(op.a), lw.i8(op.b)
     sa, sb = a.type.quant.scale[0], b.type.quant.scale[0]
@@ -240,6 +262,37 @@ RULES = {
 }
 
 
+# Float ops whose result is integer-valued: a bf16-rounded operand moves it by a whole unit.
+INTEGER_VALUED_KINDS = frozenset({"round", "floor", "ceil", "hardmax"})
+
+
+def _integer_typed(v: Value) -> bool:
+    return v.type.dtype == "bool" or v.type.dtype[0] in "iu"
+
+
+def exact_ops(source: Module) -> set[int]:
+    """Ops (ids) that run in f32, not bf16: those whose result is integer-valued (round, floor,
+    ceil, hardmax) or integer-typed from a float operand (casts to integers, comparisons, argmax,
+    top-k indices, quantize_linear), and the float ops that compute their operands, back to a model input, a constant or a
+    conv / linear / matmul layer (whose int8 rounding is the quantized model's own, not an island's).
+    A bf16 island there would decide a different integer (DynamicQuantizeLinear's zero point, an
+    index, a comparison near its threshold) where float32 decides ONNX's."""
+    exact: set[int] = set()
+    pending: list[Value] = []
+    for op in source.ops:
+        float_in = any(v.type.dtype == "f32" for v in op.operands)
+        if op.kind in INTEGER_VALUED_KINDS or (float_in and any(_integer_typed(r) for r in op.results)):
+            exact.add(id(op))
+            pending.extend(v for v in op.operands if v.type.dtype == "f32")
+    while pending:
+        producer = pending.pop().producer
+        if producer is None or producer.kind == "const" or producer.kind in LINEAR_KINDS or id(producer) in exact:
+            continue
+        exact.add(id(producer))
+        pending.extend(v for v in producer.operands if v.type.dtype == "f32")
+    return exact
+
+
 def lower_module(source: Module, ranges: dict[int, tuple[float, float]], config: LoweringConfig) -> Module:
     """The integer-only module equivalent of ``source`` (a new Module)."""
     return lower(source, ranges, config).target
@@ -248,7 +301,9 @@ def lower_module(source: Module, ranges: dict[int, tuple[float, float]], config:
 def lower(source: Module, ranges: dict[int, tuple[float, float]], config: LoweringConfig) -> Lowering:
     """The lowering of ``source``: its ``target`` module and what the rules decided on the way."""
     lw = Lowering(source, ranges, config)
-    chains, absorbed = find_chains(source)
+    exact = exact_ops(source)
+    in_f32 = frozenset(id(r) for op in source.ops if id(op) in exact for r in op.results)
+    chains, absorbed = find_chains(source, lw.non_finite | in_f32)
     for v in source.inputs:
         lw.bind(v, lw.target.add_input(v.name, TensorType(v.type.shape, v.type.dtype)), "f32")
     for op in source.ops:
@@ -259,8 +314,14 @@ def lower(source: Module, ranges: dict[int, tuple[float, float]], config: Loweri
             lower_chain(lw, chains[id(op)])
             continue
         floating = any(r.type.dtype == "f32" for r in op.results)
-        # Integer-typed ops (shapes, indices, integer arithmetic) stay as they are, whatever their kind.
-        rules = RULES.get(op.kind, []) + [lower_bf16, lower_float] if floating else [lower_float]
+        # Integer-typed ops (shapes, indices, integer arithmetic) stay as they are, whatever their kind;
+        # so do the float ops that decide integer values (exact_ops); values holding +-Inf never go int8.
+        if not floating or id(op) in exact:
+            rules = [lower_float]
+        elif lw.off_int8(op):
+            rules = [lower_bf16, lower_float]
+        else:
+            rules = RULES.get(op.kind, []) + [lower_bf16, lower_float]
         for rule in rules:
             if rule(lw, op):
                 break

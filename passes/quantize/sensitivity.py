@@ -71,14 +71,27 @@ def weight_layers(module: Module) -> list[Layer]:
 
 
 def output_error(reference: list[dict[str, np.ndarray]], outputs: list[dict[str, np.ndarray]]) -> float:
-    """Relative MSE of ``outputs`` against ``reference`` (per sample, one array per output name)."""
+    """Relative MSE of ``outputs`` against ``reference`` (per sample, one array per output name), over
+    the reference's finite elements; its +-Inf and NaN (a masked score) must be matched exactly, or
+    the error is infinite."""
     ratios = []
     for name in reference[0]:
-        signal = sum(float(np.sum(np.square(r[name], dtype=np.float64))) for r in reference)
-        noise = sum(float(np.sum(np.square(o[name].astype(np.float64) - r[name]))) for r, o in
-                    zip(reference, outputs))
+        signal = sum(float(np.sum(np.square(_finite(r[name]), dtype=np.float64))) for r in reference)
+        noise = sum(_noise(r[name], o[name]) for r, o in zip(reference, outputs))
         ratios.append(noise / signal if signal > 0 else noise)
     return float(np.mean(ratios))
+
+
+def _finite(a: np.ndarray) -> np.ndarray:
+    return a[np.isfinite(a)]
+
+
+def _noise(reference: np.ndarray, output: np.ndarray) -> float:
+    ref, out = np.asarray(reference, np.float64), np.asarray(output, np.float64)
+    finite = np.isfinite(ref)
+    if not np.isfinite(out[finite]).all() or not ((out == ref) | np.isnan(out) & np.isnan(ref))[~finite].all():
+        return float("inf")
+    return float(np.sum(np.square(out[finite] - ref[finite])))
 
 
 def model_error(lowered: Module, samples, reference) -> float:

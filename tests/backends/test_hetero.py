@@ -36,6 +36,12 @@ def test_host_island_runs_and_matches_the_reference_bit_for_bit(artifact):
 
     session = open_session(artifact)
     assert isinstance(session, HeteroSession)
+    # opening types the model's inputs and outputs by its partitions, without parsing the whole IR
+    assert session._module is None
+    io = [(a.name, a.shape, a.type) for a in session.get_inputs() + session.get_outputs()]
+    assert session._module is None and session.interface is not session.module
+    assert io == [(v.name, list(v.type.shape), v.type.dtype) for v in session.module.inputs] \
+        + [(n, list(v.type.shape), v.type.dtype) for n, v in session.module.outputs]
     kinds = [p["kind"] for p in session.artifact.metadata["partitions"]]
     assert kinds.count("device") == 2 and "host" in kinds  # device, host island, device again
     host_nodes = {f["node"] for f in session.artifact.metadata["host_ops"]}

@@ -54,6 +54,7 @@ def test_textual_ir_keeps_the_tail(tmp_path, tcc_cli):
 
     code, _, err = tcc_cli("compile", MODEL, "-t", "ir", "-o", tmp_path / "m.tir")
     assert code == 0, err
+    assert "node 'nms' (NonMaxSuppression) and the 2 node(s) after it form the host tail" in err
     text = (tmp_path / "m.tir").read_text()
     assert "host_tail {" in text and print_module(parse_module(text)) == text
     x = _samples()[0]
@@ -152,3 +153,74 @@ def test_textual_tail_is_verified():
     text = print_module(compile_model(str(MODEL), "ir"))
     with pytest.raises(VerifyError, match="host_tail input 'nope' is not an output of the module"):
         verify(parse_module(text.replace('  input "boxes"\n', '  input "nope"\n')))
+
+
+def _while_loop_model() -> onnx.ModelProto:
+    """relu(x), then halve it while max |y| > 0.1 (the body computes the condition from data);
+    outputs 2y and every y computed."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    body = helper.make_graph(
+        [helper.make_node("Mul", ["y_in", "half"], ["y_out"]), helper.make_node("Abs", ["y_out"], ["a"]),
+         helper.make_node("ReduceMax", ["a"], ["m"], keepdims=0),
+         helper.make_node("Greater", ["m", "tenth"], ["cond_out"]), helper.make_node("Identity", ["y_out"], ["scan"])],
+        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("y_in", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("y_out", TensorProto.FLOAT, [3]),
+         helper.make_tensor_value_info("scan", TensorProto.FLOAT, [3])],
+        [numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+         numpy_helper.from_array(np.array(0.1, np.float32), "tenth")])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Loop", ["", "go", "r"], ["y", "ys"], body=body),
+         helper.make_node("Add", ["y", "y"], ["z"])], "while_loop",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [3]),
+         helper.make_tensor_value_info("ys", TensorProto.FLOAT, ["n", 3])],
+        [numpy_helper.from_array(np.array(True), "go")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_while_loop_runs_on_the_host_iteration_by_iteration():
+    from tcc.frontend import import_onnx, run_model
+
+    model = _while_loop_model()
+    module = import_onnx(model, host_tail=True)
+    assert module.host_tail.nodes[0].reason == "the loop's trip count depends on input values"
+    session = ort.InferenceSession(model.SerializeToString())
+    trips = set()
+    for x in (np.array([1, -2, 3], np.float32), np.array([0.05, 0.5, 8], np.float32)):
+        z, ys = session.run(None, {"x": x})
+        got = run_model(module, {"x": x})
+        assert np.array_equal(got["z"], z) and np.array_equal(got["ys"], ys)
+        trips.add(len(ys))
+    assert trips == {5, 7}
+
+
+def test_an_if_whose_branches_differ_in_shape_runs_on_the_host():
+    """cond = sum(x) > 0 picks x[:2] or x: the output shape is the branch taken's."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tcc.frontend import import_onnx, run_model
+
+    then = helper.make_graph([helper.make_node("Slice", ["x", "s0", "s2"], ["head"])], "then", [],
+                             [helper.make_tensor_value_info("head", TensorProto.FLOAT, [2])],
+                             [numpy_helper.from_array(np.array([0], np.int64), "s0"),
+                              numpy_helper.from_array(np.array([2], np.int64), "s2")])
+    other = helper.make_graph([helper.make_node("Neg", ["x"], ["all"])], "else", [],
+                              [helper.make_tensor_value_info("all", TensorProto.FLOAT, [4])])
+    graph = helper.make_graph(
+        [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+         helper.make_node("Greater", ["s", "zero"], ["c"]),
+         helper.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other)], "if_shapes",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.array(0, np.float32), "zero")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    module = import_onnx(model, host_tail=True)
+    assert [n.op_type for n in module.host_tail.nodes] == ["If"]
+    session = ort.InferenceSession(model.SerializeToString())
+    for x in (np.array([1, 2, 3, 4], np.float32), np.array([-1, -2, 0.5, 0], np.float32)):
+        (want,) = session.run(None, {"x": x})
+        assert np.array_equal(run_model(module, {"x": x})["y"], want)

@@ -80,3 +80,26 @@ def test_table_lookup_fused_into_its_conv_or_gemm_is_bit_exact(tmp_path, layer):
     for _ in range(3):
         x = {"x": rng.standard_normal(shape).astype(np.float32) * 2}
         np.testing.assert_array_equal(session.run(None, x)[0], run_module(module, x)["y"])
+
+
+def test_concat_rescales_its_operands_tile_by_tile(tmp_path):
+    """Two convs of different output ranges concatenated: each operand's requantize onto the
+    concat's scale runs on the concat's loaded tiles (no requant step), bit-exact."""
+    rng = np.random.default_rng(2)
+    weights = [numpy_helper.from_array((rng.standard_normal((c, 8, 3, 3)) * s).astype(np.float32), f"w{i}")
+               for i, (c, s) in enumerate(((8, 0.1), (16, 0.6)))]
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], pads=[1, 1, 1, 1], name="conv_a"),
+             helper.make_node("Conv", ["x", "w1"], ["b"], pads=[1, 1, 1, 1], name="conv_b"),
+             helper.make_node("Concat", ["a", "b"], ["y"], axis=1, name="cat")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 20, 20])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 24, 20, 20])], weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "m.onnx"))
+    module = quantized(str(tmp_path / "m.onnx"), random_calibration({"x": np.zeros((1, 8, 20, 20))}, tmp_path / "c.npz"))
+    assert sum(op.kind == "requantize" and op.x.type.dtype == "i8" for op in module.ops) >= 1
+    artifact = compile_overlay(module)
+    layers = artifact.metadata["layers"]
+    assert [entry["kind"] for entry in layers] == ["conv", "conv", "concat"] and layers[-1]["fused"] == ["requant"]
+    session = Session(artifact)
+    for _ in range(3):
+        x = {"x": rng.standard_normal((1, 8, 20, 20)).astype(np.float32)}
+        np.testing.assert_array_equal(session.run(None, x)[0], run_module(module, x)["y"])

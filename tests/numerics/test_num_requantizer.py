@@ -84,3 +84,7 @@ def test_random_match_requantize(accs, mult, shift, zp, mode):
     acc = np.array(accs, np.int64)
     want = outcome(lambda a: requantize(a, mult, shift, zp, INT32_MIN, INT32_MAX, mode, out_dtype=np.int64), acc)
     assert outcome(Requantizer(mult, shift, zp, INT32_MIN, INT32_MAX, mode), acc) == want
+
+
+def test_scalar_accumulator():
+    assert int(Requantizer(2**30, 31, 1)(np.int64(-3))) == int(requantize(-3, 2**30, 31, 1, out_dtype=np.int64))
