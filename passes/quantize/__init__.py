@@ -10,6 +10,8 @@ from tcc.ir.interpreter import run_module
 from ..base import Pass
 from .calibration import DEFAULT_CALIBRATION, CalibrationError, Executor, calibrate, load_samples
 from .dybit_caps import choose_dybit_caps
+from .equalization import CrossLayerEqualization
+from .input_range import MAX_SAMPLES as INPUT_RANGE_SAMPLES, InputRangeChoice, choose_input_ranges
 from .layer_inputs import layer_input_rows
 from .lowering import LoweringConfig
 from .rules import lower_module
@@ -64,6 +66,7 @@ class Quantize(Pass):
         self.residual_choices: list[SegmentChoice] = []  # the results of the last apply (not options)
         self.row_choices: list[SiteChoice] = []
         self.score_choices: list[SiteChoice] = []
+        self.input_choices: list[InputRangeChoice] = []  # input_range.py
 
     def apply(self, module: Module) -> None:
         parse_weight_format(self.weights)
@@ -101,6 +104,10 @@ class Quantize(Pass):
             config.layer_weights = choose_dybit_caps(
                 module, ranges, samples[:self.cap_samples], self.weights, config,
                 lambda done, total: self.report_progress("DyBit caps", done, total))
+        if self.calib and self.method == "auto":
+            # streamed by the executor: read just the few the choice measures (and fits the clip on)
+            fitted = samples if samples is not None else load_samples(self.calib, module, INPUT_RANGE_SAMPLES)
+            self.input_choices = choose_input_ranges(module, ranges, fitted, self.symmetric)
         config.bf16_values = self.residual_stream(module, ranges, config, samples)
         config.row_scaled, self.row_choices = self.sites(module, ranges, config, samples, "row_scaled", self.rows)
         config.wide_scores, self.score_choices = self.sites(module, ranges, config, samples, "wide_scores",
@@ -145,5 +152,5 @@ class Quantize(Pass):
         return frozenset(c.name for c in choices if c.kept), choices
 
 
-__all__ = ["CalibrationError", "MixedPrecision", "MixedPrecisionPlan", "Quantize", "QuantizationError",
+__all__ = ["CalibrationError", "CrossLayerEqualization", "MixedPrecision", "MixedPrecisionPlan", "Quantize", "QuantizationError",
            "SmoothQuant", "WEIGHT_FORMATS"]
