@@ -97,6 +97,12 @@ class ConvTiles:
     tc: int = 0  # slab channels per tile when the slab holds a subset (0: all g.c channels)
 
 
+def param_loads(target: TargetConfig, nt: int, fmt: WeightFormat) -> tuple[int, int]:
+    """The transfers loading a tile's per-channel parameters into pbuf: the requantization
+    triples, and for a per-row DyBit format the rows' caps (a byte each; 0: no transfer)."""
+    return dma_cycles(target, 1, nt * 12), dma_cycles(target, 1, nt) if fmt.row_caps else 0
+
+
 def estimate(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: int = 0) -> int:
     """Modeled cycles of the tile loop: the busiest unit's total, or the DRAM channel's beats that
     the load and store units share, if more (shared by the target's cores when there are tiles for
@@ -113,7 +119,7 @@ def estimate(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: int = 
 
     for n0 in range(0, g.n, tn):
         nt = min(tn, g.n - n0)
-        load += loaded(dma_cycles(target, 1, nt * 12),
+        load += loaded(*param_loads(target, nt, g.fmt),
                        0 if len(chunks) > 1 else dma_cycles(target, 1, nt * g.wbytes(g.k)))
         for oy0 in range(0, g.h_out, th):
             rows = min(th, g.h_out - oy0)
@@ -225,9 +231,9 @@ def estimate_gemm(m: int, n: int, k: int, fmt: WeightFormat, tn: int, tm: int, k
     compute = post = store = 0
     first_load = last_store = 0
     for nt, n_count in _sizes(n, tn):
-        bias, weights = dma_cycles(target, 1, nt * 12), dma_cycles(target, 1, nt * row_bytes(k, fmt)) if single else 0
-        per_n = bias + weights
-        dram += n_count * (dram_beats(target, bias) + dram_beats(target, weights))
+        params, weights = param_loads(target, nt, fmt), dma_cycles(target, 1, nt * row_bytes(k, fmt)) if single else 0
+        per_n = sum(params) + weights
+        dram += n_count * (sum(dram_beats(target, t) for t in params) + dram_beats(target, weights))
         for mt, m_count in _sizes(m, tm):
             per_m = 0
             for kc, k_count in chunks:
