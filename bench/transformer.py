@@ -79,27 +79,30 @@ def prepare(name: str, work: Path):
     return work / "encoder_x2.onnx", work / "calib.npz", feeds, labels
 
 
-# Ablation of the remedies: (label, SmoothQuant on, Quantize's residual option, its rows option); the
+# Ablation of the remedies: (label, SmoothQuant on, Quantize's residual, rows and scores options); the
 # last row is what `--quant int8` does (quantization_pipeline).
-REMEDIES = (("int8, no remedy", False, "int8", "off"), ("+ SmoothQuant", True, "int8", "off"),
-            ("+ bf16 residual stream", False, "bf16", "off"), ("+ per-row softmax scales", False, "int8", "on"),
-            ("--quant int8 (auto)", True, "auto", "auto"))
+REMEDIES = (("int8, no remedy", False, "int8", "off", "off"), ("+ SmoothQuant", True, "int8", "off", "off"),
+            ("+ bf16 residual stream", False, "bf16", "off", "off"),
+            ("+ per-row softmax scales", False, "int8", "on", "off"),
+            ("+ int32 scores", False, "int8", "off", "on"),
+            ("--quant int8 (auto)", True, "auto", "auto", "auto"))
 
 
-def remedy_pipeline(calib: Path, method: str, smooth: bool, residual: str, rows: str = "auto") -> tuple:
+def remedy_pipeline(calib: Path, method: str, smooth: bool, residual: str, rows: str = "auto",
+                    scores: str = "auto") -> tuple:
     default = quantization_pipeline(str(calib), method=method)
     passes = []
     for p in default:
         if isinstance(p, SmoothQuant) and not smooth:
             continue
         if isinstance(p, Quantize):
-            p.residual, p.rows = residual, rows
+            p.residual, p.rows, p.scores = residual, rows, scores
         passes.append(p)
     return DEFAULT_FLOAT_PIPELINE + tuple(passes)
 
 
 def measure(name: str, samples: int, exact_samples: int, repeat: int, method: str, work: Path,
-            remedy: tuple[bool, str, str] = (True, "auto", "auto")) -> dict:
+            remedy: tuple[bool, str, str, str] = (True, "auto", "auto", "auto")) -> dict:
     model, calib, feeds_of, labels_of = prepare(name, work)
     start = time.perf_counter()
     module, _ = compile_to_ir(str(model), passes=remedy_pipeline(calib, method, *remedy))
@@ -193,10 +196,10 @@ def ablation(args) -> None:
     print("-" * len(head))
     for name in args.ablation.split(","):
         base = None
-        for label, smooth, residual, rows in REMEDIES:
+        for label, smooth, residual, rows, scores in REMEDIES:
             with tempfile.TemporaryDirectory() as tmp:
                 r = measure(name, args.samples, args.exact_samples, 1, args.calibrate, Path(tmp),
-                            (smooth, residual, rows))
+                            (smooth, residual, rows, scores))
             base = r["cycles"] if base is None else base
             share = {k: 100 * v / r["cycles"] for k, v in r["mode_cycles"].items()}
             exact = f"{'yes' if r['bit_exact'] else 'NO'} {r['exact_samples']}"
@@ -204,9 +207,10 @@ def ablation(args) -> None:
                   f"{r['cycles']:>9}{r['cycles'] - base:>+10}{share['int8']:>7.1f}%{share['bf16']:>7.1f}%", flush=True)
     print("remedy: SmoothQuant = smooth-quant pass (LayerNorm -> linear sites, strength searched per site); "
           "bf16 residual stream = every residual segment bf16; per-row softmax scales = quantize{rows=on}: "
-          "attention probabilities quantized row by row with power-of-two scales; auto = all three, each segment "
-          "and matmul kept only where it measurably lowers the output error (what --quant int8 does); d cycles: "
-          "against no remedy")
+          "attention probabilities quantized row by row with power-of-two scales; int32 scores = quantize{scores=on}: "
+          "the softmax reads the score accumulators converted to bf16; auto = all four, each segment and matmul "
+          "kept only where it measurably lowers the output error (what --quant int8 does); d cycles: against no "
+          "remedy")
 
 
 if __name__ == "__main__":

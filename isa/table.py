@@ -266,12 +266,13 @@ INSTRUCTIONS: tuple[Instr, ...] = (
           "post", "4-D strided copy inside one buffer (cp.*)."),
     Instr("mode", 0x0A, (Field("to", 1, "enum", ("int8", "bf16")),),
           "compute", "Reconfigure the PE array: int8 systolic mode or bf16 SIMD lanes (costs mode_switch cycles)."),
-    Instr("cvt", 0x0B, (Field("dir", 2, "enum", ("i8_bf16", "bf16_i8", "bf16_f32", "bf16_i8_rows")),
+    Instr("cvt", 0x0B, (Field("dir", 3, "enum", ("i8_bf16", "bf16_i8", "bf16_f32", "bf16_i8_rows", "i32_bf16")),
                         _addr("dst", "destination byte address"), _addr("src", "source byte address")),
           "compute", "Convert v.len elements between abuf int8 (v.scale, v.zp) and vbuf bf16; bf16_i8_rows "
                      "gives each row of v.row elements a power-of-two scale v.scale * 2**-r (r: the most "
                      "doublings the row takes without saturating, numerics/row_scale.py) and writes r to "
-                     "abuf at v.shifts + row; it reduces each row to its max and min first."),
+                     "abuf at v.shifts + row; it reduces each row to its max and min first.  i32_bf16 reads abuf int32 "
+                     "(accumulators stored by requant ... i32) and converts (q - v.zp) * v.scale once to bf16."),
     Instr("vbin", 0x0C, (Field("op", 5, "enum", VBIN_OPS, "operation"), _source("b", "operand B"),
                          _addr("dst", "vbuf byte address of the result"), _addr("a", "vbuf byte address of operand A")),
           "compute", "dst[i] = A[i] op B[i] for i < v.len on bf16 lanes: add/sub/mul rounded once to bf16 (RNE), "

@@ -8,7 +8,7 @@ from .fold_affine import BatchNormToConv, FoldAffine
 from .fold_batchnorm import FoldBatchNorm
 from .fold_constants import FoldConstants
 from .mode_schedule import ScheduleModes
-from .quantize import MixedPrecision, Quantize, SmoothQuant
+from .quantize import CrossLayerEqualization, MixedPrecision, Quantize, SmoothQuant
 from .recognize import Recognize
 from .resize_as_matmul import ResizeAsMatmul
 from .sparsity import AnnotateSparsity
@@ -25,8 +25,8 @@ def register(cls: type[Pass]) -> type[Pass]:
 
 
 for _cls in (DeadCodeElimination, FoldConstants, FoldBatchNorm, FoldAffine, BatchNormToConv, Quantize,
-             MixedPrecision, SmoothQuant, Recognize, AnnotateSparsity, UnrollRecurrent, ResizeAsMatmul,
-             ConvTransposeAsConv):
+             MixedPrecision, SmoothQuant, CrossLayerEqualization, Recognize, AnnotateSparsity, UnrollRecurrent,
+             ResizeAsMatmul, ConvTransposeAsConv):
     register(_cls)
 register(ScheduleModes)
 

@@ -1,6 +1,8 @@
 """Code for matmul steps: int8 x int8 -> int32 products of two activations (attention's Q x K^T
 and softmax(QK^T) x V), batched over heads, then one per-tensor requantization (plus a shift per
-row when A was quantized per row: ``rq.by_row``, the row shifts loaded into pbuf per tile).
+row when A was quantized per row: ``rq.by_row``, the row shifts loaded into pbuf per tile), or,
+for attention scores a softmax reads, the int32 accumulators stored as they are (a bf16 ``cvt``
+step converts them).
 
 The systolic array multiplies ``A[m, k] - zp_a`` by weight rows ``W[n, k]`` (docs/overlay-machine.md),
 so B enters as ``W = B^T`` per head.  Operands are fetched through their strided views
@@ -11,8 +13,11 @@ against one weight row of ``-zp_b`` read with row stride 0.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
+from tcc.ir import Op, Value, numerics
 from tcc.isa.weights import INT8_WEIGHTS, matmul_fields, row_bytes
 
 from .context import Context
@@ -38,27 +43,54 @@ def matrix_views(a_off, b_off, out_shape):
     return _heads(a, m, k), _heads(w, n, k)
 
 
-def _tiles(ctx: Context, heads: int, m: int, n: int, k: int, by_row: bool):
+def _tiles(ctx: Context, heads: int, m: int, n: int, k: int, by_row: bool, elem: int):
     """(heads per tile, rows per tile) that fit the buffer partition (A, W and their staging
-    areas, accumulators, output; the row shifts after the parameters in pbuf), or None."""
+    areas, accumulators, output of ``elem``-byte elements; the row shifts after the parameters in
+    pbuf), or None."""
     b = ctx.buffers
     shifts = b.pbuf_h - n * PARAM_BYTES if by_row else m * heads  # room for a tile's row shifts
     if n * k > b.wbuf_h // 4 or n * PARAM_BYTES > b.pbuf_h or shifts < 1:
         return None
     mt = min(m, shifts)
-    while mt > 1 and (mt * k > b.abuf_q // 2 or mt * n * 4 > b.acc_h or mt * n > b.abuf_q):
+    while mt > 1 and (mt * k > b.abuf_q // 2 or mt * n * 4 > b.acc_h or mt * n * elem > b.abuf_q):
         mt = (mt + 1) // 2
-    if mt * k > b.abuf_q // 2 or mt * n * 4 > b.acc_h or mt * n > b.abuf_q:
+    if mt * k > b.abuf_q // 2 or mt * n * 4 > b.acc_h or mt * n * elem > b.abuf_q:
         return None
     hb = 1
     if mt == m:
         hb = max(1, min(heads, b.abuf_q // 2 // (m * k), b.wbuf_h // 4 // (n * k), b.acc_h // (4 * m * n),
-                        b.abuf_q // (m * n), shifts // m))
+                        b.abuf_q // (m * n * elem), shifts // m))
     return hb, mt
 
 
+class Epilogue(NamedTuple):
+    """What the requant unit does with a tile's accumulators: the int8 requantize of the step, or
+    (no requantize: the accumulators go to a bf16 ``cvt``) an exact copy out as int32."""
+
+    out: str  # "i8" or "i32"
+    multiplier: int
+    shift: int
+    registers: dict
+    rounding: str
+    row_shift: Value | None
+
+    @property
+    def elem(self) -> int:
+        return 1 if self.out == "i8" else 4
+
+
+def epilogue(req: Op | None) -> Epilogue:
+    if req is None:
+        return Epilogue("i32", 1 << 30, 30, {"rq.pre_shift": 0, "rq.zp": 0, "rq.qmin": numerics.INT32_MIN,
+                                             "rq.qmax": numerics.INT32_MAX}, "half_even", None)
+    return Epilogue("i8", req.multiplier[0], req.shift[0], {"rq.pre_shift": req.pre_shift, "rq.zp": req.zero_point,
+                                                           "rq.qmin": req.qmin, "rq.qmax": req.qmax},
+                    req.rounding, req.row_shift)
+
+
 def emit_matmul(ctx: Context, step: Step) -> None:
-    mm, req = step.ops
+    mm = step.ops[0]
+    ep = epilogue(step.ops[1] if len(step.ops) > 1 else None)
     a_val, b_val = mm.operands
     (a_root, a_off), (b_root, b_off) = step.info["a"], step.info["b"]
     y_dest, y_off = step.info["y"]
@@ -67,22 +99,21 @@ def emit_matmul(ctx: Context, step: Step) -> None:
     n = w_heads.shape[1]
     y_heads = y_off.reshape(heads, m, n)
     za, zb = a_val.type.quant.zero_point[0], b_val.type.quant.zero_point[0]
-    row_shift = req.row_shift
-    tiles = _tiles(ctx, heads, m, n, k, row_shift is not None)
+    row_shift, elem = ep.row_shift, ep.elem
+    tiles = _tiles(ctx, heads, m, n, k, row_shift is not None, elem)
     if tiles is None:
         raise unsupported(mm, f"one head's {m}x{k} by {k}x{n} product does not fit the on-chip buffers")
     hb, mt = tiles
     b, p = ctx.buffers, ctx.program
-    params = np.tile(np.array([[0, req.multiplier[0], req.shift[0]]], "<i4"), (n, 1))
-    p_addr = ctx.constant(f"p:{req.result.name}", params)
+    params = np.tile(np.array([[0, ep.multiplier, ep.shift]], "<i4"), (n, 1))
+    p_addr = ctx.constant(f"p:{step.outputs[0].name}", params)
     corr_fmt = integer_format(np.array([-zb]))
     corr_addr = None
     if zb:
         corr_addr = ctx.constant(f"zp:{k}:{zb}", pack_rows(np.full((1, k), -zb), corr_fmt))
     ctx.begin_layer(step.name, heads * m * n * k * (2 if zb else 1),
-                    a_val.type.size + b_val.type.size + req.result.type.size)
-    p.set({"rq.src_zp": 0, "rq.pre_shift": req.pre_shift, "rq.zp": req.zero_point, "rq.qmin": req.qmin,
-           "rq.qmax": req.qmax, "mm.a_zp": za})
+                    a_val.type.size + b_val.type.size + step.outputs[0].type.size * elem)
+    p.set({"rq.src_zp": 0, **ep.registers, "mm.a_zp": za})
     p.dma("load", "pbuf", b.p(0), p_addr, rows=1, row_bytes=n * PARAM_BYTES)
     a_addr, b_addr, y_addr = ctx.addr(a_root), ctx.addr(b_root), ctx.addr(y_dest)
     shifts_at = b.p(0) + n * PARAM_BYTES  # a tile's row shifts (A quantized per row), after the parameters
@@ -112,10 +143,10 @@ def emit_matmul(ctx: Context, step: Step) -> None:
                 p.dma("load", "pbuf", shifts_at, ctx.addr(row_shift) + h0 * m + m0, planes=hn, rows=1,
                       row_bytes=rows, dram_plane=m, sram_plane=rows)
                 p.set({"rq.by_row": 1, "rq.row_shift": shifts_at})
-            p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
+            p.emit("requant", src="acc", out=ep.out, rounding=ep.rounding, dst=out, srcaddr=acc)
             form = affine(y_heads[h0:h0 + hn, m0:m0 + rows])
-            p.dma("store", "abuf", out, y_addr + form.base, planes=hn, rows=rows, row_bytes=n,
-                  dram_plane=form.ps, dram_row=form.rs, sram_plane=rows * n, sram_row=n)
+            p.dma("store", "abuf", out, y_addr + form.base * elem, planes=hn, rows=rows, row_bytes=n * elem,
+                  dram_plane=form.ps * elem, dram_row=form.rs * elem, sram_plane=rows * n * elem, sram_row=n * elem)
             tile += 1
     if row_shift is not None:
         p.set({"rq.by_row": 0})  # registers persist: the next requant is per channel again
@@ -150,7 +181,8 @@ def plan_views(steps: list[Step], io, layouts, buffers) -> None:
             continue
         if step.kind != "matmul":
             continue
-        mm, req = step.ops
+        mm = step.ops[0]
+        req = step.ops[1] if len(step.ops) > 1 else None
         a_val, b_val = mm.operands
         out_shape = mm.result.type.shape
         chosen: dict[str, tuple] = {}
@@ -166,12 +198,14 @@ def plan_views(steps: list[Step], io, layouts, buffers) -> None:
                     break
             else:
                 raise unsupported(mm, f"operand %{value.name} is not a strided view of a tensor in memory")
-        for dest, offsets, _ in destination_views(req.result, sole_mover, layouts):
+        result = mm.result if req is None else req.result
+        for dest, offsets, _ in destination_views(result, sole_mover, layouts):
             if storable(offsets.reshape(-1, *out_shape[-2:])):
                 chosen["y"] = (dest, offsets)
                 break
         else:
             raise unsupported(mm, "its result cannot be stored row by row")
         step.info.update(chosen)
-        step.inputs = [chosen["a"][0], chosen["b"][0]] + ([req.row_shift] if req.row_shift is not None else [])
+        row_shift = None if req is None else req.row_shift
+        step.inputs = [chosen["a"][0], chosen["b"][0]] + ([row_shift] if row_shift is not None else [])
         step.outputs = [chosen["y"][0]]

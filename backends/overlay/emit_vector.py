@@ -35,6 +35,12 @@ def emit_cvt(ctx: Context, step: Step) -> None:
     b, p = ctx.buffers, ctx.program
     ctx.begin_layer(step.name, 0, x.type.size * 3)
     p.set({"v.scale": f32_bits(q.scale[0]), "v.zp": q.zero_point[0]})
+    if x.type.dtype == "i32":  # int32 accumulators (a matmul step's, for a softmax): flat chunks
+        n = x.type.size
+        chunk = min(b.vbuf_q // 2, b.abuf_q // 4)
+        for i, s in enumerate(range(0, n, chunk)):
+            _cvt_flat(ctx, op, to_bf16, x, y, s, min(chunk, n - s), i, elem=4)
+        return
     shape = x.type.shape
     nhwc = ctx.layouts.is_nhwc(x if to_bf16 else y)
     if nhwc:
@@ -102,13 +108,13 @@ def emit_cvt_rows(ctx: Context, step: Step) -> None:
         p.dma("store", "abuf", a_slot + n * row, ctx.addr(shifts) + r0, rows=1, row_bytes=n)
 
 
-def _cvt_flat(ctx, op, to_bf16, x, y, start, count, i):
+def _cvt_flat(ctx, op, to_bf16, x, y, start, count, i, elem=1):
     b, p = ctx.buffers, ctx.program
     a_slot, v_slot = b.a_in(i), b.v(i % 2)
     p.set({"v.len": count})
     if to_bf16:
-        p.dma("load", "abuf", a_slot, ctx.addr(x) + start, rows=1, row_bytes=count)
-        p.emit("cvt", dir="i8_bf16", dst=v_slot, src=a_slot)
+        p.dma("load", "abuf", a_slot, ctx.addr(x) + elem * start, rows=1, row_bytes=elem * count)
+        p.emit("cvt", dir="i8_bf16" if elem == 1 else "i32_bf16", dst=v_slot, src=a_slot)
         p.dma("store", "vbuf", v_slot, ctx.addr(y) + 2 * start, rows=1, row_bytes=2 * count)
     else:
         p.dma("load", "vbuf", v_slot, ctx.addr(x) + 2 * start, rows=1, row_bytes=2 * count)

@@ -112,7 +112,8 @@ def plan_layouts(steps: list[Step], io: HostIO) -> LayoutPlan:
 
 def host_reason(op: Op) -> str:
     if op.kind == "qmatmul":
-        return "an int8 matmul of two activations needs a sole per-tensor int8 requantize after it"
+        return ("an int8 matmul of two activations needs a sole per-tensor int8 requantize or a bf16 "
+                "dequantize after it")
     if op.kind == "gather" and not is_constant(op.indices):
         return "a lookup by run-time indices needs a constant 2-D table, axis 0 and int64 indices"
     if op.kind == "requantize" and op.dtype == "i32" and len(op.result.users) == 1:
@@ -180,6 +181,8 @@ def match_step(op: Op, module: Module) -> Step | None:
         return Step("conv" if op.kind == "qconv" else "gemm", [op, req], [op.x], [req.result])
     if op.kind == "qmatmul":
         req = _sole_user(out, module)
+        if req is not None and req.kind == "dequantize" and req.dtype == "bf16":
+            return Step("matmul", [op], list(op.operands), [out])  # int32 accumulators out, to a cvt
         if req is None or req.kind != "requantize" or req.dtype != "i8" or len(req.multiplier) != 1:
             return None
         return Step("matmul", [op, req], list(op.operands) + ([req.row_shift] if req.row_shift is not None else []), [req.result])

@@ -54,6 +54,12 @@ def cvt(m: MachineState, dir: str, dst: int, src: int):
 
         def convert():
             return numerics.bf16_to_int8(numerics.from_bf16(x), scale, zp, "half_even")
+    elif dir == "i32_bf16":
+        q, s_access = m.region(ABUF, src, (length,), (4,), "<i4", False, "cvt source")
+        out, d_access = m.region(VBUF, dst, (length,), (2,), "<u2", True, "cvt destination")
+
+        def convert():
+            return numerics.to_bf16(numerics.int8_to_bf16(q, scale, zp))
     elif dir == "bf16_i8_rows":
         return _cvt_rows(m, length, scale, zp, dst, src)
     else:  # bf16_f32

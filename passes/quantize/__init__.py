@@ -10,16 +10,17 @@ from tcc.ir.interpreter import run_module
 from ..base import Pass
 from .calibration import DEFAULT_CALIBRATION, CalibrationError, Executor, calibrate, load_samples
 from .dybit_caps import choose_dybit_caps
+from .equalization import CrossLayerEqualization
+from .input_range import MAX_SAMPLES as INPUT_RANGE_SAMPLES, InputRangeChoice, choose_input_ranges
 from .lowering import LoweringConfig
 from .rules import lower_module
 from .mixed_precision import MixedPrecision, MixedPrecisionPlan, spread_subset
 from .params import WEIGHT_FORMATS, QuantizationError, parse_weight_format
-from .remedies import RowChoice, SegmentChoice, choose_bf16_stream, choose_row_scales, residual_segments, \
-    row_scale_sites
+from .remedies import SegmentChoice, SiteChoice, choose_bf16_stream, choose_sites, remedy_sites, residual_segments
 from .smoothing import SmoothQuant
 
 RESIDUAL_CHOICES = ("auto", "bf16", "int8")
-ROW_CHOICES = ("auto", "on", "off")
+SITE_CHOICES = ("auto", "on", "off")
 REMEDY_SAMPLES = 8  # calibration samples the residual-stream choice measures the output error on
 
 
@@ -50,10 +51,15 @@ class Quantize(Pass):
     # Per-row scales of the bf16 A operand of activation matmuls (softmax x V; remedies.py): "auto"
     # keeps them per matmul where they measurably lower the output error, "on" everywhere, "off" never.
     rows: str = "auto"
+    # Attention scores read by a softmax as int32 accumulators converted to bf16 (no int8 rounding;
+    # remedies.py): "auto" per matmul where it measurably lowers the output error, "on", "off".
+    scores: str = "auto"
 
     def __post_init__(self) -> None:
         self.residual_choices: list[SegmentChoice] = []  # the results of the last apply (not options)
-        self.row_choices: list[RowChoice] = []
+        self.row_choices: list[SiteChoice] = []
+        self.score_choices: list[SiteChoice] = []
+        self.input_choices: list[InputRangeChoice] = []  # input_range.py
 
     def apply(self, module: Module) -> None:
         parse_weight_format(self.weights)
@@ -61,8 +67,9 @@ class Quantize(Pass):
             raise QuantizationError(f"rounding {self.rounding!r} is not half_even or half_up")
         if self.residual not in RESIDUAL_CHOICES:
             raise QuantizationError(f"residual {self.residual!r} is not one of {', '.join(RESIDUAL_CHOICES)}")
-        if self.rows not in ROW_CHOICES:
-            raise QuantizationError(f"rows {self.rows!r} is not one of {', '.join(ROW_CHOICES)}")
+        for option in ("rows", "scores"):
+            if getattr(self, option) not in SITE_CHOICES:
+                raise QuantizationError(f"{option} {getattr(self, option)!r} is not one of {', '.join(SITE_CHOICES)}")
         pinned = all(v.type.quant is not None for v in module.values() if v.type.dtype == "f32"
                      and not is_constant(v))
         ranges: dict[int, tuple[float, float]] = {}
@@ -84,8 +91,14 @@ class Quantize(Pass):
             config.layer_weights = choose_dybit_caps(
                 module, ranges, samples[:self.cap_samples], self.weights, config,
                 lambda done, total: self.report_progress("DyBit caps", done, total))
+        if self.calib and self.method == "auto":
+            # streamed by the executor: read just the few the choice measures (and fits the clip on)
+            fitted = samples if samples is not None else load_samples(self.calib, module, INPUT_RANGE_SAMPLES)
+            self.input_choices = choose_input_ranges(module, ranges, fitted, self.symmetric)
         config.bf16_values = self.residual_stream(module, ranges, config, samples)
-        config.row_scaled = self.row_scales(module, ranges, config, samples)
+        config.row_scaled, self.row_choices = self.sites(module, ranges, config, samples, "row_scaled", self.rows)
+        config.wide_scores, self.score_choices = self.sites(module, ranges, config, samples, "wide_scores",
+                                                            self.scores)
         module.take_body(lower_module(module, ranges, config))
 
     def residual_stream(self, module: Module, ranges, config: LoweringConfig, samples) -> frozenset[str]:
@@ -106,24 +119,25 @@ class Quantize(Pass):
             lambda done, total: self.report_progress("residual stream", done, total))
         return frozenset(n for c in self.residual_choices if c.kept for n in c.names)
 
-    def row_scales(self, module: Module, ranges, config: LoweringConfig, samples) -> frozenset[str]:
-        """The matmuls whose bf16 A operand is quantized per row (remedies.py)."""
-        self.row_choices = []
-        if self.rows == "off":
-            return frozenset()
-        if self.rows == "on":
-            return frozenset(op.results[0].name for op in row_scale_sites(module, ranges, config))
-        if not self.calib or not row_scale_sites(module, ranges, config):
-            return frozenset()
+    def sites(self, module: Module, ranges, config: LoweringConfig, samples, field: str,
+              choice: str) -> tuple[frozenset[str], list[SiteChoice]]:
+        """The matmuls the per-matmul remedy ``field`` applies to (remedies.py), and the measured choices."""
+        if choice == "off":
+            return frozenset(), []
+        sites = remedy_sites(module, ranges, config, field)
+        if choice == "on":
+            return frozenset(op.results[0].name for op in sites), []
+        if not self.calib or not sites:
+            return frozenset(), []
         if samples is None:
             samples = load_samples(self.calib, module, self.max_samples)
         subset = spread_subset(samples, REMEDY_SAMPLES)
         reference = [run_module(module, s) for s in subset]
-        self.row_choices = choose_row_scales(
-            module, ranges, config, subset, reference,
-            lambda done, total: self.report_progress("row scales", done, total))
-        return frozenset(c.name for c in self.row_choices if c.kept)
+        label = {"row_scaled": "row scales", "wide_scores": "int32 scores"}[field]
+        choices = choose_sites(module, ranges, config, field, subset, reference,
+                               lambda done, total: self.report_progress(label, done, total))
+        return frozenset(c.name for c in choices if c.kept), choices
 
 
-__all__ = ["CalibrationError", "MixedPrecision", "MixedPrecisionPlan", "Quantize", "QuantizationError",
+__all__ = ["CalibrationError", "CrossLayerEqualization", "MixedPrecision", "MixedPrecisionPlan", "Quantize", "QuantizationError",
            "SmoothQuant", "WEIGHT_FORMATS"]

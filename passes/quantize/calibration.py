@@ -129,10 +129,17 @@ def reduction_inputs(module: Module) -> set[int]:
     averages the clipping of rare outliers, while the finer step helps every element.  Values a
     max-pool, a concat, an add or a model output reads keep min/max, where clipping the largest
     elements is what survives (measured on the light zoo: MSE ranges everywhere lose 0.4 dB on
-    SqueezeNet, on reduction inputs only they gain 0.1-0.2 dB; bench/quant_vs_ort.py)."""
+    SqueezeNet, on reduction inputs only they gain 0.1-0.2 dB; bench/quant_vs_ort.py).
+
+    The model's inputs are calibrated at min/max here; the quantizer then takes the clip instead
+    only where rounding the input at it measures less output error on held-out calibration
+    samples (input_range.py)."""
     chosen = set()
+    inputs = {id(v) for v in module.inputs}
     for value in module.values():
         users = value.users
+        if id(value) in inputs:
+            continue  # a model input: input_range.py chooses its range
         if value.producer is not None and value.producer.kind == "softmax":
             continue  # attention probabilities: the few near 1 carry the result (softmax_inputs)
         if users and not module.is_output(value) and all(

@@ -45,6 +45,9 @@ class LoweringConfig:
     # Matmuls of two activations (by the float op's result name) whose bf16 A operand is quantized
     # with a power-of-two scale per row (``quantize_rows``; remedies.py), undone by their requantize.
     row_scaled: frozenset[str] = frozenset()
+    # Matmuls of two activations (by the float op's result name) read only by a softmax whose int32
+    # accumulators go to bf16 as they are, without an int8 rounding (remedies.py: wide scores).
+    wide_scores: frozenset[str] = frozenset()
 
     def weights_for(self, op: Op) -> str:
         return self.layer_weights.get(op.result.name, self.weights)
@@ -69,6 +72,7 @@ class Lowering:
         self.domains: dict[int, dict[str, Value]] = {}
         self.consumed: set[int] = set()  # activation ops folded into the op before them
         self.row_sites: list[Op] = []  # the float matmuls lowered with per-row A scales
+        self.wide_sites: list[Op] = []  # the float matmuls whose accumulators went to bf16 directly
         self.b = Builder(self.target)
 
     # -- parameters ----------------------------------------------------------------------------

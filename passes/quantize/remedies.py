@@ -1,5 +1,6 @@
 """Transformer remedies chosen by measured error: the residual stream in bf16 (per stream segment),
-and per-row scales for the bf16 A operand of an activation matmul (per matmul).
+per-row scales for the bf16 A operand of an activation matmul and int32 attention scores into the
+softmax (per matmul).
 
 A LayerNorm normalizes each token by its own spread, so int8 noise on its input is amplified in
 tokens whose values are small against the tensor's range -- ViT's class token, concatenated from
@@ -95,38 +96,50 @@ def choose_bf16_stream(source: Module, ranges, config: LoweringConfig, samples, 
     return choices
 
 
-# -- per-row scales of a matmul's bf16 A operand --------------------------------------------------
-# Rule (when it applies): a matmul of two activations whose A operand the quantizer computes in bf16
-# (attention's softmax probabilities: rows whose largest value ranges from 1/seq to 1, all on one
-# per-tensor grid sized for 1) may quantize A row by row with power-of-two scales (quantize_rows,
-# numerics/row_scale.py); its requantize then shifts each row back.  Each such matmul keeps it when
-# that lowers the output error by at least MIN_GAIN, decided in program order on top of the earlier.
+# -- per-matmul remedies of attention --------------------------------------------------------------
+# Rules (when they apply), each decided per matmul of two activations by measured error -- kept when
+# it lowers the output error by at least MIN_GAIN, in program order on top of the earlier choices:
+# - row scales (LoweringConfig.row_scaled): the matmul's A operand is computed in bf16 (attention's
+#   softmax probabilities: row maxima range from 1/seq to 1, all on one per-tensor grid sized for 1);
+#   A is quantized row by row with power-of-two scales (quantize_rows, numerics/row_scale.py) and
+#   its requantize shifts each row back.
+# - wide scores (LoweringConfig.wide_scores): the matmul's only reader is a softmax (attention
+#   scores); the softmax reads the int32 accumulators converted to bf16 instead of an int8 rounding
+#   of them (what per-head score scales approximate, without any int8 grid).
+SITE_FIELDS = ("row_scaled", "wide_scores")
 
 
 @dataclass(frozen=True)
-class RowChoice:
-    name: str  # the float matmul's result name (LoweringConfig.row_scaled)
+class SiteChoice:
+    name: str  # the float matmul's result name (in the LoweringConfig field)
     loc: str
-    error_tensor: float  # output error with A per tensor (earlier choices applied)
-    error_rows: float
+    error_before: float  # output error without the remedy here (earlier choices applied)
+    error_with: float
     kept: bool
 
 
-def row_scale_sites(source: Module, ranges, config: LoweringConfig) -> list[Op]:
-    """The matmuls whose A operand would be quantized per row if asked (bf16 A), in program order."""
+def _with_sites(config: LoweringConfig, field: str, names: frozenset[str]) -> LoweringConfig:
+    if field == "row_scaled":
+        return replace(config, row_scaled=names)
+    return replace(config, wide_scores=names)
+
+
+def remedy_sites(source: Module, ranges, config: LoweringConfig, field: str) -> list[Op]:
+    """The matmuls the remedy ``field`` (SITE_FIELDS) would change if asked, in program order."""
     every = frozenset(op.results[0].name for op in source.ops if op.kind == "matmul")
-    return lower(source, ranges, replace(config, row_scaled=every)).row_sites
+    lowered = lower(source, ranges, _with_sites(config, field, every))
+    return lowered.row_sites if field == "row_scaled" else lowered.wide_sites
 
 
-def choose_row_scales(source: Module, ranges, config: LoweringConfig, samples, reference,
-                      progress: Callable[[int, int], None] | None = None) -> list[RowChoice]:
-    """Decide every row-scale site by measured output error (rule above); the chosen matmuls are
-    ``{c.name for c in result if c.kept}``."""
-    sites = row_scale_sites(source, ranges, config)
-    kept = config.row_scaled
+def choose_sites(source: Module, ranges, config: LoweringConfig, field: str, samples, reference,
+                 progress: Callable[[int, int], None] | None = None) -> list[SiteChoice]:
+    """Decide every site of the remedy ``field`` by measured output error (rules above); the chosen
+    matmuls are ``{c.name for c in result if c.kept}``."""
+    sites = remedy_sites(source, ranges, config, field)
+    kept: frozenset[str] = getattr(config, field)
 
     def error_with(names: frozenset[str]) -> float:
-        return model_error(lower_module(source, ranges, replace(config, row_scaled=names)), samples, reference)
+        return model_error(lower_module(source, ranges, _with_sites(config, field, names)), samples, reference)
 
     choices = []
     current = error_with(kept) if sites else 0.0
@@ -134,7 +147,7 @@ def choose_row_scales(source: Module, ranges, config: LoweringConfig, samples, r
         name = op.results[0].name
         trial = error_with(kept | {name})
         keep = trial < current * (1 - MIN_GAIN)
-        choices.append(RowChoice(name, op.loc, current, trial, keep))
+        choices.append(SiteChoice(name, op.loc, current, trial, keep))
         if keep:
             kept, current = kept | {name}, trial
         if progress is not None:

@@ -82,6 +82,14 @@ def lower_matmul(lw: Lowering, op: Op) -> bool:
     acc = lw.b.value("qmatmul", [a, b], name=op.result.name + ".acc")
     acc_scale = a.type.quant.scale[0] * b.type.quant.scale[0]
     lw.typed(acc, "i32", QuantParams((acc_scale,), (0,)))
+    users = op.result.users
+    if op.result.name in lw.config.wide_scores and row_shift is None and len(users) == 1 \
+            and users[0].kind == "softmax" and not lw.source.is_output(op.result):
+        # attention scores: the softmax reads the accumulators on their own grid (int32 -> bf16)
+        lw.wide_sites.append(op)
+        wide = lw.b.value("dequantize", [acc], {"dtype": "bf16"}, name=op.result.name + ".bf16")
+        lw.bind(op.result, wide, "bf16")
+        return True
     return requantize_output(lw, op, acc, acc_scale, row_shift=row_shift)
 
 

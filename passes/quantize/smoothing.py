@@ -83,7 +83,7 @@ def smoothing_sites(module: Module) -> list[Site]:
     return sites
 
 
-def _int8_error(x: np.ndarray, weights: list[np.ndarray], s: np.ndarray) -> float:
+def int8_error(x: np.ndarray, weights: list[np.ndarray], s: np.ndarray) -> float:
     """Relative squared error of the linear outputs with X / s per-tensor int8 and W * s per-channel."""
     xs = x / s
     p = activation_params(float(xs.min()), float(xs.max()), symmetric=False)
@@ -111,11 +111,11 @@ def factors(x: np.ndarray, weights: list[np.ndarray], alpha: float) -> np.ndarra
 def choose_alpha(x: np.ndarray, weights: list[np.ndarray]) -> tuple[float | None, np.ndarray | None, float, float]:
     """(alpha, factors, error, error without smoothing): the least-error strength, None when
     no strength beats leaving the site alone."""
-    base = _int8_error(x, weights, np.ones(x.shape[1]))
+    base = int8_error(x, weights, np.ones(x.shape[1]))
     best: tuple[float | None, np.ndarray | None, float] = (None, None, base)
     for alpha in ALPHAS:
         s = factors(x, weights, alpha)
-        err = _int8_error(x, weights, s)
+        err = int8_error(x, weights, s)
         if err < best[2]:
             best = (alpha, s, err)
     return best[0], best[1], best[2], base
@@ -133,20 +133,20 @@ def apply_factors(site: Site, s: np.ndarray) -> None:
     builder = Builder.before(norm)
     for old in (norm.scale, norm.bias):
         value = constant_value(old).astype(np.float64) / s
-        _replace_operand(norm, old, builder.const(value.astype(np.float32), name=old.name + ".smooth"))
-        _erase_if_unused(module, old)
+        replace_operand(norm, old, builder.const(value.astype(np.float32), name=old.name + ".smooth"))
+        erase_if_unused(module, old)
     for linear, _ in site.readers:
         old = linear.w
         w = constant_value(old).astype(np.float64) * s[None, :]
-        _replace_operand(linear, old, Builder.before(linear).const(w.astype(np.float32), name=old.name + ".smooth"))
-        _erase_if_unused(module, old)
+        replace_operand(linear, old, Builder.before(linear).const(w.astype(np.float32), name=old.name + ".smooth"))
+        erase_if_unused(module, old)
 
 
-def _replace_operand(op: Op, old: Value, new: Value) -> None:
+def replace_operand(op: Op, old: Value, new: Value) -> None:
     op.operands = [new if v is old else v for v in op.operands]
 
 
-def _erase_if_unused(module: Module, value: Value) -> None:
+def erase_if_unused(module: Module, value: Value) -> None:
     if not value.users and value.producer is not None and not module.is_output(value):
         module.erase_op(value.producer)
 

@@ -1,7 +1,8 @@
 """Transformer quantization remedies: SmoothQuant (passes/quantize/smoothing.py) and the bf16
 residual stream (passes/quantize/remedies.py), on small IR modules written for the case each
 rule is about: a LayerNorm whose input has an outlier channel, a ViT-like class token far smaller
-than the patch tokens, and a post-LN block whose LayerNorm output also feeds the residual add."""
+than the patch tokens, a post-LN block whose LayerNorm output also feeds the residual add, and an
+attention core for the per-matmul remedies (per-row softmax scales, int32 scores)."""
 import numpy as np
 import pytest
 
@@ -193,3 +194,55 @@ def test_auto_calibration_gives_scores_the_softmax_range_and_probabilities_min_m
                                                             "  %probs = softmax(%masked)")
     module = parse_module(masked)
     assert names(softmax_inputs(module)) == []  # a mask's range is not the scores'
+
+
+ATTENTION = """module @attention {
+  input %q : f32[1,2,5,4]
+  input %kt : f32[1,2,4,5]
+  input %v : f32[1,2,5,3]
+  %s = matmul(%q, %kt) : f32[1,2,5,5]
+  %p = softmax(%s) {axis = 3} : f32[1,2,5,5]
+  %o = matmul(%p, %v) : f32[1,2,5,3]
+  output "o" = %o
+}
+"""
+
+
+@pytest.fixture
+def attention_calib(tmp_path):
+    rng = np.random.default_rng(3)
+    path = tmp_path / "attention.npz"
+    np.savez(path, q=rng.normal(0, 2, (16, 1, 2, 5, 4)).astype(np.float32),
+             kt=rng.normal(0, 2, (16, 1, 2, 4, 5)).astype(np.float32),
+             v=rng.normal(0, 1, (16, 1, 2, 5, 3)).astype(np.float32))
+    return str(path)
+
+
+def test_attention_remedies_change_the_matmuls_their_rules_name(attention_calib):
+    on = parse_module(ATTENTION)
+    Quantize(calib=attention_calib, rows="on", scores="on").apply(on)
+    verify(on)
+    rows = [op for op in on.ops if op.kind == "quantize_rows"]
+    assert len(rows) == 1 and rows[0].x.producer.kind == "softmax"  # A of softmax x V, per row
+    assert any(op.kind == "requantize" and op.row_shift is rows[0].results[1] for op in on.ops)
+    scores = next(op for op in on.ops if op.kind == "softmax").x.producer
+    assert scores.kind == "dequantize" and scores.x.producer.kind == "qmatmul"  # int32 scores, no int8
+    off = parse_module(ATTENTION)
+    Quantize(calib=attention_calib, rows="off", scores="off").apply(off)
+    assert not any(op.kind == "quantize_rows" for op in off.ops)
+    assert next(op for op in off.ops if op.kind == "softmax").x.producer.x.producer.kind == "requantize"
+    assert parse_module(print_module(on)).ops[-1].kind == on.ops[-1].kind  # prints and parses back
+
+
+def test_attention_remedies_auto_records_one_measured_choice_per_site(attention_calib):
+    quantize = Quantize(calib=attention_calib)
+    quantize.apply(parse_module(ATTENTION))
+    assert [c.name for c in quantize.row_choices] == ["o"] and [c.name for c in quantize.score_choices] == ["s"]
+    for c in quantize.row_choices + quantize.score_choices:
+        assert c.kept == (c.error_with < c.error_before * 0.95)
+
+
+@pytest.mark.parametrize("option", ["rows", "scores"])
+def test_unknown_attention_remedy_choice_is_refused(attention_calib, option):
+    with pytest.raises(QuantizationError, match=option):
+        Quantize(calib=attention_calib, **{option: "maybe"}).apply(parse_module(ATTENTION))

@@ -1,7 +1,8 @@
-"""Per-row A scales on the overlay (quantize{rows=on}): the ViT block's softmax probabilities are
-quantized row by row (``cvt bf16_i8_rows``) and softmax x V's requantize shifts each row back
-(``rq.by_row``); the simulator equals the integer reference, and a one-LSB error in either
-simulator stage is caught."""
+"""Attention remedies on the overlay.  Per-row A scales (quantize{rows=on}): the ViT block's softmax
+probabilities are quantized row by row (``cvt bf16_i8_rows``) and softmax x V's requantize shifts
+each row back (``rq.by_row``).  int32 scores (quantize{scores=on}): Q x K^T's accumulators are
+stored as int32 and converted to bf16 for the softmax (``cvt i32_bf16``).  The simulator equals
+the integer reference, and a one-LSB error in any of these simulator stages is caught."""
 import numpy as np
 import pytest
 
@@ -17,16 +18,25 @@ from tcc.runtime import Session
 ENC = "examples/encoder/"
 
 
-@pytest.fixture(scope="module")
-def vit_rows(tmp_path_factory):
-    calib = tmp_path_factory.mktemp("vit_rows") / "calib.npz"
+def vit_with(directory, rows: str, scores: str):
+    calib = directory / "calib.npz"
     np.savez(calib, image=np.load(ENC + "vit_calib.npz")["image"][:24])
     passes = quantization_pipeline(str(calib))
     for p in passes:
         if isinstance(p, Quantize):
-            p.rows, p.residual = "on", "bf16"  # the choices fixed: no measuring runs in the test
+            p.rows, p.scores, p.residual = rows, scores, "bf16"  # fixed: no measuring runs
     module = compile_to_ir(ENC + "vit_block.onnx", passes=DEFAULT_FLOAT_PIPELINE + passes)[0]
     return module, compile_overlay(module)
+
+
+@pytest.fixture(scope="module")
+def vit_rows(tmp_path_factory):
+    return vit_with(tmp_path_factory.mktemp("vit_rows"), "on", "off")
+
+
+@pytest.fixture(scope="module")
+def vit_scores(tmp_path_factory):
+    return vit_with(tmp_path_factory.mktemp("vit_scores"), "off", "on")
 
 
 def samples(count):
@@ -53,9 +63,27 @@ def run_module_shifts(module, x, value):
     return seen[id(value)]
 
 
-@pytest.mark.parametrize("module, rule", [(impl_quant, "row_shifted"), (impl_vector, "shift_for_range")])
-def test_a_one_lsb_error_in_a_row_stage_is_caught(vit_rows, off_by_one_lsb, module, rule):
-    ir, artifact = vit_rows
+def test_scores_reach_the_softmax_as_int32_and_the_simulator_is_exact(vit_scores):
+    module, artifact = vit_scores
+    scores = next(op for op in module.ops if op.kind == "softmax").x.producer
+    assert scores.kind == "dequantize" and scores.x.type.dtype == "i32" and scores.x.producer.kind == "qmatmul"
+    assert "cvt i32_bf16" in artifact_text(artifact)
+    session = Session(artifact)
+    for x in samples(3):
+        np.testing.assert_array_equal(session.run(None, x)[0], run_module(module, x)["logits"])
+
+
+def artifact_text(artifact) -> str:
+    from tcc.isa.disassembler import disassemble
+
+    return disassemble(artifact.program)
+
+
+@pytest.mark.parametrize("which, module, rule", [("rows", impl_quant, "row_shifted"),
+                                                 ("rows", impl_vector, "shift_for_range"),
+                                                 ("scores", impl_vector, "int8_to_bf16")])
+def test_a_one_lsb_error_in_a_remedy_stage_is_caught(vit_rows, vit_scores, off_by_one_lsb, which, module, rule):
+    ir, artifact = vit_rows if which == "rows" else vit_scores
     off_by_one_lsb(module, rule)
     session = Session(artifact)
     differs = False
