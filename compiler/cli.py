@@ -130,7 +130,9 @@ with_model_options = option_group(
                  default=_DefaultCalibration(), show_default=True,
                  help="How calibration picks activation ranges (auto: min/max, and the range of least "
                       "int8 error for the inputs of conv/linear/matmul layers)."),
-    click.option("--weights", default="int8", show_default=True, help="Weight format: int8, int4, or dybit2..dybit8."),
+    click.option("--weights", default="int8", show_default=True,
+                 help="Weight format: int8, int4, int2, dybit2..dybit8, or dybit2r..dybit7r (a DyBit cap per "
+                      "output channel)."),
     click.option("--target-config", default=None, type=InputFile(),
                  help="Target description (TOML); default: the bundled TATAA-style overlay core "
                       "(-t sparse: the bundled ZCU102-style FPGA budget)."),
@@ -179,13 +181,17 @@ cli.command_class = FileCommand  # every command: outputs checked against inputs
               help="--weights dybitN: each layer's exponent-run cap of least output error on 8 calibration "
                    "samples (one model run per layer and cap: minutes for ResNet-50), or of least weight MSE "
                    "(instant).")
+@click.option("--weight-error", type=click.Choice(["weights", "output"]), default="weights", show_default=True,
+              help="What the int4/int2/DyBit scale and cap searches minimise: the weights' squared error, or "
+                   "each layer's output error on its inputs from 16 calibration samples (slower; intN and "
+                   "DyBit alike).")
 @click.option("--no-host-fallback", is_flag=True,
               help="-t overlay: refuse, listing them, ops the overlay cannot run instead of running "
                    "them on the host (the default makes a heterogeneous artifact).")
 @with_dump_options
 def compile(model, target, output, input_shapes, passes, calib, quant, method, weights, workers, symmetric,
-            budget_bytes, budget_cycles, candidates, target_config, sparse_mode, dybit_caps, no_host_fallback,
-            dump_after, dump_dir, timings):
+            budget_bytes, budget_cycles, candidates, target_config, sparse_mode, dybit_caps, weight_error,
+            no_host_fallback, dump_after, dump_dir, timings):
     """Compile an ONNX MODEL to textual IR (-t ir), an overlay artifact (-t overlay) or a sparse
     dataflow artifact (-t sparse)."""
     from tcc.driver import CompileOptions, UsageError, compile_model
@@ -200,7 +206,7 @@ def compile(model, target, output, input_shapes, passes, calib, quant, method, w
     options = CompileOptions(_shapes(input_shapes), passes, calib, quant if quant_given else None, method, weights,
                              symmetric, budget_bytes, budget_cycles, candidates, sparse_mode, target_config,
                              dump_after, dump_dir, _instrumentations(records), host_fallback=not no_host_fallback,
-                             workers=workers, dybit_caps=dybit_caps)
+                             workers=workers, dybit_caps=dybit_caps, weight_error=weight_error)
     from tcc.backends.overlay.hetero import HostFallbackRefused
 
     try:

@@ -86,7 +86,8 @@ def check_dump_names(dump_after, pipeline) -> None:
 
 def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weights="int8", symmetric=False,
                           budget_bytes=None, budget_cycles=None, candidates=None,
-                          sparse_mode=None, target_config=None, dybit_caps="output") -> tuple[Pass, ...]:
+                          sparse_mode=None, target_config=None, dybit_caps="output",
+                          weight_error="weights") -> tuple[Pass, ...]:
     """The passes that follow the float pipeline when calibration data is given.
 
     Without ``calib``, ``quant="int8"`` quantizes with the parameters a pre-quantized (QDQ) model
@@ -98,7 +99,9 @@ def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weigh
     Mixed precision prices formats with the overlay's cost model on ``target_config`` (a TOML
     path; None: the default core).  ``dybit_caps``: how ``--weights dybitN`` picks each layer's
     exponent-run cap ("output": least output error on calibration samples, one model run per
-    layer and cap; "weights": least weight MSE).
+    layer and cap; "weights": least weight MSE).  ``weight_error``: what the narrow weight
+    formats' scale and cap searches minimise ("weights": their squared error; "output": each
+    layer's output error on rows of its input from calibration samples).
     """
     from tcc.passes import PRE_QUANT_PIPELINE
     from tcc.passes.quantize import MixedPrecision, Quantize, SmoothQuant
@@ -110,7 +113,8 @@ def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weigh
         if budget_bytes is not None or budget_cycles is not None or candidates is not None:
             raise UsageError("--budget-bytes, --budget-cycles and --candidates go with --quant mixed")
         quantize = Quantize(calib=str(calib or ""), method=method, weights=weights, symmetric=symmetric,
-                            sparse_mode="submanifold" if sparse_mode == "submanifold" else "", dybit_caps=dybit_caps)
+                            sparse_mode="submanifold" if sparse_mode == "submanifold" else "", dybit_caps=dybit_caps,
+                            weight_error=weight_error)
         # SmoothQuant changes only LayerNorm -> linear sites, and only where it measures less int8 error
         smooth = (SmoothQuant(calib=str(calib)),) if calib and sparse_mode != "submanifold" else ()
         return before + smooth + (quantize, make_pass("dce"))
@@ -234,6 +238,7 @@ class CompileOptions:
     host_fallback: bool = True  # -t overlay: ops the overlay cannot run go to the host (a heterogeneous artifact)
     workers: int = 1  # calibration and the sensitivity sweep: worker processes (the result does not depend on it)
     dybit_caps: str = "output"  # --weights dybitN: each layer's exponent-run cap by output error or weight MSE
+    weight_error: str = "weights"  # what the narrow weight formats' searches minimise (weights or layer output)
 
     @property
     def from_pins(self) -> bool:
@@ -252,7 +257,7 @@ def compile_pipeline(target: str, options: CompileOptions) -> list[Pass]:
         pipeline += quantization_pipeline(options.calib, options.quant or "int8", options.method, options.weights,
                                           options.symmetric, options.budget_bytes, options.budget_cycles,
                                           options.candidates, options.sparse_mode, options.target_config,
-                                          options.dybit_caps)
+                                          options.dybit_caps, options.weight_error)
     if options.calib is not None and options.workers > 1:
         from tcc.evaluation.calibrate import calibration_executor, sweep_mapper
         from tcc.passes.quantize import MixedPrecision, Quantize

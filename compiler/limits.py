@@ -26,7 +26,7 @@ def weight_bits(weights: str = "int8", quant: str = "int8") -> int:
     """The fewest bits per weight element the quantization options can produce (a lower bound)."""
     if quant == "mixed":
         return 2  # the mixed-precision search may pick dybit2 anywhere
-    match = re.fullmatch(r"(?:int|dybit)(\d+)", weights or "int8")
+    match = re.fullmatch(r"(?:int|dybit)(\d+)(?:c\d|r)?", weights or "int8")
     return int(match[1]) if match else 8
 
 

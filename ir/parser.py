@@ -77,14 +77,17 @@ class _Builder:
         for f in node.children:
             key, val = f.children
             fields[str(key)] = self.attr_value(val)
-        unknown = set(fields) - {"axis", "scale", "zero_point", "format"}
+        unknown = set(fields) - {"axis", "scale", "zero_point", "format", "caps"}
         if unknown:
             raise self.error(node.children[0].children[0], f"unknown quantization field(s) {sorted(unknown)}")
         fmt = fields.get("format")
         try:
             if "axis" in fields:
+                caps = None if "caps" not in fields else tuple(int(c) for c in fields["caps"])
                 return QuantParams(tuple(float(s) for s in fields["scale"]),
-                                   tuple(int(z) for z in fields["zero_point"]), int(fields["axis"]), fmt)
+                                   tuple(int(z) for z in fields["zero_point"]), int(fields["axis"]), fmt, caps)
+            if "caps" in fields:
+                raise ValueError("caps need per-channel quantization (an axis)")
             return QuantParams((float(fields["scale"]),), (int(fields["zero_point"]),), None, fmt)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise self.error(node.children[0].children[0], f"bad quantization parameters: {exc}") from None

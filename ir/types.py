@@ -17,19 +17,23 @@ class QuantParams:
     Per tensor when ``axis`` is None (one scale, one zero point), else one pair per index
     along ``axis``.  ``format`` names a weight number format whose integer values the tensor
     holds (e.g. ``dybit4``: DyBit-4 codes decoded onto their integer grid, ``int4``); None is
-    plain integers of the element type.
+    plain integers of the element type.  ``caps``: for a format with a cap per channel
+    (``dybit4r``), each channel's DyBit exponent-run cap, one per scale.
     """
 
     scale: tuple[float, ...]
     zero_point: tuple[int, ...]
     axis: int | None = None
     format: str | None = None
+    caps: tuple[int, ...] | None = None
 
     def __post_init__(self):
         if len(self.scale) != len(self.zero_point):
             raise ValueError("scale and zero_point differ in length")
         if self.axis is None and len(self.scale) != 1:
             raise ValueError("per-tensor quantization takes exactly one scale")
+        if self.caps is not None and (self.axis is None or len(self.caps) != len(self.scale)):
+            raise ValueError("caps need per-channel quantization and one cap per scale")
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,8 @@ def format_quant(q: QuantParams) -> str:
         fields = f"axis = {q.axis}, scale = {format_list(q.scale)}, zero_point = {format_list(q.zero_point)}"
     if q.format is not None:
         fields += f", format = {ir_string(q.format)}"
+    if q.caps is not None:
+        fields += f", caps = {format_list(q.caps)}"
     return "{" + fields + "}"
 
 

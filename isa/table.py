@@ -195,6 +195,8 @@ REGISTERS: tuple[tuple[str, str, str], ...] = (
     ("v.shifts", "sram", "CVT bf16_i8_rows: abuf byte address of the row shifts written (one int8 per v.row elements)"),
     ("rq.by_row", "flag", "REQUANT: 1 adds each row's shift (int8 at rq.row_shift + row) to its channel's shift"),
     ("rq.row_shift", "sram", "REQUANT with rq.by_row: pbuf byte address of the rq.m row shifts"),
+    # Per-row DyBit caps (matmul wcap = 7): one byte per weight row, beside the requantization triples.
+    ("mm.wcaps", "sram", "MATMUL with wcap = 7: pbuf byte address of the weight rows' caps (row n's at + n)"),
 )
 REGISTER_INDEX = {name: i for i, (name, _, _) in enumerate(REGISTERS)}
 REGISTER_RANGE = {name: VALUE_RANGES[kind] for name, kind, _ in REGISTERS}
@@ -240,7 +242,8 @@ INSTRUCTIONS: tuple[Instr, ...] = (
     Instr("matmul", 0x05, (Field("mode", 2, "enum", ("gemm", "conv", "dwconv", "gconv"), "A operand form"),
                            Field("accumulate", 1, "u", doc="1: add to acc, 0: overwrite"),
                            Field("wfmt", 4, "enum", WEIGHT_FORMATS, "weight format of the codes in wbuf"),
-                           Field("wcap", 3, "u", doc="DyBit: exponent-run cap (0..bits-1); 0 for intN"),
+                           Field("wcap", 3, "u", doc="DyBit: exponent-run cap (0..bits-1), or 7 for dybit2..7: "
+                                                        "each row's cap is the byte at pbuf[mm.wcaps + row]; 0 for intN"),
                            _addr("acc", "acc byte address of the int32 output tile"),
                            _addr("w", "wbuf byte address of the weights (N rows of K)")),
           "compute", "acc[m, n] (+)= sum_k (A[m, k] - mm.a_zp) * W[n, k] on the systolic array; W[n, k] is the "

@@ -14,11 +14,11 @@ from tcc.isa.weights import matmul_fields, row_bytes
 
 from .context import Context
 from .errors import unsupported
-from .epilogue import eadd_registers, emit_epilogue, load_table
+from .epilogue import eadd_registers, emit_epilogue, load_table, table_offset
 from .steps import Step
 from .tiling import ConvGeometry, choose_conv_tiles, choose_gemm_tiles, conv_geometry, input_rows
 from .views import fetch
-from .weight_packing import integer_format, pack_rows, weight_format_of
+from .weight_packing import integer_format, pack_rows, weight_caps, weight_format_of
 
 PARAM_BYTES = 12  # (bias, multiplier, shift) int32 per output channel
 
@@ -35,6 +35,23 @@ def _params(op_conv: Op, req: Op, channels: int) -> np.ndarray:
 def _requant_regs(ctx: Context, req: Op, conv_zp: int = 0) -> None:
     ctx.program.set({"rq.src_zp": conv_zp, "rq.pre_shift": req.pre_shift, "rq.zp": req.zero_point,
                      "rq.qmin": req.qmin, "rq.qmax": req.qmax})
+
+
+def _load_caps(ctx: Context, caps_addr: int | None, n0: int, nt: int, pslot: int, tn: int) -> int | None:
+    """Per-row DyBit caps: load the tile's ``nt`` caps (a byte per row) into pbuf after its ``tn``
+    requantization triples and the 256 bytes a fused lut's table may take (epilogue.load_table);
+    returns their pbuf address (None for a format with one cap)."""
+    if caps_addr is None:
+        return None
+    at = pslot + table_offset(tn) + 256
+    ctx.program.dma("load", "pbuf", at, caps_addr + n0, rows=1, row_bytes=nt)
+    return at
+
+
+def _point_caps(ctx: Context, caps_at: int | None, row: int = 0) -> None:
+    """mm.wcaps at the cap of the matmul's first weight row (per-row formats only)."""
+    if caps_at is not None:
+        ctx.program.set({"mm.wcaps": caps_at + row})
 
 
 def _my_tiles(ctx: Context, n: int, tn: int, rows: int, th: int) -> list[tuple[int, list[int]]]:
@@ -86,7 +103,8 @@ def emit_conv(ctx: Context, step: Step) -> None:
         k = kh * kw * cg
         rows_nk = np.transpose(w, (0, 2, 3, 1)).reshape(n_out, k)
     fmt = weight_format_of(conv.w, w)
-    data = pack_rows(rows_nk, fmt)
+    caps = weight_caps(conv.w, fmt)
+    data = pack_rows(rows_nk, fmt, caps)
     rb = row_bytes(k, fmt)
     wf = matmul_fields(fmt)
     b = ctx.buffers
@@ -103,18 +121,20 @@ def emit_conv(ctx: Context, step: Step) -> None:
 
     w_addr = ctx.constant(f"w:{conv.w.name}", data)
     p_addr = ctx.constant(f"p:{y.name}", _params(conv, req, n_out))
+    caps_addr = None if caps is None else ctx.constant(f"c:{conv.w.name}", caps)
     p = ctx.program
     macs = h_out * w_out * n_out * k
+    stored = data.nbytes + (0 if caps is None else caps.nbytes)
     epilogue_bytes = (0 if residual is None else residual.skip.type.size) + (256 if "lut" in step.info else 0)
-    ctx.begin_layer(step.name, macs, x.type.size + data.nbytes + epilogue_bytes + y.type.size)
-    ctx.record_weights(fmt.name, data.nbytes)
+    ctx.begin_layer(step.name, macs, x.type.size + stored + epilogue_bytes + y.type.size)
+    ctx.record_weights(fmt.name, stored)
     _requant_regs(ctx, req)
     if residual is not None:
         p.set(eadd_registers(*residual.ops))
     p.set({"mm.a_zp": x_zp, "cv.w": wid, "cv.c": c_in, "cv.kh": kh, "cv.kw": kw, "cv.sh": sh, "cv.sw": sw, "cv.dh": dh,
            "cv.dw": dw, "cv.pad_left": pl, "cv.w_out": w_out, "mm.w_row": rb})
     if tiles.tc:
-        _emit_split_conv(ctx, step, tiles, geometry, w_addr, p_addr)
+        _emit_split_conv(ctx, step, tiles, geometry, w_addr, p_addr, caps_addr)
         return
     tile = 0
     for n0, row_tiles in _my_tiles(ctx, n_out, tn, h_out, th):
@@ -124,6 +144,7 @@ def emit_conv(ctx: Context, step: Step) -> None:
         p.dma("load", "wbuf", wslot, w_addr + n0 * rb, rows=1, row_bytes=nt * rb)
         p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
         load_table(ctx, step, pslot, nt)
+        caps_at = _load_caps(ctx, caps_addr, n0, nt, pslot, tn)
         for oy0 in row_tiles:
             rows = min(th, h_out - oy0)
             first, lo, hi = input_rows(oy0, rows, sh, pt, kh, dh, h)
@@ -133,9 +154,11 @@ def emit_conv(ctx: Context, step: Step) -> None:
             acc = b.acc(tile)
             if depthwise:
                 p.set({"mm.n": nt, "mm.k": k, "cv.c0": n0})
+                _point_caps(ctx, caps_at)
                 p.emit("matmul", mode="dwconv", accumulate=0, **wf, acc=acc, w=wslot)
             elif packed_groups:  # tiles hold whole groups (channel_step = ng): one pass over all of them
                 p.set({"mm.n": nt, "mm.k": k, "cv.c0": n0 // ng * cg, "cv.cg": cg, "cv.ng": ng})
+                _point_caps(ctx, caps_at)
                 p.emit("matmul", mode="gconv", accumulate=0, **wf, acc=acc, w=wslot)
             else:
                 for g in range(group):
@@ -144,6 +167,7 @@ def emit_conv(ctx: Context, step: Step) -> None:
                     if gn0 >= gn1:
                         continue
                     p.set({"mm.n": gn1 - gn0, "mm.k": k, "cv.c0": g * cg})
+                    _point_caps(ctx, caps_at, gn0 - n0)
                     p.emit("matmul", mode="conv", accumulate=0, **wf, acc=acc + (gn0 - n0) * 4,
                            w=wslot + (gn0 - n0) * rb)
             out = b.a_out(tile)
@@ -156,7 +180,8 @@ def emit_conv(ctx: Context, step: Step) -> None:
             tile += 1
 
 
-def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: int, p_addr: int) -> None:
+def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: int, p_addr: int,
+                     caps_addr: int | None) -> None:
     """The slab holds ``tiles.tc`` channels: input-channel chunks of a group-1 conv accumulate
     their partial sums in acc (each chunk's weights are the matching taps x channels of every
     output channel's row), or a depthwise conv's slab holds the output tile's own channels."""
@@ -174,6 +199,7 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
         pslot = b.p(n0 // tiles.tn)
         p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
         load_table(ctx, step, pslot, nt)
+        caps_at = _load_caps(ctx, caps_addr, n0, nt, pslot, tiles.tn)
         if depthwise:
             wslot = b.w(n0 // tiles.tn)
             p.dma("load", "wbuf", wslot, w_addr + n0 * rb, rows=1, row_bytes=nt * rb)
@@ -189,6 +215,7 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
                 p.dma("load", "abuf", slab, ctx.addr(x) + lo * g.w * g.c + c0, rows=(hi - lo) * g.w, row_bytes=cn,
                       dram_row=g.c, sram_row=cn)
                 p.set({"mm.a": slab, "cv.c": cn})
+                _point_caps(ctx, caps_at)
                 if depthwise:
                     p.set({"mm.k": g.k, "mm.w_row": rb})
                     p.emit("matmul", mode="dwconv", accumulate=0, **wf, acc=acc, w=wslot)
@@ -210,7 +237,8 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
             tile += 1
 
 
-def gemm_weight_tiles(w: np.ndarray, fmt, tn: int, kt: int) -> tuple[np.ndarray, dict[tuple[int, int], int]]:
+def gemm_weight_tiles(w: np.ndarray, fmt, tn: int, kt: int, caps: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, dict[tuple[int, int], int]]:
     """The weights [n, k] packed in DRAM order for tiles of ``tn`` rows and ``kt`` columns (row
     tiles in order, inside each its reduction chunks in order, each chunk's rows packed on their
     own, so every weight load is one contiguous transfer), and each block's byte offset by (n0, k0)."""
@@ -218,7 +246,7 @@ def gemm_weight_tiles(w: np.ndarray, fmt, tn: int, kt: int) -> tuple[np.ndarray,
     blocks, offsets, at = [], {}, 0
     for n0 in range(0, n, tn):
         for k0 in range(0, k, kt):
-            block = pack_rows(w[n0:n0 + tn, k0:k0 + kt], fmt).ravel()
+            block = pack_rows(w[n0:n0 + tn, k0:k0 + kt], fmt, None if caps is None else caps[n0:n0 + tn]).ravel()
             blocks.append(block)
             offsets[n0, k0] = at
             at += block.size
@@ -232,6 +260,7 @@ def emit_gemm(ctx: Context, step: Step) -> None:
     n_out, k = w.shape
     m = x.type.size // k
     fmt = weight_format_of(lin.w, w)
+    caps = weight_caps(lin.w, fmt)
     b = ctx.buffers
     # The matrix view [m, k] -> [m, n_out] needs the reduced axis innermost in memory: any rank
     # stored row-major (a Linear over [N, H, W, C], ConvNeXt's MLP) is that view already.
@@ -244,12 +273,14 @@ def emit_gemm(ctx: Context, step: Step) -> None:
         raise unsupported(lin, "not even one output row of one column tile fits the on-chip buffers") from None
     tn, tm, kt = tiles.tn, tiles.tm, tiles.kt
     single = kt >= k
-    data, blocks = gemm_weight_tiles(w, fmt, tn, kt)
+    data, blocks = gemm_weight_tiles(w, fmt, tn, kt, caps)
     w_addr = ctx.constant(f"w:{lin.w.name}:{tn}x{kt}", data)
     p_addr = ctx.constant(f"p:{y.name}", _params(lin, req, n_out))
+    caps_addr = None if caps is None else ctx.constant(f"c:{lin.w.name}", caps)
     p = ctx.program
-    ctx.begin_layer(step.name, m * n_out * k, x.type.size + data.nbytes + y.type.size + (256 if "lut" in step.info else 0))
-    ctx.record_weights(fmt.name, data.nbytes)
+    stored = data.nbytes + (0 if caps is None else caps.nbytes)
+    ctx.begin_layer(step.name, m * n_out * k, x.type.size + stored + y.type.size + (256 if "lut" in step.info else 0))
+    ctx.record_weights(fmt.name, stored)
     _requant_regs(ctx, req)
     p.set({"mm.a_zp": x.type.quant.zero_point[0]})
     mine = _my_tiles(ctx, n_out, tn, m, tm)
@@ -262,6 +293,7 @@ def emit_gemm(ctx: Context, step: Step) -> None:
         pslot = b.p(n_tile)
         p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
         load_table(ctx, step, pslot, nt)
+        caps_at = _load_caps(ctx, caps_addr, n0, nt, pslot, tn)
         if single:
             p.dma("load", "wbuf", b.w(n_tile), w_addr + blocks[n0, 0], rows=1, row_bytes=nt * row_bytes(k, fmt))
         for m0 in row_tiles:
@@ -280,6 +312,7 @@ def emit_gemm(ctx: Context, step: Step) -> None:
                           dram_row=k, sram_row=ktile)
                     p.set({"mm.a": aslot, "mm.a_row": ktile})
                 p.set({"mm.m": mt, "mm.n": nt, "mm.k": ktile, "mm.w_row": row_bytes(ktile, fmt), "mm.acc_row": nt})
+                _point_caps(ctx, caps_at)
                 p.emit("matmul", mode="gemm", accumulate=int(k0 > 0), **matmul_fields(fmt), acc=acc, w=wslot)
                 chunk += 1
             out = b.a_out(tile)

@@ -40,11 +40,16 @@ def layer_cost(op: Op, fmt: WeightFormat, buffers: Buffers, target: TargetConfig
         tiles = choose_conv_tiles(g, buffers, target)
         if tiles is None:
             raise LayerCostError("not even one output row of one channel fits the on-chip buffers")
-        return g.n * row_bytes(g.k, fmt), tiles.cycles
+        return g.n * row_bytes(g.k, fmt) + caps_bytes(g.n, fmt), tiles.cycles
     n, k = (w.shape[1], w.shape[0]) if op.kind == "matmul" else w.shape
     m = x.type.size // k
     gemm = choose_gemm_tiles(m, n, k, fmt, buffers, target)
-    return gemm_weight_bytes(n, k, fmt, gemm.tn, gemm.kt), gemm.cycles
+    return gemm_weight_bytes(n, k, fmt, gemm.tn, gemm.kt) + caps_bytes(n, fmt), gemm.cycles
+
+
+def caps_bytes(n: int, fmt: WeightFormat) -> int:
+    """The per-row caps stored beside ``n`` rows of a per-row DyBit format (a byte each)."""
+    return n if fmt.row_caps else 0
 
 
 class OverlayCostModel:

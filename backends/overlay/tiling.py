@@ -97,6 +97,12 @@ class ConvTiles:
     tc: int = 0  # slab channels per tile when the slab holds a subset (0: all g.c channels)
 
 
+def param_load_cycles(target: TargetConfig, nt: int, fmt: WeightFormat) -> int:
+    """Loading a tile's per-channel parameters into pbuf: the requantization triples, and for a
+    per-row DyBit format the rows' caps (a byte each, a second transfer)."""
+    return dma_cycles(target, 1, nt * 12) + (dma_cycles(target, 1, nt) if fmt.row_caps else 0)
+
+
 def estimate(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: int = 0) -> int:
     """Modeled cycles of the tile loop: the busiest unit's total (shared by the target's cores when
     there are tiles for them) plus the first load and last store that cannot overlap anything
@@ -106,7 +112,7 @@ def estimate(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: int = 
     chunks = [(c0, min(tc, g.c - c0)) for c0 in range(0, g.c, tc)] if tc and g.kind == "conv" else [(0, 0)]
     for n0 in range(0, g.n, tn):
         nt = min(tn, g.n - n0)
-        load += dma_cycles(target, 1, nt * 12) + (0 if len(chunks) > 1 else dma_cycles(target, 1, nt * g.wbytes(g.k)))
+        load += param_load_cycles(target, nt, g.fmt) + (0 if len(chunks) > 1 else dma_cycles(target, 1, nt * g.wbytes(g.k)))
         for oy0 in range(0, g.h_out, th):
             rows = min(th, g.h_out - oy0)
             m = rows * g.w_out
@@ -216,7 +222,7 @@ def estimate_gemm(m: int, n: int, k: int, fmt: WeightFormat, tn: int, tm: int, k
     compute = post = store = 0
     first_load = last_store = 0
     for nt, n_count in _sizes(n, tn):
-        per_n = dma_cycles(target, 1, nt * 12) + (dma_cycles(target, 1, nt * row_bytes(k, fmt)) if single else 0)
+        per_n = param_load_cycles(target, nt, fmt) + (dma_cycles(target, 1, nt * row_bytes(k, fmt)) if single else 0)
         for mt, m_count in _sizes(m, tm):
             per_m = 0
             for kc, k_count in chunks:

@@ -23,6 +23,19 @@ def weight_format_of(value: Value, values: np.ndarray) -> WeightFormat:
     return integer_format(values)
 
 
+def weight_caps(value: Value, fmt: WeightFormat) -> np.ndarray | None:
+    """Each output channel's DyBit cap (uint8) for a per-row format (QuantParams.caps), else None."""
+    if not fmt.row_caps:
+        return None
+    q = value.type.quant
+    if q is None or q.caps is None or q.axis != 0:
+        raise ValueError(f"{value.name}: {fmt.name} weights need a cap per output channel (quant caps along axis 0)")
+    caps = np.asarray(q.caps, np.int64)
+    if caps.min() < 0 or caps.max() > fmt.bits - 1:
+        raise ValueError(f"{value.name}: {fmt.name} caps must lie in [0, {fmt.bits - 1}]")
+    return caps.astype(np.uint8)
+
+
 def integer_format(values: np.ndarray) -> WeightFormat:
     """int8 when every value fits a byte, else int16."""
     v = np.asarray(values)
@@ -30,11 +43,18 @@ def integer_format(values: np.ndarray) -> WeightFormat:
     return WeightFormat("int", 8 if fits else 16)
 
 
-def pack_rows(values: np.ndarray, fmt: WeightFormat) -> np.ndarray:
-    """N x K integer weights -> N x row_bytes(K) uint8, each value replaced by its code."""
+def pack_rows(values: np.ndarray, fmt: WeightFormat, caps: np.ndarray | None = None) -> np.ndarray:
+    """N x K integer weights -> N x row_bytes(K) uint8, each value replaced by its code (for a
+    per-row format, the code in the table of its row's cap ``caps[n]``)."""
     v = np.asarray(values).reshape(values.shape[0], -1)
     n, k = v.shape
-    codes = numerics.value_codes(fmt, v).astype(np.uint32)
+    if fmt.row_caps:
+        codes = np.zeros((n, k), np.uint32)
+        for cap in np.unique(np.asarray(caps)):
+            rows = np.asarray(caps) == cap
+            codes[rows] = numerics.value_codes(numerics.row_format(fmt, int(cap)), v[rows])
+    else:
+        codes = numerics.value_codes(fmt, v).astype(np.uint32)
     width = row_bytes(k, fmt) * 8
     bits = np.zeros((n, width), np.uint8)  # one entry per bit of the packed row, LSB first
     for b in range(fmt.bits):

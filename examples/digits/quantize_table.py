@@ -3,7 +3,9 @@
     python examples/digits/quantize_table.py [--budget-bytes 4000] [--calibrate minmax]
 
 Rows: float (tcc's float IR on the reference interpreter), int8, DyBit-4 weights, uniform
-int4 weights (int8 activations in all three), and mixed precision (one weight format per layer,
+int4 weights (int8 activations in all three), int4 and DyBit-4 with a cap per output channel
+(dybit4r) both with the scale / cap searches minimising each layer's output error
+(``weight_error="output"``), and mixed precision (one weight format per layer,
 chosen by the mixed-precision pass under a weight-memory budget).  Every quantized model is
 calibrated on digits_calib.npz and run on the integer reference interpreter over the whole
 test split.  Columns: the weight format of each weight layer, the packed weight bytes of those
@@ -51,6 +53,13 @@ def weight_layers(module: Module) -> list[tuple[str, int]]:
     return layers
 
 
+def caps_bytes(module: Module) -> int:
+    """Bytes of the per-channel DyBit caps (a byte per output channel of a dybitNr layer)."""
+    return sum(len(op.operands[1].type.quant.caps) for op in module.ops
+               if op.has_trait(Trait.WEIGHTED) and op.operands[1].type.quant is not None
+               and op.operands[1].type.quant.caps)
+
+
 def format_bits(fmt: str) -> int:
     """Stored bits per weight: intN and dybitN(cK) pack to N bits, others their element type."""
     if fmt.startswith("dybit") or fmt.startswith("int"):
@@ -87,6 +96,9 @@ def main() -> int:
         label = "int8" if fmt == "int8" else f"{fmt} weights"
         rows.append((label, DEFAULT_FLOAT_PIPELINE + quantization_pipeline(args.calib, method=args.calibrate,
                                                                            weights=fmt)))
+    for fmt in ("int4", "dybit4r"):
+        rows.append((f"{fmt}, output err", DEFAULT_FLOAT_PIPELINE + quantization_pipeline(
+            args.calib, method=args.calibrate, weights=fmt, weight_error="output")))
     if mixed_available():
         rows.append((f"mixed <= {args.budget_bytes} B", DEFAULT_FLOAT_PIPELINE + quantization_pipeline(
             args.calib, quant="mixed", method=args.calibrate, budget_bytes=args.budget_bytes)))
@@ -102,17 +114,18 @@ def main() -> int:
         layers = weight_layers(module)
         correct = int((out.argmax(axis=1) == labels).sum())
         results.append((label, " ".join(short(f) for f, _ in layers),
-                        sum(math.ceil(n * format_bits(f) / 8) for f, n in layers),
+                        sum(math.ceil(n * format_bits(f) / 8) for f, n in layers) + caps_bytes(module),
                         f"{correct / len(labels):.4f} ({correct}/{len(labels)})", sqnr_db(reference, out), elapsed))
 
     print(f"digits CNN: test top-1 on {len(labels)} images; calibration {args.calib.name} ({args.calibrate}); "
-          f"weight bytes = packed weights of the conv/linear layers; SQNR of the logits vs the float row")
+          f"weight bytes = packed weights of the conv/linear layers (and dybit4r's caps, a byte per channel); "
+          f"SQNR of the logits vs the float row")
     width = max(len("weight formats"), *(len(r[1]) for r in results)) + 2
-    header = f"{'row':<18}{'weight formats':<{width}}{'weight bytes':>13}{'top-1':>18}{'SQNR dB':>9}{'time s':>8}"
+    header = f"{'row':<20}{'weight formats':<{width}}{'weight bytes':>13}{'top-1':>18}{'SQNR dB':>9}{'time s':>8}"
     print(header)
     print("-" * len(header))
     for label, formats, nbytes, top1, db, elapsed in results:
-        print(f"{label:<18}{formats:<{width}}{nbytes:>13}{top1:>18}{db:>9.2f}{elapsed:>8.2f}")
+        print(f"{label:<20}{formats:<{width}}{nbytes:>13}{top1:>18}{db:>9.2f}{elapsed:>8.2f}")
     if not mixed_available():
         print("mixed: not available (pass not landed)")
     return 0

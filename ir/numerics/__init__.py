@@ -42,7 +42,7 @@ from .uniform import (
     dequantize_affine, int_dequantize, int_max_level, int_quantize, quantize_affine,
     search_scale_uniform,
 )
-from .weight_format import WeightFormat, code_values, max_abs_value, parse_weight_format, value_codes
+from .weight_format import WeightFormat, code_values, max_abs_value, parse_weight_format, row_format, value_codes
 
 __all__ = [
     "bf16_math",
@@ -56,7 +56,7 @@ __all__ = [
     "quantize", "quantize_affine", "quantize_multiplier", "requantize", "Requantizer", "Centring", "round_to_integer",
     "rounded_mean", "rounding_divide", "rounding_right_shift", "saturate", "search_scale", "search_scale_mse", "search_scale_uniform",
     "to_bf16", "check_cap", "magnitude_ints", "max_decode_int",
-    "WeightFormat", "code_values", "max_abs_value", "parse_weight_format", "value_codes",
+    "WeightFormat", "code_values", "max_abs_value", "parse_weight_format", "row_format", "value_codes",
     "bf16_div", "bf16_erf", "bf16_exp", "bf16_gelu", "bf16_hard_swish", "bf16_layer_norm",
     "bf16_lrn", "bf16_reciprocal", "bf16_rms_norm", "bf16_rsqrt", "bf16_sigmoid", "bf16_silu", "bf16_softmax", "bf16_sqrt",
     "bf16_tanh", "ROW_SHIFT_MAX", "bf16_to_int8_rows", "row_shifted", "row_shifts", "shift_for_range", "E8M0_ROUNDING", "from_e8m0_codes", "to_e8m0_codes",

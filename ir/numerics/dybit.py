@@ -150,8 +150,9 @@ def dequantize(codes, n: int, scale, axis=None, cap: int | None = None):
     return unwrap((d * s.astype(np.float64)).astype(np.float32))
 
 
-def search_scale(x, n: int, axis=None, candidates=None, cap: int | None = None):
-    """MSE-optimal DyBit scale, per tensor or per channel along ``axis`` (see scale_search).
+def search_scale(x, n: int, axis=None, candidates=None, cap: int | None = None, inputs=None):
+    """MSE-optimal DyBit scale, per tensor or per channel along ``axis`` (see scale_search;
+    ``inputs``: the layer-output MSE on those rows instead of the weights').
 
     Default factors span [1/8, 1.25 * max_magnitude(n)] of the max-abs scale (for the full run):
     bell-shaped data often does best mapping max|x| well below the top magnitude (whose steps are
@@ -165,4 +166,5 @@ def search_scale(x, n: int, axis=None, candidates=None, cap: int | None = None):
 
     top = max_magnitude(n, cap)
     low = 1 / 8 if cap == n - 1 else 1 / 2
-    return search_scale_mse(x, fake_quantize, top, (low, 1.25 * top if cap == n - 1 else 1.25), axis, candidates)
+    return search_scale_mse(x, fake_quantize, top, (low, 1.25 * top if cap == n - 1 else 1.25), axis, candidates,
+                            inputs, dybit_magnitudes(n, cap))

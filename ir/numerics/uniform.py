@@ -71,8 +71,9 @@ def int_dequantize(q, scale, axis=None):
     return dequantize_affine(q, scale, 0, axis=axis)
 
 
-def search_scale_uniform(x, bits: int, axis=None, candidates=None):
-    """MSE-optimal symmetric int-N scale, per tensor or per channel (see scale_search).
+def search_scale_uniform(x, bits: int, axis=None, candidates=None, inputs=None):
+    """MSE-optimal symmetric int-N scale, per tensor or per channel (see scale_search; ``inputs``:
+    the layer-output MSE on those rows instead of the weights').
 
     Default factors span [1/16, 1.25] of the max-abs scale: from clipping hard (ternary-like
     low widths want about 0.4) to a little beyond max-abs.
@@ -80,4 +81,5 @@ def search_scale_uniform(x, bits: int, axis=None, candidates=None):
     def fake_quantize(v, scale):
         return np.asarray(int_dequantize(int_quantize(v, bits, scale), scale), np.float64)
 
-    return search_scale_mse(x, fake_quantize, int_max_level(bits), (1 / 16, 1.25), axis, candidates)
+    levels = np.arange(int_max_level(bits) + 1, dtype=np.float64)  # rint, then clip: the nearest level
+    return search_scale_mse(x, fake_quantize, int_max_level(bits), (1 / 16, 1.25), axis, candidates, inputs, levels)

@@ -19,7 +19,7 @@ from tcc.ir import numerics
 from ..cycles import matmul_cycles
 from ..weights import matmul_format, row_bytes
 from .exact_product import Weights, exact_depthwise, exact_product, zero_point_fits
-from .machine import ABUF, ACC, WBUF, Effect, Fault, MachineState, impl, registers
+from .machine import ABUF, ACC, PBUF, WBUF, Effect, Fault, MachineState, impl, registers
 from .weight_decode import decode_rows
 
 _MM = registers("mm.a", "mm.a_row", "mm.m", "mm.n", "mm.k", "mm.a_zp", "mm.w_row", "mm.acc_row")
@@ -109,6 +109,9 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
     except ValueError as e:
         raise Fault(str(e)) from None
     packed, w_access = m.region(WBUF, w, (N, row_bytes(K, fmt)), (w_row, 1), np.uint8, False, "weights")
+    caps, caps_access = None, None
+    if fmt.row_caps:  # row n's cap: the byte at pbuf[mm.wcaps + n]
+        caps, caps_access = m.region(PBUF, m.reg("mm.wcaps"), (N,), (1,), np.uint8, False, "weight row caps")
     w_max = max(1, numerics.max_abs_value(fmt))
     # float32 holds the int8 operands exactly; a zero point outside int8 keeps them as int64.
     dtype = np.float32 if zero_point_fits(zp) else np.int64
@@ -140,9 +143,12 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
     decoded: list = [None, None]  # the packed weight bytes last decoded and their Weights
 
     def action() -> None:
-        key = packed.tobytes()
-        if key != decoded[0]:  # new weights in wbuf (the first run, or a program that reloads them)
-            decoded[:] = [key, Weights(decode_rows(packed, K, fmt), w_max)]
+        if caps is not None and caps.size and int(caps.max()) > fmt.bits - 1:
+            row = int(np.argmax(caps > fmt.bits - 1))
+            raise Fault(f"weight row {row} has cap {int(caps[row])}; {fmt.name} caps lie in [0, {fmt.bits - 1}]")
+        key = packed.tobytes() + (b"" if caps is None else caps.tobytes())
+        if key != decoded[0]:  # new weights (or caps) in wbuf: the first run, or a program that reloads them
+            decoded[:] = [key, Weights(decode_rows(packed, K, fmt, caps), w_max)]
         total = product(decoded[1])
         if accumulate:
             total += out
@@ -152,5 +158,5 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
         out[...] = total
 
     cycles = matmul_cycles(m.target, M, N, K, fmt, own_columns=mode in ("dwconv", "gconv"))
-    accesses = tuple(x for x in (a_access, w_access, acc_access) if x is not None)
+    accesses = tuple(x for x in (a_access, w_access, caps_access, acc_access) if x is not None)
     return Effect(cycles, accesses, macs=M * N * K, action=action)

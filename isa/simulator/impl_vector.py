@@ -201,6 +201,8 @@ def _operand(m: MachineState, source: str, registers_of, length: int, what: str)
     if rep < 1 or period < 1:
         raise Fault(f"{what}: repeat {rep} and period {period} must be at least 1")
     stored, access = _lanes(m, base, min(period, -(-length // rep)), False, what)
+    if rep == 1 and period >= length:  # lane i reads element i: the vector itself
+        return lambda: stored, access
     index = (np.arange(length) // rep) % period
     return lambda: stored[index], access
 

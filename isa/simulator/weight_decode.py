@@ -32,6 +32,12 @@ def unpack_codes(rows: np.ndarray, k: int, bits: int) -> np.ndarray:
     return codes
 
 
-def decode_rows(rows: np.ndarray, k: int, fmt: WeightFormat) -> np.ndarray:
-    """Integer weights (int32, N x k) of packed rows (uint8, N x row bytes) in format ``fmt``."""
-    return numerics.code_values(fmt)[unpack_codes(rows, k, fmt.bits)]
+def decode_rows(rows: np.ndarray, k: int, fmt: WeightFormat, caps: np.ndarray | None = None) -> np.ndarray:
+    """Integer weights (int32, N x k) of packed rows (uint8, N x row bytes) in format ``fmt``;
+    for a per-row format, row n reads the code table of its cap ``caps[n]`` (each checked by the
+    caller to lie in [0, bits - 1])."""
+    codes = unpack_codes(rows, k, fmt.bits)
+    if not fmt.row_caps:
+        return numerics.code_values(fmt)[codes]
+    tables = np.stack([numerics.code_values(numerics.row_format(fmt, cap)) for cap in range(fmt.bits)])
+    return tables[np.asarray(caps, np.int64)[:, None], codes]

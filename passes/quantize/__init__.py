@@ -12,6 +12,7 @@ from .calibration import DEFAULT_CALIBRATION, CalibrationError, Executor, calibr
 from .dybit_caps import choose_dybit_caps
 from .equalization import CrossLayerEqualization
 from .input_range import MAX_SAMPLES as INPUT_RANGE_SAMPLES, InputRangeChoice, choose_input_ranges
+from .layer_inputs import layer_input_rows
 from .lowering import LoweringConfig
 from .rules import lower_module
 from .mixed_precision import MixedPrecision, MixedPrecisionPlan, spread_subset
@@ -22,6 +23,7 @@ from .smoothing import SmoothQuant
 RESIDUAL_CHOICES = ("auto", "bf16", "int8")
 SITE_CHOICES = ("auto", "on", "off")
 REMEDY_SAMPLES = 8  # calibration samples the residual-stream choice measures the output error on
+WEIGHT_ERRORS = ("weights", "output")
 
 
 @dataclass
@@ -42,6 +44,11 @@ class Quantize(Pass):
     # samples ("output", dybit_caps.py) or by the weight MSE alone ("weights": no model runs)
     dybit_caps: str = "output"
     cap_samples: int = 8
+    # What the narrow weight formats' scale and cap searches minimise: the weights' squared error
+    # ("weights"), or each layer's output error on its inputs from input_samples calibration
+    # samples ("output", layer_inputs.py), for intN and DyBit alike
+    weight_error: str = "weights"
+    input_samples: int = 16
     #: Where the calibration samples are read and observed (not an option: the driver streams the
     #: file through its evaluation engine, in parallel with --workers); None: loaded here, serially.
     executor: Executor | None = field(default=None, init=False, repr=False, compare=False)
@@ -85,6 +92,12 @@ class Quantize(Pass):
         config = LoweringConfig(weights=self.weights, symmetric=self.symmetric, rounding=self.rounding)
         if self.dybit_caps not in ("output", "weights"):
             raise QuantizationError(f"dybit_caps {self.dybit_caps!r} is not output or weights")
+        if self.weight_error not in WEIGHT_ERRORS:
+            raise QuantizationError(f"weight_error {self.weight_error!r} is not one of {', '.join(WEIGHT_ERRORS)}")
+        if self.calib and self.weight_error == "output" and self.weights != "int8":
+            if samples is None:  # streamed by the executor: read the few the rows come from
+                samples = load_samples(self.calib, module, self.input_samples)
+            config.layer_inputs = layer_input_rows(module, spread_subset(samples, self.input_samples))
         if self.calib and self.dybit_caps == "output" and re.fullmatch(r"dybit[0-9]", self.weights):
             if samples is None:  # streamed by the executor: read just the few the cap search needs
                 samples = load_samples(self.calib, module, self.cap_samples)

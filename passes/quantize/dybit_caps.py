@@ -6,6 +6,7 @@ cap is chosen like mixed precision chooses formats (sensitivity.py): each layer'
 rise is measured for each cap, the rest of the model int8, and the layer takes the cap of least
 error.  Only caps whose weight MSE is at most cap 0's (the intN grid) are candidates, so each
 layer's DyBit weights are never further from the float weights than intN's; ties go to cap 0.
+(With the config's layer input rows, layer_inputs.py, "weight MSE" is the layer's output error.)
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def _layer_weight(module: Module, name: str) -> np.ndarray:
 
 
 def cap_formats(fmt: str) -> tuple[str, ...]:
-    """``dybitN`` -> the explicit formats of its caps, cap 0 first."""
+    """``dybitN`` -> the explicit formats of its caps, cap 0 first.  (A cap per channel,
+    ``dybitNr``, is a format of its own: its caps cost a byte per channel and a DMA per tile.)"""
     _, bits = parse_weight_format(fmt)
     return tuple(f"dybit{bits}c{cap}" for cap in dybit_caps(bits))
 
@@ -41,7 +43,8 @@ def choose_dybit_caps(module: Module, ranges, samples: list, fmt: str, config: L
     allowed = np.zeros((len(layers), len(candidates)), bool)
     for i, layer in enumerate(layers):
         w = _layer_weight(module, layer.name)
-        sse = np.array([weight_sse(w, *quantize_weights(w, c)) for c in candidates])
+        inputs = config.layer_inputs.get(layer.name)
+        sse = np.array([weight_sse(w, *quantize_weights(w, c, inputs=inputs), inputs=inputs) for c in candidates])
         allowed[i] = sse <= sse[0]
     reference = [run_module(module, s) for s in samples]
     sensitivity = measure_sensitivity(module, ranges, layers, candidates, samples, reference, config, progress)

@@ -48,6 +48,9 @@ class LoweringConfig:
     # Matmuls of two activations (by the float op's result name) read only by a softmax whose int32
     # accumulators go to bf16 as they are, without an int8 rounding (remedies.py: wide scores).
     wide_scores: frozenset[str] = frozenset()
+    # Rows of each weight layer's input (layer_inputs.py), by float op result name: the narrow
+    # weight formats' searches then minimise the layer's output error on them.
+    layer_inputs: dict[str, np.ndarray] = field(default_factory=dict)
 
     def weights_for(self, op: Op) -> str:
         return self.layer_weights.get(op.result.name, self.weights)

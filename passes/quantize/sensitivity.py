@@ -133,6 +133,7 @@ class SensitivityTask:
         self.range_names = {by_id[key]: r for key, r in ranges.items() if key in by_id}
         self.samples, self.reference = samples, reference
         self.symmetric, self.rounding = config.symmetric, config.rounding
+        self.layer_inputs = config.layer_inputs
 
     def __getstate__(self):
         state = dict(self.__dict__, source=None)
@@ -154,7 +155,8 @@ class SensitivityTask:
         """The output error with ``layer_weights`` (layer name -> format), every other layer int8."""
         assert self.source is not None, "SensitivityTask.error_with before open"
         lowered = lower_module(self.source, self.ranges, LoweringConfig(
-            weights="int8", symmetric=self.symmetric, rounding=self.rounding, layer_weights=layer_weights))
+            weights="int8", symmetric=self.symmetric, rounding=self.rounding, layer_weights=layer_weights,
+            layer_inputs=self.layer_inputs))
         # One BLAS thread wherever a job runs: float islands' matmul rounding depends on BLAS's
         # thread count, and the errors must not depend on how many workers measure them.
         with threadpool_limits(1, user_api="blas"):

@@ -378,3 +378,39 @@ def test_a_one_bit_error_in_the_weight_decoder_breaks_bit_exactness(digits_by_fo
     monkeypatch.setattr(weight_decode, "unpack_codes", lambda rows, k, bits: real(rows, k, bits) ^ 1)
     with pytest.raises(AssertionError):
         np.testing.assert_array_equal(Session(artifact).run(None, x)[0], run_module(module, x)["logits"])
+
+
+@pytest.fixture(scope="module")
+def digits_row_caps():
+    """The digits CNN with a DyBit-4 cap per output channel (dybit4r): (artifact, quantized module)."""
+    module, _ = compile_to_ir(DIGITS, passes=DEFAULT_FLOAT_PIPELINE + quantization_pipeline(
+        "examples/digits/digits_calib.npz", weights="dybit4r"))
+    return compile_overlay(module), module
+
+
+def test_per_row_caps_run_bit_exact_and_a_wrong_cap_or_code_shows(digits_row_caps, monkeypatch):
+    """Each weight row's cap travels in pbuf beside its requantization triple (matmul wcap = 7,
+    mm.wcaps); the simulator's decoder reads it per row: a cap read with bit 1 flipped, or codes
+    with their lowest bit flipped, must show."""
+    from tcc.isa.disassembler import disassemble
+    from tcc.isa.simulator import impl_matrix, weight_decode
+
+    artifact, module = digits_row_caps
+    caps = [set(op.result.type.quant.caps) for op in module.ops
+            if op.kind == "const" and op.result.type.quant is not None and op.result.type.quant.caps]
+    assert len(caps) == 5 and set().union(*caps) > {0}  # five weight layers, rows of several caps
+    text = disassemble(artifact.program)
+    assert "dybit4, 7," in text and "setr mm.wcaps" in text
+    layers = [layer for layer in artifact.metadata["layers"] if "weight_bytes" in layer]
+    assert {layer["weight_format"] for layer in layers} == {"dybit4r"}
+    x = {"input": np.load("examples/digits/digits_test.npz")["input"][:1]}
+    np.testing.assert_array_equal(Session(artifact).run(None, x)[0], run_module(module, x)["logits"])
+    real_decode, real_unpack = impl_matrix.decode_rows, weight_decode.unpack_codes
+    wrong_cap = (impl_matrix, "decode_rows", lambda rows, k, fmt, caps=None: real_decode(
+        rows, k, fmt, None if caps is None else np.asarray(caps) ^ 2))  # 0 <-> 2, 1 <-> 3 (cap 1 is cap 0's grid)
+    wrong_code = (weight_decode, "unpack_codes", lambda rows, k, bits: real_unpack(rows, k, bits) ^ 1)
+    for where, name, broken in (wrong_cap, wrong_code):
+        with monkeypatch.context() as patch:
+            patch.setattr(where, name, broken)
+            with pytest.raises(AssertionError):
+                np.testing.assert_array_equal(Session(artifact).run(None, x)[0], run_module(module, x)["logits"])

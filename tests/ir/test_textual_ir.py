@@ -51,6 +51,23 @@ def test_quantized_types_round_trip():
     assert print_module(parse_module(text)) == text
 
 
+def test_per_channel_caps_round_trip_and_need_an_axis():
+    m = Module("q")
+    b = Builder(m)
+    w = b.const(np.ones((3, 4), np.int8), "w")
+    w.producer.results[0].type = TensorType((3, 4), "i8", QuantParams((0.5, 0.25, 1.0), (0, 0, 0), 0, "dybit4r", (0, 3, 2)))
+    m.add_output("w", w)
+    text = print_module(m)
+    assert 'format = "dybit4r", caps = [0, 3, 2]' in text
+    assert parse_module(text).ops[0].result.type.quant.caps == (0, 3, 2)
+    assert print_module(parse_module(text)) == text
+    with pytest.raises(IRParseError, match="caps need per-channel"):
+        parse_module(text.replace("axis = 0, scale = [0.5, 0.25, 1.0]", "scale = 0.5").replace(
+            "zero_point = [0, 0, 0]", "zero_point = 0"))
+    with pytest.raises(ValueError, match="one cap per scale"):
+        QuantParams((0.5, 0.25), (0, 0), 0, "dybit4r", (1,))
+
+
 def test_splat_constants_print_compactly_and_round_trip():
     m = Module("s")
     b = Builder(m)

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tcc.backends.overlay.weight_packing import pack_rows
-from tcc.ir.numerics import code_values, parse_weight_format
+from tcc.ir.numerics import code_values, parse_weight_format, row_format
 from tcc.isa.simulator.weight_decode import decode_rows
 from tcc.isa.weights import reduction_steps, row_bytes
 
@@ -34,6 +34,25 @@ def test_decoder_inverts_the_packer(name, n, k, rnd):
     packed = pack_rows(values, fmt)
     assert packed.shape == (n, row_bytes(k, fmt))
     assert np.array_equal(decode_rows(packed, k, fmt), values)
+
+
+def test_per_row_caps_pick_each_row_table():
+    # dybit4r, code 0b0111 = 7: cap 0 -> 7 units, cap 2 -> 12 (1.5 * 2**(2-1) * 4), cap 3 -> 16
+    fmt = parse_weight_format("dybit4r")
+    rows = np.array([[0x77], [0x77], [0x77]], np.uint8)
+    assert decode_rows(rows, 2, fmt, np.array([0, 2, 3])).tolist() == [[7, 7], [12, 12], [16, 16]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from([3, 4, 5, 7]), st.integers(1, 6), st.integers(1, 23), st.randoms(use_true_random=False))
+def test_decoder_inverts_the_packer_with_a_cap_per_row(bits, n, k, rnd):
+    fmt = parse_weight_format(f"dybit{bits}r")
+    caps = np.array([rnd.randrange(bits) for _ in range(n)])
+    tables = [code_values(row_format(fmt, int(c))) for c in caps]
+    values = np.array([[t[rnd.randrange(t.size)] for _ in range(k)] for t in tables])
+    packed = pack_rows(values, fmt, caps)
+    assert packed.shape == (n, row_bytes(k, fmt))
+    assert np.array_equal(decode_rows(packed, k, fmt, caps), values)
 
 
 @pytest.mark.parametrize("name, steps", [("int8", 64), ("int16", 128), ("int4", 32), ("dybit4", 32), ("dybit3", 32),

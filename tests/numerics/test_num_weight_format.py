@@ -7,7 +7,7 @@ import pytest
 
 from tcc.ir.numerics import (
     WeightFormat, code_values, dybit_magnitudes, magnitude_ints, max_abs_value, parse_weight_format,
-    value_codes,
+    row_format, value_codes,
 )
 
 CAPPED = [(n, cap) for n in range(2, 9) for cap in range(n)]
@@ -69,13 +69,26 @@ def test_every_value_has_its_code(name):
 
 
 @pytest.mark.parametrize("name, fmt", [("dybit4", WeightFormat("dybit", 4, 3)), ("dybit4c3", WeightFormat("dybit", 4, 3)),
-                                       ("dybit6c0", WeightFormat("dybit", 6, 0)), ("int16", WeightFormat("int", 16))])
+                                       ("dybit6c0", WeightFormat("dybit", 6, 0)), ("int16", WeightFormat("int", 16)),
+                                       ("dybit4r", WeightFormat("dybit", 4, 0, True))])
 def test_names(name, fmt):
     assert parse_weight_format(name) == fmt
     assert parse_weight_format(fmt.name) == fmt
 
 
-@pytest.mark.parametrize("name", ["int3", "dybit9", "dybit4c4", "int4c1", "float8", ""])
+def test_a_per_row_format_reads_each_row_cap_table():
+    fmt = parse_weight_format("dybit4r")
+    assert [row_format(fmt, cap) for cap in range(4)] == [WeightFormat("dybit", 4, cap) for cap in range(4)]
+    assert max_abs_value(fmt) == 16  # the widest row table's (cap 3)
+    with pytest.raises(ValueError, match="code table per row"):
+        code_values(fmt)
+    with pytest.raises(ValueError, match="one cap for every row"):
+        row_format(parse_weight_format("dybit4c2"), 0)
+    with pytest.raises(ValueError, match="cap"):
+        row_format(fmt, 4)
+
+
+@pytest.mark.parametrize("name", ["int3", "dybit9", "dybit4c4", "int4c1", "int4r", "dybit9r", "float8", ""])
 def test_unknown_names_are_refused(name):
     with pytest.raises(ValueError, match="unknown weight format"):
         parse_weight_format(name)
