@@ -14,7 +14,7 @@ from ..artifact import FORMAT_VERSION, Artifact
 from ..artifact_metadata import boundary_json
 from .context import Buffers, Context
 from .emit_matmul import emit_matmul, plan_views
-from .emit_matrix import emit_conv, emit_gemm, emit_scale
+from .emit_matrix import conv_tiles_fit, emit_conv, emit_gemm, emit_scale
 from .emit_misc import emit_eadd, emit_emul, emit_lut, emit_pool, emit_requant
 from .emit_move import emit_concat, emit_layout, emit_lookup, plan_moves
 from .emit_vector import emit_cvt, emit_cvt_rows, emit_vector
@@ -84,7 +84,8 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
     io, steps = placement.io, placement.steps
     layouts = plan_layouts(steps, io)
     buffers = Buffers.of(target)
-    steps = fuse_epilogues(steps, {id(v) for _, v, _ in io.outputs}, buffers.pbuf_h)
+    steps = fuse_epilogues(steps, {id(v) for _, v, _ in io.outputs}, buffers.pbuf_h,
+                           lambda step, residual, lut: conv_tiles_fit(step, buffers, target, residual, lut))
     plan_views(steps, io, layouts, buffers)
     plan_moves(steps, io, layouts)
     clock.done("placement and layouts")

@@ -88,6 +88,19 @@ class _LaterStore:
             self.pending = None
 
 
+def conv_tiles_fit(step: Step, buffers, target, residual: bool, lut: bool) -> bool:
+    """Whether a conv step's tile search finds a tiling with these epilogues fused (a fused residual
+    add halves the output tile's room): epilogue fusion asks before fusing, so a conv that fits
+    unfused never becomes one that does not.  Other steps always fit."""
+    if step.kind != "conv":
+        return True
+    conv = step.ops[0]
+    w = constant_value(conv.w)
+    geometry = conv_geometry(conv.x.type.shape, w.shape, conv.result.type.shape, conv.strides, conv.dilations,
+                             conv.group, weight_format_of(conv.w, w), buffers, residual, lut)
+    return choose_conv_tiles(geometry, buffers, target) is not None
+
+
 def emit_conv(ctx: Context, step: Step) -> None:
     conv, req = step.ops[:2]
     x, y = conv.x, step.outputs[0]

@@ -12,6 +12,7 @@ goes to pbuf beside the tile's parameters).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,15 +34,20 @@ class ResidualAdd:
     conv_is_a: bool
 
 
-def fuse_epilogues(steps: list[Step], outputs: set[int], pbuf_half: int) -> list[Step]:
+#: ``fits(step, residual, lut)``: whether the step still tiles with those epilogues fused.
+Fits = Callable[[Step, bool, bool], bool]
+
+
+def fuse_epilogues(steps: list[Step], outputs: set[int], pbuf_half: int, fits: Fits = lambda *_: True) -> list[Step]:
     """The steps with residual adds and then table lookups merged into the conv/gemm steps that
     produce their input (``info["residual"]``, ``info["lut"]``).  ``outputs``: ids of the values
     the model outputs (never fused away); ``pbuf_half``: bytes of a pbuf half, which must hold a
-    step's parameters and the table."""
-    return _fuse_concat_rescales(_fuse_luts(_fuse_residual_adds(steps, outputs), outputs, pbuf_half), outputs)
+    step's parameters and the table; a fusion ``fits`` refuses is left a step of its own."""
+    fused = _fuse_luts(_fuse_residual_adds(steps, outputs, fits), outputs, pbuf_half, fits)
+    return _fuse_concat_rescales(fused, outputs)
 
 
-def _fuse_residual_adds(steps: list[Step], outputs: set[int]) -> list[Step]:
+def _fuse_residual_adds(steps: list[Step], outputs: set[int], fits: Fits) -> list[Step]:
     """Every eadd whose operand is the sole result of a conv step, used only by the add and
     produced after the other operand, merged into that conv step."""
     index_of = {id(v): i for i, s in enumerate(steps) for v in s.outputs}
@@ -57,7 +63,7 @@ def _fuse_residual_adds(steps: list[Step], outputs: set[int]) -> list[Step]:
                 continue
             conv = steps[producer]
             if (conv.kind != "conv" or conv.outputs != [value] or id(value) in outputs or len(value.users) != 1
-                    or index_of.get(id(other), -1) >= producer):
+                    or index_of.get(id(other), -1) >= producer or not fits(conv, True, False)):
                 continue
             candidates.append((producer, other, is_a))
         if not candidates:
@@ -73,7 +79,7 @@ def _fuse_residual_adds(steps: list[Step], outputs: set[int]) -> list[Step]:
     return [s for s in steps if s.kind != "fused"]
 
 
-def _fuse_luts(steps: list[Step], outputs: set[int], pbuf_half: int) -> list[Step]:
+def _fuse_luts(steps: list[Step], outputs: set[int], pbuf_half: int, fits: Fits) -> list[Step]:
     """Every lut step whose input is the sole result of a conv or gemm step and used only by it."""
     producer_of = {id(v): s for s in steps for v in s.outputs}
     for step in steps:
@@ -81,7 +87,8 @@ def _fuse_luts(steps: list[Step], outputs: set[int], pbuf_half: int) -> list[Ste
         producer = producer_of.get(id(x)) if x is not None else None
         if (producer is None or producer.kind not in ("conv", "gemm") or "lut" in producer.info
                 or producer.outputs != [x] or id(x) in outputs or len(x.users) != 1
-                or table_offset(x.type.shape[1 if producer.kind == "conv" else -1]) + 256 > pbuf_half):
+                or table_offset(x.type.shape[1 if producer.kind == "conv" else -1]) + 256 > pbuf_half
+                or not fits(producer, "residual" in producer.info, True)):
             continue
         producer.info["lut"] = step.ops[0]
         producer.ops = producer.ops + step.ops

@@ -196,7 +196,7 @@ def test_auto_calibration_gives_scores_the_softmax_range_and_probabilities_min_m
     assert names(softmax_inputs(module)) == []  # a mask's range is not the scores'
 
 
-ATTENTION = """module @attention {
+HEADS_ATTENTION = """module @attention {
   input %q : f32[1,2,5,4]
   input %kt : f32[1,2,4,5]
   input %v : f32[1,2,5,3]
@@ -219,7 +219,7 @@ def attention_calib(tmp_path):
 
 
 def test_attention_remedies_change_the_matmuls_their_rules_name(attention_calib):
-    on = parse_module(ATTENTION)
+    on = parse_module(HEADS_ATTENTION)
     Quantize(calib=attention_calib, rows="on", scores="on").apply(on)
     verify(on)
     rows = [op for op in on.ops if op.kind == "quantize_rows"]
@@ -227,7 +227,7 @@ def test_attention_remedies_change_the_matmuls_their_rules_name(attention_calib)
     assert any(op.kind == "requantize" and op.row_shift is rows[0].results[1] for op in on.ops)
     scores = next(op for op in on.ops if op.kind == "softmax").x.producer
     assert scores.kind == "dequantize" and scores.x.producer.kind == "qmatmul"  # int32 scores, no int8
-    off = parse_module(ATTENTION)
+    off = parse_module(HEADS_ATTENTION)
     Quantize(calib=attention_calib, rows="off", scores="off").apply(off)
     assert not any(op.kind == "quantize_rows" for op in off.ops)
     assert next(op for op in off.ops if op.kind == "softmax").x.producer.x.producer.kind == "requantize"
@@ -236,7 +236,7 @@ def test_attention_remedies_change_the_matmuls_their_rules_name(attention_calib)
 
 def test_attention_remedies_auto_records_one_measured_choice_per_site(attention_calib):
     quantize = Quantize(calib=attention_calib)
-    quantize.apply(parse_module(ATTENTION))
+    quantize.apply(parse_module(HEADS_ATTENTION))
     assert [c.name for c in quantize.row_choices] == ["o"] and [c.name for c in quantize.score_choices] == ["s"]
     for c in quantize.row_choices + quantize.score_choices:
         assert c.kept == (c.error_with < c.error_before * 0.95)
@@ -245,4 +245,4 @@ def test_attention_remedies_auto_records_one_measured_choice_per_site(attention_
 @pytest.mark.parametrize("option", ["rows", "scores"])
 def test_unknown_attention_remedy_choice_is_refused(attention_calib, option):
     with pytest.raises(QuantizationError, match=option):
-        Quantize(calib=attention_calib, **{option: "maybe"}).apply(parse_module(ATTENTION))
+        Quantize(calib=attention_calib, **{option: "maybe"}).apply(parse_module(HEADS_ATTENTION))
