@@ -39,6 +39,13 @@ class Rewriter:
         self.module.erase_op(op)
         self.changed = True
 
+    def replace_keeping_name(self, op: Op, new: Value) -> None:
+        """``replace_op`` for a one-result op whose replacement takes the result's name, so dumps,
+        reports and `tcc verify` still call the layer what the model called it."""
+        name = op.result.name
+        self.replace_op(op, [new])
+        self.module.rename(new, name)
+
     def erase_op(self, op: Op) -> None:
         self.module.erase_op(op)
         self.changed = True

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tcc.ir import Builder, Module, Op, Value, constant_value
+from tcc.ir.rewrite import Rewriter, apply_patterns
 
 from .base import Pass
 
@@ -136,9 +137,12 @@ class ConvTransposeAsConv(Pass):
     summary = "2-D transposed convolutions as stride-1 convolutions per output phase (before quantization)"
 
     def apply(self, module: Module) -> None:
-        for op in list(module.ops):
-            if conv_problem(op) is None:
-                name, new = op.result.name, _rewrite(op)
-                op.result.replace_all_uses_with(new)
-                module.erase_op(op)
-                module.rename(new, name)  # the layer keeps its name in dumps and reports
+        apply_patterns(module, [_Pattern()])
+
+
+class _Pattern:
+    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
+        if conv_problem(op) is not None:
+            return False
+        rewriter.replace_keeping_name(op, _rewrite(op))
+        return True

@@ -70,9 +70,7 @@ def _split_scalar(op: Op) -> tuple[Value, float] | None:
 
 def _replace(rewriter: Rewriter, root: Op, new: Value, consumed: list[Op]) -> None:
     """Replace root by new (which takes root's name) and erase the ops the match consumed."""
-    name = root.result.name
-    rewriter.replace_op(root, [new])
-    rewriter.module.rename(new, name)
+    rewriter.replace_keeping_name(root, new)
     unique = {id(op): op for op in consumed if op is not root and op.module is rewriter.module}
     position = {id(op): i for i, op in enumerate(rewriter.module.ops)}
     for op in sorted(unique.values(), key=lambda o: position[id(o)], reverse=True):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tcc.ir import Builder, Module, Op, Value
+from tcc.ir.rewrite import Rewriter, apply_patterns
 
 from .base import Pass
 
@@ -86,9 +87,12 @@ class ResizeAsMatmul(Pass):
     summary = "linear/cubic resizes of the last two axes as interpolation-matrix products (before quantization)"
 
     def apply(self, module: Module) -> None:
-        for op in list(module.ops):
-            if matmul_problem(op) is None:
-                name, new = op.result.name, _rewrite(op)
-                op.result.replace_all_uses_with(new)
-                module.erase_op(op)
-                module.rename(new, name)  # the layer keeps its name in dumps and reports
+        apply_patterns(module, [_Pattern()])
+
+
+class _Pattern:
+    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
+        if matmul_problem(op) is not None:
+            return False
+        rewriter.replace_keeping_name(op, _rewrite(op))
+        return True
