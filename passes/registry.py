@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .base import Pass
+from .as_2d import As2d
 from .conv_transpose_as_conv import ConvTransposeAsConv
 from .dce import DeadCodeElimination
 from .fold_affine import BatchNormToConv, FoldAffine
@@ -26,7 +27,7 @@ def register(cls: type[Pass]) -> type[Pass]:
 
 for _cls in (DeadCodeElimination, FoldConstants, FoldBatchNorm, FoldAffine, BatchNormToConv, Quantize,
              MixedPrecision, SmoothQuant, CrossLayerEqualization, Recognize, AnnotateSparsity, UnrollRecurrent,
-             ResizeAsMatmul, ConvTransposeAsConv):
+             ResizeAsMatmul, As2d, ConvTransposeAsConv):
     register(_cls)
 register(ScheduleModes)
 
@@ -34,7 +35,8 @@ register(ScheduleModes)
 DEFAULT_FLOAT_PIPELINE = ("fold-constants", "recognize", "fold-batchnorm", "fold-affine", "dce")
 
 # Before quantization: recurrent layers become their time steps, every batch_norm a conv, every
-# interpolating resize matrix products and every transposed convolution convolutions, so the int8
-# path can run them.
-PRE_QUANT_PIPELINE = ("unroll-recurrent", "batchnorm-to-conv", "resize-as-matmul", "conv-transpose-as-conv",
+# interpolating resize matrix products, 1-D and 3-D convolutions and pools 2-D ones and every transposed
+# convolution convolutions, so the int8 path can run them.
+PRE_QUANT_PIPELINE = ("unroll-recurrent", "batchnorm-to-conv", "resize-as-matmul", "as-2d",
+                      "conv-transpose-as-conv",
                       "fold-affine", "dce")
