@@ -88,6 +88,23 @@ def _rewrite_1d(op: Op) -> Value:
     return b.value("reshape", [y4], {"shape": op.result.type.shape}, name=name)
 
 
+def _frame(b: Builder, x: Value, t: int, name: str) -> Value:
+    """Frame t of x [1, C, T, H, W] as [1, C, H, W]."""
+    _, c, _, h, wid = x.type.shape
+    one = b.value("slice", [x], {"starts": (t,), "ends": (t + 1,), "axes": (2,), "steps": (1,)}, name=f"{name}.frame{t}")
+    return b.value("reshape", [one], {"shape": (1, c, h, wid)}, name=f"{name}.frame{t}.2d")
+
+
+def _stack(b: Builder, frames: list[Value], shape, name: str) -> Value:
+    """Output frames [1, M, H, W] (or constants [1, M, 1, H, W]) stacked along time into ``shape``."""
+    _, m, _, oh, ow = shape
+    framed = [f if f.type.rank == 5 else b.value("reshape", [f], {"shape": (1, m, 1, oh, ow)}, name=f"{f.name}.3d")
+              for f in frames]
+    if len(framed) == 1:
+        return b.value("reshape", framed, {"shape": shape}, name=name)
+    return b.value("concat", framed, {"axis": 2}, name=name)
+
+
 def _rewrite_3d(op: Op) -> Value:
     b = Builder.before(op)
     name = op.result.name
@@ -104,9 +121,7 @@ def _rewrite_3d(op: Op) -> Value:
 
     def frame(t: int) -> Value:
         if t not in sliced:
-            one = b.value("slice", [x], {"starts": (t,), "ends": (t + 1,), "axes": (2,), "steps": (1,)},
-                          name=f"{name}.frame{t}")
-            sliced[t] = b.value("reshape", [one], {"shape": (1, c, h, wid)}, name=f"{name}.frame{t}.2d")
+            sliced[t] = _frame(b, x, t, name)
         return sliced[t]
 
     outputs = []
@@ -135,10 +150,8 @@ def _rewrite_3d(op: Op) -> Value:
             operands.append(b.const(bias, f"{name}.out{o}.b"))
         y = b.value("conv", operands, {"strides": (sh, sw), "pads": pads2d, "dilations": (dh, dw), "group": group},
                     name=f"{name}.out{o}")
-        outputs.append(b.value("reshape", [y], {"shape": (1, m, 1, oh, ow)}, name=f"{name}.out{o}.3d"))
-    if len(outputs) == 1:
-        return b.value("reshape", outputs, {"shape": op.result.type.shape}, name=name)
-    return b.value("concat", outputs, {"axis": 2}, name=name)
+        outputs.append(y)
+    return _stack(b, outputs, op.result.type.shape, name)
 
 
 def _rewrite_global_pool(op: Op) -> Value:
@@ -183,10 +196,7 @@ def _rewrite_pool_3d(op: Op) -> Value:
 
     def frame(t: int) -> Value:
         if t not in pooled:
-            one = b.value("slice", [x], {"starts": (t,), "ends": (t + 1,), "axes": (2,), "steps": (1,)},
-                          name=f"{name}.frame{t}")
-            one = b.value("reshape", [one], {"shape": (1, c, h, wid)}, name=f"{name}.frame{t}.2d")
-            pooled[t] = b.value(op.kind, [one], attrs, name=f"{name}.frame{t}.pooled")
+            pooled[t] = b.value(op.kind, [_frame(b, x, t, name)], attrs, name=f"{name}.frame{t}.pooled")
         return pooled[t]
 
     outputs = []
@@ -201,10 +211,8 @@ def _rewrite_pool_3d(op: Op) -> Value:
                 else len(inside)
             if counted != 1:
                 y = b.value("mul", [y, b.const(np.float32(1 / counted), f"{name}.out{o}.scale")], name=f"{name}.out{o}.mean")
-        outputs.append(b.value("reshape", [y], {"shape": (1, c, 1, oh, ow)}, name=f"{name}.out{o}.3d"))
-    if len(outputs) == 1:
-        return b.value("reshape", outputs, {"shape": op.result.type.shape}, name=name)
-    return b.value("concat", outputs, {"axis": 2}, name=name)
+        outputs.append(y)
+    return _stack(b, outputs, op.result.type.shape, name)
 
 
 @dataclass
