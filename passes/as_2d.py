@@ -81,9 +81,9 @@ def _rewrite_1d(op: Op) -> Value:
     if op.b is not None:
         operands.append(op.b)
     attrs = {"strides": (1, strides[0]), "pads": (0, pads[0], 0, pads[1]), "dilations": (1, dil[0]),
-             "group": op.attrs["group"]}
+             "group": op.group}
     if op.kind == "conv_transpose":
-        attrs["output_padding"] = (0, *(op.attrs["output_padding"] or (0,)))
+        attrs["output_padding"] = (0, *(op.output_padding or (0,)))
     y4 = b.value(op.kind, operands, attrs, name=f"{name}.2d")
     return b.value("reshape", [y4], {"shape": op.result.type.shape}, name=name)
 
@@ -112,7 +112,7 @@ def _rewrite_3d(op: Op) -> Value:
     _, c, frames, h, wid = x.type.shape
     _, m, out_frames, oh, ow = op.result.type.shape
     (st, sh, sw), pads, (dt, dh, dw) = spatial_attrs(op.attrs, 3)
-    group = op.attrs["group"]
+    group = op.group
     w = constant_value(op.w).astype(np.float32)
     bias = None if op.b is None else constant_value(op.b).astype(np.float32)
     cg, kt = w.shape[1], w.shape[2]
@@ -166,9 +166,9 @@ def _rewrite_global_pool(op: Op) -> Value:
 
 def _pool_attrs_2d(op: Op, kernel, strides, pads, dil) -> dict:
     attrs = {"kernel": tuple(kernel), "strides": tuple(strides), "pads": tuple(pads), "dilations": tuple(dil),
-             "ceil_mode": op.attrs["ceil_mode"]}
+             "ceil_mode": op.ceil_mode}
     if op.kind == "avg_pool":
-        attrs["count_include_pad"] = op.attrs["count_include_pad"]
+        attrs["count_include_pad"] = op.count_include_pad
     return attrs
 
 
@@ -178,7 +178,7 @@ def _rewrite_pool_1d(op: Op) -> Value:
     n, c, length = op.x.type.shape
     strides, pads, dil = spatial_attrs(op.attrs, 1)
     x4 = b.value("reshape", [op.x], {"shape": (n, c, 1, length)}, name=f"{name}.2d_in")
-    y4 = b.value(op.kind, [x4], _pool_attrs_2d(op, (1, op.attrs["kernel"][0]), (1, strides[0]),
+    y4 = b.value(op.kind, [x4], _pool_attrs_2d(op, (1, op.kernel[0]), (1, strides[0]),
                                                (0, pads[0], 0, pads[1]), (1, dil[0])), name=f"{name}.2d")
     return b.value("reshape", [y4], {"shape": op.result.type.shape}, name=name)
 
@@ -190,7 +190,7 @@ def _rewrite_pool_3d(op: Op) -> Value:
     _, c, frames, h, wid = x.type.shape
     _, _, out_frames, oh, ow = op.result.type.shape
     (st, sh, sw), pads, (dt, dh, dw) = spatial_attrs(op.attrs, 3)
-    kt, kh, kw = op.attrs["kernel"]
+    kt, kh, kw = op.kernel
     attrs = _pool_attrs_2d(op, (kh, kw), (sh, sw), (pads[1], pads[2], pads[4], pads[5]), (dh, dw))
     pooled: dict[int, Value] = {}
 
@@ -207,7 +207,7 @@ def _rewrite_pool_3d(op: Op) -> Value:
         for k, t in enumerate(inside[1:], 1):
             y = b.value("max" if op.kind == "max_pool" else "add", [y, frame(t)], name=f"{name}.out{o}.{k}")
         if op.kind == "avg_pool":
-            counted = len([t for t in starts if -pads[0] <= t < frames + pads[3]]) if op.attrs["count_include_pad"] \
+            counted = len([t for t in starts if -pads[0] <= t < frames + pads[3]]) if op.count_include_pad \
                 else len(inside)
             if counted != 1:
                 y = b.value("mul", [y, b.const(np.float32(1 / counted), f"{name}.out{o}.scale")], name=f"{name}.out{o}.mean")

@@ -161,7 +161,7 @@ class BatchNormToConvPattern:
 
 
 class ChannelShiftToConvPattern:
-    """add(x, t) with a constant t varying only over the channels of an N-d activation x (rank >= 3),
+    """add(x, t) with a constant t varying over the channels (and only them) of an N-d activation x (rank >= 3),
     and the ``mul(x, s)`` by such a constant before it when there is one (an affine written out, as
     torch exports GroupNorm's), -> one depthwise 1x1 conv with weight s (or 1) and bias t.  The int8
     path has no add of a constant; it runs the conv.  Left alone when x comes from a conv or linear
@@ -172,8 +172,9 @@ class ChannelShiftToConvPattern:
             return False
         for data, other in operand_orders(op):
             shift = constant_value(other)
-            if shift is None or data.type.shape != op.result.type.shape or _foldable_into(data, rewriter):
-                continue
+            if (shift is None or shift.size == 1 or data.type.shape != op.result.type.shape
+                    or _foldable_into(data, rewriter)):
+                continue  # a scalar add is part of an element-wise function (HardSigmoid's x + 3)
             channels = data.type.shape[1]
             shift_c = _per_channel(shift, data.type.rank, channels, 1)
             if shift_c is None:
@@ -188,6 +189,8 @@ class ChannelShiftToConvPattern:
                     if vec is not None:
                         scale_c, x = vec.astype(np.float64), d2
                         break
+            if x is not data and _foldable_into(x, rewriter):
+                return False  # conv/linear/batch_norm -> mul -> add: fold-affine folds both
             conv = depthwise_affine(rewriter.builder_before(op), x, scale_c, shift_c.astype(np.float64),
                                     op.result.name)
             name = op.result.name
@@ -200,9 +203,13 @@ class ChannelShiftToConvPattern:
 
 
 def _foldable_into(value, rewriter: Rewriter) -> bool:
+    """A per-channel mul/add on ``value`` folds into its producer (a batch_norm becomes a conv first)."""
     producer = value.producer
-    return (producer is not None and producer.kind in ("conv", "linear") and len(value.users) == 1
-            and not rewriter.module.is_output(value) and constant_value(producer.w) is not None)
+    if producer is None or len(value.users) != 1 or rewriter.module.is_output(value):
+        return False
+    if producer.kind == "batch_norm":
+        return True
+    return producer.kind in ("conv", "linear") and constant_value(producer.w) is not None
 
 
 @dataclass

@@ -31,11 +31,11 @@ def _rewrite(op: Op) -> Value:
     name = op.result.name
     x = op.x
     n, c, *spatial = x.type.shape
-    groups = c if op.kind == "instance_norm" else op.attrs["num_groups"]
+    groups = c if op.kind == "instance_norm" else op.num_groups
     per_group = c // groups * int(np.prod(spatial, dtype=np.int64))
     rows = b.value("reshape", [x], {"shape": (n, groups, per_group)}, name=f"{name}.groups")
     normalized = b.value("layer_norm", [rows, b.const(np.ones(1, np.float32), f"{name}.one")],
-                         {"axis": -1, "epsilon": op.attrs["epsilon"]}, name=f"{name}.normalized")
+                         {"axis": -1, "epsilon": op.epsilon}, name=f"{name}.normalized")
     scale = constant_value(op.scale).astype(np.float64)
     shift = constant_value(op.bias).astype(np.float64)
     if np.all(scale == 1) and np.all(shift == 0):  # torch's GroupNorm export: the affine comes after
