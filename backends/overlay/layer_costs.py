@@ -109,6 +109,9 @@ class OverlayCostModel:
             raise LayerCostError(f"the overlay's cost model prices integer weight formats, not {name}")
         return parse_weight_format(name)
 
+    def simulated_cycles(self, module: Module) -> int:
+        return simulate(module, self.target).cycles
+
     def layer_costs(self, lower: Callable[[dict[str, str]], Module], layers: list[tuple[str, str]], candidates):
         """``lower(formats)``: the model quantized with those weight formats by layer name (others
         int8); ``layers``: (name, location) of each weight layer, the location being the ONNX node
