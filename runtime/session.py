@@ -17,7 +17,8 @@ import numpy as np
 from tcc.backends.artifact import Artifact, ArtifactError, from_physical, to_physical
 from tcc.backends.artifact_metadata import boundary_json, boundary_op
 from tcc.ir import Module, Op, TensorType, Value, parse_module
-from tcc.ir.dtypes import DTYPES, cast, to_numpy
+from tcc.ir import numerics
+from tcc.ir.dtypes import DTYPES, cast, itemsize, to_numpy
 from tcc.ir.errors import InterpreterError, IRParseError
 from tcc.ir.interpreter import evaluate_op, run_module
 from tcc.ir.schema import SchemaError
@@ -104,7 +105,7 @@ class Session(ModelIO):
                 if sorted(entry["perm"]) != list(range(len(device.shape))):
                     raise SchemaError(f"{where}: perm {entry['perm']} is not a permutation of "
                                       f"{len(device.shape)} axes")
-                end = entry["address"] + device.size * to_numpy(device.dtype).itemsize
+                end = entry["address"] + device.size * itemsize(device.dtype)
                 if end > meta["dram_bytes"]:
                     raise SchemaError(f"{where}: bytes {entry['address']}..{end} run past dram_bytes "
                                       f"{meta['dram_bytes']}")
@@ -199,10 +200,8 @@ class Session(ModelIO):
         out = {}
         for entry in meta["outputs"]:
             t = self._device_types["outputs", entry["name"]]
-            size = t.size * to_numpy(t.dtype).itemsize
-            raw = final[entry["address"]:entry["address"] + size]
-            device = from_physical(np.frombuffer(raw.tobytes(), to_numpy(t.dtype)), t.shape, entry["perm"])
-            out[entry["name"]] = self._host_output(entry, device)
+            raw = final[entry["address"]:entry["address"] + t.size * itemsize(t.dtype)].tobytes()
+            out[entry["name"]] = self._host_output(entry, raw, t)
         return out
 
     def run_reference(self, feeds: dict) -> dict[str, np.ndarray]:
@@ -227,8 +226,12 @@ class Session(ModelIO):
         op = self._boundary.get(("inputs", entry["name"]))
         return array if op is None else evaluate_op(op, [array])[0]
 
-    def _host_output(self, entry, device: np.ndarray) -> np.ndarray:
+    def _host_output(self, entry, raw: bytes, t: TensorType) -> np.ndarray:
         op = self._boundary.get(("outputs", entry["name"]))
+        if t.dtype == "bf16" and op is not None and op.kind == "cast" and op.result.type.dtype == "f32":
+            # bf16 -> f32 is exact (a float32's high half): numerics' rule, without importing ml_dtypes
+            return from_physical(numerics.from_bf16(np.frombuffer(raw, "<u2")), t.shape, entry["perm"])
+        device = from_physical(np.frombuffer(raw, to_numpy(t.dtype)), t.shape, entry["perm"])
         if op is None:
             return device
         try:
