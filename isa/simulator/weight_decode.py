@@ -41,3 +41,11 @@ def decode_rows(rows: np.ndarray, k: int, fmt: WeightFormat, caps: np.ndarray | 
         return numerics.code_values(fmt)[codes]
     tables = np.stack([numerics.code_values(numerics.row_format(fmt, cap)) for cap in range(fmt.bits)])
     return tables[np.asarray(caps, np.int64)[:, None], codes]
+
+
+def decode_transposed(rows: np.ndarray, k: int, fmt: WeightFormat, caps: np.ndarray | None, dtype) -> np.ndarray:
+    """``decode_rows(...).T`` as ``dtype`` (k x N, a transposed view that BLAS reads as it is): codes
+    of one byte (8-bit formats) index the code table in ``dtype`` directly, in one pass."""
+    if fmt.bits == 8 and not fmt.row_caps:
+        return np.take(numerics.code_values(fmt).astype(dtype), rows[:, :k]).T
+    return decode_rows(rows, k, fmt, caps).astype(dtype).T
