@@ -102,10 +102,15 @@ def test_corrupt_artifacts_are_refused(digits_artifact, tmp_path):
     data = path.read_bytes()
     with pytest.raises(ArtifactError, match="truncated"):
         Artifact.from_bytes(data[:-10])
-    flipped = bytearray(data)
-    flipped[len(data) // 2] ^= 0x40
-    with pytest.raises(ArtifactError, match="checksum mismatch"):
-        Artifact.from_bytes(bytes(flipped))
+    ir_at = len(data) - len(Artifact.from_bytes(data).ir_text.encode())
+    for at in (ir_at - 1, len(data) - 1):  # the last byte of the DRAM image, of the IR text
+        flipped = bytearray(data)
+        flipped[at] ^= 0x40
+        (tmp_path / "bad.tcc").write_bytes(flipped)
+        with pytest.raises(ArtifactError, match="checksum mismatch"):  # the IR is checked when it is read
+            Artifact.from_bytes(bytes(flipped)).ir_text
+        with pytest.raises(ArtifactError, match="checksum mismatch"):
+            Artifact.load(tmp_path / "bad.tcc").ir_text
     with pytest.raises(ArtifactError, match="not a tcc artifact"):
         Artifact.from_bytes(b"\x08\x01" + data[2:])
     other = bytearray(data)
