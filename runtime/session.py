@@ -51,6 +51,49 @@ class ModelIO:
     def get_outputs(self) -> list[NodeArg]:
         return [NodeArg(n, list(v.type.shape), v.type.dtype) for n, v in self.interface.outputs]
 
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.get_outputs()]
+
+    def run(self, output_names, feeds: dict) -> list[np.ndarray]:
+        """The outputs named (None: all) in order.  A batch: every input holding N > 1 samples
+        stacked on axis 0 where the model's shape has 1 runs sample by sample (on the program
+        prepared once), and each output stacks the samples' on its axis 0 likewise (concatenated
+        where the model's output has 1 there, on a new leading axis otherwise)."""
+        names = output_names or self.output_names()
+        samples = self.batch_samples(feeds)
+        if samples is None:
+            outputs = self.run_dict(feeds)
+            return [outputs[n] for n in names]
+        runs = [self.run_dict(sample) for sample in samples]
+        return [_stacked([run[n] for run in runs]) for n in names]
+
+    def run_dict(self, feeds: dict) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def batch_samples(self, feeds: dict) -> list[dict] | None:
+        """One feeds dict per sample when ``feeds`` is a batch (see ``run``), else None."""
+        count = None
+        for arg in self.get_inputs():
+            x = feeds.get(arg.name)
+            shape = getattr(x, "shape", None)
+            if (shape is None or not arg.shape or arg.shape[0] != 1 or len(shape) != len(arg.shape)
+                    or list(shape[1:]) != list(arg.shape[1:]) or shape[0] < 2 or count not in (None, shape[0])):
+                return None
+            count = shape[0]
+        if count is None:
+            return None
+        return [{k: v[i:i + 1] if k in self._input_names() else v for k, v in feeds.items()} for i in range(count)]
+
+    def _input_names(self) -> set[str]:
+        return {arg.name for arg in self.get_inputs()}
+
+
+def _stacked(samples: list[np.ndarray]) -> np.ndarray:
+    """The samples' outputs on one leading axis: concatenated when each has 1 there, else stacked."""
+    if all(np.ndim(x) and np.shape(x)[0] == 1 for x in samples):
+        return np.concatenate(samples)
+    return np.stack(samples)
+
 
 class Session(ModelIO):
     """An overlay artifact on the simulator.  Opening reads only the metadata, the program and the
@@ -166,12 +209,6 @@ class Session(ModelIO):
 
         env = bind_inputs(self.interface, feeds)
         return {v.name: env[id(v)] for v in self.interface.inputs}
-
-    def run(self, output_names, feeds: dict) -> list[np.ndarray]:
-        """Run on the simulator; returns the outputs named (None: all) in order."""
-        outputs = self.run_dict(feeds)
-        names = output_names or [n for n, _ in self.interface.outputs]
-        return [outputs[n] for n in names]
 
     def run_dict(self, feeds: dict, progress=None) -> dict[str, np.ndarray]:
         """Run on the simulator; ``progress(pc, program_length)`` as for ``Machine.run``."""

@@ -53,6 +53,20 @@ def test_digits_simulator_equals_reference(digits_artifact):
     assert session.last_result.cycles > 0
 
 
+def test_a_batch_on_axis_0_runs_sample_by_sample(digits_artifact):
+    """Inputs holding N samples where the model has batch 1 give each sample's outputs, stacked."""
+    path, _ = digits_artifact
+    session = Session(path)
+    batch = np.load("examples/digits/digits_test.npz")["input"][:5]
+    assert batch.shape[0] == 5 and session.get_inputs()[0].shape[0] == 1
+    (logits,) = session.run(["logits"], {"input": batch})
+    one_by_one = [Session(path).run(None, {"input": batch[i:i + 1]})[0] for i in range(5)]
+    np.testing.assert_array_equal(logits, np.concatenate(one_by_one))
+    np.testing.assert_array_equal(logits[3:4], session.run_reference({"input": batch[3:4]})["logits"])
+    with pytest.raises(Exception, match="input"):  # a batch on another axis is a shape error, as before
+        session.run(None, {"input": np.concatenate([batch[:1]] * 2, axis=2)})
+
+
 @pytest.mark.parametrize("name", light_zoo.MODELS)
 def test_light_zoo_simulator_equals_reference(name, tmp_path):
     model = light_zoo.randomized(name, expose_logits=True)
