@@ -43,9 +43,12 @@ def decode_rows(rows: np.ndarray, k: int, fmt: WeightFormat, caps: np.ndarray | 
     return tables[np.asarray(caps, np.int64)[:, None], codes]
 
 
-def decode_transposed(rows: np.ndarray, k: int, fmt: WeightFormat, caps: np.ndarray | None, dtype) -> np.ndarray:
-    """``decode_rows(...).T`` as ``dtype`` (k x N, a transposed view that BLAS reads as it is): codes
-    of one byte (8-bit formats) index the code table in ``dtype`` directly, in one pass."""
-    if fmt.bits == 8 and not fmt.row_caps:
-        return np.take(numerics.code_values(fmt).astype(dtype), rows[:, :k]).T
-    return decode_rows(rows, k, fmt, caps).astype(dtype).T
+def one_byte_codes(fmt: WeightFormat) -> bool:
+    """Whether each code of ``fmt`` is one whole byte with one code table (``decode_transposed`` reads those)."""
+    return fmt.bits == 8 and not fmt.row_caps
+
+
+def decode_transposed(rows: np.ndarray, k: int, fmt: WeightFormat, dtype) -> np.ndarray:
+    """``decode_rows(rows, k, fmt).T`` as ``dtype`` for a format of ``one_byte_codes`` (k x N, a
+    transposed view BLAS reads as it is): the bytes index the code table in ``dtype``, one pass."""
+    return np.take(numerics.code_values(fmt).astype(dtype), rows[:, :k]).T
