@@ -330,3 +330,16 @@ def test_a_cycles_budget_holds_on_the_simulated_run():
     first = plan_mixed_precision([c.layer for c in plan.choices], plan.sensitivity, plan.costs, budget_cycles=2560)
     assert plan.chosen < first.chosen  # the first choice did not fit when run
     assert "simulated" in plan.format_report()
+
+
+def test_critical_path_shares_add_up_to_the_run():
+    """Each step is charged the cycles its last instruction ends after every earlier step's: the
+    shares of overlapping steps add up to the last end, and a step ending inside an earlier
+    one's span adds nothing."""
+    from tcc.backends.overlay.layer_costs import critical_path_shares
+
+    layers = [{"name": "a", "weight_bytes": 10}, {"name": "b"}, {"name": "c", "weight_bytes": 4}, {"name": "d"}]
+    measured = {0: {"end": 100}, 1: {"end": 80}, 2: {"end": 250}}  # b inside a's span, d without instructions
+    shares = critical_path_shares(layers, measured)
+    assert [(s.name, s.cycles, s.weight_bytes) for s in shares] == [("a", 100, 10), ("b", 0, 0), ("c", 150, 4),
+                                                                     ("d", 0, 0)]
