@@ -1,6 +1,7 @@
 """Build the real-model set: architectures people deploy today, in their real block structure at
-reduced width/depth/resolution, random weights with trained-like statistics; export each to ONNX
-with torch's current exporter defaults and write its calibration and test inputs.
+reduced width/depth/resolution; the image classifiers but ConvNeXt-T trained for a few hundred steps
+on a generated shapes task (train.py), the others random weights with trained-like statistics;
+export each to ONNX with torch's current exporter defaults and write its calibration and test inputs.
 
     python examples/real_models/make_models.py [--models yolov8,crnn] [--out examples/real_models]
 
