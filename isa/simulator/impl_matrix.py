@@ -68,16 +68,11 @@ def _window_reader(m: MachineState, M: int, channels: int, zp: int, dtype):
     padded = np.empty((rows.shape[0] + 1, channels), dtype)  # the slab as dtype, one more row: the zero point
     padded[-1] = zp
 
-    if index.shape == (rows.shape[0], 1) and np.array_equal(index[:, 0], np.arange(M)):  # 1x1, stride 1: the slab
-        def read() -> np.ndarray:
-            padded[:-1] = rows
-            return padded[:-1, None, :]
-
-        return read, access
+    slab = index.shape == (rows.shape[0], 1) and np.array_equal(index[:, 0], np.arange(M))  # 1x1, stride 1
 
     def read() -> np.ndarray:
         padded[:-1] = rows
-        return np.take(padded, index, axis=0)
+        return padded[:-1, None, :] if slab else np.take(padded, index, axis=0)
 
     return read, access
 
