@@ -260,19 +260,20 @@ def pow_minus_three_quarters(L, b):
     y^2 and one Newton step w + w (1/2 - (b/2) w w); y w.  Products are ordered so that nothing
     underflows (b y^2 and b w stay near sqrt(b))."""
     b = L.min(b, L.pattern(MAX_FINITE))
+    quarter = L.mul(b, L.const(-0.25))  # exact, as is its double below (b is normal)
     y = L.isub(L.pattern(QUARTER_ROOT_MAGIC), L.shr(b, 2))
     y2 = L.mul(y, y)
-    y = L.fma(y, L.fma(L.mul(y2, L.mul(b, L.const(-0.25))), y2, L.const(0.25)), y)
+    y = L.fma(y, L.fma(L.mul(y2, quarter), y2, L.const(0.25)), y)
     w = L.mul(y, y)
-    w = L.fma(w, L.fma(L.mul(w, L.mul(b, L.const(-0.5))), w, L.const(0.5)), w)
+    w = L.fma(w, L.fma(L.mul(w, L.mul(quarter, L.const(2.0))), w, L.const(0.5)), w)
     return L.mul(y, w)
 
 
 def lrn(L, x, size: int, alpha: float, beta: float, bias: float):
-    """ONNX LRN with rows as channels: x times base**-beta, base = bias + alpha/size * window_sum(x^2);
+    """ONNX LRN with rows as channels: x times base**-beta, base = bias + alpha/size * window_sum_squares(x);
     base**-0.75 by ``pow_minus_three_quarters`` when beta is 0.75 and bias >= 2**-120, else
     exp(-beta ln(base)).  The base must be a normal positive number (bias > 0)."""
-    total = L.window_sum(L.mul(x, x), (size - 1) // 2, size // 2)
+    total = L.window_sum_squares(x, (size - 1) // 2, size // 2)
     base = L.fma(total, L.const(alpha / size), L.const(bias))
     if beta == 0.75 and bias >= LRN_FAST_BIAS:
         return L.mul(x, pow_minus_three_quarters(L, base))

@@ -1,6 +1,6 @@
 """The vector unit's bf16 functions against float32: the error table of docs/overlay-machine.md is
 measured here over every finite bf16 input and must hold; RMSNorm and LRN on random rows; the
-lane operations' own rules (window sum order, integer conversion)."""
+lane operations' own rules (window sum of squares order, integer conversion)."""
 import math
 import re
 from pathlib import Path
@@ -130,13 +130,13 @@ def test_pow_minus_three_quarters_on_every_bf16_base():
     assert np.isnan(special[1])
 
 
-def test_window_sum_adds_rows_below_then_rows_above_rounding_each_add():
+def test_window_sum_squares_adds_rows_below_then_rows_above_rounding_each_add():
     L = bf16_lanes.NumpyLanes
-    column = numerics.to_bf16(np.array([[256.0], [1.0], [1.0], [0.5]], np.float32)).astype(np.uint16)
-    got = from_bf16(L.window_sum(column, 1, 1)).reshape(-1).tolist()
-    # row 0: 256 + 1 = 257 -> 256 (tie to even); row 1: (1 + 1) + 256 = 258; row 2: (1 + 0.5) + 1;
-    # row 3: 0.5 + 1
-    assert got == [256.0, 258.0, 2.5, 1.5]
+    column = numerics.to_bf16(np.array([[16.0], [1.0], [1.0], [0.5]], np.float32)).astype(np.uint16)
+    got = from_bf16(L.window_sum_squares(column, 1, 1)).reshape(-1).tolist()
+    # squares 256, 1, 1, 0.25; row 0: 256 + 1 = 257 -> 256 (tie to even); row 1: (1 + 1) + 256 = 258;
+    # row 2: (1 + 0.25) + 1; row 3: 0.25 + 1
+    assert got == [256.0, 258.0, 2.25, 1.25]
 
 
 def test_ftoi_saturates_and_maps_nan_to_zero():

@@ -84,10 +84,10 @@ mode bf16                                ; pc 82
 setr sys.layer, 2                        ; pc 83
 setr v.scale, 999949326                  ; pc 84
 setr v.zp, -128                          ; pc 85
-setr v.len, 2                            ; pc 86
-setr dma.dram_row, 0                     ; pc 87
-setr dma.sram_row, 0                     ; pc 88
-load abuf, 0x0, 0x1140                   ; pc 89
+setr dma.dram_row, 0                     ; pc 86
+setr dma.sram_row, 0                     ; pc 87
+load abuf, 0x0, 0x1140                   ; pc 88
+setr v.len, 2                            ; pc 89
 cvt i8_bf16, 0x0, 0x0                    ; pc 90
 setr cp.n0, 1                            ; pc 91
 setr cp.n1, 2                            ; pc 92

@@ -57,8 +57,8 @@ setr cv.w_out, 3                         ; pc 55
 setr pl.zp, -128                         ; pc 56
 setr pl.pad_right, 0                     ; pc 57
 setr pl.count_pad, 0                     ; pc 58
-setr cv.c, 4                             ; pc 59
-load abuf, 0x0, 0x10c0                   ; pc 60
+load abuf, 0x0, 0x10c0                   ; pc 59
+setr cv.c, 4                             ; pc 60
 setr cv.pad_top, 0                       ; pc 61
 setr pl.h_out, 3                         ; pc 62
 setr pl.pad_bottom, 0                    ; pc 63
