@@ -19,6 +19,7 @@ from .mixed_precision import MixedPrecision, MixedPrecisionPlan, spread_subset
 from .params import WEIGHT_FORMATS, QuantizationError, parse_weight_format
 from .remedies import SegmentChoice, SiteChoice, choose_bf16_stream, choose_sites, remedy_sites, residual_segments
 from .smoothing import SmoothQuant
+from .trial_runs import TrialRuns
 
 RESIDUAL_CHOICES = ("auto", "bf16", "int8")
 SITE_CHOICES = ("auto", "on", "off")
@@ -67,6 +68,8 @@ class Quantize(Pass):
         self.row_choices: list[SiteChoice] = []
         self.score_choices: list[SiteChoice] = []
         self.input_choices: list[InputRangeChoice] = []  # input_range.py
+        self._runs: TrialRuns | None = None  # shared by the measured choices of one apply
+        self._float: dict[int, dict] = {}  # float outputs by id(sample), within one apply
 
     def apply(self, module: Module) -> None:
         parse_weight_format(self.weights)
@@ -77,6 +80,7 @@ class Quantize(Pass):
         for option in ("rows", "scores"):
             if getattr(self, option) not in SITE_CHOICES:
                 raise QuantizationError(f"{option} {getattr(self, option)!r} is not one of {', '.join(SITE_CHOICES)}")
+        self._runs, self._float = None, {}
         pinned = all(v.type.quant is not None for v in module.values() if v.type.dtype == "f32"
                      and not is_constant(v))
         ranges: dict[int, tuple[float, float]] = {}
@@ -107,7 +111,8 @@ class Quantize(Pass):
         if self.calib and self.method == "auto":
             # streamed by the executor: read just the few the choice measures (and fits the clip on)
             fitted = samples if samples is not None else load_samples(self.calib, module, INPUT_RANGE_SAMPLES)
-            self.input_choices = choose_input_ranges(module, ranges, fitted, self.symmetric)
+            self.input_choices = choose_input_ranges(module, ranges, fitted, self.symmetric,
+                                                     lambda s: self.float_outputs(module, s))
         config.bf16_values = self.residual_stream(module, ranges, config, samples)
         config.row_scaled, self.row_choices = self.sites(module, ranges, config, samples, "row_scaled", self.rows)
         config.wide_scores, self.score_choices = self.sites(module, ranges, config, samples, "wide_scores",
@@ -125,12 +130,24 @@ class Quantize(Pass):
             return frozenset()
         if samples is None:  # streamed by the executor: read them for the few runs the choice measures
             samples = load_samples(self.calib, module, self.max_samples)
-        subset = spread_subset(samples, REMEDY_SAMPLES)
-        reference = [run_module(module, s) for s in subset]
         self.residual_choices = choose_bf16_stream(
-            module, ranges, config, subset, reference,
+            module, ranges, config, self.trial_runs(module, samples),
             lambda done, total: self.report_progress("residual stream", done, total))
         return frozenset(n for c in self.residual_choices if c.kept for n in c.names)
+
+    def trial_runs(self, module: Module, samples) -> TrialRuns:
+        """The runs every measured remedy choice of this apply shares (trial_runs.py): the float
+        outputs once, and each trial resumed from the previous choice's checkpoints."""
+        if self._runs is None:
+            subset = spread_subset(samples, REMEDY_SAMPLES)
+            self._runs = TrialRuns(subset, [self.float_outputs(module, s) for s in subset])
+        return self._runs
+
+    def float_outputs(self, module: Module, sample: dict) -> dict:
+        """The float module's outputs on one calibration sample, computed once per apply."""
+        if id(sample) not in self._float:
+            self._float[id(sample)] = run_module(module, sample)
+        return self._float[id(sample)]
 
     def sites(self, module: Module, ranges, config: LoweringConfig, samples, field: str,
               choice: str) -> tuple[frozenset[str], list[SiteChoice]]:
@@ -144,10 +161,8 @@ class Quantize(Pass):
             return frozenset(), []
         if samples is None:
             samples = load_samples(self.calib, module, self.max_samples)
-        subset = spread_subset(samples, REMEDY_SAMPLES)
-        reference = [run_module(module, s) for s in subset]
         label = {"row_scaled": "row scales", "wide_scores": "int32 scores"}[field]
-        choices = choose_sites(module, ranges, config, field, subset, reference,
+        choices = choose_sites(module, ranges, config, field, self.trial_runs(module, samples),
                                lambda done, total: self.report_progress(label, done, total))
         return frozenset(c.name for c in choices if c.kept), choices
 

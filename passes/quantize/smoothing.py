@@ -83,20 +83,26 @@ def smoothing_sites(module: Module) -> list[Site]:
     return sites
 
 
-def int8_error(x: np.ndarray, weights: list[np.ndarray], s: np.ndarray) -> float:
-    """Relative squared error of the linear outputs with X / s per-tensor int8 and W * s per-channel."""
+def exact_outputs(x: np.ndarray, weights: list[np.ndarray]) -> list[np.ndarray]:
+    """The site's float linear outputs ``x @ w.T`` (computed once per site, read by every strength)."""
+    return [x @ w.T.astype(np.float64) for w in weights]
+
+
+def int8_error(x: np.ndarray, weights: list[np.ndarray], s: np.ndarray,
+               exact: list[np.ndarray] | None = None) -> float:
+    """Relative squared error of the linear outputs with X / s per-tensor int8 and W * s per-channel
+    (``exact``: ``exact_outputs(x, weights)``, computed here when not given)."""
     xs = x / s
     p = activation_params(float(xs.min()), float(xs.max()), symmetric=False)
     xq = numerics.dequantize_affine(numerics.quantize_affine(xs, p.scale[0], p.zero_point[0]),
                                     p.scale[0], p.zero_point[0])
     noise = signal = 0.0
-    for w in weights:
+    for w, y in zip(weights, exact if exact is not None else exact_outputs(x, weights)):
         ws = w * s[None, :]
         q, wp = quantize_weights(ws, "int8", axis=0)
         wq = q.astype(np.float64) * np.asarray(wp.scale)[:, None]
-        exact = x @ w.T.astype(np.float64)
-        noise += float(np.sum((xq @ wq.T - exact) ** 2))
-        signal += float(np.sum(exact ** 2))
+        noise += float(np.sum((xq @ wq.T - y) ** 2))
+        signal += float(np.sum(y ** 2))
     return noise / signal if signal > 0 else noise
 
 
@@ -111,11 +117,12 @@ def factors(x: np.ndarray, weights: list[np.ndarray], alpha: float) -> np.ndarra
 def choose_alpha(x: np.ndarray, weights: list[np.ndarray]) -> tuple[float | None, np.ndarray | None, float, float]:
     """(alpha, factors, error, error without smoothing): the least-error strength, None when
     no strength beats leaving the site alone."""
-    base = int8_error(x, weights, np.ones(x.shape[1]))
+    exact = exact_outputs(x, weights)
+    base = int8_error(x, weights, np.ones(x.shape[1]), exact)
     best: tuple[float | None, np.ndarray | None, float] = (None, None, base)
     for alpha in ALPHAS:
         s = factors(x, weights, alpha)
-        err = int8_error(x, weights, s)
+        err = int8_error(x, weights, s, exact)
         if err < best[2]:
             best = (alpha, s, err)
     return best[0], best[1], best[2], base
