@@ -87,9 +87,10 @@ class Quantize(Pass):
         samples = None
         if self.calib:
             samples = load_samples(self.calib, module, self.max_samples) if self.executor is None else None
-            ranges = calibrate(module, samples, self.method, self.percentile, sparse_mode=self.sparse_mode,
-                               progress=lambda done, total: self.report_progress("calibrating", done, total),
-                               executor=self.executor)
+            with self.timed("calibration"):
+                ranges = calibrate(module, samples, self.method, self.percentile, sparse_mode=self.sparse_mode,
+                                   progress=lambda done, total: self.report_progress("calibrating", done, total),
+                                   executor=self.executor)
         elif not pinned:
             raise QuantizationError("quantize needs calibration data: pass calib=FILE.npz "
                                     "(CLI: --calib FILE.npz)")
@@ -111,13 +112,19 @@ class Quantize(Pass):
         if self.calib and self.method == "auto":
             # streamed by the executor: read just the few the choice measures (and fits the clip on)
             fitted = samples if samples is not None else load_samples(self.calib, module, INPUT_RANGE_SAMPLES)
-            self.input_choices = choose_input_ranges(module, ranges, fitted, self.symmetric,
-                                                     lambda s: self.float_outputs(module, s))
-        config.bf16_values = self.residual_stream(module, ranges, config, samples)
-        config.row_scaled, self.row_choices = self.sites(module, ranges, config, samples, "row_scaled", self.rows)
-        config.wide_scores, self.score_choices = self.sites(module, ranges, config, samples, "wide_scores",
-                                                            self.scores)
-        module.take_body(lower_module(module, ranges, config))
+            with self.timed("input range"):
+                self.input_choices = choose_input_ranges(module, ranges, fitted, self.symmetric,
+                                                         lambda s: self.float_outputs(module, s))
+        with self.timed("residual stream"):
+            config.bf16_values = self.residual_stream(module, ranges, config, samples)
+        with self.timed("row scales"):
+            config.row_scaled, self.row_choices = self.sites(module, ranges, config, samples, "row_scaled",
+                                                             self.rows)
+        with self.timed("int32 scores"):
+            config.wide_scores, self.score_choices = self.sites(module, ranges, config, samples, "wide_scores",
+                                                                self.scores)
+        with self.timed("lowering"):
+            module.take_body(lower_module(module, ranges, config))
 
     def residual_stream(self, module: Module, ranges, config: LoweringConfig, samples) -> frozenset[str]:
         """The float values kept in bf16 (remedies.py); measured on calibration samples under "auto"."""

@@ -185,12 +185,18 @@ class SmoothQuant(Pass):
             if site is not None and sum(len(r) for r in site.rows) < MAX_ROWS:
                 site.rows.append(np.asarray(array, np.float64).reshape(-1, array.shape[-1]))
 
-        for sample in load_samples(self.calib, module, self.max_samples):
-            run_module(module, sample, observe=observe)
+        with self.timed("float runs"):
+            for sample in load_samples(self.calib, module, self.max_samples):
+                run_module(module, sample, observe=observe)
+        with self.timed("strength search"):
+            self.choose(sites)
+        module.sort_topologically()
+
+    def choose(self, sites: list[Site]) -> None:
+        """Search each site's strength on its collected rows and apply the factors of the best."""
         for site in sites:
             x = np.concatenate(site.rows)[:MAX_ROWS]
             alpha, s, err, base = choose_alpha(x, [w.astype(np.float64) for w in site.weights])
             self.report.append((site.norm.loc, alpha, err, base))
             if s is not None:
                 apply_factors(site, s)
-        module.sort_topologically()
