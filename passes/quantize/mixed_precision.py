@@ -12,7 +12,7 @@ is kept on the pass as ``plan`` for the CLI to print and Python callers to read.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -253,8 +253,9 @@ class MixedPrecision(Pass):
                            executor=self.executor)
         config = LoweringConfig(symmetric=self.symmetric, rounding=self.rounding)
         try:
-            costs = self.cost_model.layer_costs(module, lower_module(module, ranges, config),
-                                                [l.name for l in layers], candidates)
+            costs = self.cost_model.layer_costs(
+                lambda formats: lower_module(module, ranges, replace(config, layer_weights=formats)),
+                [(l.name, l.loc) for l in layers], candidates)
         except ValueError as exc:
             raise QuantizationError(f"mixed-precision: {exc}; choose --candidates among "
                                     f"{', '.join(WEIGHT_FORMATS)}") from None
