@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from threadpoolctl import threadpool_limits
+
 from tcc.ir import Module, is_constant
 from tcc.ir.interpreter import run_module
 
@@ -109,6 +111,18 @@ class Quantize(Pass):
             config.layer_weights = choose_dybit_caps(
                 module, ranges, samples[:self.cap_samples], self.weights, config,
                 lambda done, total: self.report_progress("DyBit caps", done, total))
+        # One BLAS thread for every measured choice, as calibration runs: a float matmul's rounding
+        # depends on how BLAS splits it over threads, and no choice may depend on that.  (It is also
+        # the faster setting on a shared machine: a small product waits milliseconds for busy BLAS
+        # threads; the integer products are exact on any thread count, exact_matmul.py.)
+        with threadpool_limits(1, user_api="blas"):
+            self.measured_choices(module, ranges, config, samples)
+        with self.timed("lowering"):
+            module.take_body(lower_module(module, ranges, config))
+
+    def measured_choices(self, module: Module, ranges, config: LoweringConfig, samples) -> None:
+        """The input ranges (input_range.py) and the transformer remedies (remedies.py), chosen by
+        measured output error; ``ranges`` and ``config`` are updated in place."""
         if self.calib and self.method == "auto":
             # streamed by the executor: read just the few the choice measures (and fits the clip on)
             fitted = samples if samples is not None else load_samples(self.calib, module, INPUT_RANGE_SAMPLES)
@@ -123,8 +137,6 @@ class Quantize(Pass):
         with self.timed("int32 scores"):
             config.wide_scores, self.score_choices = self.sites(module, ranges, config, samples, "wide_scores",
                                                                 self.scores)
-        with self.timed("lowering"):
-            module.take_body(lower_module(module, ranges, config))
 
     def residual_stream(self, module: Module, ranges, config: LoweringConfig, samples) -> frozenset[str]:
         """The float values kept in bf16 (remedies.py); measured on calibration samples under "auto"."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from tcc.ir import Builder, Module, Op, Value, constant_value
 from tcc.ir.interpreter import run_module
@@ -185,11 +186,13 @@ class SmoothQuant(Pass):
             if site is not None and sum(len(r) for r in site.rows) < MAX_ROWS:
                 site.rows.append(np.asarray(array, np.float64).reshape(-1, array.shape[-1]))
 
-        with self.timed("float runs"):
-            for sample in load_samples(self.calib, module, self.max_samples):
-                run_module(module, sample, observe=observe)
-        with self.timed("strength search"):
-            self.choose(sites)
+        # One BLAS thread (as calibration): the rows and errors must not depend on the thread count.
+        with threadpool_limits(1, user_api="blas"):
+            with self.timed("float runs"):
+                for sample in load_samples(self.calib, module, self.max_samples):
+                    run_module(module, sample, observe=observe)
+            with self.timed("strength search"):
+                self.choose(sites)
         module.sort_topologically()
 
     def choose(self, sites: list[Site]) -> None:
