@@ -30,6 +30,11 @@ def _bound(array: np.ndarray) -> int:
     return int(np.abs(array).max()) if array.size else 0
 
 
+def _f32(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous float32 copy (or the array itself): exact for the integers a chunk holds."""
+    return np.ascontiguousarray(array, np.float32)
+
+
 def chunk_terms(a: np.ndarray, b: np.ndarray, terms_per_unit: int = 1) -> int:
     """Reduction units (of ``terms_per_unit`` products each: a conv's input channel spans its kernel
     taps) per float32 chunk by the bound in the module docstring; 0: float32 cannot hold one unit."""
@@ -55,7 +60,8 @@ def _with_bias(acc: np.ndarray, b: np.ndarray | None, channel_axis: int) -> np.n
 
 
 def exact_linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    """``x @ w.T (+ b)`` for integer ``x`` [..., K] and ``w`` [N, K], as exact float64 integers."""
+    """``x @ w.T (+ b)`` for integer-valued ``x`` [..., K] and ``w`` [N, K] (any dtype holding them
+    exactly), as exact float64 integers."""
     k = x.shape[-1]
     per_chunk = chunk_terms(x, w)
     rows = x.reshape(-1, k)
@@ -64,8 +70,7 @@ def exact_linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> n
     else:
         acc = np.zeros((rows.shape[0], w.shape[0]), np.float64)
         for start, stop in _chunks(k, per_chunk):
-            acc += np.ascontiguousarray(rows[:, start:stop], np.float32) @ \
-                np.ascontiguousarray(w[:, start:stop], np.float32).T
+            acc += _f32(rows[:, start:stop]) @ _f32(w[:, start:stop]).T
     return _with_bias(acc.reshape(*x.shape[:-1], w.shape[0]), b, -1)
 
 
@@ -77,8 +82,7 @@ def exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.matmul(a.astype(np.float64), b.astype(np.float64))
     acc = None
     for start, stop in _chunks(k, per_chunk):
-        part = np.matmul(np.ascontiguousarray(a[..., start:stop], np.float32),
-                         np.ascontiguousarray(b[..., start:stop, :], np.float32)).astype(np.float64)
+        part = np.matmul(_f32(a[..., start:stop]), _f32(b[..., start:stop, :])).astype(np.float64)
         acc = part if acc is None else acc + part
     return acc
 
@@ -97,6 +101,6 @@ def exact_conv(attrs, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None)
         for start, stop in _chunks(per_group, per_chunk):
             channels = (np.arange(group)[:, None] * per_group + np.arange(start, stop)).ravel()
             xs = x if stop - start == per_group else x[:, channels]
-            part = kernels_conv.conv(attrs, xs.astype(np.float32), w[:, start:stop].astype(np.float32))
+            part = kernels_conv.conv(attrs, _f32(xs), _f32(w[:, start:stop]))
             acc = part.astype(np.float64) if acc is None else acc + part
     return _with_bias(acc, b, 1)

@@ -41,12 +41,16 @@ def zero_point_array(t: TensorType, rank: int) -> np.ndarray:
 
 def centred(array: np.ndarray, t: TensorType) -> np.ndarray:
     """``q - zero_point`` as exact float64 (what the integer datapath multiplies)."""
-    return centred_int(array, t).astype(np.float64)
+    return centred_exact(array, t).astype(np.float64)
 
 
-def centred_int(array: np.ndarray, t: TensorType) -> np.ndarray:
-    """``q - zero_point`` as int64."""
-    return array.astype(np.int64) - zero_point_array(t, array.ndim)
+def centred_exact(array: np.ndarray, t: TensorType) -> np.ndarray:
+    """``q - zero_point`` as exact floats: float32 for operands of up to 16 bits (|q - zp| < 2**17,
+    an integer float32 holds), float64 for wider ones -- what exact_matmul.py multiplies."""
+    zp = zero_point_array(t, array.ndim)
+    if array.dtype.itemsize <= 2 and np.abs(zp).max(initial=0) < 1 << 16:
+        return array.astype(np.float32) - zp.astype(np.float32)
+    return (array.astype(np.int64) - zp).astype(np.float64)
 
 
 def to_int32(acc: np.ndarray, op) -> np.ndarray:
@@ -62,15 +66,15 @@ def _bias(b) -> np.ndarray | None:
 
 
 def qconv(op, x, w, b=None):
-    return to_int32(exact_conv(op.attrs, centred_int(x, op.x.type), centred_int(w, op.w.type), _bias(b)), op)
+    return to_int32(exact_conv(op.attrs, centred_exact(x, op.x.type), centred_exact(w, op.w.type), _bias(b)), op)
 
 
 def qlinear(op, x, w, b=None):
-    return to_int32(exact_linear(centred_int(x, op.x.type), centred_int(w, op.w.type), _bias(b)), op)
+    return to_int32(exact_linear(centred_exact(x, op.x.type), centred_exact(w, op.w.type), _bias(b)), op)
 
 
 def qmatmul(op, a, b):
-    return to_int32(exact_matmul(centred_int(a, op.a.type), centred_int(b, op.b.type)), op)
+    return to_int32(exact_matmul(centred_exact(a, op.a.type), centred_exact(b, op.b.type)), op)
 
 
 def requantize(op, x, row_shift=None):
