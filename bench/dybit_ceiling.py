@@ -7,15 +7,25 @@ weights' SQNR against float for
   int4      tcc's int4: 15 levels [-7, 7], the MSE scale search;
   dybit4    a cap per layer (0 = the int4 grid, 2, 3) of least weight MSE, each cap's own scale search;
   dybit4r   a cap and scale per output channel;
-  lm15      one Lloyd-Max codebook per layer on the channels scaled by their int4 scales,
-            sign-symmetric with a zero (8 magnitudes, 15 values): the ceiling of a per-layer
-            sign-magnitude 4-bit grid with per-channel scales (DyBit's and int4's shape);
+  i4x16     int4 with its 16th code: [-8, 7] or [-7, 8] per channel (the extra level on the side
+            the channel needs), scale searched;
+  d4rx16    dybit4r with DyBit's unused -0 code as a 16th level (the next magnitude past the top,
+            on either side per channel), cap and scale per channel;
+  lm15      one optimal (Lloyd-Max) codebook per layer with a scale per channel, sign-symmetric
+            with a zero (8 magnitudes, 15 values): the ceiling of a per-layer sign-magnitude
+            4-bit grid with per-channel scales (DyBit-4's and int4's shape);
   lm16      the same with 16 free levels (any per-layer 4-bit code, e.g. using DyBit's -0 code);
   lm15c/16c a codebook per output channel (the ceiling of per-channel grids such as dybit4r's,
             and of any 4-bit scalar code with a per-channel table).
 The codebooks are the optimal ones (1-D k-means solved exactly by dynamic programming, over
-runs of sorted values for large layers); the per-layer ones alternate with the channels' scales.
-Then the logits' SQNR against float with only the weights quantized (float activations), on the
+runs of sorted values for large layers); the per-layer ones alternate with the channels' scales
+from int4's and DyBit-4's (the joint optimum is not convex: a near-ceiling, never below either).
+(``--objective output``: every search minimises each layer's output error on rows of its
+calibration inputs, the codebooks its diagonal -- each weight weighed by its input's energy --
+which makes them no ceiling there; the table then shows each layer's output SQNR.)  A per-channel
+codebook also stores 8 or 16 levels per channel: for the 9-weight channels of a 3x3 depthwise or
+single-input-channel conv it holds the weights themselves, so it is a ceiling only where a row
+is long.  Then the logits' SQNR against float with only the weights quantized (float activations), on the
 test split: the format's whole effect on the model, without int8 activation noise (which only
 lowers the gains).  The lm rows are ceilings for the weight-MSE objective, not formats the
 overlay runs.
@@ -32,32 +42,42 @@ from tcc.driver import compile_to_ir
 from tcc.ir import constant_value
 from tcc.ir.interpreter import run_module
 from tcc.passes import DEFAULT_FLOAT_PIPELINE, PRE_QUANT_PIPELINE
+from tcc.passes.quantize.calibration import load_samples
+from tcc.passes.quantize.layer_inputs import layer_input_rows
 from tcc.passes.quantize.lowering import matrix_operands
 from tcc.passes.quantize.params import quantize_weights
 from tcc.passes.quantize.sensitivity import weight_layers
 
 ROOT = Path(__file__).resolve().parents[1] / "examples"
 REAL = ROOT / "real_models"
-MODELS = {  # onnx, test inputs, input names (trained: digits, encoder; the rest random, trained-like BN)
-    "digits": (ROOT / "digits" / "digits_cnn.onnx", ROOT / "digits" / "digits_test.npz", ("input",)),
-    "encoder": (ROOT / "encoder" / "encoder.onnx", ROOT / "encoder" / "encoder_test.npz", ("tokens",)),
-    "mobilenet_v3": (REAL / "mobilenet_v3.onnx", REAL / "mobilenet_v3_calib.npz", None),
-    "vit_tiny": (REAL / "vit_tiny.onnx", REAL / "vit_tiny_calib.npz", None),
+MODELS = {  # onnx, calibration and test inputs (trained: digits, encoder; the rest random, trained-like BN)
+    "digits": (ROOT / "digits" / "digits_cnn.onnx", ROOT / "digits" / "digits_calib.npz",
+               ROOT / "digits" / "digits_test.npz"),
+    "encoder": (ROOT / "encoder" / "encoder.onnx", ROOT / "encoder" / "encoder_calib.npz",
+                ROOT / "encoder" / "encoder_test.npz"),
+    "mobilenet_v3": (REAL / "mobilenet_v3.onnx", REAL / "mobilenet_v3_calib.npz", REAL / "mobilenet_v3_test.npz"),
+    "vit_tiny": (REAL / "vit_tiny.onnx", REAL / "vit_tiny_calib.npz", REAL / "vit_tiny_test.npz"),
 }
-FORMATS = ("int4", "dybit4", "dybit4r", "lm15", "lm16", "lm15c", "lm16c")
+FORMATS = ("int4", "dybit4", "dybit4r", "i4x16", "d4rx16", "lm15", "lm16", "lm15c", "lm16c")
 
 
-def optimal_levels(x: np.ndarray, count: int, zero: bool = False, groups: int = 768) -> np.ndarray:
-    """The ``count`` levels of least squared error for the values ``x`` (optimal 1-D k-means by
-    dynamic programming over the sorted values; above ``groups`` values, over runs of consecutive
-    sorted values, which may only cost a little).  ``zero``: the first level is fixed at 0."""
-    x = np.sort(np.asarray(x, np.float64).ravel())
+def optimal_levels(x: np.ndarray, count: int, zero: bool = False, weights: np.ndarray | None = None,
+                   groups: int = 768) -> np.ndarray:
+    """The ``count`` levels of least (``weights``-weighted) squared error for the values ``x``
+    (optimal 1-D k-means by dynamic programming over the sorted values; above ``groups`` values,
+    over runs of consecutive sorted values, which may only cost a little).  ``zero``: the first
+    level is fixed at 0."""
+    x = np.asarray(x, np.float64)
+    h = np.ones(x.size) if weights is None else np.broadcast_to(np.asarray(weights, np.float64), x.shape).ravel()
+    x = x.ravel()
+    order = np.argsort(x, kind="stable")
+    x, h = x[order], h[order] + 1e-300
     if x.size <= count and not zero:
         return np.unique(x)
     bounds = np.unique(np.linspace(0, x.size, min(groups, x.size) + 1).round().astype(int))
-    n = np.concatenate([[0], np.cumsum(np.diff(bounds))]).astype(np.float64)
-    s = np.concatenate([[0], np.add.reduceat(x, bounds[:-1]).cumsum()])
-    q = np.concatenate([[0], np.add.reduceat(x * x, bounds[:-1]).cumsum()])
+    n = np.concatenate([[0], np.add.reduceat(h, bounds[:-1]).cumsum()])
+    s = np.concatenate([[0], np.add.reduceat(h * x, bounds[:-1]).cumsum()])
+    q = np.concatenate([[0], np.add.reduceat(h * x * x, bounds[:-1]).cumsum()])
     g = len(bounds) - 1
     i, j = np.meshgrid(np.arange(g + 1), np.arange(g + 1), indexing="ij")
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -84,42 +104,83 @@ def on_codebook(x: np.ndarray, levels: np.ndarray) -> np.ndarray:
     return levels[np.clip(np.searchsorted((levels[1:] + levels[:-1]) / 2, x), 0, len(levels) - 1)]
 
 
-def codebook_values(rows: np.ndarray, free: bool) -> np.ndarray:
+def codebook_values(rows: np.ndarray, free: bool, h: np.ndarray | None = None) -> np.ndarray:
     """``rows`` on their optimal codebook: sign-symmetric with 8 magnitudes from 0 (``free``
-    False: 15 values, int4's and DyBit's shape) or 16 free levels (any 4-bit code)."""
+    False: 15 values, int4's and DyBit's shape) or 16 free levels (any 4-bit code); ``h``:
+    each value's weight in the squared error."""
     if free:
-        return on_codebook(rows, optimal_levels(rows, 16))
-    mags = optimal_levels(np.abs(rows), 8, zero=True)
+        return on_codebook(rows, optimal_levels(rows, 16, weights=h))
+    mags = optimal_levels(np.abs(rows), 8, zero=True, weights=h)
     return np.sign(rows) * on_codebook(np.abs(rows), mags)
 
 
-def layer_codebook(rows: np.ndarray, free: bool, rounds: int = 4) -> np.ndarray:
+def layer_codebook(rows: np.ndarray, free: bool, h: np.ndarray, inputs, rounds: int = 4) -> np.ndarray:
     """One codebook for the layer and a scale per channel: alternately the optimal codebook of
-    the rows divided by their scales, and each channel's least-squares scale for its codes
-    (from the int4 scales); the closest result to ``rows`` of the rounds."""
-    _, params = quantize_weights(rows, "int4")
-    scale = np.asarray(params.scale, np.float64)[:, None]
-    best, best_error = None, np.inf
-    for _ in range(rounds):
-        codes = codebook_values(rows / scale, free)
-        values = codes * scale
-        error = float(np.sum((values - rows) ** 2))
-        if error < best_error:
-            best, best_error = values, error
-        fit = np.sum(codes * rows, axis=1, keepdims=True) / np.maximum(np.sum(codes * codes, axis=1, keepdims=True),
-                                                                        1e-30)
-        scale = np.where(fit > 0, fit, scale)
+    the rows divided by their scales and each channel's least-squares scale for its codes, from
+    int4's and from DyBit-4's scales (whose grids are two such codebooks, so neither is beaten);
+    the closest result to ``rows`` of the rounds."""
+    best, best_error = rows, np.inf
+    for start in ("int4", "dybit4"):
+        _, params = quantize_weights(rows.astype(np.float32), start, inputs=inputs)
+        scale = np.asarray(params.scale, np.float64)[:, None]
+        for _ in range(rounds):
+            codes = codebook_values(rows / scale, free, np.broadcast_to(h * scale ** 2, rows.shape))
+            values = codes * scale
+            error = float(np.sum(h * (values - rows) ** 2))
+            if error < best_error:
+                best, best_error = values, error
+            fit = np.sum(h * codes * rows, axis=1, keepdims=True) / np.maximum(
+                np.sum(h * codes * codes, axis=1, keepdims=True), 1e-30)
+            scale = np.where(fit > 0, fit, scale)
     return best
 
 
-def quantized_rows(rows: np.ndarray, fmt: str) -> np.ndarray:
-    """Rows [N, K] (a row per output channel) quantized in ``fmt`` and dequantized."""
+def sixteen_levels(magnitudes: np.ndarray) -> np.ndarray:
+    """A sign-magnitude grid with its -0 code given a 16th value: the negative of the next
+    magnitude past the top (as the grid's last step continues)."""
+    extra = magnitudes[-1] + (magnitudes[-1] - magnitudes[-2])
+    return np.unique(np.concatenate([-magnitudes, magnitudes, [-extra]]))
+
+
+def on_grids(rows: np.ndarray, grids: list[np.ndarray], h: np.ndarray, steps: int = 160) -> np.ndarray:
+    """Each row on the best of ``grids`` (and their mirror images: the extra level on either
+    side) at its best scale, searched over ``steps`` scales up to 1.25x max-abs over the grid's top."""
+    best = np.zeros_like(rows)
+    best_error = np.full(rows.shape[0], np.inf)
+    peak = np.abs(rows).max(axis=1, keepdims=True)
+    peak = np.where(peak > 0, peak, 1.0)
+    for grid in grids + [-g[::-1] for g in grids]:
+        top = np.abs(grid).max()
+        for f in np.linspace(0.3, 1.25, steps):
+            scale = peak * f / top
+            values = on_codebook(rows / scale, grid) * scale
+            error = np.sum(h * (values - rows) ** 2, axis=1)
+            better = error < best_error
+            best[better], best_error[better] = values[better], error[better]
+    return best
+
+
+def _dybit_magnitudes(cap: int) -> np.ndarray:
+    from tcc.ir import numerics
+
+    return numerics.dybit_magnitudes(4, cap)
+
+
+def quantized_rows(rows: np.ndarray, fmt: str, inputs: np.ndarray | None = None) -> np.ndarray:
+    """Rows [N, K] (a row per output channel) quantized in ``fmt`` and dequantized.  ``inputs``
+    (the layer's input rows [M, K]): the searches minimise the layer's output error instead (the
+    codebooks weigh each weight by its input's energy, the diagonal of that error)."""
     rows = rows.astype(np.float64)
+    h = np.ones(rows.shape[1]) if inputs is None else np.sum(np.asarray(inputs, np.float64) ** 2, axis=0)
     if fmt in ("lm15", "lm16"):
-        return layer_codebook(rows, fmt == "lm16")
+        return layer_codebook(rows, fmt == "lm16", h, inputs)
     if fmt in ("lm15c", "lm16c"):
-        return np.stack([codebook_values(r, fmt == "lm16c") for r in rows])
-    values, params = quantize_weights(rows.astype(np.float32), fmt)
+        return np.stack([codebook_values(r, fmt == "lm16c", h) for r in rows])
+    if fmt == "i4x16":
+        return on_grids(rows, [np.arange(-8, 8, dtype=np.float64)], h)
+    if fmt == "d4rx16":
+        return on_grids(rows, [sixteen_levels(_dybit_magnitudes(cap)) for cap in (0, 2, 3)], h)
+    values, params = quantize_weights(rows.astype(np.float32), fmt, inputs=inputs)
     return values.astype(np.float64) * np.asarray(params.scale, np.float64)[:, None]
 
 
@@ -141,17 +202,21 @@ def with_weights(op, rows: np.ndarray) -> None:
     const.attrs["value"] = (rows.T if op.kind == "matmul" else rows.reshape(shape)).astype(np.float32)
 
 
-def measure(name: str, test_samples: int) -> tuple[list[tuple[str, dict]], dict]:
-    model, test, input_names = MODELS[name]
+def measure(name: str, test_samples: int, objective: str) -> tuple[list[tuple[str, dict]], dict]:
+    model, calib, test = MODELS[name]
     module, _ = compile_to_ir(str(model), passes=DEFAULT_FLOAT_PIPELINE + PRE_QUANT_PIPELINE)
-    with np.load(test) as data:
-        names = input_names or tuple(data.files)
-        samples = [{n: data[n][i:i + 1] for n in names} for i in range(min(test_samples, len(data[names[0]])))]
+    samples = load_samples(str(test), module, test_samples, "test file")
+    inputs = layer_input_rows(module, load_samples(str(calib), module, 16)) if objective == "output" else {}
     ops = {op.result.name: op for op in module.ops}
-    layers = [layer for layer in weight_layers(module)]
-    quantized = {layer.name: {fmt: quantized_rows(weight_rows(ops[layer.name]), fmt) for fmt in FORMATS}
-                 for layer in layers}
-    table = [(layer.label, {fmt: sqnr_db(weight_rows(ops[layer.name]), q) for fmt, q in quantized[layer.name].items()})
+    layers = weight_layers(module)
+    quantized = {layer.name: {fmt: quantized_rows(weight_rows(ops[layer.name]), fmt, inputs.get(layer.name))
+                              for fmt in FORMATS} for layer in layers}
+    def layer_sqnr(name: str, q: np.ndarray) -> float:
+        """Of the weights, or of the layer's outputs on its rows when the searches minimise those."""
+        w, x = weight_rows(ops[name]).astype(np.float64), inputs.get(name)
+        return sqnr_db(w, q) if x is None else sqnr_db(w @ x.T.astype(np.float64), q @ x.T.astype(np.float64))
+
+    table = [(layer.label, {fmt: layer_sqnr(layer.name, q) for fmt, q in quantized[layer.name].items()})
              for layer in layers]
 
     def outputs() -> np.ndarray:
@@ -173,11 +238,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--test-samples", type=int, default=120)
+    parser.add_argument("--objective", choices=("weights", "output"), default="weights",
+                        help="what every search minimises: the weights' squared error, or each layer's output "
+                             "error on rows of its calibration inputs (--weight-error output)")
     args = parser.parse_args()
     for name in args.models.split(","):
-        table, logits = measure(name, args.test_samples)
+        table, logits = measure(name, args.test_samples, args.objective)
         width = min(max(len(label) for label, _ in table), 36)
-        print(f"\n{name}: weight SQNR per layer (dB), each output channel on its own")
+        print(f"\n{name}: " + ("weight SQNR per layer (dB), the searches minimising the weights' squared error"
+                               if args.objective == "weights" else "SQNR of each layer's outputs on its calibration "
+                               "rows (dB; the weights' where it has none), the searches minimising that error"))
         print(f"{'layer':<{width}}" + "".join(f"{f:>9}" for f in FORMATS) + f"{'d4-i4':>8}{'d4r-i4':>8}")
         for label, row in table:
             print(f"{label[-width:]:<{width}}" + "".join(f"{row[f]:>9.2f}" for f in FORMATS)

@@ -20,7 +20,7 @@ from ..cycles import matmul_cycles
 from ..weights import matmul_format, row_bytes
 from .exact_product import Weights, exact_depthwise, exact_product, zero_point_fits
 from .machine import ABUF, ACC, PBUF, WBUF, Effect, Fault, MachineState, impl, registers
-from .weight_decode import decode_rows
+from .weight_decode import decode_rows, decode_transposed, one_byte_codes
 
 _MM = registers("mm.a", "mm.a_row", "mm.m", "mm.n", "mm.k", "mm.a_zp", "mm.w_row", "mm.acc_row")
 _CV = registers("cv.h", "cv.w", "cv.c", "cv.kh", "cv.kw", "cv.sh", "cv.sw", "cv.dh", "cv.dw",
@@ -89,7 +89,7 @@ def _grouped(m: MachineState, M: int, N: int, K: int, zp: int, w_max: int, dtype
 
     def product(weights: Weights) -> np.ndarray:
         if split[0] is not weights:
-            split[:] = [weights, [Weights(weights.values[g * ng:(g + 1) * ng], w_max) for g in range(groups)]]
+            split[:] = [weights, [weights.rows(g * ng, (g + 1) * ng) for g in range(groups)]]
         gathered = windows().reshape(M, kh * kw, groups, cg)
         out = np.empty((M, N), np.int64)
         for g, group in enumerate(split[1]):
@@ -148,7 +148,9 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
             raise Fault(f"weight row {row} has cap {int(caps[row])}; {fmt.name} caps lie in [0, {fmt.bits - 1}]")
         key = packed.tobytes() + (b"" if caps is None else caps.tobytes())
         if key != decoded[0]:  # new weights (or caps) in wbuf: the first run, or a program that reloads them
-            decoded[:] = [key, Weights(decode_rows(packed, K, fmt, caps), w_max)]
+            rows, row_caps = packed.copy(), None if caps is None else caps.copy()
+            direct = (lambda dtype: decode_transposed(rows, K, fmt, dtype)) if one_byte_codes(fmt) else None
+            decoded[:] = [key, Weights(lambda: decode_rows(rows, K, fmt, row_caps), w_max, direct)]
         total = product(decoded[1])
         if accumulate:
             total += out

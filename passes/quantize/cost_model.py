@@ -44,3 +44,7 @@ class CostModel(Protocol):
         """Costs of each weight layer, given as (result name, ONNX node), in each candidate format;
         ``lower(formats)`` is the model quantized with those formats by layer name (others int8)."""
         ...
+
+    def simulated_cycles(self, module: Module) -> int | None:
+        """Cycles of the quantized ``module`` run on the target; None if this model cannot run it."""
+        ...

@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tcc.driver import RANDOM_INPUT_LIMIT_BYTES, UsageError, random_inputs
+from tcc.model_io import RANDOM_INPUT_LIMIT_BYTES, UsageError, random_inputs
 from tcc.ir import parse_module
 from tcc.passes.fold_constants import FOLD_LIMIT_BYTES
 from tcc.runtime import Session

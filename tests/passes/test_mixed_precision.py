@@ -1,6 +1,7 @@
 """Mixed precision: the exact solver against brute force, the cost model, the pass on IR text and
 end to end on the digits CNN."""
 import itertools
+from dataclasses import replace
 import textwrap
 from pathlib import Path
 
@@ -98,6 +99,9 @@ class BitsCostModel:
     def layer_costs(self, lower, layers, candidates):
         nbytes = np.array([[self.sizes[n] * BITS[f] // 8 for f in candidates] for n, _ in layers], np.int64)
         return LayerCosts(nbytes, nbytes * 2, 100, 225.0, "bits test double")
+
+    def simulated_cycles(self, module):
+        return None
 
 
 def synthetic(errors, weights=(100, 300)):
@@ -301,4 +305,41 @@ def test_the_plan_is_the_overlays_own(kind, budget):
     assert len(set(plan.layer_weights.values())) > 1  # a mixed plan, not a uniform one
     assert plan.total_bytes == sum(layer["weight_bytes"] for layer in layers)
     assert abs(plan.total_cycles - simulated) <= 0.05 * simulated
+    assert plan.simulated_cycles == simulated
     assert (plan.total_bytes if kind == "bytes" else simulated) <= budget
+
+
+class OptimisticCostModel(OverlayCostModel):
+    """The overlay's costs with every layer's cycles under-reported by a fifth."""
+
+    def layer_costs(self, lower, layers, candidates):
+        costs = super().layer_costs(lower, layers, candidates)
+        return replace(costs, cycles=costs.cycles * 4 // 5)
+
+
+def test_a_cycles_budget_holds_on_the_simulated_run():
+    """A plan whose simulated run exceeds the cycles budget (here: its costs under-reported) gives
+    way to the next cheaper point of the front that fits."""
+    module = digits_float()
+    p = MixedPrecision(calib=str(DIGITS / "digits_calib.npz"), budget_cycles=2560, sensitivity_samples=8)
+    p.cost_model = OptimisticCostModel()
+    p.apply(module)
+    plan = p.plan
+    assert plan.simulated_cycles is not None and plan.simulated_cycles <= 2560
+    assert plan.total_cycles < plan.simulated_cycles  # the under-reported prediction
+    first = plan_mixed_precision([c.layer for c in plan.choices], plan.sensitivity, plan.costs, budget_cycles=2560)
+    assert plan.chosen < first.chosen  # the first choice did not fit when run
+    assert "simulated" in plan.format_report()
+
+
+def test_critical_path_shares_add_up_to_the_run():
+    """Each step is charged the cycles its last instruction ends after every earlier step's: the
+    shares of overlapping steps add up to the last end, and a step ending inside an earlier
+    one's span adds nothing."""
+    from tcc.backends.overlay.layer_costs import critical_path_shares
+
+    layers = [{"name": "a", "weight_bytes": 10}, {"name": "b"}, {"name": "c", "weight_bytes": 4}, {"name": "d"}]
+    measured = {0: {"end": 100}, 1: {"end": 80}, 2: {"end": 250}}  # b inside a's span, d without instructions
+    shares = critical_path_shares(layers, measured)
+    assert [(s.name, s.cycles, s.weight_bytes) for s in shares] == [("a", 100, 10), ("b", 0, 0), ("c", 150, 4),
+                                                                     ("d", 0, 0)]
