@@ -94,13 +94,43 @@ class Weights:
                        lambda dtype: self.transposed(dtype)[:, lo:hi])
 
 
+def int32_fits(k: int, zp: int, w_max: int) -> bool:
+    """Whether every ``(a - zp) @ w.T`` over ``k`` terms, and ``a @ w.T`` itself, lies in int32
+    (|a - zp| <= 2**7 + |zp|): such a product can neither trap nor wrap in an int32 accumulator."""
+    return k * (_A_MAGNITUDE + abs(zp)) * max(w_max, 1) < 2**31
+
+
+def exact_product_into(out: np.ndarray, a: np.ndarray, w: Weights, zp: int, w_max: int) -> None:
+    """``out[...] = (a - zp) @ w.T`` for an int32 ``out`` when ``int32_fits``: the exact float product
+    converted once into ``out`` (integers below 2**31), then the zero-point correction subtracted
+    there, exact in int32 because the result and both terms fit."""
+    product = _float_product(a, w, zp, w_max)
+    if product is None:
+        out[...] = _integer_product(a, w.values, zp, w_max)
+        return
+    out[...] = product
+    if zp:
+        out -= (zp * w.row_sums()).astype(np.int32)
+
+
 def exact_product(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int) -> np.ndarray:
     """``(a - zp) @ w.T`` as int64, for ``a`` (M, K) holding int8 values (any numeric dtype; padding
     positions hold ``zp``) and ``w`` (N, K) integers of magnitude at most ``w_max`` (or their Weights)."""
     weights = w if isinstance(w, Weights) else Weights(w, w_max)
+    product = _float_product(a, weights, zp, w_max)
+    if product is None:
+        return _integer_product(a, weights.values, zp, w_max)
+    out = product.astype(np.int64)
+    if zp:
+        out -= zp * weights.row_sums()
+    return out
+
+
+def _float_product(a: np.ndarray, weights: Weights, zp: int, w_max: int) -> np.ndarray | None:
+    """``a @ w.T`` in float32 or float64 where the bound above makes it exact, else None."""
     k = a.shape[1]
     if not zero_point_fits(zp) or k * _A_MAGNITUDE * max(w_max, 1) > _FLOAT64_EXACT:
-        return _integer_product(a, weights.values, zp, w_max)
+        return None
     terms = float32_terms(w_max)
     product: np.ndarray
     if terms < MIN_SLICE:
@@ -113,10 +143,7 @@ def exact_product(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int) -
             product = np.zeros((a.shape[0], w32.shape[1]), np.float64)
             for k0 in range(0, k, terms):
                 product += a32[:, k0:k0 + terms] @ w32[k0:k0 + terms]
-    out = product.astype(np.int64)
-    if zp:
-        out -= zp * weights.row_sums()
-    return out
+    return product
 
 
 def exact_depthwise(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int) -> np.ndarray:
