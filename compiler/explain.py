@@ -70,7 +70,8 @@ class Explanation:
 
 
 def op_macs(op: Op) -> int:
-    """Multiply-accumulates of a matrix op (conv, conv_transpose, linear, matmul, float or quantized); 0 otherwise."""
+    """Multiply-accumulates of a matrix op (conv, conv_transpose, linear, matmul, a two-operand einsum, float or
+    quantized); 0 otherwise."""
     kind = op.kind[1:] if op.kind in ("qconv", "qlinear", "qmatmul") else op.kind
     if kind == "conv":
         return op.result.type.size * int(np.prod(op.w.type.shape[1:]))
@@ -79,6 +80,10 @@ def op_macs(op: Op) -> int:
     if kind in ("linear", "matmul"):
         k = (op.a if kind == "matmul" else op.x).type.shape[-1]
         return op.result.type.size * k
+    if kind == "einsum" and len(op.operands) == 2:  # one multiply-accumulate per combination of letters
+        letters = op.equation.replace(" ", "").split("->")[0].split(",")
+        sizes = {c: d for part, v in zip(letters, op.operands) for c, d in zip(part, v.type.shape) if c != "."}
+        return int(np.prod(list(sizes.values()), dtype=np.int64)) if "." not in "".join(letters) else 0
     return 0
 
 

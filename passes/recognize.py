@@ -351,11 +351,27 @@ class GlobalMeanPattern:
         return True
 
 
+class NoOpMovePattern:
+    """A move that moves nothing -> its input: a pad by zeros on every side (Swin's pad to a multiple
+    of the window when the map already is one), a reshape or expand to the same shape, an identity
+    transpose.  Exporters write these when the shapes are only known at run time."""
+
+    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
+        if op.kind not in ("pad", "reshape", "expand", "transpose") or len(op.operands) != 1 \
+                or rewriter.module.is_output(op.result) or op.operands[0].type != op.result.type:
+            return False
+        if op.kind == "pad" and any(op.pads) or op.kind == "transpose" and list(op.perm) != sorted(op.perm):
+            return False
+        rewriter.replace_op(op, [op.operands[0]])
+        return True
+
+
 @dataclass
 class Recognize(Pass):
     name = "recognize"
     summary = ("fuse decomposed LayerNorm and GELU subgraphs into layer_norm and gelu; a spatial mean "
-               "becomes global_avg_pool")
+               "becomes global_avg_pool; moves that move nothing go")
 
     def apply(self, module: Module) -> None:
-        apply_patterns(module, [LayerNormPattern(), LayerNormAffinePattern(), GeluPattern(), GlobalMeanPattern()])
+        apply_patterns(module, [LayerNormPattern(), LayerNormAffinePattern(), GeluPattern(), GlobalMeanPattern(),
+                                NoOpMovePattern()])

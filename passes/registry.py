@@ -5,6 +5,8 @@ from .base import Pass
 from .as_2d import As2d
 from .conv_transpose_as_conv import ConvTransposeAsConv
 from .dce import DeadCodeElimination
+from .einsum_as_matmul import EinsumAsMatmul
+from .expand_constants import ExpandConstants
 from .fold_affine import BatchNormToConv, FoldAffine
 from .fold_batchnorm import FoldBatchNorm
 from .fold_constants import FoldConstants
@@ -29,16 +31,18 @@ def register(cls: type[Pass]) -> type[Pass]:
 
 for _cls in (DeadCodeElimination, FoldConstants, FoldBatchNorm, FoldAffine, BatchNormToConv, Quantize,
              MixedPrecision, SmoothQuant, CrossLayerEqualization, Recognize, AnnotateSparsity, UnrollRecurrent,
-             ResizeAsMatmul, As2d, ConvTransposeAsConv, GroupNormAsLayerNorm, PadAsConcat):
+             ResizeAsMatmul, As2d, ConvTransposeAsConv, GroupNormAsLayerNorm, PadAsConcat, ExpandConstants,
+             EinsumAsMatmul):
     register(_cls)
 register(ScheduleModes)
 
 # The float pipeline `tcc compile -t ir` runs after import.
 DEFAULT_FLOAT_PIPELINE = ("fold-constants", "recognize", "fold-batchnorm", "fold-affine", "dce")
 
-# Before quantization: recurrent layers become their time steps, group and instance norms layer norms
-# and depthwise convs, every batch_norm a conv, reflect/edge/wrap pads slices and concats, every
-# interpolating resize matrix products, 1-D and 3-D convolutions and pools 2-D ones and every transposed
-# convolution convolutions, so the int8 path can run them.
-PRE_QUANT_PIPELINE = ("unroll-recurrent", "group-norm-as-layer-norm", "batchnorm-to-conv", "resize-as-matmul",
-                      "pad-as-concat", "as-2d", "conv-transpose-as-conv", "fold-affine", "dce")
+# Before quantization: recurrent layers become their time steps, einsums matmuls, group and instance
+# norms layer norms and depthwise convs, every batch_norm a conv, reflect/edge/wrap pads slices and
+# concats, every interpolating resize matrix products, 1-D and 3-D convolutions and pools 2-D ones,
+# every transposed convolution convolutions, and broadcast constants of adds are stored at full
+# shape, so the int8 path can run them.
+PRE_QUANT_PIPELINE = ("unroll-recurrent", "einsum-as-matmul", "group-norm-as-layer-norm", "batchnorm-to-conv",
+                      "resize-as-matmul", "pad-as-concat", "as-2d", "conv-transpose-as-conv", "fold-affine", "expand-constants", "dce")

@@ -385,3 +385,23 @@ def test_a_spatial_mean_becomes_a_global_average_pool_with_the_same_values(keepd
         """))
     PassManager(parse_pipeline("recognize")).run(ln)
     assert "reduce_mean(%x)" in print_module(ln)
+
+
+def test_moves_that_move_nothing_go():
+    """Swin pads each stage's map to a multiple of its window with a Pad whose pads are computed at run
+    time; at 224 x 224 they are all zero: the pad (and a same-shape reshape, an identity transpose)
+    goes, so the overlay does not send an int8 no-op to the host.  A real pad stays."""
+    module = parse_module(textwrap.dedent("""\
+        module @m {
+          input %x : f32[1,4,4,3]
+          %p = pad(%x) {mode = "constant", pads = [0, 0, 0, 0, 0, 0, 0, 0], value = 0.0} : f32[1,4,4,3] loc("pad")
+          %r = reshape(%p) {shape = [1, 4, 4, 3]} : f32[1,4,4,3] loc("reshape")
+          %t = transpose(%r) {perm = [0, 1, 2, 3]} : f32[1,4,4,3] loc("t")
+          %q = pad(%t) {mode = "constant", pads = [0, 1, 0, 0, 0, 0, 0, 0], value = 0.0} : f32[1,5,4,3] loc("pad2")
+          %y = relu(%q) : f32[1,5,4,3] loc("relu")
+          output "y" = %y
+        }
+        """))
+    PassManager(parse_pipeline("recognize")).run(module)
+    assert [op.kind for op in module.ops] == ["pad", "relu"]
+    assert module.ops[0].operands[0] is module.inputs[0]

@@ -1,0 +1,57 @@
+"""expand-constants: a constant added to an activation with broadcasting is stored at the activation's shape.
+
+The overlay adds two int8 tensors of one shape (``eadd``: both rescaled to a common int32 scale, then
+requantized); a constant that broadcasts (Swin's relative position bias [1, heads, 49, 49] over the
+windows, its shift mask [1, windows, 1, 49, 49] over the heads) made the int8 add run on the host.
+Materialized at the result's shape the constant is an ordinary second operand (its bytes: the
+result's element count; Swin-T's largest is 460 KB at int8).
+
+Applies to float ``add`` and ``sub`` of an activation and a constant of more than one element whose
+shape differs from the result's (a scalar stays: an element-wise function such as HardSigmoid's
+``x + 3`` becomes one table lookup), when the expanded constant has at most ``MAX_ELEMENTS``.
+Runs before quantization.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tcc.ir import Module, Op, constant_value
+from tcc.ir.rewrite import Rewriter, apply_patterns
+
+from .base import Pass
+
+MAX_ELEMENTS = 1 << 22  # 4 M elements: 4 MB at int8
+
+
+class _Pattern:
+    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
+        if op.kind not in ("add", "sub") or op.result.type.dtype != "f32" \
+                or op.result.type.size > MAX_ELEMENTS:
+            return False
+        values = [constant_value(v) for v in op.operands]
+        if sum(v is not None for v in values) != 1:
+            return False
+        index = 0 if values[0] is not None else 1
+        constant, shape = values[index], tuple(op.result.type.shape)
+        if constant.size <= 1 or constant.shape == shape or op.operands[1 - index].type.shape != shape:
+            return False
+        builder = rewriter.builder_before(op)
+        builder.loc = op.loc
+        expanded = builder.const(np.ascontiguousarray(np.broadcast_to(constant, shape)),
+                                 name=f"{op.operands[index].name}.expanded")
+        operands = list(op.operands)
+        operands[index] = expanded
+        new = builder.value(op.kind, operands, name=f"{op.result.name}.full")
+        rewriter.replace_keeping_name(op, new)
+        return True
+
+
+@dataclass
+class ExpandConstants(Pass):
+    name = "expand-constants"
+    summary = "a constant added to an activation with broadcasting is stored at the result's shape (before quantization)"
+
+    def apply(self, module: Module) -> None:
+        apply_patterns(module, [_Pattern()])
