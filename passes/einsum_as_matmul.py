@@ -38,7 +38,8 @@ def _parse(op: Op):
     if (set(a) ^ set(b)) - set(out):  # a letter summed out of one operand alone
         return None
     sizes: dict[str, int] = {}
-    for letters, value in ((a, op.operands[0]), (b, op.operands[1])):
+    first, second = op.operands
+    for letters, value in ((a, first), (b, second)):
         if len(letters) != value.type.rank:
             return None
         for letter, size in zip(letters, value.type.shape):
@@ -67,8 +68,9 @@ def _rewrite(op: Op, a: str, bl: str, out: str, sizes: dict) -> Value:
     def size(group):
         return int(np.prod([sizes[c] for c in group], dtype=np.int64))
     lead = tuple(sizes[c] for c in batch)  # batch dims kept: the overlay batches matmuls over heads
-    x = _arranged(b, op.operands[0], a, batch + left + contracted, lead + (size(left), size(contracted)), f"{name}.a")
-    y = _arranged(b, op.operands[1], bl, batch + contracted + right, lead + (size(contracted), size(right)),
+    first, second = op.operands
+    x = _arranged(b, first, a, batch + left + contracted, lead + (size(left), size(contracted)), f"{name}.a")
+    y = _arranged(b, second, bl, batch + contracted + right, lead + (size(contracted), size(right)),
                   f"{name}.b")
     product = b.value("matmul", [x, y], name=f"{name}.matmul")
     grouped = batch + left + right
@@ -98,7 +100,7 @@ class _Pattern:
         if parsed is None:
             return False
         new = _rewrite(op, *parsed)
-        if new is op.operands[0] or new is op.operands[1]:
+        if any(new is v for v in op.operands):
             return False
         rewriter.replace_keeping_name(op, new)
         return True

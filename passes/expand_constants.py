@@ -35,7 +35,8 @@ class _Pattern:
             return False
         index = 0 if values[0] is not None else 1
         constant, shape = values[index], tuple(op.result.type.shape)
-        if constant.size <= 1 or constant.shape == shape or op.operands[1 - index].type.shape != shape:
+        activation = op.b if index == 0 else op.a
+        if constant.size <= 1 or constant.shape == shape or activation.type.shape != shape:
             return False
         builder = rewriter.builder_before(op)
         builder.loc = op.loc

@@ -358,11 +358,11 @@ class NoOpMovePattern:
 
     def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
         if op.kind not in ("pad", "reshape", "expand", "transpose") or len(op.operands) != 1 \
-                or rewriter.module.is_output(op.result) or op.operands[0].type != op.result.type:
+                or rewriter.module.is_output(op.result) or op.x.type != op.result.type:
             return False
         if op.kind == "pad" and any(op.pads) or op.kind == "transpose" and list(op.perm) != sorted(op.perm):
             return False
-        rewriter.replace_op(op, [op.operands[0]])
+        rewriter.replace_op(op, [op.x])
         return True
 
 
