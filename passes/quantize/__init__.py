@@ -18,6 +18,7 @@ from .rules import lower_module
 from .mixed_precision import MixedPrecision, MixedPrecisionPlan, spread_subset
 from .params import WEIGHT_FORMATS, QuantizationError, parse_weight_format
 from .remedies import SegmentChoice, SiteChoice, choose_bf16_stream, choose_sites, remedy_sites, residual_segments
+from .silu_range import SiluRangeChoice, choose_silu_ranges, silu_inputs
 from .smoothing import SmoothQuant
 
 RESIDUAL_CHOICES = ("auto", "bf16", "int8")
@@ -67,6 +68,7 @@ class Quantize(Pass):
         self.row_choices: list[SiteChoice] = []
         self.score_choices: list[SiteChoice] = []
         self.input_choices: list[InputRangeChoice] = []  # input_range.py
+        self.silu_choice: SiluRangeChoice | None = None  # silu_range.py
 
     def apply(self, module: Module) -> None:
         parse_weight_format(self.weights)
@@ -108,11 +110,21 @@ class Quantize(Pass):
             # streamed by the executor: read just the few the choice measures (and fits the clip on)
             fitted = samples if samples is not None else load_samples(self.calib, module, INPUT_RANGE_SAMPLES)
             self.input_choices = choose_input_ranges(module, ranges, fitted, self.symmetric)
+            self.silu_choice = self.silu_ranges(module, ranges, config, samples)
         config.bf16_values = self.residual_stream(module, ranges, config, samples)
         config.row_scaled, self.row_choices = self.sites(module, ranges, config, samples, "row_scaled", self.rows)
         config.wide_scores, self.score_choices = self.sites(module, ranges, config, samples, "wide_scores",
                                                             self.scores)
         module.take_body(lower_module(module, ranges, config))
+
+    def silu_ranges(self, module: Module, ranges, config: LoweringConfig, samples) -> SiluRangeChoice | None:
+        """min/max or the clip for the SiLU inputs, by measured output error (silu_range.py)."""
+        if not silu_inputs(module):
+            return None
+        if samples is None:  # streamed by the executor: read them for the two runs the choice measures
+            samples = load_samples(self.calib, module, self.max_samples)
+        subset = spread_subset(samples, REMEDY_SAMPLES)
+        return choose_silu_ranges(module, ranges, config, subset, [run_module(module, s) for s in subset])
 
     def residual_stream(self, module: Module, ranges, config: LoweringConfig, samples) -> frozenset[str]:
         """The float values kept in bf16 (remedies.py); measured on calibration samples under "auto"."""
