@@ -156,7 +156,8 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
             raise Fault(f"weight row {row} has cap {int(caps[row])}; {fmt.name} caps lie in [0, {fmt.bits - 1}]")
         key = packed.tobytes() + (b"" if caps is None else caps.tobytes())
         if key != decoded[0]:  # new weights (or caps) in wbuf: the first run, or a program that reloads them
-            rows, row_caps = packed.copy(), None if caps is None else caps.copy()
+            rows = np.frombuffer(key, np.uint8, packed.size).reshape(packed.shape)  # the key's bytes: no copy
+            row_caps = None if caps is None else caps.copy()
             direct = (lambda dtype: decode_transposed(rows, K, fmt, dtype)) if one_byte_codes(fmt) else None
             decoded[:] = [key, Weights(lambda: decode_rows(rows, K, fmt, row_caps), w_max, direct)]
         if into:

@@ -50,5 +50,13 @@ def one_byte_codes(fmt: WeightFormat) -> bool:
 
 def decode_transposed(rows: np.ndarray, k: int, fmt: WeightFormat, dtype) -> np.ndarray:
     """``decode_rows(rows, k, fmt).T`` as ``dtype`` for a format of ``one_byte_codes`` (k x N, a
-    transposed view BLAS reads as it is): the bytes index the code table in ``dtype``, one pass."""
-    return np.take(numerics.code_values(fmt).astype(dtype), rows[:, :k]).T
+    transposed view BLAS reads as it is): the bytes index the code table in ``dtype``, one pass; a
+    table that is the bytes read as int8 (two's complement int8) is that conversion, without the
+    index arrays numpy's take makes."""
+    table = numerics.code_values(fmt)
+    if np.array_equal(table, _AS_INT8):
+        return rows[:, :k].view(np.int8).astype(dtype).T
+    return np.take(table.astype(dtype), rows[:, :k]).T
+
+
+_AS_INT8 = np.arange(256, dtype=np.uint8).view(np.int8)
