@@ -129,6 +129,8 @@ def _with_sites(config: LoweringConfig, field: str, names: frozenset[str]) -> Lo
 def remedy_sites(source: Module, ranges, config: LoweringConfig, field: str) -> list[Op]:
     """The matmuls the remedy ``field`` (SITE_FIELDS) would change if asked, in program order."""
     every = frozenset(op.results[0].name for op in source.ops if op.kind == "matmul")
+    if not every:  # no matmul, no site: skip lowering the whole model to learn that
+        return []
     lowered = lower(source, ranges, _with_sites(config, field, every))
     return lowered.row_sites if field == "row_scaled" else lowered.wide_sites
 
