@@ -268,6 +268,11 @@ def compile_pipeline(target: str, options: CompileOptions) -> list[Pass]:
             if isinstance(p, MixedPrecision):  # and spread the sensitivity sweep over the workers
                 p.mapper = sweep_mapper(options.workers)
     if target == "sparse":
+        from tcc.passes.quantize import Quantize
+
+        for p in pipeline:
+            if isinstance(p, Quantize):  # the sparse accelerator's fc module ends in an 8-bit requantize
+                p.outputs = "int8"
         pipeline.append(AnnotateSparsity(calib=str(options.calib), mode=options.sparse_mode or "exact"))
     if target == "overlay":  # group int8 and bf16 work to save PE-array mode switches
         pipeline.append(make_pass("schedule-modes"))

@@ -22,6 +22,7 @@ from .smoothing import SmoothQuant
 
 RESIDUAL_CHOICES = ("auto", "bf16", "int8")
 SITE_CHOICES = ("auto", "on", "off")
+OUTPUT_CHOICES = ("int32", "int8")
 REMEDY_SAMPLES = 8  # calibration samples the residual-stream choice measures the output error on
 WEIGHT_ERRORS = ("weights", "output")
 
@@ -61,6 +62,9 @@ class Quantize(Pass):
     # Attention scores read by a softmax as int32 accumulators converted to bf16 (no int8 rounding;
     # remedies.py): "auto" per matmul where it measurably lowers the output error, "on", "off".
     scores: str = "auto"
+    # A model output made by a linear layer (logits): "int32" leaves as the layer's int32 accumulators,
+    # dequantized by the host (rules.leaves_as_int32); "int8" rounds it onto its calibrated range.
+    outputs: str = "int32"
 
     def __post_init__(self) -> None:
         self.residual_choices: list[SegmentChoice] = []  # the results of the last apply (not options)
@@ -89,7 +93,10 @@ class Quantize(Pass):
         elif not pinned:
             raise QuantizationError("quantize needs calibration data: pass calib=FILE.npz "
                                     "(CLI: --calib FILE.npz)")
-        config = LoweringConfig(weights=self.weights, symmetric=self.symmetric, rounding=self.rounding)
+        if self.outputs not in OUTPUT_CHOICES:
+            raise QuantizationError(f"outputs {self.outputs!r} is not one of {', '.join(OUTPUT_CHOICES)}")
+        config = LoweringConfig(weights=self.weights, symmetric=self.symmetric, rounding=self.rounding,
+                                wide_outputs=self.outputs == "int32")
         if self.dybit_caps not in ("output", "weights"):
             raise QuantizationError(f"dybit_caps {self.dybit_caps!r} is not output or weights")
         if self.weight_error not in WEIGHT_ERRORS:

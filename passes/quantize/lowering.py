@@ -48,6 +48,9 @@ class LoweringConfig:
     # Matmuls of two activations (by the float op's result name) read only by a softmax whose int32
     # accumulators go to bf16 as they are, without an int8 rounding (remedies.py: wide scores).
     wide_scores: frozenset[str] = frozenset()
+    # Linear layers whose result is a model output leave as int32 accumulators, dequantized by the
+    # host (rules.leaves_as_int32); off for targets that need int8 outputs (the sparse accelerator).
+    wide_outputs: bool = True
     # Rows of each weight layer's input (layer_inputs.py), by float op result name: the narrow
     # weight formats' searches then minimise the layer's output error on them.
     layer_inputs: dict[str, np.ndarray] = field(default_factory=dict)
@@ -76,6 +79,7 @@ class Lowering:
         self.consumed: set[int] = set()  # activation ops folded into the op before them
         self.row_sites: list[Op] = []  # the float matmuls lowered with per-row A scales
         self.wide_sites: list[Op] = []  # the float matmuls whose accumulators went to bf16 directly
+        self.wide_outputs: list[Op] = []  # the float linear layers whose int32 accumulators leave the model
         self.b = Builder(self.target)
 
     # -- parameters ----------------------------------------------------------------------------

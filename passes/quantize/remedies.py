@@ -78,9 +78,7 @@ def choose_bf16_stream(source: Module, ranges, config: LoweringConfig, samples, 
     kept: frozenset[str] = config.bf16_values
 
     def error_with(values: frozenset[str]) -> float:
-        trial = LoweringConfig(weights=config.weights, symmetric=config.symmetric, rounding=config.rounding,
-                               layer_weights=config.layer_weights, bf16_values=values)
-        return model_error(lower_module(source, ranges, trial), samples, reference)
+        return model_error(lower_module(source, ranges, replace(config, bf16_values=values)), samples, reference)
 
     choices = []
     current = error_with(kept) if segments else 0.0

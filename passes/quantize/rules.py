@@ -64,7 +64,22 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
     acc_scales = tuple(sx * s for s in wparams.scale)
     acc = lw.b.value(kind, operands, attrs, name=op.result.name + ".acc")
     lw.typed(acc, "i32", QuantParams(acc_scales, (0,) * len(acc_scales), channel_axis))
+    if kind == "qlinear" and leaves_as_int32(lw, op):
+        lw.wide_outputs.append(op)
+        lw.bind(op.result, lw.b.value("dequantize", [acc], name=op.result.name), "f32")
+        return True
     return requantize_output(lw, op, acc, acc_scales, channel_axis)
+
+
+def leaves_as_int32(lw: Lowering, op: Op) -> bool:
+    """Rule of ``config.wide_outputs``: a linear layer whose result is a model output that no op
+    reads (a classifier's logits) leaves as its int32 accumulators, dequantized by the host, instead
+    of an int8 rounding onto the calibrated output range -- one rounding fewer, and no saturation
+    at that range.  Not for an output whose parameters a QDQ model pins (its int8 grid is part of the
+    model), nor for convolutions (an output map would cost 4x its int8 bytes in DRAM)."""
+    r = op.result
+    return (lw.config.wide_outputs and lw.source.is_output(r) and not r.users
+            and not (r.type.quant is not None and r.type.quant.axis is None))
 
 
 def lower_matmul(lw: Lowering, op: Op) -> bool:
