@@ -174,6 +174,9 @@ def match_step(op: Op, module: Module) -> Step | None:
     out = op.results[0]
     if op.kind in ("qconv", "qlinear"):
         req = _sole_user(out, module)
+        if op.kind == "qlinear" and req is not None and req.kind == "dequantize" and req.dtype == "f32" \
+                and module.is_output(req.result) and is_constant(op.w) and (op.b is None or is_constant(op.b)):
+            return Step("gemm", [op], [op.x], [out])  # int32 accumulators leave the model (logits)
         if req is None or req.kind != "requantize" or req.dtype != "i8" or not is_constant(op.w):
             return None
         if op.b is not None and not is_constant(op.b):

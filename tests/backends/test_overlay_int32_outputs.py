@@ -1,0 +1,83 @@
+"""int32 model outputs (rules.leaves_as_int32): the ViT block's classifier head, a linear layer whose
+result is the model output, leaves the overlay as its int32 accumulators (a gemm step whose
+requant unit only adds the bias: ``requant acc, i32``), dequantized by the host.  The simulator
+equals the integer reference, the logits are closer to onnxruntime's than the int8 ones, and a
+one-LSB error in the requant unit's stages is caught."""
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from tcc.backends.overlay import compile_overlay
+from tcc.driver import compile_to_ir, quantization_pipeline
+from tcc.ir.interpreter import run_module
+from tcc.isa.disassembler import disassemble
+from tcc.isa.simulator import impl_quant
+from tcc.passes import DEFAULT_FLOAT_PIPELINE
+from tcc.passes.quantize import Quantize
+from tcc.runtime import Session
+
+ENC = "examples/encoder/"
+
+
+def vit_with(directory, outputs: str):
+    calib = directory / "calib.npz"
+    np.savez(calib, image=np.load(ENC + "vit_calib.npz")["image"][:24])
+    passes = quantization_pipeline(str(calib))
+    for p in passes:
+        if isinstance(p, Quantize):  # fixed remedies: no measuring runs
+            p.rows, p.scores, p.residual, p.outputs = "off", "off", "bf16", outputs
+    module = compile_to_ir(ENC + "vit_block.onnx", passes=DEFAULT_FLOAT_PIPELINE + passes)[0]
+    return module, compile_overlay(module)
+
+
+@pytest.fixture(scope="module")
+def vit_int32(tmp_path_factory):
+    return vit_with(tmp_path_factory.mktemp("vit_int32"), "int32")
+
+
+@pytest.fixture(scope="module")
+def vit_int8(tmp_path_factory):
+    return vit_with(tmp_path_factory.mktemp("vit_int8"), "int8")
+
+
+def samples(count):
+    images = np.load(ENC + "vit_test.npz")["image"]
+    return [{"image": images[i:i + 1]} for i in range(count)]
+
+
+def test_logits_leave_as_int32_accumulators_and_the_simulator_is_exact(vit_int32):
+    module, artifact = vit_int32
+    logits = dict(module.outputs)["logits"]
+    assert logits.producer.kind == "dequantize" and logits.producer.x.type.dtype == "i32"
+    assert logits.producer.x.producer.kind == "qlinear"
+    assert any(line.startswith("requant acc, i32") for line in disassemble(artifact.program).splitlines())
+    session = Session(artifact)
+    for x in samples(3):
+        np.testing.assert_array_equal(session.run(None, x)[0], run_module(module, x)["logits"])
+
+
+def test_int8_outputs_keep_the_requantize(vit_int8):
+    module, _ = vit_int8
+    assert dict(module.outputs)["logits"].producer.x.producer.kind == "requantize"
+
+
+def sqnr(reference, actual) -> float:
+    reference, actual = np.asarray(reference, np.float64), np.asarray(actual, np.float64)
+    return float(10 * np.log10((reference ** 2).sum() / ((reference - actual) ** 2).sum()))
+
+
+def test_int32_logits_are_closer_to_onnxruntime(vit_int32, vit_int8):
+    session = ort.InferenceSession(ENC + "vit_block.onnx", providers=["CPUExecutionProvider"])
+    xs = samples(16)
+    expected = np.concatenate([session.run(None, x)[0] for x in xs])
+    wide = np.concatenate([Session(vit_int32[1]).run(None, x)[0] for x in xs])
+    narrow = np.concatenate([Session(vit_int8[1]).run(None, x)[0] for x in xs])
+    assert sqnr(expected, wide) > sqnr(expected, narrow) + 0.1
+
+
+@pytest.mark.parametrize("rule", ["Requantizer", "Centring"])
+def test_a_one_lsb_error_in_the_int32_output_stage_is_caught(vit_int32, off_by_one_lsb, rule):
+    module, artifact = vit_int32
+    off_by_one_lsb(impl_quant, rule)
+    session = Session(artifact)
+    assert any(not np.array_equal(session.run(None, x)[0], run_module(module, x)["logits"]) for x in samples(2))
