@@ -246,3 +246,38 @@ def test_attention_remedies_auto_records_one_measured_choice_per_site(attention_
 def test_unknown_attention_remedy_choice_is_refused(attention_calib, option):
     with pytest.raises(QuantizationError, match=option):
         Quantize(calib=attention_calib, **{option: "maybe"}).apply(parse_module(HEADS_ATTENTION))
+
+
+def test_a_linear_model_output_leaves_as_int32_accumulators(calib):
+    """rules.leaves_as_int32: the output linear's int32 accumulators, dequantized (outputs=int32, the
+    default), against an int8 requantize (outputs=int8): the int8 logits are the int32 ones rounded
+    onto the output's grid (within half a step), so the int32 ones carry one rounding fewer."""
+    results = {}
+    for outputs in ("int32", "int8"):
+        module = parse_module(vit_like())
+        Quantize(calib=calib, residual="bf16", outputs=outputs).apply(module)
+        verify(module)
+        results[outputs] = module
+    wide = dict(results["int32"].outputs)["out"].producer
+    assert wide.kind == "dequantize" and wide.x.type.dtype == "i32" and wide.x.producer.kind == "qlinear"
+    narrow = dict(results["int8"].outputs)["out"].producer
+    assert narrow.kind == "dequantize" and narrow.x.producer.kind == "requantize"
+    step = narrow.x.type.quant.scale[0]
+    for x in inputs(4):
+        fine, coarse = run_module(results["int32"], x)["out"], run_module(results["int8"], x)["out"]
+        assert np.abs(fine - coarse).max() <= 0.5 * step * (1 + 1e-5)
+        assert not np.array_equal(fine, coarse)
+
+
+def test_int32_outputs_only_for_a_linear_result_nothing_else_reads(calib):
+    """A relu after the output layer (its clamp folds into the int8 requantize) keeps the rule off."""
+    text = vit_like().replace('  output "out" = %out', '  %act = relu(%out) : f32[1,5,3]\n  output "out" = %act')
+    module = parse_module(text)
+    Quantize(calib=calib, residual="bf16").apply(module)
+    assert all(op.results[0].type.dtype != "i32" or op.kind != "qlinear" or op.results[0].users[0].kind == "requantize"
+               for op in module.ops)
+
+
+def test_unknown_outputs_choice_is_refused(calib):
+    with pytest.raises(QuantizationError, match="outputs"):
+        Quantize(calib=calib, outputs="int16").apply(parse_module(vit_like()))
