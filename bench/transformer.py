@@ -80,33 +80,36 @@ def prepare(name: str, work: Path):
     return work / "encoder_x2.onnx", work / "calib.npz", feeds, labels
 
 
-# Ablation of the remedies: (label, SmoothQuant on, Quantize's residual, rows, scores and outputs
-# options); the last row is what `--quant int8` does (quantization_pipeline).
-REMEDIES = (("int8, no remedy", False, "int8", "off", "off", "int8"),
-            ("+ SmoothQuant", True, "int8", "off", "off", "int8"),
-            ("+ bf16 residual stream", False, "bf16", "off", "off", "int8"),
-            ("+ per-row softmax scales", False, "int8", "on", "off", "int8"),
-            ("+ int32 scores", False, "int8", "off", "on", "int8"),
-            ("+ int32 logits", False, "int8", "off", "off", "int32"),
-            ("auto, int8 logits", True, "auto", "auto", "auto", "int8"),
-            ("--quant int8 (auto)", True, "auto", "auto", "auto", "int32"))
+# Ablation of the remedies: (label, SmoothQuant on, Quantize's residual, rows, scores, outputs and
+# branches options); the last row is what `--quant int8` does (quantization_pipeline).
+REMEDIES = (("int8, no remedy", False, "int8", "off", "off", "int8", "off"),
+            ("+ SmoothQuant", True, "int8", "off", "off", "int8", "off"),
+            ("+ bf16 residual stream", False, "bf16", "off", "off", "int8", "off"),
+            ("+ per-row softmax scales", False, "int8", "on", "off", "int8", "off"),
+            ("+ int32 scores", False, "int8", "off", "on", "int8", "off"),
+            ("+ int32 logits", False, "int8", "off", "off", "int32", "off"),
+            ("+ bf16 stream, int32 branches", False, "bf16", "off", "off", "int8", "on"),
+            ("auto, no int32 logits/branches", True, "auto", "auto", "auto", "int8", "off"),
+            ("auto, no int32 branches", True, "auto", "auto", "auto", "int32", "off"),
+            ("--quant int8 (auto)", True, "auto", "auto", "auto", "int32", "auto"))
+Remedy = tuple[bool, str, str, str, str, str]
 
 
 def remedy_pipeline(calib: Path, method: str, smooth: bool, residual: str, rows: str = "auto",
-                    scores: str = "auto", outputs: str = "int32") -> tuple:
+                    scores: str = "auto", outputs: str = "int32", branches: str = "auto") -> tuple:
     default = quantization_pipeline(str(calib), method=method)
     passes = []
     for p in default:
         if isinstance(p, SmoothQuant) and not smooth:
             continue
         if isinstance(p, Quantize):
-            p.residual, p.rows, p.scores, p.outputs = residual, rows, scores, outputs
+            p.residual, p.rows, p.scores, p.outputs, p.branches = residual, rows, scores, outputs, branches
         passes.append(p)
     return DEFAULT_FLOAT_PIPELINE + tuple(passes)
 
 
 def measure(name: str, samples: int, exact_samples: int, repeat: int, method: str, work: Path,
-            remedy: tuple[bool, str, str, str, str] = (True, "auto", "auto", "auto", "int32")) -> dict:
+            remedy: Remedy = (True, "auto", "auto", "auto", "int32", "auto")) -> dict:
     model, calib, feeds_of, labels_of = prepare(name, work)
     start = time.perf_counter()
     module, _ = compile_to_ir(str(model), passes=remedy_pipeline(calib, method, *remedy))
@@ -194,7 +197,7 @@ def main() -> int:
 
 def ablation(args) -> None:
     print()
-    head = (f"{'model':<9}{'remedy':<26}{'exact':>9}{'SQNR dB':>9}{'top1 sim':>9}{'top1 ort':>9}{'cycles':>9}"
+    head = (f"{'model':<9}{'remedy':<32}{'exact':>9}{'SQNR dB':>9}{'top1 sim':>9}{'top1 ort':>9}{'cycles':>9}"
             f"{'d cycles':>10}{'int8 %':>8}{'bf16 %':>8}")
     print(head)
     print("-" * len(head))
@@ -206,15 +209,16 @@ def ablation(args) -> None:
             base = r["cycles"] if base is None else base
             share = {k: 100 * v / r["cycles"] for k, v in r["mode_cycles"].items()}
             exact = f"{'yes' if r['bit_exact'] else 'NO'} {r['exact_samples']}"
-            print(f"{name:<9}{label:<26}{exact:>9}{r['sqnr_db']:>9.2f}{r['top1_sim']:>9.4f}{r['top1_ort']:>9.4f}"
+            print(f"{name:<9}{label:<32}{exact:>9}{r['sqnr_db']:>9.2f}{r['top1_sim']:>9.4f}{r['top1_ort']:>9.4f}"
                   f"{r['cycles']:>9}{r['cycles'] - base:>+10}{share['int8']:>7.1f}%{share['bf16']:>7.1f}%", flush=True)
     print("remedy: SmoothQuant = smooth-quant pass (LayerNorm -> linear sites, strength searched per site); "
           "bf16 residual stream = every residual segment bf16; per-row softmax scales = quantize{rows=on}: "
           "attention probabilities quantized row by row with power-of-two scales; int32 scores = quantize{scores=on}: "
           "the softmax reads the score accumulators converted to bf16; int32 logits = quantize{outputs=int32}: the "
-          "output layer's int32 accumulators leave the device, dequantized by the host; auto = all five, each "
-          "segment and matmul kept only where it measurably lowers the output error (what --quant int8 does); "
-          "d cycles: against no remedy")
+          "output layer's int32 accumulators leave the device, dequantized by the host; int32 branches = "
+          "quantize{branches=on}: linear layers read only by the bf16 stream reach it through an int32 grid, no "
+          "int8 rounding; auto = all, each segment, matmul and branch kept only where it measurably lowers the "
+          "output error (what --quant int8 does); d cycles: against no remedy")
 
 
 if __name__ == "__main__":

@@ -289,11 +289,11 @@ def gemm_weight_tiles(w: np.ndarray, fmt, tn: int, kt: int, caps: np.ndarray | N
 
 
 def emit_gemm(ctx: Context, step: Step) -> None:
-    """qlinear + requantize, or qlinear alone: its int32 accumulators (plus bias) stored as they are,
-    when they leave the model (steps.match_step)."""
+    """qlinear + requantize (to int8, or to an int32 grid for a bf16 conversion), or qlinear alone: its
+    int32 accumulators (plus bias) stored as they are, when they leave the model (steps.match_step)."""
     lin, req = step.ops[0], (step.ops[1] if len(step.ops) > 1 else None)
     x, y = lin.x, step.outputs[0]
-    out, elem = ("i8", 1) if req is not None else ("i32", 4)
+    out, elem = ("i8", 1) if req is not None and req.dtype == "i8" else ("i32", 4)
     rounding = req.rounding if req is not None else IDENTITY["rounding"]
     w = constant_value(lin.w)
     n_out, k = w.shape

@@ -177,6 +177,11 @@ def match_step(op: Op, module: Module) -> Step | None:
         if op.kind == "qlinear" and req is not None and req.kind == "dequantize" and req.dtype == "f32" \
                 and module.is_output(req.result) and is_constant(op.w) and (op.b is None or is_constant(op.b)):
             return Step("gemm", [op], [op.x], [out])  # int32 accumulators leave the model (logits)
+        if op.kind == "qlinear" and req is not None and req.kind == "requantize" and req.dtype == "i32" \
+                and is_constant(op.w) and (op.b is None or is_constant(op.b)):
+            cvt = _sole_user(req.result, module)  # onto one int32 grid, for a bf16 conversion
+            if cvt is not None and cvt.kind == "dequantize" and cvt.dtype == "bf16":
+                return Step("gemm", [op, req], [op.x], [req.result])
         if req is None or req.kind != "requantize" or req.dtype != "i8" or not is_constant(op.w):
             return None
         if op.b is not None and not is_constant(op.b):

@@ -62,6 +62,10 @@ class Quantize(Pass):
     # Attention scores read by a softmax as int32 accumulators converted to bf16 (no int8 rounding;
     # remedies.py): "auto" per matmul where it measurably lowers the output error, "on", "off".
     scores: str = "auto"
+    # Linear layers read only by the bf16 residual stream: their accumulators to bf16 through a fine
+    # int32 grid, no int8 rounding (remedies.py): "auto" per layer where it measurably lowers the
+    # output error, "on", "off".
+    branches: str = "auto"
     # A model output made by a linear layer (logits): "int32" leaves as the layer's int32 accumulators,
     # dequantized by the host (rules.leaves_as_int32); "int8" rounds it onto its calibrated range.
     outputs: str = "int32"
@@ -70,6 +74,7 @@ class Quantize(Pass):
         self.residual_choices: list[SegmentChoice] = []  # the results of the last apply (not options)
         self.row_choices: list[SiteChoice] = []
         self.score_choices: list[SiteChoice] = []
+        self.branch_choices: list[SiteChoice] = []
         self.input_choices: list[InputRangeChoice] = []  # input_range.py
 
     def apply(self, module: Module) -> None:
@@ -78,7 +83,7 @@ class Quantize(Pass):
             raise QuantizationError(f"rounding {self.rounding!r} is not half_even or half_up")
         if self.residual not in RESIDUAL_CHOICES:
             raise QuantizationError(f"residual {self.residual!r} is not one of {', '.join(RESIDUAL_CHOICES)}")
-        for option in ("rows", "scores"):
+        for option in ("rows", "scores", "branches"):
             if getattr(self, option) not in SITE_CHOICES:
                 raise QuantizationError(f"{option} {getattr(self, option)!r} is not one of {', '.join(SITE_CHOICES)}")
         pinned = all(v.type.quant is not None for v in module.values() if v.type.dtype == "f32"
@@ -119,6 +124,8 @@ class Quantize(Pass):
         config.row_scaled, self.row_choices = self.sites(module, ranges, config, samples, "row_scaled", self.rows)
         config.wide_scores, self.score_choices = self.sites(module, ranges, config, samples, "wide_scores",
                                                             self.scores)
+        config.wide_branches, self.branch_choices = self.sites(module, ranges, config, samples, "wide_branches",
+                                                               self.branches)
         module.take_body(lower_module(module, ranges, config))
 
     def residual_stream(self, module: Module, ranges, config: LoweringConfig, samples) -> frozenset[str]:
@@ -141,7 +148,7 @@ class Quantize(Pass):
 
     def sites(self, module: Module, ranges, config: LoweringConfig, samples, field: str,
               choice: str) -> tuple[frozenset[str], list[SiteChoice]]:
-        """The matmuls the per-matmul remedy ``field`` applies to (remedies.py), and the measured choices."""
+        """The ops the per-site remedy ``field`` applies to (remedies.py), and the measured choices."""
         if choice == "off":
             return frozenset(), []
         sites = remedy_sites(module, ranges, config, field)
@@ -153,7 +160,7 @@ class Quantize(Pass):
             samples = load_samples(self.calib, module, self.max_samples)
         subset = spread_subset(samples, REMEDY_SAMPLES)
         reference = [run_module(module, s) for s in subset]
-        label = {"row_scaled": "row scales", "wide_scores": "int32 scores"}[field]
+        label = {"row_scaled": "row scales", "wide_scores": "int32 scores", "wide_branches": "int32 branches"}[field]
         choices = choose_sites(module, ranges, config, field, subset, reference,
                                lambda done, total: self.report_progress(label, done, total))
         return frozenset(c.name for c in choices if c.kept), choices

@@ -1,6 +1,6 @@
 """Transformer remedies chosen by measured error: the residual stream in bf16 (per stream segment),
 per-row scales for the bf16 A operand of an activation matmul and int32 attention scores into the
-softmax (per matmul).
+softmax (per matmul), and linear outputs into the bf16 stream without an int8 rounding (per layer).
 
 A LayerNorm normalizes each token by its own spread, so int8 noise on its input is amplified in
 tokens whose values are small against the tensor's range -- ViT's class token, concatenated from
@@ -104,12 +104,17 @@ def choose_bf16_stream(source: Module, ranges, config: LoweringConfig, samples, 
 # - wide scores (LoweringConfig.wide_scores): the matmul's only reader is a softmax (attention
 #   scores); the softmax reads the int32 accumulators converted to bf16 instead of an int8 rounding
 #   of them (what per-head score scales approximate, without any int8 grid).
-SITE_FIELDS = ("row_scaled", "wide_scores")
+# - wide branches (LoweringConfig.wide_branches): a linear layer whose every reader is kept in bf16
+#   (rules.feeds_only_bf16: attention's output projection and the MLP's second layer feeding the bf16
+#   residual stream); its accumulators go onto one fine int32 grid and convert to bf16, no int8
+#   rounding in between.
+SITE_FIELDS = ("row_scaled", "wide_scores", "wide_branches")
+SITE_KINDS = {"row_scaled": "matmul", "wide_scores": "matmul", "wide_branches": "linear"}
 
 
 @dataclass(frozen=True)
 class SiteChoice:
-    name: str  # the float matmul's result name (in the LoweringConfig field)
+    name: str  # the float matmul's (or linear layer's) result name (in the LoweringConfig field)
     loc: str
     error_before: float  # output error without the remedy here (earlier choices applied)
     error_with: float
@@ -117,16 +122,15 @@ class SiteChoice:
 
 
 def _with_sites(config: LoweringConfig, field: str, names: frozenset[str]) -> LoweringConfig:
-    if field == "row_scaled":
-        return replace(config, row_scaled=names)
-    return replace(config, wide_scores=names)
+    return replace(config, **{field: names})
 
 
 def remedy_sites(source: Module, ranges, config: LoweringConfig, field: str) -> list[Op]:
-    """The matmuls the remedy ``field`` (SITE_FIELDS) would change if asked, in program order."""
-    every = frozenset(op.results[0].name for op in source.ops if op.kind == "matmul")
+    """The ops the remedy ``field`` (SITE_FIELDS) would change if asked, in program order."""
+    every = frozenset(op.results[0].name for op in source.ops if op.kind in (SITE_KINDS[field], "matmul"))
     lowered = lower(source, ranges, _with_sites(config, field, every))
-    return lowered.row_sites if field == "row_scaled" else lowered.wide_sites
+    return {"row_scaled": lowered.row_sites, "wide_scores": lowered.wide_sites,
+            "wide_branches": lowered.branch_sites}[field]
 
 
 def choose_sites(source: Module, ranges, config: LoweringConfig, field: str, samples, reference,

@@ -68,7 +68,21 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
         lw.wide_outputs.append(op)
         lw.bind(op.result, lw.b.value("dequantize", [acc], name=op.result.name), "f32")
         return True
+    if kind == "qlinear" and feeds_only_bf16(lw, op):
+        lw.branch_sites.append(op)
+        fine = lw.requantize_i32(acc, np.asarray(acc_scales, np.float64), channel_axis, op.result.name + ".i32")
+        lw.bind(op.result, lw.b.value("dequantize", [fine], {"dtype": "bf16"}, name=op.result.name + ".bf16"), "bf16")
+        return True
     return requantize_output(lw, op, acc, acc_scales, channel_axis)
+
+
+def feeds_only_bf16(lw: Lowering, op: Op) -> bool:
+    """Rule of ``config.wide_branches`` (remedies.py): a linear layer named there whose every reader is
+    kept in bf16 (a transformer's attention projection or MLP output into the bf16 residual
+    stream) converts its accumulators to bf16 without an int8 rounding."""
+    r = op.result
+    return (r.name in lw.config.wide_branches and bool(r.users) and not lw.source.is_output(r)
+            and all(lw.config.keeps_bf16(u) for u in r.users))
 
 
 def leaves_as_int32(lw: Lowering, op: Op) -> bool:

@@ -1,8 +1,11 @@
 """int32 model outputs (rules.leaves_as_int32): the ViT block's classifier head, a linear layer whose
 result is the model output, leaves the overlay as its int32 accumulators (a gemm step whose
-requant unit only adds the bias: ``requant acc, i32``), dequantized by the host.  The simulator
-equals the integer reference, the logits are closer to onnxruntime's than the int8 ones, and a
-one-LSB error in the requant unit's stages is caught."""
+requant unit only adds the bias: ``requant acc, i32``), dequantized by the host.  int32 branches
+(rules.feeds_only_bf16, quantize{branches=on}): the attention projection and the MLP's second
+layer, read only by the bf16 residual stream, requantize onto one int32 grid (``requant acc, i32``
+with per-channel multipliers) and convert to bf16 (``cvt i32_bf16``).  The simulator equals the
+integer reference, the int32 logits are closer to onnxruntime's than the int8 ones, and a one-LSB
+error in the stages these use is caught."""
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -11,7 +14,7 @@ from tcc.backends.overlay import compile_overlay
 from tcc.driver import compile_to_ir, quantization_pipeline
 from tcc.ir.interpreter import run_module
 from tcc.isa.disassembler import disassemble
-from tcc.isa.simulator import impl_quant
+from tcc.isa.simulator import impl_quant, impl_vector
 from tcc.passes import DEFAULT_FLOAT_PIPELINE
 from tcc.passes.quantize import Quantize
 from tcc.runtime import Session
@@ -19,13 +22,13 @@ from tcc.runtime import Session
 ENC = "examples/encoder/"
 
 
-def vit_with(directory, outputs: str):
+def vit_with(directory, outputs: str, branches: str = "off"):
     calib = directory / "calib.npz"
     np.savez(calib, image=np.load(ENC + "vit_calib.npz")["image"][:24])
     passes = quantization_pipeline(str(calib))
     for p in passes:
         if isinstance(p, Quantize):  # fixed remedies: no measuring runs
-            p.rows, p.scores, p.residual, p.outputs = "off", "off", "bf16", outputs
+            p.rows, p.scores, p.residual, p.outputs, p.branches = "off", "off", "bf16", outputs, branches
     module = compile_to_ir(ENC + "vit_block.onnx", passes=DEFAULT_FLOAT_PIPELINE + passes)[0]
     return module, compile_overlay(module)
 
@@ -38,6 +41,11 @@ def vit_int32(tmp_path_factory):
 @pytest.fixture(scope="module")
 def vit_int8(tmp_path_factory):
     return vit_with(tmp_path_factory.mktemp("vit_int8"), "int8")
+
+
+@pytest.fixture(scope="module")
+def vit_branches(tmp_path_factory):
+    return vit_with(tmp_path_factory.mktemp("vit_branches"), "int32", "on")
 
 
 def samples(count):
@@ -75,9 +83,28 @@ def test_int32_logits_are_closer_to_onnxruntime(vit_int32, vit_int8):
     assert sqnr(expected, wide) > sqnr(expected, narrow) + 0.1
 
 
-@pytest.mark.parametrize("rule", ["Requantizer", "Centring"])
-def test_a_one_lsb_error_in_the_int32_output_stage_is_caught(vit_int32, off_by_one_lsb, rule):
-    module, artifact = vit_int32
-    off_by_one_lsb(impl_quant, rule)
+def test_branches_reach_the_bf16_stream_through_an_int32_grid_and_the_simulator_is_exact(vit_branches):
+    module, artifact = vit_branches
+    widened = [op for op in module.ops if op.kind == "requantize" and op.dtype == "i32" and op.x.producer.kind == "qlinear"]
+    assert sorted(op.loc for op in widened) == ["/attention/proj/MatMul", "/mlp/mlp.2/MatMul"]
+    for op in widened:
+        (cvt,) = op.result.users
+        assert cvt.kind == "dequantize" and cvt.dtype == "bf16" and all(u.kind == "add" for u in cvt.result.users)
+        assert len(op.multiplier) > 1  # per-channel accumulator scales onto one grid
+    text = disassemble(artifact.program).splitlines()
+    assert sum(line.startswith("requant acc, i32") for line in text) >= 3  # two branches (per tile) and the logits
     session = Session(artifact)
-    assert any(not np.array_equal(session.run(None, x)[0], run_module(module, x)["logits"]) for x in samples(2))
+    for x in samples(3):
+        np.testing.assert_array_equal(session.run(None, x)[0], run_module(module, x)["logits"])
+
+
+@pytest.mark.parametrize("which", ["outputs", "branches"])
+@pytest.mark.parametrize("module, rule", [(impl_quant, "Requantizer"), (impl_quant, "Centring"),
+                                          (impl_vector, "int8_to_bf16")])
+def test_a_one_lsb_error_in_an_int32_stage_is_caught(vit_int32, vit_branches, off_by_one_lsb, which, module, rule):
+    if which == "outputs" and module is impl_vector:
+        pytest.skip("the int32 logits pass no bf16 conversion")
+    ir, artifact = vit_int32 if which == "outputs" else vit_branches
+    off_by_one_lsb(module, rule)
+    session = Session(artifact)
+    assert any(not np.array_equal(session.run(None, x)[0], run_module(ir, x)["logits"]) for x in samples(2))

@@ -255,7 +255,7 @@ def test_a_linear_model_output_leaves_as_int32_accumulators(calib):
     results = {}
     for outputs in ("int32", "int8"):
         module = parse_module(vit_like())
-        Quantize(calib=calib, residual="bf16", outputs=outputs).apply(module)
+        Quantize(calib=calib, residual="bf16", branches="off", outputs=outputs).apply(module)
         verify(module)
         results[outputs] = module
     wide = dict(results["int32"].outputs)["out"].producer
@@ -281,3 +281,31 @@ def test_int32_outputs_only_for_a_linear_result_nothing_else_reads(calib):
 def test_unknown_outputs_choice_is_refused(calib):
     with pytest.raises(QuantizationError, match="outputs"):
         Quantize(calib=calib, outputs="int16").apply(parse_module(vit_like()))
+
+
+def test_a_linear_read_only_by_the_bf16_stream_reaches_it_through_an_int32_grid(calib):
+    """rules.feeds_only_bf16 (quantize{branches=on}): %y, read only by the residual add kept in bf16,
+    is requantized onto one int32 grid (per-channel multipliers <= 1) and converted to bf16; with
+    branches=off it is an int8 requantize; auto records one measured choice for it."""
+    found = {}
+    for branches in ("on", "off", "auto"):
+        module = parse_module(vit_like())
+        quantize = Quantize(calib=calib, residual="bf16", branches=branches)
+        quantize.apply(module)
+        verify(module)
+        acc = next(op for op in module.ops if op.kind == "qlinear" and op.results[0].name == "y.acc")
+        found[branches] = (acc.result.users[0], quantize.branch_choices)
+    widened, _ = found["on"]
+    assert widened.kind == "requantize" and widened.dtype == "i32" and max(widened.multiplier) <= 2**31 - 1
+    assert [u.kind for u in widened.result.users] == ["dequantize"] and widened.result.users[0].dtype == "bf16"
+    narrow, _ = found["off"]
+    assert narrow.kind == "requantize" and narrow.dtype == "i8"
+    _, choices = found["auto"]
+    assert [c.name for c in choices] == ["y"]
+    assert found["auto"][0].dtype == ("i32" if choices[0].kept else "i8")
+
+
+def test_no_int32_branch_into_an_int8_stream(calib):
+    module = parse_module(vit_like())
+    Quantize(calib=calib, residual="int8", branches="on").apply(module)
+    assert not any(op.kind == "requantize" and op.dtype == "i32" and op.x.producer.kind == "qlinear" for op in module.ops)
