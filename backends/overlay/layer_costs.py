@@ -1,90 +1,68 @@
 """The overlay's cost model for mixed precision (passes/quantize/cost_model.py): per weight layer
-and weight format, the bytes the backend stores and the cycles of the tile loop it would emit.
+and weight format, the bytes the backend stores and the cycles the layer adds to a run.
 
-Bytes are the packed weight constants exactly as emit_conv / emit_gemm write them.  Cycles are
-the tile search's own estimates (tiling.py: the busiest unit of the loop plus its first load and
-last store), for the tiles the backend would choose in that format.  The rest of the model --
-pooling, element-wise steps, layout moves, and how layers overlap -- is taken from one
-simulation of the all-int8 model on the target: its cycles minus its layers' int8 estimates.
+Both are measured on the target, not modeled beside it: the model is lowered with every layer in
+one format, compiled, and simulated (zero inputs: timing does not depend on values), once per
+distinct timing of the candidates (int4 and DyBit-4 weights move and multiply alike, so they share
+a run).  A layer's bytes are its packed weight constant's in that artifact.  Its cycles are its
+share of the run's critical path: the steps run in program order, and each step is charged the
+cycles by which its last instruction ends after every earlier step's last instruction -- so a
+layer that overlaps its neighbour's stores, shares the DRAM channel with it, or carries a fused
+epilogue is charged what it really adds.  Everything outside the weight layers (pooling, moves,
+element-wise steps, the final drain) is charged once, from the all-int8 run.
+
+Each run is the backend's own code (tile choice, epilogue fusion, store-after-next-load order)
+timed by the simulator's cycle model (isa/cycles.py), so the plan follows any change to either.
+The one approximation is additivity: a layer's share is taken with its neighbours in its own
+format (tests/passes/test_mixed_precision.py holds the plans within 5% of their simulated runs).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 
-from tcc.ir import Module, Op, constant_value
+from tcc.ir import Module
 from tcc.ir.numerics import WeightFormat, parse_weight_format
 from tcc.isa.target import TargetConfig, load_target
-from tcc.isa.weights import row_bytes
-from tcc.passes.quantize.lowering import matrix_operands
-
-from .context import Buffers
-from .tiling import choose_conv_tiles, choose_gemm_tiles, conv_geometry
 
 
 class LayerCostError(ValueError):
     """A format the overlay's cost model cannot price for a layer."""
 
 
-def gemm_weight_bytes(n: int, k: int, fmt: WeightFormat, tn: int, kt: int) -> int:
-    """Bytes of emit_matrix.gemm_weight_tiles: each (row tile, reduction chunk) block packed on its own."""
-    return sum(min(tn, n - n0) * row_bytes(min(kt, k - k0), fmt) for n0 in range(0, n, tn) for k0 in range(0, k, kt))
+@dataclass(frozen=True)
+class StepCost:
+    """One step (artifact layer) of a simulated run: its name, the cycles it adds to the run's
+    critical path, and its packed weight bytes (0 without a weight constant)."""
+
+    name: str
+    cycles: int
+    weight_bytes: int
 
 
-def layer_cost(op: Op, fmt: WeightFormat, buffers: Buffers, target: TargetConfig) -> tuple[int, int]:
-    """(weight bytes, modeled cycles) of the float conv / linear / matmul ``op`` with weights in ``fmt``."""
-    x, w_in, _ = matrix_operands(op)
-    w = constant_value(w_in)
-    if op.kind == "conv":
-        g = conv_geometry(x.type.shape, w.shape, op.result.type.shape, op.strides, op.dilations, op.group,
-                          fmt, buffers)
-        tiles = choose_conv_tiles(g, buffers, target)
-        if tiles is None:
-            raise LayerCostError("not even one output row of one channel fits the on-chip buffers")
-        return g.n * row_bytes(g.k, fmt) + caps_bytes(g.n, fmt), tiles.cycles
-    n, k = (w.shape[1], w.shape[0]) if op.kind == "matmul" else w.shape
-    m = x.type.size // k
-    gemm = choose_gemm_tiles(m, n, k, fmt, buffers, target)
-    return gemm_weight_bytes(n, k, fmt, gemm.tn, gemm.kt) + caps_bytes(n, fmt), gemm.cycles
+@dataclass(frozen=True)
+class SimulatedRun:
+    cycles: int
+    steps: list[StepCost]  # in program order; their cycles add up to ``cycles``, less ``tail``
+    tail: int  # cycles after the last step's last instruction (halt, host partitions' none)
 
 
-def caps_bytes(n: int, fmt: WeightFormat) -> int:
-    """The per-row caps stored beside ``n`` rows of a per-row DyBit format (a byte each)."""
-    return n if fmt.row_caps else 0
+def critical_path_shares(layers: list[dict], measured: dict[int, dict]) -> list[StepCost]:
+    """Each artifact layer's share of the run: the cycles its last instruction ends after every
+    earlier layer's (``measured``: the simulator's per-layer counters by layer index)."""
+    reach, out = 0, []
+    for index, static in enumerate(layers):
+        end = measured.get(index, {}).get("end", 0)
+        out.append(StepCost(static["name"], max(end - reach, 0), int(static.get("weight_bytes", 0))))
+        reach = max(reach, end)
+    return out
 
 
-class OverlayCostModel:
-    """Costs on one overlay target (the default TATAA-style core unless given)."""
-
-    def __init__(self, target: TargetConfig | None = None):
-        self.target = target or load_target()
-        self.buffers = Buffers.of(self.target)
-
-    def format_costs(self, op: Op, name: str) -> tuple[int, int]:
-        if not (name.startswith("int") or name.startswith("dybit")):
-            raise LayerCostError(f"the overlay's cost model prices integer weight formats, not {name}")
-        return layer_cost(op, parse_weight_format(name), self.buffers, self.target)
-
-    def layer_costs(self, source: Module, int8_module: Module, layer_names: list[str], candidates):
-        from tcc.passes.quantize.cost_model import LayerCosts
-
-        ops = {op.result.name: op for op in source.ops}
-        shape = (len(layer_names), len(candidates))
-        nbytes, cycles = np.zeros(shape, np.int64), np.zeros(shape, np.int64)
-        for i, name in enumerate(layer_names):
-            for j, fmt in enumerate(candidates):
-                nbytes[i, j], cycles[i, j] = self.format_costs(ops[name], fmt)
-        int8 = sum(self.format_costs(ops[name], "int8")[1] for name in layer_names)
-        total = simulated_cycles(int8_module, self.target)
-        t = self.target
-        description = (f"overlay {t.name}: {t.array_rows}x{t.array_cols} int8 MAC slots, 2/4 weights per slot at "
-                       f"<=4/<=2 bits, packed weights; the tile search's estimates, other steps from one "
-                       f"simulation of the all-int8 model ({total} cycles)")
-        return LayerCosts(nbytes, cycles, total - int8, float(t.clock_mhz), description)
-
-
-def simulated_cycles(module: Module, target: TargetConfig) -> int:
-    """Cycles of ``module`` compiled for and simulated on ``target`` (zero inputs: timing does not
-    depend on values); host partitions of a heterogeneous model take none."""
+def simulate(module: Module, target: TargetConfig) -> SimulatedRun:
+    """``module`` compiled for and simulated on ``target`` (zero inputs), with each step's share;
+    host partitions of a heterogeneous model take no device cycles."""
     from tcc.backends.artifact import Artifact
     from tcc.isa.simulator import Machine, run_cores
 
@@ -92,13 +70,88 @@ def simulated_cycles(module: Module, target: TargetConfig) -> int:
 
     compiled = compile_heterogeneous(module, target)
     artifacts = [compiled] if isinstance(compiled, Artifact) else [p for p in compiled.parts if isinstance(p, Artifact)]
-    total = 0
+    total, tail, steps = 0, 0, []
     for artifact in artifacts:
         dram = np.zeros(artifact.metadata["dram_bytes"], np.uint8)
         image = np.frombuffer(artifact.dram_image, np.uint8)
         dram[:image.size] = image
         if "core_entries" in artifact.metadata:  # one stream per core over shared DRAM
-            total += run_cores(target, dram, artifact.program, artifact.metadata["core_entries"])[0].cycles
+            result = run_cores(target, dram, artifact.program, artifact.metadata["core_entries"])[0]
         else:
-            total += Machine(target, dram).run(artifact.program).cycles
-    return total
+            result = Machine(target, dram).run(artifact.program)
+        shares = critical_path_shares(artifact.metadata["layers"], result.layers)
+        steps += shares
+        total += result.cycles
+        tail += result.cycles - sum(s.cycles for s in shares)
+    return SimulatedRun(total, steps, tail)
+
+
+def simulated_cycles(module: Module, target: TargetConfig) -> int:
+    """Cycles of ``module`` compiled for and simulated on ``target`` (zero inputs)."""
+    return simulate(module, target).cycles
+
+
+def timing_key(fmt: WeightFormat) -> tuple[int, bool]:
+    """What of a weight format the overlay's timing and packing see: its bits and whether each row
+    carries its own DyBit cap (the decoder's other fields change values, not cycles or bytes)."""
+    return fmt.bits, fmt.row_caps
+
+
+class OverlayCostModel:
+    """Costs on one overlay target (the default TATAA-style core unless given)."""
+
+    def __init__(self, target: TargetConfig | None = None):
+        self.target = target or load_target()
+
+    @staticmethod
+    def check_format(name: str) -> WeightFormat:
+        if not (name.startswith("int") or name.startswith("dybit")):
+            raise LayerCostError(f"the overlay's cost model prices integer weight formats, not {name}")
+        return parse_weight_format(name)
+
+    def simulated_cycles(self, module: Module) -> int:
+        return simulate(module, self.target).cycles
+
+    def layer_costs(self, lower: Callable[[dict[str, str]], Module], layers: list[tuple[str, str]], candidates):
+        """``lower(formats)``: the model quantized with those weight formats by layer name (others
+        int8); ``layers``: (name, location) of each weight layer, the location being the ONNX node
+        the artifact names its step after."""
+        from tcc.passes.quantize.cost_model import LayerCosts
+
+        keys = [timing_key(self.check_format(name)) for name in candidates]
+        runs: dict[tuple[int, bool], SimulatedRun] = {}
+        for key, fmt in zip(keys, candidates):
+            if key not in runs:
+                runs[key] = simulate(lower({name: fmt for name, _ in layers}), self.target)
+        int8 = runs.get(timing_key(parse_weight_format("int8"))) or simulate(lower({}), self.target)
+        shape = (len(layers), len(candidates))
+        nbytes, cycles = np.zeros(shape, np.int64), np.zeros(shape, np.int64)
+        for j, key in enumerate(keys):
+            nbytes[:, j], cycles[:, j] = layer_shares(runs[key], layers)
+        int8_bytes, int8_cycles = layer_shares(int8, layers)
+        t = self.target
+        description = (f"overlay {t.name}: {t.array_rows}x{t.array_cols} int8 MAC slots, 2/4 weights per slot at "
+                       f"<=4/<=2 bits, packed weights; each layer's share of the critical path of a simulated "
+                       f"run in its format ({len(runs)} runs), the rest from the all-int8 run ({int8.cycles} cycles)")
+        return LayerCosts(nbytes, cycles, int8.cycles - int(int8_cycles.sum()), float(t.clock_mhz), description)
+
+
+def layer_shares(run: SimulatedRun, layers: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
+    """(weight bytes, cycles) of each weight layer in ``run``: the sums over the steps named after
+    its location (the artifact names steps by ONNX node).  Layers without one (a module written as
+    IR text) take the weight-carrying steps no layer claims by name, in program order; a layer
+    with no step at all runs on the host and costs the device nothing."""
+    index: dict[str, int] = {}
+    for i, (name, loc) in enumerate(layers):
+        index.setdefault(loc or name, i)
+    unnamed = iter([i for i in range(len(layers)) if not any(s.name == (layers[i][1] or layers[i][0])
+                                                              for s in run.steps)])
+    nbytes, cycles = np.zeros(len(layers), np.int64), np.zeros(len(layers), np.int64)
+    for step in run.steps:
+        i = index.get(step.name)
+        if i is None and step.weight_bytes:
+            i = next(unnamed, None)
+        if i is not None:
+            nbytes[i] += step.weight_bytes
+            cycles[i] += step.cycles
+    return nbytes, cycles

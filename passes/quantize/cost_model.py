@@ -2,13 +2,14 @@
 as the target computes them.
 
 The quantizer does not model hardware itself: the target's backend provides a ``CostModel``
-(tcc's overlay: backends/overlay/layer_costs.py, built on the same tile cost functions its code
-generator uses and the packed weight sizes it stores) and the driver hands it to the pass.
+(tcc's overlay: backends/overlay/layer_costs.py, which compiles and simulates the model in each
+format and charges each layer its packed weight bytes and its share of the run) and the driver
+hands it to the pass.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -31,15 +32,19 @@ class LayerCosts:
     """Costs of every (layer, candidate) and of the rest of the model."""
 
     bytes: np.ndarray  # [layer, candidate]: stored weight bytes, exactly as the target packs them
-    cycles: np.ndarray  # [layer, candidate]: modeled cycles of the layer's tile loop
-    other_cycles: int  # modeled cycles of everything else: the model's total = other + its layers'
+    cycles: np.ndarray  # [layer, candidate]: the cycles the layer adds to a run of the model
+    other_cycles: int  # cycles of everything else: the model's total = other + its layers'
     clock_mhz: float
     description: str  # one line for the plan's report
 
 
 class CostModel(Protocol):
-    def layer_costs(self, source: Module, int8_module: Module, layer_names: list[str],
+    def layer_costs(self, lower: Callable[[dict[str, str]], Module], layers: list[tuple[str, str]],
                     candidates: tuple[str, ...]) -> LayerCosts:
-        """Costs of the float ``source``'s weight layers (by result name) in each candidate format;
-        ``int8_module`` is ``source`` quantized with every layer int8."""
+        """Costs of each weight layer, given as (result name, ONNX node), in each candidate format;
+        ``lower(formats)`` is the model quantized with those formats by layer name (others int8)."""
+        ...
+
+    def simulated_cycles(self, module: Module) -> int | None:
+        """Cycles of the quantized ``module`` run on the target; None if this model cannot run it."""
         ...

@@ -1,6 +1,7 @@
 """Mixed precision: the exact solver against brute force, the cost model, the pass on IR text and
 end to end on the digits CNN."""
 import itertools
+from dataclasses import replace
 import textwrap
 from pathlib import Path
 
@@ -93,10 +94,14 @@ BITS = {"int8": 8, "int4": 4, "bf16": 16}
 class BitsCostModel:
     """A test double: bytes by the bits of each format, cycles proportional to them."""
 
-    def layer_costs(self, source, int8_module, layer_names, candidates):
-        sizes = {op.result.name: op.operands[1].type.size for op in source.ops if op.result.name in layer_names}
-        nbytes = np.array([[sizes[n] * BITS[f] // 8 for f in candidates] for n in layer_names], np.int64)
+    sizes = {"h": 16, "y": 8}  # TWO_LINEAR's weights
+
+    def layer_costs(self, lower, layers, candidates):
+        nbytes = np.array([[self.sizes[n] * BITS[f] // 8 for f in candidates] for n, _ in layers], np.int64)
         return LayerCosts(nbytes, nbytes * 2, 100, 225.0, "bits test double")
+
+    def simulated_cycles(self, module):
+        return None
 
 
 def synthetic(errors, weights=(100, 300)):
@@ -277,10 +282,11 @@ def test_the_sensitivity_sweep_on_two_workers_is_the_serial_one(tcc_cli, tmp_pat
     assert plans[0][1] == plans[1][1] and plans[0][1]
 
 
-@pytest.mark.parametrize("kind, budget", [("bytes", 4000), ("cycles", 2650)])
+@pytest.mark.parametrize("kind, budget", [("bytes", 4000), ("bytes", 5200), ("cycles", 2400), ("cycles", 2560)])
 def test_the_plan_is_the_overlays_own(kind, budget):
-    """The plan's predicted weight bytes are the artifact's exactly, its cycles within 7% of the
-    simulated run, and the budget holds on the overlay."""
+    """The plan's predicted weight bytes are the artifact's exactly, its cycles within 5% of the
+    simulated run (measured: 0%, every layer's share of the critical path being additive here),
+    and the budget holds on the overlay."""
     from tcc.backends.overlay import compile_overlay
     from tcc.driver import compile_to_ir, quantization_pipeline
     from tcc.passes import DEFAULT_FLOAT_PIPELINE
@@ -296,8 +302,31 @@ def test_the_plan_is_the_overlays_own(kind, budget):
     layers = [layer for layer in artifact.metadata["layers"] if "weight_format" in layer]
     plan = mixed_pass.plan
     assert [layer["weight_format"].startswith(c.format) for c, layer in zip(plan.choices, layers)] == [True] * 5
+    assert len(set(plan.layer_weights.values())) > 1  # a mixed plan, not a uniform one
     assert plan.total_bytes == sum(layer["weight_bytes"] for layer in layers)
-    # 7%: the plan adds per-layer estimates to the rest measured on the all-int8 run, and the layers'
-    # loads and stores now share the DRAM channel with their neighbours' (64 cycles more on all-int8)
-    assert abs(plan.total_cycles - simulated) <= 0.07 * simulated
+    assert abs(plan.total_cycles - simulated) <= 0.05 * simulated
+    assert plan.simulated_cycles == simulated
     assert (plan.total_bytes if kind == "bytes" else simulated) <= budget
+
+
+class OptimisticCostModel(OverlayCostModel):
+    """The overlay's costs with every layer's cycles under-reported by a fifth."""
+
+    def layer_costs(self, lower, layers, candidates):
+        costs = super().layer_costs(lower, layers, candidates)
+        return replace(costs, cycles=costs.cycles * 4 // 5)
+
+
+def test_a_cycles_budget_holds_on_the_simulated_run():
+    """A plan whose simulated run exceeds the cycles budget (here: its costs under-reported) gives
+    way to the next cheaper point of the front that fits."""
+    module = digits_float()
+    p = MixedPrecision(calib=str(DIGITS / "digits_calib.npz"), budget_cycles=2560, sensitivity_samples=8)
+    p.cost_model = OptimisticCostModel()
+    p.apply(module)
+    plan = p.plan
+    assert plan.simulated_cycles is not None and plan.simulated_cycles <= 2560
+    assert plan.total_cycles < plan.simulated_cycles  # the under-reported prediction
+    first = plan_mixed_precision([c.layer for c in plan.choices], plan.sensitivity, plan.costs, budget_cycles=2560)
+    assert plan.chosen < first.chosen  # the first choice did not fit when run
+    assert "simulated" in plan.format_report()
