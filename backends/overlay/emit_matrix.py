@@ -25,8 +25,8 @@ PARAM_BYTES = 12  # (bias, multiplier, shift) int32 per output channel
 
 # The requant unit's identity (multiplier 2**30, shift 30, zero point 0, the int32 range): what a
 # gemm whose int32 accumulators leave the model (no requantize op) does to add its bias and store.
-IDENTITY = {"multiplier": 1 << 30, "shift": 30, "pre_shift": 0, "zero_point": 0,
-            "qmin": numerics.INT32_MIN, "qmax": numerics.INT32_MAX, "rounding": "half_even"}
+IDENTITY: dict[str, int] = {"multiplier": 1 << 30, "shift": 30, "pre_shift": 0, "zero_point": 0,
+                            "qmin": numerics.INT32_MIN, "qmax": numerics.INT32_MAX}
 
 
 def _params(op_conv: Op, req: Op | None, channels: int) -> np.ndarray:
@@ -40,7 +40,7 @@ def _params(op_conv: Op, req: Op | None, channels: int) -> np.ndarray:
 
 
 def _requant_regs(ctx: Context, req: Op | None, conv_zp: int = 0) -> None:
-    fields = IDENTITY if req is None else {name: getattr(req, name) for name in ("pre_shift", "zero_point", "qmin", "qmax")}
+    fields = IDENTITY if req is None else {name: int(getattr(req, name)) for name in ("pre_shift", "zero_point", "qmin", "qmax")}
     ctx.program.set({"rq.src_zp": conv_zp, "rq.pre_shift": fields["pre_shift"], "rq.zp": fields["zero_point"],
                      "rq.qmin": fields["qmin"], "rq.qmax": fields["qmax"]})
 
@@ -294,7 +294,7 @@ def emit_gemm(ctx: Context, step: Step) -> None:
     lin, req = step.ops[0], (step.ops[1] if len(step.ops) > 1 else None)
     x, y = lin.x, step.outputs[0]
     out, elem = ("i8", 1) if req is not None and req.dtype == "i8" else ("i32", 4)
-    rounding = req.rounding if req is not None else IDENTITY["rounding"]
+    rounding = req.rounding if req is not None else "half_even"
     w = constant_value(lin.w)
     n_out, k = w.shape
     m = x.type.size // k

@@ -122,7 +122,11 @@ class SiteChoice:
 
 
 def _with_sites(config: LoweringConfig, field: str, names: frozenset[str]) -> LoweringConfig:
-    return replace(config, **{field: names})
+    if field == "row_scaled":
+        return replace(config, row_scaled=names)
+    if field == "wide_scores":
+        return replace(config, wide_scores=names)
+    return replace(config, wide_branches=names)
 
 
 def remedy_sites(source: Module, ranges, config: LoweringConfig, field: str) -> list[Op]:
