@@ -54,6 +54,9 @@ class LoweringConfig:
     # Linear layers (by the float op's result name) read only by ops kept in bf16, whose accumulators
     # go to bf16 through a fine int32 grid instead of an int8 rounding (remedies.py: wide branches).
     wide_branches: frozenset[str] = frozenset()
+    # Linear layers (by the float op's result name) whose tabulated non-linearity (lut.py) runs in
+    # bf16 instead, reading their accumulators through an int32 grid (rules.untabulate).
+    bf16_chains: frozenset[str] = frozenset()
     # Rows of each weight layer's input (layer_inputs.py), by float op result name: the narrow
     # weight formats' searches then minimise the layer's output error on them.
     layer_inputs: dict[str, np.ndarray] = field(default_factory=dict)
@@ -82,6 +85,8 @@ class Lowering:
         self.consumed: set[int] = set()  # activation ops folded into the op before them
         self.row_sites: list[Op] = []  # the float matmuls lowered with per-row A scales
         self.wide_sites: list[Op] = []  # the float matmuls whose accumulators went to bf16 directly
+        self.chain_roots: set[int] = set()  # ids of the float linear layers rules.untabulate chose
+        self.chain_sites: list[Op] = []  # those of them lowered (their accumulators went to bf16 directly)
         self.branch_sites: list[Op] = []  # the float linear layers whose accumulators went to bf16 directly
         self.wide_outputs: list[Op] = []  # the float linear layers whose int32 accumulators leave the model
         self.b = Builder(self.target)

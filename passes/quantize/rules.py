@@ -8,7 +8,7 @@ from tcc.ir import Module, Op, QuantParams, TensorType, Value, constant_value
 from tcc.ir import numerics
 
 from .lowering import LAYOUT_KINDS, LINEAR_KINDS, Lowering, LoweringConfig, matrix_operands, per_tensor
-from .lut import find_chains, lower_chain
+from .lut import Chain, find_chains, lower_chain
 from .params import bias_weight_scales, dyadic, quantize_bias, quantize_weights
 
 
@@ -68,8 +68,8 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
         lw.wide_outputs.append(op)
         lw.bind(op.result, lw.b.value("dequantize", [acc], name=op.result.name), "f32")
         return True
-    if kind == "qlinear" and feeds_only_bf16(lw, op):
-        lw.branch_sites.append(op)
+    if kind == "qlinear" and (feeds_only_bf16(lw, op) or id(op) in lw.chain_roots):
+        (lw.chain_sites if id(op) in lw.chain_roots else lw.branch_sites).append(op)
         fine = lw.requantize_i32(acc, np.asarray(acc_scales, np.float64), channel_axis, op.result.name + ".i32")
         lw.bind(op.result, lw.b.value("dequantize", [fine], {"dtype": "bf16"}, name=op.result.name + ".bf16"), "bf16")
         return True
@@ -94,6 +94,24 @@ def leaves_as_int32(lw: Lowering, op: Op) -> bool:
     r = op.result
     return (lw.config.wide_outputs and lw.source.is_output(r) and not r.users
             and not (r.type.quant is not None and r.type.quant.axis is None))
+
+
+def untabulate(lw: Lowering, chains: dict[int, Chain], absorbed: set[int]) -> None:
+    """Rule of ``config.bf16_chains`` (remedies.py): a tabulated chain (lut.py) whose root is the result
+    of a linear layer named there, read by the chain alone, runs on the bf16 lanes instead of as an
+    int8 table, and reads the layer's accumulators through one int32 grid (as ``feeds_only_bf16``):
+    the table's int8 input rounding goes (GELU after a transformer's first MLP layer).  Changes
+    ``chains`` and ``absorbed`` in place; the layers go to ``lw.chain_roots``."""
+    for key, chain in list(chains.items()):
+        layer = chain.root.producer
+        if layer is None or layer.kind not in ("linear", "matmul") or layer.results[0].name not in lw.config.bf16_chains:
+            continue
+        members = {id(o) for o in chain.ops}
+        if lw.source.is_output(chain.root) or not all(id(u) in members for u in chain.root.users):
+            continue
+        del chains[key]
+        absorbed -= members
+        lw.chain_roots.add(id(layer))
 
 
 def lower_matmul(lw: Lowering, op: Op) -> bool:
@@ -333,6 +351,7 @@ def lower(source: Module, ranges: dict[int, tuple[float, float]], config: Loweri
     exact = exact_ops(source)
     in_f32 = frozenset(id(r) for op in source.ops if id(op) in exact for r in op.results)
     chains, absorbed = find_chains(source, lw.non_finite | in_f32)
+    untabulate(lw, chains, absorbed)
     for v in source.inputs:
         lw.bind(v, lw.target.add_input(v.name, TensorType(v.type.shape, v.type.dtype)), "f32")
     for op in source.ops:

@@ -3,7 +3,8 @@ result is the model output, leaves the overlay as its int32 accumulators (a gemm
 requant unit only adds the bias: ``requant acc, i32``), dequantized by the host.  int32 branches
 (rules.feeds_only_bf16, quantize{branches=on}): the attention projection and the MLP's second
 layer, read only by the bf16 residual stream, requantize onto one int32 grid (``requant acc, i32``
-with per-channel multipliers) and convert to bf16 (``cvt i32_bf16``).  The simulator equals the
+with per-channel multipliers) and convert to bf16 (``cvt i32_bf16``); bf16 chains (rules.untabulate,
+quantize{chains=on}): the MLP's GELU runs on the bf16 lanes from the first layer's int32 grid.  The simulator equals the
 integer reference, the int32 logits are closer to onnxruntime's than the int8 ones, and a one-LSB
 error in the stages these use is caught."""
 import numpy as np
@@ -22,13 +23,13 @@ from tcc.runtime import Session
 ENC = "examples/encoder/"
 
 
-def vit_with(directory, outputs: str, branches: str = "off"):
+def vit_with(directory, outputs: str, branches: str = "off", chains: str = "off"):
     calib = directory / "calib.npz"
     np.savez(calib, image=np.load(ENC + "vit_calib.npz")["image"][:24])
     passes = quantization_pipeline(str(calib))
     for p in passes:
         if isinstance(p, Quantize):  # fixed remedies: no measuring runs
-            p.rows, p.scores, p.residual, p.outputs, p.branches = "off", "off", "bf16", outputs, branches
+            p.rows, p.scores, p.residual, p.outputs, p.branches, p.chains = "off", "off", "bf16", outputs, branches, chains
     module = compile_to_ir(ENC + "vit_block.onnx", passes=DEFAULT_FLOAT_PIPELINE + passes)[0]
     return module, compile_overlay(module)
 
@@ -45,7 +46,7 @@ def vit_int8(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def vit_branches(tmp_path_factory):
-    return vit_with(tmp_path_factory.mktemp("vit_branches"), "int32", "on")
+    return vit_with(tmp_path_factory.mktemp("vit_branches"), "int32", "on", "on")
 
 
 def samples(count):
@@ -86,13 +87,15 @@ def test_int32_logits_are_closer_to_onnxruntime(vit_int32, vit_int8):
 def test_branches_reach_the_bf16_stream_through_an_int32_grid_and_the_simulator_is_exact(vit_branches):
     module, artifact = vit_branches
     widened = [op for op in module.ops if op.kind == "requantize" and op.dtype == "i32" and op.x.producer.kind == "qlinear"]
-    assert sorted(op.loc for op in widened) == ["/attention/proj/MatMul", "/mlp/mlp.2/MatMul"]
+    assert sorted(op.loc for op in widened) == ["/attention/proj/MatMul", "/mlp/mlp.0/MatMul", "/mlp/mlp.2/MatMul"]
     for op in widened:
         (cvt,) = op.result.users
-        assert cvt.kind == "dequantize" and cvt.dtype == "bf16" and all(u.kind == "add" for u in cvt.result.users)
+        readers = {u.kind for u in cvt.result.users}
+        assert cvt.kind == "dequantize" and cvt.dtype == "bf16" and readers == ({"gelu"} if "mlp.0" in op.loc else {"add"})
         assert len(op.multiplier) > 1  # per-channel accumulator scales onto one grid
+    assert not any(op.kind == "qlut" for op in module.ops)  # the GELU runs on the bf16 lanes (chains=on)
     text = disassemble(artifact.program).splitlines()
-    assert sum(line.startswith("requant acc, i32") for line in text) >= 3  # two branches (per tile) and the logits
+    assert sum(line.startswith("requant acc, i32") for line in text) >= 4  # three layers (per tile) and the logits
     session = Session(artifact)
     for x in samples(3):
         np.testing.assert_array_equal(session.run(None, x)[0], run_module(module, x)["logits"])

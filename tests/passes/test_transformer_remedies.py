@@ -309,3 +309,43 @@ def test_no_int32_branch_into_an_int8_stream(calib):
     module = parse_module(vit_like())
     Quantize(calib=calib, residual="int8", branches="on").apply(module)
     assert not any(op.kind == "requantize" and op.dtype == "i32" and op.x.producer.kind == "qlinear" for op in module.ops)
+
+
+MLP = """module @mlp {
+  input %x : f32[1,4,8]
+  %w1 = const() {value = blob<#0>} : f32[16,8]
+  %w2 = const() {value = blob<#1>} : f32[8,16]
+  %h = linear(%x, %w1) : f32[1,4,16]
+  %g = gelu(%h) {approximate = "none"} : f32[1,4,16]
+  %out = linear(%g, %w2) : f32[1,4,8]
+  output "out" = %out
+}
+blobs {
+"""
+
+
+def mlp_module():
+    rng = np.random.default_rng(3)
+    blobs = [rng.standard_normal((16, 8)) * 0.5, rng.standard_normal((8, 16)) * 0.3]
+    return parse_module(MLP + "".join(f'  #{i} = f32[{",".join(map(str, b.shape))}] "{blob(b)}"\n'
+                                      for i, b in enumerate(blobs)) + "}\n")
+
+
+def test_a_tabulated_gelu_after_a_linear_layer_runs_in_bf16_from_its_accumulators(calib):
+    """rules.untabulate (quantize{chains=on}): no int8 table; the GELU reads the first layer's
+    accumulators through one int32 grid, in bf16.  chains=off keeps the table (qlut)."""
+    module = mlp_module()
+    Quantize(calib=calib, chains="on").apply(module)
+    verify(module)
+    gelu = next(op for op in module.ops if op.kind == "gelu")
+    cvt = gelu.x.producer
+    assert gelu.result.type.dtype == "bf16" and cvt.kind == "dequantize" and cvt.x.type.dtype == "i32"
+    assert cvt.x.producer.kind == "requantize" and cvt.x.producer.x.producer.kind == "qlinear"
+    assert not any(op.kind == "qlut" for op in module.ops)
+    tabulated = mlp_module()
+    Quantize(calib=calib, chains="off").apply(tabulated)
+    assert any(op.kind == "qlut" for op in tabulated.ops)
+    float_out = [run_module(mlp_module(), s)["out"] for s in inputs()]
+    errors = [sum(float(np.sum((run_module(m, s)["out"] - f) ** 2)) for s, f in zip(inputs(), float_out))
+              for m in (module, tabulated)]
+    assert errors[0] < errors[1]
