@@ -6,7 +6,7 @@ Container (every kind)::
            8   format version (u32 little-endian)
                heterogeneous only: the number of sections n (u32)
                n section lengths (u64 each; the overlay's program section counts u64 words, not bytes)
-               SHA-256 of every byte after the header (32 bytes)
+               n SHA-256 digests (32 bytes each), one per section
                the sections, in order
 
 Overlay (``Artifact``, n = 4): metadata JSON | program (u64 little-endian words) | DRAM image | IR
@@ -22,16 +22,19 @@ partition: a complete overlay artifact for a device partition, the textual IR of
 host one.  The metadata lists the partitions in execution order with the value names each reads
 and writes, and the model's inputs and outputs as (name, value) pairs.
 
-Loading checks magic, version, lengths and checksum before anything else.  This module imports no
-backend, so the runtime can load artifacts without the compiler.
+Loading checks magic, version, lengths and checksums before anything else; the overlay's IR text,
+which only people and the reference interpreter read, is read from the file and checked when first
+asked for (``Artifact.ir_text``), so opening a session reads only what the simulator needs.  This
+module imports no backend, so the runtime can load artifacts without the compiler.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 from dataclasses import dataclass
-from pathlib import Path
+from typing import BinaryIO, Callable
 
 import numpy as np
 
@@ -42,7 +45,7 @@ from tcc.ir.schema import SchemaError
 
 from .artifact_metadata import check_overlay_metadata, check_sparse_metadata
 
-FORMAT_VERSION = 3  # 3: the metadata carries the model-boundary ops (the IR is parsed when asked for); 2: the bf16 vector instructions replaced vop
+FORMAT_VERSION = 4  # 4: a checksum per section (the IR is read when asked for); 3: the metadata carries the model-boundary ops (the IR is parsed when asked for); 2: the bf16 vector instructions replaced vop
 MAGICS = {"overlay": b"TCCARTF\0", "sparse": b"TCCSPRS\0", "heterogeneous": b"TCCHETR\0"}
 # Per kind: the bytes counted by one unit of each stored section length; None: any number of
 # sections, counted in the header, lengths in bytes.
@@ -75,18 +78,19 @@ def pack(kind: str, sections: list[bytes]) -> bytes:
     if units is None:
         units = (1,) * len(sections)
         head += struct.pack("<I", len(sections))
-    body = b"".join(sections)
     lengths = [len(s) // unit for s, unit in zip(sections, units)]
-    return head + struct.pack(f"<{len(lengths)}Q", *lengths) + hashlib.sha256(body).digest() + body
+    digests = b"".join(hashlib.sha256(s).digest() for s in sections)
+    return head + struct.pack(f"<{len(lengths)}Q", *lengths) + digests + b"".join(sections)
 
 
 def unpack(kind: str, data: bytes | memoryview, source: str) -> list[bytes]:
-    """The sections of a ``kind`` container, after checking magic, version, lengths and checksum."""
-    return [bytes(section) for section in _sections(kind, data, source)]
+    """The sections of a ``kind`` container, after checking magic, version, lengths and checksums."""
+    return [bytes(section) for section in _checked_sections(kind, data, source)]
 
 
-def _sections(kind: str, data: bytes | memoryview, source: str) -> list[memoryview]:
-    """``unpack``'s sections as views of ``data``, not copies (an artifact can be tens of megabytes)."""
+def _header(kind: str, data: bytes | memoryview, source: str) -> tuple[int, list[int], list[bytes]]:
+    """(offset of the first section, section sizes in bytes, their digests) from the container's
+    header at the start of ``data`` (which may stop after the header)."""
     if len(data) < _HEAD.size or data[:8] != MAGICS[kind]:
         raise ArtifactError(f"{source}: not a {_NAMES[kind]} (no {MAGICS[kind][:7].decode()} header)"
                             f"{_HOW_TO_COMPILE[kind]}")
@@ -98,31 +102,53 @@ def _sections(kind: str, data: bytes | memoryview, source: str) -> list[memoryvi
     at, units = _HEAD.size, _UNITS[kind]
     if units is None:
         count = struct.unpack_from("<I", data, at)[0] if len(data) >= at + 4 else 0
-        if len(data) < at + 4 + 8 * count + 32:  # before making a tuple of up to 2**32 units
+        if len(data) < at + 4 + 40 * count:  # before making a tuple of up to 2**32 units
             raise ArtifactError(f"{source}: truncated {_NAMES[kind]} header ({count} sections declared)")
         units, at = (1,) * count, at + 4
-    start = at + 8 * len(units) + 32
+    start = at + 40 * len(units)
     if len(data) < start:
         raise ArtifactError(f"{source}: truncated {_NAMES[kind]} header")
     lengths = struct.unpack_from(f"<{len(units)}Q", data, at)
-    digest, body = data[start - 32:start], memoryview(data)[start:]
-    sizes = [n * unit for n, unit in zip(lengths, units)]
+    at += 8 * len(units)
+    digests = [bytes(data[at + 32 * i:at + 32 * (i + 1)]) for i in range(len(units))]
+    return start, [n * unit for n, unit in zip(lengths, units)], digests
+
+
+def _sections(kind: str, data: bytes | memoryview, source: str) -> tuple[list[memoryview], list[bytes]]:
+    """The sections of a container as views of ``data``, not copies (an artifact can be tens of
+    megabytes), with their digests, unchecked (``_check``)."""
+    start, sizes, digests = _header(kind, data, source)
+    body = memoryview(data)[start:]
     if len(body) != sum(sizes):
         raise ArtifactError(f"{source}: truncated or padded artifact ({len(body)} bytes of sections, "
                             f"the header says {sum(sizes)})")
-    if hashlib.sha256(body).digest() != digest:
-        raise ArtifactError(f"{source}: checksum mismatch: the artifact is corrupted")
     sections, at = [], 0
     for size in sizes:
         sections.append(body[at:at + size])
         at += size
+    return sections, digests
+
+
+def _check(section: bytes | memoryview, digest: bytes, source: str) -> None:
+    if hashlib.sha256(section).digest() != digest:
+        raise ArtifactError(f"{source}: checksum mismatch: the artifact is corrupted")
+
+
+def _checked_sections(kind: str, data: bytes | memoryview, source: str) -> list[memoryview]:
+    sections, digests = _sections(kind, data, source)
+    for section, digest in zip(sections, digests):
+        _check(section, digest, source)
     return sections
 
 
 def read_file(path) -> bytes:
-    path = Path(path)
+    with _open(path) as f:
+        return f.read()
+
+
+def _open(path) -> BinaryIO:
     try:
-        return path.read_bytes()
+        return open(path, "rb")
     except FileNotFoundError:
         raise ArtifactError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -146,12 +172,25 @@ def from_physical(flat: np.ndarray, shape, perm) -> np.ndarray:
 
 
 # -- the overlay artifact -------------------------------------------------------------------------
-@dataclass
 class Artifact:
-    metadata: dict
-    program: np.ndarray  # uint64 words
-    dram_image: bytes | memoryview  # constants; activations follow at metadata["activation_base"]
-    ir_text: str
+    """An overlay artifact: metadata, program words, DRAM image and the quantized IR's text.
+
+    ``ir_text`` may be given as a function reading it: a loaded artifact reads its IR section (and
+    checks that section's checksum) only when ``ir_text`` is first asked for.
+    """
+
+    def __init__(self, metadata: dict, program: np.ndarray, dram_image: bytes | memoryview,
+                 ir_text: str | Callable[[], str]):
+        self.metadata = metadata
+        self.program = program  # uint64 words
+        self.dram_image = dram_image  # constants; activations follow at metadata["activation_base"]
+        self._ir_text = ir_text
+
+    @property
+    def ir_text(self) -> str:
+        if not isinstance(self._ir_text, str):
+            self._ir_text = self._ir_text()
+        return self._ir_text
 
     def to_bytes(self) -> bytes:
         words = np.ascontiguousarray(self.program, dtype="<u8").tobytes()
@@ -162,19 +201,55 @@ class Artifact:
 
     @classmethod
     def from_bytes(cls, data: bytes | memoryview, source: str = "<bytes>") -> Artifact:
-        meta_bytes, words, dram, ir_bytes = _sections("overlay", data, source)
-        try:
-            meta = json.loads(str(meta_bytes, "utf-8"))
-            ir = str(ir_bytes, "utf-8")
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ArtifactError(f"{source}: malformed metadata or IR section ({exc}); the artifact was not "
-                                "written by tcc or is corrupted") from None
-        _check_metadata(meta, len(dram), source)
-        return cls(meta, np.frombuffer(words, dtype="<u8").astype(np.uint64), dram, ir)
+        (meta_bytes, words, dram, ir_bytes), digests = _sections("overlay", data, source)
+        return cls._made(source, meta_bytes, words, dram, digests, lambda: ir_bytes)
 
     @classmethod
     def load(cls, path) -> Artifact:
-        return cls.from_bytes(read_file(path), str(path))
+        """Read everything but the IR section, which is read from ``path`` when asked for."""
+        source = str(path)
+        with _open(path) as f:
+            head = f.read(_HEAD.size + 40 * 4)
+            start, sizes, digests = _header("overlay", head, source)
+            if os.fstat(f.fileno()).st_size - start != sum(sizes):
+                raise ArtifactError(f"{source}: truncated or padded artifact "
+                                    f"({os.fstat(f.fileno()).st_size - start} bytes of sections, "
+                                    f"the header says {sum(sizes)})")
+            f.seek(start)
+            front = memoryview(f.read(sum(sizes[:3])))
+        meta_bytes, words, dram = front[:sizes[0]], front[sizes[0]:sum(sizes[:2])], front[sum(sizes[:2]):]
+        ir_at = start + sum(sizes[:3])
+
+        def read_ir() -> bytes:
+            with _open(path) as f:
+                f.seek(ir_at)
+                return f.read(sizes[3])
+
+        return cls._made(source, meta_bytes, words, dram, digests, read_ir)
+
+    @classmethod
+    def _made(cls, source: str, meta_bytes, words, dram, digests: list[bytes], read_ir) -> Artifact:
+        """The artifact of checked metadata, program and DRAM image sections, with an IR text read
+        (``read_ir()``), checked and decoded on first use."""
+        for section, digest in zip((meta_bytes, words, dram), digests):
+            _check(section, digest, source)
+        try:
+            meta = json.loads(str(meta_bytes, "utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ArtifactError(f"{source}: malformed metadata section ({exc}); the artifact was not "
+                                "written by tcc or is corrupted") from None
+        _check_metadata(meta, len(dram), source)
+
+        def ir_text() -> str:
+            raw = read_ir()
+            _check(raw, digests[3], source)
+            try:
+                return str(raw, "utf-8")
+            except UnicodeDecodeError as exc:
+                raise ArtifactError(f"{source}: malformed IR section ({exc}); the artifact was not written by "
+                                    "tcc or is corrupted") from None
+
+        return cls(meta, np.frombuffer(words, dtype="<u8").astype(np.uint64), dram, ir_text)
 
 
 def _check_metadata(meta, n_dram: int, source: str) -> None:
@@ -216,7 +291,7 @@ class SparseArtifact:
 
     @classmethod
     def from_bytes(cls, data: bytes | memoryview, source: str = "<bytes>") -> SparseArtifact:
-        meta_bytes, blob, ir_bytes = _sections("sparse", data, source)
+        meta_bytes, blob, ir_bytes = _checked_sections("sparse", data, source)
         try:
             meta = json.loads(str(meta_bytes, "utf-8"))
             weights = {}
@@ -299,7 +374,7 @@ class HeteroArtifact:
 
     @classmethod
     def from_bytes(cls, data: bytes | memoryview, source: str = "<bytes>") -> HeteroArtifact:
-        sections = _sections("heterogeneous", data, source)
+        sections = _checked_sections("heterogeneous", data, source)
         if len(sections) < 2:
             raise ArtifactError(f"{source}: truncated heterogeneous artifact header")
         try:

@@ -2,6 +2,7 @@
 issue 16's table, every ratio against onnxruntime measured in the same run.
 
     python bench/overlay.py [--models resnet50,squeezenet] [--real mobilenet_v3,yolov8] [--repeat 3]
+    python bench/overlay.py --cycles-only      # modeled cycles and roofline only (one run per model)
 
 Per model: compile time (in-process, float import to artifact), the simulator warm (a session's run,
 best of --repeat after the first) over onnxruntime's best of five, `open_session`, the first run of a
@@ -100,6 +101,26 @@ def measure_model(name: str, source: tuple, repeat: int, work: Path) -> dict:
             "sqnr_db": sqnr_db(ort_out[-1], sim_out[-1])}
 
 
+def measure_cycles(name: str, source: tuple, work: Path) -> dict:
+    """Modeled cycles over the roofline alone: compile, one simulated run."""
+    path, calib, shapes, feeds = source
+    compile_model(str(path), "overlay", CompileOptions(input_shapes=shapes, calib=str(calib))).save(work / f"{name}.tcc")
+    session = open_session(work / f"{name}.tcc")
+    session.run(None, feeds)
+    report = session.performance_report()
+    parts = [p for p in report.get("partitions", [report]) if "roofline_cycles" in p]
+    return {"model": name, "cycles": sum(p["cycles"] for p in parts),
+            "roofline": sum(p["roofline_cycles"] for p in parts), "over_roofline": cycles_over_roofline(report)}
+
+
+CYCLES_HEAD = f"{'model':<16}{'cycles':>12}{'roofline':>12}{'x roof':>8}"
+
+
+def format_cycles(r: dict) -> str:
+    roof = f"{r['over_roofline']:>7.3f}x" if r["over_roofline"] is not None else f"{'-':>8}"
+    return f"{r['model']:<16}{r['cycles']:>12}{r['roofline']:>12}{roof}"
+
+
 HEAD = (f"{'model':<16}{'compile s':>10}{'sim/ort':>9}{'sim ms':>9}{'ort ms':>8}{'open s':>8}{'first s':>8}"
         f"{'run s':>7}{'x roof':>8}{'exact':>7}{'SQNR dB':>9}")
 
@@ -116,21 +137,30 @@ def main() -> int:
     parser.add_argument("--models", default=",".join(light_zoo.MODELS), help="light-zoo models, or 'none'")
     parser.add_argument("--real", default=",".join(measure.NAMES), help="real-model set, or 'none'")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--cycles-only", action="store_true", help="only modeled cycles over the roofline")
     args = parser.parse_args()
-    help_s = min(wall("tcc", "--help") for _ in range(args.repeat))
-    print(f"`tcc --help`: {help_s:.2f} s wall (best of {args.repeat})")
-    print(HEAD)
-    print("-" * len(HEAD))
+    if not args.cycles_only:
+        help_s = min(wall("tcc", "--help") for _ in range(args.repeat))
+        print(f"`tcc --help`: {help_s:.2f} s wall (best of {args.repeat})")
+    head = CYCLES_HEAD if args.cycles_only else HEAD
+    print(head)
+    print("-" * len(head))
     jobs = [(n, light_model) for n in args.models.split(",") if n != "none"]
     jobs += [(n, real_model) for n in args.real.split(",") if n != "none"]
     with tempfile.TemporaryDirectory() as tmp:
         for name, source in jobs:
             try:
-                print(format_row(measure_model(name, source(name, Path(tmp)), args.repeat, Path(tmp))), flush=True)
+                if args.cycles_only:
+                    print(format_cycles(measure_cycles(name, source(name, Path(tmp)), Path(tmp))), flush=True)
+                else:
+                    print(format_row(measure_model(name, source(name, Path(tmp)), args.repeat, Path(tmp))),
+                          flush=True)
             except Exception as error:  # a model that does not compile or run: its one-line reason, go on
                 print(f"{name:<16}failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
                       flush=True)
     print(GOALS)
+    if args.cycles_only:
+        return 0
     print("sim/ort: warm simulator over onnxruntime; open: open_session; first: first run of a fresh session; "
           "run: `tcc run` wall; exact: simulator == integer reference; SQNR: last output vs onnxruntime")
     return 0

@@ -417,7 +417,7 @@ with_input_options = option_group(
 
 
 def _inputs_for(module, inputs_path, seed):
-    from tcc.driver import load_inputs, random_inputs
+    from tcc.model_io import load_inputs, random_inputs
 
     if inputs_path is None:
         inputs = random_inputs(module, seed)  # refuses absurd sizes before allocating
@@ -436,10 +436,12 @@ def _inputs_for(module, inputs_path, seed):
               help="Artifact: write the performance report (JSON; '-': stdout).")
 def run(source, inputs_path, output, seed, reference, report_path):
     """Run textual IR on the reference interpreter, or an artifact (.tcc) on the simulator."""
-    from tcc.driver import UsageError, load_ir, save_outputs
-    from tcc.frontend import run_model
+    from tcc.model_io import UsageError, save_outputs
 
     if not _is_artifact(source):
+        from tcc.driver import load_ir
+        from tcc.frontend import run_model
+
         if reference or report_path:
             raise UsageError("--reference and --report apply to compiled artifacts (.tcc)")
         module = load_ir(source)
@@ -475,7 +477,7 @@ def run(source, inputs_path, output, seed, reference, report_path):
 def report(artifact, inputs_path, seed, top, html_path, json_path):
     """Simulate an artifact and print its performance table: per layer and the roofline bound (overlay),
     per module and the slowest module (sparse)."""
-    from tcc.driver import UsageError
+    from tcc.model_io import UsageError
     from tcc.ir.fileio import STDOUT, write_atomic
     from tcc.runtime import Session, open_session
 
@@ -559,7 +561,7 @@ def hls(artifact, folder):
     it with g++ -std=c++17 -pthread -DTCC_TESTBENCH top.cpp, run from the folder."""
     from tcc.backends.sparse import SparseArtifact
     from tcc.backends.sparse.hls import emit_cpp
-    from tcc.driver import UsageError
+    from tcc.model_io import UsageError
     from tcc.runtime import artifact_kind
 
     if artifact_kind(artifact) != "sparse":

@@ -60,7 +60,7 @@ def _label(param: click.Parameter) -> str:
 
 def check_files(params, values: dict) -> None:
     """Raise UsageError when the declared outputs clash with the inputs or each other."""
-    from tcc.driver import UsageError
+    from tcc.model_io import UsageError
 
     inputs: list[tuple[str, str]] = []
     outputs: list[tuple[str, str]] = []
@@ -111,7 +111,7 @@ def check_files(params, values: dict) -> None:
 
 
 def _check_output_path(label: str, value: str, stdout: str | None) -> None:
-    from tcc.driver import UsageError
+    from tcc.model_io import UsageError
 
     if not value.strip():
         raise UsageError(f"{label}: empty file name; give the file to write")

@@ -4,20 +4,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from tcc.ir import Module, is_constant, parse_module, print_module, verify
-from tcc.ir.errors import IRParseError, TccError, VerifyError
+from tcc.ir.errors import IRParseError, VerifyError
 from tcc.ir.fileio import write_atomic
-from tcc.ir.npz import read_npz
 from tcc.passes import DEFAULT_FLOAT_PIPELINE, Pass, PassInstrumentation, PassManager, make_pass, parse_pipeline
 from tcc.passes.quantize.calibration import DEFAULT_CALIBRATION
 
+from .model_io import UsageError
+
 TARGETS = ("ir", "overlay", "sparse")
-
-
-class UsageError(TccError):
-    """A command-line value that cannot be used (bad --input-shape, missing file, ...)."""
 
 
 def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
@@ -168,55 +164,6 @@ def require_pinned(module: Module) -> None:
 
 def write_ir(module: Module, path) -> None:
     write_atomic(path, print_module(module))
-
-
-def load_inputs(path, module: Module) -> dict[str, np.ndarray]:
-    """The arrays of an .npz of model inputs; every key must name an input and have its shape, checked
-    before any array is decompressed (``ir/npz.py``)."""
-    expected = {v.name: v.type for v in module.inputs}
-
-    def check(key: str, shape: tuple[int, ...], dtype) -> bool:
-        if key not in expected:
-            raise UsageError(f"{path}: key {key!r} is not an input of the model; its inputs: "
-                             + ", ".join(f"{name!r}: {t}" for name, t in expected.items()))
-        if shape != expected[key].shape:
-            raise UsageError(f"{path}: key {key!r} has shape {list(shape)} ({dtype}), expected {expected[key]}")
-        return True
-
-    return read_npz(path, "input file", check)
-
-
-#: Random inputs larger than this are refused rather than allocated (a corrupted or absurd shape).
-RANDOM_INPUT_LIMIT_BYTES = 2**30
-
-
-def random_inputs(module: Module, seed: int = 0) -> dict[str, np.ndarray]:
-    """Inputs drawn from N(0, 1) (integer inputs: zeros), for quick runs without data.
-    An input over RANDOM_INPUT_LIMIT_BYTES is a UsageError, checked before anything is allocated."""
-    from tcc.ir.dtypes import is_float, to_numpy
-
-    for v in module.inputs:
-        size = v.type.size * to_numpy(v.type.dtype).itemsize
-        if size > RANDOM_INPUT_LIMIT_BYTES:
-            raise UsageError(f"input {v.name!r} of type {v.type} would take {size} bytes of random data; "
-                             f"give the inputs with --inputs FILE.npz")
-    rng = np.random.default_rng(seed)
-    out = {}
-    for v in module.inputs:
-        dtype = to_numpy(v.type.dtype)
-        if is_float(v.type.dtype):
-            out[v.name] = rng.standard_normal(v.type.shape).astype(dtype)
-        else:
-            out[v.name] = np.zeros(v.type.shape, dtype)
-    return out
-
-
-def save_outputs(path, outputs: dict[str, np.ndarray]) -> None:
-    import io
-
-    buffer = io.BytesIO()
-    np.savez(buffer, **outputs)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
-    write_atomic(path, buffer.getvalue())
 
 
 @dataclass

@@ -11,6 +11,7 @@ import re
 
 from tcc.ir import Module
 from tcc.ir.errors import TccError
+from tcc.passes.as_2d import conv_problem as as_2d_problem
 
 #: Activation ranks the overlay's matrix unit takes: conv is 2-D ([N, C, H, W]) at batch 1;
 #: a linear layer reads a [rows, k] or [batch, rows, k] activation (backends/overlay/emit_matrix.py).
@@ -51,9 +52,11 @@ def _check_shapes(module: Module) -> None:
         if op.kind == "conv":
             x = op.x.type
             if x.rank != CONV_RANK:
-                raise LimitError(f"{_where(op)} works on a rank-{x.rank} tensor {x}; the overlay runs "
-                                 f"2-D convolutions only (rank {CONV_RANK}, [N, C, H, W]). Export 1-D or 3-D "
-                                 "convolutions as 2-D ones")
+                why = as_2d_problem(op)  # 1-D and 3-D convolutions become 2-D ones before quantization
+                if why is not None:
+                    raise LimitError(f"{_where(op)} works on a rank-{x.rank} tensor {x}; the overlay runs 2-D "
+                                     f"convolutions, and this one cannot be rewritten as 2-D ones: {why}")
+                continue
             if x.shape[0] != 1:
                 raise LimitError(f"{_where(op)} has batch {x.shape[0]} ({x}); the overlay runs batch 1. "
                                  "Bind the batch to 1 with --input-shape NAME=1,... (and run the samples "

@@ -48,6 +48,17 @@ def to_numpy(dtype: str) -> np.dtype:
     return _NUMPY[dtype]
 
 
+# Bytes per element of the ml_dtypes types, known without importing ml_dtypes.
+_ML_ITEMSIZES = {"bf16": 2, "f8e4m3fn": 1, "f8e4m3fnuz": 1, "f8e5m2": 1, "f8e5m2fnuz": 1, "f4e2m1": 1, "i4": 1,
+                 "u4": 1, "i2": 1, "u2": 1, "f8e8m0": 1}
+
+
+def itemsize(dtype: str) -> int:
+    """Bytes per element of ``dtype`` in memory (ml_dtypes' types too, without importing it)."""
+    found = _NUMPY.get(dtype)
+    return found.itemsize if found is not None else _ML_ITEMSIZES[dtype]
+
+
 def cast(array, dtype: str) -> np.ndarray:
     """``array`` as element type ``dtype``; bf16 rounds once to nearest even by tcc's own rule
     (numerics.to_bf16), never by ml_dtypes' cast, whose float64 rounding changed across releases."""

@@ -5,7 +5,8 @@
   across a transpose in between (ConvNeXt's layer scale after its NHWC -> NCHW permute); a
   matmul by a constant matrix becomes a linear first, so its bias add folds too.
 - ``batchnorm-to-conv``: a batch_norm that could not fold (e.g. after a concat, DenseNet's
-  pre-activation BN) becomes a depthwise 1x1 conv, so the int8 path can run it.
+  pre-activation BN) becomes a depthwise 1x1 conv, so the int8 path can run it; so does a
+  per-channel constant add (with the per-channel constant mul before it, if any).
 """
 from __future__ import annotations
 
@@ -132,6 +133,17 @@ class MatmulToLinearPattern:
         return True
 
 
+def depthwise_affine(builder, x, scale: np.ndarray, shift: np.ndarray, name: str):
+    """x * scale[c] + shift[c] over the channels (axis 1) of an N-d activation, as the depthwise 1x1
+    conv the int8 path runs on the systolic array."""
+    channels, nsp = x.type.shape[1], x.type.rank - 2
+    dtype = to_numpy(x.type.dtype)
+    w = builder.const(scale.reshape((channels, 1) + (1,) * nsp).astype(dtype), name=name + ".scale")
+    b = builder.const(shift.astype(dtype), name=name + ".shift")
+    return builder.value("conv", [x, w, b], {"strides": (1,) * nsp, "pads": (0,) * (2 * nsp),
+                                             "dilations": (1,) * nsp, "group": channels}, name=name + ".dw")
+
+
 class BatchNormToConvPattern:
     def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
         if op.kind != "batch_norm" or op.result.type.rank < 3:
@@ -141,19 +153,63 @@ class BatchNormToConvPattern:
             return False
         gamma, beta, mean, var = (p.astype(np.float64) for p in params)
         scale = gamma / np.sqrt(var + op.epsilon)
-        x = op.x
-        channels, nsp = x.type.shape[1], x.type.rank - 2
-        dtype = to_numpy(x.type.dtype)
-        builder = rewriter.builder_before(op)
-        w = builder.const(scale.reshape((channels, 1) + (1,) * nsp).astype(dtype), name=op.result.name + ".scale")
-        b = builder.const((beta - mean * scale).astype(dtype), name=op.result.name + ".shift")
-        conv = builder.value("conv", [x, w, b], {"strides": (1,) * nsp, "pads": (0,) * (2 * nsp),
-                                                 "dilations": (1,) * nsp, "group": channels},
-                             name=op.result.name + ".dw")
+        conv = depthwise_affine(rewriter.builder_before(op), op.x, scale, beta - mean * scale, op.result.name)
         name = op.result.name
         rewriter.replace_op(op, [conv])
         rewriter.module.rename(conv, name)
         return True
+
+
+class ChannelShiftToConvPattern:
+    """add(x, t) with a constant t varying over the channels (and only them) of an N-d activation x (rank >= 3),
+    and the ``mul(x, s)`` by such a constant before it when there is one (an affine written out, as
+    torch exports GroupNorm's), -> one depthwise 1x1 conv with weight s (or 1) and bias t.  The int8
+    path has no add of a constant; it runs the conv.  Left alone when x comes from a conv or linear
+    that fold-affine folds the add into."""
+
+    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
+        if op.kind != "add" or op.result.type.dtype != "f32" or op.result.type.rank < 3:
+            return False
+        for data, other in operand_orders(op):
+            shift = constant_value(other)
+            if (shift is None or shift.size == 1 or data.type.shape != op.result.type.shape
+                    or _foldable_into(data, rewriter)):
+                continue  # a scalar add is part of an element-wise function (HardSigmoid's x + 3)
+            channels = data.type.shape[1]
+            shift_c = _per_channel(shift, data.type.rank, channels, 1)
+            if shift_c is None:
+                continue
+            scale_c, x, scaled = np.ones(channels), data, data.producer
+            if (scaled is not None and scaled.kind == "mul" and len(data.users) == 1
+                    and not rewriter.module.is_output(data)):
+                for d2, o2 in operand_orders(scaled):
+                    s = constant_value(o2)
+                    vec = None if s is None or d2.type.shape != data.type.shape else _per_channel(s, d2.type.rank,
+                                                                                                 channels, 1)
+                    if vec is not None:
+                        scale_c, x = vec.astype(np.float64), d2
+                        break
+            if x is not data and _foldable_into(x, rewriter):
+                return False  # conv/linear/batch_norm -> mul -> add: fold-affine folds both
+            conv = depthwise_affine(rewriter.builder_before(op), x, scale_c, shift_c.astype(np.float64),
+                                    op.result.name)
+            name = op.result.name
+            rewriter.replace_op(op, [conv])
+            if x is not data:
+                rewriter.erase_op(scaled)
+            rewriter.module.rename(conv, name)
+            return True
+        return False
+
+
+def _foldable_into(value, rewriter: Rewriter) -> bool:
+    """A per-channel mul/add on ``value`` folds into its producer (a batch_norm becomes a conv first)."""
+    producer = value.producer
+    if producer is None or len(value.users) != 1 or rewriter.module.is_output(value):
+        return False
+    if producer.kind == "batch_norm":
+        return True
+    return producer.kind in ("conv", "linear") and constant_value(producer.w) is not None
 
 
 @dataclass
@@ -168,7 +224,8 @@ class FoldAffine(Pass):
 @dataclass
 class BatchNormToConv(Pass):
     name = "batchnorm-to-conv"
-    summary = "turn a batch_norm with constant parameters into a depthwise 1x1 conv"
+    summary = ("turn a batch_norm with constant parameters, or a per-channel constant add (after a mul), "
+               "into a depthwise 1x1 conv")
 
     def apply(self, module: Module) -> None:
-        apply_patterns(module, [BatchNormToConvPattern()])
+        apply_patterns(module, [BatchNormToConvPattern(), ChannelShiftToConvPattern()])

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from .base import Pass
+from .as_2d import As2d
 from .conv_transpose_as_conv import ConvTransposeAsConv
 from .dce import DeadCodeElimination
 from .fold_affine import BatchNormToConv, FoldAffine
 from .fold_batchnorm import FoldBatchNorm
 from .fold_constants import FoldConstants
+from .group_norm import GroupNormAsLayerNorm
 from .mode_schedule import ScheduleModes
 from .quantize import CrossLayerEqualization, MixedPrecision, Quantize, SmoothQuant
 from .recognize import Recognize
@@ -26,15 +28,17 @@ def register(cls: type[Pass]) -> type[Pass]:
 
 for _cls in (DeadCodeElimination, FoldConstants, FoldBatchNorm, FoldAffine, BatchNormToConv, Quantize,
              MixedPrecision, SmoothQuant, CrossLayerEqualization, Recognize, AnnotateSparsity, UnrollRecurrent,
-             ResizeAsMatmul, ConvTransposeAsConv):
+             ResizeAsMatmul, As2d, ConvTransposeAsConv, GroupNormAsLayerNorm):
     register(_cls)
 register(ScheduleModes)
 
 # The float pipeline `tcc compile -t ir` runs after import.
 DEFAULT_FLOAT_PIPELINE = ("fold-constants", "recognize", "fold-batchnorm", "fold-affine", "dce")
 
-# Before quantization: recurrent layers become their time steps, every batch_norm a conv, every
-# interpolating resize matrix products and every transposed convolution convolutions, so the int8
-# path can run them.
-PRE_QUANT_PIPELINE = ("unroll-recurrent", "batchnorm-to-conv", "resize-as-matmul", "conv-transpose-as-conv",
+# Before quantization: recurrent layers become their time steps, group and instance norms layer norms
+# and depthwise convs, every batch_norm a conv, every
+# interpolating resize matrix products, 1-D and 3-D convolutions and pools 2-D ones and every transposed
+# convolution convolutions, so the int8 path can run them.
+PRE_QUANT_PIPELINE = ("unroll-recurrent", "group-norm-as-layer-norm", "batchnorm-to-conv", "resize-as-matmul", "as-2d",
+                      "conv-transpose-as-conv",
                       "fold-affine", "dce")

@@ -143,10 +143,8 @@ class HeteroSession(ModelIO):
         return args
 
     # -- running -------------------------------------------------------------------------------
-    def run(self, output_names, feeds: dict) -> list[np.ndarray]:
-        outputs = self.run_dict(feeds)
-        names = output_names or [e["name"] for e in self.artifact.metadata["outputs"]]
-        return [outputs[n] for n in names]
+    def output_names(self) -> list[str]:
+        return [e["name"] for e in self.artifact.metadata["outputs"]]
 
     def run_dict(self, feeds: dict, progress=None) -> dict[str, np.ndarray]:
         """Run every partition in order; ``progress(done, partitions)`` after each one."""

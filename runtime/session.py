@@ -17,7 +17,8 @@ import numpy as np
 from tcc.backends.artifact import Artifact, ArtifactError, from_physical, to_physical
 from tcc.backends.artifact_metadata import boundary_json, boundary_op
 from tcc.ir import Module, Op, TensorType, Value, parse_module
-from tcc.ir.dtypes import DTYPES, cast, to_numpy
+from tcc.ir import numerics
+from tcc.ir.dtypes import DTYPES, cast, itemsize, to_numpy
 from tcc.ir.errors import InterpreterError, IRParseError
 from tcc.ir.interpreter import evaluate_op, run_module
 from tcc.ir.schema import SchemaError
@@ -49,6 +50,49 @@ class ModelIO:
 
     def get_outputs(self) -> list[NodeArg]:
         return [NodeArg(n, list(v.type.shape), v.type.dtype) for n, v in self.interface.outputs]
+
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.get_outputs()]
+
+    def run(self, output_names, feeds: dict) -> list[np.ndarray]:
+        """The outputs named (None: all) in order.  A batch: every input holding N > 1 samples
+        stacked on axis 0 where the model's shape has 1 runs sample by sample (on the program
+        prepared once), and each output stacks the samples' on its axis 0 likewise (concatenated
+        where the model's output has 1 there, on a new leading axis otherwise)."""
+        names = output_names or self.output_names()
+        samples = self.batch_samples(feeds)
+        if samples is None:
+            outputs = self.run_dict(feeds)
+            return [outputs[n] for n in names]
+        runs = [self.run_dict(sample) for sample in samples]
+        return [_stacked([run[n] for run in runs]) for n in names]
+
+    def run_dict(self, feeds: dict) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def batch_samples(self, feeds: dict) -> list[dict] | None:
+        """One feeds dict per sample when ``feeds`` is a batch (see ``run``), else None."""
+        count = None
+        for arg in self.get_inputs():
+            x = feeds.get(arg.name)
+            shape = getattr(x, "shape", None)
+            if (shape is None or not arg.shape or arg.shape[0] != 1 or len(shape) != len(arg.shape)
+                    or list(shape[1:]) != list(arg.shape[1:]) or shape[0] < 2 or count not in (None, shape[0])):
+                return None
+            count = shape[0]
+        if count is None:
+            return None
+        return [{k: v[i:i + 1] if k in self._input_names() else v for k, v in feeds.items()} for i in range(count)]
+
+    def _input_names(self) -> set[str]:
+        return {arg.name for arg in self.get_inputs()}
+
+
+def _stacked(samples: list[np.ndarray]) -> np.ndarray:
+    """The samples' outputs on one leading axis: concatenated when each has 1 there, else stacked."""
+    if all(np.ndim(x) and np.shape(x)[0] == 1 for x in samples):
+        return np.concatenate(samples)
+    return np.stack(samples)
 
 
 class Session(ModelIO):
@@ -104,7 +148,7 @@ class Session(ModelIO):
                 if sorted(entry["perm"]) != list(range(len(device.shape))):
                     raise SchemaError(f"{where}: perm {entry['perm']} is not a permutation of "
                                       f"{len(device.shape)} axes")
-                end = entry["address"] + device.size * to_numpy(device.dtype).itemsize
+                end = entry["address"] + device.size * itemsize(device.dtype)
                 if end > meta["dram_bytes"]:
                     raise SchemaError(f"{where}: bytes {entry['address']}..{end} run past dram_bytes "
                                       f"{meta['dram_bytes']}")
@@ -166,12 +210,6 @@ class Session(ModelIO):
         env = bind_inputs(self.interface, feeds)
         return {v.name: env[id(v)] for v in self.interface.inputs}
 
-    def run(self, output_names, feeds: dict) -> list[np.ndarray]:
-        """Run on the simulator; returns the outputs named (None: all) in order."""
-        outputs = self.run_dict(feeds)
-        names = output_names or [n for n, _ in self.interface.outputs]
-        return [outputs[n] for n in names]
-
     def run_dict(self, feeds: dict, progress=None) -> dict[str, np.ndarray]:
         """Run on the simulator; ``progress(pc, program_length)`` as for ``Machine.run``."""
         from tcc.isa.simulator import Machine, Multicore
@@ -199,10 +237,8 @@ class Session(ModelIO):
         out = {}
         for entry in meta["outputs"]:
             t = self._device_types["outputs", entry["name"]]
-            size = t.size * to_numpy(t.dtype).itemsize
-            raw = final[entry["address"]:entry["address"] + size]
-            device = from_physical(np.frombuffer(raw.tobytes(), to_numpy(t.dtype)), t.shape, entry["perm"])
-            out[entry["name"]] = self._host_output(entry, device)
+            raw = final[entry["address"]:entry["address"] + t.size * itemsize(t.dtype)].tobytes()
+            out[entry["name"]] = self._host_output(entry, raw, t)
         return out
 
     def run_reference(self, feeds: dict) -> dict[str, np.ndarray]:
@@ -227,8 +263,12 @@ class Session(ModelIO):
         op = self._boundary.get(("inputs", entry["name"]))
         return array if op is None else evaluate_op(op, [array])[0]
 
-    def _host_output(self, entry, device: np.ndarray) -> np.ndarray:
+    def _host_output(self, entry, raw: bytes, t: TensorType) -> np.ndarray:
         op = self._boundary.get(("outputs", entry["name"]))
+        if t.dtype == "bf16" and op is not None and op.kind == "cast" and op.result.type.dtype == "f32":
+            # bf16 -> f32 is exact (a float32's high half): numerics' rule, without importing ml_dtypes
+            return from_physical(numerics.from_bf16(np.frombuffer(raw, "<u2")), t.shape, entry["perm"])
+        device = from_physical(np.frombuffer(raw, to_numpy(t.dtype)), t.shape, entry["perm"])
         if op is None:
             return device
         try:

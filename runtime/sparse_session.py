@@ -56,11 +56,6 @@ class SparseSession(ModelIO):
                 raise ArtifactError(f"{source}: malformed artifact metadata: {where} names %{name}, which the "
                                           "artifact's IR does not define")
 
-    def run(self, output_names, feeds: dict) -> list[np.ndarray]:
-        """Run on the token simulator; returns the outputs named (None: all) in order."""
-        outputs = self.run_dict(feeds)
-        return [outputs[n] for n in (output_names or [n for n, _ in self.module.outputs])]
-
     def run_dict(self, feeds: dict) -> dict[str, np.ndarray]:
         env = bind_inputs(self.module, feeds)
         arrays = {v.name: env[id(v)] for v in self.module.inputs}

@@ -9,6 +9,12 @@ if "numpy" not in sys.modules:
         os.environ.setdefault(_var, "1")
 
 import pytest
+from hypothesis import settings
+
+# Speed is measured in bench/, not in tests: no hypothesis deadline (under load on 2 shared cores a
+# 200 ms deadline failed property tests that were correct).
+settings.register_profile("tcc", deadline=None)
+settings.load_profile("tcc")
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 sys.path.insert(0, str(EXAMPLES))

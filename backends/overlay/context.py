@@ -16,13 +16,20 @@ from .program import Program
 @dataclass
 class Buffers:
     """Fixed partition of the on-chip buffers: activation quarters (two inputs, two outputs,
-    so loads, compute and stores of consecutive tiles overlap), weight/acc/param halves."""
+    so loads, compute and stores of consecutive tiles overlap), weight/acc/param halves.
+
+    Slots take turns across layers as well: a layer's slot ``i`` of a kind is the one after the
+    last slot of that kind the previous layer used, plus ``i``, so a layer's first loads (its
+    weights, parameters and first input tile) never wait for the previous layer's last tiles to
+    finish with the same slot."""
 
     abuf_q: int
     wbuf_h: int
     acc_h: int
     pbuf_h: int
     vbuf_q: int
+    turn: dict[str, int] = field(default_factory=dict)  # per kind: this layer's first slot
+    used: dict[str, int] = field(default_factory=dict)  # per kind: the last slot used, counted on
 
     @classmethod
     def of(cls, target: TargetConfig) -> "Buffers":
@@ -30,23 +37,31 @@ class Buffers:
                    target.acc_bytes // 2 // 64 * 64, target.pbuf_bytes // 2 // 64 * 64,
                    target.vbuf_bytes // 4 // 64 * 64)
 
+    def next_layer(self) -> None:
+        self.turn = {kind: last + 1 for kind, last in self.used.items()}
+
+    def _slot(self, kind: str, i: int, count: int) -> int:
+        at = self.turn.get(kind, 0) + i
+        self.used[kind] = at
+        return at % count
+
     def a_in(self, i: int) -> int:
-        return (i % 2) * self.abuf_q
+        return self._slot("a_in", i, 2) * self.abuf_q
 
     def a_out(self, i: int) -> int:
-        return (2 + i % 2) * self.abuf_q
+        return (2 + self._slot("a_out", i, 2)) * self.abuf_q
 
     def w(self, i: int) -> int:
-        return (i % 2) * self.wbuf_h
+        return self._slot("w", i, 2) * self.wbuf_h
 
     def acc(self, i: int) -> int:
-        return (i % 2) * self.acc_h
+        return self._slot("acc", i, 2) * self.acc_h
 
     def p(self, i: int) -> int:
-        return (i % 2) * self.pbuf_h
+        return self._slot("p", i, 2) * self.pbuf_h
 
     def v(self, i: int) -> int:
-        return (i % 4) * self.vbuf_q
+        return self._slot("v", i, 4) * self.vbuf_q
 
 
 @dataclass
@@ -77,6 +92,7 @@ class Context:
     def begin_layer(self, name: str, macs: int, min_bytes: int) -> int:
         """Start counting a new layer; roofline inputs are recorded for the report."""
         index = len(self.layer_names)
+        self.buffers.next_layer()
         self.layer_names.append(name)
         self.layer_stats.append({"name": name, "macs": int(macs), "min_bytes": int(min_bytes)})
         self.program.layer(index)

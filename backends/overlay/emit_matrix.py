@@ -56,6 +56,13 @@ def _load_caps(ctx: Context, caps_addr: int | None, n0: int, nt: int, pslot: int
     return at
 
 
+def _load_params(ctx: Context, step: Step, pslot: int, p_addr: int, n0: int, nt: int) -> None:
+    """A channel tile's requantization triples (and a fused lut's table) into pbuf: only the
+    requantize after the matmuls reads them, so they load after the first matmul's operands."""
+    ctx.program.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
+    load_table(ctx, step, pslot, nt)
+
+
 def _point_caps(ctx: Context, caps_at: int | None, row: int = 0) -> None:
     """mm.wcaps at the cap of the matmul's first weight row (per-row formats only)."""
     if caps_at is not None:
@@ -172,14 +179,14 @@ def emit_conv(ctx: Context, step: Step) -> None:
         wslot = b.w(n0 // tn)
         pslot = b.p(n0 // tn)
         p.dma("load", "wbuf", wslot, w_addr + n0 * rb, rows=1, row_bytes=nt * rb)
-        p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
-        load_table(ctx, step, pslot, nt)
         caps_at = _load_caps(ctx, caps_addr, n0, nt, pslot, tn)
-        for oy0 in row_tiles:
+        for index, oy0 in enumerate(row_tiles):
             rows = min(th, h_out - oy0)
             first, lo, hi = input_rows(oy0, rows, sh, pt, kh, dh, h)
             slab = b.a_in(tile)
             p.dma("load", "abuf", slab, ctx.addr(x) + lo * slab_row, rows=1, row_bytes=(hi - lo) * slab_row)
+            if index == 0:  # the requantization's parameters after the first matmul's operands
+                _load_params(ctx, step, pslot, p_addr, n0, nt)
             stores.now()
             p.set({"mm.a": slab, "cv.h": hi - lo, "cv.pad_top": lo - first, "mm.m": rows * w_out, "mm.acc_row": nt})
             acc = b.acc(tile)
@@ -230,9 +237,8 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
     for n0, row_tiles in _my_tiles(ctx, g.n, tiles.tn, g.h_out, tiles.th):
         nt = min(tiles.tn, g.n - n0)
         pslot = b.p(n0 // tiles.tn)
-        p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
-        load_table(ctx, step, pslot, nt)
         caps_at = _load_caps(ctx, caps_addr, n0, nt, pslot, tiles.tn)
+        params = True  # still to load, after the first matmul's operands
         if depthwise:
             wslot = b.w(n0 // tiles.tn)
             p.dma("load", "wbuf", wslot, w_addr + n0 * rb, rows=1, row_bytes=nt * rb)
@@ -260,6 +266,9 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
                           sram_row=g.wbytes(cn), sram_plane=taps * g.wbytes(cn))
                     p.set({"mm.k": taps * cn, "mm.w_row": taps * g.wbytes(cn)})
                     p.emit("matmul", mode="conv", accumulate=int(c0 > 0), **wf, acc=acc, w=wslot)
+                if params:
+                    _load_params(ctx, step, pslot, p_addr, n0, nt)
+                    params = False
                 chunk += 1
             out = b.a_out(tile)
             p.set({"rq.params": pslot, "rq.m": rows * g.w_out, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})
@@ -332,9 +341,8 @@ def emit_gemm(ctx: Context, step: Step) -> None:
         n_tile = n0 // tn
         nt = min(tn, n_out - n0)
         pslot = b.p(n_tile)
-        p.dma("load", "pbuf", pslot, p_addr + n0 * 12, rows=1, row_bytes=nt * 12)
-        load_table(ctx, step, pslot, nt)
         caps_at = _load_caps(ctx, caps_addr, n0, nt, pslot, tn)
+        params = True  # still to load, after the first matmul's operands
         if single:
             p.dma("load", "wbuf", b.w(n_tile), w_addr + blocks[n0, 0], rows=1, row_bytes=nt * row_bytes(k, fmt))
         for m0 in row_tiles:
@@ -356,6 +364,9 @@ def emit_gemm(ctx: Context, step: Step) -> None:
                 p.set({"mm.m": mt, "mm.n": nt, "mm.k": ktile, "mm.w_row": row_bytes(ktile, fmt), "mm.acc_row": nt})
                 _point_caps(ctx, caps_at)
                 p.emit("matmul", mode="gemm", accumulate=int(k0 > 0), **matmul_fields(fmt), acc=acc, w=wslot)
+                if params:
+                    _load_params(ctx, step, pslot, p_addr, n0, nt)
+                    params = False
                 chunk += 1
             dst = b.a_out(tile)
             p.set({"rq.params": pslot, "rq.m": mt, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})

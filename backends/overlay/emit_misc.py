@@ -47,18 +47,21 @@ def emit_pool(ctx: Context, step: Step) -> None:
         th = min(th, max(1, -(-h_out // ctx.cores)))
     grid = [(c0, oy0) for c0 in range(0, c, ct) for oy0 in range(0, h_out, th)]
     mine = ctx.share(len(grid))
+    pending = None  # the previous tile's store, emitted after this tile's load (as _stream)
     for tile, (c0, oy0) in enumerate(grid[mine.start:mine.stop]):
         cn = min(ct, c - c0)
-        p.set({"cv.c": cn})
         rows = min(th, h_out - oy0)
         first, lo, hi = input_rows(oy0, rows, sh, pt, kh, dh, h)
         src, dst = b.a_in(tile), b.a_out(tile)
         p.dma("load", "abuf", src, ctx.addr(x) + lo * w * c + c0, rows=(hi - lo) * w, row_bytes=cn,
               dram_row=c, sram_row=cn)
-        p.set({"cv.h": hi - lo, "cv.pad_top": lo - first, "pl.h_out": rows, "pl.pad_bottom": h + pb - hi})
+        if pending is not None:
+            p.dma("store", "abuf", *pending)
+        p.set({"cv.c": cn, "cv.h": hi - lo, "cv.pad_top": lo - first, "pl.h_out": rows, "pl.pad_bottom": h + pb - hi})
         p.emit("pool", mode="max" if op.kind == "max_pool" else "avg", dst=dst, src=src)
-        p.dma("store", "abuf", dst, ctx.addr(y) + oy0 * w_out * c + c0, rows=rows * w_out, row_bytes=cn,
-              dram_row=c, sram_row=cn)
+        pending = (dst, ctx.addr(y) + oy0 * w_out * c + c0, rows * w_out, cn, c, cn)
+    if pending is not None:
+        p.dma("store", "abuf", *pending)
 
 
 def _flat_tiles(length: int, tile: int):

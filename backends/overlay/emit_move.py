@@ -58,9 +58,16 @@ def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.n
     if not plans:
         raise unsupported(op, problem)
     tiles = min(plans, key=lambda t: _move_cycles(ctx, t, elem, rescale is not None))
+    # without a gather no tile needs a staging area: the tiles take turns in all four quarters of
+    # abuf; each tile's store comes after the next tile's load, the order in which the DMAs want
+    # the shared DRAM channel (as emit_misc._stream)
+    staged = any(gather is not None for *_, gather in tiles)
+    pending = None
     for tile, (s0, s1, store, box, gather) in enumerate(tiles):
-        slot = b.a_in(tile)
+        slot = b.a_in(tile) if staged else (tile % 4) * b.abuf_q
         p.dma("load", "abuf", slot, ctx.addr(src) + s0 * elem, rows=1, row_bytes=(s1 - s0) * elem)
+        if pending is not None:
+            pending()
         if rescale is not None:
             p.set({"rq.m": s1 - s0})
             p.emit("requant", src="abuf", out="i8", rounding=rescale.rounding, dst=slot, srcaddr=slot)
@@ -68,10 +75,19 @@ def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.n
         if gather is not None:
             staging = b.a_out(tile)
             _emit_copies(p, gather, staging, slot, elem)
-        planes, rows, row_bytes, plane_stride, row_stride = box
-        p.dma("store", "abuf", staging, ctx.addr(dst) + store * elem, rows=rows, row_bytes=row_bytes,
-              dram_row=row_stride, sram_row=row_bytes, planes=planes, dram_plane=plane_stride,
-              sram_plane=rows * row_bytes)
+        pending = _store(p, staging, ctx.addr(dst) + store * elem, box)
+    if pending is not None:
+        pending()
+
+
+def _store(p, staging: int, address, box):
+    """The store of one tile, to be emitted later."""
+    planes, rows, row_bytes, plane_stride, row_stride = box
+
+    def emit() -> None:
+        p.dma("store", "abuf", staging, address, rows=rows, row_bytes=row_bytes, dram_row=row_stride,
+              sram_row=row_bytes, planes=planes, dram_plane=plane_stride, sram_plane=rows * row_bytes)
+    return emit
 
 
 def _move_cycles(ctx: Context, tiles, elem: int, rescaled: bool = False) -> int:

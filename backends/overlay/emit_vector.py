@@ -58,30 +58,43 @@ def emit_cvt(ctx: Context, step: Step) -> None:
         for i, (s, cnt) in enumerate(tiles_flat):
             _cvt_flat(ctx, op, to_bf16, x, y, s, cnt, i)
         return
+    pending: list = []  # the previous tile's store, emitted after this tile's load (as emit_misc._stream)
     for i, (y0, rows) in enumerate(tiles):
         n = rows * w * c
         a_slot, v_in, v_out = b.a_in(i) if to_bf16 else b.a_out(i), b.v(i % 2), b.v(2 + i % 2)
-        p.set({"v.len": n})
         if to_bf16:
             p.dma("load", "abuf", a_slot, ctx.addr(x) + y0 * w * c, rows=1, row_bytes=n)
+            _flush(p, pending)
+            p.set({"v.len": n})
             p.emit("cvt", dir="i8_bf16", dst=v_in, src=a_slot)
             if nhwc:  # [rows, w, c] -> [c, rows, w]
                 _copy(p, v_out, v_in, (1, c, rows, w), (0, 2, w * c * 2, c * 2), (0, rows * w * 2, w * 2, 2), 2)
-                p.dma("store", "vbuf", v_out, ctx.addr(y) + y0 * w * 2, rows=c, row_bytes=rows * w * 2,
-                      dram_row=h * w * 2, sram_row=rows * w * 2)
+                pending.append(("vbuf", v_out, ctx.addr(y) + y0 * w * 2,
+                                dict(rows=c, row_bytes=rows * w * 2, dram_row=h * w * 2, sram_row=rows * w * 2)))
             else:
-                p.dma("store", "vbuf", v_in, ctx.addr(y), rows=1, row_bytes=n * 2)
+                pending.append(("vbuf", v_in, ctx.addr(y), dict(rows=1, row_bytes=n * 2)))
         else:
             if nhwc:  # [c, rows, w] -> [rows, w, c]
                 p.dma("load", "vbuf", v_in, ctx.addr(x) + y0 * w * 2, rows=c, row_bytes=rows * w * 2,
                       dram_row=h * w * 2, sram_row=rows * w * 2)
+                _flush(p, pending)
                 _copy(p, v_out, v_in, (1, rows, w, c), (0, w * 2, 2, rows * w * 2), (0, w * c * 2, c * 2, 2), 2)
                 src = v_out
             else:
                 p.dma("load", "vbuf", v_in, ctx.addr(x), rows=1, row_bytes=n * 2)
+                _flush(p, pending)
                 src = v_in
+            p.set({"v.len": n})
             p.emit("cvt", dir="bf16_i8", dst=a_slot, src=src)
-            p.dma("store", "abuf", a_slot, ctx.addr(y) + y0 * w * c, rows=1, row_bytes=n)
+            pending.append(("abuf", a_slot, ctx.addr(y) + y0 * w * c, dict(rows=1, row_bytes=n)))
+    _flush(p, pending)
+
+
+def _flush(p, pending: list) -> None:
+    """Emit the stores held back in ``pending``."""
+    for buf, sram, dram, box in pending:
+        p.dma("store", buf, sram, dram, **box)
+    pending.clear()
 
 
 def emit_cvt_rows(ctx: Context, step: Step) -> None:
@@ -162,7 +175,7 @@ def emit_vector(ctx: Context, step: Step) -> None:
     op = step.ops[0]
     lowering = vector_lowering(op)
     code = record(op, lowering)
-    tile_rows, tile_cols = tile_shape(op, lowering, code, ctx.target.vbuf_bytes)
+    tile_rows, tile_cols, buffers = tile_shape(op, lowering, code, ctx.target.vbuf_bytes)
     rows, cols, p = lowering.rows, lowering.cols, ctx.program
     slot_bytes = tile_rows * tile_cols * 2
     inputs: list[tuple[Handle, str, int | ActivationAddress]] = []
@@ -178,24 +191,40 @@ def emit_vector(ctx: Context, step: Step) -> None:
         inputs.append((handle, given.space, dram))
     ctx.begin_layer(step.name, 0, sum(v.type.size * 2 for v in op.operands) + op.result.type.size * 2)
     constants = ConstantRegisters(p)
-    for batch, r0, rn, c0, cn in _tiles(lowering, tile_rows, tile_cols):
-        length = {FULL: rn * cn, ROW: rn, COL: cn}
+    tiles = list(_tiles(lowering, tile_rows, tile_cols))
+
+    def place(index: int):
+        """The tile's element counts per space, its DRAM offsets and its set of slots."""
+        batch, r0, rn, c0, cn = tiles[index]
         full_start = (batch * rows * cols + r0 * cols + c0) * 2
-        start = {FULL: full_start, ROW: r0 * 2, COL: c0 * 2}
+        base = (index % buffers) * code.slot_count * slot_bytes
+        return rn, cn, {FULL: rn * cn, ROW: rn, COL: cn}, {FULL: full_start, ROW: r0 * 2, COL: c0 * 2}, base
+
+    def load(index: int) -> None:
+        rn, cn, length, start, base = place(index)
         for handle, space, dram in inputs:
-            slot = code.slots[handle.index] * slot_bytes
+            slot = base + code.slots[handle.index] * slot_bytes
             if space == FULL:
-                p.dma("load", "vbuf", slot, dram + full_start, rows=rn, row_bytes=cn * 2, dram_row=cols * 2,
+                p.dma("load", "vbuf", slot, dram + start[FULL], rows=rn, row_bytes=cn * 2, dram_row=cols * 2,
                       sram_row=cn * 2)
             else:
                 p.dma("load", "vbuf", slot, dram + start[space], rows=1, row_bytes=length[space] * 2)
+
+    # with two sets of slots the next tile's loads come before this tile's instructions
+    load(0)
+    for index in range(len(tiles)):
+        if buffers == 2 and index + 1 < len(tiles):
+            load(index + 1)
+        rn, cn, length, start, base = place(index)
         for ins in code.recorder.code:
-            _emit(p, ins, code, constants, length, rn, cn, slot_bytes)
-        p.dma("store", "vbuf", code.slots[code.result.index] * slot_bytes, ctx.addr(op.result) + full_start,
+            _emit(p, ins, code, constants, length, rn, cn, slot_bytes, base)
+        p.dma("store", "vbuf", base + code.slots[code.result.index] * slot_bytes, ctx.addr(op.result) + start[FULL],
               rows=rn, row_bytes=cn * 2, dram_row=cols * 2, sram_row=cn * 2)
+        if buffers == 1 and index + 1 < len(tiles):
+            load(index + 1)
 
 
-def _emit(p, ins, code, constants, length, rn, cn, slot_bytes) -> None:
+def _emit(p, ins, code, constants, length, rn, cn, slot_bytes, base) -> None:
     busy: set[int] = set()
 
     def operand(h, reg: str) -> str:
@@ -206,15 +235,15 @@ def _emit(p, ins, code, constants, length, rn, cn, slot_bytes) -> None:
             rep, period = 1, length[space]
         else:  # a row or column value read across the full tile
             rep, period = (cn, rn) if space == ROW else (1, cn)
-        p.set({f"v.{reg}": code.slots[h.index] * slot_bytes, f"v.{reg}_rep": rep, f"v.{reg}_period": period})
+        p.set({f"v.{reg}": base + code.slots[h.index] * slot_bytes, f"v.{reg}_rep": rep, f"v.{reg}_period": period})
         return "vec"
 
-    dst, a = code.slots[ins.dst] * slot_bytes, code.slots[ins.a] * slot_bytes
+    dst, a = base + code.slots[ins.dst] * slot_bytes, base + code.slots[ins.a] * slot_bytes
     if ins.mnemonic == "vred":
         p.set({"v.len": length[FULL], "v.row": cn})
         p.emit("vred", op=ins.op, dst=dst, a=a)
     elif ins.mnemonic == "window":
-        _emit_window(p, constants, dst, a, rn, cn, ins.amount, ins.after)
+        _emit_window(p, dst, a, rn, cn, ins.amount, ins.after)
     elif ins.mnemonic == "vbin":
         p.set({"v.len": length[ins.space]})
         p.emit("vbin", op=ins.op, b=operand(ins.b, "b"), dst=dst, a=a)
@@ -228,14 +257,17 @@ def _emit(p, ins, code, constants, length, rn, cn, slot_bytes) -> None:
         p.emit(ins.mnemonic, b=b, c=c, dst=dst, **fields)
 
 
-def _emit_window(p, constants, dst, a, rn, cn, before, after) -> None:
-    """dst = a's window sum over rows (bf16_lanes.window_sum's order): a copy, then for each shift k
-    one add over the rows that have a neighbour k rows away, operands addressed k rows apart."""
-    p.set({"v.len": rn * cn})
-    p.emit("vbin", op="or", b=constants.source(0, set()), dst=dst, a=a)  # an exact copy
+def _emit_window(p, dst, a, rn, cn, before, after) -> None:
+    """dst = the window sum of a's squares over rows (bf16_lanes.window_sum_squares's order): a's
+    square, then for each shift k one multiply-add of the rows k apart over the rows that have such
+    a neighbour, operands addressed k rows apart."""
+    n = rn * cn
+    p.set({"v.len": n, "v.b": a, "v.b_rep": 1, "v.b_period": n})
+    p.emit("vbin", op="mul", b="vec", dst=dst, a=a)
     shifts = [(k, dst, a + 2 * k * cn) for k in range(1, min(after, rn - 1) + 1)]
     shifts += [(k, dst + 2 * k * cn, a) for k in range(1, min(before, rn - 1) + 1)]
     for k, target, source in shifts:
         n = (rn - k) * cn
-        p.set({"v.len": n, "v.b": source, "v.b_rep": 1, "v.b_period": n})
-        p.emit("vbin", op="add", b="vec", dst=target, a=target)
+        p.set({"v.len": n, "v.b": source, "v.b_rep": 1, "v.b_period": n, "v.c": target, "v.c_rep": 1,
+               "v.c_period": n})
+        p.emit("vfma", b="vec", c="vec", dst=target, a=source)

@@ -8,8 +8,10 @@ a run).  A layer's bytes are its packed weight constant's in that artifact.  Its
 share of the run's critical path: the steps run in program order, and each step is charged the
 cycles by which its last instruction ends after every earlier step's last instruction -- so a
 layer that overlaps its neighbour's stores, shares the DRAM channel with it, or carries a fused
-epilogue is charged what it really adds.  Everything outside the weight layers (pooling, moves,
-element-wise steps, the final drain) is charged once, from the all-int8 run.
+epilogue is charged what it really adds.  The steps between two weight layers (pooling, moves,
+element-wise steps, attention) go to the weight layer before them, whose format shapes how they
+overlap it, so a uniform plan's prediction is its run's cycles exactly; the steps before the
+first weight layer and the final drain are charged once, from the all-int8 run.
 
 Each run is the backend's own code (tile choice, epilogue fusion, store-after-next-load order)
 timed by the simulator's cycle model (isa/cycles.py), so the plan follows any change to either.
@@ -138,7 +140,8 @@ class OverlayCostModel:
 
 def layer_shares(run: SimulatedRun, layers: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
     """(weight bytes, cycles) of each weight layer in ``run``: the sums over the steps named after
-    its location (the artifact names steps by ONNX node).  Layers without one (a module written as
+    its location (the artifact names steps by ONNX node), the cycles with those of the steps up to
+    the next weight layer's.  Layers without one (a module written as
     IR text) take the weight-carrying steps no layer claims by name, in program order; a layer
     with no step at all runs on the host and costs the device nothing."""
     index: dict[str, int] = {}
@@ -147,11 +150,14 @@ def layer_shares(run: SimulatedRun, layers: list[tuple[str, str]]) -> tuple[np.n
     unnamed = iter([i for i in range(len(layers)) if not any(s.name == (layers[i][1] or layers[i][0])
                                                               for s in run.steps)])
     nbytes, cycles = np.zeros(len(layers), np.int64), np.zeros(len(layers), np.int64)
+    last = None  # the weight layer the steps since belong to
     for step in run.steps:
         i = index.get(step.name)
         if i is None and step.weight_bytes:
             i = next(unnamed, None)
         if i is not None:
             nbytes[i] += step.weight_bytes
-            cycles[i] += step.cycles
+            last = i
+        if last is not None:
+            cycles[last] += step.cycles
     return nbytes, cycles

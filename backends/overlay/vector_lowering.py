@@ -179,17 +179,28 @@ def record(op: Op, lowering: VectorLowering) -> VectorCode:
     return VectorCode(recorder, handles, result, slots, count)
 
 
-def tile_shape(op: Op, lowering: VectorLowering, code: VectorCode, vbuf_bytes: int) -> tuple[int, int]:
-    """(rows, cols) of a tile so that every slot of the sequence fits vbuf; BackendError if one row
-    (one column, for column tiles) does not."""
+def _tile(lowering: VectorLowering, slots: int, vbuf_bytes: int) -> tuple[int, int]:
+    """(rows, cols) of the largest tile whose ``slots`` vectors fit ``vbuf_bytes`` (0 rows or
+    columns when one row, or one column for column tiles, does not)."""
     if lowering.tile_columns:
-        cols = min(lowering.cols, vbuf_bytes // (code.slot_count * lowering.rows * 2))
-        if cols < 1:
+        return lowering.rows, min(lowering.cols, vbuf_bytes // (slots * lowering.rows * 2))
+    return min(lowering.rows, vbuf_bytes // (slots * lowering.cols * 2)), lowering.cols
+
+
+def tile_shape(op: Op, lowering: VectorLowering, code: VectorCode, vbuf_bytes: int) -> tuple[int, int, int]:
+    """(rows, cols, buffers) of a tile so that every slot of the sequence fits vbuf; BackendError
+    if one row (one column, for column tiles) does not.  An op of more than one tile runs with two
+    sets of slots (``buffers`` 2, tiles of half the size) when one row still fits: tiles alternate
+    between the sets, so one tile's loads and stores overlap the other tile's instructions."""
+    rows, cols = _tile(lowering, code.slot_count, vbuf_bytes)
+    if min(rows, cols) < 1:
+        if lowering.tile_columns:
             raise unsupported(op, f"a column of {lowering.rows} elements in {code.slot_count} live vectors "
                                   f"exceeds the vector buffer ({vbuf_bytes} bytes)")
-        return lowering.rows, cols
-    rows = min(lowering.rows, vbuf_bytes // (code.slot_count * lowering.cols * 2))
-    if rows < 1:
         raise unsupported(op, f"a row of {lowering.cols} elements in {code.slot_count} live vectors exceeds "
                               f"the vector buffer ({vbuf_bytes} bytes)")
-    return rows, lowering.cols
+    if rows * cols * lowering.batches < lowering.rows * lowering.cols * lowering.batches:
+        half_rows, half_cols = _tile(lowering, 2 * code.slot_count, vbuf_bytes)
+        if min(half_rows, half_cols) >= 1:
+            return half_rows, half_cols, 2
+    return rows, cols, 1

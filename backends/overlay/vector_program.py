@@ -198,9 +198,10 @@ class Recorder:
     def itof(self, a):
         return self._unary("itof", a)
 
-    def window_sum(self, a, before: int, after: int):
-        """Recorded as one ``window`` entry, which the emitter expands into a copy and one add of
-        the tile shifted by k rows per k (vbin over a sub-range: address arithmetic)."""
+    def window_sum_squares(self, a, before: int, after: int):
+        """Recorded as one ``window`` entry, which the emitter expands into the square of the tile
+        and one multiply-add of the tile shifted by k rows per k (over a sub-range: address
+        arithmetic)."""
         if a.constant or a.space != FULL:
             raise VectorProgramError("a window sum reads a full tile")
         dst = self._new(FULL)

@@ -456,12 +456,13 @@ def _forget_output_shapes(skeleton: onnx.ModelProto) -> None:
             output.type.tensor_type.ClearField("shape")
 
 
-_NODE_IN_MESSAGE = re.compile(r"\(op_type:([^,]*), node name: ([^)]*)\):\s*(?:\[\w+\]\s*)?(.*)")
+_NODE_IN_MESSAGE = re.compile(r"\(op_type:([^,)]*)(?:, node name: ([^)]*))?\):\s*(?:\[\w+\]\s*)?(.*)")
 
 
 def _infer(skeleton: onnx.ModelProto, label: str, data_prop: bool = True) -> dict[str, onnx.TypeProto]:
     try:
-        inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=True, data_prop=data_prop)
+        inferred = onnx.shape_inference.infer_shapes(skeleton, check_type=True, strict_mode=True,
+                                                     data_prop=data_prop)
     except MemoryError:
         raise FrontendError(f"{label}: ONNX shape inference ran out of memory; the model's shapes are "
                             "corrupted or absurd") from None

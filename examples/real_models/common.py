@@ -43,6 +43,74 @@ def smooth_images(count: int, channels: int, height: int, width: int, seed: int)
     return images
 
 
+#: The labelled image task the classifiers are trained on: one object of these kinds on a
+#: photo-like background, at a random place, size, rotation and colour.
+SHAPES = ("disc", "square", "triangle", "ring", "plus", "bar", "frame", "grating", "checker", "pair")
+
+
+def _shape_mask(kind: str, u: np.ndarray, v: np.ndarray, s: float) -> np.ndarray:
+    """Where shape ``kind`` of radius ``s`` covers the rotated coordinates (u, v) around its centre."""
+    r = np.hypot(u, v)
+    box = np.maximum(np.abs(u), np.abs(v))
+    if kind == "disc":
+        return r < s
+    if kind == "square":
+        return box < 0.8 * s
+    if kind == "triangle":
+        return np.all([u * np.cos(a) + v * np.sin(a) < 0.5 * s for a in (np.pi / 2, 7 * np.pi / 6, 11 * np.pi / 6)], axis=0)
+    if kind == "ring":
+        return (r < s) & (r > 0.6 * s)
+    if kind == "plus":
+        return ((np.abs(u) < 0.3 * s) & (np.abs(v) < s)) | ((np.abs(v) < 0.3 * s) & (np.abs(u) < s))
+    if kind == "bar":
+        return (np.abs(u) < s) & (np.abs(v) < 0.3 * s)
+    if kind == "frame":
+        return (box < 0.85 * s) & (box > 0.55 * s)
+    if kind == "grating":
+        return (r < s) & (np.sin(2 * np.pi * u / (0.5 * s)) > 0)
+    if kind == "checker":
+        return (box < 0.85 * s) & (np.sin(np.pi * u / (0.34 * s)) * np.sin(np.pi * v / (0.34 * s)) > 0)
+    if kind == "pair":
+        return (np.hypot(u - 0.55 * s, v) < 0.4 * s) | (np.hypot(u + 0.55 * s, v) < 0.4 * s)
+    raise ValueError(kind)
+
+
+def shape_images(count: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A labelled classification task a CNN must learn shape features for: a photo-like background
+    (colour waves, blobs, texture, as ``smooth_images``) with one object of ``SHAPES`` on it, at a
+    random position, radius 15-32% of the image, rotation and colour (contrasting with what is under
+    it), edges softened by 2x supersampling; 8-bit pixels normalized per channel like
+    ``smooth_images``. Returns ([count, 3, size, size] float32, [count] int64 labels in 0..9)."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.meshgrid(np.linspace(0, 1, size), np.linspace(0, 1, size), indexing="ij")
+    fine = (np.arange(2 * size) + 0.5) / (2 * size)
+    fy, fx = np.meshgrid(fine, fine, indexing="ij")
+    images = np.empty((count, 3, size, size), np.float32)
+    labels = rng.integers(0, len(SHAPES), count)
+    for n in range(count):
+        base = np.zeros((3, size, size))
+        for _ in range(3):
+            f1, f2, phase = rng.uniform(0.3, 3.0), rng.uniform(0.3, 3.0), rng.uniform(0, 2 * np.pi)
+            base += rng.uniform(0.1, 0.5, (3, 1, 1)) * np.sin(2 * np.pi * (f1 * ys + f2 * xs) + phase)
+        for _ in range(2):
+            cy, cx, r = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.08, 0.3)
+            base += rng.uniform(-0.6, 0.6, (3, 1, 1)) * (((ys - cy) ** 2 + (xs - cx) ** 2) < r * r)
+        base += 0.05 * rng.standard_normal(base.shape)
+        base = 0.15 + 0.7 * (base - base.min()) / (base.max() - base.min())
+        s = rng.uniform(0.15, 0.32)
+        cy, cx, angle = rng.uniform(s, 1 - s), rng.uniform(s, 1 - s), rng.uniform(0, 2 * np.pi)
+        u = (fx - cx) * np.cos(angle) + (fy - cy) * np.sin(angle)
+        v = -(fx - cx) * np.sin(angle) + (fy - cy) * np.cos(angle)
+        alpha = _shape_mask(SHAPES[labels[n]], u, v, s).astype(np.float64).reshape(size, 2, size, 2).mean(axis=(1, 3))
+        under = (base * alpha).sum(axis=(1, 2)) / max(alpha.sum(), 1.0)
+        colour = np.clip(1.0 - under + rng.uniform(-0.15, 0.15, 3), 0, 1)     # contrasting with the background
+        base = base * (1 - alpha) + colour[:, None, None] * alpha
+        base = np.clip(base + 0.03 * rng.standard_normal(base.shape), 0, 1)
+        pixels = np.round(base * 255) / 255                                     # 8-bit, as cameras store them
+        images[n] = (pixels - pixels.mean(axis=(1, 2), keepdims=True)) / (pixels.std(axis=(1, 2), keepdims=True) + 1e-6)
+    return images, labels.astype(np.int64)
+
+
 def text_images(count: int, height: int, width: int, seed: int) -> np.ndarray:
     """Grey lines of digits (examples/digits, upscaled 2x) on a bright background, as a text
     recognizer or detector sees a cropped line: [count, 1, height, width], normalized."""

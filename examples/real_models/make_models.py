@@ -1,6 +1,7 @@
 """Build the real-model set: architectures people deploy today, in their real block structure at
-reduced width/depth/resolution, random weights with trained-like statistics; export each to ONNX
-with torch's current exporter defaults and write its calibration and test inputs.
+reduced width/depth/resolution; the image classifiers but ConvNeXt-T trained for a few hundred steps
+on a generated shapes task (train.py), the others random weights with trained-like statistics;
+export each to ONNX with torch's current exporter defaults and write its calibration and test inputs.
 
     python examples/real_models/make_models.py [--models yolov8,crnn] [--out examples/real_models]
 
@@ -15,6 +16,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -23,17 +25,23 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cnns import (ConvNeXtTiny, DenseNet121, EfficientNetB0, InceptionV3, MobileNetV3Small,  # noqa: E402
                   RegNetY, ShuffleNetV2)
-from common import (HERE, check_onnxruntime, declare_minus_one, deterministic, export,  # noqa: E402
-                    randomize_norms, settle_batchnorm, smooth_images, text_images)
+from common import (HERE, SHAPES, check_onnxruntime, declare_minus_one, deterministic, export,  # noqa: E402
+                    randomize_norms, settle_batchnorm, shape_images, smooth_images, text_images)
 from detectors import CRNN, DBNet, YOLOv8  # noqa: E402
 from transformers import Bert, DeiTTiny  # noqa: E402
 from macs import count_macs  # noqa: E402
+from train import train_classifier  # noqa: E402
 
 CALIB, TEST, SETTLE = 8, 2, 32     # samples in the calibration / test files; images for BatchNorm stats
+CLASSES = len(SHAPES)              # the trained classifiers' outputs: common.shape_images' labels
 
 
 def images(size):
     return lambda count, seed: {"image": smooth_images(count, 3, size, size, seed)}
+
+
+def shapes(size):
+    return lambda count, seed: {"image": shape_images(count, size, seed)[0]}
 
 
 def text_line(height, width, channels):
@@ -61,16 +69,23 @@ class Spec:
     ops: str = ""
     dynamic: dict | None = None                  # {input: {axis: (name, max or None)}}: exported as dynamic dims
     minus_one: dict | None = None                # {input: dims}: declared with -1 for dynamic dims, as paddle2onnx does
+    train: tuple | None = None                   # (input size, AdamW steps): trained on common.shape_images
 
 
 MODELS = {
-    "mobilenet_v3": Spec(MobileNetV3Small, images(96), ("logits",), ops="HardSwish, HardSigmoid SE gate, depthwise 3x3/5x5"),
-    "efficientnet_b0": Spec(EfficientNetB0, images(96), ("logits",), ops="SiLU, sigmoid SE gate, depthwise 3x3/5x5"),
-    "regnet_y": Spec(RegNetY, images(96), ("logits",), ops="grouped 3x3 conv (group width 8), SE, residual"),
+    "mobilenet_v3": Spec(partial(MobileNetV3Small, classes=CLASSES), shapes(96), ("logits",), ops="HardSwish, HardSigmoid SE gate, depthwise 3x3/5x5",
+                     train=(96, 400)),
+    "efficientnet_b0": Spec(partial(EfficientNetB0, classes=CLASSES), shapes(96), ("logits",), ops="SiLU, sigmoid SE gate, depthwise 3x3/5x5",
+                        train=(96, 300)),
+    "regnet_y": Spec(partial(RegNetY, classes=CLASSES), shapes(96), ("logits",), ops="grouped 3x3 conv (group width 8), SE, residual",
+                 train=(96, 400)),
     "convnext_t": Spec(ConvNeXtTiny, images(64), ("logits",), ops="7x7 depthwise, LayerNorm (NHWC by Transpose), GELU, layer scale"),
-    "shufflenet_v2": Spec(ShuffleNetV2, images(96), ("logits",), ops="channel Split, Concat, channel shuffle (Reshape/Transpose)"),
-    "densenet121": Spec(DenseNet121, images(64), ("logits",), ops="dense Concat, pre-activation BN-ReLU-conv, AvgPool transitions"),
-    "inception_v3": Spec(InceptionV3, images(128), ("logits",), ops="1x7/7x1 and 1x3/3x1 convs, AvgPool/MaxPool branches, Concat"),
+    "shufflenet_v2": Spec(partial(ShuffleNetV2, classes=CLASSES), shapes(96), ("logits",), ops="channel Split, Concat, channel shuffle (Reshape/Transpose)",
+                      train=(96, 400)),
+    "densenet121": Spec(partial(DenseNet121, classes=CLASSES), shapes(64), ("logits",), ops="dense Concat, pre-activation BN-ReLU-conv, AvgPool transitions",
+                    train=(64, 300)),
+    "inception_v3": Spec(partial(InceptionV3, classes=CLASSES), shapes(128), ("logits",), ops="1x7/7x1 and 1x3/3x1 convs, AvgPool/MaxPool branches, Concat",
+                     train=(128, 300)),
     "yolov8": Spec(YOLOv8, images(128), ("detections",), ops="SiLU, Split, Concat, nearest Resize, MaxPool 5x5, DFL Softmax, Sigmoid",
                    dynamic={"image": {0: ("batch", None)}}),
     "dbnet": Spec(DBNet, text_line(64, 128, 3), ("probability",), ops="FPN nearest/bilinear Resize, ConvTranspose, Sigmoid",
@@ -99,10 +114,14 @@ def build(name: str, out: Path, seed: int) -> dict:
     spec = MODELS[name]
     deterministic(seed)
     model = spec.build()
-    randomize_norms(model, seed)
-    settle = spec.inputs(SETTLE, seed + 1)
-    batches = [tuple(torch.from_numpy(v[i:i + 8]) for v in settle.values()) for i in range(0, SETTLE, 8)]
-    settle_batchnorm(model, batches)
+    trained = {}
+    if spec.train:
+        trained = train_classifier(model, *spec.train, seed)
+    else:
+        randomize_norms(model, seed)
+        settle = spec.inputs(SETTLE, seed + 1)
+        batches = [tuple(torch.from_numpy(v[i:i + 8]) for v in settle.values()) for i in range(0, SETTLE, 8)]
+        settle_batchnorm(model, batches)
     example = {k: v[:1] for k, v in spec.inputs(1, seed + 2).items()}
     path = out / f"{name}.onnx"
     export(model, tuple(torch.from_numpy(v) for v in example.values()), path, list(example), list(spec.outputs),
@@ -119,7 +138,7 @@ def build(name: str, out: Path, seed: int) -> dict:
     return {"model": name, "params": sum(p.numel() for p in model.parameters()), "macs": count_macs(proto, {k: v.shape for k, v in example.items()}),
             "opset": max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
             "nodes": len(proto.graph.node), "ops": sorted({n.op_type for n in proto.graph.node}),
-            "bytes": path.stat().st_size, "ort_vs_torch": error}
+            "bytes": path.stat().st_size, "ort_vs_torch": error, **trained}
 
 
 def main() -> int:

@@ -35,7 +35,7 @@ from .integer import (
     quantize_multiplier, requantize, round_to_integer, rounded_mean, rounding_divide, rounding_right_shift,
     saturate,
 )
-from .requantizer import Centring, Requantizer
+from .requantizer import AffineRequantizer, Centring, Requantizer
 from .row_scale import ROW_SHIFT_MAX, bf16_to_int8_rows, row_shifted, row_shifts, shift_for_range
 from .scale_search import search_scale_mse
 from .uniform import (
@@ -53,7 +53,7 @@ __all__ = [
     "decode_int", "dequantize", "dequantize_affine", "dyadic_error", "dybit_magnitudes", "encode",
     "from_bf16", "int8_to_bf16", "int_dequantize", "int_dtype_for_range", "int_max_level",
     "int_quantize", "integer_range", "max_magnitude", "multiply_by_quantized_multiplier",
-    "quantize", "quantize_affine", "quantize_multiplier", "requantize", "Requantizer", "Centring", "round_to_integer",
+    "quantize", "quantize_affine", "quantize_multiplier", "requantize", "Requantizer", "Centring", "AffineRequantizer", "round_to_integer",
     "rounded_mean", "rounding_divide", "rounding_right_shift", "saturate", "search_scale", "search_scale_mse", "search_scale_uniform",
     "to_bf16", "check_cap", "magnitude_ints", "max_decode_int",
     "WeightFormat", "code_values", "max_abs_value", "parse_weight_format", "row_format", "value_codes",

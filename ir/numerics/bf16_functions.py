@@ -30,6 +30,9 @@ ERF_POLY = (0.0001205533298, -0.0008548327023, 0.005223977625, -0.02686617065,
             0.1128379167, -0.376126389, 0.1283791671)  # x + x*Q(x2); Q ends in 2/sqrt(pi) - 1
 LN2 = 0.6931471805599453
 LOG_POLY = (1 / 7, 1 / 5, 1 / 3)  # ln m = 2 s (1 + s2 (1/3 + s2 (1/5 + s2 / 7)))
+QUARTER_ROOT_MAGIC = 0x4F57  # seed of b**-1/4: this minus (bits >> 2), the best of its neighbours
+MAX_FINITE = 0x7F7F  # the largest finite bf16
+LRN_FAST_BIAS = 2.0**-120  # the beta = 0.75 sequence needs a normal base whose quarter keeps exact
 AS_P = 0.3275911
 AS_POLY = (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
 TANH_SERIES_LIMIT = 0.5
@@ -251,11 +254,29 @@ def log(L, v):
     return L.fma(e, L.const(LN2), L.mul(L.mul(s, L.const(2.0)), series))
 
 
+def pow_minus_three_quarters(L, b):
+    """b**-0.75 for b >= 2**-120 (b above the largest finite bf16 is taken as it): y = b**-1/4 from
+    the seed 0x4F57 - (bits >> 2) and one Newton step y + y (1/4 - (b/4) y^2 y^2); w = b**-1/2 from
+    y^2 and one Newton step w + w (1/2 - (b/2) w w); y w.  Products are ordered so that nothing
+    underflows (b y^2 and b w stay near sqrt(b))."""
+    b = L.min(b, L.pattern(MAX_FINITE))
+    quarter = L.mul(b, L.const(-0.25))  # exact, as is its double below (b is normal)
+    y = L.isub(L.pattern(QUARTER_ROOT_MAGIC), L.shr(b, 2))
+    y2 = L.mul(y, y)
+    y = L.fma(y, L.fma(L.mul(y2, quarter), y2, L.const(0.25)), y)
+    w = L.mul(y, y)
+    w = L.fma(w, L.fma(L.mul(w, L.mul(quarter, L.const(2.0))), w, L.const(0.5)), w)
+    return L.mul(y, w)
+
+
 def lrn(L, x, size: int, alpha: float, beta: float, bias: float):
-    """ONNX LRN with rows as channels: x * exp(-beta ln(bias + alpha/size * window_sum(x^2))).
-    The base must be a normal positive number (bias > 0)."""
-    total = L.window_sum(L.mul(x, x), (size - 1) // 2, size // 2)
+    """ONNX LRN with rows as channels: x times base**-beta, base = bias + alpha/size * window_sum_squares(x);
+    base**-0.75 by ``pow_minus_three_quarters`` when beta is 0.75 and bias >= 2**-120, else
+    exp(-beta ln(base)).  The base must be a normal positive number (bias > 0)."""
+    total = L.window_sum_squares(x, (size - 1) // 2, size // 2)
     base = L.fma(total, L.const(alpha / size), L.const(bias))
+    if beta == 0.75 and bias >= LRN_FAST_BIAS:
+        return L.mul(x, pow_minus_three_quarters(L, base))
     return L.mul(x, exp(L, L.mul(log(L, base), L.const(-beta))))
 
 

@@ -16,10 +16,11 @@ the same sequence as instructions.  The operations, on 16-bit lanes holding bf16
   mask 0xFFFF (true) or 0; ``select(m, a, b)``: a where m != 0, else b.
 - ``rint``: round to an integral value, ties to even (NaN -> 0x7FC0); ``ftoi``: the int16 pattern
   of rint(x) (saturating; NaN -> 0); ``itof``: an int16 pattern to bf16 (RNE).
-- ``window_sum(a, before, after)``: for each element, the sum of the elements ``before`` rows above
-  to ``after`` rows below it in its column (rows outside the tile count as zero), accumulated as
-  the element itself, then + the row k below for k = 1..after, then + the row k above for
-  k = 1..before, each add rounded (LRN's sum across channels, rows being channels).
+- ``window_sum_squares(a, before, after)``: for each element, the sum of the squares of the
+  elements ``before`` rows above to ``after`` rows below it in its column (rows outside the tile
+  count as zero), accumulated as the element's own square, then + the square of the row k below
+  for k = 1..after, then + the square of the row k above for k = 1..before, each square and each
+  add rounded (``fma(a, a, acc)``; LRN's sum across channels, rows being channels).
 - ``row_sum row_max``: along each row by a fixed pairwise tree (``bf16.bf16_sum``'s order: each
   level combines neighbours, an odd last element passes up unchanged), ``add`` or ``max`` at each
   node.
@@ -178,14 +179,16 @@ class NumpyLanes:
         return np.asarray(to_bf16(np.asarray(a, np.uint16).view(np.int16).astype(np.float64)), np.uint16)
 
     @classmethod
-    def window_sum(cls, a, before: int, after: int):
+    def window_sum_squares(cls, a, before: int, after: int):
         a = np.asarray(a, np.uint16)
-        acc = a.copy()
+        acc = cls.mul(a, a)
         rows = a.shape[-2]
         for k in range(1, min(after, rows - 1) + 1):
-            acc[..., :rows - k, :] = cls.add(acc[..., :rows - k, :], a[..., k:, :])
+            below = a[..., k:, :]
+            acc[..., :rows - k, :] = cls.fma(below, below, acc[..., :rows - k, :])
         for k in range(1, min(before, rows - 1) + 1):
-            acc[..., k:, :] = cls.add(acc[..., k:, :], a[..., :rows - k, :])
+            above = a[..., :rows - k, :]
+            acc[..., k:, :] = cls.fma(above, above, acc[..., k:, :])
         return acc
 
     @classmethod

@@ -90,3 +90,74 @@ class Centring:
         if self.pre_shift:
             v <<= self.pre_shift
         return v
+
+
+_FLOAT64_EXACT = 2**53
+_FLOAT_MODES = ("half_even", "half_up", "floor")
+
+
+class AffineRequantizer:
+    """The requantization unit's whole stage prepared for fixed parameters:
+    ``requantize(centre_and_shift(x, x_zero_point, pre_shift) + bias, multiplier, shift, zero_point,
+    qmin, qmax, mode)`` for integer ``x`` with ``|x| <= magnitude`` and per-channel ``bias`` along its
+    last axis; int64 or float64 (integer-valued) out.
+
+    A call computes in float64 when that provably rounds as the integer rule does, else it is
+    ``Centring`` and ``Requantizer``.  The proof, for half_even, half_up and floor: the centred
+    ``v = ((x - x_zero_point) << pre_shift) + bias`` is an integer; a call checks ``|v| < 2**53`` from
+    ``x``'s extremes (and that ``|v * multiplier| < 2**62``, the integer rule's own bound), so v and
+    every partial sum making it are exact doubles; ``r = multiplier * 2**-shift`` is exact (multiplier
+    < 2**53); ``y = fl(v * r)`` is the double nearest the exact ``t = v * multiplier / 2**shift``.
+    With L, H = qmin - zero_point, qmax - zero_point, B = max(|L|, |H|) + 1 and ``2**e >= B + 1``:
+    if |t| < B, |y - t| <= 2**(e - 53), while t, a multiple of 2**-shift, is either a half-integer
+    (an exact double, so y = t) or at least 2**-shift from every half-integer and integer; with
+    ``shift + e <= 52`` y lies strictly on t's side of each, so round-half-even (rint), half-up
+    (floor(y + 0.5), exact in that range) and floor of y equal those of t.  If |t| >= B, y is as
+    far out (fl is monotone and B is an exact double), and both clamp to the same bound.  Adding
+    zero_point to the rounded y and clamping are exact or clamp alike for the same reason.
+    """
+
+    __slots__ = ("centring", "requantizer", "bias", "x_zero_point", "pre_shift", "uses_float", "_ratio",
+                 "_largest_bias", "_v_bound")
+
+    def __init__(self, x_zero_point: int, pre_shift: int, magnitude: int, bias, multiplier, shift,
+                 zero_point=0, qmin: int = -128, qmax: int = 127, mode: str = "half_even"):
+        self.bias = as_int64(bias, "bias")
+        self._largest_bias = int(np.abs(self.bias).max()) if self.bias.size else 0
+        self.centring = Centring(x_zero_point, pre_shift, magnitude, self._largest_bias)
+        self.requantizer = r = Requantizer(multiplier, shift, zero_point, qmin, qmax, mode)
+        self.x_zero_point, self.pre_shift = int(x_zero_point), int(pre_shift)
+        zp = r.zero_point
+        reach = max(int(np.abs(r.qmin - zp).max()), int(np.abs(r.qmax - zp).max())) + 1 if zp.size else 0
+        largest_multiplier = int(r.multiplier.max()) if r.multiplier.size else 0
+        self.uses_float = (mode in _FLOAT_MODES and 0 <= self.pre_shift <= 52 and largest_multiplier < _FLOAT64_EXACT
+                           and bool(r.shift.size) and bool(zp.size)
+                           and int(r.shift.max()) + reach.bit_length() <= 52)  # 2**e >= B + 1
+        # |v| must stay below both 2**53 (exact doubles) and the integer rule's 2**62 / multiplier
+        self._v_bound = min(_FLOAT64_EXACT - 1, r._bound)
+        self._ratio = (r.multiplier.astype(np.float64) * np.ldexp(1.0, -r.shift)) if self.uses_float else None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.uses_float and x.size:
+            largest = max(int(x.max()) - self.x_zero_point, self.x_zero_point - int(x.min()))
+            if (largest << self.pre_shift) + self._largest_bias <= self._v_bound:
+                return self._float(x)
+        v = self.centring(x)
+        v += self.bias
+        return self.requantizer(v)
+
+    def _float(self, x: np.ndarray) -> np.ndarray:
+        r = self.requantizer
+        y = np.subtract(x, self.x_zero_point, dtype=np.float64)
+        if self.pre_shift:
+            y *= float(1 << self.pre_shift)
+        y += self.bias
+        y *= self._ratio
+        if r.mode == "half_even":
+            np.rint(y, out=y)
+        else:
+            if r.mode == "half_up":
+                y += 0.5
+            np.floor(y, out=y)
+        y += r.zero_point
+        return np.clip(y, r.qmin, r.qmax, out=y)

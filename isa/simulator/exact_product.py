@@ -43,36 +43,94 @@ def zero_point_fits(zp: int) -> bool:
 class Weights:
     """An (N, K) integer weight matrix (``values``, magnitudes at most ``w_max``) with the float
     copies and row sums the products make from it, made on first use and kept: a program's weights
-    are the same on every run, so the matrix unit converts them once (impl_matrix.py)."""
+    are the same on every run, so the matrix unit converts them once (impl_matrix.py).
 
-    __slots__ = ("values", "w_max", "_transposed", "_sums")
+    ``values`` may be given as a function making the matrix, and ``transposed_as(dtype)`` as one
+    making ``values.T`` in a float dtype directly (the decoder's one pass from packed codes): the
+    float BLAS paths then never build the integer matrix at all.
+    """
 
-    def __init__(self, values: np.ndarray, w_max: int):
-        self.values, self.w_max = values, w_max
+    __slots__ = ("w_max", "_values", "_make_values", "_make_transposed", "_transposed", "_sums")
+
+    def __init__(self, values, w_max: int, transposed_as=None):
+        self.w_max = w_max
+        self._values: np.ndarray | None = values if isinstance(values, np.ndarray) else None
+        self._make_values = values
+        self._make_transposed = transposed_as
         self._transposed: dict = {}
         self._sums: np.ndarray | None = None
 
+    @property
+    def values(self) -> np.ndarray:
+        if self._values is None:
+            self._values = self._make_values()
+        return self._values
+
     def transposed(self, dtype) -> np.ndarray:
-        """``values.T`` as ``dtype`` (float32 or float64: exact for the weight formats' integers)."""
+        """``values.T`` as ``dtype`` (float32 or float64: exact for the weight formats' integers), a
+        transposed view of a C-order copy (BLAS takes either order without copying)."""
         copy = self._transposed.get(dtype)
         if copy is None:
-            copy = self._transposed[dtype] = self.values.T.astype(dtype)
+            if self._values is None and self._make_transposed is not None:
+                copy = self._make_transposed(dtype)
+            else:
+                copy = self.values.astype(dtype).T
+            self._transposed[dtype] = copy
         return copy
 
     def row_sums(self) -> np.ndarray:
         """``sum_k values[n, k]`` as int64 (the zero-point correction)."""
         if self._sums is None:
-            self._sums = self.values.sum(axis=1, dtype=np.int64)
+            if self._values is None and self._transposed:
+                # exact: every partial sum is an integer of magnitude at most K * w_max < 2**53
+                self._sums = next(iter(self._transposed.values())).sum(axis=0, dtype=np.float64).astype(np.int64)
+            else:
+                self._sums = self.values.sum(axis=1, dtype=np.int64)
         return self._sums
+
+    def rows(self, lo: int, hi: int) -> "Weights":
+        """The Weights of rows [lo, hi) (a group of a grouped convolution), sharing what is made."""
+        return Weights(lambda: self.values[lo:hi], self.w_max,
+                       lambda dtype: self.transposed(dtype)[:, lo:hi])
+
+
+def int32_fits(k: int, zp: int, w_max: int) -> bool:
+    """Whether every ``(a - zp) @ w.T`` over ``k`` terms, and ``a @ w.T`` itself, lies in int32
+    (|a - zp| <= 2**7 + |zp|): such a product can neither trap nor wrap in an int32 accumulator."""
+    return k * (_A_MAGNITUDE + abs(zp)) * max(w_max, 1) < 2**31
+
+
+def exact_product_into(out: np.ndarray, a: np.ndarray, w: Weights, zp: int, w_max: int) -> None:
+    """``out[...] = (a - zp) @ w.T`` for an int32 ``out`` when ``int32_fits``: the exact float product
+    converted once into ``out`` (integers below 2**31), then the zero-point correction subtracted
+    there, exact in int32 because the result and both terms fit."""
+    product = _float_product(a, w, zp, w_max)
+    if product is None:
+        out[...] = _integer_product(a, w.values, zp, w_max)
+        return
+    out[...] = product
+    if zp:
+        out -= (zp * w.row_sums()).astype(np.int32)
 
 
 def exact_product(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int) -> np.ndarray:
     """``(a - zp) @ w.T`` as int64, for ``a`` (M, K) holding int8 values (any numeric dtype; padding
     positions hold ``zp``) and ``w`` (N, K) integers of magnitude at most ``w_max`` (or their Weights)."""
     weights = w if isinstance(w, Weights) else Weights(w, w_max)
+    product = _float_product(a, weights, zp, w_max)
+    if product is None:
+        return _integer_product(a, weights.values, zp, w_max)
+    out = product.astype(np.int64)
+    if zp:
+        out -= zp * weights.row_sums()
+    return out
+
+
+def _float_product(a: np.ndarray, weights: Weights, zp: int, w_max: int) -> np.ndarray | None:
+    """``a @ w.T`` in float32 or float64 where the bound above makes it exact, else None."""
     k = a.shape[1]
     if not zero_point_fits(zp) or k * _A_MAGNITUDE * max(w_max, 1) > _FLOAT64_EXACT:
-        return _integer_product(a, weights.values, zp, w_max)
+        return None
     terms = float32_terms(w_max)
     product: np.ndarray
     if terms < MIN_SLICE:
@@ -85,10 +143,7 @@ def exact_product(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int) -
             product = np.zeros((a.shape[0], w32.shape[1]), np.float64)
             for k0 in range(0, k, terms):
                 product += a32[:, k0:k0 + terms] @ w32[k0:k0 + terms]
-    out = product.astype(np.int64)
-    if zp:
-        out -= zp * weights.row_sums()
-    return out
+    return product
 
 
 def exact_depthwise(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int) -> np.ndarray:

@@ -18,9 +18,9 @@ from tcc.ir import numerics
 
 from ..cycles import matmul_cycles
 from ..weights import matmul_format, row_bytes
-from .exact_product import Weights, exact_depthwise, exact_product, zero_point_fits
+from .exact_product import Weights, exact_depthwise, exact_product, exact_product_into, int32_fits, zero_point_fits
 from .machine import ABUF, ACC, PBUF, WBUF, Effect, Fault, MachineState, impl, registers
-from .weight_decode import decode_rows
+from .weight_decode import decode_rows, decode_transposed, one_byte_codes
 
 _MM = registers("mm.a", "mm.a_row", "mm.m", "mm.n", "mm.k", "mm.a_zp", "mm.w_row", "mm.acc_row")
 _CV = registers("cv.h", "cv.w", "cv.c", "cv.kh", "cv.kw", "cv.sh", "cv.sw", "cv.dh", "cv.dw",
@@ -68,9 +68,11 @@ def _window_reader(m: MachineState, M: int, channels: int, zp: int, dtype):
     padded = np.empty((rows.shape[0] + 1, channels), dtype)  # the slab as dtype, one more row: the zero point
     padded[-1] = zp
 
+    slab = index.shape == (rows.shape[0], 1) and np.array_equal(index[:, 0], np.arange(M))  # 1x1, stride 1
+
     def read() -> np.ndarray:
         padded[:-1] = rows
-        return np.take(padded, index, axis=0)
+        return padded[:-1, None, :] if slab else np.take(padded, index, axis=0)
 
     return read, access
 
@@ -89,7 +91,7 @@ def _grouped(m: MachineState, M: int, N: int, K: int, zp: int, w_max: int, dtype
 
     def product(weights: Weights) -> np.ndarray:
         if split[0] is not weights:
-            split[:] = [weights, [Weights(weights.values[g * ng:(g + 1) * ng], w_max) for g in range(groups)]]
+            split[:] = [weights, [weights.rows(g * ng, (g + 1) * ng) for g in range(groups)]]
         gathered = windows().reshape(M, kh * kw, groups, cg)
         out = np.empty((M, N), np.int64)
         for g, group in enumerate(split[1]):
@@ -115,19 +117,23 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
     w_max = max(1, numerics.max_abs_value(fmt))
     # float32 holds the int8 operands exactly; a zero point outside int8 keeps them as int64.
     dtype = np.float32 if zero_point_fits(zp) else np.int64
+    operand = None  # gemm and conv: a function giving the (M, K) A operand
     if mode == "gemm":
         rows, a_access = m.region(ABUF, a, (M, K), (a_row, 1), np.int8, False, "A operand")
 
-        def product(weights: Weights) -> np.ndarray:
-            return exact_product(rows, weights, zp, w_max)
+        def operand() -> np.ndarray:
+            return rows
     elif mode == "conv":
         kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
         if kh <= 0 or kw <= 0 or K % (kh * kw):
             raise Fault(f"conv: mm.k = {K} is not a multiple of cv.kh * cv.kw = {kh} * {kw}")
         windows, a_access = _window_reader(m, M, K // (kh * kw), zp, dtype)
 
+        def operand() -> np.ndarray:
+            return windows().reshape(M, K)
+    if operand is not None:
         def product(weights: Weights) -> np.ndarray:
-            return exact_product(windows().reshape(M, K), weights, zp, w_max)
+            return exact_product(operand(), weights, zp, w_max)
     elif mode == "gconv":
         product, a_access = _grouped(m, M, N, K, zp, w_max, dtype)
     else:  # dwconv: output channel n reads slab channel cv.c0 + n at each of the K taps
@@ -141,6 +147,8 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
     out, acc_access = m.region(ACC, acc, (M, N), (4 * acc_row, 4), "<i4", True, "accumulators")
 
     decoded: list = [None, None]  # the packed weight bytes last decoded and their Weights
+    # a fresh gemm/conv whose every sum fits int32 (int32_fits) cannot trap: written into acc directly
+    into = operand is not None and not accumulate and int32_fits(K, zp, w_max)
 
     def action() -> None:
         if caps is not None and caps.size and int(caps.max()) > fmt.bits - 1:
@@ -148,7 +156,13 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
             raise Fault(f"weight row {row} has cap {int(caps[row])}; {fmt.name} caps lie in [0, {fmt.bits - 1}]")
         key = packed.tobytes() + (b"" if caps is None else caps.tobytes())
         if key != decoded[0]:  # new weights (or caps) in wbuf: the first run, or a program that reloads them
-            decoded[:] = [key, Weights(decode_rows(packed, K, fmt, caps), w_max)]
+            rows = np.frombuffer(key, np.uint8, packed.size).reshape(packed.shape)  # the key's bytes: no copy
+            row_caps = None if caps is None else caps.copy()
+            direct = (lambda dtype: decode_transposed(rows, K, fmt, dtype)) if one_byte_codes(fmt) else None
+            decoded[:] = [key, Weights(lambda: decode_rows(rows, K, fmt, row_caps), w_max, direct)]
+        if into:
+            exact_product_into(out, operand(), decoded[1], zp, w_max)
+            return
         total = product(decoded[1])
         if accumulate:
             total += out

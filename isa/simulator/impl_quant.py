@@ -65,24 +65,26 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
         dst_view, d_access = m.region(ABUF, dst, (rows, cols), (4 * dst_row, 4), "<i4", True, "requant output")
 
     magnitude = -_OUT_RANGE["i32"][0] if src == "acc" else -numerics.INT8_MIN
-    prepared: list = [None] * 6  # params bytes, bias, Centring, Requantizer, mult, shift: rebuilt when pbuf changes
+    prepared: list = [None, None]  # params bytes and their AffineRequantizer: rebuilt when pbuf changes
 
     def action() -> None:
         try:
             key = params.tobytes()
             if key != prepared[0]:
                 bias, mult, shift = (params[:, i].astype(np.int64) for i in range(3))
-                largest_bias = int(np.abs(bias).max()) if bias.size else 0
-                prepared[:] = (None, bias, numerics.Centring(src_zp, pre_shift, magnitude, largest_bias),
-                               numerics.Requantizer(mult, shift, zp, qmin, qmax, rounding), mult, shift)
+                prepared[:] = (None, numerics.AffineRequantizer(src_zp, pre_shift, magnitude, bias, mult, shift, zp,
+                                                                qmin, qmax, rounding))
                 prepared[0] = key
-            _, bias, centre, requantize, mult, shift = prepared
-            v = centre(x)
-            v += bias
-            if row_shift is not None:  # row m's accumulators are 2**row_shift[m] finer: shifts of this run's data
-                requantize = numerics.Requantizer(mult, numerics.row_shifted(shift[None, :], row_shift), zp, qmin,
-                                                  qmax, rounding)
-            dst_view[...] = requantize(v)
+            stage = prepared[1]
+            if row_shift is None:
+                dst_view[...] = stage(x)
+                return
+            # row m's accumulators are 2**row_shift[m] finer: shifts of this run's data
+            v = stage.centring(x)
+            v += stage.bias
+            r = stage.requantizer
+            dst_view[...] = numerics.Requantizer(r.multiplier, numerics.row_shifted(r.shift[None, :], row_shift),
+                                                 zp, qmin, qmax, rounding)(v)
         except ValueError as exc:
             raise Fault(f"requant: {exc}") from None
 

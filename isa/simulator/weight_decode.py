@@ -41,3 +41,22 @@ def decode_rows(rows: np.ndarray, k: int, fmt: WeightFormat, caps: np.ndarray | 
         return numerics.code_values(fmt)[codes]
     tables = np.stack([numerics.code_values(numerics.row_format(fmt, cap)) for cap in range(fmt.bits)])
     return tables[np.asarray(caps, np.int64)[:, None], codes]
+
+
+def one_byte_codes(fmt: WeightFormat) -> bool:
+    """Whether each code of ``fmt`` is one whole byte with one code table (``decode_transposed`` reads those)."""
+    return fmt.bits == 8 and not fmt.row_caps
+
+
+def decode_transposed(rows: np.ndarray, k: int, fmt: WeightFormat, dtype) -> np.ndarray:
+    """``decode_rows(rows, k, fmt).T`` as ``dtype`` for a format of ``one_byte_codes`` (k x N, a
+    transposed view BLAS reads as it is): the bytes index the code table in ``dtype``, one pass; a
+    table that is the bytes read as int8 (two's complement int8) is that conversion, without the
+    index arrays numpy's take makes."""
+    table = numerics.code_values(fmt)
+    if np.array_equal(table, _AS_INT8):
+        return rows[:, :k].view(np.int8).astype(dtype).T
+    return np.take(table.astype(dtype), rows[:, :k]).T
+
+
+_AS_INT8 = np.arange(256, dtype=np.uint8).view(np.int8)

@@ -53,6 +53,20 @@ def test_digits_simulator_equals_reference(digits_artifact):
     assert session.last_result.cycles > 0
 
 
+def test_a_batch_on_axis_0_runs_sample_by_sample(digits_artifact):
+    """Inputs holding N samples where the model has batch 1 give each sample's outputs, stacked."""
+    path, _ = digits_artifact
+    session = Session(path)
+    batch = np.load("examples/digits/digits_test.npz")["input"][:5]
+    assert batch.shape[0] == 5 and session.get_inputs()[0].shape[0] == 1
+    (logits,) = session.run(["logits"], {"input": batch})
+    one_by_one = [Session(path).run(None, {"input": batch[i:i + 1]})[0] for i in range(5)]
+    np.testing.assert_array_equal(logits, np.concatenate(one_by_one))
+    np.testing.assert_array_equal(logits[3:4], session.run_reference({"input": batch[3:4]})["logits"])
+    with pytest.raises(Exception, match="input"):  # a batch on another axis is a shape error, as before
+        session.run(None, {"input": np.concatenate([batch[:1]] * 2, axis=2)})
+
+
 @pytest.mark.parametrize("name", light_zoo.MODELS)
 def test_light_zoo_simulator_equals_reference(name, tmp_path):
     model = light_zoo.randomized(name, expose_logits=True)
@@ -102,10 +116,15 @@ def test_corrupt_artifacts_are_refused(digits_artifact, tmp_path):
     data = path.read_bytes()
     with pytest.raises(ArtifactError, match="truncated"):
         Artifact.from_bytes(data[:-10])
-    flipped = bytearray(data)
-    flipped[len(data) // 2] ^= 0x40
-    with pytest.raises(ArtifactError, match="checksum mismatch"):
-        Artifact.from_bytes(bytes(flipped))
+    ir_at = len(data) - len(Artifact.from_bytes(data).ir_text.encode())
+    for at in (ir_at - 1, len(data) - 1):  # the last byte of the DRAM image, of the IR text
+        flipped = bytearray(data)
+        flipped[at] ^= 0x40
+        (tmp_path / "bad.tcc").write_bytes(flipped)
+        with pytest.raises(ArtifactError, match="checksum mismatch"):  # the IR is checked when it is read
+            Artifact.from_bytes(bytes(flipped)).ir_text.encode()
+        with pytest.raises(ArtifactError, match="checksum mismatch"):
+            Artifact.load(tmp_path / "bad.tcc").ir_text.encode()
     with pytest.raises(ArtifactError, match="not a tcc artifact"):
         Artifact.from_bytes(b"\x08\x01" + data[2:])
     other = bytearray(data)
@@ -292,8 +311,8 @@ def test_low_bit_and_mixed_weights_run_bit_exact(flags, tmp_path, tcc_cli):
     np.testing.assert_array_equal(np.load(tmp_path / "sim.npz")["logits"], np.load(tmp_path / "ref.npz")["logits"])
 
 
-def test_constant_operand_of_an_int8_add(tmp_path):
-    """conv + a constant tensor (a position-embedding-like add): the constant lives with the weights."""
+def _conv_add_session(tmp_path):
+    """conv + a constant tensor (an int8 add: ``eadd``): its Session, quantized module and an input."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
@@ -306,16 +325,23 @@ def test_constant_operand_of_an_int8_add(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "m.onnx"))
     module = quantized(str(tmp_path / "m.onnx"),
                        random_calibration({"x": np.zeros((1, 3, 6, 6))}, tmp_path / "c.npz", samples=4))
-    session = Session(compile_overlay(module))
     x = {"x": rng.standard_normal((1, 3, 6, 6)).astype(np.float32)}
+    return Session(compile_overlay(module)), module, x
+
+
+def test_constant_operand_of_an_int8_add(tmp_path):
+    """conv + a constant tensor (a position-embedding-like add): the constant lives with the weights."""
+    session, module, x = _conv_add_session(tmp_path)
     np.testing.assert_array_equal(session.run(None, x)[0], run_module(module, x)["y"])
 
 
-@pytest.mark.parametrize("impl, rule", [("impl_quant", "Requantizer"), ("impl_quant", "Centring"),
+@pytest.mark.parametrize("impl, rule", [("impl_quant", "Requantizer"), ("impl_quant", "AffineRequantizer"),
                                         ("impl_pool", "rounded_mean"), ("weight_decode", "code_values")])
 def test_a_one_lsb_error_in_the_simulator_datapath_breaks_bit_exactness(digits_artifact, off_by_one_lsb, impl, rule):
     """The simulator shares only the rounding rules with the reference, not its kernels: a
-    deliberate one-bit error in the simulator's requantizer or average pool must show."""
+    deliberate one-bit error in the simulator's requantizer or average pool must show.  requant's
+    whole stage (input centring, bias, rounding) is AffineRequantizer; numerics.Centring alone is
+    eadd's input stage, where one LSB after the 2**pre_shift scaling is below the output's step."""
     import importlib
 
     path, _ = digits_artifact
@@ -337,8 +363,14 @@ def test_a_one_bit_error_in_the_blas_product_breaks_bit_exactness(digits_artifac
     x = {"input": np.load("examples/digits/digits_test.npz")["input"][:1]}
     session = Session(path)
     np.testing.assert_array_equal(session.run(None, x)[0], session.run_reference(x)["logits"])
-    real = impl_matrix.exact_product
-    monkeypatch.setattr(impl_matrix, "exact_product", lambda *args: real(*args) ^ 1)
+    real_product, real_into = impl_matrix.exact_product, impl_matrix.exact_product_into
+
+    def into(out, *args):  # the product written into int32 accumulators when it provably fits
+        real_into(out, *args)
+        out ^= 1
+
+    monkeypatch.setattr(impl_matrix, "exact_product", lambda *args: real_product(*args) ^ 1)
+    monkeypatch.setattr(impl_matrix, "exact_product_into", into)
     with pytest.raises(AssertionError):
         np.testing.assert_array_equal(session.run(None, x)[0], session.run_reference(x)["logits"])
 

@@ -2,6 +2,7 @@
 objects (user values never pass through the pipeline syntax), and pass-manager instrumentation."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -105,5 +106,6 @@ def test_terminal_shows_pass_status_and_progress(tmp_path, tcc_cli, monkeypatch)
     monkeypatch.setattr(tcc.cli, "_stderr_is_tty", lambda: True)
     code, _, err = tcc_cli("compile", DIGITS, "--calib", CALIB, "-t", "overlay", "-o", tmp_path / "d.tcc")
     assert code == 0, err
-    assert "pass 1/15: fold-constants" in err and "pass 15/15: schedule-modes" in err
+    total = re.search(r"pass 1/(\d+): fold-constants", err)
+    assert total and f"pass {total[1]}/{total[1]}: schedule-modes" in err
     assert "calibrating" in err and "compiling" in err

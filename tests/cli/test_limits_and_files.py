@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tcc.driver import RANDOM_INPUT_LIMIT_BYTES, UsageError, random_inputs
+from tcc.model_io import RANDOM_INPUT_LIMIT_BYTES, UsageError, random_inputs
 from tcc.ir import parse_module
 from tcc.passes.fold_constants import FOLD_LIMIT_BYTES
 from tcc.runtime import Session
@@ -54,16 +54,23 @@ def test_batch_over_one_is_refused_before_calibration(tmp_path, tcc_cli):
 
 
 def test_conv_rank_the_overlay_cannot_run(tmp_path, tcc_cli):
-    w = numpy_helper.from_array(np.ones((2, 1, 3), np.float32), "w")
-    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], name="conv1d")], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 6])], [w])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "c1.onnx")
-    np.savez(tmp_path / "c.npz", x=np.ones((2, 1, 1, 8), np.float32))
-    code, _, err = tcc_cli("compile", tmp_path / "c1.onnx", "-t", "overlay", "--calib", tmp_path / "c.npz",
-                           "-o", tmp_path / "m.tcc")
-    assert code == 2
-    assert "rank-3 tensor" in err and "'conv1d'" in err and "2-D convolutions only" in err
+    """A 1-D conv compiles (as-2d makes it a 2-D one); a 4-D one (rank 6) is refused in one line."""
+    for name, spatial in (("conv1d", (8,)), ("conv4d", (4, 4, 4, 4))):
+        w = numpy_helper.from_array(np.ones((2, 1, *(3,) * len(spatial)), np.float32), "w")
+        out = [1, 2, *(d - 2 for d in spatial)]
+        graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], name=name)], "g",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, *spatial])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, out)], [w])
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / f"{name}.onnx")
+        np.savez(tmp_path / "c.npz", x=np.ones((2, 1, 1, *spatial), np.float32))
+        code, _, err = tcc_cli("compile", tmp_path / f"{name}.onnx", "-t", "overlay", "--calib", tmp_path / "c.npz",
+                               "-o", tmp_path / f"{name}.tcc")
+        if name == "conv1d":
+            assert code == 0, err
+        else:
+            assert code == 2 and err.count("error:") == 1
+            assert "rank-6 tensor" in err and "'conv4d'" in err and "runs 2-D convolutions" in err
+            assert "only 1-D convolutions, 1-D transposed convolutions and 3-D convolutions are rewritten" in err
 
 
 def test_dynamic_input_left_unbound_is_one_clear_message(tmp_path, tcc_cli):

@@ -104,6 +104,21 @@ def test_shape_inference_failure_names_the_node():
     assert "ONNX shape inference fails at node 'bad_add' (Add)" in message
 
 
+def test_operands_of_one_type_parameter_must_agree():
+    """A float64 Conv weight beside a float32 input breaks Conv's type constraint T; onnxruntime refuses
+    the model, and so must the frontend (it used to compute in float64 silently)."""
+    weight = numpy_helper.from_array(np.ones((2, 1, 3, 3), np.float64), "w")
+    model = graph_model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv64")],
+                        [float_input("x", [1, 1, 5, 5])], ["y"], initializers=[weight])
+    import onnxruntime as ort
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph
+
+    with pytest.raises((Fail, InvalidGraph)):
+        ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    message = frontend_error(model)
+    assert "at node 'conv64' (Conv)" in message and "W has inconsistent type tensor(double)" in message
+
+
 def test_unknown_domain():
     model = graph_model([helper.make_node("Relu", ["x"], ["y"])], [float_input("x", [2])], ["y"])
     model.graph.node.append(helper.make_node("FusedThing", ["y"], ["z"], domain="com.example", name="fused"))

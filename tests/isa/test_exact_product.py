@@ -8,7 +8,8 @@ from isa_helpers import setr
 from tcc.isa.assembler import assemble
 from tcc.isa.encoding import encode_program
 from tcc.isa.simulator import Machine
-from tcc.isa.simulator.exact_product import exact_depthwise, exact_product, float32_terms
+from tcc.isa.simulator.exact_product import (Weights, exact_depthwise, exact_product, exact_product_into,
+                                              float32_terms, int32_fits)
 from tcc.isa.target import load_target
 
 TARGET = load_target()
@@ -74,10 +75,35 @@ def test_the_longest_reduction_the_accumulator_holds():
 
 def test_a_one_bit_error_in_the_product_fails_the_extremes_check(monkeypatch):
     """The check above sees a broken fast path: the lowest bit of every product flipped."""
-    import tcc.isa.simulator.impl_matrix as impl_matrix
-
     k = FLOAT32_TERMS
     a, w = np.full(k, -128, np.int8), np.full(k, -128, np.int8)
     assert gemm_accumulator(a, w, 0) == [k * 16384]
-    monkeypatch.setattr(impl_matrix, "exact_product", lambda *args: exact_product(*args) ^ 1)
+    flip_the_products_lowest_bit(monkeypatch)
     assert gemm_accumulator(a, w, 0) == [k * 16384 + 1]
+
+
+def flip_the_products_lowest_bit(monkeypatch) -> None:
+    """Break the matrix unit's products, both the int64 one and the one written into int32 accumulators."""
+    import tcc.isa.simulator.impl_matrix as impl_matrix
+
+    real_product, real_into = impl_matrix.exact_product, impl_matrix.exact_product_into
+
+    def into(out, *args):
+        real_into(out, *args)
+        out ^= 1
+
+    monkeypatch.setattr(impl_matrix, "exact_product", lambda *args: real_product(*args) ^ 1)
+    monkeypatch.setattr(impl_matrix, "exact_product_into", into)
+
+
+@pytest.mark.parametrize("k, zp", [(1, 0), (FLOAT32_TERMS, -128), (FLOAT32_TERMS + 1, 127), (65793, 127)])
+def test_the_product_written_into_int32_sums_exactly(k, zp):
+    """exact_product_into (a product that fits int32 by its bound) against exact_product, at the extremes."""
+    a = np.full((2, k), -128, np.int8)
+    w = np.full((3, k), -128, np.int8)
+    w[1] = 127
+    assert int32_fits(k, zp, 128)
+    out = np.zeros((2, 3), np.int32)
+    exact_product_into(out, a, Weights(w, 128), zp, 128)
+    assert out.tolist() == exact_product(a, w, zp, 128).tolist()
+    assert not int32_fits(65794, 127, 128)

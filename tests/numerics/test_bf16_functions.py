@@ -1,6 +1,6 @@
 """The vector unit's bf16 functions against float32: the error table of docs/overlay-machine.md is
 measured here over every finite bf16 input and must hold; RMSNorm and LRN on random rows; the
-lane operations' own rules (window sum order, integer conversion)."""
+lane operations' own rules (window sum of squares order, integer conversion)."""
 import math
 import re
 from pathlib import Path
@@ -10,6 +10,7 @@ import pytest
 
 from tcc.ir import numerics
 from tcc.ir.interpreter.kernels_norm import lrn as lrn_float
+from tcc.ir.numerics import bf16_functions as spec
 from tcc.ir.numerics import bf16_lanes, from_bf16
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "overlay-machine.md"
@@ -103,13 +104,39 @@ def test_lrn_against_float32():
         assert np.all(np.abs(y - truth) <= 2.0**-4 * np.abs(truth))
 
 
-def test_window_sum_adds_rows_below_then_rows_above_rounding_each_add():
+def test_lrn_beta_three_quarters_against_float32():
+    """The beta = 0.75 sequence (pow_minus_three_quarters) over wide ranges of inputs and attributes."""
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        x = numerics.bf16_round(rng.standard_normal((1, int(rng.integers(2, 20)), 4, 4)) * np.exp(rng.uniform(-2, 8)))
+        attrs = {"size": int(rng.integers(1, 6)), "alpha": float(rng.choice([1e-4, 5e-4, 1e-2, 1.0])),
+                 "beta": 0.75, "bias": float(rng.choice([1.0, 2.0, 1e-3]))}
+        y = numerics.bf16_lrn(x, **attrs).astype(np.float64)
+        truth = lrn_float(attrs, x.astype(F32)).astype(np.float64)
+        assert np.all(np.abs(y - truth) <= 2.0**-5.5 * np.abs(truth))
+
+
+def test_pow_minus_three_quarters_on_every_bf16_base():
+    base = FINITE[FINITE >= 2.0**-120]
+    patterns = (base.astype(F32).view(np.uint32) >> 16).astype(np.uint16)
+    with np.errstate(all="ignore"):
+        y = from_bf16(spec.pow_minus_three_quarters(bf16_lanes.NumpyLanes, patterns)).astype(np.float64)
+        special = from_bf16(spec.pow_minus_three_quarters(bf16_lanes.NumpyLanes, np.array([0x7F80, 0x7FC0], np.uint16)))
+    truth = (base.astype(F32) ** F32(-0.75)).astype(np.float64)
+    _, e = np.frexp(truth)
+    assert np.max(np.abs(y - truth) / np.ldexp(1.0, e - 8)) <= 2.1  # ulp, docs/overlay-machine.md
+    assert np.max(np.abs(y - truth) / truth) <= 1.01e-2
+    assert special[0] == from_bf16(spec.pow_minus_three_quarters(bf16_lanes.NumpyLanes, np.uint16(0x7F7F)))
+    assert np.isnan(special[1])
+
+
+def test_window_sum_squares_adds_rows_below_then_rows_above_rounding_each_add():
     L = bf16_lanes.NumpyLanes
-    column = numerics.to_bf16(np.array([[256.0], [1.0], [1.0], [0.5]], np.float32)).astype(np.uint16)
-    got = from_bf16(L.window_sum(column, 1, 1)).reshape(-1).tolist()
-    # row 0: 256 + 1 = 257 -> 256 (tie to even); row 1: (1 + 1) + 256 = 258; row 2: (1 + 0.5) + 1;
-    # row 3: 0.5 + 1
-    assert got == [256.0, 258.0, 2.5, 1.5]
+    column = numerics.to_bf16(np.array([[16.0], [1.0], [1.0], [0.5]], np.float32)).astype(np.uint16)
+    got = from_bf16(L.window_sum_squares(column, 1, 1)).reshape(-1).tolist()
+    # squares 256, 1, 1, 0.25; row 0: 256 + 1 = 257 -> 256 (tie to even); row 1: (1 + 1) + 256 = 258;
+    # row 2: (1 + 0.25) + 1; row 3: 0.25 + 1
+    assert got == [256.0, 258.0, 2.25, 1.25]
 
 
 def test_ftoi_saturates_and_maps_nan_to_zero():

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_num_integer import ref_requantize
 
-from tcc.ir.numerics import INT32_MAX, INT32_MIN, ROUNDING_MODES, Requantizer, requantize
+from tcc.ir.numerics import INT32_MAX, INT32_MIN, ROUNDING_MODES, AffineRequantizer, Requantizer, requantize
 
 # Accumulators at the int32 edges, ties and near-ties of small shifts, and past int32 (a
 # requantizer's input after bias and pre-shift is int64) up to where acc * (2**31 - 1) nears 2**62.
@@ -88,3 +88,73 @@ def test_random_match_requantize(accs, mult, shift, zp, mode):
 
 def test_scalar_accumulator():
     assert int(Requantizer(2**30, 31, 1)(np.int64(-3))) == int(requantize(-3, 2**30, 31, 1, out_dtype=np.int64))
+
+
+# -- AffineRequantizer: the whole stage, its float64 path against the integer rule --------------
+
+def affine_rule(x, x_zp, pre_shift, bias, mult, shift, zp, qmin, qmax, mode):
+    """The integer rule the stage must equal: centre_and_shift, + bias, requantize."""
+    from tcc.ir.numerics import centre_and_shift
+
+    largest_bias = int(np.abs(np.asarray(bias)).max())
+    v = centre_and_shift(np.asarray(x, np.int64), x_zp, pre_shift, largest_bias) + np.asarray(bias, np.int64)
+    return requantize(v, mult, shift, zp, qmin, qmax, mode, out_dtype=np.int64)
+
+
+def test_affine_float_path_is_taken_up_to_its_bound_and_not_past_it():
+    # int8 out, zero point 0: B = 129, 2**e >= B + 1 with e = 8, so shifts up to 44
+    assert AffineRequantizer(0, 0, 2**31, [0], [2**30], [44], 0, -128, 127, "half_even").uses_float
+    assert not AffineRequantizer(0, 0, 2**31, [0], [2**30], [45], 0, -128, 127, "half_even").uses_float
+    # int32 out: B = 2**31 + 1, e = 32, shifts up to 20
+    assert AffineRequantizer(0, 0, 2**31, [0], [2**30], [20], 0, INT32_MIN, INT32_MAX, "half_even").uses_float
+    assert not AffineRequantizer(0, 0, 2**31, [0], [2**30], [21], 0, INT32_MIN, INT32_MAX, "half_even").uses_float
+    assert not AffineRequantizer(0, 0, 2**31, [0], [2**30], [30], 0, -128, 127, "half_away").uses_float
+
+
+@pytest.mark.parametrize("mode", ["half_even", "half_up", "floor"])
+@pytest.mark.parametrize("x_zp, bias, zp", [(0, 0, 0), (-5, 17, -128), (3, -1000, 127)])
+def test_affine_ties_and_nearest_non_ties_at_the_bound(mode, x_zp, bias, zp):
+    """t = v * mult / 2**shift exactly on a half-integer or an integer, and 2**-shift (the closest
+    a non-tie gets) either side, over the whole int8 range and past its clamps, for multipliers
+    whose odd part is small (ties inside the range) and for multiplier 1 (steps of 2**-shift), up
+    to the largest shift the float path takes."""
+    bound = 52 - (max(abs(-128 - zp), abs(127 - zp)) + 1).bit_length()
+    assert not AffineRequantizer(x_zp, 0, 2**62, [bias], [1], [bound + 1], zp, -128, 127, mode).uses_float
+    for shift, mult in itertools.product((1, 30, bound), (1, 3 * 2**28, 5 * 2**27, 2**31 - 1)):
+        # mult = odd * 2**j: t is a half-integer or an integer exactly at multiples of 2**(shift - j - 1)
+        step = 2 ** max(shift - (mult & -mult).bit_length(), 0)
+        base = np.arange(-300, 301, dtype=np.int64) * step
+        v = np.unique(np.concatenate([base, base + 1, base - 1]))
+        v = v[[abs(int(a)) * mult < 2**62 for a in v]]
+        x = (v - bias + x_zp).reshape(-1, 1)
+        stage = AffineRequantizer(x_zp, 0, 2**62, [bias], [mult], [shift], zp, -128, 127, mode)
+        assert stage.uses_float
+        want = affine_rule(x, x_zp, 0, [bias], [mult], [shift], zp, -128, 127, mode)
+        assert stage(x).astype(np.int64).tolist() == want.tolist(), (shift, mult)
+
+
+def test_affine_large_inputs_take_the_integer_path_and_raise_as_the_rule_does():
+    small = AffineRequantizer(0, 0, 2**62, [0], [2**8], [44], 0, -128, 127, "half_even")
+    assert small.uses_float
+    for x in ([[2**53], [-(2**53)], [5]], [[2**53 - 1], [-(2**53 - 1)], [5]]):  # past exact doubles; the last ones
+        want = affine_rule(np.array(x), 0, 0, [0], [2**8], [44], 0, -128, 127, "half_even")
+        assert small(np.array(x, np.int64)).astype(np.int64).tolist() == want.tolist()
+    stage = AffineRequantizer(0, 0, 2**62, [0], [2**30], [31], 0, -128, 127, "half_even")
+    with pytest.raises(ValueError) as direct:
+        affine_rule(np.array([[2**40]]), 0, 0, [0], [2**30], [31], 0, -128, 127, "half_even")
+    with pytest.raises(ValueError) as prepared:
+        stage(np.array([[2**40]], np.int64))
+    assert str(prepared.value) == str(direct.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(INT32_MIN, INT32_MAX), min_size=1, max_size=12), st.integers(0, 2**31 - 1),
+       st.integers(0, 50), st.integers(-128, 127), st.integers(-(2**20), 2**20), st.integers(-128, 127),
+       st.integers(0, 3), st.sampled_from(ROUNDING_MODES), st.sampled_from([(-128, 127), (0, 127), (-5, 5)]))
+def test_affine_random_match_the_integer_rule(xs, mult, shift, x_zp, bias, zp, pre_shift, mode, clamp):
+    x = np.array(xs, np.int64).reshape(-1, 1)
+    qmin, qmax = clamp
+    stage = AffineRequantizer(x_zp, pre_shift, 2**31, [bias], [mult], [shift], zp, qmin, qmax, mode)
+    want = outcome(lambda a: affine_rule(a, x_zp, pre_shift, [bias], [mult], [shift], zp, qmin, qmax, mode), x)
+    got = outcome(lambda a: stage(a).astype(np.int64), x)
+    assert got == want

@@ -104,7 +104,7 @@ def test_fold_batchnorm_leaves_shared_conv_alone():
 
 
 def test_pipeline_spec_errors():
-    with pytest.raises(PipelineError, match="unknown pass 'nope'; known passes: annotate-sparsity, batchnorm-to-conv, conv-transpose-as-conv, dce"):
+    with pytest.raises(PipelineError, match="unknown pass 'nope'; known passes: annotate-sparsity, as-2d, batchnorm-to-conv, conv-transpose-as-conv, dce"):
         parse_pipeline("dce,nope")
     with pytest.raises(PipelineError, match="pass 'dce' has no option 'size'"):
         parse_pipeline("dce{size=4}")

@@ -12,6 +12,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from overlay_run import run_wholly_on_the_overlay
 from tcc.driver import compile_to_ir
 from tcc.ir.interpreter import run_module
 from tcc.passes import DEFAULT_FLOAT_PIPELINE
@@ -87,22 +88,8 @@ def _decoder():
 
 
 def test_a_decoder_runs_wholly_on_the_overlay(tmp_path):
-    from tcc.cli import main
     from tcc.explain import explain
-    from tcc.runtime import Session, open_session
 
-    model, calib = tmp_path / "decoder.onnx", tmp_path / "calib.npz"
-    model.write_bytes(_decoder().SerializeToString())
-    np.savez(calib, x=RNG.standard_normal((8, 1, 8, 16, 16)).astype(np.float32))
-    artifact = tmp_path / "decoder.tcc"
-    assert main(["compile", str(model), "-t", "overlay", "--calib", str(calib), "-o", str(artifact)]) == 0
-    session = open_session(artifact)
-    assert isinstance(session, Session)  # one device program: nothing on the host
-    feeds = {"x": RNG.standard_normal((1, 8, 16, 16)).astype(np.float32)}
-    got = session.run_dict(feeds)["y"]
-    assert np.array_equal(got, session.run_reference(feeds)["y"])
-    want = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
-    sqnr = 10 * np.log10(np.sum(want.astype(np.float64) ** 2) / np.sum((want - got).astype(np.float64) ** 2))
-    assert sqnr >= 30, sqnr
-    placed = explain(model, calib=calib)
+    run_wholly_on_the_overlay(_decoder(), tmp_path, RNG, min_sqnr=30)
+    placed = explain(tmp_path / "m.onnx", calib=tmp_path / "calib.npz")
     assert placed.device_mac_fraction == 1.0 and not placed.host_nodes()
