@@ -168,7 +168,7 @@ def compared_values(module: Module) -> list:
 
 def _leaving_accumulators(value):
     """The model output that int32 accumulators ``value`` become by one dequantize on the host (the
-    int32 logits of passes/quantize/rules.leaves_as_int32), or None."""
+    int32 logits of passes/quantize/rules.leaves_as_int32, named as the float layer), or None."""
     users = value.users
     if value.type.dtype != "i32" or value.type.quant is None or len(users) != 1 or users[0].kind != "dequantize":
         return None
@@ -177,13 +177,12 @@ def _leaving_accumulators(value):
 
 
 def float_name(value) -> str:
-    """The float tensor a quantized value stands for: its own name, for the quantization of a
-    model input (named ``input.q``) the input's, for int32 accumulators leaving the model the output's."""
+    """The float tensor a quantized value stands for: its own name, or for the quantization of a
+    model input (named ``input.q``), the input's."""
     p = value.producer
     if p is not None and p.kind == "quantize" and p.x.producer is None:
         return p.x.name
-    leaving = _leaving_accumulators(value)
-    return leaving.name if leaving is not None else value.name
+    return value.name
 
 
 def real_value(value, array: np.ndarray) -> np.ndarray:

@@ -174,9 +174,12 @@ def match_step(op: Op, module: Module) -> Step | None:
     out = op.results[0]
     if op.kind in ("qconv", "qlinear"):
         req = _sole_user(out, module)
-        if op.kind == "qlinear" and req is not None and req.kind == "dequantize" and req.dtype == "f32" \
-                and module.is_output(req.result) and is_constant(op.w) and (op.b is None or is_constant(op.b)):
-            return Step("gemm", [op], [op.x], [out])  # int32 accumulators leave the model (logits)
+        # int32 accumulators leaving the model (logits): read only by dequantizes to model outputs, or
+        # an output themselves (the device part of a heterogeneous artifact, whose host part dequantizes)
+        if op.kind == "qlinear" and (out.users or module.is_output(out)) and is_constant(op.w) \
+                and (op.b is None or is_constant(op.b)) \
+                and all(u.kind == "dequantize" and u.dtype == "f32" and module.is_output(u.result) for u in out.users):
+            return Step("gemm", [op], [op.x], [out])
         if op.kind == "qlinear" and req is not None and req.kind == "requantize" and req.dtype == "i32" \
                 and is_constant(op.w) and (op.b is None or is_constant(op.b)):
             cvt = _sole_user(req.result, module)  # onto one int32 grid, for a bf16 conversion

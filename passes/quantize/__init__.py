@@ -14,7 +14,7 @@ from .equalization import CrossLayerEqualization
 from .input_range import MAX_SAMPLES as INPUT_RANGE_SAMPLES, InputRangeChoice, choose_input_ranges
 from .layer_inputs import layer_input_rows
 from .lowering import LoweringConfig
-from .rules import lower_module
+from .rules import leaves_unpinned, lower_module
 from .mixed_precision import MixedPrecision, MixedPrecisionPlan, spread_subset
 from .params import WEIGHT_FORMATS, QuantizationError, parse_weight_format
 from .remedies import SegmentChoice, SiteChoice, choose_bf16_stream, choose_sites, remedy_sites, residual_segments
@@ -92,8 +92,10 @@ class Quantize(Pass):
         for option in ("rows", "scores", "branches", "chains"):
             if getattr(self, option) not in SITE_CHOICES:
                 raise QuantizationError(f"{option} {getattr(self, option)!r} is not one of {', '.join(SITE_CHOICES)}")
+        # (a linear layer's unpinned model output leaves as int32: rules.leaves_as_int32, which is how
+        # tcc's own export of such a model writes it)
         pinned = all(v.type.quant is not None for v in module.values() if v.type.dtype == "f32"
-                     and not is_constant(v))
+                     and not is_constant(v) and not (self.outputs == "int32" and leaves_unpinned(module, v)))
         ranges: dict[int, tuple[float, float]] = {}
         samples = None
         if self.calib:

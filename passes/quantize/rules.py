@@ -62,11 +62,13 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
         operands.append(lw.typed(lw.b.const(bq, b_in.name + ".q"), "i32",
                                  QuantParams(acc_scales, (0,) * len(acc_scales), 0)))
     acc_scales = tuple(sx * s for s in wparams.scale)
-    acc = lw.b.value(kind, operands, attrs, name=op.result.name + ".acc")
+    leaves = kind == "qlinear" and leaves_as_int32(lw, op)
+    # int32 accumulators that leave the model carry the layer's name (as its int8 result would)
+    acc = lw.b.value(kind, operands, attrs, name=op.result.name + ("" if leaves else ".acc"))
     lw.typed(acc, "i32", QuantParams(acc_scales, (0,) * len(acc_scales), channel_axis))
-    if kind == "qlinear" and leaves_as_int32(lw, op):
+    if leaves:
         lw.wide_outputs.append(op)
-        lw.bind(op.result, lw.b.value("dequantize", [acc], name=op.result.name), "f32")
+        lw.bind(op.result, lw.b.value("dequantize", [acc], name=op.result.name + ".f32"), "f32")
         return True
     if kind == "qlinear" and (feeds_only_bf16(lw, op) or id(op) in lw.chain_roots):
         (lw.chain_sites if id(op) in lw.chain_roots else lw.branch_sites).append(op)
@@ -83,6 +85,14 @@ def feeds_only_bf16(lw: Lowering, op: Op) -> bool:
     r = op.result
     return (r.name in lw.config.wide_branches and bool(r.users) and not lw.source.is_output(r)
             and all(lw.config.keeps_bf16(u) for u in r.users))
+
+
+def leaves_unpinned(module: Module, v: Value) -> bool:
+    """Whether ``v`` is a model output made by a linear layer, read by no op and without pinned
+    parameters: what ``leaves_as_int32`` turns into int32 accumulators."""
+    p = v.producer
+    return (module.is_output(v) and not v.users and v.type.quant is None and p is not None
+            and (p.kind == "linear" or p.kind == "matmul" and constant_value(p.b) is not None))
 
 
 def leaves_as_int32(lw: Lowering, op: Op) -> bool:

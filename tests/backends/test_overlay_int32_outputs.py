@@ -102,8 +102,7 @@ def test_branches_reach_the_bf16_stream_through_an_int32_grid_and_the_simulator_
 
 
 @pytest.mark.parametrize("which", ["outputs", "branches"])
-@pytest.mark.parametrize("module, rule", [(impl_quant, "Requantizer"), (impl_quant, "Centring"),
-                                          (impl_vector, "int8_to_bf16")])
+@pytest.mark.parametrize("module, rule", [(impl_quant, "AffineRequantizer"), (impl_vector, "int8_to_bf16")])
 def test_a_one_lsb_error_in_an_int32_stage_is_caught(vit_int32, vit_branches, off_by_one_lsb, which, module, rule):
     if which == "outputs" and module is impl_vector:
         pytest.skip("the int32 logits pass no bf16 conversion")
