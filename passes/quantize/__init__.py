@@ -20,6 +20,7 @@ from .rules import lower_module
 from .mixed_precision import MixedPrecision, MixedPrecisionPlan, spread_subset
 from .params import WEIGHT_FORMATS, QuantizationError, parse_weight_format
 from .remedies import SegmentChoice, SiteChoice, choose_bf16_stream, choose_sites, remedy_sites, residual_segments
+from .silu_range import SiluRangeChoice, choose_silu_ranges, silu_inputs
 from .smoothing import SmoothQuant
 from .trial_runs import TrialRuns
 
@@ -70,6 +71,7 @@ class Quantize(Pass):
         self.row_choices: list[SiteChoice] = []
         self.score_choices: list[SiteChoice] = []
         self.input_choices: list[InputRangeChoice] = []  # input_range.py
+        self.silu_choice: SiluRangeChoice | None = None  # silu_range.py
         self._runs: TrialRuns | None = None  # shared by the measured choices of one apply
         self._float: dict[int, dict] = {}  # float outputs by id(sample), within one apply
 
@@ -121,14 +123,16 @@ class Quantize(Pass):
             module.take_body(lower_module(module, ranges, config))
 
     def measured_choices(self, module: Module, ranges, config: LoweringConfig, samples) -> None:
-        """The input ranges (input_range.py) and the transformer remedies (remedies.py), chosen by
-        measured output error; ``ranges`` and ``config`` are updated in place."""
+        """The input and SiLU ranges (input_range.py, silu_range.py) and the transformer remedies
+        (remedies.py), chosen by measured output error; ``ranges`` and ``config`` are updated in place."""
         if self.calib and self.method == "auto":
             # streamed by the executor: read just the few the choice measures (and fits the clip on)
             fitted = samples if samples is not None else load_samples(self.calib, module, INPUT_RANGE_SAMPLES)
             with self.timed("input range"):
                 self.input_choices = choose_input_ranges(module, ranges, fitted, self.symmetric,
                                                          lambda s: self.float_outputs(module, s))
+            with self.timed("SiLU ranges"):
+                self.silu_choice = self.silu_ranges(module, ranges, config, samples)
         with self.timed("residual stream"):
             config.bf16_values = self.residual_stream(module, ranges, config, samples)
         with self.timed("row scales"):
@@ -137,6 +141,15 @@ class Quantize(Pass):
         with self.timed("int32 scores"):
             config.wide_scores, self.score_choices = self.sites(module, ranges, config, samples, "wide_scores",
                                                                 self.scores)
+
+    def silu_ranges(self, module: Module, ranges, config: LoweringConfig, samples) -> SiluRangeChoice | None:
+        """min/max or the clip for the SiLU inputs, by measured output error (silu_range.py)."""
+        if not silu_inputs(module):
+            return None
+        if samples is None:  # streamed by the executor: read them for the two runs the choice measures
+            samples = load_samples(self.calib, module, self.max_samples)
+        subset = spread_subset(samples, REMEDY_SAMPLES)
+        return choose_silu_ranges(module, ranges, config, subset, [self.float_outputs(module, s) for s in subset])
 
     def residual_stream(self, module: Module, ranges, config: LoweringConfig, samples) -> frozenset[str]:
         """The float values kept in bf16 (remedies.py); measured on calibration samples under "auto"."""
