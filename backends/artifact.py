@@ -23,8 +23,9 @@ host one.  The metadata lists the partitions in execution order with the value n
 and writes, and the model's inputs and outputs as (name, value) pairs.
 
 Loading checks magic, version, lengths and checksums before anything else; the overlay's IR text,
-which only people and the reference interpreter read, is read from the file and checked when first
-asked for (``Artifact.ir_text``), so opening a session reads only what the simulator needs.  This
+which only people and the reference interpreter read, is read from the opened file, checked and
+decoded when first asked for (``Artifact.ir_text``), so opening a session reads only what the
+simulator needs.  This
 module imports no backend, so the runtime can load artifacts without the compiler.
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ import hashlib
 import json
 import os
 import struct
+import weakref
 from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
@@ -175,8 +177,8 @@ def from_physical(flat: np.ndarray, shape, perm) -> np.ndarray:
 class Artifact:
     """An overlay artifact: metadata, program words, DRAM image and the quantized IR's text.
 
-    ``ir_text`` may be given as a function reading it: a loaded artifact reads its IR section (and
-    checks that section's checksum) only when ``ir_text`` is first asked for.
+    ``ir_text`` may be given as a function making it: a loaded artifact reads its IR section, checks
+    its checksum and decodes it only when ``ir_text`` is first asked for.
     """
 
     def __init__(self, metadata: dict, program: np.ndarray, dram_image: bytes | memoryview,
@@ -206,26 +208,35 @@ class Artifact:
 
     @classmethod
     def load(cls, path) -> Artifact:
-        """Read everything but the IR section, which is read from ``path`` when asked for."""
+        """Read everything but the IR section, which is read when asked for from the file as it was
+        opened (it may have been removed since; a changed or truncated file fails the checksum)."""
         source = str(path)
-        with _open(path) as f:
-            head = f.read(_HEAD.size + 40 * 4)
-            start, sizes, digests = _header("overlay", head, source)
-            if os.fstat(f.fileno()).st_size - start != sum(sizes):
-                raise ArtifactError(f"{source}: truncated or padded artifact "
-                                    f"({os.fstat(f.fileno()).st_size - start} bytes of sections, "
+        f = _open(path)
+        try:
+            start, sizes, digests = _header("overlay", f.read(_HEAD.size + 40 * 4), source)
+            size = os.fstat(f.fileno()).st_size
+            if size - start != sum(sizes):
+                raise ArtifactError(f"{source}: truncated or padded artifact ({size - start} bytes of sections, "
                                     f"the header says {sum(sizes)})")
             f.seek(start)
             front = memoryview(f.read(sum(sizes[:3])))
-        meta_bytes, words, dram = front[:sizes[0]], front[sizes[0]:sum(sizes[:2])], front[sum(sizes[:2]):]
-        ir_at = start + sum(sizes[:3])
+            kept: list[bytes] = []
 
-        def read_ir() -> bytes:
-            with _open(path) as f:
-                f.seek(ir_at)
-                return f.read(sizes[3])
+            def read_ir() -> bytes:
+                if not kept:
+                    try:
+                        kept.append(os.pread(f.fileno(), sizes[3], start + sum(sizes[:3])))
+                    finally:
+                        f.close()
+                return kept[0]
 
-        return cls._made(source, meta_bytes, words, dram, digests, read_ir)
+            ends = [sum(sizes[:i + 1]) for i in range(3)]
+            artifact = cls._made(source, front[:ends[0]], front[ends[0]:ends[1]], front[ends[1]:], digests, read_ir)
+        except BaseException:
+            f.close()
+            raise
+        weakref.finalize(artifact, f.close)
+        return artifact
 
     @classmethod
     def _made(cls, source: str, meta_bytes, words, dram, digests: list[bytes], read_ir) -> Artifact:

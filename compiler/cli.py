@@ -129,7 +129,8 @@ with_model_options = option_group(
     click.option("--calibrate", "method", type=LazyChoice(_calibration_methods),
                  default=_DefaultCalibration(), show_default=True,
                  help="How calibration picks activation ranges (auto: min/max, and the range of least "
-                      "int8 error for the inputs of conv/linear/matmul layers)."),
+                      "int8 error for the inputs of conv/linear/matmul layers; for model inputs and SiLU "
+                      "inputs whichever measures less output error)."),
     click.option("--weights", default="int8", show_default=True,
                  help="Weight format: int8, int4, int2, dybit2..dybit8, or dybit2r..dybit7r (a DyBit cap per "
                       "output channel)."),

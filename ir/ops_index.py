@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .opdef import AttrSpec, define_op
 from .shape_rules import ShapeError, normalize_axis
+from .traits import Trait
 from .types import TensorType
 
 _INDEX_DTYPES = ("i64", "i32")
@@ -14,7 +15,7 @@ def _check_indices(t: TensorType, what: str) -> None:
         raise ShapeError(f"{what} must be i64 or i32, got {t.dtype}")
 
 
-@define_op("tile", "x", (AttrSpec("repeats", "ints"),))
+@define_op("tile", "x", (AttrSpec("repeats", "ints"),), traits=(Trait.VIEW,))
 def _tile(types, attrs):
     """Repeat the whole tensor ``repeats[i]`` times along dim i."""
     x, repeats = types[0], attrs["repeats"]
@@ -23,7 +24,8 @@ def _tile(types, attrs):
     return [x.with_shape(d * r for d, r in zip(x.shape, repeats))]
 
 
-@define_op("depth_to_space", "x", (AttrSpec("blocksize", "int"), AttrSpec("mode", "str", "DCR")))
+@define_op("depth_to_space", "x", (AttrSpec("blocksize", "int"), AttrSpec("mode", "str", "DCR")),
+           traits=(Trait.VIEW,))
 def _depth_to_space(types, attrs):
     """[N, C*b*b, H, W] -> [N, C, H*b, W*b], channels read depth-column-row (DCR) or column-row-depth (CRD)."""
     x, b = types[0], attrs["blocksize"]
@@ -33,7 +35,8 @@ def _depth_to_space(types, attrs):
     return [x.with_shape((n, c // (b * b), h * b, w * b))]
 
 
-@define_op("space_to_depth", "x", (AttrSpec("blocksize", "int"), AttrSpec("mode", "str", "DCR")))
+@define_op("space_to_depth", "x", (AttrSpec("blocksize", "int"), AttrSpec("mode", "str", "DCR")),
+           traits=(Trait.VIEW,))
 def _space_to_depth(types, attrs):
     """[N, C, H*b, W*b] -> [N, C*b*b, H, W], the inverse of depth_to_space in the same mode."""
     x, b = types[0], attrs["blocksize"]

@@ -1,7 +1,9 @@
 """What a pass is: a named unit that mutates a module in place and returns nothing."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
@@ -20,6 +22,9 @@ class Pass:
     progress_sink: Callable[[str, int, int], None] | None = field(default=None, init=False, repr=False,
                                                                    compare=False)
 
+    #: Set by the pass manager while the pass runs: where ``timed`` reports the parts of the pass.
+    part_sink: Callable[[str, float], None] | None = field(default=None, init=False, repr=False, compare=False)
+
     def apply(self, module: Module) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
@@ -27,6 +32,17 @@ class Pass:
         """Tell the pass manager's instrumentations how far a long pass is (no-op outside a manager)."""
         if self.progress_sink is not None:
             self.progress_sink(label, done, total)
+
+    @contextmanager
+    def timed(self, part: str) -> Iterator[None]:
+        """Time a part of a long pass (``with self.timed("calibration"): ...``): the pass manager's
+        instrumentations see its wall time (``tcc compile --timings`` lists it under the pass)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.part_sink is not None:
+                self.part_sink(part, time.perf_counter() - start)
 
     def spec(self) -> str:
         opts = ",".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self) if f.init)

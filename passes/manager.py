@@ -5,6 +5,7 @@ import re
 import tempfile
 import time
 from dataclasses import dataclass, field, fields
+from functools import partial
 from pathlib import Path
 
 from tcc.ir import Module, print_module, verify
@@ -95,19 +96,34 @@ class PassInstrumentation:
     def phase(self, name: str, seconds: float) -> None:
         """A stage after the pipeline (a backend's placement, layouts, code emission...) took ``seconds``."""
 
+    def part(self, p: Pass, name: str, seconds: float) -> None:
+        """A part of the running pass ``p`` (``Pass.timed``) took ``seconds``."""
+
+
+#: Timing records whose name starts with this are parts of the pass recorded before them: listed
+#: under it, not added to the total.
+PART = "  - "
+
 
 class Timing(PassInstrumentation):
-    """Wall time of each pass, as (pass spec, seconds) appended to ``records``."""
+    """Wall time of each pass, as (pass spec, seconds) appended to ``records``, each followed by
+    its timed parts (``PART`` + name, seconds; repeated parts summed)."""
 
     def __init__(self, records: list[tuple[str, float]]):
         self.records = records
         self._start = 0.0
+        self._parts: dict[str, float] = {}
 
     def before_pass(self, p: Pass, module: Module) -> None:
         self._start = time.perf_counter()
+        self._parts = {}
+
+    def part(self, p: Pass, name: str, seconds: float) -> None:
+        self._parts[name] = self._parts.get(name, 0.0) + seconds
 
     def after_pass(self, p: Pass, module: Module) -> None:
         self.records.append((p.spec(), time.perf_counter() - self._start))
+        self.records.extend((PART + name, seconds) for name, seconds in self._parts.items())
 
     def phase(self, name: str, seconds: float) -> None:
         self.records.append((name, seconds))
@@ -185,16 +201,21 @@ class PassManager:
             for hook in hooks:
                 hook.progress(label, done, total)
 
+        def part(p: Pass, name: str, seconds: float) -> None:
+            for hook in hooks:
+                hook.part(p, name, seconds)
+
         for hook in hooks:
             hook.before_pipeline(module, self.passes)
         for p in self.passes:
             for hook in hooks:
                 hook.before_pass(p, module)
             p.progress_sink = progress
+            p.part_sink = partial(part, p)
             try:
                 p.apply(module)
             finally:
-                p.progress_sink = None
+                p.progress_sink = p.part_sink = None
             for hook in hooks:
                 hook.after_pass(p, module)
         return module
@@ -205,7 +226,7 @@ class PassManager:
 
 def format_timings(records: list[tuple[str, float]]) -> str:
     """A table of (pass spec or backend phase, seconds) records with each one's share of the total."""
-    total = sum(t for _, t in records) or 1e-12
+    total = sum(t for name, t in records if not name.startswith(PART)) or 1e-12
     # A pass with many options (quantize{calib=...,...}) keeps its name and the options' start.
     names = [spec if len(spec) <= 48 else spec[:44] + "...}" for spec, _ in records]
     width = max([len(name) for name in names] + [20])

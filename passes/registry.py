@@ -9,6 +9,7 @@ from .fold_affine import BatchNormToConv, FoldAffine
 from .fold_batchnorm import FoldBatchNorm
 from .fold_constants import FoldConstants
 from .group_norm import GroupNormAsLayerNorm
+from .pad_as_concat import PadAsConcat
 from .mode_schedule import ScheduleModes
 from .quantize import CrossLayerEqualization, MixedPrecision, Quantize, SmoothQuant
 from .recognize import Recognize
@@ -28,7 +29,7 @@ def register(cls: type[Pass]) -> type[Pass]:
 
 for _cls in (DeadCodeElimination, FoldConstants, FoldBatchNorm, FoldAffine, BatchNormToConv, Quantize,
              MixedPrecision, SmoothQuant, CrossLayerEqualization, Recognize, AnnotateSparsity, UnrollRecurrent,
-             ResizeAsMatmul, As2d, ConvTransposeAsConv, GroupNormAsLayerNorm):
+             ResizeAsMatmul, As2d, ConvTransposeAsConv, GroupNormAsLayerNorm, PadAsConcat):
     register(_cls)
 register(ScheduleModes)
 
@@ -36,9 +37,8 @@ register(ScheduleModes)
 DEFAULT_FLOAT_PIPELINE = ("fold-constants", "recognize", "fold-batchnorm", "fold-affine", "dce")
 
 # Before quantization: recurrent layers become their time steps, group and instance norms layer norms
-# and depthwise convs, every batch_norm a conv, every
+# and depthwise convs, every batch_norm a conv, reflect/edge/wrap pads slices and concats, every
 # interpolating resize matrix products, 1-D and 3-D convolutions and pools 2-D ones and every transposed
 # convolution convolutions, so the int8 path can run them.
-PRE_QUANT_PIPELINE = ("unroll-recurrent", "group-norm-as-layer-norm", "batchnorm-to-conv", "resize-as-matmul", "as-2d",
-                      "conv-transpose-as-conv",
-                      "fold-affine", "dce")
+PRE_QUANT_PIPELINE = ("unroll-recurrent", "group-norm-as-layer-norm", "batchnorm-to-conv", "resize-as-matmul",
+                      "pad-as-concat", "as-2d", "conv-transpose-as-conv", "fold-affine", "dce")

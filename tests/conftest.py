@@ -18,6 +18,7 @@ settings.load_profile("tcc")
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 sys.path.insert(0, str(EXAMPLES))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # shared test helpers (overlay_run.py)
 
 
 @pytest.fixture

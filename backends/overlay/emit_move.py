@@ -55,6 +55,11 @@ def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.n
         tiles, problem = _plan_tiles(dst_index, src_index, chunk, src.type.size, elem)
         if tiles is not None:
             plans.append(tiles)
+    for chunk in [] if plans else _smaller_chunks(ctx, ctx.layouts.shape(src), elem):
+        tiles, _ = _plan_tiles(dst_index, src_index, chunk, src.type.size, elem)
+        if tiles is not None:  # the largest rows whose tiles store as DMA boxes
+            plans.append(tiles)
+            break
     if not plans:
         raise unsupported(op, problem)
     tiles = min(plans, key=lambda t: _move_cycles(ctx, t, elem, rescale is not None))
@@ -130,6 +135,15 @@ def _chunks(ctx: Context, phys, elem: int, total: int) -> list[int]:
     pipelined = unit * stream_tile(-(-total // unit), max(1, limit // unit), ctx.target, unit=unit * elem)
     unit = _row_elements(phys, limit, several=False)
     return [pipelined, max(1, limit // unit) * unit]
+
+
+def _smaller_chunks(ctx: Context, phys, elem: int) -> list[int]:
+    """Tiles of one row of ever inner physical dims, largest first: when whole outer rows scatter
+    into more loop levels than one DMA box has (a transpose of several dims, MaxViT's grid
+    partition), a row of the innermost dim still stores as one strided box."""
+    limit = ctx.buffers.abuf_q // elem
+    units = [int(np.prod(phys[d + 1:], dtype=np.int64)) for d in range(len(phys))]
+    return sorted({u for u in units if u <= limit}, reverse=True)
 
 
 def _plan_tiles(dst_index: np.ndarray, src_index: np.ndarray, chunk: int, total: int, elem: int):

@@ -177,7 +177,10 @@ def emit_vector(ctx: Context, step: Step) -> None:
     code = record(op, lowering)
     tile_rows, tile_cols, buffers = tile_shape(op, lowering, code, ctx.target.vbuf_bytes)
     rows, cols, p = lowering.rows, lowering.cols, ctx.program
-    slot_bytes = tile_rows * tile_cols * 2
+    set_bytes = code.set_bytes(tile_rows, tile_cols)
+
+    def at(h: int) -> int:  # a value's offset in its set of slots
+        return code.offset(h, tile_rows, tile_cols)
     inputs: list[tuple[Handle, str, int | ActivationAddress]] = []
     for handle, given in zip(code.handles, lowering.inputs):
         if handle.constant:
@@ -197,13 +200,13 @@ def emit_vector(ctx: Context, step: Step) -> None:
         """The tile's element counts per space, its DRAM offsets and its set of slots."""
         batch, r0, rn, c0, cn = tiles[index]
         full_start = (batch * rows * cols + r0 * cols + c0) * 2
-        base = (index % buffers) * code.slot_count * slot_bytes
+        base = (index % buffers) * set_bytes
         return rn, cn, {FULL: rn * cn, ROW: rn, COL: cn}, {FULL: full_start, ROW: r0 * 2, COL: c0 * 2}, base
 
     def load(index: int) -> None:
         rn, cn, length, start, base = place(index)
         for handle, space, dram in inputs:
-            slot = base + code.slots[handle.index] * slot_bytes
+            slot = base + at(handle.index)
             if space == FULL:
                 p.dma("load", "vbuf", slot, dram + start[FULL], rows=rn, row_bytes=cn * 2, dram_row=cols * 2,
                       sram_row=cn * 2)
@@ -217,14 +220,14 @@ def emit_vector(ctx: Context, step: Step) -> None:
             load(index + 1)
         rn, cn, length, start, base = place(index)
         for ins in code.recorder.code:
-            _emit(p, ins, code, constants, length, rn, cn, slot_bytes, base)
-        p.dma("store", "vbuf", base + code.slots[code.result.index] * slot_bytes, ctx.addr(op.result) + start[FULL],
+            _emit(p, ins, code, constants, length, rn, cn, at, base)
+        p.dma("store", "vbuf", base + at(code.result.index), ctx.addr(op.result) + start[FULL],
               rows=rn, row_bytes=cn * 2, dram_row=cols * 2, sram_row=cn * 2)
         if buffers == 1 and index + 1 < len(tiles):
             load(index + 1)
 
 
-def _emit(p, ins, code, constants, length, rn, cn, slot_bytes, base) -> None:
+def _emit(p, ins, code, constants, length, rn, cn, at, base) -> None:
     busy: set[int] = set()
 
     def operand(h, reg: str) -> str:
@@ -235,10 +238,10 @@ def _emit(p, ins, code, constants, length, rn, cn, slot_bytes, base) -> None:
             rep, period = 1, length[space]
         else:  # a row or column value read across the full tile
             rep, period = (cn, rn) if space == ROW else (1, cn)
-        p.set({f"v.{reg}": base + code.slots[h.index] * slot_bytes, f"v.{reg}_rep": rep, f"v.{reg}_period": period})
+        p.set({f"v.{reg}": base + at(h.index), f"v.{reg}_rep": rep, f"v.{reg}_period": period})
         return "vec"
 
-    dst, a = base + code.slots[ins.dst] * slot_bytes, base + code.slots[ins.a] * slot_bytes
+    dst, a = base + at(ins.dst), base + at(ins.a)
     if ins.mnemonic == "vred":
         p.set({"v.len": length[FULL], "v.row": cn})
         p.emit("vred", op=ins.op, dst=dst, a=a)

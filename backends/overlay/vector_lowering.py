@@ -60,7 +60,7 @@ def _tensor(v: Value, space: str, shape) -> VectorInput:
 
 
 def _scalar(v: Value) -> VectorInput:
-    return VectorInput(FULL, bits=int(np.asarray(_patterns(v, ())).reshape(-1)[0]))
+    return VectorInput(FULL, bits=int(_patterns(v, v.type.shape).reshape(-1)[0]))
 
 
 def _broadcast_space(v: Value, shape: tuple) -> tuple[str, int] | None:
@@ -113,13 +113,15 @@ def _normalization(op: Op) -> VectorLowering:
     for p in params:
         if not is_constant(p) and tuple(p.type.shape) != trailing:
             raise unsupported(op, "a non-constant scale or bias must have the normalized shape")
-    inputs = [VectorInput(FULL, x)] + [_tensor(p, COL, trailing) for p in params]
+    # a one-element constant scale or bias (a group norm's unit scale) is a scalar register, not a row
+    inputs = [VectorInput(FULL, x)] + [_scalar(p) if is_constant(p) and p.type.size == 1 else _tensor(p, COL, trailing)
+                                       for p in params]
     eps = op.epsilon
     if op.kind == "rms_norm":
         return VectorLowering(x.type.size // max(cols, 1), cols, inputs,
                               lambda L, v, g: spec.rms_norm(L, v, g, cols, eps))
     if len(params) == 1:  # no bias: the reference adds zeros
-        inputs.append(VectorInput(COL, data=np.zeros(cols, np.uint16)))
+        inputs.append(VectorInput(FULL, bits=0))
     return VectorLowering(x.type.size // max(cols, 1), cols, inputs,
                           lambda L, v, g, b: spec.layer_norm(L, v, g, b, cols, eps))
 
@@ -162,7 +164,27 @@ class VectorCode:
     handles: list[Handle]
     result: Handle
     slots: list[int]
-    slot_count: int
+    counts: dict  # slots per space (FULL: a tile each, ROW: a tile's rows, COL: its columns)
+
+    @property
+    def slot_count(self) -> int:
+        return self.counts[FULL]
+
+    def _sizes(self, tile_rows: int, tile_cols: int) -> dict:
+        return {FULL: tile_rows * tile_cols * 2, ROW: tile_rows * 2, COL: tile_cols * 2}
+
+    def set_bytes(self, tile_rows: int, tile_cols: int) -> int:
+        """Bytes of one set of slots for a tile of tile_rows x tile_cols: the full slots, then the
+        row slots, then the column slots."""
+        size = self._sizes(tile_rows, tile_cols)
+        return sum(self.counts[s] * size[s] for s in (FULL, ROW, COL))
+
+    def offset(self, index: int, tile_rows: int, tile_cols: int) -> int:
+        """vbuf offset of value ``index`` within its set of slots."""
+        size, space = self._sizes(tile_rows, tile_cols), self.recorder.spaces[index]
+        before = {FULL: 0, ROW: self.counts[FULL] * size[FULL]}
+        before[COL] = before[ROW] + self.counts[ROW] * size[ROW]
+        return before[space] + self.slots[index] * size[space]
 
 
 def record(op: Op, lowering: VectorLowering) -> VectorCode:
@@ -175,16 +197,21 @@ def record(op: Op, lowering: VectorLowering) -> VectorCode:
     if result.constant or result.space != FULL:
         raise unsupported(op, "the result is not a full tile")
     inputs = [h for h in handles if not h.constant]
-    slots, count = allocate(recorder, inputs, result)
-    return VectorCode(recorder, handles, result, slots, count)
+    slots, counts = allocate(recorder, inputs, result)
+    return VectorCode(recorder, handles, result, slots, counts)
 
 
-def _tile(lowering: VectorLowering, slots: int, vbuf_bytes: int) -> tuple[int, int]:
-    """(rows, cols) of the largest tile whose ``slots`` vectors fit ``vbuf_bytes`` (0 rows or
-    columns when one row, or one column for column tiles, does not)."""
+def _tile(lowering: VectorLowering, code: VectorCode, sets: int, vbuf_bytes: int) -> tuple[int, int]:
+    """(rows, cols) of the largest tile whose ``sets`` sets of slots fit ``vbuf_bytes`` (0 rows or
+    columns when one row, or one column for column tiles, does not).  A set holds
+    full * rows * cols + row * rows + col * cols elements."""
+    room = vbuf_bytes // (2 * sets)
+    full, row, col = (code.counts[s] for s in (FULL, ROW, COL))
     if lowering.tile_columns:
-        return lowering.rows, min(lowering.cols, vbuf_bytes // (slots * lowering.rows * 2))
-    return min(lowering.rows, vbuf_bytes // (slots * lowering.cols * 2)), lowering.cols
+        n = max(0, room - row * lowering.rows) // (full * lowering.rows + col)
+        return lowering.rows, min(lowering.cols, n)
+    n = max(0, room - col * lowering.cols) // (full * lowering.cols + row)
+    return min(lowering.rows, n), lowering.cols
 
 
 def tile_shape(op: Op, lowering: VectorLowering, code: VectorCode, vbuf_bytes: int) -> tuple[int, int, int]:
@@ -192,15 +219,16 @@ def tile_shape(op: Op, lowering: VectorLowering, code: VectorCode, vbuf_bytes: i
     if one row (one column, for column tiles) does not.  An op of more than one tile runs with two
     sets of slots (``buffers`` 2, tiles of half the size) when one row still fits: tiles alternate
     between the sets, so one tile's loads and stores overlap the other tile's instructions."""
-    rows, cols = _tile(lowering, code.slot_count, vbuf_bytes)
+    rows, cols = _tile(lowering, code, 1, vbuf_bytes)
     if min(rows, cols) < 1:
+        live = f"{code.counts[FULL]} live vectors (and {code.counts[ROW] + code.counts[COL]} row or column ones)"
         if lowering.tile_columns:
-            raise unsupported(op, f"a column of {lowering.rows} elements in {code.slot_count} live vectors "
-                                  f"exceeds the vector buffer ({vbuf_bytes} bytes)")
-        raise unsupported(op, f"a row of {lowering.cols} elements in {code.slot_count} live vectors exceeds "
-                              f"the vector buffer ({vbuf_bytes} bytes)")
+            raise unsupported(op, f"a column of {lowering.rows} elements in {live} exceeds the vector buffer "
+                                  f"({vbuf_bytes} bytes)")
+        raise unsupported(op, f"a row of {lowering.cols} elements in {live} exceeds the vector buffer "
+                              f"({vbuf_bytes} bytes)")
     if rows * cols * lowering.batches < lowering.rows * lowering.cols * lowering.batches:
-        half_rows, half_cols = _tile(lowering, 2 * code.slot_count, vbuf_bytes)
+        half_rows, half_cols = _tile(lowering, code, 2, vbuf_bytes)
         if min(half_rows, half_cols) >= 1:
             return half_rows, half_cols, 2
     return rows, cols, 1

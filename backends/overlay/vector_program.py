@@ -215,9 +215,13 @@ class Recorder:
         return self._reduce("max", a)
 
 
-def allocate(recorder: Recorder, inputs: list[Handle], result: Handle) -> tuple[list[int], int]:
-    """A vbuf slot for every value (by index) and the number of slots: a value's slot is free after
-    its last read; an instruction may write over an operand it reads element for element."""
+def allocate(recorder: Recorder, inputs: list[Handle], result: Handle) -> tuple[list[int], dict[str, int]]:
+    """A vbuf slot for every value (by index) and the number of slots of each space: full-tile values
+    take slots of a tile's size, row values (a per-row statistic) slots of a tile's rows, column
+    values (a per-column scale) slots of its columns, so a long row's norm is not charged a whole
+    tile for each statistic.  A value's slot is its index among its space's slots.  A value's slot
+    is free after its last read; an instruction may write over an operand it reads element for
+    element."""
     last = {h.index: -1 for h in inputs}
     for i, ins in enumerate(recorder.code):
         for h in (Handle(ins.a, ins.space), ins.b, ins.c):
@@ -225,29 +229,32 @@ def allocate(recorder: Recorder, inputs: list[Handle], result: Handle) -> tuple[
                 last[h.index] = i
     last[result.index] = len(recorder.code)
     slot = [-1] * len(recorder.spaces)
-    free: list[int] = []
-    count = 0
+    free: dict[str, list[int]] = {FULL: [], ROW: [], COL: []}
+    count = {FULL: 0, ROW: 0, COL: 0}
 
-    def take() -> int:
-        nonlocal count
-        if free:
-            return free.pop()
-        count += 1
-        return count - 1
+    def take(v: int) -> int:
+        space = recorder.spaces[v]
+        if free[space]:
+            return free[space].pop()
+        count[space] += 1
+        return count[space] - 1
+
+    def release(v: int) -> None:
+        free[recorder.spaces[v]].append(slot[v])
 
     for h in inputs:
-        slot[h.index] = take()
+        slot[h.index] = take(h.index)
     for i, ins in enumerate(recorder.code):
         read = {ins.a: ins.space} | {h.index: h.space for h in (ins.b, ins.c) if h is not None and not h.constant}
         done = [v for v in read if last[v] == i]
         in_place = [v for v in done if read[v] == recorder.spaces[ins.dst] and ins.mnemonic not in ("vred", "window")
                     and v == ins.a]  # operand A is read at the destination's own index
         for v in in_place:
-            free.append(slot[v])
-        slot[ins.dst] = take()
+            release(v)
+        slot[ins.dst] = take(ins.dst)
         for v in done:
             if v not in in_place:
-                free.append(slot[v])
+                release(v)
         if last.get(ins.dst, -1) < i:  # never read (and not the result)
-            free.append(slot[ins.dst])
+            release(ins.dst)
     return slot, count

@@ -1,6 +1,7 @@
 """The run loop: bind inputs, evaluate ops in order, free each intermediate after its last use."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import numpy as np
@@ -137,8 +138,60 @@ def run_module(module: Module, inputs: Mapping[str, np.ndarray],
     if observe is not None:
         for v in module.inputs:
             observe(v, env[id(v)])
+    return _run(module, env, 0, observe)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The values alive before op ``index`` of a run, by value name: where another run of the same
+    module, or of one whose first ``index`` ops are the same, can resume (``run_from``)."""
+
+    index: int
+    values: dict[str, np.ndarray]
+
+
+def start_checkpoint(module: Module, inputs: Mapping[str, np.ndarray]) -> Checkpoint:
+    """The checkpoint before the first op: the bound inputs."""
+    env = bind_inputs(module, inputs)
+    return Checkpoint(0, {v.name: env[id(v)] for v in module.inputs})
+
+
+def live_before(module: Module, index: int) -> set[str]:
+    """The names of the values that ops ``index`` and later (or the outputs) read but that are made
+    before op ``index`` (or are inputs): what a checkpoint at ``index`` must hold."""
+    made_later = {id(r) for op in module.ops[index:] for r in op.results}
+    read = [v for op in module.ops[index:] for v in op.operands] + module.output_values()
+    return {v.name for v in read if id(v) not in made_later}
+
+
+def run_from(module: Module, start: Checkpoint, every: int) -> tuple[dict[str, np.ndarray], list[Checkpoint]]:
+    """Run ``module`` from ``start`` (which must hold ``live_before(module, start.index)``): its
+    outputs, and a checkpoint before every ``every``-th op after ``start.index``."""
+    by_name = {v.name: v for v in module.values()}
+    needed = live_before(module, start.index)
+    missing = sorted(needed - set(start.values))
+    if missing:
+        raise InterpreterError(f"checkpoint at op {start.index} lacks %{missing[0]}, which later ops read")
+    env = {id(by_name[name]): start.values[name] for name in needed}
+    checkpoints: list[Checkpoint] = []
+    names = {id(v): name for name, v in by_name.items()}
+
+    def record(i: int, live: dict[int, np.ndarray]) -> None:
+        if i > start.index and i % every == 0:
+            checkpoints.append(Checkpoint(i, {names[key]: array for key, array in live.items()}))
+
+    return _run(module, env, start.index, None, record), checkpoints
+
+
+def _run(module: Module, env: dict[int, np.ndarray], first: int,
+         observe: Callable[[Value, np.ndarray], None] | None,
+         before_op: Callable[[int, dict[int, np.ndarray]], None] | None = None) -> dict[str, np.ndarray]:
+    """Evaluate ops ``first``.. on ``env`` (the values alive before op ``first``, by id); the outputs."""
     dying = last_uses(module)
-    for i, op in enumerate(module.ops):
+    for i in range(first, len(module.ops)):
+        op = module.ops[i]
+        if before_op is not None:
+            before_op(i, env)
         try:
             operands = [env[id(v)] for v in op.operands]
         except KeyError:
@@ -150,7 +203,7 @@ def run_module(module: Module, inputs: Mapping[str, np.ndarray],
             if observe is not None:
                 observe(result, array)
         for value in dying[i]:
-            del env[id(value)]
+            env.pop(id(value), None)
     outputs = {}
     for name, value in module.outputs:
         if id(value) not in env:

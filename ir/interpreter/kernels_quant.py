@@ -1,9 +1,9 @@
 """Integer and bf16 kernels: the integer reference semantics of the quantized op kinds.
 
 These kernels read quantization parameters from the op's value types, so they take the op
-itself: ``kernel(op, *arrays)``.  Integer matrix work runs through the float64 kernels, which is
-exact: int8 x int8 products summed over any realistic reduction stay far below 2**53.  All
-rounding goes through ``tcc.ir.numerics``; nothing here rounds inline.
+itself: ``kernel(op, *arrays)``.  Integer matrix work runs through the float BLAS kernels, exactly
+(exact_matmul.py: float32 over reductions short enough that no partial sum passes 2**24, summed in
+float64).  All rounding goes through ``tcc.ir.numerics``; nothing here rounds inline.
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from ..dtypes import to_numpy
 from ..pool_geometry import window_divisors
 from ..errors import InterpreterError
 from ..types import TensorType
-from . import kernels_conv, kernels_pool
+from . import kernels_pool
+from .exact_matmul import exact_conv, exact_linear, exact_matmul
 
 INT32_MIN, INT32_MAX = numerics.INT32_MIN, numerics.INT32_MAX
 
@@ -40,7 +41,16 @@ def zero_point_array(t: TensorType, rank: int) -> np.ndarray:
 
 def centred(array: np.ndarray, t: TensorType) -> np.ndarray:
     """``q - zero_point`` as exact float64 (what the integer datapath multiplies)."""
-    return (array.astype(np.int64) - zero_point_array(t, array.ndim)).astype(np.float64)
+    return centred_exact(array, t).astype(np.float64)
+
+
+def centred_exact(array: np.ndarray, t: TensorType) -> np.ndarray:
+    """``q - zero_point`` as exact floats: float32 for operands of up to 16 bits (|q - zp| < 2**17,
+    an integer float32 holds), float64 for wider ones -- what exact_matmul.py multiplies."""
+    zp = zero_point_array(t, array.ndim)
+    if array.dtype.itemsize <= 2 and np.abs(zp).max(initial=0) < 1 << 16:
+        return array.astype(np.float32) - zp.astype(np.float32)
+    return (array.astype(np.int64) - zp).astype(np.float64)
 
 
 def to_int32(acc: np.ndarray, op) -> np.ndarray:
@@ -56,15 +66,15 @@ def _bias(b) -> np.ndarray | None:
 
 
 def qconv(op, x, w, b=None):
-    return to_int32(kernels_conv.conv(op.attrs, centred(x, op.x.type), centred(w, op.w.type), _bias(b)), op)
+    return to_int32(exact_conv(op.attrs, centred_exact(x, op.x.type), centred_exact(w, op.w.type), _bias(b)), op)
 
 
 def qlinear(op, x, w, b=None):
-    return to_int32(kernels_conv.linear(op.attrs, centred(x, op.x.type), centred(w, op.w.type), _bias(b)), op)
+    return to_int32(exact_linear(centred_exact(x, op.x.type), centred_exact(w, op.w.type), _bias(b)), op)
 
 
 def qmatmul(op, a, b):
-    return to_int32(np.matmul(centred(a, op.a.type), centred(b, op.b.type)), op)
+    return to_int32(exact_matmul(centred_exact(a, op.a.type), centred_exact(b, op.b.type)), op)
 
 
 def requantize(op, x, row_shift=None):

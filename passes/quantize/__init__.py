@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from threadpoolctl import threadpool_limits
+
 from tcc.ir import Module, is_constant
 from tcc.ir.interpreter import run_module
 
@@ -18,7 +20,9 @@ from .rules import leaves_unpinned, lower_module
 from .mixed_precision import MixedPrecision, MixedPrecisionPlan, spread_subset
 from .params import WEIGHT_FORMATS, QuantizationError, parse_weight_format
 from .remedies import SegmentChoice, SiteChoice, choose_bf16_stream, choose_sites, remedy_sites, residual_segments
+from .silu_range import SiluRangeChoice, choose_silu_ranges, silu_inputs
 from .smoothing import SmoothQuant
+from .trial_runs import TrialRuns
 
 RESIDUAL_CHOICES = ("auto", "bf16", "int8")
 SITE_CHOICES = ("auto", "on", "off")
@@ -82,6 +86,9 @@ class Quantize(Pass):
         self.branch_choices: list[SiteChoice] = []
         self.chain_choices: list[SiteChoice] = []
         self.input_choices: list[InputRangeChoice] = []  # input_range.py
+        self.silu_choice: SiluRangeChoice | None = None  # silu_range.py
+        self._runs: TrialRuns | None = None  # shared by the measured choices of one apply
+        self._float: dict[int, dict] = {}  # float outputs by id(sample), within one apply
 
     def apply(self, module: Module) -> None:
         parse_weight_format(self.weights)
@@ -92,6 +99,9 @@ class Quantize(Pass):
         for option in ("rows", "scores", "branches", "chains"):
             if getattr(self, option) not in SITE_CHOICES:
                 raise QuantizationError(f"{option} {getattr(self, option)!r} is not one of {', '.join(SITE_CHOICES)}")
+        if self.outputs not in OUTPUT_CHOICES:
+            raise QuantizationError(f"outputs {self.outputs!r} is not one of {', '.join(OUTPUT_CHOICES)}")
+        self._runs, self._float = None, {}
         # (a linear layer's unpinned model output leaves as int32: rules.leaves_as_int32, which is how
         # tcc's own export of such a model writes it)
         pinned = all(v.type.quant is not None for v in module.values() if v.type.dtype == "f32"
@@ -100,14 +110,13 @@ class Quantize(Pass):
         samples = None
         if self.calib:
             samples = load_samples(self.calib, module, self.max_samples) if self.executor is None else None
-            ranges = calibrate(module, samples, self.method, self.percentile, sparse_mode=self.sparse_mode,
-                               progress=lambda done, total: self.report_progress("calibrating", done, total),
-                               executor=self.executor)
+            with self.timed("calibration"):
+                ranges = calibrate(module, samples, self.method, self.percentile, sparse_mode=self.sparse_mode,
+                                   progress=lambda done, total: self.report_progress("calibrating", done, total),
+                                   executor=self.executor)
         elif not pinned:
             raise QuantizationError("quantize needs calibration data: pass calib=FILE.npz "
                                     "(CLI: --calib FILE.npz)")
-        if self.outputs not in OUTPUT_CHOICES:
-            raise QuantizationError(f"outputs {self.outputs!r} is not one of {', '.join(OUTPUT_CHOICES)}")
         config = LoweringConfig(weights=self.weights, symmetric=self.symmetric, rounding=self.rounding,
                                 wide_outputs=self.outputs == "int32")
         if self.dybit_caps not in ("output", "weights"):
@@ -124,19 +133,49 @@ class Quantize(Pass):
             config.layer_weights = choose_dybit_caps(
                 module, ranges, samples[:self.cap_samples], self.weights, config,
                 lambda done, total: self.report_progress("DyBit caps", done, total))
+        # One BLAS thread for every measured choice, as calibration runs: a float matmul's rounding
+        # depends on how BLAS splits it over threads, and no choice may depend on that.  (It is also
+        # the faster setting on a shared machine: a small product waits milliseconds for busy BLAS
+        # threads; the integer products are exact on any thread count, exact_matmul.py.)
+        with threadpool_limits(1, user_api="blas"):
+            self.measured_choices(module, ranges, config, samples)
+        with self.timed("lowering"):
+            module.take_body(lower_module(module, ranges, config))
+
+    def measured_choices(self, module: Module, ranges, config: LoweringConfig, samples) -> None:
+        """The input and SiLU ranges (input_range.py, silu_range.py) and the transformer remedies
+        (remedies.py), chosen by measured output error; ``ranges`` and ``config`` are updated in place."""
         if self.calib and self.method == "auto":
             # streamed by the executor: read just the few the choice measures (and fits the clip on)
             fitted = samples if samples is not None else load_samples(self.calib, module, INPUT_RANGE_SAMPLES)
-            self.input_choices = choose_input_ranges(module, ranges, fitted, self.symmetric)
-        config.bf16_values = self.residual_stream(module, ranges, config, samples)
-        config.row_scaled, self.row_choices = self.sites(module, ranges, config, samples, "row_scaled", self.rows)
-        config.wide_scores, self.score_choices = self.sites(module, ranges, config, samples, "wide_scores",
-                                                            self.scores)
-        config.wide_branches, self.branch_choices = self.sites(module, ranges, config, samples, "wide_branches",
-                                                               self.branches)
-        config.bf16_chains, self.chain_choices = self.sites(module, ranges, config, samples, "bf16_chains",
-                                                            self.chains)
-        module.take_body(lower_module(module, ranges, config))
+            with self.timed("input range"):
+                self.input_choices = choose_input_ranges(module, ranges, fitted, self.symmetric,
+                                                         lambda s: self.float_outputs(module, s))
+            with self.timed("SiLU ranges"):
+                self.silu_choice = self.silu_ranges(module, ranges, config, samples)
+        with self.timed("residual stream"):
+            config.bf16_values = self.residual_stream(module, ranges, config, samples)
+        with self.timed("row scales"):
+            config.row_scaled, self.row_choices = self.sites(module, ranges, config, samples, "row_scaled",
+                                                             self.rows)
+        with self.timed("int32 scores"):
+            config.wide_scores, self.score_choices = self.sites(module, ranges, config, samples, "wide_scores",
+                                                                self.scores)
+        with self.timed("int32 branches"):
+            config.wide_branches, self.branch_choices = self.sites(module, ranges, config, samples, "wide_branches",
+                                                                   self.branches)
+        with self.timed("bf16 non-linearities"):
+            config.bf16_chains, self.chain_choices = self.sites(module, ranges, config, samples, "bf16_chains",
+                                                                self.chains)
+
+    def silu_ranges(self, module: Module, ranges, config: LoweringConfig, samples) -> SiluRangeChoice | None:
+        """min/max or the clip for the SiLU inputs, by measured output error (silu_range.py)."""
+        if not silu_inputs(module):
+            return None
+        if samples is None:  # streamed by the executor: read them for the two runs the choice measures
+            samples = load_samples(self.calib, module, self.max_samples)
+        subset = spread_subset(samples, REMEDY_SAMPLES)
+        return choose_silu_ranges(module, ranges, config, subset, [self.float_outputs(module, s) for s in subset])
 
     def residual_stream(self, module: Module, ranges, config: LoweringConfig, samples) -> frozenset[str]:
         """The float values kept in bf16 (remedies.py); measured on calibration samples under "auto"."""
@@ -149,12 +188,24 @@ class Quantize(Pass):
             return frozenset()
         if samples is None:  # streamed by the executor: read them for the few runs the choice measures
             samples = load_samples(self.calib, module, self.max_samples)
-        subset = spread_subset(samples, REMEDY_SAMPLES)
-        reference = [run_module(module, s) for s in subset]
         self.residual_choices = choose_bf16_stream(
-            module, ranges, config, subset, reference,
+            module, ranges, config, self.trial_runs(module, samples),
             lambda done, total: self.report_progress("residual stream", done, total))
         return frozenset(n for c in self.residual_choices if c.kept for n in c.names)
+
+    def trial_runs(self, module: Module, samples) -> TrialRuns:
+        """The runs every measured remedy choice of this apply shares (trial_runs.py): the float
+        outputs once, and each trial resumed from the previous choice's checkpoints."""
+        if self._runs is None:
+            subset = spread_subset(samples, REMEDY_SAMPLES)
+            self._runs = TrialRuns(subset, [self.float_outputs(module, s) for s in subset])
+        return self._runs
+
+    def float_outputs(self, module: Module, sample: dict) -> dict:
+        """The float module's outputs on one calibration sample, computed once per apply."""
+        if id(sample) not in self._float:
+            self._float[id(sample)] = run_module(module, sample)
+        return self._float[id(sample)]
 
     def sites(self, module: Module, ranges, config: LoweringConfig, samples, field: str,
               choice: str) -> tuple[frozenset[str], list[SiteChoice]]:
@@ -168,11 +219,9 @@ class Quantize(Pass):
             return frozenset(), []
         if samples is None:
             samples = load_samples(self.calib, module, self.max_samples)
-        subset = spread_subset(samples, REMEDY_SAMPLES)
-        reference = [run_module(module, s) for s in subset]
         label = {"row_scaled": "row scales", "wide_scores": "int32 scores", "wide_branches": "int32 branches",
                  "bf16_chains": "bf16 non-linearities"}[field]
-        choices = choose_sites(module, ranges, config, field, subset, reference,
+        choices = choose_sites(module, ranges, config, field, self.trial_runs(module, samples),
                                lambda done, total: self.report_progress(label, done, total))
         return frozenset(c.name for c in choices if c.kept), choices
 

@@ -34,7 +34,7 @@ from tcc.ir.shape_rules import spatial_attrs
 from ..base import Pass
 from .calibration import load_samples
 from .params import QuantizationError
-from .smoothing import ALPHAS, MAX_ROWS, SCALE_FLOOR, erase_if_unused, int8_error, replace_operand
+from .smoothing import ALPHAS, MAX_ROWS, SCALE_FLOOR, erase_if_unused, exact_outputs, int8_error, replace_operand
 
 HOMOGENEOUS = ("relu", "max_pool")  # f(x / s) == f(x) / s per channel for s > 0
 
@@ -143,9 +143,10 @@ def choose_factors(site: EqualizationSite) -> tuple[float | None, np.ndarray | N
     taps = weights[0].shape[2]
     rows = np.concatenate(site.rows)
     flat = [w.reshape(w.shape[0], -1) for w in weights]
+    exact = exact_outputs(rows, flat)
 
     def error(s: np.ndarray) -> float:
-        return int8_error(rows, flat, np.repeat(s, taps))
+        return int8_error(rows, flat, np.repeat(s, taps), exact)
 
     base = error(np.ones(len(site.peaks)))
     best: tuple[float | None, np.ndarray | None, float] = (None, None, base)

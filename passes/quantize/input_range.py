@@ -21,6 +21,7 @@ Cost: float runs only, ``MAX_SAMPLES`` * (1 + number of candidates) per input, n
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tcc.ir import Module, Value, numerics
@@ -67,16 +68,18 @@ def _rounded(sample: dict, value: Value, lo: float, hi: float, symmetric: bool) 
     return dict(sample, **{value.name: numerics.dequantize_affine(x, p.scale[0], p.zero_point[0]).astype("float32")})
 
 
-def choose_input_ranges(module: Module, ranges: dict, samples, symmetric: bool = False) -> list[InputRangeChoice]:
+def choose_input_ranges(module: Module, ranges: dict, samples, symmetric: bool = False,
+                        float_outputs: Callable[[dict], dict] | None = None) -> list[InputRangeChoice]:
     """Decide each clippable input's range (module docstring) on the first ``MAX_SAMPLES`` of
-    ``samples``; ``ranges`` is updated in place, the chosen range fitted on all ``samples``."""
+    ``samples``; ``ranges`` is updated in place, the chosen range fitted on all ``samples``.
+    ``float_outputs(sample)``: the float model's outputs (a caller's cache), run here when None."""
     inputs = clippable_inputs(module)
     subset = list(samples)[:MAX_SAMPLES]
     if not inputs or len(subset) < 2:
         return []
     half = len(subset) // 2
     folds = [(subset[:half], subset[half:]), (subset[half:], subset[:half])]
-    reference = {id(s): run_module(module, s) for s in subset}
+    reference = {id(s): (float_outputs or (lambda x: run_module(module, x)))(s) for s in subset}
     choices = []
     for value in inputs:
         errors = {}

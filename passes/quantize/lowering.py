@@ -60,6 +60,9 @@ class LoweringConfig:
     # Rows of each weight layer's input (layer_inputs.py), by float op result name: the narrow
     # weight formats' searches then minimise the layer's output error on them.
     layer_inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    # Quantized weights by (layer, format, scale floor): the measured choices lower the same layers
+    # many times; configs made from this one by ``dataclasses.replace`` share it.  Not an option.
+    weight_memo: dict[tuple, tuple] = field(default_factory=dict, compare=False, repr=False)
 
     def weights_for(self, op: Op) -> str:
         return self.layer_weights.get(op.result.name, self.weights)

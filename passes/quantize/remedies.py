@@ -26,7 +26,7 @@ from tcc.ir import Module, Op, constant_value
 
 from .lowering import LoweringConfig
 from .rules import lower, lower_module
-from .sensitivity import model_error
+from .trial_runs import TrialRuns
 
 STREAM_KINDS = ("add", "sub", "concat")
 MIN_GAIN = 0.05  # keep a segment in bf16 when it cuts the output error by at least 5% (0.2 dB)
@@ -70,19 +70,22 @@ def residual_segments(module: Module) -> list[list[Op]]:
     return sorted(groups.values(), key=lambda ops: order[id(ops[0])])
 
 
-def choose_bf16_stream(source: Module, ranges, config: LoweringConfig, samples, reference,
+def choose_bf16_stream(source: Module, ranges, config: LoweringConfig, runs: TrialRuns,
                        progress: Callable[[int, int], None] | None = None) -> list[SegmentChoice]:
-    """Decide every residual segment by measured output error (module docstring); ``reference``: the
-    float model's outputs on ``samples``.  The chosen values are ``{n for c in result if c.kept
-    for n in c.names}``."""
+    """Decide every residual segment by measured output error (module docstring) on ``runs``'
+    samples (trial_runs.py: each trial runs from where it differs from the current choice).  The
+    chosen values are ``{n for c in result if c.kept for n in c.names}``."""
     segments = residual_segments(source)
     kept: frozenset[str] = config.bf16_values
 
     def error_with(values: frozenset[str]) -> float:
-        return model_error(lower_module(source, ranges, replace(config, bf16_values=values)), samples, reference)
+        return runs.error(lower_module(source, ranges, replace(config, bf16_values=values)))
 
     choices = []
-    current = error_with(kept) if segments else 0.0
+    current = 0.0
+    if segments:
+        current = error_with(kept)
+        runs.keep()
     for done, ops in enumerate(segments, 1):
         names = tuple(op.results[0].name for op in ops)
         trial = error_with(kept | set(names))
@@ -90,6 +93,7 @@ def choose_bf16_stream(source: Module, ranges, config: LoweringConfig, samples, 
         choices.append(SegmentChoice(names, ops[0].loc, current, trial, keep))
         if keep:
             kept, current = kept | set(names), trial
+            runs.keep()
         if progress is not None:
             progress(done, len(segments))
     return choices
@@ -138,23 +142,28 @@ def _with_sites(config: LoweringConfig, field: str, names: frozenset[str]) -> Lo
 def remedy_sites(source: Module, ranges, config: LoweringConfig, field: str) -> list[Op]:
     """The ops the remedy ``field`` (SITE_FIELDS) would change if asked, in program order."""
     every = frozenset(op.results[0].name for op in source.ops if op.kind in (SITE_KINDS[field], "matmul"))
+    if not every or field == "wide_branches" and not config.bf16_values:
+        return []  # no candidate op (or no bf16 stream to feed): skip lowering the whole model to learn that
     lowered = lower(source, ranges, _with_sites(config, field, every))
     return {"row_scaled": lowered.row_sites, "wide_scores": lowered.wide_sites,
             "wide_branches": lowered.branch_sites, "bf16_chains": lowered.chain_sites}[field]
 
 
-def choose_sites(source: Module, ranges, config: LoweringConfig, field: str, samples, reference,
+def choose_sites(source: Module, ranges, config: LoweringConfig, field: str, runs: TrialRuns,
                  progress: Callable[[int, int], None] | None = None) -> list[SiteChoice]:
-    """Decide every site of the remedy ``field`` by measured output error (rules above); the chosen
-    matmuls are ``{c.name for c in result if c.kept}``."""
+    """Decide every site of the remedy ``field`` by measured output error (rules above) on ``runs``'
+    samples; the chosen matmuls are ``{c.name for c in result if c.kept}``."""
     sites = remedy_sites(source, ranges, config, field)
     kept: frozenset[str] = getattr(config, field)
 
     def error_with(names: frozenset[str]) -> float:
-        return model_error(lower_module(source, ranges, _with_sites(config, field, names)), samples, reference)
+        return runs.error(lower_module(source, ranges, _with_sites(config, field, names)))
 
     choices = []
-    current = error_with(kept) if sites else 0.0
+    current = 0.0
+    if sites:
+        current = error_with(kept)
+        runs.keep()
     for done, op in enumerate(sites, 1):
         name = op.results[0].name
         trial = error_with(kept | {name})
@@ -162,6 +171,7 @@ def choose_sites(source: Module, ranges, config: LoweringConfig, field: str, sam
         choices.append(SiteChoice(name, op.loc, current, trial, keep))
         if keep:
             kept, current = kept | {name}, trial
+            runs.keep()
         if progress is not None:
             progress(done, len(sites))
     return choices

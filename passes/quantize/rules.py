@@ -54,8 +54,12 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
     if b_in is not None and bias is None:
         return False
     min_scale = bias_weight_scales(bias, sx) if bias is not None else None
-    wq, wparams = quantize_weights(weight, lw.config.weights_for(op), axis=0, min_scale=min_scale,
-                                   inputs=lw.config.layer_inputs.get(op.result.name))
+    fmt = lw.config.weights_for(op)
+    key = (op.result.name, fmt, None if min_scale is None else np.asarray(min_scale).tobytes())
+    if key not in lw.config.weight_memo:
+        lw.config.weight_memo[key] = quantize_weights(weight, fmt, axis=0, min_scale=min_scale,
+                                                      inputs=lw.config.layer_inputs.get(op.result.name))
+    wq, wparams = lw.config.weight_memo[key]
     operands = [x, lw.typed(lw.b.const(wq, w_in.name + ".q"), str(wq.dtype).replace("int", "i"), wparams)]
     if bias is not None:
         bq, acc_scales = quantize_bias(bias, sx, wparams.scale)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from tcc.ir import Builder, Module, Op, Value, constant_value
 from tcc.ir.interpreter import run_module
@@ -83,20 +84,26 @@ def smoothing_sites(module: Module) -> list[Site]:
     return sites
 
 
-def int8_error(x: np.ndarray, weights: list[np.ndarray], s: np.ndarray) -> float:
-    """Relative squared error of the linear outputs with X / s per-tensor int8 and W * s per-channel."""
+def exact_outputs(x: np.ndarray, weights: list[np.ndarray]) -> list[np.ndarray]:
+    """The site's float linear outputs ``x @ w.T`` (computed once per site, read by every strength)."""
+    return [x @ w.T.astype(np.float64) for w in weights]
+
+
+def int8_error(x: np.ndarray, weights: list[np.ndarray], s: np.ndarray,
+               exact: list[np.ndarray] | None = None) -> float:
+    """Relative squared error of the linear outputs with X / s per-tensor int8 and W * s per-channel
+    (``exact``: ``exact_outputs(x, weights)``, computed here when not given)."""
     xs = x / s
     p = activation_params(float(xs.min()), float(xs.max()), symmetric=False)
     xq = numerics.dequantize_affine(numerics.quantize_affine(xs, p.scale[0], p.zero_point[0]),
                                     p.scale[0], p.zero_point[0])
     noise = signal = 0.0
-    for w in weights:
+    for w, y in zip(weights, exact if exact is not None else exact_outputs(x, weights)):
         ws = w * s[None, :]
         q, wp = quantize_weights(ws, "int8", axis=0)
         wq = q.astype(np.float64) * np.asarray(wp.scale)[:, None]
-        exact = x @ w.T.astype(np.float64)
-        noise += float(np.sum((xq @ wq.T - exact) ** 2))
-        signal += float(np.sum(exact ** 2))
+        noise += float(np.sum((xq @ wq.T - y) ** 2))
+        signal += float(np.sum(y ** 2))
     return noise / signal if signal > 0 else noise
 
 
@@ -111,11 +118,12 @@ def factors(x: np.ndarray, weights: list[np.ndarray], alpha: float) -> np.ndarra
 def choose_alpha(x: np.ndarray, weights: list[np.ndarray]) -> tuple[float | None, np.ndarray | None, float, float]:
     """(alpha, factors, error, error without smoothing): the least-error strength, None when
     no strength beats leaving the site alone."""
-    base = int8_error(x, weights, np.ones(x.shape[1]))
+    exact = exact_outputs(x, weights)
+    base = int8_error(x, weights, np.ones(x.shape[1]), exact)
     best: tuple[float | None, np.ndarray | None, float] = (None, None, base)
     for alpha in ALPHAS:
         s = factors(x, weights, alpha)
-        err = int8_error(x, weights, s)
+        err = int8_error(x, weights, s, exact)
         if err < best[2]:
             best = (alpha, s, err)
     return best[0], best[1], best[2], base
@@ -178,12 +186,20 @@ class SmoothQuant(Pass):
             if site is not None and sum(len(r) for r in site.rows) < MAX_ROWS:
                 site.rows.append(np.asarray(array, np.float64).reshape(-1, array.shape[-1]))
 
-        for sample in load_samples(self.calib, module, self.max_samples):
-            run_module(module, sample, observe=observe)
+        # One BLAS thread (as calibration): the rows and errors must not depend on the thread count.
+        with threadpool_limits(1, user_api="blas"):
+            with self.timed("float runs"):
+                for sample in load_samples(self.calib, module, self.max_samples):
+                    run_module(module, sample, observe=observe)
+            with self.timed("strength search"):
+                self.choose(sites)
+        module.sort_topologically()
+
+    def choose(self, sites: list[Site]) -> None:
+        """Search each site's strength on its collected rows and apply the factors of the best."""
         for site in sites:
             x = np.concatenate(site.rows)[:MAX_ROWS]
             alpha, s, err, base = choose_alpha(x, [w.astype(np.float64) for w in site.weights])
             self.report.append((site.norm.loc, alpha, err, base))
             if s is not None:
                 apply_factors(site, s)
-        module.sort_topologically()

@@ -245,3 +245,33 @@ def test_an_operand_that_is_no_strided_box_is_materialized_first(tmp_path):
     artifact = compile_overlay(module)
     assert [layer["kind"] for layer in artifact.metadata["layers"]] == ["layout", "matmul"]
     np.testing.assert_array_equal(Session(artifact).run(None, feeds)[0], run_module(module, feeds)["z"])
+
+
+def test_grid_partition_moves_in_rows_when_whole_row_tiles_scatter_too_deep(tmp_path):
+    """MaxViT-T's first window departition and grid partition (6-D permutes between reshapes, then
+    the window/grid swap), composed into one move: a tile of whole outer rows scatters into more
+    loop levels than one DMA box; rows of an inner dim still store as boxes (this failed the
+    MaxViT-T compile)."""
+    vi = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)  # noqa: E731
+    nodes = [helper.make_node("Relu", ["x"], ["a"]),
+             helper.make_node("Reshape", ["a", "windows"], ["w"]),
+             helper.make_node("Transpose", ["w"], ["wp"], perm=[0, 5, 1, 3, 2, 4]),
+             helper.make_node("Reshape", ["wp", "image"], ["i"]),
+             helper.make_node("Reshape", ["i", "grid"], ["g"]),
+             helper.make_node("Transpose", ["g"], ["gp"], perm=[0, 2, 4, 3, 5, 1]),
+             helper.make_node("Reshape", ["gp", "merged"], ["m"]),
+             helper.make_node("Transpose", ["m"], ["s"], perm=[0, 2, 1, 3]),
+             helper.make_node("Relu", ["s"], ["y"])]
+    shapes = [helper.make_tensor("windows", TensorProto.INT64, [6], [1, 8, 8, 7, 7, 64]),
+              helper.make_tensor("image", TensorProto.INT64, [4], [1, 64, 56, 56]),
+              helper.make_tensor("grid", TensorProto.INT64, [6], [1, 64, 7, 8, 7, 8]),
+              helper.make_tensor("merged", TensorProto.INT64, [4], [1, 49, 64, 64])]
+    graph = helper.make_graph(nodes, "grid", [vi("x", [1, 64, 49, 64])], [vi("y", [1, 64, 49, 64])], shapes)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "m.onnx"))
+    rng = np.random.default_rng(6)
+    np.savez(tmp_path / "c.npz", x=rng.standard_normal((2, 1, 64, 49, 64)).astype(np.float32))
+    module = quantized(str(tmp_path / "m.onnx"), tmp_path / "c.npz")
+    artifact = compile_overlay(module)
+    assert "layout" in [layer["kind"] for layer in artifact.metadata["layers"]]
+    feeds = {"x": rng.standard_normal((1, 64, 49, 64)).astype(np.float32)}
+    np.testing.assert_array_equal(Session(artifact).run(None, feeds)[0], run_module(module, feeds)["y"])

@@ -109,3 +109,20 @@ def test_normalized_blocks_run_wholly_on_the_overlay(kind, tmp_path):
     global RNG
     RNG = np.random.default_rng(4)  # its own draws: the outcome must not depend on which tests ran before
     run_wholly_on_the_overlay(BLOCKS[kind](), tmp_path, RNG, min_sqnr=25)
+
+
+def test_a_long_row_norm_runs_on_the_device(tmp_path):
+    """An instance norm over 128x128 maps: one row of 16,384 elements.  Its per-row statistics take
+    row-sized vbuf slots, not tile-sized ones, so the row fits the vector buffer (it ran on the host
+    when each of its 9 live values took a whole row)."""
+    rng = np.random.default_rng(6)
+
+    def w(*s):
+        return (rng.standard_normal(s) / np.sqrt(np.prod(s[1:]))).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("InstanceNormalization", ["a", "s", "b"], ["n"]),
+             helper.make_node("Relu", ["n"], ["r"]), helper.make_node("Conv", ["r", "w1"], ["y"], pads=[1, 1, 1, 1])]
+    model = _model(nodes, (1, 3, 128, 128), {"w0": w(4, 3, 3, 3), "w1": w(2, 4, 3, 3),
+                                             "s": (1 + 0.2 * rng.standard_normal(4)).astype(np.float32),
+                                             "b": (0.2 * rng.standard_normal(4)).astype(np.float32)}, 17)
+    run_wholly_on_the_overlay(model, tmp_path, rng, min_sqnr=25, calib_samples=4)

@@ -154,3 +154,27 @@ def test_timing_report_elides_long_option_lists():
     assert report[-2].startswith("quantize{calib=xxx") and "...}" in report[-2]
     assert long_path not in manager.timing_report()
     assert {len(line) for line in report} == {len(report[0])}  # one column width for every row
+
+
+def test_timed_parts_of_a_pass_are_listed_under_it_and_not_added_to_the_total():
+    from dataclasses import dataclass
+
+    @dataclass
+    class TwoParts(Pass):
+        name = "two-parts"
+
+        def apply(self, module):
+            for _ in range(2):
+                with self.timed("first"):
+                    pass
+            with self.timed("second"):
+                pass
+
+    manager = PassManager([TwoParts()])
+    manager.run(parse_module("module @m {\n  input %x : f32[2]\n  output \"y\" = %x\n}\n"))
+    assert [name for name, _ in manager.timings] == ["two-parts", "  - first", "  - second"]
+    with TwoParts().timed("outside a manager"):  # no pass manager: nothing to report to
+        pass
+    report = manager.timing_report().splitlines()
+    total = float(report[-1].split()[1])
+    assert abs(total - manager.timings[0][1] * 1e3) < 0.01  # the parts are not counted again

@@ -113,8 +113,8 @@ setr dma.dram_row, 4                     ; pc 111
 setr dma.sram_row, 4                     ; pc 112
 load vbuf, 0x0, 0x10c0                   ; pc 113
 setr v.row, 2                            ; pc 114
-vred max, 0x4, 0x0                       ; pc 115
-setr v.b, 4                              ; pc 116
+vred max, 0x18, 0x0                      ; pc 115
+setr v.b, 24                             ; pc 116
 setr v.b_rep, 2                          ; pc 117
 setr v.b_period, 1                       ; pc 118
 vbin sub, vec, 0x0, 0x0                  ; pc 119
@@ -193,78 +193,78 @@ vbin eq, vec, 0x0, 0x0                   ; pc 191
 setr v.b, 16                             ; pc 192
 setr v.k4, 32704                         ; pc 193
 vsel vec, k4, 0x0, 0x0                   ; pc 194
-vred sum, 0x10, 0x0                      ; pc 195
+vred sum, 0x18, 0x0                      ; pc 195
 setr v.len, 1                            ; pc 196
 setr v.k5, 32767                         ; pc 197
-vbin and, k5, 0x8, 0x10                  ; pc 198
-vbin gt, k1, 0x4, 0x8                    ; pc 199
-vbin lt, k3, 0xc, 0x8                    ; pc 200
-setr v.b, 12                             ; pc 201
+vbin and, k5, 0x1a, 0x18                 ; pc 198
+vbin gt, k1, 0x1c, 0x1a                  ; pc 199
+vbin lt, k3, 0x1e, 0x1a                  ; pc 200
+setr v.b, 30                             ; pc 201
 setr v.b_period, 1                       ; pc 202
-vbin and, vec, 0x4, 0x4                  ; pc 203
-setr v.b, 8                              ; pc 204
+vbin and, vec, 0x1c, 0x1c                ; pc 203
+setr v.b, 26                             ; pc 204
 setr v.k6, 16256                         ; pc 205
-vsel vec, k6, 0x4, 0x4                   ; pc 206
+vsel vec, k6, 0x1c, 0x1c                 ; pc 206
 setr v.k7, 128                           ; pc 207
-vbin lt, k7, 0xc, 0x4                    ; pc 208
+vbin lt, k7, 0x1e, 0x1c                  ; pc 208
 setr v.k0, 24448                         ; pc 209
-vbin mul, k0, 0x14, 0x4                  ; pc 210
-setr v.b, 20                             ; pc 211
-setr v.c, 4                              ; pc 212
+vbin mul, k0, 0x20, 0x1c                 ; pc 210
+setr v.b, 32                             ; pc 211
+setr v.c, 28                             ; pc 212
 setr v.c_period, 1                       ; pc 213
-vsel vec, vec, 0x18, 0xc                 ; pc 214
-vun shr, 7, 0x4, 0x18                    ; pc 215
+vsel vec, vec, 0x22, 0x1e                ; pc 214
+vun shr, 7, 0x1c, 0x22                   ; pc 215
 setr v.k2, 64                            ; pc 216
-vbin and, k2, 0xc, 0xc                   ; pc 217
-setr v.b, 12                             ; pc 218
-vbin isub, vec, 0x4, 0x4                 ; pc 219
+vbin and, k2, 0x1e, 0x1e                 ; pc 217
+setr v.b, 30                             ; pc 218
+vbin isub, vec, 0x1c, 0x1c               ; pc 219
 setr v.k4, 127                           ; pc 220
-vbin and, k4, 0x18, 0x18                 ; pc 221
-vbin or, k6, 0x18, 0x18                  ; pc 222
+vbin and, k4, 0x22, 0x22                 ; pc 221
+vbin or, k6, 0x22, 0x22                  ; pc 222
 setr v.k5, 48881                         ; pc 223
 setr v.k1, 16309                         ; pc 224
-vfma k5, k1, 0xc, 0x18                   ; pc 225
-vbin mul, vec, 0x14, 0x18                ; pc 226
-vbin rsub, k6, 0x14, 0x14                ; pc 227
-setr v.b, 20                             ; pc 228
-setr v.c, 12                             ; pc 229
-vfma vec, vec, 0xc, 0xc                  ; pc 230
-setr v.b, 12                             ; pc 231
-vbin mul, vec, 0x18, 0x18                ; pc 232
-vbin rsub, k6, 0x18, 0x18                ; pc 233
-setr v.b, 24                             ; pc 234
-vfma vec, vec, 0xc, 0xc                  ; pc 235
-vbin irsub, k4, 0x4, 0x4                 ; pc 236
+vfma k5, k1, 0x1e, 0x22                  ; pc 225
+vbin mul, vec, 0x20, 0x22                ; pc 226
+vbin rsub, k6, 0x20, 0x20                ; pc 227
+setr v.b, 32                             ; pc 228
+setr v.c, 30                             ; pc 229
+vfma vec, vec, 0x1e, 0x1e                ; pc 230
+setr v.b, 30                             ; pc 231
+vbin mul, vec, 0x22, 0x22                ; pc 232
+vbin rsub, k6, 0x22, 0x22                ; pc 233
+setr v.b, 34                             ; pc 234
+vfma vec, vec, 0x1e, 0x1e                ; pc 235
+vbin irsub, k4, 0x1c, 0x1c               ; pc 236
 setr v.k3, 256                           ; pc 237
-vbin iadd, k3, 0x18, 0x4                 ; pc 238
-vun shr, 1, 0x18, 0x18                   ; pc 239
-vun shl, 7, 0x14, 0x18                   ; pc 240
-vbin isub, k7, 0x14, 0x14                ; pc 241
-vbin isub, vec, 0x4, 0x4                 ; pc 242
+vbin iadd, k3, 0x22, 0x1c                ; pc 238
+vun shr, 1, 0x22, 0x22                   ; pc 239
+vun shl, 7, 0x20, 0x22                   ; pc 240
+vbin isub, k7, 0x20, 0x20                ; pc 241
+vbin isub, vec, 0x1c, 0x1c               ; pc 242
 setr v.k0, 255                           ; pc 243
-vbin iadd, k0, 0x4, 0x4                  ; pc 244
-vun shl, 7, 0x4, 0x4                     ; pc 245
-setr v.b, 20                             ; pc 246
-vbin mul, vec, 0xc, 0xc                  ; pc 247
-setr v.b, 4                              ; pc 248
-vbin mul, vec, 0xc, 0xc                  ; pc 249
+vbin iadd, k0, 0x1c, 0x1c                ; pc 244
+vun shl, 7, 0x1c, 0x1c                   ; pc 245
+setr v.b, 32                             ; pc 246
+vbin mul, vec, 0x1e, 0x1e                ; pc 247
+setr v.b, 28                             ; pc 248
+vbin mul, vec, 0x1e, 0x1e                ; pc 249
 setr v.k2, 0                             ; pc 250
-vbin eq, k2, 0x4, 0x8                    ; pc 251
+vbin eq, k2, 0x1c, 0x1a                  ; pc 251
 setr v.k5, 32640                         ; pc 252
-vsel k5, vec, 0x4, 0x4                   ; pc 253
-vbin eq, k5, 0x8, 0x8                    ; pc 254
-setr v.c, 4                              ; pc 255
-vsel k2, vec, 0x8, 0x8                   ; pc 256
+vsel k5, vec, 0x1c, 0x1c                 ; pc 253
+vbin eq, k5, 0x1a, 0x1a                  ; pc 254
+setr v.c, 28                             ; pc 255
+vsel k2, vec, 0x1a, 0x1a                 ; pc 256
 setr v.k1, 32768                         ; pc 257
-vbin and, k1, 0x4, 0x10                  ; pc 258
-vbin or, vec, 0x8, 0x8                   ; pc 259
-setr v.b, 16                             ; pc 260
-vbin eq, vec, 0x10, 0x10                 ; pc 261
-setr v.b, 8                              ; pc 262
+vbin and, k1, 0x1c, 0x18                 ; pc 258
+vbin or, vec, 0x1a, 0x1a                 ; pc 259
+setr v.b, 24                             ; pc 260
+vbin eq, vec, 0x18, 0x18                 ; pc 261
+setr v.b, 26                             ; pc 262
 setr v.k6, 32704                         ; pc 263
-vsel vec, k6, 0x10, 0x10                 ; pc 264
+vsel vec, k6, 0x18, 0x18                 ; pc 264
 setr v.len, 2                            ; pc 265
-setr v.b, 16                             ; pc 266
+setr v.b, 24                             ; pc 266
 setr v.b_rep, 2                          ; pc 267
 vbin mul, vec, 0x0, 0x0                  ; pc 268
 store vbuf, 0x0, 0x1080                  ; pc 269

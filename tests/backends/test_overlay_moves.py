@@ -1,0 +1,78 @@
+"""Data movement the overlay runs as layout moves: depth_to_space / space_to_depth (sub-pixel
+upsampling, YOLO-style focus), tile, and reflect / edge pads (style-transfer and GAN generators pad
+by reflection before each conv): each copies input elements, so the move step gathers them by the op's
+own reference kernel.  Whole models on the device, simulator == integer reference bit for bit,
+close to float onnxruntime."""
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from overlay_run import run_wholly_on_the_overlay
+
+
+def _model(nodes, shape, inits):
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _w(rng, *shape):
+    return (rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
+
+
+def _espcn(rng, mode):
+    """ESPCN: conv, tanh, conv to 3*3*2 channels, DepthToSpace(3) (PixelShuffle is CRD, DCR the default)."""
+    return _model([helper.make_node("Conv", ["x", "w0"], ["a"], pads=[2, 2, 2, 2]), helper.make_node("Tanh", ["a"], ["t"]),
+                   helper.make_node("Conv", ["t", "w1"], ["b"], pads=[1, 1, 1, 1]),
+                   helper.make_node("DepthToSpace", ["b"], ["y"], blocksize=3, mode=mode)],
+                  (1, 1, 12, 12), {"w0": _w(rng, 16, 1, 5, 5), "w1": _w(rng, 18, 16, 3, 3)})
+
+
+def _focus(rng, _mode):
+    """YOLOv5's focus stem: SpaceToDepth(2), conv; then a Tile of the map (2x along width), conv."""
+    return _model([helper.make_node("SpaceToDepth", ["x"], ["s"], blocksize=2),
+                   helper.make_node("Conv", ["s", "w0"], ["a"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["a"], ["r"]),
+                   helper.make_node("Tile", ["r", "reps"], ["t"]),
+                   helper.make_node("Conv", ["t", "w1"], ["y"], pads=[1, 1, 1, 1])],
+                  (1, 3, 16, 16), {"w0": _w(rng, 8, 12, 3, 3), "w1": _w(rng, 4, 8, 3, 3),
+                                   "reps": np.array([1, 1, 1, 2], np.int64)})
+
+
+def _reflect(rng, mode):
+    """A style-transfer block: pad by reflection (or edge), conv (no padding), ReLU, pad, conv."""
+    pads = np.array([0, 0, 2, 1, 0, 0, 1, 2], np.int64)
+    return _model([helper.make_node("Pad", ["x", "p"], ["xp"], mode=mode),
+                   helper.make_node("Conv", ["xp", "w0"], ["a"]), helper.make_node("Relu", ["a"], ["r"]),
+                   helper.make_node("Pad", ["r", "p"], ["rp"], mode=mode),
+                   helper.make_node("Conv", ["rp", "w1"], ["y"])],
+                  (1, 3, 16, 16), {"p": pads, "w0": _w(rng, 8, 3, 4, 4), "w1": _w(rng, 4, 8, 4, 4)})
+
+
+@pytest.mark.parametrize("build, mode", [(_espcn, "DCR"), (_espcn, "CRD"), (_focus, ""), (_reflect, "reflect"),
+                                         (_reflect, "edge")])
+def test_moves_run_wholly_on_the_overlay(build, mode, tmp_path):
+    rng = np.random.default_rng(8)
+    run_wholly_on_the_overlay(build(rng, mode), tmp_path, rng, min_sqnr=25)
+
+
+PADS = [("reflect", [0, 0, 2, 1, 0, 0, 1, 3]), ("edge", [0, 1, 3, 0, 0, 2, 0, 1]), ("wrap", [0, 0, 2, 3, 0, 0, 1, 4]),
+        ("reflect", [0, 0, 0, 4, 0, 0, 0, 4])]
+
+
+@pytest.mark.parametrize("mode, pads", PADS)
+def test_pad_as_concat_matches_onnxruntime(mode, pads):
+    import onnxruntime as ort
+
+    from tcc.driver import compile_to_ir
+    from tcc.ir.interpreter import run_module
+    from tcc.passes import DEFAULT_FLOAT_PIPELINE
+
+    model = _model([helper.make_node("Pad", ["x", "p"], ["y"], mode=mode)], (1, 3, 5, 6),
+                   {"p": np.array(pads, np.int64)})
+    model.opset_import[0].version = 19  # wrap
+    module, _ = compile_to_ir(model, passes=DEFAULT_FLOAT_PIPELINE + ("pad-as-concat", "dce"))
+    assert "pad" not in [op.kind for op in module.ops]
+    x = np.random.default_rng(1).standard_normal((1, 3, 5, 6)).astype(np.float32)
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(run_module(module, {"x": x})["y"], want)
