@@ -72,7 +72,7 @@ class Quantize(Pass):
     branches: str = "auto"
     # A tabulated non-linearity (GELU) after a linear layer runs in bf16 from the layer's int32
     # accumulators instead of as an int8 table (remedies.py): "auto" per layer where it measurably
-    # lowers the output error, "on", "off".  Off unless asked: the ViT block's bf16 GELU costs 33% more
+    # lowers the output error, "on", "off".  Off unless asked: the ViT block's bf16 GELU costs 30% more
     # cycles for 0.2 dB (examples/encoder/README.md).
     chains: str = "off"
     # A model output made by a linear layer (logits): "int32" leaves as the layer's int32 accumulators,
