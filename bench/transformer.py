@@ -6,7 +6,8 @@ counts and cycles before and after the schedule-modes pass (also on "encoder-x2"
 of the encoder side by side, independent sequences whose int8 and bf16 work can be grouped), and
 simulation time against onnxruntime's float run measured in the same process.  Then the
 ablation of the transformer quantization remedies (passes/quantize/smoothing.py, remedies.py) on
-the encoder and the ViT block: plain int8, each remedy alone, and what ``--quant int8`` chooses.
+the encoder and the ViT block: plain int8, each remedy alone, and what ``--quant int8`` chooses
+(with and without int32 logits).
 
     python bench/transformer.py [--models encoder,vit,encoder-x2] [--samples 100] [--exact-samples 10] [--repeat 3]
                                 [--calibrate auto|minmax|percentile|entropy|mse] [--ablation encoder,vit]
@@ -79,30 +80,39 @@ def prepare(name: str, work: Path):
     return work / "encoder_x2.onnx", work / "calib.npz", feeds, labels
 
 
-# Ablation of the remedies: (label, SmoothQuant on, Quantize's residual, rows and scores options); the
-# last row is what `--quant int8` does (quantization_pipeline).
-REMEDIES = (("int8, no remedy", False, "int8", "off", "off"), ("+ SmoothQuant", True, "int8", "off", "off"),
-            ("+ bf16 residual stream", False, "bf16", "off", "off"),
-            ("+ per-row softmax scales", False, "int8", "on", "off"),
-            ("+ int32 scores", False, "int8", "off", "on"),
-            ("--quant int8 (auto)", True, "auto", "auto", "auto"))
+# Ablation of the remedies: (label, SmoothQuant on, Quantize's residual, rows, scores, outputs,
+# branches and chains options); "--quant int8 (auto)" is what `--quant int8` does
+# (quantization_pipeline), the row after it adds the opt-in bf16 GELU.
+REMEDIES = (("int8, no remedy", False, "int8", "off", "off", "int8", "off", "off"),
+            ("+ SmoothQuant", True, "int8", "off", "off", "int8", "off", "off"),
+            ("+ bf16 residual stream", False, "bf16", "off", "off", "int8", "off", "off"),
+            ("+ per-row softmax scales", False, "int8", "on", "off", "int8", "off", "off"),
+            ("+ int32 scores", False, "int8", "off", "on", "int8", "off", "off"),
+            ("+ int32 logits", False, "int8", "off", "off", "int32", "off", "off"),
+            ("+ bf16 stream, int32 branches", False, "bf16", "off", "off", "int8", "on", "off"),
+            ("auto, no int32 logits/branches", True, "auto", "auto", "auto", "int8", "off", "off"),
+            ("auto, no int32 branches", True, "auto", "auto", "auto", "int32", "off", "off"),
+            ("--quant int8 (auto)", True, "auto", "auto", "auto", "int32", "auto", "off"),
+            ("+ bf16 GELU (chains=auto)", True, "auto", "auto", "auto", "int32", "auto", "auto"))
+Remedy = tuple[bool, str, str, str, str, str, str]
 
 
 def remedy_pipeline(calib: Path, method: str, smooth: bool, residual: str, rows: str = "auto",
-                    scores: str = "auto") -> tuple:
+                    scores: str = "auto", outputs: str = "int32", branches: str = "auto",
+                    chains: str = "off") -> tuple:
     default = quantization_pipeline(str(calib), method=method)
     passes = []
     for p in default:
         if isinstance(p, SmoothQuant) and not smooth:
             continue
         if isinstance(p, Quantize):
-            p.residual, p.rows, p.scores = residual, rows, scores
+            p.residual, p.rows, p.scores, p.outputs, p.branches, p.chains = residual, rows, scores, outputs, branches, chains
         passes.append(p)
     return DEFAULT_FLOAT_PIPELINE + tuple(passes)
 
 
 def measure(name: str, samples: int, exact_samples: int, repeat: int, method: str, work: Path,
-            remedy: tuple[bool, str, str, str] = (True, "auto", "auto", "auto")) -> dict:
+            remedy: Remedy = (True, "auto", "auto", "auto", "int32", "auto", "off")) -> dict:
     model, calib, feeds_of, labels_of = prepare(name, work)
     start = time.perf_counter()
     module, _ = compile_to_ir(str(model), passes=remedy_pipeline(calib, method, *remedy))
@@ -190,27 +200,29 @@ def main() -> int:
 
 def ablation(args) -> None:
     print()
-    head = (f"{'model':<9}{'remedy':<26}{'exact':>9}{'SQNR dB':>9}{'top1 sim':>9}{'top1 ort':>9}{'cycles':>9}"
+    head = (f"{'model':<9}{'remedy':<32}{'exact':>9}{'SQNR dB':>9}{'top1 sim':>9}{'top1 ort':>9}{'cycles':>9}"
             f"{'d cycles':>10}{'int8 %':>8}{'bf16 %':>8}")
     print(head)
     print("-" * len(head))
     for name in args.ablation.split(","):
         base = None
-        for label, smooth, residual, rows, scores in REMEDIES:
+        for label, *remedy in REMEDIES:
             with tempfile.TemporaryDirectory() as tmp:
-                r = measure(name, args.samples, args.exact_samples, 1, args.calibrate, Path(tmp),
-                            (smooth, residual, rows, scores))
+                r = measure(name, args.samples, args.exact_samples, 1, args.calibrate, Path(tmp), tuple(remedy))
             base = r["cycles"] if base is None else base
             share = {k: 100 * v / r["cycles"] for k, v in r["mode_cycles"].items()}
             exact = f"{'yes' if r['bit_exact'] else 'NO'} {r['exact_samples']}"
-            print(f"{name:<9}{label:<26}{exact:>9}{r['sqnr_db']:>9.2f}{r['top1_sim']:>9.4f}{r['top1_ort']:>9.4f}"
+            print(f"{name:<9}{label:<32}{exact:>9}{r['sqnr_db']:>9.2f}{r['top1_sim']:>9.4f}{r['top1_ort']:>9.4f}"
                   f"{r['cycles']:>9}{r['cycles'] - base:>+10}{share['int8']:>7.1f}%{share['bf16']:>7.1f}%", flush=True)
     print("remedy: SmoothQuant = smooth-quant pass (LayerNorm -> linear sites, strength searched per site); "
           "bf16 residual stream = every residual segment bf16; per-row softmax scales = quantize{rows=on}: "
           "attention probabilities quantized row by row with power-of-two scales; int32 scores = quantize{scores=on}: "
-          "the softmax reads the score accumulators converted to bf16; auto = all four, each segment and matmul "
-          "kept only where it measurably lowers the output error (what --quant int8 does); d cycles: against no "
-          "remedy")
+          "the softmax reads the score accumulators converted to bf16; int32 logits = quantize{outputs=int32}: the "
+          "output layer's int32 accumulators leave the device, dequantized by the host; int32 branches = "
+          "quantize{branches=on}: linear layers read only by the bf16 stream reach it through an int32 grid, no "
+          "int8 rounding; auto = all, each segment, matmul and branch kept only where it measurably lowers the "
+          "output error (what --quant int8 does); bf16 GELU = quantize{chains=auto}: a tabulated non-linearity "
+          "after a linear layer runs in bf16 from its int32 grid (opt-in: its cycles); d cycles: against no remedy")
 
 
 if __name__ == "__main__":

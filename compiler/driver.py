@@ -91,7 +91,8 @@ def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weigh
 
     ``quant="mixed"`` chooses weight formats per layer under one budget (mixed-precision pass).
 
-    ``sparse_mode="submanifold"`` calibrates on the values the sparse target computes.
+    ``sparse_mode="submanifold"`` calibrates on the values the sparse target computes; any
+    ``sparse_mode`` keeps int8 model outputs (the sparse accelerator's fc ends in an 8-bit requantize).
     Mixed precision prices formats with the overlay's cost model on ``target_config`` (a TOML
     path; None: the default core).  ``dybit_caps``: how ``--weights dybitN`` picks each layer's
     exponent-run cap ("output": least output error on calibration samples, one model run per
@@ -110,7 +111,9 @@ def quantization_pipeline(calib, quant="int8", method=DEFAULT_CALIBRATION, weigh
             raise UsageError("--budget-bytes, --budget-cycles and --candidates go with --quant mixed")
         quantize = Quantize(calib=str(calib or ""), method=method, weights=weights, symmetric=symmetric,
                             sparse_mode="submanifold" if sparse_mode == "submanifold" else "", dybit_caps=dybit_caps,
-                            weight_error=weight_error)
+                            weight_error=weight_error,
+                            # the sparse accelerator's fc module ends in an 8-bit requantize
+                            outputs="int32" if sparse_mode is None else "int8")
         # SmoothQuant changes only LayerNorm -> linear sites, and only where it measures less int8 error
         smooth = (SmoothQuant(calib=str(calib)),) if calib and sparse_mode != "submanifold" else ()
         return before + smooth + (quantize, make_pass("dce"))
@@ -215,6 +218,11 @@ def compile_pipeline(target: str, options: CompileOptions) -> list[Pass]:
             if isinstance(p, MixedPrecision):  # and spread the sensitivity sweep over the workers
                 p.mapper = sweep_mapper(options.workers)
     if target == "sparse":
+        from tcc.passes.quantize import Quantize
+
+        for p in pipeline:
+            if isinstance(p, Quantize):  # the sparse accelerator's fc module ends in an 8-bit requantize
+                p.outputs = "int8"
         pipeline.append(AnnotateSparsity(calib=str(options.calib), mode=options.sparse_mode or "exact"))
     if target == "overlay":  # group int8 and bf16 work to save PE-array mode switches
         pipeline.append(make_pass("schedule-modes"))

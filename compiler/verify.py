@@ -160,9 +160,20 @@ def compared_values(module: Module) -> list:
             continue
         for r in op.results:
             q = r.type.quant
-            if r.type.dtype == "bf16" or (r.type.dtype in ("i8", "u8") and q is not None and q.format is None):
+            if r.type.dtype == "bf16" or (r.type.dtype in ("i8", "u8") and q is not None and q.format is None) \
+                    or _leaving_accumulators(r) is not None:
                 out.append(r)
     return out
+
+
+def _leaving_accumulators(value):
+    """The model output that int32 accumulators ``value`` become by one dequantize on the host (the
+    int32 logits of passes/quantize/rules.leaves_as_int32, named as the float layer), or None."""
+    users = value.users
+    if value.type.dtype != "i32" or value.type.quant is None or len(users) != 1 or users[0].kind != "dequantize":
+        return None
+    out, module = users[0].result, users[0].module
+    return out if out.type.dtype == "f32" and module is not None and module.is_output(out) else None
 
 
 def float_name(value) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tcc.ir import Op, constant_value
+from tcc.ir import Op, constant_value, numerics
 from tcc.isa.weights import matmul_fields, row_bytes
 
 from .context import Context
@@ -23,18 +23,26 @@ from .weight_packing import integer_format, pack_rows, weight_caps, weight_forma
 PARAM_BYTES = 12  # (bias, multiplier, shift) int32 per output channel
 
 
-def _params(op_conv: Op, req: Op, channels: int) -> np.ndarray:
+# The requant unit's identity (multiplier 2**30, shift 30, zero point 0, the int32 range): what a
+# gemm whose int32 accumulators leave the model (no requantize op) does to add its bias and store.
+IDENTITY: dict[str, int] = {"multiplier": 1 << 30, "shift": 30, "pre_shift": 0, "zero_point": 0,
+                            "qmin": numerics.INT32_MIN, "qmax": numerics.INT32_MAX}
+
+
+def _params(op_conv: Op, req: Op | None, channels: int) -> np.ndarray:
     bias = np.zeros(channels, np.int64)
     if op_conv.kind != "mul" and op_conv.b is not None:  # emit_scale passes its i32 mul, which has no bias
         bias = constant_value(op_conv.b).astype(np.int64).reshape(-1)
-    mult = np.broadcast_to(np.asarray(req.multiplier, np.int64), (channels,))
-    shift = np.broadcast_to(np.asarray(req.shift, np.int64), (channels,))
+    multiplier, shift = (req.multiplier, req.shift) if req is not None else (IDENTITY["multiplier"], IDENTITY["shift"])
+    mult = np.broadcast_to(np.asarray(multiplier, np.int64), (channels,))
+    shift = np.broadcast_to(np.asarray(shift, np.int64), (channels,))
     return np.stack([bias, mult, shift], axis=1).astype("<i4")
 
 
-def _requant_regs(ctx: Context, req: Op, conv_zp: int = 0) -> None:
-    ctx.program.set({"rq.src_zp": conv_zp, "rq.pre_shift": req.pre_shift, "rq.zp": req.zero_point,
-                     "rq.qmin": req.qmin, "rq.qmax": req.qmax})
+def _requant_regs(ctx: Context, req: Op | None, conv_zp: int = 0) -> None:
+    fields = IDENTITY if req is None else {name: int(getattr(req, name)) for name in ("pre_shift", "zero_point", "qmin", "qmax")}
+    ctx.program.set({"rq.src_zp": conv_zp, "rq.pre_shift": fields["pre_shift"], "rq.zp": fields["zero_point"],
+                     "rq.qmin": fields["qmin"], "rq.qmax": fields["qmax"]})
 
 
 def _load_caps(ctx: Context, caps_addr: int | None, n0: int, nt: int, pslot: int, tn: int) -> int | None:
@@ -290,8 +298,12 @@ def gemm_weight_tiles(w: np.ndarray, fmt, tn: int, kt: int, caps: np.ndarray | N
 
 
 def emit_gemm(ctx: Context, step: Step) -> None:
-    lin, req = step.ops[:2]
+    """qlinear + requantize (to int8, or to an int32 grid for a bf16 conversion), or qlinear alone: its
+    int32 accumulators (plus bias) stored as they are, when they leave the model (steps.match_step)."""
+    lin, req = step.ops[0], (step.ops[1] if len(step.ops) > 1 else None)
     x, y = lin.x, step.outputs[0]
+    out, elem = ("i8", 1) if req is not None and req.dtype == "i8" else ("i32", 4)
+    rounding = req.rounding if req is not None else "half_even"
     w = constant_value(lin.w)
     n_out, k = w.shape
     m = x.type.size // k
@@ -304,7 +316,7 @@ def emit_gemm(ctx: Context, step: Step) -> None:
         if ctx.layouts.perm(v) != tuple(range(v.type.rank)):
             raise unsupported(lin, f"linear layer over {v.name}, which is stored NHWC for a convolution")
     try:
-        tiles = choose_gemm_tiles(m, n_out, k, fmt, b, ctx.target)
+        tiles = choose_gemm_tiles(m, n_out, k, fmt, b, ctx.target, elem)
     except ValueError:
         raise unsupported(lin, "not even one output row of one column tile fits the on-chip buffers") from None
     tn, tm, kt = tiles.tn, tiles.tm, tiles.kt
@@ -315,7 +327,8 @@ def emit_gemm(ctx: Context, step: Step) -> None:
     caps_addr = None if caps is None else ctx.constant(f"c:{lin.w.name}", caps)
     p = ctx.program
     stored = data.nbytes + (0 if caps is None else caps.nbytes)
-    ctx.begin_layer(step.name, m * n_out * k, x.type.size + stored + y.type.size + (256 if "lut" in step.info else 0))
+    ctx.begin_layer(step.name, m * n_out * k,
+                    x.type.size + stored + y.type.size * elem + (256 if "lut" in step.info else 0))
     ctx.record_weights(fmt.name, stored)
     _requant_regs(ctx, req)
     p.set({"mm.a_zp": x.type.quant.zero_point[0]})
@@ -355,12 +368,12 @@ def emit_gemm(ctx: Context, step: Step) -> None:
                     _load_params(ctx, step, pslot, p_addr, n0, nt)
                     params = False
                 chunk += 1
-            out = b.a_out(tile)
+            dst = b.a_out(tile)
             p.set({"rq.params": pslot, "rq.m": mt, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})
-            p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
-            emit_epilogue(ctx, step, out, out, 0, mt, nt, n_out, pslot)
-            stores.later("abuf", out, ctx.addr(y) + m0 * n_out + n0, rows=mt, row_bytes=nt,
-                         dram_row=n_out, sram_row=nt)
+            p.emit("requant", src="acc", out=out, rounding=rounding, dst=dst, srcaddr=acc)
+            emit_epilogue(ctx, step, dst, dst, 0, mt, nt, n_out, pslot)
+            stores.later("abuf", dst, ctx.addr(y) + (m0 * n_out + n0) * elem, rows=mt, row_bytes=nt * elem,
+                         dram_row=n_out * elem, sram_row=nt * elem)
             tile += 1
     stores.now()
 

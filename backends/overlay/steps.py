@@ -174,6 +174,17 @@ def match_step(op: Op, module: Module) -> Step | None:
     out = op.results[0]
     if op.kind in ("qconv", "qlinear"):
         req = _sole_user(out, module)
+        # int32 accumulators leaving the model (logits): read only by dequantizes to model outputs, or
+        # an output themselves (the device part of a heterogeneous artifact, whose host part dequantizes)
+        if op.kind == "qlinear" and (out.users or module.is_output(out)) and is_constant(op.w) \
+                and (op.b is None or is_constant(op.b)) \
+                and all(u.kind == "dequantize" and u.dtype == "f32" and module.is_output(u.result) for u in out.users):
+            return Step("gemm", [op], [op.x], [out])
+        if op.kind == "qlinear" and req is not None and req.kind == "requantize" and req.dtype == "i32" \
+                and is_constant(op.w) and (op.b is None or is_constant(op.b)):
+            cvt = _sole_user(req.result, module)  # onto one int32 grid, for a bf16 conversion
+            if cvt is not None and cvt.kind == "dequantize" and cvt.dtype == "bf16":
+                return Step("gemm", [op, req], [op.x], [req.result])
         if req is None or req.kind != "requantize" or req.dtype != "i8" or not is_constant(op.w):
             return None
         if op.b is not None and not is_constant(op.b):

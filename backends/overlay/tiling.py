@@ -253,16 +253,18 @@ def estimate_gemm(m: int, n: int, k: int, fmt: WeightFormat, tn: int, tm: int, k
     return _ceil(max(load, compute, post, store, dram), spread) + first_load + last_store
 
 
-def choose_gemm_tiles(m: int, n: int, k: int, fmt: WeightFormat, buffers: Buffers, target: TargetConfig) -> GemmTiles:
+def choose_gemm_tiles(m: int, n: int, k: int, fmt: WeightFormat, buffers: Buffers, target: TargetConfig,
+                      out_bytes: int = 1) -> GemmTiles:
     """The cheapest gemm tiling that fits the buffer halves: column tiles in multiples of the array
-    width, the reduction whole or in the few largest chunks that fit, as many rows as fit."""
+    width, the reduction whole or in the few largest chunks that fit, as many rows as fit (of
+    ``out_bytes``-byte results: 4 for int32 accumulators leaving the model)."""
     columns = sorted({n} | set(range(target.array_cols, n, target.array_cols)))
     chunk_sizes = sorted({_ceil(k, parts) for parts in range(1, k + 1)}, reverse=True)
     best = None
     for tn in columns:
         kts = [kt for kt in chunk_sizes if tn * row_bytes(kt, fmt) <= buffers.wbuf_h][:4]
         for kt in kts:
-            rows_fit = min(buffers.acc_h // (4 * tn), buffers.abuf_q // tn)
+            rows_fit = min(buffers.acc_h // (4 * tn), buffers.abuf_q // (tn * out_bytes))
             for resident in ((True, False) if m * k <= buffers.abuf_q else (False,)):
                 tm = min(m, rows_fit, buffers.abuf_q // (k if resident else kt))
                 if tm < 1 or resident and tm < m:

@@ -16,7 +16,7 @@ from .equalization import CrossLayerEqualization
 from .input_range import MAX_SAMPLES as INPUT_RANGE_SAMPLES, InputRangeChoice, choose_input_ranges
 from .layer_inputs import layer_input_rows
 from .lowering import LoweringConfig
-from .rules import lower_module
+from .rules import leaves_unpinned, lower_module
 from .mixed_precision import MixedPrecision, MixedPrecisionPlan, spread_subset
 from .params import WEIGHT_FORMATS, QuantizationError, parse_weight_format
 from .remedies import SegmentChoice, SiteChoice, choose_bf16_stream, choose_sites, remedy_sites, residual_segments
@@ -26,6 +26,7 @@ from .trial_runs import TrialRuns
 
 RESIDUAL_CHOICES = ("auto", "bf16", "int8")
 SITE_CHOICES = ("auto", "on", "off")
+OUTPUT_CHOICES = ("int32", "int8")
 REMEDY_SAMPLES = 8  # calibration samples the residual-stream choice measures the output error on
 WEIGHT_ERRORS = ("weights", "output")
 
@@ -65,11 +66,25 @@ class Quantize(Pass):
     # Attention scores read by a softmax as int32 accumulators converted to bf16 (no int8 rounding;
     # remedies.py): "auto" per matmul where it measurably lowers the output error, "on", "off".
     scores: str = "auto"
+    # Linear layers read only by the bf16 residual stream: their accumulators to bf16 through a fine
+    # int32 grid, no int8 rounding (remedies.py): "auto" per layer where it measurably lowers the
+    # output error, "on", "off".
+    branches: str = "auto"
+    # A tabulated non-linearity (GELU) after a linear layer runs in bf16 from the layer's int32
+    # accumulators instead of as an int8 table (remedies.py): "auto" per layer where it measurably
+    # lowers the output error, "on", "off".  Off unless asked: the ViT block's bf16 GELU costs 30% more
+    # cycles for 0.2 dB (examples/encoder/README.md).
+    chains: str = "off"
+    # A model output made by a linear layer (logits): "int32" leaves as the layer's int32 accumulators,
+    # dequantized by the host (rules.leaves_as_int32); "int8" rounds it onto its calibrated range.
+    outputs: str = "int32"
 
     def __post_init__(self) -> None:
         self.residual_choices: list[SegmentChoice] = []  # the results of the last apply (not options)
         self.row_choices: list[SiteChoice] = []
         self.score_choices: list[SiteChoice] = []
+        self.branch_choices: list[SiteChoice] = []
+        self.chain_choices: list[SiteChoice] = []
         self.input_choices: list[InputRangeChoice] = []  # input_range.py
         self.silu_choice: SiluRangeChoice | None = None  # silu_range.py
         self._runs: TrialRuns | None = None  # shared by the measured choices of one apply
@@ -81,12 +96,16 @@ class Quantize(Pass):
             raise QuantizationError(f"rounding {self.rounding!r} is not half_even or half_up")
         if self.residual not in RESIDUAL_CHOICES:
             raise QuantizationError(f"residual {self.residual!r} is not one of {', '.join(RESIDUAL_CHOICES)}")
-        for option in ("rows", "scores"):
+        for option in ("rows", "scores", "branches", "chains"):
             if getattr(self, option) not in SITE_CHOICES:
                 raise QuantizationError(f"{option} {getattr(self, option)!r} is not one of {', '.join(SITE_CHOICES)}")
+        if self.outputs not in OUTPUT_CHOICES:
+            raise QuantizationError(f"outputs {self.outputs!r} is not one of {', '.join(OUTPUT_CHOICES)}")
         self._runs, self._float = None, {}
+        # (a linear layer's unpinned model output leaves as int32: rules.leaves_as_int32, which is how
+        # tcc's own export of such a model writes it)
         pinned = all(v.type.quant is not None for v in module.values() if v.type.dtype == "f32"
-                     and not is_constant(v))
+                     and not is_constant(v) and not (self.outputs == "int32" and leaves_unpinned(module, v)))
         ranges: dict[int, tuple[float, float]] = {}
         samples = None
         if self.calib:
@@ -98,7 +117,8 @@ class Quantize(Pass):
         elif not pinned:
             raise QuantizationError("quantize needs calibration data: pass calib=FILE.npz "
                                     "(CLI: --calib FILE.npz)")
-        config = LoweringConfig(weights=self.weights, symmetric=self.symmetric, rounding=self.rounding)
+        config = LoweringConfig(weights=self.weights, symmetric=self.symmetric, rounding=self.rounding,
+                                wide_outputs=self.outputs == "int32")
         if self.dybit_caps not in ("output", "weights"):
             raise QuantizationError(f"dybit_caps {self.dybit_caps!r} is not output or weights")
         if self.weight_error not in WEIGHT_ERRORS:
@@ -141,6 +161,12 @@ class Quantize(Pass):
         with self.timed("int32 scores"):
             config.wide_scores, self.score_choices = self.sites(module, ranges, config, samples, "wide_scores",
                                                                 self.scores)
+        with self.timed("int32 branches"):
+            config.wide_branches, self.branch_choices = self.sites(module, ranges, config, samples, "wide_branches",
+                                                                   self.branches)
+        with self.timed("bf16 non-linearities"):
+            config.bf16_chains, self.chain_choices = self.sites(module, ranges, config, samples, "bf16_chains",
+                                                                self.chains)
 
     def silu_ranges(self, module: Module, ranges, config: LoweringConfig, samples) -> SiluRangeChoice | None:
         """min/max or the clip for the SiLU inputs, by measured output error (silu_range.py)."""
@@ -183,7 +209,7 @@ class Quantize(Pass):
 
     def sites(self, module: Module, ranges, config: LoweringConfig, samples, field: str,
               choice: str) -> tuple[frozenset[str], list[SiteChoice]]:
-        """The matmuls the per-matmul remedy ``field`` applies to (remedies.py), and the measured choices."""
+        """The ops the per-site remedy ``field`` applies to (remedies.py), and the measured choices."""
         if choice == "off":
             return frozenset(), []
         sites = remedy_sites(module, ranges, config, field)
@@ -193,7 +219,8 @@ class Quantize(Pass):
             return frozenset(), []
         if samples is None:
             samples = load_samples(self.calib, module, self.max_samples)
-        label = {"row_scaled": "row scales", "wide_scores": "int32 scores"}[field]
+        label = {"row_scaled": "row scales", "wide_scores": "int32 scores", "wide_branches": "int32 branches",
+                 "bf16_chains": "bf16 non-linearities"}[field]
         choices = choose_sites(module, ranges, config, field, self.trial_runs(module, samples),
                                lambda done, total: self.report_progress(label, done, total))
         return frozenset(c.name for c in choices if c.kept), choices

@@ -48,6 +48,15 @@ class LoweringConfig:
     # Matmuls of two activations (by the float op's result name) read only by a softmax whose int32
     # accumulators go to bf16 as they are, without an int8 rounding (remedies.py: wide scores).
     wide_scores: frozenset[str] = frozenset()
+    # Linear layers whose result is a model output leave as int32 accumulators, dequantized by the
+    # host (rules.leaves_as_int32); off for targets that need int8 outputs (the sparse accelerator).
+    wide_outputs: bool = True
+    # Linear layers (by the float op's result name) read only by ops kept in bf16, whose accumulators
+    # go to bf16 through a fine int32 grid instead of an int8 rounding (remedies.py: wide branches).
+    wide_branches: frozenset[str] = frozenset()
+    # Linear layers (by the float op's result name) whose tabulated non-linearity (lut.py) runs in
+    # bf16 instead, reading their accumulators through an int32 grid (rules.untabulate).
+    bf16_chains: frozenset[str] = frozenset()
     # Rows of each weight layer's input (layer_inputs.py), by float op result name: the narrow
     # weight formats' searches then minimise the layer's output error on them.
     layer_inputs: dict[str, np.ndarray] = field(default_factory=dict)
@@ -79,6 +88,10 @@ class Lowering:
         self.consumed: set[int] = set()  # activation ops folded into the op before them
         self.row_sites: list[Op] = []  # the float matmuls lowered with per-row A scales
         self.wide_sites: list[Op] = []  # the float matmuls whose accumulators went to bf16 directly
+        self.chain_roots: set[int] = set()  # ids of the float linear layers rules.untabulate chose
+        self.chain_sites: list[Op] = []  # those of them lowered (their accumulators went to bf16 directly)
+        self.branch_sites: list[Op] = []  # the float linear layers whose accumulators went to bf16 directly
+        self.wide_outputs: list[Op] = []  # the float linear layers whose int32 accumulators leave the model
         self.b = Builder(self.target)
 
     # -- parameters ----------------------------------------------------------------------------
@@ -180,6 +193,17 @@ class Lowering:
                                                "zero_point": out.zero_point[0], "qmin": qmin, "qmax": qmax,
                                                "rounding": self.config.rounding}, name=name)
         return self.typed(y, "i8", out)
+
+    def requantize_i32(self, acc: Value, real_scales: np.ndarray, axis: int, name: str) -> Value:
+        """``acc`` (scales ``real_scales`` per channel along ``axis``) onto one int32 grid per tensor, as
+        fine as its coarsest channel's accumulator step (multipliers <= 1: no headroom lost)."""
+        fine = float(real_scales.max())
+        multiplier, shift = dyadic(real_scales / fine)
+        y = self.b.value("requantize", [acc], {"multiplier": multiplier, "shift": shift, "axis": axis,
+                                               "zero_point": 0, "qmin": numerics.INT32_MIN,
+                                               "qmax": numerics.INT32_MAX, "dtype": "i32",
+                                               "rounding": self.config.rounding}, name=name)
+        return self.typed(y, "i32", QuantParams((fine,), (0,)))
 
     def fused_activation(self, op: Op) -> tuple[Op | None, Value]:
         """A relu/clip that is the only user of op's result folds into its requantization."""

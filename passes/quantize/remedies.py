@@ -1,6 +1,7 @@
 """Transformer remedies chosen by measured error: the residual stream in bf16 (per stream segment),
 per-row scales for the bf16 A operand of an activation matmul and int32 attention scores into the
-softmax (per matmul).
+softmax (per matmul), linear outputs into the bf16 stream without an int8 rounding and tabulated
+non-linearities after a linear layer run in bf16 from its accumulators (per layer).
 
 A LayerNorm normalizes each token by its own spread, so int8 noise on its input is amplified in
 tokens whose values are small against the tensor's range -- ViT's class token, concatenated from
@@ -108,12 +109,20 @@ def choose_bf16_stream(source: Module, ranges, config: LoweringConfig, runs: Tri
 # - wide scores (LoweringConfig.wide_scores): the matmul's only reader is a softmax (attention
 #   scores); the softmax reads the int32 accumulators converted to bf16 instead of an int8 rounding
 #   of them (what per-head score scales approximate, without any int8 grid).
-SITE_FIELDS = ("row_scaled", "wide_scores")
+# - wide branches (LoweringConfig.wide_branches): a linear layer whose every reader is kept in bf16
+#   (rules.feeds_only_bf16: attention's output projection and the MLP's second layer feeding the bf16
+#   residual stream); its accumulators go onto one fine int32 grid and convert to bf16, no int8
+#   rounding in between.
+# - bf16 chains (LoweringConfig.bf16_chains): a linear layer whose output only a tabulated
+#   non-linearity reads (rules.untabulate: GELU after an MLP's first layer); the non-linearity runs on
+#   the bf16 lanes from the layer's accumulators (through an int32 grid), not as an int8 table.
+SITE_FIELDS = ("row_scaled", "wide_scores", "wide_branches", "bf16_chains")
+SITE_KINDS = {"row_scaled": "matmul", "wide_scores": "matmul", "wide_branches": "linear", "bf16_chains": "linear"}
 
 
 @dataclass(frozen=True)
 class SiteChoice:
-    name: str  # the float matmul's result name (in the LoweringConfig field)
+    name: str  # the float matmul's (or linear layer's) result name (in the LoweringConfig field)
     loc: str
     error_before: float  # output error without the remedy here (earlier choices applied)
     error_with: float
@@ -123,16 +132,21 @@ class SiteChoice:
 def _with_sites(config: LoweringConfig, field: str, names: frozenset[str]) -> LoweringConfig:
     if field == "row_scaled":
         return replace(config, row_scaled=names)
-    return replace(config, wide_scores=names)
+    if field == "wide_scores":
+        return replace(config, wide_scores=names)
+    if field == "wide_branches":
+        return replace(config, wide_branches=names)
+    return replace(config, bf16_chains=names)
 
 
 def remedy_sites(source: Module, ranges, config: LoweringConfig, field: str) -> list[Op]:
-    """The matmuls the remedy ``field`` (SITE_FIELDS) would change if asked, in program order."""
-    every = frozenset(op.results[0].name for op in source.ops if op.kind == "matmul")
-    if not every:  # no matmul, no site: skip lowering the whole model to learn that
-        return []
+    """The ops the remedy ``field`` (SITE_FIELDS) would change if asked, in program order."""
+    every = frozenset(op.results[0].name for op in source.ops if op.kind in (SITE_KINDS[field], "matmul"))
+    if not every or field == "wide_branches" and not config.bf16_values:
+        return []  # no candidate op (or no bf16 stream to feed): skip lowering the whole model to learn that
     lowered = lower(source, ranges, _with_sites(config, field, every))
-    return lowered.row_sites if field == "row_scaled" else lowered.wide_sites
+    return {"row_scaled": lowered.row_sites, "wide_scores": lowered.wide_sites,
+            "wide_branches": lowered.branch_sites, "bf16_chains": lowered.chain_sites}[field]
 
 
 def choose_sites(source: Module, ranges, config: LoweringConfig, field: str, runs: TrialRuns,

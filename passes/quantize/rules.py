@@ -8,7 +8,7 @@ from tcc.ir import Module, Op, QuantParams, TensorType, Value, constant_value
 from tcc.ir import numerics
 
 from .lowering import LAYOUT_KINDS, LINEAR_KINDS, Lowering, LoweringConfig, matrix_operands, per_tensor
-from .lut import find_chains, lower_chain
+from .lut import Chain, find_chains, lower_chain
 from .params import bias_weight_scales, dyadic, quantize_bias, quantize_weights
 
 
@@ -66,9 +66,66 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
         operands.append(lw.typed(lw.b.const(bq, b_in.name + ".q"), "i32",
                                  QuantParams(acc_scales, (0,) * len(acc_scales), 0)))
     acc_scales = tuple(sx * s for s in wparams.scale)
-    acc = lw.b.value(kind, operands, attrs, name=op.result.name + ".acc")
+    leaves = kind == "qlinear" and leaves_as_int32(lw, op)
+    # int32 accumulators that leave the model carry the layer's name (as its int8 result would)
+    acc = lw.b.value(kind, operands, attrs, name=op.result.name + ("" if leaves else ".acc"))
     lw.typed(acc, "i32", QuantParams(acc_scales, (0,) * len(acc_scales), channel_axis))
+    if leaves:
+        lw.wide_outputs.append(op)
+        lw.bind(op.result, lw.b.value("dequantize", [acc], name=op.result.name + ".f32"), "f32")
+        return True
+    if kind == "qlinear" and (feeds_only_bf16(lw, op) or id(op) in lw.chain_roots):
+        (lw.chain_sites if id(op) in lw.chain_roots else lw.branch_sites).append(op)
+        fine = lw.requantize_i32(acc, np.asarray(acc_scales, np.float64), channel_axis, op.result.name + ".i32")
+        lw.bind(op.result, lw.b.value("dequantize", [fine], {"dtype": "bf16"}, name=op.result.name + ".bf16"), "bf16")
+        return True
     return requantize_output(lw, op, acc, acc_scales, channel_axis)
+
+
+def feeds_only_bf16(lw: Lowering, op: Op) -> bool:
+    """Rule of ``config.wide_branches`` (remedies.py): a linear layer named there whose every reader is
+    kept in bf16 (a transformer's attention projection or MLP output into the bf16 residual
+    stream) converts its accumulators to bf16 without an int8 rounding."""
+    r = op.result
+    return (r.name in lw.config.wide_branches and bool(r.users) and not lw.source.is_output(r)
+            and all(lw.config.keeps_bf16(u) for u in r.users))
+
+
+def leaves_unpinned(module: Module, v: Value) -> bool:
+    """Whether ``v`` is a model output made by a linear layer, read by no op and without pinned
+    parameters: what ``leaves_as_int32`` turns into int32 accumulators."""
+    p = v.producer
+    return (module.is_output(v) and not v.users and v.type.quant is None and p is not None
+            and (p.kind == "linear" or p.kind == "matmul" and constant_value(p.b) is not None))
+
+
+def leaves_as_int32(lw: Lowering, op: Op) -> bool:
+    """Rule of ``config.wide_outputs``: a linear layer whose result is a model output that no op
+    reads (a classifier's logits) leaves as its int32 accumulators, dequantized by the host, instead
+    of an int8 rounding onto the calibrated output range -- one rounding fewer, and no saturation
+    at that range.  Not for an output whose parameters a QDQ model pins (its int8 grid is part of the
+    model), nor for convolutions (an output map would cost 4x its int8 bytes in DRAM)."""
+    r = op.result
+    return (lw.config.wide_outputs and lw.source.is_output(r) and not r.users
+            and not (r.type.quant is not None and r.type.quant.axis is None))
+
+
+def untabulate(lw: Lowering, chains: dict[int, Chain], absorbed: set[int]) -> None:
+    """Rule of ``config.bf16_chains`` (remedies.py): a tabulated chain (lut.py) whose root is the result
+    of a linear layer named there, read by the chain alone, runs on the bf16 lanes instead of as an
+    int8 table, and reads the layer's accumulators through one int32 grid (as ``feeds_only_bf16``):
+    the table's int8 input rounding goes (GELU after a transformer's first MLP layer).  Changes
+    ``chains`` and ``absorbed`` in place; the layers go to ``lw.chain_roots``."""
+    for key, chain in list(chains.items()):
+        layer = chain.root.producer
+        if layer is None or layer.kind not in ("linear", "matmul") or layer.results[0].name not in lw.config.bf16_chains:
+            continue
+        members = {id(o) for o in chain.ops}
+        if lw.source.is_output(chain.root) or not all(id(u) in members for u in chain.root.users):
+            continue
+        del chains[key]
+        absorbed -= members
+        lw.chain_roots.add(id(layer))
 
 
 def lower_matmul(lw: Lowering, op: Op) -> bool:
@@ -308,6 +365,7 @@ def lower(source: Module, ranges: dict[int, tuple[float, float]], config: Loweri
     exact = exact_ops(source)
     in_f32 = frozenset(id(r) for op in source.ops if id(op) in exact for r in op.results)
     chains, absorbed = find_chains(source, lw.non_finite | in_f32)
+    untabulate(lw, chains, absorbed)
     for v in source.inputs:
         lw.bind(v, lw.target.add_input(v.name, TensorType(v.type.shape, v.type.dtype)), "f32")
     for op in source.ops:

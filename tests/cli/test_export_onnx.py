@@ -11,7 +11,7 @@ from onnx import helper, numpy_helper
 from tcc.driver import load_ir
 from tcc.export_onnx import ExportError, export_onnx
 from tcc.frontend import import_onnx
-from tcc.ir import Builder, Module, QuantParams, TensorType, parse_module, verify
+from tcc.ir import Builder, Module, QuantParams, TensorType, constant_value, parse_module, verify
 from tcc.ir.interpreter import run_module
 from tcc.passes import DEFAULT_FLOAT_PIPELINE, PRE_QUANT_PIPELINE, PassManager, parse_pipeline
 
@@ -38,7 +38,7 @@ def digits_int8(tmp_path_factory):
 
 
 def test_exported_digits_model_runs_in_onnxruntime_like_the_integer_reference(digits_int8):
-    """Measured: the same logits, bit for bit, on all 360 test images."""
+    """Measured on all 360 test images: the same top-1, the logits within one input step of the head."""
     tir, path = digits_int8
     module, model = load_ir(tir), onnx.load(path)
     onnx.checker.check_model(model, full_check=True)
@@ -49,7 +49,12 @@ def test_exported_digits_model_runs_in_onnxruntime_like_the_integer_reference(di
     per_axis = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.attribute]
     assert per_axis and all(a.name == "axis" and a.i == 0 for n in per_axis for a in n.attribute)
 
-    lsb = module.outputs[0][1].producer.operands[0].type.quant.scale[0]
+    # The logits are the head's int32 accumulators (rules.leaves_as_int32): onnxruntime's rare
+    # one-step disagreements upstream (2 of 360 images) reach them unrounded, so the bound is the
+    # head's answer to one step on each of its inputs.
+    head = module.outputs[0][1].producer.x.producer
+    w = constant_value(head.w).astype(np.float64) * np.asarray(head.w.type.quant.scale)[:, None]
+    lsb = head.x.type.quant.scale[0] * float(np.abs(w).sum(axis=1).max())
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -246,3 +246,106 @@ def test_attention_remedies_auto_records_one_measured_choice_per_site(attention_
 def test_unknown_attention_remedy_choice_is_refused(attention_calib, option):
     with pytest.raises(QuantizationError, match=option):
         Quantize(calib=attention_calib, **{option: "maybe"}).apply(parse_module(HEADS_ATTENTION))
+
+
+def test_a_linear_model_output_leaves_as_int32_accumulators(calib):
+    """rules.leaves_as_int32: the output linear's int32 accumulators, dequantized (outputs=int32, the
+    default), against an int8 requantize (outputs=int8): the int8 logits are the int32 ones rounded
+    onto the output's grid (within half a step), so the int32 ones carry one rounding fewer."""
+    results = {}
+    for outputs in ("int32", "int8"):
+        module = parse_module(vit_like())
+        Quantize(calib=calib, residual="bf16", branches="off", outputs=outputs).apply(module)
+        verify(module)
+        results[outputs] = module
+    wide = dict(results["int32"].outputs)["out"].producer
+    assert wide.kind == "dequantize" and wide.x.type.dtype == "i32" and wide.x.producer.kind == "qlinear"
+    narrow = dict(results["int8"].outputs)["out"].producer
+    assert narrow.kind == "dequantize" and narrow.x.producer.kind == "requantize"
+    step = narrow.x.type.quant.scale[0]
+    for x in inputs(4):
+        fine, coarse = run_module(results["int32"], x)["out"], run_module(results["int8"], x)["out"]
+        assert np.abs(fine - coarse).max() <= 0.5 * step * (1 + 1e-5)
+        assert not np.array_equal(fine, coarse)
+
+
+def test_int32_outputs_only_for_a_linear_result_nothing_else_reads(calib):
+    """A relu after the output layer (its clamp folds into the int8 requantize) keeps the rule off."""
+    text = vit_like().replace('  output "out" = %out', '  %act = relu(%out) : f32[1,5,3]\n  output "out" = %act')
+    module = parse_module(text)
+    Quantize(calib=calib, residual="bf16").apply(module)
+    assert all(op.results[0].type.dtype != "i32" or op.kind != "qlinear" or op.results[0].users[0].kind == "requantize"
+               for op in module.ops)
+
+
+def test_unknown_outputs_choice_is_refused(calib):
+    with pytest.raises(QuantizationError, match="outputs"):
+        Quantize(calib=calib, outputs="int16").apply(parse_module(vit_like()))
+
+
+def test_a_linear_read_only_by_the_bf16_stream_reaches_it_through_an_int32_grid(calib):
+    """rules.feeds_only_bf16 (quantize{branches=on}): %y, read only by the residual add kept in bf16,
+    is requantized onto one int32 grid (per-channel multipliers <= 1) and converted to bf16; with
+    branches=off it is an int8 requantize; auto records one measured choice for it."""
+    found = {}
+    for branches in ("on", "off", "auto"):
+        module = parse_module(vit_like())
+        quantize = Quantize(calib=calib, residual="bf16", branches=branches)
+        quantize.apply(module)
+        verify(module)
+        acc = next(op for op in module.ops if op.kind == "qlinear" and op.results[0].name == "y.acc")
+        found[branches] = (acc.result.users[0], quantize.branch_choices)
+    widened, _ = found["on"]
+    assert widened.kind == "requantize" and widened.dtype == "i32" and max(widened.multiplier) <= 2**31 - 1
+    assert [u.kind for u in widened.result.users] == ["dequantize"] and widened.result.users[0].dtype == "bf16"
+    narrow, _ = found["off"]
+    assert narrow.kind == "requantize" and narrow.dtype == "i8"
+    _, choices = found["auto"]
+    assert [c.name for c in choices] == ["y"]
+    assert found["auto"][0].dtype == ("i32" if choices[0].kept else "i8")
+
+
+def test_no_int32_branch_into_an_int8_stream(calib):
+    module = parse_module(vit_like())
+    Quantize(calib=calib, residual="int8", branches="on").apply(module)
+    assert not any(op.kind == "requantize" and op.dtype == "i32" and op.x.producer.kind == "qlinear" for op in module.ops)
+
+
+MLP = """module @mlp {
+  input %x : f32[1,4,8]
+  %w1 = const() {value = blob<#0>} : f32[16,8]
+  %w2 = const() {value = blob<#1>} : f32[8,16]
+  %h = linear(%x, %w1) : f32[1,4,16]
+  %g = gelu(%h) {approximate = "none"} : f32[1,4,16]
+  %out = linear(%g, %w2) : f32[1,4,8]
+  output "out" = %out
+}
+blobs {
+"""
+
+
+def mlp_module():
+    rng = np.random.default_rng(3)
+    blobs = [rng.standard_normal((16, 8)) * 0.5, rng.standard_normal((8, 16)) * 0.3]
+    return parse_module(MLP + "".join(f'  #{i} = f32[{",".join(map(str, b.shape))}] "{blob(b)}"\n'
+                                      for i, b in enumerate(blobs)) + "}\n")
+
+
+def test_a_tabulated_gelu_after_a_linear_layer_runs_in_bf16_from_its_accumulators(calib):
+    """rules.untabulate (quantize{chains=on}): no int8 table; the GELU reads the first layer's
+    accumulators through one int32 grid, in bf16.  chains=off keeps the table (qlut)."""
+    module = mlp_module()
+    Quantize(calib=calib, chains="on").apply(module)
+    verify(module)
+    gelu = next(op for op in module.ops if op.kind == "gelu")
+    cvt = gelu.x.producer
+    assert gelu.result.type.dtype == "bf16" and cvt.kind == "dequantize" and cvt.x.type.dtype == "i32"
+    assert cvt.x.producer.kind == "requantize" and cvt.x.producer.x.producer.kind == "qlinear"
+    assert not any(op.kind == "qlut" for op in module.ops)
+    tabulated = mlp_module()
+    Quantize(calib=calib, chains="off").apply(tabulated)
+    assert any(op.kind == "qlut" for op in tabulated.ops)
+    float_out = [run_module(mlp_module(), s)["out"] for s in inputs()]
+    errors = [sum(float(np.sum((run_module(m, s)["out"] - f) ** 2)) for s, f in zip(inputs(), float_out))
+              for m in (module, tabulated)]
+    assert errors[0] < errors[1]
