@@ -160,7 +160,8 @@ def test_densities_come_from_annotate_sparsity(tmp_path):
     from tcc.passes import DEFAULT_FLOAT_PIPELINE
 
     calib = DIGITS / "digits_calib.npz"
-    plain, _ = compile_to_ir(str(DIGITS / "digits_cnn.onnx"), {}, DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(calib)))
+    plain, _ = compile_to_ir(str(DIGITS / "digits_cnn.onnx"), {},  # quantized for the sparse target, not annotated
+                             DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(calib), sparse_mode="exact"))
     assert compile_sparse(plain, "exact").metadata["density_source"].startswith("none: assumed 100%")
     with pytest.raises(SparseError, match="measured in mode exact but the design is for mode submanifold"):
         compile_sparse(annotated(DIGITS / "digits_cnn.onnx", calib, "exact"), "submanifold")
