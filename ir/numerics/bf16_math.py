@@ -50,8 +50,9 @@ softmax: |y - y64| <= 2^-8 + 2^-5 y64 and |sum(y) - 1| <= 2^-5 (measured <= 0.01
 rms_norm (x rsqrt(mean(x^2) + eps) gamma): |y - y32| <= 2^-6 (1 + |y32|) on random rows.
 lrn (x exp(-beta ln(bias + alpha/size window_sum_squares(x))), ln by the atanh series): relative error
   <= 2^-4 against float32 (ln of the base is rounded to bf16 before the exp); for beta = 0.75 (and
-  bias >= 2^-120) x base^-1/4 base^-1/2, each root by a bit-pattern seed and one Newton step
-  (bf16_functions.pow_minus_three_quarters: <= 2.10 ulp on every base): <= 2^-5.5.
+  bias >= 2^-120) x base^-1/4 base^-1/2, the quarter root by a bit-pattern seed and two Newton steps,
+  the half root from its square and one (bf16_functions.pow_minus_three_quarters: <= 1.63 ulp on every
+  base): <= 2^-5.5.
 layer_norm: |y - y64| <= 2^-4 (1 + |y64|) (measured <= 0.031) on random rows with
   |mean| <= 4 std, gamma 1, beta 0; the bf16 rounding of the mean dominates.
 Specials follow IEEE: NaN in -> NaN out; exp(+inf) = inf, exp(-inf) = 0; reciprocal(+-0) = +-inf;

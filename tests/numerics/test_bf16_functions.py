@@ -124,8 +124,8 @@ def test_pow_minus_three_quarters_on_every_bf16_base():
         special = from_bf16(spec.pow_minus_three_quarters(bf16_lanes.NumpyLanes, np.array([0x7F80, 0x7FC0], np.uint16)))
     truth = (base.astype(F32) ** F32(-0.75)).astype(np.float64)
     _, e = np.frexp(truth)
-    assert np.max(np.abs(y - truth) / np.ldexp(1.0, e - 8)) <= 2.1  # ulp, docs/overlay-machine.md
-    assert np.max(np.abs(y - truth) / truth) <= 1.01e-2
+    assert np.max(np.abs(y - truth) / np.ldexp(1.0, e - 8)) <= 1.63  # ulp, docs/overlay-machine.md
+    assert np.max(np.abs(y - truth) / truth) <= 8.8e-3
     assert special[0] == from_bf16(spec.pow_minus_three_quarters(bf16_lanes.NumpyLanes, np.uint16(0x7F7F)))
     assert np.isnan(special[1])
 
