@@ -33,11 +33,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tcc.ir import Builder, Module, Op, Value, constant_value
-from tcc.ir.rewrite import Rewriter, apply_patterns
+from tcc.ir import Builder, Op, Value, constant_value
 from tcc.ir.shape_rules import spatial_attrs
 
-from .base import Pass
+from .base import OpRewritePass
 
 
 POOLS = ("max_pool", "avg_pool", "global_avg_pool")
@@ -70,22 +69,26 @@ def conv_problem(op: Op) -> str | None:
     return None
 
 
+def _over_height_one(b: Builder, op: Op, params: list[Value], attrs: dict) -> Value:
+    """The 1-D layer ``op`` as its 2-D kind over [N, C, 1, L], with ``params`` after the input."""
+    n, c, length = op.x.type.shape
+    x4 = b.value("reshape", [op.x], {"shape": (n, c, 1, length)}, name=f"{op.result.name}.2d_in")
+    y4 = b.value(op.kind, [x4, *params], attrs, name=f"{op.result.name}.2d")
+    return b.value("reshape", [y4], {"shape": op.result.type.shape}, name=op.result.name)
+
+
 def _rewrite_1d(op: Op) -> Value:
     b = Builder.before(op)
-    name = op.result.name
-    n, c, length = op.x.type.shape
     strides, pads, dil = spatial_attrs(op.attrs, 1)
     w = constant_value(op.w)
-    x4 = b.value("reshape", [op.x], {"shape": (n, c, 1, length)}, name=f"{name}.2d_in")
-    operands = [x4, b.const(w.reshape(w.shape[0], w.shape[1], 1, w.shape[2]), f"{name}.2d_w")]
+    params = [b.const(w.reshape(w.shape[0], w.shape[1], 1, w.shape[2]), f"{op.result.name}.2d_w")]
     if op.b is not None:
-        operands.append(op.b)
+        params.append(op.b)
     attrs = {"strides": (1, strides[0]), "pads": (0, pads[0], 0, pads[1]), "dilations": (1, dil[0]),
              "group": op.group}
     if op.kind == "conv_transpose":
         attrs["output_padding"] = (0, *(op.output_padding or (0,)))
-    y4 = b.value(op.kind, operands, attrs, name=f"{name}.2d")
-    return b.value("reshape", [y4], {"shape": op.result.type.shape}, name=name)
+    return _over_height_one(b, op, params, attrs)
 
 
 def _frame(b: Builder, x: Value, t: int, name: str) -> Value:
@@ -173,14 +176,9 @@ def _pool_attrs_2d(op: Op, kernel, strides, pads, dil) -> dict:
 
 
 def _rewrite_pool_1d(op: Op) -> Value:
-    b = Builder.before(op)
-    name = op.result.name
-    n, c, length = op.x.type.shape
     strides, pads, dil = spatial_attrs(op.attrs, 1)
-    x4 = b.value("reshape", [op.x], {"shape": (n, c, 1, length)}, name=f"{name}.2d_in")
-    y4 = b.value(op.kind, [x4], _pool_attrs_2d(op, (1, op.kernel[0]), (1, strides[0]),
-                                               (0, pads[0], 0, pads[1]), (1, dil[0])), name=f"{name}.2d")
-    return b.value("reshape", [y4], {"shape": op.result.type.shape}, name=name)
+    attrs = _pool_attrs_2d(op, (1, op.kernel[0]), (1, strides[0]), (0, pads[0], 0, pads[1]), (1, dil[0]))
+    return _over_height_one(Builder.before(op), op, [], attrs)
 
 
 def _rewrite_pool_3d(op: Op) -> Value:
@@ -215,25 +213,19 @@ def _rewrite_pool_3d(op: Op) -> Value:
     return _stack(b, outputs, op.result.type.shape, name)
 
 
+def rewrite(op: Op) -> Value | None:
+    if conv_problem(op) is not None:
+        return None
+    rank = op.x.type.rank
+    if op.kind == "global_avg_pool":
+        return _rewrite_global_pool(op)
+    if op.kind in POOLS:
+        return _rewrite_pool_1d(op) if rank == 3 else _rewrite_pool_3d(op)
+    return _rewrite_1d(op) if rank == 3 else _rewrite_3d(op)
+
+
 @dataclass
-class As2d(Pass):
+class As2d(OpRewritePass):
     name = "as-2d"
     summary = "1-D and 3-D convolutions and pools (and 1-D transposed convolutions) as 2-D ones (before quantization)"
-
-    def apply(self, module: Module) -> None:
-        apply_patterns(module, [_Pattern()])
-
-
-class _Pattern:
-    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
-        if conv_problem(op) is not None:
-            return False
-        rank = op.x.type.rank
-        if op.kind == "global_avg_pool":
-            new = _rewrite_global_pool(op)
-        elif op.kind in POOLS:
-            new = _rewrite_pool_1d(op) if rank == 3 else _rewrite_pool_3d(op)
-        else:
-            new = _rewrite_1d(op) if rank == 3 else _rewrite_3d(op)
-        rewriter.replace_keeping_name(op, new)
-        return True
+    rewrite = staticmethod(rewrite)

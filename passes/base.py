@@ -7,7 +7,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
-from tcc.ir import Module
+from tcc.ir import Module, Op, Value
+from tcc.ir.rewrite import Rewriter, apply_patterns
 
 
 @dataclass
@@ -47,3 +48,30 @@ class Pass:
     def spec(self) -> str:
         opts = ",".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self) if f.init)
         return f"{self.name}{{{opts}}}" if opts else self.name
+
+
+@dataclass
+class OpRewritePass(Pass):
+    """A pass that replaces every op its ``rewrite`` takes by the value ``rewrite(op)`` builds before it
+    (the value takes the op's result name, so dumps and reports still call the layer what the model
+    called it), until no op changes.  ``rewrite`` returns None, having built nothing, for ops it leaves
+    alone."""
+
+    @staticmethod
+    def rewrite(op: Op) -> Value | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def apply(self, module: Module) -> None:
+        apply_patterns(module, [_EachOp(self.rewrite)])
+
+
+class _EachOp:
+    def __init__(self, rewrite: Callable[[Op], Value | None]):
+        self.rewrite = rewrite
+
+    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
+        new = self.rewrite(op)
+        if new is None:
+            return False
+        rewriter.replace_keeping_name(op, new)
+        return True

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tcc.ir import Builder, Module, Op, Value, constant_value
-from tcc.ir.rewrite import Rewriter, apply_patterns
+from tcc.ir import Builder, Op, Value, constant_value
 
-from .base import Pass
+from .base import OpRewritePass
 
 
 @dataclass(frozen=True)
@@ -131,18 +130,12 @@ def _rewrite(op: Op) -> Value:
     return b.value("slice", [y], {"starts": (0, 0), "ends": (oh, ow), "axes": (2, 3), "steps": (1, 1)}, name=name)
 
 
+def rewrite(op: Op) -> Value | None:
+    return None if conv_problem(op) is not None else _rewrite(op)
+
+
 @dataclass
-class ConvTransposeAsConv(Pass):
+class ConvTransposeAsConv(OpRewritePass):
     name = "conv-transpose-as-conv"
     summary = "2-D transposed convolutions as stride-1 convolutions per output phase (before quantization)"
-
-    def apply(self, module: Module) -> None:
-        apply_patterns(module, [_Pattern()])
-
-
-class _Pattern:
-    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
-        if conv_problem(op) is not None:
-            return False
-        rewriter.replace_keeping_name(op, _rewrite(op))
-        return True
+    rewrite = staticmethod(rewrite)

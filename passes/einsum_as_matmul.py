@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tcc.ir import Builder, Module, Op, Value
-from tcc.ir.rewrite import Rewriter, apply_patterns
+from tcc.ir import Builder, Op, Value
 
-from .base import Pass
+from .base import OpRewritePass
 
 
 def _parse(op: Op):
@@ -83,24 +82,13 @@ def _rewrite(op: Op, a: str, bl: str, out: str, sizes: dict) -> Value:
     return product
 
 
+def rewrite(op: Op) -> Value | None:
+    parsed = _parse(op) if op.kind == "einsum" else None
+    return None if parsed is None else _rewrite(op, *parsed)
+
+
 @dataclass
-class EinsumAsMatmul(Pass):
+class EinsumAsMatmul(OpRewritePass):
     name = "einsum-as-matmul"
     summary = "two-operand einsums as transposes, reshapes and a batched matmul (before quantization)"
-
-    def apply(self, module: Module) -> None:
-        apply_patterns(module, [_Pattern()])
-
-
-class _Pattern:
-    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
-        if op.kind != "einsum":
-            return False
-        parsed = _parse(op)
-        if parsed is None:
-            return False
-        new = _rewrite(op, *parsed)
-        if any(new is v for v in op.operands):
-            return False
-        rewriter.replace_keeping_name(op, new)
-        return True
+    rewrite = staticmethod(rewrite)

@@ -17,42 +17,33 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tcc.ir import Module, Op, constant_value
-from tcc.ir.rewrite import Rewriter, apply_patterns
+from tcc.ir import Builder, Op, Value, constant_value
 
-from .base import Pass
+from .base import OpRewritePass
 
 MAX_ELEMENTS = 1 << 22  # 4 M elements: 4 MB at int8
 
 
-class _Pattern:
-    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
-        if op.kind not in ("add", "sub") or op.result.type.dtype != "f32" \
-                or op.result.type.size > MAX_ELEMENTS:
-            return False
-        values = [constant_value(v) for v in op.operands]
-        if sum(v is not None for v in values) != 1:
-            return False
-        index = 0 if values[0] is not None else 1
-        constant, shape = values[index], tuple(op.result.type.shape)
-        activation = op.b if index == 0 else op.a
-        if constant.size <= 1 or constant.shape == shape or activation.type.shape != shape:
-            return False
-        builder = rewriter.builder_before(op)
-        builder.loc = op.loc
-        expanded = builder.const(np.ascontiguousarray(np.broadcast_to(constant, shape)),
-                                 name=f"{op.operands[index].name}.expanded")
-        operands = list(op.operands)
-        operands[index] = expanded
-        new = builder.value(op.kind, operands, name=f"{op.result.name}.full")
-        rewriter.replace_keeping_name(op, new)
-        return True
+def rewrite(op: Op) -> Value | None:
+    if op.kind not in ("add", "sub") or op.result.type.dtype != "f32" or op.result.type.size > MAX_ELEMENTS:
+        return None
+    values = [constant_value(v) for v in op.operands]
+    if sum(v is not None for v in values) != 1:
+        return None
+    index = 0 if values[0] is not None else 1
+    constant, shape = values[index], tuple(op.result.type.shape)
+    activation = op.b if index == 0 else op.a
+    if constant.size <= 1 or constant.shape == shape or activation.type.shape != shape:
+        return None
+    builder = Builder.before(op)
+    operands = list(op.operands)
+    operands[index] = builder.const(np.ascontiguousarray(np.broadcast_to(constant, shape)),
+                                    name=f"{op.operands[index].name}.expanded")
+    return builder.value(op.kind, operands, name=f"{op.result.name}.full")
 
 
 @dataclass
-class ExpandConstants(Pass):
+class ExpandConstants(OpRewritePass):
     name = "expand-constants"
     summary = "a constant added to an activation with broadcasting is stored at the result's shape (before quantization)"
-
-    def apply(self, module: Module) -> None:
-        apply_patterns(module, [_Pattern()])
+    rewrite = staticmethod(rewrite)

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tcc.ir import Builder, Module, Op, Value, constant_value
-from tcc.ir.rewrite import Rewriter, apply_patterns
+from tcc.ir import Builder, Op, Value, constant_value
 
-from .base import Pass
+from .base import OpRewritePass
 from .fold_affine import depthwise_affine
 
 
@@ -47,19 +46,15 @@ def _rewrite(op: Op) -> Value:
     return depthwise_affine(b, y, scale, shift, name)
 
 
+def rewrite(op: Op) -> Value | None:
+    if (op.kind not in ("group_norm", "instance_norm") or op.x.type.dtype != "f32"
+            or constant_value(op.scale) is None or constant_value(op.bias) is None):
+        return None
+    return _rewrite(op)
+
+
 @dataclass
-class GroupNormAsLayerNorm(Pass):
+class GroupNormAsLayerNorm(OpRewritePass):
     name = "group-norm-as-layer-norm"
     summary = "group and instance norms as a layer_norm per group and a depthwise 1x1 conv (before quantization)"
-
-    def apply(self, module: Module) -> None:
-        apply_patterns(module, [_Pattern()])
-
-
-class _Pattern:
-    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
-        if (op.kind not in ("group_norm", "instance_norm") or op.x.type.dtype != "f32"
-                or constant_value(op.scale) is None or constant_value(op.bias) is None):
-            return False
-        rewriter.replace_keeping_name(op, _rewrite(op))
-        return True
+    rewrite = staticmethod(rewrite)

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tcc.ir import Builder, Module, Op, Value
-from tcc.ir.rewrite import Rewriter, apply_patterns
+from tcc.ir import Builder, Op, Value
 
-from .base import Pass
+from .base import OpRewritePass
 
 
 def _pad_axis(b: Builder, x: Value, axis: int, before: int, after: int, mode: str, name: str) -> Value:
@@ -65,18 +64,12 @@ def _rewrite(op: Op) -> Value:
     return y
 
 
+def rewrite(op: Op) -> Value | None:
+    return None if pad_problem(op) is not None or not any(op.pads) else _rewrite(op)
+
+
 @dataclass
-class PadAsConcat(Pass):
+class PadAsConcat(OpRewritePass):
     name = "pad-as-concat"
     summary = "reflect, edge and wrap pads as slices and concats (before quantization)"
-
-    def apply(self, module: Module) -> None:
-        apply_patterns(module, [_Pattern()])
-
-
-class _Pattern:
-    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
-        if pad_problem(op) is not None or not any(op.pads):
-            return False
-        rewriter.replace_keeping_name(op, _rewrite(op))
-        return True
+    rewrite = staticmethod(rewrite)

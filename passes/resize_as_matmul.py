@@ -23,10 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tcc.ir import Builder, Module, Op, Value
-from tcc.ir.rewrite import Rewriter, apply_patterns
+from tcc.ir import Builder, Op, Value
 
-from .base import Pass
+from .base import OpRewritePass
 
 RESIZES = ("resize", "resize_antialias")
 
@@ -81,18 +80,12 @@ def _rewrite(op: Op) -> Value:
     return b.value("reshape", [y], {"shape": tuple(out)}, name=name)
 
 
+def rewrite(op: Op) -> Value | None:
+    return None if matmul_problem(op) is not None else _rewrite(op)
+
+
 @dataclass
-class ResizeAsMatmul(Pass):
+class ResizeAsMatmul(OpRewritePass):
     name = "resize-as-matmul"
     summary = "linear/cubic resizes of the last two axes as interpolation-matrix products (before quantization)"
-
-    def apply(self, module: Module) -> None:
-        apply_patterns(module, [_Pattern()])
-
-
-class _Pattern:
-    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
-        if matmul_problem(op) is not None:
-            return False
-        rewriter.replace_keeping_name(op, _rewrite(op))
-        return True
+    rewrite = staticmethod(rewrite)
