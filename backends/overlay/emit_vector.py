@@ -179,8 +179,7 @@ def emit_vector(ctx: Context, step: Step) -> None:
     rows, cols, p = lowering.rows, lowering.cols, ctx.program
     set_bytes = code.set_bytes(tile_rows, tile_cols)
 
-    def at(h: int) -> int:  # a value's offset in its set of slots
-        return code.offset(h, tile_rows, tile_cols)
+    at = code.offsets(tile_rows, tile_cols).__getitem__  # a value's offset in its set of slots
     inputs: list[tuple[Handle, str, int | ActivationAddress]] = []
     for handle, given in zip(code.handles, lowering.inputs):
         if handle.constant:

@@ -179,12 +179,12 @@ class VectorCode:
         size = self._sizes(tile_rows, tile_cols)
         return sum(self.counts[s] * size[s] for s in (FULL, ROW, COL))
 
-    def offset(self, index: int, tile_rows: int, tile_cols: int) -> int:
-        """vbuf offset of value ``index`` within its set of slots."""
-        size, space = self._sizes(tile_rows, tile_cols), self.recorder.spaces[index]
+    def offsets(self, tile_rows: int, tile_cols: int) -> list[int]:
+        """vbuf offset of every value (by index) within its set of slots."""
+        size = self._sizes(tile_rows, tile_cols)
         before = {FULL: 0, ROW: self.counts[FULL] * size[FULL]}
         before[COL] = before[ROW] + self.counts[ROW] * size[ROW]
-        return before[space] + self.slots[index] * size[space]
+        return [before[space] + slot * size[space] for space, slot in zip(self.recorder.spaces, self.slots)]
 
 
 def record(op: Op, lowering: VectorLowering) -> VectorCode:
