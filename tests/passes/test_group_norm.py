@@ -26,8 +26,8 @@ def _model(nodes, x_shape, inits, opset):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
-def _vec(n, around=0.0):
-    return (around + 0.3 * RNG.standard_normal(n)).astype(np.float32)
+def _vec(n, around=0.0, rng=RNG):
+    return (around + 0.3 * rng.standard_normal(n)).astype(np.float32)
 
 
 def _group_norm(shape, groups, opset):
@@ -78,10 +78,10 @@ def test_norms_rewritten_match_onnxruntime(label, build, shape):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
-def _block(norm_nodes, inits):
+def _block(norm_nodes, inits, rng):
     """conv 3->8, the norm (input 'a', output 'n'), SiLU, conv 8->4."""
     def w(*s):
-        return (RNG.standard_normal(s) / np.sqrt(np.prod(s[1:]))).astype(np.float32)
+        return (rng.standard_normal(s) / np.sqrt(np.prod(s[1:]))).astype(np.float32)
     nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], pads=[1, 1, 1, 1]), *norm_nodes,
              helper.make_node("Sigmoid", ["n"], ["sg"]), helper.make_node("Mul", ["n", "sg"], ["r"]),
              helper.make_node("Conv", ["r", "w1"], ["y"], pads=[1, 1, 1, 1])]
@@ -89,26 +89,25 @@ def _block(norm_nodes, inits):
 
 
 BLOCKS = {
-    "group": lambda: _block([helper.make_node("GroupNormalization", ["a", "s", "b"], ["n"], num_groups=4)],
-                            {"s": _vec(8, 1.0), "b": _vec(8)}),
-    "instance": lambda: _block([helper.make_node("InstanceNormalization", ["a", "s", "b"], ["n"])],
-                               {"s": _vec(8, 1.0), "b": _vec(8)}),
-    "torch-group": lambda: _block(
+    "group": lambda rng: _block([helper.make_node("GroupNormalization", ["a", "s", "b"], ["n"], num_groups=4)],
+                                {"s": _vec(8, 1.0, rng=rng), "b": _vec(8, rng=rng)}, rng),
+    "instance": lambda rng: _block([helper.make_node("InstanceNormalization", ["a", "s", "b"], ["n"])],
+                                   {"s": _vec(8, 1.0, rng=rng), "b": _vec(8, rng=rng)}, rng),
+    "torch-group": lambda rng: _block(
         [helper.make_node("Reshape", ["a", "grouped"], ["g"]),
          helper.make_node("InstanceNormalization", ["g", "ones", "zeros"], ["gn"]),
          helper.make_node("Reshape", ["gn", "back"], ["an"]), helper.make_node("Mul", ["an", "gamma"], ["as"]),
          helper.make_node("Add", ["as", "beta"], ["n"])],
         {"grouped": np.array([1, 2, -1], np.int64), "back": np.array([1, 8, 16, 16], np.int64),
          "ones": np.ones(2, np.float32), "zeros": np.zeros(2, np.float32),
-         "gamma": _vec(8, 1.0).reshape(8, 1, 1), "beta": _vec(8).reshape(8, 1, 1)}),
+         "gamma": _vec(8, 1.0, rng=rng).reshape(8, 1, 1), "beta": _vec(8, rng=rng).reshape(8, 1, 1)}, rng),
 }
 
 
 @pytest.mark.parametrize("kind", sorted(BLOCKS))
 def test_normalized_blocks_run_wholly_on_the_overlay(kind, tmp_path):
-    global RNG
-    RNG = np.random.default_rng(4)  # its own draws: the outcome must not depend on which tests ran before
-    run_wholly_on_the_overlay(BLOCKS[kind](), tmp_path, RNG, min_sqnr=25)
+    rng = np.random.default_rng(4)  # its own draws: the outcome must not depend on which tests ran before
+    run_wholly_on_the_overlay(BLOCKS[kind](rng), tmp_path, rng, min_sqnr=25)
 
 
 def test_a_long_row_norm_runs_on_the_device(tmp_path):
