@@ -138,7 +138,10 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
     modes = ["int8"] * target.cores
     for done, step in enumerate(steps, 1):
         want = "int8" if "rescale" in step.info else STEP_KINDS[step.kind].mode  # a concat's fused requants
+        if step.kind != "conv":
+            ctx.emit_handed_store()
         first_layer = len(ctx.layer_stats)
+        first_instruction = len(ctx.program.instructions)
         workers = range(target.cores) if step.kind in SPLIT_KINDS else range(1)
         for core in workers:  # each core emits its share of the step's tiles, with the same layers
             del ctx.layer_names[first_layer:], ctx.layer_stats[first_layer:]
@@ -157,8 +160,11 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
         if target.cores > 1:  # the next step reads what every core wrote
             for program in programs:
                 program.emit("barrier")
+        else:
+            ctx.mark_for_weights(first_instruction)
         if progress is not None:
             progress(done, len(steps))
+    ctx.emit_handed_store()
     for program in programs:
         program.emit("halt")
     clock.done("code emission")

@@ -64,6 +64,11 @@ class Buffers:
         return self._slot("v", i, 4) * self.vbuf_q
 
 
+# Steps after a compute-bound layer whose weights may load at its end: ShuffleNet's unit is a
+# compute-bound conv, a channel shuffle, a DRAM-bound depthwise conv and the conv that needs them.
+WEIGHT_MARK_STEPS = 3
+
+
 @dataclass
 class Context:
     target: TargetConfig
@@ -78,6 +83,11 @@ class Context:
     # the core whose stream is being emitted, of the cores a split step is spread over
     core: int = 0
     cores: int = 1
+    # the end of the last compute-bound layer, where a later layer's weights may load early
+    # (Program.mark), and the index of that layer's first instruction
+    weight_mark: tuple | None = None
+    # a conv's last store, for the next conv to emit after its first input load (later_store.LaterStore)
+    handed_store: tuple | None = None
 
     def share(self, count: int) -> range:
         """This core's contiguous share of ``count`` tiles (all of them when one core emits)."""
@@ -97,6 +107,62 @@ class Context:
         self.layer_stats.append({"name": name, "macs": int(macs), "min_bytes": int(min_bytes)})
         self.program.layer(index)
         return index
+
+    def mark_for_weights(self, first_instruction: int) -> None:
+        """After a layer's code: if the layer is compute-bound (its MACs take the array longer than
+        its bytes take the DRAM channel), the point where the DRAM channel is free for the weights
+        of a layer after it (the layers in between often are DRAM-bound: they cannot hide them)."""
+        stats = self.layer_stats[-1] if self.layer_stats else None
+        t = self.target
+        slack = 0 if stats is None else \
+            stats["macs"] * t.dram_bytes_per_cycle // (t.array_rows * t.array_cols) - stats["min_bytes"]
+        if slack > 0:
+            self.weight_mark = (self.program.mark(), first_instruction, slack, WEIGHT_MARK_STEPS)
+        elif self.weight_mark is not None:  # one step further from the mark
+            *kept, steps = self.weight_mark
+            self.weight_mark = (*kept, steps - 1) if steps > 1 else None
+
+    def early_weights(self, dram: int, nbytes: int) -> int | None:
+        """The wbuf address of ``nbytes`` of weights at ``dram``, loaded at the end of the last
+        compute-bound layer (``mark_for_weights``), or None.  The load takes the top of a wbuf half
+        that neither that layer nor any instruction since writes (the weights stay as loaded until
+        read, and the load waits for no matmul of that layer)."""
+        if self.weight_mark is None or self.cores > 1:
+            return None
+        (at, regs), begin, slack, steps = self.weight_mark
+        size = -(-nbytes // 64) * 64
+        if size > self.buffers.wbuf_h // 2 or nbytes > slack:
+            return None
+        writes = [(lo, hi) for i, lo, hi in self.program.wbuf_writes if i >= begin]
+        if any(hi is None for _, hi in writes):
+            return None
+        half = self.buffers.wbuf_h
+        for top in (half, 2 * half):  # the highest place in a half below every write there
+            ends = [top] + sorted((lo for lo, hi in writes if top - half <= lo < top), reverse=True)
+            for end in ends:
+                lo = end - size
+                if lo >= top - half and not any(w_lo < lo + size and lo < w_hi for w_lo, w_hi in writes):
+                    self.program.load_at((at, regs), "wbuf", lo, dram, nbytes)
+                    self.weight_mark = ((at, regs), begin, slack - nbytes, steps)
+                    return lo
+        return None
+
+    def hand_over_store(self, store: tuple[tuple, dict] | None) -> None:
+        """``store`` (``Program.dma`` arguments of a step's last store) left for the next step: a
+        conv emits it after its first input load (later_store.LaterStore), any other step before
+        its own code (compile.py).  On several cores (barriers between steps) it is emitted now."""
+        if store is not None and self.target.cores == 1:
+            self.handed_store = store
+        else:
+            self.emit_handed_store(store)
+
+    def emit_handed_store(self, store: tuple[tuple, dict] | None = None) -> None:
+        """``store`` (``Program.dma`` arguments), else the store a step left for the next one
+        (Context.hand_over_store), now."""
+        if store is None:
+            store, self.handed_store = self.handed_store, None
+        if store is not None:
+            self.program.dma("store", *store[0], **store[1])
 
     def record_weights(self, fmt_name: str, nbytes: int) -> None:
         """The current layer's packed weight constant: its format and DRAM bytes."""

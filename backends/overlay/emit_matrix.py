@@ -13,10 +13,12 @@ from tcc.ir import Op, constant_value, numerics
 from tcc.isa.weights import matmul_fields, row_bytes
 
 from .context import Context
-from .errors import unsupported
 from .epilogue import eadd_registers, emit_epilogue, load_table, table_offset
+from .errors import unsupported
+from .later_store import LaterStore
 from .steps import Step
-from .tiling import ConvGeometry, choose_conv_tiles, choose_gemm_tiles, conv_geometry, input_rows
+from .tiling import (ConvGeometry, choose_conv_tiles, choose_gemm_tiles, column_parts, conv_geometry,
+                     input_rows, pixel_view, row_tiles)
 from .views import fetch
 from .weight_packing import integer_format, pack_rows, weight_caps, weight_format_of
 
@@ -69,10 +71,11 @@ def _point_caps(ctx: Context, caps_at: int | None, row: int = 0) -> None:
         ctx.program.set({"mm.wcaps": caps_at + row})
 
 
-def _my_tiles(ctx: Context, n: int, tn: int, rows: int, th: int) -> list[tuple[int, list[int]]]:
+def _my_tiles(ctx: Context, n: int, tn: int, rows: int, th: int, first: int = 0
+              ) -> list[tuple[int, list[tuple[int, int]]]]:
     """This core's share of the (channel tile, row tile) grid, channel tiles outer: each channel
-    tile it has rows of, with those rows' first indices (ctx.share)."""
-    row_starts = list(range(0, rows, th))
+    tile it has rows of, with those row tiles' (first row, rows) (ctx.share; tiling.row_tiles)."""
+    row_starts = row_tiles(rows, th, first)
     mine = ctx.share(len(range(0, n, tn)) * len(row_starts))
     out = []
     for i, n0 in enumerate(range(0, n, tn)):
@@ -80,27 +83,6 @@ def _my_tiles(ctx: Context, n: int, tn: int, rows: int, th: int) -> list[tuple[i
         if own:
             out.append((n0, own))
     return out
-
-
-class _LaterStore:
-    """A tile's output store, emitted once the next tile's input loads are: program order is then
-    the order in which the DMAs want the shared DRAM channel (isa/simulator/timing.py), so the
-    store's beats fill the gaps the loads leave instead of holding the loads back.  Between the
-    two, only loads into other buffers or other abuf quarters run (the store reads its a_out tile)."""
-
-    def __init__(self, ctx: Context):
-        self.program = ctx.program
-        self.pending: tuple[tuple, dict] | None = None
-
-    def later(self, *args, **fields) -> None:
-        self.now()
-        self.pending = (args, fields)
-
-    def now(self) -> None:
-        if self.pending is not None:
-            args, fields = self.pending
-            self.program.dma("store", *args, **fields)
-            self.pending = None
 
 
 def conv_tiles_fit(step: Step, buffers, target, residual: bool, lut: bool) -> bool:
@@ -111,8 +93,9 @@ def conv_tiles_fit(step: Step, buffers, target, residual: bool, lut: bool) -> bo
         return True
     conv = step.ops[0]
     w = constant_value(conv.w)
-    geometry = conv_geometry(conv.x.type.shape, w.shape, conv.result.type.shape, conv.strides, conv.dilations,
-                             conv.group, weight_format_of(conv.w, w), buffers, residual, lut)
+    x_shape, y_shape = pixel_view(conv.x.type.shape, conv.result.type.shape, w.shape[2:], conv.strides, conv.pads)
+    geometry = conv_geometry(x_shape, w.shape, y_shape, conv.strides, conv.dilations, conv.group,
+                             weight_format_of(conv.w, w), buffers, residual, lut)
     return choose_conv_tiles(geometry, buffers, target) is not None
 
 
@@ -121,8 +104,9 @@ def emit_conv(ctx: Context, step: Step) -> None:
     x, y = conv.x, step.outputs[0]
     residual = step.info.get("residual")
     w = constant_value(conv.w)
-    _, c_in, h, wid = x.type.shape
-    _, n_out, h_out, w_out = y.type.shape
+    x_shape, y_shape = pixel_view(x.type.shape, y.type.shape, w.shape[2:], conv.strides, conv.pads)
+    _, c_in, h, wid = x_shape
+    _, n_out, h_out, w_out = y_shape
     kh, kw = w.shape[2], w.shape[3]
     sh, sw = conv.strides
     dh, dw = conv.dilations
@@ -146,7 +130,7 @@ def emit_conv(ctx: Context, step: Step) -> None:
     b = ctx.buffers
     x_zp = x.type.quant.zero_point[0]
 
-    geometry = conv_geometry(x.type.shape, w.shape, y.type.shape, conv.strides, conv.dilations, group, fmt, b,
+    geometry = conv_geometry(x_shape, w.shape, y_shape, conv.strides, conv.dilations, group, fmt, b,
                              residual is not None, "lut" in step.info)
     packed_groups = geometry.kind == "grouped" and ng * rb <= b.wbuf_h  # one gconv pass per channel tile
     tiles = choose_conv_tiles(geometry, b, ctx.target)
@@ -173,17 +157,21 @@ def emit_conv(ctx: Context, step: Step) -> None:
         _emit_split_conv(ctx, step, tiles, geometry, w_addr, p_addr, caps_addr)
         return
     tile = 0
-    stores = _LaterStore(ctx)
-    for n0, row_tiles in _my_tiles(ctx, n_out, tn, h_out, th):
+    stores = LaterStore(ctx)
+    for n0, my_rows in _my_tiles(ctx, n_out, tn, h_out, th, tiles.first):
         nt = min(tn, n_out - n0)
         wslot = b.w(n0 // tn)
         pslot = b.p(n0 // tn)
-        p.dma("load", "wbuf", wslot, w_addr + n0 * rb, rows=1, row_bytes=nt * rb)
+        early = ctx.early_weights(w_addr + n0 * rb, nt * rb) if tile == 0 and caps is None else None
+        if early is None:
+            p.dma("load", "wbuf", wslot, w_addr + n0 * rb, rows=1, row_bytes=nt * rb)
+        else:
+            wslot = early
         caps_at = _load_caps(ctx, caps_addr, n0, nt, pslot, tn)
-        for index, oy0 in enumerate(row_tiles):
-            rows = min(th, h_out - oy0)
+        for index, (oy0, rows) in enumerate(my_rows):
             first, lo, hi = input_rows(oy0, rows, sh, pt, kh, dh, h)
             slab = b.a_in(tile)
+            stores.before_load(ctx.addr(x) + lo * slab_row, (hi - lo) * slab_row, slab, (hi - lo) * slab_row)
             p.dma("load", "abuf", slab, ctx.addr(x) + lo * slab_row, rows=1, row_bytes=(hi - lo) * slab_row)
             if index == 0:  # the requantization's parameters after the first matmul's operands
                 _load_params(ctx, step, pslot, p_addr, n0, nt)
@@ -198,6 +186,11 @@ def emit_conv(ctx: Context, step: Step) -> None:
                 p.set({"mm.n": nt, "mm.k": k, "cv.c0": n0 // ng * cg, "cv.cg": cg, "cv.ng": ng})
                 _point_caps(ctx, caps_at)
                 p.emit("matmul", mode="gconv", accumulate=0, **wf, acc=acc, w=wslot)
+            elif len(parts := column_parts(geometry, rows * w_out, nt, ctx.target)) > 1:  # one-group gconvs, side by side
+                for start, width in zip(np.cumsum([0] + parts[:-1]), parts):
+                    p.set({"mm.n": width, "mm.k": k, "cv.c0": 0, "cv.cg": c_in, "cv.ng": width})
+                    _point_caps(ctx, caps_at, start)
+                    p.emit("matmul", mode="gconv", accumulate=0, **wf, acc=acc + int(start) * 4, w=wslot + int(start) * rb)
             else:
                 for g in range(group):
                     gn0 = max(n0, g * ng)
@@ -216,7 +209,7 @@ def emit_conv(ctx: Context, step: Step) -> None:
             stores.later("abuf", out, ctx.addr(y) + (oy0 * w_out * n_out + n0), rows=rows * w_out,
                          row_bytes=nt, dram_row=n_out, sram_row=nt)
             tile += 1
-    stores.now()
+    stores.hand_over()
 
 
 def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: int, p_addr: int,
@@ -233,8 +226,8 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
     wf = matmul_fields(g.fmt)
     rb = g.wbytes(g.k)
     tile = chunk = 0
-    stores = _LaterStore(ctx)
-    for n0, row_tiles in _my_tiles(ctx, g.n, tiles.tn, g.h_out, tiles.th):
+    stores = LaterStore(ctx)
+    for n0, my_rows in _my_tiles(ctx, g.n, tiles.tn, g.h_out, tiles.th, tiles.first):
         nt = min(tiles.tn, g.n - n0)
         pslot = b.p(n0 // tiles.tn)
         caps_at = _load_caps(ctx, caps_addr, n0, nt, pslot, tiles.tn)
@@ -242,8 +235,7 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
         if depthwise:
             wslot = b.w(n0 // tiles.tn)
             p.dma("load", "wbuf", wslot, w_addr + n0 * rb, rows=1, row_bytes=nt * rb)
-        for oy0 in row_tiles:
-            rows = min(tiles.th, g.h_out - oy0)
+        for oy0, rows in my_rows:
             first, lo, hi = input_rows(oy0, rows, sh, pt, g.kh, dh, g.h)
             acc = b.acc(tile)
             p.set({"cv.h": hi - lo, "cv.pad_top": lo - first, "mm.m": rows * g.w_out, "mm.acc_row": nt, "mm.n": nt,
@@ -251,6 +243,7 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
             slices = [(n0, nt)] if depthwise else [(c0, min(tiles.tc, g.c - c0)) for c0 in range(0, g.c, tiles.tc)]
             for c0, cn in slices:
                 slab = b.a_in(chunk)
+                stores.before_load(ctx.addr(x) + lo * g.w * g.c, (hi - lo) * g.w * g.c, slab, (hi - lo) * g.w * cn)
                 p.dma("load", "abuf", slab, ctx.addr(x) + lo * g.w * g.c + c0, rows=(hi - lo) * g.w, row_bytes=cn,
                       dram_row=g.c, sram_row=cn)
                 stores.now()
@@ -278,7 +271,7 @@ def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: i
             stores.later("abuf", out, ctx.addr(y) + (oy0 * g.w_out * g.n + n0), rows=rows * g.w_out,
                          row_bytes=nt, dram_row=g.n, sram_row=nt)
             tile += 1
-    stores.now()
+    stores.hand_over()
 
 
 def gemm_weight_tiles(w: np.ndarray, fmt, tn: int, kt: int, caps: np.ndarray | None = None
@@ -336,8 +329,8 @@ def emit_gemm(ctx: Context, step: Step) -> None:
     if tiles.resident and mine:
         p.dma("load", "abuf", b.a_in(0), ctx.addr(x), rows=1, row_bytes=m * k)
     chunk = tile = 0
-    stores = _LaterStore(ctx)
-    for n0, row_tiles in mine:
+    stores = LaterStore(ctx)
+    for n0, my_rows in mine:
         n_tile = n0 // tn
         nt = min(tn, n_out - n0)
         pslot = b.p(n_tile)
@@ -345,8 +338,7 @@ def emit_gemm(ctx: Context, step: Step) -> None:
         params = True  # still to load, after the first matmul's operands
         if single:
             p.dma("load", "wbuf", b.w(n_tile), w_addr + blocks[n0, 0], rows=1, row_bytes=nt * row_bytes(k, fmt))
-        for m0 in row_tiles:
-            mt = min(tm, m - m0)
+        for m0, mt in my_rows:
             acc = b.acc(tile)
             for k0 in range(0, k, kt):
                 ktile = min(kt, k - k0)

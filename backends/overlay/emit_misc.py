@@ -10,11 +10,13 @@ from .errors import unsupported
 from .layout import physical_offsets, to_physical
 from .epilogue import eadd_registers
 from .steps import Step
+from .pool_tiles import choose_pool_tiles, pool_geometry
 from .tiling import input_rows, stream_tile
 
 
 def emit_pool(ctx: Context, step: Step) -> None:
-    """Row tiles of the NHWC input; when one row of all channels is too large, channel tiles too."""
+    """Row tiles of the NHWC input (pool_tiles.py); when one row of all channels is too large,
+    channel tiles too.  A separable max pool takes two pool instructions per tile."""
     op = step.ops[0]
     x, y = op.x, op.results[0]
     _, c, h, w = x.type.shape
@@ -26,25 +28,16 @@ def emit_pool(ctx: Context, step: Step) -> None:
         pt, pl, pb, pr = op.pads
         count_pad = op.count_include_pad if op.kind == "qavg_pool" else 0
     b, p = ctx.buffers, ctx.program
-
-    def rows_in(th):
-        return min((th - 1) * sh + (kh - 1) * dh + 1, h)
-
-    ct = c
-    while ct > 1 and rows_in(1) * w * ct > b.abuf_q:
-        ct = (ct + 1) // 2
-    th = h_out
-    while th > 1 and (rows_in(th) * w * ct > b.abuf_q or th * w_out * ct > b.abuf_q):
-        th -= 1
-    if rows_in(th) * w * ct > b.abuf_q:
+    mode = "max" if op.kind == "max_pool" else "avg"
+    g = pool_geometry(h, w, c, h_out, w_out, (kh, kw), (sh, sw), (dh, dw), pt, mode == "max")
+    tiles = choose_pool_tiles(g, b.abuf_q, ctx.target, ctx.cores)
+    if tiles is None:
         raise unsupported(op, "one output row of this pooling does not fit the activation buffer")
+    th, ct = tiles.th, tiles.ct
     ctx.begin_layer(step.name, 0, x.type.size + y.type.size)
-    p.set({"cv.w": w, "cv.kh": kh, "cv.kw": kw, "cv.sh": sh, "cv.sw": sw, "cv.dh": dh, "cv.dw": dw, "cv.pad_left": pl,
-           "cv.w_out": w_out, "pl.zp": x.type.quant.zero_point[0], "pl.pad_right": pr, "pl.count_pad": count_pad})
-    if op.kind != "max_pool":
+    p.set({"pl.zp": x.type.quant.zero_point[0], "pl.count_pad": count_pad})
+    if mode == "avg":
         p.set({"pl.mult": op.multiplier, "pl.shift": op.shift, "pl.out_zp": op.zero_point})
-    if ctx.cores > 1:  # enough row tiles for every core
-        th = min(th, max(1, -(-h_out // ctx.cores)))
     grid = [(c0, oy0) for c0 in range(0, c, ct) for oy0 in range(0, h_out, th)]
     mine = ctx.share(len(grid))
     pending = None  # the previous tile's store, emitted after this tile's load (as _stream)
@@ -56,12 +49,22 @@ def emit_pool(ctx: Context, step: Step) -> None:
         p.dma("load", "abuf", src, ctx.addr(x) + lo * w * c + c0, rows=(hi - lo) * w, row_bytes=cn,
               dram_row=c, sram_row=cn)
         if pending is not None:
-            p.dma("store", "abuf", *pending)
-        p.set({"cv.c": cn, "cv.h": hi - lo, "cv.pad_top": lo - first, "pl.h_out": rows, "pl.pad_bottom": h + pb - hi})
-        p.emit("pool", mode="max" if op.kind == "max_pool" else "avg", dst=dst, src=src)
-        pending = (dst, ctx.addr(y) + oy0 * w_out * c + c0, rows * w_out, cn, c, cn)
-    if pending is not None:
-        p.dma("store", "abuf", *pending)
+            p.dma("store", *pending[0], **pending[1])
+        window = {"cv.c": cn, "cv.h": hi - lo, "cv.w": w, "cv.kh": kh, "cv.sh": sh, "cv.dh": dh, "cv.pad_top": lo - first,
+                  "pl.h_out": rows, "pl.pad_bottom": h + pb - hi}
+        across = {"cv.kw": kw, "cv.sw": sw, "cv.dw": dw, "cv.pad_left": pl, "cv.w_out": w_out, "pl.pad_right": pr}
+        if g.separable:  # columns' maxima over the slab's full width, then the maxima of kw of them
+            rows_max = dst + rows * w_out * cn
+            p.set(window | {"cv.kw": 1, "cv.sw": 1, "cv.dw": 1, "cv.pad_left": 0, "cv.w_out": w, "pl.pad_right": 0})
+            p.emit("pool", mode=mode, dst=rows_max, src=src)
+            p.set({"cv.h": rows, "cv.kh": 1, "cv.sh": 1, "cv.dh": 1, "cv.pad_top": 0, "pl.pad_bottom": 0} | across)
+            p.emit("pool", mode=mode, dst=dst, src=rows_max)
+        else:
+            p.set(window | across)
+            p.emit("pool", mode=mode, dst=dst, src=src)
+        pending = (("abuf", dst, ctx.addr(y) + oy0 * w_out * c + c0),
+                   {"rows": rows * w_out, "row_bytes": cn, "dram_row": c, "sram_row": cn})
+    ctx.hand_over_store(pending)
 
 
 def _flat_tiles(length: int, tile: int):

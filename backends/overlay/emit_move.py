@@ -45,9 +45,10 @@ def _box(dims, elem: int):
     return planes, rows, inner, plane_stride, row_stride
 
 
-def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.ndarray, rescale=None) -> None:
+def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.ndarray, rescale=None):
     """``dst`` elements ``dst_index`` from ``src`` elements ``src_index``; ``rescale``: an int8
-    per-tensor requantize (its parameters set up by the caller) run in place on every loaded tile."""
+    per-tensor requantize (its parameters set up by the caller) run in place on every loaded tile.
+    Returns the last tile's store, not yet emitted (``_store``), or None."""
     elem = ELEMENT_BYTES[src.type.dtype]
     b, p = ctx.buffers, ctx.program
     plans, problem = [], ""
@@ -72,7 +73,7 @@ def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.n
         slot = b.a_in(tile) if staged else (tile % 4) * b.abuf_q
         p.dma("load", "abuf", slot, ctx.addr(src) + s0 * elem, rows=1, row_bytes=(s1 - s0) * elem)
         if pending is not None:
-            pending()
+            p.dma("store", *pending[0], **pending[1])
         if rescale is not None:
             p.set({"rq.m": s1 - s0})
             p.emit("requant", src="abuf", out="i8", rounding=rescale.rounding, dst=slot, srcaddr=slot)
@@ -80,19 +81,15 @@ def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.n
         if gather is not None:
             staging = b.a_out(tile)
             _emit_copies(p, gather, staging, slot, elem)
-        pending = _store(p, staging, ctx.addr(dst) + store * elem, box)
-    if pending is not None:
-        pending()
+        pending = _store(staging, ctx.addr(dst) + store * elem, box)
+    return pending
 
 
-def _store(p, staging: int, address, box):
-    """The store of one tile, to be emitted later."""
+def _store(staging: int, address, box) -> tuple[tuple, dict]:
+    """The ``Program.dma`` arguments of one tile's store, emitted later."""
     planes, rows, row_bytes, plane_stride, row_stride = box
-
-    def emit() -> None:
-        p.dma("store", "abuf", staging, address, rows=rows, row_bytes=row_bytes, dram_row=row_stride,
-              sram_row=row_bytes, planes=planes, dram_plane=plane_stride, sram_plane=rows * row_bytes)
-    return emit
+    return ("abuf", staging, address), dict(rows=rows, row_bytes=row_bytes, dram_row=row_stride, sram_row=row_bytes,
+                                            planes=planes, dram_plane=plane_stride, sram_plane=rows * row_bytes)
 
 
 def _move_cycles(ctx: Context, tiles, elem: int, rescaled: bool = False) -> int:
@@ -210,13 +207,16 @@ def plan_moves(steps: list[Step], io, layouts: LayoutPlan) -> None:
 def emit_layout(ctx: Context, step: Step, aliases: dict) -> None:
     op = step.ops[0]
     x = step.info["source"]
+    last = None
     for i, r in enumerate(op.results):
         if id(r) in aliases or id(r) in step.info.get("unused", ()):
             continue
         mapping = step.info["maps"][i]
+        ctx.emit_handed_store(last)
         ctx.begin_layer(f"{step.name}:{i}" if len(op.results) > 1 else step.name, 0,
                         (x.type.size + r.type.size) * ELEMENT_BYTES[x.type.dtype])
-        emit_move(ctx, op, x, r, np.arange(mapping.size), mapping)
+        last = emit_move(ctx, op, x, r, np.arange(mapping.size), mapping)
+    ctx.hand_over_store(last)
 
 
 def emit_concat(ctx: Context, step: Step) -> None:
@@ -225,7 +225,7 @@ def emit_concat(ctx: Context, step: Step) -> None:
     axis = op.axis % y.type.rank
     out_offsets = ctx.layouts.offsets(y)
     ctx.begin_layer(step.name, 0, 2 * y.type.size * ELEMENT_BYTES[y.type.dtype])
-    start = 0
+    start, last = 0, None
     for i, x in enumerate(op.operands):
         extent = x.type.shape[axis]
         index = [slice(None)] * y.type.rank
@@ -236,7 +236,9 @@ def emit_concat(ctx: Context, step: Step) -> None:
         if rescale is not None:  # move the requantize's input, rescaled tile by tile
             x = rescale.x
             set_rescale(ctx, rescale, f"p:{rescale.result.name}", ctx.buffers.p(i))
-        emit_move(ctx, op, x, y, scatter, np.arange(x.type.size), rescale)
+        ctx.emit_handed_store(last)
+        last = emit_move(ctx, op, x, y, scatter, np.arange(x.type.size), rescale)
+    ctx.hand_over_store(last)
 
 
 def emit_lookup(ctx: Context, step: Step) -> None:

@@ -12,10 +12,14 @@ class Program:
     def __init__(self):
         self.instructions: list[tuple[str, dict]] = []
         self._regs: dict[str, int] = {}
+        # what writes wbuf, in order: (instruction index, lo, hi), hi = None for a range not known here
+        self.wbuf_writes: list[tuple[int, int, int | None]] = []
 
     def emit(self, mnemonic: str, **fields) -> None:
         if mnemonic not in BY_MNEMONIC:
             raise ValueError(f"unknown mnemonic {mnemonic!r}")
+        if fields.get("buf") == "wbuf" and mnemonic not in ("load", "store"):  # a write whose range is in registers
+            self.wbuf_writes.append((len(self.instructions), 0, None))
         self.instructions.append((mnemonic, fields))
 
     def set(self, values: dict[str, int]) -> None:
@@ -38,7 +42,29 @@ class Program:
             rows, row_bytes = 1, rows * row_bytes
         self.set({"dma.planes": planes, "dma.rows": rows, "dma.row_bytes": row_bytes, "dma.dram_row": dram_row,
                   "dma.sram_row": sram_row, "dma.dram_plane": dram_plane, "dma.sram_plane": sram_plane})
+        if direction == "load" and buf == "wbuf":
+            span = (planes - 1) * sram_plane + (rows - 1) * sram_row + row_bytes
+            self.wbuf_writes.append((len(self.instructions), sram, sram + span))
         self.emit(direction, buf=buf, sram=sram, dram=dram)
+
+    def mark(self) -> tuple[int, dict[str, int]]:
+        """This point of the program, for ``load_at``: its instruction index and register values."""
+        return len(self.instructions), dict(self._regs)
+
+    def load_at(self, mark: tuple[int, dict[str, int]], buf: str, sram: int, dram: int, nbytes: int) -> None:
+        """A contiguous load placed at ``mark``, an earlier point: its register writes, and after it
+        the registers it changed written back, so every later instruction reads what it did."""
+        at, regs = mark
+        values = {"dma.planes": 1, "dma.rows": 1, "dma.row_bytes": nbytes}
+        changed = [name for name, value in values.items() if regs.get(name, 0) != value]  # registers start at 0
+        code = [("setr", {"reg": name, "value": values[name]}) for name in changed]
+        code.append(("load", {"buf": buf, "sram": sram, "dram": dram}))
+        code += [("setr", {"reg": name, "value": regs.get(name, 0)}) for name in changed]
+        self.instructions[at:at] = code
+        self.wbuf_writes = [(i + len(code) if i >= at else i, lo, hi) for i, lo, hi in self.wbuf_writes]
+        if buf == "wbuf":
+            self.wbuf_writes.append((at + len(changed), sram, sram + nbytes))
+            self.wbuf_writes.sort(key=lambda w: w[0])
 
     def copy_box(self, extents, src_strides, dst_strides, elem: int) -> None:
         """Set the cp.* registers: a 4-D box of ``extents`` (outermost first) of ``elem``-byte

@@ -18,6 +18,7 @@ from tcc.isa.target import TargetConfig
 from tcc.isa.weights import row_bytes
 
 from .context import Buffers
+from .tile_pipeline import Tile, pipeline_cycles
 
 
 def _ceil(a: int, b: int) -> int:
@@ -71,6 +72,20 @@ class ConvGeometry:
         return self.k // self.c if self.kind == "conv" else self.k
 
 
+def pixel_view(x_shape, y_shape, kernel, strides, pads) -> tuple[tuple, tuple]:
+    """The (NCHW) shapes a conv's tiles are cut from.  A 1x1 stride-1 unpadded conv reads output
+    pixel p from input pixel p alone, so its map is viewed as rows of the largest of 16, 8, 4, 2, 1
+    pixels that divides it and is no wider than the map (so what fits one map row fits one view
+    row): a row tile is then any multiple of those pixels, not of the map's width (a 7 x 7 map's
+    49 pixels need not run as 2 passes of the array's 32 rows, one of them 17 rows full)."""
+    if tuple(kernel) != (1, 1) or tuple(strides) != (1, 1) or any(pads):
+        return tuple(x_shape), tuple(y_shape)
+    n, c, h, w = x_shape
+    pixels = h * w
+    row = next(r for r in (16, 8, 4, 2, 1) if pixels % r == 0 and r <= w)
+    return (n, c, pixels // row, row), (y_shape[0], y_shape[1], pixels // row, row)
+
+
 def conv_geometry(x_shape, w_shape, y_shape, strides, dilations, group: int, fmt: WeightFormat,
                   buffers: Buffers, residual: bool = False, lut: bool = False) -> ConvGeometry:
     """The tile search's view of a 2-D convolution (NCHW activations, OIHW weights stored in
@@ -95,6 +110,55 @@ class ConvTiles:
     th: int
     cycles: int
     tc: int = 0  # slab channels per tile when the slab holds a subset (0: all g.c channels)
+    first: int = 0  # output rows of the first row tile (0: th)
+
+    def rows(self, h_out: int) -> list[tuple[int, int]]:
+        return row_tiles(h_out, self.th, self.first)
+
+
+def row_tiles(total: int, th: int, first: int = 0) -> list[tuple[int, int]]:
+    """(first row, rows) of each row tile: ``first`` rows (th when 0), then th at a time, the last
+    tile what is left.  A short first tile gives the array its first operands sooner (the layer's
+    start waits for one tile's loads); the remainder it leaves sets the last tile, whose requantize
+    and store follow the layer's last matmul."""
+    out, at = [], 0
+    while at < total:
+        rows = min(first or th if at == 0 else th, total - at)
+        out.append((at, rows))
+        at += rows
+    return out
+
+
+def first_rows(total: int, th: int) -> list[int]:
+    """Candidate first tiles for row tiles of ``th``: a few short ones, and those that leave a
+    short last tile."""
+    short = {1, 2, th // 4, th // 2}
+    short |= {(total - last) % th for last in (1, 2, max(th // 4, 1), max(th // 2, 1))}
+    return sorted(f for f in short if 0 < f < th)
+
+
+def column_parts(g: ConvGeometry, m: int, nt: int, target: TargetConfig) -> list[int]:
+    """The output channels of a group-1 conv tile of ``m`` pixels and ``nt`` channels as matmuls: one, or two when
+    a last pass of more than half the array's columns is cheaper as a pass of half of them and
+    one of the rest, each run as a one-group gconv (every column reads the whole slab), whose
+    idle columns split the reduction (isa/cycles.py: 24 channels as 16 + 8 take 16 and 8 of the
+    32 columns, reducing 2 and 4 slices of K at a time, where one conv pass leaves 8 idle)."""
+    rest = nt % target.array_cols
+    half = target.array_cols // 2
+    if g.kind != "conv" or rest <= half or g.k <= 1:
+        return [nt]
+    split = [nt - (rest - half), rest - half]
+    if sum(matmul_cycles(target, m, n, g.k, g.fmt, True) for n in split) < matmul_cycles(target, m, nt, g.k, g.fmt):
+        return split
+    return [nt]
+
+
+def tile_matmul_cycles(g: ConvGeometry, m: int, nt: int, target: TargetConfig) -> int:
+    """The matmuls of one whole-slab conv tile of ``m`` output pixels and ``nt`` channels."""
+    parts = column_parts(g, m, nt, target)
+    if len(parts) == 1:
+        return matmul_cycles(target, m, nt, g.k, g.fmt, g.own_columns)
+    return sum(matmul_cycles(target, m, n, g.k, g.fmt, True) for n in parts)
 
 
 def param_loads(target: TargetConfig, nt: int, fmt: WeightFormat) -> tuple[int, int]:
@@ -103,11 +167,11 @@ def param_loads(target: TargetConfig, nt: int, fmt: WeightFormat) -> tuple[int, 
     return dma_cycles(target, 1, nt * 12), dma_cycles(target, 1, nt) if fmt.row_caps else 0
 
 
-def estimate(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: int = 0) -> int:
+def estimate(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: int = 0, first: int = 0) -> int:
     """Modeled cycles of the tile loop: the busiest unit's total, or the DRAM channel's beats that
     the load and store units share, if more (shared by the target's cores when there are tiles for
     them), plus the first load and last store that cannot overlap anything (double buffering
-    overlaps the rest).  ``tc`` as in ConvTiles."""
+    overlaps the rest).  ``tc`` and ``first`` as in ConvTiles."""
     load = compute = post = store = dram = 0
     first_load = last_store = 0
     chunks = [(c0, min(tc, g.c - c0)) for c0 in range(0, g.c, tc)] if tc and g.kind == "conv" else [(0, 0)]
@@ -121,8 +185,7 @@ def estimate(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: int = 
         nt = min(tn, g.n - n0)
         load += loaded(*param_loads(target, nt, g.fmt),
                        0 if len(chunks) > 1 else dma_cycles(target, 1, nt * g.wbytes(g.k)))
-        for oy0 in range(0, g.h_out, th):
-            rows = min(th, g.h_out - oy0)
+        for _, rows in row_tiles(g.h_out, th, first):
             m = rows * g.w_out
             pixels = g.rows_in(rows) * g.w
             for _, cn in chunks:
@@ -133,7 +196,8 @@ def estimate(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: int = 
                     load += loaded(dma_cycles(target, pixels, nt) if tc else dma_cycles(target, 1, pixels * g.c))
                     k = g.k
                 first_load = first_load or load
-                compute += matmul_cycles(target, m, nt, k, g.fmt, g.own_columns)
+                compute += matmul_cycles(target, m, nt, k, g.fmt, g.own_columns) if tc else \
+                    tile_matmul_cycles(g, m, nt, target)
             post += post_cycles(target, m * nt)
             last_store = dma_cycles(target, 1, m * nt) if nt == g.n else dma_cycles(target, m, nt)
             store += loaded(last_store)
@@ -142,39 +206,79 @@ def estimate(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: int = 
                 post += post_cycles(target, m * nt)
             if g.lut:
                 post += post_cycles(target, m * nt)
-    spread = min(target.cores, _ceil(g.n, tn) * _ceil(g.h_out, th))  # cores sharing the tiles
+    spread = min(target.cores, _ceil(g.n, tn) * len(row_tiles(g.h_out, th, first)))  # cores sharing the tiles
     return _ceil(max(load, compute, post, store, dram), spread) + first_load + last_store
 
 
+def pipeline_tiles(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: int = 0, first: int = 0) -> list[Tile]:
+    """The tile loop of emit_conv (or its slab-split form) as tile_pipeline.Tile records."""
+    chunks = [min(tc, g.c - c0) for c0 in range(0, g.c, tc)] if tc and g.kind == "conv" else [0]
+    out = []
+    for n0 in range(0, g.n, tn):
+        nt = min(tn, g.n - n0)
+        params, caps = param_loads(target, nt, g.fmt)
+        weights = () if len(chunks) > 1 else (dma_cycles(target, 1, nt * g.wbytes(g.k)),)
+        late = (params,) + ((dma_cycles(target, 1, 256),) if g.lut else ())
+        for index, (_, rows) in enumerate(row_tiles(g.h_out, th, first)):
+            m = rows * g.w_out
+            pixels = g.rows_in(rows) * g.w
+            if len(chunks) > 1:
+                loads = tuple((dma_cycles(target, pixels, cn), dma_cycles(target, nt * g.taps, g.wbytes(cn)))
+                              for cn in chunks)
+                matmuls = tuple(matmul_cycles(target, m, nt, g.taps * cn, g.fmt) for cn in chunks)
+            else:
+                loads = ((dma_cycles(target, pixels, nt) if tc else dma_cycles(target, 1, pixels * g.c),),)
+                matmuls = (matmul_cycles(target, m, nt, g.k, g.fmt, g.own_columns) if tc else
+                           tile_matmul_cycles(g, m, nt, target),)
+            store = dma_cycles(target, 1, m * nt) if nt == g.n else dma_cycles(target, m, nt)
+            out.append(Tile(weights + ((caps,) if caps else ()) if index == 0 else (), loads, matmuls,
+                            late if index == 0 else (), post_cycles(target, m * nt), store if g.residual else 0,
+                            post_cycles(target, m * nt) * (g.residual + g.lut), store))
+    spread = min(target.cores, len(out))  # cores sharing the tiles: one core's share
+    return out[:_ceil(len(out), spread)]
+
+
 def choose_conv_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -> ConvTiles | None:
-    """The cheapest (channel tile, row tile) that fits, or None if not even one row fits, with the
-    whole reduction on chip if possible, else with the slab split (see the module docstring)."""
-    return _whole_slab_tiles(g, buffers, target) or _split_slab_tiles(g, buffers, target)
+    """The (channel tile, row tile) that fits, or None if not even one row fits, with the whole
+    reduction on chip if possible, else with the slab split (see the module docstring): the few
+    cheapest by ``estimate``, each with a few first tiles, timed as a pipeline (tile_pipeline.py),
+    the fastest of those."""
+    candidates = _whole_slab_tiles(g, buffers, target) or _split_slab_tiles(g, buffers, target)
+    if not candidates:
+        return None
+    best = None
+    for tiles in sorted(candidates, key=lambda t: t.cycles)[:PIPELINE_TRIALS]:
+        for first in [0] + first_rows(g.h_out, tiles.th):
+            cycles = pipeline_cycles(target, pipeline_tiles(g, tiles.tn, tiles.th, target, tiles.tc, first))
+            if best is None or cycles < best.cycles:
+                best = ConvTiles(tiles.tn, tiles.th, cycles, tiles.tc, first)
+    return best
 
 
-def _whole_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -> ConvTiles | None:
+PIPELINE_TRIALS = 16  # tilings, cheapest by ``estimate`` first, timed as a pipeline
+
+
+def _whole_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -> list[ConvTiles]:
     tn_max = g.n if g.n * g.wbytes(g.k) <= buffers.wbuf_h else \
         (buffers.wbuf_h // g.wbytes(g.k)) // g.channel_step * g.channel_step
     if tn_max < 1:
-        return None
+        return []
     channel_tiles = sorted({tn_max} | set(range(g.channel_step, tn_max + 1, max(g.channel_step, 32))))
-    best = None
+    out = []
     for tn in channel_tiles:
         for th in range(1, g.h_out + 1):
             if (g.rows_in(th) * g.w * g.c > buffers.abuf_q or th * g.w_out * tn > g.output_limit(buffers)
                     or th * g.w_out * tn * 4 > buffers.acc_h):
                 break
-            cycles = estimate(g, tn, th, target)
-            if best is None or cycles < best.cycles:
-                best = ConvTiles(tn, th, cycles)
-    return best
+            out.append(ConvTiles(tn, th, estimate(g, tn, th, target)))
+    return out
 
 
-def _split_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -> ConvTiles | None:
+def _split_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -> list[ConvTiles]:
     """Slab channel subsets: input-channel chunks of a group-1 conv (the few largest chunk sizes
     that fit), or the output channel tile's own channels for a depthwise conv."""
     if g.kind == "grouped":
-        return None
+        return []
     rows_one = g.rows_in(1) * g.w
     if g.kind == "depthwise":
         tn_max = min(g.n, buffers.abuf_q // rows_one, buffers.wbuf_h // g.wbytes(g.k))
@@ -189,16 +293,14 @@ def _split_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -
             if tn_max > g.channel_step:
                 tn_max = tn_max // g.channel_step * g.channel_step
             options += [(tn, tc) for tn in sorted({tn_max} | set(range(32, tn_max + 1, 64)))]
-    best = None
+    out = []
     for tn, tc in options:
         for th in range(1, g.h_out + 1):
             if g.rows_in(th) * g.w * tc > buffers.abuf_q or th * g.w_out * tn > g.output_limit(buffers) \
                     or th * g.w_out * tn * 4 > buffers.acc_h:
                 break
-            cycles = estimate(g, tn, th, target, tc)
-            if best is None or cycles < best.cycles:
-                best = ConvTiles(tn, th, cycles, tc)
-    return best
+            out.append(ConvTiles(tn, th, estimate(g, tn, th, target, tc), tc))
+    return out
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,46 @@ _OTHERS = tuple(tuple(o for o in range(len(UNIT_NAMES)) if o != u) for u in rang
 _PRUNE_EVERY = 256
 
 
+class DramChannel:
+    """The DRAM channel's busy intervals [begin, end), disjoint, in order."""
+
+    def __init__(self):
+        self.begins: list[int] = []
+        self.ends: list[int] = []
+
+    def take(self, earliest: int, beats: int) -> int:
+        """Give ``beats`` cycles of the DRAM channel from ``earliest`` on, in whatever gaps its busy
+        intervals leave (bursts of different transfers interleave); returns the end of the last."""
+        begins, ends = self.begins, self.ends
+        i = bisect_right(ends, earliest)  # the first interval still busy after ``earliest``
+        at = earliest
+        if i < len(begins) and begins[i] <= at:
+            at = ends[i]
+            i += 1
+        first, left, j = at, beats, i
+        while j < len(begins) and begins[j] - at < left:  # fill the gap before interval j, go past it
+            left -= begins[j] - at
+            at = ends[j]
+            j += 1
+        last = at + left
+        del begins[i:j], ends[i:j]  # intervals i..j-1 now lie inside [first, last)
+        if i and ends[i - 1] == first:
+            ends[i - 1] = last
+        else:
+            begins.insert(i, first)
+            ends.insert(i, last)
+            i += 1
+        if i < len(begins) and begins[i] == last:  # join the next interval
+            ends[i - 1] = ends.pop(i)
+            begins.pop(i)
+        return last
+
+    def prune(self, horizon: int) -> None:
+        """Forget the intervals ending by ``horizon`` (no later transfer starts before it)."""
+        drop = bisect_right(self.ends, horizon)
+        del self.begins[:drop], self.ends[:drop]
+
+
 class Timing:
     def __init__(self, target: TargetConfig):
         depths = tuple(target.queue_depth(u) for u in UNIT_NAMES)
@@ -64,9 +104,7 @@ class Timing:
         self.reads: list[list[deque]] = [[deque() for _ in memories] for _ in UNIT_NAMES]
         self.writes: list[list[deque]] = [[deque() for _ in memories] for _ in UNIT_NAMES]
         self._until_prune = _PRUNE_EVERY
-        # the DRAM channel's busy intervals [begin, end), disjoint, in order
-        self.channel_begin: list[int] = []
-        self.channel_end: list[int] = []
+        self.channel = DramChannel()
 
     def issue_only(self) -> int:
         """An instruction that only takes its issue slot (setr, nop); returns its issue cycle."""
@@ -114,7 +152,7 @@ class Timing:
         if unit == LOAD or unit == STORE:
             beats = dram_beats(self.target, cycles)
             if beats:
-                start = self._take_channel(start + cycles - beats, beats) - cycles
+                start = self.channel.take(start + cycles - beats, beats) - cycles
         end = start + cycles
         self.free[unit] = end
         self.busy[unit] += cycles
@@ -128,37 +166,9 @@ class Timing:
             self._prune(issue)
         return issue, start, end, start - queued
 
-    def _take_channel(self, earliest: int, beats: int) -> int:
-        """Give ``beats`` cycles of the DRAM channel from ``earliest`` on, in whatever gaps its busy
-        intervals leave (bursts of different transfers interleave); returns the end of the last."""
-        begins, ends = self.channel_begin, self.channel_end
-        i = bisect_right(ends, earliest)  # the first interval still busy after ``earliest``
-        at = earliest
-        if i < len(begins) and begins[i] <= at:
-            at = ends[i]
-            i += 1
-        first, left, j = at, beats, i
-        while j < len(begins) and begins[j] - at < left:  # fill the gap before interval j, go past it
-            left -= begins[j] - at
-            at = ends[j]
-            j += 1
-        last = at + left
-        del begins[i:j], ends[i:j]  # intervals i..j-1 now lie inside [first, last)
-        if i and ends[i - 1] == first:
-            ends[i - 1] = last
-        else:
-            begins.insert(i, first)
-            ends.insert(i, last)
-            i += 1
-        if i < len(begins) and begins[i] == last:  # join the next interval
-            ends[i - 1] = ends.pop(i)
-            begins.pop(i)
-        return last
-
     def _prune(self, issue: int) -> None:
         horizon = max(issue, min(self.free))  # no later instruction starts before this
-        drop = bisect_right(self.channel_end, horizon)
-        del self.channel_begin[:drop], self.channel_end[:drop]
+        self.channel.prune(horizon)
         for per_unit in (self.reads, self.writes):
             for per_memory in per_unit:
                 for entries in per_memory:

@@ -6,7 +6,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tcc.backends.overlay import compile_overlay
 from tcc.backends.overlay.context import Buffers
-from tcc.backends.overlay.tiling import ConvGeometry, choose_conv_tiles, choose_gemm_tiles, estimate, estimate_gemm
+from tcc.backends.overlay.tile_pipeline import pipeline_cycles
+from tcc.backends.overlay.tiling import (ConvGeometry, choose_conv_tiles, choose_gemm_tiles, estimate_gemm,
+                                         pipeline_tiles, row_tiles)
 from tcc.driver import compile_to_ir, quantization_pipeline
 from tcc.ir.numerics import WeightFormat
 from tcc.isa.target import load_target
@@ -31,8 +33,8 @@ def test_chosen_tiles_fit_and_are_cheapest_among_fitting_ones(geometry):
     assert tiles.tn * g.wbytes(g.k) <= BUFFERS.wbuf_h or tiles.tn == g.n and g.n * g.wbytes(g.k) <= BUFFERS.wbuf_h
     assert g.rows_in(tiles.th) * g.w * g.c <= BUFFERS.abuf_q
     assert tiles.th * g.w_out * tiles.tn * 4 <= BUFFERS.acc_h
-    for th in (1, max(1, tiles.th // 2)):
-        assert estimate(g, tiles.tn, th, TARGET) >= tiles.cycles
+    for th in (1, max(1, tiles.th // 2)):  # the chosen tiles time no slower than others as a pipeline
+        assert pipeline_cycles(TARGET, pipeline_tiles(g, tiles.tn, th, TARGET)) >= tiles.cycles
     macs = g.h_out * g.w_out * g.n * g.k
     assert tiles.cycles >= macs / (TARGET.array_rows * TARGET.array_cols)
 
@@ -91,3 +93,53 @@ def test_memory_bound_fc_streams_its_weights_at_dram_speed(tmp_path):
     assert weight_stream <= cycles <= 1.05 * weight_stream
     predicted = choose_gemm_tiles(1, 4096, 9216, INT8, BUFFERS, TARGET).cycles
     assert abs(cycles - predicted) / cycles < 0.05, (cycles, predicted)
+
+
+def test_row_tiles_cover_every_row_once_with_a_short_first_tile():
+    assert row_tiles(28, 4, 2) == [(0, 2), (2, 4), (6, 4), (10, 4), (14, 4), (18, 4), (22, 4), (26, 2)]
+    assert row_tiles(7, 3) == [(0, 3), (3, 3), (6, 1)]
+    for total, th, first in ((56, 5, 1), (13, 13, 4), (1, 1, 0)):
+        rows = [r for start, n in row_tiles(total, th, first) for r in range(start, start + n)]
+        assert rows == list(range(total))
+
+
+def test_pointwise_convs_tile_by_pixels_and_run_bit_exact(tmp_path):
+    """A 1x1 stride-1 conv's map is cut into rows of 16, 8, 4, 2 or 1 pixels (whichever divides it),
+    so its tiles need not be whole rows of the map; others keep their shape."""
+    from overlay_run import run_wholly_on_the_overlay
+    from tcc.backends.overlay.tiling import pixel_view
+
+    assert pixel_view((1, 64, 7, 7), (1, 96, 7, 7), (1, 1), (1, 1), (0, 0, 0, 0)) == ((1, 64, 49, 1), (1, 96, 49, 1))
+    assert pixel_view((1, 8, 14, 14), (1, 8, 14, 14), (1, 1), (1, 1), (0, 0, 0, 0)) == ((1, 8, 49, 4), (1, 8, 49, 4))
+    assert pixel_view((1, 8, 14, 14), (1, 8, 14, 14), (3, 3), (1, 1), (1, 1, 1, 1)) == ((1, 8, 14, 14), (1, 8, 14, 14))
+    rng = np.random.default_rng(5)
+    weights = [numpy_helper.from_array((rng.standard_normal(shape) * 0.1).astype(np.float32), name)
+               for name, shape in (("w1", (96, 64, 1, 1)), ("w2", (64, 24, 1, 1)))]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], name="pw1"),
+             helper.make_node("Relu", ["a"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "w2"], ["b"], group=4, name="gpw"),
+             helper.make_node("Add", ["b", "x"], ["y"], name="add")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 7, 7])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64, 7, 7])], weights)
+    run_wholly_on_the_overlay(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path, rng, 25.0)
+
+
+def test_a_conv_narrower_than_the_array_runs_its_columns_as_two_gconvs_bit_exact(tmp_path):
+    """24 output channels on 32 columns: as a pass of 16 and one of 8 columns, each a one-group
+    gconv that splits the reduction over its idle columns, once the tile is tall enough to pay
+    the second fill."""
+    from overlay_run import run_wholly_on_the_overlay
+    from tcc.backends.overlay.tiling import column_parts
+    from tcc.isa.disassembler import disassemble
+    from tcc.runtime import open_session
+
+    g = ConvGeometry(64, 64, 3, 24, 32, 32, 3, 2, 1, 27, INT8, 32)
+    assert column_parts(g, 1024, 24, TARGET) == [16, 8] and column_parts(g, 32, 24, TARGET) == [24]
+    rng = np.random.default_rng(6)
+    w = numpy_helper.from_array((rng.standard_normal((24, 3, 3, 3)) * 0.2).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], strides=[2, 2], pads=[1, 1, 1, 1])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 192, 192])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 24, 96, 96])], [w])
+    run_wholly_on_the_overlay(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path, rng, 25.0)
+    program = disassemble(open_session(tmp_path / "m.tcc").artifact.program, with_pc=False)
+    assert "matmul gconv" in program and "matmul conv" not in program

@@ -1,0 +1,69 @@
+"""Work that crosses layers on the overlay: a conv's weights loaded at the end of the last
+compute-bound layer before it (Context.early_weights), and a conv's last store left for the next
+conv to emit after its first input load (emit_matrix._LaterStore.hand_over).  Both keep the
+simulator equal to the integer reference."""
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+from overlay_run import run_wholly_on_the_overlay
+from tcc.backends.overlay.program import Program
+from tcc.isa.disassembler import disassemble
+from tcc.runtime import open_session
+
+
+def registers_seen(instructions) -> list[tuple[str, dict]]:
+    """Each non-setr instruction with the register values it runs under (all start at 0)."""
+    regs, out = {}, []
+    for mnemonic, fields in instructions:
+        if mnemonic == "setr":
+            regs[fields["reg"]] = fields["value"]
+        else:
+            out.append((mnemonic, dict(regs)))
+    return out
+
+
+def test_a_load_placed_at_a_mark_leaves_every_later_instruction_its_registers():
+    p = Program()
+    p.dma("load", "abuf", 0, 0, rows=4, row_bytes=96, dram_row=128, sram_row=96)
+    mark = p.mark()
+    p.set({"mm.m": 7})
+    p.dma("load", "wbuf", 0, 4096, rows=1, row_bytes=640)
+    p.emit("matmul", mode="gemm", accumulate=0, wfmt="int8", wcap=0, acc=0, w=0)
+    before = registers_seen(p.instructions)
+    p.load_at(mark, "wbuf", 8192, 65536, 300)
+    after = registers_seen(p.instructions)
+    inserted = [i for i, (m, regs) in enumerate(after) if m == "load" and regs.get("dma.row_bytes") == 300]
+    assert len(inserted) == 1 and inserted[0] == 1  # right after the first load
+    assert after[:1] + after[2:] == before
+    assert (p.wbuf_writes[0][1:], p.wbuf_writes[1][1:]) == ((8192, 8192 + 300), (0, 640))
+
+
+def block():
+    """A compute-bound 3x3 conv, a DRAM-bound depthwise conv, a 1x1 conv: ShuffleNet's pattern."""
+    rng = np.random.default_rng(2)
+    shapes = {"w1": (64, 32, 3, 3), "w2": (64, 1, 3, 3), "w3": (64, 64, 1, 1)}
+    weights = [numpy_helper.from_array((rng.standard_normal(s) * 0.1).astype(np.float32), n) for n, s in shapes.items()]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1], name="conv3x3"),
+             helper.make_node("Relu", ["a"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "w2"], ["d"], pads=[1, 1, 1, 1], group=64, name="depthwise"),
+             helper.make_node("Conv", ["d", "w3"], ["y"], name="pointwise")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, 28, 28])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64, 28, 28])], weights)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_weights_load_early_and_stores_wait_for_the_next_conv_and_stay_bit_exact(tmp_path):
+    run_wholly_on_the_overlay(block(), tmp_path, np.random.default_rng(4), 25.0)
+    session = open_session(tmp_path / "m.tcc")
+    lines = disassemble(session.artifact.program, with_pc=False).splitlines()
+    layer_at = [i for i, line in enumerate(lines) if line.startswith("setr sys.layer")]
+    assert len(layer_at) == 3
+    wbuf_loads = [i for i, line in enumerate(lines) if line.startswith("load wbuf")]
+    # the later convs load no weights in their own code: the first conv's code loads its own and theirs
+    assert len(wbuf_loads) == 3 and all(layer_at[0] < i < layer_at[1] for i in wbuf_loads)
+    first_abuf_load = next(i for i in range(layer_at[1], len(lines)) if lines[i].startswith("load abuf"))
+    first_store = next(i for i in range(layer_at[1], len(lines)) if lines[i].startswith("store"))
+    assert first_store > first_abuf_load  # the first conv's last store, after the depthwise conv's first load
+    session.run(None, {"x": np.zeros((1, 32, 28, 28), np.float32)})
+    layers = session.performance_report()["layers"]
+    assert sum(layer["bytes_stored"] for layer in layers) == 3 * 28 * 28 * 64
