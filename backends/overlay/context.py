@@ -86,7 +86,8 @@ class Context:
     # the end of the last compute-bound layer, where a later layer's weights may load early
     # (Program.mark), and the index of that layer's first instruction
     weight_mark: tuple | None = None
-    # a conv's last store, for the next conv to emit after its first input load (later_store.LaterStore)
+    # a step's last store (Program.dma arguments) and its layer, for the next conv to emit after its
+    # first input load (later_store.LaterStore)
     handed_store: tuple | None = None
 
     def share(self, count: int) -> range:
@@ -142,7 +143,7 @@ class Context:
             for end in ends:
                 lo = end - size
                 if lo >= top - half and not any(w_lo < lo + size and lo < w_hi for w_lo, w_hi in writes):
-                    self.program.load_at((at, regs), "wbuf", lo, dram, nbytes)
+                    self.program.load_at((at, regs), "wbuf", lo, dram, nbytes, len(self.layer_names) - 1)
                     self.weight_mark = ((at, regs), begin, slack - nbytes, steps)
                     return lo
         return None
@@ -152,15 +153,15 @@ class Context:
         conv emits it after its first input load (later_store.LaterStore), any other step before
         its own code (compile.py).  On several cores (barriers between steps) it is emitted now."""
         if store is not None and self.target.cores == 1:
-            self.handed_store = store
+            self.handed_store = (store, len(self.layer_names) - 1)
         else:
             self.emit_handed_store(store)
 
     def emit_handed_store(self, store: tuple[tuple, dict] | None = None) -> None:
         """``store`` (``Program.dma`` arguments), else the store a step left for the next one
         (Context.hand_over_store), now."""
-        if store is None:
-            store, self.handed_store = self.handed_store, None
+        if store is None and self.handed_store is not None:  # still in the layer that handed it over
+            (store, _), self.handed_store = self.handed_store, None
         if store is not None:
             self.program.dma("store", *store[0], **store[1])
 

@@ -20,8 +20,11 @@ class LaterStore:
     def __init__(self, ctx: Context):
         self.program = ctx.program
         self.ctx = ctx
-        self.pending: tuple[tuple, dict] | None = ctx.handed_store
-        ctx.handed_store = None
+        self.pending: tuple[tuple, dict] | None = None
+        self.layer: int | None = None  # the earlier layer a handed-over store counts for
+        if ctx.handed_store is not None:
+            self.pending, self.layer = ctx.handed_store
+            ctx.handed_store = None
 
     def later(self, *args, **fields) -> None:
         self.now()
@@ -30,7 +33,12 @@ class LaterStore:
     def now(self) -> None:
         if self.pending is not None:
             args, fields = self.pending
+            if self.layer is not None:  # counted for the layer that handed it over
+                self.program.set({"sys.layer": self.layer})
             self.program.dma("store", *args, **fields)
+            if self.layer is not None:
+                self.program.set({"sys.layer": len(self.ctx.layer_names) - 1})
+                self.layer = None
             self.pending = None
 
     def before_load(self, dram, span: int, sram: int, sram_span: int) -> None:

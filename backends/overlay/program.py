@@ -51,11 +51,13 @@ class Program:
         """This point of the program, for ``load_at``: its instruction index and register values."""
         return len(self.instructions), dict(self._regs)
 
-    def load_at(self, mark: tuple[int, dict[str, int]], buf: str, sram: int, dram: int, nbytes: int) -> None:
-        """A contiguous load placed at ``mark``, an earlier point: its register writes, and after it
-        the registers it changed written back, so every later instruction reads what it did."""
+    def load_at(self, mark: tuple[int, dict[str, int]], buf: str, sram: int, dram: int, nbytes: int,
+                layer: int) -> None:
+        """A contiguous load placed at ``mark``, an earlier point, counted for ``layer``: its register
+        writes, and after it the registers it changed written back, so every later instruction
+        reads what it did."""
         at, regs = mark
-        values = {"dma.planes": 1, "dma.rows": 1, "dma.row_bytes": nbytes}
+        values = {"sys.layer": layer, "dma.planes": 1, "dma.rows": 1, "dma.row_bytes": nbytes}
         changed = [name for name, value in values.items() if regs.get(name, 0) != value]  # registers start at 0
         code = [("setr", {"reg": name, "value": values[name]}) for name in changed]
         code.append(("load", {"buf": buf, "sram": sram, "dram": dram}))

@@ -222,6 +222,7 @@ def pipeline_tiles(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: 
         for index, (_, rows) in enumerate(row_tiles(g.h_out, th, first)):
             m = rows * g.w_out
             pixels = g.rows_in(rows) * g.w
+            loads: tuple[tuple[int, ...], ...]
             if len(chunks) > 1:
                 loads = tuple((dma_cycles(target, pixels, cn), dma_cycles(target, nt * g.taps, g.wbytes(cn)))
                               for cn in chunks)

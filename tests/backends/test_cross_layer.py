@@ -12,13 +12,13 @@ from tcc.runtime import open_session
 
 
 def registers_seen(instructions) -> list[tuple[str, dict]]:
-    """Each non-setr instruction with the register values it runs under (all start at 0)."""
+    """Each non-setr instruction with the nonzero register values it runs under (all start at 0)."""
     regs, out = {}, []
     for mnemonic, fields in instructions:
         if mnemonic == "setr":
             regs[fields["reg"]] = fields["value"]
         else:
-            out.append((mnemonic, dict(regs)))
+            out.append((mnemonic, {name: value for name, value in regs.items() if value}))
     return out
 
 
@@ -30,10 +30,11 @@ def test_a_load_placed_at_a_mark_leaves_every_later_instruction_its_registers():
     p.dma("load", "wbuf", 0, 4096, rows=1, row_bytes=640)
     p.emit("matmul", mode="gemm", accumulate=0, wfmt="int8", wcap=0, acc=0, w=0)
     before = registers_seen(p.instructions)
-    p.load_at(mark, "wbuf", 8192, 65536, 300)
+    p.load_at(mark, "wbuf", 8192, 65536, 300, layer=5)
     after = registers_seen(p.instructions)
     inserted = [i for i, (m, regs) in enumerate(after) if m == "load" and regs.get("dma.row_bytes") == 300]
     assert len(inserted) == 1 and inserted[0] == 1  # right after the first load
+    assert after[1][1]["sys.layer"] == 5  # counted for the layer whose weights it loads
     assert after[:1] + after[2:] == before
     assert (p.wbuf_writes[0][1:], p.wbuf_writes[1][1:]) == ((8192, 8192 + 300), (0, 640))
 
@@ -56,14 +57,18 @@ def test_weights_load_early_and_stores_wait_for_the_next_conv_and_stay_bit_exact
     run_wholly_on_the_overlay(block(), tmp_path, np.random.default_rng(4), 25.0)
     session = open_session(tmp_path / "m.tcc")
     lines = disassemble(session.artifact.program, with_pc=False).splitlines()
-    layer_at = [i for i, line in enumerate(lines) if line.startswith("setr sys.layer")]
-    assert len(layer_at) == 3
+    dw = next(i for i, line in enumerate(lines) if line.startswith("matmul dwconv"))
+    slab = max(i for i in range(dw) if lines[i].startswith("load abuf"))  # the depthwise conv's first input
     wbuf_loads = [i for i, line in enumerate(lines) if line.startswith("load wbuf")]
-    # the later convs load no weights in their own code: the first conv's code loads its own and theirs
-    assert len(wbuf_loads) == 3 and all(layer_at[0] < i < layer_at[1] for i in wbuf_loads)
-    first_abuf_load = next(i for i in range(layer_at[1], len(lines)) if lines[i].startswith("load abuf"))
-    first_store = next(i for i in range(layer_at[1], len(lines)) if lines[i].startswith("store"))
-    assert first_store > first_abuf_load  # the first conv's last store, after the depthwise conv's first load
+    # the later convs load no weights in their own code: the first conv's code loads its own and
+    # theirs (each counted for its own layer), before the depthwise conv's first input load
+    assert len(wbuf_loads) == 3 and all(i < slab for i in wbuf_loads)
+    counted_for = {int(lines[max(j for j in range(i) if lines[j].startswith("setr sys.layer"))].split(", ")[1])
+                   for i in wbuf_loads[1:]}
+    assert counted_for == {1, 2}
+    # the first conv's last store, after the depthwise conv's first input load, counted for the first conv
+    assert any(lines[j].startswith("store") and "setr sys.layer, 0" in lines[slab:j] for j in range(slab, dw))
     session.run(None, {"x": np.zeros((1, 32, 28, 28), np.float32)})
     layers = session.performance_report()["layers"]
-    assert sum(layer["bytes_stored"] for layer in layers) == 3 * 28 * 28 * 64
+    assert [layer["bytes_stored"] for layer in layers] == [28 * 28 * 64] * 3  # each counted for its own layer
+    assert all(layer["cycles"] >= layer["roofline_cycles"] for layer in layers)

@@ -64,20 +64,20 @@ setr ea.len, 72                          ; pc 62
 eadd add, half_even, 0x40000, 0x40000    ; pc 63
 store abuf, 0x40000, 0x10c0              ; pc 64
 setr sys.layer, 1                        ; pc 65
-setr cv.kh, 6                            ; pc 66
-setr cv.kw, 6                            ; pc 67
-setr cv.pad_left, 0                      ; pc 68
-setr cv.w_out, 1                         ; pc 69
-setr pl.zp, -43                          ; pc 70
-setr pl.pad_right, 0                     ; pc 71
-setr pl.count_pad, 0                     ; pc 72
-setr pl.mult, 1074028940                 ; pc 73
-setr pl.shift, 27                        ; pc 74
-setr pl.out_zp, -128                     ; pc 75
-load abuf, 0x20000, 0x10c0               ; pc 76
-setr cv.pad_top, 0                       ; pc 77
-setr pl.h_out, 1                         ; pc 78
-setr pl.pad_bottom, 0                    ; pc 79
+setr pl.zp, -43                          ; pc 66
+setr pl.count_pad, 0                     ; pc 67
+setr pl.mult, 1074028940                 ; pc 68
+setr pl.shift, 27                        ; pc 69
+setr pl.out_zp, -128                     ; pc 70
+load abuf, 0x20000, 0x10c0               ; pc 71
+setr cv.kh, 6                            ; pc 72
+setr cv.pad_top, 0                       ; pc 73
+setr pl.h_out, 1                         ; pc 74
+setr pl.pad_bottom, 0                    ; pc 75
+setr cv.kw, 6                            ; pc 76
+setr cv.pad_left, 0                      ; pc 77
+setr cv.w_out, 1                         ; pc 78
+setr pl.pad_right, 0                     ; pc 79
 pool avg, 0x60000, 0x20000               ; pc 80
 setr dma.row_bytes, 2                    ; pc 81
 store abuf, 0x60000, 0x1140              ; pc 82

@@ -47,20 +47,20 @@ setr dma.dram_row, 4                     ; pc 45
 setr dma.sram_row, 4                     ; pc 46
 store abuf, 0x40000, 0x10c0              ; pc 47
 setr sys.layer, 1                        ; pc 48
-setr cv.kh, 2                            ; pc 49
-setr cv.kw, 2                            ; pc 50
-setr cv.sh, 2                            ; pc 51
-setr cv.sw, 2                            ; pc 52
-setr cv.pad_left, 0                      ; pc 53
-setr cv.w_out, 3                         ; pc 54
-setr pl.zp, -128                         ; pc 55
-setr pl.pad_right, 0                     ; pc 56
-setr pl.count_pad, 0                     ; pc 57
-load abuf, 0x20000, 0x10c0               ; pc 58
-setr cv.c, 4                             ; pc 59
-setr cv.pad_top, 0                       ; pc 60
-setr pl.h_out, 3                         ; pc 61
-setr pl.pad_bottom, 0                    ; pc 62
+setr pl.zp, -128                         ; pc 49
+setr pl.count_pad, 0                     ; pc 50
+load abuf, 0x20000, 0x10c0               ; pc 51
+setr cv.c, 4                             ; pc 52
+setr cv.kh, 2                            ; pc 53
+setr cv.sh, 2                            ; pc 54
+setr cv.pad_top, 0                       ; pc 55
+setr pl.h_out, 3                         ; pc 56
+setr pl.pad_bottom, 0                    ; pc 57
+setr cv.kw, 2                            ; pc 58
+setr cv.sw, 2                            ; pc 59
+setr cv.pad_left, 0                      ; pc 60
+setr cv.w_out, 3                         ; pc 61
+setr pl.pad_right, 0                     ; pc 62
 pool max, 0x60000, 0x20000               ; pc 63
 setr dma.row_bytes, 36                   ; pc 64
 store abuf, 0x60000, 0x1180              ; pc 65
