@@ -7,6 +7,9 @@
 - GELU: ``0.5 x (1 + erf(x / sqrt 2))`` -> ``gelu{approximate="none"}`` and
   ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` -> ``gelu{approximate="tanh"}``, with the
   products in any order.
+- L2 normalization: ``x / max(reduce_l2(x), eps)`` over the last axis (torch's F.normalize) ->
+  ``rms_norm`` with scale 1 / sqrt(n); a per-matrix constant scale of a matmul's product moves onto
+  its first operand.
 
 Intermediate values must have no other user and not be module outputs; constants match within
 ``RTOL``, which covers exporters writing float32-rounded or 6-digit literals.
@@ -351,6 +354,66 @@ class GlobalMeanPattern:
         return True
 
 
+# -- L2 normalization --------------------------------------------------------------------------
+class L2NormalizePattern:
+    """x / max(reduce_l2(x, last axis), eps) (torch's F.normalize: Swin V2's cosine attention, CLIP and
+    face embeddings) -> rms_norm(x, 1 / sqrt(n), epsilon = eps^2 / n) over the last axis of n elements:
+    ||x|| = sqrt(n) * rms(x), so x / ||x|| = rms_norm(x) / sqrt(n), on the vector unit.  The clamp
+    max(||x||, eps) becomes sqrt(||x||^2 + eps^2); they differ by less than eps (1e-12 in torch)."""
+
+    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
+        if op.kind != "div" or not is_float(op.result.type.dtype) or op.result.type.shape != op.a.type.shape:
+            return False
+        module, consumed, denom, eps = rewriter.module, [], op.b, 0.0
+        spread = _producer(denom, "expand")
+        if spread is not None and _private(denom, module):
+            consumed.append(spread)
+            denom = spread.x
+        clamp = _producer(denom, "clip")
+        if clamp is not None and _private(denom, module) and clamp.max == math.inf and clamp.min >= 0:
+            consumed.append(clamp)
+            eps, denom = clamp.min, clamp.x
+        norm = _producer(denom, "reduce_l2")
+        rank = op.a.type.rank
+        if (norm is None or norm.x is not op.a or not _private(denom, module)
+                or _trailing_axis(norm, rank) != rank - 1):
+            return False
+        n = op.a.type.shape[-1]
+        builder = rewriter.builder_before(op)
+        scale = builder.const(np.full(n, 1 / math.sqrt(n), to_numpy(op.a.type.dtype)), name=op.result.name + ".scale")
+        fused = builder.value("rms_norm", [op.a, scale], {"axis": rank - 1, "epsilon": eps * eps / n},
+                              name=op.result.name)
+        _replace(rewriter, op, fused, [norm, *consumed])
+        return True
+
+
+class ScaleBeforeMatmulPattern:
+    """matmul(a, b) * c -> matmul(a * c, b) for a constant c of more than one element constant over
+    each product matrix (shape [..., 1, 1]: Swin V2's per-head logit scale on its cosine scores): the
+    scale is then an element-wise op of an operand, not of the int32 accumulators (which have no
+    per-matrix rescale).  A scalar c stays: the quantizer folds it into the product's scale."""
+
+    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
+        if op.kind != "mul" or op.result.type.dtype != "f32":
+            return False
+        for data, other in operand_orders(op):
+            product, c = _producer(data, "matmul"), constant_value(other)
+            if (product is None or c is None or c.size <= 1 or c.ndim < 2 or c.shape[-2:] != (1, 1)
+                    or not _private(data, rewriter.module) or op.result.type.shape != data.type.shape
+                    or c.ndim > product.a.type.rank
+                    or np.broadcast_shapes(c.shape, product.a.type.shape) != tuple(product.a.type.shape)):
+                continue
+            builder = rewriter.builder_before(op)
+            builder.loc = op.loc
+            scaled = builder.value("mul", [product.a, other], name=op.result.name + ".a")
+            builder.loc = product.loc
+            moved = builder.value("matmul", [scaled, product.b], product.attrs, name=op.result.name)
+            rewriter.replace_keeping_name(op, moved)
+            rewriter.erase_op(product)
+            return True
+        return False
+
+
 class NoOpMovePattern:
     """A move that moves nothing -> its input: a pad by zeros on every side (Swin's pad to a multiple
     of the window when the map already is one), a reshape or expand to the same shape, an identity
@@ -370,8 +433,8 @@ class NoOpMovePattern:
 class Recognize(Pass):
     name = "recognize"
     summary = ("fuse decomposed LayerNorm and GELU subgraphs into layer_norm and gelu; a spatial mean "
-               "becomes global_avg_pool; moves that move nothing go")
+               "becomes global_avg_pool; an L2 normalization rms_norm; moves that move nothing go")
 
     def apply(self, module: Module) -> None:
         apply_patterns(module, [LayerNormPattern(), LayerNormAffinePattern(), GeluPattern(), GlobalMeanPattern(),
-                                NoOpMovePattern()])
+                                L2NormalizePattern(), ScaleBeforeMatmulPattern(), NoOpMovePattern()])
