@@ -175,6 +175,58 @@ class LayerNormPattern:
         _replace(rewriter, op, fused, match.consumed)
 
 
+class RmsNormPattern:
+    """x / sqrt(mean(x^2) + eps) over trailing axes (also x * (1 / sqrt(...)) and reciprocal, the
+    square as pow(x, 2) or x * x: LLaMA-style RMSNorm as torch exports it) -> rms_norm(x, ones)."""
+
+    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
+        if op.kind == "div":
+            orders = [(op.a, op.b, False)]
+        elif op.kind == "mul":
+            orders = [(op.a, op.b, True), (op.b, op.a, True)]
+        else:
+            return False
+        for x, denom, inverted in orders:
+            match = self.match(op, x, denom, inverted, rewriter.module)
+            if match is not None:
+                builder = rewriter.builder_before(op)
+                ones = builder.const(np.ones(x.type.shape[match.axis:], to_numpy(x.type.dtype)),
+                                     name=op.result.name + ".scale")
+                fused = builder.value("rms_norm", [x, ones], {"axis": match.axis, "epsilon": match.epsilon},
+                                      name=op.result.name)
+                _replace(rewriter, op, fused, match.consumed)
+                return True
+        return False
+
+    @staticmethod
+    def match(root: Op, x: Value, denom: Value, inverted: bool, module: Module) -> _LayerNormMatch | None:
+        consumed = []
+        if inverted:
+            inverse = _producer(denom, "reciprocal", "div")
+            if inverse is None or not _private(denom, module) or (inverse.kind == "div" and _scalar(inverse.a) != 1.0):
+                return None
+            consumed.append(inverse)
+            denom = inverse.x if inverse.kind == "reciprocal" else inverse.b
+        std = _producer(denom, "sqrt")
+        shifted = std and _producer(std.x, "add")
+        if shifted is None or not _private(denom, module) or not _private(shifted.result, module):
+            return None
+        split = _split_scalar(shifted)
+        var_op = split and _producer(split[0], "reduce_mean")
+        if var_op is None or not _private(split[0], module):
+            return None
+        square = _producer(var_op.x, "pow", "mul")
+        if square is None or not _private(square.result, module) or square.a is not x:
+            return None
+        if (square.kind == "pow" and _scalar(square.b) != 2.0) or (square.kind == "mul" and square.b is not x):
+            return None
+        rank = x.type.rank
+        axis = _trailing_axis(var_op, rank)
+        if axis is None or root.result.type.shape != x.type.shape or not is_float(x.type.dtype):
+            return None
+        return _LayerNormMatch(x, axis, _shortest(x, split[1]), consumed + [std, shifted, var_op, square])
+
+
 def _along_normalized(array: np.ndarray, rank: int, axis: int) -> np.ndarray | None:
     """The constant shaped over the normalized dims if it varies only along them, else None."""
     if array.ndim > rank:
@@ -187,15 +239,18 @@ def _along_normalized(array: np.ndarray, rank: int, axis: int) -> np.ndarray | N
 
 class LayerNormAffinePattern:
     """layer_norm(x, s, b) * g -> layer_norm(x, s * g, b * g);  layer_norm(x, s, b) + t ->
-    layer_norm(x, s, b + t), for constants g, t varying only along the normalized axes."""
+    layer_norm(x, s, b + t), for constants g, t varying only along the normalized axes; the same
+    product for rms_norm(x, s)."""
 
     def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
         if op.kind not in ("mul", "add"):
             return False
         module = rewriter.module
         for x, other in operand_orders(op):
-            norm = _producer(x, "layer_norm")
+            norm = _producer(x, "layer_norm", "rms_norm")
             array = constant_value(other)
+            if norm is not None and norm.kind == "rms_norm" and op.kind == "add":
+                continue  # an rms_norm has no bias
             if (norm is None or array is None or not _private(norm.result, module)
                     or op.result.type.shape != norm.result.type.shape):
                 continue
@@ -203,8 +258,9 @@ class LayerNormAffinePattern:
             axis = normalize_axis(norm.axis, rank)
             factor = _along_normalized(array, rank, axis)
             scale = constant_value(norm.scale)
-            bias = constant_value(norm.bias) if norm.bias is not None else None
-            if factor is None or scale is None or (norm.bias is not None and bias is None):
+            given = norm.bias if norm.kind == "layer_norm" else None
+            bias = constant_value(given) if given is not None else None
+            if factor is None or scale is None or (given is not None and bias is None):
                 continue
             self.rewrite(op, norm, other, factor, scale, bias, rewriter)
             return True
@@ -233,8 +289,7 @@ class LayerNormAffinePattern:
             new_bias = [other]
         else:
             new_bias = [builder.const(bias64.astype(dtype), name=op.result.name + ".bias")]
-        fused = builder.value("layer_norm", [norm.x, new_scale] + new_bias, norm.attrs,
-                              name=op.result.name)
+        fused = builder.value(norm.kind, [norm.x, new_scale] + new_bias, norm.attrs, name=op.result.name)
         _replace(rewriter, op, fused, [norm])
 
 
@@ -436,5 +491,6 @@ class Recognize(Pass):
                "becomes global_avg_pool; an L2 normalization rms_norm; moves that move nothing go")
 
     def apply(self, module: Module) -> None:
-        apply_patterns(module, [LayerNormPattern(), LayerNormAffinePattern(), GeluPattern(), GlobalMeanPattern(),
+        apply_patterns(module, [LayerNormPattern(), RmsNormPattern(), LayerNormAffinePattern(), GeluPattern(),
+                                GlobalMeanPattern(),
                                 L2NormalizePattern(), ScaleBeforeMatmulPattern(), NoOpMovePattern()])
