@@ -28,7 +28,8 @@ def rewrite(op: Op) -> Value | None:
         return None  # batch or channel pads: not a convolution's padding
     nsp = rank - 2
     pads = tuple(p + pad.pads[2 + i % nsp + (i // nsp) * rank] for i, p in enumerate(op.pads))
-    return Builder.before(op).value("conv", [pad.x, *op.operands[1:]], {**op.attrs, "pads": pads},
+    operands = [pad.x, op.w] + ([op.b] if op.b is not None else [])
+    return Builder.before(op).value("conv", operands, {**op.attrs, "pads": pads},
                                     name=f"{op.result.name}.unpadded")
 
 

@@ -40,9 +40,9 @@ def rewrite(op: Op) -> Value | None:
     shape = tuple(op.result.type.shape)
     keep = np.broadcast_to(cond.astype(bool), shape)
     if a is not None:  # where(c, f, x): x where the condition is false
-        keep, fill, x = ~keep, np.broadcast_to(a, shape), op.operands[2]
+        keep, fill, x = ~keep, np.broadcast_to(a, shape), op.b
     else:
-        fill, x = np.broadcast_to(b, shape), op.operands[1]
+        fill, x = np.broadcast_to(b, shape), op.a
     if tuple(x.type.shape) != shape:
         return None  # a broadcast activation: left to the host
     builder = Builder.before(op)

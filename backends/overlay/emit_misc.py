@@ -8,6 +8,7 @@ from tcc.ir import TccError, constant_value, is_constant
 from .context import Context
 from .errors import unsupported
 from .layout import physical_offsets, to_physical
+from .memory import ActivationAddress
 from .epilogue import eadd_registers
 from .steps import Step
 from .tiling import input_rows, stream_tile
@@ -134,7 +135,7 @@ def broadcast_pattern(ctx: Context, b, out, op) -> tuple[int, int]:
     return rep, period
 
 
-def _emul_operand(ctx: Context, bv, y, mul) -> tuple[int, int, int | object]:
+def _emul_operand(ctx: Context, bv, y, mul) -> tuple[int, int, int | ActivationAddress]:
     """(rep, period, DRAM address) of the broadcast operand: an activation where it lives; a constant
     table in its own order when that is a repeated run of the output's (rotary embeddings' cos
     [T, d] over [B, heads, T, d]), else stored expanded in the output's order."""
