@@ -218,6 +218,9 @@ class RmsNormPattern:
         square = _producer(var_op.x, "pow", "mul")
         if square is None or not _private(square.result, module) or square.a is not x:
             return None
+        centred = _producer(x, "sub")
+        if centred is not None and _producer(centred.b, "reduce_mean") is not None:
+            return None  # a layer norm's chain, which LayerNormPattern took or left alone for a reason
         if (square.kind == "pow" and _scalar(square.b) != 2.0) or (square.kind == "mul" and square.b is not x):
             return None
         rank = x.type.rank
