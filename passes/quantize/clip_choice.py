@@ -53,7 +53,7 @@ def observe_halves(module: Module, values: list[Value], samples, half: int) -> l
     return parts
 
 
-def with_ranges(ranges: Ranges, values: list[Value], observers: dict[str, MinMaxObserver]) -> Ranges:
+def with_ranges(ranges: dict, values: list[Value], observers: dict[str, MinMaxObserver]) -> Ranges:
     """``ranges`` with each of ``values`` at the range its observer chooses."""
     fitted = Ranges(ranges)
     fitted.non_finite = getattr(ranges, "non_finite", frozenset())
@@ -82,12 +82,12 @@ def choose_clip(module: Module, ranges: dict, config: LoweringConfig, values: li
         return None
     half = len(samples) // 2 if cross_validated else len(samples)
     parts = observe_halves(module, values, samples, half)
-    errors = {}
+    errors: dict[str, float] = {}
     if cross_validated:
         folds = [(parts[0], slice(half, None)), (parts[1], slice(0, half))]
         for name, _ in CANDIDATES:
-            errors[name] = sum(model_error(lower_module(module, with_ranges(ranges, values, fit[name]), config),
-                                           samples[held], reference[held]) for fit, held in folds)
+            errors[name] = sum((model_error(lower_module(module, with_ranges(ranges, values, fit[name]), config),
+                                            samples[held], reference[held]) for fit, held in folds), 0.0)
         clip = merged(parts[0]["mse"], parts[1]["mse"])
     else:  # min/max as calibrated, the clip fitted on the samples it is measured on
         clip = parts[0]["mse"]
