@@ -81,24 +81,26 @@ def prepare(name: str, work: Path):
 
 
 # Ablation of the remedies: (label, SmoothQuant on, Quantize's residual, rows, scores, outputs,
-# branches and chains options); "--quant int8 (auto)" is what `--quant int8` does
+# patches, branches and chains options); "--quant int8 (auto)" is what `--quant int8` does
 # (quantization_pipeline), the row after it adds the opt-in bf16 GELU.
-REMEDIES = (("int8, no remedy", False, "int8", "off", "off", "int8", "off", "off"),
-            ("+ SmoothQuant", True, "int8", "off", "off", "int8", "off", "off"),
-            ("+ bf16 residual stream", False, "bf16", "off", "off", "int8", "off", "off"),
-            ("+ per-row softmax scales", False, "int8", "on", "off", "int8", "off", "off"),
-            ("+ int32 scores", False, "int8", "off", "on", "int8", "off", "off"),
-            ("+ int32 logits", False, "int8", "off", "off", "int32", "off", "off"),
-            ("+ bf16 stream, int32 branches", False, "bf16", "off", "off", "int8", "on", "off"),
-            ("auto, no int32 logits/branches", True, "auto", "auto", "auto", "int8", "off", "off"),
-            ("auto, no int32 branches", True, "auto", "auto", "auto", "int32", "off", "off"),
-            ("--quant int8 (auto)", True, "auto", "auto", "auto", "int32", "auto", "off"),
-            ("+ bf16 GELU (chains=auto)", True, "auto", "auto", "auto", "int32", "auto", "auto"))
-Remedy = tuple[bool, str, str, str, str, str, str]
+REMEDIES = (("int8, no remedy", False, "int8", "off", "off", "int8", "off", "off", "off"),
+            ("+ SmoothQuant", True, "int8", "off", "off", "int8", "off", "off", "off"),
+            ("+ bf16 residual stream", False, "bf16", "off", "off", "int8", "off", "off", "off"),
+            ("+ per-row softmax scales", False, "int8", "on", "off", "int8", "off", "off", "off"),
+            ("+ int32 scores", False, "int8", "off", "on", "int8", "off", "off", "off"),
+            ("+ int32 logits", False, "int8", "off", "off", "int32", "off", "off", "off"),
+            ("+ bf16 stream, int32 branches", False, "bf16", "off", "off", "int8", "off", "on", "off"),
+            ("+ bf16 stream, int32 patch emb.", False, "bf16", "off", "off", "int8", "on", "off", "off"),
+            ("auto, no int32 logits/branches", True, "auto", "auto", "auto", "int8", "off", "off", "off"),
+            ("auto, no int32 branches", True, "auto", "auto", "auto", "int32", "off", "off", "off"),
+            ("auto, no int32 patch embedding", True, "auto", "auto", "auto", "int32", "off", "auto", "off"),
+            ("--quant int8 (auto)", True, "auto", "auto", "auto", "int32", "auto", "auto", "off"),
+            ("+ bf16 GELU (chains=on)", True, "auto", "auto", "auto", "int32", "auto", "auto", "on"))
+Remedy = tuple[bool, str, str, str, str, str, str, str]
 
 
 def remedy_pipeline(calib: Path, method: str, smooth: bool, residual: str, rows: str = "auto",
-                    scores: str = "auto", outputs: str = "int32", branches: str = "auto",
+                    scores: str = "auto", outputs: str = "int32", patches: str = "auto", branches: str = "auto",
                     chains: str = "off") -> tuple:
     default = quantization_pipeline(str(calib), method=method)
     passes = []
@@ -106,13 +108,14 @@ def remedy_pipeline(calib: Path, method: str, smooth: bool, residual: str, rows:
         if isinstance(p, SmoothQuant) and not smooth:
             continue
         if isinstance(p, Quantize):
-            p.residual, p.rows, p.scores, p.outputs, p.branches, p.chains = residual, rows, scores, outputs, branches, chains
+            p.residual, p.rows, p.scores, p.outputs = residual, rows, scores, outputs
+            p.patches, p.branches, p.chains = patches, branches, chains
         passes.append(p)
     return DEFAULT_FLOAT_PIPELINE + tuple(passes)
 
 
 def measure(name: str, samples: int, exact_samples: int, repeat: int, method: str, work: Path,
-            remedy: Remedy = (True, "auto", "auto", "auto", "int32", "auto", "off")) -> dict:
+            remedy: Remedy = (True, "auto", "auto", "auto", "int32", "auto", "auto", "off")) -> dict:
     model, calib, feeds_of, labels_of = prepare(name, work)
     start = time.perf_counter()
     module, _ = compile_to_ir(str(model), passes=remedy_pipeline(calib, method, *remedy))
@@ -220,9 +223,11 @@ def ablation(args) -> None:
           "the softmax reads the score accumulators converted to bf16; int32 logits = quantize{outputs=int32}: the "
           "output layer's int32 accumulators leave the device, dequantized by the host; int32 branches = "
           "quantize{branches=on}: linear layers read only by the bf16 stream reach it through an int32 grid, no "
-          "int8 rounding; auto = all, each segment, matmul and branch kept only where it measurably lowers the "
-          "output error (what --quant int8 does); bf16 GELU = quantize{chains=auto}: a tabulated non-linearity "
-          "after a linear layer runs in bf16 from its int32 grid (opt-in: its cycles); d cycles: against no remedy")
+          "int8 rounding; int32 patch emb. = quantize{patches=on}: the patch embedding conv runs as a linear layer "
+          "over patch rows into the bf16 stream through an int32 grid; auto = all, each segment, matmul, patch "
+          "embedding and branch kept only where it measurably lowers the output error (what --quant int8 does); "
+          "bf16 GELU = quantize{chains=on}: a tabulated non-linearity after a linear layer runs in bf16 from its "
+          "int32 grid (opt-in: its cycles); d cycles: against no remedy")
 
 
 if __name__ == "__main__":

@@ -253,9 +253,18 @@ def layer_error_sums(values, floats: dict, ref: dict) -> dict[str, tuple[float, 
         f = floats.get(float_name(v))
         if f is not None and f.shape == v.type.shape and v.name in ref:
             real = np.asarray(real_value(v, ref[v.name]), np.float64)
-            f64 = np.asarray(f, np.float64)
-            sums[v.name] = (float(np.sum(f64 ** 2)), float(np.sum((f64 - real) ** 2)))
+            sums[v.name] = _error_sums(np.asarray(f, np.float64), real)
     return sums
+
+
+def _error_sums(f64: np.ndarray, real: np.ndarray) -> tuple[float, float]:
+    """(signal, error) power; an infinity both sides hold (a -inf attention mask kept in bf16) is exact
+    and counts in neither, any other non-finite element is an infinite error."""
+    exact_inf = (f64 == real) & np.isinf(f64)
+    if not (np.isfinite(f64) | exact_inf).all() or not (np.isfinite(real) | exact_inf).all():
+        return float(np.sum(np.where(np.isfinite(f64), f64, 0) ** 2)), math.inf
+    f64, real = np.where(exact_inf, 0, f64), np.where(exact_inf, 0, real)
+    return float(np.sum(f64 ** 2)), float(np.sum((f64 - real) ** 2))
 
 
 def finish_layers(values, checks: dict, num: dict, den: dict) -> None:

@@ -64,8 +64,12 @@ def normalize_attr(kind: str, value):
             raise TypeError(f"{value!r} is not a string")
         return str(value)
     if kind == "ints":
+        if type(value) is tuple and all(type(v) is int for v in value):
+            return value  # frozen already (every op a builder or parser makes passes here twice)
         return tuple(_integer(v) for v in _sequence(value))
     if kind == "floats":
+        if type(value) is tuple and all(type(v) is float for v in value):
+            return value
         return tuple(_real(v) for v in _sequence(value))
     if kind == "tensor":
         return read_only(value)

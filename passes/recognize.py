@@ -7,6 +7,9 @@
 - GELU: ``0.5 x (1 + erf(x / sqrt 2))`` -> ``gelu{approximate="none"}`` and
   ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` -> ``gelu{approximate="tanh"}``, with the
   products in any order.
+- L2 normalization: ``x / max(reduce_l2(x), eps)`` over the last axis (torch's F.normalize) ->
+  ``rms_norm`` with scale 1 / sqrt(n); a per-matrix constant scale of a matmul's product moves onto
+  its first operand.
 
 Intermediate values must have no other user and not be module outputs; constants match within
 ``RTOL``, which covers exporters writing float32-rounded or 6-digit literals.
@@ -172,6 +175,61 @@ class LayerNormPattern:
         _replace(rewriter, op, fused, match.consumed)
 
 
+class RmsNormPattern:
+    """x / sqrt(mean(x^2) + eps) over trailing axes (also x * (1 / sqrt(...)) and reciprocal, the
+    square as pow(x, 2) or x * x: LLaMA-style RMSNorm as torch exports it) -> rms_norm(x, ones)."""
+
+    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
+        if op.kind == "div":
+            orders = [(op.a, op.b, False)]
+        elif op.kind == "mul":
+            orders = [(op.a, op.b, True), (op.b, op.a, True)]
+        else:
+            return False
+        for x, denom, inverted in orders:
+            match = self.match(op, x, denom, inverted, rewriter.module)
+            if match is not None:
+                builder = rewriter.builder_before(op)
+                ones = builder.const(np.ones(x.type.shape[match.axis:], to_numpy(x.type.dtype)),
+                                     name=op.result.name + ".scale")
+                fused = builder.value("rms_norm", [x, ones], {"axis": match.axis, "epsilon": match.epsilon},
+                                      name=op.result.name)
+                _replace(rewriter, op, fused, match.consumed)
+                return True
+        return False
+
+    @staticmethod
+    def match(root: Op, x: Value, denom: Value, inverted: bool, module: Module) -> _LayerNormMatch | None:
+        consumed = []
+        if inverted:
+            inverse = _producer(denom, "reciprocal", "div")
+            if inverse is None or not _private(denom, module) or (inverse.kind == "div" and _scalar(inverse.a) != 1.0):
+                return None
+            consumed.append(inverse)
+            denom = inverse.x if inverse.kind == "reciprocal" else inverse.b
+        std = _producer(denom, "sqrt")
+        shifted = std and _producer(std.x, "add")
+        if shifted is None or not _private(denom, module) or not _private(shifted.result, module):
+            return None
+        split = _split_scalar(shifted)
+        var_op = split and _producer(split[0], "reduce_mean")
+        if var_op is None or not _private(split[0], module):
+            return None
+        square = _producer(var_op.x, "pow", "mul")
+        if square is None or not _private(square.result, module) or square.a is not x:
+            return None
+        centred = _producer(x, "sub")
+        if centred is not None and _producer(centred.b, "reduce_mean") is not None:
+            return None  # a layer norm's chain, which LayerNormPattern took or left alone for a reason
+        if (square.kind == "pow" and _scalar(square.b) != 2.0) or (square.kind == "mul" and square.b is not x):
+            return None
+        rank = x.type.rank
+        axis = _trailing_axis(var_op, rank)
+        if axis is None or root.result.type.shape != x.type.shape or not is_float(x.type.dtype):
+            return None
+        return _LayerNormMatch(x, axis, _shortest(x, split[1]), consumed + [std, shifted, var_op, square])
+
+
 def _along_normalized(array: np.ndarray, rank: int, axis: int) -> np.ndarray | None:
     """The constant shaped over the normalized dims if it varies only along them, else None."""
     if array.ndim > rank:
@@ -184,15 +242,18 @@ def _along_normalized(array: np.ndarray, rank: int, axis: int) -> np.ndarray | N
 
 class LayerNormAffinePattern:
     """layer_norm(x, s, b) * g -> layer_norm(x, s * g, b * g);  layer_norm(x, s, b) + t ->
-    layer_norm(x, s, b + t), for constants g, t varying only along the normalized axes."""
+    layer_norm(x, s, b + t), for constants g, t varying only along the normalized axes; the same
+    product for rms_norm(x, s)."""
 
     def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
         if op.kind not in ("mul", "add"):
             return False
         module = rewriter.module
         for x, other in operand_orders(op):
-            norm = _producer(x, "layer_norm")
+            norm = _producer(x, "layer_norm", "rms_norm")
             array = constant_value(other)
+            if norm is not None and norm.kind == "rms_norm" and op.kind == "add":
+                continue  # an rms_norm has no bias
             if (norm is None or array is None or not _private(norm.result, module)
                     or op.result.type.shape != norm.result.type.shape):
                 continue
@@ -200,8 +261,9 @@ class LayerNormAffinePattern:
             axis = normalize_axis(norm.axis, rank)
             factor = _along_normalized(array, rank, axis)
             scale = constant_value(norm.scale)
-            bias = constant_value(norm.bias) if norm.bias is not None else None
-            if factor is None or scale is None or (norm.bias is not None and bias is None):
+            given = norm.bias if norm.kind == "layer_norm" else None
+            bias = constant_value(given) if given is not None else None
+            if factor is None or scale is None or (given is not None and bias is None):
                 continue
             self.rewrite(op, norm, other, factor, scale, bias, rewriter)
             return True
@@ -230,8 +292,7 @@ class LayerNormAffinePattern:
             new_bias = [other]
         else:
             new_bias = [builder.const(bias64.astype(dtype), name=op.result.name + ".bias")]
-        fused = builder.value("layer_norm", [norm.x, new_scale] + new_bias, norm.attrs,
-                              name=op.result.name)
+        fused = builder.value(norm.kind, [norm.x, new_scale] + new_bias, norm.attrs, name=op.result.name)
         _replace(rewriter, op, fused, [norm])
 
 
@@ -351,6 +412,66 @@ class GlobalMeanPattern:
         return True
 
 
+# -- L2 normalization --------------------------------------------------------------------------
+class L2NormalizePattern:
+    """x / max(reduce_l2(x, last axis), eps) (torch's F.normalize: Swin V2's cosine attention, CLIP and
+    face embeddings) -> rms_norm(x, 1 / sqrt(n), epsilon = eps^2 / n) over the last axis of n elements:
+    ||x|| = sqrt(n) * rms(x), so x / ||x|| = rms_norm(x) / sqrt(n), on the vector unit.  The clamp
+    max(||x||, eps) becomes sqrt(||x||^2 + eps^2); they differ by less than eps (1e-12 in torch)."""
+
+    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
+        if op.kind != "div" or not is_float(op.result.type.dtype) or op.result.type.shape != op.a.type.shape:
+            return False
+        module, consumed, denom, eps = rewriter.module, [], op.b, 0.0
+        spread = _producer(denom, "expand")
+        if spread is not None and _private(denom, module):
+            consumed.append(spread)
+            denom = spread.x
+        clamp = _producer(denom, "clip")
+        if clamp is not None and _private(denom, module) and clamp.max == math.inf and clamp.min >= 0:
+            consumed.append(clamp)
+            eps, denom = clamp.min, clamp.x
+        norm = _producer(denom, "reduce_l2")
+        rank = op.a.type.rank
+        if (norm is None or norm.x is not op.a or not _private(denom, module)
+                or _trailing_axis(norm, rank) != rank - 1):
+            return False
+        n = op.a.type.shape[-1]
+        builder = rewriter.builder_before(op)
+        scale = builder.const(np.full(n, 1 / math.sqrt(n), to_numpy(op.a.type.dtype)), name=op.result.name + ".scale")
+        fused = builder.value("rms_norm", [op.a, scale], {"axis": rank - 1, "epsilon": eps * eps / n},
+                              name=op.result.name)
+        _replace(rewriter, op, fused, [norm, *consumed])
+        return True
+
+
+class ScaleBeforeMatmulPattern:
+    """matmul(a, b) * c -> matmul(a * c, b) for a constant c of more than one element constant over
+    each product matrix (shape [..., 1, 1]: Swin V2's per-head logit scale on its cosine scores): the
+    scale is then an element-wise op of an operand, not of the int32 accumulators (which have no
+    per-matrix rescale).  A scalar c stays: the quantizer folds it into the product's scale."""
+
+    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
+        if op.kind != "mul" or op.result.type.dtype != "f32":
+            return False
+        for data, other in operand_orders(op):
+            product, c = _producer(data, "matmul"), constant_value(other)
+            if (product is None or c is None or c.size <= 1 or c.ndim < 2 or c.shape[-2:] != (1, 1)
+                    or not _private(data, rewriter.module) or op.result.type.shape != data.type.shape
+                    or c.ndim > product.a.type.rank
+                    or np.broadcast_shapes(c.shape, product.a.type.shape) != tuple(product.a.type.shape)):
+                continue
+            builder = rewriter.builder_before(op)
+            builder.loc = op.loc
+            scaled = builder.value("mul", [product.a, other], name=op.result.name + ".a")
+            builder.loc = product.loc
+            moved = builder.value("matmul", [scaled, product.b], product.attrs, name=op.result.name)
+            rewriter.replace_keeping_name(op, moved)
+            rewriter.erase_op(product)
+            return True
+        return False
+
+
 class NoOpMovePattern:
     """A move that moves nothing -> its input: a pad by zeros on every side (Swin's pad to a multiple
     of the window when the map already is one), a reshape or expand to the same shape, an identity
@@ -370,8 +491,9 @@ class NoOpMovePattern:
 class Recognize(Pass):
     name = "recognize"
     summary = ("fuse decomposed LayerNorm and GELU subgraphs into layer_norm and gelu; a spatial mean "
-               "becomes global_avg_pool; moves that move nothing go")
+               "becomes global_avg_pool; an L2 normalization rms_norm; moves that move nothing go")
 
     def apply(self, module: Module) -> None:
-        apply_patterns(module, [LayerNormPattern(), LayerNormAffinePattern(), GeluPattern(), GlobalMeanPattern(),
-                                NoOpMovePattern()])
+        apply_patterns(module, [LayerNormPattern(), RmsNormPattern(), LayerNormAffinePattern(), GeluPattern(),
+                                GlobalMeanPattern(),
+                                L2NormalizePattern(), ScaleBeforeMatmulPattern(), NoOpMovePattern()])

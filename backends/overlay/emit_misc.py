@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from tcc.ir import constant_value
+from tcc.ir import TccError, constant_value, is_constant
 
 from .context import Context
 from .errors import unsupported
 from .layout import physical_offsets, to_physical
+from .memory import ActivationAddress
 from .epilogue import eadd_registers
 from .steps import Step
 from .tiling import input_rows, stream_tile
@@ -134,6 +135,22 @@ def broadcast_pattern(ctx: Context, b, out, op) -> tuple[int, int]:
     return rep, period
 
 
+def _emul_operand(ctx: Context, bv, y, mul) -> tuple[int, int, int | ActivationAddress]:
+    """(rep, period, DRAM address) of the broadcast operand: an activation where it lives; a constant
+    table in its own order when that is a repeated run of the output's (rotary embeddings' cos
+    [T, d] over [B, heads, T, d]), else stored expanded in the output's order."""
+    if not is_constant(bv):
+        return (*broadcast_pattern(ctx, bv, y, mul), ctx.addr(bv))
+    codes = np.asarray(constant_value(bv)).astype(np.int8)
+    try:
+        rep, period = broadcast_pattern(ctx, bv, y, mul)
+        data = np.transpose(codes, ctx.layouts.perm(bv)).reshape(-1)
+    except TccError:
+        rep, period = 1, y.type.size
+        data = np.transpose(np.broadcast_to(codes, y.type.shape), ctx.layouts.perm(y)).reshape(-1)
+    return rep, period, ctx.constant(f"em:{bv.name}:{rep}:{period}", np.ascontiguousarray(data))
+
+
 def emit_emul(ctx: Context, step: Step) -> None:
     """Tiles of the full-shape operand; b is loaded once when it fits a quarter of abuf, else the
     segment each tile reads (tiles then also break where b's pattern restarts)."""
@@ -141,7 +158,7 @@ def emit_emul(ctx: Context, step: Step) -> None:
     (a, bv), y = step.inputs, req.result
     if ctx.layouts.perm(a) != ctx.layouts.perm(y):
         raise unsupported(mul, "the operand of an elementwise product with the result's shape must share its layout")
-    rep, period = broadcast_pattern(ctx, bv, y, mul)
+    rep, period, b_addr = _emul_operand(ctx, bv, y, mul)
     b, p = ctx.buffers, ctx.program
     n, half = y.type.size, b.abuf_q // 2
     ctx.begin_layer(step.name, 0, a.type.size + bv.type.size + n)
@@ -150,7 +167,7 @@ def emit_emul(ctx: Context, step: Step) -> None:
     cycle = rep * period
     whole = period <= b.abuf_q
     if whole:
-        p.dma("load", "abuf", b.a_in(1), ctx.addr(bv), rows=1, row_bytes=period)
+        p.dma("load", "abuf", b.a_in(1), b_addr, rows=1, row_bytes=period)
         p.set({"ea.b": b.a_in(1), "em.b_period": period})
         chunks = [(start, count, start % cycle) for _, start, count in _flat_tiles(n, half)]
     else:
@@ -162,7 +179,7 @@ def emit_emul(ctx: Context, step: Step) -> None:
         if not whole:
             first, segment = start % cycle // rep, (phase + count - 1) // rep + 1
             sb = b.a_in(1) + (i % 2) * half
-            p.dma("load", "abuf", sb, ctx.addr(bv) + first, rows=1, row_bytes=segment)
+            p.dma("load", "abuf", sb, b_addr + first, rows=1, row_bytes=segment)
             p.set({"ea.b": sb, "em.b_period": segment})
         p.set({"ea.len": count, "em.b_phase": phase})
         p.emit("emul", rounding=req.rounding, dst=so, a=sa)

@@ -57,7 +57,20 @@ def compile_heterogeneous(module: Module, target: TargetConfig | None = None, ho
     run on the host or the module has a host tail (refused with HostFallbackRefused when
     ``host_fallback`` is False)."""
     target = target or load_target()
-    placement = place_module(module, target)
+    demoted: dict[str, str] = {}
+    while True:  # an op whose emission fails runs on the host; then place and compile again
+        try:
+            return _compile(module, target, host_fallback, demoted, progress, phases)
+        except BackendError as error:
+            if not host_fallback or error.op_name is None or error.op_name in demoted \
+                    or isinstance(error, HostFallbackRefused):
+                raise
+            demoted[error.op_name] = error.reason
+
+
+def _compile(module: Module, target: TargetConfig, host_fallback: bool, demoted: dict[str, str],
+             progress, phases) -> Artifact | HeteroArtifact:
+    placement = place_module(module, target, demoted)
     host = fallbacks(module, placement)
     if not host:
         return compile_overlay(module, target, progress=progress, phases=phases)

@@ -75,8 +75,10 @@ def _problem(step: Step, target: TargetConfig) -> str | None:
     return None
 
 
-def place_module(module: Module, target: TargetConfig) -> ModulePlacement:
-    """The placement of every non-constant op of ``module`` (quantized IR) on ``target``."""
+def place_module(module: Module, target: TargetConfig, demoted: dict[str, str] | None = None) -> ModulePlacement:
+    """The placement of every non-constant op of ``module`` (quantized IR) on ``target``; a step holding
+    an op named in ``demoted`` (result name -> why) runs on the host (its emission failed: hetero.py)."""
+    demoted = demoted or {}
     io = find_host_io(module)
     placement = ModulePlacement(io)
     boundary = {id(op) for _, _, op in io.inputs + io.outputs if op is not None}
@@ -89,6 +91,8 @@ def place_module(module: Module, target: TargetConfig) -> ModulePlacement:
             continue
         step = match_step(op, module)
         problem = host_reason(op) if step is None else _problem(step, target)
+        if step is not None and problem is None:
+            problem = next((demoted[o.results[0].name] for o in step.ops if o.results[0].name in demoted), None)
         if step is not None and any(id(o) in placement.of for o in step.ops):
             step, problem = None, "its step overlaps an op placed before it"
         if problem is not None:

@@ -153,9 +153,10 @@ def _match_scale(op: Op, module: Module) -> Step | None:
 
 
 def _match_emul(op: Op, module: Module) -> Step | None:
-    """Product of two int8 activations (SiLU's x * sigmoid(x), squeeze-and-excitation's channel
-    scaling, gates): both widened exactly to int32, multiplied with broadcasting, requantized to
-    int8 per tensor.  One operand must have the result's shape; the other may broadcast."""
+    """Product of two int8 tensors (SiLU's x * sigmoid(x), squeeze-and-excitation's channel
+    scaling, gates, rotary embeddings' x * cos): both widened exactly to int32, multiplied with
+    broadcasting, requantized to int8 per tensor.  One operand, an activation, must have the result's
+    shape; the other (an activation or a constant table) may broadcast."""
     req = _sole_user(op.result, module)
     if req is None or req.kind != "requantize" or req.dtype != "i8" or len(req.multiplier) != 1:
         return None
@@ -163,8 +164,8 @@ def _match_emul(op: Op, module: Module) -> Step | None:
         return None
     widened = [v.producer for v in op.operands]
     shape = op.result.type.shape
-    full = next((w for w in widened if w.result.type.shape == shape), None)
-    if full is None or any(is_constant(w.x) for w in widened):
+    full = next((w for w in widened if w.result.type.shape == shape and not is_constant(w.x)), None)
+    if full is None:
         return None
     other = widened[1] if full is widened[0] else widened[0]
     return Step("emul", [*widened, op, req], [full.x, other.x], [req.result])

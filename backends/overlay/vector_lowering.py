@@ -90,13 +90,16 @@ def _binary(op: Op) -> VectorLowering:
             inputs.append(VectorInput(FULL))
         else:
             found = _broadcast_space(v, shape)
+            if found is None and is_constant(v):  # broadcast along middle dims: stored at the result's shape
+                inputs.append(VectorInput(FULL, v, data=_patterns(v, shape).reshape(-1)))
+                continue
             if found is None or any(i.space != FULL for i in inputs):
-                raise unsupported(op, "the vector unit broadcasts one operand along leading or trailing dims only")
+                raise unsupported(op, "the vector unit broadcasts one activation along leading or trailing dims only")
             space, block = found
             rows, cols = (n // block, block) if space == COL else (block, n // block)
             inputs.append(VectorInput(space))
     for i, v in zip(inputs, op.operands):
-        if i.bits is None:
+        if i.bits is None and i.data is None:
             i.value = v
             i.data = _patterns(v, v.type.shape).reshape(-1) if is_constant(v) else None
     if all(i.bits is not None for i in inputs):

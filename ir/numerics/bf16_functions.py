@@ -285,6 +285,11 @@ def lrn(L, x, size: int, alpha: float, beta: float, bias: float):
 
 #: Element-wise functions of one operand by IR op kind (gelu by its ``approximate`` attribute; SiLU
 #: has no op kind of its own: ONNX graphs spell it x * sigmoid(x)).
-UNARY = {"exp": exp, "reciprocal": reciprocal, "sqrt": sqrt, "tanh": tanh, "erf": erf,
+def neg(L, v):
+    """-x: the sign bit flipped (exact for every pattern: zeros, infinities, NaN)."""
+    return L.xor(v, L.pattern(SIGN))
+
+
+UNARY = {"neg": neg, "exp": exp, "reciprocal": reciprocal, "sqrt": sqrt, "tanh": tanh, "erf": erf,
          "sigmoid": sigmoid, "hard_swish": hard_swish}
 GELU = {"none": gelu_erf, "tanh": gelu_tanh}

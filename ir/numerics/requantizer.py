@@ -118,7 +118,7 @@ class AffineRequantizer:
     """
 
     __slots__ = ("centring", "requantizer", "bias", "x_zero_point", "pre_shift", "uses_float", "_ratio",
-                 "_largest_bias", "_v_bound")
+                 "_largest_bias", "_v_bound", "_offset")
 
     def __init__(self, x_zero_point: int, pre_shift: int, magnitude: int, bias, multiplier, shift,
                  zero_point=0, qmin: int = -128, qmax: int = 127, mode: str = "half_even"):
@@ -136,22 +136,33 @@ class AffineRequantizer:
         # |v| must stay below both 2**53 (exact doubles) and the integer rule's 2**62 / multiplier
         self._v_bound = min(_FLOAT64_EXACT - 1, r._bound)
         self._ratio = (r.multiplier.astype(np.float64) * np.ldexp(1.0, -r.shift)) if self.uses_float else None
+        # with no pre-shift, v = x + (bias - x_zero_point): one exact float64 add when that offset is below 2**53
+        offset = self.bias - self.x_zero_point
+        exact = not pre_shift and (not offset.size or int(np.abs(offset).max()) < _FLOAT64_EXACT)
+        self._offset = offset.astype(np.float64) if exact else None
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The stage on ``x``; written into ``out`` (an integer array of x's shape) and returned if given."""
         if self.uses_float and x.size:
             largest = max(int(x.max()) - self.x_zero_point, self.x_zero_point - int(x.min()))
             if (largest << self.pre_shift) + self._largest_bias <= self._v_bound:
-                return self._float(x)
+                return self._float(x, out)
         v = self.centring(x)
         v += self.bias
-        return self.requantizer(v)
+        if out is None:
+            return self.requantizer(v)
+        out[...] = self.requantizer(v)
+        return out
 
-    def _float(self, x: np.ndarray) -> np.ndarray:
+    def _float(self, x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
         r = self.requantizer
-        y = np.subtract(x, self.x_zero_point, dtype=np.float64)
-        if self.pre_shift:
-            y *= float(1 << self.pre_shift)
-        y += self.bias
+        if self._offset is not None:  # both terms and the sum v are integers below 2**53: exact
+            y = np.add(x, self._offset, dtype=np.float64)
+        else:
+            y = np.subtract(x, self.x_zero_point, dtype=np.float64)
+            if self.pre_shift:
+                y *= float(1 << self.pre_shift)
+            y += self.bias
         y *= self._ratio
         if r.mode == "half_even":
             np.rint(y, out=y)
@@ -159,5 +170,10 @@ class AffineRequantizer:
             if r.mode == "half_up":
                 y += 0.5
             np.floor(y, out=y)
-        y += r.zero_point
-        return np.clip(y, r.qmin, r.qmax, out=y)
+        # clamping before adding the zero point clamps alike: y is an integer, and where y + zero_point
+        # would round (|y| >= 2**52) both forms give the same bound
+        np.clip(y, r.qmin - r.zero_point, r.qmax - r.zero_point, out=y)
+        if out is None:
+            y += r.zero_point
+            return y
+        return np.add(y, r.zero_point, out=out, casting="unsafe")

@@ -26,6 +26,7 @@ _MM = registers("mm.a", "mm.a_row", "mm.m", "mm.n", "mm.k", "mm.a_zp", "mm.w_row
 _CV = registers("cv.h", "cv.w", "cv.c", "cv.kh", "cv.kw", "cv.sh", "cv.sw", "cv.dh", "cv.dw",
                 "cv.pad_top", "cv.pad_left", "cv.w_out", "cv.c0")
 _INT32_MIN, _INT32_MAX = numerics.INT32_MIN, numerics.INT32_MAX
+_WINDOWS_KEPT = 2  # slabs whose windows a machine keeps (a layer's tiles alternate between two halves of abuf)
 
 
 @lru_cache(maxsize=64)
@@ -65,14 +66,25 @@ def _window_reader(m: MachineState, M: int, channels: int, zp: int, dtype):
     rows, access = m.region(ABUF, m.reg("mm.a") + first * c + c0, (last - first + 1, channels), (c, 1), np.int8,
                             False, "conv input slab")
 
-    padded = np.empty((rows.shape[0] + 1, channels), dtype)  # the slab as dtype, one more row: the zero point
-    padded[-1] = zp
-
     slab = index.shape == (rows.shape[0], 1) and np.array_equal(index[:, 0], np.arange(M))  # 1x1, stride 1
+    # the tiles of a layer's output channels read one slab the same way, one after another: the windows
+    # made from its bytes are kept (per machine, the last few) and reused while abuf holds those bytes
+    key = (m.reg("mm.a") + first * c + c0, channels, c, M, h, w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, w_out,
+           zp, np.dtype(dtype).str)
+    kept = m.windows
 
     def read() -> np.ndarray:
+        made = kept.get(key)
+        if made is not None and np.array_equal(made[0], rows):
+            return made[1]
+        padded = np.empty((rows.shape[0] + 1, channels), dtype)  # the slab as dtype, one more row: the zero point
+        padded[-1] = zp
         padded[:-1] = rows
-        return padded[:-1, None, :] if slab else np.take(padded, index, axis=0)
+        windows = padded[:-1, None, :] if slab else np.take(padded, index, axis=0)
+        if len(kept) >= _WINDOWS_KEPT:
+            del kept[next(iter(kept))]
+        kept[key] = (rows.copy(), windows)
+        return windows
 
     return read, access
 

@@ -13,6 +13,7 @@ import numpy as np
 from tcc.ir import numerics
 
 from ..table import BUFFERS
+from . import rule_tables
 from .machine import ABUF, Effect, Fault, MachineState, contiguous_strides, impl, registers
 
 _GEOMETRY = registers("cv.h", "cv.w", "cv.c", "cv.kh", "cv.kw", "cv.sh", "cv.sw", "cv.dh", "cv.dw",
@@ -51,6 +52,29 @@ def _windows(h: int, w: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: in
     return arrays + (first, last)
 
 
+_TAP_BY_TAP = 16  # windows of at most this many taps are reduced one tap at a time
+_MEAN_TABLE_LIMIT = 1 << 18  # entries
+
+
+def _mean_table(m: MachineState, divisor: np.ndarray, taps: int, zp: int, mult: int, shift: int, out_zp: int):
+    """Average pooling's rounded mean as a table of every window sum for every divisor the windows
+    have (rule_tables.py): the flat table and, per output, the offset of its divisor's row less the
+    smallest sum; None where the table would be large or the rule refuses one of its sums."""
+    # a window of 1..taps in-slab positions sums to within these (0 included: a sum of fewer taps)
+    lowest, highest = min(0, taps * (numerics.INT8_MIN - zp)), max(0, taps * (numerics.INT8_MAX - zp))
+    divisors, which = np.unique(divisor, return_inverse=True)
+    span = highest - lowest + 1
+    if divisors.size * span > _MEAN_TABLE_LIMIT:
+        return None
+    sums = np.arange(lowest, highest + 1, dtype=np.int64)
+    table = rule_tables.table(m, ("pool avg", tuple(divisors.tolist()), lowest, highest, mult, shift, out_zp),
+                              lambda: np.concatenate([numerics.rounded_mean(sums, int(d), mult, shift, out_zp)
+                                                      for d in divisors]).astype(np.int8))
+    if table is None:
+        return None
+    return table, (which.reshape(-1, 1) * span - lowest).astype(np.int32)
+
+
 @impl("pool")
 def pool(m: MachineState, mode: str, dst: int, src: int):
     m.require_mode("int8", "pool")
@@ -71,16 +95,41 @@ def pool(m: MachineState, mode: str, dst: int, src: int):
     rows, s_access = m.region(ABUF, src + first * c, (last - first + 1, c), (c, 1), np.int8, False,
                               "pool input slab")
     mult, shift, out_zp = _AVG(m.regs)
-    divisor = (in_padded if count_pad else in_slab)[..., None]
+    divisor = (in_padded if count_pad else in_slab).reshape(-1)
+    outputs, taps, n = h_out * w_out, kh * kw, last - first + 1
+    out_rows = out.reshape(outputs, c)
+    # the slab with one more row, the padding value (max: -128, which never exceeds an in-slab value;
+    # avg: x - pl.zp, 0 there, int32 where no window sum can leave it); per tap, the row each output reads
+    sums_fit = taps * (-numerics.INT8_MIN + abs(zp)) < 2**31
+    padded = np.empty((n + 1, c), np.int8 if mode == "max" else np.int32 if sums_fit else np.int64)
+    padded[-1] = numerics.INT8_MIN if mode == "max" else 0
+    rows_of_tap = np.where(valid, index, n).reshape(outputs, taps).T.copy()
+    means = None if mode == "max" or not sums_fit else _mean_table(m, divisor, taps, zp, mult, shift, out_zp)
+
+    def sum_or_max(reduce) -> np.ndarray:
+        """The window reduction over taps: tap by tap into one (outputs, c) array (few taps), else gathered."""
+        if taps > _TAP_BY_TAP:
+            return reduce.reduce(np.take(padded, rows_of_tap.T, axis=0), axis=1)
+        total = np.take(padded, rows_of_tap[0], axis=0)
+        step = np.empty_like(total)
+        for tap in rows_of_tap[1:]:
+            reduce(total, np.take(padded, tap, axis=0, out=step), out=total)
+        return total
 
     def action() -> None:
-        window = rows[index]  # (h_out, w_out, taps, c) int8
-        if mode == "max":  # padding becomes -128, which never exceeds an in-slab value
-            out[...] = np.where(valid[..., None], window, np.int8(numerics.INT8_MIN)).max(axis=2)
+        if mode == "max":
+            padded[:-1] = rows
+            out_rows[...] = sum_or_max(np.maximum)
             return
-        total = np.where(valid[..., None], window.astype(np.int64) - zp, 0).sum(axis=2)
+        np.subtract(rows, zp, out=padded[:-1], dtype=padded.dtype)
+        total = sum_or_max(np.add)
+        if means is not None:
+            table, offsets = means
+            total += offsets
+            np.take(table, total, out=out_rows)
+            return
         try:
-            out[...] = numerics.rounded_mean(total, divisor, mult, shift, out_zp)
+            out_rows[...] = numerics.rounded_mean(total, divisor[:, None], mult, shift, out_zp)
         except ValueError as exc:
             raise Fault(f"average pooling (pl.mult, pl.shift): {exc}") from None
 

@@ -12,6 +12,7 @@ import numpy as np
 from tcc.ir import numerics
 
 from ..cycles import post_cycles
+from . import rule_tables
 from .machine import ABUF, ACC, PBUF, Effect, Fault, MachineState, impl, registers
 
 _RQ = registers("rq.params", "rq.m", "rq.n", "rq.src_row", "rq.dst_row", "rq.src_zp", "rq.pre_shift",
@@ -77,7 +78,7 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
                 prepared[0] = key
             stage = prepared[1]
             if row_shift is None:
-                dst_view[...] = stage(x)
+                stage(x, dst_view)
                 return
             # row m's accumulators are 2**row_shift[m] finer: shifts of this run's data
             v = stage.centring(x)
@@ -108,14 +109,24 @@ def eadd(m: MachineState, op: str, rounding: str, dst: int, a: int):
     requantizers = _requantizers((a_mult, a_shift, 0) + i32, (b_mult, b_shift, 0) + i32,
                                  (out_mult, out_shift, zp, qmin, qmax, rounding))
 
+    def rule(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        va, vb = centre_a(x), centre_b(y)
+        if isinstance(requantizers, str):
+            raise ValueError(requantizers)
+        rq_a, rq_b, rq_out = requantizers
+        va, vb = rq_a(va), rq_b(vb)
+        return rq_out(va + vb if op == "add" else va - vb)
+
+    pairs = rule_tables.table(m, ("eadd", op, rounding, a_zp, b_zp, a_mult, a_shift, b_mult, b_shift, pre_shift,
+                                  out_mult, out_shift, zp, qmin, qmax),
+                              lambda: rule(rule_tables.PAIR_A, rule_tables.PAIR_B).astype(np.int8))
+
     def action() -> None:
+        if pairs is not None:
+            np.take(pairs, rule_tables.pair_index(a_view, b_view), out=out)
+            return
         try:
-            va, vb = centre_a(a_view), centre_b(b_view)
-            if isinstance(requantizers, str):
-                raise ValueError(requantizers)
-            rq_a, rq_b, rq_out = requantizers
-            va, vb = rq_a(va), rq_b(vb)
-            out[...] = rq_out(va + vb if op == "add" else va - vb)
+            out[...] = rule(a_view, b_view)
         except ValueError as exc:
             raise Fault(f"eadd: {exc}") from None
 
@@ -137,12 +148,22 @@ def emul(m: MachineState, rounding: str, dst: int, a: int):
 
     requantizers = _requantizers((out_mult, out_shift, zp, qmin, qmax, rounding))
 
+    def rule(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        if isinstance(requantizers, str):
+            raise ValueError(requantizers)
+        return requantizers[0]((x.astype(np.int64) - a_zp) * (y.astype(np.int64) - b_zp))
+
+    pairs = rule_tables.table(m, ("emul", rounding, a_zp, b_zp, out_mult, out_shift, zp, qmin, qmax),
+                              lambda: rule(rule_tables.PAIR_A, rule_tables.PAIR_B).astype(np.int8))
+    identity = period >= length and phase == 0 and rep == 1  # lane i reads b[i]
+
     def action() -> None:
-        product = (a_view.astype(np.int64) - a_zp) * (b_view.astype(np.int64)[index] - b_zp)
+        b_lanes = b_view[:length] if identity else b_view[index]
+        if pairs is not None:
+            np.take(pairs, rule_tables.pair_index(a_view, b_lanes), out=out)
+            return
         try:
-            if isinstance(requantizers, str):
-                raise ValueError(requantizers)
-            out[...] = requantizers[0](product)
+            out[...] = rule(a_view, b_lanes)
         except ValueError as exc:
             raise Fault(f"emul: {exc}") from None
 

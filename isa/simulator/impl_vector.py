@@ -15,6 +15,7 @@ import numpy as np
 from tcc.ir import numerics
 from tcc.ir.numerics.bf16 import round32
 
+from . import rule_tables
 from .machine import ABUF, VBUF, Effect, Fault, MachineState, impl, registers
 
 _CVT = registers("v.len", "v.scale", "v.zp")
@@ -45,14 +46,23 @@ def cvt(m: MachineState, dir: str, dst: int, src: int):
     if dir == "i8_bf16":
         q, s_access = m.region(ABUF, src, (length,), (1,), np.int8, False, "cvt source")
         out, d_access = m.region(VBUF, dst, (length,), (2,), "<u2", True, "cvt destination")
+        lanes = rule_tables.table(m, ("cvt i8_bf16", scale_bits, zp), lambda: numerics.to_bf16(
+            numerics.int8_to_bf16(rule_tables.BYTE_VALUES, scale, zp)).astype(np.uint16))
 
         def convert():
+            if lanes is not None:
+                return np.take(lanes, q.view(np.uint8))
             return numerics.to_bf16(numerics.int8_to_bf16(q, scale, zp))
     elif dir == "bf16_i8":
         x, s_access = m.region(VBUF, src, (length,), (2,), "<u2", False, "cvt source")
         out, d_access = m.region(ABUF, dst, (length,), (1,), np.int8, True, "cvt destination")
+        # the table (one conversion of all 65,536 patterns) is built once per machine and parameters
+        codes = rule_tables.table(m, ("cvt bf16_i8", scale_bits, zp), lambda: numerics.bf16_to_int8(
+            numerics.from_bf16(rule_tables.BF16_PATTERNS), scale, zp, "half_even").astype(np.int8))
 
         def convert():
+            if codes is not None:
+                return np.take(codes, x)
             return numerics.bf16_to_int8(numerics.from_bf16(x), scale, zp, "half_even")
     elif dir == "i32_bf16":
         q, s_access = m.region(ABUF, src, (length,), (4,), "<i4", False, "cvt source")

@@ -119,6 +119,8 @@ class MachineState:
         self.buffers = {name: np.zeros(target.buffer_bytes(name), np.uint8) for name in BUFFERS}
         self.memories = [self.buffers[name] for name in BUFFERS] + [self.dram]
         self.stop_at_barrier = False  # set by a multi-core run: ``barrier`` ends a run like ``halt``
+        self.tables: dict = {}  # element-wise rules as lookup tables, by instruction and parameters (rule_tables.py)
+        self.windows: dict = {}  # the last conv input slabs read and their windows (impl_matrix.py)
         self.reset()
 
     def load_image(self, image: np.ndarray) -> None:

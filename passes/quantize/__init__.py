@@ -68,6 +68,10 @@ class Quantize(Pass):
     # Attention scores read by a softmax as int32 accumulators converted to bf16 (no int8 rounding;
     # remedies.py): "auto" per matmul where it measurably lowers the output error, "on", "off".
     scores: str = "auto"
+    # A patch embedding conv (kernel = stride) whose tokens only the bf16 residual stream reads runs as a
+    # linear layer over the patches, its accumulators to bf16 through a fine int32 grid (remedies.py):
+    # "auto" per conv where it measurably lowers the output error, "on", "off".
+    patches: str = "auto"
     # Linear layers read only by the bf16 residual stream: their accumulators to bf16 through a fine
     # int32 grid, no int8 rounding (remedies.py): "auto" per layer where it measurably lowers the
     # output error, "on", "off".
@@ -85,6 +89,7 @@ class Quantize(Pass):
         self.residual_choices: list[SegmentChoice] = []  # the results of the last apply (not options)
         self.row_choices: list[SiteChoice] = []
         self.score_choices: list[SiteChoice] = []
+        self.patch_choices: list[SiteChoice] = []
         self.branch_choices: list[SiteChoice] = []
         self.chain_choices: list[SiteChoice] = []
         self.input_choices: list[InputRangeChoice] = []  # input_range.py
@@ -99,7 +104,7 @@ class Quantize(Pass):
             raise QuantizationError(f"rounding {self.rounding!r} is not half_even or half_up")
         if self.residual not in RESIDUAL_CHOICES:
             raise QuantizationError(f"residual {self.residual!r} is not one of {', '.join(RESIDUAL_CHOICES)}")
-        for option in ("rows", "scores", "branches", "chains"):
+        for option in ("rows", "scores", "patches", "branches", "chains"):
             if getattr(self, option) not in SITE_CHOICES:
                 raise QuantizationError(f"{option} {getattr(self, option)!r} is not one of {', '.join(SITE_CHOICES)}")
         if self.outputs not in OUTPUT_CHOICES:
@@ -168,6 +173,9 @@ class Quantize(Pass):
         with self.timed("int32 scores"):
             config.wide_scores, self.score_choices = self.sites(module, ranges, config, samples, "wide_scores",
                                                                 self.scores)
+        with self.timed("int32 patch embeddings"):
+            config.wide_patches, self.patch_choices = self.sites(module, ranges, config, samples, "wide_patches",
+                                                                 self.patches)
         with self.timed("int32 branches"):
             config.wide_branches, self.branch_choices = self.sites(module, ranges, config, samples, "wide_branches",
                                                                    self.branches)
@@ -235,7 +243,8 @@ class Quantize(Pass):
             return frozenset(), []
         if samples is None:
             samples = load_samples(self.calib, module, self.max_samples)
-        label = {"row_scaled": "row scales", "wide_scores": "int32 scores", "wide_branches": "int32 branches",
+        label = {"row_scaled": "row scales", "wide_scores": "int32 scores", "wide_patches": "int32 patch embeddings",
+                 "wide_branches": "int32 branches",
                  "bf16_chains": "bf16 non-linearities"}[field]
         choices = choose_sites(module, ranges, config, field, self.trial_runs(module, samples),
                                lambda done, total: self.report_progress(label, done, total))

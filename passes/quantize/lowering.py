@@ -54,6 +54,9 @@ class LoweringConfig:
     # Linear layers (by the float op's result name) read only by ops kept in bf16, whose accumulators
     # go to bf16 through a fine int32 grid instead of an int8 rounding (remedies.py: wide branches).
     wide_branches: frozenset[str] = frozenset()
+    # Patch embedding convs (by the float op's result name) lowered as linear layers over the patches,
+    # their accumulators to the bf16 tokens through a fine int32 grid (rules.patch_embedding).
+    wide_patches: frozenset[str] = frozenset()
     # Linear layers (by the float op's result name) whose tabulated non-linearity (lut.py) runs in
     # bf16 instead, reading their accumulators through an int32 grid (rules.untabulate).
     bf16_chains: frozenset[str] = frozenset()
@@ -90,6 +93,7 @@ class Lowering:
         self.wide_sites: list[Op] = []  # the float matmuls whose accumulators went to bf16 directly
         self.chain_roots: set[int] = set()  # ids of the float linear layers rules.untabulate chose
         self.chain_sites: list[Op] = []  # those of them lowered (their accumulators went to bf16 directly)
+        self.patch_sites: list[Op] = []  # the float patch embedding convs lowered as linear layers
         self.branch_sites: list[Op] = []  # the float linear layers whose accumulators went to bf16 directly
         self.wide_outputs: list[Op] = []  # the float linear layers whose int32 accumulators leave the model
         self.b = Builder(self.target)

@@ -1,6 +1,6 @@
 """Transformer remedies chosen by measured error: the residual stream in bf16 (per stream segment),
 per-row scales for the bf16 A operand of an activation matmul and int32 attention scores into the
-softmax (per matmul), linear outputs into the bf16 stream without an int8 rounding and tabulated
+softmax (per matmul), linear outputs (and patch embeddings) into the bf16 stream without an int8 rounding and tabulated
 non-linearities after a linear layer run in bf16 from its accumulators (per layer).
 
 A LayerNorm normalizes each token by its own spread, so int8 noise on its input is amplified in
@@ -113,11 +113,16 @@ def choose_bf16_stream(source: Module, ranges, config: LoweringConfig, runs: Tri
 #   (rules.feeds_only_bf16: attention's output projection and the MLP's second layer feeding the bf16
 #   residual stream); its accumulators go onto one fine int32 grid and convert to bf16, no int8
 #   rounding in between.
+# - wide patches (LoweringConfig.wide_patches): a patch embedding conv (kernel = stride) whose tokens
+#   only ops kept in bf16 read (rules.patch_embedding: ViT's, into the bf16 residual stream); it runs
+#   as a linear layer over the int8 image cut into patch rows, its accumulators onto one int32 grid
+#   and to bf16, no int8 rounding of the embedding.
 # - bf16 chains (LoweringConfig.bf16_chains): a linear layer whose output only a tabulated
 #   non-linearity reads (rules.untabulate: GELU after an MLP's first layer); the non-linearity runs on
 #   the bf16 lanes from the layer's accumulators (through an int32 grid), not as an int8 table.
-SITE_FIELDS = ("row_scaled", "wide_scores", "wide_branches", "bf16_chains")
-SITE_KINDS = {"row_scaled": "matmul", "wide_scores": "matmul", "wide_branches": "linear", "bf16_chains": "linear"}
+SITE_FIELDS = ("row_scaled", "wide_scores", "wide_patches", "wide_branches", "bf16_chains")
+SITE_KINDS = {"row_scaled": ("matmul",), "wide_scores": ("matmul",), "wide_patches": ("conv",),
+              "wide_branches": ("linear", "matmul"), "bf16_chains": ("linear", "matmul")}
 
 
 @dataclass(frozen=True)
@@ -136,17 +141,20 @@ def _with_sites(config: LoweringConfig, field: str, names: frozenset[str]) -> Lo
         return replace(config, wide_scores=names)
     if field == "wide_branches":
         return replace(config, wide_branches=names)
+    if field == "wide_patches":
+        return replace(config, wide_patches=names)
     return replace(config, bf16_chains=names)
 
 
 def remedy_sites(source: Module, ranges, config: LoweringConfig, field: str) -> list[Op]:
     """The ops the remedy ``field`` (SITE_FIELDS) would change if asked, in program order."""
-    every = frozenset(op.results[0].name for op in source.ops if op.kind in (SITE_KINDS[field], "matmul"))
-    if not every or field == "wide_branches" and not config.bf16_values:
+    every = frozenset(op.results[0].name for op in source.ops if op.kind in SITE_KINDS[field])
+    if not every or field in ("wide_branches", "wide_patches") and not config.bf16_values:
         return []  # no candidate op (or no bf16 stream to feed): skip lowering the whole model to learn that
     lowered = lower(source, ranges, _with_sites(config, field, every))
     return {"row_scaled": lowered.row_sites, "wide_scores": lowered.wide_sites,
-            "wide_branches": lowered.branch_sites, "bf16_chains": lowered.chain_sites}[field]
+            "wide_patches": lowered.patch_sites, "wide_branches": lowered.branch_sites,
+            "bf16_chains": lowered.chain_sites}[field]
 
 
 def choose_sites(source: Module, ranges, config: LoweringConfig, field: str, runs: TrialRuns,

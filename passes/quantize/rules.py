@@ -36,6 +36,8 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
     if lw.config.weights_for(op) == "bf16":
         return False
     x_in, w_in, b_in = matrix_operands(op)
+    patch = patch_embedding(lw.source, op) if op.kind == "conv" else None
+    result = op.result  # the float value the layer's lowering stands for
     if op.kind == "matmul":
         w = constant_value(w_in)
         if w is None or w.ndim != 2:
@@ -48,7 +50,13 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
             return False
         channel_axis = 1 if op.kind == "conv" else op.result.type.rank - 1
         kind, attrs = ("qconv", op.attrs) if op.kind == "conv" else ("qlinear", {})
-    x = lw.i8(x_in)
+    if patch is not None and op.result.name in lw.config.wide_patches and reads_only_bf16(lw, patch[-1].result):
+        result, kind, attrs, channel_axis = patch[-1].result, "qlinear", {}, 2
+        lw.consumed.update(id(o) for o in patch)
+        lw.patch_sites.append(op)
+        x = patch_rows(lw, op)
+    else:
+        x = lw.i8(x_in)
     sx, _ = per_tensor(x.type.quant)
     bias = constant_value(b_in) if b_in is not None else None
     if b_in is not None and bias is None:
@@ -60,6 +68,8 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
         lw.config.weight_memo[key] = quantize_weights(weight, fmt, axis=0, min_scale=min_scale,
                                                       inputs=lw.config.layer_inputs.get(op.result.name))
     wq, wparams = lw.config.weight_memo[key]
+    if kind == "qlinear" and wq.ndim == 4:  # a patch embedding's kernels as rows of a linear layer
+        wq = wq.reshape(wq.shape[0], -1)
     operands = [x, lw.typed(lw.b.const(wq, w_in.name + ".q"), str(wq.dtype).replace("int", "i"), wparams)]
     if bias is not None:
         bq, acc_scales = quantize_bias(bias, sx, wparams.scale)
@@ -74,10 +84,11 @@ def lower_linear(lw: Lowering, op: Op) -> bool:
         lw.wide_outputs.append(op)
         lw.bind(op.result, lw.b.value("dequantize", [acc], name=op.result.name + ".f32"), "f32")
         return True
-    if kind == "qlinear" and (feeds_only_bf16(lw, op) or id(op) in lw.chain_roots):
-        (lw.chain_sites if id(op) in lw.chain_roots else lw.branch_sites).append(op)
+    if result is not op.result or kind == "qlinear" and (feeds_only_bf16(lw, op) or id(op) in lw.chain_roots):
+        if result is op.result:
+            (lw.chain_sites if id(op) in lw.chain_roots else lw.branch_sites).append(op)
         fine = lw.requantize_i32(acc, np.asarray(acc_scales, np.float64), channel_axis, op.result.name + ".i32")
-        lw.bind(op.result, lw.b.value("dequantize", [fine], {"dtype": "bf16"}, name=op.result.name + ".bf16"), "bf16")
+        lw.bind(result, lw.b.value("dequantize", [fine], {"dtype": "bf16"}, name=result.name + ".bf16"), "bf16")
         return True
     return requantize_output(lw, op, acc, acc_scales, channel_axis)
 
@@ -86,9 +97,54 @@ def feeds_only_bf16(lw: Lowering, op: Op) -> bool:
     """Rule of ``config.wide_branches`` (remedies.py): a linear layer named there whose every reader is
     kept in bf16 (a transformer's attention projection or MLP output into the bf16 residual
     stream) converts its accumulators to bf16 without an int8 rounding."""
-    r = op.result
-    return (r.name in lw.config.wide_branches and bool(r.users) and not lw.source.is_output(r)
-            and all(lw.config.keeps_bf16(u) for u in r.users))
+    return op.result.name in lw.config.wide_branches and reads_only_bf16(lw, op.result)
+
+
+def reads_only_bf16(lw: Lowering, v: Value) -> bool:
+    """Whether every reader of ``v`` is kept in bf16 (and ``v`` is no model output)."""
+    return bool(v.users) and not lw.source.is_output(v) and all(lw.config.keeps_bf16(u) for u in v.users)
+
+
+def patch_embedding(module: Module, op: Op) -> tuple[Op, Op] | None:
+    """The (reshape, transpose) that make tokens of a conv's map when the conv is a patch embedding
+    (ViT's: kernel = stride, no padding, dilation or groups, batch 1, the image a whole number of
+    patches; its map [1, C, h, w] flattened to [1, C, h*w] and transposed to tokens [1, h*w, C], each
+    read by the next alone).  Such a conv is a linear layer over the patches (``patch_rows``).
+
+    Rule of ``config.wide_patches`` (remedies.py): a patch embedding named there whose tokens are read
+    only by ops kept in bf16 (ViT's class-token concat in the bf16 residual stream) is lowered as that
+    linear layer, and its accumulators reach the tokens through one int32 grid, as ``feeds_only_bf16``
+    (the overlay's conv unit stores int8 maps only; its gemm stores int32)."""
+    w = constant_value(op.w)
+    if w is None or w.ndim != 4 or op.group != 1 or any(d != 1 for d in op.dilations) or any(op.pads) \
+            or tuple(op.strides) != w.shape[2:] or op.x.type.rank != 4 or op.x.type.shape[0] != 1 \
+            or any(n % k for n, k in zip(op.x.type.shape[2:], w.shape[2:])):
+        return None
+    _, c, h, wid = op.result.type.shape
+    chain, v = [], op.result
+    for kind, shape in (("reshape", (1, c, h * wid)), ("transpose", (1, h * wid, c))):
+        user = v.users[0] if len(v.users) == 1 and not module.is_output(v) else None
+        if user is None or user.kind != kind or tuple(user.result.type.shape) != shape \
+                or kind == "transpose" and list(user.perm) != [0, 2, 1]:
+            return None
+        chain.append(user)
+        v = user.result
+    return chain[0], chain[1]
+
+
+def patch_rows(lw: Lowering, op: Op) -> Value:
+    """The int8 image of a patch embedding (``patch_embedding``) cut into one row per patch
+    [1, patches, C*kh*kw], by int8 moves: the rows a linear layer of the conv's kernels reads."""
+    x = lw.i8(op.x)
+    _, c, h, wid = x.type.shape
+    kh, kw = op.strides
+    name = op.result.name + ".patches"
+    blocks = lw.b.value("reshape", [x], {"shape": [1, c, h // kh, kh, wid // kw, kw]}, name=name + ".blocks")
+    moved = lw.b.value("transpose", [lw.typed(blocks, "i8", x.type.quant)], {"perm": [0, 2, 4, 1, 3, 5]},
+                       name=name + ".moved")
+    rows = lw.b.value("reshape", [lw.typed(moved, "i8", x.type.quant)],
+                      {"shape": [1, (h // kh) * (wid // kw), c * kh * kw]}, name=name)
+    return lw.typed(rows, "i8", x.type.quant)
 
 
 def leaves_unpinned(module: Module, v: Value) -> bool:

@@ -129,3 +129,35 @@ def test_verify_compares_a_model_with_host_partitions(tcc_cli):
     code, out, _ = tcc_cli("verify", MODEL, "--calib", CALIB, "--samples", "1")
     assert code == 0
     assert "simulator == integer reference: all" in out and "agree bit for bit" in out
+
+
+def test_an_op_whose_emission_fails_runs_on_the_host(tcc_cli, tmp_path):
+    """Placement cannot foresee every limit emission meets (an embedding row wider than the activation
+    buffer): that op then runs on the host and the rest on the device, not a failed compile; with
+    --no-host-fallback the same limit is the one-line error naming the op."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tcc.runtime import open_session
+
+    rng = np.random.default_rng(0)
+    graph = helper.make_graph([helper.make_node("Gather", ["table", "ids"], ["e"]), helper.make_node("Relu", ["e"], ["y"])],
+                              "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(rng.standard_normal((6, 300_000)).astype(np.float32), "table")])
+    model = tmp_path / "wide.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    np.savez(tmp_path / "c.npz", ids=rng.integers(0, 6, (4, 4)))
+    code, _, err = tcc_cli("compile", model, "-t", "overlay", "--calib", tmp_path / "c.npz", "-o", tmp_path / "m.tcc")
+    assert code == 0, err
+    assert "node 'e' (gather) runs on the host: one table row does not fit the activation buffer" in err
+    session = open_session(tmp_path / "m.tcc")
+    ids = np.array([0, 5, 2, 2])
+    (got,) = session.run(None, {"ids": ids})
+    assert np.array_equal(got, session.run_reference({"ids": ids})["y"])
+    (want,) = ort.InferenceSession(str(model)).run(None, {"ids": ids})
+    assert 10 * np.log10(np.sum(want ** 2) / np.sum((want - got) ** 2)) > 30
+    code, _, err = tcc_cli("compile", model, "-t", "overlay", "--calib", tmp_path / "c.npz", "-o", tmp_path / "n.tcc",
+                           "--no-host-fallback")
+    assert code == 2 and "gather %e" in err and "one table row does not fit" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "n.tcc").exists()

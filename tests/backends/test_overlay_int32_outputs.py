@@ -30,6 +30,7 @@ def vit_with(directory, outputs: str, branches: str = "off", chains: str = "off"
     for p in passes:
         if isinstance(p, Quantize):  # fixed remedies: no measuring runs
             p.rows, p.scores, p.residual, p.outputs, p.branches, p.chains = "off", "off", "bf16", outputs, branches, chains
+            p.patches = "off"
     module = compile_to_ir(ENC + "vit_block.onnx", passes=DEFAULT_FLOAT_PIPELINE + passes)[0]
     return module, compile_overlay(module)
 

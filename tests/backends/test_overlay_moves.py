@@ -40,7 +40,8 @@ def _focus(rng, _mode):
 
 
 def _reflect(rng, mode):
-    """A style-transfer block: pad by reflection (or edge), conv (no padding), ReLU, pad, conv."""
+    """A style-transfer block: pad by reflection (or edge, or zeros: TF exports' explicit pads), conv (no
+    padding), ReLU, pad, conv."""
     pads = np.array([0, 0, 2, 1, 0, 0, 1, 2], np.int64)
     return _model([helper.make_node("Pad", ["x", "p"], ["xp"], mode=mode),
                    helper.make_node("Conv", ["xp", "w0"], ["a"]), helper.make_node("Relu", ["a"], ["r"]),
@@ -50,14 +51,14 @@ def _reflect(rng, mode):
 
 
 @pytest.mark.parametrize("build, mode", [(_espcn, "DCR"), (_espcn, "CRD"), (_focus, ""), (_reflect, "reflect"),
-                                         (_reflect, "edge")])
+                                         (_reflect, "edge"), (_reflect, "constant")])
 def test_moves_run_wholly_on_the_overlay(build, mode, tmp_path):
     rng = np.random.default_rng(8)
     run_wholly_on_the_overlay(build(rng, mode), tmp_path, rng, min_sqnr=25)
 
 
 PADS = [("reflect", [0, 0, 2, 1, 0, 0, 1, 3]), ("edge", [0, 1, 3, 0, 0, 2, 0, 1]), ("wrap", [0, 0, 2, 3, 0, 0, 1, 4]),
-        ("reflect", [0, 0, 0, 4, 0, 0, 0, 4])]
+        ("reflect", [0, 0, 0, 4, 0, 0, 0, 4]), ("constant", [0, 2, 1, 0, 0, 1, 0, 3])]
 
 
 @pytest.mark.parametrize("mode, pads", PADS)
@@ -68,11 +69,33 @@ def test_pad_as_concat_matches_onnxruntime(mode, pads):
     from tcc.ir.interpreter import run_module
     from tcc.passes import DEFAULT_FLOAT_PIPELINE
 
-    model = _model([helper.make_node("Pad", ["x", "p"], ["y"], mode=mode)], (1, 3, 5, 6),
-                   {"p": np.array(pads, np.int64)})
+    value = {"v": np.array(-0.75, np.float32)} if mode == "constant" else {}  # a pad value other than 0
+    model = _model([helper.make_node("Pad", ["x", "p", *value], ["y"], mode=mode)], (1, 3, 5, 6),
+                   {"p": np.array(pads, np.int64), **value})
     model.opset_import[0].version = 19  # wrap
     module, _ = compile_to_ir(model, passes=DEFAULT_FLOAT_PIPELINE + ("pad-as-concat", "dce"))
     assert "pad" not in [op.kind for op in module.ops]
     x = np.random.default_rng(1).standard_normal((1, 3, 5, 6)).astype(np.float32)
     want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     np.testing.assert_array_equal(run_module(module, {"x": x})["y"], want)
+
+
+@pytest.mark.parametrize("pads", [[0, 0, 2, 1, 0, 0, 1, 3], [0, 0, 0, 1, 0, 0, 1, 0]])
+def test_a_zero_pad_read_by_a_conv_becomes_its_padding(pads):
+    """TF-style "SAME" exports: Pad then an unpadded Conv -> one conv with the pads (fold-pad), equal to
+    onnxruntime; no pad and no concat is left to move data."""
+    import onnxruntime as ort
+
+    from tcc.driver import compile_to_ir
+    from tcc.ir.interpreter import run_module
+    from tcc.passes import DEFAULT_FLOAT_PIPELINE
+
+    rng = np.random.default_rng(3)
+    model = _model([helper.make_node("Pad", ["x", "p"], ["xp"]),
+                    helper.make_node("Conv", ["xp", "w"], ["y"], pads=[1, 0, 0, 1], strides=[2, 2])],
+                   (1, 3, 9, 8), {"p": np.array(pads, np.int64), "w": _w(rng, 4, 3, 3, 3)})
+    module, _ = compile_to_ir(model, passes=DEFAULT_FLOAT_PIPELINE + ("fold-pad", "pad-as-concat", "dce"))
+    assert [op.kind for op in module.ops if op.kind not in ("const",)] == ["conv"]
+    x = rng.standard_normal((1, 3, 9, 8)).astype(np.float32)
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(run_module(module, {"x": x})["y"], want, rtol=1e-5, atol=1e-5)

@@ -4,6 +4,7 @@ import pytest
 
 from tcc.ir import (Builder, Module, Op, TensorType, Trait, VerifyError, constant_value, has_trait, is_constant,
                     kinds_with, verify)
+from tcc.ir.attributes import normalize_attr
 from tcc.ir.traits import operand_orders
 
 
@@ -58,6 +59,25 @@ def test_attribute_values_are_frozen_and_checked():
     weights = w.producer.value
     with pytest.raises(ValueError, match="read-only"):
         weights[0, 0, 0, 0] = 1.0
+
+
+def test_a_frozen_tuple_is_kept_and_every_other_spelling_still_normalized():
+    """normalize_attr's fast path: a tuple of ints (floats) is already frozen and is kept as it is;
+    numpy integers, lists and arrays are still converted, and bools and non-integers refused."""
+    ints = (1, -2, 2**40)
+    assert normalize_attr("ints", ints) is ints
+    got = normalize_attr("ints", (np.int64(3), 2))
+    assert got == (3, 2) and all(type(v) is int for v in got)
+    assert normalize_attr("ints", np.array([4, 5], np.int32)) == (4, 5)
+    for bad in ((True, 1), (1, 2.5), (1, "2")):
+        with pytest.raises(TypeError):
+            normalize_attr("ints", bad)
+    floats = (0.5, 1.0)
+    assert normalize_attr("floats", floats) is floats
+    got = normalize_attr("floats", (1, np.float32(0.25)))
+    assert got == (1.0, 0.25) and all(type(v) is float for v in got)
+    with pytest.raises(TypeError):
+        normalize_attr("floats", (0.5, False))
 
 
 def test_shape_rule_failure():

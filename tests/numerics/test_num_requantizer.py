@@ -131,6 +131,8 @@ def test_affine_ties_and_nearest_non_ties_at_the_bound(mode, x_zp, bias, zp):
         assert stage.uses_float
         want = affine_rule(x, x_zp, 0, [bias], [mult], [shift], zp, -128, 127, mode)
         assert stage(x).astype(np.int64).tolist() == want.tolist(), (shift, mult)
+        into = stage(x, np.empty(x.shape, np.int8))  # written into an int8 destination, as the simulator does
+        assert into.dtype == np.int8 and into.astype(np.int64).tolist() == want.tolist(), (shift, mult)
 
 
 def test_affine_large_inputs_take_the_integer_path_and_raise_as_the_rule_does():

@@ -349,3 +349,82 @@ def test_a_tabulated_gelu_after_a_linear_layer_runs_in_bf16_from_its_accumulator
     errors = [sum(float(np.sum((run_module(m, s)["out"] - f) ** 2)) for s, f in zip(inputs(), float_out))
               for m in (module, tabulated)]
     assert errors[0] < errors[1]
+
+
+def patch_vit(stride: int = 4, pads: str = "0, 0, 0, 0") -> str:
+    """image [1,2,8,8] -> patch embedding conv (kernel 4) -> flatten + transpose to 4 tokens of 6 ->
+    class token concatenated in front, + position, LayerNorm, a linear head: ViT's front end."""
+    rng = np.random.default_rng(5)
+    side = (8 - 4) // stride + 1  # the map's side (the padded case's too: (8 + 2 - 4) // 4 + 1)
+    n = side * side + 1
+    consts = {"pw": rng.standard_normal((6, 2, 4, 4)) * 0.3, "pb": rng.standard_normal(6) * 0.1,
+              "cls": rng.standard_normal((1, 1, 6)) * 0.02, "pos": rng.standard_normal((1, n, 6)) * 0.1,
+              "g": np.ones(6), "b": np.zeros(6), "head": rng.standard_normal((3, 6)) * 0.3}
+    shapes = {k: ",".join(map(str, np.shape(v))) for k, v in consts.items()}
+    lines = ["module @patch_vit {", "  input %img : f32[1,2,8,8]"]
+    lines += [f"  %{k} = const() {{value = blob<#{i}>}} : f32[{shapes[k]}]" for i, k in enumerate(consts)]
+    lines += [
+        f"  %pe = conv(%img, %pw, %pb) {{dilations = [1, 1], group = 1, pads = [{pads}], "
+        f"strides = [{stride}, {stride}]}} : f32[1,6,{side},{side}]",
+        f"  %flat = reshape(%pe) {{shape = [1, 6, {side * side}]}} : f32[1,6,{side * side}]",
+        f"  %tok = transpose(%flat) {{perm = [0, 2, 1]}} : f32[1,{side * side},6]",
+        f"  %cat = concat(%cls, %tok) {{axis = 1}} : f32[1,{n},6]",
+        f"  %res = add(%cat, %pos) : f32[1,{n},6]",
+        f"  %ln = layer_norm(%res, %g, %b) {{axis = 2, epsilon = 1e-06}} : f32[1,{n},6]",
+        f"  %out = linear(%ln, %head) : f32[1,{n},3]",
+        '  output "out" = %out',
+        "}",
+        "blobs {",
+    ]
+    lines += [f'  #{i} = f32[{shapes[k]}] "{blob(consts[k])}"' for i, k in enumerate(consts)]
+    return "\n".join(lines + ["}"]) + "\n"
+
+
+@pytest.fixture
+def image_calib(tmp_path):
+    path = tmp_path / "images.npz"
+    np.savez(path, img=np.random.default_rng(6).uniform(-1, 1, (16, 1, 2, 8, 8)).astype(np.float32))
+    return str(path)
+
+
+def test_a_patch_embedding_reaches_the_bf16_stream_as_a_linear_layer_over_patches(image_calib):
+    """rules.patch_embedding (quantize{patches=on}): the conv with kernel = stride whose map is flattened
+    and transposed into the bf16 stream becomes a qlinear over the int8 image cut into one row per
+    patch, its accumulators onto one int32 grid and to bf16; the accumulators equal the qconv's of
+    patches=off (which rounds them to int8) element for element, in token order; auto records one
+    measured choice, for the conv."""
+    seen = {}
+    modules = {}
+    for patches in ("on", "off", "auto"):
+        module = parse_module(patch_vit())
+        quantize = Quantize(calib=image_calib, residual="bf16", patches=patches)
+        quantize.apply(module)
+        verify(module)
+        modules[patches] = module
+    assert [c.name for c in quantize.patch_choices] == ["pe"]
+    assert any(op.kind == "qconv" for op in modules["auto"].ops) != quantize.patch_choices[0].kept
+    wide, narrow = modules["on"], modules["off"]
+    assert not any(op.kind == "qconv" for op in wide.ops)
+    linear = next(op for op in wide.ops if op.kind == "qlinear" and op.result.name == "pe.acc")
+    assert linear.x.type.shape == (1, 4, 32) and linear.x.producer.kind == "reshape"
+    assert linear.result.users[0].kind == "requantize" and linear.result.users[0].dtype == "i32"
+    assert linear.result.users[0].result.users[0].result.users[0].kind == "concat"
+    conv = next(op for op in narrow.ops if op.kind == "qconv")
+    assert conv.result.users[0].kind == "requantize" and conv.result.users[0].dtype == "i8"
+    x = {"img": np.random.default_rng(7).uniform(-1, 1, (1, 2, 8, 8)).astype(np.float32)}
+    for key, module, value in (("on", wide, linear.result), ("off", narrow, conv.result)):
+        run_module(module, x, observe=lambda v, a, key=key, value=value: seen.update({key: a}) if v is value else None)
+    np.testing.assert_array_equal(seen["on"], seen["off"].reshape(1, 6, 4).transpose(0, 2, 1))
+
+
+@pytest.mark.parametrize("stride, pads", [(2, "0, 0, 0, 0"), (4, "1, 1, 1, 1")])
+def test_only_non_overlapping_unpadded_patches_are_a_linear_layer(image_calib, stride, pads):
+    module = parse_module(patch_vit(stride, pads))
+    Quantize(calib=image_calib, residual="bf16", patches="on").apply(module)
+    assert any(op.kind == "qconv" for op in module.ops)
+
+
+def test_no_patch_embedding_as_a_linear_layer_into_an_int8_stream(image_calib):
+    module = parse_module(patch_vit())
+    Quantize(calib=image_calib, residual="int8", patches="on").apply(module)
+    assert any(op.kind == "qconv" for op in module.ops)

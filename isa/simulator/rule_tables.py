@@ -1,0 +1,48 @@
+"""Element-wise rules as lookup tables: an instruction's own rule evaluated once on every value its
+operands can hold, then one gather per run.
+
+A unit whose output depends only on one int8 (256 values), two int8 (65,536 pairs), one bf16
+pattern (65,536) or a bounded integer (a pooling window's sum) computes the same bits whether it
+evaluates its rule on the data or reads the rule's value for that input from a table of every
+input: the table *is* the rule, evaluated by the same code.  Tables are built on first use and kept per machine
+(``MachineState.tables``), keyed by the instruction and the parameters its registers gave it,
+so the same requantization in every tile of a layer is evaluated once.  A rule that raises for
+some input the table holds (an out-of-range value the data may never reach) gets no table: the
+caller then evaluates the rule on the data, which raises only if the data does reach it.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .machine import MachineState
+
+#: The int8 value of every byte 0..255 (two's complement): a table indexed by a byte holds f(BYTE_VALUES).
+BYTE_VALUES = np.arange(256, dtype=np.uint8).view(np.int8)
+#: Every (a, b) byte pair as two flat arrays of int8 values, a-major: pair (i, j) at index i * 256 + j.
+PAIR_A, PAIR_B = np.repeat(BYTE_VALUES, 256), np.tile(BYTE_VALUES, 256)
+#: Every bf16 bit pattern 0..0xFFFF.
+BF16_PATTERNS = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+
+
+def table(m: MachineState, key: tuple, build: Callable[[], np.ndarray]) -> np.ndarray | None:
+    """The machine's table for ``key``, built by ``build()`` the first time; None if ``build``
+    raises ValueError (the rule refuses some input: evaluate it on the data instead)."""
+    tables = m.tables
+    if key not in tables:
+        try:
+            made = np.ascontiguousarray(build())
+            made.flags.writeable = False
+        except ValueError:
+            made = None
+        tables[key] = made
+    return tables[key]
+
+
+def pair_index(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The index ``byte(a) * 256 + byte(b)`` of each element pair of two int8 arrays (a pair table's entry)."""
+    index = a.view(np.uint8).astype(np.intp)
+    index <<= 8
+    index |= b.view(np.uint8)
+    return index
