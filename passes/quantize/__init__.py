@@ -10,6 +10,7 @@ from tcc.ir import Module, is_constant
 from tcc.ir.interpreter import run_module
 
 from ..base import Pass
+from .branch_range import branch_outputs, choose_branch_ranges
 from .calibration import DEFAULT_CALIBRATION, CalibrationError, Executor, calibrate, load_samples
 from .dybit_caps import choose_dybit_caps
 from .equalization import CrossLayerEqualization
@@ -20,6 +21,7 @@ from .rules import leaves_unpinned, lower_module
 from .mixed_precision import MixedPrecision, MixedPrecisionPlan, spread_subset
 from .params import WEIGHT_FORMATS, QuantizationError, parse_weight_format
 from .remedies import SegmentChoice, SiteChoice, choose_bf16_stream, choose_sites, remedy_sites, residual_segments
+from .clip_choice import ClipChoice
 from .silu_range import SiluRangeChoice, choose_silu_ranges, silu_inputs
 from .smoothing import SmoothQuant
 from .trial_runs import TrialRuns
@@ -92,6 +94,7 @@ class Quantize(Pass):
         self.chain_choices: list[SiteChoice] = []
         self.input_choices: list[InputRangeChoice] = []  # input_range.py
         self.silu_choice: SiluRangeChoice | None = None  # silu_range.py
+        self.branch_choice: ClipChoice | None = None  # branch_range.py
         self._runs: TrialRuns | None = None  # shared by the measured choices of one apply
         self._float: dict[int, dict] = {}  # float outputs by id(sample), within one apply
 
@@ -148,8 +151,9 @@ class Quantize(Pass):
             module.take_body(lower_module(module, ranges, config))
 
     def measured_choices(self, module: Module, ranges, config: LoweringConfig, samples) -> None:
-        """The input and SiLU ranges (input_range.py, silu_range.py) and the transformer remedies
-        (remedies.py), chosen by measured output error; ``ranges`` and ``config`` are updated in place."""
+        """The input, SiLU and residual-branch ranges (input_range.py, silu_range.py, branch_range.py)
+        and the transformer remedies (remedies.py), chosen by measured output error; ``ranges`` and
+        ``config`` are updated in place."""
         if self.calib and self.method == "auto":
             # streamed by the executor: read just the few the choice measures (and fits the clip on)
             fitted = samples if samples is not None else load_samples(self.calib, module, INPUT_RANGE_SAMPLES)
@@ -158,6 +162,9 @@ class Quantize(Pass):
                                                          lambda s: self.float_outputs(module, s))
             with self.timed("SiLU ranges"):
                 self.silu_choice = self.silu_ranges(module, ranges, config, samples)
+            if not self.sparse_mode:  # (its int8 runs are dense: they would not measure submanifold models)
+                with self.timed("branch ranges"):
+                    self.branch_choice = self.branch_ranges(module, ranges, config, samples)
         with self.timed("residual stream"):
             config.bf16_values = self.residual_stream(module, ranges, config, samples)
         with self.timed("row scales"):
@@ -178,12 +185,21 @@ class Quantize(Pass):
 
     def silu_ranges(self, module: Module, ranges, config: LoweringConfig, samples) -> SiluRangeChoice | None:
         """min/max or the clip for the SiLU inputs, by measured output error (silu_range.py)."""
-        if not silu_inputs(module):
+        return self.group_clip(module, ranges, config, samples, silu_inputs(module), choose_silu_ranges)
+
+    def branch_ranges(self, module: Module, ranges, config: LoweringConfig, samples) -> ClipChoice | None:
+        """min/max or the clip for the residual branches, by measured output error (branch_range.py)."""
+        return self.group_clip(module, ranges, config, samples, branch_outputs(module), choose_branch_ranges)
+
+    def group_clip(self, module: Module, ranges, config: LoweringConfig, samples, values, choose) -> ClipChoice | None:
+        """``choose(module, ranges, config, samples, reference)`` on ``REMEDY_SAMPLES`` calibration samples
+        when the group ``values`` is not empty (clip_choice.py)."""
+        if not values:
             return None
         if samples is None:  # streamed by the executor: read them for the two runs the choice measures
             samples = load_samples(self.calib, module, self.max_samples)
         subset = spread_subset(samples, REMEDY_SAMPLES)
-        return choose_silu_ranges(module, ranges, config, subset, [self.float_outputs(module, s) for s in subset])
+        return choose(module, ranges, config, subset, [self.float_outputs(module, s) for s in subset])
 
     def residual_stream(self, module: Module, ranges, config: LoweringConfig, samples) -> frozenset[str]:
         """The float values kept in bf16 (remedies.py); measured on calibration samples under "auto"."""

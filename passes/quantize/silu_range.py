@@ -12,30 +12,19 @@ there, but not everywhere: the same rule extended to every activation's input co
 
 Rule (when it applies): under ``auto`` calibration, when the model has SiLU inputs, their MSE clip
 (``MseObserver``, fitted on the measured samples) replaces min/max when the quantized model's output
-error (sensitivity.output_error) on those calibration samples is at least ``MIN_GAIN`` lower.
+error (sensitivity.output_error) on those calibration samples is at least ``MIN_GAIN`` lower
+(clip_choice.py).
 Cost: two lowerings and two int8 runs over the samples, for models that have SiLU inputs only.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tcc.ir import Module, Value
-from tcc.ir.interpreter import run_module
 
+from .clip_choice import ClipChoice, choose_clip
 from .lowering import LoweringConfig
-from .observers import MseObserver, Ranges
-from .rules import lower_module
-from .sensitivity import model_error
 
 MIN_GAIN = 0.2  # the clip must cut the output error by 20% (1 dB), as input_range.py's
-
-
-@dataclass(frozen=True)
-class SiluRangeChoice:
-    names: tuple[str, ...]  # the SiLU inputs
-    error_minmax: float  # output error on the measured samples
-    error_mse: float
-    chosen: str  # "minmax" or "mse"
+SiluRangeChoice = ClipChoice  # names: the SiLU inputs
 
 
 def silu_inputs(module: Module) -> list[Value]:
@@ -56,25 +45,4 @@ def choose_silu_ranges(module: Module, ranges: dict, config: LoweringConfig, sam
                        reference) -> SiluRangeChoice | None:
     """Decide the SiLU inputs' ranges (module docstring) on ``samples`` (``reference``: the float
     model's outputs on them); ``ranges`` is updated in place when the clip is chosen."""
-    values = silu_inputs(module)
-    if not values or not samples:
-        return None
-    observers = {v.name: MseObserver() for v in values}
-
-    def observe(value: Value, array) -> None:
-        if value.name in observers:
-            observers[value.name].observe(array)
-
-    for sample in samples:
-        run_module(module, sample, observe=observe)
-    clipped = Ranges(ranges)
-    clipped.non_finite = getattr(ranges, "non_finite", frozenset())
-    for value in values:
-        lo, hi = observers[value.name].range()
-        clipped[id(value)] = (float(lo), float(hi))
-    errors = {name: model_error(lower_module(module, r, config), samples, reference)
-              for name, r in (("minmax", ranges), ("mse", clipped))}
-    chosen = "mse" if errors["mse"] < errors["minmax"] * (1 - MIN_GAIN) else "minmax"
-    if chosen == "mse":
-        ranges.update({id(v): clipped[id(v)] for v in values})
-    return SiluRangeChoice(tuple(v.name for v in values), errors["minmax"], errors["mse"], chosen)
+    return choose_clip(module, ranges, config, silu_inputs(module), samples, reference, MIN_GAIN)
