@@ -85,7 +85,7 @@ def _check_conv_tiles(module: Module, target, target_label: str) -> None:
     split over input-channel chunks): the backend's own tile search (backends/overlay/tiling.py),
     run with one-byte weights (a lower bound)."""
     from tcc.backends.overlay.context import Buffers
-    from tcc.backends.overlay.tiling import ConvGeometry, choose_conv_tiles
+    from tcc.backends.overlay.tiling import ConvGeometry, conv_tiles_exist
     from tcc.isa.weights import INT8_WEIGHTS
 
     buffers = Buffers.of(target)
@@ -102,7 +102,7 @@ def _check_conv_tiles(module: Module, target, target_label: str) -> None:
         kind = "depthwise" if depthwise else "grouped" if group > 1 else "conv"
         geometry = ConvGeometry(h, w, c_in, n_out, h_out, w_out, kh, op.strides[0],
                                 op.dilations[0], k, INT8_WEIGHTS, step, kind)
-        if choose_conv_tiles(geometry, buffers, target) is None:
+        if not conv_tiles_exist(geometry, buffers, target):
             raise LimitError(f"{_where(op)}: not even one output row of one channel fits the on-chip "
                              f"buffers of {target_label} (input {op.x.type}, {kh}x{kw} kernel, "
                              f"abuf_bytes = {target.abuf_bytes}, wbuf_bytes = {target.wbuf_bytes}, "

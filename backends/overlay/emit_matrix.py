@@ -17,7 +17,7 @@ from .epilogue import eadd_registers, emit_epilogue, load_table, table_offset
 from .errors import unsupported
 from .later_store import LaterStore
 from .steps import Step
-from .tiling import (ConvGeometry, choose_conv_tiles, choose_gemm_tiles, column_parts, conv_geometry,
+from .tiling import (ConvGeometry, choose_conv_tiles, choose_gemm_tiles, column_parts, conv_geometry, conv_tiles_exist,
                      input_rows, pixel_view, row_tiles)
 from .views import fetch
 from .weight_packing import integer_format, pack_rows, weight_caps, weight_format_of
@@ -96,7 +96,7 @@ def conv_tiles_fit(step: Step, buffers, target, residual: bool, lut: bool) -> bo
     x_shape, y_shape = pixel_view(conv.x.type.shape, conv.result.type.shape, w.shape[2:], conv.strides, conv.pads)
     geometry = conv_geometry(x_shape, w.shape, y_shape, conv.strides, conv.dilations, conv.group,
                              weight_format_of(conv.w, w), buffers, residual, lut)
-    return choose_conv_tiles(geometry, buffers, target) is not None
+    return conv_tiles_exist(geometry, buffers, target)
 
 
 def emit_conv(ctx: Context, step: Step) -> None:

@@ -239,6 +239,12 @@ def pipeline_tiles(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: 
     return out[:_ceil(len(out), spread)]
 
 
+def conv_tiles_exist(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -> bool:
+    """Whether ``choose_conv_tiles`` finds a tiling: the same candidates, stopping at the first,
+    without timing any (placement and the limits check ask only this)."""
+    return bool(_whole_slab_tiles(g, buffers, target, first=True) or _split_slab_tiles(g, buffers, target, first=True))
+
+
 def choose_conv_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -> ConvTiles | None:
     """The (channel tile, row tile) that fits, or None if not even one row fits, with the whole
     reduction on chip if possible, else with the slab split (see the module docstring): the few
@@ -259,7 +265,7 @@ def choose_conv_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -
 PIPELINE_TRIALS = 16  # tilings, cheapest by ``estimate`` first, timed as a pipeline
 
 
-def _whole_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -> list[ConvTiles]:
+def _whole_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig, first: bool = False) -> list[ConvTiles]:
     tn_max = g.n if g.n * g.wbytes(g.k) <= buffers.wbuf_h else \
         (buffers.wbuf_h // g.wbytes(g.k)) // g.channel_step * g.channel_step
     if tn_max < 1:
@@ -271,11 +277,13 @@ def _whole_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -
             if (g.rows_in(th) * g.w * g.c > buffers.abuf_q or th * g.w_out * tn > g.output_limit(buffers)
                     or th * g.w_out * tn * 4 > buffers.acc_h):
                 break
+            if first:
+                return [ConvTiles(tn, th, 0)]
             out.append(ConvTiles(tn, th, estimate(g, tn, th, target)))
     return out
 
 
-def _split_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -> list[ConvTiles]:
+def _split_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig, first: bool = False) -> list[ConvTiles]:
     """Slab channel subsets: input-channel chunks of a group-1 conv (the few largest chunk sizes
     that fit), or the output channel tile's own channels for a depthwise conv."""
     if g.kind == "grouped":
@@ -300,6 +308,8 @@ def _split_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -
             if g.rows_in(th) * g.w * tc > buffers.abuf_q or th * g.w_out * tn > g.output_limit(buffers) \
                     or th * g.w_out * tn * 4 > buffers.acc_h:
                 break
+            if first:
+                return [ConvTiles(tn, th, 0, tc)]
             out.append(ConvTiles(tn, th, estimate(g, tn, th, target, tc), tc))
     return out
 
