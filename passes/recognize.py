@@ -97,16 +97,16 @@ class _LayerNormMatch:
     consumed: list[Op]
 
 
-def _match_normalize(root: Op, d: Value, denom: Value, inverted: bool,
-                     module: Module) -> _LayerNormMatch | None:
-    """root = d / denom (or d * denom when inverted) as a layer norm of x, else None."""
+def _root_mean_square(denom: Value, inverted: bool, module: Module) -> tuple[Value, Op, float, list[Op]] | None:
+    """denom = sqrt(mean(s^2) + eps) (when inverted its reciprocal: reciprocal(...) or 1 / ...), the
+    square as pow(s, 2) or s * s, every intermediate private: (s, the mean op, eps, the ops), else None."""
     consumed = []
     if inverted:
-        reciprocal = _producer(denom, "reciprocal")
-        if reciprocal is None or not _private(denom, module):
+        inverse = _producer(denom, "reciprocal", "div")
+        if inverse is None or not _private(denom, module) or (inverse.kind == "div" and _scalar(inverse.a) != 1.0):
             return None
-        consumed.append(reciprocal)
-        denom = reciprocal.x
+        consumed.append(inverse)
+        denom = inverse.x if inverse.kind == "reciprocal" else inverse.b
     std = _producer(denom, "sqrt")
     shifted = std and _producer(std.x, "add")
     if shifted is None or not _private(denom, module) or not _private(shifted.result, module):
@@ -119,18 +119,26 @@ def _match_normalize(root: Op, d: Value, denom: Value, inverted: bool,
     if square is None or not _private(square.result, module):
         return None
     base = square.a
-    if square.kind == "pow" and _scalar(square.b) != 2.0:
+    if (square.kind == "pow" and _scalar(square.b) != 2.0) or (square.kind == "mul" and square.b is not base):
         return None
-    if square.kind == "mul" and square.b is not base:
+    return base, var_op, split[1], consumed + [std, shifted, var_op, square]
+
+
+def _match_normalize(root: Op, d: Value, denom: Value, inverted: bool,
+                     module: Module) -> _LayerNormMatch | None:
+    """root = d / denom (or d * denom when inverted) as a layer norm of x, else None."""
+    found = _root_mean_square(denom, inverted, module)
+    if found is None:
         return None
+    base, var_op, eps, consumed = found
     sub = _producer(d, "sub")
     mean_op = sub and _producer(sub.b, "reduce_mean")
     if mean_op is None or mean_op.x is not sub.a:
         return None
     x, mean = sub.operands
-    consumed += [std, shifted, var_op, square, sub, mean_op]
+    consumed += [sub, mean_op]
     if base is d:  # d feeds the square and the normalizing op
-        d_users, mean_users = {id(root), id(square)}, 1
+        d_users, mean_users = {id(root), id(var_op.x.producer)}, 1
     else:  # TF's SquaredDifference: a twin sub(x, mean) feeds the square
         twin = _producer(base, "sub")
         if twin is None or twin.operands != sub.operands or not _private(base, module):
@@ -145,7 +153,7 @@ def _match_normalize(root: Op, d: Value, denom: Value, inverted: bool,
     if (axis is None or _trailing_axis(var_op, rank) != axis or root.result.type.shape != x.type.shape
             or not is_float(x.type.dtype)):
         return None
-    return _LayerNormMatch(x, axis, _shortest(x, split[1]), consumed)
+    return _LayerNormMatch(x, axis, _shortest(x, eps), consumed)
 
 
 class LayerNormPattern:
@@ -200,34 +208,17 @@ class RmsNormPattern:
 
     @staticmethod
     def match(root: Op, x: Value, denom: Value, inverted: bool, module: Module) -> _LayerNormMatch | None:
-        consumed = []
-        if inverted:
-            inverse = _producer(denom, "reciprocal", "div")
-            if inverse is None or not _private(denom, module) or (inverse.kind == "div" and _scalar(inverse.a) != 1.0):
-                return None
-            consumed.append(inverse)
-            denom = inverse.x if inverse.kind == "reciprocal" else inverse.b
-        std = _producer(denom, "sqrt")
-        shifted = std and _producer(std.x, "add")
-        if shifted is None or not _private(denom, module) or not _private(shifted.result, module):
+        found = _root_mean_square(denom, inverted, module)
+        if found is None or found[0] is not x:
             return None
-        split = _split_scalar(shifted)
-        var_op = split and _producer(split[0], "reduce_mean")
-        if var_op is None or not _private(split[0], module):
-            return None
-        square = _producer(var_op.x, "pow", "mul")
-        if square is None or not _private(square.result, module) or square.a is not x:
-            return None
+        _, var_op, eps, consumed = found
         centred = _producer(x, "sub")
         if centred is not None and _producer(centred.b, "reduce_mean") is not None:
             return None  # a layer norm's chain, which LayerNormPattern took or left alone for a reason
-        if (square.kind == "pow" and _scalar(square.b) != 2.0) or (square.kind == "mul" and square.b is not x):
-            return None
-        rank = x.type.rank
-        axis = _trailing_axis(var_op, rank)
+        axis = _trailing_axis(var_op, x.type.rank)
         if axis is None or root.result.type.shape != x.type.shape or not is_float(x.type.dtype):
             return None
-        return _LayerNormMatch(x, axis, _shortest(x, split[1]), consumed + [std, shifted, var_op, square])
+        return _LayerNormMatch(x, axis, _shortest(x, eps), consumed)
 
 
 def _along_normalized(array: np.ndarray, rank: int, axis: int) -> np.ndarray | None:
