@@ -156,8 +156,14 @@ def _match_normalize(root: Op, d: Value, denom: Value, inverted: bool,
     return _LayerNormMatch(x, axis, _shortest(x, eps), consumed)
 
 
-class LayerNormPattern:
-    """(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) over trailing axes -> layer_norm(x, ones)."""
+class _NormPattern:
+    """root = d / denom, or d * denom with denom an inverse, matched by ``find`` -> ``kind``(x, ones)."""
+
+    kind = ""
+
+    @staticmethod
+    def find(root: Op, d: Value, denom: Value, inverted: bool, module: Module) -> _LayerNormMatch | None:
+        raise NotImplementedError  # pragma: no cover - interface
 
     def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
         if op.kind == "div":
@@ -167,47 +173,34 @@ class LayerNormPattern:
         else:
             return False
         for d, denom, inverted in orders:
-            match = _match_normalize(op, d, denom, inverted, rewriter.module)
+            match = self.find(op, d, denom, inverted, rewriter.module)
             if match is not None:
-                self.rewrite(op, match, rewriter)
-                return True
-        return False
-
-    def rewrite(self, op: Op, match: _LayerNormMatch, rewriter: Rewriter) -> None:
-        x = match.x
-        builder = rewriter.builder_before(op)
-        ones = builder.const(np.ones(x.type.shape[match.axis:], to_numpy(x.type.dtype)),
-                             name=op.result.name + ".scale")
-        fused = builder.value("layer_norm", [x, ones], {"axis": match.axis, "epsilon": match.epsilon},
-                              name=op.result.name)
-        _replace(rewriter, op, fused, match.consumed)
-
-
-class RmsNormPattern:
-    """x / sqrt(mean(x^2) + eps) over trailing axes (also x * (1 / sqrt(...)) and reciprocal, the
-    square as pow(x, 2) or x * x: LLaMA-style RMSNorm as torch exports it) -> rms_norm(x, ones)."""
-
-    def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
-        if op.kind == "div":
-            orders = [(op.a, op.b, False)]
-        elif op.kind == "mul":
-            orders = [(op.a, op.b, True), (op.b, op.a, True)]
-        else:
-            return False
-        for x, denom, inverted in orders:
-            match = self.match(op, x, denom, inverted, rewriter.module)
-            if match is not None:
+                x = match.x
                 builder = rewriter.builder_before(op)
                 ones = builder.const(np.ones(x.type.shape[match.axis:], to_numpy(x.type.dtype)),
                                      name=op.result.name + ".scale")
-                fused = builder.value("rms_norm", [x, ones], {"axis": match.axis, "epsilon": match.epsilon},
+                fused = builder.value(self.kind, [x, ones], {"axis": match.axis, "epsilon": match.epsilon},
                                       name=op.result.name)
                 _replace(rewriter, op, fused, match.consumed)
                 return True
         return False
 
+
+class LayerNormPattern(_NormPattern):
+    """(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) over trailing axes -> layer_norm(x, ones)."""
+
+    kind = "layer_norm"
+    find = staticmethod(_match_normalize)
+
+
+class RmsNormPattern(_NormPattern):
+    """x / sqrt(mean(x^2) + eps) over trailing axes (also x * (1 / sqrt(...)) and reciprocal, the
+    square as pow(x, 2) or x * x: LLaMA-style RMSNorm as torch exports it) -> rms_norm(x, ones)."""
+
+    kind = "rms_norm"
+
     @staticmethod
-    def match(root: Op, x: Value, denom: Value, inverted: bool, module: Module) -> _LayerNormMatch | None:
+    def find(root: Op, x: Value, denom: Value, inverted: bool, module: Module) -> _LayerNormMatch | None:
         found = _root_mean_square(denom, inverted, module)
         if found is None or found[0] is not x:
             return None
