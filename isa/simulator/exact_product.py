@@ -50,7 +50,7 @@ class Weights:
     float BLAS paths then never build the integer matrix at all.
     """
 
-    __slots__ = ("w_max", "_values", "_make_values", "_make_transposed", "_transposed", "_sums")
+    __slots__ = ("w_max", "_values", "_make_values", "_make_transposed", "_transposed", "_sums", "_forms")
 
     def __init__(self, values, w_max: int, transposed_as=None):
         self.w_max = w_max
@@ -59,6 +59,7 @@ class Weights:
         self._make_transposed = transposed_as
         self._transposed: dict = {}
         self._sums: np.ndarray | None = None
+        self._forms: dict = {}  # the other layouts made (columns, grouped, rows), by what and dtype
 
     @property
     def values(self) -> np.ndarray:
@@ -90,8 +91,30 @@ class Weights:
 
     def rows(self, lo: int, hi: int) -> "Weights":
         """The Weights of rows [lo, hi) (a group of a grouped convolution), sharing what is made."""
-        return Weights(lambda: self.values[lo:hi], self.w_max,
-                       lambda dtype: self.transposed(dtype)[:, lo:hi])
+        return self._form(("rows", lo, hi), lambda: Weights(lambda: self.values[lo:hi], self.w_max,
+                                                            lambda dtype: self.transposed(dtype)[:, lo:hi]))
+
+    def columns(self, dtype) -> np.ndarray:
+        """``values.T`` as ``dtype`` in C order (K x N): einsum reads it several times faster than the view."""
+        return self._form(("columns", dtype), lambda: np.ascontiguousarray(self.transposed(dtype)))
+
+    def grouped(self, dtype, groups: int, size: int) -> np.ndarray:
+        """(groups, K, size) as ``dtype``, C order: group g holds columns [g*size, (g+1)*size) of
+        ``values.T``, zero columns past N (a short last group)."""
+        def make() -> np.ndarray:
+            t = self.transposed(dtype)
+            k, n = t.shape
+            full = np.zeros((k, groups * size), dtype)
+            full[:, :n] = t
+            return np.ascontiguousarray(full.reshape(k, groups, size).transpose(1, 0, 2))
+
+        return self._form(("grouped", dtype, groups, size), make)
+
+    def _form(self, key: tuple, make):
+        made = self._forms.get(key)
+        if made is None:
+            made = self._forms[key] = make()
+        return made
 
 
 def int32_fits(k: int, zp: int, w_max: int) -> bool:
@@ -155,10 +178,29 @@ def exact_depthwise(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int)
     if not zero_point_fits(zp) or k > float32_terms(w_max):
         return np.einsum("mkn,nk->mn", a.astype(np.int64) - zp, weights.values.astype(np.int64))
     # einsum sums in whatever order it likes: every partial sum is still an integer below 2**24
-    total = np.einsum("mkn,kn->mn", a.astype(np.float32, copy=False), weights.transposed(np.float32)).astype(np.int64)
+    total = np.einsum("mkn,kn->mn", a.astype(np.float32, copy=False), weights.columns(np.float32)).astype(np.int64)
     if zp:
         total -= zp * weights.row_sums()
     return total
+
+
+def exact_grouped(a: np.ndarray, w: Weights, n: int, size: int, zp: int, w_max: int) -> np.ndarray:
+    """A grouped product as int64 (M, n): output column g*size + j is ``(a[g] - zp) @ w[g*size + j]``,
+    for ``a`` (groups, M, K) holding int8 values (padding positions hold ``zp``) and ``w`` (n, K)
+    Weights of magnitude at most ``w_max``, n <= groups * size.  One batched float32 product
+    where each group's reduction is within the module's bound (every partial sum is a subset of
+    one group's K products), else group by group."""
+    groups, rows, k = a.shape
+    if zero_point_fits(zp) and k <= float32_terms(w_max):
+        product = np.matmul(a.astype(np.float32, copy=False), w.grouped(np.float32, groups, size))  # (groups, M, size)
+        out = product.transpose(1, 0, 2).reshape(rows, groups * size)[:, :n].astype(np.int64)
+        if zp:
+            out -= zp * w.row_sums()
+        return out
+    out = np.empty((rows, n), np.int64)
+    for g in range(groups):
+        out[:, g * size:(g + 1) * size] = exact_product(a[g], w.rows(g * size, min((g + 1) * size, n)), zp, w_max)
+    return out
 
 
 def _integer_product(a: np.ndarray, w: np.ndarray, zp: int, w_max: int) -> np.ndarray:

@@ -18,7 +18,8 @@ from tcc.ir import numerics
 
 from ..cycles import matmul_cycles
 from ..weights import matmul_format, row_bytes
-from .exact_product import Weights, exact_depthwise, exact_product, exact_product_into, int32_fits, zero_point_fits
+from .exact_product import (Weights, exact_depthwise, exact_grouped, exact_product, exact_product_into, int32_fits,
+                            zero_point_fits)
 from .machine import ABUF, ACC, PBUF, WBUF, Effect, Fault, MachineState, impl, registers
 from .weight_decode import decode_rows, decode_transposed, one_byte_codes
 
@@ -99,17 +100,10 @@ def _grouped(m: MachineState, M: int, N: int, K: int, zp: int, w_max: int, dtype
     groups = -(-N // ng)
     windows, a_access = _window_reader(m, M, groups * cg, zp, dtype)  # (M, taps, groups * cg)
 
-    split: list = [None, []]  # the Weights last split and their groups' Weights
-
     def product(weights: Weights) -> np.ndarray:
-        if split[0] is not weights:
-            split[:] = [weights, [weights.rows(g * ng, (g + 1) * ng) for g in range(groups)]]
         gathered = windows().reshape(M, kh * kw, groups, cg)
-        out = np.empty((M, N), np.int64)
-        for g, group in enumerate(split[1]):
-            a = gathered[:, :, g, :].reshape(M, K)
-            out[:, g * ng:(g + 1) * ng] = exact_product(a, group, zp, w_max)
-        return out
+        # (groups, M, K) with reduction index tap * cg + ci: a view for one tap, else a copy
+        return exact_grouped(gathered.transpose(2, 0, 1, 3).reshape(groups, M, K), weights, N, ng, zp, w_max)
 
     return product, a_access
 
