@@ -123,11 +123,14 @@ def int32_fits(k: int, zp: int, w_max: int) -> bool:
     return k * (_A_MAGNITUDE + abs(zp)) * max(w_max, 1) < 2**31
 
 
-def exact_product_into(out: np.ndarray, a: np.ndarray, w: Weights, zp: int, w_max: int) -> None:
+def exact_product_into(out: np.ndarray, a: np.ndarray, w: Weights, zp: int, w_max: int,
+                       product: np.ndarray | None = None) -> None:
     """``out[...] = (a - zp) @ w.T`` for an int32 ``out`` when ``int32_fits``: the exact float product
     converted once into ``out`` (integers below 2**31), then the zero-point correction subtracted
-    there, exact in int32 because the result and both terms fit."""
-    product = _float_product(a, w, zp, w_max)
+    there, exact in int32 because the result and both terms fit.  ``product``: ``float_product(a,
+    w, zp, w_max)`` when the caller has it already (shared_product.py)."""
+    if product is None:
+        product = float_product(a, w, zp, w_max)
     if product is None:
         out[...] = _integer_product(a, w.values, zp, w_max)
         return
@@ -136,11 +139,14 @@ def exact_product_into(out: np.ndarray, a: np.ndarray, w: Weights, zp: int, w_ma
         out -= (zp * w.row_sums()).astype(np.int32)
 
 
-def exact_product(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int) -> np.ndarray:
+def exact_product(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int,
+                  product: np.ndarray | None = None) -> np.ndarray:
     """``(a - zp) @ w.T`` as int64, for ``a`` (M, K) holding int8 values (any numeric dtype; padding
-    positions hold ``zp``) and ``w`` (N, K) integers of magnitude at most ``w_max`` (or their Weights)."""
+    positions hold ``zp``) and ``w`` (N, K) integers of magnitude at most ``w_max`` (or their Weights);
+    ``product`` as for ``exact_product_into``."""
     weights = w if isinstance(w, Weights) else Weights(w, w_max)
-    product = _float_product(a, weights, zp, w_max)
+    if product is None:
+        product = float_product(a, weights, zp, w_max)
     if product is None:
         return _integer_product(a, weights.values, zp, w_max)
     out = product.astype(np.int64)
@@ -149,7 +155,7 @@ def exact_product(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int) -
     return out
 
 
-def _float_product(a: np.ndarray, weights: Weights, zp: int, w_max: int) -> np.ndarray | None:
+def float_product(a: np.ndarray, weights: Weights, zp: int, w_max: int) -> np.ndarray | None:
     """``a @ w.T`` in float32 or float64 where the bound above makes it exact, else None."""
     k = a.shape[1]
     if not zero_point_fits(zp) or k * _A_MAGNITUDE * max(w_max, 1) > _FLOAT64_EXACT:

@@ -121,6 +121,7 @@ class MachineState:
         self.stop_at_barrier = False  # set by a multi-core run: ``barrier`` ends a run like ``halt``
         self.tables: dict = {}  # element-wise rules as lookup tables, by instruction and parameters (rule_tables.py)
         self.windows: dict = {}  # the last conv input slabs read and their windows (impl_matrix.py)
+        self.shared: dict = {}  # conv tiles reading the same windows, by layer and windows (shared_product.py)
         self.reset()
 
     def load_image(self, image: np.ndarray) -> None:
