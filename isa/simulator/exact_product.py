@@ -134,9 +134,7 @@ def exact_product_into(out: np.ndarray, a: np.ndarray, w: Weights, zp: int, w_ma
     if product is None:
         out[...] = _integer_product(a, w.values, zp, w_max)
         return
-    out[...] = product
-    if zp:
-        out -= (zp * w.row_sums()).astype(np.int32)
+    _integers(product, w, zp, out)
 
 
 def exact_product(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int,
@@ -149,10 +147,9 @@ def exact_product(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int,
         product = float_product(a, weights, zp, w_max)
     if product is None:
         return _integer_product(a, weights.values, zp, w_max)
-    out = product.astype(np.int64)
-    if zp:
-        out -= zp * weights.row_sums()
-    return out
+    total = _integers(product, weights, zp, None)
+    assert total is not None
+    return total
 
 
 def float_product(a: np.ndarray, weights: Weights, zp: int, w_max: int) -> np.ndarray | None:
@@ -175,38 +172,50 @@ def float_product(a: np.ndarray, weights: Weights, zp: int, w_max: int) -> np.nd
     return product
 
 
-def exact_depthwise(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int) -> np.ndarray:
+def exact_depthwise(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int,
+                    out: np.ndarray | None = None) -> np.ndarray | None:
     """``sum_k (a[m, k, n] - zp) * w[n, k]`` as int64, for ``a`` (M, K, N) holding int8 values
     (padding positions hold ``zp``) and ``w`` (N, K) of magnitude at most ``w_max`` (or their
-    Weights): float32 under the module's bound."""
+    Weights): float32 under the module's bound.  With ``out`` (int32, when ``int32_fits``) the
+    float32 result is written there and None returned, as ``exact_product_into`` does."""
     weights = w if isinstance(w, Weights) else Weights(w, w_max)
     k = a.shape[1]
     if not zero_point_fits(zp) or k > float32_terms(w_max):
         return np.einsum("mkn,nk->mn", a.astype(np.int64) - zp, weights.values.astype(np.int64))
     # einsum sums in whatever order it likes: every partial sum is still an integer below 2**24
-    total = np.einsum("mkn,kn->mn", a.astype(np.float32, copy=False), weights.columns(np.float32)).astype(np.int64)
-    if zp:
-        total -= zp * weights.row_sums()
-    return total
+    product = np.einsum("mkn,kn->mn", a.astype(np.float32, copy=False), weights.columns(np.float32))
+    return _integers(product, weights, zp, out)
 
 
-def exact_grouped(a: np.ndarray, w: Weights, n: int, size: int, zp: int, w_max: int) -> np.ndarray:
+def exact_grouped(a: np.ndarray, w: Weights, n: int, size: int, zp: int, w_max: int,
+                  out: np.ndarray | None = None) -> np.ndarray | None:
     """A grouped product as int64 (M, n): output column g*size + j is ``(a[g] - zp) @ w[g*size + j]``,
     for ``a`` (groups, M, K) holding int8 values (padding positions hold ``zp``) and ``w`` (n, K)
     Weights of magnitude at most ``w_max``, n <= groups * size.  One batched float32 product
     where each group's reduction is within the module's bound (every partial sum is a subset of
-    one group's K products), else group by group."""
+    one group's K products), else group by group.  ``out`` as for ``exact_depthwise``."""
     groups, rows, k = a.shape
     if zero_point_fits(zp) and k <= float32_terms(w_max):
         product = np.matmul(a.astype(np.float32, copy=False), w.grouped(np.float32, groups, size))  # (groups, M, size)
-        out = product.transpose(1, 0, 2).reshape(rows, groups * size)[:, :n].astype(np.int64)
-        if zp:
-            out -= zp * w.row_sums()
-        return out
-    out = np.empty((rows, n), np.int64)
+        return _integers(product.transpose(1, 0, 2).reshape(rows, groups * size)[:, :n], w, zp, out)
+    total = np.empty((rows, n), np.int64)
     for g in range(groups):
-        out[:, g * size:(g + 1) * size] = exact_product(a[g], w.rows(g * size, min((g + 1) * size, n)), zp, w_max)
-    return out
+        total[:, g * size:(g + 1) * size] = exact_product(a[g], w.rows(g * size, min((g + 1) * size, n)), zp, w_max)
+    return total
+
+
+def _integers(product: np.ndarray, w: Weights, zp: int, out: np.ndarray | None) -> np.ndarray | None:
+    """An exact float ``a @ w.T`` less the zero-point correction: as int64, or written into the int32
+    ``out`` (None returned), exact there when ``int32_fits`` as in ``exact_product_into``."""
+    if out is None:
+        total = product.astype(np.int64)
+        if zp:
+            total -= zp * w.row_sums()
+        return total
+    out[...] = product
+    if zp:
+        out -= (zp * w.row_sums()).astype(np.int32)
+    return None
 
 
 def _integer_product(a: np.ndarray, w: np.ndarray, zp: int, w_max: int) -> np.ndarray:

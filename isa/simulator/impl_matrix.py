@@ -131,10 +131,10 @@ def _grouped(m: MachineState, M: int, N: int, K: int, zp: int, w_max: int, dtype
     groups = -(-N // ng)
     windows, a_access, _ = _window_reader(m, M, groups * cg, zp, dtype)  # (M, taps, groups * cg)
 
-    def product(weights: Weights) -> np.ndarray:
+    def product(weights: Weights, into: np.ndarray | None) -> np.ndarray | None:
         gathered = windows()[0].reshape(M, kh * kw, groups, cg)
         # (groups, M, K) with reduction index tap * cg + ci: a view for one tap, else a copy
-        return exact_grouped(gathered.transpose(2, 0, 1, 3).reshape(groups, M, K), weights, N, ng, zp, w_max)
+        return exact_grouped(gathered.transpose(2, 0, 1, 3).reshape(groups, M, K), weights, N, ng, zp, w_max, into)
 
     return product, a_access
 
@@ -167,9 +167,15 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
         if kh <= 0 or kw <= 0 or K % (kh * kw):
             raise Fault(f"conv: mm.k = {K} is not a multiple of cv.kh * cv.kw = {kh} * {kw}")
         operands, a_access = _conv_operands(m, M, N, K // (kh * kw), zp, dtype, (wfmt, wcap), w_max)
+    # product(weights, into): the int64 product, or None when it was written into ``into`` (an int32
+    # destination given when every sum provably fits it)
+    product: Callable[[Weights, np.ndarray | None], np.ndarray | None]
     if operands is not None:
-        def product(weights: Weights) -> np.ndarray:
+        def product(weights: Weights, into: np.ndarray | None) -> np.ndarray | None:
             a_operand, shared = operands(weights)
+            if into is not None:
+                exact_product_into(into, a_operand, weights, zp, w_max, shared)
+                return None
             return exact_product(a_operand, weights, zp, w_max, shared)
     elif mode == "gconv":
         product, a_access = _grouped(m, M, N, K, zp, w_max, dtype)
@@ -179,13 +185,14 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
             raise Fault(f"dwconv: mm.k = {K} must equal cv.kh * cv.kw = {kh} * {kw}")
         windows, a_access, _ = _window_reader(m, M, N, zp, dtype)  # (M, K, N)
 
-        def product(weights: Weights) -> np.ndarray:
-            return exact_depthwise(windows()[0], weights, zp, w_max)
+        def product(weights: Weights, into: np.ndarray | None) -> np.ndarray | None:
+            return exact_depthwise(windows()[0], weights, zp, w_max, into)
     out, acc_access = m.region(ACC, acc, (M, N), (4 * acc_row, 4), "<i4", True, "accumulators")
 
     decoded: list = [None, None]  # the packed weight bytes last decoded and their Weights
-    # a fresh gemm/conv whose every sum fits int32 (int32_fits) cannot trap: written into acc directly
-    into = operands is not None and not accumulate and int32_fits(K, zp, w_max)
+    # a fresh product whose every sum fits int32 (int32_fits: K terms, per group for gconv, per tap for
+    # dwconv) cannot trap: written into acc directly
+    into = out if not accumulate and int32_fits(K, zp, w_max) else None
 
     def action() -> None:
         if caps is not None and caps.size and int(caps.max()) > fmt.bits - 1:
@@ -197,11 +204,9 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
             row_caps = None if caps is None else caps.copy()
             direct = (lambda dtype: decode_transposed(rows, K, fmt, dtype)) if one_byte_codes(fmt) else None
             decoded[:] = [key, Weights(lambda: decode_rows(rows, K, fmt, row_caps), w_max, direct)]
-        if into:
-            a_operand, shared = operands(decoded[1])
-            exact_product_into(out, a_operand, decoded[1], zp, w_max, shared)
+        total = product(decoded[1], into)
+        if total is None:
             return
-        total = product(decoded[1])
         if accumulate:
             total += out
         if total.size and (total.max() > _INT32_MAX or total.min() < _INT32_MIN):
