@@ -2,7 +2,7 @@
 
 Float: each rewrite equals onnxruntime's reduction (mean, sum, L2; kept or dropped dims; leading,
 middle, trailing and all axes).  Overlay: token mean pooling of a transformer's [T, C] and
-ConvNeXt V2's global response normalization run wholly on the device, simulator == integer
+ConvNeXt V2's channels-first LayerNorm and global response normalization run wholly on the device, simulator == integer
 reference bit for bit, close to float onnxruntime.
 """
 import numpy as np
@@ -57,12 +57,20 @@ def test_token_mean_pooling_runs_wholly_on_the_overlay(tmp_path):
 
 
 def test_global_response_normalization_runs_wholly_on_the_overlay(tmp_path):
-    """ConvNeXt V2's GRN on NHWC features: ||X|| over H, W (ReduceL2) divided by its mean over the
+    """A channels-first LayerNorm (official ConvNeXt code), then ConvNeXt V2's GRN on NHWC features: ||X|| over H, W (ReduceL2) divided by its mean over the
     channels plus eps, gamma * X * N + beta + X; then the spatial mean and a classifier.  The eps add
     becomes an int8 table, the scalar divisor a broadcast column of the vector unit's division."""
     rng = np.random.default_rng(4)
     c = 32
-    nodes = [helper.make_node("Conv", ["x", "wc"], ["f"], pads=[1, 1, 1, 1]),
+    nodes = [helper.make_node("Conv", ["x", "wc"], ["c"], pads=[1, 1, 1, 1]),
+             # the official ConvNeXt's channels-first LayerNorm: means over axis 1 (recognize moves it last)
+             helper.make_node("ReduceMean", ["c", "ch"], ["u"], keepdims=1),
+             helper.make_node("Sub", ["c", "u"], ["d"]),
+             helper.make_node("Mul", ["d", "d"], ["d2"]),
+             helper.make_node("ReduceMean", ["d2", "ch"], ["v"], keepdims=1),
+             helper.make_node("Add", ["v", "eps"], ["ve"]),
+             helper.make_node("Sqrt", ["ve"], ["sd"]),
+             helper.make_node("Div", ["d", "sd"], ["f"]),
              helper.make_node("Transpose", ["f"], ["X"], perm=[0, 2, 3, 1]),
              helper.make_node("ReduceL2", ["X", "hw"], ["gx"], keepdims=1),
              helper.make_node("ReduceMean", ["gx", "last"], ["gm"], keepdims=1),
@@ -75,7 +83,7 @@ def test_global_response_normalization_runs_wholly_on_the_overlay(tmp_path):
              helper.make_node("ReduceMean", ["r", "hw"], ["p"], keepdims=0),
              helper.make_node("Gemm", ["p", "wf"], ["y"], transB=1)]
     inits = {"wc": (rng.standard_normal((c, 3, 3, 3)) / 4).astype(np.float32),
-             "hw": np.array([1, 2], np.int64), "last": np.array([-1], np.int64), "eps": np.array(1e-6, np.float32),
+             "ch": np.array([1], np.int64), "hw": np.array([1, 2], np.int64), "last": np.array([-1], np.int64), "eps": np.array(1e-6, np.float32),
              "gamma": (rng.standard_normal(c) * 0.5).astype(np.float32),
              "beta": (rng.standard_normal(c) * 0.1).astype(np.float32),
              "wf": (rng.standard_normal((10, c)) / 6).astype(np.float32)}
