@@ -18,20 +18,30 @@ BF16_MIN_SUBNORMAL = 2.0**-133
 _MIN_QUANTUM_EXP = -133  # bf16's grid never gets finer than 2**-133 (the subnormal step)
 _SIGNIFICAND_BITS = 8
 _LOW_HALF = np.uint32(0xFFFF)
-_HIGH_HALF = np.uint32(0xFFFF_0000)
-_ROUND_BIAS = np.uint32(0x7FFF)  # plus the kept LSB: round to nearest, ties to even
-_ONE = np.uint32(1)
-_NAN32 = np.uint32(BF16_NAN << 16)
+_ROUND_BIAS = np.array(0x7FFF, np.uint32)  # plus the kept LSB: round to nearest, ties to even
+_ONE = np.array(1, np.uint32)
+_SIXTEEN = np.array(16, np.uint32)
+_NAN16 = np.array(BF16_NAN, np.uint16)
 _LEAST_SUBNORMAL32 = np.float32(2.0**-149)
 
 
+def _rne_top_half(x32: np.ndarray) -> np.ndarray:
+    """RNE float32 -> bf16 bits of the non-NaN lanes: add 0x7FFF plus the kept LSB, drop the low
+    16 bits (in uint32: the largest non-NaN pattern 0xFF800000 cannot wrap; NaN lanes are garbage).
+    In place on one new array, constants as 0-d arrays: numpy's cheapest calls on short vectors."""
+    bits = np.asarray(x32).view(np.uint32)
+    half = np.right_shift(bits, _SIXTEEN, out=np.empty_like(bits))  # out=: an array even for one lane
+    np.bitwise_and(half, _ONE, out=half)
+    np.add(half, _ROUND_BIAS, out=half)
+    np.add(half, bits, out=half)
+    np.right_shift(half, _SIXTEEN, out=half)
+    return half.astype(np.uint16)
+
+
 def _f32_to_bits(x32: np.ndarray) -> np.ndarray:
-    """RNE float32 -> bf16 bits: add 0x7FFF plus the kept LSB, drop the low 16 bits."""
-    bits = x32.view(np.uint32)
-    lsb = (bits >> 16) & 1
-    rounded = ((bits + np.uint32(0x7FFF) + lsb) >> 16).astype(np.uint16)
-    nan = (bits & np.uint32(0x8000_0000)) >> 16 | BF16_NAN
-    return np.where(np.isnan(x32), nan.astype(np.uint16), rounded)
+    """RNE float32 -> bf16 bits; a NaN keeps its sign."""
+    nan = (x32.view(np.uint32) & np.uint32(0x8000_0000)) >> 16 | BF16_NAN
+    return np.where(np.isnan(x32), nan.astype(np.uint16), _rne_top_half(x32))
 
 
 def _f64_to_bits(x: np.ndarray) -> np.ndarray:
@@ -116,19 +126,16 @@ def as_bf16_lanes(x, name: str) -> np.ndarray:
 Lanes = np.ndarray | np.floating  # float32 lanes, or one float32 constant broadcast over them
 
 
-def round32(x32: Lanes) -> np.ndarray:
-    """float32 values rounded once (RNE) to bf16 values, as float32; every NaN becomes 0x7FC0.
+def round32_bits(x32: Lanes) -> np.ndarray:
+    """The bf16 bit patterns (uint16) of float32 values rounded once (RNE); every NaN becomes 0x7FC0."""
+    bits = _rne_top_half(x32)
+    np.copyto(bits, _NAN16, where=np.isnan(x32))
+    return bits
 
-    The canonical NaN goes in first, so the carry of the rounding add never leaves a NaN's
-    exponent field (all other patterns are <= 0xFF800000 and cannot wrap).
-    """
-    bits = np.where(np.isnan(x32), _NAN32, x32.view(np.uint32))
-    rounded = bits >> 16  # bits + 0x7FFF + the kept LSB, then drop the low half (in place)
-    rounded &= _ONE
-    rounded += _ROUND_BIAS
-    rounded += bits
-    rounded &= _HIGH_HALF
-    return rounded.view(np.float32)
+
+def round32(x32: Lanes) -> np.ndarray:
+    """float32 values rounded once (RNE) to bf16 values, as float32; every NaN becomes 0x7FC0."""
+    return np.left_shift(round32_bits(x32), _SIXTEEN, dtype=np.uint32).view(np.float32)
 
 
 # The unchecked lane operations below take float32 arrays holding bf16 values and give the same
