@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from functools import partial
 from operator import itemgetter
 from typing import Callable
 
@@ -93,6 +94,15 @@ def registers(*names: str) -> Callable[[list[int]], tuple[int, ...]]:
         only = indices[0]
         return lambda regs: (regs[only],)
     return itemgetter(*indices)
+
+
+def copy_action(dst: np.ndarray, src: np.ndarray) -> Callable[[], None]:
+    """An action copying the view ``src`` into ``dst`` (same shape, no overlap): when both are
+    contiguous bytes, a memoryview slice assignment (one memmove: about 20x cheaper than
+    np.copyto on the short runs a DMA moves), else np.copyto."""
+    if dst.dtype == src.dtype == np.uint8 and dst.flags.c_contiguous and src.flags.c_contiguous:
+        return partial(dst.reshape(-1).data.__setitem__, slice(None), src.reshape(-1).data)
+    return partial(np.copyto, dst, src)
 
 
 def merge_spans(spans, gap: int = 1024) -> tuple:

@@ -160,7 +160,7 @@ def prepare(machine: MachineState, words: np.ndarray, trace: bool = False) -> Pl
     mode_busy = {"int8": 0, "bf16": 0}
     mode_since, switches, current = 0, 0, machine.mode
     end = len(plan.entries)
-    written = []
+    written: list[tuple[int, int, int]] = []
     plan.trap = f"ran past the end of the program ({end} instructions) without halt"
     for pc, entry in enumerate(plan.entries):
         try:
