@@ -6,6 +6,8 @@ computes the exact result and rounds it once to bf16; results are float32 arrays
 values (``to_bf16`` gives the uint16 bit patterns).  Every NaN an operation produces is the
 canonical quiet NaN 0x7FC0; ``to_bf16`` keeps a NaN's sign (0x7FC0 / 0xFFC0), like ml_dtypes.
 """
+import sys
+
 import numpy as np
 
 from ._arrays import along_axis, as_float64, as_int64, unwrap
@@ -22,26 +24,30 @@ _ROUND_BIAS = np.array(0x7FFF, np.uint32)  # plus the kept LSB: round to nearest
 _ONE = np.array(1, np.uint32)
 _SIXTEEN = np.array(16, np.uint32)
 _NAN16 = np.array(BF16_NAN, np.uint16)
+_HIGH_HALF = 1 if sys.byteorder == "little" else 0  # index of a uint32's high half among its two uint16s
 _LEAST_SUBNORMAL32 = np.float32(2.0**-149)
 
 
-def _rne_top_half(x32: np.ndarray) -> np.ndarray:
-    """RNE float32 -> bf16 bits of the non-NaN lanes: add 0x7FFF plus the kept LSB, drop the low
-    16 bits (in uint32: the largest non-NaN pattern 0xFF800000 cannot wrap; NaN lanes are garbage).
-    In place on one new array, constants as 0-d arrays: numpy's cheapest calls on short vectors."""
-    bits = np.asarray(x32).view(np.uint32)
-    half = np.right_shift(bits, _SIXTEEN, out=np.empty_like(bits))  # out=: an array even for one lane
-    np.bitwise_and(half, _ONE, out=half)
-    np.add(half, _ROUND_BIAS, out=half)
-    np.add(half, bits, out=half)
-    np.right_shift(half, _SIXTEEN, out=half)
-    return half.astype(np.uint16)
+def _rne_into(x32: np.ndarray, out: np.ndarray, work: np.ndarray) -> None:
+    """``out`` (uint16) = the RNE bf16 bits of the 1-d float32 lanes ``x32`` that are not NaN (NaN
+    lanes get garbage): add 0x7FFF plus the kept LSB and keep the high half (in uint32 the largest
+    non-NaN pattern 0xFF800000 cannot wrap).  ``work`` is uint32 scratch of x32's length; the
+    constants are 0-d arrays: numpy's cheapest operands on short vectors."""
+    bits = x32.view(np.uint32)
+    np.right_shift(bits, _SIXTEEN, out=work)
+    np.bitwise_and(work, _ONE, out=work)
+    np.add(work, _ROUND_BIAS, out=work)
+    np.add(work, bits, out=work)
+    out[...] = work.view(np.uint16)[_HIGH_HALF::2]
 
 
 def _f32_to_bits(x32: np.ndarray) -> np.ndarray:
     """RNE float32 -> bf16 bits; a NaN keeps its sign."""
-    nan = (x32.view(np.uint32) & np.uint32(0x8000_0000)) >> 16 | BF16_NAN
-    return np.where(np.isnan(x32), nan.astype(np.uint16), _rne_top_half(x32))
+    flat = np.ascontiguousarray(x32).reshape(-1)
+    bits = np.empty(flat.shape, np.uint16)
+    _rne_into(flat, bits, np.empty(flat.shape, np.uint32))
+    nan = (flat.view(np.uint32) & np.uint32(0x8000_0000)) >> 16 | BF16_NAN
+    return np.where(np.isnan(flat), nan.astype(np.uint16), bits).reshape(np.shape(x32))
 
 
 def _f64_to_bits(x: np.ndarray) -> np.ndarray:
@@ -126,11 +132,19 @@ def as_bf16_lanes(x, name: str) -> np.ndarray:
 Lanes = np.ndarray | np.floating  # float32 lanes, or one float32 constant broadcast over them
 
 
+def round32_bits_into(x32: np.ndarray, out: np.ndarray, work: np.ndarray) -> np.ndarray:
+    """``round32_bits`` of the 1-d float32 lanes ``x32`` written into ``out`` (uint16, returned),
+    with ``work`` uint32 scratch of their length: nothing allocated but the NaN mask."""
+    _rne_into(x32, out, work)
+    np.copyto(out, _NAN16, where=np.isnan(x32))
+    return out
+
+
 def round32_bits(x32: Lanes) -> np.ndarray:
     """The bf16 bit patterns (uint16) of float32 values rounded once (RNE); every NaN becomes 0x7FC0."""
-    bits = _rne_top_half(x32)
-    np.copyto(bits, _NAN16, where=np.isnan(x32))
-    return bits
+    flat = np.ascontiguousarray(x32, np.float32).reshape(-1)
+    bits = round32_bits_into(flat, np.empty(flat.shape, np.uint16), np.empty(flat.shape, np.uint32))
+    return bits.reshape(np.shape(x32))
 
 
 def round32(x32: Lanes) -> np.ndarray:

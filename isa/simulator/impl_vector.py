@@ -10,12 +10,13 @@ runs one instruction at a time); a reduction pays that for each level of its tre
 """
 from __future__ import annotations
 
+import sys
 from functools import partial
 
 import numpy as np
 
 from tcc.ir import numerics
-from tcc.ir.numerics.bf16 import round32_bits
+from tcc.ir.numerics.bf16 import round32_bits, round32_bits_into
 
 from . import rule_tables
 from .machine import ABUF, VBUF, Effect, Fault, MachineState, impl, registers
@@ -138,10 +139,45 @@ def _cvt_rows(m: MachineState, length: int, scale: np.float32, zp: int, dst: int
 # --- lane arithmetic on uint16 bf16 patterns ---------------------------------------------------
 
 _SIXTEEN = np.array(16, np.uint32)  # a 0-d array: numpy's cheapest form of a constant operand
+_HIGH_HALF = 1 if sys.byteorder == "little" else 0  # index of a uint32's high half among its two uint16s
 
 
 def _value(p: np.ndarray) -> np.ndarray:
     return np.left_shift(p, _SIXTEEN, dtype=np.uint32).view(np.float32)
+
+
+class Lanes:
+    """Scratch of one vector instruction, made when it is prepared: operands A and B as float32
+    (uint32 words whose low halves stay zero, so writing a bf16 pattern into the high half is the
+    exact conversion), the float32 result, rounding scratch, and the uint16 result (vbuf itself)."""
+
+    __slots__ = ("a", "b", "result", "work", "out", "_high_a", "_high_b")
+
+    def __init__(self, length: int, out: np.ndarray | None = None):
+        words_a, words_b = np.zeros(length, np.uint32), np.zeros(length, np.uint32)
+        self._high_a, self._high_b = (w.view(np.uint16)[_HIGH_HALF::2] for w in (words_a, words_b))
+        self.a, self.b = words_a.view(np.float32), words_b.view(np.float32)
+        self.result, self.work = np.empty(length, np.float32), np.empty(length, np.uint32)
+        self.out = np.empty(length, np.uint16) if out is None else out
+
+    def load(self, a: np.ndarray, b: np.ndarray) -> None:
+        self._high_a[...] = a
+        self._high_b[...] = b
+
+
+def _rounded(ufunc, swap: bool = False):
+    """A lane operation ``(a, b, lanes=None) -> patterns``: ``ufunc`` on the float32 values (b op a
+    if ``swap``), rounded once to bf16; in ``lanes``' scratch, its result in ``lanes.out``."""
+
+    def operation(a: np.ndarray, b: np.ndarray, lanes: Lanes | None = None) -> np.ndarray:
+        if lanes is None:  # operands of one shape (a reduction level's halves are 2-d)
+            return operation(a.reshape(-1), b.reshape(-1), Lanes(a.size)).reshape(a.shape)
+        lanes.load(a, b)
+        x, y = (lanes.b, lanes.a) if swap else (lanes.a, lanes.b)
+        ufunc(x, y, out=lanes.result)
+        return round32_bits_into(lanes.result, lanes.out, lanes.work)
+
+    return operation
 
 
 def _pattern(x32: np.ndarray) -> np.ndarray:
@@ -170,11 +206,12 @@ def _minimum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 #: vbin's operations on (A, B) patterns; a test changes one to check that the reference notices.
+#: The arithmetic ones take scratch ``lanes`` too (``_rounded``).
 BINARY = {
-    "add": lambda a, b: _pattern(_value(a) + _value(b)),
-    "sub": lambda a, b: _pattern(_value(a) - _value(b)),
-    "rsub": lambda a, b: _pattern(_value(b) - _value(a)),
-    "mul": lambda a, b: _pattern(_value(a) * _value(b)),
+    "add": _rounded(np.add),
+    "sub": _rounded(np.subtract),
+    "rsub": _rounded(np.subtract, swap=True),
+    "mul": _rounded(np.multiply),
     "max": _maximum,
     "min": _minimum,
     "and": lambda a, b: a & b,
@@ -189,6 +226,9 @@ BINARY = {
     "ge": lambda a, b: _mask(_value(a) >= _value(b)),
     "eq": lambda a, b: _mask(_value(a) == _value(b)),
 }
+
+
+_ARITHMETIC = ("add", "sub", "rsub", "mul")
 
 
 def _ftoi(a: np.ndarray) -> np.ndarray:
@@ -249,7 +289,19 @@ def vbin(m: MachineState, op: str, b: str, dst: int, a: int):
     (length,) = _LEN(m.regs)
     x, a_access = _lanes(m, a, length, False, "vbin operand A")
     y, b_access = _operand(m, b, _B, length, "vbin operand B")
-    return _finish(m, dst, length, lambda: BINARY[op](x, y()), [a_access, b_access])
+    operation = BINARY[op]
+    if op in _ARITHMETIC:  # rounded in scratch made now, straight into vbuf
+        out, access = _lanes(m, dst, length, True, "vector result")
+        lanes = Lanes(length, out)
+
+        def action() -> None:
+            result = operation(x, y(), lanes)
+            if result is not out:
+                out[...] = result
+
+        accesses = tuple(v for v in (a_access, b_access, access) if v is not None)
+        return Effect(_simd_cycles(m, 1, length), accesses, action=action)
+    return _finish(m, dst, length, lambda: operation(x, y()), [a_access, b_access])
 
 
 @impl("vfma")
