@@ -27,6 +27,7 @@ from .views import affine, fetch, fetchable, storable
 from .weight_packing import integer_format, pack_rows
 
 PARAM_BYTES = 12
+SPLIT_COLUMNS = 256  # W rows per tile of a product split by _emit_split
 
 
 def _heads(offsets: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -102,7 +103,8 @@ def emit_matmul(ctx: Context, step: Step) -> None:
     row_shift, elem = ep.row_shift, ep.elem
     tiles = _tiles(ctx, heads, m, n, k, row_shift is not None, elem)
     if tiles is None:
-        raise unsupported(mm, f"one head's {m}x{k} by {k}x{n} product does not fit the on-chip buffers")
+        _emit_split(ctx, step, ep, heads, m, n, k)
+        return
     hb, mt = tiles
     b, p = ctx.buffers, ctx.program
     params = np.tile(np.array([[0, ep.multiplier, ep.shift]], "<i4"), (n, 1))
@@ -150,6 +152,80 @@ def emit_matmul(ctx: Context, step: Step) -> None:
             tile += 1
     if row_shift is not None:
         p.set({"rq.by_row": 0})  # registers persist: the next requant is per channel again
+
+
+def _split_tiles(ctx: Context, m: int, n: int, k: int, by_row: bool, elem: int) -> tuple[int, int, int]:
+    """(rows, columns, reduction chunk) of a tile of one head's product too large for ``_tiles``
+    (long sequences: a [T, d] x [d, T] score or a [T, T] x [T, d] context): columns of W and the
+    reduction are split so a W chunk fits its wbuf quarter, rows so A, the accumulators and the
+    output tile fit theirs."""
+    b = ctx.buffers
+    nt = max(1, min(n, SPLIT_COLUMNS, (b.pbuf_h - 1) // PARAM_BYTES))
+    kt = max(1, min(k, b.wbuf_h // 4 // nt, b.wbuf_h // 4))
+    mt = max(1, min(m, b.pbuf_h - nt * PARAM_BYTES if by_row else m))
+    while mt > 1 and (mt * kt > b.abuf_q // 2 or mt * nt * 4 > b.acc_h or mt * nt * elem > b.abuf_q):
+        mt = (mt + 1) // 2
+    return mt, nt, kt
+
+
+def _emit_split(ctx: Context, step: Step, ep: Epilogue, heads: int, m: int, n: int, k: int) -> None:
+    """A product whose head does not fit the buffers whole, head by head in [rows, columns] output
+    tiles, each accumulated over reduction chunks (``accumulate`` after the first) before its
+    requantization: any size that fits DRAM runs."""
+    mm = step.ops[0]
+    a_val, b_val = mm.operands
+    (a_root, a_off), (b_root, b_off) = step.info["a"], step.info["b"]
+    y_dest, y_off = step.info["y"]
+    a_heads, w_heads = matrix_views(a_off, b_off, mm.result.type.shape)
+    y_heads = y_off.reshape(heads, m, n)
+    za, zb = a_val.type.quant.zero_point[0], b_val.type.quant.zero_point[0]
+    row_shift, elem = ep.row_shift, ep.elem
+    mt, nt, kt = _split_tiles(ctx, m, n, k, row_shift is not None, elem)
+    b, p = ctx.buffers, ctx.program
+    p_addr = ctx.constant(f"p:{step.outputs[0].name}", np.tile(np.array([[0, ep.multiplier, ep.shift]], "<i4"), (nt, 1)))
+    corr_fmt = integer_format(np.array([-zb]))
+    corr_addr = ctx.constant(f"zp:{kt}:{zb}", pack_rows(np.full((1, kt), -zb), corr_fmt)) if zb else None
+    ctx.begin_layer(step.name, heads * m * n * k * (2 if zb else 1),
+                    a_val.type.size + b_val.type.size + step.outputs[0].type.size * elem)
+    p.set({"rq.src_zp": 0, **ep.registers, "mm.a_zp": za})
+    p.dma("load", "pbuf", b.p(0), p_addr, rows=1, row_bytes=nt * PARAM_BYTES)
+    a_addr, b_addr, y_addr = ctx.addr(a_root), ctx.addr(b_root), ctx.addr(y_dest)
+    shifts_at = b.p(0) + nt * PARAM_BYTES
+    tile = chunk = 0
+    for h in range(heads):
+        for m0 in range(0, m, mt):
+            rows = min(mt, m - m0)
+            for n0 in range(0, n, nt):
+                cols = min(nt, n - n0)
+                acc, out = b.acc(tile), b.a_out(tile)
+                for k0 in range(0, k, kt):
+                    kc = min(kt, k - k0)
+                    wslot, aslot = b.w(chunk), b.a_in(chunk)
+                    fetch(ctx, mm, "wbuf", wslot, wslot + b.wbuf_h // 4, b.wbuf_h // 4, b_addr,
+                          w_heads[h:h + 1, n0:n0 + cols, k0:k0 + kc])
+                    fetch(ctx, mm, "abuf", aslot, aslot + b.abuf_q // 2, b.abuf_q // 2, a_addr,
+                          a_heads[h:h + 1, m0:m0 + rows, k0:k0 + kc])
+                    p.set({"mm.a": aslot, "mm.a_row": kc, "mm.m": rows, "mm.n": cols, "mm.k": kc, "mm.w_row": kc,
+                           "mm.acc_row": cols})
+                    p.emit("matmul", mode="gemm", accumulate=int(k0 > 0), **matmul_fields(INT8_WEIGHTS), acc=acc,
+                           w=wslot)
+                    if zb:
+                        p.dma("load", "wbuf", wslot + b.wbuf_h // 2, corr_addr, rows=1, row_bytes=row_bytes(kc, corr_fmt))
+                        p.set({"mm.w_row": 0})
+                        p.emit("matmul", mode="gemm", accumulate=1, **matmul_fields(corr_fmt), acc=acc,
+                               w=wslot + b.wbuf_h // 2)
+                    chunk += 1
+                p.set({"rq.params": b.p(0), "rq.m": rows, "rq.n": cols, "rq.src_row": cols, "rq.dst_row": cols})
+                if row_shift is not None:
+                    p.dma("load", "pbuf", shifts_at, ctx.addr(row_shift) + h * m + m0, rows=1, row_bytes=rows)
+                    p.set({"rq.by_row": 1, "rq.row_shift": shifts_at})
+                p.emit("requant", src="acc", out=ep.out, rounding=ep.rounding, dst=out, srcaddr=acc)
+                form = affine(y_heads[h:h + 1, m0:m0 + rows, n0:n0 + cols])
+                p.dma("store", "abuf", out, y_addr + form.base * elem, rows=rows, row_bytes=cols * elem,
+                      dram_row=form.rs * elem, sram_row=cols * elem)
+                tile += 1
+    if row_shift is not None:
+        p.set({"rq.by_row": 0})
 
 
 def plan_views(steps: list[Step], io, layouts, buffers) -> None:

@@ -11,8 +11,28 @@ from .layout import physical_offsets, to_physical
 from .memory import ActivationAddress
 from .epilogue import eadd_registers
 from .steps import Step
-from .pool_tiles import choose_pool_tiles, pool_geometry
+from .pool_tiles import PoolGeometry, choose_pool_tiles, pool_geometry
 from .tiling import input_rows, stream_tile
+
+
+POOL_ROW_TOO_WIDE = "one output row of this pooling does not fit the activation buffer"
+
+
+def _pool_window(op) -> tuple:
+    """(kh, kw, sh, sw, dh, dw, pad top, left, bottom, right, count_include_pad) of a pool op."""
+    if op.kind == "qglobal_avg_pool":
+        _, _, h, w = op.x.type.shape
+        return h, w, 1, 1, 1, 1, 0, 0, 0, 0, 0
+    (kh, kw), (sh, sw), (dh, dw) = op.kernel, op.strides, op.dilations
+    count_pad = op.count_include_pad if op.kind == "qavg_pool" else 0
+    return (kh, kw, sh, sw, dh, dw, *op.pads, count_pad)
+
+
+def op_pool_geometry(op) -> PoolGeometry:
+    _, c, h, w = op.x.type.shape
+    _, _, h_out, w_out = op.results[0].type.shape
+    kh, kw, sh, sw, dh, dw, pt, *_ = _pool_window(op)
+    return pool_geometry(h, w, c, h_out, w_out, (kh, kw), (sh, sw), (dh, dw), pt, op.kind == "max_pool")
 
 
 def emit_pool(ctx: Context, step: Step) -> None:
@@ -22,18 +42,13 @@ def emit_pool(ctx: Context, step: Step) -> None:
     x, y = op.x, op.results[0]
     _, c, h, w = x.type.shape
     _, _, h_out, w_out = y.type.shape
-    if op.kind == "qglobal_avg_pool":
-        kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, count_pad = h, w, 1, 1, 1, 1, 0, 0, 0, 0, 0
-    else:
-        (kh, kw), (sh, sw), (dh, dw) = op.kernel, op.strides, op.dilations
-        pt, pl, pb, pr = op.pads
-        count_pad = op.count_include_pad if op.kind == "qavg_pool" else 0
+    kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, count_pad = _pool_window(op)
     b, p = ctx.buffers, ctx.program
     mode = "max" if op.kind == "max_pool" else "avg"
-    g = pool_geometry(h, w, c, h_out, w_out, (kh, kw), (sh, sw), (dh, dw), pt, mode == "max")
+    g = op_pool_geometry(op)
     tiles = choose_pool_tiles(g, b.abuf_q, ctx.target, ctx.cores)
     if tiles is None:
-        raise unsupported(op, "one output row of this pooling does not fit the activation buffer")
+        raise unsupported(op, POOL_ROW_TOO_WIDE)
     th, ct = tiles.th, tiles.ct
     ctx.begin_layer(step.name, 0, x.type.size + y.type.size)
     p.set({"pl.zp": x.type.quant.zero_point[0], "pl.count_pad": count_pad})

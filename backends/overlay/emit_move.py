@@ -288,6 +288,16 @@ def _concat_on_chip(ctx: Context, step: Step, scatters: list[np.ndarray]) -> boo
     return True
 
 
+LOOKUP_ROW_TOO_WIDE = "one table row does not fit the activation buffer"
+
+
+def lookup_rows_per_tile(table, buffers) -> int:
+    """Table rows one tile of an embedding lookup copies: as many as an abuf quarter holds, each
+    with its 8-byte id in a pbuf half; 0 when not even one row fits (placement asks this too)."""
+    row_bytes = table.type.shape[1] * ELEMENT_BYTES[table.type.dtype]
+    return min(buffers.abuf_q // row_bytes, buffers.pbuf_h // 8)
+
+
 def emit_lookup(ctx: Context, step: Step) -> None:
     """Embedding lookup by DMA: the ids go to pbuf, ``lookup`` copies the chosen table rows."""
     op = step.ops[0]
@@ -296,9 +306,9 @@ def emit_lookup(ctx: Context, step: Step) -> None:
     rows, width = table.type.shape
     row_bytes = width * ELEMENT_BYTES[table.type.dtype]
     b, p = ctx.buffers, ctx.program
-    per_tile = min(b.abuf_q // row_bytes, b.pbuf_h // 8)
+    per_tile = lookup_rows_per_tile(table, b)
     if per_tile < 1:
-        raise unsupported(op, "one table row does not fit the activation buffer")
+        raise unsupported(op, LOOKUP_ROW_TOO_WIDE)
     ctx.begin_layer(step.name, 0, ids.type.size * (8 + row_bytes) + y.type.size * ELEMENT_BYTES[y.type.dtype])
     p.set({"lk.rows": rows})
     for i, start in enumerate(range(0, ids.type.size, per_tile)):

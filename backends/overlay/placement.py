@@ -70,8 +70,21 @@ def is_host_conversion(op: Op) -> bool:
 
 
 def _problem(step: Step, target: TargetConfig) -> str | None:
+    """Why ``step`` cannot be generated for ``target``, where that is known before emission (so
+    `tcc explain` shows it); hetero.py demotes whatever else emission refuses."""
     if step.kind == "vector":
         return vector_step_problem(step, target)
+    if step.kind == "pool":
+        from .context import Buffers
+        from .emit_misc import POOL_ROW_TOO_WIDE, op_pool_geometry
+        from .pool_tiles import pool_tiles_exist
+
+        return None if pool_tiles_exist(op_pool_geometry(step.ops[0]), Buffers.of(target).abuf_q) else POOL_ROW_TOO_WIDE
+    if step.kind == "lookup":
+        from .context import Buffers
+        from .emit_move import LOOKUP_ROW_TOO_WIDE, lookup_rows_per_tile
+
+        return LOOKUP_ROW_TOO_WIDE if lookup_rows_per_tile(step.inputs[0], Buffers.of(target)) < 1 else None
     return None
 
 

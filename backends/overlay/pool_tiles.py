@@ -86,14 +86,28 @@ class PoolTiles:
     ct: int
 
 
-def choose_pool_tiles(g: PoolGeometry, abuf_q: int, target: TargetConfig, cores: int = 1) -> PoolTiles | None:
-    """The channel tile (all channels if one input row of them fits, else halved until it does)
-    and the row tile of least modeled cycles among those that fit an abuf quarter; None if not
-    even one output row fits."""
+def _channel_tile(g: PoolGeometry, abuf_q: int) -> int | None:
+    """All channels if one input row of them fits an abuf quarter, else halved until it does; None
+    if not even one output row of one channel fits."""
     ct = g.c
     while ct > 1 and g.rows_in(1) * g.w * ct > abuf_q:
         ct = (ct + 1) // 2
     if g.rows_in(1) * g.w * ct > abuf_q or g.out_bytes(1, ct) > abuf_q:
+        return None
+    return ct
+
+
+def pool_tiles_exist(g: PoolGeometry, abuf_q: int) -> bool:
+    """Whether ``choose_pool_tiles`` finds a tile (placement asks, without timing any)."""
+    return _channel_tile(g, abuf_q) is not None
+
+
+def choose_pool_tiles(g: PoolGeometry, abuf_q: int, target: TargetConfig, cores: int = 1) -> PoolTiles | None:
+    """The channel tile (all channels if one input row of them fits, else halved until it does)
+    and the row tile of least modeled cycles among those that fit an abuf quarter; None if not
+    even one output row fits."""
+    ct = _channel_tile(g, abuf_q)
+    if ct is None:
         return None
     th_max = 1
     while th_max < g.h_out and g.rows_in(th_max + 1) * g.w * ct <= abuf_q and g.out_bytes(th_max + 1, ct) <= abuf_q:

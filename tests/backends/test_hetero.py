@@ -131,10 +131,10 @@ def test_verify_compares_a_model_with_host_partitions(tcc_cli):
     assert "simulator == integer reference: all" in out and "agree bit for bit" in out
 
 
-def test_an_op_whose_emission_fails_runs_on_the_host(tcc_cli, tmp_path):
-    """Placement cannot foresee every limit emission meets (an embedding row wider than the activation
-    buffer): that op then runs on the host and the rest on the device, not a failed compile; with
-    --no-host-fallback the same limit is the one-line error naming the op."""
+def test_an_embedding_row_wider_than_the_buffer_runs_on_the_host(tcc_cli, tmp_path):
+    """An embedding row wider than the activation buffer: that op runs on the host and the rest on the
+    device, not a failed compile (tests/cli/test_explain.py: explain foresees it); with
+    --no-host-fallback the same limit is the error listing the op."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -159,5 +159,26 @@ def test_an_op_whose_emission_fails_runs_on_the_host(tcc_cli, tmp_path):
     assert 10 * np.log10(np.sum(want ** 2) / np.sum((want - got) ** 2)) > 30
     code, _, err = tcc_cli("compile", model, "-t", "overlay", "--calib", tmp_path / "c.npz", "-o", tmp_path / "n.tcc",
                            "--no-host-fallback")
-    assert code == 2 and "gather %e" in err and "one table row does not fit" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "node 'e' (gather): one table row does not fit the activation buffer" in err
     assert not (tmp_path / "n.tcc").exists()
+
+
+def test_an_op_whose_emission_fails_runs_on_the_host(tcc_cli, tmp_path, monkeypatch):
+    """The safety net for a limit placement does not foresee: an emitter that refuses its op (here
+    the relu-gated conv's pool, made to refuse) sends that op to the host and the compile places and
+    generates again; the result still runs end to end and equals the integer reference."""
+    from tcc.backends.overlay import compile as overlay_compile
+    from tcc.backends.overlay.errors import unsupported
+    from tcc.runtime import open_session
+
+    def refuse(ctx, step):
+        raise unsupported(step.ops[0], "refused for this test")
+
+    monkeypatch.setitem(overlay_compile.EMITTERS, "pool", refuse)
+    code, _, err = tcc_cli("compile", MODEL, "-t", "overlay", "--calib", CALIB, "-o", tmp_path / "m.tcc")
+    assert code == 0, err
+    assert "runs on the host: refused for this test" in err
+    session = open_session(tmp_path / "m.tcc")
+    assert {f["reason"] for f in session.artifact.metadata["host_ops"]} >= {"refused for this test"}
+    feeds = {"x": _samples()[:1]}
+    np.testing.assert_array_equal(session.run(None, feeds)[0], list(session.run_reference(feeds).values())[0])

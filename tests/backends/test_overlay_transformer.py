@@ -151,12 +151,16 @@ qmin = -128, rounding = "half_even", shift = [37], zero_point = -7} : i8[1,2,5,4
 
 
 @pytest.mark.parametrize("zero_point", [5, -128])  # -128: the correction row -zp needs 16-bit weights
-def test_b_zero_point_is_corrected_exactly(zero_point):
-    """A pinned (e.g. QDQ-imported) asymmetric B: a second pass against a row of -zp_b."""
+@pytest.mark.parametrize("wbuf_bytes", [None, 128])  # 128: a 16-byte W quarter, the reduction in chunks of 4
+def test_b_zero_point_is_corrected_exactly(zero_point, wbuf_bytes):
+    """A pinned (e.g. QDQ-imported) asymmetric B: a second pass against a row of -zp_b (per reduction
+    chunk when a head's product is split)."""
     from tcc.ir import parse_module
 
     module = parse_module(ZERO_POINT_B.replace("ZP", str(zero_point)))
-    artifact = compile_overlay(module)
+    artifact = compile_overlay(module, TargetConfig(wbuf_bytes=wbuf_bytes) if wbuf_bytes else None)
+    if wbuf_bytes:
+        assert sum(1 for w in artifact.program if (int(w) >> 58) == 0x05) == 2 * 2 * 2  # heads x chunks x passes
     assert artifact.metadata["layers"][0]["macs"] == 2 * 2 * 5 * 4 * 6  # the product and its correction
     rng = np.random.default_rng(2)
     feeds = {"a": rng.uniform(-2, 2, (1, 2, 5, 6)).astype(np.float32),
@@ -194,6 +198,24 @@ def test_attention_tiles_over_heads_and_rows_on_a_small_core(tmp_path):
     assert matmuls == 2 * 4 * 4  # each product: 4 heads x 4 tiles of 6 rows (24 x 24 int32 or P's rows)
     feeds = {"x": rng.standard_normal((1, 24, 32)).astype(np.float32)}
     np.testing.assert_array_equal(Session(artifact).run(None, feeds)[0], run_module(module, feeds)["y"])
+
+
+def test_a_head_too_large_for_the_buffers_is_split_over_columns_and_the_reduction(tmp_path):
+    """A head's [40, 16] x [16, 40] scores and [40, 40] x [40, 16] context on a core whose W quarter
+    holds 256 bytes (long sequences on the real core): output tiles accumulated over reduction chunks
+    of 6 and 16, on the device, bit-exact, and close to onnxruntime's float."""
+    self_attention_model(tmp_path / "m.onnx", heads=2, seq=40, dim=16)
+    rng = np.random.default_rng(5)
+    np.savez(tmp_path / "c.npz", x=rng.standard_normal((2, 1, 40, 32)).astype(np.float32))
+    module = quantized(str(tmp_path / "m.onnx"), tmp_path / "c.npz")
+    artifact = compile_overlay(module, TargetConfig(wbuf_bytes=2048, pbuf_bytes=1024))
+    matmuls = sum(1 for w in artifact.program if (int(w) >> 58) == 0x05)
+    assert matmuls == 2 * (3 + 3)  # per head: scores in chunks 6, 6, 4; context in 16, 16, 8
+    feeds = {"x": rng.standard_normal((1, 40, 32)).astype(np.float32)}
+    (got,) = Session(artifact).run(None, feeds)
+    np.testing.assert_array_equal(got, run_module(module, feeds)["y"])
+    (want,) = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, feeds)
+    assert sqnr_db(want, got) > 25
 
 
 def test_schedule_modes_halves_the_switches_of_two_independent_sequences(tmp_path):

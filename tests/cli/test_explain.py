@@ -84,3 +84,51 @@ def test_explain_counts_host_macs(tmp_path, tcc_cli):
     data = json.loads(out)
     assert code == 0 and data["macs"] == 4 * 4 * 8
     assert {n["name"]: n["where"] for n in data["nodes"]} == {"mm": "matrix", "mask": "host", "gate": "host"}
+
+
+def _wide_pool(path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    width = 140_000  # one row of it is more than an abuf quarter
+    nodes = [helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[1, 2], strides=[1, 2], name="pool")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 1, width])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 1, width // 2])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path / "m.onnx")
+    np.savez(path / "c.npz", x=np.random.default_rng(0).standard_normal((2, 1, 1, 1, width)).astype(np.float32))
+    return "pool", "max_pool: one output row of this pooling does not fit the activation buffer"
+
+
+def _wide_embedding(path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    table = numpy_helper.from_array(rng.standard_normal((6, 300_000)).astype(np.float32), "table")
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["e"], name="embed"),
+             helper.make_node("Relu", ["e"], ["y"], name="relu")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [table])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path / "m.onnx")
+    np.savez(path / "c.npz", ids=rng.integers(0, 6, (2, 4)))
+    return "embed", "gather: one table row does not fit the activation buffer"
+
+
+@pytest.mark.parametrize("build", [_wide_pool, _wide_embedding])
+def test_explain_foresees_a_buffer_limit_the_code_generation_meets(build, tcc_cli, tmp_path):
+    """Limits met while generating code (a row wider than the activation buffer) are asked of the
+    same rule by placement, so explain names the op and why, and the compile puts it on the host."""
+    from tcc.backends.artifact import HeteroArtifact
+
+    node, why = build(tmp_path)
+    code, out, err = tcc_cli("explain", tmp_path / "m.onnx", "--calib", tmp_path / "c.npz", "--json")
+    assert code == 0, err
+    explained = {n["name"]: n for n in json.loads(out)["nodes"]}
+    assert explained[node]["where"] == "host" and explained[node]["reasons"] == [why]
+    code, _, err = tcc_cli("compile", tmp_path / "m.onnx", "-t", "overlay", "--calib", tmp_path / "c.npz",
+                           "-o", tmp_path / "m.tcc")
+    assert code == 0, err
+    compiled_host = {f["node"] for f in HeteroArtifact.load(tmp_path / "m.tcc").metadata["host_ops"]}
+    assert compiled_host == {n for n, e in explained.items() if e["where"] == "host"}
