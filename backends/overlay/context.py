@@ -89,6 +89,8 @@ class Context:
     # a step's last store (Program.dma arguments) and its layer, for the next conv to emit after its
     # first input load (later_store.LaterStore)
     handed_store: tuple | None = None
+    # the conv tile search's answer per ConvGeometry: a network's repeated layers search once
+    conv_tiles: dict = field(default_factory=dict)
 
     def share(self, count: int) -> range:
         """This core's contiguous share of ``count`` tiles (all of them when one core emits)."""

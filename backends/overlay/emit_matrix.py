@@ -133,7 +133,9 @@ def emit_conv(ctx: Context, step: Step) -> None:
     geometry = conv_geometry(x_shape, w.shape, y_shape, conv.strides, conv.dilations, group, fmt, b,
                              residual is not None, "lut" in step.info)
     packed_groups = geometry.kind == "grouped" and ng * rb <= b.wbuf_h  # one gconv pass per channel tile
-    tiles = choose_conv_tiles(geometry, b, ctx.target)
+    if geometry not in ctx.conv_tiles:
+        ctx.conv_tiles[geometry] = choose_conv_tiles(geometry, b, ctx.target)
+    tiles = ctx.conv_tiles[geometry]
     if tiles is None:
         raise unsupported(conv, "not even one output row of one channel fits the on-chip buffers")
     tn, th = tiles.tn, tiles.th

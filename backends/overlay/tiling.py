@@ -10,6 +10,7 @@ output channel tile's channels.  Only when even that fails (one output row of on
 not fit) is a larger target needed."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from tcc.ir.numerics import WeightFormat
@@ -173,72 +174,105 @@ def estimate(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: int = 
     """Modeled cycles of the tile loop: the busiest unit's total, or the DRAM channel's beats that
     the load and store units share, if more (shared by the target's cores when there are tiles for
     them), plus the first load and last store that cannot overlap anything (double buffering
-    overlaps the rest).  ``tc`` and ``first`` as in ConvTiles."""
-    load = compute = post = store = dram = 0
-    first_load = last_store = 0
-    chunks = [(c0, min(tc, g.c - c0)) for c0 in range(0, g.c, tc)] if tc and g.kind == "conv" else [(0, 0)]
+    overlaps the rest).  ``tc`` and ``first`` as in ConvTiles.  Tiles of the same size cost the
+    same, so each size is costed once and counted (at most two channel tile sizes by three row
+    tile sizes, where a loop over the tiles took most of a ResNet-50 compile's tile search)."""
+    chunks = [min(tc, g.c - c0) for c0 in range(0, g.c, tc)] if tc and g.kind == "conv" else [0]
+    rows = row_tiles(g.h_out, th, first)
+    row_counts = Counter(r for _, r in rows)
+    channel_counts = Counter(min(tn, g.n - n0) for n0 in range(0, g.n, tn))
+    totals = [0, 0, 0, 0, 0]  # load, compute, post, store, dram beats
+    for nt, n_count in channel_counts.items():
+        opening = _channel_tile_loads(g, nt, len(chunks) > 1, target)
+        totals[0] += n_count * sum(opening)
+        totals[4] += n_count * sum(dram_beats(target, t) for t in opening)
+        for r, r_count in row_counts.items():
+            for i, cycles in enumerate(_tile_costs(g, nt, r, chunks, tc, target)[:5]):
+                totals[i] += n_count * r_count * cycles
+    first_nt, last_nt = min(tn, g.n), g.n - (_ceil(g.n, tn) - 1) * tn
+    first_load = sum(_channel_tile_loads(g, first_nt, len(chunks) > 1, target)) + \
+        _tile_costs(g, first_nt, rows[0][1], chunks, tc, target)[5]
+    last_store = _tile_costs(g, last_nt, rows[-1][1], chunks, tc, target)[3]
+    spread = min(target.cores, _ceil(g.n, tn) * len(rows))  # cores sharing the tiles
+    return _ceil(max(totals), spread) + first_load + last_store
 
-    def loaded(*transfers: int) -> int:
-        nonlocal dram
+
+def _channel_tile_loads(g: ConvGeometry, nt: int, split: bool, target: TargetConfig) -> tuple[int, ...]:
+    """The transfers opening a channel tile of ``nt`` channels: its parameters, and its weights
+    unless the slab is split (each chunk then loads its own)."""
+    return param_loads(target, nt, g.fmt) + (0 if split else dma_cycles(target, 1, nt * g.wbytes(g.k)),)
+
+
+def _tile_costs(g: ConvGeometry, nt: int, rows: int, chunks: list[int], tc: int,
+                target: TargetConfig) -> tuple[int, int, int, int, int, int]:
+    """One output tile of ``nt`` channels and ``rows`` output rows: its load, compute, post and store
+    units' cycles, its DRAM beats, and the loads before its first matmul."""
+    m = rows * g.w_out
+    pixels = g.rows_in(rows) * g.w
+    load = compute = dram = first_loads = 0
+    for cn in chunks:
+        if len(chunks) > 1:  # each chunk's weights: nt x taps rows of cn elements
+            transfers: tuple[int, ...] = (dma_cycles(target, nt * g.taps, g.wbytes(cn)), dma_cycles(target, pixels, cn))
+            compute += matmul_cycles(target, m, nt, g.taps * cn, g.fmt, g.own_columns)
+        else:
+            transfers = (dma_cycles(target, pixels, nt) if tc else dma_cycles(target, 1, pixels * g.c),)
+            compute += matmul_cycles(target, m, nt, g.k, g.fmt, g.own_columns) if tc else \
+                tile_matmul_cycles(g, m, nt, target)
+        load += sum(transfers)
         dram += sum(dram_beats(target, t) for t in transfers)
-        return sum(transfers)
-
-    for n0 in range(0, g.n, tn):
-        nt = min(tn, g.n - n0)
-        load += loaded(*param_loads(target, nt, g.fmt),
-                       0 if len(chunks) > 1 else dma_cycles(target, 1, nt * g.wbytes(g.k)))
-        for _, rows in row_tiles(g.h_out, th, first):
-            m = rows * g.w_out
-            pixels = g.rows_in(rows) * g.w
-            for _, cn in chunks:
-                if len(chunks) > 1:  # each chunk's weights: nt x taps rows of cn elements
-                    load += loaded(dma_cycles(target, nt * g.taps, g.wbytes(cn)), dma_cycles(target, pixels, cn))
-                    k = g.taps * cn
-                else:
-                    load += loaded(dma_cycles(target, pixels, nt) if tc else dma_cycles(target, 1, pixels * g.c))
-                    k = g.k
-                first_load = first_load or load
-                compute += matmul_cycles(target, m, nt, k, g.fmt, g.own_columns) if tc else \
-                    tile_matmul_cycles(g, m, nt, target)
-            post += post_cycles(target, m * nt)
-            last_store = dma_cycles(target, 1, m * nt) if nt == g.n else dma_cycles(target, m, nt)
-            store += loaded(last_store)
-            if g.residual:  # the skip tile comes in as the output tile goes out; eadd on the post unit
-                load += loaded(last_store)
-                post += post_cycles(target, m * nt)
-            if g.lut:
-                post += post_cycles(target, m * nt)
-    spread = min(target.cores, _ceil(g.n, tn) * len(row_tiles(g.h_out, th, first)))  # cores sharing the tiles
-    return _ceil(max(load, compute, post, store, dram), spread) + first_load + last_store
+        first_loads = first_loads or load
+    post = post_cycles(target, m * nt)
+    store = dma_cycles(target, 1, m * nt) if nt == g.n else dma_cycles(target, m, nt)
+    dram += dram_beats(target, store)
+    if g.residual:  # the skip tile comes in as the output tile goes out; eadd on the post unit
+        load += store
+        dram += dram_beats(target, store)
+        post += post_cycles(target, m * nt)
+    if g.lut:
+        post += post_cycles(target, m * nt)
+    return load, compute, post, store, dram, first_loads
 
 
 def pipeline_tiles(g: ConvGeometry, tn: int, th: int, target: TargetConfig, tc: int = 0, first: int = 0) -> list[Tile]:
-    """The tile loop of emit_conv (or its slab-split form) as tile_pipeline.Tile records."""
+    """The tile loop of emit_conv (or its slab-split form) as tile_pipeline.Tile records (one record
+    per distinct tile: equal tiles are the same object)."""
     chunks = [min(tc, g.c - c0) for c0 in range(0, g.c, tc)] if tc and g.kind == "conv" else [0]
-    out = []
-    for n0 in range(0, g.n, tn):
-        nt = min(tn, g.n - n0)
-        params, caps = param_loads(target, nt, g.fmt)
-        weights = () if len(chunks) > 1 else (dma_cycles(target, 1, nt * g.wbytes(g.k)),)
-        late = (params,) + ((dma_cycles(target, 1, 256),) if g.lut else ())
-        for index, (_, rows) in enumerate(row_tiles(g.h_out, th, first)):
-            m = rows * g.w_out
-            pixels = g.rows_in(rows) * g.w
-            loads: tuple[tuple[int, ...], ...]
-            if len(chunks) > 1:
-                loads = tuple((dma_cycles(target, pixels, cn), dma_cycles(target, nt * g.taps, g.wbytes(cn)))
-                              for cn in chunks)
-                matmuls = tuple(matmul_cycles(target, m, nt, g.taps * cn, g.fmt) for cn in chunks)
-            else:
-                loads = ((dma_cycles(target, pixels, nt) if tc else dma_cycles(target, 1, pixels * g.c),),)
-                matmuls = (matmul_cycles(target, m, nt, g.k, g.fmt, g.own_columns) if tc else
-                           tile_matmul_cycles(g, m, nt, target),)
-            store = dma_cycles(target, 1, m * nt) if nt == g.n else dma_cycles(target, m, nt)
-            out.append(Tile(weights + ((caps,) if caps else ()) if index == 0 else (), loads, matmuls,
-                            late if index == 0 else (), post_cycles(target, m * nt), store if g.residual else 0,
-                            post_cycles(target, m * nt) * (g.residual + g.lut), store))
+    made: dict[tuple[int, int, bool], Tile] = {}
+
+    def tile(nt: int, rows: int, opening: bool) -> Tile:
+        key = (nt, rows, opening)
+        if key not in made:
+            made[key] = _pipeline_tile(g, nt, rows, opening, chunks, tc, target)
+        return made[key]
+
+    out = [tile(min(tn, g.n - n0), rows, index == 0)
+           for n0 in range(0, g.n, tn) for index, (_, rows) in enumerate(row_tiles(g.h_out, th, first))]
     spread = min(target.cores, len(out))  # cores sharing the tiles: one core's share
     return out[:_ceil(len(out), spread)]
+
+
+def _pipeline_tile(g: ConvGeometry, nt: int, rows: int, opening: bool, chunks: list[int], tc: int,
+                   target: TargetConfig) -> Tile:
+    """One output tile of ``nt`` channels and ``rows`` output rows; ``opening``: the first of its
+    channel tile (which loads the tile's weights and parameters)."""
+    params, caps = param_loads(target, nt, g.fmt)
+    weights = () if len(chunks) > 1 else (dma_cycles(target, 1, nt * g.wbytes(g.k)),)
+    late = (params,) + ((dma_cycles(target, 1, 256),) if g.lut else ())
+    m = rows * g.w_out
+    pixels = g.rows_in(rows) * g.w
+    loads: tuple[tuple[int, ...], ...]
+    if len(chunks) > 1:
+        loads = tuple((dma_cycles(target, pixels, cn), dma_cycles(target, nt * g.taps, g.wbytes(cn)))
+                      for cn in chunks)
+        matmuls = tuple(matmul_cycles(target, m, nt, g.taps * cn, g.fmt) for cn in chunks)
+    else:
+        loads = ((dma_cycles(target, pixels, nt) if tc else dma_cycles(target, 1, pixels * g.c),),)
+        matmuls = (matmul_cycles(target, m, nt, g.k, g.fmt, g.own_columns) if tc else
+                   tile_matmul_cycles(g, m, nt, target),)
+    store = dma_cycles(target, 1, m * nt) if nt == g.n else dma_cycles(target, m, nt)
+    return Tile(weights + ((caps,) if caps else ()) if opening else (), loads, matmuls,
+                late if opening else (), post_cycles(target, m * nt), store if g.residual else 0,
+                post_cycles(target, m * nt) * (g.residual + g.lut), store)
 
 
 def conv_tiles_exist(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -> bool:

@@ -55,6 +55,10 @@ def pack_rows(values: np.ndarray, fmt: WeightFormat, caps: np.ndarray | None = N
             codes[rows] = numerics.value_codes(numerics.row_format(fmt, int(cap)), v[rows])
     else:
         codes = numerics.value_codes(fmt, v).astype(np.uint32)
+    if fmt.bits in (8, 16):  # whole bytes: a code's bits, LSB first, are its little-endian bytes
+        packed = np.zeros((n, row_bytes(k, fmt)), np.uint8)
+        packed[:, :k * fmt.bits // 8] = codes.astype(f"<u{fmt.bits // 8}").view(np.uint8).reshape(n, -1)
+        return packed
     width = row_bytes(k, fmt) * 8
     bits = np.zeros((n, width), np.uint8)  # one entry per bit of the packed row, LSB first
     for b in range(fmt.bits):

@@ -77,13 +77,42 @@ def qmatmul(op, a, b):
     return to_int32(exact_matmul(centred_exact(a, op.a.type), centred_exact(b, op.b.type)), op)
 
 
+# Elements per block of a large requantize: the int64 temporaries of its ten or so passes stay in
+# the cache instead of streaming through memory (half the time on ResNet-50's maps).
+REQUANTIZE_BLOCK = 1 << 17
+
+
 def requantize(op, x, row_shift=None):
+    """The op on cache-sized blocks of ``x`` (each element's result depends on it and its channel's
+    parameters only), or whole."""
+    per_channel = len(op.multiplier) > 1
+    zp_x = zero_point_array(op.x.type, x.ndim)
+    if row_shift is not None or x.size <= REQUANTIZE_BLOCK or zp_x.size > 1 and not per_channel:
+        return _requantize(op, x, zp_x, row_shift=row_shift)
+    out = np.empty(x.shape, to_numpy(op.dtype))
+    if not per_channel:  # blocks of the flattened tensor
+        flat, flat_out = x.reshape(-1), out.reshape(-1)
+        for start in range(0, flat.size, REQUANTIZE_BLOCK):
+            flat_out[start:start + REQUANTIZE_BLOCK] = _requantize(op, flat[start:start + REQUANTIZE_BLOCK], zp_x)
+        return out
+    axis = op.axis
+    step = max(1, REQUANTIZE_BLOCK * x.shape[axis] // x.size)  # channels per block
+    for start in range(0, x.shape[axis], step):
+        part = (slice(None),) * axis + (slice(start, start + step),)
+        zp_part = zp_x[part] if zp_x.ndim and zp_x.shape[axis] > 1 else zp_x
+        out[part] = _requantize(op, x[part], zp_part, slice(start, start + step))
+    return out
+
+
+def _requantize(op, x, zp_x, channels: slice = slice(None), row_shift=None):
+    """The op on ``x``, the input's zero point ``zp_x`` broadcastable to it, ``channels`` of the
+    per-channel parameters."""
     per_channel = len(op.multiplier) > 1
     axis = op.axis if per_channel else None
-    multiplier = np.asarray(op.multiplier) if per_channel else op.multiplier[0]
-    shift = np.asarray(op.shift) if per_channel else op.shift[0]
+    multiplier = np.asarray(op.multiplier)[channels] if per_channel else op.multiplier[0]
+    shift = np.asarray(op.shift)[channels] if per_channel else op.shift[0]
     try:
-        v = numerics.centre_and_shift(x, zero_point_array(op.x.type, x.ndim), op.pre_shift)
+        v = numerics.centre_and_shift(x, zp_x, op.pre_shift)
         if row_shift is not None:  # pre-shaped: the channel's shift plus the row's
             shape = [1] * x.ndim
             if per_channel:

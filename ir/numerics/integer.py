@@ -82,7 +82,13 @@ def rounding_right_shift(x, shift, mode: str = "half_even"):
         half = np.left_shift(np.int64(1), s - 1)
         if mode == "half_up":
             return unwrap(np.right_shift(xa + half, s))
-        return unwrap(np.right_shift(xa + (half - 1) + np.bitwise_and(np.right_shift(xa, s), 1), s))
+        out = np.right_shift(xa, s)
+        if not isinstance(out, np.ndarray):
+            return unwrap(np.right_shift(xa + (half - 1) + np.bitwise_and(out, 1), s))
+        np.bitwise_and(out, 1, out=out)  # in place: the same sum, without a temporary per term
+        out += xa
+        out += half - 1
+        return unwrap(np.right_shift(out, s, out=out))
     xa, s = np.broadcast_arrays(xa, s)
     floor_q = np.right_shift(xa, s)
     if mode == "floor":
@@ -190,7 +196,7 @@ def multiply_by_quantized_multiplier(acc, multiplier, shift, mode: str = "half_e
     if s.size and s.min() < 0:
         raise ValueError("shift must be non-negative")
     bound = (_PRODUCT_LIMIT - 1) // np.maximum(m, 1)
-    if np.any((a > bound) | (a < -bound)):
+    if a.size and _magnitude(a) > int(np.min(bound)) and np.any((a > bound) | (a < -bound)):
         raise ValueError("acc * multiplier would reach 2**62 and could overflow int64; "
                          "use int32 accumulators or a smaller multiplier")
     return rounding_right_shift(a * m, np.minimum(s, 63), mode)
@@ -213,7 +219,11 @@ def requantize(acc, multiplier, shift, zero_point=0, qmin: int = INT8_MIN, qmax:
     if zp.size and (zp.min() < INT32_MIN or zp.max() > INT32_MAX):
         raise ValueError("zero_point must be within int32")
     scaled = np.asarray(multiply_by_quantized_multiplier(a, m, s, mode))
-    out = np.clip(scaled + zp, qmin, qmax)
+    if scaled.ndim and np.broadcast_shapes(scaled.shape, zp.shape) == scaled.shape:  # a new array: in place
+        scaled += zp
+        out = np.clip(scaled, qmin, qmax, out=scaled)
+    else:
+        out = np.clip(scaled + zp, qmin, qmax)
     dtype = np.dtype(out_dtype) if out_dtype is not None else int_dtype_for_range(qmin, qmax)
     return unwrap(out.astype(dtype))
 
@@ -228,10 +238,16 @@ def centre_and_shift(x, zero_point, pre_shift: int = 0, headroom: int = 0):
     if not 0 <= pre_shift <= 62:
         raise ValueError(f"pre_shift = {pre_shift} must be in [0, 62]")
     v = as_int64(x, "x") - as_int64(zero_point, "zero_point")
-    largest = int(np.abs(v).max()) if v.size else 0
+    largest = _magnitude(v)
     if (largest << pre_shift) + headroom >= _PRODUCT_LIMIT:
         raise ValueError(f"pre_shift = {pre_shift} shifts |{largest}| beyond 2**62")
-    return unwrap(np.left_shift(v, pre_shift))
+    return unwrap(np.left_shift(v, pre_shift) if pre_shift else v)
+
+
+def _magnitude(v) -> int:
+    """The largest |element| of an integer array (0 when empty), without an array of magnitudes."""
+    v = np.asarray(v)
+    return max(-int(v.min()), int(v.max())) if v.size else 0
 
 
 def rounded_mean(total, count, multiplier: int, shift: int, zero_point: int = 0, qmin: int = INT8_MIN,

@@ -92,20 +92,32 @@ def max_abs_value(fmt: WeightFormat) -> int:
 
 
 @functools.lru_cache(maxsize=None)
-def _inverse(fmt: WeightFormat) -> tuple[np.ndarray, np.ndarray]:
+def _code_of_value(fmt: WeightFormat) -> tuple[int, np.ndarray]:
+    """(lowest value, table): ``table[v - lowest]`` is value v's code, or -1 when no code has it.  One
+    code per value: for DyBit's two zeros the +0 code (the smaller), as ``encode`` gives."""
     values = code_values(fmt).astype(np.int64)
-    # one code per value: for DyBit's two zeros the +0 code (the smaller), as ``encode`` gives
     order = np.lexsort((np.arange(values.size), values))
-    sorted_values, first = np.unique(values[order], return_index=True)
-    return sorted_values, order[first]
+    distinct, first = np.unique(values[order], return_index=True)
+    lowest = int(distinct[0])
+    table = np.full(int(distinct[-1]) - lowest + 1, -1, np.int32)
+    table[distinct - lowest] = order[first]
+    table.setflags(write=False)
+    return lowest, table
 
 
 def value_codes(fmt: WeightFormat, values) -> np.ndarray:
     """The code of each integer value (uint16); ValueError for a value the format cannot hold."""
-    v = np.asarray(values, np.int64)
-    table, codes = _inverse(fmt)
-    index = np.clip(np.searchsorted(table, v), 0, table.size - 1)
-    bad = table[index] != v
-    if np.any(bad):
-        raise ValueError(f"{fmt.name} has no code for the value {int(v[bad].flat[0])}")
-    return codes[index].astype(np.uint16)
+    v = np.asarray(values)
+    lowest, table = _code_of_value(fmt)
+    if v.size and (int(v.min()) < lowest or int(v.max()) >= lowest + table.size):
+        _no_code(fmt, v, (v < lowest) | (v >= lowest + table.size))
+    index = v.astype(np.intp)
+    index -= lowest
+    codes = np.take(table, index)
+    if np.any(codes < 0):
+        _no_code(fmt, v, codes < 0)
+    return codes.astype(np.uint16)
+
+
+def _no_code(fmt: WeightFormat, values: np.ndarray, bad: np.ndarray) -> None:
+    raise ValueError(f"{fmt.name} has no code for the value {int(values[bad].flat[0])}")

@@ -1,4 +1,6 @@
 """Conv tiling: the chosen tiles fit the buffers, and the cost model predicts the simulator."""
+import dataclasses
+
 import numpy as np
 import onnx
 import pytest
@@ -7,10 +9,11 @@ from onnx import TensorProto, helper, numpy_helper
 from tcc.backends.overlay import compile_overlay
 from tcc.backends.overlay.context import Buffers
 from tcc.backends.overlay.tile_pipeline import pipeline_cycles
-from tcc.backends.overlay.tiling import (ConvGeometry, choose_conv_tiles, choose_gemm_tiles, estimate_gemm,
-                                         pipeline_tiles, row_tiles)
+from tcc.backends.overlay.tiling import (ConvGeometry, choose_conv_tiles, choose_gemm_tiles, estimate, estimate_gemm,
+                                         param_loads, pipeline_tiles, row_tiles, tile_matmul_cycles)
 from tcc.driver import compile_to_ir, quantization_pipeline
 from tcc.ir.numerics import WeightFormat
+from tcc.isa.cycles import dma_cycles, dram_beats, matmul_cycles, post_cycles
 from tcc.isa.target import load_target
 from tcc.passes import DEFAULT_FLOAT_PIPELINE
 from tcc.runtime import Session
@@ -37,6 +40,49 @@ def test_chosen_tiles_fit_and_are_cheapest_among_fitting_ones(geometry):
         assert pipeline_cycles(TARGET, pipeline_tiles(g, tiles.tn, th, TARGET)) >= tiles.cycles
     macs = g.h_out * g.w_out * g.n * g.k
     assert tiles.cycles >= macs / (TARGET.array_rows * TARGET.array_cols)
+
+
+def tile_by_tile_estimate(g, tn, th, target, tc=0, first=0):
+    """``estimate`` as a loop over every tile (what it counts once per tile size)."""
+    load = compute = post = store = dram = first_load = last_store = 0
+    chunks = [min(tc, g.c - c0) for c0 in range(0, g.c, tc)] if tc and g.kind == "conv" else [0]
+
+    def loaded(*transfers):
+        nonlocal dram
+        dram += sum(dram_beats(target, t) for t in transfers)
+        return sum(transfers)
+
+    for n0 in range(0, g.n, tn):
+        nt = min(tn, g.n - n0)
+        load += loaded(*param_loads(target, nt, g.fmt), 0 if len(chunks) > 1 else dma_cycles(target, 1, nt * g.wbytes(g.k)))
+        for _, rows in row_tiles(g.h_out, th, first):
+            m, pixels = rows * g.w_out, g.rows_in(rows) * g.w
+            for cn in chunks:
+                if len(chunks) > 1:
+                    load += loaded(dma_cycles(target, nt * g.taps, g.wbytes(cn)), dma_cycles(target, pixels, cn))
+                    compute += matmul_cycles(target, m, nt, g.taps * cn, g.fmt, g.own_columns)
+                else:
+                    load += loaded(dma_cycles(target, pixels, nt) if tc else dma_cycles(target, 1, pixels * g.c))
+                    compute += matmul_cycles(target, m, nt, g.k, g.fmt, g.own_columns) if tc else \
+                        tile_matmul_cycles(g, m, nt, target)
+                first_load = first_load or load
+            last_store = dma_cycles(target, 1, m * nt) if nt == g.n else dma_cycles(target, m, nt)
+            store += loaded(last_store)
+            post += post_cycles(target, m * nt) * (1 + g.residual + g.lut)
+            load += loaded(last_store) if g.residual else 0
+    spread = min(target.cores, -(-g.n // tn) * len(row_tiles(g.h_out, th, first)))
+    return -(-max(load, compute, post, store, dram) // spread) + first_load + last_store
+
+
+@pytest.mark.parametrize("g, tn, th, tc, first", [
+    (ConvGeometry(56, 56, 64, 64, 56, 56, 3, 1, 1, 576, INT8, 32), 32, 5, 0, 2),
+    (ConvGeometry(7, 7, 512, 2048, 7, 7, 1, 1, 1, 512, INT8, 32, residual=True), 96, 3, 0, 0),
+    (ConvGeometry(28, 28, 1024, 70, 14, 14, 3, 2, 1, 9216, INT16, 32, lut=True), 64, 3, 200, 1),
+    (ConvGeometry(30, 30, 96, 96, 30, 30, 5, 1, 1, 25, INT8, 32, "depthwise", True), 64, 7, 64, 0),
+])
+def test_estimate_counts_each_tile_size_once_as_the_tiles_add_up(g, tn, th, tc, first):
+    for target in (TARGET, dataclasses.replace(TARGET, cores=4)):
+        assert estimate(g, tn, th, target, tc, first) == tile_by_tile_estimate(g, tn, th, target, tc, first)
 
 
 def test_cost_model_predicts_the_simulated_layer(tmp_path):

@@ -66,6 +66,10 @@ def test_every_value_has_its_code(name):
         assert value_codes(fmt, [0]).tolist() == [0]
     with pytest.raises(ValueError, match="no code"):
         value_codes(fmt, [int(values.max()) + 1])
+    holes = sorted(set(range(int(values.min()), int(values.max()))) - set(values.tolist()))
+    if holes:  # a value inside the range that no code has (DyBit's coarse large magnitudes)
+        with pytest.raises(ValueError, match=f"no code for the value {holes[-1]}"):
+            value_codes(fmt, [0, holes[-1]])
 
 
 @pytest.mark.parametrize("name, fmt", [("dybit4", WeightFormat("dybit", 4, 3)), ("dybit4c3", WeightFormat("dybit", 4, 3)),
