@@ -27,7 +27,7 @@ class Program:
             written = abuf_write(mnemonic, fields, lambda name: self._regs.get(name, 0))
             if written is True:
                 self.residency.forget_all()
-            elif written is not None:
+            elif isinstance(written, tuple):
                 self.residency.forget_sram(*written)
         self.instructions.append((mnemonic, fields))
 
