@@ -213,21 +213,26 @@ class Session(ModelIO):
     def run_dict(self, feeds: dict, progress=None) -> dict[str, np.ndarray]:
         """Run on the simulator; ``progress(pc, program_length)`` as for ``Machine.run``."""
         from tcc.isa.simulator import Machine, Multicore
+        from tcc.isa.simulator.machine import DRAM
 
         feeds = self._check_inputs(feeds)
         meta = self.artifact.metadata
-        image = np.frombuffer(self.artifact.dram_image, np.uint8)
+        multicore = "core_entries" in meta  # the cores write dram unnoted: load the whole image
         if self._machine is None:
             self._machine = Machine(self.target, np.zeros(meta["dram_bytes"], np.uint8))
         machine = self._machine
-        machine.load_image(image)
+        if multicore or not machine.reload_image():  # a run restores only what the last one wrote
+            machine.load_image(np.frombuffer(self.artifact.dram_image, np.uint8))
         dram = machine.dram
+        written = []
         for entry in meta["inputs"]:
             device = self._device_array(entry, feeds[entry["name"]])
             device = cast(device, entry["dtype"])
             raw = np.frombuffer(to_physical(device, entry["perm"]).tobytes(), np.uint8)
             dram[entry["address"]:entry["address"] + raw.size] = raw
-        if "core_entries" in meta:  # one stream per core over the machine's DRAM, the cores kept prepared
+            written.append((DRAM, entry["address"], entry["address"] + raw.size))
+        machine.note_written(tuple(written))
+        if multicore:  # one stream per core over the machine's DRAM, the cores kept prepared
             if self._cores is None:
                 self._cores = Multicore(self.target, dram)
             self.last_result = self._cores.run(self.artifact.program, meta["core_entries"])

@@ -6,6 +6,8 @@ computes the exact result and rounds it once to bf16; results are float32 arrays
 values (``to_bf16`` gives the uint16 bit patterns).  Every NaN an operation produces is the
 canonical quiet NaN 0x7FC0; ``to_bf16`` keeps a NaN's sign (0x7FC0 / 0xFFC0), like ml_dtypes.
 """
+import sys
+
 import numpy as np
 
 from ._arrays import along_axis, as_float64, as_int64, unwrap
@@ -18,20 +20,34 @@ BF16_MIN_SUBNORMAL = 2.0**-133
 _MIN_QUANTUM_EXP = -133  # bf16's grid never gets finer than 2**-133 (the subnormal step)
 _SIGNIFICAND_BITS = 8
 _LOW_HALF = np.uint32(0xFFFF)
-_HIGH_HALF = np.uint32(0xFFFF_0000)
-_ROUND_BIAS = np.uint32(0x7FFF)  # plus the kept LSB: round to nearest, ties to even
-_ONE = np.uint32(1)
-_NAN32 = np.uint32(BF16_NAN << 16)
+_ROUND_BIAS = np.array(0x7FFF, np.uint32)  # plus the kept LSB: round to nearest, ties to even
+_ONE = np.array(1, np.uint32)
+_SIXTEEN = np.array(16, np.uint32)
+_NAN16 = np.array(BF16_NAN, np.uint16)
+_HIGH_HALF = 1 if sys.byteorder == "little" else 0  # index of a uint32's high half among its two uint16s
 _LEAST_SUBNORMAL32 = np.float32(2.0**-149)
 
 
-def _f32_to_bits(x32: np.ndarray) -> np.ndarray:
-    """RNE float32 -> bf16 bits: add 0x7FFF plus the kept LSB, drop the low 16 bits."""
+def _rne_into(x32: np.ndarray, out: np.ndarray, work: np.ndarray) -> None:
+    """``out`` (uint16) = the RNE bf16 bits of the 1-d float32 lanes ``x32`` that are not NaN (NaN
+    lanes get garbage): add 0x7FFF plus the kept LSB and keep the high half (in uint32 the largest
+    non-NaN pattern 0xFF800000 cannot wrap).  ``work`` is uint32 scratch of x32's length; the
+    constants are 0-d arrays: numpy's cheapest operands on short vectors."""
     bits = x32.view(np.uint32)
-    lsb = (bits >> 16) & 1
-    rounded = ((bits + np.uint32(0x7FFF) + lsb) >> 16).astype(np.uint16)
-    nan = (bits & np.uint32(0x8000_0000)) >> 16 | BF16_NAN
-    return np.where(np.isnan(x32), nan.astype(np.uint16), rounded)
+    np.right_shift(bits, _SIXTEEN, out=work)
+    np.bitwise_and(work, _ONE, out=work)
+    np.add(work, _ROUND_BIAS, out=work)
+    np.add(work, bits, out=work)
+    out[...] = work.view(np.uint16)[_HIGH_HALF::2]
+
+
+def _f32_to_bits(x32: np.ndarray) -> np.ndarray:
+    """RNE float32 -> bf16 bits; a NaN keeps its sign."""
+    flat = np.ascontiguousarray(x32).reshape(-1)
+    bits = np.empty(flat.shape, np.uint16)
+    _rne_into(flat, bits, np.empty(flat.shape, np.uint32))
+    nan = (flat.view(np.uint32) & np.uint32(0x8000_0000)) >> 16 | BF16_NAN
+    return np.where(np.isnan(flat), nan.astype(np.uint16), bits).reshape(np.shape(x32))
 
 
 def _f64_to_bits(x: np.ndarray) -> np.ndarray:
@@ -116,19 +132,24 @@ def as_bf16_lanes(x, name: str) -> np.ndarray:
 Lanes = np.ndarray | np.floating  # float32 lanes, or one float32 constant broadcast over them
 
 
-def round32(x32: Lanes) -> np.ndarray:
-    """float32 values rounded once (RNE) to bf16 values, as float32; every NaN becomes 0x7FC0.
+def round32_bits_into(x32: np.ndarray, out: np.ndarray, work: np.ndarray) -> np.ndarray:
+    """``round32_bits`` of the 1-d float32 lanes ``x32`` written into ``out`` (uint16, returned),
+    with ``work`` uint32 scratch of their length: nothing allocated but the NaN mask."""
+    _rne_into(x32, out, work)
+    np.copyto(out, _NAN16, where=np.isnan(x32))
+    return out
 
-    The canonical NaN goes in first, so the carry of the rounding add never leaves a NaN's
-    exponent field (all other patterns are <= 0xFF800000 and cannot wrap).
-    """
-    bits = np.where(np.isnan(x32), _NAN32, x32.view(np.uint32))
-    rounded = bits >> 16  # bits + 0x7FFF + the kept LSB, then drop the low half (in place)
-    rounded &= _ONE
-    rounded += _ROUND_BIAS
-    rounded += bits
-    rounded &= _HIGH_HALF
-    return rounded.view(np.float32)
+
+def round32_bits(x32: Lanes) -> np.ndarray:
+    """The bf16 bit patterns (uint16) of float32 values rounded once (RNE); every NaN becomes 0x7FC0."""
+    flat = np.ascontiguousarray(x32, np.float32).reshape(-1)
+    bits = round32_bits_into(flat, np.empty(flat.shape, np.uint16), np.empty(flat.shape, np.uint32))
+    return bits.reshape(np.shape(x32))
+
+
+def round32(x32: Lanes) -> np.ndarray:
+    """float32 values rounded once (RNE) to bf16 values, as float32; every NaN becomes 0x7FC0."""
+    return np.left_shift(round32_bits(x32), _SIXTEEN, dtype=np.uint32).view(np.float32)
 
 
 # The unchecked lane operations below take float32 arrays holding bf16 values and give the same

@@ -7,13 +7,11 @@ The load and store units share the DRAM channel's beats (timing.py).
 """
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 
 from ..cycles import dma_cycles
 from ..table import BUFFERS
-from .machine import DRAM, PBUF, Effect, Fault, MachineState, impl, registers
+from .machine import DRAM, PBUF, Effect, Fault, MachineState, copy_action, impl, registers
 
 _DMA = registers("dma.planes", "dma.rows", "dma.row_bytes", "dma.dram_row", "dma.dram_plane",
                  "dma.sram_row", "dma.sram_plane")
@@ -43,13 +41,13 @@ def _boxes(m: MachineState, buf: str, sram: int, dram: int, to_sram: bool):
 @impl("load")
 def load(m: MachineState, buf: str, sram: int, dram: int):
     sram_view, dram_view, moved, cycles, accesses = _boxes(m, buf, sram, dram, to_sram=True)
-    return Effect(cycles, accesses, loaded=moved, action=partial(np.copyto, sram_view, dram_view))
+    return Effect(cycles, accesses, loaded=moved, action=copy_action(sram_view, dram_view))
 
 
 @impl("store")
 def store(m: MachineState, buf: str, sram: int, dram: int):
     sram_view, dram_view, moved, cycles, accesses = _boxes(m, buf, sram, dram, to_sram=False)
-    return Effect(cycles, accesses, stored=moved, action=partial(np.copyto, dram_view, sram_view))
+    return Effect(cycles, accesses, stored=moved, action=copy_action(dram_view, sram_view))
 
 
 _LOOKUP = registers("lk.index", "lk.count", "lk.rows", "dma.row_bytes", "dma.dram_row", "dma.sram_row")

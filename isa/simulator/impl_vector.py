@@ -2,7 +2,7 @@
 
 Each vector instruction computes on 16-bit lanes holding bf16 bit patterns in vbuf, with this
 module's own arithmetic: the only numerics shared with the reference interpreter are the
-rounding rules (``round32``: RNE to bf16, canonical NaN) and the int8 <-> bf16 conversions.
+rounding rules (``round32_bits``: RNE to bf16, canonical NaN) and the int8 <-> bf16 conversions.
 Operand B (and C) is a vbuf vector read through its broadcast pattern
 (``v.b + 2 * ((i // v.b_rep) % v.b_period)``) or a bf16 constant register ``v.k0..v.k7``.
 Cycles: ``ceil(v.len / simd_lanes)`` passes plus the pipeline latency per instruction (the unit
@@ -10,10 +10,13 @@ runs one instruction at a time); a reduction pays that for each level of its tre
 """
 from __future__ import annotations
 
+import sys
+from functools import partial
+
 import numpy as np
 
 from tcc.ir import numerics
-from tcc.ir.numerics.bf16 import round32
+from tcc.ir.numerics.bf16 import round32_bits, round32_bits_into
 
 from . import rule_tables
 from .machine import ABUF, VBUF, Effect, Fault, MachineState, impl, registers
@@ -49,9 +52,10 @@ def cvt(m: MachineState, dir: str, dst: int, src: int):
         lanes = rule_tables.table(m, ("cvt i8_bf16", scale_bits, zp), lambda: numerics.to_bf16(
             numerics.int8_to_bf16(rule_tables.BYTE_VALUES, scale, zp)).astype(np.uint16))
 
+        if lanes is not None:
+            return _table_effect(m, lanes, q.view(np.uint8), out, length, s_access, d_access)
+
         def convert():
-            if lanes is not None:
-                return np.take(lanes, q.view(np.uint8))
             return numerics.to_bf16(numerics.int8_to_bf16(q, scale, zp))
     elif dir == "bf16_i8":
         x, s_access = m.region(VBUF, src, (length,), (2,), "<u2", False, "cvt source")
@@ -60,9 +64,10 @@ def cvt(m: MachineState, dir: str, dst: int, src: int):
         codes = rule_tables.table(m, ("cvt bf16_i8", scale_bits, zp), lambda: numerics.bf16_to_int8(
             numerics.from_bf16(rule_tables.BF16_PATTERNS), scale, zp, "half_even").astype(np.int8))
 
+        if codes is not None:
+            return _table_effect(m, codes, x, out, length, s_access, d_access)
+
         def convert():
-            if codes is not None:
-                return np.take(codes, x)
             return numerics.bf16_to_int8(numerics.from_bf16(x), scale, zp, "half_even")
     elif dir == "i32_bf16":
         q, s_access = m.region(ABUF, src, (length,), (4,), "<i4", False, "cvt source")
@@ -87,6 +92,14 @@ def cvt(m: MachineState, dir: str, dst: int, src: int):
 
     accesses = tuple(a for a in (s_access, d_access) if a is not None)
     return Effect(_simd_cycles(m, 1, length), accesses, action=action)
+
+
+def _table_effect(m: MachineState, table: np.ndarray, index: np.ndarray, out: np.ndarray, length: int,
+                  *accesses) -> Effect:
+    """A conversion read from its rule table: one gather of ``index`` (unsigned, always inside the
+    table) into ``out``."""
+    action = partial(np.take, table, index, out=out, mode="clip")  # "clip": no bounds pass, no buffering
+    return Effect(_simd_cycles(m, 1, length), tuple(a for a in accesses if a is not None), action=action)
 
 
 def _cvt_rows(m: MachineState, length: int, scale: np.float32, zp: int, dst: int, src: int) -> Effect:
@@ -125,13 +138,51 @@ def _cvt_rows(m: MachineState, length: int, scale: np.float32, zp: int, dst: int
 
 # --- lane arithmetic on uint16 bf16 patterns ---------------------------------------------------
 
+_SIXTEEN = np.array(16, np.uint32)  # a 0-d array: numpy's cheapest form of a constant operand
+_HIGH_HALF = 1 if sys.byteorder == "little" else 0  # index of a uint32's high half among its two uint16s
+
+
 def _value(p: np.ndarray) -> np.ndarray:
-    return (p.astype(np.uint32) << 16).view(np.float32)
+    return np.left_shift(p, _SIXTEEN, dtype=np.uint32).view(np.float32)
+
+
+class Lanes:
+    """Scratch of one vector instruction, made when it is prepared: operands A and B as float32
+    (uint32 words whose low halves stay zero, so writing a bf16 pattern into the high half is the
+    exact conversion), the float32 result, rounding scratch, and the uint16 result (vbuf itself)."""
+
+    __slots__ = ("a", "b", "result", "work", "out", "_high_a", "_high_b")
+
+    def __init__(self, length: int, out: np.ndarray | None = None):
+        words_a, words_b = np.zeros(length, np.uint32), np.zeros(length, np.uint32)
+        self._high_a, self._high_b = (w.view(np.uint16)[_HIGH_HALF::2] for w in (words_a, words_b))
+        self.a, self.b = words_a.view(np.float32), words_b.view(np.float32)
+        self.result, self.work = np.empty(length, np.float32), np.empty(length, np.uint32)
+        self.out = np.empty(length, np.uint16) if out is None else out
+
+    def load(self, a: np.ndarray, b: np.ndarray) -> None:
+        self._high_a[...] = a
+        self._high_b[...] = b
+
+
+def _rounded(ufunc, swap: bool = False):
+    """A lane operation ``(a, b, lanes=None) -> patterns``: ``ufunc`` on the float32 values (b op a
+    if ``swap``), rounded once to bf16; in ``lanes``' scratch, its result in ``lanes.out``."""
+
+    def operation(a: np.ndarray, b: np.ndarray, lanes: Lanes | None = None) -> np.ndarray:
+        if lanes is None:  # operands of one shape (a reduction level's halves are 2-d)
+            return operation(a.reshape(-1), b.reshape(-1), Lanes(a.size)).reshape(a.shape)
+        lanes.load(a, b)
+        x, y = (lanes.b, lanes.a) if swap else (lanes.a, lanes.b)
+        ufunc(x, y, out=lanes.result)
+        return round32_bits_into(lanes.result, lanes.out, lanes.work)
+
+    return operation
 
 
 def _pattern(x32: np.ndarray) -> np.ndarray:
     """Round float32 results once to bf16 (canonical NaN) and keep the top half."""
-    return (round32(np.asarray(x32, np.float32)).view(np.uint32) >> 16).astype(np.uint16)
+    return round32_bits(x32)
 
 
 def _mask(condition: np.ndarray) -> np.ndarray:
@@ -155,11 +206,12 @@ def _minimum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 #: vbin's operations on (A, B) patterns; a test changes one to check that the reference notices.
+#: The arithmetic ones take scratch ``lanes`` too (``_rounded``).
 BINARY = {
-    "add": lambda a, b: _pattern(_value(a) + _value(b)),
-    "sub": lambda a, b: _pattern(_value(a) - _value(b)),
-    "rsub": lambda a, b: _pattern(_value(b) - _value(a)),
-    "mul": lambda a, b: _pattern(_value(a) * _value(b)),
+    "add": _rounded(np.add),
+    "sub": _rounded(np.subtract),
+    "rsub": _rounded(np.subtract, swap=True),
+    "mul": _rounded(np.multiply),
     "max": _maximum,
     "min": _minimum,
     "and": lambda a, b: a & b,
@@ -174,6 +226,9 @@ BINARY = {
     "ge": lambda a, b: _mask(_value(a) >= _value(b)),
     "eq": lambda a, b: _mask(_value(a) == _value(b)),
 }
+
+
+_ARITHMETIC = ("add", "sub", "rsub", "mul")
 
 
 def _ftoi(a: np.ndarray) -> np.ndarray:
@@ -222,9 +277,8 @@ def _finish(m: MachineState, dst: int, length: int, compute, accesses: list) -> 
     out, access = _lanes(m, dst, length, True, "vector result")
     accesses.append(access)
 
-    def action() -> None:
-        with np.errstate(all="ignore"):
-            out[...] = compute()
+    def action() -> None:  # run under np.errstate(all="ignore") (Machine.run)
+        out[...] = compute()
 
     return Effect(_simd_cycles(m, 1, length), tuple(a for a in accesses if a is not None), action=action)
 
@@ -235,7 +289,19 @@ def vbin(m: MachineState, op: str, b: str, dst: int, a: int):
     (length,) = _LEN(m.regs)
     x, a_access = _lanes(m, a, length, False, "vbin operand A")
     y, b_access = _operand(m, b, _B, length, "vbin operand B")
-    return _finish(m, dst, length, lambda: BINARY[op](x, y()), [a_access, b_access])
+    operation = BINARY[op]
+    if op in _ARITHMETIC:  # rounded in scratch made now, straight into vbuf
+        out, access = _lanes(m, dst, length, True, "vector result")
+        lanes = Lanes(length, out)
+
+        def action() -> None:
+            result = operation(x, y(), lanes)
+            if result is not out:
+                out[...] = result
+
+        accesses = tuple(v for v in (a_access, b_access, access) if v is not None)
+        return Effect(_simd_cycles(m, 1, length), accesses, action=action)
+    return _finish(m, dst, length, lambda: operation(x, y()), [a_access, b_access])
 
 
 @impl("vfma")
@@ -283,11 +349,10 @@ def vred(m: MachineState, op: str, dst: int, a: int):
 
     def action() -> None:
         level = x.reshape(length // row, row)
-        with np.errstate(all="ignore"):
-            while level.shape[1] > 1:
-                pairs = level.shape[1] // 2
-                paired = combine(level[:, 0:2 * pairs:2], level[:, 1:2 * pairs:2])
-                level = np.concatenate([paired, level[:, 2 * pairs:]], axis=1)
+        while level.shape[1] > 1:
+            pairs = level.shape[1] // 2
+            paired = combine(level[:, 0:2 * pairs:2], level[:, 1:2 * pairs:2])
+            level = np.concatenate([paired, level[:, 2 * pairs:]], axis=1)
         out[...] = level.reshape(-1)
 
     accesses = tuple(x for x in (a_access, d_access) if x is not None)

@@ -27,7 +27,7 @@ from ..table import INSTRUCTIONS, REGISTER_INDEX
 from . import impl_dma, impl_matrix, impl_pool, impl_quant, impl_system, impl_vector  # noqa: F401 (register impls)
 from .counters import LayerCounters
 from .impl_system import mode as _mode_impl
-from .machine import IMPLS, Barrier, Fault, MachineState
+from .machine import IMPLS, Barrier, Fault, MachineState, merge_spans
 from .timing import COMPUTE, UNIT_NAMES, Timing
 
 # The cycle model's unit of every timed instruction, from the ISA table ("front" ones only take an issue slot).
@@ -130,7 +130,7 @@ class Plan:
     with ``trap`` its reason), the decoded entries (for trap messages) and, when it halts, the
     run's timing and counters."""
 
-    __slots__ = ("pcs", "actions", "entries", "stop", "trap", "result", "final_regs", "final_mode")
+    __slots__ = ("pcs", "actions", "entries", "stop", "trap", "result", "final_regs", "final_mode", "written")
 
     def __init__(self, entries: list[_Entry]):
         self.entries = entries
@@ -141,6 +141,7 @@ class Plan:
         self.result: RunResult | None = None
         self.final_regs: list[int] = []
         self.final_mode = "int8"
+        self.written: tuple = ()  # (memory, lo, hi) byte ranges the actions may write (machine.merge_spans)
 
     def text(self, pc: int) -> str:
         return "end of program" if pc >= len(self.entries) else str(self.entries[pc].text)
@@ -159,6 +160,7 @@ def prepare(machine: MachineState, words: np.ndarray, trace: bool = False) -> Pl
     mode_busy = {"int8": 0, "bf16": 0}
     mode_since, switches, current = 0, 0, machine.mode
     end = len(plan.entries)
+    written: list[tuple[int, int, int]] = []
     plan.trap = f"ran past the end of the program ({end} instructions) without halt"
     for pc, entry in enumerate(plan.entries):
         try:
@@ -182,6 +184,7 @@ def prepare(machine: MachineState, words: np.ndarray, trace: bool = False) -> Pl
             if effect.action is not None:
                 plan.pcs.append(pc)
                 plan.actions.append(effect.action)
+                written.extend(a[:3] for a in effect.accesses if a[3])
             issue, start, finish, stalled = timing.execute(entry.unit, effect.cycles, effect.accesses)
             counters.record(entry.unit, start, finish, stalled, effect.macs, effect.loaded, effect.stored)
             if entry.unit == COMPUTE:
@@ -194,6 +197,7 @@ def prepare(machine: MachineState, words: np.ndarray, trace: bool = False) -> Pl
             if events is not None:
                 events.append(Event(pc, UNIT_NAMES[entry.unit], issue, start, finish))
     plan.final_regs, plan.final_mode = list(regs), machine.mode
+    plan.written = merge_spans(written)
     if plan.trap is None:
         peak = machine.target.peak_macs_per_cycle
         mode_cycles[current] += max(timing.finish - mode_since, 0)
@@ -240,8 +244,10 @@ class Machine(MachineState):
             reason = plan.trap
         # One BLAS thread: the array's products are tile-sized (a few MFLOP), where OpenBLAS's thread
         # hand-off costs more than it saves, and on a shared machine its spinning threads make a run
-        # several times slower (measured 10x on ResNet-50 with other jobs running).
-        with _blas_threads().limit(limits=1, user_api="blas"):
+        # several times slower (measured 10x on ResNet-50 with other jobs running).  Float errors
+        # are ignored once here rather than per action: the bf16 lanes compute inf and NaN on purpose.
+        self.note_written(plan.written)
+        with _blas_threads().limit(limits=1, user_api="blas"), np.errstate(all="ignore"):
             self._replay(plan, bisect_left(plan.pcs, stop), reported, progress)
         if reason is not None:
             raise SimulatorTrap(stop, plan.text(stop), reason)

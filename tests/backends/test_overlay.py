@@ -53,6 +53,22 @@ def test_digits_simulator_equals_reference(digits_artifact):
     assert session.last_result.cycles > 0
 
 
+def test_a_warm_run_restores_only_what_the_last_run_wrote(digits_artifact):
+    """A session's next run reloads the DRAM image by restoring the byte ranges its program's
+    actions and its inputs may have written: every memory is then what a full load gives."""
+    from tcc.isa.simulator import Machine
+
+    path, _ = digits_artifact
+    session = Session(path)
+    session.run(None, {"input": np.load("examples/digits/digits_test.npz")["input"][:1]})
+    machine = session._machine
+    assert machine.reload_image()
+    image = np.frombuffer(session.artifact.dram_image, np.uint8)
+    fresh = Machine(session.target, np.zeros(machine.dram.size, np.uint8))
+    fresh.load_image(image)
+    assert machine.dram[:image.size].any() and all(map(np.array_equal, machine.memories, fresh.memories))
+
+
 def test_a_batch_on_axis_0_runs_sample_by_sample(digits_artifact):
     """Inputs holding N samples where the model has batch 1 give each sample's outputs, stacked."""
     path, _ = digits_artifact
