@@ -18,7 +18,7 @@ import numpy as np
 
 from tcc.ir import numerics
 
-from ..cycles import matmul_cycles
+from ..cycles import matmul_timing
 from ..weights import matmul_format, row_bytes
 from .exact_product import (Weights, exact_depthwise, exact_grouped, exact_product, exact_product_into, int32_fits,
                             zero_point_fits)
@@ -214,6 +214,6 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
             raise Fault(f"int32 accumulator overflow at acc[{bad[0]}, {bad[1]}] = {int(total[bad])}")
         out[...] = total
 
-    cycles = matmul_cycles(m.target, M, N, K, fmt, own_columns=mode in ("dwconv", "gconv"))
+    cycles, latency = matmul_timing(m.target, M, N, K, fmt, own_columns=mode in ("dwconv", "gconv"))
     accesses = tuple(x for x in (a_access, w_access, caps_access, acc_access) if x is not None)
-    return Effect(cycles, accesses, macs=M * N * K, action=action)
+    return Effect(cycles, accesses, latency, macs=M * N * K, action=action)

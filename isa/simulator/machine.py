@@ -52,6 +52,7 @@ class Effect:
 
     cycles: int
     accesses: tuple
+    latency: int = 0  # the last cycles, in its unit's pipeline, during which the unit starts its next instruction
     macs: int = 0
     loaded: int = 0  # DRAM bytes read by a load
     stored: int = 0  # DRAM bytes written by a store
