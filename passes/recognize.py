@@ -89,12 +89,26 @@ def _trailing_axis(op: Op, rank: int) -> int | None:
     return axes[0]
 
 
+def _normalized_axes(op: Op, rank: int) -> tuple[int, int | None] | None:
+    """(first normalized axis once moved last, the axis moved last or None) of a keepdims reduction
+    over a trailing contiguous range, or over one inner axis (ConvNeXt's channels-first LayerNorm
+    reduces axis 1 of [N, C, H, W]), else None."""
+    axis = _trailing_axis(op, rank)
+    if axis is not None:
+        return axis, None
+    axes = {normalize_axis(a, rank) for a in op.axes}
+    if op.keepdims and len(axes) == 1:
+        return rank - 1, axes.pop()
+    return None
+
+
 @dataclass
 class _LayerNormMatch:
     x: Value
     axis: int
     epsilon: float
     consumed: list[Op]
+    moved: int | None = None  # normalized along this inner axis, moved last by a transpose and back
 
 
 def _root_mean_square(denom: Value, inverted: bool, module: Module) -> tuple[Value, Op, float, list[Op]] | None:
@@ -149,11 +163,11 @@ def _match_normalize(root: Op, d: Value, denom: Value, inverted: bool,
             or module.is_output(mean)):
         return None
     rank = x.type.rank
-    axis = _trailing_axis(mean_op, rank)
-    if (axis is None or _trailing_axis(var_op, rank) != axis or root.result.type.shape != x.type.shape
+    axes = _normalized_axes(mean_op, rank)
+    if (axes is None or _normalized_axes(var_op, rank) != axes or root.result.type.shape != x.type.shape
             or not is_float(x.type.dtype)):
         return None
-    return _LayerNormMatch(x, axis, _shortest(x, eps), consumed)
+    return _LayerNormMatch(x, axes[0], _shortest(x, eps), consumed, axes[1])
 
 
 class _NormPattern:
@@ -175,19 +189,29 @@ class _NormPattern:
         for d, denom, inverted in orders:
             match = self.find(op, d, denom, inverted, rewriter.module)
             if match is not None:
-                x = match.x
+                x, name = match.x, op.result.name
                 builder = rewriter.builder_before(op)
+                perm = None
+                if match.moved is not None:
+                    rank = x.type.rank
+                    perm = tuple(a for a in range(rank) if a != match.moved) + (match.moved,)
+                    x = builder.value("transpose", [x], {"perm": perm}, name=f"{name}.axis_last")
                 ones = builder.const(np.ones(x.type.shape[match.axis:], to_numpy(x.type.dtype)),
-                                     name=op.result.name + ".scale")
+                                     name=name + ".scale")
                 fused = builder.value(self.kind, [x, ones], {"axis": match.axis, "epsilon": match.epsilon},
-                                      name=op.result.name)
+                                      name=name if perm is None else f"{name}.moved")
+                if perm is not None:
+                    fused = builder.value("transpose", [fused], {"perm": tuple(int(i) for i in np.argsort(perm))},
+                                          name=name)
                 _replace(rewriter, op, fused, match.consumed)
                 return True
         return False
 
 
 class LayerNormPattern(_NormPattern):
-    """(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) over trailing axes -> layer_norm(x, ones)."""
+    """(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) over trailing axes -> layer_norm(x, ones);
+    over one inner axis (ConvNeXt's channels-first LayerNorm, axis 1 of [N, C, H, W]) that axis is
+    moved last by a transpose, normalized, and moved back."""
 
     kind = "layer_norm"
     find = staticmethod(_match_normalize)

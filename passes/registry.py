@@ -11,6 +11,7 @@ from .fold_affine import BatchNormToConv, FoldAffine
 from .fold_batchnorm import FoldBatchNorm
 from .fold_constants import FoldConstants
 from .fold_pad import FoldPad
+from .reduce_as_pool import ReduceAsPool
 from .group_norm import GroupNormAsLayerNorm
 from .pad_as_concat import PadAsConcat
 from .mode_schedule import ScheduleModes
@@ -34,7 +35,7 @@ def register(cls: type[Pass]) -> type[Pass]:
 for _cls in (DeadCodeElimination, FoldConstants, FoldBatchNorm, FoldAffine, BatchNormToConv, Quantize,
              MixedPrecision, SmoothQuant, CrossLayerEqualization, Recognize, AnnotateSparsity, UnrollRecurrent,
              ResizeAsMatmul, As2d, ConvTransposeAsConv, GroupNormAsLayerNorm, PadAsConcat, ExpandConstants,
-             EinsumAsMatmul, WhereAsSelect, FoldPad):
+             EinsumAsMatmul, WhereAsSelect, FoldPad, ReduceAsPool):
     register(_cls)
 register(ScheduleModes)
 
@@ -44,7 +45,8 @@ DEFAULT_FLOAT_PIPELINE = ("fold-constants", "recognize", "fold-batchnorm", "fold
 # Before quantization: recurrent layers become their time steps, einsums matmuls, group and instance
 # norms layer norms and depthwise convs, every batch_norm a conv, reflect/edge/wrap pads slices and
 # concats (zero pads a conv reads its padding), every interpolating resize matrix products, 1-D and 3-D convolutions and pools 2-D ones,
-# every transposed convolution convolutions, constant-mask wheres multiplies and adds, and broadcast
+# every transposed convolution convolutions, constant-mask wheres multiplies and adds, means and sums
+# over any axes global average pools, and broadcast
 # constants of adds are stored at full shape, so the int8 path can run them.
 PRE_QUANT_PIPELINE = ("unroll-recurrent", "einsum-as-matmul", "group-norm-as-layer-norm", "batchnorm-to-conv",
-                      "resize-as-matmul", "fold-pad", "pad-as-concat", "as-2d", "conv-transpose-as-conv", "where-as-select", "fold-affine", "expand-constants", "dce")
+                      "resize-as-matmul", "fold-pad", "pad-as-concat", "as-2d", "conv-transpose-as-conv", "where-as-select", "reduce-as-pool", "fold-affine", "expand-constants", "dce")

@@ -65,10 +65,12 @@ def _scalar(v: Value) -> VectorInput:
 
 def _broadcast_space(v: Value, shape: tuple) -> tuple[str, int] | None:
     """(space, block size) of an operand broadcast to ``shape`` along one leading (row) or trailing
-    (col) block of dims; None when it is neither."""
+    (col) block of dims (one element: a column block of 1); None when it is neither."""
     padded = (1,) * (len(shape) - v.type.rank) + tuple(v.type.shape)
     kept = [i for i, d in enumerate(padded) if d != 1]
-    if not kept or kept != list(range(kept[0], kept[-1] + 1)) or any(padded[i] != shape[i] for i in kept):
+    if not kept:  # one element (GRN's mean norm): the same column of every row
+        return COL, 1
+    if kept != list(range(kept[0], kept[-1] + 1)) or any(padded[i] != shape[i] for i in kept):
         return None
     block = int(np.prod([shape[i] for i in kept]))
     if kept[-1] == len(shape) - 1:

@@ -4,14 +4,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
-from tcc.ir import Module, is_constant
+from tcc.ir import Module, Value, is_constant
 from tcc.ir.interpreter import run_module
 
 from ..base import Pass
 from .branch_range import branch_outputs, choose_branch_ranges
-from .calibration import DEFAULT_CALIBRATION, CalibrationError, Executor, calibrate, load_samples
+from .calibration import DEFAULT_CALIBRATION, CalibrationError, Executor, KeptRuns, calibrate, load_samples
 from .dybit_caps import choose_dybit_caps
 from .equalization import CrossLayerEqualization
 from .input_range import MAX_SAMPLES as INPUT_RANGE_SAMPLES, InputRangeChoice, choose_input_ranges
@@ -97,6 +98,10 @@ class Quantize(Pass):
         self.branch_choice: ClipChoice | None = None  # branch_range.py
         self._runs: TrialRuns | None = None  # shared by the measured choices of one apply
         self._float: dict[int, dict] = {}  # float outputs by id(sample), within one apply
+        # the float arrays of the values the clip choices observe (SiLU inputs, residual branches),
+        # by id(sample) and value name, kept from the same runs as _float
+        self._kept: dict[int, dict[str, np.ndarray]] = {}
+        self._keep: frozenset[str] = frozenset()
 
     def apply(self, module: Module) -> None:
         parse_weight_format(self.weights)
@@ -109,7 +114,9 @@ class Quantize(Pass):
                 raise QuantizationError(f"{option} {getattr(self, option)!r} is not one of {', '.join(SITE_CHOICES)}")
         if self.outputs not in OUTPUT_CHOICES:
             raise QuantizationError(f"outputs {self.outputs!r} is not one of {', '.join(OUTPUT_CHOICES)}")
-        self._runs, self._float = None, {}
+        self._runs, self._float, self._kept = None, {}, {}
+        self._keep = frozenset(v.name for v in silu_inputs(module) + ([] if self.sparse_mode else branch_outputs(module))) \
+            if self.calib and self.method == "auto" else frozenset()
         # (a linear layer's unpinned model output leaves as int32: rules.leaves_as_int32, which is how
         # tcc's own export of such a model writes it)
         pinned = all(v.type.quant is not None for v in module.values() if v.type.dtype == "f32"
@@ -118,10 +125,13 @@ class Quantize(Pass):
         samples = None
         if self.calib:
             samples = load_samples(self.calib, module, self.max_samples) if self.executor is None else None
+            kept = self.kept_runs(samples)
             with self.timed("calibration"):
                 ranges = calibrate(module, samples, self.method, self.percentile, sparse_mode=self.sparse_mode,
                                    progress=lambda done, total: self.report_progress("calibrating", done, total),
-                                   executor=self.executor)
+                                   executor=self.executor, kept=kept)
+            for i, outputs in kept.outputs.items() if kept is not None else ():
+                self._float[id(samples[i])], self._kept[id(samples[i])] = outputs, kept.arrays[i]
         elif not pinned:
             raise QuantizationError("quantize needs calibration data: pass calib=FILE.npz "
                                     "(CLI: --calib FILE.npz)")
@@ -199,7 +209,10 @@ class Quantize(Pass):
         if samples is None:  # streamed by the executor: read them for the two runs the choice measures
             samples = load_samples(self.calib, module, self.max_samples)
         subset = spread_subset(samples, REMEDY_SAMPLES)
-        return choose(module, ranges, config, subset, [self.float_outputs(module, s) for s in subset])
+        reference = [self.float_outputs(module, s) for s in subset]
+        kept = [self._kept[id(s)] for s in subset]
+        return choose(module, ranges, config, subset, reference,
+                      kept if all({v.name for v in values} <= k.keys() for k in kept) else None)
 
     def residual_stream(self, module: Module, ranges, config: LoweringConfig, samples) -> frozenset[str]:
         """The float values kept in bf16 (remedies.py); measured on calibration samples under "auto"."""
@@ -225,10 +238,26 @@ class Quantize(Pass):
             self._runs = TrialRuns(subset, [self.float_outputs(module, s) for s in subset])
         return self._runs
 
+    def kept_runs(self, samples) -> KeptRuns | None:
+        """What to keep of calibration's float runs: the samples the measured choices run on (the input
+        range's first ones, the remedies' spread subset), when calibration runs them here."""
+        if samples is None or self.method != "auto" or self.sparse_mode:
+            return None
+        wanted = {id(s) for s in list(samples)[:INPUT_RANGE_SAMPLES] + spread_subset(samples, REMEDY_SAMPLES)}
+        return KeptRuns(frozenset(i for i, s in enumerate(samples) if id(s) in wanted), self._keep)
+
     def float_outputs(self, module: Module, sample: dict) -> dict:
-        """The float module's outputs on one calibration sample, computed once per apply."""
+        """The float module's outputs on one calibration sample, computed once per apply (keeping the
+        arrays of the values the clip choices observe: ``_kept``)."""
         if id(sample) not in self._float:
-            self._float[id(sample)] = run_module(module, sample)
+            kept: dict[str, np.ndarray] = {}
+
+            def keep(value: Value, array: np.ndarray) -> None:
+                if value.name in self._keep:
+                    kept[value.name] = np.array(array)
+
+            self._float[id(sample)] = run_module(module, sample, observe=keep if self._keep else None)
+            self._kept[id(sample)] = kept
         return self._float[id(sample)]
 
     def sites(self, module: Module, ranges, config: LoweringConfig, samples, field: str,

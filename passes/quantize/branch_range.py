@@ -24,8 +24,9 @@ clip, refitted on all of them, replaces min/max for every branch when its summed
 ShuffleNet 7.8% (clip; -0.04 dB on its test inputs, still 0.11 dB ahead of
 onnxruntime); MobileNetV3 0.2%, RegNet-Y 2.0%, EfficientNet-B0 3.3% and DBNet
 (its FPN's lateral convs) 5.0% higher: min/max.
-Cost: four lowerings, an int8 run per sample per candidate and a float run per sample, for models
-with residual branches only (light-zoo ResNet-50: about 25 s on a loaded machine, 16 int8 runs).
+Cost: four lowerings and an int8 run per sample per candidate (the float runs are calibration's,
+kept: calibration.KeptRuns), for models with residual branches only (light-zoo ResNet-50 on
+bench/overlay.py's 4 samples: 8 int8 runs).
 """
 from __future__ import annotations
 
@@ -53,8 +54,9 @@ def branch_outputs(module: Module) -> list[Value]:
 
 
 def choose_branch_ranges(module: Module, ranges: dict, config: LoweringConfig, samples,
-                         reference) -> ClipChoice | None:
+                         reference, activations=None) -> ClipChoice | None:
     """Decide the branches' ranges (module docstring) on ``samples`` (``reference``: the float model's
-    outputs on them); ``ranges`` is updated in place when the clip is chosen."""
+    outputs on them, ``activations``: as clip_choice.choose_clip's); ``ranges`` is updated in place
+    when the clip is chosen."""
     return choose_clip(module, ranges, config, branch_outputs(module), samples, reference, MIN_GAIN,
-                       cross_validated=True)
+                       cross_validated=True, activations=activations)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -177,9 +178,21 @@ CHUNK = 8  # samples per unit of work: the serial and the parallel runs merge th
 Executor = Callable[["CalibrationTask", Module], tuple[int, Iterable[dict]]]
 
 
+@dataclass
+class KeptRuns:
+    """What a caller keeps of calibration's float runs on a few samples (by index in ``samples``): the
+    model's outputs, and the arrays of the values named ``names`` (the quantizer's measured choices
+    compare against these instead of running the float model on the same samples again)."""
+
+    indices: frozenset[int]
+    names: frozenset[str]
+    outputs: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+    arrays: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+
+
 def calibrate(module: Module, samples, method: str = DEFAULT_CALIBRATION, percentile: float = 99.99,
               progress: Callable[[int, int], None] | None = None, sparse_mode: str = "",
-              executor: Executor | None = None) -> Ranges:
+              executor: Executor | None = None, kept: KeptRuns | None = None) -> Ranges:
     """Ranges (lo, hi) of every float value of ``module``, keyed by id(Value); ``progress(done, total)``
     is called after each chunk of samples.
 
@@ -190,12 +203,15 @@ def calibrate(module: Module, samples, method: str = DEFAULT_CALIBRATION, percen
     ``sparse_mode="submanifold"`` observes the values the sparse target will compute (zero at
     inactive sites, ir/interpreter/sparse.py) instead of the dense model's: a network trained
     with submanifold semantics has different ranges under the dense rule.
+
+    ``kept``: filled with the dense float runs' outputs and arrays it asks for (samples run here only).
     """
     if method not in OBSERVERS and method != "auto":
         raise CalibrationError(f"unknown calibration method {method!r}; "
                                f"choose from {', '.join(CALIBRATION_METHODS)}")
     task = CalibrationTask(method, percentile, sparse_mode, module)
     if executor is None:  # here, a sample at a time (merging is exact, so any chunking gives the same)
+        task.kept = None if sparse_mode else kept
         task.open()
         total, step = len(samples), 1
         parts: Iterable[dict] = (task.run(i, [sample]) for i, sample in enumerate(samples))
@@ -229,9 +245,10 @@ class CalibrationTask:
         self.method, self.percentile, self.sparse_mode = method, percentile, sparse_mode
         self.text: str | None = None
         self.module: Module | None = module
+        self.kept: KeptRuns | None = None  # filled by run (in this process only)
 
     def __getstate__(self):
-        state = dict(self.__dict__, module=None)
+        state = dict(self.__dict__, module=None, kept=None)
         if state["text"] is None and self.module is not None:
             from tcc.ir import print_module
 
@@ -245,10 +262,9 @@ class CalibrationTask:
 
             self.module = parse_module(self.text or "")
         module = self.module
-        self.reduced = {v.name for v in module.values() if id(v) in reduction_inputs(module)} \
-            if self.method == "auto" else set()
-        self.scores = {v.name for v in module.values() if id(v) in softmax_inputs(module)} \
-            if self.method == "auto" else set()
+        reduced, scores = (reduction_inputs(module), softmax_inputs(module)) if self.method == "auto" else (set(), set())
+        self.reduced = {v.name for v in module.values() if id(v) in reduced}
+        self.scores = {v.name for v in module.values() if id(v) in scores}
         self.input_names = {v.name for v in module.inputs}
         self.input_types = {v.name: v.type.dtype for v in module.inputs}
 
@@ -264,8 +280,12 @@ class CalibrationTask:
         observers: dict[str, MinMaxObserver] = {}
         index = start
         made: dict[int, tuple[Value, np.ndarray]] = {}  # the running sample's non-finite values, by id
+        arrays: dict[str, np.ndarray] = {}  # the running sample's arrays that self.kept asks for
+        kept = self.kept
 
         def observe(value: Value, array: np.ndarray) -> None:
+            if kept is not None and index in kept.indices and value.name in kept.names:
+                arrays[value.name] = np.array(array)
             if not all_finite(array):
                 if value.name in self.input_names:
                     raise CalibrationError(f"calibration sample {index}: input {value.name!r} is not finite "
@@ -290,11 +310,14 @@ class CalibrationTask:
             for offset, sample in enumerate(samples):
                 index = start + offset
                 made.clear()
+                arrays = {}
                 feeds = {name: _as_input_type(f"calibration sample {index}", name, np.asarray(a), self.input_types[name])
                          if name in self.input_types else a for name, a in getattr(sample, "feeds", sample).items()}
                 with np.errstate(all="ignore"):  # an overflow is reported below, in one line
-                    run(feeds)
+                    outputs = run(feeds)
                 self._refuse_overflow(made, feeds, index)
+                if kept is not None and index in kept.indices:
+                    kept.outputs[index], kept.arrays[index] = outputs, arrays
         return observers
 
     def _refuse_overflow(self, made: dict[int, tuple[Value, np.ndarray]], feeds, index: int) -> None:

@@ -10,11 +10,14 @@ clip is refitted on all of them when chosen.  Measured on the samples it was fit
 looks better than it is: the residual branches of the trained MobileNetV3, RegNet-Y and
 EfficientNet-B0 (examples/real_models) measure 17-27% less error in sample with it, and lose
 0.2-2.1 dB on their test images.
-Cost: two int8 runs over the samples (one lowering more when cross-validated).
+Cost: two int8 runs over the samples (one lowering more when cross-validated), and a float run per
+sample unless the caller kept the values' arrays from its own (Quantize.float_outputs does).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from tcc.ir import Module, Value
 from tcc.ir.interpreter import run_module
@@ -36,9 +39,11 @@ class ClipChoice:
 CANDIDATES = (("minmax", MinMaxObserver), ("mse", MseObserver))
 
 
-def observe_halves(module: Module, values: list[Value], samples, half: int) -> list[dict[str, dict[str, MinMaxObserver]]]:
+def observe_halves(module: Module, values: list[Value], samples, half: int,
+                   activations: list[dict[str, np.ndarray]] | None = None) -> list[dict[str, dict[str, MinMaxObserver]]]:
     """For the first ``half`` samples and for the rest, each candidate's observer of each of ``values``
-    (candidate -> value name -> observer), from one float run per sample."""
+    (candidate -> value name -> observer), from one float run per sample, or from ``activations``
+    (per sample, each value's float array by name: kept from the caller's own float runs)."""
     names = {v.name for v in values}
     parts = [{c: {n: observer() for n in names} for c, observer in CANDIDATES} for _ in range(2)]
     for i, sample in enumerate(samples):
@@ -49,7 +54,11 @@ def observe_halves(module: Module, values: list[Value], samples, half: int) -> l
                 for observers in part.values():
                     observers[value.name].observe(array)
 
-        run_module(module, sample, observe=observe)
+        if activations is None:
+            run_module(module, sample, observe=observe)
+        else:
+            for value in values:
+                observe(value, activations[i][value.name])
     return parts
 
 
@@ -74,14 +83,16 @@ def merged(*observers: dict[str, MinMaxObserver]) -> dict[str, MinMaxObserver]:
 
 
 def choose_clip(module: Module, ranges: dict, config: LoweringConfig, values: list[Value], samples,
-                reference, min_gain: float, cross_validated: bool = False) -> ClipChoice | None:
+                reference, min_gain: float, cross_validated: bool = False,
+                activations: list[dict[str, np.ndarray]] | None = None) -> ClipChoice | None:
     """Decide the range of the group ``values`` (module docstring) on ``samples`` (``reference``: the
-    float model's outputs on them); ``ranges`` is updated in place when the clip is chosen."""
+    float model's outputs on them; ``activations``, if given: the values' arrays in those runs, by
+    name, so none is run again); ``ranges`` is updated in place when the clip is chosen."""
     samples, reference = list(samples), list(reference)
     if not values or len(samples) < (2 if cross_validated else 1):
         return None
     half = len(samples) // 2 if cross_validated else len(samples)
-    parts = observe_halves(module, values, samples, half)
+    parts = observe_halves(module, values, samples, half, activations)
     errors: dict[str, float] = {}
     if cross_validated:
         folds = [(parts[0], slice(half, None)), (parts[1], slice(0, half))]

@@ -37,6 +37,15 @@ def _scalar_const(v: Value) -> bool:
     return is_constant(v) and v.type.size == 1
 
 
+def _only_offsets(ops: list[Op]) -> bool:
+    """Adds or subs of scalar constants (GRN's ``mean + eps``), with clamps: no int8 requantization
+    adds a constant and no linear layer's bias is left to take it (fold-affine ran), so such a chain
+    is worth a table.  A chain that also scales (``(1 - mask) * float32.min``, an attention bias)
+    stays as it is: its sum with the scores is kept off the int8 grid (rules.crushes_an_operand)."""
+    offsets = [op for op in ops if op.kind in ("add", "sub") and any(_scalar_const(v) for v in op.operands)]
+    return bool(offsets) and all(op.kind in ("add", "sub", "relu", "clip", "max", "min") for op in ops)
+
+
 def _fused_activation(op: Op, module: Module) -> bool:
     """A relu/clip that is its operand's only user folds into that operand's requantization
     (Lowering.fused_activation), so it starts no chain."""
@@ -79,7 +88,7 @@ def find_chains(module: Module, excluded: frozenset[int] = frozenset()) -> tuple
         result = ordered[-1].result
         if result.users and all(in_chain(u) for u in result.users) and not module.is_output(result):
             continue  # an intermediate value: the tables of its users include it
-        if all(op.kind in LINEAR for op in ordered):
+        if all(op.kind in LINEAR for op in ordered) and not _only_offsets(ordered):
             continue
         chains[id(ordered[-1])] = Chain(root[key], result, ordered)
     tabulated = {id(op) for chain in chains.values() for op in chain.ops}

@@ -42,7 +42,9 @@ def silu_inputs(module: Module) -> list[Value]:
 
 
 def choose_silu_ranges(module: Module, ranges: dict, config: LoweringConfig, samples,
-                       reference) -> SiluRangeChoice | None:
+                       reference, activations=None) -> SiluRangeChoice | None:
     """Decide the SiLU inputs' ranges (module docstring) on ``samples`` (``reference``: the float
-    model's outputs on them); ``ranges`` is updated in place when the clip is chosen."""
-    return choose_clip(module, ranges, config, silu_inputs(module), samples, reference, MIN_GAIN)
+    model's outputs on them, ``activations``: as clip_choice.choose_clip's); ``ranges`` is updated
+    in place when the clip is chosen."""
+    return choose_clip(module, ranges, config, silu_inputs(module), samples, reference, MIN_GAIN,
+                       activations=activations)

@@ -121,3 +121,27 @@ def test_quantize_records_the_choice_under_auto_only(tmp_path):
     minmax = Quantize(calib=str(calib), method="minmax")
     minmax.apply(parse_module(block_module()))
     assert minmax.branch_choice is None
+
+
+def test_quantize_measures_on_its_calibration_runs_as_on_runs_of_its_own(tmp_path, monkeypatch):
+    """The choice observes the branches and compares against the outputs that calibration's float runs
+    kept (calibration.KeptRuns): the same choice, errors and module as running the float model again,
+    with no float run after calibration's."""
+    import tcc.passes.quantize as quantize_pass
+    from tcc.ir import print_module
+
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, x=np.concatenate([s["x"] for s in samples()]))
+    kept = Quantize(calib=str(calib))
+    with_kept = parse_module(block_module())
+    float_runs = []
+    monkeypatch.setattr(quantize_pass, "run_module", lambda *a, **k: float_runs.append(a) or run_module(*a, **k))
+    kept.apply(with_kept)
+    assert float_runs == []
+    monkeypatch.setattr(Quantize, "kept_runs", lambda self, samples: None)  # nothing kept: runs its own
+    own = Quantize(calib=str(calib))
+    without = parse_module(block_module())
+    own.apply(without)
+    assert float_runs  # the float model ran again
+    assert kept.branch_choice == own.branch_choice and kept.input_choices == own.input_choices
+    assert print_module(with_kept) == print_module(without)

@@ -155,13 +155,34 @@ def test_layer_norm_scaled_after_its_bias():
 @pytest.mark.parametrize("variant", [
     dict(extra='output "d" = %d'),                      # an intermediate is a module output
     dict(extra='output "var" = %var'),
-    dict(shape=(2, 4, 3), axes=(1,)),                     # not a trailing range
+    dict(shape=(2, 4, 3), axes=(1, 2), var_axes=(1,)),  # mean and variance over different axes
     dict(shape=(2, 3, 4), axes=(2,), var_axes=(1, 2)),    # mean and variance over different axes
     dict(eps="input"),                                   # eps is not a constant
 ])
 def test_layer_norm_left_alone(variant):
     text = ln_text(**variant)
     assert run(text, "recognize") == print_module(parse(text))
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_channels_first_layer_norm_moves_the_axis_last(affine):
+    """ConvNeXt's LayerNorm over the channels of [N, C, H, W] as its official code writes it (means
+    over axis 1): a transpose moves C last, layer_norm, and a transpose back, same values."""
+    text = ln_text(shape=(2, 4, 3, 5), axes=(1,), affine=False)
+    if affine:  # gamma and beta along C, as [C, 1, 1]
+        text = text.replace('  output "y" = %y\n', """\
+  %g = const() {value = dense<f32[4,1,1], [1.5, 0.5, 2.0, 1.0]>} : f32[4,1,1] loc("ln")
+  %s = mul(%g, %y) : f32[2,4,3,5] loc("ln")
+  %b = const() {value = dense<f32[4,1,1], [0.25, -0.5, 0.0, 1.0]>} : f32[4,1,1] loc("ln")
+  %z = add(%s, %b) : f32[2,4,3,5] loc("ln")
+  output "y" = %z
+""")
+    out = run(text)
+    assert "%y.axis_last = transpose(%x) {perm = [0, 2, 3, 1]} : f32[2,3,5,4]" in out
+    assert "%y.moved = layer_norm(%y.axis_last, %y.scale) {axis = 3, epsilon = 1e-05} : f32[2,3,5,4]" in out
+    assert "%y = transpose(%y.moved) {perm = [0, 3, 1, 2]} : f32[2,4,3,5]" in out
+    assert "reduce_mean" not in out and "sqrt" not in out
+    assert_same_values(text, out, (2, 4, 3, 5))
 
 
 def test_layer_norm_extra_user_inside_the_chain():
