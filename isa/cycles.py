@@ -29,13 +29,21 @@ def dram_beats(target: TargetConfig, cycles: int) -> int:
 
 
 def matmul_cycles(target: TargetConfig, m: int, n: int, k: int, fmt: WeightFormat, own_columns: bool = False) -> int:
+    """The cycles of ``matmul_timing``."""
+    return matmul_timing(target, m, n, k, fmt, own_columns)[0]
+
+
+def matmul_timing(target: TargetConfig, m: int, n: int, k: int, fmt: WeightFormat,
+                  own_columns: bool = False) -> tuple[int, int]:
     """One matmul of an ``m x n`` output over a reduction of ``k`` weights of format ``fmt``: per
     array pass of up to array_rows x array_cols outputs, the reduction steps of one slice of K
     (isa/weights.py), plus the array's fill and drain and the adder tree's stages.
 
     A pass with fewer output rows than the array (a short product, or the last rows of a tall
     one) gives each output row ``s = array_rows // rows`` array rows, each reducing its own slice
-    of K, the partial sums added by an adder tree at the array's edge.  With ``own_columns``
+    of K, the partial sums added by an adder tree at the array's edge.  ``matmul_timing`` gives
+    (cycles, latency): the fill, drain and tree are the array's pipeline, which the next matmul
+    enters behind this one's last reduction step (timing.py).  With ``own_columns``
     (dwconv and gconv, where every column reads its own activations) a pass with idle columns
     splits K over them the same way, ``array_cols // columns`` columns per output column."""
     rows_full, rows_left = divmod(m, target.array_rows)
@@ -52,10 +60,14 @@ def matmul_cycles(target: TargetConfig, m: int, n: int, k: int, fmt: WeightForma
     split = max(row_split if rows_left and (cols_full or cols_left) else 1,
                 col_split if cols_left and (rows_full or rows_left) else 1)
     tree = (split - 1).bit_length()
-    return steps + target.array_rows + target.array_cols + tree
+    latency = target.array_rows + target.array_cols + tree
+    return steps + latency, latency
+
+
+POST_LATENCY = 4  # stages of the store-path unit's pipeline
 
 
 def post_cycles(target: TargetConfig, elements: int) -> int:
     """requant/eadd/emul/lut/copy on the store-path unit: ``post_lanes`` elements per cycle plus
-    its 4-stage pipeline."""
-    return _ceil(elements, target.post_lanes) + 4
+    its 4-stage pipeline (``POST_LATENCY``)."""
+    return _ceil(elements, target.post_lanes) + POST_LATENCY

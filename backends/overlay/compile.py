@@ -24,6 +24,7 @@ from .memory import ActivationAddress, DramPlan, align, live_bytes, place_activa
 from .program import Program
 from .epilogue import fuse_epilogues, fused_kinds
 from .placement import place_module
+from .resident import drop_unread_stores
 from .steps import STEP_KINDS, Step, plan_layouts
 
 def _live_steps(steps: list[Step], io) -> list[Step]:
@@ -122,7 +123,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
     clock.done("liveness and DRAM plan")
 
     plan = DramPlan()
-    programs = [Program() for _ in range(target.cores)]
+    programs = [Program(keep_on_chip=target.cores == 1) for _ in range(target.cores)]
     ctx = Context(target, programs[0], plan, buffers, layouts)
     # Constants are placed while emitting; activations go after them, so their addresses stay
     # relocatable (ActivationAddress) until emission is done.
@@ -165,6 +166,9 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
         if progress is not None:
             progress(done, len(steps))
     ctx.emit_handed_store()
+    if target.cores == 1:  # stores of what every reader took on chip (resident.py)
+        outputs = [(offsets[id(root(v))], offsets[id(root(v))] + sizes[id(root(v))]) for _, v, _ in io.outputs]
+        programs[0].instructions = drop_unread_stores(programs[0].instructions, outputs)
     for program in programs:
         program.emit("halt")
     clock.done("code emission")

@@ -188,7 +188,7 @@ def emit_conv(ctx: Context, step: Step) -> None:
                 p.set({"mm.n": nt, "mm.k": k, "cv.c0": n0 // ng * cg, "cv.cg": cg, "cv.ng": ng})
                 _point_caps(ctx, caps_at)
                 p.emit("matmul", mode="gconv", accumulate=0, **wf, acc=acc, w=wslot)
-            elif len(parts := column_parts(geometry, rows * w_out, nt, ctx.target)) > 1:  # one-group gconvs, side by side
+            elif (parts := column_parts(geometry, rows * w_out, nt, ctx.target)) is not None:  # one-group gconvs, side by side
                 for start, width in zip(np.cumsum([0] + parts[:-1]), parts):
                     p.set({"mm.n": width, "mm.k": k, "cv.c0": 0, "cv.cg": c_in, "cv.ng": width})
                     _point_caps(ctx, caps_at, start)

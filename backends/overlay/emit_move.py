@@ -225,13 +225,17 @@ def emit_concat(ctx: Context, step: Step) -> None:
     axis = op.axis % y.type.rank
     out_offsets = ctx.layouts.offsets(y)
     ctx.begin_layer(step.name, 0, 2 * y.type.size * ELEMENT_BYTES[y.type.dtype])
-    start, last = 0, None
-    for i, x in enumerate(op.operands):
+    scatters, start = [], 0
+    for x in op.operands:
         extent = x.type.shape[axis]
         index = [slice(None)] * y.type.rank
         index[axis] = slice(start, start + extent)
         start += extent
-        scatter = ctx.layouts.to_physical(out_offsets[tuple(index)], x).reshape(-1)
+        scatters.append(ctx.layouts.to_physical(out_offsets[tuple(index)], x).reshape(-1))
+    if _concat_on_chip(ctx, step, scatters):
+        return
+    last = None
+    for i, (x, scatter) in enumerate(zip(op.operands, scatters)):
         rescale = step.info.get("rescale", {}).get(i)
         if rescale is not None:  # move the requantize's input, rescaled tile by tile
             x = rescale.x
@@ -239,6 +243,49 @@ def emit_concat(ctx: Context, step: Step) -> None:
         ctx.emit_handed_store(last)
         last = emit_move(ctx, op, x, y, scatter, np.arange(x.type.size), rescale)
     ctx.hand_over_store(last)
+
+
+def _block(scatter: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(base, rows, columns, row stride) if ``scatter`` places its elements as rows of contiguous
+    columns at a fixed stride, else None."""
+    size = scatter.size
+    runs = np.flatnonzero(np.diff(scatter) != 1)
+    cols = int(runs[0]) + 1 if runs.size else size
+    rows = size // cols
+    stride = int(scatter[cols] - scatter[0]) if rows > 1 else cols
+    if rows * cols != size or stride < cols:
+        return None
+    expected = scatter[0] + stride * np.arange(rows)[:, None] + np.arange(cols)
+    return (int(scatter[0]), rows, cols, stride) if np.array_equal(scatter.reshape(rows, cols), expected) else None
+
+
+def _concat_on_chip(ctx: Context, step: Step, scatters: list[np.ndarray]) -> bool:
+    """A concatenation whose result fits one abuf quarter, assembled there: each operand loaded
+    whole (rescaled in place if the concat carries its requantize), put into its rows and columns
+    of the result by one strided ``copy``, and the result stored once, contiguous -- instead of a
+    store per operand whose rows are as narrow as its channels (a DMA beat per row).  False when
+    the result does not fit or an operand's place is not a strided block."""
+    op, y = step.ops[0], step.ops[0].result
+    elem = ELEMENT_BYTES[y.type.dtype]
+    blocks = [_block(scatter) for scatter in scatters]
+    if y.type.size * elem > ctx.buffers.abuf_q or any(block is None for block in blocks):
+        return False
+    b, p = ctx.buffers, ctx.program
+    out = b.a_out(0)
+    for i, (x, (base, rows, cols, stride)) in enumerate(zip(op.operands, blocks)):
+        rescale = step.info.get("rescale", {}).get(i)
+        slot = b.a_in(i)
+        if rescale is not None:
+            x = rescale.x
+            set_rescale(ctx, rescale, f"p:{rescale.result.name}", b.p(i))
+        p.dma("load", "abuf", slot, ctx.addr(x), rows=1, row_bytes=x.type.size * elem)
+        if rescale is not None:
+            p.set({"rq.m": x.type.size})
+            p.emit("requant", src="abuf", out="i8", rounding=rescale.rounding, dst=slot, srcaddr=slot)
+        p.copy_box((1, 1, rows, cols), (0, 0, cols * elem, elem), (0, 0, stride * elem, elem), elem)
+        p.emit("copy", buf="abuf", dst=out + base * elem, src=slot)
+    ctx.hand_over_store((("abuf", out, ctx.addr(y)), {"rows": 1, "row_bytes": y.type.size * elem}))
+    return True
 
 
 LOOKUP_ROW_TOO_WIDE = "one table row does not fit the activation buffer"

@@ -4,13 +4,16 @@ from __future__ import annotations
 from tcc.isa.table import BY_MNEMONIC, REGISTER_INDEX
 
 from .memory import ActivationAddress
+from .resident import Residency, abuf_write
 
 
 class Program:
     """Instructions as (mnemonic, {field: value}) in program order."""
 
-    def __init__(self):
+    def __init__(self, keep_on_chip: bool = False):
         self.instructions: list[tuple[str, dict]] = []
+        # with ``keep_on_chip``, abuf loads of what abuf still holds become copies (resident.py)
+        self.residency = Residency() if keep_on_chip else None
         self._regs: dict[str, int] = {}
         # what writes wbuf, in order: (instruction index, lo, hi), hi = None for a range not known here
         self.wbuf_writes: list[tuple[int, int, int | None]] = []
@@ -20,6 +23,12 @@ class Program:
             raise ValueError(f"unknown mnemonic {mnemonic!r}")
         if fields.get("buf") == "wbuf" and mnemonic not in ("load", "store"):  # a write whose range is in registers
             self.wbuf_writes.append((len(self.instructions), 0, None))
+        if self.residency is not None and mnemonic not in ("load", "store"):
+            written = abuf_write(mnemonic, fields, lambda name: self._regs.get(name, 0))
+            if written is True:
+                self.residency.forget_all()
+            elif isinstance(written, tuple):
+                self.residency.forget_sram(*written)
         self.instructions.append((mnemonic, fields))
 
     def set(self, values: dict[str, int]) -> None:
@@ -40,12 +49,41 @@ class Program:
         """A load or store of a planes x rows x row_bytes box; contiguous boxes collapse to one row."""
         if planes == 1 and rows > 1 and dram_row == row_bytes and sram_row == row_bytes:
             rows, row_bytes = 1, rows * row_bytes
+        box = {"planes": planes, "rows": rows, "row_bytes": row_bytes, "dram_row": dram_row,
+               "dram_plane": dram_plane, "sram_row": sram_row, "sram_plane": sram_plane}
+        if self.residency is not None:
+            if buf == "abuf" and self._on_chip(direction, sram, dram, box):
+                return
+            if buf != "abuf" and direction == "store":
+                self.residency.dram_written(dram, box)
         self.set({"dma.planes": planes, "dma.rows": rows, "dma.row_bytes": row_bytes, "dma.dram_row": dram_row,
                   "dma.sram_row": sram_row, "dma.dram_plane": dram_plane, "dma.sram_plane": sram_plane})
         if direction == "load" and buf == "wbuf":
             span = (planes - 1) * sram_plane + (rows - 1) * sram_row + row_bytes
             self.wbuf_writes.append((len(self.instructions), sram, sram + span))
         self.emit(direction, buf=buf, sram=sram, dram=dram)
+
+    def _on_chip(self, direction: str, sram: int, dram, box: dict) -> bool:
+        """Follow an abuf DMA in the residency; True if a load was emitted as on-chip copies instead."""
+        residency = self.residency
+        if direction == "store":
+            residency.stored(sram, dram, box)
+            return False
+        pieces = residency.sources(dram, box)
+        sram_span = (box["planes"] - 1) * box["sram_plane"] + (box["rows"] - 1) * box["sram_row"] + box["row_bytes"]
+        if pieces is None:
+            residency.forget_sram(sram, sram + sram_span)
+            return False
+        if box["planes"] > 1 or box["rows"] > 1:  # a box inside one held range
+            (src, _, _), = pieces
+            self.copy_box((1, box["planes"], box["rows"], box["row_bytes"]),
+                          (0, box["dram_plane"], box["dram_row"], 1), (0, box["sram_plane"], box["sram_row"], 1), 1)
+            self.emit("copy", buf="abuf", dst=sram, src=src)
+            return True
+        for src, offset, nbytes in pieces:
+            self.copy_box((1, 1, 1, nbytes), (0, 0, 0, 1), (0, 0, 0, 1), 1)
+            self.emit("copy", buf="abuf", dst=sram + offset, src=src)
+        return True
 
     def mark(self) -> tuple[int, dict[str, int]]:
         """This point of the program, for ``load_at``: its instruction index and register values."""

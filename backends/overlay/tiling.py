@@ -138,26 +138,28 @@ def first_rows(total: int, th: int) -> list[int]:
     return sorted(f for f in short if 0 < f < th)
 
 
-def column_parts(g: ConvGeometry, m: int, nt: int, target: TargetConfig) -> list[int]:
-    """The output channels of a group-1 conv tile of ``m`` pixels and ``nt`` channels as matmuls: one, or two when
-    a last pass of more than half the array's columns is cheaper as a pass of half of them and
-    one of the rest, each run as a one-group gconv (every column reads the whole slab), whose
-    idle columns split the reduction (isa/cycles.py: 24 channels as 16 + 8 take 16 and 8 of the
-    32 columns, reducing 2 and 4 slices of K at a time, where one conv pass leaves 8 idle)."""
+def column_parts(g: ConvGeometry, m: int, nt: int, target: TargetConfig) -> list[int] | None:
+    """The output channels of a group-1 conv tile of ``m`` pixels and ``nt`` channels as one-group
+    gconvs side by side (every column reads the whole slab), whose idle columns split the
+    reduction (isa/cycles.py), when that is cheaper than one conv matmul (None): all ``nt`` as one
+    gconv (8 channels take 4 columns each), or, when the last pass has more than half the array's
+    columns, a part of half of them and one of the rest (24 channels as 16 + 8 take 16 and 8 of
+    the 32 columns, reducing 2 and 4 slices of K at a time, where one conv pass leaves 8 idle)."""
     rest = nt % target.array_cols
     half = target.array_cols // 2
-    if g.kind != "conv" or rest <= half or g.k <= 1:
-        return [nt]
-    split = [nt - (rest - half), rest - half]
-    if sum(matmul_cycles(target, m, n, g.k, g.fmt, True) for n in split) < matmul_cycles(target, m, nt, g.k, g.fmt):
-        return split
-    return [nt]
+    if g.kind != "conv" or not rest or g.k <= 1:
+        return None
+    choices = [[nt]] + ([[nt - (rest - half), rest - half]] if rest > half else [])
+    best = min(choices, key=lambda parts: sum(matmul_cycles(target, m, n, g.k, g.fmt, True) for n in parts))
+    if sum(matmul_cycles(target, m, n, g.k, g.fmt, True) for n in best) < matmul_cycles(target, m, nt, g.k, g.fmt):
+        return best
+    return None
 
 
 def tile_matmul_cycles(g: ConvGeometry, m: int, nt: int, target: TargetConfig) -> int:
     """The matmuls of one whole-slab conv tile of ``m`` output pixels and ``nt`` channels."""
     parts = column_parts(g, m, nt, target)
-    if len(parts) == 1:
+    if parts is None:
         return matmul_cycles(target, m, nt, g.k, g.fmt, g.own_columns)
     return sum(matmul_cycles(target, m, n, g.k, g.fmt, True) for n in parts)
 

@@ -118,7 +118,7 @@ class AffineRequantizer:
     """
 
     __slots__ = ("centring", "requantizer", "bias", "x_zero_point", "pre_shift", "uses_float", "_ratio",
-                 "_largest_bias", "_v_bound", "_offset")
+                 "_largest_bias", "_v_bound", "_offset", "_in_bound", "_low", "_high", "_zero_point")
 
     def __init__(self, x_zero_point: int, pre_shift: int, magnitude: int, bias, multiplier, shift,
                  zero_point=0, qmin: int = -128, qmax: int = 127, mode: str = "half_even"):
@@ -140,10 +140,18 @@ class AffineRequantizer:
         offset = self.bias - self.x_zero_point
         exact = not pre_shift and (not offset.size or int(np.abs(offset).max()) < _FLOAT64_EXACT)
         self._offset = offset.astype(np.float64) if exact else None
+        # every x of magnitude <= ``magnitude`` passes the call's |v| check: no need to look at x's extremes
+        self._in_bound = self.uses_float and \
+            ((int(magnitude) + abs(self.x_zero_point)) << self.pre_shift) + self._largest_bias <= self._v_bound
+        # the clamp's bounds less the zero point, and the zero point: Python numbers when one value holds
+        # for every channel (numpy applies a scalar in one pass, a per-channel row in one call per row)
+        self._low, self._high, self._zero_point = (_uniform(a) for a in (r.qmin - zp, r.qmax - zp, zp))
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The stage on ``x``; written into ``out`` (an integer array of x's shape) and returned if given."""
         if self.uses_float and x.size:
+            if self._in_bound:
+                return self._float(x, out)
             largest = max(int(x.max()) - self.x_zero_point, self.x_zero_point - int(x.min()))
             if (largest << self.pre_shift) + self._largest_bias <= self._v_bound:
                 return self._float(x, out)
@@ -157,7 +165,8 @@ class AffineRequantizer:
     def _float(self, x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
         r = self.requantizer
         if self._offset is not None:  # both terms and the sum v are integers below 2**53: exact
-            y = np.add(x, self._offset, dtype=np.float64)
+            y = x.astype(np.float64)
+            y += self._offset
         else:
             y = np.subtract(x, self.x_zero_point, dtype=np.float64)
             if self.pre_shift:
@@ -172,8 +181,17 @@ class AffineRequantizer:
             np.floor(y, out=y)
         # clamping before adding the zero point clamps alike: y is an integer, and where y + zero_point
         # would round (|y| >= 2**52) both forms give the same bound
-        np.clip(y, r.qmin - r.zero_point, r.qmax - r.zero_point, out=y)
+        np.clip(y, self._low, self._high, out=y)
+        y += self._zero_point  # exact: integers of magnitude below 2**53
         if out is None:
-            y += r.zero_point
             return y
-        return np.add(y, r.zero_point, out=out, casting="unsafe")
+        np.copyto(out, y, casting="unsafe")  # integers inside out's type (qmin, qmax are): exact
+        return out
+
+
+def _uniform(values: np.ndarray) -> np.ndarray | float:
+    """``values`` as one float when they are all equal, else as a float64 array."""
+    flat = values.reshape(-1)
+    if flat.size and (flat == flat[0]).all():
+        return float(flat[0])
+    return values.astype(np.float64)

@@ -1,7 +1,8 @@
 """Performance counters per layer: an instruction counts for the value ``sys.layer`` has once it
 has executed (so ``setr sys.layer`` itself counts for the new layer).  A layer's cycles run from
-its first start to its last end, so pipelined layers may overlap in time.  Busy and stall cycles
-are per unit and per instruction, so summed over the layers they give the run's (timing.py)."""
+its first start to its last end, so pipelined layers may overlap in time.  Busy cycles (those an
+instruction occupies its unit, its latency not counted) and stall cycles are per unit and per
+instruction, so summed over the layers they give the run's (timing.py)."""
 from __future__ import annotations
 
 from .timing import UNIT_NAMES
@@ -23,12 +24,13 @@ class LayerCounters:
         self.stall = [0] * len(UNIT_NAMES)  # per unit: cycles it waited on a conflict before this layer's instructions
         self.instructions = 0
 
-    def record(self, unit: int, start: int, end: int, stalled: int, macs: int, loaded: int, stored: int) -> None:
+    def record(self, unit: int, start: int, end: int, occupied: int, stalled: int, macs: int, loaded: int,
+               stored: int) -> None:
         if self.first_start is None or start < self.first_start:
             self.first_start = start
         if end > self.last_end:
             self.last_end = end
-        self.busy[unit] += end - start
+        self.busy[unit] += occupied
         self.stall[unit] += stalled
         self.macs += macs
         self.bytes_loaded += loaded

@@ -50,7 +50,7 @@ class Weights:
     float BLAS paths then never build the integer matrix at all.
     """
 
-    __slots__ = ("w_max", "_values", "_make_values", "_make_transposed", "_transposed", "_sums")
+    __slots__ = ("w_max", "_values", "_make_values", "_make_transposed", "_transposed", "_sums", "_forms")
 
     def __init__(self, values, w_max: int, transposed_as=None):
         self.w_max = w_max
@@ -59,6 +59,7 @@ class Weights:
         self._make_transposed = transposed_as
         self._transposed: dict = {}
         self._sums: np.ndarray | None = None
+        self._forms: dict = {}  # the other layouts made (columns, grouped, rows), by what and dtype
 
     @property
     def values(self) -> np.ndarray:
@@ -90,8 +91,30 @@ class Weights:
 
     def rows(self, lo: int, hi: int) -> "Weights":
         """The Weights of rows [lo, hi) (a group of a grouped convolution), sharing what is made."""
-        return Weights(lambda: self.values[lo:hi], self.w_max,
-                       lambda dtype: self.transposed(dtype)[:, lo:hi])
+        return self._form(("rows", lo, hi), lambda: Weights(lambda: self.values[lo:hi], self.w_max,
+                                                            lambda dtype: self.transposed(dtype)[:, lo:hi]))
+
+    def columns(self, dtype) -> np.ndarray:
+        """``values.T`` as ``dtype`` in C order (K x N): einsum reads it several times faster than the view."""
+        return self._form(("columns", dtype), lambda: np.ascontiguousarray(self.transposed(dtype)))
+
+    def grouped(self, dtype, groups: int, size: int) -> np.ndarray:
+        """(groups, K, size) as ``dtype``, C order: group g holds columns [g*size, (g+1)*size) of
+        ``values.T``, zero columns past N (a short last group)."""
+        def make() -> np.ndarray:
+            t = self.transposed(dtype)
+            k, n = t.shape
+            full = np.zeros((k, groups * size), dtype)
+            full[:, :n] = t
+            return np.ascontiguousarray(full.reshape(k, groups, size).transpose(1, 0, 2))
+
+        return self._form(("grouped", dtype, groups, size), make)
+
+    def _form(self, key: tuple, make):
+        made = self._forms.get(key)
+        if made is None:
+            made = self._forms[key] = make()
+        return made
 
 
 def int32_fits(k: int, zp: int, w_max: int) -> bool:
@@ -100,33 +123,36 @@ def int32_fits(k: int, zp: int, w_max: int) -> bool:
     return k * (_A_MAGNITUDE + abs(zp)) * max(w_max, 1) < 2**31
 
 
-def exact_product_into(out: np.ndarray, a: np.ndarray, w: Weights, zp: int, w_max: int) -> None:
+def exact_product_into(out: np.ndarray, a: np.ndarray, w: Weights, zp: int, w_max: int,
+                       product: np.ndarray | None = None) -> None:
     """``out[...] = (a - zp) @ w.T`` for an int32 ``out`` when ``int32_fits``: the exact float product
     converted once into ``out`` (integers below 2**31), then the zero-point correction subtracted
-    there, exact in int32 because the result and both terms fit."""
-    product = _float_product(a, w, zp, w_max)
+    there, exact in int32 because the result and both terms fit.  ``product``: ``float_product(a,
+    w, zp, w_max)`` when the caller has it already (shared_product.py)."""
+    if product is None:
+        product = float_product(a, w, zp, w_max)
     if product is None:
         out[...] = _integer_product(a, w.values, zp, w_max)
         return
-    out[...] = product
-    if zp:
-        out -= (zp * w.row_sums()).astype(np.int32)
+    _integers(product, w, zp, out)
 
 
-def exact_product(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int) -> np.ndarray:
+def exact_product(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int,
+                  product: np.ndarray | None = None) -> np.ndarray:
     """``(a - zp) @ w.T`` as int64, for ``a`` (M, K) holding int8 values (any numeric dtype; padding
-    positions hold ``zp``) and ``w`` (N, K) integers of magnitude at most ``w_max`` (or their Weights)."""
+    positions hold ``zp``) and ``w`` (N, K) integers of magnitude at most ``w_max`` (or their Weights);
+    ``product`` as for ``exact_product_into``."""
     weights = w if isinstance(w, Weights) else Weights(w, w_max)
-    product = _float_product(a, weights, zp, w_max)
+    if product is None:
+        product = float_product(a, weights, zp, w_max)
     if product is None:
         return _integer_product(a, weights.values, zp, w_max)
-    out = product.astype(np.int64)
-    if zp:
-        out -= zp * weights.row_sums()
-    return out
+    total = _integers(product, weights, zp, None)
+    assert total is not None
+    return total
 
 
-def _float_product(a: np.ndarray, weights: Weights, zp: int, w_max: int) -> np.ndarray | None:
+def float_product(a: np.ndarray, weights: Weights, zp: int, w_max: int) -> np.ndarray | None:
     """``a @ w.T`` in float32 or float64 where the bound above makes it exact, else None."""
     k = a.shape[1]
     if not zero_point_fits(zp) or k * _A_MAGNITUDE * max(w_max, 1) > _FLOAT64_EXACT:
@@ -146,19 +172,50 @@ def _float_product(a: np.ndarray, weights: Weights, zp: int, w_max: int) -> np.n
     return product
 
 
-def exact_depthwise(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int) -> np.ndarray:
+def exact_depthwise(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int,
+                    out: np.ndarray | None = None) -> np.ndarray | None:
     """``sum_k (a[m, k, n] - zp) * w[n, k]`` as int64, for ``a`` (M, K, N) holding int8 values
     (padding positions hold ``zp``) and ``w`` (N, K) of magnitude at most ``w_max`` (or their
-    Weights): float32 under the module's bound."""
+    Weights): float32 under the module's bound.  With ``out`` (int32, when ``int32_fits``) the
+    float32 result is written there and None returned, as ``exact_product_into`` does."""
     weights = w if isinstance(w, Weights) else Weights(w, w_max)
     k = a.shape[1]
     if not zero_point_fits(zp) or k > float32_terms(w_max):
         return np.einsum("mkn,nk->mn", a.astype(np.int64) - zp, weights.values.astype(np.int64))
     # einsum sums in whatever order it likes: every partial sum is still an integer below 2**24
-    total = np.einsum("mkn,kn->mn", a.astype(np.float32, copy=False), weights.transposed(np.float32)).astype(np.int64)
-    if zp:
-        total -= zp * weights.row_sums()
+    product = np.einsum("mkn,kn->mn", a.astype(np.float32, copy=False), weights.columns(np.float32))
+    return _integers(product, weights, zp, out)
+
+
+def exact_grouped(a: np.ndarray, w: Weights, n: int, size: int, zp: int, w_max: int,
+                  out: np.ndarray | None = None) -> np.ndarray | None:
+    """A grouped product as int64 (M, n): output column g*size + j is ``(a[g] - zp) @ w[g*size + j]``,
+    for ``a`` (groups, M, K) holding int8 values (padding positions hold ``zp``) and ``w`` (n, K)
+    Weights of magnitude at most ``w_max``, n <= groups * size.  One batched float32 product
+    where each group's reduction is within the module's bound (every partial sum is a subset of
+    one group's K products), else group by group.  ``out`` as for ``exact_depthwise``."""
+    groups, rows, k = a.shape
+    if zero_point_fits(zp) and k <= float32_terms(w_max):
+        product = np.matmul(a.astype(np.float32, copy=False), w.grouped(np.float32, groups, size))  # (groups, M, size)
+        return _integers(product.transpose(1, 0, 2).reshape(rows, groups * size)[:, :n], w, zp, out)
+    total = np.empty((rows, n), np.int64)
+    for g in range(groups):
+        total[:, g * size:(g + 1) * size] = exact_product(a[g], w.rows(g * size, min((g + 1) * size, n)), zp, w_max)
     return total
+
+
+def _integers(product: np.ndarray, w: Weights, zp: int, out: np.ndarray | None) -> np.ndarray | None:
+    """An exact float ``a @ w.T`` less the zero-point correction: as int64, or written into the int32
+    ``out`` (None returned), exact there when ``int32_fits`` as in ``exact_product_into``."""
+    if out is None:
+        total = product.astype(np.int64)
+        if zp:
+            total -= zp * w.row_sums()
+        return total
+    out[...] = product
+    if zp:
+        out -= (zp * w.row_sums()).astype(np.int32)
+    return None
 
 
 def _integer_product(a: np.ndarray, w: np.ndarray, zp: int, w_max: int) -> np.ndarray:

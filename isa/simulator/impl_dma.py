@@ -41,13 +41,13 @@ def _boxes(m: MachineState, buf: str, sram: int, dram: int, to_sram: bool):
 @impl("load")
 def load(m: MachineState, buf: str, sram: int, dram: int):
     sram_view, dram_view, moved, cycles, accesses = _boxes(m, buf, sram, dram, to_sram=True)
-    return Effect(cycles, accesses, loaded=moved, action=copy_action(sram_view, dram_view))
+    return Effect(cycles, accesses, m.target.dma_latency, loaded=moved, action=copy_action(sram_view, dram_view))
 
 
 @impl("store")
 def store(m: MachineState, buf: str, sram: int, dram: int):
     sram_view, dram_view, moved, cycles, accesses = _boxes(m, buf, sram, dram, to_sram=False)
-    return Effect(cycles, accesses, stored=moved, action=copy_action(dram_view, sram_view))
+    return Effect(cycles, accesses, m.target.dma_latency, stored=moved, action=copy_action(dram_view, sram_view))
 
 
 _LOOKUP = registers("lk.index", "lk.count", "lk.rows", "dma.row_bytes", "dma.dram_row", "dma.sram_row")
@@ -73,4 +73,4 @@ def lookup(m: MachineState, buf: str, sram: int, dram: int):
     t = m.target
     cycles = dma_cycles(t, count, row_bytes)
     accesses = tuple(a for a in (index_access, table_access, dst_access) if a is not None)
-    return Effect(cycles, accesses, loaded=count * row_bytes, action=action)
+    return Effect(cycles, accesses, t.dma_latency, loaded=count * row_bytes, action=action)

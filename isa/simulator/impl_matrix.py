@@ -11,15 +11,19 @@ channels cv.c0 on) are bounds-checked and count as the access.
 from __future__ import annotations
 
 from functools import lru_cache
+from itertools import count
+from typing import Callable
 
 import numpy as np
 
 from tcc.ir import numerics
 
-from ..cycles import matmul_cycles
+from ..cycles import matmul_timing
 from ..weights import matmul_format, row_bytes
-from .exact_product import Weights, exact_depthwise, exact_product, exact_product_into, int32_fits, zero_point_fits
+from .exact_product import (Weights, exact_depthwise, exact_grouped, exact_product, exact_product_into, int32_fits,
+                            zero_point_fits)
 from .machine import ABUF, ACC, PBUF, WBUF, Effect, Fault, MachineState, impl, registers
+from .shared_product import SharedWindows
 from .weight_decode import decode_rows, decode_transposed, one_byte_codes
 
 _MM = registers("mm.a", "mm.a_row", "mm.m", "mm.n", "mm.k", "mm.a_zp", "mm.w_row", "mm.acc_row")
@@ -27,6 +31,7 @@ _CV = registers("cv.h", "cv.w", "cv.c", "cv.kh", "cv.kw", "cv.sh", "cv.sw", "cv.
                 "cv.pad_top", "cv.pad_left", "cv.w_out", "cv.c0")
 _INT32_MIN, _INT32_MAX = numerics.INT32_MIN, numerics.INT32_MAX
 _WINDOWS_KEPT = 2  # slabs whose windows a machine keeps (a layer's tiles alternate between two halves of abuf)
+_SERIALS = count()  # serial numbers of the windows made, never reused
 
 
 @lru_cache(maxsize=64)
@@ -54,7 +59,9 @@ def _windows(M: int, h: int, w: int, kh: int, kw: int, sh: int, sw: int, dh: int
 
 def _window_reader(m: MachineState, M: int, channels: int, zp: int, dtype):
     """A function giving the slab values at every window position for ``channels`` channels from
-    cv.c0, as ``dtype`` (M, kh*kw, channels) with ``zp`` at padding positions; and the slab's access."""
+    cv.c0, as ``dtype`` (M, kh*kw, channels) with ``zp`` at padding positions, and their serial
+    number (a new one whenever the windows are made anew); the slab's access; the windows' key
+    (None when no window reads the slab)."""
     h, w, c, kh, kw, sh, sw, dh, dw, pad_top, pad_left, w_out, c0 = _CV(m.regs)
     if w_out <= 0 or kh <= 0 or kw <= 0 or h < 0 or w < 0 or c <= 0:
         raise Fault(f"bad conv geometry: cv.w_out={w_out}, cv.kh={kh}, cv.kw={kw}, cv.h={h}, cv.w={w}, cv.c={c}")
@@ -62,7 +69,7 @@ def _window_reader(m: MachineState, M: int, channels: int, zp: int, dtype):
         raise Fault(f"reads channels [{c0}, {c0 + channels}) of a slab of cv.c = {c} channels")
     index, first, last = _windows(M, h, w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, w_out)
     if index is None:
-        return lambda: np.full((M, kh * kw, channels), zp, dtype), None
+        return lambda: (np.full((M, kh * kw, channels), zp, dtype), next(_SERIALS)), None, None
     rows, access = m.region(ABUF, m.reg("mm.a") + first * c + c0, (last - first + 1, channels), (c, 1), np.int8,
                             False, "conv input slab")
 
@@ -73,20 +80,45 @@ def _window_reader(m: MachineState, M: int, channels: int, zp: int, dtype):
            zp, np.dtype(dtype).str)
     kept = m.windows
 
-    def read() -> np.ndarray:
+    def read() -> tuple[np.ndarray, int]:
         made = kept.get(key)
         if made is not None and np.array_equal(made[0], rows):
-            return made[1]
+            return made[1], made[2]
         padded = np.empty((rows.shape[0] + 1, channels), dtype)  # the slab as dtype, one more row: the zero point
         padded[-1] = zp
         padded[:-1] = rows
         windows = padded[:-1, None, :] if slab else np.take(padded, index, axis=0)
         if len(kept) >= _WINDOWS_KEPT:
             del kept[next(iter(kept))]
-        kept[key] = (rows.copy(), windows)
-        return windows
+        serial = next(_SERIALS)
+        kept[key] = (rows.copy(), windows, serial)
+        return windows, serial
 
-    return read, access
+    return read, access, key
+
+
+def _conv_operands(m: MachineState, M: int, N: int, channels: int, zp: int, dtype, fmt: tuple, w_max: int):
+    """conv: a function of the weights giving the (M, K) windows and, for a tile of a group reading
+    the same windows (shared_product.py: same layer, windows key and weight format), their float
+    product; and the slab's access."""
+    windows, access, key = _window_reader(m, M, channels, zp, dtype)
+    K = channels * m.reg("cv.kh") * m.reg("cv.kw")
+    if key is None or not zero_point_fits(zp):
+        def operands(weights: Weights) -> tuple[np.ndarray, np.ndarray | None]:
+            return windows()[0].reshape(M, K), None
+
+        return operands, access
+    group = m.shared.get((m.reg("sys.layer"), key, fmt))
+    if group is None:
+        group = m.shared[(m.reg("sys.layer"), key, fmt)] = SharedWindows()
+    tile = group.join(N)
+
+    def shared(weights: Weights) -> tuple[np.ndarray, np.ndarray | None]:
+        made, serial = windows()
+        a = made.reshape(M, K)
+        return a, group.product(tile, serial, a, weights, zp, w_max)
+
+    return shared, access
 
 
 def _grouped(m: MachineState, M: int, N: int, K: int, zp: int, w_max: int, dtype):
@@ -97,19 +129,12 @@ def _grouped(m: MachineState, M: int, N: int, K: int, zp: int, w_max: int, dtype
     if cg <= 0 or ng <= 0 or kh <= 0 or kw <= 0 or K != kh * kw * cg:
         raise Fault(f"gconv: mm.k = {K} must equal cv.kh * cv.kw * cv.cg = {kh} * {kw} * {cg} (cv.ng = {ng})")
     groups = -(-N // ng)
-    windows, a_access = _window_reader(m, M, groups * cg, zp, dtype)  # (M, taps, groups * cg)
+    windows, a_access, _ = _window_reader(m, M, groups * cg, zp, dtype)  # (M, taps, groups * cg)
 
-    split: list = [None, []]  # the Weights last split and their groups' Weights
-
-    def product(weights: Weights) -> np.ndarray:
-        if split[0] is not weights:
-            split[:] = [weights, [weights.rows(g * ng, (g + 1) * ng) for g in range(groups)]]
-        gathered = windows().reshape(M, kh * kw, groups, cg)
-        out = np.empty((M, N), np.int64)
-        for g, group in enumerate(split[1]):
-            a = gathered[:, :, g, :].reshape(M, K)
-            out[:, g * ng:(g + 1) * ng] = exact_product(a, group, zp, w_max)
-        return out
+    def product(weights: Weights, into: np.ndarray | None) -> np.ndarray | None:
+        gathered = windows()[0].reshape(M, kh * kw, groups, cg)
+        # (groups, M, K) with reduction index tap * cg + ci: a view for one tap, else a copy
+        return exact_grouped(gathered.transpose(2, 0, 1, 3).reshape(groups, M, K), weights, N, ng, zp, w_max, into)
 
     return product, a_access
 
@@ -129,38 +154,45 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
     w_max = max(1, numerics.max_abs_value(fmt))
     # float32 holds the int8 operands exactly; a zero point outside int8 keeps them as int64.
     dtype = np.float32 if zero_point_fits(zp) else np.int64
-    operand = None  # gemm and conv: a function giving the (M, K) A operand
+    # gemm and conv: a function of the weights giving the (M, K) A operand and, when it has it
+    # already (shared_product.py), their float product
+    operands: Callable[[Weights], tuple[np.ndarray, np.ndarray | None]] | None = None
     if mode == "gemm":
         rows, a_access = m.region(ABUF, a, (M, K), (a_row, 1), np.int8, False, "A operand")
 
-        def operand() -> np.ndarray:
-            return rows
+        def operands(weights: Weights) -> tuple[np.ndarray, np.ndarray | None]:
+            return rows, None
     elif mode == "conv":
         kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
         if kh <= 0 or kw <= 0 or K % (kh * kw):
             raise Fault(f"conv: mm.k = {K} is not a multiple of cv.kh * cv.kw = {kh} * {kw}")
-        windows, a_access = _window_reader(m, M, K // (kh * kw), zp, dtype)
-
-        def operand() -> np.ndarray:
-            return windows().reshape(M, K)
-    if operand is not None:
-        def product(weights: Weights) -> np.ndarray:
-            return exact_product(operand(), weights, zp, w_max)
+        operands, a_access = _conv_operands(m, M, N, K // (kh * kw), zp, dtype, (wfmt, wcap), w_max)
+    # product(weights, into): the int64 product, or None when it was written into ``into`` (an int32
+    # destination given when every sum provably fits it)
+    product: Callable[[Weights, np.ndarray | None], np.ndarray | None]
+    if operands is not None:
+        def product(weights: Weights, into: np.ndarray | None) -> np.ndarray | None:
+            a_operand, shared = operands(weights)
+            if into is not None:
+                exact_product_into(into, a_operand, weights, zp, w_max, shared)
+                return None
+            return exact_product(a_operand, weights, zp, w_max, shared)
     elif mode == "gconv":
         product, a_access = _grouped(m, M, N, K, zp, w_max, dtype)
     else:  # dwconv: output channel n reads slab channel cv.c0 + n at each of the K taps
         kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
         if K != kh * kw:
             raise Fault(f"dwconv: mm.k = {K} must equal cv.kh * cv.kw = {kh} * {kw}")
-        windows, a_access = _window_reader(m, M, N, zp, dtype)  # (M, K, N)
+        windows, a_access, _ = _window_reader(m, M, N, zp, dtype)  # (M, K, N)
 
-        def product(weights: Weights) -> np.ndarray:
-            return exact_depthwise(windows(), weights, zp, w_max)
+        def product(weights: Weights, into: np.ndarray | None) -> np.ndarray | None:
+            return exact_depthwise(windows()[0], weights, zp, w_max, into)
     out, acc_access = m.region(ACC, acc, (M, N), (4 * acc_row, 4), "<i4", True, "accumulators")
 
     decoded: list = [None, None]  # the packed weight bytes last decoded and their Weights
-    # a fresh gemm/conv whose every sum fits int32 (int32_fits) cannot trap: written into acc directly
-    into = operand is not None and not accumulate and int32_fits(K, zp, w_max)
+    # a fresh product whose every sum fits int32 (int32_fits: K terms, per group for gconv, per tap for
+    # dwconv) cannot trap: written into acc directly
+    into = out if not accumulate and int32_fits(K, zp, w_max) else None
 
     def action() -> None:
         if caps is not None and caps.size and int(caps.max()) > fmt.bits - 1:
@@ -172,10 +204,9 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
             row_caps = None if caps is None else caps.copy()
             direct = (lambda dtype: decode_transposed(rows, K, fmt, dtype)) if one_byte_codes(fmt) else None
             decoded[:] = [key, Weights(lambda: decode_rows(rows, K, fmt, row_caps), w_max, direct)]
-        if into:
-            exact_product_into(out, operand(), decoded[1], zp, w_max)
+        total = product(decoded[1], into)
+        if total is None:
             return
-        total = product(decoded[1])
         if accumulate:
             total += out
         if total.size and (total.max() > _INT32_MAX or total.min() < _INT32_MIN):
@@ -183,6 +214,6 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
             raise Fault(f"int32 accumulator overflow at acc[{bad[0]}, {bad[1]}] = {int(total[bad])}")
         out[...] = total
 
-    cycles = matmul_cycles(m.target, M, N, K, fmt, own_columns=mode in ("dwconv", "gconv"))
+    cycles, latency = matmul_timing(m.target, M, N, K, fmt, own_columns=mode in ("dwconv", "gconv"))
     accesses = tuple(x for x in (a_access, w_access, caps_access, acc_access) if x is not None)
-    return Effect(cycles, accesses, macs=M * N * K, action=action)
+    return Effect(cycles, accesses, latency, macs=M * N * K, action=action)

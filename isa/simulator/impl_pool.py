@@ -12,6 +12,7 @@ import numpy as np
 
 from tcc.ir import numerics
 
+from ..cycles import POST_LATENCY
 from ..table import BUFFERS
 from . import rule_tables
 from .machine import ABUF, Effect, Fault, MachineState, contiguous_strides, impl, registers
@@ -133,8 +134,8 @@ def pool(m: MachineState, mode: str, dst: int, src: int):
         except ValueError as exc:
             raise Fault(f"average pooling (pl.mult, pl.shift): {exc}") from None
 
-    cycles = -(-(h_out * w_out * c * kh * kw) // m.target.post_lanes) + 4
-    return Effect(cycles, (s_access, d_access), action=action)
+    cycles = -(-(h_out * w_out * c * kh * kw) // m.target.post_lanes) + POST_LATENCY
+    return Effect(cycles, (s_access, d_access), POST_LATENCY, action=action)
 
 
 @impl("copy")
@@ -153,5 +154,5 @@ def copy(m: MachineState, buf: str, dst: int, src: int):
     def action() -> None:
         target[...] = source.copy() if overlaps else source  # every read happens before any write
 
-    cycles = -(-source.size // m.target.post_lanes) + 4
-    return Effect(cycles, (s_access, d_access), action=action)
+    cycles = -(-source.size // m.target.post_lanes) + POST_LATENCY
+    return Effect(cycles, (s_access, d_access), POST_LATENCY, action=action)

@@ -11,7 +11,7 @@ import numpy as np
 
 from tcc.ir import numerics
 
-from ..cycles import post_cycles
+from ..cycles import POST_LATENCY, post_cycles
 from . import rule_tables
 from .machine import ABUF, ACC, PBUF, Effect, Fault, MachineState, impl, registers
 
@@ -90,7 +90,7 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
             raise Fault(f"requant: {exc}") from None
 
     accesses = tuple(a for a in (x_access, p_access, r_access, d_access) if a is not None)
-    return Effect(_cycles(m, rows * cols), accesses, action=action)
+    return Effect(_cycles(m, rows * cols), accesses, POST_LATENCY, action=action)
 
 
 @impl("eadd")
@@ -132,7 +132,7 @@ def eadd(m: MachineState, op: str, rounding: str, dst: int, a: int):
             raise Fault(f"eadd: {exc}") from None
 
     accesses = tuple(x for x in (a_access, b_access, d_access) if x is not None)
-    return Effect(_cycles(m, length), accesses, action=action)
+    return Effect(_cycles(m, length), accesses, POST_LATENCY, action=action)
 
 
 @impl("emul")
@@ -170,7 +170,7 @@ def emul(m: MachineState, rounding: str, dst: int, a: int):
             raise Fault(f"emul: {exc}") from None
 
     accesses = tuple(x for x in (a_access, b_access, d_access) if x is not None)
-    return Effect(_cycles(m, length), accesses, action=action)
+    return Effect(_cycles(m, length), accesses, POST_LATENCY, action=action)
 
 
 @impl("lut")
@@ -189,4 +189,4 @@ def lut(m: MachineState, dst: int, src: int):
         target[:] = source.tobytes().translate(rotated)
 
     accesses = tuple(a for a in (x_access, t_access, d_access) if a is not None)
-    return Effect(_cycles(m, length), accesses, action=action)
+    return Effect(_cycles(m, length), accesses, POST_LATENCY, action=action)

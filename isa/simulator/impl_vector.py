@@ -5,8 +5,9 @@ module's own arithmetic: the only numerics shared with the reference interpreter
 rounding rules (``round32_bits``: RNE to bf16, canonical NaN) and the int8 <-> bf16 conversions.
 Operand B (and C) is a vbuf vector read through its broadcast pattern
 (``v.b + 2 * ((i // v.b_rep) % v.b_period)``) or a bf16 constant register ``v.k0..v.k7``.
-Cycles: ``ceil(v.len / simd_lanes)`` passes plus the pipeline latency per instruction (the unit
-runs one instruction at a time); a reduction pays that for each level of its tree.
+Cycles: ``ceil(v.len / simd_lanes)`` passes plus the pipeline latency per instruction, the latency
+overlapping the next instruction unless that one reads this one's result (timing.py); a reduction
+pays the latency for each level of its tree but the last.
 """
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ def cvt(m: MachineState, dir: str, dst: int, src: int):
             raise Fault(f"cvt {dir} with v.scale = {float(scale)!r}, v.zp = {zp}: {exc}") from None
 
     accesses = tuple(a for a in (s_access, d_access) if a is not None)
-    return Effect(_simd_cycles(m, 1, length), accesses, action=action)
+    return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency, action=action)
 
 
 def _table_effect(m: MachineState, table: np.ndarray, index: np.ndarray, out: np.ndarray, length: int,
@@ -99,7 +100,8 @@ def _table_effect(m: MachineState, table: np.ndarray, index: np.ndarray, out: np
     """A conversion read from its rule table: one gather of ``index`` (unsigned, always inside the
     table) into ``out``."""
     action = partial(table.take, index, None, out, "clip")  # "clip": no bounds pass, no buffering
-    return Effect(_simd_cycles(m, 1, length), tuple(a for a in accesses if a is not None), action=action)
+    return Effect(_simd_cycles(m, 1, length), tuple(a for a in accesses if a is not None), m.target.simd_latency,
+                  action=action)
 
 
 def _cvt_rows(m: MachineState, length: int, scale: np.float32, zp: int, dst: int, src: int) -> Effect:
@@ -133,7 +135,7 @@ def _cvt_rows(m: MachineState, length: int, scale: np.float32, zp: int, dst: int
         reduce += 2 * _simd_cycles(m, 1, rows * pairs)
         width -= pairs
     accesses = tuple(a for a in (s_access, d_access, r_access) if a is not None)
-    return Effect(reduce + _simd_cycles(m, 1, length), accesses, action=action)
+    return Effect(reduce + _simd_cycles(m, 1, length), accesses, m.target.simd_latency, action=action)
 
 
 # --- lane arithmetic on uint16 bf16 patterns ---------------------------------------------------
@@ -280,7 +282,8 @@ def _finish(m: MachineState, dst: int, length: int, compute, accesses: list) -> 
     def action() -> None:  # run under np.errstate(all="ignore") (Machine.run)
         out[...] = compute()
 
-    return Effect(_simd_cycles(m, 1, length), tuple(a for a in accesses if a is not None), action=action)
+    return Effect(_simd_cycles(m, 1, length), tuple(a for a in accesses if a is not None), m.target.simd_latency,
+                  action=action)
 
 
 @impl("vbin")
@@ -300,7 +303,7 @@ def vbin(m: MachineState, op: str, b: str, dst: int, a: int):
                 out[...] = result
 
         accesses = tuple(v for v in (a_access, b_access, access) if v is not None)
-        return Effect(_simd_cycles(m, 1, length), accesses, action=action)
+        return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency, action=action)
     return _finish(m, dst, length, lambda: operation(x, y()), [a_access, b_access])
 
 
@@ -356,4 +359,4 @@ def vred(m: MachineState, op: str, dst: int, a: int):
         out[...] = level.reshape(-1)
 
     accesses = tuple(x for x in (a_access, d_access) if x is not None)
-    return Effect(max(cycles, _simd_cycles(m, 1, length // row)), accesses, action=action)
+    return Effect(max(cycles, _simd_cycles(m, 1, length // row)), accesses, m.target.simd_latency, action=action)

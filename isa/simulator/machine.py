@@ -52,6 +52,7 @@ class Effect:
 
     cycles: int
     accesses: tuple
+    latency: int = 0  # the last cycles, in its unit's pipeline, during which the unit starts its next instruction
     macs: int = 0
     loaded: int = 0  # DRAM bytes read by a load
     stored: int = 0  # DRAM bytes written by a store
@@ -145,6 +146,7 @@ class MachineState:
         self.stop_at_barrier = False  # set by a multi-core run: ``barrier`` ends a run like ``halt``
         self.tables: dict = {}  # element-wise rules as lookup tables, by instruction and parameters (rule_tables.py)
         self.windows: dict = {}  # the last conv input slabs read and their windows (impl_matrix.py)
+        self.shared: dict = {}  # conv tiles reading the same windows, by layer and windows (shared_product.py)
         self.reset()
 
     def load_image(self, image: np.ndarray) -> None:

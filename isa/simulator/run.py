@@ -185,15 +185,17 @@ def prepare(machine: MachineState, words: np.ndarray, trace: bool = False) -> Pl
                 plan.pcs.append(pc)
                 plan.actions.append(effect.action)
                 written.extend(a[:3] for a in effect.accesses if a[3])
-            issue, start, finish, stalled = timing.execute(entry.unit, effect.cycles, effect.accesses)
-            counters.record(entry.unit, start, finish, stalled, effect.macs, effect.loaded, effect.stored)
+            is_mode = entry.fn is _mode_impl
+            issue, start, finish, stalled, occupied = timing.execute(entry.unit, effect.cycles, effect.accesses,
+                                                                     effect.latency, is_mode)
+            counters.record(entry.unit, start, finish, occupied, stalled, effect.macs, effect.loaded, effect.stored)
             if entry.unit == COMPUTE:
-                if entry.fn is _mode_impl:
+                if is_mode:
                     mode_cycles[current] += max(start - mode_since, 0)
                     mode_cycles["switch"] += finish - start
                     mode_since, current, switches = finish, machine.mode, switches + 1
                 else:
-                    mode_busy[current] += finish - start
+                    mode_busy[current] += occupied
             if events is not None:
                 events.append(Event(pc, UNIT_NAMES[entry.unit], issue, start, finish))
     plan.final_regs, plan.final_mode = list(regs), machine.mode

@@ -6,10 +6,16 @@ and post (the quantization / pooling / element-wise unit on the store path: ``re
 ``eadd``, ``emul``, ``lut``, ``copy``).  The front end issues one instruction per cycle in program
 order into the queue of its unit; each queue holds at most the target's ``<unit>_queue`` entries
 (issued, not yet started), and an instruction whose queue is full stalls issue until the oldest
-entry starts (back-pressure).  ``sync`` and ``halt`` stall issue until units are idle.  Each unit
-runs its instructions in order, one at a time.  An instruction starts at ``max(issue, its unit
-free, end of every earlier conflicting instruction)``: conflicts are overlapping byte ranges
-[lo, hi) of one memory where at least one side writes.  An instruction's range in a memory is the
+entry starts (back-pressure).  ``sync`` and ``halt`` stall issue until units are idle (every
+instruction ended).  Each unit starts its instructions in order and is pipelined: an instruction
+of ``cycles`` with a ``latency`` (the DMA latency, the array's fill and drain, the SIMD or post
+pipeline: ``Effect.latency``) occupies its unit for ``cycles - latency`` (at least one), after
+which the unit starts its next instruction, and ends ``latency`` later (its results are ready).
+An instruction starts at ``max(issue, its unit free, end of every earlier conflicting
+instruction)``: conflicts are overlapping byte ranges [lo, hi) of one memory where at least one
+side writes, with an instruction of any unit, its own included (a dependent instruction waits
+out the pipeline; an independent one overlaps it).  ``mode`` waits for the compute unit's
+instructions to end (it drains the array).  An instruction's range in a memory is the
 span from the lowest to the highest byte it touches there (strided accesses are not split into
 their rows).  The load and store units share the core's DRAM channel (``dram_bytes_per_cycle`` is
 its whole bandwidth): a transfer's beats (``cycles.dram_beats``, after its latency) take the
@@ -24,15 +30,14 @@ DRAM channel) or idle (its queue is empty); for the front end, issuing, stalled 
 or idle (after the last issue).
 
 The scoreboard keeps, per unit, memory and access kind (read or write), the ranges of recent
-instructions in order of their end cycle.  Earlier instructions of the same unit never need
-checking (the unit is in order), so an access walks the other units' lists from the newest
-entry back and stops at the first overlap (the latest end) or at the first entry ending before
-its current earliest start.  Entries ending before every unit's earliest possible next start
-are dropped.
+instructions in order of their end cycle.  An access walks every unit's lists from the latest
+end back and stops at the first overlap (the latest end) or at the first entry ending before its
+current earliest start.  Entries ending before every unit's earliest possible next start are
+dropped.
 """
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_right, insort
 from collections import deque
 
 from ..cycles import dram_beats
@@ -41,7 +46,7 @@ from ..target import TargetConfig
 from .machine import MEMORY_NAMES
 
 LOAD, COMPUTE, STORE, POST = (UNIT_NAMES.index(u) for u in ("load", "compute", "store", "post"))
-_OTHERS = tuple(tuple(o for o in range(len(UNIT_NAMES)) if o != u) for u in range(len(UNIT_NAMES)))
+_UNITS = tuple(range(len(UNIT_NAMES)))
 _PRUNE_EVERY = 256
 
 
@@ -90,7 +95,8 @@ class Timing:
         depths = tuple(target.queue_depth(u) for u in UNIT_NAMES)
         self.target = target
         self.issue_at = 0  # cycle at which the next instruction issues
-        self.free = [0] * len(UNIT_NAMES)  # per unit: end of its last instruction
+        self.free = [0] * len(UNIT_NAMES)  # per unit: when it may start its next instruction
+        self.done = [0] * len(UNIT_NAMES)  # per unit: the latest end of its instructions
         self.busy = [0] * len(UNIT_NAMES)
         self.stall = [0] * len(UNIT_NAMES)  # queued instruction waiting on a conflict
         self.idle = [0] * len(UNIT_NAMES)  # up to the last instruction's end; ``finish`` adds the tail
@@ -100,9 +106,9 @@ class Timing:
         self.queue_stall = 0  # front-end cycles waiting for a slot in a full queue
         self.sync_stall = 0  # front-end cycles waiting at sync/halt
         memories = range(len(MEMORY_NAMES))
-        # [unit][memory] -> deque of (end, lo, hi), ends increasing
-        self.reads: list[list[deque]] = [[deque() for _ in memories] for _ in UNIT_NAMES]
-        self.writes: list[list[deque]] = [[deque() for _ in memories] for _ in UNIT_NAMES]
+        # [unit][memory] -> list of (end, lo, hi), ends increasing
+        self.reads: list[list[list]] = [[[] for _ in memories] for _ in UNIT_NAMES]
+        self.writes: list[list[list]] = [[[] for _ in memories] for _ in UNIT_NAMES]
         self._until_prune = _PRUNE_EVERY
         self.channel = DramChannel()
 
@@ -118,17 +124,20 @@ class Timing:
         ready = self.issue_at + 1
         for unit in (LOAD, COMPUTE, STORE):
             if mask >> unit & 1:
-                ready = max(ready, self.free[unit])
+                ready = max(ready, self.done[unit])
         if mask >> COMPUTE & 1:  # the compute bit also covers the post-processing unit
-            ready = max(ready, self.free[POST])
+            ready = max(ready, self.done[POST])
         self.issued += 1
         self.sync_stall += ready - self.issue_at - 1
         self.issue_at = ready
         return ready
 
-    def execute(self, unit: int, cycles: int, accesses: tuple) -> tuple[int, int, int, int]:
-        """Schedule one timed instruction with its ``(memory, lo, hi, write)`` accesses; returns its
-        (issue, start, end) cycles and the cycles its unit stalled on it (waiting for a conflict)."""
+    def execute(self, unit: int, cycles: int, accesses: tuple, latency: int = 0,
+                drain: bool = False) -> tuple[int, int, int, int, int]:
+        """Schedule one timed instruction with its ``(memory, lo, hi, write)`` accesses, the last
+        ``latency`` of its ``cycles`` overlapping its unit's next instruction (``drain``: it waits
+        for its unit's instructions to end); returns its (issue, start, end) cycles, the cycles its
+        unit stalled on it (waiting for a conflict) and the cycles it occupied its unit."""
         issue = self.issue_at
         starts = self.starts[unit]
         if len(starts) == starts.maxlen and starts[0] > issue:  # queue full: wait for its oldest to start
@@ -138,8 +147,10 @@ class Timing:
         self.issued += 1
         free = self.free[unit]
         start = queued = max(issue, free)
+        if drain:
+            start = max(start, self.done[unit])
         for memory, lo, hi, write in accesses:
-            for other in _OTHERS[unit]:
+            for other in _UNITS:
                 lists = (self.writes[other][memory], self.reads[other][memory]) if write \
                     else (self.writes[other][memory],)
                 for entries in lists:
@@ -154,17 +165,24 @@ class Timing:
             if beats:
                 start = self.channel.take(start + cycles - beats, beats) - cycles
         end = start + cycles
-        self.free[unit] = end
-        self.busy[unit] += cycles
+        occupied = max(cycles - latency, min(cycles, 1))
+        self.free[unit] = start + occupied
+        if end > self.done[unit]:
+            self.done[unit] = end
+        self.busy[unit] += occupied
         self.stall[unit] += start - queued
         self.idle[unit] += queued - free
         starts.append(start)
         for memory, lo, hi, write in accesses:
-            (self.writes if write else self.reads)[unit][memory].append((end, lo, hi))
+            entries = (self.writes if write else self.reads)[unit][memory]
+            if entries and entries[-1][0] > end:  # a pipelined instruction may end before an earlier one
+                insort(entries, (end, lo, hi))
+            else:
+                entries.append((end, lo, hi))
         self._until_prune -= 1
         if not self._until_prune:
             self._prune(issue)
-        return issue, start, end, start - queued
+        return issue, start, end, start - queued, occupied
 
     def _prune(self, issue: int) -> None:
         horizon = max(issue, min(self.free))  # no later instruction starts before this
@@ -172,14 +190,14 @@ class Timing:
         for per_unit in (self.reads, self.writes):
             for per_memory in per_unit:
                 for entries in per_memory:
-                    while entries and entries[0][0] <= horizon:
-                        entries.popleft()
+                    if entries and entries[0][0] <= horizon:
+                        del entries[:bisect_right(entries, (horizon, float("inf"), 0))]
         self._until_prune = _PRUNE_EVERY
 
     @property
     def finish(self) -> int:
         """The cycle at which every unit is idle."""
-        return max(self.issue_at, *self.free)
+        return max(self.issue_at, *self.done)
 
     def unit_cycles(self) -> dict[str, dict[str, int]]:
         """Per unit, the run's cycles split into busy, stall and idle (they add up to ``finish``)."""

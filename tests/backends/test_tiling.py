@@ -180,7 +180,9 @@ def test_a_conv_narrower_than_the_array_runs_its_columns_as_two_gconvs_bit_exact
     from tcc.runtime import open_session
 
     g = ConvGeometry(64, 64, 3, 24, 32, 32, 3, 2, 1, 27, INT8, 32)
-    assert column_parts(g, 1024, 24, TARGET) == [16, 8] and column_parts(g, 32, 24, TARGET) == [24]
+    assert column_parts(g, 1024, 24, TARGET) == [16, 8] and column_parts(g, 32, 24, TARGET) is None
+    # 8 channels (DenseNet's growth) take 4 columns each; 40 as 32 + 8 are one gconv whose last pass splits K 4 ways
+    assert column_parts(g, 1024, 8, TARGET) == [8] and column_parts(g, 1024, 40, TARGET) == [40]
     rng = np.random.default_rng(6)
     w = numpy_helper.from_array((rng.standard_normal((24, 3, 3, 3)) * 0.2).astype(np.float32), "w")
     graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], strides=[2, 2], pads=[1, 1, 1, 1])], "g",

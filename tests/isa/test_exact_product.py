@@ -8,8 +8,8 @@ from isa_helpers import setr
 from tcc.isa.assembler import assemble
 from tcc.isa.encoding import encode_program
 from tcc.isa.simulator import Machine
-from tcc.isa.simulator.exact_product import (Weights, exact_depthwise, exact_product, exact_product_into,
-                                              float32_terms, int32_fits)
+from tcc.isa.simulator.exact_product import (Weights, exact_depthwise, exact_grouped, exact_product,
+                                              exact_product_into, float32_terms, int32_fits)
 from tcc.isa.target import load_target
 
 TARGET = load_target()
@@ -52,6 +52,35 @@ def test_depthwise_extremes_sum_exactly():
     assert exact_depthwise(a, w, 127, 128).tolist() == [[k * -255 * -128] * 3] * 2
     assert exact_depthwise(np.full((1, k + 1, 1), -128, np.int8), w[:1, :1].repeat(k + 1, 1), 127, 128).tolist() \
         == [[(k + 1) * -255 * -128]]
+
+
+@pytest.mark.parametrize("k", [1, FLOAT32_TERMS, FLOAT32_TERMS + 1])
+@pytest.mark.parametrize("zp", [0, 127, -128])
+def test_grouped_extremes_sum_exactly(k, zp):
+    """Three groups of two output channels, the last one short (5 channels): one batched float32
+    product up to the slice length, group by group past it."""
+    a = np.full((3, 2, k), -128, np.int8)
+    a[1] = 127
+    w = np.full((5, k), -128, np.int8)
+    w[1::2] = 127
+    got = exact_grouped(a, Weights(w, 128), 5, 2, zp, 128)
+    expected = [[k * (int(a[n // 2, 0, 0]) - zp) * int(w[n, 0]) for n in range(5)]] * 2
+    assert got.dtype == np.int64 and got.tolist() == expected
+    into = np.zeros((2, 5), np.int32)  # written into int32 accumulators (every sum fits: int32_fits)
+    if exact_grouped(a, Weights(w, 128), 5, 2, zp, 128, into) is None:
+        assert into.tolist() == expected
+
+
+@pytest.mark.parametrize("zp", [0, 127, -128])
+def test_depthwise_written_into_int32_sums_exactly(zp):
+    a = np.full((2, 9, 3), -128, np.float32)
+    a[1] = 127
+    w = np.full((3, 9), -128, np.int8)
+    w[1] = 127
+    expected = [[9 * (int(a[m, 0, 0]) - zp) * int(w[n, 0]) for n in range(3)] for m in range(2)]
+    into = np.zeros((2, 3), np.int32)
+    assert exact_depthwise(a, w, zp, 128, into) is None and into.tolist() == expected
+    assert exact_depthwise(a, w, zp, 128).tolist() == expected
 
 
 def gemm_accumulator(a: np.ndarray, w: np.ndarray, zp: int) -> list[int]:

@@ -136,18 +136,20 @@ def test_dwconv_matches_naive_loop():
     np.testing.assert_array_equal(got, expected)
 
 
-def test_gconv_packs_groups_into_one_pass():
-    """gconv: output channels 0..5 in groups of 2 (cv.ng) read 3-channel groups (cv.cg) of the
-    slab from channel 1; each group equals a conv over its own channels (the naive loop)."""
+@pytest.mark.parametrize("short", [0, 1])
+def test_gconv_packs_groups_into_one_pass(short):
+    """gconv: output channels 0..5 (0..4: a short last group) in groups of 2 (cv.ng) read 3-channel
+    groups (cv.cg) of the slab from channel 1; each group equals a conv over its own channels (the
+    naive loop)."""
     rng = np.random.default_rng(11)
     h, w, c, c0, cg, ng, groups = 5, 4, 10, 1, 3, 2, 3
     k = 9 * cg
     slab = rng.integers(-128, 128, (h, w, c), dtype=np.int8)
-    weights = rng.integers(-128, 128, (groups * ng, k), dtype=np.int8)
+    weights = rng.integers(-128, 128, (groups * ng - short, k), dtype=np.int8)
     machine = Machine(TARGET, np.zeros(16, np.uint8))
     machine.buffers["abuf"][:slab.size] = slab.reshape(-1).view(np.uint8)
     machine.buffers["wbuf"][:weights.size] = weights.reshape(-1).view(np.uint8)
-    n, m = groups * ng, 5 * 4
+    n, m = groups * ng - short, 5 * 4
     _, result = run(conv_registers(h, w, c, 3, 3, (1, 1), (1, 1), (1, 1), c0, (5, 4), -5, m, n, k)
                     + setr({"cv.cg": cg, "cv.ng": ng}) + "matmul gconv, 0, int8, 0, 0, 0\nhalt\n", machine=machine)
     got = machine.buffers["acc"][:4 * m * n].view("<i4").reshape(m, n)

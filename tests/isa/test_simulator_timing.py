@@ -1,8 +1,10 @@
-"""The cycle model: decoupled units, byte-range hazards, sync, per-layer counters.
+"""The cycle model: decoupled pipelined units, byte-range hazards, sync, per-layer counters.
 
 Default target: DMA = 64 + ceil(row_bytes / 64) per row; matmul = per 32 x 32 pass ceil(K/s), plus 64 +
 bits(s - 1), with the reduction split s = 32 // rows ways in a pass of fewer than 32 output rows
-(and, in dwconv/gconv form, 32 // columns ways in a pass of fewer than 32 columns).
+(and, in dwconv/gconv form, 32 // columns ways in a pass of fewer than 32 columns).  The latency
+part (DMA 64, matmul 64 + bits(s - 1)) overlaps the unit's next instruction unless that one
+depends on this one: an instruction occupies its unit for its cycles less its latency.
 """
 import numpy as np
 
@@ -29,27 +31,39 @@ GEMM = setr({"mm.m": 1, "mm.n": 1, "mm.k": 64, "mm.a_row": 64, "mm.w_row": 64, "
 
 def test_double_buffering_overlaps_a_load_with_a_matmul():
     result, at = run(PROLOGUE
-                     + "load abuf, 0, 0\n"          # pc 3: issue 3, runs 3..68
-                     + "load wbuf, 0, 64\n"         # pc 4: load unit busy until 68, runs 68..133
+                     + "load abuf, 0, 0\n"          # pc 3: issue 3, runs 3..68, its beat at 67
+                     + "load wbuf, 0, 64\n"         # pc 4: the load unit is free at 4 (latencies overlap): 4..69
                      + GEMM                         # pcs 5..10
-                     + "matmul gemm, 0, int8, 0, 0, 0\n"  # pc 11: waits for the weights, 133..204
-                     + "load abuf, 64, 128\n"       # pc 12: the other half, 133..198, under the matmul
+                     + "matmul gemm, 0, int8, 0, 0, 0\n"  # pc 11: waits for the weights, 69..140
+                     + "load abuf, 64, 128\n"       # pc 12: the other half, 12..77, under the matmul
                      + setr({"mm.a": 64})               # pc 13
-                     + "matmul gemm, 0, int8, 0, 4, 0\n"  # pc 14: compute free at 204, 204..275
+                     + "matmul gemm, 0, int8, 0, 4, 0\n"  # pc 14: the array takes it behind pc 11's 2 steps: 77..148
                      + "halt\n")
     assert (at[3].start, at[3].end) == (3, 3 + DMA_64)
-    assert (at[4].start, at[4].end) == (68, 68 + DMA_64)
-    assert (at[11].issue, at[11].start, at[11].end) == (11, 133, 133 + MATMUL_K64)  # waits for its load
-    assert (at[12].start, at[12].end) == (133, 198)
+    assert (at[4].start, at[4].end) == (4, 4 + DMA_64)  # its beat (at 68) follows pc 3's on the DRAM channel
+    assert (at[11].issue, at[11].start, at[11].end) == (11, 69, 69 + MATMUL_K64)  # waits for its load
+    assert (at[12].start, at[12].end) == (12, 77)
     assert at[12].start < at[11].end  # overlapped
-    assert (at[14].start, at[14].end) == (204, 275)
-    assert result.cycles == 275 < 3 * DMA_64 + 2 * MATMUL_K64
-    assert result.units == {"load": 3 * DMA_64, "compute": 2 * MATMUL_K64, "store": 0, "post": 0}
-    # only the first matmul waits with its unit free (for its weights, 11..133); the loads queue
-    # behind busy units, which is not a stall
-    assert result.layers[0]["stall_cycles"] == result.layers[0]["compute_stall"] == 133 - 11
-    assert result.unit_cycles["compute"] == {"busy": 2 * MATMUL_K64, "stall": 122, "idle": 275 - 2 * MATMUL_K64 - 122}
-    assert result.unit_cycles["load"] == {"busy": 3 * DMA_64, "stall": 0, "idle": 275 - 3 * DMA_64}
+    assert (at[14].start, at[14].end) == (77, 77 + MATMUL_K64)  # in the array while pc 11 drains
+    assert at[14].start < at[11].end
+    assert result.cycles == 148 < 3 * DMA_64 + 2 * MATMUL_K64
+    # busy: the cycles each instruction held its unit (a DMA its beat, a matmul its reduction steps)
+    assert result.units == {"load": 3, "compute": 2 * 2, "store": 0, "post": 0}
+    # the matmuls wait with their unit free: pc 11 for its weights (11..69), pc 14 for its operands
+    # (71..77); the loads never wait
+    assert result.layers[0]["stall_cycles"] == result.layers[0]["compute_stall"] == (69 - 11) + (77 - 71)
+    assert result.unit_cycles["compute"] == {"busy": 4, "stall": 64, "idle": 148 - 4 - 64}
+    assert result.unit_cycles["load"] == {"busy": 3, "stall": 0, "idle": 148 - 3}
+
+
+def test_independent_matmuls_overlap_the_fill_and_a_dependent_one_waits():
+    _, at = run(PROLOGUE + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM
+                + "matmul gemm, 0, int8, 0, 0, 0\n"  # pc 11: 69..140, writes acc [0, 4)
+                + "matmul gemm, 0, int8, 0, 4, 0\n"  # pc 12: writes acc [16, 20): starts after pc 11's 2 steps
+                + "matmul gemm, 1, int8, 0, 4, 0\n"  # pc 13: adds to pc 12's accumulators: waits for its end
+                + "halt\n")
+    assert at[12].start == at[11].start + 2 and at[12].end == at[12].start + MATMUL_K64
+    assert at[13].start == at[12].end
 
 
 def run_on(target, text):
@@ -59,17 +73,20 @@ def run_on(target, text):
 
 
 def test_a_full_queue_stalls_issue():
-    loads = "".join(f"load abuf, {64 * i}, {64 * i}\n" for i in range(6))  # pcs 3..8, 65 cycles each
-    text = PROLOGUE + loads + "store abuf, 0x800, 0x800\n" + "halt\n"   # pc 9: independent of the loads
+    rows = setr({"dma.planes": 1, "dma.rows": 1, "dma.row_bytes": 512})  # pcs 0..2: 8 beats each
+    loads = "".join(f"load abuf, {512 * i}, {512 * i}\n" for i in range(6))  # pcs 3..8, each holds the unit 8 cycles
+    text = rows + loads + "store abuf, 0x1000, 0xc00\n" + "halt\n"   # pc 9: independent of the loads
     deep, at_deep = run_on(TARGET, text)
-    assert at_deep[9].issue == 9 and at_deep[9].start == 9  # issued past the queued loads
+    assert at_deep[9].issue == 9  # issued past the queued loads
+    assert [at_deep[pc].start for pc in range(3, 9)] == [3 + 8 * i for i in range(6)]
     shallow_target = TargetConfig.from_dict({**TARGET.to_dict(), "load_queue": 2})
     shallow, at = run_on(shallow_target, text)
     # with 2 entries, the load at pc k >= 6 enters the queue when the one at pc k - 2 starts
-    assert [at[pc].issue for pc in range(3, 9)] == [3, 4, 5, 3 + DMA_64, 3 + 2 * DMA_64, 3 + 3 * DMA_64]
-    assert at[9].issue == at[8].issue + 1 == 3 + 3 * DMA_64 + 1  # the store waited behind the full queue
+    assert [at[pc].issue for pc in range(3, 9)] == [3, 4, 5, 3 + 8, 3 + 2 * 8, 3 + 3 * 8]
+    assert at[9].issue == at[8].issue + 1  # the store waited behind the full queue
     assert shallow.front_cycles["queue_stall"] == at[8].issue - 8  # pc 8 would have issued at cycle 8
-    assert shallow.cycles == deep.cycles == 3 + 6 * DMA_64  # the loads still bound the run
+    # the DRAM channel bounds the run: the first latency, then 7 transfers' beats back to back
+    assert shallow.cycles == deep.cycles == 3 + 64 + 7 * 8
     for result in (deep, shallow):
         assert sum(result.front_cycles.values()) == result.cycles
         assert all(sum(c.values()) == result.cycles for c in result.unit_cycles.values())
@@ -77,23 +94,23 @@ def test_a_full_queue_stalls_issue():
 
 def test_a_load_into_the_half_being_read_waits_for_the_matmul():
     result, at = run(PROLOGUE + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM
-                     + "matmul gemm, 0, int8, 0, 0, 0\n"  # pc 11: 133..204, reads abuf [0, 64)
+                     + "matmul gemm, 0, int8, 0, 0, 0\n"  # pc 11: 69..140, reads abuf [0, 64)
                      + "load abuf, 32, 128\n"       # pc 12: writes abuf [32, 96): write after read
                      + "halt\n")
-    assert at[12].start == at[11].end == 204
-    assert result.cycles == 204 + DMA_64
+    assert at[12].start == at[11].end == 140
+    assert result.cycles == 140 + DMA_64
 
 
 def test_store_then_load_of_the_same_dram_bytes_is_ordered():
     result, at = run(PROLOGUE
                      + "store abuf, 0, 512\n"   # pc 3: 3..68, writes DRAM [512, 576)
                      + "load wbuf, 0, 544\n"    # pc 4: reads DRAM [544, 608): waits for the store
-                     + "load wbuf, 64, 0\n"     # pc 5: unrelated, but the load unit is in order
-                     + "store abuf, 64, 256\n"  # pc 6: independent of the loads: runs after pc 3,
-                     + "halt\n")                # its beat one cycle after pc 4's on the shared DRAM channel
+                     + "load wbuf, 64, 0\n"     # pc 5: unrelated, but the load unit starts in order
+                     + "store abuf, 64, 256\n"  # pc 6: independent of the loads: the store unit took
+                     + "halt\n")                # pc 3 for its beat only, so it starts at issue
     assert at[4].start == at[3].end == 68
-    assert at[5].start == at[4].end
-    assert at[6].start == at[3].end + 1
+    assert at[5].start == at[4].start + 1  # behind pc 4's one beat, its latency overlapping
+    assert at[6].start == 6
     assert result.cycles == at[5].end
 
 
@@ -107,22 +124,22 @@ def test_loads_and_stores_share_the_dram_channel():
                         + "halt\n")
     assert (at[3].start, at[3].end) == (3, 3 + 64 + 16)
     assert (at[4].start, at[4].end) == (at[3].end - 64, at[3].end + 16)
-    assert result.unit_cycles["store"] == {"busy": 64 + 16, "stall": at[4].start - 4, "idle": 4}
+    assert result.unit_cycles["store"] == {"busy": 16, "stall": at[4].start - 4, "idle": 99 - 16 - (at[4].start - 4)}
     assert result.cycles == at[4].end
     assert all(sum(c.values()) == result.cycles for c in result.unit_cycles.values())
 
 
 def test_reads_do_not_conflict_with_reads():
     _, at = run(PROLOGUE + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM
-                + "matmul gemm, 0, int8, 0, 0, 0\n"  # pc 11: reads abuf [0, 64) during 133..204
+                + "matmul gemm, 0, int8, 0, 0, 0\n"  # pc 11: reads abuf [0, 64) during 69..140
                 + "store abuf, 0, 512\n"       # pc 12: reads the same bytes: only waits for the load
-                + "halt\n")                    # (and one cycle for pc 4's beat on the DRAM channel)
-    assert at[11].start == 133 and at[12].start == at[3].end + 1 == 69
+                + "halt\n")
+    assert at[11].start == 69 and at[12].start == at[3].end == 68
 
 
 def test_sync_stalls_issue_until_the_unit_is_idle():
     result, at = run(PROLOGUE + "load abuf, 0, 0\n" + "sync 1\n" + "store abuf, 0x100, 512\n" + "halt\n")
-    assert at[5].issue == at[3].end == 68  # the store would otherwise issue at 5 and start at once
+    assert at[5].issue == at[3].end == 68  # the load's latency too: the store would otherwise issue at 5
     assert at[5].start == 68
     assert result.cycles == 68 + DMA_64
 
@@ -145,11 +162,11 @@ def test_per_layer_counters():
     assert first["start"] == load_a.start and first["end"] == matmul.end
     assert first["cycles"] == matmul.end - load_a.start
     assert (first["macs"], first["bytes_loaded"], first["bytes_stored"]) == (64, 128, 0)
-    assert (first["load_busy"], first["compute_busy"]) == (2 * DMA_64, MATMUL_K64)
+    assert (first["load_busy"], first["compute_busy"]) == (2, 2)  # beats and reduction steps: latencies overlap
     assert first["pe_utilization"] == 64 / (1024 * first["cycles"])
     requant = next(e for e in result.trace if e.unit == "post" and e.pc > 12)  # the store-path unit
     assert requant.start == matmul.end and requant.end - requant.start == 1 + 4
-    assert (second["bytes_stored"], second["macs"], second["post_busy"]) == (64, 0, 5)
+    assert (second["bytes_stored"], second["macs"], second["post_busy"]) == (64, 0, 1)
     assert second["cycles"] == result.cycles - requant.start
     assert result.layers[0]["instructions"] == 3 and result.instructions == sum(
         layer["instructions"] for layer in result.layers.values())

@@ -160,3 +160,19 @@ def test_affine_random_match_the_integer_rule(xs, mult, shift, x_zp, bias, zp, p
     want = outcome(lambda a: affine_rule(a, x_zp, pre_shift, [bias], [mult], [shift], zp, qmin, qmax, mode), x)
     got = outcome(lambda a: stage(a).astype(np.int64), x)
     assert got == want
+
+
+@pytest.mark.parametrize("zp", [[-128, -128, -128], [-128, 0, 127]])
+@pytest.mark.parametrize("mode", ["half_even", "half_up", "floor"])
+def test_affine_int32_inputs_skip_the_range_look_and_still_match_the_rule(zp, mode):
+    """int32 accumulators (magnitude 2**31) prove |v| in range without looking at x: the extremes of
+    int32 and ties, per channel, with one zero point for all channels and with one per channel."""
+    bias, mult, shift = [2**20, -(2**20), 7], [2**30, 2**29 + 1, 3 * 2**28], [38, 40, 31]
+    stage = AffineRequantizer(-3, 0, 2**31, bias, mult, shift, zp, -128, 127, mode)
+    assert stage.uses_float and stage._in_bound
+    column = np.array([INT32_MIN, INT32_MIN + 1, -(2**37 // 2**30), -1, 0, 1, 2**7, 2**30, INT32_MAX], np.int64)
+    x = np.stack([column + d for d in (0, 1, -1)], axis=1).clip(INT32_MIN, INT32_MAX)
+    want = affine_rule(x, -3, 0, bias, mult, shift, zp, -128, 127, mode)
+    assert stage(x.astype(np.int32), np.empty(x.shape, np.int8)).astype(np.int64).tolist() == want.tolist()
+    assert stage(x).astype(np.int64).tolist() == want.tolist()
+    assert not AffineRequantizer(-3, 0, 2**62, bias, mult, shift, zp, -128, 127, mode)._in_bound

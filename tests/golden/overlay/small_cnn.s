@@ -35,82 +35,95 @@ setr mm.acc_row, 4                       ; pc 33
 setr mm.n, 4                             ; pc 34
 setr mm.k, 18                            ; pc 35
 setr cv.c0, 0                            ; pc 36
-matmul conv, 0, int8, 0, 0x0, 0x0        ; pc 37
-setr rq.params, 0                        ; pc 38
-setr rq.m, 36                            ; pc 39
-setr rq.n, 4                             ; pc 40
-setr rq.src_row, 4                       ; pc 41
-setr rq.dst_row, 4                       ; pc 42
-requant acc, i8, half_even, 0x40000, 0x0 ; pc 43
-setr dma.row_bytes, 144                  ; pc 44
-setr dma.dram_row, 4                     ; pc 45
-setr dma.sram_row, 4                     ; pc 46
-store abuf, 0x40000, 0x10c0              ; pc 47
-setr sys.layer, 1                        ; pc 48
-setr pl.zp, -128                         ; pc 49
-setr pl.count_pad, 0                     ; pc 50
-load abuf, 0x20000, 0x10c0               ; pc 51
-setr cv.c, 4                             ; pc 52
-setr cv.kh, 2                            ; pc 53
-setr cv.sh, 2                            ; pc 54
-setr cv.pad_top, 0                       ; pc 55
-setr pl.h_out, 3                         ; pc 56
-setr pl.pad_bottom, 0                    ; pc 57
-setr cv.kw, 2                            ; pc 58
-setr cv.sw, 2                            ; pc 59
-setr cv.pad_left, 0                      ; pc 60
-setr cv.w_out, 3                         ; pc 61
-setr pl.pad_right, 0                     ; pc 62
-pool max, 0x60000, 0x20000               ; pc 63
-setr dma.row_bytes, 36                   ; pc 64
-store abuf, 0x60000, 0x1180              ; pc 65
-setr sys.layer, 2                        ; pc 66
-setr dma.dram_row, 0                     ; pc 67
-setr dma.sram_row, 0                     ; pc 68
-load abuf, 0x0, 0x1180                   ; pc 69
-setr cp.n0, 1                            ; pc 70
-setr cp.n1, 1                            ; pc 71
-setr cp.n2, 4                            ; pc 72
-setr cp.n3, 9                            ; pc 73
-setr cp.s0, 0                            ; pc 74
-setr cp.s1, 0                            ; pc 75
-setr cp.s2, 1                            ; pc 76
-setr cp.s3, 4                            ; pc 77
-setr cp.d0, 36                           ; pc 78
-setr cp.d1, 36                           ; pc 79
-setr cp.d2, 9                            ; pc 80
-setr cp.d3, 1                            ; pc 81
-setr cp.elem, 1                          ; pc 82
-copy abuf, 0x40000, 0x0                  ; pc 83
-setr dma.sram_row, 36                    ; pc 84
-setr dma.sram_plane, 36                  ; pc 85
-store abuf, 0x40000, 0x10c0              ; pc 86
-setr sys.layer, 3                        ; pc 87
-setr rq.zp, 70                           ; pc 88
-setr mm.a_zp, -128                       ; pc 89
-setr dma.sram_row, 0                     ; pc 90
-setr dma.sram_plane, 0                   ; pc 91
-load abuf, 0x20000, 0x10c0               ; pc 92
-setr dma.row_bytes, 108                  ; pc 93
-load wbuf, 0x40000, 0xc0                 ; pc 94
-setr mm.a, 131072                        ; pc 95
-setr mm.a_row, 36                        ; pc 96
-setr mm.m, 1                             ; pc 97
-setr mm.n, 3                             ; pc 98
-setr mm.k, 36                            ; pc 99
-setr mm.w_row, 36                        ; pc 100
-setr mm.acc_row, 3                       ; pc 101
-matmul gemm, 0, int8, 0, 0x20000, 0x40000 ; pc 102
-setr dma.row_bytes, 36                   ; pc 103
-load pbuf, 0x8000, 0x140                 ; pc 104
-setr rq.params, 32768                    ; pc 105
-setr rq.m, 1                             ; pc 106
-setr rq.n, 3                             ; pc 107
-setr rq.src_row, 3                       ; pc 108
-setr rq.dst_row, 3                       ; pc 109
-requant acc, i8, half_even, 0x60000, 0x20000 ; pc 110
-setr dma.row_bytes, 3                    ; pc 111
-setr dma.dram_row, 3                     ; pc 112
-setr dma.sram_row, 3                     ; pc 113
-store abuf, 0x60000, 0x1080              ; pc 114
-halt                                     ; pc 115
+setr cv.cg, 2                            ; pc 37
+setr cv.ng, 4                            ; pc 38
+matmul gconv, 0, int8, 0, 0x0, 0x0       ; pc 39
+setr rq.params, 0                        ; pc 40
+setr rq.m, 36                            ; pc 41
+setr rq.n, 4                             ; pc 42
+setr rq.src_row, 4                       ; pc 43
+setr rq.dst_row, 4                       ; pc 44
+requant acc, i8, half_even, 0x40000, 0x0 ; pc 45
+setr dma.row_bytes, 144                  ; pc 46
+setr dma.dram_row, 4                     ; pc 47
+setr dma.sram_row, 4                     ; pc 48
+setr sys.layer, 1                        ; pc 49
+setr pl.zp, -128                         ; pc 50
+setr pl.count_pad, 0                     ; pc 51
+setr cp.n0, 1                            ; pc 52
+setr cp.n1, 1                            ; pc 53
+setr cp.n2, 1                            ; pc 54
+setr cp.n3, 144                          ; pc 55
+setr cp.s0, 0                            ; pc 56
+setr cp.s1, 0                            ; pc 57
+setr cp.s2, 0                            ; pc 58
+setr cp.s3, 1                            ; pc 59
+setr cp.d0, 0                            ; pc 60
+setr cp.d1, 0                            ; pc 61
+setr cp.d2, 0                            ; pc 62
+setr cp.d3, 1                            ; pc 63
+setr cp.elem, 1                          ; pc 64
+copy abuf, 0x20000, 0x40000              ; pc 65
+setr cv.c, 4                             ; pc 66
+setr cv.kh, 2                            ; pc 67
+setr cv.sh, 2                            ; pc 68
+setr cv.pad_top, 0                       ; pc 69
+setr pl.h_out, 3                         ; pc 70
+setr pl.pad_bottom, 0                    ; pc 71
+setr cv.kw, 2                            ; pc 72
+setr cv.sw, 2                            ; pc 73
+setr cv.pad_left, 0                      ; pc 74
+setr cv.w_out, 3                         ; pc 75
+setr pl.pad_right, 0                     ; pc 76
+pool max, 0x60000, 0x20000               ; pc 77
+setr dma.row_bytes, 36                   ; pc 78
+setr sys.layer, 2                        ; pc 79
+setr cp.n3, 36                           ; pc 80
+copy abuf, 0x0, 0x60000                  ; pc 81
+setr cp.n2, 4                            ; pc 82
+setr cp.n3, 9                            ; pc 83
+setr cp.s2, 1                            ; pc 84
+setr cp.s3, 4                            ; pc 85
+setr cp.d0, 36                           ; pc 86
+setr cp.d1, 36                           ; pc 87
+setr cp.d2, 9                            ; pc 88
+copy abuf, 0x40000, 0x0                  ; pc 89
+setr dma.dram_row, 0                     ; pc 90
+setr dma.sram_row, 36                    ; pc 91
+setr dma.sram_plane, 36                  ; pc 92
+setr sys.layer, 3                        ; pc 93
+setr rq.zp, 70                           ; pc 94
+setr mm.a_zp, -128                       ; pc 95
+setr cp.n2, 1                            ; pc 96
+setr cp.n3, 36                           ; pc 97
+setr cp.s2, 0                            ; pc 98
+setr cp.s3, 1                            ; pc 99
+setr cp.d0, 0                            ; pc 100
+setr cp.d1, 0                            ; pc 101
+setr cp.d2, 0                            ; pc 102
+copy abuf, 0x20000, 0x40000              ; pc 103
+setr dma.row_bytes, 108                  ; pc 104
+setr dma.sram_row, 0                     ; pc 105
+setr dma.sram_plane, 0                   ; pc 106
+load wbuf, 0x40000, 0xc0                 ; pc 107
+setr mm.a, 131072                        ; pc 108
+setr mm.a_row, 36                        ; pc 109
+setr mm.m, 1                             ; pc 110
+setr mm.n, 3                             ; pc 111
+setr mm.k, 36                            ; pc 112
+setr mm.w_row, 36                        ; pc 113
+setr mm.acc_row, 3                       ; pc 114
+matmul gemm, 0, int8, 0, 0x20000, 0x40000 ; pc 115
+setr dma.row_bytes, 36                   ; pc 116
+load pbuf, 0x8000, 0x140                 ; pc 117
+setr rq.params, 32768                    ; pc 118
+setr rq.m, 1                             ; pc 119
+setr rq.n, 3                             ; pc 120
+setr rq.src_row, 3                       ; pc 121
+setr rq.dst_row, 3                       ; pc 122
+requant acc, i8, half_even, 0x60000, 0x20000 ; pc 123
+setr dma.row_bytes, 3                    ; pc 124
+setr dma.dram_row, 3                     ; pc 125
+setr dma.sram_row, 3                     ; pc 126
+store abuf, 0x60000, 0x1080              ; pc 127
+halt                                     ; pc 128

@@ -1,0 +1,173 @@
+"""Activations kept on chip: a load of bytes that a recent store wrote from abuf, and that abuf
+still holds, becomes an on-chip ``copy`` from where they are.
+
+A layer's output tile is stored to DRAM and, most often, the next layer's first load reads it
+straight back: a DMA latency and the store's beats on the critical path of every layer boundary,
+for bytes the chip still has.  ``Residency`` follows, in program order, which DRAM activation
+ranges the abuf holds a copy of (each contiguous abuf store of an activation), forgets a range
+once anything writes its abuf bytes or its DRAM bytes again, and answers a load from abuf when
+every byte it reads is held.  The copy moves the same bytes, so results are bit for bit those of
+the load; the store itself stays (other readers, model outputs and later steps read DRAM).
+
+The abuf ranges an instruction writes are computed from the configuration registers the program
+has set (``Program._regs``), the same fields the simulator's implementations read
+(isa/simulator/impl_*.py); an abuf write of a kind not known here forgets everything.  Only one
+instruction stream is followed, so a multi-core program (a core may load what another stored)
+keeps its loads.
+"""
+from __future__ import annotations
+
+from .memory import ActivationAddress
+
+
+def _span(base: int, extents, strides, elem: int) -> tuple[int, int]:
+    """[lo, hi) of a box of ``extents`` with byte ``strides`` from ``base``, elements of ``elem`` bytes."""
+    if any(n <= 0 for n in extents):
+        return base, base
+    lo = base + sum(min(0, (n - 1) * s) for n, s in zip(extents, strides))
+    hi = base + sum(max(0, (n - 1) * s) for n, s in zip(extents, strides)) + elem
+    return lo, hi
+
+
+def abuf_write(mnemonic: str, fields: dict, reg) -> tuple[int, int] | None | bool:
+    """The abuf byte range [lo, hi) an instruction (not a DMA) writes, given ``reg(name)``; None if it
+    writes no abuf; True if it may write abuf bytes not computed here."""
+    if mnemonic == "requant":
+        elem = 1 if fields["out"] == "i8" else 4
+        return _span(fields["dst"], (reg("rq.m"), reg("rq.n")), (elem * reg("rq.dst_row"), elem), elem)
+    if mnemonic == "pool":
+        return fields["dst"], fields["dst"] + reg("pl.h_out") * reg("cv.w_out") * reg("cv.c")
+    if mnemonic in ("eadd", "emul"):
+        return fields["dst"], fields["dst"] + reg("ea.len")
+    if mnemonic == "lut":
+        return fields["dst"], fields["dst"] + reg("lt.len")
+    if mnemonic == "copy":
+        if fields["buf"] != "abuf":
+            return None
+        elem = reg("cp.elem")
+        return _span(fields["dst"], [reg(f"cp.n{i}") for i in range(4)], [reg(f"cp.d{i}") for i in range(4)], elem)
+    if mnemonic == "cvt":
+        if fields["dir"] == "bf16_i8":
+            return fields["dst"], fields["dst"] + reg("v.len")
+        return True if fields["dir"] == "bf16_i8_rows" else None
+    if mnemonic == "lookup":
+        return True if fields["buf"] == "abuf" else None
+    return None
+
+
+class Residency:
+    """The DRAM activation ranges abuf holds, as (dram_lo, dram_hi, sram_lo) offsets, oldest first."""
+
+    def __init__(self):
+        self.held: list[tuple[int, int, int]] = []
+
+    def forget_sram(self, lo: int, hi: int) -> None:
+        self.held = [h for h in self.held if not (h[2] < hi and lo < h[2] + h[1] - h[0])]
+
+    def forget_dram(self, lo: int, hi: int) -> None:
+        self.held = [h for h in self.held if not (h[0] < hi and lo < h[1])]
+
+    def forget_all(self) -> None:
+        self.held = []
+
+    def stored(self, sram: int, dram, box: dict) -> None:
+        """A store from abuf ``sram`` to ``dram`` of ``box`` (``Program.dma``'s fields, rows collapsed)."""
+        if not isinstance(dram, ActivationAddress):
+            return
+        lo, hi = _span(dram.offset, (box["planes"], box["rows"], box["row_bytes"]),
+                       (box["dram_plane"], box["dram_row"], 1), 1)
+        self.forget_dram(lo, hi)
+        if box["planes"] == 1 and box["rows"] == 1 and hi > lo:
+            self.held.append((lo, hi, sram))
+
+    def dram_written(self, dram, box: dict) -> None:
+        """A store from another buffer: DRAM there no longer matches what abuf holds."""
+        if isinstance(dram, ActivationAddress):
+            self.forget_dram(*_span(dram.offset, (box["planes"], box["rows"], box["row_bytes"]),
+                                    (box["dram_plane"], box["dram_row"], 1), 1))
+
+    def sources(self, dram, box: dict) -> list[tuple[int, int, int]] | None:
+        """For a load of ``box`` from ``dram`` into abuf: (abuf source, DRAM offset into the box's
+        first row, bytes) pieces covering it if abuf holds every byte; a box of several rows must lie
+        in one held range.  None otherwise."""
+        if not isinstance(dram, ActivationAddress) or not self.held:
+            return None
+        lo, hi = _span(dram.offset, (box["planes"], box["rows"], box["row_bytes"]),
+                       (box["dram_plane"], box["dram_row"], 1), 1)
+        if hi <= lo:
+            return None
+        for held_lo, held_hi, sram in reversed(self.held):  # newest first
+            if held_lo <= lo and hi <= held_hi:
+                return [(sram + dram.offset - held_lo, 0, hi - lo)]
+        if box["planes"] != 1 or box["rows"] != 1:
+            return None
+        pieces, at = [], lo
+        while at < hi:
+            piece = next(((held_lo, held_hi, sram) for held_lo, held_hi, sram in reversed(self.held)
+                          if held_lo <= at < held_hi), None)
+            if piece is None:
+                return None
+            end = min(hi, piece[1])
+            pieces.append((piece[2] + at - piece[0], at - lo, end - at))
+            at = end
+        return pieces
+
+
+class _Intervals:
+    """A set of byte offsets as disjoint [lo, hi) intervals."""
+
+    def __init__(self, spans=()):
+        self.spans: list[tuple[int, int]] = []
+        for lo, hi in spans:
+            self.add(lo, hi)
+
+    def overlaps(self, lo: int, hi: int) -> bool:
+        return any(a < hi and lo < b for a, b in self.spans)
+
+    def add(self, lo: int, hi: int) -> None:
+        kept = [(a, b) for a, b in self.spans if b < lo or hi < a]
+        for a, b in self.spans:
+            if not (b < lo or hi < a):
+                lo, hi = min(lo, a), max(hi, b)
+        self.spans = sorted(kept + [(lo, hi)])
+
+    def remove(self, lo: int, hi: int) -> None:
+        out = []
+        for a, b in self.spans:
+            if b <= lo or hi <= a:
+                out.append((a, b))
+                continue
+            if a < lo:
+                out.append((a, lo))
+            if hi < b:
+                out.append((hi, b))
+        self.spans = out
+
+
+def drop_unread_stores(instructions: list[tuple[str, dict]], outputs: list[tuple[int, int]]) -> list[tuple[str, dict]]:
+    """``instructions`` without the stores of activation bytes that nothing reads from DRAM before
+    they are written again: every later reader took them on chip (``Residency``).  ``outputs``:
+    the [lo, hi) activation offsets the host reads after the run.  A store's setr's stay (later
+    instructions may read those registers)."""
+    regs: dict[str, int] = {}
+    spans: dict[int, tuple[int, int, bool]] = {}  # instruction index -> DRAM [lo, hi), whether contiguous
+    for i, (mnemonic, fields) in enumerate(instructions):
+        if mnemonic == "setr":
+            regs[fields["reg"]] = fields["value"]
+        elif mnemonic in ("load", "store", "lookup") and isinstance(fields["dram"], ActivationAddress):
+            planes, rows, row_bytes = (regs.get(f"dma.{n}", 0) for n in ("planes", "rows", "row_bytes"))
+            dram_row, dram_plane = regs.get("dma.dram_row", 0), regs.get("dma.dram_plane", 0)
+            lo, hi = _span(fields["dram"].offset, (planes, rows, row_bytes), (dram_plane, dram_row, 1), 1)
+            contiguous = planes == 1 and (rows == 1 or dram_row == row_bytes)
+            spans[i] = (lo, hi, contiguous) if mnemonic != "lookup" else (0, 2**62, False)
+    needed = _Intervals(outputs)
+    dropped = set()
+    for i in sorted(spans, reverse=True):
+        lo, hi, contiguous = spans[i]
+        if instructions[i][0] != "store":
+            needed.add(lo, hi)
+        elif not needed.overlaps(lo, hi):
+            dropped.add(i)
+        elif contiguous:
+            needed.remove(lo, hi)
+    return [ins for i, ins in enumerate(instructions) if i not in dropped]

@@ -1,0 +1,93 @@
+"""Activations kept on chip (backends/overlay/resident.py): a load of what abuf still holds becomes
+an on-chip copy, stores nothing reads are dropped, and the simulator stays equal to the reference."""
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+from overlay_run import run_wholly_on_the_overlay
+from tcc.backends.overlay.memory import ActivationAddress
+from tcc.backends.overlay.program import Program
+from tcc.backends.overlay.resident import drop_unread_stores
+from tcc.isa.disassembler import disassemble
+from tcc.runtime import open_session
+
+A = ActivationAddress
+
+
+def mnemonics(p: Program) -> list[str]:
+    return [m for m, _ in p.instructions if m != "setr"]
+
+
+def test_a_load_of_what_abuf_holds_is_a_copy_from_where_it_is():
+    p = Program(keep_on_chip=True)
+    p.dma("store", "abuf", 0x40000, A(1000), rows=1, row_bytes=512)
+    p.dma("load", "abuf", 0x100, A(1100), rows=4, row_bytes=16, dram_row=64, sram_row=16)
+    (mnemonic, fields), = [i for i in p.instructions if i[0] != "setr"][1:]
+    assert (mnemonic, fields["src"], fields["dst"]) == ("copy", 0x40000 + 100, 0x100)
+    regs = {f["reg"]: f["value"] for m, f in p.instructions if m == "setr"}
+    assert [regs[f"cp.n{i}"] for i in range(4)] == [1, 1, 4, 16]
+    assert [regs[f"cp.s{i}"] for i in range(4)][1:] == [0, 64, 1] and regs["cp.d2"] == 16
+
+
+def test_a_load_spanning_two_held_tiles_copies_each_piece():
+    p = Program(keep_on_chip=True)
+    p.dma("store", "abuf", 0x40000, A(0), rows=1, row_bytes=256)
+    p.dma("store", "abuf", 0x60000, A(256), rows=1, row_bytes=256)
+    p.dma("load", "abuf", 0, A(128), rows=1, row_bytes=256)
+    copies = [f for m, f in p.instructions if m == "copy"]
+    assert [(f["dst"], f["src"]) for f in copies] == [(0, 0x40000 + 128), (128, 0x60000)]
+
+
+def test_held_bytes_are_forgotten_when_abuf_or_dram_changes():
+    p = Program(keep_on_chip=True)
+    p.dma("store", "abuf", 0x40000, A(0), rows=1, row_bytes=256)
+    p.set({"rq.m": 2, "rq.n": 8, "rq.dst_row": 8})
+    p.emit("requant", src="acc", out="i8", rounding="half_even", dst=0x40000 + 240, srcaddr=0)  # writes 16 of them
+    p.dma("load", "abuf", 0, A(0), rows=1, row_bytes=256)
+    p.dma("store", "abuf", 0x60000, A(1024), rows=1, row_bytes=64)
+    p.dma("store", "vbuf", 0, A(1024 + 32), rows=1, row_bytes=8)  # DRAM no longer what abuf holds
+    p.dma("load", "abuf", 0x100, A(1024), rows=1, row_bytes=64)
+    p.dma("load", "abuf", 0x200, A(4096), rows=1, row_bytes=64)  # never stored from abuf
+    assert mnemonics(p) == ["store", "requant", "load", "store", "store", "load", "load"]
+    off = Program()  # without keep_on_chip every load stays a load
+    off.dma("store", "abuf", 0x40000, A(0), rows=1, row_bytes=256)
+    off.dma("load", "abuf", 0, A(0), rows=1, row_bytes=256)
+    assert mnemonics(off) == ["store", "load"]
+
+
+def test_stores_nothing_reads_are_dropped():
+    p = Program()
+    p.dma("store", "abuf", 0, A(0), rows=1, row_bytes=64)  # overwritten before any load: dropped
+    p.dma("store", "abuf", 64, A(64), rows=1, row_bytes=64)  # read below: kept
+    p.dma("store", "abuf", 128, A(0), rows=1, row_bytes=64)  # read below: kept
+    p.dma("load", "abuf", 0, A(0), rows=1, row_bytes=128)
+    p.dma("store", "abuf", 256, A(512), rows=1, row_bytes=64)  # a model output: kept
+    p.dma("store", "abuf", 512, A(1024), rows=1, row_bytes=64)  # never read: dropped
+    kept = drop_unread_stores(p.instructions, [(512, 576)])
+    assert [f["sram"] for m, f in kept if m == "store"] == [64, 128, 256]
+
+
+def chain():
+    """A 1x1 conv block on an 8 x 8 map: every layer's output fits one tile and feeds the next."""
+    rng = np.random.default_rng(3)
+    shapes = {"w1": (16, 8, 1, 1), "w2": (16, 16, 3, 3), "w3": (8, 16, 1, 1)}
+    weights = [numpy_helper.from_array((rng.standard_normal(s) * 0.3).astype(np.float32), n) for n, s in shapes.items()]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], name="expand"),
+             helper.make_node("Relu", ["a"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "w2"], ["b"], pads=[1, 1, 1, 1], name="conv3x3"),
+             helper.make_node("Relu", ["b"], ["s"], name="relu2"),
+             helper.make_node("Conv", ["s", "w3"], ["c"], name="project"),
+             helper.make_node("Add", ["c", "x"], ["y"], name="residual")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 8])], weights)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_a_conv_chain_reads_its_inputs_on_chip_and_stays_bit_exact(tmp_path):
+    run_wholly_on_the_overlay(chain(), tmp_path, np.random.default_rng(5), 25.0)
+    session = open_session(tmp_path / "m.tcc")
+    lines = disassemble(session.artifact.program, with_pc=False).splitlines()
+    assert sum(line.startswith("copy abuf") for line in lines) >= 2  # the second and third conv's inputs
+    assert sum(line.startswith("store abuf") for line in lines) == 1  # only the model output reaches DRAM
+    session.run(None, {"x": np.zeros((1, 8, 8, 8), np.float32)})
+    layers = session.performance_report()["layers"]
+    assert [layer["bytes_loaded"] > 0 for layer in layers] == [True] * len(layers)  # weights, x
