@@ -67,7 +67,7 @@ class HeteroSession(ModelIO):
         self._interface = self._partition_interface(meta)
         self._check_dataflow(meta)
         self.last_run: list[dict] | None = None
-        self._device_results: dict = {}  # partition index -> its last RunResult
+        self._device_results: dict = {}  # partition index -> its Session (which keeps its last run's result)
 
     @property
     def module(self) -> Module:  # type: ignore[override]
@@ -166,7 +166,7 @@ class HeteroSession(ModelIO):
                     "bytes_out": int(sum(np.asarray(a).nbytes for a in made.values())),
                     "wall_seconds": seconds}
             if isinstance(runner, Session):  # its report is built when asked for (performance_report)
-                results[i] = runner.last_result
+                results[i] = runner
             stats.append(stat)
             if progress is not None:
                 progress(i + 1, len(self.parts))
@@ -182,11 +182,10 @@ class HeteroSession(ModelIO):
     def performance_report(self) -> dict:
         """Per partition: where the time goes (device cycles, host wall time) and bytes crossing."""
         from .hetero_report import build_hetero_report
-        from .report import build_report
 
         stats = self.last_run
         if stats is not None:
-            stats = [dict(stat, device=build_report(self.parts[i].artifact.metadata, self._device_results[i]))
+            stats = [dict(stat, device=self._device_results[i].performance_report())
                      if i in self._device_results else stat for i, stat in enumerate(stats)]
         return build_hetero_report(self.artifact.metadata, stats)
 

@@ -113,7 +113,8 @@ class Session(ModelIO):
         except SchemaError as exc:
             raise ArtifactError(f"malformed artifact metadata: {exc}; recompile the model") from None
         self._module: Module | None = None
-        self.last_result = None
+        self._result = None  # the last run's RunResult, shared with the prepared program (last_result copies it)
+        self._result_copy = None
         self._machine = None  # made by the first run, then kept: it holds the prepared program
         self._cores = None  # a multi-core artifact's cores over the machine's DRAM, kept likewise
 
@@ -203,6 +204,13 @@ class Session(ModelIO):
                     raise bad(group, entry, f"{entry['dtype']}{entry['shape']} does not match "
                                             f"%{value.name} : {t.dtype}{list(t.shape)} in the IR")
 
+    @property
+    def last_result(self):
+        """The last run's RunResult (None before a run), copied when first asked for: the caller may change it."""
+        if self._result_copy is None and self._result is not None:
+            self._result_copy = self._result.copy()
+        return self._result_copy
+
     # -- running -------------------------------------------------------------------------------
     def _check_inputs(self, feeds: dict) -> dict:
         from tcc.ir.interpreter.interpreter import bind_inputs
@@ -235,9 +243,10 @@ class Session(ModelIO):
         if multicore:  # one stream per core over the machine's DRAM, the cores kept prepared
             if self._cores is None:
                 self._cores = Multicore(self.target, dram)
-            self.last_result = self._cores.run(self.artifact.program, meta["core_entries"])
+            self._result = self._cores.run(self.artifact.program, meta["core_entries"])
         else:
-            self.last_result = machine.run(self.artifact.program, progress=progress)
+            self._result = machine.run(self.artifact.program, progress=progress, shared=True)
+        self._result_copy = None
         final = machine.dram
         out = {}
         for entry in meta["outputs"]:
@@ -254,7 +263,7 @@ class Session(ModelIO):
         """Per-layer counters and roofline of the last run (runtime/report.py)."""
         from .report import build_report
 
-        return build_report(self.artifact.metadata, self.last_result)
+        return build_report(self.artifact.metadata, self._result)
 
     @staticmethod
     def format_performance(report: dict, top: int | None = None, style=plain) -> str:

@@ -120,10 +120,11 @@ def eadd(m: MachineState, op: str, rounding: str, dst: int, a: int):
     pairs = rule_tables.table(m, ("eadd", op, rounding, a_zp, b_zp, a_mult, a_shift, b_mult, b_shift, pre_shift,
                                   out_mult, out_shift, zp, qmin, qmax),
                               lambda: rule(rule_tables.PAIR_A, rule_tables.PAIR_B).astype(np.int8))
+    pair_index = rule_tables.PairIndex(length)
 
     def action() -> None:
         if pairs is not None:
-            np.take(pairs, rule_tables.pair_index(a_view, b_view), out=out)
+            pairs.take(pair_index(a_view, b_view), None, out, "clip")  # "clip": no bounds pass, no buffering
             return
         try:
             out[...] = rule(a_view, b_view)
@@ -156,11 +157,12 @@ def emul(m: MachineState, rounding: str, dst: int, a: int):
     pairs = rule_tables.table(m, ("emul", rounding, a_zp, b_zp, out_mult, out_shift, zp, qmin, qmax),
                               lambda: rule(rule_tables.PAIR_A, rule_tables.PAIR_B).astype(np.int8))
     identity = period >= length and phase == 0 and rep == 1  # lane i reads b[i]
+    pair_index = rule_tables.PairIndex(length)
 
     def action() -> None:
         b_lanes = b_view[:length] if identity else b_view[index]
         if pairs is not None:
-            np.take(pairs, rule_tables.pair_index(a_view, b_lanes), out=out)
+            pairs.take(pair_index(a_view, b_lanes), None, out, "clip")
             return
         try:
             out[...] = rule(a_view, b_lanes)

@@ -99,7 +99,7 @@ def _table_effect(m: MachineState, table: np.ndarray, index: np.ndarray, out: np
                   *accesses) -> Effect:
     """A conversion read from its rule table: one gather of ``index`` (unsigned, always inside the
     table) into ``out``."""
-    action = partial(np.take, table, index, out=out, mode="clip")  # "clip": no bounds pass, no buffering
+    action = partial(table.take, index, None, out, "clip")  # "clip": no bounds pass, no buffering
     return Effect(_simd_cycles(m, 1, length), tuple(a for a in accesses if a is not None), m.target.simd_latency,
                   action=action)
 

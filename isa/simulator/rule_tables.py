@@ -12,6 +12,7 @@ caller then evaluates the rule on the data, which raises only if the data does r
 """
 from __future__ import annotations
 
+import sys
 from typing import Callable
 
 import numpy as np
@@ -22,6 +23,7 @@ from .machine import MachineState
 BYTE_VALUES = np.arange(256, dtype=np.uint8).view(np.int8)
 #: Every (a, b) byte pair as two flat arrays of int8 values, a-major: pair (i, j) at index i * 256 + j.
 PAIR_A, PAIR_B = np.repeat(BYTE_VALUES, 256), np.tile(BYTE_VALUES, 256)
+_HIGH_BYTE = 1 if sys.byteorder == "little" else 0  # index of a uint16's high byte among its two bytes
 #: Every bf16 bit pattern 0..0xFFFF.
 BF16_PATTERNS = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
 
@@ -40,9 +42,19 @@ def table(m: MachineState, key: tuple, build: Callable[[], np.ndarray]) -> np.nd
     return tables[key]
 
 
-def pair_index(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The index ``byte(a) * 256 + byte(b)`` of each element pair of two int8 arrays (a pair table's entry)."""
-    index = a.view(np.uint8).astype(np.intp)
-    index <<= 8
-    index |= b.view(np.uint8)
-    return index
+class PairIndex:
+    """The index ``byte(a) * 256 + byte(b)`` of each element pair of two int8 operands of ``length``
+    elements (a pair table's entry), built in scratch made once: uint16 lanes whose high byte is
+    a's and low byte b's, two byte copies per call."""
+
+    __slots__ = ("index", "_high", "_low")
+
+    def __init__(self, length: int):
+        self.index = np.empty(length, np.uint16)
+        halves = self.index.view(np.uint8)
+        self._high, self._low = halves[_HIGH_BYTE::2], halves[1 - _HIGH_BYTE::2]
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self._high[...] = a.view(np.uint8)
+        self._low[...] = b.view(np.uint8)
+        return self.index

@@ -233,9 +233,11 @@ class Machine(MachineState):
     plans_kept = 1  # programs kept prepared (a multi-core Core keeps every segment of its stream)
 
     def run(self, words, max_instructions: int | None = None, trace: bool = False,
-            progress: Callable[[int, int], None] | None = None) -> RunResult:
+            progress: Callable[[int, int], None] | None = None, shared: bool = False) -> RunResult:
         """Execute from PC 0 to ``halt``; SimulatorTrap on a fault, or after ``max_instructions``.
-        ``progress(pc, program_length)``, if given, is called every PROGRESS_EVERY instructions and at halt."""
+        ``progress(pc, program_length)``, if given, is called every PROGRESS_EVERY instructions and at halt.
+        The result is a copy the caller may change, or with ``shared`` the prepared program's own
+        (every run of it gives the same; copying thousands of layers' counters costs a millisecond)."""
         plan = self.prepared(words, trace)
         self.regs, self.mode, self.halted = list(plan.final_regs), plan.final_mode, plan.trap is None
         stop, reported = plan.stop, plan.stop  # progress is reported at multiples up to ``reported``
@@ -256,7 +258,7 @@ class Machine(MachineState):
         if progress is not None:
             progress(stop + 1, len(plan.entries))
         assert plan.result is not None
-        return plan.result.copy()
+        return plan.result if shared else plan.result.copy()
 
     def prepared(self, words, trace: bool = False) -> Plan:
         """The plan of ``words`` on this machine (kept for the next call unless ``trace``)."""

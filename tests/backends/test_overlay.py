@@ -69,6 +69,21 @@ def test_a_warm_run_restores_only_what_the_last_run_wrote(digits_artifact):
     assert machine.dram[:image.size].any() and all(map(np.array_equal, machine.memories, fresh.memories))
 
 
+def test_last_result_is_a_copy_the_caller_may_change(digits_artifact):
+    """A run shares its counters with the prepared program; last_result copies them when asked."""
+    path, _ = digits_artifact
+    session = Session(path)
+    x = {"input": np.load("examples/digits/digits_test.npz")["input"][:1]}
+    session.run(None, x)
+    first = session.last_result
+    kept = first.copy()
+    first.layers[next(iter(first.layers))]["cycles"] = -1
+    first.units.clear()
+    session.run(None, x)
+    assert session.last_result is not first and session.last_result == kept
+    assert session.performance_report()["cycles"] == kept.cycles
+
+
 def test_a_batch_on_axis_0_runs_sample_by_sample(digits_artifact):
     """Inputs holding N samples where the model has batch 1 give each sample's outputs, stacked."""
     path, _ = digits_artifact
