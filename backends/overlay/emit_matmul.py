@@ -99,26 +99,16 @@ def emit_matmul(ctx: Context, step: Step) -> None:
     heads, m, k = a_heads.shape
     n = w_heads.shape[1]
     y_heads = y_off.reshape(heads, m, n)
-    za, zb = a_val.type.quant.zero_point[0], b_val.type.quant.zero_point[0]
+    zb = b_val.type.quant.zero_point[0]
     row_shift, elem = ep.row_shift, ep.elem
     tiles = _tiles(ctx, heads, m, n, k, row_shift is not None, elem)
     if tiles is None:
-        _emit_split(ctx, step, ep, heads, m, n, k)
+        _emit_split(ctx, step, ep, a_heads, w_heads, y_heads)
         return
     hb, mt = tiles
     b, p = ctx.buffers, ctx.program
-    params = np.tile(np.array([[0, ep.multiplier, ep.shift]], "<i4"), (n, 1))
-    p_addr = ctx.constant(f"p:{step.outputs[0].name}", params)
-    corr_fmt = integer_format(np.array([-zb]))
-    corr_addr = None
-    if zb:
-        corr_addr = ctx.constant(f"zp:{k}:{zb}", pack_rows(np.full((1, k), -zb), corr_fmt))
-    ctx.begin_layer(step.name, heads * m * n * k * (2 if zb else 1),
-                    a_val.type.size + b_val.type.size + step.outputs[0].type.size * elem)
-    p.set({"rq.src_zp": 0, **ep.registers, "mm.a_zp": za})
-    p.dma("load", "pbuf", b.p(0), p_addr, rows=1, row_bytes=n * PARAM_BYTES)
+    corr_fmt, corr_addr, shifts_at = _begin(ctx, step, ep, n, k)
     a_addr, b_addr, y_addr = ctx.addr(a_root), ctx.addr(b_root), ctx.addr(y_dest)
-    shifts_at = b.p(0) + n * PARAM_BYTES  # a tile's row shifts (A quantized per row), after the parameters
     tile = 0
     for block, h0 in enumerate(range(0, heads, hb)):
         hn = min(hb, heads - h0)
@@ -168,29 +158,42 @@ def _split_tiles(ctx: Context, m: int, n: int, k: int, by_row: bool, elem: int) 
     return mt, nt, kt
 
 
-def _emit_split(ctx: Context, step: Step, ep: Epilogue, heads: int, m: int, n: int, k: int) -> None:
+def _begin(ctx: Context, step: Step, ep: Epilogue, columns: int, reduction: int):
+    """The layer's start, shared by both tilings: requant parameters for ``columns`` W rows loaded into
+    pbuf, the registers set, B's zero-point correction row of ``reduction`` elements stored as a
+    constant when B has one.  Returns (the correction's format, its address or None, where a tile's
+    row shifts go in pbuf: after the parameters)."""
+    mm = step.ops[0]
+    a_val, b_val = mm.operands
+    za, zb = a_val.type.quant.zero_point[0], b_val.type.quant.zero_point[0]
+    b, p = ctx.buffers, ctx.program
+    params = np.tile(np.array([[0, ep.multiplier, ep.shift]], "<i4"), (columns, 1))
+    p_addr = ctx.constant(f"p:{step.outputs[0].name}", params)
+    corr_fmt = integer_format(np.array([-zb]))
+    corr_addr = None
+    if zb:
+        corr_addr = ctx.constant(f"zp:{reduction}:{zb}", pack_rows(np.full((1, reduction), -zb), corr_fmt))
+    macs = mm.result.type.size * a_val.type.shape[-1]  # heads x m x n products of k terms
+    ctx.begin_layer(step.name, macs * (2 if zb else 1),
+                    a_val.type.size + b_val.type.size + step.outputs[0].type.size * ep.elem)
+    p.set({"rq.src_zp": 0, **ep.registers, "mm.a_zp": za})
+    p.dma("load", "pbuf", b.p(0), p_addr, rows=1, row_bytes=columns * PARAM_BYTES)
+    return corr_fmt, corr_addr, b.p(0) + columns * PARAM_BYTES
+
+
+def _emit_split(ctx: Context, step: Step, ep: Epilogue, a_heads, w_heads, y_heads) -> None:
     """A product whose head does not fit the buffers whole, head by head in [rows, columns] output
     tiles, each accumulated over reduction chunks (``accumulate`` after the first) before its
     requantization: any size that fits DRAM runs."""
     mm = step.ops[0]
-    a_val, b_val = mm.operands
-    (a_root, a_off), (b_root, b_off) = step.info["a"], step.info["b"]
-    y_dest, y_off = step.info["y"]
-    a_heads, w_heads = matrix_views(a_off, b_off, mm.result.type.shape)
-    y_heads = y_off.reshape(heads, m, n)
-    za, zb = a_val.type.quant.zero_point[0], b_val.type.quant.zero_point[0]
+    heads, m, k = a_heads.shape
+    n = w_heads.shape[1]
+    zb = mm.operands[1].type.quant.zero_point[0]
     row_shift, elem = ep.row_shift, ep.elem
     mt, nt, kt = _split_tiles(ctx, m, n, k, row_shift is not None, elem)
     b, p = ctx.buffers, ctx.program
-    p_addr = ctx.constant(f"p:{step.outputs[0].name}", np.tile(np.array([[0, ep.multiplier, ep.shift]], "<i4"), (nt, 1)))
-    corr_fmt = integer_format(np.array([-zb]))
-    corr_addr = ctx.constant(f"zp:{kt}:{zb}", pack_rows(np.full((1, kt), -zb), corr_fmt)) if zb else None
-    ctx.begin_layer(step.name, heads * m * n * k * (2 if zb else 1),
-                    a_val.type.size + b_val.type.size + step.outputs[0].type.size * elem)
-    p.set({"rq.src_zp": 0, **ep.registers, "mm.a_zp": za})
-    p.dma("load", "pbuf", b.p(0), p_addr, rows=1, row_bytes=nt * PARAM_BYTES)
-    a_addr, b_addr, y_addr = ctx.addr(a_root), ctx.addr(b_root), ctx.addr(y_dest)
-    shifts_at = b.p(0) + nt * PARAM_BYTES
+    corr_fmt, corr_addr, shifts_at = _begin(ctx, step, ep, nt, kt)
+    a_addr, b_addr, y_addr = (ctx.addr(step.info[key][0]) for key in ("a", "b", "y"))
     tile = chunk = 0
     for h in range(heads):
         for m0 in range(0, m, mt):
