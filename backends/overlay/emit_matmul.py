@@ -188,7 +188,8 @@ def _emit_split(ctx: Context, step: Step, ep: Epilogue, a_heads, w_heads, y_head
     mm = step.ops[0]
     heads, m, k = a_heads.shape
     n = w_heads.shape[1]
-    zb = mm.operands[1].type.quant.zero_point[0]
+    _, b_val = mm.operands
+    zb = b_val.type.quant.zero_point[0]
     row_shift, elem = ep.row_shift, ep.elem
     mt, nt, kt = _split_tiles(ctx, m, n, k, row_shift is not None, elem)
     b, p = ctx.buffers, ctx.program
