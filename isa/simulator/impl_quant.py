@@ -66,7 +66,9 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
         dst_view, d_access = m.region(ABUF, dst, (rows, cols), (4 * dst_row, 4), "<i4", True, "requant output")
 
     magnitude = -_OUT_RANGE["i32"][0] if src == "acc" else -numerics.INT8_MIN
-    prepared: list = [None, None]  # params bytes and their AffineRequantizer: rebuilt when pbuf changes
+    # params bytes, their AffineRequantizer and (int8 source) its table: rebuilt when pbuf changes
+    prepared: list = [None, None, None]
+    lookup = _ByteLookup(x, dst_view) if src == "abuf" and row_shift is None and x.size else None
 
     def action() -> None:
         try:
@@ -74,9 +76,14 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
             if key != prepared[0]:
                 bias, mult, shift = (params[:, i].astype(np.int64) for i in range(3))
                 prepared[:] = (None, numerics.AffineRequantizer(src_zp, pre_shift, magnitude, bias, mult, shift, zp,
-                                                                qmin, qmax, rounding))
+                                                                qmin, qmax, rounding), None)
+                if lookup is not None:
+                    prepared[2] = lookup.table(prepared[1])
                 prepared[0] = key
             stage = prepared[1]
+            if prepared[2] is not None:
+                lookup(prepared[2])
+                return
             if row_shift is None:
                 stage(x, dst_view)
                 return
@@ -91,6 +98,44 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
 
     accesses = tuple(a for a in (x_access, p_access, r_access, d_access) if a is not None)
     return Effect(_cycles(m, rows * cols), accesses, POST_LATENCY, action=action)
+
+
+class _ByteLookup:
+    """``requant abuf`` (int8 in, no row shifts) as a table: its stage evaluated once on every int8
+    value in every column (rule_tables' argument: the table *is* the stage, so each output is the
+    stage's own result for its input and column), then one gather per run, indexed by the input
+    byte (and the column, when the columns' parameters differ).  A stage that refuses some int8
+    value gets no table (``table`` gives None): the action then runs the stage on the data."""
+
+    __slots__ = ("source", "out", "_index", "_columns")
+
+    def __init__(self, x: np.ndarray, out: np.ndarray):
+        self.source, self.out = x.view(np.uint8), out
+        cols = x.shape[1]
+        self._index = np.empty(x.shape, np.intp) if cols > 1 else None
+        self._columns = np.arange(cols, dtype=np.intp)
+
+    def table(self, stage) -> np.ndarray | None:
+        """The stage's output for byte b in column c at ``b`` (every column alike) or ``b * cols + c``."""
+        cols = self._columns.size
+        try:
+            values = stage(np.broadcast_to(rule_tables.BYTE_VALUES[:, None], (256, cols)))
+        except ValueError:
+            return None
+        codes = np.asarray(values).astype(self.out.dtype)  # integers inside out's type (qmin, qmax are)
+        if (codes == codes[:, :1]).all():
+            self._index = None
+            return np.ascontiguousarray(codes[:, 0])
+        if self._index is None:
+            self._index = np.empty(self.source.shape, np.intp)
+        return codes.reshape(-1)
+
+    def __call__(self, table: np.ndarray) -> None:
+        index = self.source
+        if self._index is not None:
+            index = np.multiply(self.source, self._columns.size, out=self._index, dtype=np.intp)
+            index += self._columns
+        table.take(index, None, self.out, "clip")  # "clip": every index is inside the table
 
 
 @impl("eadd")

@@ -7,6 +7,7 @@ from isa_helpers import setr
 from tcc.ir import numerics
 from tcc.isa.assembler import assemble
 from tcc.isa.encoding import encode_program
+from tcc.isa.errors import SimulatorTrap
 from tcc.isa.simulator import Machine
 from tcc.isa.target import load_target
 
@@ -194,6 +195,44 @@ def test_requant_int32_output_from_abuf_with_pre_shift():
     # ((100-10)<<2)+1 = 361 -> 180.5 -> 180; ((-100-10)<<2)-1 = -441 -> -110.25 -> -110
     # ((3-10)<<2)+1 = -27 -> -13.5 -> -14;   ((4-10)<<2)-1 = -25 -> -6.25 -> -6
     assert machine.buffers["abuf"][:16].view("<i4").tolist() == [180, -110, -14, -6]
+
+
+@pytest.mark.parametrize("out", ["i8", "i32"])
+@pytest.mark.parametrize("columns", ["alike", "differ"])
+def test_requant_from_abuf_on_every_int8_value(out, columns):
+    """requant abuf reads its stage from a table of every int8 input (impl_quant._ByteLookup): all 256
+    values in 3 strided columns, against numerics' centre_and_shift and requantize applied here."""
+    mults = [1518500250] * 3 if columns == "alike" else [1518500250, 2**30, 1234567891]
+    shifts, biases = ([37] * 3, [5] * 3) if columns == "alike" else ([37, 31, 40], [5, -300, 0])
+    zp, qmin, qmax = (3, -100, 120) if out == "i8" else (-7, -(2**31), 2**31 - 1)
+    x = np.arange(-128, 128, dtype=np.int8).reshape(256, 1).repeat(3, axis=1)
+    x[:, 1] = x[::-1, 1]
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
+    machine.buffers["abuf"][0x1000:0x1000 + 256 * 4].reshape(256, 4)[:, :3] = x.view(np.uint8)  # rows of 4 bytes
+    machine.buffers["pbuf"][:36] = int32_bytes(*[v for c in range(3) for v in (biases[c], mults[c], shifts[c])])
+    run(setr({"rq.params": 0, "rq.m": 256, "rq.n": 3, "rq.src_row": 4, "rq.dst_row": 3, "rq.src_zp": -2,
+              "rq.pre_shift": 1, "rq.zp": zp, "rq.qmin": qmin, "rq.qmax": qmax})
+        + f"requant abuf, {out}, half_even, 0, 0x1000\nhalt\n", machine=machine)
+    v = numerics.centre_and_shift(x.astype(np.int64), -2, 1) + np.array(biases)
+    expected = numerics.requantize(v, np.array(mults), np.array(shifts), zp, qmin, qmax, "half_even")
+    size = 1 if out == "i8" else 4
+    got = machine.buffers["abuf"][:256 * 3 * size].view(np.int8 if out == "i8" else "<i4").reshape(256, 3)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_requant_from_abuf_whose_stage_refuses_some_int8_value():
+    """A pre-shift that overflows for large inputs gets no table; the inputs present (0, 1) still
+    requantize, and one that overflows traps."""
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
+    machine.buffers["abuf"][0x100:0x102] = [0, 1]
+    machine.buffers["pbuf"][:12] = int32_bytes(0, 1, 60)
+    text = setr({"rq.params": 0, "rq.m": 2, "rq.n": 1, "rq.src_row": 1, "rq.dst_row": 1, "rq.pre_shift": 61,
+                 "rq.qmin": -128, "rq.qmax": 127}) + "requant abuf, i8, half_even, 0, 0x100\nhalt\n"
+    run(text, machine=machine)
+    assert machine.buffers["abuf"][:2].view(np.int8).tolist() == [0, 2]
+    machine.buffers["abuf"][0x101] = 100
+    with pytest.raises(SimulatorTrap, match="requant"):
+        run(text, machine=machine)
 
 
 def pool_program(slab, mode, kernel, stride, pads, out_hw, zp=0, count_pad=0):
