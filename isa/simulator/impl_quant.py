@@ -202,15 +202,19 @@ def emul(m: MachineState, rounding: str, dst: int, a: int):
     pairs = rule_tables.table(m, ("emul", rounding, a_zp, b_zp, out_mult, out_shift, zp, qmin, qmax),
                               lambda: rule(rule_tables.PAIR_A, rule_tables.PAIR_B).astype(np.int8))
     identity = period >= length and phase == 0 and rep == 1  # lane i reads b[i]
-    pair_index = rule_tables.PairIndex(length)
+    # whole periods from lane 0: lanes (o, p, r) of shape (length / (period * rep), period, rep) read
+    # b[p], a broadcast view of b (no gather)
+    tiled = not identity and phase == 0 and length % (rep * period) == 0
+    pattern = np.broadcast_to(b_view[None, :, None], (length // (rep * period), period, rep)) if tiled else None
+    pair_index = rule_tables.PairIndex(length, pattern.shape if tiled and pairs is not None else None)
 
     def action() -> None:
-        b_lanes = b_view[:length] if identity else b_view[index]
+        b_lanes = b_view[:length] if identity else pattern if tiled else b_view[index]
         if pairs is not None:
             pairs.take(pair_index(a_view, b_lanes), None, out, "clip")
             return
         try:
-            out[...] = rule(a_view, b_lanes)
+            out[...] = rule(a_view, b_lanes.reshape(-1))
         except ValueError as exc:
             raise Fault(f"emul: {exc}") from None
 

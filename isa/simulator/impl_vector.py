@@ -216,12 +216,13 @@ BINARY = {
     "mul": _rounded(np.multiply),
     "max": _maximum,
     "min": _minimum,
-    "and": lambda a, b: a & b,
-    "or": lambda a, b: a | b,
-    "xor": lambda a, b: a ^ b,
-    "iadd": lambda a, b: (a.astype(np.uint32) + b).astype(np.uint16),
-    "isub": lambda a, b: (a.astype(np.int32) - b).astype(np.uint16),
-    "irsub": lambda a, b: (b.astype(np.int32) - a).astype(np.uint16),
+    "and": lambda a, b, out=None: np.bitwise_and(a, b, out=out),
+    "or": lambda a, b, out=None: np.bitwise_or(a, b, out=out),
+    "xor": lambda a, b, out=None: np.bitwise_xor(a, b, out=out),
+    # uint16 arithmetic wraps modulo 2**16: the low 16 bits of the integer sum or difference
+    "iadd": lambda a, b, out=None: np.add(a, b, out=out),
+    "isub": lambda a, b, out=None: np.subtract(a, b, out=out),
+    "irsub": lambda a, b, out=None: np.subtract(b, a, out=out),
     "lt": lambda a, b: _mask(_value(a) < _value(b)),
     "le": lambda a, b: _mask(_value(a) <= _value(b)),
     "gt": lambda a, b: _mask(_value(a) > _value(b)),
@@ -231,6 +232,7 @@ BINARY = {
 
 
 _ARITHMETIC = ("add", "sub", "rsub", "mul")
+_INTO = ("and", "or", "xor", "iadd", "isub", "irsub")  # ops taking ``out`` (uint16 lanes, written in place)
 
 
 def _ftoi(a: np.ndarray) -> np.ndarray:
@@ -243,9 +245,9 @@ def _itof(a: np.ndarray) -> np.ndarray:
     return _pattern(a.view(np.int16).astype(np.float32))  # |int16| < 2**24: exact in float32
 
 
-UNARY = {
-    "shl": lambda a, n: (a.astype(np.uint32) << n).astype(np.uint16),
-    "shr": lambda a, n: a >> np.uint16(n),
+UNARY = {  # numpy's uint16 shifts by 16 or more give 0, as the 16-bit lanes do
+    "shl": lambda a, n, out=None: np.left_shift(a, np.uint16(n), out=out),
+    "shr": lambda a, n, out=None: np.right_shift(a, np.uint16(n), out=out),
     "rint": lambda a, n: _pattern(np.rint(_value(a))),
     "ftoi": lambda a, n: _ftoi(a),
     "itof": lambda a, n: _itof(a),
@@ -270,6 +272,16 @@ def _operand(m: MachineState, source: str, registers_of, length: int, what: str)
     stored, access = _lanes(m, base, min(period, -(-length // rep)), False, what)
     if rep == 1 and period >= length:  # lane i reads element i: the vector itself
         return lambda: stored, access
+    if length % (rep * period) == 0:  # whole periods: lanes (o, p, r) read element p, one broadcast copy
+        lanes = np.empty(length, np.uint16)
+        shaped = lanes.reshape(length // (rep * period), period, rep)
+        pattern = np.broadcast_to(stored[None, :, None], shaped.shape)
+
+        def tiled() -> np.ndarray:
+            shaped[...] = pattern
+            return lanes
+
+        return tiled, access
     index = (np.arange(length) // rep) % period
     return lambda: stored[index], access
 
@@ -281,6 +293,21 @@ def _finish(m: MachineState, dst: int, length: int, compute, accesses: list) -> 
 
     def action() -> None:  # run under np.errstate(all="ignore") (Machine.run)
         out[...] = compute()
+
+    return Effect(_simd_cycles(m, 1, length), tuple(a for a in accesses if a is not None), m.target.simd_latency,
+                  action=action)
+
+
+def _finish_into(m: MachineState, dst: int, length: int, compute, accesses: list) -> Effect:
+    """``_finish`` for a ``compute(out)`` that may write its result into vbuf[dst] itself (a
+    replaced operation may return another array instead: it is copied)."""
+    out, access = _lanes(m, dst, length, True, "vector result")
+    accesses.append(access)
+
+    def action() -> None:  # run under np.errstate(all="ignore") (Machine.run)
+        result = compute(out)
+        if result is not out:
+            out[...] = result
 
     return Effect(_simd_cycles(m, 1, length), tuple(a for a in accesses if a is not None), m.target.simd_latency,
                   action=action)
@@ -304,6 +331,8 @@ def vbin(m: MachineState, op: str, b: str, dst: int, a: int):
 
         accesses = tuple(v for v in (a_access, b_access, access) if v is not None)
         return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency, action=action)
+    if op in _INTO:
+        return _finish_into(m, dst, length, lambda out: operation(x, y(), out), [a_access, b_access])
     return _finish(m, dst, length, lambda: operation(x, y()), [a_access, b_access])
 
 
@@ -314,7 +343,16 @@ def vfma(m: MachineState, b: str, c: str, dst: int, a: int):
     x, a_access = _lanes(m, a, length, False, "vfma operand A")
     y, b_access = _operand(m, b, _B, length, "vfma operand B")
     z, c_access = _operand(m, c, _C, length, "vfma operand C")
-    return _finish(m, dst, length, lambda: BINARY["add"](BINARY["mul"](x, y()), z()), [a_access, b_access, c_access])
+    multiply, add = BINARY["mul"], BINARY["add"]
+    product, total = Lanes(length), None  # the product's scratch; the sum's, made with the result view
+
+    def compute(out: np.ndarray) -> np.ndarray:
+        nonlocal total
+        if total is None:
+            total = Lanes(length, out)
+        return add(multiply(x, y(), product), z(), total)
+
+    return _finish_into(m, dst, length, compute, [a_access, b_access, c_access])
 
 
 @impl("vsel")
@@ -332,7 +370,10 @@ def vun(m: MachineState, op: str, amount: int, dst: int, a: int):
     m.require_mode("bf16", "vun")
     (length,) = _LEN(m.regs)
     x, a_access = _lanes(m, a, length, False, "vun operand")
-    return _finish(m, dst, length, lambda: UNARY[op](x, amount), [a_access])
+    operation = UNARY[op]
+    if op in ("shl", "shr"):
+        return _finish_into(m, dst, length, lambda out: operation(x, amount, out), [a_access])
+    return _finish(m, dst, length, lambda: operation(x, amount), [a_access])
 
 
 @impl("vred")
@@ -349,13 +390,27 @@ def vred(m: MachineState, op: str, dst: int, a: int):
         cycles += _simd_cycles(m, 1, (length // row) * pairs)
         width -= pairs
     out, d_access = _lanes(m, dst, length // row, True, "vred result")
+    rows = length // row
+    # per level of the tree: the pairs' scratch (the sum's rounding lanes) and, for an odd width,
+    # the next level (the combined pairs, then the unpaired last element)
+    levels, width = [], row
+    while width > 1:
+        pairs = width // 2
+        levels.append((pairs, Lanes(rows * pairs) if op == "sum" else None,
+                       np.empty((rows, width - pairs), np.uint16) if width % 2 else None))
+        width -= pairs
 
     def action() -> None:
-        level = x.reshape(length // row, row)
-        while level.shape[1] > 1:
-            pairs = level.shape[1] // 2
-            paired = combine(level[:, 0:2 * pairs:2], level[:, 1:2 * pairs:2])
-            level = np.concatenate([paired, level[:, 2 * pairs:]], axis=1)
+        level = x.reshape(rows, row)
+        for pairs, lanes, joined in levels:
+            a, b = level[:, 0:2 * pairs:2], level[:, 1:2 * pairs:2]
+            paired = combine(a, b) if lanes is None else combine(a.reshape(-1), b.reshape(-1), lanes)
+            if joined is None:
+                level = paired.reshape(rows, pairs)
+            else:
+                joined[:, :pairs] = paired.reshape(rows, pairs)
+                joined[:, pairs:] = level[:, 2 * pairs:]
+                level = joined
         out[...] = level.reshape(-1)
 
     accesses = tuple(x for x in (a_access, d_access) if x is not None)

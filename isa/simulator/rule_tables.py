@@ -49,10 +49,14 @@ class PairIndex:
 
     __slots__ = ("index", "_high", "_low")
 
-    def __init__(self, length: int):
+    def __init__(self, length: int, b_shape: tuple | None = None):
+        """``b_shape``: the shape b comes in (a broadcast pattern whose elements, in order, are the
+        ``length`` lanes), else b is 1-d like a."""
         self.index = np.empty(length, np.uint16)
         halves = self.index.view(np.uint8)
         self._high, self._low = halves[_HIGH_BYTE::2], halves[1 - _HIGH_BYTE::2]
+        if b_shape is not None:
+            self._low = self._low.reshape(b_shape)
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self._high[...] = a.view(np.uint8)

@@ -368,6 +368,12 @@ def test_emul_broadcasts_b_by_repeat_period_and_phase():
     factors = np.array([3, -8, -8, -8, 4, 4])
     expected = [max(-128, min(100, int(np.floor((int(x) - 1) * f / 4 + 0.5)) + 3)) for x, f in zip(a, factors)]
     assert machine.buffers["abuf"][0x80:0x86].view(np.int8).tolist() == expected
+    # whole periods from element 0 with rep 2 (impl_quant reads them as a broadcast view): b[0], b[0], b[1], ...
+    run(setr(regs | {"em.b_rep": 2, "em.b_period": 3, "em.b_phase": 0}) + "emul half_up, 0x80, 0\nhalt\n",
+        machine=machine)
+    factors = np.array([3, 3, -8, -8, 4, 4])
+    expected = [max(-128, min(100, int(np.floor((int(x) - 1) * f / 4 + 0.5)) + 3)) for x, f in zip(a, factors)]
+    assert machine.buffers["abuf"][0x80:0x86].view(np.int8).tolist() == expected
 
 
 def test_copy_transposes():

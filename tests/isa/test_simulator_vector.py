@@ -92,6 +92,20 @@ def test_vbin_bit_operations_and_comparisons():
                                         (0x0080 - 0x7FC0) & 0xFFFF, 0x0080]
 
 
+def test_integer_lanes_wrap_modulo_2_16_in_place():
+    """iadd, isub and shl keep the low 16 bits; a result written over its own operand A."""
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
+    machine.buffers["vbuf"][:6] = np.array([0xFFFF, 0x8000, 1], "<u2").view(np.uint8)
+    machine.buffers["vbuf"][0x10:0x16] = machine.buffers["vbuf"][:6]
+    prog = "mode bf16\n" + setr({"v.len": 3, "v.k0": 0x8001})
+    run(machine, prog + "vbin iadd, k0, 0x100, 0x0\nvbin isub, k0, 0x200, 0x0\nvun shl, 15, 0x300, 0x0\n"
+        "vun shl, 3, 0x10, 0x10\nhalt\n")
+    assert lanes(machine, 0x100, 3) == [0x8000, 0x0001, 0x8002]
+    assert lanes(machine, 0x200, 3) == [0x7FFE, 0xFFFF, 0x8000]
+    assert lanes(machine, 0x300, 3) == [0x8000, 0, 0x8000]
+    assert lanes(machine, 0x10, 3) == [0xFFF8, 0, 8]
+
+
 def test_vfma_rounds_the_product_then_the_sum():
     # (1 + 2**-7)**2 = 1 + 2**-6 + 2**-14 rounds to 1 + 2**-6; plus -1 gives 2**-6 (fused: 2**-6 + 2**-14)
     machine = vector_machine(at_0x0=[1 + 2.0**-7])
@@ -106,6 +120,14 @@ def test_operand_patterns_broadcast_rows_and_columns():
     run(machine, prog + "vfma vec, vec, 0x300, 0x0\nvbin gt, k0, 0x400, 0x0\nvsel vec, vec, 0x500, 0x400\nhalt\n")
     assert lanes(machine, 0x300, 6) == bf16_bits([100, 210, 320, 160, 280, 400]).tolist()  # x * row + col
     assert lanes(machine, 0x500, 6) == bf16_bits([100, 200, 10, 20, 20, 20]).tolist()
+
+
+def test_operand_pattern_ending_inside_a_period():
+    """v.len 5 with rep 2, period 2 (not whole periods: gathered): B reads b0, b0, b1, b1, b0."""
+    machine = vector_machine(at_0x0=[1, 2, 3, 4, 5], at_0x100=[10, 20])
+    prog = "mode bf16\n" + setr({"v.len": 5, "v.b": 0x100, "v.b_rep": 2, "v.b_period": 2})
+    run(machine, prog + "vbin add, vec, 0x300, 0x0\nhalt\n")
+    assert lanes(machine, 0x300, 5) == bf16_bits([11, 12, 23, 24, 15]).tolist()
 
 
 def test_vun_shifts_rounding_and_integer_conversion():
