@@ -118,7 +118,7 @@ class AffineRequantizer:
     """
 
     __slots__ = ("centring", "requantizer", "bias", "x_zero_point", "pre_shift", "uses_float", "_ratio",
-                 "_largest_bias", "_v_bound", "_offset", "_in_bound", "_low", "_high", "_zero_point")
+                 "_largest_bias", "_v_bound", "_offset", "_in_bound", "_low", "_high", "_zero_point", "_work")
 
     def __init__(self, x_zero_point: int, pre_shift: int, magnitude: int, bias, multiplier, shift,
                  zero_point=0, qmin: int = -128, qmax: int = 127, mode: str = "half_even"):
@@ -146,6 +146,7 @@ class AffineRequantizer:
         # the clamp's bounds less the zero point, and the zero point: Python numbers when one value holds
         # for every channel (numpy applies a scalar in one pass, a per-channel row in one call per row)
         self._low, self._high, self._zero_point = (_uniform(a) for a in (r.qmin - zp, r.qmax - zp, zp))
+        self._work: np.ndarray | None = None  # float64 scratch of the last shape written into an ``out``
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The stage on ``x``; written into ``out`` (an integer array of x's shape) and returned if given."""
@@ -164,11 +165,15 @@ class AffineRequantizer:
 
     def _float(self, x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
         r = self.requantizer
+        y = None
+        if out is not None:  # the float64 lanes are scratch: kept between calls
+            y = self._work
+            if y is None or y.shape != x.shape:
+                y = self._work = np.empty(x.shape, np.float64)
         if self._offset is not None:  # both terms and the sum v are integers below 2**53: exact
-            y = x.astype(np.float64)
-            y += self._offset
+            y = np.add(x, self._offset, out=y, dtype=np.float64)
         else:
-            y = np.subtract(x, self.x_zero_point, dtype=np.float64)
+            y = np.subtract(x, self.x_zero_point, out=y, dtype=np.float64)
             if self.pre_shift:
                 y *= float(1 << self.pre_shift)
             y += self.bias
@@ -182,10 +187,11 @@ class AffineRequantizer:
         # clamping before adding the zero point clamps alike: y is an integer, and where y + zero_point
         # would round (|y| >= 2**52) both forms give the same bound
         np.clip(y, self._low, self._high, out=y)
-        y += self._zero_point  # exact: integers of magnitude below 2**53
         if out is None:
+            y += self._zero_point  # exact: integers of magnitude below 2**53
             return y
-        np.copyto(out, y, casting="unsafe")  # integers inside out's type (qmin, qmax are): exact
+        # the same sum, cast as it is written: integers inside out's type (qmin, qmax are), exact
+        np.add(y, self._zero_point, out=out, casting="unsafe")
         return out
 
 
