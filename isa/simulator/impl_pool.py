@@ -15,7 +15,7 @@ from tcc.ir import numerics
 from ..cycles import POST_LATENCY
 from ..table import BUFFERS
 from . import rule_tables
-from .machine import ABUF, Effect, Fault, MachineState, contiguous_strides, impl, registers
+from .machine import ABUF, Effect, Fault, MachineState, contiguous_strides, copy_action, impl, registers
 
 _GEOMETRY = registers("cv.h", "cv.w", "cv.c", "cv.kh", "cv.kw", "cv.sh", "cv.sw", "cv.dh", "cv.dw",
                       "cv.pad_top", "cv.pad_left", "cv.w_out", "pl.h_out", "pl.pad_bottom", "pl.pad_right",
@@ -150,9 +150,11 @@ def copy(m: MachineState, buf: str, dst: int, src: int):
     if s_access is None:
         return Effect(4, ())
     overlaps = s_access[1] < d_access[2] and d_access[1] < s_access[2]
+    cycles = -(-source.size // m.target.post_lanes) + POST_LATENCY
+    if not overlaps:  # one memmove when both boxes are contiguous runs
+        return Effect(cycles, (s_access, d_access), POST_LATENCY, action=copy_action(target, source))
 
     def action() -> None:
-        target[...] = source.copy() if overlaps else source  # every read happens before any write
+        target[...] = source.copy()  # every read happens before any write
 
-    cycles = -(-source.size // m.target.post_lanes) + POST_LATENCY
     return Effect(cycles, (s_access, d_access), POST_LATENCY, action=action)

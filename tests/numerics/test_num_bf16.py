@@ -54,6 +54,25 @@ def test_to_bf16_matches_ml_dtypes_on_random_float32():
     assert np.array_equal(to_bf16(x.astype(np.float64)), ml_bits(x))  # float32 values: one rounding
 
 
+@pytest.mark.parametrize("lanes", [64, 4096], ids=["cast", "integer passes"])
+def test_round32_bits_into_on_every_high_half_and_rounding_low_half(lanes):
+    """Both forms of round32_bits_into (ml_dtypes' cast on short lanes, integer passes on long ones):
+    every float32 high half with the low halves that decide RNE (0, 1, below, at and above the tie,
+    all ones), against ml_dtypes with NaN made canonical."""
+    from tcc.ir.numerics.bf16 import round32_bits_into
+
+    low = np.array([0, 1, 0x7FFF, 0x8000, 0x8001, 0xFFFF], np.uint32)
+    x = ((ALL_BITS.astype(np.uint32)[:, None] << 16) | low).reshape(-1).view(np.float32)
+    with np.errstate(invalid="ignore"):
+        want = np.where(np.isnan(x), BF16_NAN, ml_bits(x)).astype(np.uint16)
+    got = np.empty_like(want)
+    with np.errstate(invalid="ignore"):  # NaN lanes (the simulator runs with float errors ignored)
+        for start in range(0, x.size, lanes):
+            chunk = slice(start, start + lanes)
+            round32_bits_into(x[chunk], got[chunk], np.empty(x[chunk].size, np.uint32))
+    assert np.array_equal(got, want)
+
+
 def test_to_bf16_edge_values():
     assert to_bf16(np.float32(1 + 2**-8)) == 0x3F80  # tie to even
     assert to_bf16(np.float32(1 + 3 * 2**-8)) == 0x3F82  # tie to even, upward
