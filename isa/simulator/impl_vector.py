@@ -376,6 +376,20 @@ def vun(m: MachineState, op: str, amount: int, dst: int, a: int):
     return _finish(m, dst, length, lambda: operation(x, amount), [a_access])
 
 
+def _row_maximum(rows: np.ndarray) -> np.ndarray:
+    """The max tree's result for each row of patterns, taken in any order: ``_maximum`` is
+    associative and commutative (a NaN anywhere gives the canonical NaN; otherwise the largest
+    value, whose pattern is unique but for zero, where +0 wins over -0), so the tree gives NaN if
+    the row holds one, else the row's largest value, +0 when it is zero and the row holds +0."""
+    top = _value(rows).max(axis=1)  # a NaN lane makes the row's max NaN
+    bits = np.right_shift(top.view(np.uint32), _SIXTEEN).astype(np.uint16)
+    zero = top == 0
+    if zero.any():
+        bits[zero] = np.where((rows[zero] == 0).any(axis=1), np.uint16(0), _SIGN)
+    bits[np.isnan(top)] = _NAN
+    return bits
+
+
 @impl("vred")
 def vred(m: MachineState, op: str, dst: int, a: int):
     m.require_mode("bf16", "vred")
@@ -383,7 +397,7 @@ def vred(m: MachineState, op: str, dst: int, a: int):
     if row < 1 or length % row:
         raise Fault(f"vred: v.len = {length} is not a multiple of v.row = {row}")
     x, a_access = _lanes(m, a, length, False, "vred input")
-    combine = BINARY["add"] if op == "sum" else _maximum
+    combine = BINARY["add"]
     cycles, width = 0, row
     while width > 1:  # the reduction tree: one SIMD pass per level
         pairs = width // 2
@@ -396,15 +410,18 @@ def vred(m: MachineState, op: str, dst: int, a: int):
     levels, width = [], row
     while width > 1:
         pairs = width // 2
-        levels.append((pairs, Lanes(rows * pairs) if op == "sum" else None,
-                       np.empty((rows, width - pairs), np.uint16) if width % 2 else None))
+        if op == "sum":  # (max takes each row whole: _row_maximum)
+            levels.append((pairs, Lanes(rows * pairs), np.empty((rows, width - pairs), np.uint16) if width % 2 else None))
         width -= pairs
 
     def action() -> None:
         level = x.reshape(rows, row)
+        if op == "max":
+            out[...] = _row_maximum(level)
+            return
         for pairs, lanes, joined in levels:
             a, b = level[:, 0:2 * pairs:2], level[:, 1:2 * pairs:2]
-            paired = combine(a, b) if lanes is None else combine(a.reshape(-1), b.reshape(-1), lanes)
+            paired = combine(a.reshape(-1), b.reshape(-1), lanes)
             if joined is None:
                 level = paired.reshape(rows, pairs)
             else:

@@ -154,3 +154,28 @@ def test_vred_sums_in_the_pairwise_tree_order_and_pays_per_level():
     # the unit is busy for all but the last level's latency, which the next instruction overlaps
     assert result.units["compute"] == 64 + 2 * (3 * (1 + 16) - 16)
     assert result.cycles == result.units["compute"] + 16  # the second reads no result of the first
+
+
+def test_vred_max_over_nan_signed_zeros_and_odd_widths():
+    """Row maxima of random patterns with NaN, +-0, +-inf and subnormals (widths 1 to 9), against
+    the rule worked out per row: NaN if any lane is, else the largest value, +0 over -0."""
+    rng = np.random.default_rng(3)
+    special = np.array([0x0000, 0x8000, 0x7F80, 0xFF80, 0x7FC0, 0xFFC1, 0x0001, 0x8001, 0x3F80, 0xBF80], np.uint16)
+    for row in range(1, 10):
+        rows = 40
+        patterns = rng.choice(special, (rows, row))
+        patterns[::3] = rng.integers(0, 0x10000, (len(patterns[::3]), row))
+        patterns[1::5] = rng.choice([0x0000, 0x8000, 0x8001, 0xBF80], (len(patterns[1::5]), row))
+        machine = Machine(TARGET, np.zeros(16, np.uint8))
+        machine.buffers["vbuf"][:patterns.nbytes] = patterns.reshape(-1).view(np.uint8)
+        run(machine, "mode bf16\n" + setr({"v.len": rows * row, "v.row": row}) + "vred max, 0x4000, 0x0\nhalt\n")
+        expected = []
+        for lanes_of_row in patterns.tolist():
+            values = [float(np.array([p << 16], np.uint32).view(np.float32)[0]) for p in lanes_of_row]
+            if any(v != v for v in values):
+                expected.append(0x7FC0)
+            elif max(values) == 0:
+                expected.append(0x0000 if 0x0000 in lanes_of_row else 0x8000)
+            else:
+                expected.append(lanes_of_row[values.index(max(values))])
+        assert lanes(machine, 0x4000, rows) == expected, f"row width {row}"
