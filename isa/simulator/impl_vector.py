@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 from functools import partial
+from typing import Callable
 
 import numpy as np
 
@@ -245,7 +246,7 @@ def _itof(a: np.ndarray) -> np.ndarray:
     return _pattern(a.view(np.int16).astype(np.float32))  # |int16| < 2**24: exact in float32
 
 
-UNARY = {  # numpy's uint16 shifts by 16 or more give 0, as the 16-bit lanes do
+UNARY: dict[str, Callable[..., np.ndarray]] = {  # numpy's uint16 shifts by 16 or more give 0, as the 16-bit lanes do
     "shl": lambda a, n, out=None: np.left_shift(a, np.uint16(n), out=out),
     "shr": lambda a, n, out=None: np.right_shift(a, np.uint16(n), out=out),
     "rint": lambda a, n: _pattern(np.rint(_value(a))),
