@@ -47,13 +47,16 @@ class Weights:
 
     ``values`` may be given as a function making the matrix, and ``transposed_as(dtype)`` as one
     making ``values.T`` in a float dtype directly (the decoder's one pass from packed codes): the
-    float BLAS paths then never build the integer matrix at all.
+    float BLAS paths then never build the integer matrix at all.  ``source``: what the caller
+    decoded them from (the packed bytes), kept with them.
     """
 
-    __slots__ = ("w_max", "_values", "_make_values", "_make_transposed", "_transposed", "_sums", "_forms")
+    __slots__ = ("w_max", "source", "_values", "_make_values", "_make_transposed", "_transposed", "_sums", "_forms",
+                 "__weakref__")
 
-    def __init__(self, values, w_max: int, transposed_as=None):
+    def __init__(self, values, w_max: int, transposed_as=None, source=None):
         self.w_max = w_max
+        self.source = source
         self._values: np.ndarray | None = values if isinstance(values, np.ndarray) else None
         self._make_values = values
         self._make_transposed = transposed_as
@@ -78,6 +81,12 @@ class Weights:
                 copy = self.values.astype(dtype).T
             self._transposed[dtype] = copy
         return copy
+
+    def share_transposed(self, dtype, view: np.ndarray) -> None:
+        """Use ``view`` (columns of a wider matrix made from this one's ``transposed(dtype)``, equal to
+        it) as that copy from now on: a joined product's parts then hold their weights once."""
+        assert view.shape == self.transposed(dtype).shape
+        self._transposed[dtype] = view
 
     def row_sums(self) -> np.ndarray:
         """``sum_k values[n, k]`` as int64 (the zero-point correction)."""
