@@ -98,6 +98,10 @@ class Weights:
                 self._sums = self.values.sum(axis=1, dtype=np.int64)
         return self._sums
 
+    def correction(self, zp: int) -> np.ndarray:
+        """``zp * row_sums()`` as int32, for sums that fit it (``int32_fits``: |zp * sum| <= the bound)."""
+        return self._form(("correction", zp), lambda: (zp * self.row_sums()).astype(np.int32))
+
     def rows(self, lo: int, hi: int) -> "Weights":
         """The Weights of rows [lo, hi) (a group of a grouped convolution), sharing what is made."""
         return self._form(("rows", lo, hi), lambda: Weights(lambda: self.values[lo:hi], self.w_max,
@@ -206,6 +210,13 @@ def exact_grouped(a: np.ndarray, w: Weights, n: int, size: int, zp: int, w_max: 
     groups, rows, k = a.shape
     if zero_point_fits(zp) and k <= float32_terms(w_max):
         product = np.matmul(a.astype(np.float32, copy=False), w.grouped(np.float32, groups, size))  # (groups, M, size)
+        if out is not None and n == groups * size:  # written into out's (M, groups, size) view: no copy between
+            by_group = out.view()
+            by_group.shape = (rows, groups, size)  # a view or AttributeError, never a copy
+            np.copyto(by_group, product.transpose(1, 0, 2), casting="unsafe")
+            if zp:
+                out -= w.correction(zp)
+            return None
         return _integers(product.transpose(1, 0, 2).reshape(rows, groups * size)[:, :n], w, zp, out)
     total = np.empty((rows, n), np.int64)
     for g in range(groups):
@@ -223,7 +234,7 @@ def _integers(product: np.ndarray, w: Weights, zp: int, out: np.ndarray | None) 
         return total
     out[...] = product
     if zp:
-        out -= (zp * w.row_sums()).astype(np.int32)
+        out -= w.correction(zp)
     return None
 
 

@@ -43,7 +43,7 @@ class SharedWindows:
     def __init__(self, joined: MutableMapping | None = None):
         self._joined = {} if joined is None else joined  # wide Weights by their parts (the machine's: shared)
         self._tiles: list[_Tile] = []
-        self._made = None  # (serial, {tile: (Weights, first column, end column)}, wide product)
+        self._made: tuple | None = None  # (serial, {tile: (Weights, first column, end column)}, wide product)
         self._wide_of: list[Weights] = []  # the Weights last concatenated, and their concatenation
         self._wide: Weights | None = None
 
