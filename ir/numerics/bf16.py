@@ -136,7 +136,7 @@ Lanes = np.ndarray | np.floating  # float32 lanes, or one float32 constant broad
 # call, where _rne_into makes five; on long vectors numpy's whole-array integer passes are faster).
 # The cast is the same RNE on every non-NaN float32: checked on all 2**32 patterns once, and in
 # tests/numerics on every high half with each rounding-relevant low half.
-_CAST_BELOW = 2048
+_CAST_BELOW = 16384
 _BFLOAT16: list = []  # ml_dtypes' bfloat16 dtype, imported on first use (tcc.ir.dtypes says why)
 
 

@@ -152,16 +152,28 @@ def _value(p: np.ndarray) -> np.ndarray:
 class Lanes:
     """Scratch of one vector instruction, made when it is prepared: operands A and B as float32
     (uint32 words whose low halves stay zero, so writing a bf16 pattern into the high half is the
-    exact conversion), the float32 result, rounding scratch, and the uint16 result (vbuf itself)."""
+    exact conversion), the float32 result, rounding scratch, and the uint16 result (vbuf itself).
+
+    With a machine ``m``, the arrays are the machine's for that length (``MachineState.lanes``),
+    shared by every instruction: one instruction's scratch is dead when the next one runs, and a
+    program's instructions then touch the same few cache-hot arrays (private ones, per
+    instruction, made long vectors slower).  Only the low halves' zeros persist, and nothing
+    writes them.  An instruction holding two Lanes of one length at once (vfma) shares all but
+    ``out``: the first one's result must be in its own ``out``."""
 
     __slots__ = ("a", "b", "result", "work", "out", "_high_a", "_high_b")
 
-    def __init__(self, length: int, out: np.ndarray | None = None):
-        words_a, words_b = np.zeros(length, np.uint32), np.zeros(length, np.uint32)
+    def __init__(self, length: int, out: np.ndarray | None = None, m: MachineState | None = None):
+        arrays = None if m is None else m.lanes.get(length)
+        if arrays is None:
+            arrays = (np.zeros(length, np.uint32), np.zeros(length, np.uint32), np.empty(length, np.float32),
+                      np.empty(length, np.uint32), np.empty(length, np.uint16))
+            if m is not None:
+                m.lanes[length] = arrays
+        words_a, words_b, self.result, self.work, spare = arrays
         self._high_a, self._high_b = (w.view(np.uint16)[_HIGH_HALF::2] for w in (words_a, words_b))
         self.a, self.b = words_a.view(np.float32), words_b.view(np.float32)
-        self.result, self.work = np.empty(length, np.float32), np.empty(length, np.uint32)
-        self.out = np.empty(length, np.uint16) if out is None else out
+        self.out = spare if out is None else out
 
     def load(self, a: np.ndarray, b: np.ndarray) -> None:
         self._high_a[...] = a
@@ -323,7 +335,7 @@ def vbin(m: MachineState, op: str, b: str, dst: int, a: int):
     operation = BINARY[op]
     if op in _ARITHMETIC:  # rounded in scratch made now, straight into vbuf
         out, access = _lanes(m, dst, length, True, "vector result")
-        lanes = Lanes(length, out)
+        lanes = Lanes(length, out, m)
 
         def action() -> None:
             result = operation(x, y(), lanes)
@@ -345,12 +357,12 @@ def vfma(m: MachineState, b: str, c: str, dst: int, a: int):
     y, b_access = _operand(m, b, _B, length, "vfma operand B")
     z, c_access = _operand(m, c, _C, length, "vfma operand C")
     multiply, add = BINARY["mul"], BINARY["add"]
-    product, total = Lanes(length), None  # the product's scratch; the sum's, made with the result view
+    product, total = Lanes(length, None, m), None  # the product's scratch; the sum's, made with the result view
 
     def compute(out: np.ndarray) -> np.ndarray:
         nonlocal total
         if total is None:
-            total = Lanes(length, out)
+            total = Lanes(length, out, m)
         return add(multiply(x, y(), product), z(), total)
 
     return _finish_into(m, dst, length, compute, [a_access, b_access, c_access])
@@ -412,7 +424,8 @@ def vred(m: MachineState, op: str, dst: int, a: int):
     while width > 1:
         pairs = width // 2
         if op == "sum":  # (max takes each row whole: _row_maximum)
-            levels.append((pairs, Lanes(rows * pairs), np.empty((rows, width - pairs), np.uint16) if width % 2 else None))
+            levels.append((pairs, Lanes(rows * pairs, None, m),
+                           np.empty((rows, width - pairs), np.uint16) if width % 2 else None))
         width -= pairs
 
     def action() -> None:

@@ -148,6 +148,7 @@ class MachineState:
         self.tables: dict = {}  # element-wise rules as lookup tables, by instruction and parameters (rule_tables.py)
         self.windows: dict = {}  # the last conv input slabs read and their windows (impl_matrix.py)
         self.shared: dict = {}  # conv tiles reading the same windows, by layer and windows (shared_product.py)
+        self.lanes: dict = {}  # bf16 lane scratch by length, shared by the vector instructions (impl_vector.Lanes)
         # decoded weights by packed bytes and format, and joined weights by their parts: one copy however
         # many matmuls load the same weights (impl_matrix.py, shared_product.py); kept while one uses them
         self.weights: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
