@@ -11,7 +11,7 @@ import numpy as np
 from .context import Context
 from .errors import unsupported
 from .steps import Step
-from .vector_lowering import record, tile_shape, vector_lowering
+from .vector_lowering import record, scheduled, vector_lowering
 from .memory import ActivationAddress
 from .vector_program import COL, FULL, ROW, Handle
 
@@ -174,8 +174,7 @@ def emit_vector(ctx: Context, step: Step) -> None:
     """A bf16 op as its lane sequence of vector instructions, tile by tile (vector_lowering.py)."""
     op = step.ops[0]
     lowering = vector_lowering(op)
-    code = record(op, lowering)
-    tile_rows, tile_cols, buffers = tile_shape(op, lowering, code, ctx.target.vbuf_bytes)
+    code, (tile_rows, tile_cols, buffers) = scheduled(op, lowering, record(op, lowering), ctx.target)
     rows, cols, p = lowering.rows, lowering.cols, ctx.program
     set_bytes = code.set_bytes(tile_rows, tile_cols)
 

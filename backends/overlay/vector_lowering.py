@@ -15,8 +15,8 @@ import numpy as np
 from tcc.ir import Op, Value, constant_value, is_constant, numerics
 from tcc.ir.numerics import bf16_functions as spec
 
-from .errors import unsupported
-from .vector_program import COL, FULL, ROW, Handle, Recorder, VectorProgramError, allocate
+from .errors import BackendError, unsupported
+from .vector_program import COL, FULL, ROW, Handle, Recorder, VectorProgramError, allocate, schedule
 
 
 @dataclass
@@ -237,3 +237,26 @@ def tile_shape(op: Op, lowering: VectorLowering, code: VectorCode, vbuf_bytes: i
         if min(half_rows, half_cols) >= 1:
             return half_rows, half_cols, 2
     return rows, cols, 1
+
+
+def scheduled(op: Op, lowering: VectorLowering, code: VectorCode, target) -> tuple[VectorCode, tuple[int, int, int]]:
+    """``code`` with its instructions reordered for the SIMD pipeline (vector_program.schedule),
+    costed at the tile the recorded order gets, and that tile; the recorded order when the new
+    one needs more slots than fit that tile (its tile would be smaller)."""
+    tile = tile_shape(op, lowering, code, target.vbuf_bytes)
+    rows, cols = tile[:2]
+    lanes = target.simd_lanes
+    weight = {FULL: -(-rows * cols // lanes), ROW: -(-rows // lanes), COL: -(-cols // lanes)}
+    recorder = Recorder()
+    recorder.spaces = list(code.recorder.spaces)
+    recorder.code = list(code.recorder.code)
+    schedule(recorder, target.simd_latency, weight)
+    inputs = [h for h in code.handles if not h.constant]
+    slots, counts = allocate(recorder, inputs, code.result)
+    ordered = VectorCode(recorder, code.handles, code.result, slots, counts)
+    try:
+        if tile_shape(op, lowering, ordered, target.vbuf_bytes) == tile:
+            return ordered, tile
+    except BackendError:
+        pass
+    return code, tile
