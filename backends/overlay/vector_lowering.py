@@ -14,6 +14,7 @@ import numpy as np
 
 from tcc.ir import Op, Value, constant_value, is_constant, numerics
 from tcc.ir.numerics import bf16_functions as spec
+from tcc.isa.cycles import reduction_cycles
 
 from .errors import BackendError, unsupported
 from .vector_program import COL, FULL, ROW, Handle, Recorder, VectorProgramError, allocate, schedule
@@ -239,20 +240,36 @@ def tile_shape(op: Op, lowering: VectorLowering, code: VectorCode, vbuf_bytes: i
     return rows, cols, 1
 
 
+ISSUE = 3  # front-end cycles per vector instruction with its register writes (length, operand pointers)
+
+
+def _occupancy(target, rows: int, cols: int) -> Callable:
+    """Cycles a vector instruction occupies the SIMD unit on a rows x cols tile (impl_vector's
+    costs less the pipeline latency that overlaps the next instruction)."""
+    lanes, latency = target.simd_lanes, target.simd_latency
+    length = {FULL: rows * cols, ROW: rows, COL: cols}
+    reduce = reduction_cycles(target, rows * cols, cols) - latency
+    window = -(-rows * cols // lanes)
+
+    def occupancy(ins) -> int:
+        if ins.mnemonic == "vred":
+            return reduce
+        if ins.mnemonic == "window":
+            return window * (1 + ins.amount + ins.after)
+        return -(-length[ins.space] // lanes)
+    return occupancy
+
+
 def scheduled(op: Op, lowering: VectorLowering, code: VectorCode, target) -> tuple[VectorCode, tuple[int, int, int]]:
     """``code`` with its instructions reordered for the SIMD pipeline (vector_program.schedule),
-    costed at the tile the recorded order gets, and that tile; the recorded order when the new
-    one needs more slots than fit that tile (its tile would be smaller)."""
+    costed at the tile the recorded order gets, and its tile (rows, cols, buffers); the recorded
+    order when the new one needs more slots than fit that tile (its tile would be smaller)."""
     tile = tile_shape(op, lowering, code, target.vbuf_bytes)
-    rows, cols = tile[:2]
-    lanes = target.simd_lanes
-    weight = {FULL: -(-rows * cols // lanes), ROW: -(-rows // lanes), COL: -(-cols // lanes)}
     recorder = Recorder()
     recorder.spaces = list(code.recorder.spaces)
     recorder.code = list(code.recorder.code)
-    schedule(recorder, target.simd_latency, weight)
-    inputs = [h for h in code.handles if not h.constant]
-    slots, counts = allocate(recorder, inputs, code.result)
+    schedule(recorder, target.simd_latency, _occupancy(target, *tile[:2]), ISSUE)
+    slots, counts = allocate(recorder, [h for h in code.handles if not h.constant], code.result)
     ordered = VectorCode(recorder, code.handles, code.result, slots, counts)
     try:
         if tile_shape(op, lowering, ordered, target.vbuf_bytes) == tile:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -222,16 +223,17 @@ def _reads(ins: VInstr) -> list[int]:
     return [ins.a] + [h.index for h in (ins.b, ins.c) if h is not None and not h.constant]
 
 
-def schedule(recorder: Recorder, latency: int, weight: dict[str, int]) -> None:
-    """Reorder ``recorder.code`` (a list scheduler, in place) for an in-order pipelined unit whose
-    instructions occupy it ``weight[space]`` cycles (the space they run over) and whose results
-    are ready ``latency`` cycles later: at each step, of the instructions whose operands are ready
-    soonest, the one with the longest path of dependent instructions to the end (then the
-    earliest recorded).  A chain of dependent operations on a tile's per-row statistics (a rsqrt
-    of LayerNorm's variance: a few cycles each behind a pipeline of 16) then has the independent
-    operations of the sequence (special-case masks, other terms) in its latency shadows instead
-    of after it.  Values are SSA (each instruction writes a new one), so every topological order
-    computes the same results."""
+def schedule(recorder: Recorder, latency: int, occupancy: Callable[[VInstr], int], issue: int = 1) -> None:
+    """Reorder ``recorder.code`` (a list scheduler, in place) for an in-order pipelined unit that an
+    instruction occupies ``occupancy(instruction)`` cycles and whose results are ready ``latency``
+    cycles after that, behind a front end that issues one instruction every ``issue`` cycles (with
+    its register writes): at each step, of the instructions whose operands are ready soonest, the
+    one with the longest path of dependent instructions to the end (then the earliest recorded).
+    A chain of dependent operations on a tile's per-row statistics (a rsqrt of LayerNorm's
+    variance: a few cycles each behind a pipeline of 16) then has the independent operations of
+    the sequence (special-case masks, other terms) in its latency shadows instead of after
+    it.  Values are SSA (each instruction writes a new one), so every topological order computes
+    the same results."""
     code = recorder.code
     producer = {ins.dst: i for i, ins in enumerate(code)}
     users: list[list[int]] = [[] for _ in code]
@@ -241,10 +243,10 @@ def schedule(recorder: Recorder, latency: int, weight: dict[str, int]) -> None:
             if v in producer:
                 users[producer[v]].append(i)
                 waiting[i] += 1
+    cost = [occupancy(ins) for ins in code]
     path = [0] * len(code)  # cycles from an instruction's start to the end of the sequence
     for i in range(len(code) - 1, -1, -1):
-        own = weight[code[i].space] + latency
-        path[i] = own + max((path[u] for u in users[i]), default=0)
+        path[i] = cost[i] + latency + max((path[u] for u in users[i]), default=0)
     ready_at = [0] * len(code)
     ready = [(-path[i], i) for i in range(len(code)) if not waiting[i]]
     heapq.heapify(ready)
@@ -252,10 +254,9 @@ def schedule(recorder: Recorder, latency: int, weight: dict[str, int]) -> None:
     clock = 0
     while ready:
         # of the ready instructions, those that could start by ``clock``; else the soonest one
-        soonest = min(ready_at[i] for _, i in ready)
-        now = max(clock, soonest)
+        now = max(clock, min(ready_at[i] for _, i in ready))
         held = []
-        while ready:
+        while True:
             item = heapq.heappop(ready)
             if ready_at[item[1]] <= now:
                 break
@@ -265,9 +266,9 @@ def schedule(recorder: Recorder, latency: int, weight: dict[str, int]) -> None:
         i = item[1]
         order.append(i)
         start = max(clock, ready_at[i])
-        clock = start + weight[code[i].space]
+        clock = max(start + cost[i], (len(order) + 1) * issue)
         for u in users[i]:
-            ready_at[u] = max(ready_at[u], start + weight[code[i].space] + latency)
+            ready_at[u] = max(ready_at[u], start + cost[i] + latency)
             waiting[u] -= 1
             if not waiting[u]:
                 heapq.heappush(ready, (-path[u], u))
