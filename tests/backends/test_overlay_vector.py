@@ -138,7 +138,7 @@ def test_schedule_fills_a_dependent_chain_s_latency_with_independent_work():
     t = L.mul(L.mul(L.mul(s, L.const(2.0)), L.const(3.0)), L.const(5.0))
     y = L.add(L.mul(x, L.const(7.0)), t)
     before = list(L.code)
-    schedule(L, latency=16, weight={FULL: 4, ROW: 1})
+    schedule(L, latency=16, occupancy=lambda ins: 4 if ins.space == FULL else 1)
     assert sorted(map(id, L.code)) == sorted(map(id, before))
     written = {x.index}
     for ins in L.code:
