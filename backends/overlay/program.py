@@ -27,10 +27,10 @@ class Program:
             written = buffer_write(mnemonic, fields, lambda name: self._regs.get(name, 0))
             if written is not None:
                 buf, span = written
-                if span is True:
-                    self.residency[buf].forget_all()
-                else:
+                if isinstance(span, tuple):
                     self.residency[buf].forget_sram(*span)
+                else:
+                    self.residency[buf].forget_all()
         self.instructions.append((mnemonic, fields))
 
     def set(self, values: dict[str, int]) -> None:

@@ -130,7 +130,7 @@ def test_schedule_fills_a_dependent_chain_s_latency_with_independent_work():
     """Recorded order: a chain of three dependent row operations, then a full-tile operation that
     needs none of them.  The scheduler moves the independent one into the chain's latency (it
     starts first or second) and keeps every value after its producer."""
-    from tcc.backends.overlay.vector_program import FULL, ROW, Recorder, schedule
+    from tcc.backends.overlay.vector_program import FULL, Recorder, schedule
 
     L = Recorder()
     x = L.input(FULL)
