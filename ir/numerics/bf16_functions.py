@@ -120,32 +120,39 @@ def reciprocal(L, v):
     return _nan_to_canonical(L, v, _copysign(L, y, v))
 
 
-def _rsqrt_core(L, a, tiny):
-    """1 / sqrt(a) for a positive normal a (``tiny``: the mask of values _normal scaled by 2**64, or
-    None when none were): a = m 2^2k, m in [1, 4); seed 0x5F37 - (bits >> 1); two Newton steps
-    t + t (0.5 - (0.5 m) t^2); times 2^-k.  The residual 0.5 - (0.5 m) t^2 is one multiply-add of
-    -0.5 m (exact): round(round(-p) + 0.5) = round(0.5 - round(p)), as negation is exact."""
+def _rsqrt_parts(L, a):
+    """For a positive normal a = m 2^2k, m in [1, 4): (the exponent field, whether (field - 127) is
+    odd, m, the seed 0x5F37 - (bits(m) >> 1)).  m keeps a's mantissa under the exponent 128 - (the
+    field's lowest bit), built in three steps: (a & 0xFF) ^ 0x80 plus the pattern of 1; the seed
+    from a's bits directly, as ((a >> 1) & 0x7F) ^ 0x40 is bits(m) >> 1 less 0x1FC0."""
     biased = L.shr(a, 7)
     odd = L.xor(L.and_(biased, L.pattern(1)), L.pattern(1))  # (biased - 127) is odd
-    m = L.or_(L.and_(a, L.pattern(MANTISSA)), L.shl(L.iadd(odd, L.pattern(127)), 7))  # in [1, 4)
-    # -k = (127 + odd - biased) / 2 + 32 if scaled; 383 keeps the halved value positive
-    half = L.shr(L.iadd(L.isub(L.pattern(383), biased), odd), 1)
-    k = L.isub(half, L.pattern(128))
-    if tiny is not None:
-        k = L.iadd(k, L.and_(tiny, L.pattern(32)))
-    t = L.isub(L.pattern(RSQRT_MAGIC), L.shr(m, 1))
+    m = L.iadd(L.xor(L.and_(a, L.pattern(0xFF)), L.pattern(0x80)), L.pattern(ONE_BITS))  # in [1, 4)
+    t = L.isub(L.pattern(RSQRT_MAGIC - (ONE_BITS >> 1)), L.xor(L.and_(L.shr(a, 1), L.pattern(0x7F)), L.pattern(0x40)))
+    return biased, odd, m, t
+
+
+def _rsqrt_newton(L, m, t):
+    """Two Newton steps t + t (0.5 - (0.5 m) t^2) toward 1 / sqrt(m).  The residual is one
+    multiply-add of -0.5 m (exact): round(round(-p) + 0.5) = round(0.5 - round(p)), as negation
+    is exact."""
     minus_half_m = L.mul(m, L.const(-0.5))  # exact
     for _ in range(2):  # t (1.5 - h t^2) in the residual form t + t (0.5 - h t^2)
         t = L.fma(t, L.fma(minus_half_m, L.mul(t, t), L.const(0.5)), t)
-    return _scale(L, t, k)
+    return t
 
 
 def rsqrt(L, v):
-    """1 / sqrt(v) (``_rsqrt_core`` of v, subnormals scaled first); rsqrt(+-0) = +-inf,
+    """1 / sqrt(v): v = m 2^2k, m in [1, 4) (subnormals scaled by 2**64 first); seed 0x5F37 -
+    (bits >> 1); two Newton steps t + t (0.5 - (0.5 m) t^2); times 2^-k.  rsqrt(+-0) = +-inf,
     rsqrt(inf) = 0, negatives NaN."""
     ordinary = L.and_(L.gt(v, L.pattern(0)), L.lt(v, L.pattern(INF)))
     a, tiny = _normal(L, L.select(ordinary, v, L.const(1.0)))
-    y = _rsqrt_core(L, a, tiny)
+    biased, odd, m, t = _rsqrt_parts(L, a)
+    # -k = (127 + odd - biased) / 2 + 32 if scaled; 383 keeps the halved value positive
+    half = L.shr(L.iadd(L.isub(L.pattern(383), biased), odd), 1)
+    k = L.iadd(L.isub(half, L.pattern(128)), L.and_(tiny, L.pattern(32)))
+    y = _scale(L, _rsqrt_newton(L, m, t), k)
     y = L.select(L.eq(v, L.pattern(0)), _copysign(L, L.pattern(INF), v), y)
     y = L.select(L.eq(v, L.pattern(INF)), L.pattern(0), y)
     y = L.select(L.lt(v, L.pattern(0)), L.pattern(NAN), y)
@@ -154,9 +161,15 @@ def rsqrt(L, v):
 
 def rsqrt_normal(L, v):
     """``rsqrt`` of a v known to be a positive normal number, +inf or NaN (a variance plus a normal
-    epsilon): the same result with none of the zero, negative and subnormal cases."""
-    y = L.select(L.eq(v, L.pattern(INF)), L.pattern(0), _rsqrt_core(L, v, None))
-    return _nan_to_canonical(L, v, y)
+    epsilon): the same result in fewer dependent operations.  No subnormal scaling; the power of
+    two (2^k, k in [-64, 63] for a normal v) is one pattern and t 2^k one exact multiply
+    (``_scale``'s two give the same for a normal result); one select for +inf (0) and NaN
+    (canonical) together."""
+    biased, odd, m, t = _rsqrt_parts(L, v)
+    half = L.shr(L.iadd(L.isub(L.pattern(383), biased), odd), 1)  # k + 128
+    power = L.shl(L.isub(half, L.pattern(1)), 7)  # the pattern of 2^k: (k + 127) << 7
+    special = L.select(L.eq(v, L.pattern(INF)), L.pattern(0), L.pattern(NAN))
+    return L.select(L.lt(v, L.pattern(INF)), L.mul(_rsqrt_newton(L, m, t), power), special)
 
 
 def _rsqrt_of_sum(L, v, epsilon: float):
