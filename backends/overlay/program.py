@@ -67,6 +67,19 @@ class Program:
             self.wbuf_writes.append((len(self.instructions), sram, sram + span))
         self.emit(direction, buf=buf, sram=sram, dram=dram)
 
+    def read_in_place(self, buf: str, sram: int, dram: int | ActivationAddress, nbytes: int) -> int:
+        """Where to read ``nbytes`` contiguous bytes of ``dram`` that would be loaded to ``buf`` at
+        ``sram``: where the buffer holds them all in one range (resident.py), emitting nothing, or
+        ``sram`` after their load (or copies).  The caller reads them before anything writes to
+        ``buf`` again (the held bytes are some earlier step's, and may be overwritten after)."""
+        if self.residency is not None and buf in self.residency:
+            box = {"planes": 1, "rows": 1, "row_bytes": nbytes, "dram_row": 0, "dram_plane": 0}
+            pieces = self.residency[buf].sources(dram, box)
+            if pieces is not None and len(pieces) == 1:
+                return pieces[0][0]
+        self.dma("load", buf, sram, dram, rows=1, row_bytes=nbytes)
+        return sram
+
     def _on_chip(self, buf: str, direction: str, sram: int, dram, box: dict) -> bool:
         """Follow an abuf or vbuf DMA in its residency; True if a load was emitted as on-chip copies instead."""
         residency = self.residency[buf]
