@@ -47,13 +47,16 @@ class Weights:
 
     ``values`` may be given as a function making the matrix, and ``transposed_as(dtype)`` as one
     making ``values.T`` in a float dtype directly (the decoder's one pass from packed codes): the
-    float BLAS paths then never build the integer matrix at all.
+    float BLAS paths then never build the integer matrix at all.  ``source``: what the caller
+    decoded them from (the packed bytes), kept with them.
     """
 
-    __slots__ = ("w_max", "_values", "_make_values", "_make_transposed", "_transposed", "_sums", "_forms")
+    __slots__ = ("w_max", "source", "_values", "_make_values", "_make_transposed", "_transposed", "_sums", "_forms",
+                 "__weakref__")
 
-    def __init__(self, values, w_max: int, transposed_as=None):
+    def __init__(self, values, w_max: int, transposed_as=None, source=None):
         self.w_max = w_max
+        self.source = source
         self._values: np.ndarray | None = values if isinstance(values, np.ndarray) else None
         self._make_values = values
         self._make_transposed = transposed_as
@@ -79,6 +82,12 @@ class Weights:
             self._transposed[dtype] = copy
         return copy
 
+    def share_transposed(self, dtype, view: np.ndarray) -> None:
+        """Use ``view`` (columns of a wider matrix made from this one's ``transposed(dtype)``, equal to
+        it) as that copy from now on: a joined product's parts then hold their weights once."""
+        assert view.shape == self.transposed(dtype).shape
+        self._transposed[dtype] = view
+
     def row_sums(self) -> np.ndarray:
         """``sum_k values[n, k]`` as int64 (the zero-point correction)."""
         if self._sums is None:
@@ -88,6 +97,10 @@ class Weights:
             else:
                 self._sums = self.values.sum(axis=1, dtype=np.int64)
         return self._sums
+
+    def correction(self, zp: int) -> np.ndarray:
+        """``zp * row_sums()`` as int32, for sums that fit it (``int32_fits``: |zp * sum| <= the bound)."""
+        return self._form(("correction", zp), lambda: (zp * self.row_sums()).astype(np.int32))
 
     def rows(self, lo: int, hi: int) -> "Weights":
         """The Weights of rows [lo, hi) (a group of a grouped convolution), sharing what is made."""
@@ -197,6 +210,13 @@ def exact_grouped(a: np.ndarray, w: Weights, n: int, size: int, zp: int, w_max: 
     groups, rows, k = a.shape
     if zero_point_fits(zp) and k <= float32_terms(w_max):
         product = np.matmul(a.astype(np.float32, copy=False), w.grouped(np.float32, groups, size))  # (groups, M, size)
+        if out is not None and n == groups * size:  # written into out's (M, groups, size) view: no copy between
+            by_group = out.view()
+            by_group.shape = (rows, groups, size)  # a view or AttributeError, never a copy
+            np.copyto(by_group, product.transpose(1, 0, 2), casting="unsafe")
+            if zp:
+                out -= w.correction(zp)
+            return None
         return _integers(product.transpose(1, 0, 2).reshape(rows, groups * size)[:, :n], w, zp, out)
     total = np.empty((rows, n), np.int64)
     for g in range(groups):
@@ -214,7 +234,7 @@ def _integers(product: np.ndarray, w: Weights, zp: int, out: np.ndarray | None) 
         return total
     out[...] = product
     if zp:
-        out -= (zp * w.row_sums()).astype(np.int32)
+        out -= w.correction(zp)
     return None
 
 

@@ -110,7 +110,7 @@ def _conv_operands(m: MachineState, M: int, N: int, channels: int, zp: int, dtyp
         return operands, access
     group = m.shared.get((m.reg("sys.layer"), key, fmt))
     if group is None:
-        group = m.shared[(m.reg("sys.layer"), key, fmt)] = SharedWindows()
+        group = m.shared[(m.reg("sys.layer"), key, fmt)] = SharedWindows(m.joined)
     tile = group.join(N)
 
     def shared(weights: Weights) -> tuple[np.ndarray, np.ndarray | None]:
@@ -137,6 +137,16 @@ def _grouped(m: MachineState, M: int, N: int, K: int, zp: int, w_max: int, dtype
         return exact_grouped(gathered.transpose(2, 0, 1, 3).reshape(groups, M, K), weights, N, ng, zp, w_max, into)
 
     return product, a_access
+
+
+def _decoded(m: MachineState, key: bytes, shape: tuple, caps: np.ndarray | None, K: int, fmt, w_max: int) -> Weights:
+    """The Weights of packed rows ``key`` (then the caps' bytes, if any), kept in ``m.weights``."""
+    rows = np.frombuffer(key, np.uint8, shape[0] * shape[1]).reshape(shape)  # the key's bytes: no copy
+    row_caps = None if caps is None else caps.copy()
+    direct = (lambda dtype: decode_transposed(rows, K, fmt, dtype)) if one_byte_codes(fmt) else None
+    weights = Weights(lambda: decode_rows(rows, K, fmt, row_caps), w_max, direct, source=key)
+    m.weights[(key, fmt, K)] = weights
+    return weights
 
 
 @impl("matmul")
@@ -189,7 +199,7 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
             return exact_depthwise(windows()[0], weights, zp, w_max, into)
     out, acc_access = m.region(ACC, acc, (M, N), (4 * acc_row, 4), "<i4", True, "accumulators")
 
-    decoded: list = [None, None]  # the packed weight bytes last decoded and their Weights
+    decoded: list = [None]  # the Weights last decoded (their ``source``: the packed bytes and caps)
     # a fresh product whose every sum fits int32 (int32_fits: K terms, per group for gconv, per tap for
     # dwconv) cannot trap: written into acc directly
     into = out if not accumulate and int32_fits(K, zp, w_max) else None
@@ -199,12 +209,11 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
             row = int(np.argmax(caps > fmt.bits - 1))
             raise Fault(f"weight row {row} has cap {int(caps[row])}; {fmt.name} caps lie in [0, {fmt.bits - 1}]")
         key = packed.tobytes() + (b"" if caps is None else caps.tobytes())
-        if key != decoded[0]:  # new weights (or caps) in wbuf: the first run, or a program that reloads them
-            rows = np.frombuffer(key, np.uint8, packed.size).reshape(packed.shape)  # the key's bytes: no copy
-            row_caps = None if caps is None else caps.copy()
-            direct = (lambda dtype: decode_transposed(rows, K, fmt, dtype)) if one_byte_codes(fmt) else None
-            decoded[:] = [key, Weights(lambda: decode_rows(rows, K, fmt, row_caps), w_max, direct)]
-        total = product(decoded[1], into)
+        if decoded[0] is None or key != decoded[0].source:
+            # new weights (or caps) in wbuf: the first run, or a program that reloads them; the same
+            # bytes decoded by another matmul (a layer's weight tile reloaded per slab) are shared
+            decoded[0] = m.weights.get((key, fmt, K)) or _decoded(m, key, packed.shape, caps, K, fmt, w_max)
+        total = product(decoded[0], into)
         if total is None:
             return
         if accumulate:

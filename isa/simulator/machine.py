@@ -17,6 +17,7 @@ instructions).  run.py prepares a program once per machine and replays only the 
 from __future__ import annotations
 
 import inspect
+import weakref
 from dataclasses import dataclass
 from functools import partial
 from operator import itemgetter
@@ -147,6 +148,10 @@ class MachineState:
         self.tables: dict = {}  # element-wise rules as lookup tables, by instruction and parameters (rule_tables.py)
         self.windows: dict = {}  # the last conv input slabs read and their windows (impl_matrix.py)
         self.shared: dict = {}  # conv tiles reading the same windows, by layer and windows (shared_product.py)
+        # decoded weights by packed bytes and format, and joined weights by their parts: one copy however
+        # many matmuls load the same weights (impl_matrix.py, shared_product.py); kept while one uses them
+        self.weights: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        self.joined: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self.reset()
 
     def load_image(self, image: np.ndarray) -> None:

@@ -19,6 +19,8 @@ the columns a tile takes equal the product it would compute alone, bit for bit.
 """
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+
 import numpy as np
 
 from .exact_product import Weights, float_product
@@ -36,11 +38,12 @@ class _Tile:
 class SharedWindows:
     """The tiles of one layer that read one slab the same way (same windows key, K and weight format)."""
 
-    __slots__ = ("_tiles", "_made", "_wide_of", "_wide")
+    __slots__ = ("_tiles", "_made", "_wide_of", "_wide", "_joined")
 
-    def __init__(self):
+    def __init__(self, joined: MutableMapping | None = None):
+        self._joined = {} if joined is None else joined  # wide Weights by their parts (the machine's: shared)
         self._tiles: list[_Tile] = []
-        self._made = None  # (serial, {tile: (Weights, first column, end column)}, wide product)
+        self._made: tuple | None = None  # (serial, {tile: (Weights, first column, end column)}, wide product)
         self._wide_of: list[Weights] = []  # the Weights last concatenated, and their concatenation
         self._wide: Weights | None = None
 
@@ -83,6 +86,22 @@ class SharedWindows:
         if self._wide is None or len(parts) != len(self._wide_of) or \
                 any(p is not q for p, q in zip(parts, self._wide_of)):
             self._wide_of = parts
-            self._wide = Weights(lambda: np.concatenate([p.values for p in parts]), w_max,
-                                 lambda dtype: np.concatenate([p.transposed(dtype) for p in parts], axis=1))
+            key = tuple(parts)  # the Weights objects themselves (hashed by identity), kept alive by the entry
+            wide = self._joined.get(key)
+            if wide is None:
+                wide = self._joined[key] = Weights(lambda: np.concatenate([p.values for p in parts]), w_max,
+                                                   lambda dtype: _joined(parts, dtype))
+            self._wide = wide
         return self._wide
+
+
+def _joined(parts: list[Weights], dtype) -> np.ndarray:
+    """The parts' ``transposed(dtype)`` side by side; each part's copy becomes a view of its columns
+    (the same numbers: freed, so the layer's weights are held once, not twice)."""
+    joined = np.concatenate([p.transposed(dtype) for p in parts], axis=1)
+    start = 0
+    for p in parts:
+        end = start + p.transposed(dtype).shape[1]
+        p.share_transposed(dtype, joined[:, start:end])
+        start = end
+    return joined

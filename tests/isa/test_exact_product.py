@@ -71,6 +71,20 @@ def test_grouped_extremes_sum_exactly(k, zp):
         assert into.tolist() == expected
 
 
+@pytest.mark.parametrize("k", [1, FLOAT32_TERMS])
+@pytest.mark.parametrize("zp", [0, 127, -128])
+def test_full_groups_written_into_strided_int32_sum_exactly(k, zp):
+    """Three full groups of two channels written straight into accumulators with a row stride
+    (their (M, groups, size) view): each column its own sum, the columns past them untouched."""
+    rng = np.random.default_rng(k)
+    a = rng.choice(np.array([-128, 127], np.int8), (3, 4, k))
+    w = rng.choice(np.array([-128, 127], np.int8), (6, k))
+    acc = np.full((4, 8), 7, np.int32)
+    assert exact_grouped(a, Weights(w, 128), 6, 2, zp, 128, acc[:, :6]) is None
+    expected = [[sum((int(x) - zp) * int(y) for x, y in zip(a[n // 2, m], w[n])) for n in range(6)] for m in range(4)]
+    assert acc[:, :6].tolist() == expected and (acc[:, 6:] == 7).all()
+
+
 @pytest.mark.parametrize("zp", [0, 127, -128])
 def test_depthwise_written_into_int32_sums_exactly(zp):
     a = np.full((2, 9, 3), -128, np.float32)

@@ -74,3 +74,20 @@ def test_a_one_off_error_in_the_shared_columns_shows(monkeypatch):
     monkeypatch.setattr(shared_product.SharedWindows, "product", lambda *args: real(*args) + 1)
     run(program(None), machine=machine)
     assert all(not np.array_equal(got, want) for got, want in zip(accumulators(machine), expected(machine, None)))
+
+
+def test_weights_are_held_once():
+    """Tiles loading the same weight bytes share one decoded Weights, and once the wide product is
+    made each tile's float copy is a view of the joined matrix (no second copy); still exact."""
+    rng = np.random.default_rng(5)
+    dram = rng.integers(0, 256, WEIGHTS + TILES * N * K, dtype=np.uint8)
+    dram[WEIGHTS + 2 * N * K:WEIGHTS + 3 * N * K] = dram[WEIGHTS:WEIGHTS + N * K]  # tile 2 loads tile 0's weights
+    machine = Machine(TARGET, dram)
+    for _ in range(2):
+        run(program(None), machine=machine)
+        for got, want in zip(accumulators(machine), expected(machine, None)):
+            np.testing.assert_array_equal(got, want)
+    assert len(machine.weights) == TILES - 1
+    (wide,) = machine.joined.values()
+    joined = wide.transposed(np.float32)
+    assert all(np.shares_memory(w.transposed(np.float32), joined) for w in machine.weights.values())
