@@ -71,3 +71,21 @@ def post_cycles(target: TargetConfig, elements: int) -> int:
     """requant/eadd/emul/lut/copy on the store-path unit: ``post_lanes`` elements per cycle plus
     its 4-stage pipeline (``POST_LATENCY``)."""
     return _ceil(elements, target.post_lanes) + POST_LATENCY
+
+
+def simd_cycles(target: TargetConfig, elements: int) -> int:
+    """A bf16 vector instruction over ``elements`` lanes' worth of work: one pass per
+    ``simd_lanes`` elements plus the SIMD pipeline's latency (``simd_latency``, which overlaps the
+    unit's next instruction unless that one reads the result: timing.py)."""
+    return _ceil(elements, target.simd_lanes) + target.simd_latency
+
+
+def reduction_cycles(target: TargetConfig, length: int, row: int) -> int:
+    """``vred`` of ``length`` elements in rows of ``row``: a pairwise tree, one SIMD pass per level,
+    each level waiting for the last (every level's latency but the last is paid in the unit)."""
+    cycles, width = 0, row
+    while width > 1:
+        pairs = width // 2
+        cycles += simd_cycles(target, (length // row) * pairs)
+        width -= pairs
+    return max(cycles, simd_cycles(target, length // row))

@@ -174,7 +174,8 @@ def emit_conv(ctx: Context, step: Step) -> None:
             first, lo, hi = input_rows(oy0, rows, sh, pt, kh, dh, h)
             slab = b.a_in(tile)
             stores.before_load(ctx.addr(x) + lo * slab_row, (hi - lo) * slab_row, slab, (hi - lo) * slab_row)
-            p.dma("load", "abuf", slab, ctx.addr(x) + lo * slab_row, rows=1, row_bytes=(hi - lo) * slab_row)
+            # the slab is read by this tile's matmuls alone, before its requantize writes abuf
+            slab = p.read_in_place("abuf", slab, ctx.addr(x) + lo * slab_row, (hi - lo) * slab_row)
             if index == 0:  # the requantization's parameters after the first matmul's operands
                 _load_params(ctx, step, pslot, p_addr, n0, nt)
             stores.now()
@@ -328,8 +329,12 @@ def emit_gemm(ctx: Context, step: Step) -> None:
     _requant_regs(ctx, req)
     p.set({"mm.a_zp": x.type.quant.zero_point[0]})
     mine = _my_tiles(ctx, n_out, tn, m, tm)
+    a_base = b.a_in(0)
     if tiles.resident and mine:
-        p.dma("load", "abuf", b.a_in(0), ctx.addr(x), rows=1, row_bytes=m * k)
+        if len(mine) == 1 and len(mine[0][1]) == 1:  # one output tile: every read of A precedes its requantize
+            a_base = p.read_in_place("abuf", a_base, ctx.addr(x), m * k)
+        else:
+            p.dma("load", "abuf", a_base, ctx.addr(x), rows=1, row_bytes=m * k)
     chunk = tile = 0
     stores = LaterStore(ctx)
     for n0, my_rows in mine:
@@ -348,11 +353,14 @@ def emit_gemm(ctx: Context, step: Step) -> None:
                 if not single:
                     p.dma("load", "wbuf", wslot, w_addr + blocks[n0, k0], rows=1, row_bytes=nt * row_bytes(ktile, fmt))
                 if tiles.resident:
-                    p.set({"mm.a": b.a_in(0) + m0 * k + k0, "mm.a_row": k})
+                    p.set({"mm.a": a_base + m0 * k + k0, "mm.a_row": k})
                 else:
                     aslot = b.a_in(chunk)
-                    p.dma("load", "abuf", aslot, ctx.addr(x) + m0 * k + k0, rows=mt, row_bytes=ktile,
-                          dram_row=k, sram_row=ktile)
+                    if ktile == k or mt == 1:  # contiguous: read where abuf may hold it (before this tile's requantize)
+                        aslot = p.read_in_place("abuf", aslot, ctx.addr(x) + m0 * k + k0, mt * ktile)
+                    else:
+                        p.dma("load", "abuf", aslot, ctx.addr(x) + m0 * k + k0, rows=mt, row_bytes=ktile,
+                              dram_row=k, sram_row=ktile)
                     p.set({"mm.a": aslot, "mm.a_row": ktile})
                 stores.now()
                 p.set({"mm.m": mt, "mm.n": nt, "mm.k": ktile, "mm.w_row": row_bytes(ktile, fmt), "mm.acc_row": nt})

@@ -259,6 +259,9 @@ def _block(scatter: np.ndarray) -> tuple[int, int, int, int] | None:
     return (int(scatter[0]), rows, cols, stride) if np.array_equal(scatter.reshape(rows, cols), expected) else None
 
 
+_PARAMS = 16  # pbuf bytes for one operand's rescale parameters (a 12-byte triple, 16-byte aligned)
+
+
 def _concat_on_chip(ctx: Context, step: Step, scatters: list[np.ndarray]) -> bool:
     """A concatenation whose result fits one abuf quarter, assembled there: each operand loaded
     whole (rescaled in place if the concat carries its requantize), put into its rows and columns
@@ -272,12 +275,17 @@ def _concat_on_chip(ctx: Context, step: Step, scatters: list[np.ndarray]) -> boo
         return False
     b, p = ctx.buffers, ctx.program
     out = b.a_out(0)
+    # the operands are staged side by side in one quarter (their sizes add up to the result's) and
+    # their rescale parameters side by side in one pbuf half when they fit: no operand's load or
+    # parameters wait for an earlier operand's requantize and copy to be done with a shared slot
+    stage, staged = b.a_in(0), 0
+    params = b.p(0) if _PARAMS * len(op.operands) <= b.pbuf_h else None
     for i, (x, (base, rows, cols, stride)) in enumerate(zip(op.operands, blocks)):
         rescale = step.info.get("rescale", {}).get(i)
-        slot = b.a_in(i)
+        slot, staged = stage + staged, staged + x.type.size * elem
         if rescale is not None:
             x = rescale.x
-            set_rescale(ctx, rescale, f"p:{rescale.result.name}", b.p(i))
+            set_rescale(ctx, rescale, f"p:{rescale.result.name}", b.p(i) if params is None else params + _PARAMS * i)
         p.dma("load", "abuf", slot, ctx.addr(x), rows=1, row_bytes=x.type.size * elem)
         if rescale is not None:
             p.set({"rq.m": x.type.size})

@@ -11,7 +11,7 @@ import numpy as np
 from .context import Context
 from .errors import unsupported
 from .steps import Step
-from .vector_lowering import record, tile_shape, vector_lowering
+from .vector_lowering import record, scheduled, vector_lowering
 from .memory import ActivationAddress
 from .vector_program import COL, FULL, ROW, Handle
 
@@ -62,8 +62,8 @@ def emit_cvt(ctx: Context, step: Step) -> None:
     for i, (y0, rows) in enumerate(tiles):
         n = rows * w * c
         a_slot, v_in, v_out = b.a_in(i) if to_bf16 else b.a_out(i), b.v(i % 2), b.v(2 + i % 2)
-        if to_bf16:
-            p.dma("load", "abuf", a_slot, ctx.addr(x) + y0 * w * c, rows=1, row_bytes=n)
+        if to_bf16:  # the conversion alone reads the int8 tile: where abuf may still hold it
+            a_slot = p.read_in_place("abuf", a_slot, ctx.addr(x) + y0 * w * c, n)
             _flush(p, pending)
             p.set({"v.len": n})
             p.emit("cvt", dir="i8_bf16", dst=v_in, src=a_slot)
@@ -80,10 +80,9 @@ def emit_cvt(ctx: Context, step: Step) -> None:
                 _flush(p, pending)
                 _copy(p, v_out, v_in, (1, rows, w, c), (0, w * 2, 2, rows * w * 2), (0, w * c * 2, c * 2, 2), 2)
                 src = v_out
-            else:
-                p.dma("load", "vbuf", v_in, ctx.addr(x), rows=1, row_bytes=n * 2)
+            else:  # the conversion alone reads the bf16 tile: where vbuf may still hold it
+                src = p.read_in_place("vbuf", v_in, ctx.addr(x), n * 2)
                 _flush(p, pending)
-                src = v_in
             p.set({"v.len": n})
             p.emit("cvt", dir="bf16_i8", dst=a_slot, src=src)
             pending.append(("abuf", a_slot, ctx.addr(y) + y0 * w * c, dict(rows=1, row_bytes=n)))
@@ -126,11 +125,11 @@ def _cvt_flat(ctx, op, to_bf16, x, y, start, count, i, elem=1):
     a_slot, v_slot = b.a_in(i), b.v(i % 2)
     p.set({"v.len": count})
     if to_bf16:
-        p.dma("load", "abuf", a_slot, ctx.addr(x) + elem * start, rows=1, row_bytes=elem * count)
+        a_slot = p.read_in_place("abuf", a_slot, ctx.addr(x) + elem * start, elem * count)
         p.emit("cvt", dir="i8_bf16" if elem == 1 else "i32_bf16", dst=v_slot, src=a_slot)
         p.dma("store", "vbuf", v_slot, ctx.addr(y) + 2 * start, rows=1, row_bytes=2 * count)
     else:
-        p.dma("load", "vbuf", v_slot, ctx.addr(x) + 2 * start, rows=1, row_bytes=2 * count)
+        v_slot = p.read_in_place("vbuf", v_slot, ctx.addr(x) + 2 * start, 2 * count)
         p.emit("cvt", dir="bf16_i8", dst=a_slot, src=v_slot)
         p.dma("store", "abuf", a_slot, ctx.addr(y) + start, rows=1, row_bytes=count)
 
@@ -174,8 +173,7 @@ def emit_vector(ctx: Context, step: Step) -> None:
     """A bf16 op as its lane sequence of vector instructions, tile by tile (vector_lowering.py)."""
     op = step.ops[0]
     lowering = vector_lowering(op)
-    code = record(op, lowering)
-    tile_rows, tile_cols, buffers = tile_shape(op, lowering, code, ctx.target.vbuf_bytes)
+    code, (tile_rows, tile_cols, buffers) = scheduled(op, lowering, record(op, lowering), ctx.target)
     rows, cols, p = lowering.rows, lowering.cols, ctx.program
     set_bytes = code.set_bytes(tile_rows, tile_cols)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from tcc.isa.table import BY_MNEMONIC, REGISTER_INDEX
 
 from .memory import ActivationAddress
-from .resident import Residency, abuf_write
+from .resident import HELD_BUFFERS, Residency, buffer_write
 
 
 class Program:
@@ -12,8 +12,8 @@ class Program:
 
     def __init__(self, keep_on_chip: bool = False):
         self.instructions: list[tuple[str, dict]] = []
-        # with ``keep_on_chip``, abuf loads of what abuf still holds become copies (resident.py)
-        self.residency = Residency() if keep_on_chip else None
+        # with ``keep_on_chip``, abuf and vbuf loads of what the buffer still holds become copies (resident.py)
+        self.residency = {buf: Residency() for buf in HELD_BUFFERS} if keep_on_chip else None
         self._regs: dict[str, int] = {}
         # what writes wbuf, in order: (instruction index, lo, hi), hi = None for a range not known here
         self.wbuf_writes: list[tuple[int, int, int | None]] = []
@@ -24,11 +24,13 @@ class Program:
         if fields.get("buf") == "wbuf" and mnemonic not in ("load", "store"):  # a write whose range is in registers
             self.wbuf_writes.append((len(self.instructions), 0, None))
         if self.residency is not None and mnemonic not in ("load", "store"):
-            written = abuf_write(mnemonic, fields, lambda name: self._regs.get(name, 0))
-            if written is True:
-                self.residency.forget_all()
-            elif isinstance(written, tuple):
-                self.residency.forget_sram(*written)
+            written = buffer_write(mnemonic, fields, lambda name: self._regs.get(name, 0))
+            if written is not None:
+                buf, span = written
+                if isinstance(span, tuple):
+                    self.residency[buf].forget_sram(*span)
+                else:
+                    self.residency[buf].forget_all()
         self.instructions.append((mnemonic, fields))
 
     def set(self, values: dict[str, int]) -> None:
@@ -52,10 +54,12 @@ class Program:
         box = {"planes": planes, "rows": rows, "row_bytes": row_bytes, "dram_row": dram_row,
                "dram_plane": dram_plane, "sram_row": sram_row, "sram_plane": sram_plane}
         if self.residency is not None:
-            if buf == "abuf" and self._on_chip(direction, sram, dram, box):
+            if buf in self.residency and self._on_chip(buf, direction, sram, dram, box):
                 return
-            if buf != "abuf" and direction == "store":
-                self.residency.dram_written(dram, box)
+            if direction == "store":
+                for other, residency in self.residency.items():
+                    if other != buf:
+                        residency.dram_written(dram, box)
         self.set({"dma.planes": planes, "dma.rows": rows, "dma.row_bytes": row_bytes, "dma.dram_row": dram_row,
                   "dma.sram_row": sram_row, "dma.dram_plane": dram_plane, "dma.sram_plane": sram_plane})
         if direction == "load" and buf == "wbuf":
@@ -63,9 +67,22 @@ class Program:
             self.wbuf_writes.append((len(self.instructions), sram, sram + span))
         self.emit(direction, buf=buf, sram=sram, dram=dram)
 
-    def _on_chip(self, direction: str, sram: int, dram, box: dict) -> bool:
-        """Follow an abuf DMA in the residency; True if a load was emitted as on-chip copies instead."""
-        residency = self.residency
+    def read_in_place(self, buf: str, sram: int, dram: int | ActivationAddress, nbytes: int) -> int:
+        """Where to read ``nbytes`` contiguous bytes of ``dram`` that would be loaded to ``buf`` at
+        ``sram``: where the buffer holds them all in one range (resident.py), emitting nothing, or
+        ``sram`` after their load (or copies).  The caller reads them before anything writes to
+        ``buf`` again (the held bytes are some earlier step's, and may be overwritten after)."""
+        if self.residency is not None and buf in self.residency:
+            box = {"planes": 1, "rows": 1, "row_bytes": nbytes, "dram_row": 0, "dram_plane": 0}
+            pieces = self.residency[buf].sources(dram, box)
+            if pieces is not None and len(pieces) == 1:
+                return pieces[0][0]
+        self.dma("load", buf, sram, dram, rows=1, row_bytes=nbytes)
+        return sram
+
+    def _on_chip(self, buf: str, direction: str, sram: int, dram, box: dict) -> bool:
+        """Follow an abuf or vbuf DMA in its residency; True if a load was emitted as on-chip copies instead."""
+        residency = self.residency[buf]
         if direction == "store":
             residency.stored(sram, dram, box)
             return False
@@ -76,13 +93,17 @@ class Program:
             return False
         if box["planes"] > 1 or box["rows"] > 1:  # a box inside one held range
             (src, _, _), = pieces
+            if src == sram and box["dram_plane"] == box["sram_plane"] and box["dram_row"] == box["sram_row"]:
+                return True  # the bytes are where the load would put them
             self.copy_box((1, box["planes"], box["rows"], box["row_bytes"]),
                           (0, box["dram_plane"], box["dram_row"], 1), (0, box["sram_plane"], box["sram_row"], 1), 1)
-            self.emit("copy", buf="abuf", dst=sram, src=src)
+            self.emit("copy", buf=buf, dst=sram, src=src)
             return True
         for src, offset, nbytes in pieces:
+            if src == sram + offset:  # already in place
+                continue
             self.copy_box((1, 1, 1, nbytes), (0, 0, 0, 1), (0, 0, 0, 1), 1)
-            self.emit("copy", buf="abuf", dst=sram + offset, src=src)
+            self.emit("copy", buf=buf, dst=sram + offset, src=src)
         return True
 
     def mark(self) -> tuple[int, dict[str, int]]:

@@ -1,23 +1,28 @@
-"""Activations kept on chip: a load of bytes that a recent store wrote from abuf, and that abuf
-still holds, becomes an on-chip ``copy`` from where they are.
+"""Activations kept on chip: a load of bytes that a recent store wrote from abuf (or vbuf), and
+that buffer still holds, becomes an on-chip ``copy`` from where they are.
 
 A layer's output tile is stored to DRAM and, most often, the next layer's first load reads it
 straight back: a DMA latency and the store's beats on the critical path of every layer boundary,
 for bytes the chip still has.  ``Residency`` follows, in program order, which DRAM activation
-ranges the abuf holds a copy of (each contiguous abuf store of an activation), forgets a range
-once anything writes its abuf bytes or its DRAM bytes again, and answers a load from abuf when
-every byte it reads is held.  The copy moves the same bytes, so results are bit for bit those of
-the load; the store itself stays (other readers, model outputs and later steps read DRAM).
+ranges a buffer holds a copy of (each contiguous store of an activation from it), forgets a range
+once anything writes its buffer bytes or its DRAM bytes again, and answers a load into that buffer
+when every byte it reads is held.  The copy moves the same bytes, so results are bit for bit those
+of the load; the store itself stays (other readers, model outputs and later steps read DRAM) until
+``drop_unread_stores`` finds no DRAM reader.  Two buffers are followed: abuf (int8 activations) and
+vbuf (bf16 ones: a conversion's result read by the vector op after it, and that op's result by the
+conversion back).
 
-The abuf ranges an instruction writes are computed from the configuration registers the program
+The buffer ranges an instruction writes are computed from the configuration registers the program
 has set (``Program._regs``), the same fields the simulator's implementations read
-(isa/simulator/impl_*.py); an abuf write of a kind not known here forgets everything.  Only one
-instruction stream is followed, so a multi-core program (a core may load what another stored)
-keeps its loads.
+(isa/simulator/impl_*.py); a write of a kind not known here forgets everything its buffer holds.
+Only one instruction stream is followed, so a multi-core program (a core may load what another
+stored) keeps its loads.
 """
 from __future__ import annotations
 
 from .memory import ActivationAddress
+
+HELD_BUFFERS = ("abuf", "vbuf")  # the buffers whose activations ``Residency`` follows
 
 
 def _span(base: int, extents, strides, elem: int) -> tuple[int, int]:
@@ -29,34 +34,45 @@ def _span(base: int, extents, strides, elem: int) -> tuple[int, int]:
     return lo, hi
 
 
-def abuf_write(mnemonic: str, fields: dict, reg) -> tuple[int, int] | None | bool:
-    """The abuf byte range [lo, hi) an instruction (not a DMA) writes, given ``reg(name)``; None if it
-    writes no abuf; True if it may write abuf bytes not computed here."""
+_VECTOR = ("vbin", "vun", "vfma", "vsel")
+
+
+def buffer_write(mnemonic: str, fields: dict, reg) -> tuple[str, tuple[int, int] | bool] | None:
+    """(buffer, the byte range [lo, hi) it writes there) of an instruction (not a DMA), given
+    ``reg(name)``: True for a range not computed here; None if it writes neither abuf nor vbuf."""
     if mnemonic == "requant":
         elem = 1 if fields["out"] == "i8" else 4
-        return _span(fields["dst"], (reg("rq.m"), reg("rq.n")), (elem * reg("rq.dst_row"), elem), elem)
+        return "abuf", _span(fields["dst"], (reg("rq.m"), reg("rq.n")), (elem * reg("rq.dst_row"), elem), elem)
     if mnemonic == "pool":
-        return fields["dst"], fields["dst"] + reg("pl.h_out") * reg("cv.w_out") * reg("cv.c")
+        return "abuf", (fields["dst"], fields["dst"] + reg("pl.h_out") * reg("cv.w_out") * reg("cv.c"))
     if mnemonic in ("eadd", "emul"):
-        return fields["dst"], fields["dst"] + reg("ea.len")
+        return "abuf", (fields["dst"], fields["dst"] + reg("ea.len"))
     if mnemonic == "lut":
-        return fields["dst"], fields["dst"] + reg("lt.len")
+        return "abuf", (fields["dst"], fields["dst"] + reg("lt.len"))
     if mnemonic == "copy":
-        if fields["buf"] != "abuf":
+        if fields["buf"] not in HELD_BUFFERS:
             return None
         elem = reg("cp.elem")
-        return _span(fields["dst"], [reg(f"cp.n{i}") for i in range(4)], [reg(f"cp.d{i}") for i in range(4)], elem)
+        return fields["buf"], _span(fields["dst"], [reg(f"cp.n{i}") for i in range(4)],
+                                    [reg(f"cp.d{i}") for i in range(4)], elem)
     if mnemonic == "cvt":
-        if fields["dir"] == "bf16_i8":
-            return fields["dst"], fields["dst"] + reg("v.len")
-        return True if fields["dir"] == "bf16_i8_rows" else None
+        direction = fields["dir"]
+        if direction == "bf16_i8":
+            return "abuf", (fields["dst"], fields["dst"] + reg("v.len"))
+        if direction in ("i8_bf16", "i32_bf16"):
+            return "vbuf", (fields["dst"], fields["dst"] + 2 * reg("v.len"))
+        return ("abuf" if direction == "bf16_i8_rows" else "vbuf"), True
+    if mnemonic in _VECTOR:
+        return "vbuf", (fields["dst"], fields["dst"] + 2 * reg("v.len"))
+    if mnemonic == "vred":
+        return "vbuf", (fields["dst"], fields["dst"] + 2 * (reg("v.len") // max(reg("v.row"), 1)))
     if mnemonic == "lookup":
-        return True if fields["buf"] == "abuf" else None
+        return (fields["buf"], True) if fields["buf"] in HELD_BUFFERS else None
     return None
 
 
 class Residency:
-    """The DRAM activation ranges abuf holds, as (dram_lo, dram_hi, sram_lo) offsets, oldest first."""
+    """The DRAM activation ranges one buffer holds, as (dram_lo, dram_hi, sram_lo) offsets, oldest first."""
 
     def __init__(self):
         self.held: list[tuple[int, int, int]] = []
@@ -71,7 +87,7 @@ class Residency:
         self.held = []
 
     def stored(self, sram: int, dram, box: dict) -> None:
-        """A store from abuf ``sram`` to ``dram`` of ``box`` (``Program.dma``'s fields, rows collapsed)."""
+        """A store from the buffer's ``sram`` to ``dram`` of ``box`` (``Program.dma``'s fields, rows collapsed)."""
         if not isinstance(dram, ActivationAddress):
             return
         lo, hi = _span(dram.offset, (box["planes"], box["rows"], box["row_bytes"]),
@@ -81,13 +97,13 @@ class Residency:
             self.held.append((lo, hi, sram))
 
     def dram_written(self, dram, box: dict) -> None:
-        """A store from another buffer: DRAM there no longer matches what abuf holds."""
+        """A store from another buffer: DRAM there no longer matches what this buffer holds."""
         if isinstance(dram, ActivationAddress):
             self.forget_dram(*_span(dram.offset, (box["planes"], box["rows"], box["row_bytes"]),
                                     (box["dram_plane"], box["dram_row"], 1), 1))
 
     def sources(self, dram, box: dict) -> list[tuple[int, int, int]] | None:
-        """For a load of ``box`` from ``dram`` into abuf: (abuf source, DRAM offset into the box's
+        """For a load of ``box`` from ``dram`` into the buffer: (source, DRAM offset into the box's
         first row, bytes) pieces covering it if abuf holds every byte; a box of several rows must lie
         in one held range.  None otherwise."""
         if not isinstance(dram, ActivationAddress) or not self.held:

@@ -14,9 +14,10 @@ import numpy as np
 
 from tcc.ir import Op, Value, constant_value, is_constant, numerics
 from tcc.ir.numerics import bf16_functions as spec
+from tcc.isa.cycles import reduction_cycles
 
-from .errors import unsupported
-from .vector_program import COL, FULL, ROW, Handle, Recorder, VectorProgramError, allocate
+from .errors import BackendError, unsupported
+from .vector_program import COL, FULL, ROW, Handle, Recorder, VectorProgramError, allocate, schedule
 
 
 @dataclass
@@ -237,3 +238,42 @@ def tile_shape(op: Op, lowering: VectorLowering, code: VectorCode, vbuf_bytes: i
         if min(half_rows, half_cols) >= 1:
             return half_rows, half_cols, 2
     return rows, cols, 1
+
+
+ISSUE = 3  # front-end cycles per vector instruction with its register writes (length, operand pointers)
+
+
+def _occupancy(target, rows: int, cols: int) -> Callable:
+    """Cycles a vector instruction occupies the SIMD unit on a rows x cols tile (impl_vector's
+    costs less the pipeline latency that overlaps the next instruction)."""
+    lanes, latency = target.simd_lanes, target.simd_latency
+    length = {FULL: rows * cols, ROW: rows, COL: cols}
+    reduce = reduction_cycles(target, rows * cols, cols) - latency
+    window = -(-rows * cols // lanes)
+
+    def occupancy(ins) -> int:
+        if ins.mnemonic == "vred":
+            return reduce
+        if ins.mnemonic == "window":
+            return window * (1 + ins.amount + ins.after)
+        return -(-length[ins.space] // lanes)
+    return occupancy
+
+
+def scheduled(op: Op, lowering: VectorLowering, code: VectorCode, target) -> tuple[VectorCode, tuple[int, int, int]]:
+    """``code`` with its instructions reordered for the SIMD pipeline (vector_program.schedule),
+    costed at the tile the recorded order gets, and its tile (rows, cols, buffers); the recorded
+    order when the new one needs more slots than fit that tile (its tile would be smaller)."""
+    tile = tile_shape(op, lowering, code, target.vbuf_bytes)
+    recorder = Recorder()
+    recorder.spaces = list(code.recorder.spaces)
+    recorder.code = list(code.recorder.code)
+    schedule(recorder, target.simd_latency, _occupancy(target, *tile[:2]), ISSUE)
+    slots, counts = allocate(recorder, [h for h in code.handles if not h.constant], code.result)
+    ordered = VectorCode(recorder, code.handles, code.result, slots, counts)
+    try:
+        if tile_shape(op, lowering, ordered, target.vbuf_bytes) == tile:
+            return ordered, tile
+    except BackendError:
+        pass
+    return code, tile

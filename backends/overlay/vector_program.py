@@ -6,11 +6,15 @@ constants alone are evaluated at compile time with the reference's lane operatio
 the same constant either way).  Values live in one of three spaces: ``full`` (the rows x cols
 tile), ``row`` (one value per row: reduction results) and ``col`` (one value per column: LayerNorm's
 gamma and beta); an instruction runs over its widest operand's space and reads narrower operands
-through their broadcast pattern.  ``allocate`` gives every value a vbuf slot by liveness.
+through their broadcast pattern.  ``schedule`` orders the instructions so that independent ones
+fill the SIMD pipeline's latency; ``allocate`` gives every value a vbuf slot by liveness.
 """
 from __future__ import annotations
 
+import heapq
+from collections import deque
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -215,6 +219,62 @@ class Recorder:
         return self._reduce("max", a)
 
 
+def _reads(ins: VInstr) -> list[int]:
+    return [ins.a] + [h.index for h in (ins.b, ins.c) if h is not None and not h.constant]
+
+
+def schedule(recorder: Recorder, latency: int, occupancy: Callable[[VInstr], int], issue: int = 1) -> None:
+    """Reorder ``recorder.code`` (a list scheduler, in place) for an in-order pipelined unit that an
+    instruction occupies ``occupancy(instruction)`` cycles and whose results are ready ``latency``
+    cycles after that, behind a front end that issues one instruction every ``issue`` cycles (with
+    its register writes): at each step, of the instructions whose operands are ready soonest, the
+    one with the longest path of dependent instructions to the end (then the earliest recorded).
+    A chain of dependent operations on a tile's per-row statistics (a rsqrt of LayerNorm's
+    variance: a few cycles each behind a pipeline of 16) then has the independent operations of
+    the sequence (special-case masks, other terms) in its latency shadows instead of after
+    it.  Values are SSA (each instruction writes a new one), so every topological order computes
+    the same results."""
+    code = recorder.code
+    producer = {ins.dst: i for i, ins in enumerate(code)}
+    users: list[list[int]] = [[] for _ in code]
+    waiting = [0] * len(code)
+    for i, ins in enumerate(code):
+        for v in set(_reads(ins)):
+            if v in producer:
+                users[producer[v]].append(i)
+                waiting[i] += 1
+    cost = [occupancy(ins) for ins in code]
+    path = [0] * len(code)  # cycles from an instruction's start to the end of the sequence
+    for i in range(len(code) - 1, -1, -1):
+        path[i] = cost[i] + latency + max((path[u] for u in users[i]), default=0)
+    ready_at = [0] * len(code)
+    ready = [(-path[i], i) for i in range(len(code)) if not waiting[i]]
+    heapq.heapify(ready)
+    order: list[int] = []
+    clock = 0
+    while ready:
+        # of the ready instructions, those that could start by ``clock``; else the soonest one
+        now = max(clock, min(ready_at[i] for _, i in ready))
+        held = []
+        while True:
+            item = heapq.heappop(ready)
+            if ready_at[item[1]] <= now:
+                break
+            held.append(item)
+        for h in held:
+            heapq.heappush(ready, h)
+        i = item[1]
+        order.append(i)
+        start = max(clock, ready_at[i])
+        clock = max(start + cost[i], (len(order) + 1) * issue)
+        for u in users[i]:
+            ready_at[u] = max(ready_at[u], start + cost[i] + latency)
+            waiting[u] -= 1
+            if not waiting[u]:
+                heapq.heappush(ready, (-path[u], u))
+    recorder.code = [code[i] for i in order]
+
+
 def allocate(recorder: Recorder, inputs: list[Handle], result: Handle) -> tuple[list[int], dict[str, int]]:
     """A vbuf slot for every value (by index) and the number of slots of each space: full-tile values
     take slots of a tile's size, row values (a per-row statistic) slots of a tile's rows, column
@@ -229,13 +289,15 @@ def allocate(recorder: Recorder, inputs: list[Handle], result: Handle) -> tuple[
                 last[h.index] = i
     last[result.index] = len(recorder.code)
     slot = [-1] * len(recorder.spaces)
-    free: dict[str, list[int]] = {FULL: [], ROW: [], COL: []}
+    # freed slots are reused oldest first: a write into the most recently read slot would wait for
+    # that read's end (a false dependency through vbuf); the slot counts are the same either way
+    free: dict[str, deque[int]] = {FULL: deque(), ROW: deque(), COL: deque()}
     count = {FULL: 0, ROW: 0, COL: 0}
 
     def take(v: int) -> int:
         space = recorder.spaces[v]
         if free[space]:
-            return free[space].pop()
+            return free[space].popleft()
         count[space] += 1
         return count[space] - 1
 

@@ -13,10 +13,15 @@ of a two-operand operation may be a constant only when the second is not.
 """
 from __future__ import annotations
 
+import numpy as np
+
+from .bf16 import to_bf16
+
 SIGN, MAGNITUDE = 0x8000, 0x7FFF
 NAN, INF, NEG_INF = 0x7FC0, 0x7F80, 0xFF80
 MANTISSA, ONE_BITS = 0x007F, 0x3F80
 MIN_NORMAL = 2.0**-126
+MIN_NORMAL_BITS = 0x0080  # the pattern of MIN_NORMAL
 
 LOG2E = 1.4426950408889634
 LN2_PIECES = (0.6875, 0.005859375, -0.000213623046875)  # 4 significant bits each
@@ -115,27 +120,66 @@ def reciprocal(L, v):
     return _nan_to_canonical(L, v, _copysign(L, y, v))
 
 
-def rsqrt(L, v):
-    """1 / sqrt(v): v = m 2^2k, m in [1, 4); seed 0x5F37 - (bits >> 1); two Newton steps
-    t + t (0.5 - (0.5 m) t^2); times 2^-k."""
-    ordinary = L.and_(L.gt(v, L.pattern(0)), L.lt(v, L.pattern(INF)))
-    a, tiny = _normal(L, L.select(ordinary, v, L.const(1.0)))
+def _rsqrt_parts(L, a):
+    """For a positive normal a = m 2^2k, m in [1, 4): (the exponent field, whether (field - 127) is
+    odd, m, the seed 0x5F37 - (bits(m) >> 1)).  m keeps a's mantissa under the exponent 128 - (the
+    field's lowest bit), built in three steps: (a & 0xFF) ^ 0x80 plus the pattern of 1; the seed
+    from a's bits directly, as ((a >> 1) & 0x7F) ^ 0x40 is bits(m) >> 1 less 0x1FC0."""
     biased = L.shr(a, 7)
     odd = L.xor(L.and_(biased, L.pattern(1)), L.pattern(1))  # (biased - 127) is odd
-    m = L.or_(L.and_(a, L.pattern(MANTISSA)), L.shl(L.iadd(odd, L.pattern(127)), 7))  # in [1, 4)
+    m = L.iadd(L.xor(L.and_(a, L.pattern(0xFF)), L.pattern(0x80)), L.pattern(ONE_BITS))  # in [1, 4)
+    t = L.isub(L.pattern(RSQRT_MAGIC - (ONE_BITS >> 1)), L.xor(L.and_(L.shr(a, 1), L.pattern(0x7F)), L.pattern(0x40)))
+    return biased, odd, m, t
+
+
+def _rsqrt_newton(L, m, t):
+    """Two Newton steps t + t (0.5 - (0.5 m) t^2) toward 1 / sqrt(m).  The residual is one
+    multiply-add of -0.5 m (exact): round(round(-p) + 0.5) = round(0.5 - round(p)), as negation
+    is exact."""
+    minus_half_m = L.mul(m, L.const(-0.5))  # exact
+    for _ in range(2):  # t (1.5 - h t^2) in the residual form t + t (0.5 - h t^2)
+        t = L.fma(t, L.fma(minus_half_m, L.mul(t, t), L.const(0.5)), t)
+    return t
+
+
+def rsqrt(L, v):
+    """1 / sqrt(v): v = m 2^2k, m in [1, 4) (subnormals scaled by 2**64 first); seed 0x5F37 -
+    (bits >> 1); two Newton steps t + t (0.5 - (0.5 m) t^2); times 2^-k.  rsqrt(+-0) = +-inf,
+    rsqrt(inf) = 0, negatives NaN."""
+    ordinary = L.and_(L.gt(v, L.pattern(0)), L.lt(v, L.pattern(INF)))
+    a, tiny = _normal(L, L.select(ordinary, v, L.const(1.0)))
+    biased, odd, m, t = _rsqrt_parts(L, a)
     # -k = (127 + odd - biased) / 2 + 32 if scaled; 383 keeps the halved value positive
     half = L.shr(L.iadd(L.isub(L.pattern(383), biased), odd), 1)
     k = L.iadd(L.isub(half, L.pattern(128)), L.and_(tiny, L.pattern(32)))
-    t = L.isub(L.pattern(RSQRT_MAGIC), L.shr(m, 1))
-    half_m = L.mul(m, L.const(0.5))  # exact
-    for _ in range(2):  # t (1.5 - h t^2) in the residual form t + t (0.5 - h t^2)
-        u = L.sub(L.const(0.5), L.mul(half_m, L.mul(t, t)))
-        t = L.fma(t, u, t)
-    y = _scale(L, t, k)
+    y = _scale(L, _rsqrt_newton(L, m, t), k)
     y = L.select(L.eq(v, L.pattern(0)), _copysign(L, L.pattern(INF), v), y)
     y = L.select(L.eq(v, L.pattern(INF)), L.pattern(0), y)
     y = L.select(L.lt(v, L.pattern(0)), L.pattern(NAN), y)
     return _nan_to_canonical(L, v, y)
+
+
+def rsqrt_normal(L, v):
+    """``rsqrt`` of a v known to be a positive normal number, +inf or NaN (a variance plus a normal
+    epsilon): the same result in fewer dependent operations.  No subnormal scaling; the power of
+    two (2^k, k in [-64, 63] for a normal v) is one pattern and t 2^k one exact multiply
+    (``_scale``'s two give the same for a normal result); one select for +inf (0) and NaN
+    (canonical) together."""
+    biased, odd, m, t = _rsqrt_parts(L, v)
+    half = L.shr(L.iadd(L.isub(L.pattern(383), biased), odd), 1)  # k + 128
+    power = L.shl(L.isub(half, L.pattern(1)), 7)  # the pattern of 2^k: (k + 127) << 7
+    special = L.select(L.eq(v, L.pattern(INF)), L.pattern(0), L.pattern(NAN))
+    return L.select(L.lt(v, L.pattern(INF)), L.mul(_rsqrt_newton(L, m, t), power), special)
+
+
+def _rsqrt_of_sum(L, v, epsilon: float):
+    """rsqrt(v + bf16(epsilon)) of a v >= 0 (or +inf, NaN): sums at or above a normal epsilon are
+    normal (a rounded sum of non-negatives is at least either term), so ``rsqrt_normal`` gives
+    the same result as ``rsqrt`` in fewer operations."""
+    s = L.add(v, L.const(epsilon))
+    bits = int(to_bf16(np.float64(epsilon)))
+    normal = not bits & SIGN and MIN_NORMAL_BITS <= bits < INF
+    return rsqrt_normal(L, s) if normal else rsqrt(L, s)
 
 
 def sqrt(L, v):
@@ -233,14 +277,14 @@ def layer_norm(L, x, gamma, beta, n: int, epsilon: float):
     inv_n = L.const(1 / n)
     d = L.sub(x, L.mul(L.row_sum(x), inv_n))
     var = L.mul(L.row_sum(L.mul(d, d)), inv_n)
-    r = rsqrt(L, L.add(var, L.const(epsilon)))
+    r = _rsqrt_of_sum(L, var, epsilon)
     return L.fma(L.mul(d, r), gamma, beta)
 
 
 def rms_norm(L, x, gamma, n: int, epsilon: float):
     """(x rsqrt(row_sum(x x) bf16(1/n) + bf16(eps))) gamma."""
     ms = L.mul(L.row_sum(L.mul(x, x)), L.const(1 / n))
-    return L.mul(L.mul(x, rsqrt(L, L.add(ms, L.const(epsilon)))), gamma)
+    return L.mul(L.mul(x, _rsqrt_of_sum(L, ms, epsilon)), gamma)
 
 
 def log(L, v):

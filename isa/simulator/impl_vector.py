@@ -19,6 +19,7 @@ import numpy as np
 
 from tcc.ir import numerics
 from tcc.ir.numerics.bf16 import round32_bits, round32_bits_into
+from ..cycles import reduction_cycles
 
 from . import rule_tables
 from .machine import ABUF, VBUF, Effect, Fault, MachineState, impl, registers
@@ -411,11 +412,6 @@ def vred(m: MachineState, op: str, dst: int, a: int):
         raise Fault(f"vred: v.len = {length} is not a multiple of v.row = {row}")
     x, a_access = _lanes(m, a, length, False, "vred input")
     combine = BINARY["add"]
-    cycles, width = 0, row
-    while width > 1:  # the reduction tree: one SIMD pass per level
-        pairs = width // 2
-        cycles += _simd_cycles(m, 1, (length // row) * pairs)
-        width -= pairs
     out, d_access = _lanes(m, dst, length // row, True, "vred result")
     rows = length // row
     # per level of the tree: the pairs' scratch (the sum's rounding lanes) and, for an odd width,
@@ -445,4 +441,4 @@ def vred(m: MachineState, op: str, dst: int, a: int):
         out[...] = level.reshape(-1)
 
     accesses = tuple(x for x in (a_access, d_access) if x is not None)
-    return Effect(max(cycles, _simd_cycles(m, 1, length // row)), accesses, m.target.simd_latency, action=action)
+    return Effect(reduction_cycles(m.target, length, row), accesses, m.target.simd_latency, action=action)

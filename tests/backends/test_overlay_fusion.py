@@ -8,6 +8,7 @@ from onnx import TensorProto, helper, numpy_helper
 from test_overlay import quantized, random_calibration
 from tcc.backends.overlay import compile_overlay
 from tcc.ir.interpreter import run_module
+from tcc.isa.disassembler import disassemble
 from tcc.runtime import Session
 
 
@@ -102,4 +103,29 @@ def test_concat_rescales_its_operands_tile_by_tile(tmp_path):
     session = Session(artifact)
     for _ in range(3):
         x = {"x": rng.standard_normal((1, 8, 20, 20)).astype(np.float32)}
+        np.testing.assert_array_equal(session.run(None, x)[0], run_module(module, x)["y"])
+
+
+def test_a_concat_on_chip_stages_its_operands_side_by_side(tmp_path):
+    """Four convs of different ranges concatenated in one abuf quarter (read by a last conv): every
+    operand is loaded and rescaled at its own place (none waits for another to free a shared
+    slot), bit-exact."""
+    rng = np.random.default_rng(3)
+    weights = [numpy_helper.from_array((rng.standard_normal((4, 8, 1, 1)) * s).astype(np.float32), f"w{i}")
+               for i, s in enumerate((0.1, 0.3, 0.6, 1.2))]
+    weights.append(numpy_helper.from_array((rng.standard_normal((8, 16, 1, 1)) * 0.3).astype(np.float32), "wo"))
+    nodes = [helper.make_node("Conv", ["x", f"w{i}"], [f"c{i}"], name=f"conv{i}") for i in range(4)]
+    nodes += [helper.make_node("Concat", [f"c{i}" for i in range(4)], ["cat"], axis=1, name="cat"),
+              helper.make_node("Conv", ["cat", "wo"], ["y"], name="out")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 6, 6])], weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "m.onnx"))
+    module = quantized(str(tmp_path / "m.onnx"), random_calibration({"x": np.zeros((1, 8, 6, 6))}, tmp_path / "c.npz"))
+    artifact = compile_overlay(module)
+    rescales = [line.split()[-2] for line in disassemble(artifact.program, with_pc=False).splitlines()
+                if line.startswith("requant abuf")]
+    assert len(rescales) >= 3 and len(set(rescales)) == len(rescales)
+    session = Session(artifact)
+    for _ in range(2):
+        x = {"x": rng.standard_normal((1, 8, 6, 6)).astype(np.float32)}
         np.testing.assert_array_equal(session.run(None, x)[0], run_module(module, x)["y"])

@@ -124,3 +124,26 @@ def test_lrn_across_channels_bit_exact(target):
                       "bf16[2,7,3,5] loc(\"n\")\n", {"x": "bf16[2,7,3,5]"})
         got, want = simulate(text, {"x": x}, target)
         np.testing.assert_array_equal(got, want, err_msg=f"size {size}")
+
+
+def test_schedule_fills_a_dependent_chain_s_latency_with_independent_work():
+    """Recorded order: a chain of three dependent row operations, then a full-tile operation that
+    needs none of them.  The scheduler moves the independent one into the chain's latency (it
+    starts first or second) and keeps every value after its producer."""
+    from tcc.backends.overlay.vector_program import FULL, Recorder, schedule
+
+    L = Recorder()
+    x = L.input(FULL)
+    s = L.row_sum(x)
+    t = L.mul(L.mul(L.mul(s, L.const(2.0)), L.const(3.0)), L.const(5.0))
+    y = L.add(L.mul(x, L.const(7.0)), t)
+    before = list(L.code)
+    schedule(L, latency=16, occupancy=lambda ins: 4 if ins.space == FULL else 1)
+    assert sorted(map(id, L.code)) == sorted(map(id, before))
+    written = {x.index}
+    for ins in L.code:
+        assert all(v in written for v in [ins.a] + [h.index for h in (ins.b, ins.c) if h and not h.constant])
+        written.add(ins.dst)
+    independent = next(i for i in before if i.mnemonic == "vbin" and i.space == FULL and i.a == x.index)
+    assert before.index(independent) == 4 and L.code.index(independent) <= 1
+    assert L.code[-1].dst == y.index

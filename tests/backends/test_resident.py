@@ -1,5 +1,6 @@
 """Activations kept on chip (backends/overlay/resident.py): a load of what abuf still holds becomes
-an on-chip copy, stores nothing reads are dropped, and the simulator stays equal to the reference."""
+an on-chip copy (or no instruction, where the reader reads it in place), stores nothing reads are
+dropped, and the simulator stays equal to the reference."""
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
@@ -86,8 +87,49 @@ def test_a_conv_chain_reads_its_inputs_on_chip_and_stays_bit_exact(tmp_path):
     run_wholly_on_the_overlay(chain(), tmp_path, np.random.default_rng(5), 25.0)
     session = open_session(tmp_path / "m.tcc")
     lines = disassemble(session.artifact.program, with_pc=False).splitlines()
-    assert sum(line.startswith("copy abuf") for line in lines) >= 2  # the second and third conv's inputs
+    # the second and third conv read their inputs where the conv before wrote them: no load, no copy;
+    # the loads are x's, for the first conv and the residual add
+    assert sum(line.startswith("load abuf") for line in lines) == 2
+    assert not any(line.startswith("copy abuf") for line in lines)
     assert sum(line.startswith("store abuf") for line in lines) == 1  # only the model output reaches DRAM
     session.run(None, {"x": np.zeros((1, 8, 8, 8), np.float32)})
     layers = session.performance_report()["layers"]
     assert [layer["bytes_loaded"] > 0 for layer in layers] == [True] * len(layers)  # weights, x
+
+
+def test_vbuf_holds_bf16_tiles_until_a_vector_instruction_writes_them():
+    p = Program(keep_on_chip=True)
+    p.dma("store", "vbuf", 0x2000, A(0), rows=1, row_bytes=256)
+    p.dma("load", "vbuf", 0, A(64), rows=1, row_bytes=128)  # held: a copy inside vbuf
+    p.dma("load", "vbuf", 0x2000, A(0), rows=1, row_bytes=64)  # held where it would go: nothing to do
+    p.set({"v.len": 8})
+    p.emit("vun", op="shr", amount=1, dst=0x2000 + 128, a=0)  # writes 16 of the held bytes
+    p.dma("load", "vbuf", 0x400, A(128), rows=1, row_bytes=32)  # no longer held: a load
+    p.dma("load", "abuf", 0x400, A(0), rows=1, row_bytes=32)  # abuf never held it
+    copies = [f for m, f in p.instructions if m == "copy"]
+    assert [(f["buf"], f["dst"], f["src"]) for f in copies] == [("vbuf", 0, 0x2000 + 64)]
+    assert mnemonics(p) == ["store", "copy", "vun", "load", "load"]
+
+
+def norm_block():
+    """MatMul -> LayerNormalization -> MatMul: the norm runs in bf16 between two conversions."""
+    rng = np.random.default_rng(4)
+    weights = [numpy_helper.from_array((rng.standard_normal((32, 32)) * 0.2).astype(np.float32), n)
+               for n in ("w1", "w2")]
+    weights += [numpy_helper.from_array((1 + 0.1 * rng.standard_normal(32)).astype(np.float32), "g"),
+                numpy_helper.from_array((0.1 * rng.standard_normal(32)).astype(np.float32), "b")]
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["a"]),
+             helper.make_node("LayerNormalization", ["a", "g", "b"], ["n"], axis=-1, epsilon=1e-5),
+             helper.make_node("MatMul", ["n", "w2"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 32])], weights)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_bf16_tiles_between_conversions_and_a_vector_op_stay_in_vbuf_and_bit_exact(tmp_path):
+    run_wholly_on_the_overlay(norm_block(), tmp_path, np.random.default_rng(6), 20.0)
+    lines = disassemble(open_session(tmp_path / "m.tcc").artifact.program, with_pc=False).splitlines()
+    # the conversions read their tiles where the step before left them (no copy), no bf16 reaches DRAM
+    assert not any(line.startswith(("copy vbuf", "copy abuf")) for line in lines)
+    assert not any(line.startswith("store vbuf") for line in lines)
+    assert sum(line.startswith("load vbuf") for line in lines) == 2  # gamma and beta only

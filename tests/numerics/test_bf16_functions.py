@@ -143,3 +143,15 @@ def test_ftoi_saturates_and_maps_nan_to_zero():
     L = bf16_lanes.NumpyLanes
     x = numerics.to_bf16(np.array([2.5, -3.5, 1e6, -1e6, np.nan], np.float32)).astype(np.uint16)
     assert L.ftoi(x).view(np.int16).tolist() == [2, -4, 32767, -32768, 0]
+
+
+def test_rsqrt_normal_equals_rsqrt_where_it_applies():
+    """LayerNorm's rsqrt of var + eps skips the zero, negative and subnormal cases: on every
+    positive normal pattern, +inf and every NaN it must give the general sequence's bits."""
+    v = np.arange(65536, dtype=np.uint16)
+    applies = ((v >= 0x0080) & (v <= 0x7F80)) | ((v & 0x7FFF) > 0x7F80)
+    with np.errstate(all="ignore"):
+        general, normal = spec.rsqrt(bf16_lanes.NumpyLanes, v), spec.rsqrt_normal(bf16_lanes.NumpyLanes, v)
+    assert applies.sum() > 32000
+    np.testing.assert_array_equal(normal[applies], general[applies])
+    assert not np.array_equal(normal, general)  # outside it (0, negatives, subnormals) they differ

@@ -94,36 +94,28 @@ setr dma.sram_plane, 36                  ; pc 92
 setr sys.layer, 3                        ; pc 93
 setr rq.zp, 70                           ; pc 94
 setr mm.a_zp, -128                       ; pc 95
-setr cp.n2, 1                            ; pc 96
-setr cp.n3, 36                           ; pc 97
-setr cp.s2, 0                            ; pc 98
-setr cp.s3, 1                            ; pc 99
-setr cp.d0, 0                            ; pc 100
-setr cp.d1, 0                            ; pc 101
-setr cp.d2, 0                            ; pc 102
-copy abuf, 0x20000, 0x40000              ; pc 103
-setr dma.row_bytes, 108                  ; pc 104
-setr dma.sram_row, 0                     ; pc 105
-setr dma.sram_plane, 0                   ; pc 106
-load wbuf, 0x40000, 0xc0                 ; pc 107
-setr mm.a, 131072                        ; pc 108
-setr mm.a_row, 36                        ; pc 109
-setr mm.m, 1                             ; pc 110
-setr mm.n, 3                             ; pc 111
-setr mm.k, 36                            ; pc 112
-setr mm.w_row, 36                        ; pc 113
-setr mm.acc_row, 3                       ; pc 114
-matmul gemm, 0, int8, 0, 0x20000, 0x40000 ; pc 115
-setr dma.row_bytes, 36                   ; pc 116
-load pbuf, 0x8000, 0x140                 ; pc 117
-setr rq.params, 32768                    ; pc 118
-setr rq.m, 1                             ; pc 119
-setr rq.n, 3                             ; pc 120
-setr rq.src_row, 3                       ; pc 121
-setr rq.dst_row, 3                       ; pc 122
-requant acc, i8, half_even, 0x60000, 0x20000 ; pc 123
-setr dma.row_bytes, 3                    ; pc 124
-setr dma.dram_row, 3                     ; pc 125
-setr dma.sram_row, 3                     ; pc 126
-store abuf, 0x60000, 0x1080              ; pc 127
-halt                                     ; pc 128
+setr dma.row_bytes, 108                  ; pc 96
+setr dma.sram_row, 0                     ; pc 97
+setr dma.sram_plane, 0                   ; pc 98
+load wbuf, 0x40000, 0xc0                 ; pc 99
+setr mm.a, 262144                        ; pc 100
+setr mm.a_row, 36                        ; pc 101
+setr mm.m, 1                             ; pc 102
+setr mm.n, 3                             ; pc 103
+setr mm.k, 36                            ; pc 104
+setr mm.w_row, 36                        ; pc 105
+setr mm.acc_row, 3                       ; pc 106
+matmul gemm, 0, int8, 0, 0x20000, 0x40000 ; pc 107
+setr dma.row_bytes, 36                   ; pc 108
+load pbuf, 0x8000, 0x140                 ; pc 109
+setr rq.params, 32768                    ; pc 110
+setr rq.m, 1                             ; pc 111
+setr rq.n, 3                             ; pc 112
+setr rq.src_row, 3                       ; pc 113
+setr rq.dst_row, 3                       ; pc 114
+requant acc, i8, half_even, 0x60000, 0x20000 ; pc 115
+setr dma.row_bytes, 3                    ; pc 116
+setr dma.dram_row, 3                     ; pc 117
+setr dma.sram_row, 3                     ; pc 118
+store abuf, 0x60000, 0x1080              ; pc 119
+halt                                     ; pc 120
