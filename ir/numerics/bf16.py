@@ -135,25 +135,25 @@ Lanes = np.ndarray | np.floating  # float32 lanes, or one float32 constant broad
 # Below this many lanes ``round32_bits_into`` rounds by ml_dtypes' float32 -> bfloat16 cast (one
 # call, where _rne_into makes five; on long vectors numpy's whole-array integer passes are faster).
 # The cast is the same RNE on every non-NaN float32: checked on all 2**32 patterns once, and in
-# tests/numerics on every high half with each rounding-relevant low half.
+# tests/numerics on every high half with each rounding-relevant low half.  It is used only when
+# ml_dtypes is already imported (onnx imports it): importing it just for this costs ~0.7 s, more than
+# it saves in a run (`tcc run` of an int8 model with one softmax went 1.3 -> 2.3 s).
 _CAST_BELOW = 16384
-_BFLOAT16: list = []  # ml_dtypes' bfloat16 dtype, imported on first use (tcc.ir.dtypes says why)
 
 
-def _bfloat16() -> np.dtype:
-    if not _BFLOAT16:
-        import ml_dtypes
-
-        _BFLOAT16.append(np.dtype(ml_dtypes.bfloat16))
-    return _BFLOAT16[0]
+def _bfloat16() -> np.dtype | None:
+    """ml_dtypes' bfloat16 dtype if ml_dtypes is loaded, else None (never imports it)."""
+    ml_dtypes = sys.modules.get("ml_dtypes")
+    return None if ml_dtypes is None else np.dtype(ml_dtypes.bfloat16)
 
 
 def round32_bits_into(x32: np.ndarray, out: np.ndarray, work: np.ndarray) -> np.ndarray:
     """``round32_bits`` of the 1-d float32 lanes ``x32`` written into ``out`` (uint16, returned),
     with ``work`` uint32 scratch of their length: nothing allocated but the NaN mask.  The caller
     silences float errors (the cast reports NaN lanes as invalid)."""
-    if x32.size < _CAST_BELOW:
-        np.copyto(out.view(_bfloat16()), x32, casting="unsafe")
+    bfloat16 = _bfloat16() if x32.size < _CAST_BELOW else None
+    if bfloat16 is not None:
+        np.copyto(out.view(bfloat16), x32, casting="unsafe")
     else:
         _rne_into(x32, out, work)
     np.copyto(out, _NAN16, where=np.isnan(x32))

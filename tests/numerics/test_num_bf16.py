@@ -287,3 +287,18 @@ def test_bf16_to_int8_specials_and_ties():
     assert bf16_to_int8(x, 1.0, 3).tolist() == [127, -128, 3, 3, 5, 5, 3, 1]
     assert bf16_to_int8(x, 1.0, 0, "half_away").tolist() == [127, -128, 0, 1, 2, 3, -1, -3]
     assert bf16_to_int8(x, 1.0, 0, qmin=0, qmax=255).dtype == np.uint8
+
+
+def test_round32_bits_into_never_imports_ml_dtypes():
+    """Short lanes use ml_dtypes' cast only when it is already loaded: importing it costs more than a
+    run saves (an int8 model's `tcc run` with one bf16 softmax paid 0.7 s for it)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from tcc.ir.numerics.bf16 import round32_bits_into, round32_bits; "
+            "x = np.array([1 + 2**-8, 1 + 3 * 2**-8, -2.5, np.nan], np.float32); "
+            "got = round32_bits_into(x, np.empty(4, np.uint16), np.empty(4, np.uint32)); "
+            "assert np.array_equal(got, round32_bits(x)), got; "
+            "assert 'ml_dtypes' not in sys.modules; print(got.tolist())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str([0x3F80, 0x3F82, 0xC020, 0x7FC0])
