@@ -52,6 +52,7 @@ THREADS = 1
 MIN_MACS = 2**18
 _BIAS = 128
 _INT32 = 2**31
+_OUTPUT = ["Y"]  # named: run(None, ...) lists the model's outputs on every call
 
 _sessions: dict[int, Any] = {}  # by operand rank (2: a product, 3: a batch of them)
 _exact: bool | None = None  # the probe's verdict, once per process
@@ -89,7 +90,7 @@ def product(a: np.ndarray, w: np.ndarray, zp: int) -> np.ndarray:
     """``(a - zp) @ w`` as int32 for a biased ``a`` (..., M, K) and int8 ``w`` (..., K, N), batch
     dimensions broadcast as numpy's matmul does; the caller has checked ``usable``."""
     session = _sessions.get(a.ndim) or _session(a.ndim)
-    return session.run(None, {"A": a, "B": w, "Z": np.array(zp + _BIAS, np.uint8)})[0]
+    return session.run(_OUTPUT, {"A": a, "B": w, "Z": np.array(zp + _BIAS, np.uint8)})[0]
 
 
 def _probed() -> bool:
