@@ -171,7 +171,8 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
     w_max = max(1, numerics.max_abs_value(fmt))
     # the operands biased to uint8 for the int8 kernel where it is chosen (int8_kernel.py); else float32,
     # which holds them exactly; a zero point outside int8 keeps them as int64.
-    kernel = mode != "dwconv" and int8_kernel.chosen(M, K, N, zp, w_max)
+    # (gconv: by one group's product, cv.ng columns: a batch of small products gains nothing)
+    kernel = mode != "dwconv" and int8_kernel.chosen(M, K, min(N, m.reg("cv.ng")) if mode == "gconv" else N, zp, w_max)
     dtype = np.uint8 if kernel else np.float32 if zero_point_fits(zp) else np.int64
     # gemm and conv: a function of the weights giving the (M, K) A operand and, when it has it
     # already (shared_product.py), their float product

@@ -47,9 +47,13 @@ enabled = os.environ.get("TCC_SIM_INT8", "1") != "0"
 # 118-132 ms on one thread, 138-147 on two (spinning off), 252-281 on two spinning (onnxruntime's
 # default: its idle threads spin on the core the simulator's numpy work needs), float path 241-246.
 THREADS = 1
-# Products of fewer multiply-adds take the float path (a session run costs ~10 us); warm runs with
-# 0, 2**16, 2**18, 2**20 differ within the noise but for the small real models (CRNN 16 ms at 0, 10-11 above)
-MIN_MACS = 2**18
+# Smaller products take the float path: a session run costs ~8 us, and a short reduction gains
+# little.  Each product of five models timed both ways (OPENBLAS_NUM_THREADS=1): the int8 kernel was
+# slower below ~2**19 multiply-adds ((32, 128) x (128, 64): 9 us against 5) and at K = 27 ((333, 27)
+# x (27, 64): 14 against 11), faster above ((112, 147) x (147, 64): 10 against 18; ResNet-50's 556
+# products 15 ms against 69).
+MIN_MACS = 2**19
+MIN_DEPTH = 64
 _BIAS = 128
 _INT32 = 2**31
 _OUTPUT = ["Y"]  # named: run(None, ...) lists the model's outputs on every call
@@ -73,7 +77,7 @@ def usable(k: int, zp: int, w_max: int) -> bool:
 
 def chosen(m: int, k: int, n: int, zp: int, w_max: int) -> bool:
     """Whether an (m, k) x (k, n) product should run here: ``usable`` and large enough to gain."""
-    return m * k * n >= MIN_MACS and usable(k, zp, w_max)
+    return m * k * n >= MIN_MACS and k >= MIN_DEPTH and usable(k, zp, w_max)
 
 
 def biased(a: np.ndarray) -> np.ndarray:

@@ -402,6 +402,8 @@ def test_a_one_bit_error_in_the_fast_product_breaks_bit_exactness(digits_artifac
     import tcc.isa.simulator.int8_kernel as int8_kernel
 
     monkeypatch.setattr(int8_kernel, "enabled", backend == "int8")
+    monkeypatch.setattr(int8_kernel, "MIN_MACS", 0)  # every product the kernel can take, small ones too
+    monkeypatch.setattr(int8_kernel, "MIN_DEPTH", 0)
     module, name = (int8_kernel, "product") if backend == "int8" else (exact_product, "float_product")
     real, calls, flip = getattr(module, name), [], [0]
 
