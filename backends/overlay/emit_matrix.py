@@ -6,13 +6,14 @@ overlap (double buffering).
 """
 from __future__ import annotations
 
+import hashlib
 
 import numpy as np
 
 from tcc.ir import Op, constant_value, numerics
 from tcc.isa.weights import matmul_fields, row_bytes
 
-from .context import Context
+from .context import TINY_LAYER, Context
 from .epilogue import eadd_registers, emit_epilogue, load_skip, load_table, table_offset
 from .errors import unsupported
 from .later_store import LaterStore
@@ -316,13 +317,18 @@ def emit_gemm(ctx: Context, step: Step) -> None:
         if ctx.layouts.perm(v) != tuple(range(v.type.rank)):
             raise unsupported(lin, f"linear layer over {v.name}, which is stored NHWC for a convolution")
     try:
-        tiles = choose_gemm_tiles(m, n_out, k, fmt, b, ctx.target, elem)
+        # a one-row product of a tiny input whose weights fit a wbuf half (an unrolled recurrence's
+        # step): the weights load while the tiny layers producing its input run
+        early = m == 1 and x.type.size <= TINY_LAYER and n_out * row_bytes(k, fmt) <= b.wbuf_h
+        tiles = choose_gemm_tiles(m, n_out, k, fmt, b, ctx.target, elem, early)
     except ValueError:
         raise unsupported(lin, "not even one output row of one column tile fits the on-chip buffers") from None
     tn, tm, kt = tiles.tn, tiles.tm, tiles.kt
     single = kt >= k
     data, blocks = gemm_weight_tiles(w, fmt, tn, kt, caps)
-    w_addr = ctx.constant(f"w:{lin.w.name}:{tn}x{kt}", data)
+    # keyed by content: an unrolled recurrence's steps share one copy of their weights, which
+    # Program then need not load again while wbuf holds it
+    w_addr = ctx.constant(f"w:{hashlib.blake2b(data.tobytes(), digest_size=16).hexdigest()}:{tn}x{kt}", data)
     p_addr = ctx.constant(f"p:{y.name}", _params(lin, req, n_out))
     caps_addr = None if caps is None else ctx.constant(f"c:{lin.w.name}", caps)
     p = ctx.program
