@@ -192,8 +192,11 @@ def emit_vector(ctx: Context, step: Step) -> None:
     ctx.begin_layer(step.name, 0, sum(v.type.size * 2 for v in op.operands) + op.result.type.size * 2)
     constants = ConstantRegisters(p)
     tiles = list(_tiles(lowering, tile_rows, tile_cols))
-    # a tiny layer's slots in its own vbuf slot (Buffers.next_layer), else from vbuf's start
-    origin = ctx.buffers.v(0) if ctx.buffers.tiny and buffers * set_bytes <= TINY_LAYER else 0
+    # slots that fit a vbuf quarter take the next quarter in turn (a tiny layer's own place in it:
+    # Buffers.next_layer), so the tiles the conversion before left in vbuf are read where they are
+    # and this op's result stays for the conversion after it; larger ones start at vbuf's start
+    fits = buffers * set_bytes <= (TINY_LAYER if ctx.buffers.tiny else ctx.buffers.vbuf_q)
+    origin = ctx.buffers.v(0) if fits else 0
 
     def place(index: int):
         """The tile's element counts per space, its DRAM offsets and its set of slots."""
