@@ -108,7 +108,7 @@ class _Unroller:
         # The directions do not depend on each other: their time steps are built in lock step, one
         # op of each in turn, so the module (and the program, schedule-modes keeping ties in order)
         # interleaves them op by op and one direction's latencies overlap the other's work.
-        results = [{} for _ in range(self.dirs)]
+        results: list[dict] = [{} for _ in range(self.dirs)]
         pending = [self._direction(d, projections[d], r[d], b[d], results[d]) for d in range(self.dirs)]
         while pending:
             for walk in list(pending):
