@@ -11,6 +11,9 @@ cannot disagree; ``tests/numerics/test_num_requantizer.py`` compares them at the
 """
 from __future__ import annotations
 
+import math
+import threading
+
 import numpy as np
 
 from ._arrays import as_int64
@@ -118,7 +121,7 @@ class AffineRequantizer:
     """
 
     __slots__ = ("centring", "requantizer", "bias", "x_zero_point", "pre_shift", "uses_float", "_ratio",
-                 "_largest_bias", "_v_bound", "_offset", "_in_bound", "_low", "_high", "_zero_point", "_work")
+                 "_largest_bias", "_v_bound", "_offset", "_in_bound", "_low", "_high", "_zero_point")
 
     def __init__(self, x_zero_point: int, pre_shift: int, magnitude: int, bias, multiplier, shift,
                  zero_point=0, qmin: int = -128, qmax: int = 127, mode: str = "half_even"):
@@ -146,7 +149,6 @@ class AffineRequantizer:
         # the clamp's bounds less the zero point, and the zero point: Python numbers when one value holds
         # for every channel (numpy applies a scalar in one pass, a per-channel row in one call per row)
         self._low, self._high, self._zero_point = (_uniform(a) for a in (r.qmin - zp, r.qmax - zp, zp))
-        self._work: np.ndarray | None = None  # float64 scratch of the last shape written into an ``out``
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The stage on ``x``; written into ``out`` (an integer array of x's shape) and returned if given."""
@@ -164,12 +166,10 @@ class AffineRequantizer:
         return out
 
     def _float(self, x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-        r = self.requantizer
         y = None
-        if out is not None:  # the float64 lanes are scratch: kept between calls
-            y = self._work
-            if y is None or y.shape != x.shape:
-                y = self._work = np.empty(x.shape, np.float64)
+        if out is not None:  # the float64 lanes are scratch: one buffer for every stage of the thread
+            y = _scratch(x.shape)
+        r = self.requantizer
         if self._offset is not None:  # both terms and the sum v are integers below 2**53: exact
             y = np.add(x, self._offset, out=y, dtype=np.float64)
         else:
@@ -193,6 +193,20 @@ class AffineRequantizer:
         # the same sum, cast as it is written: integers inside out's type (qmin, qmax are), exact
         np.add(y, self._zero_point, out=out, casting="unsafe")
         return out
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(shape: tuple) -> np.ndarray:
+    """A float64 array of ``shape`` in the calling thread's one scratch buffer, grown as needed: every
+    stage writing into an ``out`` shares it, so it stays in cache from one call to the next (a
+    buffer per stage left a network's stages touching megabytes of cold scratch on every run)."""
+    size = math.prod(shape)
+    buffer = getattr(_SCRATCH, "buffer", None)
+    if buffer is None or buffer.size < size:
+        buffer = _SCRATCH.buffer = np.empty(max(size, 1 << 15), np.float64)
+    return buffer[:size].reshape(shape)
 
 
 def _uniform(values: np.ndarray) -> np.ndarray | float:

@@ -18,12 +18,19 @@ subset of the products, hence at most K * max|product| in magnitude.
   ``zp`` there; this needs zp in int8 range.  Any other zp, or a bound that fails, takes the integer
   path, exact in numpy integers (no BLAS; Python integers if int64 could overflow).
 
+An operand given biased (uint8 ``a + 128``, ``int8_kernel.biased``: what the matrix unit makes when
+the product qualifies for it) runs on the int8 kernel instead (int8_kernel.py: its own bound, and
+a probe of the kernel at first use), where that kernel is usable; otherwise it is made plain and
+takes the paths above.
+
 ``tests/isa/test_exact_product.py`` checks the extremes (every operand at its largest magnitude, the
 longest K before the int32 accumulator traps, reductions at and past the slice length).
 """
 from __future__ import annotations
 
 import numpy as np
+
+from . import int8_kernel
 
 MIN_SLICE = 64  # below this many terms per float32 slice, one float64 product is faster
 _FLOAT32_EXACT, _FLOAT64_EXACT = 2**24, 2**53
@@ -71,14 +78,17 @@ class Weights:
         return self._values
 
     def transposed(self, dtype) -> np.ndarray:
-        """``values.T`` as ``dtype`` (float32 or float64: exact for the weight formats' integers), a
-        transposed view of a C-order copy (BLAS takes either order without copying)."""
+        """``values.T`` as ``dtype`` (float32 or float64: exact for the weight formats' integers; int8,
+        OverflowError when a value does not fit it), a transposed view of a C-order copy (BLAS takes
+        either order without copying)."""
         copy = self._transposed.get(dtype)
         if copy is None:
             if self._values is None and self._make_transposed is not None:
                 copy = self._make_transposed(dtype)
             else:
                 copy = self.values.astype(dtype).T
+                if np.issubdtype(dtype, np.integer) and not np.array_equal(copy.T, self.values):
+                    raise OverflowError(f"weights outside {np.dtype(dtype).name}")
             self._transposed[dtype] = copy
         return copy
 
@@ -111,11 +121,24 @@ class Weights:
         """``values.T`` as ``dtype`` in C order (K x N): einsum reads it several times faster than the view."""
         return self._form(("columns", dtype), lambda: np.ascontiguousarray(self.transposed(dtype)))
 
+    def int8_columns(self) -> np.ndarray | None:
+        """``values.T`` as int8 in C order (K x N), the int8 kernel's operand (int8_kernel.py), or None
+        when a value lies outside int8 (a format reaching +128): checked once."""
+        def make():
+            try:
+                return _c_order(self.transposed(np.int8))
+            except OverflowError:
+                return False
+
+        made = self._form(("int8",), make)
+        return None if made is False else made
+
     def grouped(self, dtype, groups: int, size: int) -> np.ndarray:
         """(groups, K, size) as ``dtype``, C order: group g holds columns [g*size, (g+1)*size) of
-        ``values.T``, zero columns past N (a short last group)."""
+        ``values.T``, zero columns past N (a short last group).  int8: from ``int8_columns`` (the
+        caller has checked it is not None)."""
         def make() -> np.ndarray:
-            t = self.transposed(dtype)
+            t = self.int8_columns() if dtype == np.int8 else self.transposed(dtype)
             k, n = t.shape
             full = np.zeros((k, groups * size), dtype)
             full[:, :n] = t
@@ -130,6 +153,17 @@ class Weights:
         return made
 
 
+def _c_order(t: np.ndarray, block: int = 64) -> np.ndarray:
+    """``np.ascontiguousarray(t)`` of a transposed view, copied in ``block`` x ``block`` tiles: numpy's
+    one-pass transposing copy of bytes is 2.5x slower (a 512 x 4608 int8 matrix: 2.7 ms, 1.0 tiled)."""
+    rows, cols = t.shape
+    out = np.empty((rows, cols), t.dtype)
+    for i in range(0, rows, block):
+        for j in range(0, cols, block):
+            out[i:i + block, j:j + block] = t[i:i + block, j:j + block]
+    return out
+
+
 def int32_fits(k: int, zp: int, w_max: int) -> bool:
     """Whether every ``(a - zp) @ w.T`` over ``k`` terms, and ``a @ w.T`` itself, lies in int32
     (|a - zp| <= 2**7 + |zp|): such a product can neither trap nor wrap in an int32 accumulator."""
@@ -138,31 +172,47 @@ def int32_fits(k: int, zp: int, w_max: int) -> bool:
 
 def exact_product_into(out: np.ndarray, a: np.ndarray, w: Weights, zp: int, w_max: int,
                        product: np.ndarray | None = None) -> None:
-    """``out[...] = (a - zp) @ w.T`` for an int32 ``out`` when ``int32_fits``: the exact float product
-    converted once into ``out`` (integers below 2**31), then the zero-point correction subtracted
-    there, exact in int32 because the result and both terms fit.  ``product``: ``float_product(a,
-    w, zp, w_max)`` when the caller has it already (shared_product.py)."""
+    """``out[...] = (a - zp) @ w.T`` for an int32 ``out`` when ``int32_fits``: the int8 kernel's int32
+    product copied there, or the exact float product converted once into ``out`` (integers below
+    2**31) and the zero-point correction subtracted there, exact in int32 because the result and
+    both terms fit.  ``product``: ``fast_product(a, w, zp, w_max)`` when the caller has it already
+    (shared_product.py)."""
     if product is None:
-        product = float_product(a, w, zp, w_max)
+        product = fast_product(a, w, zp, w_max)
     if product is None:
-        out[...] = _integer_product(a, w.values, zp, w_max)
+        out[...] = _integer_product(_int8_values(a), w.values, zp, w_max)
         return
     _integers(product, w, zp, out)
 
 
 def exact_product(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int,
                   product: np.ndarray | None = None) -> np.ndarray:
-    """``(a - zp) @ w.T`` as int64, for ``a`` (M, K) holding int8 values (any numeric dtype; padding
-    positions hold ``zp``) and ``w`` (N, K) integers of magnitude at most ``w_max`` (or their Weights);
-    ``product`` as for ``exact_product_into``."""
+    """``(a - zp) @ w.T`` as int64, for ``a`` (M, K) holding int8 values (any numeric dtype, or uint8
+    for the int8 kernel's biased operand ``a + 128``: ``int8_kernel.biased``; padding positions hold
+    ``zp``) and ``w`` (N, K) integers of magnitude at most ``w_max`` (or their Weights); ``product``
+    as for ``exact_product_into``."""
     weights = w if isinstance(w, Weights) else Weights(w, w_max)
     if product is None:
-        product = float_product(a, weights, zp, w_max)
+        product = fast_product(a, weights, zp, w_max)
     if product is None:
-        return _integer_product(a, weights.values, zp, w_max)
+        return _integer_product(_int8_values(a), weights.values, zp, w_max)
     total = _integers(product, weights, zp, None)
     assert total is not None
     return total
+
+
+def fast_product(a: np.ndarray, weights: Weights, zp: int, w_max: int) -> np.ndarray | None:
+    """The product on the fastest exact path: for a biased operand (uint8, ``int8_kernel.biased``)
+    the int8 kernel's ``(a - zp) @ w.T`` as int32 where it is usable (int8_kernel.py), else
+    ``float_product`` of the int8 values: ``a @ w.T`` as floats, the zero-point correction still
+    to take (``_integers`` tells the two apart by dtype), or None."""
+    if a.dtype == np.uint8:
+        if int8_kernel.usable(a.shape[-1], zp, w_max):
+            columns = weights.int8_columns()
+            if columns is not None:
+                return int8_kernel.product(a, columns, zp)
+        a = int8_kernel.unbiased(a)
+    return float_product(a, weights, zp, w_max)
 
 
 def float_product(a: np.ndarray, weights: Weights, zp: int, w_max: int) -> np.ndarray | None:
@@ -192,7 +242,7 @@ def exact_depthwise(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int,
     Weights): float32 under the module's bound.  With ``out`` (int32, when ``int32_fits``) the
     float32 result is written there and None returned, as ``exact_product_into`` does."""
     weights = w if isinstance(w, Weights) else Weights(w, w_max)
-    k = a.shape[1]
+    a, k = _int8_values(a), a.shape[1]
     if not zero_point_fits(zp) or k > float32_terms(w_max):
         return np.einsum("mkn,nk->mn", a.astype(np.int64) - zp, weights.values.astype(np.int64))
     # einsum sums in whatever order it likes: every partial sum is still an integer below 2**24
@@ -208,13 +258,20 @@ def exact_grouped(a: np.ndarray, w: Weights, n: int, size: int, zp: int, w_max: 
     where each group's reduction is within the module's bound (every partial sum is a subset of
     one group's K products), else group by group.  ``out`` as for ``exact_depthwise``."""
     groups, rows, k = a.shape
-    if zero_point_fits(zp) and k <= float32_terms(w_max):
-        product = np.matmul(a.astype(np.float32, copy=False), w.grouped(np.float32, groups, size))  # (groups, M, size)
+    product = None
+    if a.dtype == np.uint8:
+        if int8_kernel.usable(k, zp, w_max) and w.int8_columns() is not None:
+            product = int8_kernel.product(a, w.grouped(np.int8, groups, size), zp)  # (groups, M, size), int32
+        else:
+            a = int8_kernel.unbiased(a)
+    if product is None and zero_point_fits(zp) and k <= float32_terms(w_max):
+        product = np.matmul(a.astype(np.float32, copy=False), w.grouped(np.float32, groups, size))
+    if product is not None:
         if out is not None and n == groups * size:  # written into out's (M, groups, size) view: no copy between
             by_group = out.view()
             by_group.shape = (rows, groups, size)  # a view or AttributeError, never a copy
             np.copyto(by_group, product.transpose(1, 0, 2), casting="unsafe")
-            if zp:
+            if zp and product.dtype != np.int32:
                 out -= w.correction(zp)
             return None
         return _integers(product.transpose(1, 0, 2).reshape(rows, groups * size)[:, :n], w, zp, out)
@@ -225,17 +282,24 @@ def exact_grouped(a: np.ndarray, w: Weights, n: int, size: int, zp: int, w_max: 
 
 
 def _integers(product: np.ndarray, w: Weights, zp: int, out: np.ndarray | None) -> np.ndarray | None:
-    """An exact float ``a @ w.T`` less the zero-point correction: as int64, or written into the int32
-    ``out`` (None returned), exact there when ``int32_fits`` as in ``exact_product_into``."""
+    """A product as int64, or written into the int32 ``out`` (None returned), exact there when
+    ``int32_fits`` as in ``exact_product_into``: the int8 kernel's (int32, the zero point already
+    taken out), or an exact float ``a @ w.T`` less the zero-point correction."""
+    corrected = product.dtype == np.int32
     if out is None:
         total = product.astype(np.int64)
-        if zp:
+        if zp and not corrected:
             total -= zp * w.row_sums()
         return total
     out[...] = product
-    if zp:
+    if zp and not corrected:
         out -= w.correction(zp)
     return None
+
+
+def _int8_values(a: np.ndarray) -> np.ndarray:
+    """The int8 values an operand holds (a biased one's made plain)."""
+    return int8_kernel.unbiased(a) if a.dtype == np.uint8 else a
 
 
 def _integer_product(a: np.ndarray, w: np.ndarray, zp: int, w_max: int) -> np.ndarray:

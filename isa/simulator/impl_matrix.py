@@ -1,10 +1,11 @@
 """The systolic array: ``matmul`` in gemm, conv (implicit im2col) and dwconv form.
 
-``acc[m, n] (+)= sum_k (A[m, k] - mm.a_zp) * W[n, k]``.  The sum is a BLAS matrix product in
-float32 or float64, exact because every partial sum is an integer the format holds
-(exact_product.py proves the bound), and the int32 result traps instead of wrapping.  Each
-instruction keeps its decoded weights (and their float copies) with the packed bytes they came
-from, and decodes again only when wbuf holds different bytes.  In
+``acc[m, n] (+)= sum_k (A[m, k] - mm.a_zp) * W[n, k]``.  The sum is an int8 kernel's product
+(int8_kernel.py: its int32 bound proven, the kernel probed at first use) where it qualifies and
+pays, else a BLAS matrix product in float32 or float64, exact because every partial sum is an
+integer the format holds (exact_product.py proves the bound); the int32 result traps instead of
+wrapping.  Each instruction keeps its decoded weights (and their int8 and float copies) with the
+packed bytes they came from, and decodes again only when wbuf holds different bytes.  In
 conv/dwconv form only the slab bytes actually read (the span of the in-slab window pixels,
 channels cv.c0 on) are bounds-checked and count as the access.
 """
@@ -20,6 +21,7 @@ from tcc.ir import numerics
 
 from ..cycles import matmul_timing
 from ..weights import matmul_format, row_bytes
+from . import int8_kernel
 from .exact_product import (Weights, exact_depthwise, exact_grouped, exact_product, exact_product_into, int32_fits,
                             zero_point_fits)
 from .machine import ABUF, ACC, PBUF, WBUF, Effect, Fault, MachineState, impl, registers
@@ -86,8 +88,12 @@ def _window_reader(m: MachineState, M: int, channels: int, zp: int, dtype):
         if made is not None and made[0] == now:
             return made[1], made[2]
         padded = np.empty((rows.shape[0] + 1, channels), dtype)  # the slab as dtype, one more row: the zero point
-        padded[-1] = zp
-        padded[:-1] = rows
+        if dtype == np.uint8:  # the int8 kernel's biased operand (int8_kernel.py): a + 128
+            padded[-1] = zp + 128
+            np.bitwise_xor(rows.view(np.uint8), 0x80, out=padded[:-1])
+        else:
+            padded[-1] = zp
+            padded[:-1] = rows
         windows = padded[:-1, None, :] if slab else np.take(padded, index, axis=0)
         if len(kept) >= _WINDOWS_KEPT:
             del kept[next(iter(kept))]
@@ -163,8 +169,10 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
     if fmt.row_caps:  # row n's cap: the byte at pbuf[mm.wcaps + n]
         caps, caps_access = m.region(PBUF, m.reg("mm.wcaps"), (N,), (1,), np.uint8, False, "weight row caps")
     w_max = max(1, numerics.max_abs_value(fmt))
-    # float32 holds the int8 operands exactly; a zero point outside int8 keeps them as int64.
-    dtype = np.float32 if zero_point_fits(zp) else np.int64
+    # the operands biased to uint8 for the int8 kernel where it is chosen (int8_kernel.py); else float32,
+    # which holds them exactly; a zero point outside int8 keeps them as int64.
+    kernel = mode != "dwconv" and int8_kernel.chosen(M, K, N, zp, w_max)
+    dtype = np.uint8 if kernel else np.float32 if zero_point_fits(zp) else np.int64
     # gemm and conv: a function of the weights giving the (M, K) A operand and, when it has it
     # already (shared_product.py), their float product
     operands: Callable[[Weights], tuple[np.ndarray, np.ndarray | None]] | None = None
@@ -172,7 +180,7 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
         rows, a_access = m.region(ABUF, a, (M, K), (a_row, 1), np.int8, False, "A operand")
 
         def operands(weights: Weights) -> tuple[np.ndarray, np.ndarray | None]:
-            return rows, None
+            return (int8_kernel.biased(rows) if kernel else rows), None
     elif mode == "conv":
         kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
         if kh <= 0 or kw <= 0 or K % (kh * kw):

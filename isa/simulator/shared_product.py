@@ -23,7 +23,7 @@ from collections.abc import MutableMapping
 
 import numpy as np
 
-from .exact_product import Weights, float_product
+from .exact_product import Weights, fast_product
 
 
 class _Tile:
@@ -54,7 +54,7 @@ class SharedWindows:
 
     def product(self, index: int, serial: int, a: np.ndarray, weights: Weights, zp: int,
                 w_max: int) -> np.ndarray | None:
-        """``float_product(a, weights, zp, w_max)`` for tile ``index`` reading windows ``serial`` (``a``,
+        """``fast_product(a, weights, zp, w_max)`` for tile ``index`` reading windows ``serial`` (``a``,
         (M, K)): its columns of the wide product made by an earlier tile, else computed here with
         the columns of the later tiles that read these windows on the last run."""
         tile = self._tiles[index]
@@ -70,8 +70,8 @@ class SharedWindows:
                          if later.serial == tile.serial and later.weights is not None]
         tile.serial, tile.weights = serial, weights
         if len(together) == 1:
-            return float_product(a, weights, zp, w_max)
-        wide = float_product(a, self._concatenated([w for _, _, w in together], w_max), zp, w_max)
+            return fast_product(a, weights, zp, w_max)
+        wide = fast_product(a, self._concatenated([w for _, _, w in together], w_max), zp, w_max)
         if wide is None:
             return None
         columns, start = {}, 0

@@ -52,10 +52,12 @@ def decode_transposed(rows: np.ndarray, k: int, fmt: WeightFormat, dtype) -> np.
     """``decode_rows(rows, k, fmt).T`` as ``dtype`` for a format of ``one_byte_codes`` (k x N, a
     transposed view BLAS reads as it is): the bytes index the code table in ``dtype``, one pass; a
     table that is the bytes read as int8 (two's complement int8) is that conversion, without the
-    index arrays numpy's take makes."""
+    index arrays numpy's take makes.  OverflowError when a value of the table does not fit ``dtype``."""
     table = numerics.code_values(fmt)
+    if not np.array_equal(table.astype(dtype).astype(table.dtype), table):
+        raise OverflowError(f"{fmt.name} has values that {np.dtype(dtype).name} does not hold")
     if np.array_equal(table, _AS_INT8):
-        return rows[:, :k].view(np.int8).astype(dtype).T
+        return rows[:, :k].view(np.int8).astype(dtype, copy=False).T
     return np.take(table.astype(dtype), rows[:, :k]).T
 
 

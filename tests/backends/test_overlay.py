@@ -392,25 +392,37 @@ def test_a_one_lsb_error_in_the_simulator_datapath_breaks_bit_exactness(digits_a
         np.testing.assert_array_equal(session.run(None, x)[0], session.run_reference(x)["logits"])
 
 
-def test_a_one_bit_error_in_the_blas_product_breaks_bit_exactness(digits_artifact, monkeypatch):
-    """The matrix unit's fast path (float BLAS, exact_product.py) is checked by the model-level
-    comparison too: the lowest bit of every accumulator flipped must show in the logits."""
-    import tcc.isa.simulator.impl_matrix as impl_matrix
+@pytest.mark.parametrize("backend", ["float", "int8"])
+def test_a_one_bit_error_in_the_fast_product_breaks_bit_exactness(digits_artifact, monkeypatch, backend):
+    """Each of the matrix unit's fast paths (float BLAS, exact_product.py; the int8 kernel,
+    int8_kernel.py) is checked by the model-level comparison on its own: the simulator equals the
+    reference with that path carrying the products, and the lowest bit of every product it makes
+    flipped must show in the logits."""
+    import tcc.isa.simulator.exact_product as exact_product
+    import tcc.isa.simulator.int8_kernel as int8_kernel
 
+    monkeypatch.setattr(int8_kernel, "enabled", backend == "int8")
+    module, name = (int8_kernel, "product") if backend == "int8" else (exact_product, "float_product")
+    real, calls, flip = getattr(module, name), [], [0]
+
+    def product(*args):
+        result = real(*args)
+        calls.append(1)
+        if not flip[0] or result is None:
+            return result
+        return result + 1 if result.dtype.kind == "f" else result ^ 1  # float a @ w.T, or the kernel's int32
+
+    monkeypatch.setattr(module, name, product)
     path, _ = digits_artifact
     x = {"input": np.load("examples/digits/digits_test.npz")["input"][:1]}
     session = Session(path)
     np.testing.assert_array_equal(session.run(None, x)[0], session.run_reference(x)["logits"])
-    real_product, real_into = impl_matrix.exact_product, impl_matrix.exact_product_into
-
-    def into(out, *args):  # the product written into int32 accumulators when it provably fits
-        real_into(out, *args)
-        out ^= 1
-
-    monkeypatch.setattr(impl_matrix, "exact_product", lambda *args: real_product(*args) ^ 1)
-    monkeypatch.setattr(impl_matrix, "exact_product_into", into)
-    with pytest.raises(AssertionError):
-        np.testing.assert_array_equal(session.run(None, x)[0], session.run_reference(x)["logits"])
+    # the path ran (the int8 kernel wherever this machine's is exact: int8_kernel.py's probe)
+    assert calls or backend == "int8" and not int8_kernel.usable(1, 0, 128)
+    flip[0] = 1
+    if calls:
+        with pytest.raises(AssertionError):
+            np.testing.assert_array_equal(session.run(None, x)[0], session.run_reference(x)["logits"])
 
 
 @pytest.fixture(scope="module")

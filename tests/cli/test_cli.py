@@ -106,3 +106,19 @@ def test_the_cli_loads_without_the_compiler():
     from tcc.ir.fileio import STDOUT as fileio_stdout
 
     assert STDOUT == fileio_stdout
+
+
+def test_the_command_turns_numpy_huge_page_advice_off_unless_told():
+    """`tcc` sets NUMPY_MADVISE_HUGEPAGE=0 before numpy loads (compaction stalls on fresh memory,
+    cli.configure_process), and a value the user set is kept."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, tcc.cli; assert 'numpy' not in sys.modules; tcc.cli.configure_process(); import numpy; "
+            "print(numpy._core.multiarray._set_madvise_hugepage(True))")
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    default = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    told = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**env, "NUMPY_MADVISE_HUGEPAGE": "1"})
+    assert (default.stdout.strip(), told.stdout.strip()) == ("False", "True")

@@ -1,13 +1,14 @@
-"""The PE array's BLAS-backed products at the extremes of their exactness bound (exact_product.py):
-every operand at its largest magnitude, reductions at and past the float32 slice length and up to
-the longest one the int32 accumulator holds; expected sums are Python integers."""
+"""The PE array's fast products at the extremes of their exactness bounds (exact_product.py's float
+BLAS paths, int8_kernel.py's int8 kernel; the ``operand`` fixture runs a test on each): every
+operand at its largest magnitude, reductions at and past the float32 slice length and up to the
+longest one the int32 accumulator holds; expected sums are Python integers."""
 import numpy as np
 import pytest
 
 from isa_helpers import setr
 from tcc.isa.assembler import assemble
 from tcc.isa.encoding import encode_program
-from tcc.isa.simulator import Machine
+from tcc.isa.simulator import Machine, int8_kernel
 from tcc.isa.simulator.exact_product import (Weights, exact_depthwise, exact_grouped, exact_product,
                                               exact_product_into, float32_terms, int32_fits)
 from tcc.isa.target import load_target
@@ -17,13 +18,24 @@ INT32_MAX = 2**31 - 1
 FLOAT32_TERMS = float32_terms(128)  # int8 weights: 1024
 
 
+@pytest.fixture(params=["float", "int8"])
+def operand(request, monkeypatch):
+    """The A operand as each backend takes it: int8 values for the float paths (the int8 kernel off),
+    biased (``a + 128``) for the int8 kernel, which takes it where its bound holds and this
+    machine's kernel passed the probe (the float paths otherwise)."""
+    if request.param == "float":
+        monkeypatch.setattr(int8_kernel, "enabled", False)
+        return lambda a: a
+    return int8_kernel.biased
+
+
 @pytest.mark.parametrize("k", [1, FLOAT32_TERMS - 1, FLOAT32_TERMS, FLOAT32_TERMS + 1, 3 * FLOAT32_TERMS + 7, 2**20])
 @pytest.mark.parametrize("zp", [0, 127, -128])
-def test_int8_extremes_sum_exactly(k, zp):
+def test_int8_extremes_sum_exactly(k, zp, operand):
     a = np.full((2, k), -128, np.int8)
     w = np.full((3, k), -128, np.int8)
     w[1] = 127
-    got = exact_product(a, w, zp, 128)
+    got = exact_product(operand(a), w, zp, 128)
     expected = [[k * (-128 - zp) * int(w[n, 0]) for n in range(3)]] * 2
     assert got.dtype == np.int64 and got.tolist() == expected
 
@@ -36,13 +48,13 @@ def test_wide_weight_extremes_sum_exactly(k):
     assert exact_product(a, w, 127, 2**15).tolist() == [[k * -255 * -2**15, k * -255 * (2**15 - 1)]]
 
 
-def test_a_zero_point_outside_int8_takes_the_integer_path():
+def test_a_zero_point_outside_int8_takes_the_integer_path(operand):
     rng = np.random.default_rng(1)
     a = rng.integers(-128, 128, (5, 3000)).astype(np.int8)
     w = rng.integers(-128, 128, (4, 3000)).astype(np.int8)
     for zp in (200, -1000, 2**30):
         expected = [[sum((int(x) - zp) * int(y) for x, y in zip(row, col)) for col in w] for row in a]
-        assert exact_product(a, w, zp, 128).tolist() == expected
+        assert exact_product(operand(a), w, zp, 128).tolist() == expected
 
 
 def test_depthwise_extremes_sum_exactly():
@@ -56,31 +68,31 @@ def test_depthwise_extremes_sum_exactly():
 
 @pytest.mark.parametrize("k", [1, FLOAT32_TERMS, FLOAT32_TERMS + 1])
 @pytest.mark.parametrize("zp", [0, 127, -128])
-def test_grouped_extremes_sum_exactly(k, zp):
+def test_grouped_extremes_sum_exactly(k, zp, operand):
     """Three groups of two output channels, the last one short (5 channels): one batched float32
     product up to the slice length, group by group past it."""
     a = np.full((3, 2, k), -128, np.int8)
     a[1] = 127
     w = np.full((5, k), -128, np.int8)
     w[1::2] = 127
-    got = exact_grouped(a, Weights(w, 128), 5, 2, zp, 128)
+    got = exact_grouped(operand(a), Weights(w, 128), 5, 2, zp, 128)
     expected = [[k * (int(a[n // 2, 0, 0]) - zp) * int(w[n, 0]) for n in range(5)]] * 2
     assert got.dtype == np.int64 and got.tolist() == expected
     into = np.zeros((2, 5), np.int32)  # written into int32 accumulators (every sum fits: int32_fits)
-    if exact_grouped(a, Weights(w, 128), 5, 2, zp, 128, into) is None:
+    if exact_grouped(operand(a), Weights(w, 128), 5, 2, zp, 128, into) is None:
         assert into.tolist() == expected
 
 
 @pytest.mark.parametrize("k", [1, FLOAT32_TERMS])
 @pytest.mark.parametrize("zp", [0, 127, -128])
-def test_full_groups_written_into_strided_int32_sum_exactly(k, zp):
+def test_full_groups_written_into_strided_int32_sum_exactly(k, zp, operand):
     """Three full groups of two channels written straight into accumulators with a row stride
     (their (M, groups, size) view): each column its own sum, the columns past them untouched."""
     rng = np.random.default_rng(k)
     a = rng.choice(np.array([-128, 127], np.int8), (3, 4, k))
     w = rng.choice(np.array([-128, 127], np.int8), (6, k))
     acc = np.full((4, 8), 7, np.int32)
-    assert exact_grouped(a, Weights(w, 128), 6, 2, zp, 128, acc[:, :6]) is None
+    assert exact_grouped(operand(a), Weights(w, 128), 6, 2, zp, 128, acc[:, :6]) is None
     expected = [[sum((int(x) - zp) * int(y) for x, y in zip(a[n // 2, m], w[n])) for n in range(6)] for m in range(4)]
     assert acc[:, :6].tolist() == expected and (acc[:, 6:] == 7).all()
 
@@ -140,13 +152,13 @@ def flip_the_products_lowest_bit(monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("k, zp", [(1, 0), (FLOAT32_TERMS, -128), (FLOAT32_TERMS + 1, 127), (65793, 127)])
-def test_the_product_written_into_int32_sums_exactly(k, zp):
+def test_the_product_written_into_int32_sums_exactly(k, zp, operand):
     """exact_product_into (a product that fits int32 by its bound) against exact_product, at the extremes."""
     a = np.full((2, k), -128, np.int8)
     w = np.full((3, k), -128, np.int8)
     w[1] = 127
     assert int32_fits(k, zp, 128)
     out = np.zeros((2, 3), np.int32)
-    exact_product_into(out, a, Weights(w, 128), zp, 128)
+    exact_product_into(out, operand(a), Weights(w, 128), zp, 128)
     assert out.tolist() == exact_product(a, w, zp, 128).tolist()
     assert not int32_fits(65794, 127, 128)

@@ -45,8 +45,8 @@ def accumulators(machine: Machine) -> list[np.ndarray]:
 @pytest.mark.parametrize("reload_at", [None, 2])
 def test_tiles_share_one_product_and_follow_changed_weights(reload_at, monkeypatch):
     products = []
-    real = shared_product.float_product
-    monkeypatch.setattr(shared_product, "float_product", lambda a, w, *rest: products.append(a.shape) or real(a, w, *rest))
+    real = shared_product.fast_product
+    monkeypatch.setattr(shared_product, "fast_product", lambda a, w, *rest: products.append(a.shape) or real(a, w, *rest))
     rng = np.random.default_rng(3)
     dram = rng.integers(0, 256, WEIGHTS + TILES * N * K, dtype=np.uint8)
     machine = Machine(TARGET, dram)
