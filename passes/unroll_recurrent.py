@@ -82,65 +82,106 @@ class _Unroller:
         """Time step ``t`` of the input projection: [1, batch, gates * hidden]."""
         return self.v("slice", [gx], f"d{d}.t{t}.x", starts=(t,), ends=(t + 1,), axes=(0,), steps=(1,))
 
-    def recurrence(self, h: Value | None, weight: np.ndarray, x_part: Value, name: str) -> Value:
-        """x_part + h @ weight^T (just x_part while h is a zero constant)."""
+    def recurrence(self, h: Value | None, weight: np.ndarray, x_part: Value, name: str):
+        """x_part + h @ weight^T (just x_part while h is a zero constant); a generator (yields after
+        each op, returns the value)."""
         if h is None:
             return x_part
         hr = self.v("linear", [h, self.const(weight, f"{name}.r")], f"{name}.hr")
-        return self.v("add", [x_part, hr], f"{name}.pre")
+        yield
+        pre = self.v("add", [x_part, hr], f"{name}.pre")
+        yield
+        return pre
 
     def run(self) -> list[Value]:
         x = self.op.x
         w, r, b = (constant_value(v) for v in (self.op.w, self.op.r, self.op.b))
         flat = self.v("reshape", [x], "x2d", shape=(self.seq * self.batch, self.size))
-        outputs, finals = [], []
+        g, h = self.gates * self.hidden, self.hidden
+        projections = []
         for d in range(self.dirs):
-            g, h = self.gates * self.hidden, self.hidden
             bias = b[d, :g] + b[d, g:]
             if self.op.kind == "gru" and self.op.linear_before_reset:  # rbh is scaled by the reset gate
                 bias = np.concatenate([bias[:2 * h], b[d, 2 * h:g]])
             gx = self.v("linear", [flat, self.const(w[d], f"d{d}.w"), self.const(bias, f"d{d}.b")], f"d{d}.gx")
-            gx = self.v("reshape", [gx], f"d{d}.gx3", shape=(self.seq, self.batch, g))
-            states = [self.state(self.op.initial_h, d, "h0")]
-            if self.op.kind == "lstm":
-                states.append(self.state(self.op.initial_c, d, "c0"))
-            reverse = self.op.direction == "reverse" or d == 1
-            hs = {}
-            for t in (range(self.seq - 1, -1, -1) if reverse else range(self.seq)):
-                step = getattr(self, f"_{self.op.kind}_step")
-                states = step(d, t, self.step_input(gx, t, d), states, r[d], b[d])
-                hs[t] = states[0]
+            projections.append(self.v("reshape", [gx], f"d{d}.gx3", shape=(self.seq, self.batch, g)))
+        # The directions do not depend on each other: their time steps are built in lock step, one
+        # op of each in turn, so the module (and the program, schedule-modes keeping ties in order)
+        # interleaves them op by op and one direction's latencies overlap the other's work.
+        results: list[dict] = [{} for _ in range(self.dirs)]
+        pending = [self._direction(d, projections[d], r[d], b[d], results[d]) for d in range(self.dirs)]
+        while pending:
+            for walk in list(pending):
+                if next(walk, StopIteration) is StopIteration:
+                    pending.remove(walk)
+        outputs = []
+        for d in range(self.dirs):
+            hs = results[d]["hs"]
             ys = [self.v("reshape", [hs[t]], f"d{d}.y{t}", shape=(1, 1, self.batch, h)) for t in range(self.seq)]
             outputs.append(ys[0] if self.seq == 1 else self.v("concat", ys, f"d{d}.y", axis=0))
-            finals.append(states)
+        finals = [results[d]["states"] for d in range(self.dirs)]
         y = outputs[0] if self.dirs == 1 else self.v("concat", outputs, "y", axis=1)
-        results = [y]
+        out = [y]
         for i in range(len(finals[0])):
             parts = [f[i] for f in finals]
-            results.append(parts[0] if self.dirs == 1 else self.v("concat", parts, f"final{i}", axis=0))
-        return results
+            out.append(parts[0] if self.dirs == 1 else self.v("concat", parts, f"final{i}", axis=0))
+        return out
+
+    def _direction(self, d, gx, r, b, result: dict):
+        """Direction ``d``'s time steps, a generator yielding after each op it builds; ``result``
+        gets its hidden state per step (``hs``) and final states (``states``)."""
+        states = [self.state(self.op.initial_h, d, "h0")]
+        if self.op.kind == "lstm":
+            states.append(self.state(self.op.initial_c, d, "c0"))
+        reverse = self.op.direction == "reverse" or d == 1
+        hs = {}
+        step = getattr(self, f"_{self.op.kind}_step")
+        for t in (range(self.seq - 1, -1, -1) if reverse else range(self.seq)):
+            x_part = self.step_input(gx, t, d)
+            yield
+            states = yield from step(d, t, x_part, states, r, b)
+            hs[t] = states[0]
+        result.update(hs=hs, states=states)
 
     def _split(self, pre: Value, name: str) -> list[Value]:
         return self.b.create("split", [pre], {"axis": 2, "sizes": (self.hidden,) * self.gates},
                              name=f"{self.prefix}.{name}").results
 
+    # The steps are generators: each yields after the ops it builds in turn (``run`` interleaves
+    # the directions' steps op by op) and returns the new states.
+
     def _lstm_step(self, d, t, x_part, states, r, b):
         h, c = states
         name = f"d{d}.t{t}"
-        gi, go, gf, gc = self._split(self.recurrence(h, r, x_part, name), f"{name}.gates")
-        i, o = self.act(d, 0, gi, f"{name}.i"), self.act(d, 0, go, f"{name}.o")
+        gi, go, gf, gc = self._split((yield from self.recurrence(h, r, x_part, name)), f"{name}.gates")
+        yield
+        i = self.act(d, 0, gi, f"{name}.i")
+        yield
+        o = self.act(d, 0, go, f"{name}.o")
+        yield
         candidate = self.act(d, 1, gc, f"{name}.g")
+        yield
         c_new = self.v("mul", [i, candidate], f"{name}.ig")
+        yield
         if c is not None:
             f = self.act(d, 0, gf, f"{name}.f")
-            c_new = self.v("add", [self.v("mul", [f, c], f"{name}.fc"), c_new], f"{name}.c")
-        h_new = self.v("mul", [o, self.act(d, 2, c_new, f"{name}.tc")], f"{name}.h")
+            yield
+            fc = self.v("mul", [f, c], f"{name}.fc")
+            yield
+            c_new = self.v("add", [fc, c_new], f"{name}.c")
+            yield
+        tc = self.act(d, 2, c_new, f"{name}.tc")
+        yield
+        h_new = self.v("mul", [o, tc], f"{name}.h")
+        yield
         return [h_new, c_new]
 
     def _rnn_step(self, d, t, x_part, states, r, b):
         (h,) = states
         name = f"d{d}.t{t}"
-        return [self.act(d, 0, self.recurrence(h, r, x_part, name), f"{name}.h")]
+        h_new = self.act(d, 0, (yield from self.recurrence(h, r, x_part, name)), f"{name}.h")
+        yield
+        return [h_new]
 
     def _gru_step(self, d, t, x_part, states, r, b):
         """ONNX GRU; with linear_before_reset = 0 the recurrence bias of h is in x_part already."""
@@ -149,24 +190,38 @@ class _Unroller:
         name = f"d{d}.t{t}"
         xz, xr, xh = self._split(x_part, f"{name}.xgates")
         rz, rr, rh = r[:hid], r[hid:2 * hid], r[2 * hid:]
-        z = self.act(d, 0, self.recurrence(h, rz, xz, f"{name}.z"), f"{name}.zs")
+        z = self.act(d, 0, (yield from self.recurrence(h, rz, xz, f"{name}.z")), f"{name}.zs")
+        yield
         if self.op.linear_before_reset:  # xh + reset * (h @ rh^T + rbh)
             rbh = self.const(b[5 * hid:], f"{name}.rbh")
-            reset = self.act(d, 0, self.recurrence(h, rr, xr, f"{name}.r"), f"{name}.rs")
+            reset = self.act(d, 0, (yield from self.recurrence(h, rr, xr, f"{name}.r")), f"{name}.rs")
+            yield
             hr = rbh if h is None else self.v("linear", [h, self.const(rh, f"{name}.rh"), rbh], f"{name}.hr")
+            yield
             pre = self.v("add", [xh, self.v("mul", [reset, hr], f"{name}.rhr")], f"{name}.hpre")
+            yield
         elif h is None:  # (reset * 0) @ rh^T = 0
             pre = xh
         else:  # xh + (reset * h) @ rh^T
-            reset = self.act(d, 0, self.recurrence(h, rr, xr, f"{name}.r"), f"{name}.rs")
+            reset = self.act(d, 0, (yield from self.recurrence(h, rr, xr, f"{name}.r")), f"{name}.rs")
+            yield
             rhh = self.v("mul", [reset, h], f"{name}.rh_")
+            yield
             hr = self.v("linear", [rhh, self.const(rh, f"{name}.rh")], f"{name}.hr")
+            yield
             pre = self.v("add", [xh, hr], f"{name}.hpre")
+            yield
         candidate = self.act(d, 1, pre, f"{name}.hc")
+        yield
         one_minus_z = self.v("sub", [self.const(np.ones((), np.float32), f"{name}.one"), z], f"{name}.1mz")
+        yield
         h_new = self.v("mul", [one_minus_z, candidate], f"{name}.zc")
+        yield
         if h is not None:
-            h_new = self.v("add", [h_new, self.v("mul", [z, h], f"{name}.zh")], f"{name}.h")
+            zh = self.v("mul", [z, h], f"{name}.zh")
+            yield
+            h_new = self.v("add", [h_new, zh], f"{name}.h")
+            yield
         return [h_new]
 
 

@@ -30,6 +30,10 @@ class Buffers:
     vbuf_q: int
     turn: dict[str, int] = field(default_factory=dict)  # per kind: this layer's first slot
     used: dict[str, int] = field(default_factory=dict)  # per kind: the last slot used, counted on
+    sub: int = 0  # a tiny layer's byte offset into its abuf and vbuf slots (``next_layer``)
+    tiny_layers: int = 0  # tiny layers so far
+    tiny: bool = False  # whether this layer is tiny
+    elementwise: bool = False  # whether the step being emitted is element-wise (``next_layer``)
 
     @classmethod
     def of(cls, target: TargetConfig) -> "Buffers":
@@ -37,8 +41,16 @@ class Buffers:
                    target.acc_bytes // 2 // 64 * 64, target.pbuf_bytes // 2 // 64 * 64,
                    target.vbuf_bytes // 4 // 64 * 64)
 
-    def next_layer(self) -> None:
+    def next_layer(self, min_bytes: int | None = None) -> None:
+        """The next layer's slots.  A tiny element-wise layer (every tensor it moves together
+        ``TINY_LAYER`` bytes at most, so every tile of it too) takes its abuf and vbuf slots at one of
+        ``SUB_SLOTS`` offsets into the quarters, a different one than the tiny layers just
+        before: a chain of tiny layers (an unrolled LSTM's time step) leaves each result where
+        the next layers read it on chip (resident.py) instead of overwriting it."""
         self.turn = {kind: last + 1 for kind, last in self.used.items()}
+        self.tiny = self.elementwise and min_bytes is not None and min_bytes <= TINY_LAYER
+        self.sub = (self.tiny_layers // 2 % SUB_SLOTS) * TINY_LAYER if self.tiny else 0
+        self.tiny_layers += self.tiny
 
     def _slot(self, kind: str, i: int, count: int) -> int:
         at = self.turn.get(kind, 0) + i
@@ -46,10 +58,10 @@ class Buffers:
         return at % count
 
     def a_in(self, i: int) -> int:
-        return self._slot("a_in", i, 2) * self.abuf_q
+        return self._slot("a_in", i, 2) * self.abuf_q + self.sub
 
     def a_out(self, i: int) -> int:
-        return (2 + self._slot("a_out", i, 2)) * self.abuf_q
+        return (2 + self._slot("a_out", i, 2)) * self.abuf_q + self.sub
 
     def w(self, i: int) -> int:
         return self._slot("w", i, 2) * self.wbuf_h
@@ -61,8 +73,14 @@ class Buffers:
         return self._slot("p", i, 2) * self.pbuf_h
 
     def v(self, i: int) -> int:
-        return self._slot("v", i, 4) * self.vbuf_q
+        return self._slot("v", i, 4) * self.vbuf_q + self.sub
 
+
+# A tiny layer's slots sit at one of SUB_SLOTS offsets of TINY_LAYER bytes into the quarters
+# (Buffers.next_layer): at most 28 KiB in, so a tile of up to TINY_LAYER bytes placed half a quarter
+# further (a gemm's skip tile, emul's second half) still ends inside the quarter.
+TINY_LAYER = 4096
+SUB_SLOTS = 8
 
 # Steps after a compute-bound layer whose weights may load at its end: ShuffleNet's unit is a
 # compute-bound conv, a channel shuffle, a DRAM-bound depthwise conv and the conv that needs them.
@@ -105,7 +123,7 @@ class Context:
     def begin_layer(self, name: str, macs: int, min_bytes: int) -> int:
         """Start counting a new layer; roofline inputs are recorded for the report."""
         index = len(self.layer_names)
-        self.buffers.next_layer()
+        self.buffers.next_layer(min_bytes)
         self.layer_names.append(name)
         self.layer_stats.append({"name": name, "macs": int(macs), "min_bytes": int(min_bytes)})
         self.program.layer(index)

@@ -6,14 +6,15 @@ overlap (double buffering).
 """
 from __future__ import annotations
 
+import hashlib
 
 import numpy as np
 
 from tcc.ir import Op, constant_value, numerics
 from tcc.isa.weights import matmul_fields, row_bytes
 
-from .context import Context
-from .epilogue import eadd_registers, emit_epilogue, load_table, table_offset
+from .context import TINY_LAYER, Context
+from .epilogue import eadd_registers, emit_epilogue, load_skip, load_table, table_offset
 from .errors import unsupported
 from .later_store import LaterStore
 from .steps import Step
@@ -88,7 +89,11 @@ def _my_tiles(ctx: Context, n: int, tn: int, rows: int, th: int, first: int = 0
 def conv_tiles_fit(step: Step, buffers, target, residual: bool, lut: bool) -> bool:
     """Whether a conv step's tile search finds a tiling with these epilogues fused (a fused residual
     add halves the output tile's room): epilogue fusion asks before fusing, so a conv that fits
-    unfused never becomes one that does not.  Other steps always fit."""
+    unfused never becomes one that does not.  A gemm takes a residual add when its whole result fits
+    half an abuf quarter (every output tile then does, the skip tile beside it); other steps always fit."""
+    if step.kind == "gemm":  # a fused residual add's skip tile takes the upper half of the output quarter
+        return not residual or (len(step.ops) == 2 and step.ops[1].dtype == "i8"
+                                and step.outputs[0].type.size <= buffers.abuf_q // 2)
     if step.kind != "conv":
         return True
     conv = step.ops[0]
@@ -312,21 +317,30 @@ def emit_gemm(ctx: Context, step: Step) -> None:
         if ctx.layouts.perm(v) != tuple(range(v.type.rank)):
             raise unsupported(lin, f"linear layer over {v.name}, which is stored NHWC for a convolution")
     try:
-        tiles = choose_gemm_tiles(m, n_out, k, fmt, b, ctx.target, elem)
+        # a one-row product of a tiny input whose weights fit a wbuf half (an unrolled recurrence's
+        # step): the weights load while the tiny layers producing its input run
+        early = m == 1 and x.type.size <= TINY_LAYER and n_out * row_bytes(k, fmt) <= b.wbuf_h
+        tiles = choose_gemm_tiles(m, n_out, k, fmt, b, ctx.target, elem, early)
     except ValueError:
         raise unsupported(lin, "not even one output row of one column tile fits the on-chip buffers") from None
     tn, tm, kt = tiles.tn, tiles.tm, tiles.kt
     single = kt >= k
     data, blocks = gemm_weight_tiles(w, fmt, tn, kt, caps)
-    w_addr = ctx.constant(f"w:{lin.w.name}:{tn}x{kt}", data)
+    # keyed by content: an unrolled recurrence's steps share one copy of their weights, which
+    # Program then need not load again while wbuf holds it
+    w_addr = ctx.constant(f"w:{hashlib.blake2b(data.tobytes(), digest_size=16).hexdigest()}:{tn}x{kt}", data)
     p_addr = ctx.constant(f"p:{y.name}", _params(lin, req, n_out))
     caps_addr = None if caps is None else ctx.constant(f"c:{lin.w.name}", caps)
     p = ctx.program
     stored = data.nbytes + (0 if caps is None else caps.nbytes)
+    residual = step.info.get("residual")
     ctx.begin_layer(step.name, m * n_out * k,
-                    x.type.size + stored + y.type.size * elem + (256 if "lut" in step.info else 0))
+                    x.type.size + stored + y.type.size * elem + (256 if "lut" in step.info else 0)
+                    + (0 if residual is None else residual.skip.type.size))
     ctx.record_weights(fmt.name, stored)
     _requant_regs(ctx, req)
+    if residual is not None:
+        p.set(eadd_registers(*residual.ops))
     p.set({"mm.a_zp": x.type.quant.zero_point[0]})
     mine = _my_tiles(ctx, n_out, tn, m, tm)
     a_base = b.a_in(0)
@@ -347,6 +361,9 @@ def emit_gemm(ctx: Context, step: Step) -> None:
             p.dma("load", "wbuf", b.w(n_tile), w_addr + blocks[n0, 0], rows=1, row_bytes=nt * row_bytes(k, fmt))
         for m0, mt in my_rows:
             acc = b.acc(tile)
+            dst = b.a_out(tile)
+            if residual is not None:  # the skip tile is ready: it loads while the array works
+                load_skip(ctx, step, dst + b.abuf_q // 2, m0 * n_out + n0, mt, nt, n_out)
             for k0 in range(0, k, kt):
                 ktile = min(kt, k - k0)
                 wslot = b.w(n_tile) if single else b.w(chunk)
@@ -370,10 +387,9 @@ def emit_gemm(ctx: Context, step: Step) -> None:
                     _load_params(ctx, step, pslot, p_addr, n0, nt)
                     params = False
                 chunk += 1
-            dst = b.a_out(tile)
             p.set({"rq.params": pslot, "rq.m": mt, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})
             p.emit("requant", src="acc", out=out, rounding=rounding, dst=dst, srcaddr=acc)
-            emit_epilogue(ctx, step, dst, dst, 0, mt, nt, n_out, pslot)
+            emit_epilogue(ctx, step, dst, dst + b.abuf_q // 2, 0, mt, nt, n_out, pslot, skip_loaded=True)
             stores.later("abuf", dst, ctx.addr(y) + (m0 * n_out + n0) * elem, rows=mt, row_bytes=nt * elem,
                          dram_row=n_out * elem, sram_row=nt * elem)
             tile += 1

@@ -5,7 +5,7 @@ import numpy as np
 
 from tcc.ir import TccError, constant_value, is_constant
 
-from .context import Context
+from .context import TINY_LAYER, Context
 from .errors import unsupported
 from .layout import physical_offsets, to_physical
 from .memory import ActivationAddress
@@ -100,6 +100,16 @@ def _stream(ctx: Context, x, y, length_register: str, emit) -> None:
     which the DMAs want the shared DRAM channel."""
     b, p = ctx.buffers, ctx.program
     tiles = list(_flat_tiles(y.type.size, stream_tile(y.type.size, b.abuf_q, ctx.target)))
+    if len(tiles) == 1:  # one tile: read where abuf may still hold it (an earlier layer's result)
+        (i, start, count), dst = tiles[0], b.a_out(tiles[0][0])
+        src = p.read_in_place("abuf", b.a_in(i), ctx.addr(x) + start, count)
+        if src != dst and src < dst + count and dst < src + count:  # elementwise in place, or apart
+            src = b.a_in(i)
+            p.dma("load", "abuf", src, ctx.addr(x) + start, rows=1, row_bytes=count)
+        p.set({length_register: count})
+        emit(src, dst)
+        p.dma("store", "abuf", dst, ctx.addr(y) + start, rows=1, row_bytes=count)
+        return
     for k, (i, start, count) in enumerate(tiles):
         if k == 0:
             p.dma("load", "abuf", b.a_in(i), ctx.addr(x) + start, rows=1, row_bytes=count)
@@ -205,14 +215,18 @@ def emit_emul(ctx: Context, step: Step) -> None:
 
 
 def emit_lut(ctx: Context, step: Step) -> None:
-    """The table goes to pbuf once; the input streams through in flat tiles."""
+    """The table goes to pbuf once; the input streams through in flat tiles.  A tiny layer's table
+    takes a place of its own among the tiny layers' at the top of its pbuf half (Buffers.next_layer;
+    other steps' parameters fill halves from the bottom), so its load need not wait for the layers
+    before to be done reading theirs."""
     op = step.ops[0]
     x, y = op.x, op.result
     b, p = ctx.buffers, ctx.program
     table = ctx.constant(f"lut:{y.name}", constant_value(op.table).astype(np.int8))
     ctx.begin_layer(step.name, 0, x.type.size + y.type.size + 256)
-    p.dma("load", "pbuf", b.p(0), table, rows=1, row_bytes=256)
-    p.set({"lt.table": b.p(0)})
+    at = b.p(0) + (b.pbuf_h - 256 - b.sub // TINY_LAYER * 256 if b.tiny else 0)  # from the top: params sit low
+    p.dma("load", "pbuf", at, table, rows=1, row_bytes=256)
+    p.set({"lt.table": at})
     _stream(ctx, x, y, "lt.len", lambda src, dst: p.emit("lut", dst=dst, src=src))
 
 

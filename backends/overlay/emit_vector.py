@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .context import Context
+from .context import TINY_LAYER, Context
 from .errors import unsupported
 from .steps import Step
 from .vector_lowering import record, scheduled, vector_lowering
@@ -192,18 +192,33 @@ def emit_vector(ctx: Context, step: Step) -> None:
     ctx.begin_layer(step.name, 0, sum(v.type.size * 2 for v in op.operands) + op.result.type.size * 2)
     constants = ConstantRegisters(p)
     tiles = list(_tiles(lowering, tile_rows, tile_cols))
+    # slots that fit a vbuf quarter take the next quarter in turn (a tiny layer's own place in it:
+    # Buffers.next_layer), so the tiles the conversion before left in vbuf are read where they are
+    # and this op's result stays for the conversion after it; larger ones start at vbuf's start
+    fits = buffers * set_bytes <= (TINY_LAYER if ctx.buffers.tiny else ctx.buffers.vbuf_q)
+    origin = ctx.buffers.v(0) if fits else 0
 
     def place(index: int):
         """The tile's element counts per space, its DRAM offsets and its set of slots."""
         batch, r0, rn, c0, cn = tiles[index]
         full_start = (batch * rows * cols + r0 * cols + c0) * 2
-        base = (index % buffers) * set_bytes
+        base = origin + (index % buffers) * set_bytes
         return rn, cn, {FULL: rn * cn, ROW: rn, COL: cn}, {FULL: full_start, ROW: r0 * 2, COL: c0 * 2}, base
+
+    held: dict[int, int] = {}  # one tile: inputs read where vbuf still holds them, outside the slots
 
     def load(index: int) -> None:
         rn, cn, length, start, base = place(index)
         for handle, space, dram in inputs:
             slot = base + at(handle.index)
+            if len(tiles) == 1:
+                nbytes = length[space] * 2
+                where = p.read_in_place("vbuf", slot, dram + start[space], nbytes)
+                if where != slot and (where + nbytes <= base or base + set_bytes <= where):
+                    held[handle.index] = where
+                elif where != slot:
+                    p.dma("load", "vbuf", slot, dram + start[space], rows=1, row_bytes=nbytes)
+                continue
             if space == FULL:
                 p.dma("load", "vbuf", slot, dram + start[FULL], rows=rn, row_bytes=cn * 2, dram_row=cols * 2,
                       sram_row=cn * 2)
@@ -217,14 +232,15 @@ def emit_vector(ctx: Context, step: Step) -> None:
             load(index + 1)
         rn, cn, length, start, base = place(index)
         for ins in code.recorder.code:
-            _emit(p, ins, code, constants, length, rn, cn, at, base)
+            _emit(p, ins, code, constants, length, rn, cn, lambda i, base=base: held.get(i, base + at(i)))
         p.dma("store", "vbuf", base + at(code.result.index), ctx.addr(op.result) + start[FULL],
               rows=rn, row_bytes=cn * 2, dram_row=cols * 2, sram_row=cn * 2)
         if buffers == 1 and index + 1 < len(tiles):
             load(index + 1)
 
 
-def _emit(p, ins, code, constants, length, rn, cn, at, base) -> None:
+def _emit(p, ins, code, constants, length, rn, cn, where) -> None:
+    """One recorded instruction; ``where(index)``: the vbuf address of a value."""
     busy: set[int] = set()
 
     def operand(h, reg: str) -> str:
@@ -235,10 +251,10 @@ def _emit(p, ins, code, constants, length, rn, cn, at, base) -> None:
             rep, period = 1, length[space]
         else:  # a row or column value read across the full tile
             rep, period = (cn, rn) if space == ROW else (1, cn)
-        p.set({f"v.{reg}": base + at(h.index), f"v.{reg}_rep": rep, f"v.{reg}_period": period})
+        p.set({f"v.{reg}": where(h.index), f"v.{reg}_rep": rep, f"v.{reg}_period": period})
         return "vec"
 
-    dst, a = base + at(ins.dst), base + at(ins.a)
+    dst, a = where(ins.dst), where(ins.a)
     if ins.mnemonic == "vred":
         p.set({"v.len": length[FULL], "v.row": cn})
         p.emit("vred", op=ins.op, dst=dst, a=a)

@@ -48,8 +48,9 @@ def fuse_epilogues(steps: list[Step], outputs: set[int], pbuf_half: int, fits: F
 
 
 def _fuse_residual_adds(steps: list[Step], outputs: set[int], fits: Fits) -> list[Step]:
-    """Every eadd whose operand is the sole result of a conv step, used only by the add and
-    produced after the other operand, merged into that conv step."""
+    """Every eadd whose operand is the sole result of a conv or gemm step, used only by the add and
+    produced after the other operand, merged into that step (an LSTM step's gate add: the projection
+    of the hidden state plus the input's)."""
     index_of = {id(v): i for i, s in enumerate(steps) for v in s.outputs}
     fused: set[int] = set()
     for step in steps:
@@ -62,7 +63,7 @@ def _fuse_residual_adds(steps: list[Step], outputs: set[int], fits: Fits) -> lis
             if producer is None or producer in fused:
                 continue
             conv = steps[producer]
-            if (conv.kind != "conv" or conv.outputs != [value] or id(value) in outputs or len(value.users) != 1
+            if (conv.kind not in ("conv", "gemm") or conv.outputs != [value] or id(value) in outputs or len(value.users) != 1
                     or index_of.get(id(other), -1) >= producer or not fits(conv, True, False)):
                 continue
             candidates.append((producer, other, is_a))
@@ -154,17 +155,26 @@ def load_table(ctx: Context, step: Step, pslot: int, nt: int) -> None:
         ctx.program.dma("load", "pbuf", pslot + table_offset(nt), table, rows=1, row_bytes=256)
 
 
+def load_skip(ctx: Context, step: Step, skip_at: int, dram_offset: int, pixels: int, nt: int, n_out: int) -> None:
+    """A fused residual add's skip tile (``dram_offset`` elements into the skip operand, rows of
+    ``n_out``) to abuf ``skip_at``."""
+    residual = step.info["residual"]
+    ctx.program.dma("load", "abuf", skip_at, ctx.addr(residual.skip) + dram_offset, rows=pixels, row_bytes=nt,
+                    dram_row=n_out, sram_row=nt)
+
+
 def emit_epilogue(ctx: Context, step: Step, out: int, skip_at: int, dram_offset: int, pixels: int, nt: int,
-                  n_out: int, pslot: int) -> None:
+                  n_out: int, pslot: int, skip_loaded: bool = False) -> None:
     """After an output tile (``pixels`` x ``nt`` channels at abuf ``out``) is requantized: a fused
-    residual add loads the same tile of the skip operand (``dram_offset`` elements into it, rows of
-    ``n_out``) to ``skip_at`` and adds it in place; a fused lut looks the tile up in place."""
+    residual add loads the same tile of the skip operand (``load_skip``; not when ``skip_loaded``:
+    the caller loaded it earlier) to ``skip_at`` and adds it in place; a fused lut looks the tile up
+    in place."""
     p = ctx.program
     residual = step.info.get("residual")
     if residual is not None:
         _, _, add, req = residual.ops
-        p.dma("load", "abuf", skip_at, ctx.addr(residual.skip) + dram_offset, rows=pixels, row_bytes=nt,
-              dram_row=n_out, sram_row=nt)
+        if not skip_loaded:
+            load_skip(ctx, step, skip_at, dram_offset, pixels, nt, n_out)
         a, b = (out, skip_at) if residual.conv_is_a else (skip_at, out)
         p.set({"ea.b": b, "ea.len": pixels * nt})
         p.emit("eadd", op=add.kind, rounding=req.rounding, dst=out, a=a)

@@ -17,12 +17,17 @@ class Program:
         self._regs: dict[str, int] = {}
         # what writes wbuf, in order: (instruction index, lo, hi), hi = None for a range not known here
         self.wbuf_writes: list[tuple[int, int, int | None]] = []
+        # with ``keep_on_chip``: contiguous constant loads wbuf still holds, (sram, dram, bytes); a load
+        # of the same bytes to the same place again is left out (an unrolled recurrence's weights)
+        self.wbuf_held: list[tuple[int, int, int]] | None = [] if keep_on_chip else None
 
     def emit(self, mnemonic: str, **fields) -> None:
         if mnemonic not in BY_MNEMONIC:
             raise ValueError(f"unknown mnemonic {mnemonic!r}")
         if fields.get("buf") == "wbuf" and mnemonic not in ("load", "store"):  # a write whose range is in registers
             self.wbuf_writes.append((len(self.instructions), 0, None))
+            if self.wbuf_held is not None:
+                self.wbuf_held.clear()
         if self.residency is not None and mnemonic not in ("load", "store"):
             written = buffer_write(mnemonic, fields, lambda name: self._regs.get(name, 0))
             if written is not None:
@@ -64,8 +69,30 @@ class Program:
                   "dma.sram_row": sram_row, "dma.dram_plane": dram_plane, "dma.sram_plane": sram_plane})
         if direction == "load" and buf == "wbuf":
             span = (planes - 1) * sram_plane + (rows - 1) * sram_row + row_bytes
+            if self._wbuf_holds(sram, dram, box, span):
+                return
             self.wbuf_writes.append((len(self.instructions), sram, sram + span))
         self.emit(direction, buf=buf, sram=sram, dram=dram)
+
+    def _wbuf_holds(self, sram: int, dram, box: dict, span: int) -> bool:
+        """Whether wbuf holds the constant bytes a load to ``sram`` would bring (then the load is left
+        out, and its range counts as written now, so an early weight load never takes it: Context.
+        early_weights); otherwise follow the load.  Constants are never written, so only wbuf writes
+        end a holding."""
+        if self.wbuf_held is None:
+            return False
+        constant = isinstance(dram, int) and box["planes"] == 1 and box["rows"] == 1
+        if constant and (sram, dram, span) in self.wbuf_held:
+            self.wbuf_writes.append((len(self.instructions), sram, sram + span))
+            return True
+        self._wbuf_forget(sram, sram + span)
+        if constant:
+            self.wbuf_held.append((sram, dram, span))
+        return False
+
+    def _wbuf_forget(self, lo: int, hi: int) -> None:
+        if self.wbuf_held is not None:
+            self.wbuf_held = [h for h in self.wbuf_held if h[0] + h[2] <= lo or hi <= h[0]]
 
     def read_in_place(self, buf: str, sram: int, dram: int | ActivationAddress, nbytes: int) -> int:
         """Where to read ``nbytes`` contiguous bytes of ``dram`` that would be loaded to ``buf`` at
@@ -126,6 +153,7 @@ class Program:
         if buf == "wbuf":
             self.wbuf_writes.append((at + len(changed), sram, sram + nbytes))
             self.wbuf_writes.sort(key=lambda w: w[0])
+            self._wbuf_forget(sram, sram + nbytes)
 
     def copy_box(self, extents, src_strides, dst_strides, elem: int) -> None:
         """Set the cp.* registers: a 4-D box of ``extents`` (outermost first) of ``elem``-byte

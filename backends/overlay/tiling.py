@@ -369,10 +369,13 @@ def _sizes(total: int, tile: int) -> list[tuple[int, int]]:
 
 
 def estimate_gemm(m: int, n: int, k: int, fmt: WeightFormat, tn: int, tm: int, kt: int, resident: bool,
-                  target: TargetConfig) -> int:
+                  target: TargetConfig, weights_early: bool = False) -> int:
     """Modeled cycles of emit_gemm's tile loop (n tiles outer, m tiles, reduction chunks inner;
     weights pre-tiled in DRAM so each chunk is one contiguous transfer), as ``estimate``: the
-    busiest unit (or the shared DRAM channel) plus the first load and the last store."""
+    busiest unit (or the shared DRAM channel) plus the first load and the last store.  With
+    ``weights_early`` the first tile's weights and parameters are loaded before its input is there
+    (a recurrence's step: the load unit is idle while the tiny layers before it run), so only the
+    input's load is first: a reduction split in chunks then costs its chunks' serial products."""
     chunks = _sizes(k, kt)
     single = len(chunks) == 1 and chunks[0][1] == 1
     load = dma_cycles(target, 1, m * k) if resident else 0
@@ -391,7 +394,7 @@ def estimate_gemm(m: int, n: int, k: int, fmt: WeightFormat, tn: int, tm: int, k
                 per_m += k_count * (a_load + w_load)
                 dram += n_count * m_count * k_count * (dram_beats(target, a_load) + dram_beats(target, w_load))
                 compute += n_count * m_count * k_count * matmul_cycles(target, mt, nt, kc, fmt)
-                first_load = first_load or load + per_n + a_load + w_load
+                first_load = first_load or load + (0 if weights_early else per_n + w_load) + a_load
             per_n += m_count * per_m
             post += n_count * m_count * post_cycles(target, mt * nt)
             last_store = dma_cycles(target, 1, mt * nt) if nt == n else dma_cycles(target, mt, nt)
@@ -403,10 +406,11 @@ def estimate_gemm(m: int, n: int, k: int, fmt: WeightFormat, tn: int, tm: int, k
 
 
 def choose_gemm_tiles(m: int, n: int, k: int, fmt: WeightFormat, buffers: Buffers, target: TargetConfig,
-                      out_bytes: int = 1) -> GemmTiles:
+                      out_bytes: int = 1, weights_early: bool = False) -> GemmTiles:
     """The cheapest gemm tiling that fits the buffer halves: column tiles in multiples of the array
     width, the reduction whole or in the few largest chunks that fit, as many rows as fit (of
-    ``out_bytes``-byte results: 4 for int32 accumulators leaving the model)."""
+    ``out_bytes``-byte results: 4 for int32 accumulators leaving the model); ``weights_early`` as
+    for ``estimate_gemm``."""
     columns = sorted({n} | set(range(target.array_cols, n, target.array_cols)))
     chunk_sizes = sorted({_ceil(k, parts) for parts in range(1, k + 1)}, reverse=True)
     best = None
@@ -418,7 +422,7 @@ def choose_gemm_tiles(m: int, n: int, k: int, fmt: WeightFormat, buffers: Buffer
                 tm = min(m, rows_fit, buffers.abuf_q // (k if resident else kt))
                 if tm < 1 or resident and tm < m:
                     continue
-                cycles = estimate_gemm(m, n, k, fmt, tn, tm, kt, resident, target)
+                cycles = estimate_gemm(m, n, k, fmt, tn, tm, kt, resident, target, weights_early)
                 if best is None or cycles < best.cycles:
                     best = GemmTiles(tn, tm, kt, resident, cycles)
     if best is None:

@@ -12,7 +12,7 @@ caller then evaluates the rule on the data, which raises only if the data does r
 """
 from __future__ import annotations
 
-import sys
+import threading
 from typing import Callable
 
 import numpy as np
@@ -23,7 +23,6 @@ from .machine import MachineState
 BYTE_VALUES = np.arange(256, dtype=np.uint8).view(np.int8)
 #: Every (a, b) byte pair as two flat arrays of int8 values, a-major: pair (i, j) at index i * 256 + j.
 PAIR_A, PAIR_B = np.repeat(BYTE_VALUES, 256), np.tile(BYTE_VALUES, 256)
-_HIGH_BYTE = 1 if sys.byteorder == "little" else 0  # index of a uint16's high byte among its two bytes
 #: Every bf16 bit pattern 0..0xFFFF.
 BF16_PATTERNS = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
 
@@ -44,21 +43,28 @@ def table(m: MachineState, key: tuple, build: Callable[[], np.ndarray]) -> np.nd
 
 class PairIndex:
     """The index ``byte(a) * 256 + byte(b)`` of each element pair of two int8 operands of ``length``
-    elements (a pair table's entry), built in scratch made once: uint16 lanes whose high byte is
-    a's and low byte b's, two byte copies per call."""
+    elements (a pair table's entry): two contiguous passes (a's byte widened and shifted, b's byte
+    or-ed in) into the calling thread's one uint16 scratch, shared by every instruction so that it
+    stays in cache (a scratch per instruction, interleaved byte copies: ResNet-50's 291 residual
+    adds took 30 ms a run, 100 us each).  The index is valid until the thread's next call."""
 
-    __slots__ = ("index", "_high", "_low")
+    __slots__ = ("length", "b_shape")
 
     def __init__(self, length: int, b_shape: tuple | None = None):
         """``b_shape``: the shape b comes in (a broadcast pattern whose elements, in order, are the
         ``length`` lanes), else b is 1-d like a."""
-        self.index = np.empty(length, np.uint16)
-        halves = self.index.view(np.uint8)
-        self._high, self._low = halves[_HIGH_BYTE::2], halves[1 - _HIGH_BYTE::2]
-        if b_shape is not None:
-            self._low = self._low.reshape(b_shape)
+        self.length, self.b_shape = length, b_shape
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        self._high[...] = a.view(np.uint8)
-        self._low[...] = b.view(np.uint8)
-        return self.index
+        buffer = getattr(_SCRATCH, "index", None)
+        if buffer is None or buffer.size < self.length:
+            buffer = _SCRATCH.index = np.empty(max(self.length, 1 << 15), np.uint16)
+        index = buffer[:self.length]
+        np.left_shift(a.view(np.uint8), _EIGHT, out=index, dtype=np.uint16)
+        low = index if self.b_shape is None else index.reshape(self.b_shape)
+        np.bitwise_or(low, b.view(np.uint8), out=low)
+        return index
+
+
+_SCRATCH = threading.local()
+_EIGHT = np.uint16(8)

@@ -56,6 +56,31 @@ def test_residual_add_fused_into_its_conv_is_bit_exact(tmp_path, combine, shared
         assert fused["min_bytes"] == 3 * 16 * 12 * 12 + fused["weight_bytes"]
 
 
+@pytest.mark.parametrize("gemm_is_a", [True, False])
+def test_residual_add_fused_into_its_gemm_is_bit_exact(tmp_path, gemm_is_a):
+    """y = x @ w + s (an LSTM step's gate add): the eadd runs on the gemm's output tile, its skip
+    tile loaded beside it before the product; the gemm's own result never goes to DRAM."""
+    rng = np.random.default_rng(2)
+    w = numpy_helper.from_array((rng.standard_normal((24, 40)) * 0.3).astype(np.float32), "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["c"], name="fc"),
+             helper.make_node("Add", ["c", "s"] if gemm_is_a else ["s", "c"], ["y"], name="add")]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 24]),
+              helper.make_tensor_value_info("s", TensorProto.FLOAT, [4, 40])]
+    graph = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 40])], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "m.onnx"))
+    module = quantized(str(tmp_path / "m.onnx"),
+                       random_calibration({"x": np.zeros((4, 24)), "s": np.zeros((4, 40))}, tmp_path / "c.npz", samples=4))
+    artifact = compile_overlay(module)
+    assert [(entry["kind"], entry.get("fused")) for entry in artifact.metadata["layers"]] == [("gemm", ["eadd"])]
+    session = Session(artifact)
+    for seed in range(3):
+        feeds = {k: np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+                 for k, shape in (("x", (4, 24)), ("s", (4, 40)))}
+        simulated, reference = session.run_dict(feeds), run_module(module, feeds)
+        for key in reference:
+            np.testing.assert_array_equal(simulated[key], reference[key], err_msg=key)
+
+
 @pytest.mark.parametrize("layer", ["Conv", "Gemm"])
 def test_table_lookup_fused_into_its_conv_or_gemm_is_bit_exact(tmp_path, layer):
     """conv -> HardSigmoid and gemm -> Tanh: the quantizer tabulates the activation (a lut step),

@@ -133,3 +133,45 @@ def test_bf16_tiles_between_conversions_and_a_vector_op_stay_in_vbuf_and_bit_exa
     assert not any(line.startswith(("copy vbuf", "copy abuf")) for line in lines)
     assert not any(line.startswith("store vbuf") for line in lines)
     assert sum(line.startswith("load vbuf") for line in lines) == 2  # gamma and beta only
+
+
+def test_a_weight_load_wbuf_still_holds_is_left_out():
+    """Constant loads into wbuf (an unrolled recurrence's weights, the same bytes every step): a load
+    of what wbuf holds at that place is left out and counts as a write there (no early weight load
+    takes the range); another load over part of it ends the holding; without keep_on_chip nothing
+    is left out."""
+    p = Program(keep_on_chip=True)
+    p.dma("load", "wbuf", 0, 4096, rows=1, row_bytes=512)
+    p.dma("load", "wbuf", 0, 4096, rows=1, row_bytes=512)  # held: nothing
+    assert [lo for _, lo, _ in p.wbuf_writes] == [0, 0]
+    p.dma("load", "wbuf", 1024, 4096, rows=1, row_bytes=512)  # the same bytes elsewhere: a load
+    p.dma("load", "wbuf", 256, 8192, rows=1, row_bytes=512)  # over half of the first
+    p.dma("load", "wbuf", 0, 4096, rows=1, row_bytes=512)  # no longer held: a load
+    p.dma("load", "wbuf", 1024, 4096, rows=1, row_bytes=512)  # untouched: nothing
+    assert mnemonics(p) == ["load", "load", "load", "load"]
+    off = Program()
+    off.dma("load", "wbuf", 0, 4096, rows=1, row_bytes=512)
+    off.dma("load", "wbuf", 0, 4096, rows=1, row_bytes=512)
+    assert mnemonics(off) == ["load", "load"]
+
+
+def test_tiny_layers_take_their_own_places_in_the_buffers():
+    """Element-wise layers moving at most TINY_LAYER bytes in all get their abuf and vbuf slots at
+    offsets the tiny layers just before did not use (a chain of them reads its inputs on chip); a
+    larger layer, or a tiny conv, starts its slots at the quarters' start."""
+    from tcc.backends.overlay.context import SUB_SLOTS, TINY_LAYER, Buffers
+    from tcc.isa.target import load_target
+
+    b = Buffers.of(load_target())
+    b.elementwise = True  # compile.py: the step being emitted is element-wise or moves data
+    places = []
+    for _ in range(2 * SUB_SLOTS):
+        b.next_layer(TINY_LAYER)
+        places.append((b.a_in(0), b.a_out(0), b.v(0)))
+        assert b.a_out(0) % b.abuf_q + TINY_LAYER + b.abuf_q // 2 <= b.abuf_q  # a skip tile still fits
+    assert len(set(places)) == len(places)
+    b.next_layer(TINY_LAYER + 1)
+    assert (b.a_in(0) % b.abuf_q, b.a_out(0) % b.abuf_q, b.v(0) % b.vbuf_q) == (0, 0, 0)
+    b.elementwise = False  # a tiny conv or pool keeps the quarters' start
+    b.next_layer(TINY_LAYER)
+    assert (b.a_in(0) % b.abuf_q, b.a_out(0) % b.abuf_q, b.v(0) % b.vbuf_q) == (0, 0, 0)

@@ -191,3 +191,14 @@ def test_a_conv_narrower_than_the_array_runs_its_columns_as_two_gconvs_bit_exact
     run_wholly_on_the_overlay(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path, rng, 25.0)
     program = disassemble(open_session(tmp_path / "m.tcc").artifact.program, with_pc=False)
     assert "matmul gconv" in program and "matmul conv" not in program
+
+
+def test_a_recurrence_step_whose_weights_load_early_reduces_in_one_pass():
+    """An LSTM step's h @ R^T (1 x 192 x 48): loaded cold, splitting the reduction overlaps half the
+    weights' load with the product; with the weights loaded while the layers before run
+    (``weights_early``) only the chunks' serial products are left, and one pass is cheapest."""
+    cold = choose_gemm_tiles(1, 192, 48, INT8, BUFFERS, TARGET)
+    early = choose_gemm_tiles(1, 192, 48, INT8, BUFFERS, TARGET, weights_early=True)
+    assert cold.kt < 48 and early.kt == 48
+    assert early.cycles < estimate_gemm(1, 192, 48, INT8, cold.tn, cold.tm, cold.kt, cold.resident, TARGET,
+                                        weights_early=True)
