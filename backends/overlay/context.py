@@ -87,6 +87,12 @@ SUB_SLOTS = 8
 WEIGHT_MARK_STEPS = 3
 
 
+def core_share(core: int, cores: int, count: int) -> range:
+    """Core ``core``'s contiguous share of ``count`` tiles spread over ``cores`` cores (the tile
+    search costs each core's share as emission gives it: tiling.busiest_share_cycles)."""
+    return range(core * count // cores, (core + 1) * count // cores)
+
+
 @dataclass
 class Context:
     target: TargetConfig
@@ -112,7 +118,7 @@ class Context:
 
     def share(self, count: int) -> range:
         """This core's contiguous share of ``count`` tiles (all of them when one core emits)."""
-        return range(self.core * count // self.cores, (self.core + 1) * count // self.cores)
+        return core_share(self.core, self.cores, count)
 
     def addr(self, value: Value) -> int | ActivationAddress:
         return self.addresses[id(value)]

@@ -202,3 +202,19 @@ def test_a_recurrence_step_whose_weights_load_early_reduces_in_one_pass():
     assert cold.kt < 48 and early.kt == 48
     assert early.cycles < estimate_gemm(1, 192, 48, INT8, cold.tn, cold.tm, cold.kt, cold.resident, TARGET,
                                         weights_early=True)
+
+
+def test_a_tiling_spread_over_cores_is_timed_on_its_busiest_core():
+    """On 8 cores each core runs its contiguous share of the tiles (Context.share): the chosen
+    tiling's cycles are the slowest share's pipeline, never a short share's (ResNet-50's 14 x 14 x
+    256 3x3 convs chose a 2-row first tile that one core ran while another ran 12 rows), and the
+    split keeps every core within 1.3x of an even share of the one-core work."""
+    g = ConvGeometry(14, 14, 256, 256, 14, 14, 3, 1, 1, 2304, INT8, 32)
+    eight = dataclasses.replace(TARGET, cores=8)
+    tiles = choose_conv_tiles(g, Buffers.of(eight), eight)
+    every = pipeline_tiles(g, tiles.tn, tiles.th, eight, tiles.tc, tiles.first)
+    shares = [every[c * len(every) // 8:(c + 1) * len(every) // 8] for c in range(8)]
+    slowest = max(pipeline_cycles(eight, share) for share in shares if share)
+    assert tiles.cycles == slowest
+    one = choose_conv_tiles(g, BUFFERS, TARGET)
+    assert slowest <= 1.3 * one.cycles / 8
