@@ -97,10 +97,18 @@ def _output_rescale(req) -> dict[str, int]:
 def _stream(ctx: Context, x, y, length_register: str, emit) -> None:
     """``y`` from ``x`` in flat tiles of abuf: load a tile, set its length, ``emit(src, dst)``, store;
     the next tile's load comes before this tile's store, so that program order is the order in
-    which the DMAs want the shared DRAM channel."""
+    which the DMAs want the shared DRAM channel.  On several cores each takes its contiguous share
+    of the tiles (one per core when they fit abuf's quarter)."""
     b, p = ctx.buffers, ctx.program
-    tiles = list(_flat_tiles(y.type.size, stream_tile(y.type.size, b.abuf_q, ctx.target)))
-    if len(tiles) == 1:  # one tile: read where abuf may still hold it (an earlier layer's result)
+    n = y.type.size
+    tiles = list(_flat_tiles(n, stream_tile(n, b.abuf_q, ctx.target) if ctx.cores == 1
+                             else min(b.abuf_q, -(-n // ctx.cores))))
+    if ctx.cores > 1:  # this core's share of the tiles (as emit_eadd)
+        mine = ctx.share(len(tiles))
+        tiles = tiles[mine.start:mine.stop]
+        if not tiles:
+            return
+    if len(tiles) == 1 and ctx.cores == 1:  # one tile: read where abuf may still hold it (an earlier layer's result)
         (i, start, count), dst = tiles[0], b.a_out(tiles[0][0])
         src = p.read_in_place("abuf", b.a_in(i), ctx.addr(x) + start, count)
         if src != dst and src < dst + count and dst < src + count:  # elementwise in place, or apart

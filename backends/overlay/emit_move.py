@@ -232,10 +232,13 @@ def emit_concat(ctx: Context, step: Step) -> None:
         index[axis] = slice(start, start + extent)
         start += extent
         scatters.append(ctx.layouts.to_physical(out_offsets[tuple(index)], x).reshape(-1))
-    if _concat_on_chip(ctx, step, scatters):
+    if ctx.cores == 1 and _concat_on_chip(ctx, step, scatters):
         return
+    mine = balanced_share([x.type.size for x in op.operands], ctx.core, ctx.cores)
     last = None
     for i, (x, scatter) in enumerate(zip(op.operands, scatters)):
+        if i not in mine:
+            continue
         rescale = step.info.get("rescale", {}).get(i)
         if rescale is not None:  # move the requantize's input, rescaled tile by tile
             x = rescale.x
@@ -243,6 +246,19 @@ def emit_concat(ctx: Context, step: Step) -> None:
         ctx.emit_handed_store(last)
         last = emit_move(ctx, op, x, y, scatter, np.arange(x.type.size), rescale)
     ctx.hand_over_store(last)
+
+
+def balanced_share(sizes: list[int], core: int, cores: int) -> set[int]:
+    """The indices of the items (a concatenation's operands, each moved whole by one core) core
+    ``core`` of ``cores`` takes: largest first, each to the core with the least so far (ties to the
+    lower core), so no core waits at the step's barrier for far more than its share; one core
+    takes them all."""
+    loads, owner = [0] * cores, {}
+    for i in sorted(range(len(sizes)), key=lambda i: (-sizes[i], i)):
+        least = min(range(cores), key=lambda c: (loads[c], c))
+        owner[i] = least
+        loads[least] += sizes[i]
+    return {i for i, c in owner.items() if c == core}
 
 
 def _block(scatter: np.ndarray) -> tuple[int, int, int, int] | None:

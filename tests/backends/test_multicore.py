@@ -1,4 +1,4 @@
-"""Several cores: the compiler spreads conv/gemm/eadd/pool tiles over one instruction stream per
+"""Several cores: the compiler spreads conv/gemm/eadd/pool/concat/lut/requant work over one instruction stream per
 core with a barrier after each step; the simulator runs the cores over shared DRAM.  Outputs are
 bit-identical to one core and to the integer reference."""
 from dataclasses import replace
@@ -53,3 +53,42 @@ def test_squeezenet_on_three_cores_is_bit_identical_to_one_and_faster(tmp_path, 
     for key, value in run_module(module, other).items():
         np.testing.assert_array_equal(again[key], value)
     assert session.last_result == three and not prepared
+
+
+def test_concat_and_lookup_steps_are_spread_over_the_cores(tmp_path):
+    """A concatenation's operands and an element-wise table lookup's tiles go to several cores
+    (each core its share; the outputs bit-identical to one core's and to the reference), and the
+    operands are shared largest first to the least loaded core."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tcc.backends.overlay.emit_move import balanced_share
+    from tcc.isa.disassembler import disassemble
+
+    assert [balanced_share([5, 1, 1, 3], core, 2) for core in range(2)] == [{0}, {1, 2, 3}]
+    assert balanced_share([4, 4, 4], 0, 1) == {0, 1, 2}
+    rng = np.random.default_rng(5)
+    weights = [numpy_helper.from_array((rng.standard_normal((c, 16, 1, 1)) * 0.2).astype(np.float32), f"w{i}")
+               for i, c in enumerate((48, 16, 8))]
+    nodes = [helper.make_node("Conv", ["x", f"w{i}"], [f"c{i}"], name=f"conv{i}") for i in range(3)]
+    nodes += [helper.make_node("Sigmoid", ["c0"], ["s0"]), helper.make_node("Concat", ["s0", "c1", "c2"], ["y"], axis=1)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 40, 40])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 72, 40, 40])], weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "m.onnx"))
+    np.savez(tmp_path / "c.npz", x=rng.standard_normal((2, 1, 16, 40, 40)).astype(np.float32))
+    module, _ = compile_to_ir(str(tmp_path / "m.onnx"),
+                              passes=DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(tmp_path / "c.npz")))
+    inputs = {"x": rng.standard_normal((1, 16, 40, 40)).astype(np.float32)}
+    reference = run_module(module, inputs)
+    outputs = {}
+    for cores in (1, 3):
+        artifact = compile_overlay(module, replace(TARGET, cores=cores))
+        outputs[cores] = Session(artifact).run_dict(inputs)
+        if cores == 3:
+            entries = artifact.metadata["core_entries"] + [len(artifact.program)]
+            streams = [disassemble(artifact.program[a:b], with_pc=False).splitlines() for a, b in zip(entries, entries[1:])]
+            for mnemonic in ("lut", "store"):  # every core looks up and stores its share
+                assert all(any(line.split()[0] == mnemonic for line in s if line.strip()) for s in streams), mnemonic
+    for key in reference:
+        np.testing.assert_array_equal(outputs[3][key], outputs[1][key])
+        np.testing.assert_array_equal(outputs[3][key], reference[key])
