@@ -88,6 +88,16 @@ def _flat_tiles(length: int, tile: int):
         yield i, start, min(tile, length - start)
 
 
+def _my_flat_tiles(ctx: Context, n: int, limit: int, inputs: int = 1) -> list[tuple[int, int, int]]:
+    """This core's share of ``n`` elements' flat tiles of at most ``limit``: on one core all of
+    them, of the size ``stream_tile`` prices cheapest; on several, a tile per core where it fits
+    (each core its contiguous share, Context.share)."""
+    size = stream_tile(n, limit, ctx.target, inputs=inputs) if ctx.cores == 1 else min(limit, -(-n // ctx.cores))
+    tiles = list(_flat_tiles(n, size))
+    mine = ctx.share(len(tiles))
+    return tiles[mine.start:mine.stop]
+
+
 def _output_rescale(req) -> dict[str, int]:
     """The ea.* registers of the requantize that ends an int8 add or product step."""
     return {"ea.out_mult": req.multiplier[0], "ea.out_shift": req.shift[0], "ea.zp": req.zero_point,
@@ -100,14 +110,9 @@ def _stream(ctx: Context, x, y, length_register: str, emit) -> None:
     which the DMAs want the shared DRAM channel.  On several cores each takes its contiguous share
     of the tiles (one per core when they fit abuf's quarter)."""
     b, p = ctx.buffers, ctx.program
-    n = y.type.size
-    tiles = list(_flat_tiles(n, stream_tile(n, b.abuf_q, ctx.target) if ctx.cores == 1
-                             else min(b.abuf_q, -(-n // ctx.cores))))
-    if ctx.cores > 1:  # this core's share of the tiles (as emit_eadd)
-        mine = ctx.share(len(tiles))
-        tiles = tiles[mine.start:mine.stop]
-        if not tiles:
-            return
+    tiles = _my_flat_tiles(ctx, y.type.size, b.abuf_q)
+    if not tiles:
+        return
     if len(tiles) == 1 and ctx.cores == 1:  # one tile: read where abuf may still hold it (an earlier layer's result)
         (i, start, count), dst = tiles[0], b.a_out(tiles[0][0])
         src = p.read_in_place("abuf", b.a_in(i), ctx.addr(x) + start, count)
@@ -138,14 +143,12 @@ def emit_eadd(ctx: Context, step: Step) -> None:
     half = b.abuf_q // 2
     ctx.begin_layer(step.name, 0, a.type.size + bv.type.size + n)
     p.set(registers)
-    tiles = list(_flat_tiles(n, stream_tile(n, half, ctx.target, inputs=2) if ctx.cores == 1
-                             else min(half, -(-n // ctx.cores))))
-    mine = ctx.share(len(tiles))
+    mine_tiles = _my_flat_tiles(ctx, n, half, inputs=2)
+
     def load(i: int, start: int, count: int) -> None:
         p.dma("load", "abuf", b.a_in(0) + (i % 2) * half, ctx.addr(a) + start, rows=1, row_bytes=count)
         p.dma("load", "abuf", b.a_in(1) + (i % 2) * half, ctx.addr(bv) + start, rows=1, row_bytes=count)
 
-    mine_tiles = tiles[mine.start:mine.stop]
     for k, (i, start, count) in enumerate(mine_tiles):  # next tile's loads before this store (as _stream)
         sa, sb, so = b.a_in(0) + (i % 2) * half, b.a_in(1) + (i % 2) * half, b.a_out(0) + (i % 2) * half
         if k == 0:

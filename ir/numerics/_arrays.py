@@ -1,4 +1,7 @@
-"""Array plumbing shared by the numeric modules: integer coercion, per-axis broadcast, scalar out."""
+"""Array plumbing shared by the numeric modules: integer coercion, per-axis broadcast, scalar out,
+per-thread scratch."""
+import threading
+
 import numpy as np
 
 INT64_MAX = 2**63 - 1
@@ -53,3 +56,18 @@ def along_axis(param, shape: tuple, axis, name: str) -> np.ndarray:
 def unwrap(arr: np.ndarray):
     """0-d arrays become numpy scalars so scalar inputs give scalar outputs."""
     return arr[()] if isinstance(arr, np.ndarray) and arr.ndim == 0 else arr
+
+
+_SCRATCH = threading.local()
+
+
+def thread_scratch(key: str, size: int, dtype) -> np.ndarray:
+    """``size`` elements of ``dtype`` from the calling thread's one scratch buffer for ``key``, grown
+    as needed (at least 2**15 elements): every caller of a key shares it, so it stays in cache from
+    one call to the next (a buffer per instruction or per stage left a network touching megabytes
+    of cold scratch on every run).  Valid until the thread's next call for the same key."""
+    buffer = getattr(_SCRATCH, key, None)
+    if buffer is None or buffer.size < size:
+        buffer = np.empty(max(size, 1 << 15), dtype)
+        setattr(_SCRATCH, key, buffer)
+    return buffer[:size]

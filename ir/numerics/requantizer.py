@@ -12,11 +12,10 @@ cannot disagree; ``tests/numerics/test_num_requantizer.py`` compares them at the
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 
-from ._arrays import as_int64
+from ._arrays import as_int64, thread_scratch
 from .integer import INT32_MAX, INT32_MIN, ROUNDING_MODES, centre_and_shift, requantize
 
 _PRODUCT_LIMIT = 2**62  # integer.py's bound on |acc * multiplier|
@@ -168,7 +167,7 @@ class AffineRequantizer:
     def _float(self, x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
         y = None
         if out is not None:  # the float64 lanes are scratch: one buffer for every stage of the thread
-            y = _scratch(x.shape)
+            y = thread_scratch("requantize", math.prod(x.shape), np.float64).reshape(x.shape)
         r = self.requantizer
         if self._offset is not None:  # both terms and the sum v are integers below 2**53: exact
             y = np.add(x, self._offset, out=y, dtype=np.float64)
@@ -193,20 +192,6 @@ class AffineRequantizer:
         # the same sum, cast as it is written: integers inside out's type (qmin, qmax are), exact
         np.add(y, self._zero_point, out=out, casting="unsafe")
         return out
-
-
-_SCRATCH = threading.local()
-
-
-def _scratch(shape: tuple) -> np.ndarray:
-    """A float64 array of ``shape`` in the calling thread's one scratch buffer, grown as needed: every
-    stage writing into an ``out`` shares it, so it stays in cache from one call to the next (a
-    buffer per stage left a network's stages touching megabytes of cold scratch on every run)."""
-    size = math.prod(shape)
-    buffer = getattr(_SCRATCH, "buffer", None)
-    if buffer is None or buffer.size < size:
-        buffer = _SCRATCH.buffer = np.empty(max(size, 1 << 15), np.float64)
-    return buffer[:size].reshape(shape)
 
 
 def _uniform(values: np.ndarray) -> np.ndarray | float:

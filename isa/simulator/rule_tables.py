@@ -12,10 +12,11 @@ caller then evaluates the rule on the data, which raises only if the data does r
 """
 from __future__ import annotations
 
-import threading
 from typing import Callable
 
 import numpy as np
+
+from tcc.ir.numerics._arrays import thread_scratch
 
 from .machine import MachineState
 
@@ -56,15 +57,11 @@ class PairIndex:
         self.length, self.b_shape = length, b_shape
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        buffer = getattr(_SCRATCH, "index", None)
-        if buffer is None or buffer.size < self.length:
-            buffer = _SCRATCH.index = np.empty(max(self.length, 1 << 15), np.uint16)
-        index = buffer[:self.length]
+        index = thread_scratch("pair_index", self.length, np.uint16)
         np.left_shift(a.view(np.uint8), _EIGHT, out=index, dtype=np.uint16)
         low = index if self.b_shape is None else index.reshape(self.b_shape)
         np.bitwise_or(low, b.view(np.uint8), out=low)
         return index
 
 
-_SCRATCH = threading.local()
 _EIGHT = np.uint16(8)
