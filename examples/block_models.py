@@ -178,9 +178,21 @@ def c2f_cnn(seed: int = 0, c: int = 16, width: int = 32) -> onnx.ModelProto:
     return g.model("x", [1, 3, width, width], out, "c2f_cnn")
 
 
+def stem_cnn(seed: int = 0, width: int = 128) -> onnx.ModelProto:
+    """A detector's stem: stride-2 3x3 convs with SiLU (as one table lookup each) over a 128-pixel image,
+    each layer several row tiles, then a 3x3 and a 1x1 conv."""
+    g = Graph(seed)
+    x, c = "x", 3
+    for cout, stride in ((16, 2), (32, 2), (32, 1)):
+        x = g.conv(x, c, cout, 3, stride=stride)
+        x, c = g.node("Mul", [x, g.node("Sigmoid", [x])], "silu"), cout
+    out = g.conv(x, c, 8, 1)
+    return g.model("x", [1, 3, width, width], out, "stem_cnn")
+
+
 MODELS = {"dead_gamma_cnn": dead_gamma_cnn, "silu_se_cnn": silu_se_cnn, "hardswish_cnn": hardswish_cnn,
           "gated_cnn": gated_cnn, "gelu_cnn": gelu_cnn, "wide_kernel_cnn": wide_kernel_cnn,
-          "c2f_cnn": c2f_cnn}
+          "c2f_cnn": c2f_cnn, "stem_cnn": stem_cnn}
 
 
 def calibration(model: onnx.ModelProto, samples: int = 4, seed: int = 1) -> dict[str, np.ndarray]:

@@ -21,11 +21,16 @@ def cycles_over_roofline(model, tmp_path) -> float:
     return report["cycles"] / report["roofline_cycles"]
 
 
-@pytest.mark.parametrize("build, ceiling", [(block_models.c2f_cnn, 1.15)])
+@pytest.mark.parametrize("build, ceiling", [
+    # C2f (YOLOv8): the split half that only the concat reads takes the concat's NHWC layout, so the
+    # concat assembles on chip and stores once, contiguous (was row-major: a transpose out and back,
+    # and 8-byte store rows; 1.35x)
+    (block_models.c2f_cnn, 1.15),
+    # a stem of stride-2 convs, several row tiles each: slabs of at most half an abuf quarter take
+    # four input slots in turn, so a layer's first slab loads while the layer before still reads
+    # its last two (was 1.048x)
+    (block_models.stem_cnn, 1.03)])
 def test_block_cycles_stay_near_the_roofline(build, ceiling, tmp_path):
-    """C2f (YOLOv8): the split half that only the concat reads takes the concat's NHWC layout, so the
-    concat assembles on chip and stores once, contiguous (was row-major: a transpose out and back,
-    and 8-byte store rows; 1.35x)."""
     ratio = cycles_over_roofline(build(), tmp_path)
     print(f"{build.__name__}: {ratio:.3f}x roofline")
     assert ratio <= ceiling
