@@ -190,9 +190,25 @@ def stem_cnn(seed: int = 0, width: int = 128) -> onnx.ModelProto:
     return g.model("x", [1, 3, width, width], out, "stem_cnn")
 
 
+def mbconv_se_cnn(seed: int = 0, width: int = 32) -> onnx.ModelProto:
+    """Two MobileNetV3 / EfficientNet blocks: 1x1 expansion with HardSwish, 3x3 depthwise conv,
+    squeeze-and-excitation (GlobalAveragePool, 1x1 conv, ReLU, 1x1 conv, HardSigmoid, the map times
+    the gate), 1x1 projection; the map is read again by the product after the gate's small convs."""
+    g = Graph(seed)
+    x = g.node("HardSwish", [g.conv("x", 3, 16, 3, stride=2)])
+    for cin, c, cout in ((16, 64, 24), (24, 96, 24)):
+        e = g.node("HardSwish", [g.conv(x, cin, c, 1)])
+        d = g.node("HardSwish", [g.conv(e, c, c, 3, group=c)])
+        s = g.node("Relu", [g.conv(g.node("GlobalAveragePool", [d]), c, c // 4, 1)])
+        s = g.node("HardSigmoid", [g.conv(s, c // 4, c, 1)], alpha=1.0 / 6)
+        x = g.conv(g.node("Mul", [d, s], "se"), c, cout, 1)
+    return g.model("x", [1, 3, width, width], x, "mbconv_se_cnn")
+
+
 MODELS = {"dead_gamma_cnn": dead_gamma_cnn, "silu_se_cnn": silu_se_cnn, "hardswish_cnn": hardswish_cnn,
           "gated_cnn": gated_cnn, "gelu_cnn": gelu_cnn, "wide_kernel_cnn": wide_kernel_cnn,
-          "c2f_cnn": c2f_cnn, "stem_cnn": stem_cnn}
+          "c2f_cnn": c2f_cnn, "stem_cnn": stem_cnn,
+          "mbconv_se_cnn": mbconv_se_cnn}
 
 
 def calibration(model: onnx.ModelProto, samples: int = 4, seed: int = 1) -> dict[str, np.ndarray]:

@@ -206,12 +206,27 @@ def emit_emul(ctx: Context, step: Step) -> None:
     cycle = rep * period
     whole = period <= b.abuf_q
     if whole:
-        p.dma("load", "abuf", b.a_in(1), b_addr, rows=1, row_bytes=period)
-        p.set({"ea.b": b.a_in(1), "em.b_period": period})
         chunks = [(start, count, start % cycle) for _, start, count in _flat_tiles(n, half)]
     else:
         chunks = [(start + c0, cn, c0 % rep) for start in range(0, n, cycle)
                   for _, c0, cn in _flat_tiles(min(cycle, n - start), half)]
+    if whole and len(chunks) == 1 and ctx.cores == 1:  # one tile: both operands where abuf may hold them
+        sa, so, sb = b.a_in(0), b.a_out(0), b.a_in(1)
+        sb = p.read_in_place("abuf", sb, b_addr, period)
+        sa = p.read_in_place("abuf", sa, ctx.addr(a), n)
+        # a's load (to its slot) may not write over b held there, nor the product over either
+        if _overlap(sb, period, sa, n) and sa == b.a_in(0) or _overlap(sb, period, so, n) \
+                or _overlap(sa, n, so, n) and sa != so:
+            sb, sa = b.a_in(1), b.a_in(0)
+            p.dma("load", "abuf", sb, b_addr, rows=1, row_bytes=period)
+            p.dma("load", "abuf", sa, ctx.addr(a), rows=1, row_bytes=n)
+        p.set({"ea.b": sb, "em.b_period": period, "ea.len": n, "em.b_phase": 0})
+        p.emit("emul", rounding=req.rounding, dst=so, a=sa)
+        p.dma("store", "abuf", so, ctx.addr(y), rows=1, row_bytes=n)
+        return
+    if whole:
+        p.dma("load", "abuf", b.a_in(1), b_addr, rows=1, row_bytes=period)
+        p.set({"ea.b": b.a_in(1), "em.b_period": period})
     for i, (start, count, phase) in enumerate(chunks):
         sa, so = b.a_in(0) + (i % 2) * half, b.a_out(0) + (i % 2) * half
         p.dma("load", "abuf", sa, ctx.addr(a) + start, rows=1, row_bytes=count)
@@ -223,6 +238,10 @@ def emit_emul(ctx: Context, step: Step) -> None:
         p.set({"ea.len": count, "em.b_phase": phase})
         p.emit("emul", rounding=req.rounding, dst=so, a=sa)
         p.dma("store", "abuf", so, ctx.addr(y) + start, rows=1, row_bytes=count)
+
+
+def _overlap(a: int, a_bytes: int, b: int, b_bytes: int) -> bool:
+    return a < b + b_bytes and b < a + a_bytes
 
 
 def emit_lut(ctx: Context, step: Step) -> None:

@@ -100,12 +100,13 @@ class Program:
 
     def read_in_place(self, buf: str, sram: int, dram: int | ActivationAddress, nbytes: int) -> int:
         """Where to read ``nbytes`` contiguous bytes of ``dram`` that would be loaded to ``buf`` at
-        ``sram``: where the buffer holds them all in one range (resident.py), emitting nothing, or
-        ``sram`` after their load (or copies).  The caller reads them before anything writes to
-        ``buf`` again (the held bytes are some earlier step's, and may be overwritten after)."""
+        ``sram``: where the buffer holds them all in one range (resident.py; bytes an earlier load
+        brought too), emitting nothing, or ``sram`` after their load (or copies).  The caller reads
+        them before anything writes to ``buf`` again (the held bytes are some earlier step's, and may
+        be overwritten after)."""
         if self.residency is not None and buf in self.residency:
             box = {"planes": 1, "rows": 1, "row_bytes": nbytes, "dram_row": 0, "dram_plane": 0}
-            pieces = self.residency[buf].sources(dram, box)
+            pieces = self.residency[buf].sources(dram, box, in_place=True)
             if pieces is not None and len(pieces) == 1:
                 return pieces[0][0]
         self.dma("load", buf, sram, dram, rows=1, row_bytes=nbytes)
@@ -121,6 +122,7 @@ class Program:
         sram_span = (box["planes"] - 1) * box["sram_plane"] + (box["rows"] - 1) * box["sram_row"] + box["row_bytes"]
         if pieces is None:
             residency.forget_sram(sram, sram + sram_span)
+            residency.loaded(sram, dram, box)  # the load is emitted next, in program order
             return False
         if box["planes"] > 1 or box["rows"] > 1:  # a box inside one held range
             (src, _, _), = pieces
@@ -135,6 +137,8 @@ class Program:
                 continue
             self.copy_box((1, 1, 1, nbytes), (0, 0, 0, 1), (0, 0, 0, 1), 1)
             self.emit("copy", buf=buf, dst=sram + offset, src=src)
+        if len(pieces) > 1:  # assembled from several places: held in one range now
+            residency.loaded(sram, dram, box)
         return True
 
     def mark(self) -> tuple[int, dict[str, int]]:

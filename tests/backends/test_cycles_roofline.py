@@ -29,7 +29,11 @@ def cycles_over_roofline(model, tmp_path) -> float:
     # a stem of stride-2 convs, several row tiles each: slabs of at most half an abuf quarter take
     # four input slots in turn, so a layer's first slab loads while the layer before still reads
     # its last two (was 1.048x)
-    (block_models.stem_cnn, 1.03)])
+    (block_models.stem_cnn, 1.03),
+    # two MobileNetV3 blocks: squeeze-and-excitation's product reads the map and the gate where abuf
+    # holds them (the map from the depthwise conv, the gate from the second small conv), no copy and
+    # no load behind the gate's chain (was 1.157x)
+    (block_models.mbconv_se_cnn, 1.12)])
 def test_block_cycles_stay_near_the_roofline(build, ceiling, tmp_path):
     ratio = cycles_over_roofline(build(), tmp_path)
     print(f"{build.__name__}: {ratio:.3f}x roofline")

@@ -42,6 +42,19 @@ def test_a_contiguous_box_of_planes_is_one_dma_row_and_stays_held():
     assert mnemonics(p) == ["store", "copy"]
 
 
+def test_loaded_bytes_stay_held_until_dram_or_the_buffer_is_written():
+    """A load leaves abuf holding those DRAM bytes too: a reader in place (the next channel tile of a
+    conv reading the same slab) takes them there, not a load elsewhere (a copy out of a loaded tile
+    would hold up the next load into its slot); a store to those DRAM bytes ends that."""
+    p = Program(keep_on_chip=True)
+    p.dma("load", "abuf", 0x100, A(0), rows=1, row_bytes=512)
+    assert p.read_in_place("abuf", 0x20000, A(0), 512) == 0x100 and mnemonics(p) == ["load"]
+    p.dma("load", "abuf", 0x20000, A(0), rows=1, row_bytes=256)
+    assert mnemonics(p) == ["load", "load"]
+    p.dma("store", "abuf", 0x40000, A(0), rows=1, row_bytes=256)
+    assert p.read_in_place("abuf", 0x30000, A(256), 256) == 0x30000 and mnemonics(p) == ["load", "load", "store", "load"]
+
+
 def test_a_load_spanning_two_held_tiles_copies_each_piece():
     p = Program(keep_on_chip=True)
     p.dma("store", "abuf", 0x40000, A(0), rows=1, row_bytes=256)
