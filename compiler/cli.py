@@ -418,14 +418,14 @@ with_input_options = option_group(
 )
 
 
-def _inputs_for(module, inputs_path, seed):
+def _inputs_for(module, inputs_path, seed, batch: bool = False):
     from tcc.model_io import load_inputs, random_inputs
 
     if inputs_path is None:
         inputs = random_inputs(module, seed)  # refuses absurd sizes before allocating
         click.echo(f"note: no --inputs given; using N(0,1) random inputs with seed {seed}", err=True)
         return inputs
-    return load_inputs(inputs_path, module)
+    return load_inputs(inputs_path, module, batch)
 
 
 @cli.command()
@@ -455,14 +455,28 @@ def run(source, inputs_path, output, seed, reference, report_path):
     from tcc.runtime import open_session
 
     session = open_session(source)
-    inputs = _inputs_for(session.interface, inputs_path, seed)
-    if reference:
+    inputs = _inputs_for(session.interface, inputs_path, seed, batch=True)
+    samples = session.batch_samples(inputs)
+    if samples is not None:  # N samples stacked on axis 0: one batch on the simulator (each output stacked)
+        from tcc.runtime.session import stacked_outputs
+
+        names = session.output_names()
+        if reference:
+            if report_path:
+                raise UsageError("--report needs the simulator; drop --reference")
+            runs = [session.run_reference(sample) for sample in samples]
+            save_outputs(output, {n: stacked_outputs([run[n] for run in runs]) for n in names})
+            return
+        _status(f"simulating {source} on {len(samples)} samples ...")
+        save_outputs(output, dict(zip(names, session.run(names, inputs))))
+    elif reference:
         if report_path:
             raise UsageError("--report needs the simulator; drop --reference")
         save_outputs(output, session.run_reference(inputs))
         return
-    save_outputs(output, _simulate(session, source, inputs))
-    if report_path:
+    else:
+        save_outputs(output, _simulate(session, source, inputs))
+    if report_path:  # (a batch's: one sample's run, the counters being the program's)
         report = session.performance_report()
         write_atomic(report_path, json.dumps(report, indent=1, sort_keys=True))
 

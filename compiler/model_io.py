@@ -17,17 +17,27 @@ class UsageError(TccError):
     """A command-line value that cannot be used (bad --input-shape, missing file, ...)."""
 
 
-def load_inputs(path, module: Module) -> dict[str, np.ndarray]:
+def load_inputs(path, module: Module, batch: bool = False) -> dict[str, np.ndarray]:
     """The arrays of an .npz of model inputs; every key must name an input and have its shape, checked
-    before any array is decompressed (``ir/npz.py``)."""
+    before any array is decompressed (``ir/npz.py``).  With ``batch``, an input whose shape has 1 on
+    axis 0 may hold N samples there instead (the same N for every such input)."""
     expected = {v.name: v.type for v in module.inputs}
+    samples: set[int] = set()
 
     def check(key: str, shape: tuple[int, ...], dtype) -> bool:
         if key not in expected:
             raise UsageError(f"{path}: key {key!r} is not an input of the model; its inputs: "
                              + ", ".join(f"{name!r}: {t}" for name, t in expected.items()))
-        if shape != expected[key].shape:
-            raise UsageError(f"{path}: key {key!r} has shape {list(shape)} ({dtype}), expected {expected[key]}")
+        want = expected[key].shape
+        if batch and want[:1] == (1,) and len(shape) == len(want) and shape[1:] == want[1:] and shape[0] >= 1:
+            samples.add(shape[0])
+            if len(samples) > 1:
+                raise UsageError(f"{path}: key {key!r} holds {shape[0]} samples on axis 0, another input "
+                                 f"{min(samples - {shape[0]})}")
+            return True
+        if shape != want:
+            raise UsageError(f"{path}: key {key!r} has shape {list(shape)} ({dtype}), expected {expected[key]}"
+                             + (" (or N samples on axis 0)" if batch and want[:1] == (1,) else ""))
         return True
 
     return read_npz(path, "input file", check)

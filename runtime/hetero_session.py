@@ -148,22 +148,35 @@ class HeteroSession(ModelIO):
 
     def run_dict(self, feeds: dict, progress=None) -> dict[str, np.ndarray]:
         """Run every partition in order; ``progress(done, partitions)`` after each one."""
-        bound = bind_inputs(self.interface, feeds)
-        env = {v.name: bound[id(v)] for v in self.interface.inputs}
+        return self._run([feeds], progress)[0]
+
+    def run_batch(self, samples: list[dict]) -> list[dict[str, np.ndarray]]:
+        """The samples through every partition in order: a device partition simulates them together
+        (``Session.run_batch``), a host partition runs them one by one."""
+        return self._run(samples)
+
+    def _run(self, samples: list[dict], progress=None) -> list[dict[str, np.ndarray]]:
+        envs = []
+        for feeds in samples:
+            bound = bind_inputs(self.interface, feeds)
+            envs.append({v.name: bound[id(v)] for v in self.interface.inputs})
         meta = self.artifact.metadata
         stats, results = [], {}
         for i, (entry, runner) in enumerate(zip(meta["partitions"], self.parts)):
-            given = {n: env[n] for n in entry["inputs"]}
+            given = [{n: env[n] for n in entry["inputs"]} for env in envs]
             start = time.perf_counter()
             if entry.get("graph") == "onnx":  # a host tail: its inputs by its own (ONNX) names
-                made = runner.run(dict(zip(runner.input_names, given.values())))
+                made = [runner.run(dict(zip(runner.input_names, g.values()))) for g in given]
+            elif isinstance(runner, Session):
+                made = runner.run_batch(given)
             else:
-                made = runner.run_dict(given) if isinstance(runner, Session) else run_module(runner, given)
-            seconds = time.perf_counter() - start
-            env.update(made)
+                made = [run_module(runner, g) for g in given]
+            seconds = (time.perf_counter() - start) / len(samples)  # one sample's share
+            for env, outputs in zip(envs, made):
+                env.update(outputs)
             stat = {"index": i, "kind": entry["kind"], "nodes": len(entry["nodes"]),
-                    "bytes_in": int(sum(np.asarray(a).nbytes for a in given.values())),
-                    "bytes_out": int(sum(np.asarray(a).nbytes for a in made.values())),
+                    "bytes_in": int(sum(np.asarray(a).nbytes for a in given[0].values())),
+                    "bytes_out": int(sum(np.asarray(a).nbytes for a in made[0].values())),
                     "wall_seconds": seconds}
             if isinstance(runner, Session):  # its report is built when asked for (performance_report)
                 results[i] = runner
@@ -171,7 +184,7 @@ class HeteroSession(ModelIO):
             if progress is not None:
                 progress(i + 1, len(self.parts))
         self.last_run, self._device_results = stats, results
-        return {e["name"]: np.array(env[e["value"]], order="C") for e in meta["outputs"]}
+        return [{e["name"]: np.array(env[e["value"]], order="C") for e in meta["outputs"]} for env in envs]
 
     def run_reference(self, feeds: dict) -> dict[str, np.ndarray]:
         """The integer reference interpreter on the whole model's quantized IR (then its host tail)."""

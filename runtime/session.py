@@ -25,6 +25,17 @@ from tcc.ir.schema import SchemaError
 
 from .report import plain
 
+#: Simulated memory (DRAM and buffers, once per sample) a batch's machine may take: a larger batch
+#: runs as several (VGG-19's 150 MB image: 3 samples at a time; the reduced real models: hundreds).
+BATCH_BYTES = 1 << 29
+MACHINES_KEPT = 2  # machines (one per batch size, each with its prepared program) a session keeps
+
+
+def _buffers() -> tuple[str, ...]:
+    from tcc.isa.table import BUFFERS
+
+    return BUFFERS
+
 
 @dataclass
 class NodeArg:
@@ -56,19 +67,24 @@ class ModelIO:
 
     def run(self, output_names, feeds: dict) -> list[np.ndarray]:
         """The outputs named (None: all) in order.  A batch: every input holding N > 1 samples
-        stacked on axis 0 where the model's shape has 1 runs sample by sample (on the program
-        prepared once), and each output stacks the samples' on its axis 0 likewise (concatenated
-        where the model's output has 1 there, on a new leading axis otherwise)."""
+        stacked on axis 0 where the model's shape has 1 runs as N samples (``run_batch``), and each
+        output stacks the samples' on its axis 0 likewise (concatenated where the model's output has
+        1 there, on a new leading axis otherwise)."""
         names = output_names or self.output_names()
         samples = self.batch_samples(feeds)
         if samples is None:
             outputs = self.run_dict(feeds)
             return [outputs[n] for n in names]
-        runs = [self.run_dict(sample) for sample in samples]
-        return [_stacked([run[n] for run in runs]) for n in names]
+        runs = self.run_batch(samples)
+        return [stacked_outputs([run[n] for run in runs]) for n in names]
 
     def run_dict(self, feeds: dict) -> dict[str, np.ndarray]:
         raise NotImplementedError
+
+    def run_batch(self, samples: list[dict]) -> list[dict[str, np.ndarray]]:
+        """``run_dict`` of each sample's feeds, in order (a session that simulates several samples at
+        once overrides it)."""
+        return [self.run_dict(sample) for sample in samples]
 
     def batch_samples(self, feeds: dict) -> list[dict] | None:
         """One feeds dict per sample when ``feeds`` is a batch (see ``run``), else None."""
@@ -88,7 +104,7 @@ class ModelIO:
         return {arg.name for arg in self.get_inputs()}
 
 
-def _stacked(samples: list[np.ndarray]) -> np.ndarray:
+def stacked_outputs(samples: list[np.ndarray]) -> np.ndarray:
     """The samples' outputs on one leading axis: concatenated when each has 1 there, else stacked."""
     if all(np.ndim(x) and np.shape(x)[0] == 1 for x in samples):
         return np.concatenate(samples)
@@ -115,8 +131,10 @@ class Session(ModelIO):
         self._module: Module | None = None
         self._result = None  # the last run's RunResult, shared with the prepared program (last_result copies it)
         self._result_copy = None
-        self._machine = None  # made by the first run, then kept: it holds the prepared program
-        self._cores = None  # a multi-core artifact's cores over the machine's DRAM, kept likewise
+        # machines by batch size, each made by its first run and then kept: it holds the prepared
+        # program (a plan is per machine, so per batch size), and a multi-core artifact's cores over its DRAM
+        self._machines: dict[int, tuple] = {}
+        self._machine = None  # the last run's machine
 
     def _read_io_entries(self, meta: dict) -> None:
         """The host-side value and boundary op of every input/output entry, checked against the
@@ -220,40 +238,62 @@ class Session(ModelIO):
 
     def run_dict(self, feeds: dict, progress=None) -> dict[str, np.ndarray]:
         """Run on the simulator; ``progress(pc, program_length)`` as for ``Machine.run``."""
+        return self._simulate([feeds], progress)[0]
+
+    def run_batch(self, samples: list[dict]) -> list[dict[str, np.ndarray]]:
+        """The samples simulated together: each instruction executes on all of them at once (a
+        machine of N samples, isa/simulator/machine.py), in runs of at most BATCH_BYTES of
+        simulated memory.  The RunResult (``last_result``) is one sample's run: cycles and counters
+        depend on the program only."""
+        per_sample = self.artifact.metadata["dram_bytes"] + sum(self.target.buffer_bytes(b) for b in _buffers())
+        size = max(1, min(len(samples), BATCH_BYTES // per_sample))
+        outputs: list[dict[str, np.ndarray]] = []
+        for start in range(0, len(samples), size):
+            outputs += self._simulate(samples[start:start + size])
+        return outputs
+
+    def _simulate(self, samples: list[dict], progress=None) -> list[dict[str, np.ndarray]]:
         from tcc.isa.simulator import Machine, Multicore
         from tcc.isa.simulator.machine import DRAM
 
-        feeds = self._check_inputs(feeds)
+        feeds = [self._check_inputs(sample) for sample in samples]
         meta = self.artifact.metadata
         multicore = "core_entries" in meta  # the cores write dram unnoted: load the whole image
-        if self._machine is None:
-            self._machine = Machine(self.target, np.zeros(meta["dram_bytes"], np.uint8))
-        machine = self._machine
+        batch = len(feeds)
+        kept = self._machines.pop(batch, None)  # (re-inserted last: the most recently used)
+        if kept is None:
+            if len(self._machines) >= MACHINES_KEPT:
+                del self._machines[next(iter(self._machines))]
+            machine = Machine(self.target, np.zeros((batch, meta["dram_bytes"]), np.uint8))
+            kept = (machine, Multicore(self.target, machine.batch_dram) if multicore else None)
+        self._machines[batch] = kept
+        machine, cores = kept
+        self._machine = machine
         if multicore or not machine.reload_image():  # a run restores only what the last one wrote
             machine.load_image(np.frombuffer(self.artifact.dram_image, np.uint8))
-        dram = machine.dram
+        dram = machine.batch_dram
         written = []
         for entry in meta["inputs"]:
-            device = self._device_array(entry, feeds[entry["name"]])
-            device = cast(device, entry["dtype"])
-            raw = np.frombuffer(to_physical(device, entry["perm"]).tobytes(), np.uint8)
-            dram[entry["address"]:entry["address"] + raw.size] = raw
+            for i, sample in enumerate(feeds):
+                device = cast(self._device_array(entry, sample[entry["name"]]), entry["dtype"])
+                raw = np.frombuffer(to_physical(device, entry["perm"]).tobytes(), np.uint8)
+                dram[i, entry["address"]:entry["address"] + raw.size] = raw
             written.append((DRAM, entry["address"], entry["address"] + raw.size))
         machine.note_written(tuple(written))
-        if multicore:  # one stream per core over the machine's DRAM, the cores kept prepared
-            if self._cores is None:
-                self._cores = Multicore(self.target, dram)
-            self._result = self._cores.run(self.artifact.program, meta["core_entries"])
+        if cores is not None:  # one stream per core over the machine's DRAM, the cores kept prepared
+            self._result = cores.run(self.artifact.program, meta["core_entries"])
         else:
             self._result = machine.run(self.artifact.program, progress=progress, shared=True)
         self._result_copy = None
-        final = machine.dram
-        out = {}
-        for entry in meta["outputs"]:
-            t = self._device_types["outputs", entry["name"]]
-            raw = final[entry["address"]:entry["address"] + t.size * itemsize(t.dtype)].tobytes()
-            out[entry["name"]] = self._host_output(entry, raw, t)
-        return out
+        outputs = []
+        for i in range(batch):
+            out = {}
+            for entry in meta["outputs"]:
+                t = self._device_types["outputs", entry["name"]]
+                raw = dram[i, entry["address"]:entry["address"] + t.size * itemsize(t.dtype)].tobytes()
+                out[entry["name"]] = self._host_output(entry, raw, t)
+            outputs.append(out)
+        return outputs
 
     def run_reference(self, feeds: dict) -> dict[str, np.ndarray]:
         """The integer reference interpreter on the artifact's quantized IR."""

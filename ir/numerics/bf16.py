@@ -29,7 +29,7 @@ _LEAST_SUBNORMAL32 = np.float32(2.0**-149)
 
 
 def _rne_into(x32: np.ndarray, out: np.ndarray, work: np.ndarray) -> None:
-    """``out`` (uint16) = the RNE bf16 bits of the 1-d float32 lanes ``x32`` that are not NaN (NaN
+    """``out`` (uint16) = the RNE bf16 bits of the float32 lanes ``x32`` (1-d, or C-order rows) that are not NaN (NaN
     lanes get garbage): add 0x7FFF plus the kept LSB and keep the high half (in uint32 the largest
     non-NaN pattern 0xFF800000 cannot wrap).  ``work`` is uint32 scratch of x32's length; the
     constants are 0-d arrays: numpy's cheapest operands on short vectors."""
@@ -38,7 +38,7 @@ def _rne_into(x32: np.ndarray, out: np.ndarray, work: np.ndarray) -> None:
     np.bitwise_and(work, _ONE, out=work)
     np.add(work, _ROUND_BIAS, out=work)
     np.add(work, bits, out=work)
-    out[...] = work.view(np.uint16)[_HIGH_HALF::2]
+    out[...] = work.view(np.uint16)[..., _HIGH_HALF::2]  # (the lanes may have leading axes: a batch's samples)
 
 
 def _f32_to_bits(x32: np.ndarray) -> np.ndarray:
@@ -148,7 +148,7 @@ def _bfloat16() -> np.dtype | None:
 
 
 def round32_bits_into(x32: np.ndarray, out: np.ndarray, work: np.ndarray) -> np.ndarray:
-    """``round32_bits`` of the 1-d float32 lanes ``x32`` written into ``out`` (uint16, returned),
+    """``round32_bits`` of the float32 lanes ``x32`` (1-d, or C-order rows) written into ``out`` (uint16, returned),
     with ``work`` uint32 scratch of their length: nothing allocated but the NaN mask.  The caller
     silences float errors (the cast reports NaN lanes as invalid)."""
     bfloat16 = _bfloat16() if x32.size < _CAST_BELOW else None

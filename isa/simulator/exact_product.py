@@ -235,6 +235,20 @@ def float_product(a: np.ndarray, weights: Weights, zp: int, w_max: int) -> np.nd
     return product
 
 
+def exact_batched(a: np.ndarray, w: np.ndarray, zp: int, w_max: int) -> np.ndarray:
+    """``(a[i] - zp) @ w[i].T`` as int64 (B, M, N) for every i: ``a`` (B, M, K) holding int8 values, ``w``
+    (B, N, K) integers of magnitude at most ``w_max`` (a batch whose samples have their own weights).
+    One batched float32 product under the module's bound (every partial sum is a subset of one
+    sample's K products), else sample by sample."""
+    k = a.shape[-1]
+    if not zero_point_fits(zp) or k > float32_terms(w_max):
+        return np.stack([exact_product(a[i], w[i], zp, w_max) for i in range(a.shape[0])])
+    total = np.matmul(a.astype(np.float32), w.astype(np.float32).transpose(0, 2, 1)).astype(np.int64)
+    if zp:
+        total -= zp * w.sum(axis=2, dtype=np.int64)[:, None, :]
+    return total
+
+
 def exact_depthwise(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int,
                     out: np.ndarray | None = None) -> np.ndarray | None:
     """``sum_k (a[m, k, n] - zp) * w[n, k]`` as int64, for ``a`` (M, K, N) holding int8 values

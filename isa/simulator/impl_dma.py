@@ -1,5 +1,5 @@
 """DMA between DRAM and the on-chip buffers: load and store of a planes x rows x row_bytes box,
-and lookup of table rows chosen by indices in pbuf.
+and lookup of table rows chosen by indices in pbuf; in every sample of the batch at once.
 
 Cycles: ``dma_latency + planes * rows * ceil(row_bytes / dram_bytes_per_cycle)`` (every row of
 every plane is a burst; a lookup moves ``lk.count`` rows); an empty box still costs ``dma_latency``.
@@ -25,8 +25,8 @@ def _boxes(m: MachineState, buf: str, sram: int, dram: int, to_sram: bool):
     if planes == 1 and rows == 1 and row_bytes > 0:  # one contiguous run (the common case): plain slices
         sram_access = m.span(memory, sram, sram + row_bytes, to_sram, f"{sram_what} box")
         dram_access = m.span(DRAM, dram, dram + row_bytes, not to_sram, f"{dram_what} box")
-        sram_view = m.memories[memory][sram:sram + row_bytes]
-        dram_view = m.dram[dram:dram + row_bytes]
+        sram_view = m.memories[memory][:, sram:sram + row_bytes]
+        dram_view = m.memories[DRAM][:, dram:dram + row_bytes]
     else:
         shape = (planes, rows, row_bytes)
         sram_view, sram_access = m.region(memory, sram, shape, (sram_plane, sram_row, 1), np.uint8, to_sram,
@@ -63,12 +63,16 @@ def lookup(m: MachineState, buf: str, sram: int, dram: int):
     table, table_access = m.region(DRAM, dram, (rows, row_bytes), (dram_row, 1), np.uint8, False, "lookup table")
     dst, dst_access = m.region(memory, sram, (count, row_bytes), (sram_row, 1), np.uint8, True, "lookup destination")
 
-    def action() -> None:
+    samples = np.arange(m.batch)[:, None]
+
+    def action() -> None:  # per sample: its indices into its own table (N, count) -> (N, count, row_bytes)
         ids = index_view.astype(np.int64)
         bad = (ids < -rows) | (ids >= rows)
         if bad.any():
-            raise Fault(f"lookup index {int(ids[bad][0])} is outside a table of {rows} rows")
-        dst[...] = table[np.where(ids < 0, ids + rows, ids)]
+            sample, at = np.argwhere(bad)[0]
+            where = f"sample {sample}: " if m.batch > 1 else ""
+            raise Fault(f"{where}lookup index {int(ids[sample, at])} is outside a table of {rows} rows")
+        dst[...] = table[samples, np.where(ids < 0, ids + rows, ids)]
 
     t = m.target
     cycles = dma_cycles(t, count, row_bytes)

@@ -22,8 +22,8 @@ from tcc.ir import numerics
 from ..cycles import matmul_timing
 from ..weights import matmul_format, row_bytes
 from . import int8_kernel
-from .exact_product import (Weights, exact_depthwise, exact_grouped, exact_product, exact_product_into, int32_fits,
-                            zero_point_fits)
+from .exact_product import (Weights, exact_batched, exact_depthwise, exact_grouped, exact_product, exact_product_into,
+                            int32_fits, zero_point_fits)
 from .machine import ABUF, ACC, PBUF, WBUF, Effect, Fault, MachineState, impl, registers
 from .shared_product import SharedWindows
 from .weight_decode import decode_rows, decode_transposed, one_byte_codes
@@ -61,7 +61,8 @@ def _windows(M: int, h: int, w: int, kh: int, kw: int, sh: int, sw: int, dh: int
 
 def _window_reader(m: MachineState, M: int, channels: int, zp: int, dtype):
     """A function giving the slab values at every window position for ``channels`` channels from
-    cv.c0, as ``dtype`` (M, kh*kw, channels) with ``zp`` at padding positions, and their serial
+    cv.c0, as ``dtype`` (N*M, kh*kw, channels) for the batch's N samples (sample-major) with ``zp``
+    at padding positions, and their serial
     number (a new one whenever the windows are made anew); the slab's access; the windows' key
     (None when no window reads the slab)."""
     h, w, c, kh, kw, sh, sw, dh, dw, pad_top, pad_left, w_out, c0 = _CV(m.regs)
@@ -70,12 +71,13 @@ def _window_reader(m: MachineState, M: int, channels: int, zp: int, dtype):
     if c0 < 0 or c0 + channels > c:
         raise Fault(f"reads channels [{c0}, {c0 + channels}) of a slab of cv.c = {c} channels")
     index, first, last = _windows(M, h, w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, w_out)
+    batch = m.batch
     if index is None:
-        return lambda: (np.full((M, kh * kw, channels), zp, dtype), next(_SERIALS)), None, None
+        return lambda: (np.full((batch * M, kh * kw, channels), zp, dtype), next(_SERIALS)), None, None
     rows, access = m.region(ABUF, m.reg("mm.a") + first * c + c0, (last - first + 1, channels), (c, 1), np.int8,
                             False, "conv input slab")
 
-    slab = index.shape == (rows.shape[0], 1) and np.array_equal(index[:, 0], np.arange(M))  # 1x1, stride 1
+    slab = index.shape == (rows.shape[1], 1) and np.array_equal(index[:, 0], np.arange(M))  # 1x1, stride 1
     # the tiles of a layer's output channels read one slab the same way, one after another: the windows
     # made from its bytes are kept (per machine, the last few) and reused while abuf holds those bytes
     key = (m.reg("mm.a") + first * c + c0, channels, c, M, h, w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, w_out,
@@ -87,14 +89,16 @@ def _window_reader(m: MachineState, M: int, channels: int, zp: int, dtype):
         now = rows.tobytes()  # a copy and a memcmp: 1.3-4x faster than np.array_equal on 4-200 KB slabs
         if made is not None and made[0] == now:
             return made[1], made[2]
-        padded = np.empty((rows.shape[0] + 1, channels), dtype)  # the slab as dtype, one more row: the zero point
+        # per sample, the slab as dtype with one more row: the zero point
+        padded = np.empty((batch, rows.shape[1] + 1, channels), dtype)
         if dtype == np.uint8:  # the int8 kernel's biased operand (int8_kernel.py): a + 128
-            padded[-1] = zp + 128
-            np.bitwise_xor(rows.view(np.uint8), 0x80, out=padded[:-1])
+            padded[:, -1] = zp + 128
+            np.bitwise_xor(rows.view(np.uint8), 0x80, out=padded[:, :-1])
         else:
-            padded[-1] = zp
-            padded[:-1] = rows
-        windows = padded[:-1, None, :] if slab else np.take(padded, index, axis=0)
+            padded[:, -1] = zp
+            padded[:, :-1] = rows
+        taken = padded[:, :-1, None, :] if slab else np.take(padded, index, axis=1)  # (N, M, taps, channels)
+        windows = taken.reshape(batch * M, taken.shape[2], channels)  # a view but for a batch's 1x1 slab
         if len(kept) >= _WINDOWS_KEPT:
             del kept[next(iter(kept))]
         serial = next(_SERIALS)
@@ -112,7 +116,7 @@ def _conv_operands(m: MachineState, M: int, N: int, channels: int, zp: int, dtyp
     K = channels * m.reg("cv.kh") * m.reg("cv.kw")
     if key is None or not zero_point_fits(zp):
         def operands(weights: Weights) -> tuple[np.ndarray, np.ndarray | None]:
-            return windows()[0].reshape(M, K), None
+            return windows()[0].reshape(-1, K), None
 
         return operands, access
     group = m.shared.get((m.reg("sys.layer"), key, fmt))
@@ -122,7 +126,7 @@ def _conv_operands(m: MachineState, M: int, N: int, channels: int, zp: int, dtyp
 
     def shared(weights: Weights) -> tuple[np.ndarray, np.ndarray | None]:
         made, serial = windows()
-        a = made.reshape(M, K)
+        a = made.reshape(-1, K)
         return a, group.product(tile, serial, a, weights, zp, w_max)
 
     return shared, access
@@ -139,9 +143,11 @@ def _grouped(m: MachineState, M: int, N: int, K: int, zp: int, w_max: int, dtype
     windows, a_access, _ = _window_reader(m, M, groups * cg, zp, dtype)  # (M, taps, groups * cg)
 
     def product(weights: Weights, into: np.ndarray | None) -> np.ndarray | None:
-        gathered = windows()[0].reshape(M, kh * kw, groups, cg)
-        # (groups, M, K) with reduction index tap * cg + ci: a view for one tap, else a copy
-        return exact_grouped(gathered.transpose(2, 0, 1, 3).reshape(groups, M, K), weights, N, ng, zp, w_max, into)
+        gathered = windows()[0].reshape(-1, kh * kw, groups, cg)
+        # (groups, N*M, K) with reduction index tap * cg + ci: a view for one tap, else a copy
+        rows = gathered.shape[0]
+        return exact_grouped(gathered.transpose(2, 0, 1, 3).reshape(groups, rows, K), weights, N, ng, zp, w_max,
+                             into)
 
     return product, a_access
 
@@ -154,6 +160,26 @@ def _decoded(m: MachineState, key: bytes, shape: tuple, caps: np.ndarray | None,
     weights = Weights(lambda: decode_rows(rows, K, fmt, row_caps), w_max, direct, source=key)
     m.weights[(key, fmt, K)] = weights
     return weights
+
+
+def _rows_of(view: np.ndarray) -> np.ndarray | None:
+    """An (N, M, C) view as (N*M, C) without copying, or None where its strides do not allow it."""
+    flat = view.view()
+    try:
+        flat.shape = (view.shape[0] * view.shape[1], view.shape[2])
+    except AttributeError:
+        return None
+    return flat
+
+
+def _same_in_every_sample(*views: np.ndarray | None) -> bool:
+    """Whether every sample's bytes of each view (sample axis first) equal sample 0's."""
+    return all(v is None or (v[1:] == v[:1]).all() for v in views)
+
+
+def _sample(batch: int, sample) -> str:
+    """A fault's prefix naming the sample, in a batch of more than one."""
+    return f"sample {int(sample)}: " if batch > 1 else ""
 
 
 @impl("matmul")
@@ -172,16 +198,19 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
     # the operands biased to uint8 for the int8 kernel where it is chosen (int8_kernel.py); else float32,
     # which holds them exactly; a zero point outside int8 keeps them as int64.
     # (gconv: by one group's product, cv.ng columns: a batch of small products gains nothing)
-    kernel = mode != "dwconv" and int8_kernel.chosen(M, K, min(N, m.reg("cv.ng")) if mode == "gconv" else N, zp, w_max)
+    batch = m.batch  # the batch's samples multiply the same weights: one product of N*M rows
+    kernel = mode != "dwconv" and int8_kernel.chosen(batch * M, K, min(N, m.reg("cv.ng")) if mode == "gconv" else N,
+                                                     zp, w_max)
     dtype = np.uint8 if kernel else np.float32 if zero_point_fits(zp) else np.int64
-    # gemm and conv: a function of the weights giving the (M, K) A operand and, when it has it
+    # gemm and conv: a function of the weights giving the (N*M, K) A operand and, when it has it
     # already (shared_product.py), their float product
     operands: Callable[[Weights], tuple[np.ndarray, np.ndarray | None]] | None = None
     if mode == "gemm":
         rows, a_access = m.region(ABUF, a, (M, K), (a_row, 1), np.int8, False, "A operand")
 
         def operands(weights: Weights) -> tuple[np.ndarray, np.ndarray | None]:
-            return (int8_kernel.biased(rows) if kernel else rows), None
+            flat = rows.reshape(-1, K)  # a view for one sample
+            return (int8_kernel.biased(flat) if kernel else flat), None
     elif mode == "conv":
         kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
         if kh <= 0 or kw <= 0 or K % (kh * kw):
@@ -203,7 +232,7 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
         kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
         if K != kh * kw:
             raise Fault(f"dwconv: mm.k = {K} must equal cv.kh * cv.kw = {kh} * {kw}")
-        windows, a_access, _ = _window_reader(m, M, N, zp, dtype)  # (M, K, N)
+        windows, a_access, _ = _window_reader(m, M, N, zp, dtype)  # (N*M, K, N)
 
         def product(weights: Weights, into: np.ndarray | None) -> np.ndarray | None:
             return exact_depthwise(windows()[0], weights, zp, w_max, into)
@@ -211,26 +240,51 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
 
     decoded: list = [None]  # the Weights last decoded (their ``source``: the packed bytes and caps)
     # a fresh product whose every sum fits int32 (int32_fits: K terms, per group for gconv, per tap for
-    # dwconv) cannot trap: written into acc directly
-    into = out if not accumulate and int32_fits(K, zp, w_max) else None
+    # dwconv) cannot trap: written into acc directly (the batch's (N*M, N) rows as one matrix when
+    # acc's view allows it, else through scratch)
+    fits = not accumulate and int32_fits(K, zp, w_max)
+    flat_out = _rows_of(out)
+
+    def own_weights() -> np.ndarray:
+        """The product when the samples' wbuf bytes differ (an activation as weights: attention's
+        Q x K^T): each sample's rows times its own weights, (N, M, N) int64."""
+        rb = packed.shape[2]
+        values = decode_rows(packed.reshape(-1, rb), K, fmt, None if caps is None else caps.reshape(-1))
+        values = values.reshape(batch, N, K)
+        if mode == "gemm":
+            return exact_batched(rows, values, zp, w_max)
+        # (no compiled program loads per-sample weights for a conv: each sample's rows of a whole product)
+        return np.stack([product(Weights(values[i], w_max), None).reshape(batch, M, N)[i] for i in range(batch)])
 
     def action() -> None:
         if caps is not None and caps.size and int(caps.max()) > fmt.bits - 1:
-            row = int(np.argmax(caps > fmt.bits - 1))
-            raise Fault(f"weight row {row} has cap {int(caps[row])}; {fmt.name} caps lie in [0, {fmt.bits - 1}]")
-        key = packed.tobytes() + (b"" if caps is None else caps.tobytes())
-        if decoded[0] is None or key != decoded[0].source:
-            # new weights (or caps) in wbuf: the first run, or a program that reloads them; the same
-            # bytes decoded by another matmul (a layer's weight tile reloaded per slab) are shared
-            decoded[0] = m.weights.get((key, fmt, K)) or _decoded(m, key, packed.shape, caps, K, fmt, w_max)
-        total = product(decoded[0], into)
-        if total is None:
-            return
+            sample, row = (int(i) for i in np.argwhere(caps > fmt.bits - 1)[0])
+            raise Fault(f"{_sample(batch, sample)}weight row {row} has cap {int(caps[sample, row])}; "
+                        f"{fmt.name} caps lie in [0, {fmt.bits - 1}]")
+        if batch > 1 and not _same_in_every_sample(packed, caps):
+            total = own_weights()
+        else:
+            key = packed[0].tobytes() + (b"" if caps is None else caps[0].tobytes())
+            if decoded[0] is None or key != decoded[0].source:
+                # new weights (or caps) in wbuf: the first run, or a program that reloads them; the same
+                # bytes decoded by another matmul (a layer's weight tile reloaded per slab) are shared
+                decoded[0] = m.weights.get((key, fmt, K)) or _decoded(m, key, packed.shape[1:],
+                                                                      None if caps is None else caps[0], K, fmt, w_max)
+            if fits:
+                if flat_out is not None:
+                    product(decoded[0], flat_out)
+                    return
+                scratch = np.empty((batch * M, N), np.int32)
+                product(decoded[0], scratch)
+                out[...] = scratch.reshape(out.shape)
+                return
+            total = product(decoded[0], None).reshape(out.shape)
         if accumulate:
             total += out
         if total.size and (total.max() > _INT32_MAX or total.min() < _INT32_MIN):
             bad = np.unravel_index(np.argmax((total > _INT32_MAX) | (total < _INT32_MIN)), total.shape)
-            raise Fault(f"int32 accumulator overflow at acc[{bad[0]}, {bad[1]}] = {int(total[bad])}")
+            raise Fault(f"{_sample(batch, bad[0])}int32 accumulator overflow at acc[{bad[1]}, {bad[2]}] = "
+                        f"{int(total[bad])}")
         out[...] = total
 
     cycles, latency = matmul_timing(m.target, M, N, K, fmt, own_columns=mode in ("dwconv", "gconv"))

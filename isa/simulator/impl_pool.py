@@ -15,7 +15,7 @@ from tcc.ir import numerics
 from ..cycles import POST_LATENCY
 from ..table import BUFFERS
 from . import rule_tables
-from .machine import ABUF, Effect, Fault, MachineState, contiguous_strides, copy_action, impl, registers
+from .machine import ABUF, Effect, Fault, MachineState, contiguous_strides, copy_action, impl, registers, sample_fault
 
 _GEOMETRY = registers("cv.h", "cv.w", "cv.c", "cv.kh", "cv.kw", "cv.sh", "cv.sw", "cv.dh", "cv.dw",
                       "cv.pad_top", "cv.pad_left", "cv.w_out", "pl.h_out", "pl.pad_bottom", "pl.pad_right",
@@ -97,32 +97,33 @@ def pool(m: MachineState, mode: str, dst: int, src: int):
                               "pool input slab")
     mult, shift, out_zp = _AVG(m.regs)
     divisor = (in_padded if count_pad else in_slab).reshape(-1)
-    outputs, taps, n = h_out * w_out, kh * kw, last - first + 1
-    out_rows = out.reshape(outputs, c)
+    outputs, taps, n, batch = h_out * w_out, kh * kw, last - first + 1, m.batch
+    out_rows = out.reshape(batch, outputs, c)
     # the slab with one more row, the padding value (max: -128, which never exceeds an in-slab value;
     # avg: x - pl.zp, 0 there, int32 where no window sum can leave it); per tap, the row each output reads
     sums_fit = taps * (-numerics.INT8_MIN + abs(zp)) < 2**31
-    padded = np.empty((n + 1, c), np.int8 if mode == "max" else np.int32 if sums_fit else np.int64)
-    padded[-1] = numerics.INT8_MIN if mode == "max" else 0
+    # (per sample: the sample axis first)
+    padded = np.empty((batch, n + 1, c), np.int8 if mode == "max" else np.int32 if sums_fit else np.int64)
+    padded[:, -1] = numerics.INT8_MIN if mode == "max" else 0
     rows_of_tap = np.where(valid, index, n).reshape(outputs, taps).T.copy()
     means = None if mode == "max" or not sums_fit else _mean_table(m, divisor, taps, zp, mult, shift, out_zp)
 
     def sum_or_max(reduce) -> np.ndarray:
         """The window reduction over taps: tap by tap into one (outputs, c) array (few taps), else gathered."""
         if taps > _TAP_BY_TAP:
-            return reduce.reduce(np.take(padded, rows_of_tap.T, axis=0), axis=1)
-        total = np.take(padded, rows_of_tap[0], axis=0)
+            return reduce.reduce(np.take(padded, rows_of_tap.T, axis=1), axis=2)
+        total = np.take(padded, rows_of_tap[0], axis=1)
         step = np.empty_like(total)
         for tap in rows_of_tap[1:]:
-            reduce(total, np.take(padded, tap, axis=0, out=step), out=total)
+            reduce(total, np.take(padded, tap, axis=1, out=step), out=total)
         return total
 
     def action() -> None:
         if mode == "max":
-            padded[:-1] = rows
+            padded[:, :-1] = rows
             out_rows[...] = sum_or_max(np.maximum)
             return
-        np.subtract(rows, zp, out=padded[:-1], dtype=padded.dtype)
+        np.subtract(rows, zp, out=padded[:, :-1], dtype=padded.dtype)
         total = sum_or_max(np.add)
         if means is not None:
             table, offsets = means
@@ -132,7 +133,9 @@ def pool(m: MachineState, mode: str, dst: int, src: int):
         try:
             out_rows[...] = numerics.rounded_mean(total, divisor[:, None], mult, shift, out_zp)
         except ValueError as exc:
-            raise Fault(f"average pooling (pl.mult, pl.shift): {exc}") from None
+            raise sample_fault(m, "average pooling (pl.mult, pl.shift)",
+                               lambda i: numerics.rounded_mean(total[i], divisor[:, None], mult, shift, out_zp),
+                               exc) from None
 
     cycles = -(-(h_out * w_out * c * kh * kw) // m.target.post_lanes) + POST_LATENCY
     return Effect(cycles, (s_access, d_access), POST_LATENCY, action=action)
@@ -150,11 +153,11 @@ def copy(m: MachineState, buf: str, dst: int, src: int):
     if s_access is None:
         return Effect(4, ())
     overlaps = s_access[1] < d_access[2] and d_access[1] < s_access[2]
-    cycles = -(-source.size // m.target.post_lanes) + POST_LATENCY
+    cycles = -(-(source.size // m.batch) // m.target.post_lanes) + POST_LATENCY  # one sample's elements
     if not overlaps:  # one memmove when both boxes are contiguous runs
         return Effect(cycles, (s_access, d_access), POST_LATENCY, action=copy_action(target, source))
 
     def action() -> None:
-        target[...] = source.copy()  # every read happens before any write
+        target[...] = source.copy()  # every read happens before any write (each sample's own bytes)
 
     return Effect(cycles, (s_access, d_access), POST_LATENCY, action=action)

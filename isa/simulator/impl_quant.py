@@ -13,7 +13,7 @@ from tcc.ir import numerics
 
 from ..cycles import POST_LATENCY, post_cycles
 from . import rule_tables
-from .machine import ABUF, ACC, PBUF, Effect, Fault, MachineState, impl, registers
+from .machine import ABUF, ACC, PBUF, Effect, Fault, MachineState, impl, registers, sample_fault
 
 _RQ = registers("rq.params", "rq.m", "rq.n", "rq.src_row", "rq.dst_row", "rq.src_zp", "rq.pre_shift",
                 "rq.zp", "rq.qmin", "rq.qmax")
@@ -70,11 +70,17 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
     prepared: list = [None, None, None]
     lookup = _ByteLookup(x, dst_view) if src == "abuf" and row_shift is None and x.size else None
 
+    batch = m.batch
+
     def action() -> None:
+        if batch > 1 and not (params[1:] == params[:1]).all():  # pbuf's parameters differ between samples
+            for i in range(batch):
+                sample_requant(i)
+            return
         try:
-            key = params.tobytes()
+            key = params[0].tobytes()
             if key != prepared[0]:
-                bias, mult, shift = (params[:, i].astype(np.int64) for i in range(3))
+                bias, mult, shift = (params[0, :, i].astype(np.int64) for i in range(3))
                 prepared[:] = (None, numerics.AffineRequantizer(src_zp, pre_shift, magnitude, bias, mult, shift, zp,
                                                                 qmin, qmax, rounding), None)
                 if lookup is not None:
@@ -87,14 +93,34 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
             if row_shift is None:
                 stage(x, dst_view)
                 return
-            # row m's accumulators are 2**row_shift[m] finer: shifts of this run's data
+            # row m's accumulators are 2**row_shift[m] finer: shifts of this run's data (each sample's rows)
             v = stage.centring(x)
             v += stage.bias
             r = stage.requantizer
             dst_view[...] = numerics.Requantizer(r.multiplier, numerics.row_shifted(r.shift[None, :], row_shift),
                                                  zp, qmin, qmax, rounding)(v)
         except ValueError as exc:
+            for i in range(batch if batch > 1 else 0):  # the first sample that faults alone names itself
+                sample_requant(i)
             raise Fault(f"requant: {exc}") from None
+
+    def sample_requant(i: int) -> None:
+        """Sample i alone with its own parameters (a batch whose pbuf differs, or finding the sample
+        that faults): the stage made from them, written to its rows."""
+        bias, mult, shift = (params[i, :, j].astype(np.int64) for j in range(3))
+        try:
+            stage = numerics.AffineRequantizer(src_zp, pre_shift, magnitude, bias, mult, shift, zp, qmin, qmax,
+                                               rounding)
+            if row_shift is None:
+                stage(x[i], dst_view[i])
+                return
+            v = stage.centring(x[i])
+            v += stage.bias
+            r = stage.requantizer
+            dst_view[i] = numerics.Requantizer(r.multiplier, numerics.row_shifted(r.shift[None, :], row_shift[i]),
+                                               zp, qmin, qmax, rounding)(v)
+        except ValueError as exc:
+            raise Fault(f"{'sample %d: ' % i if batch > 1 else ''}requant: {exc}") from None
 
     accesses = tuple(a for a in (x_access, p_access, r_access, d_access) if a is not None)
     return Effect(_cycles(m, rows * cols), accesses, POST_LATENCY, action=action)
@@ -111,7 +137,7 @@ class _ByteLookup:
 
     def __init__(self, x: np.ndarray, out: np.ndarray):
         self.source, self.out = x.view(np.uint8), out
-        cols = x.shape[1]
+        cols = x.shape[-1]
         self._index = np.empty(x.shape, np.intp) if cols > 1 else None
         self._columns = np.arange(cols, dtype=np.intp)
 
@@ -165,7 +191,7 @@ def eadd(m: MachineState, op: str, rounding: str, dst: int, a: int):
     pairs = rule_tables.table(m, ("eadd", op, rounding, a_zp, b_zp, a_mult, a_shift, b_mult, b_shift, pre_shift,
                                   out_mult, out_shift, zp, qmin, qmax),
                               lambda: rule(rule_tables.PAIR_A, rule_tables.PAIR_B).astype(np.int8))
-    pair_index = rule_tables.PairIndex(length)
+    pair_index = rule_tables.PairIndex((m.batch, length))
 
     def action() -> None:
         if pairs is not None:
@@ -174,7 +200,7 @@ def eadd(m: MachineState, op: str, rounding: str, dst: int, a: int):
         try:
             out[...] = rule(a_view, b_view)
         except ValueError as exc:
-            raise Fault(f"eadd: {exc}") from None
+            raise sample_fault(m, "eadd", lambda i: rule(a_view[i], b_view[i]), exc) from None
 
     accesses = tuple(x for x in (a_access, b_access, d_access) if x is not None)
     return Effect(_cycles(m, length), accesses, POST_LATENCY, action=action)
@@ -205,18 +231,21 @@ def emul(m: MachineState, rounding: str, dst: int, a: int):
     # whole periods from lane 0: lanes (o, p, r) of shape (length / (period * rep), period, rep) read
     # b[p], a broadcast view of b (no gather)
     tiled = not identity and phase == 0 and length % (rep * period) == 0
-    pattern = np.broadcast_to(b_view[None, :, None], (length // (rep * period), period, rep)) if tiled else None
-    pair_index = rule_tables.PairIndex(length, pattern.shape if tiled and pairs is not None else None)
+    batch = m.batch
+    pattern = np.broadcast_to(b_view[:, None, :, None], (batch, length // (rep * period), period, rep)) \
+        if tiled else None
+    pair_index = rule_tables.PairIndex((batch, length), pattern.shape if tiled and pairs is not None else None)
 
     def action() -> None:
-        b_lanes = b_view[:length] if identity else pattern if tiled else b_view[index]
+        b_lanes = b_view[:, :length] if identity else pattern if tiled else b_view[:, index]
         if pairs is not None:
             pairs.take(pair_index(a_view, b_lanes), None, out, "clip")
             return
+        lanes = b_lanes.reshape(batch, length)
         try:
-            out[...] = rule(a_view, b_lanes.reshape(-1))
+            out[...] = rule(a_view, lanes)
         except ValueError as exc:
-            raise Fault(f"emul: {exc}") from None
+            raise sample_fault(m, "emul", lambda i: rule(a_view[i], lanes[i]), exc) from None
 
     accesses = tuple(x for x in (a_access, b_access, d_access) if x is not None)
     return Effect(_cycles(m, length), accesses, POST_LATENCY, action=action)
@@ -230,12 +259,20 @@ def lut(m: MachineState, dst: int, src: int):
     table, t_access = m.region(PBUF, table_at, (256,), (1,), np.int8, False, "lut table (lt.table)")
     out, d_access = m.region(ABUF, dst, (length,), (1,), np.int8, True, "lut output")
     # int8 v is the byte b = v mod 256 and reads entry v + 128 = (b + 128) mod 256: the table
-    # rotated by 128 bytes maps each byte to its result (bytes.translate: no numpy call at all)
-    source, target, entries = (v.view(np.uint8).data for v in (x, out, table))
+    # rotated by 128 bytes maps each byte to its result (bytes.translate: no numpy call at all);
+    # a batch: each sample's bytes through its own table, one gather
+    if m.batch == 1:
+        source, target, entries = (v[0].view(np.uint8).data for v in (x, out, table))
 
-    def action() -> None:
-        rotated = entries[128:].tobytes() + entries[:128].tobytes()
-        target[:] = source.tobytes().translate(rotated)
+        def action() -> None:
+            rotated = entries[128:].tobytes() + entries[:128].tobytes()
+            target[:] = source.tobytes().translate(rotated)
+    else:
+        samples, rotation = np.arange(m.batch)[:, None], (np.arange(256) + 128) % 256
+        codes, results = x.view(np.uint8), out.view(np.uint8)
+
+        def action() -> None:
+            results[...] = table.view(np.uint8)[:, rotation][samples, codes]
 
     accesses = tuple(a for a in (x_access, t_access, d_access) if a is not None)
     return Effect(_cycles(m, length), accesses, POST_LATENCY, action=action)

@@ -22,7 +22,7 @@ from tcc.ir.numerics.bf16 import round32_bits, round32_bits_into
 from ..cycles import reduction_cycles
 
 from . import rule_tables
-from .machine import ABUF, VBUF, Effect, Fault, MachineState, impl, registers
+from .machine import ABUF, VBUF, Effect, Fault, MachineState, impl, registers, sample_fault
 
 _CVT = registers("v.len", "v.scale", "v.zp")
 _CVT_ROWS = registers("v.row", "v.shifts")
@@ -58,7 +58,7 @@ def cvt(m: MachineState, dir: str, dst: int, src: int):
         if lanes is not None:
             return _table_effect(m, lanes, q.view(np.uint8), out, length, s_access, d_access)
 
-        def convert():
+        def convert(q=q):
             return numerics.to_bf16(numerics.int8_to_bf16(q, scale, zp))
     elif dir == "bf16_i8":
         x, s_access = m.region(VBUF, src, (length,), (2,), "<u2", False, "cvt source")
@@ -70,13 +70,13 @@ def cvt(m: MachineState, dir: str, dst: int, src: int):
         if codes is not None:
             return _table_effect(m, codes, x, out, length, s_access, d_access)
 
-        def convert():
+        def convert(x=x):
             return numerics.bf16_to_int8(numerics.from_bf16(x), scale, zp, "half_even")
     elif dir == "i32_bf16":
         q, s_access = m.region(ABUF, src, (length,), (4,), "<i4", False, "cvt source")
         out, d_access = m.region(VBUF, dst, (length,), (2,), "<u2", True, "cvt destination")
 
-        def convert():
+        def convert(q=q):
             return numerics.to_bf16(numerics.int8_to_bf16(q, scale, zp))
     elif dir == "bf16_i8_rows":
         return _cvt_rows(m, length, scale, zp, dst, src)
@@ -84,14 +84,16 @@ def cvt(m: MachineState, dir: str, dst: int, src: int):
         x, s_access = m.region(VBUF, src, (length,), (2,), "<u2", False, "cvt source")
         out, d_access = m.region(VBUF, dst, (length,), (4,), "<f4", True, "cvt destination")
 
-        def convert():
+        def convert(x=x):
             return numerics.from_bf16(x)
 
     def action() -> None:
         try:
             out[...] = convert()
         except ValueError as exc:
-            raise Fault(f"cvt {dir} with v.scale = {float(scale)!r}, v.zp = {zp}: {exc}") from None
+            source = q if dir in ("i8_bf16", "i32_bf16") else x
+            raise sample_fault(m, f"cvt {dir} with v.scale = {float(scale)!r}, v.zp = {zp}",
+                               lambda i: convert(source[i]), exc) from None
 
     accesses = tuple(a for a in (s_access, d_access) if a is not None)
     return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency, action=action)
@@ -118,17 +120,20 @@ def _cvt_rows(m: MachineState, length: int, scale: np.float32, zp: int, dst: int
     out, d_access = m.region(ABUF, dst, (rows, row), (row, 1), np.int8, True, "cvt destination")
     shifts, r_access = m.region(ABUF, shifts_at, (rows,), (1,), np.int8, True, "cvt row shifts (v.shifts)")
 
+    def converted(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows' int8 values and shifts (values: the rows of one sample, or of every sample)."""
+        with np.errstate(invalid="ignore"):
+            r = np.asarray(numerics.shift_for_range(values.max(axis=-1), values.min(axis=-1), scale, zp), np.int64)
+        scaled = np.ldexp(values.astype(np.float64), r[..., None])
+        return numerics.bf16_to_int8(scaled, scale, zp, "half_even"), r
+
     def action() -> None:
         values = _value(x)
         try:
-            with np.errstate(invalid="ignore"):
-                r = np.asarray(numerics.shift_for_range(values.max(axis=1), values.min(axis=1), scale, zp),
-                               np.int64)
-            scaled = np.ldexp(values.astype(np.float64), r[:, None])
-            out[...] = numerics.bf16_to_int8(scaled, scale, zp, "half_even")
+            out[...], shifts[...] = converted(values)
         except ValueError as exc:
-            raise Fault(f"cvt bf16_i8_rows with v.scale = {float(scale)!r}, v.zp = {zp}: {exc}") from None
-        shifts[...] = r
+            raise sample_fault(m, f"cvt bf16_i8_rows with v.scale = {float(scale)!r}, v.zp = {zp}",
+                               lambda i: converted(values[i]), exc) from None
 
     reduce = 0
     width = row
@@ -151,7 +156,8 @@ def _value(p: np.ndarray) -> np.ndarray:
 
 
 class Lanes:
-    """Scratch of one vector instruction, made when it is prepared: operands A and B as float32
+    """Scratch of one vector instruction, made when it is prepared, of ``shape`` (a length, or a
+    batch's (N, length): the samples' lanes side by side): operands A and B as float32
     (uint32 words whose low halves stay zero, so writing a bf16 pattern into the high half is the
     exact conversion), the float32 result, rounding scratch, and the uint16 result (vbuf itself).
 
@@ -164,15 +170,15 @@ class Lanes:
 
     __slots__ = ("a", "b", "result", "work", "out", "_high_a", "_high_b")
 
-    def __init__(self, length: int, out: np.ndarray | None = None, m: MachineState | None = None):
-        arrays = None if m is None else m.lanes.get(length)
+    def __init__(self, shape, out: np.ndarray | None = None, m: MachineState | None = None):
+        arrays = None if m is None else m.lanes.get(shape)
         if arrays is None:
-            arrays = (np.zeros(length, np.uint32), np.zeros(length, np.uint32), np.empty(length, np.float32),
-                      np.empty(length, np.uint32), np.empty(length, np.uint16))
+            arrays = (np.zeros(shape, np.uint32), np.zeros(shape, np.uint32), np.empty(shape, np.float32),
+                      np.empty(shape, np.uint32), np.empty(shape, np.uint16))
             if m is not None:
-                m.lanes[length] = arrays
+                m.lanes[shape] = arrays
         words_a, words_b, self.result, self.work, spare = arrays
-        self._high_a, self._high_b = (w.view(np.uint16)[_HIGH_HALF::2] for w in (words_a, words_b))
+        self._high_a, self._high_b = (w.view(np.uint16)[..., _HIGH_HALF::2] for w in (words_a, words_b))
         self.a, self.b = words_a.view(np.float32), words_b.view(np.float32)
         self.out = spare if out is None else out
 
@@ -286,10 +292,11 @@ def _operand(m: MachineState, source: str, registers_of, length: int, what: str)
     stored, access = _lanes(m, base, min(period, -(-length // rep)), False, what)
     if rep == 1 and period >= length:  # lane i reads element i: the vector itself
         return lambda: stored, access
+    batch = m.batch
     if length % (rep * period) == 0:  # whole periods: lanes (o, p, r) read element p, one broadcast copy
-        lanes = np.empty(length, np.uint16)
-        shaped = lanes.reshape(length // (rep * period), period, rep)
-        pattern = np.broadcast_to(stored[None, :, None], shaped.shape)
+        lanes = np.empty((batch, length), np.uint16)
+        shaped = lanes.reshape(batch, length // (rep * period), period, rep)
+        pattern = np.broadcast_to(stored[:, None, :, None], shaped.shape)
 
         def tiled() -> np.ndarray:
             shaped[...] = pattern
@@ -297,7 +304,7 @@ def _operand(m: MachineState, source: str, registers_of, length: int, what: str)
 
         return tiled, access
     index = (np.arange(length) // rep) % period
-    return lambda: stored[index], access
+    return lambda: stored[:, index], access
 
 
 def _finish(m: MachineState, dst: int, length: int, compute, accesses: list) -> Effect:
@@ -336,7 +343,7 @@ def vbin(m: MachineState, op: str, b: str, dst: int, a: int):
     operation = BINARY[op]
     if op in _ARITHMETIC:  # rounded in scratch made now, straight into vbuf
         out, access = _lanes(m, dst, length, True, "vector result")
-        lanes = Lanes(length, out, m)
+        lanes = Lanes((m.batch, length), out, m)
 
         def action() -> None:
             result = operation(x, y(), lanes)
@@ -358,12 +365,12 @@ def vfma(m: MachineState, b: str, c: str, dst: int, a: int):
     y, b_access = _operand(m, b, _B, length, "vfma operand B")
     z, c_access = _operand(m, c, _C, length, "vfma operand C")
     multiply, add = BINARY["mul"], BINARY["add"]
-    product, total = Lanes(length, None, m), None  # the product's scratch; the sum's, made with the result view
+    product, total = Lanes((m.batch, length), None, m), None  # the product's scratch; the sum's, made with the result view
 
     def compute(out: np.ndarray) -> np.ndarray:
         nonlocal total
         if total is None:
-            total = Lanes(length, out, m)
+            total = Lanes((m.batch, length), out, m)
         return add(multiply(x, y(), product), z(), total)
 
     return _finish_into(m, dst, length, compute, [a_access, b_access, c_access])
@@ -413,7 +420,7 @@ def vred(m: MachineState, op: str, dst: int, a: int):
     x, a_access = _lanes(m, a, length, False, "vred input")
     combine = BINARY["add"]
     out, d_access = _lanes(m, dst, length // row, True, "vred result")
-    rows = length // row
+    rows = m.batch * (length // row)  # every sample's rows
     # per level of the tree: the pairs' scratch (the sum's rounding lanes) and, for an odd width,
     # the next level (the combined pairs, then the unpaired last element)
     levels, width = [], row
@@ -427,7 +434,7 @@ def vred(m: MachineState, op: str, dst: int, a: int):
     def action() -> None:
         level = x.reshape(rows, row)
         if op == "max":
-            out[...] = _row_maximum(level)
+            out[...] = _row_maximum(level).reshape(out.shape)
             return
         for pairs, lanes, joined in levels:
             a, b = level[:, 0:2 * pairs:2], level[:, 1:2 * pairs:2]
@@ -438,7 +445,7 @@ def vred(m: MachineState, op: str, dst: int, a: int):
                 joined[:, :pairs] = paired.reshape(rows, pairs)
                 joined[:, pairs:] = level[:, 2 * pairs:]
                 level = joined
-        out[...] = level.reshape(-1)
+        out[...] = level.reshape(out.shape)
 
     accesses = tuple(x for x in (a_access, d_access) if x is not None)
     return Effect(reduction_cycles(m.target, length, row), accesses, m.target.simd_latency, action=action)

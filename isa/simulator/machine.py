@@ -1,7 +1,10 @@
 """The machine's architectural state and the vocabulary its instruction implementations share.
 
 State (docs/overlay-machine.md): DRAM and the five on-chip buffers as flat uint8 arrays, 256
-32-bit configuration registers, the PE array's mode.  Every instruction is one ``@impl``
+32-bit configuration registers, the PE array's mode.  A machine simulates a batch of N samples at
+once: each memory is an (N, bytes) array, one row per sample (N = 1 for a single run), while the
+registers and the mode are one for all (the program is the same), so every view an instruction
+takes has the sample axis first and every action works on all N samples in one go.  Every instruction is one ``@impl``
 function ``fn(state, *fields)`` taking the decoded fields in table order.
 
 Registers change only by ``setr`` with an immediate and programs are straight-line, so the
@@ -10,7 +13,7 @@ the memories hold the data.  An implementation therefore does two things: it rea
 and checks everything they decide (geometry, bounds, mode: a Fault here traps at that PC), and it
 returns the datapath's work on the memories as the ``action`` of its ``Effect``, a closure over
 views of the memories that runs when the instruction executes (and may raise a Fault about the
-data, e.g. an accumulator overflow).  It returns an ``Effect`` (cycles, byte ranges touched, MACs
+data, e.g. an accumulator overflow, naming the sample when N > 1: ``sample_fault``).  It returns an ``Effect`` (cycles, byte ranges touched, MACs
 and DRAM bytes moved, action), a ``Barrier`` (``sync``/``halt``) or None (issue-only
 instructions).  run.py prepares a program once per machine and replays only the actions.
 """
@@ -40,6 +43,18 @@ class Fault(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+def sample_fault(m: "MachineState", what: str, attempt: Callable[[int], object], error: ValueError) -> Fault:
+    """The Fault for a rule that raised ``error`` on the batch: as it is for one sample, else naming
+    the first sample whose own ``attempt(i)`` (the rule on sample i alone, writing nothing) raises."""
+    if m.batch > 1:
+        for i in range(m.batch):
+            try:
+                attempt(i)
+            except ValueError as exc:
+                return Fault(f"sample {i}: {what}: {exc}")
+    return Fault(f"{what}: {error}")
 
 
 @dataclass(slots=True)
@@ -129,19 +144,26 @@ def contiguous_strides(shape, itemsize: int) -> tuple[int, ...]:
 
 
 class MachineState:
-    """DRAM, buffers, registers and mode of one overlay core."""
+    """DRAM, buffers, registers and mode of one overlay core, over a batch of ``batch`` samples.
+
+    ``dram`` is a 1-d uint8 image (one sample) or an (N, bytes) one (N samples, one image each).
+    ``memories`` are the (N, bytes) arrays the instructions read and write (buffers in BUFFERS
+    order, then DRAM); ``dram`` and ``buffers`` are sample 0's rows of them (all of it when N = 1),
+    ``batch_dram`` every sample's DRAM."""
 
     def __init__(self, target: TargetConfig, dram: np.ndarray):
         image = np.asarray(dram)
-        if image.dtype != np.uint8 or image.ndim != 1:
-            raise TypeError(f"the DRAM image must be a 1-d uint8 array, got {image.dtype}{list(image.shape)}")
-        if image.size > target.dram_bytes:
-            raise TargetError(f"DRAM image of {image.size} bytes exceeds target {target.name}'s "
+        if image.dtype != np.uint8 or image.ndim not in (1, 2) or (image.ndim == 2 and not image.shape[0]):
+            raise TypeError(f"the DRAM image must be a 1-d (or N x bytes) uint8 array, got "
+                            f"{image.dtype}{list(image.shape)}")
+        if image.shape[-1] > target.dram_bytes:
+            raise TargetError(f"DRAM image of {image.shape[-1]} bytes exceeds target {target.name}'s "
                               f"dram_bytes = {target.dram_bytes}")
         self.target = target
-        self.dram = image.copy()
-        self.buffers = {name: np.zeros(target.buffer_bytes(name), np.uint8) for name in BUFFERS}
-        self.memories = [self.buffers[name] for name in BUFFERS] + [self.dram]
+        self.batch = 1 if image.ndim == 1 else image.shape[0]
+        self.memories = [np.zeros((self.batch, target.buffer_bytes(name)), np.uint8) for name in BUFFERS]
+        self.memories.append(np.array(image.reshape(self.batch, -1), np.uint8))
+        self._rows()
         self._image: np.ndarray | None = None  # what load_image last loaded (reload_image restores it)
         self._written: dict[int, tuple] = {}  # id -> spans changed since (note_written)
         self.stop_at_barrier = False  # set by a multi-core run: ``barrier`` ends a run like ``halt``
@@ -155,14 +177,25 @@ class MachineState:
         self.joined: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self.reset()
 
+    def _rows(self) -> None:
+        """``dram`` and ``buffers``: sample 0's rows of the memories."""
+        self.dram = self.memories[DRAM][0]
+        self.buffers = {name: self.memories[i][0] for i, name in enumerate(BUFFERS)}
+
+    @property
+    def batch_dram(self) -> np.ndarray:
+        """Every sample's DRAM, (N, bytes)."""
+        return self.memories[DRAM]
+
     def load_image(self, image: np.ndarray) -> None:
-        """DRAM to ``image`` followed by zeros and every buffer to zeros, in place (the arrays, and
-        views of them that a prepared program holds, stay the same)."""
-        if image.size > self.dram.size:
-            raise TargetError(f"DRAM image of {image.size} bytes exceeds this machine's {self.dram.size}")
-        self.dram[:image.size] = image
-        self.dram[image.size:] = 0
-        for buffer in self.buffers.values():
+        """Every sample's DRAM to ``image`` followed by zeros and every buffer to zeros, in place (the
+        arrays, and views of them that a prepared program holds, stay the same)."""
+        dram = self.memories[DRAM]
+        if image.size > dram.shape[1]:
+            raise TargetError(f"DRAM image of {image.size} bytes exceeds this machine's {dram.shape[1]}")
+        dram[:, :image.size] = image
+        dram[:, image.size:] = 0
+        for buffer in self.memories[:DRAM]:
             buffer.fill(0)
         self._image, self._written = image, {}
 
@@ -181,9 +214,9 @@ class MachineState:
             for memory, lo, hi in spans:
                 mem = self.memories[memory]
                 if memory == DRAM and lo < image.size:
-                    mem[lo:min(hi, image.size)] = image[lo:hi]
+                    mem[:, lo:min(hi, image.size)] = image[lo:hi]
                     lo = min(hi, image.size)
-                mem[lo:hi] = 0
+                mem[:, lo:hi] = 0
         self._written = {}
         return True
 
@@ -203,7 +236,8 @@ class MachineState:
 
     def region(self, memory: int, base: int, shape: tuple, strides: tuple, dtype, write: bool,
                what: str) -> tuple[np.ndarray, tuple | None]:
-        """A view of ``shape`` elements at byte ``base`` with byte ``strides``, bounds-checked.
+        """A view of ``shape`` elements at byte ``base`` with byte ``strides`` in every sample,
+        bounds-checked: shape ``(N,) + shape``, the sample axis first.
 
         Returns the view and its access ``(memory, lo, hi, write)`` (None when empty).  ``what``
         names the operand in the fault message.
@@ -220,19 +254,21 @@ class MachineState:
                 lo += (n - 1) * s
             else:
                 hi += (n - 1) * s
-        if empty:
-            return np.empty(shape, dtype), None
-        hi += dtype.itemsize
         mem = self.memories[memory]
-        if lo < 0 or hi > mem.size:
+        if empty:
+            return np.empty((mem.shape[0],) + tuple(shape), dtype), None
+        hi += dtype.itemsize
+        size = mem.shape[1]
+        if lo < 0 or hi > size:
             raise Fault(f"{what}: {MEMORY_NAMES[memory]} range [{lo}, {hi}) is outside {MEMORY_NAMES[memory]} "
-                        f"({mem.size} bytes)")
-        view = np.ndarray(shape, dtype, buffer=mem, offset=base, strides=strides)
+                        f"({size} bytes)")
+        view = np.ndarray((mem.shape[0],) + tuple(shape), dtype, buffer=mem, offset=base,
+                          strides=(size,) + tuple(strides))
         return view, (memory, lo, hi, write)
 
     def span(self, memory: int, lo: int, hi: int, write: bool, what: str) -> tuple:
         """Bounds-check the byte range [lo, hi) of a memory; returns its access."""
-        size = self.memories[memory].size
+        size = self.memories[memory].shape[1]
         if lo < 0 or hi > size:
             raise Fault(f"{what}: {MEMORY_NAMES[memory]} range [{lo}, {hi}) is outside {MEMORY_NAMES[memory]} "
                         f"({size} bytes)")

@@ -33,16 +33,17 @@ class Core(Machine):
     plans_kept = 1 << 20  # every segment of the core's stream stays prepared
 
     def __init__(self, target: TargetConfig, dram: np.ndarray):
+        """``dram``: the shared (N, bytes) DRAM of a batch of N samples (the core's buffers get N rows too)."""
         self._started = False
-        super().__init__(target, np.zeros(0, np.uint8))
-        self.dram = dram
+        super().__init__(target, np.zeros((dram.shape[0], 0), np.uint8))
         self.memories[-1] = dram
+        self._rows()
         self.stop_at_barrier = True
 
     def restart(self) -> None:
         """Back to the start of a run: registers zero (at the first segment), buffers zero."""
         self._started = False
-        for buffer in self.buffers.values():
+        for buffer in self.memories[:-1]:
             buffer.fill(0)
 
     def reset(self) -> None:
@@ -86,7 +87,9 @@ class Multicore:
     of the same program on new data in ``dram`` replays the cores' actions only."""
 
     def __init__(self, target: TargetConfig, dram: np.ndarray):
+        """``dram``: one sample's 1-d DRAM, or (N, bytes) for a batch of N samples run at once."""
         self.target, self.dram = target, dram
+        self._batch_dram = dram if dram.ndim == 2 else dram.reshape(1, -1)  # a view: the cores write ``dram``
         self._cores: list[Core] = []
 
     def run(self, words, entries: list[int]) -> RunResult:
@@ -100,7 +103,7 @@ class Multicore:
             raise SimulatorTrap(0, "barrier", "the cores' streams have different numbers of barriers "
                                               f"({[len(s) - 1 for s in streams]}): a core would wait forever")
         if len(self._cores) != len(streams):
-            self._cores = [Core(self.target, self.dram) for _ in streams]
+            self._cores = [Core(self.target, self._batch_dram) for _ in streams]
         cores = self._cores
         for core in cores:
             core.restart()

@@ -49,15 +49,15 @@ class PairIndex:
     stays in cache (a scratch per instruction, interleaved byte copies: ResNet-50's 291 residual
     adds took 30 ms a run, 100 us each).  The index is valid until the thread's next call."""
 
-    __slots__ = ("length", "b_shape")
+    __slots__ = ("shape", "size", "b_shape")
 
-    def __init__(self, length: int, b_shape: tuple | None = None):
-        """``b_shape``: the shape b comes in (a broadcast pattern whose elements, in order, are the
-        ``length`` lanes), else b is 1-d like a."""
-        self.length, self.b_shape = length, b_shape
+    def __init__(self, shape: tuple, b_shape: tuple | None = None):
+        """``shape``: a's (a batch's: (N, length)); ``b_shape``: the shape b comes in (a broadcast
+        pattern whose elements, in order, are the lanes), else b is shaped like a."""
+        self.shape, self.size, self.b_shape = shape, int(np.prod(shape)), b_shape
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        index = thread_scratch("pair_index", self.length, np.uint16)
+        index = thread_scratch("pair_index", self.size, np.uint16).reshape(self.shape)
         np.left_shift(a.view(np.uint8), _EIGHT, out=index, dtype=np.uint16)
         low = index if self.b_shape is None else index.reshape(self.b_shape)
         np.bitwise_or(low, b.view(np.uint8), out=low)

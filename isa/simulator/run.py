@@ -7,7 +7,9 @@ hazard checks make that order the one the hardware would observe.
 A program is prepared once per machine (``Plan``): decoded, walked through its decode-time state
 (registers, mode; machine.py) calling each instruction's implementation, which checks it and
 hands back its action, and timed: cycles and counters depend on the program only, so they are
-computed here, once.  A run then replays the actions in order.  A Fault while preparing (a bad
+computed here, once.  A run then replays the actions in order, each on every sample of the
+machine's batch at once (machine.py: the memories' sample axis); a plan is per machine, so per
+batch size.  A Fault while preparing (a bad
 geometry, an address out of bounds) traps at its PC when a run reaches it, after the actions
 before it have run, as if the instructions had executed one by one.
 """

@@ -53,6 +53,12 @@ def test_squeezenet_on_three_cores_is_bit_identical_to_one_and_faster(tmp_path, 
     for key, value in run_module(module, other).items():
         np.testing.assert_array_equal(again[key], value)
     assert session.last_result == three and not prepared
+    monkeypatch.undo()
+    # a batch of both inputs on the cores at once (the cores' buffers and the DRAM with a sample axis)
+    batched = session.run(None, {k: np.concatenate([inputs[k], other[k]]) for k in inputs})
+    for name, value in zip(session.output_names(), batched):
+        np.testing.assert_array_equal(value, np.concatenate([runs[3][0][name], again[name]]))
+    assert session.last_result == three
 
 
 def test_concat_and_lookup_steps_are_spread_over_the_cores(tmp_path):
