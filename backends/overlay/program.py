@@ -53,9 +53,13 @@ class Program:
 
     def dma(self, direction: str, buf: str, sram: int, dram: int | ActivationAddress, rows: int, row_bytes: int,
             dram_row: int = 0, sram_row: int = 0, planes: int = 1, dram_plane: int = 0, sram_plane: int = 0) -> None:
-        """A load or store of a planes x rows x row_bytes box; contiguous boxes collapse to one row."""
-        if planes == 1 and rows > 1 and dram_row == row_bytes and sram_row == row_bytes:
+        """A load or store of a planes x rows x row_bytes box; contiguous boxes collapse to one row (the
+        same bytes in fewer, longer DMA rows: a beat per 64 bytes, not per row; and the residency of
+        abuf and vbuf follows a contiguous transfer)."""
+        if rows > 1 and dram_row == row_bytes and sram_row == row_bytes:
             rows, row_bytes = 1, rows * row_bytes
+        if planes > 1 and rows == 1 and dram_plane == row_bytes and sram_plane == row_bytes:
+            planes, row_bytes = 1, planes * row_bytes
         box = {"planes": planes, "rows": rows, "row_bytes": row_bytes, "dram_row": dram_row,
                "dram_plane": dram_plane, "sram_row": sram_row, "sram_plane": sram_plane}
         if self.residency is not None:

@@ -29,6 +29,19 @@ def test_a_load_of_what_abuf_holds_is_a_copy_from_where_it_is():
     assert [regs[f"cp.s{i}"] for i in range(4)][1:] == [0, 64, 1] and regs["cp.d2"] == 16
 
 
+def test_a_contiguous_box_of_planes_is_one_dma_row_and_stays_held():
+    """Attention scores [3 heads, 65, 65] stored as planes of rows that are contiguous in both memories:
+    one 12675-byte row (a beat per 64 bytes, not two per 65-byte row), which abuf is known to hold, so
+    the conversion that loads them back reads them with a copy instead of waiting for the store."""
+    p = Program(keep_on_chip=True)
+    p.dma("store", "abuf", 0x40000, A(0), planes=3, rows=65, row_bytes=65, dram_row=65, sram_row=65,
+          dram_plane=4225, sram_plane=4225)
+    regs = {f["reg"]: f["value"] for m, f in p.instructions if m == "setr"}
+    assert (regs["dma.planes"], regs["dma.rows"], regs["dma.row_bytes"]) == (1, 1, 3 * 65 * 65)
+    p.dma("load", "abuf", 0x20000, A(0), rows=1, row_bytes=3 * 65 * 65)
+    assert mnemonics(p) == ["store", "copy"]
+
+
 def test_a_load_spanning_two_held_tiles_copies_each_piece():
     p = Program(keep_on_chip=True)
     p.dma("store", "abuf", 0x40000, A(0), rows=1, row_bytes=256)
