@@ -164,8 +164,35 @@ def wide_kernel_cnn(seed: int = 0, channels: int = 480, dw_channels: int = 320, 
     return g.model("x", [1, 3, 6, width], out, "wide_kernel_cnn")
 
 
+def c2f_cnn(seed: int = 0, c: int = 16, width: int = 32) -> onnx.ModelProto:
+    """YOLOv8's C2f block: a 1x1 conv whose output splits in two channel halves, a 3x3 bottleneck on
+    the second half, the halves and the bottleneck's output concatenated along channels, a 1x1 conv."""
+    g = Graph(seed)
+    x = g.node("Relu", [g.conv("x", 3, 2 * c, 3)])
+    out1, out2 = g.name("split"), g.name("split")
+    g.nodes.append(helper.make_node("Split", [x, g.const(np.array([c, c], np.int64), "parts")], [out1, out2],
+                                    name=out1, axis=1))
+    y = g.node("Relu", [g.conv(g.node("Relu", [g.conv(out2, c, c, 3)]), c, c, 3)])
+    x = g.node("Concat", [out1, out2, y], "cat", axis=1)
+    out = g.conv(g.node("Relu", [g.conv(x, 3 * c, 2 * c, 1)]), 2 * c, 8, 1)
+    return g.model("x", [1, 3, width, width], out, "c2f_cnn")
+
+
+def stem_cnn(seed: int = 0, width: int = 128) -> onnx.ModelProto:
+    """A detector's stem: stride-2 3x3 convs with SiLU (as one table lookup each) over a 128-pixel image,
+    each layer several row tiles, then a 3x3 and a 1x1 conv."""
+    g = Graph(seed)
+    x, c = "x", 3
+    for cout, stride in ((16, 2), (32, 2), (32, 1)):
+        x = g.conv(x, c, cout, 3, stride=stride)
+        x, c = g.node("Mul", [x, g.node("Sigmoid", [x])], "silu"), cout
+    out = g.conv(x, c, 8, 1)
+    return g.model("x", [1, 3, width, width], out, "stem_cnn")
+
+
 MODELS = {"dead_gamma_cnn": dead_gamma_cnn, "silu_se_cnn": silu_se_cnn, "hardswish_cnn": hardswish_cnn,
-          "gated_cnn": gated_cnn, "gelu_cnn": gelu_cnn, "wide_kernel_cnn": wide_kernel_cnn}
+          "gated_cnn": gated_cnn, "gelu_cnn": gelu_cnn, "wide_kernel_cnn": wide_kernel_cnn,
+          "c2f_cnn": c2f_cnn, "stem_cnn": stem_cnn}
 
 
 def calibration(model: onnx.ModelProto, samples: int = 4, seed: int = 1) -> dict[str, np.ndarray]:

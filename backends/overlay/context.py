@@ -57,8 +57,14 @@ class Buffers:
         self.used[kind] = at
         return at % count
 
-    def a_in(self, i: int) -> int:
-        return self._slot("a_in", i, 2) * self.abuf_q + self.sub
+    def a_in(self, i: int, half: bool = False) -> int:
+        """Input slot ``i``: a quarter of abuf (0 or 1, in turn); with ``half`` (a tile of at most half
+        a quarter) the lower or upper half of it, in turn every second slot, so four input tiles are
+        in flight: a layer's first loads do not wait for the previous layer's last two tiles."""
+        if not half:
+            return self._slot("a_in", i, 2) * self.abuf_q + self.sub
+        at = self._slot("a_in", i, 4)
+        return at % 2 * self.abuf_q + at // 2 * (self.abuf_q // 2) + self.sub
 
     def a_out(self, i: int) -> int:
         return (2 + self._slot("a_out", i, 2)) * self.abuf_q + self.sub

@@ -165,6 +165,7 @@ def emit_conv(ctx: Context, step: Step) -> None:
         return
     tile = 0
     stores = LaterStore(ctx)
+    half_slabs = b.sub + geometry.rows_in(th) * slab_row <= b.abuf_q // 2
     for n0, my_rows in _my_tiles(ctx, n_out, tn, h_out, th, tiles.first):
         nt = min(tn, n_out - n0)
         wslot = b.w(n0 // tn)
@@ -177,7 +178,7 @@ def emit_conv(ctx: Context, step: Step) -> None:
         caps_at = _load_caps(ctx, caps_addr, n0, nt, pslot, tn)
         for index, (oy0, rows) in enumerate(my_rows):
             first, lo, hi = input_rows(oy0, rows, sh, pt, kh, dh, h)
-            slab = b.a_in(tile)
+            slab = b.a_in(tile, half=half_slabs)
             stores.before_load(ctx.addr(x) + lo * slab_row, (hi - lo) * slab_row, slab, (hi - lo) * slab_row)
             # the slab is read by this tile's matmuls alone, before its requantize writes abuf
             slab = p.read_in_place("abuf", slab, ctx.addr(x) + lo * slab_row, (hi - lo) * slab_row)

@@ -53,9 +53,13 @@ class Program:
 
     def dma(self, direction: str, buf: str, sram: int, dram: int | ActivationAddress, rows: int, row_bytes: int,
             dram_row: int = 0, sram_row: int = 0, planes: int = 1, dram_plane: int = 0, sram_plane: int = 0) -> None:
-        """A load or store of a planes x rows x row_bytes box; contiguous boxes collapse to one row."""
-        if planes == 1 and rows > 1 and dram_row == row_bytes and sram_row == row_bytes:
+        """A load or store of a planes x rows x row_bytes box; contiguous boxes collapse to one row (the
+        same bytes in fewer, longer DMA rows: a beat per 64 bytes, not per row; and the residency of
+        abuf and vbuf follows a contiguous transfer)."""
+        if rows > 1 and dram_row == row_bytes and sram_row == row_bytes:
             rows, row_bytes = 1, rows * row_bytes
+        if planes > 1 and rows == 1 and dram_plane == row_bytes and sram_plane == row_bytes:
+            planes, row_bytes = 1, planes * row_bytes
         box = {"planes": planes, "rows": rows, "row_bytes": row_bytes, "dram_row": dram_row,
                "dram_plane": dram_plane, "sram_row": sram_row, "sram_plane": sram_plane}
         if self.residency is not None:
@@ -126,11 +130,14 @@ class Program:
                           (0, box["dram_plane"], box["dram_row"], 1), (0, box["sram_plane"], box["sram_row"], 1), 1)
             self.emit("copy", buf=buf, dst=sram, src=src)
             return True
-        for src, offset, nbytes in pieces:
-            if src == sram + offset:  # already in place
-                continue
+        copies = _reads_before_writes([(src, sram + offset, nbytes) for src, offset, nbytes in pieces
+                                       if src != sram + offset])  # pieces already in place need none
+        if copies is None:  # the pieces' places and sources overlap in a cycle: load them from DRAM
+            residency.forget_sram(sram, sram + sram_span)
+            return False
+        for src, dst, nbytes in copies:
             self.copy_box((1, 1, 1, nbytes), (0, 0, 0, 1), (0, 0, 0, 1), 1)
-            self.emit("copy", buf=buf, dst=sram + offset, src=src)
+            self.emit("copy", buf=buf, dst=dst, src=src)
         return True
 
     def mark(self) -> tuple[int, dict[str, int]]:
@@ -166,3 +173,20 @@ class Program:
 
     def __len__(self) -> int:
         return len(self.instructions)
+
+
+def _reads_before_writes(copies: list[tuple[int, int, int]]) -> list[tuple[int, int, int]] | None:
+    """``copies`` (src, dst, bytes) within one buffer in an order in which none writes bytes a later
+    one reads (the pieces of one load: each copy reads all its bytes before it writes, but a piece's
+    destination may be where another piece still is); None if there is no such order."""
+    def overwrites(a, b) -> bool:  # a's destination covers some of b's source
+        return a[1] < b[0] + b[2] and b[0] < a[1] + a[2]
+
+    left, ordered = list(copies), []
+    while left:
+        ready = next((c for c in left if not any(overwrites(c, other) for other in left if other is not c)), None)
+        if ready is None:
+            return None
+        ordered.append(ready)
+        left.remove(ready)
+    return ordered

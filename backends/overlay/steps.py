@@ -79,8 +79,10 @@ def find_host_io(module: Module) -> HostIO:
 
 def plan_layouts(steps: list[Step], io: HostIO) -> LayoutPlan:
     """NHWC for rank-4 int8 tensors the conv/pool unit touches and those tied to them by
-    element-wise int8 steps (eadd, requant: all operands share one layout); row-major for the
-    rest (attention heads, bf16 tensors, everything only moved or multiplied as matrices)."""
+    element-wise int8 steps (eadd, requant: all operands share one layout) and by concatenations
+    (operands and result share one layout, so a concat of NHWC maps assembles on chip: YOLOv8's C2f
+    concatenates a split half that nothing else reads); row-major for the rest (attention heads,
+    bf16 tensors, everything only moved or multiplied as matrices)."""
     parent: dict[int, int] = {}
     values: dict[int, Value] = {}
 
@@ -95,7 +97,7 @@ def plan_layouts(steps: list[Step], io: HostIO) -> LayoutPlan:
         group = step.inputs + step.outputs
         for v in group:
             values[id(v)] = v
-        if step.kind in ("eadd", "requant", "scale", "lut"):
+        if step.kind in ("eadd", "requant", "scale", "lut", "concat"):
             for v in group[1:]:
                 parent[find(id(v))] = find(id(group[0]))
         if step.kind == "emul":  # the full-shape operand and the result; a broadcast b keeps its own
