@@ -35,7 +35,7 @@ from tcc.runtime import open_session  # noqa: E402
 
 
 def light_source(name: str, work: Path) -> tuple[Path, Path, dict, list[dict]]:
-    path, calib = work / f"{name}.onnx", work / f"{name}.calib.npz"
+    path, calib = work / f"zoo_{name}.onnx", work / f"zoo_{name}.calib.npz"  # (DenseNet-121 is in both sets)
     model = light_zoo.randomized(name, expose_logits=True)
     if not path.exists():
         onnx.save(model, str(path))
@@ -59,7 +59,7 @@ def batch_of(samples: list[dict], n: int) -> dict:
 
 def measure_model(name: str, source, sizes: list[int], repeat: int, work: Path) -> list[dict]:
     path, calib, shapes, samples = source
-    tcc_path = work / f"{name}.tcc"
+    tcc_path = work / f"{path.stem}.tcc"
     if not tcc_path.exists():
         compile_model(str(path), "overlay", CompileOptions(input_shapes=shapes, calib=str(calib))).save(tcc_path)
     session = open_session(tcc_path)

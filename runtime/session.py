@@ -28,6 +28,10 @@ from .report import plain
 #: Simulated memory (DRAM and buffers, once per sample) a batch's machine may take: a larger batch
 #: runs as several (VGG-19's 150 MB image: 3 samples at a time; the reduced real models: hundreds).
 BATCH_BYTES = 1 << 29
+#: Samples simulated at once at most: past about 16 a batch's intermediates (conv windows, bf16 lanes)
+#: outgrow the caches and a sample costs more (bench/batch.py: ConvNeXt-T, MobileNetV3, EfficientNet-B0,
+#: DenseNet-121 and ViT-tiny per sample at N = 16 below N = 32).
+BATCH_SAMPLES = 16
 MACHINES_KEPT = 2  # machines (one per batch size, each with its prepared program) a session keeps
 
 
@@ -242,11 +246,11 @@ class Session(ModelIO):
 
     def run_batch(self, samples: list[dict]) -> list[dict[str, np.ndarray]]:
         """The samples simulated together: each instruction executes on all of them at once (a
-        machine of N samples, isa/simulator/machine.py), in runs of at most BATCH_BYTES of
-        simulated memory.  The RunResult (``last_result``) is one sample's run: cycles and counters
+        machine of N samples, isa/simulator/machine.py), in runs of at most BATCH_SAMPLES samples
+        and BATCH_BYTES of simulated memory.  The RunResult (``last_result``) is one sample's run: cycles and counters
         depend on the program only."""
         per_sample = self.artifact.metadata["dram_bytes"] + sum(self.target.buffer_bytes(b) for b in _buffers())
-        size = max(1, min(len(samples), BATCH_BYTES // per_sample))
+        size = max(1, min(len(samples), BATCH_SAMPLES, BATCH_BYTES // per_sample))
         outputs: list[dict[str, np.ndarray]] = []
         for start in range(0, len(samples), size):
             outputs += self._simulate(samples[start:start + size])

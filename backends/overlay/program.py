@@ -132,11 +132,15 @@ class Program:
                           (0, box["dram_plane"], box["dram_row"], 1), (0, box["sram_plane"], box["sram_row"], 1), 1)
             self.emit("copy", buf=buf, dst=sram, src=src)
             return True
-        for src, offset, nbytes in pieces:
-            if src == sram + offset:  # already in place
-                continue
+        copies = _reads_before_writes([(src, sram + offset, nbytes) for src, offset, nbytes in pieces
+                                       if src != sram + offset])  # pieces already in place need none
+        if copies is None:  # the pieces' places and sources overlap in a cycle: load them from DRAM
+            residency.forget_sram(sram, sram + sram_span)
+            residency.loaded(sram, dram, box)
+            return False
+        for src, dst, nbytes in copies:
             self.copy_box((1, 1, 1, nbytes), (0, 0, 0, 1), (0, 0, 0, 1), 1)
-            self.emit("copy", buf=buf, dst=sram + offset, src=src)
+            self.emit("copy", buf=buf, dst=dst, src=src)
         if len(pieces) > 1:  # assembled from several places: held in one range now
             residency.loaded(sram, dram, box)
         return True
@@ -174,3 +178,20 @@ class Program:
 
     def __len__(self) -> int:
         return len(self.instructions)
+
+
+def _reads_before_writes(copies: list[tuple[int, int, int]]) -> list[tuple[int, int, int]] | None:
+    """``copies`` (src, dst, bytes) within one buffer in an order in which none writes bytes a later
+    one reads (the pieces of one load: each copy reads all its bytes before it writes, but a piece's
+    destination may be where another piece still is); None if there is no such order."""
+    def overwrites(a, b) -> bool:  # a's destination covers some of b's source
+        return a[1] < b[0] + b[2] and b[0] < a[1] + a[2]
+
+    left, ordered = list(copies), []
+    while left:
+        ready = next((c for c in left if not any(overwrites(c, other) for other in left if other is not c)), None)
+        if ready is None:
+            return None
+        ordered.append(ready)
+        left.remove(ready)
+    return ordered

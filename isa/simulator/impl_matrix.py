@@ -34,6 +34,7 @@ _CV = registers("cv.h", "cv.w", "cv.c", "cv.kh", "cv.kw", "cv.sh", "cv.sw", "cv.
 _INT32_MIN, _INT32_MAX = numerics.INT32_MIN, numerics.INT32_MAX
 _WINDOWS_KEPT = 2  # slabs whose windows a machine keeps (a layer's tiles alternate between two halves of abuf)
 _SERIALS = count()  # serial numbers of the windows made, never reused
+_CHUNK_BYTES = 1 << 20  # a depthwise conv's windows made at once at most (bytes), a sample's at least
 
 
 @lru_cache(maxsize=64)
@@ -59,10 +60,10 @@ def _windows(M: int, h: int, w: int, kh: int, kw: int, sh: int, sw: int, dh: int
     return index, first, last
 
 
-def _window_reader(m: MachineState, M: int, channels: int, zp: int, dtype):
+def _window_reader(m: MachineState, M: int, channels: int, zp: int, dtype, samples: slice = slice(None)):
     """A function giving the slab values at every window position for ``channels`` channels from
-    cv.c0, as ``dtype`` (N*M, kh*kw, channels) for the batch's N samples (sample-major) with ``zp``
-    at padding positions, and their serial
+    cv.c0, as ``dtype`` (N*M, kh*kw, channels) for the batch's N samples (those of ``samples``;
+    sample-major) with ``zp`` at padding positions, and their serial
     number (a new one whenever the windows are made anew); the slab's access; the windows' key
     (None when no window reads the slab)."""
     h, w, c, kh, kw, sh, sw, dh, dw, pad_top, pad_left, w_out, c0 = _CV(m.regs)
@@ -71,17 +72,18 @@ def _window_reader(m: MachineState, M: int, channels: int, zp: int, dtype):
     if c0 < 0 or c0 + channels > c:
         raise Fault(f"reads channels [{c0}, {c0 + channels}) of a slab of cv.c = {c} channels")
     index, first, last = _windows(M, h, w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, w_out)
-    batch = m.batch
+    batch = len(range(m.batch)[samples])
     if index is None:
         return lambda: (np.full((batch * M, kh * kw, channels), zp, dtype), next(_SERIALS)), None, None
     rows, access = m.region(ABUF, m.reg("mm.a") + first * c + c0, (last - first + 1, channels), (c, 1), np.int8,
                             False, "conv input slab")
+    rows = rows[samples]
 
     slab = index.shape == (rows.shape[1], 1) and np.array_equal(index[:, 0], np.arange(M))  # 1x1, stride 1
     # the tiles of a layer's output channels read one slab the same way, one after another: the windows
     # made from its bytes are kept (per machine, the last few) and reused while abuf holds those bytes
     key = (m.reg("mm.a") + first * c + c0, channels, c, M, h, w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, w_out,
-           zp, np.dtype(dtype).str)
+           zp, np.dtype(dtype).str, range(m.batch)[samples].start)
     kept = m.windows
 
     def read() -> tuple[np.ndarray, int]:
@@ -232,10 +234,22 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
         kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
         if K != kh * kw:
             raise Fault(f"dwconv: mm.k = {K} must equal cv.kh * cv.kw = {kh} * {kw}")
-        windows, a_access, _ = _window_reader(m, M, N, zp, dtype)  # (N*M, K, N)
+        # a few samples at a time: a batch's windows past a megabyte or so cost more per sample (they
+        # leave the caches), and each sample's product uses only its own (the rows of its M pixels)
+        step = max(1, _CHUNK_BYTES // (M * K * N * np.dtype(dtype).itemsize))
+        chunks = [(slice(s * M, (s + step) * M), _window_reader(m, M, N, zp, dtype, slice(s, s + step))[0])
+                  for s in range(0, batch, step)]  # (samples' rows, their windows (n*M, K, N))
+        a_access = _window_reader(m, M, N, zp, dtype)[1]
 
         def product(weights: Weights, into: np.ndarray | None) -> np.ndarray | None:
-            return exact_depthwise(windows()[0], weights, zp, w_max, into)
+            if len(chunks) == 1:
+                return exact_depthwise(chunks[0][1]()[0], weights, zp, w_max, into)
+            total = np.empty((batch * M, N), np.int64) if into is None else None
+            for rows, windows in chunks:
+                made = exact_depthwise(windows()[0], weights, zp, w_max, None if into is None else into[rows])
+                if total is not None:
+                    total[rows] = made
+            return total
     out, acc_access = m.region(ACC, acc, (M, N), (4 * acc_row, 4), "<i4", True, "accumulators")
 
     decoded: list = [None]  # the Weights last decoded (their ``source``: the packed bytes and caps)
@@ -270,15 +284,15 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
                 # bytes decoded by another matmul (a layer's weight tile reloaded per slab) are shared
                 decoded[0] = m.weights.get((key, fmt, K)) or _decoded(m, key, packed.shape[1:],
                                                                       None if caps is None else caps[0], K, fmt, w_max)
+            into = None
             if fits:
-                if flat_out is not None:
-                    product(decoded[0], flat_out)
-                    return
-                scratch = np.empty((batch * M, N), np.int32)
-                product(decoded[0], scratch)
-                out[...] = scratch.reshape(out.shape)
+                into = flat_out if flat_out is not None else np.empty((batch * M, N), np.int32)
+            total = product(decoded[0], into)
+            if total is None:  # written into ``into`` (a product may still hand its total back instead)
+                if into is not flat_out:
+                    out[...] = into.reshape(out.shape)
                 return
-            total = product(decoded[0], None).reshape(out.shape)
+            total = total.reshape(out.shape)
         if accumulate:
             total += out
         if total.size and (total.max() > _INT32_MAX or total.min() < _INT32_MIN):

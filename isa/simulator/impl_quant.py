@@ -23,6 +23,7 @@ _EM = registers("ea.b", "ea.len", "ea.a_zp", "ea.b_zp", "ea.out_mult", "ea.out_s
                 "ea.qmax", "em.b_rep", "em.b_period", "em.b_phase")
 _LT = registers("lt.table", "lt.len")
 _RQ_ROWS = registers("rq.by_row", "rq.row_shift")
+_CHUNK_ELEMENTS = 1 << 16  # elements a requantization of a batch handles at once (float64 scratch: 512 KB)
 _OUT_RANGE = {"i8": (numerics.INT8_MIN, numerics.INT8_MAX), "i32": (numerics.INT32_MIN, numerics.INT32_MAX)}
 
 
@@ -71,6 +72,9 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
     lookup = _ByteLookup(x, dst_view) if src == "abuf" and row_shift is None and x.size else None
 
     batch = m.batch
+    # a few samples at a time: the stage's float64 lanes of a large batch leave the caches
+    step = max(1, _CHUNK_ELEMENTS // max(rows * cols, 1))
+    parts = [(x, dst_view)] if step >= batch else [(x[s:s + step], dst_view[s:s + step]) for s in range(0, batch, step)]
 
     def action() -> None:
         if batch > 1 and not (params[1:] == params[:1]).all():  # pbuf's parameters differ between samples
@@ -91,7 +95,8 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
                 lookup(prepared[2])
                 return
             if row_shift is None:
-                stage(x, dst_view)
+                for source, target in parts:
+                    stage(source, target)
                 return
             # row m's accumulators are 2**row_shift[m] finer: shifts of this run's data (each sample's rows)
             v = stage.centring(x)
@@ -260,19 +265,13 @@ def lut(m: MachineState, dst: int, src: int):
     out, d_access = m.region(ABUF, dst, (length,), (1,), np.int8, True, "lut output")
     # int8 v is the byte b = v mod 256 and reads entry v + 128 = (b + 128) mod 256: the table
     # rotated by 128 bytes maps each byte to its result (bytes.translate: no numpy call at all);
-    # a batch: each sample's bytes through its own table, one gather
-    if m.batch == 1:
-        source, target, entries = (v[0].view(np.uint8).data for v in (x, out, table))
+    # sample by sample, each through its own table (a numpy gather of a batch is several times slower)
+    rows = [tuple(v[i].view(np.uint8).data for v in (x, out, table)) for i in range(m.batch)]
 
-        def action() -> None:
+    def action() -> None:
+        for source, target, entries in rows:
             rotated = entries[128:].tobytes() + entries[:128].tobytes()
             target[:] = source.tobytes().translate(rotated)
-    else:
-        samples, rotation = np.arange(m.batch)[:, None], (np.arange(256) + 128) % 256
-        codes, results = x.view(np.uint8), out.view(np.uint8)
-
-        def action() -> None:
-            results[...] = table.view(np.uint8)[:, rotation][samples, codes]
 
     accesses = tuple(a for a in (x_access, t_access, d_access) if a is not None)
     return Effect(_cycles(m, length), accesses, POST_LATENCY, action=action)

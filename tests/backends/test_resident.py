@@ -137,6 +137,37 @@ def test_vbuf_holds_bf16_tiles_until_a_vector_instruction_writes_them():
     assert mnemonics(p) == ["store", "copy", "vun", "load", "load"]
 
 
+def _vbuf_after(p: Program, initial: np.ndarray) -> np.ndarray:
+    """Run ``p`` on the simulator with ``initial`` at DRAM 0 and activations from 2048; DRAM after."""
+    from tcc.backends.overlay.compile import _encode
+    from tcc.isa.simulator import Machine
+    from tcc.isa.target import load_target
+
+    p.emit("halt")
+    dram = np.zeros(8192, np.uint8)
+    dram[:initial.size] = initial
+    machine = Machine(load_target(), dram)
+    machine.run(_encode(p, 2048))
+    return machine.dram
+
+
+def test_a_load_whose_pieces_overlap_copies_each_before_another_overwrites_it():
+    """Two held tiles gathered by one load where the first piece's place is where the second piece
+    is: the second is copied first (swin_t's quantize after a LayerNorm read a clobbered piece);
+    when the places and sources swap, no order works and the load reads DRAM."""
+    initial = np.random.default_rng(0).integers(0, 256, 1024, dtype=np.uint8)
+    for first, second, copies in ((0x200, 0x0, 2), (0x100, 0x0, 0)):
+        p = Program(keep_on_chip=True)
+        p.dma("load", "vbuf", 0, 0, rows=1, row_bytes=1024)  # vbuf[0, 1024) = initial
+        p.dma("store", "vbuf", first, A(0), rows=1, row_bytes=256)
+        p.dma("store", "vbuf", second, A(256), rows=1, row_bytes=256)
+        p.dma("load", "vbuf", 0, A(0), rows=1, row_bytes=512)  # activation bytes [0, 512)
+        p.dma("store", "vbuf", 0, 4096, rows=1, row_bytes=512)
+        assert mnemonics(p).count("copy") == copies
+        out = _vbuf_after(p, initial)[4096:4096 + 512]
+        np.testing.assert_array_equal(out, np.concatenate([initial[first:first + 256], initial[second:second + 256]]))
+
+
 def norm_block():
     """MatMul -> LayerNormalization -> MatMul: the norm runs in bf16 between two conversions."""
     rng = np.random.default_rng(4)
