@@ -284,15 +284,15 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
                 # bytes decoded by another matmul (a layer's weight tile reloaded per slab) are shared
                 decoded[0] = m.weights.get((key, fmt, K)) or _decoded(m, key, packed.shape[1:],
                                                                       None if caps is None else caps[0], K, fmt, w_max)
+            into = None
             if fits:
-                if flat_out is not None:
-                    product(decoded[0], flat_out)
-                    return
-                scratch = np.empty((batch * M, N), np.int32)
-                product(decoded[0], scratch)
-                out[...] = scratch.reshape(out.shape)
+                into = flat_out if flat_out is not None else np.empty((batch * M, N), np.int32)
+            total = product(decoded[0], into)
+            if total is None:  # written into ``into`` (a product may still hand its total back instead)
+                if into is not flat_out:
+                    out[...] = into.reshape(out.shape)
                 return
-            total = product(decoded[0], None).reshape(out.shape)
+            total = total.reshape(out.shape)
         if accumulate:
             total += out
         if total.size and (total.max() > _INT32_MAX or total.min() < _INT32_MIN):

@@ -161,6 +161,26 @@ def test_gconv_packs_groups_into_one_pass(short):
     assert result.layers[0]["macs"] == m * n * k
 
 
+def test_gconv_whose_groups_reduce_past_the_float_bound_writes_the_accumulators():
+    """A 1x1 gconv of one group with K = 1044 and zero point -128 (rexnet_100's last tile of a 1044 ->
+    185 projection): too long a reduction for one float32 product and too small for the int8
+    kernel, so each group is multiplied exactly on its own, and that product must reach acc (it
+    was computed and dropped, leaving acc's old bytes)."""
+    rng = np.random.default_rng(12)
+    m, k, n, zp = 4, 1044, 9, -128
+    slab = rng.integers(-128, 128, (1, m, k), dtype=np.int8)
+    weights = rng.integers(-127, 128, (n, k), dtype=np.int8)
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
+    machine.buffers["abuf"][:slab.size] = slab.reshape(-1).view(np.uint8)
+    machine.buffers["wbuf"][:weights.size] = weights.reshape(-1).view(np.uint8)
+    machine.buffers["acc"][:] = 0x5A  # stale accumulators
+    run(conv_registers(1, m, k, 1, 1, (1, 1), (1, 1), (0, 0), 0, (1, m), zp, m, n, k)
+        + setr({"cv.cg": k, "cv.ng": n}) + "matmul gconv, 0, int8, 0, 0, 0\nhalt\n", machine=machine)
+    got = machine.buffers["acc"][:4 * m * n].view("<i4").reshape(m, n)
+    expected = (slab.reshape(m, k).astype(np.int64) - zp) @ weights.astype(np.int64).T
+    np.testing.assert_array_equal(got, expected)
+
+
 def requant_program(accs, multiplier, shift, rounding, out="i8", zp=0, qmin=-128, qmax=127):
     """One channel, len(accs) rows: params at pbuf 0, accumulators at acc 0, output at abuf 0."""
     machine = Machine(TARGET, np.zeros(16, np.uint8))
