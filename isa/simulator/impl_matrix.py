@@ -247,8 +247,8 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
             total = np.empty((batch * M, N), np.int64) if into is None else None
             for rows, windows in chunks:
                 made = exact_depthwise(windows()[0], weights, zp, w_max, None if into is None else into[rows])
-                if total is not None:
-                    total[rows] = made
+                if made is not None:  # handed back, also when ``into`` was given (its sums fit int32 then)
+                    (total if into is None else into)[rows] = made
             return total
     out, acc_access = m.region(ACC, acc, (M, N), (4 * acc_row, 4), "<i4", True, "accumulators")
 
