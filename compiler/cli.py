@@ -437,7 +437,10 @@ def _inputs_for(module, inputs_path, seed, batch: bool = False):
 @click.option("--report", "report_path", default=None, type=OutputFile(stdout="text"),
               help="Artifact: write the performance report (JSON; '-': stdout).")
 def run(source, inputs_path, output, seed, reference, report_path):
-    """Run textual IR on the reference interpreter, or an artifact (.tcc) on the simulator."""
+    """Run textual IR on the reference interpreter, or an artifact (.tcc) on the simulator.
+
+    An artifact's --inputs may hold N samples on axis 0 (where the model has 1): the simulator runs
+    them as one batch and each output holds the N samples' results."""
     from tcc.model_io import UsageError, save_outputs
 
     if not _is_artifact(source):

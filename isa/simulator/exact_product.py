@@ -254,11 +254,11 @@ def exact_depthwise(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int,
     """``sum_k (a[m, k, n] - zp) * w[n, k]`` as int64, for ``a`` (M, K, N) holding int8 values
     (padding positions hold ``zp``) and ``w`` (N, K) of magnitude at most ``w_max`` (or their
     Weights): float32 under the module's bound.  With ``out`` (int32, when ``int32_fits``) the
-    float32 result is written there and None returned, as ``exact_product_into`` does."""
+    result is written there and None returned (``_handed``), as ``exact_product_into`` does."""
     weights = w if isinstance(w, Weights) else Weights(w, w_max)
     a, k = _int8_values(a), a.shape[1]
     if not zero_point_fits(zp) or k > float32_terms(w_max):
-        return np.einsum("mkn,nk->mn", a.astype(np.int64) - zp, weights.values.astype(np.int64))
+        return _handed(np.einsum("mkn,nk->mn", a.astype(np.int64) - zp, weights.values.astype(np.int64)), out)
     # einsum sums in whatever order it likes: every partial sum is still an integer below 2**24
     product = np.einsum("mkn,kn->mn", a.astype(np.float32, copy=False), weights.columns(np.float32))
     return _integers(product, weights, zp, out)
@@ -292,7 +292,16 @@ def exact_grouped(a: np.ndarray, w: Weights, n: int, size: int, zp: int, w_max: 
     total = np.empty((rows, n), np.int64)
     for g in range(groups):
         total[:, g * size:(g + 1) * size] = exact_product(a[g], w.rows(g * size, min((g + 1) * size, n)), zp, w_max)
-    return total
+    return _handed(total, out)
+
+
+def _handed(total: np.ndarray, out: np.ndarray | None) -> np.ndarray | None:
+    """The one contract of the products taking ``out``: given an ``out`` (int32, every sum fits it:
+    ``int32_fits``) the result is written there and None returned, whichever path computed it."""
+    if out is None:
+        return total
+    out[...] = total
+    return None
 
 
 def _integers(product: np.ndarray, w: Weights, zp: int, out: np.ndarray | None) -> np.ndarray | None:

@@ -247,7 +247,7 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
             total = np.empty((batch * M, N), np.int64) if into is None else None
             for rows, windows in chunks:
                 made = exact_depthwise(windows()[0], weights, zp, w_max, None if into is None else into[rows])
-                if total is not None:
+                if total is not None:  # (given ``into``, a product writes there: exact_product._handed)
                     total[rows] = made
             return total
     out, acc_access = m.region(ACC, acc, (M, N), (4 * acc_row, 4), "<i4", True, "accumulators")
@@ -288,7 +288,7 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
             if fits:
                 into = flat_out if flat_out is not None else np.empty((batch * M, N), np.int32)
             total = product(decoded[0], into)
-            if total is None:  # written into ``into`` (a product may still hand its total back instead)
+            if total is None:  # written into ``into`` (exact_product._handed)
                 if into is not flat_out:
                     out[...] = into.reshape(out.shape)
                 return

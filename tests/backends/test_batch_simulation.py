@@ -148,3 +148,29 @@ def test_tcc_run_on_an_npz_of_several_samples(tmp_path, tcc_cli):
     np.savez(tmp_path / "bad.npz", image=np.zeros((3, 3, 64, 32), np.float32))
     code, _, err = tcc_cli("run", artifact, "--inputs", tmp_path / "bad.npz", "-o", tmp_path / "x.npz")
     assert code == 2 and "key 'image' has shape [3, 3, 64, 32]" in err and "(or N samples on axis 0)" in err
+
+
+def requant_batch(x: list[int], params: list[tuple], pre_shift: int = 0) -> Machine:
+    """``requant abuf, i8`` of one int8 per sample (sample i: x[i], pbuf triple params[i])."""
+    machine = Machine(TARGET, np.zeros((len(x), 8), np.uint8))
+    machine.memories[0][:, 0x100] = np.array(x, np.int8).view(np.uint8)
+    machine.memories[3][:, :12] = np.array(params, "<i4").view(np.uint8)
+    text = setr({"rq.params": 0, "rq.m": 1, "rq.n": 1, "rq.src_row": 1, "rq.dst_row": 1, "rq.pre_shift": pre_shift,
+                 "rq.qmin": -128, "rq.qmax": 127}) + "requant abuf, i8, half_even, 0, 0x100\nhalt\n"
+    machine.run(encode_program(assemble(text)))
+    return machine
+
+
+def test_requantization_fault_of_one_sample_names_it():
+    """A shift the stage proves safe for no int8 input checks the data: only sample 1's value
+    (100 << 56 >= 2**62) is refused, and the trap names it."""
+    with pytest.raises(SimulatorTrap) as info:
+        requant_batch([10, 100, -3], [(0, 1, 1)] * 3, pre_shift=56)
+    assert info.value.reason.startswith("sample 1: requant: ")
+    assert requant_batch([10, -3], [(0, 1, 1)] * 2, pre_shift=56).memories[0][:, 0].view(np.int8).tolist() == [127, -128]
+
+
+def test_samples_with_their_own_requantization_parameters():
+    """pbuf differing between samples: each sample requantized by its own triple (bias, multiplier, shift)."""
+    got = requant_batch([50, 50, 50], [(0, 2**30, 31), (10, 2**30, 30), (-4, 2**30, 32)]).memories[0][:, 0]
+    assert got.view(np.int8).tolist() == [25, 60, 12]  # 50/2, (50+10)/1, (50-4)/4 = 11.5 -> 12 (ties to even)

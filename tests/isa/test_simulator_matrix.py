@@ -181,6 +181,29 @@ def test_gconv_whose_groups_reduce_past_the_float_bound_writes_the_accumulators(
     np.testing.assert_array_equal(got, expected)
 
 
+def test_dwconv_of_a_batch_in_parts_with_a_reduction_past_the_float_bound():
+    """A dwconv of 33x33 taps over a batch of two samples: its windows are made a sample at a time
+    and each product, exact in int64 (1089 taps are past one float32 product's bound), must reach
+    its sample's accumulators."""
+    rng = np.random.default_rng(13)
+    h = w = 36
+    kh, c, zp = 33, 8, -128
+    out_hw = (h - kh + 1, w - kh + 1)
+    m = out_hw[0] * out_hw[1]
+    slabs = rng.integers(-128, 128, (2, h, w, c), dtype=np.int8)
+    weights = rng.integers(-127, 128, (c, kh * kh), dtype=np.int8)
+    machine = Machine(TARGET, np.zeros((2, 16), np.uint8))
+    machine.memories[0][:, :slabs[0].size] = slabs.reshape(2, -1).view(np.uint8)
+    machine.memories[1][:, :weights.size] = weights.reshape(-1).view(np.uint8)
+    machine.memories[2][:] = 0x5A  # stale accumulators
+    run(conv_registers(h, w, c, kh, kh, (1, 1), (1, 1), (0, 0), 0, out_hw, zp, m, c, kh * kh)
+        + "matmul dwconv, 0, int8, 0, 0, 0\nhalt\n", machine=machine)
+    for i in range(2):
+        got = machine.memories[2][i, :4 * m * c].view("<i4").reshape(m, c)
+        expected = naive_conv(slabs[i], weights, zp, kh, kh, (1, 1), (1, 1), (0, 0), out_hw, 0, depthwise=True)
+        np.testing.assert_array_equal(got, expected, err_msg=f"sample {i}")
+
+
 def requant_program(accs, multiplier, shift, rounding, out="i8", zp=0, qmin=-128, qmax=127):
     """One channel, len(accs) rows: params at pbuf 0, accumulators at acc 0, output at abuf 0."""
     machine = Machine(TARGET, np.zeros(16, np.uint8))
