@@ -6,8 +6,8 @@ integer reference bit for bit, and the whole-model SQNR against float onnxruntim
 
 Each MODEL.onnx is compiled with MODEL_calib.npz next to it (its samples are also the inputs the
 outputs are compared on); a missing file is skipped with a note, so the script runs where the
-exports are absent.  The exports come from a torchvision script (torch is not a tcc dependency):
-/tmp/unseen/export.py on the machine these figures were measured on.
+exports are absent.  The exports come from `bench/unseen_exports.py` (torchvision, timm and
+Ultralytics definitions; torch is not a tcc dependency).
 """
 from __future__ import annotations
 
