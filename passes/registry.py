@@ -18,6 +18,7 @@ from .mode_schedule import ScheduleModes
 from .quantize import CrossLayerEqualization, MixedPrecision, Quantize, SmoothQuant
 from .recognize import Recognize
 from .resize_as_matmul import ResizeAsMatmul
+from .softmax_axis_last import SoftmaxAxisLast
 from .sparsity import AnnotateSparsity
 from .unroll_recurrent import UnrollRecurrent
 from .where_as_select import WhereAsSelect
@@ -35,7 +36,7 @@ def register(cls: type[Pass]) -> type[Pass]:
 for _cls in (DeadCodeElimination, FoldConstants, FoldBatchNorm, FoldAffine, BatchNormToConv, Quantize,
              MixedPrecision, SmoothQuant, CrossLayerEqualization, Recognize, AnnotateSparsity, UnrollRecurrent,
              ResizeAsMatmul, As2d, ConvTransposeAsConv, GroupNormAsLayerNorm, PadAsConcat, ExpandConstants,
-             EinsumAsMatmul, WhereAsSelect, FoldPad, ReduceAsPool):
+             EinsumAsMatmul, WhereAsSelect, FoldPad, ReduceAsPool, SoftmaxAxisLast):
     register(_cls)
 register(ScheduleModes)
 
@@ -49,4 +50,4 @@ DEFAULT_FLOAT_PIPELINE = ("fold-constants", "recognize", "fold-batchnorm", "fold
 # over any axes global average pools, and broadcast
 # constants of adds are stored at full shape, so the int8 path can run them.
 PRE_QUANT_PIPELINE = ("unroll-recurrent", "einsum-as-matmul", "group-norm-as-layer-norm", "batchnorm-to-conv",
-                      "resize-as-matmul", "fold-pad", "pad-as-concat", "as-2d", "conv-transpose-as-conv", "where-as-select", "reduce-as-pool", "fold-affine", "expand-constants", "dce")
+                      "resize-as-matmul", "fold-pad", "pad-as-concat", "as-2d", "conv-transpose-as-conv", "where-as-select", "softmax-axis-last", "reduce-as-pool", "fold-affine", "expand-constants", "dce")
