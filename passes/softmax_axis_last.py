@@ -21,7 +21,7 @@ def rewrite(op: Op) -> Value | None:
     if op.kind != "softmax" or op.result.type.dtype != "f32":
         return None
     rank = op.result.type.rank
-    axis = op.attrs["axis"] % rank if rank else 0
+    axis = op.axis % rank if rank else 0
     if rank < 2 or axis == rank - 1 or op.result.type.shape[axis] <= 1:
         return None
     perm = [d for d in range(rank) if d != axis] + [axis]
