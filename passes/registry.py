@@ -46,7 +46,8 @@ DEFAULT_FLOAT_PIPELINE = ("fold-constants", "recognize", "fold-batchnorm", "fold
 # Before quantization: recurrent layers become their time steps, einsums matmuls, group and instance
 # norms layer norms and depthwise convs, every batch_norm a conv, reflect/edge/wrap pads slices and
 # concats (zero pads a conv reads its padding), every interpolating resize matrix products, 1-D and 3-D convolutions and pools 2-D ones,
-# every transposed convolution convolutions, constant-mask wheres multiplies and adds, means and sums
+# every transposed convolution convolutions, constant-mask wheres multiplies and adds, softmaxes over an
+# inner axis softmaxes along the last between transposes, means and sums
 # over any axes global average pools, and broadcast
 # constants of adds are stored at full shape, so the int8 path can run them.
 PRE_QUANT_PIPELINE = ("unroll-recurrent", "einsum-as-matmul", "group-norm-as-layer-norm", "batchnorm-to-conv",
