@@ -11,7 +11,7 @@ import numpy as np
 
 from ..cycles import dma_cycles
 from ..table import BUFFERS
-from .machine import DRAM, PBUF, Effect, Fault, MachineState, copy_action, impl, registers
+from .machine import DRAM, PBUF, Effect, Fault, MachineState, copy_action, impl, registers, sample_prefix
 
 _DMA = registers("dma.planes", "dma.rows", "dma.row_bytes", "dma.dram_row", "dma.dram_plane",
                  "dma.sram_row", "dma.sram_plane")
@@ -70,8 +70,7 @@ def lookup(m: MachineState, buf: str, sram: int, dram: int):
         bad = (ids < -rows) | (ids >= rows)
         if bad.any():
             sample, at = np.argwhere(bad)[0]
-            where = f"sample {sample}: " if m.batch > 1 else ""
-            raise Fault(f"{where}lookup index {int(ids[sample, at])} is outside a table of {rows} rows")
+            raise Fault(f"{sample_prefix(m.batch, sample)}lookup index {int(ids[sample, at])} is outside a table of {rows} rows")
         dst[...] = table[samples, np.where(ids < 0, ids + rows, ids)]
 
     t = m.target

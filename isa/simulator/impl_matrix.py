@@ -24,7 +24,7 @@ from ..weights import matmul_format, row_bytes
 from . import int8_kernel
 from .exact_product import (Weights, exact_batched, exact_depthwise, exact_grouped, exact_product, exact_product_into,
                             int32_fits, zero_point_fits)
-from .machine import ABUF, ACC, PBUF, WBUF, Effect, Fault, MachineState, impl, registers
+from .machine import ABUF, ACC, PBUF, WBUF, Effect, Fault, MachineState, impl, registers, sample_prefix
 from .shared_product import SharedWindows
 from .weight_decode import decode_rows, decode_transposed, one_byte_codes
 
@@ -179,11 +179,6 @@ def _same_in_every_sample(*views: np.ndarray | None) -> bool:
     return all(v is None or (v[1:] == v[:1]).all() for v in views)
 
 
-def _sample(batch: int, sample) -> str:
-    """A fault's prefix naming the sample, in a batch of more than one."""
-    return f"sample {int(sample)}: " if batch > 1 else ""
-
-
 @impl("matmul")
 def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, acc: int, w: int):
     m.require_mode("int8", "matmul")
@@ -273,7 +268,7 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
     def action() -> None:
         if caps is not None and caps.size and int(caps.max()) > fmt.bits - 1:
             sample, row = (int(i) for i in np.argwhere(caps > fmt.bits - 1)[0])
-            raise Fault(f"{_sample(batch, sample)}weight row {row} has cap {int(caps[sample, row])}; "
+            raise Fault(f"{sample_prefix(batch, sample)}weight row {row} has cap {int(caps[sample, row])}; "
                         f"{fmt.name} caps lie in [0, {fmt.bits - 1}]")
         if batch > 1 and not _same_in_every_sample(packed, caps):
             total = own_weights()
@@ -297,7 +292,7 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
             total += out
         if total.size and (total.max() > _INT32_MAX or total.min() < _INT32_MIN):
             bad = np.unravel_index(np.argmax((total > _INT32_MAX) | (total < _INT32_MIN)), total.shape)
-            raise Fault(f"{_sample(batch, bad[0])}int32 accumulator overflow at acc[{bad[1]}, {bad[2]}] = "
+            raise Fault(f"{sample_prefix(batch, bad[0])}int32 accumulator overflow at acc[{bad[1]}, {bad[2]}] = "
                         f"{int(total[bad])}")
         out[...] = total
 

@@ -13,7 +13,7 @@ from tcc.ir import numerics
 
 from ..cycles import POST_LATENCY, post_cycles
 from . import rule_tables
-from .machine import ABUF, ACC, PBUF, Effect, Fault, MachineState, impl, registers, sample_fault
+from .machine import ABUF, ACC, PBUF, Effect, Fault, MachineState, impl, registers, sample_fault, sample_prefix
 
 _RQ = registers("rq.params", "rq.m", "rq.n", "rq.src_row", "rq.dst_row", "rq.src_zp", "rq.pre_shift",
                 "rq.zp", "rq.qmin", "rq.qmax")
@@ -76,6 +76,14 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
     step = max(1, _CHUNK_ELEMENTS // max(rows * cols, 1))
     parts = [(x, dst_view)] if step >= batch else [(x[s:s + step], dst_view[s:s + step]) for s in range(0, batch, step)]
 
+    def shifted(stage, source: np.ndarray, target: np.ndarray, shifts: np.ndarray) -> None:
+        """``stage`` on accumulators whose row m is 2**shifts[m] finer (one sample's rows, or every sample's)."""
+        v = stage.centring(source)
+        v += stage.bias
+        r = stage.requantizer
+        target[...] = numerics.Requantizer(r.multiplier, numerics.row_shifted(r.shift[None, :], shifts),
+                                           zp, qmin, qmax, rounding)(v)
+
     def action() -> None:
         if batch > 1 and not (params[1:] == params[:1]).all():  # pbuf's parameters differ between samples
             for i in range(batch):
@@ -98,12 +106,7 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
                 for source, target in parts:
                     stage(source, target)
                 return
-            # row m's accumulators are 2**row_shift[m] finer: shifts of this run's data (each sample's rows)
-            v = stage.centring(x)
-            v += stage.bias
-            r = stage.requantizer
-            dst_view[...] = numerics.Requantizer(r.multiplier, numerics.row_shifted(r.shift[None, :], row_shift),
-                                                 zp, qmin, qmax, rounding)(v)
+            shifted(stage, x, dst_view, row_shift)
         except ValueError as exc:
             for i in range(batch if batch > 1 else 0):  # the first sample that faults alone names itself
                 sample_requant(i)
@@ -119,13 +122,9 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
             if row_shift is None:
                 stage(x[i], dst_view[i])
                 return
-            v = stage.centring(x[i])
-            v += stage.bias
-            r = stage.requantizer
-            dst_view[i] = numerics.Requantizer(r.multiplier, numerics.row_shifted(r.shift[None, :], row_shift[i]),
-                                               zp, qmin, qmax, rounding)(v)
+            shifted(stage, x[i], dst_view[i], row_shift[i])
         except ValueError as exc:
-            raise Fault(f"{'sample %d: ' % i if batch > 1 else ''}requant: {exc}") from None
+            raise Fault(f"{sample_prefix(batch, i)}requant: {exc}") from None
 
     accesses = tuple(a for a in (x_access, p_access, r_access, d_access) if a is not None)
     return Effect(_cycles(m, rows * cols), accesses, POST_LATENCY, action=action)

@@ -45,6 +45,11 @@ class Fault(Exception):
         self.reason = reason
 
 
+def sample_prefix(batch: int, sample) -> str:
+    """A fault message's prefix naming its sample, in a batch of more than one."""
+    return f"sample {int(sample)}: " if batch > 1 else ""
+
+
 def sample_fault(m: "MachineState", what: str, attempt: Callable[[int], object], error: ValueError) -> Fault:
     """The Fault for a rule that raised ``error`` on the batch: as it is for one sample, else naming
     the first sample whose own ``attempt(i)`` (the rule on sample i alone, writing nothing) raises."""
@@ -53,7 +58,7 @@ def sample_fault(m: "MachineState", what: str, attempt: Callable[[int], object],
             try:
                 attempt(i)
             except ValueError as exc:
-                return Fault(f"sample {i}: {what}: {exc}")
+                return Fault(f"{sample_prefix(m.batch, i)}{what}: {exc}")
     return Fault(f"{what}: {error}")
 
 
