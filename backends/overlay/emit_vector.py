@@ -9,10 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 from .context import TINY_LAYER, Context
-from .errors import unsupported
+from .errors import BackendError, unsupported
 from .steps import Step
 from .vector_lowering import record, scheduled, vector_lowering
 from .memory import ActivationAddress
+from .vector_columns import ColumnPlan, column_plan
 from .vector_program import COL, FULL, ROW, Handle
 
 
@@ -173,22 +174,17 @@ def emit_vector(ctx: Context, step: Step) -> None:
     """A bf16 op as its lane sequence of vector instructions, tile by tile (vector_lowering.py)."""
     op = step.ops[0]
     lowering = vector_lowering(op)
-    code, (tile_rows, tile_cols, buffers) = scheduled(op, lowering, record(op, lowering), ctx.target)
+    try:
+        code, (tile_rows, tile_cols, buffers) = scheduled(op, lowering, record(op, lowering), ctx.target)
+    except BackendError:  # one row does not fit vbuf: column tiles, a pass per reduction
+        code = record(op, lowering)
+        _emit_columns(ctx, step, lowering, code, column_plan(op, lowering, code, ctx.target.vbuf_bytes))
+        return
     rows, cols, p = lowering.rows, lowering.cols, ctx.program
     set_bytes = code.set_bytes(tile_rows, tile_cols)
 
     at = code.offsets(tile_rows, tile_cols).__getitem__  # a value's offset in its set of slots
-    inputs: list[tuple[Handle, str, int | ActivationAddress]] = []
-    for handle, given in zip(code.handles, lowering.inputs):
-        if handle.constant:
-            continue
-        dram: int | ActivationAddress
-        if given.data is not None:
-            name = given.value.name if given.value is not None else "zeros"
-            dram = ctx.constant(f"v:{name}:{given.data.size}", given.data.astype("<u2"))
-        else:
-            dram = ctx.addr(given.value)
-        inputs.append((handle, given.space, dram))
+    inputs = _vector_inputs(ctx, code, lowering)
     ctx.begin_layer(step.name, 0, sum(v.type.size * 2 for v in op.operands) + op.result.type.size * 2)
     constants = ConstantRegisters(p)
     tiles = list(_tiles(lowering, tile_rows, tile_cols))
@@ -287,3 +283,75 @@ def _emit_window(p, dst, a, rn, cn, before, after) -> None:
         p.set({"v.len": n, "v.b": source, "v.b_rep": 1, "v.b_period": n, "v.c": target, "v.c_rep": 1,
                "v.c_period": n})
         p.emit("vfma", b="vec", c="vec", dst=target, a=source)
+
+
+def _vector_inputs(ctx: Context, code, lowering) -> list[tuple[Handle, str, int | ActivationAddress]]:
+    """(handle, space, DRAM address) of every non-constant operand of the sequence."""
+    inputs = []
+    for handle, given in zip(code.handles, lowering.inputs):
+        if handle.constant:
+            continue
+        dram: int | ActivationAddress
+        if given.data is not None:
+            name = given.value.name if given.value is not None else "zeros"
+            dram = ctx.constant(f"v:{name}:{given.data.size}", given.data.astype("<u2"))
+        else:
+            dram = ctx.addr(given.value)
+        inputs.append((handle, given.space, dram))
+    return inputs
+
+
+def _emit_columns(ctx: Context, step: Step, lowering, code, plan: ColumnPlan) -> None:
+    """The op row by row in column tiles of ``plan.width``, a pass per reduction (vector_columns.py)."""
+    op, p = step.ops[0], ctx.program
+    rows, cols, width = lowering.rows, lowering.cols, plan.width
+    inputs = _vector_inputs(ctx, code, lowering)
+    ctx.begin_layer(step.name, 0, sum(v.type.size * 2 for v in op.operands) + op.result.type.size * 2)
+    constants = ConstantRegisters(p)
+    length = {FULL: width, ROW: 1, COL: width}
+    row_at = lambda i: plan.row_area + plan.row_offset[i]  # noqa: E731
+
+    def where_in(base: int):
+        return lambda i: base + plan.full_offset[i] if plan.full_offset[i] is not None else row_at(i)
+
+    for r in range(rows):
+        for handle, space, dram in inputs:  # per-row operands: once per row
+            if space == ROW:
+                p.dma("load", "vbuf", row_at(handle.index), dram + 2 * r, rows=1, row_bytes=2)
+        for reduction, tile_code, after in plan.passes:
+            reads = {v for ins in tile_code for v in ([ins.a] + [h.index for h in (ins.b, ins.c)
+                                                                 if h is not None and not h.constant])}
+            if reduction is not None:
+                reads.add(reduction.a)
+            else:
+                reads.add(code.result.index)
+            loads = [(h, space, dram) for h, space, dram in inputs if space != ROW and h.index in reads]
+
+            def load(t: int) -> None:
+                base = (t % plan.buffers) * plan.set_bytes
+                for handle, space, dram in loads:
+                    start = 2 * (r * cols + t * width) if space == FULL else 2 * t * width
+                    p.dma("load", "vbuf", base + plan.full_offset[handle.index], dram + start, rows=1,
+                          row_bytes=2 * width)
+
+            load(0)
+            for t in range(plan.tiles):
+                if plan.buffers == 2 and t + 1 < plan.tiles:
+                    load(t + 1)
+                base = (t % plan.buffers) * plan.set_bytes
+                where = where_in(base)
+                for ins in tile_code:
+                    _emit(p, ins, code, constants, length, 1, width, where)
+                if reduction is None:
+                    p.dma("store", "vbuf", where(code.result.index), ctx.addr(op.result) + 2 * (r * cols + t * width),
+                          rows=1, row_bytes=2 * width)
+                else:
+                    p.set({"v.len": width, "v.row": width})
+                    p.emit("vred", op=reduction.op, dst=plan.partials + 2 * t, a=where(reduction.a))
+                if plan.buffers == 1 and t + 1 < plan.tiles:
+                    load(t + 1)
+            if reduction is not None:
+                p.set({"v.len": plan.tiles, "v.row": plan.tiles})
+                p.emit("vred", op=reduction.op, dst=row_at(reduction.dst), a=plan.partials)
+            for ins in after:
+                _emit(p, ins, code, constants, length, 1, width, where_in(0))
