@@ -2,7 +2,8 @@
 
 bf16 tensors live in DRAM row-major in their logical shape; an int8 tensor stored NHWC
 (layout.py) is transposed by the conversion (a strided copy in vbuf).  A vector op runs as its lane
-sequence of vector instructions (vector_lowering.py) over tiles of independent rows.
+sequence of vector instructions (vector_lowering.py) over tiles of independent rows; rows longer
+than vbuf holds run in column tiles, a pass per row reduction (vector_columns.py).
 """
 from __future__ import annotations
 
@@ -314,6 +315,13 @@ def _emit_columns(ctx: Context, step: Step, lowering, code, plan: ColumnPlan) ->
     def where_in(base: int):
         return lambda i: base + plan.full_offset[i] if plan.full_offset[i] is not None else row_at(i)
 
+    def load(loads: list, r: int, t: int) -> None:
+        """Row r's column tile t of the operands the pass reads, into its set of slots."""
+        base = (t % plan.buffers) * plan.set_bytes
+        for handle, space, dram in loads:
+            start = 2 * (r * cols + t * width) if space == FULL else 2 * t * width
+            p.dma("load", "vbuf", base + plan.full_offset[handle.index], dram + start, rows=1, row_bytes=2 * width)
+
     for r in range(rows):
         for handle, space, dram in inputs:  # per-row operands: once per row
             if space == ROW:
@@ -326,18 +334,10 @@ def _emit_columns(ctx: Context, step: Step, lowering, code, plan: ColumnPlan) ->
             else:
                 reads.add(code.result.index)
             loads = [(h, space, dram) for h, space, dram in inputs if space != ROW and h.index in reads]
-
-            def load(t: int) -> None:
-                base = (t % plan.buffers) * plan.set_bytes
-                for handle, space, dram in loads:
-                    start = 2 * (r * cols + t * width) if space == FULL else 2 * t * width
-                    p.dma("load", "vbuf", base + plan.full_offset[handle.index], dram + start, rows=1,
-                          row_bytes=2 * width)
-
-            load(0)
+            load(loads, r, 0)
             for t in range(plan.tiles):
                 if plan.buffers == 2 and t + 1 < plan.tiles:
-                    load(t + 1)
+                    load(loads, r, t + 1)
                 base = (t % plan.buffers) * plan.set_bytes
                 where = where_in(base)
                 for ins in tile_code:
@@ -349,7 +349,7 @@ def _emit_columns(ctx: Context, step: Step, lowering, code, plan: ColumnPlan) ->
                     p.set({"v.len": width, "v.row": width})
                     p.emit("vred", op=reduction.op, dst=plan.partials + 2 * t, a=where(reduction.a))
                 if plan.buffers == 1 and t + 1 < plan.tiles:
-                    load(t + 1)
+                    load(loads, r, t + 1)
             if reduction is not None:
                 p.set({"v.len": plan.tiles, "v.row": plan.tiles})
                 p.emit("vred", op=reduction.op, dst=row_at(reduction.dst), a=plan.partials)
