@@ -40,7 +40,7 @@ def emit_cvt(ctx: Context, step: Step) -> None:
     if x.type.dtype == "i32":  # int32 accumulators (a matmul step's, for a softmax): flat chunks
         n = x.type.size
         chunk = min(b.vbuf_q // 2, b.abuf_q // 4)
-        for i, s in enumerate(range(0, n, chunk)):
+        for i, s in _mine(ctx, list(range(0, n, chunk))):
             _cvt_flat(ctx, op, to_bf16, x, y, s, min(chunk, n - s), i, elem=4)
         return
     shape = x.type.shape
@@ -57,11 +57,11 @@ def emit_cvt(ctx: Context, step: Step) -> None:
         n = x.type.size
         chunk = b.vbuf_q // 2
         tiles_flat = [(s, min(chunk, n - s)) for s in range(0, n, chunk)]
-        for i, (s, cnt) in enumerate(tiles_flat):
+        for i, (s, cnt) in _mine(ctx, tiles_flat):
             _cvt_flat(ctx, op, to_bf16, x, y, s, cnt, i)
         return
     pending: list = []  # the previous tile's store, emitted after this tile's load (as emit_misc._stream)
-    for i, (y0, rows) in enumerate(tiles):
+    for i, (y0, rows) in _mine(ctx, tiles):
         n = rows * w * c
         a_slot, v_in, v_out = b.a_in(i) if to_bf16 else b.a_out(i), b.v(i % 2), b.v(2 + i % 2)
         if to_bf16:  # the conversion alone reads the int8 tile: where abuf may still hold it
@@ -89,6 +89,13 @@ def emit_cvt(ctx: Context, step: Step) -> None:
             p.emit("cvt", dir="bf16_i8", dst=a_slot, src=src)
             pending.append(("abuf", a_slot, ctx.addr(y) + y0 * w * c, dict(rows=1, row_bytes=n)))
     _flush(p, pending)
+
+
+def _mine(ctx: Context, tiles: list) -> list:
+    """(index among this core's tiles, tile) of this core's contiguous share of ``tiles`` (all of them
+    on one core)."""
+    mine = ctx.share(len(tiles))
+    return list(enumerate(tiles[mine.start:mine.stop]))
 
 
 def _flush(p, pending: list) -> None:
@@ -189,6 +196,11 @@ def emit_vector(ctx: Context, step: Step) -> None:
     ctx.begin_layer(step.name, 0, sum(v.type.size * 2 for v in op.operands) + op.result.type.size * 2)
     constants = ConstantRegisters(p)
     tiles = list(_tiles(lowering, tile_rows, tile_cols))
+    whole = len(tiles) == 1  # one tile holds the op: its operands are contiguous in DRAM
+    mine = ctx.share(len(tiles))  # on several cores, this core's contiguous share
+    tiles = tiles[mine.start:mine.stop]
+    if not tiles:
+        return
     # slots that fit a vbuf quarter take the next quarter in turn (a tiny layer's own place in it:
     # Buffers.next_layer), so the tiles the conversion before left in vbuf are read where they are
     # and this op's result stays for the conversion after it; larger ones start at vbuf's start
@@ -208,7 +220,7 @@ def emit_vector(ctx: Context, step: Step) -> None:
         rn, cn, length, start, base = place(index)
         for handle, space, dram in inputs:
             slot = base + at(handle.index)
-            if len(tiles) == 1:
+            if whole:
                 nbytes = length[space] * 2
                 where = p.read_in_place("vbuf", slot, dram + start[space], nbytes)
                 if where != slot and (where + nbytes <= base or base + set_bytes <= where):
@@ -322,7 +334,7 @@ def _emit_columns(ctx: Context, step: Step, lowering, code, plan: ColumnPlan) ->
             start = 2 * (r * cols + t * width) if space == FULL else 2 * t * width
             p.dma("load", "vbuf", base + plan.full_offset[handle.index], dram + start, rows=1, row_bytes=2 * width)
 
-    for r in range(rows):
+    for r in ctx.share(rows):  # on several cores, this core's rows
         for handle, space, dram in inputs:  # per-row operands: once per row
             if space == ROW:
                 p.dma("load", "vbuf", row_at(handle.index), dram + 2 * r, rows=1, row_bytes=2)
