@@ -205,10 +205,24 @@ def mbconv_se_cnn(seed: int = 0, width: int = 32) -> onnx.ModelProto:
     return g.model("x", [1, 3, width, width], x, "mbconv_se_cnn")
 
 
+def dfl_head_cnn(seed: int = 0, width: int = 16) -> onnx.ModelProto:
+    """YOLOv8's box head: a 3x3 conv to 4 x 16 distance bins per anchor, reshaped to [1, 4, 16, A]
+    and transposed to [1, 16, 4, A], a softmax over the 16 bins (axis 1), and the expectation as a
+    1x1 conv with weights 0..15 (Ultralytics' DFL)."""
+    g = Graph(seed)
+    x = g.node("Relu", [g.conv("x", 3, 16, 3)])
+    anchors = width * width
+    x = g.node("Reshape", [g.conv(x, 16, 64, 3), g.const(np.array([1, 4, 16, anchors], np.int64), "shape")])
+    x = g.node("Softmax", [g.node("Transpose", [x], perm=[0, 2, 1, 3])], axis=1)
+    bins = g.const(np.arange(16, dtype=np.float32).reshape(1, 16, 1, 1), "bins")
+    out = g.node("Conv", [x, bins], "dfl")
+    return g.model("x", [1, 3, width, width], out, "dfl_head_cnn")
+
+
 MODELS = {"dead_gamma_cnn": dead_gamma_cnn, "silu_se_cnn": silu_se_cnn, "hardswish_cnn": hardswish_cnn,
           "gated_cnn": gated_cnn, "gelu_cnn": gelu_cnn, "wide_kernel_cnn": wide_kernel_cnn,
           "c2f_cnn": c2f_cnn, "stem_cnn": stem_cnn,
-          "mbconv_se_cnn": mbconv_se_cnn}
+          "mbconv_se_cnn": mbconv_se_cnn, "dfl_head_cnn": dfl_head_cnn}
 
 
 def calibration(model: onnx.ModelProto, samples: int = 4, seed: int = 1) -> dict[str, np.ndarray]:
