@@ -86,18 +86,23 @@ def _normal(L, a):
     return L.select(tiny, L.mul(a, L.const(2.0**64)), a), tiny
 
 
-def exp(L, v):
-    """e**v: v = n ln2 + r, n = rint(v log2e); r by Cody-Waite with ln2 in 4-bit pieces (n split
-    into two 4-bit halves, so each product is exact); e^r by degree-4 Taylor/Horner; times 2^n."""
-    inside = L.and_(L.lt(v, L.const(EXP_HI)), L.gt(v, L.const(EXP_LO)))  # false for NaN
-    x = L.select(inside, v, L.pattern(0))
+def _exp_reduce(L, x):
+    """(n, r) with x = n ln2 + r, n = rint(x log2e): r by Cody-Waite with ln2 in 4-bit pieces (n
+    split into two 4-bit halves, so each product is exact)."""
     n = L.rint(L.mul(x, L.const(LOG2E)))
     n_hi = L.and_(n, L.pattern(0xFFF0))  # top 4 significant bits of n
     n_lo = L.sub(n, n_hi)  # the rest: at most 4 significant bits (exact)
     r = x
     for c in LN2_PIECES:  # r - n c as r + n (-c): each product is exact
         r = L.fma(n_lo, L.const(-c), L.fma(n_hi, L.const(-c), r))
-    r = L.fma(n, L.const(-LN2_REST), r)
+    return n, L.fma(n, L.const(-LN2_REST), r)
+
+
+def exp(L, v):
+    """e**v: v = n ln2 + r, n = rint(v log2e); r by Cody-Waite with ln2 in 4-bit pieces (n split
+    into two 4-bit halves, so each product is exact); e^r by degree-4 Taylor/Horner; times 2^n."""
+    inside = L.and_(L.lt(v, L.const(EXP_HI)), L.gt(v, L.const(EXP_LO)))  # false for NaN
+    n, r = _exp_reduce(L, L.select(inside, v, L.pattern(0)))
     y = _scale(L, _horner(L, r, EXP_POLY), L.ftoi(n))
     y = L.select(L.le(v, L.const(EXP_LO)), L.pattern(0), y)
     y = L.select(L.ge(v, L.const(EXP_HI)), L.pattern(INF), y)
@@ -113,14 +118,7 @@ def exp_nonpositive(L, v):
     normal, so it is the same value times 2^-64, and the product rounds once, as ``_scale``'s
     second multiply does); one select for NaN.  tests/numerics: equal to ``exp`` on every bf16
     pattern of the domain."""
-    x = L.max(v, L.const(EXP_LO))  # NaN stays NaN (the last select answers it)
-    n = L.rint(L.mul(x, L.const(LOG2E)))
-    n_hi = L.and_(n, L.pattern(0xFFF0))
-    n_lo = L.sub(n, n_hi)
-    r = x
-    for c in LN2_PIECES:
-        r = L.fma(n_lo, L.const(-c), L.fma(n_hi, L.const(-c), r))
-    r = L.fma(n, L.const(-LN2_REST), r)
+    n, r = _exp_reduce(L, L.max(v, L.const(EXP_LO)))  # NaN stays NaN (the last select answers it)
     t = _horner(L, r, tuple(c * 2.0**-64 for c in EXP_POLY))
     power = L.shl(L.iadd(L.ftoi(n), L.pattern(127 + 64)), 7)  # the pattern of 2^(n + 64)
     return L.select(L.eq(v, v), L.mul(t, power), L.pattern(NAN))
