@@ -143,14 +143,15 @@ def column_parts(g: ConvGeometry, m: int, nt: int, target: TargetConfig) -> list
     """The output channels of a group-1 conv tile of ``m`` pixels and ``nt`` channels as one-group
     gconvs side by side (every column reads the whole slab), whose idle columns split the
     reduction (isa/cycles.py), when that is cheaper than one conv matmul (None): all ``nt`` as one
-    gconv (8 channels take 4 columns each), or, when the last pass has more than half the array's
-    columns, a part of half of them and one of the rest (24 channels as 16 + 8 take 16 and 8 of
-    the 32 columns, reducing 2 and 4 slices of K at a time, where one conv pass leaves 8 idle)."""
+    gconv (8 channels take 4 columns each), or the last pass's channels as parts of powers of two,
+    each filling the array's columns (24 channels as 16 + 8 take 16 and 8 of the 32 columns,
+    reducing 2 and 4 slices of K at a time, where one conv pass leaves 8 idle; 12 as 8 + 4, where
+    one gconv of 12 reduces 2 slices in 24 columns)."""
     rest = nt % target.array_cols
-    half = target.array_cols // 2
     if g.kind != "conv" or not rest or g.k <= 1:
         return None
-    choices = [[nt]] + ([[nt - (rest - half), rest - half]] if rest > half else [])
+    powers = [1 << b for b in range(rest.bit_length() - 1, -1, -1) if rest >> b & 1]  # 12 = 8 + 4
+    choices = [[nt], [nt - rest + powers[0], *powers[1:]]]
     best = min(choices, key=lambda parts: sum(matmul_cycles(target, m, n, g.k, g.fmt, True) for n in parts))
     if sum(matmul_cycles(target, m, n, g.k, g.fmt, True) for n in best) < matmul_cycles(target, m, nt, g.k, g.fmt):
         return best

@@ -12,6 +12,7 @@ cannot disagree; ``tests/numerics/test_num_requantizer.py`` compares them at the
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
@@ -96,6 +97,14 @@ class Centring:
 
 _FLOAT64_EXACT = 2**53
 _FLOAT_MODES = ("half_even", "half_up", "floor")
+# Adding _ROUNDER = 1.5 * 2**52 to a double y with |y| < 2**51 gives a double in [2**52, 2**53), where the
+# doubles are exactly the integers: the one add rounds y + _ROUNDER to the nearest integer, ties to the
+# even one (IEEE round-to-nearest-even), and _ROUNDER being even that is _ROUNDER + rint(y).  The sum's
+# bits as an int64 are _ROUNDER's bits plus rint(y) (the significand counts units there), and
+# _ROUNDER's low 32 bits are zero: its low byte or low four bytes are rint(y)'s, two's complement.
+_ROUNDER = 1.5 * 2**52
+_TRUNCATED = (np.dtype(np.int8), np.dtype(np.int32))  # the integer outs whose bytes are among those low four
+_LANES = 8192  # the longest repeated row of a per-channel parameter (_Lanes)
 
 
 class AffineRequantizer:
@@ -120,7 +129,8 @@ class AffineRequantizer:
     """
 
     __slots__ = ("centring", "requantizer", "bias", "x_zero_point", "pre_shift", "uses_float", "_ratio",
-                 "_largest_bias", "_v_bound", "_offset", "_in_bound", "_low", "_high", "_zero_point")
+                 "_largest_bias", "_v_bound", "_offset", "_in_bound", "_low", "_high", "_zero_point", "_rounder",
+                 "_odd_zero_point")
 
     def __init__(self, x_zero_point: int, pre_shift: int, magnitude: int, bias, multiplier, shift,
                  zero_point=0, qmin: int = -128, qmax: int = 127, mode: str = "half_even"):
@@ -137,17 +147,26 @@ class AffineRequantizer:
                            and int(r.shift.max()) + reach.bit_length() <= 52)  # 2**e >= B + 1
         # |v| must stay below both 2**53 (exact doubles) and the integer rule's 2**62 / multiplier
         self._v_bound = min(_FLOAT64_EXACT - 1, r._bound)
-        self._ratio = (r.multiplier.astype(np.float64) * np.ldexp(1.0, -r.shift)) if self.uses_float else None
+        self._ratio = _Lanes(r.multiplier.astype(np.float64) * np.ldexp(1.0, -r.shift)) if self.uses_float else None
         # with no pre-shift, v = x + (bias - x_zero_point): one exact float64 add when that offset is below 2**53
         offset = self.bias - self.x_zero_point
         exact = not pre_shift and (not offset.size or int(np.abs(offset).max()) < _FLOAT64_EXACT)
-        self._offset = offset.astype(np.float64) if exact else None
+        self._offset = _Lanes(offset.astype(np.float64)) if exact else None
         # every x of magnitude <= ``magnitude`` passes the call's |v| check: no need to look at x's extremes
         self._in_bound = self.uses_float and \
             ((int(magnitude) + abs(self.x_zero_point)) << self.pre_shift) + self._largest_bias <= self._v_bound
         # the clamp's bounds less the zero point, and the zero point: Python numbers when one value holds
         # for every channel (numpy applies a scalar in one pass, a per-channel row in one call per row)
         self._low, self._high, self._zero_point = (_uniform(a) for a in (r.qmin - zp, r.qmax - zp, zp))
+        # half_even into an integer ``out`` with one zero point for every channel: rint, + zero point and
+        # the cast as one add of _ROUNDER plus the zero point's even part (an even integer: ties still go
+        # to even) and a truncating cast; an odd zero point's last 1 added to the integers after
+        self._rounder: float | None = None
+        self._odd_zero_point = 0
+        if self.uses_float and mode == "half_even" and all(isinstance(v, float) for v in
+                                                           (self._low, self._high, self._zero_point)):
+            even = int(self._zero_point) & ~1
+            self._rounder, self._odd_zero_point = _ROUNDER + even, int(self._zero_point) - even
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The stage on ``x``; written into ``out`` (an integer array of x's shape) and returned if given."""
@@ -170,13 +189,25 @@ class AffineRequantizer:
             y = thread_scratch("requantize", math.prod(x.shape), np.float64).reshape(x.shape)
         r = self.requantizer
         if self._offset is not None:  # both terms and the sum v are integers below 2**53: exact
-            y = np.add(x, self._offset, out=y, dtype=np.float64)
+            if y is None:
+                y = np.empty(np.broadcast_shapes(x.shape, self._offset.values.shape), np.float64)
+            np.copyto(y, x)  # (a mixed int + float add casts through a buffer: a copy and an add are faster)
+            self._offset.apply(np.add, y)
         else:
             y = np.subtract(x, self.x_zero_point, out=y, dtype=np.float64)
             if self.pre_shift:
                 y *= float(1 << self.pre_shift)
             y += self.bias
-        y *= self._ratio
+        self._ratio.apply(np.multiply, y)
+        if out is not None and self._rounder is not None and out.dtype in _TRUNCATED:
+            # clamping before rounding clamps alike (the bounds are integers, rint is monotone); |y| is then
+            # below 2**33, far inside _ROUNDER's 2**51; the sum's low bytes are rint(y) + the even zero point
+            np.clip(y, self._low, self._high, out=y)
+            y += self._rounder
+            np.copyto(out, y.view(np.int64), casting="unsafe")  # truncating: the low bytes, two's complement
+            if self._odd_zero_point:
+                out += self._odd_zero_point  # wraps as the bytes do: the sum lies inside out's type
+            return out
         if r.mode == "half_even":
             np.rint(y, out=y)
         else:
@@ -192,6 +223,54 @@ class AffineRequantizer:
         # the same sum, cast as it is written: integers inside out's type (qmin, qmax are), exact
         np.add(y, self._zero_point, out=out, casting="unsafe")
         return out
+
+
+class _Lanes:
+    """A per-channel float64 parameter (one value, or one per channel of the last axis) applied in
+    place to contiguous arrays whose last axis is the channels: ``apply(np.multiply, y)`` is
+    ``np.multiply(y, values, out=y)``.  A row of channels broadcast over a tile runs numpy's inner
+    loop one row at a time (measured 2x the time of two whole arrays on 444 x 64), so the values
+    are repeated into a row of up to _LANES lanes (a whole number of channel rows, shared by the
+    parameters' bytes) and the tile, flat, is worked in pieces of that row: every piece starts at
+    channel 0."""
+
+    __slots__ = ("values", "_scalar", "_key", "_repeated", "_longest")
+
+    def __init__(self, values: np.ndarray):
+        self.values = values
+        uniform = _uniform(values) if values.ndim <= 1 else values
+        self._scalar = uniform if isinstance(uniform, float) else None
+        self._key = values.tobytes() if values.ndim == 1 else None
+        self._repeated: np.ndarray | None = None
+        self._longest = max(1, _LANES // max(values.size, 1)) * values.size  # the repeated row's lanes at most
+
+    def apply(self, op, y: np.ndarray) -> None:
+        if self._scalar is not None:
+            op(y, self._scalar, out=y)
+            return
+        cols = self.values.size
+        if self._key is None or not y.flags.c_contiguous or y.shape[-1] != cols:
+            op(y, self.values, out=y)
+            return
+        flat = y.reshape(-1)
+        repeated = self._repeated
+        if repeated is None or repeated.size < min(flat.size, self._longest):
+            repeated = self._repeated = _repeated_row(self._key, self.values, min(flat.size, self._longest))
+        step = repeated.size
+        for start in range(0, flat.size, step):
+            piece = flat[start:start + step]
+            op(piece, repeated[:piece.size], out=piece)
+
+
+_REPEATED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # by the values' bytes
+
+
+def _repeated_row(key: bytes, values: np.ndarray, lanes: int) -> np.ndarray:
+    """``values`` repeated to ``lanes`` lanes or more (a whole number of rows of them)."""
+    made = _REPEATED.get(key)
+    if made is None or made.size < lanes:
+        made = _REPEATED[key] = np.tile(values, -(-lanes // values.size))
+    return made
 
 
 def _uniform(values: np.ndarray) -> np.ndarray | float:

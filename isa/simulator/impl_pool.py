@@ -15,7 +15,8 @@ from tcc.ir import numerics
 from ..cycles import POST_LATENCY
 from ..table import BUFFERS
 from . import rule_tables
-from .machine import ABUF, Effect, Fault, MachineState, contiguous_strides, copy_action, impl, registers, sample_fault
+from .machine import (ABUF, Effect, Fault, MachineState, contiguous_strides, copy_action, impl, registers, sample_fault,
+                      whole_elements)
 
 _GEOMETRY = registers("cv.h", "cv.w", "cv.c", "cv.kh", "cv.kw", "cv.sh", "cv.sw", "cv.dh", "cv.dw",
                       "cv.pad_top", "cv.pad_left", "cv.w_out", "pl.h_out", "pl.pad_bottom", "pl.pad_right",
@@ -54,6 +55,52 @@ def _windows(h: int, w: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: in
 
 
 _TAP_BY_TAP = 16  # windows of at most this many taps are reduced one tap at a time
+
+
+class _PaddedImage:
+    """The slab placed in an image holding the padding value around it, so that each tap of every
+    window is one strided view (no gather): the image's (row, column) is the input's (iy + pad_top,
+    ix + pad_left), sized for every tap any output reads.  ``fill(values, convert)`` writes the
+    slab's pixels [first, last] (flat, row-major) into place; ``views`` holds the (N, h_out,
+    w_out, c) view of each tap.  Pixels of [0, h) x [0, w) outside [first, last] are read by no
+    tap (first and last are the least and greatest pixel any in-slab tap reads) and positions
+    outside it only by taps in the padding, so one image serves every pool that places its slab
+    the same way (kept by the machine): only the padding must persist, and nothing writes it."""
+
+    __slots__ = ("image", "parts", "views")
+
+    def __init__(self, m: MachineState, dtype, pad_value: int, h: int, w: int, c: int, kh: int, kw: int, sh: int,
+                 sw: int, dh: int, dw: int, pad_top: int, pad_left: int, h_out: int, w_out: int, first: int,
+                 last: int):
+        rows = max(pad_top + h, (h_out - 1) * sh + (kh - 1) * dh + 1)
+        cols = max(pad_left + w, (w_out - 1) * sw + (kw - 1) * dw + 1)
+        # (the slab's place in it is part of the key: another geometry's slab would write this one's padding)
+        key = (m.batch, rows, cols, c, np.dtype(dtype).str, pad_value, pad_top, pad_left, h, w)
+        image = m.images.get(key)
+        if image is None:
+            image = m.images[key] = np.full((m.batch, rows, cols, c), pad_value, dtype)
+        self.image = image
+        # [first, last] as a partial first row, whole rows and a partial last row: (target view, source pixels);
+        # the whole rows' source is reshaped to them (the target must stay a view of the image)
+        inside = image[:, pad_top:pad_top + h, pad_left:pad_left + w]
+        (r0, c0), (r1, c1) = divmod(first, w), divmod(last, w)
+        if r0 == r1:
+            self.parts = [(inside[:, r0, c0:c1 + 1], slice(0, c1 + 1 - c0))]
+        else:
+            head, whole = w - c0, (r1 - r0 - 1) * w
+            self.parts = [(inside[:, r0, c0:], slice(0, head)),
+                          (inside[:, r0 + 1:r1], slice(head, head + whole)),
+                          (inside[:, r1, :c1 + 1], slice(head + whole, head + whole + c1 + 1))]
+        self.views = [image[:, i * dh:i * dh + (h_out - 1) * sh + 1:sh, j * dw:j * dw + (w_out - 1) * sw + 1:sw]
+                      for i in range(kh) for j in range(kw)]
+
+    def fill(self, pixels: np.ndarray, convert) -> None:
+        """``convert(source, target)`` for each run of the slab's pixels (N, n, c) into the image."""
+        for target, part in self.parts:
+            if target.size:
+                convert(pixels[:, part].reshape(target.shape), target)
+
+
 _MEAN_TABLE_LIMIT = 1 << 18  # entries
 
 
@@ -74,6 +121,10 @@ def _mean_table(m: MachineState, divisor: np.ndarray, taps: int, zp: int, mult: 
     if table is None:
         return None
     return table, (which.reshape(-1, 1) * span - lowest).astype(np.int32)
+
+
+def _copy_into(source: np.ndarray, target: np.ndarray) -> None:
+    np.copyto(target, source)
 
 
 @impl("pool")
@@ -99,32 +150,54 @@ def pool(m: MachineState, mode: str, dst: int, src: int):
     divisor = (in_padded if count_pad else in_slab).reshape(-1)
     outputs, taps, n, batch = h_out * w_out, kh * kw, last - first + 1, m.batch
     out_rows = out.reshape(batch, outputs, c)
-    # the slab with one more row, the padding value (max: -128, which never exceeds an in-slab value;
-    # avg: x - pl.zp, 0 there, int32 where no window sum can leave it); per tap, the row each output reads
+    # the padding value: max -128, which never exceeds an in-slab value; avg: x - pl.zp, 0 there, int32
+    # where no window sum can leave it
     sums_fit = taps * (-numerics.INT8_MIN + abs(zp)) < 2**31
     # (per sample: the sample axis first)
-    padded = np.empty((batch, n + 1, c), np.int8 if mode == "max" else np.int32 if sums_fit else np.int64)
-    padded[:, -1] = numerics.INT8_MIN if mode == "max" else 0
-    rows_of_tap = np.where(valid, index, n).reshape(outputs, taps).T.copy()
+    dtype = np.int8 if mode == "max" else np.int32 if sums_fit else np.int64
+    pad_value = numerics.INT8_MIN if mode == "max" else 0
     means = None if mode == "max" or not sums_fit else _mean_table(m, divisor, taps, zp, mult, shift, out_zp)
+    # few taps: the slab in a padded image, each tap a strided view of it (_PaddedImage), reduced into one
+    # (N, h_out, w_out, c) array; many (a global pool): the windows gathered and reduced along their taps
+    image = padded = rows_of_tap = total_scratch = None
+    if taps <= _TAP_BY_TAP:
+        image = _PaddedImage(m, dtype, pad_value, h, w, c, kh, kw, sh, sw, dh, dw, pad_top, pad_left, h_out, w_out,
+                             first, last)
+        if mode != "max":
+            total_scratch = np.empty((batch, h_out, w_out, c), dtype)
+    else:  # the slab with one more row, the padding value; per tap, the row each output reads
+        padded = np.empty((batch, n + 1, c), dtype)
+        padded[:, -1] = pad_value
+        rows_of_tap = np.where(valid, index, n).reshape(outputs, taps).T.copy()
 
-    def sum_or_max(reduce) -> np.ndarray:
-        """The window reduction over taps: tap by tap into one (outputs, c) array (few taps), else gathered."""
-        if taps > _TAP_BY_TAP:
+    def sum_or_max(reduce, into: np.ndarray | None = None) -> np.ndarray:
+        """The window reduction over taps, written into ``into`` (N, h_out, w_out, c) when given."""
+        if image is None:
             return reduce.reduce(np.take(padded, rows_of_tap.T, axis=1), axis=2)
-        total = np.take(padded, rows_of_tap[0], axis=1)
-        step = np.empty_like(total)
-        for tap in rows_of_tap[1:]:
-            reduce(total, np.take(padded, tap, axis=1, out=step), out=total)
-        return total
+        views = image.views
+        if len(views) == 1:
+            np.copyto(into, views[0])
+            return into
+        reduce(views[0], views[1], out=into)
+        for view in views[2:]:
+            reduce(into, view, out=into)
+        return into
 
     def action() -> None:
         if mode == "max":
-            padded[:, :-1] = rows
-            out_rows[...] = sum_or_max(np.maximum)
+            if image is None:
+                padded[:, :-1] = rows
+                out_rows[...] = sum_or_max(np.maximum)
+                return
+            image.fill(rows, _copy_into)
+            sum_or_max(np.maximum, out)
             return
-        np.subtract(rows, zp, out=padded[:, :-1], dtype=padded.dtype)
-        total = sum_or_max(np.add)
+        if image is None:
+            np.subtract(rows, zp, out=padded[:, :-1], dtype=padded.dtype)
+            total = sum_or_max(np.add)
+        else:
+            image.fill(rows, lambda source, target: np.subtract(source, zp, out=target, dtype=target.dtype))
+            total = sum_or_max(np.add, total_scratch).reshape(batch, outputs, c)
         if means is not None:
             table, offsets = means
             total += offsets
@@ -157,7 +230,9 @@ def copy(m: MachineState, buf: str, dst: int, src: int):
     if not overlaps:  # one memmove when both boxes are contiguous runs
         return Effect(cycles, (s_access, d_access), POST_LATENCY, action=copy_action(target, source))
 
+    wide_target, wide_source = whole_elements(target, source)
+
     def action() -> None:
-        target[...] = source.copy()  # every read happens before any write (each sample's own bytes)
+        wide_target[...] = wide_source.copy()  # every read happens before any write (each sample's own bytes)
 
     return Effect(cycles, (s_access, d_access), POST_LATENCY, action=action)

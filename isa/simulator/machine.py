@@ -124,7 +124,23 @@ def copy_action(dst: np.ndarray, src: np.ndarray) -> Callable[[], None]:
     np.copyto on the short runs a DMA moves), else np.copyto."""
     if dst.dtype == src.dtype == np.uint8 and dst.flags.c_contiguous and src.flags.c_contiguous:
         return partial(dst.reshape(-1).data.__setitem__, slice(None), src.reshape(-1).data)
-    return partial(np.copyto, dst, src)
+    target, source = whole_elements(dst, src)
+    return partial(np.copyto, target, source)
+
+
+def whole_elements(*views: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Byte views whose last axis is a run of 2, 4 or 8 contiguous bytes (``copy``'s elements: bf16
+    lanes, int32 words) as views of one uint16/32/64 item per run, that axis dropped: a copy between
+    them moves one item per element where numpy would iterate over the bytes (Inception v1's
+    transposing copies of bf16 lanes: 110 us -> 20 us each); other views as they are.  The items stand for the bytes
+    only: unaligned or not, numpy copies them whole, little-endian on both sides."""
+    shapes = {(v.dtype, v.shape[-1:], v.strides[-1:]) for v in views}
+    if len(shapes) != 1:
+        return views
+    ((dtype, size, stride),) = shapes
+    if dtype != np.uint8 or size not in ((2,), (4,), (8,)) or stride != (1,):
+        return views
+    return tuple(v.view(f"<u{size[0]}")[..., 0] for v in views)
 
 
 def merge_spans(spans, gap: int = 1024) -> tuple:
@@ -176,6 +192,7 @@ class MachineState:
         self.windows: dict = {}  # the last conv input slabs read and their windows (impl_matrix.py)
         self.shared: dict = {}  # conv tiles reading the same windows, by layer and windows (shared_product.py)
         self.lanes: dict = {}  # bf16 lane scratch by length, shared by the vector instructions (impl_vector.Lanes)
+        self.images: dict = {}  # padded pooling images by shape, dtype and padding value (impl_pool.py)
         # decoded weights by packed bytes and format, and joined weights by their parts: one copy however
         # many matmuls load the same weights (impl_matrix.py, shared_product.py); kept while one uses them
         self.weights: weakref.WeakValueDictionary = weakref.WeakValueDictionary()

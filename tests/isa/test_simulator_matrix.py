@@ -436,3 +436,61 @@ def test_copy_of_two_byte_elements_in_place():
     run(setr({"cp.n0": 1, "cp.n1": 1, "cp.n2": 2, "cp.n3": 3, "cp.s2": 6, "cp.s3": 2, "cp.d2": 2, "cp.d3": 4, "cp.elem": 2})
         + "copy vbuf, 0, 0\nhalt\n", machine=machine)  # every read happens before any write
     assert machine.buffers["vbuf"][:12].view("<u2").reshape(3, 2).tolist() == [[0, 3], [1, 4], [2, 5]]
+
+
+
+@pytest.mark.parametrize("elem", [1, 2, 3, 4, 8])
+def test_copy_transposes_elements_of_every_width_at_odd_addresses(elem):
+    """A 4-axis transposing copy of ``elem``-byte elements from and to odd (unaligned) addresses:
+    elements of 2, 4 and 8 bytes move as one uint16/32/64 item each (machine.whole_elements), the
+    others byte by byte; every destination byte equals numpy's transpose of the source bytes."""
+    rng = np.random.default_rng(elem)
+    shape = (2, 3, 4, 5)  # (n0, n1, n2, n3) elements, read in that order, written transposed (n3, n2, n1, n0)
+    source = rng.integers(0, 256, shape + (elem,), dtype=np.uint8)
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
+    machine.buffers["abuf"][1:1 + source.size] = source.reshape(-1)
+    strides = [int(np.prod(shape[i + 1:])) * elem for i in range(4)]  # the source's, in bytes
+    out_strides = [int(np.prod(shape[:i])) * elem for i in range(4)]  # axis 0 fastest
+    run(setr({"cp.n0": 2, "cp.n1": 3, "cp.n2": 4, "cp.n3": 5, **{f"cp.s{i}": strides[i] for i in range(4)},
+              **{f"cp.d{i}": out_strides[i] for i in range(4)}, "cp.elem": elem})
+        + "copy abuf, 0x401, 1\nhalt\n", machine=machine)
+    got = machine.buffers["abuf"][0x401:0x401 + source.size].reshape(5, 4, 3, 2, elem)
+    assert got.tolist() == source.transpose(3, 2, 1, 0, 4).tolist()
+
+def test_pools_sharing_padded_images_match_naive_loop():
+    """Pools of a few taps read each tap as a strided view of the slab placed in a padded image
+    (impl_pool._PaddedImage) that the machine keeps per placement: pools of many geometries one after
+    another on one machine (some placing their slab alike, one after another with new data; two
+    images of one size placing their slabs differently; dilations whose windows skip the first rows
+    and columns and leave the last ones, so that only part of a row is read; a 1x1 window; a global
+    pool of more taps than the image path takes; a channel of -128s under padded windows), each
+    equal to the naive loop."""
+    rng = np.random.default_rng(12)
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
+    cases = [  # (h, w, c), kernel, stride, dilation, pads (top, left, bottom, right), out
+        ((7, 6, 3), (3, 3), (2, 2), (1, 1), (0, 0, 0, 0), (3, 2)),
+        ((7, 6, 3), (3, 3), (2, 2), (1, 1), (0, 0, 0, 0), (3, 2)),  # the same image, new data
+        ((7, 6, 3), (2, 2), (2, 2), (2, 2), (1, 1, 0, 0), (3, 2)),  # odd rows and columns only: first = w + 1
+        ((5, 9, 2), (3, 2), (2, 3), (1, 2), (1, 0, 2, 1), (3, 3)),
+        ((6, 6, 4), (1, 1), (2, 2), (1, 1), (0, 0, 0, 0), (3, 3)),
+        ((5, 5, 2), (5, 5), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1)),  # 25 taps: gathered
+        ((7, 6, 3), (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), (4, 3)),
+        ((6, 6, 2), (3, 3), (1, 1), (1, 1), (0, 0, 0, 0), (4, 4)),  # a 6 x 6 image with the slab at (0, 0)
+        ((5, 5, 2), (3, 3), (1, 1), (1, 1), (1, 1, 0, 0), (4, 4)),  # a 6 x 6 image with the slab at (1, 1)
+    ]
+    for mode, count_pad in (("max", 0), ("avg", 0), ("avg", 1)):
+        for (h, w, c), kernel, stride, dilation, pads, out_hw in cases:
+            slab = rng.integers(-128, 128, (h, w, c), dtype=np.int8)
+            slab[..., 0] = -128  # a window's padding must not win a max over -128s
+            machine.buffers["abuf"][:slab.size] = slab.reshape(-1).view(np.uint8)
+            run(setr({"cv.h": h, "cv.w": w, "cv.c": c, "cv.kh": kernel[0], "cv.kw": kernel[1], "cv.sh": stride[0],
+                      "cv.sw": stride[1], "cv.dh": dilation[0], "cv.dw": dilation[1], "cv.pad_top": pads[0],
+                      "cv.pad_left": pads[1], "cv.w_out": out_hw[1], "pl.h_out": out_hw[0], "pl.pad_bottom": pads[2],
+                      "pl.pad_right": pads[3], "pl.zp": 3, "pl.count_pad": count_pad, "pl.mult": 1 << 30,
+                      "pl.shift": 30, "pl.out_zp": 3})
+                + f"pool {mode}, 0x1000, 0\nhalt\n", machine=machine)
+            size = out_hw[0] * out_hw[1] * c
+            got = machine.buffers["abuf"][0x1000:0x1000 + size].view(np.int8).reshape(out_hw + (c,))
+            want = naive_pool(slab, mode, kernel, stride, dilation, pads, out_hw, 3, count_pad)
+            np.testing.assert_array_equal(got, want, err_msg=f"{mode} {count_pad} {(h, w, c)} {kernel} {dilation} {pads}")
+    assert len(machine.images) >= 4  # images were made and shared

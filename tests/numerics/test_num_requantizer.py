@@ -176,3 +176,35 @@ def test_affine_int32_inputs_skip_the_range_look_and_still_match_the_rule(zp, mo
     assert stage(x.astype(np.int32), np.empty(x.shape, np.int8)).astype(np.int64).tolist() == want.tolist()
     assert stage(x).astype(np.int64).tolist() == want.tolist()
     assert not AffineRequantizer(-3, 0, 2**62, bias, mult, shift, zp, -128, 127, mode)._in_bound
+
+
+@pytest.mark.parametrize("zp", [-128, 0, 5, 127])
+@pytest.mark.parametrize("out, clamp", [(np.int8, (-128, 127)), (np.int8, (0, 127)), (np.int32, (INT32_MIN, INT32_MAX))])
+def test_affine_rounding_add_into_int8_and_int32_matches_the_rule(zp, out, clamp):
+    """half_even written into an int8 or int32 ``out`` with one zero point (even or odd): rint, the
+    zero point and the cast are one add of 1.5 * 2**52 and a truncating cast, and the per-channel
+    offset and ratio run on a repeated row (a tile's whole rows) and broadcast (the rows left): every
+    channel its own bias, multiplier and shift, int32 extremes, ties and their neighbours."""
+    qmin, qmax = clamp
+    rng = np.random.default_rng(5)
+    cols = 24
+    mult = rng.integers(2**29, 2**31, cols) if out == np.int8 else rng.integers(1, 2**12, cols)
+    shift = rng.integers(30, 41, cols) if out == np.int8 else rng.integers(8, 21, cols)
+    # channel 0: t = v / 2**8, channel 1: t = v / 2 (ties at odd multiples of 2**7 and at odd v)
+    mult[:2], shift[:2] = [1, 1], [8, 1]
+    bias = rng.integers(-(2**20), 2**20, cols)
+    stage = AffineRequantizer(-3, 0, 2**31, bias, mult, shift, zp, qmin, qmax, "half_even")
+    assert stage.uses_float and stage._rounder is not None
+    rows = 1024 // cols * 3 + 7  # three repeated rows of 1024 // 24 rows each, seven rows broadcast
+    x = rng.integers(INT32_MIN, INT32_MAX, (rows, cols), endpoint=True)
+    x[:3] = np.array([INT32_MIN, INT32_MAX, 0])[:, None]
+    odd = np.arange(-300, 301, 2)[:rows - 3] + 1  # v = x + 3 + bias
+    x[3:3 + odd.size, 0] = odd * 2**7 - 3 - bias[0]
+    x[3:3 + odd.size, 1] = odd - 3 - bias[1]
+    x[3 + odd.size:, :2] = x[3:rows - odd.size, :2] + 1
+    x = x.clip(INT32_MIN, INT32_MAX)
+    want = affine_rule(x, -3, 0, bias, mult, shift, zp, qmin, qmax, "half_even")
+    got = stage(x.astype(np.int32), np.empty(x.shape, out))
+    assert got.dtype == out and got.astype(np.int64).tolist() == want.tolist()
+    column_major = np.empty((cols, rows), out).T  # a strided destination, as a requant with dst_row > cols writes
+    assert stage(x.astype(np.int32), column_major).astype(np.int64).tolist() == want.tolist()
