@@ -1,6 +1,7 @@
 """Models tcc's authors did not write (torchvision exports, random init) on the overlay: `tcc compile
 -t overlay --calib` with no other flag, its wall time and `--timings` table, the simulator against the
-integer reference bit for bit, and the whole-model SQNR against float onnxruntime.
+integer reference bit for bit, the whole-model SQNR against float onnxruntime, and how many nodes
+run on the host (the compile's notes; 0: one device program).
 
     python bench/unseen_models.py /tmp/unseen/vit_b_16.onnx /tmp/unseen/swin_t.onnx [--samples 1]
 
@@ -44,7 +45,7 @@ def compile_model(model: Path, calib: Path, artifact: Path) -> tuple[float, floa
     if done.returncode != 0:
         raise RuntimeError((done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1])
     table = done.stderr[done.stderr.find("pass / backend phase"):]
-    return seconds, cpu, table
+    return seconds, cpu, table, done.stderr.count("runs on the host")
 
 
 def measure(model: Path, count: int, work: Path) -> dict:
@@ -55,7 +56,7 @@ def measure(model: Path, count: int, work: Path) -> dict:
     calib = model.with_name(model.stem + "_calib.npz")
     row: dict = {"model": model.stem}
     artifact = work / (model.stem + ".tcc")
-    row["compile_s"], row["compile_cpu_s"], row["timings"] = compile_model(model, calib, artifact)
+    row["compile_s"], row["compile_cpu_s"], row["timings"], row["host_nodes"] = compile_model(model, calib, artifact)
     data = np.load(calib)
     feeds = [{k: data[k][i:i + 1] for k in data.files} for i in range(min(count, len(data[data.files[0]])))]
     ort = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
@@ -92,7 +93,8 @@ def main() -> int:
                 print(f"{row['model']:<20} FAILED {row['failed']}")
             else:
                 print(f"{row['model']:<20} compile {row['compile_s']:7.1f} s wall, {row['compile_cpu_s']:7.1f} s CPU  bit-exact "
-                      f"{'yes' if row['bit_exact'] else 'NO'}  SQNR {row['sqnr_db']:6.2f} dB\n{row['timings']}")
+                      f"{'yes' if row['bit_exact'] else 'NO'}  SQNR {row['sqnr_db']:6.2f} dB  host nodes {row['host_nodes']}\n"
+                      f"{row['timings']}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0 if all("failed" not in r and r["bit_exact"] for r in rows) else 1
