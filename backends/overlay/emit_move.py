@@ -54,12 +54,13 @@ def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.n
     elem = ELEMENT_BYTES[src.type.dtype]
     b, p = ctx.buffers, ctx.program
     plans, problem = [], ""
+    room = b.abuf_q // elem
     for chunk in _chunks(ctx, ctx.layouts.shape(src), elem, src.type.size):
-        tiles, problem = _plan_tiles(dst_index, src_index, chunk, src.type.size, elem)
+        tiles, problem = _plan_tiles(dst_index, src_index, chunk, src.type.size, elem, room)
         if tiles is not None:
             plans.append(tiles)
     for chunk in [] if plans else _smaller_chunks(ctx, ctx.layouts.shape(src), elem):
-        tiles, _ = _plan_tiles(dst_index, src_index, chunk, src.type.size, elem)
+        tiles, _ = _plan_tiles(dst_index, src_index, chunk, src.type.size, elem, room)
         if tiles is not None:  # the largest rows whose tiles store as DMA boxes
             plans.append(tiles)
             break
@@ -148,9 +149,11 @@ def _smaller_chunks(ctx: Context, phys, elem: int) -> list[int]:
     return sorted({u for u in units if u <= limit}, reverse=True)
 
 
-def _plan_tiles(dst_index: np.ndarray, src_index: np.ndarray, chunk: int, total: int, elem: int):
+def _plan_tiles(dst_index: np.ndarray, src_index: np.ndarray, chunk: int, total: int, elem: int, room: int):
     """Per tile of ``chunk`` source elements: (first, end, store offset, DMA box, gather or None),
-    the tile's pairs in destination order; or None and why a tile fits no DMA box or strided gather."""
+    the tile's pairs in destination order; or None and why a tile fits no DMA box or strided gather,
+    or gathers more than ``room`` elements (its staging area, an abuf quarter: a move that repeats
+    source elements, an expand or tile, writes more elements than it reads)."""
     tile_of = src_index // chunk
     order = np.lexsort((dst_index, tile_of))
     bounds = np.searchsorted(tile_of[order], np.arange(int(tile_of.max(initial=0)) + 2))
@@ -166,6 +169,8 @@ def _plan_tiles(dst_index: np.ndarray, src_index: np.ndarray, chunk: int, total:
             return None, "a tile of this data movement does not fit one DMA box"
         gather = None
         if not np.array_equal(s, np.arange(s.size)):
+            if s.size > room:
+                return None, "a tile of this data movement gathers more elements than an abuf quarter holds"
             gather = factor_strided(s, max_dims=12)
             if gather is None:
                 return None, "a tile of this data movement is not a strided gather"

@@ -99,3 +99,39 @@ def test_a_zero_pad_read_by_a_conv_becomes_its_padding(pads):
     x = rng.standard_normal((1, 3, 9, 8)).astype(np.float32)
     want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     np.testing.assert_allclose(run_module(module, {"x": x})["y"], want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_tile_that_writes_more_than_an_abuf_quarter_from_a_small_source(tmp_path):
+    """GCViT repeats its global query for every window: a move whose tile reads a few source elements
+    but gathers many more destination elements.  Its staging area is one abuf quarter; the tile
+    chunks are cut so the gathered elements fit it (a 200,704-byte gather ran past the quarter, and
+    on timm's gcvit_xxtiny past abuf's end: a trap).  No copy of the program writes across a quarter
+    boundary; the model runs wholly on the device, simulator == integer reference."""
+    from tcc.backends.overlay import compile_overlay
+    from tcc.driver import compile_to_ir, quantization_pipeline
+    from tcc.isa.disassembler import disassemble
+    from tcc.isa.target import load_target
+    from tcc.passes import DEFAULT_FLOAT_PIPELINE
+
+    rng = np.random.default_rng(11)
+    model = _model([helper.make_node("Conv", ["x", "w0"], ["a"], pads=[1, 1, 1, 1]),
+                    helper.make_node("Tile", ["a", "reps"], ["t"]),  # 3,136 elements -> 200,704
+                    helper.make_node("Conv", ["t", "w1"], ["y"])],
+                   (1, 4, 14, 14), {"w0": _w(rng, 16, 4, 3, 3), "w1": _w(rng, 8, 16, 1, 1),
+                                    "reps": np.array([1, 1, 1, 64], np.int64)})
+    run_wholly_on_the_overlay(model, tmp_path, rng, 25.0)
+    np.savez(tmp_path / "c2.npz", x=rng.standard_normal((2, 1, 4, 14, 14)).astype(np.float32))
+    module, _ = compile_to_ir(model, passes=DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(tmp_path / "c2.npz")))
+    quarter = load_target().abuf_bytes // 4
+    regs, copies = {}, 0
+    for line in disassemble(compile_overlay(module).program, with_pc=False).splitlines():
+        words = line.replace(",", " ").split()
+        if words[:1] == ["setr"]:
+            regs[words[1]] = int(words[2], 0)
+        elif words[:2] == ["copy", "abuf"]:
+            dst = int(words[2], 0)
+            last = dst + sum((regs.get(f"cp.n{i}", 1) - 1) * regs.get(f"cp.d{i}", 0) for i in range(4)) \
+                + regs.get("cp.elem", 1) - 1
+            assert dst // quarter == last // quarter, line
+            copies += 1
+    assert copies > 0
