@@ -205,10 +205,59 @@ def mbconv_se_cnn(seed: int = 0, width: int = 32) -> onnx.ModelProto:
     return g.model("x", [1, 3, width, width], x, "mbconv_se_cnn")
 
 
+def dfl_head_cnn(seed: int = 0, width: int = 16) -> onnx.ModelProto:
+    """YOLOv8's box head: a 3x3 conv to 4 x 16 distance bins per anchor, reshaped to [1, 4, 16, A]
+    and transposed to [1, 16, 4, A], a softmax over the 16 bins (axis 1), and the expectation as a
+    1x1 conv with weights 0..15 (Ultralytics' DFL)."""
+    g = Graph(seed)
+    x = g.node("Relu", [g.conv("x", 3, 16, 3)])
+    anchors = width * width
+    x = g.node("Reshape", [g.conv(x, 16, 64, 3), g.const(np.array([1, 4, 16, anchors], np.int64), "shape")])
+    x = g.node("Softmax", [g.node("Transpose", [x], perm=[0, 2, 1, 3])], axis=1)
+    bins = g.const(np.arange(16, dtype=np.float32).reshape(1, 16, 1, 1), "bins")
+    out = g.node("Conv", [x, bins], "dfl")
+    return g.model("x", [1, 3, width, width], out, "dfl_head_cnn")
+
+
+def inception_branch_cnn(seed: int = 0, width: int = 17) -> onnx.ModelProto:
+    """An Inception-v3 branch: a 1x1 conv to 16 channels, then 3x3 convs of 24 channels, each small
+    enough that its weights load at the end of the conv before it (compute-bound layers whose
+    weights are a few KiB)."""
+    g = Graph(seed)
+    x = g.node("Relu", [g.conv("x", 3, 48, 3)])
+    for cin, cout, k in ((48, 16, 1), (16, 24, 3), (24, 24, 3), (24, 24, 3)):
+        x = g.node("Relu", [g.conv(x, cin, cout, k)])
+    return g.model("x", [1, 3, width, width], g.conv(x, 24, 8, 1), "inception_branch_cnn")
+
+
+def narrow_head_cnn(seed: int = 0, height: int = 16, width: int = 32) -> onnx.ModelProto:
+    """DBNet's head: 3x3 convs from 48 channels down to 12 (fewer output channels than the array
+    has columns) over a wide map, then a 1x1 conv."""
+    g = Graph(seed)
+    x = g.node("Relu", [g.conv("x", 3, 48, 3)])
+    x = g.node("Relu", [g.conv(x, 48, 12, 3)])
+    x = g.node("Relu", [g.conv(g.node("Relu", [g.conv(x, 12, 48, 1)]), 48, 12, 3)])
+    return g.model("x", [1, 3, height, width], g.conv(x, 12, 8, 1), "narrow_head_cnn")
+
+
+def mobile_chain_cnn(seed: int = 0, width: int = 24) -> onnx.ModelProto:
+    """A chain of small inverted-residual layers whose maps fit on chip: 1x1 expansions, 3x3
+    depthwise convs and 1x1 projections, each layer's map read by the next."""
+    g = Graph(seed)
+    x = g.node("Relu", [g.conv("x", 3, 16, 3)])
+    for cin, c, cout in ((16, 48, 16), (16, 48, 24), (24, 72, 24)):
+        e = g.node("Relu", [g.conv(x, cin, c, 1)])
+        d = g.node("Relu", [g.conv(e, c, c, 3, group=c)])
+        x = g.conv(d, c, cout, 1)
+    return g.model("x", [1, 3, width, width], x, "mobile_chain_cnn")
+
+
 MODELS = {"dead_gamma_cnn": dead_gamma_cnn, "silu_se_cnn": silu_se_cnn, "hardswish_cnn": hardswish_cnn,
           "gated_cnn": gated_cnn, "gelu_cnn": gelu_cnn, "wide_kernel_cnn": wide_kernel_cnn,
           "c2f_cnn": c2f_cnn, "stem_cnn": stem_cnn,
-          "mbconv_se_cnn": mbconv_se_cnn}
+          "mbconv_se_cnn": mbconv_se_cnn, "dfl_head_cnn": dfl_head_cnn,
+          "inception_branch_cnn": inception_branch_cnn, "narrow_head_cnn": narrow_head_cnn,
+          "mobile_chain_cnn": mobile_chain_cnn}
 
 
 def calibration(model: onnx.ModelProto, samples: int = 4, seed: int = 1) -> dict[str, np.ndarray]:

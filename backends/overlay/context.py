@@ -121,6 +121,8 @@ class Context:
     handed_store: tuple | None = None
     # the conv tile search's answer per ConvGeometry: a network's repeated layers search once
     conv_tiles: dict = field(default_factory=dict)
+    # weights loaded early (early_weights): (layer, wbuf lo, hi), the layer reading them
+    early_loads: list = field(default_factory=list)
 
     def share(self, count: int) -> range:
         """This core's contiguous share of ``count`` tiles (all of them when one core emits)."""
@@ -150,23 +152,25 @@ class Context:
         slack = 0 if stats is None else \
             stats["macs"] * t.dram_bytes_per_cycle // (t.array_rows * t.array_cols) - stats["min_bytes"]
         if slack > 0:
-            self.weight_mark = (self.program.mark(), first_instruction, slack, WEIGHT_MARK_STEPS)
+            self.weight_mark = (self.program.mark(), first_instruction, slack, WEIGHT_MARK_STEPS, len(self.layer_names) - 1)
         elif self.weight_mark is not None:  # one step further from the mark
-            *kept, steps = self.weight_mark
-            self.weight_mark = (*kept, steps - 1) if steps > 1 else None
+            mark, begin, slack, steps, layer = self.weight_mark
+            self.weight_mark = (mark, begin, slack, steps - 1, layer) if steps > 1 else None
 
     def early_weights(self, dram: int, nbytes: int) -> int | None:
         """The wbuf address of ``nbytes`` of weights at ``dram``, loaded at the end of the last
         compute-bound layer (``mark_for_weights``), or None.  The load takes the top of a wbuf half
-        that neither that layer nor any instruction since writes (the weights stay as loaded until
-        read, and the load waits for no matmul of that layer)."""
+        that neither that layer nor any instruction since writes, nor that layer's own weights if
+        they were loaded early as well (the weights stay as loaded until read, and the load waits for
+        no matmul of that layer)."""
         if self.weight_mark is None or self.cores > 1:
             return None
-        (at, regs), begin, slack, steps = self.weight_mark
+        (at, regs), begin, slack, steps, marked = self.weight_mark
         size = -(-nbytes // 64) * 64
         if size > self.buffers.wbuf_h // 2 or nbytes > slack:
             return None
         writes = [(lo, hi) for i, lo, hi in self.program.wbuf_writes if i >= begin]
+        writes += [(lo, hi) for layer, lo, hi in self.early_loads if layer >= marked]
         if any(hi is None for _, hi in writes):
             return None
         half = self.buffers.wbuf_h
@@ -176,7 +180,8 @@ class Context:
                 lo = end - size
                 if lo >= top - half and not any(w_lo < lo + size and lo < w_hi for w_lo, w_hi in writes):
                     self.program.load_at((at, regs), "wbuf", lo, dram, nbytes, len(self.layer_names) - 1)
-                    self.weight_mark = ((at, regs), begin, slack - nbytes, steps)
+                    self.early_loads.append((len(self.layer_names) - 1, lo, lo + nbytes))
+                    self.weight_mark = ((at, regs), begin, slack - nbytes, steps, marked)
                     return lo
         return None
 

@@ -166,6 +166,12 @@ def emit_conv(ctx: Context, step: Step) -> None:
     tile = 0
     stores = LaterStore(ctx)
     half_slabs = b.sub + geometry.rows_in(th) * slab_row <= b.abuf_q // 2
+    # one channel tile whose whole map fits the lower half of an output quarter: each row tile's
+    # result goes where it lies in the map (its DRAM order), so after the layer abuf holds the
+    # whole map in one range and the next layers read their slabs in place (resident.py) instead
+    # of loading back what was just stored; else the tiles alternate between the quarters' starts
+    whole_map = tn >= n_out and ctx.cores == 1 and b.sub + y.type.size <= b.abuf_q // 2
+    map_at = b.a_out(0) if whole_map else 0
     for n0, my_rows in _my_tiles(ctx, n_out, tn, h_out, th, tiles.first):
         nt = min(tn, n_out - n0)
         wslot = b.w(n0 // tn)
@@ -210,7 +216,7 @@ def emit_conv(ctx: Context, step: Step) -> None:
                     _point_caps(ctx, caps_at, gn0 - n0)
                     p.emit("matmul", mode="conv", accumulate=0, **wf, acc=acc + (gn0 - n0) * 4,
                            w=wslot + (gn0 - n0) * rb)
-            out = b.a_out(tile)
+            out = map_at + oy0 * w_out * n_out if whole_map else b.a_out(tile)
             p.set({"rq.params": pslot, "rq.m": rows * w_out, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})
             p.emit("requant", src="acc", out="i8", rounding=req.rounding, dst=out, srcaddr=acc)
             emit_epilogue(ctx, step, out, out + b.abuf_q // 2, oy0 * w_out * n_out + n0, rows * w_out, nt, n_out,

@@ -88,13 +88,19 @@ class Residency:
         self.held = []
 
     def stored(self, sram: int, dram, box: dict) -> None:
-        """A store from the buffer's ``sram`` to ``dram`` of ``box`` (``Program.dma``'s fields, rows collapsed)."""
+        """A store from the buffer's ``sram`` to ``dram`` of ``box`` (``Program.dma``'s fields, rows collapsed).
+        A store that continues a held range in both memories extends it (a conv's row tiles placed
+        as in its map: emit_matrix), so a reader of rows of several tiles reads them in place."""
         if not isinstance(dram, ActivationAddress):
             return
         lo, hi = _span(dram.offset, (box["planes"], box["rows"], box["row_bytes"]),
                        (box["dram_plane"], box["dram_row"], 1), 1)
         self.forget_dram(lo, hi)
         if box["planes"] == 1 and box["rows"] == 1 and hi > lo:
+            for i, (held_lo, held_hi, held_sram) in enumerate(self.held):
+                if held_hi == lo and held_sram + held_hi - held_lo == sram and self.held[i] not in self.loads:
+                    self.held[i] = (held_lo, hi, held_sram)  # a map stored row tile by row tile: one range
+                    return
             self.held.append((lo, hi, sram))
             self.loads.discard((lo, hi, sram))
 

@@ -39,6 +39,9 @@ def test_a_load_placed_at_a_mark_leaves_every_later_instruction_its_registers():
     assert (p.wbuf_writes[0][1:], p.wbuf_writes[1][1:]) == ((8192, 8192 + 300), (0, 640))
 
 
+H, W = 32, 36  # maps of 64 channels larger than half an abuf quarter: each layer loads its input
+
+
 def block():
     """A compute-bound 3x3 conv, a DRAM-bound depthwise conv, a 1x1 conv: ShuffleNet's pattern."""
     rng = np.random.default_rng(2)
@@ -48,8 +51,8 @@ def block():
              helper.make_node("Relu", ["a"], ["r"], name="relu"),
              helper.make_node("Conv", ["r", "w2"], ["d"], pads=[1, 1, 1, 1], group=64, name="depthwise"),
              helper.make_node("Conv", ["d", "w3"], ["y"], name="pointwise")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, 28, 28])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64, 28, 28])], weights)
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, H, W])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64, H, W])], weights)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
@@ -68,7 +71,7 @@ def test_weights_load_early_and_stores_wait_for_the_next_conv_and_stay_bit_exact
     assert counted_for == {1, 2}
     # the first conv's last store, after the depthwise conv's first input load, counted for the first conv
     assert any(lines[j].startswith("store") and "setr sys.layer, 0" in lines[slab:j] for j in range(slab, dw))
-    session.run(None, {"x": np.zeros((1, 32, 28, 28), np.float32)})
+    session.run(None, {"x": np.zeros((1, 32, H, W), np.float32)})
     layers = session.performance_report()["layers"]
-    assert [layer["bytes_stored"] for layer in layers] == [28 * 28 * 64] * 3  # each counted for its own layer
+    assert [layer["bytes_stored"] for layer in layers] == [H * W * 64] * 3  # each counted for its own layer
     assert all(layer["cycles"] >= layer["roofline_cycles"] for layer in layers)

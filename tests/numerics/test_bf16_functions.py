@@ -155,3 +155,44 @@ def test_rsqrt_normal_equals_rsqrt_where_it_applies():
     assert applies.sum() > 32000
     np.testing.assert_array_equal(normal[applies], general[applies])
     assert not np.array_equal(normal, general)  # outside it (0, negatives, subnormals) they differ
+
+
+def test_exp_nonpositive_equals_exp_on_its_domain():
+    """softmax's, sigmoid's and erfc's exp of x - max, -|x|, -(a a): without the overflow branch,
+    the clamp selects and _scale's two multiplies it must give exp's bits on every bf16 pattern
+    <= 0 (both zeros, -inf) and every NaN."""
+    v = np.arange(65536, dtype=np.uint16)
+    applies = (v >= 0x8000) | (v == 0) | ((v & 0x7FFF) > 0x7F80)
+    with np.errstate(all="ignore"):
+        general, short = spec.exp(bf16_lanes.NumpyLanes, v), spec.exp_nonpositive(bf16_lanes.NumpyLanes, v)
+    assert applies.sum() == 32768 + 1 + 127
+    np.testing.assert_array_equal(short[applies], general[applies])
+    assert not np.array_equal(short, general)  # above zero it clamps nothing and overflows wrongly
+
+
+def test_reciprocal_at_least_one_equals_reciprocal_on_its_domain():
+    """softmax's 1 / row sum and sigmoid's 1 / (1 + e): on every pattern in [1, 2^126) and every NaN
+    the short sequence gives reciprocal's bits."""
+    v = np.arange(65536, dtype=np.uint16)
+    applies = ((v >= 0x3F80) & (v < 0x7E80)) | ((v & 0x7FFF) > 0x7F80)
+    with np.errstate(all="ignore"):
+        general = spec.reciprocal(bf16_lanes.NumpyLanes, v)
+        short = spec.reciprocal_at_least_one(bf16_lanes.NumpyLanes, v)
+    assert applies.sum() == 126 * 128 + 2 * 127  # exponents 2^0 .. 2^125, and the NaNs
+    np.testing.assert_array_equal(short[applies], general[applies])
+    assert not np.array_equal(short, general)
+
+
+def test_softmax_records_the_short_sequences():
+    """The short exp and reciprocal are what softmax records (instructions over the full tile,
+    the row reductions included, and over one value per row)."""
+    from tcc.backends.overlay.vector_program import FULL, ROW, Recorder
+
+    def count(build):
+        recorder = Recorder()
+        build(recorder, recorder.input(FULL))
+        return sum(ins.space == FULL for ins in recorder.code), sum(ins.space == ROW for ins in recorder.code)
+
+    assert count(lambda L, x: spec.exp(L, x)) == (35, 0)
+    assert count(lambda L, x: spec.exp_nonpositive(L, x)) == (22, 0)
+    assert count(spec.softmax) == (2 + 22 + 2, 14)  # row max and sum, sub, exp, mul; the reciprocal

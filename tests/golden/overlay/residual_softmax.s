@@ -113,163 +113,99 @@ copy vbuf, 0x20000, 0x0                  ; pc 111
 setr dma.row_bytes, 4                    ; pc 112
 setr sys.layer, 3                        ; pc 113
 setr v.row, 2                            ; pc 114
-vred max, 0x30028, 0x20000               ; pc 115
-setr v.b, 196648                         ; pc 116
+vred max, 0x3001c, 0x20000               ; pc 115
+setr v.b, 196636                         ; pc 116
 setr v.b_rep, 2                          ; pc 117
 setr v.b_period, 1                       ; pc 118
 vbin sub, vec, 0x30000, 0x20000          ; pc 119
-setr v.k0, 17074                         ; pc 120
-vbin lt, k0, 0x30004, 0x30000            ; pc 121
-setr v.k1, 49850                         ; pc 122
-vbin gt, k1, 0x30008, 0x30000            ; pc 123
-vbin le, k1, 0x3000c, 0x30000            ; pc 124
-vbin ge, k0, 0x30010, 0x30000            ; pc 125
-setr v.b, 196608                         ; pc 126
-setr v.b_rep, 1                          ; pc 127
-setr v.b_period, 2                       ; pc 128
-vbin eq, vec, 0x30014, 0x30000           ; pc 129
-setr v.b, 196616                         ; pc 130
-vbin and, vec, 0x30004, 0x30004          ; pc 131
-setr v.b, 196608                         ; pc 132
-setr v.k2, 0                             ; pc 133
-vsel vec, k2, 0x30008, 0x30004           ; pc 134
-setr v.k3, 16313                         ; pc 135
-vbin mul, k3, 0x30004, 0x30008           ; pc 136
-vun rint, 0, 0x30000, 0x30004            ; pc 137
-setr v.k4, 65520                         ; pc 138
-vbin and, k4, 0x30004, 0x30000           ; pc 139
-vun ftoi, 0, 0x30018, 0x30000            ; pc 140
-setr v.b, 196612                         ; pc 141
-vbin sub, vec, 0x3001c, 0x30000          ; pc 142
-setr v.k5, 48944                         ; pc 143
-setr v.c, 196616                         ; pc 144
-setr v.c_rep, 1                          ; pc 145
-setr v.c_period, 2                       ; pc 146
-vfma k5, vec, 0x30020, 0x30004           ; pc 147
-setr v.k6, 256                           ; pc 148
-vbin iadd, k6, 0x30008, 0x30018          ; pc 149
-setr v.c, 196640                         ; pc 150
-vfma k5, vec, 0x30024, 0x3001c           ; pc 151
-vun shr, 1, 0x30020, 0x30008             ; pc 152
-setr v.k7, 48064                         ; pc 153
-setr v.c, 196644                         ; pc 154
-vfma k7, vec, 0x30008, 0x30004           ; pc 155
-vun shl, 7, 0x30024, 0x30020             ; pc 156
-setr v.b, 196640                         ; pc 157
-vbin isub, vec, 0x30018, 0x30018         ; pc 158
-setr v.c, 196616                         ; pc 159
-vfma k7, vec, 0x30020, 0x3001c           ; pc 160
-setr v.k1, 128                           ; pc 161
-vbin isub, k1, 0x30008, 0x30024          ; pc 162
-setr v.k0, 255                           ; pc 163
-vbin iadd, k0, 0x30024, 0x30018          ; pc 164
-setr v.k2, 14688                         ; pc 165
-setr v.c, 196640                         ; pc 166
-vfma k2, vec, 0x30018, 0x30004           ; pc 167
-vun shl, 7, 0x30004, 0x30024             ; pc 168
-setr v.c, 196632                         ; pc 169
-vfma k2, vec, 0x30020, 0x3001c           ; pc 170
-setr v.k3, 46528                         ; pc 171
-setr v.c, 196640                         ; pc 172
-vfma k3, vec, 0x30024, 0x30000           ; pc 173
-setr v.k4, 15659                         ; pc 174
-setr v.k6, 15915                         ; pc 175
-vfma k4, k6, 0x3001c, 0x30024            ; pc 176
-setr v.b, 196644                         ; pc 177
-setr v.k5, 16128                         ; pc 178
-vfma vec, k5, 0x30018, 0x3001c           ; pc 179
+setr v.k0, 49850                         ; pc 120
+vbin max, k0, 0x30004, 0x30000           ; pc 121
+setr v.b, 196608                         ; pc 122
+setr v.b_rep, 1                          ; pc 123
+setr v.b_period, 2                       ; pc 124
+vbin eq, vec, 0x30000, 0x30000           ; pc 125
+setr v.k1, 16313                         ; pc 126
+vbin mul, k1, 0x30008, 0x30004           ; pc 127
+vun rint, 0, 0x30008, 0x30008            ; pc 128
+setr v.k2, 65520                         ; pc 129
+vbin and, k2, 0x3000c, 0x30008           ; pc 130
+vun ftoi, 0, 0x30010, 0x30008            ; pc 131
+setr v.b, 196620                         ; pc 132
+vbin sub, vec, 0x30014, 0x30008          ; pc 133
+setr v.k3, 48944                         ; pc 134
+setr v.c, 196612                         ; pc 135
+setr v.c_rep, 1                          ; pc 136
+setr v.c_period, 2                       ; pc 137
+vfma k3, vec, 0x30018, 0x3000c           ; pc 138
+setr v.k4, 191                           ; pc 139
+vbin iadd, k4, 0x30004, 0x30010          ; pc 140
+setr v.c, 196632                         ; pc 141
+vfma k3, vec, 0x30010, 0x30014           ; pc 142
+vun shl, 7, 0x30018, 0x30004             ; pc 143
+setr v.k5, 48064                         ; pc 144
+setr v.c, 196624                         ; pc 145
+vfma k5, vec, 0x30004, 0x3000c           ; pc 146
+setr v.c, 196612                         ; pc 147
+vfma k5, vec, 0x30010, 0x30014           ; pc 148
+setr v.k6, 14688                         ; pc 149
+setr v.c, 196624                         ; pc 150
+vfma k6, vec, 0x30004, 0x3000c           ; pc 151
+setr v.c, 196612                         ; pc 152
+vfma k6, vec, 0x3000c, 0x30014           ; pc 153
+setr v.k7, 46528                         ; pc 154
+setr v.c, 196620                         ; pc 155
+vfma k7, vec, 0x30010, 0x30008           ; pc 156
+setr v.k0, 7467                          ; pc 157
+setr v.k1, 7723                          ; pc 158
+vfma k0, k1, 0x30014, 0x30010            ; pc 159
+setr v.b, 196624                         ; pc 160
+setr v.k2, 7936                          ; pc 161
+vfma vec, k2, 0x30004, 0x30014           ; pc 162
+setr v.k4, 8064                          ; pc 163
+vfma vec, k4, 0x30008, 0x30004           ; pc 164
+vfma vec, k4, 0x3000c, 0x30008           ; pc 165
+setr v.b, 196632                         ; pc 166
+vbin mul, vec, 0x30014, 0x3000c          ; pc 167
+setr v.b, 196628                         ; pc 168
+setr v.k3, 32704                         ; pc 169
+vsel vec, k3, 0x30004, 0x30000           ; pc 170
+vred sum, 0x3001c, 0x30004               ; pc 171
+setr v.len, 1                            ; pc 172
+setr v.k5, 127                           ; pc 173
+vbin and, k5, 0x3001e, 0x3001c           ; pc 174
+setr v.k6, 32640                         ; pc 175
+vbin and, k6, 0x30020, 0x3001c           ; pc 176
+setr v.b, 196636                         ; pc 177
+setr v.b_period, 1                       ; pc 178
+vbin eq, vec, 0x3001c, 0x3001c           ; pc 179
 setr v.k7, 16256                         ; pc 180
-vfma vec, k7, 0x30000, 0x30018           ; pc 181
-vfma vec, k7, 0x30020, 0x30000           ; pc 182
-setr v.b, 196616                         ; pc 183
-vbin mul, vec, 0x3001c, 0x30020          ; pc 184
-setr v.b, 196612                         ; pc 185
-vbin mul, vec, 0x30018, 0x3001c          ; pc 186
-setr v.k1, 0                             ; pc 187
-setr v.c, 196632                         ; pc 188
-vsel k1, vec, 0x30000, 0x3000c           ; pc 189
-setr v.k0, 32640                         ; pc 190
-setr v.c, 196608                         ; pc 191
-vsel k0, vec, 0x30024, 0x30010           ; pc 192
-setr v.b, 196644                         ; pc 193
-setr v.k2, 32704                         ; pc 194
-vsel vec, k2, 0x30020, 0x30014           ; pc 195
-vred sum, 0x30028, 0x30020               ; pc 196
-setr v.len, 1                            ; pc 197
-setr v.k3, 32767                         ; pc 198
-vbin and, k3, 0x3002a, 0x30028           ; pc 199
-setr v.k4, 32768                         ; pc 200
-vbin and, k4, 0x3002c, 0x30028           ; pc 201
-setr v.b, 196648                         ; pc 202
-setr v.b_period, 1                       ; pc 203
-vbin eq, vec, 0x30028, 0x30028           ; pc 204
-vbin gt, k1, 0x3002e, 0x3002a            ; pc 205
-vbin lt, k0, 0x30030, 0x3002a            ; pc 206
-vbin eq, k1, 0x30032, 0x3002a            ; pc 207
-vbin eq, k0, 0x30034, 0x3002a            ; pc 208
-setr v.b, 196656                         ; pc 209
-vbin and, vec, 0x3002e, 0x3002e          ; pc 210
-setr v.b, 196650                         ; pc 211
-vsel vec, k7, 0x30030, 0x3002e           ; pc 212
-setr v.k6, 128                           ; pc 213
-vbin lt, k6, 0x3002e, 0x30030            ; pc 214
-setr v.k5, 24448                         ; pc 215
-vbin mul, k5, 0x3002a, 0x30030           ; pc 216
-setr v.k2, 64                            ; pc 217
-vbin and, k2, 0x30036, 0x3002e           ; pc 218
-setr v.c, 196656                         ; pc 219
-setr v.c_period, 1                       ; pc 220
-vsel vec, vec, 0x3002e, 0x3002e          ; pc 221
-setr v.k3, 127                           ; pc 222
-vbin and, k3, 0x3002a, 0x3002e           ; pc 223
-vun shr, 7, 0x30030, 0x3002e             ; pc 224
-vbin or, k7, 0x3002e, 0x3002a            ; pc 225
-setr v.b, 196662                         ; pc 226
-vbin isub, vec, 0x3002a, 0x30030         ; pc 227
-setr v.k4, 48881                         ; pc 228
-setr v.k1, 16309                         ; pc 229
-vfma k4, k1, 0x30030, 0x3002e            ; pc 230
-vbin irsub, k3, 0x30036, 0x3002a         ; pc 231
-setr v.b, 196656                         ; pc 232
-vbin mul, vec, 0x3002a, 0x3002e          ; pc 233
-setr v.k0, 256                           ; pc 234
-vbin iadd, k0, 0x30038, 0x30036          ; pc 235
-vbin rsub, k7, 0x3002a, 0x3002a          ; pc 236
-vun shr, 1, 0x30038, 0x30038             ; pc 237
-setr v.b, 196650                         ; pc 238
-vfma vec, vec, 0x30030, 0x30030          ; pc 239
-vun shl, 7, 0x3002a, 0x30038             ; pc 240
-setr v.b, 196664                         ; pc 241
-vbin isub, vec, 0x30036, 0x30036         ; pc 242
-setr v.b, 196656                         ; pc 243
-vbin mul, vec, 0x30038, 0x3002e          ; pc 244
-vbin isub, k6, 0x3002e, 0x3002a          ; pc 245
-setr v.k5, 255                           ; pc 246
-vbin iadd, k5, 0x3002a, 0x30036          ; pc 247
-vbin rsub, k7, 0x30036, 0x30038          ; pc 248
-vun shl, 7, 0x30038, 0x3002a             ; pc 249
-setr v.b, 196662                         ; pc 250
-vfma vec, vec, 0x3002a, 0x30030          ; pc 251
-setr v.b, 196654                         ; pc 252
-vbin mul, vec, 0x30030, 0x3002a          ; pc 253
-setr v.b, 196664                         ; pc 254
-vbin mul, vec, 0x30036, 0x30030          ; pc 255
-setr v.k2, 32640                         ; pc 256
-setr v.c, 196662                         ; pc 257
-vsel k2, vec, 0x3002a, 0x30032           ; pc 258
-setr v.k4, 0                             ; pc 259
-setr v.c, 196650                         ; pc 260
-vsel k4, vec, 0x3002e, 0x30034           ; pc 261
-setr v.b, 196652                         ; pc 262
-vbin or, vec, 0x30030, 0x3002e           ; pc 263
-setr v.b, 196656                         ; pc 264
-setr v.k1, 32704                         ; pc 265
-vsel vec, k1, 0x30038, 0x30028           ; pc 266
-setr v.len, 2                            ; pc 267
-setr v.b, 196664                         ; pc 268
-setr v.b_rep, 2                          ; pc 269
-vbin mul, vec, 0x30008, 0x30020          ; pc 270
-setr dma.dram_row, 4                     ; pc 271
-setr dma.sram_row, 4                     ; pc 272
-store vbuf, 0x30008, 0x1080              ; pc 273
-halt                                     ; pc 274
+vbin or, k7, 0x3001e, 0x3001e            ; pc 181
+setr v.k0, 32512                         ; pc 182
+vbin irsub, k0, 0x30020, 0x30020         ; pc 183
+setr v.k1, 48881                         ; pc 184
+setr v.k2, 16309                         ; pc 185
+vfma k1, k2, 0x30022, 0x3001e            ; pc 186
+setr v.b, 196642                         ; pc 187
+vbin mul, vec, 0x30024, 0x3001e          ; pc 188
+vbin rsub, k7, 0x30024, 0x30024          ; pc 189
+setr v.b, 196644                         ; pc 190
+setr v.c, 196642                         ; pc 191
+setr v.c_period, 1                       ; pc 192
+vfma vec, vec, 0x30022, 0x30022          ; pc 193
+setr v.b, 196642                         ; pc 194
+vbin mul, vec, 0x30024, 0x3001e          ; pc 195
+vbin rsub, k7, 0x3001e, 0x30024          ; pc 196
+setr v.b, 196638                         ; pc 197
+vfma vec, vec, 0x30024, 0x30022          ; pc 198
+setr v.b, 196640                         ; pc 199
+vbin mul, vec, 0x30022, 0x30024          ; pc 200
+setr v.b, 196642                         ; pc 201
+vsel vec, k3, 0x3001e, 0x3001c           ; pc 202
+setr v.len, 2                            ; pc 203
+setr v.b, 196638                         ; pc 204
+setr v.b_rep, 2                          ; pc 205
+vbin mul, vec, 0x30008, 0x30004          ; pc 206
+setr dma.dram_row, 4                     ; pc 207
+setr dma.sram_row, 4                     ; pc 208
+store vbuf, 0x30008, 0x1080              ; pc 209
+halt                                     ; pc 210
