@@ -5,7 +5,8 @@
   across a transpose in between (ConvNeXt's layer scale after its NHWC -> NCHW permute); a
   matmul by a constant matrix becomes a linear first, so its bias add folds too.
 - ``batchnorm-to-conv``: a batch_norm that could not fold (e.g. after a concat, DenseNet's
-  pre-activation BN) becomes a depthwise 1x1 conv, so the int8 path can run it; so does a
+  pre-activation BN; a [N, C] one through a reshape to [N, C, 1, 1]) becomes a depthwise 1x1 conv,
+  so the int8 path can run it; so does a
   per-channel constant add (with the per-channel constant mul before it, if any).
 """
 from __future__ import annotations
@@ -146,14 +147,20 @@ def depthwise_affine(builder, x, scale: np.ndarray, shift: np.ndarray, name: str
 
 class BatchNormToConvPattern:
     def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
-        if op.kind != "batch_norm" or op.result.type.rank < 3:
+        if op.kind != "batch_norm" or op.result.type.rank < 2:
             return False
         params = [constant_value(v) for v in (op.scale, op.bias, op.mean, op.var)]
         if any(p is None for p in params):
             return False
         gamma, beta, mean, var = (p.astype(np.float64) for p in params)
         scale = gamma / np.sqrt(var + op.epsilon)
-        conv = depthwise_affine(rewriter.builder_before(op), op.x, scale, beta - mean * scale, op.result.name)
+        builder = rewriter.builder_before(op)
+        x = op.x
+        if x.type.rank == 2:  # [N, C] (a BatchNorm1d after pooling): as [N, C, 1, 1] and back
+            x = builder.value("reshape", [x], {"shape": tuple(x.type.shape) + (1, 1)}, name=op.result.name + ".nchw")
+        conv = depthwise_affine(builder, x, scale, beta - mean * scale, op.result.name)
+        if op.x.type.rank == 2:
+            conv = builder.value("reshape", [conv], {"shape": tuple(op.x.type.shape)}, name=op.result.name + ".nc")
         name = op.result.name
         rewriter.replace_op(op, [conv])
         rewriter.module.rename(conv, name)

@@ -241,7 +241,7 @@ def _encode(program: Program, base: int) -> np.ndarray:
 # (measured: tiny ones there cost DenseNet-121 2% more cycles).
 ELEMENTWISE_KINDS = ("gemm", "eadd", "emul", "lut", "requant", "cvt_in", "cvt_out", "vector", "concat", "layout")
 # Steps whose tiles are spread over the cores; the others run on core 0 while the rest wait at the barrier.
-SPLIT_KINDS = ("conv", "gemm", "eadd", "pool", "concat", "lut", "requant")
+SPLIT_KINDS = ("conv", "gemm", "eadd", "pool", "concat", "lut", "requant", "vector", "cvt_in", "cvt_out")
 EMITTERS = {"conv": emit_conv, "gemm": emit_gemm, "matmul": emit_matmul, "scale": emit_scale, "eadd": emit_eadd,
             "emul": emit_emul, "lut": emit_lut,
             "requant": emit_requant, "pool": emit_pool, "concat": emit_concat, "lookup": emit_lookup,

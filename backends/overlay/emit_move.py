@@ -45,9 +45,11 @@ def _box(dims, elem: int):
     return planes, rows, inner, plane_stride, row_stride
 
 
-def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.ndarray, rescale=None):
+def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.ndarray, rescale=None,
+              shared: bool = False):
     """``dst`` elements ``dst_index`` from ``src`` elements ``src_index``; ``rescale``: an int8
-    per-tensor requantize (its parameters set up by the caller) run in place on every loaded tile.
+    per-tensor requantize (its parameters set up by the caller) run in place on every loaded tile;
+    ``shared``: only this core's contiguous share of the tiles (Context.share).
     Returns the last tile's store, not yet emitted (``_store``), or None."""
     elem = ELEMENT_BYTES[src.type.dtype]
     b, p = ctx.buffers, ctx.program
@@ -64,6 +66,9 @@ def emit_move(ctx: Context, op, src, dst, dst_index: np.ndarray, src_index: np.n
     if not plans:
         raise unsupported(op, problem)
     tiles = min(plans, key=lambda t: _move_cycles(ctx, t, elem, rescale is not None))
+    if shared:
+        mine = ctx.share(len(tiles))
+        tiles = tiles[mine.start:mine.stop]
     # without a gather no tile needs a staging area: the tiles take turns in all four quarters of
     # abuf; each tile's store comes after the next tile's load, the order in which the DMAs want
     # the shared DRAM channel (as emit_misc._stream)
@@ -234,7 +239,13 @@ def emit_concat(ctx: Context, step: Step) -> None:
         scatters.append(ctx.layouts.to_physical(out_offsets[tuple(index)], x).reshape(-1))
     if ctx.cores == 1 and _concat_on_chip(ctx, step, scatters):
         return
-    mine = balanced_share([x.type.size for x in op.operands], ctx.core, ctx.cores)
+    # an operand larger than a core's share of the whole is moved by every core, a share of its
+    # tiles each (DenseNet's growing concatenation: one large operand and a small one); the others
+    # whole, each by one core (balanced_share)
+    sizes = [x.type.size for x in op.operands]
+    split = {i for i, n in enumerate(sizes) if ctx.cores > 1 and n * ctx.cores > sum(sizes)}
+    whole = [i for i in range(len(sizes)) if i not in split]
+    mine = split | {whole[j] for j in balanced_share([sizes[i] for i in whole], ctx.core, ctx.cores)}
     last = None
     for i, (x, scatter) in enumerate(zip(op.operands, scatters)):
         if i not in mine:
@@ -244,7 +255,7 @@ def emit_concat(ctx: Context, step: Step) -> None:
             x = rescale.x
             set_rescale(ctx, rescale, f"p:{rescale.result.name}", ctx.buffers.p(i))
         ctx.emit_handed_store(last)
-        last = emit_move(ctx, op, x, y, scatter, np.arange(x.type.size), rescale)
+        last = emit_move(ctx, op, x, y, scatter, np.arange(x.type.size), rescale, shared=i in split)
     ctx.hand_over_store(last)
 
 

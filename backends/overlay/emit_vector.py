@@ -2,17 +2,19 @@
 
 bf16 tensors live in DRAM row-major in their logical shape; an int8 tensor stored NHWC
 (layout.py) is transposed by the conversion (a strided copy in vbuf).  A vector op runs as its lane
-sequence of vector instructions (vector_lowering.py) over tiles of independent rows.
+sequence of vector instructions (vector_lowering.py) over tiles of independent rows; rows longer
+than vbuf holds run in column tiles, a pass per row reduction (vector_columns.py).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .context import TINY_LAYER, Context
-from .errors import unsupported
+from .errors import BackendError, unsupported
 from .steps import Step
 from .vector_lowering import record, row_halves, scheduled, vector_lowering
 from .memory import ActivationAddress
+from .vector_columns import ColumnPlan, column_plan
 from .vector_program import COL, FULL, ROW, Handle
 
 
@@ -44,7 +46,7 @@ def emit_cvt(ctx: Context, step: Step) -> None:
     if x.type.dtype == "i32":  # int32 accumulators (a matmul step's, for a softmax): flat chunks
         n = x.type.size
         chunk = min(b.vbuf_q // 2, b.abuf_q // 4)
-        for i, s in enumerate(range(0, n, chunk)):
+        for i, s in _mine(ctx, list(range(0, n, chunk))):
             _cvt_flat(ctx, op, to_bf16, x, y, s, min(chunk, n - s), i, elem=4)
         return
     shape = x.type.shape
@@ -62,11 +64,11 @@ def emit_cvt(ctx: Context, step: Step) -> None:
         n = x.type.size
         chunk = b.vbuf_q // 2 if x.type.size * 2 > b.vbuf_q else -(-n // 2 // 64) * 64
         tiles_flat = [(s, min(chunk, n - s)) for s in range(0, n, chunk)]
-        for i, (s, cnt) in enumerate(tiles_flat):
+        for i, (s, cnt) in _mine(ctx, tiles_flat):
             _cvt_flat(ctx, op, to_bf16, x, y, s, cnt, i)
         return
     pending: list = []  # the previous tile's store, emitted after this tile's load (as emit_misc._stream)
-    for i, (y0, rows) in enumerate(tiles):
+    for i, (y0, rows) in _mine(ctx, tiles):
         n = rows * w * c
         a_slot, v_in, v_out = b.a_in(i) if to_bf16 else b.a_out(i), b.v(i % 2), b.v(2 + i % 2)
         if to_bf16:  # the conversion alone reads the int8 tile: where abuf may still hold it
@@ -94,6 +96,13 @@ def emit_cvt(ctx: Context, step: Step) -> None:
             p.emit("cvt", dir="bf16_i8", dst=a_slot, src=src)
             pending.append(("abuf", a_slot, ctx.addr(y) + y0 * w * c, dict(rows=1, row_bytes=n)))
     _flush(p, pending)
+
+
+def _mine(ctx: Context, tiles: list) -> list:
+    """(index among this core's tiles, tile) of this core's contiguous share of ``tiles`` (all of them
+    on one core)."""
+    mine = ctx.share(len(tiles))
+    return list(enumerate(tiles[mine.start:mine.stop]))
 
 
 def _flush(p, pending: list) -> None:
@@ -180,25 +189,25 @@ def emit_vector(ctx: Context, step: Step) -> None:
     """A bf16 op as its lane sequence of vector instructions, tile by tile (vector_lowering.py)."""
     op = step.ops[0]
     lowering = vector_lowering(op)
-    code, (tile_rows, tile_cols, buffers) = scheduled(op, lowering, record(op, lowering), ctx.target)
+    try:
+        code, (tile_rows, tile_cols, buffers) = scheduled(op, lowering, record(op, lowering), ctx.target)
+    except BackendError:  # one row does not fit vbuf: column tiles, a pass per reduction
+        code = record(op, lowering)
+        _emit_columns(ctx, step, lowering, code, column_plan(op, lowering, code, ctx.target.vbuf_bytes))
+        return
     rows, cols, p = lowering.rows, lowering.cols, ctx.program
     set_bytes = code.set_bytes(tile_rows, tile_cols)
 
     at = code.offsets(tile_rows, tile_cols).__getitem__  # a value's offset in its set of slots
-    inputs: list[tuple[Handle, str, int | ActivationAddress]] = []
-    for handle, given in zip(code.handles, lowering.inputs):
-        if handle.constant:
-            continue
-        dram: int | ActivationAddress
-        if given.data is not None:
-            name = given.value.name if given.value is not None else "zeros"
-            dram = ctx.constant(f"v:{name}:{given.data.size}", given.data.astype("<u2"))
-        else:
-            dram = ctx.addr(given.value)
-        inputs.append((handle, given.space, dram))
+    inputs = _vector_inputs(ctx, code, lowering)
     ctx.begin_layer(step.name, 0, sum(v.type.size * 2 for v in op.operands) + op.result.type.size * 2)
     constants = ConstantRegisters(p)
     tiles = list(_tiles(lowering, tile_rows, tile_cols))
+    whole = len(tiles) == 1  # one tile holds the op: its operands are contiguous in DRAM
+    mine = ctx.share(len(tiles))  # on several cores, this core's contiguous share
+    tiles = tiles[mine.start:mine.stop]
+    if not tiles:
+        return
     # slots that fit a vbuf quarter take the next quarter in turn (a tiny layer's own place in it:
     # Buffers.next_layer), so the tiles the conversion before left in vbuf are read where they are
     # and this op's result stays for the conversion after it; larger ones start at vbuf's start
@@ -218,7 +227,7 @@ def emit_vector(ctx: Context, step: Step) -> None:
         rn, cn, length, start, base = place(index)
         for handle, space, dram in inputs:
             slot = base + at(handle.index)
-            if len(tiles) == 1:
+            if whole:
                 nbytes = length[space] * 2
                 where = p.read_in_place("vbuf", slot, dram + start[space], nbytes)
                 if where != slot and (where + nbytes <= base or base + set_bytes <= where):
@@ -306,3 +315,74 @@ def _emit_window(p, dst, a, rn, cn, before, after) -> None:
         p.set({"v.len": n, "v.b": source, "v.b_rep": 1, "v.b_period": n, "v.c": target, "v.c_rep": 1,
                "v.c_period": n})
         p.emit("vfma", b="vec", c="vec", dst=target, a=source)
+
+
+def _vector_inputs(ctx: Context, code, lowering) -> list[tuple[Handle, str, int | ActivationAddress]]:
+    """(handle, space, DRAM address) of every non-constant operand of the sequence."""
+    inputs = []
+    for handle, given in zip(code.handles, lowering.inputs):
+        if handle.constant:
+            continue
+        dram: int | ActivationAddress
+        if given.data is not None:
+            name = given.value.name if given.value is not None else "zeros"
+            dram = ctx.constant(f"v:{name}:{given.data.size}", given.data.astype("<u2"))
+        else:
+            dram = ctx.addr(given.value)
+        inputs.append((handle, given.space, dram))
+    return inputs
+
+
+def _emit_columns(ctx: Context, step: Step, lowering, code, plan: ColumnPlan) -> None:
+    """The op row by row in column tiles of ``plan.width``, a pass per reduction (vector_columns.py)."""
+    op, p = step.ops[0], ctx.program
+    rows, cols, width = lowering.rows, lowering.cols, plan.width
+    inputs = _vector_inputs(ctx, code, lowering)
+    ctx.begin_layer(step.name, 0, sum(v.type.size * 2 for v in op.operands) + op.result.type.size * 2)
+    constants = ConstantRegisters(p)
+    length = {FULL: width, ROW: 1, COL: width}
+    row_at = lambda i: plan.row_area + plan.row_offset[i]  # noqa: E731
+
+    def where_in(base: int):
+        return lambda i: base + plan.full_offset[i] if plan.full_offset[i] is not None else row_at(i)
+
+    def load(loads: list, r: int, t: int) -> None:
+        """Row r's column tile t of the operands the pass reads, into its set of slots."""
+        base = (t % plan.buffers) * plan.set_bytes
+        for handle, space, dram in loads:
+            start = 2 * (r * cols + t * width) if space == FULL else 2 * t * width
+            p.dma("load", "vbuf", base + plan.full_offset[handle.index], dram + start, rows=1, row_bytes=2 * width)
+
+    for r in ctx.share(rows):  # on several cores, this core's rows
+        for handle, space, dram in inputs:  # per-row operands: once per row
+            if space == ROW:
+                p.dma("load", "vbuf", row_at(handle.index), dram + 2 * r, rows=1, row_bytes=2)
+        for reduction, tile_code, after in plan.passes:
+            reads = {v for ins in tile_code for v in ([ins.a] + [h.index for h in (ins.b, ins.c)
+                                                                 if h is not None and not h.constant])}
+            if reduction is not None:
+                reads.add(reduction.a)
+            else:
+                reads.add(code.result.index)
+            loads = [(h, space, dram) for h, space, dram in inputs if space != ROW and h.index in reads]
+            load(loads, r, 0)
+            for t in range(plan.tiles):
+                if plan.buffers == 2 and t + 1 < plan.tiles:
+                    load(loads, r, t + 1)
+                base = (t % plan.buffers) * plan.set_bytes
+                where = where_in(base)
+                for ins in tile_code:
+                    _emit(p, ins, code, constants, length, 1, width, where)
+                if reduction is None:
+                    p.dma("store", "vbuf", where(code.result.index), ctx.addr(op.result) + 2 * (r * cols + t * width),
+                          rows=1, row_bytes=2 * width)
+                else:
+                    p.set({"v.len": width, "v.row": width})
+                    p.emit("vred", op=reduction.op, dst=plan.partials + 2 * t, a=where(reduction.a))
+                if plan.buffers == 1 and t + 1 < plan.tiles:
+                    load(loads, r, t + 1)
+            if reduction is not None:
+                p.set({"v.len": plan.tiles, "v.row": plan.tiles})
+                p.emit("vred", op=reduction.op, dst=row_at(reduction.dst), a=plan.partials)
+            for ins in after:
+                _emit(p, ins, code, constants, length, 1, width, where_in(0))

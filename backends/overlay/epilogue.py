@@ -132,6 +132,16 @@ def table_offset(channels: int) -> int:
     return -(-channels * 12 // 64) * 64
 
 
+def param_channels(pbuf_half: int) -> int:
+    """The most output channels one tile may have: their requantization triples, a fused lut's
+    256-byte table after them and a DyBit cap byte per channel after that (emit_matrix._load_caps)
+    fit a pbuf half."""
+    n = (pbuf_half - 256) // 13
+    while table_offset(n) + 256 + n > pbuf_half:
+        n -= 1
+    return n
+
+
 def _fusable_add(step: Step) -> bool:
     ra, rb, _, req = step.ops
     return ra.pre_shift == rb.pre_shift and ra.rounding == req.rounding

@@ -46,6 +46,7 @@ class ModulePlacement:
 
 def vector_step_problem(step: Step, target: TargetConfig) -> str | None:
     """Why a bf16 vector step cannot run on the SIMD lanes, or None."""
+    from .vector_columns import column_plan
     from .vector_lowering import record, tile_shape, vector_lowering
 
     op = step.ops[0]
@@ -53,7 +54,11 @@ def vector_step_problem(step: Step, target: TargetConfig) -> str | None:
         return f"the vector unit writes one result; {op.kind} has {len(op.results)}"
     try:
         lowering = vector_lowering(op)
-        tile_shape(op, lowering, record(op, lowering), target.vbuf_bytes)
+        code = record(op, lowering)
+        try:
+            tile_shape(op, lowering, code, target.vbuf_bytes)
+        except BackendError:  # one row does not fit: column tiles, a pass per reduction
+            column_plan(op, lowering, code, target.vbuf_bytes)
     except BackendError as exc:
         return str(exc).rsplit(": ", 1)[-1]
     return None

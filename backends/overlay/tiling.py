@@ -19,6 +19,7 @@ from tcc.isa.target import TargetConfig
 from tcc.isa.weights import row_bytes
 
 from .context import Buffers, core_share
+from .epilogue import param_channels
 from .tile_pipeline import Tile, pipeline_cycles
 
 
@@ -317,9 +318,18 @@ def choose_conv_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -
 PIPELINE_TRIALS = 16  # tilings, cheapest by ``estimate`` first, timed as a pipeline
 
 
+def _param_limit(tn: int, g: ConvGeometry, buffers: Buffers) -> int:
+    """``tn`` output channels, or fewer (whole channel steps) so that their parameters fit a pbuf half."""
+    limit = param_channels(buffers.pbuf_h)
+    if tn <= limit:
+        return tn
+    return max(limit // g.channel_step * g.channel_step, min(limit, g.channel_step))
+
+
 def _whole_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig, first: bool = False) -> list[ConvTiles]:
     tn_max = g.n if g.n * g.wbytes(g.k) <= buffers.wbuf_h else \
         (buffers.wbuf_h // g.wbytes(g.k)) // g.channel_step * g.channel_step
+    tn_max = _param_limit(tn_max, g, buffers)
     if tn_max < 1:
         return []
     channel_tiles = sorted({tn_max} | set(range(g.channel_step, tn_max + 1, max(g.channel_step, 32))))
@@ -342,7 +352,7 @@ def _split_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig, f
         return []
     rows_one = g.rows_in(1) * g.w
     if g.kind == "depthwise":
-        tn_max = min(g.n, buffers.abuf_q // rows_one, buffers.wbuf_h // g.wbytes(g.k))
+        tn_max = _param_limit(min(g.n, buffers.abuf_q // rows_one, buffers.wbuf_h // g.wbytes(g.k)), g, buffers)
         options = [(tn, tn) for tn in sorted({tn_max} | set(range(32, tn_max + 1, 32))) if tn >= 1]
     else:
         fitting = [tc for tc in sorted({_ceil(g.c, parts) for parts in range(2, g.c + 1)}, reverse=True)
@@ -350,7 +360,7 @@ def _split_slab_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig, f
                    and min(g.n, g.channel_step) * g.taps * g.wbytes(tc) <= buffers.wbuf_h]
         options = []
         for tc in fitting[:3]:
-            tn_max = min(g.n, buffers.wbuf_h // (g.taps * g.wbytes(tc)))
+            tn_max = _param_limit(min(g.n, buffers.wbuf_h // (g.taps * g.wbytes(tc))), g, buffers)
             if tn_max > g.channel_step:
                 tn_max = tn_max // g.channel_step * g.channel_step
             options += [(tn, tc) for tn in sorted({tn_max} | set(range(32, tn_max + 1, 64)))]
@@ -427,7 +437,8 @@ def choose_gemm_tiles(m: int, n: int, k: int, fmt: WeightFormat, buffers: Buffer
     width, the reduction whole or in the few largest chunks that fit, as many rows as fit (of
     ``out_bytes``-byte results: 4 for int32 accumulators leaving the model); ``weights_early`` as
     for ``estimate_gemm``."""
-    columns = sorted({n} | set(range(target.array_cols, n, target.array_cols)))
+    widest = min(n, param_channels(buffers.pbuf_h))  # a tile's parameters fit a pbuf half
+    columns = sorted({widest} | set(range(target.array_cols, widest, target.array_cols)))
     chunk_sizes = sorted({_ceil(k, parts) for parts in range(1, k + 1)}, reverse=True)
     best = None
     for tn in columns:

@@ -66,7 +66,9 @@ def _scalar(v: Value) -> VectorInput:
 
 def _broadcast_space(v: Value, shape: tuple) -> tuple[str, int] | None:
     """(space, block size) of an operand broadcast to ``shape`` along one leading (row) or trailing
-    (col) block of dims (one element: a column block of 1); None when it is neither."""
+    (col) block of dims (one element: a column block of 1); None when it is neither.  Dims of 1 in
+    ``shape`` belong to either block: [1, C, 1, 1] over [1, C, H, W] (ConvNeXt-V2's GRN) is one value
+    per row of H W, [1, h, T, 1] over [1, h, T, d] (EfficientViT's attention normalizer) one per row of d."""
     padded = (1,) * (len(shape) - v.type.rank) + tuple(v.type.shape)
     kept = [i for i, d in enumerate(padded) if d != 1]
     if not kept:  # one element (GRN's mean norm): the same column of every row
@@ -74,9 +76,9 @@ def _broadcast_space(v: Value, shape: tuple) -> tuple[str, int] | None:
     if kept != list(range(kept[0], kept[-1] + 1)) or any(padded[i] != shape[i] for i in kept):
         return None
     block = int(np.prod([shape[i] for i in kept]))
-    if kept[-1] == len(shape) - 1:
+    if all(d == 1 for d in shape[kept[-1] + 1:]):
         return COL, block
-    if kept[0] == 0:
+    if all(d == 1 for d in shape[:kept[0]]):
         return ROW, block
     return None
 

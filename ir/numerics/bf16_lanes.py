@@ -33,16 +33,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bf16 import round32, to_bf16
+from .bf16 import round32, round32_bits, to_bf16
 
 _NAN_BITS = np.uint16(0x7FC0)
 _TRUE = np.uint16(0xFFFF)
 _FALSE = np.uint16(0)
+_SIXTEEN = np.uint32(16)
 
 
 def _f(a: np.ndarray) -> np.ndarray:
-    """bf16 patterns (uint16) -> their float32 values (exact)."""
-    return (np.asarray(a, np.uint16).astype(np.uint32) << 16).view(np.float32)
+    """bf16 patterns (uint16) -> their float32 values (exact): one widening shift."""
+    return np.asarray(np.left_shift(np.asarray(a, np.uint16), _SIXTEEN, dtype=np.uint32)).view(np.float32)
 
 
 def _b(x32: np.ndarray) -> np.ndarray:
@@ -52,7 +53,8 @@ def _b(x32: np.ndarray) -> np.ndarray:
 
 
 def _rounded(x32) -> np.ndarray:
-    return _b(round32(np.asarray(x32, np.float32)))
+    """float32 values rounded once to bf16 patterns (every NaN 0x7FC0)."""
+    return round32_bits(np.asarray(x32, np.float32))
 
 
 def _mask(condition: np.ndarray) -> np.ndarray:

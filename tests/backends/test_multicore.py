@@ -1,4 +1,4 @@
-"""Several cores: the compiler spreads conv/gemm/eadd/pool/concat/lut/requant work over one instruction stream per
+"""Several cores: the compiler spreads conv/gemm/eadd/pool/concat/lut/requant/vector/conversion work over one instruction stream per
 core with a barrier after each step; the simulator runs the cores over shared DRAM.  Outputs are
 bit-identical to one core and to the integer reference."""
 from dataclasses import replace
@@ -98,3 +98,76 @@ def test_concat_and_lookup_steps_are_spread_over_the_cores(tmp_path):
     for key in reference:
         np.testing.assert_array_equal(outputs[3][key], outputs[1][key])
         np.testing.assert_array_equal(outputs[3][key], reference[key])
+
+
+def test_vector_steps_and_their_conversions_are_spread_over_the_cores(tmp_path):
+    """bf16 work (an LRN over channels in column tiles, a softmax in row tiles, a GroupNorm(1) row
+    too long for vbuf in column passes) and the int8 <-> bf16 conversions around it: each core its
+    share, outputs bit-identical to one core's and to the integer reference, and fewer cycles."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tcc.isa.disassembler import disassemble
+
+    rng = np.random.default_rng(8)
+    weights = [numpy_helper.from_array((rng.standard_normal(shape) * 0.2).astype(np.float32), name)
+               for name, shape in (("w0", (32, 8, 3, 3)), ("w1", (24, 32, 1, 1)))]
+    weights += [numpy_helper.from_array(np.ones(32, np.float32), "gs"), numpy_helper.from_array(np.zeros(32, np.float32), "gb")]
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["c0"], pads=[1, 1, 1, 1]),
+             helper.make_node("LRN", ["c0"], ["l"], size=5, alpha=1e-4, beta=0.75, bias=1.0),
+             helper.make_node("GroupNormalization", ["l", "gs", "gb"], ["g"], num_groups=1),
+             helper.make_node("Conv", ["g", "w1"], ["c1"]),
+             helper.make_node("Softmax", ["c1"], ["y"], axis=-1)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 48, 48])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 24, 48, 48])], weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]), str(tmp_path / "m.onnx"))
+    np.savez(tmp_path / "c.npz", x=rng.standard_normal((2, 1, 8, 48, 48)).astype(np.float32))
+    module, _ = compile_to_ir(str(tmp_path / "m.onnx"),
+                              passes=DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(tmp_path / "c.npz")))
+    inputs = {"x": rng.standard_normal((1, 8, 48, 48)).astype(np.float32)}
+    reference = run_module(module, inputs)
+    outputs, cycles = {}, {}
+    for cores in (1, 3, 8):  # on 8 some cores' share of an op's tiles is one tile of several
+        artifact = compile_overlay(module, replace(TARGET, cores=cores))
+        session = Session(artifact)
+        outputs[cores], cycles[cores] = session.run_dict(inputs), session.last_result.cycles
+        if cores == 3:
+            entries = artifact.metadata["core_entries"] + [len(artifact.program)]
+            streams = [disassemble(artifact.program[a:b], with_pc=False).splitlines() for a, b in zip(entries, entries[1:])]
+            for mnemonic in ("vbin", "cvt"):  # every core runs vector instructions and conversions
+                assert all(any(line.split()[0] == mnemonic for line in s if line.strip()) for s in streams), mnemonic
+    for key in reference:
+        for cores in (3, 8):
+            np.testing.assert_array_equal(outputs[cores][key], outputs[1][key])
+        np.testing.assert_array_equal(outputs[1][key], reference[key])
+    assert cycles[8] < cycles[3] < 0.8 * cycles[1], cycles
+
+
+def test_a_concat_operand_larger_than_a_cores_share_is_split_over_the_cores(tmp_path):
+    """DenseNet's concatenations join the block's large running tensor and a 32-channel one: the large
+    operand went whole to one core while the others waited.  Now every core moves a share of its
+    tiles: the concat step takes well under the one-core time, outputs identical."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(6)
+    weights = [numpy_helper.from_array((rng.standard_normal((c, 16, 1, 1)) * 0.2).astype(np.float32), f"w{i}")
+               for i, c in enumerate((96, 8))]
+    nodes = [helper.make_node("Conv", ["x", f"w{i}"], [f"c{i}"], name=f"conv{i}") for i in range(2)]
+    nodes += [helper.make_node("Concat", ["c0", "c1"], ["y"], axis=1, name="cat")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 48, 48])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 104, 48, 48])], weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "m.onnx"))
+    np.savez(tmp_path / "c.npz", x=rng.standard_normal((2, 1, 16, 48, 48)).astype(np.float32))
+    module, _ = compile_to_ir(str(tmp_path / "m.onnx"),
+                              passes=DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(tmp_path / "c.npz")))
+    inputs = {"x": rng.standard_normal((1, 16, 48, 48)).astype(np.float32)}
+    outputs, concat_cycles = {}, {}
+    for cores in (1, 4):
+        session = Session(compile_overlay(module, replace(TARGET, cores=cores)))
+        outputs[cores] = session.run_dict(inputs)
+        concat_cycles[cores] = sum(layer["cycles"] for layer in session.performance_report()["layers"]
+                                   if layer.get("kind") == "concat")
+    np.testing.assert_array_equal(outputs[4]["y"], outputs[1]["y"])
+    np.testing.assert_array_equal(outputs[1]["y"], run_module(module, inputs)["y"])
+    assert 0 < concat_cycles[4] < 0.5 * concat_cycles[1], concat_cycles

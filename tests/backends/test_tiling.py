@@ -218,3 +218,22 @@ def test_a_tiling_spread_over_cores_is_timed_on_its_busiest_core():
     assert tiles.cycles == slowest
     one = choose_conv_tiles(g, BUFFERS, TARGET)
     assert slowest <= 1.3 * one.cycles / 8
+
+
+def test_wide_layers_tile_their_channels_so_the_parameters_fit_pbuf(tmp_path):
+    """A linear of 32,768 outputs over 16 inputs (a vocabulary projection's shape) and a 1x1 conv
+    of 4,096 channels over 8: their weights fit wbuf whole, but a tile's requantization triples
+    must fit a pbuf half (2,496 channels); the gemm's widest tile was all 32,768 columns, and the
+    program trapped on its pbuf load.  Simulator == integer reference."""
+    from tcc.backends.overlay.epilogue import param_channels
+
+    limit = param_channels(BUFFERS.pbuf_h)
+    assert limit * 12 <= BUFFERS.pbuf_h < (limit + 200) * 13
+    assert choose_gemm_tiles(3, 32768, 16, INT8, BUFFERS, TARGET).tn <= limit
+    conv = ConvGeometry(8, 8, 8, 4096, 8, 8, 1, 1, 1, 8, INT8, 32)
+    assert choose_conv_tiles(conv, BUFFERS, TARGET).tn <= limit
+    rng = np.random.default_rng(3)
+    module = fc_model(tmp_path, 16, 32768, rng)
+    session = Session(compile_overlay(module))
+    x = rng.standard_normal((1, 16)).astype(np.float32)
+    np.testing.assert_array_equal(session.run(None, {"x": x})[0], session.run_reference({"x": x})["y"])
