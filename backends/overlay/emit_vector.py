@@ -12,7 +12,7 @@ import numpy as np
 from .context import TINY_LAYER, Context
 from .errors import BackendError, unsupported
 from .steps import Step
-from .vector_lowering import record, scheduled, vector_lowering
+from .vector_lowering import record, row_halves, scheduled, vector_lowering
 from .memory import ActivationAddress
 from .vector_columns import ColumnPlan, column_plan
 from .vector_program import COL, FULL, ROW, Handle
@@ -27,6 +27,12 @@ def _row_tiles(rows: int, row_bytes: int, limit: int, op):
     if th * row_bytes > limit:
         raise unsupported(op, "one row does not fit the vector buffer")
     return [(r0, min(th, rows - r0)) for r0 in range(0, rows, th)]
+
+
+# A conversion back to int8 of at least this many elements (not a tiny layer's) runs in two halves:
+# the first half's load and conversion start once a multi-tile vector op's first tiles are stored,
+# while its last one still runs.
+HALVED_CONVERSION = 8192
 
 
 def emit_cvt(ctx: Context, step: Step) -> None:
@@ -51,11 +57,12 @@ def emit_cvt(ctx: Context, step: Step) -> None:
     else:
         c, h, w = 1, 1, x.type.size
         tiles = [(0, 1)]
-        if x.type.size * 2 > b.vbuf_q:
+        halves = not to_bf16 and not b.tiny and x.type.size >= HALVED_CONVERSION
+        if x.type.size * 2 > b.vbuf_q or halves:
             tiles = None
     if tiles is None:
         n = x.type.size
-        chunk = b.vbuf_q // 2
+        chunk = b.vbuf_q // 2 if x.type.size * 2 > b.vbuf_q else -(-n // 2 // 64) * 64
         tiles_flat = [(s, min(chunk, n - s)) for s in range(0, n, chunk)]
         for i, (s, cnt) in _mine(ctx, tiles_flat):
             _cvt_flat(ctx, op, to_bf16, x, y, s, cnt, i)
@@ -234,14 +241,26 @@ def emit_vector(ctx: Context, step: Step) -> None:
             else:
                 p.dma("load", "vbuf", slot, dram + start[space], rows=1, row_bytes=length[space] * 2)
 
+    split: dict[int, tuple | None] = {}  # per tile height: its rows as two interleaved halves, or None
+    spaces = code.recorder.spaces
     # with two sets of slots the next tile's loads come before this tile's instructions
     load(0)
     for index in range(len(tiles)):
         if buffers == 2 and index + 1 < len(tiles):
             load(index + 1)
         rn, cn, length, start, base = place(index)
-        for ins in code.recorder.code:
-            _emit(p, ins, code, constants, length, rn, cn, lambda i, base=base: held.get(i, base + at(i)))
+        if rn not in split:
+            split[rn] = row_halves(lowering, code, rn, cn, ctx.target)
+        if split[rn] is None:
+            for ins in code.recorder.code:
+                _emit(p, ins, code, constants, length, rn, cn, lambda i, base=base: held.get(i, base + at(i)))
+        else:  # two halves of the tile's rows, their instructions interleaved
+            parts, order = split[rn]
+            for part, ins in order:
+                r0, rk = parts[part]
+                shift = {FULL: r0 * cn * 2, ROW: r0 * 2, COL: 0}
+                _emit(p, ins, code, constants, {FULL: rk * cn, ROW: rk, COL: cn}, rk, cn,
+                      lambda i, base=base, shift=shift: held.get(i, base + at(i)) + shift[spaces[i]])
         p.dma("store", "vbuf", base + at(code.result.index), ctx.addr(op.result) + start[FULL],
               rows=rn, row_bytes=cn * 2, dram_row=cols * 2, sram_row=cn * 2)
         if buffers == 1 and index + 1 < len(tiles):

@@ -17,7 +17,7 @@ from tcc.ir.numerics import bf16_functions as spec
 from tcc.isa.cycles import reduction_cycles
 
 from .errors import BackendError, unsupported
-from .vector_program import COL, FULL, ROW, Handle, Recorder, VectorProgramError, allocate, schedule
+from .vector_program import COL, FULL, ROW, Handle, Recorder, VectorProgramError, allocate, interleave, schedule
 
 
 @dataclass
@@ -279,3 +279,19 @@ def scheduled(op: Op, lowering: VectorLowering, code: VectorCode, target) -> tup
     except BackendError:
         pass
     return code, tile
+
+
+def row_halves(lowering: VectorLowering, code: VectorCode, rows: int, cols: int, target):
+    """The program order of a rows x cols tile's instructions as two copies of the sequence, each on
+    half of the rows (``interleave``), when the model times that shorter than the sequence over the
+    whole tile: [(rows offset, rows), ...] of the copies and [(copy, instruction), ...]; else None.
+    Only where rows are independent and every value is per element or per row: an LRN window
+    reads neighbouring rows, and a value per column is shared by the copies."""
+    if lowering.tile_columns or rows < 2 or any(ins.space == COL or ins.mnemonic == "window"
+                                                for ins in code.recorder.code):
+        return None
+    latency, instructions = target.simd_latency, code.recorder.code
+    _, whole = interleave(instructions, latency, [_occupancy(target, rows, cols)], ISSUE)
+    parts = [(0, rows // 2), (rows // 2, rows - rows // 2)]
+    order, split = interleave(instructions, latency, [_occupancy(target, n, cols) for _, n in parts], ISSUE)
+    return (parts, order) if split < whole else None

@@ -320,3 +320,36 @@ def allocate(recorder: Recorder, inputs: list[Handle], result: Handle) -> tuple[
         if last.get(ins.dst, -1) < i:  # never read (and not the result)
             release(ins.dst)
     return slot, count
+
+
+def interleave(code: list[VInstr], latency: int, occupancies: list[Callable[[VInstr], int]],
+               issue: int = 1) -> tuple[list[tuple[int, VInstr]], int]:
+    """Copies of one instruction sequence, each on its own rows of the tile (``occupancies``: the
+    cost of an instruction in each copy), merged for the in-order SIMD unit: at each step the next
+    instruction of the copy that can start soonest (the first copy on a tie), each copy in its own
+    order (so the slots ``allocate`` gave the sequence serve every copy, on its own rows).  While
+    one copy's dependent chain waits out the pipeline (a row statistic's chain: a few cycles each
+    behind a latency of 16) the other's independent work runs.  Returns (copy, instruction) in
+    program order and the cycles the model gives the whole (``schedule``'s model)."""
+    position = [0] * len(occupancies)
+    ends: list[dict[int, int]] = [{} for _ in occupancies]
+    order: list[tuple[int, VInstr]] = []
+    clock = 0
+    while len(order) < len(code) * len(occupancies):
+        best = None
+        for copy, at in enumerate(position):
+            if at == len(code):
+                continue
+            ready = max((ends[copy][v] + latency for v in _reads(code[at]) if v in ends[copy]), default=0)
+            start = max(clock, ready)
+            if best is None or start < best[0]:
+                best = (start, copy)
+        start, copy = best
+        ins = code[position[copy]]
+        position[copy] += 1
+        finish = start + occupancies[copy](ins)
+        ends[copy][ins.dst] = finish
+        order.append((copy, ins))
+        clock = max(finish, (len(order) + 1) * issue)
+    finish = max((end + latency for copy_ends in ends for end in copy_ends.values()), default=0)
+    return order, finish

@@ -105,6 +105,7 @@ _FLOAT_MODES = ("half_even", "half_up", "floor")
 _ROUNDER = 1.5 * 2**52
 _TRUNCATED = (np.dtype(np.int8), np.dtype(np.int32))  # the integer outs whose bytes are among those low four
 _LANES = 8192  # the longest repeated row of a per-channel parameter (_Lanes)
+_SMALL = 4096  # tiles of fewer elements take each per-channel parameter in one broadcast call (_Lanes costs calls)
 
 
 class AffineRequantizer:
@@ -189,16 +190,21 @@ class AffineRequantizer:
             y = thread_scratch("requantize", math.prod(x.shape), np.float64).reshape(x.shape)
         r = self.requantizer
         if self._offset is not None:  # both terms and the sum v are integers below 2**53: exact
-            if y is None:
-                y = np.empty(np.broadcast_shapes(x.shape, self._offset.values.shape), np.float64)
-            np.copyto(y, x)  # (a mixed int + float add casts through a buffer: a copy and an add are faster)
-            self._offset.apply(np.add, y)
+            if x.size < _SMALL:  # one call of each: a short tile's time is the calls'
+                y = np.add(x, self._offset.values, out=y, dtype=np.float64)
+                np.multiply(y, self._ratio.values, out=y)
+            else:
+                if y is None:
+                    y = np.empty(np.broadcast_shapes(x.shape, self._offset.values.shape), np.float64)
+                np.copyto(y, x)  # (a mixed int + float add casts through a buffer: a copy and an add are faster)
+                self._offset.apply(np.add, y)
+                self._ratio.apply(np.multiply, y)
         else:
             y = np.subtract(x, self.x_zero_point, out=y, dtype=np.float64)
             if self.pre_shift:
                 y *= float(1 << self.pre_shift)
             y += self.bias
-        self._ratio.apply(np.multiply, y)
+            self._ratio.apply(np.multiply, y)
         if out is not None and self._rounder is not None and out.dtype in _TRUNCATED:
             # clamping before rounding clamps alike (the bounds are integers, rint is monotone); |y| is then
             # below 2**33, far inside _ROUNDER's 2**51; the sum's low bytes are rint(y) + the even zero point

@@ -131,9 +131,9 @@ def copy_action(dst: np.ndarray, src: np.ndarray) -> Callable[[], None]:
 def whole_elements(*views: np.ndarray) -> tuple[np.ndarray, ...]:
     """Byte views whose last axis is a run of 2, 4 or 8 contiguous bytes (``copy``'s elements: bf16
     lanes, int32 words) as views of one uint16/32/64 item per run, that axis dropped: a copy between
-    them moves one item per element where numpy would iterate over the bytes (Inception v1's
-    transposing copies of bf16 lanes: 110 us -> 20 us each); other views as they are.  The items stand for the bytes
-    only: unaligned or not, numpy copies them whole, little-endian on both sides."""
+    them moves one item per element where numpy would iterate over the bytes (Inception v1's 78
+    transposing copies of bf16 lanes: 5.3 -> 0.6 ms a run); other views as they are.  The items stand
+    for the bytes only: unaligned or not, numpy copies them whole, the same width on both sides."""
     shapes = {(v.dtype, v.shape[-1:], v.strides[-1:]) for v in views}
     if len(shapes) != 1:
         return views

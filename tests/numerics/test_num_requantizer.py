@@ -183,7 +183,7 @@ def test_affine_int32_inputs_skip_the_range_look_and_still_match_the_rule(zp, mo
 def test_affine_rounding_add_into_int8_and_int32_matches_the_rule(zp, out, clamp):
     """half_even written into an int8 or int32 ``out`` with one zero point (even or odd): rint, the
     zero point and the cast are one add of 1.5 * 2**52 and a truncating cast, and the per-channel
-    offset and ratio run on a repeated row (a tile's whole rows) and broadcast (the rows left): every
+    offset and ratio run on a repeated row (pieces of a long tile) or broadcast (a short one): every
     channel its own bias, multiplier and shift, int32 extremes, ties and their neighbours."""
     qmin, qmax = clamp
     rng = np.random.default_rng(5)
@@ -195,7 +195,7 @@ def test_affine_rounding_add_into_int8_and_int32_matches_the_rule(zp, out, clamp
     bias = rng.integers(-(2**20), 2**20, cols)
     stage = AffineRequantizer(-3, 0, 2**31, bias, mult, shift, zp, qmin, qmax, "half_even")
     assert stage.uses_float and stage._rounder is not None
-    rows = 1024 // cols * 3 + 7  # three repeated rows of 1024 // 24 rows each, seven rows broadcast
+    rows = 8192 // cols * 2 + 7  # two repeated rows of 8192 // 24 channel rows each and a shorter piece
     x = rng.integers(INT32_MIN, INT32_MAX, (rows, cols), endpoint=True)
     x[:3] = np.array([INT32_MIN, INT32_MAX, 0])[:, None]
     odd = np.arange(-300, 301, 2)[:rows - 3] + 1  # v = x + 3 + bias
@@ -206,5 +206,7 @@ def test_affine_rounding_add_into_int8_and_int32_matches_the_rule(zp, out, clamp
     want = affine_rule(x, -3, 0, bias, mult, shift, zp, qmin, qmax, "half_even")
     got = stage(x.astype(np.int32), np.empty(x.shape, out))
     assert got.dtype == out and got.astype(np.int64).tolist() == want.tolist()
+    small = stage(x[:100].astype(np.int32), np.empty((100, cols), out))  # below _SMALL: one broadcast call each
+    assert small.astype(np.int64).tolist() == want[:100].tolist()
     column_major = np.empty((cols, rows), out).T  # a strided destination, as a requant with dst_row > cols writes
     assert stage(x.astype(np.int32), column_major).astype(np.int64).tolist() == want.tolist()
