@@ -17,6 +17,20 @@ from tcc.runtime import Session
 TARGET = load_target()
 
 
+def _quantized(tmp_path, rng, nodes, weights, x_shape, y_shape, opset):
+    """The graph of ``nodes`` (input x, output y) quantized on two random samples, and a third as inputs."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(y_shape))], weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), str(tmp_path / "m.onnx"))
+    np.savez(tmp_path / "c.npz", x=rng.standard_normal((2, *x_shape)).astype(np.float32))
+    module, _ = compile_to_ir(str(tmp_path / "m.onnx"),
+                              passes=DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(tmp_path / "c.npz")))
+    return module, {"x": rng.standard_normal(x_shape).astype(np.float32)}
+
+
 def test_squeezenet_on_three_cores_is_bit_identical_to_one_and_faster(tmp_path, monkeypatch):
     model = light_zoo.randomized("squeezenet", expose_logits=True)
     inputs = light_zoo.model_inputs(model)
@@ -65,8 +79,7 @@ def test_concat_and_lookup_steps_are_spread_over_the_cores(tmp_path):
     """A concatenation's operands and an element-wise table lookup's tiles go to several cores
     (each core its share; the outputs bit-identical to one core's and to the reference), and the
     operands are shared largest first to the least loaded core."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     from tcc.backends.overlay.emit_move import balanced_share
     from tcc.isa.disassembler import disassemble
@@ -78,13 +91,7 @@ def test_concat_and_lookup_steps_are_spread_over_the_cores(tmp_path):
                for i, c in enumerate((48, 16, 8))]
     nodes = [helper.make_node("Conv", ["x", f"w{i}"], [f"c{i}"], name=f"conv{i}") for i in range(3)]
     nodes += [helper.make_node("Sigmoid", ["c0"], ["s0"]), helper.make_node("Concat", ["s0", "c1", "c2"], ["y"], axis=1)]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 40, 40])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 72, 40, 40])], weights)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "m.onnx"))
-    np.savez(tmp_path / "c.npz", x=rng.standard_normal((2, 1, 16, 40, 40)).astype(np.float32))
-    module, _ = compile_to_ir(str(tmp_path / "m.onnx"),
-                              passes=DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(tmp_path / "c.npz")))
-    inputs = {"x": rng.standard_normal((1, 16, 40, 40)).astype(np.float32)}
+    module, inputs = _quantized(tmp_path, rng, nodes, weights, (1, 16, 40, 40), (1, 72, 40, 40), 13)
     reference = run_module(module, inputs)
     outputs = {}
     for cores in (1, 3):
@@ -104,8 +111,7 @@ def test_vector_steps_and_their_conversions_are_spread_over_the_cores(tmp_path):
     """bf16 work (an LRN over channels in column tiles, a softmax in row tiles, a GroupNorm(1) row
     too long for vbuf in column passes) and the int8 <-> bf16 conversions around it: each core its
     share, outputs bit-identical to one core's and to the integer reference, and fewer cycles."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     from tcc.isa.disassembler import disassemble
 
@@ -118,13 +124,7 @@ def test_vector_steps_and_their_conversions_are_spread_over_the_cores(tmp_path):
              helper.make_node("GroupNormalization", ["l", "gs", "gb"], ["g"], num_groups=1),
              helper.make_node("Conv", ["g", "w1"], ["c1"]),
              helper.make_node("Softmax", ["c1"], ["y"], axis=-1)]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 48, 48])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 24, 48, 48])], weights)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]), str(tmp_path / "m.onnx"))
-    np.savez(tmp_path / "c.npz", x=rng.standard_normal((2, 1, 8, 48, 48)).astype(np.float32))
-    module, _ = compile_to_ir(str(tmp_path / "m.onnx"),
-                              passes=DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(tmp_path / "c.npz")))
-    inputs = {"x": rng.standard_normal((1, 8, 48, 48)).astype(np.float32)}
+    module, inputs = _quantized(tmp_path, rng, nodes, weights, (1, 8, 48, 48), (1, 24, 48, 48), 21)
     reference = run_module(module, inputs)
     outputs, cycles = {}, {}
     for cores in (1, 3, 8):  # on 8 some cores' share of an op's tiles is one tile of several
@@ -147,21 +147,14 @@ def test_a_concat_operand_larger_than_a_cores_share_is_split_over_the_cores(tmp_
     """DenseNet's concatenations join the block's large running tensor and a 32-channel one: the large
     operand went whole to one core while the others waited.  Now every core moves a share of its
     tiles: the concat step takes well under the one-core time, outputs identical."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     rng = np.random.default_rng(6)
     weights = [numpy_helper.from_array((rng.standard_normal((c, 16, 1, 1)) * 0.2).astype(np.float32), f"w{i}")
                for i, c in enumerate((96, 8))]
     nodes = [helper.make_node("Conv", ["x", f"w{i}"], [f"c{i}"], name=f"conv{i}") for i in range(2)]
     nodes += [helper.make_node("Concat", ["c0", "c1"], ["y"], axis=1, name="cat")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 48, 48])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 104, 48, 48])], weights)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "m.onnx"))
-    np.savez(tmp_path / "c.npz", x=rng.standard_normal((2, 1, 16, 48, 48)).astype(np.float32))
-    module, _ = compile_to_ir(str(tmp_path / "m.onnx"),
-                              passes=DEFAULT_FLOAT_PIPELINE + quantization_pipeline(str(tmp_path / "c.npz")))
-    inputs = {"x": rng.standard_normal((1, 16, 48, 48)).astype(np.float32)}
+    module, inputs = _quantized(tmp_path, rng, nodes, weights, (1, 16, 48, 48), (1, 104, 48, 48), 13)
     outputs, concat_cycles = {}, {}
     for cores in (1, 4):
         session = Session(compile_overlay(module, replace(TARGET, cores=cores)))
