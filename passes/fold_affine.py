@@ -155,12 +155,12 @@ class BatchNormToConvPattern:
         gamma, beta, mean, var = (p.astype(np.float64) for p in params)
         scale = gamma / np.sqrt(var + op.epsilon)
         builder = rewriter.builder_before(op)
-        x = op.x
-        if x.type.rank == 2:  # [N, C] (a BatchNorm1d after pooling): as [N, C, 1, 1] and back
-            x = builder.value("reshape", [x], {"shape": tuple(x.type.shape) + (1, 1)}, name=op.result.name + ".nchw")
+        flat = tuple(op.x.type.shape) if op.x.type.rank == 2 else None  # [N, C]: a BatchNorm1d after pooling
+        x = op.x if flat is None else builder.value("reshape", [op.x], {"shape": flat + (1, 1)},
+                                                     name=op.result.name + ".nchw")
         conv = depthwise_affine(builder, x, scale, beta - mean * scale, op.result.name)
-        if op.x.type.rank == 2:
-            conv = builder.value("reshape", [conv], {"shape": tuple(op.x.type.shape)}, name=op.result.name + ".nc")
+        if flat is not None:  # back to [N, C]
+            conv = builder.value("reshape", [conv], {"shape": flat}, name=op.result.name + ".nc")
         name = op.result.name
         rewriter.replace_op(op, [conv])
         rewriter.module.rename(conv, name)

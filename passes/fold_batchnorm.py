@@ -10,6 +10,7 @@ from tcc.ir.dtypes import to_numpy
 from tcc.ir.rewrite import Rewriter, apply_patterns
 
 from .base import Pass
+from .fold_affine import MatmulToLinearPattern
 
 
 def _single_use(value, module: Module) -> bool:
@@ -17,8 +18,8 @@ def _single_use(value, module: Module) -> bool:
 
 
 def _normalized_producer(op: Op, module: Module) -> tuple[Op, Op | None] | None:
-    """(the conv, linear or matmul by a constant matrix whose output channels are the batch_norm's
-    channel axis, the reshape between them or None), or None.  A linear's or matmul's channels are
+    """(the conv, linear or matmul whose output channels are the batch_norm's channel axis, the
+    reshape between them or None), or None.  A linear's or matmul's channels are
     its last axis, so it folds when the batch_norm's input is rank 2, directly or through a reshape
     that only merges the leading axes (timm's LeViT: x @ W [1, T, C] -> reshape [T, C] -> BatchNorm1d)."""
     producer = op.x.producer
@@ -34,31 +35,26 @@ def _normalized_producer(op: Op, module: Module) -> tuple[Op, Op | None] | None:
     return producer, view
 
 
-def _weights(producer: Op) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """(weights with output channels first, bias or None) of a conv, linear or matmul by a constant
-    2-D matrix, or None when they are not constants."""
-    if producer.kind == "matmul":
-        matrix = constant_value(producer.b)
-        return None if matrix is None or matrix.ndim != 2 or producer.a.type.rank < 2 else (matrix.T, None)
-    weight = constant_value(producer.w)
-    bias = constant_value(producer.b) if producer.b is not None else None
-    return None if weight is None or (producer.b is not None and bias is None) else (weight, bias)
-
-
 class ConvBatchNormPattern:
     """batch_norm(conv(x, w, b)) -> conv(x, w * s, (b - mean) * s + beta), s = gamma / sqrt(var + eps);
-    likewise a linear or a matmul by a constant (which becomes a linear), also through a reshape that
-    keeps the last axis (see _normalized_producer)."""
+    likewise a linear, also through a reshape that keeps the last axis (see _normalized_producer).
+    A matmul by a constant matrix there becomes a linear first (fold-affine's MatmulToLinearPattern;
+    the batch_norm folds into it on the next round)."""
 
     def match_and_rewrite(self, op: Op, rewriter: Rewriter) -> bool:
         if op.kind != "batch_norm":
             return False
         found = _normalized_producer(op, rewriter.module)
-        params = [constant_value(v) for v in (op.scale, op.bias, op.mean, op.var)]
-        weights = _weights(found[0]) if found is not None else None
-        if weights is None or any(p is None for p in params):
+        if found is None:
             return False
-        (producer, view), (weight, bias) = found, weights
+        producer, view = found
+        if producer.kind == "matmul":
+            return MatmulToLinearPattern().match_and_rewrite(producer, rewriter)
+        params = [constant_value(v) for v in (op.scale, op.bias, op.mean, op.var)]
+        weight = constant_value(producer.w)
+        bias = constant_value(producer.b) if producer.b is not None else None
+        if weight is None or any(p is None for p in params) or (producer.b is not None and bias is None):
+            return False
         gamma, beta, mean, var = (p.astype(np.float64) for p in params)
         scale = gamma / np.sqrt(var + op.epsilon)
         old_bias = bias.astype(np.float64) if bias is not None else np.zeros_like(mean)
@@ -72,11 +68,9 @@ class ConvBatchNormPattern:
         new_bias = (old_bias - mean) * scale + beta
         builder = rewriter.builder_before(op)
         builder.loc = producer.loc
-        kind, x, attrs = ("linear", producer.a, {}) if producer.kind == "matmul" else \
-            (producer.kind, producer.x, producer.attrs)
-        w = builder.const(new_weight, name=(producer.b if producer.kind == "matmul" else producer.w).name + ".bn")
+        w = builder.const(new_weight, name=producer.w.name + ".bn")
         b = builder.const(new_bias.astype(dtype), name=producer.result.name + ".bn_bias")
-        fused = builder.value(kind, [x, w, b], attrs, name=op.result.name + ".fused")
+        fused = builder.value(producer.kind, [producer.x, w, b], producer.attrs, name=op.result.name + ".fused")
         if view is not None:
             builder.loc = view.loc
             fused = builder.value("reshape", [fused], view.attrs, name=op.result.name + ".view")
