@@ -15,7 +15,7 @@ from .steps import Step
 from .vector_lowering import record, row_halves, scheduled, vector_lowering
 from .memory import ActivationAddress
 from .vector_columns import ColumnPlan, column_plan
-from .vector_program import COL, FULL, ROW, Handle
+from .vector_program import COL, FULL, ROW, Handle, reads
 
 
 def f32_bits(value: float) -> int:
@@ -199,9 +199,7 @@ def emit_vector(ctx: Context, step: Step) -> None:
     set_bytes = code.set_bytes(tile_rows, tile_cols)
 
     at = code.offsets(tile_rows, tile_cols).__getitem__  # a value's offset in its set of slots
-    inputs = _vector_inputs(ctx, code, lowering)
-    ctx.begin_layer(step.name, 0, sum(v.type.size * 2 for v in op.operands) + op.result.type.size * 2)
-    constants = ConstantRegisters(p)
+    inputs, constants = _begin_vector_layer(ctx, step, code, lowering)
     tiles = list(_tiles(lowering, tile_rows, tile_cols))
     whole = len(tiles) == 1  # one tile holds the op: its operands are contiguous in DRAM
     mine = ctx.share(len(tiles))  # on several cores, this core's contiguous share
@@ -317,9 +315,10 @@ def _emit_window(p, dst, a, rn, cn, before, after) -> None:
         p.emit("vfma", b="vec", c="vec", dst=target, a=source)
 
 
-def _vector_inputs(ctx: Context, code, lowering) -> list[tuple[Handle, str, int | ActivationAddress]]:
-    """(handle, space, DRAM address) of every non-constant operand of the sequence."""
-    inputs = []
+def _begin_vector_layer(ctx: Context, step: Step, code, lowering):
+    """The (handle, space, DRAM address) of every non-constant operand of the sequence, and the
+    constant registers, as the op's layer begins."""
+    inputs: list[tuple[Handle, str, int | ActivationAddress]] = []
     for handle, given in zip(code.handles, lowering.inputs):
         if handle.constant:
             continue
@@ -330,16 +329,16 @@ def _vector_inputs(ctx: Context, code, lowering) -> list[tuple[Handle, str, int 
         else:
             dram = ctx.addr(given.value)
         inputs.append((handle, given.space, dram))
-    return inputs
+    op = step.ops[0]
+    ctx.begin_layer(step.name, 0, sum(v.type.size * 2 for v in op.operands) + op.result.type.size * 2)
+    return inputs, ConstantRegisters(ctx.program)
 
 
 def _emit_columns(ctx: Context, step: Step, lowering, code, plan: ColumnPlan) -> None:
     """The op row by row in column tiles of ``plan.width``, a pass per reduction (vector_columns.py)."""
     op, p = step.ops[0], ctx.program
     rows, cols, width = lowering.rows, lowering.cols, plan.width
-    inputs = _vector_inputs(ctx, code, lowering)
-    ctx.begin_layer(step.name, 0, sum(v.type.size * 2 for v in op.operands) + op.result.type.size * 2)
-    constants = ConstantRegisters(p)
+    inputs, constants = _begin_vector_layer(ctx, step, code, lowering)
     length = {FULL: width, ROW: 1, COL: width}
     row_at = lambda i: plan.row_area + plan.row_offset[i]  # noqa: E731
 
@@ -358,13 +357,9 @@ def _emit_columns(ctx: Context, step: Step, lowering, code, plan: ColumnPlan) ->
             if space == ROW:
                 p.dma("load", "vbuf", row_at(handle.index), dram + 2 * r, rows=1, row_bytes=2)
         for reduction, tile_code, after in plan.passes:
-            reads = {v for ins in tile_code for v in ([ins.a] + [h.index for h in (ins.b, ins.c)
-                                                                 if h is not None and not h.constant])}
-            if reduction is not None:
-                reads.add(reduction.a)
-            else:
-                reads.add(code.result.index)
-            loads = [(h, space, dram) for h, space, dram in inputs if space != ROW and h.index in reads]
+            read = {v for ins in tile_code for v in reads(ins)}
+            read.add(code.result.index if reduction is None else reduction.a)
+            loads = [(h, space, dram) for h, space, dram in inputs if space != ROW and h.index in read]
             load(loads, r, 0)
             for t in range(plan.tiles):
                 if plan.buffers == 2 and t + 1 < plan.tiles:

@@ -19,14 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import unsupported
-from .vector_program import COL, FULL, ROW, VInstr
+from .vector_program import COL, FULL, ROW, VInstr, reads
 
 MIN_TILE = 64  # the narrowest column tile worth a pass (a row whose power-of-two factor is less stays on the host)
 ALIGN = 64
-
-
-def _reads(ins: VInstr) -> list[int]:
-    return [ins.a] + [h.index for h in (ins.b, ins.c) if h is not None and not h.constant]
 
 
 @dataclass
@@ -55,7 +51,7 @@ def _closure(code: list[VInstr], spaces: list[str], target: int) -> list[VInstr]
         if ins is None or spaces[v] == ROW or id(ins) in needed:
             continue
         needed.add(id(ins))
-        stack.extend(_reads(ins))
+        stack.extend(reads(ins))
     return [ins for ins in code if id(ins) in needed]
 
 
@@ -71,7 +67,7 @@ def _passes(code: list[VInstr], spaces: list[str], result: int):
         for ins in code:  # program order is topological: one sweep runs every ready per-row instruction
             if id(ins) in ran or ins.space != ROW or ins.mnemonic == "vred":
                 continue
-            if all(v in done_rows for v in _reads(ins)):
+            if all(v in done_rows for v in reads(ins)):
                 after.append(ins)
                 ran.add(id(ins))
                 done_rows.add(ins.dst)

@@ -219,7 +219,8 @@ class Recorder:
         return self._reduce("max", a)
 
 
-def _reads(ins: VInstr) -> list[int]:
+def reads(ins: VInstr) -> list[int]:
+    """The values (by index) an instruction reads: operand A and any non-constant B and C."""
     return [ins.a] + [h.index for h in (ins.b, ins.c) if h is not None and not h.constant]
 
 
@@ -239,7 +240,7 @@ def schedule(recorder: Recorder, latency: int, occupancy: Callable[[VInstr], int
     users: list[list[int]] = [[] for _ in code]
     waiting = [0] * len(code)
     for i, ins in enumerate(code):
-        for v in set(_reads(ins)):
+        for v in set(reads(ins)):
             if v in producer:
                 users[producer[v]].append(i)
                 waiting[i] += 1
@@ -340,7 +341,7 @@ def interleave(code: list[VInstr], latency: int, occupancies: list[Callable[[VIn
         for copy, at in enumerate(position):
             if at == len(code):
                 continue
-            ready = max((ends[copy][v] + latency for v in _reads(code[at]) if v in ends[copy]), default=0)
+            ready = max((ends[copy][v] + latency for v in reads(code[at]) if v in ends[copy]), default=0)
             start = max(clock, ready)
             if best is None or start < best[0]:
                 best = (start, copy)
