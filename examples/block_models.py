@@ -252,12 +252,34 @@ def mobile_chain_cnn(seed: int = 0, width: int = 24) -> onnx.ModelProto:
     return g.model("x", [1, 3, width, width], x, "mobile_chain_cnn")
 
 
+def stem_pool_cnn(seed: int = 0, width: int = 96, pool_stride: int = 2) -> onnx.ModelProto:
+    """ShuffleNetV2's and ResNet's stem: a stride-2 3x3 conv to 24 channels, ReLU, and a 3x3
+    max pool (stride 2; Inception's stride-1 pools with ``pool_stride=1``), then a 1x1 conv."""
+    g = Graph(seed)
+    x = g.node("Relu", [g.conv("x", 3, 24, 3, stride=2)])
+    x = g.node("MaxPool", [x], kernel_shape=[3, 3], strides=[pool_stride] * 2, pads=[1, 1, 1, 1])
+    return g.model("x", [1, 3, width, width], g.node("Relu", [g.conv(x, 24, 32, 1)]), "stem_pool_cnn")
+
+
+def tail_conv_cnn(seed: int = 0, width: int = 3, c: int = 96, out: int = 1024) -> onnx.ModelProto:
+    """ShuffleNetV2's tail: small latency-bound layers on a 3 x 3 map (1x1 convs, 3x3 depthwise
+    convs), then a 1x1 conv to 1024 channels whose weights are larger than the rest together."""
+    g = Graph(seed)
+    x = g.node("Relu", [g.conv("x", 3, c, 3)])
+    for _ in range(3):
+        e = g.node("Relu", [g.conv(x, c, c, 1)])
+        d = g.conv(e, c, c, 3, group=c)
+        x = g.node("Relu", [g.conv(d, c, c, 1)])
+    return g.model("x", [1, 3, width, width], g.node("Relu", [g.conv(x, c, out, 1)]), "tail_conv_cnn")
+
+
 MODELS = {"dead_gamma_cnn": dead_gamma_cnn, "silu_se_cnn": silu_se_cnn, "hardswish_cnn": hardswish_cnn,
           "gated_cnn": gated_cnn, "gelu_cnn": gelu_cnn, "wide_kernel_cnn": wide_kernel_cnn,
           "c2f_cnn": c2f_cnn, "stem_cnn": stem_cnn,
           "mbconv_se_cnn": mbconv_se_cnn, "dfl_head_cnn": dfl_head_cnn,
           "inception_branch_cnn": inception_branch_cnn, "narrow_head_cnn": narrow_head_cnn,
-          "mobile_chain_cnn": mobile_chain_cnn}
+          "mobile_chain_cnn": mobile_chain_cnn, "stem_pool_cnn": stem_pool_cnn,
+          "tail_conv_cnn": tail_conv_cnn}
 
 
 def calibration(model: onnx.ModelProto, samples: int = 4, seed: int = 1) -> dict[str, np.ndarray]:

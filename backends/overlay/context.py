@@ -91,12 +91,29 @@ SUB_SLOTS = 8
 # Steps after a compute-bound layer whose weights may load at its end: ShuffleNet's unit is a
 # compute-bound conv, a channel shuffle, a DRAM-bound depthwise conv and the conv that needs them.
 WEIGHT_MARK_STEPS = 3
+# Steps after a conv that leaves the DRAM channel idle in its tile loop whose weights may load in
+# pieces at its end: ShuffleNetV2's last 1x1 conv's 84 KB first channel tile loads over the ten
+# small latency-bound layers before it.
+IDLE_MARK_STEPS = 12
 
 
 def core_share(core: int, cores: int, count: int) -> range:
     """Core ``core``'s contiguous share of ``count`` tiles spread over ``cores`` cores (the tile
     search costs each core's share as emission gives it: tiling.busiest_share_cycles)."""
     return range(core * count // cores, (core + 1) * count // cores)
+
+
+@dataclass
+class WeightMark:
+    """The end of a layer where a later layer's weights may load early (Context.mark_for_weights)."""
+
+    at: int  # the instruction index (Program.mark)
+    regs: dict[str, int]  # the register values there
+    begin: int  # the layer's first instruction
+    slack: int  # the bytes the DRAM channel may still carry there
+    steps: int  # steps left before the mark is dropped
+    layer: int
+    compute_bound: bool  # else a mark of a conv's idle channel cycles
 
 
 @dataclass
@@ -113,9 +130,11 @@ class Context:
     # the core whose stream is being emitted, of the cores a split step is spread over
     core: int = 0
     cores: int = 1
-    # the end of the last compute-bound layer, where a later layer's weights may load early
-    # (Program.mark), and the index of that layer's first instruction
-    weight_mark: tuple | None = None
+    # the ends of the latest layers that leave the DRAM channel idle, where a later layer's weights
+    # may load early
+    weight_marks: list[WeightMark] = field(default_factory=list)
+    # per conv layer, the cycles its tile loop leaves the DRAM channel idle (tiling.channel_idle_cycles)
+    channel_idle: dict[int, int] = field(default_factory=dict)
     # a step's last store (Program.dma arguments) and its layer, for the next conv to emit after its
     # first input load (later_store.LaterStore)
     handed_store: tuple | None = None
@@ -144,46 +163,117 @@ class Context:
         return index
 
     def mark_for_weights(self, first_instruction: int) -> None:
-        """After a layer's code: if the layer is compute-bound (its MACs take the array longer than
-        its bytes take the DRAM channel), the point where the DRAM channel is free for the weights
-        of a layer after it (the layers in between often are DRAM-bound: they cannot hide them)."""
+        """After a layer's code: the point where the DRAM channel is free for the weights of a layer
+        after it, for as many bytes as the layer leaves the channel idle (its slack).  A
+        compute-bound layer (its MACs take the array longer than its bytes take the DRAM channel)
+        leaves the difference.  A conv that is not leaves its tile loop's idle channel cycles as its
+        tile search modeled them (``channel_idle``: small latency-bound convs whose maps stay on
+        chip leave most of theirs).  Marks older than ``WEIGHT_MARK_STEPS`` (``IDLE_MARK_STEPS``)
+        steps are dropped."""
+        for mark in self.weight_marks:
+            mark.steps -= 1
+        self.weight_marks = [mark for mark in self.weight_marks if mark.steps > 0]
         stats = self.layer_stats[-1] if self.layer_stats else None
+        if stats is None:
+            return
         t = self.target
-        slack = 0 if stats is None else \
-            stats["macs"] * t.dram_bytes_per_cycle // (t.array_rows * t.array_cols) - stats["min_bytes"]
-        if slack > 0:
-            self.weight_mark = (self.program.mark(), first_instruction, slack, WEIGHT_MARK_STEPS, len(self.layer_names) - 1)
-        elif self.weight_mark is not None:  # one step further from the mark
-            mark, begin, slack, steps, layer = self.weight_mark
-            self.weight_mark = (mark, begin, slack, steps - 1, layer) if steps > 1 else None
+        bound = stats["macs"] * t.dram_bytes_per_cycle // (t.array_rows * t.array_cols) - stats["min_bytes"]
+        idle = self.channel_idle.get(len(self.layer_names) - 1, 0) * t.dram_bytes_per_cycle
+        if bound > 0 or idle > 0:
+            at, regs = self.program.mark()
+            self.weight_marks.append(WeightMark(at, regs, first_instruction, max(bound, idle),
+                                                WEIGHT_MARK_STEPS if bound > 0 else IDLE_MARK_STEPS,
+                                                len(self.layer_names) - 1, bound > 0))
 
-    def early_weights(self, dram: int, nbytes: int) -> int | None:
-        """The wbuf address of ``nbytes`` of weights at ``dram``, loaded at the end of the last
-        compute-bound layer (``mark_for_weights``), or None.  The load takes the top of a wbuf half
-        that neither that layer nor any instruction since writes, nor that layer's own weights if
-        they were loaded early as well (the weights stay as loaded until read, and the load waits for
-        no matmul of that layer)."""
-        if self.weight_mark is None or self.cores > 1:
+    def early_weights(self, dram: int, nbytes: int) -> tuple[int, int] | None:
+        """Weights loaded before their layer: ``(wbuf address, bytes loaded)`` of the first of
+        ``nbytes`` of weights at ``dram`` (the caller loads the rest, if any, behind them), or None.
+        They load in pieces at the ends of the latest earlier layers that leave the DRAM channel
+        idle (``mark_for_weights``), each piece no larger than its layer's slack and after the
+        activation loads there (``_piece_point``), so no layer's own transfers wait behind them
+        (whole at the latest compute-bound layer's end where its slack takes them).  The pieces
+        take the top of a wbuf half that no instruction since the earliest piece's layer began
+        writes, nor weights loaded early for a layer after it (weights stay as loaded until read,
+        and the load waits for no matmul of that layer)."""
+        if not self.weight_marks or self.cores > 1:
             return None
-        (at, regs), begin, slack, steps, marked = self.weight_mark
         size = -(-nbytes // 64) * 64
-        if size > self.buffers.wbuf_h // 2 or nbytes > slack:
+        if size > self.buffers.wbuf_h // 2:
             return None
-        writes = [(lo, hi) for i, lo, hi in self.program.wbuf_writes if i >= begin]
-        writes += [(lo, hi) for layer, lo, hi in self.early_loads if layer >= marked]
+        bound = [mark for mark in self.weight_marks if mark.compute_bound]
+        if bound and bound[-1].slack >= nbytes:  # the latest compute-bound layer's end takes them whole
+            lo = self._free_wbuf(bound[-1], size)
+            if lo is not None:
+                return lo, self._load_pieces([(bound[-1], size)], lo, dram, nbytes)
+        chosen, covered = [], 0  # the latest marks first, until the pieces cover the weights
+        for mark in reversed(self.weight_marks):
+            piece = min(mark.slack // 64 * 64, size - covered)
+            if piece > 0:
+                chosen.append((mark, piece))
+                covered += piece
+            if covered >= size:
+                break
+        while chosen:
+            lo = self._free_wbuf(chosen[-1][0], size)
+            if lo is not None:
+                return lo, self._load_pieces(chosen, lo, dram, nbytes)
+            chosen.pop()  # a later earliest piece: fewer writes to avoid
+        return None
+
+    def _piece_point(self, mark: WeightMark) -> tuple[int, dict[str, int]]:
+        """Where a piece for ``mark`` goes, and the register values there: at a compute-bound layer's
+        end, before the next layer's loads (they wait for its results anyway); at a latency-bound
+        conv's end, after the last activation load between the mark and the next one (or the end
+        of the program so far), which the piece would hold back on the in-order load unit."""
+        instructions = self.program.instructions
+        if mark.compute_bound:  # the loads after it wait for that layer's results: the piece goes first
+            return mark.at, mark.regs
+        later = [other.at for other in self.weight_marks if other.at > mark.at]
+        limit = min(later, default=len(instructions))
+        at = mark.at
+        for i in range(limit - 1, mark.at - 1, -1):
+            mnemonic, fields = instructions[i]
+            if mnemonic == "load" and fields["buf"] in ("abuf", "vbuf"):
+                at = i + 1
+                break
+        regs = dict(mark.regs)
+        for mnemonic, fields in instructions[mark.at:at]:
+            if mnemonic == "setr":
+                regs[fields["reg"]] = fields["value"]
+        return at, regs
+
+    def _free_wbuf(self, mark: WeightMark, size: int) -> int | None:
+        """The top of a wbuf half, ``size`` bytes below every write since ``mark``'s layer began."""
+        writes = [(lo, hi) for i, lo, hi in self.program.wbuf_writes if i >= mark.begin]
+        writes += [(lo, hi) for layer, lo, hi in self.early_loads if layer >= mark.layer]
         if any(hi is None for _, hi in writes):
             return None
         half = self.buffers.wbuf_h
         for top in (half, 2 * half):  # the highest place in a half below every write there
-            ends = [top] + sorted((lo for lo, hi in writes if top - half <= lo < top), reverse=True)
-            for end in ends:
+            for end in [top] + sorted((lo for lo, hi in writes if top - half <= lo < top), reverse=True):
                 lo = end - size
                 if lo >= top - half and not any(w_lo < lo + size and lo < w_hi for w_lo, w_hi in writes):
-                    self.program.load_at((at, regs), "wbuf", lo, dram, nbytes, len(self.layer_names) - 1)
-                    self.early_loads.append((len(self.layer_names) - 1, lo, lo + nbytes))
-                    self.weight_mark = ((at, regs), begin, slack - nbytes, steps, marked)
                     return lo
         return None
+
+    def _load_pieces(self, chosen: list, lo: int, dram: int, nbytes: int) -> int:
+        """Load the weights' first bytes at ``lo`` in ``chosen``'s pieces, the earliest mark's piece
+        first in the weights; returns the bytes loaded."""
+        layer = len(self.layer_names) - 1
+        offset = 0
+        for mark, piece in reversed(chosen):  # earliest mark first
+            piece = min(piece, nbytes - offset)
+            at, regs = self._piece_point(mark)
+            inserted = self.program.load_at((at, regs), "wbuf", lo + offset, dram + offset, piece, layer)
+            for other in self.weight_marks:  # instruction indices after the insertion move on
+                if other is not mark and other.at >= at:
+                    other.at += inserted
+                if other.begin > at:
+                    other.begin += inserted
+            mark.slack -= piece
+            offset += piece
+        self.early_loads.append((layer, lo, lo + offset))
+        return offset
 
     def hand_over_store(self, store: tuple[tuple, dict] | None) -> None:
         """``store`` (``Program.dma`` arguments of a step's last store) left for the next step: a

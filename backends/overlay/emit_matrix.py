@@ -18,8 +18,8 @@ from .epilogue import eadd_registers, emit_epilogue, load_skip, load_table, tabl
 from .errors import unsupported
 from .later_store import LaterStore
 from .steps import Step
-from .tiling import (ConvGeometry, choose_conv_tiles, choose_gemm_tiles, column_parts, conv_geometry, conv_tiles_exist,
-                     input_rows, pixel_view, row_tiles)
+from .tiling import (ConvGeometry, channel_idle_cycles, choose_conv_tiles, choose_gemm_tiles, column_parts,
+                     conv_geometry, conv_tiles_exist, input_rows, pixel_view, row_tiles)
 from .views import fetch
 from .weight_packing import integer_format, pack_rows, weight_caps, weight_format_of
 
@@ -155,6 +155,7 @@ def emit_conv(ctx: Context, step: Step) -> None:
     epilogue_bytes = (0 if residual is None else residual.skip.type.size) + (256 if "lut" in step.info else 0)
     ctx.begin_layer(step.name, macs, x.type.size + stored + epilogue_bytes + y.type.size)
     ctx.record_weights(fmt.name, stored)
+    ctx.channel_idle[len(ctx.layer_names) - 1] = channel_idle_cycles(geometry, tiles, ctx.target)
     _requant_regs(ctx, req)
     if residual is not None:
         p.set(eadd_registers(*residual.ops))
@@ -179,8 +180,10 @@ def emit_conv(ctx: Context, step: Step) -> None:
         early = ctx.early_weights(w_addr + n0 * rb, nt * rb) if tile == 0 and caps is None else None
         if early is None:
             p.dma("load", "wbuf", wslot, w_addr + n0 * rb, rows=1, row_bytes=nt * rb)
-        else:
-            wslot = early
+        else:  # the rest of them behind what loaded early
+            wslot, loaded = early
+            if loaded < nt * rb:
+                p.dma("load", "wbuf", wslot + loaded, w_addr + n0 * rb + loaded, rows=1, row_bytes=nt * rb - loaded)
         caps_at = _load_caps(ctx, caps_addr, n0, nt, pslot, tn)
         for index, (oy0, rows) in enumerate(my_rows):
             first, lo, hi = input_rows(oy0, rows, sh, pt, kh, dh, h)

@@ -56,21 +56,31 @@ def emit_pool(ctx: Context, step: Step) -> None:
         p.set({"pl.mult": op.multiplier, "pl.shift": op.shift, "pl.out_zp": op.zero_point})
     grid = [(c0, oy0) for c0 in range(0, c, ct) for oy0 in range(0, h_out, th)]
     mine = ctx.share(len(grid))
+    # an input map abuf holds whole (a conv's result kept in its DRAM order) is read where it lies,
+    # and the output map written in its DRAM order to an output quarter that does not hold it (the
+    # first such slot taken: the next layer's outputs go to the other quarter)
+    held = p.held_at("abuf", ctx.addr(x), x.type.size) if ct >= c and ctx.cores == 1 else None
+    need = y.type.size + (th * w * c if g.separable else 0)  # the map, then a tile's column maxima
+    out_map = None if held is None or b.sub + need > b.abuf_q else \
+        next((q for q in map(b.a_out, (0, 1)) if q + need <= held or held + x.type.size <= q), None)
     pending = None  # the previous tile's store, emitted after this tile's load (as _stream)
     for tile, (c0, oy0) in enumerate(grid[mine.start:mine.stop]):
         cn = min(ct, c - c0)
         rows = min(th, h_out - oy0)
         first, lo, hi = input_rows(oy0, rows, sh, pt, kh, dh, h)
-        src, dst = b.a_in(tile), b.a_out(tile)
-        p.dma("load", "abuf", src, ctx.addr(x) + lo * w * c + c0, rows=(hi - lo) * w, row_bytes=cn,
-              dram_row=c, sram_row=cn)
+        if out_map is not None:
+            src, dst = held + lo * w * c, out_map + oy0 * w_out * c
+        else:
+            src, dst = b.a_in(tile), b.a_out(tile)
+            p.dma("load", "abuf", src, ctx.addr(x) + lo * w * c + c0, rows=(hi - lo) * w, row_bytes=cn,
+                  dram_row=c, sram_row=cn)
         if pending is not None:
             p.dma("store", *pending[0], **pending[1])
         window = {"cv.c": cn, "cv.h": hi - lo, "cv.w": w, "cv.kh": kh, "cv.sh": sh, "cv.dh": dh, "cv.pad_top": lo - first,
                   "pl.h_out": rows, "pl.pad_bottom": h + pb - hi}
         across = {"cv.kw": kw, "cv.sw": sw, "cv.dw": dw, "cv.pad_left": pl, "cv.w_out": w_out, "pl.pad_right": pr}
         if g.separable:  # columns' maxima over the slab's full width, then the maxima of kw of them
-            rows_max = dst + rows * w_out * cn
+            rows_max = dst + rows * w_out * cn if out_map is None else out_map + y.type.size
             p.set(window | {"cv.kw": 1, "cv.sw": 1, "cv.dw": 1, "cv.pad_left": 0, "cv.w_out": w, "pl.pad_right": 0})
             p.emit("pool", mode=mode, dst=rows_max, src=src)
             p.set({"cv.h": rows, "cv.kh": 1, "cv.sh": 1, "cv.dh": 1, "cv.pad_top": 0, "pl.pad_bottom": 0} | across)

@@ -104,13 +104,20 @@ class Program:
         brought too), emitting nothing, or ``sram`` after their load (or copies).  The caller reads
         them before anything writes to ``buf`` again (the held bytes are some earlier step's, and may
         be overwritten after)."""
+        held = self.held_at(buf, dram, nbytes)
+        if held is not None:
+            return held
+        self.dma("load", buf, sram, dram, rows=1, row_bytes=nbytes)
+        return sram
+
+    def held_at(self, buf: str, dram: int | ActivationAddress, nbytes: int) -> int | None:
+        """Where ``buf`` holds ``nbytes`` contiguous bytes of ``dram`` in one range (resident.py), or None."""
         if self.residency is not None and buf in self.residency:
             box = {"planes": 1, "rows": 1, "row_bytes": nbytes, "dram_row": 0, "dram_plane": 0}
             pieces = self.residency[buf].sources(dram, box, in_place=True)
             if pieces is not None and len(pieces) == 1:
                 return pieces[0][0]
-        self.dma("load", buf, sram, dram, rows=1, row_bytes=nbytes)
-        return sram
+        return None
 
     def _on_chip(self, buf: str, direction: str, sram: int, dram, box: dict) -> bool:
         """Follow an abuf or vbuf DMA in its residency; True if a load was emitted as on-chip copies instead."""
@@ -150,10 +157,10 @@ class Program:
         return len(self.instructions), dict(self._regs)
 
     def load_at(self, mark: tuple[int, dict[str, int]], buf: str, sram: int, dram: int, nbytes: int,
-                layer: int) -> None:
+                layer: int) -> int:
         """A contiguous load placed at ``mark``, an earlier point, counted for ``layer``: its register
         writes, and after it the registers it changed written back, so every later instruction
-        reads what it did."""
+        reads what it did.  Returns the number of instructions inserted."""
         at, regs = mark
         values = {"sys.layer": layer, "dma.planes": 1, "dma.rows": 1, "dma.row_bytes": nbytes}
         changed = [name for name, value in values.items() if regs.get(name, 0) != value]  # registers start at 0
@@ -166,6 +173,7 @@ class Program:
             self.wbuf_writes.append((at + len(changed), sram, sram + nbytes))
             self.wbuf_writes.sort(key=lambda w: w[0])
             self._wbuf_forget(sram, sram + nbytes)
+        return len(code)
 
     def copy_box(self, extents, src_strides, dst_strides, elem: int) -> None:
         """Set the cp.* registers: a 4-D box of ``extents`` (outermost first) of ``elem``-byte

@@ -315,6 +315,17 @@ def choose_conv_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -
     return best
 
 
+def channel_idle_cycles(g: ConvGeometry, tiles: ConvTiles, target: TargetConfig) -> int:
+    """Cycles of the chosen tile loop (``tiles.cycles``, as tile_pipeline.py schedules it) in which
+    the DRAM channel carries none of its transfers: where a later layer's weights may load
+    (Context.mark_for_weights)."""
+    beats = sum(dram_beats(target, cycles)
+                for tile in pipeline_tiles(g, tiles.tn, tiles.th, target, tiles.tc, tiles.first)
+                for cycles in (*tile.first_loads, *(c for t in tile.loads for c in t), *tile.late_loads,
+                               tile.skip, tile.store))
+    return max(tiles.cycles - beats, 0)
+
+
 PIPELINE_TRIALS = 16  # tilings, cheapest by ``estimate`` first, timed as a pipeline
 
 

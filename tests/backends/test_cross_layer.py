@@ -1,9 +1,14 @@
 """Work that crosses layers on the overlay: a conv's weights loaded at the end of the last
-compute-bound layer before it (Context.early_weights), and a conv's last store left for the next
+compute-bound layer before it, or in pieces over the latency-bound layers before it
+(Context.early_weights), and a conv's last store left for the next
 conv to emit after its first input load (emit_matrix._LaterStore.hand_over).  Both keep the
 simulator equal to the integer reference."""
 import numpy as np
+import pytest
 from onnx import TensorProto, helper, numpy_helper
+
+import block_models
+from test_cycles_roofline import cycles_over_roofline
 
 from overlay_run import run_wholly_on_the_overlay
 from tcc.backends.overlay.program import Program
@@ -75,3 +80,49 @@ def test_weights_load_early_and_stores_wait_for_the_next_conv_and_stay_bit_exact
     layers = session.performance_report()["layers"]
     assert [layer["bytes_stored"] for layer in layers] == [H * W * 64] * 3  # each counted for its own layer
     assert all(layer["cycles"] >= layer["roofline_cycles"] for layer in layers)
+
+
+def test_a_large_weight_tile_loads_in_pieces_over_the_small_layers_before_it(tmp_path):
+    model = block_models.tail_conv_cnn()
+    cycles_over_roofline(model, tmp_path)  # compiles; simulator == integer reference
+    lines = disassemble(open_session(tmp_path / "m.tcc").artifact.program, with_pc=False).splitlines()
+    counted = layer_of_each(lines)
+    last = max(counted)
+    begins = counted.index(last)  # where the last conv's pieces start: its own code is the last run
+    own = max(i for i in range(len(lines)) if counted[i] != last and not lines[i].startswith(("setr", "halt"))) + 1
+    pieces = [i for i in range(begins, own) if counted[i] == last and lines[i].startswith("load wbuf")]
+    # several pieces, each after a different earlier layer's code, none before an activation load it
+    # would hold back on the load unit
+    assert len(pieces) >= 3
+    assert len({max(counted[j] for j in range(i) if counted[j] != last) for i in pieces}) == len(pieces)
+    for i in pieces:
+        following = next((j for j in range(i + 1, own) if lines[j].startswith("load ") and counted[j] != last), own)
+        assert not lines[following].startswith(("load abuf", "load vbuf")) or following == own
+
+
+def layer_of_each(lines: list[str]) -> list[int]:
+    """The layer (sys.layer) each disassembled instruction counts for."""
+    layer, counted = 0, []
+    for line in lines:
+        if line.startswith("setr sys.layer"):
+            layer = int(line.split(", ")[1])
+        counted.append(layer)
+    return counted
+
+
+@pytest.mark.parametrize("stride", [2, 1])  # stride 1: a separable pool, columns' maxima first
+def test_a_max_pool_reads_the_map_a_conv_left_on_chip_where_it_lies(stride, tmp_path):
+    cycles_over_roofline(block_models.stem_pool_cnn(pool_stride=stride), tmp_path)  # simulator == integer reference
+    lines = disassemble(open_session(tmp_path / "m.tcc").artifact.program, with_pc=False).splitlines()
+    counted = layer_of_each(lines)
+    conv = [line for line, layer in zip(lines, counted) if layer == 0]
+    pool = [line for line, layer in zip(lines, counted) if layer == 1]
+    assert sum(line.startswith("pool max") for line in pool) >= 2  # several row tiles
+    # no load, copy or store of the conv's map: the pool reads it where the conv's requantize put it
+    assert not any(line.startswith(("load abuf", "copy abuf")) for line in pool)
+    assert not any(line.startswith("store") for line in conv)
+    # each pool tile writes its own place of the output map (the 1x1 conv after reads it in place
+    # where its own output map fits half a quarter: at stride 2)
+    assert len({line for line in pool if line.startswith("pool max")}) == sum(line.startswith("pool max") for line in pool)
+    if stride == 2:
+        assert not any(line.startswith("load abuf") for line, layer in zip(lines, counted) if layer == 2)
