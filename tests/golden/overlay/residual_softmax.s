@@ -70,142 +70,132 @@ setr pl.count_pad, 0                     ; pc 68
 setr pl.mult, 1074028940                 ; pc 69
 setr pl.shift, 27                        ; pc 70
 setr pl.out_zp, -128                     ; pc 71
-setr cp.n0, 1                            ; pc 72
-setr cp.n1, 1                            ; pc 73
-setr cp.n2, 1                            ; pc 74
-setr cp.n3, 72                           ; pc 75
-setr cp.s0, 0                            ; pc 76
-setr cp.s1, 0                            ; pc 77
-setr cp.s2, 0                            ; pc 78
-setr cp.s3, 1                            ; pc 79
-setr cp.d0, 0                            ; pc 80
-setr cp.d1, 0                            ; pc 81
-setr cp.d2, 0                            ; pc 82
-setr cp.d3, 1                            ; pc 83
-setr cp.elem, 1                          ; pc 84
-copy abuf, 0x20000, 0x40000              ; pc 85
-setr cv.kh, 6                            ; pc 86
-setr cv.pad_top, 0                       ; pc 87
-setr pl.h_out, 1                         ; pc 88
-setr pl.pad_bottom, 0                    ; pc 89
-setr cv.kw, 6                            ; pc 90
-setr cv.pad_left, 0                      ; pc 91
-setr cv.w_out, 1                         ; pc 92
-setr pl.pad_right, 0                     ; pc 93
-pool avg, 0x60000, 0x20000               ; pc 94
-setr dma.row_bytes, 2                    ; pc 95
-mode bf16                                ; pc 96
-setr sys.layer, 2                        ; pc 97
-setr v.scale, 999949326                  ; pc 98
-setr v.zp, -128                          ; pc 99
-setr v.len, 2                            ; pc 100
-cvt i8_bf16, 0x0, 0x60000                ; pc 101
-setr cp.n1, 2                            ; pc 102
-setr cp.n3, 1                            ; pc 103
-setr cp.s1, 2                            ; pc 104
-setr cp.s2, 4                            ; pc 105
-setr cp.s3, 4                            ; pc 106
-setr cp.d1, 2                            ; pc 107
-setr cp.d2, 2                            ; pc 108
-setr cp.d3, 2                            ; pc 109
-setr cp.elem, 2                          ; pc 110
-copy vbuf, 0x20000, 0x0                  ; pc 111
-setr dma.row_bytes, 4                    ; pc 112
-setr sys.layer, 3                        ; pc 113
-setr v.row, 2                            ; pc 114
-vred max, 0x3001c, 0x20000               ; pc 115
-setr v.b, 196636                         ; pc 116
-setr v.b_rep, 2                          ; pc 117
-setr v.b_period, 1                       ; pc 118
-vbin sub, vec, 0x30000, 0x20000          ; pc 119
-setr v.k0, 49850                         ; pc 120
-vbin max, k0, 0x30004, 0x30000           ; pc 121
-setr v.b, 196608                         ; pc 122
-setr v.b_rep, 1                          ; pc 123
-setr v.b_period, 2                       ; pc 124
-vbin eq, vec, 0x30000, 0x30000           ; pc 125
-setr v.k1, 16313                         ; pc 126
-vbin mul, k1, 0x30008, 0x30004           ; pc 127
-vun rint, 0, 0x30008, 0x30008            ; pc 128
-setr v.k2, 65520                         ; pc 129
-vbin and, k2, 0x3000c, 0x30008           ; pc 130
-vun ftoi, 0, 0x30010, 0x30008            ; pc 131
-setr v.b, 196620                         ; pc 132
-vbin sub, vec, 0x30014, 0x30008          ; pc 133
-setr v.k3, 48944                         ; pc 134
-setr v.c, 196612                         ; pc 135
-setr v.c_rep, 1                          ; pc 136
-setr v.c_period, 2                       ; pc 137
-vfma k3, vec, 0x30018, 0x3000c           ; pc 138
-setr v.k4, 191                           ; pc 139
-vbin iadd, k4, 0x30004, 0x30010          ; pc 140
-setr v.c, 196632                         ; pc 141
-vfma k3, vec, 0x30010, 0x30014           ; pc 142
-vun shl, 7, 0x30018, 0x30004             ; pc 143
-setr v.k5, 48064                         ; pc 144
-setr v.c, 196624                         ; pc 145
-vfma k5, vec, 0x30004, 0x3000c           ; pc 146
-setr v.c, 196612                         ; pc 147
-vfma k5, vec, 0x30010, 0x30014           ; pc 148
-setr v.k6, 14688                         ; pc 149
-setr v.c, 196624                         ; pc 150
-vfma k6, vec, 0x30004, 0x3000c           ; pc 151
-setr v.c, 196612                         ; pc 152
-vfma k6, vec, 0x3000c, 0x30014           ; pc 153
-setr v.k7, 46528                         ; pc 154
-setr v.c, 196620                         ; pc 155
-vfma k7, vec, 0x30010, 0x30008           ; pc 156
-setr v.k0, 7467                          ; pc 157
-setr v.k1, 7723                          ; pc 158
-vfma k0, k1, 0x30014, 0x30010            ; pc 159
-setr v.b, 196624                         ; pc 160
-setr v.k2, 7936                          ; pc 161
-vfma vec, k2, 0x30004, 0x30014           ; pc 162
-setr v.k4, 8064                          ; pc 163
-vfma vec, k4, 0x30008, 0x30004           ; pc 164
-vfma vec, k4, 0x3000c, 0x30008           ; pc 165
-setr v.b, 196632                         ; pc 166
-vbin mul, vec, 0x30014, 0x3000c          ; pc 167
-setr v.b, 196628                         ; pc 168
-setr v.k3, 32704                         ; pc 169
-vsel vec, k3, 0x30004, 0x30000           ; pc 170
-vred sum, 0x3001c, 0x30004               ; pc 171
-setr v.len, 1                            ; pc 172
-setr v.k5, 127                           ; pc 173
-vbin and, k5, 0x3001e, 0x3001c           ; pc 174
-setr v.k6, 32640                         ; pc 175
-vbin and, k6, 0x30020, 0x3001c           ; pc 176
-setr v.b, 196636                         ; pc 177
-setr v.b_period, 1                       ; pc 178
-vbin eq, vec, 0x3001c, 0x3001c           ; pc 179
-setr v.k7, 16256                         ; pc 180
-vbin or, k7, 0x3001e, 0x3001e            ; pc 181
-setr v.k0, 32512                         ; pc 182
-vbin irsub, k0, 0x30020, 0x30020         ; pc 183
-setr v.k1, 48881                         ; pc 184
-setr v.k2, 16309                         ; pc 185
-vfma k1, k2, 0x30022, 0x3001e            ; pc 186
-setr v.b, 196642                         ; pc 187
-vbin mul, vec, 0x30024, 0x3001e          ; pc 188
-vbin rsub, k7, 0x30024, 0x30024          ; pc 189
-setr v.b, 196644                         ; pc 190
-setr v.c, 196642                         ; pc 191
-setr v.c_period, 1                       ; pc 192
-vfma vec, vec, 0x30022, 0x30022          ; pc 193
-setr v.b, 196642                         ; pc 194
-vbin mul, vec, 0x30024, 0x3001e          ; pc 195
-vbin rsub, k7, 0x3001e, 0x30024          ; pc 196
-setr v.b, 196638                         ; pc 197
-vfma vec, vec, 0x30024, 0x30022          ; pc 198
-setr v.b, 196640                         ; pc 199
-vbin mul, vec, 0x30022, 0x30024          ; pc 200
-setr v.b, 196642                         ; pc 201
-vsel vec, k3, 0x3001e, 0x3001c           ; pc 202
-setr v.len, 2                            ; pc 203
-setr v.b, 196638                         ; pc 204
-setr v.b_rep, 2                          ; pc 205
-vbin mul, vec, 0x30008, 0x30004          ; pc 206
-setr dma.dram_row, 4                     ; pc 207
-setr dma.sram_row, 4                     ; pc 208
-store vbuf, 0x30008, 0x1080              ; pc 209
-halt                                     ; pc 210
+setr cv.kh, 6                            ; pc 72
+setr cv.pad_top, 0                       ; pc 73
+setr pl.h_out, 1                         ; pc 74
+setr pl.pad_bottom, 0                    ; pc 75
+setr cv.kw, 6                            ; pc 76
+setr cv.pad_left, 0                      ; pc 77
+setr cv.w_out, 1                         ; pc 78
+setr pl.pad_right, 0                     ; pc 79
+pool avg, 0x60000, 0x40000               ; pc 80
+setr dma.row_bytes, 2                    ; pc 81
+mode bf16                                ; pc 82
+setr sys.layer, 2                        ; pc 83
+setr v.scale, 999949326                  ; pc 84
+setr v.zp, -128                          ; pc 85
+setr v.len, 2                            ; pc 86
+cvt i8_bf16, 0x0, 0x60000                ; pc 87
+setr cp.n0, 1                            ; pc 88
+setr cp.n1, 2                            ; pc 89
+setr cp.n2, 1                            ; pc 90
+setr cp.n3, 1                            ; pc 91
+setr cp.s0, 0                            ; pc 92
+setr cp.s1, 2                            ; pc 93
+setr cp.s2, 4                            ; pc 94
+setr cp.s3, 4                            ; pc 95
+setr cp.d0, 0                            ; pc 96
+setr cp.d1, 2                            ; pc 97
+setr cp.d2, 2                            ; pc 98
+setr cp.d3, 2                            ; pc 99
+setr cp.elem, 2                          ; pc 100
+copy vbuf, 0x20000, 0x0                  ; pc 101
+setr dma.row_bytes, 4                    ; pc 102
+setr sys.layer, 3                        ; pc 103
+setr v.row, 2                            ; pc 104
+vred max, 0x3001c, 0x20000               ; pc 105
+setr v.b, 196636                         ; pc 106
+setr v.b_rep, 2                          ; pc 107
+setr v.b_period, 1                       ; pc 108
+vbin sub, vec, 0x30000, 0x20000          ; pc 109
+setr v.k0, 49850                         ; pc 110
+vbin max, k0, 0x30004, 0x30000           ; pc 111
+setr v.b, 196608                         ; pc 112
+setr v.b_rep, 1                          ; pc 113
+setr v.b_period, 2                       ; pc 114
+vbin eq, vec, 0x30000, 0x30000           ; pc 115
+setr v.k1, 16313                         ; pc 116
+vbin mul, k1, 0x30008, 0x30004           ; pc 117
+vun rint, 0, 0x30008, 0x30008            ; pc 118
+setr v.k2, 65520                         ; pc 119
+vbin and, k2, 0x3000c, 0x30008           ; pc 120
+vun ftoi, 0, 0x30010, 0x30008            ; pc 121
+setr v.b, 196620                         ; pc 122
+vbin sub, vec, 0x30014, 0x30008          ; pc 123
+setr v.k3, 48944                         ; pc 124
+setr v.c, 196612                         ; pc 125
+setr v.c_rep, 1                          ; pc 126
+setr v.c_period, 2                       ; pc 127
+vfma k3, vec, 0x30018, 0x3000c           ; pc 128
+setr v.k4, 191                           ; pc 129
+vbin iadd, k4, 0x30004, 0x30010          ; pc 130
+setr v.c, 196632                         ; pc 131
+vfma k3, vec, 0x30010, 0x30014           ; pc 132
+vun shl, 7, 0x30018, 0x30004             ; pc 133
+setr v.k5, 48064                         ; pc 134
+setr v.c, 196624                         ; pc 135
+vfma k5, vec, 0x30004, 0x3000c           ; pc 136
+setr v.c, 196612                         ; pc 137
+vfma k5, vec, 0x30010, 0x30014           ; pc 138
+setr v.k6, 14688                         ; pc 139
+setr v.c, 196624                         ; pc 140
+vfma k6, vec, 0x30004, 0x3000c           ; pc 141
+setr v.c, 196612                         ; pc 142
+vfma k6, vec, 0x3000c, 0x30014           ; pc 143
+setr v.k7, 46528                         ; pc 144
+setr v.c, 196620                         ; pc 145
+vfma k7, vec, 0x30010, 0x30008           ; pc 146
+setr v.k0, 7467                          ; pc 147
+setr v.k1, 7723                          ; pc 148
+vfma k0, k1, 0x30014, 0x30010            ; pc 149
+setr v.b, 196624                         ; pc 150
+setr v.k2, 7936                          ; pc 151
+vfma vec, k2, 0x30004, 0x30014           ; pc 152
+setr v.k4, 8064                          ; pc 153
+vfma vec, k4, 0x30008, 0x30004           ; pc 154
+vfma vec, k4, 0x3000c, 0x30008           ; pc 155
+setr v.b, 196632                         ; pc 156
+vbin mul, vec, 0x30014, 0x3000c          ; pc 157
+setr v.b, 196628                         ; pc 158
+setr v.k3, 32704                         ; pc 159
+vsel vec, k3, 0x30004, 0x30000           ; pc 160
+vred sum, 0x3001c, 0x30004               ; pc 161
+setr v.len, 1                            ; pc 162
+setr v.k5, 127                           ; pc 163
+vbin and, k5, 0x3001e, 0x3001c           ; pc 164
+setr v.k6, 32640                         ; pc 165
+vbin and, k6, 0x30020, 0x3001c           ; pc 166
+setr v.b, 196636                         ; pc 167
+setr v.b_period, 1                       ; pc 168
+vbin eq, vec, 0x3001c, 0x3001c           ; pc 169
+setr v.k7, 16256                         ; pc 170
+vbin or, k7, 0x3001e, 0x3001e            ; pc 171
+setr v.k0, 32512                         ; pc 172
+vbin irsub, k0, 0x30020, 0x30020         ; pc 173
+setr v.k1, 48881                         ; pc 174
+setr v.k2, 16309                         ; pc 175
+vfma k1, k2, 0x30022, 0x3001e            ; pc 176
+setr v.b, 196642                         ; pc 177
+vbin mul, vec, 0x30024, 0x3001e          ; pc 178
+vbin rsub, k7, 0x30024, 0x30024          ; pc 179
+setr v.b, 196644                         ; pc 180
+setr v.c, 196642                         ; pc 181
+setr v.c_period, 1                       ; pc 182
+vfma vec, vec, 0x30022, 0x30022          ; pc 183
+setr v.b, 196642                         ; pc 184
+vbin mul, vec, 0x30024, 0x3001e          ; pc 185
+vbin rsub, k7, 0x3001e, 0x30024          ; pc 186
+setr v.b, 196638                         ; pc 187
+vfma vec, vec, 0x30024, 0x30022          ; pc 188
+setr v.b, 196640                         ; pc 189
+vbin mul, vec, 0x30022, 0x30024          ; pc 190
+setr v.b, 196642                         ; pc 191
+vsel vec, k3, 0x3001e, 0x3001c           ; pc 192
+setr v.len, 2                            ; pc 193
+setr v.b, 196638                         ; pc 194
+setr v.b_rep, 2                          ; pc 195
+vbin mul, vec, 0x30008, 0x30004          ; pc 196
+setr dma.dram_row, 4                     ; pc 197
+setr dma.sram_row, 4                     ; pc 198
+store vbuf, 0x30008, 0x1080              ; pc 199
+halt                                     ; pc 200
