@@ -276,12 +276,30 @@ def attention_block(seed: int = 0, tokens: int = 65, dim: int = 96, heads: int =
     return g.model("x", [1, tokens, dim], y, "attention_block")
 
 
+def bilstm_block(seed: int = 0, steps: int = 16, features: int = 32, hidden: int = 24) -> onnx.ModelProto:
+    """CRNN's sequence head: a bidirectional LSTM over [steps, 1, features] (unroll-recurrent makes
+    each step a gemm, gate lookups and bf16 products), its [steps, 2, 1, hidden] output as
+    [steps, 1, 2 hidden] (each direction's step outputs concatenated), and a linear layer."""
+    g = Graph(seed)
+
+    def weights(*shape: int) -> str:
+        return g.const((g.rng.uniform(-1, 1, shape) / np.sqrt(shape[-1])).astype(np.float32), "lstm")
+
+    w, r = weights(2, 4 * hidden, features), weights(2, 4 * hidden, hidden)
+    b = g.const((0.1 * g.rng.standard_normal((2, 8 * hidden))).astype(np.float32), "lstm")
+    y = g.node("LSTM", ["x", w, r, b], "lstm", hidden_size=hidden, direction="bidirectional")
+    y = g.node("Reshape", [g.node("Transpose", [y], perm=[0, 2, 1, 3]), g.const(np.array([steps, 1, 2 * hidden], np.int64), "shape")])
+    out = g.node("MatMul", [y, g.const((g.rng.standard_normal((2 * hidden, 8)) / np.sqrt(2 * hidden)).astype(np.float32))])
+    return g.model("x", [steps, 1, features], out, "bilstm_block")
+
+
 MODELS = {"dead_gamma_cnn": dead_gamma_cnn, "silu_se_cnn": silu_se_cnn, "hardswish_cnn": hardswish_cnn,
           "gated_cnn": gated_cnn, "gelu_cnn": gelu_cnn, "wide_kernel_cnn": wide_kernel_cnn,
           "c2f_cnn": c2f_cnn, "stem_cnn": stem_cnn,
           "mbconv_se_cnn": mbconv_se_cnn, "dfl_head_cnn": dfl_head_cnn,
           "inception_branch_cnn": inception_branch_cnn, "narrow_head_cnn": narrow_head_cnn,
-          "mobile_chain_cnn": mobile_chain_cnn, "attention_block": attention_block}
+          "mobile_chain_cnn": mobile_chain_cnn, "attention_block": attention_block,
+          "bilstm_block": bilstm_block}
 
 
 def calibration(model: onnx.ModelProto, samples: int = 4, seed: int = 1) -> dict[str, np.ndarray]:

@@ -66,7 +66,12 @@ def dfl_head_20():
     # shorter dependent chains of the same bits in the bf16 sequences: exp of x - max without its
     # NaN select, LayerNorm's var + eps one multiply-add, rsqrt's special cases beside the Newton
     # steps (was 1.872x; 1.833x with the sequences alone)
-    (block_models.attention_block, 1.80)])
+    (block_models.attention_block, 1.80),
+    # CRNN's bidirectional LSTM: each direction's step outputs concatenated on chip with their rescale
+    # parameters loaded by one DMA before the first operand (no requantize waits for its own
+    # parameter load) and each operand rescaled straight into its place (no copy); the
+    # recurrence's chain of small dependent steps still dominates (was 5.432x)
+    (block_models.bilstm_block, 5.40)])
 def test_block_cycles_stay_near_the_roofline(build, ceiling, tmp_path):
     ratio = cycles_over_roofline(build(), tmp_path)
     print(f"{build.__name__}: {ratio:.3f}x roofline")
