@@ -293,13 +293,27 @@ def bilstm_block(seed: int = 0, steps: int = 16, features: int = 32, hidden: int
     return g.model("x", [steps, 1, features], out, "bilstm_block")
 
 
+def channel_norm_cnn(seed: int = 0, width: int = 16, c: int = 16) -> onnx.ModelProto:
+    """ConvNeXt's block core: a 7x7 depthwise conv, LayerNorm over the channels (the map as NHWC), a
+    1x1 expansion (ReLU here: GELU is opset 20) and a 1x1 projection: the norm is a bf16 vector op
+    of [H W, C] rows, 256 rows of 16 at the default size."""
+    g = Graph(seed)
+    x = g.conv(g.conv("x", 3, c, 3), c, c, 7, group=c)
+    gamma = g.const(g.rng.uniform(0.5, 1.5, c).astype(np.float32), "ln")
+    beta = g.const((0.1 * g.rng.standard_normal(c)).astype(np.float32), "ln")
+    x = g.node("LayerNormalization", [g.node("Transpose", [x], perm=[0, 2, 3, 1]), gamma, beta], "ln", axis=-1,
+               epsilon=1e-6)
+    x = g.node("Relu", [g.conv(g.node("Transpose", [x], perm=[0, 3, 1, 2]), c, 4 * c, 1)])
+    return g.model("x", [1, 3, width, width], g.conv(x, 4 * c, c, 1), "channel_norm_cnn")
+
+
 MODELS = {"dead_gamma_cnn": dead_gamma_cnn, "silu_se_cnn": silu_se_cnn, "hardswish_cnn": hardswish_cnn,
           "gated_cnn": gated_cnn, "gelu_cnn": gelu_cnn, "wide_kernel_cnn": wide_kernel_cnn,
           "c2f_cnn": c2f_cnn, "stem_cnn": stem_cnn,
           "mbconv_se_cnn": mbconv_se_cnn, "dfl_head_cnn": dfl_head_cnn,
           "inception_branch_cnn": inception_branch_cnn, "narrow_head_cnn": narrow_head_cnn,
           "mobile_chain_cnn": mobile_chain_cnn, "attention_block": attention_block,
-          "bilstm_block": bilstm_block}
+          "bilstm_block": bilstm_block, "channel_norm_cnn": channel_norm_cnn}
 
 
 def calibration(model: onnx.ModelProto, samples: int = 4, seed: int = 1) -> dict[str, np.ndarray]:
