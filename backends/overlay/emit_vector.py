@@ -255,7 +255,7 @@ def emit_vector(ctx: Context, step: Step) -> None:
         else:  # two halves of the tile's rows, their instructions interleaved
             parts, order = split[rn]
             for part, ins in order:
-                r0, rk = parts[part]
+                r0, rk = (0, rn) if part is None else parts[part]
                 shift = {FULL: r0 * cn * 2, ROW: r0 * 2, COL: 0}
                 _emit(p, ins, code, constants, {FULL: rk * cn, ROW: rk, COL: cn}, rk, cn,
                       lambda i, base=base, shift=shift: held.get(i, base + at(i)) + shift[spaces[i]])

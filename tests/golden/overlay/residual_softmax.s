@@ -113,99 +113,95 @@ copy vbuf, 0x20000, 0x0                  ; pc 111
 setr dma.row_bytes, 4                    ; pc 112
 setr sys.layer, 3                        ; pc 113
 setr v.row, 2                            ; pc 114
-vred max, 0x3001c, 0x20000               ; pc 115
-setr v.b, 196636                         ; pc 116
+vred max, 0x30018, 0x20000               ; pc 115
+setr v.b, 196632                         ; pc 116
 setr v.b_rep, 2                          ; pc 117
 setr v.b_period, 1                       ; pc 118
 vbin sub, vec, 0x30000, 0x20000          ; pc 119
 setr v.k0, 49850                         ; pc 120
-vbin max, k0, 0x30004, 0x30000           ; pc 121
-setr v.b, 196608                         ; pc 122
-setr v.b_rep, 1                          ; pc 123
-setr v.b_period, 2                       ; pc 124
-vbin eq, vec, 0x30000, 0x30000           ; pc 125
-setr v.k1, 16313                         ; pc 126
-vbin mul, k1, 0x30008, 0x30004           ; pc 127
-vun rint, 0, 0x30008, 0x30008            ; pc 128
-setr v.k2, 65520                         ; pc 129
-vbin and, k2, 0x3000c, 0x30008           ; pc 130
-vun ftoi, 0, 0x30010, 0x30008            ; pc 131
-setr v.b, 196620                         ; pc 132
-vbin sub, vec, 0x30014, 0x30008          ; pc 133
-setr v.k3, 48944                         ; pc 134
-setr v.c, 196612                         ; pc 135
-setr v.c_rep, 1                          ; pc 136
-setr v.c_period, 2                       ; pc 137
-vfma k3, vec, 0x30018, 0x3000c           ; pc 138
-setr v.k4, 191                           ; pc 139
-vbin iadd, k4, 0x30004, 0x30010          ; pc 140
-setr v.c, 196632                         ; pc 141
-vfma k3, vec, 0x30010, 0x30014           ; pc 142
-vun shl, 7, 0x30018, 0x30004             ; pc 143
-setr v.k5, 48064                         ; pc 144
-setr v.c, 196624                         ; pc 145
-vfma k5, vec, 0x30004, 0x3000c           ; pc 146
-setr v.c, 196612                         ; pc 147
-vfma k5, vec, 0x30010, 0x30014           ; pc 148
-setr v.k6, 14688                         ; pc 149
-setr v.c, 196624                         ; pc 150
-vfma k6, vec, 0x30004, 0x3000c           ; pc 151
-setr v.c, 196612                         ; pc 152
-vfma k6, vec, 0x3000c, 0x30014           ; pc 153
-setr v.k7, 46528                         ; pc 154
-setr v.c, 196620                         ; pc 155
-vfma k7, vec, 0x30010, 0x30008           ; pc 156
-setr v.k0, 7467                          ; pc 157
-setr v.k1, 7723                          ; pc 158
-vfma k0, k1, 0x30014, 0x30010            ; pc 159
-setr v.b, 196624                         ; pc 160
-setr v.k2, 7936                          ; pc 161
-vfma vec, k2, 0x30004, 0x30014           ; pc 162
-setr v.k4, 8064                          ; pc 163
-vfma vec, k4, 0x30008, 0x30004           ; pc 164
-vfma vec, k4, 0x3000c, 0x30008           ; pc 165
-setr v.b, 196632                         ; pc 166
-vbin mul, vec, 0x30014, 0x3000c          ; pc 167
-setr v.b, 196628                         ; pc 168
-setr v.k3, 32704                         ; pc 169
-vsel vec, k3, 0x30004, 0x30000           ; pc 170
-vred sum, 0x3001c, 0x30004               ; pc 171
-setr v.len, 1                            ; pc 172
-setr v.k5, 127                           ; pc 173
-vbin and, k5, 0x3001e, 0x3001c           ; pc 174
-setr v.k6, 32640                         ; pc 175
-vbin and, k6, 0x30020, 0x3001c           ; pc 176
-setr v.b, 196636                         ; pc 177
-setr v.b_period, 1                       ; pc 178
-vbin eq, vec, 0x3001c, 0x3001c           ; pc 179
-setr v.k7, 16256                         ; pc 180
-vbin or, k7, 0x3001e, 0x3001e            ; pc 181
-setr v.k0, 32512                         ; pc 182
-vbin irsub, k0, 0x30020, 0x30020         ; pc 183
-setr v.k1, 48881                         ; pc 184
-setr v.k2, 16309                         ; pc 185
-vfma k1, k2, 0x30022, 0x3001e            ; pc 186
-setr v.b, 196642                         ; pc 187
-vbin mul, vec, 0x30024, 0x3001e          ; pc 188
-vbin rsub, k7, 0x30024, 0x30024          ; pc 189
-setr v.b, 196644                         ; pc 190
-setr v.c, 196642                         ; pc 191
-setr v.c_period, 1                       ; pc 192
-vfma vec, vec, 0x30022, 0x30022          ; pc 193
-setr v.b, 196642                         ; pc 194
-vbin mul, vec, 0x30024, 0x3001e          ; pc 195
-vbin rsub, k7, 0x3001e, 0x30024          ; pc 196
-setr v.b, 196638                         ; pc 197
-vfma vec, vec, 0x30024, 0x30022          ; pc 198
-setr v.b, 196640                         ; pc 199
-vbin mul, vec, 0x30022, 0x30024          ; pc 200
-setr v.b, 196642                         ; pc 201
-vsel vec, k3, 0x3001e, 0x3001c           ; pc 202
-setr v.len, 2                            ; pc 203
-setr v.b, 196638                         ; pc 204
-setr v.b_rep, 2                          ; pc 205
-vbin mul, vec, 0x30008, 0x30004          ; pc 206
-setr dma.dram_row, 4                     ; pc 207
-setr dma.sram_row, 4                     ; pc 208
-store vbuf, 0x30008, 0x1080              ; pc 209
-halt                                     ; pc 210
+vbin max, k0, 0x30000, 0x30000           ; pc 121
+setr v.k1, 16313                         ; pc 122
+vbin mul, k1, 0x30004, 0x30000           ; pc 123
+vun rint, 0, 0x30004, 0x30004            ; pc 124
+setr v.k2, 65520                         ; pc 125
+vbin and, k2, 0x30008, 0x30004           ; pc 126
+vun ftoi, 0, 0x3000c, 0x30004            ; pc 127
+setr v.b, 196616                         ; pc 128
+setr v.b_rep, 1                          ; pc 129
+setr v.b_period, 2                       ; pc 130
+vbin sub, vec, 0x30010, 0x30004          ; pc 131
+setr v.k3, 48944                         ; pc 132
+setr v.c, 196608                         ; pc 133
+setr v.c_rep, 1                          ; pc 134
+setr v.c_period, 2                       ; pc 135
+vfma k3, vec, 0x30014, 0x30008           ; pc 136
+setr v.k4, 191                           ; pc 137
+vbin iadd, k4, 0x30000, 0x3000c          ; pc 138
+setr v.c, 196628                         ; pc 139
+vfma k3, vec, 0x3000c, 0x30010           ; pc 140
+vun shl, 7, 0x30014, 0x30000             ; pc 141
+setr v.k5, 48064                         ; pc 142
+setr v.c, 196620                         ; pc 143
+vfma k5, vec, 0x30000, 0x30008           ; pc 144
+setr v.c, 196608                         ; pc 145
+vfma k5, vec, 0x3000c, 0x30010           ; pc 146
+setr v.k6, 14688                         ; pc 147
+setr v.c, 196620                         ; pc 148
+vfma k6, vec, 0x30000, 0x30008           ; pc 149
+setr v.c, 196608                         ; pc 150
+vfma k6, vec, 0x30008, 0x30010           ; pc 151
+setr v.k7, 46528                         ; pc 152
+setr v.c, 196616                         ; pc 153
+vfma k7, vec, 0x3000c, 0x30004           ; pc 154
+setr v.k0, 7467                          ; pc 155
+setr v.k1, 7723                          ; pc 156
+vfma k0, k1, 0x30010, 0x3000c            ; pc 157
+setr v.b, 196620                         ; pc 158
+setr v.k2, 7936                          ; pc 159
+vfma vec, k2, 0x30000, 0x30010           ; pc 160
+setr v.k4, 8064                          ; pc 161
+vfma vec, k4, 0x30004, 0x30000           ; pc 162
+vfma vec, k4, 0x30008, 0x30004           ; pc 163
+setr v.b, 196628                         ; pc 164
+vbin mul, vec, 0x30010, 0x30008          ; pc 165
+vred sum, 0x30018, 0x30010               ; pc 166
+setr v.len, 1                            ; pc 167
+setr v.k3, 127                           ; pc 168
+vbin and, k3, 0x3001a, 0x30018           ; pc 169
+setr v.k5, 32640                         ; pc 170
+vbin and, k5, 0x3001c, 0x30018           ; pc 171
+setr v.b, 196632                         ; pc 172
+setr v.b_period, 1                       ; pc 173
+vbin eq, vec, 0x30018, 0x30018           ; pc 174
+setr v.k6, 16256                         ; pc 175
+vbin or, k6, 0x3001a, 0x3001a            ; pc 176
+setr v.k7, 32512                         ; pc 177
+vbin irsub, k7, 0x3001c, 0x3001c         ; pc 178
+setr v.k0, 48881                         ; pc 179
+setr v.k1, 16309                         ; pc 180
+vfma k0, k1, 0x3001e, 0x3001a            ; pc 181
+setr v.b, 196638                         ; pc 182
+vbin mul, vec, 0x30020, 0x3001a          ; pc 183
+vbin rsub, k6, 0x30020, 0x30020          ; pc 184
+setr v.b, 196640                         ; pc 185
+setr v.c, 196638                         ; pc 186
+setr v.c_period, 1                       ; pc 187
+vfma vec, vec, 0x3001e, 0x3001e          ; pc 188
+setr v.b, 196638                         ; pc 189
+vbin mul, vec, 0x30020, 0x3001a          ; pc 190
+vbin rsub, k6, 0x3001a, 0x30020          ; pc 191
+setr v.b, 196634                         ; pc 192
+vfma vec, vec, 0x30020, 0x3001e          ; pc 193
+setr v.b, 196636                         ; pc 194
+vbin mul, vec, 0x3001e, 0x30020          ; pc 195
+setr v.b, 196638                         ; pc 196
+setr v.k2, 32704                         ; pc 197
+vsel vec, k2, 0x3001a, 0x30018           ; pc 198
+setr v.len, 2                            ; pc 199
+setr v.b, 196634                         ; pc 200
+setr v.b_rep, 2                          ; pc 201
+vbin mul, vec, 0x30000, 0x30010          ; pc 202
+setr dma.dram_row, 4                     ; pc 203
+setr dma.sram_row, 4                     ; pc 204
+store vbuf, 0x30000, 0x1080              ; pc 205
+halt                                     ; pc 206
