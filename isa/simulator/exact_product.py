@@ -28,6 +28,8 @@ longest K before the int32 accumulator traps, reductions at and past the slice l
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import int8_kernel
@@ -250,17 +252,24 @@ def exact_batched(a: np.ndarray, w: np.ndarray, zp: int, w_max: int) -> np.ndarr
 
 
 def exact_depthwise(a: np.ndarray, w: np.ndarray | Weights, zp: int, w_max: int,
-                    out: np.ndarray | None = None) -> np.ndarray | None:
+                    out: np.ndarray | None = None, tap_axes: int = 1) -> np.ndarray | None:
     """``sum_k (a[m, k, n] - zp) * w[n, k]`` as int64, for ``a`` (M, K, N) holding int8 values
     (padding positions hold ``zp``) and ``w`` (N, K) of magnitude at most ``w_max`` (or their
-    Weights): float32 under the module's bound.  With ``out`` (int32, when ``int32_fits``) the
-    result is written there and None returned (``_handed``), as ``exact_product_into`` does."""
+    Weights): float32 under the module's bound.  With ``tap_axes=2``, ``a`` is (..., kh, kw, N)
+    (each output's taps, K = kh * kw: a strided view of a padded image, impl_pool.PaddedImage) and
+    the result (..., N).  With ``out`` (int32, when ``int32_fits``; the result's shape) the result
+    is written there and None returned (``handed``), as ``exact_product_into`` does."""
     weights = w if isinstance(w, Weights) else Weights(w, w_max)
-    a, k = _int8_values(a), a.shape[1]
+    a = _int8_values(a)
+    taps = a.shape[-1 - tap_axes:-1]
+    k = math.prod(taps)
+    terms = "kn,kn" if tap_axes == 1 else "ijn,ijn"
     if not zero_point_fits(zp) or k > float32_terms(w_max):
-        return _handed(np.einsum("mkn,nk->mn", a.astype(np.int64) - zp, weights.values.astype(np.int64)), out)
+        columns = weights.values.T.astype(np.int64).reshape(taps + (-1,))
+        return handed(np.einsum(f"...{terms}->...n", a.astype(np.int64) - zp, columns), out)
     # einsum sums in whatever order it likes: every partial sum is still an integer below 2**24
-    product = np.einsum("mkn,kn->mn", a.astype(np.float32, copy=False), weights.columns(np.float32))
+    product = np.einsum(f"...{terms}->...n", a.astype(np.float32, copy=False),
+                        weights.columns(np.float32).reshape(taps + (-1,)))
     return _integers(product, weights, zp, out)
 
 
@@ -292,10 +301,10 @@ def exact_grouped(a: np.ndarray, w: Weights, n: int, size: int, zp: int, w_max: 
     total = np.empty((rows, n), np.int64)
     for g in range(groups):
         total[:, g * size:(g + 1) * size] = exact_product(a[g], w.rows(g * size, min((g + 1) * size, n)), zp, w_max)
-    return _handed(total, out)
+    return handed(total, out)
 
 
-def _handed(total: np.ndarray, out: np.ndarray | None) -> np.ndarray | None:
+def handed(total: np.ndarray, out: np.ndarray | None) -> np.ndarray | None:
     """The one contract of the products taking ``out``: given an ``out`` (int32, every sum fits it:
     ``int32_fits``) the result is written there and None returned, whichever path computed it."""
     if out is None:

@@ -23,7 +23,8 @@ from ..cycles import matmul_timing
 from ..weights import matmul_format, row_bytes
 from . import int8_kernel
 from .exact_product import (Weights, exact_batched, exact_depthwise, exact_grouped, exact_product, exact_product_into,
-                            int32_fits, zero_point_fits)
+                            handed, int32_fits, zero_point_fits)
+from .impl_pool import PaddedImage
 from .machine import ABUF, ACC, PBUF, WBUF, Effect, Fault, MachineState, impl, registers, sample_prefix
 from .shared_product import SharedWindows
 from .weight_decode import decode_rows, decode_transposed, one_byte_codes
@@ -60,23 +61,35 @@ def _windows(M: int, h: int, w: int, kh: int, kw: int, sh: int, sw: int, dh: int
     return index, first, last
 
 
+def _slab(m: MachineState, M: int, channels: int):
+    """The conv input slab's geometry registers, checked; the windows of its M outputs
+    (``_windows``: index, first and last pixel read); the rows [first, last] of ``channels``
+    channels from cv.c0 (every sample's) and their access (both None when no window reads the slab)."""
+    geometry = _CV(m.regs)
+    h, w, c, kh, kw, sh, sw, dh, dw, pad_top, pad_left, w_out, c0 = geometry
+    if w_out <= 0 or kh <= 0 or kw <= 0 or h < 0 or w < 0 or c <= 0:
+        raise Fault(f"bad conv geometry: cv.w_out={w_out}, cv.kh={kh}, cv.kw={kw}, cv.h={h}, cv.w={w}, cv.c={c}")
+    if c0 < 0 or c0 + channels > c:
+        raise Fault(f"reads channels [{c0}, {c0 + channels}) of a slab of cv.c = {c} channels")
+    index, first, last = _windows(M, h, w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, w_out)
+    if index is None:
+        return geometry, None, None, None, None, None
+    rows, access = m.region(ABUF, m.reg("mm.a") + first * c + c0, (last - first + 1, channels), (c, 1), np.int8,
+                            False, "conv input slab")
+    return geometry, index, first, last, rows, access
+
+
 def _window_reader(m: MachineState, M: int, channels: int, zp: int, dtype, samples: slice = slice(None)):
     """A function giving the slab values at every window position for ``channels`` channels from
     cv.c0, as ``dtype`` (N*M, kh*kw, channels) for the batch's N samples (those of ``samples``;
     sample-major) with ``zp`` at padding positions, and their serial
     number (a new one whenever the windows are made anew); the slab's access; the windows' key
     (None when no window reads the slab)."""
-    h, w, c, kh, kw, sh, sw, dh, dw, pad_top, pad_left, w_out, c0 = _CV(m.regs)
-    if w_out <= 0 or kh <= 0 or kw <= 0 or h < 0 or w < 0 or c <= 0:
-        raise Fault(f"bad conv geometry: cv.w_out={w_out}, cv.kh={kh}, cv.kw={kw}, cv.h={h}, cv.w={w}, cv.c={c}")
-    if c0 < 0 or c0 + channels > c:
-        raise Fault(f"reads channels [{c0}, {c0 + channels}) of a slab of cv.c = {c} channels")
-    index, first, last = _windows(M, h, w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, w_out)
+    (h, w, c, kh, kw, sh, sw, dh, dw, pad_top, pad_left, w_out, c0), index, first, last, rows, access = \
+        _slab(m, M, channels)
     batch = len(range(m.batch)[samples])
     if index is None:
         return lambda: (np.full((batch * M, kh * kw, channels), zp, dtype), next(_SERIALS)), None, None
-    rows, access = m.region(ABUF, m.reg("mm.a") + first * c + c0, (last - first + 1, channels), (c, 1), np.int8,
-                            False, "conv input slab")
     rows = rows[samples]
 
     slab = index.shape == (rows.shape[1], 1) and np.array_equal(index[:, 0], np.arange(M))  # 1x1, stride 1
@@ -154,6 +167,62 @@ def _grouped(m: MachineState, M: int, N: int, K: int, zp: int, w_max: int, dtype
     return product, a_access
 
 
+def _depthwise(m: MachineState, M: int, N: int, K: int, zp: int, w_max: int, dtype):
+    """dwconv: output channel n reads slab channel cv.c0 + n at each of the K = kh * kw taps.  Returns
+    a function of the weights giving the product (as ``matmul``'s ``product``), and the slab's access.
+
+    Where the slab places in a padded image (impl_pool.PaddedImage: no negative padding) each
+    output's taps are a strided view of it, reduced in one einsum over ceil(M / w_out) whole output
+    rows (the outputs past M dropped); otherwise the windows are gathered (``_window_reader``), a
+    few samples at a time: a batch's windows past a megabyte or so cost more per sample (they leave
+    the caches), and each sample's product uses only its own (the rows of its M pixels)."""
+    kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
+    if K != kh * kw:
+        raise Fault(f"dwconv: mm.k = {K} must equal cv.kh * cv.kw = {kh} * {kw}")
+    (h, w, _, _, _, sh, sw, dh, dw, pad_top, pad_left, w_out, _), index, first, last, rows, access = _slab(m, M, N)
+    batch = m.batch
+    if index is not None and pad_top >= 0 and pad_left >= 0:
+        h_out = -(-M // w_out)
+        image = PaddedImage(m, dtype, zp, h, w, N, kh, kw, sh, sw, dh, dw, pad_top, pad_left, h_out, w_out, first,
+                            last)
+        windows = image.windows()  # (batch, h_out, w_out, kh, kw, N)
+
+        def from_image(weights: Weights, into: np.ndarray | None) -> np.ndarray | None:
+            image.fill(rows)
+            whole = None if into is None or h_out * w_out != M else _reshaped(into, (batch, h_out, w_out, N))
+            if whole is not None:
+                return exact_depthwise(windows, weights, zp, w_max, whole, tap_axes=2)
+            total = exact_depthwise(windows, weights, zp, w_max, tap_axes=2).reshape(batch, h_out * w_out, N)
+            return handed(total[:, :M].reshape(batch * M, N), into)
+
+        return from_image, access
+    step = max(1, _CHUNK_BYTES // (M * K * N * np.dtype(dtype).itemsize))
+    chunks = [(slice(s * M, (s + step) * M), _window_reader(m, M, N, zp, dtype, slice(s, s + step))[0])
+              for s in range(0, batch, step)]  # (samples' rows, their windows (n*M, K, N))
+
+    def gathered(weights: Weights, into: np.ndarray | None) -> np.ndarray | None:
+        if len(chunks) == 1:
+            return exact_depthwise(chunks[0][1]()[0], weights, zp, w_max, into)
+        total = np.empty((batch * M, N), np.int64) if into is None else None
+        for rows, windows in chunks:
+            made = exact_depthwise(windows()[0], weights, zp, w_max, None if into is None else into[rows])
+            if total is not None:  # (given ``into``, a product writes there: exact_product.handed)
+                total[rows] = made
+        return total
+
+    return gathered, access
+
+
+def _reshaped(view: np.ndarray, shape: tuple) -> np.ndarray | None:
+    """``view`` reshaped without copying, or None where its strides do not allow it."""
+    made = view.view()
+    try:
+        made.shape = shape
+    except AttributeError:
+        return None
+    return made
+
+
 def _decoded(m: MachineState, key: bytes, shape: tuple, caps: np.ndarray | None, K: int, fmt, w_max: int) -> Weights:
     """The Weights of packed rows ``key`` (then the caps' bytes, if any), kept in ``m.weights``."""
     rows = np.frombuffer(key, np.uint8, shape[0] * shape[1]).reshape(shape)  # the key's bytes: no copy
@@ -166,12 +235,7 @@ def _decoded(m: MachineState, key: bytes, shape: tuple, caps: np.ndarray | None,
 
 def _rows_of(view: np.ndarray) -> np.ndarray | None:
     """An (N, M, C) view as (N*M, C) without copying, or None where its strides do not allow it."""
-    flat = view.view()
-    try:
-        flat.shape = (view.shape[0] * view.shape[1], view.shape[2])
-    except AttributeError:
-        return None
-    return flat
+    return _reshaped(view, (view.shape[0] * view.shape[1], view.shape[2]))
 
 
 def _same_in_every_sample(*views: np.ndarray | None) -> bool:
@@ -226,25 +290,7 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
     elif mode == "gconv":
         product, a_access = _grouped(m, M, N, K, zp, w_max, dtype)
     else:  # dwconv: output channel n reads slab channel cv.c0 + n at each of the K taps
-        kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
-        if K != kh * kw:
-            raise Fault(f"dwconv: mm.k = {K} must equal cv.kh * cv.kw = {kh} * {kw}")
-        # a few samples at a time: a batch's windows past a megabyte or so cost more per sample (they
-        # leave the caches), and each sample's product uses only its own (the rows of its M pixels)
-        step = max(1, _CHUNK_BYTES // (M * K * N * np.dtype(dtype).itemsize))
-        chunks = [(slice(s * M, (s + step) * M), _window_reader(m, M, N, zp, dtype, slice(s, s + step))[0])
-                  for s in range(0, batch, step)]  # (samples' rows, their windows (n*M, K, N))
-        a_access = _window_reader(m, M, N, zp, dtype)[1]
-
-        def product(weights: Weights, into: np.ndarray | None) -> np.ndarray | None:
-            if len(chunks) == 1:
-                return exact_depthwise(chunks[0][1]()[0], weights, zp, w_max, into)
-            total = np.empty((batch * M, N), np.int64) if into is None else None
-            for rows, windows in chunks:
-                made = exact_depthwise(windows()[0], weights, zp, w_max, None if into is None else into[rows])
-                if total is not None:  # (given ``into``, a product writes there: exact_product._handed)
-                    total[rows] = made
-            return total
+        product, a_access = _depthwise(m, M, N, K, zp, w_max, dtype)
     out, acc_access = m.region(ACC, acc, (M, N), (4 * acc_row, 4), "<i4", True, "accumulators")
 
     decoded: list = [None]  # the Weights last decoded (their ``source``: the packed bytes and caps)
@@ -283,7 +329,7 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
             if fits:
                 into = flat_out if flat_out is not None else np.empty((batch * M, N), np.int32)
             total = product(decoded[0], into)
-            if total is None:  # written into ``into`` (exact_product._handed)
+            if total is None:  # written into ``into`` (exact_product.handed)
                 if into is not flat_out:
                     out[...] = into.reshape(out.shape)
                 return

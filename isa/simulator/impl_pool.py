@@ -57,17 +57,18 @@ def _windows(h: int, w: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: in
 _TAP_BY_TAP = 16  # windows of at most this many taps are reduced one tap at a time
 
 
-class _PaddedImage:
+class PaddedImage:
     """The slab placed in an image holding the padding value around it, so that each tap of every
     window is one strided view (no gather): the image's (row, column) is the input's (iy + pad_top,
     ix + pad_left), sized for every tap any output reads.  ``fill(values, convert)`` writes the
     slab's pixels [first, last] (flat, row-major) into place; ``views`` holds the (N, h_out,
     w_out, c) view of each tap.  Pixels of [0, h) x [0, w) outside [first, last] are read by no
-    tap (first and last are the least and greatest pixel any in-slab tap reads) and positions
+    tap (first and last are the least and greatest pixel any in-slab tap reads; a depthwise
+    conv's outputs past its last, in a partial last row, read them but are dropped) and positions
     outside it only by taps in the padding, so one image serves every pool that places its slab
     the same way (kept by the machine): only the padding must persist, and nothing writes it."""
 
-    __slots__ = ("image", "parts", "views")
+    __slots__ = ("image", "parts", "views", "_geometry")
 
     def __init__(self, m: MachineState, dtype, pad_value: int, h: int, w: int, c: int, kh: int, kw: int, sh: int,
                  sw: int, dh: int, dw: int, pad_top: int, pad_left: int, h_out: int, w_out: int, first: int,
@@ -93,12 +94,26 @@ class _PaddedImage:
                           (inside[:, r1, :c1 + 1], slice(head + whole, head + whole + c1 + 1))]
         self.views = [image[:, i * dh:i * dh + (h_out - 1) * sh + 1:sh, j * dw:j * dw + (w_out - 1) * sw + 1:sw]
                       for i in range(kh) for j in range(kw)]
+        self._geometry = (h_out, w_out, kh, kw, sh, sw, dh, dw)
 
-    def fill(self, pixels: np.ndarray, convert) -> None:
-        """``convert(source, target)`` for each run of the slab's pixels (N, n, c) into the image."""
+    def windows(self) -> np.ndarray:
+        """Every output's taps as one read-only strided view (N, h_out, w_out, kh, kw, c) of the image."""
+        h_out, w_out, kh, kw, sh, sw, dh, dw = self._geometry
+        s0, s1, s2, s3 = self.image.strides
+        return np.lib.stride_tricks.as_strided(self.image, self.image.shape[:1] + (h_out, w_out, kh, kw) +
+                                               self.image.shape[3:], (s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3),
+                                               writeable=False)
+
+    def fill(self, pixels: np.ndarray, convert=None) -> None:
+        """``convert(source, target)`` for each run of the slab's pixels (N, n, c) into the image (by
+        default the values copied, cast to the image's dtype)."""
         for target, part in self.parts:
             if target.size:
-                convert(pixels[:, part].reshape(target.shape), target)
+                source = pixels[:, part].reshape(target.shape)
+                if convert is None:
+                    np.copyto(target, source)
+                else:
+                    convert(source, target)
 
 
 _MEAN_TABLE_LIMIT = 1 << 18  # entries
@@ -121,10 +136,6 @@ def _mean_table(m: MachineState, divisor: np.ndarray, taps: int, zp: int, mult: 
     if table is None:
         return None
     return table, (which.reshape(-1, 1) * span - lowest).astype(np.int32)
-
-
-def _copy_into(source: np.ndarray, target: np.ndarray) -> None:
-    np.copyto(target, source)
 
 
 @impl("pool")
@@ -157,11 +168,11 @@ def pool(m: MachineState, mode: str, dst: int, src: int):
     dtype = np.int8 if mode == "max" else np.int32 if sums_fit else np.int64
     pad_value = numerics.INT8_MIN if mode == "max" else 0
     means = None if mode == "max" or not sums_fit else _mean_table(m, divisor, taps, zp, mult, shift, out_zp)
-    # few taps: the slab in a padded image, each tap a strided view of it (_PaddedImage), reduced into one
+    # few taps: the slab in a padded image, each tap a strided view of it (PaddedImage), reduced into one
     # (N, h_out, w_out, c) array; many (a global pool): the windows gathered and reduced along their taps
     image = padded = rows_of_tap = total_scratch = None
     if taps <= _TAP_BY_TAP:
-        image = _PaddedImage(m, dtype, pad_value, h, w, c, kh, kw, sh, sw, dh, dw, pad_top, pad_left, h_out, w_out,
+        image = PaddedImage(m, dtype, pad_value, h, w, c, kh, kw, sh, sw, dh, dw, pad_top, pad_left, h_out, w_out,
                              first, last)
         if mode != "max":
             total_scratch = np.empty((batch, h_out, w_out, c), dtype)
@@ -189,7 +200,7 @@ def pool(m: MachineState, mode: str, dst: int, src: int):
                 padded[:, :-1] = rows
                 out_rows[...] = sum_or_max(np.maximum)
                 return
-            image.fill(rows, _copy_into)
+            image.fill(rows)
             sum_or_max(np.maximum, out)
             return
         if image is None:

@@ -66,6 +66,19 @@ def test_depthwise_extremes_sum_exactly():
         == [[(k + 1) * -255 * -128]]
 
 
+@pytest.mark.parametrize("taps", [(32, 32), (1, 1025)])  # FLOAT32_TERMS taps, and one past: the integer path
+def test_depthwise_taps_of_an_image_sum_exactly(taps):
+    """``tap_axes=2``: each output's (kh, kw) taps, as impl_pool.PaddedImage's strided view gives them."""
+    k = taps[0] * taps[1]
+    a = np.full((2, 1, *taps, 3), -128, np.float32)
+    a[1, 0, -1, -1] = 127  # the last tap of the second output: -128 * 127 in place of -128 * -128
+    w = np.full((3, k), -128, np.int8)
+    expected = [[[k * -255 * -128] * 3], [[(k - 1) * -255 * -128 + 0 * -128] * 3]]
+    assert exact_depthwise(a, w, 127, 128, tap_axes=2).tolist() == expected
+    into = np.zeros((2, 1, 3), np.int32)
+    assert exact_depthwise(a, w, 127, 128, into, tap_axes=2) is None and into.tolist() == expected
+
+
 @pytest.mark.parametrize("k", [1, FLOAT32_TERMS, FLOAT32_TERMS + 1])
 @pytest.mark.parametrize("zp", [0, 127, -128])
 def test_grouped_extremes_sum_exactly(k, zp, operand):

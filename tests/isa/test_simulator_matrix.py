@@ -181,6 +181,31 @@ def test_gconv_whose_groups_reduce_past_the_float_bound_writes_the_accumulators(
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("case", CONV_CASES)
+@pytest.mark.parametrize("short, zp, accumulate", [(0, -3, 0), (2, 127, 0), (1, -128, 1)])
+def test_dwconv_of_a_batch_matches_naive_loop(case, short, zp, accumulate):
+    """dwconv over every conv geometry (strides, dilations, a negative pad_top: the gather path), on a
+    batch of two slabs: the last ``short`` outputs of a partial last row dropped, into accumulators
+    holding 5 (``accumulate``)."""
+    h, w, c, kh, kw, stride, dilation, pad, c0, _ = case
+    rng = np.random.default_rng(len(str(case)) + short)
+    h_out = (h + 2 * max(pad[0], 0) - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    w_out = (w + 2 * pad[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    n, m = c - c0, h_out * w_out - short
+    slabs = rng.integers(-128, 128, (2, h, w, c), dtype=np.int8)
+    weights = rng.integers(-128, 128, (n, kh * kw), dtype=np.int8)
+    machine = Machine(TARGET, np.zeros((2, 16), np.uint8))
+    machine.memories[0][:, :slabs[0].size] = slabs.reshape(2, -1).view(np.uint8)
+    machine.memories[1][:, :weights.size] = weights.reshape(-1).view(np.uint8)
+    machine.memories[2][:, :4 * m * n] = np.full(m * n, 5, "<i4").view(np.uint8)
+    run(conv_registers(h, w, c, kh, kw, stride, dilation, pad, c0, (h_out, w_out), zp, m, n, kh * kw)
+        + f"matmul dwconv, {accumulate}, int8, 0, 0, 0\nhalt\n", machine=machine)
+    for i in range(2):
+        got = machine.memories[2][i, :4 * m * n].view("<i4").reshape(m, n)
+        expected = naive_conv(slabs[i], weights, zp, kh, kw, stride, dilation, pad, (h_out, w_out), c0, True)[:m]
+        np.testing.assert_array_equal(got, expected + 5 * accumulate, err_msg=f"sample {i}")
+
+
 def test_dwconv_of_a_batch_in_parts_with_a_reduction_past_the_float_bound():
     """A dwconv of 33x33 taps over a batch of two samples: its windows are made a sample at a time
     and each product, exact in int64 (1089 taps are past one float32 product's bound), must reach
@@ -459,7 +484,7 @@ def test_copy_transposes_elements_of_every_width_at_odd_addresses(elem):
 
 def test_pools_sharing_padded_images_match_naive_loop():
     """Pools of a few taps read each tap as a strided view of the slab placed in a padded image
-    (impl_pool._PaddedImage) that the machine keeps per placement: pools of many geometries one after
+    (impl_pool.PaddedImage) that the machine keeps per placement: pools of many geometries one after
     another on one machine (some placing their slab alike, one after another with new data; two
     images of one size placing their slabs differently; dilations whose windows skip the first rows
     and columns and leave the last ones, so that only part of a row is read; a 1x1 window; a global
