@@ -307,13 +307,31 @@ def channel_norm_cnn(seed: int = 0, width: int = 16, c: int = 16) -> onnx.ModelP
     return g.model("x", [1, 3, width, width], g.conv(x, 4 * c, c, 1), "channel_norm_cnn")
 
 
+def ffn_block(seed: int = 0, tokens: int = 32, dim: int = 128) -> onnx.ModelProto:
+    """A transformer encoder's feed-forward half as BERT's: LayerNorm, a 4x expanding linear layer,
+    ReLU (GELU is opset 20), the projection back; the linear layers' weights (64 KiB each) make them
+    DRAM-bound at 32 tokens."""
+    g = Graph(seed)
+
+    def linear(v: str, cin: int, cout: int) -> str:
+        w = g.const((g.rng.standard_normal((cin, cout)) / np.sqrt(cin)).astype(np.float32))
+        return g.node("Add", [g.node("MatMul", [v, w]), g.const((0.1 * g.rng.standard_normal(cout)).astype(np.float32), "b")])
+
+    gamma = g.const(g.rng.uniform(0.5, 1.5, dim).astype(np.float32), "ln")
+    beta = g.const((0.1 * g.rng.standard_normal(dim)).astype(np.float32), "ln")
+    x = g.node("LayerNormalization", ["x", gamma, beta], "ln", axis=-1, epsilon=1e-12)
+    y = linear(g.node("Relu", [linear(x, dim, 4 * dim)]), 4 * dim, dim)
+    return g.model("x", [1, tokens, dim], y, "ffn_block")
+
+
 MODELS = {"dead_gamma_cnn": dead_gamma_cnn, "silu_se_cnn": silu_se_cnn, "hardswish_cnn": hardswish_cnn,
           "gated_cnn": gated_cnn, "gelu_cnn": gelu_cnn, "wide_kernel_cnn": wide_kernel_cnn,
           "c2f_cnn": c2f_cnn, "stem_cnn": stem_cnn,
           "mbconv_se_cnn": mbconv_se_cnn, "dfl_head_cnn": dfl_head_cnn,
           "inception_branch_cnn": inception_branch_cnn, "narrow_head_cnn": narrow_head_cnn,
           "mobile_chain_cnn": mobile_chain_cnn, "attention_block": attention_block,
-          "bilstm_block": bilstm_block, "channel_norm_cnn": channel_norm_cnn}
+          "bilstm_block": bilstm_block, "channel_norm_cnn": channel_norm_cnn,
+          "ffn_block": ffn_block}
 
 
 def calibration(model: onnx.ModelProto, samples: int = 4, seed: int = 1) -> dict[str, np.ndarray]:

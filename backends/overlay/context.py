@@ -123,6 +123,9 @@ class Context:
     conv_tiles: dict = field(default_factory=dict)
     # weights loaded early (early_weights): (layer, wbuf lo, hi), the layer reading them
     early_loads: list = field(default_factory=list)
+    # a one-tile bf16 vector op's first instruction (Program.mark) and its modeled cycles: the DRAM
+    # channel is free while it runs (mark_for_weights)
+    vector_mark: tuple | None = None
 
     def share(self, count: int) -> range:
         """This core's contiguous share of ``count`` tiles (all of them when one core emits)."""
@@ -146,11 +149,20 @@ class Context:
     def mark_for_weights(self, first_instruction: int) -> None:
         """After a layer's code: if the layer is compute-bound (its MACs take the array longer than
         its bytes take the DRAM channel), the point where the DRAM channel is free for the weights
-        of a layer after it (the layers in between often are DRAM-bound: they cannot hide them)."""
+        of a layer after it (the layers in between often are DRAM-bound: they cannot hide them).  A
+        one-tile bf16 vector op (``vector_mark``: a LayerNorm or softmax between two products) frees
+        the channel from its first instruction on, for the cycles the cost model gives its code."""
         stats = self.layer_stats[-1] if self.layer_stats else None
         t = self.target
         slack = 0 if stats is None else \
             stats["macs"] * t.dram_bytes_per_cycle // (t.array_rows * t.array_cols) - stats["min_bytes"]
+        vector, self.vector_mark = self.vector_mark, None
+        if vector is not None:  # a one-tile vector op: from its first instruction on, for its cycles
+            mark, cycles = vector
+            slack = cycles * t.dram_bytes_per_cycle - (stats["min_bytes"] if stats else 0)
+            if slack > 0:
+                self.weight_mark = (mark, first_instruction, slack, WEIGHT_MARK_STEPS, len(self.layer_names) - 1)
+                return
         if slack > 0:
             self.weight_mark = (self.program.mark(), first_instruction, slack, WEIGHT_MARK_STEPS, len(self.layer_names) - 1)
         elif self.weight_mark is not None:  # one step further from the mark

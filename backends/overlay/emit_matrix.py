@@ -365,7 +365,10 @@ def emit_gemm(ctx: Context, step: Step) -> None:
         pslot = b.p(n_tile)
         caps_at = _load_caps(ctx, caps_addr, n0, nt, pslot, tn)
         params = True  # still to load, after the first matmul's operands
-        if single:
+        # the first weight tile may load early, while a layer before leaves the DRAM channel free
+        early_slot = ctx.early_weights(w_addr + blocks[n0, 0], nt * row_bytes(k if single else min(kt, k), fmt)) \
+            if chunk == 0 and caps is None else None
+        if single and early_slot is None:
             p.dma("load", "wbuf", b.w(n_tile), w_addr + blocks[n0, 0], rows=1, row_bytes=nt * row_bytes(k, fmt))
         for m0, mt in my_rows:
             acc = b.acc(tile)
@@ -375,7 +378,9 @@ def emit_gemm(ctx: Context, step: Step) -> None:
             for k0 in range(0, k, kt):
                 ktile = min(kt, k - k0)
                 wslot = b.w(n_tile) if single else b.w(chunk)
-                if not single:
+                if early_slot is not None and (single or chunk == 0):
+                    wslot = early_slot
+                elif not single:
                     p.dma("load", "wbuf", wslot, w_addr + blocks[n0, k0], rows=1, row_bytes=nt * row_bytes(ktile, fmt))
                 if tiles.resident:
                     p.set({"mm.a": a_base + m0 * k + k0, "mm.a_row": k})

@@ -298,3 +298,13 @@ def row_halves(lowering: VectorLowering, code: VectorCode, rows: int, cols: int,
     parts = [(0, rows // 2), (rows // 2, rows - rows // 2)]
     order, split = interleave(instructions, latency, [_occupancy(target, n, cols) for _, n in parts], ISSUE, tile)
     return (parts, order) if split < whole else None
+
+
+def tile_cycles(lowering: VectorLowering, code: VectorCode, rows: int, cols: int, target, halves) -> int:
+    """The cycles the cost model gives a rows x cols tile's instructions (as ``row_halves`` chose)."""
+    latency, instructions = target.simd_latency, code.recorder.code
+    tile = _occupancy(target, rows, cols)
+    if halves is None:
+        return interleave(instructions, latency, [tile], ISSUE)[1]
+    parts, _ = halves
+    return interleave(instructions, latency, [_occupancy(target, n, cols) for _, n in parts], ISSUE, tile)[1]

@@ -79,7 +79,11 @@ def dfl_head_20():
     # halves, the row reductions and the per-row chain after each (the mean, rsqrt of the variance)
     # run once over the whole tile when both halves reach them, instead of once per half: the halves
     # now model shorter than the whole tile and are taken (was 1.418x)
-    (block_models.channel_norm_cnn, 1.41)])
+    (block_models.channel_norm_cnn, 1.41),
+    # BERT's feed-forward half: the first linear layer's first weight tile loads from the LayerNorm's
+    # first instruction on (a one-tile vector op leaves the DRAM channel free for the cycles the
+    # cost model gives its code), not once the layer before it is done (was 1.360x)
+    (block_models.ffn_block, 1.35)])
 def test_block_cycles_stay_near_the_roofline(build, ceiling, tmp_path):
     ratio = cycles_over_roofline(build(), tmp_path)
     print(f"{build.__name__}: {ratio:.3f}x roofline")
