@@ -273,13 +273,86 @@ def tail_conv_cnn(seed: int = 0, width: int = 3, c: int = 96, out: int = 1024) -
     return g.model("x", [1, 3, width, width], g.node("Relu", [g.conv(x, c, out, 1)]), "tail_conv_cnn")
 
 
+def attention_block(seed: int = 0, tokens: int = 65, dim: int = 96, heads: int = 3) -> onnx.ModelProto:
+    """A ViT encoder's attention half as timm exports it: LayerNorm, the fused QKV projection reshaped
+    to [3, 1, heads, tokens, dim / heads] and taken apart by Gather, q times d**-0.5, softmax(q k^T),
+    times v, the heads put back side by side and projected (65 tokens: 64 patches and the class token)."""
+    g = Graph(seed)
+    d = dim // heads
+
+    def linear(v: str, cin: int, cout: int) -> str:
+        w = g.const((g.rng.standard_normal((cin, cout)) / np.sqrt(cin)).astype(np.float32))
+        return g.node("Add", [g.node("MatMul", [v, w]), g.const((0.1 * g.rng.standard_normal(cout)).astype(np.float32), "b")])
+
+    gamma = g.const(g.rng.uniform(0.5, 1.5, dim).astype(np.float32), "ln")
+    beta = g.const((0.1 * g.rng.standard_normal(dim)).astype(np.float32), "ln")
+    x = g.node("LayerNormalization", ["x", gamma, beta], "ln", axis=-1, epsilon=1e-6)
+    qkv = g.node("Reshape", [linear(x, dim, 3 * dim), g.const(np.array([1, tokens, 3, heads, d], np.int64), "shape")])
+    qkv = g.node("Transpose", [qkv], perm=[2, 0, 3, 1, 4])
+    q, k, v = (g.node("Gather", [qkv, g.const(np.array(i, np.int64), "i")], axis=0) for i in range(3))
+    q = g.node("Mul", [q, g.const(np.array(d ** -0.5, np.float32), "scale")])
+    attn = g.node("Softmax", [g.node("MatMul", [q, g.node("Transpose", [k], perm=[0, 1, 3, 2])])], axis=-1)
+    y = g.node("Transpose", [g.node("MatMul", [attn, v])], perm=[0, 2, 1, 3])
+    y = linear(g.node("Reshape", [y, g.const(np.array([1, tokens, dim], np.int64), "shape")]), dim, dim)
+    return g.model("x", [1, tokens, dim], y, "attention_block")
+
+
+def bilstm_block(seed: int = 0, steps: int = 16, features: int = 32, hidden: int = 24) -> onnx.ModelProto:
+    """CRNN's sequence head: a bidirectional LSTM over [steps, 1, features] (unroll-recurrent makes
+    each step a gemm, gate lookups and bf16 products), its [steps, 2, 1, hidden] output as
+    [steps, 1, 2 hidden] (each direction's step outputs concatenated), and a linear layer."""
+    g = Graph(seed)
+
+    def weights(*shape: int) -> str:
+        return g.const((g.rng.uniform(-1, 1, shape) / np.sqrt(shape[-1])).astype(np.float32), "lstm")
+
+    w, r = weights(2, 4 * hidden, features), weights(2, 4 * hidden, hidden)
+    b = g.const((0.1 * g.rng.standard_normal((2, 8 * hidden))).astype(np.float32), "lstm")
+    y = g.node("LSTM", ["x", w, r, b], "lstm", hidden_size=hidden, direction="bidirectional")
+    y = g.node("Reshape", [g.node("Transpose", [y], perm=[0, 2, 1, 3]), g.const(np.array([steps, 1, 2 * hidden], np.int64), "shape")])
+    out = g.node("MatMul", [y, g.const((g.rng.standard_normal((2 * hidden, 8)) / np.sqrt(2 * hidden)).astype(np.float32))])
+    return g.model("x", [steps, 1, features], out, "bilstm_block")
+
+
+def channel_norm_cnn(seed: int = 0, width: int = 16, c: int = 16) -> onnx.ModelProto:
+    """ConvNeXt's block core: a 7x7 depthwise conv, LayerNorm over the channels (the map as NHWC), a
+    1x1 expansion (ReLU here: GELU is opset 20) and a 1x1 projection: the norm is a bf16 vector op
+    of [H W, C] rows, 256 rows of 16 at the default size."""
+    g = Graph(seed)
+    x = g.conv(g.conv("x", 3, c, 3), c, c, 7, group=c)
+    gamma = g.const(g.rng.uniform(0.5, 1.5, c).astype(np.float32), "ln")
+    beta = g.const((0.1 * g.rng.standard_normal(c)).astype(np.float32), "ln")
+    x = g.node("LayerNormalization", [g.node("Transpose", [x], perm=[0, 2, 3, 1]), gamma, beta], "ln", axis=-1,
+               epsilon=1e-6)
+    x = g.node("Relu", [g.conv(g.node("Transpose", [x], perm=[0, 3, 1, 2]), c, 4 * c, 1)])
+    return g.model("x", [1, 3, width, width], g.conv(x, 4 * c, c, 1), "channel_norm_cnn")
+
+
+def ffn_block(seed: int = 0, tokens: int = 32, dim: int = 128) -> onnx.ModelProto:
+    """A transformer encoder's feed-forward half as BERT's: LayerNorm, a 4x expanding linear layer,
+    ReLU (GELU is opset 20), the projection back; the linear layers' weights (64 KiB each) make them
+    DRAM-bound at 32 tokens."""
+    g = Graph(seed)
+
+    def linear(v: str, cin: int, cout: int) -> str:
+        w = g.const((g.rng.standard_normal((cin, cout)) / np.sqrt(cin)).astype(np.float32))
+        return g.node("Add", [g.node("MatMul", [v, w]), g.const((0.1 * g.rng.standard_normal(cout)).astype(np.float32), "b")])
+
+    gamma = g.const(g.rng.uniform(0.5, 1.5, dim).astype(np.float32), "ln")
+    beta = g.const((0.1 * g.rng.standard_normal(dim)).astype(np.float32), "ln")
+    x = g.node("LayerNormalization", ["x", gamma, beta], "ln", axis=-1, epsilon=1e-12)
+    y = linear(g.node("Relu", [linear(x, dim, 4 * dim)]), 4 * dim, dim)
+    return g.model("x", [1, tokens, dim], y, "ffn_block")
+
+
 MODELS = {"dead_gamma_cnn": dead_gamma_cnn, "silu_se_cnn": silu_se_cnn, "hardswish_cnn": hardswish_cnn,
           "gated_cnn": gated_cnn, "gelu_cnn": gelu_cnn, "wide_kernel_cnn": wide_kernel_cnn,
           "c2f_cnn": c2f_cnn, "stem_cnn": stem_cnn,
           "mbconv_se_cnn": mbconv_se_cnn, "dfl_head_cnn": dfl_head_cnn,
           "inception_branch_cnn": inception_branch_cnn, "narrow_head_cnn": narrow_head_cnn,
-          "mobile_chain_cnn": mobile_chain_cnn, "stem_pool_cnn": stem_pool_cnn,
-          "tail_conv_cnn": tail_conv_cnn}
+          "mobile_chain_cnn": mobile_chain_cnn, "attention_block": attention_block,
+          "bilstm_block": bilstm_block, "channel_norm_cnn": channel_norm_cnn,
+          "ffn_block": ffn_block, "stem_pool_cnn": stem_pool_cnn, "tail_conv_cnn": tail_conv_cnn}
 
 
 def calibration(model: onnx.ModelProto, samples: int = 4, seed: int = 1) -> dict[str, np.ndarray]:

@@ -113,7 +113,7 @@ class WeightMark:
     slack: int  # the bytes the DRAM channel may still carry there
     steps: int  # steps left before the mark is dropped
     layer: int
-    compute_bound: bool  # else a mark of a conv's idle channel cycles
+    idle: bool  # a mark of a conv's idle channel cycles (else a compute-bound layer's or a vector op's)
 
 
 @dataclass
@@ -142,6 +142,9 @@ class Context:
     conv_tiles: dict = field(default_factory=dict)
     # weights loaded early (early_weights): (layer, wbuf lo, hi), the layer reading them
     early_loads: list = field(default_factory=list)
+    # a one-tile bf16 vector op's first instruction (Program.mark) and its modeled cycles: the DRAM
+    # channel is free while it runs (mark_for_weights)
+    vector_mark: tuple | None = None
 
     def share(self, count: int) -> range:
         """This core's contiguous share of ``count`` tiles (all of them when one core emits)."""
@@ -166,10 +169,12 @@ class Context:
         """After a layer's code: the point where the DRAM channel is free for the weights of a layer
         after it, for as many bytes as the layer leaves the channel idle (its slack).  A
         compute-bound layer (its MACs take the array longer than its bytes take the DRAM channel)
-        leaves the difference.  A conv that is not leaves its tile loop's idle channel cycles as its
-        tile search modeled them (``channel_idle``: small latency-bound convs whose maps stay on
-        chip leave most of theirs).  Marks older than ``WEIGHT_MARK_STEPS`` (``IDLE_MARK_STEPS``)
-        steps are dropped."""
+        leaves the difference.  A one-tile bf16 vector op (``vector_mark``: a LayerNorm or softmax
+        between two products) frees the channel from its first instruction on, for the cycles the
+        cost model gives its code.  A conv that is neither leaves its tile loop's idle channel
+        cycles as its tile search modeled them (``channel_idle``: small latency-bound convs whose
+        maps stay on chip leave most of theirs).  Marks older than ``WEIGHT_MARK_STEPS``
+        (``IDLE_MARK_STEPS``) steps are dropped."""
         for mark in self.weight_marks:
             mark.steps -= 1
         self.weight_marks = [mark for mark in self.weight_marks if mark.steps > 0]
@@ -177,17 +182,24 @@ class Context:
         if stats is None:
             return
         t = self.target
+        layer = len(self.layer_names) - 1
+        vector, self.vector_mark = self.vector_mark, None
+        if vector is not None:  # a one-tile vector op: from its first instruction on, for its cycles
+            (at, regs), cycles = vector
+            slack = cycles * t.dram_bytes_per_cycle - stats["min_bytes"]
+            if slack > 0:
+                self.weight_marks.append(WeightMark(at, regs, first_instruction, slack, WEIGHT_MARK_STEPS, layer, False))
+                return
         bound = stats["macs"] * t.dram_bytes_per_cycle // (t.array_rows * t.array_cols) - stats["min_bytes"]
-        idle = self.channel_idle.get(len(self.layer_names) - 1, 0) * t.dram_bytes_per_cycle
+        idle = self.channel_idle.get(layer, 0) * t.dram_bytes_per_cycle
         if bound > 0 or idle > 0:
             at, regs = self.program.mark()
             self.weight_marks.append(WeightMark(at, regs, first_instruction, max(bound, idle),
-                                                WEIGHT_MARK_STEPS if bound > 0 else IDLE_MARK_STEPS,
-                                                len(self.layer_names) - 1, bound > 0))
+                                                WEIGHT_MARK_STEPS if bound > 0 else IDLE_MARK_STEPS, layer, bound <= 0))
 
-    def early_weights(self, dram: int, nbytes: int) -> tuple[int, int] | None:
-        """Weights loaded before their layer: ``(wbuf address, bytes loaded)`` of the first of
-        ``nbytes`` of weights at ``dram`` (the caller loads the rest, if any, behind them), or None.
+    def early_weights(self, dram: int, nbytes: int) -> int | None:
+        """The wbuf address of ``nbytes`` of weights at ``dram`` whose first bytes (or all) load before
+        their layer, or None; called where their load would be, it loads the rest there.
         They load in pieces at the ends of the latest earlier layers that leave the DRAM channel
         idle (``mark_for_weights``), each piece no larger than its layer's slack and after the
         activation loads there (``_piece_point``), so no layer's own transfers wait behind them
@@ -200,11 +212,12 @@ class Context:
         size = -(-nbytes // 64) * 64
         if size > self.buffers.wbuf_h // 2:
             return None
-        bound = [mark for mark in self.weight_marks if mark.compute_bound]
-        if bound and bound[-1].slack >= nbytes:  # the latest compute-bound layer's end takes them whole
+        bound = [mark for mark in self.weight_marks if not mark.idle]
+        if bound and bound[-1].slack >= nbytes:  # the latest compute-bound (or vector) mark takes them whole
             lo = self._free_wbuf(bound[-1], size)
             if lo is not None:
-                return lo, self._load_pieces([(bound[-1], size)], lo, dram, nbytes)
+                self._load_pieces([(bound[-1], size)], lo, dram, nbytes)
+                return lo
         chosen, covered = [], 0  # the latest marks first, until the pieces cover the weights
         for mark in reversed(self.weight_marks):
             piece = min(mark.slack // 64 * 64, size - covered)
@@ -216,17 +229,20 @@ class Context:
         while chosen:
             lo = self._free_wbuf(chosen[-1][0], size)
             if lo is not None:
-                return lo, self._load_pieces(chosen, lo, dram, nbytes)
+                loaded = self._load_pieces(chosen, lo, dram, nbytes)
+                if loaded < nbytes:  # the rest behind them, in the layer's own code
+                    self.program.dma("load", "wbuf", lo + loaded, dram + loaded, rows=1, row_bytes=nbytes - loaded)
+                return lo
             chosen.pop()  # a later earliest piece: fewer writes to avoid
         return None
 
     def _piece_point(self, mark: WeightMark) -> tuple[int, dict[str, int]]:
         """Where a piece for ``mark`` goes, and the register values there: at a compute-bound layer's
-        end, before the next layer's loads (they wait for its results anyway); at a latency-bound
+        end (or a vector op's start), before the loads after it (they wait for its results anyway); at a latency-bound
         conv's end, after the last activation load between the mark and the next one (or the end
         of the program so far), which the piece would hold back on the in-order load unit."""
         instructions = self.program.instructions
-        if mark.compute_bound:  # the loads after it wait for that layer's results: the piece goes first
+        if not mark.idle:  # the loads after it wait for that layer's results: the piece goes first
             return mark.at, mark.regs
         later = [other.at for other in self.weight_marks if other.at > mark.at]
         limit = min(later, default=len(instructions))

@@ -130,18 +130,43 @@ def emit_matmul(ctx: Context, step: Step) -> None:
                     p.set({"mm.w_row": 0})
                     p.emit("matmul", mode="gemm", accumulate=1, **matmul_fields(corr_fmt), acc=acc + 4 * j * rows * n,
                            w=wslot + b.wbuf_h // 2)
-            p.set({"rq.params": b.p(0), "rq.m": hn * rows, "rq.n": n, "rq.src_row": n, "rq.dst_row": n})
             if row_shift is not None:  # the shifts of rows m0.. of heads h0.., in the requant's row order
                 p.dma("load", "pbuf", shifts_at, ctx.addr(row_shift) + h0 * m + m0, planes=hn, rows=1,
                       row_bytes=rows, dram_plane=m, sram_plane=rows)
                 p.set({"rq.by_row": 1, "rq.row_shift": shifts_at})
-            p.emit("requant", src="acc", out=ep.out, rounding=ep.rounding, dst=out, srcaddr=acc)
-            form = affine(y_heads[h0:h0 + hn, m0:m0 + rows])
-            p.dma("store", "abuf", out, y_addr + form.base * elem, planes=hn, rows=rows, row_bytes=n * elem,
-                  dram_plane=form.ps * elem, dram_row=form.rs * elem, sram_plane=rows * n * elem, sram_row=n * elem)
+            block = y_heads[h0:h0 + hn, m0:m0 + rows]
+            side_by_side = _side_by_side(block)
+            if side_by_side is None:
+                p.set({"rq.params": b.p(0), "rq.m": hn * rows, "rq.n": n, "rq.src_row": n, "rq.dst_row": n})
+                p.emit("requant", src="acc", out=ep.out, rounding=ep.rounding, dst=out, srcaddr=acc)
+                form = affine(block)
+                p.dma("store", "abuf", out, y_addr + form.base * elem, planes=hn, rows=rows, row_bytes=n * elem,
+                      dram_plane=form.ps * elem, dram_row=form.rs * elem, sram_plane=rows * n * elem,
+                      sram_row=n * elem)
+            else:  # each head's rows into its columns of [rows, heads x n], stored as one run
+                p.set({"rq.params": b.p(0), "rq.m": rows, "rq.n": n, "rq.src_row": n, "rq.dst_row": hn * n})
+                for j in range(hn):
+                    if row_shift is not None and j:
+                        p.set({"rq.row_shift": shifts_at + j * rows})
+                    p.emit("requant", src="acc", out=ep.out, rounding=ep.rounding, dst=out + j * n * elem,
+                           srcaddr=acc + 4 * j * rows * n)
+                p.dma("store", "abuf", out, y_addr + side_by_side * elem, rows=1, row_bytes=block.size * elem)
             tile += 1
     if row_shift is not None:
         p.set({"rq.by_row": 0})  # registers persist: the next requant is per channel again
+
+
+def _side_by_side(block: np.ndarray) -> int | None:
+    """The first offset when a tile's [heads, rows, n] destination is one contiguous run of [rows,
+    heads, n] (attention's context, heads put back side by side: its rows are n wide in DRAM), else
+    None.  Such a tile is requantized head by head into that order and stored as one transfer, which
+    the next layer can read where abuf holds it, instead of a DMA row per head and row."""
+    heads = block.shape[0]
+    if heads < 2:
+        return None
+    order = np.transpose(block, (1, 0, 2)).reshape(-1)
+    base = int(order[0])
+    return base if np.array_equal(order, base + np.arange(order.size)) else None
 
 
 def _split_tiles(ctx: Context, m: int, n: int, k: int, by_row: bool, elem: int) -> tuple[int, int, int]:

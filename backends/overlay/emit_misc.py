@@ -270,14 +270,23 @@ def emit_lut(ctx: Context, step: Step) -> None:
     _stream(ctx, x, y, "lt.len", lambda src, dst: p.emit("lut", dst=dst, src=src))
 
 
+def rescale_params(op) -> np.ndarray:
+    """A per-tensor int8 requantize's parameter triple (bias 0, multiplier, shift) as pbuf holds it."""
+    return np.array([[0, op.multiplier[0], op.shift[0]]], "<i4")
+
+
+def rescale_registers(ctx: Context, op, pslot: int) -> None:
+    """Set a per-tensor int8 requantize's registers, its triple at pbuf ``pslot`` (``rq.m``, the
+    elements, is left to each tile)."""
+    ctx.program.set({"rq.params": pslot, "rq.n": 1, "rq.src_row": 1, "rq.dst_row": 1,
+                     "rq.src_zp": op.x.type.quant.zero_point[0], "rq.pre_shift": op.pre_shift, "rq.zp": op.zero_point,
+                     "rq.qmin": op.qmin, "rq.qmax": op.qmax})
+
+
 def set_rescale(ctx: Context, op, key: str, pslot: int) -> None:
-    """Load a per-tensor int8 requantize's parameter triple to pbuf ``pslot`` and set its registers
-    (``rq.m``, the elements, is left to each tile)."""
-    p = ctx.program
-    params = np.array([[0, op.multiplier[0], op.shift[0]]], "<i4")
-    p.dma("load", "pbuf", pslot, ctx.constant(key, params), rows=1, row_bytes=12)
-    p.set({"rq.params": pslot, "rq.n": 1, "rq.src_row": 1, "rq.dst_row": 1, "rq.src_zp": op.x.type.quant.zero_point[0],
-           "rq.pre_shift": op.pre_shift, "rq.zp": op.zero_point, "rq.qmin": op.qmin, "rq.qmax": op.qmax})
+    """Load a per-tensor int8 requantize's parameter triple to pbuf ``pslot`` and set its registers."""
+    ctx.program.dma("load", "pbuf", pslot, ctx.constant(key, rescale_params(op)), rows=1, row_bytes=12)
+    rescale_registers(ctx, op, pslot)
 
 
 def emit_requant(ctx: Context, step: Step) -> None:

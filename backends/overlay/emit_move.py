@@ -13,7 +13,7 @@ import numpy as np
 from tcc.isa.cycles import dma_cycles, dram_beats, post_cycles
 
 from .context import Context
-from .emit_misc import set_rescale
+from .emit_misc import rescale_params, rescale_registers, set_rescale
 from .errors import unsupported
 from .layout import ELEMENT_BYTES, LayoutPlan, factor_strided
 from .steps import Step
@@ -296,10 +296,12 @@ _PARAMS = 16  # pbuf bytes for one operand's rescale parameters (a 12-byte tripl
 
 def _concat_on_chip(ctx: Context, step: Step, scatters: list[np.ndarray]) -> bool:
     """A concatenation whose result fits one abuf quarter, assembled there: each operand loaded
-    whole (rescaled in place if the concat carries its requantize), put into its rows and columns
-    of the result by one strided ``copy``, and the result stored once, contiguous -- instead of a
-    store per operand whose rows are as narrow as its channels (a DMA beat per row).  False when
-    the result does not fit or an operand's place is not a strided block."""
+    whole (rescaled if the concat carries its requantize) and put into its rows and columns of the
+    result, and the result stored once, contiguous -- instead of a store per operand whose rows are
+    as narrow as its channels (a DMA beat per row).  An operand whose place is one contiguous run
+    (an unrolled LSTM's step outputs) goes there directly: loaded there, or rescaled from its staging
+    slot into it; any other by one strided ``copy`` of its staged (rescaled) tile.  False when the
+    result does not fit or an operand's place is not a strided block."""
     op, y = step.ops[0], step.ops[0].result
     elem = ELEMENT_BYTES[y.type.dtype]
     blocks = [_block(scatter) for scatter in scatters]
@@ -308,22 +310,37 @@ def _concat_on_chip(ctx: Context, step: Step, scatters: list[np.ndarray]) -> boo
     b, p = ctx.buffers, ctx.program
     out = b.a_out(0)
     # the operands are staged side by side in one quarter (their sizes add up to the result's) and
-    # their rescale parameters side by side in one pbuf half when they fit: no operand's load or
-    # parameters wait for an earlier operand's requantize and copy to be done with a shared slot
+    # their rescale parameters side by side in one pbuf half when they fit, loaded by one DMA before
+    # the first operand: no operand's load or parameters wait for an earlier operand's requantize
+    # and copy to be done with a shared slot, and no requantize waits for its own parameter load
     stage, staged = b.a_in(0), 0
+    rescales = step.info.get("rescale", {})
     params = b.p(0) if _PARAMS * len(op.operands) <= b.pbuf_h else None
+    if params is not None and rescales:
+        table = np.zeros((len(op.operands), _PARAMS // 4), "<i4")
+        for i, rescale in rescales.items():
+            table[i, :3] = rescale_params(rescale)
+        p.dma("load", "pbuf", params, ctx.constant(f"p:{y.name}:operands", table), rows=1, row_bytes=table.nbytes)
     for i, (x, (base, rows, cols, stride)) in enumerate(zip(op.operands, blocks)):
-        rescale = step.info.get("rescale", {}).get(i)
+        rescale = rescales.get(i)
         slot, staged = stage + staged, staged + x.type.size * elem
+        place = out + base * elem
+        contiguous = rows == 1 or stride == cols
         if rescale is not None:
             x = rescale.x
-            set_rescale(ctx, rescale, f"p:{rescale.result.name}", b.p(i) if params is None else params + _PARAMS * i)
-        p.dma("load", "abuf", slot, ctx.addr(x), rows=1, row_bytes=x.type.size * elem)
+            if params is None:
+                set_rescale(ctx, rescale, f"p:{rescale.result.name}", b.p(i))
+            else:
+                rescale_registers(ctx, rescale, params + _PARAMS * i)
+        p.dma("load", "abuf", place if contiguous and rescale is None else slot, ctx.addr(x), rows=1,
+              row_bytes=x.type.size * elem)
         if rescale is not None:
             p.set({"rq.m": x.type.size})
-            p.emit("requant", src="abuf", out="i8", rounding=rescale.rounding, dst=slot, srcaddr=slot)
-        p.copy_box((1, 1, rows, cols), (0, 0, cols * elem, elem), (0, 0, stride * elem, elem), elem)
-        p.emit("copy", buf="abuf", dst=out + base * elem, src=slot)
+            p.emit("requant", src="abuf", out="i8", rounding=rescale.rounding, dst=place if contiguous else slot,
+                   srcaddr=slot)
+        if not contiguous:
+            p.copy_box((1, 1, rows, cols), (0, 0, cols * elem, elem), (0, 0, stride * elem, elem), elem)
+            p.emit("copy", buf="abuf", dst=place, src=slot)
     ctx.hand_over_store((("abuf", out, ctx.addr(y)), {"rows": 1, "row_bytes": y.type.size * elem}))
     return True
 

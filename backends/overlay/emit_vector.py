@@ -12,7 +12,7 @@ import numpy as np
 from .context import TINY_LAYER, Context
 from .errors import BackendError, unsupported
 from .steps import Step
-from .vector_lowering import record, row_halves, scheduled, vector_lowering
+from .vector_lowering import record, row_halves, scheduled, tile_cycles, vector_lowering
 from .memory import ActivationAddress
 from .vector_columns import ColumnPlan, column_plan
 from .vector_program import COL, FULL, ROW, Handle, reads
@@ -249,13 +249,15 @@ def emit_vector(ctx: Context, step: Step) -> None:
         rn, cn, length, start, base = place(index)
         if rn not in split:
             split[rn] = row_halves(lowering, code, rn, cn, ctx.target)
+        if whole and ctx.cores == 1:  # the DRAM channel is free while this tile's code runs
+            ctx.vector_mark = (p.mark(), tile_cycles(lowering, code, rn, cn, ctx.target, split[rn]))
         if split[rn] is None:
             for ins in code.recorder.code:
                 _emit(p, ins, code, constants, length, rn, cn, lambda i, base=base: held.get(i, base + at(i)))
         else:  # two halves of the tile's rows, their instructions interleaved
             parts, order = split[rn]
             for part, ins in order:
-                r0, rk = parts[part]
+                r0, rk = (0, rn) if part is None else parts[part]
                 shift = {FULL: r0 * cn * 2, ROW: r0 * 2, COL: 0}
                 _emit(p, ins, code, constants, {FULL: rk * cn, ROW: rk, COL: cn}, rk, cn,
                       lambda i, base=base, shift=shift: held.get(i, base + at(i)) + shift[spaces[i]])

@@ -284,14 +284,27 @@ def scheduled(op: Op, lowering: VectorLowering, code: VectorCode, target) -> tup
 def row_halves(lowering: VectorLowering, code: VectorCode, rows: int, cols: int, target):
     """The program order of a rows x cols tile's instructions as two copies of the sequence, each on
     half of the rows (``interleave``), when the model times that shorter than the sequence over the
-    whole tile: [(rows offset, rows), ...] of the copies and [(copy, instruction), ...]; else None.
+    whole tile: [(rows offset, rows), ...] of the copies and [(copy, instruction), ...] (copy None: a
+    row reduction or per-row instruction run once over the whole tile, ``vector_program.joint``);
+    else None.
     Only where rows are independent and every value is per element or per row: an LRN window
     reads neighbouring rows, and a value per column is shared by the copies."""
     if lowering.tile_columns or rows < 2 or any(ins.space == COL or ins.mnemonic == "window"
                                                 for ins in code.recorder.code):
         return None
     latency, instructions = target.simd_latency, code.recorder.code
-    _, whole = interleave(instructions, latency, [_occupancy(target, rows, cols)], ISSUE)
+    tile = _occupancy(target, rows, cols)
+    _, whole = interleave(instructions, latency, [tile], ISSUE)
     parts = [(0, rows // 2), (rows // 2, rows - rows // 2)]
-    order, split = interleave(instructions, latency, [_occupancy(target, n, cols) for _, n in parts], ISSUE)
+    order, split = interleave(instructions, latency, [_occupancy(target, n, cols) for _, n in parts], ISSUE, tile)
     return (parts, order) if split < whole else None
+
+
+def tile_cycles(lowering: VectorLowering, code: VectorCode, rows: int, cols: int, target, halves) -> int:
+    """The cycles the cost model gives a rows x cols tile's instructions (as ``row_halves`` chose)."""
+    latency, instructions = target.simd_latency, code.recorder.code
+    tile = _occupancy(target, rows, cols)
+    if halves is None:
+        return interleave(instructions, latency, [tile], ISSUE)[1]
+    parts, _ = halves
+    return interleave(instructions, latency, [_occupancy(target, n, cols) for _, n in parts], ISSUE, tile)[1]

@@ -323,34 +323,61 @@ def allocate(recorder: Recorder, inputs: list[Handle], result: Handle) -> tuple[
     return slot, count
 
 
+def joint(ins: VInstr) -> bool:
+    """Whether an instruction of interleaved copies runs once over the whole tile: a row reduction
+    and an operation on per-row values (a few lanes each: one instruction for all rows costs what
+    one copy's does, and the copies' chains of them would only wait out the pipeline twice)."""
+    return ins.mnemonic == "vred" or ins.space == ROW
+
+
 def interleave(code: list[VInstr], latency: int, occupancies: list[Callable[[VInstr], int]],
-               issue: int = 1) -> tuple[list[tuple[int, VInstr]], int]:
+               issue: int = 1, whole: Callable[[VInstr], int] | None = None) -> tuple[list[tuple[int | None, VInstr]], int]:
     """Copies of one instruction sequence, each on its own rows of the tile (``occupancies``: the
     cost of an instruction in each copy), merged for the in-order SIMD unit: at each step the next
     instruction of the copy that can start soonest (the first copy on a tie), each copy in its own
     order (so the slots ``allocate`` gave the sequence serve every copy, on its own rows).  While
     one copy's dependent chain waits out the pipeline (a row statistic's chain: a few cycles each
-    behind a latency of 16) the other's independent work runs.  Returns (copy, instruction) in
-    program order and the cycles the model gives the whole (``schedule``'s model)."""
-    position = [0] * len(occupancies)
+    behind a latency of 16) the other's work runs.  With ``whole`` (the cost over the whole tile)
+    the ``joint`` instructions run once for all copies, as (None, instruction), when every copy has
+    reached them: a row reduction reads every copy's rows, and the per-row chain after it is one
+    chain instead of one per copy.  Returns (copy, instruction) in program order and the cycles the
+    model gives the whole (``schedule``'s model)."""
+    copies = len(occupancies)
+    position = [0] * copies
     ends: list[dict[int, int]] = [{} for _ in occupancies]
-    order: list[tuple[int, VInstr]] = []
+    order: list[tuple[int | None, VInstr]] = []
     clock = 0
-    while len(order) < len(code) * len(occupancies):
+
+    def ready(copy: int, ins: VInstr) -> int:
+        return max((ends[copy][v] + latency for v in reads(ins) if v in ends[copy]), default=0)
+
+    while min(position) < len(code):
         best = None
         for copy, at in enumerate(position):
             if at == len(code):
                 continue
-            ready = max((ends[copy][v] + latency for v in reads(code[at]) if v in ends[copy]), default=0)
-            start = max(clock, ready)
+            ins = code[at]
+            if whole is not None and joint(ins):
+                if any(other != at for other in position):
+                    continue  # waits for every copy to reach it
+                start = max(clock, *(ready(c, ins) for c in range(copies)))
+            else:
+                start = max(clock, ready(copy, ins))
             if best is None or start < best[0]:
                 best = (start, copy)
         start, copy = best
         ins = code[position[copy]]
-        position[copy] += 1
-        finish = start + occupancies[copy](ins)
-        ends[copy][ins.dst] = finish
-        order.append((copy, ins))
+        if whole is not None and joint(ins):
+            finish = start + whole(ins)
+            for c in range(copies):
+                ends[c][ins.dst] = finish
+                position[c] += 1
+            order.append((None, ins))
+        else:
+            position[copy] += 1
+            finish = start + occupancies[copy](ins)
+            ends[copy][ins.dst] = finish
+            order.append((copy, ins))
         clock = max(finish, (len(order) + 1) * issue)
     finish = max((end + latency for copy_ends in ends for end in copy_ends.values()), default=0)
     return order, finish

@@ -117,11 +117,13 @@ def exp_nonpositive(L, v):
     2^(n + 64) of a polynomial whose coefficients carry the 2^-64 (exact: every Horner value stays
     normal, so it is the same value times 2^-64, and the product rounds once, as ``_scale``'s
     second multiply does); one select for NaN.  tests/numerics: equal to ``exp`` on every bf16
-    pattern of the domain."""
-    n, r = _exp_reduce(L, L.max(v, L.const(EXP_LO)))  # NaN stays NaN (the last select answers it)
+    pattern of the domain.  No select for NaN either: a NaN v stays NaN through the clamp (max), the
+    reduction and the polynomial (every rounded operation's NaN is the canonical 0x7FC0), ftoi makes
+    its n 0, so the power is finite, and the last multiply gives the canonical NaN (20 operations)."""
+    n, r = _exp_reduce(L, L.max(v, L.const(EXP_LO)))
     t = _horner(L, r, tuple(c * 2.0**-64 for c in EXP_POLY))
     power = L.shl(L.iadd(L.ftoi(n), L.pattern(127 + 64)), 7)  # the pattern of 2^(n + 64)
-    return L.select(L.eq(v, v), L.mul(t, power), L.pattern(NAN))
+    return L.mul(t, power)
 
 
 def reciprocal(L, v):
@@ -197,20 +199,23 @@ def rsqrt_normal(L, v):
     """``rsqrt`` of a v known to be a positive normal number, +inf or NaN (a variance plus a normal
     epsilon): the same result in fewer dependent operations.  No subnormal scaling; the power of
     two (2^k, k in [-64, 63] for a normal v) is one pattern and t 2^k one exact multiply
-    (``_scale``'s two give the same for a normal result); one select for +inf (0) and NaN
-    (canonical) together."""
+    (``_scale``'s two give the same for a normal result).  +inf and NaN take the power's place (0
+    and NaN: the Newton value of any pattern is positive and finite, its m being in [1, 4)), so
+    the selects run beside the Newton steps instead of after them: the multiply gives 0 and the
+    canonical NaN."""
     biased, odd, m, t = _rsqrt_parts(L, v)
     half = L.shr(L.iadd(L.isub(L.pattern(383), biased), odd), 1)  # k + 128
     power = L.shl(L.isub(half, L.pattern(1)), 7)  # the pattern of 2^k: (k + 127) << 7
     special = L.select(L.eq(v, L.pattern(INF)), L.pattern(0), L.pattern(NAN))
-    return L.select(L.lt(v, L.pattern(INF)), L.mul(_rsqrt_newton(L, m, t), power), special)
+    return L.mul(_rsqrt_newton(L, m, t), L.select(L.lt(v, L.pattern(INF)), power, special))
 
 
-def _rsqrt_of_sum(L, v, epsilon: float):
-    """rsqrt(v + bf16(epsilon)) of a v >= 0 (or +inf, NaN): sums at or above a normal epsilon are
-    normal (a rounded sum of non-negatives is at least either term), so ``rsqrt_normal`` gives
-    the same result as ``rsqrt`` in fewer operations."""
-    s = L.add(v, L.const(epsilon))
+def _rsqrt_of_mean(L, total, n: int, epsilon: float):
+    """rsqrt(total bf16(1/n) + bf16(epsilon)) of a total >= 0 (or +inf, NaN): the mean and the sum
+    as one multiply-add (round(round(total / n) + eps): the same two roundings).  Sums at or above a
+    normal epsilon are normal (a rounded sum of non-negatives is at least either term), so
+    ``rsqrt_normal`` gives the same result as ``rsqrt`` in fewer operations."""
+    s = L.fma(total, L.const(1 / n), L.const(epsilon))
     bits = int(to_bf16(np.float64(epsilon)))
     normal = not bits & SIGN and MIN_NORMAL_BITS <= bits < INF
     return rsqrt_normal(L, s) if normal else rsqrt(L, s)
@@ -309,17 +314,14 @@ def softmax(L, x):
 def layer_norm(L, x, gamma, beta, n: int, epsilon: float):
     """mean = row_sum(x) bf16(1/n); d = x - mean; var = row_sum(d d) bf16(1/n) (two passes);
     (d rsqrt(var + bf16(eps))) gamma + beta."""
-    inv_n = L.const(1 / n)
-    d = L.sub(x, L.mul(L.row_sum(x), inv_n))
-    var = L.mul(L.row_sum(L.mul(d, d)), inv_n)
-    r = _rsqrt_of_sum(L, var, epsilon)
+    d = L.sub(x, L.mul(L.row_sum(x), L.const(1 / n)))
+    r = _rsqrt_of_mean(L, L.row_sum(L.mul(d, d)), n, epsilon)
     return L.fma(L.mul(d, r), gamma, beta)
 
 
 def rms_norm(L, x, gamma, n: int, epsilon: float):
     """(x rsqrt(row_sum(x x) bf16(1/n) + bf16(eps))) gamma."""
-    ms = L.mul(L.row_sum(L.mul(x, x)), L.const(1 / n))
-    return L.mul(L.mul(x, _rsqrt_of_sum(L, ms, epsilon)), gamma)
+    return L.mul(L.mul(x, _rsqrt_of_mean(L, L.row_sum(L.mul(x, x)), n, epsilon)), gamma)
 
 
 def log(L, v):

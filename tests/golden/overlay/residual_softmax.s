@@ -103,99 +103,95 @@ copy vbuf, 0x20000, 0x0                  ; pc 101
 setr dma.row_bytes, 4                    ; pc 102
 setr sys.layer, 3                        ; pc 103
 setr v.row, 2                            ; pc 104
-vred max, 0x3001c, 0x20000               ; pc 105
-setr v.b, 196636                         ; pc 106
+vred max, 0x30018, 0x20000               ; pc 105
+setr v.b, 196632                         ; pc 106
 setr v.b_rep, 2                          ; pc 107
 setr v.b_period, 1                       ; pc 108
 vbin sub, vec, 0x30000, 0x20000          ; pc 109
 setr v.k0, 49850                         ; pc 110
-vbin max, k0, 0x30004, 0x30000           ; pc 111
-setr v.b, 196608                         ; pc 112
-setr v.b_rep, 1                          ; pc 113
-setr v.b_period, 2                       ; pc 114
-vbin eq, vec, 0x30000, 0x30000           ; pc 115
-setr v.k1, 16313                         ; pc 116
-vbin mul, k1, 0x30008, 0x30004           ; pc 117
-vun rint, 0, 0x30008, 0x30008            ; pc 118
-setr v.k2, 65520                         ; pc 119
-vbin and, k2, 0x3000c, 0x30008           ; pc 120
-vun ftoi, 0, 0x30010, 0x30008            ; pc 121
-setr v.b, 196620                         ; pc 122
-vbin sub, vec, 0x30014, 0x30008          ; pc 123
-setr v.k3, 48944                         ; pc 124
-setr v.c, 196612                         ; pc 125
-setr v.c_rep, 1                          ; pc 126
-setr v.c_period, 2                       ; pc 127
-vfma k3, vec, 0x30018, 0x3000c           ; pc 128
-setr v.k4, 191                           ; pc 129
-vbin iadd, k4, 0x30004, 0x30010          ; pc 130
-setr v.c, 196632                         ; pc 131
-vfma k3, vec, 0x30010, 0x30014           ; pc 132
-vun shl, 7, 0x30018, 0x30004             ; pc 133
-setr v.k5, 48064                         ; pc 134
-setr v.c, 196624                         ; pc 135
-vfma k5, vec, 0x30004, 0x3000c           ; pc 136
-setr v.c, 196612                         ; pc 137
-vfma k5, vec, 0x30010, 0x30014           ; pc 138
-setr v.k6, 14688                         ; pc 139
-setr v.c, 196624                         ; pc 140
-vfma k6, vec, 0x30004, 0x3000c           ; pc 141
-setr v.c, 196612                         ; pc 142
-vfma k6, vec, 0x3000c, 0x30014           ; pc 143
-setr v.k7, 46528                         ; pc 144
-setr v.c, 196620                         ; pc 145
-vfma k7, vec, 0x30010, 0x30008           ; pc 146
-setr v.k0, 7467                          ; pc 147
-setr v.k1, 7723                          ; pc 148
-vfma k0, k1, 0x30014, 0x30010            ; pc 149
-setr v.b, 196624                         ; pc 150
-setr v.k2, 7936                          ; pc 151
-vfma vec, k2, 0x30004, 0x30014           ; pc 152
-setr v.k4, 8064                          ; pc 153
-vfma vec, k4, 0x30008, 0x30004           ; pc 154
-vfma vec, k4, 0x3000c, 0x30008           ; pc 155
-setr v.b, 196632                         ; pc 156
-vbin mul, vec, 0x30014, 0x3000c          ; pc 157
-setr v.b, 196628                         ; pc 158
-setr v.k3, 32704                         ; pc 159
-vsel vec, k3, 0x30004, 0x30000           ; pc 160
-vred sum, 0x3001c, 0x30004               ; pc 161
-setr v.len, 1                            ; pc 162
-setr v.k5, 127                           ; pc 163
-vbin and, k5, 0x3001e, 0x3001c           ; pc 164
-setr v.k6, 32640                         ; pc 165
-vbin and, k6, 0x30020, 0x3001c           ; pc 166
-setr v.b, 196636                         ; pc 167
-setr v.b_period, 1                       ; pc 168
-vbin eq, vec, 0x3001c, 0x3001c           ; pc 169
-setr v.k7, 16256                         ; pc 170
-vbin or, k7, 0x3001e, 0x3001e            ; pc 171
-setr v.k0, 32512                         ; pc 172
-vbin irsub, k0, 0x30020, 0x30020         ; pc 173
-setr v.k1, 48881                         ; pc 174
-setr v.k2, 16309                         ; pc 175
-vfma k1, k2, 0x30022, 0x3001e            ; pc 176
-setr v.b, 196642                         ; pc 177
-vbin mul, vec, 0x30024, 0x3001e          ; pc 178
-vbin rsub, k7, 0x30024, 0x30024          ; pc 179
-setr v.b, 196644                         ; pc 180
-setr v.c, 196642                         ; pc 181
-setr v.c_period, 1                       ; pc 182
-vfma vec, vec, 0x30022, 0x30022          ; pc 183
-setr v.b, 196642                         ; pc 184
-vbin mul, vec, 0x30024, 0x3001e          ; pc 185
-vbin rsub, k7, 0x3001e, 0x30024          ; pc 186
-setr v.b, 196638                         ; pc 187
-vfma vec, vec, 0x30024, 0x30022          ; pc 188
-setr v.b, 196640                         ; pc 189
-vbin mul, vec, 0x30022, 0x30024          ; pc 190
-setr v.b, 196642                         ; pc 191
-vsel vec, k3, 0x3001e, 0x3001c           ; pc 192
-setr v.len, 2                            ; pc 193
-setr v.b, 196638                         ; pc 194
-setr v.b_rep, 2                          ; pc 195
-vbin mul, vec, 0x30008, 0x30004          ; pc 196
-setr dma.dram_row, 4                     ; pc 197
-setr dma.sram_row, 4                     ; pc 198
-store vbuf, 0x30008, 0x1080              ; pc 199
-halt                                     ; pc 200
+vbin max, k0, 0x30000, 0x30000           ; pc 111
+setr v.k1, 16313                         ; pc 112
+vbin mul, k1, 0x30004, 0x30000           ; pc 113
+vun rint, 0, 0x30004, 0x30004            ; pc 114
+setr v.k2, 65520                         ; pc 115
+vbin and, k2, 0x30008, 0x30004           ; pc 116
+vun ftoi, 0, 0x3000c, 0x30004            ; pc 117
+setr v.b, 196616                         ; pc 118
+setr v.b_rep, 1                          ; pc 119
+setr v.b_period, 2                       ; pc 120
+vbin sub, vec, 0x30010, 0x30004          ; pc 121
+setr v.k3, 48944                         ; pc 122
+setr v.c, 196608                         ; pc 123
+setr v.c_rep, 1                          ; pc 124
+setr v.c_period, 2                       ; pc 125
+vfma k3, vec, 0x30014, 0x30008           ; pc 126
+setr v.k4, 191                           ; pc 127
+vbin iadd, k4, 0x30000, 0x3000c          ; pc 128
+setr v.c, 196628                         ; pc 129
+vfma k3, vec, 0x3000c, 0x30010           ; pc 130
+vun shl, 7, 0x30014, 0x30000             ; pc 131
+setr v.k5, 48064                         ; pc 132
+setr v.c, 196620                         ; pc 133
+vfma k5, vec, 0x30000, 0x30008           ; pc 134
+setr v.c, 196608                         ; pc 135
+vfma k5, vec, 0x3000c, 0x30010           ; pc 136
+setr v.k6, 14688                         ; pc 137
+setr v.c, 196620                         ; pc 138
+vfma k6, vec, 0x30000, 0x30008           ; pc 139
+setr v.c, 196608                         ; pc 140
+vfma k6, vec, 0x30008, 0x30010           ; pc 141
+setr v.k7, 46528                         ; pc 142
+setr v.c, 196616                         ; pc 143
+vfma k7, vec, 0x3000c, 0x30004           ; pc 144
+setr v.k0, 7467                          ; pc 145
+setr v.k1, 7723                          ; pc 146
+vfma k0, k1, 0x30010, 0x3000c            ; pc 147
+setr v.b, 196620                         ; pc 148
+setr v.k2, 7936                          ; pc 149
+vfma vec, k2, 0x30000, 0x30010           ; pc 150
+setr v.k4, 8064                          ; pc 151
+vfma vec, k4, 0x30004, 0x30000           ; pc 152
+vfma vec, k4, 0x30008, 0x30004           ; pc 153
+setr v.b, 196628                         ; pc 154
+vbin mul, vec, 0x30010, 0x30008          ; pc 155
+vred sum, 0x30018, 0x30010               ; pc 156
+setr v.len, 1                            ; pc 157
+setr v.k3, 127                           ; pc 158
+vbin and, k3, 0x3001a, 0x30018           ; pc 159
+setr v.k5, 32640                         ; pc 160
+vbin and, k5, 0x3001c, 0x30018           ; pc 161
+setr v.b, 196632                         ; pc 162
+setr v.b_period, 1                       ; pc 163
+vbin eq, vec, 0x30018, 0x30018           ; pc 164
+setr v.k6, 16256                         ; pc 165
+vbin or, k6, 0x3001a, 0x3001a            ; pc 166
+setr v.k7, 32512                         ; pc 167
+vbin irsub, k7, 0x3001c, 0x3001c         ; pc 168
+setr v.k0, 48881                         ; pc 169
+setr v.k1, 16309                         ; pc 170
+vfma k0, k1, 0x3001e, 0x3001a            ; pc 171
+setr v.b, 196638                         ; pc 172
+vbin mul, vec, 0x30020, 0x3001a          ; pc 173
+vbin rsub, k6, 0x30020, 0x30020          ; pc 174
+setr v.b, 196640                         ; pc 175
+setr v.c, 196638                         ; pc 176
+setr v.c_period, 1                       ; pc 177
+vfma vec, vec, 0x3001e, 0x3001e          ; pc 178
+setr v.b, 196638                         ; pc 179
+vbin mul, vec, 0x30020, 0x3001a          ; pc 180
+vbin rsub, k6, 0x3001a, 0x30020          ; pc 181
+setr v.b, 196634                         ; pc 182
+vfma vec, vec, 0x30020, 0x3001e          ; pc 183
+setr v.b, 196636                         ; pc 184
+vbin mul, vec, 0x3001e, 0x30020          ; pc 185
+setr v.b, 196638                         ; pc 186
+setr v.k2, 32704                         ; pc 187
+vsel vec, k2, 0x3001a, 0x30018           ; pc 188
+setr v.len, 2                            ; pc 189
+setr v.b, 196634                         ; pc 190
+setr v.b_rep, 2                          ; pc 191
+vbin mul, vec, 0x30000, 0x30010          ; pc 192
+setr dma.dram_row, 4                     ; pc 193
+setr dma.sram_row, 4                     ; pc 194
+store vbuf, 0x30000, 0x1080              ; pc 195
+halt                                     ; pc 196
