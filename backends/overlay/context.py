@@ -199,7 +199,8 @@ class Context:
 
     def early_weights(self, dram: int, nbytes: int) -> int | None:
         """The wbuf address of ``nbytes`` of weights at ``dram`` whose first bytes (or all) load before
-        their layer, or None; called where their load would be, it loads the rest there.
+        their layer, or None; called where their load would be, it loads the rest there (weights
+        wbuf still holds from an earlier load are not loaded again).
         They load in pieces at the ends of the latest earlier layers that leave the DRAM channel
         idle (``mark_for_weights``), each piece no larger than its layer's slack and after the
         activation loads there (``_piece_point``), so no layer's own transfers wait behind them
@@ -209,6 +210,9 @@ class Context:
         and the load waits for no matmul of that layer)."""
         if not self.weight_marks or self.cores > 1:
             return None
+        held = self.program.held_weights(dram, nbytes)
+        if held is not None:  # still in wbuf where an earlier load put them: no load at all
+            return held
         size = -(-nbytes // 64) * 64
         if size > self.buffers.wbuf_h // 2:
             return None

@@ -94,6 +94,15 @@ class Program:
             self.wbuf_held.append((sram, dram, span))
         return False
 
+    def held_weights(self, dram: int, nbytes: int) -> int | None:
+        """Where wbuf holds the ``nbytes`` constant bytes at ``dram`` that an earlier load brought
+        (``_wbuf_holds``: an unrolled recurrence's weights), their range counted as written now; or None."""
+        for sram, held_dram, span in self.wbuf_held or ():
+            if (held_dram, span) == (dram, nbytes):
+                self.wbuf_writes.append((len(self.instructions), sram, sram + span))
+                return sram
+        return None
+
     def _wbuf_forget(self, lo: int, hi: int) -> None:
         if self.wbuf_held is not None:
             self.wbuf_held = [h for h in self.wbuf_held if h[0] + h[2] <= lo or hi <= h[0]]
