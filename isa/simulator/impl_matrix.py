@@ -23,7 +23,7 @@ from ..cycles import matmul_timing
 from ..weights import matmul_format, row_bytes
 from . import int8_kernel
 from .exact_product import (Weights, exact_batched, exact_depthwise, exact_grouped, exact_product, exact_product_into,
-                            handed, int32_fits, zero_point_fits)
+                            float32_terms, handed, int32_fits, zero_point_fits)
 from .impl_pool import PaddedImage
 from .machine import ABUF, ACC, PBUF, WBUF, Effect, Fault, MachineState, impl, registers, sample_prefix
 from .shared_product import SharedWindows
@@ -36,6 +36,10 @@ _INT32_MIN, _INT32_MAX = numerics.INT32_MIN, numerics.INT32_MAX
 _WINDOWS_KEPT = 2  # slabs whose windows a machine keeps (a layer's tiles alternate between two halves of abuf)
 _SERIALS = count()  # serial numbers of the windows made, never reused
 _CHUNK_BYTES = 1 << 20  # a depthwise conv's windows made at once at most (bytes), a sample's at least
+# dwconv tiles of at least this many channels reduce their taps from a padded image; narrower ones gather
+# (the einsum's inner loop runs along the channels: MobileNetV3's 8-channel tile took 54 us gathered and
+# 95 from the image, its 120-channel ones 47 against 39; ShuffleNet's 136-channel ones 208 against 109)
+_IMAGE_CHANNELS = 64
 
 
 @lru_cache(maxsize=64)
@@ -171,17 +175,20 @@ def _depthwise(m: MachineState, M: int, N: int, K: int, zp: int, w_max: int, dty
     """dwconv: output channel n reads slab channel cv.c0 + n at each of the K = kh * kw taps.  Returns
     a function of the weights giving the product (as ``matmul``'s ``product``), and the slab's access.
 
-    Where the slab places in a padded image (impl_pool.PaddedImage: no negative padding) each
-    output's taps are a strided view of it, reduced in one einsum over ceil(M / w_out) whole output
-    rows (the outputs past M dropped); otherwise the windows are gathered (``_window_reader``), a
-    few samples at a time: a batch's windows past a megabyte or so cost more per sample (they leave
-    the caches), and each sample's product uses only its own (the rows of its M pixels)."""
+    Where the slab places in a padded image (impl_pool.PaddedImage: no negative padding), the
+    tile has _IMAGE_CHANNELS channels or more and its product is exact in float32, each output's
+    taps are a strided view of it, reduced in one einsum over ceil(M / w_out) whole output rows
+    (the outputs past M dropped); otherwise the windows are gathered (``_window_reader``), a few
+    samples at a time: a batch's windows past a megabyte or so (a longer reduction's int64 ones)
+    cost more per sample (they leave the caches), and each sample's product uses only its own (the
+    rows of its M pixels)."""
     kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
     if K != kh * kw:
         raise Fault(f"dwconv: mm.k = {K} must equal cv.kh * cv.kw = {kh} * {kw}")
     (h, w, _, _, _, sh, sw, dh, dw, pad_top, pad_left, w_out, _), index, first, last, rows, access = _slab(m, M, N)
     batch = m.batch
-    if index is not None and pad_top >= 0 and pad_left >= 0:
+    if index is not None and pad_top >= 0 and pad_left >= 0 and N >= _IMAGE_CHANNELS and zero_point_fits(zp) \
+            and K <= float32_terms(w_max):
         h_out = -(-M // w_out)
         image = PaddedImage(m, dtype, zp, h, w, N, kh, kw, sh, sw, dh, dw, pad_top, pad_left, h_out, w_out, first,
                             last)

@@ -8,7 +8,7 @@ from tcc.ir import numerics
 from tcc.isa.assembler import assemble
 from tcc.isa.encoding import encode_program
 from tcc.isa.errors import SimulatorTrap
-from tcc.isa.simulator import Machine
+from tcc.isa.simulator import Machine, impl_matrix
 from tcc.isa.target import load_target
 
 TARGET = load_target()
@@ -183,10 +183,13 @@ def test_gconv_whose_groups_reduce_past_the_float_bound_writes_the_accumulators(
 
 @pytest.mark.parametrize("case", CONV_CASES)
 @pytest.mark.parametrize("short, zp, accumulate", [(0, -3, 0), (2, 127, 0), (1, -128, 1)])
-def test_dwconv_of_a_batch_matches_naive_loop(case, short, zp, accumulate):
-    """dwconv over every conv geometry (strides, dilations, a negative pad_top: the gather path), on a
-    batch of two slabs: the last ``short`` outputs of a partial last row dropped, into accumulators
-    holding 5 (``accumulate``)."""
+@pytest.mark.parametrize("image", [True, False])
+def test_dwconv_of_a_batch_matches_naive_loop(case, short, zp, accumulate, image, monkeypatch):
+    """dwconv over every conv geometry (strides, dilations, a negative pad_top: always the gather path),
+    from the padded image or gathered (``image``, whatever the channel count), on a batch of two
+    slabs: the last ``short`` outputs of a partial last row dropped, into accumulators holding 5
+    (``accumulate``)."""
+    monkeypatch.setattr(impl_matrix, "_IMAGE_CHANNELS", 1 if image else 2**31)
     h, w, c, kh, kw, stride, dilation, pad, c0, _ = case
     rng = np.random.default_rng(len(str(case)) + short)
     h_out = (h + 2 * max(pad[0], 0) - dilation[0] * (kh - 1) - 1) // stride[0] + 1
