@@ -48,6 +48,18 @@ class Graph:
         return self.node("Conv", inputs, "conv", kernel_shape=[k, k], strides=[stride, stride],
                          pads=[k // 2] * 4, group=group)
 
+    def linear(self, x: str, cin: int, cout: int) -> str:
+        """MatMul by a [cin, cout] weight, plus a bias (a transformer's linear layer as exported)."""
+        w = self.const((self.rng.standard_normal((cin, cout)) / np.sqrt(cin)).astype(np.float32))
+        bias = self.const((0.1 * self.rng.standard_normal(cout)).astype(np.float32), "b")
+        return self.node("Add", [self.node("MatMul", [x, w]), bias])
+
+    def layer_norm(self, x: str, c: int, epsilon: float) -> str:
+        """LayerNormalization over the last axis of ``c`` with trained-looking gamma and beta."""
+        gamma = self.const(self.rng.uniform(0.5, 1.5, c).astype(np.float32), "ln")
+        beta = self.const((0.1 * self.rng.standard_normal(c)).astype(np.float32), "ln")
+        return self.node("LayerNormalization", [x, gamma, beta], "ln", axis=-1, epsilon=epsilon)
+
     def batchnorm(self, x: str, c: int, gamma: np.ndarray | None = None) -> str:
         if gamma is None:
             gamma = self.rng.uniform(0.5, 1.5, c)
@@ -279,21 +291,14 @@ def attention_block(seed: int = 0, tokens: int = 65, dim: int = 96, heads: int =
     times v, the heads put back side by side and projected (65 tokens: 64 patches and the class token)."""
     g = Graph(seed)
     d = dim // heads
-
-    def linear(v: str, cin: int, cout: int) -> str:
-        w = g.const((g.rng.standard_normal((cin, cout)) / np.sqrt(cin)).astype(np.float32))
-        return g.node("Add", [g.node("MatMul", [v, w]), g.const((0.1 * g.rng.standard_normal(cout)).astype(np.float32), "b")])
-
-    gamma = g.const(g.rng.uniform(0.5, 1.5, dim).astype(np.float32), "ln")
-    beta = g.const((0.1 * g.rng.standard_normal(dim)).astype(np.float32), "ln")
-    x = g.node("LayerNormalization", ["x", gamma, beta], "ln", axis=-1, epsilon=1e-6)
-    qkv = g.node("Reshape", [linear(x, dim, 3 * dim), g.const(np.array([1, tokens, 3, heads, d], np.int64), "shape")])
+    x = g.layer_norm("x", dim, 1e-6)
+    qkv = g.node("Reshape", [g.linear(x, dim, 3 * dim), g.const(np.array([1, tokens, 3, heads, d], np.int64), "shape")])
     qkv = g.node("Transpose", [qkv], perm=[2, 0, 3, 1, 4])
     q, k, v = (g.node("Gather", [qkv, g.const(np.array(i, np.int64), "i")], axis=0) for i in range(3))
     q = g.node("Mul", [q, g.const(np.array(d ** -0.5, np.float32), "scale")])
     attn = g.node("Softmax", [g.node("MatMul", [q, g.node("Transpose", [k], perm=[0, 1, 3, 2])])], axis=-1)
     y = g.node("Transpose", [g.node("MatMul", [attn, v])], perm=[0, 2, 1, 3])
-    y = linear(g.node("Reshape", [y, g.const(np.array([1, tokens, dim], np.int64), "shape")]), dim, dim)
+    y = g.linear(g.node("Reshape", [y, g.const(np.array([1, tokens, dim], np.int64), "shape")]), dim, dim)
     return g.model("x", [1, tokens, dim], y, "attention_block")
 
 
@@ -320,10 +325,7 @@ def channel_norm_cnn(seed: int = 0, width: int = 16, c: int = 16) -> onnx.ModelP
     of [H W, C] rows, 256 rows of 16 at the default size."""
     g = Graph(seed)
     x = g.conv(g.conv("x", 3, c, 3), c, c, 7, group=c)
-    gamma = g.const(g.rng.uniform(0.5, 1.5, c).astype(np.float32), "ln")
-    beta = g.const((0.1 * g.rng.standard_normal(c)).astype(np.float32), "ln")
-    x = g.node("LayerNormalization", [g.node("Transpose", [x], perm=[0, 2, 3, 1]), gamma, beta], "ln", axis=-1,
-               epsilon=1e-6)
+    x = g.layer_norm(g.node("Transpose", [x], perm=[0, 2, 3, 1]), c, 1e-6)
     x = g.node("Relu", [g.conv(g.node("Transpose", [x], perm=[0, 3, 1, 2]), c, 4 * c, 1)])
     return g.model("x", [1, 3, width, width], g.conv(x, 4 * c, c, 1), "channel_norm_cnn")
 
@@ -333,15 +335,8 @@ def ffn_block(seed: int = 0, tokens: int = 32, dim: int = 128) -> onnx.ModelProt
     ReLU (GELU is opset 20), the projection back; the linear layers' weights (64 KiB each) make them
     DRAM-bound at 32 tokens."""
     g = Graph(seed)
-
-    def linear(v: str, cin: int, cout: int) -> str:
-        w = g.const((g.rng.standard_normal((cin, cout)) / np.sqrt(cin)).astype(np.float32))
-        return g.node("Add", [g.node("MatMul", [v, w]), g.const((0.1 * g.rng.standard_normal(cout)).astype(np.float32), "b")])
-
-    gamma = g.const(g.rng.uniform(0.5, 1.5, dim).astype(np.float32), "ln")
-    beta = g.const((0.1 * g.rng.standard_normal(dim)).astype(np.float32), "ln")
-    x = g.node("LayerNormalization", ["x", gamma, beta], "ln", axis=-1, epsilon=1e-12)
-    y = linear(g.node("Relu", [linear(x, dim, 4 * dim)]), 4 * dim, dim)
+    x = g.layer_norm("x", dim, 1e-12)
+    y = g.linear(g.node("Relu", [g.linear(x, dim, 4 * dim)]), 4 * dim, dim)
     return g.model("x", [1, tokens, dim], y, "ffn_block")
 
 
