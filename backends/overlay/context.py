@@ -216,12 +216,10 @@ class Context:
         size = -(-nbytes // 64) * 64
         if size > self.buffers.wbuf_h // 2:
             return None
+        plans = []  # each a list of (mark, piece), latest mark first, in the order they are tried
         bound = [mark for mark in self.weight_marks if not mark.idle]
         if bound and bound[-1].slack >= nbytes:  # the latest compute-bound (or vector) mark takes them whole
-            lo = self._free_wbuf(bound[-1], size)
-            if lo is not None:
-                self._load_pieces([(bound[-1], size)], lo, dram, nbytes)
-                return lo
+            plans.append([(bound[-1], size)])
         chosen, covered = [], 0  # the latest marks first, until the pieces cover the weights
         for mark in reversed(self.weight_marks):
             piece = min(mark.slack // 64 * 64, size - covered)
@@ -230,14 +228,14 @@ class Context:
                 covered += piece
             if covered >= size:
                 break
-        while chosen:
-            lo = self._free_wbuf(chosen[-1][0], size)
+        plans += [chosen[:count] for count in range(len(chosen), 0, -1)]  # a later earliest piece: fewer writes
+        for plan in plans:
+            lo = self._free_wbuf(plan[-1][0], size)
             if lo is not None:
-                loaded = self._load_pieces(chosen, lo, dram, nbytes)
+                loaded = self._load_pieces(plan, lo, dram, nbytes)
                 if loaded < nbytes:  # the rest behind them, in the layer's own code
                     self.program.dma("load", "wbuf", lo + loaded, dram + loaded, rows=1, row_bytes=nbytes - loaded)
                 return lo
-            chosen.pop()  # a later earliest piece: fewer writes to avoid
         return None
 
     def _piece_point(self, mark: WeightMark) -> tuple[int, dict[str, int]]:
