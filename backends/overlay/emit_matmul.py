@@ -113,19 +113,20 @@ def emit_matmul(ctx: Context, step: Step) -> None:
     for block, h0 in enumerate(range(0, heads, hb)):
         hn = min(hb, heads - h0)
         wslot = b.w(block)
-        fetch(ctx, mm, "wbuf", wslot, wslot + b.wbuf_h // 4, b.wbuf_h // 4, b_addr, w_heads[h0:h0 + hn])
+        w_plane, w_row = fetch(ctx, mm, "wbuf", wslot, wslot + b.wbuf_h // 4, b.wbuf_h // 4, b_addr,
+                               w_heads[h0:h0 + hn], interleave=True)
         if zb:
             p.dma("load", "wbuf", wslot + b.wbuf_h // 2, corr_addr, rows=1, row_bytes=row_bytes(k, corr_fmt))
         for m0 in range(0, m, mt):
             rows = min(mt, m - m0)
             aslot, acc, out = b.a_in(tile), b.acc(tile), b.a_out(tile)
-            fetch(ctx, mm, "abuf", aslot, aslot + b.abuf_q // 2, b.abuf_q // 2, a_addr,
-                   a_heads[h0:h0 + hn, m0:m0 + rows])
+            a_plane, a_row = fetch(ctx, mm, "abuf", aslot, aslot + b.abuf_q // 2, b.abuf_q // 2, a_addr,
+                                   a_heads[h0:h0 + hn, m0:m0 + rows], interleave=True)
             for j in range(hn):
-                p.set({"mm.a": aslot + j * rows * k, "mm.a_row": k, "mm.m": rows, "mm.n": n, "mm.k": k, "mm.w_row": k,
-                       "mm.acc_row": n})
+                p.set({"mm.a": aslot + j * a_plane, "mm.a_row": a_row, "mm.m": rows, "mm.n": n, "mm.k": k,
+                       "mm.w_row": w_row, "mm.acc_row": n})
                 p.emit("matmul", mode="gemm", accumulate=0, **matmul_fields(INT8_WEIGHTS), acc=acc + 4 * j * rows * n,
-                       w=wslot + j * n * k)
+                       w=wslot + j * w_plane)
                 if zb:
                     p.set({"mm.w_row": 0})
                     p.emit("matmul", mode="gemm", accumulate=1, **matmul_fields(corr_fmt), acc=acc + 4 * j * rows * n,

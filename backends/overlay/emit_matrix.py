@@ -360,6 +360,13 @@ def emit_gemm(ctx: Context, step: Step) -> None:
             p.dma("load", "abuf", a_base, ctx.addr(x), rows=1, row_bytes=m * k)
     chunk = tile = 0
     stores = LaterStore(ctx)
+    # an int8 result of several column tiles that fits the lower half of an output quarter, with no
+    # epilogue on its tiles: each tile written where it lies in the map (rows n_out apart), so after
+    # the layer abuf holds the whole map in one range (resident.py) and a later load of any box of
+    # it (an attention's query heads) is a copy on chip; else the tiles alternate between the quarters
+    whole_map = (len(mine) > 1 and out == "i8" and ctx.cores == 1 and residual is None and "lut" not in step.info
+                 and b.sub + y.type.size <= b.abuf_q // 2)
+    map_at = b.a_out(0) if whole_map else 0
     for n0, my_rows in mine:
         n_tile = n0 // tn
         nt = min(tn, n_out - n0)
@@ -373,7 +380,8 @@ def emit_gemm(ctx: Context, step: Step) -> None:
             p.dma("load", "wbuf", b.w(n_tile), w_addr + blocks[n0, 0], rows=1, row_bytes=nt * row_bytes(k, fmt))
         for m0, mt in my_rows:
             acc = b.acc(tile)
-            dst = b.a_out(tile)
+            dst = map_at + m0 * n_out + n0 if whole_map else b.a_out(tile)
+            out_row = n_out if whole_map else nt
             if residual is not None:  # the skip tile is ready: it loads while the array works
                 load_skip(ctx, step, dst + b.abuf_q // 2, m0 * n_out + n0, mt, nt, n_out)
             for k0 in range(0, k, kt):
@@ -401,11 +409,11 @@ def emit_gemm(ctx: Context, step: Step) -> None:
                     _load_params(ctx, step, pslot, p_addr, n0, nt)
                     params = False
                 chunk += 1
-            p.set({"rq.params": pslot, "rq.m": mt, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": nt})
+            p.set({"rq.params": pslot, "rq.m": mt, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": out_row})
             p.emit("requant", src="acc", out=out, rounding=rounding, dst=dst, srcaddr=acc)
             emit_epilogue(ctx, step, dst, dst + b.abuf_q // 2, 0, mt, nt, n_out, pslot, skip_loaded=True)
             stores.later("abuf", dst, ctx.addr(y) + (m0 * n_out + n0) * elem, rows=mt, row_bytes=nt * elem,
-                         dram_row=n_out * elem, sram_row=nt * elem)
+                         dram_row=n_out * elem, sram_row=out_row * elem)
             tile += 1
     stores.now()
 

@@ -272,7 +272,8 @@ def emit_vector(ctx: Context, step: Step) -> None:
 
     def load(index: int) -> None:
         rn, cn, length, start, base = place(index)
-        for handle, space, dram in inputs:
+        # constants first: they wait for no earlier step, so they load while an activation waits for its store
+        for handle, space, dram in sorted(inputs, key=lambda given: isinstance(given[2], ActivationAddress)):
             slot = base + at(handle.index)
             if whole:
                 nbytes = length[space] * 2

@@ -34,6 +34,9 @@ class Program:
                 buf, span = written
                 if isinstance(span, tuple):
                     self.residency[buf].forget_sram(*span)
+                elif isinstance(span, list):
+                    for lo, hi in span:
+                        self.residency[buf].forget_sram(lo, hi)
                 else:
                     self.residency[buf].forget_all()
         self.instructions.append((mnemonic, fields))

@@ -39,12 +39,15 @@ def _span(base: int, extents, strides, elem: int) -> tuple[int, int]:
 _VECTOR = ("vbin", "vun", "vfma", "vsel")
 
 
-def buffer_write(mnemonic: str, fields: dict, reg) -> tuple[str, tuple[int, int] | bool] | None:
-    """(buffer, the byte range [lo, hi) it writes there) of an instruction (not a DMA), given
-    ``reg(name)``: True for a range not computed here; None if it writes neither abuf nor vbuf."""
+def buffer_write(mnemonic: str, fields: dict, reg) -> tuple[str, tuple[int, int] | list[tuple[int, int]] | bool] | None:
+    """(buffer, the byte range [lo, hi) it writes there, or a list of them) of an instruction (not a
+    DMA), given ``reg(name)``: True for a range not computed here; None if it writes neither abuf nor vbuf."""
     if mnemonic == "requant":
         elem = 1 if fields["out"] == "i8" else 4
-        return "abuf", _span(fields["dst"], (reg("rq.m"), reg("rq.n")), (elem * reg("rq.dst_row"), elem), elem)
+        rows, row, pitch = reg("rq.m"), elem * reg("rq.n"), elem * reg("rq.dst_row")
+        if rows > 1 and pitch > row > 0:  # rows apart (a column tile written into its map): each row's bytes
+            return "abuf", [(fields["dst"] + r * pitch, fields["dst"] + r * pitch + row) for r in range(rows)]
+        return "abuf", _span(fields["dst"], (rows, reg("rq.n")), (pitch, elem), elem)
     if mnemonic == "pool":
         return "abuf", (fields["dst"], fields["dst"] + reg("pl.h_out") * reg("cv.w_out") * reg("cv.c"))
     if mnemonic in ("eadd", "emul"):
@@ -97,7 +100,9 @@ class Residency:
             return
         lo, hi = _span(dram.offset, (box["planes"], box["rows"], box["row_bytes"]),
                        (box["dram_plane"], box["dram_row"], 1), 1)
-        self.forget_dram(lo, hi)
+        spaced = box["planes"] == 1 and box["rows"] > 1 and box["sram_row"] == box["dram_row"] >= box["row_bytes"]
+        if not spaced:
+            self.forget_dram(lo, hi)
         if box["planes"] == 1 and box["rows"] == 1 and hi > lo:
             for i, (held_lo, held_hi, held_sram) in enumerate(self.held):
                 if held_hi == lo and held_sram + held_hi - held_lo == sram and self.held[i] not in self.loads:
@@ -105,6 +110,32 @@ class Residency:
                     return
             self.held.append((lo, hi, sram))
             self.loads.discard((lo, hi, sram))
+        elif spaced and hi > lo:
+            # rows spaced alike in both memories (a product's column tile written where it lies in
+            # its map, emit_gemm): each row a range (what DRAM held there forgotten row by row),
+            # joined with its neighbours in both memories, so the map's column tiles are one range
+            row = box["dram_row"]
+            for r in range(box["rows"]):
+                at = dram.offset + r * row
+                self.forget_dram(at, at + box["row_bytes"])
+                self._join(at, at + box["row_bytes"], sram + r * row)
+
+    def _join(self, lo: int, hi: int, sram: int) -> None:
+        """Hold [lo, hi) at ``sram``, one range with every stored range adjacent in both memories."""
+        joined = True
+        while joined:
+            joined = False
+            for i, (held_lo, held_hi, held_sram) in enumerate(self.held):
+                if self.held[i] in self.loads:
+                    continue
+                if held_hi == lo and held_sram + held_hi - held_lo == sram:  # before it
+                    lo, sram, joined = held_lo, held_sram, True
+                elif held_lo == hi and held_sram == sram + hi - lo:  # after it
+                    hi, joined = held_hi, True
+                if joined:
+                    del self.held[i]
+                    break
+        self.held.append((lo, hi, sram))
 
     def loaded(self, sram: int, dram, box: dict) -> None:
         """A contiguous load (or the copies that assemble it) of activation bytes into the buffer's

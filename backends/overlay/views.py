@@ -113,18 +113,23 @@ def storable(offsets: np.ndarray) -> bool:
 
 
 def fetch(ctx: Context, op, buf: str, dst: int, staging: int, room: int, address: int | ActivationAddress,
-          offsets: np.ndarray):
-    """Fill dense row-major [P, R, C] int8 at ``dst`` of ``buf`` from the view ``offsets`` of the
-    tensor at ``address``."""
+          offsets: np.ndarray, interleave: bool = False) -> tuple[int, int]:
+    """Fill the view ``offsets`` [P, R, C] of the tensor at ``address`` into int8 at ``dst`` of
+    ``buf``; returns the (plane, row) strides it has there: dense row-major [P, R, C], or, with
+    ``interleave`` where the planes lie side by side in each DRAM row (an attention's heads in a
+    [tokens, heads x d] map), [R, P, C] (a DMA row of P C bytes instead of P rows of C: fewer beats)."""
     p = ctx.program
     P, R, C = offsets.shape
     form = affine(offsets)
     if form is None:
         raise unsupported(op, "an operand is not a strided view of one tensor")
+    if interleave and P > 1 and R > 1 and form.cs == 1 and form.ps == C and form.rs >= P * C:
+        p.dma("load", buf, dst, address + form.base, rows=R, row_bytes=P * C, dram_row=form.rs, sram_row=P * C)
+        return C, P * C
     if form.cs == 1 or C == 1:
         p.dma("load", buf, dst, address + form.base, planes=P, rows=R, row_bytes=C, dram_plane=form.ps,
               dram_row=form.rs, sram_plane=R * C, sram_row=C)
-        return
+        return R * C, C
     if form.rs == 1 or R == 1:  # columns contiguous: load [P, C, R], transpose on chip
         p.dma("load", buf, staging, address + form.base, planes=P, rows=C, row_bytes=R, dram_plane=form.ps,
               dram_row=form.cs, sram_plane=R * C, sram_row=R)
@@ -136,3 +141,4 @@ def fetch(ctx: Context, op, buf: str, dst: int, staging: int, room: int, address
         src, strides = staging + form.base - form.lo, (0, form.ps, form.rs, form.cs)
     p.copy_box((1, P, R, C), strides, (0, R * C, C, 1), 1)
     p.emit("copy", buf=buf, dst=dst, src=src)
+    return R * C, C

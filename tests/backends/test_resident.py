@@ -244,3 +244,24 @@ def test_tiny_layers_take_their_own_places_in_the_buffers():
     b.elementwise = False  # a tiny conv or pool keeps the quarters' start
     b.next_layer(TINY_LAYER)
     assert (b.a_in(0) % b.abuf_q, b.a_out(0) % b.abuf_q, b.v(0) % b.vbuf_q) == (0, 0, 0)
+
+
+def test_column_tiles_written_into_their_map_are_held_as_one_range():
+    """A product's column tiles written where they lie in a [65, 288] map (rows 288 apart in abuf as
+    in DRAM): each tile's requantize writes only its rows (the tiles before stay held) and each
+    store's rows join the rows beside them, so a box of the map (three heads' queries, 32 bytes of
+    each row) is a copy on chip."""
+    p = Program(keep_on_chip=True)
+    for n0, width in ((0, 128), (128, 128), (256, 32)):
+        p.set({"rq.m": 65, "rq.n": width, "rq.dst_row": 288})
+        p.emit("requant", src="acc", out="i8", rounding="half_even", dst=0x40000 + n0, srcaddr=0)
+        p.dma("store", "abuf", 0x40000 + n0, A(1000 + n0), rows=65, row_bytes=width, dram_row=288, sram_row=288)
+    assert [(lo, hi, sram) for lo, hi, sram in p.residency["abuf"].held] == [(1000, 1000 + 65 * 288, 0x40000)]
+    p.dma("load", "abuf", 0, A(1000 + 96), planes=3, rows=65, row_bytes=32, dram_plane=32, dram_row=288,
+          sram_plane=65 * 32, sram_row=32)
+    assert mnemonics(p)[-1] == "copy"
+    regs = {f["reg"]: f["value"] for m, f in p.instructions if m == "setr"}
+    assert [regs[f"cp.n{i}"] for i in range(4)] == [1, 3, 65, 32] and p.instructions[-1][1]["src"] == 0x40000 + 96
+    p.set({"rq.m": 2, "rq.n": 8, "rq.dst_row": 288})  # two rows of 8 bytes inside the map: it is gone
+    p.emit("requant", src="acc", out="i8", rounding="half_even", dst=0x40000 + 288 * 10, srcaddr=0)
+    assert p.residency["abuf"].held == []
