@@ -128,6 +128,13 @@ class Program:
                 return pieces[0][0]
         return None
 
+    def held(self, buf: str, dram, nbytes: int) -> list[tuple[int, int, int]] | None:
+        """Where ``buf`` holds the ``nbytes`` at ``dram`` ((sram, offset, bytes) pieces, as a load of
+        them would copy them), or None if it does not hold every byte."""
+        residency = None if self.residency is None else self.residency.get(buf)
+        box = {"planes": 1, "rows": 1, "row_bytes": nbytes, "dram_plane": 0, "dram_row": 0}
+        return None if residency is None else residency.sources(dram, box)
+
     def _on_chip(self, buf: str, direction: str, sram: int, dram, box: dict) -> bool:
         """Follow an abuf or vbuf DMA in its residency; True if a load was emitted as on-chip copies instead."""
         residency = self.residency[buf]
