@@ -305,7 +305,8 @@ def _runs(ctx: Context, xs: list, blocks: list, rescales: dict) -> list[list[int
     8-channel operands, each a load whose 64-cycle latency the front end waited out, with a
     requantize and a copy of its own."""
     runs: list[list[int]] = []
-    held = [ctx.program.held("abuf", ctx.addr(x), x.type.size * ELEMENT_BYTES[x.type.dtype]) is not None for x in xs]
+    held = [ctx.program.held_at("abuf", ctx.addr(x), x.type.size * ELEMENT_BYTES[x.type.dtype], False) is not None
+            for x in xs]
     for i, (x, block) in enumerate(zip(xs, blocks)):
         if runs and not held[i] and not held[runs[-1][-1]] and _continues(ctx, xs[runs[-1][-1]], blocks[runs[-1][-1]], x, block,
                                rescales.get(runs[-1][-1]), rescales.get(i)):
@@ -434,10 +435,10 @@ def _concat_on_chip(ctx: Context, step: Step, scatters: list[np.ndarray]) -> boo
                 continue
             # rows x cols into the place; the zero points are in the triples' biases
             p.set({"rq.m": rows, "rq.n": cols, "rq.src_zp": 0, "rq.dst_row": max(stride, cols)})
-            pieces = p.held("abuf", addr, nbytes) if count == 1 else None
-            if pieces is not None and len(pieces) == 1:  # read where abuf holds it
+            held = p.held_at("abuf", addr, nbytes) if count == 1 else None
+            if held is not None and not out - nbytes < held < out + b.abuf_q:  # read where abuf holds it
                 p.set({"rq.src_row": cols})
-                source = pieces[0][0]
+                source = held
             elif count == 1 or rows == 1:
                 p.dma("load", "abuf", slot, addr, rows=1, row_bytes=nbytes)
                 p.set({"rq.src_row": cols})

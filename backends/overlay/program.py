@@ -119,21 +119,16 @@ class Program:
         self.dma("load", buf, sram, dram, rows=1, row_bytes=nbytes)
         return sram
 
-    def held_at(self, buf: str, dram: int | ActivationAddress, nbytes: int) -> int | None:
-        """Where ``buf`` holds ``nbytes`` contiguous bytes of ``dram`` in one range (resident.py), or None."""
+    def held_at(self, buf: str, dram: int | ActivationAddress, nbytes: int, in_place: bool = True) -> int | None:
+        """Where ``buf`` holds ``nbytes`` contiguous bytes of ``dram`` in one range (resident.py), or
+        None; with ``in_place`` False, only where a load of them would copy them from (bytes that
+        loads brought do not count: resident.py)."""
         if self.residency is not None and buf in self.residency:
             box = {"planes": 1, "rows": 1, "row_bytes": nbytes, "dram_row": 0, "dram_plane": 0}
-            pieces = self.residency[buf].sources(dram, box, in_place=True)
+            pieces = self.residency[buf].sources(dram, box, in_place=in_place)
             if pieces is not None and len(pieces) == 1:
                 return pieces[0][0]
         return None
-
-    def held(self, buf: str, dram, nbytes: int) -> list[tuple[int, int, int]] | None:
-        """Where ``buf`` holds the ``nbytes`` at ``dram`` ((sram, offset, bytes) pieces, as a load of
-        them would copy them), or None if it does not hold every byte."""
-        residency = None if self.residency is None else self.residency.get(buf)
-        box = {"planes": 1, "rows": 1, "row_bytes": nbytes, "dram_plane": 0, "dram_row": 0}
-        return None if residency is None else residency.sources(dram, box)
 
     def _on_chip(self, buf: str, direction: str, sram: int, dram, box: dict) -> bool:
         """Follow an abuf or vbuf DMA in its residency; True if a load was emitted as on-chip copies instead."""
