@@ -356,13 +356,25 @@ def ffn_block(seed: int = 0, tokens: int = 32, dim: int = 128) -> onnx.ModelProt
     return g.model("x", [1, tokens, dim], y, "ffn_block")
 
 
+def gelu_ffn_block(seed: int = 0, tokens: int = 65, dim: int = 192) -> onnx.ModelProto:
+    """ViT-tiny's feed-forward half: a 4x expanding linear layer, GELU as exporters write it (0.5 x
+    (1 + Erf(x / sqrt 2)): an int8 table after the product's requantize), the projection back; the
+    expansion's [65, 768] result takes several column tiles."""
+    g = Graph(seed)
+    x = g.linear("x", dim, 4 * dim)
+    half, one = g.const(np.float32(0.5), "half"), g.const(np.float32(1.0), "one")
+    erf = g.node("Erf", [g.node("Div", [x, g.const(np.float32(np.sqrt(2.0)), "sqrt2")])])
+    x = g.node("Mul", [g.node("Mul", [x, half]), g.node("Add", [erf, one])], "gelu")
+    return g.model("x", [1, tokens, dim], g.linear(x, 4 * dim, dim), "gelu_ffn_block")
+
+
 MODELS = {"dead_gamma_cnn": dead_gamma_cnn, "silu_se_cnn": silu_se_cnn, "hardswish_cnn": hardswish_cnn,
           "gated_cnn": gated_cnn, "gelu_cnn": gelu_cnn, "wide_kernel_cnn": wide_kernel_cnn,
           "c2f_cnn": c2f_cnn, "stem_cnn": stem_cnn,
           "mbconv_se_cnn": mbconv_se_cnn, "dfl_head_cnn": dfl_head_cnn,
           "inception_branch_cnn": inception_branch_cnn, "narrow_head_cnn": narrow_head_cnn,
           "mobile_chain_cnn": mobile_chain_cnn, "attention_block": attention_block,
-          "bilstm_block": bilstm_block, "channel_norm_cnn": channel_norm_cnn,
+          "bilstm_block": bilstm_block, "channel_norm_cnn": channel_norm_cnn, "gelu_ffn_block": gelu_ffn_block,
           "ffn_block": ffn_block, "stem_pool_cnn": stem_pool_cnn, "tail_conv_cnn": tail_conv_cnn,
           "dense_block_cnn": dense_block_cnn}
 

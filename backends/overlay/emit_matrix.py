@@ -15,7 +15,7 @@ from tcc.isa.cycles import matmul_cycles
 from tcc.isa.weights import matmul_fields, row_bytes
 
 from .context import TINY_LAYER, Context
-from .epilogue import eadd_registers, emit_epilogue, load_skip, load_table, table_offset
+from .epilogue import eadd_registers, emit_epilogue, load_skip, load_table
 from .errors import unsupported
 from .later_store import LaterStore
 from .steps import Step
@@ -370,12 +370,15 @@ def emit_gemm(ctx: Context, step: Step) -> None:
     chunk = tile = 0
     stores = LaterStore(ctx)
     # an int8 result of several column tiles that fits the lower half of an output quarter, with no
-    # epilogue on its tiles: each tile written where it lies in the map (rows n_out apart), so after
-    # the layer abuf holds the whole map in one range (resident.py) and a later load of any box of
-    # it (an attention's query heads) is a copy on chip; else the tiles alternate between the quarters
-    whole_map = (len(mine) > 1 and out == "i8" and ctx.cores == 1 and residual is None and "lut" not in step.info
+    # residual add: each tile written where it lies in the map (rows n_out apart), so after the
+    # layer abuf holds the whole map in one range (resident.py) and a later load of any box of it
+    # (an attention's query heads, the next product's chunks) is a copy on chip; with a fused lut
+    # (GELU) the tile is requantized and looked up in the quarter's upper half, then copied into the
+    # map.  Else the tiles alternate between the quarters
+    whole_map = (len(mine) > 1 and out == "i8" and ctx.cores == 1 and residual is None
                  and b.sub + y.type.size <= b.abuf_q // 2)
     map_at = b.a_out(0) if whole_map else 0
+    staged = whole_map and "lut" in step.info
     for n0, my_rows in mine:
         n_tile = n0 // tn
         nt = min(tn, n_out - n0)
@@ -389,8 +392,9 @@ def emit_gemm(ctx: Context, step: Step) -> None:
             p.dma("load", "wbuf", b.w(n_tile), w_addr + blocks[n0, 0], rows=1, row_bytes=nt * row_bytes(k, fmt))
         for m0, mt in my_rows:
             acc = b.acc(tile)
-            dst = map_at + m0 * n_out + n0 if whole_map else b.a_out(tile)
-            out_row = n_out if whole_map else nt
+            place = map_at + m0 * n_out + n0
+            dst = place if whole_map and not staged else map_at + b.abuf_q // 2 if staged else b.a_out(tile)
+            out_row = n_out if whole_map and not staged else nt
             if residual is not None:  # the skip tile is ready: it loads while the array works
                 load_skip(ctx, step, dst + b.abuf_q // 2, m0 * n_out + n0, mt, nt, n_out)
             for k0 in range(0, k, kt):
@@ -421,6 +425,10 @@ def emit_gemm(ctx: Context, step: Step) -> None:
             p.set({"rq.params": pslot, "rq.m": mt, "rq.n": nt, "rq.src_row": nt, "rq.dst_row": out_row})
             p.emit("requant", src="acc", out=out, rounding=rounding, dst=dst, srcaddr=acc)
             emit_epilogue(ctx, step, dst, dst + b.abuf_q // 2, 0, mt, nt, n_out, pslot, skip_loaded=True)
+            if staged:
+                p.copy_box((1, 1, mt, nt), (0, 0, nt, 1), (0, 0, n_out, 1), 1)
+                p.emit("copy", buf="abuf", dst=place, src=dst)
+                dst, out_row = place, n_out
             stores.later("abuf", dst, ctx.addr(y) + (m0 * n_out + n0) * elem, rows=mt, row_bytes=nt * elem,
                          dram_row=n_out * elem, sram_row=out_row * elem)
             tile += 1

@@ -58,8 +58,11 @@ def buffer_write(mnemonic: str, fields: dict, reg) -> tuple[str, tuple[int, int]
         if fields["buf"] not in HELD_BUFFERS:
             return None
         elem = reg("cp.elem")
-        return fields["buf"], _span(fields["dst"], [reg(f"cp.n{i}") for i in range(4)],
-                                    [reg(f"cp.d{i}") for i in range(4)], elem)
+        counts, strides = [reg(f"cp.n{i}") for i in range(4)], [reg(f"cp.d{i}") for i in range(4)]
+        if counts[:2] == [1, 1] and counts[2] > 1 and strides[3] == elem and strides[2] > counts[3] * elem > 0:
+            return fields["buf"], [(fields["dst"] + r * strides[2], fields["dst"] + r * strides[2] + counts[3] * elem)
+                                   for r in range(counts[2])]  # rows apart (a tile copied into its map): each row's bytes
+        return fields["buf"], _span(fields["dst"], counts, strides, elem)
     if mnemonic == "cvt":
         direction = fields["dir"]
         if direction == "bf16_i8":

@@ -264,4 +264,18 @@ def test_column_tiles_written_into_their_map_are_held_as_one_range():
     assert [regs[f"cp.n{i}"] for i in range(4)] == [1, 3, 65, 32] and p.instructions[-1][1]["src"] == 0x40000 + 96
     p.set({"rq.m": 2, "rq.n": 8, "rq.dst_row": 288})  # two rows of 8 bytes inside the map: it is gone
     p.emit("requant", src="acc", out="i8", rounding="half_even", dst=0x40000 + 288 * 10, srcaddr=0)
+    assert all(lo < 1000 or lo >= 1000 + 65 * 288 for lo, _, _ in p.residency["abuf"].held)
+
+
+def test_a_tile_copied_into_its_map_rows_keeps_the_tiles_beside_it():
+    """A looked-up tile copied into its columns of the map (rows 288 apart) writes only its rows."""
+    p = Program(keep_on_chip=True)
+    p.dma("store", "abuf", 0x40000, A(0), rows=65, row_bytes=128, dram_row=288, sram_row=288)
+    p.copy_box((1, 1, 65, 128), (0, 0, 128, 1), (0, 0, 288, 1), 1)
+    p.emit("copy", buf="abuf", dst=0x40000 + 128, src=0x60000)
+    assert len(p.residency["abuf"].held) == 65  # tile 0's rows, each still held
+    p.dma("store", "abuf", 0x40000 + 128, A(128), rows=65, row_bytes=128, dram_row=288, sram_row=288)
+    assert len(p.residency["abuf"].held) == 65  # each row now 256 bytes
+    p.copy_box((1, 1, 65, 160), (0, 0, 160, 1), (0, 0, 288, 1), 1)
+    p.emit("copy", buf="abuf", dst=0x40000 + 128, src=0x60000)  # over tile 1's columns and beyond: all gone
     assert p.residency["abuf"].held == []
