@@ -15,7 +15,7 @@ from tcc.isa.cycles import matmul_cycles
 from tcc.isa.weights import matmul_fields, row_bytes
 
 from .context import TINY_LAYER, Context
-from .epilogue import eadd_registers, emit_epilogue, load_skip, load_table
+from .epilogue import eadd_registers, emit_epilogue, load_skip, load_table, table_offset
 from .errors import unsupported
 from .later_store import LaterStore
 from .steps import Step
