@@ -1,0 +1,444 @@
+/* The simulator's fused datapaths in C: one pass over the data where the numpy path makes several.
+ *
+ * Optional (setup.py builds it when a C compiler is there; native.py falls back to numpy without
+ * it).  Plain CPython API and the buffer protocol: no numpy headers at build time.  Every kernel
+ * takes strided views (numpy arrays) and computes exactly what the numpy path computes; the rules
+ * (the requantizer's rounding and saturation, RNE to bf16 with the canonical NaN) are specified in
+ * ir/numerics, and tests/isa/test_native.py ties each kernel to them at the extremes.  Built with
+ * -ffp-contract=off and without -ffast-math: every float operation is the IEEE one numpy does.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_DIMS 8
+
+/* A strided view of a buffer: ``ndim`` extents and byte strides. */
+typedef struct {
+    Py_buffer view;
+    int held;
+} Held;
+
+/* ``obj``'s buffer, of ``itemsize``-byte items (0: 1- or 4-byte ones). */
+static int get_view(PyObject *obj, Held *h, int writable, Py_ssize_t itemsize, const char *what) {
+    h->held = 0;
+    if (PyObject_GetBuffer(obj, &h->view, PyBUF_RECORDS_RO | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return -1;
+    h->held = 1;
+    Py_ssize_t size = h->view.itemsize;
+    if ((itemsize ? size != itemsize : size != 1 && size != 4) || h->view.ndim < 1 || h->view.ndim > MAX_DIMS) {
+        PyErr_Format(PyExc_ValueError, "%s: %zd-byte items in %d dimensions (expected %s-byte items, 1-%d)",
+                     what, size, h->view.ndim, itemsize == 2 ? "2" : itemsize ? "1" : "1- or 4", MAX_DIMS);
+        return -1;
+    }
+    return 0;
+}
+
+static void release(Held *h) {
+    if (h->held) PyBuffer_Release(&h->view);
+    h->held = 0;
+}
+
+static int same_shape(const Py_buffer *a, const Py_buffer *b, const char *what) {
+    if (a->ndim == b->ndim) {
+        int i;
+        for (i = 0; i < a->ndim; i++)
+            if (a->shape[i] != b->shape[i]) break;
+        if (i == a->ndim) return 0;
+    }
+    PyErr_Format(PyExc_ValueError, "%s: shapes differ", what);
+    return -1;
+}
+
+/* Odometer over all axes but the last: ``offset(view, index)`` of the leading index. */
+static Py_ssize_t leading_count(const Py_buffer *v) {
+    Py_ssize_t n = 1;
+    for (int i = 0; i < v->ndim - 1; i++) n *= v->shape[i];
+    return n;
+}
+
+static Py_ssize_t offset_of(const Py_buffer *v, const Py_ssize_t *index) {
+    Py_ssize_t off = 0;
+    for (int i = 0; i < v->ndim - 1; i++) off += index[i] * v->strides[i];
+    return off;
+}
+
+static void advance(const Py_buffer *v, Py_ssize_t *index) {
+    for (int i = v->ndim - 2; i >= 0; i--) {
+        if (++index[i] < v->shape[i]) return;
+        index[i] = 0;
+    }
+}
+
+/* --- requantization ------------------------------------------------------------------------ */
+
+enum { HALF_EVEN = 0, HALF_UP = 1, HALF_AWAY = 2, FLOOR = 3 };
+#define PRODUCT_MAX ((INT64_C(1) << 62) - 1) /* |v * multiplier| and the centred input's bound */
+
+/* Function versions for the CPU the process runs on (AVX-512 and AVX2 lanes of int64 where there
+ * are, resolved once at load), where the compiler can. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#endif
+#endif
+#ifndef CLONES
+#define CLONES
+#endif
+
+/* The per-channel parameters of a requantization and its scalars. */
+typedef struct {
+    const int64_t *bias, *mult, *bound; /* bound: |v| <= bound <=> |v * mult| <= PRODUCT_MAX */
+    const int64_t *shift, *half;        /* the row's shifts (its row shift added, at most 63) and 2**shift / 2 */
+    int64_t src_zp, d_bound, pre_shift, zp, qmin, qmax;
+} Stage;
+
+/* The row's shifts: min(shift + extra, 63) and half of 2**that (0 for shift 0), per channel (a
+ * shifted constant in the lanes' loop keeps the compiler from vectorizing it). */
+static void row_shifts(Stage *st, const int64_t *shift, Py_ssize_t n, int64_t extra) {
+    int64_t *shifts = (int64_t *)st->shift, *halves = (int64_t *)st->half; /* the caller's scratch */
+    for (Py_ssize_t c = 0; c < n; c++) {
+        int64_t s = shift[c] + extra;
+        s = s < 63 ? s : 63;
+        shifts[c] = s;
+        halves[c] = s ? INT64_C(1) << (s - 1) : 0;
+    }
+}
+
+/* round(p / 2**s) for |p| < 2**62 and s in [0, 63] (integer.rounding_right_shift), without branches:
+ * half = 2**s / 2 (0 for s = 0), one = 1 if s > 0.  half_up is floor((p + half) / 2**s); half_even
+ * adds half - 1 plus the floor quotient's low bit, which tips exact ties to even; half_away rounds
+ * |p| half up and puts the sign back; floor is the arithmetic shift.  Nothing wraps: |p| + 2**62 < 2**63. */
+#define ROUND_HALF_EVEN(p, s, half, one) (((p) + (half) - (one) + (((p) >> (s)) & (one))) >> (s))
+#define ROUND_HALF_UP(p, s, half, one) (((p) + (half)) >> (s))
+#define ROUND_HALF_AWAY(p, s, half, one) \
+    ((p) < 0 ? -((((p) < 0 ? -(p) : (p)) + (half)) >> (s)) : (((p) < 0 ? -(p) : (p)) + (half)) >> (s))
+#define ROUND_FLOOR(p, s, half, one) ((p) >> (s))
+
+/* The stage on ``n`` contiguous lanes of one row (lane c: channel AT = c, or every lane channel
+ * AT = 0: one set of parameters), with the row's shifts; nonzero where the spec refuses some lane
+ * (the results are then garbage: the caller discards them). */
+#define REQUANT_LANES(NAME, IN, OUT, ROUND, AT)                                                      \
+    CLONES static int NAME(const IN *restrict x, OUT *restrict out, Py_ssize_t n, const Stage *st) { \
+        const int64_t *restrict bias = st->bias, *restrict mult = st->mult, *restrict bound = st->bound; \
+        const int64_t *restrict shift = st->shift, *restrict halves = st->half;                      \
+        const int64_t src_zp = st->src_zp, d_bound = st->d_bound, pre_shift = st->pre_shift, zp = st->zp; \
+        const int64_t qmin = st->qmin, qmax = st->qmax;                                              \
+        int64_t bad = 0;                                                                             \
+        for (Py_ssize_t c = 0; c < n; c++) {                                                         \
+            int64_t d = (int64_t)x[c] - src_zp;                                                      \
+            int64_t v = (int64_t)((uint64_t)d << pre_shift) + bias[AT]; /* garbage only where bad */ \
+            bad |= (d > d_bound) | (d < -d_bound) | (v > bound[AT]) | (v < -bound[AT]);              \
+            int64_t p = v * mult[AT];                                                                \
+            int64_t s = shift[AT], half = halves[AT], one = s > 0;                                   \
+            (void)one, (void)half;                                                                   \
+            int64_t q = ROUND(p, s, half, one) + zp;                                                 \
+            q = q < qmin ? qmin : q;                                                                 \
+            q = q > qmax ? qmax : q;                                                                 \
+            out[c] = (OUT)q;                                                                         \
+        }                                                                                            \
+        return bad != 0;                                                                             \
+    }
+
+#define REQUANT_MODES(IN, OUT, SUFFIX, AT)                                      \
+    REQUANT_LANES(requant_even_##SUFFIX, IN, OUT, ROUND_HALF_EVEN, AT)          \
+    REQUANT_LANES(requant_up_##SUFFIX, IN, OUT, ROUND_HALF_UP, AT)              \
+    REQUANT_LANES(requant_away_##SUFFIX, IN, OUT, ROUND_HALF_AWAY, AT)          \
+    REQUANT_LANES(requant_floor_##SUFFIX, IN, OUT, ROUND_FLOOR, AT)
+
+REQUANT_MODES(int32_t, int8_t, 32_8, c)
+REQUANT_MODES(int32_t, int32_t, 32_32, c)
+REQUANT_MODES(int8_t, int8_t, 8_8, c)
+REQUANT_MODES(int8_t, int32_t, 8_32, c)
+REQUANT_MODES(int32_t, int8_t, 32_8_uniform, 0)
+REQUANT_MODES(int32_t, int32_t, 32_32_uniform, 0)
+REQUANT_MODES(int8_t, int8_t, 8_8_uniform, 0)
+REQUANT_MODES(int8_t, int32_t, 8_32_uniform, 0)
+
+typedef int (*LanesKernel)(const void *, void *, Py_ssize_t, const Stage *);
+#define KERNELS(SUFFIX)                                                                                   \
+    {(LanesKernel)requant_even_##SUFFIX, (LanesKernel)requant_up_##SUFFIX, (LanesKernel)requant_away_##SUFFIX, \
+     (LanesKernel)requant_floor_##SUFFIX}
+/* [uniform][int32 in][int32 out][mode] */
+static const LanesKernel requant_kernels[2][2][2][4] = {
+    {{KERNELS(8_8), KERNELS(8_32)}, {KERNELS(32_8), KERNELS(32_32)}},
+    {{KERNELS(8_8_uniform), KERNELS(8_32_uniform)}, {KERNELS(32_8_uniform), KERNELS(32_32_uniform)}}};
+
+/* requant(x, out, table, src_zp, pre_shift, zp, qmin, qmax, mode, row_shift, row_shift_max) -> bool
+ *
+ * The requantization unit's stage on int32 (4-byte) or int8 (1-byte) ``x`` into int8 or int32
+ * ``out`` (same shape, the channels along the last axis):
+ *   v = (x - src_zp) * 2**pre_shift + bias[c];  out = clamp(round(v * mult[c] / 2**min(shift[c] + row, 63)) + zp)
+ * in int64, rounded in ``mode`` (integer.ROUNDING_MODES' order).  ``table``: contiguous int64
+ * (TABLE_ROWS, channels) made by native.requant_parameters (a division per channel is too slow to
+ * repeat on every call): bias, multiplier, bound = (2**62 - 1) // max(multiplier, 1), shift, and
+ * the shift's min(shift, 63) and half of 2**that; one column for every channel alike.  ``row_shift`` (None, or int8 with x's leading
+ * shape) adds a shift per row.  Returns False, having written garbage, where the spec module
+ * refuses (a negative multiplier or shift, a row shift outside [0, row_shift_max], pre_shift
+ * outside [0, 62], |x - src_zp| << pre_shift plus the largest |bias| at 2**62 or more:
+ * centre_and_shift; |v * mult| at 2**62 or more: multiply_by_quantized_multiplier): the caller
+ * then runs the numpy path, which raises the spec's error. */
+enum { BIAS, MULT, BOUND, SHIFT, SHIFT63, HALF, TABLE_ROWS };
+static PyObject *requant(PyObject *self, PyObject *args) {
+    PyObject *xo, *oo, *to, *ro;
+    long long src_zp, zp, qmin, qmax;
+    int pre_shift, mode, row_shift_max;
+    if (!PyArg_ParseTuple(args, "OOOLiLLLiOi", &xo, &oo, &to, &src_zp, &pre_shift, &zp, &qmin, &qmax, &mode, &ro,
+                          &row_shift_max))
+        return NULL;
+    Held x = {0}, o = {0}, r = {0}, t = {0};
+    PyObject *result = NULL;
+    void *scratch = NULL;
+    if (get_view(xo, &x, 0, 0, "x") < 0 || get_view(oo, &o, 1, 0, "out") < 0 ||
+        same_shape(&x.view, &o.view, "requant out") < 0 || get_view(to, &t, 0, 8, "table") < 0)
+        goto done;
+    int nd = x.view.ndim;
+    Py_ssize_t cols = x.view.shape[nd - 1], channels = t.view.ndim == 2 ? t.view.shape[1] : -1;
+    if (t.view.ndim != 2 || t.view.shape[0] != TABLE_ROWS || (channels != cols && channels != 1) ||
+        t.view.strides[1] != 8 || t.view.strides[0] != 8 * channels) {
+        PyErr_SetString(PyExc_ValueError, "table: contiguous int64 (6, channels or 1) (native.requant_parameters)");
+        goto done;
+    }
+    if (mode < HALF_EVEN || mode > FLOOR) {
+        PyErr_SetString(PyExc_ValueError, "mode: 0-3 (integer.ROUNDING_MODES)");
+        goto done;
+    }
+    if (ro != Py_None) {
+        if (get_view(ro, &r, 0, 1, "row_shift") < 0) goto done;
+        int match = r.view.ndim == nd - 1;
+        for (int i = 0; match && i < nd - 1; i++) match = r.view.shape[i] == x.view.shape[i];
+        if (!match) {
+            PyErr_SetString(PyExc_ValueError, "row_shift: x's leading shape expected");
+            goto done;
+        }
+    }
+    const int64_t *table = t.view.buf, *shift = table + SHIFT * channels;
+    Stage st = {table + BIAS * channels, table + MULT * channels, table + BOUND * channels, table + SHIFT63 * channels,
+                table + HALF * channels, src_zp, 0, 0, zp, qmin, qmax};
+    int ok = pre_shift >= 0 && pre_shift <= 62 && qmin <= qmax;
+    int64_t largest_bias = 0, bad = 0;
+    for (Py_ssize_t c = 0; c < channels; c++) {
+        int64_t b = st.bias[c] < 0 ? -st.bias[c] : st.bias[c];
+        largest_bias = b > largest_bias ? b : largest_bias;
+        bad |= (st.mult[c] < 0) | (shift[c] < 0) | (shift[c] > INT32_MAX);
+    }
+    ok = ok && !bad && largest_bias <= PRODUCT_MAX;
+    /* (|d| << pre_shift) + largest |bias| < 2**62 <=> |d| <= d_bound; then |d * 2**pre_shift + bias| < 2**62 */
+    st.d_bound = ok ? (PRODUCT_MAX - largest_bias) >> pre_shift : 0;
+    st.pre_shift = ok ? pre_shift : 0;
+    const int wide_in = x.view.itemsize == 4, wide_out = o.view.itemsize == 4;
+    LanesKernel kernel = requant_kernels[channels < cols][wide_in][wide_out][mode];
+    const Py_ssize_t xs = x.view.strides[nd - 1], os = o.view.strides[nd - 1];
+    const int contiguous = xs == x.view.itemsize && os == o.view.itemsize;
+    /* scratch: a row gathered and its results (strided lanes), the row's shifts (row shifts) */
+    char *xrow = NULL, *orow = NULL;
+    if (!contiguous || r.held) {
+        scratch = PyMem_Malloc(cols * 8 + channels * 16 + 8);
+        if (!scratch) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        xrow = (char *)scratch + 16 * channels, orow = xrow + 4 * cols;
+        if (r.held) st.shift = scratch, st.half = st.shift + channels;
+    }
+    Py_ssize_t rows = leading_count(&x.view);
+    Py_ssize_t index[MAX_DIMS] = {0};
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t row = 0; ok && row < rows; row++) {
+        if (r.held) {
+            Py_ssize_t at = 0; /* row_shift's axes are x's leading ones */
+            for (int i = 0; i < r.view.ndim; i++) at += index[i] * r.view.strides[i];
+            int64_t extra = *((const int8_t *)r.view.buf + at);
+            if (extra < 0 || extra > row_shift_max) {
+                ok = 0;
+                break;
+            }
+            row_shifts(&st, shift, channels, extra);
+        }
+        const char *xr = (const char *)x.view.buf + offset_of(&x.view, index);
+        char *or_ = (char *)o.view.buf + offset_of(&o.view, index);
+        if (contiguous) {
+            ok = !kernel(xr, or_, cols, &st);
+        } else { /* gathered into a contiguous row and scattered back */
+            for (Py_ssize_t c = 0; c < cols; c++) memcpy(xrow + c * x.view.itemsize, xr + c * xs, x.view.itemsize);
+            ok = !kernel(xrow, orow, cols, &st);
+            for (Py_ssize_t c = 0; c < cols; c++) memcpy(or_ + c * os, orow + c * o.view.itemsize, o.view.itemsize);
+        }
+        advance(&x.view, index);
+    }
+    Py_END_ALLOW_THREADS
+    result = PyBool_FromLong(ok);
+done:
+    PyMem_Free(scratch);
+    release(&x);
+    release(&o);
+    release(&r);
+    release(&t);
+    return result;
+}
+
+/* --- bf16 lanes ------------------------------------------------------------------------------ */
+
+/* The float32 value of a bf16 pattern (exact). */
+static inline float widen(uint16_t b) {
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* float32 rounded once to bf16, ties to even; every NaN the canonical 0x7FC0: bf16.round32_bits. */
+static inline uint16_t round_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return 0x7FC0;
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+/* A 2-d (rows, length) view of uint16 lanes: a 1-d one is one row, read by every row (stride 0). */
+typedef struct {
+    const char *base;
+    Py_ssize_t rows, length, row_stride, stride;
+} Lanes;
+
+static int lanes_of(Held *h, Lanes *l, const char *what) {
+    Py_buffer *v = &h->view;
+    if (v->ndim > 2) {
+        PyErr_Format(PyExc_ValueError, "%s: 1-d or 2-d lanes expected", what);
+        return -1;
+    }
+    l->base = v->buf;
+    l->rows = v->ndim == 2 ? v->shape[0] : 1;
+    l->length = v->shape[v->ndim - 1];
+    l->row_stride = v->ndim == 2 ? v->strides[0] : 0;
+    l->stride = v->strides[v->ndim - 1];
+    return 0;
+}
+
+static int conform(Lanes *in, const Lanes *out, const char *what) {
+    if (in->length != out->length || (in->rows != out->rows && in->rows != 1)) {
+        PyErr_Format(PyExc_ValueError, "%s: lanes do not match the result's", what);
+        return -1;
+    }
+    if (in->rows == 1) in->row_stride = 0;
+    return 0;
+}
+
+#define LANE(l, r, i) (*(const uint16_t *)((l).base + (r) * (l).row_stride + (i) * (l).stride))
+
+enum { OP_ADD = 0, OP_SUB = 1, OP_RSUB = 2, OP_MUL = 3, OP_FMA = 4 };
+
+static inline float apply(int op, float a, float b) {
+    switch (op) {
+    case OP_ADD: return a + b;
+    case OP_SUB: return a - b;
+    case OP_RSUB: return b - a;
+    default: return a * b;
+    }
+}
+
+/* lanes(op, out, a, b[, c]): out = round(a op b) for op add/sub/rsub/mul (0-3); op 4 (fma) is
+ * round(round(a * b) + c), two roundings as vfma's rule.  Every operand is (rows, length) uint16
+ * patterns or one row read by every row. */
+static PyObject *lanes(PyObject *self, PyObject *args) {
+    int op;
+    PyObject *oo, *ao, *bo, *co = Py_None;
+    if (!PyArg_ParseTuple(args, "iOOO|O", &op, &oo, &ao, &bo, &co)) return NULL;
+    if (op < OP_ADD || op > OP_FMA || (op == OP_FMA) != (co != Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "lanes: op 0-3 with two operands, 4 with three");
+        return NULL;
+    }
+    Held o = {0}, a = {0}, b = {0}, c = {0};
+    Lanes lo, la, lb, lc = {0};
+    PyObject *result = NULL;
+    if (get_view(oo, &o, 1, 2, "out") < 0 || lanes_of(&o, &lo, "out") < 0) goto done;
+    if (get_view(ao, &a, 0, 2, "a") < 0 || lanes_of(&a, &la, "a") < 0 || conform(&la, &lo, "a") < 0) goto done;
+    if (get_view(bo, &b, 0, 2, "b") < 0 || lanes_of(&b, &lb, "b") < 0 || conform(&lb, &lo, "b") < 0) goto done;
+    if (op == OP_FMA &&
+        (get_view(co, &c, 0, 2, "c") < 0 || lanes_of(&c, &lc, "c") < 0 || conform(&lc, &lo, "c") < 0))
+        goto done;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < lo.rows; r++) {
+        char *out = (char *)lo.base + r * lo.row_stride;
+        if (op == OP_FMA) {
+            for (Py_ssize_t i = 0; i < lo.length; i++) {
+                float product = widen(round_bf16(widen(LANE(la, r, i)) * widen(LANE(lb, r, i))));
+                *(uint16_t *)(out + i * lo.stride) = round_bf16(product + widen(LANE(lc, r, i)));
+            }
+        } else {
+            for (Py_ssize_t i = 0; i < lo.length; i++)
+                *(uint16_t *)(out + i * lo.stride) = round_bf16(apply(op, widen(LANE(la, r, i)), widen(LANE(lb, r, i))));
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    release(&o);
+    release(&a);
+    release(&b);
+    release(&c);
+    return result;
+}
+
+/* tree_sum(out, x): each row of x's (rows, width) patterns summed by vred's pairwise tree: per
+ * level, element i of the next is round(e[2i] + e[2i+1]) and an odd width's last element is
+ * carried after them; out (rows,) gets the last level's one element. */
+static PyObject *tree_sum(PyObject *self, PyObject *args) {
+    PyObject *oo, *xo;
+    if (!PyArg_ParseTuple(args, "OO", &oo, &xo)) return NULL;
+    Held o = {0}, x = {0};
+    Lanes lx;
+    float *level = NULL;
+    PyObject *result = NULL;
+    if (get_view(oo, &o, 1, 2, "out") < 0 || get_view(xo, &x, 0, 2, "x") < 0 || lanes_of(&x, &lx, "x") < 0) goto done;
+    if (o.view.ndim != 1 || o.view.shape[0] != lx.rows || x.view.ndim != 2 || lx.length < 1) {
+        PyErr_SetString(PyExc_ValueError, "tree_sum: x (rows, width >= 1), out (rows,) expected");
+        goto done;
+    }
+    level = PyMem_Malloc(lx.length * sizeof(float));
+    if (!level) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < lx.rows; r++) {
+        Py_ssize_t width = lx.length;
+        for (Py_ssize_t i = 0; i < width; i++) level[i] = widen(LANE(lx, r, i));
+        uint16_t bits = LANE(lx, r, 0);
+        while (width > 1) {
+            Py_ssize_t pairs = width / 2;
+            for (Py_ssize_t i = 0; i < pairs; i++) { /* reads 2i, 2i + 1 >= i: not yet overwritten */
+                bits = round_bf16(level[2 * i] + level[2 * i + 1]);
+                level[i] = widen(bits);
+            }
+            if (width % 2) level[pairs] = level[2 * pairs];
+            width -= pairs;
+        }
+        if (lx.length > 1) {
+            uint32_t u;
+            memcpy(&u, &level[0], 4);
+            bits = (uint16_t)(u >> 16);
+        }
+        *(uint16_t *)((char *)o.view.buf + r * o.view.strides[0]) = bits;
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(level);
+    release(&o);
+    release(&x);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"requant", requant, METH_VARARGS, "The requantization stage in one pass (see native.c)."},
+    {"lanes", lanes, METH_VARARGS, "bf16 lane arithmetic rounded to bf16 (see native.c)."},
+    {"tree_sum", tree_sum, METH_VARARGS, "vred sum's pairwise tree per row (see native.c)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "The simulator's fused C kernels.", -1, methods};
+
+PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }

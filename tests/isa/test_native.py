@@ -1,0 +1,137 @@
+"""The simulator's C kernels (isa/simulator/native.c) against the spec module ir/numerics at the
+extremes: every rounding mode, ties, saturation, the largest multipliers and shifts, pre_shift,
+zero points, row shifts, int8 and int32 on either side; and where the spec refuses, the kernel
+refuses (the simulator then runs the numpy path, which raises the spec's error)."""
+import itertools
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tcc.ir.numerics import (INT32_MAX, INT32_MIN, ROUNDING_MODES, ROW_SHIFT_MAX, centre_and_shift, requantize,
+                             row_shifted)
+from tcc.isa.simulator import native
+
+kernels = native.kernels()
+pytestmark = pytest.mark.skipif(kernels is None, reason=f"the simulator runs {native.status()}")
+
+# int32 accumulators: the edges, ties of small shifts (3/2, 5/2, 6/4), and ordinary values
+X = np.array([0, 1, -1, 2, -2, 3, -3, 5, -5, 6, -6, 2**15, -(2**15), INT32_MAX, INT32_MIN, INT32_MAX - 1,
+              INT32_MIN + 1, 12345678, -7654321], np.int64)
+MULTIPLIERS = (0, 1, 3, 2**30, 2**30 + 1, 2**31 - 1)
+SHIFTS = (0, 1, 2, 30, 31, 32, 61, 62, 63, 64, 100, INT32_MAX)
+BIASES = (0, 1, -1, 2**20, INT32_MAX, INT32_MIN)
+CHANNELS = np.array(list(itertools.product(BIASES, MULTIPLIERS, SHIFTS)), np.int64)  # (bias, multiplier, shift)
+RANGES = ((-128, 127), (0, 127), (-128, -128), (INT32_MIN, INT32_MAX), (-5, 1000))
+_PRODUCT_MAX = 2**62 - 1
+
+
+def spec(x, channels, src_zp, pre_shift, zp, qmin, qmax, mode, row_shift=None):
+    """The requantization unit's stage by the spec module: centre_and_shift, bias, requantize."""
+    bias, mult, shift = channels.T
+    v = centre_and_shift(x, src_zp, pre_shift, int(np.abs(bias).max())) + bias
+    if row_shift is not None:
+        shift = row_shifted(shift, row_shift)
+    return requantize(v, mult, shift, zp, qmin, qmax, mode, out_dtype=np.int64)
+
+
+def run(x, channels, src_zp, pre_shift, zp, qmin, qmax, mode, row_shift=None, in_dtype=np.int32):
+    """The C kernel on x (rows, channels): its result, or None where it refuses."""
+    out = np.empty(x.shape, np.int8 if -128 <= qmin <= qmax <= 127 else np.int32)
+    block = channels.astype(np.int32)
+    assert (block == channels).all()
+    done = kernels.requant(x.astype(in_dtype), out, native.requant_parameters(block), src_zp,
+                           pre_shift, zp, qmin, qmax, ROUNDING_MODES.index(mode),
+                           None if row_shift is None else np.asarray(row_shift, np.int8), ROW_SHIFT_MAX)
+    return out.astype(np.int64) if done else None
+
+
+def fitting(x, src_zp, pre_shift):
+    """The rows of x and the channels of CHANNELS the spec accepts together (|v * multiplier| < 2**62)."""
+    d = x - src_zp
+    largest_bias = int(np.abs(CHANNELS[:, 0]).max())
+    rows = x[(np.abs(d).astype(object) << pre_shift) + largest_bias < 2**62]
+    v = ((rows[:, None] - src_zp) << pre_shift) + CHANNELS[None, :, 0]
+    ok = (np.abs(v).astype(object) * CHANNELS[None, :, 1].astype(object) <= _PRODUCT_MAX).all(axis=0)
+    return rows, CHANNELS[ok], CHANNELS[~ok]
+
+
+@pytest.mark.parametrize("mode", ROUNDING_MODES)
+def test_requant_matches_the_spec_at_the_extremes(mode):
+    for pre_shift, src_zp in itertools.product((0, 1, 8, 30), (0, -128, 127, INT32_MIN)):
+        rows, channels, refused = fitting(X, src_zp, pre_shift)
+        assert len(rows) and len(channels)
+        x = np.broadcast_to(rows[:, None], (len(rows), len(channels)))
+        for (qmin, qmax), zp in itertools.product(RANGES, (0, -128, 127, INT32_MIN, INT32_MAX)):
+            want = spec(x, channels, src_zp, pre_shift, zp, qmin, qmax, mode)
+            assert run(x, channels, src_zp, pre_shift, zp, qmin, qmax, mode).tolist() == want.tolist(), \
+                (pre_shift, src_zp, qmin, qmax, zp)
+        if len(refused):  # a channel whose |v * multiplier| reaches 2**62 on some row: both refuse
+            x = np.broadcast_to(rows[:, None], (len(rows), len(refused)))
+            with pytest.raises(ValueError):
+                spec(x, refused, src_zp, pre_shift, 0, -128, 127, mode)
+            assert run(x, refused, src_zp, pre_shift, 0, -128, 127, mode) is None
+
+
+def test_requant_refuses_where_the_spec_does():
+    channels = np.array([[0, 2**30, 31]], np.int64)
+    x = np.array([[INT32_MAX], [INT32_MIN]], np.int64)
+    for pre_shift in (31, 40, 62, 63, -1):  # (|x - zp| << pre_shift) + |bias| reaches 2**62, or out of [0, 62]
+        with pytest.raises(ValueError):
+            spec(x, channels, 0, pre_shift, 0, -128, 127, "half_even")
+        assert run(x, channels, 0, pre_shift, 0, -128, 127, "half_even") is None
+    for bad in ([[0, -1, 3]], [[0, 5, -1]]):  # a negative multiplier or shift
+        with pytest.raises(ValueError):
+            spec(x, np.array(bad, np.int64), 0, 0, 0, -128, 127, "half_even")
+        assert run(x, np.array(bad, np.int64), 0, 0, 0, -128, 127, "half_even") is None
+    assert run(x, channels, 0, 0, 0, 127, -128, "half_even") is None  # qmin > qmax
+
+
+@pytest.mark.parametrize("mode", ROUNDING_MODES)
+def test_requant_with_row_shifts_and_int8_input(mode):
+    rng = np.random.default_rng(7)
+    channels = np.array([[b, m, s] for b, m, s in itertools.product((0, -100, 100), (1, 2**30 + 1, 2**31 - 1),
+                                                                     (0, 1, 20, 48, 60))], np.int64)
+    x = rng.integers(-2**20, 2**20, (ROW_SHIFT_MAX + 1, len(channels)))
+    x[:2] = [[3], [-5]]  # ties
+    shifts = np.arange(ROW_SHIFT_MAX + 1)
+    want = spec(x, channels, 7, 2, 3, -128, 127, mode, shifts)
+    assert run(x, channels, 7, 2, 3, -128, 127, mode, shifts).tolist() == want.tolist()
+    for outside in (-1, ROW_SHIFT_MAX + 1):
+        with pytest.raises(ValueError):
+            row_shifted(channels[:, 2], np.array([outside]))
+        assert run(x[:1], channels, 7, 2, 3, -128, 127, mode, [outside]) is None
+    codes = np.broadcast_to(np.arange(-128, 128)[:, None], (256, len(channels)))  # every int8 value
+    for src_zp, pre_shift in ((0, 0), (-128, 5), (127, 20)):
+        want = spec(codes, channels, src_zp, pre_shift, -1, INT32_MIN, INT32_MAX, mode)
+        assert run(codes, channels, src_zp, pre_shift, -1, INT32_MIN, INT32_MAX, mode,
+                   in_dtype=np.int8).tolist() == want.tolist()
+
+
+def test_requant_on_strided_views_and_batches():
+    """The simulator's views: a batch axis, rows at a stride, a transposed single channel."""
+    rng = np.random.default_rng(1)
+    channels = np.array([[5, 2**30 + 7, 33], [-9, 2**31 - 1, 40], [0, 12345, 10]], np.int64)
+    memory = rng.integers(-2**31, 2**31, (2, 9, 5)).astype(np.int32)
+    x = memory[:, ::2, 1:4]  # (2, 5, 3), non-contiguous rows and channels
+    out = np.zeros((2, 5, 6), np.int8)[:, :, ::2]
+    assert kernels.requant(x, out, native.requant_parameters(channels.astype(np.int32)), 0, 0, 0, -128, 127, 0,
+                           None, ROW_SHIFT_MAX)
+    assert out.tolist() == spec(x.astype(np.int64), channels, 0, 0, 0, -128, 127, "half_even").tolist()
+    column = memory[0, :, :1]  # one channel's rows as the kernel's lanes
+    lanes = np.empty((1, 9), np.int32)
+    assert kernels.requant(column.T, lanes, native.requant_parameters(channels[:1].astype(np.int32)), 0, 0,
+                           3, INT32_MIN, INT32_MAX, 1, None, ROW_SHIFT_MAX)
+    assert lanes.T.tolist() == spec(column.astype(np.int64), channels[:1], 0, 0, 3, INT32_MIN, INT32_MAX,
+                                    "half_up").tolist()
+
+
+def test_the_switch_turns_the_kernels_off():
+    code = "from tcc.isa.simulator import native; print(native.kernels() is not None, native.status())"
+    env = dict(os.environ)
+    for switch, expected in (("1", "True C kernels"), ("0", "False numpy (TCC_SIM_NATIVE=0)")):
+        env["TCC_SIM_NATIVE"] = switch
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == expected
