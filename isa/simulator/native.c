@@ -10,6 +10,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 #define MAX_DIMS 8
@@ -292,9 +293,8 @@ static inline float widen(uint16_t b) {
 static inline uint16_t round_bf16(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return 0x7FC0;
-    u += 0x7FFFu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
+    uint16_t rounded = (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16); /* no wrap: below NaN's patterns */
+    return (u & 0x7FFFFFFFu) > 0x7F800000u ? 0x7FC0 : rounded;
 }
 
 /* A 2-d (rows, length) view of uint16 lanes: a 1-d one is one row, read by every row (stride 0). */
@@ -328,26 +328,95 @@ static int conform(Lanes *in, const Lanes *out, const char *what) {
 
 #define LANE(l, r, i) (*(const uint16_t *)((l).base + (r) * (l).row_stride + (i) * (l).stride))
 
-enum { OP_ADD = 0, OP_SUB = 1, OP_RSUB = 2, OP_MUL = 3, OP_FMA = 4 };
+static inline int is_nan(uint16_t p) { return (p & 0x7FFF) > 0x7F80; }
 
-static inline float apply(int op, float a, float b) {
-    switch (op) {
-    case OP_ADD: return a + b;
-    case OP_SUB: return a - b;
-    case OP_RSUB: return b - a;
-    default: return a * b;
-    }
+/* The lane operations on bf16 patterns (the simulator's vbin / vfma rules, impl_vector.BINARY):
+ * arithmetic rounded once to bf16 (vfma: the product rounded, then the sum); max / min with a NaN
+ * giving the canonical NaN and +0 above -0; comparisons giving an all-ones or all-zeros lane
+ * (false for a NaN). */
+static inline uint16_t op_add(uint16_t a, uint16_t b, uint16_t c) { return round_bf16(widen(a) + widen(b)); }
+static inline uint16_t op_sub(uint16_t a, uint16_t b, uint16_t c) { return round_bf16(widen(a) - widen(b)); }
+static inline uint16_t op_rsub(uint16_t a, uint16_t b, uint16_t c) { return round_bf16(widen(b) - widen(a)); }
+static inline uint16_t op_mul(uint16_t a, uint16_t b, uint16_t c) { return round_bf16(widen(a) * widen(b)); }
+static inline uint16_t op_fma(uint16_t a, uint16_t b, uint16_t c) {
+    return round_bf16(widen(round_bf16(widen(a) * widen(b))) + widen(c));
 }
+static inline uint16_t op_max(uint16_t a, uint16_t b, uint16_t c) {
+    float x = widen(a), y = widen(b);
+    uint16_t r = (x > y) | ((x == y) & (b == 0x8000)) ? a : b; /* max(+0, -0) = +0 */
+    return is_nan(a) | is_nan(b) ? 0x7FC0 : r;
+}
+static inline uint16_t op_min(uint16_t a, uint16_t b, uint16_t c) {
+    float x = widen(a), y = widen(b);
+    uint16_t r = (x < y) | ((x == y) & (a == 0x8000)) ? a : b; /* min(+0, -0) = -0 */
+    return is_nan(a) | is_nan(b) ? 0x7FC0 : r;
+}
+static inline uint16_t op_lt(uint16_t a, uint16_t b, uint16_t c) { return widen(a) < widen(b) ? 0xFFFF : 0; }
+static inline uint16_t op_le(uint16_t a, uint16_t b, uint16_t c) { return widen(a) <= widen(b) ? 0xFFFF : 0; }
+static inline uint16_t op_gt(uint16_t a, uint16_t b, uint16_t c) { return widen(a) > widen(b) ? 0xFFFF : 0; }
+static inline uint16_t op_ge(uint16_t a, uint16_t b, uint16_t c) { return widen(a) >= widen(b) ? 0xFFFF : 0; }
+static inline uint16_t op_eq(uint16_t a, uint16_t b, uint16_t c) { return widen(a) == widen(b) ? 0xFFFF : 0; }
+/* vun's (b unused): rint (ties to even) rounded to bf16; ftoi: that integer saturated to int16, NaN 0;
+ * itof: the lane as an int16, to bf16 (exact in float32, rounded once) */
+static inline uint16_t op_rint(uint16_t a, uint16_t b, uint16_t c) { return round_bf16(rintf(widen(a))); }
+static inline uint16_t op_ftoi(uint16_t a, uint16_t b, uint16_t c) {
+    float r = rintf(widen(a));
+    r = r < -32768.0f ? -32768.0f : r > 32767.0f ? 32767.0f : r;
+    return is_nan(a) ? 0 : (uint16_t)(int32_t)r;
+}
+static inline uint16_t op_itof(uint16_t a, uint16_t b, uint16_t c) { return round_bf16((float)(int16_t)a); }
 
-/* lanes(op, out, a, b[, c]): out = round(a op b) for op add/sub/rsub/mul (0-3); op 4 (fma) is
- * round(round(a * b) + c), two roundings as vfma's rule.  Every operand is (rows, length) uint16
- * patterns or one row read by every row. */
+/* One row of lanes: contiguous (vectorized per CPU) and strided (a broadcast operand row: stride 0). */
+#define LANE_LOOPS(OP)                                                                                  \
+    CLONES static void OP##_row(uint16_t *restrict out, const uint16_t *restrict a, const uint16_t *restrict b, \
+                                const uint16_t *restrict c, Py_ssize_t n) {                              \
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = OP(a[i], b[i], c ? c[i] : 0);                        \
+    }                                                                                                   \
+    static void OP##_strided(char *out, const char *a, const char *b, const char *c, Py_ssize_t n,         \
+                             const Py_ssize_t *st) {                                                    \
+        for (Py_ssize_t i = 0; i < n; i++)                                                              \
+            *(uint16_t *)(out + i * st[0]) = OP(*(const uint16_t *)(a + i * st[1]),                      \
+                                                *(const uint16_t *)(b + i * st[2]),                      \
+                                                c ? *(const uint16_t *)(c + i * st[3]) : 0);             \
+    }
+LANE_LOOPS(op_add)
+LANE_LOOPS(op_sub)
+LANE_LOOPS(op_rsub)
+LANE_LOOPS(op_mul)
+LANE_LOOPS(op_fma)
+LANE_LOOPS(op_max)
+LANE_LOOPS(op_min)
+LANE_LOOPS(op_lt)
+LANE_LOOPS(op_le)
+LANE_LOOPS(op_gt)
+LANE_LOOPS(op_ge)
+LANE_LOOPS(op_eq)
+LANE_LOOPS(op_rint)
+LANE_LOOPS(op_ftoi)
+LANE_LOOPS(op_itof)
+
+typedef void (*RowLoop)(uint16_t *, const uint16_t *, const uint16_t *, const uint16_t *, Py_ssize_t);
+typedef void (*StridedLoop)(char *, const char *, const char *, const char *, Py_ssize_t, const Py_ssize_t *);
+enum { OP_ADD, OP_SUB, OP_RSUB, OP_MUL, OP_FMA, OP_MAX, OP_MIN, OP_LT, OP_LE, OP_GT, OP_GE, OP_EQ, OP_RINT, OP_FTOI,
+       OP_ITOF, OPS };
+#define BOTH(OP) {OP##_row, OP##_strided}
+static const struct {
+    RowLoop row;
+    StridedLoop strided;
+} lane_loops[OPS] = {BOTH(op_add), BOTH(op_sub), BOTH(op_rsub), BOTH(op_mul), BOTH(op_fma), BOTH(op_max),
+                     BOTH(op_min), BOTH(op_lt), BOTH(op_le), BOTH(op_gt), BOTH(op_ge), BOTH(op_eq),
+                     BOTH(op_rint), BOTH(op_ftoi), BOTH(op_itof)};
+
+/* lanes(op, out, a, b[, c]): out = a op b on bf16 patterns, op (the OP_ enum): add, sub, rsub, mul
+ * (rounded once), fma (three operands: round(round(a * b) + c)), max, min, lt, le, gt, ge, eq, and
+ * the unary rint, ftoi, itof (b ignored).
+ * Every operand is (rows, length) uint16 patterns, or one row read by every row. */
 static PyObject *lanes(PyObject *self, PyObject *args) {
     int op;
     PyObject *oo, *ao, *bo, *co = Py_None;
     if (!PyArg_ParseTuple(args, "iOOO|O", &op, &oo, &ao, &bo, &co)) return NULL;
-    if (op < OP_ADD || op > OP_FMA || (op == OP_FMA) != (co != Py_None)) {
-        PyErr_SetString(PyExc_ValueError, "lanes: op 0-3 with two operands, 4 with three");
+    if (op < 0 || op >= OPS || (op == OP_FMA) != (co != Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "lanes: op 0-14, three operands for fma (4), else two");
         return NULL;
     }
     Held o = {0}, a = {0}, b = {0}, c = {0};
@@ -359,18 +428,19 @@ static PyObject *lanes(PyObject *self, PyObject *args) {
     if (op == OP_FMA &&
         (get_view(co, &c, 0, 2, "c") < 0 || lanes_of(&c, &lc, "c") < 0 || conform(&lc, &lo, "c") < 0))
         goto done;
+    const int three = op == OP_FMA;
+    const int contiguous = lo.stride == 2 && la.stride == 2 && lb.stride == 2 && (!three || lc.stride == 2);
+    const Py_ssize_t strides[4] = {lo.stride, la.stride, lb.stride, lc.stride};
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t r = 0; r < lo.rows; r++) {
         char *out = (char *)lo.base + r * lo.row_stride;
-        if (op == OP_FMA) {
-            for (Py_ssize_t i = 0; i < lo.length; i++) {
-                float product = widen(round_bf16(widen(LANE(la, r, i)) * widen(LANE(lb, r, i))));
-                *(uint16_t *)(out + i * lo.stride) = round_bf16(product + widen(LANE(lc, r, i)));
-            }
-        } else {
-            for (Py_ssize_t i = 0; i < lo.length; i++)
-                *(uint16_t *)(out + i * lo.stride) = round_bf16(apply(op, widen(LANE(la, r, i)), widen(LANE(lb, r, i))));
-        }
+        const char *pa = la.base + r * la.row_stride, *pb = lb.base + r * lb.row_stride;
+        const char *pc = three ? lc.base + r * lc.row_stride : NULL;
+        if (contiguous)
+            lane_loops[op].row((uint16_t *)out, (const uint16_t *)pa, (const uint16_t *)pb, (const uint16_t *)pc,
+                               lo.length);
+        else
+            lane_loops[op].strided(out, pa, pb, pc, lo.length, strides);
     }
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
@@ -432,10 +502,92 @@ done:
     return result;
 }
 
+/* row_max(out, x): each row's max as vred max's tree gives it, in any order (max is associative
+ * and commutative: a NaN anywhere gives the canonical NaN, +0 wins over -0); a one-lane row's
+ * NaN made canonical as well. */
+static PyObject *row_max(PyObject *self, PyObject *args) {
+    PyObject *oo, *xo;
+    if (!PyArg_ParseTuple(args, "OO", &oo, &xo)) return NULL;
+    Held o = {0}, x = {0};
+    Lanes lx;
+    PyObject *result = NULL;
+    if (get_view(oo, &o, 1, 2, "out") < 0 || get_view(xo, &x, 0, 2, "x") < 0 || lanes_of(&x, &lx, "x") < 0) goto done;
+    if (o.view.ndim != 1 || o.view.shape[0] != lx.rows || x.view.ndim != 2 || lx.length < 1) {
+        PyErr_SetString(PyExc_ValueError, "row_max: x (rows, width >= 1), out (rows,) expected");
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < lx.rows; r++) {
+        uint16_t m = LANE(lx, r, 0);
+        for (Py_ssize_t i = 1; i < lx.length; i++) m = op_max(m, LANE(lx, r, i), 0);
+        *(uint16_t *)((char *)o.view.buf + r * o.view.strides[0]) = is_nan(m) ? 0x7FC0 : m;
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    release(&o);
+    release(&x);
+    return result;
+}
+
+/* The bf16 pattern nearest (ties to even) the double x, rounded once (bf16._f64_to_bits; NaN the
+ * canonical one): x rounded to float32 with round-to-odd (float32's 24 bits are more than bf16's 8
+ * plus 2, so rounding that to bf16 is rounding x once; float32 overflows only where bf16 does). */
+static inline uint16_t round_bf16_from_double(double x) {
+    float f = (float)x; /* RNE */
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((double)f != x && (u & 0x7F800000u) != 0x7F800000u && !(u & 1u)) /* inexact and even: the odd neighbour */
+        u += fabs(x) > fabs((double)f) ? 1 : -1;
+    memcpy(&f, &u, 4);
+    return round_bf16(f);
+}
+
+/* cvt_i32(out, q, scale, zp) -> bool: vbuf's bf16 patterns of (q - zp) * scale (``cvt i32_bf16``:
+ * bf16.int8_to_bf16, the product exact in double, rounded once) for int32 q (rows, length) and a
+ * float32 scale; False, having stopped part-way, where |q - zp| reaches 2**29 (the spec refuses). */
+static PyObject *cvt_i32(PyObject *self, PyObject *args) {
+    PyObject *oo, *qo;
+    float scale;
+    long long zp;
+    if (!PyArg_ParseTuple(args, "OOfL", &oo, &qo, &scale, &zp)) return NULL;
+    Held o = {0}, q = {0};
+    PyObject *result = NULL;
+    if (get_view(oo, &o, 1, 2, "out") < 0 || get_view(qo, &q, 0, 4, "q") < 0 || same_shape(&o.view, &q.view, "cvt") < 0)
+        goto done;
+    int ok = 1;
+    const double s = scale;
+    Py_ssize_t rows = leading_count(&q.view), n = q.view.shape[q.view.ndim - 1];
+    Py_ssize_t index[MAX_DIMS] = {0};
+    const Py_ssize_t qs = q.view.strides[q.view.ndim - 1], os = o.view.strides[o.view.ndim - 1];
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t row = 0; ok && row < rows; row++) {
+        const char *qr = (const char *)q.view.buf + offset_of(&q.view, index);
+        char *or_ = (char *)o.view.buf + offset_of(&o.view, index);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t d = (int64_t) * (const int32_t *)(qr + i * qs) - zp;
+            if (d >= (INT64_C(1) << 29) || d <= -(INT64_C(1) << 29)) {
+                ok = 0;
+                break;
+            }
+            *(uint16_t *)(or_ + i * os) = round_bf16_from_double((double)d * s);
+        }
+        advance(&q.view, index);
+    }
+    Py_END_ALLOW_THREADS
+    result = PyBool_FromLong(ok);
+done:
+    release(&o);
+    release(&q);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"requant", requant, METH_VARARGS, "The requantization stage in one pass (see native.c)."},
     {"lanes", lanes, METH_VARARGS, "bf16 lane arithmetic rounded to bf16 (see native.c)."},
     {"tree_sum", tree_sum, METH_VARARGS, "vred sum's pairwise tree per row (see native.c)."},
+    {"row_max", row_max, METH_VARARGS, "vred max per row (see native.c)."},
+    {"cvt_i32", cvt_i32, METH_VARARGS, "cvt i32_bf16: (q - zp) * scale rounded once to bf16 (see native.c)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -4,8 +4,8 @@ import pytest
 
 # (simulator module, numerics rule) -> the C kernel computing that rule there; the argument it writes
 _NATIVE = {("impl_quant", "Requantizer"): "requant", ("impl_quant", "AffineRequantizer"): "requant",
-           ("impl_quant", "row_shifted"): "requant"}
-_NATIVE_OUT = {"requant": 1}
+           ("impl_quant", "row_shifted"): "requant", ("impl_vector", "int8_to_bf16"): "cvt_i32"}
+_NATIVE_OUT = {"requant": 1, "cvt_i32": 0}
 
 
 @pytest.fixture

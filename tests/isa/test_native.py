@@ -10,8 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from tcc.ir.numerics import (INT32_MAX, INT32_MIN, ROUNDING_MODES, ROW_SHIFT_MAX, centre_and_shift, requantize,
-                             row_shifted)
+from tcc.ir import numerics
+from tcc.ir.numerics import (INT32_MAX, INT32_MIN, ROUNDING_MODES, ROW_SHIFT_MAX, centre_and_shift, from_bf16,
+                             requantize, row_shifted, to_bf16)
+from tcc.ir.numerics.bf16 import round32_bits
 from tcc.isa.simulator import native
 
 kernels = native.kernels()
@@ -135,3 +137,100 @@ def test_the_switch_turns_the_kernels_off():
         env["TCC_SIM_NATIVE"] = switch
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         assert out.stdout.strip() == expected
+
+
+# -- bf16 lanes: every pattern against the special ones, by the spec (numerics.bf16_*) -------------
+
+PATTERNS = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+# zeros, subnormals, the normal edge, ones and their neighbours, the largest, infinities, NaNs
+SPECIAL = np.array([0x0000, 0x8000, 0x0001, 0x8001, 0x007F, 0x0080, 0x0100, 0x3F80, 0xBF80, 0x3F81, 0x3400,
+                    0x4000, 0x7F7F, 0xFF7F, 0x7F00, 0x7F80, 0xFF80, 0x7FC0, 0xFFC1, 0x7F81], np.uint16)
+
+
+def bits(values) -> list:
+    return to_bf16(np.asarray(values, np.float32)).tolist()
+
+
+COMPARISONS = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal, "eq": np.equal}
+
+
+@pytest.mark.parametrize("op, rule", [(0, "bf16_add"), (1, "bf16_sub"), (2, "rsub"), (3, "bf16_mul"), (5, "bf16_max"),
+                                      (6, "bf16_min"), (7, "lt"), (8, "le"), (9, "gt"), (10, "ge"), (11, "eq")])
+def test_lanes_match_the_spec_on_every_pattern(op, rule):
+    rng = np.random.default_rng(op)
+    b_set = np.concatenate([SPECIAL, rng.integers(0, 1 << 16, 12).astype(np.uint16)])
+    a = np.tile(PATTERNS, (len(b_set), 1))
+    b = np.broadcast_to(b_set[:, None], a.shape)
+    out = np.empty(a.shape, np.uint16)
+    kernels.lanes(op, out, a, b)
+    x, y = from_bf16(a), from_bf16(b)
+    if rule in COMPARISONS:  # the lane mask: all ones where true (never for a NaN)
+        assert out.tolist() == np.where(COMPARISONS[rule](x, y), 0xFFFF, 0).tolist()
+    else:
+        want = numerics.bf16_sub(y, x) if rule == "rsub" else getattr(numerics, rule)(x, y)
+        assert out.tolist() == bits(want)
+    row = np.empty(len(PATTERNS), np.uint16)  # one row of B read by every row of A (a constant operand)
+    kernels.lanes(op, out, a, b_set[3:4].repeat(len(PATTERNS)))
+    kernels.lanes(op, row, a[0], b[3])
+    assert out[0].tolist() == row.tolist()
+
+
+def test_fma_rounds_the_product_then_the_sum_on_every_pattern():
+    pairs = np.array(list(itertools.product(SPECIAL[::2], SPECIAL[1::3])), np.uint16)
+    a = np.tile(PATTERNS, (len(pairs), 1))
+    b, c = (np.broadcast_to(pairs[:, i, None], a.shape) for i in (0, 1))
+    out = np.empty(a.shape, np.uint16)
+    kernels.lanes(4, out, a, b, c)
+    assert out.tolist() == bits(numerics.bf16_mul_add(from_bf16(a), from_bf16(b), from_bf16(c)))
+
+
+def test_tree_sum_matches_the_spec_for_every_width():
+    rng = np.random.default_rng(5)
+    for width in (1, 2, 3, 5, 7, 8, 9, 64, 197):
+        x = rng.choice(np.concatenate([SPECIAL, (rng.integers(0x3000, 0x4400, 64) | rng.integers(0, 2, 64) << 15)
+                                       .astype(np.uint16)]), (40, width))
+        x[:20] &= 0x7FFF  # rows of one sign: long sums that round at every level
+        x[:20] = np.where((x[:20] & 0x7F80) == 0x7F80, 0x3F80, x[:20])
+        out = np.empty(len(x), np.uint16)
+        kernels.tree_sum(out, x)
+        assert out.tolist() == bits(numerics.bf16_sum(from_bf16(x), axis=-1)), width
+
+
+def test_cvt_i32_matches_the_spec_and_refuses_where_it_does():
+    q = np.array([0, 1, -1, 127, -128, 3, 2**29 - 1, -(2**29) + 1, 12345677, -7654321, 2**24 + 1, 2**28 + 3],
+                 np.int32)
+    scales = [1.0, -1.0, 1 / 3, 2.0**-130, 2.0**-149, 1e-30, 3.0e38, 2.0**120, 0.1, -0.0, np.inf, np.nan]
+    for scale in np.array(scales, np.float32):
+        with np.errstate(invalid="ignore"):  # 0 * inf
+            want = to_bf16(numerics.int8_to_bf16(q, scale, 0)).tolist()
+        out = np.empty(q.shape, np.uint16)
+        assert kernels.cvt_i32(out, q, scale, 0)
+        assert out.tolist() == want, scale
+    out = np.empty(2, np.uint16)
+    for zp in (-1, 1):  # |q - zp| reaches 2**29
+        with pytest.raises(ValueError):
+            numerics.int8_to_bf16(np.array([2**29 - 1, -(2**29) + 1], np.int32), 1.0, zp)
+        assert not kernels.cvt_i32(out, np.array([2**29 - 1, -(2**29) + 1], np.int32), 1.0, zp)
+
+
+def test_row_max_and_the_unary_lanes_match_the_spec():
+    rng = np.random.default_rng(9)
+    for width in (1, 2, 3, 8, 33):
+        x = rng.choice(SPECIAL, (60, width))
+        x[:10, 0] = 0x7FC1  # a lone non-canonical NaN
+        out = np.empty(len(x), np.uint16)
+        kernels.row_max(out, x)
+        want = from_bf16(x[:, 0])
+        for i in range(1, width):
+            want = numerics.bf16_max(want, from_bf16(x[:, i]))
+        assert out.tolist() == bits(np.where(np.isnan(want), np.float32(np.nan), want)), width
+    out = np.empty(len(PATTERNS), np.uint16)
+    values = from_bf16(PATTERNS)
+    with np.errstate(invalid="ignore"):
+        rounded = np.rint(values)
+        for op, want in ((12, round32_bits(rounded).tolist()),  # every NaN the canonical one
+                         (13, np.where(np.isnan(rounded), 0, np.clip(rounded, -32768, 32767)).astype(np.int64)
+                          .astype(np.uint16).tolist()),
+                         (14, round32_bits(PATTERNS.view(np.int16).astype(np.float32)).tolist())):
+            kernels.lanes(op, out, PATTERNS, PATTERNS)
+            assert out.tolist() == want, op
