@@ -11,6 +11,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #define MAX_DIMS 8
@@ -21,16 +22,20 @@ typedef struct {
     int held;
 } Held;
 
-/* ``obj``'s buffer, of ``itemsize``-byte items (0: 1- or 4-byte ones). */
+/* ``obj``'s buffer, of ``itemsize``-byte items (0: 1- or 4-byte ones, -1: 4- or 8-byte ones). */
 static int get_view(PyObject *obj, Held *h, int writable, Py_ssize_t itemsize, const char *what) {
     h->held = 0;
     if (PyObject_GetBuffer(obj, &h->view, PyBUF_RECORDS_RO | (writable ? PyBUF_WRITABLE : 0)) < 0)
         return -1;
     h->held = 1;
     Py_ssize_t size = h->view.itemsize;
-    if ((itemsize ? size != itemsize : size != 1 && size != 4) || h->view.ndim < 1 || h->view.ndim > MAX_DIMS) {
-        PyErr_Format(PyExc_ValueError, "%s: %zd-byte items in %d dimensions (expected %s-byte items, 1-%d)",
-                     what, size, h->view.ndim, itemsize == 2 ? "2" : itemsize ? "1" : "1- or 4", MAX_DIMS);
+    int fits = itemsize > 0 ? size == itemsize : itemsize == 0 ? size == 1 || size == 4 : size == 4 || size == 8;
+    if (!fits || h->view.ndim < 1 || h->view.ndim > MAX_DIMS) {
+        char sizes[16];
+        snprintf(sizes, sizeof sizes, "%s", itemsize == 0 ? "1- or 4" : itemsize < 0 ? "4- or 8" : "");
+        if (itemsize > 0) snprintf(sizes, sizeof sizes, "%zd", itemsize);
+        PyErr_Format(PyExc_ValueError, "%s: %zd-byte items in %d dimensions (expected %s-byte items, 1-%d)", what,
+                     size, h->view.ndim, sizes, MAX_DIMS);
         return -1;
     }
     return 0;
@@ -582,11 +587,110 @@ done:
     return result;
 }
 
+/* --- the matrix unit's grouped and depthwise convolutions ---------------------------------- */
+
+/* One output pixel's row of N sums in int64: for each tap t whose slab pixel index[t] is inside
+ * the slab (``pad`` marks a padding position: its value is the zero point, adding nothing), output
+ * channel n adds sum_ci (slab[pixel, g * cg + ci] - zp) * w[n, t * cg + ci], g = n // ng. */
+CLONES static void conv_pixel(int64_t *restrict sums, const int8_t *restrict slab, Py_ssize_t pixel_stride,
+                              const int64_t *restrict index, Py_ssize_t taps, Py_ssize_t pad,
+                              const int16_t *restrict w, Py_ssize_t n_out, Py_ssize_t k, Py_ssize_t cg, Py_ssize_t ng,
+                              int32_t zp) {
+    for (Py_ssize_t n = 0; n < n_out; n++) sums[n] = 0;
+    for (Py_ssize_t t = 0; t < taps; t++) {
+        if (index[t] == pad) continue;
+        const int8_t *px = slab + index[t] * pixel_stride;
+        if (cg == 1 && ng == 1) { /* depthwise: channel n reads slab channel n; w is (taps, N) here */
+            const int16_t *wt = w + t * n_out;
+            for (Py_ssize_t n = 0; n < n_out; n++) sums[n] += (int32_t)(px[n] - zp) * wt[n];
+        } else {
+            for (Py_ssize_t n = 0; n < n_out; n++) {
+                const int8_t *x = px + (n / ng) * cg;
+                const int16_t *wn = w + n * k + t * cg;
+                int32_t sum = 0; /* |sum| <= cg * 383 * 2**15 < 2**31 for cg <= 171 (the caller's bound) */
+                for (Py_ssize_t ci = 0; ci < cg; ci++) sum += (int32_t)(x[ci] - zp) * wn[ci];
+                sums[n] += sum;
+            }
+        }
+    }
+}
+
+/* conv(out, slab, index, w, zp, cg, ng, pad) -> bool: a dwconv or gconv tile's products.
+ * slab (samples, pixels, channels) int8 with contiguous channels; index (M, taps) int64 the slab
+ * pixel each output pixel's tap reads (``pad`` where it reads padding); w int16 (N, taps * cg)
+ * contiguous, or (taps, N) for a depthwise tile (cg = ng = 1); out (samples * M, N) int32 or int64
+ * (row m of sample b at b * M + m).  Sums are exact in int64; False (out partly written) where an
+ * int32 out cannot hold one. */
+static PyObject *conv(PyObject *self, PyObject *args) {
+    PyObject *oo, *so, *io, *wo;
+    int zp;
+    Py_ssize_t cg, ng, pad;
+    if (!PyArg_ParseTuple(args, "OOOOinnn", &oo, &so, &io, &wo, &zp, &cg, &ng, &pad)) return NULL;
+    Held o = {0}, sl = {0}, ix = {0}, w = {0};
+    PyObject *result = NULL;
+    int64_t *sums = NULL;
+    if (get_view(oo, &o, 1, -1, "out") < 0 || get_view(so, &sl, 0, 1, "slab") < 0 || get_view(io, &ix, 0, 8, "index") < 0 ||
+        get_view(wo, &w, 0, 2, "weights") < 0)
+        goto done;
+    Py_ssize_t samples = sl.view.ndim == 3 ? sl.view.shape[0] : -1, M = ix.view.ndim == 2 ? ix.view.shape[0] : -1;
+    Py_ssize_t taps = M >= 0 ? ix.view.shape[1] : 0, n_out = o.view.ndim == 2 ? o.view.shape[1] : -1;
+    int depthwise = cg == 1 && ng == 1;
+    Py_ssize_t k = taps * cg;
+    if (samples < 0 || M < 0 || n_out < 0 || o.view.shape[0] != samples * M || sl.view.strides[2] != 1 ||
+        !PyBuffer_IsContiguous(&ix.view, 'C') || !PyBuffer_IsContiguous(&w.view, 'C') || w.view.ndim != 2 ||
+        w.view.shape[0] != (depthwise ? taps : n_out) || w.view.shape[1] != (depthwise ? n_out : k) || cg < 1 ||
+        ng < 1 || cg > 171 || (depthwise ? n_out : ((n_out - 1) / ng + 1) * cg) > sl.view.shape[2] ||
+        (o.view.itemsize != 4 && o.view.itemsize != 8)) {
+        PyErr_SetString(PyExc_ValueError, "conv: out (samples * M, N) int32/int64, slab (samples, pixels, channels) "
+                                          "int8, index (M, taps) int64, w int16 (N, taps * cg) or (taps, N)");
+        goto done;
+    }
+    const int64_t *index = ix.view.buf;
+    for (Py_ssize_t i = 0; i < M * taps; i++)
+        if (index[i] < 0 || index[i] > pad || (index[i] < pad && index[i] >= sl.view.shape[1])) {
+            PyErr_SetString(PyExc_ValueError, "conv: an index outside the slab");
+            goto done;
+        }
+    sums = PyMem_Malloc((n_out + 1) * sizeof(int64_t));
+    if (!sums) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int ok = 1;
+    const int wide = o.view.itemsize == 8;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t b = 0; ok && b < samples; b++) {
+        const int8_t *slab = (const int8_t *)((const char *)sl.view.buf + b * sl.view.strides[0]);
+        for (Py_ssize_t m = 0; ok && m < M; m++) {
+            conv_pixel(sums, slab, sl.view.strides[1], index + m * taps, taps, pad, w.view.buf, n_out, k, cg, ng, zp);
+            char *row = (char *)o.view.buf + (b * M + m) * o.view.strides[0];
+            for (Py_ssize_t n = 0; n < n_out; n++) {
+                if (wide) {
+                    *(int64_t *)(row + n * o.view.strides[1]) = sums[n];
+                } else {
+                    if (sums[n] > INT32_MAX || sums[n] < INT32_MIN) ok = 0;
+                    *(int32_t *)(row + n * o.view.strides[1]) = (int32_t)sums[n];
+                }
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = PyBool_FromLong(ok);
+done:
+    PyMem_Free(sums);
+    release(&o);
+    release(&sl);
+    release(&ix);
+    release(&w);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"requant", requant, METH_VARARGS, "The requantization stage in one pass (see native.c)."},
     {"lanes", lanes, METH_VARARGS, "bf16 lane arithmetic rounded to bf16 (see native.c)."},
     {"tree_sum", tree_sum, METH_VARARGS, "vred sum's pairwise tree per row (see native.c)."},
     {"row_max", row_max, METH_VARARGS, "vred max per row (see native.c)."},
+    {"conv", conv, METH_VARARGS, "A dwconv or gconv tile's products (see native.c)."},
     {"cvt_i32", cvt_i32, METH_VARARGS, "cvt i32_bf16: (q - zp) * scale rounded once to bf16 (see native.c)."},
     {NULL, NULL, 0, NULL},
 };

@@ -234,3 +234,47 @@ def test_row_max_and_the_unary_lanes_match_the_spec():
                          (14, round32_bits(PATTERNS.view(np.int16).astype(np.float32)).tolist())):
             kernels.lanes(op, out, PATTERNS, PATTERNS)
             assert out.tolist() == want, op
+
+
+# -- the matrix unit's dwconv / gconv products: exact integer sums ----------------------------------
+
+def reference_conv(slab, index, w, zp, cg, ng, pad):
+    """sum over taps and a group's channels of (slab - zp) * w, in Python integers (object arrays)."""
+    samples, _, channels = slab.shape
+    padded = np.concatenate([slab.astype(object), np.full((samples, 1, channels), zp, object)], axis=1)
+    windows = padded[:, np.where(index == pad, slab.shape[1], index)] - zp  # (samples, M, taps, channels)
+    n_out = w.shape[1] if cg == ng == 1 else w.shape[0]
+    out = np.empty((samples, index.shape[0], n_out), object)
+    for n in range(n_out):
+        if cg == ng == 1:
+            out[..., n] = (windows[..., n] * w[:, n].astype(object)).sum(axis=-1)
+        else:
+            g = n // ng
+            taps = windows[..., g * cg:(g + 1) * cg]  # (samples, M, taps, cg)
+            out[..., n] = (taps * w[n].astype(object).reshape(-1, cg)).sum(axis=(-1, -2))
+    return out.reshape(-1, n_out)
+
+
+@pytest.mark.parametrize("cg, ng", [(1, 1), (3, 2), (8, 8), (171, 1)])
+def test_conv_sums_exactly_at_the_extremes(cg, ng):
+    rng = np.random.default_rng(cg)
+    samples, pixels, M, taps, n_out = 2, 30, 7, 9, 4 if cg > 1 else 12
+    channels = n_out if cg == 1 else -(-n_out // ng) * cg
+    slab = rng.integers(-128, 128, (samples, pixels, channels)).astype(np.int8)
+    slab[0, :5], slab[1, :5] = -128, 127  # the extremes against the largest weights
+    index = rng.integers(0, pixels + 1, (M, taps))  # pixels: a padding position
+    index[0] = np.arange(5)[:, None].repeat(2)[:taps] if taps <= 10 else index[0]
+    index[1] = pixels
+    for w_max in (127, 2**15 - 1):
+        w = rng.integers(-w_max, w_max + 1, (taps, n_out) if cg == 1 else (n_out, taps * cg)).astype(np.int16)
+        w.flat[:3] = [w_max, -w_max, w_max]
+        for zp in (-128, 0, 127):
+            want = reference_conv(slab, index, w, zp, cg, ng, pixels)
+            wide = np.empty((samples * M, n_out), np.int64)
+            assert kernels.conv(wide, slab, index, w, zp, cg, ng, pixels)
+            assert wide.tolist() == want.tolist()
+            narrow = np.empty((samples * M, n_out), np.int32)
+            fits = all(INT32_MIN <= v <= INT32_MAX for v in want.flat)
+            assert kernels.conv(narrow, slab, index, w, zp, cg, ng, pixels) == fits
+            if fits:
+                assert narrow.tolist() == want.tolist()
