@@ -540,17 +540,30 @@ done:
  * plus 2, so rounding that to bf16 is rounding x once; float32 overflows only where bf16 does). */
 static inline uint16_t round_bf16_from_double(double x) {
     float f = (float)x; /* RNE */
+    double back = (double)f;
     uint32_t u;
     memcpy(&u, &f, 4);
-    if ((double)f != x && (u & 0x7F800000u) != 0x7F800000u && !(u & 1u)) /* inexact and even: the odd neighbour */
-        u += fabs(x) > fabs((double)f) ? 1 : -1;
+    /* inexact, finite and even: the odd neighbour toward x (without branches: the loop vectorizes) */
+    uint32_t odd = (back != x) & ((u & 0x7F800000u) != 0x7F800000u) & !(u & 1u);
+    u += odd ? (fabs(x) > fabs(back) ? 1u : 0xFFFFFFFFu) : 0u;
     memcpy(&f, &u, 4);
     return round_bf16(f);
 }
 
+/* One row of cvt i32_bf16; nonzero where some |q - zp| reaches 2**29 (the row's results are then garbage). */
+CLONES static int cvt_i32_row(uint16_t *restrict out, const int32_t *restrict q, Py_ssize_t n, double s, double zp) {
+    int bad = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double d = (double)q[i] - zp; /* exact: integers below 2**33 */
+        bad |= fabs(d) >= 0x1p29;
+        out[i] = round_bf16_from_double(d * s);
+    }
+    return bad;
+}
+
 /* cvt_i32(out, q, scale, zp) -> bool: vbuf's bf16 patterns of (q - zp) * scale (``cvt i32_bf16``:
  * bf16.int8_to_bf16, the product exact in double, rounded once) for int32 q (rows, length) and a
- * float32 scale; False, having stopped part-way, where |q - zp| reaches 2**29 (the spec refuses). */
+ * float32 scale; False (results garbage) where |q - zp| reaches 2**29 (the spec refuses). */
 static PyObject *cvt_i32(PyObject *self, PyObject *args) {
     PyObject *oo, *qo;
     float scale;
@@ -569,13 +582,14 @@ static PyObject *cvt_i32(PyObject *self, PyObject *args) {
     for (Py_ssize_t row = 0; ok && row < rows; row++) {
         const char *qr = (const char *)q.view.buf + offset_of(&q.view, index);
         char *or_ = (char *)o.view.buf + offset_of(&o.view, index);
-        for (Py_ssize_t i = 0; i < n; i++) {
-            int64_t d = (int64_t) * (const int32_t *)(qr + i * qs) - zp;
-            if (d >= (INT64_C(1) << 29) || d <= -(INT64_C(1) << 29)) {
-                ok = 0;
-                break;
+        if (qs == 4 && os == 2) {
+            ok = !cvt_i32_row((uint16_t *)or_, (const int32_t *)qr, n, s, (double)zp);
+        } else {
+            for (Py_ssize_t i = 0; ok && i < n; i++) {
+                int64_t d = (int64_t) * (const int32_t *)(qr + i * qs) - zp;
+                ok = d < (INT64_C(1) << 29) && d > -(INT64_C(1) << 29);
+                *(uint16_t *)(or_ + i * os) = round_bf16_from_double((double)d * s);
             }
-            *(uint16_t *)(or_ + i * os) = round_bf16_from_double((double)d * s);
         }
         advance(&q.view, index);
     }
