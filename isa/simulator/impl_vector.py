@@ -269,11 +269,7 @@ BINARY = {
 
 
 _ARITHMETIC = ("add", "sub", "rsub", "mul")
-#: vbin's operations in the C kernel ``native.c: lanes`` (its OP_ codes; 4 is vfma's multiply-add)
-_NATIVE_OPS = {"add": 0, "sub": 1, "rsub": 2, "mul": 3, "max": 5, "min": 6, "lt": 7, "le": 8, "gt": 9, "ge": 10,
-               "eq": 11}
-_FMA = 4
-_NATIVE_UNARY = {"rint": 12, "ftoi": 13, "itof": 14}  # vun's (operand B unused)
+_FMA = 4  # vfma's multiply-add in the C kernel ``native.c: lanes``
 _INTO = ("and", "or", "xor", "iadd", "isub", "irsub")  # ops taking ``out`` (uint16 lanes, written in place)
 
 
@@ -294,6 +290,20 @@ UNARY: dict[str, Callable[..., np.ndarray]] = {  # numpy's uint16 shifts by 16 o
     "ftoi": lambda a, n: _ftoi(a),
     "itof": lambda a, n: _itof(a),
 }
+
+# The operations the C kernel ``native.c: lanes`` also computes, with its OP_ codes: where a table
+# still holds such a function the instruction runs in C (one pass), else (an operation replaced, as
+# a test does to break one) the table's function in numpy.
+_NATIVE_CODES: dict[Callable, int] = {
+    **{BINARY[name]: code for name, code in {"add": 0, "sub": 1, "rsub": 2, "mul": 3, "max": 5, "min": 6, "lt": 7,
+                                              "le": 8, "gt": 9, "ge": 10, "eq": 11}.items()},
+    **{UNARY[name]: code for name, code in {"rint": 12, "ftoi": 13, "itof": 14}.items()},  # (operand B unused)
+}
+
+
+def _native_op(table: dict, name: str) -> int | None:
+    """The C kernel's code for ``table[name]``: None where it is not an operation the kernel computes."""
+    return _NATIVE_CODES.get(table.get(name))
 
 
 # --- operands ----------------------------------------------------------------------------------
@@ -363,12 +373,12 @@ def vbin(m: MachineState, op: str, b: str, dst: int, a: int):
     x, a_access = _lanes(m, a, length, False, "vbin operand A")
     y, b_access = _operand(m, b, _B, length, "vbin operand B")
     operation = BINARY[op]
-    fused = native.kernels()
-    if op in _NATIVE_OPS and fused is not None:  # one C pass from the patterns into vbuf
+    fused, code = native.kernels(), _native_op(BINARY, op)
+    if fused is not None and code is not None:  # one C pass from the patterns into vbuf
         out, access = _lanes(m, dst, length, True, "vector result")
-        action = partial(_fused_lanes, fused.lanes, _NATIVE_OPS[op], out, x, y)
         accesses = tuple(v for v in (a_access, b_access, access) if v is not None)
-        return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency, action=action)
+        return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency,
+                      action=partial(_fused_lanes, fused.lanes, code, out, x, y))
     if op in _ARITHMETIC:  # rounded in scratch made now, straight into vbuf
         out, access = _lanes(m, dst, length, True, "vector result")
         lanes = Lanes((m.batch, length), out, m)
@@ -398,7 +408,8 @@ def vfma(m: MachineState, b: str, c: str, dst: int, a: int):
     y, b_access = _operand(m, b, _B, length, "vfma operand B")
     z, c_access = _operand(m, c, _C, length, "vfma operand C")
     fused = native.kernels()
-    if fused is not None:  # the product rounded, plus C rounded: one C pass
+    if fused is not None and _native_op(BINARY, "mul") is not None and _native_op(BINARY, "add") is not None:
+        # the product rounded, plus C rounded: one C pass
         out, access = _lanes(m, dst, length, True, "vector result")
         accesses = tuple(v for v in (a_access, b_access, c_access, access) if v is not None)
         return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency,
@@ -431,12 +442,12 @@ def vun(m: MachineState, op: str, amount: int, dst: int, a: int):
     (length,) = _LEN(m.regs)
     x, a_access = _lanes(m, a, length, False, "vun operand")
     operation = UNARY[op]
-    fused = native.kernels()
-    if op in _NATIVE_UNARY and fused is not None:
+    fused, code = native.kernels(), _native_op(UNARY, op)
+    if fused is not None and code is not None:
         out, access = _lanes(m, dst, length, True, "vector result")
         accesses = tuple(v for v in (a_access, access) if v is not None)
         return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency,
-                      action=partial(fused.lanes, _NATIVE_UNARY[op], out, x, x))
+                      action=partial(fused.lanes, code, out, x, x))
     if op in ("shl", "shr"):
         return _finish_into(m, dst, length, lambda out: operation(x, amount, out), [a_access])
     return _finish(m, dst, length, lambda: operation(x, amount), [a_access])
@@ -467,7 +478,7 @@ def vred(m: MachineState, op: str, dst: int, a: int):
     out, d_access = _lanes(m, dst, length // row, True, "vred result")
     rows = m.batch * (length // row)  # every sample's rows
     fused = native.kernels()
-    if fused is not None:  # every row's tree in one C pass
+    if fused is not None and (op == "max" or _native_op(BINARY, "add") is not None):  # every row's tree in one C pass
         sums, reduce = np.empty(rows, np.uint16), fused.tree_sum if op == "sum" else fused.row_max
 
         def summed() -> None:
