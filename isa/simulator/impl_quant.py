@@ -220,8 +220,12 @@ def eadd(m: MachineState, op: str, rounding: str, dst: int, a: int):
                                   out_mult, out_shift, zp, qmin, qmax),
                               lambda: rule(rule_tables.PAIR_A, rule_tables.PAIR_B).astype(np.int8))
     pair_index = rule_tables.PairIndex((m.batch, length))
+    fused = native.kernels()
 
     def action() -> None:
+        if pairs is not None and fused is not None:  # the table read in one C pass
+            fused.pair_lookup(out, a_view, b_view, pairs)
+            return
         if pairs is not None:
             pairs.take(pair_index(a_view, b_view), None, out, "clip")  # "clip": no bounds pass, no buffering
             return
@@ -264,8 +268,13 @@ def emul(m: MachineState, rounding: str, dst: int, a: int):
         if tiled else None
     pair_index = rule_tables.PairIndex((batch, length), pattern.shape if tiled and pairs is not None else None)
 
+    fused = native.kernels() if identity else None
+
     def action() -> None:
         b_lanes = b_view[:, :length] if identity else pattern if tiled else b_view[:, index]
+        if pairs is not None and fused is not None:  # the table read in one C pass
+            fused.pair_lookup(out, a_view, b_lanes, pairs)
+            return
         if pairs is not None:
             pairs.take(pair_index(a_view, b_lanes), None, out, "clip")
             return

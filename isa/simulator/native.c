@@ -601,6 +601,51 @@ done:
     return result;
 }
 
+/* --- rule tables ----------------------------------------------------------------------------- */
+
+CLONES static void pair_row(int8_t *restrict out, const uint8_t *restrict a, const uint8_t *restrict b,
+                            const int8_t *restrict table, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) out[i] = table[(Py_ssize_t)a[i] << 8 | b[i]];
+}
+
+/* pair_lookup(out, a, b, table): out = table[byte(a) * 256 + byte(b)] for int8 (rows, length) a
+ * and b (b: or one row read by every row) with contiguous lanes: a two-operand rule read from its
+ * table of every pair (rule_tables.py), in one pass. */
+static PyObject *pair_lookup(PyObject *self, PyObject *args) {
+    PyObject *oo, *ao, *bo, *to;
+    if (!PyArg_ParseTuple(args, "OOOO", &oo, &ao, &bo, &to)) return NULL;
+    Held o = {0}, a = {0}, b = {0}, t = {0};
+    PyObject *result = NULL;
+    if (get_view(oo, &o, 1, 1, "out") < 0 || get_view(ao, &a, 0, 1, "a") < 0 || get_view(bo, &b, 0, 1, "b") < 0 ||
+        get_view(to, &t, 0, 1, "table") < 0)
+        goto done;
+    Py_ssize_t rows = o.view.ndim == 2 ? o.view.shape[0] : 1, n = o.view.shape[o.view.ndim - 1];
+    Py_ssize_t b_rows = b.view.ndim == 2 ? b.view.shape[0] : 1;
+    if (o.view.ndim > 2 || same_shape(&o.view, &a.view, "pair_lookup a") < 0 || b.view.ndim > 2 ||
+        b.view.shape[b.view.ndim - 1] != n || (b_rows != rows && b_rows != 1) || t.view.len != 65536 ||
+        !PyBuffer_IsContiguous(&t.view, 'C') || o.view.strides[o.view.ndim - 1] != 1 ||
+        a.view.strides[a.view.ndim - 1] != 1 || b.view.strides[b.view.ndim - 1] != 1) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "pair_lookup: int8 (rows, length) out, a, b (or one row), 65536 table");
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        Py_ssize_t ro = o.view.ndim == 2 ? r * o.view.strides[0] : 0, ra = a.view.ndim == 2 ? r * a.view.strides[0] : 0;
+        Py_ssize_t rb = b_rows > 1 ? r * b.view.strides[0] : 0;
+        pair_row((int8_t *)o.view.buf + ro, (const uint8_t *)a.view.buf + ra, (const uint8_t *)b.view.buf + rb,
+                 t.view.buf, n);
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    release(&o);
+    release(&a);
+    release(&b);
+    release(&t);
+    return result;
+}
+
 /* --- the matrix unit's grouped and depthwise convolutions ---------------------------------- */
 
 /* One output pixel's row of N sums in int64: for each tap t whose slab pixel index[t] is inside
@@ -705,6 +750,7 @@ static PyMethodDef methods[] = {
     {"tree_sum", tree_sum, METH_VARARGS, "vred sum's pairwise tree per row (see native.c)."},
     {"row_max", row_max, METH_VARARGS, "vred max per row (see native.c)."},
     {"conv", conv, METH_VARARGS, "A dwconv or gconv tile's products (see native.c)."},
+    {"pair_lookup", pair_lookup, METH_VARARGS, "A two-int8-operand rule read from its table (see native.c)."},
     {"cvt_i32", cvt_i32, METH_VARARGS, "cvt i32_bf16: (q - zp) * scale rounded once to bf16 (see native.c)."},
     {NULL, NULL, 0, NULL},
 };

@@ -278,3 +278,17 @@ def test_conv_sums_exactly_at_the_extremes(cg, ng):
             assert kernels.conv(narrow, slab, index, w, zp, cg, ng, pixels) == fits
             if fits:
                 assert narrow.tolist() == want.tolist()
+
+
+def test_pair_lookup_reads_the_table_of_every_pair():
+    rng = np.random.default_rng(11)
+    table = rng.integers(-128, 128, 1 << 16).astype(np.int8)
+    a = rng.integers(-128, 128, (3, 1000)).astype(np.int8)
+    b = rng.integers(-128, 128, (3, 1000)).astype(np.int8)
+    a[0, :4], b[0, :4] = [-128, -128, 127, 127], [-128, 127, -128, 127]  # the table's corners
+    want = table[a.view(np.uint8).astype(np.intp) * 256 + b.view(np.uint8)]
+    out = np.empty(a.shape, np.int8)
+    kernels.pair_lookup(out, a, b, table)
+    assert out.tolist() == want.tolist()
+    kernels.pair_lookup(out, a, b[1], table)  # one row of b read by every row
+    assert out.tolist() == table[a.view(np.uint8).astype(np.intp) * 256 + b[1].view(np.uint8)].tolist()
