@@ -67,7 +67,7 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
         dst_view, d_access = m.region(ABUF, dst, (rows, cols), (4 * dst_row, 4), "<i4", True, "requant output")
 
     magnitude = -_OUT_RANGE["i32"][0] if src == "acc" else -numerics.INT8_MIN
-    fused = native.kernels() if rounding in numerics.ROUNDING_MODES else None
+    fused = native.kernels() if rounding in numerics.ROUNDING_MODES and x.size else None
     mode = numerics.ROUNDING_MODES.index(rounding) if fused is not None else -1
     # one channel over many rows: the kernel takes the rows as its lanes (one set of parameters)
     c_views = (x, dst_view)
