@@ -11,13 +11,14 @@ little-endian words natively).  ``enabled = False`` here turns it off for machin
 """
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import numpy as np
 
-try:
-    from . import _native  # type: ignore[attr-defined]
+try:  # (imported by name: the extension is no module of the tree)
+    _native = importlib.import_module(f"{__package__}._native")
 except ImportError:  # not built: the numpy path
     _native = None
 
