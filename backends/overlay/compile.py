@@ -25,6 +25,7 @@ from .program import Program
 from .epilogue import fuse_epilogues, fused_kinds
 from .placement import place_module
 from .resident import drop_unread_stores
+from .row_max import emit_row_max
 from .steps import STEP_KINDS, Step, plan_layouts
 
 def _live_steps(steps: list[Step], io) -> list[Step]:
@@ -154,6 +155,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
                 ctx.addresses[id(v)] = ctx.addresses[id(root(v))] + offset(v)
     modes = ["int8"] * target.cores
     for done, step in enumerate(steps, 1):
+        ctx.next_step = steps[done] if done < len(steps) else None
         want = "int8" if "rescale" in step.info else STEP_KINDS[step.kind].mode  # a concat's fused requants
         if step.kind != "conv":
             ctx.emit_handed_store()
@@ -165,6 +167,8 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
             del ctx.layer_names[first_layer:], ctx.layer_stats[first_layer:]
             ctx.program, ctx.core, ctx.cores = programs[core], core, len(workers)
             if want is not None and want != modes[core]:
+                if step.kind == "cvt_in":  # a softmax's row maxima on the int8 scores, beside the switch
+                    emit_row_max(ctx, step)
                 ctx.program.emit("mode", to=want)
                 modes[core] = want
             if step.kind == "layout":

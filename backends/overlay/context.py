@@ -11,6 +11,7 @@ from tcc.isa.target import TargetConfig
 from .layout import LayoutPlan
 from .memory import ActivationAddress, DramPlan
 from .program import Program
+from .steps import Step
 
 
 @dataclass
@@ -145,6 +146,11 @@ class Context:
     # a one-tile bf16 vector op's first instruction (Program.mark) and its modeled cycles: the DRAM
     # channel is free while it runs (mark_for_weights)
     vector_mark: tuple | None = None
+    # the step after the one being emitted (a conversion places its result where a vector op reads it)
+    next_step: Step | None = None
+    # a softmax's int8 row maxima pooled before the switch to bf16: (abuf address, rows, the vbuf
+    # slot the conversion puts them in) (row_max.py)
+    row_max: tuple | None = None
 
     def share(self, count: int) -> range:
         """This core's contiguous share of ``count`` tiles (all of them when one core emits)."""

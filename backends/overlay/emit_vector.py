@@ -71,11 +71,18 @@ def emit_cvt(ctx: Context, step: Step) -> None:
     for i, (y0, rows) in _mine(ctx, tiles):
         n = rows * w * c
         a_slot, v_in, v_out = b.a_in(i) if to_bf16 else b.a_out(i), b.v(i % 2), b.v(2 + i % 2)
+        if to_bf16 and not nhwc:  # one flat tile: where the vector op after it reads it, if it knows
+            slot = vector_input_slot(ctx, ctx.next_step, y, n * 2)
+            v_in = v_in if slot is None else slot
         if to_bf16:  # the conversion alone reads the int8 tile: where abuf may still hold it
             a_slot = p.read_in_place("abuf", a_slot, ctx.addr(x) + y0 * w * c, n)
             _flush(p, pending)
             p.set({"v.len": n})
             p.emit("cvt", dir="i8_bf16", dst=v_in, src=a_slot)
+            if ctx.row_max is not None:  # the softmax's row maxima, taken on int8 (row_max.py)
+                (src, rows, slot), ctx.row_max = ctx.row_max, None
+                p.set({"v.len": rows})
+                p.emit("cvt", dir="i8_bf16", dst=slot, src=src)
             if nhwc:  # [rows, w, c] -> [c, rows, w]
                 _copy(p, v_out, v_in, (1, c, rows, w), (0, 2, w * c * 2, c * 2), (0, rows * w * 2, w * 2, 2), 2)
                 pending.append(("vbuf", v_out, ctx.addr(y) + y0 * w * 2,
@@ -185,10 +192,52 @@ def _tiles(lowering, tile_rows: int, tile_cols: int):
                 yield batch, r0, min(tile_rows, lowering.rows - r0), c0, min(tile_cols, lowering.cols - c0)
 
 
+def _one_tile_slots(ctx: Context, step: Step | None):
+    """(lowering, recorded code, every value's vbuf offset) of ``step``, a bf16 vector op that runs
+    as one tile in slots that do not fit a vbuf quarter (they start at vbuf's start); else None."""
+    if step is None or step.kind != "vector" or ctx.cores != 1:
+        return None
+    op = step.ops[0]
+    try:
+        lowering = vector_lowering(op, step.info.get("given_max", False))
+        code, (tile_rows, tile_cols, buffers) = scheduled(op, lowering, record(op, lowering), ctx.target)
+    except BackendError:
+        return None
+    if buffers * code.set_bytes(tile_rows, tile_cols) <= ctx.buffers.vbuf_q:
+        return None
+    if len(list(_tiles(lowering, tile_rows, tile_cols))) != 1:
+        return None
+    return lowering, code, code.offsets(tile_rows, tile_cols)
+
+
+def vector_operand_slot(ctx: Context, step: Step | None, chosen) -> int | None:
+    """The vbuf address where ``step`` reads the first operand ``chosen(VectorInput)`` picks, if it
+    runs as one tile in slots from vbuf's start (``_one_tile_slots``); else None."""
+    slots = _one_tile_slots(ctx, step)
+    if slots is None:
+        return None
+    lowering, code, offsets = slots
+    for handle, given in zip(code.handles, lowering.inputs):
+        if not handle.constant and chosen(given):
+            return offsets[handle.index]
+    return None
+
+
+def vector_input_slot(ctx: Context, step: Step | None, value, nbytes: int) -> int | None:
+    """The vbuf address where ``step``, a bf16 vector op that runs as one tile in slots that do not
+    fit a vbuf quarter (they start at vbuf's start), reads all ``nbytes`` of ``value`` (a full-tile
+    operand); None for any other step.  The conversion before such an op writes its result there:
+    elsewhere the op's slots would overlap it (a copy into the slot on the critical path)."""
+    if value.type.size * 2 != nbytes:
+        return None
+    return vector_operand_slot(ctx, step, lambda given: given.value is value and given.space == FULL
+                               and given.data is None)
+
+
 def emit_vector(ctx: Context, step: Step) -> None:
     """A bf16 op as its lane sequence of vector instructions, tile by tile (vector_lowering.py)."""
     op = step.ops[0]
-    lowering = vector_lowering(op)
+    lowering = vector_lowering(op, step.info.get("given_max", False))
     try:
         code, (tile_rows, tile_cols, buffers) = scheduled(op, lowering, record(op, lowering), ctx.target)
     except BackendError:  # one row does not fit vbuf: column tiles, a pass per reduction
@@ -322,7 +371,7 @@ def _begin_vector_layer(ctx: Context, step: Step, code, lowering):
     constant registers, as the op's layer begins."""
     inputs: list[tuple[Handle, str, int | ActivationAddress]] = []
     for handle, given in zip(code.handles, lowering.inputs):
-        if handle.constant:
+        if handle.constant or given.on_chip:  # on chip: the step before wrote it into its slot
             continue
         dram: int | ActivationAddress
         if given.data is not None:

@@ -20,6 +20,8 @@ stored) keeps its loads.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .memory import ActivationAddress
 
 HELD_BUFFERS = ("abuf", "vbuf")  # the buffers whose activations ``Residency`` follows
@@ -150,61 +152,47 @@ class Residency:
         return pieces
 
 
-class _Intervals:
-    """A set of byte offsets as disjoint [lo, hi) intervals."""
-
-    def __init__(self, spans=()):
-        self.spans: list[tuple[int, int]] = []
-        for lo, hi in spans:
-            self.add(lo, hi)
-
-    def overlaps(self, lo: int, hi: int) -> bool:
-        return any(a < hi and lo < b for a, b in self.spans)
-
-    def add(self, lo: int, hi: int) -> None:
-        kept = [(a, b) for a, b in self.spans if b < lo or hi < a]
-        for a, b in self.spans:
-            if not (b < lo or hi < a):
-                lo, hi = min(lo, a), max(hi, b)
-        self.spans = sorted(kept + [(lo, hi)])
-
-    def remove(self, lo: int, hi: int) -> None:
-        out = []
-        for a, b in self.spans:
-            if b <= lo or hi <= a:
-                out.append((a, b))
-                continue
-            if a < lo:
-                out.append((a, lo))
-            if hi < b:
-                out.append((hi, b))
-        self.spans = out
+def _box_view(bytes_: np.ndarray, lo: int, box: tuple[int, int, int], strides: tuple[int, int]) -> np.ndarray:
+    """The (planes, rows, row_bytes) view of ``bytes_`` of a DMA box whose first byte is ``lo``."""
+    planes, rows, row_bytes = box
+    return np.lib.stride_tricks.as_strided(bytes_[lo:], shape=(planes, rows, row_bytes),
+                                           strides=(strides[0], strides[1], 1), writeable=True)
 
 
 def drop_unread_stores(instructions: list[tuple[str, dict]], outputs: list[tuple[int, int]]) -> list[tuple[str, dict]]:
     """``instructions`` without the stores of activation bytes that nothing reads from DRAM before
     they are written again: every later reader took them on chip (``Residency``).  ``outputs``:
     the [lo, hi) activation offsets the host reads after the run.  A store's setr's stay (later
-    instructions may read those registers)."""
+    instructions may read those registers).  Bytes are followed exactly (one flag per activation
+    byte, each DMA's box of planes and rows as it is): a strided store (attention heads side by
+    side, an NHWC channel tile) ends the life of exactly the bytes it writes, and a strided load
+    needs exactly the bytes it reads, not the span between its first and last byte."""
     regs: dict[str, int] = {}
-    spans: dict[int, tuple[int, int, bool]] = {}  # instruction index -> DRAM [lo, hi), whether contiguous
+    boxes: dict[int, tuple] = {}  # instruction index -> (first byte, (planes, rows, row_bytes), strides) or None
     for i, (mnemonic, fields) in enumerate(instructions):
         if mnemonic == "setr":
             regs[fields["reg"]] = fields["value"]
         elif mnemonic in ("load", "store", "lookup") and isinstance(fields["dram"], ActivationAddress):
-            planes, rows, row_bytes = (regs.get(f"dma.{n}", 0) for n in ("planes", "rows", "row_bytes"))
-            dram_row, dram_plane = regs.get("dma.dram_row", 0), regs.get("dma.dram_plane", 0)
-            lo, hi = _span(fields["dram"].offset, (planes, rows, row_bytes), (dram_plane, dram_row, 1), 1)
-            contiguous = planes == 1 and (rows == 1 or dram_row == row_bytes)
-            spans[i] = (lo, hi, contiguous) if mnemonic != "lookup" else (0, 2**62, False)
-    needed = _Intervals(outputs)
+            box = tuple(regs.get(f"dma.{n}", 0) for n in ("planes", "rows", "row_bytes"))
+            strides = (regs.get("dma.dram_plane", 0), regs.get("dma.dram_row", 0))
+            plain = min(box) > 0 and min(strides) >= 0 and mnemonic != "lookup"
+            boxes[i] = (fields["dram"].offset, box, strides) if plain else None  # None: every byte
+    size = max([hi for _, hi in outputs] + [lo + (b[0] - 1) * s[0] + (b[1] - 1) * s[1] + b[2]
+                                            for lo, b, s in filter(None, boxes.values())], default=0)
+    needed = np.zeros(size, bool)
+    for lo, hi in outputs:
+        needed[lo:hi] = True
     dropped = set()
-    for i in sorted(spans, reverse=True):
-        lo, hi, contiguous = spans[i]
+    for i in sorted(boxes, reverse=True):
+        if boxes[i] is None:  # a lookup (or a box not followed) may read any byte; such a store stays
+            if instructions[i][0] != "store":
+                needed[:] = True
+            continue
+        view = _box_view(needed, *boxes[i])
         if instructions[i][0] != "store":
-            needed.add(lo, hi)
-        elif not needed.overlaps(lo, hi):
+            view[...] = True
+        elif not view.any():
             dropped.add(i)
-        elif contiguous:
-            needed.remove(lo, hi)
+        else:
+            view[...] = False  # earlier stores of these bytes are read by no one after this one
     return [ins for i, ins in enumerate(instructions) if i not in dropped]

@@ -23,12 +23,14 @@ from .vector_program import COL, FULL, ROW, Handle, Recorder, VectorProgramError
 @dataclass
 class VectorInput:
     """An operand: an activation or constant tensor in DRAM (``value``; ``data`` holds a constant's
-    bf16 patterns as the tile reads them), or a scalar constant (``bits``)."""
+    bf16 patterns as the tile reads them), a scalar constant (``bits``), or (``on_chip``) values the
+    step before writes into the operand's slot (a softmax's row maxima: row_max.py)."""
 
     space: str
     value: Value | None = None
     data: np.ndarray | None = None
     bits: int | None = None
+    on_chip: bool = False
 
 
 @dataclass
@@ -134,8 +136,9 @@ def _normalization(op: Op) -> VectorLowering:
                           lambda L, v, g, b: spec.layer_norm(L, v, g, b, cols, eps))
 
 
-def vector_lowering(op: Op) -> VectorLowering:
-    """The lowering of a bf16 op onto the vector unit; BackendError when it has none."""
+def vector_lowering(op: Op, given_max: bool = False) -> VectorLowering:
+    """The lowering of a bf16 op onto the vector unit; BackendError when it has none.  With
+    ``given_max``, a softmax's row maxima are an operand written on chip before it (row_max.py)."""
     if op.kind not in VECTOR_KINDS:
         raise unsupported(op, f"no vector-unit lowering for {op.kind}; the vector unit runs "
                               f"{', '.join(sorted(VECTOR_KINDS))}")
@@ -160,6 +163,9 @@ def vector_lowering(op: Op) -> VectorLowering:
         if any(d != 1 for d in x.type.shape[axis + 1:]):
             raise unsupported(op, "the vector unit runs softmax along the last axis of size > 1 only")
         cols = x.type.shape[axis]
+        if given_max:
+            return VectorLowering(x.type.size // cols, cols, [VectorInput(FULL, x), VectorInput(ROW, on_chip=True)],
+                                  spec.softmax_of_max)
         return VectorLowering(x.type.size // cols, cols, [VectorInput(FULL, x)], spec.softmax)
     return _normalization(op)
 

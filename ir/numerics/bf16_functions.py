@@ -307,7 +307,14 @@ def gelu_erf(L, v):
 def softmax(L, x):
     """Along each row: e = exp(x - max); e * reciprocal(row_sum(e)) (x - max <= 0 and the sum in
     [1, cols] or NaN: the short sequences of those domains)."""
-    e = exp_nonpositive(L, L.sub(x, L.row_max(x)))
+    return softmax_of_max(L, x, L.row_max(x))
+
+
+def softmax_of_max(L, x, top):
+    """``softmax`` with each row's maximum ``top`` (one value per row) given: the overlay takes the
+    maximum of a row of int8 scores before their conversion to bf16, which is monotone, so ``top``
+    is the bits ``L.row_max`` gives (backends/overlay/row_max.py)."""
+    e = exp_nonpositive(L, L.sub(x, top))
     return L.mul(e, reciprocal_at_least_one(L, L.row_sum(e)))
 
 

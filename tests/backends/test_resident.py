@@ -93,6 +93,18 @@ def test_stores_nothing_reads_are_dropped():
     assert [f["sram"] for m, f in kept if m == "store"] == [64, 128, 256]
 
 
+
+def test_strided_boxes_need_and_write_exactly_their_bytes():
+    p = Program()
+    p.dma("store", "abuf", 0, A(0), rows=1, row_bytes=256)  # every byte written again below: dropped
+    p.dma("store", "abuf", 0, A(1024), rows=1, row_bytes=64)  # between the strided load's rows: dropped
+    p.dma("store", "abuf", 512, A(0), rows=4, row_bytes=32, dram_row=64, sram_row=32)  # read below: kept
+    p.dma("store", "abuf", 640, A(32), rows=4, row_bytes=32, dram_row=64, sram_row=32)  # never read: dropped
+    p.dma("load", "abuf", 0, A(0), rows=4, row_bytes=32, dram_row=64, sram_row=32)
+    p.dma("load", "abuf", 0, A(1024 - 64), planes=2, rows=1, row_bytes=64, dram_plane=128, sram_plane=64)
+    kept = drop_unread_stores(p.instructions, [])
+    assert [f["sram"] for m, f in kept if m == "store"] == [512]
+
 def chain():
     """A 1x1 conv block on an 8 x 8 map: every layer's output fits one tile and feeds the next."""
     rng = np.random.default_rng(3)
