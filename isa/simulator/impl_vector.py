@@ -479,10 +479,10 @@ def vred(m: MachineState, op: str, dst: int, a: int):
     rows = m.batch * (length // row)  # every sample's rows
     fused = native.kernels()
     if fused is not None and (op == "max" or _native_op(BINARY, "add") is not None):  # every row's tree in one C pass
-        sums, reduce = np.empty(rows, np.uint16), fused.tree_sum if op == "sum" else fused.row_max
+        sums, code = np.empty(rows, np.uint16), 0 if op == "sum" else 1
 
         def summed() -> None:
-            reduce(sums, x.reshape(rows, row))
+            fused.reduce_rows(code, sums, x.reshape(rows, row))
             out[...] = sums.reshape(out.shape)
 
         accesses = tuple(v for v in (a_access, d_access) if v is not None)

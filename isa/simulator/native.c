@@ -457,19 +457,50 @@ done:
     return result;
 }
 
-/* tree_sum(out, x): each row of x's (rows, width) patterns summed by vred's pairwise tree: per
- * level, element i of the next is round(e[2i] + e[2i+1]) and an odd width's last element is
- * carried after them; out (rows,) gets the last level's one element. */
-static PyObject *tree_sum(PyObject *self, PyObject *args) {
+/* The row's sum by vred's pairwise tree: per level, element i of the next is round(e[2i] + e[2i+1])
+ * and an odd width's last element is carried after them (``level``: scratch of the row's width). */
+static uint16_t tree_sum_row(const Lanes *lx, Py_ssize_t r, float *level) {
+    Py_ssize_t width = lx->length;
+    for (Py_ssize_t i = 0; i < width; i++) level[i] = widen(LANE(*lx, r, i));
+    uint16_t bits = LANE(*lx, r, 0);
+    while (width > 1) {
+        Py_ssize_t pairs = width / 2;
+        for (Py_ssize_t i = 0; i < pairs; i++) { /* reads 2i, 2i + 1 >= i: not yet overwritten */
+            bits = round_bf16(level[2 * i] + level[2 * i + 1]);
+            level[i] = widen(bits);
+        }
+        if (width % 2) level[pairs] = level[2 * pairs];
+        width -= pairs;
+    }
+    if (lx->length > 1) {
+        uint32_t u;
+        memcpy(&u, &level[0], 4);
+        bits = (uint16_t)(u >> 16);
+    }
+    return bits;
+}
+
+/* The row's max as vred max's tree gives it, in any order (max is associative and commutative: a
+ * NaN anywhere gives the canonical NaN, +0 wins over -0); a one-lane row's NaN made canonical too. */
+static uint16_t max_row(const Lanes *lx, Py_ssize_t r) {
+    uint16_t m = LANE(*lx, r, 0);
+    for (Py_ssize_t i = 1; i < lx->length; i++) m = op_max(m, LANE(*lx, r, i), 0);
+    return is_nan(m) ? 0x7FC0 : m;
+}
+
+/* reduce_rows(op, out, x): out (rows,) = each row of x's (rows, width) patterns reduced by vred's
+ * op: 0 sum (tree_sum_row), 1 max (max_row). */
+static PyObject *reduce_rows(PyObject *self, PyObject *args) {
+    int op;
     PyObject *oo, *xo;
-    if (!PyArg_ParseTuple(args, "OO", &oo, &xo)) return NULL;
+    if (!PyArg_ParseTuple(args, "iOO", &op, &oo, &xo)) return NULL;
     Held o = {0}, x = {0};
     Lanes lx;
     float *level = NULL;
     PyObject *result = NULL;
     if (get_view(oo, &o, 1, 2, "out") < 0 || get_view(xo, &x, 0, 2, "x") < 0 || lanes_of(&x, &lx, "x") < 0) goto done;
-    if (o.view.ndim != 1 || o.view.shape[0] != lx.rows || x.view.ndim != 2 || lx.length < 1) {
-        PyErr_SetString(PyExc_ValueError, "tree_sum: x (rows, width >= 1), out (rows,) expected");
+    if (o.view.ndim != 1 || o.view.shape[0] != lx.rows || x.view.ndim != 2 || lx.length < 1 || (op != 0 && op != 1)) {
+        PyErr_SetString(PyExc_ValueError, "reduce_rows: op 0 (sum) or 1 (max), x (rows, width >= 1), out (rows,)");
         goto done;
     }
     level = PyMem_Malloc(lx.length * sizeof(float));
@@ -478,58 +509,12 @@ static PyObject *tree_sum(PyObject *self, PyObject *args) {
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t r = 0; r < lx.rows; r++) {
-        Py_ssize_t width = lx.length;
-        for (Py_ssize_t i = 0; i < width; i++) level[i] = widen(LANE(lx, r, i));
-        uint16_t bits = LANE(lx, r, 0);
-        while (width > 1) {
-            Py_ssize_t pairs = width / 2;
-            for (Py_ssize_t i = 0; i < pairs; i++) { /* reads 2i, 2i + 1 >= i: not yet overwritten */
-                bits = round_bf16(level[2 * i] + level[2 * i + 1]);
-                level[i] = widen(bits);
-            }
-            if (width % 2) level[pairs] = level[2 * pairs];
-            width -= pairs;
-        }
-        if (lx.length > 1) {
-            uint32_t u;
-            memcpy(&u, &level[0], 4);
-            bits = (uint16_t)(u >> 16);
-        }
-        *(uint16_t *)((char *)o.view.buf + r * o.view.strides[0]) = bits;
-    }
+    for (Py_ssize_t r = 0; r < lx.rows; r++)
+        *(uint16_t *)((char *)o.view.buf + r * o.view.strides[0]) = op ? max_row(&lx, r) : tree_sum_row(&lx, r, level);
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
     PyMem_Free(level);
-    release(&o);
-    release(&x);
-    return result;
-}
-
-/* row_max(out, x): each row's max as vred max's tree gives it, in any order (max is associative
- * and commutative: a NaN anywhere gives the canonical NaN, +0 wins over -0); a one-lane row's
- * NaN made canonical as well. */
-static PyObject *row_max(PyObject *self, PyObject *args) {
-    PyObject *oo, *xo;
-    if (!PyArg_ParseTuple(args, "OO", &oo, &xo)) return NULL;
-    Held o = {0}, x = {0};
-    Lanes lx;
-    PyObject *result = NULL;
-    if (get_view(oo, &o, 1, 2, "out") < 0 || get_view(xo, &x, 0, 2, "x") < 0 || lanes_of(&x, &lx, "x") < 0) goto done;
-    if (o.view.ndim != 1 || o.view.shape[0] != lx.rows || x.view.ndim != 2 || lx.length < 1) {
-        PyErr_SetString(PyExc_ValueError, "row_max: x (rows, width >= 1), out (rows,) expected");
-        goto done;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t r = 0; r < lx.rows; r++) {
-        uint16_t m = LANE(lx, r, 0);
-        for (Py_ssize_t i = 1; i < lx.length; i++) m = op_max(m, LANE(lx, r, i), 0);
-        *(uint16_t *)((char *)o.view.buf + r * o.view.strides[0]) = is_nan(m) ? 0x7FC0 : m;
-    }
-    Py_END_ALLOW_THREADS
-    result = Py_NewRef(Py_None);
-done:
     release(&o);
     release(&x);
     return result;
@@ -747,8 +732,7 @@ done:
 static PyMethodDef methods[] = {
     {"requant", requant, METH_VARARGS, "The requantization stage in one pass (see native.c)."},
     {"lanes", lanes, METH_VARARGS, "bf16 lane arithmetic rounded to bf16 (see native.c)."},
-    {"tree_sum", tree_sum, METH_VARARGS, "vred sum's pairwise tree per row (see native.c)."},
-    {"row_max", row_max, METH_VARARGS, "vred max per row (see native.c)."},
+    {"reduce_rows", reduce_rows, METH_VARARGS, "vred sum (its pairwise tree) or max per row (see native.c)."},
     {"conv", conv, METH_VARARGS, "A dwconv or gconv tile's products (see native.c)."},
     {"pair_lookup", pair_lookup, METH_VARARGS, "A two-int8-operand rule read from its table (see native.c)."},
     {"cvt_i32", cvt_i32, METH_VARARGS, "cvt i32_bf16: (q - zp) * scale rounded once to bf16 (see native.c)."},

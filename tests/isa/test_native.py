@@ -192,7 +192,7 @@ def test_tree_sum_matches_the_spec_for_every_width():
         x[:20] &= 0x7FFF  # rows of one sign: long sums that round at every level
         x[:20] = np.where((x[:20] & 0x7F80) == 0x7F80, 0x3F80, x[:20])
         out = np.empty(len(x), np.uint16)
-        kernels.tree_sum(out, x)
+        kernels.reduce_rows(0, out, x)
         assert out.tolist() == bits(numerics.bf16_sum(from_bf16(x), axis=-1)), width
 
 
@@ -219,7 +219,7 @@ def test_row_max_and_the_unary_lanes_match_the_spec():
         x = rng.choice(SPECIAL, (60, width))
         x[:10, 0] = 0x7FC1  # a lone non-canonical NaN
         out = np.empty(len(x), np.uint16)
-        kernels.row_max(out, x)
+        kernels.reduce_rows(1, out, x)
         want = from_bf16(x[:, 0])
         for i in range(1, width):
             want = numerics.bf16_max(want, from_bf16(x[:, i]))
