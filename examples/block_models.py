@@ -285,6 +285,22 @@ def tail_conv_cnn(seed: int = 0, width: int = 3, c: int = 96, out: int = 1024) -
     return g.model("x", [1, 3, width, width], g.node("Relu", [g.conv(x, c, out, 1)]), "tail_conv_cnn")
 
 
+def dense_block_cnn(seed: int = 0, width: int = 4, c: int = 32, growth: int = 8, layers: int = 8) -> onnx.ModelProto:
+    """DenseNet's dense block on a small map as torchvision exports it: each layer concatenates every
+    earlier feature map (a Concat of them all, not of the last concat), then BatchNorm, ReLU, a 1x1
+    conv to 4 x growth channels, BatchNorm, ReLU and a 3x3 conv to ``growth`` channels."""
+    g = Graph(seed)
+    features = [g.node("Relu", [g.conv("x", 3, c, 3, stride=2)])]
+    channels = c
+    for _ in range(layers):
+        x = features[0] if len(features) == 1 else g.node("Concat", features, axis=1)
+        x = g.node("Relu", [g.batchnorm(x, channels)])
+        x = g.node("Relu", [g.batchnorm(g.conv(x, channels, 4 * growth, 1, bias=False), 4 * growth)])
+        features.append(g.conv(x, 4 * growth, growth, 3, bias=False))
+        channels += growth
+    return g.model("x", [1, 3, 2 * width, 2 * width], g.node("Concat", features, axis=1), "dense_block_cnn")
+
+
 def attention_block(seed: int = 0, tokens: int = 65, dim: int = 96, heads: int = 3) -> onnx.ModelProto:
     """A ViT encoder's attention half as timm exports it: LayerNorm, the fused QKV projection reshaped
     to [3, 1, heads, tokens, dim / heads] and taken apart by Gather, q times d**-0.5, softmax(q k^T),
@@ -347,7 +363,8 @@ MODELS = {"dead_gamma_cnn": dead_gamma_cnn, "silu_se_cnn": silu_se_cnn, "hardswi
           "inception_branch_cnn": inception_branch_cnn, "narrow_head_cnn": narrow_head_cnn,
           "mobile_chain_cnn": mobile_chain_cnn, "attention_block": attention_block,
           "bilstm_block": bilstm_block, "channel_norm_cnn": channel_norm_cnn,
-          "ffn_block": ffn_block, "stem_pool_cnn": stem_pool_cnn, "tail_conv_cnn": tail_conv_cnn}
+          "ffn_block": ffn_block, "stem_pool_cnn": stem_pool_cnn, "tail_conv_cnn": tail_conv_cnn,
+          "dense_block_cnn": dense_block_cnn}
 
 
 def calibration(model: onnx.ModelProto, samples: int = 4, seed: int = 1) -> dict[str, np.ndarray]:

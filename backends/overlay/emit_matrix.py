@@ -156,7 +156,8 @@ def emit_conv(ctx: Context, step: Step) -> None:
     epilogue_bytes = (0 if residual is None else residual.skip.type.size) + (256 if "lut" in step.info else 0)
     ctx.begin_layer(step.name, macs, x.type.size + stored + epilogue_bytes + y.type.size)
     ctx.record_weights(fmt.name, stored)
-    ctx.channel_idle[len(ctx.layer_names) - 1] = channel_idle_cycles(geometry, tiles, ctx.target)
+    layer = len(ctx.layer_names) - 1
+    ctx.channel_idle[layer] = channel_idle_cycles(geometry, tiles, ctx.target)
     _requant_regs(ctx, req)
     if residual is not None:
         p.set(eadd_registers(*residual.ops))
@@ -166,6 +167,8 @@ def emit_conv(ctx: Context, step: Step) -> None:
         _emit_split_conv(ctx, step, tiles, geometry, w_addr, p_addr, caps_addr)
         return
     tile = 0
+    in_place: set[int] = set()  # the tiles whose slab is read where abuf holds it
+    weights_early = False
     stores = LaterStore(ctx)
     half_slabs = b.sub + geometry.rows_in(th) * slab_row <= b.abuf_q // 2
     # one channel tile whose whole map fits the lower half of an output quarter: each row tile's
@@ -183,13 +186,17 @@ def emit_conv(ctx: Context, step: Step) -> None:
             p.dma("load", "wbuf", wslot, w_addr + n0 * rb, rows=1, row_bytes=nt * rb)
         else:
             wslot = early
+            weights_early = True
         caps_at = _load_caps(ctx, caps_addr, n0, nt, pslot, tn)
         for index, (oy0, rows) in enumerate(my_rows):
             first, lo, hi = input_rows(oy0, rows, sh, pt, kh, dh, h)
             slab = b.a_in(tile, half=half_slabs)
             stores.before_load(ctx.addr(x) + lo * slab_row, (hi - lo) * slab_row, slab, (hi - lo) * slab_row)
             # the slab is read by this tile's matmuls alone, before its requantize writes abuf
+            loaded = slab
             slab = p.read_in_place("abuf", slab, ctx.addr(x) + lo * slab_row, (hi - lo) * slab_row)
+            if slab != loaded:
+                in_place.add(tile)
             if index == 0:  # the requantization's parameters after the first matmul's operands
                 _load_params(ctx, step, pslot, p_addr, n0, nt)
             stores.now()
@@ -227,6 +234,8 @@ def emit_conv(ctx: Context, step: Step) -> None:
                          row_bytes=nt, dram_row=n_out, sram_row=nt)
             tile += 1
     stores.hand_over()
+    if ctx.cores == 1:  # the loop as emitted leaves the channel idle for these cycles
+        ctx.channel_idle[layer] = channel_idle_cycles(geometry, tiles, ctx.target, (frozenset(in_place), weights_early))
 
 
 def _emit_split_conv(ctx: Context, step: Step, tiles, g: ConvGeometry, w_addr: int, p_addr: int,

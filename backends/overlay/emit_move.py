@@ -291,17 +291,92 @@ def _block(scatter: np.ndarray) -> tuple[int, int, int, int] | None:
     return (int(scatter[0]), rows, cols, stride) if np.array_equal(scatter.reshape(rows, cols), expected) else None
 
 
-_PARAMS = 16  # pbuf bytes for one operand's rescale parameters (a 12-byte triple, 16-byte aligned)
+_PARAMS = 16  # pbuf alignment of each run's rescale parameters (12-byte triples)
+
+
+def _runs(ctx: Context, xs: list, blocks: list, rescales: dict) -> list[list[int]]:
+    """The operands in runs of consecutive indices that one load, one ``copy`` and one ``requant``
+    move together: each operand of a run lies in DRAM right after the one before it and is placed
+    right beside it (the same rows at the same stride, its columns following), and all of them are
+    rescaled with the same registers or none is (a run's requantize then takes each operand's zero
+    point as a per-column bias: ``requant_table``), and each is small enough that its load's latency
+    outlasts its DRAM beats.  An operand abuf holds is a run of its own (its
+    load is an on-chip copy, which a run's DMA would wait for its store to undo).  DenseNet's growing concatenations: twenty
+    8-channel operands, each a load whose 64-cycle latency the front end waited out, with a
+    requantize and a copy of its own."""
+    runs: list[list[int]] = []
+    held = [ctx.program.held_at("abuf", ctx.addr(x), x.type.size * ELEMENT_BYTES[x.type.dtype], False) is not None
+            for x in xs]
+    for i, (x, block) in enumerate(zip(xs, blocks)):
+        if runs and not held[i] and not held[runs[-1][-1]] and _continues(ctx, xs[runs[-1][-1]], blocks[runs[-1][-1]], x, block,
+                               rescales.get(runs[-1][-1]), rescales.get(i)):
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
+def _continues(ctx: Context, x, block, y, next_block, rescale, next_rescale) -> bool:
+    base, rows, cols, stride = block
+    next_base, next_rows, next_cols, next_stride = next_block
+    size = x.type.size * ELEMENT_BYTES[x.type.dtype]
+    small = ctx.target.dma_latency * ctx.target.dram_bytes_per_cycle  # a load whose latency outlasts its beats
+    if size > small or y.type.size * ELEMENT_BYTES[y.type.dtype] > small:
+        return False  # (each larger operand's post-unit work overlaps the next one's load)
+    after = ctx.addr(x) + size
+    if type(after) is not type(ctx.addr(y)) or after != ctx.addr(y) or x.type.dtype != y.type.dtype:
+        return False
+    if (rescale is None) != (next_rescale is None):
+        return False
+    if rescale is not None and _registers(rescale) != _registers(next_rescale):
+        return False
+    if rows == 1:  # single-row places: the run's places make one row
+        return next_rows == 1 and next_base == base + cols
+    return (next_rows, next_cols, next_stride) == (rows, cols, stride) and stride > cols and next_base == base + cols
+
+
+def _registers(rescale) -> tuple:
+    """The requantize registers a run's operands share (their zero points become per-column biases)."""
+    return rescale.pre_shift, rescale.zero_point, rescale.qmin, rescale.qmax, rescale.rounding
+
+
+def requant_table(rescales: list, columns: list[int]) -> np.ndarray:
+    """The per-column (bias, multiplier, shift) triples of one requantize over several int8 operands
+    side by side (``columns[i]`` columns each, with ``rq.src_zp`` 0): operand i's triple with bias
+    ``-(zero_point << pre_shift)``, so each column's centred value ``(x << pre_shift) + bias`` is
+    ``(x - zero_point) << pre_shift``, the value its own requantize centres -- the same integers."""
+    rows = []
+    for rescale, n in zip(rescales, columns):
+        triple = rescale_params(rescale)[0].copy()
+        triple[0] = -(int(rescale.x.type.quant.zero_point[0]) << int(rescale.pre_shift))
+        rows.append(np.repeat(triple[None], n, axis=0))
+    return np.concatenate(rows).astype("<i4")
+
+
+def _per_column(run: list[int], blocks: list) -> bool:
+    """Whether a rescaled run's requantize takes a triple per column: it writes rows of several
+    operands, or a strided place (one triple serves a contiguous place of one operand)."""
+    base, rows, cols, stride = blocks[run[0]]
+    return len(run) > 1 or (rows > 1 and stride != cols)
+
+
+def _copy_run(p, count: int, rows: int, cols: int, stride: int, elem: int, place: int, slot: int) -> None:
+    """``count`` staged rows x cols tiles, one after another at ``slot``, into their places side by
+    side at ``place`` (rows ``stride`` elements apart): one strided ``copy``."""
+    p.copy_box((1, count, rows, cols), (0, rows * cols * elem, cols * elem, elem), (0, cols * elem, stride * elem, elem),
+               elem)
+    p.emit("copy", buf="abuf", dst=place, src=slot)
 
 
 def _concat_on_chip(ctx: Context, step: Step, scatters: list[np.ndarray]) -> bool:
-    """A concatenation whose result fits one abuf quarter, assembled there: each operand loaded
-    whole (rescaled if the concat carries its requantize) and put into its rows and columns of the
-    result, and the result stored once, contiguous -- instead of a store per operand whose rows are
-    as narrow as its channels (a DMA beat per row).  An operand whose place is one contiguous run
-    (an unrolled LSTM's step outputs) goes there directly: loaded there, or rescaled from its staging
-    slot into it; any other by one strided ``copy`` of its staged (rescaled) tile.  False when the
-    result does not fit or an operand's place is not a strided block."""
+    """A concatenation whose result fits one abuf quarter, assembled there: its operands in runs
+    (``_runs``), each run loaded whole (rescaled if the concat carries its requantize) and put into
+    its rows and columns of the result, and the result stored once, contiguous -- instead of a store
+    per operand whose rows are as narrow as its channels (a DMA beat per row).  A run whose place
+    is one contiguous row (an unrolled LSTM's step outputs) goes there directly: loaded there, or
+    rescaled from its staging slot into it; any other by one strided ``copy`` of its staged tile,
+    rescaled in place after.  False when the result does not fit or an operand's place is not a
+    strided block."""
     op, y = step.ops[0], step.ops[0].result
     elem = ELEMENT_BYTES[y.type.dtype]
     blocks = [_block(scatter) for scatter in scatters]
@@ -309,38 +384,72 @@ def _concat_on_chip(ctx: Context, step: Step, scatters: list[np.ndarray]) -> boo
         return False
     b, p = ctx.buffers, ctx.program
     out = b.a_out(0)
-    # the operands are staged side by side in one quarter (their sizes add up to the result's) and
-    # their rescale parameters side by side in one pbuf half when they fit, loaded by one DMA before
-    # the first operand: no operand's load or parameters wait for an earlier operand's requantize
-    # and copy to be done with a shared slot, and no requantize waits for its own parameter load
-    stage, staged = b.a_in(0), 0
     rescales = step.info.get("rescale", {})
-    params = b.p(0) if _PARAMS * len(op.operands) <= b.pbuf_h else None
-    if params is not None and rescales:
-        table = np.zeros((len(op.operands), _PARAMS // 4), "<i4")
-        for i, rescale in rescales.items():
-            table[i, :3] = rescale_params(rescale)
-        p.dma("load", "pbuf", params, ctx.constant(f"p:{y.name}:operands", table), rows=1, row_bytes=table.nbytes)
-    for i, (x, (base, rows, cols, stride)) in enumerate(zip(op.operands, blocks)):
-        rescale = rescales.get(i)
-        slot, staged = stage + staged, staged + x.type.size * elem
-        place = out + base * elem
-        contiguous = rows == 1 or stride == cols
-        if rescale is not None:
-            x = rescale.x
+    xs = [rescales[i].x if i in rescales else x for i, x in enumerate(op.operands)]
+    runs = _runs(ctx, xs, blocks, rescales)
+    # each run's rescale triples, one per column where its requantize writes rows of several
+    # columns (a strided place, or several operands), else one: all side by side in one pbuf half
+    # when they fit, loaded by one DMA before the first run, so no run's requantize waits for its
+    # own parameter load
+    shapes = {}  # first operand: (rows, columns, row stride) of the run's place
+    for run in runs:
+        base, rows, cols, stride = blocks[run[0]]
+        shapes[run[0]] = (1, sum(blocks[i][2] for i in run), 0) if rows == 1 else (rows, len(run) * cols, stride)
+    tables = {run[0]: requant_table([rescales[i] for i in run], [blocks[i][2] for i in run])
+              if _per_column(run, blocks) else rescale_params(rescales[run[0]]) for run in runs if run[0] in rescales}
+    offsets, size = {}, 0
+    for first, table in tables.items():
+        offsets[first], size = size, size + -(-table.nbytes // _PARAMS) * _PARAMS
+    params = b.p(0) if size <= b.pbuf_h else None
+    if params is None and any(_per_column(run, blocks) for run in runs if run[0] in rescales):
+        return False  # (every operand's triple in a pbuf half of its own: emit_move's tiles)
+    if params is not None and tables:
+        data = np.zeros(size // 4, "<i4")
+        for first, table in tables.items():
+            data[offsets[first] // 4:offsets[first] // 4 + table.size] = table.reshape(-1)
+        p.dma("load", "pbuf", params, ctx.constant(f"p:{y.name}:operands", data), rows=1, row_bytes=data.nbytes)
+    # the runs are staged side by side in one quarter (their sizes add up to the result's): no run's
+    # load waits for an earlier run's requantize and copy to be done with a shared slot
+    slot = b.a_in(0)
+    for run in runs:
+        first, count = run[0], len(run)
+        rows, cols, stride = shapes[first]
+        nbytes = sum(xs[i].type.size for i in run) * elem
+        place, addr = out + blocks[first][0] * elem, ctx.addr(xs[first])
+        rescale = rescales.get(first)
+        if rescale is None:
+            contiguous = rows == 1 or stride == cols
+            p.dma("load", "abuf", place if contiguous else slot, addr, rows=1, row_bytes=nbytes)
+            if not contiguous:
+                _copy_run(p, count, rows, cols // count, stride, elem, place, slot)
+        else:
             if params is None:
-                set_rescale(ctx, rescale, f"p:{rescale.result.name}", b.p(i))
+                set_rescale(ctx, rescale, f"p:{rescale.result.name}", b.p(first))
             else:
-                rescale_registers(ctx, rescale, params + _PARAMS * i)
-        p.dma("load", "abuf", place if contiguous and rescale is None else slot, ctx.addr(x), rows=1,
-              row_bytes=x.type.size * elem)
-        if rescale is not None:
-            p.set({"rq.m": x.type.size})
-            p.emit("requant", src="abuf", out="i8", rounding=rescale.rounding, dst=place if contiguous else slot,
-                   srcaddr=slot)
-        if not contiguous:
-            p.copy_box((1, 1, rows, cols), (0, 0, cols * elem, elem), (0, 0, stride * elem, elem), elem)
-            p.emit("copy", buf="abuf", dst=place, src=slot)
+                rescale_registers(ctx, rescale, params + offsets[first])
+            if not _per_column(run, blocks):  # one triple over the whole contiguous place
+                p.dma("load", "abuf", slot, addr, rows=1, row_bytes=nbytes)
+                p.set({"rq.m": nbytes // elem})
+                p.emit("requant", src="abuf", out="i8", rounding=rescale.rounding, dst=place, srcaddr=slot)
+                slot += nbytes
+                continue
+            # rows x cols into the place; the zero points are in the triples' biases
+            p.set({"rq.m": rows, "rq.n": cols, "rq.src_zp": 0, "rq.dst_row": max(stride, cols)})
+            held = p.held_at("abuf", addr, nbytes) if count == 1 else None
+            if held is not None and not out - nbytes < held < out + b.abuf_q:  # read where abuf holds it
+                p.set({"rq.src_row": cols})
+                source = held
+            elif count == 1 or rows == 1:
+                p.dma("load", "abuf", slot, addr, rows=1, row_bytes=nbytes)
+                p.set({"rq.src_row": cols})
+                source = slot
+            else:  # operands side by side in the place first, then rescaled there
+                p.dma("load", "abuf", slot, addr, rows=1, row_bytes=nbytes)
+                _copy_run(p, count, rows, cols // count, stride, elem, place, slot)
+                p.set({"rq.src_row": stride})
+                source = place
+            p.emit("requant", src="abuf", out="i8", rounding=rescale.rounding, dst=place, srcaddr=source)
+        slot += nbytes
     ctx.hand_over_store((("abuf", out, ctx.addr(y)), {"rows": 1, "row_bytes": y.type.size * elem}))
     return True
 

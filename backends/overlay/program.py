@@ -119,11 +119,13 @@ class Program:
         self.dma("load", buf, sram, dram, rows=1, row_bytes=nbytes)
         return sram
 
-    def held_at(self, buf: str, dram: int | ActivationAddress, nbytes: int) -> int | None:
-        """Where ``buf`` holds ``nbytes`` contiguous bytes of ``dram`` in one range (resident.py), or None."""
+    def held_at(self, buf: str, dram: int | ActivationAddress, nbytes: int, in_place: bool = True) -> int | None:
+        """Where ``buf`` holds ``nbytes`` contiguous bytes of ``dram`` in one range (resident.py), or
+        None; with ``in_place`` False, only where a load of them would copy them from (bytes that
+        loads brought do not count: resident.py)."""
         if self.residency is not None and buf in self.residency:
             box = {"planes": 1, "rows": 1, "row_bytes": nbytes, "dram_row": 0, "dram_plane": 0}
-            pieces = self.residency[buf].sources(dram, box, in_place=True)
+            pieces = self.residency[buf].sources(dram, box, in_place=in_place)
             if pieces is not None and len(pieces) == 1:
                 return pieces[0][0]
         return None

@@ -11,7 +11,7 @@ not fit) is a larger target needed."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tcc.ir.numerics import WeightFormat
 from tcc.isa.cycles import dma_cycles, dram_beats, matmul_cycles, post_cycles
@@ -315,15 +315,26 @@ def choose_conv_tiles(g: ConvGeometry, buffers: Buffers, target: TargetConfig) -
     return best
 
 
-def channel_idle_cycles(g: ConvGeometry, tiles: ConvTiles, target: TargetConfig) -> int:
-    """Cycles of the chosen tile loop (``tiles.cycles``, as tile_pipeline.py schedules it) in which
-    the DRAM channel carries none of its transfers: where a later layer's weights may load
-    (Context.mark_for_weights)."""
-    beats = sum(dram_beats(target, cycles)
-                for tile in pipeline_tiles(g, tiles.tn, tiles.th, target, tiles.tc, tiles.first)
-                for cycles in (*tile.first_loads, *(c for t in tile.loads for c in t), *tile.late_loads,
-                               tile.skip, tile.store))
-    return max(tiles.cycles - beats, 0)
+def channel_idle_cycles(g: ConvGeometry, tiles: ConvTiles, target: TargetConfig,
+                        emitted: tuple[frozenset[int], bool] | None = None) -> int:
+    """Cycles of the chosen tile loop (as tile_pipeline.py schedules it) in which the DRAM channel
+    carries none of its transfers: where a later layer's weights may load (Context.mark_for_weights).
+    ``emitted``: the loop as emit_conv emitted it, (the tiles whose slab was read where abuf holds
+    it, whether the weights loaded before the layer): those loads are not in its code, nor is the
+    last tile's store, which goes to the next step (LaterStore.hand_over)."""
+    loop = pipeline_tiles(g, tiles.tn, tiles.th, target, tiles.tc, tiles.first)
+    cycles = tiles.cycles
+    if emitted is not None:
+        in_place, weights_early = emitted
+        loop = [replace(tile, loads=((),) * len(tile.loads) if i in in_place else tile.loads,
+                        first_loads=() if weights_early and i == 0 else tile.first_loads,
+                        store=0 if i == len(loop) - 1 else tile.store)
+                for i, tile in enumerate(loop)]
+        cycles = pipeline_cycles(target, loop)
+    beats = sum(dram_beats(target, c) for tile in loop
+                for c in (*tile.first_loads, *(c for t in tile.loads for c in t), *tile.late_loads, tile.skip,
+                          tile.store))
+    return max(cycles - beats, 0)
 
 
 PIPELINE_TRIALS = 16  # tilings, cheapest by ``estimate`` first, timed as a pipeline

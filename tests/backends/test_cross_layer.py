@@ -88,8 +88,8 @@ def test_a_large_weight_tile_loads_in_pieces_over_the_small_layers_before_it(tmp
     lines = disassemble(open_session(tmp_path / "m.tcc").artifact.program, with_pc=False).splitlines()
     counted = layer_of_each(lines)
     last = max(counted)
-    begins = counted.index(last)  # where the last conv's pieces start: its own code is the last run
-    own = max(i for i in range(len(lines)) if counted[i] != last and not lines[i].startswith(("setr", "halt"))) + 1
+    begins = counted.index(last)  # where the last conv's pieces start
+    own = own_code(lines, counted, last)
     pieces = [i for i in range(begins, own) if counted[i] == last and lines[i].startswith("load wbuf")]
     # several pieces, each after a different earlier layer's code, none before an activation load it
     # would hold back on the load unit
@@ -98,6 +98,23 @@ def test_a_large_weight_tile_loads_in_pieces_over_the_small_layers_before_it(tmp
     for i in pieces:
         following = next((j for j in range(i + 1, own) if lines[j].startswith("load ") and counted[j] != last), own)
         assert not lines[following].startswith(("load abuf", "load vbuf")) or following == own
+
+
+def own_code(lines: list[str], counted: list[int], layer: int) -> int:
+    """Where ``layer``'s own code begins (its ``setr sys.layer``): the last one before its first
+    matmul, going back over the store the layer before handed over (LaterStore), which is emitted
+    inside that code, counted for the layer before."""
+    switches = [i for i in range(lines.index(next(line for i, line in enumerate(lines)
+                                                   if counted[i] == layer and line.startswith("matmul"))))
+                if lines[i].startswith("setr sys.layer")]
+    at = len(switches) - 1
+    while at >= 2 and counted[switches[at - 1]] != layer and counted[switches[at - 2]] == layer:
+        between = lines[switches[at - 1]:switches[at]]
+        if not (all(line.startswith(("setr", "store")) for line in between)
+                and any(line.startswith("store") for line in between)):
+            break
+        at -= 2  # a handed-over store between two stretches of the layer's own code
+    return switches[at]
 
 
 def layer_of_each(lines: list[str]) -> list[int]:

@@ -63,13 +63,22 @@ def dfl_head_20():
     (dfl_head_20, 1.56),
     # ShuffleNetV2's tail: the last 1x1 conv's first channel tile of weights loads in pieces at the
     # ends of the small latency-bound layers before it, each no larger than the DRAM channel's idle
-    # cycles in that layer's tile loop (was 1.369x: only a compute-bound layer's end took them)
-    (block_models.tail_conv_cnn, 1.33),
+    # cycles in that layer's tile loop (was 1.369x: only a compute-bound layer's end took them;
+    # 1.305x), that loop as emitted: without the slab loads read where abuf holds them, the weights
+    # loaded before it and the last store, handed to the next step (it had counted them all)
+    (block_models.tail_conv_cnn, 1.21),
     # a stem conv whose map stays on chip in its DRAM order, then a max pool: the pool reads its
     # slabs where the map lies and writes its own map in DRAM order to the other output quarter,
     # so the conv's stores and the pool's loads (each a copy of the held map) are gone, and the 1x1
     # conv after reads the pool's map in place (was 1.354x)
     (block_models.stem_pool_cnn, 1.17),
+    # DenseNet's dense block on a 4 x 4 map, each layer a Concat of every earlier feature map: the
+    # operands that lie one after another in DRAM (small ones, whose load latency outlasts their
+    # beats) load by one DMA, go to their places by one strided copy and are rescaled there by one
+    # requantize with a triple per column (each operand's zero point in its bias); a lone operand
+    # is rescaled straight from its slot, or from where abuf holds it, into its strided place
+    # (was 2.566x: a load, a requantize and a copy per operand, 20 loads a layer in DenseNet-121)
+    (block_models.dense_block_cnn, 2.40),
     # a ViT attention half: q times d**-0.5 as a 1x1 depthwise product over 32 columns (195 rows of
     # an [195, 1, 32] slab instead of 6,240 rows of one column: 82 cycles instead of 454), and
     # shorter dependent chains of the same bits in the bf16 sequences: exp of x - max without its
