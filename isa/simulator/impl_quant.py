@@ -12,7 +12,7 @@ import numpy as np
 from tcc.ir import numerics
 
 from ..cycles import POST_LATENCY, post_cycles
-from . import rule_tables
+from . import native, rule_tables
 from .machine import ABUF, ACC, PBUF, Effect, Fault, MachineState, impl, registers, sample_fault, sample_prefix
 
 _RQ = registers("rq.params", "rq.m", "rq.n", "rq.src_row", "rq.dst_row", "rq.src_zp", "rq.pre_shift",
@@ -67,6 +67,28 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
         dst_view, d_access = m.region(ABUF, dst, (rows, cols), (4 * dst_row, 4), "<i4", True, "requant output")
 
     magnitude = -_OUT_RANGE["i32"][0] if src == "acc" else -numerics.INT8_MIN
+    fused = native.kernels() if rounding in numerics.ROUNDING_MODES and x.size else None
+    mode = numerics.ROUNDING_MODES.index(rounding) if fused is not None else -1
+    # one channel over many rows: the kernel takes the rows as its lanes (one set of parameters)
+    c_views = (x, dst_view)
+    if cols == 1 and rows > 1 and row_shift is None:
+        c_views = (x.swapaxes(-1, -2), dst_view.swapaxes(-1, -2))
+    c_parameters: list = [None, None]  # the params bytes and their native.requant_parameters table
+
+    def in_c(i: int | None = None) -> bool:
+        """The stage in one C pass (every sample with sample 0's parameters, or sample i with its
+        own); False when there is no kernel or it refuses (the numpy path then raises the spec's error)."""
+        if fused is None:
+            return False
+        block = params[0 if i is None else i]
+        key = block.tobytes()
+        if key != c_parameters[0]:
+            c_parameters[:] = key, native.requant_parameters(block)
+        source, target, shifts = (*c_views, row_shift) if i is None else (c_views[0][i], c_views[1][i],
+                                                                            None if row_shift is None else row_shift[i])
+        return fused.requant(source, target, c_parameters[1], src_zp, pre_shift, zp, qmin, qmax, mode, shifts,
+                             numerics.ROW_SHIFT_MAX)
+
     # params bytes, their AffineRequantizer and (int8 source) its table: rebuilt when pbuf changes
     prepared: list = [None, None, None]
     lookup = _ByteLookup(x, dst_view) if src == "abuf" and row_shift is None and x.size else None
@@ -88,6 +110,8 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
         if batch > 1 and not (params[1:] == params[:1]).all():  # pbuf's parameters differ between samples
             for i in range(batch):
                 sample_requant(i)
+            return
+        if in_c():
             return
         try:
             key = params[0].tobytes()
@@ -196,8 +220,12 @@ def eadd(m: MachineState, op: str, rounding: str, dst: int, a: int):
                                   out_mult, out_shift, zp, qmin, qmax),
                               lambda: rule(rule_tables.PAIR_A, rule_tables.PAIR_B).astype(np.int8))
     pair_index = rule_tables.PairIndex((m.batch, length))
+    fused = native.kernels()
 
     def action() -> None:
+        if pairs is not None and fused is not None:  # the table read in one C pass
+            fused.pair_lookup(out, a_view, b_view, pairs)
+            return
         if pairs is not None:
             pairs.take(pair_index(a_view, b_view), None, out, "clip")  # "clip": no bounds pass, no buffering
             return
@@ -240,8 +268,13 @@ def emul(m: MachineState, rounding: str, dst: int, a: int):
         if tiled else None
     pair_index = rule_tables.PairIndex((batch, length), pattern.shape if tiled and pairs is not None else None)
 
+    fused = native.kernels() if identity else None
+
     def action() -> None:
         b_lanes = b_view[:, :length] if identity else pattern if tiled else b_view[:, index]
+        if pairs is not None and fused is not None:  # the table read in one C pass
+            fused.pair_lookup(out, a_view, b_lanes, pairs)
+            return
         if pairs is not None:
             pairs.take(pair_index(a_view, b_lanes), None, out, "clip")
             return

@@ -21,7 +21,7 @@ from tcc.ir import numerics
 from tcc.ir.numerics.bf16 import round32_bits, round32_bits_into
 from ..cycles import reduction_cycles
 
-from . import rule_tables
+from . import native, rule_tables
 from .machine import ABUF, VBUF, Effect, Fault, MachineState, impl, registers, sample_fault
 
 _CVT = registers("v.len", "v.scale", "v.zp")
@@ -75,9 +75,19 @@ def cvt(m: MachineState, dir: str, dst: int, src: int):
     elif dir == "i32_bf16":
         q, s_access = m.region(ABUF, src, (length,), (4,), "<i4", False, "cvt source")
         out, d_access = m.region(VBUF, dst, (length,), (2,), "<u2", True, "cvt destination")
+        fused = native.kernels()
 
         def convert(q=q):
             return numerics.to_bf16(numerics.int8_to_bf16(q, scale, zp))
+
+        if fused is not None:  # one C pass; where it refuses (|q - zp| >= 2**29) numpy raises the spec's error
+            def action() -> None:
+                if not fused.cvt_i32(out, q, scale, zp):
+                    numpy_action()
+
+            numpy_action = _cvt_action(m, dir, scale, zp, out, q, convert)
+            return Effect(_simd_cycles(m, 1, length), tuple(a for a in (s_access, d_access) if a is not None),
+                          m.target.simd_latency, action=action)
     elif dir == "bf16_i8_rows":
         return _cvt_rows(m, length, scale, zp, dst, src)
     else:  # bf16_f32
@@ -87,16 +97,23 @@ def cvt(m: MachineState, dir: str, dst: int, src: int):
         def convert(x=x):
             return numerics.from_bf16(x)
 
+    action = _cvt_action(m, dir, scale, zp, out, q if dir in ("i8_bf16", "i32_bf16") else x, convert)
+    accesses = tuple(a for a in (s_access, d_access) if a is not None)
+    return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency, action=action)
+
+
+def _cvt_action(m: MachineState, dir: str, scale: np.float32, zp: int, out: np.ndarray, source: np.ndarray,
+                convert: Callable[..., np.ndarray]) -> Callable[[], None]:
+    """A conversion's numpy action: ``convert()`` into ``out``; a refused value faults naming its sample."""
+
     def action() -> None:
         try:
             out[...] = convert()
         except ValueError as exc:
-            source = q if dir in ("i8_bf16", "i32_bf16") else x
             raise sample_fault(m, f"cvt {dir} with v.scale = {float(scale)!r}, v.zp = {zp}",
                                lambda i: convert(source[i]), exc) from None
 
-    accesses = tuple(a for a in (s_access, d_access) if a is not None)
-    return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency, action=action)
+    return action
 
 
 def _table_effect(m: MachineState, table: np.ndarray, index: np.ndarray, out: np.ndarray, length: int,
@@ -252,6 +269,7 @@ BINARY = {
 
 
 _ARITHMETIC = ("add", "sub", "rsub", "mul")
+_FMA = 4  # vfma's multiply-add in the C kernel ``native.c: lanes``
 _INTO = ("and", "or", "xor", "iadd", "isub", "irsub")  # ops taking ``out`` (uint16 lanes, written in place)
 
 
@@ -272,6 +290,20 @@ UNARY: dict[str, Callable[..., np.ndarray]] = {  # numpy's uint16 shifts by 16 o
     "ftoi": lambda a, n: _ftoi(a),
     "itof": lambda a, n: _itof(a),
 }
+
+# The operations the C kernel ``native.c: lanes`` also computes, with its OP_ codes: where a table
+# still holds such a function the instruction runs in C (one pass), else (an operation replaced, as
+# a test does to break one) the table's function in numpy.
+_NATIVE_CODES: dict[Callable, int] = {
+    **{BINARY[name]: code for name, code in {"add": 0, "sub": 1, "rsub": 2, "mul": 3, "max": 5, "min": 6, "lt": 7,
+                                              "le": 8, "gt": 9, "ge": 10, "eq": 11}.items()},
+    **{UNARY[name]: code for name, code in {"rint": 12, "ftoi": 13, "itof": 14}.items()},  # (operand B unused)
+}
+
+
+def _native_op(table: dict, name: str) -> int | None:
+    """The C kernel's code for ``table[name]``: None where it is not an operation the kernel computes."""
+    return _NATIVE_CODES.get(table.get(name))
 
 
 # --- operands ----------------------------------------------------------------------------------
@@ -341,6 +373,12 @@ def vbin(m: MachineState, op: str, b: str, dst: int, a: int):
     x, a_access = _lanes(m, a, length, False, "vbin operand A")
     y, b_access = _operand(m, b, _B, length, "vbin operand B")
     operation = BINARY[op]
+    fused, code = native.kernels(), _native_op(BINARY, op)
+    if fused is not None and code is not None:  # one C pass from the patterns into vbuf
+        out, access = _lanes(m, dst, length, True, "vector result")
+        accesses = tuple(v for v in (a_access, b_access, access) if v is not None)
+        return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency,
+                      action=partial(_fused_lanes, fused.lanes, code, out, x, y))
     if op in _ARITHMETIC:  # rounded in scratch made now, straight into vbuf
         out, access = _lanes(m, dst, length, True, "vector result")
         lanes = Lanes((m.batch, length), out, m)
@@ -357,6 +395,11 @@ def vbin(m: MachineState, op: str, b: str, dst: int, a: int):
     return _finish(m, dst, length, lambda: operation(x, y()), [a_access, b_access])
 
 
+def _fused_lanes(kernel, op: int, out: np.ndarray, a: np.ndarray, *operands) -> None:
+    """``native.c: lanes``: op on the A patterns and the operands read now (B, and C for vfma), into ``out``."""
+    kernel(op, out, a, *(read() for read in operands))
+
+
 @impl("vfma")
 def vfma(m: MachineState, b: str, c: str, dst: int, a: int):
     m.require_mode("bf16", "vfma")
@@ -364,6 +407,13 @@ def vfma(m: MachineState, b: str, c: str, dst: int, a: int):
     x, a_access = _lanes(m, a, length, False, "vfma operand A")
     y, b_access = _operand(m, b, _B, length, "vfma operand B")
     z, c_access = _operand(m, c, _C, length, "vfma operand C")
+    fused = native.kernels()
+    if fused is not None and _native_op(BINARY, "mul") is not None and _native_op(BINARY, "add") is not None:
+        # the product rounded, plus C rounded: one C pass
+        out, access = _lanes(m, dst, length, True, "vector result")
+        accesses = tuple(v for v in (a_access, b_access, c_access, access) if v is not None)
+        return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency,
+                      action=partial(_fused_lanes, fused.lanes, _FMA, out, x, y, z))
     multiply, add = BINARY["mul"], BINARY["add"]
     product, total = Lanes((m.batch, length), None, m), None  # the product's scratch; the sum's, made with the result view
 
@@ -392,6 +442,12 @@ def vun(m: MachineState, op: str, amount: int, dst: int, a: int):
     (length,) = _LEN(m.regs)
     x, a_access = _lanes(m, a, length, False, "vun operand")
     operation = UNARY[op]
+    fused, code = native.kernels(), _native_op(UNARY, op)
+    if fused is not None and code is not None:
+        out, access = _lanes(m, dst, length, True, "vector result")
+        accesses = tuple(v for v in (a_access, access) if v is not None)
+        return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency,
+                      action=partial(fused.lanes, code, out, x, x))
     if op in ("shl", "shr"):
         return _finish_into(m, dst, length, lambda out: operation(x, amount, out), [a_access])
     return _finish(m, dst, length, lambda: operation(x, amount), [a_access])
@@ -421,6 +477,16 @@ def vred(m: MachineState, op: str, dst: int, a: int):
     combine = BINARY["add"]
     out, d_access = _lanes(m, dst, length // row, True, "vred result")
     rows = m.batch * (length // row)  # every sample's rows
+    fused = native.kernels()
+    if fused is not None and (op == "max" or _native_op(BINARY, "add") is not None):  # every row's tree in one C pass
+        sums, code = np.empty(rows, np.uint16), 0 if op == "sum" else 1
+
+        def summed() -> None:
+            fused.reduce_rows(code, sums, x.reshape(rows, row))
+            out[...] = sums.reshape(out.shape)
+
+        accesses = tuple(v for v in (a_access, d_access) if v is not None)
+        return Effect(reduction_cycles(m.target, length, row), accesses, m.target.simd_latency, action=summed)
     # per level of the tree: the pairs' scratch (the sum's rounding lanes) and, for an odd width,
     # the next level (the combined pairs, then the unpaired last element)
     levels, width = [], row

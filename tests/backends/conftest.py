@@ -2,13 +2,36 @@ import types
 
 import pytest
 
+# (simulator module, numerics rule) -> the C kernel computing that rule there; the argument it writes
+_NATIVE = {("impl_quant", "Requantizer"): "requant", ("impl_quant", "AffineRequantizer"): "requant",
+           ("impl_quant", "row_shifted"): "requant", ("impl_vector", "int8_to_bf16"): "cvt_i32"}
+_NATIVE_OUT = {"requant": 1, "cvt_i32": 0}
+
 
 @pytest.fixture
 def off_by_one_lsb(monkeypatch):
     """``break_rule(module, rule)``: give a simulator datapath module its own copy of the numerics
     namespace whose ``rule`` returns one LSB more (a class rule: whose instances do; a call given an
-    ``out`` array it writes into gets it there); the reference interpreters keep the real rule."""
+    ``out`` array it writes into gets it there); the reference interpreters keep the real rule.
+    Where the simulator runs the rule in a C kernel (isa/simulator/native.py), that kernel's output
+    gets the LSB too (its ``out`` argument, after the call)."""
     from tcc.ir import numerics
+    from tcc.isa.simulator import native
+
+    def break_kernel(module, rule: str) -> None:
+        kernels = native.kernels()
+        name = _NATIVE.get((module.__name__.rsplit(".", 1)[-1], rule))
+        if kernels is None or name is None:
+            return
+        real, at = getattr(kernels, name), _NATIVE_OUT[name]
+
+        def broken(*args):
+            done = real(*args)
+            if done is not False:
+                args[at][...] += 1
+            return done
+
+        monkeypatch.setattr(native, "kernels", lambda: types.SimpleNamespace(**{**vars(kernels), name: broken}))
 
     def one_more(result, args):
         if len(args) > 1 and args[-1] is result:  # written into the caller's ``out``
@@ -24,5 +47,6 @@ def off_by_one_lsb(monkeypatch):
         else:
             setattr(broken, rule, lambda *args, **kwargs: real(*args, **kwargs) + 1)
         monkeypatch.setattr(module, "numerics", broken)
+        break_kernel(module, rule)
 
     return break_rule

@@ -1,0 +1,744 @@
+/* The simulator's fused datapaths in C: one pass over the data where the numpy path makes several.
+ *
+ * Optional (setup.py builds it when a C compiler is there; native.py falls back to numpy without
+ * it).  Plain CPython API and the buffer protocol: no numpy headers at build time.  Every kernel
+ * takes strided views (numpy arrays) and computes exactly what the numpy path computes; the rules
+ * (the requantizer's rounding and saturation, RNE to bf16 with the canonical NaN) are specified in
+ * ir/numerics, and tests/isa/test_native.py ties each kernel to them at the extremes.  Built with
+ * -ffp-contract=off and without -ffast-math: every float operation is the IEEE one numpy does.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_DIMS 8
+
+/* A strided view of a buffer: ``ndim`` extents and byte strides. */
+typedef struct {
+    Py_buffer view;
+    int held;
+} Held;
+
+/* ``obj``'s buffer, of ``itemsize``-byte items (0: 1- or 4-byte ones, -1: 4- or 8-byte ones). */
+static int get_view(PyObject *obj, Held *h, int writable, Py_ssize_t itemsize, const char *what) {
+    h->held = 0;
+    if (PyObject_GetBuffer(obj, &h->view, PyBUF_RECORDS_RO | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return -1;
+    h->held = 1;
+    Py_ssize_t size = h->view.itemsize;
+    int fits = itemsize > 0 ? size == itemsize : itemsize == 0 ? size == 1 || size == 4 : size == 4 || size == 8;
+    if (!fits || h->view.ndim < 1 || h->view.ndim > MAX_DIMS) {
+        char sizes[16];
+        snprintf(sizes, sizeof sizes, "%s", itemsize == 0 ? "1- or 4" : itemsize < 0 ? "4- or 8" : "");
+        if (itemsize > 0) snprintf(sizes, sizeof sizes, "%zd", itemsize);
+        PyErr_Format(PyExc_ValueError, "%s: %zd-byte items in %d dimensions (expected %s-byte items, 1-%d)", what,
+                     size, h->view.ndim, sizes, MAX_DIMS);
+        return -1;
+    }
+    return 0;
+}
+
+static void release(Held *h) {
+    if (h->held) PyBuffer_Release(&h->view);
+    h->held = 0;
+}
+
+static int same_shape(const Py_buffer *a, const Py_buffer *b, const char *what) {
+    if (a->ndim == b->ndim) {
+        int i;
+        for (i = 0; i < a->ndim; i++)
+            if (a->shape[i] != b->shape[i]) break;
+        if (i == a->ndim) return 0;
+    }
+    PyErr_Format(PyExc_ValueError, "%s: shapes differ", what);
+    return -1;
+}
+
+/* Odometer over all axes but the last: ``offset(view, index)`` of the leading index. */
+static Py_ssize_t leading_count(const Py_buffer *v) {
+    Py_ssize_t n = 1;
+    for (int i = 0; i < v->ndim - 1; i++) n *= v->shape[i];
+    return n;
+}
+
+static Py_ssize_t offset_of(const Py_buffer *v, const Py_ssize_t *index) {
+    Py_ssize_t off = 0;
+    for (int i = 0; i < v->ndim - 1; i++) off += index[i] * v->strides[i];
+    return off;
+}
+
+static void advance(const Py_buffer *v, Py_ssize_t *index) {
+    for (int i = v->ndim - 2; i >= 0; i--) {
+        if (++index[i] < v->shape[i]) return;
+        index[i] = 0;
+    }
+}
+
+/* --- requantization ------------------------------------------------------------------------ */
+
+enum { HALF_EVEN = 0, HALF_UP = 1, HALF_AWAY = 2, FLOOR = 3 };
+#define PRODUCT_MAX ((INT64_C(1) << 62) - 1) /* |v * multiplier| and the centred input's bound */
+
+/* Function versions for the CPU the process runs on (AVX-512 and AVX2 lanes of int64 where there
+ * are, resolved once at load), where the compiler can. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#endif
+#endif
+#ifndef CLONES
+#define CLONES
+#endif
+
+/* The per-channel parameters of a requantization and its scalars. */
+typedef struct {
+    const int64_t *bias, *mult, *bound; /* bound: |v| <= bound <=> |v * mult| <= PRODUCT_MAX */
+    const int64_t *shift, *half;        /* the row's shifts (its row shift added, at most 63) and 2**shift / 2 */
+    int64_t src_zp, d_bound, pre_shift, zp, qmin, qmax;
+} Stage;
+
+/* The row's shifts: min(shift + extra, 63) and half of 2**that (0 for shift 0), per channel (a
+ * shifted constant in the lanes' loop keeps the compiler from vectorizing it). */
+static void row_shifts(Stage *st, const int64_t *shift, Py_ssize_t n, int64_t extra) {
+    int64_t *shifts = (int64_t *)st->shift, *halves = (int64_t *)st->half; /* the caller's scratch */
+    for (Py_ssize_t c = 0; c < n; c++) {
+        int64_t s = shift[c] + extra;
+        s = s < 63 ? s : 63;
+        shifts[c] = s;
+        halves[c] = s ? INT64_C(1) << (s - 1) : 0;
+    }
+}
+
+/* round(p / 2**s) for |p| < 2**62 and s in [0, 63] (integer.rounding_right_shift), without branches:
+ * half = 2**s / 2 (0 for s = 0), one = 1 if s > 0.  half_up is floor((p + half) / 2**s); half_even
+ * adds half - 1 plus the floor quotient's low bit, which tips exact ties to even; half_away rounds
+ * |p| half up and puts the sign back; floor is the arithmetic shift.  Nothing wraps: |p| + 2**62 < 2**63. */
+#define ROUND_HALF_EVEN(p, s, half, one) (((p) + (half) - (one) + (((p) >> (s)) & (one))) >> (s))
+#define ROUND_HALF_UP(p, s, half, one) (((p) + (half)) >> (s))
+#define ROUND_HALF_AWAY(p, s, half, one) \
+    ((p) < 0 ? -((((p) < 0 ? -(p) : (p)) + (half)) >> (s)) : (((p) < 0 ? -(p) : (p)) + (half)) >> (s))
+#define ROUND_FLOOR(p, s, half, one) ((p) >> (s))
+
+/* The stage on ``n`` contiguous lanes of one row (lane c: channel AT = c, or every lane channel
+ * AT = 0: one set of parameters), with the row's shifts; nonzero where the spec refuses some lane
+ * (the results are then garbage: the caller discards them). */
+#define REQUANT_LANES(NAME, IN, OUT, ROUND, AT)                                                      \
+    CLONES static int NAME(const IN *restrict x, OUT *restrict out, Py_ssize_t n, const Stage *st) { \
+        const int64_t *restrict bias = st->bias, *restrict mult = st->mult, *restrict bound = st->bound; \
+        const int64_t *restrict shift = st->shift, *restrict halves = st->half;                      \
+        const int64_t src_zp = st->src_zp, d_bound = st->d_bound, pre_shift = st->pre_shift, zp = st->zp; \
+        const int64_t qmin = st->qmin, qmax = st->qmax;                                              \
+        int64_t bad = 0;                                                                             \
+        for (Py_ssize_t c = 0; c < n; c++) {                                                         \
+            int64_t d = (int64_t)x[c] - src_zp;                                                      \
+            int64_t v = (int64_t)((uint64_t)d << pre_shift) + bias[AT]; /* garbage only where bad */ \
+            bad |= (d > d_bound) | (d < -d_bound) | (v > bound[AT]) | (v < -bound[AT]);              \
+            int64_t p = v * mult[AT];                                                                \
+            int64_t s = shift[AT], half = halves[AT], one = s > 0;                                   \
+            (void)one, (void)half;                                                                   \
+            int64_t q = ROUND(p, s, half, one) + zp;                                                 \
+            q = q < qmin ? qmin : q;                                                                 \
+            q = q > qmax ? qmax : q;                                                                 \
+            out[c] = (OUT)q;                                                                         \
+        }                                                                                            \
+        return bad != 0;                                                                             \
+    }
+
+#define REQUANT_MODES(IN, OUT, SUFFIX, AT)                                      \
+    REQUANT_LANES(requant_even_##SUFFIX, IN, OUT, ROUND_HALF_EVEN, AT)          \
+    REQUANT_LANES(requant_up_##SUFFIX, IN, OUT, ROUND_HALF_UP, AT)              \
+    REQUANT_LANES(requant_away_##SUFFIX, IN, OUT, ROUND_HALF_AWAY, AT)          \
+    REQUANT_LANES(requant_floor_##SUFFIX, IN, OUT, ROUND_FLOOR, AT)
+
+REQUANT_MODES(int32_t, int8_t, 32_8, c)
+REQUANT_MODES(int32_t, int32_t, 32_32, c)
+REQUANT_MODES(int8_t, int8_t, 8_8, c)
+REQUANT_MODES(int8_t, int32_t, 8_32, c)
+REQUANT_MODES(int32_t, int8_t, 32_8_uniform, 0)
+REQUANT_MODES(int32_t, int32_t, 32_32_uniform, 0)
+REQUANT_MODES(int8_t, int8_t, 8_8_uniform, 0)
+REQUANT_MODES(int8_t, int32_t, 8_32_uniform, 0)
+
+typedef int (*LanesKernel)(const void *, void *, Py_ssize_t, const Stage *);
+#define KERNELS(SUFFIX)                                                                                   \
+    {(LanesKernel)requant_even_##SUFFIX, (LanesKernel)requant_up_##SUFFIX, (LanesKernel)requant_away_##SUFFIX, \
+     (LanesKernel)requant_floor_##SUFFIX}
+/* [uniform][int32 in][int32 out][mode] */
+static const LanesKernel requant_kernels[2][2][2][4] = {
+    {{KERNELS(8_8), KERNELS(8_32)}, {KERNELS(32_8), KERNELS(32_32)}},
+    {{KERNELS(8_8_uniform), KERNELS(8_32_uniform)}, {KERNELS(32_8_uniform), KERNELS(32_32_uniform)}}};
+
+/* requant(x, out, table, src_zp, pre_shift, zp, qmin, qmax, mode, row_shift, row_shift_max) -> bool
+ *
+ * The requantization unit's stage on int32 (4-byte) or int8 (1-byte) ``x`` into int8 or int32
+ * ``out`` (same shape, the channels along the last axis):
+ *   v = (x - src_zp) * 2**pre_shift + bias[c];  out = clamp(round(v * mult[c] / 2**min(shift[c] + row, 63)) + zp)
+ * in int64, rounded in ``mode`` (integer.ROUNDING_MODES' order).  ``table``: contiguous int64
+ * (TABLE_ROWS, channels) made by native.requant_parameters (a division per channel is too slow to
+ * repeat on every call): bias, multiplier, bound = (2**62 - 1) // max(multiplier, 1), shift, and
+ * the shift's min(shift, 63) and half of 2**that; one column for every channel alike.  ``row_shift`` (None, or int8 with x's leading
+ * shape) adds a shift per row.  Returns False, having written garbage, where the spec module
+ * refuses (a negative multiplier or shift, a row shift outside [0, row_shift_max], pre_shift
+ * outside [0, 62], |x - src_zp| << pre_shift plus the largest |bias| at 2**62 or more:
+ * centre_and_shift; |v * mult| at 2**62 or more: multiply_by_quantized_multiplier): the caller
+ * then runs the numpy path, which raises the spec's error. */
+enum { BIAS, MULT, BOUND, SHIFT, SHIFT63, HALF, TABLE_ROWS };
+static PyObject *requant(PyObject *self, PyObject *args) {
+    PyObject *xo, *oo, *to, *ro;
+    long long src_zp, zp, qmin, qmax;
+    int pre_shift, mode, row_shift_max;
+    if (!PyArg_ParseTuple(args, "OOOLiLLLiOi", &xo, &oo, &to, &src_zp, &pre_shift, &zp, &qmin, &qmax, &mode, &ro,
+                          &row_shift_max))
+        return NULL;
+    Held x = {0}, o = {0}, r = {0}, t = {0};
+    PyObject *result = NULL;
+    void *scratch = NULL;
+    if (get_view(xo, &x, 0, 0, "x") < 0 || get_view(oo, &o, 1, 0, "out") < 0 ||
+        same_shape(&x.view, &o.view, "requant out") < 0 || get_view(to, &t, 0, 8, "table") < 0)
+        goto done;
+    int nd = x.view.ndim;
+    Py_ssize_t cols = x.view.shape[nd - 1], channels = t.view.ndim == 2 ? t.view.shape[1] : -1;
+    if (t.view.ndim != 2 || t.view.shape[0] != TABLE_ROWS || (channels != cols && channels != 1) ||
+        t.view.strides[1] != 8 || t.view.strides[0] != 8 * channels) {
+        PyErr_SetString(PyExc_ValueError, "table: contiguous int64 (6, channels or 1) (native.requant_parameters)");
+        goto done;
+    }
+    if (mode < HALF_EVEN || mode > FLOOR) {
+        PyErr_SetString(PyExc_ValueError, "mode: 0-3 (integer.ROUNDING_MODES)");
+        goto done;
+    }
+    if (ro != Py_None) {
+        if (get_view(ro, &r, 0, 1, "row_shift") < 0) goto done;
+        int match = r.view.ndim == nd - 1;
+        for (int i = 0; match && i < nd - 1; i++) match = r.view.shape[i] == x.view.shape[i];
+        if (!match) {
+            PyErr_SetString(PyExc_ValueError, "row_shift: x's leading shape expected");
+            goto done;
+        }
+    }
+    const int64_t *table = t.view.buf, *shift = table + SHIFT * channels;
+    Stage st = {table + BIAS * channels, table + MULT * channels, table + BOUND * channels, table + SHIFT63 * channels,
+                table + HALF * channels, src_zp, 0, 0, zp, qmin, qmax};
+    int ok = pre_shift >= 0 && pre_shift <= 62 && qmin <= qmax;
+    int64_t largest_bias = 0, bad = 0;
+    for (Py_ssize_t c = 0; c < channels; c++) {
+        int64_t b = st.bias[c] < 0 ? -st.bias[c] : st.bias[c];
+        largest_bias = b > largest_bias ? b : largest_bias;
+        bad |= (st.mult[c] < 0) | (shift[c] < 0) | (shift[c] > INT32_MAX);
+    }
+    ok = ok && !bad && largest_bias <= PRODUCT_MAX;
+    /* (|d| << pre_shift) + largest |bias| < 2**62 <=> |d| <= d_bound; then |d * 2**pre_shift + bias| < 2**62 */
+    st.d_bound = ok ? (PRODUCT_MAX - largest_bias) >> pre_shift : 0;
+    st.pre_shift = ok ? pre_shift : 0;
+    const int wide_in = x.view.itemsize == 4, wide_out = o.view.itemsize == 4;
+    LanesKernel kernel = requant_kernels[channels < cols][wide_in][wide_out][mode];
+    const Py_ssize_t xs = x.view.strides[nd - 1], os = o.view.strides[nd - 1];
+    const int contiguous = xs == x.view.itemsize && os == o.view.itemsize;
+    /* scratch: a row gathered and its results (strided lanes), the row's shifts (row shifts) */
+    char *xrow = NULL, *orow = NULL;
+    if (!contiguous || r.held) {
+        scratch = PyMem_Malloc(cols * 8 + channels * 16 + 8);
+        if (!scratch) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        xrow = (char *)scratch + 16 * channels, orow = xrow + 4 * cols;
+        if (r.held) st.shift = scratch, st.half = st.shift + channels;
+    }
+    Py_ssize_t rows = leading_count(&x.view);
+    Py_ssize_t index[MAX_DIMS] = {0};
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t row = 0; ok && row < rows; row++) {
+        if (r.held) {
+            Py_ssize_t at = 0; /* row_shift's axes are x's leading ones */
+            for (int i = 0; i < r.view.ndim; i++) at += index[i] * r.view.strides[i];
+            int64_t extra = *((const int8_t *)r.view.buf + at);
+            if (extra < 0 || extra > row_shift_max) {
+                ok = 0;
+                break;
+            }
+            row_shifts(&st, shift, channels, extra);
+        }
+        const char *xr = (const char *)x.view.buf + offset_of(&x.view, index);
+        char *or_ = (char *)o.view.buf + offset_of(&o.view, index);
+        if (contiguous) {
+            ok = !kernel(xr, or_, cols, &st);
+        } else { /* gathered into a contiguous row and scattered back */
+            for (Py_ssize_t c = 0; c < cols; c++) memcpy(xrow + c * x.view.itemsize, xr + c * xs, x.view.itemsize);
+            ok = !kernel(xrow, orow, cols, &st);
+            for (Py_ssize_t c = 0; c < cols; c++) memcpy(or_ + c * os, orow + c * o.view.itemsize, o.view.itemsize);
+        }
+        advance(&x.view, index);
+    }
+    Py_END_ALLOW_THREADS
+    result = PyBool_FromLong(ok);
+done:
+    PyMem_Free(scratch);
+    release(&x);
+    release(&o);
+    release(&r);
+    release(&t);
+    return result;
+}
+
+/* --- bf16 lanes ------------------------------------------------------------------------------ */
+
+/* The float32 value of a bf16 pattern (exact). */
+static inline float widen(uint16_t b) {
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* float32 rounded once to bf16, ties to even; every NaN the canonical 0x7FC0: bf16.round32_bits. */
+static inline uint16_t round_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint16_t rounded = (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16); /* no wrap: below NaN's patterns */
+    return (u & 0x7FFFFFFFu) > 0x7F800000u ? 0x7FC0 : rounded;
+}
+
+/* A 2-d (rows, length) view of uint16 lanes: a 1-d one is one row, read by every row (stride 0). */
+typedef struct {
+    const char *base;
+    Py_ssize_t rows, length, row_stride, stride;
+} Lanes;
+
+static int lanes_of(Held *h, Lanes *l, const char *what) {
+    Py_buffer *v = &h->view;
+    if (v->ndim > 2) {
+        PyErr_Format(PyExc_ValueError, "%s: 1-d or 2-d lanes expected", what);
+        return -1;
+    }
+    l->base = v->buf;
+    l->rows = v->ndim == 2 ? v->shape[0] : 1;
+    l->length = v->shape[v->ndim - 1];
+    l->row_stride = v->ndim == 2 ? v->strides[0] : 0;
+    l->stride = v->strides[v->ndim - 1];
+    return 0;
+}
+
+static int conform(Lanes *in, const Lanes *out, const char *what) {
+    if (in->length != out->length || (in->rows != out->rows && in->rows != 1)) {
+        PyErr_Format(PyExc_ValueError, "%s: lanes do not match the result's", what);
+        return -1;
+    }
+    if (in->rows == 1) in->row_stride = 0;
+    return 0;
+}
+
+#define LANE(l, r, i) (*(const uint16_t *)((l).base + (r) * (l).row_stride + (i) * (l).stride))
+
+static inline int is_nan(uint16_t p) { return (p & 0x7FFF) > 0x7F80; }
+
+/* The lane operations on bf16 patterns (the simulator's vbin / vfma rules, impl_vector.BINARY):
+ * arithmetic rounded once to bf16 (vfma: the product rounded, then the sum); max / min with a NaN
+ * giving the canonical NaN and +0 above -0; comparisons giving an all-ones or all-zeros lane
+ * (false for a NaN). */
+static inline uint16_t op_add(uint16_t a, uint16_t b, uint16_t c) { return round_bf16(widen(a) + widen(b)); }
+static inline uint16_t op_sub(uint16_t a, uint16_t b, uint16_t c) { return round_bf16(widen(a) - widen(b)); }
+static inline uint16_t op_rsub(uint16_t a, uint16_t b, uint16_t c) { return round_bf16(widen(b) - widen(a)); }
+static inline uint16_t op_mul(uint16_t a, uint16_t b, uint16_t c) { return round_bf16(widen(a) * widen(b)); }
+static inline uint16_t op_fma(uint16_t a, uint16_t b, uint16_t c) {
+    return round_bf16(widen(round_bf16(widen(a) * widen(b))) + widen(c));
+}
+static inline uint16_t op_max(uint16_t a, uint16_t b, uint16_t c) {
+    float x = widen(a), y = widen(b);
+    uint16_t r = (x > y) | ((x == y) & (b == 0x8000)) ? a : b; /* max(+0, -0) = +0 */
+    return is_nan(a) | is_nan(b) ? 0x7FC0 : r;
+}
+static inline uint16_t op_min(uint16_t a, uint16_t b, uint16_t c) {
+    float x = widen(a), y = widen(b);
+    uint16_t r = (x < y) | ((x == y) & (a == 0x8000)) ? a : b; /* min(+0, -0) = -0 */
+    return is_nan(a) | is_nan(b) ? 0x7FC0 : r;
+}
+static inline uint16_t op_lt(uint16_t a, uint16_t b, uint16_t c) { return widen(a) < widen(b) ? 0xFFFF : 0; }
+static inline uint16_t op_le(uint16_t a, uint16_t b, uint16_t c) { return widen(a) <= widen(b) ? 0xFFFF : 0; }
+static inline uint16_t op_gt(uint16_t a, uint16_t b, uint16_t c) { return widen(a) > widen(b) ? 0xFFFF : 0; }
+static inline uint16_t op_ge(uint16_t a, uint16_t b, uint16_t c) { return widen(a) >= widen(b) ? 0xFFFF : 0; }
+static inline uint16_t op_eq(uint16_t a, uint16_t b, uint16_t c) { return widen(a) == widen(b) ? 0xFFFF : 0; }
+/* vun's (b unused): rint (ties to even) rounded to bf16; ftoi: that integer saturated to int16, NaN 0;
+ * itof: the lane as an int16, to bf16 (exact in float32, rounded once) */
+static inline uint16_t op_rint(uint16_t a, uint16_t b, uint16_t c) { return round_bf16(rintf(widen(a))); }
+static inline uint16_t op_ftoi(uint16_t a, uint16_t b, uint16_t c) {
+    float r = rintf(widen(a));
+    r = r < -32768.0f ? -32768.0f : r > 32767.0f ? 32767.0f : r;
+    return is_nan(a) ? 0 : (uint16_t)(int32_t)r;
+}
+static inline uint16_t op_itof(uint16_t a, uint16_t b, uint16_t c) { return round_bf16((float)(int16_t)a); }
+
+/* One row of lanes: contiguous (vectorized per CPU) and strided (a broadcast operand row: stride 0). */
+#define LANE_LOOPS(OP)                                                                                  \
+    CLONES static void OP##_row(uint16_t *restrict out, const uint16_t *restrict a, const uint16_t *restrict b, \
+                                const uint16_t *restrict c, Py_ssize_t n) {                              \
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = OP(a[i], b[i], c ? c[i] : 0);                        \
+    }                                                                                                   \
+    static void OP##_strided(char *out, const char *a, const char *b, const char *c, Py_ssize_t n,         \
+                             const Py_ssize_t *st) {                                                    \
+        for (Py_ssize_t i = 0; i < n; i++)                                                              \
+            *(uint16_t *)(out + i * st[0]) = OP(*(const uint16_t *)(a + i * st[1]),                      \
+                                                *(const uint16_t *)(b + i * st[2]),                      \
+                                                c ? *(const uint16_t *)(c + i * st[3]) : 0);             \
+    }
+LANE_LOOPS(op_add)
+LANE_LOOPS(op_sub)
+LANE_LOOPS(op_rsub)
+LANE_LOOPS(op_mul)
+LANE_LOOPS(op_fma)
+LANE_LOOPS(op_max)
+LANE_LOOPS(op_min)
+LANE_LOOPS(op_lt)
+LANE_LOOPS(op_le)
+LANE_LOOPS(op_gt)
+LANE_LOOPS(op_ge)
+LANE_LOOPS(op_eq)
+LANE_LOOPS(op_rint)
+LANE_LOOPS(op_ftoi)
+LANE_LOOPS(op_itof)
+
+typedef void (*RowLoop)(uint16_t *, const uint16_t *, const uint16_t *, const uint16_t *, Py_ssize_t);
+typedef void (*StridedLoop)(char *, const char *, const char *, const char *, Py_ssize_t, const Py_ssize_t *);
+enum { OP_ADD, OP_SUB, OP_RSUB, OP_MUL, OP_FMA, OP_MAX, OP_MIN, OP_LT, OP_LE, OP_GT, OP_GE, OP_EQ, OP_RINT, OP_FTOI,
+       OP_ITOF, OPS };
+#define BOTH(OP) {OP##_row, OP##_strided}
+static const struct {
+    RowLoop row;
+    StridedLoop strided;
+} lane_loops[OPS] = {BOTH(op_add), BOTH(op_sub), BOTH(op_rsub), BOTH(op_mul), BOTH(op_fma), BOTH(op_max),
+                     BOTH(op_min), BOTH(op_lt), BOTH(op_le), BOTH(op_gt), BOTH(op_ge), BOTH(op_eq),
+                     BOTH(op_rint), BOTH(op_ftoi), BOTH(op_itof)};
+
+/* lanes(op, out, a, b[, c]): out = a op b on bf16 patterns, op (the OP_ enum): add, sub, rsub, mul
+ * (rounded once), fma (three operands: round(round(a * b) + c)), max, min, lt, le, gt, ge, eq, and
+ * the unary rint, ftoi, itof (b ignored).
+ * Every operand is (rows, length) uint16 patterns, or one row read by every row. */
+static PyObject *lanes(PyObject *self, PyObject *args) {
+    int op;
+    PyObject *oo, *ao, *bo, *co = Py_None;
+    if (!PyArg_ParseTuple(args, "iOOO|O", &op, &oo, &ao, &bo, &co)) return NULL;
+    if (op < 0 || op >= OPS || (op == OP_FMA) != (co != Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "lanes: op 0-14, three operands for fma (4), else two");
+        return NULL;
+    }
+    Held o = {0}, a = {0}, b = {0}, c = {0};
+    Lanes lo, la, lb, lc = {0};
+    PyObject *result = NULL;
+    if (get_view(oo, &o, 1, 2, "out") < 0 || lanes_of(&o, &lo, "out") < 0) goto done;
+    if (get_view(ao, &a, 0, 2, "a") < 0 || lanes_of(&a, &la, "a") < 0 || conform(&la, &lo, "a") < 0) goto done;
+    if (get_view(bo, &b, 0, 2, "b") < 0 || lanes_of(&b, &lb, "b") < 0 || conform(&lb, &lo, "b") < 0) goto done;
+    if (op == OP_FMA &&
+        (get_view(co, &c, 0, 2, "c") < 0 || lanes_of(&c, &lc, "c") < 0 || conform(&lc, &lo, "c") < 0))
+        goto done;
+    const int three = op == OP_FMA;
+    const int contiguous = lo.stride == 2 && la.stride == 2 && lb.stride == 2 && (!three || lc.stride == 2);
+    const Py_ssize_t strides[4] = {lo.stride, la.stride, lb.stride, lc.stride};
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < lo.rows; r++) {
+        char *out = (char *)lo.base + r * lo.row_stride;
+        const char *pa = la.base + r * la.row_stride, *pb = lb.base + r * lb.row_stride;
+        const char *pc = three ? lc.base + r * lc.row_stride : NULL;
+        if (contiguous)
+            lane_loops[op].row((uint16_t *)out, (const uint16_t *)pa, (const uint16_t *)pb, (const uint16_t *)pc,
+                               lo.length);
+        else
+            lane_loops[op].strided(out, pa, pb, pc, lo.length, strides);
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    release(&o);
+    release(&a);
+    release(&b);
+    release(&c);
+    return result;
+}
+
+/* The row's sum by vred's pairwise tree: per level, element i of the next is round(e[2i] + e[2i+1])
+ * and an odd width's last element is carried after them (``level``: scratch of the row's width). */
+static uint16_t tree_sum_row(const Lanes *lx, Py_ssize_t r, float *level) {
+    Py_ssize_t width = lx->length;
+    for (Py_ssize_t i = 0; i < width; i++) level[i] = widen(LANE(*lx, r, i));
+    uint16_t bits = LANE(*lx, r, 0);
+    while (width > 1) {
+        Py_ssize_t pairs = width / 2;
+        for (Py_ssize_t i = 0; i < pairs; i++) { /* reads 2i, 2i + 1 >= i: not yet overwritten */
+            bits = round_bf16(level[2 * i] + level[2 * i + 1]);
+            level[i] = widen(bits);
+        }
+        if (width % 2) level[pairs] = level[2 * pairs];
+        width -= pairs;
+    }
+    if (lx->length > 1) {
+        uint32_t u;
+        memcpy(&u, &level[0], 4);
+        bits = (uint16_t)(u >> 16);
+    }
+    return bits;
+}
+
+/* The row's max as vred max's tree gives it, in any order (max is associative and commutative: a
+ * NaN anywhere gives the canonical NaN, +0 wins over -0); a one-lane row's NaN made canonical too. */
+static uint16_t max_row(const Lanes *lx, Py_ssize_t r) {
+    uint16_t m = LANE(*lx, r, 0);
+    for (Py_ssize_t i = 1; i < lx->length; i++) m = op_max(m, LANE(*lx, r, i), 0);
+    return is_nan(m) ? 0x7FC0 : m;
+}
+
+/* reduce_rows(op, out, x): out (rows,) = each row of x's (rows, width) patterns reduced by vred's
+ * op: 0 sum (tree_sum_row), 1 max (max_row). */
+static PyObject *reduce_rows(PyObject *self, PyObject *args) {
+    int op;
+    PyObject *oo, *xo;
+    if (!PyArg_ParseTuple(args, "iOO", &op, &oo, &xo)) return NULL;
+    Held o = {0}, x = {0};
+    Lanes lx;
+    float *level = NULL;
+    PyObject *result = NULL;
+    if (get_view(oo, &o, 1, 2, "out") < 0 || get_view(xo, &x, 0, 2, "x") < 0 || lanes_of(&x, &lx, "x") < 0) goto done;
+    if (o.view.ndim != 1 || o.view.shape[0] != lx.rows || x.view.ndim != 2 || lx.length < 1 || (op != 0 && op != 1)) {
+        PyErr_SetString(PyExc_ValueError, "reduce_rows: op 0 (sum) or 1 (max), x (rows, width >= 1), out (rows,)");
+        goto done;
+    }
+    level = PyMem_Malloc(lx.length * sizeof(float));
+    if (!level) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < lx.rows; r++)
+        *(uint16_t *)((char *)o.view.buf + r * o.view.strides[0]) = op ? max_row(&lx, r) : tree_sum_row(&lx, r, level);
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(level);
+    release(&o);
+    release(&x);
+    return result;
+}
+
+/* The bf16 pattern nearest (ties to even) the double x, rounded once (bf16._f64_to_bits; NaN the
+ * canonical one): x rounded to float32 with round-to-odd (float32's 24 bits are more than bf16's 8
+ * plus 2, so rounding that to bf16 is rounding x once; float32 overflows only where bf16 does). */
+static inline uint16_t round_bf16_from_double(double x) {
+    float f = (float)x; /* RNE */
+    double back = (double)f;
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    /* inexact, finite and even: the odd neighbour toward x (without branches: the loop vectorizes) */
+    uint32_t odd = (back != x) & ((u & 0x7F800000u) != 0x7F800000u) & !(u & 1u);
+    u += odd ? (fabs(x) > fabs(back) ? 1u : 0xFFFFFFFFu) : 0u;
+    memcpy(&f, &u, 4);
+    return round_bf16(f);
+}
+
+/* One row of cvt i32_bf16; nonzero where some |q - zp| reaches 2**29 (the row's results are then garbage). */
+CLONES static int cvt_i32_row(uint16_t *restrict out, const int32_t *restrict q, Py_ssize_t n, double s, double zp) {
+    int bad = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double d = (double)q[i] - zp; /* exact: integers below 2**33 */
+        bad |= fabs(d) >= 0x1p29;
+        out[i] = round_bf16_from_double(d * s);
+    }
+    return bad;
+}
+
+/* cvt_i32(out, q, scale, zp) -> bool: vbuf's bf16 patterns of (q - zp) * scale (``cvt i32_bf16``:
+ * bf16.int8_to_bf16, the product exact in double, rounded once) for int32 q (rows, length) and a
+ * float32 scale; False (results garbage) where |q - zp| reaches 2**29 (the spec refuses). */
+static PyObject *cvt_i32(PyObject *self, PyObject *args) {
+    PyObject *oo, *qo;
+    float scale;
+    long long zp;
+    if (!PyArg_ParseTuple(args, "OOfL", &oo, &qo, &scale, &zp)) return NULL;
+    Held o = {0}, q = {0};
+    PyObject *result = NULL;
+    if (get_view(oo, &o, 1, 2, "out") < 0 || get_view(qo, &q, 0, 4, "q") < 0 || same_shape(&o.view, &q.view, "cvt") < 0)
+        goto done;
+    int ok = 1;
+    const double s = scale;
+    Py_ssize_t rows = leading_count(&q.view), n = q.view.shape[q.view.ndim - 1];
+    Py_ssize_t index[MAX_DIMS] = {0};
+    const Py_ssize_t qs = q.view.strides[q.view.ndim - 1], os = o.view.strides[o.view.ndim - 1];
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t row = 0; ok && row < rows; row++) {
+        const char *qr = (const char *)q.view.buf + offset_of(&q.view, index);
+        char *or_ = (char *)o.view.buf + offset_of(&o.view, index);
+        if (qs == 4 && os == 2) {
+            ok = !cvt_i32_row((uint16_t *)or_, (const int32_t *)qr, n, s, (double)zp);
+        } else {
+            for (Py_ssize_t i = 0; ok && i < n; i++) {
+                int64_t d = (int64_t) * (const int32_t *)(qr + i * qs) - zp;
+                ok = d < (INT64_C(1) << 29) && d > -(INT64_C(1) << 29);
+                *(uint16_t *)(or_ + i * os) = round_bf16_from_double((double)d * s);
+            }
+        }
+        advance(&q.view, index);
+    }
+    Py_END_ALLOW_THREADS
+    result = PyBool_FromLong(ok);
+done:
+    release(&o);
+    release(&q);
+    return result;
+}
+
+/* --- rule tables ----------------------------------------------------------------------------- */
+
+CLONES static void pair_row(int8_t *restrict out, const uint8_t *restrict a, const uint8_t *restrict b,
+                            const int8_t *restrict table, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) out[i] = table[(Py_ssize_t)a[i] << 8 | b[i]];
+}
+
+/* pair_lookup(out, a, b, table): out = table[byte(a) * 256 + byte(b)] for int8 (rows, length) a
+ * and b (b: or one row read by every row) with contiguous lanes: a two-operand rule read from its
+ * table of every pair (rule_tables.py), in one pass. */
+static PyObject *pair_lookup(PyObject *self, PyObject *args) {
+    PyObject *oo, *ao, *bo, *to;
+    if (!PyArg_ParseTuple(args, "OOOO", &oo, &ao, &bo, &to)) return NULL;
+    Held o = {0}, a = {0}, b = {0}, t = {0};
+    PyObject *result = NULL;
+    if (get_view(oo, &o, 1, 1, "out") < 0 || get_view(ao, &a, 0, 1, "a") < 0 || get_view(bo, &b, 0, 1, "b") < 0 ||
+        get_view(to, &t, 0, 1, "table") < 0)
+        goto done;
+    Py_ssize_t rows = o.view.ndim == 2 ? o.view.shape[0] : 1, n = o.view.shape[o.view.ndim - 1];
+    Py_ssize_t b_rows = b.view.ndim == 2 ? b.view.shape[0] : 1;
+    if (o.view.ndim > 2 || same_shape(&o.view, &a.view, "pair_lookup a") < 0 || b.view.ndim > 2 ||
+        b.view.shape[b.view.ndim - 1] != n || (b_rows != rows && b_rows != 1) || t.view.len != 65536 ||
+        !PyBuffer_IsContiguous(&t.view, 'C') || o.view.strides[o.view.ndim - 1] != 1 ||
+        a.view.strides[a.view.ndim - 1] != 1 || b.view.strides[b.view.ndim - 1] != 1) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "pair_lookup: int8 (rows, length) out, a, b (or one row), 65536 table");
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        Py_ssize_t ro = o.view.ndim == 2 ? r * o.view.strides[0] : 0, ra = a.view.ndim == 2 ? r * a.view.strides[0] : 0;
+        Py_ssize_t rb = b_rows > 1 ? r * b.view.strides[0] : 0;
+        pair_row((int8_t *)o.view.buf + ro, (const uint8_t *)a.view.buf + ra, (const uint8_t *)b.view.buf + rb,
+                 t.view.buf, n);
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    release(&o);
+    release(&a);
+    release(&b);
+    release(&t);
+    return result;
+}
+
+/* --- the matrix unit's grouped and depthwise convolutions ---------------------------------- */
+
+/* One output pixel's row of N sums in int64: for each tap t whose slab pixel index[t] is inside
+ * the slab (``pad`` marks a padding position: its value is the zero point, adding nothing), output
+ * channel n adds sum_ci (slab[pixel, g * cg + ci] - zp) * w[n, t * cg + ci], g = n // ng. */
+CLONES static void conv_pixel(int64_t *restrict sums, const int8_t *restrict slab, Py_ssize_t pixel_stride,
+                              const int64_t *restrict index, Py_ssize_t taps, Py_ssize_t pad,
+                              const int16_t *restrict w, Py_ssize_t n_out, Py_ssize_t k, Py_ssize_t cg, Py_ssize_t ng,
+                              int32_t zp) {
+    for (Py_ssize_t n = 0; n < n_out; n++) sums[n] = 0;
+    for (Py_ssize_t t = 0; t < taps; t++) {
+        if (index[t] == pad) continue;
+        const int8_t *px = slab + index[t] * pixel_stride;
+        if (cg == 1 && ng == 1) { /* depthwise: channel n reads slab channel n; w is (taps, N) here */
+            const int16_t *wt = w + t * n_out;
+            for (Py_ssize_t n = 0; n < n_out; n++) sums[n] += (int32_t)(px[n] - zp) * wt[n];
+        } else {
+            for (Py_ssize_t n = 0; n < n_out; n++) {
+                const int8_t *x = px + (n / ng) * cg;
+                const int16_t *wn = w + n * k + t * cg;
+                int32_t sum = 0; /* |sum| <= cg * 383 * 2**15 < 2**31 for cg <= 171 (the caller's bound) */
+                for (Py_ssize_t ci = 0; ci < cg; ci++) sum += (int32_t)(x[ci] - zp) * wn[ci];
+                sums[n] += sum;
+            }
+        }
+    }
+}
+
+/* conv(out, slab, index, w, zp, cg, ng, pad) -> bool: a dwconv or gconv tile's products.
+ * slab (samples, pixels, channels) int8 with contiguous channels; index (M, taps) int64 the slab
+ * pixel each output pixel's tap reads (``pad`` where it reads padding); w int16 (N, taps * cg)
+ * contiguous, or (taps, N) for a depthwise tile (cg = ng = 1); out (samples * M, N) int32 or int64
+ * (row m of sample b at b * M + m).  Sums are exact in int64; False (out partly written) where an
+ * int32 out cannot hold one. */
+static PyObject *conv(PyObject *self, PyObject *args) {
+    PyObject *oo, *so, *io, *wo;
+    int zp;
+    Py_ssize_t cg, ng, pad;
+    if (!PyArg_ParseTuple(args, "OOOOinnn", &oo, &so, &io, &wo, &zp, &cg, &ng, &pad)) return NULL;
+    Held o = {0}, sl = {0}, ix = {0}, w = {0};
+    PyObject *result = NULL;
+    int64_t *sums = NULL;
+    if (get_view(oo, &o, 1, -1, "out") < 0 || get_view(so, &sl, 0, 1, "slab") < 0 || get_view(io, &ix, 0, 8, "index") < 0 ||
+        get_view(wo, &w, 0, 2, "weights") < 0)
+        goto done;
+    Py_ssize_t samples = sl.view.ndim == 3 ? sl.view.shape[0] : -1, M = ix.view.ndim == 2 ? ix.view.shape[0] : -1;
+    Py_ssize_t taps = M >= 0 ? ix.view.shape[1] : 0, n_out = o.view.ndim == 2 ? o.view.shape[1] : -1;
+    int depthwise = cg == 1 && ng == 1;
+    Py_ssize_t k = taps * cg;
+    if (samples < 0 || M < 0 || n_out < 0 || o.view.shape[0] != samples * M || sl.view.strides[2] != 1 ||
+        !PyBuffer_IsContiguous(&ix.view, 'C') || !PyBuffer_IsContiguous(&w.view, 'C') || w.view.ndim != 2 ||
+        w.view.shape[0] != (depthwise ? taps : n_out) || w.view.shape[1] != (depthwise ? n_out : k) || cg < 1 ||
+        ng < 1 || cg > 171 || (depthwise ? n_out : ((n_out - 1) / ng + 1) * cg) > sl.view.shape[2] ||
+        (o.view.itemsize != 4 && o.view.itemsize != 8)) {
+        PyErr_SetString(PyExc_ValueError, "conv: out (samples * M, N) int32/int64, slab (samples, pixels, channels) "
+                                          "int8, index (M, taps) int64, w int16 (N, taps * cg) or (taps, N)");
+        goto done;
+    }
+    const int64_t *index = ix.view.buf;
+    for (Py_ssize_t i = 0; i < M * taps; i++)
+        if (index[i] < 0 || index[i] > pad || (index[i] < pad && index[i] >= sl.view.shape[1])) {
+            PyErr_SetString(PyExc_ValueError, "conv: an index outside the slab");
+            goto done;
+        }
+    sums = PyMem_Malloc((n_out + 1) * sizeof(int64_t));
+    if (!sums) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int ok = 1;
+    const int wide = o.view.itemsize == 8;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t b = 0; ok && b < samples; b++) {
+        const int8_t *slab = (const int8_t *)((const char *)sl.view.buf + b * sl.view.strides[0]);
+        for (Py_ssize_t m = 0; ok && m < M; m++) {
+            conv_pixel(sums, slab, sl.view.strides[1], index + m * taps, taps, pad, w.view.buf, n_out, k, cg, ng, zp);
+            char *row = (char *)o.view.buf + (b * M + m) * o.view.strides[0];
+            for (Py_ssize_t n = 0; n < n_out; n++) {
+                if (wide) {
+                    *(int64_t *)(row + n * o.view.strides[1]) = sums[n];
+                } else {
+                    if (sums[n] > INT32_MAX || sums[n] < INT32_MIN) ok = 0;
+                    *(int32_t *)(row + n * o.view.strides[1]) = (int32_t)sums[n];
+                }
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = PyBool_FromLong(ok);
+done:
+    PyMem_Free(sums);
+    release(&o);
+    release(&sl);
+    release(&ix);
+    release(&w);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"requant", requant, METH_VARARGS, "The requantization stage in one pass (see native.c)."},
+    {"lanes", lanes, METH_VARARGS, "bf16 lane arithmetic rounded to bf16 (see native.c)."},
+    {"reduce_rows", reduce_rows, METH_VARARGS, "vred sum (its pairwise tree) or max per row (see native.c)."},
+    {"conv", conv, METH_VARARGS, "A dwconv or gconv tile's products (see native.c)."},
+    {"pair_lookup", pair_lookup, METH_VARARGS, "A two-int8-operand rule read from its table (see native.c)."},
+    {"cvt_i32", cvt_i32, METH_VARARGS, "cvt i32_bf16: (q - zp) * scale rounded once to bf16 (see native.c)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "The simulator's fused C kernels.", -1, methods};
+
+PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }

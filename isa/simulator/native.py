@@ -1,0 +1,55 @@
+"""The simulator's optional C kernels (``native.c``, built by ``pip install`` when a C compiler is
+there): the requantization stage and the bf16 lane arithmetic, each in one pass over the data
+where the numpy path makes several.  Each kernel is the simulator's datapath for what it covers,
+computing exactly what the numpy path beside it computes (tests/isa/test_native.py compares them,
+and the spec module ir/numerics, at the extremes); where a kernel refuses (the spec's range errors)
+the numpy path runs and raises.
+
+``kernels`` is the extension module, or None when it is not built, is disabled by
+``TCC_SIM_NATIVE=0`` in the environment, or the machine is big-endian (the kernels read pbuf's
+little-endian words natively).  ``enabled = False`` here turns it off for machines made after.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import numpy as np
+
+try:  # (imported by name: the extension is no module of the tree)
+    _native = importlib.import_module(f"{__package__}._native")
+except ImportError:  # not built: the numpy path
+    _native = None
+
+enabled = os.environ.get("TCC_SIM_NATIVE", "1") != "0" and sys.byteorder == "little"
+
+
+def kernels():
+    """The C kernels' module if they are built and enabled, else None (the numpy path)."""
+    return _native if enabled else None
+
+
+def status() -> str:
+    """One line for ``tcc --version``-like reports: whether the C kernels run."""
+    if _native is None:
+        return "numpy (the C kernels are not built)"
+    return "C kernels" if enabled else "numpy (TCC_SIM_NATIVE=0)"
+
+
+_PRODUCT_MAX = 2**62 - 1  # integer.py's bound on |acc * multiplier|, less one
+
+
+def requant_parameters(block: np.ndarray) -> np.ndarray:
+    """The ``requant`` kernel's table from pbuf's (channels, 3) int32 (bias, multiplier, shift)
+    triples: contiguous int64 rows bias, multiplier, ``bound`` (the largest |v| with |v *
+    multiplier| < 2**62), shift, min(shift, 63) and half of 2**that (0 for a zero shift), one column
+    per channel, or one for all when every channel's triple is the same (the kernel then reads
+    its parameters once, not per lane)."""
+    if len(block) > 1 and (block[1:] == block[:1]).all():
+        block = block[:1]
+    bias, multiplier, shift = (block[:, i].astype(np.int64) for i in range(3))
+    bound = _PRODUCT_MAX // np.maximum(multiplier, 1)
+    shift63 = np.clip(shift, 0, 63)
+    half = np.where(shift63 > 0, np.left_shift(1, np.maximum(shift63 - 1, 0)), 0)
+    return np.ascontiguousarray(np.stack([bias, multiplier, bound, shift, shift63, half]), np.int64)

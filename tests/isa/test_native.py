@@ -1,0 +1,294 @@
+"""The simulator's C kernels (isa/simulator/native.c) against the spec module ir/numerics at the
+extremes: every rounding mode, ties, saturation, the largest multipliers and shifts, pre_shift,
+zero points, row shifts, int8 and int32 on either side; and where the spec refuses, the kernel
+refuses (the simulator then runs the numpy path, which raises the spec's error)."""
+import itertools
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tcc.ir import numerics
+from tcc.ir.numerics import (INT32_MAX, INT32_MIN, ROUNDING_MODES, ROW_SHIFT_MAX, centre_and_shift, from_bf16,
+                             requantize, row_shifted, to_bf16)
+from tcc.ir.numerics.bf16 import round32_bits
+from tcc.isa.simulator import native
+
+kernels = native.kernels()
+pytestmark = pytest.mark.skipif(kernels is None, reason=f"the simulator runs {native.status()}")
+
+# int32 accumulators: the edges, ties of small shifts (3/2, 5/2, 6/4), and ordinary values
+X = np.array([0, 1, -1, 2, -2, 3, -3, 5, -5, 6, -6, 2**15, -(2**15), INT32_MAX, INT32_MIN, INT32_MAX - 1,
+              INT32_MIN + 1, 12345678, -7654321], np.int64)
+MULTIPLIERS = (0, 1, 3, 2**30, 2**30 + 1, 2**31 - 1)
+SHIFTS = (0, 1, 2, 30, 31, 32, 61, 62, 63, 64, 100, INT32_MAX)
+BIASES = (0, 1, -1, 2**20, INT32_MAX, INT32_MIN)
+CHANNELS = np.array(list(itertools.product(BIASES, MULTIPLIERS, SHIFTS)), np.int64)  # (bias, multiplier, shift)
+RANGES = ((-128, 127), (0, 127), (-128, -128), (INT32_MIN, INT32_MAX), (-5, 1000))
+_PRODUCT_MAX = 2**62 - 1
+
+
+def spec(x, channels, src_zp, pre_shift, zp, qmin, qmax, mode, row_shift=None):
+    """The requantization unit's stage by the spec module: centre_and_shift, bias, requantize."""
+    bias, mult, shift = channels.T
+    v = centre_and_shift(x, src_zp, pre_shift, int(np.abs(bias).max())) + bias
+    if row_shift is not None:
+        shift = row_shifted(shift, row_shift)
+    return requantize(v, mult, shift, zp, qmin, qmax, mode, out_dtype=np.int64)
+
+
+def run(x, channels, src_zp, pre_shift, zp, qmin, qmax, mode, row_shift=None, in_dtype=np.int32):
+    """The C kernel on x (rows, channels): its result, or None where it refuses."""
+    out = np.empty(x.shape, np.int8 if -128 <= qmin <= qmax <= 127 else np.int32)
+    block = channels.astype(np.int32)
+    assert (block == channels).all()
+    done = kernels.requant(x.astype(in_dtype), out, native.requant_parameters(block), src_zp,
+                           pre_shift, zp, qmin, qmax, ROUNDING_MODES.index(mode),
+                           None if row_shift is None else np.asarray(row_shift, np.int8), ROW_SHIFT_MAX)
+    return out.astype(np.int64) if done else None
+
+
+def fitting(x, src_zp, pre_shift):
+    """The rows of x and the channels of CHANNELS the spec accepts together (|v * multiplier| < 2**62)."""
+    d = x - src_zp
+    largest_bias = int(np.abs(CHANNELS[:, 0]).max())
+    rows = x[(np.abs(d).astype(object) << pre_shift) + largest_bias < 2**62]
+    v = ((rows[:, None] - src_zp) << pre_shift) + CHANNELS[None, :, 0]
+    ok = (np.abs(v).astype(object) * CHANNELS[None, :, 1].astype(object) <= _PRODUCT_MAX).all(axis=0)
+    return rows, CHANNELS[ok], CHANNELS[~ok]
+
+
+@pytest.mark.parametrize("mode", ROUNDING_MODES)
+def test_requant_matches_the_spec_at_the_extremes(mode):
+    for pre_shift, src_zp in itertools.product((0, 1, 8, 30), (0, -128, 127, INT32_MIN)):
+        rows, channels, refused = fitting(X, src_zp, pre_shift)
+        assert len(rows) and len(channels)
+        x = np.broadcast_to(rows[:, None], (len(rows), len(channels)))
+        for (qmin, qmax), zp in itertools.product(RANGES, (0, -128, 127, INT32_MIN, INT32_MAX)):
+            want = spec(x, channels, src_zp, pre_shift, zp, qmin, qmax, mode)
+            assert run(x, channels, src_zp, pre_shift, zp, qmin, qmax, mode).tolist() == want.tolist(), \
+                (pre_shift, src_zp, qmin, qmax, zp)
+        if len(refused):  # a channel whose |v * multiplier| reaches 2**62 on some row: both refuse
+            x = np.broadcast_to(rows[:, None], (len(rows), len(refused)))
+            with pytest.raises(ValueError):
+                spec(x, refused, src_zp, pre_shift, 0, -128, 127, mode)
+            assert run(x, refused, src_zp, pre_shift, 0, -128, 127, mode) is None
+
+
+def test_requant_refuses_where_the_spec_does():
+    channels = np.array([[0, 2**30, 31]], np.int64)
+    x = np.array([[INT32_MAX], [INT32_MIN]], np.int64)
+    for pre_shift in (31, 40, 62, 63, -1):  # (|x - zp| << pre_shift) + |bias| reaches 2**62, or out of [0, 62]
+        with pytest.raises(ValueError):
+            spec(x, channels, 0, pre_shift, 0, -128, 127, "half_even")
+        assert run(x, channels, 0, pre_shift, 0, -128, 127, "half_even") is None
+    for bad in ([[0, -1, 3]], [[0, 5, -1]]):  # a negative multiplier or shift
+        with pytest.raises(ValueError):
+            spec(x, np.array(bad, np.int64), 0, 0, 0, -128, 127, "half_even")
+        assert run(x, np.array(bad, np.int64), 0, 0, 0, -128, 127, "half_even") is None
+    assert run(x, channels, 0, 0, 0, 127, -128, "half_even") is None  # qmin > qmax
+
+
+@pytest.mark.parametrize("mode", ROUNDING_MODES)
+def test_requant_with_row_shifts_and_int8_input(mode):
+    rng = np.random.default_rng(7)
+    channels = np.array([[b, m, s] for b, m, s in itertools.product((0, -100, 100), (1, 2**30 + 1, 2**31 - 1),
+                                                                     (0, 1, 20, 48, 60))], np.int64)
+    x = rng.integers(-2**20, 2**20, (ROW_SHIFT_MAX + 1, len(channels)))
+    x[:2] = [[3], [-5]]  # ties
+    shifts = np.arange(ROW_SHIFT_MAX + 1)
+    want = spec(x, channels, 7, 2, 3, -128, 127, mode, shifts)
+    assert run(x, channels, 7, 2, 3, -128, 127, mode, shifts).tolist() == want.tolist()
+    for outside in (-1, ROW_SHIFT_MAX + 1):
+        with pytest.raises(ValueError):
+            row_shifted(channels[:, 2], np.array([outside]))
+        assert run(x[:1], channels, 7, 2, 3, -128, 127, mode, [outside]) is None
+    codes = np.broadcast_to(np.arange(-128, 128)[:, None], (256, len(channels)))  # every int8 value
+    for src_zp, pre_shift in ((0, 0), (-128, 5), (127, 20)):
+        want = spec(codes, channels, src_zp, pre_shift, -1, INT32_MIN, INT32_MAX, mode)
+        assert run(codes, channels, src_zp, pre_shift, -1, INT32_MIN, INT32_MAX, mode,
+                   in_dtype=np.int8).tolist() == want.tolist()
+
+
+def test_requant_on_strided_views_and_batches():
+    """The simulator's views: a batch axis, rows at a stride, a transposed single channel."""
+    rng = np.random.default_rng(1)
+    channels = np.array([[5, 2**30 + 7, 33], [-9, 2**31 - 1, 40], [0, 12345, 10]], np.int64)
+    memory = rng.integers(-2**31, 2**31, (2, 9, 5)).astype(np.int32)
+    x = memory[:, ::2, 1:4]  # (2, 5, 3), non-contiguous rows and channels
+    out = np.zeros((2, 5, 6), np.int8)[:, :, ::2]
+    assert kernels.requant(x, out, native.requant_parameters(channels.astype(np.int32)), 0, 0, 0, -128, 127, 0,
+                           None, ROW_SHIFT_MAX)
+    assert out.tolist() == spec(x.astype(np.int64), channels, 0, 0, 0, -128, 127, "half_even").tolist()
+    column = memory[0, :, :1]  # one channel's rows as the kernel's lanes
+    lanes = np.empty((1, 9), np.int32)
+    assert kernels.requant(column.T, lanes, native.requant_parameters(channels[:1].astype(np.int32)), 0, 0,
+                           3, INT32_MIN, INT32_MAX, 1, None, ROW_SHIFT_MAX)
+    assert lanes.T.tolist() == spec(column.astype(np.int64), channels[:1], 0, 0, 3, INT32_MIN, INT32_MAX,
+                                    "half_up").tolist()
+
+
+def test_the_switch_turns_the_kernels_off():
+    code = "from tcc.isa.simulator import native; print(native.kernels() is not None, native.status())"
+    env = dict(os.environ)
+    for switch, expected in (("1", "True C kernels"), ("0", "False numpy (TCC_SIM_NATIVE=0)")):
+        env["TCC_SIM_NATIVE"] = switch
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == expected
+
+
+# -- bf16 lanes: every pattern against the special ones, by the spec (numerics.bf16_*) -------------
+
+PATTERNS = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+# zeros, subnormals, the normal edge, ones and their neighbours, the largest, infinities, NaNs
+SPECIAL = np.array([0x0000, 0x8000, 0x0001, 0x8001, 0x007F, 0x0080, 0x0100, 0x3F80, 0xBF80, 0x3F81, 0x3400,
+                    0x4000, 0x7F7F, 0xFF7F, 0x7F00, 0x7F80, 0xFF80, 0x7FC0, 0xFFC1, 0x7F81], np.uint16)
+
+
+def bits(values) -> list:
+    return to_bf16(np.asarray(values, np.float32)).tolist()
+
+
+COMPARISONS = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal, "eq": np.equal}
+
+
+@pytest.mark.parametrize("op, rule", [(0, "bf16_add"), (1, "bf16_sub"), (2, "rsub"), (3, "bf16_mul"), (5, "bf16_max"),
+                                      (6, "bf16_min"), (7, "lt"), (8, "le"), (9, "gt"), (10, "ge"), (11, "eq")])
+def test_lanes_match_the_spec_on_every_pattern(op, rule):
+    rng = np.random.default_rng(op)
+    b_set = np.concatenate([SPECIAL, rng.integers(0, 1 << 16, 12).astype(np.uint16)])
+    a = np.tile(PATTERNS, (len(b_set), 1))
+    b = np.broadcast_to(b_set[:, None], a.shape)
+    out = np.empty(a.shape, np.uint16)
+    kernels.lanes(op, out, a, b)
+    x, y = from_bf16(a), from_bf16(b)
+    if rule in COMPARISONS:  # the lane mask: all ones where true (never for a NaN)
+        assert out.tolist() == np.where(COMPARISONS[rule](x, y), 0xFFFF, 0).tolist()
+    else:
+        want = numerics.bf16_sub(y, x) if rule == "rsub" else getattr(numerics, rule)(x, y)
+        assert out.tolist() == bits(want)
+    row = np.empty(len(PATTERNS), np.uint16)  # one row of B read by every row of A (a constant operand)
+    kernels.lanes(op, out, a, b_set[3:4].repeat(len(PATTERNS)))
+    kernels.lanes(op, row, a[0], b[3])
+    assert out[0].tolist() == row.tolist()
+
+
+def test_fma_rounds_the_product_then_the_sum_on_every_pattern():
+    pairs = np.array(list(itertools.product(SPECIAL[::2], SPECIAL[1::3])), np.uint16)
+    a = np.tile(PATTERNS, (len(pairs), 1))
+    b, c = (np.broadcast_to(pairs[:, i, None], a.shape) for i in (0, 1))
+    out = np.empty(a.shape, np.uint16)
+    kernels.lanes(4, out, a, b, c)
+    assert out.tolist() == bits(numerics.bf16_mul_add(from_bf16(a), from_bf16(b), from_bf16(c)))
+
+
+def test_tree_sum_matches_the_spec_for_every_width():
+    rng = np.random.default_rng(5)
+    for width in (1, 2, 3, 5, 7, 8, 9, 64, 197):
+        x = rng.choice(np.concatenate([SPECIAL, (rng.integers(0x3000, 0x4400, 64) | rng.integers(0, 2, 64) << 15)
+                                       .astype(np.uint16)]), (40, width))
+        x[:20] &= 0x7FFF  # rows of one sign: long sums that round at every level
+        x[:20] = np.where((x[:20] & 0x7F80) == 0x7F80, 0x3F80, x[:20])
+        out = np.empty(len(x), np.uint16)
+        kernels.reduce_rows(0, out, x)
+        assert out.tolist() == bits(numerics.bf16_sum(from_bf16(x), axis=-1)), width
+
+
+def test_cvt_i32_matches_the_spec_and_refuses_where_it_does():
+    q = np.array([0, 1, -1, 127, -128, 3, 2**29 - 1, -(2**29) + 1, 12345677, -7654321, 2**24 + 1, 2**28 + 3],
+                 np.int32)
+    scales = [1.0, -1.0, 1 / 3, 2.0**-130, 2.0**-149, 1e-30, 3.0e38, 2.0**120, 0.1, -0.0, np.inf, np.nan]
+    for scale in np.array(scales, np.float32):
+        with np.errstate(invalid="ignore"):  # 0 * inf
+            want = to_bf16(numerics.int8_to_bf16(q, scale, 0)).tolist()
+        out = np.empty(q.shape, np.uint16)
+        assert kernels.cvt_i32(out, q, scale, 0)
+        assert out.tolist() == want, scale
+    out = np.empty(2, np.uint16)
+    for zp in (-1, 1):  # |q - zp| reaches 2**29
+        with pytest.raises(ValueError):
+            numerics.int8_to_bf16(np.array([2**29 - 1, -(2**29) + 1], np.int32), 1.0, zp)
+        assert not kernels.cvt_i32(out, np.array([2**29 - 1, -(2**29) + 1], np.int32), 1.0, zp)
+
+
+def test_row_max_and_the_unary_lanes_match_the_spec():
+    rng = np.random.default_rng(9)
+    for width in (1, 2, 3, 8, 33):
+        x = rng.choice(SPECIAL, (60, width))
+        x[:10, 0] = 0x7FC1  # a lone non-canonical NaN
+        out = np.empty(len(x), np.uint16)
+        kernels.reduce_rows(1, out, x)
+        want = from_bf16(x[:, 0])
+        for i in range(1, width):
+            want = numerics.bf16_max(want, from_bf16(x[:, i]))
+        assert out.tolist() == bits(np.where(np.isnan(want), np.float32(np.nan), want)), width
+    out = np.empty(len(PATTERNS), np.uint16)
+    values = from_bf16(PATTERNS)
+    with np.errstate(invalid="ignore"):
+        rounded = np.rint(values)
+        for op, want in ((12, round32_bits(rounded).tolist()),  # every NaN the canonical one
+                         (13, np.where(np.isnan(rounded), 0, np.clip(rounded, -32768, 32767)).astype(np.int64)
+                          .astype(np.uint16).tolist()),
+                         (14, round32_bits(PATTERNS.view(np.int16).astype(np.float32)).tolist())):
+            kernels.lanes(op, out, PATTERNS, PATTERNS)
+            assert out.tolist() == want, op
+
+
+# -- the matrix unit's dwconv / gconv products: exact integer sums ----------------------------------
+
+def reference_conv(slab, index, w, zp, cg, ng, pad):
+    """sum over taps and a group's channels of (slab - zp) * w, in Python integers (object arrays)."""
+    samples, _, channels = slab.shape
+    padded = np.concatenate([slab.astype(object), np.full((samples, 1, channels), zp, object)], axis=1)
+    windows = padded[:, np.where(index == pad, slab.shape[1], index)] - zp  # (samples, M, taps, channels)
+    n_out = w.shape[1] if cg == ng == 1 else w.shape[0]
+    out = np.empty((samples, index.shape[0], n_out), object)
+    for n in range(n_out):
+        if cg == ng == 1:
+            out[..., n] = (windows[..., n] * w[:, n].astype(object)).sum(axis=-1)
+        else:
+            g = n // ng
+            taps = windows[..., g * cg:(g + 1) * cg]  # (samples, M, taps, cg)
+            out[..., n] = (taps * w[n].astype(object).reshape(-1, cg)).sum(axis=(-1, -2))
+    return out.reshape(-1, n_out)
+
+
+@pytest.mark.parametrize("cg, ng", [(1, 1), (3, 2), (8, 8), (171, 1)])
+def test_conv_sums_exactly_at_the_extremes(cg, ng):
+    rng = np.random.default_rng(cg)
+    samples, pixels, M, taps, n_out = 2, 30, 7, 9, 4 if cg > 1 else 12
+    channels = n_out if cg == 1 else -(-n_out // ng) * cg
+    slab = rng.integers(-128, 128, (samples, pixels, channels)).astype(np.int8)
+    slab[0, :5], slab[1, :5] = -128, 127  # the extremes against the largest weights
+    index = rng.integers(0, pixels + 1, (M, taps))  # pixels: a padding position
+    index[0] = np.arange(5)[:, None].repeat(2)[:taps] if taps <= 10 else index[0]
+    index[1] = pixels
+    for w_max in (127, 2**15 - 1):
+        w = rng.integers(-w_max, w_max + 1, (taps, n_out) if cg == 1 else (n_out, taps * cg)).astype(np.int16)
+        w.flat[:3] = [w_max, -w_max, w_max]
+        for zp in (-128, 0, 127):
+            want = reference_conv(slab, index, w, zp, cg, ng, pixels)
+            wide = np.empty((samples * M, n_out), np.int64)
+            assert kernels.conv(wide, slab, index, w, zp, cg, ng, pixels)
+            assert wide.tolist() == want.tolist()
+            narrow = np.empty((samples * M, n_out), np.int32)
+            fits = all(INT32_MIN <= v <= INT32_MAX for v in want.flat)
+            assert kernels.conv(narrow, slab, index, w, zp, cg, ng, pixels) == fits
+            if fits:
+                assert narrow.tolist() == want.tolist()
+
+
+def test_pair_lookup_reads_the_table_of_every_pair():
+    rng = np.random.default_rng(11)
+    table = rng.integers(-128, 128, 1 << 16).astype(np.int8)
+    a = rng.integers(-128, 128, (3, 1000)).astype(np.int8)
+    b = rng.integers(-128, 128, (3, 1000)).astype(np.int8)
+    a[0, :4], b[0, :4] = [-128, -128, 127, 127], [-128, 127, -128, 127]  # the table's corners
+    want = table[a.view(np.uint8).astype(np.intp) * 256 + b.view(np.uint8)]
+    out = np.empty(a.shape, np.int8)
+    kernels.pair_lookup(out, a, b, table)
+    assert out.tolist() == want.tolist()
+    kernels.pair_lookup(out, a, b[1], table)  # one row of b read by every row
+    assert out.tolist() == table[a.view(np.uint8).astype(np.intp) * 256 + b[1].view(np.uint8)].tolist()
