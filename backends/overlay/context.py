@@ -178,8 +178,8 @@ class Context:
         leaves the difference.  A one-tile bf16 vector op (``vector_mark``: a LayerNorm or softmax
         between two products) frees the channel from its first instruction on, for the cycles the
         cost model gives its code.  A conv that is neither leaves its tile loop's idle channel
-        cycles as its tile search modeled them (``channel_idle``: small latency-bound convs whose
-        maps stay on chip leave most of theirs).  Marks older than ``WEIGHT_MARK_STEPS``
+        cycles as emitted (``channel_idle``, tiling.channel_idle_cycles: small latency-bound convs
+        whose maps stay on chip leave most of theirs).  Marks older than ``WEIGHT_MARK_STEPS``
         (``IDLE_MARK_STEPS``) steps are dropped."""
         for mark in self.weight_marks:
             mark.steps -= 1

@@ -157,13 +157,13 @@ def emit_conv(ctx: Context, step: Step) -> None:
     ctx.begin_layer(step.name, macs, x.type.size + stored + epilogue_bytes + y.type.size)
     ctx.record_weights(fmt.name, stored)
     layer = len(ctx.layer_names) - 1
-    ctx.channel_idle[layer] = channel_idle_cycles(geometry, tiles, ctx.target)
     _requant_regs(ctx, req)
     if residual is not None:
         p.set(eadd_registers(*residual.ops))
     p.set({"mm.a_zp": x_zp, "cv.w": wid, "cv.c": c_in, "cv.kh": kh, "cv.kw": kw, "cv.sh": sh, "cv.sw": sw, "cv.dh": dh,
            "cv.dw": dw, "cv.pad_left": pl, "cv.w_out": w_out, "mm.w_row": rb})
     if tiles.tc:
+        ctx.channel_idle[layer] = channel_idle_cycles(geometry, tiles, ctx.target)  # the loop as modeled
         _emit_split_conv(ctx, step, tiles, geometry, w_addr, p_addr, caps_addr)
         return
     tile = 0

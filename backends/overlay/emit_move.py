@@ -300,16 +300,16 @@ def _runs(ctx: Context, xs: list, blocks: list, rescales: dict) -> list[list[int
     right beside it (the same rows at the same stride, its columns following), and all of them are
     rescaled with the same registers or none is (a run's requantize then takes each operand's zero
     point as a per-column bias: ``requant_table``), and each is small enough that its load's latency
-    outlasts its DRAM beats.  An operand abuf holds is a run of its own (its
-    load is an on-chip copy, which a run's DMA would wait for its store to undo).  DenseNet's growing concatenations: twenty
-    8-channel operands, each a load whose 64-cycle latency the front end waited out, with a
+    outlasts its DRAM beats.  An operand abuf holds is a run of its own (its load is an on-chip
+    copy, which a run's DMA would wait for its store to undo).  DenseNet's growing concatenations:
+    twenty 8-channel operands, each a load whose 64-cycle latency the front end waited out, with a
     requantize and a copy of its own."""
     runs: list[list[int]] = []
     held = [ctx.program.held_at("abuf", ctx.addr(x), x.type.size * ELEMENT_BYTES[x.type.dtype], False) is not None
             for x in xs]
-    for i, (x, block) in enumerate(zip(xs, blocks)):
-        if runs and not held[i] and not held[runs[-1][-1]] and _continues(ctx, xs[runs[-1][-1]], blocks[runs[-1][-1]], x, block,
-                               rescales.get(runs[-1][-1]), rescales.get(i)):
+    for i in range(len(xs)):  # a run's operands are consecutive: the one before i ends the last run
+        if i and not held[i] and not held[i - 1] and _continues(ctx, xs[i - 1], blocks[i - 1], xs[i], blocks[i],
+                                                                  rescales.get(i - 1), rescales.get(i)):
             runs[-1].append(i)
         else:
             runs.append([i])
