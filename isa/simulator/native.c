@@ -729,6 +729,466 @@ done:
     return result;
 }
 
+/* === matrix-side kernels ====================================================================== */
+
+/* The matrix unit's small products (below the int8 kernel's size, where a BLAS product's numpy
+ * calls cost more than its multiplications): gemm, conv and gconv tiles straight from the slab's
+ * int8 codes and wbuf's int8 weights, no window or float matrix made.
+ *
+ * The sums: every term (x - zp) * w has |x - zp| <= 255 (x and zp in int8) and |w| <= 128, so it
+ * and the sum of a pair of them are int16 * int16 products whose int32 pair sum is exact, and a sum
+ * of K terms is at most K * 255 * 128 < 2**31 for K <= MM_MAX_K: exact in int32 in any order. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define MM_AVX2 1
+#endif
+
+#define MM_PIXELS 8    /* output pixels computed together: each weight vector loaded once for them */
+#define MM_LANES 8     /* output channels per vector (int32 lanes) */
+#define MM_MAX_K 65793 /* the largest K with K * 255 * 128 < 2**31 */
+
+/* The weights of ``count`` output channels (rows of ``w``, K int8 codes each, ``stride`` bytes apart)
+ * relaid for the kernels: pairs of int16 weights (k = 2q, 2q + 1) of MM_LANES channels side by side,
+ * to[(q * nv + v) * 2 * MM_LANES + 2 * lane + k % 2] = w[v * MM_LANES + lane][k], zeros past K and count. */
+static void mm_relayout(int16_t *to, const char *w, Py_ssize_t stride, Py_ssize_t count, Py_ssize_t K, Py_ssize_t kp,
+                        Py_ssize_t nv) {
+    memset(to, 0, kp * nv * MM_LANES * sizeof(int16_t));
+    for (Py_ssize_t n = 0; n < count; n++) {
+        const int8_t *row = (const int8_t *)(w + n * stride);
+        int16_t *lane = to + (n / MM_LANES) * 2 * MM_LANES + 2 * (n % MM_LANES);
+        for (Py_ssize_t k = 0; k < K; k++) lane[(k / 2) * nv * 2 * MM_LANES + k % 2] = row[k];
+    }
+}
+
+static inline int32_t mm_pair(const int16_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* sums[p * nv * MM_LANES + n] = sum_k a[p * kp + k] * channel n's weight k, for P pixels (1, 4 or 8 rows of a,
+ * kp int16 each, even kp) and the relaid weights w2 of nv vectors: the portable loop. */
+static void mm_sums_plain(int32_t *restrict sums, const int16_t *restrict a, const int16_t *restrict w2, Py_ssize_t kp,
+                          Py_ssize_t nv, int P) {
+    const Py_ssize_t width = nv * MM_LANES;
+    for (int p = 0; p < P; p++)
+        for (Py_ssize_t n = 0; n < width; n++) {
+            const int16_t *w = w2 + (n / MM_LANES) * 2 * MM_LANES + 2 * (n % MM_LANES);
+            int32_t s = 0;
+            for (Py_ssize_t q = 0; q < kp / 2; q++)
+                s += (int32_t)a[p * kp + 2 * q] * w[q * nv * 2 * MM_LANES] +
+                     (int32_t)a[p * kp + 2 * q + 1] * w[q * nv * 2 * MM_LANES + 1];
+            sums[p * width + n] = s;
+        }
+}
+
+#ifdef MM_AVX2
+/* mm_sums_plain on AVX2: per pair of k, each pixel's pair broadcast and multiplied by two vectors of
+ * weight pairs (vpmaddwd: a pair's two products summed in int32, exact). */
+#define MM_AVX2_SUMS(NAME, P)                                                                              \
+    __attribute__((target("avx2"))) static void NAME(int32_t *restrict sums, const int16_t *restrict a,     \
+                                                      const int16_t *restrict w2, Py_ssize_t kp, Py_ssize_t nv) { \
+        const Py_ssize_t width = nv * MM_LANES, pairs = kp / 2;                                             \
+        Py_ssize_t v = 0;                                                                                   \
+        for (; v + 2 <= nv; v += 2) {                                                                       \
+            __m256i c0[P], c1[P];                                                                           \
+            for (int p = 0; p < P; p++) c0[p] = c1[p] = _mm256_setzero_si256();                             \
+            for (Py_ssize_t q = 0; q < pairs; q++) {                                                        \
+                const __m256i *wq = (const __m256i *)(w2 + (q * nv + v) * 2 * MM_LANES);                    \
+                __m256i w0 = _mm256_loadu_si256(wq), w1 = _mm256_loadu_si256(wq + 1);                       \
+                for (int p = 0; p < P; p++) {                                                               \
+                    __m256i x = _mm256_set1_epi32(mm_pair(a + p * kp + 2 * q));                             \
+                    c0[p] = _mm256_add_epi32(c0[p], _mm256_madd_epi16(x, w0));                              \
+                    c1[p] = _mm256_add_epi32(c1[p], _mm256_madd_epi16(x, w1));                              \
+                }                                                                                           \
+            }                                                                                               \
+            for (int p = 0; p < P; p++) {                                                                   \
+                _mm256_storeu_si256((__m256i *)(sums + p * width + v * MM_LANES), c0[p]);                   \
+                _mm256_storeu_si256((__m256i *)(sums + p * width + (v + 1) * MM_LANES), c1[p]);             \
+            }                                                                                               \
+        }                                                                                                   \
+        for (; v < nv; v++) {                                                                               \
+            __m256i c0[P];                                                                                  \
+            for (int p = 0; p < P; p++) c0[p] = _mm256_setzero_si256();                                     \
+            for (Py_ssize_t q = 0; q < pairs; q++) {                                                        \
+                __m256i w0 = _mm256_loadu_si256((const __m256i *)(w2 + (q * nv + v) * 2 * MM_LANES));       \
+                for (int p = 0; p < P; p++)                                                                 \
+                    c0[p] = _mm256_add_epi32(c0[p],                                                         \
+                                             _mm256_madd_epi16(_mm256_set1_epi32(mm_pair(a + p * kp + 2 * q)), w0)); \
+            }                                                                                               \
+            for (int p = 0; p < P; p++) _mm256_storeu_si256((__m256i *)(sums + p * width + v * MM_LANES), c0[p]); \
+        }                                                                                                   \
+    }
+MM_AVX2_SUMS(mm_sums_avx2_1, 1)
+MM_AVX2_SUMS(mm_sums_avx2_4, 4)
+
+/* The same on AVX-512 VNNI (vpdpwssd: a pair's two products added to the int32 lane, exact, no
+ * saturation), 32, 16 or 8 channels at a time (adjacent vectors of the layout are adjacent in memory). */
+#define MM_VNNI_SUMS(NAME, P)                                                                              \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) static void NAME(                       \
+        int32_t *restrict sums, const int16_t *restrict a, const int16_t *restrict w2, Py_ssize_t kp, Py_ssize_t nv) { \
+        const Py_ssize_t width = nv * MM_LANES, pairs = kp / 2, step = nv * 2 * MM_LANES;                   \
+        Py_ssize_t v = 0;                                                                                   \
+        for (; v + 4 <= nv; v += 4) {                                                                       \
+            __m512i c0[P], c1[P];                                                                           \
+            for (int p = 0; p < P; p++) c0[p] = c1[p] = _mm512_setzero_si512();                             \
+            for (Py_ssize_t q = 0; q < pairs; q++) {                                                        \
+                const int16_t *wq = w2 + q * step + v * 2 * MM_LANES;                                       \
+                __m512i w0 = _mm512_loadu_si512(wq), w1 = _mm512_loadu_si512(wq + 32);                      \
+                for (int p = 0; p < P; p++) {                                                               \
+                    __m512i x = _mm512_set1_epi32(mm_pair(a + p * kp + 2 * q));                             \
+                    c0[p] = _mm512_dpwssd_epi32(c0[p], x, w0);                                              \
+                    c1[p] = _mm512_dpwssd_epi32(c1[p], x, w1);                                              \
+                }                                                                                           \
+            }                                                                                               \
+            for (int p = 0; p < P; p++) {                                                                   \
+                _mm512_storeu_si512(sums + p * width + v * MM_LANES, c0[p]);                                \
+                _mm512_storeu_si512(sums + p * width + v * MM_LANES + 16, c1[p]);                           \
+            }                                                                                               \
+        }                                                                                                   \
+        for (; v + 2 <= nv; v += 2) {                                                                       \
+            __m512i c0[P];                                                                                  \
+            for (int p = 0; p < P; p++) c0[p] = _mm512_setzero_si512();                                     \
+            for (Py_ssize_t q = 0; q < pairs; q++) {                                                        \
+                __m512i w0 = _mm512_loadu_si512(w2 + q * step + v * 2 * MM_LANES);                          \
+                for (int p = 0; p < P; p++)                                                                 \
+                    c0[p] = _mm512_dpwssd_epi32(c0[p], _mm512_set1_epi32(mm_pair(a + p * kp + 2 * q)), w0);  \
+            }                                                                                               \
+            for (int p = 0; p < P; p++) _mm512_storeu_si512(sums + p * width + v * MM_LANES, c0[p]);        \
+        }                                                                                                   \
+        for (; v < nv; v++) {                                                                               \
+            __m256i c0[P];                                                                                  \
+            for (int p = 0; p < P; p++) c0[p] = _mm256_setzero_si256();                                     \
+            for (Py_ssize_t q = 0; q < pairs; q++) {                                                        \
+                __m256i w0 = _mm256_loadu_si256((const __m256i *)(w2 + q * step + v * 2 * MM_LANES));       \
+                for (int p = 0; p < P; p++)                                                                 \
+                    c0[p] = _mm256_dpwssd_epi32(c0[p], _mm256_set1_epi32(mm_pair(a + p * kp + 2 * q)), w0);  \
+            }                                                                                               \
+            for (int p = 0; p < P; p++) _mm256_storeu_si256((__m256i *)(sums + p * width + v * MM_LANES), c0[p]); \
+        }                                                                                                   \
+    }
+MM_VNNI_SUMS(mm_sums_vnni_1, 1)
+MM_VNNI_SUMS(mm_sums_vnni_4, 4)
+MM_VNNI_SUMS(mm_sums_vnni_8, MM_PIXELS)
+static int mm_isa = -1; /* 2: AVX-512 VNNI, 1: AVX2, 0: neither (asked once) */
+#endif
+
+static void mm_sums(int32_t *sums, const int16_t *a, const int16_t *w2, Py_ssize_t kp, Py_ssize_t nv, int P) {
+#ifdef MM_AVX2
+    if (mm_isa == 2) {
+        if (P == 1)
+            mm_sums_vnni_1(sums, a, w2, kp, nv);
+        else if (P == 4)
+            mm_sums_vnni_4(sums, a, w2, kp, nv);
+        else
+            mm_sums_vnni_8(sums, a, w2, kp, nv);
+        return;
+    }
+    if (mm_isa == 1) {
+        if (P == 1) {
+            mm_sums_avx2_1(sums, a, w2, kp, nv);
+            return;
+        }
+        for (int p = 0; p < P; p += 4) mm_sums_avx2_4(sums + p * nv * MM_LANES, a + p * kp, w2, kp, nv);
+        return;
+    }
+#endif
+    mm_sums_plain(sums, a, w2, kp, nv, P);
+}
+
+/* The layout of mm's cache for (N, K, cg, ng): a header (byte 0: 1 once made), the weights' bytes
+ * it was made from and their relaid copy: per group (mm_relayout), or for a depthwise tile (cg =
+ * ng = 1: channel n reads slab channel n) the (taps, width) int16 transpose. */
+typedef struct {
+    Py_ssize_t K, kp, groups, nv, width, copy, relaid, size; /* copy, relaid: byte offsets */
+    int depthwise;
+} MmLayout;
+
+static MmLayout mm_layout(Py_ssize_t N, Py_ssize_t taps, Py_ssize_t cg, Py_ssize_t ng) {
+    MmLayout l;
+    l.depthwise = cg == 1 && ng == 1;
+    l.K = taps * cg;
+    l.kp = (l.K + 1) / 2 * 2;
+    l.groups = (N + ng - 1) / ng;
+    l.nv = ((ng < N ? ng : N) + MM_LANES - 1) / MM_LANES;
+    l.width = l.depthwise ? (N + 15) / 16 * 16 : l.nv * MM_LANES;
+    l.copy = 64;
+    l.relaid = l.copy + (N * l.K + 63) / 64 * 64;
+    l.size = l.relaid + (l.depthwise ? taps * l.width : l.groups * l.kp * l.width) * (Py_ssize_t)sizeof(int16_t);
+    return l;
+}
+
+/* mm_cache_size(N, taps, cg, ng) -> bytes: the size of mm's ``cache`` for such a tile. */
+static PyObject *mm_cache_size(PyObject *self, PyObject *args) {
+    Py_ssize_t N, taps, cg, ng;
+    if (!PyArg_ParseTuple(args, "nnnn", &N, &taps, &cg, &ng)) return NULL;
+    if (N < 1 || taps < 1 || cg < 1 || ng < 1 || taps * cg > MM_MAX_K) {
+        PyErr_SetString(PyExc_ValueError, "mm_cache_size: N, taps, cg, ng >= 1, taps * cg <= MM_MAX_K");
+        return NULL;
+    }
+    return PyLong_FromSsize_t(mm_layout(N, taps, cg, ng).size);
+}
+
+/* One mm call: its operands (byte strides), the cache, scratch and what went wrong. */
+typedef struct {
+    char *out;
+    Py_ssize_t os0, os1, os2;
+    const char *x;
+    Py_ssize_t xs0, xs1, pixels;
+    const int64_t *index;
+    Py_ssize_t M, taps, pad;
+    const char *w;
+    Py_ssize_t ws0, ws1;
+    Py_ssize_t samples, N, cg, ng;
+    int32_t zp;
+    int accumulate;
+    char *cache;
+    MmLayout l;
+    const int8_t **tap_px;    /* a depthwise pixel's taps: their slab pixels (NULL: padding) */
+    int16_t *a;               /* MM_PIXELS windows of kp int16 */
+    int32_t *sums, *results; /* MM_PIXELS * width sums; samples * M * N staged results (accumulate) */
+    Py_ssize_t first_bad;     /* the first result outside int32 (row-major), or -1 */
+    int64_t bad_value;
+    int bad_index;            /* an index outside the slab */
+} MmCall;
+
+/* Sample b's weights: the cache's if its bytes are those the cache was made from, else relaid anew. */
+static void mm_weights(MmCall *c, Py_ssize_t b) {
+    const MmLayout *l = &c->l;
+    const char *wb = c->w + b * c->ws0;
+    int same = c->cache[0] == 1;
+    for (Py_ssize_t n = 0; same && n < c->N; n++) same = !memcmp(c->cache + l->copy + n * l->K, wb + n * c->ws1, l->K);
+    if (same) return;
+    for (Py_ssize_t n = 0; n < c->N; n++) memcpy(c->cache + l->copy + n * l->K, wb + n * c->ws1, l->K);
+    int16_t *relaid = (int16_t *)(c->cache + l->relaid);
+    if (l->depthwise) {
+        memset(relaid, 0, c->taps * l->width * sizeof(int16_t));
+        for (Py_ssize_t n = 0; n < c->N; n++)
+            for (Py_ssize_t t = 0; t < c->taps; t++) relaid[t * l->width + n] = ((const int8_t *)(wb + n * c->ws1))[t];
+    } else {
+        for (Py_ssize_t g = 0; g < l->groups; g++) {
+            Py_ssize_t count = (g + 1) * c->ng < c->N ? c->ng : c->N - g * c->ng;
+            mm_relayout(relaid + g * l->kp * l->width, wb + g * c->ng * c->ws1, c->ws1, count, l->K, l->kp, l->nv);
+        }
+    }
+    c->cache[0] = 1;
+}
+
+/* ``count`` sums of pixel m of sample b from channel n0 into out (accumulating: added, checked and
+ * staged in results). */
+static inline void mm_store(MmCall *c, Py_ssize_t b, Py_ssize_t m, Py_ssize_t n0, const int32_t *sums,
+                            Py_ssize_t count) {
+    char *row = c->out + b * c->os0 + m * c->os1 + n0 * c->os2;
+    if (!c->accumulate) {
+        if (c->os2 == 4)
+            memcpy(row, sums, count * sizeof(int32_t));
+        else
+            for (Py_ssize_t j = 0; j < count; j++) *(int32_t *)(row + j * c->os2) = sums[j];
+        return;
+    }
+    const Py_ssize_t flat = (b * c->M + m) * c->N + n0;
+    for (Py_ssize_t j = 0; j < count; j++) {
+        int64_t v = (int64_t)sums[j] + *(const int32_t *)(row + j * c->os2);
+        if ((v > INT32_MAX || v < INT32_MIN) && (c->first_bad < 0 || flat + j < c->first_bad))
+            c->first_bad = flat + j, c->bad_value = v;
+        c->results[flat + j] = (int32_t)v;
+    }
+}
+
+/* Pixel m's tap t: its slab pixel's bytes, NULL for padding; sets bad_index outside the slab. */
+static inline const int8_t *mm_tap(MmCall *c, const char *xb, Py_ssize_t m, Py_ssize_t t) {
+    int64_t i = c->index[m * c->taps + t];
+    if (i == c->pad) return NULL;
+    if (i < 0 || i >= c->pixels) {
+        c->bad_index = 1;
+        return NULL;
+    }
+    return (const int8_t *)(xb + i * c->xs1);
+}
+
+/* ``count`` (at most CHUNK) channels from n0 of one output pixel of a depthwise tile: each tap's int16
+ * products (each fits: |x - zp| * |w| <= 255 * 128) summed in int32 lanes (a fixed CHUNK: registers). */
+#define MM_DEPTHWISE_CHUNK(NAME, CHUNK)                                                                     \
+    static inline void NAME(int32_t *restrict sums, const int8_t *const *px, Py_ssize_t taps,                \
+                            const int16_t *restrict relaid, Py_ssize_t width, Py_ssize_t n0, int32_t zp) {  \
+        int32_t acc[CHUNK] = {0};                                                                            \
+        for (Py_ssize_t t = 0; t < taps; t++) {                                                              \
+            if (!px[t]) continue;                                                                            \
+            const int8_t *restrict x = px[t] + n0;                                                           \
+            const int16_t *restrict wt = relaid + t * width + n0;                                            \
+            for (int j = 0; j < CHUNK; j++) acc[j] += (int16_t)((x[j] - zp) * wt[j]);                        \
+        }                                                                                                    \
+        memcpy(sums + n0, acc, sizeof acc);                                                                  \
+    }
+MM_DEPTHWISE_CHUNK(mm_depthwise_32, 32)
+MM_DEPTHWISE_CHUNK(mm_depthwise_8, 8)
+
+/* A depthwise tile, pixel by pixel: its taps' slab pixels, then the channels 32, then 8 at a time
+ * and the last few one by one (reading no byte past channel N - 1 of a slab pixel). */
+CLONES static void mm_depthwise(MmCall *c) {
+    const Py_ssize_t N = c->N, width = c->l.width, taps = c->taps;
+    const int16_t *relaid = (const int16_t *)(c->cache + c->l.relaid);
+    int32_t *restrict sums = c->sums;
+    const int8_t **px = c->tap_px;
+    const int32_t zp = c->zp;
+    for (Py_ssize_t b = 0; b < c->samples; b++) {
+        if (b == 0 || c->ws0 != 0) mm_weights(c, b);
+        const char *xb = c->x + b * c->xs0;
+        for (Py_ssize_t m = 0; m < c->M; m++) {
+            for (Py_ssize_t t = 0; t < taps; t++) {
+                px[t] = mm_tap(c, xb, m, t);
+                if (c->bad_index) return;
+            }
+            Py_ssize_t n0 = 0;
+            for (; n0 + 32 <= N; n0 += 32) mm_depthwise_32(sums, px, taps, relaid, width, n0, zp);
+            for (; n0 + 8 <= N; n0 += 8) mm_depthwise_8(sums, px, taps, relaid, width, n0, zp);
+            for (; n0 < N; n0++) {
+                int32_t acc = 0;
+                for (Py_ssize_t t = 0; t < taps; t++)
+                    if (px[t]) acc += (px[t][n0] - zp) * relaid[t * width + n0];
+                sums[n0] = acc;
+            }
+            mm_store(c, b, m, 0, sums, N);
+        }
+    }
+}
+
+/* A gemm, conv or gconv tile: MM_PIXELS pixels' windows of a group gathered as int16 (x - zp, zeros
+ * for padding and past K), then their sums with the group's relaid weights. */
+CLONES static void mm_grouped(MmCall *c) {
+    const MmLayout *l = &c->l;
+    const Py_ssize_t kp = l->kp, cg = c->cg, ng = c->ng, N = c->N;
+    const int16_t *relaid = (const int16_t *)(c->cache + l->relaid);
+    const int32_t zp = c->zp;
+    for (Py_ssize_t b = 0; b < c->samples; b++) {
+        if (b == 0 || c->ws0 != 0) mm_weights(c, b);
+        const char *xb = c->x + b * c->xs0;
+        for (Py_ssize_t m0 = 0; m0 < c->M; m0 += MM_PIXELS) {
+            const Py_ssize_t pixels = c->M - m0 < MM_PIXELS ? c->M - m0 : MM_PIXELS;
+            const int P = pixels == 1 ? 1 : pixels <= 4 ? 4 : MM_PIXELS;
+            for (Py_ssize_t g = 0; g < l->groups; g++) {
+                for (Py_ssize_t p = 0; p < P; p++) {
+                    int16_t *restrict row = c->a + p * kp;
+                    row[kp - 1] = 0;
+                    if (p >= pixels) {
+                        memset(row, 0, kp * sizeof(int16_t));
+                        continue;
+                    }
+                    for (Py_ssize_t t = 0; t < c->taps; t++) {
+                        const int8_t *restrict px = mm_tap(c, xb, m0 + p, t);
+                        if (c->bad_index) return;
+                        int16_t *restrict to = row + t * cg;
+                        if (!px) {
+                            memset(to, 0, cg * sizeof(int16_t));
+                            continue;
+                        }
+                        px += g * cg;
+                        for (Py_ssize_t ci = 0; ci < cg; ci++) to[ci] = (int16_t)(px[ci] - zp);
+                    }
+                }
+                mm_sums(c->sums, c->a, relaid + g * kp * l->width, kp, l->nv, P);
+                const Py_ssize_t n0 = g * ng, count = (g + 1) * ng < N ? ng : N - n0;
+                for (Py_ssize_t p = 0; p < pixels; p++) mm_store(c, b, m0 + p, n0, c->sums + p * l->width, count);
+            }
+        }
+    }
+}
+
+/* mm(out, x, index, w, zp, cg, ng, pad, accumulate, cache) -> None or (sample, row, column, value)
+ *
+ * ``matmul``'s sums in gemm, conv, gconv and dwconv form (impl_matrix.py), exact:
+ *   out[b, m, n] (+)= sum_t sum_ci (x[b, index[m, t], g * cg + ci] - zp) * w[b, n, t * cg + ci],  g = n // ng
+ * x int8 (samples, pixels, channels) with contiguous channels (a gemm: the rows of A, one tap);
+ * index (M, taps) int64 contiguous, ``pad`` where a tap reads padding (adding nothing: the zero
+ * point's place); w int8 (samples, N, taps * cg) with contiguous rows (sample stride 0: every
+ * sample's weights alike); out int32 (samples, M, N).  With ``accumulate`` the sums are added to
+ * out in int64 and nothing is written unless every result fits int32: else the first that does not
+ * (row-major) is returned, the accumulator's trap.  Needs taps * cg <= MM_MAX_K and zp in int8.
+ * ``cache``: a writable uint8 buffer of mm_cache_size bytes, zeros at first, kept by the caller
+ * for this tile: the weights relaid, remade whenever a sample's weight bytes differ from those
+ * it was made from (compared every call). */
+static PyObject *mm(PyObject *self, PyObject *args) {
+    PyObject *oo, *xo, *io, *wo, *co;
+    int zp, accumulate;
+    Py_ssize_t cg, ng, pad;
+    if (!PyArg_ParseTuple(args, "OOOOinnnpO", &oo, &xo, &io, &wo, &zp, &cg, &ng, &pad, &accumulate, &co)) return NULL;
+    Held o = {0}, x = {0}, ix = {0}, w = {0}, ca = {0};
+    PyObject *result = NULL;
+    char *scratch = NULL;
+    if (get_view(oo, &o, 1, 4, "out") < 0 || get_view(xo, &x, 0, 1, "x") < 0 || get_view(io, &ix, 0, 8, "index") < 0 ||
+        get_view(wo, &w, 0, 1, "weights") < 0 || get_view(co, &ca, 1, 1, "cache") < 0)
+        goto done;
+    if (o.view.ndim != 3 || x.view.ndim != 3 || ix.view.ndim != 2 || w.view.ndim != 3 || ca.view.ndim != 1) goto bad;
+    MmCall c;
+    c.samples = o.view.shape[0], c.M = o.view.shape[1], c.N = o.view.shape[2], c.taps = ix.view.shape[1];
+    if (cg < 1 || ng < 1 || c.N < 1 || c.taps < 1 || zp < -128 || zp > 127 || c.taps * cg > MM_MAX_K) goto bad;
+    c.l = mm_layout(c.N, c.taps, cg, ng);
+    if (ix.view.shape[0] != c.M || x.view.shape[0] != c.samples || w.view.shape[0] != c.samples ||
+        w.view.shape[1] != c.N || w.view.shape[2] != c.l.K || x.view.strides[2] != 1 || w.view.strides[2] != 1 ||
+        c.l.groups * cg > x.view.shape[2] || !PyBuffer_IsContiguous(&ix.view, 'C') ||
+        !PyBuffer_IsContiguous(&ca.view, 'C') || ca.view.len != c.l.size)
+        goto bad;
+#ifdef MM_AVX2
+    if (mm_isa < 0) {
+        __builtin_cpu_init();
+        mm_isa = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vl")
+                     ? 2
+                     : __builtin_cpu_supports("avx2") != 0;
+    }
+#endif
+    /* scratch: a pixel's taps, MM_PIXELS windows' sums, the staged results when accumulating, the windows */
+    const Py_ssize_t staged = accumulate ? c.samples * c.M * c.N : 0;
+    scratch = PyMem_Malloc(c.taps * sizeof(int8_t *) + (MM_PIXELS * c.l.width + staged) * sizeof(int32_t) +
+                           MM_PIXELS * c.l.kp * sizeof(int16_t));
+    if (!scratch) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    c.out = o.view.buf, c.os0 = o.view.strides[0], c.os1 = o.view.strides[1], c.os2 = o.view.strides[2];
+    c.x = x.view.buf, c.xs0 = x.view.strides[0], c.xs1 = x.view.strides[1], c.pixels = x.view.shape[1];
+    c.index = ix.view.buf, c.pad = pad;
+    c.w = w.view.buf, c.ws0 = w.view.strides[0], c.ws1 = w.view.strides[1];
+    c.cg = cg, c.ng = ng, c.zp = zp, c.accumulate = accumulate, c.cache = ca.view.buf;
+    c.tap_px = (const int8_t **)scratch;
+    c.sums = (int32_t *)(scratch + c.taps * sizeof(int8_t *)), c.results = c.sums + MM_PIXELS * c.l.width;
+    c.a = (int16_t *)(c.results + staged);
+    c.first_bad = -1, c.bad_value = 0, c.bad_index = 0;
+    Py_BEGIN_ALLOW_THREADS
+    if (c.l.depthwise)
+        mm_depthwise(&c);
+    else
+        mm_grouped(&c);
+    if (accumulate && c.first_bad < 0 && !c.bad_index)
+        for (Py_ssize_t b = 0; b < c.samples; b++)
+            for (Py_ssize_t m = 0; m < c.M; m++)
+                for (Py_ssize_t n = 0; n < c.N; n++)
+                    *(int32_t *)(c.out + b * c.os0 + m * c.os1 + n * c.os2) = c.results[(b * c.M + m) * c.N + n];
+    Py_END_ALLOW_THREADS
+    if (c.bad_index)
+        PyErr_SetString(PyExc_ValueError, "mm: an index outside the slab");
+    else if (c.first_bad < 0)
+        result = Py_NewRef(Py_None);
+    else
+        result = Py_BuildValue("nnnL", c.first_bad / (c.M * c.N), c.first_bad / c.N % c.M, c.first_bad % c.N,
+                               (long long)c.bad_value);
+    goto done;
+bad:
+    PyErr_SetString(PyExc_ValueError, "mm: out int32 (samples, M, N), x int8 (samples, pixels, channels), index int64 "
+                                      "(M, taps), w int8 (samples, N, taps * cg <= MM_MAX_K), zp in int8, cache of "
+                                      "mm_cache_size bytes");
+done:
+    PyMem_Free(scratch);
+    release(&o);
+    release(&x);
+    release(&ix);
+    release(&w);
+    release(&ca);
+    return result;
+}
+
+/* === end of the matrix-side kernels ============================================================ */
+
 static PyMethodDef methods[] = {
     {"requant", requant, METH_VARARGS, "The requantization stage in one pass (see native.c)."},
     {"lanes", lanes, METH_VARARGS, "bf16 lane arithmetic rounded to bf16 (see native.c)."},
@@ -736,9 +1196,16 @@ static PyMethodDef methods[] = {
     {"conv", conv, METH_VARARGS, "A dwconv or gconv tile's products (see native.c)."},
     {"pair_lookup", pair_lookup, METH_VARARGS, "A two-int8-operand rule read from its table (see native.c)."},
     {"cvt_i32", cvt_i32, METH_VARARGS, "cvt i32_bf16: (q - zp) * scale rounded once to bf16 (see native.c)."},
+    /* matrix-side kernels */
+    {"mm", mm, METH_VARARGS, "A gemm, conv or gconv tile's exact sums from int8 codes (see native.c)."},
+    {"mm_cache_size", mm_cache_size, METH_VARARGS, "The size of mm's weight cache for a tile (see native.c)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "The simulator's fused C kernels.", -1, methods};
 
-PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__native(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddIntConstant(m, "MM_MAX_K", MM_MAX_K) < 0) Py_CLEAR(m); /* matrix side: mm's longest K */
+    return m;
+}

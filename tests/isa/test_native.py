@@ -292,3 +292,153 @@ def test_pair_lookup_reads_the_table_of_every_pair():
     assert out.tolist() == want.tolist()
     kernels.pair_lookup(out, a, b[1], table)  # one row of b read by every row
     assert out.tolist() == table[a.view(np.uint8).astype(np.intp) * 256 + b[1].view(np.uint8)].tolist()
+
+
+# -- the matrix unit's small products (native.c mm): exact integer sums from int8 codes -------------
+
+def reference_mm(x, index, w, zp, cg, ng, pad):
+    """out[b, m, n] = sum over taps and group g = n // ng's channels of (x - zp) * w[b, n], in Python
+    integers (object arrays); a tap at ``pad`` reads the zero point."""
+    samples, pixels, channels = x.shape
+    padded = np.concatenate([x.astype(object), np.full((samples, 1, channels), zp, object)], axis=1)
+    windows = padded[:, np.where(index == pad, pixels, index)] - zp  # (samples, M, taps, channels)
+    n_out = w.shape[1]
+    out = np.empty((samples, index.shape[0], n_out), object)
+    for n in range(n_out):
+        g = n // ng
+        taps = windows[..., g * cg:(g + 1) * cg].reshape(samples, index.shape[0], -1)
+        out[..., n] = (taps * w[:, None, n].astype(object)).sum(axis=-1)
+    return out
+
+
+MM_TILES = [  # (pixels, M, taps, cg, ng, N): gemm (one tap), conv, gconv (a short last group), dwconv
+    (9, 9, 1, 40, 33, 33), (30, 7, 9, 5, 12, 12), (30, 13, 9, 3, 2, 7), (20, 6, 4, 17, 1, 5), (30, 11, 9, 1, 1, 45),
+    (12, 1, 1, 300, 70, 70)]
+
+
+def mm_operands(rng, pixels, M, taps, cg, ng, N, own_weights):
+    """Two samples' slabs and weights at the extremes: rows of -128 and of 127 against weight rows of
+    -128 and 127 (the largest products of either sign), random elsewhere; a tap reading padding."""
+    channels = -(-N // ng) * cg + 1
+    x = rng.integers(-128, 128, (2, pixels, channels)).astype(np.int8)
+    x[0, :3], x[1, :3] = -128, 127
+    index = rng.integers(0, pixels + 1, (M, taps))  # pixels: padding
+    index[0] = np.arange(taps) % min(3, pixels)
+    w = rng.integers(-128, 128, (2 if own_weights else 1, N, taps * cg)).astype(np.int8)
+    w[:, 0], w[:, -1] = -128, 127
+    w = w if own_weights else np.broadcast_to(w, (2,) + w.shape[1:])  # sample stride 0: one set of weights
+    return x, index, w
+
+
+@pytest.mark.parametrize("tile", MM_TILES)
+@pytest.mark.parametrize("own_weights", [False, True])
+def test_mm_sums_exactly_at_the_extremes(tile, own_weights):
+    pixels, M, taps, cg, ng, N = tile
+    rng = np.random.default_rng(sum(tile))
+    x, index, w = mm_operands(rng, pixels, M, taps, cg, ng, N, own_weights)
+    cache = np.zeros(kernels.mm_cache_size(N, taps, cg, ng), np.uint8)
+    for zp in (-128, 0, 127):
+        want = reference_mm(x, index, w, zp, cg, ng, pixels)
+        out = np.full((2, M, N), 7, np.int32)
+        assert kernels.mm(out, x, index, w, zp, cg, ng, pixels, False, cache) is None
+        assert out.tolist() == want.tolist()
+        acc = rng.integers(-2**20, 2**20, (2, M, N)).astype(np.int32)
+        sums = (acc.astype(object) + want).tolist()
+        assert kernels.mm(acc, x, index, w, zp, cg, ng, pixels, True, cache) is None
+        assert acc.tolist() == sums
+        strided = np.zeros((2, M, 2 * N), np.int32)[:, :, ::2]  # accumulators with a row stride and gaps
+        assert kernels.mm(strided, x, index, w, zp, cg, ng, pixels, False, cache) is None
+        assert strided.tolist() == want.tolist() and not strided.base[:, :, 1::2].any()
+
+
+def test_mm_the_longest_reduction_and_the_accumulators_trap():
+    """K = MM_MAX_K terms of (-128 - 127) * -128 = 32640, the most int32 holds; then added to
+    accumulators near the int32 edges: the first result outside int32 (row-major) comes back and
+    no accumulator is written."""
+    k = kernels.MM_MAX_K
+    assert k * 32640 < 2**31 <= (k + 1) * 32640
+    x = np.full((1, 2, k), -128, np.int8)
+    w = np.full((1, 2, k), -128, np.int8)
+    w[0, 1] = 127  # the other sign: -(k * 255 * 127)
+    index = np.arange(2)[:, None]
+    cache = np.zeros(kernels.mm_cache_size(2, 1, k, 2), np.uint8)
+    out = np.zeros((1, 2, 2), np.int32)
+    assert kernels.mm(out, x, index, w, 127, k, 2, 2, False, cache) is None
+    big, small = k * 32640, -k * 255 * 127
+    assert out.tolist() == [[[big, small]] * 2]
+    acc = np.array([[[0, INT32_MIN - small], [INT32_MAX - big + 1, INT32_MIN]]], np.int32)
+    before = acc.copy()
+    assert kernels.mm(acc, x, index, w, 127, k, 2, 2, True, cache) == (0, 1, 0, INT32_MAX + 1)
+    assert (acc == before).all()
+    acc[0, 1, 0] -= 1  # now only acc[1, 1] overflows
+    assert kernels.mm(acc, x, index, w, 127, k, 2, 2, True, cache) == (0, 1, 1, INT32_MIN + small)
+    acc[0, 1, 1] = 0
+    assert kernels.mm(acc, x, index, w, 127, k, 2, 2, True, cache) is None
+    assert acc.tolist() == [[[big, INT32_MIN], [INT32_MAX, small]]]
+
+
+def test_mm_follows_changed_weights_and_a_one_bit_error_shows():
+    """The cache is remade when one bit of the weights changes (the sums follow it); and a result one
+    bit off its reference fails the comparison the tests above make."""
+    rng = np.random.default_rng(21)
+    pixels, M, taps, cg, ng, N = MM_TILES[1]
+    x, index, w = mm_operands(rng, pixels, M, taps, cg, ng, N, True)
+    cache = np.zeros(kernels.mm_cache_size(N, taps, cg, ng), np.uint8)
+    out = np.empty((2, M, N), np.int32)
+    assert kernels.mm(out, x, index, w, 3, cg, ng, pixels, False, cache) is None
+    w[1, 4, 2] ^= 1  # one bit of sample 1's weights
+    assert kernels.mm(out, x, index, w, 3, cg, ng, pixels, False, cache) is None
+    want = reference_mm(x, index, w, 3, cg, ng, pixels)
+    assert out.tolist() == want.tolist()
+    out[1, 0, 4] ^= 1
+    assert out.tolist() != want.tolist()
+
+
+def test_mm_refuses_an_index_outside_the_slab():
+    x, w = np.zeros((1, 4, 3), np.int8), np.zeros((1, 2, 3), np.int8)
+    cache = np.zeros(kernels.mm_cache_size(2, 1, 3, 2), np.uint8)
+    out = np.zeros((1, 2, 2), np.int32)
+    with pytest.raises(ValueError, match="outside the slab"):
+        kernels.mm(out, x, np.array([[0], [4]]), w, 0, 3, 2, 5, False, cache)
+    with pytest.raises(ValueError, match="cache"):
+        kernels.mm(out, x, np.array([[0], [1]]), w, 0, 3, 2, 5, False, cache[1:])
+
+
+@pytest.mark.parametrize("mode", ["gemm", "conv", "gconv", "dwconv"])
+def test_matmul_in_c_equals_the_numpy_path(mode, monkeypatch):
+    """A batch of two, each sample with its own weights, through ``matmul`` (padding, a stride, zero
+    point -128; then accumulating into accumulators at the int32 edges, which traps where a sum
+    leaves int32): the C kernel and the numpy path give the same accumulators, and the same trap."""
+    from isa_helpers import setr
+    from test_simulator_matrix import TARGET, conv_registers, run
+    from tcc.isa.errors import SimulatorTrap
+    from tcc.isa.simulator import Machine
+
+    rng = np.random.default_rng(len(mode))
+    h, w, c, n = 6, 5, 12, 8
+    k = {"gemm": c, "conv": 9 * c, "gconv": 9 * 3, "dwconv": 9}[mode]
+    text = conv_registers(h, w, c, 3, 3, (2, 1), (1, 1), (1, 1), 0, (3, 5), -128, 15, n, k)
+    text += setr({"cv.cg": 3, "cv.ng": 2}) if mode == "gconv" else ""
+    text += setr({"mm.m": 30, "mm.a_row": c}) if mode == "gemm" else ""
+    m = 30 if mode == "gemm" else 15
+    slabs = rng.integers(-128, 128, (2, h * w * c), dtype=np.int8)
+    weights = rng.integers(-128, 128, (2, n * k), dtype=np.int8)
+    results = []
+    for in_c in (False, True):
+        monkeypatch.setattr(native, "enabled", in_c)
+        got = []
+        edges = np.where(np.arange(m * n) % 2, INT32_MAX - 5, INT32_MIN + 5)  # some sum leaves int32
+        for accumulate, fill in ((0, 0), (1, edges)):
+            machine = Machine(TARGET, np.zeros((2, 16), np.uint8))
+            machine.memories[0][:, :slabs[0].size] = slabs.view(np.uint8)
+            machine.memories[1][:, :weights[0].size] = weights.view(np.uint8)  # each sample its own weights
+            machine.memories[2][:, :4 * m * n] = np.full(m * n, fill, "<i4").view(np.uint8)
+            try:
+                run(text + f"matmul {mode}, {accumulate}, int8, 0, 0, 0\nhalt\n", machine=machine)
+                got.append(machine.memories[2][:, :4 * m * n].copy())
+            except SimulatorTrap as trap:
+                got.append(str(trap))
+        results.append(got)
+    numpy_path, in_c = results
+    assert (numpy_path[0] == in_c[0]).all()
+    assert isinstance(numpy_path[1], str) and numpy_path[1] == in_c[1], (numpy_path[1], in_c[1])
