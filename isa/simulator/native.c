@@ -1187,6 +1187,121 @@ done:
     return result;
 }
 
+/* pool_taps(out, x, index, pad, avg, zp, table, offsets): a ``pool`` tile's windows reduced over
+ * their taps, channel by channel (impl_pool.py), out[b, o, ch] =
+ *   max (avg 0): the largest x[b, index[o, t], ch] over the taps t with index[o, t] != pad (a window
+ *     has one at least: the caller checks; padding, -128, never exceeds an in-slab value);
+ *   avg (1): table[offsets[o] + sum over those taps of (x[b, index[o, t], ch] - zp)], the sum exact
+ *     in int32 (taps * 255 < 2**31), the table the rounded mean of every sum (rule_tables.py).
+ * x int8 (samples, pixels, channels) and out int8 (samples, outputs, channels) with contiguous
+ * channels; index (outputs, taps) int64 contiguous; table int8 contiguous, offsets int32 (outputs,)
+ * (None for max).  ValueError where an index or a table position lies outside (nothing read there). */
+/* One output's channels from ch on, W at a time (a fixed W: the lanes stay in registers), over its
+ * taps' slab pixels px (NULL: padding). */
+#define POOL_CHUNKS(NAME, W)                                                                                \
+    static inline Py_ssize_t NAME(int8_t *out, int32_t *sums, const int8_t *const *px, Py_ssize_t taps,     \
+                                  Py_ssize_t ch, Py_ssize_t C, int avg, int32_t zp) {                        \
+        for (; ch + W <= C; ch += W) {                                                                       \
+            if (!avg) {                                                                                      \
+                int8_t best[W];                                                                              \
+                for (int j = 0; j < W; j++) best[j] = INT8_MIN;                                              \
+                for (Py_ssize_t t = 0; t < taps; t++)                                                        \
+                    if (px[t])                                                                               \
+                        for (int j = 0; j < W; j++) best[j] = px[t][ch + j] > best[j] ? px[t][ch + j] : best[j]; \
+                memcpy(out + ch, best, W);                                                                   \
+            } else {                                                                                         \
+                int32_t sum[W] = {0};                                                                        \
+                for (Py_ssize_t t = 0; t < taps; t++)                                                        \
+                    if (px[t])                                                                               \
+                        for (int j = 0; j < W; j++) sum[j] += px[t][ch + j] - zp;                            \
+                memcpy(sums + ch, sum, sizeof sum);                                                          \
+            }                                                                                                \
+        }                                                                                                    \
+        return ch;                                                                                           \
+    }
+POOL_CHUNKS(pool_chunks_32, 32)
+POOL_CHUNKS(pool_chunks_16, 16)
+POOL_CHUNKS(pool_chunks_8, 8)
+POOL_CHUNKS(pool_chunks_1, 1)
+
+/* One output of a pool tile (pool_taps): its taps' pixels, the channels reduced, an average's sums
+ * looked up in the table; -1 for an index outside the slab, -2 for a sum outside the table. */
+CLONES static int pool_rows(int8_t *out, const char *xb, Py_ssize_t ps, Py_ssize_t pixels, const int64_t *index,
+                            Py_ssize_t taps, int64_t pad, Py_ssize_t C, int avg, int32_t zp, const int8_t *table,
+                            Py_ssize_t table_len, int32_t offset, int32_t *sums, const int8_t **px) {
+    for (Py_ssize_t t = 0; t < taps; t++) {
+        px[t] = NULL;
+        if (index[t] == pad) continue;
+        if (index[t] < 0 || index[t] >= pixels) return -1;
+        px[t] = (const int8_t *)(xb + index[t] * ps);
+    }
+    Py_ssize_t ch = pool_chunks_32(out, sums, px, taps, 0, C, avg, zp);
+    ch = pool_chunks_16(out, sums, px, taps, ch, C, avg, zp);
+    ch = pool_chunks_8(out, sums, px, taps, ch, C, avg, zp);
+    pool_chunks_1(out, sums, px, taps, ch, C, avg, zp);
+    if (!avg) return 0;
+    int bad = 0;
+    for (ch = 0; ch < C; ch++) {
+        int64_t at = (int64_t)sums[ch] + offset;
+        bad |= at < 0 || at >= table_len;
+        out[ch] = table[at < 0 || at >= table_len ? 0 : at];
+    }
+    return bad ? -2 : 0;
+}
+
+static PyObject *pool_taps(PyObject *self, PyObject *args) {
+    PyObject *oo, *xo, *io, *to, *fo;
+    Py_ssize_t pad;
+    int avg, zp;
+    if (!PyArg_ParseTuple(args, "OOOnpiOO", &oo, &xo, &io, &pad, &avg, &zp, &to, &fo)) return NULL;
+    Held o = {0}, x = {0}, ix = {0}, t = {0}, f = {0};
+    PyObject *result = NULL;
+    char *scratch = NULL;
+    if (get_view(oo, &o, 1, 1, "out") < 0 || get_view(xo, &x, 0, 1, "x") < 0 || get_view(io, &ix, 0, 8, "index") < 0)
+        goto done;
+    if (avg && (get_view(to, &t, 0, 1, "table") < 0 || get_view(fo, &f, 0, 4, "offsets") < 0)) goto done;
+    if (o.view.ndim != 3 || x.view.ndim != 3 || ix.view.ndim != 2 || o.view.shape[0] != x.view.shape[0] ||
+        o.view.shape[1] != ix.view.shape[0] || o.view.shape[2] != x.view.shape[2] || o.view.strides[2] != 1 ||
+        x.view.strides[2] != 1 || !PyBuffer_IsContiguous(&ix.view, 'C') || ix.view.shape[1] >= (1 << 23) ||
+        (avg && (t.view.ndim != 1 || !PyBuffer_IsContiguous(&t.view, 'C') || f.view.ndim != 1 ||
+                 f.view.shape[0] != ix.view.shape[0] || !PyBuffer_IsContiguous(&f.view, 'C')))) {
+        PyErr_SetString(PyExc_ValueError, "pool_taps: out int8 (samples, outputs, channels), x int8 (samples, "
+                                          "pixels, channels), index int64 (outputs, taps < 2**23), table int8, "
+                                          "offsets int32 (outputs,)");
+        goto done;
+    }
+    const Py_ssize_t samples = o.view.shape[0], outputs = o.view.shape[1], C = o.view.shape[2], taps = ix.view.shape[1];
+    scratch = PyMem_Malloc(taps * sizeof(int8_t *) + (C + 1) * sizeof(int32_t)); /* the taps' pixels, the sums */
+    if (!scratch) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t b = 0; !bad && b < samples; b++)
+        for (Py_ssize_t r = 0; !bad && r < outputs; r++)
+            bad = pool_rows((int8_t *)o.view.buf + b * o.view.strides[0] + r * o.view.strides[1],
+                            (const char *)x.view.buf + b * x.view.strides[0], x.view.strides[1], x.view.shape[1],
+                            (const int64_t *)ix.view.buf + r * taps, taps, pad, C, avg, zp,
+                            avg ? t.view.buf : NULL, avg ? t.view.shape[0] : 0,
+                            avg ? ((const int32_t *)f.view.buf)[r] : 0,
+                            (int32_t *)(scratch + taps * sizeof(int8_t *)), (const int8_t **)scratch);
+    Py_END_ALLOW_THREADS
+    if (bad)
+        PyErr_SetString(PyExc_ValueError, bad == -1 ? "pool_taps: an index outside the slab"
+                                                    : "pool_taps: a window sum outside the table");
+    else
+        result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(scratch);
+    release(&o);
+    release(&x);
+    release(&ix);
+    release(&t);
+    release(&f);
+    return result;
+}
+
 /* === end of the matrix-side kernels ============================================================ */
 
 static PyMethodDef methods[] = {
@@ -1199,6 +1314,7 @@ static PyMethodDef methods[] = {
     /* matrix-side kernels */
     {"mm", mm, METH_VARARGS, "A gemm, conv or gconv tile's exact sums from int8 codes (see native.c)."},
     {"mm_cache_size", mm_cache_size, METH_VARARGS, "The size of mm's weight cache for a tile (see native.c)."},
+    {"pool_taps", pool_taps, METH_VARARGS, "A pool tile's windows reduced over their taps (see native.c)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -442,3 +442,83 @@ def test_matmul_in_c_equals_the_numpy_path(mode, monkeypatch):
     numpy_path, in_c = results
     assert (numpy_path[0] == in_c[0]).all()
     assert isinstance(numpy_path[1], str) and numpy_path[1] == in_c[1], (numpy_path[1], in_c[1])
+
+
+POOLS = [  # (h, w, c, kernel, stride, pads, out_hw): few taps (a padded image on the numpy path), a global pool
+    (7, 6, 3, (3, 2), (2, 1), (1, 0, 2, 1), (4, 5)), (5, 5, 40, (3, 3), (2, 2), (1, 1, 1, 1), (3, 3)),
+    (7, 7, 33, (7, 7), (1, 1), (0, 0, 0, 0), (1, 1)), (4, 6, 9, (5, 5), (3, 3), (2, 2, 2, 2), (2, 2))]
+
+
+@pytest.mark.parametrize("geometry", POOLS)
+@pytest.mark.parametrize("mode, count_pad, zp", [("max", 0, 0), ("avg", 0, -128), ("avg", 1, 127), ("avg", 0, 3)])
+def test_pool_in_c_equals_the_numpy_path(geometry, mode, count_pad, zp, monkeypatch):
+    """``pool`` on a batch of two slabs (the extremes in the first rows) through native.c pool_taps and
+    through the numpy path: the same bytes; and an output one bit off shows."""
+    from isa_helpers import setr
+    from test_simulator_matrix import TARGET, run
+    from tcc.isa.simulator import Machine
+
+    h, w, c, kernel, stride, pads, out_hw = geometry
+    rng = np.random.default_rng(h * w * c)
+    slabs = rng.integers(-128, 128, (2, h * w * c), dtype=np.int8)
+    slabs[0, :2 * c], slabs[1, :2 * c] = -128, 127
+    text = setr({"cv.h": h, "cv.w": w, "cv.c": c, "cv.kh": kernel[0], "cv.kw": kernel[1], "cv.sh": stride[0],
+                 "cv.sw": stride[1], "cv.dh": 1, "cv.dw": 1, "cv.pad_top": pads[0], "cv.pad_left": pads[1],
+                 "cv.w_out": out_hw[1], "pl.h_out": out_hw[0], "pl.pad_bottom": pads[2], "pl.pad_right": pads[3],
+                 "pl.zp": zp, "pl.count_pad": count_pad, "pl.mult": 1431655765, "pl.shift": 32, "pl.out_zp": -zp // 2})
+    size = out_hw[0] * out_hw[1] * c
+    got = []
+    for in_c in (False, True):
+        monkeypatch.setattr(native, "enabled", in_c)
+        machine = Machine(TARGET, np.zeros((2, 16), np.uint8))
+        machine.memories[0][:, :slabs[0].size] = slabs.view(np.uint8)
+        run(text + f"pool {mode}, 0x1000, 0\nhalt\n", machine=machine)
+        got.append(machine.memories[0][:, 0x1000:0x1000 + size].copy())
+    assert got[0].tolist() == got[1].tolist()
+    got[1][1, -1] ^= 1
+    assert got[0].tolist() != got[1].tolist()
+
+
+def test_pool_taps_refuses_an_index_or_a_sum_outside():
+    out, x = np.empty((1, 1, 4), np.int8), np.zeros((1, 3, 4), np.int8)
+    with pytest.raises(ValueError, match="outside the slab"):
+        kernels.pool_taps(out, x, np.array([[0, 3]]), 9, False, 0, None, None)
+    with pytest.raises(ValueError, match="outside the table"):
+        kernels.pool_taps(out, x, np.array([[0, 1]]), 9, True, 0, np.zeros(4, np.int8), np.array([4], np.int32))
+
+
+# (rows, cols, src_row, rows joined): the most rows within 512 lanes, a multiple of 16 lanes where one is
+@pytest.mark.parametrize("rows, cols, src_row, joined", [(12, 6, 6, 12), (60, 24, 24, 20), (7, 5, 5, 7), (9, 4, 6, 1)])
+@pytest.mark.parametrize("own_parameters", [False, True])
+def test_requant_of_narrow_rows_joined_equals_the_numpy_path(rows, cols, src_row, joined, own_parameters,
+                                                            monkeypatch):
+    """``requant acc`` of narrow rows, per-channel parameters, a batch of two (``own_parameters``:
+    sample 1's pbuf differs): the C kernel takes several rows side by side as one row of lanes
+    with its table repeated (impl_quant._joined_rows; rows that do not follow each other,
+    src_row > cols, are not joined) and gives the numpy path's bytes."""
+    from isa_helpers import setr
+    from test_simulator_matrix import TARGET, run
+    from tcc.isa.simulator import Machine, impl_quant
+
+    rng = np.random.default_rng(rows * cols)
+    accs = rng.integers(-2**24, 2**24, (2, rows * src_row)).astype("<i4")
+    accs[0, :cols], accs[1, :cols] = INT32_MAX, INT32_MIN
+    params = np.stack([rng.integers(-1000, 1000, (2, cols)), rng.integers(2**29, 2**31, (2, cols)),
+                       rng.integers(28, 40, (2, cols))], axis=-1).astype("<i4")
+    if not own_parameters:
+        params[1] = params[0]
+    text = setr({"rq.params": 0, "rq.m": rows, "rq.n": cols, "rq.src_row": src_row, "rq.dst_row": cols, "rq.zp": -3,
+                 "rq.qmin": -128, "rq.qmax": 127}) + "requant acc, i8, half_even, 0, 0\nhalt\n"
+    joins = []
+    real = impl_quant._joined_rows
+    monkeypatch.setattr(impl_quant, "_joined_rows", lambda x, out: joins.append(real(x, out)[1]) or real(x, out))
+    got = []
+    for in_c in (False, True):
+        monkeypatch.setattr(native, "enabled", in_c)
+        machine = Machine(TARGET, np.zeros((2, 16), np.uint8))
+        machine.memories[2][:, :accs[0].nbytes] = accs.view(np.uint8)  # acc
+        machine.memories[3][:, :params[0].nbytes] = params.reshape(2, -1).view(np.uint8)  # pbuf
+        run(text, machine=machine)
+        got.append(machine.memories[0][:, :rows * cols].copy())
+    assert got[0].tolist() == got[1].tolist()
+    assert joins == [joined]
