@@ -1,7 +1,7 @@
 """The systolic array: ``matmul`` in gemm, conv (implicit im2col) and dwconv form.
 
-``acc[m, n] (+)= sum_k (A[m, k] - mm.a_zp) * W[n, k]``.  A product below the int8 kernel's size
-with int8 weights runs in one C call (``native.c: mm``, exact in int32 by its bound) straight
+``acc[m, n] (+)= sum_k (A[m, k] - mm.a_zp) * W[n, k]``.  A product of at most NATIVE_MACS
+multiply-adds with int8 weights runs in one C call (``native.c: mm``, exact in int32 by its bound) straight
 from abuf's and wbuf's bytes, where the C kernels are built; otherwise the sum is an int8 kernel's product
 (int8_kernel.py: its int32 bound proven, the kernel probed at first use) where it qualifies and
 pays, else a BLAS matrix product in float32 or float64, exact because every partial sum is an
@@ -183,6 +183,12 @@ def _native_conv(m: MachineState, M: int, N: int, channels: int, cg: int, ng: in
         return total
 
     return product, access
+
+
+# The int8 kernel (onnxruntime's MatMulInteger) multiplies 3-4x faster than native.c mm (28.9M MACs:
+# 114 against 335 us), but its action costs some 40 us more (the windows gathered as bytes, the
+# session's call): CRNN's 128 x 576 x 32 conv tiles 60 us an action on it, its product 21 us in C.
+NATIVE_MACS = 2**22
 
 
 def _native_product(m: MachineState, mode: str, M: int, N: int, K: int, zp: int, fmt, accumulate: int):
@@ -379,8 +385,10 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
     batch = m.batch  # the batch's samples multiply the same weights: one product of N*M rows
     kernel = mode != "dwconv" and int8_kernel.chosen(batch * M, K, min(N, m.reg("cv.ng")) if mode == "gconv" else N,
                                                      zp, w_max)
-    # a product below the int8 kernel's size in one C call, where it qualifies (int8 weights read from wbuf)
-    in_c = None if kernel else _native_product(m, mode, M, N, K, zp, fmt, accumulate)
+    # a product in one C call where it qualifies (int8 weights read from wbuf): below the int8 kernel's size,
+    # and above it up to NATIVE_MACS
+    in_c = None if kernel and batch * M * N * K > NATIVE_MACS else _native_product(m, mode, M, N, K, zp, fmt,
+                                                                                   accumulate)
     if in_c is not None:
         return _native_matmul(m, in_c, packed[..., :K].view(np.int8), w_access, M, N, K, fmt, mode, acc)
     dtype = np.uint8 if kernel else np.float32 if zero_point_fits(zp) else np.int64

@@ -77,6 +77,7 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
     elif row_shift is None and fused is not None:
         c_views, joined = _joined_rows(x, dst_view)
     c_parameters: list = [None, None]  # the params bytes and their native.requant_parameters table
+    wide = src == "acc"  # int32 lanes: native.c requant_wide where no lane can be refused
 
     def in_c(i: int | None = None) -> bool:
         """The stage in one C pass (every sample with sample 0's parameters, or sample i with its
@@ -92,6 +93,9 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
             c_parameters[:] = key, table
         source, target, shifts = (*c_views, row_shift) if i is None else (c_views[0][i], c_views[1][i],
                                                                             None if row_shift is None else row_shift[i])
+        if wide and shifts is None and fused.requant_wide(source, target, c_parameters[1], src_zp, pre_shift, zp,
+                                                          qmin, qmax, mode):
+            return True  # (no lane could be refused: the kernel without per-lane checks)
         return fused.requant(source, target, c_parameters[1], src_zp, pre_shift, zp, qmin, qmax, mode, shifts,
                              numerics.ROW_SHIFT_MAX)
 

@@ -1083,7 +1083,12 @@ CLONES static void mm_grouped(MmCall *c) {
                             continue;
                         }
                         px += g * cg;
-                        for (Py_ssize_t ci = 0; ci < cg; ci++) to[ci] = (int16_t)(px[ci] - zp);
+                        if (cg <= 4) { /* a stem's few channels: a fixed loop, no vector prologue */
+                            for (int ci = 0; ci < 4; ci++)
+                                if (ci < cg) to[ci] = (int16_t)(px[ci] - zp);
+                        } else {
+                            for (Py_ssize_t ci = 0; ci < cg; ci++) to[ci] = (int16_t)(px[ci] - zp);
+                        }
                     }
                 }
                 mm_sums(c->sums, c->a, relaid + g * kp * l->width, kp, l->nv, P);
@@ -1302,6 +1307,119 @@ done:
     return result;
 }
 
+/* requant_wide(x, out, table, src_zp, pre_shift, zp, qmin, qmax, mode) -> bool: ``requant``'s stage
+ * (same arguments, no row shifts) on int32 x where no lane can be refused, checked once per call:
+ * every int32 x gives |(x - src_zp) << pre_shift| <= (2**31 + |src_zp|) << pre_shift, which plus the
+ * largest |bias| must be within every channel's bound (|v * multiplier| < 2**62), multipliers and
+ * shifts non-negative.  Then the lanes skip requant's per-lane checks (a third of their work) and
+ * compute exactly what requant computes; False (nothing written) where that is not proven: the
+ * caller runs requant, which checks each lane. */
+#define REQUANT_WIDE_LANES(NAME, OUT, ROUND, AT)                                                        \
+    CLONES static void NAME(const int32_t *restrict x, OUT *restrict out, Py_ssize_t n, const Stage *st) { \
+        const int64_t *restrict bias = st->bias, *restrict mult = st->mult;                               \
+        const int64_t *restrict shift = st->shift, *restrict halves = st->half;                           \
+        const int64_t src_zp = st->src_zp, pre_shift = st->pre_shift, zp = st->zp;                        \
+        const int64_t qmin = st->qmin, qmax = st->qmax;                                                   \
+        for (Py_ssize_t c = 0; c < n; c++) {                                                              \
+            int64_t p = ((int64_t)((uint64_t)((int64_t)x[c] - src_zp) << pre_shift) + bias[AT]) * mult[AT]; \
+            int64_t s = shift[AT], half = halves[AT], one = s > 0;                                        \
+            (void)one, (void)half;                                                                        \
+            int64_t q = ROUND(p, s, half, one) + zp;                                                      \
+            q = q < qmin ? qmin : q;                                                                      \
+            q = q > qmax ? qmax : q;                                                                      \
+            out[c] = (OUT)q;                                                                              \
+        }                                                                                                 \
+    }
+#define REQUANT_WIDE_MODES(OUT, SUFFIX, AT)                                        \
+    REQUANT_WIDE_LANES(requant_wide_even_##SUFFIX, OUT, ROUND_HALF_EVEN, AT)       \
+    REQUANT_WIDE_LANES(requant_wide_up_##SUFFIX, OUT, ROUND_HALF_UP, AT)           \
+    REQUANT_WIDE_LANES(requant_wide_away_##SUFFIX, OUT, ROUND_HALF_AWAY, AT)       \
+    REQUANT_WIDE_LANES(requant_wide_floor_##SUFFIX, OUT, ROUND_FLOOR, AT)
+REQUANT_WIDE_MODES(int8_t, 8, c)
+REQUANT_WIDE_MODES(int32_t, 32, c)
+REQUANT_WIDE_MODES(int8_t, 8_uniform, 0)
+REQUANT_WIDE_MODES(int32_t, 32_uniform, 0)
+
+typedef void (*WideKernel)(const int32_t *, void *, Py_ssize_t, const Stage *);
+#define WIDE_KERNELS(SUFFIX)                                                                               \
+    {(WideKernel)requant_wide_even_##SUFFIX, (WideKernel)requant_wide_up_##SUFFIX,                          \
+     (WideKernel)requant_wide_away_##SUFFIX, (WideKernel)requant_wide_floor_##SUFFIX}
+static const WideKernel requant_wide_kernels[2][2][4] = {/* [uniform][int32 out][mode] */
+                                                         {WIDE_KERNELS(8), WIDE_KERNELS(32)},
+                                                         {WIDE_KERNELS(8_uniform), WIDE_KERNELS(32_uniform)}};
+
+static PyObject *requant_wide(PyObject *self, PyObject *args) {
+    PyObject *xo, *oo, *to;
+    long long src_zp, zp, qmin, qmax;
+    int pre_shift, mode;
+    if (!PyArg_ParseTuple(args, "OOOLiLLLi", &xo, &oo, &to, &src_zp, &pre_shift, &zp, &qmin, &qmax, &mode)) return NULL;
+    Held x = {0}, o = {0}, t = {0};
+    PyObject *result = NULL;
+    char *scratch = NULL;
+    if (get_view(xo, &x, 0, 4, "x") < 0 || get_view(oo, &o, 1, 0, "out") < 0 ||
+        same_shape(&x.view, &o.view, "requant_wide out") < 0 || get_view(to, &t, 0, 8, "table") < 0)
+        goto done;
+    const int nd = x.view.ndim;
+    const Py_ssize_t cols = x.view.shape[nd - 1], channels = t.view.ndim == 2 ? t.view.shape[1] : -1;
+    if (t.view.ndim != 2 || t.view.shape[0] != TABLE_ROWS || (channels != cols && channels != 1) ||
+        t.view.strides[1] != 8 || t.view.strides[0] != 8 * channels || mode < HALF_EVEN || mode > FLOOR) {
+        PyErr_SetString(PyExc_ValueError, "requant_wide: table contiguous int64 (6, channels or 1), mode 0-3");
+        goto done;
+    }
+    const int64_t *table = t.view.buf;
+    Stage st = {table + BIAS * channels, table + MULT * channels, table + BOUND * channels, table + SHIFT63 * channels,
+                table + HALF * channels, src_zp, 0, pre_shift, zp, qmin, qmax};
+    int proven = pre_shift >= 0 && pre_shift <= 29 && src_zp > -(INT64_C(1) << 31) && src_zp < (INT64_C(1) << 31) &&
+                 qmin <= qmax;
+    /* |x - src_zp| < 2**32, shifted by at most 29: below 2**61, and every |bias| < 2**61 below: v < 2**62 */
+    const int64_t largest_d = proven ? ((INT64_C(1) << 31) + (src_zp < 0 ? -src_zp : src_zp)) << pre_shift : 0;
+    for (Py_ssize_t c = 0; proven && c < channels; c++) {
+        int64_t b = st.bias[c] < 0 ? -st.bias[c] : st.bias[c];
+        proven = st.mult[c] >= 0 && table[SHIFT * channels + c] >= 0 && table[SHIFT * channels + c] <= INT32_MAX &&
+                 b < (INT64_C(1) << 61) && largest_d + b <= st.bound[c];
+    }
+    if (!proven) {
+        result = Py_NewRef(Py_False);
+        goto done;
+    }
+    const int wide_out = o.view.itemsize == 4;
+    WideKernel kernel = requant_wide_kernels[channels < cols][wide_out][mode];
+    const Py_ssize_t xs = x.view.strides[nd - 1], os = o.view.strides[nd - 1];
+    const int contiguous = xs == 4 && os == o.view.itemsize;
+    char *xrow = NULL, *orow = NULL;
+    if (!contiguous) {
+        scratch = PyMem_Malloc(cols * 8 + 8);
+        if (!scratch) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        xrow = scratch, orow = scratch + 4 * cols;
+    }
+    Py_ssize_t rows = leading_count(&x.view);
+    Py_ssize_t index[MAX_DIMS] = {0};
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t row = 0; row < rows; row++) {
+        const char *xr = (const char *)x.view.buf + offset_of(&x.view, index);
+        char *or_ = (char *)o.view.buf + offset_of(&o.view, index);
+        if (contiguous) {
+            kernel((const int32_t *)xr, or_, cols, &st);
+        } else {
+            for (Py_ssize_t c = 0; c < cols; c++) memcpy(xrow + 4 * c, xr + c * xs, 4);
+            kernel((const int32_t *)xrow, orow, cols, &st);
+            for (Py_ssize_t c = 0; c < cols; c++) memcpy(or_ + c * os, orow + c * o.view.itemsize, o.view.itemsize);
+        }
+        advance(&x.view, index);
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_True);
+done:
+    PyMem_Free(scratch);
+    release(&x);
+    release(&o);
+    release(&t);
+    return result;
+}
+
 /* === end of the matrix-side kernels ============================================================ */
 
 static PyMethodDef methods[] = {
@@ -1315,6 +1433,7 @@ static PyMethodDef methods[] = {
     {"mm", mm, METH_VARARGS, "A gemm, conv or gconv tile's exact sums from int8 codes (see native.c)."},
     {"mm_cache_size", mm_cache_size, METH_VARARGS, "The size of mm's weight cache for a tile (see native.c)."},
     {"pool_taps", pool_taps, METH_VARARGS, "A pool tile's windows reduced over their taps (see native.c)."},
+    {"requant_wide", requant_wide, METH_VARARGS, "requant's stage on int32 where no lane can be refused (see native.c)."},
     {NULL, NULL, 0, NULL},
 };
 

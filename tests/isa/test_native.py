@@ -522,3 +522,73 @@ def test_requant_of_narrow_rows_joined_equals_the_numpy_path(rows, cols, src_row
         got.append(machine.memories[0][:, :rows * cols].copy())
     assert got[0].tolist() == got[1].tolist()
     assert joins == [joined]
+
+
+def wide_channels(src_zp, pre_shift):
+    """The channels of CHANNELS that no int32 input can make refuse (requant_wide's proof): |(x - src_zp)
+    << pre_shift| + |bias| within the channel's bound for every int32 x; and those some input can."""
+    largest = (2**31 + abs(src_zp)) << pre_shift
+    fits = np.array([largest + abs(int(b)) <= _PRODUCT_MAX // max(int(m), 1) for b, m, _ in CHANNELS])
+    return CHANNELS[fits], CHANNELS[~fits]
+
+
+@pytest.mark.parametrize("mode", ROUNDING_MODES)
+def test_requant_wide_matches_the_spec_where_no_lane_can_be_refused(mode):
+    """requant_wide (int32 in, no per-lane checks) against the spec at the extremes, per channel and with
+    one set of parameters, int8 and int32 out; it declines (False, nothing written) wherever some
+    int32 input could be refused, and a result one bit off shows."""
+    mode_index = ROUNDING_MODES.index(mode)
+    for pre_shift, src_zp in itertools.product((0, 1, 8), (0, -128, 127, INT32_MIN + 1)):
+        channels, refusable = wide_channels(src_zp, pre_shift)
+        assert len(channels) and len(refusable)
+        x = np.broadcast_to(X[:, None], (len(X), len(channels))).astype(np.int32)
+        for (qmin, qmax), zp in itertools.product(RANGES, (0, -128, 127, INT32_MAX)):
+            out = np.empty(x.shape, np.int8 if -128 <= qmin <= qmax <= 127 else np.int32)
+            want = spec(x.astype(np.int64), channels, src_zp, pre_shift, zp, qmin, qmax, mode)
+            table = native.requant_parameters(channels.astype(np.int32))
+            assert kernels.requant_wide(x, out, table, src_zp, pre_shift, zp, qmin, qmax, mode_index)
+            assert out.tolist() == want.tolist(), (pre_shift, src_zp, qmin, qmax, zp)
+            one = np.ascontiguousarray(x[:, :1])  # every lane one channel's parameters
+            single = np.empty(one.shape, out.dtype)
+            assert kernels.requant_wide(one, single, native.requant_parameters(channels[:1].astype(np.int32)),
+                                        src_zp, pre_shift, zp, qmin, qmax, mode_index)
+            assert single.tolist() == want[:, :1].tolist()
+        out.flat[0] ^= 1
+        assert out.tolist() != want.tolist()
+        x = np.broadcast_to(X[:, None], (len(X), len(refusable))).astype(np.int32)
+        untouched = np.full(x.shape, 7, np.int8)
+        assert not kernels.requant_wide(x, untouched, native.requant_parameters(refusable.astype(np.int32)), src_zp,
+                                        pre_shift, 0, -128, 127, mode_index)
+        assert (untouched == 7).all()
+    for bad in ([[0, -1, 3]], [[0, 5, -1]]):  # a negative multiplier or shift
+        x = np.zeros((1, 1), np.int32)
+        assert not kernels.requant_wide(x, np.empty((1, 1), np.int8), native.requant_parameters(np.array(bad, np.int32)),
+                                        0, 0, 0, -128, 127, mode_index)
+
+
+def test_a_product_above_the_int8_kernel_size_runs_in_c_exactly(monkeypatch):
+    """64 x 576 x 64 (2.4M multiply-adds: above int8_kernel.MIN_MACS, within impl_matrix.NATIVE_MACS)
+    runs in native.c mm, exact at the extremes; a one-bit error in its accumulators shows."""
+    import types
+
+    from test_int8_kernel import gemm
+    from tcc.isa.simulator import impl_matrix
+
+    assert 64 * 576 * 64 <= impl_matrix.NATIVE_MACS
+    rng = np.random.default_rng(3)
+    a = rng.integers(-128, 128, (64, 576)).astype(np.int8)
+    w = rng.integers(-128, 128, (64, 576)).astype(np.int8)
+    a[:2], w[:2] = np.array([[-128], [127]], np.int8), np.array([[-128], [127]], np.int8)
+    calls = []
+
+    def mm(*args):
+        calls.append(1)
+        result = kernels.mm(*args)
+        args[0][...] ^= flip
+        return result
+
+    monkeypatch.setattr(native, "kernels", lambda: types.SimpleNamespace(**{**vars(kernels), "mm": mm}))
+    for zp, flip in ((-128, 0), (127, 0), (0, 1)):
+        expected = (a.astype(object) - zp) @ w.T.astype(object)
+        assert (gemm(a, w, zp).tolist() == expected.tolist()) == (not flip)
+    assert len(calls) == 3
