@@ -467,7 +467,8 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
             total += out
         if total.size and (total.max() > _INT32_MAX or total.min() < _INT32_MIN):
             bad = np.unravel_index(np.argmax((total > _INT32_MAX) | (total < _INT32_MIN)), total.shape)
-            raise _overflow(batch, *(int(i) for i in bad), int(total[bad]))
+            sample, row, column = (int(i) for i in bad)
+            raise _overflow(batch, sample, row, column, int(total[bad]))
         out[...] = total
 
     cycles, latency = matmul_timing(m.target, M, N, K, fmt, own_columns=mode in ("dwconv", "gconv"))
