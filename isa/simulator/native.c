@@ -9,6 +9,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,17 +23,23 @@ typedef struct {
     int held;
 } Held;
 
-/* ``obj``'s buffer, of ``itemsize``-byte items (0: 1- or 4-byte ones, -1: 4- or 8-byte ones). */
+/* ``obj``'s buffer, of ``itemsize``-byte items (0: 1- or 4-byte ones, -1: 4- or 8-byte ones, -2: 1-,
+ * 2-, 4- or 8-byte ones, -3: 1- or 2-byte ones). */
 static int get_view(PyObject *obj, Held *h, int writable, Py_ssize_t itemsize, const char *what) {
     h->held = 0;
     if (PyObject_GetBuffer(obj, &h->view, PyBUF_RECORDS_RO | (writable ? PyBUF_WRITABLE : 0)) < 0)
         return -1;
     h->held = 1;
     Py_ssize_t size = h->view.itemsize;
-    int fits = itemsize > 0 ? size == itemsize : itemsize == 0 ? size == 1 || size == 4 : size == 4 || size == 8;
+    static const char *const choices[] = {"1- or 4", "4- or 8", "1-, 2-, 4- or 8", "1- or 2"};
+    int fits = itemsize > 0    ? size == itemsize
+               : itemsize == 0  ? size == 1 || size == 4
+               : itemsize == -1 ? size == 4 || size == 8
+               : itemsize == -2 ? size == 1 || size == 2 || size == 4 || size == 8
+                                : size == 1 || size == 2;
     if (!fits || h->view.ndim < 1 || h->view.ndim > MAX_DIMS) {
         char sizes[16];
-        snprintf(sizes, sizeof sizes, "%s", itemsize == 0 ? "1- or 4" : itemsize < 0 ? "4- or 8" : "");
+        snprintf(sizes, sizeof sizes, "%s", itemsize <= 0 ? choices[-itemsize] : "");
         if (itemsize > 0) snprintf(sizes, sizeof sizes, "%zd", itemsize);
         PyErr_Format(PyExc_ValueError, "%s: %zd-byte items in %d dimensions (expected %s-byte items, 1-%d)", what,
                      size, h->view.ndim, sizes, MAX_DIMS);
@@ -412,6 +419,47 @@ static const struct {
                      BOTH(op_min), BOTH(op_lt), BOTH(op_le), BOTH(op_gt), BOTH(op_ge), BOTH(op_eq),
                      BOTH(op_rint), BOTH(op_ftoi), BOTH(op_itof)};
 
+/* A checked lanes operation: op and its operands' lanes (c only for fma). */
+typedef struct {
+    int op;
+    Lanes o, a, b, c;
+} LanesCall;
+
+/* Hold the views of out, a, b (and c for fma) in ``h`` and check them into ``k``. */
+static int lanes_operands(int op, PyObject *oo, PyObject *ao, PyObject *bo, PyObject *co, Held *h, LanesCall *k) {
+    if (op < 0 || op >= OPS || (op == OP_FMA) != (co != NULL && co != Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "lanes: op 0-14, three operands for fma (4), else two");
+        return -1;
+    }
+    memset(k, 0, sizeof *k);
+    k->op = op;
+    if (get_view(oo, &h[0], 1, 2, "out") < 0 || lanes_of(&h[0], &k->o, "out") < 0) return -1;
+    if (get_view(ao, &h[1], 0, 2, "a") < 0 || lanes_of(&h[1], &k->a, "a") < 0 || conform(&k->a, &k->o, "a") < 0)
+        return -1;
+    if (get_view(bo, &h[2], 0, 2, "b") < 0 || lanes_of(&h[2], &k->b, "b") < 0 || conform(&k->b, &k->o, "b") < 0)
+        return -1;
+    if (op == OP_FMA &&
+        (get_view(co, &h[3], 0, 2, "c") < 0 || lanes_of(&h[3], &k->c, "c") < 0 || conform(&k->c, &k->o, "c") < 0))
+        return -1;
+    return 0;
+}
+
+static void run_lanes(const LanesCall *k) {
+    const int op = k->op, three = op == OP_FMA;
+    const int contiguous = k->o.stride == 2 && k->a.stride == 2 && k->b.stride == 2 && (!three || k->c.stride == 2);
+    const Py_ssize_t strides[4] = {k->o.stride, k->a.stride, k->b.stride, k->c.stride};
+    for (Py_ssize_t r = 0; r < k->o.rows; r++) {
+        char *out = (char *)k->o.base + r * k->o.row_stride;
+        const char *pa = k->a.base + r * k->a.row_stride, *pb = k->b.base + r * k->b.row_stride;
+        const char *pc = three ? k->c.base + r * k->c.row_stride : NULL;
+        if (contiguous)
+            lane_loops[op].row((uint16_t *)out, (const uint16_t *)pa, (const uint16_t *)pb, (const uint16_t *)pc,
+                               k->o.length);
+        else
+            lane_loops[op].strided(out, pa, pb, pc, k->o.length, strides);
+    }
+}
+
 /* lanes(op, out, a, b[, c]): out = a op b on bf16 patterns, op (the OP_ enum): add, sub, rsub, mul
  * (rounded once), fma (three operands: round(round(a * b) + c)), max, min, lt, le, gt, ge, eq, and
  * the unary rint, ftoi, itof (b ignored).
@@ -420,40 +468,17 @@ static PyObject *lanes(PyObject *self, PyObject *args) {
     int op;
     PyObject *oo, *ao, *bo, *co = Py_None;
     if (!PyArg_ParseTuple(args, "iOOO|O", &op, &oo, &ao, &bo, &co)) return NULL;
-    if (op < 0 || op >= OPS || (op == OP_FMA) != (co != Py_None)) {
-        PyErr_SetString(PyExc_ValueError, "lanes: op 0-14, three operands for fma (4), else two");
-        return NULL;
-    }
-    Held o = {0}, a = {0}, b = {0}, c = {0};
-    Lanes lo, la, lb, lc = {0};
+    Held h[4];
+    memset(h, 0, sizeof h);
+    LanesCall k;
     PyObject *result = NULL;
-    if (get_view(oo, &o, 1, 2, "out") < 0 || lanes_of(&o, &lo, "out") < 0) goto done;
-    if (get_view(ao, &a, 0, 2, "a") < 0 || lanes_of(&a, &la, "a") < 0 || conform(&la, &lo, "a") < 0) goto done;
-    if (get_view(bo, &b, 0, 2, "b") < 0 || lanes_of(&b, &lb, "b") < 0 || conform(&lb, &lo, "b") < 0) goto done;
-    if (op == OP_FMA &&
-        (get_view(co, &c, 0, 2, "c") < 0 || lanes_of(&c, &lc, "c") < 0 || conform(&lc, &lo, "c") < 0))
-        goto done;
-    const int three = op == OP_FMA;
-    const int contiguous = lo.stride == 2 && la.stride == 2 && lb.stride == 2 && (!three || lc.stride == 2);
-    const Py_ssize_t strides[4] = {lo.stride, la.stride, lb.stride, lc.stride};
+    if (lanes_operands(op, oo, ao, bo, co, h, &k) < 0) goto done;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t r = 0; r < lo.rows; r++) {
-        char *out = (char *)lo.base + r * lo.row_stride;
-        const char *pa = la.base + r * la.row_stride, *pb = lb.base + r * lb.row_stride;
-        const char *pc = three ? lc.base + r * lc.row_stride : NULL;
-        if (contiguous)
-            lane_loops[op].row((uint16_t *)out, (const uint16_t *)pa, (const uint16_t *)pb, (const uint16_t *)pc,
-                               lo.length);
-        else
-            lane_loops[op].strided(out, pa, pb, pc, lo.length, strides);
-    }
+    run_lanes(&k);
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
-    release(&o);
-    release(&a);
-    release(&b);
-    release(&c);
+    for (int i = 0; i < 4; i++) release(&h[i]);
     return result;
 }
 
@@ -593,41 +618,51 @@ CLONES static void pair_row(int8_t *restrict out, const uint8_t *restrict a, con
     for (Py_ssize_t i = 0; i < n; i++) out[i] = table[(Py_ssize_t)a[i] << 8 | b[i]];
 }
 
+/* A checked pair lookup: out, a, b held in h[0..2], the table in h[3]. */
+static int pair_operands(PyObject *oo, PyObject *ao, PyObject *bo, PyObject *to, Held *h) {
+    if (get_view(oo, &h[0], 1, 1, "out") < 0 || get_view(ao, &h[1], 0, 1, "a") < 0 || get_view(bo, &h[2], 0, 1, "b") < 0 ||
+        get_view(to, &h[3], 0, 1, "table") < 0)
+        return -1;
+    const Py_buffer *o = &h[0].view, *a = &h[1].view, *b = &h[2].view, *t = &h[3].view;
+    Py_ssize_t rows = o->ndim == 2 ? o->shape[0] : 1, n = o->shape[o->ndim - 1];
+    Py_ssize_t b_rows = b->ndim == 2 ? b->shape[0] : 1;
+    if (o->ndim > 2 || same_shape(o, a, "pair_lookup a") < 0 || b->ndim > 2 || b->shape[b->ndim - 1] != n ||
+        (b_rows != rows && b_rows != 1) || t->len != 65536 || !PyBuffer_IsContiguous(t, 'C') ||
+        o->strides[o->ndim - 1] != 1 || a->strides[a->ndim - 1] != 1 || b->strides[b->ndim - 1] != 1) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "pair_lookup: int8 (rows, length) out, a, b (or one row), 65536 table");
+        return -1;
+    }
+    return 0;
+}
+
+static void run_pair(const Held *h) {
+    const Py_buffer *o = &h[0].view, *a = &h[1].view, *b = &h[2].view;
+    Py_ssize_t rows = o->ndim == 2 ? o->shape[0] : 1, n = o->shape[o->ndim - 1];
+    Py_ssize_t b_rows = b->ndim == 2 ? b->shape[0] : 1;
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        Py_ssize_t ro = o->ndim == 2 ? r * o->strides[0] : 0, ra = a->ndim == 2 ? r * a->strides[0] : 0;
+        Py_ssize_t rb = b_rows > 1 ? r * b->strides[0] : 0;
+        pair_row((int8_t *)o->buf + ro, (const uint8_t *)a->buf + ra, (const uint8_t *)b->buf + rb, h[3].view.buf, n);
+    }
+}
+
 /* pair_lookup(out, a, b, table): out = table[byte(a) * 256 + byte(b)] for int8 (rows, length) a
  * and b (b: or one row read by every row) with contiguous lanes: a two-operand rule read from its
  * table of every pair (rule_tables.py), in one pass. */
 static PyObject *pair_lookup(PyObject *self, PyObject *args) {
     PyObject *oo, *ao, *bo, *to;
     if (!PyArg_ParseTuple(args, "OOOO", &oo, &ao, &bo, &to)) return NULL;
-    Held o = {0}, a = {0}, b = {0}, t = {0};
+    Held h[4];
+    memset(h, 0, sizeof h);
     PyObject *result = NULL;
-    if (get_view(oo, &o, 1, 1, "out") < 0 || get_view(ao, &a, 0, 1, "a") < 0 || get_view(bo, &b, 0, 1, "b") < 0 ||
-        get_view(to, &t, 0, 1, "table") < 0)
-        goto done;
-    Py_ssize_t rows = o.view.ndim == 2 ? o.view.shape[0] : 1, n = o.view.shape[o.view.ndim - 1];
-    Py_ssize_t b_rows = b.view.ndim == 2 ? b.view.shape[0] : 1;
-    if (o.view.ndim > 2 || same_shape(&o.view, &a.view, "pair_lookup a") < 0 || b.view.ndim > 2 ||
-        b.view.shape[b.view.ndim - 1] != n || (b_rows != rows && b_rows != 1) || t.view.len != 65536 ||
-        !PyBuffer_IsContiguous(&t.view, 'C') || o.view.strides[o.view.ndim - 1] != 1 ||
-        a.view.strides[a.view.ndim - 1] != 1 || b.view.strides[b.view.ndim - 1] != 1) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "pair_lookup: int8 (rows, length) out, a, b (or one row), 65536 table");
-        goto done;
-    }
+    if (pair_operands(oo, ao, bo, to, h) < 0) goto done;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t r = 0; r < rows; r++) {
-        Py_ssize_t ro = o.view.ndim == 2 ? r * o.view.strides[0] : 0, ra = a.view.ndim == 2 ? r * a.view.strides[0] : 0;
-        Py_ssize_t rb = b_rows > 1 ? r * b.view.strides[0] : 0;
-        pair_row((int8_t *)o.view.buf + ro, (const uint8_t *)a.view.buf + ra, (const uint8_t *)b.view.buf + rb,
-                 t.view.buf, n);
-    }
+    run_pair(h);
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
-    release(&o);
-    release(&a);
-    release(&b);
-    release(&t);
+    for (int i = 0; i < 4; i++) release(&h[i]);
     return result;
 }
 
@@ -729,6 +764,251 @@ done:
     return result;
 }
 
+/* --- prepared steps ------------------------------------------------------------------------- */
+
+/* A step: one instruction's action on views of the memories that stay the same run after run, its
+ * operands checked and their buffers held once (when a program is prepared), so that running it is
+ * a call with no arguments to parse and no buffers to acquire (a fraction of a microsecond less per
+ * action than a kernel call: most actions of a small model move a few hundred bytes).
+ *   step(STEP_LANES, op, out, a, b[, c])   lanes(op, out, a, b[, c])
+ *   step(STEP_PAIR, 0, out, a, b, table)   pair_lookup(out, a, b, table)
+ *   step(STEP_GATHER, 0, out, index, table)  out = table[index]: index uint8 (a 256-entry table) or
+ *                                          uint16 (65,536 entries), out and table of 1- or 2-byte items
+ *   step(STEP_COPY, 0, out, source)        out = source (same shape and item size, no overlap)
+ *   step(STEP_LUT, 0, out, x, tables)      per sample s: out[s] = tables[s][(byte(x[s]) + 128) % 256]
+ *                                          (int8 (samples, length) out, x; (samples, 256) tables)
+ * A step cannot fail when it runs: everything it could refuse is refused when it is made. */
+enum { STEP_LANES, STEP_PAIR, STEP_GATHER, STEP_COPY, STEP_LUT, STEP_KINDS };
+#define STEP_VIEWS 4
+
+/* Two views of one shape (out and its source) as few axes as they allow: axes of extent 1 dropped
+ * and an axis merged into the next where both views step over it as one (numpy's coalescing), so
+ * a box of many short rows is one loop where it can be. */
+typedef struct {
+    int ndim;
+    Py_ssize_t shape[MAX_DIMS], out[MAX_DIMS], in[MAX_DIMS];
+} Geometry;
+
+static void coalesce(Geometry *g, const Py_buffer *o, const Py_buffer *x) {
+    g->ndim = 0;
+    for (int i = 0; i < o->ndim; i++) {
+        if (o->shape[i] == 1) continue;
+        int d = g->ndim;
+        if (d && g->out[d - 1] == o->shape[i] * o->strides[i] && g->in[d - 1] == o->shape[i] * x->strides[i]) {
+            g->shape[d - 1] *= o->shape[i]; /* the previous axis steps over this one whole: one axis */
+            g->out[d - 1] = o->strides[i];
+            g->in[d - 1] = x->strides[i];
+            continue;
+        }
+        g->shape[d] = o->shape[i], g->out[d] = o->strides[i], g->in[d] = x->strides[i];
+        g->ndim++;
+    }
+    if (!g->ndim) { /* one element (or none: an extent 0 keeps its axis) */
+        g->shape[0] = 1, g->out[0] = o->itemsize, g->in[0] = x->itemsize;
+        g->ndim = 1;
+    }
+    for (int i = 0; i < o->ndim; i++)
+        if (o->shape[i] == 0) g->shape[0] = 0;
+}
+
+/* The byte offsets of the next row (all axes but the last) of both views; false after the last. */
+static int next_row(const Geometry *g, Py_ssize_t *index, Py_ssize_t *out, Py_ssize_t *in) {
+    for (int i = g->ndim - 2; i >= 0; i--) {
+        *out += g->out[i], *in += g->in[i];
+        if (++index[i] < g->shape[i]) return 1;
+        *out -= index[i] * g->out[i], *in -= index[i] * g->in[i];
+        index[i] = 0;
+    }
+    return 0;
+}
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    int kind;
+    Held held[STEP_VIEWS];
+    LanesCall lanes;
+    Geometry geometry; /* gather's and copy's out and source */
+} Step;
+
+/* Every leading index of ``v`` (all axes but the last) in turn: ``offset`` its byte offset. */
+static int same_geometry(const Py_buffer *a, const Py_buffer *b, const char *what) {
+    if (same_shape(a, b, what) < 0) return -1;
+    if (a->itemsize != b->itemsize) {
+        PyErr_Format(PyExc_ValueError, "%s: item sizes differ", what);
+        return -1;
+    }
+    return 0;
+}
+
+static void run_gather(const Step *st) {
+    const Geometry *g = &st->geometry;
+    const char *table = st->held[2].view.buf;
+    char *out_base = st->held[0].view.buf;
+    const char *in_base = st->held[1].view.buf;
+    const int last = g->ndim - 1;
+    const Py_ssize_t n = g->shape[last], os = g->out[last], xs = g->in[last];
+    const int wide_out = st->held[0].view.itemsize == 2, wide_index = st->held[1].view.itemsize == 2;
+    Py_ssize_t index[MAX_DIMS] = {0}, out_at = 0, in_at = 0;
+    if (n == 0) return;
+    do {
+        char *out = out_base + out_at;
+        const char *in = in_base + in_at;
+        if (wide_out && !wide_index && os == 2 && xs == 1) { /* cvt i8_bf16: the common case */
+            const uint16_t *t = (const uint16_t *)table;
+            for (Py_ssize_t i = 0; i < n; i++) ((uint16_t *)out)[i] = t[((const uint8_t *)in)[i]];
+            continue;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_ssize_t at = wide_index ? *(const uint16_t *)(in + i * xs) : *(const uint8_t *)(in + i * xs);
+            if (wide_out)
+                *(uint16_t *)(out + i * os) = ((const uint16_t *)table)[at];
+            else
+                *(uint8_t *)(out + i * os) = ((const uint8_t *)table)[at];
+        }
+    } while (next_row(g, index, &out_at, &in_at));
+}
+
+static void run_copy(const Step *st) {
+    const Geometry *g = &st->geometry;
+    char *out_base = st->held[0].view.buf;
+    const char *in_base = st->held[1].view.buf;
+    const int last = g->ndim - 1;
+    const Py_ssize_t n = g->shape[last], size = st->held[0].view.itemsize, os = g->out[last], xs = g->in[last];
+    Py_ssize_t index[MAX_DIMS] = {0}, out_at = 0, in_at = 0;
+    if (n == 0) return;
+    do {
+        char *out = out_base + out_at;
+        const char *in = in_base + in_at;
+        if (os == size && xs == size) {
+            memmove(out, in, n * size);
+            continue;
+        }
+        switch (size) { /* one fixed-size move per element (the copy's whole elements: bytes, bf16 lanes, words) */
+        case 1: for (Py_ssize_t i = 0; i < n; i++) out[i * os] = in[i * xs]; break;
+        case 2: for (Py_ssize_t i = 0; i < n; i++) memcpy(out + i * os, in + i * xs, 2); break;
+        case 4: for (Py_ssize_t i = 0; i < n; i++) memcpy(out + i * os, in + i * xs, 4); break;
+        default: for (Py_ssize_t i = 0; i < n; i++) memcpy(out + i * os, in + i * xs, 8); break;
+        }
+    } while (next_row(g, index, &out_at, &in_at));
+}
+
+static void run_lut(const Held *h) {
+    const Py_buffer *o = &h[0].view, *x = &h[1].view, *t = &h[2].view;
+    const Py_ssize_t n = o->shape[1];
+    for (Py_ssize_t s = 0; s < o->shape[0]; s++) {
+        uint8_t *out = (uint8_t *)o->buf + s * o->strides[0];
+        const uint8_t *in = (const uint8_t *)x->buf + s * x->strides[0];
+        const uint8_t *table = (const uint8_t *)t->buf + s * t->strides[0];
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = table[(uint8_t)(in[i] + 128u)];
+    }
+}
+
+static PyObject *run_step(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    Step *st = (Step *)callable;
+    if (PyVectorcall_NARGS(nargsf) || kwnames) {
+        PyErr_SetString(PyExc_TypeError, "a step takes no arguments");
+        return NULL;
+    }
+    switch (st->kind) {
+    case STEP_LANES: run_lanes(&st->lanes); break;
+    case STEP_PAIR: run_pair(st->held); break;
+    case STEP_GATHER: run_gather(st); break;
+    case STEP_COPY: run_copy(st); break;
+    default: run_lut(st->held); break;
+    }
+    Py_RETURN_NONE;
+}
+
+static void step_dealloc(Step *st) {
+    for (int i = 0; i < STEP_VIEWS; i++) release(&st->held[i]);
+    Py_TYPE(st)->tp_free((PyObject *)st);
+}
+
+static PyTypeObject StepType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "tcc.isa.simulator._native.Step",
+    .tp_basicsize = sizeof(Step),
+    .tp_dealloc = (destructor)step_dealloc,
+    .tp_vectorcall_offset = offsetof(Step, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "One instruction's action, prepared (native.c: step).",
+};
+
+/* The operand checks of the gather, copy and lut steps (lanes' and pair's are their kernels'). */
+static int step_operands(Step *st, int kind, PyObject *const *objs, Py_ssize_t n) {
+    Held *h = st->held;
+    if (kind == STEP_GATHER && n == 3) {
+        if (get_view(objs[0], &h[0], 1, -3, "out") < 0 || get_view(objs[1], &h[1], 0, -3, "index") < 0 ||
+            get_view(objs[2], &h[2], 0, -3, "table") < 0)
+            return -1;
+        const Py_buffer *o = &h[0].view, *x = &h[1].view, *t = &h[2].view;
+        if (same_shape(o, x, "gather") < 0) return -1;
+        if ((o->itemsize != 1 && o->itemsize != 2) || (x->itemsize != 1 && x->itemsize != 2) ||
+            t->itemsize != o->itemsize || t->ndim != 1 || !PyBuffer_IsContiguous(t, 'C') ||
+            t->shape[0] != (x->itemsize == 1 ? 256 : 65536)) {
+            PyErr_SetString(PyExc_ValueError, "gather: out of 1- or 2-byte items, uint8 or uint16 index, a "
+                                              "contiguous table of out's items and 256 or 65536 entries");
+            return -1;
+        }
+        coalesce(&st->geometry, o, x);
+        return 0;
+    }
+    if (kind == STEP_COPY && n == 2) {
+        if (get_view(objs[0], &h[0], 1, -2, "out") < 0 || get_view(objs[1], &h[1], 0, -2, "source") < 0) return -1;
+        if (same_geometry(&h[0].view, &h[1].view, "copy") < 0) return -1;
+        coalesce(&st->geometry, &h[0].view, &h[1].view);
+        return 0;
+    }
+    if (kind == STEP_LUT && n == 3) {
+        if (get_view(objs[0], &h[0], 1, 1, "out") < 0 || get_view(objs[1], &h[1], 0, 1, "x") < 0 ||
+            get_view(objs[2], &h[2], 0, 1, "tables") < 0)
+            return -1;
+        const Py_buffer *o = &h[0].view, *x = &h[1].view, *t = &h[2].view;
+        if (o->ndim != 2 || same_shape(o, x, "lut") < 0 || t->ndim != 2 || t->shape[0] != o->shape[0] ||
+            t->shape[1] != 256 || o->strides[1] != 1 || x->strides[1] != 1 || t->strides[1] != 1) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "lut: int8 (samples, length) out and x, (samples, 256) tables, "
+                                                  "contiguous rows");
+            return -1;
+        }
+        return 0;
+    }
+    PyErr_Format(PyExc_ValueError, "step: kind %d does not take %zd operands", kind, n);
+    return -1;
+}
+
+/* step(kind, op, *operands) -> a Step (see above). */
+static PyObject *step(PyObject *self, PyObject *args) {
+    Py_ssize_t n = PyTuple_GET_SIZE(args) - 2;
+    if (n < 0) {
+        PyErr_SetString(PyExc_TypeError, "step(kind, op, *operands)");
+        return NULL;
+    }
+    int kind = PyLong_AsLong(PyTuple_GET_ITEM(args, 0)), op = PyLong_AsLong(PyTuple_GET_ITEM(args, 1));
+    if (PyErr_Occurred()) return NULL;
+    PyObject *const *objs = &PyTuple_GET_ITEM(args, 2);
+    Step *st = PyObject_New(Step, &StepType);
+    if (!st) return NULL;
+    st->vectorcall = run_step;
+    st->kind = kind;
+    memset(st->held, 0, sizeof st->held);
+    int bad;
+    if (kind == STEP_LANES)
+        bad = n < 3 || n > 4 || lanes_operands(op, objs[0], objs[1], objs[2], n == 4 ? objs[3] : NULL, st->held,
+                                               &st->lanes) < 0;
+    else if (kind == STEP_PAIR)
+        bad = n != 4 || pair_operands(objs[0], objs[1], objs[2], objs[3], st->held) < 0;
+    else
+        bad = step_operands(st, kind, objs, n) < 0;
+    if (bad) {
+        if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "step: kind %d does not take %zd operands", kind, n);
+        Py_DECREF(st);
+        return NULL;
+    }
+    return (PyObject *)st;
+}
+
 static PyMethodDef methods[] = {
     {"requant", requant, METH_VARARGS, "The requantization stage in one pass (see native.c)."},
     {"lanes", lanes, METH_VARARGS, "bf16 lane arithmetic rounded to bf16 (see native.c)."},
@@ -736,9 +1016,21 @@ static PyMethodDef methods[] = {
     {"conv", conv, METH_VARARGS, "A dwconv or gconv tile's products (see native.c)."},
     {"pair_lookup", pair_lookup, METH_VARARGS, "A two-int8-operand rule read from its table (see native.c)."},
     {"cvt_i32", cvt_i32, METH_VARARGS, "cvt i32_bf16: (q - zp) * scale rounded once to bf16 (see native.c)."},
+    {"step", step, METH_VARARGS, "One instruction's action, its operands checked and held once (see native.c)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "The simulator's fused C kernels.", -1, methods};
 
-PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__native(void) {
+    if (PyType_Ready(&StepType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    if (PyModule_AddIntConstant(m, "STEP_LANES", STEP_LANES) < 0 || PyModule_AddIntConstant(m, "STEP_PAIR", STEP_PAIR) < 0 ||
+        PyModule_AddIntConstant(m, "STEP_GATHER", STEP_GATHER) < 0 || PyModule_AddIntConstant(m, "STEP_COPY", STEP_COPY) < 0 ||
+        PyModule_AddIntConstant(m, "STEP_LUT", STEP_LUT) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
