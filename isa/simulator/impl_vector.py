@@ -296,9 +296,12 @@ UNARY: dict[str, Callable[..., np.ndarray]] = {  # numpy's uint16 shifts by 16 o
 # a test does to break one) the table's function in numpy.
 _NATIVE_CODES: dict[Callable, int] = {
     **{BINARY[name]: code for name, code in {"add": 0, "sub": 1, "rsub": 2, "mul": 3, "max": 5, "min": 6, "lt": 7,
-                                              "le": 8, "gt": 9, "ge": 10, "eq": 11}.items()},
+                                              "le": 8, "gt": 9, "ge": 10, "eq": 11, "and": 15, "or": 16, "xor": 17,
+                                              "iadd": 18, "isub": 19, "irsub": 20}.items()},
     **{UNARY[name]: code for name, code in {"rint": 12, "ftoi": 13, "itof": 14}.items()},  # (operand B unused)
+    **{UNARY[name]: code for name, code in {"shl": 21, "shr": 22}.items()},  # (by operand B: the amount's lanes)
 }
+_SELECT = 23  # vsel in ``native.c: lanes``: B where A (the mask) is nonzero, else C
 
 
 def _native_op(table: dict, name: str) -> int | None:
@@ -442,8 +445,14 @@ def vsel(m: MachineState, b: str, c: str, dst: int, mask: int):
     m.require_mode("bf16", "vsel")
     (length,) = _LEN(m.regs)
     condition, m_access = _lanes(m, mask, length, False, "vsel mask")
-    y, b_access, _ = _operand(m, b, _B, length, "vsel operand B")
-    z, c_access, _ = _operand(m, c, _C, length, "vsel operand C")
+    y, b_access, y_fixed = _operand(m, b, _B, length, "vsel operand B")
+    z, c_access, z_fixed = _operand(m, c, _C, length, "vsel operand C")
+    fused = native.kernels()
+    if fused is not None:
+        out, access = _lanes(m, dst, length, True, "vector result")
+        accesses = tuple(v for v in (m_access, b_access, c_access, access) if v is not None)
+        return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency,
+                      action=_lanes_action(fused, _SELECT, out, condition, (y, y_fixed), (z, z_fixed)))
     return _finish(m, dst, length, lambda: np.where(condition != 0, y(), z()), [m_access, b_access, c_access])
 
 
@@ -454,11 +463,12 @@ def vun(m: MachineState, op: str, amount: int, dst: int, a: int):
     x, a_access = _lanes(m, a, length, False, "vun operand")
     operation = UNARY[op]
     fused, code = native.kernels(), _native_op(UNARY, op)
-    if fused is not None and code is not None:
+    if fused is not None and code is not None and 0 <= amount < 1 << 16:
         out, access = _lanes(m, dst, length, True, "vector result")
         accesses = tuple(v for v in (a_access, access) if v is not None)
+        b = np.full(length, amount, np.uint16) if op in ("shl", "shr") else x  # the shift's amount per lane
         return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency,
-                      action=native.step("LANES", code, out, x, x) or partial(fused.lanes, code, out, x, x))
+                      action=native.step("LANES", code, out, x, b) or partial(fused.lanes, code, out, x, b))
     if op in ("shl", "shr"):
         return _finish_into(m, dst, length, lambda out: operation(x, amount, out), [a_access])
     return _finish(m, dst, length, lambda: operation(x, amount), [a_access])

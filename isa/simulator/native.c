@@ -377,6 +377,17 @@ static inline uint16_t op_ftoi(uint16_t a, uint16_t b, uint16_t c) {
     return is_nan(a) ? 0 : (uint16_t)(int32_t)r;
 }
 static inline uint16_t op_itof(uint16_t a, uint16_t b, uint16_t c) { return round_bf16((float)(int16_t)a); }
+/* The integer lane rules (vbin and, or, xor; iadd, isub, irsub modulo 2**16; vun shl and shr by b,
+ * 0 from 16 on) and vsel (a: the mask; b where it is nonzero, else c). */
+static inline uint16_t op_and(uint16_t a, uint16_t b, uint16_t c) { return a & b; }
+static inline uint16_t op_or(uint16_t a, uint16_t b, uint16_t c) { return a | b; }
+static inline uint16_t op_xor(uint16_t a, uint16_t b, uint16_t c) { return a ^ b; }
+static inline uint16_t op_iadd(uint16_t a, uint16_t b, uint16_t c) { return (uint16_t)(a + b); }
+static inline uint16_t op_isub(uint16_t a, uint16_t b, uint16_t c) { return (uint16_t)(a - b); }
+static inline uint16_t op_irsub(uint16_t a, uint16_t b, uint16_t c) { return (uint16_t)(b - a); }
+static inline uint16_t op_shl(uint16_t a, uint16_t b, uint16_t c) { return b < 16 ? (uint16_t)(a << b) : 0; }
+static inline uint16_t op_shr(uint16_t a, uint16_t b, uint16_t c) { return b < 16 ? (uint16_t)(a >> b) : 0; }
+static inline uint16_t op_sel(uint16_t a, uint16_t b, uint16_t c) { return a ? b : c; }
 
 /* One row of lanes: contiguous (vectorized per CPU) and strided (a broadcast operand row: stride 0). */
 #define LANE_LOOPS(OP)                                                                                  \
@@ -406,18 +417,29 @@ LANE_LOOPS(op_eq)
 LANE_LOOPS(op_rint)
 LANE_LOOPS(op_ftoi)
 LANE_LOOPS(op_itof)
+LANE_LOOPS(op_and)
+LANE_LOOPS(op_or)
+LANE_LOOPS(op_xor)
+LANE_LOOPS(op_iadd)
+LANE_LOOPS(op_isub)
+LANE_LOOPS(op_irsub)
+LANE_LOOPS(op_shl)
+LANE_LOOPS(op_shr)
+LANE_LOOPS(op_sel)
 
 typedef void (*RowLoop)(uint16_t *, const uint16_t *, const uint16_t *, const uint16_t *, Py_ssize_t);
 typedef void (*StridedLoop)(char *, const char *, const char *, const char *, Py_ssize_t, const Py_ssize_t *);
 enum { OP_ADD, OP_SUB, OP_RSUB, OP_MUL, OP_FMA, OP_MAX, OP_MIN, OP_LT, OP_LE, OP_GT, OP_GE, OP_EQ, OP_RINT, OP_FTOI,
-       OP_ITOF, OPS };
+       OP_ITOF, OP_AND, OP_OR, OP_XOR, OP_IADD, OP_ISUB, OP_IRSUB, OP_SHL, OP_SHR, OP_SEL, OPS };
 #define BOTH(OP) {OP##_row, OP##_strided}
 static const struct {
     RowLoop row;
     StridedLoop strided;
 } lane_loops[OPS] = {BOTH(op_add), BOTH(op_sub), BOTH(op_rsub), BOTH(op_mul), BOTH(op_fma), BOTH(op_max),
                      BOTH(op_min), BOTH(op_lt), BOTH(op_le), BOTH(op_gt), BOTH(op_ge), BOTH(op_eq),
-                     BOTH(op_rint), BOTH(op_ftoi), BOTH(op_itof)};
+                     BOTH(op_rint), BOTH(op_ftoi), BOTH(op_itof), BOTH(op_and), BOTH(op_or), BOTH(op_xor),
+                     BOTH(op_iadd), BOTH(op_isub), BOTH(op_irsub), BOTH(op_shl), BOTH(op_shr), BOTH(op_sel)};
+#define THREE(op) ((op) == OP_FMA || (op) == OP_SEL) /* the operations of three operands */
 
 /* A checked lanes operation: op and its operands' lanes (c only for fma). */
 typedef struct {
@@ -427,8 +449,8 @@ typedef struct {
 
 /* Hold the views of out, a, b (and c for fma) in ``h`` and check them into ``k``. */
 static int lanes_operands(int op, PyObject *oo, PyObject *ao, PyObject *bo, PyObject *co, Held *h, LanesCall *k) {
-    if (op < 0 || op >= OPS || (op == OP_FMA) != (co != NULL && co != Py_None)) {
-        PyErr_SetString(PyExc_ValueError, "lanes: op 0-14, three operands for fma (4), else two");
+    if (op < 0 || op >= OPS || THREE(op) != (co != NULL && co != Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "lanes: op 0-23, three operands for fma (4) and sel (23), else two");
         return -1;
     }
     memset(k, 0, sizeof *k);
@@ -438,14 +460,14 @@ static int lanes_operands(int op, PyObject *oo, PyObject *ao, PyObject *bo, PyOb
         return -1;
     if (get_view(bo, &h[2], 0, 2, "b") < 0 || lanes_of(&h[2], &k->b, "b") < 0 || conform(&k->b, &k->o, "b") < 0)
         return -1;
-    if (op == OP_FMA &&
+    if (THREE(op) &&
         (get_view(co, &h[3], 0, 2, "c") < 0 || lanes_of(&h[3], &k->c, "c") < 0 || conform(&k->c, &k->o, "c") < 0))
         return -1;
     return 0;
 }
 
 static void run_lanes(const LanesCall *k) {
-    const int op = k->op, three = op == OP_FMA;
+    const int op = k->op, three = THREE(op);
     const int contiguous = k->o.stride == 2 && k->a.stride == 2 && k->b.stride == 2 && (!three || k->c.stride == 2);
     const Py_ssize_t strides[4] = {k->o.stride, k->a.stride, k->b.stride, k->c.stride};
     for (Py_ssize_t r = 0; r < k->o.rows; r++) {
@@ -461,8 +483,9 @@ static void run_lanes(const LanesCall *k) {
 }
 
 /* lanes(op, out, a, b[, c]): out = a op b on bf16 patterns, op (the OP_ enum): add, sub, rsub, mul
- * (rounded once), fma (three operands: round(round(a * b) + c)), max, min, lt, le, gt, ge, eq, and
- * the unary rint, ftoi, itof (b ignored).
+ * (rounded once), fma (three operands: round(round(a * b) + c)), max, min, lt, le, gt, ge, eq, the
+ * unary rint, ftoi, itof (b ignored), the integer and, or, xor, iadd, isub, irsub, shl and shr (a
+ * shifted by b), and sel (three operands: b where a is nonzero, else c).
  * Every operand is (rows, length) uint16 patterns, or one row read by every row. */
 static PyObject *lanes(PyObject *self, PyObject *args) {
     int op;

@@ -236,6 +236,27 @@ def test_row_max_and_the_unary_lanes_match_the_spec():
             assert out.tolist() == want, op
 
 
+
+# the integer lane rules, by Python integers on 16-bit lanes
+INTEGER_RULES = {15: lambda a, b: a & b, 16: lambda a, b: a | b, 17: lambda a, b: a ^ b,
+                 18: lambda a, b: (a + b) % 65536, 19: lambda a, b: (a - b) % 65536, 20: lambda a, b: (b - a) % 65536,
+                 21: lambda a, b: (a << b) % 65536 if b < 16 else 0, 22: lambda a, b: a >> b if b < 16 else 0}
+
+
+@pytest.mark.parametrize("op", sorted(INTEGER_RULES))
+def test_integer_lanes_and_select_match_their_rules(op):
+    rng = np.random.default_rng(op)
+    b_set = [0, 1, 7, 15, 16, 17, 0x7FFF, 0x8000, 0xFFFF] + rng.integers(0, 1 << 16, 4).tolist()
+    a = np.tile(PATTERNS, (len(b_set), 1))
+    b = np.broadcast_to(np.array(b_set, np.uint16)[:, None], a.shape)
+    out = np.empty(a.shape, np.uint16)
+    kernels.lanes(op, out, a, b)
+    rule = INTEGER_RULES[op]
+    assert out.tolist() == [[rule(x, y) for x in range(1 << 16)] for y in b_set]
+    mask = np.where(rng.integers(0, 2, a.shape[1]) == 1, rng.integers(1, 1 << 16, a.shape[1]), 0).astype(np.uint16)
+    kernels.lanes(23, out[0], mask, a[0], out[1])  # sel: B where the mask is nonzero, else C
+    assert out[0].tolist() == np.where(mask != 0, a[0], out[1]).tolist()
+
 # -- the matrix unit's dwconv / gconv products: exact integer sums ----------------------------------
 
 def reference_conv(slab, index, w, zp, cg, ng, pad):
@@ -363,9 +384,9 @@ def test_lut_step_reads_each_samples_own_table():
 def test_lanes_and_pair_steps_compute_what_their_kernels_do():
     rng = np.random.default_rng(8)
     a, b, c = (rng.integers(0, 1 << 16, (2, 100)).astype(np.uint16) for _ in range(3))
-    for op in range(15):
+    for op in range(24):
         want, got = np.empty_like(a), np.empty_like(a)
-        operands = (a, b, c) if op == 4 else (a, b)
+        operands = (a, b, c) if op in (4, 23) else (a, b)
         kernels.lanes(op, want, *operands)
         native.step("LANES", op, got, *operands)()
         assert got.tolist() == want.tolist()
