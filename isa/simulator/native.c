@@ -813,6 +813,11 @@ typedef struct {
 } Geometry;
 
 static void coalesce(Geometry *g, const Py_buffer *o, const Py_buffer *x) {
+    for (int i = 0; i < o->ndim; i++)
+        if (o->shape[i] == 0) { /* nothing to move: one axis of extent 0, which the runs check */
+            g->ndim = 1, g->shape[0] = 0, g->out[0] = g->in[0] = 0;
+            return;
+        }
     g->ndim = 0;
     for (int i = 0; i < o->ndim; i++) {
         if (o->shape[i] == 1) continue;
@@ -826,12 +831,21 @@ static void coalesce(Geometry *g, const Py_buffer *o, const Py_buffer *x) {
         g->shape[d] = o->shape[i], g->out[d] = o->strides[i], g->in[d] = x->strides[i];
         g->ndim++;
     }
-    if (!g->ndim) { /* one element (or none: an extent 0 keeps its axis) */
+    if (!g->ndim) { /* one element */
         g->shape[0] = 1, g->out[0] = o->itemsize, g->in[0] = x->itemsize;
         g->ndim = 1;
     }
-    for (int i = 0; i < o->ndim; i++)
-        if (o->shape[i] == 0) g->shape[0] = 0;
+    int last = g->ndim - 1, longest = last;
+    if (g->out[last] != o->itemsize || g->in[last] != x->itemsize) {
+        /* not one run on both sides: the longest axis innermost (a transposing copy's few long
+         * loops, not many short ones; the order of an element-wise step's elements is free) */
+        for (int i = 0; i < last; i++)
+            if (g->shape[i] > g->shape[longest]) longest = i;
+        Py_ssize_t t;
+        t = g->shape[last], g->shape[last] = g->shape[longest], g->shape[longest] = t;
+        t = g->out[last], g->out[last] = g->out[longest], g->out[longest] = t;
+        t = g->in[last], g->in[last] = g->in[longest], g->in[longest] = t;
+    }
 }
 
 /* The byte offsets of the next row (all axes but the last) of both views; false after the last. */
