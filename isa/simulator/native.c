@@ -505,27 +505,29 @@ done:
     return result;
 }
 
+/* One level of vred's pairwise tree: next[i] = round(level[2i] + level[2i + 1]), widened back. */
+CLONES static void pair_sums(float *restrict next, const float *restrict level, Py_ssize_t pairs) {
+    for (Py_ssize_t i = 0; i < pairs; i++) next[i] = widen(round_bf16(level[2 * i] + level[2 * i + 1]));
+}
+
 /* The row's sum by vred's pairwise tree: per level, element i of the next is round(e[2i] + e[2i+1])
- * and an odd width's last element is carried after them (``level``: scratch of the row's width). */
-static uint16_t tree_sum_row(const Lanes *lx, Py_ssize_t r, float *level) {
+ * and an odd width's last element is carried after them (``level``, ``spare``: scratch of the row's
+ * width, the levels alternating between them). */
+static uint16_t tree_sum_row(const Lanes *lx, Py_ssize_t r, float *level, float *spare) {
     Py_ssize_t width = lx->length;
+    if (width == 1) return LANE(*lx, r, 0);
     for (Py_ssize_t i = 0; i < width; i++) level[i] = widen(LANE(*lx, r, i));
-    uint16_t bits = LANE(*lx, r, 0);
     while (width > 1) {
         Py_ssize_t pairs = width / 2;
-        for (Py_ssize_t i = 0; i < pairs; i++) { /* reads 2i, 2i + 1 >= i: not yet overwritten */
-            bits = round_bf16(level[2 * i] + level[2 * i + 1]);
-            level[i] = widen(bits);
-        }
-        if (width % 2) level[pairs] = level[2 * pairs];
+        pair_sums(spare, level, pairs);
+        if (width % 2) spare[pairs] = level[2 * pairs];
+        float *t = level;
+        level = spare, spare = t;
         width -= pairs;
     }
-    if (lx->length > 1) {
-        uint32_t u;
-        memcpy(&u, &level[0], 4);
-        bits = (uint16_t)(u >> 16);
-    }
-    return bits;
+    uint32_t u;
+    memcpy(&u, &level[0], 4);
+    return (uint16_t)(u >> 16);
 }
 
 /* The row's max as vred max's tree gives it, in any order (max is associative and commutative: a
@@ -551,14 +553,14 @@ static PyObject *reduce_rows(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "reduce_rows: op 0 (sum) or 1 (max), x (rows, width >= 1), out (rows,)");
         goto done;
     }
-    level = PyMem_Malloc(lx.length * sizeof(float));
+    level = PyMem_Malloc(2 * lx.length * sizeof(float));
     if (!level) {
         PyErr_NoMemory();
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t r = 0; r < lx.rows; r++)
-        *(uint16_t *)((char *)o.view.buf + r * o.view.strides[0]) = op ? max_row(&lx, r) : tree_sum_row(&lx, r, level);
+        *(uint16_t *)((char *)o.view.buf + r * o.view.strides[0]) = op ? max_row(&lx, r) : tree_sum_row(&lx, r, level, level + lx.length);
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
