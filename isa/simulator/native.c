@@ -1048,6 +1048,31 @@ static PyObject *step(PyObject *self, PyObject *args) {
     return (PyObject *)st;
 }
 
+/* --- the replay loop --------------------------------------------------------------------------- */
+
+/* replay(actions, count, at): call actions[0..count-1] in order with no arguments (the prepared
+ * plan's actions: steps, kernels' partials, closures); where one raises, at[0] = its index and the
+ * exception propagates. */
+static PyObject *replay(PyObject *self, PyObject *args) {
+    PyObject *actions, *at;
+    Py_ssize_t count;
+    if (!PyArg_ParseTuple(args, "O!nO!", &PyList_Type, &actions, &count, &PyList_Type, &at)) return NULL;
+    if (count < 0 || count > PyList_GET_SIZE(actions) || PyList_GET_SIZE(at) < 1) {
+        PyErr_SetString(PyExc_ValueError, "replay: count outside the actions, or an empty at");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *result = PyObject_CallNoArgs(PyList_GET_ITEM(actions, i));
+        if (!result) {
+            PyObject *index = PyLong_FromSsize_t(i);
+            if (index) PyList_SetItem(at, 0, index); /* (steals the reference) */
+            return NULL;
+        }
+        Py_DECREF(result);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"requant", requant, METH_VARARGS, "The requantization stage in one pass (see native.c)."},
     {"lanes", lanes, METH_VARARGS, "bf16 lane arithmetic rounded to bf16 (see native.c)."},
@@ -1055,6 +1080,7 @@ static PyMethodDef methods[] = {
     {"conv", conv, METH_VARARGS, "A dwconv or gconv tile's products (see native.c)."},
     {"pair_lookup", pair_lookup, METH_VARARGS, "A two-int8-operand rule read from its table (see native.c)."},
     {"cvt_i32", cvt_i32, METH_VARARGS, "cvt i32_bf16: (q - zp) * scale rounded once to bf16 (see native.c)."},
+    {"replay", replay, METH_VARARGS, "Call a plan's actions in order (see native.c)."},
     {"step", step, METH_VARARGS, "One instruction's action, its operands checked and held once (see native.c)."},
     {NULL, NULL, 0, NULL},
 };

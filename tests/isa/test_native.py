@@ -409,3 +409,18 @@ def test_a_step_keeps_its_memory_alive():
     del out, source
     step()  # the step holds the views' buffers, so the memory they are of
     assert sys.getrefcount(memory) == held and memory[0, :8].tolist() == [9] * 8
+
+
+def test_replay_calls_the_actions_in_order_and_names_the_one_that_raises():
+    done = []
+
+    def fail():
+        raise ArithmeticError("third")
+
+    actions = [lambda: done.append(0), lambda: done.append(1), fail, lambda: done.append(3)]
+    at = [0]
+    kernels.replay(actions, 2, at)
+    assert done == [0, 1] and at == [0]
+    with pytest.raises(ArithmeticError, match="third"):
+        kernels.replay(actions, 4, at)
+    assert done == [0, 1, 0, 1] and at == [2]  # the actions after it did not run
