@@ -282,7 +282,7 @@ def allocate(recorder: Recorder, inputs: list[Handle], result: Handle) -> tuple[
     values (a per-column scale) slots of its columns, so a long row's norm is not charged a whole
     tile for each statistic.  A value's slot is its index among its space's slots.  A value's slot
     is free after its last read; an instruction may write over an operand it reads element for
-    element."""
+    element.  Row values each keep their own slot (never reused)."""
     last = {h.index: -1 for h in inputs}
     for i, ins in enumerate(recorder.code):
         for h in (Handle(ins.a, ins.space), ins.b, ins.c):
@@ -291,7 +291,10 @@ def allocate(recorder: Recorder, inputs: list[Handle], result: Handle) -> tuple[
     last[result.index] = len(recorder.code)
     slot = [-1] * len(recorder.spaces)
     # freed slots are reused oldest first: a write into the most recently read slot would wait for
-    # that read's end (a false dependency through vbuf); the slot counts are the same either way
+    # that read's end (a false dependency through vbuf); the slot counts are the same either way.
+    # Row values are never reused: their chains (a rsqrt or reciprocal of per-row statistics) are a
+    # few cycles of work each behind the pipeline's latency, so even the oldest freed slot is often
+    # read by an instruction still in the pipeline, and a row slot is only a tile's rows
     free: dict[str, deque[int]] = {FULL: deque(), ROW: deque(), COL: deque()}
     count = {FULL: 0, ROW: 0, COL: 0}
 
@@ -303,7 +306,8 @@ def allocate(recorder: Recorder, inputs: list[Handle], result: Handle) -> tuple[
         return count[space] - 1
 
     def release(v: int) -> None:
-        free[recorder.spaces[v]].append(slot[v])
+        if recorder.spaces[v] != ROW:  # row values: a slot each
+            free[recorder.spaces[v]].append(slot[v])
 
     for h in inputs:
         slot[h.index] = take(h.index)

@@ -267,8 +267,9 @@ def eadd(m: MachineState, op: str, rounding: str, dst: int, a: int):
         except ValueError as exc:
             raise sample_fault(m, "eadd", lambda i: rule(a_view[i], b_view[i]), exc) from None
 
+    prepared = native.step("PAIR", 0, out, a_view, b_view, pairs) if pairs is not None else None
     accesses = tuple(x for x in (a_access, b_access, d_access) if x is not None)
-    return Effect(_cycles(m, length), accesses, POST_LATENCY, action=action)
+    return Effect(_cycles(m, length), accesses, POST_LATENCY, action=prepared or action)
 
 
 @impl("emul")
@@ -317,8 +318,10 @@ def emul(m: MachineState, rounding: str, dst: int, a: int):
         except ValueError as exc:
             raise sample_fault(m, "emul", lambda i: rule(a_view[i], lanes[i]), exc) from None
 
+    prepared = native.step("PAIR", 0, out, a_view, b_view[:, :length], pairs) if identity and pairs is not None \
+        else None
     accesses = tuple(x for x in (a_access, b_access, d_access) if x is not None)
-    return Effect(_cycles(m, length), accesses, POST_LATENCY, action=action)
+    return Effect(_cycles(m, length), accesses, POST_LATENCY, action=prepared or action)
 
 
 @impl("lut")
@@ -332,6 +335,7 @@ def lut(m: MachineState, dst: int, src: int):
     # rotated by 128 bytes maps each byte to its result (bytes.translate: no numpy call at all);
     # sample by sample, each through its own table (a numpy gather of a batch is several times slower)
     rows = [tuple(v[i].view(np.uint8).data for v in (x, out, table)) for i in range(m.batch)]
+    prepared = native.step("LUT", 0, out, x, table)
 
     def action() -> None:
         for source, target, entries in rows:
@@ -339,4 +343,4 @@ def lut(m: MachineState, dst: int, src: int):
             target[:] = source.tobytes().translate(rotated)
 
     accesses = tuple(a for a in (x_access, t_access, d_access) if a is not None)
-    return Effect(_cycles(m, length), accesses, POST_LATENCY, action=action)
+    return Effect(_cycles(m, length), accesses, POST_LATENCY, action=prepared or action)

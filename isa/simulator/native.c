@@ -9,6 +9,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,17 +23,23 @@ typedef struct {
     int held;
 } Held;
 
-/* ``obj``'s buffer, of ``itemsize``-byte items (0: 1- or 4-byte ones, -1: 4- or 8-byte ones). */
+/* ``obj``'s buffer, of ``itemsize``-byte items (0: 1- or 4-byte ones, -1: 4- or 8-byte ones, -2: 1-,
+ * 2-, 4- or 8-byte ones, -3: 1- or 2-byte ones). */
 static int get_view(PyObject *obj, Held *h, int writable, Py_ssize_t itemsize, const char *what) {
     h->held = 0;
     if (PyObject_GetBuffer(obj, &h->view, PyBUF_RECORDS_RO | (writable ? PyBUF_WRITABLE : 0)) < 0)
         return -1;
     h->held = 1;
     Py_ssize_t size = h->view.itemsize;
-    int fits = itemsize > 0 ? size == itemsize : itemsize == 0 ? size == 1 || size == 4 : size == 4 || size == 8;
+    static const char *const choices[] = {"1- or 4", "4- or 8", "1-, 2-, 4- or 8", "1- or 2"};
+    int fits = itemsize > 0    ? size == itemsize
+               : itemsize == 0  ? size == 1 || size == 4
+               : itemsize == -1 ? size == 4 || size == 8
+               : itemsize == -2 ? size == 1 || size == 2 || size == 4 || size == 8
+                                : size == 1 || size == 2;
     if (!fits || h->view.ndim < 1 || h->view.ndim > MAX_DIMS) {
         char sizes[16];
-        snprintf(sizes, sizeof sizes, "%s", itemsize == 0 ? "1- or 4" : itemsize < 0 ? "4- or 8" : "");
+        snprintf(sizes, sizeof sizes, "%s", itemsize <= 0 ? choices[-itemsize] : "");
         if (itemsize > 0) snprintf(sizes, sizeof sizes, "%zd", itemsize);
         PyErr_Format(PyExc_ValueError, "%s: %zd-byte items in %d dimensions (expected %s-byte items, 1-%d)", what,
                      size, h->view.ndim, sizes, MAX_DIMS);
@@ -370,6 +377,17 @@ static inline uint16_t op_ftoi(uint16_t a, uint16_t b, uint16_t c) {
     return is_nan(a) ? 0 : (uint16_t)(int32_t)r;
 }
 static inline uint16_t op_itof(uint16_t a, uint16_t b, uint16_t c) { return round_bf16((float)(int16_t)a); }
+/* The integer lane rules (vbin and, or, xor; iadd, isub, irsub modulo 2**16; vun shl and shr by b,
+ * 0 from 16 on) and vsel (a: the mask; b where it is nonzero, else c). */
+static inline uint16_t op_and(uint16_t a, uint16_t b, uint16_t c) { return a & b; }
+static inline uint16_t op_or(uint16_t a, uint16_t b, uint16_t c) { return a | b; }
+static inline uint16_t op_xor(uint16_t a, uint16_t b, uint16_t c) { return a ^ b; }
+static inline uint16_t op_iadd(uint16_t a, uint16_t b, uint16_t c) { return (uint16_t)(a + b); }
+static inline uint16_t op_isub(uint16_t a, uint16_t b, uint16_t c) { return (uint16_t)(a - b); }
+static inline uint16_t op_irsub(uint16_t a, uint16_t b, uint16_t c) { return (uint16_t)(b - a); }
+static inline uint16_t op_shl(uint16_t a, uint16_t b, uint16_t c) { return b < 16 ? (uint16_t)(a << b) : 0; }
+static inline uint16_t op_shr(uint16_t a, uint16_t b, uint16_t c) { return b < 16 ? (uint16_t)(a >> b) : 0; }
+static inline uint16_t op_sel(uint16_t a, uint16_t b, uint16_t c) { return a ? b : c; }
 
 /* One row of lanes: contiguous (vectorized per CPU) and strided (a broadcast operand row: stride 0). */
 #define LANE_LOOPS(OP)                                                                                  \
@@ -399,85 +417,117 @@ LANE_LOOPS(op_eq)
 LANE_LOOPS(op_rint)
 LANE_LOOPS(op_ftoi)
 LANE_LOOPS(op_itof)
+LANE_LOOPS(op_and)
+LANE_LOOPS(op_or)
+LANE_LOOPS(op_xor)
+LANE_LOOPS(op_iadd)
+LANE_LOOPS(op_isub)
+LANE_LOOPS(op_irsub)
+LANE_LOOPS(op_shl)
+LANE_LOOPS(op_shr)
+LANE_LOOPS(op_sel)
 
 typedef void (*RowLoop)(uint16_t *, const uint16_t *, const uint16_t *, const uint16_t *, Py_ssize_t);
 typedef void (*StridedLoop)(char *, const char *, const char *, const char *, Py_ssize_t, const Py_ssize_t *);
 enum { OP_ADD, OP_SUB, OP_RSUB, OP_MUL, OP_FMA, OP_MAX, OP_MIN, OP_LT, OP_LE, OP_GT, OP_GE, OP_EQ, OP_RINT, OP_FTOI,
-       OP_ITOF, OPS };
+       OP_ITOF, OP_AND, OP_OR, OP_XOR, OP_IADD, OP_ISUB, OP_IRSUB, OP_SHL, OP_SHR, OP_SEL, OPS };
 #define BOTH(OP) {OP##_row, OP##_strided}
 static const struct {
     RowLoop row;
     StridedLoop strided;
 } lane_loops[OPS] = {BOTH(op_add), BOTH(op_sub), BOTH(op_rsub), BOTH(op_mul), BOTH(op_fma), BOTH(op_max),
                      BOTH(op_min), BOTH(op_lt), BOTH(op_le), BOTH(op_gt), BOTH(op_ge), BOTH(op_eq),
-                     BOTH(op_rint), BOTH(op_ftoi), BOTH(op_itof)};
+                     BOTH(op_rint), BOTH(op_ftoi), BOTH(op_itof), BOTH(op_and), BOTH(op_or), BOTH(op_xor),
+                     BOTH(op_iadd), BOTH(op_isub), BOTH(op_irsub), BOTH(op_shl), BOTH(op_shr), BOTH(op_sel)};
+#define THREE(op) ((op) == OP_FMA || (op) == OP_SEL) /* the operations of three operands */
+
+/* A checked lanes operation: op and its operands' lanes (c only for fma). */
+typedef struct {
+    int op;
+    Lanes o, a, b, c;
+} LanesCall;
+
+/* Hold the views of out, a, b (and c for fma) in ``h`` and check them into ``k``. */
+static int lanes_operands(int op, PyObject *oo, PyObject *ao, PyObject *bo, PyObject *co, Held *h, LanesCall *k) {
+    if (op < 0 || op >= OPS || THREE(op) != (co != NULL && co != Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "lanes: op 0-23, three operands for fma (4) and sel (23), else two");
+        return -1;
+    }
+    memset(k, 0, sizeof *k);
+    k->op = op;
+    if (get_view(oo, &h[0], 1, 2, "out") < 0 || lanes_of(&h[0], &k->o, "out") < 0) return -1;
+    if (get_view(ao, &h[1], 0, 2, "a") < 0 || lanes_of(&h[1], &k->a, "a") < 0 || conform(&k->a, &k->o, "a") < 0)
+        return -1;
+    if (get_view(bo, &h[2], 0, 2, "b") < 0 || lanes_of(&h[2], &k->b, "b") < 0 || conform(&k->b, &k->o, "b") < 0)
+        return -1;
+    if (THREE(op) &&
+        (get_view(co, &h[3], 0, 2, "c") < 0 || lanes_of(&h[3], &k->c, "c") < 0 || conform(&k->c, &k->o, "c") < 0))
+        return -1;
+    return 0;
+}
+
+static void run_lanes(const LanesCall *k) {
+    const int op = k->op, three = THREE(op);
+    const int contiguous = k->o.stride == 2 && k->a.stride == 2 && k->b.stride == 2 && (!three || k->c.stride == 2);
+    const Py_ssize_t strides[4] = {k->o.stride, k->a.stride, k->b.stride, k->c.stride};
+    for (Py_ssize_t r = 0; r < k->o.rows; r++) {
+        char *out = (char *)k->o.base + r * k->o.row_stride;
+        const char *pa = k->a.base + r * k->a.row_stride, *pb = k->b.base + r * k->b.row_stride;
+        const char *pc = three ? k->c.base + r * k->c.row_stride : NULL;
+        if (contiguous)
+            lane_loops[op].row((uint16_t *)out, (const uint16_t *)pa, (const uint16_t *)pb, (const uint16_t *)pc,
+                               k->o.length);
+        else
+            lane_loops[op].strided(out, pa, pb, pc, k->o.length, strides);
+    }
+}
 
 /* lanes(op, out, a, b[, c]): out = a op b on bf16 patterns, op (the OP_ enum): add, sub, rsub, mul
- * (rounded once), fma (three operands: round(round(a * b) + c)), max, min, lt, le, gt, ge, eq, and
- * the unary rint, ftoi, itof (b ignored).
+ * (rounded once), fma (three operands: round(round(a * b) + c)), max, min, lt, le, gt, ge, eq, the
+ * unary rint, ftoi, itof (b ignored), the integer and, or, xor, iadd, isub, irsub, shl and shr (a
+ * shifted by b), and sel (three operands: b where a is nonzero, else c).
  * Every operand is (rows, length) uint16 patterns, or one row read by every row. */
 static PyObject *lanes(PyObject *self, PyObject *args) {
     int op;
     PyObject *oo, *ao, *bo, *co = Py_None;
     if (!PyArg_ParseTuple(args, "iOOO|O", &op, &oo, &ao, &bo, &co)) return NULL;
-    if (op < 0 || op >= OPS || (op == OP_FMA) != (co != Py_None)) {
-        PyErr_SetString(PyExc_ValueError, "lanes: op 0-14, three operands for fma (4), else two");
-        return NULL;
-    }
-    Held o = {0}, a = {0}, b = {0}, c = {0};
-    Lanes lo, la, lb, lc = {0};
+    Held h[4];
+    memset(h, 0, sizeof h);
+    LanesCall k;
     PyObject *result = NULL;
-    if (get_view(oo, &o, 1, 2, "out") < 0 || lanes_of(&o, &lo, "out") < 0) goto done;
-    if (get_view(ao, &a, 0, 2, "a") < 0 || lanes_of(&a, &la, "a") < 0 || conform(&la, &lo, "a") < 0) goto done;
-    if (get_view(bo, &b, 0, 2, "b") < 0 || lanes_of(&b, &lb, "b") < 0 || conform(&lb, &lo, "b") < 0) goto done;
-    if (op == OP_FMA &&
-        (get_view(co, &c, 0, 2, "c") < 0 || lanes_of(&c, &lc, "c") < 0 || conform(&lc, &lo, "c") < 0))
-        goto done;
-    const int three = op == OP_FMA;
-    const int contiguous = lo.stride == 2 && la.stride == 2 && lb.stride == 2 && (!three || lc.stride == 2);
-    const Py_ssize_t strides[4] = {lo.stride, la.stride, lb.stride, lc.stride};
+    if (lanes_operands(op, oo, ao, bo, co, h, &k) < 0) goto done;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t r = 0; r < lo.rows; r++) {
-        char *out = (char *)lo.base + r * lo.row_stride;
-        const char *pa = la.base + r * la.row_stride, *pb = lb.base + r * lb.row_stride;
-        const char *pc = three ? lc.base + r * lc.row_stride : NULL;
-        if (contiguous)
-            lane_loops[op].row((uint16_t *)out, (const uint16_t *)pa, (const uint16_t *)pb, (const uint16_t *)pc,
-                               lo.length);
-        else
-            lane_loops[op].strided(out, pa, pb, pc, lo.length, strides);
-    }
+    run_lanes(&k);
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
-    release(&o);
-    release(&a);
-    release(&b);
-    release(&c);
+    for (int i = 0; i < 4; i++) release(&h[i]);
     return result;
 }
 
+/* One level of vred's pairwise tree: next[i] = round(level[2i] + level[2i + 1]), widened back. */
+CLONES static void pair_sums(float *restrict next, const float *restrict level, Py_ssize_t pairs) {
+    for (Py_ssize_t i = 0; i < pairs; i++) next[i] = widen(round_bf16(level[2 * i] + level[2 * i + 1]));
+}
+
 /* The row's sum by vred's pairwise tree: per level, element i of the next is round(e[2i] + e[2i+1])
- * and an odd width's last element is carried after them (``level``: scratch of the row's width). */
-static uint16_t tree_sum_row(const Lanes *lx, Py_ssize_t r, float *level) {
+ * and an odd width's last element is carried after them (``level``, ``spare``: scratch of the row's
+ * width, the levels alternating between them). */
+static uint16_t tree_sum_row(const Lanes *lx, Py_ssize_t r, float *level, float *spare) {
     Py_ssize_t width = lx->length;
+    if (width == 1) return LANE(*lx, r, 0);
     for (Py_ssize_t i = 0; i < width; i++) level[i] = widen(LANE(*lx, r, i));
-    uint16_t bits = LANE(*lx, r, 0);
     while (width > 1) {
         Py_ssize_t pairs = width / 2;
-        for (Py_ssize_t i = 0; i < pairs; i++) { /* reads 2i, 2i + 1 >= i: not yet overwritten */
-            bits = round_bf16(level[2 * i] + level[2 * i + 1]);
-            level[i] = widen(bits);
-        }
-        if (width % 2) level[pairs] = level[2 * pairs];
+        pair_sums(spare, level, pairs);
+        if (width % 2) spare[pairs] = level[2 * pairs];
+        float *t = level;
+        level = spare, spare = t;
         width -= pairs;
     }
-    if (lx->length > 1) {
-        uint32_t u;
-        memcpy(&u, &level[0], 4);
-        bits = (uint16_t)(u >> 16);
-    }
-    return bits;
+    uint32_t u;
+    memcpy(&u, &level[0], 4);
+    return (uint16_t)(u >> 16);
 }
 
 /* The row's max as vred max's tree gives it, in any order (max is associative and commutative: a
@@ -503,14 +553,14 @@ static PyObject *reduce_rows(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "reduce_rows: op 0 (sum) or 1 (max), x (rows, width >= 1), out (rows,)");
         goto done;
     }
-    level = PyMem_Malloc(lx.length * sizeof(float));
+    level = PyMem_Malloc(2 * lx.length * sizeof(float));
     if (!level) {
         PyErr_NoMemory();
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t r = 0; r < lx.rows; r++)
-        *(uint16_t *)((char *)o.view.buf + r * o.view.strides[0]) = op ? max_row(&lx, r) : tree_sum_row(&lx, r, level);
+        *(uint16_t *)((char *)o.view.buf + r * o.view.strides[0]) = op ? max_row(&lx, r) : tree_sum_row(&lx, r, level, level + lx.length);
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
@@ -593,41 +643,51 @@ CLONES static void pair_row(int8_t *restrict out, const uint8_t *restrict a, con
     for (Py_ssize_t i = 0; i < n; i++) out[i] = table[(Py_ssize_t)a[i] << 8 | b[i]];
 }
 
+/* A checked pair lookup: out, a, b held in h[0..2], the table in h[3]. */
+static int pair_operands(PyObject *oo, PyObject *ao, PyObject *bo, PyObject *to, Held *h) {
+    if (get_view(oo, &h[0], 1, 1, "out") < 0 || get_view(ao, &h[1], 0, 1, "a") < 0 || get_view(bo, &h[2], 0, 1, "b") < 0 ||
+        get_view(to, &h[3], 0, 1, "table") < 0)
+        return -1;
+    const Py_buffer *o = &h[0].view, *a = &h[1].view, *b = &h[2].view, *t = &h[3].view;
+    Py_ssize_t rows = o->ndim == 2 ? o->shape[0] : 1, n = o->shape[o->ndim - 1];
+    Py_ssize_t b_rows = b->ndim == 2 ? b->shape[0] : 1;
+    if (o->ndim > 2 || same_shape(o, a, "pair_lookup a") < 0 || b->ndim > 2 || b->shape[b->ndim - 1] != n ||
+        (b_rows != rows && b_rows != 1) || t->len != 65536 || !PyBuffer_IsContiguous(t, 'C') ||
+        o->strides[o->ndim - 1] != 1 || a->strides[a->ndim - 1] != 1 || b->strides[b->ndim - 1] != 1) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "pair_lookup: int8 (rows, length) out, a, b (or one row), 65536 table");
+        return -1;
+    }
+    return 0;
+}
+
+static void run_pair(const Held *h) {
+    const Py_buffer *o = &h[0].view, *a = &h[1].view, *b = &h[2].view;
+    Py_ssize_t rows = o->ndim == 2 ? o->shape[0] : 1, n = o->shape[o->ndim - 1];
+    Py_ssize_t b_rows = b->ndim == 2 ? b->shape[0] : 1;
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        Py_ssize_t ro = o->ndim == 2 ? r * o->strides[0] : 0, ra = a->ndim == 2 ? r * a->strides[0] : 0;
+        Py_ssize_t rb = b_rows > 1 ? r * b->strides[0] : 0;
+        pair_row((int8_t *)o->buf + ro, (const uint8_t *)a->buf + ra, (const uint8_t *)b->buf + rb, h[3].view.buf, n);
+    }
+}
+
 /* pair_lookup(out, a, b, table): out = table[byte(a) * 256 + byte(b)] for int8 (rows, length) a
  * and b (b: or one row read by every row) with contiguous lanes: a two-operand rule read from its
  * table of every pair (rule_tables.py), in one pass. */
 static PyObject *pair_lookup(PyObject *self, PyObject *args) {
     PyObject *oo, *ao, *bo, *to;
     if (!PyArg_ParseTuple(args, "OOOO", &oo, &ao, &bo, &to)) return NULL;
-    Held o = {0}, a = {0}, b = {0}, t = {0};
+    Held h[4];
+    memset(h, 0, sizeof h);
     PyObject *result = NULL;
-    if (get_view(oo, &o, 1, 1, "out") < 0 || get_view(ao, &a, 0, 1, "a") < 0 || get_view(bo, &b, 0, 1, "b") < 0 ||
-        get_view(to, &t, 0, 1, "table") < 0)
-        goto done;
-    Py_ssize_t rows = o.view.ndim == 2 ? o.view.shape[0] : 1, n = o.view.shape[o.view.ndim - 1];
-    Py_ssize_t b_rows = b.view.ndim == 2 ? b.view.shape[0] : 1;
-    if (o.view.ndim > 2 || same_shape(&o.view, &a.view, "pair_lookup a") < 0 || b.view.ndim > 2 ||
-        b.view.shape[b.view.ndim - 1] != n || (b_rows != rows && b_rows != 1) || t.view.len != 65536 ||
-        !PyBuffer_IsContiguous(&t.view, 'C') || o.view.strides[o.view.ndim - 1] != 1 ||
-        a.view.strides[a.view.ndim - 1] != 1 || b.view.strides[b.view.ndim - 1] != 1) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "pair_lookup: int8 (rows, length) out, a, b (or one row), 65536 table");
-        goto done;
-    }
+    if (pair_operands(oo, ao, bo, to, h) < 0) goto done;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t r = 0; r < rows; r++) {
-        Py_ssize_t ro = o.view.ndim == 2 ? r * o.view.strides[0] : 0, ra = a.view.ndim == 2 ? r * a.view.strides[0] : 0;
-        Py_ssize_t rb = b_rows > 1 ? r * b.view.strides[0] : 0;
-        pair_row((int8_t *)o.view.buf + ro, (const uint8_t *)a.view.buf + ra, (const uint8_t *)b.view.buf + rb,
-                 t.view.buf, n);
-    }
+    run_pair(h);
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
-    release(&o);
-    release(&a);
-    release(&b);
-    release(&t);
+    for (int i = 0; i < 4; i++) release(&h[i]);
     return result;
 }
 
@@ -1422,6 +1482,290 @@ done:
 
 /* === end of the matrix-side kernels ============================================================ */
 
+/* --- prepared steps ------------------------------------------------------------------------- */
+
+/* A step: one instruction's action on views of the memories that stay the same run after run, its
+ * operands checked and their buffers held once (when a program is prepared), so that running it is
+ * a call with no arguments to parse and no buffers to acquire (a fraction of a microsecond less per
+ * action than a kernel call: most actions of a small model move a few hundred bytes).
+ *   step(STEP_LANES, op, out, a, b[, c])   lanes(op, out, a, b[, c])
+ *   step(STEP_PAIR, 0, out, a, b, table)   pair_lookup(out, a, b, table)
+ *   step(STEP_GATHER, 0, out, index, table)  out = table[index]: index uint8 (a 256-entry table) or
+ *                                          uint16 (65,536 entries), out and table of 1- or 2-byte items
+ *   step(STEP_COPY, 0, out, source)        out = source (same shape and item size, no overlap)
+ *   step(STEP_LUT, 0, out, x, tables)      per sample s: out[s] = tables[s][(byte(x[s]) + 128) % 256]
+ *                                          (int8 (samples, length) out, x; (samples, 256) tables)
+ * A step cannot fail when it runs: everything it could refuse is refused when it is made. */
+enum { STEP_LANES, STEP_PAIR, STEP_GATHER, STEP_COPY, STEP_LUT, STEP_KINDS };
+#define STEP_VIEWS 4
+
+/* Two views of one shape (out and its source) as few axes as they allow: axes of extent 1 dropped
+ * and an axis merged into the next where both views step over it as one (numpy's coalescing), so
+ * a box of many short rows is one loop where it can be. */
+typedef struct {
+    int ndim;
+    Py_ssize_t shape[MAX_DIMS], out[MAX_DIMS], in[MAX_DIMS];
+} Geometry;
+
+static void coalesce(Geometry *g, const Py_buffer *o, const Py_buffer *x) {
+    for (int i = 0; i < o->ndim; i++)
+        if (o->shape[i] == 0) { /* nothing to move: one axis of extent 0, which the runs check */
+            g->ndim = 1, g->shape[0] = 0, g->out[0] = g->in[0] = 0;
+            return;
+        }
+    g->ndim = 0;
+    for (int i = 0; i < o->ndim; i++) {
+        if (o->shape[i] == 1) continue;
+        int d = g->ndim;
+        if (d && g->out[d - 1] == o->shape[i] * o->strides[i] && g->in[d - 1] == o->shape[i] * x->strides[i]) {
+            g->shape[d - 1] *= o->shape[i]; /* the previous axis steps over this one whole: one axis */
+            g->out[d - 1] = o->strides[i];
+            g->in[d - 1] = x->strides[i];
+            continue;
+        }
+        g->shape[d] = o->shape[i], g->out[d] = o->strides[i], g->in[d] = x->strides[i];
+        g->ndim++;
+    }
+    if (!g->ndim) { /* one element */
+        g->shape[0] = 1, g->out[0] = o->itemsize, g->in[0] = x->itemsize;
+        g->ndim = 1;
+    }
+    int last = g->ndim - 1, longest = last;
+    if (g->out[last] != o->itemsize || g->in[last] != x->itemsize) {
+        /* not one run on both sides: the longest axis innermost (a transposing copy's few long
+         * loops, not many short ones; the order of an element-wise step's elements is free) */
+        for (int i = 0; i < last; i++)
+            if (g->shape[i] > g->shape[longest]) longest = i;
+        Py_ssize_t t;
+        t = g->shape[last], g->shape[last] = g->shape[longest], g->shape[longest] = t;
+        t = g->out[last], g->out[last] = g->out[longest], g->out[longest] = t;
+        t = g->in[last], g->in[last] = g->in[longest], g->in[longest] = t;
+    }
+}
+
+/* The byte offsets of the next row (all axes but the last) of both views; false after the last. */
+static int next_row(const Geometry *g, Py_ssize_t *index, Py_ssize_t *out, Py_ssize_t *in) {
+    for (int i = g->ndim - 2; i >= 0; i--) {
+        *out += g->out[i], *in += g->in[i];
+        if (++index[i] < g->shape[i]) return 1;
+        *out -= index[i] * g->out[i], *in -= index[i] * g->in[i];
+        index[i] = 0;
+    }
+    return 0;
+}
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    int kind;
+    Held held[STEP_VIEWS];
+    LanesCall lanes;
+    Geometry geometry; /* gather's and copy's out and source */
+} Step;
+
+/* Every leading index of ``v`` (all axes but the last) in turn: ``offset`` its byte offset. */
+static int same_geometry(const Py_buffer *a, const Py_buffer *b, const char *what) {
+    if (same_shape(a, b, what) < 0) return -1;
+    if (a->itemsize != b->itemsize) {
+        PyErr_Format(PyExc_ValueError, "%s: item sizes differ", what);
+        return -1;
+    }
+    return 0;
+}
+
+static void run_gather(const Step *st) {
+    const Geometry *g = &st->geometry;
+    const char *table = st->held[2].view.buf;
+    char *out_base = st->held[0].view.buf;
+    const char *in_base = st->held[1].view.buf;
+    const int last = g->ndim - 1;
+    const Py_ssize_t n = g->shape[last], os = g->out[last], xs = g->in[last];
+    const int wide_out = st->held[0].view.itemsize == 2, wide_index = st->held[1].view.itemsize == 2;
+    Py_ssize_t index[MAX_DIMS] = {0}, out_at = 0, in_at = 0;
+    if (n == 0) return;
+    do {
+        char *out = out_base + out_at;
+        const char *in = in_base + in_at;
+        if (wide_out && !wide_index && os == 2 && xs == 1) { /* cvt i8_bf16: the common case */
+            const uint16_t *t = (const uint16_t *)table;
+            for (Py_ssize_t i = 0; i < n; i++) ((uint16_t *)out)[i] = t[((const uint8_t *)in)[i]];
+            continue;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_ssize_t at = wide_index ? *(const uint16_t *)(in + i * xs) : *(const uint8_t *)(in + i * xs);
+            if (wide_out)
+                *(uint16_t *)(out + i * os) = ((const uint16_t *)table)[at];
+            else
+                *(uint8_t *)(out + i * os) = ((const uint8_t *)table)[at];
+        }
+    } while (next_row(g, index, &out_at, &in_at));
+}
+
+static void run_copy(const Step *st) {
+    const Geometry *g = &st->geometry;
+    char *out_base = st->held[0].view.buf;
+    const char *in_base = st->held[1].view.buf;
+    const int last = g->ndim - 1;
+    const Py_ssize_t n = g->shape[last], size = st->held[0].view.itemsize, os = g->out[last], xs = g->in[last];
+    Py_ssize_t index[MAX_DIMS] = {0}, out_at = 0, in_at = 0;
+    if (n == 0) return;
+    do {
+        char *out = out_base + out_at;
+        const char *in = in_base + in_at;
+        if (os == size && xs == size) {
+            memmove(out, in, n * size);
+            continue;
+        }
+        switch (size) { /* one fixed-size move per element (the copy's whole elements: bytes, bf16 lanes, words) */
+        case 1: for (Py_ssize_t i = 0; i < n; i++) out[i * os] = in[i * xs]; break;
+        case 2: for (Py_ssize_t i = 0; i < n; i++) memcpy(out + i * os, in + i * xs, 2); break;
+        case 4: for (Py_ssize_t i = 0; i < n; i++) memcpy(out + i * os, in + i * xs, 4); break;
+        default: for (Py_ssize_t i = 0; i < n; i++) memcpy(out + i * os, in + i * xs, 8); break;
+        }
+    } while (next_row(g, index, &out_at, &in_at));
+}
+
+static void run_lut(const Held *h) {
+    const Py_buffer *o = &h[0].view, *x = &h[1].view, *t = &h[2].view;
+    const Py_ssize_t n = o->shape[1];
+    for (Py_ssize_t s = 0; s < o->shape[0]; s++) {
+        uint8_t *out = (uint8_t *)o->buf + s * o->strides[0];
+        const uint8_t *in = (const uint8_t *)x->buf + s * x->strides[0];
+        const uint8_t *table = (const uint8_t *)t->buf + s * t->strides[0];
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = table[(uint8_t)(in[i] + 128u)];
+    }
+}
+
+static PyObject *run_step(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    Step *st = (Step *)callable;
+    if (PyVectorcall_NARGS(nargsf) || kwnames) {
+        PyErr_SetString(PyExc_TypeError, "a step takes no arguments");
+        return NULL;
+    }
+    switch (st->kind) {
+    case STEP_LANES: run_lanes(&st->lanes); break;
+    case STEP_PAIR: run_pair(st->held); break;
+    case STEP_GATHER: run_gather(st); break;
+    case STEP_COPY: run_copy(st); break;
+    default: run_lut(st->held); break;
+    }
+    Py_RETURN_NONE;
+}
+
+static void step_dealloc(Step *st) {
+    for (int i = 0; i < STEP_VIEWS; i++) release(&st->held[i]);
+    Py_TYPE(st)->tp_free((PyObject *)st);
+}
+
+static PyTypeObject StepType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "tcc.isa.simulator._native.Step",
+    .tp_basicsize = sizeof(Step),
+    .tp_dealloc = (destructor)step_dealloc,
+    .tp_vectorcall_offset = offsetof(Step, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "One instruction's action, prepared (native.c: step).",
+};
+
+/* The operand checks of the gather, copy and lut steps (lanes' and pair's are their kernels'). */
+static int step_operands(Step *st, int kind, PyObject *const *objs, Py_ssize_t n) {
+    Held *h = st->held;
+    if (kind == STEP_GATHER && n == 3) {
+        if (get_view(objs[0], &h[0], 1, -3, "out") < 0 || get_view(objs[1], &h[1], 0, -3, "index") < 0 ||
+            get_view(objs[2], &h[2], 0, -3, "table") < 0)
+            return -1;
+        const Py_buffer *o = &h[0].view, *x = &h[1].view, *t = &h[2].view;
+        if (same_shape(o, x, "gather") < 0) return -1;
+        if ((o->itemsize != 1 && o->itemsize != 2) || (x->itemsize != 1 && x->itemsize != 2) ||
+            t->itemsize != o->itemsize || t->ndim != 1 || !PyBuffer_IsContiguous(t, 'C') ||
+            t->shape[0] != (x->itemsize == 1 ? 256 : 65536)) {
+            PyErr_SetString(PyExc_ValueError, "gather: out of 1- or 2-byte items, uint8 or uint16 index, a "
+                                              "contiguous table of out's items and 256 or 65536 entries");
+            return -1;
+        }
+        coalesce(&st->geometry, o, x);
+        return 0;
+    }
+    if (kind == STEP_COPY && n == 2) {
+        if (get_view(objs[0], &h[0], 1, -2, "out") < 0 || get_view(objs[1], &h[1], 0, -2, "source") < 0) return -1;
+        if (same_geometry(&h[0].view, &h[1].view, "copy") < 0) return -1;
+        coalesce(&st->geometry, &h[0].view, &h[1].view);
+        return 0;
+    }
+    if (kind == STEP_LUT && n == 3) {
+        if (get_view(objs[0], &h[0], 1, 1, "out") < 0 || get_view(objs[1], &h[1], 0, 1, "x") < 0 ||
+            get_view(objs[2], &h[2], 0, 1, "tables") < 0)
+            return -1;
+        const Py_buffer *o = &h[0].view, *x = &h[1].view, *t = &h[2].view;
+        if (o->ndim != 2 || same_shape(o, x, "lut") < 0 || t->ndim != 2 || t->shape[0] != o->shape[0] ||
+            t->shape[1] != 256 || o->strides[1] != 1 || x->strides[1] != 1 || t->strides[1] != 1) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "lut: int8 (samples, length) out and x, (samples, 256) tables, "
+                                                  "contiguous rows");
+            return -1;
+        }
+        return 0;
+    }
+    PyErr_Format(PyExc_ValueError, "step: kind %d does not take %zd operands", kind, n);
+    return -1;
+}
+
+/* step(kind, op, *operands) -> a Step (see above). */
+static PyObject *step(PyObject *self, PyObject *args) {
+    Py_ssize_t n = PyTuple_GET_SIZE(args) - 2;
+    if (n < 0) {
+        PyErr_SetString(PyExc_TypeError, "step(kind, op, *operands)");
+        return NULL;
+    }
+    int kind = PyLong_AsLong(PyTuple_GET_ITEM(args, 0)), op = PyLong_AsLong(PyTuple_GET_ITEM(args, 1));
+    if (PyErr_Occurred()) return NULL;
+    PyObject *const *objs = &PyTuple_GET_ITEM(args, 2);
+    Step *st = PyObject_New(Step, &StepType);
+    if (!st) return NULL;
+    st->vectorcall = run_step;
+    st->kind = kind;
+    memset(st->held, 0, sizeof st->held);
+    int bad;
+    if (kind == STEP_LANES)
+        bad = n < 3 || n > 4 || lanes_operands(op, objs[0], objs[1], objs[2], n == 4 ? objs[3] : NULL, st->held,
+                                               &st->lanes) < 0;
+    else if (kind == STEP_PAIR)
+        bad = n != 4 || pair_operands(objs[0], objs[1], objs[2], objs[3], st->held) < 0;
+    else
+        bad = step_operands(st, kind, objs, n) < 0;
+    if (bad) {
+        if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "step: kind %d does not take %zd operands", kind, n);
+        Py_DECREF(st);
+        return NULL;
+    }
+    return (PyObject *)st;
+}
+
+/* --- the replay loop --------------------------------------------------------------------------- */
+
+/* replay(actions, count, at): call actions[0..count-1] in order with no arguments (the prepared
+ * plan's actions: steps, kernels' partials, closures); where one raises, at[0] = its index and the
+ * exception propagates. */
+static PyObject *replay(PyObject *self, PyObject *args) {
+    PyObject *actions, *at;
+    Py_ssize_t count;
+    if (!PyArg_ParseTuple(args, "O!nO!", &PyList_Type, &actions, &count, &PyList_Type, &at)) return NULL;
+    if (count < 0 || count > PyList_GET_SIZE(actions) || PyList_GET_SIZE(at) < 1) {
+        PyErr_SetString(PyExc_ValueError, "replay: count outside the actions, or an empty at");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *result = PyObject_CallNoArgs(PyList_GET_ITEM(actions, i));
+        if (!result) {
+            PyObject *index = PyLong_FromSsize_t(i);
+            if (index) PyList_SetItem(at, 0, index); /* (steals the reference) */
+            return NULL;
+        }
+        Py_DECREF(result);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"requant", requant, METH_VARARGS, "The requantization stage in one pass (see native.c)."},
     {"lanes", lanes, METH_VARARGS, "bf16 lane arithmetic rounded to bf16 (see native.c)."},
@@ -1429,6 +1773,8 @@ static PyMethodDef methods[] = {
     {"conv", conv, METH_VARARGS, "A dwconv or gconv tile's products (see native.c)."},
     {"pair_lookup", pair_lookup, METH_VARARGS, "A two-int8-operand rule read from its table (see native.c)."},
     {"cvt_i32", cvt_i32, METH_VARARGS, "cvt i32_bf16: (q - zp) * scale rounded once to bf16 (see native.c)."},
+    {"replay", replay, METH_VARARGS, "Call a plan's actions in order (see native.c)."},
+    {"step", step, METH_VARARGS, "One instruction's action, its operands checked and held once (see native.c)."},
     /* matrix-side kernels */
     {"mm", mm, METH_VARARGS, "A gemm, conv or gconv tile's exact sums from int8 codes (see native.c)."},
     {"mm_cache_size", mm_cache_size, METH_VARARGS, "The size of mm's weight cache for a tile (see native.c)."},
@@ -1440,7 +1786,15 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "The simulator's fused C kernels.", -1, methods};
 
 PyMODINIT_FUNC PyInit__native(void) {
+    if (PyType_Ready(&StepType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
-    if (m && PyModule_AddIntConstant(m, "MM_MAX_K", MM_MAX_K) < 0) Py_CLEAR(m); /* matrix side: mm's longest K */
+    if (!m) return NULL;
+    if (PyModule_AddIntConstant(m, "STEP_LANES", STEP_LANES) < 0 || PyModule_AddIntConstant(m, "STEP_PAIR", STEP_PAIR) < 0 ||
+        PyModule_AddIntConstant(m, "STEP_GATHER", STEP_GATHER) < 0 || PyModule_AddIntConstant(m, "STEP_COPY", STEP_COPY) < 0 ||
+        PyModule_AddIntConstant(m, "STEP_LUT", STEP_LUT) < 0 ||
+        PyModule_AddIntConstant(m, "MM_MAX_K", MM_MAX_K) < 0) { /* (matrix side: mm's longest K) */
+        Py_DECREF(m);
+        return NULL;
+    }
     return m;
 }

@@ -37,6 +37,21 @@ def status() -> str:
     return "C kernels" if enabled else "numpy (TCC_SIM_NATIVE=0)"
 
 
+def step(kind: str, op: int, *operands):
+    """A prepared C step (``native.c: step``) doing one action on views that stay the same run
+    after run: ``kind`` LANES (op, out, a, b[, c]), PAIR (out, a, b, table), GATHER (out, index,
+    table), COPY (out, source) or LUT (out, x, tables); their operands are checked and held once, so
+    a call costs no parsing.  None where the kernels are off or refuse the operands (a geometry the
+    kernel does not take): the caller's numpy action runs instead."""
+    fused = kernels()
+    if fused is None or not hasattr(fused, "step"):
+        return None
+    try:
+        return fused.step(getattr(fused, f"STEP_{kind}"), op, *operands)
+    except (ValueError, BufferError):
+        return None
+
+
 _PRODUCT_MAX = 2**62 - 1  # integer.py's bound on |acc * multiplier|, less one
 
 

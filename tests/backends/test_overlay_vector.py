@@ -147,3 +147,20 @@ def test_schedule_fills_a_dependent_chain_s_latency_with_independent_work():
     independent = next(i for i in before if i.mnemonic == "vbin" and i.space == FULL and i.a == x.index)
     assert before.index(independent) == 4 and L.code.index(independent) <= 1
     assert L.code[-1].dst == y.index
+
+
+def test_row_values_each_take_their_own_slot():
+    """A LayerNorm's per-row chain (the rsqrt of its variance) is latency-bound: a row slot reused
+    after its last read would make the next write wait for that read through the pipeline (the
+    simulator's scoreboard), so row values are never given a freed slot; full tiles still are."""
+    from tcc.backends.overlay.vector_program import COL, FULL, ROW, Recorder, allocate
+    from tcc.ir.numerics import bf16_functions as spec
+
+    L = Recorder()
+    x, gamma, beta = L.input(FULL), L.input(COL), L.input(COL)
+    y = spec.layer_norm(L, x, gamma, beta, 64, 1e-5)
+    slots, counts = allocate(L, [x, gamma, beta], y)
+    rows = [v for v, space in enumerate(L.spaces) if space == ROW]
+    assert len(rows) > 10 and counts[ROW] == len(rows)
+    assert len({slots[v] for v in rows}) == len(rows)
+    assert counts[FULL] < sum(space == FULL for space in L.spaces)  # full tiles are reused

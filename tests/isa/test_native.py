@@ -236,6 +236,27 @@ def test_row_max_and_the_unary_lanes_match_the_spec():
             assert out.tolist() == want, op
 
 
+
+# the integer lane rules, by Python integers on 16-bit lanes
+INTEGER_RULES = {15: lambda a, b: a & b, 16: lambda a, b: a | b, 17: lambda a, b: a ^ b,
+                 18: lambda a, b: (a + b) % 65536, 19: lambda a, b: (a - b) % 65536, 20: lambda a, b: (b - a) % 65536,
+                 21: lambda a, b: (a << b) % 65536 if b < 16 else 0, 22: lambda a, b: a >> b if b < 16 else 0}
+
+
+@pytest.mark.parametrize("op", sorted(INTEGER_RULES))
+def test_integer_lanes_and_select_match_their_rules(op):
+    rng = np.random.default_rng(op)
+    b_set = [0, 1, 7, 15, 16, 17, 0x7FFF, 0x8000, 0xFFFF] + rng.integers(0, 1 << 16, 4).tolist()
+    a = np.tile(PATTERNS, (len(b_set), 1))
+    b = np.broadcast_to(np.array(b_set, np.uint16)[:, None], a.shape)
+    out = np.empty(a.shape, np.uint16)
+    kernels.lanes(op, out, a, b)
+    rule = INTEGER_RULES[op]
+    assert out.tolist() == [[rule(x, y) for x in range(1 << 16)] for y in b_set]
+    mask = np.where(rng.integers(0, 2, a.shape[1]) == 1, rng.integers(1, 1 << 16, a.shape[1]), 0).astype(np.uint16)
+    kernels.lanes(23, out[0], mask, a[0], out[1])  # sel: B where the mask is nonzero, else C
+    assert out[0].tolist() == np.where(mask != 0, a[0], out[1]).tolist()
+
 # -- the matrix unit's dwconv / gconv products: exact integer sums ----------------------------------
 
 def reference_conv(slab, index, w, zp, cg, ng, pad):
@@ -592,3 +613,114 @@ def test_a_product_above_the_int8_kernel_size_runs_in_c_exactly(monkeypatch):
         expected = (a.astype(object) - zp) @ w.T.astype(object)
         assert (gemm(a, w, zp).tolist() == expected.tolist()) == (not flip)
     assert len(calls) == 3
+
+
+# --- prepared steps (native.c: step): each against the numpy operation it stands for ------------
+
+def _memory(rng, samples=2, size=1 << 14):
+    return rng.integers(0, 256, (samples, size)).astype(np.uint8)
+
+
+def _view(memory, dtype, offset, shape, strides):
+    """A strided view of every sample's row of ``memory``, as machine.region makes them."""
+    return np.ndarray((memory.shape[0],) + shape, dtype, buffer=memory, offset=offset,
+                      strides=(memory.shape[1],) + strides)
+
+
+@pytest.mark.parametrize("dtype, shape, source_strides, out_strides", [
+    (np.uint8, (3, 5, 40), (400, 50, 1), (200, 40, 1)),  # a DMA box: rows of bytes
+    (np.uint8, (1, 300, 1), (0, 7, 1), (0, 1, 1)),  # many one-byte rows: one strided loop once coalesced
+    (np.uint16, (16, 24), (2, 32), (48, 2)),  # a transposing copy of bf16 lanes
+    (np.uint32, (4, 1, 6), (96, 0, 4), (24, 0, 4)),  # int32 words, an axis of extent 1
+    (np.uint64, (5,), (8,), (16,)),
+    (np.uint8, (2, 0, 3), (3, 3, 1), (3, 3, 1)),  # an empty box
+])
+def test_copy_step_moves_what_numpy_moves(dtype, shape, source_strides, out_strides):
+    rng = np.random.default_rng(5)
+    memory = _memory(rng)
+    source = _view(memory, dtype, 64, shape, source_strides)
+    out = _view(memory, dtype, 8192, shape, out_strides)
+    want = memory.copy()
+    np.copyto(_view(want, dtype, 8192, shape, out_strides), _view(want, dtype, 64, shape, source_strides))
+    step = native.step("COPY", 0, out, source)
+    assert step is not None
+    step()
+    assert np.array_equal(memory, want)
+    source[...] = 0  # a step reads its source when it runs, not when it is made
+    step()
+    assert not out.any()
+
+
+def test_gather_step_reads_the_table_at_each_index():
+    rng = np.random.default_rng(6)
+    memory = _memory(rng)
+    codes = _view(memory, np.uint8, 0, (2, 50), (60, 1))  # int8 codes (as bytes) -> bf16 patterns
+    lanes = _view(memory, np.uint16, 4096, (2, 50), (200, 4))
+    patterns = rng.integers(0, 1 << 16, 256).astype(np.uint16)
+    step = native.step("GATHER", 0, lanes, codes, patterns)
+    step()
+    assert lanes.tolist() == patterns[codes].tolist()
+    wide = _view(memory, np.uint16, 8192, (70,), (2,))  # bf16 patterns -> int8 codes
+    out = _view(memory, np.int8, 12000, (70,), (1,))
+    table = rng.integers(-128, 128, 1 << 16).astype(np.int8)
+    wide[0, :2] = [0, 0xFFFF]  # the table's ends
+    native.step("GATHER", 0, out, wide, table)()
+    assert out.tolist() == table[wide].tolist()
+    assert native.step("GATHER", 0, out, wide, table[:256]) is None  # a uint16 index needs 65,536 entries
+
+
+def test_lut_step_reads_each_samples_own_table():
+    rng = np.random.default_rng(7)
+    memory = _memory(rng)
+    x = _view(memory, np.int8, 0, (300,), (1,))
+    tables = _view(memory, np.int8, 1000, (256,), (1,))
+    out = _view(memory, np.int8, 2000, (300,), (1,))
+    x[:, :2] = [-128, 127]
+    native.step("LUT", 0, out, x, tables)()
+    for s in range(memory.shape[0]):  # entry v + 128 for the int8 value v
+        assert out[s].tolist() == tables[s][x[s].astype(np.intp) + 128].tolist()
+
+
+def test_lanes_and_pair_steps_compute_what_their_kernels_do():
+    rng = np.random.default_rng(8)
+    a, b, c = (rng.integers(0, 1 << 16, (2, 100)).astype(np.uint16) for _ in range(3))
+    for op in range(24):
+        want, got = np.empty_like(a), np.empty_like(a)
+        operands = (a, b, c) if op in (4, 23) else (a, b)
+        kernels.lanes(op, want, *operands)
+        native.step("LANES", op, got, *operands)()
+        assert got.tolist() == want.tolist()
+    x, y = (rng.integers(-128, 128, (2, 100)).astype(np.int8) for _ in range(2))
+    table = rng.integers(-128, 128, 1 << 16).astype(np.int8)
+    out = np.empty_like(x)
+    native.step("PAIR", 0, out, x, y[0], table)()
+    assert out.tolist() == table[x.view(np.uint8).astype(np.intp) * 256 + y[0].view(np.uint8)].tolist()
+    assert native.step("LANES", 4, out, a, b) is None  # fma takes three operands
+    assert native.step("COPY", 0, a, b[:, :50]) is None  # shapes differ
+
+
+def test_a_step_keeps_its_memory_alive():
+    memory = np.zeros((1, 64), np.uint8)
+    out = _view(memory, np.uint8, 0, (8,), (1,))
+    source = _view(memory, np.uint8, 32, (8,), (1,))
+    source[...] = 9
+    step = native.step("COPY", 0, out, source)
+    held = sys.getrefcount(memory)
+    del out, source
+    step()  # the step holds the views' buffers, so the memory they are of
+    assert sys.getrefcount(memory) == held and memory[0, :8].tolist() == [9] * 8
+
+
+def test_replay_calls_the_actions_in_order_and_names_the_one_that_raises():
+    done = []
+
+    def fail():
+        raise ArithmeticError("third")
+
+    actions = [lambda: done.append(0), lambda: done.append(1), fail, lambda: done.append(3)]
+    at = [0]
+    kernels.replay(actions, 2, at)
+    assert done == [0, 1] and at == [0]
+    with pytest.raises(ArithmeticError, match="third"):
+        kernels.replay(actions, 4, at)
+    assert done == [0, 1, 0, 1] and at == [2]  # the actions after it did not run

@@ -154,41 +154,41 @@ vfma vec, k4, 0x30004, 0x30000           ; pc 152
 vfma vec, k4, 0x30008, 0x30004           ; pc 153
 setr v.b, 196628                         ; pc 154
 vbin mul, vec, 0x30010, 0x30008          ; pc 155
-vred sum, 0x30018, 0x30010               ; pc 156
+vred sum, 0x3001a, 0x30010               ; pc 156
 setr v.len, 1                            ; pc 157
 setr v.k3, 127                           ; pc 158
-vbin and, k3, 0x3001a, 0x30018           ; pc 159
+vbin and, k3, 0x3001c, 0x3001a           ; pc 159
 setr v.k5, 32640                         ; pc 160
-vbin and, k5, 0x3001c, 0x30018           ; pc 161
-setr v.b, 196632                         ; pc 162
+vbin and, k5, 0x3001e, 0x3001a           ; pc 161
+setr v.b, 196634                         ; pc 162
 setr v.b_period, 1                       ; pc 163
-vbin eq, vec, 0x30018, 0x30018           ; pc 164
-setr v.k6, 16256                         ; pc 165
-vbin or, k6, 0x3001a, 0x3001a            ; pc 166
+vbin eq, vec, 0x30020, 0x3001a           ; pc 164
+setr v.k6, 49024                         ; pc 165
+vbin or, k6, 0x30022, 0x3001c            ; pc 166
 setr v.k7, 32512                         ; pc 167
-vbin irsub, k7, 0x3001c, 0x3001c         ; pc 168
-setr v.k0, 48881                         ; pc 169
+vbin irsub, k7, 0x30024, 0x3001e         ; pc 168
+setr v.k0, 16113                         ; pc 169
 setr v.k1, 16309                         ; pc 170
-vfma k0, k1, 0x3001e, 0x3001a            ; pc 171
-setr v.b, 196638                         ; pc 172
-vbin mul, vec, 0x30020, 0x3001a          ; pc 173
-vbin rsub, k6, 0x30020, 0x30020          ; pc 174
-setr v.b, 196640                         ; pc 175
-setr v.c, 196638                         ; pc 176
-setr v.c_period, 1                       ; pc 177
-vfma vec, vec, 0x3001e, 0x3001e          ; pc 178
-setr v.b, 196638                         ; pc 179
-vbin mul, vec, 0x30020, 0x3001a          ; pc 180
-vbin rsub, k6, 0x3001a, 0x30020          ; pc 181
-setr v.b, 196634                         ; pc 182
-vfma vec, vec, 0x30020, 0x3001e          ; pc 183
-setr v.b, 196636                         ; pc 184
-vbin mul, vec, 0x3001e, 0x30020          ; pc 185
-setr v.b, 196638                         ; pc 186
-setr v.k2, 32704                         ; pc 187
-vsel vec, k2, 0x3001a, 0x30018           ; pc 188
+vfma k0, k1, 0x30026, 0x30022            ; pc 171
+setr v.b, 196644                         ; pc 172
+setr v.k2, 32704                         ; pc 173
+vsel vec, k2, 0x30028, 0x30020           ; pc 174
+setr v.b, 196646                         ; pc 175
+setr v.k4, 16256                         ; pc 176
+vfma vec, k4, 0x3002a, 0x30022           ; pc 177
+setr v.b, 196650                         ; pc 178
+setr v.c, 196646                         ; pc 179
+setr v.c_period, 1                       ; pc 180
+vfma vec, vec, 0x3002c, 0x30026          ; pc 181
+setr v.b, 196652                         ; pc 182
+vfma vec, k4, 0x3002e, 0x30022           ; pc 183
+setr v.b, 196654                         ; pc 184
+setr v.c, 196652                         ; pc 185
+vfma vec, vec, 0x30030, 0x3002c          ; pc 186
+setr v.b, 196648                         ; pc 187
+vbin mul, vec, 0x30032, 0x30030          ; pc 188
 setr v.len, 2                            ; pc 189
-setr v.b, 196634                         ; pc 190
+setr v.b, 196658                         ; pc 190
 setr v.b_rep, 2                          ; pc 191
 vbin mul, vec, 0x30000, 0x30010          ; pc 192
 setr dma.dram_row, 4                     ; pc 193
