@@ -906,55 +906,6 @@ static void mm_sums_plain(int32_t *restrict sums, const int16_t *restrict a, con
 MM_AVX2_SUMS(mm_sums_avx2_1, 1)
 MM_AVX2_SUMS(mm_sums_avx2_4, 4)
 
-/* The same on AVX-512 VNNI (vpdpwssd: a pair's two products added to the int32 lane, exact, no
- * saturation), 32, 16 or 8 channels at a time (adjacent vectors of the layout are adjacent in memory). */
-#define MM_VNNI_SUMS(NAME, P)                                                                              \
-    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) static void NAME(                       \
-        int32_t *restrict sums, const int16_t *restrict a, const int16_t *restrict w2, Py_ssize_t kp, Py_ssize_t nv) { \
-        const Py_ssize_t width = nv * MM_LANES, pairs = kp / 2, step = nv * 2 * MM_LANES;                   \
-        Py_ssize_t v = 0;                                                                                   \
-        for (; v + 4 <= nv; v += 4) {                                                                       \
-            __m512i c0[P], c1[P];                                                                           \
-            for (int p = 0; p < P; p++) c0[p] = c1[p] = _mm512_setzero_si512();                             \
-            for (Py_ssize_t q = 0; q < pairs; q++) {                                                        \
-                const int16_t *wq = w2 + q * step + v * 2 * MM_LANES;                                       \
-                __m512i w0 = _mm512_loadu_si512(wq), w1 = _mm512_loadu_si512(wq + 32);                      \
-                for (int p = 0; p < P; p++) {                                                               \
-                    __m512i x = _mm512_set1_epi32(mm_pair(a + p * kp + 2 * q));                             \
-                    c0[p] = _mm512_dpwssd_epi32(c0[p], x, w0);                                              \
-                    c1[p] = _mm512_dpwssd_epi32(c1[p], x, w1);                                              \
-                }                                                                                           \
-            }                                                                                               \
-            for (int p = 0; p < P; p++) {                                                                   \
-                _mm512_storeu_si512(sums + p * width + v * MM_LANES, c0[p]);                                \
-                _mm512_storeu_si512(sums + p * width + v * MM_LANES + 16, c1[p]);                           \
-            }                                                                                               \
-        }                                                                                                   \
-        for (; v + 2 <= nv; v += 2) {                                                                       \
-            __m512i c0[P];                                                                                  \
-            for (int p = 0; p < P; p++) c0[p] = _mm512_setzero_si512();                                     \
-            for (Py_ssize_t q = 0; q < pairs; q++) {                                                        \
-                __m512i w0 = _mm512_loadu_si512(w2 + q * step + v * 2 * MM_LANES);                          \
-                for (int p = 0; p < P; p++)                                                                 \
-                    c0[p] = _mm512_dpwssd_epi32(c0[p], _mm512_set1_epi32(mm_pair(a + p * kp + 2 * q)), w0);  \
-            }                                                                                               \
-            for (int p = 0; p < P; p++) _mm512_storeu_si512(sums + p * width + v * MM_LANES, c0[p]);        \
-        }                                                                                                   \
-        for (; v < nv; v++) {                                                                               \
-            __m256i c0[P];                                                                                  \
-            for (int p = 0; p < P; p++) c0[p] = _mm256_setzero_si256();                                     \
-            for (Py_ssize_t q = 0; q < pairs; q++) {                                                        \
-                __m256i w0 = _mm256_loadu_si256((const __m256i *)(w2 + q * step + v * 2 * MM_LANES));       \
-                for (int p = 0; p < P; p++)                                                                 \
-                    c0[p] = _mm256_dpwssd_epi32(c0[p], _mm256_set1_epi32(mm_pair(a + p * kp + 2 * q)), w0);  \
-            }                                                                                               \
-            for (int p = 0; p < P; p++) _mm256_storeu_si256((__m256i *)(sums + p * width + v * MM_LANES), c0[p]); \
-        }                                                                                                   \
-    }
-MM_VNNI_SUMS(mm_sums_vnni_1, 1)
-MM_VNNI_SUMS(mm_sums_vnni_4, 4)
-MM_VNNI_SUMS(mm_sums_vnni_8, MM_PIXELS)
-
 /* On AVX-512 VNNI the windows are biased bytes (x + 128, uint8) and the weights int8 in quads of k
  * (mm_relayout_quads): vpdpbusd adds four products (each at most 255 * 128) to an int32 lane without
  * saturating, twice the pairs' work per instruction; the bias comes off per channel afterwards. */
@@ -1036,16 +987,7 @@ static PyObject *mm_level(PyObject *self, PyObject *args) {
 
 static void mm_sums(int32_t *sums, const int16_t *a, const int16_t *w2, Py_ssize_t kp, Py_ssize_t nv, int P) {
 #ifdef MM_AVX2
-    if (mm_isa == 2) {
-        if (P == 1)
-            mm_sums_vnni_1(sums, a, w2, kp, nv);
-        else if (P == 4)
-            mm_sums_vnni_4(sums, a, w2, kp, nv);
-        else
-            mm_sums_vnni_8(sums, a, w2, kp, nv);
-        return;
-    }
-    if (mm_isa == 1) {
+    if (mm_isa >= 1) { /* (AVX2: on AVX-512 VNNI mm_grouped takes quads, not pairs) */
         if (P == 1) {
             mm_sums_avx2_1(sums, a, w2, kp, nv);
             return;
