@@ -1,6 +1,6 @@
 """The simulator's optional C kernels (``native.c``, built by ``pip install`` when a C compiler is
-there): the requantization stage and the bf16 lane arithmetic, each in one pass over the data
-where the numpy path makes several.  Each kernel is the simulator's datapath for what it covers,
+there): the requantization stage, the bf16 lane arithmetic and the matrix unit's small products,
+each in one pass over the data where the numpy path makes several.  Each kernel is the simulator's datapath for what it covers,
 computing exactly what the numpy path beside it computes (tests/isa/test_native.py compares them,
 and the spec module ir/numerics, at the extremes); where a kernel refuses (the spec's range errors)
 the numpy path runs and raises.
