@@ -338,7 +338,9 @@ def emit_gemm(ctx: Context, step: Step) -> None:
         # a one-row product of a tiny input whose weights fit a wbuf half (an unrolled recurrence's
         # step): the weights load while the tiny layers producing its input run
         early = m == 1 and x.type.size <= TINY_LAYER and n_out * row_bytes(k, fmt) <= b.wbuf_h
-        tiles = choose_gemm_tiles(m, n_out, k, fmt, b, ctx.target, elem, early)
+        # abuf holds the whole input (a product's whole map): one resident output tile reads it in place
+        on_chip = ctx.cores == 1 and ctx.program.held_at("abuf", ctx.addr(x), m * k) is not None
+        tiles = choose_gemm_tiles(m, n_out, k, fmt, b, ctx.target, elem, early, on_chip)
     except ValueError:
         raise unsupported(lin, "not even one output row of one column tile fits the on-chip buffers") from None
     tn, tm, kt = tiles.tn, tiles.tm, tiles.kt
@@ -361,14 +363,6 @@ def emit_gemm(ctx: Context, step: Step) -> None:
         p.set(eadd_registers(*residual.ops))
     p.set({"mm.a_zp": x.type.quant.zero_point[0]})
     mine = _my_tiles(ctx, n_out, tn, m, tm)
-    a_base = b.a_in(0)
-    if tiles.resident and mine:
-        if len(mine) == 1 and len(mine[0][1]) == 1:  # one output tile: every read of A precedes its requantize
-            a_base = p.read_in_place("abuf", a_base, ctx.addr(x), m * k)
-        else:
-            p.dma("load", "abuf", a_base, ctx.addr(x), rows=1, row_bytes=m * k)
-    chunk = tile = 0
-    stores = LaterStore(ctx)
     # an int8 result of several column tiles that fits the lower half of an output quarter, with no
     # residual add: each tile written where it lies in the map (rows n_out apart), so after the
     # layer abuf holds the whole map in one range (resident.py) and a later load of any box of it
@@ -379,6 +373,20 @@ def emit_gemm(ctx: Context, step: Step) -> None:
                  and b.sub + y.type.size <= b.abuf_q // 2)
     map_at = b.a_out(0) if whole_map else 0
     staged = whole_map and "lut" in step.info
+    a_base = b.a_in(0)
+    if tiles.resident and mine:
+        tiles_count = sum(len(my_rows) for _, my_rows in mine)
+        # the output quarters the tiles write (their skip tiles and lut staging included)
+        quarters = {map_at - b.sub} if whole_map else {b.a_out(t) - b.sub for t in range(tiles_count)}
+        held = ctx.program.held_at("abuf", ctx.addr(x), m * k) if ctx.cores == 1 else None
+        if tiles_count == 1:  # one output tile: every read of A precedes its requantize
+            a_base = p.read_in_place("abuf", a_base, ctx.addr(x), m * k)
+        elif held is not None and all(held + m * k <= q or q + b.abuf_q <= held for q in quarters):
+            a_base = held  # abuf holds the whole input outside every quarter the tiles write
+        else:
+            p.dma("load", "abuf", a_base, ctx.addr(x), rows=1, row_bytes=m * k)
+    chunk = tile = 0
+    stores = LaterStore(ctx)
     for n0, my_rows in mine:
         n_tile = n0 // tn
         nt = min(tn, n_out - n0)
