@@ -372,12 +372,16 @@ def emit_gemm(ctx: Context, step: Step) -> None:
     whole_map = (len(mine) > 1 and out == "i8" and ctx.cores == 1 and residual is None
                  and b.sub + y.type.size <= b.abuf_q // 2)
     map_at = b.a_out(0) if whole_map else 0
+    # a small map that a step after the next one reads: kept while the next ones are made
+    read_next = ctx.next_step is not None and len(y.users) == 1 and any(v is y for v in ctx.next_step.inputs)
+    if whole_map and b.sub + y.type.size <= b.abuf_q // 4 and not read_next:
+        map_at = b.small_map()
     staged = whole_map and "lut" in step.info
     a_base = b.a_in(0)
     if tiles.resident and mine:
         tiles_count = sum(len(my_rows) for _, my_rows in mine)
         # the output quarters the tiles write (their skip tiles and lut staging included)
-        quarters = {map_at - b.sub} if whole_map else {b.a_out(t) - b.sub for t in range(tiles_count)}
+        quarters = {at // b.abuf_q * b.abuf_q for at in ([map_at] if whole_map else map(b.a_out, range(tiles_count)))}
         held = ctx.program.held_at("abuf", ctx.addr(x), m * k) if ctx.cores == 1 else None
         if tiles_count == 1:  # one output tile: every read of A precedes its requantize
             a_base = p.read_in_place("abuf", a_base, ctx.addr(x), m * k)
@@ -496,12 +500,15 @@ def emit_scale(ctx: Context, step: Step) -> None:
            "cv.w": 1, "cv.kh": 1, "cv.kw": 1, "cv.sh": 1, "cv.sw": 1, "cv.dh": 1, "cv.dw": 1, "cv.pad_top": 0,
            "cv.pad_left": 0, "cv.w_out": 1, "cv.c0": 0})
     tile = 0
+    one_tile = pt >= planes and rt >= rows
     for p0 in range(0, planes, pt):
         for r0 in range(0, rows, rt):
             block = view[p0:p0 + pt, r0:r0 + rt]
             m = block.size
             c = scale_columns(ctx.target, m, fmt)
             aslot, acc, out = b.a_in(tile), b.acc(tile), b.a_out(tile)
+            if one_tile and b.sub + m <= b.abuf_q // 4:  # a small result (scaled heads): kept while the next ones are made
+                out = b.small_map()
             fetch(ctx, req, "abuf", aslot, aslot + b.abuf_q // 2, b.abuf_q // 2, ctx.addr(root), block)
             p.set({"mm.a": aslot, "mm.m": m // c, "mm.n": c, "mm.acc_row": c, "rq.m": m // c, "rq.n": c,
                    "rq.src_row": c, "rq.dst_row": c})
