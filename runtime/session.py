@@ -280,7 +280,7 @@ class Session(ModelIO):
         for entry in meta["inputs"]:
             for i, sample in enumerate(feeds):
                 device = cast(self._device_array(entry, sample[entry["name"]]), entry["dtype"])
-                raw = np.frombuffer(to_physical(device, entry["perm"]).tobytes(), np.uint8)
+                raw = to_physical(device, entry["perm"]).reshape(-1).view(np.uint8)  # (little-endian: cast's)
                 dram[i, entry["address"]:entry["address"] + raw.size] = raw
             written.append((DRAM, entry["address"], entry["address"] + raw.size))
         machine.note_written(tuple(written))

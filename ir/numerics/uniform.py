@@ -33,12 +33,19 @@ def quantize_affine(x, scale, zero_point=0, qmin: int = INT8_MIN, qmax: int = IN
         raise ValueError("zero_point must be within +-2**24")
     with np.errstate(over="ignore", invalid="ignore"):
         t = np.asarray(x32 / s)  # a 0-d operand gives a numpy scalar, which is read-only
-    t = np.where(np.isnan(t), t.dtype.type(0), t)
+    dtype = np.dtype(out_dtype) if out_dtype is not None else int_dtype_for_range(qmin, qmax)
     # rint of a float32 is exact (round half to even; large values are integers already), and the
     # clip bounds are small integers, so float32 arithmetic here rounds exactly once.
+    if t.ndim and zp.size == 1 and t.dtype == np.float32 and max(abs(qmin), abs(qmax), abs(int(zp.flat[0]))) < 2**23:
+        # one zero point and small bounds: qmin - zp, qmax - zp and every clipped value plus zp are
+        # integers below 2**24, exact in float32, so the clamp and the add stay in place in t
+        t[np.isnan(t)] = 0
+        z = np.float32(zp.flat[0])
+        np.clip(np.rint(t, out=t), np.float32(qmin) - z, np.float32(qmax) - z, out=t)
+        return np.add(t, z, out=t).astype(dtype)
+    t = np.where(np.isnan(t), t.dtype.type(0), t)
     lo, hi = (qmin - zp).astype(np.float64), (qmax - zp).astype(np.float64)
     r = np.clip(np.rint(t), lo, hi)
-    dtype = np.dtype(out_dtype) if out_dtype is not None else int_dtype_for_range(qmin, qmax)
     return unwrap((r.astype(np.int64) + zp).astype(dtype))
 
 

@@ -1,6 +1,8 @@
 """The systolic array: ``matmul`` in gemm, conv (implicit im2col) and dwconv form.
 
-``acc[m, n] (+)= sum_k (A[m, k] - mm.a_zp) * W[n, k]``.  The sum is an int8 kernel's product
+``acc[m, n] (+)= sum_k (A[m, k] - mm.a_zp) * W[n, k]``.  A product of at most NATIVE_MACS
+multiply-adds with int8 weights runs in one C call (``native.c: mm``, exact in int32 by its bound) straight
+from abuf's and wbuf's bytes, where the C kernels are built; otherwise the sum is an int8 kernel's product
 (int8_kernel.py: its int32 bound proven, the kernel probed at first use) where it qualifies and
 pays, else a BLAS matrix product in float32 or float64, exact because every partial sum is an
 integer the format holds (exact_product.py proves the bound); the int32 result traps instead of
@@ -27,7 +29,7 @@ from .exact_product import (Weights, exact_batched, exact_depthwise, exact_group
 from .impl_pool import PaddedImage
 from .machine import ABUF, ACC, PBUF, WBUF, Effect, Fault, MachineState, impl, registers, sample_prefix
 from .shared_product import SharedWindows
-from .weight_decode import decode_rows, decode_transposed, one_byte_codes
+from .weight_decode import decode_rows, decode_transposed, int8_codes, one_byte_codes
 
 _MM = registers("mm.a", "mm.a_row", "mm.m", "mm.n", "mm.k", "mm.a_zp", "mm.w_row", "mm.acc_row")
 _CV = registers("cv.h", "cv.w", "cv.c", "cv.kh", "cv.kw", "cv.sh", "cv.sw", "cv.dh", "cv.dw",
@@ -183,6 +185,63 @@ def _native_conv(m: MachineState, M: int, N: int, channels: int, cg: int, ng: in
     return product, access
 
 
+# The int8 kernel (onnxruntime's MatMulInteger) multiplies 3-4x faster than native.c mm (28.9M MACs:
+# 114 against 335 us), but its action costs some 40 us more (the windows gathered as bytes, the
+# session's call): CRNN's 128 x 576 x 32 conv tiles 60 us an action on it, its product 21 us in C.
+NATIVE_MACS = 2**22
+
+
+def _native_product(m: MachineState, mode: str, M: int, N: int, K: int, zp: int, fmt, accumulate: int):
+    """A gemm, conv, gconv or dwconv tile's action as ``native.c: mm`` runs it, from abuf's int8 codes and
+    wbuf's int8 weights directly (no windows, no decoded or float weights: one C call); the A
+    operand's access; or None where there is no kernel or the tile is outside it (then the numpy
+    path runs).  The caller sends it only products below the int8 kernel's size: above it, a
+    BLAS-like int8 product is faster."""
+    fused = native.kernels()
+    if fused is None or not zero_point_fits(zp) or not int8_codes(fmt) or not 0 < K <= fused.MM_MAX_K or M < 1 \
+            or N < 1:
+        return None
+    if mode == "gemm":
+        x, access = m.region(ABUF, m.reg("mm.a"), (M, K), (m.reg("mm.a_row"), 1), np.int8, False, "A operand")
+        index, pad, cg, ng = _rows_index(M), M, K, N
+    else:
+        kh, kw = m.reg("cv.kh"), m.reg("cv.kw")
+        if mode == "gconv":
+            cg, ng = m.reg("cv.cg"), m.reg("cv.ng")
+            if cg <= 0 or ng <= 0 or kh <= 0 or kw <= 0 or K != kh * kw * cg:
+                return None  # (the numpy path raises the fault)
+            channels = -(-N // ng) * cg
+        elif mode == "dwconv":  # output channel n reads slab channel cv.c0 + n: one-channel groups
+            if K != kh * kw:
+                return None
+            cg, ng, channels = 1, 1, N
+        else:
+            if kh <= 0 or kw <= 0 or K % (kh * kw):
+                return None
+            cg = channels = K // (kh * kw)
+            ng = N
+        _, index, first, last, x, access = _slab(m, M, channels)
+        if index is None:
+            return None
+        index, pad = np.ascontiguousarray(index, np.int64), last - first + 1
+    cache = np.zeros(fused.mm_cache_size(N, index.shape[1], cg, ng), np.uint8)  # the weights relaid, kept
+
+    def run(out: np.ndarray, weights: np.ndarray) -> tuple | None:
+        """The sums into ``out`` (added with mm.accumulate); or where one does not fit int32, out untouched
+        and (sample, row, column, value) of the first such."""
+        return fused.mm(out, x, index, weights, zp, cg, ng, pad, accumulate, cache)
+
+    return run, access
+
+
+@lru_cache(maxsize=64)
+def _rows_index(M: int) -> np.ndarray:
+    """A gemm's rows as a conv's windows: output row m reads row m (one tap)."""
+    index = np.arange(M, dtype=np.int64)[:, None]
+    index.flags.writeable = False
+    return index
+
+
 def _grouped(m: MachineState, M: int, N: int, K: int, zp: int, w_max: int, dtype):
     """gconv: output channel n belongs to group g = n // cv.ng and reduces over the cv.cg slab
     channels from cv.c0 + g * cv.cg, K = taps * cv.cg (reduction index tap * cv.cg + ci).
@@ -280,6 +339,28 @@ def _rows_of(view: np.ndarray) -> np.ndarray | None:
     return _reshaped(view, (view.shape[0] * view.shape[1], view.shape[2]))
 
 
+def _native_matmul(m: MachineState, in_c: tuple, weights: np.ndarray, w_access, M: int, N: int, K: int, fmt,
+                   mode: str, acc: int) -> Effect:
+    """``matmul``'s Effect with the action ``_native_product`` made (``in_c``: its run and the A operand's access)."""
+    run, a_access = in_c
+    out, acc_access = m.region(ACC, acc, (M, N), (4 * m.reg("mm.acc_row"), 4), "<i4", True, "accumulators")
+    batch = m.batch
+
+    def action() -> None:
+        bad = run(out, weights)
+        if bad is not None:
+            raise _overflow(batch, *bad)
+
+    cycles, latency = matmul_timing(m.target, M, N, K, fmt, own_columns=mode in ("dwconv", "gconv"))
+    accesses = tuple(x for x in (a_access, w_access, acc_access) if x is not None)
+    return Effect(cycles, accesses, latency, macs=M * N * K, action=action)
+
+
+def _overflow(batch: int, sample: int, row: int, column: int, value: int) -> Fault:
+    """The accumulator's trap: acc[row, column] of ``sample`` would hold ``value``, outside int32."""
+    return Fault(f"{sample_prefix(batch, sample)}int32 accumulator overflow at acc[{row}, {column}] = {value}")
+
+
 def _same_in_every_sample(*views: np.ndarray | None) -> bool:
     """Whether every sample's bytes of each view (sample axis first) equal sample 0's."""
     return all(v is None or (v[1:] == v[:1]).all() for v in views)
@@ -304,6 +385,12 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
     batch = m.batch  # the batch's samples multiply the same weights: one product of N*M rows
     kernel = mode != "dwconv" and int8_kernel.chosen(batch * M, K, min(N, m.reg("cv.ng")) if mode == "gconv" else N,
                                                      zp, w_max)
+    # a product in one C call where it qualifies (int8 weights read from wbuf): below the int8 kernel's size,
+    # and above it up to NATIVE_MACS
+    in_c = None if kernel and batch * M * N * K > NATIVE_MACS else _native_product(m, mode, M, N, K, zp, fmt,
+                                                                                   accumulate)
+    if in_c is not None:
+        return _native_matmul(m, in_c, packed[..., :K].view(np.int8), w_access, M, N, K, fmt, mode, acc)
     dtype = np.uint8 if kernel else np.float32 if zero_point_fits(zp) else np.int64
     # gemm and conv: a function of the weights giving the (N*M, K) A operand and, when it has it
     # already (shared_product.py), their float product
@@ -380,8 +467,8 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
             total += out
         if total.size and (total.max() > _INT32_MAX or total.min() < _INT32_MIN):
             bad = np.unravel_index(np.argmax((total > _INT32_MAX) | (total < _INT32_MIN)), total.shape)
-            raise Fault(f"{sample_prefix(batch, bad[0])}int32 accumulator overflow at acc[{bad[1]}, {bad[2]}] = "
-                        f"{int(total[bad])}")
+            sample, row, column = (int(i) for i in bad)
+            raise _overflow(batch, sample, row, column, int(total[bad]))
         out[...] = total
 
     cycles, latency = matmul_timing(m.target, M, N, K, fmt, own_columns=mode in ("dwconv", "gconv"))

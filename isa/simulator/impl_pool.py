@@ -1,7 +1,8 @@
 """Pooling over an NHWC int8 slab (``pool max|avg``) and the strided ``copy``.
 
 ``pool`` reads all ``cv.c`` channels of the slab at ``src`` (``cv.c0`` and ``mm.a`` are not used);
-a window with no in-slab position traps.  ``copy`` moves ``cp.elem``-byte elements and costs
+a window with no in-slab position traps.  Averages and many-tap maxima run in one C pass
+(``native.c: pool_taps``) where the C kernels are built, the numpy forms below otherwise.  ``copy`` moves ``cp.elem``-byte elements and costs
 ``ceil(n0*n1*n2*n3*elem / post_lanes) + 4`` cycles.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from tcc.ir import numerics
 
 from ..cycles import POST_LATENCY
 from ..table import BUFFERS
-from . import rule_tables
+from . import native, rule_tables
 from .machine import (ABUF, Effect, Fault, MachineState, contiguous_strides, copy_action, impl, registers, sample_fault,
                       whole_elements)
 
@@ -168,6 +169,13 @@ def pool(m: MachineState, mode: str, dst: int, src: int):
     dtype = np.int8 if mode == "max" else np.int32 if sums_fit else np.int64
     pad_value = numerics.INT8_MIN if mode == "max" else 0
     means = None if mode == "max" or not sums_fit else _mean_table(m, divisor, taps, zp, mult, shift, out_zp)
+    cycles = -(-(h_out * w_out * c * kh * kw) // m.target.post_lanes) + POST_LATENCY
+    # one C pass (native.c pool_taps) for averages and many-tap maxima (few-tap maxima of wide outputs are
+    # faster as numpy's maximum of strided views: ShuffleNet's 3x3 pool of 112x112x24, 156 us against 190)
+    fused = native.kernels()
+    if fused is not None and (means is not None or mode == "max" and taps > _TAP_BY_TAP):
+        return Effect(cycles, (s_access, d_access), POST_LATENCY,
+                      action=_pool_in_c(fused, out_rows, rows, np.where(valid, index, n), n, mode, zp, means))
     # few taps: the slab in a padded image, each tap a strided view of it (PaddedImage), reduced into one
     # (N, h_out, w_out, c) array; many (a global pool): the windows gathered and reduced along their taps
     image = padded = rows_of_tap = total_scratch = None
@@ -221,8 +229,21 @@ def pool(m: MachineState, mode: str, dst: int, src: int):
                                lambda i: numerics.rounded_mean(total[i], divisor[:, None], mult, shift, out_zp),
                                exc) from None
 
-    cycles = -(-(h_out * w_out * c * kh * kw) // m.target.post_lanes) + POST_LATENCY
     return Effect(cycles, (s_access, d_access), POST_LATENCY, action=action)
+
+
+def _pool_in_c(fused, out: np.ndarray, rows: np.ndarray, taps: np.ndarray, pad: int, mode: str, zp: int, means):
+    """The pool's action as one ``native.c: pool_taps`` call: each window's taps (``taps``: the slab
+    row each reads, ``pad`` where it reads padding) reduced per channel, an average's sum looked up
+    in its rounded-mean table (``means``: _mean_table's table and offsets)."""
+    index = np.ascontiguousarray(taps.reshape(out.shape[1], -1), np.int64)
+    avg = mode != "max"
+    table, offsets = (means[0], np.ascontiguousarray(means[1].reshape(-1), np.int32)) if avg else (None, None)
+
+    def action() -> None:
+        fused.pool_taps(out, rows, index, pad, avg, zp, table, offsets)
+
+    return action
 
 
 @impl("copy")

@@ -69,11 +69,15 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
     magnitude = -_OUT_RANGE["i32"][0] if src == "acc" else -numerics.INT8_MIN
     fused = native.kernels() if rounding in numerics.ROUNDING_MODES and x.size else None
     mode = numerics.ROUNDING_MODES.index(rounding) if fused is not None else -1
-    # one channel over many rows: the kernel takes the rows as its lanes (one set of parameters)
-    c_views = (x, dst_view)
+    # one channel over many rows: the kernel takes the rows as its lanes (one set of parameters); narrow
+    # rows of contiguous lanes: ``joined`` of them side by side as one row of lanes (the table repeated)
+    c_views, joined = (x, dst_view), 1
     if cols == 1 and rows > 1 and row_shift is None:
         c_views = (x.swapaxes(-1, -2), dst_view.swapaxes(-1, -2))
+    elif row_shift is None and fused is not None:
+        c_views, joined = _joined_rows(x, dst_view)
     c_parameters: list = [None, None]  # the params bytes and their native.requant_parameters table
+    wide = src == "acc"  # int32 lanes: native.c requant_wide where no lane can be refused
 
     def in_c(i: int | None = None) -> bool:
         """The stage in one C pass (every sample with sample 0's parameters, or sample i with its
@@ -83,9 +87,15 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
         block = params[0 if i is None else i]
         key = block.tobytes()
         if key != c_parameters[0]:
-            c_parameters[:] = key, native.requant_parameters(block)
+            table = native.requant_parameters(block)
+            if joined > 1 and table.shape[1] > 1:  # lane j of a joined row is channel j % cols
+                table = np.ascontiguousarray(np.tile(table, (1, joined)))
+            c_parameters[:] = key, table
         source, target, shifts = (*c_views, row_shift) if i is None else (c_views[0][i], c_views[1][i],
                                                                             None if row_shift is None else row_shift[i])
+        if wide and shifts is None and fused.requant_wide(source, target, c_parameters[1], src_zp, pre_shift, zp,
+                                                          qmin, qmax, mode):
+            return True  # (no lane could be refused: the kernel without per-lane checks)
         return fused.requant(source, target, c_parameters[1], src_zp, pre_shift, zp, qmin, qmax, mode, shifts,
                              numerics.ROW_SHIFT_MAX)
 
@@ -152,6 +162,29 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
 
     accesses = tuple(a for a in (x_access, p_access, r_access, d_access) if a is not None)
     return Effect(_cycles(m, rows * cols), accesses, POST_LATENCY, action=action)
+
+
+_LANE_ROW = 512  # the C kernel's rows: narrow rows joined up to this many lanes (each row pays a call and a tail)
+
+
+def _joined_rows(x: np.ndarray, out: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+    """``x`` and ``out`` (N, rows, cols) as (N, rows / r, r * cols) views: r rows side by side as one
+    row of lanes (lane j is channel j % cols), for the largest r dividing rows with at most
+    _LANE_ROW lanes, a multiple of 16 lanes if one is (the kernel's vectors: no scalar tail); r = 1
+    where the rows are wide or their lanes not contiguous from row to row."""
+    _, rows, cols = x.shape
+    fits = [r for r in range(1, min(rows, _LANE_ROW // max(cols, 1)) + 1) if rows % r == 0]
+    best = max(fits, key=lambda r: (r * cols % 16 == 0, r), default=1)
+    if best > 1:
+        shape = (x.shape[0], rows // best, best * cols)
+        views = x.view(), out.view()
+        try:
+            for view in views:
+                view.shape = shape  # (AttributeError where the rows do not follow each other)
+            return views, best
+        except AttributeError:
+            pass
+    return (x, out), 1
 
 
 class _ByteLookup:
@@ -234,8 +267,9 @@ def eadd(m: MachineState, op: str, rounding: str, dst: int, a: int):
         except ValueError as exc:
             raise sample_fault(m, "eadd", lambda i: rule(a_view[i], b_view[i]), exc) from None
 
+    prepared = native.step("PAIR", 0, out, a_view, b_view, pairs) if pairs is not None else None
     accesses = tuple(x for x in (a_access, b_access, d_access) if x is not None)
-    return Effect(_cycles(m, length), accesses, POST_LATENCY, action=action)
+    return Effect(_cycles(m, length), accesses, POST_LATENCY, action=prepared or action)
 
 
 @impl("emul")
@@ -284,8 +318,10 @@ def emul(m: MachineState, rounding: str, dst: int, a: int):
         except ValueError as exc:
             raise sample_fault(m, "emul", lambda i: rule(a_view[i], lanes[i]), exc) from None
 
+    prepared = native.step("PAIR", 0, out, a_view, b_view[:, :length], pairs) if identity and pairs is not None \
+        else None
     accesses = tuple(x for x in (a_access, b_access, d_access) if x is not None)
-    return Effect(_cycles(m, length), accesses, POST_LATENCY, action=action)
+    return Effect(_cycles(m, length), accesses, POST_LATENCY, action=prepared or action)
 
 
 @impl("lut")
@@ -299,6 +335,7 @@ def lut(m: MachineState, dst: int, src: int):
     # rotated by 128 bytes maps each byte to its result (bytes.translate: no numpy call at all);
     # sample by sample, each through its own table (a numpy gather of a batch is several times slower)
     rows = [tuple(v[i].view(np.uint8).data for v in (x, out, table)) for i in range(m.batch)]
+    prepared = native.step("LUT", 0, out, x, table)
 
     def action() -> None:
         for source, target, entries in rows:
@@ -306,4 +343,4 @@ def lut(m: MachineState, dst: int, src: int):
             target[:] = source.tobytes().translate(rotated)
 
     accesses = tuple(a for a in (x_access, t_access, d_access) if a is not None)
-    return Effect(_cycles(m, length), accesses, POST_LATENCY, action=action)
+    return Effect(_cycles(m, length), accesses, POST_LATENCY, action=prepared or action)

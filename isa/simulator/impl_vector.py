@@ -120,7 +120,7 @@ def _table_effect(m: MachineState, table: np.ndarray, index: np.ndarray, out: np
                   *accesses) -> Effect:
     """A conversion read from its rule table: one gather of ``index`` (unsigned, always inside the
     table) into ``out``."""
-    action = partial(table.take, index, None, out, "clip")  # "clip": no bounds pass, no buffering
+    action = native.step("GATHER", 0, out, index, table) or partial(table.take, index, None, out, "clip")  # (clip: no bounds pass)
     return Effect(_simd_cycles(m, 1, length), tuple(a for a in accesses if a is not None), m.target.simd_latency,
                   action=action)
 
@@ -296,9 +296,12 @@ UNARY: dict[str, Callable[..., np.ndarray]] = {  # numpy's uint16 shifts by 16 o
 # a test does to break one) the table's function in numpy.
 _NATIVE_CODES: dict[Callable, int] = {
     **{BINARY[name]: code for name, code in {"add": 0, "sub": 1, "rsub": 2, "mul": 3, "max": 5, "min": 6, "lt": 7,
-                                              "le": 8, "gt": 9, "ge": 10, "eq": 11}.items()},
+                                              "le": 8, "gt": 9, "ge": 10, "eq": 11, "and": 15, "or": 16, "xor": 17,
+                                              "iadd": 18, "isub": 19, "irsub": 20}.items()},
     **{UNARY[name]: code for name, code in {"rint": 12, "ftoi": 13, "itof": 14}.items()},  # (operand B unused)
+    **{UNARY[name]: code for name, code in {"shl": 21, "shr": 22}.items()},  # (by operand B: the amount's lanes)
 }
+_SELECT = 23  # vsel in ``native.c: lanes``: B where A (the mask) is nonzero, else C
 
 
 def _native_op(table: dict, name: str) -> int | None:
@@ -314,16 +317,17 @@ def _lanes(m: MachineState, address: int, length: int, write: bool, what: str):
 
 def _operand(m: MachineState, source: str, registers_of, length: int, what: str):
     """Operand B or C: a function reading it (a constant register broadcast, or a vbuf vector
-    through its pattern) and its access."""
+    through its pattern), its access, and the array it reads when that is the same every run (the
+    constant's lanes, or a vector read lane for lane), else None."""
     if source != "vec":
         constant = np.full(length, _CONSTANTS(m.regs)[int(source[1])] & 0xFFFF, np.uint16)
-        return lambda: constant, None
+        return (lambda: constant), None, constant
     base, rep, period = registers_of(m.regs)
     if rep < 1 or period < 1:
         raise Fault(f"{what}: repeat {rep} and period {period} must be at least 1")
     stored, access = _lanes(m, base, min(period, -(-length // rep)), False, what)
     if rep == 1 and period >= length:  # lane i reads element i: the vector itself
-        return lambda: stored, access
+        return (lambda: stored), access, stored
     batch = m.batch
     if length % (rep * period) == 0:  # whole periods: lanes (o, p, r) read element p, one broadcast copy
         lanes = np.empty((batch, length), np.uint16)
@@ -334,9 +338,9 @@ def _operand(m: MachineState, source: str, registers_of, length: int, what: str)
             shaped[...] = pattern
             return lanes
 
-        return tiled, access
+        return tiled, access, None
     index = (np.arange(length) // rep) % period
-    return lambda: stored[:, index], access
+    return (lambda: stored[:, index]), access, None
 
 
 def _finish(m: MachineState, dst: int, length: int, compute, accesses: list) -> Effect:
@@ -371,14 +375,14 @@ def vbin(m: MachineState, op: str, b: str, dst: int, a: int):
     m.require_mode("bf16", "vbin")
     (length,) = _LEN(m.regs)
     x, a_access = _lanes(m, a, length, False, "vbin operand A")
-    y, b_access = _operand(m, b, _B, length, "vbin operand B")
+    y, b_access, y_fixed = _operand(m, b, _B, length, "vbin operand B")
     operation = BINARY[op]
     fused, code = native.kernels(), _native_op(BINARY, op)
     if fused is not None and code is not None:  # one C pass from the patterns into vbuf
         out, access = _lanes(m, dst, length, True, "vector result")
         accesses = tuple(v for v in (a_access, b_access, access) if v is not None)
         return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency,
-                      action=partial(_fused_lanes, fused.lanes, code, out, x, y))
+                      action=_lanes_action(fused, code, out, x, (y, y_fixed)))
     if op in _ARITHMETIC:  # rounded in scratch made now, straight into vbuf
         out, access = _lanes(m, dst, length, True, "vector result")
         lanes = Lanes((m.batch, length), out, m)
@@ -400,20 +404,30 @@ def _fused_lanes(kernel, op: int, out: np.ndarray, a: np.ndarray, *operands) -> 
     kernel(op, out, a, *(read() for read in operands))
 
 
+def _lanes_action(fused, op: int, out: np.ndarray, a: np.ndarray, *operands) -> Callable[[], None]:
+    """The action of ``native.c: lanes`` on A and the (read, fixed) operands (B, and C for vfma):
+    a prepared step where every operand is the same array every run, else a call reading them."""
+    if all(fixed is not None for _, fixed in operands):
+        prepared = native.step("LANES", op, out, a, *(fixed for _, fixed in operands))
+        if prepared is not None:
+            return prepared
+    return partial(_fused_lanes, fused.lanes, op, out, a, *(read for read, _ in operands))
+
+
 @impl("vfma")
 def vfma(m: MachineState, b: str, c: str, dst: int, a: int):
     m.require_mode("bf16", "vfma")
     (length,) = _LEN(m.regs)
     x, a_access = _lanes(m, a, length, False, "vfma operand A")
-    y, b_access = _operand(m, b, _B, length, "vfma operand B")
-    z, c_access = _operand(m, c, _C, length, "vfma operand C")
+    y, b_access, y_fixed = _operand(m, b, _B, length, "vfma operand B")
+    z, c_access, z_fixed = _operand(m, c, _C, length, "vfma operand C")
     fused = native.kernels()
     if fused is not None and _native_op(BINARY, "mul") is not None and _native_op(BINARY, "add") is not None:
         # the product rounded, plus C rounded: one C pass
         out, access = _lanes(m, dst, length, True, "vector result")
         accesses = tuple(v for v in (a_access, b_access, c_access, access) if v is not None)
         return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency,
-                      action=partial(_fused_lanes, fused.lanes, _FMA, out, x, y, z))
+                      action=_lanes_action(fused, _FMA, out, x, (y, y_fixed), (z, z_fixed)))
     multiply, add = BINARY["mul"], BINARY["add"]
     product, total = Lanes((m.batch, length), None, m), None  # the product's scratch; the sum's, made with the result view
 
@@ -431,8 +445,14 @@ def vsel(m: MachineState, b: str, c: str, dst: int, mask: int):
     m.require_mode("bf16", "vsel")
     (length,) = _LEN(m.regs)
     condition, m_access = _lanes(m, mask, length, False, "vsel mask")
-    y, b_access = _operand(m, b, _B, length, "vsel operand B")
-    z, c_access = _operand(m, c, _C, length, "vsel operand C")
+    y, b_access, y_fixed = _operand(m, b, _B, length, "vsel operand B")
+    z, c_access, z_fixed = _operand(m, c, _C, length, "vsel operand C")
+    fused = native.kernels()
+    if fused is not None:
+        out, access = _lanes(m, dst, length, True, "vector result")
+        accesses = tuple(v for v in (m_access, b_access, c_access, access) if v is not None)
+        return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency,
+                      action=_lanes_action(fused, _SELECT, out, condition, (y, y_fixed), (z, z_fixed)))
     return _finish(m, dst, length, lambda: np.where(condition != 0, y(), z()), [m_access, b_access, c_access])
 
 
@@ -443,11 +463,12 @@ def vun(m: MachineState, op: str, amount: int, dst: int, a: int):
     x, a_access = _lanes(m, a, length, False, "vun operand")
     operation = UNARY[op]
     fused, code = native.kernels(), _native_op(UNARY, op)
-    if fused is not None and code is not None:
+    if fused is not None and code is not None and 0 <= amount < 1 << 16:
         out, access = _lanes(m, dst, length, True, "vector result")
         accesses = tuple(v for v in (a_access, access) if v is not None)
+        b = np.full(length, amount, np.uint16) if op in ("shl", "shr") else x  # the shift's amount per lane
         return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency,
-                      action=partial(fused.lanes, code, out, x, x))
+                      action=native.step("LANES", code, out, x, b) or partial(fused.lanes, code, out, x, b))
     if op in ("shl", "shr"):
         return _finish_into(m, dst, length, lambda out: operation(x, amount, out), [a_access])
     return _finish(m, dst, length, lambda: operation(x, amount), [a_access])

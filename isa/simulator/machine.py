@@ -30,6 +30,7 @@ import numpy as np
 
 from ..table import BUFFERS, BY_MNEMONIC, REGISTER_INDEX
 from ..target import TargetConfig, TargetError
+from . import native
 
 ABUF, WBUF, ACC, PBUF, VBUF = (BUFFERS.index(name) for name in ("abuf", "wbuf", "acc", "pbuf", "vbuf"))
 DRAM = len(BUFFERS)  # memory id of DRAM, after the buffers
@@ -134,12 +135,19 @@ def registers(*names: str) -> Callable[[list[int]], tuple[int, ...]]:
 
 
 def copy_action(dst: np.ndarray, src: np.ndarray) -> Callable[[], None]:
-    """An action copying the view ``src`` into ``dst`` (same shape, no overlap): when both are
-    contiguous bytes, a memoryview slice assignment (one memmove: about 20x cheaper than
-    np.copyto on the short runs a DMA moves), else np.copyto."""
+    """An action copying the view ``src`` into ``dst`` (same shape, no overlap): the C kernels'
+    prepared copy (native.step) where they run and the rows are contiguous or the copy short, else,
+    when both are contiguous bytes, a memoryview
+    slice assignment (one memmove: about 20x cheaper than np.copyto on the short runs a DMA
+    moves), else np.copyto; whole elements either way."""
+    target, source = whole_elements(dst, src)
+    # (numpy's copy picks its own loop order: faster on a long transposing copy than the kernel's rows)
+    rows = target.ndim and target.strides[-1] == source.strides[-1] == target.itemsize
+    prepared = native.step("COPY", 0, target, source) if rows or target.size <= 512 else None
+    if prepared is not None:
+        return prepared
     if dst.dtype == src.dtype == np.uint8 and dst.flags.c_contiguous and src.flags.c_contiguous:
         return partial(dst.reshape(-1).data.__setitem__, slice(None), src.reshape(-1).data)
-    target, source = whole_elements(dst, src)
     return partial(np.copyto, target, source)
 
 

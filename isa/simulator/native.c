@@ -9,6 +9,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,17 +23,23 @@ typedef struct {
     int held;
 } Held;
 
-/* ``obj``'s buffer, of ``itemsize``-byte items (0: 1- or 4-byte ones, -1: 4- or 8-byte ones). */
+/* ``obj``'s buffer, of ``itemsize``-byte items (0: 1- or 4-byte ones, -1: 4- or 8-byte ones, -2: 1-,
+ * 2-, 4- or 8-byte ones, -3: 1- or 2-byte ones). */
 static int get_view(PyObject *obj, Held *h, int writable, Py_ssize_t itemsize, const char *what) {
     h->held = 0;
     if (PyObject_GetBuffer(obj, &h->view, PyBUF_RECORDS_RO | (writable ? PyBUF_WRITABLE : 0)) < 0)
         return -1;
     h->held = 1;
     Py_ssize_t size = h->view.itemsize;
-    int fits = itemsize > 0 ? size == itemsize : itemsize == 0 ? size == 1 || size == 4 : size == 4 || size == 8;
+    static const char *const choices[] = {"1- or 4", "4- or 8", "1-, 2-, 4- or 8", "1- or 2"};
+    int fits = itemsize > 0    ? size == itemsize
+               : itemsize == 0  ? size == 1 || size == 4
+               : itemsize == -1 ? size == 4 || size == 8
+               : itemsize == -2 ? size == 1 || size == 2 || size == 4 || size == 8
+                                : size == 1 || size == 2;
     if (!fits || h->view.ndim < 1 || h->view.ndim > MAX_DIMS) {
         char sizes[16];
-        snprintf(sizes, sizeof sizes, "%s", itemsize == 0 ? "1- or 4" : itemsize < 0 ? "4- or 8" : "");
+        snprintf(sizes, sizeof sizes, "%s", itemsize <= 0 ? choices[-itemsize] : "");
         if (itemsize > 0) snprintf(sizes, sizeof sizes, "%zd", itemsize);
         PyErr_Format(PyExc_ValueError, "%s: %zd-byte items in %d dimensions (expected %s-byte items, 1-%d)", what,
                      size, h->view.ndim, sizes, MAX_DIMS);
@@ -370,6 +377,17 @@ static inline uint16_t op_ftoi(uint16_t a, uint16_t b, uint16_t c) {
     return is_nan(a) ? 0 : (uint16_t)(int32_t)r;
 }
 static inline uint16_t op_itof(uint16_t a, uint16_t b, uint16_t c) { return round_bf16((float)(int16_t)a); }
+/* The integer lane rules (vbin and, or, xor; iadd, isub, irsub modulo 2**16; vun shl and shr by b,
+ * 0 from 16 on) and vsel (a: the mask; b where it is nonzero, else c). */
+static inline uint16_t op_and(uint16_t a, uint16_t b, uint16_t c) { return a & b; }
+static inline uint16_t op_or(uint16_t a, uint16_t b, uint16_t c) { return a | b; }
+static inline uint16_t op_xor(uint16_t a, uint16_t b, uint16_t c) { return a ^ b; }
+static inline uint16_t op_iadd(uint16_t a, uint16_t b, uint16_t c) { return (uint16_t)(a + b); }
+static inline uint16_t op_isub(uint16_t a, uint16_t b, uint16_t c) { return (uint16_t)(a - b); }
+static inline uint16_t op_irsub(uint16_t a, uint16_t b, uint16_t c) { return (uint16_t)(b - a); }
+static inline uint16_t op_shl(uint16_t a, uint16_t b, uint16_t c) { return b < 16 ? (uint16_t)(a << b) : 0; }
+static inline uint16_t op_shr(uint16_t a, uint16_t b, uint16_t c) { return b < 16 ? (uint16_t)(a >> b) : 0; }
+static inline uint16_t op_sel(uint16_t a, uint16_t b, uint16_t c) { return a ? b : c; }
 
 /* One row of lanes: contiguous (vectorized per CPU) and strided (a broadcast operand row: stride 0). */
 #define LANE_LOOPS(OP)                                                                                  \
@@ -399,85 +417,117 @@ LANE_LOOPS(op_eq)
 LANE_LOOPS(op_rint)
 LANE_LOOPS(op_ftoi)
 LANE_LOOPS(op_itof)
+LANE_LOOPS(op_and)
+LANE_LOOPS(op_or)
+LANE_LOOPS(op_xor)
+LANE_LOOPS(op_iadd)
+LANE_LOOPS(op_isub)
+LANE_LOOPS(op_irsub)
+LANE_LOOPS(op_shl)
+LANE_LOOPS(op_shr)
+LANE_LOOPS(op_sel)
 
 typedef void (*RowLoop)(uint16_t *, const uint16_t *, const uint16_t *, const uint16_t *, Py_ssize_t);
 typedef void (*StridedLoop)(char *, const char *, const char *, const char *, Py_ssize_t, const Py_ssize_t *);
 enum { OP_ADD, OP_SUB, OP_RSUB, OP_MUL, OP_FMA, OP_MAX, OP_MIN, OP_LT, OP_LE, OP_GT, OP_GE, OP_EQ, OP_RINT, OP_FTOI,
-       OP_ITOF, OPS };
+       OP_ITOF, OP_AND, OP_OR, OP_XOR, OP_IADD, OP_ISUB, OP_IRSUB, OP_SHL, OP_SHR, OP_SEL, OPS };
 #define BOTH(OP) {OP##_row, OP##_strided}
 static const struct {
     RowLoop row;
     StridedLoop strided;
 } lane_loops[OPS] = {BOTH(op_add), BOTH(op_sub), BOTH(op_rsub), BOTH(op_mul), BOTH(op_fma), BOTH(op_max),
                      BOTH(op_min), BOTH(op_lt), BOTH(op_le), BOTH(op_gt), BOTH(op_ge), BOTH(op_eq),
-                     BOTH(op_rint), BOTH(op_ftoi), BOTH(op_itof)};
+                     BOTH(op_rint), BOTH(op_ftoi), BOTH(op_itof), BOTH(op_and), BOTH(op_or), BOTH(op_xor),
+                     BOTH(op_iadd), BOTH(op_isub), BOTH(op_irsub), BOTH(op_shl), BOTH(op_shr), BOTH(op_sel)};
+#define THREE(op) ((op) == OP_FMA || (op) == OP_SEL) /* the operations of three operands */
+
+/* A checked lanes operation: op and its operands' lanes (c only for fma). */
+typedef struct {
+    int op;
+    Lanes o, a, b, c;
+} LanesCall;
+
+/* Hold the views of out, a, b (and c for fma) in ``h`` and check them into ``k``. */
+static int lanes_operands(int op, PyObject *oo, PyObject *ao, PyObject *bo, PyObject *co, Held *h, LanesCall *k) {
+    if (op < 0 || op >= OPS || THREE(op) != (co != NULL && co != Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "lanes: op 0-23, three operands for fma (4) and sel (23), else two");
+        return -1;
+    }
+    memset(k, 0, sizeof *k);
+    k->op = op;
+    if (get_view(oo, &h[0], 1, 2, "out") < 0 || lanes_of(&h[0], &k->o, "out") < 0) return -1;
+    if (get_view(ao, &h[1], 0, 2, "a") < 0 || lanes_of(&h[1], &k->a, "a") < 0 || conform(&k->a, &k->o, "a") < 0)
+        return -1;
+    if (get_view(bo, &h[2], 0, 2, "b") < 0 || lanes_of(&h[2], &k->b, "b") < 0 || conform(&k->b, &k->o, "b") < 0)
+        return -1;
+    if (THREE(op) &&
+        (get_view(co, &h[3], 0, 2, "c") < 0 || lanes_of(&h[3], &k->c, "c") < 0 || conform(&k->c, &k->o, "c") < 0))
+        return -1;
+    return 0;
+}
+
+static void run_lanes(const LanesCall *k) {
+    const int op = k->op, three = THREE(op);
+    const int contiguous = k->o.stride == 2 && k->a.stride == 2 && k->b.stride == 2 && (!three || k->c.stride == 2);
+    const Py_ssize_t strides[4] = {k->o.stride, k->a.stride, k->b.stride, k->c.stride};
+    for (Py_ssize_t r = 0; r < k->o.rows; r++) {
+        char *out = (char *)k->o.base + r * k->o.row_stride;
+        const char *pa = k->a.base + r * k->a.row_stride, *pb = k->b.base + r * k->b.row_stride;
+        const char *pc = three ? k->c.base + r * k->c.row_stride : NULL;
+        if (contiguous)
+            lane_loops[op].row((uint16_t *)out, (const uint16_t *)pa, (const uint16_t *)pb, (const uint16_t *)pc,
+                               k->o.length);
+        else
+            lane_loops[op].strided(out, pa, pb, pc, k->o.length, strides);
+    }
+}
 
 /* lanes(op, out, a, b[, c]): out = a op b on bf16 patterns, op (the OP_ enum): add, sub, rsub, mul
- * (rounded once), fma (three operands: round(round(a * b) + c)), max, min, lt, le, gt, ge, eq, and
- * the unary rint, ftoi, itof (b ignored).
+ * (rounded once), fma (three operands: round(round(a * b) + c)), max, min, lt, le, gt, ge, eq, the
+ * unary rint, ftoi, itof (b ignored), the integer and, or, xor, iadd, isub, irsub, shl and shr (a
+ * shifted by b), and sel (three operands: b where a is nonzero, else c).
  * Every operand is (rows, length) uint16 patterns, or one row read by every row. */
 static PyObject *lanes(PyObject *self, PyObject *args) {
     int op;
     PyObject *oo, *ao, *bo, *co = Py_None;
     if (!PyArg_ParseTuple(args, "iOOO|O", &op, &oo, &ao, &bo, &co)) return NULL;
-    if (op < 0 || op >= OPS || (op == OP_FMA) != (co != Py_None)) {
-        PyErr_SetString(PyExc_ValueError, "lanes: op 0-14, three operands for fma (4), else two");
-        return NULL;
-    }
-    Held o = {0}, a = {0}, b = {0}, c = {0};
-    Lanes lo, la, lb, lc = {0};
+    Held h[4];
+    memset(h, 0, sizeof h);
+    LanesCall k;
     PyObject *result = NULL;
-    if (get_view(oo, &o, 1, 2, "out") < 0 || lanes_of(&o, &lo, "out") < 0) goto done;
-    if (get_view(ao, &a, 0, 2, "a") < 0 || lanes_of(&a, &la, "a") < 0 || conform(&la, &lo, "a") < 0) goto done;
-    if (get_view(bo, &b, 0, 2, "b") < 0 || lanes_of(&b, &lb, "b") < 0 || conform(&lb, &lo, "b") < 0) goto done;
-    if (op == OP_FMA &&
-        (get_view(co, &c, 0, 2, "c") < 0 || lanes_of(&c, &lc, "c") < 0 || conform(&lc, &lo, "c") < 0))
-        goto done;
-    const int three = op == OP_FMA;
-    const int contiguous = lo.stride == 2 && la.stride == 2 && lb.stride == 2 && (!three || lc.stride == 2);
-    const Py_ssize_t strides[4] = {lo.stride, la.stride, lb.stride, lc.stride};
+    if (lanes_operands(op, oo, ao, bo, co, h, &k) < 0) goto done;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t r = 0; r < lo.rows; r++) {
-        char *out = (char *)lo.base + r * lo.row_stride;
-        const char *pa = la.base + r * la.row_stride, *pb = lb.base + r * lb.row_stride;
-        const char *pc = three ? lc.base + r * lc.row_stride : NULL;
-        if (contiguous)
-            lane_loops[op].row((uint16_t *)out, (const uint16_t *)pa, (const uint16_t *)pb, (const uint16_t *)pc,
-                               lo.length);
-        else
-            lane_loops[op].strided(out, pa, pb, pc, lo.length, strides);
-    }
+    run_lanes(&k);
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
-    release(&o);
-    release(&a);
-    release(&b);
-    release(&c);
+    for (int i = 0; i < 4; i++) release(&h[i]);
     return result;
 }
 
+/* One level of vred's pairwise tree: next[i] = round(level[2i] + level[2i + 1]), widened back. */
+CLONES static void pair_sums(float *restrict next, const float *restrict level, Py_ssize_t pairs) {
+    for (Py_ssize_t i = 0; i < pairs; i++) next[i] = widen(round_bf16(level[2 * i] + level[2 * i + 1]));
+}
+
 /* The row's sum by vred's pairwise tree: per level, element i of the next is round(e[2i] + e[2i+1])
- * and an odd width's last element is carried after them (``level``: scratch of the row's width). */
-static uint16_t tree_sum_row(const Lanes *lx, Py_ssize_t r, float *level) {
+ * and an odd width's last element is carried after them (``level``, ``spare``: scratch of the row's
+ * width, the levels alternating between them). */
+static uint16_t tree_sum_row(const Lanes *lx, Py_ssize_t r, float *level, float *spare) {
     Py_ssize_t width = lx->length;
+    if (width == 1) return LANE(*lx, r, 0);
     for (Py_ssize_t i = 0; i < width; i++) level[i] = widen(LANE(*lx, r, i));
-    uint16_t bits = LANE(*lx, r, 0);
     while (width > 1) {
         Py_ssize_t pairs = width / 2;
-        for (Py_ssize_t i = 0; i < pairs; i++) { /* reads 2i, 2i + 1 >= i: not yet overwritten */
-            bits = round_bf16(level[2 * i] + level[2 * i + 1]);
-            level[i] = widen(bits);
-        }
-        if (width % 2) level[pairs] = level[2 * pairs];
+        pair_sums(spare, level, pairs);
+        if (width % 2) spare[pairs] = level[2 * pairs];
+        float *t = level;
+        level = spare, spare = t;
         width -= pairs;
     }
-    if (lx->length > 1) {
-        uint32_t u;
-        memcpy(&u, &level[0], 4);
-        bits = (uint16_t)(u >> 16);
-    }
-    return bits;
+    uint32_t u;
+    memcpy(&u, &level[0], 4);
+    return (uint16_t)(u >> 16);
 }
 
 /* The row's max as vred max's tree gives it, in any order (max is associative and commutative: a
@@ -503,14 +553,14 @@ static PyObject *reduce_rows(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "reduce_rows: op 0 (sum) or 1 (max), x (rows, width >= 1), out (rows,)");
         goto done;
     }
-    level = PyMem_Malloc(lx.length * sizeof(float));
+    level = PyMem_Malloc(2 * lx.length * sizeof(float));
     if (!level) {
         PyErr_NoMemory();
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t r = 0; r < lx.rows; r++)
-        *(uint16_t *)((char *)o.view.buf + r * o.view.strides[0]) = op ? max_row(&lx, r) : tree_sum_row(&lx, r, level);
+        *(uint16_t *)((char *)o.view.buf + r * o.view.strides[0]) = op ? max_row(&lx, r) : tree_sum_row(&lx, r, level, level + lx.length);
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
@@ -593,41 +643,51 @@ CLONES static void pair_row(int8_t *restrict out, const uint8_t *restrict a, con
     for (Py_ssize_t i = 0; i < n; i++) out[i] = table[(Py_ssize_t)a[i] << 8 | b[i]];
 }
 
+/* A checked pair lookup: out, a, b held in h[0..2], the table in h[3]. */
+static int pair_operands(PyObject *oo, PyObject *ao, PyObject *bo, PyObject *to, Held *h) {
+    if (get_view(oo, &h[0], 1, 1, "out") < 0 || get_view(ao, &h[1], 0, 1, "a") < 0 || get_view(bo, &h[2], 0, 1, "b") < 0 ||
+        get_view(to, &h[3], 0, 1, "table") < 0)
+        return -1;
+    const Py_buffer *o = &h[0].view, *a = &h[1].view, *b = &h[2].view, *t = &h[3].view;
+    Py_ssize_t rows = o->ndim == 2 ? o->shape[0] : 1, n = o->shape[o->ndim - 1];
+    Py_ssize_t b_rows = b->ndim == 2 ? b->shape[0] : 1;
+    if (o->ndim > 2 || same_shape(o, a, "pair_lookup a") < 0 || b->ndim > 2 || b->shape[b->ndim - 1] != n ||
+        (b_rows != rows && b_rows != 1) || t->len != 65536 || !PyBuffer_IsContiguous(t, 'C') ||
+        o->strides[o->ndim - 1] != 1 || a->strides[a->ndim - 1] != 1 || b->strides[b->ndim - 1] != 1) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "pair_lookup: int8 (rows, length) out, a, b (or one row), 65536 table");
+        return -1;
+    }
+    return 0;
+}
+
+static void run_pair(const Held *h) {
+    const Py_buffer *o = &h[0].view, *a = &h[1].view, *b = &h[2].view;
+    Py_ssize_t rows = o->ndim == 2 ? o->shape[0] : 1, n = o->shape[o->ndim - 1];
+    Py_ssize_t b_rows = b->ndim == 2 ? b->shape[0] : 1;
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        Py_ssize_t ro = o->ndim == 2 ? r * o->strides[0] : 0, ra = a->ndim == 2 ? r * a->strides[0] : 0;
+        Py_ssize_t rb = b_rows > 1 ? r * b->strides[0] : 0;
+        pair_row((int8_t *)o->buf + ro, (const uint8_t *)a->buf + ra, (const uint8_t *)b->buf + rb, h[3].view.buf, n);
+    }
+}
+
 /* pair_lookup(out, a, b, table): out = table[byte(a) * 256 + byte(b)] for int8 (rows, length) a
  * and b (b: or one row read by every row) with contiguous lanes: a two-operand rule read from its
  * table of every pair (rule_tables.py), in one pass. */
 static PyObject *pair_lookup(PyObject *self, PyObject *args) {
     PyObject *oo, *ao, *bo, *to;
     if (!PyArg_ParseTuple(args, "OOOO", &oo, &ao, &bo, &to)) return NULL;
-    Held o = {0}, a = {0}, b = {0}, t = {0};
+    Held h[4];
+    memset(h, 0, sizeof h);
     PyObject *result = NULL;
-    if (get_view(oo, &o, 1, 1, "out") < 0 || get_view(ao, &a, 0, 1, "a") < 0 || get_view(bo, &b, 0, 1, "b") < 0 ||
-        get_view(to, &t, 0, 1, "table") < 0)
-        goto done;
-    Py_ssize_t rows = o.view.ndim == 2 ? o.view.shape[0] : 1, n = o.view.shape[o.view.ndim - 1];
-    Py_ssize_t b_rows = b.view.ndim == 2 ? b.view.shape[0] : 1;
-    if (o.view.ndim > 2 || same_shape(&o.view, &a.view, "pair_lookup a") < 0 || b.view.ndim > 2 ||
-        b.view.shape[b.view.ndim - 1] != n || (b_rows != rows && b_rows != 1) || t.view.len != 65536 ||
-        !PyBuffer_IsContiguous(&t.view, 'C') || o.view.strides[o.view.ndim - 1] != 1 ||
-        a.view.strides[a.view.ndim - 1] != 1 || b.view.strides[b.view.ndim - 1] != 1) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "pair_lookup: int8 (rows, length) out, a, b (or one row), 65536 table");
-        goto done;
-    }
+    if (pair_operands(oo, ao, bo, to, h) < 0) goto done;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t r = 0; r < rows; r++) {
-        Py_ssize_t ro = o.view.ndim == 2 ? r * o.view.strides[0] : 0, ra = a.view.ndim == 2 ? r * a.view.strides[0] : 0;
-        Py_ssize_t rb = b_rows > 1 ? r * b.view.strides[0] : 0;
-        pair_row((int8_t *)o.view.buf + ro, (const uint8_t *)a.view.buf + ra, (const uint8_t *)b.view.buf + rb,
-                 t.view.buf, n);
-    }
+    run_pair(h);
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
-    release(&o);
-    release(&a);
-    release(&b);
-    release(&t);
+    for (int i = 0; i < 4; i++) release(&h[i]);
     return result;
 }
 
@@ -729,6 +789,983 @@ done:
     return result;
 }
 
+/* === matrix-side kernels ====================================================================== */
+
+/* The matrix unit's small products (below the int8 kernel's size, where a BLAS product's numpy
+ * calls cost more than its multiplications): gemm, conv and gconv tiles straight from the slab's
+ * int8 codes and wbuf's int8 weights, no window or float matrix made.
+ *
+ * The sums: every term (x - zp) * w has |x - zp| <= 255 (x and zp in int8) and |w| <= 128, so it
+ * and the sum of a pair of them are int16 * int16 products whose int32 pair sum is exact, and a sum
+ * of K terms is at most K * 255 * 128 < 2**31 for K <= MM_MAX_K: exact in int32 in any order. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define MM_AVX2 1
+#endif
+
+#define MM_PIXELS 8    /* output pixels computed together: each weight vector loaded once for them */
+#define MM_LANES 8     /* output channels per vector (int32 lanes) */
+#define MM_MAX_K 65793 /* the largest K with K * 255 * 128 < 2**31 */
+
+/* The weights of ``count`` output channels (rows of ``w``, K int8 codes each, ``stride`` bytes apart)
+ * relaid for the kernels: pairs of int16 weights (k = 2q, 2q + 1) of MM_LANES channels side by side,
+ * to[(q * nv + v) * 2 * MM_LANES + 2 * lane + k % 2] = w[v * MM_LANES + lane][k], zeros past K and count. */
+static void mm_relayout(int16_t *to, const char *w, Py_ssize_t stride, Py_ssize_t count, Py_ssize_t K, Py_ssize_t kp,
+                        Py_ssize_t nv) {
+    memset(to, 0, kp * nv * MM_LANES * sizeof(int16_t));
+    for (Py_ssize_t n = 0; n < count; n++) {
+        const int8_t *row = (const int8_t *)(w + n * stride);
+        int16_t *lane = to + (n / MM_LANES) * 2 * MM_LANES + 2 * (n % MM_LANES);
+        for (Py_ssize_t k = 0; k < K; k++) lane[(k / 2) * nv * 2 * MM_LANES + k % 2] = row[k];
+    }
+}
+
+static inline int32_t mm_pair(const int16_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* sums[p * nv * MM_LANES + n] = sum_k a[p * kp + k] * channel n's weight k, for P pixels (1, 4 or 8 rows of a,
+ * kp int16 each, even kp) and the relaid weights w2 of nv vectors: the portable loop. */
+static void mm_sums_plain(int32_t *restrict sums, const int16_t *restrict a, const int16_t *restrict w2, Py_ssize_t kp,
+                          Py_ssize_t nv, int P) {
+    const Py_ssize_t width = nv * MM_LANES;
+    for (int p = 0; p < P; p++)
+        for (Py_ssize_t n = 0; n < width; n++) {
+            const int16_t *w = w2 + (n / MM_LANES) * 2 * MM_LANES + 2 * (n % MM_LANES);
+            int32_t s = 0;
+            for (Py_ssize_t q = 0; q < kp / 2; q++)
+                s += (int32_t)a[p * kp + 2 * q] * w[q * nv * 2 * MM_LANES] +
+                     (int32_t)a[p * kp + 2 * q + 1] * w[q * nv * 2 * MM_LANES + 1];
+            sums[p * width + n] = s;
+        }
+}
+
+#ifdef MM_AVX2
+/* mm_sums_plain on AVX2: per pair of k, each pixel's pair broadcast and multiplied by two vectors of
+ * weight pairs (vpmaddwd: a pair's two products summed in int32, exact). */
+#define MM_AVX2_SUMS(NAME, P)                                                                              \
+    __attribute__((target("avx2"))) static void NAME(int32_t *restrict sums, const int16_t *restrict a,     \
+                                                      const int16_t *restrict w2, Py_ssize_t kp, Py_ssize_t nv) { \
+        const Py_ssize_t width = nv * MM_LANES, pairs = kp / 2;                                             \
+        Py_ssize_t v = 0;                                                                                   \
+        for (; v + 2 <= nv; v += 2) {                                                                       \
+            __m256i c0[P], c1[P];                                                                           \
+            for (int p = 0; p < P; p++) c0[p] = c1[p] = _mm256_setzero_si256();                             \
+            for (Py_ssize_t q = 0; q < pairs; q++) {                                                        \
+                const __m256i *wq = (const __m256i *)(w2 + (q * nv + v) * 2 * MM_LANES);                    \
+                __m256i w0 = _mm256_loadu_si256(wq), w1 = _mm256_loadu_si256(wq + 1);                       \
+                for (int p = 0; p < P; p++) {                                                               \
+                    __m256i x = _mm256_set1_epi32(mm_pair(a + p * kp + 2 * q));                             \
+                    c0[p] = _mm256_add_epi32(c0[p], _mm256_madd_epi16(x, w0));                              \
+                    c1[p] = _mm256_add_epi32(c1[p], _mm256_madd_epi16(x, w1));                              \
+                }                                                                                           \
+            }                                                                                               \
+            for (int p = 0; p < P; p++) {                                                                   \
+                _mm256_storeu_si256((__m256i *)(sums + p * width + v * MM_LANES), c0[p]);                   \
+                _mm256_storeu_si256((__m256i *)(sums + p * width + (v + 1) * MM_LANES), c1[p]);             \
+            }                                                                                               \
+        }                                                                                                   \
+        for (; v < nv; v++) {                                                                               \
+            __m256i c0[P];                                                                                  \
+            for (int p = 0; p < P; p++) c0[p] = _mm256_setzero_si256();                                     \
+            for (Py_ssize_t q = 0; q < pairs; q++) {                                                        \
+                __m256i w0 = _mm256_loadu_si256((const __m256i *)(w2 + (q * nv + v) * 2 * MM_LANES));       \
+                for (int p = 0; p < P; p++)                                                                 \
+                    c0[p] = _mm256_add_epi32(c0[p],                                                         \
+                                             _mm256_madd_epi16(_mm256_set1_epi32(mm_pair(a + p * kp + 2 * q)), w0)); \
+            }                                                                                               \
+            for (int p = 0; p < P; p++) _mm256_storeu_si256((__m256i *)(sums + p * width + v * MM_LANES), c0[p]); \
+        }                                                                                                   \
+    }
+MM_AVX2_SUMS(mm_sums_avx2_1, 1)
+MM_AVX2_SUMS(mm_sums_avx2_4, 4)
+
+/* The same on AVX-512 VNNI (vpdpwssd: a pair's two products added to the int32 lane, exact, no
+ * saturation), 32, 16 or 8 channels at a time (adjacent vectors of the layout are adjacent in memory). */
+#define MM_VNNI_SUMS(NAME, P)                                                                              \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) static void NAME(                       \
+        int32_t *restrict sums, const int16_t *restrict a, const int16_t *restrict w2, Py_ssize_t kp, Py_ssize_t nv) { \
+        const Py_ssize_t width = nv * MM_LANES, pairs = kp / 2, step = nv * 2 * MM_LANES;                   \
+        Py_ssize_t v = 0;                                                                                   \
+        for (; v + 4 <= nv; v += 4) {                                                                       \
+            __m512i c0[P], c1[P];                                                                           \
+            for (int p = 0; p < P; p++) c0[p] = c1[p] = _mm512_setzero_si512();                             \
+            for (Py_ssize_t q = 0; q < pairs; q++) {                                                        \
+                const int16_t *wq = w2 + q * step + v * 2 * MM_LANES;                                       \
+                __m512i w0 = _mm512_loadu_si512(wq), w1 = _mm512_loadu_si512(wq + 32);                      \
+                for (int p = 0; p < P; p++) {                                                               \
+                    __m512i x = _mm512_set1_epi32(mm_pair(a + p * kp + 2 * q));                             \
+                    c0[p] = _mm512_dpwssd_epi32(c0[p], x, w0);                                              \
+                    c1[p] = _mm512_dpwssd_epi32(c1[p], x, w1);                                              \
+                }                                                                                           \
+            }                                                                                               \
+            for (int p = 0; p < P; p++) {                                                                   \
+                _mm512_storeu_si512(sums + p * width + v * MM_LANES, c0[p]);                                \
+                _mm512_storeu_si512(sums + p * width + v * MM_LANES + 16, c1[p]);                           \
+            }                                                                                               \
+        }                                                                                                   \
+        for (; v + 2 <= nv; v += 2) {                                                                       \
+            __m512i c0[P];                                                                                  \
+            for (int p = 0; p < P; p++) c0[p] = _mm512_setzero_si512();                                     \
+            for (Py_ssize_t q = 0; q < pairs; q++) {                                                        \
+                __m512i w0 = _mm512_loadu_si512(w2 + q * step + v * 2 * MM_LANES);                          \
+                for (int p = 0; p < P; p++)                                                                 \
+                    c0[p] = _mm512_dpwssd_epi32(c0[p], _mm512_set1_epi32(mm_pair(a + p * kp + 2 * q)), w0);  \
+            }                                                                                               \
+            for (int p = 0; p < P; p++) _mm512_storeu_si512(sums + p * width + v * MM_LANES, c0[p]);        \
+        }                                                                                                   \
+        for (; v < nv; v++) {                                                                               \
+            __m256i c0[P];                                                                                  \
+            for (int p = 0; p < P; p++) c0[p] = _mm256_setzero_si256();                                     \
+            for (Py_ssize_t q = 0; q < pairs; q++) {                                                        \
+                __m256i w0 = _mm256_loadu_si256((const __m256i *)(w2 + q * step + v * 2 * MM_LANES));       \
+                for (int p = 0; p < P; p++)                                                                 \
+                    c0[p] = _mm256_dpwssd_epi32(c0[p], _mm256_set1_epi32(mm_pair(a + p * kp + 2 * q)), w0);  \
+            }                                                                                               \
+            for (int p = 0; p < P; p++) _mm256_storeu_si256((__m256i *)(sums + p * width + v * MM_LANES), c0[p]); \
+        }                                                                                                   \
+    }
+MM_VNNI_SUMS(mm_sums_vnni_1, 1)
+MM_VNNI_SUMS(mm_sums_vnni_4, 4)
+MM_VNNI_SUMS(mm_sums_vnni_8, MM_PIXELS)
+static int mm_isa = -1; /* 2: AVX-512 VNNI, 1: AVX2, 0: neither (asked once) */
+#endif
+
+static void mm_sums(int32_t *sums, const int16_t *a, const int16_t *w2, Py_ssize_t kp, Py_ssize_t nv, int P) {
+#ifdef MM_AVX2
+    if (mm_isa == 2) {
+        if (P == 1)
+            mm_sums_vnni_1(sums, a, w2, kp, nv);
+        else if (P == 4)
+            mm_sums_vnni_4(sums, a, w2, kp, nv);
+        else
+            mm_sums_vnni_8(sums, a, w2, kp, nv);
+        return;
+    }
+    if (mm_isa == 1) {
+        if (P == 1) {
+            mm_sums_avx2_1(sums, a, w2, kp, nv);
+            return;
+        }
+        for (int p = 0; p < P; p += 4) mm_sums_avx2_4(sums + p * nv * MM_LANES, a + p * kp, w2, kp, nv);
+        return;
+    }
+#endif
+    mm_sums_plain(sums, a, w2, kp, nv, P);
+}
+
+/* The layout of mm's cache for (N, K, cg, ng): a header (byte 0: 1 once made), the weights' bytes
+ * it was made from and their relaid copy: per group (mm_relayout), or for a depthwise tile (cg =
+ * ng = 1: channel n reads slab channel n) the (taps, width) int16 transpose. */
+typedef struct {
+    Py_ssize_t K, kp, groups, nv, width, copy, relaid, size; /* copy, relaid: byte offsets */
+    int depthwise;
+} MmLayout;
+
+static MmLayout mm_layout(Py_ssize_t N, Py_ssize_t taps, Py_ssize_t cg, Py_ssize_t ng) {
+    MmLayout l;
+    l.depthwise = cg == 1 && ng == 1;
+    l.K = taps * cg;
+    l.kp = (l.K + 1) / 2 * 2;
+    l.groups = (N + ng - 1) / ng;
+    l.nv = ((ng < N ? ng : N) + MM_LANES - 1) / MM_LANES;
+    l.width = l.depthwise ? (N + 15) / 16 * 16 : l.nv * MM_LANES;
+    l.copy = 64;
+    l.relaid = l.copy + (N * l.K + 63) / 64 * 64;
+    l.size = l.relaid + (l.depthwise ? taps * l.width : l.groups * l.kp * l.width) * (Py_ssize_t)sizeof(int16_t);
+    return l;
+}
+
+/* mm_cache_size(N, taps, cg, ng) -> bytes: the size of mm's ``cache`` for such a tile. */
+static PyObject *mm_cache_size(PyObject *self, PyObject *args) {
+    Py_ssize_t N, taps, cg, ng;
+    if (!PyArg_ParseTuple(args, "nnnn", &N, &taps, &cg, &ng)) return NULL;
+    if (N < 1 || taps < 1 || cg < 1 || ng < 1 || taps * cg > MM_MAX_K) {
+        PyErr_SetString(PyExc_ValueError, "mm_cache_size: N, taps, cg, ng >= 1, taps * cg <= MM_MAX_K");
+        return NULL;
+    }
+    return PyLong_FromSsize_t(mm_layout(N, taps, cg, ng).size);
+}
+
+/* One mm call: its operands (byte strides), the cache, scratch and what went wrong. */
+typedef struct {
+    char *out;
+    Py_ssize_t os0, os1, os2;
+    const char *x;
+    Py_ssize_t xs0, xs1, pixels;
+    const int64_t *index;
+    Py_ssize_t M, taps, pad;
+    const char *w;
+    Py_ssize_t ws0, ws1;
+    Py_ssize_t samples, N, cg, ng;
+    int32_t zp;
+    int accumulate;
+    char *cache;
+    MmLayout l;
+    const int8_t **tap_px;    /* a depthwise pixel's taps: their slab pixels (NULL: padding) */
+    int16_t *a;               /* MM_PIXELS windows of kp int16 */
+    int32_t *sums, *results; /* MM_PIXELS * width sums; samples * M * N staged results (accumulate) */
+    Py_ssize_t first_bad;     /* the first result outside int32 (row-major), or -1 */
+    int64_t bad_value;
+    int bad_index;            /* an index outside the slab */
+} MmCall;
+
+/* Sample b's weights: the cache's if its bytes are those the cache was made from, else relaid anew. */
+static void mm_weights(MmCall *c, Py_ssize_t b) {
+    const MmLayout *l = &c->l;
+    const char *wb = c->w + b * c->ws0;
+    int same = c->cache[0] == 1;
+    for (Py_ssize_t n = 0; same && n < c->N; n++) same = !memcmp(c->cache + l->copy + n * l->K, wb + n * c->ws1, l->K);
+    if (same) return;
+    for (Py_ssize_t n = 0; n < c->N; n++) memcpy(c->cache + l->copy + n * l->K, wb + n * c->ws1, l->K);
+    int16_t *relaid = (int16_t *)(c->cache + l->relaid);
+    if (l->depthwise) {
+        memset(relaid, 0, c->taps * l->width * sizeof(int16_t));
+        for (Py_ssize_t n = 0; n < c->N; n++)
+            for (Py_ssize_t t = 0; t < c->taps; t++) relaid[t * l->width + n] = ((const int8_t *)(wb + n * c->ws1))[t];
+    } else {
+        for (Py_ssize_t g = 0; g < l->groups; g++) {
+            Py_ssize_t count = (g + 1) * c->ng < c->N ? c->ng : c->N - g * c->ng;
+            mm_relayout(relaid + g * l->kp * l->width, wb + g * c->ng * c->ws1, c->ws1, count, l->K, l->kp, l->nv);
+        }
+    }
+    c->cache[0] = 1;
+}
+
+/* ``count`` sums of pixel m of sample b from channel n0 into out (accumulating: added, checked and
+ * staged in results). */
+static inline void mm_store(MmCall *c, Py_ssize_t b, Py_ssize_t m, Py_ssize_t n0, const int32_t *sums,
+                            Py_ssize_t count) {
+    char *row = c->out + b * c->os0 + m * c->os1 + n0 * c->os2;
+    if (!c->accumulate) {
+        if (c->os2 == 4)
+            memcpy(row, sums, count * sizeof(int32_t));
+        else
+            for (Py_ssize_t j = 0; j < count; j++) *(int32_t *)(row + j * c->os2) = sums[j];
+        return;
+    }
+    const Py_ssize_t flat = (b * c->M + m) * c->N + n0;
+    for (Py_ssize_t j = 0; j < count; j++) {
+        int64_t v = (int64_t)sums[j] + *(const int32_t *)(row + j * c->os2);
+        if ((v > INT32_MAX || v < INT32_MIN) && (c->first_bad < 0 || flat + j < c->first_bad))
+            c->first_bad = flat + j, c->bad_value = v;
+        c->results[flat + j] = (int32_t)v;
+    }
+}
+
+/* Pixel m's tap t: its slab pixel's bytes, NULL for padding; sets bad_index outside the slab. */
+static inline const int8_t *mm_tap(MmCall *c, const char *xb, Py_ssize_t m, Py_ssize_t t) {
+    int64_t i = c->index[m * c->taps + t];
+    if (i == c->pad) return NULL;
+    if (i < 0 || i >= c->pixels) {
+        c->bad_index = 1;
+        return NULL;
+    }
+    return (const int8_t *)(xb + i * c->xs1);
+}
+
+/* ``count`` (at most CHUNK) channels from n0 of one output pixel of a depthwise tile: each tap's int16
+ * products (each fits: |x - zp| * |w| <= 255 * 128) summed in int32 lanes (a fixed CHUNK: registers). */
+#define MM_DEPTHWISE_CHUNK(NAME, CHUNK)                                                                     \
+    static inline void NAME(int32_t *restrict sums, const int8_t *const *px, Py_ssize_t taps,                \
+                            const int16_t *restrict relaid, Py_ssize_t width, Py_ssize_t n0, int32_t zp) {  \
+        int32_t acc[CHUNK] = {0};                                                                            \
+        for (Py_ssize_t t = 0; t < taps; t++) {                                                              \
+            if (!px[t]) continue;                                                                            \
+            const int8_t *restrict x = px[t] + n0;                                                           \
+            const int16_t *restrict wt = relaid + t * width + n0;                                            \
+            for (int j = 0; j < CHUNK; j++) acc[j] += (int16_t)((x[j] - zp) * wt[j]);                        \
+        }                                                                                                    \
+        memcpy(sums + n0, acc, sizeof acc);                                                                  \
+    }
+MM_DEPTHWISE_CHUNK(mm_depthwise_32, 32)
+MM_DEPTHWISE_CHUNK(mm_depthwise_8, 8)
+
+/* A depthwise tile, pixel by pixel: its taps' slab pixels, then the channels 32, then 8 at a time
+ * and the last few one by one (reading no byte past channel N - 1 of a slab pixel). */
+CLONES static void mm_depthwise(MmCall *c) {
+    const Py_ssize_t N = c->N, width = c->l.width, taps = c->taps;
+    const int16_t *relaid = (const int16_t *)(c->cache + c->l.relaid);
+    int32_t *restrict sums = c->sums;
+    const int8_t **px = c->tap_px;
+    const int32_t zp = c->zp;
+    for (Py_ssize_t b = 0; b < c->samples; b++) {
+        if (b == 0 || c->ws0 != 0) mm_weights(c, b);
+        const char *xb = c->x + b * c->xs0;
+        for (Py_ssize_t m = 0; m < c->M; m++) {
+            for (Py_ssize_t t = 0; t < taps; t++) {
+                px[t] = mm_tap(c, xb, m, t);
+                if (c->bad_index) return;
+            }
+            Py_ssize_t n0 = 0;
+            for (; n0 + 32 <= N; n0 += 32) mm_depthwise_32(sums, px, taps, relaid, width, n0, zp);
+            for (; n0 + 8 <= N; n0 += 8) mm_depthwise_8(sums, px, taps, relaid, width, n0, zp);
+            for (; n0 < N; n0++) {
+                int32_t acc = 0;
+                for (Py_ssize_t t = 0; t < taps; t++)
+                    if (px[t]) acc += (px[t][n0] - zp) * relaid[t * width + n0];
+                sums[n0] = acc;
+            }
+            mm_store(c, b, m, 0, sums, N);
+        }
+    }
+}
+
+/* A gemm, conv or gconv tile: MM_PIXELS pixels' windows of a group gathered as int16 (x - zp, zeros
+ * for padding and past K), then their sums with the group's relaid weights. */
+CLONES static void mm_grouped(MmCall *c) {
+    const MmLayout *l = &c->l;
+    const Py_ssize_t kp = l->kp, cg = c->cg, ng = c->ng, N = c->N;
+    const int16_t *relaid = (const int16_t *)(c->cache + l->relaid);
+    const int32_t zp = c->zp;
+    for (Py_ssize_t b = 0; b < c->samples; b++) {
+        if (b == 0 || c->ws0 != 0) mm_weights(c, b);
+        const char *xb = c->x + b * c->xs0;
+        for (Py_ssize_t m0 = 0; m0 < c->M; m0 += MM_PIXELS) {
+            const Py_ssize_t pixels = c->M - m0 < MM_PIXELS ? c->M - m0 : MM_PIXELS;
+            const int P = pixels == 1 ? 1 : pixels <= 4 ? 4 : MM_PIXELS;
+            for (Py_ssize_t g = 0; g < l->groups; g++) {
+                for (Py_ssize_t p = 0; p < P; p++) {
+                    int16_t *restrict row = c->a + p * kp;
+                    row[kp - 1] = 0;
+                    if (p >= pixels) {
+                        memset(row, 0, kp * sizeof(int16_t));
+                        continue;
+                    }
+                    for (Py_ssize_t t = 0; t < c->taps; t++) {
+                        const int8_t *restrict px = mm_tap(c, xb, m0 + p, t);
+                        if (c->bad_index) return;
+                        int16_t *restrict to = row + t * cg;
+                        if (!px) {
+                            memset(to, 0, cg * sizeof(int16_t));
+                            continue;
+                        }
+                        px += g * cg;
+                        if (cg <= 4) { /* a stem's few channels: a fixed loop, no vector prologue */
+                            for (int ci = 0; ci < 4; ci++)
+                                if (ci < cg) to[ci] = (int16_t)(px[ci] - zp);
+                        } else {
+                            for (Py_ssize_t ci = 0; ci < cg; ci++) to[ci] = (int16_t)(px[ci] - zp);
+                        }
+                    }
+                }
+                mm_sums(c->sums, c->a, relaid + g * kp * l->width, kp, l->nv, P);
+                const Py_ssize_t n0 = g * ng, count = (g + 1) * ng < N ? ng : N - n0;
+                for (Py_ssize_t p = 0; p < pixels; p++) mm_store(c, b, m0 + p, n0, c->sums + p * l->width, count);
+            }
+        }
+    }
+}
+
+/* mm(out, x, index, w, zp, cg, ng, pad, accumulate, cache) -> None or (sample, row, column, value)
+ *
+ * ``matmul``'s sums in gemm, conv, gconv and dwconv form (impl_matrix.py), exact:
+ *   out[b, m, n] (+)= sum_t sum_ci (x[b, index[m, t], g * cg + ci] - zp) * w[b, n, t * cg + ci],  g = n // ng
+ * x int8 (samples, pixels, channels) with contiguous channels (a gemm: the rows of A, one tap);
+ * index (M, taps) int64 contiguous, ``pad`` where a tap reads padding (adding nothing: the zero
+ * point's place); w int8 (samples, N, taps * cg) with contiguous rows (sample stride 0: every
+ * sample's weights alike); out int32 (samples, M, N).  With ``accumulate`` the sums are added to
+ * out in int64 and nothing is written unless every result fits int32: else the first that does not
+ * (row-major) is returned, the accumulator's trap.  Needs taps * cg <= MM_MAX_K and zp in int8.
+ * ``cache``: a writable uint8 buffer of mm_cache_size bytes, zeros at first, kept by the caller
+ * for this tile: the weights relaid, remade whenever a sample's weight bytes differ from those
+ * it was made from (compared every call). */
+static PyObject *mm(PyObject *self, PyObject *args) {
+    PyObject *oo, *xo, *io, *wo, *co;
+    int zp, accumulate;
+    Py_ssize_t cg, ng, pad;
+    if (!PyArg_ParseTuple(args, "OOOOinnnpO", &oo, &xo, &io, &wo, &zp, &cg, &ng, &pad, &accumulate, &co)) return NULL;
+    Held o = {0}, x = {0}, ix = {0}, w = {0}, ca = {0};
+    PyObject *result = NULL;
+    char *scratch = NULL;
+    if (get_view(oo, &o, 1, 4, "out") < 0 || get_view(xo, &x, 0, 1, "x") < 0 || get_view(io, &ix, 0, 8, "index") < 0 ||
+        get_view(wo, &w, 0, 1, "weights") < 0 || get_view(co, &ca, 1, 1, "cache") < 0)
+        goto done;
+    if (o.view.ndim != 3 || x.view.ndim != 3 || ix.view.ndim != 2 || w.view.ndim != 3 || ca.view.ndim != 1) goto bad;
+    MmCall c;
+    c.samples = o.view.shape[0], c.M = o.view.shape[1], c.N = o.view.shape[2], c.taps = ix.view.shape[1];
+    if (cg < 1 || ng < 1 || c.N < 1 || c.taps < 1 || zp < -128 || zp > 127 || c.taps * cg > MM_MAX_K) goto bad;
+    c.l = mm_layout(c.N, c.taps, cg, ng);
+    if (ix.view.shape[0] != c.M || x.view.shape[0] != c.samples || w.view.shape[0] != c.samples ||
+        w.view.shape[1] != c.N || w.view.shape[2] != c.l.K || x.view.strides[2] != 1 || w.view.strides[2] != 1 ||
+        c.l.groups * cg > x.view.shape[2] || !PyBuffer_IsContiguous(&ix.view, 'C') ||
+        !PyBuffer_IsContiguous(&ca.view, 'C') || ca.view.len != c.l.size)
+        goto bad;
+#ifdef MM_AVX2
+    if (mm_isa < 0) {
+        __builtin_cpu_init();
+        mm_isa = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vl")
+                     ? 2
+                     : __builtin_cpu_supports("avx2") != 0;
+    }
+#endif
+    /* scratch: a pixel's taps, MM_PIXELS windows' sums, the staged results when accumulating, the windows */
+    const Py_ssize_t staged = accumulate ? c.samples * c.M * c.N : 0;
+    scratch = PyMem_Malloc(c.taps * sizeof(int8_t *) + (MM_PIXELS * c.l.width + staged) * sizeof(int32_t) +
+                           MM_PIXELS * c.l.kp * sizeof(int16_t));
+    if (!scratch) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    c.out = o.view.buf, c.os0 = o.view.strides[0], c.os1 = o.view.strides[1], c.os2 = o.view.strides[2];
+    c.x = x.view.buf, c.xs0 = x.view.strides[0], c.xs1 = x.view.strides[1], c.pixels = x.view.shape[1];
+    c.index = ix.view.buf, c.pad = pad;
+    c.w = w.view.buf, c.ws0 = w.view.strides[0], c.ws1 = w.view.strides[1];
+    c.cg = cg, c.ng = ng, c.zp = zp, c.accumulate = accumulate, c.cache = ca.view.buf;
+    c.tap_px = (const int8_t **)scratch;
+    c.sums = (int32_t *)(scratch + c.taps * sizeof(int8_t *)), c.results = c.sums + MM_PIXELS * c.l.width;
+    c.a = (int16_t *)(c.results + staged);
+    c.first_bad = -1, c.bad_value = 0, c.bad_index = 0;
+    Py_BEGIN_ALLOW_THREADS
+    if (c.l.depthwise)
+        mm_depthwise(&c);
+    else
+        mm_grouped(&c);
+    if (accumulate && c.first_bad < 0 && !c.bad_index)
+        for (Py_ssize_t b = 0; b < c.samples; b++)
+            for (Py_ssize_t m = 0; m < c.M; m++)
+                for (Py_ssize_t n = 0; n < c.N; n++)
+                    *(int32_t *)(c.out + b * c.os0 + m * c.os1 + n * c.os2) = c.results[(b * c.M + m) * c.N + n];
+    Py_END_ALLOW_THREADS
+    if (c.bad_index)
+        PyErr_SetString(PyExc_ValueError, "mm: an index outside the slab");
+    else if (c.first_bad < 0)
+        result = Py_NewRef(Py_None);
+    else
+        result = Py_BuildValue("nnnL", c.first_bad / (c.M * c.N), c.first_bad / c.N % c.M, c.first_bad % c.N,
+                               (long long)c.bad_value);
+    goto done;
+bad:
+    PyErr_SetString(PyExc_ValueError, "mm: out int32 (samples, M, N), x int8 (samples, pixels, channels), index int64 "
+                                      "(M, taps), w int8 (samples, N, taps * cg <= MM_MAX_K), zp in int8, cache of "
+                                      "mm_cache_size bytes");
+done:
+    PyMem_Free(scratch);
+    release(&o);
+    release(&x);
+    release(&ix);
+    release(&w);
+    release(&ca);
+    return result;
+}
+
+/* pool_taps(out, x, index, pad, avg, zp, table, offsets): a ``pool`` tile's windows reduced over
+ * their taps, channel by channel (impl_pool.py), out[b, o, ch] =
+ *   max (avg 0): the largest x[b, index[o, t], ch] over the taps t with index[o, t] != pad (a window
+ *     has one at least: the caller checks; padding, -128, never exceeds an in-slab value);
+ *   avg (1): table[offsets[o] + sum over those taps of (x[b, index[o, t], ch] - zp)], the sum exact
+ *     in int32 (taps * 255 < 2**31), the table the rounded mean of every sum (rule_tables.py).
+ * x int8 (samples, pixels, channels) and out int8 (samples, outputs, channels) with contiguous
+ * channels; index (outputs, taps) int64 contiguous; table int8 contiguous, offsets int32 (outputs,)
+ * (None for max).  ValueError where an index or a table position lies outside (nothing read there). */
+/* One output's channels from ch on, W at a time (a fixed W: the lanes stay in registers), over its
+ * taps' slab pixels px (NULL: padding). */
+#define POOL_CHUNKS(NAME, W)                                                                                \
+    static inline Py_ssize_t NAME(int8_t *out, int32_t *sums, const int8_t *const *px, Py_ssize_t taps,     \
+                                  Py_ssize_t ch, Py_ssize_t C, int avg, int32_t zp) {                        \
+        for (; ch + W <= C; ch += W) {                                                                       \
+            if (!avg) {                                                                                      \
+                int8_t best[W];                                                                              \
+                for (int j = 0; j < W; j++) best[j] = INT8_MIN;                                              \
+                for (Py_ssize_t t = 0; t < taps; t++)                                                        \
+                    if (px[t])                                                                               \
+                        for (int j = 0; j < W; j++) best[j] = px[t][ch + j] > best[j] ? px[t][ch + j] : best[j]; \
+                memcpy(out + ch, best, W);                                                                   \
+            } else {                                                                                         \
+                int32_t sum[W] = {0};                                                                        \
+                for (Py_ssize_t t = 0; t < taps; t++)                                                        \
+                    if (px[t])                                                                               \
+                        for (int j = 0; j < W; j++) sum[j] += px[t][ch + j] - zp;                            \
+                memcpy(sums + ch, sum, sizeof sum);                                                          \
+            }                                                                                                \
+        }                                                                                                    \
+        return ch;                                                                                           \
+    }
+POOL_CHUNKS(pool_chunks_32, 32)
+POOL_CHUNKS(pool_chunks_16, 16)
+POOL_CHUNKS(pool_chunks_8, 8)
+POOL_CHUNKS(pool_chunks_1, 1)
+
+/* One output of a pool tile (pool_taps): its taps' pixels, the channels reduced, an average's sums
+ * looked up in the table; -1 for an index outside the slab, -2 for a sum outside the table. */
+CLONES static int pool_rows(int8_t *out, const char *xb, Py_ssize_t ps, Py_ssize_t pixels, const int64_t *index,
+                            Py_ssize_t taps, int64_t pad, Py_ssize_t C, int avg, int32_t zp, const int8_t *table,
+                            Py_ssize_t table_len, int32_t offset, int32_t *sums, const int8_t **px) {
+    for (Py_ssize_t t = 0; t < taps; t++) {
+        px[t] = NULL;
+        if (index[t] == pad) continue;
+        if (index[t] < 0 || index[t] >= pixels) return -1;
+        px[t] = (const int8_t *)(xb + index[t] * ps);
+    }
+    Py_ssize_t ch = pool_chunks_32(out, sums, px, taps, 0, C, avg, zp);
+    ch = pool_chunks_16(out, sums, px, taps, ch, C, avg, zp);
+    ch = pool_chunks_8(out, sums, px, taps, ch, C, avg, zp);
+    pool_chunks_1(out, sums, px, taps, ch, C, avg, zp);
+    if (!avg) return 0;
+    int bad = 0;
+    for (ch = 0; ch < C; ch++) {
+        int64_t at = (int64_t)sums[ch] + offset;
+        bad |= at < 0 || at >= table_len;
+        out[ch] = table[at < 0 || at >= table_len ? 0 : at];
+    }
+    return bad ? -2 : 0;
+}
+
+static PyObject *pool_taps(PyObject *self, PyObject *args) {
+    PyObject *oo, *xo, *io, *to, *fo;
+    Py_ssize_t pad;
+    int avg, zp;
+    if (!PyArg_ParseTuple(args, "OOOnpiOO", &oo, &xo, &io, &pad, &avg, &zp, &to, &fo)) return NULL;
+    Held o = {0}, x = {0}, ix = {0}, t = {0}, f = {0};
+    PyObject *result = NULL;
+    char *scratch = NULL;
+    if (get_view(oo, &o, 1, 1, "out") < 0 || get_view(xo, &x, 0, 1, "x") < 0 || get_view(io, &ix, 0, 8, "index") < 0)
+        goto done;
+    if (avg && (get_view(to, &t, 0, 1, "table") < 0 || get_view(fo, &f, 0, 4, "offsets") < 0)) goto done;
+    if (o.view.ndim != 3 || x.view.ndim != 3 || ix.view.ndim != 2 || o.view.shape[0] != x.view.shape[0] ||
+        o.view.shape[1] != ix.view.shape[0] || o.view.shape[2] != x.view.shape[2] || o.view.strides[2] != 1 ||
+        x.view.strides[2] != 1 || !PyBuffer_IsContiguous(&ix.view, 'C') || ix.view.shape[1] >= (1 << 23) ||
+        (avg && (t.view.ndim != 1 || !PyBuffer_IsContiguous(&t.view, 'C') || f.view.ndim != 1 ||
+                 f.view.shape[0] != ix.view.shape[0] || !PyBuffer_IsContiguous(&f.view, 'C')))) {
+        PyErr_SetString(PyExc_ValueError, "pool_taps: out int8 (samples, outputs, channels), x int8 (samples, "
+                                          "pixels, channels), index int64 (outputs, taps < 2**23), table int8, "
+                                          "offsets int32 (outputs,)");
+        goto done;
+    }
+    const Py_ssize_t samples = o.view.shape[0], outputs = o.view.shape[1], C = o.view.shape[2], taps = ix.view.shape[1];
+    scratch = PyMem_Malloc(taps * sizeof(int8_t *) + (C + 1) * sizeof(int32_t)); /* the taps' pixels, the sums */
+    if (!scratch) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t b = 0; !bad && b < samples; b++)
+        for (Py_ssize_t r = 0; !bad && r < outputs; r++)
+            bad = pool_rows((int8_t *)o.view.buf + b * o.view.strides[0] + r * o.view.strides[1],
+                            (const char *)x.view.buf + b * x.view.strides[0], x.view.strides[1], x.view.shape[1],
+                            (const int64_t *)ix.view.buf + r * taps, taps, pad, C, avg, zp,
+                            avg ? t.view.buf : NULL, avg ? t.view.shape[0] : 0,
+                            avg ? ((const int32_t *)f.view.buf)[r] : 0,
+                            (int32_t *)(scratch + taps * sizeof(int8_t *)), (const int8_t **)scratch);
+    Py_END_ALLOW_THREADS
+    if (bad)
+        PyErr_SetString(PyExc_ValueError, bad == -1 ? "pool_taps: an index outside the slab"
+                                                    : "pool_taps: a window sum outside the table");
+    else
+        result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(scratch);
+    release(&o);
+    release(&x);
+    release(&ix);
+    release(&t);
+    release(&f);
+    return result;
+}
+
+/* requant_wide(x, out, table, src_zp, pre_shift, zp, qmin, qmax, mode) -> bool: ``requant``'s stage
+ * (same arguments, no row shifts) on int32 x where no lane can be refused, checked once per call:
+ * every int32 x gives |(x - src_zp) << pre_shift| <= (2**31 + |src_zp|) << pre_shift, which plus the
+ * largest |bias| must be within every channel's bound (|v * multiplier| < 2**62), multipliers and
+ * shifts non-negative.  Then the lanes skip requant's per-lane checks (a third of their work) and
+ * compute exactly what requant computes; False (nothing written) where that is not proven: the
+ * caller runs requant, which checks each lane. */
+#define REQUANT_WIDE_LANES(NAME, OUT, ROUND, AT)                                                        \
+    CLONES static void NAME(const int32_t *restrict x, OUT *restrict out, Py_ssize_t n, const Stage *st) { \
+        const int64_t *restrict bias = st->bias, *restrict mult = st->mult;                               \
+        const int64_t *restrict shift = st->shift, *restrict halves = st->half;                           \
+        const int64_t src_zp = st->src_zp, pre_shift = st->pre_shift, zp = st->zp;                        \
+        const int64_t qmin = st->qmin, qmax = st->qmax;                                                   \
+        for (Py_ssize_t c = 0; c < n; c++) {                                                              \
+            int64_t p = ((int64_t)((uint64_t)((int64_t)x[c] - src_zp) << pre_shift) + bias[AT]) * mult[AT]; \
+            int64_t s = shift[AT], half = halves[AT], one = s > 0;                                        \
+            (void)one, (void)half;                                                                        \
+            int64_t q = ROUND(p, s, half, one) + zp;                                                      \
+            q = q < qmin ? qmin : q;                                                                      \
+            q = q > qmax ? qmax : q;                                                                      \
+            out[c] = (OUT)q;                                                                              \
+        }                                                                                                 \
+    }
+#define REQUANT_WIDE_MODES(OUT, SUFFIX, AT)                                        \
+    REQUANT_WIDE_LANES(requant_wide_even_##SUFFIX, OUT, ROUND_HALF_EVEN, AT)       \
+    REQUANT_WIDE_LANES(requant_wide_up_##SUFFIX, OUT, ROUND_HALF_UP, AT)           \
+    REQUANT_WIDE_LANES(requant_wide_away_##SUFFIX, OUT, ROUND_HALF_AWAY, AT)       \
+    REQUANT_WIDE_LANES(requant_wide_floor_##SUFFIX, OUT, ROUND_FLOOR, AT)
+REQUANT_WIDE_MODES(int8_t, 8, c)
+REQUANT_WIDE_MODES(int32_t, 32, c)
+REQUANT_WIDE_MODES(int8_t, 8_uniform, 0)
+REQUANT_WIDE_MODES(int32_t, 32_uniform, 0)
+
+typedef void (*WideKernel)(const int32_t *, void *, Py_ssize_t, const Stage *);
+#define WIDE_KERNELS(SUFFIX)                                                                               \
+    {(WideKernel)requant_wide_even_##SUFFIX, (WideKernel)requant_wide_up_##SUFFIX,                          \
+     (WideKernel)requant_wide_away_##SUFFIX, (WideKernel)requant_wide_floor_##SUFFIX}
+static const WideKernel requant_wide_kernels[2][2][4] = {/* [uniform][int32 out][mode] */
+                                                         {WIDE_KERNELS(8), WIDE_KERNELS(32)},
+                                                         {WIDE_KERNELS(8_uniform), WIDE_KERNELS(32_uniform)}};
+
+static PyObject *requant_wide(PyObject *self, PyObject *args) {
+    PyObject *xo, *oo, *to;
+    long long src_zp, zp, qmin, qmax;
+    int pre_shift, mode;
+    if (!PyArg_ParseTuple(args, "OOOLiLLLi", &xo, &oo, &to, &src_zp, &pre_shift, &zp, &qmin, &qmax, &mode)) return NULL;
+    Held x = {0}, o = {0}, t = {0};
+    PyObject *result = NULL;
+    char *scratch = NULL;
+    if (get_view(xo, &x, 0, 4, "x") < 0 || get_view(oo, &o, 1, 0, "out") < 0 ||
+        same_shape(&x.view, &o.view, "requant_wide out") < 0 || get_view(to, &t, 0, 8, "table") < 0)
+        goto done;
+    const int nd = x.view.ndim;
+    const Py_ssize_t cols = x.view.shape[nd - 1], channels = t.view.ndim == 2 ? t.view.shape[1] : -1;
+    if (t.view.ndim != 2 || t.view.shape[0] != TABLE_ROWS || (channels != cols && channels != 1) ||
+        t.view.strides[1] != 8 || t.view.strides[0] != 8 * channels || mode < HALF_EVEN || mode > FLOOR) {
+        PyErr_SetString(PyExc_ValueError, "requant_wide: table contiguous int64 (6, channels or 1), mode 0-3");
+        goto done;
+    }
+    const int64_t *table = t.view.buf;
+    Stage st = {table + BIAS * channels, table + MULT * channels, table + BOUND * channels, table + SHIFT63 * channels,
+                table + HALF * channels, src_zp, 0, pre_shift, zp, qmin, qmax};
+    int proven = pre_shift >= 0 && pre_shift <= 29 && src_zp > -(INT64_C(1) << 31) && src_zp < (INT64_C(1) << 31) &&
+                 qmin <= qmax;
+    /* |x - src_zp| < 2**32, shifted by at most 29: below 2**61, and every |bias| < 2**61 below: v < 2**62 */
+    const int64_t largest_d = proven ? ((INT64_C(1) << 31) + (src_zp < 0 ? -src_zp : src_zp)) << pre_shift : 0;
+    for (Py_ssize_t c = 0; proven && c < channels; c++) {
+        int64_t b = st.bias[c] < 0 ? -st.bias[c] : st.bias[c];
+        proven = st.mult[c] >= 0 && table[SHIFT * channels + c] >= 0 && table[SHIFT * channels + c] <= INT32_MAX &&
+                 b < (INT64_C(1) << 61) && largest_d + b <= st.bound[c];
+    }
+    if (!proven) {
+        result = Py_NewRef(Py_False);
+        goto done;
+    }
+    const int wide_out = o.view.itemsize == 4;
+    WideKernel kernel = requant_wide_kernels[channels < cols][wide_out][mode];
+    const Py_ssize_t xs = x.view.strides[nd - 1], os = o.view.strides[nd - 1];
+    const int contiguous = xs == 4 && os == o.view.itemsize;
+    char *xrow = NULL, *orow = NULL;
+    if (!contiguous) {
+        scratch = PyMem_Malloc(cols * 8 + 8);
+        if (!scratch) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        xrow = scratch, orow = scratch + 4 * cols;
+    }
+    Py_ssize_t rows = leading_count(&x.view);
+    Py_ssize_t index[MAX_DIMS] = {0};
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t row = 0; row < rows; row++) {
+        const char *xr = (const char *)x.view.buf + offset_of(&x.view, index);
+        char *or_ = (char *)o.view.buf + offset_of(&o.view, index);
+        if (contiguous) {
+            kernel((const int32_t *)xr, or_, cols, &st);
+        } else {
+            for (Py_ssize_t c = 0; c < cols; c++) memcpy(xrow + 4 * c, xr + c * xs, 4);
+            kernel((const int32_t *)xrow, orow, cols, &st);
+            for (Py_ssize_t c = 0; c < cols; c++) memcpy(or_ + c * os, orow + c * o.view.itemsize, o.view.itemsize);
+        }
+        advance(&x.view, index);
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_True);
+done:
+    PyMem_Free(scratch);
+    release(&x);
+    release(&o);
+    release(&t);
+    return result;
+}
+
+/* === end of the matrix-side kernels ============================================================ */
+
+/* --- prepared steps ------------------------------------------------------------------------- */
+
+/* A step: one instruction's action on views of the memories that stay the same run after run, its
+ * operands checked and their buffers held once (when a program is prepared), so that running it is
+ * a call with no arguments to parse and no buffers to acquire (a fraction of a microsecond less per
+ * action than a kernel call: most actions of a small model move a few hundred bytes).
+ *   step(STEP_LANES, op, out, a, b[, c])   lanes(op, out, a, b[, c])
+ *   step(STEP_PAIR, 0, out, a, b, table)   pair_lookup(out, a, b, table)
+ *   step(STEP_GATHER, 0, out, index, table)  out = table[index]: index uint8 (a 256-entry table) or
+ *                                          uint16 (65,536 entries), out and table of 1- or 2-byte items
+ *   step(STEP_COPY, 0, out, source)        out = source (same shape and item size, no overlap)
+ *   step(STEP_LUT, 0, out, x, tables)      per sample s: out[s] = tables[s][(byte(x[s]) + 128) % 256]
+ *                                          (int8 (samples, length) out, x; (samples, 256) tables)
+ * A step cannot fail when it runs: everything it could refuse is refused when it is made. */
+enum { STEP_LANES, STEP_PAIR, STEP_GATHER, STEP_COPY, STEP_LUT, STEP_KINDS };
+#define STEP_VIEWS 4
+
+/* Two views of one shape (out and its source) as few axes as they allow: axes of extent 1 dropped
+ * and an axis merged into the next where both views step over it as one (numpy's coalescing), so
+ * a box of many short rows is one loop where it can be. */
+typedef struct {
+    int ndim;
+    Py_ssize_t shape[MAX_DIMS], out[MAX_DIMS], in[MAX_DIMS];
+} Geometry;
+
+static void coalesce(Geometry *g, const Py_buffer *o, const Py_buffer *x) {
+    for (int i = 0; i < o->ndim; i++)
+        if (o->shape[i] == 0) { /* nothing to move: one axis of extent 0, which the runs check */
+            g->ndim = 1, g->shape[0] = 0, g->out[0] = g->in[0] = 0;
+            return;
+        }
+    g->ndim = 0;
+    for (int i = 0; i < o->ndim; i++) {
+        if (o->shape[i] == 1) continue;
+        int d = g->ndim;
+        if (d && g->out[d - 1] == o->shape[i] * o->strides[i] && g->in[d - 1] == o->shape[i] * x->strides[i]) {
+            g->shape[d - 1] *= o->shape[i]; /* the previous axis steps over this one whole: one axis */
+            g->out[d - 1] = o->strides[i];
+            g->in[d - 1] = x->strides[i];
+            continue;
+        }
+        g->shape[d] = o->shape[i], g->out[d] = o->strides[i], g->in[d] = x->strides[i];
+        g->ndim++;
+    }
+    if (!g->ndim) { /* one element */
+        g->shape[0] = 1, g->out[0] = o->itemsize, g->in[0] = x->itemsize;
+        g->ndim = 1;
+    }
+    int last = g->ndim - 1, longest = last;
+    if (g->out[last] != o->itemsize || g->in[last] != x->itemsize) {
+        /* not one run on both sides: the longest axis innermost (a transposing copy's few long
+         * loops, not many short ones; the order of an element-wise step's elements is free) */
+        for (int i = 0; i < last; i++)
+            if (g->shape[i] > g->shape[longest]) longest = i;
+        Py_ssize_t t;
+        t = g->shape[last], g->shape[last] = g->shape[longest], g->shape[longest] = t;
+        t = g->out[last], g->out[last] = g->out[longest], g->out[longest] = t;
+        t = g->in[last], g->in[last] = g->in[longest], g->in[longest] = t;
+    }
+}
+
+/* The byte offsets of the next row (all axes but the last) of both views; false after the last. */
+static int next_row(const Geometry *g, Py_ssize_t *index, Py_ssize_t *out, Py_ssize_t *in) {
+    for (int i = g->ndim - 2; i >= 0; i--) {
+        *out += g->out[i], *in += g->in[i];
+        if (++index[i] < g->shape[i]) return 1;
+        *out -= index[i] * g->out[i], *in -= index[i] * g->in[i];
+        index[i] = 0;
+    }
+    return 0;
+}
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    int kind;
+    Held held[STEP_VIEWS];
+    LanesCall lanes;
+    Geometry geometry; /* gather's and copy's out and source */
+} Step;
+
+/* Every leading index of ``v`` (all axes but the last) in turn: ``offset`` its byte offset. */
+static int same_geometry(const Py_buffer *a, const Py_buffer *b, const char *what) {
+    if (same_shape(a, b, what) < 0) return -1;
+    if (a->itemsize != b->itemsize) {
+        PyErr_Format(PyExc_ValueError, "%s: item sizes differ", what);
+        return -1;
+    }
+    return 0;
+}
+
+static void run_gather(const Step *st) {
+    const Geometry *g = &st->geometry;
+    const char *table = st->held[2].view.buf;
+    char *out_base = st->held[0].view.buf;
+    const char *in_base = st->held[1].view.buf;
+    const int last = g->ndim - 1;
+    const Py_ssize_t n = g->shape[last], os = g->out[last], xs = g->in[last];
+    const int wide_out = st->held[0].view.itemsize == 2, wide_index = st->held[1].view.itemsize == 2;
+    Py_ssize_t index[MAX_DIMS] = {0}, out_at = 0, in_at = 0;
+    if (n == 0) return;
+    do {
+        char *out = out_base + out_at;
+        const char *in = in_base + in_at;
+        if (wide_out && !wide_index && os == 2 && xs == 1) { /* cvt i8_bf16: the common case */
+            const uint16_t *t = (const uint16_t *)table;
+            for (Py_ssize_t i = 0; i < n; i++) ((uint16_t *)out)[i] = t[((const uint8_t *)in)[i]];
+            continue;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_ssize_t at = wide_index ? *(const uint16_t *)(in + i * xs) : *(const uint8_t *)(in + i * xs);
+            if (wide_out)
+                *(uint16_t *)(out + i * os) = ((const uint16_t *)table)[at];
+            else
+                *(uint8_t *)(out + i * os) = ((const uint8_t *)table)[at];
+        }
+    } while (next_row(g, index, &out_at, &in_at));
+}
+
+static void run_copy(const Step *st) {
+    const Geometry *g = &st->geometry;
+    char *out_base = st->held[0].view.buf;
+    const char *in_base = st->held[1].view.buf;
+    const int last = g->ndim - 1;
+    const Py_ssize_t n = g->shape[last], size = st->held[0].view.itemsize, os = g->out[last], xs = g->in[last];
+    Py_ssize_t index[MAX_DIMS] = {0}, out_at = 0, in_at = 0;
+    if (n == 0) return;
+    do {
+        char *out = out_base + out_at;
+        const char *in = in_base + in_at;
+        if (os == size && xs == size) {
+            memmove(out, in, n * size);
+            continue;
+        }
+        switch (size) { /* one fixed-size move per element (the copy's whole elements: bytes, bf16 lanes, words) */
+        case 1: for (Py_ssize_t i = 0; i < n; i++) out[i * os] = in[i * xs]; break;
+        case 2: for (Py_ssize_t i = 0; i < n; i++) memcpy(out + i * os, in + i * xs, 2); break;
+        case 4: for (Py_ssize_t i = 0; i < n; i++) memcpy(out + i * os, in + i * xs, 4); break;
+        default: for (Py_ssize_t i = 0; i < n; i++) memcpy(out + i * os, in + i * xs, 8); break;
+        }
+    } while (next_row(g, index, &out_at, &in_at));
+}
+
+static void run_lut(const Held *h) {
+    const Py_buffer *o = &h[0].view, *x = &h[1].view, *t = &h[2].view;
+    const Py_ssize_t n = o->shape[1];
+    for (Py_ssize_t s = 0; s < o->shape[0]; s++) {
+        uint8_t *out = (uint8_t *)o->buf + s * o->strides[0];
+        const uint8_t *in = (const uint8_t *)x->buf + s * x->strides[0];
+        const uint8_t *table = (const uint8_t *)t->buf + s * t->strides[0];
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = table[(uint8_t)(in[i] + 128u)];
+    }
+}
+
+static PyObject *run_step(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    Step *st = (Step *)callable;
+    if (PyVectorcall_NARGS(nargsf) || kwnames) {
+        PyErr_SetString(PyExc_TypeError, "a step takes no arguments");
+        return NULL;
+    }
+    switch (st->kind) {
+    case STEP_LANES: run_lanes(&st->lanes); break;
+    case STEP_PAIR: run_pair(st->held); break;
+    case STEP_GATHER: run_gather(st); break;
+    case STEP_COPY: run_copy(st); break;
+    default: run_lut(st->held); break;
+    }
+    Py_RETURN_NONE;
+}
+
+static void step_dealloc(Step *st) {
+    for (int i = 0; i < STEP_VIEWS; i++) release(&st->held[i]);
+    Py_TYPE(st)->tp_free((PyObject *)st);
+}
+
+static PyTypeObject StepType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "tcc.isa.simulator._native.Step",
+    .tp_basicsize = sizeof(Step),
+    .tp_dealloc = (destructor)step_dealloc,
+    .tp_vectorcall_offset = offsetof(Step, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "One instruction's action, prepared (native.c: step).",
+};
+
+/* The operand checks of the gather, copy and lut steps (lanes' and pair's are their kernels'). */
+static int step_operands(Step *st, int kind, PyObject *const *objs, Py_ssize_t n) {
+    Held *h = st->held;
+    if (kind == STEP_GATHER && n == 3) {
+        if (get_view(objs[0], &h[0], 1, -3, "out") < 0 || get_view(objs[1], &h[1], 0, -3, "index") < 0 ||
+            get_view(objs[2], &h[2], 0, -3, "table") < 0)
+            return -1;
+        const Py_buffer *o = &h[0].view, *x = &h[1].view, *t = &h[2].view;
+        if (same_shape(o, x, "gather") < 0) return -1;
+        if ((o->itemsize != 1 && o->itemsize != 2) || (x->itemsize != 1 && x->itemsize != 2) ||
+            t->itemsize != o->itemsize || t->ndim != 1 || !PyBuffer_IsContiguous(t, 'C') ||
+            t->shape[0] != (x->itemsize == 1 ? 256 : 65536)) {
+            PyErr_SetString(PyExc_ValueError, "gather: out of 1- or 2-byte items, uint8 or uint16 index, a "
+                                              "contiguous table of out's items and 256 or 65536 entries");
+            return -1;
+        }
+        coalesce(&st->geometry, o, x);
+        return 0;
+    }
+    if (kind == STEP_COPY && n == 2) {
+        if (get_view(objs[0], &h[0], 1, -2, "out") < 0 || get_view(objs[1], &h[1], 0, -2, "source") < 0) return -1;
+        if (same_geometry(&h[0].view, &h[1].view, "copy") < 0) return -1;
+        coalesce(&st->geometry, &h[0].view, &h[1].view);
+        return 0;
+    }
+    if (kind == STEP_LUT && n == 3) {
+        if (get_view(objs[0], &h[0], 1, 1, "out") < 0 || get_view(objs[1], &h[1], 0, 1, "x") < 0 ||
+            get_view(objs[2], &h[2], 0, 1, "tables") < 0)
+            return -1;
+        const Py_buffer *o = &h[0].view, *x = &h[1].view, *t = &h[2].view;
+        if (o->ndim != 2 || same_shape(o, x, "lut") < 0 || t->ndim != 2 || t->shape[0] != o->shape[0] ||
+            t->shape[1] != 256 || o->strides[1] != 1 || x->strides[1] != 1 || t->strides[1] != 1) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "lut: int8 (samples, length) out and x, (samples, 256) tables, "
+                                                  "contiguous rows");
+            return -1;
+        }
+        return 0;
+    }
+    PyErr_Format(PyExc_ValueError, "step: kind %d does not take %zd operands", kind, n);
+    return -1;
+}
+
+/* step(kind, op, *operands) -> a Step (see above). */
+static PyObject *step(PyObject *self, PyObject *args) {
+    Py_ssize_t n = PyTuple_GET_SIZE(args) - 2;
+    if (n < 0) {
+        PyErr_SetString(PyExc_TypeError, "step(kind, op, *operands)");
+        return NULL;
+    }
+    int kind = PyLong_AsLong(PyTuple_GET_ITEM(args, 0)), op = PyLong_AsLong(PyTuple_GET_ITEM(args, 1));
+    if (PyErr_Occurred()) return NULL;
+    PyObject *const *objs = &PyTuple_GET_ITEM(args, 2);
+    Step *st = PyObject_New(Step, &StepType);
+    if (!st) return NULL;
+    st->vectorcall = run_step;
+    st->kind = kind;
+    memset(st->held, 0, sizeof st->held);
+    int bad;
+    if (kind == STEP_LANES)
+        bad = n < 3 || n > 4 || lanes_operands(op, objs[0], objs[1], objs[2], n == 4 ? objs[3] : NULL, st->held,
+                                               &st->lanes) < 0;
+    else if (kind == STEP_PAIR)
+        bad = n != 4 || pair_operands(objs[0], objs[1], objs[2], objs[3], st->held) < 0;
+    else
+        bad = step_operands(st, kind, objs, n) < 0;
+    if (bad) {
+        if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "step: kind %d does not take %zd operands", kind, n);
+        Py_DECREF(st);
+        return NULL;
+    }
+    return (PyObject *)st;
+}
+
+/* --- the replay loop --------------------------------------------------------------------------- */
+
+/* replay(actions, count, at): call actions[0..count-1] in order with no arguments (the prepared
+ * plan's actions: steps, kernels' partials, closures); where one raises, at[0] = its index and the
+ * exception propagates. */
+static PyObject *replay(PyObject *self, PyObject *args) {
+    PyObject *actions, *at;
+    Py_ssize_t count;
+    if (!PyArg_ParseTuple(args, "O!nO!", &PyList_Type, &actions, &count, &PyList_Type, &at)) return NULL;
+    if (count < 0 || count > PyList_GET_SIZE(actions) || PyList_GET_SIZE(at) < 1) {
+        PyErr_SetString(PyExc_ValueError, "replay: count outside the actions, or an empty at");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *result = PyObject_CallNoArgs(PyList_GET_ITEM(actions, i));
+        if (!result) {
+            PyObject *index = PyLong_FromSsize_t(i);
+            if (index) PyList_SetItem(at, 0, index); /* (steals the reference) */
+            return NULL;
+        }
+        Py_DECREF(result);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"requant", requant, METH_VARARGS, "The requantization stage in one pass (see native.c)."},
     {"lanes", lanes, METH_VARARGS, "bf16 lane arithmetic rounded to bf16 (see native.c)."},
@@ -736,9 +1773,28 @@ static PyMethodDef methods[] = {
     {"conv", conv, METH_VARARGS, "A dwconv or gconv tile's products (see native.c)."},
     {"pair_lookup", pair_lookup, METH_VARARGS, "A two-int8-operand rule read from its table (see native.c)."},
     {"cvt_i32", cvt_i32, METH_VARARGS, "cvt i32_bf16: (q - zp) * scale rounded once to bf16 (see native.c)."},
+    {"replay", replay, METH_VARARGS, "Call a plan's actions in order (see native.c)."},
+    {"step", step, METH_VARARGS, "One instruction's action, its operands checked and held once (see native.c)."},
+    /* matrix-side kernels */
+    {"mm", mm, METH_VARARGS, "A gemm, conv or gconv tile's exact sums from int8 codes (see native.c)."},
+    {"mm_cache_size", mm_cache_size, METH_VARARGS, "The size of mm's weight cache for a tile (see native.c)."},
+    {"pool_taps", pool_taps, METH_VARARGS, "A pool tile's windows reduced over their taps (see native.c)."},
+    {"requant_wide", requant_wide, METH_VARARGS, "requant's stage on int32 where no lane can be refused (see native.c)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "The simulator's fused C kernels.", -1, methods};
 
-PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__native(void) {
+    if (PyType_Ready(&StepType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    if (PyModule_AddIntConstant(m, "STEP_LANES", STEP_LANES) < 0 || PyModule_AddIntConstant(m, "STEP_PAIR", STEP_PAIR) < 0 ||
+        PyModule_AddIntConstant(m, "STEP_GATHER", STEP_GATHER) < 0 || PyModule_AddIntConstant(m, "STEP_COPY", STEP_COPY) < 0 ||
+        PyModule_AddIntConstant(m, "STEP_LUT", STEP_LUT) < 0 ||
+        PyModule_AddIntConstant(m, "MM_MAX_K", MM_MAX_K) < 0) { /* (matrix side: mm's longest K) */
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,6 +1,6 @@
 """The simulator's optional C kernels (``native.c``, built by ``pip install`` when a C compiler is
-there): the requantization stage and the bf16 lane arithmetic, each in one pass over the data
-where the numpy path makes several.  Each kernel is the simulator's datapath for what it covers,
+there): the requantization stage, the bf16 lane arithmetic and the matrix unit's small products,
+each in one pass over the data where the numpy path makes several.  Each kernel is the simulator's datapath for what it covers,
 computing exactly what the numpy path beside it computes (tests/isa/test_native.py compares them,
 and the spec module ir/numerics, at the extremes); where a kernel refuses (the spec's range errors)
 the numpy path runs and raises.
@@ -35,6 +35,21 @@ def status() -> str:
     if _native is None:
         return "numpy (the C kernels are not built)"
     return "C kernels" if enabled else "numpy (TCC_SIM_NATIVE=0)"
+
+
+def step(kind: str, op: int, *operands):
+    """A prepared C step (``native.c: step``) doing one action on views that stay the same run
+    after run: ``kind`` LANES (op, out, a, b[, c]), PAIR (out, a, b, table), GATHER (out, index,
+    table), COPY (out, source) or LUT (out, x, tables); their operands are checked and held once, so
+    a call costs no parsing.  None where the kernels are off or refuse the operands (a geometry the
+    kernel does not take): the caller's numpy action runs instead."""
+    fused = kernels()
+    if fused is None or not hasattr(fused, "step"):
+        return None
+    try:
+        return fused.step(getattr(fused, f"STEP_{kind}"), op, *operands)
+    except (ValueError, BufferError):
+        return None
 
 
 _PRODUCT_MAX = 2**62 - 1  # integer.py's bound on |acc * multiplier|, less one

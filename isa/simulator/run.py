@@ -27,6 +27,7 @@ from ..encoding import decode
 from ..errors import IllegalInstruction, SimulatorTrap
 from ..table import INSTRUCTIONS, REGISTER_INDEX
 from . import impl_dma, impl_matrix, impl_pool, impl_quant, impl_system, impl_vector  # noqa: F401 (register impls)
+from . import native
 from .counters import LayerCounters
 from .impl_system import mode as _mode_impl
 from .machine import IMPLS, Barrier, Fault, MachineState, merge_spans
@@ -282,7 +283,15 @@ class Machine(MachineState):
         """Run the first ``count`` actions; ``progress`` at every PROGRESS_EVERY-th PC up to ``reported``."""
         pcs, actions = plan.pcs, plan.actions
         i = 0
+        fused = native.kernels()
         try:
+            if progress is None and fused is not None and hasattr(fused, "replay"):
+                at = [0]  # the loop in C (most actions are C calls: the Python loop was a tenth of a small run)
+                try:
+                    fused.replay(actions, count, at)
+                finally:
+                    i = at[0]
+                return
             if progress is None:
                 for i in range(count):
                     actions[i]()

@@ -48,6 +48,12 @@ def one_byte_codes(fmt: WeightFormat) -> bool:
     return fmt.bits == 8 and not fmt.row_caps
 
 
+def int8_codes(fmt: WeightFormat) -> bool:
+    """Whether ``fmt``'s codes are one byte each whose value is the byte read as int8 (two's
+    complement): the packed rows are the weights themselves."""
+    return one_byte_codes(fmt) and np.array_equal(numerics.code_values(fmt), _AS_INT8)
+
+
 def decode_transposed(rows: np.ndarray, k: int, fmt: WeightFormat, dtype) -> np.ndarray:
     """``decode_rows(rows, k, fmt).T`` as ``dtype`` for a format of ``one_byte_codes`` (k x N, a
     transposed view BLAS reads as it is): the bytes index the code table in ``dtype``, one pass; a

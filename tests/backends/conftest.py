@@ -2,10 +2,11 @@ import types
 
 import pytest
 
-# (simulator module, numerics rule) -> the C kernel computing that rule there; the argument it writes
-_NATIVE = {("impl_quant", "Requantizer"): "requant", ("impl_quant", "AffineRequantizer"): "requant",
-           ("impl_quant", "row_shifted"): "requant", ("impl_vector", "int8_to_bf16"): "cvt_i32"}
-_NATIVE_OUT = {"requant": 1, "cvt_i32": 0}
+# (simulator module, numerics rule) -> the C kernels computing that rule there; the argument each writes
+_NATIVE = {("impl_quant", "Requantizer"): ("requant", "requant_wide"),
+           ("impl_quant", "AffineRequantizer"): ("requant", "requant_wide"),
+           ("impl_quant", "row_shifted"): ("requant",), ("impl_vector", "int8_to_bf16"): ("cvt_i32",)}
+_NATIVE_OUT = {"requant": 1, "requant_wide": 1, "cvt_i32": 0}
 
 
 @pytest.fixture
@@ -20,18 +21,23 @@ def off_by_one_lsb(monkeypatch):
 
     def break_kernel(module, rule: str) -> None:
         kernels = native.kernels()
-        name = _NATIVE.get((module.__name__.rsplit(".", 1)[-1], rule))
-        if kernels is None or name is None:
+        names = _NATIVE.get((module.__name__.rsplit(".", 1)[-1], rule))
+        if kernels is None or names is None:
             return
-        real, at = getattr(kernels, name), _NATIVE_OUT[name]
 
-        def broken(*args):
-            done = real(*args)
-            if done is not False:
-                args[at][...] += 1
-            return done
+        def breaking(name: str):
+            real, at = getattr(kernels, name), _NATIVE_OUT[name]
 
-        monkeypatch.setattr(native, "kernels", lambda: types.SimpleNamespace(**{**vars(kernels), name: broken}))
+            def broken(*args):
+                done = real(*args)
+                if done is not False:
+                    args[at][...] += 1
+                return done
+
+            return broken
+
+        monkeypatch.setattr(native, "kernels",
+                            lambda: types.SimpleNamespace(**{**vars(kernels), **{n: breaking(n) for n in names}}))
 
     def one_more(result, args):
         if len(args) > 1 and args[-1] is result:  # written into the caller's ``out``

@@ -392,35 +392,52 @@ def test_a_one_lsb_error_in_the_simulator_datapath_breaks_bit_exactness(digits_a
         np.testing.assert_array_equal(session.run(None, x)[0], session.run_reference(x)["logits"])
 
 
-@pytest.mark.parametrize("backend", ["float", "int8"])
+@pytest.mark.parametrize("backend", ["float", "int8", "native"])
 def test_a_one_bit_error_in_the_fast_product_breaks_bit_exactness(digits_artifact, monkeypatch, backend):
     """Each of the matrix unit's fast paths (float BLAS, exact_product.py; the int8 kernel,
-    int8_kernel.py) is checked by the model-level comparison on its own: the simulator equals the
-    reference with that path carrying the products, and the lowest bit of every product it makes
-    flipped must show in the logits."""
+    int8_kernel.py; the C kernel of small products, native.c mm) is checked by the model-level
+    comparison on its own: the simulator equals the reference with that path carrying the
+    products, and the lowest bit of every product it makes (the C kernel: every accumulator it
+    writes) flipped must show in the logits."""
+    import types
+
     import tcc.isa.simulator.exact_product as exact_product
     import tcc.isa.simulator.int8_kernel as int8_kernel
+    from tcc.isa.simulator import native
 
     monkeypatch.setattr(int8_kernel, "enabled", backend == "int8")
     monkeypatch.setattr(int8_kernel, "MIN_MACS", 0)  # every product the kernel can take, small ones too
     monkeypatch.setattr(int8_kernel, "MIN_DEPTH", 0)
-    module, name = (int8_kernel, "product") if backend == "int8" else (exact_product, "float_product")
-    real, calls, flip = getattr(module, name), [], [0]
+    real_kernels, calls, flip = native.kernels(), [], [0]
+    if backend != "native":  # (the C kernel would take the small products)
+        monkeypatch.setattr(native, "enabled", False)
+        module, name = (int8_kernel, "product") if backend == "int8" else (exact_product, "float_product")
+        real = getattr(module, name)
 
-    def product(*args):
-        result = real(*args)
-        calls.append(1)
-        if not flip[0] or result is None:
+        def product(*args):
+            result = real(*args)
+            calls.append(1)
+            if not flip[0] or result is None:
+                return result
+            return result + 1 if result.dtype.kind == "f" else result ^ 1  # float a @ w.T, or the kernel's int32
+
+        monkeypatch.setattr(module, name, product)
+    elif real_kernels is not None:
+        def mm(*args):
+            result = real_kernels.mm(*args)
+            calls.append(1)
+            if flip[0] and result is None:
+                args[0][...] ^= 1  # the accumulators it wrote
             return result
-        return result + 1 if result.dtype.kind == "f" else result ^ 1  # float a @ w.T, or the kernel's int32
 
-    monkeypatch.setattr(module, name, product)
+        monkeypatch.setattr(native, "kernels", lambda: types.SimpleNamespace(**{**vars(real_kernels), "mm": mm}))
     path, _ = digits_artifact
     x = {"input": np.load("examples/digits/digits_test.npz")["input"][:1]}
     session = Session(path)
     np.testing.assert_array_equal(session.run(None, x)[0], session.run_reference(x)["logits"])
-    # the path ran (the int8 kernel wherever this machine's is exact: int8_kernel.py's probe)
-    assert calls or backend == "int8" and not int8_kernel.usable(1, 0, 128)
+    # the path ran (the int8 kernel wherever this machine's is exact: int8_kernel.py's probe; the C kernel
+    # where it is built)
+    assert calls or backend == "int8" and not int8_kernel.usable(1, 0, 128) or backend == "native" and not real_kernels
     flip[0] = 1
     if calls:
         with pytest.raises(AssertionError):

@@ -236,6 +236,27 @@ def test_row_max_and_the_unary_lanes_match_the_spec():
             assert out.tolist() == want, op
 
 
+
+# the integer lane rules, by Python integers on 16-bit lanes
+INTEGER_RULES = {15: lambda a, b: a & b, 16: lambda a, b: a | b, 17: lambda a, b: a ^ b,
+                 18: lambda a, b: (a + b) % 65536, 19: lambda a, b: (a - b) % 65536, 20: lambda a, b: (b - a) % 65536,
+                 21: lambda a, b: (a << b) % 65536 if b < 16 else 0, 22: lambda a, b: a >> b if b < 16 else 0}
+
+
+@pytest.mark.parametrize("op", sorted(INTEGER_RULES))
+def test_integer_lanes_and_select_match_their_rules(op):
+    rng = np.random.default_rng(op)
+    b_set = [0, 1, 7, 15, 16, 17, 0x7FFF, 0x8000, 0xFFFF] + rng.integers(0, 1 << 16, 4).tolist()
+    a = np.tile(PATTERNS, (len(b_set), 1))
+    b = np.broadcast_to(np.array(b_set, np.uint16)[:, None], a.shape)
+    out = np.empty(a.shape, np.uint16)
+    kernels.lanes(op, out, a, b)
+    rule = INTEGER_RULES[op]
+    assert out.tolist() == [[rule(x, y) for x in range(1 << 16)] for y in b_set]
+    mask = np.where(rng.integers(0, 2, a.shape[1]) == 1, rng.integers(1, 1 << 16, a.shape[1]), 0).astype(np.uint16)
+    kernels.lanes(23, out[0], mask, a[0], out[1])  # sel: B where the mask is nonzero, else C
+    assert out[0].tolist() == np.where(mask != 0, a[0], out[1]).tolist()
+
 # -- the matrix unit's dwconv / gconv products: exact integer sums ----------------------------------
 
 def reference_conv(slab, index, w, zp, cg, ng, pad):
@@ -292,3 +313,414 @@ def test_pair_lookup_reads_the_table_of_every_pair():
     assert out.tolist() == want.tolist()
     kernels.pair_lookup(out, a, b[1], table)  # one row of b read by every row
     assert out.tolist() == table[a.view(np.uint8).astype(np.intp) * 256 + b[1].view(np.uint8)].tolist()
+
+
+# -- the matrix unit's small products (native.c mm): exact integer sums from int8 codes -------------
+
+def reference_mm(x, index, w, zp, cg, ng, pad):
+    """out[b, m, n] = sum over taps and group g = n // ng's channels of (x - zp) * w[b, n], in Python
+    integers (object arrays); a tap at ``pad`` reads the zero point."""
+    samples, pixels, channels = x.shape
+    padded = np.concatenate([x.astype(object), np.full((samples, 1, channels), zp, object)], axis=1)
+    windows = padded[:, np.where(index == pad, pixels, index)] - zp  # (samples, M, taps, channels)
+    n_out = w.shape[1]
+    out = np.empty((samples, index.shape[0], n_out), object)
+    for n in range(n_out):
+        g = n // ng
+        taps = windows[..., g * cg:(g + 1) * cg].reshape(samples, index.shape[0], -1)
+        out[..., n] = (taps * w[:, None, n].astype(object)).sum(axis=-1)
+    return out
+
+
+MM_TILES = [  # (pixels, M, taps, cg, ng, N): gemm (one tap), conv, gconv (a short last group), dwconv
+    (9, 9, 1, 40, 33, 33), (30, 7, 9, 5, 12, 12), (30, 13, 9, 3, 2, 7), (20, 6, 4, 17, 1, 5), (30, 11, 9, 1, 1, 45),
+    (12, 1, 1, 300, 70, 70)]
+
+
+def mm_operands(rng, pixels, M, taps, cg, ng, N, own_weights):
+    """Two samples' slabs and weights at the extremes: rows of -128 and of 127 against weight rows of
+    -128 and 127 (the largest products of either sign), random elsewhere; a tap reading padding."""
+    channels = -(-N // ng) * cg + 1
+    x = rng.integers(-128, 128, (2, pixels, channels)).astype(np.int8)
+    x[0, :3], x[1, :3] = -128, 127
+    index = rng.integers(0, pixels + 1, (M, taps))  # pixels: padding
+    index[0] = np.arange(taps) % min(3, pixels)
+    w = rng.integers(-128, 128, (2 if own_weights else 1, N, taps * cg)).astype(np.int8)
+    w[:, 0], w[:, -1] = -128, 127
+    w = w if own_weights else np.broadcast_to(w, (2,) + w.shape[1:])  # sample stride 0: one set of weights
+    return x, index, w
+
+
+@pytest.mark.parametrize("tile", MM_TILES)
+@pytest.mark.parametrize("own_weights", [False, True])
+def test_mm_sums_exactly_at_the_extremes(tile, own_weights):
+    pixels, M, taps, cg, ng, N = tile
+    rng = np.random.default_rng(sum(tile))
+    x, index, w = mm_operands(rng, pixels, M, taps, cg, ng, N, own_weights)
+    cache = np.zeros(kernels.mm_cache_size(N, taps, cg, ng), np.uint8)
+    for zp in (-128, 0, 127):
+        want = reference_mm(x, index, w, zp, cg, ng, pixels)
+        out = np.full((2, M, N), 7, np.int32)
+        assert kernels.mm(out, x, index, w, zp, cg, ng, pixels, False, cache) is None
+        assert out.tolist() == want.tolist()
+        acc = rng.integers(-2**20, 2**20, (2, M, N)).astype(np.int32)
+        sums = (acc.astype(object) + want).tolist()
+        assert kernels.mm(acc, x, index, w, zp, cg, ng, pixels, True, cache) is None
+        assert acc.tolist() == sums
+        strided = np.zeros((2, M, 2 * N), np.int32)[:, :, ::2]  # accumulators with a row stride and gaps
+        assert kernels.mm(strided, x, index, w, zp, cg, ng, pixels, False, cache) is None
+        assert strided.tolist() == want.tolist() and not strided.base[:, :, 1::2].any()
+
+
+def test_mm_the_longest_reduction_and_the_accumulators_trap():
+    """K = MM_MAX_K terms of (-128 - 127) * -128 = 32640, the most int32 holds; then added to
+    accumulators near the int32 edges: the first result outside int32 (row-major) comes back and
+    no accumulator is written."""
+    k = kernels.MM_MAX_K
+    assert k * 32640 < 2**31 <= (k + 1) * 32640
+    x = np.full((1, 2, k), -128, np.int8)
+    w = np.full((1, 2, k), -128, np.int8)
+    w[0, 1] = 127  # the other sign: -(k * 255 * 127)
+    index = np.arange(2)[:, None]
+    cache = np.zeros(kernels.mm_cache_size(2, 1, k, 2), np.uint8)
+    out = np.zeros((1, 2, 2), np.int32)
+    assert kernels.mm(out, x, index, w, 127, k, 2, 2, False, cache) is None
+    big, small = k * 32640, -k * 255 * 127
+    assert out.tolist() == [[[big, small]] * 2]
+    acc = np.array([[[0, INT32_MIN - small], [INT32_MAX - big + 1, INT32_MIN]]], np.int32)
+    before = acc.copy()
+    assert kernels.mm(acc, x, index, w, 127, k, 2, 2, True, cache) == (0, 1, 0, INT32_MAX + 1)
+    assert (acc == before).all()
+    acc[0, 1, 0] -= 1  # now only acc[1, 1] overflows
+    assert kernels.mm(acc, x, index, w, 127, k, 2, 2, True, cache) == (0, 1, 1, INT32_MIN + small)
+    acc[0, 1, 1] = 0
+    assert kernels.mm(acc, x, index, w, 127, k, 2, 2, True, cache) is None
+    assert acc.tolist() == [[[big, INT32_MIN], [INT32_MAX, small]]]
+
+
+def test_mm_follows_changed_weights_and_a_one_bit_error_shows():
+    """The cache is remade when one bit of the weights changes (the sums follow it); and a result one
+    bit off its reference fails the comparison the tests above make."""
+    rng = np.random.default_rng(21)
+    pixels, M, taps, cg, ng, N = MM_TILES[1]
+    x, index, w = mm_operands(rng, pixels, M, taps, cg, ng, N, True)
+    cache = np.zeros(kernels.mm_cache_size(N, taps, cg, ng), np.uint8)
+    out = np.empty((2, M, N), np.int32)
+    assert kernels.mm(out, x, index, w, 3, cg, ng, pixels, False, cache) is None
+    w[1, 4, 2] ^= 1  # one bit of sample 1's weights
+    assert kernels.mm(out, x, index, w, 3, cg, ng, pixels, False, cache) is None
+    want = reference_mm(x, index, w, 3, cg, ng, pixels)
+    assert out.tolist() == want.tolist()
+    out[1, 0, 4] ^= 1
+    assert out.tolist() != want.tolist()
+
+
+def test_mm_refuses_an_index_outside_the_slab():
+    x, w = np.zeros((1, 4, 3), np.int8), np.zeros((1, 2, 3), np.int8)
+    cache = np.zeros(kernels.mm_cache_size(2, 1, 3, 2), np.uint8)
+    out = np.zeros((1, 2, 2), np.int32)
+    with pytest.raises(ValueError, match="outside the slab"):
+        kernels.mm(out, x, np.array([[0], [4]]), w, 0, 3, 2, 5, False, cache)
+    with pytest.raises(ValueError, match="cache"):
+        kernels.mm(out, x, np.array([[0], [1]]), w, 0, 3, 2, 5, False, cache[1:])
+
+
+@pytest.mark.parametrize("mode", ["gemm", "conv", "gconv", "dwconv"])
+def test_matmul_in_c_equals_the_numpy_path(mode, monkeypatch):
+    """A batch of two, each sample with its own weights, through ``matmul`` (padding, a stride, zero
+    point -128; then accumulating into accumulators at the int32 edges, which traps where a sum
+    leaves int32): the C kernel and the numpy path give the same accumulators, and the same trap."""
+    from isa_helpers import setr
+    from test_simulator_matrix import TARGET, conv_registers, run
+    from tcc.isa.errors import SimulatorTrap
+    from tcc.isa.simulator import Machine
+
+    rng = np.random.default_rng(len(mode))
+    h, w, c, n = 6, 5, 12, 8
+    k = {"gemm": c, "conv": 9 * c, "gconv": 9 * 3, "dwconv": 9}[mode]
+    text = conv_registers(h, w, c, 3, 3, (2, 1), (1, 1), (1, 1), 0, (3, 5), -128, 15, n, k)
+    text += setr({"cv.cg": 3, "cv.ng": 2}) if mode == "gconv" else ""
+    text += setr({"mm.m": 30, "mm.a_row": c}) if mode == "gemm" else ""
+    m = 30 if mode == "gemm" else 15
+    slabs = rng.integers(-128, 128, (2, h * w * c), dtype=np.int8)
+    weights = rng.integers(-128, 128, (2, n * k), dtype=np.int8)
+    results = []
+    for in_c in (False, True):
+        monkeypatch.setattr(native, "enabled", in_c)
+        got = []
+        edges = np.where(np.arange(m * n) % 2, INT32_MAX - 5, INT32_MIN + 5)  # some sum leaves int32
+        for accumulate, fill in ((0, 0), (1, edges)):
+            machine = Machine(TARGET, np.zeros((2, 16), np.uint8))
+            machine.memories[0][:, :slabs[0].size] = slabs.view(np.uint8)
+            machine.memories[1][:, :weights[0].size] = weights.view(np.uint8)  # each sample its own weights
+            machine.memories[2][:, :4 * m * n] = np.full(m * n, fill, "<i4").view(np.uint8)
+            try:
+                run(text + f"matmul {mode}, {accumulate}, int8, 0, 0, 0\nhalt\n", machine=machine)
+                got.append(machine.memories[2][:, :4 * m * n].copy())
+            except SimulatorTrap as trap:
+                got.append(str(trap))
+        results.append(got)
+    numpy_path, in_c = results
+    assert (numpy_path[0] == in_c[0]).all()
+    assert isinstance(numpy_path[1], str) and numpy_path[1] == in_c[1], (numpy_path[1], in_c[1])
+
+
+POOLS = [  # (h, w, c, kernel, stride, pads, out_hw): few taps (a padded image on the numpy path), a global pool
+    (7, 6, 3, (3, 2), (2, 1), (1, 0, 2, 1), (4, 5)), (5, 5, 40, (3, 3), (2, 2), (1, 1, 1, 1), (3, 3)),
+    (7, 7, 33, (7, 7), (1, 1), (0, 0, 0, 0), (1, 1)), (4, 6, 9, (5, 5), (3, 3), (2, 2, 2, 2), (2, 2))]
+
+
+@pytest.mark.parametrize("geometry", POOLS)
+@pytest.mark.parametrize("mode, count_pad, zp", [("max", 0, 0), ("avg", 0, -128), ("avg", 1, 127), ("avg", 0, 3)])
+def test_pool_in_c_equals_the_numpy_path(geometry, mode, count_pad, zp, monkeypatch):
+    """``pool`` on a batch of two slabs (the extremes in the first rows) through native.c pool_taps and
+    through the numpy path: the same bytes; and an output one bit off shows."""
+    from isa_helpers import setr
+    from test_simulator_matrix import TARGET, run
+    from tcc.isa.simulator import Machine
+
+    h, w, c, kernel, stride, pads, out_hw = geometry
+    rng = np.random.default_rng(h * w * c)
+    slabs = rng.integers(-128, 128, (2, h * w * c), dtype=np.int8)
+    slabs[0, :2 * c], slabs[1, :2 * c] = -128, 127
+    text = setr({"cv.h": h, "cv.w": w, "cv.c": c, "cv.kh": kernel[0], "cv.kw": kernel[1], "cv.sh": stride[0],
+                 "cv.sw": stride[1], "cv.dh": 1, "cv.dw": 1, "cv.pad_top": pads[0], "cv.pad_left": pads[1],
+                 "cv.w_out": out_hw[1], "pl.h_out": out_hw[0], "pl.pad_bottom": pads[2], "pl.pad_right": pads[3],
+                 "pl.zp": zp, "pl.count_pad": count_pad, "pl.mult": 1431655765, "pl.shift": 32, "pl.out_zp": -zp // 2})
+    size = out_hw[0] * out_hw[1] * c
+    got = []
+    for in_c in (False, True):
+        monkeypatch.setattr(native, "enabled", in_c)
+        machine = Machine(TARGET, np.zeros((2, 16), np.uint8))
+        machine.memories[0][:, :slabs[0].size] = slabs.view(np.uint8)
+        run(text + f"pool {mode}, 0x1000, 0\nhalt\n", machine=machine)
+        got.append(machine.memories[0][:, 0x1000:0x1000 + size].copy())
+    assert got[0].tolist() == got[1].tolist()
+    got[1][1, -1] ^= 1
+    assert got[0].tolist() != got[1].tolist()
+
+
+def test_pool_taps_refuses_an_index_or_a_sum_outside():
+    out, x = np.empty((1, 1, 4), np.int8), np.zeros((1, 3, 4), np.int8)
+    with pytest.raises(ValueError, match="outside the slab"):
+        kernels.pool_taps(out, x, np.array([[0, 3]]), 9, False, 0, None, None)
+    with pytest.raises(ValueError, match="outside the table"):
+        kernels.pool_taps(out, x, np.array([[0, 1]]), 9, True, 0, np.zeros(4, np.int8), np.array([4], np.int32))
+
+
+# (rows, cols, src_row, rows joined): the most rows within 512 lanes, a multiple of 16 lanes where one is
+@pytest.mark.parametrize("rows, cols, src_row, joined", [(12, 6, 6, 12), (60, 24, 24, 20), (7, 5, 5, 7), (9, 4, 6, 1)])
+@pytest.mark.parametrize("own_parameters", [False, True])
+def test_requant_of_narrow_rows_joined_equals_the_numpy_path(rows, cols, src_row, joined, own_parameters,
+                                                            monkeypatch):
+    """``requant acc`` of narrow rows, per-channel parameters, a batch of two (``own_parameters``:
+    sample 1's pbuf differs): the C kernel takes several rows side by side as one row of lanes
+    with its table repeated (impl_quant._joined_rows; rows that do not follow each other,
+    src_row > cols, are not joined) and gives the numpy path's bytes."""
+    from isa_helpers import setr
+    from test_simulator_matrix import TARGET, run
+    from tcc.isa.simulator import Machine, impl_quant
+
+    rng = np.random.default_rng(rows * cols)
+    accs = rng.integers(-2**24, 2**24, (2, rows * src_row)).astype("<i4")
+    accs[0, :cols], accs[1, :cols] = INT32_MAX, INT32_MIN
+    params = np.stack([rng.integers(-1000, 1000, (2, cols)), rng.integers(2**29, 2**31, (2, cols)),
+                       rng.integers(28, 40, (2, cols))], axis=-1).astype("<i4")
+    if not own_parameters:
+        params[1] = params[0]
+    text = setr({"rq.params": 0, "rq.m": rows, "rq.n": cols, "rq.src_row": src_row, "rq.dst_row": cols, "rq.zp": -3,
+                 "rq.qmin": -128, "rq.qmax": 127}) + "requant acc, i8, half_even, 0, 0\nhalt\n"
+    joins = []
+    real = impl_quant._joined_rows
+    monkeypatch.setattr(impl_quant, "_joined_rows", lambda x, out: joins.append(real(x, out)[1]) or real(x, out))
+    got = []
+    for in_c in (False, True):
+        monkeypatch.setattr(native, "enabled", in_c)
+        machine = Machine(TARGET, np.zeros((2, 16), np.uint8))
+        machine.memories[2][:, :accs[0].nbytes] = accs.view(np.uint8)  # acc
+        machine.memories[3][:, :params[0].nbytes] = params.reshape(2, -1).view(np.uint8)  # pbuf
+        run(text, machine=machine)
+        got.append(machine.memories[0][:, :rows * cols].copy())
+    assert got[0].tolist() == got[1].tolist()
+    assert joins == [joined]
+
+
+def wide_channels(src_zp, pre_shift):
+    """The channels of CHANNELS that no int32 input can make refuse (requant_wide's proof): |(x - src_zp)
+    << pre_shift| + |bias| within the channel's bound for every int32 x; and those some input can."""
+    largest = (2**31 + abs(src_zp)) << pre_shift
+    fits = np.array([largest + abs(int(b)) <= _PRODUCT_MAX // max(int(m), 1) for b, m, _ in CHANNELS])
+    return CHANNELS[fits], CHANNELS[~fits]
+
+
+@pytest.mark.parametrize("mode", ROUNDING_MODES)
+def test_requant_wide_matches_the_spec_where_no_lane_can_be_refused(mode):
+    """requant_wide (int32 in, no per-lane checks) against the spec at the extremes, per channel and with
+    one set of parameters, int8 and int32 out; it declines (False, nothing written) wherever some
+    int32 input could be refused, and a result one bit off shows."""
+    mode_index = ROUNDING_MODES.index(mode)
+    for pre_shift, src_zp in itertools.product((0, 1, 8), (0, -128, 127, INT32_MIN + 1)):
+        channels, refusable = wide_channels(src_zp, pre_shift)
+        assert len(channels) and len(refusable)
+        x = np.broadcast_to(X[:, None], (len(X), len(channels))).astype(np.int32)
+        for (qmin, qmax), zp in itertools.product(RANGES, (0, -128, 127, INT32_MAX)):
+            out = np.empty(x.shape, np.int8 if -128 <= qmin <= qmax <= 127 else np.int32)
+            want = spec(x.astype(np.int64), channels, src_zp, pre_shift, zp, qmin, qmax, mode)
+            table = native.requant_parameters(channels.astype(np.int32))
+            assert kernels.requant_wide(x, out, table, src_zp, pre_shift, zp, qmin, qmax, mode_index)
+            assert out.tolist() == want.tolist(), (pre_shift, src_zp, qmin, qmax, zp)
+            one = np.ascontiguousarray(x[:, :1])  # every lane one channel's parameters
+            single = np.empty(one.shape, out.dtype)
+            assert kernels.requant_wide(one, single, native.requant_parameters(channels[:1].astype(np.int32)),
+                                        src_zp, pre_shift, zp, qmin, qmax, mode_index)
+            assert single.tolist() == want[:, :1].tolist()
+        out.flat[0] ^= 1
+        assert out.tolist() != want.tolist()
+        x = np.broadcast_to(X[:, None], (len(X), len(refusable))).astype(np.int32)
+        untouched = np.full(x.shape, 7, np.int8)
+        assert not kernels.requant_wide(x, untouched, native.requant_parameters(refusable.astype(np.int32)), src_zp,
+                                        pre_shift, 0, -128, 127, mode_index)
+        assert (untouched == 7).all()
+    for bad in ([[0, -1, 3]], [[0, 5, -1]]):  # a negative multiplier or shift
+        x = np.zeros((1, 1), np.int32)
+        assert not kernels.requant_wide(x, np.empty((1, 1), np.int8), native.requant_parameters(np.array(bad, np.int32)),
+                                        0, 0, 0, -128, 127, mode_index)
+
+
+def test_a_product_above_the_int8_kernel_size_runs_in_c_exactly(monkeypatch):
+    """64 x 576 x 64 (2.4M multiply-adds: above int8_kernel.MIN_MACS, within impl_matrix.NATIVE_MACS)
+    runs in native.c mm, exact at the extremes; a one-bit error in its accumulators shows."""
+    import types
+
+    from test_int8_kernel import gemm
+    from tcc.isa.simulator import impl_matrix
+
+    assert 64 * 576 * 64 <= impl_matrix.NATIVE_MACS
+    rng = np.random.default_rng(3)
+    a = rng.integers(-128, 128, (64, 576)).astype(np.int8)
+    w = rng.integers(-128, 128, (64, 576)).astype(np.int8)
+    a[:2], w[:2] = np.array([[-128], [127]], np.int8), np.array([[-128], [127]], np.int8)
+    calls = []
+
+    def mm(*args):
+        calls.append(1)
+        result = kernels.mm(*args)
+        args[0][...] ^= flip
+        return result
+
+    monkeypatch.setattr(native, "kernels", lambda: types.SimpleNamespace(**{**vars(kernels), "mm": mm}))
+    for zp, flip in ((-128, 0), (127, 0), (0, 1)):
+        expected = (a.astype(object) - zp) @ w.T.astype(object)
+        assert (gemm(a, w, zp).tolist() == expected.tolist()) == (not flip)
+    assert len(calls) == 3
+
+
+# --- prepared steps (native.c: step): each against the numpy operation it stands for ------------
+
+def _memory(rng, samples=2, size=1 << 14):
+    return rng.integers(0, 256, (samples, size)).astype(np.uint8)
+
+
+def _view(memory, dtype, offset, shape, strides):
+    """A strided view of every sample's row of ``memory``, as machine.region makes them."""
+    return np.ndarray((memory.shape[0],) + shape, dtype, buffer=memory, offset=offset,
+                      strides=(memory.shape[1],) + strides)
+
+
+@pytest.mark.parametrize("dtype, shape, source_strides, out_strides", [
+    (np.uint8, (3, 5, 40), (400, 50, 1), (200, 40, 1)),  # a DMA box: rows of bytes
+    (np.uint8, (1, 300, 1), (0, 7, 1), (0, 1, 1)),  # many one-byte rows: one strided loop once coalesced
+    (np.uint16, (16, 24), (2, 32), (48, 2)),  # a transposing copy of bf16 lanes
+    (np.uint32, (4, 1, 6), (96, 0, 4), (24, 0, 4)),  # int32 words, an axis of extent 1
+    (np.uint64, (5,), (8,), (16,)),
+    (np.uint8, (2, 0, 3), (3, 3, 1), (3, 3, 1)),  # an empty box
+])
+def test_copy_step_moves_what_numpy_moves(dtype, shape, source_strides, out_strides):
+    rng = np.random.default_rng(5)
+    memory = _memory(rng)
+    source = _view(memory, dtype, 64, shape, source_strides)
+    out = _view(memory, dtype, 8192, shape, out_strides)
+    want = memory.copy()
+    np.copyto(_view(want, dtype, 8192, shape, out_strides), _view(want, dtype, 64, shape, source_strides))
+    step = native.step("COPY", 0, out, source)
+    assert step is not None
+    step()
+    assert np.array_equal(memory, want)
+    source[...] = 0  # a step reads its source when it runs, not when it is made
+    step()
+    assert not out.any()
+
+
+def test_gather_step_reads_the_table_at_each_index():
+    rng = np.random.default_rng(6)
+    memory = _memory(rng)
+    codes = _view(memory, np.uint8, 0, (2, 50), (60, 1))  # int8 codes (as bytes) -> bf16 patterns
+    lanes = _view(memory, np.uint16, 4096, (2, 50), (200, 4))
+    patterns = rng.integers(0, 1 << 16, 256).astype(np.uint16)
+    step = native.step("GATHER", 0, lanes, codes, patterns)
+    step()
+    assert lanes.tolist() == patterns[codes].tolist()
+    wide = _view(memory, np.uint16, 8192, (70,), (2,))  # bf16 patterns -> int8 codes
+    out = _view(memory, np.int8, 12000, (70,), (1,))
+    table = rng.integers(-128, 128, 1 << 16).astype(np.int8)
+    wide[0, :2] = [0, 0xFFFF]  # the table's ends
+    native.step("GATHER", 0, out, wide, table)()
+    assert out.tolist() == table[wide].tolist()
+    assert native.step("GATHER", 0, out, wide, table[:256]) is None  # a uint16 index needs 65,536 entries
+
+
+def test_lut_step_reads_each_samples_own_table():
+    rng = np.random.default_rng(7)
+    memory = _memory(rng)
+    x = _view(memory, np.int8, 0, (300,), (1,))
+    tables = _view(memory, np.int8, 1000, (256,), (1,))
+    out = _view(memory, np.int8, 2000, (300,), (1,))
+    x[:, :2] = [-128, 127]
+    native.step("LUT", 0, out, x, tables)()
+    for s in range(memory.shape[0]):  # entry v + 128 for the int8 value v
+        assert out[s].tolist() == tables[s][x[s].astype(np.intp) + 128].tolist()
+
+
+def test_lanes_and_pair_steps_compute_what_their_kernels_do():
+    rng = np.random.default_rng(8)
+    a, b, c = (rng.integers(0, 1 << 16, (2, 100)).astype(np.uint16) for _ in range(3))
+    for op in range(24):
+        want, got = np.empty_like(a), np.empty_like(a)
+        operands = (a, b, c) if op in (4, 23) else (a, b)
+        kernels.lanes(op, want, *operands)
+        native.step("LANES", op, got, *operands)()
+        assert got.tolist() == want.tolist()
+    x, y = (rng.integers(-128, 128, (2, 100)).astype(np.int8) for _ in range(2))
+    table = rng.integers(-128, 128, 1 << 16).astype(np.int8)
+    out = np.empty_like(x)
+    native.step("PAIR", 0, out, x, y[0], table)()
+    assert out.tolist() == table[x.view(np.uint8).astype(np.intp) * 256 + y[0].view(np.uint8)].tolist()
+    assert native.step("LANES", 4, out, a, b) is None  # fma takes three operands
+    assert native.step("COPY", 0, a, b[:, :50]) is None  # shapes differ
+
+
+def test_a_step_keeps_its_memory_alive():
+    memory = np.zeros((1, 64), np.uint8)
+    out = _view(memory, np.uint8, 0, (8,), (1,))
+    source = _view(memory, np.uint8, 32, (8,), (1,))
+    source[...] = 9
+    step = native.step("COPY", 0, out, source)
+    held = sys.getrefcount(memory)
+    del out, source
+    step()  # the step holds the views' buffers, so the memory they are of
+    assert sys.getrefcount(memory) == held and memory[0, :8].tolist() == [9] * 8
+
+
+def test_replay_calls_the_actions_in_order_and_names_the_one_that_raises():
+    done = []
+
+    def fail():
+        raise ArithmeticError("third")
+
+    actions = [lambda: done.append(0), lambda: done.append(1), fail, lambda: done.append(3)]
+    at = [0]
+    kernels.replay(actions, 2, at)
+    assert done == [0, 1] and at == [0]
+    with pytest.raises(ArithmeticError, match="third"):
+        kernels.replay(actions, 4, at)
+    assert done == [0, 1, 0, 1] and at == [2]  # the actions after it did not run

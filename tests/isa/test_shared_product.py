@@ -7,13 +7,20 @@ import pytest
 
 from isa_helpers import setr
 from test_simulator_matrix import conv_registers, naive_conv, run
-from tcc.isa.simulator import Machine, shared_product
+from tcc.isa.simulator import Machine, native, shared_product
 from tcc.isa.target import load_target
 
 TARGET = load_target()
 H, W, C, N, TILES = 5, 4, 6, 3, 4
 K = 9 * C
 SLAB, OTHER_SLAB, WEIGHTS = 0, 256, 512  # DRAM offsets: the slab, a second slab, tile t's weights at WEIGHTS + t * N * K
+
+
+@pytest.fixture(autouse=True)
+def numpy_path(monkeypatch):
+    """The BLAS path's shared products: these tiles are small enough for the C kernel (native.c mm,
+    which makes no windows to share) where it is built, so it is turned off here."""
+    monkeypatch.setattr(native, "enabled", False)
 
 
 def program(reload_at: int | None) -> str:

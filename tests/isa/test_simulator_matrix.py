@@ -8,7 +8,7 @@ from tcc.ir import numerics
 from tcc.isa.assembler import assemble
 from tcc.isa.encoding import encode_program
 from tcc.isa.errors import SimulatorTrap
-from tcc.isa.simulator import Machine, impl_matrix
+from tcc.isa.simulator import Machine, impl_matrix, native
 from tcc.isa.target import load_target
 
 TARGET = load_target()
@@ -183,13 +183,14 @@ def test_gconv_whose_groups_reduce_past_the_float_bound_writes_the_accumulators(
 
 @pytest.mark.parametrize("case", CONV_CASES)
 @pytest.mark.parametrize("short, zp, accumulate", [(0, -3, 0), (2, 127, 0), (1, -128, 1)])
-@pytest.mark.parametrize("image", [True, False])
-def test_dwconv_of_a_batch_matches_naive_loop(case, short, zp, accumulate, image, monkeypatch):
+@pytest.mark.parametrize("path", ["image", "gather", "native"])
+def test_dwconv_of_a_batch_matches_naive_loop(case, short, zp, accumulate, path, monkeypatch):
     """dwconv over every conv geometry (strides, dilations, a negative pad_top: always the gather path),
-    from the padded image or gathered (``image``, whatever the channel count), on a batch of two
-    slabs: the last ``short`` outputs of a partial last row dropped, into accumulators holding 5
-    (``accumulate``)."""
-    monkeypatch.setattr(impl_matrix, "_IMAGE_CHANNELS", 1 if image else 2**31)
+    on the numpy path from the padded image or gathered (``path``, whatever the channel count), or
+    in the C kernel (native.c mm, where it is built), on a batch of two slabs: the last ``short``
+    outputs of a partial last row dropped, into accumulators holding 5 (``accumulate``)."""
+    monkeypatch.setattr(impl_matrix, "_IMAGE_CHANNELS", 1 if path == "image" else 2**31)
+    monkeypatch.setattr(native, "enabled", native.enabled and path == "native")
     h, w, c, kh, kw, stride, dilation, pad, c0, _ = case
     rng = np.random.default_rng(len(str(case)) + short)
     h_out = (h + 2 * max(pad[0], 0) - dilation[0] * (kh - 1) - 1) // stride[0] + 1
@@ -209,10 +210,12 @@ def test_dwconv_of_a_batch_matches_naive_loop(case, short, zp, accumulate, image
         np.testing.assert_array_equal(got, expected + 5 * accumulate, err_msg=f"sample {i}")
 
 
-def test_dwconv_of_a_batch_in_parts_with_a_reduction_past_the_float_bound():
-    """A dwconv of 33x33 taps over a batch of two samples: its windows are made a sample at a time
-    and each product, exact in int64 (1089 taps are past one float32 product's bound), must reach
-    its sample's accumulators."""
+@pytest.mark.parametrize("in_c", [False, True])
+def test_dwconv_of_a_batch_in_parts_with_a_reduction_past_the_float_bound(in_c, monkeypatch):
+    """A dwconv of 33x33 taps over a batch of two samples: on the numpy path its windows are made a
+    sample at a time and each product, exact in int64 (1089 taps are past one float32 product's
+    bound), must reach its sample's accumulators; the C kernel (``in_c``) must too."""
+    monkeypatch.setattr(native, "enabled", native.enabled and in_c)
     rng = np.random.default_rng(13)
     h = w = 36
     kh, c, zp = 33, 8, -128
@@ -485,14 +488,17 @@ def test_copy_transposes_elements_of_every_width_at_odd_addresses(elem):
     got = machine.buffers["abuf"][0x401:0x401 + source.size].reshape(5, 4, 3, 2, elem)
     assert got.tolist() == source.transpose(3, 2, 1, 0, 4).tolist()
 
-def test_pools_sharing_padded_images_match_naive_loop():
+@pytest.mark.parametrize("in_c", [False, True])
+def test_pools_sharing_padded_images_match_naive_loop(in_c, monkeypatch):
     """Pools of a few taps read each tap as a strided view of the slab placed in a padded image
     (impl_pool.PaddedImage) that the machine keeps per placement: pools of many geometries one after
     another on one machine (some placing their slab alike, one after another with new data; two
     images of one size placing their slabs differently; dilations whose windows skip the first rows
     and columns and leave the last ones, so that only part of a row is read; a 1x1 window; a global
     pool of more taps than the image path takes; a channel of -128s under padded windows), each
-    equal to the naive loop."""
+    equal to the naive loop: on that numpy path, and in the C kernel (``in_c``: native.c pool_taps,
+    where it is built; no image made)."""
+    monkeypatch.setattr(native, "enabled", native.enabled and in_c)
     rng = np.random.default_rng(12)
     machine = Machine(TARGET, np.zeros(16, np.uint8))
     cases = [  # (h, w, c), kernel, stride, dilation, pads (top, left, bottom, right), out
@@ -521,4 +527,4 @@ def test_pools_sharing_padded_images_match_naive_loop():
             got = machine.buffers["abuf"][0x1000:0x1000 + size].view(np.int8).reshape(out_hw + (c,))
             want = naive_pool(slab, mode, kernel, stride, dilation, pads, out_hw, 3, count_pad)
             np.testing.assert_array_equal(got, want, err_msg=f"{mode} {count_pad} {(h, w, c)} {kernel} {dilation} {pads}")
-    assert len(machine.images) >= 4  # images were made and shared
+    assert len(machine.images) >= (0 if native.kernels() else 4)  # images were made and shared

@@ -100,3 +100,19 @@ def test_quantize_affine_accepts_scalars_and_0d_arrays():
     assert int(quantize_affine(np.float32(0.7), 0.1, 3)) == 10
     assert int(quantize_affine(np.array(0.25, np.float32), 0.5, 0)) == 0  # 0.5 ties to even
     assert int(quantize_affine(np.array(np.nan, np.float32), 0.5, 7)) == 7
+
+
+@pytest.mark.parametrize("qmin, qmax, zp", [(-128, 127, 0), (0, 255, 128), (-32768, 32767, -5),
+                                            (-(2**23) + 1, 2**23 - 1, 2**22), (-(2**31), 2**31 - 1, 7)])
+def test_quantize_affine_clamps_exactly_near_the_float32_limits(qmin, qmax, zp):
+    """The in-place float32 clamp (small bounds) and the int64 one (large bounds) give the integer rule."""
+    rng = np.random.default_rng(qmax)
+    scale = np.float32(0.75)
+    x = np.concatenate([rng.normal(0, 2.0**24, 2000), [np.nan, np.inf, -np.inf, 0.375, -0.375, 1.125],
+                        np.array([qmin, qmax, qmin - 1, qmax + 1, qmin + 1, qmax - 1]) * 0.75]).astype(np.float32)
+    q = quantize_affine(x, scale, zp, qmin, qmax, out_dtype=np.int64)
+    with np.errstate(invalid="ignore"):
+        quotient = (x / scale).astype(np.float64)  # ONNX divides in float32
+    t = np.where(np.isnan(quotient), 0.0, np.rint(quotient))
+    want = np.clip(np.clip(t, -(2.0**62), 2.0**62).astype(np.int64) + zp, qmin, qmax)
+    assert q.tolist() == want.tolist()
