@@ -164,7 +164,7 @@ def _native_conv(m: MachineState, M: int, N: int, channels: int, cg: int, ng: in
     too, but their longer reductions run faster on BLAS (ShuffleNet's 174 gconv tiles: 62 us each
     on BLAS, 183 in the kernel; its 40 dwconv tiles 119 us in numpy, 69 in the kernel)."""
     fused = native.kernels()
-    if fused is None or not zero_point_fits(zp) or w_max > _NATIVE_W_MAX or cg > _NATIVE_CG:
+    if fused is None or not hasattr(fused, "mm") or not zero_point_fits(zp) or w_max > _NATIVE_W_MAX or cg > _NATIVE_CG:
         return None
     _, index, first, last, rows, access = _slab(m, M, channels)
     if index is None:
@@ -198,7 +198,7 @@ def _native_product(m: MachineState, mode: str, M: int, N: int, K: int, zp: int,
     path runs).  The caller sends it only products below the int8 kernel's size: above it, a
     BLAS-like int8 product is faster."""
     fused = native.kernels()
-    if fused is None or not zero_point_fits(zp) or not int8_codes(fmt) or not 0 < K <= fused.MM_MAX_K or M < 1 \
+    if fused is None or not hasattr(fused, "mm") or not zero_point_fits(zp) or not int8_codes(fmt) or not 0 < K <= fused.MM_MAX_K or M < 1 \
             or N < 1:
         return None
     if mode == "gemm":

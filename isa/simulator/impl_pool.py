@@ -56,6 +56,7 @@ def _windows(h: int, w: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: in
 
 
 _TAP_BY_TAP = 16  # windows of at most this many taps are reduced one tap at a time
+_MAX_CHANNELS_IN_C = 32  # few-tap maxima of this many channels or more run in C (native.c pool_taps)
 
 
 class PaddedImage:
@@ -170,10 +171,12 @@ def pool(m: MachineState, mode: str, dst: int, src: int):
     pad_value = numerics.INT8_MIN if mode == "max" else 0
     means = None if mode == "max" or not sums_fit else _mean_table(m, divisor, taps, zp, mult, shift, out_zp)
     cycles = -(-(h_out * w_out * c * kh * kw) // m.target.post_lanes) + POST_LATENCY
-    # one C pass (native.c pool_taps) for averages and many-tap maxima (few-tap maxima of wide outputs are
-    # faster as numpy's maximum of strided views: ShuffleNet's 3x3 pool of 112x112x24, 156 us against 190)
+    # one C pass (native.c pool_taps) for averages, many-tap maxima and maxima of 32 channels or more (a
+    # few-tap maximum of fewer channels is faster as numpy's maximum of strided views: ShuffleNet's 3x3
+    # pool of 112x112x24 189 us against 226 in C; SqueezeNet's of 54x54x96 72 against 37)
     fused = native.kernels()
-    if fused is not None and (means is not None or mode == "max" and taps > _TAP_BY_TAP):
+    if hasattr(fused, "pool_taps") and (means is not None or mode == "max" and (taps > _TAP_BY_TAP or
+                                                                            c >= _MAX_CHANNELS_IN_C)):
         return Effect(cycles, (s_access, d_access), POST_LATENCY,
                       action=_pool_in_c(fused, out_rows, rows, np.where(valid, index, n), n, mode, zp, means))
     # few taps: the slab in a padded image, each tap a strided view of it (PaddedImage), reduced into one

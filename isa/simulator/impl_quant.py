@@ -77,7 +77,7 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
     elif row_shift is None and fused is not None:
         c_views, joined = _joined_rows(x, dst_view)
     c_parameters: list = [None, None]  # the params bytes and their native.requant_parameters table
-    wide = src == "acc"  # int32 lanes: native.c requant_wide where no lane can be refused
+    wide = src == "acc" and hasattr(fused, "requant_wide")  # int32 lanes: where no lane can be refused
 
     def in_c(i: int | None = None) -> bool:
         """The stage in one C pass (every sample with sample 0's parameters, or sample i with its

@@ -826,6 +826,30 @@ static inline int32_t mm_pair(const int16_t *p) {
     return v;
 }
 
+static inline int32_t mm_quad(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* The weights of ``count`` channels in quads of k for vpdpbusd, to[(q * nv + v) * 4 * MM_LANES + 4 * lane
+ * + k % 4] = w[v * MM_LANES + lane][k], q = k / 4, zeros past K and count; and each channel's sum of
+ * weights (the bias's correction). */
+static void mm_relayout_quads(int8_t *to, int32_t *row_sums, const char *w, Py_ssize_t stride, Py_ssize_t count,
+                              Py_ssize_t K, Py_ssize_t kq, Py_ssize_t nv) {
+    memset(to, 0, kq * nv * MM_LANES);
+    for (Py_ssize_t n = 0; n < count; n++) {
+        const int8_t *row = (const int8_t *)(w + n * stride);
+        int8_t *lane = to + (n / MM_LANES) * 4 * MM_LANES + 4 * (n % MM_LANES);
+        int32_t sum = 0;
+        for (Py_ssize_t k = 0; k < K; k++) {
+            lane[(k / 4) * nv * 4 * MM_LANES + k % 4] = row[k];
+            sum += row[k];
+        }
+        row_sums[n] = sum;
+    }
+}
+
 /* sums[p * nv * MM_LANES + n] = sum_k a[p * kp + k] * channel n's weight k, for P pixels (1, 4 or 8 rows of a,
  * kp int16 each, even kp) and the relaid weights w2 of nv vectors: the portable loop. */
 static void mm_sums_plain(int32_t *restrict sums, const int16_t *restrict a, const int16_t *restrict w2, Py_ssize_t kp,
@@ -930,8 +954,85 @@ MM_AVX2_SUMS(mm_sums_avx2_4, 4)
 MM_VNNI_SUMS(mm_sums_vnni_1, 1)
 MM_VNNI_SUMS(mm_sums_vnni_4, 4)
 MM_VNNI_SUMS(mm_sums_vnni_8, MM_PIXELS)
-static int mm_isa = -1; /* 2: AVX-512 VNNI, 1: AVX2, 0: neither (asked once) */
+
+/* On AVX-512 VNNI the windows are biased bytes (x + 128, uint8) and the weights int8 in quads of k
+ * (mm_relayout_quads): vpdpbusd adds four products (each at most 255 * 128) to an int32 lane without
+ * saturating, twice the pairs' work per instruction; the bias comes off per channel afterwards. */
+#define MM_QUAD_SUMS(NAME, P)                                                                              \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) static void NAME(                       \
+        int32_t *restrict sums, const uint8_t *restrict a, const int8_t *restrict w4, Py_ssize_t kq, Py_ssize_t nv) { \
+        const Py_ssize_t width = nv * MM_LANES, quads = kq / 4, step = nv * 4 * MM_LANES;                   \
+        Py_ssize_t v = 0;                                                                                   \
+        for (; v + 4 <= nv; v += 4) {                                                                       \
+            __m512i c0[P], c1[P];                                                                           \
+            for (int p = 0; p < P; p++) c0[p] = c1[p] = _mm512_setzero_si512();                             \
+            for (Py_ssize_t q = 0; q < quads; q++) {                                                        \
+                const int8_t *wq = w4 + q * step + v * 4 * MM_LANES;                                        \
+                __m512i w0 = _mm512_loadu_si512(wq), w1 = _mm512_loadu_si512(wq + 64);                      \
+                for (int p = 0; p < P; p++) {                                                               \
+                    __m512i x = _mm512_set1_epi32(mm_quad(a + p * kq + 4 * q));                             \
+                    c0[p] = _mm512_dpbusd_epi32(c0[p], x, w0);                                              \
+                    c1[p] = _mm512_dpbusd_epi32(c1[p], x, w1);                                              \
+                }                                                                                           \
+            }                                                                                               \
+            for (int p = 0; p < P; p++) {                                                                   \
+                _mm512_storeu_si512(sums + p * width + v * MM_LANES, c0[p]);                                \
+                _mm512_storeu_si512(sums + p * width + v * MM_LANES + 16, c1[p]);                           \
+            }                                                                                               \
+        }                                                                                                   \
+        for (; v + 2 <= nv; v += 2) {                                                                       \
+            __m512i c0[P];                                                                                  \
+            for (int p = 0; p < P; p++) c0[p] = _mm512_setzero_si512();                                     \
+            for (Py_ssize_t q = 0; q < quads; q++) {                                                        \
+                __m512i w0 = _mm512_loadu_si512(w4 + q * step + v * 4 * MM_LANES);                          \
+                for (int p = 0; p < P; p++)                                                                 \
+                    c0[p] = _mm512_dpbusd_epi32(c0[p], _mm512_set1_epi32(mm_quad(a + p * kq + 4 * q)), w0);  \
+            }                                                                                               \
+            for (int p = 0; p < P; p++) _mm512_storeu_si512(sums + p * width + v * MM_LANES, c0[p]);        \
+        }                                                                                                   \
+        for (; v < nv; v++) {                                                                               \
+            __m256i c0[P];                                                                                  \
+            for (int p = 0; p < P; p++) c0[p] = _mm256_setzero_si256();                                     \
+            for (Py_ssize_t q = 0; q < quads; q++) {                                                        \
+                __m256i w0 = _mm256_loadu_si256((const __m256i *)(w4 + q * step + v * 4 * MM_LANES));       \
+                for (int p = 0; p < P; p++)                                                                 \
+                    c0[p] = _mm256_dpbusd_epi32(c0[p], _mm256_set1_epi32(mm_quad(a + p * kq + 4 * q)), w0);  \
+            }                                                                                               \
+            for (int p = 0; p < P; p++) _mm256_storeu_si256((__m256i *)(sums + p * width + v * MM_LANES), c0[p]); \
+        }                                                                                                   \
+    }
+MM_QUAD_SUMS(mm_quads_1, 1)
+MM_QUAD_SUMS(mm_quads_4, 4)
+MM_QUAD_SUMS(mm_quads_8, MM_PIXELS)
+static int mm_isa = -1, mm_cpu = -1; /* the level used and the CPU's: 2 AVX-512 VNNI, 1 AVX2, 0 neither */
+#else
+static int mm_isa = 0, mm_cpu = 0;
 #endif
+
+/* The CPU's vector instructions for mm (asked once). */
+static void mm_detect(void) {
+#ifdef MM_AVX2
+    if (mm_cpu < 0) {
+        __builtin_cpu_init();
+        mm_cpu = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vl")
+                     ? 2
+                     : __builtin_cpu_supports("avx2") != 0;
+        mm_isa = mm_cpu;
+    }
+#endif
+}
+
+/* mm_level([level]) -> int: the vector instructions mm uses (2 AVX-512 VNNI, 1 AVX2, 0 portable C);
+ * given a level, at most that one from now on (for tests of each path the CPU has: a cache is made
+ * for the level of its mm_cache_size). */
+static PyObject *mm_level(PyObject *self, PyObject *args) {
+    int level = -1;
+    if (!PyArg_ParseTuple(args, "|i", &level)) return NULL;
+    mm_detect();
+    if (level >= 0) mm_isa = level < mm_cpu ? level : mm_cpu;
+    return PyLong_FromLong(mm_isa);
+}
 
 static void mm_sums(int32_t *sums, const int16_t *a, const int16_t *w2, Py_ssize_t kp, Py_ssize_t nv, int P) {
 #ifdef MM_AVX2
@@ -960,21 +1061,28 @@ static void mm_sums(int32_t *sums, const int16_t *a, const int16_t *w2, Py_ssize
  * it was made from and their relaid copy: per group (mm_relayout), or for a depthwise tile (cg =
  * ng = 1: channel n reads slab channel n) the (taps, width) int16 transpose. */
 typedef struct {
-    Py_ssize_t K, kp, groups, nv, width, copy, relaid, size; /* copy, relaid: byte offsets */
-    int depthwise;
+    Py_ssize_t K, kp, kq, groups, nv, width, copy, relaid, row_sums, size; /* copy, relaid, row_sums: byte offsets */
+    int depthwise, quads; /* quads: biased bytes against int8 quads (AVX-512 VNNI), else int16 pairs */
 } MmLayout;
 
 static MmLayout mm_layout(Py_ssize_t N, Py_ssize_t taps, Py_ssize_t cg, Py_ssize_t ng) {
     MmLayout l;
+    mm_detect();
     l.depthwise = cg == 1 && ng == 1;
+    l.quads = !l.depthwise && mm_isa == 2;
     l.K = taps * cg;
     l.kp = (l.K + 1) / 2 * 2;
+    l.kq = (l.K + 3) / 4 * 4;
     l.groups = (N + ng - 1) / ng;
     l.nv = ((ng < N ? ng : N) + MM_LANES - 1) / MM_LANES;
     l.width = l.depthwise ? (N + 15) / 16 * 16 : l.nv * MM_LANES;
     l.copy = 64;
     l.relaid = l.copy + (N * l.K + 63) / 64 * 64;
-    l.size = l.relaid + (l.depthwise ? taps * l.width : l.groups * l.kp * l.width) * (Py_ssize_t)sizeof(int16_t);
+    l.row_sums = l.relaid + (l.depthwise ? taps * l.width * (Py_ssize_t)sizeof(int16_t)
+                             : l.quads ? l.groups * l.kq * l.width
+                                       : l.groups * l.kp * l.width * (Py_ssize_t)sizeof(int16_t));
+    l.row_sums = (l.row_sums + 63) / 64 * 64;
+    l.size = l.row_sums + (l.quads ? N * (Py_ssize_t)sizeof(int32_t) : 0);
     return l;
 }
 
@@ -1000,6 +1108,7 @@ typedef struct {
     const char *w;
     Py_ssize_t ws0, ws1;
     Py_ssize_t samples, N, cg, ng;
+    Py_ssize_t b; /* the sample being computed */
     int32_t zp;
     int accumulate;
     char *cache;
@@ -1028,7 +1137,12 @@ static void mm_weights(MmCall *c, Py_ssize_t b) {
     } else {
         for (Py_ssize_t g = 0; g < l->groups; g++) {
             Py_ssize_t count = (g + 1) * c->ng < c->N ? c->ng : c->N - g * c->ng;
-            mm_relayout(relaid + g * l->kp * l->width, wb + g * c->ng * c->ws1, c->ws1, count, l->K, l->kp, l->nv);
+            if (l->quads)
+                mm_relayout_quads((int8_t *)(c->cache + l->relaid) + g * l->kq * l->width,
+                                  (int32_t *)(c->cache + l->row_sums) + g * c->ng, wb + g * c->ng * c->ws1, c->ws1,
+                                  count, l->K, l->kq, l->nv);
+            else
+                mm_relayout(relaid + g * l->kp * l->width, wb + g * c->ng * c->ws1, c->ws1, count, l->K, l->kp, l->nv);
         }
     }
     c->cache[0] = 1;
@@ -1113,6 +1227,60 @@ CLONES static void mm_depthwise(MmCall *c) {
     }
 }
 
+/* mm_grouped's step on AVX-512 VNNI: group g's windows of P pixels from m0 as biased bytes (x + 128;
+ * zp + 128 for padding: (zp + 128) - (zp + 128) adds nothing; zeros past K, where the weights are
+ * zero), their sums with the group's weight quads, less (zp + 128) times each channel's weight sum
+ * (every term fits int32: at most K * 255 * 128 < 2**31), stored. */
+static void mm_quad_windows(MmCall *c, const char *xb, Py_ssize_t m0, Py_ssize_t pixels, int P, Py_ssize_t g) {
+#ifdef MM_AVX2
+    const MmLayout *l = &c->l;
+    const Py_ssize_t kq = l->kq, cg = c->cg, ng = c->ng, N = c->N;
+    uint8_t *a = (uint8_t *)c->a;
+    const uint8_t bias_pad = (uint8_t)(c->zp + 128);
+    for (Py_ssize_t p = 0; p < P; p++) {
+        uint8_t *restrict row = a + p * kq;
+        if (p >= pixels) {
+            memset(row, 0, kq);
+            continue;
+        }
+        for (Py_ssize_t k = l->K; k < kq; k++) row[k] = 0;
+        for (Py_ssize_t t = 0; t < c->taps; t++) {
+            const int8_t *restrict px = mm_tap(c, xb, m0 + p, t);
+            if (c->bad_index) return;
+            uint8_t *restrict to = row + t * cg;
+            if (!px) {
+                memset(to, bias_pad, cg);
+                continue;
+            }
+            px += g * cg;
+            if (cg <= 4) {
+                for (int ci = 0; ci < 4; ci++)
+                    if (ci < cg) to[ci] = (uint8_t)px[ci] ^ 0x80;
+            } else {
+                for (Py_ssize_t ci = 0; ci < cg; ci++) to[ci] = (uint8_t)px[ci] ^ 0x80;
+            }
+        }
+    }
+    const int8_t *quads = (const int8_t *)(c->cache + l->relaid) + g * kq * l->width;
+    if (P == 1)
+        mm_quads_1(c->sums, a, quads, kq, l->nv);
+    else if (P == 4)
+        mm_quads_4(c->sums, a, quads, kq, l->nv);
+    else
+        mm_quads_8(c->sums, a, quads, kq, l->nv);
+    const Py_ssize_t n0 = g * ng, count = (g + 1) * ng < N ? ng : N - n0;
+    const int32_t *row_sums = (const int32_t *)(c->cache + l->row_sums) + n0;
+    const int64_t bias = c->zp + 128;
+    for (Py_ssize_t p = 0; p < pixels; p++) {
+        int32_t *sums = c->sums + p * l->width;
+        for (Py_ssize_t j = 0; j < count; j++) sums[j] = (int32_t)((int64_t)sums[j] - bias * row_sums[j]);
+        mm_store(c, c->b, m0 + p, n0, sums, count);
+    }
+#else
+    (void)c, (void)xb, (void)m0, (void)pixels, (void)P, (void)g;
+#endif
+}
+
 /* A gemm, conv or gconv tile: MM_PIXELS pixels' windows of a group gathered as int16 (x - zp, zeros
  * for padding and past K), then their sums with the group's relaid weights. */
 CLONES static void mm_grouped(MmCall *c) {
@@ -1121,12 +1289,18 @@ CLONES static void mm_grouped(MmCall *c) {
     const int16_t *relaid = (const int16_t *)(c->cache + l->relaid);
     const int32_t zp = c->zp;
     for (Py_ssize_t b = 0; b < c->samples; b++) {
+        c->b = b;
         if (b == 0 || c->ws0 != 0) mm_weights(c, b);
         const char *xb = c->x + b * c->xs0;
         for (Py_ssize_t m0 = 0; m0 < c->M; m0 += MM_PIXELS) {
             const Py_ssize_t pixels = c->M - m0 < MM_PIXELS ? c->M - m0 : MM_PIXELS;
             const int P = pixels == 1 ? 1 : pixels <= 4 ? 4 : MM_PIXELS;
             for (Py_ssize_t g = 0; g < l->groups; g++) {
+                if (l->quads) {
+                    mm_quad_windows(c, xb, m0, pixels, P, g);
+                    if (c->bad_index) return;
+                    continue;
+                }
                 for (Py_ssize_t p = 0; p < P; p++) {
                     int16_t *restrict row = c->a + p * kp;
                     row[kp - 1] = 0;
@@ -1193,15 +1367,6 @@ static PyObject *mm(PyObject *self, PyObject *args) {
         c.l.groups * cg > x.view.shape[2] || !PyBuffer_IsContiguous(&ix.view, 'C') ||
         !PyBuffer_IsContiguous(&ca.view, 'C') || ca.view.len != c.l.size)
         goto bad;
-#ifdef MM_AVX2
-    if (mm_isa < 0) {
-        __builtin_cpu_init();
-        mm_isa = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vl")
-                     ? 2
-                     : __builtin_cpu_supports("avx2") != 0;
-    }
-#endif
     /* scratch: a pixel's taps, MM_PIXELS windows' sums, the staged results when accumulating, the windows */
     const Py_ssize_t staged = accumulate ? c.samples * c.M * c.N : 0;
     scratch = PyMem_Malloc(c.taps * sizeof(int8_t *) + (MM_PIXELS * c.l.width + staged) * sizeof(int32_t) +
@@ -1778,6 +1943,7 @@ static PyMethodDef methods[] = {
     /* matrix-side kernels */
     {"mm", mm, METH_VARARGS, "A gemm, conv or gconv tile's exact sums from int8 codes (see native.c)."},
     {"mm_cache_size", mm_cache_size, METH_VARARGS, "The size of mm's weight cache for a tile (see native.c)."},
+    {"mm_level", mm_level, METH_VARARGS, "The vector instructions mm uses; at most a given level (see native.c)."},
     {"pool_taps", pool_taps, METH_VARARGS, "A pool tile's windows reduced over their taps (see native.c)."},
     {"requant_wide", requant_wide, METH_VARARGS, "requant's stage on int32 where no lane can be refused (see native.c)."},
     {NULL, NULL, 0, NULL},

@@ -351,9 +351,21 @@ def mm_operands(rng, pixels, M, taps, cg, ng, N, own_weights):
     return x, index, w
 
 
+@pytest.fixture(params=[0, 1, 2])
+def mm_level(request):
+    """mm on each of its paths this CPU has: 0 portable C, 1 AVX2 (int16 pairs), 2 AVX-512 VNNI (biased
+    bytes against int8 quads); the CPU's level restored after."""
+    cpu = kernels.mm_level(9)
+    if request.param > cpu:
+        pytest.skip(f"the CPU has mm level {cpu}")
+    kernels.mm_level(request.param)
+    yield request.param
+    kernels.mm_level(cpu)
+
+
 @pytest.mark.parametrize("tile", MM_TILES)
 @pytest.mark.parametrize("own_weights", [False, True])
-def test_mm_sums_exactly_at_the_extremes(tile, own_weights):
+def test_mm_sums_exactly_at_the_extremes(tile, own_weights, mm_level):
     pixels, M, taps, cg, ng, N = tile
     rng = np.random.default_rng(sum(tile))
     x, index, w = mm_operands(rng, pixels, M, taps, cg, ng, N, own_weights)
@@ -372,7 +384,7 @@ def test_mm_sums_exactly_at_the_extremes(tile, own_weights):
         assert strided.tolist() == want.tolist() and not strided.base[:, :, 1::2].any()
 
 
-def test_mm_the_longest_reduction_and_the_accumulators_trap():
+def test_mm_the_longest_reduction_and_the_accumulators_trap(mm_level):
     """K = MM_MAX_K terms of (-128 - 127) * -128 = 32640, the most int32 holds; then added to
     accumulators near the int32 edges: the first result outside int32 (row-major) comes back and
     no accumulator is written."""
@@ -398,7 +410,7 @@ def test_mm_the_longest_reduction_and_the_accumulators_trap():
     assert acc.tolist() == [[[big, INT32_MIN], [INT32_MAX, small]]]
 
 
-def test_mm_follows_changed_weights_and_a_one_bit_error_shows():
+def test_mm_follows_changed_weights_and_a_one_bit_error_shows(mm_level):
     """The cache is remade when one bit of the weights changes (the sums follow it); and a result one
     bit off its reference fails the comparison the tests above make."""
     rng = np.random.default_rng(21)
