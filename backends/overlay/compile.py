@@ -46,6 +46,30 @@ def _live_steps(steps: list[Step], io) -> list[Step]:
     return live[::-1]
 
 
+def _scales_early(steps: list[Step], alias: dict) -> list[Step]:
+    """Each scale step (x times a constant: an attention's scaled queries and keys) one step after
+    the last step that writes what it reads, instead of where the graph's order puts it (after
+    every projection): its input's last tile is requantized while that next step runs, and the
+    scaled keys' round trip through DRAM into wbuf (a product's weights) overlaps the next
+    projection instead of delaying the product of queries and keys."""
+    def root(v) -> int:
+        while id(v) in alias:
+            v = alias[id(v)][0]
+        return id(v)
+
+    out: list[Step] = []
+    for step in steps:
+        if step.kind != "scale":
+            out.append(step)
+            continue
+        reads = {root(v) for v in step.inputs if not is_constant(v)}  # (plan_views: its view's root)
+        writes = {root(v) for v in step.outputs}
+        last = max((i for i, s in enumerate(out) if any(root(v) in reads or root(v) in writes for v in s.outputs)
+                    or any(root(v) in writes for v in s.inputs)), default=-1)
+        out.insert(min(last + 2, len(out)), step)
+    return out
+
+
 def _aliases(steps) -> dict[int, tuple[object, int]]:
     """Layout steps whose result is a contiguous run of their source's bytes (a reshape, a slice of
     leading rows, one part of a split along the last axis): the result shares the source's memory
@@ -101,6 +125,7 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
     clock.done("placement and layouts")
     steps = _live_steps(steps, io)
     alias = _aliases(steps)
+    steps = _scales_early(steps, alias)
 
     def root(v):
         while id(v) in alias:

@@ -35,6 +35,7 @@ class Buffers:
     tiny_layers: int = 0  # tiny layers so far
     tiny: bool = False  # whether this layer is tiny
     elementwise: bool = False  # whether the step being emitted is element-wise (``next_layer``)
+    small_maps: int = 0  # small results placed so far (``small_map``)
 
     @classmethod
     def of(cls, target: TargetConfig) -> "Buffers":
@@ -81,6 +82,15 @@ class Buffers:
 
     def v(self, i: int) -> int:
         return self._slot("v", i, 4) * self.vbuf_q + self.sub
+
+    def small_map(self) -> int:
+        """Where the next small result (at most a quarter's quarter, less ``sub``: a transformer's
+        projections, scaled heads) goes: the output quarters' first and second quarters in turn,
+        so the last three such results stay in abuf for the layers that read them (resident.py:
+        an attention's Q, K and V each read by a later step)."""
+        at = self.small_maps % 4
+        self.small_maps += 1
+        return (2 + at % 2) * self.abuf_q + at // 2 * (self.abuf_q // 4) + self.sub
 
 
 # A tiny layer's slots sit at one of SUB_SLOTS offsets of TINY_LAYER bytes into the quarters

@@ -338,7 +338,9 @@ def emit_gemm(ctx: Context, step: Step) -> None:
         # a one-row product of a tiny input whose weights fit a wbuf half (an unrolled recurrence's
         # step): the weights load while the tiny layers producing its input run
         early = m == 1 and x.type.size <= TINY_LAYER and n_out * row_bytes(k, fmt) <= b.wbuf_h
-        tiles = choose_gemm_tiles(m, n_out, k, fmt, b, ctx.target, elem, early)
+        # abuf holds the whole input (a product's whole map): one resident output tile reads it in place
+        on_chip = ctx.cores == 1 and ctx.program.held_at("abuf", ctx.addr(x), m * k) is not None
+        tiles = choose_gemm_tiles(m, n_out, k, fmt, b, ctx.target, elem, early, on_chip)
     except ValueError:
         raise unsupported(lin, "not even one output row of one column tile fits the on-chip buffers") from None
     tn, tm, kt = tiles.tn, tiles.tm, tiles.kt
@@ -361,14 +363,6 @@ def emit_gemm(ctx: Context, step: Step) -> None:
         p.set(eadd_registers(*residual.ops))
     p.set({"mm.a_zp": x.type.quant.zero_point[0]})
     mine = _my_tiles(ctx, n_out, tn, m, tm)
-    a_base = b.a_in(0)
-    if tiles.resident and mine:
-        if len(mine) == 1 and len(mine[0][1]) == 1:  # one output tile: every read of A precedes its requantize
-            a_base = p.read_in_place("abuf", a_base, ctx.addr(x), m * k)
-        else:
-            p.dma("load", "abuf", a_base, ctx.addr(x), rows=1, row_bytes=m * k)
-    chunk = tile = 0
-    stores = LaterStore(ctx)
     # an int8 result of several column tiles that fits the lower half of an output quarter, with no
     # residual add: each tile written where it lies in the map (rows n_out apart), so after the
     # layer abuf holds the whole map in one range (resident.py) and a later load of any box of it
@@ -378,7 +372,25 @@ def emit_gemm(ctx: Context, step: Step) -> None:
     whole_map = (len(mine) > 1 and out == "i8" and ctx.cores == 1 and residual is None
                  and b.sub + y.type.size <= b.abuf_q // 2)
     map_at = b.a_out(0) if whole_map else 0
+    # a small map that a step after the next one reads: kept while the next ones are made
+    read_next = ctx.next_step is not None and len(y.users) == 1 and any(v is y for v in ctx.next_step.inputs)
+    if whole_map and b.sub + y.type.size <= b.abuf_q // 4 and not read_next:
+        map_at = b.small_map()
     staged = whole_map and "lut" in step.info
+    a_base = b.a_in(0)
+    if tiles.resident and mine:
+        tiles_count = sum(len(my_rows) for _, my_rows in mine)
+        # the output quarters the tiles write (their skip tiles and lut staging included)
+        quarters = {at // b.abuf_q * b.abuf_q for at in ([map_at] if whole_map else map(b.a_out, range(tiles_count)))}
+        held = ctx.program.held_at("abuf", ctx.addr(x), m * k) if ctx.cores == 1 else None
+        if tiles_count == 1:  # one output tile: every read of A precedes its requantize
+            a_base = p.read_in_place("abuf", a_base, ctx.addr(x), m * k)
+        elif held is not None and all(held + m * k <= q or q + b.abuf_q <= held for q in quarters):
+            a_base = held  # abuf holds the whole input outside every quarter the tiles write
+        else:
+            p.dma("load", "abuf", a_base, ctx.addr(x), rows=1, row_bytes=m * k)
+    chunk = tile = 0
+    stores = LaterStore(ctx)
     for n0, my_rows in mine:
         n_tile = n0 // tn
         nt = min(tn, n_out - n0)
@@ -488,12 +500,15 @@ def emit_scale(ctx: Context, step: Step) -> None:
            "cv.w": 1, "cv.kh": 1, "cv.kw": 1, "cv.sh": 1, "cv.sw": 1, "cv.dh": 1, "cv.dw": 1, "cv.pad_top": 0,
            "cv.pad_left": 0, "cv.w_out": 1, "cv.c0": 0})
     tile = 0
+    one_tile = pt >= planes and rt >= rows
     for p0 in range(0, planes, pt):
         for r0 in range(0, rows, rt):
             block = view[p0:p0 + pt, r0:r0 + rt]
             m = block.size
             c = scale_columns(ctx.target, m, fmt)
             aslot, acc, out = b.a_in(tile), b.acc(tile), b.a_out(tile)
+            if one_tile and b.sub + m <= b.abuf_q // 4:  # a small result (scaled heads): kept while the next ones are made
+                out = b.small_map()
             fetch(ctx, req, "abuf", aslot, aslot + b.abuf_q // 2, b.abuf_q // 2, ctx.addr(root), block)
             p.set({"mm.a": aslot, "mm.m": m // c, "mm.n": c, "mm.acc_row": c, "rq.m": m // c, "rq.n": c,
                    "rq.src_row": c, "rq.dst_row": c})

@@ -417,16 +417,19 @@ def _sizes(total: int, tile: int) -> list[tuple[int, int]]:
 
 
 def estimate_gemm(m: int, n: int, k: int, fmt: WeightFormat, tn: int, tm: int, kt: int, resident: bool,
-                  target: TargetConfig, weights_early: bool = False) -> int:
+                  target: TargetConfig, weights_early: bool = False, input_on_chip: bool = False) -> int:
     """Modeled cycles of emit_gemm's tile loop (n tiles outer, m tiles, reduction chunks inner;
     weights pre-tiled in DRAM so each chunk is one contiguous transfer), as ``estimate``: the
     busiest unit (or the shared DRAM channel) plus the first load and the last store.  With
     ``weights_early`` the first tile's weights and parameters are loaded before its input is there
     (a recurrence's step: the load unit is idle while the tiny layers before it run), so only the
-    input's load is first: a reduction split in chunks then costs its chunks' serial products."""
+    input's load is first: a reduction split in chunks then costs its chunks' serial products.
+    With ``input_on_chip`` (abuf holds the whole input in one range: a product's whole map,
+    resident.py) a resident tiling of one output tile reads it where it is: no load at all."""
     chunks = _sizes(k, kt)
     single = len(chunks) == 1 and chunks[0][1] == 1
-    load = dma_cycles(target, 1, m * k) if resident else 0
+    in_place = resident and input_on_chip and tn >= n and tm >= m
+    load = dma_cycles(target, 1, m * k) if resident and not in_place else 0
     dram = dram_beats(target, load)  # the beats of loads and stores, which share the DRAM channel
     compute = post = store = 0
     first_load = last_store = 0
@@ -454,11 +457,15 @@ def estimate_gemm(m: int, n: int, k: int, fmt: WeightFormat, tn: int, tm: int, k
 
 
 def choose_gemm_tiles(m: int, n: int, k: int, fmt: WeightFormat, buffers: Buffers, target: TargetConfig,
-                      out_bytes: int = 1, weights_early: bool = False) -> GemmTiles:
+                      out_bytes: int = 1, weights_early: bool = False, input_on_chip: bool = False) -> GemmTiles:
     """The cheapest gemm tiling that fits the buffer halves: column tiles in multiples of the array
     width, the reduction whole or in the few largest chunks that fit, as many rows as fit (of
     ``out_bytes``-byte results: 4 for int32 accumulators leaving the model); ``weights_early`` as
-    for ``estimate_gemm``."""
+    for ``estimate_gemm``.  With ``input_on_chip`` the cheapest tiles, if they are one output tile
+    with the input in chunks, read the whole input where abuf holds it instead (``estimate_gemm``'s
+    ``input_on_chip``) when that is cheaper: each chunk's copy would wait on the post unit behind the
+    producer's last requantize.  Only the input's reading changes: the search itself does not
+    know which of its other candidates the early weight loads (``Context.early_weights``) favour."""
     widest = min(n, param_channels(buffers.pbuf_h))  # a tile's parameters fit a pbuf half
     columns = sorted({widest} | set(range(target.array_cols, widest, target.array_cols)))
     chunk_sizes = sorted({_ceil(k, parts) for parts in range(1, k + 1)}, reverse=True)
@@ -476,6 +483,11 @@ def choose_gemm_tiles(m: int, n: int, k: int, fmt: WeightFormat, buffers: Buffer
                     best = GemmTiles(tn, tm, kt, resident, cycles)
     if best is None:
         raise ValueError(f"no gemm tiling of {m} x {n} x {k} fits the buffers")
+    if input_on_chip and not best.resident and best.tn >= n and m * k <= buffers.abuf_q \
+            and min(m, buffers.acc_h // (4 * best.tn), buffers.abuf_q // (best.tn * out_bytes)) >= m:
+        cycles = estimate_gemm(m, n, k, fmt, best.tn, m, best.kt, True, target, weights_early, True)
+        if cycles < best.cycles:
+            best = GemmTiles(best.tn, m, best.kt, True, cycles)
     return best
 
 

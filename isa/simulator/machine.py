@@ -63,12 +63,27 @@ def sample_fault(m: "MachineState", what: str, attempt: Callable[[int], object],
     return Fault(f"{what}: {error}")
 
 
+def strided_rows(shape: tuple, strides: tuple, itemsize: int) -> tuple[int, int] | None:
+    """(stride, width) when a view's bytes are rows of ``width`` contiguous bytes ``stride`` apart
+    with a gap between rows (one strided axis over a contiguous block); None when they are one
+    contiguous range or any other pattern (the hazard checks then take the whole span)."""
+    axes = sorted((s, n) for n, s in zip(shape, strides) if n > 1)
+    width = itemsize
+    while axes and axes[0][0] == width:  # axes that continue the contiguous block
+        width *= axes.pop(0)[1]
+    if len(axes) != 1 or axes[0][0] <= width:
+        return None
+    return axes[0][0], width
+
+
 @dataclass(slots=True)
 class Effect:
     """What one timed instruction did, for the cycle model and the counters.
 
     ``accesses`` holds ``(memory, lo, hi, write)`` byte ranges [lo, hi): the span from the lowest
-    to the highest byte the instruction touches in that memory.  ``action`` does the work on the
+    to the highest byte the instruction touches in that memory, with two more items ``(stride,
+    width)`` when those bytes are rows of ``width`` bytes ``stride`` apart with gaps between them
+    (``strided_rows``: the rows start at lo, the last ends at hi).  ``action`` does the work on the
     memories (None: the instruction only takes time, like ``mode``).
     """
 
@@ -294,7 +309,8 @@ class MachineState:
                         f"({size} bytes)")
         view = np.ndarray((mem.shape[0],) + tuple(shape), dtype, buffer=mem, offset=base,
                           strides=(size,) + tuple(strides))
-        return view, (memory, lo, hi, write)
+        rows = strided_rows(shape, strides, dtype.itemsize)
+        return view, (memory, lo, hi, write) if rows is None else (memory, lo, hi, write) + rows
 
     def span(self, memory: int, lo: int, hi: int, write: bool, what: str) -> tuple:
         """Bounds-check the byte range [lo, hi) of a memory; returns its access."""

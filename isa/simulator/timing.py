@@ -16,8 +16,10 @@ instruction)``: conflicts are overlapping byte ranges [lo, hi) of one memory whe
 side writes, with an instruction of any unit, its own included (a dependent instruction waits
 out the pipeline; an independent one overlaps it).  ``mode`` waits for the compute unit's
 instructions to end (it drains the array).  An instruction's range in a memory is the
-span from the lowest to the highest byte it touches there (strided accesses are not split into
-their rows).  The load and store units share the core's DRAM channel (``dram_bytes_per_cycle`` is
+span from the lowest to the highest byte it touches there, and where those bytes are rows with
+gaps between them (a strided operand, a box of a map: ``machine.strided_rows``) two ranges
+conflict only where their rows do (``rows_overlap``: exact, or the spans when both have more
+than ``EXACT_ROWS`` rows in common span).  The load and store units share the core's DRAM channel (``dram_bytes_per_cycle`` is
 its whole bandwidth): a transfer's beats (``cycles.dram_beats``, after its latency) take the
 channel's free cycles from its start plus latency on, in the gaps between other transfers' beats
 (bursts interleave), and the transfer starts as much later as its last beat ends later (counted
@@ -46,6 +48,7 @@ from ..target import TargetConfig
 from .machine import MEMORY_NAMES
 
 LOAD, COMPUTE, STORE, POST = (UNIT_NAMES.index(u) for u in ("load", "compute", "store", "post"))
+EXACT_ROWS = 64  # rows of two strided ranges compared one by one; more: their spans overlap is a conflict
 _UNITS = tuple(range(len(UNIT_NAMES)))
 _PRUNE_EVERY = 256
 
@@ -90,6 +93,38 @@ class DramChannel:
         del self.begins[:drop], self.ends[:drop]
 
 
+def _rows_within(lo: int, hi: int, stride: int, width: int, x: int, y: int) -> tuple[int, int]:
+    """(first, last) indices of the rows of [lo, hi) (``width`` bytes, ``stride`` apart) that
+    overlap [x, y); first > last when none does."""
+    count = (hi - lo - width) // stride + 1
+    return max(0, (x - width - lo) // stride + 1), min(count - 1, (y - 1 - lo) // stride)
+
+
+def rows_overlap(a: tuple, b: tuple) -> bool:
+    """Whether two ranges ``(lo, hi, stride, width)`` whose spans [lo, hi) overlap share a byte
+    (stride 0: the whole span).  Conservative: two strided ranges with more than ``EXACT_ROWS``
+    rows each in the common span count as overlapping."""
+    if not a[2]:
+        a, b = b, a
+    if not a[2]:
+        return True
+    lo, hi, stride, width = a
+    first, last = _rows_within(lo, hi, stride, width, b[0], b[1])
+    if first > last or not b[2]:
+        return first <= last
+    other = _rows_within(b[0], b[1], b[2], b[3], lo, hi)
+    if min(last - first, other[1] - other[0]) >= EXACT_ROWS:
+        return True
+    if other[1] - other[0] < last - first:
+        (lo, hi, stride, width), b, (first, last) = b, a, other
+    for i in range(first, last + 1):
+        x = lo + i * stride
+        j, k = _rows_within(b[0], b[1], b[2], b[3], x, x + width)
+        if j <= k:
+            return True
+    return False
+
+
 class Timing:
     def __init__(self, target: TargetConfig):
         depths = tuple(target.queue_depth(u) for u in UNIT_NAMES)
@@ -106,7 +141,7 @@ class Timing:
         self.queue_stall = 0  # front-end cycles waiting for a slot in a full queue
         self.sync_stall = 0  # front-end cycles waiting at sync/halt
         memories = range(len(MEMORY_NAMES))
-        # [unit][memory] -> list of (end, lo, hi), ends increasing
+        # [unit][memory] -> list of (end, lo, hi, stride, width), ends increasing (stride 0: the whole span)
         self.reads: list[list[list]] = [[[] for _ in memories] for _ in UNIT_NAMES]
         self.writes: list[list[list]] = [[[] for _ in memories] for _ in UNIT_NAMES]
         self._until_prune = _PRUNE_EVERY
@@ -149,15 +184,18 @@ class Timing:
         start = queued = max(issue, free)
         if drain:
             start = max(start, self.done[unit])
-        for memory, lo, hi, write in accesses:
+        for access in accesses:
+            memory, lo, hi, write = access[:4]
+            rows = (lo, hi) + (access[4:] or (0, 0))
             for other in _UNITS:
                 lists = (self.writes[other][memory], self.reads[other][memory]) if write \
                     else (self.writes[other][memory],)
                 for entries in lists:
-                    for end, other_lo, other_hi in reversed(entries):
+                    for end, other_lo, other_hi, stride, width in reversed(entries):
                         if end <= start:
                             break
-                        if other_lo < hi and lo < other_hi:
+                        if other_lo < hi and lo < other_hi and \
+                                (not (stride or rows[2]) or rows_overlap(rows, (other_lo, other_hi, stride, width))):
                             start = end
                             break
         if unit == LOAD or unit == STORE:
@@ -173,12 +211,14 @@ class Timing:
         self.stall[unit] += start - queued
         self.idle[unit] += queued - free
         starts.append(start)
-        for memory, lo, hi, write in accesses:
+        for access in accesses:
+            memory, lo, hi, write = access[:4]
+            entry = (end, lo, hi) + (access[4:] or (0, 0))
             entries = (self.writes if write else self.reads)[unit][memory]
             if entries and entries[-1][0] > end:  # a pipelined instruction may end before an earlier one
-                insort(entries, (end, lo, hi))
+                insort(entries, entry)
             else:
-                entries.append((end, lo, hi))
+                entries.append(entry)
         self._until_prune -= 1
         if not self._until_prune:
             self._prune(issue)

@@ -297,3 +297,29 @@ def test_grid_partition_moves_in_rows_when_whole_row_tiles_scatter_too_deep(tmp_
     assert "layout" in [layer["kind"] for layer in artifact.metadata["layers"]]
     feeds = {"x": rng.standard_normal((1, 64, 49, 64)).astype(np.float32)}
     np.testing.assert_array_equal(Session(artifact).run(None, feeds)[0], run_module(module, feeds)["y"])
+
+
+def test_scale_steps_move_to_one_step_after_their_input():
+    """BERT's attention: the query, key and value projections, then the scaled queries and keys,
+    then their product.  Each scale step moves to one step after the step writing its input (not
+    before it, and never after its own place): the scaled queries after the key projection, the
+    scaled keys after them, so the scaled keys' trip into wbuf runs beside the value projection."""
+    from types import SimpleNamespace
+
+    from tcc.backends.overlay.compile import _scales_early
+    from tcc.backends.overlay.steps import Step
+
+    def value(name):
+        return SimpleNamespace(name=name, producer=None)
+
+    x, q, k, v, qs, ks, s = (value(n) for n in ("x", "q", "k", "v", "qs", "ks", "s"))
+    steps = [Step("gemm", [], [x], [q], "Q"), Step("gemm", [], [x], [k], "K"), Step("gemm", [], [x], [v], "V"),
+             Step("scale", [], [q], [qs], "Qs"), Step("scale", [], [k], [ks], "Ks"),
+             Step("matmul", [], [qs, ks], [s], "QK")]
+    assert [step.name for step in _scales_early(steps, {})] == ["Q", "K", "Qs", "Ks", "V", "QK"]
+    # through an alias (a reshape sharing its source's bytes) the same
+    kv = value("k view")
+    steps[4].inputs = [kv]
+    assert [step.name for step in _scales_early(steps, {id(kv): (k, 0)})] == ["Q", "K", "Qs", "Ks", "V", "QK"]
+    # a scale right after its input stays where it is
+    assert [step.name for step in _scales_early(steps[:1] + steps[3:4], {})] == ["Q", "Qs"]

@@ -279,3 +279,18 @@ def test_a_tile_copied_into_its_map_rows_keeps_the_tiles_beside_it():
     p.copy_box((1, 1, 65, 160), (0, 0, 160, 1), (0, 0, 288, 1), 1)
     p.emit("copy", buf="abuf", dst=0x40000 + 128, src=0x60000)  # over tile 1's columns and beyond: all gone
     assert p.residency["abuf"].held == []
+
+
+def test_small_results_take_four_places_in_turn():
+    """Small results (an attention's Q, K and V projections, its scaled heads) go to the output
+    quarters' first and second quarters in turn: four consecutive ones are disjoint, so a step
+    reading the one made three results before finds it in abuf; the fifth reuses the first place."""
+    from tcc.backends.overlay.context import Buffers
+    from tcc.isa.target import load_target
+
+    b = Buffers.of(load_target())
+    places = [b.small_map() for _ in range(5)]
+    spans = [(at, at + b.abuf_q // 4) for at in places[:4]]
+    assert all(hi <= lo2 or hi2 <= lo for i, (lo, hi) in enumerate(spans) for lo2, hi2 in spans[i + 1:])
+    assert all(2 * b.abuf_q <= at and at + b.abuf_q // 4 <= 4 * b.abuf_q for at in places)  # output quarters
+    assert places[4] == places[0]

@@ -214,3 +214,62 @@ def test_passes_with_idle_rows_or_columns_split_the_reduction():
     # a short product as before: 4 rows, all 8 ways split, one pass per 32 columns
     assert matmul_cycles(TARGET, 4, 64, 64, INT8_WEIGHTS) == 2 * 8 + 64 + 3
     assert matmul_cycles(TARGET, 64, 64, 64, INT8_WEIGHTS) == 4 * 64 + 64
+
+
+def test_strided_ranges_conflict_only_where_their_rows_do():
+    """Two boxes of rows 64 apart, interleaved (a map's column blocks): neither waits for the
+    other; a contiguous range that reaches into one's second row waits for it."""
+    rows = setr({"dma.planes": 1, "dma.rows": 2, "dma.row_bytes": 32, "dma.sram_row": 64, "dma.dram_row": 32})
+    _, at = run(rows
+                + "load abuf, 0, 0\n"      # pc 5: abuf [0, 32) and [64, 96)
+                + "load abuf, 32, 64\n"    # pc 6: abuf [32, 64) and [96, 128): no common byte
+                + setr({"dma.rows": 1})    # pc 7
+                + "load abuf, 80, 128\n"   # pc 8: abuf [80, 112): inside pc 5's second row
+                + "halt\n")
+    assert at[6].start < at[5].end  # independent: behind pc 5's beats only
+    assert at[8].start >= max(at[5].end, at[6].end)
+
+
+def test_rows_overlap_never_misses_a_common_byte():
+    """rows_overlap against the byte sets themselves, on random strided and contiguous ranges
+    whose spans overlap: True whenever they share a byte; exact (False otherwise) below EXACT_ROWS."""
+    from tcc.isa.simulator.timing import EXACT_ROWS, rows_overlap
+
+    rng = np.random.default_rng(0)
+
+    def draw():
+        lo, width = int(rng.integers(0, 200)), int(rng.integers(1, 40))
+        if rng.random() < 0.25:
+            return (lo, lo + width, 0, 0), set(range(lo, lo + width))
+        stride, count = width + int(rng.integers(1, 40)), int(rng.integers(2, 2 * EXACT_ROWS + 8))
+        data = {lo + i * stride + b for i in range(count) for b in range(width)}
+        return (lo, lo + (count - 1) * stride + width, stride, width), data
+
+    exact = checked = 0
+    for _ in range(3000):
+        (a, bytes_a), (b, bytes_b) = draw(), draw()
+        if not (a[0] < b[1] and b[0] < a[1]):
+            continue
+        checked += 1
+        common = bool(bytes_a & bytes_b)
+        got = rows_overlap(a, b)
+        assert got or not common, (a, b)
+        assert rows_overlap(b, a) == got
+        rows = [(r[1] - r[0]) // r[2] + 1 if r[2] else 1 for r in (a, b)]
+        if min(rows) <= EXACT_ROWS:
+            assert got == common, (a, b)
+            exact += not common
+    assert checked > 1000 and exact > 50  # pairs told apart that the spans alone would not
+
+
+def test_strided_rows_of_a_view():
+    from tcc.isa.simulator.machine import strided_rows
+
+    assert strided_rows((32, 128), (512, 1), 1) == (512, 128)  # a map's column block
+    assert strided_rows((32, 128), (128, 1), 1) is None  # contiguous
+    assert strided_rows((1, 4, 8, 16), (0, 8 * 16, 16, 1), 1) is None  # contiguous over two axes
+    assert strided_rows((4, 8), (64, 4), 4) == (64, 32)  # int32 accumulator rows
+    assert strided_rows((2, 4, 8), (1024, 64, 1), 1) is None  # two strided axes: the span
+    assert strided_rows((8, 4), (1, 16), 1) == (16, 8)  # axes in any order: the same bytes
+    assert strided_rows((4,), (16,), 1) == (16, 1)  # one-byte rows
+    assert strided_rows((4, 2), (16, 0), 1) is None  # a broadcast axis (stride 0): the span
