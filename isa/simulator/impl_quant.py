@@ -77,6 +77,10 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
     elif row_shift is None and fused is not None:
         c_views, joined = _joined_rows(x, dst_view)
     c_parameters: list = [None, None]  # the params bytes and their native.requant_parameters table
+    # the stage as a prepared C step (native.step REQUANT) made with that table: it runs while pbuf
+    # holds the same parameters in every sample (None: to be made; False: the kernels refused it)
+    c_step: list = [None]
+    scalars = np.array([src_zp, pre_shift, zp, qmin, qmax, mode], np.int64)
     wide = src == "acc" and hasattr(fused, "requant_wide")  # int32 lanes: where no lane can be refused
 
     def in_c(i: int | None = None) -> bool:
@@ -91,8 +95,12 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
             if joined > 1 and table.shape[1] > 1:  # lane j of a joined row is channel j % cols
                 table = np.ascontiguousarray(np.tile(table, (1, joined)))
             c_parameters[:] = key, table
+            c_step[0] = None
         source, target, shifts = (*c_views, row_shift) if i is None else (c_views[0][i], c_views[1][i],
                                                                             None if row_shift is None else row_shift[i])
+        if i is None and shifts is None and c_step[0] is None:
+            c_step[0] = native.step("REQUANT", 0, source, target, c_parameters[1], params,
+                                    np.frombuffer(key, np.uint8), scalars) or False
         if wide and shifts is None and fused.requant_wide(source, target, c_parameters[1], src_zp, pre_shift, zp,
                                                           qmin, qmax, mode):
             return True  # (no lane could be refused: the kernel without per-lane checks)
@@ -117,6 +125,9 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
                                            zp, qmin, qmax, rounding)(v)
 
     def action() -> None:
+        prepared_step = c_step[0]
+        if prepared_step and prepared_step():  # pbuf's parameters as when it was made, no lane refused
+            return
         if batch > 1 and not (params[1:] == params[:1]).all():  # pbuf's parameters differ between samples
             for i in range(batch):
                 sample_requant(i)

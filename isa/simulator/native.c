@@ -9,6 +9,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <math.h>
@@ -193,40 +194,64 @@ static const LanesKernel requant_kernels[2][2][2][4] = {
  * centre_and_shift; |v * mult| at 2**62 or more: multiply_by_quantized_multiplier): the caller
  * then runs the numpy path, which raises the spec's error. */
 enum { BIAS, MULT, BOUND, SHIFT, SHIFT63, HALF, TABLE_ROWS };
-static PyObject *requant(PyObject *self, PyObject *args) {
-    PyObject *xo, *oo, *to, *ro;
-    long long src_zp, zp, qmin, qmax;
-    int pre_shift, mode, row_shift_max;
-    if (!PyArg_ParseTuple(args, "OOOLiLLLiOi", &xo, &oo, &to, &src_zp, &pre_shift, &zp, &qmin, &qmax, &mode, &ro,
-                          &row_shift_max))
-        return NULL;
-    Held x = {0}, o = {0}, r = {0}, t = {0};
-    PyObject *result = NULL;
-    void *scratch = NULL;
-    if (get_view(xo, &x, 0, 0, "x") < 0 || get_view(oo, &o, 1, 0, "out") < 0 ||
-        same_shape(&x.view, &o.view, "requant out") < 0 || get_view(to, &t, 0, 8, "table") < 0)
-        goto done;
-    int nd = x.view.ndim;
-    Py_ssize_t cols = x.view.shape[nd - 1], channels = t.view.ndim == 2 ? t.view.shape[1] : -1;
-    if (t.view.ndim != 2 || t.view.shape[0] != TABLE_ROWS || (channels != cols && channels != 1) ||
-        t.view.strides[1] != 8 || t.view.strides[0] != 8 * channels) {
+
+/* requant_wide's lanes: the stage without per-lane checks, where no lane can be refused. */
+typedef void (*WideKernel)(const int32_t *, void *, Py_ssize_t, const Stage *);
+
+/* A checked requantization: its views (x, out, table, row shifts), stage, kernel and scratch; ``ok``
+ * false where the parameters alone make the spec refuse (a run then returns False). */
+typedef struct {
+    Held x, o, r, t;
+    Stage st;
+    const int64_t *shift; /* the table's shifts (row shifts are added to them) */
+    LanesKernel kernel;
+    WideKernel wide; /* (a requant step's, where no lane can be refused: requant_wide's proof) */
+    Py_ssize_t cols, channels;
+    int contiguous, ok, row_shift_max;
+    void *scratch;
+    char *xrow, *orow;
+} RequantCall;
+
+static void requant_release(RequantCall *k) {
+    PyMem_Free(k->scratch);
+    k->scratch = NULL;
+    release(&k->x);
+    release(&k->o);
+    release(&k->r);
+    release(&k->t);
+}
+
+/* requant's operands held and checked into ``k`` (zeroed first); -1 with an exception set. */
+static int requant_setup(RequantCall *k, PyObject *xo, PyObject *oo, PyObject *to, long long src_zp, int pre_shift,
+                         long long zp, long long qmin, long long qmax, int mode, PyObject *ro, int row_shift_max) {
+    memset(k, 0, sizeof *k);
+    k->row_shift_max = row_shift_max;
+    if (get_view(xo, &k->x, 0, 0, "x") < 0 || get_view(oo, &k->o, 1, 0, "out") < 0 ||
+        same_shape(&k->x.view, &k->o.view, "requant out") < 0 || get_view(to, &k->t, 0, 8, "table") < 0)
+        return -1;
+    const Py_buffer *x = &k->x.view, *o = &k->o.view, *t = &k->t.view;
+    int nd = x->ndim;
+    Py_ssize_t cols = x->shape[nd - 1], channels = t->ndim == 2 ? t->shape[1] : -1;
+    if (t->ndim != 2 || t->shape[0] != TABLE_ROWS || (channels != cols && channels != 1) || t->strides[1] != 8 ||
+        t->strides[0] != 8 * channels) {
         PyErr_SetString(PyExc_ValueError, "table: contiguous int64 (6, channels or 1) (native.requant_parameters)");
-        goto done;
+        return -1;
     }
     if (mode < HALF_EVEN || mode > FLOOR) {
         PyErr_SetString(PyExc_ValueError, "mode: 0-3 (integer.ROUNDING_MODES)");
-        goto done;
+        return -1;
     }
-    if (ro != Py_None) {
-        if (get_view(ro, &r, 0, 1, "row_shift") < 0) goto done;
-        int match = r.view.ndim == nd - 1;
-        for (int i = 0; match && i < nd - 1; i++) match = r.view.shape[i] == x.view.shape[i];
+    if (ro != NULL && ro != Py_None) {
+        if (get_view(ro, &k->r, 0, 1, "row_shift") < 0) return -1;
+        int match = k->r.view.ndim == nd - 1;
+        for (int i = 0; match && i < nd - 1; i++) match = k->r.view.shape[i] == x->shape[i];
         if (!match) {
             PyErr_SetString(PyExc_ValueError, "row_shift: x's leading shape expected");
-            goto done;
+            return -1;
         }
     }
-    const int64_t *table = t.view.buf, *shift = table + SHIFT * channels;
+    const int64_t *table = t->buf;
+    k->shift = table + SHIFT * channels;
     Stage st = {table + BIAS * channels, table + MULT * channels, table + BOUND * channels, table + SHIFT63 * channels,
                 table + HALF * channels, src_zp, 0, 0, zp, qmin, qmax};
     int ok = pre_shift >= 0 && pre_shift <= 62 && qmin <= qmax;
@@ -234,60 +259,83 @@ static PyObject *requant(PyObject *self, PyObject *args) {
     for (Py_ssize_t c = 0; c < channels; c++) {
         int64_t b = st.bias[c] < 0 ? -st.bias[c] : st.bias[c];
         largest_bias = b > largest_bias ? b : largest_bias;
-        bad |= (st.mult[c] < 0) | (shift[c] < 0) | (shift[c] > INT32_MAX);
+        bad |= (st.mult[c] < 0) | (k->shift[c] < 0) | (k->shift[c] > INT32_MAX);
     }
     ok = ok && !bad && largest_bias <= PRODUCT_MAX;
     /* (|d| << pre_shift) + largest |bias| < 2**62 <=> |d| <= d_bound; then |d * 2**pre_shift + bias| < 2**62 */
     st.d_bound = ok ? (PRODUCT_MAX - largest_bias) >> pre_shift : 0;
     st.pre_shift = ok ? pre_shift : 0;
-    const int wide_in = x.view.itemsize == 4, wide_out = o.view.itemsize == 4;
-    LanesKernel kernel = requant_kernels[channels < cols][wide_in][wide_out][mode];
-    const Py_ssize_t xs = x.view.strides[nd - 1], os = o.view.strides[nd - 1];
-    const int contiguous = xs == x.view.itemsize && os == o.view.itemsize;
+    const int wide_in = x->itemsize == 4, wide_out = o->itemsize == 4;
+    k->kernel = requant_kernels[channels < cols][wide_in][wide_out][mode];
+    k->contiguous = x->strides[nd - 1] == x->itemsize && o->strides[nd - 1] == o->itemsize;
     /* scratch: a row gathered and its results (strided lanes), the row's shifts (row shifts) */
-    char *xrow = NULL, *orow = NULL;
-    if (!contiguous || r.held) {
-        scratch = PyMem_Malloc(cols * 8 + channels * 16 + 8);
-        if (!scratch) {
+    if (!k->contiguous || k->r.held) {
+        k->scratch = PyMem_Malloc(cols * 8 + channels * 16 + 8);
+        if (!k->scratch) {
             PyErr_NoMemory();
-            goto done;
+            return -1;
         }
-        xrow = (char *)scratch + 16 * channels, orow = xrow + 4 * cols;
-        if (r.held) st.shift = scratch, st.half = st.shift + channels;
+        k->xrow = (char *)k->scratch + 16 * channels, k->orow = k->xrow + 4 * cols;
+        if (k->r.held) st.shift = k->scratch, st.half = st.shift + channels;
     }
-    Py_ssize_t rows = leading_count(&x.view);
+    k->st = st;
+    k->cols = cols, k->channels = channels, k->ok = ok;
+    return 0;
+}
+
+/* The stage over every row of a set-up call; false (garbage written) where the spec refuses. */
+static int requant_run(RequantCall *k) {
+    const Py_buffer *x = &k->x.view, *o = &k->o.view, *r = &k->r.view;
+    int ok = k->ok;
+    Stage st = k->st; /* (row shifts rewrite its shifts' scratch) */
+    const int nd = x->ndim;
+    const Py_ssize_t cols = k->cols, xs = x->strides[nd - 1], os = o->strides[nd - 1];
+    Py_ssize_t rows = leading_count(x);
     Py_ssize_t index[MAX_DIMS] = {0};
-    Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t row = 0; ok && row < rows; row++) {
-        if (r.held) {
+        if (k->r.held) {
             Py_ssize_t at = 0; /* row_shift's axes are x's leading ones */
-            for (int i = 0; i < r.view.ndim; i++) at += index[i] * r.view.strides[i];
-            int64_t extra = *((const int8_t *)r.view.buf + at);
-            if (extra < 0 || extra > row_shift_max) {
+            for (int i = 0; i < r->ndim; i++) at += index[i] * r->strides[i];
+            int64_t extra = *((const int8_t *)r->buf + at);
+            if (extra < 0 || extra > k->row_shift_max) {
                 ok = 0;
                 break;
             }
-            row_shifts(&st, shift, channels, extra);
+            row_shifts(&st, k->shift, k->channels, extra);
         }
-        const char *xr = (const char *)x.view.buf + offset_of(&x.view, index);
-        char *or_ = (char *)o.view.buf + offset_of(&o.view, index);
-        if (contiguous) {
-            ok = !kernel(xr, or_, cols, &st);
+        const char *xr = (const char *)x->buf + offset_of(x, index);
+        char *or_ = (char *)o->buf + offset_of(o, index);
+        if (k->contiguous && k->wide) {
+            k->wide((const int32_t *)xr, or_, cols, &st);
+        } else if (k->contiguous) {
+            ok = !k->kernel(xr, or_, cols, &st);
         } else { /* gathered into a contiguous row and scattered back */
-            for (Py_ssize_t c = 0; c < cols; c++) memcpy(xrow + c * x.view.itemsize, xr + c * xs, x.view.itemsize);
-            ok = !kernel(xrow, orow, cols, &st);
-            for (Py_ssize_t c = 0; c < cols; c++) memcpy(or_ + c * os, orow + c * o.view.itemsize, o.view.itemsize);
+            for (Py_ssize_t c = 0; c < cols; c++) memcpy(k->xrow + c * x->itemsize, xr + c * xs, x->itemsize);
+            ok = !k->kernel(k->xrow, k->orow, cols, &st);
+            for (Py_ssize_t c = 0; c < cols; c++) memcpy(or_ + c * os, k->orow + c * o->itemsize, o->itemsize);
         }
-        advance(&x.view, index);
+        advance(x, index);
     }
-    Py_END_ALLOW_THREADS
-    result = PyBool_FromLong(ok);
-done:
-    PyMem_Free(scratch);
-    release(&x);
-    release(&o);
-    release(&r);
-    release(&t);
+    return ok;
+}
+
+static PyObject *requant(PyObject *self, PyObject *args) {
+    PyObject *xo, *oo, *to, *ro;
+    long long src_zp, zp, qmin, qmax;
+    int pre_shift, mode, row_shift_max;
+    if (!PyArg_ParseTuple(args, "OOOLiLLLiOi", &xo, &oo, &to, &src_zp, &pre_shift, &zp, &qmin, &qmax, &mode, &ro,
+                          &row_shift_max))
+        return NULL;
+    RequantCall k;
+    PyObject *result = NULL;
+    if (requant_setup(&k, xo, oo, to, src_zp, pre_shift, zp, qmin, qmax, mode, ro, row_shift_max) == 0) {
+        int ok;
+        Py_BEGIN_ALLOW_THREADS
+        ok = requant_run(&k);
+        Py_END_ALLOW_THREADS
+        result = PyBool_FromLong(ok);
+    }
+    requant_release(&k);
     return result;
 }
 
@@ -1507,13 +1555,28 @@ REQUANT_WIDE_MODES(int32_t, 32, c)
 REQUANT_WIDE_MODES(int8_t, 8_uniform, 0)
 REQUANT_WIDE_MODES(int32_t, 32_uniform, 0)
 
-typedef void (*WideKernel)(const int32_t *, void *, Py_ssize_t, const Stage *);
 #define WIDE_KERNELS(SUFFIX)                                                                               \
     {(WideKernel)requant_wide_even_##SUFFIX, (WideKernel)requant_wide_up_##SUFFIX,                          \
      (WideKernel)requant_wide_away_##SUFFIX, (WideKernel)requant_wide_floor_##SUFFIX}
 static const WideKernel requant_wide_kernels[2][2][4] = {/* [uniform][int32 out][mode] */
                                                          {WIDE_KERNELS(8), WIDE_KERNELS(32)},
                                                          {WIDE_KERNELS(8_uniform), WIDE_KERNELS(32_uniform)}};
+
+/* Whether no int32 lane can be refused with these parameters (``table``: native.requant_parameters'). */
+static int wide_proven(const int64_t *table, Py_ssize_t channels, long long src_zp, int pre_shift, long long qmin,
+                       long long qmax) {
+    int proven = pre_shift >= 0 && pre_shift <= 29 && src_zp > -(INT64_C(1) << 31) && src_zp < (INT64_C(1) << 31) &&
+                 qmin <= qmax;
+    /* |x - src_zp| < 2**32, shifted by at most 29: below 2**61, and every |bias| < 2**61 below: v < 2**62 */
+    const int64_t largest_d = proven ? ((INT64_C(1) << 31) + (src_zp < 0 ? -src_zp : src_zp)) << pre_shift : 0;
+    for (Py_ssize_t c = 0; proven && c < channels; c++) {
+        int64_t b = table[BIAS * channels + c] < 0 ? -table[BIAS * channels + c] : table[BIAS * channels + c];
+        proven = table[MULT * channels + c] >= 0 && table[SHIFT * channels + c] >= 0 &&
+                 table[SHIFT * channels + c] <= INT32_MAX && b < (INT64_C(1) << 61) &&
+                 largest_d + b <= table[BOUND * channels + c];
+    }
+    return proven;
+}
 
 static PyObject *requant_wide(PyObject *self, PyObject *args) {
     PyObject *xo, *oo, *to;
@@ -1536,16 +1599,7 @@ static PyObject *requant_wide(PyObject *self, PyObject *args) {
     const int64_t *table = t.view.buf;
     Stage st = {table + BIAS * channels, table + MULT * channels, table + BOUND * channels, table + SHIFT63 * channels,
                 table + HALF * channels, src_zp, 0, pre_shift, zp, qmin, qmax};
-    int proven = pre_shift >= 0 && pre_shift <= 29 && src_zp > -(INT64_C(1) << 31) && src_zp < (INT64_C(1) << 31) &&
-                 qmin <= qmax;
-    /* |x - src_zp| < 2**32, shifted by at most 29: below 2**61, and every |bias| < 2**61 below: v < 2**62 */
-    const int64_t largest_d = proven ? ((INT64_C(1) << 31) + (src_zp < 0 ? -src_zp : src_zp)) << pre_shift : 0;
-    for (Py_ssize_t c = 0; proven && c < channels; c++) {
-        int64_t b = st.bias[c] < 0 ? -st.bias[c] : st.bias[c];
-        proven = st.mult[c] >= 0 && table[SHIFT * channels + c] >= 0 && table[SHIFT * channels + c] <= INT32_MAX &&
-                 b < (INT64_C(1) << 61) && largest_d + b <= st.bound[c];
-    }
-    if (!proven) {
+    if (!wide_proven(table, channels, src_zp, pre_shift, qmin, qmax)) {
         result = Py_NewRef(Py_False);
         goto done;
     }
@@ -1602,8 +1656,16 @@ done:
  *   step(STEP_COPY, 0, out, source)        out = source (same shape and item size, no overlap)
  *   step(STEP_LUT, 0, out, x, tables)      per sample s: out[s] = tables[s][(byte(x[s]) + 128) % 256]
  *                                          (int8 (samples, length) out, x; (samples, 256) tables)
- * A step cannot fail when it runs: everything it could refuse is refused when it is made. */
-enum { STEP_LANES, STEP_PAIR, STEP_GATHER, STEP_COPY, STEP_LUT, STEP_KINDS };
+ *   step(STEP_REQUANT, 0, x, out, table, params, made_from, scalars)  requant's stage (no row shifts;
+ *                                          scalars int64: src_zp, pre_shift, zp, qmin, qmax, mode) with
+ *                                          ``table`` (native.requant_parameters) while every sample's
+ *                                          pbuf ``params`` (samples, channels, 3) int32 hold the bytes
+ *                                          ``made_from`` it was made of: True; False, having done
+ *                                          nothing, where they differ, or having written garbage,
+ *                                          where the spec refuses a lane (the caller's path runs then)
+ * The other steps cannot fail when they run: everything they could refuse is refused when they
+ * are made; they return None. */
+enum { STEP_LANES, STEP_PAIR, STEP_GATHER, STEP_COPY, STEP_LUT, STEP_REQUANT, STEP_KINDS };
 #define STEP_VIEWS 4
 
 /* Two views of one shape (out and its source) as few axes as they allow: axes of extent 1 dropped
@@ -1668,7 +1730,17 @@ typedef struct {
     Held held[STEP_VIEWS];
     LanesCall lanes;
     Geometry geometry; /* gather's and copy's out and source */
+    RequantCall *requant;
 } Step;
+
+/* A requant step's run: its stage where every sample's parameters are the bytes its table was made
+ * of (held[0]: params, held[1]: those bytes). */
+static int run_requant_step(const Step *st) {
+    const Py_buffer *p = &st->held[0].view, *made = &st->held[1].view;
+    for (Py_ssize_t b = 0; b < p->shape[0]; b++)
+        if (memcmp((const char *)p->buf + b * p->strides[0], made->buf, made->len)) return 0;
+    return requant_run(st->requant);
+}
 
 /* Every leading index of ``v`` (all axes but the last) in turn: ``offset`` its byte offset. */
 static int same_geometry(const Py_buffer *a, const Py_buffer *b, const char *what) {
@@ -1754,6 +1826,7 @@ static PyObject *run_step(PyObject *callable, PyObject *const *args, size_t narg
     case STEP_PAIR: run_pair(st->held); break;
     case STEP_GATHER: run_gather(st); break;
     case STEP_COPY: run_copy(st); break;
+    case STEP_REQUANT: return PyBool_FromLong(run_requant_step(st));
     default: run_lut(st->held); break;
     }
     Py_RETURN_NONE;
@@ -1761,6 +1834,10 @@ static PyObject *run_step(PyObject *callable, PyObject *const *args, size_t narg
 
 static void step_dealloc(Step *st) {
     for (int i = 0; i < STEP_VIEWS; i++) release(&st->held[i]);
+    if (st->requant) {
+        requant_release(st->requant);
+        PyMem_Free(st->requant);
+    }
     Py_TYPE(st)->tp_free((PyObject *)st);
 }
 
@@ -1813,6 +1890,42 @@ static int step_operands(Step *st, int kind, PyObject *const *objs, Py_ssize_t n
         }
         return 0;
     }
+    if (kind == STEP_REQUANT && n == 6) {
+        Held scalars;
+        if (get_view(objs[5], &scalars, 0, 8, "scalars") < 0) return -1;
+        int fits = scalars.view.ndim == 1 && scalars.view.shape[0] == 6 && PyBuffer_IsContiguous(&scalars.view, 'C');
+        int64_t v[6] = {0};
+        if (fits) memcpy(v, scalars.view.buf, sizeof v);
+        release(&scalars);
+        if (!fits) {
+            PyErr_SetString(PyExc_ValueError, "requant step: scalars int64 (6,)");
+            return -1;
+        }
+        if (get_view(objs[3], &h[0], 0, 4, "params") < 0 || get_view(objs[4], &h[1], 0, 1, "made_from") < 0)
+            return -1;
+        const Py_buffer *p = &h[0].view, *made = &h[1].view;
+        if (p->ndim != 3 || p->shape[2] != 3 || p->strides[2] != 4 || p->strides[1] != 12 ||
+            !PyBuffer_IsContiguous(made, 'C') || made->len != p->shape[1] * 12) {
+            PyErr_SetString(PyExc_ValueError, "requant step: params (samples, channels, 3) int32 rows, made_from "
+                                              "their bytes");
+            return -1;
+        }
+        if (v[1] < INT_MIN || v[1] > INT_MAX || v[5] < INT_MIN || v[5] > INT_MAX) {
+            PyErr_SetString(PyExc_ValueError, "requant step: pre_shift and mode must be ints");
+            return -1;
+        }
+        st->requant = PyMem_Malloc(sizeof(RequantCall));
+        if (!st->requant) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        RequantCall *k = st->requant;
+        if (requant_setup(k, objs[0], objs[1], objs[2], v[0], (int)v[1], v[2], v[3], v[4], (int)v[5], NULL, 0) < 0)
+            return -1; /* (dealloc releases what it held) */
+        if (k->x.view.itemsize == 4 && k->ok && wide_proven(k->t.view.buf, k->channels, v[0], (int)v[1], v[3], v[4]))
+            k->wide = requant_wide_kernels[k->channels < k->cols][k->o.view.itemsize == 4][v[5]];
+        return 0;
+    }
     PyErr_Format(PyExc_ValueError, "step: kind %d does not take %zd operands", kind, n);
     return -1;
 }
@@ -1831,6 +1944,7 @@ static PyObject *step(PyObject *self, PyObject *args) {
     if (!st) return NULL;
     st->vectorcall = run_step;
     st->kind = kind;
+    st->requant = NULL;
     memset(st->held, 0, sizeof st->held);
     int bad;
     if (kind == STEP_LANES)
@@ -1900,6 +2014,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     if (PyModule_AddIntConstant(m, "STEP_LANES", STEP_LANES) < 0 || PyModule_AddIntConstant(m, "STEP_PAIR", STEP_PAIR) < 0 ||
         PyModule_AddIntConstant(m, "STEP_GATHER", STEP_GATHER) < 0 || PyModule_AddIntConstant(m, "STEP_COPY", STEP_COPY) < 0 ||
         PyModule_AddIntConstant(m, "STEP_LUT", STEP_LUT) < 0 ||
+        PyModule_AddIntConstant(m, "STEP_REQUANT", STEP_REQUANT) < 0 ||
         PyModule_AddIntConstant(m, "MM_MAX_K", MM_MAX_K) < 0) { /* (matrix side: mm's longest K) */
         Py_DECREF(m);
         return NULL;

@@ -36,8 +36,13 @@ def off_by_one_lsb(monkeypatch):
 
             return broken
 
-        monkeypatch.setattr(native, "kernels",
-                            lambda: types.SimpleNamespace(**{**vars(kernels), **{n: breaking(n) for n in names}}))
+        def step(kind, *operands):  # a requant step would run the unbroken kernel: refused, so the broken one runs
+            if "requant" in names and kind == kernels.STEP_REQUANT:
+                raise ValueError("a broken requant kernel")
+            return kernels.step(kind, *operands)
+
+        monkeypatch.setattr(native, "kernels", lambda: types.SimpleNamespace(
+            **{**vars(kernels), **{n: breaking(n) for n in names}, "step": step}))
 
     def one_more(result, args):
         if len(args) > 1 and args[-1] is result:  # written into the caller's ``out``

@@ -736,3 +736,26 @@ def test_replay_calls_the_actions_in_order_and_names_the_one_that_raises():
     with pytest.raises(ArithmeticError, match="third"):
         kernels.replay(actions, 4, at)
     assert done == [0, 1, 0, 1] and at == [2]  # the actions after it did not run
+
+
+def test_requant_step_runs_while_pbuf_holds_the_parameters_it_was_made_with():
+    rng = np.random.default_rng(12)
+    memory = _memory(rng)
+    params = _view(memory, "<i4", 0, (8, 3), (12, 4))  # (bias, multiplier, shift) per channel, in "pbuf"
+    params[...] = np.stack([rng.integers(-1000, 1000, 8), rng.integers(2**29, 2**30, 8), rng.integers(30, 40, 8)], -1)
+    params[1] = params[0]  # every sample's parameters alike
+    x = rng.integers(-(2**20), 2**20, (2, 5, 8)).astype(np.int32)
+    made_from = np.frombuffer(params[0].tobytes(), np.uint8)
+    table = native.requant_parameters(params[0])
+    for mode in range(4):
+        want, got = np.empty((2, 5, 8), np.int8), np.zeros((2, 5, 8), np.int8)
+        assert kernels.requant(x, want, table, 3, 2, -5, -128, 127, mode, None, ROW_SHIFT_MAX)
+        step = native.step("REQUANT", 0, x, got, table, params, made_from, np.array([3, 2, -5, -128, 127, mode]))
+        assert step() is True and got.tolist() == want.tolist()
+    params[1, 3, 0] += 1  # one sample's bias changed: the step does nothing and says so
+    got[...] = 0
+    assert step() is False and not got.any()
+    params[1, 3, 0] -= 1
+    x[0, 0, 0] = 2**31 - 1  # a lane the spec refuses (|v * multiplier| past 2**62 after pre_shift 30)
+    refused = native.step("REQUANT", 0, x, got, table, params, made_from, np.array([0, 30, 0, -128, 127, 0]))
+    assert refused() is False
