@@ -311,7 +311,10 @@ static int requant_run(RequantCall *k) {
             ok = !k->kernel(xr, or_, cols, &st);
         } else { /* gathered into a contiguous row and scattered back */
             for (Py_ssize_t c = 0; c < cols; c++) memcpy(k->xrow + c * x->itemsize, xr + c * xs, x->itemsize);
-            ok = !k->kernel(k->xrow, k->orow, cols, &st);
+            if (k->wide)
+                k->wide((const int32_t *)k->xrow, k->orow, cols, &st);
+            else
+                ok = !k->kernel(k->xrow, k->orow, cols, &st);
             for (Py_ssize_t c = 0; c < cols; c++) memcpy(or_ + c * os, k->orow + c * o->itemsize, o->itemsize);
         }
         advance(x, index);
@@ -1578,66 +1581,34 @@ static int wide_proven(const int64_t *table, Py_ssize_t channels, long long src_
     return proven;
 }
 
+/* A set-up call's lanes without per-lane checks where no int32 lane can be refused (wide_proven). */
+static void requant_allow_wide(RequantCall *k, long long src_zp, int pre_shift, long long qmin, long long qmax,
+                               int mode) {
+    if (k->x.view.itemsize == 4 && k->ok && wide_proven(k->t.view.buf, k->channels, src_zp, pre_shift, qmin, qmax))
+        k->wide = requant_wide_kernels[k->channels < k->cols][k->o.view.itemsize == 4][mode];
+}
+
 static PyObject *requant_wide(PyObject *self, PyObject *args) {
     PyObject *xo, *oo, *to;
     long long src_zp, zp, qmin, qmax;
     int pre_shift, mode;
     if (!PyArg_ParseTuple(args, "OOOLiLLLi", &xo, &oo, &to, &src_zp, &pre_shift, &zp, &qmin, &qmax, &mode)) return NULL;
-    Held x = {0}, o = {0}, t = {0};
+    RequantCall k;
     PyObject *result = NULL;
-    char *scratch = NULL;
-    if (get_view(xo, &x, 0, 4, "x") < 0 || get_view(oo, &o, 1, 0, "out") < 0 ||
-        same_shape(&x.view, &o.view, "requant_wide out") < 0 || get_view(to, &t, 0, 8, "table") < 0)
-        goto done;
-    const int nd = x.view.ndim;
-    const Py_ssize_t cols = x.view.shape[nd - 1], channels = t.view.ndim == 2 ? t.view.shape[1] : -1;
-    if (t.view.ndim != 2 || t.view.shape[0] != TABLE_ROWS || (channels != cols && channels != 1) ||
-        t.view.strides[1] != 8 || t.view.strides[0] != 8 * channels || mode < HALF_EVEN || mode > FLOOR) {
-        PyErr_SetString(PyExc_ValueError, "requant_wide: table contiguous int64 (6, channels or 1), mode 0-3");
-        goto done;
-    }
-    const int64_t *table = t.view.buf;
-    Stage st = {table + BIAS * channels, table + MULT * channels, table + BOUND * channels, table + SHIFT63 * channels,
-                table + HALF * channels, src_zp, 0, pre_shift, zp, qmin, qmax};
-    if (!wide_proven(table, channels, src_zp, pre_shift, qmin, qmax)) {
-        result = Py_NewRef(Py_False);
-        goto done;
-    }
-    const int wide_out = o.view.itemsize == 4;
-    WideKernel kernel = requant_wide_kernels[channels < cols][wide_out][mode];
-    const Py_ssize_t xs = x.view.strides[nd - 1], os = o.view.strides[nd - 1];
-    const int contiguous = xs == 4 && os == o.view.itemsize;
-    char *xrow = NULL, *orow = NULL;
-    if (!contiguous) {
-        scratch = PyMem_Malloc(cols * 8 + 8);
-        if (!scratch) {
-            PyErr_NoMemory();
-            goto done;
-        }
-        xrow = scratch, orow = scratch + 4 * cols;
-    }
-    Py_ssize_t rows = leading_count(&x.view);
-    Py_ssize_t index[MAX_DIMS] = {0};
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t row = 0; row < rows; row++) {
-        const char *xr = (const char *)x.view.buf + offset_of(&x.view, index);
-        char *or_ = (char *)o.view.buf + offset_of(&o.view, index);
-        if (contiguous) {
-            kernel((const int32_t *)xr, or_, cols, &st);
+    if (requant_setup(&k, xo, oo, to, src_zp, pre_shift, zp, qmin, qmax, mode, NULL, 0) == 0) {
+        if (k.x.view.itemsize != 4) {
+            PyErr_SetString(PyExc_ValueError, "requant_wide: x of 4-byte items expected");
         } else {
-            for (Py_ssize_t c = 0; c < cols; c++) memcpy(xrow + 4 * c, xr + c * xs, 4);
-            kernel((const int32_t *)xrow, orow, cols, &st);
-            for (Py_ssize_t c = 0; c < cols; c++) memcpy(or_ + c * os, orow + c * o.view.itemsize, o.view.itemsize);
+            requant_allow_wide(&k, src_zp, pre_shift, qmin, qmax, mode);
+            if (k.wide) {
+                Py_BEGIN_ALLOW_THREADS
+                requant_run(&k); /* (no lane can be refused) */
+                Py_END_ALLOW_THREADS
+            }
+            result = PyBool_FromLong(k.wide != NULL);
         }
-        advance(&x.view, index);
     }
-    Py_END_ALLOW_THREADS
-    result = Py_NewRef(Py_True);
-done:
-    PyMem_Free(scratch);
-    release(&x);
-    release(&o);
-    release(&t);
+    requant_release(&k);
     return result;
 }
 
@@ -1922,8 +1893,7 @@ static int step_operands(Step *st, int kind, PyObject *const *objs, Py_ssize_t n
         RequantCall *k = st->requant;
         if (requant_setup(k, objs[0], objs[1], objs[2], v[0], (int)v[1], v[2], v[3], v[4], (int)v[5], NULL, 0) < 0)
             return -1; /* (dealloc releases what it held) */
-        if (k->x.view.itemsize == 4 && k->ok && wide_proven(k->t.view.buf, k->channels, v[0], (int)v[1], v[3], v[4]))
-            k->wide = requant_wide_kernels[k->channels < k->cols][k->o.view.itemsize == 4][v[5]];
+        requant_allow_wide(k, v[0], (int)v[1], v[3], v[4], (int)v[5]);
         return 0;
     }
     PyErr_Format(PyExc_ValueError, "step: kind %d does not take %zd operands", kind, n);
