@@ -80,6 +80,18 @@ def simd_cycles(target: TargetConfig, elements: int) -> int:
     return _ceil(elements, target.simd_lanes) + target.simd_latency
 
 
+LANE_TABLE = 256  # entries of vlut's table (16-bit patterns), indexed by a lane's low byte
+
+
+def lane_table_cycles(target: TargetConfig, elements: int) -> int:
+    """``vlut`` over ``elements`` lanes: the table copied into every lane's own table memory first
+    (``LANE_TABLE`` entries broadcast over the ``simd_lanes``-wide vbuf port, one pass per
+    ``simd_lanes`` entries), then one pass per ``simd_lanes`` elements, each lane reading its own
+    copy (a 256 x 16-bit LUT RAM per lane: one read port each, no bank conflicts), plus the
+    pipeline's latency."""
+    return _ceil(LANE_TABLE, target.simd_lanes) + simd_cycles(target, elements)
+
+
 def reduction_cycles(target: TargetConfig, length: int, row: int) -> int:
     """``vred`` of ``length`` elements in rows of ``row``: a pairwise tree, one SIMD pass per level,
     each level waiting for the last (every level's latency but the last is paid in the unit)."""

@@ -296,6 +296,9 @@ INSTRUCTIONS: tuple[Instr, ...] = (
                          _addr("a", "vbuf byte address of the v.len inputs")),
           "compute", "Reduce each row of v.row elements to one bf16 value by a pairwise tree (neighbours at each "
                      "level, an odd last element passes up): sum (each add rounded) or max."),
+    Instr("vlut", 0x16, (_addr("dst", "vbuf byte address of the result"), _addr("a", "vbuf byte address of operand A")),
+          "compute", "dst[i] = T[A[i] & 0xFF] for i < v.len: a 256-entry table of 16-bit patterns at vbuf v.b, indexed "
+                     "by the low byte of each lane's pattern (the table is copied into every lane's own table first)."),
     Instr("lookup", 0x0E, (Field("buf", 3, "enum", BUFFERS, "destination buffer"),
                            _addr("sram", "destination byte address of the first row"),
                            Field("dram", DRAM_ADDRESS_BITS, "u", doc="DRAM byte address of table row 0")),

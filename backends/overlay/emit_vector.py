@@ -7,6 +7,8 @@ than vbuf holds run in column tiles, a pass per row reduction (vector_columns.py
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from .context import TINY_LAYER, Context
@@ -15,7 +17,7 @@ from .steps import Step
 from .vector_lowering import record, row_halves, scheduled, tile_cycles, vector_lowering
 from .memory import ActivationAddress
 from .vector_columns import ColumnPlan, column_plan
-from .vector_program import COL, FULL, ROW, Handle, reads
+from .vector_program import COL, FULL, ROW, TABLE, TABLE_ENTRIES, Handle, reads
 
 
 def f32_bits(value: float) -> int:
@@ -266,7 +268,8 @@ def emit_vector(ctx: Context, step: Step) -> None:
         batch, r0, rn, c0, cn = tiles[index]
         full_start = (batch * rows * cols + r0 * cols + c0) * 2
         base = origin + (index % buffers) * set_bytes
-        return rn, cn, {FULL: rn * cn, ROW: rn, COL: cn}, {FULL: full_start, ROW: r0 * 2, COL: c0 * 2}, base
+        return (rn, cn, {FULL: rn * cn, ROW: rn, COL: cn, TABLE: TABLE_ENTRIES},
+                {FULL: full_start, ROW: r0 * 2, COL: c0 * 2, TABLE: 0}, base)
 
     held: dict[int, int] = {}  # one tile: inputs read where vbuf still holds them, outside the slots
 
@@ -308,8 +311,8 @@ def emit_vector(ctx: Context, step: Step) -> None:
             parts, order = split[rn]
             for part, ins in order:
                 r0, rk = (0, rn) if part is None else parts[part]
-                shift = {FULL: r0 * cn * 2, ROW: r0 * 2, COL: 0}
-                _emit(p, ins, code, constants, {FULL: rk * cn, ROW: rk, COL: cn}, rk, cn,
+                shift = {FULL: r0 * cn * 2, ROW: r0 * 2, COL: 0, TABLE: 0}
+                _emit(p, ins, code, constants, {FULL: rk * cn, ROW: rk, COL: cn, TABLE: TABLE_ENTRIES}, rk, cn,
                       lambda i, base=base, shift=shift: held.get(i, base + at(i)) + shift[spaces[i]])
         p.dma("store", "vbuf", base + at(code.result.index), ctx.addr(op.result) + start[FULL],
               rows=rn, row_bytes=cn * 2, dram_row=cols * 2, sram_row=cn * 2)
@@ -341,6 +344,9 @@ def _emit(p, ins, code, constants, length, rn, cn, where) -> None:
     elif ins.mnemonic == "vbin":
         p.set({"v.len": length[ins.space]})
         p.emit("vbin", op=ins.op, b=operand(ins.b, "b"), dst=dst, a=a)
+    elif ins.mnemonic == "vlut":
+        p.set({"v.len": length[ins.space], "v.b": where(ins.b.index)})
+        p.emit("vlut", dst=dst, a=a)
     elif ins.mnemonic == "vun":
         p.set({"v.len": length[ins.space]})
         p.emit("vun", op=ins.op, amount=ins.amount, dst=dst, a=a)
@@ -381,6 +387,9 @@ def _begin_vector_layer(ctx: Context, step: Step, code, lowering):
         else:
             dram = ctx.addr(given.value)
         inputs.append((handle, given.space, dram))
+    for index, patterns in code.recorder.tables.items():  # the lane tables the sequence looks up
+        digest = hashlib.sha1(patterns.tobytes()).hexdigest()[:16]
+        inputs.append((Handle(index, TABLE), TABLE, ctx.constant(f"v:table:{digest}", patterns.astype("<u2"))))
     op = step.ops[0]
     ctx.begin_layer(step.name, 0, sum(v.type.size * 2 for v in op.operands) + op.result.type.size * 2)
     return inputs, ConstantRegisters(ctx.program)
@@ -391,7 +400,7 @@ def _emit_columns(ctx: Context, step: Step, lowering, code, plan: ColumnPlan) ->
     op, p = step.ops[0], ctx.program
     rows, cols, width = lowering.rows, lowering.cols, plan.width
     inputs, constants = _begin_vector_layer(ctx, step, code, lowering)
-    length = {FULL: width, ROW: 1, COL: width}
+    length = {FULL: width, ROW: 1, COL: width, TABLE: TABLE_ENTRIES}
     row_at = lambda i: plan.row_area + plan.row_offset[i]  # noqa: E731
 
     def where_in(base: int):
@@ -404,6 +413,9 @@ def _emit_columns(ctx: Context, step: Step, lowering, code, plan: ColumnPlan) ->
             start = 2 * (r * cols + t * width) if space == FULL else 2 * t * width
             p.dma("load", "vbuf", base + plan.full_offset[handle.index], dram + start, rows=1, row_bytes=2 * width)
 
+    for handle, space, dram in inputs:  # tables: once
+        if space == TABLE:
+            p.dma("load", "vbuf", row_at(handle.index), dram, rows=1, row_bytes=2 * TABLE_ENTRIES)
     for r in ctx.share(rows):  # on several cores, this core's rows
         for handle, space, dram in inputs:  # per-row operands: once per row
             if space == ROW:
@@ -411,7 +423,7 @@ def _emit_columns(ctx: Context, step: Step, lowering, code, plan: ColumnPlan) ->
         for reduction, tile_code, after in plan.passes:
             read = {v for ins in tile_code for v in reads(ins)}
             read.add(code.result.index if reduction is None else reduction.a)
-            loads = [(h, space, dram) for h, space, dram in inputs if space != ROW and h.index in read]
+            loads = [(h, space, dram) for h, space, dram in inputs if space not in (ROW, TABLE) and h.index in read]
             load(loads, r, 0)
             for t in range(plan.tiles):
                 if plan.buffers == 2 and t + 1 < plan.tiles:

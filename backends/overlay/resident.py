@@ -36,7 +36,7 @@ def _span(base: int, extents, strides, elem: int) -> tuple[int, int]:
     return lo, hi
 
 
-_VECTOR = ("vbin", "vun", "vfma", "vsel")
+_VECTOR = ("vbin", "vun", "vfma", "vsel", "vlut")
 
 
 def buffer_write(mnemonic: str, fields: dict, reg) -> tuple[str, tuple[int, int] | list[tuple[int, int]] | bool] | None:

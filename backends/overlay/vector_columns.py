@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import unsupported
-from .vector_program import COL, FULL, ROW, VInstr, reads
+from .vector_program import COL, FULL, ROW, TABLE, TABLE_ENTRIES, VInstr, reads
 
 MIN_TILE = 64  # the narrowest column tile worth a pass (a row whose power-of-two factor is less stays on the host)
 ALIGN = 64
@@ -56,7 +56,7 @@ def _closure(code: list[VInstr], spaces: list[str], target: int) -> list[VInstr]
 
 
 def _passes(code: list[VInstr], spaces: list[str], result: int):
-    done_rows: set[int] = {v for v, s in enumerate(spaces) if s == ROW and v not in {i.dst for i in code}}
+    done_rows: set[int] = {v for v, s in enumerate(spaces) if s in (ROW, TABLE) and v not in {i.dst for i in code}}
     ran: set[int] = set()
     passes = []
     for red in (ins for ins in code if ins.mnemonic == "vred"):
@@ -84,9 +84,12 @@ def column_plan(op, lowering, code, vbuf_bytes: int) -> ColumnPlan:
         raise unsupported(op, f"a row of {cols} elements exceeds the vector buffer ({vbuf_bytes} bytes)")
     tile_values = [v for v, s in enumerate(spaces) if s in (FULL, COL)]
     row_values = [v for v, s in enumerate(spaces) if s == ROW]
+    tables = [v for v, s in enumerate(spaces) if s == TABLE]
     # a slot per full or column value that some instruction or input touches: tile slots by liveness
-    # would need a liveness over each pass; the values of a norm's sequence are few
-    row_bytes = -(-2 * len(row_values) // ALIGN) * ALIGN
+    # would need a liveness over each pass; the values of a norm's sequence are few.  The row area
+    # holds the per-row values, then the lane tables (``vlut``'s, loaded once)
+    rows_end = -(-2 * len(row_values) // ALIGN) * ALIGN
+    row_bytes = rows_end + 2 * TABLE_ENTRIES * len(tables)
     width = cols & -cols  # the largest power of two dividing the row
     while width >= MIN_TILE:
         tiles = cols // width
@@ -100,6 +103,8 @@ def column_plan(op, lowering, code, vbuf_bytes: int) -> ColumnPlan:
                 row_offset: list[int | None] = [None] * len(spaces)
                 for i, v in enumerate(row_values):
                     row_offset[v] = 2 * i
+                for i, v in enumerate(tables):
+                    row_offset[v] = rows_end + 2 * TABLE_ENTRIES * i
                 return ColumnPlan(width, tiles, buffers, set_bytes, full_offset, row_offset,
                                   buffers * set_bytes, buffers * set_bytes + row_bytes,
                                   _passes(code.recorder.code, spaces, code.result.index))

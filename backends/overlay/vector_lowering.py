@@ -14,10 +14,10 @@ import numpy as np
 
 from tcc.ir import Op, Value, constant_value, is_constant, numerics
 from tcc.ir.numerics import bf16_functions as spec
-from tcc.isa.cycles import reduction_cycles
+from tcc.isa.cycles import lane_table_cycles, reduction_cycles
 
 from .errors import BackendError, unsupported
-from .vector_program import COL, FULL, ROW, Handle, Recorder, VectorProgramError, allocate, interleave, schedule
+from .vector_program import COL, FULL, ROW, TABLE, TABLE_ENTRIES, Handle, Recorder, VectorProgramError, allocate, interleave, schedule
 
 
 @dataclass
@@ -185,19 +185,20 @@ class VectorCode:
         return self.counts[FULL]
 
     def _sizes(self, tile_rows: int, tile_cols: int) -> dict:
-        return {FULL: tile_rows * tile_cols * 2, ROW: tile_rows * 2, COL: tile_cols * 2}
+        return {FULL: tile_rows * tile_cols * 2, ROW: tile_rows * 2, COL: tile_cols * 2, TABLE: TABLE_ENTRIES * 2}
 
     def set_bytes(self, tile_rows: int, tile_cols: int) -> int:
         """Bytes of one set of slots for a tile of tile_rows x tile_cols: the full slots, then the
-        row slots, then the column slots."""
+        row slots, then the column slots, then the tables."""
         size = self._sizes(tile_rows, tile_cols)
-        return sum(self.counts[s] * size[s] for s in (FULL, ROW, COL))
+        return sum(self.counts[s] * size[s] for s in (FULL, ROW, COL, TABLE))
 
     def offsets(self, tile_rows: int, tile_cols: int) -> list[int]:
         """vbuf offset of every value (by index) within its set of slots."""
         size = self._sizes(tile_rows, tile_cols)
         before = {FULL: 0, ROW: self.counts[FULL] * size[FULL]}
         before[COL] = before[ROW] + self.counts[ROW] * size[ROW]
+        before[TABLE] = before[COL] + self.counts[COL] * size[COL]
         return [before[space] + slot * size[space] for space, slot in zip(self.recorder.spaces, self.slots)]
 
 
@@ -211,7 +212,7 @@ def record(op: Op, lowering: VectorLowering) -> VectorCode:
     if result.constant or result.space != FULL:
         raise unsupported(op, "the result is not a full tile")
     inputs = [h for h in handles if not h.constant]
-    slots, counts = allocate(recorder, inputs, result)
+    slots, counts = allocate(recorder, inputs, result)  # (and the tables the sequence looks up)
     return VectorCode(recorder, handles, result, slots, counts)
 
 
@@ -221,6 +222,7 @@ def _tile(lowering: VectorLowering, code: VectorCode, sets: int, vbuf_bytes: int
     full * rows * cols + row * rows + col * cols elements."""
     room = vbuf_bytes // (2 * sets)
     full, row, col = (code.counts[s] for s in (FULL, ROW, COL))
+    room -= code.counts[TABLE] * TABLE_ENTRIES
     if lowering.tile_columns:
         n = max(0, room - row * lowering.rows) // (full * lowering.rows + col)
         return lowering.rows, min(lowering.cols, n)
@@ -264,6 +266,8 @@ def _occupancy(target, rows: int, cols: int) -> Callable:
             return reduce
         if ins.mnemonic == "window":
             return window * (1 + ins.amount + ins.after)
+        if ins.mnemonic == "vlut":
+            return lane_table_cycles(target, length[ins.space]) - latency
         return -(-length[ins.space] // lanes)
     return occupancy
 
@@ -276,6 +280,7 @@ def scheduled(op: Op, lowering: VectorLowering, code: VectorCode, target) -> tup
     recorder = Recorder()
     recorder.spaces = list(code.recorder.spaces)
     recorder.code = list(code.recorder.code)
+    recorder.tables = dict(code.recorder.tables)
     schedule(recorder, target.simd_latency, _occupancy(target, *tile[:2]), ISSUE)
     slots, counts = allocate(recorder, [h for h in code.handles if not h.constant], code.result)
     ordered = VectorCode(recorder, code.handles, code.result, slots, counts)

@@ -20,7 +20,8 @@ import numpy as np
 
 from tcc.ir.numerics.bf16_lanes import NumpyLanes
 
-FULL, ROW, COL = "full", "row", "col"
+FULL, ROW, COL, TABLE = "full", "row", "col", "table"
+TABLE_ENTRIES = 256  # a ``vlut`` table's patterns (isa/cycles.py: LANE_TABLE)
 _COMMUTATIVE = {"add", "mul", "max", "min", "and", "or", "xor", "iadd", "eq"}
 _REVERSED = {"sub": "rsub", "isub": "irsub", "lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}
 _LANE_NAME = {"and": "and_", "or": "or_"}  # NumpyLanes method names of the ISA's operations
@@ -71,6 +72,7 @@ class Recorder:
     def __init__(self):
         self.code: list[VInstr] = []
         self.spaces: list[str] = []  # space of each value, by index
+        self.tables: dict[int, np.ndarray] = {}  # the patterns of each table value, by index
 
     def input(self, space: str) -> Handle:
         self.spaces.append(space)
@@ -202,6 +204,21 @@ class Recorder:
     def itof(self, a):
         return self._unary("itof", a)
 
+    def lookup(self, a: Handle, table) -> Handle:
+        """``vlut``: entry (a's low byte) of a constant table, a value of the table space (one per
+        distinct table, loaded with the op's constants)."""
+        patterns = np.asarray(table, np.uint16)
+        if a.constant:
+            return Handle(None, bits=int(NumpyLanes.lookup(np.asarray(a.bits, np.uint16), patterns)))
+        if patterns.shape != (TABLE_ENTRIES,):
+            raise VectorProgramError(f"a lane table has {TABLE_ENTRIES} entries, not {patterns.size}")
+        found = next((i for i, t in self.tables.items() if np.array_equal(t, patterns)), None)
+        t = Handle(found, TABLE) if found is not None else self.input(TABLE)
+        self.tables[t.index] = patterns
+        dst = self._new(a.space)
+        self.code.append(VInstr("vlut", "", a.space, dst.index, a.index, b=t))
+        return dst
+
     def window_sum_squares(self, a, before: int, after: int):
         """Recorded as one ``window`` entry, which the emitter expands into the square of the tile
         and one multiply-add of the tile shifted by k rows per k (over a sub-range: address
@@ -282,7 +299,8 @@ def allocate(recorder: Recorder, inputs: list[Handle], result: Handle) -> tuple[
     values (a per-column scale) slots of its columns, so a long row's norm is not charged a whole
     tile for each statistic.  A value's slot is its index among its space's slots.  A value's slot
     is free after its last read; an instruction may write over an operand it reads element for
-    element.  Row values each keep their own slot (never reused)."""
+    element.  Row values each keep their own slot (never reused), as does each table (256 patterns)."""
+    inputs = list(inputs) + [Handle(i, TABLE) for i in recorder.tables]  # tables: loaded with the inputs
     last = {h.index: -1 for h in inputs}
     for i, ins in enumerate(recorder.code):
         for h in (Handle(ins.a, ins.space), ins.b, ins.c):
@@ -295,8 +313,8 @@ def allocate(recorder: Recorder, inputs: list[Handle], result: Handle) -> tuple[
     # Row values are never reused: their chains (a rsqrt or reciprocal of per-row statistics) are a
     # few cycles of work each behind the pipeline's latency, so even the oldest freed slot is often
     # read by an instruction still in the pipeline, and a row slot is only a tile's rows
-    free: dict[str, deque[int]] = {FULL: deque(), ROW: deque(), COL: deque()}
-    count = {FULL: 0, ROW: 0, COL: 0}
+    free: dict[str, deque[int]] = {FULL: deque(), ROW: deque(), COL: deque(), TABLE: deque()}
+    count = {FULL: 0, ROW: 0, COL: 0, TABLE: 0}
 
     def take(v: int) -> int:
         space = recorder.spaces[v]
@@ -306,7 +324,7 @@ def allocate(recorder: Recorder, inputs: list[Handle], result: Handle) -> tuple[
         return count[space] - 1
 
     def release(v: int) -> None:
-        if recorder.spaces[v] != ROW:  # row values: a slot each
+        if recorder.spaces[v] not in (ROW, TABLE):  # row values and tables: a slot each
             free[recorder.spaces[v]].append(slot[v])
 
     for h in inputs:

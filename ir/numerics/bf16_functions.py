@@ -13,6 +13,8 @@ of a two-operand operation may be a constant only when the second is not.
 """
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 
 from .bf16 import to_bf16
@@ -212,26 +214,41 @@ def rsqrt(L, v):
     return _nan_to_canonical(L, v, y)
 
 
-def rsqrt_normal(L, v):
-    """``rsqrt`` of a v known to be a positive normal number, +inf or NaN (a variance plus a normal
-    epsilon): the same result in fewer dependent operations.  No subnormal scaling; the power of
-    two (2^k, k in [-64, 63] for a normal v) is one pattern and t 2^k one exact multiply
-    (``_scale``'s two give the same for a normal result).  +inf and NaN take the power's place (0
-    and NaN: the Newton value of any pattern is positive and finite, its m being in [1, 4)), so
-    the selects run beside the Newton steps instead of after them: the multiply gives 0 and the
-    canonical NaN."""
+def _rsqrt_newton_normal(L, v):
+    """``rsqrt`` of a positive normal v as the seed and two Newton steps times 2^k (k in [-64, 63],
+    so t 2^k is one exact multiply by the pattern of the power): the values ``rsqrt_table`` holds."""
     biased, odd, m, t = _rsqrt_parts(L, v)
     half = L.shr(L.iadd(L.isub(L.pattern(383), biased), odd), 1)  # k + 128
     power = L.shl(L.isub(half, L.pattern(1)), 7)  # the pattern of 2^k: (k + 127) << 7
+    return L.mul(_rsqrt_newton(L, m, t), power)
+
+
+@cache
+def rsqrt_table() -> np.ndarray:
+    """The 256 patterns of ``rsqrt_normal``'s lookup: entry i is the Newton value of the positive
+    normal v = 0x3F00 + i (exponent field 126 + the index's top bit, its mantissa the low 7 bits)
+    plus (v >> 1), modulo 2**16."""
+    from .bf16_lanes import NumpyLanes
+
+    v = np.arange(256, dtype=np.uint16) + np.uint16(0x3F00)
+    with np.errstate(all="ignore"):
+        return NumpyLanes.iadd(_rsqrt_newton_normal(NumpyLanes, v), NumpyLanes.shr(v, 1))
+
+
+def rsqrt_normal(L, v):
+    """``rsqrt`` of a v known to be a positive normal number, +inf or NaN (a variance plus a normal
+    epsilon): the same result in 3 dependent operations instead of 10.  For a positive normal v =
+    m 2^2k (m in [1, 4)) the Newton value t(m) 2^-k is normal and t(m) is in (0.5, 1], so its
+    pattern is t(m)'s plus (-k << 7); m depends only on v's low byte (the exponent's lowest bit and
+    the mantissa) and k on the bits above it, one step of the exponent field's high 7 bits per
+    step of k, which is what subtracting (v >> 1) does (its low 7 bits cancelling against the
+    table's).  So the result is ``rsqrt_table()[v & 0xFF] - (v >> 1)`` (a lane table lookup and an
+    integer subtraction beside a shift).  +inf gives 0 and NaN the canonical NaN by a select
+    whose mask and alternative run beside.  tests/numerics: equal to ``rsqrt`` on every pattern of
+    the domain."""
+    y = L.isub(L.lookup(v, rsqrt_table()), L.shr(v, 1))
     special = L.select(L.eq(v, L.pattern(INF)), L.pattern(0), L.pattern(NAN))
-    scale = L.select(L.lt(v, L.pattern(INF)), power, special)
-    # the first Newton step, then the second with the power applied to t first: t 2^k + (t 2^k) r
-    # is (t + t r) 2^k rounded the same (t r 2^k is normal: |r| >= 2^-10 unless 0, 2^k >= 2^-64),
-    # so the multiply by the power runs beside the residual instead of after the step
-    minus_half_m = L.mul(m, L.const(-0.5))
-    t = L.fma(t, L.fma(minus_half_m, L.mul(t, t), L.const(0.5)), t)
-    scaled = L.mul(t, scale)
-    return L.fma(scaled, L.fma(minus_half_m, L.mul(t, t), L.const(0.5)), scaled)
+    return L.select(L.lt(v, L.pattern(INF)), y, special)
 
 
 def _rsqrt_of_mean(L, total, n: int, epsilon: float):

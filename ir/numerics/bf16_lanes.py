@@ -1,7 +1,7 @@
 """The bf16 vector unit's lane operations, as the reference computes them.
 
 The overlay's bf16 SIMD mode has one instruction per operation below (docs/isa.md: ``vbin``,
-``vfma``, ``vsel``, ``vun``, ``vred``); ``bf16_functions`` writes every non-linear function as a
+``vfma``, ``vsel``, ``vun``, ``vred``, ``vlut``); ``bf16_functions`` writes every non-linear function as a
 sequence of them.  ``NumpyLanes`` runs such a sequence on whole arrays for the reference
 interpreter; the simulator (isa/simulator/impl_vector.py) executes the instructions with its own
 code, sharing only the rounding helper ``round32``, and the compiler (backends/overlay) records
@@ -16,6 +16,8 @@ the same sequence as instructions.  The operations, on 16-bit lanes holding bf16
   mask 0xFFFF (true) or 0; ``select(m, a, b)``: a where m != 0, else b.
 - ``rint``: round to an integral value, ties to even (NaN -> 0x7FC0); ``ftoi``: the int16 pattern
   of rint(x) (saturating; NaN -> 0); ``itof``: an int16 pattern to bf16 (RNE).
+- ``lookup(a, table)``: entry ``a & 0xFF`` (the pattern's low byte) of a constant table of 256
+  patterns (a per-lane table: the seeds of ``rsqrt_normal``).
 - ``window_sum_squares(a, before, after)``: for each element, the sum of the squares of the
   elements ``before`` rows above to ``after`` rows below it in its column (rows outside the tile
   count as zero), accumulated as the element's own square, then + the square of the row k below
@@ -179,6 +181,10 @@ class NumpyLanes:
     @staticmethod
     def itof(a):
         return np.asarray(to_bf16(np.asarray(a, np.uint16).view(np.int16).astype(np.float64)), np.uint16)
+
+    @staticmethod
+    def lookup(a, table):
+        return np.asarray(table, np.uint16)[np.bitwise_and(a, 0xFF)]
 
     @classmethod
     def window_sum_squares(cls, a, before: int, after: int):

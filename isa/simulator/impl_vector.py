@@ -19,7 +19,7 @@ import numpy as np
 
 from tcc.ir import numerics
 from tcc.ir.numerics.bf16 import round32_bits, round32_bits_into
-from ..cycles import reduction_cycles
+from ..cycles import LANE_TABLE, lane_table_cycles, reduction_cycles
 
 from . import native, rule_tables
 from .machine import ABUF, VBUF, Effect, Fault, MachineState, impl, registers, sample_fault
@@ -472,6 +472,32 @@ def vun(m: MachineState, op: str, amount: int, dst: int, a: int):
     if op in ("shl", "shr"):
         return _finish_into(m, dst, length, lambda out: operation(x, amount, out), [a_access])
     return _finish(m, dst, length, lambda: operation(x, amount), [a_access])
+
+
+def _take(table: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Entry ``index`` of each sample's table (both with the sample axis first); a test changes it
+    to check that the reference notices."""
+    return np.take_along_axis(table, index, axis=-1)
+
+
+LOOKUP = [_take]  # vlut's gather, read when it runs
+
+
+@impl("vlut")
+def vlut(m: MachineState, dst: int, a: int):
+    m.require_mode("bf16", "vlut")
+    (length,), (base, _, _) = _LEN(m.regs), _B(m.regs)
+    x, a_access = _lanes(m, a, length, False, "vlut operand A")
+    table, t_access = _lanes(m, base, LANE_TABLE, False, "vlut table (v.b)")
+    out, d_access = _lanes(m, dst, length, True, "vector result")
+    low = np.empty(x.shape, np.intp)
+
+    def action() -> None:  # each lane reads entry (its pattern's low byte) of its sample's table
+        np.bitwise_and(x, 0xFF, out=low)
+        out[...] = LOOKUP[0](table, low)
+
+    accesses = tuple(v for v in (a_access, t_access, d_access) if v is not None)
+    return Effect(lane_table_cycles(m.target, length), accesses, m.target.simd_latency, action=action)
 
 
 def _row_maximum(rows: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 an on-chip copy (or no instruction, where the reader reads it in place), stores nothing reads are
 dropped, and the simulator stays equal to the reference."""
 import numpy as np
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from overlay_run import run_wholly_on_the_overlay
@@ -195,13 +196,23 @@ def norm_block():
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+def test_a_wrong_lane_table_entry_in_the_simulator_breaks_bit_exactness(tmp_path, monkeypatch):
+    """LayerNorm's rsqrt reads its table with ``vlut``: the simulator's gather gets the table from
+    vbuf and the reference its own lookup, so a gather one entry off must show."""
+    from tcc.isa.simulator import impl_vector
+
+    with pytest.raises(AssertionError):
+        monkeypatch.setattr(impl_vector, "LOOKUP", [lambda table, index: impl_vector._take(table, index ^ 1)])
+        run_wholly_on_the_overlay(norm_block(), tmp_path, np.random.default_rng(6), 20.0)
+
+
 def test_bf16_tiles_between_conversions_and_a_vector_op_stay_in_vbuf_and_bit_exact(tmp_path):
     run_wholly_on_the_overlay(norm_block(), tmp_path, np.random.default_rng(6), 20.0)
     lines = disassemble(open_session(tmp_path / "m.tcc").artifact.program, with_pc=False).splitlines()
     # the conversions read their tiles where the step before left them (no copy), no bf16 reaches DRAM
     assert not any(line.startswith(("copy vbuf", "copy abuf")) for line in lines)
     assert not any(line.startswith("store vbuf") for line in lines)
-    assert sum(line.startswith("load vbuf") for line in lines) == 2  # gamma and beta only
+    assert sum(line.startswith("load vbuf") for line in lines) == 3  # gamma, beta and the rsqrt table only
 
 
 def test_a_weight_load_wbuf_still_holds_is_left_out():

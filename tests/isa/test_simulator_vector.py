@@ -141,6 +141,22 @@ def test_vun_shifts_rounding_and_integer_conversion():
     assert lanes(machine, 0x400, 4) == [0x80, 0x180, 0x92, 0xFF]  # sign and exponent fields
 
 
+def test_vlut_reads_the_table_entry_of_each_lanes_low_byte_and_pays_the_table_copy():
+    table = (np.arange(256) * 257 + 3) % 65536  # every entry distinct, and distinct from its index
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
+    machine.buffers["vbuf"][0x400:0x600] = np.asarray(table, "<u2").view(np.uint8)
+    patterns = [0x0000, 0x00FF, 0x3F80, 0x7FC0, 0xFF01, 0x1234, 0x8080]
+    machine.buffers["vbuf"][0:14] = np.asarray(patterns, "<u2").view(np.uint8)
+    result = run(machine, "mode bf16\n" + setr({"v.len": 7, "v.b": 0x400}) + "vlut 0x100, 0x0\nvlut 0x0, 0x0\nhalt\n")
+    expected = [int(table[p & 0xFF]) for p in patterns]
+    assert lanes(machine, 0x100, 7) == expected
+    assert lanes(machine, 0x0, 7) == expected  # in place: every lane reads before the write
+    # the 256 entries copied into the lanes (2 passes of 128), one pass of lookups, the latency;
+    # the second writes over the first's operand, so it starts when the first ends
+    assert result.units["compute"] == 64 + 2 * (2 + 1)
+    assert result.cycles == 64 + 2 * (2 + 1 + 16)
+
+
 def test_vred_sums_in_the_pairwise_tree_order_and_pays_per_level():
     # ((1 + 2**-8) + (2**-8 + 2**-8)) + 256 = (1 + 2**-7) + 256 rounds to 258; left to right it would
     # be 1 + 256 = 257, a tie that rounds to 256
