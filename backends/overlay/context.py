@@ -213,7 +213,7 @@ class Context:
             self.weight_marks.append(WeightMark(at, regs, first_instruction, max(bound, idle),
                                                 WEIGHT_MARK_STEPS if bound > 0 else IDLE_MARK_STEPS, layer, bound <= 0))
 
-    def early_weights(self, dram: int, nbytes: int) -> int | None:
+    def early_weights(self, dram: int, nbytes: int, whole: bool = False) -> int | None:
         """The wbuf address of ``nbytes`` of weights at ``dram`` whose first bytes (or all) load before
         their layer, or None; called where their load would be, it loads the rest there (weights
         wbuf still holds from an earlier load are not loaded again).
@@ -223,7 +223,9 @@ class Context:
         (whole at the latest compute-bound layer's end where its slack takes them).  The pieces
         take the top of a wbuf half that no instruction since the earliest piece's layer began
         writes, nor weights loaded early for a layer after it (weights stay as loaded until read,
-        and the load waits for no matmul of that layer)."""
+        and the load waits for no matmul of that layer).  With ``whole``, only where the pieces
+        take all of the weights (a product's later K chunks: a part loaded behind would wait in
+        the layer's own code as the chunk's own load does)."""
         if not self.weight_marks or self.cores > 1:
             return None
         held = self.program.held_weights(dram, nbytes)
@@ -245,6 +247,8 @@ class Context:
             if covered >= size:
                 break
         plans += [chosen[:count] for count in range(len(chosen), 0, -1)]  # a later earliest piece: fewer writes
+        if whole:
+            plans = [plan for plan in plans if sum(piece for _, piece in plan) >= nbytes]
         for plan in plans:
             lo = self._free_wbuf(plan[-1][0], size)
             if lo is not None:

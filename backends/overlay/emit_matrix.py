@@ -414,8 +414,13 @@ def emit_gemm(ctx: Context, step: Step) -> None:
                 wslot = b.w(n_tile) if single else b.w(chunk)
                 if early_slot is not None and (single or chunk == 0):
                     wslot = early_slot
-                elif not single:
-                    p.dma("load", "wbuf", wslot, w_addr + blocks[n0, k0], rows=1, row_bytes=nt * row_bytes(ktile, fmt))
+                elif not single:  # a later chunk loads early too where the channel's idle cycles take it whole
+                    later = ctx.early_weights(w_addr + blocks[n0, k0], nt * row_bytes(ktile, fmt), whole=True) \
+                        if chunk > 0 and caps is None else None
+                    if later is not None:
+                        wslot = later
+                    else:
+                        p.dma("load", "wbuf", wslot, w_addr + blocks[n0, k0], rows=1, row_bytes=nt * row_bytes(ktile, fmt))
                 if tiles.resident:
                     p.set({"mm.a": a_base + m0 * k + k0, "mm.a_row": k})
                 else:

@@ -100,6 +100,30 @@ def test_a_large_weight_tile_loads_in_pieces_over_the_small_layers_before_it(tmp
         assert not lines[following].startswith(("load abuf", "load vbuf")) or following == own
 
 
+def test_a_dram_bound_products_later_weight_chunks_load_early_too(tmp_path):
+    """ConvNeXt-T's last stage: a product of 4 rows over 64 KB of weights in K chunks of 16 KB is
+    DRAM-bound; the chunks after the first load early too, whole, where the layers before leave the
+    channel idle (Context.early_weights with ``whole``), and the model stays bit-exact."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "real_models"))
+    import measure
+
+    artifact, _ = measure.compile_overlay("convnext_t", tmp_path)
+    session = open_session(artifact)
+    feeds = measure.samples("convnext_t", "test")[0]
+    for got, want in zip(session.run(None, feeds), session.run_reference(feeds).values()):
+        np.testing.assert_array_equal(got, want)
+    lines = disassemble(session.artifact.program, with_pc=False).splitlines()
+    counted = layer_of_each(lines)
+    product = next(i for i, layer in enumerate(session.artifact.metadata["layers"])
+                   if layer["name"] == "node_MatMul_21" and layer.get("kind") == "gemm")
+    own = own_code(lines, counted, product)
+    early = [i for i in range(own) if counted[i] == product and lines[i].startswith("load wbuf")]
+    assert len(early) >= 3  # the first chunk and at least two more (the first alone before)
+
+
 def own_code(lines: list[str], counted: list[int], layer: int) -> int:
     """Where ``layer``'s own code begins (its ``setr sys.layer``): the last one before its first
     matmul, going back over the store the layer before handed over (LaterStore), which is emitted
