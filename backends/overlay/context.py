@@ -106,6 +106,10 @@ WEIGHT_MARK_STEPS = 3
 # pieces at its end: ShuffleNetV2's last 1x1 conv's 84 KB first channel tile loads over the ten
 # small latency-bound layers before it.
 IDLE_MARK_STEPS = 12
+# Steps more that a mark stays for a product's later weight chunks (Context.early_weights with
+# ``whole``): ConvNeXt-T's last stage, DRAM-bound, loads its 130 KB of chunks over the idle channel
+# of the stages before it.  (Every early load using marks this old made BERT's products wait.)
+LATER_CHUNK_MARK_STEPS = 200
 
 
 def core_share(core: int, cores: int, count: int) -> range:
@@ -122,7 +126,7 @@ class WeightMark:
     regs: dict[str, int]  # the register values there
     begin: int  # the layer's first instruction
     slack: int  # the bytes the DRAM channel may still carry there
-    steps: int  # steps left before the mark is dropped
+    steps: int  # steps left before the mark is dropped (then LATER_CHUNK_MARK_STEPS more for later chunks)
     layer: int
     idle: bool  # a mark of a conv's idle channel cycles (else a compute-bound layer's or a vector op's)
 
@@ -190,10 +194,11 @@ class Context:
         cost model gives its code.  A conv that is neither leaves its tile loop's idle channel
         cycles as emitted (``channel_idle``, tiling.channel_idle_cycles: small latency-bound convs
         whose maps stay on chip leave most of theirs).  Marks older than ``WEIGHT_MARK_STEPS``
-        (``IDLE_MARK_STEPS``) steps are dropped."""
+        (``IDLE_MARK_STEPS``) steps serve only a product's later weight chunks, for
+        ``LATER_CHUNK_MARK_STEPS`` steps more."""
         for mark in self.weight_marks:
             mark.steps -= 1
-        self.weight_marks = [mark for mark in self.weight_marks if mark.steps > 0]
+        self.weight_marks = [mark for mark in self.weight_marks if mark.steps > -LATER_CHUNK_MARK_STEPS]
         stats = self.layer_stats[-1] if self.layer_stats else None
         if stats is None:
             return
@@ -225,8 +230,10 @@ class Context:
         writes, nor weights loaded early for a layer after it (weights stay as loaded until read,
         and the load waits for no matmul of that layer).  With ``whole``, only where the pieces
         take all of the weights (a product's later K chunks: a part loaded behind would wait in
-        the layer's own code as the chunk's own load does)."""
-        if not self.weight_marks or self.cores > 1:
+        the layer's own code as the chunk's own load does), at marks up to
+        ``LATER_CHUNK_MARK_STEPS`` steps older too."""
+        marks = [mark for mark in self.weight_marks if whole or mark.steps > 0]
+        if not marks or self.cores > 1:
             return None
         held = self.program.held_weights(dram, nbytes)
         if held is not None:  # still in wbuf where an earlier load put them: no load at all
@@ -235,11 +242,11 @@ class Context:
         if size > self.buffers.wbuf_h // 2:
             return None
         plans = []  # each a list of (mark, piece), latest mark first, in the order they are tried
-        bound = [mark for mark in self.weight_marks if not mark.idle]
+        bound = [mark for mark in marks if not mark.idle]
         if bound and bound[-1].slack >= nbytes:  # the latest compute-bound (or vector) mark takes them whole
             plans.append([(bound[-1], size)])
         chosen, covered = [], 0  # the latest marks first, until the pieces cover the weights
-        for mark in reversed(self.weight_marks):
+        for mark in reversed(marks):
             piece = min(mark.slack // 64 * 64, size - covered)
             if piece > 0:
                 chosen.append((mark, piece))
@@ -247,8 +254,8 @@ class Context:
             if covered >= size:
                 break
         plans += [chosen[:count] for count in range(len(chosen), 0, -1)]  # a later earliest piece: fewer writes
-        if whole:
-            plans = [plan for plan in plans if sum(piece for _, piece in plan) >= nbytes]
+        if whole:  # one piece, at the latest mark whose slack takes it
+            plans = [[(mark, size)] for mark in reversed(marks) if mark.slack >= size]
         for plan in plans:
             lo = self._free_wbuf(plan[-1][0], size)
             if lo is not None:
