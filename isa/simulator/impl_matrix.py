@@ -193,7 +193,8 @@ NATIVE_MACS = 2**22
 
 def _native_product(m: MachineState, mode: str, M: int, N: int, K: int, zp: int, fmt, accumulate: int):
     """A gemm, conv, gconv or dwconv tile's action as ``native.c: mm`` runs it, from abuf's int8 codes and
-    wbuf's int8 weights directly (no windows, no decoded or float weights: one C call); the A
+    wbuf's int8 weights directly (no windows, no decoded or float weights: one C call): its
+    ``run(out, weights)``, a ``step(out, weights, fallback)`` making it a prepared step, and the A
     operand's access; or None where there is no kernel or the tile is outside it (then the numpy
     path runs).  The caller sends it only products below the int8 kernel's size: above it, a
     BLAS-like int8 product is faster."""
@@ -231,7 +232,13 @@ def _native_product(m: MachineState, mode: str, M: int, N: int, K: int, zp: int,
         and (sample, row, column, value) of the first such."""
         return fused.mm(out, x, index, weights, zp, cg, ng, pad, accumulate, cache)
 
-    return run, access
+    def step(out: np.ndarray, weights: np.ndarray, fallback: Callable[[], None]):
+        """``run`` as a prepared C step (native.step MM) calling ``fallback`` where it declines (a sum
+        that does not fit int32: the trap); None where the kernels refuse it."""
+        return native.step("MM", 0, out, x, index, weights, cache, np.array([zp, cg, ng, pad, accumulate], np.int64),
+                           fallback)
+
+    return run, step, access
 
 
 @lru_cache(maxsize=64)
@@ -341,8 +348,10 @@ def _rows_of(view: np.ndarray) -> np.ndarray | None:
 
 def _native_matmul(m: MachineState, in_c: tuple, weights: np.ndarray, w_access, M: int, N: int, K: int, fmt,
                    mode: str, acc: int) -> Effect:
-    """``matmul``'s Effect with the action ``_native_product`` made (``in_c``: its run and the A operand's access)."""
-    run, a_access = in_c
+    """``matmul``'s Effect with the action ``_native_product`` made (``in_c``: its run, its step and the A
+    operand's access): the prepared step where the kernels take it, running ``run`` (which raises the
+    trap) only where the step declines."""
+    run, step, a_access = in_c
     out, acc_access = m.region(ACC, acc, (M, N), (4 * m.reg("mm.acc_row"), 4), "<i4", True, "accumulators")
     batch = m.batch
 
@@ -353,7 +362,7 @@ def _native_matmul(m: MachineState, in_c: tuple, weights: np.ndarray, w_access, 
 
     cycles, latency = matmul_timing(m.target, M, N, K, fmt, own_columns=mode in ("dwconv", "gconv"))
     accesses = tuple(x for x in (a_access, w_access, acc_access) if x is not None)
-    return Effect(cycles, accesses, latency, macs=M * N * K, action=action)
+    return Effect(cycles, accesses, latency, macs=M * N * K, action=step(out, weights, action) or action)
 
 
 def _overflow(batch: int, sample: int, row: int, column: int, value: int) -> Fault:

@@ -171,8 +171,17 @@ def requant(m: MachineState, src: str, out: str, rounding: str, dst: int, srcadd
         except ValueError as exc:
             raise Fault(f"{sample_prefix(batch, i)}requant: {exc}") from None
 
+    def settled():
+        """After the first run: the step that run made, as the plan's action itself (no Python frame),
+        calling ``action`` where it declines (pbuf's parameters changed, a lane refused); None where
+        no step was made."""
+        if not c_step[0]:
+            return None
+        return native.step("REQUANT", 0, *c_views, c_parameters[1], params, np.frombuffer(c_parameters[0], np.uint8),
+                           scalars, action)
+
     accesses = tuple(a for a in (x_access, p_access, r_access, d_access) if a is not None)
-    return Effect(_cycles(m, rows * cols), accesses, POST_LATENCY, action=action)
+    return Effect(_cycles(m, rows * cols), accesses, POST_LATENCY, action=action, settled=settled)
 
 
 _LANE_ROW = 512  # the C kernel's rows: narrow rows joined up to this many lanes (each row pays a call and a tail)

@@ -84,7 +84,9 @@ class Effect:
     to the highest byte the instruction touches in that memory, with two more items ``(stride,
     width)`` when those bytes are rows of ``width`` bytes ``stride`` apart with gaps between them
     (``strided_rows``: the rows start at lo, the last ends at hi).  ``action`` does the work on the
-    memories (None: the instruction only takes time, like ``mode``).
+    memories (None: the instruction only takes time, like ``mode``).  ``settled``, if given, is asked
+    once after the first run that completes: the action to run in its place from then on (a
+    prepared step the action made from what that run found in the memories), or None to keep it.
     """
 
     cycles: int
@@ -94,6 +96,7 @@ class Effect:
     loaded: int = 0  # DRAM bytes read by a load
     stored: int = 0  # DRAM bytes written by a store
     action: Callable[[], None] | None = None
+    settled: Callable[[], Callable[[], None] | None] | None = None
 
 
 @dataclass(slots=True)

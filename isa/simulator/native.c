@@ -1326,6 +1326,87 @@ CLONES static void mm_grouped(MmCall *c) {
     }
 }
 
+/* mm's operands, checked and held (mm_setup), with its scratch: what a call and an MM step share. */
+typedef struct {
+    Held o, x, ix, w, ca;
+    MmCall c;
+    char *scratch;
+} MmHeld;
+
+static void mm_release(MmHeld *h) {
+    PyMem_Free(h->scratch);
+    h->scratch = NULL;
+    release(&h->o);
+    release(&h->x);
+    release(&h->ix);
+    release(&h->w);
+    release(&h->ca);
+}
+
+/* mm's operand checks (see mm below) and its scratch: 0, or -1 with an exception set (mm_release
+ * releases what it held either way). */
+static int mm_setup(MmHeld *h, PyObject *oo, PyObject *xo, PyObject *io, PyObject *wo, long long zp, Py_ssize_t cg,
+                    Py_ssize_t ng, Py_ssize_t pad, int accumulate, PyObject *co) {
+    memset(h, 0, sizeof *h);
+    if (get_view(oo, &h->o, 1, 4, "out") < 0 || get_view(xo, &h->x, 0, 1, "x") < 0 ||
+        get_view(io, &h->ix, 0, 8, "index") < 0 || get_view(wo, &h->w, 0, 1, "weights") < 0 ||
+        get_view(co, &h->ca, 1, 1, "cache") < 0)
+        return -1;
+    const Py_buffer *o = &h->o.view, *x = &h->x.view, *ix = &h->ix.view, *w = &h->w.view, *ca = &h->ca.view;
+    MmCall *c = &h->c;
+    if (o->ndim != 3 || x->ndim != 3 || ix->ndim != 2 || w->ndim != 3 || ca->ndim != 1) goto bad;
+    c->samples = o->shape[0], c->M = o->shape[1], c->N = o->shape[2], c->taps = ix->shape[1];
+    if (cg < 1 || ng < 1 || c->N < 1 || c->taps < 1 || zp < -128 || zp > 127 || c->taps * cg > MM_MAX_K) goto bad;
+    c->l = mm_layout(c->N, c->taps, cg, ng);
+    if (ix->shape[0] != c->M || x->shape[0] != c->samples || w->shape[0] != c->samples || w->shape[1] != c->N ||
+        w->shape[2] != c->l.K || x->strides[2] != 1 || w->strides[2] != 1 || c->l.groups * cg > x->shape[2] ||
+        !PyBuffer_IsContiguous(ix, 'C') || !PyBuffer_IsContiguous(ca, 'C') || ca->len != c->l.size)
+        goto bad;
+    /* scratch: a pixel's taps, MM_PIXELS windows' sums, the staged results when accumulating, the windows */
+    const Py_ssize_t staged = accumulate ? c->samples * c->M * c->N : 0;
+    h->scratch = PyMem_Malloc(c->taps * sizeof(int8_t *) + (MM_PIXELS * c->l.width + staged) * sizeof(int32_t) +
+                              MM_PIXELS * c->l.kp * sizeof(int16_t));
+    if (!h->scratch) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    c->out = o->buf, c->os0 = o->strides[0], c->os1 = o->strides[1], c->os2 = o->strides[2];
+    c->x = x->buf, c->xs0 = x->strides[0], c->xs1 = x->strides[1], c->pixels = x->shape[1];
+    c->index = ix->buf, c->pad = pad;
+    c->w = w->buf, c->ws0 = w->strides[0], c->ws1 = w->strides[1];
+    c->cg = cg, c->ng = ng, c->zp = (int32_t)zp, c->accumulate = accumulate, c->cache = ca->buf;
+    c->tap_px = (const int8_t **)h->scratch;
+    c->sums = (int32_t *)(h->scratch + c->taps * sizeof(int8_t *)), c->results = c->sums + MM_PIXELS * c->l.width;
+    c->a = (int16_t *)(c->results + staged);
+    return 0;
+bad:
+    PyErr_SetString(PyExc_ValueError, "mm: out int32 (samples, M, N), x int8 (samples, pixels, channels), index int64 "
+                                      "(M, taps), w int8 (samples, N, taps * cg <= MM_MAX_K), zp in int8, cache of "
+                                      "mm_cache_size bytes");
+    return -1;
+}
+
+/* The product of a set-up call (the weights relaid first where their bytes changed): out written
+ * where every result fits int32, else first_bad set and out untouched; bad_index where an index
+ * lies outside the slab. */
+static void mm_run(MmCall *c) {
+    c->first_bad = -1, c->bad_value = 0, c->bad_index = 0;
+    if (c->l.depthwise)
+        mm_depthwise(c);
+    else
+        mm_grouped(c);
+    if (c->accumulate && c->first_bad < 0 && !c->bad_index)
+        for (Py_ssize_t b = 0; b < c->samples; b++)
+            for (Py_ssize_t m = 0; m < c->M; m++) {
+                char *row = c->out + b * c->os0 + m * c->os1;
+                const int32_t *from = c->results + (b * c->M + m) * c->N;
+                if (c->os2 == 4)
+                    memcpy(row, from, c->N * sizeof(int32_t));
+                else
+                    for (Py_ssize_t n = 0; n < c->N; n++) *(int32_t *)(row + n * c->os2) = from[n];
+            }
+}
+
 /* mm(out, x, index, w, zp, cg, ng, pad, accumulate, cache) -> None or (sample, row, column, value)
  *
  * ``matmul``'s sums in gemm, conv, gconv and dwconv form (impl_matrix.py), exact:
@@ -1344,69 +1425,22 @@ static PyObject *mm(PyObject *self, PyObject *args) {
     int zp, accumulate;
     Py_ssize_t cg, ng, pad;
     if (!PyArg_ParseTuple(args, "OOOOinnnpO", &oo, &xo, &io, &wo, &zp, &cg, &ng, &pad, &accumulate, &co)) return NULL;
-    Held o = {0}, x = {0}, ix = {0}, w = {0}, ca = {0};
+    MmHeld h;
     PyObject *result = NULL;
-    char *scratch = NULL;
-    if (get_view(oo, &o, 1, 4, "out") < 0 || get_view(xo, &x, 0, 1, "x") < 0 || get_view(io, &ix, 0, 8, "index") < 0 ||
-        get_view(wo, &w, 0, 1, "weights") < 0 || get_view(co, &ca, 1, 1, "cache") < 0)
-        goto done;
-    if (o.view.ndim != 3 || x.view.ndim != 3 || ix.view.ndim != 2 || w.view.ndim != 3 || ca.view.ndim != 1) goto bad;
-    MmCall c;
-    c.samples = o.view.shape[0], c.M = o.view.shape[1], c.N = o.view.shape[2], c.taps = ix.view.shape[1];
-    if (cg < 1 || ng < 1 || c.N < 1 || c.taps < 1 || zp < -128 || zp > 127 || c.taps * cg > MM_MAX_K) goto bad;
-    c.l = mm_layout(c.N, c.taps, cg, ng);
-    if (ix.view.shape[0] != c.M || x.view.shape[0] != c.samples || w.view.shape[0] != c.samples ||
-        w.view.shape[1] != c.N || w.view.shape[2] != c.l.K || x.view.strides[2] != 1 || w.view.strides[2] != 1 ||
-        c.l.groups * cg > x.view.shape[2] || !PyBuffer_IsContiguous(&ix.view, 'C') ||
-        !PyBuffer_IsContiguous(&ca.view, 'C') || ca.view.len != c.l.size)
-        goto bad;
-    /* scratch: a pixel's taps, MM_PIXELS windows' sums, the staged results when accumulating, the windows */
-    const Py_ssize_t staged = accumulate ? c.samples * c.M * c.N : 0;
-    scratch = PyMem_Malloc(c.taps * sizeof(int8_t *) + (MM_PIXELS * c.l.width + staged) * sizeof(int32_t) +
-                           MM_PIXELS * c.l.kp * sizeof(int16_t));
-    if (!scratch) {
-        PyErr_NoMemory();
-        goto done;
+    if (mm_setup(&h, oo, xo, io, wo, zp, cg, ng, pad, accumulate, co) == 0) {
+        MmCall *c = &h.c;
+        Py_BEGIN_ALLOW_THREADS
+        mm_run(c);
+        Py_END_ALLOW_THREADS
+        if (c->bad_index)
+            PyErr_SetString(PyExc_ValueError, "mm: an index outside the slab");
+        else if (c->first_bad < 0)
+            result = Py_NewRef(Py_None);
+        else
+            result = Py_BuildValue("nnnL", c->first_bad / (c->M * c->N), c->first_bad / c->N % c->M,
+                                   c->first_bad % c->N, (long long)c->bad_value);
     }
-    c.out = o.view.buf, c.os0 = o.view.strides[0], c.os1 = o.view.strides[1], c.os2 = o.view.strides[2];
-    c.x = x.view.buf, c.xs0 = x.view.strides[0], c.xs1 = x.view.strides[1], c.pixels = x.view.shape[1];
-    c.index = ix.view.buf, c.pad = pad;
-    c.w = w.view.buf, c.ws0 = w.view.strides[0], c.ws1 = w.view.strides[1];
-    c.cg = cg, c.ng = ng, c.zp = zp, c.accumulate = accumulate, c.cache = ca.view.buf;
-    c.tap_px = (const int8_t **)scratch;
-    c.sums = (int32_t *)(scratch + c.taps * sizeof(int8_t *)), c.results = c.sums + MM_PIXELS * c.l.width;
-    c.a = (int16_t *)(c.results + staged);
-    c.first_bad = -1, c.bad_value = 0, c.bad_index = 0;
-    Py_BEGIN_ALLOW_THREADS
-    if (c.l.depthwise)
-        mm_depthwise(&c);
-    else
-        mm_grouped(&c);
-    if (accumulate && c.first_bad < 0 && !c.bad_index)
-        for (Py_ssize_t b = 0; b < c.samples; b++)
-            for (Py_ssize_t m = 0; m < c.M; m++)
-                for (Py_ssize_t n = 0; n < c.N; n++)
-                    *(int32_t *)(c.out + b * c.os0 + m * c.os1 + n * c.os2) = c.results[(b * c.M + m) * c.N + n];
-    Py_END_ALLOW_THREADS
-    if (c.bad_index)
-        PyErr_SetString(PyExc_ValueError, "mm: an index outside the slab");
-    else if (c.first_bad < 0)
-        result = Py_NewRef(Py_None);
-    else
-        result = Py_BuildValue("nnnL", c.first_bad / (c.M * c.N), c.first_bad / c.N % c.M, c.first_bad % c.N,
-                               (long long)c.bad_value);
-    goto done;
-bad:
-    PyErr_SetString(PyExc_ValueError, "mm: out int32 (samples, M, N), x int8 (samples, pixels, channels), index int64 "
-                                      "(M, taps), w int8 (samples, N, taps * cg <= MM_MAX_K), zp in int8, cache of "
-                                      "mm_cache_size bytes");
-done:
-    PyMem_Free(scratch);
-    release(&o);
-    release(&x);
-    release(&ix);
-    release(&w);
-    release(&ca);
+    mm_release(&h);
     return result;
 }
 
@@ -1634,9 +1668,17 @@ static PyObject *requant_wide(PyObject *self, PyObject *args) {
  *                                          ``made_from`` it was made of: True; False, having done
  *                                          nothing, where they differ, or having written garbage,
  *                                          where the spec refuses a lane (the caller's path runs then)
+ *   step(STEP_MM, 0, out, x, index, w, cache, scalars)  mm(out, x, index, w, zp, cg, ng, pad, accumulate,
+ *                                          cache) (scalars int64: zp, cg, ng, pad, accumulate): True;
+ *                                          False, having written nothing, where a result does not fit
+ *                                          int32 (the accumulator's trap) or an index lies outside the slab
+ *                                          (the caller's path runs mm then, and raises)
+ * REQUANT and MM take a last operand more, ``fallback``: a callable (or None) that a run saying
+ * False calls (with no arguments) and returns what it returns, so that a plan's action can be the
+ * step itself (no Python frame: the caller's path only where the step declines).
  * The other steps cannot fail when they run: everything they could refuse is refused when they
  * are made; they return None. */
-enum { STEP_LANES, STEP_PAIR, STEP_GATHER, STEP_COPY, STEP_LUT, STEP_REQUANT, STEP_KINDS };
+enum { STEP_LANES, STEP_PAIR, STEP_GATHER, STEP_COPY, STEP_LUT, STEP_REQUANT, STEP_MM, STEP_KINDS };
 #define STEP_VIEWS 4
 
 /* Two views of one shape (out and its source) as few axes as they allow: axes of extent 1 dropped
@@ -1702,6 +1744,8 @@ typedef struct {
     LanesCall lanes;
     Geometry geometry; /* gather's and copy's out and source */
     RequantCall *requant;
+    MmHeld *mm;
+    PyObject *fallback; /* REQUANT's and MM's: called where the run says False (NULL: none) */
 } Step;
 
 /* A requant step's run: its stage where every sample's parameters are the bytes its table was made
@@ -1711,6 +1755,13 @@ static int run_requant_step(const Step *st) {
     for (Py_ssize_t b = 0; b < p->shape[0]; b++)
         if (memcmp((const char *)p->buf + b * p->strides[0], made->buf, made->len)) return 0;
     return requant_run(st->requant);
+}
+
+/* An MM step's run: its product, true where out was written (every result fits int32). */
+static int run_mm_step(const Step *st) {
+    MmCall *c = &st->mm->c;
+    mm_run(c);
+    return c->first_bad < 0 && !c->bad_index;
 }
 
 /* Every leading index of ``v`` (all axes but the last) in turn: ``offset`` its byte offset. */
@@ -1797,17 +1848,37 @@ static PyObject *run_step(PyObject *callable, PyObject *const *args, size_t narg
     case STEP_PAIR: run_pair(st->held); break;
     case STEP_GATHER: run_gather(st); break;
     case STEP_COPY: run_copy(st); break;
-    case STEP_REQUANT: return PyBool_FromLong(run_requant_step(st));
+    case STEP_REQUANT:
+    case STEP_MM:
+        if (st->kind == STEP_REQUANT ? run_requant_step(st) : run_mm_step(st)) Py_RETURN_TRUE;
+        if (st->fallback) return PyObject_CallNoArgs(st->fallback);
+        Py_RETURN_FALSE;
     default: run_lut(st->held); break;
     }
     Py_RETURN_NONE;
 }
 
+static int step_traverse(Step *st, visitproc visit, void *arg) {
+    Py_VISIT(st->fallback);
+    return 0;
+}
+
+static int step_clear(Step *st) {
+    Py_CLEAR(st->fallback);
+    return 0;
+}
+
 static void step_dealloc(Step *st) {
+    PyObject_GC_UnTrack(st);
+    step_clear(st);
     for (int i = 0; i < STEP_VIEWS; i++) release(&st->held[i]);
     if (st->requant) {
         requant_release(st->requant);
         PyMem_Free(st->requant);
+    }
+    if (st->mm) {
+        mm_release(st->mm);
+        PyMem_Free(st->mm);
     }
     Py_TYPE(st)->tp_free((PyObject *)st);
 }
@@ -1816,9 +1887,12 @@ static PyTypeObject StepType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "tcc.isa.simulator._native.Step",
     .tp_basicsize = sizeof(Step),
     .tp_dealloc = (destructor)step_dealloc,
+    .tp_traverse = (traverseproc)step_traverse,
+    .tp_clear = (inquiry)step_clear,
+    .tp_free = PyObject_GC_Del,
     .tp_vectorcall_offset = offsetof(Step, vectorcall),
     .tp_call = PyVectorcall_Call,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "One instruction's action, prepared (native.c: step).",
 };
 
@@ -1859,6 +1933,36 @@ static int step_operands(Step *st, int kind, PyObject *const *objs, Py_ssize_t n
                                                   "contiguous rows");
             return -1;
         }
+        return 0;
+    }
+    if ((kind == STEP_REQUANT || kind == STEP_MM) && n == 7) { /* the last: a fallback */
+        if (objs[6] != Py_None) {
+            if (!PyCallable_Check(objs[6])) {
+                PyErr_SetString(PyExc_ValueError, "step: the fallback must be callable or None");
+                return -1;
+            }
+            st->fallback = Py_NewRef(objs[6]);
+        }
+        n = 6;
+    }
+    if (kind == STEP_MM && n == 6) {
+        Held scalars;
+        if (get_view(objs[5], &scalars, 0, 8, "scalars") < 0) return -1;
+        int fits = scalars.view.ndim == 1 && scalars.view.shape[0] == 5 && PyBuffer_IsContiguous(&scalars.view, 'C');
+        int64_t v[5] = {0};
+        if (fits) memcpy(v, scalars.view.buf, sizeof v);
+        release(&scalars);
+        if (!fits || v[4] < 0 || v[4] > 1) {
+            PyErr_SetString(PyExc_ValueError, "mm step: scalars int64 (5,): zp, cg, ng, pad, accumulate (0 or 1)");
+            return -1;
+        }
+        st->mm = PyMem_Malloc(sizeof(MmHeld));
+        if (!st->mm) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        if (mm_setup(st->mm, objs[0], objs[1], objs[2], objs[3], v[0], v[1], v[2], v[3], (int)v[4], objs[4]) < 0)
+            return -1; /* (dealloc releases what it held) */
         return 0;
     }
     if (kind == STEP_REQUANT && n == 6) {
@@ -1910,11 +2014,13 @@ static PyObject *step(PyObject *self, PyObject *args) {
     int kind = PyLong_AsLong(PyTuple_GET_ITEM(args, 0)), op = PyLong_AsLong(PyTuple_GET_ITEM(args, 1));
     if (PyErr_Occurred()) return NULL;
     PyObject *const *objs = &PyTuple_GET_ITEM(args, 2);
-    Step *st = PyObject_New(Step, &StepType);
+    Step *st = PyObject_GC_New(Step, &StepType);
     if (!st) return NULL;
     st->vectorcall = run_step;
     st->kind = kind;
     st->requant = NULL;
+    st->mm = NULL;
+    st->fallback = NULL;
     memset(st->held, 0, sizeof st->held);
     int bad;
     if (kind == STEP_LANES)
@@ -1929,6 +2035,7 @@ static PyObject *step(PyObject *self, PyObject *args) {
         Py_DECREF(st);
         return NULL;
     }
+    PyObject_GC_Track(st);
     return (PyObject *)st;
 }
 
@@ -1984,7 +2091,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     if (PyModule_AddIntConstant(m, "STEP_LANES", STEP_LANES) < 0 || PyModule_AddIntConstant(m, "STEP_PAIR", STEP_PAIR) < 0 ||
         PyModule_AddIntConstant(m, "STEP_GATHER", STEP_GATHER) < 0 || PyModule_AddIntConstant(m, "STEP_COPY", STEP_COPY) < 0 ||
         PyModule_AddIntConstant(m, "STEP_LUT", STEP_LUT) < 0 ||
-        PyModule_AddIntConstant(m, "STEP_REQUANT", STEP_REQUANT) < 0 ||
+        PyModule_AddIntConstant(m, "STEP_REQUANT", STEP_REQUANT) < 0 || PyModule_AddIntConstant(m, "STEP_MM", STEP_MM) < 0 ||
         PyModule_AddIntConstant(m, "MM_MAX_K", MM_MAX_K) < 0) { /* (matrix side: mm's longest K) */
         Py_DECREF(m);
         return NULL;

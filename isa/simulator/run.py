@@ -133,7 +133,8 @@ class Plan:
     with ``trap`` its reason), the decoded entries (for trap messages) and, when it halts, the
     run's timing and counters."""
 
-    __slots__ = ("pcs", "actions", "entries", "stop", "trap", "result", "final_regs", "final_mode", "written")
+    __slots__ = ("pcs", "actions", "entries", "stop", "trap", "result", "final_regs", "final_mode", "written",
+                 "settling")
 
     def __init__(self, entries: list[_Entry]):
         self.entries = entries
@@ -145,6 +146,8 @@ class Plan:
         self.final_regs: list[int] = []
         self.final_mode = "int8"
         self.written: tuple = ()  # (memory, lo, hi) byte ranges the actions may write (machine.merge_spans)
+        # (index in actions, Effect.settled) of the actions to ask for their replacement after the first run
+        self.settling: list[tuple[int, Callable[[], Callable[[], None] | None]]] = []
 
     def text(self, pc: int) -> str:
         return "end of program" if pc >= len(self.entries) else str(self.entries[pc].text)
@@ -185,6 +188,8 @@ def prepare(machine: MachineState, words: np.ndarray, trace: bool = False) -> Pl
                 break
         else:
             if effect.action is not None:
+                if effect.settled is not None:
+                    plan.settling.append((len(plan.actions), effect.settled))
                 plan.pcs.append(pc)
                 plan.actions.append(effect.action)
                 written.extend(a[:3] for a in effect.accesses if a[3])
@@ -256,6 +261,10 @@ class Machine(MachineState):
         self.note_written(plan.written)
         with _blas_threads().limit(limits=1, user_api="blas"), np.errstate(all="ignore"):
             self._replay(plan, bisect_left(plan.pcs, stop), reported, progress)
+        if plan.settling and stop == plan.stop:  # every action ran: those that prepared a step hand it over
+            for i, settled in plan.settling:
+                plan.actions[i] = settled() or plan.actions[i]
+            plan.settling = []
         if reason is not None:
             raise SimulatorTrap(stop, plan.text(stop), reason)
         if progress is not None:

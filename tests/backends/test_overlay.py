@@ -430,7 +430,13 @@ def test_a_one_bit_error_in_the_fast_product_breaks_bit_exactness(digits_artifac
                 args[0][...] ^= 1  # the accumulators it wrote
             return result
 
-        monkeypatch.setattr(native, "kernels", lambda: types.SimpleNamespace(**{**vars(real_kernels), "mm": mm}))
+        def step(kind, *operands):  # an MM step would run the unbroken product: refused, so the broken one runs
+            if kind == real_kernels.STEP_MM:
+                raise ValueError("a broken mm")
+            return real_kernels.step(kind, *operands)
+
+        monkeypatch.setattr(native, "kernels",
+                            lambda: types.SimpleNamespace(**{**vars(real_kernels), "mm": mm, "step": step}))
     path, _ = digits_artifact
     x = {"input": np.load("examples/digits/digits_test.npz")["input"][:1]}
     session = Session(path)

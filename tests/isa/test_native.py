@@ -620,7 +620,12 @@ def test_a_product_above_the_int8_kernel_size_runs_in_c_exactly(monkeypatch):
         args[0][...] ^= flip
         return result
 
-    monkeypatch.setattr(native, "kernels", lambda: types.SimpleNamespace(**{**vars(kernels), "mm": mm}))
+    def step(kind, *operands):  # an MM step would run the unwrapped product: refused, so the wrapper runs
+        if kind == kernels.STEP_MM:
+            raise ValueError("a wrapped mm")
+        return kernels.step(kind, *operands)
+
+    monkeypatch.setattr(native, "kernels", lambda: types.SimpleNamespace(**{**vars(kernels), "mm": mm, "step": step}))
     for zp, flip in ((-128, 0), (127, 0), (0, 1)):
         expected = (a.astype(object) - zp) @ w.T.astype(object)
         assert (gemm(a, w, zp).tolist() == expected.tolist()) == (not flip)
@@ -759,3 +764,116 @@ def test_requant_step_runs_while_pbuf_holds_the_parameters_it_was_made_with():
     x[0, 0, 0] = 2**31 - 1  # a lane the spec refuses (|v * multiplier| past 2**62 after pre_shift 30)
     refused = native.step("REQUANT", 0, x, got, table, params, made_from, np.array([0, 30, 0, -128, 127, 0]))
     assert refused() is False
+
+
+def _mm_step(out, x, index, w, zp, cg, ng, pad, accumulate, cache, fallback=None):
+    return native.step("MM", 0, out, x, index, w, cache, np.array([zp, cg, ng, pad, accumulate], np.int64), fallback)
+
+
+@pytest.mark.parametrize("tile", MM_TILES)
+@pytest.mark.parametrize("own_weights", [False, True])
+def test_mm_step_sums_as_the_reference_run_after_run(tile, own_weights, mm_level):
+    """The MM step (mm's operands held once) against the Python-integer reference at the extremes: zero
+    points -128, 0 and 127, accumulate off and on (twice: each run adds the product again), and
+    weights changed between runs (the step relays its cache and follows them)."""
+    pixels, M, taps, cg, ng, N = tile
+    rng = np.random.default_rng(sum(tile) + 1)
+    x, index, w = mm_operands(rng, pixels, M, taps, cg, ng, N, own_weights)
+    w = w.copy() if own_weights else w.base.copy()  # writable weights (sample stride 0 without own ones)
+    weights = w if own_weights else np.broadcast_to(w, (2,) + w.shape[1:])
+    for zp in (-128, 0, 127):
+        cache = np.zeros(kernels.mm_cache_size(N, taps, cg, ng), np.uint8)
+        out = np.full((2, M, N), 7, np.int32)
+        step = _mm_step(out, x, index, weights, zp, cg, ng, pixels, 0, cache)
+        assert step() is True and out.tolist() == reference_mm(x, index, weights, zp, cg, ng, pixels).tolist()
+        w[-1, 2, -1] ^= 0x41  # the weights change in memory: the next run follows them
+        out[...] = 7
+        assert step() is True and out.tolist() == reference_mm(x, index, weights, zp, cg, ng, pixels).tolist()
+        acc = rng.integers(-2**20, 2**20, (2, M, N)).astype(np.int32)
+        start = acc.astype(object)
+        adding = _mm_step(acc, x, index, weights, zp, cg, ng, pixels, 1, cache)
+        want = reference_mm(x, index, weights, zp, cg, ng, pixels)
+        assert adding() is True and acc.tolist() == (start + want).tolist()
+        assert adding() is True and acc.tolist() == (start + 2 * want).tolist()
+
+
+def test_mm_step_declines_the_trap_and_calls_its_fallback(mm_level):
+    """Accumulators at the int32 edges (test_mm_the_longest_reduction_and_the_accumulators_trap): where a
+    sum leaves int32 the step writes nothing and says False, or calls its fallback (mm then names
+    the first such sum); where every sum fits, it writes them."""
+    k = kernels.MM_MAX_K
+    x = np.full((1, 2, k), -128, np.int8)
+    w = np.full((1, 2, k), -128, np.int8)
+    w[0, 1] = 127
+    index = np.arange(2)[:, None]
+    cache = np.zeros(kernels.mm_cache_size(2, 1, k, 2), np.uint8)
+    big, small = k * 32640, -k * 255 * 127
+    acc = np.array([[[0, INT32_MIN - small], [INT32_MAX - big + 1, INT32_MIN]]], np.int32)
+    before = acc.copy()
+    called = []
+    plain = _mm_step(acc, x, index, w, 127, k, 2, 2, 1, cache)
+    with_fallback = _mm_step(acc, x, index, w, 127, k, 2, 2, 1, cache, lambda: called.append(1) or "fallback")
+    assert plain() is False and (acc == before).all()
+    assert with_fallback() == "fallback" and called == [1] and (acc == before).all()
+    assert kernels.mm(acc, x, index, w, 127, k, 2, 2, True, cache) == (0, 1, 0, INT32_MAX + 1)  # the trap it raises
+    acc[0, 1] = [INT32_MAX - big, 0]  # now every sum fits
+    assert with_fallback() is True and called == [1]
+    assert acc.tolist() == [[[big, INT32_MIN], [INT32_MAX, small]]]
+
+
+def test_mm_step_refuses_operands_mm_refuses():
+    x, w = np.zeros((1, 4, 3), np.int8), np.zeros((1, 2, 3), np.int8)
+    cache = np.zeros(kernels.mm_cache_size(2, 1, 3, 2), np.uint8)
+    out = np.zeros((1, 2, 2), np.int32)
+    assert _mm_step(out, x, np.array([[0], [1]]), w, 0, 3, 2, 5, 0, cache[1:]) is None  # a cache of the wrong size
+    assert _mm_step(out, x, np.array([[0], [1]]), w, 128, 3, 2, 5, 0, cache) is None  # a zero point outside int8
+    assert _mm_step(out, x, np.array([[0], [1]]), w, 0, 3, 2, 5, 0, cache, "not callable") is None
+    outside = _mm_step(out, x, np.array([[0], [4]]), w, 0, 3, 2, 5, 0, cache)
+    assert outside() is False  # an index outside the slab: mm raises on the caller's path
+
+
+def test_a_plans_prepared_steps_follow_pbuf_and_trap_as_the_numpy_path(monkeypatch):
+    """A program run three times on one machine: after the first run its requant action is the step it
+    made (Effect.settled) and its matmul a prepared MM step; between runs pbuf's parameters change
+    (the step declines, the action remakes its table) and then the accumulators are set so a sum
+    leaves int32 (the step declines, the trap is raised).  Outputs and trap equal the numpy path's."""
+    from isa_helpers import setr
+    from test_simulator_matrix import TARGET, conv_registers, int32_bytes, run
+    from tcc.isa.errors import SimulatorTrap
+    from tcc.isa.simulator import Machine
+
+    rng = np.random.default_rng(31)
+    m, n, k = 6, 8, 27
+    text = (conv_registers(4, 4, 3, 3, 3, (1, 1), (1, 1), (1, 1), 0, (2, 3), -7, m, n, k)
+            + "matmul conv, 1, int8, 0, 0, 0\n"
+            + setr({"rq.params": 0, "rq.m": m, "rq.n": n, "rq.src_row": n, "rq.dst_row": n, "rq.zp": 3,
+                    "rq.qmin": -128, "rq.qmax": 127})
+            + "requant acc, i8, half_even, 0x800, 0\nhalt\n")
+    slab = rng.integers(-128, 128, 48, dtype=np.int8)
+    weights = rng.integers(-128, 128, n * k, dtype=np.int8)
+    params = [int32_bytes(*np.stack([rng.integers(-999, 999, n), rng.integers(2**29, 2**30, n),
+                                     rng.integers(30, 36, n)], -1).ravel()) for _ in range(2)]
+    edge = int32_bytes(*[INT32_MAX - 2] * (m * n))
+    outcomes = []
+    for in_c in (False, True):
+        monkeypatch.setattr(native, "enabled", in_c)
+        machine = Machine(TARGET, np.zeros(16, np.uint8))
+        machine.buffers["abuf"][:48] = slab.view(np.uint8)
+        machine.buffers["wbuf"][:n * k] = weights.view(np.uint8)
+        got = []
+        for run_params, acc in ((params[0], None), (params[1], None), (params[1], edge)):
+            machine.buffers["pbuf"][:run_params.size] = run_params
+            machine.buffers["acc"][:4 * m * n] = 0 if acc is None else acc
+            try:
+                run(text, machine=machine)
+                got.append(machine.buffers["abuf"][0x800:0x800 + m * n].copy())
+            except SimulatorTrap as trap:
+                got.append(str(trap))
+        if in_c:
+            (plan,) = machine._plans.values()
+            assert [type(a).__name__ for a in plan.actions] == ["Step", "Step"]
+        outcomes.append(got)
+    assert "int32 accumulator overflow" in outcomes[0][2]
+    assert [o.tolist() if isinstance(o, np.ndarray) else o for o in outcomes[1]] == \
+        [o.tolist() if isinstance(o, np.ndarray) else o for o in outcomes[0]]
+    assert outcomes[0][0].tolist() != outcomes[0][1].tolist()  # the parameters changed the outputs
