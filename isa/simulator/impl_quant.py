@@ -7,6 +7,8 @@ in [0, 62] without overflowing int64.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from tcc.ir import numerics
@@ -287,9 +289,39 @@ def eadd(m: MachineState, op: str, rounding: str, dst: int, a: int):
         except ValueError as exc:
             raise sample_fault(m, "eadd", lambda i: rule(a_view[i], b_view[i]), exc) from None
 
-    prepared = native.step("PAIR", 0, out, a_view, b_view, pairs) if pairs is not None else None
+    prepared = _eadd_step(m, op, rounding, out, a_view, b_view, centre_a, centre_b, requantizers,
+                          (out_mult, out_shift, zp, qmin, qmax), action) \
+        or (native.step("PAIR", 0, out, a_view, b_view, pairs) if pairs is not None else None)
     accesses = tuple(x for x in (a_access, b_access, d_access) if x is not None)
     return Effect(_cycles(m, length), accesses, POST_LATENCY, action=prepared or action)
+
+
+def _eadd_step(m: MachineState, op: str, rounding: str, out: np.ndarray, a_view: np.ndarray, b_view: np.ndarray,
+               centre_a, centre_b, requantizers, output: tuple, action: Callable[[], None]):
+    """eadd as a prepared C step (native.step EADD) where the kernels take it: each operand's term
+    rq(centre(x)) from a 256-entry table of every int8 value (evaluated here by the same rule as the
+    pair table), their sum or difference, then the output requantizer in C (requant's stage): 1 KB
+    of tables where the pair table takes 64 KB (CRNN's 120 eadds: 8 MB a run reads from).  None
+    where the rule is refused, the terms could sum past int32 or the kernels refuse; ``action``
+    runs where the step declines (a lane the spec refuses).  ``output``: the output requantizer's
+    (multiplier, shift, zero point, qmin, qmax) registers."""
+    if isinstance(requantizers, str) or native.kernels() is None:
+        return None
+    rq_a, rq_b, _ = requantizers
+    out_mult, out_shift, zp, qmin, qmax = output
+    try:
+        terms = np.stack([rq_a(centre_a(rule_tables.BYTE_VALUES)), rq_b(centre_b(rule_tables.BYTE_VALUES))])
+    except ValueError:
+        return None
+    if int(np.abs(terms).max(axis=1).sum()) > numerics.INT32_MAX:
+        return None
+    sums = m.tables.get(("eadd sums", out.shape))  # scratch shared by the machine's eadds of this shape
+    if sums is None:
+        sums = m.tables[("eadd sums", out.shape)] = np.empty(out.shape, np.int32)
+    table = native.requant_parameters(np.array([[0, out_mult, out_shift]], np.int32))
+    scalars = np.array([1 if op == "add" else -1, zp, qmin, qmax, numerics.ROUNDING_MODES.index(rounding)], np.int64)
+    return native.step("EADD", 0, out, a_view, b_view, sums, np.ascontiguousarray(terms, np.int32), table, scalars,
+                       action)
 
 
 @impl("emul")

@@ -64,11 +64,12 @@ def cvt(m: MachineState, dir: str, dst: int, src: int):
         x, s_access = m.region(VBUF, src, (length,), (2,), "<u2", False, "cvt source")
         out, d_access = m.region(ABUF, dst, (length,), (1,), np.int8, True, "cvt destination")
         # the table (one conversion of all 65,536 patterns) is built once per machine and parameters
-        codes = rule_tables.table(m, ("cvt bf16_i8", scale_bits, zp), lambda: numerics.bf16_to_int8(
+        key = ("cvt bf16_i8", scale_bits, zp)
+        codes = rule_tables.table(m, key, lambda: numerics.bf16_to_int8(
             numerics.from_bf16(rule_tables.BF16_PATTERNS), scale, zp, "half_even").astype(np.int8))
 
         if codes is not None:
-            return _table_effect(m, codes, x, out, length, s_access, d_access)
+            return _table_effect(m, codes, x, out, length, s_access, d_access, compact_key=key)
 
         def convert(x=x):
             return numerics.bf16_to_int8(numerics.from_bf16(x), scale, zp, "half_even")
@@ -117,10 +118,13 @@ def _cvt_action(m: MachineState, dir: str, scale: np.float32, zp: int, out: np.n
 
 
 def _table_effect(m: MachineState, table: np.ndarray, index: np.ndarray, out: np.ndarray, length: int,
-                  *accesses) -> Effect:
+                  *accesses, compact_key: tuple | None = None) -> Effect:
     """A conversion read from its rule table: one gather of ``index`` (unsigned, always inside the
-    table) into ``out``."""
-    action = native.step("GATHER", 0, out, index, table) or partial(table.take, index, None, out, "clip")  # (clip: no bounds pass)
+    table) into ``out``; from the table compacted (rule_tables.compacted, kept under
+    ``compact_key``) where it is a 65,536-entry one that compacts and the C step takes it."""
+    compact = rule_tables.compacted(m, compact_key, table) if compact_key is not None and native.kernels() else None
+    action = (compact is not None and native.step("GATHER", 0, out, index, compact[1], compact[0])) \
+        or native.step("GATHER", 0, out, index, table) or partial(table.take, index, None, out, "clip")  # (clip: no bounds pass)
     return Effect(_simd_cycles(m, 1, length), tuple(a for a in accesses if a is not None), m.target.simd_latency,
                   action=action)
 

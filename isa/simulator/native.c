@@ -1658,6 +1658,10 @@ static PyObject *requant_wide(PyObject *self, PyObject *args) {
  *   step(STEP_PAIR, 0, out, a, b, table)   pair_lookup(out, a, b, table)
  *   step(STEP_GATHER, 0, out, index, table)  out = table[index]: index uint8 (a 256-entry table) or
  *                                          uint16 (65,536 entries), out and table of 1- or 2-byte items
+ *   step(STEP_GATHER, 0, out, index, blocks, segments)  a compacted 65,536-entry table (rule_tables.
+ *                                          compacted): out = blocks[segments[index >> s] + (index & (2**s - 1))],
+ *                                          index uint16, segments int64 (2**(16 - s),), each offset
+ *                                          with 2**s entries of blocks after it
  *   step(STEP_COPY, 0, out, source)        out = source (same shape and item size, no overlap)
  *   step(STEP_LUT, 0, out, x, tables)      per sample s: out[s] = tables[s][(byte(x[s]) + 128) % 256]
  *                                          (int8 (samples, length) out, x; (samples, 256) tables)
@@ -1673,12 +1677,19 @@ static PyObject *requant_wide(PyObject *self, PyObject *args) {
  *                                          False, having written nothing, where a result does not fit
  *                                          int32 (the accumulator's trap) or an index lies outside the slab
  *                                          (the caller's path runs mm then, and raises)
- * REQUANT and MM take a last operand more, ``fallback``: a callable (or None) that a run saying
+ *   step(STEP_EADD, 0, out, a, b, sums, terms, table, scalars)  eadd's stage from its operands' terms:
+ *                                          sums = terms[0][byte(a)] + sign * terms[1][byte(b)] (int32 terms
+ *                                          (2, 256): each operand's centring and requantization, evaluated by
+ *                                          the caller on every int8 value; |terms| summing within int32),
+ *                                          then requant's stage of sums into out with ``table`` (scalars
+ *                                          int64: sign, zp, qmin, qmax, mode; src_zp and pre_shift 0): True;
+ *                                          False, having written garbage, where the spec refuses a lane
+ * REQUANT, MM and EADD take a last operand more, ``fallback``: a callable (or None) that a run saying
  * False calls (with no arguments) and returns what it returns, so that a plan's action can be the
  * step itself (no Python frame: the caller's path only where the step declines).
  * The other steps cannot fail when they run: everything they could refuse is refused when they
  * are made; they return None. */
-enum { STEP_LANES, STEP_PAIR, STEP_GATHER, STEP_COPY, STEP_LUT, STEP_REQUANT, STEP_MM, STEP_KINDS };
+enum { STEP_LANES, STEP_PAIR, STEP_GATHER, STEP_COPY, STEP_LUT, STEP_REQUANT, STEP_MM, STEP_EADD, STEP_KINDS };
 #define STEP_VIEWS 4
 
 /* Two views of one shape (out and its source) as few axes as they allow: axes of extent 1 dropped
@@ -1743,6 +1754,8 @@ typedef struct {
     Held held[STEP_VIEWS];
     LanesCall lanes;
     Geometry geometry; /* gather's and copy's out and source */
+    int block_bits;    /* a compacted table's gather: the bits of an index within its block */
+    int sign;          /* eadd's: +1 add, -1 sub */
     RequantCall *requant;
     MmHeld *mm;
     PyObject *fallback; /* REQUANT's and MM's: called where the run says False (NULL: none) */
@@ -1754,6 +1767,22 @@ static int run_requant_step(const Step *st) {
     const Py_buffer *p = &st->held[0].view, *made = &st->held[1].view;
     for (Py_ssize_t b = 0; b < p->shape[0]; b++)
         if (memcmp((const char *)p->buf + b * p->strides[0], made->buf, made->len)) return 0;
+    return requant_run(st->requant);
+}
+
+/* An EADD step's run (held: a, b, terms, sums): the sums of the operands' terms, then the stage. */
+static int run_eadd_step(const Step *st) {
+    const Py_buffer *a = &st->held[0].view, *b = &st->held[1].view, *sv = &st->held[3].view;
+    const int32_t *ta = st->held[2].view.buf, *tb = ta + 256;
+    const Py_ssize_t n = a->shape[1];
+    for (Py_ssize_t s = 0; s < a->shape[0]; s++) {
+        const uint8_t *pa = (const uint8_t *)a->buf + s * a->strides[0], *pb = (const uint8_t *)b->buf + s * b->strides[0];
+        int32_t *sums = (int32_t *)((char *)sv->buf + s * sv->strides[0]);
+        if (st->sign > 0)
+            for (Py_ssize_t i = 0; i < n; i++) sums[i] = ta[pa[i]] + tb[pb[i]];
+        else
+            for (Py_ssize_t i = 0; i < n; i++) sums[i] = ta[pa[i]] - tb[pb[i]];
+    }
     return requant_run(st->requant);
 }
 
@@ -1774,7 +1803,39 @@ static int same_geometry(const Py_buffer *a, const Py_buffer *b, const char *wha
     return 0;
 }
 
+/* A compacted table's gather (held[3]: the segments): out's items of 1 or 2 bytes. */
+static void run_compact_gather(const Step *st) {
+    const Geometry *g = &st->geometry;
+    const char *blocks = st->held[2].view.buf;
+    const int64_t *segments = st->held[3].view.buf;
+    const int shift = st->block_bits;
+    const uint32_t mask = (1u << shift) - 1;
+    char *out_base = st->held[0].view.buf;
+    const char *in_base = st->held[1].view.buf;
+    const int last = g->ndim - 1;
+    const Py_ssize_t n = g->shape[last], os = g->out[last], xs = g->in[last];
+    const int wide_out = st->held[0].view.itemsize == 2;
+    Py_ssize_t index[MAX_DIMS] = {0}, out_at = 0, in_at = 0;
+    if (n == 0) return;
+    do {
+        char *out = out_base + out_at;
+        const char *in = in_base + in_at;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint32_t at = *(const uint16_t *)(in + i * xs);
+            Py_ssize_t entry = segments[at >> shift] + (at & mask);
+            if (wide_out)
+                *(uint16_t *)(out + i * os) = ((const uint16_t *)blocks)[entry];
+            else
+                *(uint8_t *)(out + i * os) = ((const uint8_t *)blocks)[entry];
+        }
+    } while (next_row(g, index, &out_at, &in_at));
+}
+
 static void run_gather(const Step *st) {
+    if (st->held[3].held) {
+        run_compact_gather(st);
+        return;
+    }
     const Geometry *g = &st->geometry;
     const char *table = st->held[2].view.buf;
     char *out_base = st->held[0].view.buf;
@@ -1850,7 +1911,9 @@ static PyObject *run_step(PyObject *callable, PyObject *const *args, size_t narg
     case STEP_COPY: run_copy(st); break;
     case STEP_REQUANT:
     case STEP_MM:
-        if (st->kind == STEP_REQUANT ? run_requant_step(st) : run_mm_step(st)) Py_RETURN_TRUE;
+    case STEP_EADD:
+        if (st->kind == STEP_REQUANT ? run_requant_step(st) : st->kind == STEP_MM ? run_mm_step(st) : run_eadd_step(st))
+            Py_RETURN_TRUE;
         if (st->fallback) return PyObject_CallNoArgs(st->fallback);
         Py_RETURN_FALSE;
     default: run_lut(st->held); break;
@@ -1899,6 +1962,30 @@ static PyTypeObject StepType = {
 /* The operand checks of the gather, copy and lut steps (lanes' and pair's are their kernels'). */
 static int step_operands(Step *st, int kind, PyObject *const *objs, Py_ssize_t n) {
     Held *h = st->held;
+    if (kind == STEP_GATHER && n == 4) { /* a compacted table: blocks and segments */
+        if (get_view(objs[0], &h[0], 1, -3, "out") < 0 || get_view(objs[1], &h[1], 0, 2, "index") < 0 ||
+            get_view(objs[2], &h[2], 0, -3, "blocks") < 0 || get_view(objs[3], &h[3], 0, 8, "segments") < 0)
+            return -1;
+        const Py_buffer *o = &h[0].view, *x = &h[1].view, *b = &h[2].view, *sg = &h[3].view;
+        if (same_shape(o, x, "gather") < 0) return -1;
+        Py_ssize_t count = sg->ndim == 1 ? sg->shape[0] : 0;
+        int shift = 0;
+        while (shift < 16 && (count << shift) < 65536) shift++;
+        int fits = b->itemsize == o->itemsize && b->ndim == 1 && PyBuffer_IsContiguous(b, 'C') &&
+                   PyBuffer_IsContiguous(sg, 'C') && count > 0 && (count << shift) == 65536;
+        for (Py_ssize_t j = 0; fits && j < count; j++) {
+            int64_t at = ((const int64_t *)sg->buf)[j];
+            fits = at >= 0 && at + (INT64_C(1) << shift) <= b->shape[0];
+        }
+        if (!fits) {
+            PyErr_SetString(PyExc_ValueError, "gather: a compacted table's blocks (out's items, contiguous) and "
+                                              "int64 segments (a power of two of them) inside the blocks");
+            return -1;
+        }
+        st->block_bits = shift;
+        coalesce(&st->geometry, o, x);
+        return 0;
+    }
     if (kind == STEP_GATHER && n == 3) {
         if (get_view(objs[0], &h[0], 1, -3, "out") < 0 || get_view(objs[1], &h[1], 0, -3, "index") < 0 ||
             get_view(objs[2], &h[2], 0, -3, "table") < 0)
@@ -1935,15 +2022,57 @@ static int step_operands(Step *st, int kind, PyObject *const *objs, Py_ssize_t n
         }
         return 0;
     }
-    if ((kind == STEP_REQUANT || kind == STEP_MM) && n == 7) { /* the last: a fallback */
-        if (objs[6] != Py_None) {
-            if (!PyCallable_Check(objs[6])) {
+    if ((((kind == STEP_REQUANT || kind == STEP_MM) && n == 7)) || (kind == STEP_EADD && n == 8)) {
+        PyObject *last = objs[n - 1]; /* a fallback */
+        if (last != Py_None) {
+            if (!PyCallable_Check(last)) {
                 PyErr_SetString(PyExc_ValueError, "step: the fallback must be callable or None");
                 return -1;
             }
-            st->fallback = Py_NewRef(objs[6]);
+            st->fallback = Py_NewRef(last);
         }
-        n = 6;
+        n--;
+    }
+    if (kind == STEP_EADD && n == 7) {
+        Held scalars;
+        if (get_view(objs[6], &scalars, 0, 8, "scalars") < 0) return -1;
+        int fits = scalars.view.ndim == 1 && scalars.view.shape[0] == 5 && PyBuffer_IsContiguous(&scalars.view, 'C');
+        int64_t v[5] = {0};
+        if (fits) memcpy(v, scalars.view.buf, sizeof v);
+        release(&scalars);
+        if (!fits || (v[0] != 1 && v[0] != -1) || v[4] < INT_MIN || v[4] > INT_MAX) {
+            PyErr_SetString(PyExc_ValueError, "eadd step: scalars int64 (5,): sign (1 or -1), zp, qmin, qmax, mode");
+            return -1;
+        }
+        if (get_view(objs[1], &h[0], 0, 1, "a") < 0 || get_view(objs[2], &h[1], 0, 1, "b") < 0 ||
+            get_view(objs[4], &h[2], 0, 4, "terms") < 0 || get_view(objs[3], &h[3], 1, 4, "sums") < 0)
+            return -1;
+        const Py_buffer *a = &h[0].view, *b = &h[1].view, *t = &h[2].view, *sv = &h[3].view;
+        int64_t largest[2] = {0, 0};
+        int ok = a->ndim == 2 && same_shape(a, b, "eadd b") == 0 && same_shape(a, sv, "eadd sums") == 0 &&
+                 a->strides[1] == 1 && b->strides[1] == 1 && sv->strides[1] == 4 && t->ndim == 2 &&
+                 t->shape[0] == 2 && t->shape[1] == 256 && PyBuffer_IsContiguous(t, 'C');
+        for (int j = 0; ok && j < 2; j++)
+            for (int i = 0; i < 256; i++) {
+                int64_t m = ((const int32_t *)t->buf)[j * 256 + i];
+                m = m < 0 ? -m : m;
+                largest[j] = m > largest[j] ? m : largest[j];
+            }
+        if (!ok || largest[0] + largest[1] > INT32_MAX) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "eadd step: int8 (samples, length) a and b with contiguous lanes, "
+                                                  "int32 sums of their shape, int32 (2, 256) terms summing within int32");
+            return -1;
+        }
+        st->sign = (int)v[0];
+        st->requant = PyMem_Malloc(sizeof(RequantCall));
+        if (!st->requant) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        if (requant_setup(st->requant, objs[3], objs[0], objs[5], 0, 0, v[1], v[2], v[3], (int)v[4], NULL, 0) < 0)
+            return -1; /* (dealloc releases what it held) */
+        return 0;
     }
     if (kind == STEP_MM && n == 6) {
         Held scalars;
@@ -2092,6 +2221,7 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyModule_AddIntConstant(m, "STEP_GATHER", STEP_GATHER) < 0 || PyModule_AddIntConstant(m, "STEP_COPY", STEP_COPY) < 0 ||
         PyModule_AddIntConstant(m, "STEP_LUT", STEP_LUT) < 0 ||
         PyModule_AddIntConstant(m, "STEP_REQUANT", STEP_REQUANT) < 0 || PyModule_AddIntConstant(m, "STEP_MM", STEP_MM) < 0 ||
+        PyModule_AddIntConstant(m, "STEP_EADD", STEP_EADD) < 0 ||
         PyModule_AddIntConstant(m, "MM_MAX_K", MM_MAX_K) < 0) { /* (matrix side: mm's longest K) */
         Py_DECREF(m);
         return NULL;

@@ -40,14 +40,16 @@ def status() -> str:
 def step(kind: str, op: int, *operands):
     """A prepared C step (``native.c: step``) doing one action on views that stay the same run
     after run: ``kind`` LANES (op, out, a, b[, c]), PAIR (out, a, b, table), GATHER (out, index,
-    table), COPY (out, source) or LUT (out, x, tables); their operands are checked and held once, so
-    a call costs no parsing.  None where the kernels are off or refuse the operands (a geometry the
+    table, or a compacted table's blocks and segments), COPY (out, source), LUT (out, x, tables),
+    REQUANT, MM or EADD (see native.c; these three take a fallback, called where they decline);
+    their operands are checked and held once, so a call costs no parsing.  None where the kernels are off or refuse the operands (a geometry the
     kernel does not take): the caller's numpy action runs instead."""
     fused = kernels()
-    if fused is None or not hasattr(fused, "step"):
+    code = getattr(fused, f"STEP_{kind}", None)  # (None too where a stale build lacks the kind)
+    if code is None or not hasattr(fused, "step"):
         return None
     try:
-        return fused.step(getattr(fused, f"STEP_{kind}"), op, *operands)
+        return fused.step(code, op, *operands)
     except (ValueError, BufferError):
         return None
 

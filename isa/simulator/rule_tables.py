@@ -65,3 +65,33 @@ class PairIndex:
 
 
 _EIGHT = np.uint16(8)
+
+
+#: A compacted table's blocks: entries [i * BLOCK, (i + 1) * BLOCK) of the whole table share one block.
+BLOCK = 128
+
+
+def compacted(m: MachineState, key: tuple, whole: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``whole`` (a 65,536-entry table, the machine's for ``key``) as (segments, blocks): entry i is
+    ``blocks[segments[i // BLOCK] + i % BLOCK]``, each distinct run of BLOCK entries stored once
+    (``segments`` int64 offsets into ``blocks``).  A conversion's table is mostly runs of one value
+    (the zero point, the saturation bounds): CRNN's cvt bf16_i8 tables take 4 KB each this way, not
+    64, and a run's few lookups into each stay in the caches.  Kept per machine; None where it
+    would save little (more than a quarter of the entries in distinct blocks)."""
+    compact_key = ("compacted",) + key
+    if compact_key not in m.tables:
+        rows = whole.reshape(-1, BLOCK)
+        distinct, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+        made = None
+        if len(distinct) * 4 <= len(rows):
+            order = np.argsort(first)  # the blocks in the order they first appear
+            rank = np.empty_like(order)
+            rank[order] = np.arange(len(order))
+            blocks = np.ascontiguousarray(distinct[order].reshape(-1))
+            segments = np.ascontiguousarray(rank[inverse.reshape(-1)] * BLOCK, np.int64)
+            # (by construction; checked once: the compacted table is the table)
+            assert np.array_equal(blocks[segments[:, None] + np.arange(BLOCK)].reshape(-1), whole)
+            blocks.flags.writeable = segments.flags.writeable = False
+            made = segments, blocks
+        m.tables[compact_key] = made
+    return m.tables[compact_key]

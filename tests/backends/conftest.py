@@ -36,8 +36,8 @@ def off_by_one_lsb(monkeypatch):
 
             return broken
 
-        def step(kind, *operands):  # a requant step would run the unbroken kernel: refused, so the broken one runs
-            if "requant" in names and kind == kernels.STEP_REQUANT:
+        def step(kind, *operands):  # a requant or eadd step would run the unbroken stage: refused, so the broken one runs
+            if "requant" in names and kind in (kernels.STEP_REQUANT, kernels.STEP_EADD):
                 raise ValueError("a broken requant kernel")
             return kernels.step(kind, *operands)
 

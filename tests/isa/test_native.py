@@ -686,6 +686,36 @@ def test_gather_step_reads_the_table_at_each_index():
     assert native.step("GATHER", 0, out, wide, table[:256]) is None  # a uint16 index needs 65,536 entries
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.uint16])
+def test_gather_step_reads_a_compacted_table_as_the_whole_one(dtype):
+    """A conversion-like table (runs of the saturation bounds and the zero point, a varying band between)
+    compacted (rule_tables.compacted: each distinct block of 128 entries once) and gathered by the step
+    at every one of the 65,536 indices, in strided views, equals the whole table's entries."""
+    import types
+
+    from tcc.isa.simulator import rule_tables
+
+    rng = np.random.default_rng(8)
+    table = np.repeat(np.array([-128, 3, 127]), [30000, 5536, 30000]).astype(dtype)  # (uint16: wrapped)
+    table[31000:33000] = rng.integers(0, 128, 2000)
+    machine = types.SimpleNamespace(tables={})
+    segments, blocks = rule_tables.compacted(machine, ("a key",), table)
+    assert blocks.size <= table.size // 4
+    memory = np.zeros((2, 1 << 19), np.uint8)
+    index = _view(memory, np.uint16, 0, (1 << 14, 2), (8, 2))  # every index once across the samples
+    index[...] = np.arange(1 << 16, dtype=np.uint16).reshape(2, 1 << 14, 2)
+    size = np.dtype(dtype).itemsize
+    out = _view(memory, dtype, 1 << 18, (1 << 14, 2), (3 * size, size))
+    native.step("GATHER", 0, out, index, blocks, segments)()
+    assert out.tolist() == table[index].tolist()
+    noise = rng.integers(0, 128, 1 << 16).astype(dtype)  # no repeated blocks: not worth compacting
+    assert rule_tables.compacted(machine, ("noise",), noise) is None
+    past = segments.copy()
+    past[-1] = blocks.size - 127  # a block running past the end: refused
+    assert native.step("GATHER", 0, out, index, blocks, past) is None
+    assert native.step("GATHER", 0, out, index, blocks, segments[:-1]) is None  # not a power of two of them
+
+
 def test_lut_step_reads_each_samples_own_table():
     rng = np.random.default_rng(7)
     memory = _memory(rng)
@@ -877,3 +907,50 @@ def test_a_plans_prepared_steps_follow_pbuf_and_trap_as_the_numpy_path(monkeypat
     assert [o.tolist() if isinstance(o, np.ndarray) else o for o in outcomes[1]] == \
         [o.tolist() if isinstance(o, np.ndarray) else o for o in outcomes[0]]
     assert outcomes[0][0].tolist() != outcomes[0][1].tolist()  # the parameters changed the outputs
+
+
+@pytest.mark.parametrize("mode", ROUNDING_MODES)
+@pytest.mark.parametrize("op", ["add", "sub"])
+def test_eadd_step_equals_the_spec_on_every_pair_of_int8_values(mode, op):
+    """The EADD step (each operand's term from a 256-entry table, their sum, the output requantizer in
+    C) against the spec module on all 65,536 (a, b) pairs: centre_and_shift, requantize to int32 per
+    operand, the sum or difference, requantize to int8; zero points at the int8 ends, a pre_shift, a
+    multiplier near 2**31 and a large shift."""
+    a_zp, b_zp, pre_shift = -128, 127, 5
+    a_rq, b_rq, out_rq = (2**31 - 1, 40), (2**30 + 3, 33), (1518500250, 38)
+    zp, qmin, qmax = -3, -128, 127
+    a = np.repeat(np.arange(-128, 128), 256)[None].astype(np.int8)
+    b = np.tile(np.arange(-128, 128), 256)[None].astype(np.int8)
+
+    def term(x, x_zp, rq):
+        v = centre_and_shift(x.astype(np.int64), x_zp, pre_shift, 0)
+        return requantize(v, rq[0], rq[1], 0, INT32_MIN, INT32_MAX, mode, out_dtype=np.int64)
+
+    va, vb = term(a, a_zp, a_rq), term(b, b_zp, b_rq)
+    want = requantize(va + vb if op == "add" else va - vb, out_rq[0], out_rq[1], zp, qmin, qmax, mode,
+                      out_dtype=np.int64)
+    values = np.arange(-128, 128).astype(np.int8)
+    order = np.argsort(values.view(np.uint8))  # the terms indexed by byte
+    terms = np.stack([term(values, a_zp, a_rq)[order], term(values, b_zp, b_rq)[order]]).astype(np.int32)
+    out, sums = np.zeros(a.shape, np.int8), np.empty(a.shape, np.int32)
+    table = native.requant_parameters(np.array([[0, *out_rq]], np.int32))
+    scalars = np.array([1 if op == "add" else -1, zp, qmin, qmax, ROUNDING_MODES.index(mode)], np.int64)
+    step = native.step("EADD", 0, out, a, b, sums, terms, table, scalars)
+    assert step() is True and out.tolist() == want.tolist()
+    out[...] = 0
+    out[0, 0] ^= 1  # a one-bit error shows
+    assert out.tolist() != want.tolist()
+
+
+def test_eadd_step_declines_what_the_spec_refuses_and_terms_past_int32():
+    a = b = np.zeros((1, 4), np.int8)
+    out, sums = np.zeros((1, 4), np.int8), np.empty((1, 4), np.int32)
+    terms = np.zeros((2, 256), np.int32)
+    scalars = np.array([1, 0, -128, 127, 0], np.int64)
+    negative = native.requant_parameters(np.array([[0, -5, 3]], np.int32))  # a negative multiplier: the spec refuses
+    called = []
+    step = native.step("EADD", 0, out, a, b, sums, terms, negative, scalars, lambda: called.append(1))
+    assert step() is None and called == [1]  # the fallback ran (and returned None)
+    table = native.requant_parameters(np.array([[0, 5, 3]], np.int32))
+    terms[0, 7], terms[1, 9] = 2**30, -(2**30)  # |terms| could sum to 2**31: refused when made
+    assert native.step("EADD", 0, out, a, b, sums, terms, table, scalars) is None
