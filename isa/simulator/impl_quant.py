@@ -271,13 +271,18 @@ def eadd(m: MachineState, op: str, rounding: str, dst: int, a: int):
         va, vb = rq_a(va), rq_b(vb)
         return rq_out(va + vb if op == "add" else va - vb)
 
-    pairs = rule_tables.table(m, ("eadd", op, rounding, a_zp, b_zp, a_mult, a_shift, b_mult, b_shift, pre_shift,
-                                  out_mult, out_shift, zp, qmin, qmax),
-                              lambda: rule(rule_tables.PAIR_A, rule_tables.PAIR_B).astype(np.int8))
+    key = ("eadd", op, rounding, a_zp, b_zp, a_mult, a_shift, b_mult, b_shift, pre_shift, out_mult, out_shift, zp,
+           qmin, qmax)
+
+    def pair_table() -> np.ndarray | None:
+        """The rule's table of every (a, b) pair (made on first use: not at all where the EADD step runs)."""
+        return rule_tables.table(m, key, lambda: rule(rule_tables.PAIR_A, rule_tables.PAIR_B).astype(np.int8))
+
     pair_index = rule_tables.PairIndex((m.batch, length))
     fused = native.kernels()
 
     def action() -> None:
+        pairs = pair_table()
         if pairs is not None and fused is not None:  # the table read in one C pass
             fused.pair_lookup(out, a_view, b_view, pairs)
             return
@@ -290,8 +295,9 @@ def eadd(m: MachineState, op: str, rounding: str, dst: int, a: int):
             raise sample_fault(m, "eadd", lambda i: rule(a_view[i], b_view[i]), exc) from None
 
     prepared = _eadd_step(m, op, rounding, out, a_view, b_view, centre_a, centre_b, requantizers,
-                          (out_mult, out_shift, zp, qmin, qmax), action) \
-        or (native.step("PAIR", 0, out, a_view, b_view, pairs) if pairs is not None else None)
+                          (out_mult, out_shift, zp, qmin, qmax), action)
+    if prepared is None and pair_table() is not None:
+        prepared = native.step("PAIR", 0, out, a_view, b_view, pair_table())
     accesses = tuple(x for x in (a_access, b_access, d_access) if x is not None)
     return Effect(_cycles(m, length), accesses, POST_LATENCY, action=prepared or action)
 

@@ -81,14 +81,12 @@ def compacted(m: MachineState, key: tuple, whole: np.ndarray) -> tuple[np.ndarra
     compact_key = ("compacted",) + key
     if compact_key not in m.tables:
         rows = whole.reshape(-1, BLOCK)
-        distinct, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+        offsets: dict[bytes, int] = {}  # each distinct block's offset in ``blocks``, in order of first appearance
+        segments = np.array([offsets.setdefault(row.tobytes(), len(offsets) * BLOCK) for row in rows], np.int64)
         made = None
-        if len(distinct) * 4 <= len(rows):
-            order = np.argsort(first)  # the blocks in the order they first appear
-            rank = np.empty_like(order)
-            rank[order] = np.arange(len(order))
-            blocks = np.ascontiguousarray(distinct[order].reshape(-1))
-            segments = np.ascontiguousarray(rank[inverse.reshape(-1)] * BLOCK, np.int64)
+        if len(offsets) * 4 <= len(rows):
+            firsts = np.unique(segments, return_index=True)[1]  # each block's first row, in offset order
+            blocks = np.ascontiguousarray(rows[firsts].reshape(-1))
             # (by construction; checked once: the compacted table is the table)
             assert np.array_equal(blocks[segments[:, None] + np.arange(BLOCK)].reshape(-1), whole)
             blocks.flags.writeable = segments.flags.writeable = False
