@@ -232,10 +232,20 @@ def _native_product(m: MachineState, mode: str, M: int, N: int, K: int, zp: int,
         and (sample, row, column, value) of the first such."""
         return fused.mm(out, x, index, weights, zp, cg, ng, pad, accumulate, cache)
 
-    def step(out: np.ndarray, weights: np.ndarray, fallback: Callable[[], None]):
+    def step(out: np.ndarray, weights: np.ndarray, fallback: Callable[[], None], share: bool = False):
         """``run`` as a prepared C step (native.step MM) calling ``fallback`` where it declines (a sum
-        that does not fit int32: the trap); None where the kernels refuse it."""
-        return native.step("MM", 0, out, x, index, weights, cache, np.array([zp, cg, ng, pad, accumulate], np.int64),
+        that does not fit int32: the trap); None where the kernels refuse it.  With ``share`` (after
+        a run has relaid the weights): the step over the machine's cache holding the same bytes
+        (one per distinct tile of weights: CRNN's 120 recurrent products relaid the same weights
+        into 120 caches, 2.4 MB a run read from, where two hold them), None where this tile's cache
+        is that one.  (A shared cache stays exact: each product compares the weights' bytes with
+        the cache's and relays them where they differ.)"""
+        used = cache
+        if share:
+            used = m.tables.setdefault(("mm cache", N, index.shape[1], cg, ng, cache.tobytes()), cache)
+            if used is cache:
+                return None
+        return native.step("MM", 0, out, x, index, weights, used, np.array([zp, cg, ng, pad, accumulate], np.int64),
                            fallback)
 
     return run, step, access
@@ -362,7 +372,9 @@ def _native_matmul(m: MachineState, in_c: tuple, weights: np.ndarray, w_access, 
 
     cycles, latency = matmul_timing(m.target, M, N, K, fmt, own_columns=mode in ("dwconv", "gconv"))
     accesses = tuple(x for x in (a_access, w_access, acc_access) if x is not None)
-    return Effect(cycles, accesses, latency, macs=M * N * K, action=step(out, weights, action) or action)
+    prepared = step(out, weights, action)
+    return Effect(cycles, accesses, latency, macs=M * N * K, action=prepared or action,
+                  settled=(lambda: step(out, weights, action, share=True)) if prepared is not None else None)
 
 
 def _overflow(batch: int, sample: int, row: int, column: int, value: int) -> Fault:

@@ -954,3 +954,40 @@ def test_eadd_step_declines_what_the_spec_refuses_and_terms_past_int32():
     table = native.requant_parameters(np.array([[0, 5, 3]], np.int32))
     terms[0, 7], terms[1, 9] = 2**30, -(2**30)  # |terms| could sum to 2**31: refused when made
     assert native.step("EADD", 0, out, a, b, sums, terms, table, scalars) is None
+
+
+def test_products_of_the_same_weights_share_a_cache_and_follow_a_change(monkeypatch):
+    """Two gemms reading equal weights from two wbuf regions: after the first run their MM steps read
+    one cache of the relaid weights (Effect.settled); then one region's weights change between runs
+    (the shared cache is relaid for it, and back for the other, on every run) and the accumulators
+    still equal the numpy path's."""
+    from isa_helpers import setr
+    from test_simulator_matrix import TARGET, run
+    from tcc.isa.simulator import Machine
+
+    rng = np.random.default_rng(41)
+    m, n, k = 3, 16, 40
+    text = (setr({"mm.a": 0, "mm.a_row": k, "mm.m": m, "mm.n": n, "mm.k": k, "mm.a_zp": 5, "mm.w_row": k,
+                  "mm.acc_row": n}) + "matmul gemm, 0, int8, 0, 0, 0\n"
+            + f"matmul gemm, 0, int8, 0, {4 * m * n}, {n * k}\nhalt\n")
+    a = rng.integers(-128, 128, m * k, dtype=np.int8)
+    w = rng.integers(-128, 128, n * k, dtype=np.int8)
+    changed = w.copy()
+    changed[7] ^= 0x55
+    outcomes = []
+    for in_c in (False, True):
+        monkeypatch.setattr(native, "enabled", in_c)
+        machine = Machine(TARGET, np.zeros(16, np.uint8))
+        machine.buffers["abuf"][:m * k] = a.view(np.uint8)
+        got = []
+        for second in (w, w, changed, changed, w):
+            machine.buffers["wbuf"][:n * k] = w.view(np.uint8)
+            machine.buffers["wbuf"][n * k:2 * n * k] = second.view(np.uint8)
+            run(text, machine=machine)
+            got.append(machine.buffers["acc"][:8 * m * n].view("<i4").tolist())
+        if in_c:
+            (plan,) = machine._plans.values()
+            shared = [key for key in machine.tables if key[0] == "mm cache"]
+            assert [type(x).__name__ for x in plan.actions] == ["Step", "Step"] and len(shared) == 1
+        outcomes.append(got)
+    assert outcomes[1] == outcomes[0] and outcomes[0][2] != outcomes[0][1]
