@@ -2164,7 +2164,7 @@ static PyObject *step(PyObject *self, PyObject *args) {
         Py_DECREF(st);
         return NULL;
     }
-    PyObject_GC_Track(st);
+    if (st->fallback) PyObject_GC_Track(st); /* (only a fallback can make a cycle: the others stay untracked) */
     return (PyObject *)st;
 }
 
