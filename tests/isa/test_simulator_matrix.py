@@ -528,3 +528,23 @@ def test_pools_sharing_padded_images_match_naive_loop(in_c, monkeypatch):
             want = naive_pool(slab, mode, kernel, stride, dilation, pads, out_hw, 3, count_pad)
             np.testing.assert_array_equal(got, want, err_msg=f"{mode} {count_pad} {(h, w, c)} {kernel} {dilation} {pads}")
     assert len(machine.images) >= (0 if native.kernels() else 4)  # images were made and shared
+
+
+def test_a_machine_alternating_programs_runs_each_ones_plan():
+    """One machine runs program A, A again (its plan found as the last one: compared, not hashed), B,
+    then A: every run computes its own program's accumulators, and A's second run reuses its plan."""
+    def program(zp):
+        return encode_program(assemble(
+            setr({"mm.a": 0, "mm.a_row": 2, "mm.m": 2, "mm.n": 2, "mm.k": 2, "mm.a_zp": zp, "mm.w_row": 2,
+                  "mm.acc_row": 2}) + "matmul gemm, 0, int8, 0, 0, 0\nhalt\n"))
+
+    machine = Machine(TARGET, np.zeros(16, np.uint8))
+    machine.buffers["abuf"][:4] = [1, 2, 3, 4]
+    machine.buffers["wbuf"][:4] = [5, 6, 7, 8]
+    a, b = program(1), program(0)
+    got = []
+    for words in (a, a, b, a):
+        machine.run(words)
+        got.append(machine.buffers["acc"][:16].view("<i4").tolist())
+    assert got == [[6, 8, 28, 38]] * 2 + [[17, 23, 39, 53], [6, 8, 28, 38]]
+    assert machine.prepared(a) is machine.prepared(a)
