@@ -357,7 +357,7 @@ def _rows_of(view: np.ndarray) -> np.ndarray | None:
 
 
 def _native_matmul(m: MachineState, in_c: tuple, weights: np.ndarray, w_access, M: int, N: int, K: int, fmt,
-                   mode: str, acc: int) -> Effect:
+                   mode: str, acc: int, accumulate: int) -> Effect:
     """``matmul``'s Effect with the action ``_native_product`` made (``in_c``: its run, its step and the A
     operand's access): the prepared step where the kernels take it, running ``run`` (which raises the
     trap) only where the step declines."""
@@ -374,7 +374,8 @@ def _native_matmul(m: MachineState, in_c: tuple, weights: np.ndarray, w_access, 
     accesses = tuple(x for x in (a_access, w_access, acc_access) if x is not None)
     prepared = step(out, weights, action)
     return Effect(cycles, accesses, latency, macs=M * N * K, action=prepared or action,
-                  settled=(lambda: step(out, weights, action, share=True)) if prepared is not None else None)
+                  settled=(lambda: step(out, weights, action, share=True)) if prepared is not None else None,
+                  chain=((acc_access, M, N, latency), bool(accumulate)))
 
 
 def _overflow(batch: int, sample: int, row: int, column: int, value: int) -> Fault:
@@ -411,7 +412,7 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
     in_c = None if kernel and batch * M * N * K > NATIVE_MACS else _native_product(m, mode, M, N, K, zp, fmt,
                                                                                    accumulate)
     if in_c is not None:
-        return _native_matmul(m, in_c, packed[..., :K].view(np.int8), w_access, M, N, K, fmt, mode, acc)
+        return _native_matmul(m, in_c, packed[..., :K].view(np.int8), w_access, M, N, K, fmt, mode, acc, accumulate)
     dtype = np.uint8 if kernel else np.float32 if zero_point_fits(zp) else np.int64
     # gemm and conv: a function of the weights giving the (N*M, K) A operand and, when it has it
     # already (shared_product.py), their float product
@@ -494,4 +495,5 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
 
     cycles, latency = matmul_timing(m.target, M, N, K, fmt, own_columns=mode in ("dwconv", "gconv"))
     accesses = tuple(x for x in (a_access, w_access, caps_access, acc_access) if x is not None)
-    return Effect(cycles, accesses, latency, macs=M * N * K, action=action)
+    return Effect(cycles, accesses, latency, macs=M * N * K, action=action,
+                  chain=((acc_access, M, N, latency), bool(accumulate)))

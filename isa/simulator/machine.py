@@ -97,6 +97,8 @@ class Effect:
     stored: int = 0  # DRAM bytes written by a store
     action: Callable[[], None] | None = None
     settled: Callable[[], Callable[[], None] | None] | None = None
+    # a matmul: ((its accumulator access, M, N, latency), accumulate), for timing.Timing.execute's chain
+    chain: tuple | None = None
 
 
 @dataclass(slots=True)

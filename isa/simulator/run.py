@@ -195,7 +195,7 @@ def prepare(machine: MachineState, words: np.ndarray, trace: bool = False) -> Pl
                 written.extend(a[:3] for a in effect.accesses if a[3])
             is_mode = entry.fn is _mode_impl
             issue, start, finish, stalled, occupied = timing.execute(entry.unit, effect.cycles, effect.accesses,
-                                                                     effect.latency, is_mode)
+                                                                     effect.latency, is_mode, effect.chain)
             counters.record(entry.unit, start, finish, occupied, stalled, effect.macs, effect.loaded, effect.stored)
             if entry.unit == COMPUTE:
                 if is_mode:

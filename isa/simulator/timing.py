@@ -146,6 +146,10 @@ class Timing:
         self.writes: list[list[list]] = [[[] for _ in memories] for _ in UNIT_NAMES]
         self._until_prune = _PRUNE_EVERY
         self.channel = DramChannel()
+        # the compute unit's current chain of matmuls into one accumulator tile (``execute``'s
+        # ``chain``): its key and the accumulator writes of its matmuls
+        self.chain_key: tuple | None = None
+        self.chain_writes: list[tuple] = []
 
     def issue_only(self) -> int:
         """An instruction that only takes its issue slot (setr, nop); returns its issue cycle."""
@@ -168,11 +172,20 @@ class Timing:
         return ready
 
     def execute(self, unit: int, cycles: int, accesses: tuple, latency: int = 0,
-                drain: bool = False) -> tuple[int, int, int, int, int]:
+                drain: bool = False, chain: tuple | None = None) -> tuple[int, int, int, int, int]:
         """Schedule one timed instruction with its ``(memory, lo, hi, write)`` accesses, the last
         ``latency`` of its ``cycles`` overlapping its unit's next instruction (``drain``: it waits
         for its unit's instructions to end); returns its (issue, start, end) cycles, the cycles its
-        unit stalled on it (waiting for a conflict) and the cycles it occupied its unit."""
+        unit stalled on it (waiting for a conflict) and the cycles it occupied its unit.
+
+        ``chain`` (a matmul's ``Effect.chain``: ``(key, accumulate)``, the key its accumulator
+        access and pass shape): a matmul that adds to the accumulators the compute unit's
+        previous instructions, matmuls of the same key, wrote does not wait for their ends.  The
+        array adds each pass's sums to the accumulators at its edge as the pass drains; the
+        passes of matmuls of one shape run in the same order with the same latency, so each pass
+        of the later one drains after the same pass of the earlier ones (output-stationary partial
+        sums over consecutive K chunks, TATAA's accumulate without drain).  Any other access to
+        those accumulators in between is an ordinary conflict."""
         issue = self.issue_at
         starts = self.starts[unit]
         if len(starts) == starts.maxlen and starts[0] > issue:  # queue full: wait for its oldest to start
@@ -184,6 +197,7 @@ class Timing:
         start = queued = max(issue, free)
         if drain:
             start = max(start, self.done[unit])
+        follows = chain is not None and chain[1] and chain[0] == self.chain_key
         for access in accesses:
             memory, lo, hi, write = access[:4]
             rows = (lo, hi) + (access[4:] or (0, 0))
@@ -196,6 +210,9 @@ class Timing:
                             break
                         if other_lo < hi and lo < other_hi and \
                                 (not (stride or rows[2]) or rows_overlap(rows, (other_lo, other_hi, stride, width))):
+                            if follows and other == COMPUTE and \
+                                    (end, other_lo, other_hi, stride, width) in self.chain_writes:
+                                continue  # the chain's own accumulators: its passes drain in order
                             start = end
                             break
         if unit == LOAD or unit == STORE:
@@ -219,6 +236,14 @@ class Timing:
                 insort(entries, entry)
             else:
                 entries.append(entry)
+        if unit == COMPUTE:
+            if chain is None:
+                self.chain_key = None
+            else:
+                if not follows:
+                    self.chain_key, self.chain_writes = chain[0], []
+                acc = chain[0][0]
+                self.chain_writes.append((end, acc[1], acc[2]) + (acc[4:] or (0, 0)))
         self._until_prune -= 1
         if not self._until_prune:
             self._prune(issue)

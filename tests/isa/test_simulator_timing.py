@@ -60,10 +60,27 @@ def test_independent_matmuls_overlap_the_fill_and_a_dependent_one_waits():
     _, at = run(PROLOGUE + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM
                 + "matmul gemm, 0, int8, 0, 0, 0\n"  # pc 11: 69..140, writes acc [0, 4)
                 + "matmul gemm, 0, int8, 0, 4, 0\n"  # pc 12: writes acc [16, 20): starts after pc 11's 2 steps
-                + "matmul gemm, 1, int8, 0, 4, 0\n"  # pc 13: adds to pc 12's accumulators: waits for its end
-                + "halt\n")
+                + "matmul gemm, 1, int8, 0, 0, 0\n"  # pc 13: adds to pc 11's accumulators, not the previous
+                + "halt\n")                          # matmul's: waits for pc 11's end
     assert at[12].start == at[11].start + 2 and at[12].end == at[12].start + MATMUL_K64
-    assert at[13].start == at[12].end
+    assert at[13].start == at[11].end
+
+
+def test_a_matmul_adding_to_its_chains_accumulators_follows_it_in_the_array():
+    _, at = run(PROLOGUE + "load abuf, 0, 0\nload wbuf, 0, 64\n" + GEMM
+                + "matmul gemm, 0, int8, 0, 4, 0\n"  # pc 11: 69..140, writes acc [16, 20)
+                + "matmul gemm, 1, int8, 0, 4, 0\n"  # pc 12: the next K chunk of the same tile: behind pc 11's steps
+                + "matmul gemm, 1, int8, 0, 4, 0\n"  # pc 13: and the next, behind pc 12's
+                + setr({"mm.m": 2})                      # pc 14: two rows, a 16-way split: another pass shape
+                + "matmul gemm, 1, int8, 0, 4, 0\n"  # pc 15: adds to acc [16, 24): waits for pc 13's end
+                + "matmul gemm, 0, int8, 0, 4, 0\n"  # pc 16: overwrites them: a new chain, waits for pc 15's end
+                + "matmul gemm, 1, int8, 0, 4, 0\n"  # pc 17: follows pc 16
+                + "halt\n")
+    assert at[12].start == at[11].start + 2 and at[12].end == at[11].end + 2
+    assert at[13].start == at[12].start + 2
+    assert at[15].start == at[13].end
+    assert at[16].start == at[15].end
+    assert at[17].start == at[16].start + 4  # K = 64 over 16 rows of a pass: 4 steps
 
 
 def run_on(target, text):
