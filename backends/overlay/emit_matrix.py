@@ -15,7 +15,7 @@ from tcc.isa.cycles import matmul_cycles
 from tcc.isa.weights import matmul_fields, row_bytes
 
 from .context import TINY_LAYER, Context
-from .epilogue import eadd_registers, emit_epilogue, load_skip, load_table, table_offset
+from .epilogue import eadd_registers, emit_epilogue, fused_kinds, load_skip, load_table, table_offset
 from .errors import unsupported
 from .later_store import LaterStore
 from .steps import Step
@@ -340,7 +340,8 @@ def emit_gemm(ctx: Context, step: Step) -> None:
         early = m == 1 and x.type.size <= TINY_LAYER and n_out * row_bytes(k, fmt) <= b.wbuf_h
         # abuf holds the whole input (a product's whole map): one resident output tile reads it in place
         on_chip = ctx.cores == 1 and ctx.program.held_at("abuf", ctx.addr(x), m * k) is not None
-        tiles = choose_gemm_tiles(m, n_out, k, fmt, b, ctx.target, elem, early, on_chip)
+        tiles = choose_gemm_tiles(m, n_out, k, fmt, b, ctx.target, elem, early, on_chip,
+                                  1 + len(fused_kinds(step)))
     except ValueError:
         raise unsupported(lin, "not even one output row of one column tile fits the on-chip buffers") from None
     tn, tm, kt = tiles.tn, tiles.tm, tiles.kt
@@ -435,7 +436,10 @@ def emit_gemm(ctx: Context, step: Step) -> None:
                 p.set({"mm.m": mt, "mm.n": nt, "mm.k": ktile, "mm.w_row": row_bytes(ktile, fmt), "mm.acc_row": nt})
                 _point_caps(ctx, caps_at)
                 p.emit("matmul", mode="gemm", accumulate=int(k0 > 0), **matmul_fields(fmt), acc=acc, w=wslot)
-                if params:
+                # the first tile's after its last chunk's matmul: the layer before may still read that
+                # pbuf half (its last requantizes and GELU lookups, behind on the post unit), and a
+                # parameter load waiting for them would hold back the chunks loading behind it
+                if params and (tile > 0 or k0 + kt >= k):
                     _load_params(ctx, step, pslot, p_addr, n0, nt)
                     params = False
                 chunk += 1

@@ -417,22 +417,29 @@ def _sizes(total: int, tile: int) -> list[tuple[int, int]]:
 
 
 def estimate_gemm(m: int, n: int, k: int, fmt: WeightFormat, tn: int, tm: int, kt: int, resident: bool,
-                  target: TargetConfig, weights_early: bool = False, input_on_chip: bool = False) -> int:
+                  target: TargetConfig, weights_early: bool = False, input_on_chip: bool = False,
+                  epilogue: int = 1) -> int:
     """Modeled cycles of emit_gemm's tile loop (n tiles outer, m tiles, reduction chunks inner;
     weights pre-tiled in DRAM so each chunk is one contiguous transfer), as ``estimate``: the
-    busiest unit (or the shared DRAM channel) plus the first load and the last store.  With
+    busiest unit (or the shared DRAM channel) plus the first load and the last store.  Each tile's
+    requantize is followed by ``epilogue - 1`` fused steps on the post unit (epilogue.py: a lut, a
+    residual add), which count on it and, for the largest tile, after the array's last product (the
+    next product waits for them; the last tile's instead favoured an uneven split into a small last
+    one, slower in ViT-tiny's feed-forward block; counting the requantize there too made ViT-tiny's
+    and BERT's choices slower).  With
     ``weights_early`` the first tile's weights and parameters are loaded before its input is there
     (a recurrence's step: the load unit is idle while the tiny layers before it run), so only the
     input's load is first: a reduction split in chunks then costs its chunks' serial products.
     With ``input_on_chip`` (abuf holds the whole input in one range: a product's whole map,
-    resident.py) a resident tiling of one output tile reads it where it is: no load at all."""
+    resident.py) a resident tiling of one column tile reads it where it is: no load at all (over
+    several row tiles emit_gemm does so where their output quarters leave it, else loads it once)."""
     chunks = _sizes(k, kt)
     single = len(chunks) == 1 and chunks[0][1] == 1
-    in_place = resident and input_on_chip and tn >= n and tm >= m
+    in_place = resident and input_on_chip and tn >= n
     load = dma_cycles(target, 1, m * k) if resident and not in_place else 0
     dram = dram_beats(target, load)  # the beats of loads and stores, which share the DRAM channel
     compute = post = store = 0
-    first_load = last_store = 0
+    first_load = last_store = last_post = 0
     for nt, n_count in _sizes(n, tn):
         params, weights = param_loads(target, nt, fmt), dma_cycles(target, 1, nt * row_bytes(k, fmt)) if single else 0
         per_n = sum(params) + weights
@@ -447,24 +454,29 @@ def estimate_gemm(m: int, n: int, k: int, fmt: WeightFormat, tn: int, tm: int, k
                 compute += n_count * m_count * k_count * matmul_cycles(target, mt, nt, kc, fmt)
                 first_load = first_load or load + (0 if weights_early else per_n + w_load) + a_load
             per_n += m_count * per_m
-            post += n_count * m_count * post_cycles(target, mt * nt)
+            post += n_count * m_count * epilogue * post_cycles(target, mt * nt)
+            last_post = max(last_post, (epilogue - 1) * post_cycles(target, mt * nt))
             last_store = dma_cycles(target, 1, mt * nt) if nt == n else dma_cycles(target, mt, nt)
             store += n_count * m_count * last_store
             dram += n_count * m_count * dram_beats(target, last_store)
         load += n_count * per_n
     spread = min(target.cores, _ceil(n, tn) * _ceil(m, tm))  # cores sharing the tiles
-    return _ceil(max(load, compute, post, store, dram), spread) + first_load + last_store
+    return _ceil(max(load, compute, post, store, dram), spread) + first_load + last_post + last_store
 
 
 def choose_gemm_tiles(m: int, n: int, k: int, fmt: WeightFormat, buffers: Buffers, target: TargetConfig,
-                      out_bytes: int = 1, weights_early: bool = False, input_on_chip: bool = False) -> GemmTiles:
+                      out_bytes: int = 1, weights_early: bool = False, input_on_chip: bool = False,
+                      epilogue: int = 1) -> GemmTiles:
     """The cheapest gemm tiling that fits the buffer halves: column tiles in multiples of the array
     width, the reduction whole or in the few largest chunks that fit, as many rows as fit (of
-    ``out_bytes``-byte results: 4 for int32 accumulators leaving the model); ``weights_early`` as
-    for ``estimate_gemm``.  With ``input_on_chip`` the cheapest tiles, if they are one output tile
+    ``out_bytes``-byte results: 4 for int32 accumulators leaving the model) or, where the input
+    loads by row tile, a half or a quarter of them in multiples of the array's rows (the first
+    tiles' epilogues then run under the next tiles' products: ConvNeXt's GELU ``lut``); ``epilogue``
+    as for ``estimate_gemm``; ``weights_early`` as
+    for ``estimate_gemm``.  With ``input_on_chip`` the cheapest tiles, if they are one column tile
     with the input in chunks, read the whole input where abuf holds it instead (``estimate_gemm``'s
-    ``input_on_chip``) when that is cheaper: each chunk's copy would wait on the post unit behind the
-    producer's last requantize.  Only the input's reading changes: the search itself does not
+    ``input_on_chip``; as many rows a tile as fit, or as many as those tiles had) when that is
+    cheaper: each chunk's copy would wait on the post unit behind the producer's last requantize.  Only the input's reading changes: the search itself does not
     know which of its other candidates the early weight loads (``Context.early_weights``) favour."""
     widest = min(n, param_channels(buffers.pbuf_h))  # a tile's parameters fit a pbuf half
     columns = sorted({widest} | set(range(target.array_cols, widest, target.array_cols)))
@@ -475,19 +487,24 @@ def choose_gemm_tiles(m: int, n: int, k: int, fmt: WeightFormat, buffers: Buffer
         for kt in kts:
             rows_fit = min(buffers.acc_h // (4 * tn), buffers.abuf_q // (tn * out_bytes))
             for resident in ((True, False) if m * k <= buffers.abuf_q else (False,)):
-                tm = min(m, rows_fit, buffers.abuf_q // (k if resident else kt))
-                if tm < 1 or resident and tm < m:
+                most = min(m, rows_fit, buffers.abuf_q // (k if resident else kt))
+                if most < 1 or resident and most < m:
                     continue
-                cycles = estimate_gemm(m, n, k, fmt, tn, tm, kt, resident, target, weights_early)
-                if best is None or cycles < best.cycles:
-                    best = GemmTiles(tn, tm, kt, resident, cycles)
+                # fewer rows too where the input loads by row tile: the last tile's epilogue is shorter
+                fewer = () if resident else \
+                    (t for t in (_ceil(m, 2), _ceil(m, 4)) if t < most and t % target.array_rows == 0)
+                for tm in (most, *fewer):
+                    cycles = estimate_gemm(m, n, k, fmt, tn, tm, kt, resident, target, weights_early, epilogue=epilogue)
+                    if best is None or cycles < best.cycles:
+                        best = GemmTiles(tn, tm, kt, resident, cycles)
     if best is None:
         raise ValueError(f"no gemm tiling of {m} x {n} x {k} fits the buffers")
     if input_on_chip and not best.resident and best.tn >= n and m * k <= buffers.abuf_q \
             and min(m, buffers.acc_h // (4 * best.tn), buffers.abuf_q // (best.tn * out_bytes)) >= m:
-        cycles = estimate_gemm(m, n, k, fmt, best.tn, m, best.kt, True, target, weights_early, True)
-        if cycles < best.cycles:
-            best = GemmTiles(best.tn, m, best.kt, True, cycles)
+        for tm in sorted({m, best.tm}):
+            cycles = estimate_gemm(m, n, k, fmt, best.tn, tm, best.kt, True, target, weights_early, True, epilogue)
+            if cycles < best.cycles:
+                best = GemmTiles(best.tn, tm, best.kt, True, cycles)
     return best
 
 

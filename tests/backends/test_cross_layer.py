@@ -123,6 +123,16 @@ def test_a_dram_bound_products_later_weight_chunks_load_early_too(tmp_path):
     own = own_code(lines, counted, product)
     early = [i for i in range(own) if counted[i] == product and lines[i].startswith("load wbuf")]
     assert len(early) == 4  # every chunk (the first alone before)
+    # the next product's first tile loads its parameters after its last chunk's matmul: the post unit
+    # still requantizes (and looks up GELU for) this product then, reading the same pbuf half, and a
+    # parameter load waiting for it would hold back the chunks loading behind it on the load unit
+    second = next(i for i, layer in enumerate(session.artifact.metadata["layers"])
+                  if layer["name"] == "node_MatMul_23" and layer.get("kind") == "gemm")
+    code = [line for i, line in enumerate(lines) if i >= own_code(lines, counted, second) and counted[i] == second]
+    first_params = next(i for i, line in enumerate(code) if line.startswith("load pbuf"))
+    matmuls = [i for i, line in enumerate(code) if line.startswith("matmul")]
+    assert len(matmuls) == 4 and matmuls[-1] < first_params
+    assert all(i < first_params for i, line in enumerate(code) if line.startswith("load wbuf"))
 
 
 def own_code(lines: list[str], counted: list[int], layer: int) -> int:

@@ -124,6 +124,21 @@ def test_chosen_gemm_tiles_fit_and_beat_their_neighbours(m, n, k):
         assert estimate_gemm(m, n, k, INT8, tn, 1, min(k, BUFFERS.wbuf_h // tn), False, TARGET) >= tiles.cycles
 
 
+def test_a_gemm_may_take_fewer_rows_than_fit_and_counts_its_fused_epilogue():
+    """ConvNeXt's first MLP product (256 rows of 16, 64 columns, GELU fused): half the rows a tile,
+    so the first tile's requantize and lookup run under the second tile's product; the lookup after
+    the last tile's requantize counts after the array's last product."""
+    tiles = choose_gemm_tiles(256, 64, 16, INT8, BUFFERS, TARGET, epilogue=2)
+    assert (tiles.tn, tiles.tm, tiles.kt, tiles.resident) == (64, 128, 16, False)
+    assert tiles.cycles < estimate_gemm(256, 64, 16, INT8, 64, 256, 16, False, TARGET, epilogue=2)
+    alone, fused = (estimate_gemm(256, 64, 16, INT8, 64, 256, 16, False, TARGET, epilogue=e) for e in (1, 2))
+    assert fused - alone >= post_cycles(TARGET, 256 * 64)
+    # the second stage's (64 rows of 32, 128 columns) whose input abuf holds: read in place, in two row tiles
+    on_chip = choose_gemm_tiles(64, 128, 32, INT8, BUFFERS, TARGET, epilogue=2, input_on_chip=True)
+    assert (on_chip.tn, on_chip.tm, on_chip.resident) == (128, 32, True)
+    assert on_chip.cycles < estimate_gemm(64, 128, 32, INT8, 128, 64, 32, True, TARGET, input_on_chip=True, epilogue=2)
+
+
 def test_memory_bound_fc_streams_its_weights_at_dram_speed(tmp_path):
     """AlexNet's first FC layer at batch 1: the reduction is split over the array's idle rows, the
     weights stream in contiguous tiles under the compute, and the layer runs within 5% of the time
