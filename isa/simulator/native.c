@@ -1959,6 +1959,18 @@ static PyTypeObject StepType = {
     .tp_doc = "One instruction's action, prepared (native.c: step).",
 };
 
+/* A step's int64 scalars: ``count`` of them in a contiguous 1-D buffer, copied into ``v``.  1 where
+ * they are, 0 (v untouched) where the buffer has another shape, -1 with an error set where it is
+ * not an int64 buffer at all. */
+static int step_scalars(PyObject *obj, Py_ssize_t count, int64_t *v) {
+    Held scalars;
+    if (get_view(obj, &scalars, 0, 8, "scalars") < 0) return -1;
+    int fits = scalars.view.ndim == 1 && scalars.view.shape[0] == count && PyBuffer_IsContiguous(&scalars.view, 'C');
+    if (fits) memcpy(v, scalars.view.buf, (size_t)count * sizeof *v);
+    release(&scalars);
+    return fits;
+}
+
 /* The operand checks of the gather, copy and lut steps (lanes' and pair's are their kernels'). */
 static int step_operands(Step *st, int kind, PyObject *const *objs, Py_ssize_t n) {
     Held *h = st->held;
@@ -2034,12 +2046,9 @@ static int step_operands(Step *st, int kind, PyObject *const *objs, Py_ssize_t n
         n--;
     }
     if (kind == STEP_EADD && n == 7) {
-        Held scalars;
-        if (get_view(objs[6], &scalars, 0, 8, "scalars") < 0) return -1;
-        int fits = scalars.view.ndim == 1 && scalars.view.shape[0] == 5 && PyBuffer_IsContiguous(&scalars.view, 'C');
         int64_t v[5] = {0};
-        if (fits) memcpy(v, scalars.view.buf, sizeof v);
-        release(&scalars);
+        int fits = step_scalars(objs[6], 5, v);
+        if (fits < 0) return -1;
         if (!fits || (v[0] != 1 && v[0] != -1) || v[4] < INT_MIN || v[4] > INT_MAX) {
             PyErr_SetString(PyExc_ValueError, "eadd step: scalars int64 (5,): sign (1 or -1), zp, qmin, qmax, mode");
             return -1;
@@ -2075,12 +2084,9 @@ static int step_operands(Step *st, int kind, PyObject *const *objs, Py_ssize_t n
         return 0;
     }
     if (kind == STEP_MM && n == 6) {
-        Held scalars;
-        if (get_view(objs[5], &scalars, 0, 8, "scalars") < 0) return -1;
-        int fits = scalars.view.ndim == 1 && scalars.view.shape[0] == 5 && PyBuffer_IsContiguous(&scalars.view, 'C');
         int64_t v[5] = {0};
-        if (fits) memcpy(v, scalars.view.buf, sizeof v);
-        release(&scalars);
+        int fits = step_scalars(objs[5], 5, v);
+        if (fits < 0) return -1;
         if (!fits || v[4] < 0 || v[4] > 1) {
             PyErr_SetString(PyExc_ValueError, "mm step: scalars int64 (5,): zp, cg, ng, pad, accumulate (0 or 1)");
             return -1;
@@ -2095,12 +2101,9 @@ static int step_operands(Step *st, int kind, PyObject *const *objs, Py_ssize_t n
         return 0;
     }
     if (kind == STEP_REQUANT && n == 6) {
-        Held scalars;
-        if (get_view(objs[5], &scalars, 0, 8, "scalars") < 0) return -1;
-        int fits = scalars.view.ndim == 1 && scalars.view.shape[0] == 6 && PyBuffer_IsContiguous(&scalars.view, 'C');
         int64_t v[6] = {0};
-        if (fits) memcpy(v, scalars.view.buf, sizeof v);
-        release(&scalars);
+        int fits = step_scalars(objs[5], 6, v);
+        if (fits < 0) return -1;
         if (!fits) {
             PyErr_SetString(PyExc_ValueError, "requant step: scalars int64 (6,)");
             return -1;
