@@ -87,7 +87,7 @@ def compacted(m: MachineState, key: tuple, whole: np.ndarray) -> tuple[np.ndarra
         if len(offsets) * 4 <= len(rows):
             firsts = np.unique(segments, return_index=True)[1]  # each block's first row, in offset order
             blocks = np.ascontiguousarray(rows[firsts].reshape(-1))
-            # (by construction; checked once: the compacted table is the table)
+            # checked once, when made: the compacted table reads back as the whole table
             assert np.array_equal(blocks[segments[:, None] + np.arange(BLOCK)].reshape(-1), whole)
             blocks.flags.writeable = segments.flags.writeable = False
             made = segments, blocks
