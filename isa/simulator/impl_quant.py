@@ -349,8 +349,8 @@ def emul(m: MachineState, rounding: str, dst: int, a: int):
             raise ValueError(requantizers)
         return requantizers[0]((x.astype(np.int64) - a_zp) * (y.astype(np.int64) - b_zp))
 
-    pairs = rule_tables.table(m, ("emul", rounding, a_zp, b_zp, out_mult, out_shift, zp, qmin, qmax),
-                              lambda: rule(rule_tables.PAIR_A, rule_tables.PAIR_B).astype(np.int8))
+    key = ("emul", rounding, a_zp, b_zp, out_mult, out_shift, zp, qmin, qmax)
+    pairs = rule_tables.table(m, key, lambda: rule(rule_tables.PAIR_A, rule_tables.PAIR_B).astype(np.int8))
     identity = period >= length and phase == 0 and rep == 1  # lane i reads b[i]
     # whole periods from lane 0: lanes (o, p, r) of shape (length / (period * rep), period, rep) read
     # b[p], a broadcast view of b (no gather)
@@ -378,6 +378,15 @@ def emul(m: MachineState, rounding: str, dst: int, a: int):
 
     prepared = native.step("PAIR", 0, out, a_view, b_view[:, :length], pairs) if identity and pairs is not None \
         else None
+    if tiled and pairs is not None and (not np.may_share_memory(out[0], a_view[0])
+                                        or out.__array_interface__ == a_view.__array_interface__):
+        # b tiled into a scratch of its lanes by a copy step, then the table read in one C pass, b-major
+        # (entry b * 256 + a: a channel's b reads one 256-byte row, not a few bytes of each of a's)
+        lanes = np.empty((batch, length), np.int8)
+        tile = native.step("COPY", 0, lanes.reshape(pattern.shape), pattern)
+        b_major = rule_tables.table(m, ("b-major",) + key, lambda: pairs.reshape(256, 256).T)
+        pair = native.step("PAIR", 0, out, lanes, a_view, b_major)
+        prepared = None if tile is None or pair is None else native.step("SEQ", 0, tile, pair)
     accesses = tuple(x for x in (a_access, b_access, d_access) if x is not None)
     return Effect(_cycles(m, length), accesses, POST_LATENCY, action=prepared or action)
 

@@ -321,17 +321,19 @@ def _lanes(m: MachineState, address: int, length: int, write: bool, what: str):
 
 def _operand(m: MachineState, source: str, registers_of, length: int, what: str):
     """Operand B or C: a function reading it (a constant register broadcast, or a vbuf vector
-    through its pattern), its access, and the array it reads when that is the same every run (the
-    constant's lanes, or a vector read lane for lane), else None."""
+    through its pattern), its access, the array it reads when that is the same every run (the
+    constant's lanes, or a vector read lane for lane), else None, and for a vector tiled in whole
+    periods the (scratch lanes, their (o, p, r)-shaped view, the pattern read into it) that its
+    reading fills every run, else None."""
     if source != "vec":
         constant = np.full(length, _CONSTANTS(m.regs)[int(source[1])] & 0xFFFF, np.uint16)
-        return (lambda: constant), None, constant
+        return (lambda: constant), None, constant, None
     base, rep, period = registers_of(m.regs)
     if rep < 1 or period < 1:
         raise Fault(f"{what}: repeat {rep} and period {period} must be at least 1")
     stored, access = _lanes(m, base, min(period, -(-length // rep)), False, what)
     if rep == 1 and period >= length:  # lane i reads element i: the vector itself
-        return (lambda: stored), access, stored
+        return (lambda: stored), access, stored, None
     batch = m.batch
     if length % (rep * period) == 0:  # whole periods: lanes (o, p, r) read element p, one broadcast copy
         lanes = np.empty((batch, length), np.uint16)
@@ -342,9 +344,9 @@ def _operand(m: MachineState, source: str, registers_of, length: int, what: str)
             shaped[...] = pattern
             return lanes
 
-        return tiled, access, None
+        return tiled, access, None, (lanes, shaped, pattern)
     index = (np.arange(length) // rep) % period
-    return (lambda: stored[:, index]), access, None
+    return (lambda: stored[:, index]), access, None, None
 
 
 def _finish(m: MachineState, dst: int, length: int, compute, accesses: list) -> Effect:
@@ -379,14 +381,14 @@ def vbin(m: MachineState, op: str, b: str, dst: int, a: int):
     m.require_mode("bf16", "vbin")
     (length,) = _LEN(m.regs)
     x, a_access = _lanes(m, a, length, False, "vbin operand A")
-    y, b_access, y_fixed = _operand(m, b, _B, length, "vbin operand B")
+    y, b_access, y_fixed, y_tile = _operand(m, b, _B, length, "vbin operand B")
     operation = BINARY[op]
     fused, code = native.kernels(), _native_op(BINARY, op)
     if fused is not None and code is not None:  # one C pass from the patterns into vbuf
         out, access = _lanes(m, dst, length, True, "vector result")
         accesses = tuple(v for v in (a_access, b_access, access) if v is not None)
         return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency,
-                      action=_lanes_action(fused, code, out, x, (y, y_fixed)))
+                      action=_lanes_action(fused, code, out, x, (y, y_fixed, y_tile)))
     if op in _ARITHMETIC:  # rounded in scratch made now, straight into vbuf
         out, access = _lanes(m, dst, length, True, "vector result")
         lanes = Lanes((m.batch, length), out, m)
@@ -409,13 +411,17 @@ def _fused_lanes(kernel, op: int, out: np.ndarray, a: np.ndarray, *operands) -> 
 
 
 def _lanes_action(fused, op: int, out: np.ndarray, a: np.ndarray, *operands) -> Callable[[], None]:
-    """The action of ``native.c: lanes`` on A and the (read, fixed) operands (B, and C for vfma):
-    a prepared step where every operand is the same array every run, else a call reading them."""
-    if all(fixed is not None for _, fixed in operands):
-        prepared = native.step("LANES", op, out, a, *(fixed for _, fixed in operands))
+    """The action of ``native.c: lanes`` on A and the (read, fixed, tile) operands (B, and C for
+    vfma; ``_operand``'s): a prepared step where every operand is the same array every run or a
+    tiled one (its tiling a copy step into its scratch before), else a call reading them."""
+    if all(fixed is not None or tile is not None for _, fixed, tile in operands):
+        copies = [native.step("COPY", 0, tile[1], tile[2]) for _, fixed, tile in operands if fixed is None]
+        prepared = native.step("LANES", op, out, a, *(tile[0] if fixed is None else fixed for _, fixed, tile in operands))
+        if copies:
+            prepared = None if prepared is None or None in copies else native.step("SEQ", 0, *copies, prepared)
         if prepared is not None:
             return prepared
-    return partial(_fused_lanes, fused.lanes, op, out, a, *(read for read, _ in operands))
+    return partial(_fused_lanes, fused.lanes, op, out, a, *(read for read, _, _ in operands))
 
 
 @impl("vfma")
@@ -423,15 +429,15 @@ def vfma(m: MachineState, b: str, c: str, dst: int, a: int):
     m.require_mode("bf16", "vfma")
     (length,) = _LEN(m.regs)
     x, a_access = _lanes(m, a, length, False, "vfma operand A")
-    y, b_access, y_fixed = _operand(m, b, _B, length, "vfma operand B")
-    z, c_access, z_fixed = _operand(m, c, _C, length, "vfma operand C")
+    y, b_access, y_fixed, y_tile = _operand(m, b, _B, length, "vfma operand B")
+    z, c_access, z_fixed, z_tile = _operand(m, c, _C, length, "vfma operand C")
     fused = native.kernels()
     if fused is not None and _native_op(BINARY, "mul") is not None and _native_op(BINARY, "add") is not None:
         # the product rounded, plus C rounded: one C pass
         out, access = _lanes(m, dst, length, True, "vector result")
         accesses = tuple(v for v in (a_access, b_access, c_access, access) if v is not None)
         return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency,
-                      action=_lanes_action(fused, _FMA, out, x, (y, y_fixed), (z, z_fixed)))
+                      action=_lanes_action(fused, _FMA, out, x, (y, y_fixed, y_tile), (z, z_fixed, z_tile)))
     multiply, add = BINARY["mul"], BINARY["add"]
     product, total = Lanes((m.batch, length), None, m), None  # the product's scratch; the sum's, made with the result view
 
@@ -449,14 +455,14 @@ def vsel(m: MachineState, b: str, c: str, dst: int, mask: int):
     m.require_mode("bf16", "vsel")
     (length,) = _LEN(m.regs)
     condition, m_access = _lanes(m, mask, length, False, "vsel mask")
-    y, b_access, y_fixed = _operand(m, b, _B, length, "vsel operand B")
-    z, c_access, z_fixed = _operand(m, c, _C, length, "vsel operand C")
+    y, b_access, y_fixed, y_tile = _operand(m, b, _B, length, "vsel operand B")
+    z, c_access, z_fixed, z_tile = _operand(m, c, _C, length, "vsel operand C")
     fused = native.kernels()
     if fused is not None:
         out, access = _lanes(m, dst, length, True, "vector result")
         accesses = tuple(v for v in (m_access, b_access, c_access, access) if v is not None)
         return Effect(_simd_cycles(m, 1, length), accesses, m.target.simd_latency,
-                      action=_lanes_action(fused, _SELECT, out, condition, (y, y_fixed), (z, z_fixed)))
+                      action=_lanes_action(fused, _SELECT, out, condition, (y, y_fixed, y_tile), (z, z_fixed, z_tile)))
     return _finish(m, dst, length, lambda: np.where(condition != 0, y(), z()), [m_access, b_access, c_access])
 
 
@@ -495,13 +501,22 @@ def vlut(m: MachineState, dst: int, a: int):
     table, t_access = _lanes(m, base, LANE_TABLE, False, "vlut table (v.b)")
     out, d_access = _lanes(m, dst, length, True, "vector result")
     low = np.empty(x.shape, np.intp)
+    accesses = tuple(v for v in (a_access, t_access, d_access) if v is not None)
+    effect = partial(Effect, lane_table_cycles(m.target, length), accesses, m.target.simd_latency)
+    # the gather in C where out is clear of the table and of x but where it is x itself (the step
+    # reads each lane just before writing it); a test that changes LOOKUP gets the numpy path
+    # (each sample's lanes: a batch's views span the samples between them)
+    if LOOKUP[0] is _take and not np.may_share_memory(out[0], table[0]) and (
+            not np.may_share_memory(out[0], x[0]) or out.__array_interface__ == x.__array_interface__):
+        prepared = native.step("VLUT", 0, out, x, table)
+        if prepared is not None:
+            return effect(action=prepared)
 
     def action() -> None:  # each lane reads entry (its pattern's low byte) of its sample's table
         np.bitwise_and(x, 0xFF, out=low)
         out[...] = LOOKUP[0](table, low)
 
-    accesses = tuple(v for v in (a_access, t_access, d_access) if v is not None)
-    return Effect(lane_table_cycles(m.target, length), accesses, m.target.simd_latency, action=action)
+    return effect(action=action)
 
 
 def _row_maximum(rows: np.ndarray) -> np.ndarray:
@@ -531,6 +546,10 @@ def vred(m: MachineState, op: str, dst: int, a: int):
     fused = native.kernels()
     if fused is not None and (op == "max" or _native_op(BINARY, "add") is not None):  # every row's tree in one C pass
         sums, code = np.empty(rows, np.uint16), 0 if op == "sum" else 1
+        prepared = native.step("REDUCE", code, out, x)
+        if prepared is not None:
+            return Effect(reduction_cycles(m.target, length, row), tuple(v for v in (a_access, d_access) if v is not None),
+                          m.target.simd_latency, action=prepared)
 
         def summed() -> None:
             fused.reduce_rows(code, sums, x.reshape(rows, row))

@@ -1684,12 +1684,24 @@ static PyObject *requant_wide(PyObject *self, PyObject *args) {
  *                                          then requant's stage of sums into out with ``table`` (scalars
  *                                          int64: sign, zp, qmin, qmax, mode; src_zp and pre_shift 0): True;
  *                                          False, having written garbage, where the spec refuses a lane
+ *   step(STEP_REDUCE, op, out, x)          vred: per sample s, out[s, r] = row r of x[s] (its length / out's
+ *                                          rows, contiguous uint16 patterns) reduced by op 0 (sum: the
+ *                                          pairwise tree, tree_sum_row) or 1 (max, max_row); x read whole
+ *                                          before out is written (they may overlap)
+ *   step(STEP_VLUT, 0, out, x, tables)     vlut: per sample s, out[s, i] = tables[s][x[s, i] & 0xFF] (uint16
+ *                                          (samples, length) out and x, (samples, 256) tables, contiguous
+ *                                          rows; the caller keeps out clear of the tables and of x but
+ *                                          where it is x itself)
+ *   step(STEP_SEQ, 0, first, second, ...)  the steps given (of the kinds above but REDUCE: none that can
+ *                                          decline) run in order: an operand tiled into its scratch by a
+ *                                          COPY, then the LANES or PAIR step reading the scratch
  * REQUANT, MM and EADD take a last operand more, ``fallback``: a callable (or None) that a run saying
  * False calls (with no arguments) and returns what it returns, so that a plan's action can be the
  * step itself (no Python frame: the caller's path only where the step declines).
  * The other steps cannot fail when they run: everything they could refuse is refused when they
  * are made; they return None. */
-enum { STEP_LANES, STEP_PAIR, STEP_GATHER, STEP_COPY, STEP_LUT, STEP_REQUANT, STEP_MM, STEP_EADD, STEP_KINDS };
+enum { STEP_LANES, STEP_PAIR, STEP_GATHER, STEP_COPY, STEP_LUT, STEP_REQUANT, STEP_MM, STEP_EADD, STEP_REDUCE, STEP_VLUT,
+       STEP_SEQ, STEP_KINDS };
 #define STEP_VIEWS 4
 
 /* Two views of one shape (out and its source) as few axes as they allow: axes of extent 1 dropped
@@ -1759,6 +1771,9 @@ typedef struct {
     RequantCall *requant;
     MmHeld *mm;
     PyObject *fallback; /* REQUANT's and MM's: called where the run says False (NULL: none) */
+    int op;             /* REDUCE's: 0 sum, 1 max */
+    float *scratch;     /* REDUCE's: two levels of a sample's tree (2 * length floats) */
+    PyObject *steps;    /* SEQ's: the tuple of steps it runs */
 } Step;
 
 /* A requant step's run: its stage where every sample's parameters are the bytes its table was made
@@ -1898,6 +1913,64 @@ static void run_lut(const Held *h) {
     }
 }
 
+/* A REDUCE step's run (held: out, x): per sample, a sum's tree one level at a time over all its
+ * rows at once (a level of even width pairs neighbours across the whole sample: one vectorized
+ * pass), each row's max in turn; the results kept in the scratch until the sample's x is read. */
+static void run_reduce(const Step *st) {
+    const Py_buffer *o = &st->held[0].view, *x = &st->held[1].view;
+    const Py_ssize_t length = x->shape[1], rows = o->shape[1], row = length / rows;
+    float *level = st->scratch, *spare = st->scratch + length;
+    for (Py_ssize_t s = 0; s < x->shape[0]; s++) {
+        const uint16_t *in = (const uint16_t *)((const char *)x->buf + s * x->strides[0]);
+        uint16_t *out = (uint16_t *)((char *)o->buf + s * o->strides[0]);
+        if (st->op == 1) {
+            uint16_t *tops = (uint16_t *)spare; /* (rows <= length: fits) */
+            const Lanes lx = {(const char *)in, rows, row, row * 2, 2};
+            for (Py_ssize_t r = 0; r < rows; r++) tops[r] = max_row(&lx, r);
+            memcpy(out, tops, rows * 2);
+            continue;
+        }
+        if (row == 1) { /* a one-lane row is its own sum (tree_sum_row) */
+            memmove(out, in, rows * 2);
+            continue;
+        }
+        float *a = level, *b = spare;
+        for (Py_ssize_t i = 0; i < length; i++) a[i] = widen(in[i]);
+        Py_ssize_t width = row;
+        while (width > 1) {
+            Py_ssize_t pairs = width / 2, next = width - pairs;
+            if (width % 2 == 0)
+                pair_sums(b, a, rows * pairs);
+            else
+                for (Py_ssize_t r = 0; r < rows; r++) {
+                    pair_sums(b + r * next, a + r * width, pairs);
+                    b[r * next + pairs] = a[r * width + 2 * pairs];
+                }
+            float *t = a;
+            a = b, b = t;
+            width = next;
+        }
+        for (Py_ssize_t r = 0; r < rows; r++) {
+            uint32_t u;
+            memcpy(&u, &a[r], 4);
+            out[r] = (uint16_t)(u >> 16);
+        }
+    }
+}
+
+static void run_vlut(const Held *h) {
+    const Py_buffer *o = &h[0].view, *x = &h[1].view, *t = &h[2].view;
+    const Py_ssize_t n = o->shape[1];
+    for (Py_ssize_t s = 0; s < o->shape[0]; s++) {
+        uint16_t *out = (uint16_t *)((char *)o->buf + s * o->strides[0]);
+        const uint16_t *in = (const uint16_t *)((const char *)x->buf + s * x->strides[0]);
+        const uint16_t *table = (const uint16_t *)((const char *)t->buf + s * t->strides[0]);
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = table[in[i] & 0xFF];
+    }
+}
+
+static void run_infallible(const Step *st);
+
 static PyObject *run_step(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
     Step *st = (Step *)callable;
     if (PyVectorcall_NARGS(nargsf) || kwnames) {
@@ -1909,6 +1982,9 @@ static PyObject *run_step(PyObject *callable, PyObject *const *args, size_t narg
     case STEP_PAIR: run_pair(st->held); break;
     case STEP_GATHER: run_gather(st); break;
     case STEP_COPY: run_copy(st); break;
+    case STEP_REDUCE: run_reduce(st); break;
+    case STEP_VLUT: run_vlut(st->held); break;
+    case STEP_SEQ: run_infallible(st); break;
     case STEP_REQUANT:
     case STEP_MM:
     case STEP_EADD:
@@ -1921,12 +1997,29 @@ static PyObject *run_step(PyObject *callable, PyObject *const *args, size_t narg
     Py_RETURN_NONE;
 }
 
+/* A SEQ step's run: each of its steps (none of which can decline) in order. */
+static void run_infallible(const Step *st) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(st->steps); i++) {
+        const Step *inner = (const Step *)PyTuple_GET_ITEM(st->steps, i);
+        switch (inner->kind) {
+        case STEP_LANES: run_lanes(&inner->lanes); break;
+        case STEP_PAIR: run_pair(inner->held); break;
+        case STEP_GATHER: run_gather(inner); break;
+        case STEP_COPY: run_copy(inner); break;
+        case STEP_VLUT: run_vlut(inner->held); break;
+        default: run_lut(inner->held); break; /* (step_operands admits no other kind) */
+        }
+    }
+}
+
 static int step_traverse(Step *st, visitproc visit, void *arg) {
+    Py_VISIT(st->steps);
     Py_VISIT(st->fallback);
     return 0;
 }
 
 static int step_clear(Step *st) {
+    Py_CLEAR(st->steps);
     Py_CLEAR(st->fallback);
     return 0;
 }
@@ -1935,6 +2028,7 @@ static void step_dealloc(Step *st) {
     PyObject_GC_UnTrack(st);
     step_clear(st);
     for (int i = 0; i < STEP_VIEWS; i++) release(&st->held[i]);
+    PyMem_Free(st->scratch);
     if (st->requant) {
         requant_release(st->requant);
         PyMem_Free(st->requant);
@@ -2032,6 +2126,51 @@ static int step_operands(Step *st, int kind, PyObject *const *objs, Py_ssize_t n
                                                   "contiguous rows");
             return -1;
         }
+        return 0;
+    }
+    if (kind == STEP_REDUCE && n == 2) {
+        if (get_view(objs[0], &h[0], 1, 2, "out") < 0 || get_view(objs[1], &h[1], 0, 2, "x") < 0) return -1;
+        const Py_buffer *o = &h[0].view, *x = &h[1].view;
+        if ((st->op != 0 && st->op != 1) || o->ndim != 2 || x->ndim != 2 || o->shape[0] != x->shape[0] ||
+            o->shape[1] < 1 || x->shape[1] % o->shape[1] || o->strides[1] != 2 || x->strides[1] != 2) {
+            PyErr_SetString(PyExc_ValueError, "reduce step: op 0 (sum) or 1 (max), uint16 (samples, rows) out and "
+                                              "(samples, rows * width) x, contiguous lanes");
+            return -1;
+        }
+        st->scratch = PyMem_Malloc(2 * (size_t)x->shape[1] * sizeof(float) + 4);
+        if (!st->scratch) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        return 0;
+    }
+    if (kind == STEP_VLUT && n == 3) {
+        if (get_view(objs[0], &h[0], 1, 2, "out") < 0 || get_view(objs[1], &h[1], 0, 2, "x") < 0 ||
+            get_view(objs[2], &h[2], 0, 2, "tables") < 0)
+            return -1;
+        const Py_buffer *o = &h[0].view, *x = &h[1].view, *t = &h[2].view;
+        if (o->ndim != 2 || same_shape(o, x, "vlut") < 0 || t->ndim != 2 || t->shape[0] != o->shape[0] ||
+            t->shape[1] != 256 || o->strides[1] != 2 || x->strides[1] != 2 || t->strides[1] != 2) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "vlut: uint16 (samples, length) out and x, (samples, 256) "
+                                                  "tables, contiguous rows");
+            return -1;
+        }
+        return 0;
+    }
+    if (kind == STEP_SEQ && n >= 1) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const Step *inner = (const Step *)objs[i];
+            if (Py_TYPE(objs[i]) != &StepType || inner->kind == STEP_REQUANT || inner->kind == STEP_MM ||
+                inner->kind == STEP_EADD || inner->kind == STEP_REDUCE || inner->kind == STEP_SEQ) {
+                PyErr_SetString(PyExc_ValueError, "seq step: steps of the kinds that cannot decline (not REQUANT, "
+                                                  "MM, EADD, REDUCE or SEQ)");
+                return -1;
+            }
+        }
+        st->steps = PyTuple_New(n);
+        if (!st->steps) return -1;
+        for (Py_ssize_t i = 0; i < n; i++) PyTuple_SET_ITEM(st->steps, i, Py_NewRef(objs[i]));
         return 0;
     }
     if ((((kind == STEP_REQUANT || kind == STEP_MM) && n == 7)) || (kind == STEP_EADD && n == 8)) {
@@ -2153,6 +2292,9 @@ static PyObject *step(PyObject *self, PyObject *args) {
     st->requant = NULL;
     st->mm = NULL;
     st->fallback = NULL;
+    st->op = op;
+    st->scratch = NULL;
+    st->steps = NULL;
     memset(st->held, 0, sizeof st->held);
     int bad;
     if (kind == STEP_LANES)
@@ -2167,7 +2309,7 @@ static PyObject *step(PyObject *self, PyObject *args) {
         Py_DECREF(st);
         return NULL;
     }
-    if (st->fallback) PyObject_GC_Track(st); /* (only a fallback can make a cycle: the others stay untracked) */
+    if (st->fallback || st->steps) PyObject_GC_Track(st); /* (only these can make a cycle: the others stay untracked) */
     return (PyObject *)st;
 }
 
@@ -2224,7 +2366,8 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyModule_AddIntConstant(m, "STEP_GATHER", STEP_GATHER) < 0 || PyModule_AddIntConstant(m, "STEP_COPY", STEP_COPY) < 0 ||
         PyModule_AddIntConstant(m, "STEP_LUT", STEP_LUT) < 0 ||
         PyModule_AddIntConstant(m, "STEP_REQUANT", STEP_REQUANT) < 0 || PyModule_AddIntConstant(m, "STEP_MM", STEP_MM) < 0 ||
-        PyModule_AddIntConstant(m, "STEP_EADD", STEP_EADD) < 0 ||
+        PyModule_AddIntConstant(m, "STEP_EADD", STEP_EADD) < 0 || PyModule_AddIntConstant(m, "STEP_REDUCE", STEP_REDUCE) < 0 ||
+        PyModule_AddIntConstant(m, "STEP_VLUT", STEP_VLUT) < 0 || PyModule_AddIntConstant(m, "STEP_SEQ", STEP_SEQ) < 0 ||
         PyModule_AddIntConstant(m, "MM_MAX_K", MM_MAX_K) < 0) { /* (matrix side: mm's longest K) */
         Py_DECREF(m);
         return NULL;

@@ -991,3 +991,94 @@ def test_products_of_the_same_weights_share_a_cache_and_follow_a_change(monkeypa
             assert [type(x).__name__ for x in plan.actions] == ["Step", "Step"] and len(shared) == 1
         outcomes.append(got)
     assert outcomes[1] == outcomes[0] and outcomes[0][2] != outcomes[0][1]
+
+
+def _tree_sum(row: list) -> int:
+    """vred sum's pairwise tree on one row of patterns, level by level with the spec's one add
+    (numerics.bf16_add, each pair rounded to bf16; an odd level's last element carried)."""
+    level = [np.float32(v) for v in from_bf16(np.array(row, np.uint16))]
+    if len(level) == 1:
+        return int(row[0])
+    while len(level) > 1:
+        pairs = len(level) // 2
+        summed = [numerics.bf16_add(np.float32(level[2 * i]), np.float32(level[2 * i + 1])) for i in range(pairs)]
+        level = [np.float32(v) for v in summed] + level[2 * pairs:]
+    return bits(np.float32(level[0]))
+
+
+@pytest.mark.parametrize("row", [1, 2, 3, 4, 6, 12, 16, 24, 197])
+def test_reduce_step_sums_by_the_spec_tree_and_takes_each_rows_max(row):
+    """vred's step on every sample's rows: the sum level by level over all rows at once (even
+    widths) or row by row (odd ones), as the spec's tree; the max as the spec's max of the row."""
+    rng = np.random.default_rng(row)
+    rows = 9
+    memory = _memory(rng)
+    x = _view(memory, np.uint16, 64, (rows * row,), (2,))
+    out = _view(memory, np.uint16, 8192, (rows,), (2,))
+    values = rng.choice(np.concatenate([SPECIAL, (rng.integers(0x3000, 0x4400, 64)
+                                                  | rng.integers(0, 2, 64) << 15).astype(np.uint16)]), x.shape)
+    values[:, :4 * row] &= 0x7FFF  # rows of one sign: sums that round at every level
+    values[:, :4 * row] = np.where((values[:, :4 * row] & 0x7F80) == 0x7F80, 0x3F80, values[:, :4 * row])
+    values[1, :row] = 0x7FC1  # a row of one non-canonical NaN pattern
+    x[...] = values
+    for op in (0, 1):
+        step = native.step("REDUCE", op, out, x)
+        assert step is not None
+        step()
+        for s in range(memory.shape[0]):
+            for r in range(rows):
+                lanes = values[s, r * row:(r + 1) * row].tolist()
+                if op == 0:
+                    want = _tree_sum(lanes)
+                else:
+                    top = from_bf16(np.array(lanes[:1], np.uint16))
+                    for v in lanes[1:]:
+                        top = numerics.bf16_max(top, from_bf16(np.array([v], np.uint16)))
+                    want = 0x7FC0 if np.isnan(top[0]) else bits(top)[0]
+                assert out[s, r] == want, (op, s, r)
+    # out over x itself: x is read whole before out is written
+    x[...] = values
+    native.step("REDUCE", 0, _view(memory, np.uint16, 64, (rows,), (2,)), x)()
+    assert [int(v) for v in _view(memory, np.uint16, 64, (rows,), (2,))[0]] == \
+        [_tree_sum(values[0, r * row:(r + 1) * row].tolist()) for r in range(rows)]
+
+
+def test_reduce_step_refuses_what_vred_cannot_be():
+    memory = _memory(np.random.default_rng(1))
+    x = _view(memory, np.uint16, 0, (12,), (2,))
+    assert native.step("REDUCE", 0, _view(memory, np.uint16, 100, (5,), (2,)), x) is None  # 12 lanes, 5 rows
+    assert native.step("REDUCE", 2, _view(memory, np.uint16, 100, (3,), (2,)), x) is None  # op 0 or 1
+    assert native.step("REDUCE", 0, _view(memory, np.uint16, 100, (3,), (4,)), x) is None  # strided out
+
+
+def test_vlut_step_reads_each_samples_table_at_the_low_byte():
+    rng = np.random.default_rng(3)
+    memory = _memory(rng)
+    x = _view(memory, np.uint16, 0, (700,), (2,))
+    tables = _view(memory, np.uint16, 4096, (256,), (2,))
+    out = _view(memory, np.uint16, 8192, (700,), (2,))
+    x[:, :4] = [0x0000, 0x00FF, 0xFF00, 0xFFFF]  # the low byte only: entries 0, 255, 0, 255
+    native.step("VLUT", 0, out, x, tables)()
+    for s in range(memory.shape[0]):
+        assert out[s].tolist() == [int(tables[s][int(v) % 256]) for v in x[s]]
+    native.step("VLUT", 0, x, x, tables)()  # in place
+    assert x.tolist() == out.tolist()
+    assert native.step("VLUT", 0, out, x, tables[:, :255]) is None  # 256 entries
+
+
+def test_seq_step_runs_its_steps_in_order():
+    """A tiled operand: its copy into a scratch, then the lanes reading it (and nothing that can decline)."""
+    rng = np.random.default_rng(4)
+    a, pattern = rng.integers(0, 1 << 16, (2, 24)).astype(np.uint16), rng.integers(0, 1 << 16, (2, 3)).astype(np.uint16)
+    scratch, out = np.empty((2, 24), np.uint16), np.empty((2, 24), np.uint16)
+    shaped = scratch.reshape(2, 2, 3, 4)
+    step = native.step("SEQ", 0, native.step("COPY", 0, shaped, np.broadcast_to(pattern[:, None, :, None], shaped.shape)),
+                       native.step("LANES", 18, out, a, scratch))  # iadd
+    step()
+    want = (a.astype(np.int64) + np.repeat(np.tile(pattern, (1, 2)).reshape(2, 2, 3), 4, axis=2).reshape(2, 24)) % 65536
+    assert out.tolist() == want.tolist()
+    pattern[...] = 0  # each run tiles what the pattern holds then
+    step()
+    assert out.tolist() == a.tolist()
+    reduce = native.step("REDUCE", 0, out[:, :6], a)  # a step that is no copy, lanes, pair, gather, lut or vlut
+    assert reduce is not None and native.step("SEQ", 0, reduce) is None and native.step("SEQ", 0, a) is None
