@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import weakref
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import partial
 from operator import itemgetter
@@ -183,6 +184,48 @@ def merge_spans(spans, gap: int = 1024) -> tuple:
     return tuple(map(tuple, merged))
 
 
+def intersect_spans(spans: tuple, others: tuple) -> tuple:
+    """The parts of the (memory, lo, hi) ranges ``spans`` inside the sorted, disjoint ones ``others``
+    (merge_spans's), in order."""
+    parts = []
+    for memory, lo, hi in spans:
+        at = bisect_right(others, (memory, lo, lo)) - 1  # the last range starting at or before lo
+        for other_memory, other_lo, other_hi in others[max(at, 0):]:
+            if other_memory > memory or (other_memory == memory and other_lo >= hi):
+                break
+            if other_memory == memory and other_hi > lo:
+                parts.append((memory, max(lo, other_lo), min(hi, other_hi)))
+    return tuple(parts)
+
+
+class FirstReads:
+    """The ranges a program reads before it writes them, from each instruction's accesses in
+    program order: ``read(accesses)`` (an instruction's reads, taken before its writes), then
+    ``wrote(ranges)`` (the ranges it writes whole: ``MachineState.covers``); ``spans()`` merges them."""
+
+    def __init__(self, memories: list):
+        self.unwritten = [np.ones(m.shape[1], bool) for m in memories]
+        self.read_first = [np.zeros(m.shape[1], bool) for m in memories]
+
+    def read(self, accesses) -> None:
+        for access in accesses:
+            if not access[3]:
+                memory, lo, hi = access[:3]
+                np.logical_or(self.read_first[memory][lo:hi], self.unwritten[memory][lo:hi],
+                              out=self.read_first[memory][lo:hi])
+
+    def wrote(self, ranges) -> None:
+        for memory, lo, hi in ranges:
+            self.unwritten[memory][lo:hi] = False
+
+    def spans(self) -> tuple:
+        found = []
+        for memory, flags in enumerate(self.read_first):
+            edges = np.flatnonzero(np.diff(np.concatenate(([0], flags.view(np.int8), [0]))))
+            found += [(memory, int(lo), int(hi)) for lo, hi in zip(edges[::2], edges[1::2])]
+        return merge_spans(found, gap=0)
+
+
 def contiguous_strides(shape, itemsize: int) -> tuple[int, ...]:
     """Byte strides of a row-major array of ``shape``."""
     strides, step = [], itemsize
@@ -214,7 +257,9 @@ class MachineState:
         self.memories.append(np.array(image.reshape(self.batch, -1), np.uint8))
         self._rows()
         self._image: np.ndarray | None = None  # what load_image last loaded (reload_image restores it)
-        self._written: dict[int, tuple] = {}  # id -> spans changed since (note_written)
+        self._written: dict = {}  # id (or the spans themselves) -> spans changed since (note_written)
+        self._restores: dict = {}  # (id(spans), id(reads)) -> the parts of spans to restore (reload_image)
+        self.covers: list | None = None  # while preparing: the ranges the instruction writes whole (region, span)
         self.stop_at_barrier = False  # set by a multi-core run: ``barrier`` ends a run like ``halt``
         self.tables: dict = {}  # element-wise rules as lookup tables, by instruction and parameters (rule_tables.py)
         self.windows: dict = {}  # the last conv input slabs read and their windows (impl_matrix.py)
@@ -254,20 +299,35 @@ class MachineState:
         program's writes; whoever else writes the memories notes it too), for ``reload_image``."""
         self._written[id(spans)] = spans
 
-    def reload_image(self) -> bool:
+    def reload_image(self, reads: tuple | None = None) -> bool:
         """What ``load_image`` of the last image gives, restoring only the ranges noted since (the
-        rest still holds the image and zeros); False, and nothing done, if no image was loaded."""
+        rest still holds the image and zeros); False, and nothing done, if no image was loaded.
+        With ``reads``, the (memory, lo, hi) ranges the next run reads before it writes them
+        (``Machine.first_reads``): only their part of the noted ranges is restored (the run writes
+        the rest before reading it), and the rest stays noted for a later reload."""
         image = self._image
         if image is None:
             return False
-        for spans in self._written.values():
+        kept: dict = {}
+        for key, spans in self._written.items():
+            if reads is not None:
+                parts = self._restores.get((key, id(reads))) if type(key) is int else None
+                if parts is None:
+                    parts = intersect_spans(spans, reads)
+                    if type(key) is int:  # (a program's spans: the same tuple every run)
+                        if len(self._restores) > 64:
+                            self._restores.clear()
+                        self._restores[key, id(reads)] = parts
+                if parts != spans:
+                    kept[spans] = spans
+                spans = parts
             for memory, lo, hi in spans:
                 mem = self.memories[memory]
                 if memory == DRAM and lo < image.size:
                     mem[:, lo:min(hi, image.size)] = image[lo:hi]
                     lo = min(hi, image.size)
                 mem[:, lo:hi] = 0
-        self._written = {}
+        self._written = kept
         return True
 
     def reset(self) -> None:
@@ -314,6 +374,8 @@ class MachineState:
                         f"({size} bytes)")
         view = np.ndarray((mem.shape[0],) + tuple(shape), dtype, buffer=mem, offset=base,
                           strides=(size,) + tuple(strides))
+        if write and self.covers is not None and view[0].nbytes == hi - lo and view[0].flags.c_contiguous:  # all of it
+            self.covers.append((memory, lo, hi))
         rows = strided_rows(shape, strides, dtype.itemsize)
         return view, (memory, lo, hi, write) if rows is None else (memory, lo, hi, write) + rows
 
@@ -323,4 +385,6 @@ class MachineState:
         if lo < 0 or hi > size:
             raise Fault(f"{what}: {MEMORY_NAMES[memory]} range [{lo}, {hi}) is outside {MEMORY_NAMES[memory]} "
                         f"({size} bytes)")
+        if write and self.covers is not None:
+            self.covers.append((memory, lo, hi))
         return memory, lo, hi, write

@@ -1648,6 +1648,50 @@ static PyObject *requant_wide(PyObject *self, PyObject *args) {
 
 /* === end of the matrix-side kernels ============================================================ */
 
+/* --- the input's quantization ------------------------------------------------------------- */
+
+/* ONNX QuantizeLinear of float32 by one float32 scale (numerics.quantize_affine): the quotient in
+ * float32, rounded half to even (rintf in the default rounding mode), NaN giving the zero point,
+ * clamped to [qmin, qmax] (+-inf saturating).  lo = qmin - zp and hi = qmax - zp are integers below
+ * 2**24, exact in float32: the clamp before the add is the clamp after it. */
+CLONES static void quantize_row(int8_t *restrict out, const float *restrict x, Py_ssize_t n, float scale, float lo,
+                                float hi, int32_t zp) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        float t = rintf(x[i] / scale);
+        t = t < lo ? lo : t > hi ? hi : t;
+        out[i] = (int8_t)((t == t ? (int32_t)t : 0) + zp);
+    }
+}
+
+/* quantize(out, x, scale, zp, qmin, qmax): out (int8, contiguous) = quantize_row of x (float32,
+ * contiguous, out's size); scale a finite positive float32 (given as a double that holds it),
+ * qmin <= zp <= qmax and qmin, qmax in int8: the caller checks (numerics.quantize_affine refuses
+ * the rest). */
+static PyObject *quantize(PyObject *self, PyObject *args) {
+    PyObject *oo, *xo;
+    double scale;
+    int zp, qmin, qmax;
+    if (!PyArg_ParseTuple(args, "OOdiii", &oo, &xo, &scale, &zp, &qmin, &qmax)) return NULL;
+    Held o = {0}, x = {0};
+    PyObject *result = NULL;
+    if (get_view(oo, &o, 1, 1, "out") < 0 || get_view(xo, &x, 0, 4, "x") < 0) goto done;
+    float s = (float)scale;
+    if (!PyBuffer_IsContiguous(&o.view, 'C') || !PyBuffer_IsContiguous(&x.view, 'C') || o.view.len != x.view.len / 4 ||
+        (double)s != scale || !(s > 0) || isinf(s) || qmin < -128 || qmax > 127 || qmin > zp || zp > qmax) {
+        PyErr_SetString(PyExc_ValueError, "quantize: contiguous int8 out and float32 x of one size, a finite positive "
+                                          "float32 scale, -128 <= qmin <= zp <= qmax <= 127");
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    quantize_row(o.view.buf, x.view.buf, o.view.len, s, (float)(qmin - zp), (float)(qmax - zp), zp);
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    release(&o);
+    release(&x);
+    return result;
+}
+
 /* --- prepared steps ------------------------------------------------------------------------- */
 
 /* A step: one instruction's action on views of the memories that stay the same run after run, its
@@ -2346,6 +2390,7 @@ static PyMethodDef methods[] = {
     {"pair_lookup", pair_lookup, METH_VARARGS, "A two-int8-operand rule read from its table (see native.c)."},
     {"cvt_i32", cvt_i32, METH_VARARGS, "cvt i32_bf16: (q - zp) * scale rounded once to bf16 (see native.c)."},
     {"replay", replay, METH_VARARGS, "Call a plan's actions in order (see native.c)."},
+    {"quantize", quantize, METH_VARARGS, "QuantizeLinear of float32 to int8 by one scale (see native.c)."},
     {"step", step, METH_VARARGS, "One instruction's action, its operands checked and held once (see native.c)."},
     /* matrix-side kernels */
     {"mm", mm, METH_VARARGS, "A gemm, conv or gconv tile's exact sums from int8 codes (see native.c)."},

@@ -70,3 +70,20 @@ def requant_parameters(block: np.ndarray) -> np.ndarray:
     shift63 = np.clip(shift, 0, 63)
     half = np.where(shift63 > 0, np.left_shift(1, np.maximum(shift63 - 1, 0)), 0)
     return np.ascontiguousarray(np.stack([bias, multiplier, bound, shift, shift63, half]), np.int64)
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray | None:
+    """``numerics.quantize_affine(x, scale, zero_point)`` to int8 (qmin -128, qmax 127) in one C pass
+    (``native.c: quantize``) for a float32 ``x`` (any shape, contiguous) and one scale; None where
+    the kernels are off, ``x`` is of another form, or the spec would refuse (the caller's path
+    then runs, and raises)."""
+    fused = kernels()
+    if fused is None or not hasattr(fused, "quantize") or not isinstance(x, np.ndarray) or x.dtype != np.float32 \
+            or not x.flags.c_contiguous:
+        return None
+    out = np.empty(x.shape, np.int8)
+    try:
+        fused.quantize(out, x, float(np.float32(scale)), int(zero_point), -128, 127)
+    except (ValueError, OverflowError, BufferError):
+        return None
+    return out

@@ -30,7 +30,7 @@ from . import impl_dma, impl_matrix, impl_pool, impl_quant, impl_system, impl_ve
 from . import native
 from .counters import LayerCounters
 from .impl_system import mode as _mode_impl
-from .machine import IMPLS, Barrier, Fault, MachineState, merge_spans
+from .machine import IMPLS, Barrier, Fault, FirstReads, MachineState, merge_spans
 from .timing import COMPUTE, UNIT_NAMES, Timing
 
 # The cycle model's unit of every timed instruction, from the ISA table ("front" ones only take an issue slot).
@@ -134,7 +134,7 @@ class Plan:
     run's timing and counters."""
 
     __slots__ = ("pcs", "actions", "entries", "stop", "trap", "result", "final_regs", "final_mode", "written",
-                 "settling")
+                 "settling", "order", "_first_reads")
 
     def __init__(self, entries: list[_Entry]):
         self.entries = entries
@@ -148,6 +148,21 @@ class Plan:
         self.written: tuple = ()  # (memory, lo, hi) byte ranges the actions may write (machine.merge_spans)
         # (index in actions, Effect.settled) of the actions to ask for their replacement after the first run
         self.settling: list[tuple[int, Callable[[], Callable[[], None] | None]]] = []
+        # per action, in order: (its accesses, the ranges it writes whole), for ``first_reads``
+        self.order: list[tuple[tuple, tuple]] = []
+        self._first_reads: tuple | None = None
+
+    def first_reads(self, memories: list) -> tuple:
+        """The (memory, lo, hi) ranges of ``memories`` a run reads before it writes them (merged,
+        sorted): what a run needs restored of what the last one wrote (``MachineState.reload_image``).
+        Worked out when first asked for."""
+        if self._first_reads is None:
+            found = FirstReads(memories)
+            for accesses, covers in self.order:
+                found.read(accesses)
+                found.wrote(covers)
+            self._first_reads, self.order = found.spans(), []
+        return self._first_reads
 
     def text(self, pc: int) -> str:
         return "end of program" if pc >= len(self.entries) else str(self.entries[pc].text)
@@ -169,6 +184,7 @@ def prepare(machine: MachineState, words: np.ndarray, trace: bool = False) -> Pl
     written: list[tuple[int, int, int]] = []
     plan.trap = f"ran past the end of the program ({end} instructions) without halt"
     for pc, entry in enumerate(plan.entries):
+        machine.covers = []
         try:
             effect = entry.fn(machine, *entry.args)
         except Fault as fault:
@@ -192,6 +208,7 @@ def prepare(machine: MachineState, words: np.ndarray, trace: bool = False) -> Pl
                     plan.settling.append((len(plan.actions), effect.settled))
                 plan.pcs.append(pc)
                 plan.actions.append(effect.action)
+                plan.order.append((effect.accesses, tuple(machine.covers)))
                 written.extend(a[:3] for a in effect.accesses if a[3])
             is_mode = entry.fn is _mode_impl
             issue, start, finish, stalled, occupied = timing.execute(entry.unit, effect.cycles, effect.accesses,
@@ -206,6 +223,7 @@ def prepare(machine: MachineState, words: np.ndarray, trace: bool = False) -> Pl
                     mode_busy[current] += occupied
             if events is not None:
                 events.append(Event(pc, UNIT_NAMES[entry.unit], issue, start, finish))
+    machine.covers = None
     plan.final_regs, plan.final_mode = list(regs), machine.mode
     plan.written = merge_spans(written)
     if plan.trap is None:
@@ -272,6 +290,16 @@ class Machine(MachineState):
             progress(stop + 1, len(plan.entries))
         assert plan.result is not None
         return plan.result if shared else plan.result.copy()
+
+    def first_reads(self, words) -> tuple | None:
+        """``Plan.first_reads`` of ``words`` if this machine has it prepared, else None (it is
+        prepared when it first runs, after the memories are loaded)."""
+        words = np.asarray(words, dtype=np.uint64).ravel()
+        self.reset()
+        last = self._last
+        if last is None or last[0] != (words.tobytes(), tuple(self.regs), self.mode):
+            return None
+        return last[1].first_reads(self.memories)
 
     def prepared(self, words, trace: bool = False) -> Plan:
         """The plan of ``words`` on this machine (kept for the next call unless ``trace``)."""

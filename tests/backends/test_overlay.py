@@ -69,6 +69,52 @@ def test_a_warm_run_restores_only_what_the_last_run_wrote(digits_artifact):
     assert machine.dram[:image.size].any() and all(map(np.array_equal, machine.memories, fresh.memories))
 
 
+def test_a_warm_run_restores_only_what_it_reads_before_writing(digits_artifact):
+    """Of the ranges the last run wrote, a reload for the next run restores those the next run reads
+    before writing them (Plan.first_reads): they are then what a full load gives, and the rest
+    stays noted, so that a plain reload after it still gives the whole image.  Runs on new inputs
+    in turn equal fresh sessions' and the reference's."""
+    from tcc.isa.simulator import Machine
+
+    path, _ = digits_artifact
+    session = Session(path)
+    test = np.load("examples/digits/digits_test.npz")["input"]
+    session.run(None, {"input": test[:1]})
+    machine = session._machine
+    reads = machine.first_reads(session.artifact.program)
+    assert reads and all(lo < hi for _, lo, hi in reads)
+    image = np.frombuffer(session.artifact.dram_image, np.uint8)
+    fresh = Machine(session.target, np.zeros(machine.dram.size, np.uint8))
+    fresh.load_image(image)
+    assert machine.reload_image(reads)
+    for memory, lo, hi in reads:
+        assert np.array_equal(machine.memories[memory][:, lo:hi], fresh.memories[memory][:, lo:hi])
+    assert not all(map(np.array_equal, machine.memories, fresh.memories))  # the rest is the last run's
+    assert machine.reload_image()
+    assert all(map(np.array_equal, machine.memories, fresh.memories))
+    for i in (3, 7, 3):
+        x = {"input": test[i:i + 1]}
+        got = session.run(None, x)[0]
+        np.testing.assert_array_equal(got, Session(path).run(None, x)[0])
+        np.testing.assert_array_equal(got, session.run_reference(x)["logits"])
+
+
+def test_first_reads_are_the_bytes_read_before_any_write():
+    """FirstReads in program order: an instruction's reads before its writes; a read counts only
+    where no earlier instruction wrote the whole range."""
+    from tcc.isa.simulator.machine import FirstReads, intersect_spans
+
+    found = FirstReads([np.zeros((2, 100), np.uint8), np.zeros((2, 50), np.uint8)])
+    found.wrote([(0, 10, 20)])
+    found.read([(0, 5, 25, False), (0, 30, 40, True), (1, 0, 4, False, 8, 2)])
+    found.read([(0, 30, 32, False)])  # after a write of 30..40 that was not whole (not in ``wrote``)
+    found.wrote([(1, 0, 50)])
+    found.read([(1, 0, 50, False)])
+    assert found.spans() == ((0, 5, 10), (0, 20, 25), (0, 30, 32), (1, 0, 4))
+    assert intersect_spans(((0, 0, 8), (0, 21, 40), (1, 2, 3)), found.spans()) == \
+        ((0, 5, 8), (0, 21, 25), (0, 30, 32), (1, 2, 3))
+
+
 def test_last_result_is_a_copy_the_caller_may_change(digits_artifact):
     """A run shares its counters with the prepared program; last_result copies them when asked."""
     path, _ = digits_artifact

@@ -1082,3 +1082,32 @@ def test_seq_step_runs_its_steps_in_order():
     assert out.tolist() == a.tolist()
     reduce = native.step("REDUCE", 0, out[:, :6], a)  # a step that is no copy, lanes, pair, gather, lut or vlut
     assert reduce is not None and native.step("SEQ", 0, reduce) is None and native.step("SEQ", 0, a) is None
+
+
+# float32 inputs of QuantizeLinear: zeros, halves on both sides of every rounding, the int8 edges and
+# past them, subnormals, the largest floats, infinities and NaN
+QUANTIZE_X = np.array([0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0.49999997, 126.5, 127.5, 128.0, -127.5, -128.5,
+                       -129.0, 1e-45, -1e-45, 1.1754942e-38, 3.4028235e38, -3.4028235e38, np.inf, -np.inf, np.nan,
+                       -np.nan, 1000.25, -77.75], np.float32)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5, 3.0, 0.1, 1e-30, 1e30, 1e-45, 0.0078125])
+@pytest.mark.parametrize("zp", [0, -128, 127, 5])
+def test_quantize_matches_quantize_linear_at_the_edges(scale, zp):
+    rng = np.random.default_rng(11)
+    with np.errstate(over="ignore"):
+        x = np.concatenate([QUANTIZE_X, QUANTIZE_X * np.float32(scale), (QUANTIZE_X + np.float32(0.5)) * np.float32(scale),
+                            rng.standard_normal(300).astype(np.float32) * np.float32(200 * scale)]).reshape(-1, 2)
+    want = numerics.quantize_affine(x, np.float32(scale), zp, -128, 127, out_dtype=np.int8)
+    got = native.quantize(x, scale, zp)
+    assert got is not None and got.dtype == np.int8 and got.shape == x.shape
+    assert got.tolist() == want.tolist()
+
+
+def test_quantize_declines_what_it_does_not_take():
+    x = np.ones((4, 3), np.float32)
+    assert native.quantize(x.astype(np.float64), 1.0, 0) is None  # float32 only
+    assert native.quantize(x.T, 1.0, 0) is None  # contiguous only
+    for scale in (0.0, -1.0, np.inf, np.nan):  # the spec's refusals
+        assert native.quantize(x, scale, 0) is None
+    assert native.quantize(x, 1.0, 200) is None  # a zero point outside int8

@@ -137,3 +137,21 @@ def test_dram_image_larger_than_the_target():
     small = TARGET.__class__(**{**TARGET.to_dict(), "dram_bytes": 1024})
     with pytest.raises(TargetError, match="DRAM image of 2048 bytes exceeds target tataa's dram_bytes = 1024"):
         Machine(small, np.zeros(2048, np.uint8))
+
+
+def test_a_reload_restores_what_the_next_run_reads_before_writing():
+    """A program storing abuf's bytes before loading over them reads them first: a reload for its
+    next run (``reload_image`` of its ``first_reads``) restores them to the image's zeros, while
+    the DRAM bytes it only writes keep the last run's until it writes them again."""
+    text = setr({"dma.planes": 1, "dma.rows": 1, "dma.row_bytes": 64}) + "store abuf, 0, 512\nload abuf, 0, 0\nhalt\n"
+    words = encode_program(assemble(text))
+    image = np.arange(1024, dtype=np.uint32).astype(np.uint8) | 1  # no zero byte
+    machine = Machine(TARGET, np.zeros(1024, np.uint8))
+    machine.load_image(image)
+    for _ in range(3):
+        machine.run(words)
+        assert not machine.dram[512:576].any() and machine.buffers["abuf"][:64].tolist() == image[:64].tolist()
+        reads = machine.first_reads(words)
+        assert reads == ((0, 0, 64), (5, 0, 64))  # abuf's 64 bytes (stored before loaded), DRAM's (loaded)
+        assert machine.reload_image(reads)
+        assert not machine.buffers["abuf"][:64].any()
