@@ -60,8 +60,22 @@ MODULE_FIELDS: dict[str, dict[str, Schema]] = {
 _TYPE = Record({"shape": List(Int(min=0)), "dtype": STR},
                optional={"quant": Nullable(Record({"scale": List(Number()), "zero_point": List(INT)}))})
 _BOUNDARY = Record({"kind": STR, "attrs": Record({}), "operand": _TYPE, "result": _TYPE})
+
+
+class _Boundary:
+    """None, one boundary op, or a chain of them (a list of two or more, in data-flow order)."""
+
+    def check(self, value, where: str) -> None:
+        if isinstance(value, list):
+            if len(value) < 2:
+                raise SchemaError(f"{where} is a chain of {len(value)} ops; a chain has two or more")
+            List(_BOUNDARY).check(value, where)
+        else:
+            Nullable(_BOUNDARY).check(value, where)
+
+
 _IO_ENTRY = Record({"name": STR, "value": STR, "address": Int(min=0), "shape": List(Int(min=0)), "dtype": STR,
-                    "perm": List(Int(min=0)), "boundary": Nullable(_BOUNDARY)})
+                    "perm": List(Int(min=0)), "boundary": _Boundary()})
 _LAYER = Record({"name": STR, "macs": Int(min=0), "min_bytes": Int(min=0)},
                 optional={"kind": STR, "mode": STR, "live_bytes": Int(min=0), "weight_bytes": Int(min=0),
                           "weight_format": STR, "fused": List(STR)})
@@ -222,6 +236,18 @@ def boundary_json(op: Op) -> dict:
     return {"kind": op.kind, "attrs": attrs, "operand": type_json(operand.type), "result": type_json(op.result.type)}
 
 
+def boundary_entry(ops: tuple[Op, ...] | list[Op]) -> dict | list[dict] | None:
+    """An io entry's ``boundary``: None without conversions, one op's JSON, or the chain's (data-flow order)."""
+    if not ops:
+        return None
+    return boundary_json(ops[0]) if len(ops) == 1 else [boundary_json(op) for op in ops]
+
+
+def boundary_chain(entry) -> list[dict]:
+    """The ops of an io entry's ``boundary`` (as ``boundary_entry`` writes it), in data-flow order."""
+    return [] if entry is None else entry if isinstance(entry, list) else [entry]
+
+
 def _type(desc: dict, where: str) -> TensorType:
     try:
         q = desc.get("quant")
@@ -259,3 +285,20 @@ def boundary_op(desc: dict, operand: str, result: str, where: str) -> Op:
         raise SchemaError(f"{where}: {kind} of {operand_type} gives {', '.join(map(str, inferred))}, "
                           f"not {result_type}")
     return Op(kind, [Value(operand, operand_type)], [result_type], attrs, loc=where, result_names=[result])
+
+
+def boundary_ops(entry, operand: str, result: str, where: str) -> list[Op]:
+    """The ops of an io entry's ``boundary`` (``boundary_entry``), each reading what the one before
+    makes: the first reads a value named ``operand``, the last makes ``result``.  SchemaError when a
+    description is not a valid op or an op does not read the type the one before makes."""
+    descs = boundary_chain(entry)
+    ops: list[Op] = []
+    for i, desc in enumerate(descs):
+        at = where if len(descs) == 1 else f"{where}[{i}]"
+        op = boundary_op(desc, ops[-1].result.name if ops else operand,
+                         result if i == len(descs) - 1 else f"{result}.host{i}", at)
+        (read,) = op.operands
+        if ops and not read.type.same_layout(ops[-1].result.type):
+            raise SchemaError(f"{at}: reads {read.type}, the op before makes {ops[-1].result.type}")
+        ops.append(op)
+    return ops

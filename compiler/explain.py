@@ -31,11 +31,15 @@ FOLDED_BY = {
 }
 
 
+BOUNDARY = "host (boundary)"
+
+
 @dataclass
 class NodePlacement:
     name: str
     op_type: str
-    where: str  # "host" when any of its work runs there, else its units joined by " + ", or "folded"
+    where: str  # "host" when any of its work runs there, else its units joined by " + ", "folded", or
+    # BOUNDARY when its only ops convert at a model or host boundary (the runtime's conversions)
     units: list[str] = field(default_factory=list)  # every unit its ops run on (the host included)
     reasons: list[str] = field(default_factory=list)  # why on the host, or what folded it
     macs: int = 0
@@ -141,7 +145,7 @@ def explain(model, target=None, calib=None, input_shapes=None, method=DEFAULT_CA
     """Placement of every node of the ONNX ``model`` on the overlay ``target``."""
     import onnx
 
-    from tcc.backends.overlay.placement import HOST, place_module
+    from tcc.backends.overlay.placement import BOUNDARY_REASON, HOST, place_module
     from tcc.frontend import import_onnx
     from tcc.frontend.errors import node_label
     from tcc.isa.target import load_target
@@ -171,8 +175,8 @@ def explain(model, target=None, calib=None, input_shapes=None, method=DEFAULT_CA
         work = [op for op in ops if not placement.of[id(op)].boundary]
         macs = sum(op_macs(op) for op in ops)
         if not work:
-            if ops:  # only conversions between f32 and device tensors
-                out.append(NodePlacement(name, op_type, HOST, [HOST], ["converts between f32 and a device tensor"]))
+            if ops:  # only conversions at a model or host boundary: the runtime's work, no fallback
+                out.append(NodePlacement(name, op_type, BOUNDARY, [HOST], [BOUNDARY_REASON]))
             else:
                 out.append(NodePlacement(name, op_type, "folded", [],
                                          [FOLDED_BY.get(gone.get(name, ""), "folded away")]))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tcc.backends.artifact import Artifact, ArtifactError, from_physical, to_physical
-from tcc.backends.artifact_metadata import boundary_json, boundary_op
+from tcc.backends.artifact_metadata import boundary_chain, boundary_json, boundary_ops
 from tcc.ir import Module, Op, TensorType, Value, parse_module
 from tcc.ir import numerics
 from tcc.ir.dtypes import DTYPES, cast, itemsize, to_numpy
@@ -126,7 +126,7 @@ class Session(ModelIO):
 
         self.target = TargetConfig.from_dict(meta["target"], "artifact target")
         self._interface = Module(meta.get("model", "model"))  # the model's inputs and outputs, no ops
-        self._boundary: dict[tuple[str, str], Op] = {}  # (group, name) -> op run on the host
+        self._boundary: dict[tuple[str, str], list[Op]] = {}  # (group, name) -> ops run on the host, in order
         self._device_types: dict[tuple[str, str], TensorType] = {}
         try:
             self._read_io_entries(meta)
@@ -152,17 +152,17 @@ class Session(ModelIO):
                 host = device
                 if entry["boundary"] is not None:
                     if group == "inputs":
-                        op = boundary_op(entry["boundary"], name, entry["value"], where)
-                        (operand,) = op.operands
-                        host, produced = operand.type, op.result.type
+                        ops = boundary_ops(entry["boundary"], name, entry["value"], where)
+                        (operand,) = ops[0].operands
+                        host, produced = operand.type, ops[-1].result.type
                     else:
-                        op = boundary_op(entry["boundary"], entry["value"], name, where)
-                        (operand,) = op.operands
-                        host, produced = op.result.type, operand.type
+                        ops = boundary_ops(entry["boundary"], entry["value"], name, where)
+                        (operand,) = ops[0].operands
+                        host, produced = ops[-1].result.type, operand.type
                     if not produced.same_layout(device):
                         raise SchemaError(f"{where}: {entry['dtype']}{entry['shape']} does not match its boundary "
                                           f"op's {produced}")
-                    self._boundary[group, name] = op
+                    self._boundary[group, name] = ops
                 self._device_types[group, name] = device
                 if group == "inputs":
                     self._interface.add_input(name, host)
@@ -211,14 +211,16 @@ class Session(ModelIO):
                 if value is None:
                     raise bad(group, entry, f"value %{entry['value']} is not in the artifact's IR")
                 host = boundary[entry["name"]]
-                op = value.producer if group == "inputs" else host.producer
-                if entry["boundary"] is None:
-                    linked = value is host
-                else:
-                    ends = [host] if group == "inputs" else [value]
-                    linked = op is not None and boundary_json(op) == entry["boundary"] and list(op.operands) == ends
+                descs = boundary_chain(entry["boundary"])
+                chain: list[Op] = []  # the IR's ops between the device value and the model's input/output
+                end = value if group == "inputs" else host
+                while len(chain) < len(descs) and end.producer is not None and len(end.producer.operands) == 1:
+                    chain.insert(0, end.producer)
+                    (end,) = end.producer.operands
+                start = value if group == "outputs" else host
+                linked = [boundary_json(op) for op in chain] == descs and end is start
                 if not linked:
-                    kind = None if entry["boundary"] is None else entry["boundary"]["kind"]
+                    kind = None if not descs else descs[0]["kind"] if len(descs) == 1 else [d["kind"] for d in descs]
                     raise bad(group, entry, f"value %{entry['value']} and boundary op {kind!r} "
                                             f"do not connect to the IR's {group[:-1]} {entry['name']!r}")
                 t = value.type
@@ -319,9 +321,13 @@ class Session(ModelIO):
 
     # -- host conversions ----------------------------------------------------------------------
     def _device_array(self, entry, array: np.ndarray) -> np.ndarray:
-        op = self._boundary.get(("inputs", entry["name"]))
-        if op is None:
-            return array
+        for op in self._boundary.get(("inputs", entry["name"]), ()):
+            array = self._convert_input(op, array)
+        return array
+
+    @staticmethod
+    def _convert_input(op: Op, array: np.ndarray) -> np.ndarray:
+        """One boundary op of an input, run on the host."""
         quant = op.result.type.quant
         if op.kind == "quantize" and op.x.type.dtype == "f32" and op.result.type.dtype == "i8" and quant is not None \
                 and quant.axis is None and quant.format is None:
@@ -335,14 +341,14 @@ class Session(ModelIO):
         return evaluate_op(op, [array])[0]
 
     def _host_output(self, entry, raw: bytes, t: TensorType) -> np.ndarray:
-        op = self._boundary.get(("outputs", entry["name"]))
-        if t.dtype == "bf16" and op is not None and op.kind == "cast" and op.result.type.dtype == "f32":
+        ops = self._boundary.get(("outputs", entry["name"]), [])
+        if t.dtype == "bf16" and len(ops) == 1 and ops[0].kind == "cast" and ops[0].result.type.dtype == "f32":
             # bf16 -> f32 is exact (a float32's high half): numerics' rule, without importing ml_dtypes
             return from_physical(numerics.from_bf16(np.frombuffer(raw, "<u2")), t.shape, entry["perm"])
-        device = from_physical(np.frombuffer(raw, to_numpy(t.dtype)), t.shape, entry["perm"])
-        if op is None:
-            return device
+        array = from_physical(np.frombuffer(raw, to_numpy(t.dtype)), t.shape, entry["perm"])
         try:
-            return evaluate_op(op, [device])[0]
+            for op in ops:
+                array = evaluate_op(op, [array])[0]
         except InterpreterError as exc:
             raise ArtifactError(f"output {entry['name']!r}: {exc}") from None
+        return array

@@ -11,7 +11,7 @@ from tcc.ir import Module, Value, constant_value, is_constant, print_module
 from tcc.isa.target import TargetConfig, load_target
 
 from ..artifact import FORMAT_VERSION, Artifact
-from ..artifact_metadata import boundary_json
+from ..artifact_metadata import boundary_entry
 from .context import Buffers, Context
 from .emit_matmul import emit_matmul, plan_views
 from .emit_matrix import conv_tiles_fit, emit_conv, emit_gemm, emit_scale
@@ -229,9 +229,9 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
     if dram_total > target.dram_bytes:
         raise BackendError(f"the model needs {dram_total} bytes of DRAM, the target has {target.dram_bytes}")
 
-    def device(name, v, op):
+    def device(name, v, ops):
         r = root(v)
-        return {"name": name, "value": v.name, "boundary": None if op is None else boundary_json(op),
+        return {"name": name, "value": v.name, "boundary": boundary_entry(ops),
                 "address": base + offsets[id(r)] + offset(v), "shape": list(v.type.shape), "dtype": v.type.dtype,
                 "perm": list(layouts.perm(v))}
 
@@ -239,8 +239,8 @@ def compile_overlay(module: Module, target: TargetConfig | None = None,
         "format_version": FORMAT_VERSION,
         "model": module.name,
         "target": target.to_dict(),
-        "inputs": [device(n, v, op) for n, v, op in io.inputs],
-        "outputs": [device(n, v, op) for n, v, op in io.outputs],
+        "inputs": [device(n, v, ops) for n, v, ops in io.inputs],
+        "outputs": [device(n, v, ops) for n, v, ops in io.outputs],
         "layers": ctx.layer_stats,
         "dram_bytes": dram_total,
         "activation_base": base,

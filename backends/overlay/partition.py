@@ -49,12 +49,57 @@ def partition(module: Module, placement: ModulePlacement) -> list[Part]:
         for op in ops:
             index_of[id(op)] = k
         groups.setdefault(k, []).extend(ops)
+    _fold_boundaries(module, placement, index_of, groups)
     position = {id(op): i for i, op in enumerate(module.ops)}
+    merged: list[tuple[str, list[Op]]] = []  # groups in order, a device group joining one before it
+    for k in sorted(groups):                  # when the host group between them emptied
+        kind = DEVICE if k % 2 == 0 else HOST
+        if not groups[k]:
+            continue
+        if merged and merged[-1][0] == kind:
+            merged[-1][1].extend(groups[k])
+        else:
+            merged.append((kind, list(groups[k])))
     parts: list[Part] = []
-    for k in sorted(groups):
-        ops = sorted(groups[k], key=lambda o: position[id(o)])
-        parts.append(Part(DEVICE if k % 2 == 0 else HOST, extract(module, ops, f"{module.name}.part{len(parts)}")))
+    for kind, ops in merged:
+        ops = sorted(ops, key=lambda o: position[id(o)])
+        parts.append(Part(kind, extract(module, ops, f"{module.name}.part{len(parts)}")))
     return parts
+
+
+def _fold_boundaries(module: Module, placement: ModulePlacement, index_of: dict[int, int],
+                     groups: dict[int, list[Op]]) -> None:
+    """Boundary conversions (placement.of[...].boundary) move from host partitions into the device
+    partition beside them, where the device's session runs them as its own boundary conversions
+    (runtime/session.py) instead of the host partition's interpreter: a dequantize or cast to f32 of
+    a tensor a device partition makes joins that partition; a chain of conversions whose device
+    tensor only one device partition reads (an f32 input's quantize; an integer mask's reshape, cast
+    and quantize) joins that one, when the value it reads comes from outside it and no other op
+    there reads that value.  Changes ``index_of`` and ``groups`` in place."""
+    def move(op: Op, to: int) -> None:
+        groups[index_of[id(op)]].remove(op)
+        groups.setdefault(to, []).append(op)
+        index_of[id(op)] = to
+
+    for op in reversed(module.ops):  # users first: a chain moves from its device end
+        where = placement.of.get(id(op))
+        if where is None or not where.boundary or id(op) not in index_of:
+            continue
+        (x,) = op.operands
+        made = x.producer
+        source = index_of.get(id(made)) if made is not None and not is_constant(x) else None
+        if op.kind in ("dequantize", "cast") and op.result.type.dtype == "f32" \
+                and source is not None and source % 2 == 0:
+            move(op, source)
+            continue
+        readers = {index_of.get(id(u)) for u in op.result.users}
+        if module.is_output(op.result) or len(readers) != 1 or is_constant(x):
+            continue
+        (to,) = readers
+        if to is None or to % 2 != 0 or source == to \
+                or any(index_of.get(id(u)) == to for u in x.users if u is not op):
+            continue
+        move(op, to)
 
 
 def extract(module: Module, ops: list[Op], name: str) -> Module:

@@ -19,6 +19,7 @@ from .errors import BackendError
 from .steps import STEP_KINDS, HostIO, Step, find_host_io, host_reason, match_step
 
 HOST = "host"
+BOUNDARY_REASON = "converts between a model or host tensor and a device tensor (a boundary conversion)"
 
 
 @dataclass
@@ -99,13 +100,13 @@ def place_module(module: Module, target: TargetConfig, demoted: dict[str, str] |
     demoted = demoted or {}
     io = find_host_io(module)
     placement = ModulePlacement(io)
-    boundary = {id(op) for _, _, op in io.inputs + io.outputs if op is not None}
+    boundary = {id(op) for _, _, ops in io.inputs + io.outputs for op in ops}
     position = {id(op): i for i, op in enumerate(module.ops)}
     for op in module.ops:
         if op.kind == "const" or id(op) in placement.of:
             continue
         if id(op) in boundary or is_host_conversion(op):
-            placement.of[id(op)] = Placement(HOST, reason="converts between f32 and a device tensor", boundary=True)
+            placement.of[id(op)] = Placement(HOST, reason=BOUNDARY_REASON, boundary=True)
             continue
         step = match_step(op, module)
         problem = host_reason(op) if step is None else _problem(step, target)

@@ -43,10 +43,11 @@ class Step:
 
 @dataclass
 class HostIO:
-    """Boundary conversions: (module name, IR value the device tensor is, the boundary op)."""
+    """Boundary conversions: (model name, IR value the device tensor is, the boundary ops: none, one,
+    or the chain from the model input to the device tensor, in data-flow order)."""
 
-    inputs: list[tuple[str, Value, Op | None]] = field(default_factory=list)
-    outputs: list[tuple[str, Value, Op | None]] = field(default_factory=list)
+    inputs: list[tuple[str, Value, tuple[Op, ...]]] = field(default_factory=list)
+    outputs: list[tuple[str, Value, tuple[Op, ...]]] = field(default_factory=list)
 
 
 def _sole_user(v: Value, module: Module) -> Op | None:
@@ -60,20 +61,36 @@ def _is_rescale_to_i32(v: Value, module: Module) -> bool:
             and p.x.type.dtype == "i8" and _sole_user(v, module) is not None)
 
 
+DEVICE_DTYPES = ("i8", "u8", "bf16")  # what a model input's conversions on the host may hand the device
+INPUT_CONVERSIONS = ("reshape", "cast", "quantize")  # one operand, one result: a chain of them is host work
+
+
+def input_conversions(v: Value, module: Module) -> tuple[Op, ...]:
+    """The ops converting model input ``v`` on the host: its sole user when that is a quantize or cast
+    (an f32 input quantized), or else the chain of sole users that are reshapes, casts and quantizes
+    up to the first one making a device tensor (int8, bf16): an integer attention mask unsqueezed,
+    cast to f32 and quantized reaches the device as int8.  Empty when neither applies."""
+    chain: list[Op] = []
+    while (op := _sole_user(v, module)) is not None and op.kind in INPUT_CONVERSIONS \
+            and len(op.operands) == 1 and len(op.results) == 1:
+        chain.append(op)
+        v = op.result
+        if op.kind != "reshape" and v.type.dtype in DEVICE_DTYPES:
+            return tuple(chain)
+    return tuple(chain[:1]) if chain and chain[0].kind != "reshape" else ()
+
+
 def find_host_io(module: Module) -> HostIO:
     io = HostIO()
     for v in module.inputs:
-        users = v.users
-        if len(users) == 1 and users[0].kind in ("quantize", "cast") and not module.is_output(v):
-            io.inputs.append((v.name, users[0].result, users[0]))
-        else:
-            io.inputs.append((v.name, v, None))
+        ops = input_conversions(v, module) if not module.is_output(v) else ()
+        io.inputs.append((v.name, ops[-1].result if ops else v, ops))
     for name, v in module.outputs:
         p = v.producer
         if p is not None and p.kind in ("dequantize", "cast") and v.type.dtype == "f32":
-            io.outputs.append((name, p.x, p))
+            io.outputs.append((name, p.x, (p,)))
         else:
-            io.outputs.append((name, v, None))
+            io.outputs.append((name, v, ()))
     return io
 
 

@@ -260,12 +260,27 @@ def crushes_an_operand(lw: Lowering, op: Op) -> bool:
     return False
 
 
+def broadcast_constant(lw: Lowering, x: Value, op: Op) -> Value:
+    """``x``, an int8 operand of the sum ``op``, stored at the result's shape when it is a constant that
+    broadcasts (``1 - mask``'s scalar) and the other operand, an activation, has that shape: the int8
+    lanes add two tensors of one shape (as expand-constants does before quantization for constants of
+    more than one element, up to its MAX_ELEMENTS)."""
+    from tcc.passes.expand_constants import MAX_ELEMENTS
+
+    array, shape = constant_value(x), tuple(op.result.type.shape)
+    if array is None or array.shape == shape or op.result.type.size > MAX_ELEMENTS \
+            or not any(constant_value(v) is None and tuple(v.type.shape) == shape for v in op.operands):
+        return x
+    full = lw.b.const(np.ascontiguousarray(np.broadcast_to(array, shape)), x.name + ".expanded")
+    return lw.typed(full, x.type.dtype, x.type.quant)
+
+
 def lower_add_sub(lw: Lowering, op: Op) -> bool:
     """a +- b with different scales: both to a common int32 grid (TFLite's 20-bit headroom), add,
     requantize (+ fused activation)."""
     if stays_bf16(lw, op) or crushes_an_operand(lw, op):
         return False
-    a, b = lw.i8(op.a), lw.i8(op.b)
+    a, b = (broadcast_constant(lw, lw.i8(v), op) for v in (op.a, op.b))
     sa, sb = a.type.quant.scale[0], b.type.quant.scale[0]
     common = 2 * max(sa, sb)
     ai = to_i32(lw, a, sa / common, 20, op.result.name + ".lhs")

@@ -6,6 +6,7 @@ by `tcc explain`, and explain taking a model exactly when the compile does. One 
 What does not work yet is an xfail(strict=True) naming the failing node and message, so a fix that
 lands makes the test fail until these tables are updated (bench/real_models.py prints the same steps
 for every model; /work/wt/real-models-failures.md has the details)."""
+import json
 import sys
 from pathlib import Path
 
@@ -51,12 +52,14 @@ def overlay_run(tmp_path_factory):
     """name -> (onnxruntime float outputs, simulator outputs, reference outputs) on one test
     sample, compiled once per module; a failed step raises StepFailed each time it is asked for."""
     done = {}
+    artifacts = {}  # name -> the compiled artifact's path (run.artifact)
 
     def run(name):
         if name not in done:
             try:
                 feeds = measure.samples(name, "test", count=1)
                 artifact, _ = measure.compile_overlay(name, tmp_path_factory.mktemp(name))
+                artifacts[name] = artifact
                 done[name] = (measure.onnxruntime_outputs(name, feeds), *measure.device_outputs(artifact, feeds))
             except measure.StepFailed as error:
                 done[name] = error
@@ -64,6 +67,11 @@ def overlay_run(tmp_path_factory):
             raise done[name]
         return done[name]
 
+    def artifact(name):
+        run(name)
+        return artifacts[name]
+
+    run.artifact = artifact
     return run
 
 
@@ -112,3 +120,31 @@ def test_explain_agrees_with_compile(name, overlay_run):
     except measure.StepFailed as error:
         compiled = str(error)
     assert explained == compiled, f"{name}: explain: {explained or 'ok'}; compile: {compiled or 'ok'}"
+
+
+# What runs on the host besides the model-boundary conversions (a device session's own), per model whose
+# artifact is heterogeneous: BERT's attention mask (i64 unsqueeze, cast, quantize) is its input's boundary
+# chain and its ``1 - mask`` runs on the int8 lanes, so BERT is one device program; CRNN's input quantize
+# joins its device partition and only the log_softmax tail (and its cast to f32) is host work.
+HOST_PARTITIONS = {"bert": [], "crnn": [["node_log_softmax"]]}
+
+
+@pytest.mark.parametrize("name", sorted(HOST_PARTITIONS))
+def test_host_partitions_hold_only_host_work(name, overlay_run):
+    from tcc.runtime import Session, open_session
+
+    session = open_session(overlay_run.artifact(name))
+    if not HOST_PARTITIONS[name]:
+        assert isinstance(session, Session)
+        assert all(entry["boundary"] is not None for entry in session.artifact.metadata["inputs"]
+                   if entry["dtype"] not in ("i64",))  # ids go to the device as they are
+    else:
+        parts = session.artifact.metadata["partitions"]
+        assert [p["nodes"] for p in parts if p["kind"] == "host"] == HOST_PARTITIONS[name]
+        assert parts[0]["kind"] == "device" and parts[0]["inputs"] == [v.name for v in session.module.inputs]
+    _, simulated, reference = overlay_run(name)
+    assert measure.bit_exact(simulated, reference)
+    report = json.loads(measure.tcc("explain", measure.model_path(name), "-t", "overlay", "--calib",
+                                    measure.HERE / f"{name}_calib.npz", *measure.shape_flags(name), "--json"))
+    host = [n["name"] for n in report["nodes"] if n["where"] == "host"]
+    assert host == [node for nodes in HOST_PARTITIONS[name] for node in nodes]
