@@ -14,6 +14,7 @@ from __future__ import annotations
 from .context import Context
 from .emit_vector import vector_input_slot, vector_operand_slot
 from .steps import Step
+from .vector_lowering import ROW_SOFTMAXES
 
 
 def emit_row_max(ctx: Context, step: Step) -> None:
@@ -21,7 +22,7 @@ def emit_row_max(ctx: Context, step: Step) -> None:
     softmax of the converted tensor that runs as one tile (vector_input_slot), and abuf holds the
     int8 tensor, the pool of its row maxima, and ``ctx.row_max`` for the conversion (emit_cvt)."""
     after = ctx.next_step
-    if ctx.cores != 1 or after is None or after.kind != "vector" or after.ops[0].kind != "softmax":
+    if ctx.cores != 1 or after is None or after.kind != "vector" or after.ops[0].kind not in ROW_SOFTMAXES:
         return
     op = step.ops[0]
     x, y = op.x, op.result

@@ -48,7 +48,10 @@ _BINARY: dict[str, Callable] = {
     "max": lambda L, a, b: L.max(a, b), "min": lambda L, a, b: L.min(a, b), "div": spec.div,
 }
 #: bf16 op kinds the vector unit runs (each has the same sequence in ir/interpreter/kernels_bf16.py).
-VECTOR_KINDS = frozenset(_BINARY) | frozenset(spec.UNARY) | {"gelu", "softmax", "layer_norm", "rms_norm", "lrn"}
+#: Row normalizations along the last axis: (the sequence, the sequence given each row's maximum).
+ROW_SOFTMAXES: dict[str, tuple[Callable, Callable]] = {"softmax": (spec.softmax, spec.softmax_of_max),
+                                                       "log_softmax": (spec.log_softmax, spec.log_softmax_of_max)}
+VECTOR_KINDS = frozenset(_BINARY) | frozenset(spec.UNARY) | frozenset(ROW_SOFTMAXES) | {"gelu", "layer_norm", "rms_norm", "lrn"}
 
 
 def _patterns(v: Value, shape) -> np.ndarray:
@@ -158,15 +161,16 @@ def vector_lowering(op: Op, given_max: bool = False) -> VectorLowering:
         size, alpha, beta, bias = op.size, op.alpha, op.beta, op.bias
         return VectorLowering(c, x.type.size // max(n * c, 1), [VectorInput(FULL, x)],
                               lambda L, v: spec.lrn(L, v, size, alpha, beta, bias), tile_columns=True, batches=n)
-    if op.kind == "softmax":
+    if op.kind in ROW_SOFTMAXES:
         axis = op.axis % x.type.rank
         if any(d != 1 for d in x.type.shape[axis + 1:]):
-            raise unsupported(op, "the vector unit runs softmax along the last axis of size > 1 only")
+            raise unsupported(op, f"the vector unit runs {op.kind} along the last axis of size > 1 only")
         cols = x.type.shape[axis]
+        whole, of_max = ROW_SOFTMAXES[op.kind]
         if given_max:
             return VectorLowering(x.type.size // cols, cols, [VectorInput(FULL, x), VectorInput(ROW, on_chip=True)],
-                                  spec.softmax_of_max)
-        return VectorLowering(x.type.size // cols, cols, [VectorInput(FULL, x)], spec.softmax)
+                                  of_max)
+        return VectorLowering(x.type.size // cols, cols, [VectorInput(FULL, x)], whole)
     return _normalization(op)
 
 

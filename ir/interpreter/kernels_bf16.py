@@ -32,6 +32,7 @@ BF16_KERNEL_TABLE = (
     ("hard_swish", lambda attrs, x: numerics.bf16_hard_swish(x)),
     ("gelu", lambda attrs, x: numerics.bf16_gelu(x, attrs["approximate"])),
     ("softmax", lambda attrs, x: numerics.bf16_softmax(x, attrs["axis"])),
+    ("log_softmax", lambda attrs, x: numerics.bf16_log_softmax(x, attrs["axis"])),
     ("layer_norm", _layer_norm),
     ("lrn", lambda attrs, x: numerics.bf16_lrn(x, attrs["size"], attrs["alpha"], attrs["beta"], attrs["bias"])),
     ("rms_norm", lambda attrs, x, scale: numerics.bf16_rms_norm(x, scale, attrs["axis"], attrs["epsilon"])),

@@ -23,7 +23,7 @@ from . import bf16_math
 from .e8m0 import E8M0_ROUNDING, from_e8m0_codes, to_e8m0_codes
 from .bf16_math import (
     bf16_div, bf16_erf, bf16_exp, bf16_gelu, bf16_hard_swish, bf16_layer_norm, bf16_reciprocal,
-    bf16_lrn, bf16_rms_norm, bf16_rsqrt, bf16_sigmoid, bf16_silu, bf16_softmax, bf16_sqrt, bf16_tanh,
+    bf16_lrn, bf16_rms_norm, bf16_rsqrt, bf16_sigmoid, bf16_silu, bf16_softmax, bf16_log_softmax, bf16_sqrt, bf16_tanh,
 )
 from .dybit import (
     FINE_SHIFT, MAX_DECODE_INT, check_cap, decode, decode_int, dybit_magnitudes, encode, magnitude_ints,
@@ -58,6 +58,6 @@ __all__ = [
     "to_bf16", "check_cap", "magnitude_ints", "max_decode_int",
     "WeightFormat", "code_values", "max_abs_value", "parse_weight_format", "row_format", "value_codes",
     "bf16_div", "bf16_erf", "bf16_exp", "bf16_gelu", "bf16_hard_swish", "bf16_layer_norm",
-    "bf16_lrn", "bf16_reciprocal", "bf16_rms_norm", "bf16_rsqrt", "bf16_sigmoid", "bf16_silu", "bf16_softmax", "bf16_sqrt",
+    "bf16_lrn", "bf16_reciprocal", "bf16_rms_norm", "bf16_rsqrt", "bf16_sigmoid", "bf16_silu", "bf16_softmax", "bf16_log_softmax", "bf16_sqrt",
     "bf16_tanh", "ROW_SHIFT_MAX", "bf16_to_int8_rows", "row_shifted", "row_shifts", "shift_for_range", "E8M0_ROUNDING", "from_e8m0_codes", "to_e8m0_codes",
 ]

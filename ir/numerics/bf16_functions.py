@@ -359,6 +359,20 @@ def softmax_of_max(L, x, top):
     return L.mul(e, reciprocal_at_least_one(L, L.row_sum(e)))
 
 
+def log_softmax(L, x):
+    """Along each row: d = x - max; d - log(row_sum(exp(d))) (the sum in [1, cols] or NaN: ``log``'s
+    normal domain, and the short exp)."""
+    return log_softmax_of_max(L, x, L.row_max(x))
+
+
+def log_softmax_of_max(L, x, top):
+    """``log_softmax`` with each row's maximum ``top`` given (as ``softmax_of_max``).  A NaN sum (a
+    NaN in the row) gives NaN: ``log`` reads the bits of normal numbers only."""
+    d = L.sub(x, top)
+    total = L.row_sum(exp_nonpositive(L, d))
+    return L.sub(d, _nan_to_canonical(L, total, log(L, total)))
+
+
 def layer_norm(L, x, gamma, beta, n: int, epsilon: float):
     """mean = row_sum(x) bf16(1/n); d = x - mean; var = row_sum(d d) bf16(1/n) (two passes);
     (d rsqrt(var + bf16(eps))) gamma + beta."""

@@ -1,6 +1,6 @@
 """bf16 vector ops on the overlay: the simulator runs each op's lane sequence as vector instructions
 and equals the reference interpreter (the same ``bf16_functions`` sequence on NumpyLanes) bit for
-bit on every one of the 65536 bf16 inputs, on rows (softmax, LayerNorm, RMSNorm, tiled), on
+bit on every one of the 65536 bf16 inputs, on rows (softmax, log_softmax, LayerNorm, RMSNorm, tiled), on
 broadcast binary ops; a one-bit error in one simulator instruction is caught."""
 import numpy as np
 import pytest
@@ -65,6 +65,7 @@ def test_softmax_and_normalizations_bit_exact(target):
     g, b = (numerics.as_bf16_array(rng.standard_normal(37)) for _ in range(2))
     texts = {
         "softmax": module("  %y = softmax(%x) {axis = -1} : bf16[40,37] loc(\"s\")\n", {"x": "bf16[40,37]"}),
+        "log_softmax": module("  %y = log_softmax(%x) {axis = -1} : bf16[40,37] loc(\"s\")\n", {"x": "bf16[40,37]"}),
         "layer_norm": module("  %y = layer_norm(%x, %g, %b) {axis = -1, epsilon = 1e-05} : bf16[40,37] loc(\"l\")\n",
                              {"x": "bf16[40,37]", "g": "bf16[37]", "b": "bf16[37]"}),
         "rms_norm": module("  %y = rms_norm(%x, %g) {axis = 1, epsilon = 1e-06} : bf16[40,37] loc(\"r\")\n",
@@ -164,3 +165,22 @@ def test_row_values_each_take_their_own_slot():
     assert len(rows) > 10 and counts[ROW] == len(rows)
     assert len({slots[v] for v in rows}) == len(rows)
     assert counts[FULL] < sum(space == FULL for space in L.spaces)  # full tiles are reused
+
+
+def test_a_log_softmax_head_runs_wholly_on_the_overlay(tmp_path):
+    """A classifier's log_softmax (CRNN's CTC head) on the vector unit: its int8 logits converted to bf16
+    (their row maxima taken on the int8 scores, row_max.py), the lane sequence, a cast to f32 at the
+    model boundary; simulator == integer reference, and close to float onnxruntime."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from overlay_run import run_wholly_on_the_overlay
+
+    rng = np.random.default_rng(8)
+    w = (rng.standard_normal((16, 37)) / 2).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["z"]),
+                               helper.make_node("LogSoftmax", ["z"], ["y"], axis=-1)], "head",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [12, 1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    run_wholly_on_the_overlay(model, tmp_path, rng, 25.0)  # (29.9 dB: the int8 product dominates)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tcc.ir.numerics import (
     bf16_div, bf16_erf, bf16_exp, bf16_gelu, bf16_hard_swish, bf16_layer_norm, bf16_math,
-    bf16_reciprocal, bf16_round, bf16_rsqrt, bf16_sigmoid, bf16_silu, bf16_softmax, bf16_sqrt,
+    bf16_reciprocal, bf16_round, bf16_rsqrt, bf16_sigmoid, bf16_silu, bf16_softmax, bf16_log_softmax, bf16_sqrt,
     bf16_tanh, from_bf16, to_bf16,
 )
 
@@ -177,6 +177,30 @@ def test_softmax_axis_and_specials():
     got = bf16_softmax(x, axis=1)
     assert np.array_equal(got, np.moveaxis(bf16_softmax(np.moveaxis(x, 1, -1)), -1, 1))
     assert np.array_equal(bf16_softmax(np.array([0.0, -np.inf], np.float32)), [1.0, 0.0])
+
+
+def log_softmax64(x, axis=-1):
+    d = x - x.max(axis=axis, keepdims=True)
+    return d - np.log(np.exp(d).sum(axis=axis, keepdims=True))
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows)
+def test_log_softmax_rows_within_documented_bound(row_and_shift):
+    row, shift = row_and_shift
+    x = bf16_round(np.array(row, np.float64) + shift)
+    y = bf16_log_softmax(x)
+    truth = log_softmax64(x.astype(np.float64))
+    assert np.all(np.abs(y - truth) <= 2.0**-6 * (1 + np.abs(truth)))
+
+
+def test_log_softmax_axis_and_specials():
+    rng = np.random.default_rng(2)
+    x = bf16_round(rng.standard_normal((3, 5, 4)) * 4)
+    got = bf16_log_softmax(x, axis=1)
+    assert np.array_equal(got, np.moveaxis(bf16_log_softmax(np.moveaxis(x, 1, -1)), -1, 1))
+    assert np.array_equal(bf16_log_softmax(np.array([0.0, -np.inf], np.float32)), [0.0, -np.inf])
+    assert np.all(np.isnan(bf16_log_softmax(np.array([0.0, np.nan, 1.0], np.float32))))  # a NaN's row: NaN
 
 
 @settings(max_examples=200, deadline=None)
