@@ -224,7 +224,8 @@ def _native_product(m: MachineState, mode: str, M: int, N: int, K: int, zp: int,
         _, index, first, last, x, access = _slab(m, M, channels)
         if index is None:
             return None
-        index, pad = np.ascontiguousarray(index, np.int64), last - first + 1
+        pad = last - first + 1  # (int32 where it holds every index and pad: half the bytes a run reads)
+        index = np.ascontiguousarray(index, np.int32 if pad < 2**31 and int(index.min(initial=0)) >= 0 else np.int64)
     cache = np.zeros(fused.mm_cache_size(N, index.shape[1], cg, ng), np.uint8)  # the weights relaid, kept
 
     def run(out: np.ndarray, weights: np.ndarray) -> tuple | None:
@@ -254,7 +255,7 @@ def _native_product(m: MachineState, mode: str, M: int, N: int, K: int, zp: int,
 @lru_cache(maxsize=64)
 def _rows_index(M: int) -> np.ndarray:
     """A gemm's rows as a conv's windows: output row m reads row m (one tap)."""
-    index = np.arange(M, dtype=np.int64)[:, None]
+    index = np.arange(M, dtype=np.int32 if M < 2**31 else np.int64)[:, None]
     index.flags.writeable = False
     return index
 

@@ -1096,7 +1096,8 @@ typedef struct {
     Py_ssize_t os0, os1, os2;
     const char *x;
     Py_ssize_t xs0, xs1, pixels;
-    const int64_t *index;
+    const int64_t *index;     /* int64 or (index32) int32 */
+    const int32_t *index32;
     Py_ssize_t M, taps, pad;
     const char *w;
     Py_ssize_t ws0, ws1;
@@ -1164,7 +1165,7 @@ static inline void mm_store(MmCall *c, Py_ssize_t b, Py_ssize_t m, Py_ssize_t n0
 
 /* Pixel m's tap t: its slab pixel's bytes, NULL for padding; sets bad_index outside the slab. */
 static inline const int8_t *mm_tap(MmCall *c, const char *xb, Py_ssize_t m, Py_ssize_t t) {
-    int64_t i = c->index[m * c->taps + t];
+    int64_t i = c->index32 ? c->index32[m * c->taps + t] : c->index[m * c->taps + t];
     if (i == c->pad) return NULL;
     if (i < 0 || i >= c->pixels) {
         c->bad_index = 1;
@@ -1349,7 +1350,7 @@ static int mm_setup(MmHeld *h, PyObject *oo, PyObject *xo, PyObject *io, PyObjec
                     Py_ssize_t ng, Py_ssize_t pad, int accumulate, PyObject *co) {
     memset(h, 0, sizeof *h);
     if (get_view(oo, &h->o, 1, 4, "out") < 0 || get_view(xo, &h->x, 0, 1, "x") < 0 ||
-        get_view(io, &h->ix, 0, 8, "index") < 0 || get_view(wo, &h->w, 0, 1, "weights") < 0 ||
+        get_view(io, &h->ix, 0, -1, "index") < 0 || get_view(wo, &h->w, 0, 1, "weights") < 0 ||
         get_view(co, &h->ca, 1, 1, "cache") < 0)
         return -1;
     const Py_buffer *o = &h->o.view, *x = &h->x.view, *ix = &h->ix.view, *w = &h->w.view, *ca = &h->ca.view;
@@ -1372,7 +1373,7 @@ static int mm_setup(MmHeld *h, PyObject *oo, PyObject *xo, PyObject *io, PyObjec
     }
     c->out = o->buf, c->os0 = o->strides[0], c->os1 = o->strides[1], c->os2 = o->strides[2];
     c->x = x->buf, c->xs0 = x->strides[0], c->xs1 = x->strides[1], c->pixels = x->shape[1];
-    c->index = ix->buf, c->pad = pad;
+    c->index = ix->itemsize == 8 ? ix->buf : NULL, c->index32 = ix->itemsize == 4 ? ix->buf : NULL, c->pad = pad;
     c->w = w->buf, c->ws0 = w->strides[0], c->ws1 = w->strides[1];
     c->cg = cg, c->ng = ng, c->zp = (int32_t)zp, c->accumulate = accumulate, c->cache = ca->buf;
     c->tap_px = (const int8_t **)h->scratch;
@@ -1380,7 +1381,7 @@ static int mm_setup(MmHeld *h, PyObject *oo, PyObject *xo, PyObject *io, PyObjec
     c->a = (int16_t *)(c->results + staged);
     return 0;
 bad:
-    PyErr_SetString(PyExc_ValueError, "mm: out int32 (samples, M, N), x int8 (samples, pixels, channels), index int64 "
+    PyErr_SetString(PyExc_ValueError, "mm: out int32 (samples, M, N), x int8 (samples, pixels, channels), index int32 or int64 "
                                       "(M, taps), w int8 (samples, N, taps * cg <= MM_MAX_K), zp in int8, cache of "
                                       "mm_cache_size bytes");
     return -1;
@@ -1412,8 +1413,8 @@ static void mm_run(MmCall *c) {
  * ``matmul``'s sums in gemm, conv, gconv and dwconv form (impl_matrix.py), exact:
  *   out[b, m, n] (+)= sum_t sum_ci (x[b, index[m, t], g * cg + ci] - zp) * w[b, n, t * cg + ci],  g = n // ng
  * x int8 (samples, pixels, channels) with contiguous channels (a gemm: the rows of A, one tap);
- * index (M, taps) int64 contiguous, ``pad`` where a tap reads padding (adding nothing: the zero
- * point's place); w int8 (samples, N, taps * cg) with contiguous rows (sample stride 0: every
+ * index (M, taps) int64 or int32 (half the bytes a run reads) contiguous, ``pad`` where a tap
+ * reads padding (adding nothing: the zero point's place); w int8 (samples, N, taps * cg) with contiguous rows (sample stride 0: every
  * sample's weights alike); out int32 (samples, M, N).  With ``accumulate`` the sums are added to
  * out in int64 and nothing is written unless every result fits int32: else the first that does not
  * (row-major) is returned, the accumulator's trap.  Needs taps * cg <= MM_MAX_K and zp in int8.

@@ -382,6 +382,9 @@ def test_mm_sums_exactly_at_the_extremes(tile, own_weights, mm_level):
         strided = np.zeros((2, M, 2 * N), np.int32)[:, :, ::2]  # accumulators with a row stride and gaps
         assert kernels.mm(strided, x, index, w, zp, cg, ng, pixels, False, cache) is None
         assert strided.tolist() == want.tolist() and not strided.base[:, :, 1::2].any()
+        narrow = np.full((2, M, N), 7, np.int32)  # the index as int32 (impl_matrix's): the same sums
+        assert kernels.mm(narrow, x, index.astype(np.int32), w, zp, cg, ng, pixels, False, cache) is None
+        assert narrow.tolist() == want.tolist()
 
 
 def test_mm_the_longest_reduction_and_the_accumulators_trap(mm_level):
@@ -431,8 +434,13 @@ def test_mm_refuses_an_index_outside_the_slab():
     x, w = np.zeros((1, 4, 3), np.int8), np.zeros((1, 2, 3), np.int8)
     cache = np.zeros(kernels.mm_cache_size(2, 1, 3, 2), np.uint8)
     out = np.zeros((1, 2, 2), np.int32)
-    with pytest.raises(ValueError, match="outside the slab"):
-        kernels.mm(out, x, np.array([[0], [4]]), w, 0, 3, 2, 5, False, cache)
+    for dtype in (np.int64, np.int32):
+        with pytest.raises(ValueError, match="outside the slab"):
+            kernels.mm(out, x, np.array([[0], [4]], dtype), w, 0, 3, 2, 5, False, cache)
+        with pytest.raises(ValueError, match="outside the slab"):
+            kernels.mm(out, x, np.array([[-1], [0]], dtype), w, 0, 3, 2, 5, False, cache)
+    with pytest.raises(ValueError, match="index: 2-byte items"):
+        kernels.mm(out, x, np.array([[0], [1]], np.int16), w, 0, 3, 2, 5, False, cache)
     with pytest.raises(ValueError, match="cache"):
         kernels.mm(out, x, np.array([[0], [1]]), w, 0, 3, 2, 5, False, cache[1:])
 
