@@ -29,7 +29,7 @@ from .exact_product import (Weights, exact_batched, exact_depthwise, exact_group
 from .impl_pool import PaddedImage
 from .machine import ABUF, ACC, PBUF, WBUF, Effect, Fault, MachineState, impl, registers, sample_prefix
 from .shared_product import SharedWindows
-from .weight_decode import decode_rows, decode_transposed, int8_codes, one_byte_codes
+from .weight_decode import decode_rows, decode_transposed, int8_codes, int16_codes, one_byte_codes
 
 _MM = registers("mm.a", "mm.a_row", "mm.m", "mm.n", "mm.k", "mm.a_zp", "mm.w_row", "mm.acc_row")
 _CV = registers("cv.h", "cv.w", "cv.c", "cv.kh", "cv.kw", "cv.sh", "cv.sw", "cv.dh", "cv.dw",
@@ -189,6 +189,7 @@ def _native_conv(m: MachineState, M: int, N: int, channels: int, cg: int, ng: in
 # 114 against 335 us), but its action costs some 40 us more (the windows gathered as bytes, the
 # session's call): CRNN's 128 x 576 x 32 conv tiles 60 us an action on it, its product 21 us in C.
 NATIVE_MACS = 2**22
+_WIDE_TAPS = 256  # native.c mm's most taps of an int16-weight depthwise tile (their int32 sums)
 
 
 def _native_product(m: MachineState, mode: str, M: int, N: int, K: int, zp: int, fmt, accumulate: int):
@@ -199,8 +200,9 @@ def _native_product(m: MachineState, mode: str, M: int, N: int, K: int, zp: int,
     path runs).  The caller sends it only products below the int8 kernel's size: above it, a
     BLAS-like int8 product is faster."""
     fused = native.kernels()
-    if fused is None or not hasattr(fused, "mm") or not zero_point_fits(zp) or not int8_codes(fmt) or not 0 < K <= fused.MM_MAX_K or M < 1 \
-            or N < 1:
+    wide = mode == "dwconv" and int16_codes(fmt)  # int16 weights: depthwise tiles only (int32 products in C)
+    if fused is None or not hasattr(fused, "mm") or not zero_point_fits(zp) or not (int8_codes(fmt) or wide) \
+            or not 0 < K <= fused.MM_MAX_K or M < 1 or N < 1 or (wide and K > _WIDE_TAPS):
         return None
     if mode == "gemm":
         x, access = m.region(ABUF, m.reg("mm.a"), (M, K), (m.reg("mm.a_row"), 1), np.int8, False, "A operand")
@@ -226,7 +228,7 @@ def _native_product(m: MachineState, mode: str, M: int, N: int, K: int, zp: int,
             return None
         pad = last - first + 1  # (int32 where it holds every index and pad: half the bytes a run reads)
         index = np.ascontiguousarray(index, np.int32 if pad < 2**31 and int(index.min(initial=0)) >= 0 else np.int64)
-    cache = np.zeros(fused.mm_cache_size(N, index.shape[1], cg, ng), np.uint8)  # the weights relaid, kept
+    cache = np.zeros(fused.mm_cache_size(N, index.shape[1], cg, ng, wide), np.uint8)  # the weights relaid, kept
 
     def run(out: np.ndarray, weights: np.ndarray) -> tuple | None:
         """The sums into ``out`` (added with mm.accumulate); or where one does not fit int32, out untouched
@@ -413,7 +415,8 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
     in_c = None if kernel and batch * M * N * K > NATIVE_MACS else _native_product(m, mode, M, N, K, zp, fmt,
                                                                                    accumulate)
     if in_c is not None:
-        return _native_matmul(m, in_c, packed[..., :K].view(np.int8), w_access, M, N, K, fmt, mode, acc, accumulate)
+        weights = packed[..., :2 * K].view("<i2") if fmt.bits == 16 else packed[..., :K].view(np.int8)
+        return _native_matmul(m, in_c, weights, w_access, M, N, K, fmt, mode, acc, accumulate)
     dtype = np.uint8 if kernel else np.float32 if zero_point_fits(zp) else np.int64
     # gemm and conv: a function of the weights giving the (N*M, K) A operand and, when it has it
     # already (shared_product.py), their float product

@@ -1056,11 +1056,13 @@ static void mm_sums(int32_t *sums, const int16_t *a, const int16_t *w2, Py_ssize
 typedef struct {
     Py_ssize_t K, kp, kq, groups, nv, width, copy, relaid, row_sums, size; /* copy, relaid, row_sums: byte offsets */
     int depthwise, quads; /* quads: biased bytes against int8 quads (AVX-512 VNNI), else int16 pairs */
+    int wide;             /* int16 weights (a depthwise tile's only): 2-byte rows in the copy, int32 products */
 } MmLayout;
 
-static MmLayout mm_layout(Py_ssize_t N, Py_ssize_t taps, Py_ssize_t cg, Py_ssize_t ng) {
+static MmLayout mm_layout(Py_ssize_t N, Py_ssize_t taps, Py_ssize_t cg, Py_ssize_t ng, int wide) {
     MmLayout l;
     mm_detect();
+    l.wide = wide;
     l.depthwise = cg == 1 && ng == 1;
     l.quads = !l.depthwise && mm_isa == 2;
     l.K = taps * cg;
@@ -1070,7 +1072,7 @@ static MmLayout mm_layout(Py_ssize_t N, Py_ssize_t taps, Py_ssize_t cg, Py_ssize
     l.nv = ((ng < N ? ng : N) + MM_LANES - 1) / MM_LANES;
     l.width = l.depthwise ? (N + 15) / 16 * 16 : l.nv * MM_LANES;
     l.copy = 64;
-    l.relaid = l.copy + (N * l.K + 63) / 64 * 64;
+    l.relaid = l.copy + (N * l.K * (wide ? 2 : 1) + 63) / 64 * 64;
     l.row_sums = l.relaid + (l.depthwise ? taps * l.width * (Py_ssize_t)sizeof(int16_t)
                              : l.quads ? l.groups * l.kq * l.width
                                        : l.groups * l.kp * l.width * (Py_ssize_t)sizeof(int16_t));
@@ -1079,15 +1081,17 @@ static MmLayout mm_layout(Py_ssize_t N, Py_ssize_t taps, Py_ssize_t cg, Py_ssize
     return l;
 }
 
-/* mm_cache_size(N, taps, cg, ng) -> bytes: the size of mm's ``cache`` for such a tile. */
+/* mm_cache_size(N, taps, cg, ng[, wide]) -> bytes: the size of mm's ``cache`` for such a tile (wide:
+ * of int16 weights). */
 static PyObject *mm_cache_size(PyObject *self, PyObject *args) {
     Py_ssize_t N, taps, cg, ng;
-    if (!PyArg_ParseTuple(args, "nnnn", &N, &taps, &cg, &ng)) return NULL;
+    int wide = 0;
+    if (!PyArg_ParseTuple(args, "nnnn|p", &N, &taps, &cg, &ng, &wide)) return NULL;
     if (N < 1 || taps < 1 || cg < 1 || ng < 1 || taps * cg > MM_MAX_K) {
         PyErr_SetString(PyExc_ValueError, "mm_cache_size: N, taps, cg, ng >= 1, taps * cg <= MM_MAX_K");
         return NULL;
     }
-    return PyLong_FromSsize_t(mm_layout(N, taps, cg, ng).size);
+    return PyLong_FromSsize_t(mm_layout(N, taps, cg, ng, wide).size);
 }
 
 /* One mm call: its operands (byte strides), the cache, scratch and what went wrong. */
@@ -1120,14 +1124,23 @@ static void mm_weights(MmCall *c, Py_ssize_t b) {
     const MmLayout *l = &c->l;
     const char *wb = c->w + b * c->ws0;
     int same = c->cache[0] == 1;
-    for (Py_ssize_t n = 0; same && n < c->N; n++) same = !memcmp(c->cache + l->copy + n * l->K, wb + n * c->ws1, l->K);
+    const Py_ssize_t bytes = l->K * (l->wide ? 2 : 1); /* a row's */
+    for (Py_ssize_t n = 0; same && n < c->N; n++) same = !memcmp(c->cache + l->copy + n * bytes, wb + n * c->ws1, bytes);
     if (same) return;
-    for (Py_ssize_t n = 0; n < c->N; n++) memcpy(c->cache + l->copy + n * l->K, wb + n * c->ws1, l->K);
+    for (Py_ssize_t n = 0; n < c->N; n++) memcpy(c->cache + l->copy + n * bytes, wb + n * c->ws1, bytes);
     int16_t *relaid = (int16_t *)(c->cache + l->relaid);
     if (l->depthwise) {
         memset(relaid, 0, c->taps * l->width * sizeof(int16_t));
         for (Py_ssize_t n = 0; n < c->N; n++)
-            for (Py_ssize_t t = 0; t < c->taps; t++) relaid[t * l->width + n] = ((const int8_t *)(wb + n * c->ws1))[t];
+            for (Py_ssize_t t = 0; t < c->taps; t++) {
+                const char *at = wb + n * c->ws1;
+                int16_t v;
+                if (l->wide)
+                    memcpy(&v, at + 2 * t, 2);
+                else
+                    v = ((const int8_t *)at)[t];
+                relaid[t * l->width + n] = v;
+            }
     } else {
         for (Py_ssize_t g = 0; g < l->groups; g++) {
             Py_ssize_t count = (g + 1) * c->ng < c->N ? c->ng : c->N - g * c->ng;
@@ -1191,6 +1204,24 @@ static inline const int8_t *mm_tap(MmCall *c, const char *xb, Py_ssize_t m, Py_s
 MM_DEPTHWISE_CHUNK(mm_depthwise_32, 32)
 MM_DEPTHWISE_CHUNK(mm_depthwise_8, 8)
 
+/* The same of int16 weights: each product in int32 (|x - zp| * |w| <= 255 * 2**15), their sum over
+ * at most MM_WIDE_TAPS taps within int32. */
+#define MM_WIDE_TAPS 256
+#define MM_DEPTHWISE_WIDE_CHUNK(NAME, CHUNK)                                                                \
+    static inline void NAME(int32_t *restrict sums, const int8_t *const *px, Py_ssize_t taps,                \
+                            const int16_t *restrict relaid, Py_ssize_t width, Py_ssize_t n0, int32_t zp) {  \
+        int32_t acc[CHUNK] = {0};                                                                            \
+        for (Py_ssize_t t = 0; t < taps; t++) {                                                              \
+            if (!px[t]) continue;                                                                            \
+            const int8_t *restrict x = px[t] + n0;                                                           \
+            const int16_t *restrict wt = relaid + t * width + n0;                                            \
+            for (int j = 0; j < CHUNK; j++) acc[j] += (x[j] - zp) * (int32_t)wt[j];                          \
+        }                                                                                                    \
+        memcpy(sums + n0, acc, sizeof acc);                                                                  \
+    }
+MM_DEPTHWISE_WIDE_CHUNK(mm_depthwise_wide_32, 32)
+MM_DEPTHWISE_WIDE_CHUNK(mm_depthwise_wide_8, 8)
+
 /* A depthwise tile, pixel by pixel: its taps' slab pixels, then the channels 32, then 8 at a time
  * and the last few one by one (reading no byte past channel N - 1 of a slab pixel). */
 CLONES static void mm_depthwise(MmCall *c) {
@@ -1208,6 +1239,10 @@ CLONES static void mm_depthwise(MmCall *c) {
                 if (c->bad_index) return;
             }
             Py_ssize_t n0 = 0;
+            if (c->l.wide) {
+                for (; n0 + 32 <= N; n0 += 32) mm_depthwise_wide_32(sums, px, taps, relaid, width, n0, zp);
+                for (; n0 + 8 <= N; n0 += 8) mm_depthwise_wide_8(sums, px, taps, relaid, width, n0, zp);
+            }
             for (; n0 + 32 <= N; n0 += 32) mm_depthwise_32(sums, px, taps, relaid, width, n0, zp);
             for (; n0 + 8 <= N; n0 += 8) mm_depthwise_8(sums, px, taps, relaid, width, n0, zp);
             for (; n0 < N; n0++) {
@@ -1350,7 +1385,7 @@ static int mm_setup(MmHeld *h, PyObject *oo, PyObject *xo, PyObject *io, PyObjec
                     Py_ssize_t ng, Py_ssize_t pad, int accumulate, PyObject *co) {
     memset(h, 0, sizeof *h);
     if (get_view(oo, &h->o, 1, 4, "out") < 0 || get_view(xo, &h->x, 0, 1, "x") < 0 ||
-        get_view(io, &h->ix, 0, -1, "index") < 0 || get_view(wo, &h->w, 0, 1, "weights") < 0 ||
+        get_view(io, &h->ix, 0, -1, "index") < 0 || get_view(wo, &h->w, 0, -3, "weights") < 0 ||
         get_view(co, &h->ca, 1, 1, "cache") < 0)
         return -1;
     const Py_buffer *o = &h->o.view, *x = &h->x.view, *ix = &h->ix.view, *w = &h->w.view, *ca = &h->ca.view;
@@ -1358,9 +1393,11 @@ static int mm_setup(MmHeld *h, PyObject *oo, PyObject *xo, PyObject *io, PyObjec
     if (o->ndim != 3 || x->ndim != 3 || ix->ndim != 2 || w->ndim != 3 || ca->ndim != 1) goto bad;
     c->samples = o->shape[0], c->M = o->shape[1], c->N = o->shape[2], c->taps = ix->shape[1];
     if (cg < 1 || ng < 1 || c->N < 1 || c->taps < 1 || zp < -128 || zp > 127 || c->taps * cg > MM_MAX_K) goto bad;
-    c->l = mm_layout(c->N, c->taps, cg, ng);
+    const int wide = w->itemsize == 2; /* int16 weights: a depthwise tile of at most MM_WIDE_TAPS taps */
+    if (wide && (cg != 1 || ng != 1 || c->taps > MM_WIDE_TAPS)) goto bad;
+    c->l = mm_layout(c->N, c->taps, cg, ng, wide);
     if (ix->shape[0] != c->M || x->shape[0] != c->samples || w->shape[0] != c->samples || w->shape[1] != c->N ||
-        w->shape[2] != c->l.K || x->strides[2] != 1 || w->strides[2] != 1 || c->l.groups * cg > x->shape[2] ||
+        w->shape[2] != c->l.K || x->strides[2] != 1 || (w->shape[2] > 1 && w->strides[2] != w->itemsize) || c->l.groups * cg > x->shape[2] ||
         !PyBuffer_IsContiguous(ix, 'C') || !PyBuffer_IsContiguous(ca, 'C') || ca->len != c->l.size)
         goto bad;
     /* scratch: a pixel's taps, MM_PIXELS windows' sums, the staged results when accumulating, the windows */
@@ -1382,8 +1419,8 @@ static int mm_setup(MmHeld *h, PyObject *oo, PyObject *xo, PyObject *io, PyObjec
     return 0;
 bad:
     PyErr_SetString(PyExc_ValueError, "mm: out int32 (samples, M, N), x int8 (samples, pixels, channels), index int32 or int64 "
-                                      "(M, taps), w int8 (samples, N, taps * cg <= MM_MAX_K), zp in int8, cache of "
-                                      "mm_cache_size bytes");
+                                      "(M, taps), w int8 (samples, N, taps * cg <= MM_MAX_K; int16 for a depthwise tile of "
+                                      "at most 256 taps), zp in int8, cache of mm_cache_size bytes");
     return -1;
 }
 
@@ -1414,8 +1451,9 @@ static void mm_run(MmCall *c) {
  *   out[b, m, n] (+)= sum_t sum_ci (x[b, index[m, t], g * cg + ci] - zp) * w[b, n, t * cg + ci],  g = n // ng
  * x int8 (samples, pixels, channels) with contiguous channels (a gemm: the rows of A, one tap);
  * index (M, taps) int64 or int32 (half the bytes a run reads) contiguous, ``pad`` where a tap
- * reads padding (adding nothing: the zero point's place); w int8 (samples, N, taps * cg) with contiguous rows (sample stride 0: every
- * sample's weights alike); out int32 (samples, M, N).  With ``accumulate`` the sums are added to
+ * reads padding (adding nothing: the zero point's place); w int8 (samples, N, taps * cg) with
+ * contiguous rows (sample stride 0: every sample's weights alike), or int16 for a depthwise tile
+ * (cg = ng = 1) of at most 256 taps (its products in int32); out int32 (samples, M, N).  With ``accumulate`` the sums are added to
  * out in int64 and nothing is written unless every result fits int32: else the first that does not
  * (row-major) is returned, the accumulator's trap.  Needs taps * cg <= MM_MAX_K and zp in int8.
  * ``cache``: a writable uint8 buffer of mm_cache_size bytes, zeros at first, kept by the caller

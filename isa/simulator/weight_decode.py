@@ -54,6 +54,15 @@ def int8_codes(fmt: WeightFormat) -> bool:
     return one_byte_codes(fmt) and np.array_equal(numerics.code_values(fmt), _AS_INT8)
 
 
+def int16_codes(fmt: WeightFormat) -> bool:
+    """Whether ``fmt``'s codes are two bytes each (little-endian) whose value is the pair read as
+    int16: the packed rows are the weights themselves, as int16."""
+    return fmt.bits == 16 and not fmt.row_caps and np.array_equal(numerics.code_values(fmt), _AS_INT16)
+
+
+_AS_INT16 = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.int16)
+
+
 def decode_transposed(rows: np.ndarray, k: int, fmt: WeightFormat, dtype) -> np.ndarray:
     """``decode_rows(rows, k, fmt).T`` as ``dtype`` for a format of ``one_byte_codes`` (k x N, a
     transposed view BLAS reads as it is): the bytes index the code table in ``dtype``, one pass; a

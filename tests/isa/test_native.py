@@ -430,6 +430,41 @@ def test_mm_follows_changed_weights_and_a_one_bit_error_shows(mm_level):
     assert out.tolist() != want.tolist()
 
 
+@pytest.mark.parametrize("taps", [1, 9, 256])
+def test_mm_depthwise_of_int16_weights_sums_exactly(taps, mm_level):
+    """A depthwise tile of int16 weights (products in int32): the Python-integer sums at the
+    extremes, the largest one (256 taps of (-128 - 127) * -32768) reached exactly."""
+    rng = np.random.default_rng(taps)
+    pixels, M, N = 30, 11, 45
+    x = rng.integers(-128, 128, (2, pixels, N + 1)).astype(np.int8)
+    x[:, :3] = -128
+    x[1, 3:5] = 127
+    index = rng.integers(0, pixels + 1, (M, taps))  # pixels: padding
+    index[0] = 0  # every tap on a pixel of -128s
+    w = rng.integers(-32768, 32768, (1, N, taps)).astype(np.int16)
+    w[:, 0], w[:, 1], w[:, -1] = -32768, 32767, -32768
+    w = np.broadcast_to(w, (2,) + w.shape[1:])
+    cache = np.zeros(kernels.mm_cache_size(N, taps, 1, 1, True), np.uint8)
+    for zp in (-128, 0, 127):
+        want = reference_mm(x, index, w, zp, 1, 1, pixels)
+        out = np.full((2, M, N), 7, np.int32)
+        assert kernels.mm(out, x, index.astype(np.int32), w, zp, 1, 1, pixels, False, cache) is None
+        assert out.tolist() == want.tolist()
+        acc = rng.integers(-2**20, 2**20, (2, M, N)).astype(np.int32)
+        sums = (acc.astype(object) + want).tolist()
+        if all(INT32_MIN <= v <= INT32_MAX for row in sums for r in row for v in r):
+            assert kernels.mm(acc, x, index, w, zp, 1, 1, pixels, True, cache) is None
+            assert acc.tolist() == sums
+    assert out[0, 0, 0] == taps * 255 * 32768  # zp 127: every tap (-128 - 127) * -32768
+    wide = np.zeros((1, N, 257), np.int16)
+    with pytest.raises(ValueError, match="int16 for a depthwise tile"):  # past 256 taps the sums may leave int32
+        kernels.mm(np.zeros((1, 1, N), np.int32), x[:1], np.zeros((1, 257), np.int32), wide, 0, 1, 1, pixels, False,
+                   np.zeros(kernels.mm_cache_size(N, 257, 1, 1, True), np.uint8))
+    with pytest.raises(ValueError, match="int16 for a depthwise tile"):  # int16 weights of a gemm
+        kernels.mm(np.zeros((1, 1, 2), np.int32), x[:1], np.zeros((1, 1), np.int32), np.zeros((1, 2, 4), np.int16), 0,
+                   4, 2, pixels, False, np.zeros(kernels.mm_cache_size(2, 1, 4, 2, True), np.uint8))
+
+
 def test_mm_refuses_an_index_outside_the_slab():
     x, w = np.zeros((1, 4, 3), np.int8), np.zeros((1, 2, 3), np.int8)
     cache = np.zeros(kernels.mm_cache_size(2, 1, 3, 2), np.uint8)

@@ -184,11 +184,13 @@ def test_gconv_whose_groups_reduce_past_the_float_bound_writes_the_accumulators(
 @pytest.mark.parametrize("case", CONV_CASES)
 @pytest.mark.parametrize("short, zp, accumulate", [(0, -3, 0), (2, 127, 0), (1, -128, 1)])
 @pytest.mark.parametrize("path", ["image", "gather", "native"])
-def test_dwconv_of_a_batch_matches_naive_loop(case, short, zp, accumulate, path, monkeypatch):
+@pytest.mark.parametrize("wfmt", ["int8", "int16"])
+def test_dwconv_of_a_batch_matches_naive_loop(case, short, zp, accumulate, path, wfmt, monkeypatch):
     """dwconv over every conv geometry (strides, dilations, a negative pad_top: always the gather path),
     on the numpy path from the padded image or gathered (``path``, whatever the channel count), or
     in the C kernel (native.c mm, where it is built), on a batch of two slabs: the last ``short``
-    outputs of a partial last row dropped, into accumulators holding 5 (``accumulate``)."""
+    outputs of a partial last row dropped, into accumulators holding 5 (``accumulate``); int8 or
+    int16 weights (the C kernel's int32 products), the extremes among them."""
     monkeypatch.setattr(impl_matrix, "_IMAGE_CHANNELS", 1 if path == "image" else 2**31)
     monkeypatch.setattr(native, "enabled", native.enabled and path == "native")
     h, w, c, kh, kw, stride, dilation, pad, c0, _ = case
@@ -197,13 +199,19 @@ def test_dwconv_of_a_batch_matches_naive_loop(case, short, zp, accumulate, path,
     w_out = (w + 2 * pad[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
     n, m = c - c0, h_out * w_out - short
     slabs = rng.integers(-128, 128, (2, h, w, c), dtype=np.int8)
-    weights = rng.integers(-128, 128, (n, kh * kw), dtype=np.int8)
+    wide = wfmt == "int16"
+    weights = rng.integers(-32768, 32768, (n, kh * kw)).astype("<i2") if wide else \
+        rng.integers(-128, 128, (n, kh * kw), dtype=np.int8)
+    if wide:
+        weights[0], weights[-1, ::2] = -32768, 32767
+        slabs[:, :, :, c0] = -128  # channel 0's products: (-128 - zp) * -32768, the largest for zp 127
     machine = Machine(TARGET, np.zeros((2, 16), np.uint8))
     machine.memories[0][:, :slabs[0].size] = slabs.reshape(2, -1).view(np.uint8)
-    machine.memories[1][:, :weights.size] = weights.reshape(-1).view(np.uint8)
+    machine.memories[1][:, :weights.nbytes] = weights.reshape(-1).view(np.uint8)
     machine.memories[2][:, :4 * m * n] = np.full(m * n, 5, "<i4").view(np.uint8)
     run(conv_registers(h, w, c, kh, kw, stride, dilation, pad, c0, (h_out, w_out), zp, m, n, kh * kw)
-        + f"matmul dwconv, {accumulate}, int8, 0, 0, 0\nhalt\n", machine=machine)
+        + setr({"mm.w_row": weights.itemsize * kh * kw})
+        + f"matmul dwconv, {accumulate}, {wfmt}, 0, 0, 0\nhalt\n", machine=machine)
     for i in range(2):
         got = machine.memories[2][i, :4 * m * n].view("<i4").reshape(m, n)
         expected = naive_conv(slabs[i], weights, zp, kh, kw, stride, dilation, pad, (h_out, w_out), c0, True)[:m]
