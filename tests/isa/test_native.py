@@ -1154,3 +1154,17 @@ def test_quantize_declines_what_it_does_not_take():
     for scale in (0.0, -1.0, np.inf, np.nan):  # the spec's refusals
         assert native.quantize(x, scale, 0) is None
     assert native.quantize(x, 1.0, 200) is None  # a zero point outside int8
+
+
+@pytest.mark.parametrize("dtype", [np.int8, "<u2", "<i4"])
+def test_copy_lays_out_a_channels_first_tensor_as_numpy_does(dtype):
+    """native.copy of a transposed view (a session's input in physical order) into an unaligned
+    DRAM-like row: numpy's ascontiguousarray of it, byte for byte."""
+    rng = np.random.default_rng(9)
+    x = rng.integers(-128, 128, (1, 3, 17, 13)).astype(dtype)
+    physical = np.transpose(x, (0, 2, 3, 1))
+    memory = np.zeros(x.nbytes + 1, np.uint8)
+    out = memory[1:].view(dtype).reshape(physical.shape)  # (at an odd address)
+    assert native.copy(out, physical)
+    assert out.tobytes() == np.ascontiguousarray(physical).tobytes() and memory[0] == 0
+    assert not native.copy(out[:, :2], physical)  # shapes differ: the caller copies

@@ -1,5 +1,7 @@
 """Golden programs for the int8 side of the simulator: matmul (gemm, conv, dwconv, gconv), requant,
 pool, eadd and copy.  Expected values are worked out by hand or by naive loops in the test."""
+import os
+
 import numpy as np
 import pytest
 
@@ -556,3 +558,36 @@ def test_a_machine_alternating_programs_runs_each_ones_plan():
         got.append(machine.buffers["acc"][:16].view("<i4").tolist())
     assert got == [[6, 8, 28, 38]] * 2 + [[17, 23, 39, 53], [6, 8, 28, 38]]
     assert machine.prepared(a) is machine.prepared(a)
+
+
+def test_a_run_holds_blas_to_one_thread_only_where_it_multiplies_on_blas(monkeypatch):
+    """A product on the numpy path (exact_product: BLAS) runs with BLAS held to one thread; a
+    program whose every product is a C step does not touch the BLAS threads at all."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    threads = []
+
+    def counting(real):
+        def product(*args, **kwargs):
+            threads.extend(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+            return real(*args, **kwargs)
+        return product
+
+    monkeypatch.setattr(impl_matrix, "exact_product", counting(impl_matrix.exact_product))
+    monkeypatch.setattr(impl_matrix, "exact_product_into", counting(impl_matrix.exact_product_into))
+    text = (setr({"mm.m": 4, "mm.n": 3, "mm.k": 5, "mm.a_row": 5, "mm.w_row": 5, "mm.acc_row": 3})
+            + "matmul gemm, 0, int8, 0, 0, 0\nhalt\n")
+    words = encode_program(assemble(text))
+    for in_c in (False, True):
+        monkeypatch.setattr(native, "enabled", native.enabled and in_c)
+        machine = Machine(TARGET, np.zeros(16, np.uint8))
+        machine.buffers["abuf"][:20] = np.arange(20, dtype=np.uint8)
+        machine.buffers["wbuf"][:15] = np.arange(15, dtype=np.uint8)
+        with threadpool_limits(limits=2, user_api="blas"):  # (the tests' conftest holds BLAS to one)
+            machine.run(words)
+        assert machine.prepared(words).blas == (native.kernels() is None)
+        expected = (np.arange(20).reshape(4, 5) @ np.arange(15).reshape(3, 5).T).tolist()
+        assert machine.buffers["acc"][:48].view("<i4").reshape(4, 3).tolist() == expected
+    with threadpool_limits(limits=2, user_api="blas"):
+        outside = {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+    assert threads and set(threads) == {1} and (outside == {2} or os.cpu_count() == 1)  # (the numpy path's run)
