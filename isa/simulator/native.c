@@ -2148,7 +2148,25 @@ static int step_scalars(PyObject *obj, Py_ssize_t count, int64_t *v) {
     return fits;
 }
 
-/* The operand checks of the gather, copy and lut steps (lanes' and pair's are their kernels'). */
+/* A LUT or VLUT step's operands (out, x, tables), of ``itemsize``-byte ``items``: (samples, length)
+ * out and x, a (samples, 256) table per sample, every row contiguous. */
+static int table_rows_setup(Held *h, PyObject *const *objs, Py_ssize_t itemsize, const char *what,
+                            const char *items) {
+    if (get_view(objs[0], &h[0], 1, itemsize, "out") < 0 || get_view(objs[1], &h[1], 0, itemsize, "x") < 0 ||
+        get_view(objs[2], &h[2], 0, itemsize, "tables") < 0)
+        return -1;
+    const Py_buffer *o = &h[0].view, *x = &h[1].view, *t = &h[2].view;
+    if (o->ndim != 2 || same_shape(o, x, what) < 0 || t->ndim != 2 || t->shape[0] != o->shape[0] ||
+        t->shape[1] != 256 || o->strides[1] != itemsize || x->strides[1] != itemsize || t->strides[1] != itemsize) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_ValueError, "%s: %s (samples, length) out and x, (samples, 256) tables, contiguous rows",
+                         what, items);
+        return -1;
+    }
+    return 0;
+}
+
+/* The operand checks of every step kind but lanes and pair (their kernels check theirs). */
 static int step_operands(Step *st, int kind, PyObject *const *objs, Py_ssize_t n) {
     Held *h = st->held;
     if (kind == STEP_GATHER && n == 4) { /* a compacted table: blocks and segments */
@@ -2197,20 +2215,7 @@ static int step_operands(Step *st, int kind, PyObject *const *objs, Py_ssize_t n
         coalesce(&st->geometry, &h[0].view, &h[1].view);
         return 0;
     }
-    if (kind == STEP_LUT && n == 3) {
-        if (get_view(objs[0], &h[0], 1, 1, "out") < 0 || get_view(objs[1], &h[1], 0, 1, "x") < 0 ||
-            get_view(objs[2], &h[2], 0, 1, "tables") < 0)
-            return -1;
-        const Py_buffer *o = &h[0].view, *x = &h[1].view, *t = &h[2].view;
-        if (o->ndim != 2 || same_shape(o, x, "lut") < 0 || t->ndim != 2 || t->shape[0] != o->shape[0] ||
-            t->shape[1] != 256 || o->strides[1] != 1 || x->strides[1] != 1 || t->strides[1] != 1) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_ValueError, "lut: int8 (samples, length) out and x, (samples, 256) tables, "
-                                                  "contiguous rows");
-            return -1;
-        }
-        return 0;
-    }
+    if (kind == STEP_LUT && n == 3) return table_rows_setup(h, objs, 1, "lut", "int8");
     if (kind == STEP_REDUCE && n == 2) {
         if (get_view(objs[0], &h[0], 1, 2, "out") < 0 || get_view(objs[1], &h[1], 0, 2, "x") < 0) return -1;
         const Py_buffer *o = &h[0].view, *x = &h[1].view;
@@ -2227,20 +2232,7 @@ static int step_operands(Step *st, int kind, PyObject *const *objs, Py_ssize_t n
         }
         return 0;
     }
-    if (kind == STEP_VLUT && n == 3) {
-        if (get_view(objs[0], &h[0], 1, 2, "out") < 0 || get_view(objs[1], &h[1], 0, 2, "x") < 0 ||
-            get_view(objs[2], &h[2], 0, 2, "tables") < 0)
-            return -1;
-        const Py_buffer *o = &h[0].view, *x = &h[1].view, *t = &h[2].view;
-        if (o->ndim != 2 || same_shape(o, x, "vlut") < 0 || t->ndim != 2 || t->shape[0] != o->shape[0] ||
-            t->shape[1] != 256 || o->strides[1] != 2 || x->strides[1] != 2 || t->strides[1] != 2) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_ValueError, "vlut: uint16 (samples, length) out and x, (samples, 256) "
-                                                  "tables, contiguous rows");
-            return -1;
-        }
-        return 0;
-    }
+    if (kind == STEP_VLUT && n == 3) return table_rows_setup(h, objs, 2, "vlut", "uint16");
     if (kind == STEP_SEQ && n >= 1) {
         for (Py_ssize_t i = 0; i < n; i++) {
             const Step *inner = (const Step *)objs[i];
