@@ -1188,7 +1188,9 @@ static inline const int8_t *mm_tap(MmCall *c, const char *xb, Py_ssize_t m, Py_s
 }
 
 /* ``count`` (at most CHUNK) channels from n0 of one output pixel of a depthwise tile: each tap's int16
- * products (each fits: |x - zp| * |w| <= 255 * 128) summed in int32 lanes (a fixed CHUNK: registers). */
+ * products (each fits: |x - zp| * |w| <= 255 * 128) summed in int32 lanes (a fixed CHUNK: registers).
+ * The lanes' loop is kept a loop ("unroll 1"): gcc unrolls one of 16 or fewer before it vectorizes,
+ * and left the unrolled 8 lanes scalar. */
 #define MM_DEPTHWISE_CHUNK(NAME, CHUNK)                                                                     \
     static inline void NAME(int32_t *restrict sums, const int8_t *const *px, Py_ssize_t taps,                \
                             const int16_t *restrict relaid, Py_ssize_t width, Py_ssize_t n0, int32_t zp) {  \
@@ -1197,11 +1199,13 @@ static inline const int8_t *mm_tap(MmCall *c, const char *xb, Py_ssize_t m, Py_s
             if (!px[t]) continue;                                                                            \
             const int8_t *restrict x = px[t] + n0;                                                           \
             const int16_t *restrict wt = relaid + t * width + n0;                                            \
+            _Pragma("GCC unroll 1")                                                                          \
             for (int j = 0; j < CHUNK; j++) acc[j] += (int16_t)((x[j] - zp) * wt[j]);                        \
         }                                                                                                    \
         memcpy(sums + n0, acc, sizeof acc);                                                                  \
     }
 MM_DEPTHWISE_CHUNK(mm_depthwise_32, 32)
+MM_DEPTHWISE_CHUNK(mm_depthwise_16, 16)
 MM_DEPTHWISE_CHUNK(mm_depthwise_8, 8)
 
 /* The same of int16 weights: each product in int32 (|x - zp| * |w| <= 255 * 2**15), their sum over
@@ -1215,14 +1219,16 @@ MM_DEPTHWISE_CHUNK(mm_depthwise_8, 8)
             if (!px[t]) continue;                                                                            \
             const int8_t *restrict x = px[t] + n0;                                                           \
             const int16_t *restrict wt = relaid + t * width + n0;                                            \
+            _Pragma("GCC unroll 1")                                                                          \
             for (int j = 0; j < CHUNK; j++) acc[j] += (x[j] - zp) * (int32_t)wt[j];                          \
         }                                                                                                    \
         memcpy(sums + n0, acc, sizeof acc);                                                                  \
     }
 MM_DEPTHWISE_WIDE_CHUNK(mm_depthwise_wide_32, 32)
+MM_DEPTHWISE_WIDE_CHUNK(mm_depthwise_wide_16, 16)
 MM_DEPTHWISE_WIDE_CHUNK(mm_depthwise_wide_8, 8)
 
-/* A depthwise tile, pixel by pixel: its taps' slab pixels, then the channels 32, then 8 at a time
+/* A depthwise tile, pixel by pixel: its taps' slab pixels, then the channels 32, 16, then 8 at a time
  * and the last few one by one (reading no byte past channel N - 1 of a slab pixel). */
 CLONES static void mm_depthwise(MmCall *c) {
     const Py_ssize_t N = c->N, width = c->l.width, taps = c->taps;
@@ -1241,9 +1247,11 @@ CLONES static void mm_depthwise(MmCall *c) {
             Py_ssize_t n0 = 0;
             if (c->l.wide) {
                 for (; n0 + 32 <= N; n0 += 32) mm_depthwise_wide_32(sums, px, taps, relaid, width, n0, zp);
+                for (; n0 + 16 <= N; n0 += 16) mm_depthwise_wide_16(sums, px, taps, relaid, width, n0, zp);
                 for (; n0 + 8 <= N; n0 += 8) mm_depthwise_wide_8(sums, px, taps, relaid, width, n0, zp);
             }
             for (; n0 + 32 <= N; n0 += 32) mm_depthwise_32(sums, px, taps, relaid, width, n0, zp);
+            for (; n0 + 16 <= N; n0 += 16) mm_depthwise_16(sums, px, taps, relaid, width, n0, zp);
             for (; n0 + 8 <= N; n0 += 8) mm_depthwise_8(sums, px, taps, relaid, width, n0, zp);
             for (; n0 < N; n0++) {
                 int32_t acc = 0;

@@ -332,9 +332,10 @@ def reference_mm(x, index, w, zp, cg, ng, pad):
     return out
 
 
-MM_TILES = [  # (pixels, M, taps, cg, ng, N): gemm (one tap), conv, gconv (a short last group), dwconv
+MM_TILES = [  # (pixels, M, taps, cg, ng, N): gemm (one tap), conv, gconv (a short last group), dwconv (channels
+    # 32 + 8 + 5 and 32 + 16 + 8 + 5: each of the depthwise chunks)
     (9, 9, 1, 40, 33, 33), (30, 7, 9, 5, 12, 12), (30, 13, 9, 3, 2, 7), (20, 6, 4, 17, 1, 5), (30, 11, 9, 1, 1, 45),
-    (12, 1, 1, 300, 70, 70)]
+    (40, 9, 25, 1, 1, 61), (12, 1, 1, 300, 70, 70)]
 
 
 def mm_operands(rng, pixels, M, taps, cg, ng, N, own_weights):
@@ -435,7 +436,7 @@ def test_mm_depthwise_of_int16_weights_sums_exactly(taps, mm_level):
     """A depthwise tile of int16 weights (products in int32): the Python-integer sums at the
     extremes, the largest one (256 taps of (-128 - 127) * -32768) reached exactly."""
     rng = np.random.default_rng(taps)
-    pixels, M, N = 30, 11, 45
+    pixels, M, N = 30, 11, 61  # channels 32 + 16 + 8 + 5: each of the depthwise chunks
     x = rng.integers(-128, 128, (2, pixels, N + 1)).astype(np.int8)
     x[:, :3] = -128
     x[1, 3:5] = 127
