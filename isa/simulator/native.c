@@ -1187,11 +1187,11 @@ static inline const int8_t *mm_tap(MmCall *c, const char *xb, Py_ssize_t m, Py_s
     return (const int8_t *)(xb + i * c->xs1);
 }
 
-/* ``count`` (at most CHUNK) channels from n0 of one output pixel of a depthwise tile: each tap's int16
- * products (each fits: |x - zp| * |w| <= 255 * 128) summed in int32 lanes (a fixed CHUNK: registers).
- * The lanes' loop is kept a loop ("unroll 1"): gcc unrolls one of 16 or fewer before it vectorizes,
- * and left the unrolled 8 lanes scalar. */
-#define MM_DEPTHWISE_CHUNK(NAME, CHUNK)                                                                     \
+/* ``count`` (at most CHUNK) channels from n0 of one output pixel of a depthwise tile: each tap's
+ * products PRODUCT(x - zp, w) summed in int32 lanes (a fixed CHUNK: registers).  The lanes' loop is
+ * kept a loop ("unroll 1"): gcc unrolls one of 16 or fewer before it vectorizes, and left the
+ * unrolled 8 lanes scalar. */
+#define MM_DEPTHWISE_LANES(NAME, CHUNK, PRODUCT)                                                            \
     static inline void NAME(int32_t *restrict sums, const int8_t *const *px, Py_ssize_t taps,                \
                             const int16_t *restrict relaid, Py_ssize_t width, Py_ssize_t n0, int32_t zp) {  \
         int32_t acc[CHUNK] = {0};                                                                            \
@@ -1200,33 +1200,24 @@ static inline const int8_t *mm_tap(MmCall *c, const char *xb, Py_ssize_t m, Py_s
             const int8_t *restrict x = px[t] + n0;                                                           \
             const int16_t *restrict wt = relaid + t * width + n0;                                            \
             _Pragma("GCC unroll 1")                                                                          \
-            for (int j = 0; j < CHUNK; j++) acc[j] += (int16_t)((x[j] - zp) * wt[j]);                        \
+            for (int j = 0; j < CHUNK; j++) acc[j] += PRODUCT(x[j] - zp, wt[j]);                             \
         }                                                                                                    \
         memcpy(sums + n0, acc, sizeof acc);                                                                  \
     }
-MM_DEPTHWISE_CHUNK(mm_depthwise_32, 32)
-MM_DEPTHWISE_CHUNK(mm_depthwise_16, 16)
-MM_DEPTHWISE_CHUNK(mm_depthwise_8, 8)
 
-/* The same of int16 weights: each product in int32 (|x - zp| * |w| <= 255 * 2**15), their sum over
- * at most MM_WIDE_TAPS taps within int32. */
+/* int8 weights: each product in int16 (it fits: |x - zp| * |w| <= 255 * 128). */
+#define MM_PRODUCT_16(d, w) ((int16_t)((d) * (w)))
+MM_DEPTHWISE_LANES(mm_depthwise_32, 32, MM_PRODUCT_16)
+MM_DEPTHWISE_LANES(mm_depthwise_16, 16, MM_PRODUCT_16)
+MM_DEPTHWISE_LANES(mm_depthwise_8, 8, MM_PRODUCT_16)
+
+/* int16 weights: each product in int32 (|x - zp| * |w| <= 255 * 2**15), their sum over at most
+ * MM_WIDE_TAPS taps within int32. */
 #define MM_WIDE_TAPS 256
-#define MM_DEPTHWISE_WIDE_CHUNK(NAME, CHUNK)                                                                \
-    static inline void NAME(int32_t *restrict sums, const int8_t *const *px, Py_ssize_t taps,                \
-                            const int16_t *restrict relaid, Py_ssize_t width, Py_ssize_t n0, int32_t zp) {  \
-        int32_t acc[CHUNK] = {0};                                                                            \
-        for (Py_ssize_t t = 0; t < taps; t++) {                                                              \
-            if (!px[t]) continue;                                                                            \
-            const int8_t *restrict x = px[t] + n0;                                                           \
-            const int16_t *restrict wt = relaid + t * width + n0;                                            \
-            _Pragma("GCC unroll 1")                                                                          \
-            for (int j = 0; j < CHUNK; j++) acc[j] += (x[j] - zp) * (int32_t)wt[j];                          \
-        }                                                                                                    \
-        memcpy(sums + n0, acc, sizeof acc);                                                                  \
-    }
-MM_DEPTHWISE_WIDE_CHUNK(mm_depthwise_wide_32, 32)
-MM_DEPTHWISE_WIDE_CHUNK(mm_depthwise_wide_16, 16)
-MM_DEPTHWISE_WIDE_CHUNK(mm_depthwise_wide_8, 8)
+#define MM_PRODUCT_32(d, w) ((d) * (int32_t)(w))
+MM_DEPTHWISE_LANES(mm_depthwise_wide_32, 32, MM_PRODUCT_32)
+MM_DEPTHWISE_LANES(mm_depthwise_wide_16, 16, MM_PRODUCT_32)
+MM_DEPTHWISE_LANES(mm_depthwise_wide_8, 8, MM_PRODUCT_32)
 
 /* A depthwise tile, pixel by pixel: its taps' slab pixels, then the channels 32, 16, then 8 at a time
  * and the last few one by one (reading no byte past channel N - 1 of a slab pixel). */
