@@ -378,8 +378,7 @@ def emul(m: MachineState, rounding: str, dst: int, a: int):
 
     prepared = native.step("PAIR", 0, out, a_view, b_view[:, :length], pairs) if identity and pairs is not None \
         else None
-    if tiled and pairs is not None and (not np.may_share_memory(out[0], a_view[0])
-                                        or out.__array_interface__ == a_view.__array_interface__):
+    if tiled and pairs is not None and native.lanewise(out, a_view):
         # b tiled into a scratch of its lanes by a copy step, then the table read in one C pass, b-major
         # (entry b * 256 + a: a channel's b reads one 256-byte row, not a few bytes of each of a's)
         lanes = np.empty((batch, length), np.int8)

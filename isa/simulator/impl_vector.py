@@ -503,11 +503,9 @@ def vlut(m: MachineState, dst: int, a: int):
     low = np.empty(x.shape, np.intp)
     accesses = tuple(v for v in (a_access, t_access, d_access) if v is not None)
     effect = partial(Effect, lane_table_cycles(m.target, length), accesses, m.target.simd_latency)
-    # the gather in C where out is clear of the table and of x but where it is x itself (the step
-    # reads each lane just before writing it); a test that changes LOOKUP gets the numpy path
-    # (each sample's lanes: a batch's views span the samples between them)
-    if LOOKUP[0] is _take and not np.may_share_memory(out[0], table[0]) and (
-            not np.may_share_memory(out[0], x[0]) or out.__array_interface__ == x.__array_interface__):
+    # the gather in C where out is clear of the table (each sample's lanes: a batch's views span the
+    # samples between them) and x may be read lane by lane; a test that changes LOOKUP gets the numpy path
+    if LOOKUP[0] is _take and not np.may_share_memory(out[0], table[0]) and native.lanewise(out, x):
         prepared = native.step("VLUT", 0, out, x, table)
         if prepared is not None:
             return effect(action=prepared)

@@ -37,6 +37,13 @@ def status() -> str:
     return "C kernels" if enabled else "numpy (TCC_SIM_NATIVE=0)"
 
 
+def lanewise(out: np.ndarray, x: np.ndarray) -> bool:
+    """Whether a step may write ``out`` while it reads ``x`` element by element: ``out`` is ``x``
+    itself (each element is read just before it is written) or clear of it, compared on each
+    sample's lanes (a batch's views span the samples between them)."""
+    return not np.may_share_memory(out[0], x[0]) or out.__array_interface__ == x.__array_interface__
+
+
 def step(kind: str, op: int, *operands):
     """A prepared C step (``native.c: step``) doing one action on views that stay the same run
     after run: ``kind`` LANES (op, out, a, b[, c]), PAIR (out, a, b, table), GATHER (out, index,

@@ -296,21 +296,22 @@ class Machine(MachineState):
         assert plan.result is not None
         return plan.result if shared else plan.result.copy()
 
+    def _key(self, words) -> tuple[np.ndarray, tuple]:
+        """``words`` as a flat uint64 array, and the key its plan is kept under."""
+        words = np.asarray(words, dtype=np.uint64).ravel()
+        self.reset()  # a Core (multicore.py) keeps its registers from the segment before: part of the key
+        return words, (words.tobytes(), tuple(self.regs), self.mode)
+
     def first_reads(self, words) -> tuple | None:
         """``Plan.first_reads`` of ``words`` if this machine has it prepared, else None (it is
         prepared when it first runs, after the memories are loaded)."""
-        words = np.asarray(words, dtype=np.uint64).ravel()
-        self.reset()
+        _, key = self._key(words)
         last = self._last
-        if last is None or last[0] != (words.tobytes(), tuple(self.regs), self.mode):
-            return None
-        return last[1].first_reads(self.memories)
+        return last[1].first_reads(self.memories) if last is not None and last[0] == key else None
 
     def prepared(self, words, trace: bool = False) -> Plan:
         """The plan of ``words`` on this machine (kept for the next call unless ``trace``)."""
-        words = np.asarray(words, dtype=np.uint64).ravel()
-        self.reset()  # a Core (multicore.py) keeps its registers from the segment before: part of the key
-        key = (words.tobytes(), tuple(self.regs), self.mode)
+        words, key = self._key(words)
         last = self._last
         if not trace and last is not None and last[0] == key:  # the same program again: compared, not hashed
             return last[1]  # (a new bytes object's hash reads all of it: 40 us a run for CRNN's 5,000 words)
