@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from tcc.ir import Module, Op, Value, is_constant
 
 from .placement import HOST, ModulePlacement
+from .steps import to_f32
 
 DEVICE = "device"
 
@@ -88,8 +89,7 @@ def _fold_boundaries(module: Module, placement: ModulePlacement, index_of: dict[
         (x,) = op.operands
         made = x.producer
         source = index_of.get(id(made)) if made is not None and not is_constant(x) else None
-        if op.kind in ("dequantize", "cast") and op.result.type.dtype == "f32" \
-                and source is not None and source % 2 == 0:
+        if to_f32(op) and source is not None and source % 2 == 0:
             move(op, source)
             continue
         readers = {index_of.get(id(u)) for u in op.result.users}

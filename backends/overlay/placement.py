@@ -16,7 +16,7 @@ from tcc.ir import Module, Op
 from tcc.isa.target import TargetConfig
 
 from .errors import BackendError
-from .steps import STEP_KINDS, HostIO, Step, find_host_io, host_reason, match_step
+from .steps import DEVICE_DTYPES, STEP_KINDS, HostIO, Step, find_host_io, host_reason, match_step
 
 HOST = "host"
 BOUNDARY_REASON = "converts between a model or host tensor and a device tensor (a boundary conversion)"
@@ -71,8 +71,7 @@ def is_host_conversion(op: Op) -> bool:
     if op.kind not in ("quantize", "dequantize", "cast"):
         return False
     dtypes = {op.x.type.dtype, op.result.type.dtype}
-    return "f32" in dtypes and len(dtypes) == 2 \
-        and dtypes <= {"f32", "i8", "u8", "bf16"}
+    return "f32" in dtypes and len(dtypes) == 2 and dtypes <= {"f32", *DEVICE_DTYPES}
 
 
 def _problem(step: Step, target: TargetConfig) -> str | None:

@@ -80,6 +80,12 @@ def input_conversions(v: Value, module: Module) -> tuple[Op, ...]:
     return tuple(chain[:1]) if chain and chain[0].kind != "reshape" else ()
 
 
+def to_f32(op: Op) -> bool:
+    """A dequantize or cast making f32: how a device tensor becomes a model's (or a host op's) f32
+    output, one conversion on the host."""
+    return op.kind in ("dequantize", "cast") and op.result.type.dtype == "f32"
+
+
 def find_host_io(module: Module) -> HostIO:
     io = HostIO()
     for v in module.inputs:
@@ -87,7 +93,7 @@ def find_host_io(module: Module) -> HostIO:
         io.inputs.append((v.name, ops[-1].result if ops else v, ops))
     for name, v in module.outputs:
         p = v.producer
-        if p is not None and p.kind in ("dequantize", "cast") and v.type.dtype == "f32":
+        if p is not None and to_f32(p):
             io.outputs.append((name, p.x, (p,)))
         else:
             io.outputs.append((name, v, ()))
